@@ -1,0 +1,172 @@
+//! One-way TCP throughput between two stacks on one `vde_switch`, next to the
+//! reference libvdestack (kernel namespaces) measured in the same run.
+//!
+//! `cargo bench --bench throughput` (set `VDESTACK_BENCH_MIB` to change the 256 MiB).
+//! The reference side needs Debian's `libvdestack-dev`, a C compiler and user
+//! namespaces; without them only our figure is printed.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use vdestack::{Stack, TcpListener, TcpStream};
+
+const WRITE_SIZE: usize = 64 * 1024;
+
+struct Switch {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Switch {
+    fn start(tag: &str) -> Switch {
+        let dir = std::env::temp_dir().join(format!("vdestack-bench-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("vde_switch")
+            .arg("-s")
+            .arg(dir.join("sw"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("vde_switch (Debian package vde2)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !dir.join("sw/ctl").exists() {
+            assert!(Instant::now() < deadline, "vde_switch did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Switch { child, dir }
+    }
+    fn path(&self) -> PathBuf {
+        self.dir.join("sw")
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// MB/s (1e6 bytes) for `mib` MiB one way, from the first write to the last byte read.
+fn ours(mib: usize) -> f64 {
+    let sw = Switch::start("ours");
+    let vnl = format!("vde://{}", sw.path().display());
+    let a = Stack::new(&vnl, None).unwrap();
+    let b = Stack::new(&vnl, None).unwrap();
+    a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.123.0.1/24 dev vde0")
+        .unwrap();
+    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.123.0.2/24 dev vde0")
+        .unwrap();
+    let listener = TcpListener::bind(&a, "0.0.0.0:5201").unwrap();
+    let total = mib * 1024 * 1024;
+    let receiver = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; WRITE_SIZE];
+        let mut got = 0usize;
+        let mut first = None;
+        loop {
+            let n = conn.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            first.get_or_insert_with(Instant::now);
+            got += n;
+        }
+        (got, Instant::now())
+    });
+    let mut client = TcpStream::connect(&b, "10.123.0.1:5201").unwrap();
+    let buf = vec![0x5au8; WRITE_SIZE];
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < total {
+        client.write_all(&buf).unwrap();
+        sent += buf.len();
+    }
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let (got, end) = receiver.join().unwrap();
+    assert_eq!(got, total);
+    total as f64 / (end - start).as_secs_f64() / 1e6
+}
+
+/// Builds and runs benches/ref/ref_tput.c against the reference libvdestack.
+fn reference(mib: usize) -> Result<f64, String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/ref/ref_tput.c");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ref_tput");
+    let cc = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .args(["-lvdestack", "-lpthread"])
+        .output()
+        .map_err(|e| format!("cc: {e}"))?;
+    if !cc.status.success() {
+        return Err(format!(
+            "cannot build the reference program (is libvdestack-dev installed?): {}",
+            String::from_utf8_lossy(&cc.stderr).trim()
+        ));
+    }
+    let sw = Switch::start("ref");
+    let run = Command::new(&out)
+        .arg(sw.path())
+        .arg(mib.to_string())
+        .output()
+        .map_err(|e| format!("ref_tput: {e}"))?;
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    if !run.status.success() {
+        return Err(format!(
+            "the reference failed (user namespaces unavailable?): {}",
+            String::from_utf8_lossy(&run.stderr).trim()
+        ));
+    }
+    stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("reference_mb_per_s="))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("unexpected output: {stdout}"))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing we need.
+    let mib: usize = std::env::var("VDESTACK_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let runs: usize = std::env::var("VDESTACK_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    println!("one-way TCP, {mib} MiB in {} KiB writes, two stacks on one vde_switch, median of {runs}", WRITE_SIZE / 1024);
+    let mut ours_runs = Vec::new();
+    let mut ref_runs = Vec::new();
+    let mut ref_error = None;
+    // Interleaved, so that both see the same machine conditions.
+    for _ in 0..runs {
+        ours_runs.push(ours(mib));
+        if std::env::var_os("VDESTACK_BENCH_SKIP_REFERENCE").is_some() {
+            ref_error = Some("skipped (VDESTACK_BENCH_SKIP_REFERENCE)".into());
+            continue;
+        }
+        match reference(mib) {
+            Ok(v) => ref_runs.push(v),
+            Err(e) => ref_error = Some(e),
+        }
+    }
+    let ours = median(ours_runs.clone());
+    println!("vdestack   : {ours:8.1} MB/s  (runs: {ours_runs:.1?})");
+    if ref_runs.is_empty() {
+        println!("reference  : not measured: {}", ref_error.unwrap_or_default());
+    } else {
+        let reference = median(ref_runs.clone());
+        println!("reference  : {reference:8.1} MB/s  (runs: {ref_runs:.1?})");
+        println!("ratio      : {:8.2}x", ours / reference);
+    }
+}

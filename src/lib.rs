@@ -1,0 +1,65 @@
+//! # vdestack: private TCP/IP stacks on VDE networks
+//!
+//! vdestack gives a program its own TCP/IP stacks ("Internet of Threads"). Each
+//! [`Stack`] has its own interfaces, addresses, routes and ports, is plugged into a
+//! VDE virtual Ethernet (any libvdeplug locator: a `vde_switch`, `ptp://`,
+//! `switch://`, ...), and hands the program ordinary file descriptors.
+//!
+//! It needs no kernel namespace and no privilege: each stack is a smoltcp TCP/IP
+//! stack driven by a thread of its own, and the `ip link/addr/route` commands that
+//! configure it are understood by vdestack itself.
+//!
+//! ## A first program
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use vdestack::{Stack, TcpListener, TcpStream};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Two stacks on the same switch (`vde_switch -s /tmp/sw`).
+//! let a = Stack::new("vde:///tmp/sw", None)?;          // interface "vde0"
+//! let b = Stack::new("vde:///tmp/sw", None)?;
+//! a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")?;
+//! b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")?;
+//!
+//! let listener = TcpListener::bind(&a, "0.0.0.0:7")?;
+//! let mut client = TcpStream::connect(&b, "10.0.0.1:7")?;
+//! let (mut server, peer) = listener.accept()?;
+//! client.write_all(b"hello")?;
+//! let mut buf = [0; 5];
+//! server.read_exact(&mut buf)?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## How it is built
+//!
+//! - [`link`] moves Ethernet frames (libvdeplug, or nothing for a loopback-only stack).
+//! - [`cmd`] turns `ip` command strings into changes of a configuration model, with
+//!   the exit statuses and messages of iproute2. It is pure: no system calls.
+//! - The engine (smoltcp plus loopback, a listen backlog, ephemeral ports and BSD
+//!   errnos) is sans-IO as well: it is driven by `(now, frame)` calls.
+//! - One pump thread per stack sleeps in mio until there is work, and moves bytes
+//!   between smoltcp's rings and AF_UNIX socket pairs whose other ends are the
+//!   descriptors the application holds. `read`, `write`, `poll` and `epoll` on them
+//!   need no help from this library.
+//!
+//! ## Behaviour
+//!
+//! Interfaces start down and unaddressed, as in a new Linux network namespace.
+//! Errors carry the errno a kernel socket gives for the same failure
+//! (`ECONNREFUSED`, `ENETUNREACH`, `EHOSTUNREACH`, `EADDRINUSE`, `EADDRNOTAVAIL`,
+//! `ECONNRESET`, `ETIMEDOUT`). Dropping the last handle of a stack stops its thread
+//! and closes every descriptor it owned.
+
+#![warn(missing_docs)]
+
+pub mod cmd;
+mod engine;
+pub mod link;
+mod pump;
+mod socket;
+mod stack;
+
+pub use cmd::CmdError;
+pub use socket::{TcpListener, TcpStream};
+pub use stack::{Stack, DEFAULT_IFNAME};

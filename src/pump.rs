@@ -1,0 +1,840 @@
+//! The pump: one thread per stack that moves frames between the link and the engine,
+//! and bytes between the engine and the socket pairs whose other ends the application
+//! holds.
+//!
+//! It sleeps in mio until there is work (a frame, bytes from the application, room to
+//! write to it, a control request, or the engine's next timer), so an idle stack uses
+//! no CPU. Bytes are read from a socket pair straight into smoltcp's transmit ring and
+//! written from its receive ring straight to the socket pair: one copy each way, and
+//! back-pressure is the TCP window itself: the pump stops reading a socket pair while
+//! the ring is full and leaves data in the ring while the application does not read.
+
+use crate::cmd::CmdError;
+use crate::engine::{Engine, Event, ListenerId, TcpHandle};
+use crate::link::{Link, MAX_FRAME};
+use crate::socket::sys;
+use crossbeam_channel::{Receiver, Sender};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub(crate) const WAKER: Token = Token(0);
+const LINK_DATA: Token = Token(1);
+const LINK_HANGUP: Token = Token(2);
+/// Socket ids (and their mio tokens) start here.
+pub(crate) const FIRST_SOCKET_ID: u64 = 16;
+
+/// Frames taken from the link per wake-up before the pump looks at anything else.
+const LINK_BURST: usize = 512;
+
+/// State shared between a connection's application handle and the pump.
+#[derive(Debug, Default)]
+pub(crate) struct ConnShared {
+    /// An errno to report once on the next read or write that fails or sees EOF.
+    pub(crate) error: AtomicI32,
+}
+
+impl ConnShared {
+    /// Takes the pending error, if any.
+    pub(crate) fn take_error(&self) -> Option<io::Error> {
+        match self.error.swap(0, Ordering::AcqRel) {
+            0 => None,
+            code => Some(io::Error::from_raw_os_error(code)),
+        }
+    }
+}
+
+/// What an accepted connection's application end needs, parked until `accept` takes it.
+pub(crate) struct Handoff {
+    pub(crate) shared: Arc<ConnShared>,
+}
+
+/// Connections handed to listeners and not yet accepted, by id.
+pub(crate) type Handoffs = Arc<Mutex<HashMap<u64, Handoff>>>;
+
+/// A request from an application thread.
+pub(crate) enum Control {
+    /// Run a stackcmd string.
+    Cmd {
+        cmds: String,
+        reply: Sender<Result<String, CmdError>>,
+    },
+    /// Actively open a TCP connection served through `fd` (the pump's end).
+    Connect {
+        id: u64,
+        fd: OwnedFd,
+        remote: SocketAddr,
+        local: Option<SocketAddr>,
+        shared: Arc<ConnShared>,
+        reply: Sender<io::Result<SocketAddr>>,
+    },
+    /// Abandon a connect that the application stopped waiting for.
+    CancelConnect { id: u64 },
+    /// Reserve a local address (port 0: ephemeral).
+    Bind {
+        local: SocketAddr,
+        reply: Sender<io::Result<SocketAddr>>,
+    },
+    /// Listen on a bound address; connections go to `fd` (the pump's seqpacket end).
+    Listen {
+        id: u64,
+        fd: OwnedFd,
+        local: SocketAddr,
+        backlog: usize,
+        accepted: Arc<AtomicU64>,
+        reply: Sender<io::Result<()>>,
+    },
+    /// Keep a socket made by `msocket` until the application closes it.
+    Adopt { id: u64, fd: OwnedFd },
+    /// TCP_NODELAY.
+    SetNodelay { id: u64, on: bool },
+    /// Stop the pump.
+    Shutdown,
+}
+
+/// The pump's view of one connection.
+struct Conn {
+    fd: OwnedFd,
+    handle: TcpHandle,
+    shared: Arc<ConnShared>,
+    connecting: Option<Sender<io::Result<SocketAddr>>>,
+    /// The app end may have bytes for us (edge seen, EAGAIN not yet).
+    app_readable: bool,
+    /// The app end may take bytes.
+    app_writable: bool,
+    /// The application shut down its sending side (we sent FIN).
+    app_eof: bool,
+    /// The application closed its end entirely.
+    app_gone: bool,
+    /// We passed the peer's FIN on (the application reads EOF).
+    peer_eof_passed: bool,
+    /// Letting go of this connection must reset it rather than close it.
+    reset: bool,
+}
+
+struct ListenerEntry {
+    fd: OwnedFd,
+    listener: ListenerId,
+    /// Accepted connections the seqpacket could not take yet.
+    backlog: VecDeque<(u64, OwnedFd, Vec<u8>)>,
+    /// Ids handed to this listener, still parked in `handoffs`.
+    handed: Vec<u64>,
+}
+
+/// Encodes what `accept` learns beside the new descriptor.
+pub(crate) fn encode_accept(id: u64, local: SocketAddr, peer: SocketAddr) -> Vec<u8> {
+    let mut out = id.to_le_bytes().to_vec();
+    for addr in [local, peer] {
+        match addr {
+            SocketAddr::V4(a) => {
+                out.push(4);
+                out.extend_from_slice(&a.ip().octets());
+                out.extend_from_slice(&[0; 12]);
+            }
+            SocketAddr::V6(a) => {
+                out.push(6);
+                out.extend_from_slice(&a.ip().octets());
+            }
+        }
+        out.extend_from_slice(&addr.port().to_le_bytes());
+    }
+    out
+}
+
+/// The inverse of [`encode_accept`].
+pub(crate) fn decode_accept(bytes: &[u8]) -> Option<(u64, SocketAddr, SocketAddr)> {
+    if bytes.len() != 8 + 2 * 19 {
+        return None;
+    }
+    let id = u64::from_le_bytes(bytes[..8].try_into().ok()?);
+    let mut addrs = bytes[8..].chunks_exact(19).map(|c| {
+        let port = u16::from_le_bytes([c[17], c[18]]);
+        let ip: std::net::IpAddr = match c[0] {
+            4 => std::net::Ipv4Addr::new(c[1], c[2], c[3], c[4]).into(),
+            _ => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&c[1..17]).ok()?).into(),
+        };
+        Some(SocketAddr::new(ip, port))
+    });
+    Some((id, addrs.next()??, addrs.next()??))
+}
+
+/// Everything the pump thread owns.
+pub(crate) struct Pump {
+    poll: Poll,
+    link: Box<dyn Link>,
+    link_readable: bool,
+    link_blocked: bool,
+    link_dead: bool,
+    engine: Engine,
+    control: Receiver<Control>,
+    conns: HashMap<u64, Conn>,
+    by_handle: HashMap<TcpHandle, u64>,
+    listeners: HashMap<u64, ListenerEntry>,
+    by_listener: HashMap<ListenerId, u64>,
+    handoffs: Handoffs,
+    /// Sockets from `msocket` that no call has used yet.
+    adopted: HashMap<u64, OwnedFd>,
+    next_accept_id: u64,
+    start: Instant,
+    frame: Vec<u8>,
+}
+
+impl Pump {
+    /// A pump over `link` and `engine`, woken through `poll`'s waker by controls.
+    pub(crate) fn new(
+        poll: Poll,
+        link: Box<dyn Link>,
+        engine: Engine,
+        control: Receiver<Control>,
+        handoffs: Handoffs,
+        start: Instant,
+    ) -> io::Result<Pump> {
+        if let Some(fd) = link.data_fd() {
+            poll.registry().register(
+                &mut SourceFd(&fd),
+                LINK_DATA,
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+        }
+        if let Some(fd) = link.hangup_fd() {
+            poll.registry()
+                .register(&mut SourceFd(&fd), LINK_HANGUP, Interest::READABLE)?;
+        }
+        Ok(Pump {
+            poll,
+            link,
+            link_readable: true,
+            link_blocked: false,
+            link_dead: false,
+            engine,
+            control,
+            conns: HashMap::new(),
+            by_handle: HashMap::new(),
+            listeners: HashMap::new(),
+            by_listener: HashMap::new(),
+            handoffs,
+            adopted: HashMap::new(),
+            // Accepted connections get ids from the top half, so they never meet the
+            // application's own counter.
+            next_accept_id: 1 << 62,
+            start,
+            frame: vec![0; MAX_FRAME],
+        })
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Runs until a `Shutdown` control arrives or every stack handle is gone.
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let now = self.now();
+            let timeout = if self.engine.has_loopback() || self.link_readable {
+                Some(Duration::ZERO)
+            } else {
+                self.engine.poll_delay(now)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return;
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    LINK_DATA => {
+                        if event.is_readable() {
+                            self.link_readable = true;
+                        }
+                        if event.is_writable() {
+                            self.link_blocked = false;
+                        }
+                    }
+                    LINK_HANGUP => {
+                        if self.link.hung_up() {
+                            self.link_down();
+                        }
+                    }
+                    Token(id) => self.socket_event(id as u64, event),
+                }
+            }
+            if !self.handle_controls() {
+                return;
+            }
+            self.step();
+        }
+    }
+
+    /// One round of work: frames in, application bytes in, frames out, bytes out.
+    fn step(&mut self) {
+        let now = self.now();
+        if self.link_readable && !self.link_dead {
+            self.receive_frames(now);
+        }
+        self.engine.receive_loopback(now);
+        self.service_app_input();
+        self.engine.transmit(now);
+        self.flush_link();
+        self.handle_engine_events();
+        self.service_app_output();
+        // Bytes taken from the application may be sendable at once.
+        self.engine.transmit(now);
+        self.flush_link();
+        self.handle_engine_events();
+    }
+
+    fn receive_frames(&mut self, now: Duration) {
+        for _ in 0..LINK_BURST {
+            match self.link.recv(&mut self.frame) {
+                Ok(len) => self.engine.receive(now, &self.frame[..len]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.link_readable = false;
+                    return;
+                }
+                Err(_) => {
+                    self.link_down();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn flush_link(&mut self) {
+        while !self.link_blocked {
+            let Some(frame) = self.engine.next_outgoing() else {
+                return;
+            };
+            if self.link_dead {
+                self.engine.recycle(frame);
+                continue;
+            }
+            match self.link.send(&frame) {
+                Ok(()) => self.engine.recycle(frame),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.engine.unsend(frame);
+                    self.link_blocked = true;
+                }
+                // A frame the link refuses is a frame lost on the wire; TCP retransmits.
+                Err(_) => self.engine.recycle(frame),
+            }
+        }
+    }
+
+    /// The far end of the link is gone: stop polling it. Connections time out or
+    /// fail as they would with a cable pulled.
+    fn link_down(&mut self) {
+        if self.link_dead {
+            return;
+        }
+        self.link_dead = true;
+        self.link_readable = false;
+        for fd in [self.link.data_fd(), self.link.hangup_fd()].into_iter().flatten() {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    fn socket_event(&mut self, id: u64, event: &mio::event::Event) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            if event.is_readable() || event.is_read_closed() {
+                conn.app_readable = true;
+            }
+            if event.is_writable() {
+                conn.app_writable = true;
+            }
+            if event.is_write_closed() {
+                conn.app_gone = true;
+                conn.app_writable = true;
+            }
+            return;
+        }
+        if let Some(fd) = self.adopted.get(&id) {
+            // Nothing is served on these yet: a wake-up means the application closed it.
+            let mut byte = [0u8; 1];
+            if !matches!(sys::read(fd.as_fd(), &mut byte), Err(ref e) if e.kind() == io::ErrorKind::WouldBlock) {
+                if let Some(fd) = self.adopted.remove(&id) {
+                    let _ = self.poll.registry().deregister(&mut SourceFd(&fd.as_raw_fd()));
+                }
+            }
+            return;
+        }
+        if self.listeners.contains_key(&id) {
+            if event.is_read_closed() || event.is_readable() {
+                self.listener_maybe_closed(id);
+            }
+            if event.is_writable() {
+                self.flush_listener(id);
+            }
+        }
+    }
+
+    // ---- controls ----
+
+    /// Handles every waiting control; false when the pump must stop.
+    fn handle_controls(&mut self) -> bool {
+        loop {
+            let control = match self.control.try_recv() {
+                Ok(control) => control,
+                Err(crossbeam_channel::TryRecvError::Empty) => return true,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return false,
+            };
+            match control {
+                Control::Shutdown => return false,
+                Control::Cmd { cmds, reply } => {
+                    let _ = reply.send(self.engine.run_cmd(&cmds));
+                }
+                Control::Bind { local, reply } => {
+                    let _ = reply.send(self.engine.bind(local));
+                }
+                Control::Connect {
+                    id,
+                    fd,
+                    remote,
+                    local,
+                    shared,
+                    reply,
+                } => self.connect(id, fd, remote, local, shared, reply),
+                Control::CancelConnect { id } => {
+                    if self.conns.get(&id).is_some_and(|c| c.connecting.is_some()) {
+                        self.drop_conn(id, true);
+                    }
+                }
+                Control::Listen {
+                    id,
+                    fd,
+                    local,
+                    backlog,
+                    accepted,
+                    reply,
+                } => {
+                    let result = self.listen(id, fd, local, backlog, accepted);
+                    if result.is_err() {
+                        self.engine.unbind(local);
+                    }
+                    let _ = reply.send(result);
+                }
+                Control::Adopt { id, fd } => {
+                    let registered = sys::set_nonblocking(fd.as_fd(), true).and_then(|()| self.poll.registry().register(
+                        &mut SourceFd(&fd.as_raw_fd()),
+                        Token(id as usize),
+                        Interest::READABLE,
+                    ));
+                    if registered.is_ok() {
+                        self.adopted.insert(id, fd);
+                    }
+                }
+                Control::SetNodelay { id, on } => {
+                    if let Some(conn) = self.conns.get(&id) {
+                        self.engine.tcp(conn.handle).set_nagle_enabled(!on);
+                    }
+                }
+            }
+        }
+    }
+
+    fn connect(
+        &mut self,
+        id: u64,
+        fd: OwnedFd,
+        remote: SocketAddr,
+        local: Option<SocketAddr>,
+        shared: Arc<ConnShared>,
+        reply: Sender<io::Result<SocketAddr>>,
+    ) {
+        let handle = match self.engine.connect(remote, local) {
+            Ok(handle) => handle,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        if let Err(e) = self.add_conn(id, fd, handle, shared, Some(reply.clone())) {
+            self.engine.release(handle, true);
+            let _ = reply.send(Err(e));
+        }
+    }
+
+    fn add_conn(
+        &mut self,
+        id: u64,
+        fd: OwnedFd,
+        handle: TcpHandle,
+        shared: Arc<ConnShared>,
+        connecting: Option<Sender<io::Result<SocketAddr>>>,
+    ) -> io::Result<()> {
+        sys::set_nonblocking(fd.as_fd(), true)?;
+        self.poll.registry().register(
+            &mut SourceFd(&fd.as_raw_fd()),
+            Token(id as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        self.by_handle.insert(handle, id);
+        self.conns.insert(
+            id,
+            Conn {
+                fd,
+                handle,
+                shared,
+                connecting,
+                app_readable: false,
+                app_writable: false,
+                app_eof: false,
+                app_gone: false,
+                peer_eof_passed: false,
+                reset: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn listen(
+        &mut self,
+        id: u64,
+        fd: OwnedFd,
+        local: SocketAddr,
+        backlog: usize,
+        accepted: Arc<AtomicU64>,
+    ) -> io::Result<()> {
+        sys::set_nonblocking(fd.as_fd(), true)?;
+        self.poll.registry().register(
+            &mut SourceFd(&fd.as_raw_fd()),
+            Token(id as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let listener = self.engine.listen(local, backlog, accepted);
+        self.by_listener.insert(listener, id);
+        self.listeners.insert(
+            id,
+            ListenerEntry {
+                fd,
+                listener,
+                backlog: VecDeque::new(),
+                handed: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    // ---- engine events ----
+
+    fn handle_engine_events(&mut self) {
+        while let Some(event) = self.engine.next_event() {
+            match event {
+                Event::Connected(handle) => {
+                    let Some(&id) = self.by_handle.get(&handle) else {
+                        continue;
+                    };
+                    let local = self.engine.tcp(handle).local_endpoint();
+                    let conn = self.conns.get_mut(&id).expect("indexed");
+                    if let (Some(reply), Some(local)) = (conn.connecting.take(), local) {
+                        let local = SocketAddr::new(local.addr.into(), local.port);
+                        if reply.send(Ok(local)).is_err() {
+                            // Nobody waits any more: the application gave up.
+                            self.drop_conn(id, true);
+                        }
+                    }
+                }
+                Event::ConnectFailed(handle, errno) => {
+                    let Some(id) = self.by_handle.remove(&handle) else {
+                        continue;
+                    };
+                    if let Some(conn) = self.conns.remove(&id) {
+                        let _ = self
+                            .poll
+                            .registry()
+                            .deregister(&mut SourceFd(&conn.fd.as_raw_fd()));
+                        if let Some(reply) = conn.connecting {
+                            let _ = reply.send(Err(io::Error::from_raw_os_error(errno)));
+                        }
+                    }
+                }
+                Event::Accepted {
+                    listener,
+                    handle,
+                    local,
+                    peer,
+                } => self.accepted(listener, handle, local, peer),
+                Event::Aborted(handle, errno) => {
+                    let Some(&id) = self.by_handle.get(&handle) else {
+                        continue;
+                    };
+                    if let Some(conn) = self.conns.get(&id) {
+                        conn.shared.error.store(errno, Ordering::Release);
+                    }
+                    self.drop_conn(id, false);
+                }
+            }
+        }
+    }
+
+    fn accepted(
+        &mut self,
+        listener: ListenerId,
+        handle: TcpHandle,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) {
+        let Some(&listener_id) = self.by_listener.get(&listener) else {
+            self.engine.release(handle, true);
+            return;
+        };
+        let (app_end, pump_end) = match sys::pair(libc::SOCK_STREAM) {
+            Ok(pair) => pair,
+            Err(_) => {
+                // Out of descriptors: refuse the connection as an overloaded host would.
+                self.engine.release(handle, true);
+                return;
+            }
+        };
+        let id = self.next_accept_id;
+        self.next_accept_id += 1;
+        let shared = Arc::new(ConnShared::default());
+        if self
+            .add_conn(id, pump_end, handle, shared.clone(), None)
+            .is_err()
+        {
+            self.engine.release(handle, true);
+            return;
+        }
+        self.handoffs
+            .lock()
+            .expect("handoff map poisoned")
+            .insert(id, Handoff { shared });
+        let entry = self.listeners.get_mut(&listener_id).expect("indexed");
+        entry.handed.push(id);
+        entry
+            .backlog
+            .push_back((id, app_end, encode_accept(id, local, peer)));
+        self.flush_listener(listener_id);
+    }
+
+    /// Passes queued connections to the application's listener end.
+    fn flush_listener(&mut self, id: u64) {
+        let Some(entry) = self.listeners.get_mut(&id) else {
+            return;
+        };
+        while let Some((_, fd, payload)) = entry.backlog.front() {
+            match sys::send_with_fd(entry.fd.as_fd(), payload, fd.as_fd()) {
+                Ok(()) => {
+                    entry.backlog.pop_front();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.close_listener(id);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The listener's fd woke up for reading: the application end never writes, so
+    /// this is EOF unless something is off.
+    fn listener_maybe_closed(&mut self, id: u64) {
+        let Some(entry) = self.listeners.get(&id) else {
+            return;
+        };
+        let mut byte = [0u8; 1];
+        match sys::read(entry.fd.as_fd(), &mut byte) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            _ => self.close_listener(id),
+        }
+    }
+
+    fn close_listener(&mut self, id: u64) {
+        let Some(entry) = self.listeners.remove(&id) else {
+            return;
+        };
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&entry.fd.as_raw_fd()));
+        self.by_listener.remove(&entry.listener);
+        self.engine.unlisten(entry.listener);
+        let mut handoffs = self.handoffs.lock().expect("handoff map poisoned");
+        for handed in entry.handed {
+            handoffs.remove(&handed);
+        }
+        // Connections still queued here die with their application ends (dropped now):
+        // their pump ends see the hang-up and close them.
+    }
+
+    // ---- bytes between the application and smoltcp ----
+
+    /// Reads what applications wrote into the transmit rings, while there is room.
+    fn service_app_input(&mut self) {
+        let mut finished = Vec::new();
+        for (&id, conn) in self.conns.iter_mut() {
+            if conn.connecting.is_some() || !conn.app_readable || conn.app_eof {
+                continue;
+            }
+            let socket = self.engine.tcp(conn.handle);
+            // At most two passes: the free space of a ring may wrap once.
+            for _ in 0..2 {
+                if !socket.can_send() {
+                    if !socket.may_send() {
+                        // The connection cannot carry more (peer reset or closed):
+                        // stop reading; the state change is reported separately.
+                        conn.app_readable = false;
+                    }
+                    break;
+                }
+                let fd = conn.fd.as_fd();
+                let result = socket.send(|buf| match sys::read(fd, buf) {
+                    Ok(n) => (n, Ok(n)),
+                    Err(e) => (0, Err(e)),
+                });
+                match result {
+                    Ok(Ok(0)) => {
+                        // EOF: the application shut down writing or closed the socket.
+                        conn.app_eof = true;
+                        conn.app_readable = false;
+                        socket.close();
+                        break;
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                        conn.app_readable = false;
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        // ECONNRESET here means the application closed its end with
+                        // bytes we delivered still unread: Linux answers that with RST.
+                        conn.app_gone = true;
+                        conn.app_eof = true;
+                        conn.reset = e.raw_os_error() == Some(libc::ECONNRESET);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if conn.app_gone && conn.app_eof {
+                finished.push((id, conn.reset));
+            }
+        }
+        for (id, reset) in finished {
+            self.drop_conn(id, reset);
+        }
+    }
+
+    /// Writes what arrived from the network to the applications that can take it, and
+    /// passes on the peer's FIN once everything before it is delivered.
+    fn service_app_output(&mut self) {
+        let mut finished = Vec::new();
+        for (&id, conn) in self.conns.iter_mut() {
+            if conn.connecting.is_some() {
+                continue;
+            }
+            let socket = self.engine.tcp(conn.handle);
+            let mut discard = false;
+            while conn.app_writable && socket.can_recv() {
+                let fd = conn.fd.as_fd();
+                let result = socket.recv(|buf| match sys::send(fd, buf) {
+                    Ok(n) => (n, Ok(n)),
+                    Err(e) => (0, Err(e)),
+                });
+                match result {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                        conn.app_writable = false;
+                    }
+                    Ok(Err(_)) => {
+                        // EPIPE: nobody will read this. Linux answers data that
+                        // reaches a closed socket with RST.
+                        discard = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if discard {
+                conn.app_gone = true;
+                finished.push((id, true));
+                continue;
+            }
+            if !conn.peer_eof_passed && !socket.may_recv() && socket.recv_queue() == 0 {
+                let state = socket.state();
+                if !matches!(
+                    state,
+                    crate::engine::TcpState::SynSent | crate::engine::TcpState::Closed
+                ) {
+                    conn.peer_eof_passed = true;
+                    let _ = sys::shutdown(conn.fd.as_fd(), libc::SHUT_WR);
+                }
+            }
+            if conn.app_gone && !conn.app_eof {
+                // The application closed its end without us reading EOF first.
+                conn.app_readable = true;
+            }
+            if conn.app_eof && (conn.peer_eof_passed || conn.app_gone) {
+                finished.push((id, false));
+            }
+        }
+        for (id, reset) in finished {
+            self.drop_conn(id, reset);
+        }
+    }
+
+    /// Lets go of a connection: the socket pair end closes, the engine finishes the
+    /// TCP close in the background (or resets at once).
+    fn drop_conn(&mut self, id: u64, reset: bool) {
+        let Some(conn) = self.conns.remove(&id) else {
+            return;
+        };
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&conn.fd.as_raw_fd()));
+        self.by_handle.remove(&conn.handle);
+        self.engine.release(conn.handle, reset);
+    }
+}
+
+/// The application side's way to reach a pump.
+#[derive(Clone)]
+pub(crate) struct PumpHandle {
+    pub(crate) tx: Sender<Control>,
+    pub(crate) waker: Arc<Waker>,
+}
+
+impl PumpHandle {
+    /// Sends a control and wakes the pump. ENETDOWN when the stack is gone.
+    pub(crate) fn send(&self, control: Control) -> io::Result<()> {
+        self.tx
+            .send(control)
+            .map_err(|_| io::Error::from_raw_os_error(libc::ENETDOWN))?;
+        self.waker.wake()
+    }
+
+    /// Sends a request carrying a reply channel and waits for the answer.
+    pub(crate) fn request<T>(
+        &self,
+        make: impl FnOnce(Sender<T>) -> Control,
+    ) -> io::Result<T> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(make(reply))?;
+        answer
+            .recv()
+            .map_err(|_| io::Error::from_raw_os_error(libc::ENETDOWN))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_payload_round_trips() {
+        let local: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let peer: SocketAddr = "[fe80::1]:40000".parse().unwrap();
+        let bytes = encode_accept(77, local, peer);
+        assert_eq!(decode_accept(&bytes), Some((77, local, peer)));
+        assert_eq!(decode_accept(&bytes[1..]), None);
+    }
+}

@@ -1,0 +1,246 @@
+//! [`Stack`]: create a private TCP/IP stack, configure it, hand out its sockets.
+//!
+//! A stack is a pump thread (see [`crate::pump`]) plus the handles that reach it.
+//! Sockets hold a [`StackCtx`], which does not keep the stack alive: when the last
+//! `Stack` handle goes, the pump stops, closes every descriptor it owned, and the
+//! application's remaining sockets fail cleanly (EOF, EPIPE or ENETDOWN).
+
+use crate::cmd::{CmdError, NetConfig};
+use crate::engine::Engine;
+use crate::link::{Link, NullLink, VdeLink};
+use crate::pump::{ConnShared, Control, Handoffs, Pump, PumpHandle, FIRST_SOCKET_ID, WAKER};
+use crate::socket::sys;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// The interface name when none is given, as in the reference libvdestack.
+pub const DEFAULT_IFNAME: &str = "vde0";
+
+/// What sockets keep of their stack: a way to reach the pump, no ownership.
+#[derive(Clone)]
+pub(crate) struct StackCtx {
+    pub(crate) pump: PumpHandle,
+    handoffs: Handoffs,
+    next_id: Arc<AtomicU64>,
+}
+
+impl StackCtx {
+    /// A fresh id for a socket (also its pump token).
+    pub(crate) fn next_socket_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Takes what the pump parked for an accepted connection.
+    pub(crate) fn take_handoff(&self, id: u64) -> Option<Arc<ConnShared>> {
+        self.handoffs
+            .lock()
+            .expect("handoff map poisoned")
+            .remove(&id)
+            .map(|h| h.shared)
+    }
+}
+
+struct StackInner {
+    ctx: StackCtx,
+    ifname: String,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for StackInner {
+    fn drop(&mut self) {
+        let _ = self.ctx.pump.send(Control::Shutdown);
+        if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            // The pump never blocks on the application, so this returns promptly.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A private TCP/IP stack plugged into a VDE network.
+///
+/// Cheap to clone (all clones are the same stack) and `Send + Sync`. When the last
+/// clone is dropped the stack's thread stops and every descriptor it owned is closed.
+///
+/// ```no_run
+/// use vdestack::{Stack, TcpListener};
+/// # fn main() -> std::io::Result<()> {
+/// let stack = Stack::new("vde:///tmp/sw", None)?;          // interface "vde0"
+/// stack.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")?;
+/// let listener = TcpListener::bind(&stack, "0.0.0.0:7")?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Stack {
+    inner: Arc<StackInner>,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("ifname", &self.inner.ifname)
+            .finish()
+    }
+}
+
+impl Stack {
+    /// Creates a stack connected to the VDE network `vnl` (any libvdeplug locator:
+    /// `vde:///path`, a bare switch path, `ptp:///path`, `switch:///path`, ...),
+    /// with its interface named `ifname` (default `vde0`). `""` gives a stack with
+    /// only a loopback interface.
+    ///
+    /// The interfaces start down and unaddressed, as in a new Linux network
+    /// namespace: configure them with [`Stack::cmd`].
+    pub fn new(vnl: &str, ifname: Option<&str>) -> io::Result<Stack> {
+        let ifname = ifname.unwrap_or(DEFAULT_IFNAME);
+        if ifname.is_empty() || ifname.len() > 15 || ifname.contains(['/', ' ', '\0']) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let seed = random_u64();
+        let (link, config): (Box<dyn Link>, NetConfig) = if vnl.is_empty() {
+            (Box::new(NullLink), NetConfig::loopback_only())
+        } else if vnl.starts_with('=') {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "\"=command\" VDE stream links are not supported yet",
+            ));
+        } else {
+            let link = VdeLink::open(vnl, "vdestack")?;
+            (Box::new(link), NetConfig::new(ifname, random_mac(seed)))
+        };
+        let start = Instant::now();
+        let engine = Engine::new(config, seed, start.elapsed());
+        let poll = mio::Poll::new()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let handoffs: Handoffs = Arc::default();
+        let pump = Pump::new(poll, link, engine, rx, handoffs.clone(), start)?;
+        let thread = std::thread::Builder::new()
+            .name(format!("vdestack-{ifname}"))
+            .spawn(move || pump.run())?;
+        Ok(Stack {
+            inner: Arc::new(StackInner {
+                ctx: StackCtx {
+                    pump: PumpHandle { tx, waker },
+                    handoffs,
+                    next_id: Arc::new(AtomicU64::new(FIRST_SOCKET_ID)),
+                },
+                ifname: ifname.to_owned(),
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// Runs `;`-separated `ip` commands (full paths: `/bin/ip`, `/sbin/ip`,
+    /// `/usr/bin/ip`, `/usr/sbin/ip`), stopping at the first failure. What `show`
+    /// commands print goes to standard output, as the real `ip` would print it.
+    ///
+    /// The error's [`CmdError::status`] is what `vde_stackcmd` returns for the same
+    /// string; its `Display` is what `ip` prints.
+    pub fn cmd(&self, cmds: &str) -> Result<(), CmdError> {
+        let output = self.cmd_output(cmds)?;
+        if !output.is_empty() {
+            let mut stdout = io::stdout().lock();
+            let _ = stdout.write_all(output.as_bytes());
+            let _ = stdout.flush();
+        }
+        Ok(())
+    }
+
+    /// Like [`Stack::cmd`], returning what the commands printed instead of printing it.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let stack = vdestack::Stack::new("", None)?;
+    /// stack.cmd("/bin/ip link set lo up")?;
+    /// assert!(stack.cmd_output("/bin/ip addr show dev lo")?.contains("127.0.0.1/8"));
+    /// # Ok(()) }
+    /// ```
+    pub fn cmd_output(&self, cmds: &str) -> Result<String, CmdError> {
+        self.pump()
+            .request(|reply| Control::Cmd {
+                cmds: cmds.to_owned(),
+                reply,
+            })
+            .map_err(|e| CmdError::new(2, format!("vdestack: the stack is gone: {e}")))?
+    }
+
+    /// Creates a socket on this stack and returns its raw descriptor, like
+    /// `socket(2)`. `domain` is `AF_INET` or `AF_INET6`, `ty` is `SOCK_STREAM`
+    /// optionally or'ed with `SOCK_NONBLOCK` and `SOCK_CLOEXEC`, `protocol` is 0 or
+    /// `IPPROTO_TCP`. Anything else fails with the errno `socket(2)` gives.
+    pub fn msocket(&self, domain: i32, ty: i32, protocol: i32) -> io::Result<OwnedFd> {
+        let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+        let base = ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+        check_socket_args(domain, base, protocol)?;
+        let (app_end, pump_end) = sys::pair(libc::SOCK_STREAM)?;
+        sys::set_nonblocking(
+            std::os::fd::AsFd::as_fd(&app_end),
+            flags & libc::SOCK_NONBLOCK != 0,
+        )?;
+        sys::set_cloexec(
+            std::os::fd::AsFd::as_fd(&app_end),
+            flags & libc::SOCK_CLOEXEC != 0,
+        )?;
+        let id = self.inner.ctx.next_socket_id();
+        self.pump().send(Control::Adopt { id, fd: pump_end })?;
+        Ok(app_end)
+    }
+
+    /// The name of the stack's VDE interface.
+    pub fn ifname(&self) -> &str {
+        &self.inner.ifname
+    }
+
+    pub(crate) fn pump(&self) -> &PumpHandle {
+        &self.inner.ctx.pump
+    }
+
+    pub(crate) fn ctx(&self) -> &StackCtx {
+        &self.inner.ctx
+    }
+}
+
+/// The errno `socket(2)` gives for the arguments, where this stack cannot serve them.
+fn check_socket_args(domain: i32, ty: i32, protocol: i32) -> io::Result<()> {
+    let fail = |code| Err(io::Error::from_raw_os_error(code));
+    if domain != libc::AF_INET && domain != libc::AF_INET6 {
+        return fail(libc::EAFNOSUPPORT);
+    }
+    match ty {
+        libc::SOCK_STREAM => {}
+        libc::SOCK_DGRAM | libc::SOCK_RAW | libc::SOCK_SEQPACKET | libc::SOCK_RDM => {
+            return fail(libc::EPROTONOSUPPORT)
+        }
+        _ => return fail(libc::EINVAL),
+    }
+    if protocol != 0 && protocol != libc::IPPROTO_TCP {
+        return fail(libc::EPROTONOSUPPORT);
+    }
+    Ok(())
+}
+
+/// 64 random bits from the OS-seeded hasher keys std keeps per process, mixed with the
+/// time and a counter so that every call differs.
+fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
+
+/// A random unicast, locally administered MAC address.
+fn random_mac(seed: u64) -> [u8; 6] {
+    let b = seed.to_le_bytes();
+    [(b[0] & 0xfe) | 0x02, b[1], b[2], b[3], b[4], b[5]]
+}

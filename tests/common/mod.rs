@@ -1,0 +1,137 @@
+//! Test fixtures: a `vde_switch` in a temporary directory, removed afterwards.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "vdestack-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `vde_switch` running in the foreground of a child process. It reads commands
+/// on its stdin, which we keep open; dropping the fixture kills it and removes its
+/// directory.
+pub struct Switch {
+    child: Child,
+    dir: TempDir,
+}
+
+impl Switch {
+    pub fn start() -> Switch {
+        let dir = TempDir::new("sw");
+        let sock = dir.path().join("sw");
+        let child = Command::new("vde_switch")
+            .arg("-s")
+            .arg(&sock)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("vde_switch (Debian package vde2) must be installed");
+        let ctl = sock.join("ctl");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Readiness of an external process: the only signal is its socket appearing.
+        while !ctl.exists() {
+            assert!(Instant::now() < deadline, "vde_switch did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Switch { child, dir }
+    }
+
+    /// The locator of this switch (`vde:///path`).
+    pub fn vnl(&self) -> String {
+        format!("vde://{}", self.dir.path().join("sw").display())
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Kills the switch now (the fixture still cleans up on drop).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The number of open descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .count()
+}
+
+/// The kind of wire between two test stacks.
+#[derive(Debug, Clone, Copy)]
+pub enum Wire {
+    /// Both stacks plugged into a `vde_switch`.
+    Switch,
+    /// A `ptp://` point-to-point link.
+    Ptp,
+}
+
+/// Two stacks on one wire, `a` with 10.0.0.1/24 and `b` with 10.0.0.2/24, links up.
+pub struct Net {
+    pub a: vdestack::Stack,
+    pub b: vdestack::Stack,
+    _switch: Option<Switch>,
+    _dir: Option<TempDir>,
+}
+
+impl Net {
+    pub fn new(wire: Wire) -> Net {
+        let (vnl, switch, dir) = match wire {
+            Wire::Switch => {
+                let switch = Switch::start();
+                (switch.vnl(), Some(switch), None)
+            }
+            Wire::Ptp => {
+                let dir = TempDir::new("ptp");
+                let vnl = format!("ptp://{}", dir.path().join("link").display());
+                (vnl, None, Some(dir))
+            }
+        };
+        let a = vdestack::Stack::new(&vnl, None).expect("stack a");
+        let b = vdestack::Stack::new(&vnl, None).expect("stack b");
+        a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
+            .expect("configure a");
+        b.cmd("/sbin/ip link set vde0 up; /usr/bin/ip addr add 10.0.0.2/24 dev vde0")
+            .expect("configure b");
+        Net {
+            a,
+            b,
+            _switch: switch,
+            _dir: dir,
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The userspace stack needs no user namespace: it works where creating one fails.
+//!
+//! Where this machine allows user namespaces, the test re-runs itself inside
+//! `unshare -Ur`, after setting `max_user_namespaces` to 0 there, so that creating a
+//! user namespace fails (ENOSPC), as on hardened kernels and in locked-down CI.
+//! Where they are already unavailable, it runs directly.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::Command;
+use vdestack::{Stack, TcpListener, TcpStream};
+
+const INNER: &str = "VDESTACK_NO_USERNS_INNER";
+
+fn can_create_user_namespace() -> bool {
+    Command::new("unshare")
+        .args(["-U", "true"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn stacks_talk() {
+    let sw = common::Switch::start();
+    let a = Stack::new(&sw.vnl(), None).unwrap();
+    let b = Stack::new(&sw.vnl(), None).unwrap();
+    a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
+        .unwrap();
+    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
+        .unwrap();
+    let listener = TcpListener::bind(&a, "0.0.0.0:7").unwrap();
+    let mut client = TcpStream::connect(&b, "10.0.0.1:7").unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    client.write_all(b"no namespaces here").unwrap();
+    let mut buf = [0u8; 18];
+    server.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"no namespaces here");
+}
+
+#[test]
+fn works_where_user_namespaces_are_forbidden() {
+    if std::env::var_os(INNER).is_some() || !can_create_user_namespace() {
+        assert!(
+            !can_create_user_namespace(),
+            "this run was meant to have user namespaces disabled"
+        );
+        stacks_talk();
+        return;
+    }
+    let me = std::env::current_exe().unwrap();
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec '{}' --exact works_where_user_namespaces_are_forbidden --test-threads=1",
+        me.display()
+    );
+    let status = Command::new("unshare")
+        .args(["-Ur", "sh", "-c", &script])
+        .env(INNER, "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the run without user namespaces failed");
+}

@@ -1,0 +1,619 @@
+//! TCP between two userspace stacks, over a `vde_switch` and over `ptp://`.
+//!
+//! Every test builds its own network in a temporary directory; nothing leaves the
+//! machine. Each scenario runs on both kinds of wire.
+
+mod common;
+
+use common::{Net, Wire};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+use vdestack::{Stack, TcpListener, TcpStream};
+
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or_else(|| panic!("not an OS error: {e}"))
+}
+
+/// The byte at `offset` of a test stream seeded with `seed`: catches lost,
+/// duplicated and reordered bytes alike.
+fn pattern(seed: u64, offset: u64) -> u8 {
+    let x = offset
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(seed);
+    (x ^ (x >> 29) ^ (offset >> 16)) as u8
+}
+
+fn send_pattern(mut stream: &TcpStream, seed: u64, len: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut offset = 0;
+    while offset < len {
+        let n = buf.len().min((len - offset) as usize);
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            *b = pattern(seed, offset + i as u64);
+        }
+        stream.write_all(&buf[..n])?;
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// Reads to EOF, checking every byte; returns how many arrived.
+fn check_pattern(mut stream: &TcpStream, seed: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut offset = 0u64;
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(offset);
+        }
+        for (i, &b) in buf[..n].iter().enumerate() {
+            assert_eq!(b, pattern(seed, offset + i as u64), "byte {}", offset + i as u64);
+        }
+        offset += n as u64;
+    }
+}
+
+fn echo_once(net: &Net) {
+    let listener = TcpListener::bind(&net.a, "0.0.0.0:7").unwrap();
+    assert_eq!(listener.local_addr().unwrap(), "0.0.0.0:7".parse().unwrap());
+    let server = thread::spawn(move || {
+        let (mut conn, peer) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = conn.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            conn.write_all(&buf[..n]).unwrap();
+        }
+        (peer, conn.local_addr().unwrap())
+    });
+    let mut client = TcpStream::connect(&net.b, "10.0.0.1:7").unwrap();
+    assert_eq!(client.peer_addr().unwrap(), "10.0.0.1:7".parse().unwrap());
+    let local = client.local_addr().unwrap();
+    assert_eq!(local.ip(), "10.0.0.2".parse::<std::net::IpAddr>().unwrap());
+    assert!(local.port() >= 32768, "ephemeral port {local}");
+    for msg in [&b"hello"[..], b"second message", &[0u8; 1000]] {
+        client.write_all(msg).unwrap();
+        let mut back = vec![0; msg.len()];
+        client.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg);
+    }
+    client.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    let (peer, server_local) = server.join().unwrap();
+    assert_eq!(peer, local, "the server sees the client's address");
+    assert_eq!(server_local, "10.0.0.1:7".parse().unwrap());
+}
+
+#[test]
+fn echo_switch() {
+    echo_once(&Net::new(Wire::Switch));
+}
+
+#[test]
+fn echo_ptp() {
+    echo_once(&Net::new(Wire::Ptp));
+}
+
+/// 64 MiB each way at the same time, every byte checked.
+fn bulk_both_ways(net: &Net) {
+    const LEN: u64 = 64 << 20;
+    let listener = TcpListener::bind(&net.a, "10.0.0.1:5001").unwrap();
+    let server = thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let writer = conn.try_clone().unwrap();
+        let sender = thread::spawn(move || {
+            send_pattern(&writer, 2, LEN).unwrap();
+            writer.shutdown(Shutdown::Write).unwrap();
+        });
+        let got = check_pattern(&conn, 1).unwrap();
+        sender.join().unwrap();
+        got
+    });
+    let client = TcpStream::connect(&net.b, "10.0.0.1:5001").unwrap();
+    let writer = client.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        send_pattern(&writer, 1, LEN).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    assert_eq!(check_pattern(&client, 2).unwrap(), LEN);
+    sender.join().unwrap();
+    assert_eq!(server.join().unwrap(), LEN);
+}
+
+#[test]
+fn bulk_64mib_each_way_switch() {
+    bulk_both_ways(&Net::new(Wire::Switch));
+}
+
+#[test]
+fn bulk_64mib_each_way_ptp() {
+    bulk_both_ways(&Net::new(Wire::Ptp));
+}
+
+/// 200 connections open at once, each echoing its own message.
+fn concurrent(net: &Net) {
+    const N: usize = 200;
+    let listener = TcpListener::bind(&net.a, "0.0.0.0:9000").unwrap();
+    let server = thread::spawn(move || {
+        let mut workers = Vec::new();
+        for _ in 0..N {
+            let (mut conn, _) = listener.accept().unwrap();
+            workers.push(thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = conn.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    conn.write_all(&buf[..n]).unwrap();
+                }
+            }));
+        }
+        for w in workers {
+            w.join().unwrap();
+        }
+    });
+    let streams: Vec<TcpStream> = (0..N)
+        .map(|_| TcpStream::connect(&net.b, "10.0.0.1:9000").unwrap())
+        .collect();
+    let ports: std::collections::HashSet<u16> =
+        streams.iter().map(|s| s.local_addr().unwrap().port()).collect();
+    assert_eq!(ports.len(), N, "every connection has its own port");
+    let clients: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            thread::spawn(move || {
+                let msg: Vec<u8> = (0..3000).map(|j| (i * 31 + j) as u8).collect();
+                s.write_all(&msg).unwrap();
+                let mut back = vec![0; msg.len()];
+                s.read_exact(&mut back).unwrap();
+                assert_eq!(back, msg, "connection {i}");
+                s.shutdown(Shutdown::Write).unwrap();
+                let mut rest = Vec::new();
+                s.read_to_end(&mut rest).unwrap();
+                assert!(rest.is_empty());
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    server.join().unwrap();
+}
+
+#[test]
+fn concurrent_200_switch() {
+    concurrent(&Net::new(Wire::Switch));
+}
+
+#[test]
+fn concurrent_200_ptp() {
+    concurrent(&Net::new(Wire::Ptp));
+}
+
+/// A listener that nobody accepts from holds 128 connections; the next SYN is
+/// dropped (the connect waits), and gets in once a slot is freed.
+fn full_backlog(net: &Net) {
+    const BACKLOG: usize = 128;
+    let listener = TcpListener::bind(&net.a, "0.0.0.0:80").unwrap();
+    let target: SocketAddr = "10.0.0.1:80".parse().unwrap();
+    let mut waiting: Vec<TcpStream> = (0..BACKLOG)
+        .map(|i| {
+            TcpStream::connect_timeout(&net.b, &target, Duration::from_secs(20))
+                .unwrap_or_else(|e| panic!("connection {i} within the backlog: {e}"))
+        })
+        .collect();
+    let err = TcpStream::connect_timeout(&net.b, &target, Duration::from_millis(1500))
+        .expect_err("the backlog is full");
+    assert_eq!(errno(&err), libc::ETIMEDOUT);
+
+    let (tx, rx) = mpsc::channel();
+    let b = net.b.clone();
+    let late = thread::spawn(move || {
+        let result = TcpStream::connect_timeout(&b, &target, Duration::from_secs(30));
+        tx.send(()).unwrap();
+        result
+    });
+    // Accept one: a slot frees, the late connect's SYN retry gets in.
+    let (first, _) = listener.accept().unwrap();
+    let late = late.join().unwrap().expect("the late connection gets in");
+    rx.recv().unwrap();
+    waiting.push(late);
+
+    // Every queued connection is a working one.
+    let mut accepted = vec![first];
+    for _ in 1..waiting.len() {
+        accepted.push(listener.accept().unwrap().0);
+    }
+    listener.set_nonblocking(true).unwrap();
+    let e = listener.accept().expect_err("nothing more is queued");
+    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    let mut by_port = std::collections::HashMap::new();
+    for s in accepted {
+        by_port.insert(s.peer_addr().unwrap().port(), s);
+    }
+    for mut client in waiting {
+        let port = client.local_addr().unwrap().port();
+        let mut server = by_port.remove(&port).expect("accepted");
+        client.write_all(&port.to_be_bytes()).unwrap();
+        let mut got = [0u8; 2];
+        server.read_exact(&mut got).unwrap();
+        assert_eq!(u16::from_be_bytes(got), port);
+    }
+}
+
+#[test]
+fn full_backlog_switch() {
+    full_backlog(&Net::new(Wire::Switch));
+}
+
+#[test]
+fn full_backlog_ptp() {
+    full_backlog(&Net::new(Wire::Ptp));
+}
+
+/// Each side shuts down writing independently; data still flows the other way.
+fn half_close(net: &Net) {
+    let listener = TcpListener::bind(&net.a, "0.0.0.0:2000").unwrap();
+    let server = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        conn.read_to_end(&mut request).unwrap(); // the client's FIN is EOF
+        assert_eq!(request, b"request, then FIN");
+        // Our direction still works after the peer's FIN.
+        for chunk in [&b"reply "[..], b"after ", b"half-close"] {
+            conn.write_all(chunk).unwrap();
+        }
+        conn.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut client = TcpStream::connect(&net.b, "10.0.0.1:2000").unwrap();
+    client.write_all(b"request, then FIN").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let err = client.write(b"x").expect_err("writing after shutdown(Write)");
+    assert_eq!(errno(&err), libc::EPIPE);
+    let mut reply = String::new();
+    client.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "reply after half-close");
+    server.join().unwrap();
+}
+
+#[test]
+fn half_close_switch() {
+    half_close(&Net::new(Wire::Switch));
+}
+
+#[test]
+fn half_close_ptp() {
+    half_close(&Net::new(Wire::Ptp));
+}
+
+fn refused_and_unreachable(net: &Net) {
+    let err = TcpStream::connect(&net.b, "10.0.0.1:4444").expect_err("nobody listens");
+    assert_eq!(errno(&err), libc::ECONNREFUSED);
+
+    let err = TcpStream::connect(&net.b, "192.0.2.1:80").expect_err("no route");
+    assert_eq!(errno(&err), libc::ENETUNREACH);
+
+    // On the subnet, but nobody answers ARP: EHOSTUNREACH after Linux's 3 s.
+    let start = Instant::now();
+    let err = TcpStream::connect(&net.b, "10.0.0.99:80").expect_err("no such host");
+    assert_eq!(errno(&err), libc::EHOSTUNREACH);
+    assert!(start.elapsed() < Duration::from_secs(30), "bounded time");
+
+    // A gateway that never answers ARP is the same.
+    net.b
+        .cmd("/bin/ip route add 198.51.100.0/24 via 10.0.0.254")
+        .unwrap();
+    let err = TcpStream::connect(&net.b, "198.51.100.7:80").expect_err("dead gateway");
+    assert_eq!(errno(&err), libc::EHOSTUNREACH);
+}
+
+#[test]
+fn refused_and_unreachable_switch() {
+    refused_and_unreachable(&Net::new(Wire::Switch));
+}
+
+#[test]
+fn refused_and_unreachable_ptp() {
+    refused_and_unreachable(&Net::new(Wire::Ptp));
+}
+
+/// The peer closes with our bytes unread: that is a RST, and our next read says so.
+fn reset_by_peer(net: &Net) {
+    let listener = TcpListener::bind(&net.a, "0.0.0.0:3000").unwrap();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let server = thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        // Wait until the client's bytes are here, then close without reading them.
+        let mut fds = [libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&conn),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, 10_000) };
+        assert_eq!(n, 1, "the client's bytes arrive");
+        ready_tx.send(()).unwrap();
+        drop(conn);
+    });
+    let mut client = TcpStream::connect(&net.b, "10.0.0.1:3000").unwrap();
+    client.write_all(b"you will not read this").unwrap();
+    ready_rx.recv().unwrap();
+    server.join().unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let err = client.read(&mut buf).expect_err("reset");
+    assert_eq!(errno(&err), libc::ECONNRESET, "{err}");
+}
+
+#[test]
+fn reset_by_peer_switch() {
+    reset_by_peer(&Net::new(Wire::Switch));
+}
+
+#[test]
+fn reset_by_peer_ptp() {
+    reset_by_peer(&Net::new(Wire::Ptp));
+}
+
+#[test]
+fn address_errors() {
+    let net = Net::new(Wire::Switch);
+    let _l = TcpListener::bind(&net.a, "0.0.0.0:80").unwrap();
+    let err = TcpListener::bind(&net.a, "10.0.0.1:80").expect_err("port taken");
+    assert_eq!(errno(&err), libc::EADDRINUSE);
+    let err = TcpListener::bind(&net.a, "10.9.9.9:81").expect_err("not our address");
+    assert_eq!(errno(&err), libc::EADDRNOTAVAIL);
+    let any = TcpListener::bind(&net.a, "0.0.0.0:0").unwrap();
+    let port = any.local_addr().unwrap().port();
+    assert!(port >= 32768, "ephemeral listener port {port}");
+    drop(_l);
+    // The port is free again once the listener is gone (the pump sees the close).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpListener::bind(&net.a, "0.0.0.0:80") {
+            Ok(_) => break,
+            Err(e) if errno(&e) == libc::EADDRINUSE && Instant::now() < deadline => {
+                thread::yield_now()
+            }
+            Err(e) => panic!("rebinding a released port: {e}"),
+        }
+    }
+}
+
+/// Loopback as in a fresh Linux namespace: down at first, then 127/8 and the
+/// stack's own addresses reach the stack itself.
+#[test]
+fn loopback() {
+    let net = Net::new(Wire::Switch);
+    let stack = &net.a;
+    let listener = TcpListener::bind(stack, "0.0.0.0:8080").unwrap();
+    let err = TcpStream::connect(stack, "127.0.0.1:8080").expect_err("lo is down");
+    assert_eq!(errno(&err), libc::ENETUNREACH);
+
+    stack.cmd("/bin/ip link set lo up").unwrap();
+    for target in ["127.0.0.1:8080", "10.0.0.1:8080"] {
+        let mut client = TcpStream::connect(stack, target).unwrap();
+        let (mut server, peer) = listener.accept().unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        client.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        server.read_exact(&mut buf).unwrap();
+        server.write_all(b"pong").unwrap();
+        client.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"pong", "via {target}");
+    }
+}
+
+#[test]
+fn loopback_only_stack() {
+    let stack = Stack::new("", None).unwrap();
+    stack.cmd("/bin/ip link set lo up").unwrap();
+    let listener = TcpListener::bind(&stack, "127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        check_pattern(&conn, 9).unwrap()
+    });
+    let client = TcpStream::connect(&stack, addr).unwrap();
+    send_pattern(&client, 9, 4 << 20).unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(server.join().unwrap(), 4 << 20);
+    let err = TcpStream::connect(&stack, "10.0.0.1:80").expect_err("no route");
+    assert_eq!(errno(&err), libc::ENETUNREACH);
+}
+
+/// A reader that stops reading stops the writer through the TCP window: nothing
+/// buffers without bound.
+#[test]
+fn flow_control_is_end_to_end() {
+    let net = Net::new(Wire::Switch);
+    let listener = TcpListener::bind(&net.a, "0.0.0.0:6000").unwrap();
+    let client = TcpStream::connect(&net.b, "10.0.0.1:6000").unwrap();
+    let (server, _) = listener.accept().unwrap();
+    client.set_nonblocking(true).unwrap();
+    let chunk = vec![7u8; 64 * 1024];
+    let mut written = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stalled_since: Option<Instant> = None;
+    // Write until the writes stay blocked: the rings, the socket pairs and the
+    // window are full.
+    loop {
+        assert!(Instant::now() < deadline, "writes never blocked");
+        match (&client).write(&chunk) {
+            Ok(n) => {
+                written += n;
+                stalled_since = None;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let since = *stalled_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_millis(500) {
+                    break;
+                }
+                let mut fds = [libc::pollfd {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(&client),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                }];
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(fds.as_mut_ptr(), 1, 100) };
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(
+        written < 16 << 20,
+        "{written} bytes accepted while nobody reads: buffering is unbounded"
+    );
+    // Everything written arrives once the reader reads.
+    client.set_nonblocking(false).unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = (&server).read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(buf[..n].iter().all(|&b| b == 7));
+        total += n;
+    }
+    assert_eq!(total, written);
+}
+
+#[test]
+fn connect_timeout_and_zero() {
+    let net = Net::new(Wire::Switch);
+    let addr: SocketAddr = "10.0.0.99:80".parse().unwrap();
+    let err = TcpStream::connect_timeout(&net.b, &addr, Duration::ZERO).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    let err = TcpStream::connect_timeout(&net.b, &addr, Duration::from_millis(300)).unwrap_err();
+    assert_eq!(errno(&err), libc::ETIMEDOUT);
+}
+
+#[test]
+fn stream_options_and_fd_traits() {
+    use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
+    let net = Net::new(Wire::Switch);
+    let listener = TcpListener::bind(&net.a, "0.0.0.0:7000").unwrap();
+    let client = TcpStream::connect(&net.b, "10.0.0.1:7000").unwrap();
+    let (server, _) = listener.accept().unwrap();
+    assert!(!client.nodelay().unwrap());
+    client.set_nodelay(true).unwrap();
+    assert!(client.nodelay().unwrap());
+    assert_eq!(client.read_timeout().unwrap(), None);
+    client
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert_eq!(
+        client.read_timeout().unwrap(),
+        Some(Duration::from_millis(200))
+    );
+    client
+        .set_write_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    assert_eq!(client.write_timeout().unwrap(), Some(Duration::from_secs(3)));
+    let err = client
+        .set_read_timeout(Some(Duration::ZERO))
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    let mut buf = [0u8; 1];
+    let err = (&client).read(&mut buf).unwrap_err();
+    assert!(matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    ));
+    client.set_nonblocking(true).unwrap();
+    let err = (&client).read(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    assert!(client.as_fd().as_raw_fd() >= 0);
+    assert_eq!(client.take_error().unwrap().map(|e| e.to_string()), None);
+    // The raw fd is a socket that plain write(2) and read(2) work on.
+    let raw = server.as_raw_fd();
+    // SAFETY: a valid fd and buffer.
+    let n = unsafe { libc::write(raw, b"x".as_ptr().cast(), 1) };
+    assert_eq!(n, 1);
+    client.set_nonblocking(false).unwrap();
+    (&client).read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"x");
+    let owned: OwnedFd = server.into();
+    drop(owned);
+    let fd = client.into_raw_fd();
+    // SAFETY: into_raw_fd gave us ownership.
+    unsafe { libc::close(fd) };
+}
+
+#[test]
+fn msocket_arguments() {
+    let stack = Stack::new("", None).unwrap();
+    let fd = stack
+        .msocket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)
+        .unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    // SAFETY: fcntl queries on a valid fd.
+    let (fl, fdfl) = unsafe { (libc::fcntl(raw, libc::F_GETFL), libc::fcntl(raw, libc::F_GETFD)) };
+    assert!(fl & libc::O_NONBLOCK != 0);
+    assert!(fdfl & libc::FD_CLOEXEC != 0);
+    let fd = stack.msocket(libc::AF_INET6, libc::SOCK_STREAM, libc::IPPROTO_TCP).unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    // SAFETY: fcntl queries on a valid fd.
+    let (fl, fdfl) = unsafe { (libc::fcntl(raw, libc::F_GETFL), libc::fcntl(raw, libc::F_GETFD)) };
+    assert!(fl & libc::O_NONBLOCK == 0);
+    assert!(fdfl & libc::FD_CLOEXEC == 0);
+    let e = stack.msocket(libc::AF_UNIX, libc::SOCK_STREAM, 0).unwrap_err();
+    assert_eq!(errno(&e), libc::EAFNOSUPPORT);
+    let e = stack.msocket(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_UDP).unwrap_err();
+    assert_eq!(errno(&e), libc::EPROTONOSUPPORT);
+    let e = stack.msocket(libc::AF_INET, 99, 0).unwrap_err();
+    assert_eq!(errno(&e), libc::EINVAL);
+}
+
+#[test]
+fn bad_locators_and_names() {
+    let dir = common::TempDir::new("bad");
+    let missing = format!("vde://{}/nothing-here", dir.path().display());
+    let err = Stack::new(&missing, None).expect_err("no switch there");
+    assert_eq!(errno(&err), libc::ENOENT);
+    let err = Stack::new("", Some("")).expect_err("empty interface name");
+    assert_eq!(errno(&err), libc::EINVAL);
+    let err = Stack::new("", Some("a-name-far-too-long")).expect_err("IFNAMSIZ");
+    assert_eq!(errno(&err), libc::EINVAL);
+    let err = Stack::new("vde://with\0nul", None).expect_err("NUL");
+    assert_eq!(errno(&err), libc::EINVAL);
+}
+
+#[test]
+fn stack_is_send_sync_clone() {
+    fn check<T: Send + Sync + Clone>() {}
+    check::<Stack>();
+    fn check_socket<T: Send + Sync>() {}
+    check_socket::<TcpStream>();
+    check_socket::<TcpListener>();
+}
+
+#[test]
+fn sockets_outlive_their_stack_cleanly() {
+    let net = Net::new(Wire::Switch);
+    let listener = TcpListener::bind(&net.a, "0.0.0.0:7100").unwrap();
+    let client = TcpStream::connect(&net.b, "10.0.0.1:7100").unwrap();
+    let (server, _) = listener.accept().unwrap();
+    drop(net.b); // the client's stack goes away under it
+    let mut buf = [0u8; 8];
+    assert_eq!((&client).read(&mut buf).unwrap(), 0, "EOF, not a hang");
+    let err = (&client).write(b"x").unwrap_err();
+    assert_eq!(errno(&err), libc::EPIPE);
+    let err = client.set_nodelay(true).unwrap_err();
+    assert_eq!(errno(&err), libc::ENETDOWN);
+    drop(server);
+    drop(net.a);
+}

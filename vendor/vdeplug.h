@@ -1,0 +1,2 @@
+/* bindgen input: the system libvdeplug header (Debian libvdeplug-dev). */
+#include <libvdeplug.h>
