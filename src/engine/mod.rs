@@ -24,8 +24,7 @@ use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint,
-    Ipv4Address,
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address,
 };
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -76,12 +75,17 @@ pub(crate) enum Event {
 }
 
 enum Phase {
-    Connecting { since: Duration, next_hop: Option<Ipv4Address> },
+    Connecting {
+        since: Duration,
+        next_hop: Option<Ipv4Address>,
+    },
     /// A listener's socket, waiting for its handshake to finish.
     Embryo(ListenerId),
     Open,
     /// The pump let go (at `since`); kept until the closing handshake is over.
-    Orphan { since: Duration },
+    Orphan {
+        since: Duration,
+    },
 }
 
 struct Conn {
@@ -165,7 +169,7 @@ impl Engine {
         let mut lo_up = false;
         let mut wire_up = false;
         let mut local_v4 = Vec::new();
-        let mut cidrs: Vec<IpCidr> = Vec::new();
+        let mut cidrs: Vec<(u8, IpCidr)> = Vec::new();
         for link in self.config.links() {
             match link.kind {
                 crate::cmd::LinkKind::Loopback => lo_up = link.up,
@@ -182,14 +186,22 @@ impl Engine {
                 if let IpAddr::V4(v4) = addr.addr {
                     local_v4.push(v4);
                 }
-                cidrs.push(IpCidr::new(addr.addr.into(), addr.prefix_len));
+                let rank = match (addr.addr, link.kind) {
+                    (IpAddr::V4(_), crate::cmd::LinkKind::Ether) => 0,
+                    (IpAddr::V4(_), crate::cmd::LinkKind::Loopback) => 1,
+                    (IpAddr::V6(_), crate::cmd::LinkKind::Ether) => 2,
+                    (IpAddr::V6(_), crate::cmd::LinkKind::Loopback) => 3,
+                };
+                cidrs.push((rank, IpCidr::new(addr.addr.into(), addr.prefix_len)));
             }
         }
-        // smoltcp holds a fixed number of addresses; the model enforces the limit, this
-        // only guards against the two disagreeing.
+        // smoltcp holds 8 addresses; the model allows 8 of the user's plus those the
+        // kernel adds (127.0.0.1, ::1, fe80::). When they do not all fit, what TCP over
+        // IPv4 needs goes first: the link's IPv4 addresses, then loopback's.
+        cidrs.sort_by_key(|(rank, _)| *rank);
         self.iface.update_ip_addrs(|addrs| {
             addrs.clear();
-            for cidr in cidrs {
+            for (_, cidr) in cidrs {
                 if addrs.push(cidr).is_err() {
                     break;
                 }
@@ -443,7 +455,8 @@ impl Engine {
             .collect();
         for handle in embryos {
             self.sockets.get_mut::<tcp::Socket>(handle).abort();
-            self.conns.get_mut(&handle).expect("listed above").phase = Phase::Orphan { since: self.now };
+            self.conns.get_mut(&handle).expect("listed above").phase =
+                Phase::Orphan { since: self.now };
         }
         self.ports.release(listener.local.port());
     }

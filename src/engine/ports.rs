@@ -71,7 +71,11 @@ mod tests {
         let b = ports.take(0).unwrap();
         assert!(EPHEMERAL.contains(&a) && EPHEMERAL.contains(&b) && a != b);
         ports.release(a);
-        assert_ne!(ports.take(0), Some(a), "a released port is not reused at once");
+        assert_ne!(
+            ports.take(0),
+            Some(a),
+            "a released port is not reused at once"
+        );
         ports.share(80);
         ports.release(80);
         assert_eq!(ports.take(80), None, "still held once");

@@ -15,8 +15,16 @@ struct Wire {
 
 impl Wire {
     fn new() -> Wire {
-        let mut a = Engine::new(NetConfig::new("vde0", [2, 0, 0, 0, 0, 1]), 1, Duration::ZERO);
-        let mut b = Engine::new(NetConfig::new("vde0", [2, 0, 0, 0, 0, 2]), 2, Duration::ZERO);
+        let mut a = Engine::new(
+            NetConfig::new("vde0", [2, 0, 0, 0, 0, 1]),
+            1,
+            Duration::ZERO,
+        );
+        let mut b = Engine::new(
+            NetConfig::new("vde0", [2, 0, 0, 0, 0, 2]),
+            2,
+            Duration::ZERO,
+        );
         a.run_cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
             .unwrap();
         b.run_cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
@@ -96,7 +104,10 @@ fn handshake_data_and_close() {
     assert!(!w.a.tcp(server).may_recv(), "the FIN arrived");
     w.a.release(server, false);
     w.run(MS);
-    assert!(w.a.conns.is_empty() && w.b.conns.is_empty(), "both sides forgot");
+    assert!(
+        w.a.conns.is_empty() && w.b.conns.is_empty(),
+        "both sides forgot"
+    );
     assert!(Wire::events(&mut w.a).is_empty() && Wire::events(&mut w.b).is_empty());
 }
 
@@ -174,13 +185,19 @@ fn loopback_needs_lo_up() {
             w.run(100 * MS);
             events.extend(Wire::events(&mut w.a));
         }
-        assert!(events.contains(&Event::Connected(handle)), "{target}: {events:?}");
+        assert!(
+            events.contains(&Event::Connected(handle)),
+            "{target}: {events:?}"
+        );
         assert!(
             events.iter().any(|e| matches!(e, Event::Accepted { .. })),
             "{target}: {events:?}"
         );
     }
-    assert!(w.b.next_outgoing().is_none(), "loopback traffic stays inside");
+    assert!(
+        w.b.next_outgoing().is_none(),
+        "loopback traffic stays inside"
+    );
 }
 
 #[test]

@@ -1,0 +1,230 @@
+//! The text of `ip link show`, `ip addr show` and `ip route show`.
+//!
+//! Scripts and people compare this output with what Linux prints, so it follows
+//! iproute2 6.1 byte for byte for everything the model holds, including its
+//! trailing spaces (IPv4 route lines end in a space, IPv6 ones do not) and the
+//! shorter link header iproute2 prints for `ip -6 addr` without a device.
+
+use super::config::{Link, LinkKind, Route, RouteProto, State};
+use super::parse::{format_addr, format_mac, Family};
+use std::fmt::Write;
+use std::net::IpAddr;
+
+/// The queueing discipline Linux attaches to a tap device on its first up. It
+/// depends on the host's `net.core.default_qdisc`; the oracle machine had
+/// `pfifo_fast` (a systemd host would show `fq_codel`).
+const DEFAULT_QDISC: &str = "pfifo_fast";
+/// Every link's transmit queue length.
+const QLEN: u32 = 1000;
+
+/// Which links to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct LinkFilter {
+    pub(super) dev: Option<u32>,
+    pub(super) up_only: bool,
+}
+
+impl LinkFilter {
+    fn selects(&self, link: &Link) -> bool {
+        self.dev.is_none_or(|d| d == link.index) && (!self.up_only || link.up)
+    }
+}
+
+/// How much of the link header to print.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Header {
+    /// `ip link`: with `mode DEFAULT`.
+    Link,
+    /// `ip addr`: the same without the mode.
+    Addr,
+    /// `ip -6 addr` without a device: the IPv6 link dump lacks qdisc and group.
+    Short,
+}
+
+fn flags(link: &Link) -> &'static str {
+    match (link.kind, link.up) {
+        (LinkKind::Loopback, false) => "LOOPBACK",
+        (LinkKind::Loopback, true) => "LOOPBACK,UP,LOWER_UP",
+        (LinkKind::Ether, false) => "BROADCAST,MULTICAST",
+        (LinkKind::Ether, true) => "BROADCAST,MULTICAST,UP,LOWER_UP",
+    }
+}
+
+fn header(out: &mut String, state: &State, link: &Link, style: Header) {
+    // A tap with a carrier reports no operational state, hence UNKNOWN when up.
+    let oper = if link.up { "UNKNOWN" } else { "DOWN" };
+    let _ = write!(
+        out,
+        "{}: {}: <{}> mtu {} ",
+        link.index,
+        link.name,
+        flags(link),
+        link.mtu
+    );
+    if style == Header::Short {
+        let _ = writeln!(out, "state {oper} qlen {QLEN}");
+        return;
+    }
+    let qdisc = match (state.ever_up(link.index), link.kind) {
+        (false, _) => "noop",
+        (true, LinkKind::Loopback) => "noqueue",
+        (true, LinkKind::Ether) => DEFAULT_QDISC,
+    };
+    let mode = if style == Header::Link {
+        "mode DEFAULT "
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "qdisc {qdisc} state {oper} {mode}group default qlen {QLEN}"
+    );
+}
+
+fn link_layer(out: &mut String, link: &Link) {
+    let (kind, brd) = match link.kind {
+        LinkKind::Loopback => ("loopback", "00:00:00:00:00:00"),
+        LinkKind::Ether => ("ether", "ff:ff:ff:ff:ff:ff"),
+    };
+    let _ = writeln!(out, "    link/{kind} {} brd {brd}", format_mac(&link.mac));
+}
+
+fn v4_scope_name(addr: IpAddr) -> &'static str {
+    match addr {
+        IpAddr::V4(a) if a.octets()[0] == 127 => "host",
+        _ => "global",
+    }
+}
+
+fn v6_scope_name(addr: IpAddr) -> &'static str {
+    let IpAddr::V6(a) = addr else { return "global" };
+    let top = a.segments()[0] & 0xffc0;
+    if a.is_loopback() {
+        "host"
+    } else if top == 0xfe80 {
+        "link"
+    } else if top == 0xfec0 {
+        "site"
+    } else {
+        "global"
+    }
+}
+
+fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
+    const LIFETIMES: &str = "       valid_lft forever preferred_lft forever\n";
+    for (i, a) in link.addrs.iter().enumerate() {
+        match a.addr {
+            IpAddr::V4(_) if matches!(family, Family::Unspec | Family::Inet) => {
+                let _ = write!(out, "    inet {}/{} ", format_addr(a.addr), a.prefix_len);
+                if let Some(brd) = state.broadcast(link.index, a) {
+                    let _ = write!(out, "brd {brd} ");
+                }
+                let _ = write!(out, "scope {} ", v4_scope_name(a.addr));
+                if state.is_secondary(link.index, i) {
+                    out.push_str("secondary ");
+                }
+                let _ = writeln!(out, "{}", link.name);
+                out.push_str(LIFETIMES);
+            }
+            IpAddr::V6(_) if matches!(family, Family::Unspec | Family::Inet6) => {
+                let _ = write!(
+                    out,
+                    "    inet6 {}/{} scope {} ",
+                    format_addr(a.addr),
+                    a.prefix_len,
+                    v6_scope_name(a.addr)
+                );
+                // Duplicate address detection finishes at once here, but never
+                // starts while the link is down; lo does none at all.
+                if !link.up && link.kind == LinkKind::Ether {
+                    out.push_str("tentative ");
+                }
+                out.push('\n');
+                out.push_str(LIFETIMES);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `ip link show [DEV] [up]`.
+pub(super) fn links(state: &State, filter: LinkFilter) -> String {
+    let mut out = String::new();
+    for link in state.links.iter().filter(|l| filter.selects(l)) {
+        header(&mut out, state, link, Header::Link);
+        link_layer(&mut out, link);
+    }
+    out
+}
+
+/// `ip [-4|-6|-0] addr show [DEV] [up]`.
+pub(super) fn addrs(state: &State, family: Family, filter: LinkFilter) -> String {
+    let mut out = String::new();
+    for link in state.links.iter().filter(|l| filter.selects(l)) {
+        match family {
+            Family::Unspec | Family::Packet => {
+                header(&mut out, state, link, Header::Addr);
+                link_layer(&mut out, link);
+                if family == Family::Unspec {
+                    addresses(&mut out, state, link, family);
+                }
+            }
+            Family::Inet | Family::Inet6 => {
+                let ipv4 = family == Family::Inet;
+                // Links without an address of the family are left out.
+                if !link.addrs.iter().any(|a| a.addr.is_ipv4() == ipv4) {
+                    continue;
+                }
+                let style = if ipv4 || filter.dev.is_some() {
+                    Header::Addr
+                } else {
+                    Header::Short
+                };
+                header(&mut out, state, link, style);
+                addresses(&mut out, state, link, family);
+            }
+            Family::Other(_) => {}
+        }
+    }
+    out
+}
+
+fn dst_text(r: &Route) -> String {
+    let host_len = if r.dst.is_ipv4() { 32 } else { 128 };
+    match r.prefix_len {
+        0 => "default".to_string(),
+        len if len == host_len => format_addr(r.dst),
+        len => format!("{}/{len}", format_addr(r.dst)),
+    }
+}
+
+/// One line of `ip route show`; `dev` is left out when the listing is filtered by
+/// device, as iproute2 does.
+pub(super) fn route_line(state: &State, r: &Route, show_dev: bool) -> String {
+    let mut fields = vec![dst_text(r)];
+    if let Some(via) = r.via {
+        fields.push(format!("via {}", format_addr(via)));
+    }
+    if show_dev {
+        fields.push(format!("dev {}", state.link(r.dev).name));
+    }
+    if r.proto == RouteProto::Kernel {
+        fields.push("proto kernel".to_string());
+    }
+    let ipv4 = r.dst.is_ipv4();
+    if ipv4 && r.via.is_none() {
+        fields.push("scope link".to_string());
+    }
+    if let Some(src) = r.src {
+        fields.push(format!("src {}", format_addr(src)));
+    }
+    if !ipv4 {
+        fields.push(format!("metric {}", r.metric()));
+    }
+    let mut line: String = fields.iter().map(|f| format!("{f} ")).collect();
+    if !ipv4 {
+        line.push_str("pref medium");
+    }
+    line.push('\n');
+    line
+}
