@@ -22,7 +22,6 @@ fn main() {
     generate_bindings();
 
     println!("cargo:rustc-link-lib=vdeplug");
-
 }
 
 fn generate_bindings() {

@@ -144,7 +144,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    println!("one-way TCP, {mib} MiB in {} KiB writes, two stacks on one vde_switch, median of {runs}", WRITE_SIZE / 1024);
+    println!(
+        "one-way TCP, {mib} MiB in {} KiB writes, two stacks on one vde_switch, median of {runs}",
+        WRITE_SIZE / 1024
+    );
     let mut ours_runs = Vec::new();
     let mut ref_runs = Vec::new();
     let mut ref_error = None;
@@ -163,7 +166,10 @@ fn main() {
     let ours = median(ours_runs.clone());
     println!("vdestack   : {ours:8.1} MB/s  (runs: {ours_runs:.1?})");
     if ref_runs.is_empty() {
-        println!("reference  : not measured: {}", ref_error.unwrap_or_default());
+        println!(
+            "reference  : not measured: {}",
+            ref_error.unwrap_or_default()
+        );
     } else {
         let reference = median(ref_runs.clone());
         println!("reference  : {reference:8.1} MB/s  (runs: {ref_runs:.1?})");

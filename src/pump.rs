@@ -336,7 +336,10 @@ impl Pump {
         }
         self.link_dead = true;
         self.link_readable = false;
-        for fd in [self.link.data_fd(), self.link.hangup_fd()].into_iter().flatten() {
+        for fd in [self.link.data_fd(), self.link.hangup_fd()]
+            .into_iter()
+            .flatten()
+        {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
     }
@@ -358,9 +361,13 @@ impl Pump {
         if let Some(fd) = self.adopted.get(&id) {
             // Nothing is served on these yet: a wake-up means the application closed it.
             let mut byte = [0u8; 1];
-            if !matches!(sys::read(fd.as_fd(), &mut byte), Err(ref e) if e.kind() == io::ErrorKind::WouldBlock) {
+            if !matches!(sys::read(fd.as_fd(), &mut byte), Err(ref e) if e.kind() == io::ErrorKind::WouldBlock)
+            {
                 if let Some(fd) = self.adopted.remove(&id) {
-                    let _ = self.poll.registry().deregister(&mut SourceFd(&fd.as_raw_fd()));
+                    let _ = self
+                        .poll
+                        .registry()
+                        .deregister(&mut SourceFd(&fd.as_raw_fd()));
                 }
             }
             return;
@@ -421,11 +428,13 @@ impl Pump {
                     let _ = reply.send(result);
                 }
                 Control::Adopt { id, fd } => {
-                    let registered = sys::set_nonblocking(fd.as_fd(), true).and_then(|()| self.poll.registry().register(
-                        &mut SourceFd(&fd.as_raw_fd()),
-                        Token(id as usize),
-                        Interest::READABLE,
-                    ));
+                    let registered = sys::set_nonblocking(fd.as_fd(), true).and_then(|()| {
+                        self.poll.registry().register(
+                            &mut SourceFd(&fd.as_raw_fd()),
+                            Token(id as usize),
+                            Interest::READABLE,
+                        )
+                    });
                     if registered.is_ok() {
                         self.adopted.insert(id, fd);
                     }
@@ -675,6 +684,12 @@ impl Pump {
                 continue;
             }
             let socket = self.engine.tcp(conn.handle);
+            // While the ring still holds plenty to send, wait for room for a large
+            // read rather than making one read(2) per acknowledged segment.
+            let free = socket.send_capacity() - socket.send_queue();
+            if socket.send_queue() > 0 && free < socket.send_capacity() / 4 {
+                continue;
+            }
             // At most two passes: the free space of a ring may wrap once.
             for _ in 0..2 {
                 if !socket.can_send() {
@@ -813,10 +828,7 @@ impl PumpHandle {
     }
 
     /// Sends a request carrying a reply channel and waits for the answer.
-    pub(crate) fn request<T>(
-        &self,
-        make: impl FnOnce(Sender<T>) -> Control,
-    ) -> io::Result<T> {
+    pub(crate) fn request<T>(&self, make: impl FnOnce(Sender<T>) -> Control) -> io::Result<T> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.send(make(reply))?;
         answer

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use vdestack::{Stack, TcpListener, TcpStream};
 
 fn errno(e: &io::Error) -> i32 {
-    e.raw_os_error().unwrap_or_else(|| panic!("not an OS error: {e}"))
+    e.raw_os_error()
+        .unwrap_or_else(|| panic!("not an OS error: {e}"))
 }
 
 /// The byte at `offset` of a test stream seeded with `seed`: catches lost,
@@ -50,7 +51,12 @@ fn check_pattern(mut stream: &TcpStream, seed: u64) -> io::Result<u64> {
             return Ok(offset);
         }
         for (i, &b) in buf[..n].iter().enumerate() {
-            assert_eq!(b, pattern(seed, offset + i as u64), "byte {}", offset + i as u64);
+            assert_eq!(
+                b,
+                pattern(seed, offset + i as u64),
+                "byte {}",
+                offset + i as u64
+            );
         }
         offset += n as u64;
     }
@@ -163,8 +169,10 @@ fn concurrent(net: &Net) {
     let streams: Vec<TcpStream> = (0..N)
         .map(|_| TcpStream::connect(&net.b, "10.0.0.1:9000").unwrap())
         .collect();
-    let ports: std::collections::HashSet<u16> =
-        streams.iter().map(|s| s.local_addr().unwrap().port()).collect();
+    let ports: std::collections::HashSet<u16> = streams
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect();
     assert_eq!(ports.len(), N, "every connection has its own port");
     let clients: Vec<_> = streams
         .into_iter()
@@ -277,7 +285,9 @@ fn half_close(net: &Net) {
     let mut client = TcpStream::connect(&net.b, "10.0.0.1:2000").unwrap();
     client.write_all(b"request, then FIN").unwrap();
     client.shutdown(Shutdown::Write).unwrap();
-    let err = client.write(b"x").expect_err("writing after shutdown(Write)");
+    let err = client
+        .write(b"x")
+        .expect_err("writing after shutdown(Write)");
     assert_eq!(errno(&err), libc::EPIPE);
     let mut reply = String::new();
     client.read_to_string(&mut reply).unwrap();
@@ -522,10 +532,11 @@ fn stream_options_and_fd_traits() {
     client
         .set_write_timeout(Some(Duration::from_secs(3)))
         .unwrap();
-    assert_eq!(client.write_timeout().unwrap(), Some(Duration::from_secs(3)));
-    let err = client
-        .set_read_timeout(Some(Duration::ZERO))
-        .unwrap_err();
+    assert_eq!(
+        client.write_timeout().unwrap(),
+        Some(Duration::from_secs(3))
+    );
+    let err = client.set_read_timeout(Some(Duration::ZERO)).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     let mut buf = [0u8; 1];
     let err = (&client).read(&mut buf).unwrap_err();
@@ -557,22 +568,42 @@ fn stream_options_and_fd_traits() {
 fn msocket_arguments() {
     let stack = Stack::new("", None).unwrap();
     let fd = stack
-        .msocket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)
+        .msocket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
         .unwrap();
     let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
     // SAFETY: fcntl queries on a valid fd.
-    let (fl, fdfl) = unsafe { (libc::fcntl(raw, libc::F_GETFL), libc::fcntl(raw, libc::F_GETFD)) };
+    let (fl, fdfl) = unsafe {
+        (
+            libc::fcntl(raw, libc::F_GETFL),
+            libc::fcntl(raw, libc::F_GETFD),
+        )
+    };
     assert!(fl & libc::O_NONBLOCK != 0);
     assert!(fdfl & libc::FD_CLOEXEC != 0);
-    let fd = stack.msocket(libc::AF_INET6, libc::SOCK_STREAM, libc::IPPROTO_TCP).unwrap();
+    let fd = stack
+        .msocket(libc::AF_INET6, libc::SOCK_STREAM, libc::IPPROTO_TCP)
+        .unwrap();
     let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
     // SAFETY: fcntl queries on a valid fd.
-    let (fl, fdfl) = unsafe { (libc::fcntl(raw, libc::F_GETFL), libc::fcntl(raw, libc::F_GETFD)) };
+    let (fl, fdfl) = unsafe {
+        (
+            libc::fcntl(raw, libc::F_GETFL),
+            libc::fcntl(raw, libc::F_GETFD),
+        )
+    };
     assert!(fl & libc::O_NONBLOCK == 0);
     assert!(fdfl & libc::FD_CLOEXEC == 0);
-    let e = stack.msocket(libc::AF_UNIX, libc::SOCK_STREAM, 0).unwrap_err();
+    let e = stack
+        .msocket(libc::AF_UNIX, libc::SOCK_STREAM, 0)
+        .unwrap_err();
     assert_eq!(errno(&e), libc::EAFNOSUPPORT);
-    let e = stack.msocket(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_UDP).unwrap_err();
+    let e = stack
+        .msocket(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_UDP)
+        .unwrap_err();
     assert_eq!(errno(&e), libc::EPROTONOSUPPORT);
     let e = stack.msocket(libc::AF_INET, 99, 0).unwrap_err();
     assert_eq!(errno(&e), libc::EINVAL);

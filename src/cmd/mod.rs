@@ -65,3 +65,11 @@ impl fmt::Display for CmdError {
 }
 
 impl std::error::Error for CmdError {}
+
+/// So that code returning `io::Result` can use `?` on [`CmdError`]; the status is
+/// lost, the message is kept.
+impl From<CmdError> for std::io::Error {
+    fn from(e: CmdError) -> std::io::Error {
+        std::io::Error::other(e)
+    }
+}

@@ -20,14 +20,8 @@ fn cvt(ret: libc::ssize_t) -> io::Result<usize> {
 pub(crate) fn pair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` has room for the two descriptors socketpair writes.
-    let ret = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            ty | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
+    let ret =
+        unsafe { libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -251,8 +245,7 @@ pub(crate) fn recv_with_fd(
         unsafe {
             let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
             while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS
-                {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                     let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
                     let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
                         / mem::size_of::<RawFd>();
