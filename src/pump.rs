@@ -33,6 +33,9 @@ pub(crate) const FIRST_SOCKET_ID: u64 = 16;
 /// Frames taken from the link per wake-up before the pump looks at anything else.
 const LINK_BURST: usize = 512;
 
+/// Frames handed to the link per batch call, each way.
+const LINK_BATCH: usize = 32;
+
 /// State shared between a connection's application handle and the pump.
 #[derive(Debug, Default)]
 pub(crate) struct ConnShared {
@@ -182,7 +185,11 @@ pub(crate) struct Pump {
     adopted: HashMap<u64, OwnedFd>,
     next_accept_id: u64,
     start: Instant,
-    frame: Vec<u8>,
+    /// Receive buffers for one batch of frames, and their lengths.
+    rx_frames: Vec<Vec<u8>>,
+    rx_lens: Vec<usize>,
+    /// Staging for one batch of outgoing frames (kept to reuse its allocation).
+    tx_frames: Vec<Vec<u8>>,
 }
 
 impl Pump {
@@ -224,7 +231,9 @@ impl Pump {
             // application's own counter.
             next_accept_id: 1 << 62,
             start,
-            frame: vec![0; MAX_FRAME],
+            rx_frames: vec![vec![0; MAX_FRAME]; LINK_BATCH],
+            rx_lens: vec![0; LINK_BATCH],
+            tx_frames: Vec::with_capacity(LINK_BATCH),
         })
     }
 
@@ -292,9 +301,15 @@ impl Pump {
     }
 
     fn receive_frames(&mut self, now: Duration) {
-        for _ in 0..LINK_BURST {
-            match self.link.recv(&mut self.frame) {
-                Ok(len) => self.engine.receive(now, &self.frame[..len]),
+        let mut received = 0;
+        while received < LINK_BURST {
+            match self.link.recv_batch(&mut self.rx_frames, &mut self.rx_lens) {
+                Ok(count) => {
+                    for (frame, &len) in self.rx_frames.iter().zip(&self.rx_lens).take(count) {
+                        self.engine.receive(now, &frame[..len]);
+                    }
+                    received += count;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.link_readable = false;
                     return;
@@ -309,22 +324,39 @@ impl Pump {
 
     fn flush_link(&mut self) {
         while !self.link_blocked {
-            let Some(frame) = self.engine.next_outgoing() else {
-                return;
-            };
-            if self.link_dead {
-                self.engine.recycle(frame);
-                continue;
-            }
-            match self.link.send(&frame) {
-                Ok(()) => self.engine.recycle(frame),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.engine.unsend(frame);
-                    self.link_blocked = true;
+            let mut batch = std::mem::take(&mut self.tx_frames);
+            while batch.len() < LINK_BATCH {
+                match self.engine.next_outgoing() {
+                    Some(frame) => batch.push(frame),
+                    None => break,
                 }
-                // A frame the link refuses is a frame lost on the wire; TCP retransmits.
-                Err(_) => self.engine.recycle(frame),
             }
+            if batch.is_empty() {
+                self.tx_frames = batch;
+                return;
+            }
+            let sent = if self.link_dead {
+                // Frames for a dead link are lost on the wire; TCP copes.
+                batch.len()
+            } else {
+                let slices: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+                match self.link.send_batch(&slices) {
+                    Ok(sent) => sent,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.link_blocked = true;
+                        0
+                    }
+                    // A frame the link refuses is a frame lost on the wire.
+                    Err(_) => 1,
+                }
+            };
+            for frame in batch.drain(sent..).rev() {
+                self.engine.unsend(frame);
+            }
+            for frame in batch.drain(..) {
+                self.engine.recycle(frame);
+            }
+            self.tx_frames = batch;
         }
     }
 

@@ -33,6 +33,54 @@ pub trait Link: Send {
 
     /// Called when `hangup_fd` is readable: true if the far end has gone.
     fn hung_up(&mut self) -> bool;
+
+    /// Receives up to `bufs.len()` frames, frame `i` into `bufs[i]` (each at least
+    /// [`MAX_FRAME`] long) with its length in `lens[i]`; returns how many arrived.
+    /// `Err(WouldBlock)` when none waits. Links that can, do it in one system call.
+    fn recv_batch(&mut self, bufs: &mut [Vec<u8>], lens: &mut [usize]) -> io::Result<usize> {
+        default_recv_batch(self, bufs, lens)
+    }
+
+    /// Sends frames from the front of `frames`; returns how many the link took (at
+    /// least one), or `Err(WouldBlock)` when it took none. Links that can, do it in
+    /// one system call.
+    fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize> {
+        default_send_batch(self, frames)
+    }
+}
+
+/// [`Link::recv_batch`] as a loop of [`Link::recv`], for links without a batch call.
+pub(crate) fn default_recv_batch<L: Link + ?Sized>(
+    link: &mut L,
+    bufs: &mut [Vec<u8>],
+    lens: &mut [usize],
+) -> io::Result<usize> {
+    let mut count = 0;
+    for (buf, len) in bufs.iter_mut().zip(lens.iter_mut()) {
+        match link.recv(buf) {
+            Ok(n) => *len = n,
+            Err(e) if count > 0 && e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// [`Link::send_batch`] as a loop of [`Link::send`], for links without a batch call.
+pub(crate) fn default_send_batch<L: Link + ?Sized>(
+    link: &mut L,
+    frames: &[&[u8]],
+) -> io::Result<usize> {
+    let mut count = 0;
+    for frame in frames {
+        match link.send(frame) {
+            Ok(()) => count += 1,
+            Err(e) if count > 0 && e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(count)
 }
 
 /// The link of a loopback-only stack (`vnl == ""`): nothing comes in, everything sent
