@@ -648,3 +648,53 @@ fn sockets_outlive_their_stack_cleanly() {
     drop(server);
     drop(net.a);
 }
+
+/// Context switches so far of the threads whose name is `name`.
+fn thread_switches(name: &str) -> u64 {
+    let mut total = 0;
+    let mut found = false;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        found = true;
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            if line.contains("ctxt_switches:") {
+                total += line.split_whitespace().last().unwrap().parse::<u64>().unwrap();
+            }
+        }
+    }
+    assert!(found, "no thread named {name}");
+    total
+}
+
+/// An idle stack sleeps: with a listener and an open connection and nothing to do,
+/// its thread does not wake up.
+#[test]
+fn idle_stacks_do_not_wake_up() {
+    let sw = common::Switch::start();
+    let a = Stack::new(&sw.vnl(), Some("idle0")).unwrap();
+    let b = Stack::new(&sw.vnl(), Some("idle1")).unwrap();
+    a.cmd("/bin/ip link set idle0 up; /bin/ip addr add 10.0.0.1/24 dev idle0")
+        .unwrap();
+    b.cmd("/bin/ip link set idle1 up; /bin/ip addr add 10.0.0.2/24 dev idle1")
+        .unwrap();
+    let listener = TcpListener::bind(&a, "0.0.0.0:7").unwrap();
+    let mut client = TcpStream::connect(&b, "10.0.0.1:7").unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    client.write_all(b"x").unwrap();
+    let mut byte = [0u8; 1];
+    server.read_exact(&mut byte).unwrap();
+    // Let the delayed ACK go out, then watch the quiet stacks for a second.
+    thread::sleep(Duration::from_millis(50));
+    let before = thread_switches("vdestack-idle0") + thread_switches("vdestack-idle1");
+    thread::sleep(Duration::from_secs(1));
+    let after = thread_switches("vdestack-idle0") + thread_switches("vdestack-idle1");
+    assert!(
+        after - before <= 2,
+        "idle stacks woke up {} times in a second",
+        after - before
+    );
+}
