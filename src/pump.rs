@@ -392,14 +392,9 @@ impl Pump {
         }
         if let Some(fd) = self.adopted.get(&id) {
             // Nothing is served on these yet: a wake-up means the application closed it.
-            let mut byte = [0u8; 1];
-            if !matches!(sys::read(fd.as_fd(), &mut byte), Err(ref e) if e.kind() == io::ErrorKind::WouldBlock)
-            {
+            if app_end_closed(fd) {
                 if let Some(fd) = self.adopted.remove(&id) {
-                    let _ = self
-                        .poll
-                        .registry()
-                        .deregister(&mut SourceFd(&fd.as_raw_fd()));
+                    self.forget_fd(&fd);
                 }
             }
             return;
@@ -587,10 +582,7 @@ impl Pump {
                         continue;
                     };
                     if let Some(conn) = self.conns.remove(&id) {
-                        let _ = self
-                            .poll
-                            .registry()
-                            .deregister(&mut SourceFd(&conn.fd.as_raw_fd()));
+                        self.forget_fd(&conn.fd);
                         if let Some(reply) = conn.connecting {
                             let _ = reply.send(Err(io::Error::from_raw_os_error(errno)));
                         }
@@ -676,15 +668,14 @@ impl Pump {
     }
 
     /// The listener's fd woke up for reading: the application end never writes, so
-    /// this is EOF unless something is off.
+    /// this is its close unless something is off.
     fn listener_maybe_closed(&mut self, id: u64) {
-        let Some(entry) = self.listeners.get(&id) else {
-            return;
-        };
-        let mut byte = [0u8; 1];
-        match sys::read(entry.fd.as_fd(), &mut byte) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            _ => self.close_listener(id),
+        if self
+            .listeners
+            .get(&id)
+            .is_some_and(|l| app_end_closed(&l.fd))
+        {
+            self.close_listener(id);
         }
     }
 
@@ -692,10 +683,7 @@ impl Pump {
         let Some(entry) = self.listeners.remove(&id) else {
             return;
         };
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut SourceFd(&entry.fd.as_raw_fd()));
+        self.forget_fd(&entry.fd);
         self.by_listener.remove(&entry.listener);
         self.engine.unlisten(entry.listener);
         let mut handoffs = self.handoffs.lock().expect("handoff map poisoned");
@@ -828,19 +816,32 @@ impl Pump {
         }
     }
 
+    /// Stops watching `fd` (it is about to be closed).
+    fn forget_fd(&self, fd: &OwnedFd) {
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&fd.as_raw_fd()));
+    }
+
     /// Lets go of a connection: the socket pair end closes, the engine finishes the
     /// TCP close in the background (or resets at once).
     fn drop_conn(&mut self, id: u64, reset: bool) {
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut SourceFd(&conn.fd.as_raw_fd()));
+        self.forget_fd(&conn.fd);
         self.by_handle.remove(&conn.handle);
         self.engine.release(conn.handle, reset);
     }
+}
+
+/// Whether the application closed the other end of `fd`, a socket on which it never
+/// writes (a listener's, or an unused `msocket`'s): anything but "nothing to read"
+/// (EOF, an error, or a stray byte that should not be there) counts as closed.
+fn app_end_closed(fd: &OwnedFd) -> bool {
+    let mut byte = [0u8; 1];
+    !matches!(sys::read(fd.as_fd(), &mut byte), Err(ref e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 /// The application side's way to reach a pump.

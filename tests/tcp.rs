@@ -662,7 +662,12 @@ fn thread_switches(name: &str) -> u64 {
         let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
         for line in status.lines() {
             if line.contains("ctxt_switches:") {
-                total += line.split_whitespace().last().unwrap().parse::<u64>().unwrap();
+                total += line
+                    .split_whitespace()
+                    .last()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap();
             }
         }
     }

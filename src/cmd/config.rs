@@ -416,14 +416,7 @@ impl State {
         if self.is_lo(dev) || !has_prefix_route(a) {
             return None;
         }
-        Some(Route {
-            dst: network(a.addr, a.prefix_len),
-            prefix_len: a.prefix_len,
-            via: None,
-            dev,
-            proto: RouteProto::Kernel,
-            src: Some(a.addr),
-        })
+        Some(prefix_route(dev, a, Some(a.addr)))
     }
 
     /// The prefix route Linux adds for an IPv6 address on an up link (none for `::1`).
@@ -431,14 +424,7 @@ impl State {
         if a.addr == IpAddr::V6(Ipv6Addr::LOCALHOST) {
             return None;
         }
-        Some(Route {
-            dst: network(a.addr, a.prefix_len),
-            prefix_len: a.prefix_len,
-            via: None,
-            dev,
-            proto: RouteProto::Kernel,
-            src: None,
-        })
+        Some(prefix_route(dev, a, None))
     }
 
     fn add_v6_connected(&mut self, dev: u32, a: IfAddr) {
@@ -1410,5 +1396,17 @@ impl NetConfig {
             out.push_str(&result?);
         }
         Ok(out)
+    }
+}
+
+/// The kernel route to the prefix of `a` through `dev`.
+fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
+    Route {
+        dst: network(a.addr, a.prefix_len),
+        prefix_len: a.prefix_len,
+        via: None,
+        dev,
+        proto: RouteProto::Kernel,
+        src,
     }
 }

@@ -59,14 +59,18 @@ pub(crate) fn tcp_syn(frame: &[u8]) -> Option<Syn> {
     })
 }
 
-/// The sender of an ARP packet: proof that this IPv4 address has a live neighbour.
-pub(crate) fn arp_sender(frame: &[u8]) -> Option<Ipv4Address> {
+/// The ARP packet carried by `frame`, if it is one.
+fn arp(frame: &[u8]) -> Option<ArpRepr> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EthernetProtocol::Arp {
         return None;
     }
-    let arp = ArpPacket::new_checked(eth.payload()).ok()?;
-    match ArpRepr::parse(&arp).ok()? {
+    ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).ok()?).ok()
+}
+
+/// The sender of an ARP packet: proof that this IPv4 address has a live neighbour.
+pub(crate) fn arp_sender(frame: &[u8]) -> Option<Ipv4Address> {
+    match arp(frame)? {
         ArpRepr::EthernetIpv4 {
             source_protocol_addr,
             ..
@@ -77,12 +81,7 @@ pub(crate) fn arp_sender(frame: &[u8]) -> Option<Ipv4Address> {
 
 /// An ARP request `frame` asks who has an address; returns that address and the asker.
 pub(crate) fn arp_request(frame: &[u8]) -> Option<(Ipv4Address, Ipv4Address)> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != EthernetProtocol::Arp {
-        return None;
-    }
-    let arp = ArpPacket::new_checked(eth.payload()).ok()?;
-    match ArpRepr::parse(&arp).ok()? {
+    match arp(frame)? {
         ArpRepr::EthernetIpv4 {
             operation: ArpOperation::Request,
             source_protocol_addr,

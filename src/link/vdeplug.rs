@@ -52,6 +52,37 @@ const MAX_SKIPPED: usize = 1024;
 /// Frames per `recvmmsg`/`sendmmsg`.
 const BATCH: usize = 64;
 
+const EMPTY_IOVEC: libc::iovec = libc::iovec {
+    iov_base: std::ptr::null_mut(),
+    iov_len: 0,
+};
+
+fn empty_mmsgs() -> [libc::mmsghdr; BATCH] {
+    // SAFETY: mmsghdr is plain data (integers and pointers); all-zero is an empty
+    // header.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Points the first headers of `msgs` at `buffers`, one iovec each (stored in `iovs`);
+/// returns how many (at most [`BATCH`]).
+fn point_mmsgs(
+    iovs: &mut [libc::iovec; BATCH],
+    msgs: &mut [libc::mmsghdr; BATCH],
+    buffers: impl Iterator<Item = (*mut libc::c_void, usize)>,
+) -> usize {
+    let mut count = 0;
+    for ((iov, msg), (base, len)) in iovs.iter_mut().zip(msgs.iter_mut()).zip(buffers) {
+        *iov = libc::iovec {
+            iov_base: base,
+            iov_len: len,
+        };
+        msg.msg_hdr.msg_iov = iov;
+        msg.msg_hdr.msg_iovlen = 1;
+        count += 1;
+    }
+    count
+}
+
 /// How many bytes `hung_up` drains from the control fd at most (it is silent after the
 /// handshake; anything there is discarded).
 const MAX_CTL_DRAIN: usize = 64 * 1024;
@@ -330,21 +361,15 @@ impl Link for VdeLink {
         if !self.direct {
             return default_recv_batch(self, bufs, lens);
         }
-        let count = bufs.len().min(lens.len()).min(BATCH);
-        let mut iovs: [libc::iovec; BATCH] = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; BATCH];
-        // SAFETY: mmsghdr is plain data; all-zero is an empty header.
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for i in 0..count {
-            iovs[i] = libc::iovec {
-                iov_base: bufs[i].as_mut_ptr().cast(),
-                iov_len: bufs[i].len(),
-            };
-            msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-        }
+        let mut iovs = [EMPTY_IOVEC; BATCH];
+        let mut msgs = empty_mmsgs();
+        let count = point_mmsgs(
+            &mut iovs,
+            &mut msgs,
+            bufs.iter_mut()
+                .take(lens.len())
+                .map(|b| (b.as_mut_ptr().cast(), b.len())),
+        );
         loop {
             // SAFETY: the first `count` headers point at live iovecs, each describing a
             // buffer valid for writes of its length; nothing moves during the call.
@@ -391,21 +416,17 @@ impl Link for VdeLink {
         if !self.direct {
             return default_send_batch(self, frames);
         }
-        let count = frames.len().min(BATCH);
-        let mut iovs: [libc::iovec; BATCH] = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; BATCH];
-        // SAFETY: mmsghdr is plain data; all-zero is an empty header.
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for i in 0..count {
-            iovs[i] = libc::iovec {
-                iov_base: frames[i].as_ptr() as *mut libc::c_void,
-                iov_len: frames[i].len(),
-            };
-            msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-        }
+        let mut iovs = [EMPTY_IOVEC; BATCH];
+        let mut msgs = empty_mmsgs();
+        // The kernel only reads from these buffers (sendmmsg); the pointer is mutable
+        // because iovec is shared with receiving.
+        let count = point_mmsgs(
+            &mut iovs,
+            &mut msgs,
+            frames
+                .iter()
+                .map(|f| (f.as_ptr() as *mut libc::c_void, f.len())),
+        );
         loop {
             // SAFETY: the first `count` headers point at live iovecs describing frames
             // valid for reads; the kernel only reads them.
