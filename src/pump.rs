@@ -68,10 +68,15 @@ pub(crate) enum Control {
         cmds: String,
         reply: Sender<Result<String, CmdError>>,
     },
-    /// Actively open a TCP connection served through `fd` (the pump's end).
+    /// Actively open a TCP connection served through `fd` (the pump's end; `None`:
+    /// the end of the `msocket` socket adopted under `id`). The first `junk` bytes
+    /// the application end sent are filler, discarded once connected: a
+    /// non-blocking connect fills the socket pair so that the application's end
+    /// becomes writable exactly when the connection is up.
     Connect {
         id: u64,
-        fd: OwnedFd,
+        fd: Option<OwnedFd>,
+        junk: usize,
         remote: SocketAddr,
         local: Option<SocketAddr>,
         shared: Arc<ConnShared>,
@@ -119,6 +124,9 @@ struct Conn {
     peer_eof_passed: bool,
     /// Letting go of this connection must reset it rather than close it.
     reset: bool,
+    /// Filler bytes still to discard before the application's own (see
+    /// [`Control::Connect`]).
+    junk: usize,
 }
 
 struct ListenerEntry {
@@ -390,9 +398,9 @@ impl Pump {
             }
             return;
         }
-        if let Some(fd) = self.adopted.get(&id) {
-            // Nothing is served on these yet: a wake-up means the application closed it.
-            if app_end_closed(fd) {
+        if self.adopted.contains_key(&id) {
+            // The application end of an unused socket hung up: it was closed.
+            if event.is_read_closed() {
                 if let Some(fd) = self.adopted.remove(&id) {
                     self.forget_fd(&fd);
                 }
@@ -400,8 +408,9 @@ impl Pump {
             return;
         }
         if self.listeners.contains_key(&id) {
-            if event.is_read_closed() || event.is_readable() {
-                self.listener_maybe_closed(id);
+            // The application never writes on a listener: a hang-up is its close.
+            if event.is_read_closed() {
+                self.close_listener(id);
             }
             if event.is_writable() {
                 self.flush_listener(id);
@@ -430,11 +439,27 @@ impl Pump {
                 Control::Connect {
                     id,
                     fd,
+                    junk,
                     remote,
                     local,
                     shared,
                     reply,
-                } => self.connect(id, fd, remote, local, shared, reply),
+                } => {
+                    let fd = match fd {
+                        Some(fd) => fd,
+                        None => match self.adopted.remove(&id) {
+                            Some(fd) => {
+                                self.forget_fd(&fd);
+                                fd
+                            }
+                            None => {
+                                let _ = reply.send(Err(io::Error::from_raw_os_error(libc::EBADF)));
+                                continue;
+                            }
+                        },
+                    };
+                    self.connect(id, fd, junk, remote, local, shared, reply)
+                }
                 Control::CancelConnect { id } => {
                     if self.conns.get(&id).is_some_and(|c| c.connecting.is_some()) {
                         self.drop_conn(id, true);
@@ -454,18 +479,7 @@ impl Pump {
                     }
                     let _ = reply.send(result);
                 }
-                Control::Adopt { id, fd } => {
-                    let registered = sys::set_nonblocking(fd.as_fd(), true).and_then(|()| {
-                        self.poll.registry().register(
-                            &mut SourceFd(&fd.as_raw_fd()),
-                            Token(id as usize),
-                            Interest::READABLE,
-                        )
-                    });
-                    if registered.is_ok() {
-                        self.adopted.insert(id, fd);
-                    }
-                }
+                Control::Adopt { id, fd } => self.adopt(id, fd),
                 Control::SetNodelay { id, on } => {
                     if let Some(conn) = self.conns.get(&id) {
                         self.engine.tcp(conn.handle).set_nagle_enabled(!on);
@@ -475,10 +489,12 @@ impl Pump {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn connect(
         &mut self,
         id: u64,
         fd: OwnedFd,
+        junk: usize,
         remote: SocketAddr,
         local: Option<SocketAddr>,
         shared: Arc<ConnShared>,
@@ -487,13 +503,33 @@ impl Pump {
         let handle = match self.engine.connect(remote, local) {
             Ok(handle) => handle,
             Err(e) => {
+                // The socket stays usable for another try, as after a failed connect(2).
+                self.adopt(id, fd);
                 let _ = reply.send(Err(e));
                 return;
             }
         };
-        if let Err(e) = self.add_conn(id, fd, handle, shared, Some(reply.clone())) {
-            self.engine.release(handle, true);
-            let _ = reply.send(Err(e));
+        match self.add_conn(id, fd, handle, shared, Some(reply.clone())) {
+            Ok(()) => self.conns.get_mut(&id).expect("just added").junk = junk,
+            Err(e) => {
+                self.engine.release(handle, true);
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// Keeps the pump's end of an unused `msocket` socket until the application
+    /// connects it or closes its end.
+    fn adopt(&mut self, id: u64, fd: OwnedFd) {
+        let registered = sys::set_nonblocking(fd.as_fd(), true).and_then(|()| {
+            self.poll.registry().register(
+                &mut SourceFd(&fd.as_raw_fd()),
+                Token(id as usize),
+                Interest::READABLE,
+            )
+        });
+        if registered.is_ok() {
+            self.adopted.insert(id, fd);
         }
     }
 
@@ -525,6 +561,7 @@ impl Pump {
                 app_gone: false,
                 peer_eof_passed: false,
                 reset: false,
+                junk: 0,
             },
         );
         Ok(())
@@ -667,18 +704,6 @@ impl Pump {
         }
     }
 
-    /// The listener's fd woke up for reading: the application end never writes, so
-    /// this is its close unless something is off.
-    fn listener_maybe_closed(&mut self, id: u64) {
-        if self
-            .listeners
-            .get(&id)
-            .is_some_and(|l| app_end_closed(&l.fd))
-        {
-            self.close_listener(id);
-        }
-    }
-
     fn close_listener(&mut self, id: u64) {
         let Some(entry) = self.listeners.remove(&id) else {
             return;
@@ -701,6 +726,9 @@ impl Pump {
         let mut finished = Vec::new();
         for (&id, conn) in self.conns.iter_mut() {
             if conn.connecting.is_some() || !conn.app_readable || conn.app_eof {
+                continue;
+            }
+            if conn.junk > 0 && !discard_junk(conn) {
                 continue;
             }
             let socket = self.engine.tcp(conn.handle);
@@ -836,12 +864,25 @@ impl Pump {
     }
 }
 
-/// Whether the application closed the other end of `fd`, a socket on which it never
-/// writes (a listener's, or an unused `msocket`'s): anything but "nothing to read"
-/// (EOF, an error, or a stray byte that should not be there) counts as closed.
-fn app_end_closed(fd: &OwnedFd) -> bool {
-    let mut byte = [0u8; 1];
-    !matches!(sys::read(fd.as_fd(), &mut byte), Err(ref e) if e.kind() == io::ErrorKind::WouldBlock)
+/// Reads and drops the filler a non-blocking connect put in front of the
+/// application's bytes (see [`Control::Connect`]). True once it is all gone.
+fn discard_junk(conn: &mut Conn) -> bool {
+    let mut scratch = [0u8; 16 * 1024];
+    while conn.junk > 0 {
+        let want = conn.junk.min(scratch.len());
+        match sys::read(conn.fd.as_fd(), &mut scratch[..want]) {
+            Ok(n) if n > 0 => conn.junk -= n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.app_readable = false;
+                return false;
+            }
+            // EOF or an error: the application closed; the normal path sees it next.
+            _ => {
+                conn.junk = 0;
+            }
+        }
+    }
+    true
 }
 
 /// The application side's way to reach a pump.

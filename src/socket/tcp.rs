@@ -32,12 +32,63 @@ const DEFAULT_BACKLOG: usize = 128;
 /// ```
 pub struct TcpStream {
     fd: OwnedFd,
-    id: u64,
-    shared: Arc<ConnShared>,
-    pump: PumpHandle,
-    local: SocketAddr,
-    peer: SocketAddr,
+    conn: Conn,
+}
+
+/// What a connection is beside its descriptor: shared by [`TcpStream`] and the C ABI.
+pub(crate) struct Conn {
+    pub(crate) id: u64,
+    pub(crate) shared: Arc<ConnShared>,
+    pub(crate) pump: PumpHandle,
+    pub(crate) local: SocketAddr,
+    pub(crate) peer: SocketAddr,
     nodelay: AtomicBool,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        id: u64,
+        shared: Arc<ConnShared>,
+        pump: PumpHandle,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> Conn {
+        Conn {
+            id,
+            shared,
+            pump,
+            local,
+            peer,
+            nodelay: AtomicBool::new(false),
+        }
+    }
+
+    /// TCP_NODELAY, applied by the pump.
+    pub(crate) fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.pump.send(Control::SetNodelay {
+            id: self.id,
+            on: nodelay,
+        })?;
+        self.nodelay.store(nodelay, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn nodelay(&self) -> bool {
+        self.nodelay.load(Ordering::Relaxed)
+    }
+}
+
+impl Clone for Conn {
+    fn clone(&self) -> Conn {
+        Conn {
+            id: self.id,
+            shared: self.shared.clone(),
+            pump: self.pump.clone(),
+            local: self.local,
+            peer: self.peer,
+            nodelay: AtomicBool::new(self.nodelay()),
+        }
+    }
 }
 
 impl TcpStream {
@@ -72,7 +123,8 @@ impl TcpStream {
         let (reply, answer) = crossbeam_channel::bounded(1);
         pump.send(Control::Connect {
             id,
-            fd: pump_end,
+            fd: Some(pump_end),
+            junk: 0,
             remote,
             local: None,
             shared: shared.clone(),
@@ -92,12 +144,7 @@ impl TcpStream {
         let local = result??;
         Ok(TcpStream {
             fd: app_end,
-            id,
-            shared,
-            pump,
-            local,
-            peer: remote,
-            nodelay: AtomicBool::new(false),
+            conn: Conn::new(id, shared, pump, local, remote),
         })
     }
 
@@ -106,23 +153,18 @@ impl TcpStream {
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         Ok(TcpStream {
             fd: self.fd.try_clone()?,
-            id: self.id,
-            shared: self.shared.clone(),
-            pump: self.pump.clone(),
-            local: self.local,
-            peer: self.peer,
-            nodelay: AtomicBool::new(self.nodelay.load(Ordering::Relaxed)),
+            conn: self.conn.clone(),
         })
     }
 
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.peer)
+        Ok(self.conn.peer)
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
+        Ok(self.conn.local)
     }
 
     /// Shuts down reading, writing or both. Shutting down writing sends FIN once the
@@ -138,17 +180,12 @@ impl TcpStream {
 
     /// Enables or disables Nagle's algorithm (TCP_NODELAY).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.pump.send(Control::SetNodelay {
-            id: self.id,
-            on: nodelay,
-        })?;
-        self.nodelay.store(nodelay, Ordering::Relaxed);
-        Ok(())
+        self.conn.set_nodelay(nodelay)
     }
 
     /// Whether TCP_NODELAY is set.
     pub fn nodelay(&self) -> io::Result<bool> {
-        Ok(self.nodelay.load(Ordering::Relaxed))
+        Ok(self.conn.nodelay())
     }
 
     /// Moves the descriptor into or out of non-blocking mode.
@@ -178,15 +215,15 @@ impl TcpStream {
 
     /// The pending socket error (SO_ERROR), cleared by reading it.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        Ok(self.shared.take_error())
+        Ok(self.conn.shared.take_error())
     }
 
     fn read_fd(&self, buf: &mut [u8]) -> io::Result<usize> {
         match sys::read(self.fd.as_fd(), buf) {
             // EOF after a reset is the reset (once), as on a kernel socket.
-            Ok(0) if !buf.is_empty() => self.shared.take_error().map_or(Ok(0), Err),
+            Ok(0) if !buf.is_empty() => self.conn.shared.take_error().map_or(Ok(0), Err),
             Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
-                self.shared.take_error();
+                self.conn.shared.take_error();
                 Err(e)
             }
             other => other,
@@ -196,7 +233,7 @@ impl TcpStream {
     fn write_fd(&self, buf: &[u8]) -> io::Result<usize> {
         match sys::send(self.fd.as_fd(), buf) {
             Err(e) if e.raw_os_error() == Some(libc::EPIPE) => {
-                Err(self.shared.take_error().unwrap_or(e))
+                Err(self.conn.shared.take_error().unwrap_or(e))
             }
             other => other,
         }
@@ -241,8 +278,8 @@ impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpStream")
             .field("fd", &self.fd.as_raw_fd())
-            .field("local", &self.local)
-            .field("peer", &self.peer)
+            .field("local", &self.conn.local)
+            .field("peer", &self.conn.peer)
             .finish()
     }
 }
@@ -286,9 +323,74 @@ impl From<TcpStream> for OwnedFd {
 /// ```
 pub struct TcpListener {
     fd: OwnedFd,
-    local: SocketAddr,
+    acceptor: Acceptor,
+}
+
+/// What a listener is beside its descriptor: shared by [`TcpListener`] and the C ABI.
+#[derive(Clone)]
+pub(crate) struct Acceptor {
     ctx: StackCtx,
+    pub(crate) local: SocketAddr,
     accepted: Arc<AtomicU64>,
+}
+
+impl Acceptor {
+    /// Reserves `addr` (port 0: ephemeral) and listens on it; returns the
+    /// application's end of the listener's socket pair.
+    pub(crate) fn listen(
+        ctx: &StackCtx,
+        addr: SocketAddr,
+        backlog: usize,
+    ) -> io::Result<(OwnedFd, Acceptor)> {
+        let local = ctx
+            .pump
+            .request(|reply| Control::Bind { local: addr, reply })??;
+        Self::listen_bound(ctx, local, backlog)
+    }
+
+    /// Listens on an address already reserved with a `Bind` control.
+    pub(crate) fn listen_bound(
+        ctx: &StackCtx,
+        local: SocketAddr,
+        backlog: usize,
+    ) -> io::Result<(OwnedFd, Acceptor)> {
+        let (app_end, pump_end) = sys::pair(libc::SOCK_SEQPACKET)?;
+        let accepted = Arc::new(AtomicU64::new(0));
+        let id = ctx.next_socket_id();
+        ctx.pump.request(|reply| Control::Listen {
+            id,
+            fd: pump_end,
+            local,
+            backlog,
+            accepted: accepted.clone(),
+            reply,
+        })??;
+        let acceptor = Acceptor {
+            ctx: ctx.clone(),
+            local,
+            accepted,
+        };
+        Ok((app_end, acceptor))
+    }
+
+    /// Takes the next connection from the listener's end `fd` (blocking unless `fd`
+    /// is non-blocking): its descriptor and what it is.
+    pub(crate) fn accept(&self, fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Conn)> {
+        let mut payload = [0u8; 64];
+        let (len, conn_fd) = sys::recv_with_fd(fd, &mut payload)?
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        // Wake the pump: a backlog slot is free, and SYNs it dropped will be retried.
+        let _ = self.ctx.pump.waker.wake();
+        let (id, local, peer) = decode_accept(&payload[..len])
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EPROTO))?;
+        let shared = self
+            .ctx
+            .take_handoff(id)
+            .unwrap_or_else(|| Arc::new(ConnShared::default()));
+        let conn = Conn::new(id, shared, self.ctx.pump.clone(), local, peer);
+        Ok((conn_fd, conn))
+    }
 }
 
 impl TcpListener {
@@ -299,51 +401,15 @@ impl TcpListener {
     }
 
     fn bind_one(stack: &Stack, addr: SocketAddr) -> io::Result<TcpListener> {
-        let pump = stack.pump();
-        let local = pump.request(|reply| Control::Bind { local: addr, reply })??;
-        let (app_end, pump_end) = sys::pair(libc::SOCK_SEQPACKET)?;
-        let accepted = Arc::new(AtomicU64::new(0));
-        let id = stack.ctx().next_socket_id();
-        pump.request(|reply| Control::Listen {
-            id,
-            fd: pump_end,
-            local,
-            backlog: DEFAULT_BACKLOG,
-            accepted: accepted.clone(),
-            reply,
-        })??;
-        Ok(TcpListener {
-            fd: app_end,
-            local,
-            ctx: stack.ctx().clone(),
-            accepted,
-        })
+        let (fd, acceptor) = Acceptor::listen(stack.ctx(), addr, DEFAULT_BACKLOG)?;
+        Ok(TcpListener { fd, acceptor })
     }
 
     /// Waits for a connection (or `WouldBlock` when non-blocking and none waits).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let mut payload = [0u8; 64];
-        let (len, fd) = sys::recv_with_fd(self.fd.as_fd(), &mut payload)?
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-        self.accepted.fetch_add(1, Ordering::Relaxed);
-        let (id, local, peer) = decode_accept(&payload[..len])
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EPROTO))?;
-        let shared = self
-            .ctx
-            .take_handoff(id)
-            .unwrap_or_else(|| Arc::new(ConnShared::default()));
-        // Wake the pump: a backlog slot is free, and SYNs it dropped will be retried.
-        let _ = self.ctx.pump.waker.wake();
-        let stream = TcpStream {
-            fd,
-            id,
-            shared,
-            pump: self.ctx.pump.clone(),
-            local,
-            peer,
-            nodelay: AtomicBool::new(false),
-        };
-        Ok((stream, peer))
+        let (fd, conn) = self.acceptor.accept(self.fd.as_fd())?;
+        let peer = conn.peer;
+        Ok((TcpStream { fd, conn }, peer))
     }
 
     /// An iterator over incoming connections, as `std::net::TcpListener::incoming`.
@@ -353,7 +419,7 @@ impl TcpListener {
 
     /// The address listened on (with the port filled in).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
+        Ok(self.acceptor.local)
     }
 
     /// Moves the descriptor into or out of non-blocking mode.
@@ -366,7 +432,7 @@ impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpListener")
             .field("fd", &self.fd.as_raw_fd())
-            .field("local", &self.local)
+            .field("local", &self.acceptor.local)
             .finish()
     }
 }
