@@ -22,6 +22,11 @@ fn main() {
     generate_bindings();
 
     println!("cargo:rustc-link-lib=vdeplug");
+
+    if env::var_os("CARGO_FEATURE_CAPI").is_some() {
+        // The cdylib replaces the reference library, so it carries its soname.
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libvdestack.so.0");
+    }
 }
 
 fn generate_bindings() {

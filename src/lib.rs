@@ -53,6 +53,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "capi")]
+pub mod capi;
 pub mod cmd;
 mod engine;
 pub mod link;

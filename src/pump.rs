@@ -89,6 +89,9 @@ pub(crate) enum Control {
         local: SocketAddr,
         reply: Sender<io::Result<SocketAddr>>,
     },
+    /// Release an address reserved with `Bind` and never used.
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
+    Unbind { local: SocketAddr },
     /// Listen on a bound address; connections go to `fd` (the pump's seqpacket end).
     Listen {
         id: u64,
@@ -436,6 +439,7 @@ impl Pump {
                 Control::Bind { local, reply } => {
                     let _ = reply.send(self.engine.bind(local));
                 }
+                Control::Unbind { local } => self.engine.unbind(local),
                 Control::Connect {
                     id,
                     fd,

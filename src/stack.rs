@@ -175,6 +175,16 @@ impl Stack {
     /// optionally or'ed with `SOCK_NONBLOCK` and `SOCK_CLOEXEC`, `protocol` is 0 or
     /// `IPPROTO_TCP`. Anything else fails with the errno `socket(2)` gives.
     pub fn msocket(&self, domain: i32, ty: i32, protocol: i32) -> io::Result<OwnedFd> {
+        self.msocket_with_id(domain, ty, protocol).map(|(fd, _)| fd)
+    }
+
+    /// [`Stack::msocket`], also returning the pump's id of the socket.
+    pub(crate) fn msocket_with_id(
+        &self,
+        domain: i32,
+        ty: i32,
+        protocol: i32,
+    ) -> io::Result<(OwnedFd, u64)> {
         let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
         let base = ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
         check_socket_args(domain, base, protocol)?;
@@ -189,7 +199,7 @@ impl Stack {
         )?;
         let id = self.inner.ctx.next_socket_id();
         self.pump().send(Control::Adopt { id, fd: pump_end })?;
-        Ok(app_end)
+        Ok((app_end, id))
     }
 
     /// The name of the stack's VDE interface.
@@ -203,6 +213,12 @@ impl Stack {
 
     pub(crate) fn ctx(&self) -> &StackCtx {
         &self.inner.ctx
+    }
+
+    /// Whether `self` and `other` are handles of the same stack.
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
+    pub(crate) fn same_as(&self, other: &Stack) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 }
 

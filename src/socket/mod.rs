@@ -13,6 +13,8 @@
 pub(crate) mod sys;
 mod tcp;
 
+#[cfg(feature = "capi")]
+pub(crate) use tcp::{Acceptor, Conn};
 pub use tcp::{TcpListener, TcpStream};
 
 use std::io;

@@ -1,0 +1,564 @@
+//! The BSD socket calls, interposed: a stack's descriptor is answered here, any
+//! other goes to the next definition (libc's).
+
+use super::sockets::{self, Socket};
+use super::{fail, guard, set_errno, DEFAULT_STACK};
+use std::ffi::{c_int, c_void};
+use std::io;
+use std::mem::size_of;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::Arc;
+
+/// The next definitions of the functions we export, found once with
+/// `dlsym(RTLD_NEXT, ...)`.
+mod next {
+    use std::ffi::{c_int, c_void};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    macro_rules! next_fn {
+        ($($name:ident: fn($($arg:ty),*) -> $ret:ty;)*) => {$(
+            pub(super) fn $name() -> Option<unsafe extern "C" fn($($arg),*) -> $ret> {
+                static ADDRESS: AtomicUsize = AtomicUsize::new(0);
+                let mut address = ADDRESS.load(Ordering::Relaxed);
+                if address == 0 {
+                    let symbol = concat!(stringify!($name), "\0");
+                    // SAFETY: `symbol` is NUL-terminated; RTLD_NEXT is a valid handle.
+                    address = unsafe { libc::dlsym(libc::RTLD_NEXT, symbol.as_ptr().cast()) }
+                        as usize;
+                    ADDRESS.store(address, Ordering::Relaxed);
+                }
+                // SAFETY: the symbol is libc's function of this very prototype.
+                (address != 0).then(|| unsafe {
+                    std::mem::transmute::<usize, unsafe extern "C" fn($($arg),*) -> $ret>(address)
+                })
+            }
+        )*};
+    }
+
+    next_fn! {
+        socket: fn(c_int, c_int, c_int) -> c_int;
+        connect: fn(c_int, *const libc::sockaddr, libc::socklen_t) -> c_int;
+        bind: fn(c_int, *const libc::sockaddr, libc::socklen_t) -> c_int;
+        listen: fn(c_int, c_int) -> c_int;
+        accept4: fn(c_int, *mut libc::sockaddr, *mut libc::socklen_t, c_int) -> c_int;
+        getsockname: fn(c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> c_int;
+        getpeername: fn(c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> c_int;
+        getsockopt: fn(c_int, c_int, c_int, *mut c_void, *mut libc::socklen_t) -> c_int;
+        setsockopt: fn(c_int, c_int, c_int, *const c_void, libc::socklen_t) -> c_int;
+        sendto: fn(c_int, *const c_void, usize, c_int, *const libc::sockaddr, libc::socklen_t) -> isize;
+        sendmsg: fn(c_int, *const libc::msghdr, c_int) -> isize;
+        close: fn(c_int) -> c_int;
+        dup: fn(c_int) -> c_int;
+        dup2: fn(c_int, c_int) -> c_int;
+        dup3: fn(c_int, c_int, c_int) -> c_int;
+    }
+}
+
+/// Calls libc's `$name`, or fails with ENOSYS if there is none.
+macro_rules! call_next {
+    ($name:ident($($arg:expr),*)) => {
+        match next::$name() {
+            // SAFETY: forwarding the program's own arguments to libc's function.
+            Some(f) => unsafe { f($($arg),*) },
+            None => {
+                set_errno(libc::ENOSYS);
+                -1
+            }
+        }
+    };
+}
+
+/// `dup3` of libc (not ours: the caller keeps the descriptor count itself).
+///
+/// # Safety
+/// `new` is a descriptor number the caller may replace.
+pub(super) unsafe fn real_dup3(old: BorrowedFd<'_>, new: c_int, flags: c_int) -> io::Result<()> {
+    if call_next!(dup3(old.as_raw_fd(), new, flags)) < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads a socket address from the program (v4-mapped IPv6 as IPv4).
+///
+/// # Safety
+/// `addr` is NULL or valid for reads of `len` bytes.
+unsafe fn read_addr(addr: *const libc::sockaddr, len: libc::socklen_t) -> io::Result<SocketAddr> {
+    if addr.is_null() {
+        return Err(io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    let len = len as usize;
+    if len < size_of::<libc::sa_family_t>() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: at least the family is readable (checked above).
+    let family = unsafe { (*addr).sa_family } as c_int;
+    match family {
+        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: `len` covers a sockaddr_in; read_unaligned tolerates any alignment.
+            let sin = unsafe { std::ptr::read_unaligned(addr.cast::<libc::sockaddr_in>()) };
+            Ok(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: `len` covers a sockaddr_in6; read_unaligned tolerates any alignment.
+            let sin6 = unsafe { std::ptr::read_unaligned(addr.cast::<libc::sockaddr_in6>()) };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            let port = u16::from_be(sin6.sin6_port);
+            Ok(match ip.to_ipv4_mapped() {
+                Some(v4) => SocketAddr::new(IpAddr::V4(v4), port),
+                None => SocketAddr::V6(SocketAddrV6::new(
+                    ip,
+                    port,
+                    sin6.sin6_flowinfo,
+                    sin6.sin6_scope_id,
+                )),
+            })
+        }
+        libc::AF_INET | libc::AF_INET6 => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        _ => Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT)),
+    }
+}
+
+/// Writes `addr` for the program as a socket of `family` would (IPv4 as v4-mapped
+/// on an AF_INET6 socket), truncated to `*len`, and sets `*len` to its full size.
+///
+/// # Safety
+/// `out` is NULL or valid for writes of `*len` bytes; `len` is NULL or valid.
+unsafe fn write_addr(
+    addr: SocketAddr,
+    family: c_int,
+    out: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> io::Result<()> {
+    if out.is_null() || len.is_null() {
+        return Err(io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    // SAFETY: sockaddr_storage is plain data; zero is a valid start.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let size = match (family, addr) {
+        (libc::AF_INET, SocketAddr::V4(a)) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: storage is large enough and suitably aligned for a sockaddr_in.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        (_, addr) => {
+            let (ip, flowinfo, scope) = match addr {
+                SocketAddr::V4(a) => (a.ip().to_ipv6_mapped(), 0, 0),
+                SocketAddr::V6(a) => (*a.ip(), a.flowinfo(), a.scope_id()),
+            };
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: addr.port().to_be(),
+                sin6_flowinfo: flowinfo,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: ip.octets(),
+                },
+                sin6_scope_id: scope,
+            };
+            // SAFETY: storage is large enough and suitably aligned for a sockaddr_in6.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    // SAFETY: `len` is valid (checked non-null; the program's contract).
+    let room = unsafe { *len } as usize;
+    // SAFETY: `out` has room for `room` bytes; we copy no more than that.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (&storage as *const libc::sockaddr_storage).cast::<u8>(),
+            out.cast::<u8>(),
+            room.min(size),
+        );
+        *len = size as libc::socklen_t;
+    }
+    Ok(())
+}
+
+/// Runs `f` on the stack socket `fd` refers to, or `otherwise` for any other fd.
+fn on_socket<T>(fd: c_int, f: impl FnOnce(Arc<Socket>) -> T, otherwise: impl FnOnce() -> T) -> T {
+    match sockets::lookup(fd) {
+        Some(socket) => f(socket),
+        None => otherwise(),
+    }
+}
+
+fn done(result: io::Result<()>) -> c_int {
+    result.map_or_else(fail, |()| 0)
+}
+
+/// `socket(2)`: on the default stack for AF_INET/AF_INET6 when one is set.
+#[no_mangle]
+pub extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
+    guard(-1, || {
+        if domain == libc::AF_INET || domain == libc::AF_INET6 {
+            let default = DEFAULT_STACK
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(stack) = default {
+                return sockets::open(&stack, domain, ty, protocol).unwrap_or_else(fail);
+            }
+        }
+        call_next!(socket(domain, ty, protocol))
+    })
+}
+
+/// `connect(2)`.
+///
+/// # Safety
+/// As `connect(2)`: `addr` valid for reads of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn connect(
+    fd: c_int,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+) -> c_int {
+    guard(-1, || {
+        on_socket(
+            fd,
+            // SAFETY: the program's contract for `addr`.
+            |s| done(unsafe { read_addr(addr, len) }.and_then(|a| s.connect(fd, a))),
+            || call_next!(connect(fd, addr, len)),
+        )
+    })
+}
+
+/// `bind(2)`.
+///
+/// # Safety
+/// As `bind(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn bind(
+    fd: c_int,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+) -> c_int {
+    guard(-1, || {
+        on_socket(
+            fd,
+            // SAFETY: the program's contract for `addr`.
+            |s| done(unsafe { read_addr(addr, len) }.and_then(|a| s.bind(a))),
+            || call_next!(bind(fd, addr, len)),
+        )
+    })
+}
+
+/// `listen(2)`.
+#[no_mangle]
+pub extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
+    guard(-1, || {
+        on_socket(
+            fd,
+            |s| done(s.listen(fd, backlog)),
+            || call_next!(listen(fd, backlog)),
+        )
+    })
+}
+
+/// `accept(2)`.
+///
+/// # Safety
+/// As `accept(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn accept(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> c_int {
+    // SAFETY: same contract.
+    unsafe { accept4(fd, addr, len, 0) }
+}
+
+/// `accept4(2)`.
+///
+/// # Safety
+/// As `accept4(2)`: `addr` NULL or valid for `*len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn accept4(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+    flags: c_int,
+) -> c_int {
+    guard(-1, || {
+        on_socket(
+            fd,
+            |s| match s.accept(fd, flags) {
+                Ok((conn, peer)) => {
+                    if !addr.is_null() {
+                        // SAFETY: the program's contract for `addr` and `len`.
+                        if let Err(e) = unsafe { write_addr(peer, s.family, addr, len) } {
+                            close(conn);
+                            return fail(e);
+                        }
+                    }
+                    conn
+                }
+                Err(e) => fail(e),
+            },
+            || call_next!(accept4(fd, addr, len, flags)),
+        )
+    })
+}
+
+/// `getsockname(2)`.
+///
+/// # Safety
+/// As `getsockname(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn getsockname(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> c_int {
+    guard(-1, || {
+        on_socket(
+            fd,
+            // SAFETY: the program's contract for `addr` and `len`.
+            |s| done(unsafe { write_addr(s.local_addr(), s.family, addr, len) }),
+            || call_next!(getsockname(fd, addr, len)),
+        )
+    })
+}
+
+/// `getpeername(2)`.
+///
+/// # Safety
+/// As `getpeername(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn getpeername(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> c_int {
+    guard(-1, || {
+        on_socket(
+            fd,
+            // SAFETY: the program's contract for `addr` and `len`.
+            |s| {
+                done(
+                    s.peer_addr()
+                        .and_then(|p| unsafe { write_addr(p, s.family, addr, len) }),
+                )
+            },
+            || call_next!(getpeername(fd, addr, len)),
+        )
+    })
+}
+
+/// Options answered by the kernel on the socket pair itself, which means the same
+/// for a stack socket: timeouts and buffer sizes.
+fn passed_through(level: c_int, name: c_int) -> bool {
+    level == libc::SOL_SOCKET
+        && matches!(
+            name,
+            libc::SO_RCVTIMEO | libc::SO_SNDTIMEO | libc::SO_RCVBUF | libc::SO_SNDBUF
+        )
+}
+
+/// `getsockopt(2)`.
+///
+/// # Safety
+/// As `getsockopt(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *mut c_void,
+    len: *mut libc::socklen_t,
+) -> c_int {
+    guard(-1, || {
+        let Some(s) = sockets::lookup(fd).filter(|_| !passed_through(level, name)) else {
+            return call_next!(getsockopt(fd, level, name, value, len));
+        };
+        let answer: c_int = match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_ERROR) => s.take_error(),
+            (libc::SOL_SOCKET, libc::SO_TYPE) => libc::SOCK_STREAM,
+            (libc::SOL_SOCKET, libc::SO_DOMAIN) => s.family,
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => libc::IPPROTO_TCP,
+            (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => s.is_listening().into(),
+            (libc::SOL_SOCKET, libc::SO_REUSEADDR) => s.options().reuseaddr.into(),
+            (libc::SOL_SOCKET, libc::SO_REUSEPORT) => s.options().reuseport.into(),
+            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => s.options().keepalive.into(),
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => s.options().nodelay.into(),
+            _ => {
+                set_errno(libc::ENOPROTOOPT);
+                return -1;
+            }
+        };
+        if value.is_null() || len.is_null() {
+            set_errno(libc::EFAULT);
+            return -1;
+        }
+        let bytes = answer.to_ne_bytes();
+        // SAFETY: the program gives `*len` writable bytes at `value`; we write no more.
+        unsafe {
+            let n = (*len as usize).min(bytes.len());
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), value.cast::<u8>(), n);
+            *len = n as libc::socklen_t;
+        }
+        0
+    })
+}
+
+/// `setsockopt(2)`.
+///
+/// # Safety
+/// As `setsockopt(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *const c_void,
+    len: libc::socklen_t,
+) -> c_int {
+    guard(-1, || {
+        let Some(s) = sockets::lookup(fd).filter(|_| !passed_through(level, name)) else {
+            return call_next!(setsockopt(fd, level, name, value, len));
+        };
+        if value.is_null() || (len as usize) < size_of::<c_int>() {
+            set_errno(libc::EINVAL);
+            return -1;
+        }
+        // SAFETY: checked above: `value` has at least an int to read.
+        let on = unsafe { std::ptr::read_unaligned(value.cast::<c_int>()) } != 0;
+        match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_REUSEADDR) => s.options().reuseaddr = on,
+            (libc::SOL_SOCKET, libc::SO_REUSEPORT) => s.options().reuseport = on,
+            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => s.options().keepalive = on,
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => return done(s.set_nodelay(on)),
+            _ => {
+                set_errno(libc::ENOPROTOOPT);
+                return -1;
+            }
+        }
+        0
+    })
+}
+
+/// `sendto(2)`: on a connected stack socket the address is ignored, as TCP does
+/// (an AF_UNIX socket pair would refuse it with EISCONN).
+///
+/// # Safety
+/// As `sendto(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    flags: c_int,
+    addr: *const libc::sockaddr,
+    addrlen: libc::socklen_t,
+) -> isize {
+    guard(-1, || {
+        if addr.is_null() {
+            return call_next!(sendto(fd, buf, len, flags, addr, addrlen));
+        }
+        on_socket(
+            fd,
+            |s| {
+                if s.is_connected() {
+                    call_next!(sendto(fd, buf, len, flags, std::ptr::null(), 0))
+                } else {
+                    set_errno(libc::EPIPE);
+                    -1
+                }
+            },
+            || call_next!(sendto(fd, buf, len, flags, addr, addrlen)),
+        )
+    })
+}
+
+/// `sendmsg(2)`: as `sendto`, the address of a connected stack socket is ignored.
+///
+/// # Safety
+/// As `sendmsg(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
+    guard(-1, || {
+        // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
+        let Some(header) = (unsafe { msg.as_ref() }).filter(|m| !m.msg_name.is_null()) else {
+            return call_next!(sendmsg(fd, msg, flags));
+        };
+        on_socket(
+            fd,
+            |s| {
+                if !s.is_connected() {
+                    set_errno(libc::EPIPE);
+                    return -1;
+                }
+                let mut stripped = *header;
+                stripped.msg_name = std::ptr::null_mut();
+                stripped.msg_namelen = 0;
+                call_next!(sendmsg(fd, &stripped, flags))
+            },
+            || call_next!(sendmsg(fd, msg, flags)),
+        )
+    })
+}
+
+/// `close(2)`, keeping count of a stack socket's descriptors.
+#[no_mangle]
+pub extern "C" fn close(fd: c_int) -> c_int {
+    guard(-1, || {
+        sockets::drop_descriptor(fd);
+        call_next!(close(fd))
+    })
+}
+
+/// `dup(2)`, keeping count of a stack socket's descriptors.
+#[no_mangle]
+pub extern "C" fn dup(fd: c_int) -> c_int {
+    guard(-1, || {
+        let new = call_next!(dup(fd));
+        if new >= 0 {
+            sockets::add_descriptor(new);
+        }
+        new
+    })
+}
+
+/// `dup2(2)`, keeping count of a stack socket's descriptors.
+#[no_mangle]
+pub extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    guard(-1, || {
+        if old == new {
+            return call_next!(dup2(old, new));
+        }
+        sockets::drop_descriptor(new);
+        let result = call_next!(dup2(old, new));
+        if result >= 0 {
+            sockets::add_descriptor(result);
+        }
+        result
+    })
+}
+
+/// `dup3(2)`, keeping count of a stack socket's descriptors.
+#[no_mangle]
+pub extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    guard(-1, || {
+        if old != new {
+            sockets::drop_descriptor(new);
+        }
+        let result = call_next!(dup3(old, new, flags));
+        if result >= 0 {
+            sockets::add_descriptor(result);
+        }
+        result
+    })
+}

@@ -1,0 +1,188 @@
+//! The C ABI: a drop-in `libvdestack.so.0`.
+//!
+//! C programs written against the reference `vdestack.h` run on vdestack unchanged.
+//! This module exports the reference's five functions and makes the descriptors
+//! `vde_msocket` returns behave as sockets of the stack in every BSD socket call.
+//!
+//! Reading, writing, polling, `shutdown`, `fcntl` and `close` already work on those
+//! descriptors: they are AF_UNIX socket pairs whose other end the stack serves. What
+//! an AF_UNIX socket cannot do by itself (`connect` to an IP address, `bind`,
+//! `listen`, `accept`, the TCP/IP answers of `getsockname`, `getsockopt`, ...) the
+//! library does, by exporting those functions itself: for a descriptor of a stack it
+//! answers, for any other it calls the next definition (libc's), found with
+//! `dlsym(RTLD_NEXT, ...)`. The reference library interposes `socket()` the same way.
+//!
+//! Descriptors are recognised by the inode of the socket they refer to, so a `dup`
+//! is the same socket, as it is for the kernel.
+//!
+//! No panic crosses the boundary: every exported function catches it and fails with
+//! `EIO`.
+
+mod interpose;
+mod sockets;
+
+use crate::stack::Stack;
+use std::ffi::{c_char, c_int, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
+
+/// What a `struct vdestack *` points to.
+pub struct VdeStack {
+    stack: Stack,
+}
+
+/// The stack that `socket()` uses, set by `vde_default_stack`.
+static DEFAULT_STACK: Mutex<Option<Stack>> = Mutex::new(None);
+
+fn set_errno(code: c_int) {
+    // SAFETY: `__errno_location` returns the calling thread's errno, valid for writes
+    // for the life of the thread.
+    unsafe { *libc::__errno_location() = code };
+}
+
+/// Runs `f`, turning a panic into `on_panic` with errno EIO.
+fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        set_errno(libc::EIO);
+        on_panic
+    })
+}
+
+/// `-1` with errno from an io::Error (EIO when it carries none).
+fn fail(e: std::io::Error) -> c_int {
+    set_errno(e.raw_os_error().unwrap_or(libc::EIO));
+    -1
+}
+
+/// A C string argument as UTF-8 (`None` for NULL); EINVAL when it is not UTF-8.
+///
+/// # Safety
+/// `s` is NULL or points to a NUL-terminated string that outlives the call.
+unsafe fn c_str<'a>(s: *const c_char) -> Result<Option<&'a str>, std::io::Error> {
+    if s.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller promises a NUL-terminated string.
+    let s = unsafe { CStr::from_ptr(s) };
+    s.to_str()
+        .map(Some)
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Creates a stack on the VDE network `vdenet` with interface `ifname` (NULL:
+/// `vde0`). NULL or `""` gives a loopback-only stack. Returns NULL with errno set
+/// on failure (e.g. ENOENT for a switch that is not there).
+///
+/// # Safety
+/// `vdenet` and `ifname` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn vde_addstack(vdenet: *mut c_char, ifname: *mut c_char) -> *mut VdeStack {
+    guard(std::ptr::null_mut(), || {
+        // SAFETY: forwarded from our caller's contract.
+        let (vnl, ifname) = match unsafe { (c_str(vdenet), c_str(ifname)) } {
+            (Ok(vnl), Ok(ifname)) => (vnl.unwrap_or(""), ifname),
+            (Err(e), _) | (_, Err(e)) => {
+                fail(e);
+                return std::ptr::null_mut();
+            }
+        };
+        match Stack::new(vnl, ifname) {
+            Ok(stack) => Box::into_raw(Box::new(VdeStack { stack })),
+            Err(e) => {
+                fail(e);
+                std::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Destroys a stack (NULL: nothing). Its thread stops at once; descriptors the
+/// program still holds then fail cleanly (EOF, EPIPE).
+///
+/// # Safety
+/// `stack` is NULL or a pointer returned by `vde_addstack` and not yet deleted.
+#[no_mangle]
+pub unsafe extern "C" fn vde_delstack(stack: *mut VdeStack) {
+    guard((), || {
+        if stack.is_null() {
+            return;
+        }
+        // SAFETY: the caller hands back ownership of a pointer from vde_addstack.
+        let stack = unsafe { Box::from_raw(stack) };
+        let mut default = DEFAULT_STACK.lock().unwrap_or_else(|e| e.into_inner());
+        if default.as_ref().is_some_and(|d| d.same_as(&stack.stack)) {
+            *default = None;
+        }
+        drop(default);
+        drop(stack);
+    })
+}
+
+/// Makes `socket()` create its AF_INET/AF_INET6 sockets on `stack` (NULL: on the
+/// kernel again).
+///
+/// # Safety
+/// `stack` is NULL or a live pointer returned by `vde_addstack`.
+#[no_mangle]
+pub unsafe extern "C" fn vde_default_stack(stack: *mut VdeStack) {
+    guard((), || {
+        // SAFETY: the caller promises a live stack or NULL.
+        let stack = unsafe { stack.as_ref() }.map(|s| s.stack.clone());
+        *DEFAULT_STACK.lock().unwrap_or_else(|e| e.into_inner()) = stack;
+    })
+}
+
+/// Runs `;`-separated `ip` commands on the stack; returns 0 or the exit status of
+/// the first command that failed (what it would print goes to stderr), or -1 with
+/// errno EINVAL for NULL arguments.
+///
+/// # Safety
+/// `stack` is NULL or a live pointer from `vde_addstack`; `stackcmd` is NULL or a
+/// NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn vde_stackcmd(stack: *mut VdeStack, stackcmd: *mut c_char) -> c_int {
+    guard(-1, || {
+        // SAFETY: the caller promises a live stack or NULL.
+        let Some(stack) = (unsafe { stack.as_ref() }) else {
+            set_errno(libc::EINVAL);
+            return -1;
+        };
+        // SAFETY: forwarded from our caller's contract.
+        let cmds = match unsafe { c_str(stackcmd) } {
+            Ok(Some(cmds)) => cmds,
+            Ok(None) => {
+                set_errno(libc::EINVAL);
+                return -1;
+            }
+            Err(e) => return fail(e),
+        };
+        match stack.stack.cmd(cmds) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("{e}");
+                e.status()
+            }
+        }
+    })
+}
+
+/// `socket(2)` on the stack.
+///
+/// # Safety
+/// `stack` is NULL or a live pointer from `vde_addstack`.
+#[no_mangle]
+pub unsafe extern "C" fn vde_msocket(
+    stack: *mut VdeStack,
+    domain: c_int,
+    ty: c_int,
+    protocol: c_int,
+) -> c_int {
+    guard(-1, || {
+        // SAFETY: the caller promises a live stack or NULL.
+        let Some(stack) = (unsafe { stack.as_ref() }) else {
+            set_errno(libc::EINVAL);
+            return -1;
+        };
+        sockets::open(&stack.stack, domain, ty, protocol).unwrap_or_else(fail)
+    })
+}
