@@ -300,12 +300,10 @@ impl Pump {
             self.receive_frames(now);
         }
         self.engine.receive_loopback(now);
-        self.service_app_input();
-        self.engine.transmit(now);
-        self.flush_link();
-        self.handle_engine_events();
+        // Deliver before acknowledging: the ACK then advertises the window the
+        // delivery opened, instead of a small one and a window update after it.
         self.service_app_output();
-        // Bytes taken from the application may be sendable at once.
+        self.service_app_input();
         self.engine.transmit(now);
         self.flush_link();
         self.handle_engine_events();
