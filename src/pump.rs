@@ -622,6 +622,13 @@ impl Pump {
                     };
                     if let Some(conn) = self.conns.remove(&id) {
                         self.forget_fd(&conn.fd);
+                        if conn.junk == 0 {
+                            // Usable for another connect, as a socket is after a failed
+                            // connect(2); kept until the application closes it.
+                            self.adopt(id, conn.fd);
+                        }
+                        // With filler in it, the pair closes instead: the application's
+                        // end turns writable and hung up, and SO_ERROR tells why.
                         if let Some(reply) = conn.connecting {
                             let _ = reply.send(Err(io::Error::from_raw_os_error(errno)));
                         }

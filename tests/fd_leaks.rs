@@ -75,7 +75,15 @@ fn no_descriptor_leaks() {
             }
         }
     });
-    settle(baseline, "after 1,000 connection cycles");
+    // Failed connects leave nothing behind either.
+    for _ in 0..100 {
+        let err = TcpStream::connect(&net.b, "10.0.0.1:5556").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED));
+    }
+    settle(
+        baseline,
+        "after 1,000 connection cycles and 100 refused connects",
+    );
     drop(listener);
     drop(net);
     settle(before_everything, "after dropping everything");
