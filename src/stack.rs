@@ -7,7 +7,7 @@
 
 use crate::cmd::{CmdError, NetConfig};
 use crate::engine::Engine;
-use crate::link::{Link, NullLink, VdeLink};
+use crate::link::{Link, NullLink, StreamLink, VdeLink};
 use crate::pump::{ConnShared, Control, Handoffs, Pump, PumpHandle, FIRST_SOCKET_ID, WAKER};
 use crate::socket::sys;
 use std::collections::hash_map::RandomState;
@@ -92,7 +92,9 @@ impl Stack {
     /// Creates a stack connected to the VDE network `vnl` (any libvdeplug locator:
     /// `vde:///path`, a bare switch path, `ptp:///path`, `switch:///path`, ...),
     /// with its interface named `ifname` (default `vde0`). `""` gives a stack with
-    /// only a loopback interface.
+    /// only a loopback interface; `"=command args"` runs the command (found on
+    /// `PATH`) and exchanges frames with it on its stdin and stdout as a VDE stream,
+    /// e.g. `"=vde_plug vde:///tmp/sw"`.
     ///
     /// The interfaces start down and unaddressed, as in a new Linux network
     /// namespace: configure them with [`Stack::cmd`].
@@ -104,11 +106,9 @@ impl Stack {
         let seed = random_u64();
         let (link, config): (Box<dyn Link>, NetConfig) = if vnl.is_empty() {
             (Box::new(NullLink), NetConfig::loopback_only())
-        } else if vnl.starts_with('=') {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "\"=command\" VDE stream links are not supported yet",
-            ));
+        } else if let Some(command) = vnl.strip_prefix('=') {
+            let link = StreamLink::spawn(command)?;
+            (Box::new(link), NetConfig::new(ifname, random_mac(seed)))
         } else {
             let link = VdeLink::open(vnl, "vdestack")?;
             (Box::new(link), NetConfig::new(ifname, random_mac(seed)))

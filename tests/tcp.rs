@@ -703,3 +703,30 @@ fn idle_stacks_do_not_wake_up() {
         after - before
     );
 }
+
+/// A stack whose link is a coprocess speaking the VDE stream framing
+/// (`=vde_plug vde://SWITCH`) talks to a stack plugged into the switch directly.
+#[test]
+fn stream_link_through_vde_plug() {
+    let sw = common::Switch::start();
+    let a = Stack::new(&sw.vnl(), None).unwrap();
+    let b = Stack::new(&format!("=vde_plug {}", sw.vnl()), None).unwrap();
+    a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
+        .unwrap();
+    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
+        .unwrap();
+    let listener = TcpListener::bind(&a, "0.0.0.0:7").unwrap();
+    let server = thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        check_pattern(&conn, 5).unwrap()
+    });
+    let client = TcpStream::connect(&b, "10.0.0.1:7").unwrap();
+    send_pattern(&client, 5, 8 << 20).unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(server.join().unwrap(), 8 << 20);
+
+    let err = Stack::new("=/nonexistent/command", None).unwrap_err();
+    assert_eq!(errno(&err), libc::ENOENT);
+    let err = Stack::new("=", None).unwrap_err();
+    assert_eq!(errno(&err), libc::EINVAL);
+}

@@ -9,8 +9,11 @@
 use std::io;
 use std::os::fd::RawFd;
 
+mod stream;
 mod vdeplug;
 
+pub use stream::StreamLink;
+pub use stream::{encode_frame, FramingError, StreamDecoder, MAX_STREAM_FRAME};
 pub use vdeplug::VdeLink;
 
 /// The largest frame any link hands to the stack (libvdeplug's `VDE_ETHBUFSIZE`).
