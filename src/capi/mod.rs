@@ -186,3 +186,82 @@ pub unsafe extern "C" fn vde_msocket(
         sockets::open(&stack.stack, domain, ty, protocol).unwrap_or_else(fail)
     })
 }
+
+/// Runs one command, given as a NULL-terminated argv vector, on the stack; returns
+/// its exit status, or -1 with errno EINVAL for NULL arguments. The reference library
+/// exports it (its header does not declare it), so programs may link against it.
+///
+/// # Safety
+/// `argv` is NULL or a NULL-terminated array of NUL-terminated strings; `stack` is
+/// NULL or a live pointer from `vde_addstack`.
+#[no_mangle]
+pub unsafe extern "C" fn vde_stack_onecmd(argv: *mut *mut c_char, stack: *mut VdeStack) -> c_int {
+    guard(-1, || {
+        // SAFETY: the caller promises a live stack or NULL.
+        let Some(stack) = (unsafe { stack.as_ref() }) else {
+            set_errno(libc::EINVAL);
+            return -1;
+        };
+        if argv.is_null() {
+            set_errno(libc::EINVAL);
+            return -1;
+        }
+        // One stackcmd command with every argument single-quoted, so that the
+        // lexer gives back exactly these words.
+        let mut command = String::new();
+        for i in 0.. {
+            // SAFETY: the array is NULL-terminated; we stop at the NULL.
+            let arg = unsafe { *argv.add(i) };
+            // SAFETY: each element is a NUL-terminated string.
+            match unsafe { c_str(arg) } {
+                Ok(Some(word)) => {
+                    command.push('\'');
+                    command.push_str(&word.replace('\'', "'\\''"));
+                    command.push_str("' ");
+                }
+                Ok(None) => break,
+                Err(e) => return fail(e),
+            }
+        }
+        match stack.stack.cmd(&command) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("{e}");
+                e.status()
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+
+    #[test]
+    fn onecmd_runs_one_argv_command() {
+        // SAFETY: NULL arguments ask for a loopback-only stack.
+        let stack = unsafe { vde_addstack(std::ptr::null_mut(), std::ptr::null_mut()) };
+        assert!(!stack.is_null());
+        let run = |words: &[&str]| {
+            let owned: Vec<CString> = words.iter().map(|w| CString::new(*w).unwrap()).collect();
+            let mut argv: Vec<*mut c_char> =
+                owned.iter().map(|w| w.as_ptr() as *mut c_char).collect();
+            argv.push(std::ptr::null_mut());
+            // SAFETY: a NULL-terminated argv of live strings, a live stack.
+            unsafe { vde_stack_onecmd(argv.as_mut_ptr(), stack) }
+        };
+        assert_eq!(run(&["/bin/ip", "link", "set", "lo", "up"]), 0);
+        assert_eq!(
+            run(&["/bin/ip", "addr", "add", "10.0.0.x/24", "dev", "lo"]),
+            1
+        );
+        // A word with a quote and a semicolon stays one word.
+        assert_eq!(run(&["/bin/ip", "link", "set", "it's;odd", "up"]), 1);
+        assert_eq!(run(&["ip", "link"]), 2);
+        // SAFETY: NULL argv is refused, not dereferenced.
+        assert_eq!(unsafe { vde_stack_onecmd(std::ptr::null_mut(), stack) }, -1);
+        // SAFETY: the stack came from vde_addstack and is deleted once.
+        unsafe { vde_delstack(stack) };
+    }
+}

@@ -1,0 +1,221 @@
+/*
+ * vde_default_stack: while a default stack is set, a plain socket() creates
+ * its socket on that stack; after vde_default_stack(NULL) socket() gives
+ * kernel sockets again. Two stacks on the VDE network given as argv[1]:
+ * A (10.0.0.1) with a listener, B (10.0.0.2) as the default stack.
+ *
+ * The proof that a socket lives on stack B: it reaches A's listener at
+ * 10.0.0.1, which exists only on the private network. The proof that a
+ * socket is a kernel socket: it binds 127.0.0.1 of the host and talks to
+ * another kernel socket, and its connect to 10.0.0.1 never reaches A.
+ *
+ * AF_UNIX with a default stack set: the man page says every socket() call
+ * uses the stack; the reference creates the socket inside the stack's network
+ * namespace, where a pathname AF_UNIX socket is an ordinary unix socket. We
+ * expect the same from vdestack: socket(AF_UNIX, ...) gives a real AF_UNIX
+ * socket (the stack only provides the Internet families), which binds to a
+ * path and connects to a unix socket created without a default stack.
+ *
+ * Exits 0 on success; otherwise prints the failing call with errno, exits 1.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <vdestack.h>
+
+#define PORT 7
+
+static const char *volatile step = "start";
+
+static void fail(int line, const char *what)
+{
+	int e = errno;
+	fprintf(stderr, "default_stack.c:%d: %s failed: errno %d (%s)\n", line, what,
+		e, strerror(e));
+	exit(1);
+}
+
+#define CHECK(cond, what)                                                      \
+	do {                                                                   \
+		step = (what);                                                 \
+		if (!(cond))                                                   \
+			fail(__LINE__, (what));                                \
+	} while (0)
+
+static void on_alarm(int sig)
+{
+	static const char msg[] = "default_stack.c: timed out in: ";
+	(void)sig;
+	if (write(2, msg, sizeof msg - 1) < 0 || write(2, step, strlen(step)) < 0 ||
+	    write(2, "\n", 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+static struct sockaddr_in inet(const char *ip, int port)
+{
+	struct sockaddr_in a;
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_port = htons((unsigned short)port);
+	a.sin_addr.s_addr = inet_addr(ip);
+	return a;
+}
+
+/* One byte each way over a connected pair. */
+static void exchange(int x, int y)
+{
+	char c = 0;
+	CHECK(write(x, "x", 1) == 1, "write x");
+	CHECK(read(y, &c, 1) == 1 && c == 'x', "read x");
+	CHECK(write(y, "y", 1) == 1, "write y");
+	CHECK(read(x, &c, 1) == 1 && c == 'y', "read y");
+}
+
+/* Asserts that the non-blocking listener has no pending connection. */
+static void nothing_pending(int listener)
+{
+	int fd;
+	errno = 0;
+	fd = accept(listener, NULL, NULL);
+	CHECK(fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
+	      "no connection reached stack A's listener");
+}
+
+int main(int argc, char *argv[])
+{
+	struct vdestack *a, *b;
+	struct sockaddr_in addr;
+	struct sockaddr_un un;
+	socklen_t alen;
+	struct pollfd p;
+	int listener, fd, conn, k1, k2, u1, u2, ul;
+	char dir[] = "/tmp/vdestack-default-XXXXXX";
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s VDENET\n", argv[0]);
+		return 2;
+	}
+	signal(SIGALRM, on_alarm);
+	alarm(30);
+
+	a = vde_addstack(argv[1], NULL);
+	CHECK(a != NULL, "vde_addstack a");
+	b = vde_addstack(argv[1], NULL);
+	CHECK(b != NULL, "vde_addstack b");
+	CHECK(vde_stackcmd(a, "/bin/ip link set vde0 up;"
+			      "/bin/ip addr add 10.0.0.1/24 dev vde0") == 0,
+	      "vde_stackcmd a");
+	CHECK(vde_stackcmd(b, "/bin/ip link set vde0 up;"
+			      "/bin/ip addr add 10.0.0.2/24 dev vde0") == 0,
+	      "vde_stackcmd b");
+	listener = vde_msocket(a, AF_INET, SOCK_STREAM, 0);
+	CHECK(listener >= 0, "vde_msocket a");
+	addr = inet("0.0.0.0", PORT);
+	CHECK(bind(listener, (struct sockaddr *)&addr, sizeof addr) == 0, "bind a");
+	CHECK(listen(listener, 8) == 0, "listen a");
+	CHECK(fcntl(listener, F_SETFL, O_NONBLOCK) == 0, "fcntl O_NONBLOCK listener");
+
+	/* Default stack B: socket() is a socket of stack B. */
+	vde_default_stack(b);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(fd >= 0, "socket() with default stack b");
+	addr = inet("10.0.0.1", PORT);
+	CHECK(connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0,
+	      "connect to 10.0.0.1 (only reachable from the private network)");
+	alen = sizeof addr;
+	CHECK(getsockname(fd, (struct sockaddr *)&addr, &alen) == 0 &&
+		      addr.sin_addr.s_addr == inet_addr("10.0.0.2"),
+	      "getsockname is 10.0.0.2 of stack b");
+	p.fd = listener;
+	p.events = POLLIN;
+	CHECK(poll(&p, 1, 10000) == 1, "poll listener for the connection");
+	conn = accept(listener, NULL, NULL);
+	CHECK(conn >= 0, "accept on stack a");
+	exchange(fd, conn);
+	CHECK(close(conn) == 0 && close(fd) == 0, "close");
+
+	/* AF_UNIX with a default stack set: an ordinary unix socket (see above). */
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	memset(&un, 0, sizeof un);
+	un.sun_family = AF_UNIX;
+	snprintf(un.sun_path, sizeof un.sun_path, "%s/sock", dir);
+	ul = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(ul >= 0, "socket(AF_UNIX) with a default stack");
+	CHECK(bind(ul, (struct sockaddr *)&un, sizeof un) == 0, "bind AF_UNIX");
+	CHECK(listen(ul, 1) == 0, "listen AF_UNIX");
+	u1 = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(u1 >= 0, "socket(AF_UNIX) with a default stack");
+	vde_default_stack(NULL);
+	CHECK(connect(u1, (struct sockaddr *)&un, sizeof un) == 0, "connect AF_UNIX");
+	u2 = accept(ul, NULL, NULL);
+	CHECK(u2 >= 0, "accept AF_UNIX");
+	exchange(u1, u2);
+	/* And a unix socket made without a default stack reaches it too. */
+	k1 = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(k1 >= 0, "socket(AF_UNIX) without a default stack");
+	CHECK(connect(k1, (struct sockaddr *)&un, sizeof un) == 0,
+	      "connect AF_UNIX without a default stack");
+	k2 = accept(ul, NULL, NULL);
+	CHECK(k2 >= 0, "accept AF_UNIX (2)");
+	exchange(k1, k2);
+	close(k1);
+	close(k2);
+	close(u1);
+	close(u2);
+	close(ul);
+	unlink(un.sun_path);
+	rmdir(dir);
+
+	/* Default stack unset: socket() is a kernel socket of the host. */
+	k1 = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(k1 >= 0, "socket() after vde_default_stack(NULL)");
+	addr = inet("127.0.0.1", 0);
+	CHECK(bind(k1, (struct sockaddr *)&addr, sizeof addr) == 0,
+	      "bind 127.0.0.1:0 of the host");
+	CHECK(listen(k1, 1) == 0, "listen on the host");
+	alen = sizeof addr;
+	CHECK(getsockname(k1, (struct sockaddr *)&addr, &alen) == 0 &&
+		      alen == sizeof addr &&
+		      addr.sin_addr.s_addr == inet_addr("127.0.0.1") &&
+		      addr.sin_port != 0,
+	      "getsockname of a kernel socket");
+	k2 = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(k2 >= 0, "socket() (2)");
+	CHECK(connect(k2, (struct sockaddr *)&addr, sizeof addr) == 0,
+	      "connect to the host's 127.0.0.1");
+	conn = accept(k1, NULL, NULL);
+	CHECK(conn >= 0, "accept on the host");
+	exchange(k2, conn);
+	close(conn);
+	close(k2);
+	close(k1);
+
+	/* A kernel socket's connect to 10.0.0.1 does not reach stack A. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(fd >= 0, "socket() (3)");
+	CHECK(fcntl(fd, F_SETFL, O_NONBLOCK) == 0, "fcntl O_NONBLOCK kernel socket");
+	addr = inet("10.0.0.1", PORT);
+	/* Whatever the host does with 10.0.0.1 (refuse, time out, unreachable). */
+	(void)connect(fd, (struct sockaddr *)&addr, sizeof addr);
+	p.fd = fd;
+	p.events = POLLOUT;
+	(void)poll(&p, 1, 500);
+	close(fd);
+	nothing_pending(listener);
+
+	CHECK(close(listener) == 0, "close listener");
+	vde_delstack(a);
+	vde_delstack(b);
+	printf("default_stack: ok\n");
+	return 0;
+}
