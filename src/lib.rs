@@ -58,7 +58,9 @@ pub mod capi;
 pub mod cmd;
 mod engine;
 pub mod link;
+pub mod pcap;
 mod pump;
+pub mod sim;
 mod socket;
 mod stack;
 

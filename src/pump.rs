@@ -201,6 +201,23 @@ pub(crate) struct Pump {
     rx_lens: Vec<usize>,
     /// Staging for one batch of outgoing frames (kept to reuse its allocation).
     tx_frames: Vec<Vec<u8>>,
+    /// Where every frame in and out of the link is recorded, if anywhere.
+    capture: Option<Capture>,
+}
+
+/// A pcap file of the link's frames, stamped with wall-clock time.
+pub(crate) type Capture = crate::pcap::PcapWriter<std::io::BufWriter<std::fs::File>>;
+
+fn record(capture: &mut Option<Capture>, frame: &[u8]) {
+    if let Some(pcap) = capture {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        if pcap.write_frame(now, frame).is_err() {
+            // A capture that cannot be written (disk full) is given up, not the stack.
+            *capture = None;
+        }
+    }
 }
 
 impl Pump {
@@ -212,6 +229,7 @@ impl Pump {
         control: Receiver<Control>,
         handoffs: Handoffs,
         start: Instant,
+        capture: Option<Capture>,
     ) -> io::Result<Pump> {
         if let Some(fd) = link.data_fd() {
             poll.registry().register(
@@ -245,6 +263,7 @@ impl Pump {
             rx_frames: vec![vec![0; MAX_FRAME]; LINK_BATCH],
             rx_lens: vec![0; LINK_BATCH],
             tx_frames: Vec::with_capacity(LINK_BATCH),
+            capture,
         })
     }
 
@@ -307,6 +326,10 @@ impl Pump {
         self.engine.transmit(now);
         self.flush_link();
         self.handle_engine_events();
+        if let Some(pcap) = &mut self.capture {
+            // So that `tcpdump -r` sees the frames while the stack runs.
+            let _ = pcap.flush();
+        }
     }
 
     fn receive_frames(&mut self, now: Duration) {
@@ -315,6 +338,7 @@ impl Pump {
             match self.link.recv_batch(&mut self.rx_frames, &mut self.rx_lens) {
                 Ok(count) => {
                     for (frame, &len) in self.rx_frames.iter().zip(&self.rx_lens).take(count) {
+                        record(&mut self.capture, &frame[..len]);
                         self.engine.receive(now, &frame[..len]);
                     }
                     received += count;
@@ -363,6 +387,7 @@ impl Pump {
                 self.engine.unsend(frame);
             }
             for frame in batch.drain(..) {
+                record(&mut self.capture, &frame);
                 self.engine.recycle(frame);
             }
             self.tx_frames = batch;

@@ -8,12 +8,15 @@
 use crate::cmd::{CmdError, NetConfig};
 use crate::engine::Engine;
 use crate::link::{Link, NullLink, StreamLink, VdeLink};
+use crate::pcap::PcapWriter;
 use crate::pump::{ConnShared, Control, Handoffs, Pump, PumpHandle, FIRST_SOCKET_ID, WAKER};
 use crate::socket::sys;
 use std::collections::hash_map::RandomState;
+use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -99,41 +102,26 @@ impl Stack {
     /// The interfaces start down and unaddressed, as in a new Linux network
     /// namespace: configure them with [`Stack::cmd`].
     pub fn new(vnl: &str, ifname: Option<&str>) -> io::Result<Stack> {
-        let ifname = ifname.unwrap_or(DEFAULT_IFNAME);
-        if ifname.is_empty() || ifname.len() > 15 || ifname.contains(['/', ' ', '\0']) {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        let mut builder = Stack::builder().vnl(vnl);
+        if let Some(ifname) = ifname {
+            builder = builder.ifname(ifname);
         }
-        let seed = random_u64();
-        let (link, config): (Box<dyn Link>, NetConfig) = if vnl.is_empty() {
-            (Box::new(NullLink), NetConfig::loopback_only())
-        } else if let Some(command) = vnl.strip_prefix('=') {
-            let link = StreamLink::spawn(command)?;
-            (Box::new(link), NetConfig::new(ifname, random_mac(seed)))
-        } else {
-            let link = VdeLink::open(vnl, "vdestack")?;
-            (Box::new(link), NetConfig::new(ifname, random_mac(seed)))
-        };
-        let start = Instant::now();
-        let engine = Engine::new(config, seed, start.elapsed());
-        let poll = mio::Poll::new()?;
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let handoffs: Handoffs = Arc::default();
-        let pump = Pump::new(poll, link, engine, rx, handoffs.clone(), start)?;
-        let thread = std::thread::Builder::new()
-            .name(format!("vdestack-{ifname}"))
-            .spawn(move || pump.run())?;
-        Ok(Stack {
-            inner: Arc::new(StackInner {
-                ctx: StackCtx {
-                    pump: PumpHandle { tx, waker },
-                    handoffs,
-                    next_id: Arc::new(AtomicU64::new(FIRST_SOCKET_ID)),
-                },
-                ifname: ifname.to_owned(),
-                thread: Mutex::new(Some(thread)),
-            }),
-        })
+        builder.build()
+    }
+
+    /// A [`StackBuilder`], for the options [`Stack::new`] does not take.
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// let stack = vdestack::Stack::builder()
+    ///     .vnl("vde:///tmp/sw")
+    ///     .ifname("eth0")
+    ///     .pcap("/tmp/eth0.pcap")      // every frame in and out, for tcpdump -r
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> StackBuilder {
+        StackBuilder::default()
     }
 
     /// Runs `;`-separated `ip` commands (full paths: `/bin/ip`, `/sbin/ip`,
@@ -219,6 +207,79 @@ impl Stack {
     #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     pub(crate) fn same_as(&self, other: &Stack) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+/// Options for a new [`Stack`]; see [`Stack::builder`].
+#[derive(Debug, Clone, Default)]
+pub struct StackBuilder {
+    vnl: String,
+    ifname: Option<String>,
+    pcap: Option<PathBuf>,
+}
+
+impl StackBuilder {
+    /// The VDE network, as for [`Stack::new`] (default `""`: loopback only).
+    pub fn vnl(mut self, vnl: &str) -> StackBuilder {
+        self.vnl = vnl.to_owned();
+        self
+    }
+
+    /// The interface name (default `vde0`).
+    pub fn ifname(mut self, ifname: &str) -> StackBuilder {
+        self.ifname = Some(ifname.to_owned());
+        self
+    }
+
+    /// Captures every frame the stack sends and receives on its link to `path`, in
+    /// pcap format (tcpdump, Wireshark).
+    pub fn pcap(mut self, path: impl Into<PathBuf>) -> StackBuilder {
+        self.pcap = Some(path.into());
+        self
+    }
+
+    /// Creates the stack.
+    pub fn build(self) -> io::Result<Stack> {
+        let ifname = self.ifname.as_deref().unwrap_or(DEFAULT_IFNAME);
+        if ifname.is_empty() || ifname.len() > 15 || ifname.contains(['/', ' ', '\0']) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let vnl = self.vnl.as_str();
+        let seed = random_u64();
+        let (link, config): (Box<dyn Link>, NetConfig) = if vnl.is_empty() {
+            (Box::new(NullLink), NetConfig::loopback_only())
+        } else if let Some(command) = vnl.strip_prefix('=') {
+            let link = StreamLink::spawn(command)?;
+            (Box::new(link), NetConfig::new(ifname, random_mac(seed)))
+        } else {
+            let link = VdeLink::open(vnl, "vdestack")?;
+            (Box::new(link), NetConfig::new(ifname, random_mac(seed)))
+        };
+        let capture = match &self.pcap {
+            Some(path) => Some(PcapWriter::new(BufWriter::new(File::create(path)?))?),
+            None => None,
+        };
+        let start = Instant::now();
+        let engine = Engine::new(config, seed, start.elapsed());
+        let poll = mio::Poll::new()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let handoffs: Handoffs = Arc::default();
+        let pump = Pump::new(poll, link, engine, rx, handoffs.clone(), start, capture)?;
+        let thread = std::thread::Builder::new()
+            .name(format!("vdestack-{ifname}"))
+            .spawn(move || pump.run())?;
+        Ok(Stack {
+            inner: Arc::new(StackInner {
+                ctx: StackCtx {
+                    pump: PumpHandle { tx, waker },
+                    handoffs,
+                    next_id: Arc::new(AtomicU64::new(FIRST_SOCKET_ID)),
+                },
+                ifname: ifname.to_owned(),
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
     }
 }
 

@@ -730,3 +730,44 @@ fn stream_link_through_vde_plug() {
     let err = Stack::new("=", None).unwrap_err();
     assert_eq!(errno(&err), libc::EINVAL);
 }
+
+/// `Stack::builder().pcap(path)` records the link's frames; tcpdump reads them.
+#[test]
+fn pcap_capture_is_readable_by_tcpdump() {
+    let sw = common::Switch::start();
+    let dir = common::TempDir::new("pcap");
+    let path = dir.path().join("a.pcap");
+    let a = Stack::builder().vnl(&sw.vnl()).pcap(&path).build().unwrap();
+    let b = Stack::new(&sw.vnl(), None).unwrap();
+    a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
+        .unwrap();
+    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
+        .unwrap();
+    let listener = TcpListener::bind(&a, "0.0.0.0:7").unwrap();
+    let mut client = TcpStream::connect(&b, "10.0.0.1:7").unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    client.write_all(b"captured").unwrap();
+    let mut buf = [0u8; 8];
+    server.read_exact(&mut buf).unwrap();
+    drop((client, server, listener, a, b));
+    let out = std::process::Command::new("tcpdump")
+        .args(["-nn", "-r"])
+        .arg(&path)
+        .output()
+        .expect("tcpdump (Debian package tcpdump) must be installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("ARP"), "{text}");
+    assert!(
+        text.contains("10.0.0.2.") && text.contains("> 10.0.0.1.7: Flags [S]"),
+        "the SYN is there: {text}"
+    );
+    assert!(
+        text.contains("length 8"),
+        "the data segment is there: {text}"
+    );
+}
