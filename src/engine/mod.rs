@@ -26,7 +26,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,8 +114,10 @@ pub(crate) struct Engine {
     config: NetConfig,
     synced: Option<u64>,
     ports: PortTable,
-    conns: HashMap<TcpHandle, Conn>,
-    listeners: HashMap<ListenerId, Listener>,
+    // Ordered maps: the order events come out in must not depend on hash seeds,
+    // or runs of the deterministic mode would differ.
+    conns: BTreeMap<TcpHandle, Conn>,
+    listeners: BTreeMap<ListenerId, Listener>,
     next_listener: ListenerId,
     arp_seen: HashMap<Ipv4Address, Duration>,
     events: VecDeque<Event>,
@@ -143,8 +145,8 @@ impl Engine {
             config,
             synced: None,
             ports: PortTable::default(),
-            conns: HashMap::new(),
-            listeners: HashMap::new(),
+            conns: BTreeMap::new(),
+            listeners: BTreeMap::new(),
             next_listener: 1,
             arp_seen: HashMap::new(),
             events: VecDeque::new(),
