@@ -66,4 +66,4 @@ mod stack;
 
 pub use cmd::CmdError;
 pub use socket::{TcpListener, TcpStream};
-pub use stack::{Stack, DEFAULT_IFNAME};
+pub use stack::{Stack, StackBuilder, DEFAULT_IFNAME};
