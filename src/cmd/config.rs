@@ -146,6 +146,9 @@ pub(super) struct State {
     /// adds the prefix only while `lo` is up (at the address's addition or at the
     /// next up) and keeps it when `lo` goes down.
     lo_prefixes: Vec<IfAddr>,
+    /// Whether `::1` on `lo` was added by a command: Linux gives that one a
+    /// main-table route, but not the `::1` it adds itself when `lo` comes up.
+    loopback6_added: bool,
     /// Whether Linux has created its IPv4 main table yet: a fresh namespace has
     /// none until the first IPv4 route (an address's local route counts), and
     /// deleting or flushing routes fails until then.
@@ -283,6 +286,7 @@ impl State {
             links,
             broadcasts: Vec::new(),
             lo_prefixes: Vec::new(),
+            loopback6_added: false,
             v4_table: false,
             routes: Vec::new(),
         }
@@ -419,16 +423,17 @@ impl State {
         Some(prefix_route(dev, a, Some(a.addr)))
     }
 
-    /// The prefix route Linux adds for an IPv6 address on an up link (none for `::1`).
-    fn v6_connected(dev: u32, a: IfAddr) -> Option<Route> {
-        if a.addr == IpAddr::V6(Ipv6Addr::LOCALHOST) {
+    /// The prefix route Linux adds for an IPv6 address on an up link (none for the
+    /// `::1` it adds to `lo` itself).
+    fn v6_connected(&self, dev: u32, a: IfAddr) -> Option<Route> {
+        if a.addr == IpAddr::V6(Ipv6Addr::LOCALHOST) && !self.loopback6_added {
             return None;
         }
         Some(prefix_route(dev, a, None))
     }
 
     fn add_v6_connected(&mut self, dev: u32, a: IfAddr) {
-        if let Some(route) = Self::v6_connected(dev, a) {
+        if let Some(route) = self.v6_connected(dev, a) {
             if !self.routes.contains(&route) {
                 self.insert_route(route);
             }
@@ -700,6 +705,9 @@ impl State {
             addr: IpAddr::V6(addr),
             prefix_len,
         };
+        if addr == Ipv6Addr::LOCALHOST {
+            self.loopback6_added = true;
+        }
         self.insert_v6(index, a);
         if self.is_up(index) {
             self.add_v6_connected(index, a);
@@ -804,15 +812,19 @@ impl State {
     /// link shares the prefix.
     fn remove_v6_at(&mut self, index: u32, i: usize) {
         let a = self.link_mut(index).addrs.remove(i);
+        let added_loopback = a.addr == IpAddr::V6(Ipv6Addr::LOCALHOST) && self.loopback6_added;
         let shared = self.link(index).addrs.iter().any(|e| {
             e.addr.is_ipv6()
                 && e.prefix_len == a.prefix_len
                 && in_prefix(e.addr, a.addr, a.prefix_len)
         });
         if !shared {
-            if let Some(route) = Self::v6_connected(index, a) {
+            if let Some(route) = self.v6_connected(index, a) {
                 self.remove_routes(|r| *r != route);
             }
+        }
+        if added_loopback {
+            self.loopback6_added = false;
         }
     }
 
@@ -1051,8 +1063,11 @@ impl State {
                     }
                 };
                 if let Some(src) = req.src {
+                    // A global source may sit on any up link; one of link or host
+                    // scope (fe80::/10, ::1) only on the route's own device.
+                    let scoped = matches!(src, IpAddr::V6(v6) if v6.is_unicast_link_local() || v6.is_loopback());
                     let ok = self.links.iter().any(|l| {
-                        l.up && req.dev.is_none_or(|d| d == l.index)
+                        l.up && (!scoped || req.dev.is_none_or(|d| d == l.index))
                             && l.addrs.iter().any(|a| a.addr == src)
                     });
                     if !ok {

@@ -709,6 +709,9 @@ enum AddrKw {
     /// An address flag only IPv6 addresses take (iproute2 warns and ignores it for
     /// others); the stack does not implement it.
     Ipv6Flag,
+    /// `nodad`: the stack does no duplicate address detection, so every address
+    /// already behaves as if it were given.
+    NoDad,
     /// A keyword the stack cannot honour, and how iproute2 checks its value.
     Unsupported(Value),
 }
@@ -752,7 +755,7 @@ const ADDR_KEYWORDS: &[(&str, Match, AddrKw)] = &[
     ),
     ("secondary", Exact, AddrKw::ReadOnlyFlag),
     ("temporary", Exact, AddrKw::ReadOnlyFlag),
-    ("nodad", Exact, AddrKw::Ipv6Flag),
+    ("nodad", Exact, AddrKw::NoDad),
     ("optimistic", Exact, AddrKw::Ipv6Flag),
     ("dadfailed", Exact, AddrKw::ReadOnlyFlag),
     ("home", Exact, AddrKw::Ipv6Flag),
@@ -870,7 +873,7 @@ fn addr_modify_warning(
                     "Warning: {name} option is not mutable from userspace\n"
                 ));
             }
-            Some((name, AddrKw::Ipv6Flag)) if family != Family::Inet6 => {
+            Some((name, AddrKw::Ipv6Flag | AddrKw::NoDad)) if family != Family::Inet6 => {
                 warnings.push_str(&format!(
                     "Warning: {name} option can be set only for IPv6 addresses\n"
                 ));
@@ -878,6 +881,7 @@ fn addr_modify_warning(
             Some((name, AddrKw::Ipv6Flag)) => {
                 refused.get_or_insert(name);
             }
+            Some((_, AddrKw::NoDad)) => {}
             Some((name, AddrKw::Unsupported(check))) => {
                 check_value(&mut args, check, family)?;
                 refused.get_or_insert(name);
@@ -1209,6 +1213,9 @@ enum ListKw {
     Dev,
     Metric,
     Protocol,
+    /// `cached`: the routing cache, which Linux no longer has for IPv4 and the
+    /// stack has for neither family: nothing to show or flush.
+    Cache,
     /// A keyword the stack cannot honour; true if it takes a value.
     Unsupported(bool),
 }
@@ -1217,7 +1224,7 @@ enum ListKw {
 const ROUTE_LIST_KEYWORDS: &[(&str, Match, ListKw)] = &[
     ("table", Prefix, ListKw::Table),
     ("vrf", Prefix, ListKw::Unsupported(true)),
-    ("cached", Prefix, ListKw::Unsupported(false)),
+    ("cached", Prefix, ListKw::Cache),
     ("cloned", Prefix, ListKw::Unsupported(false)),
     ("tos", Exact, ListKw::Unsupported(true)),
     ("dsfield", Prefix, ListKw::Unsupported(true)),
@@ -1254,8 +1261,10 @@ fn route_list(
     let mut exact: Option<(IpAddr, u8)> = None;
     let mut metric: Option<u32> = None;
     let mut proto: Option<u32> = None;
+    let mut cache = false;
     while let Some(word) = args.next() {
         match pick(word, ROUTE_LIST_KEYWORDS) {
+            Some((_, ListKw::Cache)) => cache = true,
             Some((_, ListKw::Table)) => {
                 let table = args.value()?;
                 if table == "help" {
@@ -1331,6 +1340,9 @@ fn route_list(
         Family::Inet6 => true,
         Family::Packet | Family::Other(_) => return Ok(String::new()),
     };
+    if cache {
+        return Ok(String::new());
+    }
     let selected = |r: &super::Route| {
         r.dst.is_ipv6() == ipv6
             && dev.is_none_or(|d| d == r.dev)
