@@ -7,8 +7,10 @@
 
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Packet, TcpPacket,
+    EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Packet, TcpPacket,
+    TcpSeqNumber,
 };
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 /// An incoming TCP segment that opens a connection (SYN without ACK).
@@ -151,5 +153,180 @@ mod tests {
             assert_eq!(tcp_syn(&frame), None);
             assert_eq!(arp_sender(&frame), None);
         }
+    }
+}
+
+/// Keeps the sequence number of outgoing pure ACKs at the highest one sent.
+///
+/// smoltcp 0.14 rewinds its "last sequence number sent" on a retransmission timeout
+/// and stamps that rewound number on the pure ACKs it sends afterwards
+/// (`socket/tcp.rs`, `ack_reply`). When both ends of a connection are sending data
+/// and both time out, each one's ACKs then fall below the other's receive window:
+/// the peer discards them, ACK field and all, and the connection stalls for good
+/// (found by the wirefilter loss tests). Linux always stamps ACKs with the highest
+/// number sent, which any receiver accepts; this does the same at the device.
+#[derive(Debug, Default)]
+pub(crate) struct AckSequence {
+    /// Per flow (our address and port, theirs): one past the highest sequence
+    /// number sent.
+    sent: HashMap<(IpAddr, u16, IpAddr, u16), TcpSeqNumber>,
+}
+
+/// Flows remembered at most; past that the table starts over, which only means
+/// a rewound ACK may go out unmended for a while (as without this).
+const MAX_FLOWS: usize = 16 * 1024;
+
+impl AckSequence {
+    /// Looks at an outgoing frame, and mends its sequence number if it is a pure
+    /// ACK stamped below what the flow already sent.
+    pub(crate) fn on_egress(&mut self, frame: &mut [u8]) {
+        let Ok(mut eth) = EthernetFrame::new_checked(&mut *frame) else {
+            return;
+        };
+        match eth.ethertype() {
+            EthernetProtocol::Ipv4 => {
+                let Ok(mut ip) = Ipv4Packet::new_checked(eth.payload_mut()) else {
+                    return;
+                };
+                if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+                    return;
+                }
+                let (src, dst) = (
+                    IpAddress::Ipv4(ip.src_addr()),
+                    IpAddress::Ipv4(ip.dst_addr()),
+                );
+                self.mend(src, dst, ip.payload_mut());
+            }
+            EthernetProtocol::Ipv6 => {
+                let Ok(mut ip) = Ipv6Packet::new_checked(eth.payload_mut()) else {
+                    return;
+                };
+                if ip.next_header() != IpProtocol::Tcp {
+                    return;
+                }
+                let (src, dst) = (
+                    IpAddress::Ipv6(ip.src_addr()),
+                    IpAddress::Ipv6(ip.dst_addr()),
+                );
+                self.mend(src, dst, ip.payload_mut());
+            }
+            _ => {}
+        }
+    }
+
+    fn mend(&mut self, src: IpAddress, dst: IpAddress, segment: &mut [u8]) {
+        let Ok(mut tcp) = TcpPacket::new_checked(segment) else {
+            return;
+        };
+        let key = (
+            IpAddr::from(src),
+            tcp.src_port(),
+            IpAddr::from(dst),
+            tcp.dst_port(),
+        );
+        if tcp.rst() {
+            self.sent.remove(&key);
+            return;
+        }
+        let seq = tcp.seq_number();
+        let payload = tcp.payload_mut().len();
+        let len = payload + usize::from(tcp.syn()) + usize::from(tcp.fin());
+        if len > 0 {
+            let end = seq + len;
+            if self.sent.len() >= MAX_FLOWS && !self.sent.contains_key(&key) {
+                self.sent.clear();
+            }
+            let highest = self.sent.entry(key).or_insert(end);
+            if end > *highest {
+                *highest = end;
+            }
+            return;
+        }
+        if let Some(&highest) = self.sent.get(&key) {
+            if seq < highest {
+                tcp.set_seq_number(highest);
+                tcp.fill_checksum(&src, &dst);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod ack_tests {
+    use super::*;
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{EthernetRepr, Ipv4Repr, TcpControl, TcpRepr};
+
+    fn segment(seq: i32, payload: &[u8]) -> Vec<u8> {
+        let src = Ipv4Address::new(10, 0, 0, 1);
+        let dst = Ipv4Address::new(10, 0, 0, 2);
+        let tcp = TcpRepr {
+            src_port: 40000,
+            dst_port: 80,
+            control: TcpControl::None,
+            seq_number: TcpSeqNumber(seq),
+            ack_number: Some(TcpSeqNumber(7)),
+            window_len: 1000,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None, None, None],
+            timestamp: None,
+            payload,
+        };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
+            ethertype: EthernetProtocol::Ipv4,
+        };
+        let mut buf = vec![0u8; eth.buffer_len() + ip.buffer_len() + tcp.buffer_len()];
+        let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+        eth.emit(&mut frame);
+        let caps = ChecksumCapabilities::default();
+        let mut packet = Ipv4Packet::new_unchecked(frame.payload_mut());
+        ip.emit(&mut packet, &caps);
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(packet.payload_mut()),
+            &src.into(),
+            &dst.into(),
+            &caps,
+        );
+        buf
+    }
+
+    fn seq_and_checksum_ok(frame: &[u8]) -> (i32, bool) {
+        let eth = EthernetFrame::new_checked(frame).unwrap();
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        let ok = tcp.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into());
+        (tcp.seq_number().0, ok)
+    }
+
+    #[test]
+    fn rewound_pure_acks_are_raised_to_the_highest_sequence_sent() {
+        let mut fixer = AckSequence::default();
+        let mut data = segment(1000, &[7; 100]);
+        fixer.on_egress(&mut data);
+        assert_eq!(
+            seq_and_checksum_ok(&data),
+            (1000, true),
+            "data is left alone"
+        );
+        let mut rewound_ack = segment(900, &[]);
+        fixer.on_egress(&mut rewound_ack);
+        assert_eq!(seq_and_checksum_ok(&rewound_ack), (1100, true));
+        let mut current_ack = segment(1100, &[]);
+        fixer.on_egress(&mut current_ack);
+        assert_eq!(seq_and_checksum_ok(&current_ack), (1100, true));
+        let mut retransmission = segment(1000, &[7; 100]);
+        fixer.on_egress(&mut retransmission);
+        assert_eq!(seq_and_checksum_ok(&retransmission), (1000, true));
     }
 }

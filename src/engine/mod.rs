@@ -674,6 +674,7 @@ struct FrameIo {
     loopback: VecDeque<Vec<u8>>,
     outbox: VecDeque<Vec<u8>>,
     pool: Vec<Vec<u8>>,
+    ack_sequence: frames::AckSequence,
 }
 
 impl FrameIo {
@@ -687,6 +688,7 @@ impl FrameIo {
             loopback: VecDeque::new(),
             outbox: VecDeque::new(),
             pool: Vec::new(),
+            ack_sequence: frames::AckSequence::default(),
         }
     }
 
@@ -707,6 +709,7 @@ impl FrameIo {
     /// Sends a frame smoltcp built where it belongs: back in (loopback), out, or
     /// nowhere (a down link).
     fn route(&mut self, mut frame: Vec<u8>) {
+        self.ack_sequence.on_egress(&mut frame);
         if frames::dst_mac(&frame) == Some(self.mac) {
             if self.lo_up {
                 self.loopback.push_back(frame);

@@ -135,3 +135,109 @@ impl Net {
         }
     }
 }
+
+/// The path of a switch's socket directory as a bare path (for tools that take
+/// `path1:path2`, where a `vde://` locator's colon would split wrongly).
+pub fn switch_path(switch: &Switch) -> PathBuf {
+    switch.dir().join("sw")
+}
+
+/// A `wirefilter` (Debian package vde2) joining two switches, applying faults to the
+/// frames crossing it. It runs in the foreground with its management console on a
+/// stdin we keep open; dropping the fixture kills it.
+pub struct Wirefilter {
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Wirefilter {
+    /// Connects `left` and `right` through a wirefilter started with `args` (e.g.
+    /// `["-l", "1"]`), and waits until both of its plugs are open.
+    pub fn start(left: &Switch, right: &Switch, args: &[&str]) -> Wirefilter {
+        let dir = TempDir::new("wf");
+        let mgmt = dir.path().join("mgmt");
+        let (l, r) = (switch_path(left), switch_path(right));
+        for p in [&l, &r, &mgmt] {
+            assert!(
+                !p.to_string_lossy().contains(':'),
+                "wirefilter -v splits on ':': {}",
+                p.display()
+            );
+        }
+        let mut child = Command::new("wirefilter")
+            .arg("-v")
+            .arg(format!("{}:{}", l.display(), r.display()))
+            .arg("-M")
+            .arg(&mgmt)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wirefilter (Debian package vde2) must be installed");
+        // wirefilter binds its management socket after opening both plugs: the
+        // socket appearing means the wire is in place.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !mgmt.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("wirefilter {args:?} exited at start: {status}");
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("wirefilter {args:?} did not start");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Wirefilter { child, _dir: dir }
+    }
+}
+
+impl Drop for Wirefilter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A shell script run in its own user, network and PID namespaces
+/// (`unshare -Urnp --fork --kill-child`): killing it (on drop) kills everything it
+/// started there. `None` where unprivileged user namespaces are not available.
+pub struct Namespace {
+    child: Child,
+}
+
+impl Namespace {
+    /// Whether `unshare -Urnp` works here.
+    pub fn available() -> bool {
+        Command::new("unshare")
+            .args(["-Urnp", "--fork", "true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Runs `script` with `sh -c` inside fresh namespaces; its stdout is piped.
+    pub fn run(script: &str) -> std::io::Result<Namespace> {
+        let child = Command::new("unshare")
+            .args(["-Urnp", "--fork", "--kill-child", "sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        Ok(Namespace { child })
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
