@@ -828,26 +828,24 @@ impl Pump {
             if conn.connecting.is_some() {
                 continue;
             }
-            let socket = self.engine.tcp(conn.handle);
             let mut discard = false;
-            while conn.app_writable && socket.can_recv() {
+            while conn.app_writable && self.engine.recv_queue(conn.handle) > 0 {
                 let fd = conn.fd.as_fd();
-                let result = socket.recv(|buf| match sys::send(fd, buf) {
-                    Ok(n) => (n, Ok(n)),
-                    Err(e) => (0, Err(e)),
-                });
-                match result {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                match self
+                    .engine
+                    .recv_with(conn.handle, |bytes| sys::send(fd, bytes))
+                {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         conn.app_writable = false;
                     }
-                    Ok(Err(_)) => {
+                    Err(_) => {
                         // EPIPE: nobody will read this. Linux answers data that
                         // reaches a closed socket with RST.
                         discard = true;
                         break;
                     }
-                    Err(_) => break,
                 }
             }
             if discard {
@@ -855,15 +853,9 @@ impl Pump {
                 finished.push((id, true));
                 continue;
             }
-            if !conn.peer_eof_passed && !socket.may_recv() && socket.recv_queue() == 0 {
-                let state = socket.state();
-                if !matches!(
-                    state,
-                    crate::engine::TcpState::SynSent | crate::engine::TcpState::Closed
-                ) {
-                    conn.peer_eof_passed = true;
-                    let _ = sys::shutdown(conn.fd.as_fd(), libc::SHUT_WR);
-                }
+            if !conn.peer_eof_passed && self.engine.recv_finished(conn.handle) {
+                conn.peer_eof_passed = true;
+                let _ = sys::shutdown(conn.fd.as_fd(), libc::SHUT_WR);
             }
             if conn.app_gone && !conn.app_eof {
                 // The application closed its end without us reading EOF first.

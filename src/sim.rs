@@ -234,14 +234,19 @@ impl SimStack {
         Ok(self.new_socket(Slot::Conn(handle)))
     }
 
-    fn conn(&mut self, socket: SimSocket) -> io::Result<&mut tcp::Socket<'static>> {
+    fn handle(&self, socket: SimSocket) -> io::Result<TcpHandle> {
         match self.slots.get(&socket) {
-            Some(Slot::Conn(handle)) if self.by_handle.contains_key(handle) => {
-                Ok(self.engine.tcp(*handle))
-            }
+            // The engine reuses a forgotten socket's handle: it is ours only while
+            // it still maps back to this socket.
+            Some(Slot::Conn(handle)) if self.by_handle.get(handle) == Some(&socket) => Ok(*handle),
             Some(_) => Err(errno(libc::ENOTCONN)),
             None => Err(errno(libc::EBADF)),
         }
+    }
+
+    fn conn(&mut self, socket: SimSocket) -> io::Result<&mut tcp::Socket<'static>> {
+        let handle = self.handle(socket)?;
+        Ok(self.engine.tcp(handle))
     }
 
     /// Queues bytes for sending; `WouldBlock` when the send ring is full.
@@ -262,15 +267,26 @@ impl SimStack {
 
     /// Takes received bytes: `Ok(0)` at end of stream, `WouldBlock` when none wait.
     pub fn recv(&mut self, socket: SimSocket, buf: &mut [u8]) -> io::Result<usize> {
-        let tcp = self.conn(socket)?;
-        match tcp.recv_slice(buf) {
-            Ok(0) if !buf.is_empty() && tcp.may_recv() => Err(io::ErrorKind::WouldBlock.into()),
-            Ok(0) if matches!(tcp.state(), tcp::State::SynSent | tcp::State::SynReceived) => {
-                Err(io::ErrorKind::WouldBlock.into())
-            }
-            Ok(n) => Ok(n),
-            Err(tcp::RecvError::Finished) => Ok(0),
-            Err(_) => Err(errno(libc::ENOTCONN)),
+        let handle = self.handle(socket)?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut copied = 0;
+        self.engine.recv_with(handle, |bytes| {
+            let n = bytes.len().min(buf.len() - copied);
+            buf[copied..copied + n].copy_from_slice(&bytes[..n]);
+            copied += n;
+            Ok(n)
+        })?;
+        if copied > 0 {
+            return Ok(copied);
+        }
+        if self.engine.recv_finished(handle) {
+            return Ok(0);
+        }
+        match self.engine.tcp(handle).state() {
+            tcp::State::Closed => Err(errno(libc::ENOTCONN)),
+            _ => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 
@@ -294,7 +310,8 @@ impl SimStack {
     fn let_go(&mut self, socket: SimSocket, reset: bool) {
         match self.slots.remove(&socket) {
             // A connection whose connect failed is already gone from the engine.
-            Some(Slot::Conn(handle)) if self.by_handle.remove(&handle).is_some() => {
+            Some(Slot::Conn(handle)) if self.by_handle.get(&handle) == Some(&socket) => {
+                self.by_handle.remove(&handle);
                 self.engine.release(handle, reset);
             }
             Some(Slot::Conn(_)) => {}
@@ -516,6 +533,68 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(run(), first);
         }
+    }
+
+    /// Bytes the application has not read survive the end of TIME-WAIT, when
+    /// smoltcp resets the socket (found by the api fuzz target).
+    #[test]
+    fn unread_data_outlives_time_wait() {
+        let mut net = two_stacks();
+        net.stack(0)
+            .tcp_listen("0.0.0.0:80".parse().unwrap(), 4)
+            .unwrap();
+        let client = net
+            .stack(1)
+            .tcp_connect("10.0.0.1:80".parse().unwrap())
+            .unwrap();
+        net.step(Duration::from_millis(1));
+        let server = loop {
+            match net.stack(0).next_event() {
+                Some(SimEvent::Accepted { socket, .. }) => break socket,
+                Some(_) => continue,
+                None => panic!("no connection"),
+            }
+        };
+        // The server closes first, so it is the one that waits in TIME-WAIT.
+        net.stack(0).shutdown_write(server).unwrap();
+        net.step(Duration::from_millis(1));
+        net.stack(1).send(client, b"read me later").unwrap();
+        net.stack(1).shutdown_write(client).unwrap();
+        for _ in 0..30 {
+            net.step(Duration::from_secs(1));
+        }
+        let mut buf = [0u8; 64];
+        let n = net.stack(0).recv(server, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"read me later");
+        assert_eq!(net.stack(0).recv(server, &mut buf).unwrap(), 0, "then EOF");
+    }
+
+    /// A socket whose connect failed never reaches a later connection that got
+    /// its engine handle (found by the api fuzz target).
+    #[test]
+    fn a_failed_socket_does_not_reach_its_handles_next_owner() {
+        let mut net = two_stacks();
+        let refused = net
+            .stack(1)
+            .tcp_connect("10.0.0.1:81".parse().unwrap())
+            .unwrap();
+        net.step(Duration::from_millis(1));
+        net.stack(0)
+            .tcp_listen("0.0.0.0:80".parse().unwrap(), 4)
+            .unwrap();
+        for _ in 0..5 {
+            net.step(Duration::from_secs(1));
+        }
+        let client = net
+            .stack(1)
+            .tcp_connect("10.0.0.1:80".parse().unwrap())
+            .unwrap();
+        net.step(Duration::from_millis(1));
+        assert!(net.stack(1).send(client, b"ok").is_ok());
+        let err = net.stack(1).send(refused, b"XYZ").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN));
+        net.stack(1).close(refused);
+        assert!(net.stack(1).send(client, b"still open").is_ok());
     }
 
     #[test]

@@ -95,6 +95,24 @@ struct Conn {
     phase: Phase,
     last_state: TcpState,
     port: u16,
+    /// The peer's FIN has arrived.
+    peer_fin: bool,
+    /// Received bytes moved out of smoltcp when the socket entered TIME-WAIT: when
+    /// that ends, smoltcp resets the socket and would drop what the application has
+    /// not read yet.
+    rescued: Vec<u8>,
+}
+
+impl Conn {
+    fn new(phase: Phase, last_state: TcpState, port: u16) -> Conn {
+        Conn {
+            phase,
+            last_state,
+            port,
+            peer_fin: false,
+            rescued: Vec::new(),
+        }
+    }
 }
 
 struct Listener {
@@ -396,14 +414,14 @@ impl Engine {
         let handle = self.sockets.add(socket);
         self.conns.insert(
             handle,
-            Conn {
-                phase: Phase::Connecting {
+            Conn::new(
+                Phase::Connecting {
                     since: self.now,
                     next_hop,
                 },
-                last_state: TcpState::SynSent,
+                TcpState::SynSent,
                 port,
-            },
+            ),
         );
         Ok(handle)
     }
@@ -511,11 +529,7 @@ impl Engine {
         let handle = self.sockets.add(socket);
         self.conns.insert(
             handle,
-            Conn {
-                phase: Phase::Embryo(id),
-                last_state: TcpState::Listen,
-                port: listener.local.port(),
-            },
+            Conn::new(Phase::Embryo(id), TcpState::Listen, listener.local.port()),
         );
         true
     }
@@ -523,6 +537,75 @@ impl Engine {
     /// The smoltcp socket behind `handle`, for moving bytes and reading state.
     pub(crate) fn tcp(&mut self, handle: TcpHandle) -> &mut tcp::Socket<'static> {
         self.sockets.get_mut::<tcp::Socket>(handle)
+    }
+
+    /// Bytes received on `handle` and not taken yet.
+    pub(crate) fn recv_queue(&mut self, handle: TcpHandle) -> usize {
+        let rescued = self.conns.get(&handle).map_or(0, |c| c.rescued.len());
+        rescued + self.sockets.get::<tcp::Socket>(handle).recv_queue()
+    }
+
+    /// Offers received bytes to `take`, which returns how many it took; stops when
+    /// it takes fewer than offered or fails. Returns the total taken, or the error
+    /// if nothing was.
+    pub(crate) fn recv_with(
+        &mut self,
+        handle: TcpHandle,
+        mut take: impl FnMut(&[u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut total = 0;
+        if let Some(conn) = self.conns.get_mut(&handle) {
+            if !conn.rescued.is_empty() {
+                let offered = conn.rescued.len();
+                match take(&conn.rescued) {
+                    Ok(n) => {
+                        conn.rescued.drain(..n);
+                        total += n;
+                        if n < offered {
+                            return Ok(total);
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+        // At most two passes: the ring's filled part may wrap once.
+        for _ in 0..2 {
+            if !socket.can_recv() {
+                break;
+            }
+            let mut failure = None;
+            let offered_and_taken = socket.recv(|bytes| match take(bytes) {
+                Ok(n) => (n, (bytes.len(), n)),
+                Err(e) => {
+                    failure = Some(e);
+                    (0, (bytes.len(), 0))
+                }
+            });
+            match (offered_and_taken, failure) {
+                (_, Some(e)) if total == 0 => return Err(e),
+                (_, Some(_)) => break,
+                (Ok((offered, n)), None) => {
+                    total += n;
+                    if n < offered {
+                        break;
+                    }
+                }
+                (Err(_), None) => break,
+            }
+        }
+        Ok(total)
+    }
+
+    /// The peer sent FIN and every byte before it has been taken: end of stream.
+    pub(crate) fn recv_finished(&mut self, handle: TcpHandle) -> bool {
+        let Some(conn) = self.conns.get(&handle) else {
+            return false;
+        };
+        conn.peer_fin
+            && conn.rescued.is_empty()
+            && self.sockets.get::<tcp::Socket>(handle).recv_queue() == 0
     }
 
     /// The pump is done with `handle`: a graceful close continues in the background,
@@ -612,6 +695,23 @@ impl Engine {
                     }
                 },
                 Phase::Open => {
+                    if matches!(
+                        state,
+                        TcpState::CloseWait
+                            | TcpState::LastAck
+                            | TcpState::Closing
+                            | TcpState::TimeWait
+                    ) {
+                        conn.peer_fin = true;
+                    }
+                    if state == TcpState::TimeWait {
+                        for _ in 0..2 {
+                            let _ = socket.recv(|bytes| {
+                                conn.rescued.extend_from_slice(bytes);
+                                (bytes.len(), ())
+                            });
+                        }
+                    }
                     let graceful = matches!(
                         last,
                         TcpState::LastAck | TcpState::TimeWait | TcpState::Closed
