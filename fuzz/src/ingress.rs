@@ -1,0 +1,393 @@
+//! The `ingress` world: stack A (the target) and stack B (an honest peer) on a
+//! simulated hub, with established TCP connections both ways, listeners, and ICMP
+//! echo answering. Fuzzed frames go into A only; B never sees them, so what B sends
+//! and receives is the ground truth.
+//!
+//! - conn1: B connected to A's port 80; B sends stream 1, A's application only
+//!   reads. What A reads must be stream 1, except where an injected TCP segment
+//!   could have put its own bytes (TCP cannot tell a forged in-window segment from
+//!   a real one: those bytes are allowed, nothing else is).
+//! - conn2: A connected to B's port 9; A sends stream 2, B reads. B sees no fuzzed
+//!   frame, so what it reads must be exactly a prefix of stream 2.
+//! - conn6 (if IPv6 TCP works): B connected to A's [2001:db8::1]:8080, idle.
+//! - A's application never sends on conn1, so B must never read data on conn1.
+//!
+//! Input format: frames separated by [`SEPARATOR`]; an empty frame is a pause of
+//! [`PAUSE`] instead. A seed file holding one captured frame is a valid input.
+
+use crate::pattern;
+use crate::wire;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+use vdestack::sim::{SimEvent, SimNetwork, SimSocket, SimStack};
+
+pub const A: usize = 0;
+pub const B: usize = 1;
+pub const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0x0a];
+pub const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 0x0b];
+pub const IP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+pub const IP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+pub const IP6_A: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+pub const IP6_B: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+
+/// Separates frames in an input.
+pub const SEPARATOR: &[u8] = b"\xfe\xedFRAME";
+/// The most frames one input injects.
+pub const MAX_FRAMES: usize = 64;
+/// Virtual time after each injected frame.
+pub const TICK: Duration = Duration::from_millis(1);
+/// Virtual time an empty frame stands for.
+pub const PAUSE: Duration = Duration::from_millis(700);
+/// The most frames A may send in answer to one frame (plus a tick of time): a
+/// window's worth of data segments and some ACKs.
+pub const MAX_ANSWER: usize = 256;
+/// How much of stream 1 and stream 2 is sent during setup, then per frame.
+pub const SETUP_BYTES: usize = 3000;
+pub const CHUNK: usize = 700;
+/// Streams stop growing here (the run stays short).
+pub const MAX_STREAM: usize = 200_000;
+
+/// One connection seen from one end, with what was sent and read.
+pub struct End {
+    pub socket: SimSocket,
+    pub sent: usize,
+    pub got: usize,
+    pub eof: bool,
+    pub reset: bool,
+}
+
+impl End {
+    fn new(socket: SimSocket) -> End {
+        End {
+            socket,
+            sent: 0,
+            got: 0,
+            eof: false,
+            reset: false,
+        }
+    }
+}
+
+/// Bytes an injected frame may have placed at some stream offsets.
+#[derive(Default)]
+pub struct Taint {
+    /// (stream offset of `data[0]`, data), offsets modulo 2^32 as TCP counts them.
+    segments: Vec<(u32, Vec<u8>)>,
+    /// An IPv4 fragment was injected: reassembly can put anything anywhere.
+    anything: bool,
+}
+
+impl Taint {
+    /// Records what `frame` could deliver into a connection whose first data byte
+    /// has sequence number `first_seq`.
+    pub fn add(&mut self, frame: &[u8], first_seq: u32) {
+        if matches!(wire::ip(frame), wire::Ip::Fragment) {
+            self.anything = true;
+        }
+        if let Some(seg) = wire::tcp(frame) {
+            if !seg.data.is_empty() {
+                let offset = seg.seq.wrapping_sub(first_seq);
+                // With SYN set the data starts one sequence number later.
+                self.segments.push((offset, seg.data.to_vec()));
+                self.segments
+                    .push((offset.wrapping_add(1), seg.data.to_vec()));
+            }
+        }
+    }
+
+    /// Could byte `b` at stream offset `at` come from an injected frame?
+    pub fn allows(&self, at: usize, b: u8) -> bool {
+        self.anything
+            || self.segments.iter().any(|(start, data)| {
+                let i = (at as u32).wrapping_sub(*start) as usize;
+                data.get(i) == Some(&b)
+            })
+    }
+}
+
+pub struct World {
+    pub net: SimNetwork,
+    /// conn1 at A (reads stream 1) and at B (sends it).
+    pub c1a: End,
+    pub c1b: End,
+    /// conn2 at A (sends stream 2) and at B (reads it).
+    pub c2a: End,
+    pub c2b: End,
+    /// The idle IPv6 connection, if the stack does IPv6 TCP.
+    pub c6: Option<(SimSocket, SimSocket)>,
+    /// B's sequence number for the first byte of stream 1.
+    pub first_seq1: u32,
+    /// A's sequence number for the first byte it could ever receive on conn2.
+    pub first_seq2: u32,
+    pub taint: Taint,
+    /// Connections A accepted from injected SYNs.
+    pub accepted: usize,
+    pub injected: usize,
+}
+
+fn drive(net: &mut SimNetwork, dt: Duration) {
+    net.step(dt);
+}
+
+fn sockaddr(ip: impl Into<IpAddr>, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.into(), port)
+}
+
+/// The initial sequence number of the first SYN in `frames` from `from` to `dst_port`.
+fn syn_seq(frames: &[(usize, Vec<u8>)], from: usize, dst_port: u16, synack: bool) -> u32 {
+    frames
+        .iter()
+        .filter(|(f, _)| *f == from)
+        .filter_map(|(_, frame)| wire::tcp(frame))
+        .find(|s| {
+            s.flags & wire::TCP_SYN != 0
+                && (s.flags & wire::TCP_ACK != 0) == synack
+                && (if synack { s.src_port } else { s.dst_port }) == dst_port
+        })
+        .map(|s| s.seq)
+        .expect("the handshake was captured")
+}
+
+impl World {
+    /// The starting state, the same every time.
+    pub fn new() -> World {
+        let mut net = SimNetwork::new();
+        net.add(SimStack::new("vde0", MAC_A, 0x5eed_000a));
+        net.add(SimStack::new("vde0", MAC_B, 0x5eed_000b));
+        for (i, v4, v6) in [(A, IP_A, IP6_A), (B, IP_B, IP6_B)] {
+            net.stack(i)
+                .cmd(&format!(
+                    "/bin/ip link set lo up; /bin/ip link set vde0 up; \
+                     /bin/ip addr add {v4}/24 dev vde0; /bin/ip addr add {v6}/64 dev vde0"
+                ))
+                .expect("configure");
+        }
+        net.stack(A)
+            .tcp_listen(sockaddr(Ipv4Addr::UNSPECIFIED, 80), 4)
+            .expect("listen 80");
+        net.stack(A)
+            .tcp_listen(sockaddr(IP_A, 7), 2)
+            .expect("listen 7");
+        let l6 = net
+            .stack(A)
+            .tcp_listen(sockaddr(Ipv6Addr::UNSPECIFIED, 8080), 2)
+            .ok();
+        net.stack(B)
+            .tcp_listen(sockaddr(Ipv4Addr::UNSPECIFIED, 9), 4)
+            .expect("listen 9");
+        let c1b = net
+            .stack(B)
+            .tcp_connect(sockaddr(IP_A, 80))
+            .expect("connect 80");
+        let c2a = net
+            .stack(A)
+            .tcp_connect(sockaddr(IP_B, 9))
+            .expect("connect 9");
+        let c6b = l6.and_then(|_| net.stack(B).tcp_connect(sockaddr(IP6_A, 8080)).ok());
+
+        let (mut c1a, mut c2b, mut c6a) = (None, None, None);
+        let mut connected = 0;
+        for _ in 0..300 {
+            drive(&mut net, Duration::from_millis(10));
+            for i in [A, B] {
+                while let Some(event) = net.stack(i).next_event() {
+                    match event {
+                        SimEvent::Connected(_) => connected += 1,
+                        SimEvent::Accepted { socket, peer, .. } => match (i, peer.port(), peer) {
+                            (A, _, p) if p.is_ipv6() => c6a = Some(socket),
+                            (A, ..) => c1a = Some(socket),
+                            _ => c2b = Some(socket),
+                        },
+                        other => panic!("setup: {other:?}"),
+                    }
+                }
+            }
+            let want = 2 + usize::from(c6b.is_some());
+            if connected == want
+                && c1a.is_some()
+                && c2b.is_some()
+                && (c6b.is_none() || c6a.is_some())
+            {
+                break;
+            }
+        }
+        let c6 = match (c6a, c6b) {
+            (Some(a), Some(b)) => Some((a, b)),
+            _ => None,
+        };
+        let frames = net.frames();
+        let first_seq1 = syn_seq(frames, B, 80, false).wrapping_add(1);
+        let first_seq2 = syn_seq(frames, B, 9, true).wrapping_add(1);
+        let mut world = World {
+            net,
+            c1a: End::new(c1a.expect("A accepted conn1")),
+            c1b: End::new(c1b),
+            c2a: End::new(c2a),
+            c2b: End::new(c2b.expect("B accepted conn2")),
+            c6,
+            first_seq1,
+            first_seq2,
+            taint: Taint::default(),
+            accepted: 0,
+            injected: 0,
+        };
+        world.feed(SETUP_BYTES);
+        for _ in 0..5 {
+            drive(&mut world.net, TICK);
+            world.check();
+        }
+        world
+    }
+
+    /// B sends up to `n` more bytes of stream 1, A up to `n` more of stream 2.
+    fn feed(&mut self, n: usize) {
+        for (i, end, stream) in [(B, &mut self.c1b, 1), (A, &mut self.c2a, 2)] {
+            if end.reset || end.sent >= MAX_STREAM {
+                continue;
+            }
+            let chunk: Vec<u8> = (end.sent..end.sent + n)
+                .map(|o| pattern(stream, o))
+                .collect();
+            match self.net.stack(i).send(end.socket, &chunk) {
+                Ok(k) => end.sent += k,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // A forged RST or FIN may have ended the connection at either end.
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Reads what waits on every connection and checks it; takes the events.
+    pub fn check(&mut self) {
+        for i in [A, B] {
+            while let Some(event) = self.net.stack(i).next_event() {
+                match event {
+                    SimEvent::Accepted { socket, .. } => {
+                        assert_eq!(i, A, "B accepted a connection nobody made");
+                        self.accepted += 1;
+                        assert!(
+                            self.accepted <= self.injected,
+                            "more connections than injected frames"
+                        );
+                        self.net.stack(A).close(socket);
+                    }
+                    SimEvent::Reset(s, _) => {
+                        for end in [&mut self.c1a, &mut self.c1b, &mut self.c2a, &mut self.c2b] {
+                            if end.socket == s {
+                                end.reset = true;
+                            }
+                        }
+                    }
+                    SimEvent::Connected(s) | SimEvent::ConnectFailed(s, _) => {
+                        panic!("stack {i}: connect event {event:?} for {s:?} after setup")
+                    }
+                }
+            }
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        // A reads conn1: stream 1, or bytes injected frames carried.
+        read_all(&mut self.net, A, &mut self.c1a, &mut buf, |at, b| {
+            pattern(1, at) == b || self.taint.allows(at, b)
+        });
+        // B reads conn2: exactly stream 2, and never beyond what A's app sent.
+        let sent2 = self.c2a.sent;
+        read_all(&mut self.net, B, &mut self.c2b, &mut buf, |at, b| {
+            at < sent2 && pattern(2, at) == b
+        });
+        // B reads conn1: A's application sent nothing there.
+        read_all(&mut self.net, B, &mut self.c1b, &mut buf, |_, _| false);
+        // A reads conn2: B sent nothing, so only injected bytes can be there.
+        let taint2 = &self.taint;
+        let shift = self.first_seq2.wrapping_sub(self.first_seq1) as usize;
+        read_all(&mut self.net, A, &mut self.c2a, &mut buf, |at, b| {
+            taint2.allows(at.wrapping_add(shift), b)
+        });
+    }
+
+    /// Injects one input's frames into A, checking after each.
+    pub fn run(&mut self, input: &[u8]) {
+        for frame in split(input).take(MAX_FRAMES) {
+            self.feed(CHUNK);
+            if frame.is_empty() {
+                drive(&mut self.net, PAUSE);
+                self.check();
+                continue;
+            }
+            self.injected += 1;
+            self.taint.add(frame, self.first_seq1);
+            self.net.stack(A).receive(frame);
+            let before = self.net.frames().len();
+            drive(&mut self.net, TICK);
+            let answered = self.net.frames().len() - before;
+            assert!(
+                answered <= MAX_ANSWER,
+                "{answered} frames on the wire after one injected frame"
+            );
+            self.check();
+        }
+        // Let retransmissions and timers run, still checking.
+        for _ in 0..8 {
+            self.feed(CHUNK);
+            drive(&mut self.net, Duration::from_millis(250));
+            self.check();
+        }
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reads everything waiting on `end`, checking every byte with `ok(offset, byte)`.
+fn read_all(
+    net: &mut SimNetwork,
+    stack: usize,
+    end: &mut End,
+    buf: &mut [u8],
+    ok: impl Fn(usize, u8) -> bool,
+) {
+    for _ in 0..1000 {
+        match net.stack(stack).recv(end.socket, buf) {
+            Ok(0) => {
+                end.eof = true;
+                return;
+            }
+            Ok(n) => {
+                assert!(!end.eof, "stack {stack}: data after end of stream");
+                for (k, &b) in buf[..n].iter().enumerate() {
+                    let at = end.got + k;
+                    assert!(
+                        ok(at, b),
+                        "stack {stack}: byte {at} of the stream is {b:#04x}, which nobody sent"
+                    );
+                }
+                end.got += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            // A reset connection.
+            Err(_) => return,
+        }
+    }
+    panic!("stack {stack}: reading never ends");
+}
+
+/// The frames of an input.
+pub fn split(input: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(input);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
+            Some(i) => {
+                rest = Some(&r[i + SEPARATOR.len()..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
