@@ -26,10 +26,8 @@ fn stacks_talk() {
     let sw = common::Switch::start();
     let a = Stack::new(&sw.vnl(), None).unwrap();
     let b = Stack::new(&sw.vnl(), None).unwrap();
-    a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
-        .unwrap();
-    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
-        .unwrap();
+    common::configure(&a, "vde0", "10.0.0.1/24");
+    common::configure(&b, "vde0", "10.0.0.2/24");
     let listener = TcpListener::bind(&a, "0.0.0.0:7").unwrap();
     let mut client = TcpStream::connect(&b, "10.0.0.1:7").unwrap();
     let (mut server, _) = listener.accept().unwrap();

@@ -682,10 +682,8 @@ fn idle_stacks_do_not_wake_up() {
     let sw = common::Switch::start();
     let a = Stack::new(&sw.vnl(), Some("idle0")).unwrap();
     let b = Stack::new(&sw.vnl(), Some("idle1")).unwrap();
-    a.cmd("/bin/ip link set idle0 up; /bin/ip addr add 10.0.0.1/24 dev idle0")
-        .unwrap();
-    b.cmd("/bin/ip link set idle1 up; /bin/ip addr add 10.0.0.2/24 dev idle1")
-        .unwrap();
+    common::configure(&a, "idle0", "10.0.0.1/24");
+    common::configure(&b, "idle1", "10.0.0.2/24");
     let listener = TcpListener::bind(&a, "0.0.0.0:7").unwrap();
     let mut client = TcpStream::connect(&b, "10.0.0.1:7").unwrap();
     let (mut server, _) = listener.accept().unwrap();
@@ -711,10 +709,8 @@ fn stream_link_through_vde_plug() {
     let sw = common::Switch::start();
     let a = Stack::new(&sw.vnl(), None).unwrap();
     let b = Stack::new(&format!("=vde_plug {}", sw.vnl()), None).unwrap();
-    a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
-        .unwrap();
-    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
-        .unwrap();
+    common::configure(&a, "vde0", "10.0.0.1/24");
+    common::configure(&b, "vde0", "10.0.0.2/24");
     let listener = TcpListener::bind(&a, "0.0.0.0:7").unwrap();
     let server = thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
@@ -739,10 +735,8 @@ fn pcap_capture_is_readable_by_tcpdump() {
     let path = dir.path().join("a.pcap");
     let a = Stack::builder().vnl(&sw.vnl()).pcap(&path).build().unwrap();
     let b = Stack::new(&sw.vnl(), None).unwrap();
-    a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
-        .unwrap();
-    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
-        .unwrap();
+    common::configure(&a, "vde0", "10.0.0.1/24");
+    common::configure(&b, "vde0", "10.0.0.2/24");
     let listener = TcpListener::bind(&a, "0.0.0.0:7").unwrap();
     let mut client = TcpStream::connect(&b, "10.0.0.1:7").unwrap();
     let (mut server, _) = listener.accept().unwrap();

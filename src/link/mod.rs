@@ -10,6 +10,8 @@ use std::io;
 use std::os::fd::RawFd;
 
 mod stream;
+#[cfg(test)]
+mod testing;
 mod vdeplug;
 
 pub use stream::StreamLink;

@@ -835,13 +835,10 @@ impl Link for StreamLink {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::TIMEOUT;
     use super::*;
-    use std::path::{Path, PathBuf};
-    use std::process::ChildStdin;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::path::Path;
     use std::sync::{Mutex, MutexGuard};
-
-    const TIMEOUT: Duration = Duration::from_secs(10);
 
     /// Serialises this module's tests (the fd-leak test counts the process's fds).
     fn serial() -> MutexGuard<'static, ()> {
@@ -1489,81 +1486,13 @@ mod tests {
 
     // ---- interop with a real switch ----
 
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> TempDir {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "vdestack-stream-{}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir(&path).expect("create the test's temp dir");
-            TempDir(path)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    /// A foreground `vde_switch` (it exits when its stdin, held here, closes), killed
-    /// and reaped on drop.
-    struct Switch {
-        child: Child,
-        _stdin: ChildStdin,
-        sock: PathBuf,
-    }
-
-    impl Switch {
-        fn start(dir: &Path) -> Switch {
-            let sock = dir.join("sw");
-            let mut child = Command::new("vde_switch")
-                .arg("-s")
-                .arg(&sock)
-                .arg("--rcfile")
-                .arg("/dev/null")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start vde_switch (Debian package vde2)");
-            let stdin = child.stdin.take().expect("piped stdin");
-            let switch = Switch {
-                child,
-                _stdin: stdin,
-                sock,
-            };
-            let deadline = Instant::now() + TIMEOUT;
-            while let Err(err) = super::super::VdeLink::open(&switch.vnl(), "probe") {
-                assert!(Instant::now() < deadline, "vde_switch not ready: {err}");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            switch
-        }
-
-        fn vnl(&self) -> String {
-            format!("vde://{}", self.sock.display())
-        }
-    }
-
-    impl Drop for Switch {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    use super::super::testing::{Switch, TempDir};
 
     #[test]
     fn vde_plug_reaches_a_switch() {
         let _serial = serial();
         let dir = TempDir::new();
-        let switch = Switch::start(&dir.0);
+        let switch = Switch::start(dir.path());
         let mut plain = super::super::VdeLink::open(&switch.vnl(), "plain").expect("open");
         let mut stream =
             StreamLink::spawn(&format!("vde_plug {}", switch.vnl())).expect("spawn vde_plug");

@@ -531,113 +531,15 @@ impl Drop for VdeLink {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{Switch, TempDir, TIMEOUT};
     use super::*;
-    use std::path::{Path, PathBuf};
-    use std::process::{Child, ChildStdin, Command, Stdio};
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Mutex, MutexGuard};
     use std::time::{Duration, Instant};
-
-    const TIMEOUT: Duration = Duration::from_secs(10);
 
     /// Serialises this module's tests (the fd-leak test counts the process's fds).
     fn serial() -> MutexGuard<'static, ()> {
         static LOCK: Mutex<()> = Mutex::new(());
         LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> TempDir {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "vdestack-link-{}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir(&path).expect("create the test's temp dir");
-            TempDir(path)
-        }
-
-        fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    /// A `vde_switch` child process, killed on drop.
-    ///
-    /// It runs in the foreground (no `-d`): then it reads management commands from its
-    /// stdin and exits at end of file, so stdin is a pipe held open here (a `/dev/null`
-    /// stdin makes it exit at once), which also ends the switch with the test process.
-    /// `--rcfile /dev/null` keeps any system or user configuration out.
-    struct Switch {
-        child: Child,
-        _stdin: ChildStdin,
-        sock: PathBuf,
-    }
-
-    impl Switch {
-        fn start(dir: &Path) -> Switch {
-            let sock = dir.join("sw");
-            let mut child = Command::new("vde_switch")
-                .arg("--sock")
-                .arg(&sock)
-                .arg("--rcfile")
-                .arg("/dev/null")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start vde_switch (Debian package vde2)");
-            let stdin = child.stdin.take().expect("piped stdin");
-            let switch = Switch {
-                child,
-                _stdin: stdin,
-                sock,
-            };
-            switch.wait_ready();
-            switch
-        }
-
-        /// Bounded readiness wait: until a plug can connect to the new switch.
-        fn wait_ready(&self) {
-            let deadline = Instant::now() + TIMEOUT;
-            loop {
-                match VdeLink::open(&self.vnl(), "readiness probe") {
-                    Ok(_) => return,
-                    Err(err) => assert!(
-                        Instant::now() < deadline,
-                        "vde_switch at {} not ready: {err}",
-                        self.sock.display()
-                    ),
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-
-        fn vnl(&self) -> String {
-            format!("vde://{}", self.sock.display())
-        }
-
-        fn kill(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    impl Drop for Switch {
-        fn drop(&mut self) {
-            self.kill();
-        }
     }
 
     /// A broadcast frame of `len` bytes whose source MAC and payload depend on `tag`.

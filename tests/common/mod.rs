@@ -91,6 +91,15 @@ pub fn open_fds() -> usize {
         .count()
 }
 
+/// Brings `ifname` of `stack` up with the address `cidr` (e.g. `10.0.0.1/24`).
+pub fn configure(stack: &vdestack::Stack, ifname: &str, cidr: &str) {
+    stack
+        .cmd(&format!(
+            "/bin/ip link set {ifname} up; /bin/ip addr add {cidr} dev {ifname}"
+        ))
+        .unwrap_or_else(|e| panic!("configuring {ifname} with {cidr}: {e}"));
+}
+
 /// The kind of wire between two test stacks.
 #[derive(Debug, Clone, Copy)]
 pub enum Wire {
