@@ -18,68 +18,14 @@
  *
  * Exits 0 on success; otherwise prints the failing call with errno, exits 1.
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <sys/un.h>
-#include <unistd.h>
 #include <vdestack.h>
 
+#include "testlib.h"
+
 #define PORT 7
-
-static const char *volatile step = "start";
-
-static void fail(int line, const char *what)
-{
-	int e = errno;
-	fprintf(stderr, "default_stack.c:%d: %s failed: errno %d (%s)\n", line, what,
-		e, strerror(e));
-	exit(1);
-}
-
-#define CHECK(cond, what)                                                      \
-	do {                                                                   \
-		step = (what);                                                 \
-		if (!(cond))                                                   \
-			fail(__LINE__, (what));                                \
-	} while (0)
-
-static void on_alarm(int sig)
-{
-	static const char msg[] = "default_stack.c: timed out in: ";
-	(void)sig;
-	if (write(2, msg, sizeof msg - 1) < 0 || write(2, step, strlen(step)) < 0 ||
-	    write(2, "\n", 1) < 0)
-		_exit(1);
-	_exit(1);
-}
-
-static struct sockaddr_in inet(const char *ip, int port)
-{
-	struct sockaddr_in a;
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_port = htons((unsigned short)port);
-	a.sin_addr.s_addr = inet_addr(ip);
-	return a;
-}
-
-/* One byte each way over a connected pair. */
-static void exchange(int x, int y)
-{
-	char c = 0;
-	CHECK(write(x, "x", 1) == 1, "write x");
-	CHECK(read(y, &c, 1) == 1 && c == 'x', "read x");
-	CHECK(write(y, "y", 1) == 1, "write y");
-	CHECK(read(x, &c, 1) == 1 && c == 'y', "read y");
-}
 
 /* Asserts that the non-blocking listener has no pending connection. */
 static void nothing_pending(int listener)
@@ -101,23 +47,10 @@ int main(int argc, char *argv[])
 	int listener, fd, conn, k1, k2, u1, u2, ul;
 	char dir[] = "/tmp/vdestack-default-XXXXXX";
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s VDENET\n", argv[0]);
-		return 2;
-	}
-	signal(SIGALRM, on_alarm);
-	alarm(30);
+	need_vdenet(argc, argv);
+	hang_guard("default_stack.c", 30);
 
-	a = vde_addstack(argv[1], NULL);
-	CHECK(a != NULL, "vde_addstack a");
-	b = vde_addstack(argv[1], NULL);
-	CHECK(b != NULL, "vde_addstack b");
-	CHECK(vde_stackcmd(a, "/bin/ip link set vde0 up;"
-			      "/bin/ip addr add 10.0.0.1/24 dev vde0") == 0,
-	      "vde_stackcmd a");
-	CHECK(vde_stackcmd(b, "/bin/ip link set vde0 up;"
-			      "/bin/ip addr add 10.0.0.2/24 dev vde0") == 0,
-	      "vde_stackcmd b");
+	two_stacks(argv[1], &a, &b);
 	listener = vde_msocket(a, AF_INET, SOCK_STREAM, 0);
 	CHECK(listener >= 0, "vde_msocket a");
 	addr = inet("0.0.0.0", PORT);

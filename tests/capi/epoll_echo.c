@@ -13,21 +13,14 @@
  * Exits 0 on success; otherwise prints the failing call with errno, exits 1.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <vdestack.h>
+
+#include "testlib.h"
 
 #define PORT 7
 #define CLOSED_PORT 9
@@ -35,43 +28,6 @@
 #define BULK (8 * 1024 * 1024)
 #define CONNBUF 65536
 #define MAXCONN 64
-
-static const char *volatile step = "start";
-
-static void fail(int line, const char *what)
-{
-	int e = errno;
-	fprintf(stderr, "epoll_echo.c:%d: %s failed: errno %d (%s)\n", line, what, e,
-		strerror(e));
-	exit(1);
-}
-
-#define CHECK(cond, what)                                                      \
-	do {                                                                   \
-		step = (what);                                                 \
-		if (!(cond))                                                   \
-			fail(__LINE__, (what));                                \
-	} while (0)
-
-static void on_alarm(int sig)
-{
-	static const char msg[] = "epoll_echo.c: timed out in: ";
-	(void)sig;
-	if (write(2, msg, sizeof msg - 1) < 0 || write(2, step, strlen(step)) < 0 ||
-	    write(2, "\n", 1) < 0)
-		_exit(1);
-	_exit(1);
-}
-
-static struct sockaddr_in inet(const char *ip, int port)
-{
-	struct sockaddr_in a;
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_port = htons((unsigned short)port);
-	a.sin_addr.s_addr = inet_addr(ip);
-	return a;
-}
 
 static int sockopt(int fd, int level, int name)
 {
@@ -311,31 +267,14 @@ int main(int argc, char *argv[])
 	fd_set rfds;
 	struct timeval tv;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s VDENET\n", argv[0]);
-		return 2;
-	}
-	signal(SIGALRM, on_alarm);
-	alarm(45);
+	need_vdenet(argc, argv);
+	hang_guard("epoll_echo.c", 45);
 
-	a = vde_addstack(argv[1], NULL);
-	CHECK(a != NULL, "vde_addstack a");
-	b = vde_addstack(argv[1], NULL);
-	CHECK(b != NULL, "vde_addstack b");
-	CHECK(vde_stackcmd(a, "/bin/ip link set vde0 up;"
-			      "/bin/ip addr add 10.0.0.1/24 dev vde0") == 0,
-	      "vde_stackcmd a");
-	CHECK(vde_stackcmd(b, "/bin/ip link set vde0 up;"
-			      "/bin/ip addr add 10.0.0.2/24 dev vde0") == 0,
-	      "vde_stackcmd b");
+	two_stacks(argv[1], &a, &b);
 
 	/* The listener. */
 	memset(&srv, 0, sizeof srv);
-	srv.listener = vde_msocket(a, AF_INET, SOCK_STREAM, 0);
-	CHECK(srv.listener >= 0, "vde_msocket a");
-	addr = inet("0.0.0.0", PORT);
-	CHECK(bind(srv.listener, (struct sockaddr *)&addr, sizeof addr) == 0, "bind");
-	CHECK(listen(srv.listener, 16) == 0, "listen");
+	srv.listener = stack_listener(a, PORT, 16);
 	CHECK(fcntl(srv.listener, F_SETFL, O_NONBLOCK) == 0,
 	      "fcntl F_SETFL O_NONBLOCK on the listener");
 	CHECK(sockopt(srv.listener, SOL_SOCKET, SO_TYPE) == SOCK_STREAM,

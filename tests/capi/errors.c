@@ -14,36 +14,12 @@
  *
  * Exits 0 on success; otherwise prints the failing call with errno, exits 1.
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <sys/un.h>
-#include <unistd.h>
 #include <vdestack.h>
 
-static const char *volatile step = "start";
-
-static void fail(int line, const char *what)
-{
-	int e = errno;
-	fprintf(stderr, "errors.c:%d: %s failed: errno %d (%s)\n", line, what, e,
-		strerror(e));
-	exit(1);
-}
-
-#define CHECK(cond, what)                                                      \
-	do {                                                                   \
-		step = (what);                                                 \
-		if (!(cond))                                                   \
-			fail(__LINE__, (what));                                \
-	} while (0)
+#include "testlib.h"
 
 /* A call that must fail with -1 and the given errno. */
 #define FAILS_WITH(call, err, what)                                            \
@@ -76,36 +52,7 @@ static void fail(int line, const char *what)
 		}                                                              \
 	} while (0)
 
-static void on_alarm(int sig)
-{
-	static const char msg[] = "errors.c: timed out in: ";
-	(void)sig;
-	if (write(2, msg, sizeof msg - 1) < 0 || write(2, step, strlen(step)) < 0 ||
-	    write(2, "\n", 1) < 0)
-		_exit(1);
-	_exit(1);
-}
-
-static struct sockaddr_in inet(const char *ip, int port)
-{
-	struct sockaddr_in a;
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_port = htons((unsigned short)port);
-	a.sin_addr.s_addr = inet_addr(ip);
-	return a;
-}
-
 #define SA(a) ((struct sockaddr *)&(a))
-
-static void exchange(int x, int y)
-{
-	char c = 0;
-	CHECK(write(x, "x", 1) == 1, "write x");
-	CHECK(read(y, &c, 1) == 1 && c == 'x', "read x");
-	CHECK(write(y, "y", 1) == 1, "write y");
-	CHECK(read(x, &c, 1) == 1 && c == 'y', "read y");
-}
 
 /* A listener on ip:port of the stack (NULL: a kernel socket). */
 static int listener_on(struct vdestack *s, const char *ip, int port)
@@ -175,9 +122,8 @@ int main(int argc, char *argv[])
 		return 2;
 	}
 	reference = argc == 3;
-	signal(SIGALRM, on_alarm);
+	hang_guard("errors.c", 40);
 	signal(SIGPIPE, SIG_IGN);
-	alarm(40);
 
 	/* A switch that is not there. */
 	errno = 0;
@@ -189,10 +135,7 @@ int main(int argc, char *argv[])
 		      errno == ENOENT,
 	      "vde_addstack on a missing vde:// switch gives NULL/ENOENT");
 
-	a = vde_addstack(argv[1], NULL);
-	CHECK(a != NULL, "vde_addstack a");
-	b = vde_addstack(argv[1], NULL);
-	CHECK(b != NULL, "vde_addstack b");
+	add_two_stacks(argv[1], &a, &b);
 
 	/* vde_stackcmd returns the exit status of iproute2's ip. */
 	STATUS(a, "", 0);

@@ -8,63 +8,13 @@
  *
  * Exits 0 on success; otherwise prints the failing call with errno, exits 1.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 #include <vdestack.h>
 
+#define TESTLIB_PID_IN_FAILURES
+#include "testlib.h"
+
 #define PORT 7
-
-static const char *volatile step = "start";
-
-static void fail(int line, const char *what)
-{
-	int e = errno;
-	fprintf(stderr, "fork.c:%d (pid %d): %s failed: errno %d (%s)\n", line,
-		(int)getpid(), what, e, strerror(e));
-	exit(1);
-}
-
-#define CHECK(cond, what)                                                      \
-	do {                                                                   \
-		step = (what);                                                 \
-		if (!(cond))                                                   \
-			fail(__LINE__, (what));                                \
-	} while (0)
-
-static void on_alarm(int sig)
-{
-	static const char msg[] = "fork.c: timed out in: ";
-	(void)sig;
-	if (write(2, msg, sizeof msg - 1) < 0 || write(2, step, strlen(step)) < 0 ||
-	    write(2, "\n", 1) < 0)
-		_exit(1);
-	_exit(1);
-}
-
-static int read_full(int fd, char *buf, size_t len)
-{
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = read(fd, buf + got, len - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = ECONNRESET;
-			return -1;
-		}
-		got += (size_t)n;
-	}
-	return 0;
-}
 
 static void expect(int fd, const char *msg)
 {
@@ -84,40 +34,15 @@ static void say(int fd, const char *msg)
 int main(int argc, char *argv[])
 {
 	struct vdestack *a, *b;
-	struct sockaddr_in addr;
 	int listener, client, conn, status;
 	pid_t child;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s VDENET\n", argv[0]);
-		return 2;
-	}
-	signal(SIGALRM, on_alarm);
-	alarm(30);
+	need_vdenet(argc, argv);
+	hang_guard("fork.c", 30);
 
-	a = vde_addstack(argv[1], NULL);
-	CHECK(a != NULL, "vde_addstack a");
-	b = vde_addstack(argv[1], NULL);
-	CHECK(b != NULL, "vde_addstack b");
-	CHECK(vde_stackcmd(a, "/bin/ip link set vde0 up;"
-			      "/bin/ip addr add 10.0.0.1/24 dev vde0") == 0,
-	      "vde_stackcmd a");
-	CHECK(vde_stackcmd(b, "/bin/ip link set vde0 up;"
-			      "/bin/ip addr add 10.0.0.2/24 dev vde0") == 0,
-	      "vde_stackcmd b");
-
-	listener = vde_msocket(a, AF_INET, SOCK_STREAM, 0);
-	CHECK(listener >= 0, "vde_msocket a");
-	memset(&addr, 0, sizeof addr);
-	addr.sin_family = AF_INET;
-	addr.sin_port = htons(PORT);
-	addr.sin_addr.s_addr = htonl(INADDR_ANY);
-	CHECK(bind(listener, (struct sockaddr *)&addr, sizeof addr) == 0, "bind");
-	CHECK(listen(listener, 1) == 0, "listen");
-	client = vde_msocket(b, AF_INET, SOCK_STREAM, 0);
-	CHECK(client >= 0, "vde_msocket b");
-	addr.sin_addr.s_addr = inet_addr("10.0.0.1");
-	CHECK(connect(client, (struct sockaddr *)&addr, sizeof addr) == 0, "connect");
+	two_stacks(argv[1], &a, &b);
+	listener = stack_listener(a, PORT, 1);
+	client = stack_connect(b, "10.0.0.1", PORT);
 	conn = accept(listener, NULL, NULL);
 	CHECK(conn >= 0, "accept");
 	say(conn, "before the fork");
