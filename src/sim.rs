@@ -597,6 +597,54 @@ mod tests {
         assert!(net.stack(1).send(client, b"still open").is_ok());
     }
 
+    /// Two stacks on a wire the test can cut.
+    fn wired() -> (SimStack, SimStack, SimSocket) {
+        let mut a = SimStack::new("vde0", [2, 0, 0, 0, 0, 1], 1);
+        let mut b = SimStack::new("vde0", [2, 0, 0, 0, 0, 2], 2);
+        a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
+            .unwrap();
+        b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
+            .unwrap();
+        b.tcp_listen("0.0.0.0:80".parse().unwrap(), 4).unwrap();
+        let client = a.tcp_connect("10.0.0.2:80".parse().unwrap()).unwrap();
+        for _ in 0..20 {
+            a.poll();
+            b.poll();
+            while let Some(f) = a.take_frame() {
+                b.receive(&f);
+            }
+            while let Some(f) = b.take_frame() {
+                a.receive(&f);
+            }
+        }
+        assert_eq!(a.next_event(), Some(SimEvent::Connected(client)));
+        (a, b, client)
+    }
+
+    /// Lets `seconds` of virtual time pass for `a` alone (its frames go nowhere).
+    fn alone(a: &mut SimStack, seconds: u64) -> Vec<SimEvent> {
+        let mut events = Vec::new();
+        for _ in 0..seconds {
+            let next = a.now() + Duration::from_secs(1);
+            a.advance_to(next);
+            a.poll();
+            while a.take_frame().is_some() {}
+            events.extend(std::iter::from_fn(|| a.next_event()));
+        }
+        events
+    }
+
+    #[test]
+    fn a_silent_peer_times_out_only_with_data_outstanding() {
+        let (mut a, _b, client) = wired();
+        // Idle: nothing to acknowledge, nothing to give up on (as on Linux).
+        assert_eq!(alone(&mut a, 600), vec![]);
+        // Bytes the vanished peer never acknowledges: ETIMEDOUT after GIVE_UP.
+        a.send(client, b"hello?").unwrap();
+        let events = alone(&mut a, crate::engine::GIVE_UP.as_secs() + 30);
+        assert_eq!(events, vec![SimEvent::Reset(client, libc::ETIMEDOUT)]);
+    }
+
     #[test]
     fn captures_are_pcap() {
         let mut net = two_stacks();

@@ -50,6 +50,11 @@ const OUTBOX_LIMIT: usize = 512;
 /// 3 probes a second apart and reports EHOSTUNREACH.
 const ARP_GIVE_UP: Duration = Duration::from_secs(3);
 
+/// How long an established connection waits for a peer that acknowledges nothing
+/// before it fails with ETIMEDOUT (Linux's default retries take about 15 minutes;
+/// `TCP_USER_TIMEOUT` is how programs shorten that there).
+pub(crate) const GIVE_UP: Duration = Duration::from_secs(120);
+
 /// The longest a connection the application let go of is kept finishing its close.
 const ORPHAN_LIMIT: Duration = Duration::from_secs(60);
 
@@ -97,6 +102,10 @@ struct Conn {
     port: u16,
     /// The peer's FIN has arrived.
     peer_fin: bool,
+    /// Bytes waiting for an acknowledgement at the last look, and when that last
+    /// went down (or was zero): how a silent peer is told from a reset.
+    unacked: usize,
+    progress_at: Duration,
     /// Received bytes moved out of smoltcp when the socket entered TIME-WAIT: when
     /// that ends, smoltcp resets the socket and would drop what the application has
     /// not read yet.
@@ -110,6 +119,8 @@ impl Conn {
             last_state,
             port,
             peer_fin: false,
+            unacked: 0,
+            progress_at: Duration::ZERO,
             rescued: Vec::new(),
         }
     }
@@ -712,13 +723,32 @@ impl Engine {
                             });
                         }
                     }
+                    // smoltcp's timeout also ends idle connections, so it is armed
+                    // only while bytes wait for an acknowledgement: then a peer that
+                    // says nothing for GIVE_UP has gone.
+                    let waiting = socket.send_queue();
+                    if waiting < conn.unacked || waiting == 0 {
+                        conn.progress_at = now;
+                    }
+                    conn.unacked = waiting;
+                    let armed = waiting > 0 && state != TcpState::Closed;
+                    if armed != socket.timeout().is_some() {
+                        socket.set_timeout(armed.then(|| {
+                            smoltcp::time::Duration::from_micros(GIVE_UP.as_micros() as u64)
+                        }));
+                    }
                     let graceful = matches!(
                         last,
                         TcpState::LastAck | TcpState::TimeWait | TcpState::Closed
                     );
                     if state == TcpState::Closed && !graceful {
-                        self.events
-                            .push_back(Event::Aborted(handle, libc::ECONNRESET));
+                        let silent = now.saturating_sub(conn.progress_at) >= GIVE_UP;
+                        let errno = if silent {
+                            libc::ETIMEDOUT
+                        } else {
+                            libc::ECONNRESET
+                        };
+                        self.events.push_back(Event::Aborted(handle, errno));
                     }
                 }
                 Phase::Orphan { .. } => {}
