@@ -835,7 +835,7 @@ impl Link for StreamLink {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::TIMEOUT;
+    use super::super::testing::{recv_frame, wait_readable, TIMEOUT};
     use super::*;
     use std::path::Path;
     use std::sync::{Mutex, MutexGuard};
@@ -1078,37 +1078,6 @@ mod tests {
     }
 
     // ---- real coprocesses ----
-
-    /// Waits (bounded) until `fd` is readable; false on timeout.
-    fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is one valid pollfd; the timeout is bounded.
-        let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
-        n > 0
-    }
-
-    /// Receives one frame from a link, waiting for it at most `TIMEOUT`.
-    fn recv_frame(link: &mut dyn Link) -> Vec<u8> {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut buf = vec![0u8; MAX_STREAM_FRAME];
-        loop {
-            match link.recv(&mut buf) {
-                Ok(n) => return buf[..n].to_vec(),
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    assert!(
-                        wait_readable(link.data_fd().expect("data fd"), left),
-                        "no frame within {TIMEOUT:?}"
-                    );
-                }
-                Err(err) => panic!("recv: {err}"),
-            }
-        }
-    }
 
     /// Receives until the link fails; returns the error (bounded wait).
     fn recv_until_error(link: &mut StreamLink) -> io::Error {

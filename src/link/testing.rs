@@ -1,7 +1,9 @@
 //! Fixtures for the link tests: a temporary directory and a `vde_switch` of the
 //! test's own.
 
-use super::VdeLink;
+use super::{Link, VdeLink};
+use std::io;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -101,5 +103,36 @@ impl Switch {
 impl Drop for Switch {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Waits (bounded) until `fd` is readable; false on timeout.
+pub(crate) fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid pollfd; the timeout is bounded.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
+    n > 0
+}
+
+/// Receives one frame from a link, waiting for it at most `TIMEOUT`.
+pub(crate) fn recv_frame(link: &mut dyn Link) -> Vec<u8> {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut buf = vec![0u8; super::MAX_STREAM_FRAME];
+    loop {
+        match link.recv(&mut buf) {
+            Ok(n) => return buf[..n].to_vec(),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                assert!(
+                    wait_readable(link.data_fd().expect("data fd"), left),
+                    "no frame within {TIMEOUT:?}"
+                );
+            }
+            Err(err) => panic!("recv: {err}"),
+        }
     }
 }

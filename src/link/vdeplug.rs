@@ -531,10 +531,10 @@ impl Drop for VdeLink {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{Switch, TempDir, TIMEOUT};
+    use super::super::testing::{recv_frame, wait_readable, Switch, TempDir, TIMEOUT};
     use super::*;
     use std::sync::{Mutex, MutexGuard};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     /// Serialises this module's tests (the fd-leak test counts the process's fds).
     fn serial() -> MutexGuard<'static, ()> {
@@ -550,43 +550,6 @@ mod tests {
             f.push((f.len() as u8) ^ tag);
         }
         f
-    }
-
-    /// Waits (bounded) until `fd` is readable; false on timeout.
-    fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is one valid pollfd.
-        let n = unsafe {
-            libc::poll(
-                &mut pfd,
-                1,
-                c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX),
-            )
-        };
-        n > 0
-    }
-
-    /// Receives one frame, waiting for it at most `TIMEOUT`.
-    fn recv_frame(link: &mut VdeLink) -> Vec<u8> {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut buf = vec![0u8; super::super::MAX_FRAME];
-        loop {
-            match link.recv(&mut buf) {
-                Ok(n) => return buf[..n].to_vec(),
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    assert!(
-                        wait_readable(link.data_fd().expect("data fd"), left),
-                        "no frame within {TIMEOUT:?}"
-                    );
-                }
-                Err(err) => panic!("recv: {err}"),
-            }
-        }
     }
 
     fn fd_count() -> usize {
