@@ -372,8 +372,12 @@ impl Pump {
                 // Frames for a dead link are lost on the wire; TCP copes.
                 batch.len()
             } else {
-                let slices: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-                match self.link.send_batch(&slices) {
+                // On the stack: a batch is sent per wake-up, no allocation for it.
+                let mut slices: [&[u8]; LINK_BATCH] = [&[]; LINK_BATCH];
+                for (slice, frame) in slices.iter_mut().zip(&batch) {
+                    *slice = frame;
+                }
+                match self.link.send_batch(&slices[..batch.len()]) {
                     Ok(sent) => sent,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         self.link_blocked = true;

@@ -664,13 +664,19 @@ mod tests {
         batches_arrive_in_order(&mut a, &mut b, 40);
     }
 
+    /// Two plugs on `ptp://DIR/p` (the first creates the socket, the second connects).
+    fn ptp_pair(dir: &TempDir) -> (VdeLink, VdeLink) {
+        let vnl = format!("ptp://{}/p", dir.path().display());
+        let a = VdeLink::open(&vnl, "test a").expect("open a (creates the socket)");
+        let b = VdeLink::open(&vnl, "test b").expect("open b (connects)");
+        (a, b)
+    }
+
     #[test]
     fn batches_over_ptp_fall_back_to_single_calls() {
         let _serial = serial();
         let dir = TempDir::new();
-        let vnl = format!("ptp://{}/p", dir.path().display());
-        let mut a = VdeLink::open(&vnl, "test a").expect("open a");
-        let mut b = VdeLink::open(&vnl, "test b").expect("open b");
+        let (mut a, mut b) = ptp_pair(&dir);
         assert!(!a.direct, "ptp is driven through libvdeplug");
         batches_arrive_in_order(&mut b, &mut a, 40);
     }
@@ -679,9 +685,7 @@ mod tests {
     fn runts_and_empty_datagrams_are_skipped() {
         let _serial = serial();
         let dir = TempDir::new();
-        let vnl = format!("ptp://{}/p", dir.path().display());
-        let mut a = VdeLink::open(&vnl, "test a").expect("open a");
-        let mut b = VdeLink::open(&vnl, "test b").expect("open b");
+        let (mut a, mut b) = ptp_pair(&dir);
 
         b.send(&[]).expect("send an empty datagram");
         b.send(&[1]).expect("send a 1-byte datagram");
