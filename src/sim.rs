@@ -33,7 +33,7 @@
 //! ```
 
 use crate::cmd::{CmdError, NetConfig};
-use crate::engine::{Engine, Event, ListenerId, TcpHandle};
+use crate::engine::{Engine, Event, ListenerId, TcpHandle, UdpHandle};
 use crate::pcap::PcapWriter;
 use smoltcp::socket::tcp;
 use std::collections::{HashMap, VecDeque};
@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A TCP connection or listener of a [`SimStack`].
+/// A TCP connection or listener, or a UDP socket, of a [`SimStack`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SimSocket(u64);
 
@@ -65,11 +65,17 @@ pub enum SimEvent {
     },
     /// An open connection ended abnormally with this errno (ECONNRESET).
     Reset(SimSocket, i32),
+    /// Datagrams wait on a UDP socket ([`SimStack::udp_recv_from`]).
+    Datagrams(SimSocket),
+    /// A connected UDP socket's peer answered with an ICMP error: this errno
+    /// (ECONNREFUSED for a closed port).
+    UdpError(SimSocket, i32),
 }
 
 enum Slot {
     Conn(TcpHandle),
     Listener(ListenerId),
+    Udp(UdpHandle),
 }
 
 /// One stack, driven by hand: no threads, no system calls, virtual time.
@@ -178,6 +184,9 @@ impl SimStack {
             Slot::Listener(id) => {
                 self.by_listener.insert(id, socket);
             }
+            Slot::Udp(handle) => {
+                self.by_handle.insert(handle, socket);
+            }
         }
         self.slots.insert(socket, slot);
         socket
@@ -192,6 +201,11 @@ impl SimStack {
                     .remove(&h)
                     .map(|s| SimEvent::ConnectFailed(s, e)),
                 Event::Aborted(h, e) => self.by_handle.get(&h).map(|&s| SimEvent::Reset(s, e)),
+                Event::UdpReadable(h) => self.by_handle.get(&h).map(|&s| SimEvent::Datagrams(s)),
+                Event::UdpError(h) => match self.engine.udp_take_error(h) {
+                    Some(e) => self.by_handle.get(&h).map(|&s| SimEvent::UdpError(s, e)),
+                    None => None,
+                },
                 Event::Accepted {
                     listener,
                     handle,
@@ -320,8 +334,89 @@ impl SimStack {
                 self.taken.remove(&socket);
                 self.engine.unlisten(id);
             }
+            Some(Slot::Udp(handle)) => {
+                self.by_handle.remove(&handle);
+                self.engine.udp_close(handle);
+            }
             None => {}
         }
+    }
+
+    fn udp(&self, socket: SimSocket) -> io::Result<UdpHandle> {
+        match self.slots.get(&socket) {
+            Some(Slot::Udp(handle)) => Ok(*handle),
+            Some(_) => Err(errno(libc::ENOTSOCK)),
+            None => Err(errno(libc::EBADF)),
+        }
+    }
+
+    /// Opens a UDP socket bound to `addr` (port 0: ephemeral).
+    pub fn udp_bind(&mut self, addr: SocketAddr) -> io::Result<SimSocket> {
+        let (handle, _) = self.engine.udp_open(addr)?;
+        Ok(self.new_socket(Slot::Udp(handle)))
+    }
+
+    /// Connects a UDP socket to `remote` (`None`: dissolves the association);
+    /// returns its local address.
+    pub fn udp_connect(
+        &mut self,
+        socket: SimSocket,
+        remote: Option<SocketAddr>,
+    ) -> io::Result<SocketAddr> {
+        let handle = self.udp(socket)?;
+        self.engine.udp_connect(handle, remote)
+    }
+
+    /// The address a UDP socket is bound to (after a connect, the one its route
+    /// picked).
+    pub fn udp_local_addr(&self, socket: SimSocket) -> io::Result<SocketAddr> {
+        let handle = self.udp(socket)?;
+        let (local, _) = self
+            .engine
+            .udp_addrs(handle)
+            .ok_or_else(|| errno(libc::EBADF))?;
+        Ok(local)
+    }
+
+    /// Queues a datagram to `dest` (`None`: the connected peer), with the errors
+    /// `sendto(2)` gives; `WouldBlock` when the send ring is full.
+    pub fn udp_send_to(
+        &mut self,
+        socket: SimSocket,
+        dest: Option<SocketAddr>,
+        data: &[u8],
+    ) -> io::Result<()> {
+        let handle = self.udp(socket)?;
+        self.engine.udp_send(handle, dest, data)
+    }
+
+    /// Takes the next datagram and its sender; `WouldBlock` when none waits.
+    pub fn udp_recv_from(&mut self, socket: SimSocket) -> io::Result<(Vec<u8>, SocketAddr)> {
+        let handle = self.udp(socket)?;
+        match self.engine.udp_recv(handle) {
+            Some(datagram) => Ok((datagram.data, datagram.peer)),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// `SO_BROADCAST` of a UDP socket.
+    pub fn udp_set_broadcast(&mut self, socket: SimSocket, on: bool) -> io::Result<()> {
+        let handle = self.udp(socket)?;
+        self.engine.udp_set_broadcast(handle, on);
+        Ok(())
+    }
+
+    /// `SO_RCVBUF` of a UDP socket: the bytes its receive queue holds before it
+    /// drops (each datagram counts its length plus a fixed overhead).
+    pub fn udp_set_recv_buffer(&mut self, socket: SimSocket, bytes: usize) -> io::Result<()> {
+        let handle = self.udp(socket)?;
+        self.engine.udp_set_rcvbuf(handle, bytes);
+        Ok(())
+    }
+
+    /// Datagrams a UDP socket dropped because its receive queue was full.
+    pub fn udp_drops(&self, socket: SimSocket) -> io::Result<u64> {
+        Ok(self.engine.udp_drops(self.udp(socket)?))
     }
 
     /// TCP_NODELAY.

@@ -1392,6 +1392,23 @@ impl NetConfig {
         self.state.is_local(addr)
     }
 
+    /// Whether `addr` is an IPv4 broadcast address of this stack, where sending
+    /// needs `SO_BROADCAST`: the limited broadcast 255.255.255.255, or a broadcast
+    /// address Linux keeps in its local table for an up link.
+    pub fn is_broadcast(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(v4) => {
+                v4.is_broadcast()
+                    || self
+                        .state
+                        .links
+                        .iter()
+                        .any(|l| self.state.is_v4_broadcast(l.index, v4))
+            }
+            IpAddr::V6(_) => false,
+        }
+    }
+
     /// A counter that moves whenever a command changes the configuration.
     pub fn generation(&self) -> u64 {
         self.generation

@@ -7,8 +7,8 @@
 
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Packet, TcpPacket,
-    TcpSeqNumber,
+    EthernetRepr, Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, IpAddress, IpProtocol,
+    Ipv4Address, Ipv4Packet, Ipv6Packet, TcpPacket, TcpSeqNumber, UdpPacket,
 };
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -22,32 +22,10 @@ pub(crate) struct Syn {
 
 /// Returns the connection-opening segment carried by `frame`, if it is one.
 pub(crate) fn tcp_syn(frame: &[u8]) -> Option<Syn> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let (src_ip, dst_ip, proto, payload): (IpAddr, IpAddr, IpProtocol, &[u8]) =
-        match eth.ethertype() {
-            EthernetProtocol::Ipv4 => {
-                let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-                if ip.more_frags() || ip.frag_offset() != 0 {
-                    return None;
-                }
-                (
-                    IpAddr::V4(ip.src_addr()),
-                    IpAddr::V4(ip.dst_addr()),
-                    ip.next_header(),
-                    ip.payload(),
-                )
-            }
-            EthernetProtocol::Ipv6 => {
-                let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
-                (
-                    IpAddr::V6(ip.src_addr()),
-                    IpAddr::V6(ip.dst_addr()),
-                    ip.next_header(),
-                    ip.payload(),
-                )
-            }
-            _ => return None,
-        };
+    let (src_ip, dst_ip, proto, payload, fragment) = ip_parts(frame)?;
+    if fragment {
+        return None;
+    }
     if proto != IpProtocol::Tcp {
         return None;
     }
@@ -58,6 +36,130 @@ pub(crate) fn tcp_syn(frame: &[u8]) -> Option<Syn> {
     Some(Syn {
         src: SocketAddr::new(src_ip, tcp.src_port()),
         dst: SocketAddr::new(dst_ip, tcp.dst_port()),
+    })
+}
+
+/// The IP header fields of `frame`: source, destination, protocol, payload, and
+/// whether it is a fragment (whose payload is not a whole transport header).
+fn ip_parts(frame: &[u8]) -> Option<(IpAddr, IpAddr, IpProtocol, &[u8], bool)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    match eth.ethertype() {
+        EthernetProtocol::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            let fragment = ip.more_frags() || ip.frag_offset() != 0;
+            Some((
+                IpAddr::V4(ip.src_addr()),
+                IpAddr::V4(ip.dst_addr()),
+                ip.next_header(),
+                ip.payload(),
+                fragment,
+            ))
+        }
+        EthernetProtocol::Ipv6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+            Some((
+                IpAddr::V6(ip.src_addr()),
+                IpAddr::V6(ip.dst_addr()),
+                ip.next_header(),
+                ip.payload(),
+                false,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `frame` may complete a UDP datagram: UDP over IP, or any IPv4 fragment
+/// (the last fragment of a datagram completes it).
+pub(crate) fn may_carry_udp(frame: &[u8]) -> bool {
+    ip_parts(frame).is_some_and(|(_, _, proto, _, fragment)| fragment || proto == IpProtocol::Udp)
+}
+
+/// An ICMP error about a UDP datagram we sent: the datagram's source (ours), its
+/// destination, and the errno Linux reports on a connected socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UdpUnreachable {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub errno: i32,
+}
+
+/// Returns the ICMP or ICMPv6 destination-unreachable error carried by `frame` if it
+/// quotes a UDP datagram, with the errno Linux maps its code to.
+pub(crate) fn udp_unreachable(frame: &[u8]) -> Option<UdpUnreachable> {
+    let (_, _, proto, payload, fragment) = ip_parts(frame)?;
+    if fragment {
+        return None;
+    }
+    let (errno, quoted): (i32, &[u8]) = match proto {
+        IpProtocol::Icmp => {
+            let icmp = Icmpv4Packet::new_checked(payload).ok()?;
+            if icmp.msg_type() != Icmpv4Message::DstUnreachable {
+                return None;
+            }
+            let errno = match icmp.msg_code() {
+                0 => libc::ENETUNREACH,
+                1 => libc::EHOSTUNREACH,
+                2 => libc::ENOPROTOOPT,
+                3 => libc::ECONNREFUSED,
+                _ => return None,
+            };
+            (errno, icmp.data())
+        }
+        IpProtocol::Icmpv6 => {
+            let icmp = Icmpv6Packet::new_checked(payload).ok()?;
+            if icmp.msg_type() != Icmpv6Message::DstUnreachable {
+                return None;
+            }
+            let errno = match icmp.msg_code() {
+                0 => libc::ENETUNREACH,
+                3 => libc::EHOSTUNREACH,
+                4 => libc::ECONNREFUSED,
+                _ => return None,
+            };
+            (errno, icmp.payload())
+        }
+        _ => return None,
+    };
+    // The quote is the offending IP header and at least 8 bytes after it: enough
+    // for the UDP ports.
+    let (src, dst, inner_proto, inner): (IpAddr, IpAddr, IpProtocol, &[u8]) =
+        match quoted.first()? >> 4 {
+            4 => {
+                let ip = Ipv4Packet::new_unchecked(quoted);
+                let header = ip.header_len() as usize;
+                if quoted.len() < header.max(20) + 8 {
+                    return None;
+                }
+                (
+                    IpAddr::V4(ip.src_addr()),
+                    IpAddr::V4(ip.dst_addr()),
+                    ip.next_header(),
+                    &quoted[header..],
+                )
+            }
+            6 => {
+                if quoted.len() < 40 + 8 {
+                    return None;
+                }
+                let ip = Ipv6Packet::new_unchecked(quoted);
+                (
+                    IpAddr::V6(ip.src_addr()),
+                    IpAddr::V6(ip.dst_addr()),
+                    ip.next_header(),
+                    &quoted[40..],
+                )
+            }
+            _ => return None,
+        };
+    if inner_proto != IpProtocol::Udp {
+        return None;
+    }
+    let udp = UdpPacket::new_unchecked(&inner[..8]);
+    Some(UdpUnreachable {
+        local: SocketAddr::new(src, udp.src_port()),
+        remote: SocketAddr::new(dst, udp.dst_port()),
+        errno,
     })
 }
 

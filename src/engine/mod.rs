@@ -16,6 +16,7 @@
 
 mod frames;
 mod ports;
+mod udp;
 
 use crate::cmd::NetConfig;
 use ports::PortTable;
@@ -32,6 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+pub(crate) use udp::{Datagram, UdpHandle, MAX_UDP_V4};
 
 pub(crate) use smoltcp::iface::SocketHandle as TcpHandle;
 pub(crate) use smoltcp::socket::tcp::State as TcpState;
@@ -80,6 +82,10 @@ pub(crate) enum Event {
     },
     /// An open connection ended abnormally with this errno (RST: ECONNRESET).
     Aborted(TcpHandle, i32),
+    /// A UDP socket's receive queue went from empty to not empty.
+    UdpReadable(UdpHandle),
+    /// A connected UDP socket has a pending error (an ICMP error from its peer).
+    UdpError(UdpHandle),
 }
 
 enum Phase {
@@ -148,6 +154,8 @@ pub(crate) struct Engine {
     conns: BTreeMap<TcpHandle, Conn>,
     listeners: BTreeMap<ListenerId, Listener>,
     next_listener: ListenerId,
+    udps: BTreeMap<UdpHandle, udp::UdpSock>,
+    udp_ports: PortTable,
     arp_seen: HashMap<Ipv4Address, Duration>,
     events: VecDeque<Event>,
     now: Duration,
@@ -177,6 +185,8 @@ impl Engine {
             conns: BTreeMap::new(),
             listeners: BTreeMap::new(),
             next_listener: 1,
+            udps: BTreeMap::new(),
+            udp_ports: PortTable::default(),
             arp_seen: HashMap::new(),
             events: VecDeque::new(),
             now,
@@ -282,6 +292,11 @@ impl Engine {
                 return;
             }
         }
+        if !self.udps.is_empty() {
+            if let Some(error) = frames::udp_unreachable(frame) {
+                self.udp_icmp_error(error);
+            }
+        }
         let now = instant(self.now);
         let mut port = Port {
             io: &mut self.io,
@@ -289,6 +304,9 @@ impl Engine {
         };
         self.iface
             .poll_ingress_single(now, &mut port, &mut self.sockets);
+        if !self.udps.is_empty() && frames::may_carry_udp(frame) {
+            self.collect_udp();
+        }
     }
 
     /// Processes frames that the stack sent to itself, a bounded number per call so

@@ -228,3 +228,188 @@ fn identical_runs_give_identical_frames() {
     }
     assert_eq!(trace(), trace());
 }
+
+// ---- UDP ----
+
+#[test]
+fn udp_datagrams_keep_boundaries_and_sources() {
+    let mut wire = Wire::new();
+    let (server, bound) = wire.a.udp_open(addr("0.0.0.0:53")).unwrap();
+    assert_eq!(bound, addr("0.0.0.0:53"));
+    let (client, local) = wire.b.udp_open(addr("0.0.0.0:0")).unwrap();
+    assert!(ports::EPHEMERAL.contains(&local.port()));
+    for size in [0, 1, 1472, 1473, 60_000, MAX_UDP_V4] {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
+        wire.b
+            .udp_send(client, Some(addr("10.0.0.1:53")), &data)
+            .unwrap();
+        wire.run(MS);
+        let got = wire.a.udp_recv(server).expect("datagram arrived");
+        assert_eq!(got.data.len(), size);
+        assert!(got.data == data, "{size}-byte datagram intact");
+        assert_eq!(
+            got.peer,
+            SocketAddr::new("10.0.0.2".parse().unwrap(), local.port())
+        );
+        assert!(
+            wire.a.udp_recv(server).is_none(),
+            "one datagram, not merged or split"
+        );
+    }
+    assert_eq!(
+        wire.b
+            .udp_send(client, Some(addr("10.0.0.1:53")), &vec![0; MAX_UDP_V4 + 1])
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EMSGSIZE)
+    );
+}
+
+#[test]
+fn udp_send_errors_are_those_of_sendto() {
+    let mut wire = Wire::new();
+    let (s, _) = wire.b.udp_open(addr("0.0.0.0:0")).unwrap();
+    let errno_of = |r: io::Result<()>| r.unwrap_err().raw_os_error();
+    assert_eq!(
+        errno_of(wire.b.udp_send(s, None, b"x")),
+        Some(libc::EDESTADDRREQ)
+    );
+    assert_eq!(
+        errno_of(wire.b.udp_send(s, Some(addr("192.168.1.1:9")), b"x")),
+        Some(libc::ENETUNREACH)
+    );
+    assert_eq!(
+        errno_of(wire.b.udp_send(s, Some(addr("10.0.0.1:0")), b"x")),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        errno_of(wire.b.udp_send(s, Some(addr("10.0.0.255:9")), b"x")),
+        Some(libc::EACCES),
+        "broadcast needs SO_BROADCAST"
+    );
+    assert_eq!(
+        errno_of(wire.b.udp_send(s, Some(addr("[2001:db8::1]:9")), b"x")),
+        Some(libc::EAFNOSUPPORT)
+    );
+    assert_eq!(
+        wire.b
+            .udp_open(addr("10.9.9.9:0"))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EADDRNOTAVAIL)
+    );
+    let (_, taken) = wire.b.udp_open(addr("0.0.0.0:5000")).unwrap();
+    assert_eq!(
+        wire.b.udp_open(taken).unwrap_err().raw_os_error(),
+        Some(libc::EADDRINUSE)
+    );
+}
+
+#[test]
+fn udp_broadcast_reaches_the_subnet_with_so_broadcast() {
+    let mut wire = Wire::new();
+    let (server, _) = wire.a.udp_open(addr("0.0.0.0:67")).unwrap();
+    let (client, _) = wire.b.udp_open(addr("0.0.0.0:68")).unwrap();
+    wire.b.udp_set_broadcast(client, true);
+    wire.b
+        .udp_send(client, Some(addr("10.0.0.255:67")), b"discover")
+        .unwrap();
+    wire.run(MS);
+    let got = wire.a.udp_recv(server).expect("broadcast arrived");
+    assert_eq!(got.data, b"discover");
+    assert_eq!(got.peer, addr("10.0.0.2:68"));
+}
+
+#[test]
+fn connected_udp_hears_only_its_peer_and_learns_of_a_closed_port() {
+    let mut wire = Wire::new();
+    let (a1, _) = wire.a.udp_open(addr("0.0.0.0:1001")).unwrap();
+    let (a2, _) = wire.a.udp_open(addr("0.0.0.0:1002")).unwrap();
+    let (b, _) = wire.b.udp_open(addr("0.0.0.0:2000")).unwrap();
+    let local = wire.b.udp_connect(b, Some(addr("10.0.0.1:1001"))).unwrap();
+    assert_eq!(
+        local,
+        addr("10.0.0.2:2000"),
+        "connect picks the source address"
+    );
+    wire.a
+        .udp_send(a2, Some(addr("10.0.0.2:2000")), b"stranger")
+        .unwrap();
+    wire.a
+        .udp_send(a1, Some(addr("10.0.0.2:2000")), b"peer")
+        .unwrap();
+    wire.run(MS);
+    assert_eq!(wire.b.udp_recv(b).unwrap().data, b"peer");
+    assert!(
+        wire.b.udp_recv(b).is_none(),
+        "the stranger's datagram is filtered"
+    );
+
+    // A datagram to a closed port comes back as ICMP port unreachable.
+    wire.b.udp_connect(b, Some(addr("10.0.0.1:1003"))).unwrap();
+    wire.b.udp_send(b, None, b"anyone?").unwrap();
+    wire.run(MS);
+    assert!(wire.b.events.contains(&Event::UdpError(b)));
+    assert_eq!(wire.b.udp_take_error(b), Some(libc::ECONNREFUSED));
+    assert_eq!(wire.b.udp_take_error(b), None, "reported once");
+    // Unconnected sockets are not told (as on Linux).
+    wire.b.udp_connect(b, None).unwrap();
+    wire.b
+        .udp_send(b, Some(addr("10.0.0.1:1003")), b"again")
+        .unwrap();
+    wire.run(MS);
+    assert_eq!(wire.b.udp_take_error(b), None);
+}
+
+#[test]
+fn a_full_udp_receive_queue_drops_and_counts() {
+    let mut wire = Wire::new();
+    let (server, _) = wire.a.udp_open(addr("0.0.0.0:9")).unwrap();
+    wire.a.udp_set_rcvbuf(server, 10 * (1000 + 256));
+    let (client, _) = wire.b.udp_open(addr("0.0.0.0:0")).unwrap();
+    for i in 0..25u8 {
+        wire.b
+            .udp_send(client, Some(addr("10.0.0.1:9")), &[i; 1000])
+            .unwrap();
+        wire.run(MS);
+    }
+    let mut got = Vec::new();
+    while let Some(d) = wire.a.udp_recv(server) {
+        got.push(d.data[0]);
+    }
+    assert_eq!(got, (0..10).collect::<Vec<u8>>(), "the first ten, in order");
+    assert_eq!(wire.a.udp_drops(server), 15);
+}
+
+#[test]
+fn an_ipv6_udp_socket_sees_ipv4_peers_as_mapped() {
+    let mut wire = Wire::new();
+    let (server, _) = wire.a.udp_open(addr("[::]:53")).unwrap();
+    let (client, _) = wire.b.udp_open(addr("0.0.0.0:4000")).unwrap();
+    wire.b
+        .udp_send(client, Some(addr("10.0.0.1:53")), b"q")
+        .unwrap();
+    wire.run(MS);
+    let got = wire.a.udp_recv(server).unwrap();
+    assert_eq!(got.peer, addr("[::ffff:10.0.0.2]:4000"));
+    wire.a.udp_send(server, Some(got.peer), b"r").unwrap();
+    wire.run(MS);
+    assert_eq!(wire.b.udp_recv(client).unwrap().data, b"r");
+}
+
+#[test]
+fn udp_over_loopback() {
+    let mut wire = Wire::new();
+    wire.a.run_cmd("/bin/ip link set lo up").unwrap();
+    let (server, _) = wire.a.udp_open(addr("127.0.0.1:7")).unwrap();
+    let (client, _) = wire.a.udp_open(addr("0.0.0.0:0")).unwrap();
+    let local = wire
+        .a
+        .udp_connect(client, Some(addr("127.0.0.1:7")))
+        .unwrap();
+    assert_eq!(local.ip(), "127.0.0.1".parse::<IpAddr>().unwrap());
+    wire.a.udp_send(client, None, b"self").unwrap();
+    wire.run(MS);
+    let got = wire.a.udp_recv(server).unwrap();
+    assert_eq!((got.data.as_slice(), got.peer), (&b"self"[..], local));
+}

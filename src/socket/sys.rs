@@ -266,3 +266,84 @@ pub(crate) fn recv_with_fd(
         }
     }
 }
+
+/// Sends one datagram made of `head` followed by `body` (`sendmsg(2)` with two
+/// parts, no copy), without SIGPIPE; `flags` may add MSG_DONTWAIT.
+pub(crate) fn send_parts(
+    fd: BorrowedFd<'_>,
+    head: &[u8],
+    body: &[u8],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    let mut iov = [
+        libc::iovec {
+            iov_base: head.as_ptr() as *mut libc::c_void,
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: body.as_ptr() as *mut libc::c_void,
+            iov_len: body.len(),
+        },
+    ];
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = 2;
+    loop {
+        // SAFETY: `msg` points at two live buffers of the lengths it declares; the
+        // kernel only reads them.
+        let ret = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | flags) };
+        match cvt(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Receives one datagram into `head` then `body` (`recvmsg(2)` with two parts).
+/// Returns the bytes received in all and whether the datagram was longer than both
+/// parts (MSG_TRUNC). `flags` may add MSG_PEEK or MSG_DONTWAIT.
+pub(crate) fn recv_parts(
+    fd: BorrowedFd<'_>,
+    head: &mut [u8],
+    body: &mut [u8],
+    flags: libc::c_int,
+) -> io::Result<(usize, bool)> {
+    let mut iov = [
+        libc::iovec {
+            iov_base: head.as_mut_ptr().cast(),
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: body.as_mut_ptr().cast(),
+            iov_len: body.len(),
+        },
+    ];
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = 2;
+    loop {
+        // SAFETY: `msg` points at two live, writable buffers of the lengths it
+        // declares, for the whole call.
+        let ret = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) };
+        match cvt(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(n) => return Ok((n, msg.msg_flags & libc::MSG_TRUNC != 0)),
+        }
+    }
+}
+
+/// Whether the other end of a socket pair has been closed (POLLRDHUP), asked
+/// without waiting.
+pub(crate) fn peer_closed(fd: BorrowedFd<'_>) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let ret = unsafe { libc::poll(&mut pfd, 1, 0) };
+    ret > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+}

@@ -10,7 +10,7 @@
 //! the ring is full and leaves data in the ring while the application does not read.
 
 use crate::cmd::CmdError;
-use crate::engine::{Engine, Event, ListenerId, TcpHandle};
+use crate::engine::{Engine, Event, ListenerId, TcpHandle, UdpHandle};
 use crate::link::{Link, MAX_FRAME};
 use crate::socket::sys;
 use crossbeam_channel::{Receiver, Sender};
@@ -23,6 +23,10 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod udp;
+
+pub(crate) use udp::{UdpOption, UdpShared};
 
 pub(crate) const WAKER: Token = Token(0);
 const LINK_DATA: Token = Token(1);
@@ -105,6 +109,30 @@ pub(crate) enum Control {
     Adopt { id: u64, fd: OwnedFd },
     /// TCP_NODELAY.
     SetNodelay { id: u64, on: bool },
+    /// Open a UDP socket bound to `local` (port 0: ephemeral), served through `fd`
+    /// (`None`: the `msocket` end adopted under `id`). Replies with the bound address.
+    UdpOpen {
+        id: u64,
+        fd: Option<OwnedFd>,
+        local: SocketAddr,
+        shared: Arc<UdpShared>,
+        reply: Sender<io::Result<SocketAddr>>,
+    },
+    /// Connect a UDP socket (`None`: dissolve the association). Replies with the
+    /// local address; output to the application then waits for `UdpResume`.
+    UdpConnect {
+        id: u64,
+        remote: Option<SocketAddr>,
+        reply: Sender<io::Result<SocketAddr>>,
+    },
+    /// The application drained its end after `UdpConnect`.
+    UdpResume { id: u64 },
+    /// Set a UDP socket option that lives in the engine.
+    UdpSet {
+        id: u64,
+        option: UdpOption,
+        reply: Sender<io::Result<()>>,
+    },
     /// Stop the pump.
     Shutdown,
 }
@@ -141,41 +169,56 @@ struct ListenerEntry {
     handed: Vec<u64>,
 }
 
+/// Bytes of an address as it travels beside data on a socket pair: family
+/// (4 or 6), 16 address bytes (IPv4 in the first four), port (little-endian).
+pub(crate) const ADDR_BYTES: usize = 19;
+
+/// Encodes `addr` in [`ADDR_BYTES`] bytes.
+pub(crate) fn encode_addr(addr: SocketAddr) -> [u8; ADDR_BYTES] {
+    let mut out = [0u8; ADDR_BYTES];
+    match addr {
+        SocketAddr::V4(a) => {
+            out[0] = 4;
+            out[1..5].copy_from_slice(&a.ip().octets());
+        }
+        SocketAddr::V6(a) => {
+            out[0] = 6;
+            out[1..17].copy_from_slice(&a.ip().octets());
+        }
+    }
+    out[17..].copy_from_slice(&addr.port().to_le_bytes());
+    out
+}
+
+/// The inverse of [`encode_addr`]; `None` for anything it could not have made.
+pub(crate) fn decode_addr(bytes: &[u8]) -> Option<SocketAddr> {
+    let bytes: &[u8; ADDR_BYTES] = bytes.get(..ADDR_BYTES)?.try_into().ok()?;
+    let port = u16::from_le_bytes([bytes[17], bytes[18]]);
+    let ip: std::net::IpAddr = match bytes[0] {
+        4 => std::net::Ipv4Addr::new(bytes[1], bytes[2], bytes[3], bytes[4]).into(),
+        6 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&bytes[1..17]).ok()?).into(),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
 /// Encodes what `accept` learns beside the new descriptor.
 pub(crate) fn encode_accept(id: u64, local: SocketAddr, peer: SocketAddr) -> Vec<u8> {
     let mut out = id.to_le_bytes().to_vec();
-    for addr in [local, peer] {
-        match addr {
-            SocketAddr::V4(a) => {
-                out.push(4);
-                out.extend_from_slice(&a.ip().octets());
-                out.extend_from_slice(&[0; 12]);
-            }
-            SocketAddr::V6(a) => {
-                out.push(6);
-                out.extend_from_slice(&a.ip().octets());
-            }
-        }
-        out.extend_from_slice(&addr.port().to_le_bytes());
-    }
+    out.extend_from_slice(&encode_addr(local));
+    out.extend_from_slice(&encode_addr(peer));
     out
 }
 
 /// The inverse of [`encode_accept`].
 pub(crate) fn decode_accept(bytes: &[u8]) -> Option<(u64, SocketAddr, SocketAddr)> {
-    if bytes.len() != 8 + 2 * 19 {
+    if bytes.len() != 8 + 2 * ADDR_BYTES {
         return None;
     }
     let id = u64::from_le_bytes(bytes[..8].try_into().ok()?);
-    let mut addrs = bytes[8..].chunks_exact(19).map(|c| {
-        let port = u16::from_le_bytes([c[17], c[18]]);
-        let ip: std::net::IpAddr = match c[0] {
-            4 => std::net::Ipv4Addr::new(c[1], c[2], c[3], c[4]).into(),
-            _ => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&c[1..17]).ok()?).into(),
-        };
-        Some(SocketAddr::new(ip, port))
-    });
-    Some((id, addrs.next()??, addrs.next()??))
+    let local = decode_addr(&bytes[8..])?;
+    let peer = decode_addr(&bytes[8 + ADDR_BYTES..])?;
+    Some((id, local, peer))
 }
 
 /// Everything the pump thread owns.
@@ -194,6 +237,10 @@ pub(crate) struct Pump {
     handoffs: Handoffs,
     /// Sockets from `msocket` that no call has used yet.
     adopted: HashMap<u64, OwnedFd>,
+    udps: HashMap<u64, udp::UdpEntry>,
+    by_udp: HashMap<UdpHandle, u64>,
+    /// Room for the largest datagram an application may write.
+    udp_scratch: Vec<u8>,
     next_accept_id: u64,
     start: Instant,
     /// Receive buffers for one batch of frames, and their lengths.
@@ -256,6 +303,9 @@ impl Pump {
             by_listener: HashMap::new(),
             handoffs,
             adopted: HashMap::new(),
+            udps: HashMap::new(),
+            by_udp: HashMap::new(),
+            udp_scratch: vec![0; 1 << 16],
             // Accepted connections get ids from the top half, so they never meet the
             // application's own counter.
             next_accept_id: 1 << 62,
@@ -276,7 +326,8 @@ impl Pump {
         let mut events = Events::with_capacity(256);
         loop {
             let now = self.now();
-            let timeout = if self.engine.has_loopback() || self.link_readable {
+            let timeout = if self.engine.has_loopback() || self.link_readable || self.udp_stalled()
+            {
                 Some(Duration::ZERO)
             } else {
                 self.engine.poll_delay(now)
@@ -323,6 +374,9 @@ impl Pump {
         // delivery opened, instead of a small one and a window update after it.
         self.service_app_output();
         self.service_app_input();
+        if !self.udps.is_empty() {
+            self.service_udp();
+        }
         self.engine.transmit(now);
         self.flush_link();
         self.handle_engine_events();
@@ -415,6 +469,9 @@ impl Pump {
     }
 
     fn socket_event(&mut self, id: u64, event: &mio::event::Event) {
+        if self.udp_event(id, event) {
+            return;
+        }
         if let Some(conn) = self.conns.get_mut(&id) {
             if event.is_readable() || event.is_read_closed() {
                 conn.app_readable = true;
@@ -515,6 +572,35 @@ impl Pump {
                     if let Some(conn) = self.conns.get(&id) {
                         self.engine.tcp(conn.handle).set_nagle_enabled(!on);
                     }
+                }
+                Control::UdpOpen {
+                    id,
+                    fd,
+                    local,
+                    shared,
+                    reply,
+                } => {
+                    let fd = match fd {
+                        Some(fd) => fd,
+                        None => match self.adopted.remove(&id) {
+                            Some(fd) => {
+                                self.forget_fd(&fd);
+                                fd
+                            }
+                            None => {
+                                let _ = reply.send(Err(io::Error::from_raw_os_error(libc::EBADF)));
+                                continue;
+                            }
+                        },
+                    };
+                    let _ = reply.send(self.udp_open(id, fd, local, shared));
+                }
+                Control::UdpConnect { id, remote, reply } => {
+                    let _ = reply.send(self.udp_connect(id, remote));
+                }
+                Control::UdpResume { id } => self.udp_resume(id),
+                Control::UdpSet { id, option, reply } => {
+                    let _ = reply.send(self.udp_set(id, option));
                 }
             }
         }
@@ -669,6 +755,8 @@ impl Pump {
                     local,
                     peer,
                 } => self.accepted(listener, handle, local, peer),
+                Event::UdpReadable(handle) => self.udp_readable(handle),
+                Event::UdpError(handle) => self.udp_error(handle),
                 Event::Aborted(handle, errno) => {
                     let Some(&id) = self.by_handle.get(&handle) else {
                         continue;

@@ -1,0 +1,373 @@
+//! UDP sockets: smoltcp's, plus what a BSD datagram socket adds.
+//!
+//! smoltcp's UDP socket delivers every datagram for its port, from anyone, into a
+//! ring it drops from silently when full. A Linux socket differs in ways programs
+//! notice, so the engine keeps its own state beside each smoltcp socket:
+//! - a receive queue bounded in bytes like `SO_RCVBUF`, whose overflow is counted
+//!   (smoltcp's ring only ever holds the datagram of the frame just processed);
+//! - `connect`: only the peer's datagrams are delivered, and an ICMP
+//!   destination-unreachable about a datagram to the peer becomes a pending error
+//!   (ECONNREFUSED for a closed port), as on Linux;
+//! - address family: an IPv4 socket never sees IPv6 datagrams, and an IPv6 socket
+//!   sees IPv4 peers as v4-mapped addresses (`::ffff:a.b.c.d`), `IPV6_V6ONLY` off;
+//! - `SO_BROADCAST`: sending to a broadcast address without it is EACCES;
+//! - the errors `sendto` gives: EMSGSIZE, EDESTADDRREQ, ENETUNREACH, EINVAL.
+
+use super::{errno, from_endpoint, to_endpoint, Engine, Event};
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::udp;
+use smoltcp::wire::{IpAddress, IpListenEndpoint};
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+/// Names a UDP socket inside the engine.
+pub(crate) type UdpHandle = SocketHandle;
+
+/// The largest UDP payload over IPv4: 65,535 minus the IPv4 and UDP headers.
+pub(crate) const MAX_UDP_V4: usize = 65_507;
+
+/// Linux's default `SO_RCVBUF` (`net.core.rmem_default`).
+pub(crate) const DEFAULT_RCVBUF: usize = 212_992;
+
+/// What a queued datagram costs against the receive buffer beyond its payload, in
+/// the spirit of the kernel's per-packet overhead (an sk_buff), so that a flood of
+/// tiny datagrams is bounded too.
+const DATAGRAM_OVERHEAD: usize = 256;
+
+/// smoltcp's rings: room for the largest datagram wherever the ring's write
+/// position happens to be.
+const RING_BYTES: usize = 2 * 65_536;
+const RX_SLOTS: usize = 8;
+const TX_SLOTS: usize = 64;
+
+/// A received datagram and who sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Datagram {
+    pub(crate) peer: SocketAddr,
+    pub(crate) data: Vec<u8>,
+}
+
+/// The engine's side of one UDP socket.
+pub(super) struct UdpSock {
+    /// The bound address (the address may be the wildcard).
+    bound: SocketAddr,
+    /// The peer and the local address the route to it picked, while connected.
+    connected: Option<(SocketAddr, SocketAddr)>,
+    broadcast: bool,
+    queue: VecDeque<Datagram>,
+    queued_bytes: usize,
+    rcvbuf: usize,
+    drops: u64,
+    error: Option<i32>,
+}
+
+impl UdpSock {
+    fn is_v6(&self) -> bool {
+        self.bound.is_ipv6()
+    }
+
+    /// How this socket's application sees `addr` (v4-mapped on an IPv6 socket).
+    fn app_view(&self, addr: SocketAddr) -> SocketAddr {
+        match (self.is_v6(), addr) {
+            (true, SocketAddr::V4(v4)) => {
+                SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+            }
+            _ => addr,
+        }
+    }
+
+    /// The wire address behind what the application named: v4-mapped addresses
+    /// on an IPv6 socket are IPv4; an IPv6 address on an IPv4 socket is refused.
+    fn wire_view(&self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        match addr {
+            SocketAddr::V6(_) if !self.is_v6() => Err(errno(libc::EAFNOSUPPORT)),
+            _ => Ok(unmapped(addr)),
+        }
+    }
+}
+
+impl Engine {
+    fn new_udp_socket() -> udp::Socket<'static> {
+        udp::Socket::new(
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; RX_SLOTS],
+                vec![0; RING_BYTES],
+            ),
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; TX_SLOTS],
+                vec![0; RING_BYTES],
+            ),
+        )
+    }
+
+    /// Opens a UDP socket bound to `local` (port 0: an ephemeral one). Returns the
+    /// socket and the address it is bound to.
+    pub(crate) fn udp_open(&mut self, local: SocketAddr) -> io::Result<(UdpHandle, SocketAddr)> {
+        let ip = unmapped(local).ip();
+        if !ip.is_unspecified() && !self.config.is_local_addr(ip) {
+            return Err(errno(libc::EADDRNOTAVAIL));
+        }
+        let port = self
+            .udp_ports
+            .take(local.port())
+            .ok_or_else(|| errno(libc::EADDRINUSE))?;
+        let mut socket = Self::new_udp_socket();
+        let endpoint = IpListenEndpoint {
+            addr: (!ip.is_unspecified()).then(|| ip.into()),
+            port,
+        };
+        if socket.bind(endpoint).is_err() {
+            self.udp_ports.release(port);
+            return Err(errno(libc::EINVAL));
+        }
+        let bound = SocketAddr::new(local.ip(), port);
+        let handle = self.sockets.add(socket);
+        self.udps.insert(
+            handle,
+            UdpSock {
+                bound,
+                connected: None,
+                broadcast: false,
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                rcvbuf: DEFAULT_RCVBUF,
+                drops: 0,
+                error: None,
+            },
+        );
+        Ok((handle, bound))
+    }
+
+    /// Closes a UDP socket: queued datagrams are dropped, the port is free again.
+    pub(crate) fn udp_close(&mut self, handle: UdpHandle) {
+        if let Some(sock) = self.udps.remove(&handle) {
+            self.sockets.remove(handle);
+            self.udp_ports.release(sock.bound.port());
+        }
+    }
+
+    /// Connects to `remote` (only its datagrams arrive; `send` goes there) or, with
+    /// `None`, dissolves the association (`AF_UNSPEC`). Returns the socket's local
+    /// address now: connecting fixes the source address the route picks.
+    pub(crate) fn udp_connect(
+        &mut self,
+        handle: UdpHandle,
+        remote: Option<SocketAddr>,
+    ) -> io::Result<SocketAddr> {
+        let sock = self
+            .udps
+            .get_mut(&handle)
+            .ok_or_else(|| errno(libc::EBADF))?;
+        let Some(remote) = remote else {
+            sock.connected = None;
+            return Ok(sock.bound);
+        };
+        let wire = sock.wire_view(remote)?;
+        if wire.port() == 0 {
+            return Err(errno(libc::ECONNREFUSED));
+        }
+        let hop = self
+            .config
+            .lookup(wire.ip())
+            .ok_or_else(|| errno(libc::ENETUNREACH))?;
+        let local_ip = match sock.bound.ip() {
+            ip if !ip.is_unspecified() => ip,
+            _ => hop
+                .src
+                .map(|src| sock.app_view(SocketAddr::new(src, 0)).ip())
+                .ok_or_else(|| errno(libc::ENETUNREACH))?,
+        };
+        let local = SocketAddr::new(local_ip, sock.bound.port());
+        sock.connected = Some((wire, local));
+        sock.error = None;
+        // Datagrams from others that arrived before the connect are not the
+        // peer's: a connected socket reads only what its peer sends.
+        let mut kept = VecDeque::new();
+        let mut kept_bytes = 0;
+        for datagram in sock.queue.drain(..) {
+            if unmapped(datagram.peer) == wire {
+                kept_bytes += datagram.data.len() + DATAGRAM_OVERHEAD;
+                kept.push_back(datagram);
+            }
+        }
+        sock.queue = kept;
+        sock.queued_bytes = kept_bytes;
+        Ok(local)
+    }
+
+    /// The socket's address as `getsockname` reports it, and its peer if connected.
+    pub(crate) fn udp_addrs(&self, handle: UdpHandle) -> Option<(SocketAddr, Option<SocketAddr>)> {
+        let sock = self.udps.get(&handle)?;
+        Some(match sock.connected {
+            Some((peer, local)) => (local, Some(sock.app_view(peer))),
+            None => (sock.bound, None),
+        })
+    }
+
+    /// Queues `data` to `dest` (`None`: the connected peer). `WouldBlock` means
+    /// smoltcp's ring is full: try again after [`Engine::transmit`].
+    pub(crate) fn udp_send(
+        &mut self,
+        handle: UdpHandle,
+        dest: Option<SocketAddr>,
+        data: &[u8],
+    ) -> io::Result<()> {
+        let sock = self
+            .udps
+            .get_mut(&handle)
+            .ok_or_else(|| errno(libc::EBADF))?;
+        if let Some(error) = sock.error.take() {
+            return Err(errno(error));
+        }
+        let (dest, source) = match (dest, sock.connected) {
+            (Some(dest), _) => (sock.wire_view(dest)?, None),
+            (None, Some((peer, local))) => (peer, Some(local.ip())),
+            (None, None) => return Err(errno(libc::EDESTADDRREQ)),
+        };
+        if dest.port() == 0 {
+            return Err(errno(libc::EINVAL));
+        }
+        let limit = match dest {
+            SocketAddr::V4(_) => MAX_UDP_V4,
+            // smoltcp does not fragment IPv6: one link MTU is the most it sends.
+            SocketAddr::V6(_) => self.io.mtu.saturating_sub(40 + 8),
+        };
+        if data.len() > limit {
+            return Err(errno(libc::EMSGSIZE));
+        }
+        if self.config.is_broadcast(dest.ip()) && !sock.broadcast {
+            return Err(errno(libc::EACCES));
+        }
+        let hop = self
+            .config
+            .lookup(dest.ip())
+            .ok_or_else(|| errno(libc::ENETUNREACH))?;
+        let source = match source.unwrap_or(sock.bound.ip()) {
+            ip if !ip.is_unspecified() => unmapped(SocketAddr::new(ip, 0)).ip(),
+            _ => hop.src.ok_or_else(|| errno(libc::ENETUNREACH))?,
+        };
+        if source.is_ipv4() != dest.is_ipv4() {
+            return Err(errno(libc::ENETUNREACH));
+        }
+        let meta = udp::UdpMetadata {
+            endpoint: to_endpoint(dest),
+            local_address: Some(IpAddress::from(source)),
+            meta: Default::default(),
+        };
+        match self
+            .sockets
+            .get_mut::<udp::Socket>(handle)
+            .send_slice(data, meta)
+        {
+            Ok(()) => Ok(()),
+            Err(udp::SendError::BufferFull) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(udp::SendError::Unaddressable) => Err(errno(libc::EINVAL)),
+        }
+    }
+
+    /// Takes the next received datagram (the peer as the application sees it).
+    pub(crate) fn udp_recv(&mut self, handle: UdpHandle) -> Option<Datagram> {
+        let sock = self.udps.get_mut(&handle)?;
+        let datagram = sock.queue.pop_front()?;
+        sock.queued_bytes -= datagram.data.len() + DATAGRAM_OVERHEAD;
+        Some(datagram)
+    }
+
+    /// Puts back a datagram the application could not take yet; it comes first.
+    pub(crate) fn udp_unrecv(&mut self, handle: UdpHandle, datagram: Datagram) {
+        if let Some(sock) = self.udps.get_mut(&handle) {
+            sock.queued_bytes += datagram.data.len() + DATAGRAM_OVERHEAD;
+            sock.queue.push_front(datagram);
+        }
+    }
+
+    /// Takes the pending error (`SO_ERROR`), if any.
+    pub(crate) fn udp_take_error(&mut self, handle: UdpHandle) -> Option<i32> {
+        self.udps.get_mut(&handle)?.error.take()
+    }
+
+    /// `SO_BROADCAST`.
+    pub(crate) fn udp_set_broadcast(&mut self, handle: UdpHandle, on: bool) {
+        if let Some(sock) = self.udps.get_mut(&handle) {
+            sock.broadcast = on;
+        }
+    }
+
+    /// Bounds the receive queue at `bytes` (payload plus a per-datagram overhead).
+    pub(crate) fn udp_set_rcvbuf(&mut self, handle: UdpHandle, bytes: usize) {
+        if let Some(sock) = self.udps.get_mut(&handle) {
+            sock.rcvbuf = bytes;
+        }
+    }
+
+    /// Datagrams dropped because the receive queue was full.
+    pub(crate) fn udp_drops(&self, handle: UdpHandle) -> u64 {
+        self.udps.get(&handle).map_or(0, |s| s.drops)
+    }
+
+    /// `IP_TTL` / `IPV6_UNICAST_HOPS` (`None`: the default, 64).
+    pub(crate) fn udp_set_hop_limit(&mut self, handle: UdpHandle, hops: Option<u8>) {
+        if self.udps.contains_key(&handle) {
+            self.sockets
+                .get_mut::<udp::Socket>(handle)
+                .set_hop_limit(hops);
+        }
+    }
+
+    /// Moves what smoltcp received into the sockets' queues, applying the
+    /// connected-peer filter, the address family and the receive buffer bound.
+    pub(super) fn collect_udp(&mut self) {
+        for (&handle, sock) in self.udps.iter_mut() {
+            let socket = self.sockets.get_mut::<udp::Socket>(handle);
+            while let Ok((data, meta)) = socket.recv() {
+                let from = from_endpoint(meta.endpoint);
+                if from.is_ipv6() && !sock.is_v6() {
+                    continue;
+                }
+                if let Some((peer, _)) = sock.connected {
+                    if peer != from {
+                        continue;
+                    }
+                }
+                let cost = data.len() + DATAGRAM_OVERHEAD;
+                if sock.queued_bytes + cost > sock.rcvbuf.max(cost) && !sock.queue.is_empty() {
+                    sock.drops += 1;
+                    continue;
+                }
+                if sock.queue.is_empty() {
+                    self.events.push_back(Event::UdpReadable(handle));
+                }
+                sock.queued_bytes += cost;
+                let peer = sock.app_view(from);
+                sock.queue.push_back(Datagram {
+                    peer,
+                    data: data.to_vec(),
+                });
+            }
+        }
+    }
+
+    /// Records an ICMP error about a datagram a connected socket sent to its peer.
+    pub(super) fn udp_icmp_error(&mut self, error: super::frames::UdpUnreachable) {
+        let Some((&handle, sock)) = self.udps.iter_mut().find(|(_, s)| {
+            s.bound.port() == error.local.port()
+                && s.connected.is_some_and(|(peer, _)| peer == error.remote)
+        }) else {
+            return; // Linux reports these only to connected sockets
+        };
+        sock.error = Some(error.errno);
+        self.events.push_back(Event::UdpError(handle));
+    }
+}
+
+/// The IPv4 address behind a v4-mapped one; other addresses unchanged.
+fn unmapped(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}

@@ -1,0 +1,319 @@
+//! The pump's side of UDP sockets: datagrams between socket pairs and the engine.
+//!
+//! A UDP socket's application end is one end of an AF_UNIX SOCK_SEQPACKET pair, so
+//! message boundaries hold and closing it is seen here as a hang-up. What travels
+//! on the pair depends on whether the socket is connected:
+//! - connected: bare payloads both ways, so `read`, `write`, `send` and `recv` work
+//!   on the descriptor with no help (the address is always the peer's);
+//! - not connected: every datagram starts with the address ([`super::encode_addr`]):
+//!   the destination from the application, the source towards it.
+//!
+//! Switching between the two (connect, or dissolving with AF_UNSPEC) pauses output
+//! until the application has drained the datagrams framed the old way
+//! ([`Control::UdpResume`](super::Control::UdpResume)).
+
+use super::{decode_addr, encode_addr, Pump, ADDR_BYTES};
+use crate::engine::{Engine, UdpHandle};
+use crate::socket::sys;
+use mio::unix::SourceFd;
+use mio::{Interest, Token};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Datagrams read from one application end per step, so one busy socket cannot
+/// starve the others.
+const DATAGRAMS_PER_STEP: usize = 64;
+
+/// State shared between a UDP socket's application handle and the pump.
+#[derive(Debug, Default)]
+pub(crate) struct UdpShared {
+    /// An errno to report on the next call (an ICMP error, a failed send).
+    pub(crate) error: AtomicI32,
+    /// Datagrams dropped because the receive queue was full.
+    pub(crate) drops: AtomicU64,
+}
+
+impl UdpShared {
+    /// Takes the pending error, if any.
+    pub(crate) fn take_error(&self) -> Option<io::Error> {
+        match self.error.swap(0, Ordering::AcqRel) {
+            0 => None,
+            code => Some(io::Error::from_raw_os_error(code)),
+        }
+    }
+}
+
+/// Socket options of a UDP socket that live in the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UdpOption {
+    Broadcast(bool),
+    RecvBuffer(usize),
+    HopLimit(Option<u8>),
+}
+
+/// The pump's view of one UDP socket.
+pub(super) struct UdpEntry {
+    fd: OwnedFd,
+    handle: UdpHandle,
+    shared: Arc<UdpShared>,
+    /// Bare payloads on the pair (see the module doc).
+    connected: bool,
+    /// Output waits for the application to drain datagrams framed the old way.
+    paused: bool,
+    app_readable: bool,
+    app_writable: bool,
+    app_gone: bool,
+    /// The engine has datagrams queued for the application.
+    has_data: bool,
+    /// A datagram read from the application that smoltcp had no room for yet.
+    stalled: Option<(Option<SocketAddr>, Vec<u8>)>,
+}
+
+impl Pump {
+    /// Opens a UDP socket bound to `local`, served through `fd`.
+    pub(super) fn udp_open(
+        &mut self,
+        id: u64,
+        fd: OwnedFd,
+        local: SocketAddr,
+        shared: Arc<UdpShared>,
+    ) -> io::Result<SocketAddr> {
+        sys::set_nonblocking(fd.as_fd(), true)?;
+        let (handle, bound) = self.engine.udp_open(local)?;
+        if let Err(e) = self.poll.registry().register(
+            &mut SourceFd(&fd.as_raw_fd()),
+            Token(id as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.engine.udp_close(handle);
+            return Err(e);
+        }
+        self.by_udp.insert(handle, id);
+        self.udps.insert(
+            id,
+            UdpEntry {
+                fd,
+                handle,
+                shared,
+                connected: false,
+                paused: false,
+                app_readable: true,
+                app_writable: true,
+                app_gone: false,
+                has_data: false,
+                stalled: None,
+            },
+        );
+        Ok(bound)
+    }
+
+    /// Connects (or with `None` disconnects) a UDP socket; returns its local
+    /// address. Output pauses until [`Pump::udp_resume`].
+    pub(super) fn udp_connect(
+        &mut self,
+        id: u64,
+        remote: Option<SocketAddr>,
+    ) -> io::Result<SocketAddr> {
+        let entry = self.udps.get_mut(&id).ok_or_else(ebadf)?;
+        let handle = entry.handle;
+        // What the application wrote before connecting is framed the old way.
+        read_app(&mut self.engine, entry, &mut self.udp_scratch);
+        let local = self.engine.udp_connect(handle, remote)?;
+        let entry = self.udps.get_mut(&id).expect("looked up above");
+        entry.connected = remote.is_some();
+        entry.paused = true;
+        Ok(local)
+    }
+
+    /// The application drained its end after a connect: output may go on.
+    pub(super) fn udp_resume(&mut self, id: u64) {
+        if let Some(entry) = self.udps.get_mut(&id) {
+            entry.paused = false;
+        }
+    }
+
+    pub(super) fn udp_set(&mut self, id: u64, option: UdpOption) -> io::Result<()> {
+        let handle = self.udps.get(&id).ok_or_else(ebadf)?.handle;
+        match option {
+            UdpOption::Broadcast(on) => self.engine.udp_set_broadcast(handle, on),
+            UdpOption::RecvBuffer(bytes) => self.engine.udp_set_rcvbuf(handle, bytes),
+            UdpOption::HopLimit(hops) => self.engine.udp_set_hop_limit(handle, hops),
+        }
+        Ok(())
+    }
+
+    /// Readiness of an application end; false if `id` is not a UDP socket.
+    pub(super) fn udp_event(&mut self, id: u64, event: &mio::event::Event) -> bool {
+        let Some(entry) = self.udps.get_mut(&id) else {
+            return false;
+        };
+        if event.is_readable() || event.is_read_closed() {
+            entry.app_readable = true;
+        }
+        if event.is_read_closed() {
+            entry.app_gone = true;
+        }
+        if event.is_writable() {
+            entry.app_writable = true;
+        }
+        true
+    }
+
+    /// True while some socket holds a datagram smoltcp could not take yet: the pump
+    /// must come back once the engine has sent what it queued.
+    pub(super) fn udp_stalled(&self) -> bool {
+        self.udps.values().any(|e| e.stalled.is_some())
+    }
+
+    /// The engine queued datagrams for a socket: pass them on now.
+    pub(super) fn udp_readable(&mut self, handle: UdpHandle) {
+        if let Some(entry) = self
+            .by_udp
+            .get(&handle)
+            .and_then(|id| self.udps.get_mut(id))
+        {
+            entry.has_data = true;
+            write_app(&mut self.engine, entry);
+        }
+    }
+
+    /// A connected socket got an ICMP error: report it on the next call, and wake a
+    /// blocked reader with an empty datagram (which it turns into the error).
+    pub(super) fn udp_error(&mut self, handle: UdpHandle) {
+        let Some(entry) = self.by_udp.get(&handle).and_then(|id| self.udps.get(id)) else {
+            return;
+        };
+        if let Some(errno) = self.engine.udp_take_error(handle) {
+            entry.shared.error.store(errno, Ordering::Release);
+            let _ = sys::send_parts(entry.fd.as_fd(), &[], &[], libc::MSG_DONTWAIT);
+        }
+    }
+
+    /// Moves datagrams between every UDP socket pair and the engine.
+    pub(super) fn service_udp(&mut self) {
+        let mut finished = Vec::new();
+        for (&id, entry) in self.udps.iter_mut() {
+            read_app(&mut self.engine, entry, &mut self.udp_scratch);
+            write_app(&mut self.engine, entry);
+            if entry.app_gone && !entry.app_readable && entry.stalled.is_none() {
+                finished.push(id);
+            }
+        }
+        for id in finished {
+            self.udp_drop(id);
+        }
+    }
+
+    pub(super) fn udp_drop(&mut self, id: u64) {
+        if let Some(entry) = self.udps.remove(&id) {
+            self.forget_fd(&entry.fd);
+            self.by_udp.remove(&entry.handle);
+            self.engine.udp_close(entry.handle);
+        }
+    }
+}
+
+/// Hands datagrams the application wrote to the engine.
+fn read_app(engine: &mut Engine, entry: &mut UdpEntry, scratch: &mut [u8]) {
+    if let Some((dest, data)) = entry.stalled.take() {
+        match engine.udp_send(entry.handle, dest, &data) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                entry.stalled = Some((dest, data));
+                return;
+            }
+            Err(e) => entry.shared.error.store(errno_of(&e), Ordering::Release),
+            Ok(()) => {}
+        }
+    }
+    let mut head = [0u8; ADDR_BYTES];
+    for _ in 0..DATAGRAMS_PER_STEP {
+        if !entry.app_readable {
+            return;
+        }
+        let head: &mut [u8] = if entry.connected { &mut [] } else { &mut head };
+        let len = match sys::recv_parts(entry.fd.as_fd(), head, scratch, libc::MSG_DONTWAIT) {
+            // After a hang-up, an empty read is the end, not an empty datagram.
+            Ok((0, _)) if entry.app_gone => {
+                entry.app_readable = false;
+                return;
+            }
+            Ok((len, _)) => len,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                entry.app_readable = false;
+                return;
+            }
+            Err(_) => {
+                entry.app_readable = false;
+                entry.app_gone = true;
+                return;
+            }
+        };
+        let dest = if entry.connected {
+            None
+        } else {
+            match decode_addr(head) {
+                Some(dest) if len >= ADDR_BYTES => Some(dest),
+                // Not something our send path wrote (a bare write() on an
+                // unconnected socket): like send(2) without an address.
+                _ => {
+                    entry
+                        .shared
+                        .error
+                        .store(libc::EDESTADDRREQ, Ordering::Release);
+                    continue;
+                }
+            }
+        };
+        let body = &scratch[..len - head.len()];
+        match engine.udp_send(entry.handle, dest, body) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                entry.stalled = Some((dest, body.to_vec()));
+                return;
+            }
+            Err(e) => entry.shared.error.store(errno_of(&e), Ordering::Release),
+        }
+    }
+}
+
+/// Passes received datagrams to the application while its end takes them.
+fn write_app(engine: &mut Engine, entry: &mut UdpEntry) {
+    entry
+        .shared
+        .drops
+        .store(engine.udp_drops(entry.handle), Ordering::Relaxed);
+    if entry.paused || !entry.has_data {
+        return;
+    }
+    while entry.app_writable {
+        let Some(datagram) = engine.udp_recv(entry.handle) else {
+            entry.has_data = false;
+            return;
+        };
+        let head = encode_addr(datagram.peer);
+        let head: &[u8] = if entry.connected { &[] } else { &head };
+        match sys::send_parts(entry.fd.as_fd(), head, &datagram.data, libc::MSG_DONTWAIT) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                entry.app_writable = false;
+                engine.udp_unrecv(entry.handle, datagram);
+            }
+            Err(_) => {
+                // The application closed its end; what it did not read is gone.
+                entry.app_gone = true;
+                return;
+            }
+        }
+    }
+}
+
+fn ebadf() -> io::Error {
+    io::Error::from_raw_os_error(libc::EBADF)
+}
+
+fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
