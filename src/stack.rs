@@ -9,7 +9,9 @@ use crate::cmd::{CmdError, NetConfig};
 use crate::engine::Engine;
 use crate::link::{Link, NullLink, StreamLink, VdeLink};
 use crate::pcap::PcapWriter;
-use crate::pump::{ConnShared, Control, Handoffs, Pump, PumpHandle, FIRST_SOCKET_ID, WAKER};
+use crate::pump::{
+    ConfigView, ConnShared, Control, Handoffs, Pump, PumpHandle, FIRST_SOCKET_ID, WAKER,
+};
 use crate::socket::sys;
 use std::collections::hash_map::RandomState;
 use std::fs::File;
@@ -31,9 +33,18 @@ pub(crate) struct StackCtx {
     pub(crate) pump: PumpHandle,
     handoffs: Handoffs,
     next_id: Arc<AtomicU64>,
+    config: ConfigView,
 }
 
 impl StackCtx {
+    /// The stack's configuration as of its last command.
+    pub(crate) fn config(&self) -> Arc<NetConfig> {
+        self.config
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
     /// A fresh id for a socket (also its pump token).
     pub(crate) fn next_socket_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
@@ -159,9 +170,10 @@ impl Stack {
     }
 
     /// Creates a socket on this stack and returns its raw descriptor, like
-    /// `socket(2)`. `domain` is `AF_INET` or `AF_INET6`, `ty` is `SOCK_STREAM`
-    /// optionally or'ed with `SOCK_NONBLOCK` and `SOCK_CLOEXEC`, `protocol` is 0 or
-    /// `IPPROTO_TCP`. Anything else fails with the errno `socket(2)` gives.
+    /// `socket(2)`. `domain` is `AF_INET` or `AF_INET6`, `ty` is `SOCK_STREAM` or
+    /// `SOCK_DGRAM`, optionally or'ed with `SOCK_NONBLOCK` and `SOCK_CLOEXEC`,
+    /// `protocol` is 0 or the type's own (`IPPROTO_TCP`, `IPPROTO_UDP`). Anything
+    /// else fails with the errno `socket(2)` gives.
     pub fn msocket(&self, domain: i32, ty: i32, protocol: i32) -> io::Result<OwnedFd> {
         self.msocket_with_id(domain, ty, protocol).map(|(fd, _)| fd)
     }
@@ -176,7 +188,13 @@ impl Stack {
         let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
         let base = ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
         check_socket_args(domain, base, protocol)?;
-        let (app_end, pump_end) = sys::pair(libc::SOCK_STREAM)?;
+        // Datagram sockets need boundaries kept: see `socket/udp.rs`.
+        let pair_type = if base == libc::SOCK_DGRAM {
+            libc::SOCK_SEQPACKET
+        } else {
+            libc::SOCK_STREAM
+        };
+        let (app_end, pump_end) = sys::pair(pair_type)?;
         sys::set_nonblocking(
             std::os::fd::AsFd::as_fd(&app_end),
             flags & libc::SOCK_NONBLOCK != 0,
@@ -260,12 +278,22 @@ impl StackBuilder {
             None => None,
         };
         let start = Instant::now();
+        let config_view: ConfigView = Arc::new(Mutex::new(Arc::new(config.clone())));
         let engine = Engine::new(config, seed, start.elapsed());
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = crossbeam_channel::unbounded();
         let handoffs: Handoffs = Arc::default();
-        let pump = Pump::new(poll, link, engine, rx, handoffs.clone(), start, capture)?;
+        let pump = Pump::new(
+            poll,
+            link,
+            engine,
+            rx,
+            handoffs.clone(),
+            start,
+            capture,
+            config_view.clone(),
+        )?;
         let thread = std::thread::Builder::new()
             .name(format!("vdestack-{ifname}"))
             .spawn(move || pump.run())?;
@@ -275,6 +303,7 @@ impl StackBuilder {
                     pump: PumpHandle { tx, waker },
                     handoffs,
                     next_id: Arc::new(AtomicU64::new(FIRST_SOCKET_ID)),
+                    config: config_view,
                 },
                 ifname: ifname.to_owned(),
                 thread: Mutex::new(Some(thread)),
@@ -289,14 +318,15 @@ fn check_socket_args(domain: i32, ty: i32, protocol: i32) -> io::Result<()> {
     if domain != libc::AF_INET && domain != libc::AF_INET6 {
         return fail(libc::EAFNOSUPPORT);
     }
-    match ty {
-        libc::SOCK_STREAM => {}
-        libc::SOCK_DGRAM | libc::SOCK_RAW | libc::SOCK_SEQPACKET | libc::SOCK_RDM => {
+    let supported = match ty {
+        libc::SOCK_STREAM => libc::IPPROTO_TCP,
+        libc::SOCK_DGRAM => libc::IPPROTO_UDP,
+        libc::SOCK_RAW | libc::SOCK_SEQPACKET | libc::SOCK_RDM => {
             return fail(libc::EPROTONOSUPPORT)
         }
         _ => return fail(libc::EINVAL),
-    }
-    if protocol != 0 && protocol != libc::IPPROTO_TCP {
+    };
+    if protocol != 0 && protocol != supported {
         return fail(libc::EPROTONOSUPPORT);
     }
     Ok(())

@@ -33,7 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-pub(crate) use udp::{Datagram, UdpHandle, MAX_UDP_V4};
+pub(crate) use udp::{check_send as udp_check_send, unmapped as udp_unmapped, UdpHandle};
 
 pub(crate) use smoltcp::iface::SocketHandle as TcpHandle;
 pub(crate) use smoltcp::socket::tcp::State as TcpState;
@@ -193,6 +193,11 @@ impl Engine {
         };
         engine.sync_config();
         engine
+    }
+
+    /// The configuration model the stack runs with.
+    pub(crate) fn config(&self) -> &NetConfig {
+        &self.config
     }
 
     /// Runs a stackcmd string against the model and applies the result.

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::cmd::NetConfig;
+use udp::MAX_UDP_V4;
 
 const MS: Duration = Duration::from_millis(1);
 

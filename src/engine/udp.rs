@@ -14,6 +14,7 @@
 //! - the errors `sendto` gives: EMSGSIZE, EDESTADDRREQ, ENETUNREACH, EINVAL.
 
 use super::{errno, from_endpoint, to_endpoint, Engine, Event};
+use crate::cmd::{NetConfig, NextHop};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::udp;
 use smoltcp::wire::{IpAddress, IpListenEndpoint};
@@ -225,24 +226,7 @@ impl Engine {
             (None, Some((peer, local))) => (peer, Some(local.ip())),
             (None, None) => return Err(errno(libc::EDESTADDRREQ)),
         };
-        if dest.port() == 0 {
-            return Err(errno(libc::EINVAL));
-        }
-        let limit = match dest {
-            SocketAddr::V4(_) => MAX_UDP_V4,
-            // smoltcp does not fragment IPv6: one link MTU is the most it sends.
-            SocketAddr::V6(_) => self.io.mtu.saturating_sub(40 + 8),
-        };
-        if data.len() > limit {
-            return Err(errno(libc::EMSGSIZE));
-        }
-        if self.config.is_broadcast(dest.ip()) && !sock.broadcast {
-            return Err(errno(libc::EACCES));
-        }
-        let hop = self
-            .config
-            .lookup(dest.ip())
-            .ok_or_else(|| errno(libc::ENETUNREACH))?;
+        let hop = check_send(&self.config, sock.broadcast, dest, data.len())?;
         let source = match source.unwrap_or(sock.bound.ip()) {
             ip if !ip.is_unspecified() => unmapped(SocketAddr::new(ip, 0)).ip(),
             _ => hop.src.ok_or_else(|| errno(libc::ENETUNREACH))?,
@@ -361,8 +345,42 @@ impl Engine {
     }
 }
 
+/// The checks `sendto(2)` makes before a datagram to `dest` (a wire address, not
+/// v4-mapped) leaves: EINVAL for port 0, EMSGSIZE beyond what one datagram can
+/// carry, EACCES for a broadcast address without `SO_BROADCAST`, ENETUNREACH
+/// without a route. Pure, so that the application side can make them at once.
+pub(crate) fn check_send(
+    config: &NetConfig,
+    broadcast: bool,
+    dest: SocketAddr,
+    len: usize,
+) -> io::Result<NextHop> {
+    if dest.port() == 0 {
+        return Err(errno(libc::EINVAL));
+    }
+    let hop = config.lookup(dest.ip());
+    let limit = match dest {
+        SocketAddr::V4(_) => MAX_UDP_V4,
+        // smoltcp does not fragment IPv6: one link MTU is the most it sends.
+        SocketAddr::V6(_) => {
+            let mtu = hop
+                .as_ref()
+                .and_then(|h| config.link_by_index(h.dev))
+                .map_or(1280, |l| l.mtu as usize);
+            mtu.saturating_sub(40 + 8)
+        }
+    };
+    if len > limit {
+        return Err(errno(libc::EMSGSIZE));
+    }
+    if config.is_broadcast(dest.ip()) && !broadcast {
+        return Err(errno(libc::EACCES));
+    }
+    hop.ok_or_else(|| errno(libc::ENETUNREACH))
+}
+
 /// The IPv4 address behind a v4-mapped one; other addresses unchanged.
-fn unmapped(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn unmapped(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
             Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),

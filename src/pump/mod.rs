@@ -250,7 +250,15 @@ pub(crate) struct Pump {
     tx_frames: Vec<Vec<u8>>,
     /// Where every frame in and out of the link is recorded, if anywhere.
     capture: Option<Capture>,
+    /// A copy of the engine's configuration for application threads, which check
+    /// a datagram's route before it leaves their hands (see [`ConfigView`]).
+    config_view: ConfigView,
 }
+
+/// The stack's configuration as application threads see it: replaced by the pump
+/// after every command, read where a call must fail at once as on Linux
+/// (`sendto` to an unreachable network).
+pub(crate) type ConfigView = Arc<Mutex<Arc<crate::cmd::NetConfig>>>;
 
 /// A pcap file of the link's frames, stamped with wall-clock time.
 pub(crate) type Capture = crate::pcap::PcapWriter<std::io::BufWriter<std::fs::File>>;
@@ -269,6 +277,7 @@ fn record(capture: &mut Option<Capture>, frame: &[u8]) {
 
 impl Pump {
     /// A pump over `link` and `engine`, woken through `poll`'s waker by controls.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         poll: Poll,
         link: Box<dyn Link>,
@@ -277,6 +286,7 @@ impl Pump {
         handoffs: Handoffs,
         start: Instant,
         capture: Option<Capture>,
+        config_view: ConfigView,
     ) -> io::Result<Pump> {
         if let Some(fd) = link.data_fd() {
             poll.registry().register(
@@ -314,6 +324,7 @@ impl Pump {
             rx_lens: vec![0; LINK_BATCH],
             tx_frames: Vec::with_capacity(LINK_BATCH),
             capture,
+            config_view,
         })
     }
 
@@ -518,7 +529,11 @@ impl Pump {
             match control {
                 Control::Shutdown => return false,
                 Control::Cmd { cmds, reply } => {
-                    let _ = reply.send(self.engine.run_cmd(&cmds));
+                    let result = self.engine.run_cmd(&cmds);
+                    if let Ok(mut view) = self.config_view.lock() {
+                        *view = Arc::new(self.engine.config().clone());
+                    }
+                    let _ = reply.send(result);
                 }
                 Control::Bind { local, reply } => {
                     let _ = reply.send(self.engine.bind(local));

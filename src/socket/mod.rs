@@ -7,15 +7,21 @@
 //! (SCM_RIGHTS): the listener becomes readable when a connection waits, and `accept`
 //! is a `recvmsg`.
 //!
+//! A [`UdpSocket`] is one end of a SOCK_SEQPACKET pair too, so that datagram
+//! boundaries hold; its source and destination addresses travel in front of each
+//! datagram until it is connected.
+//!
 //! The few things a socket pair cannot say by itself (a reset peer, the addresses)
 //! travel beside the descriptor.
 
 pub(crate) mod sys;
 mod tcp;
+mod udp;
 
 #[cfg(feature = "capi")]
 pub(crate) use tcp::{Acceptor, Conn};
 pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};

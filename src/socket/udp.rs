@@ -1,0 +1,423 @@
+//! UDP sockets, mirroring `std::net::UdpSocket` with the stack as first argument.
+//!
+//! The descriptor is one end of a SOCK_SEQPACKET pair (see `pump/udp.rs` for what
+//! travels on it): a connected socket carries bare payloads, so plain `read`/`write`
+//! work on it; an unconnected one carries each datagram behind its address, which
+//! [`UdpSocket::send_to`] and [`UdpSocket::recv_from`] add and strip.
+
+use super::{each_addr, sys};
+use crate::engine::{udp_check_send, udp_unmapped};
+use crate::pump::{decode_addr, encode_addr, Control, UdpOption, UdpShared, ADDR_BYTES};
+use crate::stack::{Stack, StackCtx};
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A UDP socket on a [`Stack`].
+///
+/// Its descriptor is a real kernel fd that `poll`, `epoll` or mio can watch.
+///
+/// ```no_run
+/// # fn main() -> std::io::Result<()> {
+/// let stack = vdestack::Stack::new("vde:///tmp/sw", None)?;
+/// stack.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")?;
+/// let socket = vdestack::UdpSocket::bind(&stack, "0.0.0.0:0")?;
+/// socket.send_to(b"ping", "10.0.0.1:7")?;
+/// let mut buf = [0; 1500];
+/// let (len, from) = socket.recv_from(&mut buf)?;
+/// println!("{len} bytes from {from}");
+/// # Ok(()) }
+/// ```
+pub struct UdpSocket {
+    fd: OwnedFd,
+    udp: Udp,
+}
+
+/// What a UDP socket is beside its descriptor: shared by [`UdpSocket`] and the C ABI.
+pub(crate) struct Udp {
+    pub(crate) id: u64,
+    ctx: StackCtx,
+    pub(crate) shared: Arc<UdpShared>,
+    state: Mutex<UdpState>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct UdpState {
+    local: SocketAddr,
+    peer: Option<SocketAddr>,
+    broadcast: bool,
+    ttl: u32,
+}
+
+/// Linux's default `IP_TTL` (`net.ipv4.ip_default_ttl`).
+const DEFAULT_TTL: u32 = 64;
+
+impl Udp {
+    /// Opens the engine's socket bound to `local`, served through `pump_end`
+    /// (`None`: the `msocket` end the pump adopted under `id`).
+    pub(crate) fn open(
+        ctx: &StackCtx,
+        id: u64,
+        pump_end: Option<OwnedFd>,
+        local: SocketAddr,
+    ) -> io::Result<Udp> {
+        let shared = Arc::new(UdpShared::default());
+        let bound = ctx.pump.request(|reply| Control::UdpOpen {
+            id,
+            fd: pump_end,
+            local,
+            shared: shared.clone(),
+            reply,
+        })??;
+        Ok(Udp {
+            id,
+            ctx: ctx.clone(),
+            shared,
+            state: Mutex::new(UdpState {
+                local: bound,
+                peer: None,
+                broadcast: false,
+                ttl: DEFAULT_TTL,
+            }),
+        })
+    }
+
+    fn state(&self) -> UdpState {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut UdpState)) {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.state().local
+    }
+
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.state()
+            .peer
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOTCONN))
+    }
+
+    /// Connects to `remote`, or with `None` dissolves the association. `fd` is
+    /// the application's end, drained of datagrams framed the old way.
+    pub(crate) fn connect(&self, fd: BorrowedFd<'_>, remote: Option<SocketAddr>) -> io::Result<()> {
+        if let Some(remote) = remote {
+            self.check_family(remote)?;
+        }
+        let local = self.ctx.pump.request(|reply| Control::UdpConnect {
+            id: self.id,
+            remote,
+            reply,
+        })??;
+        // Datagrams queued before the switch are framed the old way: like Linux
+        // after connect, they are not the peer's to read.
+        let mut head = [0u8; ADDR_BYTES];
+        let mut body = [0u8; 64];
+        while sys::recv_parts(fd, &mut head, &mut body, libc::MSG_DONTWAIT)
+            .is_ok_and(|(n, _)| n > 0)
+        {}
+        self.ctx.pump.send(Control::UdpResume { id: self.id })?;
+        self.update(|s| {
+            s.local = local;
+            s.peer = remote;
+        });
+        Ok(())
+    }
+
+    fn check_family(&self, addr: SocketAddr) -> io::Result<()> {
+        if addr.is_ipv6() && self.local_addr().is_ipv4() {
+            return Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT));
+        }
+        Ok(())
+    }
+
+    /// Sends `buf` to `dest` (`None`: the connected peer) through `fd`.
+    pub(crate) fn send_to(
+        &self,
+        fd: BorrowedFd<'_>,
+        buf: &[u8],
+        dest: Option<SocketAddr>,
+        flags: libc::c_int,
+    ) -> io::Result<usize> {
+        if let Some(e) = self.shared.take_error() {
+            return Err(e);
+        }
+        let state = self.state();
+        let (dest, framed) = match (dest, state.peer) {
+            (Some(dest), Some(peer)) if dest != peer => {
+                return Err(io::Error::from_raw_os_error(libc::EISCONN))
+            }
+            (_, Some(peer)) => (peer, false),
+            (Some(dest), None) => (dest, true),
+            (None, None) => return Err(io::Error::from_raw_os_error(libc::EDESTADDRREQ)),
+        };
+        self.check_family(dest)?;
+        let wire = udp_unmapped(dest);
+        udp_check_send(&self.ctx.config(), state.broadcast, wire, buf.len())?;
+        let head = encode_addr(dest);
+        let head: &[u8] = if framed { &head } else { &[] };
+        match sys::send_parts(fd, head, buf, flags) {
+            Ok(n) => Ok(n - head.len()),
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => Err(stack_gone()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Receives one datagram into `buf` (truncated to fit) and its source.
+    pub(crate) fn recv_from(
+        &self,
+        fd: BorrowedFd<'_>,
+        buf: &mut [u8],
+        flags: libc::c_int,
+    ) -> io::Result<(usize, SocketAddr)> {
+        if let Some(e) = self.shared.take_error() {
+            return Err(e);
+        }
+        let state = self.state();
+        let mut head = [0u8; ADDR_BYTES];
+        let head: &mut [u8] = if state.peer.is_some() {
+            &mut []
+        } else {
+            &mut head
+        };
+        let (received, _) = sys::recv_parts(fd, head, buf, flags)?;
+        if received == 0 {
+            // An empty read is an empty datagram, the wake-up for an error, or the
+            // end of the stack.
+            if let Some(e) = self.shared.take_error() {
+                return Err(e);
+            }
+            if sys::peer_closed(fd) {
+                return Err(stack_gone());
+            }
+        }
+        match state.peer {
+            Some(peer) => Ok((received, peer)),
+            None => match decode_addr(head) {
+                Some(from) if received >= ADDR_BYTES => Ok((received - ADDR_BYTES, from)),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "datagram without its address",
+                )),
+            },
+        }
+    }
+
+    fn set(&self, option: UdpOption) -> io::Result<()> {
+        self.ctx.pump.request(|reply| Control::UdpSet {
+            id: self.id,
+            option,
+            reply,
+        })?
+    }
+
+    pub(crate) fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.set(UdpOption::Broadcast(on))?;
+        self.update(|s| s.broadcast = on);
+        Ok(())
+    }
+
+    pub(crate) fn broadcast(&self) -> bool {
+        self.state().broadcast
+    }
+
+    pub(crate) fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let hops = u8::try_from(ttl)
+            .ok()
+            .filter(|&t| t > 0)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        self.set(UdpOption::HopLimit(Some(hops)))?;
+        self.update(|s| s.ttl = ttl);
+        Ok(())
+    }
+
+    pub(crate) fn ttl(&self) -> u32 {
+        self.state().ttl
+    }
+
+    pub(crate) fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        self.set(UdpOption::RecvBuffer(bytes))
+    }
+
+    pub(crate) fn take_error(&self) -> Option<io::Error> {
+        self.shared.take_error()
+    }
+}
+
+fn stack_gone() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENETDOWN)
+}
+
+impl UdpSocket {
+    /// Creates a UDP socket on `stack` bound to `addr` (port 0: an ephemeral
+    /// port). An IPv6 socket bound to `[::]` also receives IPv4 datagrams, whose
+    /// sources then read as v4-mapped addresses (`IPV6_V6ONLY` off, as on Linux).
+    ///
+    /// Errors: `EADDRINUSE`, `EADDRNOTAVAIL` (not one of the stack's addresses).
+    pub fn bind<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<UdpSocket> {
+        each_addr(addr, |addr| {
+            let (app_end, pump_end) = sys::pair(libc::SOCK_SEQPACKET)?;
+            let ctx = stack.ctx();
+            let udp = Udp::open(ctx, ctx.next_socket_id(), Some(pump_end), addr)?;
+            Ok(UdpSocket { fd: app_end, udp })
+        })
+    }
+
+    /// Only datagrams from `addr` arrive from now on, and [`UdpSocket::send`]
+    /// sends there. Datagrams from others that were queued are dropped.
+    ///
+    /// Errors: `ENETUNREACH` without a route.
+    pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+        each_addr(addr, |addr| self.udp.connect(self.fd.as_fd(), Some(addr)))
+    }
+
+    /// Sends a datagram to the connected peer; `EDESTADDRREQ` if not connected.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.udp.send_to(self.fd.as_fd(), buf, None, 0)
+    }
+
+    /// Sends a datagram to `addr`. Errors as `sendto(2)`: `EMSGSIZE` beyond
+    /// 65,507 bytes (IPv4; IPv6: one link MTU, as smoltcp does not fragment
+    /// IPv6), `EACCES` to a broadcast address without [`UdpSocket::set_broadcast`],
+    /// `ENETUNREACH` without a route, `EISCONN` to another address than the
+    /// connected peer's.
+    pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        each_addr(addr, |addr| {
+            self.udp.send_to(self.fd.as_fd(), buf, Some(addr), 0)
+        })
+    }
+
+    /// Receives one datagram from the connected peer (truncated to `buf`).
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv_from(buf).map(|(n, _)| n)
+    }
+
+    /// Receives one datagram (truncated to `buf`) and its source address.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.udp.recv_from(self.fd.as_fd(), buf, 0)
+    }
+
+    /// Like [`UdpSocket::recv_from`], leaving the datagram queued.
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.udp.recv_from(self.fd.as_fd(), buf, libc::MSG_PEEK)
+    }
+
+    /// Like [`UdpSocket::recv`], leaving the datagram queued.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.peek_from(buf).map(|(n, _)| n)
+    }
+
+    /// The local address (after `connect`, with the source address its route picked).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.udp.local_addr())
+    }
+
+    /// The connected peer; `ENOTCONN` if there is none.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.udp.peer_addr()
+    }
+
+    /// `SO_BROADCAST`: allows sending to broadcast addresses.
+    pub fn set_broadcast(&self, broadcast: bool) -> io::Result<()> {
+        self.udp.set_broadcast(broadcast)
+    }
+
+    /// `SO_BROADCAST`.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        Ok(self.udp.broadcast())
+    }
+
+    /// `IP_TTL`: the hop limit of outgoing datagrams (1 to 255; default 64).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.udp.set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        Ok(self.udp.ttl())
+    }
+
+    /// `SO_RCVBUF`: how many bytes of datagrams (each counted with a fixed
+    /// overhead) wait for the application in the stack before newer ones are
+    /// dropped. The socket pair adds its own kernel buffer to that.
+    pub fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        self.udp.set_recv_buffer_size(bytes)
+    }
+
+    /// Datagrams dropped so far because the receive queue was full (what Linux
+    /// counts in the `drops` column of `/proc/net/udp`).
+    pub fn dropped(&self) -> u64 {
+        self.udp.shared.drops.load(Ordering::Relaxed)
+    }
+
+    /// Takes the pending error (`SO_ERROR`): an ICMP error from the connected peer.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        Ok(self.udp.take_error())
+    }
+
+    /// Moves the descriptor in or out of non-blocking mode.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        sys::set_nonblocking(self.fd.as_fd(), nonblocking)
+    }
+
+    /// `SO_RCVTIMEO`: how long a receive may block (`None`: forever).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        sys::set_timeout(self.fd.as_fd(), libc::SO_RCVTIMEO, timeout)
+    }
+
+    /// `SO_SNDTIMEO`: how long a send may block (`None`: forever).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        sys::set_timeout(self.fd.as_fd(), libc::SO_SNDTIMEO, timeout)
+    }
+
+    /// `SO_RCVTIMEO`.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        sys::timeout(self.fd.as_fd(), libc::SO_RCVTIMEO)
+    }
+
+    /// `SO_SNDTIMEO`.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        sys::timeout(self.fd.as_fd(), libc::SO_SNDTIMEO)
+    }
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.udp.state();
+        f.debug_struct("UdpSocket")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("local", &state.local)
+            .field("peer", &state.peer)
+            .finish()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl IntoRawFd for UdpSocket {
+    fn into_raw_fd(self) -> RawFd {
+        self.fd.into_raw_fd()
+    }
+}
+
+impl From<UdpSocket> for OwnedFd {
+    fn from(socket: UdpSocket) -> OwnedFd {
+        socket.fd
+    }
+}
