@@ -324,6 +324,11 @@ fn errors() {
     compile_and_run("errors");
 }
 
+#[test]
+fn udp() {
+    compile_and_run("udp");
+}
+
 /// Names of the functions (type `T`) a shared library exports.
 fn exported_functions(lib: &Path) -> Vec<String> {
     let mut nm = Command::new("nm");

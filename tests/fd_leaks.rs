@@ -7,7 +7,7 @@ use common::{open_fds, Net, Wire};
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
-use vdestack::{Stack, TcpListener, TcpStream};
+use vdestack::{Stack, TcpListener, TcpStream, UdpSocket};
 
 /// Waits (bounded) until the descriptor count is back to `limit`: closing a
 /// connection finishes in the pump thread, a moment after the application's close.
@@ -84,6 +84,18 @@ fn no_descriptor_leaks() {
         baseline,
         "after 1,000 connection cycles and 100 refused connects",
     );
+
+    // 500 UDP sockets opened, used (half of them connected) and closed.
+    for i in 0..500 {
+        let s = UdpSocket::bind(&net.b, "0.0.0.0:0").unwrap();
+        if i % 2 == 0 {
+            s.connect("10.0.0.1:5557").unwrap();
+            s.send(b"x").unwrap();
+        } else {
+            s.send_to(b"x", "10.0.0.1:5557").unwrap();
+        }
+    }
+    settle(baseline, "after 500 UDP sockets");
     drop(listener);
     drop(net);
     settle(before_everything, "after dropping everything");

@@ -1,7 +1,7 @@
 //! The BSD socket calls, interposed: a stack's descriptor is answered here, any
 //! other goes to the next definition (libc's).
 
-use super::sockets::{self, Socket};
+use super::sockets::{self, borrow, Socket};
 use super::{fail, guard, set_errno, DEFAULT_STACK};
 use std::ffi::{c_int, c_void};
 use std::io;
@@ -48,6 +48,10 @@ mod next {
         setsockopt: fn(c_int, c_int, c_int, *const c_void, libc::socklen_t) -> c_int;
         sendto: fn(c_int, *const c_void, usize, c_int, *const libc::sockaddr, libc::socklen_t) -> isize;
         sendmsg: fn(c_int, *const libc::msghdr, c_int) -> isize;
+        send: fn(c_int, *const c_void, usize, c_int) -> isize;
+        recv: fn(c_int, *mut c_void, usize, c_int) -> isize;
+        recvfrom: fn(c_int, *mut c_void, usize, c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> isize;
+        recvmsg: fn(c_int, *mut libc::msghdr, c_int) -> isize;
         close: fn(c_int) -> c_int;
         dup: fn(c_int) -> c_int;
         dup2: fn(c_int, c_int) -> c_int;
@@ -228,11 +232,96 @@ pub unsafe extern "C" fn connect(
     guard(-1, || {
         on_socket(
             fd,
-            // SAFETY: the program's contract for `addr`.
-            |s| done(unsafe { read_addr(addr, len) }.and_then(|a| s.connect(fd, a))),
+            |s| {
+                // SAFETY: the program's contract for `addr`.
+                if s.is_datagram() && unsafe { is_unspec(addr, len) } {
+                    return done(s.disconnect(fd));
+                }
+                // SAFETY: as above.
+                done(unsafe { read_addr(addr, len) }.and_then(|a| s.connect(fd, a)))
+            },
             || call_next!(connect(fd, addr, len)),
         )
     })
+}
+
+/// Whether `addr` is an AF_UNSPEC address (how `connect` dissolves a UDP
+/// association).
+///
+/// # Safety
+/// `addr` is NULL or valid for reads of `len` bytes.
+unsafe fn is_unspec(addr: *const libc::sockaddr, len: libc::socklen_t) -> bool {
+    !addr.is_null()
+        && len as usize >= size_of::<libc::sa_family_t>()
+        // SAFETY: the family is readable (checked above).
+        && unsafe { (*addr).sa_family } as c_int == libc::AF_UNSPEC
+}
+
+/// The program's buffer as a slice (empty for a zero length, whatever the pointer).
+///
+/// # Safety
+/// `buf` is valid for reads of `len` bytes when `len` is not 0.
+unsafe fn in_buf<'a>(buf: *const c_void, len: usize) -> &'a [u8] {
+    if len == 0 || buf.is_null() {
+        return &[];
+    }
+    // SAFETY: the caller's contract.
+    unsafe { std::slice::from_raw_parts(buf.cast(), len) }
+}
+
+/// The program's buffer as a mutable slice.
+///
+/// # Safety
+/// `buf` is valid for writes of `len` bytes when `len` is not 0.
+unsafe fn out_buf<'a>(buf: *mut c_void, len: usize) -> &'a mut [u8] {
+    if len == 0 || buf.is_null() {
+        return &mut [];
+    }
+    // SAFETY: the caller's contract.
+    unsafe { std::slice::from_raw_parts_mut(buf.cast(), len) }
+}
+
+fn sent(result: io::Result<usize>) -> isize {
+    result.map_or_else(|e| fail(e) as isize, |n| n as isize)
+}
+
+/// A datagram socket's send: to `dest`, or to its peer.
+fn send_datagram(
+    s: &Socket,
+    fd: c_int,
+    data: &[u8],
+    dest: Option<SocketAddr>,
+    flags: c_int,
+) -> isize {
+    sent(
+        s.datagram()
+            .and_then(|udp| udp.send_to(borrow(fd), data, dest, flags)),
+    )
+}
+
+/// A datagram socket's receive; writes the source to `addr` if the program asks.
+///
+/// # Safety
+/// `addr` is NULL or valid for writes of `*len` bytes.
+unsafe fn recv_datagram(
+    s: &Socket,
+    fd: c_int,
+    buf: &mut [u8],
+    flags: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> isize {
+    let received = s
+        .datagram()
+        .and_then(|udp| udp.recv_from(borrow(fd), buf, flags))
+        .and_then(|(n, from)| {
+            if !addr.is_null() {
+                // SAFETY: the caller's contract.
+                unsafe { write_addr(from, s.family, addr, len) }?;
+            }
+            Ok(n)
+        });
+    sent(received)
 }
 
 /// `bind(2)`.
@@ -386,9 +475,14 @@ pub unsafe extern "C" fn getsockopt(
         };
         let answer: c_int = match (level, name) {
             (libc::SOL_SOCKET, libc::SO_ERROR) => s.take_error(),
-            (libc::SOL_SOCKET, libc::SO_TYPE) => libc::SOCK_STREAM,
+            (libc::SOL_SOCKET, libc::SO_TYPE) => s.ty,
             (libc::SOL_SOCKET, libc::SO_DOMAIN) => s.family,
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) if s.is_datagram() => libc::IPPROTO_UDP,
             (libc::SOL_SOCKET, libc::SO_PROTOCOL) => libc::IPPROTO_TCP,
+            (libc::SOL_SOCKET, libc::SO_BROADCAST) if s.is_datagram() => match s.datagram() {
+                Ok(udp) => udp.broadcast().into(),
+                Err(e) => return fail(e),
+            },
             (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => s.is_listening().into(),
             (libc::SOL_SOCKET, libc::SO_REUSEADDR) => s.options().reuseaddr.into(),
             (libc::SOL_SOCKET, libc::SO_REUSEPORT) => s.options().reuseport.into(),
@@ -440,7 +534,12 @@ pub unsafe extern "C" fn setsockopt(
             (libc::SOL_SOCKET, libc::SO_REUSEADDR) => s.options().reuseaddr = on,
             (libc::SOL_SOCKET, libc::SO_REUSEPORT) => s.options().reuseport = on,
             (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => s.options().keepalive = on,
-            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => return done(s.set_nodelay(on)),
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY) if !s.is_datagram() => {
+                return done(s.set_nodelay(on))
+            }
+            (libc::SOL_SOCKET, libc::SO_BROADCAST) if s.is_datagram() => {
+                return done(s.datagram().and_then(|udp| udp.set_broadcast(on)))
+            }
             _ => {
                 set_errno(libc::ENOPROTOOPT);
                 return -1;
@@ -465,6 +564,19 @@ pub unsafe extern "C" fn sendto(
     addrlen: libc::socklen_t,
 ) -> isize {
     guard(-1, || {
+        if let Some(s) = sockets::lookup(fd).filter(|s| s.is_datagram()) {
+            let dest = if addr.is_null() {
+                None
+            } else {
+                // SAFETY: the program's contract for `addr`.
+                match unsafe { read_addr(addr, addrlen) } {
+                    Ok(dest) => Some(dest),
+                    Err(e) => return fail(e) as isize,
+                }
+            };
+            // SAFETY: the program's contract for `buf`.
+            return send_datagram(&s, fd, unsafe { in_buf(buf, len) }, dest, flags);
+        }
         if addr.is_null() {
             return call_next!(sendto(fd, buf, len, flags, addr, addrlen));
         }
@@ -490,6 +602,33 @@ pub unsafe extern "C" fn sendto(
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
     guard(-1, || {
+        if let Some(s) = sockets::lookup(fd).filter(|s| s.is_datagram()) {
+            // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
+            let Some(header) = (unsafe { msg.as_ref() }) else {
+                return fail(io::Error::from_raw_os_error(libc::EFAULT)) as isize;
+            };
+            let dest = if header.msg_name.is_null() {
+                None
+            } else {
+                // SAFETY: a valid msghdr's name holds msg_namelen bytes.
+                match unsafe { read_addr(header.msg_name.cast(), header.msg_namelen) } {
+                    Ok(dest) => Some(dest),
+                    Err(e) => return fail(e) as isize,
+                }
+            };
+            // A datagram leaves in one piece: gather the parts first.
+            let mut data = Vec::new();
+            for i in 0..header.msg_iovlen {
+                // SAFETY: a valid msghdr holds msg_iovlen iovecs, each valid for
+                // reads of its length.
+                let part = unsafe {
+                    let iov = &*header.msg_iov.add(i);
+                    in_buf(iov.iov_base, iov.iov_len)
+                };
+                data.extend_from_slice(part);
+            }
+            return send_datagram(&s, fd, &data, dest, flags);
+        }
         // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
         let Some(header) = (unsafe { msg.as_ref() }).filter(|m| !m.msg_name.is_null()) else {
             return call_next!(sendmsg(fd, msg, flags));
@@ -508,6 +647,111 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
             },
             || call_next!(sendmsg(fd, msg, flags)),
         )
+    })
+}
+
+/// `send(2)`: a datagram socket's goes through the stack (an unconnected one
+/// fails with EDESTADDRREQ); anything else is the socket pair's own.
+///
+/// # Safety
+/// As `send(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize {
+    guard(-1, || {
+        match sockets::lookup(fd).filter(|s| s.is_datagram()) {
+            // SAFETY: the program's contract for `buf`.
+            Some(s) => send_datagram(&s, fd, unsafe { in_buf(buf, len) }, None, flags),
+            None => call_next!(send(fd, buf, len, flags)),
+        }
+    })
+}
+
+/// `recv(2)`: a datagram socket's strips what travels with each datagram.
+///
+/// # Safety
+/// As `recv(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
+    guard(-1, || {
+        match sockets::lookup(fd).filter(|s| s.is_datagram()) {
+            // SAFETY: the program's contract for `buf`; no address is written.
+            Some(s) => unsafe {
+                recv_datagram(
+                    &s,
+                    fd,
+                    out_buf(buf, len),
+                    flags,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            },
+            None => call_next!(recv(fd, buf, len, flags)),
+        }
+    })
+}
+
+/// `recvfrom(2)`: a datagram socket's gives each datagram's true source.
+///
+/// # Safety
+/// As `recvfrom(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    flags: c_int,
+    addr: *mut libc::sockaddr,
+    addrlen: *mut libc::socklen_t,
+) -> isize {
+    guard(-1, || {
+        match sockets::lookup(fd).filter(|s| s.is_datagram()) {
+            // SAFETY: the program's contract for `buf`, `addr` and `addrlen`.
+            Some(s) => unsafe { recv_datagram(&s, fd, out_buf(buf, len), flags, addr, addrlen) },
+            None => call_next!(recvfrom(fd, buf, len, flags, addr, addrlen)),
+        }
+    })
+}
+
+/// `recvmsg(2)`: for a datagram socket, the datagram scattered over the parts and
+/// its source in `msg_name`; no control messages.
+///
+/// # Safety
+/// As `recvmsg(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
+    guard(-1, || {
+        let Some(s) = sockets::lookup(fd).filter(|s| s.is_datagram()) else {
+            return call_next!(recvmsg(fd, msg, flags));
+        };
+        // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
+        let Some(header) = (unsafe { msg.as_mut() }) else {
+            return fail(io::Error::from_raw_os_error(libc::EFAULT)) as isize;
+        };
+        let parts = (0..header.msg_iovlen)
+            // SAFETY: a valid msghdr holds msg_iovlen iovecs.
+            .map(|i| unsafe { *header.msg_iov.add(i) })
+            .collect::<Vec<_>>();
+        let mut data = vec![0u8; parts.iter().map(|p| p.iov_len).sum()];
+        let (name, namelen) = if header.msg_name.is_null() {
+            (std::ptr::null_mut(), std::ptr::null_mut())
+        } else {
+            (header.msg_name.cast(), &mut header.msg_namelen as *mut _)
+        };
+        // SAFETY: a valid msghdr's name has room for msg_namelen bytes.
+        let n = unsafe { recv_datagram(&s, fd, &mut data, flags, name, namelen) };
+        if n < 0 {
+            return n;
+        }
+        let mut rest = &data[..n as usize];
+        for part in parts {
+            let take = rest.len().min(part.iov_len);
+            // SAFETY: each iovec is valid for writes of its length.
+            unsafe { out_buf(part.iov_base, part.iov_len)[..take].copy_from_slice(&rest[..take]) };
+            rest = &rest[take..];
+        }
+        header.msg_controllen = 0;
+        header.msg_flags = 0;
+        n
     })
 }
 

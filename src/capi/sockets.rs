@@ -5,7 +5,7 @@
 //! `close` keep the count), and forgets a socket when its last descriptor closes.
 
 use crate::pump::{ConnShared, Control};
-use crate::socket::{sys, Acceptor, Conn};
+use crate::socket::{sys, Acceptor, Conn, Udp};
 use crate::stack::{Stack, StackCtx};
 use crossbeam_channel::Receiver;
 use std::collections::HashMap;
@@ -33,6 +33,8 @@ pub(super) enum State {
     },
     Connected(Conn),
     Listening(Acceptor),
+    /// A UDP socket, bound (explicitly, or by its first connect or send).
+    Datagram(Arc<Udp>),
     /// A connect failed: like a kernel socket after that, it is good for nothing but
     /// `close`.
     Failed,
@@ -54,6 +56,8 @@ pub(super) struct Socket {
     /// The pump's id of the `msocket` socket (until it connects or listens).
     id: u64,
     pub(super) family: i32,
+    /// SOCK_STREAM or SOCK_DGRAM.
+    pub(super) ty: i32,
     pub(super) state: Mutex<State>,
     pub(super) options: Mutex<Options>,
 }
@@ -140,7 +144,7 @@ fn errno(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
 }
 
-fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+pub(super) fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     // SAFETY: only used for the duration of a call made by the program on `fd`,
     // which it keeps open for that call.
     unsafe { BorrowedFd::borrow_raw(fd) }
@@ -162,6 +166,7 @@ pub(super) fn open(stack: &Stack, domain: i32, ty: i32, protocol: i32) -> io::Re
             ctx: stack.ctx().clone(),
             id,
             family: domain,
+            ty: ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC),
             state: Mutex::new(State::Fresh { bound: None }),
             options: Mutex::new(Options::default()),
         }),
@@ -198,6 +203,15 @@ impl Socket {
     pub(super) fn bind(&self, addr: SocketAddr) -> io::Result<()> {
         self.check_family(&addr)?;
         let mut state = self.lock();
+        if self.is_datagram() {
+            return match &*state {
+                State::Fresh { bound: None } => {
+                    *state = State::Datagram(Arc::new(Udp::open(&self.ctx, self.id, None, addr)?));
+                    Ok(())
+                }
+                _ => Err(errno(libc::EINVAL)),
+            };
+        }
         match &mut *state {
             State::Fresh {
                 bound: bound @ None,
@@ -238,6 +252,9 @@ impl Socket {
     /// and leaves the outcome to `poll` (POLLOUT) and SO_ERROR.
     pub(super) fn connect(&self, fd: RawFd, remote: SocketAddr) -> io::Result<()> {
         self.check_family(&remote)?;
+        if self.is_datagram() {
+            return self.datagram()?.connect(borrow(fd), Some(remote));
+        }
         let mut state = self.lock();
         let bound = match &mut *state {
             State::Fresh { bound } => bound.take(),
@@ -250,7 +267,7 @@ impl Socket {
                 };
             }
             State::Connected(_) | State::Listening(_) => return Err(errno(libc::EISCONN)),
-            State::Failed => return Err(errno(libc::ECONNABORTED)),
+            State::Failed | State::Datagram(_) => return Err(errno(libc::ECONNABORTED)),
         };
         if let Some(local) = bound {
             // The connection takes the reserved port over.
@@ -293,6 +310,35 @@ impl Socket {
         outcome
     }
 
+    pub(super) fn is_datagram(&self) -> bool {
+        self.ty == libc::SOCK_DGRAM
+    }
+
+    /// The UDP socket, bound to the wildcard address first if it is not yet, as
+    /// Linux binds a UDP socket on its first connect or send.
+    pub(super) fn datagram(&self) -> io::Result<Arc<Udp>> {
+        let mut state = self.lock();
+        match &*state {
+            State::Datagram(udp) => Ok(udp.clone()),
+            State::Fresh { bound: None } => {
+                let udp = Arc::new(Udp::open(&self.ctx, self.id, None, self.any())?);
+                *state = State::Datagram(udp.clone());
+                Ok(udp)
+            }
+            _ => Err(errno(libc::EINVAL)),
+        }
+    }
+
+    /// `connect(2)` with AF_UNSPEC: a UDP socket forgets its peer.
+    pub(super) fn disconnect(&self, fd: RawFd) -> io::Result<()> {
+        match &*self.lock() {
+            State::Datagram(udp) => udp.clone(),
+            State::Fresh { .. } => return Ok(()),
+            _ => return Err(errno(libc::EINVAL)),
+        }
+        .connect(borrow(fd), None)
+    }
+
     /// SO_ERROR: the outcome of a non-blocking connect, or a reset, reported once.
     pub(super) fn take_error(&self) -> i32 {
         let pending = std::mem::take(&mut self.options().error);
@@ -313,6 +359,7 @@ impl Socket {
                 .take_error()
                 .and_then(|e| e.raw_os_error())
                 .unwrap_or(0),
+            State::Datagram(udp) => udp.take_error().and_then(|e| e.raw_os_error()).unwrap_or(0),
             _ => 0,
         }
     }
@@ -320,6 +367,9 @@ impl Socket {
     /// `listen(2)`: the descriptor becomes the application end of a listener (the
     /// same number, now on a SOCK_SEQPACKET pair the pump passes connections on).
     pub(super) fn listen(self: &Arc<Socket>, fd: RawFd, backlog: i32) -> io::Result<()> {
+        if self.is_datagram() {
+            return Err(errno(libc::EOPNOTSUPP));
+        }
         let backlog = (backlog.max(1) as usize).min(MAX_BACKLOG);
         let mut state = self.lock();
         let local = match &mut *state {
@@ -364,6 +414,7 @@ impl Socket {
     pub(super) fn accept(&self, fd: RawFd, flags: i32) -> io::Result<(RawFd, SocketAddr)> {
         let acceptor = match &*self.lock() {
             State::Listening(acceptor) => acceptor.clone(),
+            _ if self.is_datagram() => return Err(errno(libc::EOPNOTSUPP)),
             _ => return Err(errno(libc::EINVAL)),
         };
         let (conn_fd, conn) = acceptor.accept(borrow(fd))?;
@@ -380,6 +431,7 @@ impl Socket {
                 ctx: self.ctx.clone(),
                 id: conn.id,
                 family: self.family,
+                ty: libc::SOCK_STREAM,
                 state: Mutex::new(State::Connected(conn)),
                 options: Mutex::new(Options {
                     nodelay: self.options().nodelay,
@@ -396,6 +448,7 @@ impl Socket {
             State::Fresh { bound } => bound.unwrap_or_else(|| self.any()),
             State::Connected(conn) => conn.local,
             State::Listening(acceptor) => acceptor.local,
+            State::Datagram(udp) => udp.local_addr(),
             State::Connecting { .. } | State::Failed => self.any(),
         }
     }
@@ -404,6 +457,7 @@ impl Socket {
     pub(super) fn peer_addr(&self) -> io::Result<SocketAddr> {
         match &*self.lock() {
             State::Connected(conn) => Ok(conn.peer),
+            State::Datagram(udp) => udp.peer_addr(),
             _ => Err(errno(libc::ENOTCONN)),
         }
     }
@@ -413,7 +467,11 @@ impl Socket {
     }
 
     pub(super) fn is_connected(&self) -> bool {
-        matches!(&*self.lock(), State::Connected(_))
+        match &*self.lock() {
+            State::Connected(_) => true,
+            State::Datagram(udp) => udp.peer_addr().is_ok(),
+            _ => false,
+        }
     }
 
     /// TCP_NODELAY, now if connected, else when the connection comes.

@@ -21,6 +21,8 @@ mod udp;
 #[cfg(feature = "capi")]
 pub(crate) use tcp::{Acceptor, Conn};
 pub use tcp::{TcpListener, TcpStream};
+#[cfg(feature = "capi")]
+pub(crate) use udp::Udp;
 pub use udp::UdpSocket;
 
 use std::io;

@@ -8,6 +8,33 @@ use std::mem;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+// The library's own socket calls go to the kernel through syscall(2), not libc's
+// symbols: with the C ABI loaded, those symbols are the interposed ones of
+// capi/interpose.rs, which would answer the library's plumbing as if it were the
+// program's (a datagram socket's `sendmsg` frames what it sends).
+
+/// `sendmsg(2)`, straight to the kernel.
+///
+/// # Safety
+/// `msg` and the buffers it points to are valid for the call.
+unsafe fn sendmsg_raw(fd: RawFd, msg: &libc::msghdr, flags: libc::c_int) -> libc::ssize_t {
+    // SAFETY: the caller's contract; SYS_sendmsg takes (int, const msghdr *, int).
+    unsafe {
+        libc::syscall(libc::SYS_sendmsg, fd, msg as *const libc::msghdr, flags) as libc::ssize_t
+    }
+}
+
+/// `recvmsg(2)`, straight to the kernel.
+///
+/// # Safety
+/// `msg` and the buffers it points to are valid for writes for the call.
+unsafe fn recvmsg_raw(fd: RawFd, msg: &mut libc::msghdr, flags: libc::c_int) -> libc::ssize_t {
+    // SAFETY: the caller's contract; SYS_recvmsg takes (int, msghdr *, int).
+    unsafe {
+        libc::syscall(libc::SYS_recvmsg, fd, msg as *mut libc::msghdr, flags) as libc::ssize_t
+    }
+}
+
 fn cvt(ret: libc::ssize_t) -> io::Result<usize> {
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -44,14 +71,18 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 /// Writes `buf` to a socket without ever raising SIGPIPE (EPIPE is returned instead).
 pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     loop {
-        // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call.
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call;
+        // SYS_sendto takes (int, const void *, size_t, int, const sockaddr *, socklen_t).
         let ret = unsafe {
-            libc::send(
+            libc::syscall(
+                libc::SYS_sendto,
                 fd.as_raw_fd(),
-                buf.as_ptr().cast(),
+                buf.as_ptr(),
                 buf.len(),
                 libc::MSG_NOSIGNAL,
-            )
+                std::ptr::null::<libc::sockaddr>(),
+                0 as libc::socklen_t,
+            ) as libc::ssize_t
         };
         match cvt(ret) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -198,7 +229,7 @@ pub(crate) fn send_with_fd(
     loop {
         // SAFETY: `msg` and everything it points to outlive the call.
         let ret = unsafe {
-            libc::sendmsg(
+            sendmsg_raw(
                 sock.as_raw_fd(),
                 &msg,
                 libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
@@ -233,7 +264,7 @@ pub(crate) fn recv_with_fd(
         msg.msg_control = control.as_mut_ptr().cast();
         msg.msg_controllen = space as _;
         // SAFETY: `msg` points at live buffers of the sizes it declares.
-        let ret = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        let ret = unsafe { recvmsg_raw(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
         let len = match cvt(ret) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -292,7 +323,7 @@ pub(crate) fn send_parts(
     loop {
         // SAFETY: `msg` points at two live buffers of the lengths it declares; the
         // kernel only reads them.
-        let ret = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | flags) };
+        let ret = unsafe { sendmsg_raw(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | flags) };
         match cvt(ret) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,
@@ -326,7 +357,7 @@ pub(crate) fn recv_parts(
     loop {
         // SAFETY: `msg` points at two live, writable buffers of the lengths it
         // declares, for the whole call.
-        let ret = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) };
+        let ret = unsafe { recvmsg_raw(fd.as_raw_fd(), &mut msg, flags) };
         match cvt(ret) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
