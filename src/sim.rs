@@ -33,7 +33,7 @@
 //! ```
 
 use crate::cmd::{CmdError, NetConfig};
-use crate::engine::{Engine, Event, ListenerId, TcpHandle, UdpHandle};
+use crate::engine::{Engine, Event, ListenerId, SocketOptions, TcpHandle, UdpHandle};
 use crate::pcap::PcapWriter;
 use smoltcp::socket::tcp;
 use std::collections::{HashMap, VecDeque};
@@ -234,9 +234,16 @@ impl SimStack {
     /// [`SimEvent::Accepted`]; the backlog counts those not yet taken with
     /// [`SimStack::next_event`].
     pub fn tcp_listen(&mut self, addr: SocketAddr, backlog: usize) -> io::Result<SimSocket> {
-        let local = self.engine.bind(addr)?;
+        let options = SocketOptions::default();
+        let local = self.engine.bind(addr, &options)?;
         let taken = Arc::new(AtomicU64::new(0));
-        let id = self.engine.listen(local, backlog, taken.clone());
+        let id = match self.engine.listen(local, backlog, taken.clone(), &options) {
+            Ok(id) => id,
+            Err(e) => {
+                self.engine.unbind(local, &options);
+                return Err(e);
+            }
+        };
         let socket = self.new_socket(Slot::Listener(id));
         self.taken.insert(socket, taken);
         Ok(socket)
@@ -244,7 +251,9 @@ impl SimStack {
 
     /// Starts connecting to `remote`; the outcome comes as an event.
     pub fn tcp_connect(&mut self, remote: SocketAddr) -> io::Result<SimSocket> {
-        let handle = self.engine.connect(remote, None)?;
+        let handle = self
+            .engine
+            .connect(remote, None, &SocketOptions::default())?;
         Ok(self.new_socket(Slot::Conn(handle)))
     }
 
@@ -352,7 +361,7 @@ impl SimStack {
 
     /// Opens a UDP socket bound to `addr` (port 0: ephemeral).
     pub fn udp_bind(&mut self, addr: SocketAddr) -> io::Result<SimSocket> {
-        let (handle, _) = self.engine.udp_open(addr)?;
+        let (handle, _) = self.engine.udp_open(addr, &SocketOptions::default())?;
         Ok(self.new_socket(Slot::Udp(handle)))
     }
 
@@ -401,16 +410,27 @@ impl SimStack {
 
     /// `SO_BROADCAST` of a UDP socket.
     pub fn udp_set_broadcast(&mut self, socket: SimSocket, on: bool) -> io::Result<()> {
-        let handle = self.udp(socket)?;
-        self.engine.udp_set_broadcast(handle, on);
-        Ok(())
+        self.udp_update(socket, |o| o.broadcast = on)
     }
 
     /// `SO_RCVBUF` of a UDP socket: the bytes its receive queue holds before it
     /// drops (each datagram counts its length plus a fixed overhead).
     pub fn udp_set_recv_buffer(&mut self, socket: SimSocket, bytes: usize) -> io::Result<()> {
+        self.udp_update(socket, |o| o.recv_buffer = Some(bytes))
+    }
+
+    fn udp_update(
+        &mut self,
+        socket: SimSocket,
+        change: impl FnOnce(&mut SocketOptions),
+    ) -> io::Result<()> {
         let handle = self.udp(socket)?;
-        self.engine.udp_set_rcvbuf(handle, bytes);
+        let mut options = self
+            .engine
+            .udp_options(handle)
+            .ok_or_else(|| errno(libc::EBADF))?;
+        change(&mut options);
+        self.engine.udp_set_options(handle, &options);
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The BSD socket calls, interposed: a stack's descriptor is answered here, any
 //! other goes to the next definition (libc's).
 
+use super::options;
 use super::sockets::{self, borrow, Socket};
 use super::{fail, guard, set_errno, DEFAULT_STACK};
 use std::ffi::{c_int, c_void};
@@ -448,16 +449,12 @@ pub unsafe extern "C" fn getpeername(
 }
 
 /// Options answered by the kernel on the socket pair itself, which means the same
-/// for a stack socket: timeouts and buffer sizes.
+/// for a stack socket: the timeouts.
 fn passed_through(level: c_int, name: c_int) -> bool {
-    level == libc::SOL_SOCKET
-        && matches!(
-            name,
-            libc::SO_RCVTIMEO | libc::SO_SNDTIMEO | libc::SO_RCVBUF | libc::SO_SNDBUF
-        )
+    level == libc::SOL_SOCKET && matches!(name, libc::SO_RCVTIMEO | libc::SO_SNDTIMEO)
 }
 
-/// `getsockopt(2)`.
+/// `getsockopt(2)`: the table is in `capi/options.rs`.
 ///
 /// # Safety
 /// As `getsockopt(2)`.
@@ -473,31 +470,29 @@ pub unsafe extern "C" fn getsockopt(
         let Some(s) = sockets::lookup(fd).filter(|_| !passed_through(level, name)) else {
             return call_next!(getsockopt(fd, level, name, value, len));
         };
-        let answer: c_int = match (level, name) {
-            (libc::SOL_SOCKET, libc::SO_ERROR) => s.take_error(),
-            (libc::SOL_SOCKET, libc::SO_TYPE) => s.ty,
-            (libc::SOL_SOCKET, libc::SO_DOMAIN) => s.family,
-            (libc::SOL_SOCKET, libc::SO_PROTOCOL) if s.is_datagram() => libc::IPPROTO_UDP,
-            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => libc::IPPROTO_TCP,
-            (libc::SOL_SOCKET, libc::SO_BROADCAST) if s.is_datagram() => match s.datagram() {
-                Ok(udp) => udp.broadcast().into(),
-                Err(e) => return fail(e),
-            },
-            (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => s.is_listening().into(),
-            (libc::SOL_SOCKET, libc::SO_REUSEADDR) => s.options().reuseaddr.into(),
-            (libc::SOL_SOCKET, libc::SO_REUSEPORT) => s.options().reuseport.into(),
-            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => s.options().keepalive.into(),
-            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => s.options().nodelay.into(),
-            _ => {
-                set_errno(libc::ENOPROTOOPT);
-                return -1;
-            }
+        let answer = match options::get(&s, level, name) {
+            Ok(answer) => answer,
+            Err(e) => return fail(e),
         };
         if value.is_null() || len.is_null() {
             set_errno(libc::EFAULT);
             return -1;
         }
-        let bytes = answer.to_ne_bytes();
+        let int;
+        let linger;
+        let bytes: &[u8] = match answer {
+            options::Value::Int(v) => {
+                int = v.to_ne_bytes();
+                &int
+            }
+            options::Value::Linger(l) => {
+                // SAFETY: `linger` is plain data: its bytes are its representation.
+                linger = unsafe {
+                    std::mem::transmute::<libc::linger, [u8; size_of::<libc::linger>()]>(l)
+                };
+                &linger
+            }
+        };
         // SAFETY: the program gives `*len` writable bytes at `value`; we write no more.
         unsafe {
             let n = (*len as usize).min(bytes.len());
@@ -508,7 +503,7 @@ pub unsafe extern "C" fn getsockopt(
     })
 }
 
-/// `setsockopt(2)`.
+/// `setsockopt(2)`: the table is in `capi/options.rs`.
 ///
 /// # Safety
 /// As `setsockopt(2)`.
@@ -524,28 +519,8 @@ pub unsafe extern "C" fn setsockopt(
         let Some(s) = sockets::lookup(fd).filter(|_| !passed_through(level, name)) else {
             return call_next!(setsockopt(fd, level, name, value, len));
         };
-        if value.is_null() || (len as usize) < size_of::<c_int>() {
-            set_errno(libc::EINVAL);
-            return -1;
-        }
-        // SAFETY: checked above: `value` has at least an int to read.
-        let on = unsafe { std::ptr::read_unaligned(value.cast::<c_int>()) } != 0;
-        match (level, name) {
-            (libc::SOL_SOCKET, libc::SO_REUSEADDR) => s.options().reuseaddr = on,
-            (libc::SOL_SOCKET, libc::SO_REUSEPORT) => s.options().reuseport = on,
-            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => s.options().keepalive = on,
-            (libc::IPPROTO_TCP, libc::TCP_NODELAY) if !s.is_datagram() => {
-                return done(s.set_nodelay(on))
-            }
-            (libc::SOL_SOCKET, libc::SO_BROADCAST) if s.is_datagram() => {
-                return done(s.datagram().and_then(|udp| udp.set_broadcast(on)))
-            }
-            _ => {
-                set_errno(libc::ENOPROTOOPT);
-                return -1;
-            }
-        }
-        0
+        // SAFETY: the program's contract: `value` holds `len` readable bytes.
+        done(unsafe { options::set(&s, level, name, value, len) })
     })
 }
 

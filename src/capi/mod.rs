@@ -19,6 +19,7 @@
 //! `EIO`.
 
 mod interpose;
+mod options;
 mod sockets;
 
 use crate::stack::Stack;

@@ -4,6 +4,7 @@
 //! it. The table counts the descriptors of each socket (the interposed `dup*` and
 //! `close` keep the count), and forgets a socket when its last descriptor closes.
 
+use crate::engine::SocketOptions;
 use crate::pump::{ConnShared, Control};
 use crate::socket::{sys, Acceptor, Conn, Udp};
 use crate::stack::{Stack, StackCtx};
@@ -30,6 +31,8 @@ pub(super) enum State {
         id: u64,
         remote: SocketAddr,
         shared: Arc<ConnShared>,
+        /// The options the connect was made with.
+        sent: SocketOptions,
     },
     Connected(Conn),
     Listening(Acceptor),
@@ -40,13 +43,11 @@ pub(super) enum State {
     Failed,
 }
 
-/// Options a program sets and reads back, and the pending SO_ERROR.
+/// What a socket keeps before it has a connection, listener or UDP socket to
+/// keep it: the options set so far, and the pending SO_ERROR.
 #[derive(Default)]
-pub(super) struct Options {
-    pub(super) reuseaddr: bool,
-    pub(super) reuseport: bool,
-    pub(super) keepalive: bool,
-    pub(super) nodelay: bool,
+pub(super) struct Pending {
+    pub(super) options: SocketOptions,
     pub(super) error: i32,
 }
 
@@ -59,7 +60,7 @@ pub(super) struct Socket {
     /// SOCK_STREAM or SOCK_DGRAM.
     pub(super) ty: i32,
     pub(super) state: Mutex<State>,
-    pub(super) options: Mutex<Options>,
+    pending: Mutex<Pending>,
 }
 
 struct Entry {
@@ -168,7 +169,7 @@ pub(super) fn open(stack: &Stack, domain: i32, ty: i32, protocol: i32) -> io::Re
             family: domain,
             ty: ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC),
             state: Mutex::new(State::Fresh { bound: None }),
-            options: Mutex::new(Options::default()),
+            pending: Mutex::new(Pending::default()),
         }),
     );
     Ok(fd)
@@ -179,8 +180,50 @@ impl Socket {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(super) fn options(&self) -> MutexGuard<'_, Options> {
-        self.options.lock().unwrap_or_else(|e| e.into_inner())
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The socket's options, as `getsockopt` reads them.
+    pub(super) fn options(&self) -> SocketOptions {
+        match &*self.lock() {
+            State::Connected(conn) => conn.options.get(),
+            State::Listening(acceptor) => acceptor.options.get(),
+            State::Datagram(udp) => udp.options.get(),
+            _ => self.pending().options,
+        }
+    }
+
+    /// Changes options, as `setsockopt` does: applied now where the socket has
+    /// a connection, listener or UDP socket, else kept for when it gets one.
+    pub(super) fn set_options(&self, change: impl FnOnce(&mut SocketOptions)) -> io::Result<()> {
+        match &*self.lock() {
+            State::Connected(conn) => conn.set_options(change),
+            State::Listening(acceptor) => acceptor.set_options(change),
+            State::Datagram(udp) => udp.set_options(change),
+            _ => {
+                change(&mut self.pending().options);
+                Ok(())
+            }
+        }
+    }
+
+    /// The MSS of the stack's link for this socket's family (`TCP_MAXSEG`).
+    pub(super) fn mss(&self) -> i32 {
+        let mtu = self
+            .ctx
+            .config()
+            .links()
+            .iter()
+            .find(|l| l.kind == crate::cmd::LinkKind::Ether)
+            .map_or(65_536, |l| l.mtu as usize);
+        super::options::mss_for(mtu, self.family)
+    }
+
+    /// Whether the socket is bound (explicitly or by use): `IPV6_V6ONLY` can no
+    /// longer change then.
+    pub(super) fn is_bound(&self) -> bool {
+        !matches!(&*self.lock(), State::Fresh { bound: None })
     }
 
     fn check_family(&self, addr: &SocketAddr) -> io::Result<()> {
@@ -206,7 +249,9 @@ impl Socket {
         if self.is_datagram() {
             return match &*state {
                 State::Fresh { bound: None } => {
-                    *state = State::Datagram(Arc::new(Udp::open(&self.ctx, self.id, None, addr)?));
+                    let options = self.pending().options;
+                    let udp = Udp::open(&self.ctx, self.id, None, addr, options)?;
+                    *state = State::Datagram(Arc::new(udp));
                     Ok(())
                 }
                 _ => Err(errno(libc::EINVAL)),
@@ -216,10 +261,12 @@ impl Socket {
             State::Fresh {
                 bound: bound @ None,
             } => {
-                let local = self
-                    .ctx
-                    .pump
-                    .request(|reply| Control::Bind { local: addr, reply })??;
+                let options = self.pending().options;
+                let local = self.ctx.pump.request(|reply| Control::Bind {
+                    local: addr,
+                    options,
+                    reply,
+                })??;
                 *bound = Some(local);
                 Ok(())
             }
@@ -230,16 +277,22 @@ impl Socket {
     /// Applies what `connect` learned from the pump.
     fn settle(&self, state: &mut State, result: io::Result<SocketAddr>) -> io::Result<()> {
         let State::Connecting {
-            id, remote, shared, ..
+            id,
+            remote,
+            shared,
+            sent,
+            ..
         } = std::mem::replace(state, State::Failed)
         else {
             unreachable!("settle is only called on a connecting socket")
         };
         match result {
             Ok(local) => {
-                let conn = Conn::new(id, shared, self.ctx.pump.clone(), local, remote);
-                if self.options().nodelay {
-                    conn.set_nodelay(true)?;
+                // Options set while the connect was under way apply now.
+                let options = self.pending().options;
+                let conn = Conn::new(id, shared, self.ctx.pump.clone(), local, remote, sent);
+                if options != sent {
+                    conn.set_options(|o| *o = options)?;
                 }
                 *state = State::Connected(conn);
                 Ok(())
@@ -269,9 +322,10 @@ impl Socket {
             State::Connected(_) | State::Listening(_) => return Err(errno(libc::EISCONN)),
             State::Failed | State::Datagram(_) => return Err(errno(libc::ECONNABORTED)),
         };
+        let options = self.pending().options;
         if let Some(local) = bound {
             // The connection takes the reserved port over.
-            self.ctx.pump.send(Control::Unbind { local })?;
+            self.ctx.pump.send(Control::Unbind { local, options })?;
         }
         let nonblocking = is_nonblocking(fd);
         // A non-blocking connect fills the socket pair, so that the program's end
@@ -286,6 +340,7 @@ impl Socket {
             junk,
             remote,
             local: bound,
+            options,
             shared: shared.clone(),
             reply,
         })?;
@@ -294,6 +349,7 @@ impl Socket {
             id: self.id,
             remote,
             shared,
+            sent: options,
         };
         if nonblocking {
             return Err(errno(libc::EINPROGRESS));
@@ -321,7 +377,8 @@ impl Socket {
         match &*state {
             State::Datagram(udp) => Ok(udp.clone()),
             State::Fresh { bound: None } => {
-                let udp = Arc::new(Udp::open(&self.ctx, self.id, None, self.any())?);
+                let options = self.pending().options;
+                let udp = Arc::new(Udp::open(&self.ctx, self.id, None, self.any(), options)?);
                 *state = State::Datagram(udp.clone());
                 Ok(udp)
             }
@@ -341,7 +398,7 @@ impl Socket {
 
     /// SO_ERROR: the outcome of a non-blocking connect, or a reset, reported once.
     pub(super) fn take_error(&self) -> i32 {
-        let pending = std::mem::take(&mut self.options().error);
+        let pending = std::mem::take(&mut self.pending().error);
         if pending != 0 {
             return pending;
         }
@@ -377,21 +434,26 @@ impl Socket {
             State::Fresh { bound } => match bound.take() {
                 Some(local) => local,
                 None => {
-                    let any = self.any();
-                    self.ctx
-                        .pump
-                        .request(|reply| Control::Bind { local: any, reply })??
+                    let local = self.any();
+                    let options = self.pending().options;
+                    self.ctx.pump.request(|reply| Control::Bind {
+                        local,
+                        options,
+                        reply,
+                    })??
                 }
             },
             _ => return Err(errno(libc::EINVAL)),
         };
-        let (listener_end, acceptor) = match Acceptor::listen_bound(&self.ctx, local, backlog) {
-            Ok(listening) => listening,
-            Err(e) => {
-                *state = State::Fresh { bound: Some(local) };
-                return Err(e);
-            }
-        };
+        let options = self.pending().options;
+        let (listener_end, acceptor) =
+            match Acceptor::listen_bound(&self.ctx, local, backlog, options) {
+                Ok(listening) => listening,
+                Err(e) => {
+                    *state = State::Fresh { bound: Some(local) };
+                    return Err(e);
+                }
+            };
         let nonblocking = is_nonblocking(fd);
         // SAFETY: F_GETFD takes no argument.
         let cloexec = unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC != 0;
@@ -420,9 +482,6 @@ impl Socket {
         let (conn_fd, conn) = acceptor.accept(borrow(fd))?;
         sys::set_nonblocking(conn_fd.as_fd(), flags & libc::SOCK_NONBLOCK != 0)?;
         sys::set_cloexec(conn_fd.as_fd(), flags & libc::SOCK_CLOEXEC != 0)?;
-        if self.options().nodelay {
-            conn.set_nodelay(true)?;
-        }
         let peer = conn.peer;
         let conn_fd = conn_fd.into_raw_fd();
         register(
@@ -433,10 +492,7 @@ impl Socket {
                 family: self.family,
                 ty: libc::SOCK_STREAM,
                 state: Mutex::new(State::Connected(conn)),
-                options: Mutex::new(Options {
-                    nodelay: self.options().nodelay,
-                    ..Options::default()
-                }),
+                pending: Mutex::new(Pending::default()),
             }),
         );
         Ok((conn_fd, peer))
@@ -472,15 +528,6 @@ impl Socket {
             State::Datagram(udp) => udp.peer_addr().is_ok(),
             _ => false,
         }
-    }
-
-    /// TCP_NODELAY, now if connected, else when the connection comes.
-    pub(super) fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.options().nodelay = on;
-        if let State::Connected(conn) = &*self.lock() {
-            conn.set_nodelay(on)?;
-        }
-        Ok(())
     }
 }
 

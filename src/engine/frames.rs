@@ -13,30 +13,40 @@ use smoltcp::wire::{
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-/// An incoming TCP segment that opens a connection (SYN without ACK).
+/// The endpoints of an incoming TCP segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Syn {
+pub(crate) struct Segment {
     pub src: SocketAddr,
     pub dst: SocketAddr,
 }
 
-/// Returns the connection-opening segment carried by `frame`, if it is one.
-pub(crate) fn tcp_syn(frame: &[u8]) -> Option<Syn> {
+/// An incoming segment that opens a connection (SYN without ACK).
+pub(crate) type Syn = Segment;
+
+/// The TCP segment carried by `frame` if `wanted` accepts its header.
+fn tcp_segment(frame: &[u8], wanted: impl FnOnce(&TcpPacket<&[u8]>) -> bool) -> Option<Segment> {
     let (src_ip, dst_ip, proto, payload, fragment) = ip_parts(frame)?;
-    if fragment {
-        return None;
-    }
-    if proto != IpProtocol::Tcp {
+    if fragment || proto != IpProtocol::Tcp {
         return None;
     }
     let tcp = TcpPacket::new_checked(payload).ok()?;
-    if !tcp.syn() || tcp.ack() || tcp.rst() {
+    if !wanted(&tcp) {
         return None;
     }
-    Some(Syn {
+    Some(Segment {
         src: SocketAddr::new(src_ip, tcp.src_port()),
         dst: SocketAddr::new(dst_ip, tcp.dst_port()),
     })
+}
+
+/// Returns the connection-opening segment carried by `frame`, if it is one.
+pub(crate) fn tcp_syn(frame: &[u8]) -> Option<Syn> {
+    tcp_segment(frame, |tcp| tcp.syn() && !tcp.ack() && !tcp.rst())
+}
+
+/// Returns the reset segment carried by `frame`, if it is one.
+pub(crate) fn tcp_rst(frame: &[u8]) -> Option<Segment> {
+    tcp_segment(frame, |tcp| tcp.rst())
 }
 
 /// The IP header fields of `frame`: source, destination, protocol, payload, and

@@ -15,11 +15,13 @@
 //! - configuration from the `ip` model in [`crate::cmd`].
 
 mod frames;
+mod options;
 mod ports;
 mod udp;
 
 use crate::cmd::NetConfig;
-use ports::PortTable;
+pub(crate) use options::{SocketOptions, MAX_BUFFER, MIN_BUFFER};
+use ports::{PortTable, PortUse};
 use smoltcp::iface::{Config, Interface, Route, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
@@ -106,6 +108,11 @@ struct Conn {
     phase: Phase,
     last_state: TcpState,
     port: u16,
+    /// How the connection holds its port (for releasing it).
+    port_use: PortUse,
+    options: SocketOptions,
+    /// An RST arrived for this connection: how a reset is told from a timeout.
+    reset_seen: bool,
     /// The peer's FIN has arrived.
     peer_fin: bool,
     /// Bytes waiting for an acknowledgement at the last look, and when that last
@@ -119,11 +126,14 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(phase: Phase, last_state: TcpState, port: u16) -> Conn {
+    fn new(phase: Phase, last_state: TcpState, port: u16, options: SocketOptions) -> Conn {
         Conn {
             phase,
             last_state,
             port,
+            port_use: options.port_use(false),
+            options,
+            reset_seen: false,
             peer_fin: false,
             unacked: 0,
             progress_at: Duration::ZERO,
@@ -134,6 +144,9 @@ impl Conn {
 
 struct Listener {
     local: SocketAddr,
+    /// Given to every connection it accepts, as Linux's accepted sockets inherit
+    /// their listener's options.
+    options: SocketOptions,
     backlog: usize,
     embryos: usize,
     handed_out: u64,
@@ -156,6 +169,10 @@ pub(crate) struct Engine {
     next_listener: ListenerId,
     udps: BTreeMap<UdpHandle, udp::UdpSock>,
     udp_ports: PortTable,
+    /// UDP sockets opened so far (their serial numbers).
+    udp_serial: u64,
+    /// Multicast groups joined, with how many sockets joined each.
+    groups: BTreeMap<IpAddr, u32>,
     arp_seen: HashMap<Ipv4Address, Duration>,
     events: VecDeque<Event>,
     now: Duration,
@@ -187,6 +204,8 @@ impl Engine {
             next_listener: 1,
             udps: BTreeMap::new(),
             udp_ports: PortTable::default(),
+            udp_serial: 0,
+            groups: BTreeMap::new(),
             arp_seen: HashMap::new(),
             events: VecDeque::new(),
             now,
@@ -297,6 +316,9 @@ impl Engine {
                 return;
             }
         }
+        if let Some(rst) = frames::tcp_rst(frame) {
+            self.note_reset(rst);
+        }
         if !self.udps.is_empty() {
             if let Some(error) = frames::udp_unreachable(frame) {
                 self.udp_icmp_error(error);
@@ -393,11 +415,13 @@ impl Engine {
 
     // ---- TCP ----
 
-    fn new_tcp_socket() -> tcp::Socket<'static> {
+    fn new_tcp_socket(options: &SocketOptions) -> tcp::Socket<'static> {
+        let (rx, tx) = options.tcp_buffers(TCP_BUFFER);
         let mut socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-            tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; rx]),
+            tcp::SocketBuffer::new(vec![0; tx]),
         );
+        options.apply_tcp(&mut socket);
         socket.set_congestion_control(tcp::CongestionControl::Cubic);
         // smoltcp acknowledges every second segment at once; the delay only holds
         // back the ACK of a lone segment. 10 ms (its default) stalls a fast link once
@@ -411,6 +435,7 @@ impl Engine {
         &mut self,
         remote: SocketAddr,
         local: Option<SocketAddr>,
+        options: &SocketOptions,
     ) -> io::Result<TcpHandle> {
         if remote.port() == 0 || remote.ip().is_unspecified() {
             return Err(errno(libc::ECONNREFUSED));
@@ -427,9 +452,9 @@ impl Engine {
         }
         let port = self
             .ports
-            .take(local.map_or(0, |l| l.port()))
+            .take(local.map_or(0, |l| l.port()), options.port_use(false))
             .ok_or_else(|| errno(libc::EADDRINUSE))?;
-        let mut socket = Self::new_tcp_socket();
+        let mut socket = Self::new_tcp_socket(options);
         let endpoint = IpListenEndpoint {
             addr: local_ip.map(IpAddress::from),
             port,
@@ -438,7 +463,7 @@ impl Engine {
             .connect(self.iface.context(), to_endpoint(remote), endpoint)
             .is_err()
         {
-            self.ports.release(port);
+            self.ports.release(port, options.port_use(false));
             return Err(errno(libc::EADDRNOTAVAIL));
         }
         let next_hop = match hop.addr {
@@ -455,6 +480,7 @@ impl Engine {
                 },
                 TcpState::SynSent,
                 port,
+                *options,
             ),
         );
         Ok(handle)
@@ -462,43 +488,81 @@ impl Engine {
 
     /// Checks that `local` could be bound, and reserves its port (0: an ephemeral one).
     /// Returns the address with the port filled in.
-    pub(crate) fn bind(&mut self, local: SocketAddr) -> io::Result<SocketAddr> {
+    pub(crate) fn bind(
+        &mut self,
+        local: SocketAddr,
+        options: &SocketOptions,
+    ) -> io::Result<SocketAddr> {
         if !local.ip().is_unspecified() && !self.config.is_local_addr(local.ip()) {
             return Err(errno(libc::EADDRNOTAVAIL));
         }
         let port = self
             .ports
-            .take(local.port())
+            .take(local.port(), options.port_use(false))
             .ok_or_else(|| errno(libc::EADDRINUSE))?;
         Ok(SocketAddr::new(local.ip(), port))
     }
 
-    /// Releases a port taken by [`Engine::bind`] that was never used.
-    pub(crate) fn unbind(&mut self, local: SocketAddr) {
-        self.ports.release(local.port());
+    /// Releases a port taken by [`Engine::bind`] (with the same options) that was
+    /// never used.
+    pub(crate) fn unbind(&mut self, local: SocketAddr, options: &SocketOptions) {
+        self.ports.release(local.port(), options.port_use(false));
     }
 
     /// Listens on an address already reserved with [`Engine::bind`]. `accepted` is
     /// counted up by the application side as it takes connections.
+    ///
+    /// `EADDRINUSE` if another socket listens on the port and the two do not both
+    /// have `SO_REUSEPORT`.
     pub(crate) fn listen(
         &mut self,
         local: SocketAddr,
         backlog: usize,
         accepted: Arc<AtomicU64>,
-    ) -> ListenerId {
+        options: &SocketOptions,
+    ) -> io::Result<ListenerId> {
+        if !self.ports.change(
+            local.port(),
+            options.port_use(false),
+            options.port_use(true),
+        ) {
+            return Err(errno(libc::EADDRINUSE));
+        }
         let id = self.next_listener;
         self.next_listener += 1;
         self.listeners.insert(
             id,
             Listener {
                 local,
+                options: *options,
                 backlog: backlog.max(1),
                 embryos: 0,
                 handed_out: 0,
                 accepted,
             },
         );
-        id
+        Ok(id)
+    }
+
+    /// New options for a listener: the connections it accepts from now on get them.
+    pub(crate) fn set_listener_options(&mut self, id: ListenerId, options: &SocketOptions) {
+        if let Some(listener) = self.listeners.get_mut(&id) {
+            // How the port is held was settled at listen time.
+            listener.options = SocketOptions {
+                reuse_address: listener.options.reuse_address,
+                reuse_port: listener.options.reuse_port,
+                ..*options
+            };
+        }
+    }
+
+    /// New options for a connection (Nagle, keep-alive, hop limit; buffer sizes
+    /// are fixed when it opens).
+    pub(crate) fn set_tcp_options(&mut self, handle: TcpHandle, options: &SocketOptions) {
+        if let Some(conn) = self.conns.get_mut(&handle) {
+            conn.options = *options;
+            options.apply_tcp(self.sockets.get_mut::<tcp::Socket>(handle));
+        }
     }
 
     /// Stops listening: handshakes in progress are reset, the port is released.
@@ -517,18 +581,28 @@ impl Engine {
             self.conns.get_mut(&handle).expect("listed above").phase =
                 Phase::Orphan { since: self.now };
         }
-        self.ports.release(listener.local.port());
+        self.ports
+            .release(listener.local.port(), listener.options.port_use(true));
     }
 
     /// Decides whether an incoming SYN may reach smoltcp; makes a listening socket
     /// for it when it is for a listener with room in its backlog.
     fn admit_syn(&mut self, syn: frames::Syn) -> bool {
-        let Some((&id, listener)) = self.listeners.iter_mut().find(|(_, l)| {
-            l.local.port() == syn.dst.port()
-                && (l.local.ip().is_unspecified() || l.local.ip() == syn.dst.ip())
-        }) else {
+        let matching: Vec<ListenerId> = self
+            .listeners
+            .iter()
+            .filter(|(_, l)| {
+                l.local.port() == syn.dst.port()
+                    && (l.local.ip().is_unspecified() || l.local.ip() == syn.dst.ip())
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        // Listeners sharing a port (SO_REUSEPORT) split the connections by the
+        // peer's address, as Linux's hash does.
+        let Some(&id) = matching.get(spread(syn.src) % matching.len().max(1)) else {
             return true; // smoltcp answers with RST: connection refused
         };
+        let listener = self.listeners.get_mut(&id).expect("found above");
         let sockets = &self.sockets;
         let existing = self.conns.iter().any(|(h, c)| {
             let s = sockets.get::<tcp::Socket>(*h);
@@ -550,7 +624,7 @@ impl Engine {
         if listener.embryos + unaccepted >= listener.backlog {
             return false; // a full backlog drops the SYN; the peer will retry
         }
-        let mut socket = Self::new_tcp_socket();
+        let mut socket = Self::new_tcp_socket(&listener.options);
         let endpoint = IpListenEndpoint {
             addr: (!listener.local.ip().is_unspecified()).then(|| listener.local.ip().into()),
             port: listener.local.port(),
@@ -559,13 +633,33 @@ impl Engine {
             return true;
         }
         listener.embryos += 1;
-        self.ports.share(listener.local.port());
+        self.ports
+            .share(listener.local.port(), listener.options.port_use(false));
         let handle = self.sockets.add(socket);
         self.conns.insert(
             handle,
-            Conn::new(Phase::Embryo(id), TcpState::Listen, listener.local.port()),
+            Conn::new(
+                Phase::Embryo(id),
+                TcpState::Listen,
+                listener.local.port(),
+                listener.options,
+            ),
         );
         true
+    }
+
+    /// Marks the connection an incoming RST is for, so that its end reads as a
+    /// reset rather than a timeout.
+    fn note_reset(&mut self, rst: frames::Segment) {
+        let sockets = &self.sockets;
+        for (handle, conn) in self.conns.iter_mut() {
+            let socket = sockets.get::<tcp::Socket>(*handle);
+            if socket.remote_endpoint() == Some(to_endpoint(rst.src))
+                && socket.local_endpoint().map(|e| e.port) == Some(rst.dst.port())
+            {
+                conn.reset_seen = true;
+            }
+        }
     }
 
     /// The smoltcp socket behind `handle`, for moving bytes and reading state.
@@ -660,7 +754,7 @@ impl Engine {
     fn forget(&mut self, handle: TcpHandle) {
         if let Some(conn) = self.conns.remove(&handle) {
             self.sockets.remove(handle);
-            self.ports.release(conn.port);
+            self.ports.release(conn.port, conn.port_use);
         }
     }
 
@@ -746,19 +840,23 @@ impl Engine {
                             });
                         }
                     }
-                    // smoltcp's timeout also ends idle connections, so it is armed
-                    // only while bytes wait for an acknowledgement: then a peer that
-                    // says nothing for GIVE_UP has gone.
+                    // smoltcp's timeout ends a connection that hears nothing for
+                    // that long, so it is armed only while bytes wait for an
+                    // acknowledgement (a peer silent for GIVE_UP has gone), or with
+                    // keep-alive on (whose probes a live peer answers).
                     let waiting = socket.send_queue();
                     if waiting < conn.unacked || waiting == 0 {
                         conn.progress_at = now;
                     }
                     conn.unacked = waiting;
-                    let armed = waiting > 0 && state != TcpState::Closed;
-                    if armed != socket.timeout().is_some() {
-                        socket.set_timeout(armed.then(|| {
-                            smoltcp::time::Duration::from_micros(GIVE_UP.as_micros() as u64)
-                        }));
+                    let limit = match conn.options.keepalive_limit() {
+                        _ if state == TcpState::Closed => None,
+                        _ if waiting > 0 => Some(GIVE_UP),
+                        keepalive => keepalive,
+                    }
+                    .map(|d| smoltcp::time::Duration::from_micros(d.as_micros() as u64));
+                    if limit != socket.timeout() {
+                        socket.set_timeout(limit);
                     }
                     let graceful = matches!(
                         last,
@@ -766,7 +864,9 @@ impl Engine {
                     );
                     if state == TcpState::Closed && !graceful {
                         let silent = now.saturating_sub(conn.progress_at) >= GIVE_UP;
-                        let errno = if silent {
+                        let errno = if conn.reset_seen {
+                            libc::ECONNRESET
+                        } else if silent || conn.options.keepalive {
                             libc::ETIMEDOUT
                         } else {
                             libc::ECONNRESET
@@ -799,6 +899,21 @@ impl Engine {
             self.forget(handle);
         }
     }
+}
+
+/// A number spread over a peer's address and port: which of several sockets
+/// sharing a port (SO_REUSEPORT) gets its traffic. Stable for one peer, and the
+/// same in every run.
+fn spread(peer: SocketAddr) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let ip = match peer.ip() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    for byte in ip.iter().chain(&peer.port().to_be_bytes()) {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
+    }
+    hash as usize
 }
 
 fn errno(code: i32) -> io::Error {

@@ -1,29 +1,69 @@
-//! Local TCP ports: who holds which, and ephemeral ones for `connect` and `bind(0)`.
+//! Local ports: who holds which, ephemeral ones for `connect` and `bind(0)`, and
+//! when two sockets may share one (`SO_REUSEADDR`, `SO_REUSEPORT`).
 //!
 //! smoltcp refuses port 0, so the engine hands out ports from Linux's default
 //! ephemeral range itself, rotating through it so that a port just released is not
 //! reused at once (a cheap stand-in for TIME-WAIT, which the engine does not keep).
+//!
+//! Sharing follows Linux, per port (addresses are not told apart: two sockets on
+//! the same port and different local addresses conflict here, where Linux lets
+//! them be):
+//! - both holders set `SO_REUSEPORT`: they share (for TCP, even both listening);
+//! - both set `SO_REUSEADDR`: they share unless the one already there is
+//!   listening (TCP; for UDP, with no listening, `SO_REUSEADDR` on both is enough);
+//! - otherwise the port is in use (EADDRINUSE), even by a connection that is
+//!   only closing, as on Linux without `SO_REUSEADDR`.
 
 use std::collections::HashMap;
 
 /// Linux's default `net.ipv4.ip_local_port_range`.
 pub(crate) const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 
-/// Reference counts of the local ports in use.
+/// How a socket holds its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PortUse {
+    pub reuse_addr: bool,
+    pub reuse_port: bool,
+    pub listening: bool,
+}
+
+impl PortUse {
+    /// A holder with no sharing options, not listening.
+    #[cfg(test)]
+    pub(crate) const PLAIN: PortUse = PortUse {
+        reuse_addr: false,
+        reuse_port: false,
+        listening: false,
+    };
+
+    /// Whether a holder already there (`self`) lets `newcomer` hold the port too:
+    /// Linux looks at the state of the one there only.
+    fn admits(&self, newcomer: &PortUse) -> bool {
+        (self.reuse_port && newcomer.reuse_port)
+            || (self.reuse_addr && newcomer.reuse_addr && !self.listening)
+    }
+}
+
+/// The holders of each local port in use.
 #[derive(Debug, Default)]
 pub(crate) struct PortTable {
-    held: HashMap<u16, u32>,
+    held: HashMap<u16, Vec<PortUse>>,
     next: u16,
 }
 
 impl PortTable {
-    /// Takes `port` (0: any free ephemeral port). `None`: taken, or the range is full.
-    pub(crate) fn take(&mut self, port: u16) -> Option<u16> {
+    /// Takes `port` (0: any free ephemeral port) for a holder of kind `how`.
+    /// `None`: in use (and not shareable), or the range is full.
+    pub(crate) fn take(&mut self, port: u16, how: PortUse) -> Option<u16> {
         if port != 0 {
-            if self.held.contains_key(&port) {
+            let holders = self.held.entry(port).or_default();
+            if !holders.iter().all(|h| h.admits(&how)) {
+                if holders.is_empty() {
+                    self.held.remove(&port);
+                }
                 return None;
             }
-            self.held.insert(port, 1);
+            holders.push(how);
             return Some(port);
         }
         let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u32 + 1;
@@ -34,24 +74,45 @@ impl PortTable {
                 self.next += 1;
             }
             if !self.held.contains_key(&self.next) {
-                self.held.insert(self.next, 1);
+                self.held.insert(self.next, vec![how]);
                 return Some(self.next);
             }
         }
         None
     }
 
-    /// Adds one more holder to a port already taken (an accepted connection shares its
-    /// listener's port).
-    pub(crate) fn share(&mut self, port: u16) {
-        *self.held.entry(port).or_insert(0) += 1;
+    /// Adds a holder of a port already taken without asking (an accepted connection
+    /// shares its listener's port).
+    pub(crate) fn share(&mut self, port: u16, how: PortUse) {
+        self.held.entry(port).or_default().push(how);
     }
 
-    /// Drops one holder of `port`.
-    pub(crate) fn release(&mut self, port: u16) {
-        if let Some(count) = self.held.get_mut(&port) {
-            *count -= 1;
-            if *count == 0 {
+    /// Changes a holder of `port` from `from` to `to` (a bound socket starts
+    /// listening); false, and nothing changed, if another holder forbids it.
+    pub(crate) fn change(&mut self, port: u16, from: PortUse, to: PortUse) -> bool {
+        let Some(holders) = self.held.get_mut(&port) else {
+            return false;
+        };
+        let Some(index) = holders.iter().position(|h| *h == from) else {
+            return false;
+        };
+        let others_allow = holders
+            .iter()
+            .enumerate()
+            .all(|(i, h)| i == index || h.admits(&to));
+        if others_allow {
+            holders[index] = to;
+        }
+        others_allow
+    }
+
+    /// Drops one holder of `port` that holds it as `how`.
+    pub(crate) fn release(&mut self, port: u16, how: PortUse) {
+        if let Some(holders) = self.held.get_mut(&port) {
+            if let Some(index) = holders.iter().position(|h| *h == how) {
+                holders.swap_remove(index);
+            }
+            if holders.is_empty() {
                 self.held.remove(&port);
             }
         }
@@ -62,25 +123,41 @@ impl PortTable {
 mod tests {
     use super::*;
 
+    const REUSEADDR: PortUse = PortUse {
+        reuse_addr: true,
+        ..PortUse::PLAIN
+    };
+    const REUSEPORT: PortUse = PortUse {
+        reuse_port: true,
+        ..PortUse::PLAIN
+    };
+
+    fn listening(how: PortUse) -> PortUse {
+        PortUse {
+            listening: true,
+            ..how
+        }
+    }
+
     #[test]
     fn explicit_ports_conflict_and_ephemeral_ports_rotate() {
         let mut ports = PortTable::default();
-        assert_eq!(ports.take(80), Some(80));
-        assert_eq!(ports.take(80), None);
-        let a = ports.take(0).unwrap();
-        let b = ports.take(0).unwrap();
+        assert_eq!(ports.take(80, PortUse::PLAIN), Some(80));
+        assert_eq!(ports.take(80, PortUse::PLAIN), None);
+        let a = ports.take(0, PortUse::PLAIN).unwrap();
+        let b = ports.take(0, PortUse::PLAIN).unwrap();
         assert!(EPHEMERAL.contains(&a) && EPHEMERAL.contains(&b) && a != b);
-        ports.release(a);
+        ports.release(a, PortUse::PLAIN);
         assert_ne!(
-            ports.take(0),
+            ports.take(0, PortUse::PLAIN),
             Some(a),
             "a released port is not reused at once"
         );
-        ports.share(80);
-        ports.release(80);
-        assert_eq!(ports.take(80), None, "still held once");
-        ports.release(80);
-        assert_eq!(ports.take(80), Some(80));
+        ports.share(80, PortUse::PLAIN);
+        ports.release(80, PortUse::PLAIN);
+        assert_eq!(ports.take(80, PortUse::PLAIN), None, "still held once");
+        ports.release(80, PortUse::PLAIN);
+        assert_eq!(ports.take(80, PortUse::PLAIN), Some(80));
     }
 
     #[test]
@@ -88,8 +165,36 @@ mod tests {
         let mut ports = PortTable::default();
         let span = (EPHEMERAL.end() - EPHEMERAL.start()) as usize + 1;
         for _ in 0..span {
-            assert!(ports.take(0).is_some());
+            assert!(ports.take(0, PortUse::PLAIN).is_some());
         }
-        assert_eq!(ports.take(0), None);
+        assert_eq!(ports.take(0, PortUse::PLAIN), None);
+    }
+
+    #[test]
+    fn reuseaddr_shares_with_connections_but_not_with_a_listener() {
+        let mut ports = PortTable::default();
+        // A listener and a connection it accepted; the listener goes away.
+        assert_eq!(ports.take(80, REUSEADDR), Some(80));
+        assert!(ports.change(80, REUSEADDR, listening(REUSEADDR)));
+        ports.share(80, REUSEADDR);
+        assert_eq!(ports.take(80, REUSEADDR), None, "a listener is there");
+        ports.release(80, listening(REUSEADDR));
+        // A restarted server binds beside the old connection, and listens.
+        assert_eq!(ports.take(80, REUSEADDR), Some(80));
+        assert!(ports.change(80, REUSEADDR, listening(REUSEADDR)));
+        // Without the option on both, no sharing.
+        ports.release(80, listening(REUSEADDR));
+        assert_eq!(ports.take(80, PortUse::PLAIN), None);
+    }
+
+    #[test]
+    fn reuseport_lets_listeners_share() {
+        let mut ports = PortTable::default();
+        assert_eq!(ports.take(80, REUSEPORT), Some(80));
+        assert!(ports.change(80, REUSEPORT, listening(REUSEPORT)));
+        assert_eq!(ports.take(80, REUSEPORT), Some(80));
+        assert!(ports.change(80, REUSEPORT, listening(REUSEPORT)));
+        assert_eq!(ports.take(80, REUSEADDR), None);
+        assert_eq!(ports.take(80, PortUse::PLAIN), None);
     }
 }

@@ -74,9 +74,15 @@ fn addr(s: &str) -> SocketAddr {
 fn handshake_data_and_close() {
     let mut w = Wire::new();
     let accepted = Arc::new(AtomicU64::new(0));
-    let local = w.a.bind(addr("0.0.0.0:80")).unwrap();
-    let listener = w.a.listen(local, 4, accepted);
-    let client = w.b.connect(addr("10.0.0.1:80"), None).unwrap();
+    let local =
+        w.a.bind(addr("0.0.0.0:80"), &SocketOptions::default())
+            .unwrap();
+    let listener =
+        w.a.listen(local, 4, accepted, &SocketOptions::default())
+            .unwrap();
+    let client =
+        w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
+            .unwrap();
     w.run(MS);
     assert_eq!(Wire::events(&mut w.b), vec![Event::Connected(client)]);
     let server = match Wire::events(&mut w.a).as_slice() {
@@ -115,25 +121,36 @@ fn handshake_data_and_close() {
 #[test]
 fn refused_unreachable_and_address_errors() {
     let mut w = Wire::new();
-    let refused = w.b.connect(addr("10.0.0.1:81"), None).unwrap();
+    let refused =
+        w.b.connect(addr("10.0.0.1:81"), None, &SocketOptions::default())
+            .unwrap();
     w.run(MS);
     assert_eq!(
         Wire::events(&mut w.b),
         vec![Event::ConnectFailed(refused, libc::ECONNREFUSED)]
     );
-    let err = w.b.connect(addr("192.0.2.1:80"), None).unwrap_err();
+    let err =
+        w.b.connect(addr("192.0.2.1:80"), None, &SocketOptions::default())
+            .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENETUNREACH));
-    let err = w.b.bind(addr("10.9.9.9:80")).unwrap_err();
+    let err =
+        w.b.bind(addr("10.9.9.9:80"), &SocketOptions::default())
+            .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EADDRNOTAVAIL));
-    w.b.bind(addr("10.0.0.2:80")).unwrap();
-    let err = w.b.bind(addr("0.0.0.0:80")).unwrap_err();
+    w.b.bind(addr("10.0.0.2:80"), &SocketOptions::default())
+        .unwrap();
+    let err =
+        w.b.bind(addr("0.0.0.0:80"), &SocketOptions::default())
+            .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
 }
 
 #[test]
 fn unanswered_arp_is_host_unreachable_after_three_seconds() {
     let mut w = Wire::new();
-    let handle = w.b.connect(addr("10.0.0.77:80"), None).unwrap();
+    let handle =
+        w.b.connect(addr("10.0.0.77:80"), None, &SocketOptions::default())
+            .unwrap();
     for _ in 0..29 {
         w.run(100 * MS);
     }
@@ -153,10 +170,16 @@ fn unanswered_arp_is_host_unreachable_after_three_seconds() {
 fn backlog_drops_syns_beyond_its_size_until_accepted() {
     let mut w = Wire::new();
     let accepted = Arc::new(AtomicU64::new(0));
-    let local = w.a.bind(addr("0.0.0.0:80")).unwrap();
-    w.a.listen(local, 2, accepted.clone());
+    let local =
+        w.a.bind(addr("0.0.0.0:80"), &SocketOptions::default())
+            .unwrap();
+    w.a.listen(local, 2, accepted.clone(), &SocketOptions::default())
+        .unwrap();
     let clients: Vec<_> = (0..3)
-        .map(|_| w.b.connect(addr("10.0.0.1:80"), None).unwrap())
+        .map(|_| {
+            w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
+                .unwrap()
+        })
         .collect();
     w.run(MS);
     let connected = Wire::events(&mut w.b).len();
@@ -173,13 +196,20 @@ fn backlog_drops_syns_beyond_its_size_until_accepted() {
 #[test]
 fn loopback_needs_lo_up() {
     let mut w = Wire::new();
-    let err = w.a.connect(addr("127.0.0.1:80"), None).unwrap_err();
+    let err =
+        w.a.connect(addr("127.0.0.1:80"), None, &SocketOptions::default())
+            .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENETUNREACH));
     w.a.run_cmd("/bin/ip link set lo up").unwrap();
-    let local = w.a.bind(addr("0.0.0.0:80")).unwrap();
-    w.a.listen(local, 4, Arc::default());
+    let local =
+        w.a.bind(addr("0.0.0.0:80"), &SocketOptions::default())
+            .unwrap();
+    w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
+        .unwrap();
     for target in ["127.0.0.1:80", "10.0.0.1:80"] {
-        let handle = w.a.connect(addr(target), None).unwrap();
+        let handle =
+            w.a.connect(addr(target), None, &SocketOptions::default())
+                .unwrap();
         let mut events = Vec::new();
         // smoltcp sends at most one ARP request a second: the second target waits.
         for _ in 0..30 {
@@ -205,9 +235,14 @@ fn loopback_needs_lo_up() {
 fn identical_runs_give_identical_frames() {
     fn trace() -> Vec<Vec<u8>> {
         let mut w = Wire::new();
-        let local = w.a.bind(addr("0.0.0.0:80")).unwrap();
-        w.a.listen(local, 4, Arc::default());
-        let client = w.b.connect(addr("10.0.0.1:80"), None).unwrap();
+        let local =
+            w.a.bind(addr("0.0.0.0:80"), &SocketOptions::default())
+                .unwrap();
+        w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
+            .unwrap();
+        let client =
+            w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
+                .unwrap();
         let mut frames = Vec::new();
         for _ in 0..20 {
             w.a.transmit(w.now);
@@ -232,12 +267,24 @@ fn identical_runs_give_identical_frames() {
 
 // ---- UDP ----
 
+fn set_udp(engine: &mut Engine, handle: UdpHandle, change: impl FnOnce(&mut SocketOptions)) {
+    let mut options = engine.udp_options(handle).unwrap();
+    change(&mut options);
+    engine.udp_set_options(handle, &options);
+}
+
 #[test]
 fn udp_datagrams_keep_boundaries_and_sources() {
     let mut wire = Wire::new();
-    let (server, bound) = wire.a.udp_open(addr("0.0.0.0:53")).unwrap();
+    let (server, bound) = wire
+        .a
+        .udp_open(addr("0.0.0.0:53"), &SocketOptions::default())
+        .unwrap();
     assert_eq!(bound, addr("0.0.0.0:53"));
-    let (client, local) = wire.b.udp_open(addr("0.0.0.0:0")).unwrap();
+    let (client, local) = wire
+        .b
+        .udp_open(addr("0.0.0.0:0"), &SocketOptions::default())
+        .unwrap();
     assert!(ports::EPHEMERAL.contains(&local.port()));
     for size in [0, 1, 1472, 1473, 60_000, MAX_UDP_V4] {
         let data: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
@@ -269,7 +316,10 @@ fn udp_datagrams_keep_boundaries_and_sources() {
 #[test]
 fn udp_send_errors_are_those_of_sendto() {
     let mut wire = Wire::new();
-    let (s, _) = wire.b.udp_open(addr("0.0.0.0:0")).unwrap();
+    let (s, _) = wire
+        .b
+        .udp_open(addr("0.0.0.0:0"), &SocketOptions::default())
+        .unwrap();
     let errno_of = |r: io::Result<()>| r.unwrap_err().raw_os_error();
     assert_eq!(
         errno_of(wire.b.udp_send(s, None, b"x")),
@@ -294,14 +344,20 @@ fn udp_send_errors_are_those_of_sendto() {
     );
     assert_eq!(
         wire.b
-            .udp_open(addr("10.9.9.9:0"))
+            .udp_open(addr("10.9.9.9:0"), &SocketOptions::default())
             .unwrap_err()
             .raw_os_error(),
         Some(libc::EADDRNOTAVAIL)
     );
-    let (_, taken) = wire.b.udp_open(addr("0.0.0.0:5000")).unwrap();
+    let (_, taken) = wire
+        .b
+        .udp_open(addr("0.0.0.0:5000"), &SocketOptions::default())
+        .unwrap();
     assert_eq!(
-        wire.b.udp_open(taken).unwrap_err().raw_os_error(),
+        wire.b
+            .udp_open(taken, &SocketOptions::default())
+            .unwrap_err()
+            .raw_os_error(),
         Some(libc::EADDRINUSE)
     );
 }
@@ -309,9 +365,15 @@ fn udp_send_errors_are_those_of_sendto() {
 #[test]
 fn udp_broadcast_reaches_the_subnet_with_so_broadcast() {
     let mut wire = Wire::new();
-    let (server, _) = wire.a.udp_open(addr("0.0.0.0:67")).unwrap();
-    let (client, _) = wire.b.udp_open(addr("0.0.0.0:68")).unwrap();
-    wire.b.udp_set_broadcast(client, true);
+    let (server, _) = wire
+        .a
+        .udp_open(addr("0.0.0.0:67"), &SocketOptions::default())
+        .unwrap();
+    let (client, _) = wire
+        .b
+        .udp_open(addr("0.0.0.0:68"), &SocketOptions::default())
+        .unwrap();
+    set_udp(&mut wire.b, client, |o| o.broadcast = true);
     wire.b
         .udp_send(client, Some(addr("10.0.0.255:67")), b"discover")
         .unwrap();
@@ -324,9 +386,18 @@ fn udp_broadcast_reaches_the_subnet_with_so_broadcast() {
 #[test]
 fn connected_udp_hears_only_its_peer_and_learns_of_a_closed_port() {
     let mut wire = Wire::new();
-    let (a1, _) = wire.a.udp_open(addr("0.0.0.0:1001")).unwrap();
-    let (a2, _) = wire.a.udp_open(addr("0.0.0.0:1002")).unwrap();
-    let (b, _) = wire.b.udp_open(addr("0.0.0.0:2000")).unwrap();
+    let (a1, _) = wire
+        .a
+        .udp_open(addr("0.0.0.0:1001"), &SocketOptions::default())
+        .unwrap();
+    let (a2, _) = wire
+        .a
+        .udp_open(addr("0.0.0.0:1002"), &SocketOptions::default())
+        .unwrap();
+    let (b, _) = wire
+        .b
+        .udp_open(addr("0.0.0.0:2000"), &SocketOptions::default())
+        .unwrap();
     let local = wire.b.udp_connect(b, Some(addr("10.0.0.1:1001"))).unwrap();
     assert_eq!(
         local,
@@ -365,9 +436,17 @@ fn connected_udp_hears_only_its_peer_and_learns_of_a_closed_port() {
 #[test]
 fn a_full_udp_receive_queue_drops_and_counts() {
     let mut wire = Wire::new();
-    let (server, _) = wire.a.udp_open(addr("0.0.0.0:9")).unwrap();
-    wire.a.udp_set_rcvbuf(server, 10 * (1000 + 256));
-    let (client, _) = wire.b.udp_open(addr("0.0.0.0:0")).unwrap();
+    let (server, _) = wire
+        .a
+        .udp_open(addr("0.0.0.0:9"), &SocketOptions::default())
+        .unwrap();
+    set_udp(&mut wire.a, server, |o| {
+        o.recv_buffer = Some(10 * (1000 + 256))
+    });
+    let (client, _) = wire
+        .b
+        .udp_open(addr("0.0.0.0:0"), &SocketOptions::default())
+        .unwrap();
     for i in 0..25u8 {
         wire.b
             .udp_send(client, Some(addr("10.0.0.1:9")), &[i; 1000])
@@ -385,8 +464,14 @@ fn a_full_udp_receive_queue_drops_and_counts() {
 #[test]
 fn an_ipv6_udp_socket_sees_ipv4_peers_as_mapped() {
     let mut wire = Wire::new();
-    let (server, _) = wire.a.udp_open(addr("[::]:53")).unwrap();
-    let (client, _) = wire.b.udp_open(addr("0.0.0.0:4000")).unwrap();
+    let (server, _) = wire
+        .a
+        .udp_open(addr("[::]:53"), &SocketOptions::default())
+        .unwrap();
+    let (client, _) = wire
+        .b
+        .udp_open(addr("0.0.0.0:4000"), &SocketOptions::default())
+        .unwrap();
     wire.b
         .udp_send(client, Some(addr("10.0.0.1:53")), b"q")
         .unwrap();
@@ -402,8 +487,14 @@ fn an_ipv6_udp_socket_sees_ipv4_peers_as_mapped() {
 fn udp_over_loopback() {
     let mut wire = Wire::new();
     wire.a.run_cmd("/bin/ip link set lo up").unwrap();
-    let (server, _) = wire.a.udp_open(addr("127.0.0.1:7")).unwrap();
-    let (client, _) = wire.a.udp_open(addr("0.0.0.0:0")).unwrap();
+    let (server, _) = wire
+        .a
+        .udp_open(addr("127.0.0.1:7"), &SocketOptions::default())
+        .unwrap();
+    let (client, _) = wire
+        .a
+        .udp_open(addr("0.0.0.0:0"), &SocketOptions::default())
+        .unwrap();
     let local = wire
         .a
         .udp_connect(client, Some(addr("127.0.0.1:7")))

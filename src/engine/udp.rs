@@ -11,9 +11,14 @@
 //! - address family: an IPv4 socket never sees IPv6 datagrams, and an IPv6 socket
 //!   sees IPv4 peers as v4-mapped addresses (`::ffff:a.b.c.d`), `IPV6_V6ONLY` off;
 //! - `SO_BROADCAST`: sending to a broadcast address without it is EACCES;
+//! - sockets sharing a port (`SO_REUSEADDR`, `SO_REUSEPORT`): a broadcast or
+//!   multicast datagram reaches each of them, a unicast one the last bound
+//!   (`SO_REUSEADDR`) or one chosen by the sender's address (`SO_REUSEPORT`);
+//! - multicast groups joined per socket (`IP_ADD_MEMBERSHIP`), counted for the
+//!   interface, which joins (IGMP/MLD) on the first and leaves on the last;
 //! - the errors `sendto` gives: EMSGSIZE, EDESTADDRREQ, ENETUNREACH, EINVAL.
 
-use super::{errno, from_endpoint, to_endpoint, Engine, Event};
+use super::{errno, from_endpoint, spread, to_endpoint, Engine, Event, SocketOptions};
 use crate::cmd::{NetConfig, NextHop};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::udp;
@@ -55,17 +60,33 @@ pub(super) struct UdpSock {
     bound: SocketAddr,
     /// The peer and the local address the route to it picked, while connected.
     connected: Option<(SocketAddr, SocketAddr)>,
-    broadcast: bool,
+    options: SocketOptions,
     queue: VecDeque<Datagram>,
     queued_bytes: usize,
-    rcvbuf: usize,
     drops: u64,
     error: Option<i32>,
+    /// Multicast groups this socket joined.
+    groups: Vec<IpAddr>,
+    /// When it was bound, in opening order: the last bound of sockets sharing a
+    /// port with `SO_REUSEADDR` gets their unicast datagrams.
+    serial: u64,
 }
 
 impl UdpSock {
     fn is_v6(&self) -> bool {
         self.bound.is_ipv6()
+    }
+
+    fn rcvbuf(&self) -> usize {
+        self.options.recv_buffer.unwrap_or(DEFAULT_RCVBUF)
+    }
+
+    /// Whether a datagram from `from` to `dst` (wire addresses) is for this socket.
+    fn takes(&self, dst: IpAddr, from: SocketAddr, shared_dst: bool) -> bool {
+        let bound = unmapped(self.bound).ip();
+        (bound.is_unspecified() || bound == dst || shared_dst)
+            && (self.is_v6() || from.is_ipv4())
+            && self.connected.is_none_or(|(peer, _)| peer == from)
     }
 
     /// How this socket's application sees `addr` (v4-mapped on an IPv6 socket).
@@ -104,14 +125,18 @@ impl Engine {
 
     /// Opens a UDP socket bound to `local` (port 0: an ephemeral one). Returns the
     /// socket and the address it is bound to.
-    pub(crate) fn udp_open(&mut self, local: SocketAddr) -> io::Result<(UdpHandle, SocketAddr)> {
+    pub(crate) fn udp_open(
+        &mut self,
+        local: SocketAddr,
+        options: &SocketOptions,
+    ) -> io::Result<(UdpHandle, SocketAddr)> {
         let ip = unmapped(local).ip();
         if !ip.is_unspecified() && !self.config.is_local_addr(ip) {
             return Err(errno(libc::EADDRNOTAVAIL));
         }
         let port = self
             .udp_ports
-            .take(local.port())
+            .take(local.port(), options.port_use(false))
             .ok_or_else(|| errno(libc::EADDRINUSE))?;
         let mut socket = Self::new_udp_socket();
         let endpoint = IpListenEndpoint {
@@ -119,9 +144,11 @@ impl Engine {
             port,
         };
         if socket.bind(endpoint).is_err() {
-            self.udp_ports.release(port);
+            self.udp_ports.release(port, options.port_use(false));
             return Err(errno(libc::EINVAL));
         }
+        socket.set_hop_limit(Some(options.hop_limit));
+        self.udp_serial += 1;
         let bound = SocketAddr::new(local.ip(), port);
         let handle = self.sockets.add(socket);
         self.udps.insert(
@@ -129,12 +156,13 @@ impl Engine {
             UdpSock {
                 bound,
                 connected: None,
-                broadcast: false,
+                options: *options,
                 queue: VecDeque::new(),
                 queued_bytes: 0,
-                rcvbuf: DEFAULT_RCVBUF,
                 drops: 0,
                 error: None,
+                groups: Vec::new(),
+                serial: self.udp_serial,
             },
         );
         Ok((handle, bound))
@@ -144,7 +172,11 @@ impl Engine {
     pub(crate) fn udp_close(&mut self, handle: UdpHandle) {
         if let Some(sock) = self.udps.remove(&handle) {
             self.sockets.remove(handle);
-            self.udp_ports.release(sock.bound.port());
+            self.udp_ports
+                .release(sock.bound.port(), sock.options.port_use(false));
+            for group in sock.groups {
+                self.leave_group(group);
+            }
         }
     }
 
@@ -226,7 +258,7 @@ impl Engine {
             (None, Some((peer, local))) => (peer, Some(local.ip())),
             (None, None) => return Err(errno(libc::EDESTADDRREQ)),
         };
-        let hop = check_send(&self.config, sock.broadcast, dest, data.len())?;
+        let hop = check_send(&self.config, sock.options.broadcast, dest, data.len())?;
         let source = match source.unwrap_or(sock.bound.ip()) {
             ip if !ip.is_unspecified() => unmapped(SocketAddr::new(ip, 0)).ip(),
             _ => hop.src.ok_or_else(|| errno(libc::ENETUNREACH))?,
@@ -271,18 +303,24 @@ impl Engine {
         self.udps.get_mut(&handle)?.error.take()
     }
 
-    /// `SO_BROADCAST`.
-    pub(crate) fn udp_set_broadcast(&mut self, handle: UdpHandle, on: bool) {
+    /// New options for a UDP socket (`SO_BROADCAST`, `SO_RCVBUF`, the hop limit;
+    /// port sharing was settled when it was bound).
+    pub(crate) fn udp_set_options(&mut self, handle: UdpHandle, options: &SocketOptions) {
         if let Some(sock) = self.udps.get_mut(&handle) {
-            sock.broadcast = on;
+            sock.options = SocketOptions {
+                reuse_address: sock.options.reuse_address,
+                reuse_port: sock.options.reuse_port,
+                ..*options
+            };
+            self.sockets
+                .get_mut::<udp::Socket>(handle)
+                .set_hop_limit(Some(options.hop_limit));
         }
     }
 
-    /// Bounds the receive queue at `bytes` (payload plus a per-datagram overhead).
-    pub(crate) fn udp_set_rcvbuf(&mut self, handle: UdpHandle, bytes: usize) {
-        if let Some(sock) = self.udps.get_mut(&handle) {
-            sock.rcvbuf = bytes;
-        }
+    /// The options a UDP socket runs with.
+    pub(crate) fn udp_options(&self, handle: UdpHandle) -> Option<SocketOptions> {
+        self.udps.get(&handle).map(|s| s.options)
     }
 
     /// Datagrams dropped because the receive queue was full.
@@ -290,46 +328,113 @@ impl Engine {
         self.udps.get(&handle).map_or(0, |s| s.drops)
     }
 
-    /// `IP_TTL` / `IPV6_UNICAST_HOPS` (`None`: the default, 64).
-    pub(crate) fn udp_set_hop_limit(&mut self, handle: UdpHandle, hops: Option<u8>) {
-        if self.udps.contains_key(&handle) {
-            self.sockets
-                .get_mut::<udp::Socket>(handle)
-                .set_hop_limit(hops);
+    /// `IP_ADD_MEMBERSHIP` (`join`) or `IP_DROP_MEMBERSHIP`, and their IPv6
+    /// equivalents: EINVAL for a group that is not multicast, EADDRINUSE when
+    /// joined already, EADDRNOTAVAIL when leaving a group not joined.
+    pub(crate) fn udp_membership(
+        &mut self,
+        handle: UdpHandle,
+        group: IpAddr,
+        join: bool,
+    ) -> io::Result<()> {
+        let sock = self
+            .udps
+            .get_mut(&handle)
+            .ok_or_else(|| errno(libc::EBADF))?;
+        if !group.is_multicast() {
+            return Err(errno(libc::EINVAL));
+        }
+        let position = sock.groups.iter().position(|g| *g == group);
+        match (join, position) {
+            (true, Some(_)) => Err(errno(libc::EADDRINUSE)),
+            (false, None) => Err(errno(libc::EADDRNOTAVAIL)),
+            (true, None) => {
+                if self.groups.get(&group).is_none_or(|&n| n == 0)
+                    && self.iface.join_multicast_group(group).is_err()
+                {
+                    return Err(errno(libc::ENOBUFS));
+                }
+                sock.groups.push(group);
+                *self.groups.entry(group).or_insert(0) += 1;
+                Ok(())
+            }
+            (false, Some(index)) => {
+                sock.groups.swap_remove(index);
+                self.leave_group(group);
+                Ok(())
+            }
         }
     }
 
-    /// Moves what smoltcp received into the sockets' queues, applying the
-    /// connected-peer filter, the address family and the receive buffer bound.
+    fn leave_group(&mut self, group: IpAddr) {
+        if let Some(count) = self.groups.get_mut(&group) {
+            *count -= 1;
+            if *count == 0 {
+                self.groups.remove(&group);
+                let _ = self.iface.leave_multicast_group(group);
+            }
+        }
+    }
+
+    /// Moves what smoltcp received into the sockets' queues, choosing among
+    /// sockets that share a port, and applying each socket's peer filter, address
+    /// family and receive buffer bound.
     pub(super) fn collect_udp(&mut self) {
-        for (&handle, sock) in self.udps.iter_mut() {
+        // smoltcp hands a datagram to the first socket on its port; which of the
+        // sockets sharing the port it is for is decided here.
+        let mut arrived = Vec::new();
+        for &handle in self.udps.keys() {
             let socket = self.sockets.get_mut::<udp::Socket>(handle);
             while let Ok((data, meta)) = socket.recv() {
                 let from = from_endpoint(meta.endpoint);
-                if from.is_ipv6() && !sock.is_v6() {
-                    continue;
-                }
-                if let Some((peer, _)) = sock.connected {
-                    if peer != from {
-                        continue;
-                    }
-                }
-                let cost = data.len() + DATAGRAM_OVERHEAD;
-                if sock.queued_bytes + cost > sock.rcvbuf.max(cost) && !sock.queue.is_empty() {
-                    sock.drops += 1;
-                    continue;
-                }
-                if sock.queue.is_empty() {
-                    self.events.push_back(Event::UdpReadable(handle));
-                }
-                sock.queued_bytes += cost;
-                let peer = sock.app_view(from);
-                sock.queue.push_back(Datagram {
-                    peer,
-                    data: data.to_vec(),
-                });
+                let dst = meta.local_address.map(IpAddr::from);
+                arrived.push((handle, from, dst, data.to_vec()));
             }
         }
+        for (first, from, dst, data) in arrived {
+            let port = self.udps[&first].bound.port();
+            let dst = dst.unwrap_or(unmapped(self.udps[&first].bound).ip());
+            let shared_dst = dst.is_multicast() || self.config.is_broadcast(dst);
+            let mut takers: Vec<UdpHandle> = self
+                .udps
+                .iter()
+                .filter(|(_, s)| s.bound.port() == port && s.takes(dst, from, shared_dst))
+                .map(|(&h, _)| h)
+                .collect();
+            if !shared_dst && takers.len() > 1 {
+                let all_reuse_port = takers.iter().all(|h| self.udps[h].options.reuse_port);
+                let chosen = if all_reuse_port {
+                    takers[spread(from) % takers.len()]
+                } else {
+                    *takers
+                        .iter()
+                        .max_by_key(|h| self.udps[h].serial)
+                        .expect("not empty")
+                };
+                takers = vec![chosen];
+            }
+            for handle in takers {
+                self.queue_datagram(handle, from, &data);
+            }
+        }
+    }
+
+    fn queue_datagram(&mut self, handle: UdpHandle, from: SocketAddr, data: &[u8]) {
+        let sock = self.udps.get_mut(&handle).expect("a taker");
+        let cost = data.len() + DATAGRAM_OVERHEAD;
+        if sock.queued_bytes + cost > sock.rcvbuf().max(cost) && !sock.queue.is_empty() {
+            sock.drops += 1;
+            return;
+        }
+        if sock.queue.is_empty() {
+            self.events.push_back(Event::UdpReadable(handle));
+        }
+        sock.queued_bytes += cost;
+        let peer = sock.app_view(from);
+        sock.queue.push_back(Datagram {
+            peer,
+            data: data.to_vec(),
+        });
     }
 
     /// Records an ICMP error about a datagram a connected socket sent to its peer.

@@ -10,7 +10,7 @@
 //! the ring is full and leaves data in the ring while the application does not read.
 
 use crate::cmd::CmdError;
-use crate::engine::{Engine, Event, ListenerId, TcpHandle, UdpHandle};
+use crate::engine::{Engine, Event, ListenerId, SocketOptions, TcpHandle, UdpHandle};
 use crate::link::{Link, MAX_FRAME};
 use crate::socket::sys;
 use crossbeam_channel::{Receiver, Sender};
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 mod udp;
 
-pub(crate) use udp::{UdpOption, UdpShared};
+pub(crate) use udp::UdpShared;
 
 pub(crate) const WAKER: Token = Token(0);
 const LINK_DATA: Token = Token(1);
@@ -83,6 +83,7 @@ pub(crate) enum Control {
         junk: usize,
         remote: SocketAddr,
         local: Option<SocketAddr>,
+        options: SocketOptions,
         shared: Arc<ConnShared>,
         reply: Sender<io::Result<SocketAddr>>,
     },
@@ -91,11 +92,15 @@ pub(crate) enum Control {
     /// Reserve a local address (port 0: ephemeral).
     Bind {
         local: SocketAddr,
+        options: SocketOptions,
         reply: Sender<io::Result<SocketAddr>>,
     },
-    /// Release an address reserved with `Bind` and never used.
+    /// Release an address reserved with `Bind` (with these options) and never used.
     #[cfg_attr(not(feature = "capi"), allow(dead_code))]
-    Unbind { local: SocketAddr },
+    Unbind {
+        local: SocketAddr,
+        options: SocketOptions,
+    },
     /// Listen on a bound address; connections go to `fd` (the pump's seqpacket end).
     Listen {
         id: u64,
@@ -103,18 +108,24 @@ pub(crate) enum Control {
         local: SocketAddr,
         backlog: usize,
         accepted: Arc<AtomicU64>,
+        options: SocketOptions,
         reply: Sender<io::Result<()>>,
     },
     /// Keep a socket made by `msocket` until the application closes it.
     Adopt { id: u64, fd: OwnedFd },
-    /// TCP_NODELAY.
-    SetNodelay { id: u64, on: bool },
+    /// New socket options for the connection, listener or UDP socket `id`.
+    SetOptions {
+        id: u64,
+        options: SocketOptions,
+        reply: Sender<io::Result<()>>,
+    },
     /// Open a UDP socket bound to `local` (port 0: ephemeral), served through `fd`
     /// (`None`: the `msocket` end adopted under `id`). Replies with the bound address.
     UdpOpen {
         id: u64,
         fd: Option<OwnedFd>,
         local: SocketAddr,
+        options: SocketOptions,
         shared: Arc<UdpShared>,
         reply: Sender<io::Result<SocketAddr>>,
     },
@@ -127,10 +138,11 @@ pub(crate) enum Control {
     },
     /// The application drained its end after `UdpConnect`.
     UdpResume { id: u64 },
-    /// Set a UDP socket option that lives in the engine.
-    UdpSet {
+    /// Join (or leave) a multicast group on a UDP socket.
+    Membership {
         id: u64,
-        option: UdpOption,
+        group: std::net::IpAddr,
+        join: bool,
         reply: Sender<io::Result<()>>,
     },
     /// Stop the pump.
@@ -158,6 +170,8 @@ struct Conn {
     /// Filler bytes still to discard before the application's own (see
     /// [`Control::Connect`]).
     junk: usize,
+    /// `SO_LINGER` with a zero timeout: the application's close resets.
+    linger_zero: bool,
 }
 
 struct ListenerEntry {
@@ -535,16 +549,21 @@ impl Pump {
                     }
                     let _ = reply.send(result);
                 }
-                Control::Bind { local, reply } => {
-                    let _ = reply.send(self.engine.bind(local));
+                Control::Bind {
+                    local,
+                    options,
+                    reply,
+                } => {
+                    let _ = reply.send(self.engine.bind(local, &options));
                 }
-                Control::Unbind { local } => self.engine.unbind(local),
+                Control::Unbind { local, options } => self.engine.unbind(local, &options),
                 Control::Connect {
                     id,
                     fd,
                     junk,
                     remote,
                     local,
+                    options,
                     shared,
                     reply,
                 } => {
@@ -561,7 +580,7 @@ impl Pump {
                             }
                         },
                     };
-                    self.connect(id, fd, junk, remote, local, shared, reply)
+                    self.connect(id, fd, junk, remote, local, &options, shared, reply)
                 }
                 Control::CancelConnect { id } => {
                     if self.conns.get(&id).is_some_and(|c| c.connecting.is_some()) {
@@ -574,24 +593,21 @@ impl Pump {
                     local,
                     backlog,
                     accepted,
+                    options,
                     reply,
                 } => {
-                    let result = self.listen(id, fd, local, backlog, accepted);
-                    if result.is_err() {
-                        self.engine.unbind(local);
-                    }
+                    let result = self.listen(id, fd, local, backlog, accepted, &options);
                     let _ = reply.send(result);
                 }
                 Control::Adopt { id, fd } => self.adopt(id, fd),
-                Control::SetNodelay { id, on } => {
-                    if let Some(conn) = self.conns.get(&id) {
-                        self.engine.tcp(conn.handle).set_nagle_enabled(!on);
-                    }
+                Control::SetOptions { id, options, reply } => {
+                    let _ = reply.send(self.set_options(id, &options));
                 }
                 Control::UdpOpen {
                     id,
                     fd,
                     local,
+                    options,
                     shared,
                     reply,
                 } => {
@@ -608,14 +624,19 @@ impl Pump {
                             }
                         },
                     };
-                    let _ = reply.send(self.udp_open(id, fd, local, shared));
+                    let _ = reply.send(self.udp_open(id, fd, local, &options, shared));
                 }
                 Control::UdpConnect { id, remote, reply } => {
                     let _ = reply.send(self.udp_connect(id, remote));
                 }
                 Control::UdpResume { id } => self.udp_resume(id),
-                Control::UdpSet { id, option, reply } => {
-                    let _ = reply.send(self.udp_set(id, option));
+                Control::Membership {
+                    id,
+                    group,
+                    join,
+                    reply,
+                } => {
+                    let _ = reply.send(self.udp_membership(id, group, join));
                 }
             }
         }
@@ -629,10 +650,11 @@ impl Pump {
         junk: usize,
         remote: SocketAddr,
         local: Option<SocketAddr>,
+        options: &SocketOptions,
         shared: Arc<ConnShared>,
         reply: Sender<io::Result<SocketAddr>>,
     ) {
-        let handle = match self.engine.connect(remote, local) {
+        let handle = match self.engine.connect(remote, local, options) {
             Ok(handle) => handle,
             Err(e) => {
                 // The socket stays usable for another try, as after a failed connect(2).
@@ -642,7 +664,11 @@ impl Pump {
             }
         };
         match self.add_conn(id, fd, handle, shared, Some(reply.clone())) {
-            Ok(()) => self.conns.get_mut(&id).expect("just added").junk = junk,
+            Ok(()) => {
+                let conn = self.conns.get_mut(&id).expect("just added");
+                conn.junk = junk;
+                conn.linger_zero = options.resets_on_close();
+            }
             Err(e) => {
                 self.engine.release(handle, true);
                 let _ = reply.send(Err(e));
@@ -694,6 +720,7 @@ impl Pump {
                 peer_eof_passed: false,
                 reset: false,
                 junk: 0,
+                linger_zero: false,
             },
         );
         Ok(())
@@ -706,14 +733,18 @@ impl Pump {
         local: SocketAddr,
         backlog: usize,
         accepted: Arc<AtomicU64>,
+        options: &SocketOptions,
     ) -> io::Result<()> {
         sys::set_nonblocking(fd.as_fd(), true)?;
-        self.poll.registry().register(
+        let listener = self.engine.listen(local, backlog, accepted, options)?;
+        if let Err(e) = self.poll.registry().register(
             &mut SourceFd(&fd.as_raw_fd()),
             Token(id as usize),
             Interest::READABLE | Interest::WRITABLE,
-        )?;
-        let listener = self.engine.listen(local, backlog, accepted);
+        ) {
+            self.engine.unlisten(listener);
+            return Err(e);
+        }
         self.by_listener.insert(listener, id);
         self.listeners.insert(
             id,
@@ -985,12 +1016,27 @@ impl Pump {
             .deregister(&mut SourceFd(&fd.as_raw_fd()));
     }
 
+    /// New options for the socket `id`, applied where they live.
+    fn set_options(&mut self, id: u64, options: &SocketOptions) -> io::Result<()> {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.linger_zero = options.resets_on_close();
+            self.engine.set_tcp_options(conn.handle, options);
+        } else if let Some(entry) = self.listeners.get(&id) {
+            self.engine.set_listener_options(entry.listener, options);
+        } else if !self.udp_set_options(id, options) && !self.adopted.contains_key(&id) {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        Ok(())
+    }
+
     /// Lets go of a connection: the socket pair end closes, the engine finishes the
-    /// TCP close in the background (or resets at once).
+    /// TCP close in the background (or resets at once, as `SO_LINGER` with a zero
+    /// timeout makes the application's close do).
     fn drop_conn(&mut self, id: u64, reset: bool) {
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
+        let reset = reset || (conn.app_gone && conn.linger_zero);
         self.forget_fd(&conn.fd);
         self.by_handle.remove(&conn.handle);
         self.engine.release(conn.handle, reset);

@@ -13,7 +13,7 @@
 //! ([`Control::UdpResume`](super::Control::UdpResume)).
 
 use super::{decode_addr, encode_addr, Pump, ADDR_BYTES};
-use crate::engine::{Engine, UdpHandle};
+use crate::engine::{Engine, SocketOptions, UdpHandle};
 use crate::socket::sys;
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
@@ -46,14 +46,6 @@ impl UdpShared {
     }
 }
 
-/// Socket options of a UDP socket that live in the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum UdpOption {
-    Broadcast(bool),
-    RecvBuffer(usize),
-    HopLimit(Option<u8>),
-}
-
 /// The pump's view of one UDP socket.
 pub(super) struct UdpEntry {
     fd: OwnedFd,
@@ -79,10 +71,11 @@ impl Pump {
         id: u64,
         fd: OwnedFd,
         local: SocketAddr,
+        options: &SocketOptions,
         shared: Arc<UdpShared>,
     ) -> io::Result<SocketAddr> {
         sys::set_nonblocking(fd.as_fd(), true)?;
-        let (handle, bound) = self.engine.udp_open(local)?;
+        let (handle, bound) = self.engine.udp_open(local, options)?;
         if let Err(e) = self.poll.registry().register(
             &mut SourceFd(&fd.as_raw_fd()),
             Token(id as usize),
@@ -135,14 +128,23 @@ impl Pump {
         }
     }
 
-    pub(super) fn udp_set(&mut self, id: u64, option: UdpOption) -> io::Result<()> {
+    /// New options for the UDP socket `id`; false if there is none.
+    pub(super) fn udp_set_options(&mut self, id: u64, options: &SocketOptions) -> bool {
+        let Some(entry) = self.udps.get(&id) else {
+            return false;
+        };
+        self.engine.udp_set_options(entry.handle, options);
+        true
+    }
+
+    pub(super) fn udp_membership(
+        &mut self,
+        id: u64,
+        group: std::net::IpAddr,
+        join: bool,
+    ) -> io::Result<()> {
         let handle = self.udps.get(&id).ok_or_else(ebadf)?.handle;
-        match option {
-            UdpOption::Broadcast(on) => self.engine.udp_set_broadcast(handle, on),
-            UdpOption::RecvBuffer(bytes) => self.engine.udp_set_rcvbuf(handle, bytes),
-            UdpOption::HopLimit(hops) => self.engine.udp_set_hop_limit(handle, hops),
-        }
-        Ok(())
+        self.engine.udp_membership(handle, group, join)
     }
 
     /// Readiness of an application end; false if `id` is not a UDP socket.

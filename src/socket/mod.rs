@@ -14,10 +14,13 @@
 //! The few things a socket pair cannot say by itself (a reset peer, the addresses)
 //! travel beside the descriptor.
 
+mod options;
 pub(crate) mod sys;
 mod tcp;
 mod udp;
 
+pub use options::SocketConfig;
+pub(crate) use options::{checked_keepalive, checked_ttl};
 #[cfg(feature = "capi")]
 pub(crate) use tcp::{Acceptor, Conn};
 pub use tcp::{TcpListener, TcpStream};

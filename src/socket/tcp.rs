@@ -1,13 +1,15 @@
 //! TCP streams and listeners, mirroring `std::net` with the stack as first argument.
 
+use super::options::{checked_keepalive, checked_ttl, OptionRecord, SocketConfig};
 use super::{each_addr, sys};
+use crate::engine::{SocketOptions, TCP_BUFFER};
 use crate::pump::{decode_accept, ConnShared, Control, PumpHandle};
 use crate::stack::{Stack, StackCtx};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,7 +44,7 @@ pub(crate) struct Conn {
     pub(crate) pump: PumpHandle,
     pub(crate) local: SocketAddr,
     pub(crate) peer: SocketAddr,
-    nodelay: AtomicBool,
+    pub(crate) options: OptionRecord,
 }
 
 impl Conn {
@@ -52,6 +54,7 @@ impl Conn {
         pump: PumpHandle,
         local: SocketAddr,
         peer: SocketAddr,
+        options: SocketOptions,
     ) -> Conn {
         Conn {
             id,
@@ -59,22 +62,13 @@ impl Conn {
             pump,
             local,
             peer,
-            nodelay: AtomicBool::new(false),
+            options: OptionRecord::new(options),
         }
     }
 
-    /// TCP_NODELAY, applied by the pump.
-    pub(crate) fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.pump.send(Control::SetNodelay {
-            id: self.id,
-            on: nodelay,
-        })?;
-        self.nodelay.store(nodelay, Ordering::Relaxed);
-        Ok(())
-    }
-
-    pub(crate) fn nodelay(&self) -> bool {
-        self.nodelay.load(Ordering::Relaxed)
+    /// Changes the connection's options; the pump applies them.
+    pub(crate) fn set_options(&self, change: impl FnOnce(&mut SocketOptions)) -> io::Result<()> {
+        self.options.update(&self.pump, self.id, change)
     }
 }
 
@@ -86,7 +80,8 @@ impl Clone for Conn {
             pump: self.pump.clone(),
             local: self.local,
             peer: self.peer,
-            nodelay: AtomicBool::new(self.nodelay()),
+            // A clone is the same socket: it shares the record.
+            options: self.options.clone(),
         }
     }
 }
@@ -97,7 +92,17 @@ impl TcpStream {
     /// Errors as Linux gives them: `ECONNREFUSED`, `ENETUNREACH` (no route),
     /// `EHOSTUNREACH` (the next hop does not answer ARP), `ETIMEDOUT`.
     pub fn connect<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpStream> {
-        each_addr(addr, |addr| Self::open(stack, addr, None))
+        Self::connect_with(stack, addr, &SocketConfig::default())
+    }
+
+    /// Like [`TcpStream::connect`], with options chosen before connecting
+    /// (buffer sizes, keep-alive, ...).
+    pub fn connect_with<A: ToSocketAddrs>(
+        stack: &Stack,
+        addr: A,
+        config: &SocketConfig,
+    ) -> io::Result<TcpStream> {
+        each_addr(addr, |addr| Self::open(stack, addr, None, config.options))
     }
 
     /// Like [`TcpStream::connect`], giving up after `timeout` (`ETIMEDOUT`).
@@ -112,10 +117,15 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        Self::open(stack, *addr, Some(timeout))
+        Self::open(stack, *addr, Some(timeout), SocketOptions::default())
     }
 
-    fn open(stack: &Stack, remote: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+    fn open(
+        stack: &Stack,
+        remote: SocketAddr,
+        timeout: Option<Duration>,
+        options: SocketOptions,
+    ) -> io::Result<TcpStream> {
         let (app_end, pump_end) = sys::pair(libc::SOCK_STREAM)?;
         let pump = stack.pump().clone();
         let id = stack.ctx().next_socket_id();
@@ -127,6 +137,7 @@ impl TcpStream {
             junk: 0,
             remote,
             local: None,
+            options,
             shared: shared.clone(),
             reply,
         })?;
@@ -144,7 +155,7 @@ impl TcpStream {
         let local = result??;
         Ok(TcpStream {
             fd: app_end,
-            conn: Conn::new(id, shared, pump, local, remote),
+            conn: Conn::new(id, shared, pump, local, remote, options),
         })
     }
 
@@ -180,12 +191,81 @@ impl TcpStream {
 
     /// Enables or disables Nagle's algorithm (TCP_NODELAY).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.conn.set_nodelay(nodelay)
+        self.conn.set_options(|o| o.nodelay = nodelay)
     }
 
     /// Whether TCP_NODELAY is set.
     pub fn nodelay(&self) -> io::Result<bool> {
-        Ok(self.conn.nodelay())
+        Ok(self.conn.options.get().nodelay)
+    }
+
+    /// `IP_TTL` / `IPV6_UNICAST_HOPS` of the segments sent (1 to 255; default 64).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl = checked_ttl(ttl)?;
+        self.conn.set_options(|o| o.hop_limit = ttl)
+    }
+
+    /// `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        Ok(self.conn.options.get().hop_limit.into())
+    }
+
+    /// `SO_LINGER`. `Some(Duration::ZERO)`: dropping the stream (closing its last
+    /// descriptor) resets the connection instead of closing it. Other values are
+    /// kept, but closing never blocks: the close finishes in the background.
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.conn.set_options(|o| o.linger = linger)
+    }
+
+    /// `SO_LINGER`.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        Ok(self.conn.options.get().linger)
+    }
+
+    /// `SO_KEEPALIVE`: probe an idle connection and fail it with `ETIMEDOUT`
+    /// once the peer stopped answering (see [`TcpStream::set_keepalive_params`]).
+    pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
+        self.conn.set_options(|o| o.keepalive = on)
+    }
+
+    /// `SO_KEEPALIVE`.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        Ok(self.conn.options.get().keepalive)
+    }
+
+    /// `TCP_KEEPIDLE`, `TCP_KEEPINTVL` and `TCP_KEEPCNT`: the first probe after
+    /// `idle` without traffic, the connection given up after `idle + interval ×
+    /// count` without an answer (defaults 7,200 s, 75 s, 9; whole seconds from 1 to
+    /// 32,767, count 1 to 127, or `EINVAL`).
+    pub fn set_keepalive_params(
+        &self,
+        idle: Duration,
+        interval: Duration,
+        count: u32,
+    ) -> io::Result<()> {
+        let (idle, interval, count) = checked_keepalive(idle, interval, count)?;
+        self.conn.set_options(|o| {
+            o.keep_idle = idle;
+            o.keep_interval = interval;
+            o.keep_count = count;
+        })
+    }
+
+    /// `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT`.
+    pub fn keepalive_params(&self) -> io::Result<(Duration, Duration, u32)> {
+        let o = self.conn.options.get();
+        Ok((o.keep_idle, o.keep_interval, o.keep_count))
+    }
+
+    /// The stack's receive buffer of this connection (its largest window), as
+    /// chosen with [`SocketConfig::recv_buffer_size`] before it opened.
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        Ok(self.conn.options.get().tcp_buffers(TCP_BUFFER).0)
+    }
+
+    /// The stack's send buffer of this connection.
+    pub fn send_buffer_size(&self) -> io::Result<usize> {
+        Ok(self.conn.options.get().tcp_buffers(TCP_BUFFER).1)
     }
 
     /// Moves the descriptor into or out of non-blocking mode.
@@ -330,8 +410,11 @@ pub struct TcpListener {
 #[derive(Clone)]
 pub(crate) struct Acceptor {
     ctx: StackCtx,
+    id: u64,
     pub(crate) local: SocketAddr,
     accepted: Arc<AtomicU64>,
+    /// The listener's options, which the connections it accepts start with.
+    pub(crate) options: OptionRecord,
 }
 
 impl Acceptor {
@@ -341,18 +424,27 @@ impl Acceptor {
         ctx: &StackCtx,
         addr: SocketAddr,
         backlog: usize,
+        options: SocketOptions,
     ) -> io::Result<(OwnedFd, Acceptor)> {
-        let local = ctx
-            .pump
-            .request(|reply| Control::Bind { local: addr, reply })??;
-        Self::listen_bound(ctx, local, backlog)
+        let local = ctx.pump.request(|reply| Control::Bind {
+            local: addr,
+            options,
+            reply,
+        })??;
+        let listening = Self::listen_bound(ctx, local, backlog, options);
+        if listening.is_err() {
+            let _ = ctx.pump.send(Control::Unbind { local, options });
+        }
+        listening
     }
 
-    /// Listens on an address already reserved with a `Bind` control.
+    /// Listens on an address already reserved with a `Bind` control (with the
+    /// same options); on failure the address stays reserved.
     pub(crate) fn listen_bound(
         ctx: &StackCtx,
         local: SocketAddr,
         backlog: usize,
+        options: SocketOptions,
     ) -> io::Result<(OwnedFd, Acceptor)> {
         let (app_end, pump_end) = sys::pair(libc::SOCK_SEQPACKET)?;
         let accepted = Arc::new(AtomicU64::new(0));
@@ -363,14 +455,22 @@ impl Acceptor {
             local,
             backlog,
             accepted: accepted.clone(),
+            options,
             reply,
         })??;
         let acceptor = Acceptor {
             ctx: ctx.clone(),
+            id,
             local,
             accepted,
+            options: OptionRecord::new(options),
         };
         Ok((app_end, acceptor))
+    }
+
+    /// Changes the listener's options (those its future connections start with).
+    pub(crate) fn set_options(&self, change: impl FnOnce(&mut SocketOptions)) -> io::Result<()> {
+        self.options.update(&self.ctx.pump, self.id, change)
     }
 
     /// Takes the next connection from the listener's end `fd` (blocking unless `fd`
@@ -388,7 +488,14 @@ impl Acceptor {
             .ctx
             .take_handoff(id)
             .unwrap_or_else(|| Arc::new(ConnShared::default()));
-        let conn = Conn::new(id, shared, self.ctx.pump.clone(), local, peer);
+        let conn = Conn::new(
+            id,
+            shared,
+            self.ctx.pump.clone(),
+            local,
+            peer,
+            self.options.get(),
+        );
         Ok((conn_fd, conn))
     }
 }
@@ -397,12 +504,22 @@ impl TcpListener {
     /// Listens on `addr` (port 0: an ephemeral port). `EADDRINUSE` if the port is
     /// taken, `EADDRNOTAVAIL` if the stack does not have the address.
     pub fn bind<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpListener> {
-        each_addr(addr, |addr| Self::bind_one(stack, addr))
+        Self::bind_with(stack, addr, &SocketConfig::default())
     }
 
-    fn bind_one(stack: &Stack, addr: SocketAddr) -> io::Result<TcpListener> {
-        let (fd, acceptor) = Acceptor::listen(stack.ctx(), addr, DEFAULT_BACKLOG)?;
-        Ok(TcpListener { fd, acceptor })
+    /// Like [`TcpListener::bind`], with options chosen before binding
+    /// (`SO_REUSEADDR`, `SO_REUSEPORT`, `IPV6_V6ONLY`, ...). The connections it
+    /// accepts start with its options, as on Linux.
+    pub fn bind_with<A: ToSocketAddrs>(
+        stack: &Stack,
+        addr: A,
+        config: &SocketConfig,
+    ) -> io::Result<TcpListener> {
+        each_addr(addr, |addr| {
+            let (fd, acceptor) =
+                Acceptor::listen(stack.ctx(), addr, DEFAULT_BACKLOG, config.options)?;
+            Ok(TcpListener { fd, acceptor })
+        })
     }
 
     /// Waits for a connection (or `WouldBlock` when non-blocking and none waits).
@@ -425,6 +542,17 @@ impl TcpListener {
     /// Moves the descriptor into or out of non-blocking mode.
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         sys::set_nonblocking(self.fd.as_fd(), nonblocking)
+    }
+
+    /// `IP_TTL` for the connections accepted from now on.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl = checked_ttl(ttl)?;
+        self.acceptor.set_options(|o| o.hop_limit = ttl)
+    }
+
+    /// `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        Ok(self.acceptor.options.get().hop_limit.into())
     }
 }
 

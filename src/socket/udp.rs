@@ -5,13 +5,14 @@
 //! work on it; an unconnected one carries each datagram behind its address, which
 //! [`UdpSocket::send_to`] and [`UdpSocket::recv_from`] add and strip.
 
+use super::options::{checked_ttl, OptionRecord, SocketConfig};
 use super::{each_addr, sys};
-use crate::engine::{udp_check_send, udp_unmapped};
-use crate::pump::{decode_addr, encode_addr, Control, UdpOption, UdpShared, ADDR_BYTES};
+use crate::engine::{udp_check_send, udp_unmapped, SocketOptions};
+use crate::pump::{decode_addr, encode_addr, Control, UdpShared, ADDR_BYTES};
 use crate::stack::{Stack, StackCtx};
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -43,18 +44,14 @@ pub(crate) struct Udp {
     ctx: StackCtx,
     pub(crate) shared: Arc<UdpShared>,
     state: Mutex<UdpState>,
+    pub(crate) options: OptionRecord,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct UdpState {
     local: SocketAddr,
     peer: Option<SocketAddr>,
-    broadcast: bool,
-    ttl: u32,
 }
-
-/// Linux's default `IP_TTL` (`net.ipv4.ip_default_ttl`).
-const DEFAULT_TTL: u32 = 64;
 
 impl Udp {
     /// Opens the engine's socket bound to `local`, served through `pump_end`
@@ -64,12 +61,14 @@ impl Udp {
         id: u64,
         pump_end: Option<OwnedFd>,
         local: SocketAddr,
+        options: SocketOptions,
     ) -> io::Result<Udp> {
         let shared = Arc::new(UdpShared::default());
         let bound = ctx.pump.request(|reply| Control::UdpOpen {
             id,
             fd: pump_end,
             local,
+            options,
             shared: shared.clone(),
             reply,
         })??;
@@ -80,9 +79,8 @@ impl Udp {
             state: Mutex::new(UdpState {
                 local: bound,
                 peer: None,
-                broadcast: false,
-                ttl: DEFAULT_TTL,
             }),
+            options: OptionRecord::new(options),
         })
     }
 
@@ -159,7 +157,12 @@ impl Udp {
         };
         self.check_family(dest)?;
         let wire = udp_unmapped(dest);
-        udp_check_send(&self.ctx.config(), state.broadcast, wire, buf.len())?;
+        udp_check_send(
+            &self.ctx.config(),
+            self.options.get().broadcast,
+            wire,
+            buf.len(),
+        )?;
         let head = encode_addr(dest);
         let head: &[u8] = if framed { &head } else { &[] };
         match sys::send_parts(fd, head, buf, flags) {
@@ -209,40 +212,19 @@ impl Udp {
         }
     }
 
-    fn set(&self, option: UdpOption) -> io::Result<()> {
-        self.ctx.pump.request(|reply| Control::UdpSet {
+    /// Changes the socket's options; the pump applies them.
+    pub(crate) fn set_options(&self, change: impl FnOnce(&mut SocketOptions)) -> io::Result<()> {
+        self.options.update(&self.ctx.pump, self.id, change)
+    }
+
+    /// Joins (or leaves) a multicast group.
+    pub(crate) fn membership(&self, group: IpAddr, join: bool) -> io::Result<()> {
+        self.ctx.pump.request(|reply| Control::Membership {
             id: self.id,
-            option,
+            group,
+            join,
             reply,
         })?
-    }
-
-    pub(crate) fn set_broadcast(&self, on: bool) -> io::Result<()> {
-        self.set(UdpOption::Broadcast(on))?;
-        self.update(|s| s.broadcast = on);
-        Ok(())
-    }
-
-    pub(crate) fn broadcast(&self) -> bool {
-        self.state().broadcast
-    }
-
-    pub(crate) fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        let hops = u8::try_from(ttl)
-            .ok()
-            .filter(|&t| t > 0)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-        self.set(UdpOption::HopLimit(Some(hops)))?;
-        self.update(|s| s.ttl = ttl);
-        Ok(())
-    }
-
-    pub(crate) fn ttl(&self) -> u32 {
-        self.state().ttl
-    }
-
-    pub(crate) fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
-        self.set(UdpOption::RecvBuffer(bytes))
     }
 
     pub(crate) fn take_error(&self) -> Option<io::Error> {
@@ -261,10 +243,26 @@ impl UdpSocket {
     ///
     /// Errors: `EADDRINUSE`, `EADDRNOTAVAIL` (not one of the stack's addresses).
     pub fn bind<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<UdpSocket> {
+        Self::bind_with(stack, addr, &SocketConfig::default())
+    }
+
+    /// Like [`UdpSocket::bind`], with options chosen before binding
+    /// (`SO_REUSEADDR`, `SO_REUSEPORT`, `SO_RCVBUF`, ...).
+    pub fn bind_with<A: ToSocketAddrs>(
+        stack: &Stack,
+        addr: A,
+        config: &SocketConfig,
+    ) -> io::Result<UdpSocket> {
         each_addr(addr, |addr| {
             let (app_end, pump_end) = sys::pair(libc::SOCK_SEQPACKET)?;
             let ctx = stack.ctx();
-            let udp = Udp::open(ctx, ctx.next_socket_id(), Some(pump_end), addr)?;
+            let udp = Udp::open(
+                ctx,
+                ctx.next_socket_id(),
+                Some(pump_end),
+                addr,
+                config.options,
+            )?;
             Ok(UdpSocket { fd: app_end, udp })
         })
     }
@@ -325,29 +323,57 @@ impl UdpSocket {
 
     /// `SO_BROADCAST`: allows sending to broadcast addresses.
     pub fn set_broadcast(&self, broadcast: bool) -> io::Result<()> {
-        self.udp.set_broadcast(broadcast)
+        self.udp.set_options(|o| o.broadcast = broadcast)
     }
 
     /// `SO_BROADCAST`.
     pub fn broadcast(&self) -> io::Result<bool> {
-        Ok(self.udp.broadcast())
+        Ok(self.udp.options.get().broadcast)
     }
 
     /// `IP_TTL`: the hop limit of outgoing datagrams (1 to 255; default 64).
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.udp.set_ttl(ttl)
+        let ttl = checked_ttl(ttl)?;
+        self.udp.set_options(|o| o.hop_limit = ttl)
     }
 
     /// `IP_TTL`.
     pub fn ttl(&self) -> io::Result<u32> {
-        Ok(self.udp.ttl())
+        Ok(self.udp.options.get().hop_limit.into())
     }
 
     /// `SO_RCVBUF`: how many bytes of datagrams (each counted with a fixed
     /// overhead) wait for the application in the stack before newer ones are
     /// dropped. The socket pair adds its own kernel buffer to that.
     pub fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
-        self.udp.set_recv_buffer_size(bytes)
+        self.udp.set_options(|o| o.recv_buffer = Some(bytes))
+    }
+
+    /// `IP_ADD_MEMBERSHIP`: receive datagrams sent to the IPv4 group `multiaddr`
+    /// (the stack has one interface, so `interface` only has to be unspecified
+    /// or one of its addresses). `EINVAL` if it is not a multicast address,
+    /// `EADDRINUSE` if joined already.
+    pub fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        let _ = interface;
+        self.udp.membership(IpAddr::V4(*multiaddr), true)
+    }
+
+    /// `IP_DROP_MEMBERSHIP`; `EADDRNOTAVAIL` if the group was not joined.
+    pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        let _ = interface;
+        self.udp.membership(IpAddr::V4(*multiaddr), false)
+    }
+
+    /// `IPV6_ADD_MEMBERSHIP` (`interface`: an index, 0 for the default).
+    pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        let _ = interface;
+        self.udp.membership(IpAddr::V6(*multiaddr), true)
+    }
+
+    /// `IPV6_DROP_MEMBERSHIP`.
+    pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        let _ = interface;
+        self.udp.membership(IpAddr::V6(*multiaddr), false)
     }
 
     /// Datagrams dropped so far because the receive queue was full (what Linux

@@ -1,0 +1,111 @@
+//! Socket options as the engine applies them.
+//!
+//! One plain value per socket, [`SocketOptions`], holds every option a program can
+//! set. The application side keeps it (it is what `getsockopt` reads back) and hands
+//! the whole value to the engine when it changes; the engine applies the part that
+//! concerns the socket: a connection's Nagle, keep-alive and hop limit, a listener's
+//! options for the connections it accepts, a UDP socket's broadcast permission and
+//! receive buffer. Options that only shape what happens later (buffer sizes, port
+//! sharing) are read when the socket connects, listens or binds.
+
+use super::ports::PortUse;
+use smoltcp::socket::tcp;
+use std::time::Duration;
+
+/// The smallest and largest stack buffer a program can ask for. Linux clamps
+/// `SO_RCVBUF`/`SO_SNDBUF` to `net.core.rmem_max`/`wmem_max` (212,992) for
+/// unprivileged programs and doubles what it keeps; the stack keeps what was asked.
+pub(crate) const MIN_BUFFER: usize = 4096;
+pub(crate) const MAX_BUFFER: usize = 4 << 20;
+
+/// Every option a program can set on a stack socket. `Default` is Linux's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SocketOptions {
+    /// `SO_REUSEADDR`.
+    pub reuse_address: bool,
+    /// `SO_REUSEPORT`.
+    pub reuse_port: bool,
+    /// `SO_KEEPALIVE`.
+    pub keepalive: bool,
+    /// `TCP_KEEPIDLE`: idle time before the first probe.
+    pub keep_idle: Duration,
+    /// `TCP_KEEPINTVL`: time between probes.
+    pub keep_interval: Duration,
+    /// `TCP_KEEPCNT`: unanswered probes before the connection is dropped.
+    pub keep_count: u32,
+    /// `SO_LINGER`: `Some(0)` makes `close` reset the connection.
+    pub linger: Option<Duration>,
+    /// `SO_RCVBUF` as set (`None`: the default).
+    pub recv_buffer: Option<usize>,
+    /// `SO_SNDBUF` as set (`None`: the default).
+    pub send_buffer: Option<usize>,
+    /// `TCP_NODELAY`.
+    pub nodelay: bool,
+    /// `IP_TTL` / `IPV6_UNICAST_HOPS`.
+    pub hop_limit: u8,
+    /// `IPV6_V6ONLY`.
+    pub v6only: bool,
+    /// `SO_BROADCAST`.
+    pub broadcast: bool,
+}
+
+impl Default for SocketOptions {
+    fn default() -> SocketOptions {
+        SocketOptions {
+            reuse_address: false,
+            reuse_port: false,
+            keepalive: false,
+            keep_idle: Duration::from_secs(7200),
+            keep_interval: Duration::from_secs(75),
+            keep_count: 9,
+            linger: None,
+            recv_buffer: None,
+            send_buffer: None,
+            nodelay: false,
+            hop_limit: 64,
+            v6only: false,
+            broadcast: false,
+        }
+    }
+}
+
+impl SocketOptions {
+    /// How a socket with these options holds its port.
+    pub(crate) fn port_use(&self, listening: bool) -> PortUse {
+        PortUse {
+            reuse_addr: self.reuse_address,
+            reuse_port: self.reuse_port,
+            listening,
+        }
+    }
+
+    /// `close` must reset the connection (`SO_LINGER` with a zero timeout).
+    pub(crate) fn resets_on_close(&self) -> bool {
+        self.linger == Some(Duration::ZERO)
+    }
+
+    /// How long a connection may hear nothing before keep-alive gives up on it.
+    pub(crate) fn keepalive_limit(&self) -> Option<Duration> {
+        self.keepalive
+            .then(|| self.keep_idle + self.keep_interval * self.keep_count)
+    }
+
+    /// Sizes of a new TCP socket's rings: receive, send.
+    pub(crate) fn tcp_buffers(&self, default: usize) -> (usize, usize) {
+        let size = |set: Option<usize>| set.map_or(default, |b| b.clamp(MIN_BUFFER, MAX_BUFFER));
+        (size(self.recv_buffer), size(self.send_buffer))
+    }
+
+    /// Applies the options a running TCP socket takes at any time.
+    pub(crate) fn apply_tcp(&self, socket: &mut tcp::Socket<'_>) {
+        socket.set_nagle_enabled(!self.nodelay);
+        socket.set_hop_limit(Some(self.hop_limit));
+        // smoltcp probes every `keep_alive` of silence: the first probe comes after
+        // TCP_KEEPIDLE as on Linux; the connection is given up (`timeout`) once
+        // nothing was heard for idle + interval × count (see `update_connections`).
+        socket.set_keep_alive(
+            self.keepalive
+                .then(|| smoltcp::time::Duration::from_micros(self.keep_idle.as_micros() as u64)),
+        );
+    }
+}
