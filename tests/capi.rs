@@ -329,6 +329,11 @@ fn udp() {
     compile_and_run("udp");
 }
 
+#[test]
+fn options() {
+    compile_and_run("options");
+}
+
 /// Names of the functions (type `T`) a shared library exports.
 fn exported_functions(lib: &Path) -> Vec<String> {
     let mut nm = Command::new("nm");

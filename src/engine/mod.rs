@@ -113,6 +113,11 @@ struct Conn {
     options: SocketOptions,
     /// An RST arrived for this connection: how a reset is told from a timeout.
     reset_seen: bool,
+    /// Keep-alive: when bytes last moved either way (as seen at each transmit),
+    /// and when the last probe went out.
+    active_at: Duration,
+    queues: (usize, usize),
+    probed_at: Option<Duration>,
     /// The peer's FIN has arrived.
     peer_fin: bool,
     /// Bytes waiting for an acknowledgement at the last look, and when that last
@@ -126,6 +131,21 @@ struct Conn {
 }
 
 impl Conn {
+    /// When the next keep-alive probe is due, if keep-alive is on: `TCP_KEEPIDLE`
+    /// after the last activity, then every `TCP_KEEPINTVL`.
+    fn next_probe(&self) -> Option<Duration> {
+        if !self.options.keepalive || !matches!(self.phase, Phase::Open) {
+            return None;
+        }
+        let first = self.active_at + self.options.keep_idle;
+        Some(match self.probed_at {
+            Some(probed) if probed >= self.active_at => {
+                (probed + self.options.keep_interval).max(first)
+            }
+            _ => first,
+        })
+    }
+
     fn new(phase: Phase, last_state: TcpState, port: u16, options: SocketOptions) -> Conn {
         Conn {
             phase,
@@ -134,6 +154,9 @@ impl Conn {
             port_use: options.port_use(false),
             options,
             reset_seen: false,
+            active_at: Duration::ZERO,
+            queues: (0, 0),
+            probed_at: None,
             peer_fin: false,
             unacked: 0,
             progress_at: Duration::ZERO,
@@ -366,6 +389,9 @@ impl Engine {
             }
         }
         self.update_connections();
+        if !self.udps.is_empty() {
+            self.finish_udp_closes();
+        }
     }
 
     /// The next frame for the link, if any.
@@ -395,6 +421,10 @@ impl Engine {
             .poll_delay(instant(now), &self.sockets)
             .map(|d| Duration::from_micros(d.total_micros()));
         for conn in self.conns.values() {
+            if let Some(at) = conn.next_probe() {
+                let left = at.saturating_sub(now);
+                delay = Some(delay.map_or(left, |d| d.min(left)));
+            }
             if let Phase::Connecting { since, next_hop } = conn.phase {
                 let limit = if next_hop.is_some() {
                     ARP_GIVE_UP
@@ -792,6 +822,7 @@ impl Engine {
                             .push_back(Event::ConnectFailed(handle, libc::ECONNREFUSED));
                     } else {
                         conn.phase = Phase::Open;
+                        conn.active_at = now;
                         self.events.push_back(Event::Connected(handle));
                     }
                 }
@@ -805,6 +836,7 @@ impl Engine {
                     }
                     _ => {
                         conn.phase = Phase::Open;
+                        conn.active_at = now;
                         if let Some(l) = self.listeners.get_mut(&id) {
                             l.embryos -= 1;
                             l.handed_out += 1;
@@ -849,6 +881,7 @@ impl Engine {
                         conn.progress_at = now;
                     }
                     conn.unacked = waiting;
+                    Self::keep_alive(conn, socket, now);
                     let limit = match conn.options.keepalive_limit() {
                         _ if state == TcpState::Closed => None,
                         _ if waiting > 0 => Some(GIVE_UP),
@@ -914,6 +947,25 @@ fn spread(peer: SocketAddr) -> usize {
         hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
     }
     hash as usize
+}
+
+impl Engine {
+    /// Sends a keep-alive probe when one is due. smoltcp sends a probe when its
+    /// keep-alive timer is wound up, and winds it only from "unarmed": arming and
+    /// at once disarming the interval sends exactly one probe, and leaves the
+    /// timer unarmed again once the probe is answered.
+    fn keep_alive(conn: &mut Conn, socket: &mut tcp::Socket<'static>, now: Duration) {
+        let queues = (socket.recv_queue(), socket.send_queue());
+        if queues != conn.queues {
+            conn.queues = queues;
+            conn.active_at = now;
+        }
+        if conn.next_probe().is_some_and(|due| due <= now) {
+            socket.set_keep_alive(Some(smoltcp::time::Duration::from_secs(1)));
+            socket.set_keep_alive(None);
+            conn.probed_at = Some(now);
+        }
+    }
 }
 
 fn errno(code: i32) -> io::Error {

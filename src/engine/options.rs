@@ -100,12 +100,9 @@ impl SocketOptions {
     pub(crate) fn apply_tcp(&self, socket: &mut tcp::Socket<'_>) {
         socket.set_nagle_enabled(!self.nodelay);
         socket.set_hop_limit(Some(self.hop_limit));
-        // smoltcp probes every `keep_alive` of silence: the first probe comes after
-        // TCP_KEEPIDLE as on Linux; the connection is given up (`timeout`) once
-        // nothing was heard for idle + interval × count (see `update_connections`).
-        socket.set_keep_alive(
-            self.keepalive
-                .then(|| smoltcp::time::Duration::from_micros(self.keep_idle.as_micros() as u64)),
-        );
+        // Keep-alive probes are scheduled by the engine (`Engine::keep_alive`):
+        // smoltcp's own timer cannot be moved once armed, so a TCP_KEEPIDLE set
+        // after SO_KEEPALIVE would wait for the old interval.
+        socket.set_keep_alive(None);
     }
 }

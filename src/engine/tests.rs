@@ -505,3 +505,46 @@ fn udp_over_loopback() {
     let got = wire.a.udp_recv(server).unwrap();
     assert_eq!((got.data.as_slice(), got.peer), (&b"self"[..], local));
 }
+
+#[test]
+fn keepalive_keeps_a_live_peer_and_drops_a_silent_one() {
+    let mut w = Wire::new();
+    let options = SocketOptions::default();
+    let local = w.a.bind(addr("0.0.0.0:80"), &options).unwrap();
+    w.a.listen(local, 4, Arc::default(), &options).unwrap();
+    let keepalive = SocketOptions {
+        keepalive: true,
+        keep_idle: Duration::from_secs(1),
+        keep_interval: Duration::from_secs(2),
+        keep_count: 2,
+        ..options
+    };
+    // Turned on once connected, as a program does with setsockopt.
+    let client = w.b.connect(addr("10.0.0.1:80"), None, &options).unwrap();
+    w.run(MS);
+    assert_eq!(Wire::events(&mut w.b), vec![Event::Connected(client)]);
+    w.b.set_tcp_options(client, &keepalive);
+    // 20 s of silence from the application: the probes keep the connection.
+    for _ in 0..200 {
+        w.run(Duration::from_millis(100));
+    }
+    assert_eq!(Wire::events(&mut w.b), vec![]);
+    assert_eq!(w.b.tcp(client).state(), TcpState::Established);
+    // The peer vanishes: 5 s later (1 + 2 × 2) the connection times out.
+    let start = w.now;
+    while w.b.tcp(client).state() == TcpState::Established {
+        assert!(w.now - start < Duration::from_secs(10), "never given up");
+        w.now += Duration::from_millis(100);
+        w.b.transmit(w.now);
+        while w.b.next_outgoing().is_some() {}
+    }
+    assert_eq!(
+        Wire::events(&mut w.b),
+        vec![Event::Aborted(client, libc::ETIMEDOUT)]
+    );
+    let took = w.now - start;
+    assert!(
+        took >= Duration::from_secs(4) && took <= Duration::from_secs(6),
+        "{took:?}"
+    );
+}

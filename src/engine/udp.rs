@@ -70,6 +70,8 @@ pub(super) struct UdpSock {
     /// When it was bound, in opening order: the last bound of sockets sharing a
     /// port with `SO_REUSEADDR` gets their unicast datagrams.
     serial: u64,
+    /// Closed by the application; kept until its last datagrams have left.
+    closing: bool,
 }
 
 impl UdpSock {
@@ -84,7 +86,8 @@ impl UdpSock {
     /// Whether a datagram from `from` to `dst` (wire addresses) is for this socket.
     fn takes(&self, dst: IpAddr, from: SocketAddr, shared_dst: bool) -> bool {
         let bound = unmapped(self.bound).ip();
-        (bound.is_unspecified() || bound == dst || shared_dst)
+        !self.closing
+            && (bound.is_unspecified() || bound == dst || shared_dst)
             && (self.is_v6() || from.is_ipv4())
             && self.connected.is_none_or(|(peer, _)| peer == from)
     }
@@ -163,13 +166,30 @@ impl Engine {
                 error: None,
                 groups: Vec::new(),
                 serial: self.udp_serial,
+                closing: false,
             },
         );
         Ok((handle, bound))
     }
 
     /// Closes a UDP socket: queued datagrams are dropped, the port is free again.
+    ///
+    /// Datagrams it sent and smoltcp has not put on the wire yet still leave, as a
+    /// kernel's sent datagrams outlive their socket: the socket stays, closing,
+    /// until [`Engine::transmit`] has sent them.
     pub(crate) fn udp_close(&mut self, handle: UdpHandle) {
+        let Some(sock) = self.udps.get_mut(&handle) else {
+            return;
+        };
+        sock.closing = true;
+        sock.queue.clear();
+        sock.queued_bytes = 0;
+        if self.sockets.get::<udp::Socket>(handle).send_queue() == 0 {
+            self.udp_forget(handle);
+        }
+    }
+
+    fn udp_forget(&mut self, handle: UdpHandle) {
         if let Some(sock) = self.udps.remove(&handle) {
             self.sockets.remove(handle);
             self.udp_ports
@@ -177,6 +197,19 @@ impl Engine {
             for group in sock.groups {
                 self.leave_group(group);
             }
+        }
+    }
+
+    /// Removes closed sockets whose last datagrams have left.
+    pub(super) fn finish_udp_closes(&mut self) {
+        let sent: Vec<UdpHandle> = self
+            .udps
+            .iter()
+            .filter(|(&h, s)| s.closing && self.sockets.get::<udp::Socket>(h).send_queue() == 0)
+            .map(|(&h, _)| h)
+            .collect();
+        for handle in sent {
+            self.udp_forget(handle);
         }
     }
 

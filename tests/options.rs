@@ -1,0 +1,315 @@
+//! Socket options doing what they do on Linux, through the Rust API.
+//! (`tests/capi/options.c` sets and reads back each one through setsockopt.)
+
+mod common;
+
+use common::{Net, Wire};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+use vdestack::{SocketConfig, TcpListener, TcpStream, UdpSocket};
+
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error()
+        .unwrap_or_else(|| panic!("not an OS error: {e}"))
+}
+
+#[test]
+fn zero_linger_resets_on_close() {
+    let net = Net::new(Wire::Ptp);
+    let listener = TcpListener::bind(&net.a, "0.0.0.0:80").unwrap();
+    let client = TcpStream::connect(&net.b, "10.0.0.1:80").unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    client.set_linger(Some(Duration::ZERO)).unwrap();
+    assert_eq!(client.linger().unwrap(), Some(Duration::ZERO));
+    drop(client);
+    server
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(errno(&server.read(&mut buf).unwrap_err()), libc::ECONNRESET);
+}
+
+#[test]
+fn reuseaddr_rebinds_beside_old_connections_but_not_beside_a_listener() {
+    let net = Net::new(Wire::Ptp);
+    let reuse = SocketConfig::new().reuse_address(true);
+    let listener = TcpListener::bind_with(&net.a, "0.0.0.0:80", &reuse).unwrap();
+    let _client = TcpStream::connect(&net.b, "10.0.0.1:80").unwrap();
+    let (_server, _) = listener.accept().unwrap();
+    assert_eq!(
+        errno(&TcpListener::bind_with(&net.a, "0.0.0.0:80", &reuse).unwrap_err()),
+        libc::EADDRINUSE,
+        "a listener holds the port"
+    );
+    drop(listener);
+    // The accepted connection still holds port 80.
+    assert_eq!(
+        errno(&TcpListener::bind(&net.a, "0.0.0.0:80").unwrap_err()),
+        libc::EADDRINUSE,
+        "without SO_REUSEADDR"
+    );
+    let again = TcpListener::bind_with(&net.a, "0.0.0.0:80", &reuse).unwrap();
+    let _second = TcpStream::connect(&net.b, "10.0.0.1:80").unwrap();
+    again.accept().unwrap();
+}
+
+#[test]
+fn reuseport_spreads_connections_over_listeners() {
+    let net = Net::new(Wire::Ptp);
+    let config = SocketConfig::new().reuse_port(true);
+    let first = TcpListener::bind_with(&net.a, "0.0.0.0:80", &config).unwrap();
+    let second = TcpListener::bind_with(&net.a, "0.0.0.0:80", &config).unwrap();
+    first.set_nonblocking(true).unwrap();
+    second.set_nonblocking(true).unwrap();
+    let mut clients = Vec::new();
+    let mut counts = [0, 0];
+    for _ in 0..20 {
+        clients.push(TcpStream::connect(&net.b, "10.0.0.1:80").unwrap());
+    }
+    // Every connection is established (connect returned), so each waits on one
+    // of the listeners: take them all, bounded.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counts[0] + counts[1] < 20 {
+        assert!(Instant::now() < deadline, "accepted only {counts:?}");
+        for (i, l) in [&first, &second].into_iter().enumerate() {
+            if l.accept().is_ok() {
+                counts[i] += 1;
+            }
+        }
+    }
+    assert!(counts[0] > 0 && counts[1] > 0, "spread: {counts:?}");
+}
+
+#[test]
+fn udp_sockets_sharing_a_port() {
+    let net = Net::new(Wire::Ptp);
+    // SO_REUSEADDR: unicast goes to the last bound, broadcast to all.
+    let reuse = SocketConfig::new().reuse_address(true);
+    let older = UdpSocket::bind_with(&net.a, "0.0.0.0:5000", &reuse).unwrap();
+    let newer = UdpSocket::bind_with(&net.a, "0.0.0.0:5000", &reuse).unwrap();
+    assert_eq!(
+        errno(&UdpSocket::bind(&net.a, "0.0.0.0:5000").unwrap_err()),
+        libc::EADDRINUSE
+    );
+    let sender = UdpSocket::bind(&net.b, "0.0.0.0:0").unwrap();
+    sender.set_broadcast(true).unwrap();
+    for s in [&older, &newer] {
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+    }
+    let mut buf = [0u8; 16];
+    let mut got_unicast = false;
+    for _ in 0..10 {
+        sender.send_to(b"uni", "10.0.0.1:5000").unwrap();
+        if let Ok((n, _)) = newer.recv_from(&mut buf) {
+            assert_eq!(&buf[..n], b"uni");
+            got_unicast = true;
+            break;
+        }
+    }
+    assert!(got_unicast);
+    older.set_nonblocking(true).unwrap();
+    assert_eq!(
+        older.recv_from(&mut buf).unwrap_err().kind(),
+        io::ErrorKind::WouldBlock,
+        "unicast reaches one socket only"
+    );
+    older.set_nonblocking(false).unwrap();
+    let mut heard = [false, false];
+    for _ in 0..10 {
+        sender.send_to(b"all", "10.0.0.255:5000").unwrap();
+        for (i, s) in [&older, &newer].into_iter().enumerate() {
+            if let Ok((n, _)) = s.recv_from(&mut buf) {
+                heard[i] |= &buf[..n] == b"all";
+            }
+        }
+        if heard == [true, true] {
+            break;
+        }
+    }
+    assert_eq!(heard, [true, true], "broadcast reaches every socket");
+
+    // SO_REUSEPORT: senders are spread over the sockets.
+    let config = SocketConfig::new().reuse_port(true);
+    let group = [
+        UdpSocket::bind_with(&net.a, "0.0.0.0:6000", &config).unwrap(),
+        UdpSocket::bind_with(&net.a, "0.0.0.0:6000", &config).unwrap(),
+    ];
+    for s in &group {
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+    }
+    let mut counts = [0, 0];
+    for _ in 0..20 {
+        let s = UdpSocket::bind(&net.b, "0.0.0.0:0").unwrap();
+        s.send_to(b"x", "10.0.0.1:6000").unwrap();
+    }
+    for (i, s) in group.iter().enumerate() {
+        while s.recv_from(&mut buf).is_ok() {
+            counts[i] += 1;
+        }
+    }
+    assert!(counts[0] > 0 && counts[1] > 0, "spread: {counts:?}");
+}
+
+#[test]
+fn keepalive_finds_a_vanished_peer() {
+    let net = Net::new(Wire::Ptp);
+    let listener = TcpListener::bind(&net.a, "0.0.0.0:80").unwrap();
+    let mut client = TcpStream::connect(&net.b, "10.0.0.1:80").unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    client.set_keepalive(true).unwrap();
+    // Probes every second; given up after 1 + 2 × 2 = 5 s of silence. (A
+    // smoltcp peer answers at most one probe a second: RFC 5961's challenge-ACK
+    // limit.)
+    client
+        .set_keepalive_params(Duration::from_secs(1), Duration::from_secs(2), 2)
+        .unwrap();
+    assert!(client.keepalive().unwrap());
+    assert_eq!(
+        client.keepalive_params().unwrap(),
+        (Duration::from_secs(1), Duration::from_secs(2), 2)
+    );
+    assert_eq!(
+        errno(
+            &client
+                .set_keepalive_params(Duration::ZERO, Duration::from_secs(1), 2)
+                .unwrap_err()
+        ),
+        libc::EINVAL
+    );
+    // A live peer answers the probes: after more than the limit, still connected.
+    client
+        .set_read_timeout(Some(Duration::from_secs(7)))
+        .unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        client.read(&mut buf).unwrap_err().kind(),
+        io::ErrorKind::WouldBlock
+    );
+    server.write_all(b"alive").unwrap();
+    client.read_exact(&mut buf[..5]).unwrap();
+    // The peer's stack vanishes without a word (its sockets go after it, so no
+    // FIN leaves): the probes go unanswered.
+    let Net { a, .. } = net;
+    drop(a);
+    drop((listener, server));
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    let err = client.read(&mut buf).unwrap_err();
+    assert_eq!(errno(&err), libc::ETIMEDOUT, "{err}");
+    eprintln!("keep-alive gave up after {:?}", started.elapsed());
+}
+
+#[test]
+fn buffer_sizes_shape_the_connection() {
+    let net = Net::new(Wire::Ptp);
+    let config = SocketConfig::new()
+        .recv_buffer_size(8192)
+        .send_buffer_size(16384);
+    let listener = TcpListener::bind_with(&net.a, "0.0.0.0:80", &config).unwrap();
+    let client = TcpStream::connect_with(&net.b, "10.0.0.1:80", &config).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    for s in [&client, &server] {
+        assert_eq!(s.recv_buffer_size().unwrap(), 8192);
+        assert_eq!(s.send_buffer_size().unwrap(), 16384);
+    }
+    let plain = TcpStream::connect(&net.b, "10.0.0.1:80").unwrap();
+    assert_eq!(plain.recv_buffer_size().unwrap(), 64 * 1024);
+    // Small windows still carry a megabyte intact.
+    let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 253) as u8).collect();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            (&client).write_all(&data).unwrap();
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        let mut got = Vec::new();
+        (&server).read_to_end(&mut got).unwrap();
+        assert!(got == data);
+    });
+}
+
+#[test]
+fn multicast_groups() {
+    let net = Net::new(Wire::Switch);
+    let group = Ipv4Addr::new(239, 1, 2, 3);
+    let receiver = UdpSocket::bind(&net.a, "0.0.0.0:5353").unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    // As on Linux, sending to a group needs a route for it.
+    net.b.cmd("/bin/ip route add 224.0.0.0/4 dev vde0").unwrap();
+    let sender = UdpSocket::bind(&net.b, "0.0.0.0:0").unwrap();
+    let to = SocketAddr::from((group, 5353));
+    let mut buf = [0u8; 16];
+    // Not joined: the group's datagrams are not for this stack.
+    sender.send_to(b"early", to).unwrap();
+    assert_eq!(
+        receiver.recv_from(&mut buf).unwrap_err().kind(),
+        io::ErrorKind::WouldBlock
+    );
+    receiver
+        .join_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED)
+        .unwrap();
+    assert_eq!(
+        errno(
+            &receiver
+                .join_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED)
+                .unwrap_err()
+        ),
+        libc::EADDRINUSE
+    );
+    assert_eq!(
+        errno(
+            &receiver
+                .join_multicast_v4(&Ipv4Addr::new(10, 0, 0, 9), &Ipv4Addr::UNSPECIFIED)
+                .unwrap_err()
+        ),
+        libc::EINVAL
+    );
+    let mut got = None;
+    for _ in 0..10 {
+        sender.send_to(b"hello group", to).unwrap();
+        if let Ok((n, from)) = receiver.recv_from(&mut buf) {
+            got = Some((buf[..n].to_vec(), from.ip()));
+            break;
+        }
+    }
+    assert_eq!(
+        got,
+        Some((b"hello group".to_vec(), "10.0.0.2".parse().unwrap()))
+    );
+    receiver
+        .leave_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED)
+        .unwrap();
+    assert_eq!(
+        errno(
+            &receiver
+                .leave_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED)
+                .unwrap_err()
+        ),
+        libc::EADDRNOTAVAIL
+    );
+}
+
+#[test]
+fn ttl_and_nodelay_read_back() {
+    let net = Net::new(Wire::Ptp);
+    let listener = TcpListener::bind(&net.a, "0.0.0.0:80").unwrap();
+    listener.set_ttl(9).unwrap();
+    assert_eq!(listener.ttl().unwrap(), 9);
+    let client = TcpStream::connect(&net.b, "10.0.0.1:80").unwrap();
+    let (server, _) = listener.accept().unwrap();
+    assert_eq!(server.ttl().unwrap(), 9, "accepted connections inherit it");
+    assert_eq!(client.ttl().unwrap(), 64);
+    client.set_ttl(200).unwrap();
+    assert_eq!(client.ttl().unwrap(), 200);
+    assert_eq!(errno(&client.set_ttl(256).unwrap_err()), libc::EINVAL);
+    client.set_nodelay(true).unwrap();
+    assert!(client.nodelay().unwrap());
+    let clone = client.try_clone().unwrap();
+    assert!(clone.nodelay().unwrap(), "a clone is the same socket");
+}
