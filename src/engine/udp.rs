@@ -174,29 +174,35 @@ impl Engine {
 
     /// Closes a UDP socket: queued datagrams are dropped, the port is free again.
     ///
-    /// Datagrams it sent and smoltcp has not put on the wire yet still leave, as a
-    /// kernel's sent datagrams outlive their socket: the socket stays, closing,
-    /// until [`Engine::transmit`] has sent them.
+    /// The port is free again at once, as after `close(2)`; datagrams it sent
+    /// and smoltcp has not put on the wire yet still leave, as a kernel's sent
+    /// datagrams outlive their socket: the smoltcp socket stays, closing, until
+    /// [`Engine::transmit`] has sent them.
     pub(crate) fn udp_close(&mut self, handle: UdpHandle) {
         let Some(sock) = self.udps.get_mut(&handle) else {
             return;
         };
+        if sock.closing {
+            return;
+        }
         sock.closing = true;
         sock.queue.clear();
         sock.queued_bytes = 0;
+        let port = sock.bound.port();
+        let how = sock.options.port_use(false);
+        let groups = std::mem::take(&mut sock.groups);
+        self.udp_ports.release(port, how);
+        for group in groups {
+            self.leave_group(group);
+        }
         if self.sockets.get::<udp::Socket>(handle).send_queue() == 0 {
             self.udp_forget(handle);
         }
     }
 
     fn udp_forget(&mut self, handle: UdpHandle) {
-        if let Some(sock) = self.udps.remove(&handle) {
+        if self.udps.remove(&handle).is_some() {
             self.sockets.remove(handle);
-            self.udp_ports
-                .release(sock.bound.port(), sock.options.port_use(false));
-            for group in sock.groups {
-                self.leave_group(group);
-            }
         }
     }
 

@@ -155,11 +155,17 @@ impl Pump {
         if event.is_readable() || event.is_read_closed() {
             entry.app_readable = true;
         }
-        if event.is_read_closed() {
-            entry.app_gone = true;
-        }
         if event.is_writable() {
             entry.app_writable = true;
+        }
+        if event.is_read_closed() {
+            // Closed: what it wrote before closing still goes out, and its port
+            // is free at once, as after close(2).
+            entry.app_gone = true;
+            read_app(&mut self.engine, entry, &mut self.udp_scratch);
+            if !entry.app_readable && entry.stalled.is_none() {
+                self.udp_drop(id);
+            }
         }
         true
     }
