@@ -5,10 +5,12 @@
 //! the device boundary. These are read-only views over the frame bytes: nothing here
 //! allocates or copies a frame.
 
+use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Packet, TcpPacket,
-    TcpSeqNumber,
+    EthernetRepr, Icmpv6Packet, Icmpv6Repr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet,
+    Ipv6Address, Ipv6Packet, Ipv6Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddress,
+    TcpPacket, TcpSeqNumber,
 };
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -95,8 +97,8 @@ pub(crate) fn arp_request(frame: &[u8]) -> Option<(Ipv4Address, Ipv4Address)> {
 }
 
 /// Writes into `buf` the ARP reply in which `owner_mac` claims `owner_ip` towards
-/// `asker_ip`, and returns its length. Used to answer our own requests for local
-/// addresses, which is how loopback traffic finds its way back in.
+/// `asker_ip`. Used to answer our own requests for local addresses, which is how
+/// loopback traffic finds its way back in.
 pub(crate) fn write_arp_reply(
     buf: &mut Vec<u8>,
     owner_mac: EthernetAddress,
@@ -110,9 +112,14 @@ pub(crate) fn write_arp_reply(
         target_hardware_addr: owner_mac,
         target_protocol_addr: asker_ip,
     };
+    write_arp(buf, owner_mac, owner_mac, arp);
+}
+
+/// Writes into `buf` an Ethernet frame from `src` to `dst` carrying `arp`.
+fn write_arp(buf: &mut Vec<u8>, src: EthernetAddress, dst: EthernetAddress, arp: ArpRepr) {
     let eth = EthernetRepr {
-        src_addr: owner_mac,
-        dst_addr: owner_mac,
+        src_addr: src,
+        dst_addr: dst,
         ethertype: EthernetProtocol::Arp,
     };
     buf.clear();
@@ -120,6 +127,94 @@ pub(crate) fn write_arp_reply(
     let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
     eth.emit(&mut frame);
     arp.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+}
+
+/// Writes into `buf` the gratuitous ARP request with which `mac` announces
+/// `addr` to everyone on the link (what Linux sends on a hardware address change
+/// with `arp_notify`).
+pub(crate) fn write_arp_announcement(buf: &mut Vec<u8>, mac: EthernetAddress, addr: Ipv4Address) {
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: mac,
+        source_protocol_addr: addr,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: addr,
+    };
+    write_arp(buf, mac, EthernetAddress::BROADCAST, arp);
+}
+
+/// The sender of a gratuitous ARP (one whose sender and target addresses are the
+/// same): a neighbour announcing where `addr` now lives.
+pub(crate) fn arp_announcement(frame: &[u8]) -> Option<(EthernetAddress, Ipv4Address)> {
+    match arp(frame)? {
+        ArpRepr::EthernetIpv4 {
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        } if source_protocol_addr == target_protocol_addr => {
+            Some((source_hardware_addr, source_protocol_addr))
+        }
+        _ => None,
+    }
+}
+
+/// Writes into `buf` the ARP reply in which `mac` claims `addr` towards `us`
+/// (`our_mac`, `our_ip`). smoltcp learns neighbours only from ARP aimed at one of
+/// its addresses; an announcement is handed to it in this shape so that it
+/// updates its cache as Linux does for an entry it already has.
+pub(crate) fn write_arp_reply_to(
+    buf: &mut Vec<u8>,
+    mac: EthernetAddress,
+    addr: Ipv4Address,
+    our_mac: EthernetAddress,
+    our_ip: Ipv4Address,
+) {
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: mac,
+        source_protocol_addr: addr,
+        target_hardware_addr: our_mac,
+        target_protocol_addr: our_ip,
+    };
+    write_arp(buf, mac, our_mac, arp);
+}
+
+/// Writes into `buf` an unsolicited neighbour advertisement (override flag set)
+/// to all nodes, in which `mac` claims `addr`: the IPv6 counterpart of a
+/// gratuitous ARP.
+pub(crate) fn write_neighbor_advert(buf: &mut Vec<u8>, mac: EthernetAddress, addr: Ipv6Address) {
+    let all_nodes = Ipv6Address::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let icmp = Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+        flags: NdiscNeighborFlags::OVERRIDE,
+        target_addr: addr,
+        lladdr: Some(RawHardwareAddress::from(mac)),
+    });
+    let ip = Ipv6Repr {
+        src_addr: addr,
+        dst_addr: all_nodes,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: icmp.buffer_len(),
+        hop_limit: 255,
+    };
+    let eth = EthernetRepr {
+        src_addr: mac,
+        // The Ethernet group of ff02::1 (RFC 2464).
+        dst_addr: EthernetAddress([0x33, 0x33, 0, 0, 0, 1]),
+        ethertype: EthernetProtocol::Ipv6,
+    };
+    buf.clear();
+    buf.resize(eth.buffer_len() + ip.buffer_len() + icmp.buffer_len(), 0);
+    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth.emit(&mut frame);
+    let mut packet = Ipv6Packet::new_unchecked(frame.payload_mut());
+    ip.emit(&mut packet);
+    icmp.emit(
+        &addr,
+        &all_nodes,
+        &mut Icmpv6Packet::new_unchecked(packet.payload_mut()),
+        &ChecksumCapabilities::default(),
+    );
 }
 
 /// The destination MAC of a frame (None if it is too short to be Ethernet).

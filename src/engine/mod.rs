@@ -12,7 +12,14 @@
 //!   backlog, instead of smoltcp's one socket per port;
 //! - ephemeral ports, `EADDRINUSE`/`EADDRNOTAVAIL`/`ENETUNREACH` checks, and
 //!   `EHOSTUNREACH` when the next hop never answers ARP;
-//! - configuration from the `ip` model in [`crate::cmd`].
+//! - configuration from the `ip` model in [`crate::cmd`], applied while running:
+//!   addresses, routes, link state, and the hardware address and MTU (smoltcp
+//!   reads a device's MTU once, so a new MTU rebuilds its interface);
+//! - IPv4 on IPv6 sockets as Linux has it with `IPV6_V6ONLY` off (the default): a
+//!   listener on `[::]` takes IPv4 connections too and reports their addresses
+//!   v4-mapped (`::ffff:a.b.c.d`), and a connect to a v4-mapped address is IPv4;
+//! - gratuitous ARP (and its IPv6 counterpart) when the hardware address changes,
+//!   and the neighbour-cache update smoltcp skips when a peer announces a change.
 
 mod frames;
 mod ports;
@@ -42,6 +49,9 @@ pub(crate) const TCP_BUFFER: usize = 64 * 1024;
 
 /// How long an ACK for a single segment may wait for a second one.
 const ACK_DELAY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(1);
+
+/// The addresses smoltcp's interface holds (its feature `iface-max-addr-count-8`).
+const IFACE_ADDRS: usize = 8;
 
 /// Frames waiting for the link before smoltcp is told to hold further ones.
 const OUTBOX_LIMIT: usize = 512;
@@ -98,6 +108,8 @@ enum Phase {
 
 struct Conn {
     phase: Phase,
+    /// An IPv6 socket's IPv4 connection: its addresses are shown v4-mapped.
+    mapped: bool,
     last_state: TcpState,
     port: u16,
     /// The peer's FIN has arrived.
@@ -116,6 +128,7 @@ impl Conn {
     fn new(phase: Phase, last_state: TcpState, port: u16) -> Conn {
         Conn {
             phase,
+            mapped: false,
             last_state,
             port,
             peer_fin: false,
@@ -127,7 +140,10 @@ impl Conn {
 }
 
 struct Listener {
+    /// The address as the application bound it (a v4-mapped one stays so).
     local: SocketAddr,
+    /// `IPV6_V6ONLY`: an IPv6 listener on `[::]` takes IPv6 connections only.
+    v6only: bool,
     backlog: usize,
     embryos: usize,
     handed_out: u64,
@@ -138,6 +154,10 @@ struct Listener {
 /// One stack's protocol state.
 pub(crate) struct Engine {
     iface: Interface,
+    /// The seed of the first interface; rebuilt ones derive theirs from it, so a
+    /// run stays repeatable.
+    seed: u64,
+    rebuilds: u64,
     sockets: SocketSet<'static>,
     io: FrameIo,
     config: NetConfig,
@@ -169,6 +189,8 @@ impl Engine {
         let iface = Interface::new(iface_config, &mut Port::idle(&mut io), instant(now));
         let mut engine = Engine {
             iface,
+            seed,
+            rebuilds: 0,
             sockets: SocketSet::new(Vec::new()),
             io,
             config,
@@ -204,16 +226,32 @@ impl Engine {
         let mut wire_up = false;
         let mut local_v4 = Vec::new();
         let mut cidrs: Vec<(u8, IpCidr)> = Vec::new();
+        let mut mac_changed = false;
+        let mut wire_addrs = Vec::new();
+        let ether = self
+            .config
+            .links()
+            .iter()
+            .find(|l| l.kind == crate::cmd::LinkKind::Ether)
+            .map(|l| (l.mac, l.mtu as usize));
+        if let Some((mac, mtu)) = ether {
+            if self.io.mac.0 != mac {
+                self.io.mac = EthernetAddress(mac);
+                self.iface
+                    .set_hardware_addr(HardwareAddress::Ethernet(self.io.mac));
+                mac_changed = true;
+            }
+            if self.io.mtu != mtu {
+                self.io.mtu = mtu;
+                self.rebuild_interface();
+            }
+        }
         for link in self.config.links() {
             match link.kind {
                 crate::cmd::LinkKind::Loopback => lo_up = link.up,
                 crate::cmd::LinkKind::Ether => {
                     wire_up = link.up;
-                    if self.io.mac.0 != link.mac {
-                        self.io.mac = EthernetAddress(link.mac);
-                        self.iface
-                            .set_hardware_addr(HardwareAddress::Ethernet(self.io.mac));
-                    }
+                    wire_addrs = link.addrs.iter().map(|a| a.addr).collect();
                 }
             }
             for addr in &link.addrs {
@@ -233,14 +271,22 @@ impl Engine {
         // kernel adds (127.0.0.1, ::1, fe80::). When they do not all fit, what TCP over
         // IPv4 needs goes first: the link's IPv4 addresses, then loopback's.
         cidrs.sort_by_key(|(rank, _)| *rank);
-        self.iface.update_ip_addrs(|addrs| {
-            addrs.clear();
-            for (_, cidr) in cidrs {
-                if addrs.push(cidr).is_err() {
-                    break;
+        let wanted: Vec<IpCidr> = cidrs.into_iter().map(|(_, c)| c).collect();
+        let fits = &wanted[..wanted.len().min(IFACE_ADDRS)];
+        // smoltcp empties its neighbour cache on every address update, and then
+        // resolves one neighbour a second at most: commands that leave the
+        // addresses alone (a new MTU or hardware address, a route) must not cost
+        // every peer a second.
+        if self.iface.ip_addrs() != fits {
+            self.iface.update_ip_addrs(|addrs| {
+                addrs.clear();
+                for cidr in wanted {
+                    if addrs.push(cidr).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        }
         let routes = self.config.routes();
         self.iface.routes_mut().update(|table| {
             table.clear();
@@ -260,6 +306,39 @@ impl Engine {
         self.io.lo_up = lo_up;
         self.io.wire_up = wire_up;
         self.io.local_v4 = local_v4;
+        if mac_changed && wire_up {
+            self.announce(&wire_addrs);
+        }
+    }
+
+    /// Replaces smoltcp's interface with one that reads the device's capabilities
+    /// afresh (smoltcp keeps the MTU it saw at creation; sockets live apart from
+    /// the interface and carry on). The neighbour cache starts empty; addresses
+    /// and routes are pushed again by the caller.
+    fn rebuild_interface(&mut self) {
+        self.rebuilds += 1;
+        let mut config = Config::new(HardwareAddress::Ethernet(self.io.mac));
+        config.random_seed = self
+            .seed
+            .wrapping_add(self.rebuilds.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        self.iface = Interface::new(config, &mut Port::idle(&mut self.io), instant(self.now));
+    }
+
+    /// Tells the link that the hardware address changed: a gratuitous ARP per IPv4
+    /// address and an unsolicited neighbour advertisement per IPv6 one. Linux does
+    /// this when `net.ipv4.conf.*.arp_notify` / `net.ipv6.conf.*.ndisc_notify` are
+    /// set (both off by default, when peers learn the change only once their
+    /// neighbour entries go stale, half a minute or more); the stack does it always
+    /// so that a peer reaches it again at once.
+    fn announce(&mut self, addrs: &[IpAddr]) {
+        for addr in addrs {
+            let mut frame = self.io.pool.pop().unwrap_or_default();
+            match addr {
+                IpAddr::V4(v4) => frames::write_arp_announcement(&mut frame, self.io.mac, *v4),
+                IpAddr::V6(v6) => frames::write_neighbor_advert(&mut frame, self.io.mac, *v6),
+            }
+            self.io.outbox.push_back(frame);
+        }
     }
 
     // ---- frames and time ----
@@ -276,6 +355,29 @@ impl Engine {
     fn ingest(&mut self, frame: &[u8]) {
         if let Some(sender) = frames::arp_sender(frame) {
             self.arp_seen.insert(sender, self.now);
+        }
+        if let Some((mac, addr)) = frames::arp_announcement(frame) {
+            // smoltcp ignores ARP not aimed at its own addresses, so a neighbour's
+            // announcement of a new hardware address would go unheard until the
+            // cached one expires (60 s). Linux updates an entry it has; the same
+            // news, aimed at one of our addresses, makes smoltcp do that.
+            let ours = self
+                .io
+                .local_v4
+                .iter()
+                .copied()
+                .find(|a| a.octets()[0] != 127);
+            if let Some(our_ip) = ours.filter(|&o| o != addr && mac != self.io.mac) {
+                let mut reply = Vec::new();
+                frames::write_arp_reply_to(&mut reply, mac, addr, self.io.mac, our_ip);
+                let mut port = Port {
+                    io: &mut self.io,
+                    rx: Some(&reply),
+                };
+                self.iface
+                    .poll_ingress_single(instant(self.now), &mut port, &mut self.sockets);
+                return;
+            }
         }
         if let Some(syn) = frames::tcp_syn(frame) {
             if !self.admit_syn(syn) {
@@ -384,11 +486,18 @@ impl Engine {
     }
 
     /// Starts an active open to `remote`, from `local` (unspecified parts chosen here).
+    /// A v4-mapped `remote` (an IPv6 socket with `IPV6_V6ONLY` off) is reached over
+    /// IPv4, and the connection's local address is then shown v4-mapped too; a
+    /// caller whose socket has `IPV6_V6ONLY` set refuses such a remote itself
+    /// ([`v6only_refuses`]).
     pub(crate) fn connect(
         &mut self,
         remote: SocketAddr,
         local: Option<SocketAddr>,
     ) -> io::Result<TcpHandle> {
+        let mapped = remote.is_ipv6() && unmap(remote).is_ipv4();
+        let remote = unmap(remote);
+        let local = local.map(unmap);
         if remote.port() == 0 || remote.ip().is_unspecified() {
             return Err(errno(libc::ECONNREFUSED));
         }
@@ -423,24 +532,32 @@ impl Engine {
             _ => None,
         };
         let handle = self.sockets.add(socket);
-        self.conns.insert(
-            handle,
-            Conn::new(
-                Phase::Connecting {
-                    since: self.now,
-                    next_hop,
-                },
-                TcpState::SynSent,
-                port,
-            ),
+        let mut conn = Conn::new(
+            Phase::Connecting {
+                since: self.now,
+                next_hop,
+            },
+            TcpState::SynSent,
+            port,
         );
+        conn.mapped = mapped;
+        self.conns.insert(handle, conn);
         Ok(handle)
+    }
+
+    /// The local address of a connection as its socket shows it (v4-mapped for an
+    /// IPv6 socket's IPv4 connection).
+    pub(crate) fn local_addr(&self, handle: TcpHandle) -> Option<SocketAddr> {
+        let local = from_endpoint(self.sockets.get::<tcp::Socket>(handle).local_endpoint()?);
+        let mapped = self.conns.get(&handle).is_some_and(|c| c.mapped);
+        Some(if mapped { map(local) } else { local })
     }
 
     /// Checks that `local` could be bound, and reserves its port (0: an ephemeral one).
     /// Returns the address with the port filled in.
     pub(crate) fn bind(&mut self, local: SocketAddr) -> io::Result<SocketAddr> {
-        if !local.ip().is_unspecified() && !self.config.is_local_addr(local.ip()) {
+        let ip = unmap(local).ip();
+        if !ip.is_unspecified() && !self.config.is_local_addr(ip) {
             return Err(errno(libc::EADDRNOTAVAIL));
         }
         let port = self
@@ -469,6 +586,7 @@ impl Engine {
             id,
             Listener {
                 local,
+                v6only: false,
                 backlog: backlog.max(1),
                 embryos: 0,
                 handed_out: 0,
@@ -476,6 +594,21 @@ impl Engine {
             },
         );
         id
+    }
+
+    /// `IPV6_V6ONLY` for a listener (off when it starts listening, as Linux's
+    /// default `net.ipv6.bindv6only` = 0 has it): on, a listener on `[::]` takes
+    /// IPv6 connections only. No effect on an IPv4 listener, or on one bound to a
+    /// specific address, whose family decides anyway.
+    ///
+    /// Not covered yet: with it on, Linux lets `[::]:P` and `0.0.0.0:P` be bound
+    /// side by side; the port table here still refuses the second with
+    /// EADDRINUSE, as Linux does with it off.
+    #[allow(dead_code)] // for the IPV6_V6ONLY socket option, plumbed separately
+    pub(crate) fn set_v6only(&mut self, id: ListenerId, on: bool) {
+        if let Some(listener) = self.listeners.get_mut(&id) {
+            listener.v6only = on;
+        }
     }
 
     /// Stops listening: handshakes in progress are reset, the port is released.
@@ -500,10 +633,11 @@ impl Engine {
     /// Decides whether an incoming SYN may reach smoltcp; makes a listening socket
     /// for it when it is for a listener with room in its backlog.
     fn admit_syn(&mut self, syn: frames::Syn) -> bool {
-        let Some((&id, listener)) = self.listeners.iter_mut().find(|(_, l)| {
-            l.local.port() == syn.dst.port()
-                && (l.local.ip().is_unspecified() || l.local.ip() == syn.dst.ip())
-        }) else {
+        let Some((&id, listener)) = self
+            .listeners
+            .iter_mut()
+            .find(|(_, l)| l.local.port() == syn.dst.port() && l.takes(syn.dst.ip()))
+        else {
             return true; // smoltcp answers with RST: connection refused
         };
         let sockets = &self.sockets;
@@ -528,8 +662,9 @@ impl Engine {
             return false; // a full backlog drops the SYN; the peer will retry
         }
         let mut socket = Self::new_tcp_socket();
+        let ip = unmap(listener.local).ip();
         let endpoint = IpListenEndpoint {
-            addr: (!listener.local.ip().is_unspecified()).then(|| listener.local.ip().into()),
+            addr: (!ip.is_unspecified()).then(|| ip.into()),
             port: listener.local.port(),
         };
         if socket.listen(endpoint).is_err() {
@@ -688,20 +823,28 @@ impl Engine {
                     }
                     _ => {
                         conn.phase = Phase::Open;
+                        let mut v6_listener = false;
                         if let Some(l) = self.listeners.get_mut(&id) {
                             l.embryos -= 1;
                             l.handed_out += 1;
+                            v6_listener = l.local.is_ipv6();
                         }
                         let (Some(local), Some(peer)) =
                             (socket.local_endpoint(), socket.remote_endpoint())
                         else {
                             continue;
                         };
+                        let (mut local, mut peer) = (from_endpoint(local), from_endpoint(peer));
+                        if v6_listener && local.is_ipv4() {
+                            // An IPv6 socket sees its IPv4 peers v4-mapped.
+                            conn.mapped = true;
+                            (local, peer) = (map(local), map(peer));
+                        }
                         self.events.push_back(Event::Accepted {
                             listener: id,
                             handle,
-                            local: from_endpoint(local),
-                            peer: from_endpoint(peer),
+                            local,
+                            peer,
                         });
                     }
                 },
@@ -775,6 +918,47 @@ impl Engine {
         for handle in finished {
             self.forget(handle);
         }
+    }
+}
+
+impl Listener {
+    /// Whether a connection to `dst` is this listener's (its port aside): same
+    /// address or a wildcard of the same family; an IPv6 wildcard also takes
+    /// IPv4 unless `IPV6_V6ONLY` is set; a v4-mapped address is its IPv4 address.
+    fn takes(&self, dst: IpAddr) -> bool {
+        match (unmap(self.local).ip(), dst) {
+            (IpAddr::V4(ours), IpAddr::V4(d)) => ours.is_unspecified() || ours == d,
+            (IpAddr::V6(ours), IpAddr::V6(d)) => ours.is_unspecified() || ours == d,
+            (IpAddr::V6(ours), IpAddr::V4(_)) => ours.is_unspecified() && !self.v6only,
+            (IpAddr::V4(_), IpAddr::V6(_)) => false,
+        }
+    }
+}
+
+/// Whether a socket with `IPV6_V6ONLY` set must refuse to connect to `remote`
+/// (Linux: ENETUNREACH for a v4-mapped address).
+#[allow(dead_code)] // for the IPV6_V6ONLY socket option, plumbed separately
+pub(crate) fn v6only_refuses(remote: SocketAddr) -> bool {
+    remote.is_ipv6() && unmap(remote).is_ipv4()
+}
+
+/// A v4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4 address it stands
+/// for; any other address unchanged.
+pub(crate) fn unmap(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), a.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+/// An IPv4 address as an IPv6 socket shows it (v4-mapped); IPv6 ones unchanged.
+pub(crate) fn map(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) => SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port()),
+        SocketAddr::V6(_) => addr,
     }
 }
 
