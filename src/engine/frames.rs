@@ -185,22 +185,49 @@ pub(crate) fn write_arp_reply_to(
 /// gratuitous ARP.
 pub(crate) fn write_neighbor_advert(buf: &mut Vec<u8>, mac: EthernetAddress, addr: Ipv6Address) {
     let all_nodes = Ipv6Address::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    // The Ethernet group of ff02::1 (RFC 2464).
+    let group = EthernetAddress([0x33, 0x33, 0, 0, 0, 1]);
+    let flags = NdiscNeighborFlags::OVERRIDE;
+    write_ndisc_advert(buf, mac, addr, group, all_nodes, flags);
+}
+
+/// Writes into `buf` the neighbour advertisement answering `asker` (an address of
+/// ours, as is `target`), sent to ourselves: how IPv6 loopback traffic finds its
+/// way back in, as [`write_arp_reply`] does for IPv4.
+pub(crate) fn write_own_neighbor_advert(
+    buf: &mut Vec<u8>,
+    mac: EthernetAddress,
+    target: Ipv6Address,
+    asker: Ipv6Address,
+) {
+    let flags = NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE;
+    write_ndisc_advert(buf, mac, target, mac, asker, flags);
+}
+
+fn write_ndisc_advert(
+    buf: &mut Vec<u8>,
+    mac: EthernetAddress,
+    addr: Ipv6Address,
+    eth_dst: EthernetAddress,
+    ip_dst: Ipv6Address,
+    flags: NdiscNeighborFlags,
+) {
     let icmp = Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
-        flags: NdiscNeighborFlags::OVERRIDE,
+        flags,
         target_addr: addr,
         lladdr: Some(RawHardwareAddress::from(mac)),
     });
     let ip = Ipv6Repr {
         src_addr: addr,
-        dst_addr: all_nodes,
+        dst_addr: ip_dst,
         next_header: IpProtocol::Icmpv6,
         payload_len: icmp.buffer_len(),
+        // Neighbour discovery is accepted only with the hop limit untouched.
         hop_limit: 255,
     };
     let eth = EthernetRepr {
         src_addr: mac,
-        // The Ethernet group of ff02::1 (RFC 2464).
-        dst_addr: EthernetAddress([0x33, 0x33, 0, 0, 0, 1]),
+        dst_addr: eth_dst,
         ethertype: EthernetProtocol::Ipv6,
     };
     buf.clear();
@@ -211,10 +238,32 @@ pub(crate) fn write_neighbor_advert(buf: &mut Vec<u8>, mac: EthernetAddress, add
     ip.emit(&mut packet);
     icmp.emit(
         &addr,
-        &all_nodes,
+        &ip_dst,
         &mut Icmpv6Packet::new_unchecked(packet.payload_mut()),
         &ChecksumCapabilities::default(),
     );
+}
+
+/// A neighbour solicitation `frame` carries: the address asked for, and the
+/// asker's address.
+pub(crate) fn neighbor_solicit(frame: &[u8]) -> Option<(Ipv6Address, Ipv6Address)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv6 {
+        return None;
+    }
+    let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Icmpv6 {
+        return None;
+    }
+    let repr = Ipv6Repr::parse(&ip).ok()?;
+    let icmp = Icmpv6Packet::new_checked(ip.payload()).ok()?;
+    let checksums = ChecksumCapabilities::ignored();
+    match Icmpv6Repr::parse(&repr.src_addr, &repr.dst_addr, &icmp, &checksums).ok()? {
+        Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit { target_addr, .. }) => {
+            Some((target_addr, repr.src_addr))
+        }
+        _ => None,
+    }
 }
 
 /// The destination MAC of a frame (None if it is too short to be Ethernet).

@@ -6,8 +6,9 @@
 //! smoltcp's rings. That keeps every decision here unit-testable and replayable.
 //!
 //! What it adds on top of smoltcp:
-//! - loopback: frames to our own MAC, and ARP requests for our own addresses, come
-//!   back in instead of going out (only while `lo` is up, as in a Linux namespace);
+//! - loopback: frames to our own MAC, and ARP requests and neighbour solicitations
+//!   for our own addresses, come back in instead of going out (only while `lo` is
+//!   up, as in a Linux namespace);
 //! - a listen backlog: a listening socket is created per incoming SYN, up to the
 //!   backlog, instead of smoltcp's one socket per port;
 //! - ephemeral ports, `EADDRINUSE`/`EADDRNOTAVAIL`/`ENETUNREACH` checks, and
@@ -32,6 +33,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address,
+    Ipv6Address,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
@@ -225,6 +227,7 @@ impl Engine {
         let mut lo_up = false;
         let mut wire_up = false;
         let mut local_v4 = Vec::new();
+        let mut local_v6 = Vec::new();
         let mut cidrs: Vec<(u8, IpCidr)> = Vec::new();
         let mut mac_changed = false;
         let mut wire_addrs = Vec::new();
@@ -255,8 +258,9 @@ impl Engine {
                 }
             }
             for addr in &link.addrs {
-                if let IpAddr::V4(v4) = addr.addr {
-                    local_v4.push(v4);
+                match addr.addr {
+                    IpAddr::V4(v4) => local_v4.push(v4),
+                    IpAddr::V6(v6) => local_v6.push(v6),
                 }
                 let rank = match (addr.addr, link.kind) {
                     (IpAddr::V4(_), crate::cmd::LinkKind::Ether) => 0,
@@ -306,6 +310,7 @@ impl Engine {
         self.io.lo_up = lo_up;
         self.io.wire_up = wire_up;
         self.io.local_v4 = local_v4;
+        self.io.local_v6 = local_v6;
         if mac_changed && wire_up {
             self.announce(&wire_addrs);
         }
@@ -985,6 +990,7 @@ struct FrameIo {
     lo_up: bool,
     wire_up: bool,
     local_v4: Vec<Ipv4Address>,
+    local_v6: Vec<Ipv6Address>,
     loopback: VecDeque<Vec<u8>>,
     outbox: VecDeque<Vec<u8>>,
     pool: Vec<Vec<u8>>,
@@ -999,6 +1005,7 @@ impl FrameIo {
             lo_up: false,
             wire_up: false,
             local_v4: Vec::new(),
+            local_v6: Vec::new(),
             loopback: VecDeque::new(),
             outbox: VecDeque::new(),
             pool: Vec::new(),
@@ -1031,6 +1038,17 @@ impl FrameIo {
                 self.recycle(frame);
             }
             return;
+        }
+        if let Some((target, asker)) = frames::neighbor_solicit(&frame) {
+            if self.local_v6.contains(&target) {
+                if self.lo_up {
+                    frames::write_own_neighbor_advert(&mut frame, self.mac, target, asker);
+                    self.loopback.push_back(frame);
+                } else {
+                    self.recycle(frame);
+                }
+                return;
+            }
         }
         if let Some((target, asker)) = frames::arp_request(&frame) {
             if self.is_local_v4(target) {

@@ -453,3 +453,27 @@ fn a_new_hardware_address_is_announced_and_learned() {
         assert_eq!(eb, vec![Event::Connected(c)], "{target}");
     }
 }
+
+#[test]
+fn ipv6_loopback_needs_lo_up() {
+    let mut w = Wire::new();
+    w.a.run_cmd("/bin/ip addr add 2001:db8::1/64 dev vde0")
+        .unwrap();
+    let err = w.a.connect(addr("[::1]:80"), None).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENETUNREACH));
+    w.a.run_cmd("/bin/ip link set lo up").unwrap();
+    let local = w.a.bind(addr("[::]:80")).unwrap();
+    w.a.listen(local, 4, Arc::default());
+    for target in ["[::1]:80", "[2001:db8::1]:80", "[fe80::ff:fe00:1]:80"] {
+        let handle = w.a.connect(addr(target), None).unwrap();
+        let (ea, _) = run_until(&mut w, 3000, |ea, _| ea.len() >= 2);
+        assert!(ea.contains(&Event::Connected(handle)), "{target}: {ea:?}");
+        let got = accepted_addrs(&ea);
+        assert_eq!(got.len(), 1, "{target}: {ea:?}");
+        assert_eq!(got[0].0, addr(target));
+    }
+    assert!(
+        w.b.next_outgoing().is_none(),
+        "loopback traffic stays inside"
+    );
+}
