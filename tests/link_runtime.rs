@@ -310,3 +310,68 @@ fn jumbo_frames_over_ptp_after_ip_link_set_mtu() {
     );
     assert!(jumbo > 400, "4 MiB in jumbo frames: {jumbo} of them");
 }
+
+/// MB/s (1e6 bytes) of `mib` MiB one way from `b` to `a` at `to` (a listens on
+/// its port), from the first write to the last byte read.
+fn throughput(a: &Stack, b: &Stack, to: SocketAddr, mib: usize) -> f64 {
+    let listener = TcpListener::bind(a, SocketAddr::new(to.ip(), to.port())).unwrap();
+    let reader = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0usize;
+        loop {
+            let n = conn.read(&mut buf).unwrap();
+            if n == 0 {
+                return total;
+            }
+            total += n;
+        }
+    });
+    let buf = vec![0x5au8; 64 * 1024];
+    let mut conn = TcpStream::connect(b, to).unwrap();
+    let start = std::time::Instant::now();
+    for _ in 0..mib * 16 {
+        conn.write_all(&buf).unwrap();
+    }
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(reader.join().unwrap(), mib << 20);
+    (mib << 20) as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+/// Figures, not a check: `cargo test --release --test link_runtime -- --ignored
+/// --nocapture` (set `VDESTACK_MIB`, default 256).
+#[test]
+#[ignore = "a measurement; run it on a quiet machine"]
+fn measure_mtu_and_ipv6_throughput() {
+    let mib: usize = std::env::var("VDESTACK_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    for mtu in [1500, 9000] {
+        let dir = TempDir::new("measure");
+        let vnl = format!("ptp://{}", dir.path().join("link").display());
+        let (a, b) = (
+            Stack::new(&vnl, None).unwrap(),
+            Stack::new(&vnl, None).unwrap(),
+        );
+        for (s, ip) in [(&a, "10.0.0.1"), (&b, "10.0.0.2")] {
+            s.cmd(&format!(
+                "/bin/ip link set vde0 mtu {mtu} up; /bin/ip addr add {ip}/24 dev vde0"
+            ))
+            .unwrap();
+        }
+        let rate = throughput(&a, &b, "10.0.0.1:9".parse().unwrap(), mib);
+        println!("ptp, MTU {mtu}, IPv4: {rate:.0} MB/s");
+    }
+    let net = Net::new(Wire::Switch);
+    net.a
+        .cmd("/bin/ip addr add 2001:db8::1/64 dev vde0")
+        .unwrap();
+    net.b
+        .cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
+        .unwrap();
+    for to in ["10.0.0.1:9", "[2001:db8::1]:10"] {
+        let rate = throughput(&net.a, &net.b, to.parse().unwrap(), mib);
+        println!("vde_switch, MTU 1500, to {to}: {rate:.0} MB/s");
+    }
+}
