@@ -366,13 +366,16 @@ impl Engine {
             // announcement of a new hardware address would go unheard until the
             // cached one expires (60 s). Linux updates an entry it has; the same
             // news, aimed at one of our addresses, makes smoltcp do that.
+            // Not for a claim on one of our own addresses (a conflict, which Linux
+            // only reports), nor for our own announcement looped back.
+            let news = !self.io.local_v4.contains(&addr) && mac != self.io.mac;
             let ours = self
                 .io
                 .local_v4
                 .iter()
                 .copied()
                 .find(|a| a.octets()[0] != 127);
-            if let Some(our_ip) = ours.filter(|&o| o != addr && mac != self.io.mac) {
+            if let Some(our_ip) = ours.filter(|_| news) {
                 let mut reply = Vec::new();
                 frames::write_arp_reply_to(&mut reply, mac, addr, self.io.mac, our_ip);
                 let mut port = Port {
