@@ -290,3 +290,29 @@ fn the_kernel_connects_to_our_listener() {
         ]
     );
 }
+
+#[test]
+fn the_kernel_follows_our_new_hardware_address() {
+    require_namespaces!();
+    let switch = Switch::start();
+    let stack = our_stack(&switch);
+    let mut ns = KernelNs::start(&switch);
+    for target in ["10.0.0.1", "2001:db8::1"] {
+        let (status, out) = ns.sh(&format!("ping -c 1 -W 10 {target}"));
+        assert_eq!(status, 0, "ping {target}: {out}");
+    }
+    stack
+        .cmd("/bin/ip link set vde0 address 02:00:5e:10:20:30")
+        .unwrap();
+    // The kernel's entries are fresh (REACHABLE for 15 s or more): only our
+    // announcements can move them (a gratuitous ARP overrides an entry at once,
+    // whatever its `locktime`), and a single ping with a short wait shows it.
+    for target in ["10.0.0.1", "2001:db8::1"] {
+        let (status, out) = ns.sh(&format!("ping -c 1 -W 3 {target}"));
+        assert_eq!(status, 0, "ping {target} after the change: {out}");
+    }
+    let (_, out) = ns.sh("ip neigh show dev tap0");
+    for line in out.lines().filter(|l| l.contains("lladdr")) {
+        assert!(line.contains("02:00:5e:10:20:30"), "{out}");
+    }
+}
