@@ -4,9 +4,10 @@
 //! stack into it (`vde0`: 10.0.0.1/24, 2001:db8::1/64), and runs a shell in fresh
 //! user, network and PID namespaces (`unshare -Urnp`) where `vde_plug` joins the
 //! same switch to a kernel tap device (`tap0`: 10.0.0.2/24, 2001:db8::2/64). The
-//! kernel then pings our stack, and TCP goes both ways over IPv4, IPv6 and IPv6
-//! link-local addresses, with the bytes checked. Nothing leaves the machine: the
-//! namespace has no other link.
+//! kernel then pings our stack, TCP goes both ways over IPv4, IPv6 and IPv6
+//! link-local addresses, with the bytes checked, and the kernel follows a change
+//! of our hardware address. Nothing leaves the machine: the namespace has no
+//! other link.
 //!
 //! The shell is driven one command at a time ([`KernelNs::sh`]), so a new
 //! protocol (UDP, say) needs only a new test that runs its own `socat` there.
