@@ -1,9 +1,13 @@
-//! Looks inside Ethernet frames before smoltcp sees them.
+//! Looks inside Ethernet frames before smoltcp sees them, and writes the few that
+//! the engine makes itself.
 //!
-//! smoltcp lacks three things a BSD stack has (loopback, a listen backlog, and a way
-//! to learn that ARP went unanswered); the engine adds them by classifying frames at
-//! the device boundary. These are read-only views over the frame bytes: nothing here
-//! allocates or copies a frame.
+//! smoltcp lacks things a BSD stack has (loopback, a listen backlog, a way to learn
+//! that ARP went unanswered, announcing a new hardware address and hearing a
+//! neighbour's); the engine adds them by classifying frames at the device boundary.
+//! The classifiers are read-only views over the frame bytes: they neither allocate
+//! nor copy. The writers fill a buffer the caller owns (usually a recycled one):
+//! ARP replies and neighbour advertisements for loopback, gratuitous ARP and
+//! unsolicited advertisements for a MAC change.
 
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
