@@ -300,6 +300,66 @@ mod tests {
             let frame = vec![0xffu8; len];
             assert_eq!(tcp_syn(&frame), None);
             assert_eq!(arp_sender(&frame), None);
+            assert_eq!(arp_announcement(&frame), None);
+            assert_eq!(neighbor_solicit(&frame), None);
+        }
+    }
+
+    #[test]
+    fn announcements_are_recognised() {
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 9]);
+        let addr = Ipv4Address::new(10, 0, 0, 9);
+        let mut buf = Vec::new();
+        write_arp_announcement(&mut buf, mac, addr);
+        assert_eq!(arp_announcement(&buf), Some((mac, addr)));
+        assert_eq!(arp_request(&buf), Some((addr, addr)));
+        assert_eq!(dst_mac(&buf), Some(EthernetAddress::BROADCAST));
+        let ours = (
+            EthernetAddress([2, 0, 0, 0, 0, 1]),
+            Ipv4Address::new(10, 0, 0, 1),
+        );
+        write_arp_reply_to(&mut buf, mac, addr, ours.0, ours.1);
+        assert_eq!(
+            arp_announcement(&buf),
+            None,
+            "a reply to us is no announcement"
+        );
+        assert_eq!(arp_sender(&buf), Some(addr));
+        assert_eq!(dst_mac(&buf), Some(ours.0));
+    }
+
+    #[test]
+    fn neighbour_advertisements_parse_with_valid_checksums() {
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 9]);
+        let addr = Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9);
+        let asker = Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 9);
+        let mut buf = Vec::new();
+        for own in [false, true] {
+            if own {
+                write_own_neighbor_advert(&mut buf, mac, addr, asker);
+            } else {
+                write_neighbor_advert(&mut buf, mac, addr);
+            }
+            let eth = EthernetFrame::new_checked(&buf[..]).unwrap();
+            let ip = Ipv6Packet::new_checked(eth.payload()).unwrap();
+            let repr = Ipv6Repr::parse(&ip).unwrap();
+            assert_eq!(repr.hop_limit, 255);
+            let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+            let checked = ChecksumCapabilities::default();
+            match Icmpv6Repr::parse(&repr.src_addr, &repr.dst_addr, &icmp, &checked) {
+                Ok(Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+                    flags,
+                    target_addr,
+                    lladdr,
+                })) => {
+                    assert_eq!(target_addr, addr);
+                    assert_eq!(lladdr, Some(RawHardwareAddress::from(mac)));
+                    assert!(flags.contains(NdiscNeighborFlags::OVERRIDE));
+                    assert_eq!(flags.contains(NdiscNeighborFlags::SOLICITED), own);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(neighbor_solicit(&buf), None);
         }
     }
 }
