@@ -313,3 +313,48 @@ fn ttl_and_nodelay_read_back() {
     let clone = client.try_clone().unwrap();
     assert!(clone.nodelay().unwrap(), "a clone is the same socket");
 }
+
+#[test]
+fn only_v6_keeps_ipv4_out() {
+    let net = Net::new(Wire::Ptp);
+    net.a
+        .cmd("/bin/ip -6 addr add fd00::1/64 dev vde0")
+        .unwrap();
+    net.b
+        .cmd("/bin/ip -6 addr add fd00::2/64 dev vde0")
+        .unwrap();
+    let v6only = SocketConfig::new().only_v6(true);
+    let listener = TcpListener::bind_with(&net.a, "[::]:80", &v6only).unwrap();
+    assert_eq!(
+        errno(&TcpStream::connect(&net.b, "10.0.0.1:80").unwrap_err()),
+        libc::ECONNREFUSED,
+        "IPv4 is refused as if nobody listened"
+    );
+    let _v6 = TcpStream::connect(&net.b, "[fd00::1]:80").unwrap();
+    let (_, peer) = listener.accept().unwrap();
+    assert_eq!(peer.ip(), "fd00::2".parse::<std::net::IpAddr>().unwrap());
+    // Without it, the same listener takes IPv4 as v4-mapped addresses.
+    let both = TcpListener::bind(&net.a, "[::]:81").unwrap();
+    let _v4 = TcpStream::connect(&net.b, "10.0.0.1:81").unwrap();
+    let (_, peer) = both.accept().unwrap();
+    assert_eq!(
+        peer.ip(),
+        "::ffff:10.0.0.2".parse::<std::net::IpAddr>().unwrap()
+    );
+    // An IPV6_V6ONLY socket cannot reach IPv4 through v4-mapped addresses.
+    assert_eq!(
+        errno(&TcpStream::connect_with(&net.b, "[::ffff:10.0.0.1]:81", &v6only).unwrap_err()),
+        libc::ENETUNREACH
+    );
+    let udp = UdpSocket::bind_with(&net.a, "[::]:5000", &v6only).unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let v4 = UdpSocket::bind(&net.b, "0.0.0.0:0").unwrap();
+    v4.send_to(b"v4", "10.0.0.1:5000").unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        udp.recv_from(&mut buf).unwrap_err().kind(),
+        io::ErrorKind::WouldBlock,
+        "no IPv4 datagram reaches it"
+    );
+}

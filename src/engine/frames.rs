@@ -1,14 +1,20 @@
-//! Looks inside Ethernet frames before smoltcp sees them.
+//! Looks inside Ethernet frames before smoltcp sees them, and writes the few that
+//! the engine makes itself.
 //!
-//! smoltcp lacks three things a BSD stack has (loopback, a listen backlog, and a way
-//! to learn that ARP went unanswered); the engine adds them by classifying frames at
-//! the device boundary. These are read-only views over the frame bytes: nothing here
-//! allocates or copies a frame.
+//! smoltcp lacks things a BSD stack has (loopback, a listen backlog, a way to learn
+//! that ARP went unanswered, announcing a new hardware address and hearing a
+//! neighbour's); the engine adds them by classifying frames at the device boundary.
+//! The classifiers are read-only views over the frame bytes: they neither allocate
+//! nor copy. The writers fill a buffer the caller owns (usually a recycled one):
+//! ARP replies and neighbour advertisements for loopback, gratuitous ARP and
+//! unsolicited advertisements for a MAC change.
 
+use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, IpAddress, IpProtocol,
-    Ipv4Address, Ipv4Packet, Ipv6Packet, TcpPacket, TcpSeqNumber, UdpPacket,
+    EthernetRepr, Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, Icmpv6Repr, IpAddress,
+    IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet, Ipv6Repr, NdiscNeighborFlags,
+    NdiscRepr, RawHardwareAddress, TcpPacket, TcpSeqNumber, UdpPacket,
 };
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -207,8 +213,8 @@ pub(crate) fn arp_request(frame: &[u8]) -> Option<(Ipv4Address, Ipv4Address)> {
 }
 
 /// Writes into `buf` the ARP reply in which `owner_mac` claims `owner_ip` towards
-/// `asker_ip`, and returns its length. Used to answer our own requests for local
-/// addresses, which is how loopback traffic finds its way back in.
+/// `asker_ip`. Used to answer our own requests for local addresses, which is how
+/// loopback traffic finds its way back in.
 pub(crate) fn write_arp_reply(
     buf: &mut Vec<u8>,
     owner_mac: EthernetAddress,
@@ -222,9 +228,14 @@ pub(crate) fn write_arp_reply(
         target_hardware_addr: owner_mac,
         target_protocol_addr: asker_ip,
     };
+    write_arp(buf, owner_mac, owner_mac, arp);
+}
+
+/// Writes into `buf` an Ethernet frame from `src` to `dst` carrying `arp`.
+fn write_arp(buf: &mut Vec<u8>, src: EthernetAddress, dst: EthernetAddress, arp: ArpRepr) {
     let eth = EthernetRepr {
-        src_addr: owner_mac,
-        dst_addr: owner_mac,
+        src_addr: src,
+        dst_addr: dst,
         ethertype: EthernetProtocol::Arp,
     };
     buf.clear();
@@ -232,6 +243,143 @@ pub(crate) fn write_arp_reply(
     let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
     eth.emit(&mut frame);
     arp.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+}
+
+/// Writes into `buf` the gratuitous ARP request with which `mac` announces
+/// `addr` to everyone on the link (what Linux sends on a hardware address change
+/// with `arp_notify`).
+pub(crate) fn write_arp_announcement(buf: &mut Vec<u8>, mac: EthernetAddress, addr: Ipv4Address) {
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: mac,
+        source_protocol_addr: addr,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: addr,
+    };
+    write_arp(buf, mac, EthernetAddress::BROADCAST, arp);
+}
+
+/// The sender of a gratuitous ARP (one whose sender and target addresses are the
+/// same): a neighbour announcing where `addr` now lives.
+pub(crate) fn arp_announcement(frame: &[u8]) -> Option<(EthernetAddress, Ipv4Address)> {
+    match arp(frame)? {
+        ArpRepr::EthernetIpv4 {
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        } if source_protocol_addr == target_protocol_addr => {
+            Some((source_hardware_addr, source_protocol_addr))
+        }
+        _ => None,
+    }
+}
+
+/// Writes into `buf` the ARP reply in which `mac` claims `addr` towards `us`
+/// (`our_mac`, `our_ip`). smoltcp learns neighbours only from ARP aimed at one of
+/// its addresses; an announcement is handed to it in this shape so that it
+/// updates its cache as Linux does for an entry it already has.
+pub(crate) fn write_arp_reply_to(
+    buf: &mut Vec<u8>,
+    mac: EthernetAddress,
+    addr: Ipv4Address,
+    our_mac: EthernetAddress,
+    our_ip: Ipv4Address,
+) {
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: mac,
+        source_protocol_addr: addr,
+        target_hardware_addr: our_mac,
+        target_protocol_addr: our_ip,
+    };
+    write_arp(buf, mac, our_mac, arp);
+}
+
+/// Writes into `buf` an unsolicited neighbour advertisement (override flag set)
+/// to all nodes, in which `mac` claims `addr`: the IPv6 counterpart of a
+/// gratuitous ARP.
+pub(crate) fn write_neighbor_advert(buf: &mut Vec<u8>, mac: EthernetAddress, addr: Ipv6Address) {
+    let all_nodes = Ipv6Address::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    // The Ethernet group of ff02::1 (RFC 2464).
+    let group = EthernetAddress([0x33, 0x33, 0, 0, 0, 1]);
+    let flags = NdiscNeighborFlags::OVERRIDE;
+    write_ndisc_advert(buf, mac, addr, group, all_nodes, flags);
+}
+
+/// Writes into `buf` the neighbour advertisement answering `asker` (an address of
+/// ours, as is `target`), sent to ourselves: how IPv6 loopback traffic finds its
+/// way back in, as [`write_arp_reply`] does for IPv4.
+pub(crate) fn write_own_neighbor_advert(
+    buf: &mut Vec<u8>,
+    mac: EthernetAddress,
+    target: Ipv6Address,
+    asker: Ipv6Address,
+) {
+    let flags = NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE;
+    write_ndisc_advert(buf, mac, target, mac, asker, flags);
+}
+
+fn write_ndisc_advert(
+    buf: &mut Vec<u8>,
+    mac: EthernetAddress,
+    addr: Ipv6Address,
+    eth_dst: EthernetAddress,
+    ip_dst: Ipv6Address,
+    flags: NdiscNeighborFlags,
+) {
+    let icmp = Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+        flags,
+        target_addr: addr,
+        lladdr: Some(RawHardwareAddress::from(mac)),
+    });
+    let ip = Ipv6Repr {
+        src_addr: addr,
+        dst_addr: ip_dst,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: icmp.buffer_len(),
+        // Neighbour discovery is accepted only with the hop limit untouched.
+        hop_limit: 255,
+    };
+    let eth = EthernetRepr {
+        src_addr: mac,
+        dst_addr: eth_dst,
+        ethertype: EthernetProtocol::Ipv6,
+    };
+    buf.clear();
+    buf.resize(eth.buffer_len() + ip.buffer_len() + icmp.buffer_len(), 0);
+    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth.emit(&mut frame);
+    let mut packet = Ipv6Packet::new_unchecked(frame.payload_mut());
+    ip.emit(&mut packet);
+    icmp.emit(
+        &addr,
+        &ip_dst,
+        &mut Icmpv6Packet::new_unchecked(packet.payload_mut()),
+        &ChecksumCapabilities::default(),
+    );
+}
+
+/// A neighbour solicitation `frame` carries: the address asked for, and the
+/// asker's address.
+pub(crate) fn neighbor_solicit(frame: &[u8]) -> Option<(Ipv6Address, Ipv6Address)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv6 {
+        return None;
+    }
+    let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Icmpv6 {
+        return None;
+    }
+    let repr = Ipv6Repr::parse(&ip).ok()?;
+    let icmp = Icmpv6Packet::new_checked(ip.payload()).ok()?;
+    let checksums = ChecksumCapabilities::ignored();
+    match Icmpv6Repr::parse(&repr.src_addr, &repr.dst_addr, &icmp, &checksums).ok()? {
+        Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit { target_addr, .. }) => {
+            Some((target_addr, repr.src_addr))
+        }
+        _ => None,
+    }
 }
 
 /// The destination MAC of a frame (None if it is too short to be Ethernet).
@@ -264,6 +412,66 @@ mod tests {
             let frame = vec![0xffu8; len];
             assert_eq!(tcp_syn(&frame), None);
             assert_eq!(arp_sender(&frame), None);
+            assert_eq!(arp_announcement(&frame), None);
+            assert_eq!(neighbor_solicit(&frame), None);
+        }
+    }
+
+    #[test]
+    fn announcements_are_recognised() {
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 9]);
+        let addr = Ipv4Address::new(10, 0, 0, 9);
+        let mut buf = Vec::new();
+        write_arp_announcement(&mut buf, mac, addr);
+        assert_eq!(arp_announcement(&buf), Some((mac, addr)));
+        assert_eq!(arp_request(&buf), Some((addr, addr)));
+        assert_eq!(dst_mac(&buf), Some(EthernetAddress::BROADCAST));
+        let ours = (
+            EthernetAddress([2, 0, 0, 0, 0, 1]),
+            Ipv4Address::new(10, 0, 0, 1),
+        );
+        write_arp_reply_to(&mut buf, mac, addr, ours.0, ours.1);
+        assert_eq!(
+            arp_announcement(&buf),
+            None,
+            "a reply to us is no announcement"
+        );
+        assert_eq!(arp_sender(&buf), Some(addr));
+        assert_eq!(dst_mac(&buf), Some(ours.0));
+    }
+
+    #[test]
+    fn neighbour_advertisements_parse_with_valid_checksums() {
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 9]);
+        let addr = Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9);
+        let asker = Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 9);
+        let mut buf = Vec::new();
+        for own in [false, true] {
+            if own {
+                write_own_neighbor_advert(&mut buf, mac, addr, asker);
+            } else {
+                write_neighbor_advert(&mut buf, mac, addr);
+            }
+            let eth = EthernetFrame::new_checked(&buf[..]).unwrap();
+            let ip = Ipv6Packet::new_checked(eth.payload()).unwrap();
+            let repr = Ipv6Repr::parse(&ip).unwrap();
+            assert_eq!(repr.hop_limit, 255);
+            let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+            let checked = ChecksumCapabilities::default();
+            match Icmpv6Repr::parse(&repr.src_addr, &repr.dst_addr, &icmp, &checked) {
+                Ok(Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+                    flags,
+                    target_addr,
+                    lladdr,
+                })) => {
+                    assert_eq!(target_addr, addr);
+                    assert_eq!(lladdr, Some(RawHardwareAddress::from(mac)));
+                    assert!(flags.contains(NdiscNeighborFlags::OVERRIDE));
+                    assert_eq!(flags.contains(NdiscNeighborFlags::SOLICITED), own);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(neighbor_solicit(&buf), None);
         }
     }
 }

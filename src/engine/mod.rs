@@ -6,13 +6,21 @@
 //! smoltcp's rings. That keeps every decision here unit-testable and replayable.
 //!
 //! What it adds on top of smoltcp:
-//! - loopback: frames to our own MAC, and ARP requests for our own addresses, come
-//!   back in instead of going out (only while `lo` is up, as in a Linux namespace);
+//! - loopback: frames to our own MAC, and ARP requests and neighbour solicitations
+//!   for our own addresses, come back in instead of going out (only while `lo` is
+//!   up, as in a Linux namespace);
 //! - a listen backlog: a listening socket is created per incoming SYN, up to the
 //!   backlog, instead of smoltcp's one socket per port;
 //! - ephemeral ports, `EADDRINUSE`/`EADDRNOTAVAIL`/`ENETUNREACH` checks, and
 //!   `EHOSTUNREACH` when the next hop never answers ARP;
-//! - configuration from the `ip` model in [`crate::cmd`].
+//! - configuration from the `ip` model in [`crate::cmd`], applied while running:
+//!   addresses, routes, link state, and the hardware address and MTU (smoltcp
+//!   reads a device's MTU once, so a new MTU rebuilds its interface);
+//! - IPv4 on IPv6 sockets as Linux has it with `IPV6_V6ONLY` off (the default): a
+//!   listener on `[::]` takes IPv4 connections too and reports their addresses
+//!   v4-mapped (`::ffff:a.b.c.d`), and a connect to a v4-mapped address is IPv4;
+//! - gratuitous ARP (and its IPv6 counterpart) when the hardware address changes,
+//!   and the neighbour-cache update smoltcp skips when a peer announces a change.
 
 mod frames;
 mod options;
@@ -28,6 +36,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address,
+    Ipv6Address,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
@@ -35,7 +44,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-pub(crate) use udp::{check_send as udp_check_send, unmapped as udp_unmapped, UdpHandle};
+pub(crate) use udp::{check_send as udp_check_send, UdpHandle};
 
 pub(crate) use smoltcp::iface::SocketHandle as TcpHandle;
 pub(crate) use smoltcp::socket::tcp::State as TcpState;
@@ -46,6 +55,9 @@ pub(crate) const TCP_BUFFER: usize = 64 * 1024;
 
 /// How long an ACK for a single segment may wait for a second one.
 const ACK_DELAY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(1);
+
+/// The addresses smoltcp's interface holds (its feature `iface-max-addr-count-8`).
+const IFACE_ADDRS: usize = 8;
 
 /// Frames waiting for the link before smoltcp is told to hold further ones.
 const OUTBOX_LIMIT: usize = 512;
@@ -106,6 +118,8 @@ enum Phase {
 
 struct Conn {
     phase: Phase,
+    /// An IPv6 socket's IPv4 connection: its addresses are shown v4-mapped.
+    mapped: bool,
     last_state: TcpState,
     port: u16,
     /// How the connection holds its port (for releasing it).
@@ -149,6 +163,7 @@ impl Conn {
     fn new(phase: Phase, last_state: TcpState, port: u16, options: SocketOptions) -> Conn {
         Conn {
             phase,
+            mapped: false,
             last_state,
             port,
             port_use: options.port_use(false),
@@ -166,6 +181,7 @@ impl Conn {
 }
 
 struct Listener {
+    /// The address as the application bound it (a v4-mapped one stays so).
     local: SocketAddr,
     /// Given to every connection it accepts, as Linux's accepted sockets inherit
     /// their listener's options.
@@ -180,6 +196,10 @@ struct Listener {
 /// One stack's protocol state.
 pub(crate) struct Engine {
     iface: Interface,
+    /// The seed of the first interface; rebuilt ones derive theirs from it, so a
+    /// run stays repeatable.
+    seed: u64,
+    rebuilds: u64,
     sockets: SocketSet<'static>,
     io: FrameIo,
     config: NetConfig,
@@ -217,6 +237,8 @@ impl Engine {
         let iface = Interface::new(iface_config, &mut Port::idle(&mut io), instant(now));
         let mut engine = Engine {
             iface,
+            seed,
+            rebuilds: 0,
             sockets: SocketSet::new(Vec::new()),
             io,
             config,
@@ -260,22 +282,40 @@ impl Engine {
         let mut lo_up = false;
         let mut wire_up = false;
         let mut local_v4 = Vec::new();
+        let mut local_v6 = Vec::new();
         let mut cidrs: Vec<(u8, IpCidr)> = Vec::new();
+        let mut mac_changed = false;
+        let mut wire_addrs = Vec::new();
+        let ether = self
+            .config
+            .links()
+            .iter()
+            .find(|l| l.kind == crate::cmd::LinkKind::Ether)
+            .map(|l| (l.mac, l.mtu as usize));
+        if let Some((mac, mtu)) = ether {
+            if self.io.mac.0 != mac {
+                self.io.mac = EthernetAddress(mac);
+                self.iface
+                    .set_hardware_addr(HardwareAddress::Ethernet(self.io.mac));
+                mac_changed = true;
+            }
+            if self.io.mtu != mtu {
+                self.io.mtu = mtu;
+                self.rebuild_interface();
+            }
+        }
         for link in self.config.links() {
             match link.kind {
                 crate::cmd::LinkKind::Loopback => lo_up = link.up,
                 crate::cmd::LinkKind::Ether => {
                     wire_up = link.up;
-                    if self.io.mac.0 != link.mac {
-                        self.io.mac = EthernetAddress(link.mac);
-                        self.iface
-                            .set_hardware_addr(HardwareAddress::Ethernet(self.io.mac));
-                    }
+                    wire_addrs = link.addrs.iter().map(|a| a.addr).collect();
                 }
             }
             for addr in &link.addrs {
-                if let IpAddr::V4(v4) = addr.addr {
-                    local_v4.push(v4);
+                match addr.addr {
+                    IpAddr::V4(v4) => local_v4.push(v4),
+                    IpAddr::V6(v6) => local_v6.push(v6),
                 }
                 let rank = match (addr.addr, link.kind) {
                     (IpAddr::V4(_), crate::cmd::LinkKind::Ether) => 0,
@@ -290,14 +330,22 @@ impl Engine {
         // kernel adds (127.0.0.1, ::1, fe80::). When they do not all fit, what TCP over
         // IPv4 needs goes first: the link's IPv4 addresses, then loopback's.
         cidrs.sort_by_key(|(rank, _)| *rank);
-        self.iface.update_ip_addrs(|addrs| {
-            addrs.clear();
-            for (_, cidr) in cidrs {
-                if addrs.push(cidr).is_err() {
-                    break;
+        let wanted: Vec<IpCidr> = cidrs.into_iter().map(|(_, c)| c).collect();
+        let fits = &wanted[..wanted.len().min(IFACE_ADDRS)];
+        // smoltcp empties its neighbour cache on every address update, and then
+        // resolves one neighbour a second at most: commands that leave the
+        // addresses alone (a new MTU or hardware address, a route) must not cost
+        // every peer a second.
+        if self.iface.ip_addrs() != fits {
+            self.iface.update_ip_addrs(|addrs| {
+                addrs.clear();
+                for cidr in wanted {
+                    if addrs.push(cidr).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        }
         let routes = self.config.routes();
         self.iface.routes_mut().update(|table| {
             table.clear();
@@ -317,6 +365,40 @@ impl Engine {
         self.io.lo_up = lo_up;
         self.io.wire_up = wire_up;
         self.io.local_v4 = local_v4;
+        self.io.local_v6 = local_v6;
+        if mac_changed && wire_up {
+            self.announce(&wire_addrs);
+        }
+    }
+
+    /// Replaces smoltcp's interface with one that reads the device's capabilities
+    /// afresh (smoltcp keeps the MTU it saw at creation; sockets live apart from
+    /// the interface and carry on). The neighbour cache starts empty; addresses
+    /// and routes are pushed again by the caller.
+    fn rebuild_interface(&mut self) {
+        self.rebuilds += 1;
+        let mut config = Config::new(HardwareAddress::Ethernet(self.io.mac));
+        config.random_seed = self
+            .seed
+            .wrapping_add(self.rebuilds.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        self.iface = Interface::new(config, &mut Port::idle(&mut self.io), instant(self.now));
+    }
+
+    /// Tells the link that the hardware address changed: a gratuitous ARP per IPv4
+    /// address and an unsolicited neighbour advertisement per IPv6 one. Linux does
+    /// this when `net.ipv4.conf.*.arp_notify` / `net.ipv6.conf.*.ndisc_notify` are
+    /// set (both off by default, when peers learn the change only once their
+    /// neighbour entries go stale, half a minute or more); the stack does it always
+    /// so that a peer reaches it again at once.
+    fn announce(&mut self, addrs: &[IpAddr]) {
+        for addr in addrs {
+            let mut frame = self.io.pool.pop().unwrap_or_default();
+            match addr {
+                IpAddr::V4(v4) => frames::write_arp_announcement(&mut frame, self.io.mac, *v4),
+                IpAddr::V6(v6) => frames::write_neighbor_advert(&mut frame, self.io.mac, *v6),
+            }
+            self.io.outbox.push_back(frame);
+        }
     }
 
     // ---- frames and time ----
@@ -333,6 +415,32 @@ impl Engine {
     fn ingest(&mut self, frame: &[u8]) {
         if let Some(sender) = frames::arp_sender(frame) {
             self.arp_seen.insert(sender, self.now);
+        }
+        if let Some((mac, addr)) = frames::arp_announcement(frame) {
+            // smoltcp ignores ARP not aimed at its own addresses, so a neighbour's
+            // announcement of a new hardware address would go unheard until the
+            // cached one expires (60 s). Linux updates an entry it has; the same
+            // news, aimed at one of our addresses, makes smoltcp do that.
+            // Not for a claim on one of our own addresses (a conflict, which Linux
+            // only reports), nor for our own announcement looped back.
+            let news = !self.io.local_v4.contains(&addr) && mac != self.io.mac;
+            let ours = self
+                .io
+                .local_v4
+                .iter()
+                .copied()
+                .find(|a| a.octets()[0] != 127);
+            if let Some(our_ip) = ours.filter(|_| news) {
+                let mut reply = Vec::new();
+                frames::write_arp_reply_to(&mut reply, mac, addr, self.io.mac, our_ip);
+                let mut port = Port {
+                    io: &mut self.io,
+                    rx: Some(&reply),
+                };
+                self.iface
+                    .poll_ingress_single(instant(self.now), &mut port, &mut self.sockets);
+                return;
+            }
         }
         if let Some(syn) = frames::tcp_syn(frame) {
             if !self.admit_syn(syn) {
@@ -461,12 +569,21 @@ impl Engine {
     }
 
     /// Starts an active open to `remote`, from `local` (unspecified parts chosen here).
+    /// A v4-mapped `remote` (an IPv6 socket with `IPV6_V6ONLY` off) is reached over
+    /// IPv4, and the connection's local address is then shown v4-mapped too; with
+    /// `IPV6_V6ONLY` set, such a remote is unreachable, as on Linux.
     pub(crate) fn connect(
         &mut self,
         remote: SocketAddr,
         local: Option<SocketAddr>,
         options: &SocketOptions,
     ) -> io::Result<TcpHandle> {
+        if options.v6only && v6only_refuses(remote) {
+            return Err(errno(libc::ENETUNREACH));
+        }
+        let mapped = remote.is_ipv6() && unmap(remote).is_ipv4();
+        let remote = unmap(remote);
+        let local = local.map(unmap);
         if remote.port() == 0 || remote.ip().is_unspecified() {
             return Err(errno(libc::ECONNREFUSED));
         }
@@ -501,19 +618,26 @@ impl Engine {
             _ => None,
         };
         let handle = self.sockets.add(socket);
-        self.conns.insert(
-            handle,
-            Conn::new(
-                Phase::Connecting {
-                    since: self.now,
-                    next_hop,
-                },
-                TcpState::SynSent,
-                port,
-                *options,
-            ),
+        let mut conn = Conn::new(
+            Phase::Connecting {
+                since: self.now,
+                next_hop,
+            },
+            TcpState::SynSent,
+            port,
+            *options,
         );
+        conn.mapped = mapped;
+        self.conns.insert(handle, conn);
         Ok(handle)
+    }
+
+    /// The local address of a connection as its socket shows it (v4-mapped for an
+    /// IPv6 socket's IPv4 connection).
+    pub(crate) fn local_addr(&self, handle: TcpHandle) -> Option<SocketAddr> {
+        let local = from_endpoint(self.sockets.get::<tcp::Socket>(handle).local_endpoint()?);
+        let mapped = self.conns.get(&handle).is_some_and(|c| c.mapped);
+        Some(if mapped { map(local) } else { local })
     }
 
     /// Checks that `local` could be bound, and reserves its port (0: an ephemeral one).
@@ -523,7 +647,8 @@ impl Engine {
         local: SocketAddr,
         options: &SocketOptions,
     ) -> io::Result<SocketAddr> {
-        if !local.ip().is_unspecified() && !self.config.is_local_addr(local.ip()) {
+        let ip = unmap(local).ip();
+        if !ip.is_unspecified() && !self.config.is_local_addr(ip) {
             return Err(errno(libc::EADDRNOTAVAIL));
         }
         let port = self
@@ -621,10 +746,7 @@ impl Engine {
         let matching: Vec<ListenerId> = self
             .listeners
             .iter()
-            .filter(|(_, l)| {
-                l.local.port() == syn.dst.port()
-                    && (l.local.ip().is_unspecified() || l.local.ip() == syn.dst.ip())
-            })
+            .filter(|(_, l)| l.local.port() == syn.dst.port() && l.takes(syn.dst.ip()))
             .map(|(&id, _)| id)
             .collect();
         // Listeners sharing a port (SO_REUSEPORT) split the connections by the
@@ -655,8 +777,9 @@ impl Engine {
             return false; // a full backlog drops the SYN; the peer will retry
         }
         let mut socket = Self::new_tcp_socket(&listener.options);
+        let ip = unmap(listener.local).ip();
         let endpoint = IpListenEndpoint {
-            addr: (!listener.local.ip().is_unspecified()).then(|| listener.local.ip().into()),
+            addr: (!ip.is_unspecified()).then(|| ip.into()),
             port: listener.local.port(),
         };
         if socket.listen(endpoint).is_err() {
@@ -837,20 +960,28 @@ impl Engine {
                     _ => {
                         conn.phase = Phase::Open;
                         conn.active_at = now;
+                        let mut v6_listener = false;
                         if let Some(l) = self.listeners.get_mut(&id) {
                             l.embryos -= 1;
                             l.handed_out += 1;
+                            v6_listener = l.local.is_ipv6();
                         }
                         let (Some(local), Some(peer)) =
                             (socket.local_endpoint(), socket.remote_endpoint())
                         else {
                             continue;
                         };
+                        let (mut local, mut peer) = (from_endpoint(local), from_endpoint(peer));
+                        if v6_listener && local.is_ipv4() {
+                            // An IPv6 socket sees its IPv4 peers v4-mapped.
+                            conn.mapped = true;
+                            (local, peer) = (map(local), map(peer));
+                        }
                         self.events.push_back(Event::Accepted {
                             listener: id,
                             handle,
-                            local: from_endpoint(local),
-                            peer: from_endpoint(peer),
+                            local,
+                            peer,
                         });
                     }
                 },
@@ -968,6 +1099,46 @@ impl Engine {
     }
 }
 
+impl Listener {
+    /// Whether a connection to `dst` is this listener's (its port aside): same
+    /// address or a wildcard of the same family; an IPv6 wildcard also takes
+    /// IPv4 unless `IPV6_V6ONLY` is set; a v4-mapped address is its IPv4 address.
+    fn takes(&self, dst: IpAddr) -> bool {
+        match (unmap(self.local).ip(), dst) {
+            (IpAddr::V4(ours), IpAddr::V4(d)) => ours.is_unspecified() || ours == d,
+            (IpAddr::V6(ours), IpAddr::V6(d)) => ours.is_unspecified() || ours == d,
+            (IpAddr::V6(ours), IpAddr::V4(_)) => ours.is_unspecified() && !self.options.v6only,
+            (IpAddr::V4(_), IpAddr::V6(_)) => false,
+        }
+    }
+}
+
+/// Whether a socket with `IPV6_V6ONLY` set must refuse to connect to `remote`
+/// (Linux: ENETUNREACH for a v4-mapped address).
+pub(crate) fn v6only_refuses(remote: SocketAddr) -> bool {
+    remote.is_ipv6() && unmap(remote).is_ipv4()
+}
+
+/// A v4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4 address it stands
+/// for; any other address unchanged.
+pub(crate) fn unmap(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), a.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+/// An IPv4 address as an IPv6 socket shows it (v4-mapped); IPv6 ones unchanged.
+pub(crate) fn map(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) => SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port()),
+        SocketAddr::V6(_) => addr,
+    }
+}
+
 fn errno(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
 }
@@ -991,6 +1162,7 @@ struct FrameIo {
     lo_up: bool,
     wire_up: bool,
     local_v4: Vec<Ipv4Address>,
+    local_v6: Vec<Ipv6Address>,
     loopback: VecDeque<Vec<u8>>,
     outbox: VecDeque<Vec<u8>>,
     pool: Vec<Vec<u8>>,
@@ -1005,6 +1177,7 @@ impl FrameIo {
             lo_up: false,
             wire_up: false,
             local_v4: Vec::new(),
+            local_v6: Vec::new(),
             loopback: VecDeque::new(),
             outbox: VecDeque::new(),
             pool: Vec::new(),
@@ -1037,6 +1210,17 @@ impl FrameIo {
                 self.recycle(frame);
             }
             return;
+        }
+        if let Some((target, asker)) = frames::neighbor_solicit(&frame) {
+            if self.local_v6.contains(&target) {
+                if self.lo_up {
+                    frames::write_own_neighbor_advert(&mut frame, self.mac, target, asker);
+                    self.loopback.push_back(frame);
+                } else {
+                    self.recycle(frame);
+                }
+                return;
+            }
         }
         if let Some((target, asker)) = frames::arp_request(&frame) {
             if self.is_local_v4(target) {

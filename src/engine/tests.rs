@@ -548,3 +548,351 @@ fn keepalive_keeps_a_live_peer_and_drops_a_silent_one() {
         "{took:?}"
     );
 }
+/// Runs the wire in 1 ms steps until `done` holds (at most `limit` steps);
+/// returns the events each side produced meanwhile.
+fn run_until(
+    w: &mut Wire,
+    limit: usize,
+    mut done: impl FnMut(&[Event], &[Event]) -> bool,
+) -> (Vec<Event>, Vec<Event>) {
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    for _ in 0..limit {
+        w.run(MS);
+        ea.extend(Wire::events(&mut w.a));
+        eb.extend(Wire::events(&mut w.b));
+        if done(&ea, &eb) {
+            break;
+        }
+    }
+    (ea, eb)
+}
+
+fn accepted_addrs(events: &[Event]) -> Vec<(SocketAddr, SocketAddr)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Accepted { local, peer, .. } => Some((*local, *peer)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn ipv6_by_link_local_and_global_address() {
+    let mut w = Wire::new();
+    w.a.run_cmd("/bin/ip addr add 2001:db8::1/64 dev vde0")
+        .unwrap();
+    w.b.run_cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
+        .unwrap();
+    let local =
+        w.a.bind(addr("[::]:80"), &SocketOptions::default())
+            .unwrap();
+    w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
+        .unwrap();
+    // The EUI-64 link-local addresses of 02:00:00:00:00:01 and :02.
+    for (target, peer) in [
+        ("[fe80::ff:fe00:1]:80", "fe80::ff:fe00:2"),
+        ("[2001:db8::1]:80", "2001:db8::2"),
+    ] {
+        let client =
+            w.b.connect(addr(target), None, &SocketOptions::default())
+                .unwrap();
+        let (ea, eb) = run_until(&mut w, 3000, |ea, _| !ea.is_empty());
+        assert_eq!(eb, vec![Event::Connected(client)], "{target}");
+        let got = accepted_addrs(&ea);
+        assert_eq!(got.len(), 1, "{target}: {ea:?}");
+        assert_eq!(got[0].0, addr(target));
+        assert_eq!(got[0].1.ip(), peer.parse::<IpAddr>().unwrap());
+        let mapped = w.b.local_addr(client).unwrap();
+        assert_eq!(mapped.ip(), peer.parse::<IpAddr>().unwrap());
+    }
+}
+
+#[test]
+fn an_ipv6_wildcard_listener_takes_ipv4_as_v4_mapped_unless_v6only() {
+    let mut w = Wire::new();
+    let local =
+        w.a.bind(addr("[::]:80"), &SocketOptions::default())
+            .unwrap();
+    let listener =
+        w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
+            .unwrap();
+    let client =
+        w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
+            .unwrap();
+    let (ea, eb) = run_until(&mut w, 100, |ea, _| !ea.is_empty());
+    assert_eq!(eb, vec![Event::Connected(client)]);
+    let got = accepted_addrs(&ea);
+    assert_eq!(got[0].0, addr("[::ffff:10.0.0.1]:80"));
+    assert_eq!(got[0].1.ip(), addr("[::ffff:10.0.0.2]:1").ip());
+    assert_eq!(
+        w.b.local_addr(client).unwrap().ip(),
+        addr("10.0.0.2:1").ip()
+    );
+
+    // Connecting to a v4-mapped address is IPv4, shown v4-mapped.
+    let v4_local =
+        w.b.bind(addr("0.0.0.0:81"), &SocketOptions::default())
+            .unwrap();
+    w.b.listen(v4_local, 4, Arc::default(), &SocketOptions::default())
+        .unwrap();
+    let out =
+        w.a.connect(
+            addr("[::ffff:10.0.0.2]:81"),
+            None,
+            &SocketOptions::default(),
+        )
+        .unwrap();
+    let (ea, eb) = run_until(&mut w, 100, |ea, _| !ea.is_empty());
+    assert_eq!(ea, vec![Event::Connected(out)]);
+    assert_eq!(accepted_addrs(&eb)[0].1.ip(), addr("10.0.0.1:1").ip());
+    assert_eq!(
+        w.a.local_addr(out).unwrap().ip(),
+        addr("[::ffff:10.0.0.1]:1").ip()
+    );
+    assert!(v6only_refuses(addr("[::ffff:10.0.0.2]:81")));
+    assert!(!v6only_refuses(addr("[2001:db8::2]:81")));
+
+    // With IPV6_V6ONLY, IPv4 is refused as if nobody listened.
+    let v6only = SocketOptions {
+        v6only: true,
+        ..SocketOptions::default()
+    };
+    w.a.set_listener_options(listener, &v6only);
+    let refused =
+        w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
+            .unwrap();
+    let (_, eb) = run_until(&mut w, 100, |_, eb| !eb.is_empty());
+    assert_eq!(eb, vec![Event::ConnectFailed(refused, libc::ECONNREFUSED)]);
+
+    // And an IPv4 listener never takes IPv6.
+    w.b.run_cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
+        .unwrap();
+    w.a.run_cmd("/bin/ip addr add 2001:db8::1/64 dev vde0")
+        .unwrap();
+    let refused =
+        w.a.connect(addr("[2001:db8::2]:81"), None, &SocketOptions::default())
+            .unwrap();
+    let (ea, _) = run_until(&mut w, 3000, |ea, _| !ea.is_empty());
+    assert_eq!(ea, vec![Event::ConnectFailed(refused, libc::ECONNREFUSED)]);
+}
+
+/// The largest frame each side sends while `client` (on b) sends `bytes` to a
+/// connection that a accepts on port `port`.
+fn largest_frames(w: &mut Wire, port: u16, bytes: usize) -> (usize, usize, Option<u16>) {
+    let local =
+        w.a.bind(addr(&format!("0.0.0.0:{port}")), &SocketOptions::default())
+            .unwrap();
+    w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
+        .unwrap();
+    let client =
+        w.b.connect(
+            addr(&format!("10.0.0.1:{port}")),
+            None,
+            &SocketOptions::default(),
+        )
+        .unwrap();
+    let (mut max_a, mut max_b, mut syn_mss) = (0, 0, None);
+    let mut sent = 0;
+    let mut server = None;
+    let mut got = 0;
+    for _ in 0..2000 {
+        w.a.transmit(w.now);
+        w.b.transmit(w.now);
+        while let Some(f) = w.b.next_outgoing() {
+            max_b = max_b.max(f.len());
+            if syn_mss.is_none() {
+                syn_mss = syn_mss_option(&f);
+            }
+            w.a.receive(w.now, &f);
+        }
+        while let Some(f) = w.a.next_outgoing() {
+            max_a = max_a.max(f.len());
+            w.b.receive(w.now, &f);
+        }
+        for e in Wire::events(&mut w.a) {
+            if let Event::Accepted { handle, .. } = e {
+                server = Some(handle);
+            }
+        }
+        if let Some(s) = server {
+            got += w.a.recv_with(s, |b| Ok(b.len())).unwrap_or(0);
+        }
+        let socket = w.b.tcp(client);
+        if socket.may_send() && sent < bytes {
+            let chunk = vec![7u8; (bytes - sent).min(65536)];
+            sent += socket.send_slice(&chunk).unwrap();
+        }
+        if got == bytes {
+            break;
+        }
+        w.now += MS;
+    }
+    assert_eq!(got, bytes, "the transfer completes");
+    (max_a, max_b, syn_mss)
+}
+
+/// The MSS option of a SYN in `frame`, if it is one (IPv4).
+fn syn_mss_option(frame: &[u8]) -> Option<u16> {
+    use smoltcp::wire::{EthernetFrame, Ipv4Packet, TcpPacket, TcpRepr};
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    let repr = TcpRepr::parse(
+        &tcp,
+        &ip.src_addr().into(),
+        &ip.dst_addr().into(),
+        &smoltcp::phy::ChecksumCapabilities::ignored(),
+    )
+    .ok()?;
+    (tcp.syn() && !tcp.ack()).then_some(repr.max_seg_size?)
+}
+
+#[test]
+fn the_mtu_of_the_running_link_decides_frame_and_segment_sizes() {
+    let mut w = Wire::new();
+    let (max_a, max_b, mss) = largest_frames(&mut w, 80, 100_000);
+    assert_eq!((max_b, mss), (1514, Some(1460)), "{max_a}");
+    for e in [&mut w.a, &mut w.b] {
+        e.run_cmd("/bin/ip link set vde0 mtu 9000").unwrap();
+    }
+    let (_, max_b, mss) = largest_frames(&mut w, 81, 100_000);
+    assert_eq!((max_b, mss), (9014, Some(8960)));
+    // One side back at 1500: the jumbo side's segments follow the peer's MSS.
+    w.a.run_cmd("/bin/ip link set vde0 mtu 1500").unwrap();
+    let (max_a, max_b, mss) = largest_frames(&mut w, 82, 100_000);
+    assert_eq!((max_b, mss), (1514, Some(8960)), "{max_a}");
+    assert!(max_a <= 1514);
+}
+
+#[test]
+fn a_new_hardware_address_is_announced_and_learned() {
+    let mut w = Wire::new();
+    w.a.run_cmd("/bin/ip addr add 2001:db8::1/64 dev vde0")
+        .unwrap();
+    w.b.run_cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
+        .unwrap();
+    for port in [80, 81] {
+        let local =
+            w.a.bind(addr(&format!("[::]:{port}")), &SocketOptions::default())
+                .unwrap();
+        w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
+            .unwrap();
+    }
+    // b learns a's first address both ways.
+    for target in ["10.0.0.1:80", "[2001:db8::1]:80"] {
+        let c =
+            w.b.connect(addr(target), None, &SocketOptions::default())
+                .unwrap();
+        let (_, eb) = run_until(&mut w, 3000, |_, eb| !eb.is_empty());
+        assert_eq!(eb, vec![Event::Connected(c)], "{target}");
+    }
+    w.a.run_cmd("/bin/ip link set vde0 address 02:00:00:00:00:99")
+        .unwrap();
+    let announced: Vec<Vec<u8>> = std::iter::from_fn(|| w.a.next_outgoing()).collect();
+    assert!(
+        announced
+            .iter()
+            .any(|f| frames::arp_announcement(f).is_some_and(|(m, _)| m.0[5] == 0x99)),
+        "a gratuitous ARP goes out"
+    );
+    assert!(
+        announced
+            .iter()
+            .any(|f| f.get(12..14) == Some(&[0x86, 0xdd][..])),
+        "and a neighbour advertisement"
+    );
+    for f in &announced {
+        w.b.receive(w.now, f);
+    }
+    // Well within smoltcp's 60 s cache lifetime: only the announcements can tell b.
+    for target in ["10.0.0.1:81", "[2001:db8::1]:81"] {
+        let c =
+            w.b.connect(addr(target), None, &SocketOptions::default())
+                .unwrap();
+        let (_, eb) = run_until(&mut w, 100, |_, eb| !eb.is_empty());
+        assert_eq!(eb, vec![Event::Connected(c)], "{target}");
+    }
+}
+
+#[test]
+fn ipv6_loopback_needs_lo_up() {
+    let mut w = Wire::new();
+    w.a.run_cmd("/bin/ip addr add 2001:db8::1/64 dev vde0")
+        .unwrap();
+    let err =
+        w.a.connect(addr("[::1]:80"), None, &SocketOptions::default())
+            .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENETUNREACH));
+    w.a.run_cmd("/bin/ip link set lo up").unwrap();
+    let local =
+        w.a.bind(addr("[::]:80"), &SocketOptions::default())
+            .unwrap();
+    w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
+        .unwrap();
+    for target in ["[::1]:80", "[2001:db8::1]:80", "[fe80::ff:fe00:1]:80"] {
+        let handle =
+            w.a.connect(addr(target), None, &SocketOptions::default())
+                .unwrap();
+        let (ea, _) = run_until(&mut w, 3000, |ea, _| ea.len() >= 2);
+        assert!(ea.contains(&Event::Connected(handle)), "{target}: {ea:?}");
+        let got = accepted_addrs(&ea);
+        assert_eq!(got.len(), 1, "{target}: {ea:?}");
+        assert_eq!(got[0].0, addr(target));
+    }
+    assert!(
+        w.b.next_outgoing().is_none(),
+        "loopback traffic stays inside"
+    );
+}
+
+#[test]
+fn open_connections_survive_mtu_changes() {
+    let mut w = Wire::new();
+    w.a.run_cmd("/bin/ip addr add 2001:db8::1/64 dev vde0")
+        .unwrap();
+    w.b.run_cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
+        .unwrap();
+    let local =
+        w.a.bind(addr("[::]:80"), &SocketOptions::default())
+            .unwrap();
+    w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
+        .unwrap();
+    let c4 =
+        w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
+            .unwrap();
+    let c6 =
+        w.b.connect(addr("[2001:db8::1]:80"), None, &SocketOptions::default())
+            .unwrap();
+    let (ea, _) = run_until(&mut w, 3000, |ea, _| accepted_addrs(ea).len() == 2);
+    let servers: Vec<TcpHandle> = ea
+        .iter()
+        .filter_map(|e| match e {
+            Event::Accepted { handle, .. } => Some(*handle),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(servers.len(), 2);
+    // Bytes in flight across each change; IPv6 only where it exists (Linux tears
+    // it down below 1280 bytes, global addresses and all).
+    let (mut sent, mut received) = (0, 0);
+    let steps = [(1280, true), (9000, true), (68, false), (1500, false)];
+    for (mtu, with_v6) in steps {
+        for e in [&mut w.a, &mut w.b] {
+            e.run_cmd(&format!("/bin/ip link set vde0 mtu {mtu}"))
+                .unwrap();
+        }
+        let clients: &[TcpHandle] = if with_v6 { &[c4, c6] } else { &[c4] };
+        for &c in clients {
+            assert_eq!(w.b.tcp(c).send_slice(&[1; 3000]), Ok(3000), "MTU {mtu}");
+            sent += 3000;
+        }
+        for _ in 0..3000 {
+            w.run(MS);
+            for &s in &servers {
+                received += w.a.recv_with(s, |b| Ok(b.len())).unwrap_or(0);
+            }
+        }
+        assert_eq!(received, sent, "MTU {mtu}");
+    }
+}

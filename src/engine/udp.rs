@@ -18,7 +18,10 @@
 //!   interface, which joins (IGMP/MLD) on the first and leaves on the last;
 //! - the errors `sendto` gives: EMSGSIZE, EDESTADDRREQ, ENETUNREACH, EINVAL.
 
-use super::{errno, from_endpoint, spread, to_endpoint, Engine, Event, SocketOptions};
+use super::{
+    errno, from_endpoint, map, spread, to_endpoint, unmap, v6only_refuses, Engine, Event,
+    SocketOptions,
+};
 use crate::cmd::{NetConfig, NextHop};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::udp;
@@ -85,20 +88,22 @@ impl UdpSock {
 
     /// Whether a datagram from `from` to `dst` (wire addresses) is for this socket.
     fn takes(&self, dst: IpAddr, from: SocketAddr, shared_dst: bool) -> bool {
-        let bound = unmapped(self.bound).ip();
+        let bound = unmap(self.bound).ip();
         !self.closing
             && (bound.is_unspecified() || bound == dst || shared_dst)
-            && (self.is_v6() || from.is_ipv4())
+            && match (self.is_v6(), from.is_ipv4()) {
+                (true, v4) => !(v4 && self.options.v6only),
+                (false, v4) => v4,
+            }
             && self.connected.is_none_or(|(peer, _)| peer == from)
     }
 
     /// How this socket's application sees `addr` (v4-mapped on an IPv6 socket).
     fn app_view(&self, addr: SocketAddr) -> SocketAddr {
-        match (self.is_v6(), addr) {
-            (true, SocketAddr::V4(v4)) => {
-                SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
-            }
-            _ => addr,
+        if self.is_v6() {
+            map(addr)
+        } else {
+            addr
         }
     }
 
@@ -107,7 +112,9 @@ impl UdpSock {
     fn wire_view(&self, addr: SocketAddr) -> io::Result<SocketAddr> {
         match addr {
             SocketAddr::V6(_) if !self.is_v6() => Err(errno(libc::EAFNOSUPPORT)),
-            _ => Ok(unmapped(addr)),
+            // IPV6_V6ONLY: no IPv4 through this socket (Linux: ENETUNREACH).
+            _ if self.options.v6only && v6only_refuses(addr) => Err(errno(libc::ENETUNREACH)),
+            _ => Ok(unmap(addr)),
         }
     }
 }
@@ -133,7 +140,7 @@ impl Engine {
         local: SocketAddr,
         options: &SocketOptions,
     ) -> io::Result<(UdpHandle, SocketAddr)> {
-        let ip = unmapped(local).ip();
+        let ip = unmap(local).ip();
         if !ip.is_unspecified() && !self.config.is_local_addr(ip) {
             return Err(errno(libc::EADDRNOTAVAIL));
         }
@@ -258,7 +265,7 @@ impl Engine {
         let mut kept = VecDeque::new();
         let mut kept_bytes = 0;
         for datagram in sock.queue.drain(..) {
-            if unmapped(datagram.peer) == wire {
+            if unmap(datagram.peer) == wire {
                 kept_bytes += datagram.data.len() + DATAGRAM_OVERHEAD;
                 kept.push_back(datagram);
             }
@@ -299,7 +306,7 @@ impl Engine {
         };
         let hop = check_send(&self.config, sock.options.broadcast, dest, data.len())?;
         let source = match source.unwrap_or(sock.bound.ip()) {
-            ip if !ip.is_unspecified() => unmapped(SocketAddr::new(ip, 0)).ip(),
+            ip if !ip.is_unspecified() => unmap(SocketAddr::new(ip, 0)).ip(),
             _ => hop.src.ok_or_else(|| errno(libc::ENETUNREACH))?,
         };
         if source.is_ipv4() != dest.is_ipv4() {
@@ -432,7 +439,7 @@ impl Engine {
         }
         for (first, from, dst, data) in arrived {
             let port = self.udps[&first].bound.port();
-            let dst = dst.unwrap_or(unmapped(self.udps[&first].bound).ip());
+            let dst = dst.unwrap_or(unmap(self.udps[&first].bound).ip());
             let shared_dst = dst.is_multicast() || self.config.is_broadcast(dst);
             let mut takers: Vec<UdpHandle> = self
                 .udps
@@ -521,15 +528,4 @@ pub(crate) fn check_send(
         return Err(errno(libc::EACCES));
     }
     hop.ok_or_else(|| errno(libc::ENETUNREACH))
-}
-
-/// The IPv4 address behind a v4-mapped one; other addresses unchanged.
-pub(crate) fn unmapped(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
-    }
 }

@@ -767,10 +767,9 @@ impl Pump {
                     let Some(&id) = self.by_handle.get(&handle) else {
                         continue;
                     };
-                    let local = self.engine.tcp(handle).local_endpoint();
+                    let local = self.engine.local_addr(handle);
                     let conn = self.conns.get_mut(&id).expect("indexed");
                     if let (Some(reply), Some(local)) = (conn.connecting.take(), local) {
-                        let local = SocketAddr::new(local.addr.into(), local.port);
                         if reply.send(Ok(local)).is_err() {
                             // Nobody waits any more: the application gave up.
                             self.drop_conn(id, true);

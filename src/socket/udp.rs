@@ -7,7 +7,7 @@
 
 use super::options::{checked_ttl, OptionRecord, SocketConfig};
 use super::{each_addr, sys};
-use crate::engine::{udp_check_send, udp_unmapped, SocketOptions};
+use crate::engine::{udp_check_send, unmap, SocketOptions};
 use crate::pump::{decode_addr, encode_addr, Control, UdpShared, ADDR_BYTES};
 use crate::stack::{Stack, StackCtx};
 use std::fmt;
@@ -156,7 +156,7 @@ impl Udp {
             (None, None) => return Err(io::Error::from_raw_os_error(libc::EDESTADDRREQ)),
         };
         self.check_family(dest)?;
-        let wire = udp_unmapped(dest);
+        let wire = unmap(dest);
         udp_check_send(
             &self.ctx.config(),
             self.options.get().broadcast,
