@@ -32,7 +32,7 @@ impl Switch {
             .spawn()
             .expect("vde_switch (Debian package vde2)");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !dir.join("sw/ctl").exists() {
+        while std::os::unix::net::UnixStream::connect(dir.join("sw/ctl")).is_err() {
             assert!(Instant::now() < deadline, "vde_switch did not start");
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -26,7 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .spawn()
         .map_err(|e| format!("cannot start vde_switch (apt-get install vde2): {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.join("ctl").exists() {
+    // Ready when its control socket accepts (the file exists before listen(2)).
+    while std::os::unix::net::UnixStream::connect(sock.join("ctl")).is_err() {
         if Instant::now() > deadline {
             return Err("vde_switch did not start".into());
         }

@@ -54,8 +54,10 @@ impl Switch {
             .expect("vde_switch (Debian package vde2) must be installed");
         let ctl = sock.join("ctl");
         let deadline = Instant::now() + Duration::from_secs(10);
-        // Readiness of an external process: the only signal is its socket appearing.
-        while !ctl.exists() {
+        // Readiness of an external process: its control socket accepting a
+        // connection (the file appears at bind(2), before listen(2), and a plug
+        // connecting in between is refused).
+        while std::os::unix::net::UnixStream::connect(&ctl).is_err() {
             assert!(Instant::now() < deadline, "vde_switch did not start");
             std::thread::sleep(Duration::from_millis(5));
         }
