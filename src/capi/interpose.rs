@@ -53,6 +53,7 @@ mod next {
         recv: fn(c_int, *mut c_void, usize, c_int) -> isize;
         recvfrom: fn(c_int, *mut c_void, usize, c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> isize;
         recvmsg: fn(c_int, *mut libc::msghdr, c_int) -> isize;
+        ioctl: fn(c_int, libc::c_ulong, *mut c_void) -> c_int;
         close: fn(c_int) -> c_int;
         dup: fn(c_int) -> c_int;
         dup2: fn(c_int, c_int) -> c_int;
@@ -727,6 +728,32 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
         header.msg_controllen = 0;
         header.msg_flags = 0;
         n
+    })
+}
+
+/// `ioctl(2)`: `FIONREAD` on an unconnected stack UDP socket counts the next
+/// datagram's payload only, not the address travelling with it. Everything else is
+/// libc's. (`ioctl` is variadic in C; its third argument, when there is one, is
+/// passed like a pointer on the platforms this library supports.)
+///
+/// # Safety
+/// As `ioctl(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn ioctl(fd: c_int, request: libc::c_ulong, arg: *mut c_void) -> c_int {
+    guard(-1, || {
+        let answer = call_next!(ioctl(fd, request, arg));
+        if answer == 0
+            && request == libc::FIONREAD
+            && !arg.is_null()
+            && sockets::lookup(fd).is_some_and(|s| s.is_datagram() && !s.is_connected())
+        {
+            // SAFETY: FIONREAD succeeded, so `arg` is the program's int it wrote.
+            unsafe {
+                let n = arg.cast::<c_int>();
+                *n = (*n - crate::pump::ADDR_BYTES as c_int).max(0);
+            }
+        }
+        answer
     })
 }
 

@@ -10,6 +10,7 @@
  * bounded number of times, waiting with poll().
  */
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 
 #include "testlib.h"
@@ -36,6 +37,10 @@ static ssize_t deliver(int from, int to, const struct sockaddr_in *dest,
 			     sizeof *dest) == (ssize_t)strlen(msg),
 		      "sendto");
 		if (readable(to)) {
+			int waiting = -1;
+			CHECK(ioctl(to, FIONREAD, &waiting) == 0 &&
+				      waiting == (int)strlen(msg),
+			      "FIONREAD gives the datagram's length");
 			ssize_t n = recvfrom(to, buf, len, 0, SA(*src), &slen);
 			CHECK(n >= 0, "recvfrom");
 			CHECK(slen == sizeof *src, "recvfrom address length");
