@@ -65,5 +65,5 @@ mod socket;
 mod stack;
 
 pub use cmd::CmdError;
-pub use socket::{SocketConfig, TcpListener, TcpStream, UdpSocket};
+pub use socket::{PingSocket, SocketConfig, TcpListener, TcpStream, UdpSocket};
 pub use stack::{Stack, StackBuilder, DEFAULT_IFNAME};

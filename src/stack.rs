@@ -172,8 +172,9 @@ impl Stack {
     /// Creates a socket on this stack and returns its raw descriptor, like
     /// `socket(2)`. `domain` is `AF_INET` or `AF_INET6`, `ty` is `SOCK_STREAM` or
     /// `SOCK_DGRAM`, optionally or'ed with `SOCK_NONBLOCK` and `SOCK_CLOEXEC`,
-    /// `protocol` is 0 or the type's own (`IPPROTO_TCP`, `IPPROTO_UDP`). Anything
-    /// else fails with the errno `socket(2)` gives.
+    /// `protocol` is 0 or the type's own (`IPPROTO_TCP`, `IPPROTO_UDP`; a
+    /// `SOCK_DGRAM` with `IPPROTO_ICMP` or `IPPROTO_ICMPV6` is a ping socket, as on
+    /// Linux). Anything else fails with the errno `socket(2)` gives.
     pub fn msocket(&self, domain: i32, ty: i32, protocol: i32) -> io::Result<OwnedFd> {
         self.msocket_with_id(domain, ty, protocol).map(|(fd, _)| fd)
     }
@@ -318,15 +319,21 @@ fn check_socket_args(domain: i32, ty: i32, protocol: i32) -> io::Result<()> {
     if domain != libc::AF_INET && domain != libc::AF_INET6 {
         return fail(libc::EAFNOSUPPORT);
     }
-    let supported = match ty {
-        libc::SOCK_STREAM => libc::IPPROTO_TCP,
-        libc::SOCK_DGRAM => libc::IPPROTO_UDP,
+    // Ping sockets: SOCK_DGRAM with the family's ICMP.
+    let ping = if domain == libc::AF_INET {
+        libc::IPPROTO_ICMP
+    } else {
+        libc::IPPROTO_ICMPV6
+    };
+    let supported: &[i32] = match ty {
+        libc::SOCK_STREAM => &[0, libc::IPPROTO_TCP],
+        libc::SOCK_DGRAM => &[0, libc::IPPROTO_UDP, ping],
         libc::SOCK_RAW | libc::SOCK_SEQPACKET | libc::SOCK_RDM => {
             return fail(libc::EPROTONOSUPPORT)
         }
         _ => return fail(libc::EINVAL),
     };
-    if protocol != 0 && protocol != supported {
+    if !supported.contains(&protocol) {
         return fail(libc::EPROTONOSUPPORT);
     }
     Ok(())

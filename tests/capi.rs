@@ -36,12 +36,13 @@ fn tmp_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
 }
 
-/// The `libvdestack.so` cargo built beside this test (`target/<profile>/` or
-/// `target/<profile>/deps/`).
+/// The `libvdestack.so` cargo built with this test: `target/<profile>/deps/`
+/// first (where `cargo test` writes it), else `target/<profile>/` (which only
+/// `cargo build` refreshes: a copy there may be older than the test).
 fn built_lib() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("the test's directory");
-    let candidates = [deps.parent().unwrap_or(deps), deps];
+    let candidates = [deps, deps.parent().unwrap_or(deps)];
     for dir in candidates {
         let lib = dir.join("libvdestack.so");
         if lib.is_file() {

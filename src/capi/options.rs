@@ -76,11 +76,7 @@ pub(super) fn get(s: &Socket, level: c_int, name: c_int) -> io::Result<Value> {
         (libc::SOL_SOCKET, libc::SO_ERROR) => Ok(Value::Int(s.take_error())),
         (libc::SOL_SOCKET, libc::SO_TYPE) => Ok(Value::Int(s.ty)),
         (libc::SOL_SOCKET, libc::SO_DOMAIN) => Ok(Value::Int(s.family)),
-        (libc::SOL_SOCKET, libc::SO_PROTOCOL) => Ok(Value::Int(if s.is_datagram() {
-            libc::IPPROTO_UDP
-        } else {
-            libc::IPPROTO_TCP
-        })),
+        (libc::SOL_SOCKET, libc::SO_PROTOCOL) => Ok(Value::Int(s.protocol())),
         (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => int(s.is_listening()),
         (libc::SOL_SOCKET, libc::SO_REUSEADDR) => int(o.reuse_address),
         (libc::SOL_SOCKET, libc::SO_REUSEPORT) => int(o.reuse_port),

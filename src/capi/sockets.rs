@@ -4,7 +4,7 @@
 //! it. The table counts the descriptors of each socket (the interposed `dup*` and
 //! `close` keep the count), and forgets a socket when its last descriptor closes.
 
-use crate::engine::SocketOptions;
+use crate::engine::{DatagramProto, SocketOptions};
 use crate::pump::{ConnShared, Control};
 use crate::socket::{sys, Acceptor, Conn, Udp};
 use crate::stack::{Stack, StackCtx};
@@ -59,6 +59,9 @@ pub(super) struct Socket {
     pub(super) family: i32,
     /// SOCK_STREAM or SOCK_DGRAM.
     pub(super) ty: i32,
+    /// The protocol `socket()` named (0 or the type's own; IPPROTO_ICMP or
+    /// IPPROTO_ICMPV6 for a ping socket).
+    pub(super) protocol: i32,
     pub(super) state: Mutex<State>,
     pending: Mutex<Pending>,
 }
@@ -168,6 +171,7 @@ pub(super) fn open(stack: &Stack, domain: i32, ty: i32, protocol: i32) -> io::Re
             id,
             family: domain,
             ty: ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC),
+            protocol,
             state: Mutex::new(State::Fresh { bound: None }),
             pending: Mutex::new(Pending::default()),
         }),
@@ -250,7 +254,7 @@ impl Socket {
             return match &*state {
                 State::Fresh { bound: None } => {
                     let options = self.pending().options;
-                    let udp = Udp::open(&self.ctx, self.id, None, addr, options)?;
+                    let udp = Udp::open(&self.ctx, self.id, self.proto(), None, addr, options)?;
                     *state = State::Datagram(Arc::new(udp));
                     Ok(())
                 }
@@ -370,6 +374,23 @@ impl Socket {
         self.ty == libc::SOCK_DGRAM
     }
 
+    /// What a datagram socket carries.
+    fn proto(&self) -> DatagramProto {
+        match self.protocol {
+            libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6 => DatagramProto::Ping,
+            _ => DatagramProto::Udp,
+        }
+    }
+
+    /// The protocol `SO_PROTOCOL` reports.
+    pub(super) fn protocol(&self) -> i32 {
+        match (self.is_datagram(), self.protocol) {
+            (false, _) => libc::IPPROTO_TCP,
+            (true, 0) => libc::IPPROTO_UDP,
+            (true, p) => p,
+        }
+    }
+
     /// The UDP socket, bound to the wildcard address first if it is not yet, as
     /// Linux binds a UDP socket on its first connect or send.
     pub(super) fn datagram(&self) -> io::Result<Arc<Udp>> {
@@ -378,7 +399,8 @@ impl Socket {
             State::Datagram(udp) => Ok(udp.clone()),
             State::Fresh { bound: None } => {
                 let options = self.pending().options;
-                let udp = Arc::new(Udp::open(&self.ctx, self.id, None, self.any(), options)?);
+                let udp = Udp::open(&self.ctx, self.id, self.proto(), None, self.any(), options)?;
+                let udp = Arc::new(udp);
                 *state = State::Datagram(udp.clone());
                 Ok(udp)
             }
@@ -491,6 +513,7 @@ impl Socket {
                 id: conn.id,
                 family: self.family,
                 ty: libc::SOCK_STREAM,
+                protocol: 0,
                 state: Mutex::new(State::Connected(conn)),
                 pending: Mutex::new(Pending::default()),
             }),

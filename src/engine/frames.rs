@@ -85,10 +85,16 @@ fn ip_parts(frame: &[u8]) -> Option<(IpAddr, IpAddr, IpProtocol, &[u8], bool)> {
     }
 }
 
-/// Whether `frame` may complete a UDP datagram: UDP over IP, or any IPv4 fragment
-/// (the last fragment of a datagram completes it).
-pub(crate) fn may_carry_udp(frame: &[u8]) -> bool {
-    ip_parts(frame).is_some_and(|(_, _, proto, _, fragment)| fragment || proto == IpProtocol::Udp)
+/// Whether `frame` may complete a datagram for a datagram socket: UDP or ICMP over
+/// IP, or any IPv4 fragment (the last fragment of a datagram completes it).
+pub(crate) fn may_carry_datagram(frame: &[u8]) -> bool {
+    ip_parts(frame).is_some_and(|(_, _, proto, _, fragment)| {
+        fragment
+            || matches!(
+                proto,
+                IpProtocol::Udp | IpProtocol::Icmp | IpProtocol::Icmpv6
+            )
+    })
 }
 
 /// An ICMP error about a UDP datagram we sent: the datagram's source (ours), its

@@ -24,11 +24,13 @@
 
 mod frames;
 mod options;
+mod ping;
 mod ports;
 mod udp;
 
 use crate::cmd::NetConfig;
 pub(crate) use options::{SocketOptions, MAX_BUFFER, MIN_BUFFER};
+pub(crate) use ping::check_echo_request;
 use ports::{PortTable, PortUse};
 use smoltcp::iface::{Config, Interface, Route, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
@@ -44,7 +46,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-pub(crate) use udp::{check_send as udp_check_send, UdpHandle};
+pub(crate) use udp::{check_send as udp_check_send, DatagramProto, UdpHandle};
 
 pub(crate) use smoltcp::iface::SocketHandle as TcpHandle;
 pub(crate) use smoltcp::socket::tcp::State as TcpState;
@@ -212,6 +214,8 @@ pub(crate) struct Engine {
     next_listener: ListenerId,
     udps: BTreeMap<UdpHandle, udp::UdpSock>,
     udp_ports: PortTable,
+    /// Ping sockets' echo identifiers, held like ports.
+    ping_ids: PortTable,
     /// UDP sockets opened so far (their serial numbers).
     udp_serial: u64,
     /// Multicast groups joined, with how many sockets joined each.
@@ -249,6 +253,7 @@ impl Engine {
             next_listener: 1,
             udps: BTreeMap::new(),
             udp_ports: PortTable::default(),
+            ping_ids: PortTable::default(),
             udp_serial: 0,
             groups: BTreeMap::new(),
             arp_seen: HashMap::new(),
@@ -462,8 +467,9 @@ impl Engine {
         };
         self.iface
             .poll_ingress_single(now, &mut port, &mut self.sockets);
-        if !self.udps.is_empty() && frames::may_carry_udp(frame) {
+        if !self.udps.is_empty() && frames::may_carry_datagram(frame) {
             self.collect_udp();
+            self.collect_ping();
         }
     }
 

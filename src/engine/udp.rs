@@ -17,6 +17,10 @@
 //! - multicast groups joined per socket (`IP_ADD_MEMBERSHIP`), counted for the
 //!   interface, which joins (IGMP/MLD) on the first and leaves on the last;
 //! - the errors `sendto` gives: EMSGSIZE, EDESTADDRREQ, ENETUNREACH, EINVAL.
+//!
+//! Ping sockets (`socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)`, and ICMPv6) are
+//! datagram sockets of the same kind here, over a smoltcp ICMP socket: see
+//! `engine/ping.rs`.
 
 use super::{
     errno, from_endpoint, map, spread, to_endpoint, unmap, v6only_refuses, Engine, Event,
@@ -34,7 +38,11 @@ use std::net::{IpAddr, SocketAddr};
 pub(crate) type UdpHandle = SocketHandle;
 
 /// The largest UDP payload over IPv4: 65,535 minus the IPv4 and UDP headers.
-pub(crate) const MAX_UDP_V4: usize = 65_507;
+#[cfg(test)]
+pub(crate) const MAX_UDP_V4: usize = MAX_IPV4_PAYLOAD - 8;
+
+/// The most an IPv4 packet carries after its header.
+const MAX_IPV4_PAYLOAD: usize = 65_535 - 20;
 
 /// Linux's default `SO_RCVBUF` (`net.core.rmem_default`).
 pub(crate) const DEFAULT_RCVBUF: usize = 212_992;
@@ -57,12 +65,21 @@ pub(crate) struct Datagram {
     pub(crate) data: Vec<u8>,
 }
 
-/// The engine's side of one UDP socket.
+/// What carries a datagram socket's datagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DatagramProto {
+    Udp,
+    /// ICMP echo (a ping socket); its "port" is the echo identifier.
+    Ping,
+}
+
+/// The engine's side of one UDP (or ping) socket.
 pub(super) struct UdpSock {
+    pub(super) proto: DatagramProto,
     /// The bound address (the address may be the wildcard).
-    bound: SocketAddr,
+    pub(super) bound: SocketAddr,
     /// The peer and the local address the route to it picked, while connected.
-    connected: Option<(SocketAddr, SocketAddr)>,
+    pub(super) connected: Option<(SocketAddr, SocketAddr)>,
     options: SocketOptions,
     queue: VecDeque<Datagram>,
     queued_bytes: usize,
@@ -74,11 +91,34 @@ pub(super) struct UdpSock {
     /// port with `SO_REUSEADDR` gets their unicast datagrams.
     serial: u64,
     /// Closed by the application; kept until its last datagrams have left.
-    closing: bool,
+    pub(super) closing: bool,
 }
 
 impl UdpSock {
-    fn is_v6(&self) -> bool {
+    pub(super) fn new(
+        proto: DatagramProto,
+        bound: SocketAddr,
+        options: SocketOptions,
+        serial: u64,
+    ) -> UdpSock {
+        UdpSock {
+            proto,
+            bound,
+            connected: None,
+            options,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            drops: 0,
+            error: None,
+            groups: Vec::new(),
+            serial,
+            closing: false,
+        }
+    }
+}
+
+impl UdpSock {
+    pub(super) fn is_v6(&self) -> bool {
         self.bound.is_ipv6()
     }
 
@@ -99,7 +139,7 @@ impl UdpSock {
     }
 
     /// How this socket's application sees `addr` (v4-mapped on an IPv6 socket).
-    fn app_view(&self, addr: SocketAddr) -> SocketAddr {
+    pub(super) fn app_view(&self, addr: SocketAddr) -> SocketAddr {
         if self.is_v6() {
             map(addr)
         } else {
@@ -109,7 +149,7 @@ impl UdpSock {
 
     /// The wire address behind what the application named: v4-mapped addresses
     /// on an IPv6 socket are IPv4; an IPv6 address on an IPv4 socket is refused.
-    fn wire_view(&self, addr: SocketAddr) -> io::Result<SocketAddr> {
+    pub(super) fn wire_view(&self, addr: SocketAddr) -> io::Result<SocketAddr> {
         match addr {
             SocketAddr::V6(_) if !self.is_v6() => Err(errno(libc::EAFNOSUPPORT)),
             // IPV6_V6ONLY: no IPv4 through this socket (Linux: ENETUNREACH).
@@ -163,18 +203,7 @@ impl Engine {
         let handle = self.sockets.add(socket);
         self.udps.insert(
             handle,
-            UdpSock {
-                bound,
-                connected: None,
-                options: *options,
-                queue: VecDeque::new(),
-                queued_bytes: 0,
-                drops: 0,
-                error: None,
-                groups: Vec::new(),
-                serial: self.udp_serial,
-                closing: false,
-            },
+            UdpSock::new(DatagramProto::Udp, bound, *options, self.udp_serial),
         );
         Ok((handle, bound))
     }
@@ -198,11 +227,14 @@ impl Engine {
         let port = sock.bound.port();
         let how = sock.options.port_use(false);
         let groups = std::mem::take(&mut sock.groups);
-        self.udp_ports.release(port, how);
+        match sock.proto {
+            DatagramProto::Udp => self.udp_ports.release(port, how),
+            DatagramProto::Ping => self.ping_ids.release(port, how),
+        }
         for group in groups {
             self.leave_group(group);
         }
-        if self.sockets.get::<udp::Socket>(handle).send_queue() == 0 {
+        if self.dgram_send_queue(handle) == 0 {
             self.udp_forget(handle);
         }
     }
@@ -218,7 +250,7 @@ impl Engine {
         let sent: Vec<UdpHandle> = self
             .udps
             .iter()
-            .filter(|(&h, s)| s.closing && self.sockets.get::<udp::Socket>(h).send_queue() == 0)
+            .filter(|(&h, s)| s.closing && self.dgram_send_queue(h) == 0)
             .map(|(&h, _)| h)
             .collect();
         for handle in sent {
@@ -243,7 +275,7 @@ impl Engine {
             return Ok(sock.bound);
         };
         let wire = sock.wire_view(remote)?;
-        if wire.port() == 0 {
+        if wire.port() == 0 && sock.proto == DatagramProto::Udp {
             return Err(errno(libc::ECONNREFUSED));
         }
         let hop = self
@@ -304,13 +336,23 @@ impl Engine {
             (None, Some((peer, local))) => (peer, Some(local.ip())),
             (None, None) => return Err(errno(libc::EDESTADDRREQ)),
         };
-        let hop = check_send(&self.config, sock.options.broadcast, dest, data.len())?;
+        let proto = sock.proto;
+        let hop = check_send(
+            &self.config,
+            sock.options.broadcast,
+            dest,
+            data.len(),
+            proto,
+        )?;
         let source = match source.unwrap_or(sock.bound.ip()) {
             ip if !ip.is_unspecified() => unmap(SocketAddr::new(ip, 0)).ip(),
             _ => hop.src.ok_or_else(|| errno(libc::ENETUNREACH))?,
         };
         if source.is_ipv4() != dest.is_ipv4() {
             return Err(errno(libc::ENETUNREACH));
+        }
+        if proto == DatagramProto::Ping {
+            return self.ping_send(handle, dest.ip(), data);
         }
         let meta = udp::UdpMetadata {
             endpoint: to_endpoint(dest),
@@ -358,9 +400,7 @@ impl Engine {
                 reuse_port: sock.options.reuse_port,
                 ..*options
             };
-            self.sockets
-                .get_mut::<udp::Socket>(handle)
-                .set_hop_limit(Some(options.hop_limit));
+            self.set_dgram_hop_limit(handle, options.hop_limit);
         }
     }
 
@@ -429,7 +469,10 @@ impl Engine {
         // smoltcp hands a datagram to the first socket on its port; which of the
         // sockets sharing the port it is for is decided here.
         let mut arrived = Vec::new();
-        for &handle in self.udps.keys() {
+        for (&handle, sock) in self.udps.iter() {
+            if sock.proto != DatagramProto::Udp {
+                continue;
+            }
             let socket = self.sockets.get_mut::<udp::Socket>(handle);
             while let Ok((data, meta)) = socket.recv() {
                 let from = from_endpoint(meta.endpoint);
@@ -444,7 +487,11 @@ impl Engine {
             let mut takers: Vec<UdpHandle> = self
                 .udps
                 .iter()
-                .filter(|(_, s)| s.bound.port() == port && s.takes(dst, from, shared_dst))
+                .filter(|(_, s)| {
+                    s.proto == DatagramProto::Udp
+                        && s.bound.port() == port
+                        && s.takes(dst, from, shared_dst)
+                })
                 .map(|(&h, _)| h)
                 .collect();
             if !shared_dst && takers.len() > 1 {
@@ -465,7 +512,7 @@ impl Engine {
         }
     }
 
-    fn queue_datagram(&mut self, handle: UdpHandle, from: SocketAddr, data: &[u8]) {
+    pub(super) fn queue_datagram(&mut self, handle: UdpHandle, from: SocketAddr, data: &[u8]) {
         let sock = self.udps.get_mut(&handle).expect("a taker");
         let cost = data.len() + DATAGRAM_OVERHEAD;
         if sock.queued_bytes + cost > sock.rcvbuf().max(cost) && !sock.queue.is_empty() {
@@ -505,20 +552,28 @@ pub(crate) fn check_send(
     broadcast: bool,
     dest: SocketAddr,
     len: usize,
+    proto: DatagramProto,
 ) -> io::Result<NextHop> {
-    if dest.port() == 0 {
+    // A ping socket's address has no port (its identifier is its own).
+    if dest.port() == 0 && proto == DatagramProto::Udp {
         return Err(errno(libc::EINVAL));
     }
     let hop = config.lookup(dest.ip());
+    // What follows the IP header besides the data: the UDP header (a ping
+    // socket's data is a whole ICMP message).
+    let header = match proto {
+        DatagramProto::Udp => 8,
+        DatagramProto::Ping => 0,
+    };
     let limit = match dest {
-        SocketAddr::V4(_) => MAX_UDP_V4,
+        SocketAddr::V4(_) => MAX_IPV4_PAYLOAD - header,
         // smoltcp does not fragment IPv6: one link MTU is the most it sends.
         SocketAddr::V6(_) => {
             let mtu = hop
                 .as_ref()
                 .and_then(|h| config.link_by_index(h.dev))
                 .map_or(1280, |l| l.mtu as usize);
-            mtu.saturating_sub(40 + 8)
+            mtu.saturating_sub(40 + header)
         }
     };
     if len > limit {

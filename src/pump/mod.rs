@@ -10,7 +10,9 @@
 //! the ring is full and leaves data in the ring while the application does not read.
 
 use crate::cmd::CmdError;
-use crate::engine::{Engine, Event, ListenerId, SocketOptions, TcpHandle, UdpHandle};
+use crate::engine::{
+    DatagramProto, Engine, Event, ListenerId, SocketOptions, TcpHandle, UdpHandle,
+};
 use crate::link::{Link, MAX_FRAME};
 use crate::socket::sys;
 use crossbeam_channel::{Receiver, Sender};
@@ -119,10 +121,12 @@ pub(crate) enum Control {
         options: SocketOptions,
         reply: Sender<io::Result<()>>,
     },
-    /// Open a UDP socket bound to `local` (port 0: ephemeral), served through `fd`
-    /// (`None`: the `msocket` end adopted under `id`). Replies with the bound address.
+    /// Open a UDP (or ping) socket bound to `local` (port 0: ephemeral), served
+    /// through `fd` (`None`: the `msocket` end adopted under `id`). Replies with the
+    /// bound address.
     UdpOpen {
         id: u64,
+        proto: DatagramProto,
         fd: Option<OwnedFd>,
         local: SocketAddr,
         options: SocketOptions,
@@ -605,6 +609,7 @@ impl Pump {
                 }
                 Control::UdpOpen {
                     id,
+                    proto,
                     fd,
                     local,
                     options,
@@ -624,7 +629,7 @@ impl Pump {
                             }
                         },
                     };
-                    let _ = reply.send(self.udp_open(id, fd, local, &options, shared));
+                    let _ = reply.send(self.udp_open(id, proto, fd, local, &options, shared));
                 }
                 Control::UdpConnect { id, remote, reply } => {
                     let _ = reply.send(self.udp_connect(id, remote));

@@ -13,7 +13,7 @@
 //! ([`Control::UdpResume`](super::Control::UdpResume)).
 
 use super::{decode_addr, encode_addr, Pump, ADDR_BYTES};
-use crate::engine::{Engine, SocketOptions, UdpHandle};
+use crate::engine::{DatagramProto, Engine, SocketOptions, UdpHandle};
 use crate::socket::sys;
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
@@ -69,13 +69,17 @@ impl Pump {
     pub(super) fn udp_open(
         &mut self,
         id: u64,
+        proto: DatagramProto,
         fd: OwnedFd,
         local: SocketAddr,
         options: &SocketOptions,
         shared: Arc<UdpShared>,
     ) -> io::Result<SocketAddr> {
         sys::set_nonblocking(fd.as_fd(), true)?;
-        let (handle, bound) = self.engine.udp_open(local, options)?;
+        let (handle, bound) = match proto {
+            DatagramProto::Udp => self.engine.udp_open(local, options)?,
+            DatagramProto::Ping => self.engine.ping_open(local, options)?,
+        };
         if let Err(e) = self.poll.registry().register(
             &mut SourceFd(&fd.as_raw_fd()),
             Token(id as usize),

@@ -15,12 +15,14 @@
 //! travel beside the descriptor.
 
 mod options;
+mod ping;
 pub(crate) mod sys;
 mod tcp;
 mod udp;
 
 pub use options::SocketConfig;
 pub(crate) use options::{checked_keepalive, checked_ttl};
+pub use ping::PingSocket;
 #[cfg(feature = "capi")]
 pub(crate) use tcp::{Acceptor, Conn};
 pub use tcp::{TcpListener, TcpStream};

@@ -7,7 +7,7 @@
 
 use super::options::{checked_ttl, OptionRecord, SocketConfig};
 use super::{each_addr, sys};
-use crate::engine::{udp_check_send, unmap, SocketOptions};
+use crate::engine::{check_echo_request, udp_check_send, unmap, DatagramProto, SocketOptions};
 use crate::pump::{decode_addr, encode_addr, Control, UdpShared, ADDR_BYTES};
 use crate::stack::{Stack, StackCtx};
 use std::fmt;
@@ -41,6 +41,7 @@ pub struct UdpSocket {
 /// What a UDP socket is beside its descriptor: shared by [`UdpSocket`] and the C ABI.
 pub(crate) struct Udp {
     pub(crate) id: u64,
+    proto: DatagramProto,
     ctx: StackCtx,
     pub(crate) shared: Arc<UdpShared>,
     state: Mutex<UdpState>,
@@ -59,6 +60,7 @@ impl Udp {
     pub(crate) fn open(
         ctx: &StackCtx,
         id: u64,
+        proto: DatagramProto,
         pump_end: Option<OwnedFd>,
         local: SocketAddr,
         options: SocketOptions,
@@ -66,6 +68,7 @@ impl Udp {
         let shared = Arc::new(UdpShared::default());
         let bound = ctx.pump.request(|reply| Control::UdpOpen {
             id,
+            proto,
             fd: pump_end,
             local,
             options,
@@ -74,6 +77,7 @@ impl Udp {
         })??;
         Ok(Udp {
             id,
+            proto,
             ctx: ctx.clone(),
             shared,
             state: Mutex::new(UdpState {
@@ -157,11 +161,15 @@ impl Udp {
         };
         self.check_family(dest)?;
         let wire = unmap(dest);
+        if self.proto == DatagramProto::Ping {
+            check_echo_request(buf, wire.is_ipv6())?;
+        }
         udp_check_send(
             &self.ctx.config(),
             self.options.get().broadcast,
             wire,
             buf.len(),
+            self.proto,
         )?;
         let head = encode_addr(dest);
         let head: &[u8] = if framed { &head } else { &[] };
@@ -259,6 +267,7 @@ impl UdpSocket {
             let udp = Udp::open(
                 ctx,
                 ctx.next_socket_id(),
+                DatagramProto::Udp,
                 Some(pump_end),
                 addr,
                 config.options,

@@ -189,6 +189,41 @@ int main(int argc, char *argv[])
 	errno = 0;
 	CHECK(listen(server, 1) == -1 && errno == EOPNOTSUPP,
 	      "listen on UDP gives EOPNOTSUPP");
+
+	/* A ping socket, as Linux has them: echo requests out, replies in. */
+	int ping = vde_msocket(b, AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+	CHECK(ping >= 0, "vde_msocket ping");
+	int proto = 0;
+	socklen_t plen = sizeof proto;
+	CHECK(getsockopt(ping, SOL_SOCKET, SO_PROTOCOL, &proto, &plen) == 0 &&
+		      proto == IPPROTO_ICMP,
+	      "SO_PROTOCOL is IPPROTO_ICMP");
+	unsigned char echo[12] = { 8, 0, 0, 0, 0, 0, 0, 1, 'p', 'i', 'n', 'g' };
+	struct sockaddr_in peer = inet("10.0.0.1", 0);
+	unsigned char reply[64];
+	got = 0;
+	for (int i = 0; i < 25 && !got; i++) {
+		CHECK(sendto(ping, echo, sizeof echo, 0, SA(peer), sizeof peer) ==
+			      (ssize_t)sizeof echo,
+		      "sendto echo request");
+		if (readable(ping)) {
+			len = sizeof from;
+			n = recvfrom(ping, reply, sizeof reply, 0, SA(from), &len);
+			CHECK(n == (ssize_t)sizeof echo && reply[0] == 0 &&
+				      memcmp(reply + 8, "ping", 4) == 0,
+			      "echo reply");
+			CHECK(from.sin_addr.s_addr == inet_addr("10.0.0.1"),
+			      "reply from the pinged stack");
+			got = 1;
+		}
+	}
+	CHECK(got, "pinged");
+	echo[0] = 13; /* a timestamp request: not for a ping socket */
+	errno = 0;
+	CHECK(sendto(ping, echo, sizeof echo, 0, SA(peer), sizeof peer) == -1 &&
+		      errno == EINVAL,
+	      "only echo requests");
+	close(ping);
 	CHECK(close(client) == 0 && close(server) == 0, "close");
 	vde_delstack(a);
 	vde_delstack(b);

@@ -1,0 +1,132 @@
+//! Ping sockets: ICMP echo from a stack without raw sockets, as Linux's
+//! `socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)` gives it.
+
+use super::options::SocketConfig;
+use super::sys;
+use super::udp::Udp;
+use crate::engine::DatagramProto;
+use crate::stack::Stack;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// A ping socket on a [`Stack`]: it sends ICMP (or ICMPv6) echo requests and
+/// receives the replies to them.
+///
+/// As on Linux, the socket has its own echo identifier (its "port"): the stack
+/// writes it into every request, computes the checksum, and delivers only the
+/// replies that carry it. A message is a whole ICMP message, header included.
+///
+/// ```no_run
+/// use vdestack::{PingSocket, Stack};
+/// # fn main() -> std::io::Result<()> {
+/// let stack = Stack::new("vde:///tmp/sw", None)?;
+/// stack.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")?;
+/// let ping = PingSocket::bind(&stack, "0.0.0.0".parse().unwrap())?;
+/// ping.send_to(&PingSocket::echo_request(false, 1, b"hello"), "10.0.0.1".parse().unwrap())?;
+/// let mut reply = [0u8; 64];
+/// let (len, from) = ping.recv_from(&mut reply)?;
+/// assert_eq!(&reply[8..len], b"hello");
+/// # Ok(()) }
+/// ```
+pub struct PingSocket {
+    fd: OwnedFd,
+    udp: Udp,
+}
+
+impl PingSocket {
+    /// A ping socket on `stack` for `addr`'s family (`0.0.0.0` or `::`, or one of
+    /// the stack's addresses), with an identifier the stack chooses.
+    pub fn bind(stack: &Stack, addr: IpAddr) -> io::Result<PingSocket> {
+        Self::bind_ident(stack, addr, 0)
+    }
+
+    /// Like [`PingSocket::bind`] with the echo identifier `ident` (`EADDRINUSE` if
+    /// another ping socket of the stack has it).
+    pub fn bind_ident(stack: &Stack, addr: IpAddr, ident: u16) -> io::Result<PingSocket> {
+        let (app_end, pump_end) = sys::pair(libc::SOCK_SEQPACKET)?;
+        let ctx = stack.ctx();
+        let udp = Udp::open(
+            ctx,
+            ctx.next_socket_id(),
+            DatagramProto::Ping,
+            Some(pump_end),
+            SocketAddr::new(addr, ident),
+            SocketConfig::default().options,
+        )?;
+        Ok(PingSocket { fd: app_end, udp })
+    }
+
+    /// An echo request (ICMP type 8, or ICMPv6 type 128 with `v6`) with sequence
+    /// number `seq` and `payload`; identifier and checksum are the stack's to fill.
+    pub fn echo_request(v6: bool, seq: u16, payload: &[u8]) -> Vec<u8> {
+        let mut message = vec![if v6 { 128 } else { 8 }, 0, 0, 0, 0, 0];
+        message.extend_from_slice(&seq.to_be_bytes());
+        message.extend_from_slice(payload);
+        message
+    }
+
+    /// The echo identifier of this socket.
+    pub fn ident(&self) -> u16 {
+        self.udp.local_addr().port()
+    }
+
+    /// Sends the ICMP message `message` (an echo request: `EINVAL` otherwise) to
+    /// `to`. Errors as `sendto(2)` on a Linux ping socket (`ENETUNREACH`, `EACCES`
+    /// for a broadcast address).
+    pub fn send_to(&self, message: &[u8], to: IpAddr) -> io::Result<usize> {
+        self.udp
+            .send_to(self.fd.as_fd(), message, Some(SocketAddr::new(to, 0)), 0)
+    }
+
+    /// Receives one echo reply (header included, truncated to `buf`) and who sent it.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
+        let (len, from) = self.udp.recv_from(self.fd.as_fd(), buf, 0)?;
+        Ok((len, from.ip()))
+    }
+
+    /// `IP_TTL` of the requests (1 to 255).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl = super::checked_ttl(ttl)?;
+        self.udp.set_options(|o| o.hop_limit = ttl)
+    }
+
+    /// `SO_RCVTIMEO`: how long a receive may block (`None`: forever).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        sys::set_timeout(self.fd.as_fd(), libc::SO_RCVTIMEO, timeout)
+    }
+
+    /// Moves the descriptor in or out of non-blocking mode.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        sys::set_nonblocking(self.fd.as_fd(), nonblocking)
+    }
+}
+
+impl fmt::Debug for PingSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PingSocket")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("ident", &self.ident())
+            .finish()
+    }
+}
+
+impl AsFd for PingSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for PingSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl From<PingSocket> for OwnedFd {
+    fn from(socket: PingSocket) -> OwnedFd {
+        socket.fd
+    }
+}
