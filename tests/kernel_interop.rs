@@ -4,13 +4,13 @@
 //! stack into it (`vde0`: 10.0.0.1/24, 2001:db8::1/64), and runs a shell in fresh
 //! user, network and PID namespaces (`unshare -Urnp`) where `vde_plug` joins the
 //! same switch to a kernel tap device (`tap0`: 10.0.0.2/24, 2001:db8::2/64). The
-//! kernel then pings our stack, TCP goes both ways over IPv4, IPv6 and IPv6
-//! link-local addresses, with the bytes checked, and the kernel follows a change
-//! of our hardware address. Nothing leaves the machine: the namespace has no
-//! other link.
+//! two then ping each other (our side with a ping socket), TCP and UDP go both
+//! ways over IPv4, IPv6 and IPv6 link-local addresses, with the bytes checked,
+//! and the kernel follows a change of our hardware address. Nothing leaves the
+//! machine: the namespace has no other link.
 //!
 //! The shell is driven one command at a time ([`KernelNs::sh`]), so a new
-//! protocol (UDP, say) needs only a new test that runs its own `socat` there.
+//! protocol needs only a new test that runs its own `socat` there.
 //!
 //! Where user namespaces are unavailable, or a tool is missing (`vde_plug` with its
 //! tap plugin, `socat`, `ping`: Debian packages vdeplug, socat, iputils-ping), each
@@ -25,7 +25,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
-use vdestack::{Stack, TcpListener, TcpStream};
+use vdestack::{PingSocket, Stack, TcpListener, TcpStream, UdpSocket};
 
 /// The longest any one command in the namespace may take; generous, since it only
 /// bounds a failure.
@@ -316,4 +316,107 @@ fn the_kernel_follows_our_new_hardware_address() {
     for line in out.lines().filter(|l| l.contains("lladdr")) {
         assert!(line.contains("02:00:5e:10:20:30"), "{out}");
     }
+}
+
+#[test]
+fn our_stack_pings_the_kernel() {
+    require_namespaces!();
+    let switch = Switch::start();
+    let stack = our_stack(&switch);
+    let ns = KernelNs::start(&switch);
+    for (bind, to) in [
+        ("0.0.0.0", IpAddr::from([10, 0, 0, 2])),
+        ("::", "2001:db8::2".parse().unwrap()),
+        ("::", IpAddr::V6(ns.link_local)),
+    ] {
+        let socket = PingSocket::bind(&stack, bind.parse().unwrap()).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 128];
+        let mut answered = false;
+        for seq in 0..20 {
+            let request = PingSocket::echo_request(to.is_ipv6(), seq, b"from smoltcp");
+            socket.send_to(&request, to).unwrap();
+            if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                assert_eq!(from, to);
+                assert_eq!(&buf[8..n], b"from smoltcp", "the kernel echoes the payload");
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "no echo reply from the kernel at {to}");
+    }
+}
+
+#[test]
+fn udp_both_ways_with_the_kernel() {
+    require_namespaces!();
+    let switch = Switch::start();
+    let stack = our_stack(&switch);
+    let mut ns = KernelNs::start(&switch);
+    // The kernel echoes UDP on port 7 (IPv6 socket, IPv4 too).
+    let (status, out) = ns.sh(
+        "socat UDP6-RECVFROM:7,fork PIPE </dev/null >/dev/null 2>&1 &\n\
+         n=0; while ! ss -Hlun \"sport = :7\" | grep -q . && [ $n -lt 1000 ]; do sleep 0.01; n=$((n+1)); done\n\
+         ss -Hlun \"sport = :7\" | grep -q .",
+    );
+    assert_eq!(status, 0, "socat did not start: {out}");
+    let ll = SocketAddr::V6(SocketAddrV6::new(ns.link_local, 7, 0, 2));
+    for to in [
+        "10.0.0.2:7".parse::<SocketAddr>().unwrap(),
+        "[2001:db8::2]:7".parse().unwrap(),
+        ll,
+    ] {
+        let socket =
+            UdpSocket::bind(&stack, if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let data = pattern(1200);
+        let mut buf = vec![0u8; 2048];
+        let mut echoed = None;
+        for _ in 0..20 {
+            socket.send_to(&data, to).unwrap();
+            if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                echoed = Some((buf[..n].to_vec(), from));
+                break;
+            }
+        }
+        let (got, from) = echoed.unwrap_or_else(|| panic!("no UDP echo from {to}"));
+        assert!(got == data, "{to}: the datagram came back altered");
+        assert_eq!(from.ip(), to.ip());
+    }
+    // The kernel sends to our socket and gets our answer.
+    let server = UdpSocket::bind(&stack, "[::]:9").unwrap();
+    let answering = thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        let mut peers = Vec::new();
+        while peers.len() < 2 {
+            let (n, from) = server.recv_from(&mut buf).expect("recv_from");
+            server.send_to(&buf[..n], from).expect("send_to");
+            if !peers.contains(&from.ip()) {
+                peers.push(from.ip());
+            }
+        }
+        peers
+    });
+    for target in ["UDP4:10.0.0.1:9", "UDP6:[2001:db8::1]:9"] {
+        let (status, out) = ns.sh(&format!(
+            "echo kernel-says-hi | timeout 10 socat -t 2 - {target}"
+        ));
+        assert_eq!(
+            (status, out.trim()),
+            (0, "kernel-says-hi"),
+            "socat to {target}"
+        );
+    }
+    let peers = answering.join().unwrap();
+    assert_eq!(
+        peers,
+        vec![
+            "::ffff:10.0.0.2".parse::<IpAddr>().unwrap(),
+            "2001:db8::2".parse().unwrap()
+        ]
+    );
 }
