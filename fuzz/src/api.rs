@@ -788,6 +788,9 @@ impl Harness {
                     );
                     s.reset = true;
                 }
+                SimEvent::Datagrams(_) | SimEvent::UdpError(..) => {
+                    panic!("{event:?}: the api target opens no UDP socket")
+                }
             }
         }
     }

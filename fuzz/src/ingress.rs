@@ -282,6 +282,9 @@ impl World {
                     SimEvent::Connected(s) | SimEvent::ConnectFailed(s, _) => {
                         panic!("stack {i}: connect event {event:?} for {s:?} after setup")
                     }
+                    SimEvent::Datagrams(s) | SimEvent::UdpError(s, _) => {
+                        panic!("stack {i}: {event:?} for {s:?}: this world has no UDP socket")
+                    }
                 }
             }
         }
