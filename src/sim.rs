@@ -365,6 +365,18 @@ impl SimStack {
         Ok(self.new_socket(Slot::Udp(handle)))
     }
 
+    /// Opens a ping socket (ICMP echo, as Linux's `SOCK_DGRAM` + `IPPROTO_ICMP`) for
+    /// `addr`'s family; its identifier is chosen (see
+    /// [`SimStack::udp_local_addr`]'s port). It works with the `udp_*` calls: send
+    /// echo requests with [`SimStack::udp_send_to`] (any port), receive the
+    /// replies with [`SimStack::udp_recv_from`].
+    pub fn ping_bind(&mut self, addr: std::net::IpAddr) -> io::Result<SimSocket> {
+        let (handle, _) = self
+            .engine
+            .ping_open(SocketAddr::new(addr, 0), &SocketOptions::default())?;
+        Ok(self.new_socket(Slot::Udp(handle)))
+    }
+
     /// Connects a UDP socket to `remote` (`None`: dissolves the association);
     /// returns its local address.
     pub fn udp_connect(

@@ -29,7 +29,9 @@ mod ports;
 mod udp;
 
 use crate::cmd::NetConfig;
-pub(crate) use options::{SocketOptions, MAX_BUFFER, MIN_BUFFER};
+pub(crate) use options::SocketOptions;
+#[cfg(feature = "capi")]
+pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
 pub(crate) use ping::check_echo_request;
 use ports::{PortTable, PortUse};
 use smoltcp::iface::{Config, Interface, Route, SocketSet};

@@ -21,7 +21,9 @@ mod tcp;
 mod udp;
 
 pub use options::SocketConfig;
-pub(crate) use options::{checked_keepalive, checked_ttl};
+pub(crate) use options::checked_ttl;
+#[cfg(feature = "capi")]
+pub(crate) use options::checked_keepalive;
 pub use ping::PingSocket;
 #[cfg(feature = "capi")]
 pub(crate) use tcp::{Acceptor, Conn};
