@@ -3,16 +3,11 @@
 
 mod common;
 
-use common::{Net, Wire};
+use common::{errno, Net, Wire};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use vdestack::{SocketConfig, TcpListener, TcpStream, UdpSocket};
-
-fn errno(e: &io::Error) -> i32 {
-    e.raw_os_error()
-        .unwrap_or_else(|| panic!("not an OS error: {e}"))
-}
 
 #[test]
 fn zero_linger_resets_on_close() {

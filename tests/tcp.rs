@@ -5,18 +5,13 @@
 
 mod common;
 
-use common::{Net, Wire};
+use common::{errno, Net, Wire};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 use vdestack::{Stack, TcpListener, TcpStream};
-
-fn errno(e: &io::Error) -> i32 {
-    e.raw_os_error()
-        .unwrap_or_else(|| panic!("not an OS error: {e}"))
-}
 
 /// The byte at `offset` of a test stream seeded with `seed`: catches lost,
 /// duplicated and reordered bytes alike.

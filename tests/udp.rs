@@ -6,18 +6,13 @@
 
 mod common;
 
-use common::{Net, Wire};
+use common::{errno, Net, Wire};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::Duration;
 use vdestack::UdpSocket;
-
-fn errno(e: &io::Error) -> i32 {
-    e.raw_os_error()
-        .unwrap_or_else(|| panic!("not an OS error: {e}"))
-}
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()

@@ -10,8 +10,8 @@
 //! carrying that identifier. smoltcp's ICMP socket, bound to the identifier,
 //! carries them; the stack's automatic echo replies go on as before.
 
-use super::udp::{DatagramProto, UdpHandle, UdpSock};
-use super::{errno, unmap, Engine, SocketOptions};
+use super::udp::{DatagramProto, UdpHandle};
+use super::{errno, Engine, SocketOptions};
 use smoltcp::socket::icmp;
 use smoltcp::wire::IpAddress;
 use std::io;
@@ -44,37 +44,18 @@ impl Engine {
         local: SocketAddr,
         options: &SocketOptions,
     ) -> io::Result<(UdpHandle, SocketAddr)> {
-        let ip = unmap(local).ip();
-        if !ip.is_unspecified() && !self.config.is_local_addr(ip) {
-            return Err(errno(libc::EADDRNOTAVAIL));
-        }
-        let ident = self
-            .ping_ids
-            .take(local.port(), options.port_use(false))
-            .ok_or_else(|| errno(libc::EADDRINUSE))?;
-        let mut socket = icmp::Socket::new(
-            icmp::PacketBuffer::new(
-                vec![icmp::PacketMetadata::EMPTY; SLOTS],
-                vec![0; RING_BYTES],
-            ),
-            icmp::PacketBuffer::new(
-                vec![icmp::PacketMetadata::EMPTY; SLOTS],
-                vec![0; RING_BYTES],
-            ),
-        );
-        if socket.bind(icmp::Endpoint::Ident(ident)).is_err() {
-            self.ping_ids.release(ident, options.port_use(false));
-            return Err(errno(libc::EINVAL));
-        }
-        socket.set_hop_limit(Some(options.hop_limit));
-        self.udp_serial += 1;
-        let bound = SocketAddr::new(local.ip(), ident);
-        let handle = self.sockets.add(socket);
-        self.udps.insert(
-            handle,
-            UdpSock::new(DatagramProto::Ping, bound, *options, self.udp_serial),
-        );
-        Ok((handle, bound))
+        self.open_datagram(DatagramProto::Ping, local, options, |_, ident| {
+            let ring = || {
+                icmp::PacketBuffer::new(
+                    vec![icmp::PacketMetadata::EMPTY; SLOTS],
+                    vec![0; RING_BYTES],
+                )
+            };
+            let mut socket = icmp::Socket::new(ring(), ring());
+            socket.bind(icmp::Endpoint::Ident(ident)).ok()?;
+            socket.set_hop_limit(Some(options.hop_limit));
+            Some(smoltcp::socket::Socket::Icmp(socket))
+        })
     }
 
     /// Sends the echo request `data` (an ICMP message the program built) to

@@ -180,30 +180,49 @@ impl Engine {
         local: SocketAddr,
         options: &SocketOptions,
     ) -> io::Result<(UdpHandle, SocketAddr)> {
+        self.open_datagram(DatagramProto::Udp, local, options, |ip, port| {
+            let mut socket = Self::new_udp_socket();
+            let endpoint = IpListenEndpoint {
+                addr: (!ip.is_unspecified()).then(|| ip.into()),
+                port,
+            };
+            socket.bind(endpoint).ok()?;
+            socket.set_hop_limit(Some(options.hop_limit));
+            Some(smoltcp::socket::Socket::Udp(socket))
+        })
+    }
+
+    /// What UDP and ping sockets share in opening: the address check, the port
+    /// (or echo identifier), and the record. `make` builds the smoltcp socket for
+    /// the local address and port (`None`: it cannot bind, EINVAL).
+    pub(super) fn open_datagram(
+        &mut self,
+        proto: DatagramProto,
+        local: SocketAddr,
+        options: &SocketOptions,
+        make: impl FnOnce(IpAddr, u16) -> Option<smoltcp::socket::Socket<'static>>,
+    ) -> io::Result<(UdpHandle, SocketAddr)> {
         let ip = unmap(local).ip();
         if !ip.is_unspecified() && !self.config.is_local_addr(ip) {
             return Err(errno(libc::EADDRNOTAVAIL));
         }
-        let port = self
-            .udp_ports
+        let ports = match proto {
+            DatagramProto::Udp => &mut self.udp_ports,
+            DatagramProto::Ping => &mut self.ping_ids,
+        };
+        let port = ports
             .take(local.port(), options.port_use(false))
             .ok_or_else(|| errno(libc::EADDRINUSE))?;
-        let mut socket = Self::new_udp_socket();
-        let endpoint = IpListenEndpoint {
-            addr: (!ip.is_unspecified()).then(|| ip.into()),
-            port,
-        };
-        if socket.bind(endpoint).is_err() {
-            self.udp_ports.release(port, options.port_use(false));
+        let Some(socket) = make(ip, port) else {
+            ports.release(port, options.port_use(false));
             return Err(errno(libc::EINVAL));
-        }
-        socket.set_hop_limit(Some(options.hop_limit));
+        };
         self.udp_serial += 1;
         let bound = SocketAddr::new(local.ip(), port);
         let handle = self.sockets.add(socket);
         self.udps.insert(
             handle,
-            UdpSock::new(DatagramProto::Udp, bound, *options, self.udp_serial),
+            UdpSock::new(proto, bound, *options, self.udp_serial),
         );
         Ok((handle, bound))
     }

@@ -571,18 +571,9 @@ impl Pump {
                     shared,
                     reply,
                 } => {
-                    let fd = match fd {
-                        Some(fd) => fd,
-                        None => match self.adopted.remove(&id) {
-                            Some(fd) => {
-                                self.forget_fd(&fd);
-                                fd
-                            }
-                            None => {
-                                let _ = reply.send(Err(io::Error::from_raw_os_error(libc::EBADF)));
-                                continue;
-                            }
-                        },
+                    let Some(fd) = fd.or_else(|| self.take_adopted(id)) else {
+                        let _ = reply.send(Err(io::Error::from_raw_os_error(libc::EBADF)));
+                        continue;
                     };
                     self.connect(id, fd, junk, remote, local, &options, shared, reply)
                 }
@@ -616,18 +607,9 @@ impl Pump {
                     shared,
                     reply,
                 } => {
-                    let fd = match fd {
-                        Some(fd) => fd,
-                        None => match self.adopted.remove(&id) {
-                            Some(fd) => {
-                                self.forget_fd(&fd);
-                                fd
-                            }
-                            None => {
-                                let _ = reply.send(Err(io::Error::from_raw_os_error(libc::EBADF)));
-                                continue;
-                            }
-                        },
+                    let Some(fd) = fd.or_else(|| self.take_adopted(id)) else {
+                        let _ = reply.send(Err(io::Error::from_raw_os_error(libc::EBADF)));
+                        continue;
                     };
                     let _ = reply.send(self.udp_open(id, proto, fd, local, &options, shared));
                 }
@@ -679,6 +661,13 @@ impl Pump {
                 let _ = reply.send(Err(e));
             }
         }
+    }
+
+    /// Takes back the pump's end of an `msocket` socket that a call now puts to use.
+    fn take_adopted(&mut self, id: u64) -> Option<OwnedFd> {
+        let fd = self.adopted.remove(&id)?;
+        self.forget_fd(&fd);
+        Some(fd)
     }
 
     /// Keeps the pump's end of an unused `msocket` socket until the application

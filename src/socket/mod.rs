@@ -14,16 +14,48 @@
 //! The few things a socket pair cannot say by itself (a reset peer, the addresses)
 //! travel beside the descriptor.
 
+/// The descriptor traits of a socket type whose `fd` field is its descriptor:
+/// `AsFd`, `AsRawFd`, `IntoRawFd` and `From<_> for OwnedFd`, as std's sockets
+/// have them.
+macro_rules! descriptor_traits {
+    ($t:ty) => {
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&self.fd)
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+            }
+        }
+
+        impl std::os::fd::IntoRawFd for $t {
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                std::os::fd::IntoRawFd::into_raw_fd(self.fd)
+            }
+        }
+
+        impl From<$t> for std::os::fd::OwnedFd {
+            fn from(socket: $t) -> std::os::fd::OwnedFd {
+                socket.fd
+            }
+        }
+    };
+}
+pub(crate) use descriptor_traits;
+
 mod options;
 mod ping;
 pub(crate) mod sys;
 mod tcp;
 mod udp;
 
-pub use options::SocketConfig;
-pub(crate) use options::checked_ttl;
 #[cfg(feature = "capi")]
 pub(crate) use options::checked_keepalive;
+pub(crate) use options::checked_ttl;
+pub use options::SocketConfig;
 pub use ping::PingSocket;
 #[cfg(feature = "capi")]
 pub(crate) use tcp::{Acceptor, Conn};

@@ -9,7 +9,7 @@ use crate::stack::Stack;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 /// A ping socket on a [`Stack`]: it sends ICMP (or ICMPv6) echo requests and
@@ -113,20 +113,4 @@ impl fmt::Debug for PingSocket {
     }
 }
 
-impl AsFd for PingSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for PingSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-impl From<PingSocket> for OwnedFd {
-    fn from(socket: PingSocket) -> OwnedFd {
-        socket.fd
-    }
-}
+super::descriptor_traits!(PingSocket);

@@ -86,6 +86,12 @@ impl Drop for Switch {
     }
 }
 
+/// The errno of an error a test expects to be an OS error.
+pub fn errno(e: &std::io::Error) -> i32 {
+    e.raw_os_error()
+        .unwrap_or_else(|| panic!("not an OS error: {e}"))
+}
+
 /// The number of open descriptors of this process.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
