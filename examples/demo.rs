@@ -6,12 +6,13 @@
 //!
 //! It starts a `vde_switch` in a temporary directory, plugs two stacks into it,
 //! configures them with the same `ip` commands the reference libvdestack runs in a
-//! namespace, and has them talk TCP: an echo, then 64 MiB one way.
+//! namespace, and has them talk: a ping, a UDP datagram and its answer, then TCP:
+//! an echo and 64 MiB one way.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use vdestack::{Stack, TcpListener, TcpStream};
+use vdestack::{PingSocket, Stack, TcpListener, TcpStream, UdpSocket};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A switch of our own, in a directory of our own.
@@ -23,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .arg(&sock)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
+        // It says "vde_switch: " on its way out; the demo reports failures itself.
+        .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start vde_switch (apt-get install vde2): {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -51,6 +54,33 @@ fn talk(vnl: &str) -> Result<(), Box<dyn std::error::Error>> {
     client_stack.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")?;
     println!("server stack:");
     print!("{}", server_stack.cmd_output("/bin/ip addr show dev vde0")?);
+
+    // ICMP echo from a ping socket (no raw socket needed, as on Linux).
+    let ping = PingSocket::bind(&client_stack, "0.0.0.0".parse()?)?;
+    ping.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let sent = Instant::now();
+    ping.send_to(
+        &PingSocket::echo_request(false, 1, b"ping"),
+        "10.0.0.1".parse()?,
+    )?;
+    let mut reply = [0u8; 64];
+    let (_, from) = ping.recv_from(&mut reply)?;
+    println!("client: echo reply from {from} in {:?}", sent.elapsed());
+
+    // A UDP datagram and its answer.
+    let udp_server = UdpSocket::bind(&server_stack, "0.0.0.0:53")?;
+    let udp_client = UdpSocket::bind(&client_stack, "0.0.0.0:0")?;
+    udp_client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    udp_client.send_to(b"question", "10.0.0.1:53")?;
+    let mut datagram = [0u8; 64];
+    let (n, asker) = udp_server.recv_from(&mut datagram)?;
+    println!(
+        "server: {:?} from {asker}",
+        String::from_utf8_lossy(&datagram[..n])
+    );
+    udp_server.send_to(b"answer", asker)?;
+    let (n, _) = udp_client.recv_from(&mut datagram)?;
+    println!("client: {:?}", String::from_utf8_lossy(&datagram[..n]));
 
     let listener = TcpListener::bind(&server_stack, "0.0.0.0:7")?;
     let server = std::thread::spawn(move || -> std::io::Result<u64> {
