@@ -457,6 +457,7 @@ impl Engine {
         if let Some(rst) = frames::tcp_rst(frame) {
             self.note_reset(rst);
         }
+        self.io.holes.on_ingress(frame);
         if !self.udps.is_empty() {
             if let Some(error) = frames::udp_unreachable(frame) {
                 self.udp_icmp_error(error);
@@ -1175,6 +1176,7 @@ struct FrameIo {
     outbox: VecDeque<Vec<u8>>,
     pool: Vec<Vec<u8>>,
     ack_sequence: frames::AckSequence,
+    holes: frames::HoleSignal,
 }
 
 impl FrameIo {
@@ -1190,6 +1192,7 @@ impl FrameIo {
             outbox: VecDeque::new(),
             pool: Vec::new(),
             ack_sequence: frames::AckSequence::default(),
+            holes: frames::HoleSignal::default(),
         }
     }
 
@@ -1242,6 +1245,12 @@ impl FrameIo {
             }
         }
         if self.wire_up {
+            for _ in 0..self.holes.copies(&frame) {
+                let mut copy = self.pool.pop().unwrap_or_default();
+                copy.clear();
+                copy.extend_from_slice(&frame);
+                self.outbox.push_back(copy);
+            }
             self.outbox.push_back(frame);
         } else {
             self.recycle(frame);

@@ -896,3 +896,60 @@ fn open_connections_survive_mtu_changes() {
         assert_eq!(received, sent, "MTU {mtu}");
     }
 }
+
+/// Moves `total` bytes from b to a over the wire, dropping the data frames whose
+/// numbers `lost` holds; returns the virtual time it took.
+fn lossy_transfer(w: &mut Wire, total: usize, lost: &[usize]) -> Duration {
+    let options = SocketOptions::default();
+    let local = w.a.bind(addr("0.0.0.0:80"), &options).unwrap();
+    w.a.listen(local, 4, Arc::default(), &options).unwrap();
+    let client = w.b.connect(addr("10.0.0.1:80"), None, &options).unwrap();
+    w.run(MS);
+    let server = match Wire::events(&mut w.a).as_slice() {
+        [Event::Accepted { handle, .. }] => *handle,
+        other => panic!("{other:?}"),
+    };
+    let start = w.now;
+    let (mut sent, mut got, mut frames) = (0, 0, 0);
+    let chunk = vec![7u8; 64 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
+    while got < total {
+        assert!(w.now - start < Duration::from_secs(60), "stuck at {got}");
+        if sent < total {
+            sent +=
+                w.b.tcp(client)
+                    .send_slice(&chunk[..(total - sent).min(chunk.len())])
+                    .unwrap();
+        }
+        w.b.transmit(w.now);
+        while let Some(frame) = w.b.next_outgoing() {
+            frames += 1;
+            if !lost.contains(&frames) {
+                w.a.receive(w.now, &frame);
+            }
+        }
+        w.a.transmit(w.now);
+        while let Some(frame) = w.a.next_outgoing() {
+            w.b.receive(w.now, &frame);
+        }
+        while let Ok(n @ 1..) = w.a.tcp(server).recv_slice(&mut buf) {
+            got += n;
+        }
+        w.now += Duration::from_micros(100);
+    }
+    w.now - start
+}
+
+#[test]
+fn two_losses_in_a_window_are_repaired_without_a_timeout() {
+    // smoltcp alone repairs the first hole by fast retransmit and waits for its
+    // retransmission timeout (1 s at least) for the second; the repeated ACK
+    // of `frames::HoleSignal` makes it retransmit the second at once too.
+    let one = lossy_transfer(&mut Wire::new(), 1 << 20, &[100]);
+    let two = lossy_transfer(&mut Wire::new(), 1 << 20, &[100, 110]);
+    assert!(one < Duration::from_millis(500), "one loss: {one:?}");
+    assert!(
+        two < Duration::from_millis(500),
+        "two losses in a window: {two:?}"
+    );
+}
