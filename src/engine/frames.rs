@@ -482,6 +482,9 @@ mod tests {
     }
 }
 
+/// A TCP flow seen from this stack: our address and port, then the peer's.
+type Flow = (IpAddr, u16, IpAddr, u16);
+
 /// Keeps the sequence number of outgoing pure ACKs at the highest one sent.
 ///
 /// smoltcp 0.14 rewinds its "last sequence number sent" on a retransmission timeout
@@ -495,7 +498,7 @@ mod tests {
 pub(crate) struct AckSequence {
     /// Per flow (our address and port, theirs): one past the highest sequence
     /// number sent.
-    sent: HashMap<(IpAddr, u16, IpAddr, u16), TcpSeqNumber>,
+    sent: HashMap<Flow, TcpSeqNumber>,
 }
 
 /// Flows remembered at most; past that the table starts over, which only means
@@ -594,7 +597,7 @@ impl AckSequence {
 pub(crate) struct HoleSignal {
     /// Per flow (our address and port, theirs): one past the highest sequence
     /// number received, and the last ACK number repeated.
-    flows: HashMap<(IpAddr, u16, IpAddr, u16), (TcpSeqNumber, Option<TcpSeqNumber>)>,
+    flows: HashMap<Flow, (TcpSeqNumber, Option<TcpSeqNumber>)>,
 }
 
 /// Extra copies of an ACK that reveals a hole: with the ACK itself, the three
