@@ -154,12 +154,16 @@ fn is_nonblocking(fd: RawFd) -> bool {
 
 /// `vde_msocket`.
 pub(super) fn open(stack: &Stack, domain: i32, ty: i32, protocol: i32) -> io::Result<RawFd> {
+    if stack.backend() == crate::Backend::Kernel {
+        // A real kernel socket: not registered, so every call passes it to libc.
+        return Ok(stack.msocket(domain, ty, protocol)?.into_raw_fd());
+    }
     let (fd, id) = stack.msocket_with_id(domain, ty, protocol)?;
     let fd = fd.into_raw_fd();
     register(
         fd,
         Arc::new(Socket {
-            ctx: stack.ctx().clone(),
+            ctx: stack.ctx()?.clone(),
             id,
             family: domain,
             state: Mutex::new(State::Fresh { bound: None }),

@@ -32,7 +32,9 @@ const DEFAULT_BACKLOG: usize = 128;
 /// ```
 pub struct TcpStream {
     fd: OwnedFd,
-    conn: Conn,
+    /// `None` for a kernel socket (the kernel backend), which needs nothing beside
+    /// its descriptor.
+    conn: Option<Conn>,
 }
 
 /// What a connection is beside its descriptor: shared by [`TcpStream`] and the C ABI.
@@ -116,9 +118,20 @@ impl TcpStream {
     }
 
     fn open(stack: &Stack, remote: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+        #[cfg(feature = "kernel-ns")]
+        if let Some(kernel) = stack.kernel() {
+            let domain = if remote.is_ipv4() {
+                libc::AF_INET
+            } else {
+                libc::AF_INET6
+            };
+            let fd = kernel.socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
+            sys::connect(fd.as_fd(), &remote, timeout)?;
+            return Ok(TcpStream { fd, conn: None });
+        }
         let (app_end, pump_end) = sys::pair(libc::SOCK_STREAM)?;
-        let pump = stack.pump().clone();
-        let id = stack.ctx().next_socket_id();
+        let pump = stack.pump()?.clone();
+        let id = stack.ctx()?.next_socket_id();
         let shared = Arc::new(ConnShared::default());
         let (reply, answer) = crossbeam_channel::bounded(1);
         pump.send(Control::Connect {
@@ -144,7 +157,7 @@ impl TcpStream {
         let local = result??;
         Ok(TcpStream {
             fd: app_end,
-            conn: Conn::new(id, shared, pump, local, remote),
+            conn: Some(Conn::new(id, shared, pump, local, remote)),
         })
     }
 
@@ -159,12 +172,23 @@ impl TcpStream {
 
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.conn.peer)
+        match &self.conn {
+            Some(conn) => Ok(conn.peer),
+            None => self.kernel().peer_addr(),
+        }
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.conn.local)
+        match &self.conn {
+            Some(conn) => Ok(conn.local),
+            None => self.kernel().local_addr(),
+        }
+    }
+
+    /// The kernel socket of a kernel-backend stream, seen through std's wrappers.
+    fn kernel(&self) -> std::mem::ManuallyDrop<std::net::TcpStream> {
+        sys::std_view(self.fd.as_fd())
     }
 
     /// Shuts down reading, writing or both. Shutting down writing sends FIN once the
@@ -180,12 +204,18 @@ impl TcpStream {
 
     /// Enables or disables Nagle's algorithm (TCP_NODELAY).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.conn.set_nodelay(nodelay)
+        match &self.conn {
+            Some(conn) => conn.set_nodelay(nodelay),
+            None => self.kernel().set_nodelay(nodelay),
+        }
     }
 
     /// Whether TCP_NODELAY is set.
     pub fn nodelay(&self) -> io::Result<bool> {
-        Ok(self.conn.nodelay())
+        match &self.conn {
+            Some(conn) => Ok(conn.nodelay()),
+            None => self.kernel().nodelay(),
+        }
     }
 
     /// Moves the descriptor into or out of non-blocking mode.
@@ -215,15 +245,21 @@ impl TcpStream {
 
     /// The pending socket error (SO_ERROR), cleared by reading it.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        Ok(self.conn.shared.take_error())
+        match &self.conn {
+            Some(conn) => Ok(conn.shared.take_error()),
+            None => self.kernel().take_error(),
+        }
     }
 
     fn read_fd(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(conn) = &self.conn else {
+            return sys::read(self.fd.as_fd(), buf);
+        };
         match sys::read(self.fd.as_fd(), buf) {
             // EOF after a reset is the reset (once), as on a kernel socket.
-            Ok(0) if !buf.is_empty() => self.conn.shared.take_error().map_or(Ok(0), Err),
+            Ok(0) if !buf.is_empty() => conn.shared.take_error().map_or(Ok(0), Err),
             Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
-                self.conn.shared.take_error();
+                conn.shared.take_error();
                 Err(e)
             }
             other => other,
@@ -232,9 +268,10 @@ impl TcpStream {
 
     fn write_fd(&self, buf: &[u8]) -> io::Result<usize> {
         match sys::send(self.fd.as_fd(), buf) {
-            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => {
-                Err(self.conn.shared.take_error().unwrap_or(e))
-            }
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => match &self.conn {
+                Some(conn) => Err(conn.shared.take_error().unwrap_or(e)),
+                None => Err(e),
+            },
             other => other,
         }
     }
@@ -278,8 +315,8 @@ impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpStream")
             .field("fd", &self.fd.as_raw_fd())
-            .field("local", &self.conn.local)
-            .field("peer", &self.conn.peer)
+            .field("local", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
             .finish()
     }
 }
@@ -323,7 +360,8 @@ impl From<TcpStream> for OwnedFd {
 /// ```
 pub struct TcpListener {
     fd: OwnedFd,
-    acceptor: Acceptor,
+    /// `None` for a kernel socket (the kernel backend).
+    acceptor: Option<Acceptor>,
 }
 
 /// What a listener is beside its descriptor: shared by [`TcpListener`] and the C ABI.
@@ -401,15 +439,47 @@ impl TcpListener {
     }
 
     fn bind_one(stack: &Stack, addr: SocketAddr) -> io::Result<TcpListener> {
-        let (fd, acceptor) = Acceptor::listen(stack.ctx(), addr, DEFAULT_BACKLOG)?;
-        Ok(TcpListener { fd, acceptor })
+        #[cfg(feature = "kernel-ns")]
+        if let Some(kernel) = stack.kernel() {
+            let domain = if addr.is_ipv4() {
+                libc::AF_INET
+            } else {
+                libc::AF_INET6
+            };
+            let fd = kernel.socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
+            sys::reuse_addr(fd.as_fd())?;
+            sys::bind(fd.as_fd(), &addr)?;
+            sys::listen(fd.as_fd(), DEFAULT_BACKLOG)?;
+            return Ok(TcpListener { fd, acceptor: None });
+        }
+        let (fd, acceptor) = Acceptor::listen(stack.ctx()?, addr, DEFAULT_BACKLOG)?;
+        Ok(TcpListener {
+            fd,
+            acceptor: Some(acceptor),
+        })
     }
 
     /// Waits for a connection (or `WouldBlock` when non-blocking and none waits).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (fd, conn) = self.acceptor.accept(self.fd.as_fd())?;
+        let Some(acceptor) = &self.acceptor else {
+            let listener: std::mem::ManuallyDrop<std::net::TcpListener> =
+                sys::std_view(self.fd.as_fd());
+            let (stream, peer) = listener.accept()?;
+            let stream = TcpStream {
+                fd: stream.into(),
+                conn: None,
+            };
+            return Ok((stream, peer));
+        };
+        let (fd, conn) = acceptor.accept(self.fd.as_fd())?;
         let peer = conn.peer;
-        Ok((TcpStream { fd, conn }, peer))
+        Ok((
+            TcpStream {
+                fd,
+                conn: Some(conn),
+            },
+            peer,
+        ))
     }
 
     /// An iterator over incoming connections, as `std::net::TcpListener::incoming`.
@@ -419,7 +489,10 @@ impl TcpListener {
 
     /// The address listened on (with the port filled in).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.acceptor.local)
+        match &self.acceptor {
+            Some(acceptor) => Ok(acceptor.local),
+            None => sys::std_view::<std::net::TcpListener>(self.fd.as_fd()).local_addr(),
+        }
     }
 
     /// Moves the descriptor into or out of non-blocking mode.
@@ -432,7 +505,7 @@ impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpListener")
             .field("fd", &self.fd.as_raw_fd())
-            .field("local", &self.acceptor.local)
+            .field("local", &self.local_addr().ok())
             .finish()
     }
 }
