@@ -85,6 +85,7 @@ struct StackInner {
 }
 
 impl Drop for StackInner {
+    #[allow(irrefutable_let_patterns)] // without the feature kernel-ns
     fn drop(&mut self) {
         if let Imp::Userspace { ctx, thread } = &self.engine {
             let _ = ctx.pump.send(Control::Shutdown);

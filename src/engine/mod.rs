@@ -524,7 +524,9 @@ impl Engine {
             .handed_out
             .saturating_sub(listener.accepted.load(Ordering::Relaxed))
             as usize;
-        if listener.embryos + unaccepted >= listener.backlog {
+        // Linux queues one connection more than the backlog (`sk_acceptq_is_full`
+        // compares with `>`): the kernel backend, the oracle, holds 129 for 128.
+        if listener.embryos + unaccepted > listener.backlog {
             return false; // a full backlog drops the SYN; the peer will retry
         }
         let mut socket = Self::new_tcp_socket();
