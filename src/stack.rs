@@ -160,6 +160,9 @@ impl Stack {
     /// `/usr/bin/ip`, `/usr/sbin/ip`), stopping at the first failure. What `show`
     /// commands print goes to standard output, as the real `ip` would print it.
     ///
+    /// On a [`Backend::Kernel`] stack the commands are real programs run inside the
+    /// stack's namespace (any full path, with `execv`), as the reference runs them.
+    ///
     /// The error's [`CmdError::status`] is what `vde_stackcmd` returns for the same
     /// string; its `Display` is what `ip` prints.
     pub fn cmd(&self, cmds: &str) -> Result<(), CmdError> {
@@ -199,6 +202,9 @@ impl Stack {
     /// `socket(2)`. `domain` is `AF_INET` or `AF_INET6`, `ty` is `SOCK_STREAM`
     /// optionally or'ed with `SOCK_NONBLOCK` and `SOCK_CLOEXEC`, `protocol` is 0 or
     /// `IPPROTO_TCP`. Anything else fails with the errno `socket(2)` gives.
+    ///
+    /// On a [`Backend::Kernel`] stack this is `socket(2)` inside the stack's
+    /// namespace: a kernel socket of any kind the kernel offers.
     pub fn msocket(&self, domain: i32, ty: i32, protocol: i32) -> io::Result<OwnedFd> {
         self.msocket_with_id(domain, ty, protocol).map(|(fd, _)| fd)
     }
