@@ -204,3 +204,67 @@ fn mixed_network_both_directions_ipv4_and_ipv6() {
     exchange(&user, &kernel, "[2001:db8::2]:8".parse().unwrap());
     exchange(&kernel, &user, "[2001:db8::1]:8".parse().unwrap());
 }
+
+/// Set in the process [`helper_dies_with_its_owner`] starts and kills.
+const OWNER: &str = "VDESTACK_KERNEL_TEST_OWNER";
+
+/// The helper dies with the process that made the stack, even one killed outright
+/// (SIGKILL: no destructor runs): the owner's end of the control socket closes,
+/// and the helper sees it.
+#[test]
+fn helper_dies_with_its_owner() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    if std::env::var_os(OWNER).is_some() {
+        // The owner: make a stack, name its helper, wait to be killed.
+        let _stack = stack_on(Backend::Kernel, "");
+        let helpers = common::child_processes();
+        // Straight to descriptor 1: the test harness captures what goes through
+        // std's stdout.
+        let line = format!("\nHELPER-PID={}\n", helpers[0]);
+        // SAFETY: `line` is valid for reads of its length.
+        let n = unsafe { libc::write(1, line.as_ptr().cast(), line.len()) };
+        assert_eq!(n, line.len() as isize);
+        let mut byte = [0u8; 1];
+        let _ = std::io::stdin().read(&mut byte);
+        return;
+    }
+    if !kernel_available("kernel::helper_dies_with_its_owner") {
+        return;
+    }
+    let mut owner = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper_dies_with_its_owner", "--test-threads=1"])
+        .env(OWNER, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(owner.stdout.take().unwrap()).lines();
+    let helper: u32 = loop {
+        let line = lines.next().expect("the owner names its helper").unwrap();
+        // The harness prints "test NAME ... " on the same line.
+        if let Some((_, pid)) = line.split_once("HELPER-PID=") {
+            break pid.trim().parse().unwrap();
+        }
+    };
+    let stat = format!("/proc/{helper}/stat");
+    assert!(std::path::Path::new(&stat).exists(), "the helper runs");
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    // Orphaned, the helper goes to init; gone or a zombie means it exited.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let state = std::fs::read_to_string(&stat)
+            .ok()
+            .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().chars().next()))
+            .flatten();
+        if matches!(state, None | Some('Z') | Some('X')) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the helper {helper} outlived its owner (state {state:?})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -107,6 +107,16 @@ impl Helper {
     fn setup(&mut self) -> Result<Option<RawFd>, (Stage, i32)> {
         reset_signals(&[libc::SIGINT, libc::SIGQUIT, libc::SIGTSTP, libc::SIGPIPE]);
         close_all_but(&self.keep).map_err(|e| (Stage::Descriptors, e))?;
+        // Descriptors 0 to 2 open, so that no pipe made later lands on them and gets
+        // mixed up with the standard streams of a command.
+        for fd in 0..3 {
+            // SAFETY: F_GETFD takes no argument; open gets a NUL-terminated path.
+            unsafe {
+                if libc::fcntl(fd, libc::F_GETFD) < 0 {
+                    libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                }
+            }
+        }
         for &fd in &self.keep {
             if fd > 2 {
                 // SAFETY: F_SETFD on a descriptor we keep; no pointers.
@@ -439,7 +449,7 @@ fn exec_child(argv: &[*const c_char], out: RawFd, err: RawFd) -> ! {
     // NULL-terminated array of pointers to NUL-terminated words in the request
     // buffer, which this process owns a copy of.
     unsafe {
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
         if null >= 0 {
             libc::dup2(null, 0);
         }
