@@ -324,7 +324,8 @@ impl Socket {
     /// `listen(2)`: the descriptor becomes the application end of a listener (the
     /// same number, now on a SOCK_SEQPACKET pair the pump passes connections on).
     pub(super) fn listen(self: &Arc<Socket>, fd: RawFd, backlog: i32) -> io::Result<()> {
-        let backlog = (backlog.max(1) as usize).min(MAX_BACKLOG);
+        // As Linux: a negative backlog is taken as unsigned, so the maximum.
+        let backlog = usize::try_from(backlog).map_or(MAX_BACKLOG, |b| b.min(MAX_BACKLOG));
         let mut state = self.lock();
         let local = match &mut *state {
             State::Listening(_) => return Ok(()),

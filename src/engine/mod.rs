@@ -469,7 +469,8 @@ impl Engine {
             id,
             Listener {
                 local,
-                backlog: backlog.max(1),
+                // 0 too: Linux then queues one connection.
+                backlog,
                 embryos: 0,
                 handed_out: 0,
                 accepted,

@@ -169,6 +169,23 @@ fn backlog_drops_syns_beyond_its_size_until_accepted() {
     assert_eq!(Wire::events(&mut w.b), vec![Event::Connected(clients[3])]);
 }
 
+/// `listen(fd, 0)` on Linux still queues one connection (backlog + 1).
+#[test]
+fn backlog_zero_queues_one_connection() {
+    let mut w = Wire::new();
+    let local = w.a.bind(addr("0.0.0.0:80")).unwrap();
+    w.a.listen(local, 0, Arc::new(AtomicU64::new(0)));
+    for _ in 0..2 {
+        w.b.connect(addr("10.0.0.1:80"), None).unwrap();
+    }
+    w.run(MS);
+    assert_eq!(
+        Wire::events(&mut w.b).len(),
+        1,
+        "one connection, as on Linux"
+    );
+}
+
 #[test]
 fn loopback_needs_lo_up() {
     let mut w = Wire::new();
