@@ -347,8 +347,9 @@ impl From<TcpStream> for OwnedFd {
 
 /// A TCP listener on a [`Stack`].
 ///
-/// Holds a backlog of 128 connections that completed their handshake but were not
-/// accepted yet; SYNs beyond that are dropped (the peer retries), as on Linux.
+/// Listens with a backlog of 128: it holds 129 connections that completed their
+/// handshake but were not accepted yet (Linux queues one more than the backlog);
+/// SYNs beyond that are dropped (the peer retries), as on Linux.
 ///
 /// ```no_run
 /// # fn main() -> std::io::Result<()> {
