@@ -1,7 +1,7 @@
 # Builds and installs the C interface of vdestack: a drop-in libvdestack.so.0,
 # its header and a pkg-config file.
 #
-#   make install PREFIX=/usr/local     build (cargo build --release --features capi)
+#   make install PREFIX=/usr/local     build (cargo build --release --features capi,kernel-ns)
 #                                      and install:
 #                                        $(PREFIX)/lib/libvdestack.so.0.1.0
 #                                        $(PREFIX)/lib/libvdestack.so.0 -> libvdestack.so.0.1.0
@@ -39,7 +39,7 @@ all: build
 
 build:
 	if [ "$(CARGO_BUILD)" != 0 ]; then \
-		$(CARGO) build --release --features capi --target-dir "$(CARGO_TARGET_DIR)"; \
+		$(CARGO) build --release --features capi,kernel-ns --target-dir "$(CARGO_TARGET_DIR)"; \
 	fi
 
 install: build

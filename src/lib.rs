@@ -43,6 +43,24 @@
 //!   descriptors the application holds. `read`, `write`, `poll` and `epoll` on them
 //!   need no help from this library.
 //!
+//! ## Two backends
+//!
+//! [`Backend::Userspace`] (the default) is the stack described above. With the
+//! cargo feature `kernel-ns`, [`Backend::Kernel`] makes each stack a Linux user and
+//! network namespace with a tap bridged to the VDE network, as the reference
+//! libvdestack does: real kernel sockets, real `ip` commands. A helper process owns
+//! each namespace and hands its sockets back over a Unix socket. Both backends pass
+//! the same integration tests, and can share a network.
+//!
+//! ```no_run
+//! # fn main() -> std::io::Result<()> {
+//! let stack = vdestack::Stack::builder()
+//!     .vnl("vde:///tmp/sw")
+//!     .backend(vdestack::Backend::Kernel)
+//!     .build()?;
+//! # Ok(()) }
+//! ```
+//!
 //! ## Behaviour
 //!
 //! Interfaces start down and unaddressed, as in a new Linux network namespace.
@@ -57,6 +75,8 @@
 pub mod capi;
 pub mod cmd;
 mod engine;
+#[cfg(feature = "kernel-ns")]
+mod kernel;
 pub mod link;
 pub mod pcap;
 mod pump;
@@ -66,4 +86,4 @@ mod stack;
 
 pub use cmd::CmdError;
 pub use socket::{PingSocket, SocketConfig, TcpListener, TcpStream, UdpSocket};
-pub use stack::{Stack, StackBuilder, DEFAULT_IFNAME};
+pub use stack::{Backend, Stack, StackBuilder, DEFAULT_IFNAME};

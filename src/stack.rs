@@ -60,18 +60,50 @@ impl StackCtx {
     }
 }
 
+/// Which implementation serves a stack.
+///
+/// Both give the same API: the same errors, the same `ip` commands, descriptors that
+/// work with `read`, `write`, `poll` and `epoll`. Where they still differ, the README
+/// says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// A userspace TCP/IP stack (smoltcp) driven by a thread of its own: needs no
+    /// namespace and no privilege. The default.
+    #[default]
+    Userspace,
+    /// A Linux user + network namespace with a tap bridged to the VDE network, as
+    /// the reference libvdestack makes: real kernel sockets, real `ip` commands run
+    /// inside the namespace. Needs the cargo feature `kernel-ns` and unprivileged
+    /// user namespaces; see the `kernel` module documentation in the source.
+    Kernel,
+}
+
+/// The implementation behind a stack.
+enum Imp {
+    /// The userspace stack: its pump thread.
+    Userspace {
+        ctx: StackCtx,
+        thread: Mutex<Option<JoinHandle<()>>>,
+    },
+    /// The kernel stack: its namespace helper (which ends when this drops).
+    #[cfg(feature = "kernel-ns")]
+    Kernel(crate::kernel::KernelStack),
+}
+
 struct StackInner {
-    ctx: StackCtx,
+    engine: Imp,
     ifname: String,
-    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for StackInner {
+    #[allow(irrefutable_let_patterns)] // without the feature kernel-ns
     fn drop(&mut self) {
-        let _ = self.ctx.pump.send(Control::Shutdown);
-        if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
-            // The pump never blocks on the application, so this returns promptly.
-            let _ = thread.join();
+        if let Imp::Userspace { ctx, thread } = &self.engine {
+            let _ = ctx.pump.send(Control::Shutdown);
+            if let Some(thread) = thread.lock().ok().and_then(|mut t| t.take()) {
+                // The pump never blocks on the application, so this returns promptly.
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -139,6 +171,9 @@ impl Stack {
     /// `/usr/bin/ip`, `/usr/sbin/ip`), stopping at the first failure. What `show`
     /// commands print goes to standard output, as the real `ip` would print it.
     ///
+    /// On a [`Backend::Kernel`] stack the commands are real programs run inside the
+    /// stack's namespace (any full path, with `execv`), as the reference runs them.
+    ///
     /// The error's [`CmdError::status`] is what `vde_stackcmd` returns for the same
     /// string; its `Display` is what `ip` prints.
     pub fn cmd(&self, cmds: &str) -> Result<(), CmdError> {
@@ -161,7 +196,12 @@ impl Stack {
     /// # Ok(()) }
     /// ```
     pub fn cmd_output(&self, cmds: &str) -> Result<String, CmdError> {
+        #[cfg(feature = "kernel-ns")]
+        if let Some(kernel) = self.kernel() {
+            return kernel.cmd(cmds);
+        }
         self.pump()
+            .map_err(|e| CmdError::new(2, format!("vdestack: {e}")))?
             .request(|reply| Control::Cmd {
                 cmds: cmds.to_owned(),
                 reply,
@@ -175,6 +215,9 @@ impl Stack {
     /// `protocol` is 0 or the type's own (`IPPROTO_TCP`, `IPPROTO_UDP`; a
     /// `SOCK_DGRAM` with `IPPROTO_ICMP` or `IPPROTO_ICMPV6` is a ping socket, as on
     /// Linux). Anything else fails with the errno `socket(2)` gives.
+    ///
+    /// On a [`Backend::Kernel`] stack this is `socket(2)` inside the stack's
+    /// namespace: a kernel socket of any kind the kernel offers.
     pub fn msocket(&self, domain: i32, ty: i32, protocol: i32) -> io::Result<OwnedFd> {
         self.msocket_with_id(domain, ty, protocol).map(|(fd, _)| fd)
     }
@@ -186,6 +229,10 @@ impl Stack {
         ty: i32,
         protocol: i32,
     ) -> io::Result<(OwnedFd, u64)> {
+        #[cfg(feature = "kernel-ns")]
+        if let Some(kernel) = self.kernel() {
+            return Ok((kernel.socket(domain, ty, protocol)?, 0));
+        }
         let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
         let base = ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
         check_socket_args(domain, base, protocol)?;
@@ -204,8 +251,8 @@ impl Stack {
             std::os::fd::AsFd::as_fd(&app_end),
             flags & libc::SOCK_CLOEXEC != 0,
         )?;
-        let id = self.inner.ctx.next_socket_id();
-        self.pump().send(Control::Adopt { id, fd: pump_end })?;
+        let id = self.ctx()?.next_socket_id();
+        self.pump()?.send(Control::Adopt { id, fd: pump_end })?;
         Ok((app_end, id))
     }
 
@@ -214,12 +261,36 @@ impl Stack {
         &self.inner.ifname
     }
 
-    pub(crate) fn pump(&self) -> &PumpHandle {
-        &self.inner.ctx.pump
+    /// Which backend serves this stack.
+    pub fn backend(&self) -> Backend {
+        match &self.inner.engine {
+            Imp::Userspace { .. } => Backend::Userspace,
+            #[cfg(feature = "kernel-ns")]
+            Imp::Kernel(_) => Backend::Kernel,
+        }
     }
 
-    pub(crate) fn ctx(&self) -> &StackCtx {
-        &self.inner.ctx
+    /// The pump of a userspace stack (`EOPNOTSUPP` for a kernel stack, which has none).
+    pub(crate) fn pump(&self) -> io::Result<&PumpHandle> {
+        self.ctx().map(|ctx| &ctx.pump)
+    }
+
+    /// What sockets of a userspace stack keep (`EOPNOTSUPP` for a kernel stack).
+    pub(crate) fn ctx(&self) -> io::Result<&StackCtx> {
+        match &self.inner.engine {
+            Imp::Userspace { ctx, .. } => Ok(ctx),
+            #[cfg(feature = "kernel-ns")]
+            Imp::Kernel(_) => Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
+        }
+    }
+
+    /// The namespace helper of a kernel stack.
+    #[cfg(feature = "kernel-ns")]
+    pub(crate) fn kernel(&self) -> Option<&crate::kernel::KernelStack> {
+        match &self.inner.engine {
+            Imp::Kernel(kernel) => Some(kernel),
+            Imp::Userspace { .. } => None,
+        }
     }
 
     /// Whether `self` and `other` are handles of the same stack.
@@ -235,6 +306,7 @@ pub struct StackBuilder {
     vnl: String,
     ifname: Option<String>,
     pcap: Option<PathBuf>,
+    backend: Backend,
 }
 
 impl StackBuilder {
@@ -257,22 +329,30 @@ impl StackBuilder {
         self
     }
 
+    /// Which implementation serves the stack (default [`Backend::Userspace`]).
+    ///
+    /// [`Backend::Kernel`] fails with `Unsupported` when vdestack was built without
+    /// the feature `kernel-ns`, and with an error naming the cause where user
+    /// namespaces cannot be created.
+    pub fn backend(mut self, backend: Backend) -> StackBuilder {
+        self.backend = backend;
+        self
+    }
+
     /// Creates the stack.
     pub fn build(self) -> io::Result<Stack> {
         let ifname = self.ifname.as_deref().unwrap_or(DEFAULT_IFNAME);
         if ifname.is_empty() || ifname.len() > 15 || ifname.contains(['/', ' ', '\0']) {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
+        if self.backend == Backend::Kernel {
+            return self.build_kernel(ifname);
+        }
         let vnl = self.vnl.as_str();
         let seed = random_u64();
-        let (link, config): (Box<dyn Link>, NetConfig) = if vnl.is_empty() {
-            (Box::new(NullLink), NetConfig::loopback_only())
-        } else if let Some(command) = vnl.strip_prefix('=') {
-            let link = StreamLink::spawn(command)?;
-            (Box::new(link), NetConfig::new(ifname, random_mac(seed)))
-        } else {
-            let link = VdeLink::open(vnl, "vdestack")?;
-            (Box::new(link), NetConfig::new(ifname, random_mac(seed)))
+        let (link, config): (Box<dyn Link>, NetConfig) = match open_link(vnl)? {
+            None => (Box::new(NullLink), NetConfig::loopback_only()),
+            Some(link) => (link, NetConfig::new(ifname, random_mac(seed))),
         };
         let capture = match &self.pcap {
             Some(path) => Some(PcapWriter::new(BufWriter::new(File::create(path)?))?),
@@ -300,17 +380,60 @@ impl StackBuilder {
             .spawn(move || pump.run())?;
         Ok(Stack {
             inner: Arc::new(StackInner {
-                ctx: StackCtx {
-                    pump: PumpHandle { tx, waker },
-                    handoffs,
-                    next_id: Arc::new(AtomicU64::new(FIRST_SOCKET_ID)),
-                    config: config_view,
+                engine: Imp::Userspace {
+                    ctx: StackCtx {
+                        pump: PumpHandle { tx, waker },
+                        handoffs,
+                        next_id: Arc::new(AtomicU64::new(FIRST_SOCKET_ID)),
+                        config: config_view,
+                    },
+                    thread: Mutex::new(Some(thread)),
                 },
                 ifname: ifname.to_owned(),
-                thread: Mutex::new(Some(thread)),
             }),
         })
     }
+
+    /// [`StackBuilder::build`] for [`Backend::Kernel`].
+    #[cfg(feature = "kernel-ns")]
+    fn build_kernel(&self, ifname: &str) -> io::Result<Stack> {
+        if self.pcap.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "vdestack: pcap captures are made by the userspace backend only \
+                 (run tcpdump on the tap inside the namespace instead)",
+            ));
+        }
+        let link = open_link(&self.vnl)?;
+        let kernel = crate::kernel::KernelStack::start(link, ifname)?;
+        Ok(Stack {
+            inner: Arc::new(StackInner {
+                engine: Imp::Kernel(kernel),
+                ifname: ifname.to_owned(),
+            }),
+        })
+    }
+
+    /// [`StackBuilder::build`] for [`Backend::Kernel`], built without it.
+    #[cfg(not(feature = "kernel-ns"))]
+    fn build_kernel(&self, _ifname: &str) -> io::Result<Stack> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "vdestack was built without the feature kernel-ns: no kernel backend",
+        ))
+    }
+}
+
+/// The link for a locator: `None` for `""` (loopback only), a coprocess for
+/// `"=command"`, a libvdeplug plug otherwise.
+fn open_link(vnl: &str) -> io::Result<Option<Box<dyn Link>>> {
+    Ok(if vnl.is_empty() {
+        None
+    } else if let Some(command) = vnl.strip_prefix('=') {
+        Some(Box::new(StreamLink::spawn(command)?))
+    } else {
+        Some(Box::new(VdeLink::open(vnl, "vdestack")?))
+    })
 }
 
 /// The errno `socket(2)` gives for the arguments, where this stack cannot serve them.

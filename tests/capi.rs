@@ -399,7 +399,11 @@ fn soname(lib: &Path) -> String {
 
 #[test]
 fn soname_is_libvdestack_so_0() {
-    assert_eq!(soname(&built_lib()), "libvdestack.so.0");
+    // The copy: `make_install` may be re-linking the built library meanwhile.
+    assert_eq!(
+        soname(&lib_dir().join("libvdestack.so.0")),
+        "libvdestack.so.0"
+    );
 }
 
 fn make(args: &[&str], timeout: Duration) {
@@ -416,7 +420,7 @@ fn link_target(path: &Path) -> String {
         .into_owned()
 }
 
-/// `make install PREFIX=...` builds (cargo build --release --features capi) and
+/// `make install PREFIX=...` builds (cargo build --release --features capi,kernel-ns) and
 /// installs the library with its soname links, the header and a pkg-config file
 /// that a C program builds with; `make uninstall` removes them.
 #[test]
@@ -526,4 +530,73 @@ fn make_install_destdir() {
         "DESTDIR leaked into {pc}"
     );
     let _ = std::fs::remove_dir_all(&dest);
+}
+
+/// Runs `tests/capi/<name>.c` on a new switch with `VDESTACK_BACKEND=kernel`: the
+/// same C program on kernel-namespace stacks, whose descriptors are real kernel
+/// sockets that the interposed calls hand straight to libc. Skipped, with a
+/// message, where kernel stacks cannot be made.
+#[cfg(feature = "kernel-ns")]
+fn run_on_kernel_backend(name: &str) {
+    if !common::kernel_available(&format!("capi::{name} (C, VDESTACK_BACKEND=kernel)")) {
+        return;
+    }
+    let prog = compile(name, Header::Ours);
+    assert_links_ours(&prog);
+    let sw = common::Switch::start();
+    let mut cmd = Command::new(&prog);
+    cmd.arg(sw.vnl())
+        .env("LD_LIBRARY_PATH", lib_dir())
+        .env("VDESTACK_BACKEND", "kernel");
+    let r = run(cmd, PROGRAM_TIMEOUT);
+    assert!(
+        r.success(),
+        "{name} on the kernel backend failed: {}",
+        r.describe()
+    );
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn man_example_on_the_kernel_backend() {
+    run_on_kernel_backend("man_example");
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn epoll_echo_on_the_kernel_backend() {
+    run_on_kernel_backend("epoll_echo");
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn fork_on_the_kernel_backend() {
+    run_on_kernel_backend("fork");
+}
+
+/// Where user namespaces cannot be created, `VDESTACK_BACKEND=kernel` makes
+/// `vde_addstack` fail (no silent fallback), and stderr names the cause.
+#[test]
+fn kernel_backend_without_user_namespaces_fails_clearly() {
+    let prog = compile("man_example", Header::Ours);
+    let sw = common::Switch::start();
+    let mut cmd = without_user_namespaces(&prog, &[&sw.vnl()]);
+    cmd.env("LD_LIBRARY_PATH", lib_dir())
+        .env("VDESTACK_BACKEND", "kernel");
+    let r = run(cmd, PROGRAM_TIMEOUT);
+    assert!(
+        !r.success(),
+        "a kernel stack without user namespaces: {}",
+        r.describe()
+    );
+    let cause = if cfg!(feature = "kernel-ns") {
+        "cannot create a user namespace"
+    } else {
+        "without the feature kernel-ns"
+    };
+    assert!(
+        r.stderr.contains("vde_addstack") && r.stderr.contains(cause),
+        "expected the failing call and its cause ({cause}): {}",
+        r.describe()
+    );
 }

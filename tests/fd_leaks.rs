@@ -7,7 +7,7 @@ use common::{open_fds, Net, Wire};
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
-use vdestack::{Stack, TcpListener, TcpStream, UdpSocket};
+use vdestack::{Backend, Stack, TcpListener, TcpStream, UdpSocket};
 
 /// Waits (bounded) until the descriptor count is back to `limit`: closing a
 /// connection finishes in the pump thread, a moment after the application's close.
@@ -99,4 +99,60 @@ fn no_descriptor_leaks() {
     drop(listener);
     drop(net);
     settle(before_everything, "after dropping everything");
+
+    kernel_stacks_leave_nothing_behind();
+}
+
+/// The descriptors open in process `pid`.
+fn fds_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// 50 kernel stacks created, used and dropped leave no descriptor here, no helper
+/// process, and no port in the switch (its descriptor count comes back).
+fn kernel_stacks_leave_nothing_behind() {
+    if !common::kernel_available("fd_leaks: 50 kernel stacks") {
+        return;
+    }
+    let sw = common::Switch::start();
+    let mut children = common::child_processes();
+    children.sort_unstable();
+    assert_eq!(children.len(), 1, "only the switch: {children:?}");
+    let switch_fds = fds_of(children[0]);
+    let baseline = open_fds();
+    for i in 0..50 {
+        let vnl = if i % 2 == 0 { sw.vnl() } else { String::new() };
+        let stack = Stack::builder()
+            .vnl(&vnl)
+            .backend(Backend::Kernel)
+            .build()
+            .unwrap();
+        if i == 0 {
+            assert!(fds_of(children[0]) > switch_fds, "the port shows");
+            assert_eq!(common::child_processes().len(), 2, "the helper shows");
+        }
+        stack.cmd("/bin/ip link set lo up").unwrap();
+        let l = TcpListener::bind(&stack, "127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(&stack, l.local_addr().unwrap()).unwrap();
+        let _ = l.accept().unwrap();
+        drop(c);
+        drop(stack); // a kernel socket outlives its stack: l is still open
+        drop(l);
+    }
+    assert_eq!(open_fds(), baseline, "after 50 kernel stacks");
+    let mut left = common::child_processes();
+    left.sort_unstable();
+    assert_eq!(left, children, "helper processes left behind");
+    // The switch frees a port when it sees the plug's hang-up, a moment later.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fds_of(children[0]) > switch_fds {
+        assert!(
+            Instant::now() < deadline,
+            "the switch holds {} descriptors, {switch_fds} before: ports leaked",
+            fds_of(children[0])
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -59,3 +59,42 @@ fn works_where_user_namespaces_are_forbidden() {
         .unwrap();
     assert!(status.success(), "the run without user namespaces failed");
 }
+
+/// Where user namespaces cannot be created, a kernel stack is refused with an error
+/// naming the cause, never a panic, a hang or a silent userspace stack.
+fn kernel_stack_is_refused_clearly() {
+    let sw = common::Switch::start();
+    let err = Stack::builder()
+        .vnl(&sw.vnl())
+        .backend(vdestack::Backend::Kernel)
+        .build()
+        .expect_err("no kernel stack without user namespaces");
+    let cause = if cfg!(feature = "kernel-ns") {
+        "cannot create a user namespace"
+    } else {
+        "without the feature kernel-ns"
+    };
+    assert!(err.to_string().contains(cause), "{err}");
+    // The userspace backend is unaffected.
+    stacks_talk();
+}
+
+#[test]
+fn kernel_backend_fails_clearly_where_user_namespaces_are_forbidden() {
+    const NAME: &str = "kernel_backend_fails_clearly_where_user_namespaces_are_forbidden";
+    if std::env::var_os(INNER).is_some() || !can_create_user_namespace() {
+        kernel_stack_is_refused_clearly();
+        return;
+    }
+    let me = std::env::current_exe().unwrap();
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec '{}' --exact {NAME} --test-threads=1",
+        me.display()
+    );
+    let status = Command::new("unshare")
+        .args(["-Ur", "sh", "-c", &script])
+        .env(INNER, "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the run without user namespaces failed");
+}

@@ -313,10 +313,10 @@ fn ttl_and_nodelay_read_back() {
 fn only_v6_keeps_ipv4_out() {
     let net = Net::new(Wire::Ptp);
     net.a
-        .cmd("/bin/ip -6 addr add fd00::1/64 dev vde0")
+        .cmd("/bin/ip -6 addr add fd00::1/64 dev vde0 nodad")
         .unwrap();
     net.b
-        .cmd("/bin/ip -6 addr add fd00::2/64 dev vde0")
+        .cmd("/bin/ip -6 addr add fd00::2/64 dev vde0 nodad")
         .unwrap();
     let v6only = SocketConfig::new().only_v6(true);
     let listener = TcpListener::bind_with(&net.a, "[::]:80", &v6only).unwrap();

@@ -61,10 +61,10 @@ fn ping_another_stack_and_itself() {
 fn ping_over_ipv6() {
     let net = Net::new(Wire::Switch);
     net.a
-        .cmd("/bin/ip -6 addr add fd00::1/64 dev vde0")
+        .cmd("/bin/ip -6 addr add fd00::1/64 dev vde0 nodad")
         .unwrap();
     net.b
-        .cmd("/bin/ip -6 addr add fd00::2/64 dev vde0")
+        .cmd("/bin/ip -6 addr add fd00::2/64 dev vde0 nodad")
         .unwrap();
     let socket = PingSocket::bind(&net.b, ip("::")).unwrap();
     let (reply, from) = ping(&socket, ip("fd00::1"), b"v6");

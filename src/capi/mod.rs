@@ -51,8 +51,34 @@ fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
 
 /// `-1` with errno from an io::Error (EIO when it carries none).
 fn fail(e: std::io::Error) -> c_int {
-    set_errno(e.raw_os_error().unwrap_or(libc::EIO));
+    #[cfg(feature = "kernel-ns")]
+    let code = crate::kernel::errno_of(&e);
+    #[cfg(not(feature = "kernel-ns"))]
+    let code = e.raw_os_error();
+    set_errno(code.unwrap_or(libc::EIO));
     -1
+}
+
+/// The environment variable choosing the backend of `vde_addstack`'s stacks:
+/// `kernel` or `userspace` (the default when unset or empty).
+pub const BACKEND_VARIABLE: &str = "VDESTACK_BACKEND";
+
+/// The backend [`BACKEND_VARIABLE`] asks for; `EINVAL` for an unknown value.
+fn backend_from_env() -> Result<crate::Backend, std::io::Error> {
+    match std::env::var_os(BACKEND_VARIABLE) {
+        None => Ok(crate::Backend::Userspace),
+        Some(value) => match value.to_str() {
+            Some("" | "userspace") => Ok(crate::Backend::Userspace),
+            Some("kernel") => Ok(crate::Backend::Kernel),
+            _ => {
+                eprintln!(
+                    "vdestack: {BACKEND_VARIABLE}={} is neither \"kernel\" nor \"userspace\"",
+                    value.to_string_lossy()
+                );
+                Err(std::io::Error::from_raw_os_error(libc::EINVAL))
+            }
+        },
+    }
 }
 
 /// A C string argument as UTF-8 (`None` for NULL); EINVAL when it is not UTF-8.
@@ -74,6 +100,11 @@ unsafe fn c_str<'a>(s: *const c_char) -> Result<Option<&'a str>, std::io::Error>
 /// `vde0`). NULL or `""` gives a loopback-only stack. Returns NULL with errno set
 /// on failure (e.g. ENOENT for a switch that is not there).
 ///
+/// The environment variable `VDESTACK_BACKEND` ([`BACKEND_VARIABLE`]) picks the
+/// backend, read at each call: unset, empty or `userspace` for the userspace stack,
+/// `kernel` for a Linux namespace as the reference makes (vdestack built with the
+/// feature `kernel-ns`; where it cannot be made, the cause is printed on stderr).
+///
 /// # Safety
 /// `vdenet` and `ifname` are NULL or NUL-terminated strings.
 #[no_mangle]
@@ -87,9 +118,23 @@ pub unsafe extern "C" fn vde_addstack(vdenet: *mut c_char, ifname: *mut c_char) 
                 return std::ptr::null_mut();
             }
         };
-        match Stack::new(vnl, ifname) {
+        let backend = match backend_from_env() {
+            Ok(backend) => backend,
+            Err(e) => {
+                fail(e);
+                return std::ptr::null_mut();
+            }
+        };
+        let mut builder = Stack::builder().vnl(vnl).backend(backend);
+        if let Some(ifname) = ifname {
+            builder = builder.ifname(ifname);
+        }
+        match builder.build() {
             Ok(stack) => Box::into_raw(Box::new(VdeStack { stack })),
             Err(e) => {
+                if backend == crate::Backend::Kernel {
+                    eprintln!("{e}");
+                }
                 fail(e);
                 std::ptr::null_mut()
             }

@@ -162,12 +162,16 @@ fn is_nonblocking(fd: RawFd) -> bool {
 
 /// `vde_msocket`.
 pub(super) fn open(stack: &Stack, domain: i32, ty: i32, protocol: i32) -> io::Result<RawFd> {
+    if stack.backend() == crate::Backend::Kernel {
+        // A real kernel socket: not registered, so every call passes it to libc.
+        return Ok(stack.msocket(domain, ty, protocol)?.into_raw_fd());
+    }
     let (fd, id) = stack.msocket_with_id(domain, ty, protocol)?;
     let fd = fd.into_raw_fd();
     register(
         fd,
         Arc::new(Socket {
-            ctx: stack.ctx().clone(),
+            ctx: stack.ctx()?.clone(),
             id,
             family: domain,
             ty: ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC),
@@ -449,7 +453,8 @@ impl Socket {
         if self.is_datagram() {
             return Err(errno(libc::EOPNOTSUPP));
         }
-        let backlog = (backlog.max(1) as usize).min(MAX_BACKLOG);
+        // As Linux: a negative backlog is taken as unsigned, so the maximum.
+        let backlog = usize::try_from(backlog).map_or(MAX_BACKLOG, |b| b.min(MAX_BACKLOG));
         let mut state = self.lock();
         let local = match &mut *state {
             State::Listening(_) => return Ok(()),

@@ -699,7 +699,8 @@ impl Engine {
             Listener {
                 local,
                 options: *options,
-                backlog: backlog.max(1),
+                // 0 too: Linux then queues one connection.
+                backlog,
                 embryos: 0,
                 handed_out: 0,
                 accepted,
@@ -782,7 +783,9 @@ impl Engine {
             .handed_out
             .saturating_sub(listener.accepted.load(Ordering::Relaxed))
             as usize;
-        if listener.embryos + unaccepted >= listener.backlog {
+        // Linux queues one connection more than the backlog (`sk_acceptq_is_full`
+        // compares with `>`): the kernel backend, the oracle, holds 129 for 128.
+        if listener.embryos + unaccepted > listener.backlog {
             return false; // a full backlog drops the SYN; the peer will retry
         }
         let mut socket = Self::new_tcp_socket(&listener.options);

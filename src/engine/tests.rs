@@ -175,7 +175,7 @@ fn backlog_drops_syns_beyond_its_size_until_accepted() {
             .unwrap();
     w.a.listen(local, 2, accepted.clone(), &SocketOptions::default())
         .unwrap();
-    let clients: Vec<_> = (0..3)
+    let clients: Vec<_> = (0..4)
         .map(|_| {
             w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
                 .unwrap()
@@ -183,14 +183,40 @@ fn backlog_drops_syns_beyond_its_size_until_accepted() {
         .collect();
     w.run(MS);
     let connected = Wire::events(&mut w.b).len();
-    assert_eq!(connected, 2, "two fit in the backlog");
-    assert_eq!(Wire::events(&mut w.a).len(), 2);
-    // The application takes one: the third client's SYN retry gets in.
+    assert_eq!(connected, 3, "backlog + 1 fit, as on Linux");
+    assert_eq!(Wire::events(&mut w.a).len(), 3);
+    // The application takes one: the fourth client's SYN retry gets in.
     accepted.fetch_add(1, Ordering::Relaxed);
     for _ in 0..40 {
         w.run(100 * MS);
     }
-    assert_eq!(Wire::events(&mut w.b), vec![Event::Connected(clients[2])]);
+    assert_eq!(Wire::events(&mut w.b), vec![Event::Connected(clients[3])]);
+}
+
+/// `listen(fd, 0)` on Linux still queues one connection (backlog + 1).
+#[test]
+fn backlog_zero_queues_one_connection() {
+    let mut w = Wire::new();
+    let local =
+        w.a.bind(addr("0.0.0.0:80"), &SocketOptions::default())
+            .unwrap();
+    w.a.listen(
+        local,
+        0,
+        Arc::new(AtomicU64::new(0)),
+        &SocketOptions::default(),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
+            .unwrap();
+    }
+    w.run(MS);
+    assert_eq!(
+        Wire::events(&mut w.b).len(),
+        1,
+        "one connection, as on Linux"
+    );
 }
 
 #[test]

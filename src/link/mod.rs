@@ -39,6 +39,12 @@ pub trait Link: Send {
     /// Called when `hangup_fd` is readable: true if the far end has gone.
     fn hung_up(&mut self) -> bool;
 
+    /// Every descriptor the link works with. The kernel backend's helper process,
+    /// which closes every inherited descriptor it does not need, keeps these.
+    fn fds(&self) -> Vec<RawFd> {
+        self.data_fd().into_iter().chain(self.hangup_fd()).collect()
+    }
+
     /// Receives up to `bufs.len()` frames, frame `i` into `bufs[i]` (each at least
     /// [`MAX_FRAME`] long) with its length in `lens[i]`; returns how many arrived.
     /// `Err(WouldBlock)` when none waits. Links that can, do it in one system call.

@@ -738,6 +738,10 @@ impl Link for StreamLink {
         None
     }
 
+    fn fds(&self) -> Vec<RawFd> {
+        vec![self.from_child.as_raw_fd(), self.to_child.as_raw_fd()]
+    }
+
     /// Receives the next frame. `UnexpectedEof` (for ever) once the child closed its
     /// output, `InvalidData` (for ever) after a framing error.
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {

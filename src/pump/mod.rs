@@ -142,6 +142,14 @@ pub(crate) enum Control {
     },
     /// The application drained its end after `UdpConnect`.
     UdpResume { id: u64 },
+    /// Send one datagram to `dest` from a connected UDP socket, beside the socket
+    /// pair (which carries only the peer's datagrams then).
+    UdpSendTo {
+        id: u64,
+        dest: SocketAddr,
+        data: Vec<u8>,
+        reply: Sender<io::Result<()>>,
+    },
     /// Join (or leave) a multicast group on a UDP socket.
     Membership {
         id: u64,
@@ -617,6 +625,14 @@ impl Pump {
                     let _ = reply.send(self.udp_connect(id, remote));
                 }
                 Control::UdpResume { id } => self.udp_resume(id),
+                Control::UdpSendTo {
+                    id,
+                    dest,
+                    data,
+                    reply,
+                } => {
+                    let _ = reply.send(self.udp_send_aside(id, dest, &data));
+                }
                 Control::Membership {
                     id,
                     group,

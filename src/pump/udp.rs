@@ -125,6 +125,23 @@ impl Pump {
         Ok(local)
     }
 
+    /// Sends a datagram to `dest` from a connected socket (not through its pair).
+    /// smoltcp's ring being full is ENOBUFS, as a full kernel queue is for UDP.
+    pub(super) fn udp_send_aside(
+        &mut self,
+        id: u64,
+        dest: SocketAddr,
+        data: &[u8],
+    ) -> io::Result<()> {
+        let handle = self.udps.get(&id).ok_or_else(ebadf)?.handle;
+        match self.engine.udp_send(handle, Some(dest), data) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                Err(io::Error::from_raw_os_error(libc::ENOBUFS))
+            }
+            other => other,
+        }
+    }
+
     /// The application drained its end after a connect: output may go on.
     pub(super) fn udp_resume(&mut self, id: u64) {
         if let Some(entry) = self.udps.get_mut(&id) {

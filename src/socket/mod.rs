@@ -13,6 +13,10 @@
 //!
 //! The few things a socket pair cannot say by itself (a reset peer, the addresses)
 //! travel beside the descriptor.
+//!
+//! On a stack of the kernel backend, both types hold a real kernel socket made in
+//! the stack's namespace instead, and the system calls do everything (`connect`,
+//! `bind`, `listen`, `accept4`, `getsockname`...): nothing travels beside it.
 
 /// The descriptor traits of a socket type whose `fd` field is its descriptor:
 /// `AsFd`, `AsRawFd`, `IntoRawFd` and `From<_> for OwnedFd`, as std's sockets

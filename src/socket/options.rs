@@ -6,9 +6,11 @@
 //! setting one updates it and hands the whole value to the pump, which applies
 //! the part that concerns the socket (see `engine/options.rs`).
 
+use super::sys;
 use crate::engine::SocketOptions;
 use crate::pump::{Control, PumpHandle};
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -159,4 +161,94 @@ pub(crate) fn checked_keepalive(
     } else {
         Err(io::Error::from_raw_os_error(libc::EINVAL))
     }
+}
+
+/// Sets `options` on a kernel socket (the kernel backend's) with setsockopt, as a
+/// program would: the kernel then does what each option does. `ty` is the
+/// socket's type (TCP options only on SOCK_STREAM).
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn apply_to_kernel_socket(
+    fd: BorrowedFd<'_>,
+    options: &SocketOptions,
+    ty: libc::c_int,
+) -> io::Result<()> {
+    use libc::{c_int, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, SOL_SOCKET};
+    let int = |level, name, v: c_int| sys::set_option(fd, level, name, v);
+    let secs = |d: Duration| d.as_secs().min(c_int::MAX as u64) as c_int;
+    let v6 = sys::option::<c_int>(fd, SOL_SOCKET, libc::SO_DOMAIN)? == libc::AF_INET6;
+    int(SOL_SOCKET, libc::SO_REUSEADDR, options.reuse_address.into())?;
+    int(SOL_SOCKET, libc::SO_REUSEPORT, options.reuse_port.into())?;
+    if let Some(bytes) = options.recv_buffer {
+        int(SOL_SOCKET, libc::SO_RCVBUF, (bytes / 2) as c_int)?;
+    }
+    if let Some(bytes) = options.send_buffer {
+        int(SOL_SOCKET, libc::SO_SNDBUF, (bytes / 2) as c_int)?;
+    }
+    if v6 {
+        int(
+            IPPROTO_IPV6,
+            libc::IPV6_UNICAST_HOPS,
+            options.hop_limit.into(),
+        )?;
+        // Only before bind; once bound the kernel refuses a change, as it should.
+        let _ = int(IPPROTO_IPV6, libc::IPV6_V6ONLY, options.v6only.into());
+    } else {
+        int(IPPROTO_IP, libc::IP_TTL, options.hop_limit.into())?;
+    }
+    if ty == libc::SOCK_STREAM {
+        int(SOL_SOCKET, libc::SO_KEEPALIVE, options.keepalive.into())?;
+        int(IPPROTO_TCP, libc::TCP_KEEPIDLE, secs(options.keep_idle))?;
+        int(
+            IPPROTO_TCP,
+            libc::TCP_KEEPINTVL,
+            secs(options.keep_interval),
+        )?;
+        int(IPPROTO_TCP, libc::TCP_KEEPCNT, options.keep_count as c_int)?;
+        int(IPPROTO_TCP, libc::TCP_NODELAY, options.nodelay.into())?;
+        let linger = libc::linger {
+            l_onoff: options.linger.is_some().into(),
+            l_linger: options.linger.map_or(0, secs),
+        };
+        sys::set_option(fd, SOL_SOCKET, libc::SO_LINGER, linger)?;
+    } else {
+        int(SOL_SOCKET, libc::SO_BROADCAST, options.broadcast.into())?;
+    }
+    Ok(())
+}
+
+/// The options a kernel socket runs with, read with getsockopt.
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn kernel_socket_options(fd: BorrowedFd<'_>) -> io::Result<SocketOptions> {
+    use libc::{c_int, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, SOL_SOCKET};
+    let int = |level, name| sys::option::<c_int>(fd, level, name);
+    let flag = |level, name| int(level, name).map(|v| v != 0);
+    let v6 = int(SOL_SOCKET, libc::SO_DOMAIN)? == libc::AF_INET6;
+    let stream = int(SOL_SOCKET, libc::SO_TYPE)? == libc::SOCK_STREAM;
+    let mut options = SocketOptions {
+        reuse_address: flag(SOL_SOCKET, libc::SO_REUSEADDR)?,
+        reuse_port: flag(SOL_SOCKET, libc::SO_REUSEPORT)?,
+        recv_buffer: Some(int(SOL_SOCKET, libc::SO_RCVBUF)?.max(0) as usize),
+        send_buffer: Some(int(SOL_SOCKET, libc::SO_SNDBUF)?.max(0) as usize),
+        broadcast: flag(SOL_SOCKET, libc::SO_BROADCAST)?,
+        ..SocketOptions::default()
+    };
+    let hops = if v6 {
+        options.v6only = flag(IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
+        int(IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS)?
+    } else {
+        int(IPPROTO_IP, libc::IP_TTL)?
+    };
+    options.hop_limit = u8::try_from(hops).unwrap_or(64);
+    if stream {
+        let secs = |name| int(IPPROTO_TCP, name).map(|s| Duration::from_secs(s.max(0) as u64));
+        options.keepalive = flag(SOL_SOCKET, libc::SO_KEEPALIVE)?;
+        options.keep_idle = secs(libc::TCP_KEEPIDLE)?;
+        options.keep_interval = secs(libc::TCP_KEEPINTVL)?;
+        options.keep_count = int(IPPROTO_TCP, libc::TCP_KEEPCNT)?.max(0) as u32;
+        options.nodelay = flag(IPPROTO_TCP, libc::TCP_NODELAY)?;
+        let linger: libc::linger = sys::option(fd, SOL_SOCKET, libc::SO_LINGER)?;
+        options.linger =
+            (linger.l_onoff != 0).then(|| Duration::from_secs(linger.l_linger.max(0) as u64));
+    }
+    Ok(options)
 }

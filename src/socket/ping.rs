@@ -3,7 +3,7 @@
 
 use super::options::SocketConfig;
 use super::sys;
-use super::udp::Udp;
+use super::udp::{face, Face, Udp};
 use crate::engine::DatagramProto;
 use crate::stack::Stack;
 use std::fmt;
@@ -33,7 +33,9 @@ use std::time::Duration;
 /// ```
 pub struct PingSocket {
     fd: OwnedFd,
-    udp: Udp,
+    /// `None`: a kernel ping socket of a [`Backend::Kernel`](crate::Backend) stack
+    /// (the namespace's `net.ipv4.ping_group_range` decides whether it may exist).
+    udp: Option<Udp>,
 }
 
 impl PingSocket {
@@ -46,17 +48,32 @@ impl PingSocket {
     /// Like [`PingSocket::bind`] with the echo identifier `ident` (`EADDRINUSE` if
     /// another ping socket of the stack has it).
     pub fn bind_ident(stack: &Stack, addr: IpAddr, ident: u16) -> io::Result<PingSocket> {
+        let local = SocketAddr::new(addr, ident);
+        #[cfg(feature = "kernel-ns")]
+        if let Some(kernel) = stack.kernel() {
+            let (domain, protocol) = if addr.is_ipv4() {
+                (libc::AF_INET, libc::IPPROTO_ICMP)
+            } else {
+                (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+            };
+            let fd = kernel.socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, protocol)?;
+            sys::bind(fd.as_fd(), &local)?;
+            return Ok(PingSocket { fd, udp: None });
+        }
         let (app_end, pump_end) = sys::pair(libc::SOCK_SEQPACKET)?;
-        let ctx = stack.ctx();
+        let ctx = stack.ctx()?;
         let udp = Udp::open(
             ctx,
             ctx.next_socket_id(),
             DatagramProto::Ping,
             Some(pump_end),
-            SocketAddr::new(addr, ident),
+            local,
             SocketConfig::default().options,
         )?;
-        Ok(PingSocket { fd: app_end, udp })
+        Ok(PingSocket {
+            fd: app_end,
+            udp: Some(udp),
+        })
     }
 
     /// An echo request (ICMP type 8, or ICMPv6 type 128 with `v6`) with sequence
@@ -70,27 +87,39 @@ impl PingSocket {
 
     /// The echo identifier of this socket.
     pub fn ident(&self) -> u16 {
-        self.udp.local_addr().port()
+        match face(&self.udp, self.fd.as_fd()) {
+            Face::Stack(udp) => udp.local_addr().port(),
+            Face::Kernel(k) => k.local_addr().map_or(0, |a| a.port()),
+        }
     }
 
     /// Sends the ICMP message `message` (an echo request: `EINVAL` otherwise) to
     /// `to`. Errors as `sendto(2)` on a Linux ping socket (`ENETUNREACH`, `EACCES`
     /// for a broadcast address).
     pub fn send_to(&self, message: &[u8], to: IpAddr) -> io::Result<usize> {
-        self.udp
-            .send_to(self.fd.as_fd(), message, Some(SocketAddr::new(to, 0)), 0)
+        let to = SocketAddr::new(to, 0);
+        match face(&self.udp, self.fd.as_fd()) {
+            Face::Stack(udp) => udp.send_to(self.fd.as_fd(), message, Some(to), 0),
+            Face::Kernel(k) => k.send_to(message, to),
+        }
     }
 
     /// Receives one echo reply (header included, truncated to `buf`) and who sent it.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
-        let (len, from) = self.udp.recv_from(self.fd.as_fd(), buf, 0)?;
+        let (len, from) = match face(&self.udp, self.fd.as_fd()) {
+            Face::Stack(udp) => udp.recv_from(self.fd.as_fd(), buf, 0)?,
+            Face::Kernel(k) => k.recv_from(buf)?,
+        };
         Ok((len, from.ip()))
     }
 
     /// `IP_TTL` of the requests (1 to 255).
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        let ttl = super::checked_ttl(ttl)?;
-        self.udp.set_options(|o| o.hop_limit = ttl)
+        let hops = super::checked_ttl(ttl)?;
+        match face(&self.udp, self.fd.as_fd()) {
+            Face::Stack(udp) => udp.set_options(|o| o.hop_limit = hops),
+            Face::Kernel(k) => k.set_ttl(ttl),
+        }
     }
 
     /// `SO_RCVTIMEO`: how long a receive may block (`None`: forever).

@@ -378,3 +378,239 @@ pub(crate) fn peer_closed(fd: BorrowedFd<'_>) -> bool {
     let ret = unsafe { libc::poll(&mut pfd, 1, 0) };
     ret > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
 }
+
+/// `addr` as a `sockaddr_storage` and its length.
+fn sockaddr(addr: &std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; zeroed is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let len = match addr {
+        std::net::SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// `bind(2)` of a kernel socket.
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn bind(fd: BorrowedFd<'_>, addr: &std::net::SocketAddr) -> io::Result<()> {
+    let (storage, len) = sockaddr(addr);
+    // SAFETY: `storage` holds a socket address of `len` bytes.
+    let ret = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `listen(2)` of a kernel socket, with SO_REUSEADDR set first as std does.
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn reuse_addr(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a valid int and its size is passed.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&on as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `listen(2)` of a kernel socket.
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn listen(fd: BorrowedFd<'_>, backlog: usize) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor we borrow.
+    if unsafe {
+        libc::listen(
+            fd.as_raw_fd(),
+            backlog.min(i32::MAX as usize) as libc::c_int,
+        )
+    } < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `connect(2)` of a blocking kernel socket, giving up after `timeout` (`ETIMEDOUT`).
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn connect(
+    fd: BorrowedFd<'_>,
+    addr: &std::net::SocketAddr,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    let (storage, len) = sockaddr(addr);
+    if timeout.is_some() {
+        set_nonblocking(fd, true)?;
+    }
+    // SAFETY: `storage` holds a socket address of `len` bytes.
+    let ret = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    let result = if ret == 0 {
+        Ok(())
+    } else {
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            // Interrupted or non-blocking: the connection goes on; wait for its end.
+            Some(libc::EINTR | libc::EINPROGRESS) => wait_connected(fd, timeout),
+            _ => Err(e),
+        }
+    };
+    if timeout.is_some() {
+        set_nonblocking(fd, false)?;
+    }
+    result
+}
+
+/// Waits (bounded by `timeout`) until a connecting socket is connected or failed.
+fn wait_connected(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<()> {
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let wait = match deadline {
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT));
+                }
+                left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, wait) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            continue;
+        }
+        let mut err: libc::c_int = 0;
+        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `err` and `len` are valid for writes; `len` holds err's size.
+        let ret = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        return if err == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(err))
+        };
+    }
+}
+
+/// A `std::net` socket type viewing the kernel socket `fd`, to use std's wrappers of
+/// `getsockname`, `accept4`, `setsockopt`... It must not be dropped (it does not own
+/// `fd`): `ManuallyDrop` sees to that.
+pub(crate) fn std_view<T: FromRawFd>(fd: BorrowedFd<'_>) -> mem::ManuallyDrop<T> {
+    // SAFETY: the view lives no longer than the borrow in the callers (it is used
+    // for one call), and being ManuallyDrop it never closes `fd`.
+    mem::ManuallyDrop::new(unsafe { T::from_raw_fd(fd.as_raw_fd()) })
+}
+
+/// `setsockopt(2)` of a plain value (an int, a `linger`).
+pub(crate) fn set_option<T: Copy>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: T,
+) -> io::Result<()> {
+    // SAFETY: `value` is a plain value of the size passed, live for the call.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const T).cast(),
+            mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `getsockopt(2)` of a plain value (an int, a `linger`).
+pub(crate) fn option<T: Copy>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<T> {
+    // SAFETY: T is plain data (an int or a C struct); zeroed is a valid start.
+    let mut value: T = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for writes; `len` holds value's size.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut T).cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}

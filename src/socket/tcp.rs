@@ -1,6 +1,9 @@
 //! TCP streams and listeners, mirroring `std::net` with the stack as first argument.
 
-use super::options::{checked_keepalive, checked_ttl, OptionRecord, SocketConfig};
+use super::options::{
+    apply_to_kernel_socket, checked_keepalive, checked_ttl, kernel_socket_options, OptionRecord,
+    SocketConfig,
+};
 use super::{each_addr, sys};
 use crate::engine::{SocketOptions, TCP_BUFFER};
 use crate::pump::{decode_accept, ConnShared, Control, PumpHandle};
@@ -34,7 +37,9 @@ const DEFAULT_BACKLOG: usize = 128;
 /// ```
 pub struct TcpStream {
     fd: OwnedFd,
-    conn: Conn,
+    /// `None` for a kernel socket (the kernel backend), which needs nothing beside
+    /// its descriptor.
+    conn: Option<Conn>,
 }
 
 /// What a connection is beside its descriptor: shared by [`TcpStream`] and the C ABI.
@@ -126,9 +131,21 @@ impl TcpStream {
         timeout: Option<Duration>,
         options: SocketOptions,
     ) -> io::Result<TcpStream> {
+        #[cfg(feature = "kernel-ns")]
+        if let Some(kernel) = stack.kernel() {
+            let domain = if remote.is_ipv4() {
+                libc::AF_INET
+            } else {
+                libc::AF_INET6
+            };
+            let fd = kernel.socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
+            apply_to_kernel_socket(fd.as_fd(), &options, libc::SOCK_STREAM)?;
+            sys::connect(fd.as_fd(), &remote, timeout)?;
+            return Ok(TcpStream { fd, conn: None });
+        }
         let (app_end, pump_end) = sys::pair(libc::SOCK_STREAM)?;
-        let pump = stack.pump().clone();
-        let id = stack.ctx().next_socket_id();
+        let pump = stack.pump()?.clone();
+        let id = stack.ctx()?.next_socket_id();
         let shared = Arc::new(ConnShared::default());
         let (reply, answer) = crossbeam_channel::bounded(1);
         pump.send(Control::Connect {
@@ -155,7 +172,7 @@ impl TcpStream {
         let local = result??;
         Ok(TcpStream {
             fd: app_end,
-            conn: Conn::new(id, shared, pump, local, remote, options),
+            conn: Some(Conn::new(id, shared, pump, local, remote, options)),
         })
     }
 
@@ -170,12 +187,23 @@ impl TcpStream {
 
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.conn.peer)
+        match &self.conn {
+            Some(conn) => Ok(conn.peer),
+            None => self.kernel().peer_addr(),
+        }
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.conn.local)
+        match &self.conn {
+            Some(conn) => Ok(conn.local),
+            None => self.kernel().local_addr(),
+        }
+    }
+
+    /// The kernel socket of a kernel-backend stream, seen through std's wrappers.
+    fn kernel(&self) -> std::mem::ManuallyDrop<std::net::TcpStream> {
+        sys::std_view(self.fd.as_fd())
     }
 
     /// Shuts down reading, writing or both. Shutting down writing sends FIN once the
@@ -191,46 +219,66 @@ impl TcpStream {
 
     /// Enables or disables Nagle's algorithm (TCP_NODELAY).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.conn.set_options(|o| o.nodelay = nodelay)
+        self.set_options(|o| o.nodelay = nodelay)
     }
 
     /// Whether TCP_NODELAY is set.
     pub fn nodelay(&self) -> io::Result<bool> {
-        Ok(self.conn.options.get().nodelay)
+        Ok(self.options()?.nodelay)
+    }
+
+    /// The options of this stream: its record, or a kernel socket's own.
+    fn options(&self) -> io::Result<SocketOptions> {
+        match &self.conn {
+            Some(conn) => Ok(conn.options.get()),
+            None => kernel_socket_options(self.fd.as_fd()),
+        }
+    }
+
+    /// Changes options: through the pump, or with setsockopt on a kernel socket.
+    fn set_options(&self, change: impl FnOnce(&mut SocketOptions)) -> io::Result<()> {
+        match &self.conn {
+            Some(conn) => conn.set_options(change),
+            None => {
+                let mut options = kernel_socket_options(self.fd.as_fd())?;
+                change(&mut options);
+                apply_to_kernel_socket(self.fd.as_fd(), &options, libc::SOCK_STREAM)
+            }
+        }
     }
 
     /// `IP_TTL` / `IPV6_UNICAST_HOPS` of the segments sent (1 to 255; default 64).
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         let ttl = checked_ttl(ttl)?;
-        self.conn.set_options(|o| o.hop_limit = ttl)
+        self.set_options(|o| o.hop_limit = ttl)
     }
 
     /// `IP_TTL`.
     pub fn ttl(&self) -> io::Result<u32> {
-        Ok(self.conn.options.get().hop_limit.into())
+        Ok(self.options()?.hop_limit.into())
     }
 
     /// `SO_LINGER`. `Some(Duration::ZERO)`: dropping the stream (closing its last
     /// descriptor) resets the connection instead of closing it. Other values are
     /// kept, but closing never blocks: the close finishes in the background.
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        self.conn.set_options(|o| o.linger = linger)
+        self.set_options(|o| o.linger = linger)
     }
 
     /// `SO_LINGER`.
     pub fn linger(&self) -> io::Result<Option<Duration>> {
-        Ok(self.conn.options.get().linger)
+        Ok(self.options()?.linger)
     }
 
     /// `SO_KEEPALIVE`: probe an idle connection and fail it with `ETIMEDOUT`
     /// once the peer stopped answering (see [`TcpStream::set_keepalive_params`]).
     pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
-        self.conn.set_options(|o| o.keepalive = on)
+        self.set_options(|o| o.keepalive = on)
     }
 
     /// `SO_KEEPALIVE`.
     pub fn keepalive(&self) -> io::Result<bool> {
-        Ok(self.conn.options.get().keepalive)
+        Ok(self.options()?.keepalive)
     }
 
     /// `TCP_KEEPIDLE`, `TCP_KEEPINTVL` and `TCP_KEEPCNT`: the first probe after
@@ -244,7 +292,7 @@ impl TcpStream {
         count: u32,
     ) -> io::Result<()> {
         let (idle, interval, count) = checked_keepalive(idle, interval, count)?;
-        self.conn.set_options(|o| {
+        self.set_options(|o| {
             o.keep_idle = idle;
             o.keep_interval = interval;
             o.keep_count = count;
@@ -253,19 +301,20 @@ impl TcpStream {
 
     /// `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT`.
     pub fn keepalive_params(&self) -> io::Result<(Duration, Duration, u32)> {
-        let o = self.conn.options.get();
+        let o = self.options()?;
         Ok((o.keep_idle, o.keep_interval, o.keep_count))
     }
 
     /// The stack's receive buffer of this connection (its largest window), as
-    /// chosen with [`SocketConfig::recv_buffer_size`] before it opened.
+    /// chosen with [`SocketConfig::recv_buffer_size`] before it opened (a kernel
+    /// socket: its `SO_RCVBUF`).
     pub fn recv_buffer_size(&self) -> io::Result<usize> {
-        Ok(self.conn.options.get().tcp_buffers(TCP_BUFFER).0)
+        Ok(self.options()?.tcp_buffers(TCP_BUFFER).0)
     }
 
     /// The stack's send buffer of this connection.
     pub fn send_buffer_size(&self) -> io::Result<usize> {
-        Ok(self.conn.options.get().tcp_buffers(TCP_BUFFER).1)
+        Ok(self.options()?.tcp_buffers(TCP_BUFFER).1)
     }
 
     /// Moves the descriptor into or out of non-blocking mode.
@@ -295,15 +344,21 @@ impl TcpStream {
 
     /// The pending socket error (SO_ERROR), cleared by reading it.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        Ok(self.conn.shared.take_error())
+        match &self.conn {
+            Some(conn) => Ok(conn.shared.take_error()),
+            None => self.kernel().take_error(),
+        }
     }
 
     fn read_fd(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(conn) = &self.conn else {
+            return sys::read(self.fd.as_fd(), buf);
+        };
         match sys::read(self.fd.as_fd(), buf) {
             // EOF after a reset is the reset (once), as on a kernel socket.
-            Ok(0) if !buf.is_empty() => self.conn.shared.take_error().map_or(Ok(0), Err),
+            Ok(0) if !buf.is_empty() => conn.shared.take_error().map_or(Ok(0), Err),
             Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
-                self.conn.shared.take_error();
+                conn.shared.take_error();
                 Err(e)
             }
             other => other,
@@ -312,9 +367,10 @@ impl TcpStream {
 
     fn write_fd(&self, buf: &[u8]) -> io::Result<usize> {
         match sys::send(self.fd.as_fd(), buf) {
-            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => {
-                Err(self.conn.shared.take_error().unwrap_or(e))
-            }
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => match &self.conn {
+                Some(conn) => Err(conn.shared.take_error().unwrap_or(e)),
+                None => Err(e),
+            },
             other => other,
         }
     }
@@ -358,16 +414,17 @@ impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpStream")
             .field("fd", &self.fd.as_raw_fd())
-            .field("local", &self.conn.local)
-            .field("peer", &self.conn.peer)
+            .field("local", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
             .finish()
     }
 }
 
 /// A TCP listener on a [`Stack`].
 ///
-/// Holds a backlog of 128 connections that completed their handshake but were not
-/// accepted yet; SYNs beyond that are dropped (the peer retries), as on Linux.
+/// Listens with a backlog of 128: it holds 129 connections that completed their
+/// handshake but were not accepted yet (Linux queues one more than the backlog);
+/// SYNs beyond that are dropped (the peer retries), as on Linux.
 ///
 /// ```no_run
 /// # fn main() -> std::io::Result<()> {
@@ -379,7 +436,8 @@ impl fmt::Debug for TcpStream {
 /// ```
 pub struct TcpListener {
     fd: OwnedFd,
-    acceptor: Acceptor,
+    /// `None` for a kernel socket (the kernel backend).
+    acceptor: Option<Acceptor>,
 }
 
 /// What a listener is beside its descriptor: shared by [`TcpListener`] and the C ABI.
@@ -491,18 +549,56 @@ impl TcpListener {
         addr: A,
         config: &SocketConfig,
     ) -> io::Result<TcpListener> {
-        each_addr(addr, |addr| {
-            let (fd, acceptor) =
-                Acceptor::listen(stack.ctx(), addr, DEFAULT_BACKLOG, config.options)?;
-            Ok(TcpListener { fd, acceptor })
+        each_addr(addr, |addr| Self::bind_one(stack, addr, &config.options))
+    }
+
+    fn bind_one(
+        stack: &Stack,
+        addr: SocketAddr,
+        options: &SocketOptions,
+    ) -> io::Result<TcpListener> {
+        #[cfg(feature = "kernel-ns")]
+        if let Some(kernel) = stack.kernel() {
+            let domain = if addr.is_ipv4() {
+                libc::AF_INET
+            } else {
+                libc::AF_INET6
+            };
+            let fd = kernel.socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
+            sys::reuse_addr(fd.as_fd())?;
+            apply_to_kernel_socket(fd.as_fd(), options, libc::SOCK_STREAM)?;
+            sys::bind(fd.as_fd(), &addr)?;
+            sys::listen(fd.as_fd(), DEFAULT_BACKLOG)?;
+            return Ok(TcpListener { fd, acceptor: None });
+        }
+        let (fd, acceptor) = Acceptor::listen(stack.ctx()?, addr, DEFAULT_BACKLOG, *options)?;
+        Ok(TcpListener {
+            fd,
+            acceptor: Some(acceptor),
         })
     }
 
     /// Waits for a connection (or `WouldBlock` when non-blocking and none waits).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (fd, conn) = self.acceptor.accept(self.fd.as_fd())?;
+        let Some(acceptor) = &self.acceptor else {
+            let listener: std::mem::ManuallyDrop<std::net::TcpListener> =
+                sys::std_view(self.fd.as_fd());
+            let (stream, peer) = listener.accept()?;
+            let stream = TcpStream {
+                fd: stream.into(),
+                conn: None,
+            };
+            return Ok((stream, peer));
+        };
+        let (fd, conn) = acceptor.accept(self.fd.as_fd())?;
         let peer = conn.peer;
-        Ok((TcpStream { fd, conn }, peer))
+        Ok((
+            TcpStream {
+                fd,
+                conn: Some(conn),
+            },
+            peer,
+        ))
     }
 
     /// An iterator over incoming connections, as `std::net::TcpListener::incoming`.
@@ -512,7 +608,10 @@ impl TcpListener {
 
     /// The address listened on (with the port filled in).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.acceptor.local)
+        match &self.acceptor {
+            Some(acceptor) => Ok(acceptor.local),
+            None => sys::std_view::<std::net::TcpListener>(self.fd.as_fd()).local_addr(),
+        }
     }
 
     /// Moves the descriptor into or out of non-blocking mode.
@@ -523,12 +622,18 @@ impl TcpListener {
     /// `IP_TTL` for the connections accepted from now on.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         let ttl = checked_ttl(ttl)?;
-        self.acceptor.set_options(|o| o.hop_limit = ttl)
+        match &self.acceptor {
+            Some(acceptor) => acceptor.set_options(|o| o.hop_limit = ttl),
+            None => sys::std_view::<std::net::TcpListener>(self.fd.as_fd()).set_ttl(ttl.into()),
+        }
     }
 
     /// `IP_TTL`.
     pub fn ttl(&self) -> io::Result<u32> {
-        Ok(self.acceptor.options.get().hop_limit.into())
+        match &self.acceptor {
+            Some(acceptor) => Ok(acceptor.options.get().hop_limit.into()),
+            None => sys::std_view::<std::net::TcpListener>(self.fd.as_fd()).ttl(),
+        }
     }
 }
 
@@ -536,7 +641,7 @@ impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpListener")
             .field("fd", &self.fd.as_raw_fd())
-            .field("local", &self.acceptor.local)
+            .field("local", &self.local_addr().ok())
             .finish()
     }
 }

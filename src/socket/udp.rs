@@ -35,7 +35,23 @@ use std::time::Duration;
 /// ```
 pub struct UdpSocket {
     fd: OwnedFd,
-    udp: Udp,
+    /// `None`: a kernel socket of a [`Backend::Kernel`](crate::Backend) stack.
+    udp: Option<Udp>,
+}
+
+/// What answers a socket's calls: the stack (through its pump), or a kernel socket
+/// of the kernel backend, seen through std's own wrapper.
+pub(crate) enum Face<'a> {
+    Stack(&'a Udp),
+    Kernel(std::mem::ManuallyDrop<std::net::UdpSocket>),
+}
+
+/// The face of a datagram socket: its stack part, or the kernel socket `fd` is.
+pub(crate) fn face<'a>(udp: &'a Option<Udp>, fd: BorrowedFd<'_>) -> Face<'a> {
+    match udp {
+        Some(udp) => Face::Stack(udp),
+        None => Face::Kernel(sys::std_view(fd)),
+    }
 }
 
 /// What a UDP socket is beside its descriptor: shared by [`UdpSocket`] and the C ABI.
@@ -151,12 +167,13 @@ impl Udp {
             return Err(e);
         }
         let state = self.state();
-        let (dest, framed) = match (dest, state.peer) {
-            (Some(dest), Some(peer)) if dest != peer => {
-                return Err(io::Error::from_raw_os_error(libc::EISCONN))
-            }
-            (_, Some(peer)) => (peer, false),
-            (Some(dest), None) => (dest, true),
+        // A connected socket's pair carries bare payloads for its peer; a datagram
+        // to someone else (sendto on a connected socket, which Linux allows) goes
+        // to the pump beside it.
+        let (dest, framed, aside) = match (dest, state.peer) {
+            (Some(dest), Some(peer)) if dest != peer => (dest, false, true),
+            (_, Some(peer)) => (peer, false, false),
+            (Some(dest), None) => (dest, true, false),
             (None, None) => return Err(io::Error::from_raw_os_error(libc::EDESTADDRREQ)),
         };
         self.check_family(dest)?;
@@ -171,6 +188,15 @@ impl Udp {
             buf.len(),
             self.proto,
         )?;
+        if aside {
+            self.ctx.pump.request(|reply| Control::UdpSendTo {
+                id: self.id,
+                dest,
+                data: buf.to_vec(),
+                reply,
+            })??;
+            return Ok(buf.len());
+        }
         let head = encode_addr(dest);
         let head: &[u8] = if framed { &head } else { &[] };
         match sys::send_parts(fd, head, buf, flags) {
@@ -262,8 +288,24 @@ impl UdpSocket {
         config: &SocketConfig,
     ) -> io::Result<UdpSocket> {
         each_addr(addr, |addr| {
+            #[cfg(feature = "kernel-ns")]
+            if let Some(kernel) = stack.kernel() {
+                let domain = if addr.is_ipv4() {
+                    libc::AF_INET
+                } else {
+                    libc::AF_INET6
+                };
+                let fd = kernel.socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)?;
+                super::options::apply_to_kernel_socket(
+                    fd.as_fd(),
+                    &config.options,
+                    libc::SOCK_DGRAM,
+                )?;
+                sys::bind(fd.as_fd(), &addr)?;
+                return Ok(UdpSocket { fd, udp: None });
+            }
             let (app_end, pump_end) = sys::pair(libc::SOCK_SEQPACKET)?;
-            let ctx = stack.ctx();
+            let ctx = stack.ctx()?;
             let udp = Udp::open(
                 ctx,
                 ctx.next_socket_id(),
@@ -272,7 +314,10 @@ impl UdpSocket {
                 addr,
                 config.options,
             )?;
-            Ok(UdpSocket { fd: app_end, udp })
+            Ok(UdpSocket {
+                fd: app_end,
+                udp: Some(udp),
+            })
         })
     }
 
@@ -281,22 +326,29 @@ impl UdpSocket {
     ///
     /// Errors: `ENETUNREACH` without a route.
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        each_addr(addr, |addr| self.udp.connect(self.fd.as_fd(), Some(addr)))
+        each_addr(addr, |addr| match self.face() {
+            Face::Stack(udp) => udp.connect(self.fd.as_fd(), Some(addr)),
+            Face::Kernel(k) => k.connect(addr),
+        })
     }
 
     /// Sends a datagram to the connected peer; `EDESTADDRREQ` if not connected.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.udp.send_to(self.fd.as_fd(), buf, None, 0)
+        match self.face() {
+            Face::Stack(udp) => udp.send_to(self.fd.as_fd(), buf, None, 0),
+            Face::Kernel(k) => k.send(buf),
+        }
     }
 
     /// Sends a datagram to `addr`. Errors as `sendto(2)`: `EMSGSIZE` beyond
     /// 65,507 bytes (IPv4; IPv6: one link MTU, as smoltcp does not fragment
     /// IPv6), `EACCES` to a broadcast address without [`UdpSocket::set_broadcast`],
-    /// `ENETUNREACH` without a route, `EISCONN` to another address than the
-    /// connected peer's.
+    /// `ENETUNREACH` without a route. A connected socket may send to another address
+    /// than its peer's, as on Linux.
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        each_addr(addr, |addr| {
-            self.udp.send_to(self.fd.as_fd(), buf, Some(addr), 0)
+        each_addr(addr, |addr| match self.face() {
+            Face::Stack(udp) => udp.send_to(self.fd.as_fd(), buf, Some(addr), 0),
+            Face::Kernel(k) => k.send_to(buf, addr),
         })
     }
 
@@ -307,12 +359,18 @@ impl UdpSocket {
 
     /// Receives one datagram (truncated to `buf`) and its source address.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.udp.recv_from(self.fd.as_fd(), buf, 0)
+        match self.face() {
+            Face::Stack(udp) => udp.recv_from(self.fd.as_fd(), buf, 0),
+            Face::Kernel(k) => k.recv_from(buf),
+        }
     }
 
     /// Like [`UdpSocket::recv_from`], leaving the datagram queued.
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.udp.recv_from(self.fd.as_fd(), buf, libc::MSG_PEEK)
+        match self.face() {
+            Face::Stack(udp) => udp.recv_from(self.fd.as_fd(), buf, libc::MSG_PEEK),
+            Face::Kernel(k) => k.peek_from(buf),
+        }
     }
 
     /// Like [`UdpSocket::recv`], leaving the datagram queued.
@@ -322,40 +380,64 @@ impl UdpSocket {
 
     /// The local address (after `connect`, with the source address its route picked).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.udp.local_addr())
+        match self.face() {
+            Face::Stack(udp) => Ok(udp.local_addr()),
+            Face::Kernel(k) => k.local_addr(),
+        }
     }
 
     /// The connected peer; `ENOTCONN` if there is none.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.udp.peer_addr()
+        match self.face() {
+            Face::Stack(udp) => udp.peer_addr(),
+            Face::Kernel(k) => k.peer_addr(),
+        }
     }
 
     /// `SO_BROADCAST`: allows sending to broadcast addresses.
     pub fn set_broadcast(&self, broadcast: bool) -> io::Result<()> {
-        self.udp.set_options(|o| o.broadcast = broadcast)
+        match self.face() {
+            Face::Stack(udp) => udp.set_options(|o| o.broadcast = broadcast),
+            Face::Kernel(k) => k.set_broadcast(broadcast),
+        }
     }
 
     /// `SO_BROADCAST`.
     pub fn broadcast(&self) -> io::Result<bool> {
-        Ok(self.udp.options.get().broadcast)
+        match self.face() {
+            Face::Stack(udp) => Ok(udp.options.get().broadcast),
+            Face::Kernel(k) => k.broadcast(),
+        }
     }
 
     /// `IP_TTL`: the hop limit of outgoing datagrams (1 to 255; default 64).
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        let ttl = checked_ttl(ttl)?;
-        self.udp.set_options(|o| o.hop_limit = ttl)
+        let hops = checked_ttl(ttl)?;
+        match self.face() {
+            Face::Stack(udp) => udp.set_options(|o| o.hop_limit = hops),
+            Face::Kernel(k) => k.set_ttl(ttl),
+        }
     }
 
     /// `IP_TTL`.
     pub fn ttl(&self) -> io::Result<u32> {
-        Ok(self.udp.options.get().hop_limit.into())
+        match self.face() {
+            Face::Stack(udp) => Ok(udp.options.get().hop_limit.into()),
+            Face::Kernel(k) => k.ttl(),
+        }
     }
 
     /// `SO_RCVBUF`: how many bytes of datagrams (each counted with a fixed
     /// overhead) wait for the application in the stack before newer ones are
     /// dropped. The socket pair adds its own kernel buffer to that.
     pub fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
-        self.udp.set_options(|o| o.recv_buffer = Some(bytes))
+        match self.face() {
+            Face::Stack(udp) => udp.set_options(|o| o.recv_buffer = Some(bytes)),
+            Face::Kernel(_) => {
+                let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+                sys::set_option(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, bytes)
+            }
+        }
     }
 
     /// `IP_ADD_MEMBERSHIP`: receive datagrams sent to the IPv4 group `multiaddr`
@@ -363,37 +445,55 @@ impl UdpSocket {
     /// or one of its addresses). `EINVAL` if it is not a multicast address,
     /// `EADDRINUSE` if joined already.
     pub fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
-        let _ = interface;
-        self.udp.membership(IpAddr::V4(*multiaddr), true)
+        match self.face() {
+            Face::Stack(udp) => udp.membership(IpAddr::V4(*multiaddr), true),
+            Face::Kernel(k) => k.join_multicast_v4(multiaddr, interface),
+        }
     }
 
     /// `IP_DROP_MEMBERSHIP`; `EADDRNOTAVAIL` if the group was not joined.
     pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
-        let _ = interface;
-        self.udp.membership(IpAddr::V4(*multiaddr), false)
+        match self.face() {
+            Face::Stack(udp) => udp.membership(IpAddr::V4(*multiaddr), false),
+            Face::Kernel(k) => k.leave_multicast_v4(multiaddr, interface),
+        }
     }
 
     /// `IPV6_ADD_MEMBERSHIP` (`interface`: an index, 0 for the default).
     pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
-        let _ = interface;
-        self.udp.membership(IpAddr::V6(*multiaddr), true)
+        match self.face() {
+            Face::Stack(udp) => udp.membership(IpAddr::V6(*multiaddr), true),
+            Face::Kernel(k) => k.join_multicast_v6(multiaddr, interface),
+        }
     }
 
     /// `IPV6_DROP_MEMBERSHIP`.
     pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
-        let _ = interface;
-        self.udp.membership(IpAddr::V6(*multiaddr), false)
+        match self.face() {
+            Face::Stack(udp) => udp.membership(IpAddr::V6(*multiaddr), false),
+            Face::Kernel(k) => k.leave_multicast_v6(multiaddr, interface),
+        }
     }
 
     /// Datagrams dropped so far because the receive queue was full (what Linux
-    /// counts in the `drops` column of `/proc/net/udp`).
+    /// counts in the `drops` column of `/proc/net/udp`). Not counted on a kernel
+    /// backend's socket: 0.
     pub fn dropped(&self) -> u64 {
-        self.udp.shared.drops.load(Ordering::Relaxed)
+        self.udp
+            .as_ref()
+            .map_or(0, |udp| udp.shared.drops.load(Ordering::Relaxed))
     }
 
     /// Takes the pending error (`SO_ERROR`): an ICMP error from the connected peer.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        Ok(self.udp.take_error())
+        match self.face() {
+            Face::Stack(udp) => Ok(udp.take_error()),
+            Face::Kernel(k) => k.take_error(),
+        }
+    }
+
+    fn face(&self) -> Face<'_> {
+        face(&self.udp, self.fd.as_fd())
     }
 
     /// Moves the descriptor in or out of non-blocking mode.
@@ -424,11 +524,10 @@ impl UdpSocket {
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.udp.state();
         f.debug_struct("UdpSocket")
             .field("fd", &self.fd.as_raw_fd())
-            .field("local", &state.local)
-            .field("peer", &state.peer)
+            .field("local", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
             .finish()
     }
 }

@@ -1,10 +1,12 @@
 //! Test fixtures: a `vde_switch` in a temporary directory, removed afterwards.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+pub use vdestack::Backend;
 
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);
@@ -127,6 +129,11 @@ pub struct Net {
 
 impl Net {
     pub fn new(wire: Wire) -> Net {
+        Net::with_backends(wire, Backend::Userspace, Backend::Userspace)
+    }
+
+    /// Two stacks as [`Net::new`] makes them, `a` on backend `ba` and `b` on `bb`.
+    pub fn with_backends(wire: Wire, ba: Backend, bb: Backend) -> Net {
         let (vnl, switch, dir) = match wire {
             Wire::Switch => {
                 let switch = Switch::start();
@@ -138,8 +145,14 @@ impl Net {
                 (vnl, None, Some(dir))
             }
         };
-        let a = vdestack::Stack::new(&vnl, None).expect("stack a");
-        let b = vdestack::Stack::new(&vnl, None).expect("stack b");
+        let stack = |backend| {
+            vdestack::Stack::builder()
+                .vnl(&vnl)
+                .backend(backend)
+                .build()
+        };
+        let a = stack(ba).expect("stack a");
+        let b = stack(bb).expect("stack b");
         a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
             .expect("configure a");
         b.cmd("/sbin/ip link set vde0 up; /usr/bin/ip addr add 10.0.0.2/24 dev vde0")
@@ -257,4 +270,75 @@ impl Drop for Namespace {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether stacks of the kernel backend can be made here. When they cannot (no
+/// user namespaces, or vdestack built without the feature `kernel-ns`), says so on
+/// stderr, past the test harness's capture, naming the skipped test and the cause.
+pub fn kernel_available(test: &str) -> bool {
+    match vdestack::Stack::builder().backend(Backend::Kernel).build() {
+        Ok(_) => true,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test} on the kernel backend: {e}"
+            );
+            false
+        }
+    }
+}
+
+/// A stack of `backend` on `vnl` with interface `vde0`.
+pub fn stack_on(backend: Backend, vnl: &str) -> vdestack::Stack {
+    vdestack::Stack::builder()
+        .vnl(vnl)
+        .backend(backend)
+        .build()
+        .unwrap_or_else(|e| panic!("a {backend:?} stack on {vnl:?}: {e}"))
+}
+
+/// The processes whose parent is this process (their pids), from /proc.
+pub fn child_processes() -> Vec<u32> {
+    let me = std::process::id();
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let ppid = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(me) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+/// Each scenario once per backend: `userspace::NAME` and `kernel::NAME`. The kernel
+/// run is skipped, with a message on stderr, where kernel stacks cannot be made.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident: $scenario:expr;)*) => {
+        mod userspace {
+            use super::*;
+            $(#[test] fn $name() { ($scenario)(Backend::Userspace) })*
+        }
+        mod kernel {
+            use super::*;
+            $(#[test] fn $name() {
+                if common::kernel_available(concat!(module_path!(), "::", stringify!($name))) {
+                    ($scenario)(Backend::Kernel)
+                }
+            })*
+        }
+    };
 }
