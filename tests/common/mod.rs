@@ -56,10 +56,11 @@ impl Switch {
             .expect("vde_switch (Debian package vde2) must be installed");
         let ctl = sock.join("ctl");
         let deadline = Instant::now() + Duration::from_secs(10);
-        // Readiness of an external process: its control socket accepting a
-        // connection (the file appears at bind(2), before listen(2), and a plug
-        // connecting in between is refused).
-        while std::os::unix::net::UnixStream::connect(&ctl).is_err() {
+        // Readiness of an external process: its control socket listening (the file
+        // appears at bind(2), before listen(2), and a plug connecting in between is
+        // refused). Read from /proc rather than by connecting: a test connection
+        // would be one more client the switch has to notice going.
+        while !unix_socket_listening(&ctl) {
             assert!(Instant::now() < deadline, "vde_switch did not start");
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -86,6 +87,19 @@ impl Drop for Switch {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether a unix socket bound to `path` is listening (`/proc/net/unix`: flags
+/// `__SO_ACCEPTCON`).
+fn unix_socket_listening(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return path.exists();
+    };
+    let path = path.to_string_lossy();
+    table.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() == 8 && fields[7] == path && fields[3] == "00010000"
+    })
 }
 
 /// The errno of an error a test expects to be an OS error.
