@@ -10,7 +10,8 @@ use common::{kernel_available, stack_on, Backend, Switch};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::thread;
-use vdestack::{Stack, TcpListener, TcpStream};
+use std::time::Duration;
+use vdestack::{Stack, TcpListener, TcpStream, UdpSocket};
 
 fn kernel_stack(vnl: &str, ifname: &str) -> Stack {
     Stack::builder()
@@ -179,8 +180,40 @@ fn exchange(from: &Stack, to: &Stack, target: SocketAddr) {
     assert_eq!(len, message.len());
 }
 
-/// A userspace stack and a kernel stack on one `vde_switch` talk TCP over IPv4 and
-/// IPv6, each direction.
+/// A datagram from `from` to `to` at `target` and its answer (repeated a bounded
+/// number of times, as UDP may lose one), with the addresses checked.
+fn udp_exchange(from: &Stack, to: &Stack, target: SocketAddr) {
+    let server = UdpSocket::bind(to, target).unwrap();
+    let any = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let client = UdpSocket::bind(from, any).unwrap();
+    for s in [&server, &client] {
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+    }
+    let mut buf = [0u8; 2048];
+    let question: Vec<u8> = (0..1400u32).map(|i| (i % 249) as u8).collect();
+    for _ in 0..20 {
+        client.send_to(&question, target).unwrap();
+        let Ok((n, asker)) = server.recv_from(&mut buf) else {
+            continue;
+        };
+        assert_eq!(&buf[..n], &question[..], "to {target}");
+        assert_eq!(asker.port(), client.local_addr().unwrap().port());
+        server.send_to(b"answer", asker).unwrap();
+        if let Ok((n, from)) = client.recv_from(&mut buf) {
+            assert_eq!((&buf[..n], from), (&b"answer"[..], target));
+            return;
+        }
+    }
+    panic!("no UDP exchange with {target}");
+}
+
+/// A userspace stack and a kernel stack on one `vde_switch` talk TCP and UDP over
+/// IPv4 and IPv6, each direction.
 #[test]
 fn mixed_network_both_directions_ipv4_and_ipv6() {
     if !kernel_available("kernel::mixed_network_both_directions_ipv4_and_ipv6") {
@@ -203,6 +236,10 @@ fn mixed_network_both_directions_ipv4_and_ipv6() {
     exchange(&kernel, &user, "10.0.0.1:7".parse().unwrap());
     exchange(&user, &kernel, "[2001:db8::2]:8".parse().unwrap());
     exchange(&kernel, &user, "[2001:db8::1]:8".parse().unwrap());
+    udp_exchange(&user, &kernel, "10.0.0.2:53".parse().unwrap());
+    udp_exchange(&kernel, &user, "10.0.0.1:53".parse().unwrap());
+    udp_exchange(&user, &kernel, "[2001:db8::2]:54".parse().unwrap());
+    udp_exchange(&kernel, &user, "[2001:db8::1]:54".parse().unwrap());
 }
 
 /// Set in the process [`helper_dies_with_its_owner`] starts and kills.

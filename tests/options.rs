@@ -3,15 +3,14 @@
 
 mod common;
 
-use common::{errno, Net, Wire};
+use common::{errno, Backend, Net, Wire};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use vdestack::{SocketConfig, TcpListener, TcpStream, UdpSocket};
 
-#[test]
-fn zero_linger_resets_on_close() {
-    let net = Net::new(Wire::Ptp);
+fn zero_linger_resets_on_close(b: Backend) {
+    let net = Net::with_backends(Wire::Ptp, b, b);
     let listener = TcpListener::bind(&net.a, "0.0.0.0:80").unwrap();
     let client = TcpStream::connect(&net.b, "10.0.0.1:80").unwrap();
     let (mut server, _) = listener.accept().unwrap();
@@ -25,9 +24,8 @@ fn zero_linger_resets_on_close() {
     assert_eq!(errno(&server.read(&mut buf).unwrap_err()), libc::ECONNRESET);
 }
 
-#[test]
-fn reuseaddr_rebinds_beside_old_connections_but_not_beside_a_listener() {
-    let net = Net::new(Wire::Ptp);
+fn reuseaddr_rebinds_beside_old_connections_but_not_beside_a_listener(b: Backend) {
+    let net = Net::with_backends(Wire::Ptp, b, b);
     let reuse = SocketConfig::new().reuse_address(true);
     let listener = TcpListener::bind_with(&net.a, "0.0.0.0:80", &reuse).unwrap();
     let _client = TcpStream::connect(&net.b, "10.0.0.1:80").unwrap();
@@ -49,9 +47,8 @@ fn reuseaddr_rebinds_beside_old_connections_but_not_beside_a_listener() {
     again.accept().unwrap();
 }
 
-#[test]
-fn reuseport_spreads_connections_over_listeners() {
-    let net = Net::new(Wire::Ptp);
+fn reuseport_spreads_connections_over_listeners(b: Backend) {
+    let net = Net::with_backends(Wire::Ptp, b, b);
     let config = SocketConfig::new().reuse_port(true);
     let first = TcpListener::bind_with(&net.a, "0.0.0.0:80", &config).unwrap();
     let second = TcpListener::bind_with(&net.a, "0.0.0.0:80", &config).unwrap();
@@ -76,9 +73,8 @@ fn reuseport_spreads_connections_over_listeners() {
     assert!(counts[0] > 0 && counts[1] > 0, "spread: {counts:?}");
 }
 
-#[test]
-fn udp_sockets_sharing_a_port() {
-    let net = Net::new(Wire::Ptp);
+fn udp_sockets_sharing_a_port(b: Backend) {
+    let net = Net::with_backends(Wire::Ptp, b, b);
     // SO_REUSEADDR: unicast goes to the last bound, broadcast to all.
     let reuse = SocketConfig::new().reuse_address(true);
     let older = UdpSocket::bind_with(&net.a, "0.0.0.0:5000", &reuse).unwrap();
@@ -148,9 +144,8 @@ fn udp_sockets_sharing_a_port() {
     assert!(counts[0] > 0 && counts[1] > 0, "spread: {counts:?}");
 }
 
-#[test]
-fn keepalive_finds_a_vanished_peer() {
-    let net = Net::new(Wire::Ptp);
+fn keepalive_finds_a_vanished_peer(b: Backend) {
+    let net = Net::with_backends(Wire::Ptp, b, b);
     let listener = TcpListener::bind(&net.a, "0.0.0.0:80").unwrap();
     let mut client = TcpStream::connect(&net.b, "10.0.0.1:80").unwrap();
     let (mut server, _) = listener.accept().unwrap();
@@ -199,9 +194,8 @@ fn keepalive_finds_a_vanished_peer() {
     eprintln!("keep-alive gave up after {:?}", started.elapsed());
 }
 
-#[test]
-fn buffer_sizes_shape_the_connection() {
-    let net = Net::new(Wire::Ptp);
+fn buffer_sizes_shape_the_connection(b: Backend) {
+    let net = Net::with_backends(Wire::Ptp, b, b);
     let config = SocketConfig::new()
         .recv_buffer_size(8192)
         .send_buffer_size(16384);
@@ -212,8 +206,14 @@ fn buffer_sizes_shape_the_connection() {
         assert_eq!(s.recv_buffer_size().unwrap(), 8192);
         assert_eq!(s.send_buffer_size().unwrap(), 16384);
     }
+    // The defaults differ: the userspace stack's 64 KiB window, which a
+    // vde_switch carries without loss (FACTS.md), and Linux's tcp_rmem.
     let plain = TcpStream::connect(&net.b, "10.0.0.1:80").unwrap();
-    assert_eq!(plain.recv_buffer_size().unwrap(), 64 * 1024);
+    let default = match b {
+        Backend::Userspace => 64 * 1024,
+        Backend::Kernel => 128 * 1024,
+    };
+    assert_eq!(plain.recv_buffer_size().unwrap(), default);
     // Small windows still carry a megabyte intact.
     let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 253) as u8).collect();
     std::thread::scope(|scope| {
@@ -227,16 +227,18 @@ fn buffer_sizes_shape_the_connection() {
     });
 }
 
-#[test]
-fn multicast_groups() {
-    let net = Net::new(Wire::Switch);
+fn multicast_groups(b: Backend) {
+    let net = Net::with_backends(Wire::Switch, b, b);
     let group = Ipv4Addr::new(239, 1, 2, 3);
     let receiver = UdpSocket::bind(&net.a, "0.0.0.0:5353").unwrap();
     receiver
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
-    // As on Linux, sending to a group needs a route for it.
-    net.b.cmd("/bin/ip route add 224.0.0.0/4 dev vde0").unwrap();
+    // As on Linux, sending to a group needs a route for it (and Linux picks the
+    // interface to join on by that route too; the userspace stack has one).
+    for stack in [&net.a, &net.b] {
+        stack.cmd("/bin/ip route add 224.0.0.0/4 dev vde0").unwrap();
+    }
     let sender = UdpSocket::bind(&net.b, "0.0.0.0:0").unwrap();
     let to = SocketAddr::from((group, 5353));
     let mut buf = [0u8; 16];
@@ -290,9 +292,8 @@ fn multicast_groups() {
     );
 }
 
-#[test]
-fn ttl_and_nodelay_read_back() {
-    let net = Net::new(Wire::Ptp);
+fn ttl_and_nodelay_read_back(b: Backend) {
+    let net = Net::with_backends(Wire::Ptp, b, b);
     let listener = TcpListener::bind(&net.a, "0.0.0.0:80").unwrap();
     listener.set_ttl(9).unwrap();
     assert_eq!(listener.ttl().unwrap(), 9);
@@ -309,9 +310,8 @@ fn ttl_and_nodelay_read_back() {
     assert!(clone.nodelay().unwrap(), "a clone is the same socket");
 }
 
-#[test]
-fn only_v6_keeps_ipv4_out() {
-    let net = Net::new(Wire::Ptp);
+fn only_v6_keeps_ipv4_out(b: Backend) {
+    let net = Net::with_backends(Wire::Ptp, b, b);
     net.a
         .cmd("/bin/ip -6 addr add fd00::1/64 dev vde0 nodad")
         .unwrap();
@@ -352,4 +352,16 @@ fn only_v6_keeps_ipv4_out() {
         io::ErrorKind::WouldBlock,
         "no IPv4 datagram reaches it"
     );
+}
+
+on_both_backends! {
+    zero_linger_resets_on_close: super::zero_linger_resets_on_close;
+    reuseaddr_rebinds_beside_old_connections_but_not_beside_a_listener: super::reuseaddr_rebinds_beside_old_connections_but_not_beside_a_listener;
+    reuseport_spreads_connections_over_listeners: super::reuseport_spreads_connections_over_listeners;
+    udp_sockets_sharing_a_port: super::udp_sockets_sharing_a_port;
+    keepalive_finds_a_vanished_peer: super::keepalive_finds_a_vanished_peer;
+    buffer_sizes_shape_the_connection: super::buffer_sizes_shape_the_connection;
+    multicast_groups: super::multicast_groups;
+    ttl_and_nodelay_read_back: super::ttl_and_nodelay_read_back;
+    only_v6_keeps_ipv4_out: super::only_v6_keeps_ipv4_out;
 }

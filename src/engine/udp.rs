@@ -22,6 +22,7 @@
 //! datagram sockets of the same kind here, over a smoltcp ICMP socket: see
 //! `engine/ping.rs`.
 
+use super::ports::PortUse;
 use super::{
     errno, from_endpoint, map, spread, to_endpoint, unmap, v6only_refuses, Engine, Event,
     SocketOptions,
@@ -192,6 +193,20 @@ impl Engine {
         })
     }
 
+    /// How a datagram socket holds its port. Ping sockets may share an echo
+    /// identifier, as on Linux (which lets two ping sockets bind the same one); a
+    /// chosen identifier is still a free one.
+    fn port_use(proto: DatagramProto, options: &SocketOptions) -> PortUse {
+        match proto {
+            DatagramProto::Udp => options.port_use(false),
+            DatagramProto::Ping => PortUse {
+                reuse_addr: true,
+                reuse_port: true,
+                listening: false,
+            },
+        }
+    }
+
     /// What UDP and ping sockets share in opening: the address check, the port
     /// (or echo identifier), and the record. `make` builds the smoltcp socket for
     /// the local address and port (`None`: it cannot bind, EINVAL).
@@ -210,11 +225,12 @@ impl Engine {
             DatagramProto::Udp => &mut self.udp_ports,
             DatagramProto::Ping => &mut self.ping_ids,
         };
+        let how = Self::port_use(proto, options);
         let port = ports
-            .take(local.port(), options.port_use(false))
+            .take(local.port(), how)
             .ok_or_else(|| errno(libc::EADDRINUSE))?;
         let Some(socket) = make(ip, port) else {
-            ports.release(port, options.port_use(false));
+            ports.release(port, how);
             return Err(errno(libc::EINVAL));
         };
         self.udp_serial += 1;
@@ -244,7 +260,7 @@ impl Engine {
         sock.queue.clear();
         sock.queued_bytes = 0;
         let port = sock.bound.port();
-        let how = sock.options.port_use(false);
+        let how = Self::port_use(sock.proto, &sock.options);
         let groups = std::mem::take(&mut sock.groups);
         match sock.proto {
             DatagramProto::Udp => self.udp_ports.release(port, how),
