@@ -574,6 +574,18 @@ fn fork_on_the_kernel_backend() {
     run_on_kernel_backend("fork");
 }
 
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn udp_on_the_kernel_backend() {
+    run_on_kernel_backend("udp");
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn options_on_the_kernel_backend() {
+    run_on_kernel_backend("options");
+}
+
 /// Where user namespaces cannot be created, `VDESTACK_BACKEND=kernel` makes
 /// `vde_addstack` fail (no silent fallback), and stderr names the cause.
 #[test]

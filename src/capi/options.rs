@@ -10,7 +10,7 @@
 //! | `SO_ERROR`, `SO_TYPE`, `SO_DOMAIN`, `SO_PROTOCOL`, `SO_ACCEPTCONN` | read only |
 //! | `SO_BROADCAST` | UDP: sending to a broadcast address needs it (else EACCES) |
 //! | `TCP_NODELAY` | Nagle off |
-//! | `TCP_MAXSEG` | read: the MSS the link's MTU gives; set: ENOPROTOOPT (smoltcp has no MSS clamp) |
+//! | `TCP_MAXSEG` | read: 536 before connecting, then the MSS the link's MTU gives; set: ENOPROTOOPT (smoltcp has no MSS clamp) |
 //! | `IP_TTL`, `IPV6_UNICAST_HOPS` | the hop limit of what the socket sends |
 //! | `IPV6_V6ONLY` | AF_INET6 only; before bind (EINVAL after) |
 //! | `IP_ADD_MEMBERSHIP`, `IP_DROP_MEMBERSHIP`, `IPV6_ADD_MEMBERSHIP`, `IPV6_DROP_MEMBERSHIP` | UDP multicast groups (EPROTO on TCP) |

@@ -216,8 +216,12 @@ impl Socket {
         }
     }
 
-    /// The MSS of the stack's link for this socket's family (`TCP_MAXSEG`).
+    /// `TCP_MAXSEG`: before a connection exists, Linux's default MSS (536); then
+    /// the one the stack's link gives for this socket's family.
     pub(super) fn mss(&self) -> i32 {
+        if !matches!(&*self.lock(), State::Connected(_)) {
+            return 536;
+        }
         let mtu = self
             .ctx
             .config()
