@@ -64,13 +64,14 @@ pub const UDP_PORT_B6: u16 = 6001;
 /// Sizes of successive datagrams, in turn. Over IPv4 some exceed one frame (1472
 /// bytes of UDP payload), so that B fragments and A reassembles; smoltcp does not
 /// fragment IPv6, so those stay within one frame.
-const SIZES_V4: [usize; 8] = [0, 1, 60, 512, 1472, 1473, 3000, 9000];
-const SIZES_V6: [usize; 6] = [0, 7, 100, 1000, 1232, 1452];
+const SIZES_V4: [usize; 8] = [0, 1, 60, 512, 1472, 1473, 3000, 5000];
+const SIZES_V6: [usize; 4] = [0, 100, 1232, 1452];
 const SIZES_A_TO_B: [usize; 4] = [3, 1400, 2000, 40];
 /// Echo request data sizes (IPv4, IPv6).
 const PING_SIZES: [usize; 4] = [0, 56, 1000, 1400];
-/// Rounds of datagrams during setup: every size at least once.
-const SETUP_ROUNDS: usize = 8;
+/// Rounds of datagrams during setup: every size at least once (the two IPv4
+/// flows take the sizes half a turn apart).
+const SETUP_ROUNDS: usize = 4;
 /// The most datagrams one socket can hold: its receive buffer over the
 /// per-datagram overhead the engine counts (Linux's default `SO_RCVBUF`, 212 992
 /// bytes, over 256), plus one.
@@ -330,7 +331,7 @@ impl Udp {
                 self.b4,
                 RX_CONNECTED,
                 sockaddr(IP_A, UDP_PORT_A_CONNECTED),
-                SIZES_V4[(k + 3) % 8],
+                SIZES_V4[(k + 4) % 8],
             ),
         ];
         for (from, socket, rx, to, len) in sends {
@@ -690,9 +691,13 @@ impl World {
             self.check();
         }
         // Let retransmissions and timers run, still checking.
-        for _ in 0..8 {
+        for round in 0..8 {
             self.feed(CHUNK);
-            self.udp.send_round(&mut self.net);
+            // Datagrams in the first two only: enough to see that the sockets
+            // still work, and the run stays short.
+            if round < 2 {
+                self.udp.send_round(&mut self.net);
+            }
             drive(&mut self.net, Duration::from_millis(250));
             self.check();
         }
