@@ -457,6 +457,22 @@ impl Engine {
         if let Some(rst) = frames::tcp_rst(frame) {
             self.note_reset(rst);
         }
+        let mut without_data = None;
+        if let Some(segment) = frames::tcp_data(frame) {
+            if self.peer_finished(segment) {
+                // Data beyond the peer's FIN: smoltcp would queue it after the
+                // stream's end (it checks the window but not the state), so that
+                // the application reads bytes past the FIN position, shifted by
+                // the sequence number the FIN took. RFC 9293 (3.10.7.4, CLOSE-WAIT
+                // and later: "ignore the segment text"), and Linux, drop it; the
+                // rest of the segment (its ACK) still counts.
+                let mut buf = self.io.pool.pop().unwrap_or_default();
+                if frames::write_without_data(&mut buf, frame) {
+                    without_data = Some(buf);
+                }
+            }
+        }
+        let frame = without_data.as_deref().unwrap_or(frame);
         if !self.udps.is_empty() {
             if let Some(error) = frames::udp_unreachable(frame) {
                 self.udp_icmp_error(error);
@@ -473,6 +489,22 @@ impl Engine {
             self.collect_udp();
             self.collect_ping();
         }
+        if let Some(buf) = without_data {
+            self.io.recycle(buf);
+        }
+    }
+
+    /// Whether the connection `segment` is for has received its peer's FIN (is in
+    /// CLOSE-WAIT, LAST-ACK, CLOSING or TIME-WAIT), as smoltcp sees it now.
+    fn peer_finished(&self, segment: frames::Segment) -> bool {
+        self.conns.keys().any(|&handle| {
+            let s = self.sockets.get::<tcp::Socket>(handle);
+            matches!(
+                s.state(),
+                TcpState::CloseWait | TcpState::LastAck | TcpState::Closing | TcpState::TimeWait
+            ) && s.remote_endpoint() == Some(to_endpoint(segment.src))
+                && s.local_endpoint() == Some(to_endpoint(segment.dst))
+        })
     }
 
     /// Processes frames that the stack sent to itself, a bounded number per call so

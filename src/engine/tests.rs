@@ -896,3 +896,64 @@ fn open_connections_survive_mtu_changes() {
         assert_eq!(received, sent, "MTU {mtu}");
     }
 }
+
+/// `frame` (a TCP segment over IPv4 with data) cut to its first `keep` data
+/// bytes, with FIN set: what an attacker, or a broken peer, could send.
+fn with_fin_after(frame: &[u8], keep: usize) -> Vec<u8> {
+    use smoltcp::wire::{Ipv4Packet, TcpPacket};
+    let mut f = frame.to_vec();
+    let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+    let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+    let tcp_header = usize::from(TcpPacket::new_checked(ip.payload()).unwrap().header_len());
+    f.truncate(14 + 20 + tcp_header + keep);
+    let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+    ip.set_total_len((20 + tcp_header + keep) as u16);
+    ip.fill_checksum();
+    let mut tcp = TcpPacket::new_unchecked(&mut f[14 + 20..]);
+    tcp.set_fin(true);
+    tcp.fill_checksum(&src, &dst);
+    f
+}
+
+#[test]
+fn data_beyond_the_peers_fin_is_not_delivered() {
+    let mut w = Wire::new();
+    let local =
+        w.a.bind(addr("0.0.0.0:80"), &SocketOptions::default())
+            .unwrap();
+    w.a.listen(
+        local,
+        4,
+        Arc::new(AtomicU64::new(0)),
+        &SocketOptions::default(),
+    )
+    .unwrap();
+    let client =
+        w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
+            .unwrap();
+    w.run(MS);
+    let server = match Wire::events(&mut w.a).as_slice() {
+        [Event::Accepted { handle, .. }] => *handle,
+        other => panic!("{other:?}"),
+    };
+    // B's next data segment, held back from A.
+    w.b.tcp(client).send_slice(&[7u8; 50]).unwrap();
+    w.b.transmit(w.now);
+    let data = std::iter::from_fn(|| w.b.next_outgoing())
+        .find(|f| f.len() > 60)
+        .expect("B's data segment");
+    // A forged segment ends the stream after 10 of those bytes; then B's real
+    // segment arrives, its last 39 bytes beyond the FIN (which took one sequence
+    // number).
+    w.a.receive(w.now, &with_fin_after(&data, 10));
+    w.a.receive(w.now, &data);
+    w.a.transmit(w.now);
+    let mut buf = [0u8; 100];
+    let n = w.a.tcp(server).recv_slice(&mut buf).unwrap();
+    assert_eq!(n, 10, "only the bytes before the FIN are the stream's");
+    assert_eq!(
+        w.a.tcp(server).recv_slice(&mut buf),
+        Err(tcp::RecvError::Finished),
+        "end of stream follows"
+    );
+}
