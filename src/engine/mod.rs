@@ -469,6 +469,8 @@ impl Engine {
                 let mut buf = self.io.pool.pop().unwrap_or_default();
                 if frames::write_without_data(&mut buf, frame) {
                     without_data = Some(buf);
+                } else {
+                    self.io.recycle(buf);
                 }
             }
         }
@@ -495,7 +497,10 @@ impl Engine {
     }
 
     /// Whether the connection `segment` is for has received its peer's FIN (is in
-    /// CLOSE-WAIT, LAST-ACK, CLOSING or TIME-WAIT), as smoltcp sees it now.
+    /// CLOSE-WAIT, LAST-ACK, CLOSING or TIME-WAIT), as smoltcp sees it now: not
+    /// `Conn::peer_fin`, which is only updated at the next transmit, while the FIN
+    /// and the data after it may come in one batch of frames. A scan of the
+    /// connections, as for SYN and RST; only segments with data pay for it.
     fn peer_finished(&self, segment: frames::Segment) -> bool {
         self.conns.keys().any(|&handle| {
             let s = self.sockets.get::<tcp::Socket>(handle);
