@@ -457,8 +457,7 @@ impl Engine {
         if let Some(rst) = frames::tcp_rst(frame) {
             self.note_reset(rst);
         }
-        let mut without_data = None;
-        if let Some(segment) = frames::tcp_data(frame) {
+        if let Some((segment, fin)) = frames::tcp_data(frame) {
             if self.peer_finished(segment) {
                 // Data beyond the peer's FIN: smoltcp would queue it after the
                 // stream's end (it checks the window but not the state), so that
@@ -466,15 +465,47 @@ impl Engine {
                 // the sequence number the FIN took. RFC 9293 (3.10.7.4, CLOSE-WAIT
                 // and later: "ignore the segment text"), and Linux, drop it; the
                 // rest of the segment (its ACK) still counts.
-                let mut buf = self.io.pool.pop().unwrap_or_default();
-                if frames::write_without_data(&mut buf, frame) {
-                    without_data = Some(buf);
-                } else {
-                    self.io.recycle(buf);
-                }
+                return self.ingest_parts(frame, &[frames::TcpPart::WithoutData]);
+            }
+            if fin {
+                // smoltcp accepts the FIN of a segment whose data it cut at the
+                // right edge of its window (it only checks that nothing is
+                // missing before the segment): the FIN then takes the sequence
+                // number of the first byte cut, the ACK covers that byte, and the
+                // stream ends short. It happens when smoltcp's window, rounded to
+                // its scale, shrinks by a byte. Given the data and then the FIN on
+                // its own, smoltcp takes the FIN only if all of the data fitted.
+                return self.ingest_parts(
+                    frame,
+                    &[
+                        frames::TcpPart::DataWithoutFin,
+                        frames::TcpPart::FinAfterData,
+                    ],
+                );
             }
         }
-        let frame = without_data.as_deref().unwrap_or(frame);
+        self.ingest_ready(frame);
+    }
+
+    /// Ingests the `parts` of the TCP segment `frame`, one after the other (the
+    /// whole frame if it cannot be rewritten).
+    fn ingest_parts(&mut self, frame: &[u8], parts: &[frames::TcpPart]) {
+        let mut buf = self.io.pool.pop().unwrap_or_default();
+        if !frames::write_tcp_part(&mut buf, frame, parts[0]) {
+            self.io.recycle(buf);
+            return self.ingest_ready(frame);
+        }
+        self.ingest_ready(&buf);
+        for &part in &parts[1..] {
+            if frames::write_tcp_part(&mut buf, frame, part) {
+                self.ingest_ready(&buf);
+            }
+        }
+        self.io.recycle(buf);
+    }
+
+    /// Hands `frame` to smoltcp, and what it delivered to the datagram sockets.
+    fn ingest_ready(&mut self, frame: &[u8]) {
         if !self.udps.is_empty() {
             if let Some(error) = frames::udp_unreachable(frame) {
                 self.udp_icmp_error(error);
@@ -490,9 +521,6 @@ impl Engine {
         if !self.udps.is_empty() && frames::may_carry_datagram(frame) {
             self.collect_udp();
             self.collect_ping();
-        }
-        if let Some(buf) = without_data {
-            self.io.recycle(buf);
         }
     }
 
