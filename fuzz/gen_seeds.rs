@@ -163,6 +163,31 @@ fn ingress(root: &Path) {
         c.put(f);
     }
     // Frames the sim run cannot make: ICMP, UDP, NDP and ARP to A.
+    let ident = |rx: usize| match w.udp.rx[rx].kind {
+        ingress::RxKind::Ping { ident, .. } => ident,
+        _ => unreachable!("ping sockets are rx 3 and 4"),
+    };
+    let (ping4, ping6) = (ident(3), ident(4));
+    let echo_reply = |v6: bool, id, seq, data: &[u8]| {
+        let mut m = wire::echo_request(v6, id, seq, data);
+        m[0] = if v6 { 129 } else { 0 };
+        m
+    };
+    // ICMP port unreachable quoting a datagram from A:5000 to B:6000.
+    let port_unreachable = || {
+        let quoted = wire::ipv4_frame(
+            MAC_B,
+            MAC_A,
+            IP_A,
+            IP_B,
+            wire::PROTO_UDP,
+            wire::udp(ingress::UDP_PORT_A_CONNECTED, ingress::UDP_PORT_B4, b"abc"),
+            Some(6),
+        );
+        let mut m = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&quoted[14..]);
+        m
+    };
     let v4 = |proto, l4, csum| wire::ipv4_frame(MAC_A, MAC_B, IP_B, IP_A, proto, l4, csum);
     let v6 = |proto, l4, csum| wire::ipv6_frame(MAC_A, MAC_B, IP6_B, IP6_A, proto, 64, l4, csum);
     let hand: Vec<Vec<u8>> = vec![
@@ -205,6 +230,39 @@ fn ingress(root: &Path) {
             16,
         ),
         wire::neighbor_solicitation(MAC_B, IP6_B, IP6_A),
+        // To A's datagram sockets: from B's true ports, and from others.
+        v4(
+            wire::PROTO_UDP,
+            wire::udp(
+                ingress::UDP_PORT_B4,
+                ingress::UDP_PORT_A_CONNECTED,
+                b"to connected",
+            ),
+            Some(6),
+        ),
+        v4(
+            wire::PROTO_UDP,
+            wire::udp(7777, ingress::UDP_PORT_A_CONNECTED, b"not the peer"),
+            Some(6),
+        ),
+        v6(
+            wire::PROTO_UDP,
+            wire::udp(ingress::UDP_PORT_B6, ingress::UDP_PORT_A6, b"udp6 to 5353"),
+            6,
+        ),
+        // Echo replies to A's ping sockets (their identifiers), and an ICMP port
+        // unreachable about the connected socket's datagrams to B.
+        v4(
+            wire::PROTO_ICMP,
+            echo_reply(false, ping4, 3, b"forged reply"),
+            Some(2),
+        ),
+        v6(
+            wire::PROTO_ICMPV6,
+            echo_reply(true, ping6, 3, b"forged reply6"),
+            2,
+        ),
+        v4(wire::PROTO_ICMP, port_unreachable(), Some(2)),
     ];
     for f in &hand {
         c.put(f);

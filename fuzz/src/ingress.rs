@@ -12,6 +12,13 @@
 //! - conn6 (if IPv6 TCP works): B connected to A's [2001:db8::1]:8080, idle.
 //! - A's application never sends on conn1, so B must never read data on conn1.
 //!
+//! Datagrams (see [`Udp`]): B sends numbered datagrams to A's UDP sockets
+//! (0.0.0.0:53, [::]:5353 and one connected to B), A's connected socket sends to B,
+//! and A's ping sockets (IPv4 and IPv6) ping B, during setup and after every
+//! injected frame. What A receives must be what B sent, whole and from B's true
+//! address, or something an injected frame carried; what B receives must be
+//! exactly what A sent.
+//!
 //! Input format: frames separated by [`SEPARATOR`]; an empty frame is a pause of
 //! [`PAUSE`] instead. A seed file holding one captured frame is a valid input.
 
@@ -47,6 +54,28 @@ pub const SETUP_BYTES: usize = 3000;
 pub const CHUNK: usize = 700;
 /// Streams stop growing here (the run stays short).
 pub const MAX_STREAM: usize = 200_000;
+
+/// Ports of the datagram sockets.
+pub const UDP_PORT_A4: u16 = 53;
+pub const UDP_PORT_A6: u16 = 5353;
+pub const UDP_PORT_A_CONNECTED: u16 = 5000;
+pub const UDP_PORT_B4: u16 = 6000;
+pub const UDP_PORT_B6: u16 = 6001;
+/// Sizes of successive datagrams, in turn. Over IPv4 some exceed one frame (1472
+/// bytes of UDP payload), so that B fragments and A reassembles; smoltcp does not
+/// fragment IPv6, so those stay within one frame.
+const SIZES_V4: [usize; 8] = [0, 1, 60, 512, 1472, 1473, 3000, 5000];
+const SIZES_V6: [usize; 4] = [0, 100, 1232, 1452];
+const SIZES_A_TO_B: [usize; 4] = [3, 1400, 2000, 40];
+/// Echo request data sizes (IPv4, IPv6).
+const PING_SIZES: [usize; 4] = [0, 56, 1000, 1400];
+/// Rounds of datagrams during setup: every size at least once (the two IPv4
+/// flows take the sizes half a turn apart).
+const SETUP_ROUNDS: usize = 4;
+/// The most datagrams one socket can hold: its receive buffer over the
+/// per-datagram overhead the engine counts (Linux's default `SO_RCVBUF`, 212 992
+/// bytes, over 256), plus one.
+const MAX_QUEUED: usize = 212_992 / 256 + 1;
 
 /// One connection seen from one end, with what was sent and read.
 pub struct End {
@@ -106,6 +135,315 @@ impl Taint {
     }
 }
 
+/// What injected frames could deliver as datagrams.
+#[derive(Default)]
+pub struct DatagramTaint {
+    /// Every injected frame. A datagram an injected frame carried is a piece of
+    /// it (its UDP payload, possibly cut short by the IP or UDP length, or behind
+    /// IPv6 extension headers; an ICMP message): any substring is allowed, a
+    /// deliberate over-approximation that needs no parsing.
+    frames: Vec<Vec<u8>>,
+    /// An IPv4 fragment was injected: reassembly can combine it with anything.
+    anything: bool,
+}
+
+impl DatagramTaint {
+    fn add(&mut self, frame: &[u8]) {
+        if matches!(wire::ip(frame), wire::Ip::Fragment) {
+            self.anything = true;
+        }
+        self.frames.push(frame.to_vec());
+    }
+
+    /// Could `data` be (part of) an injected frame?
+    fn allows(&self, data: &[u8]) -> bool {
+        self.anything
+            || self
+                .frames
+                .iter()
+                .any(|f| data.is_empty() || f.windows(data.len()).any(|w| w == data))
+    }
+}
+
+/// Datagrams one socket sent to another: each may arrive once, unchanged.
+#[derive(Default)]
+pub struct Flow {
+    /// Content of every datagram sent (for ping: the echo message from its
+    /// identifier on), and whether it arrived.
+    sent: Vec<(Vec<u8>, bool)>,
+    /// How many arrived.
+    pub arrived: usize,
+}
+
+impl Flow {
+    /// Marks a sent datagram equal to `data` that has not arrived yet as arrived;
+    /// false if there is none.
+    fn arrive(&mut self, data: &[u8]) -> bool {
+        match self.sent.iter_mut().find(|(d, got)| !*got && d == data) {
+            Some((_, got)) => {
+                *got = true;
+                self.arrived += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn sent(&self) -> usize {
+        self.sent.len()
+    }
+}
+
+/// What kind of datagram socket of A receives.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RxKind {
+    /// A UDP socket; `connected`: connected to B's sender.
+    Udp { connected: bool },
+    /// A ping socket with this identifier.
+    Ping { v6: bool, ident: u16 },
+}
+
+/// One of A's datagram sockets and what B sent it.
+pub struct Rx {
+    pub socket: SimSocket,
+    pub kind: RxKind,
+    /// The sender's true address (B's socket; for ping, B's address, port 0).
+    pub peer: SocketAddr,
+    pub flow: Flow,
+}
+
+/// The datagram sockets of the world.
+pub struct Udp {
+    /// A's sockets: 0.0.0.0:53, [::]:5353, the connected one, ping v4, ping v6.
+    pub rx: Vec<Rx>,
+    /// B's senders: IPv4 (also what A's connected socket talks to) and IPv6.
+    pub b4: SimSocket,
+    pub b6: SimSocket,
+    /// What A's connected socket sent B.
+    pub a_to_b: Flow,
+    /// Datagram rounds so far (numbers the datagrams).
+    pub round: usize,
+    pub taint: DatagramTaint,
+}
+
+const RX_A4: usize = 0;
+const RX_A6: usize = 1;
+const RX_CONNECTED: usize = 2;
+const RX_PING4: usize = 3;
+const RX_PING6: usize = 4;
+
+/// The content of datagram number `k` of flow `flow`, `len` bytes.
+fn datagram(flow: u64, k: usize, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| pattern(0x100 + flow * 0x1_0000 + k as u64, i))
+        .collect()
+}
+
+impl Udp {
+    fn new(net: &mut SimNetwork) -> Udp {
+        let a = net.stack(A);
+        let a4 = a
+            .udp_bind(sockaddr(Ipv4Addr::UNSPECIFIED, UDP_PORT_A4))
+            .expect("bind A 53");
+        let a6 = a
+            .udp_bind(sockaddr(Ipv6Addr::UNSPECIFIED, UDP_PORT_A6))
+            .expect("bind A 5353");
+        let ac = a
+            .udp_bind(sockaddr(IP_A, UDP_PORT_A_CONNECTED))
+            .expect("bind A 5000");
+        a.udp_connect(ac, Some(sockaddr(IP_B, UDP_PORT_B4)))
+            .expect("connect A 5000");
+        let p4 = a.ping_bind(Ipv4Addr::UNSPECIFIED.into()).expect("ping v4");
+        let p6 = a.ping_bind(Ipv6Addr::UNSPECIFIED.into()).expect("ping v6");
+        let ident = |a: &mut SimStack, p| a.udp_local_addr(p).expect("ping ident").port();
+        let (id4, id6) = (ident(a, p4), ident(a, p6));
+        let b = net.stack(B);
+        let b4 = b
+            .udp_bind(sockaddr(Ipv4Addr::UNSPECIFIED, UDP_PORT_B4))
+            .expect("bind B 6000");
+        let b6 = b
+            .udp_bind(sockaddr(Ipv6Addr::UNSPECIFIED, UDP_PORT_B6))
+            .expect("bind B 6001");
+        let rx = |socket, kind, peer| Rx {
+            socket,
+            kind,
+            peer,
+            flow: Flow::default(),
+        };
+        let b4_addr = sockaddr(IP_B, UDP_PORT_B4);
+        Udp {
+            rx: vec![
+                rx(a4, RxKind::Udp { connected: false }, b4_addr),
+                rx(
+                    a6,
+                    RxKind::Udp { connected: false },
+                    sockaddr(IP6_B, UDP_PORT_B6),
+                ),
+                rx(ac, RxKind::Udp { connected: true }, b4_addr),
+                rx(
+                    p4,
+                    RxKind::Ping {
+                        v6: false,
+                        ident: id4,
+                    },
+                    sockaddr(IP_B, 0),
+                ),
+                rx(
+                    p6,
+                    RxKind::Ping {
+                        v6: true,
+                        ident: id6,
+                    },
+                    sockaddr(IP6_B, 0),
+                ),
+            ],
+            b4,
+            b6,
+            a_to_b: Flow::default(),
+            round: 0,
+            taint: DatagramTaint::default(),
+        }
+    }
+
+    /// One round: B sends a datagram to each of A's UDP sockets, A's connected
+    /// socket one to B, and A pings B over IPv4 and IPv6. A send that fails (a
+    /// full ring, a route an injected frame broke) is not recorded.
+    fn send_round(&mut self, net: &mut SimNetwork) {
+        let k = self.round;
+        self.round += 1;
+        let sends = [
+            (
+                B,
+                self.b4,
+                RX_A4,
+                sockaddr(IP_A, UDP_PORT_A4),
+                SIZES_V4[k % 8],
+            ),
+            (
+                B,
+                self.b6,
+                RX_A6,
+                sockaddr(IP6_A, UDP_PORT_A6),
+                SIZES_V6[k % SIZES_V6.len()],
+            ),
+            (
+                B,
+                self.b4,
+                RX_CONNECTED,
+                sockaddr(IP_A, UDP_PORT_A_CONNECTED),
+                SIZES_V4[(k + 4) % 8],
+            ),
+        ];
+        for (from, socket, rx, to, len) in sends {
+            let data = datagram(rx as u64, k, len);
+            if net.stack(from).udp_send_to(socket, Some(to), &data).is_ok() {
+                self.rx[rx].flow.sent.push((data, false));
+            }
+        }
+        let data = datagram(7, k, SIZES_A_TO_B[k % SIZES_A_TO_B.len()]);
+        if net
+            .stack(A)
+            .udp_send_to(self.rx[RX_CONNECTED].socket, None, &data)
+            .is_ok()
+        {
+            self.a_to_b.sent.push((data, false));
+        }
+        for rx in [RX_PING4, RX_PING6] {
+            let RxKind::Ping { v6, ident } = self.rx[rx].kind else {
+                unreachable!("a ping socket")
+            };
+            let payload = datagram(rx as u64, k, PING_SIZES[k % PING_SIZES.len()]);
+            let request = wire::echo_request(v6, 0, k as u16, &payload);
+            let to = SocketAddr::new(self.rx[rx].peer.ip(), 0);
+            let socket = self.rx[rx].socket;
+            if net.stack(A).udp_send_to(socket, Some(to), &request).is_ok() {
+                // The reply from the identifier on: the stack fills it in.
+                let mut expect = ident.to_be_bytes().to_vec();
+                expect.extend_from_slice(&request[6..]);
+                self.rx[rx].flow.sent.push((expect, false));
+            }
+        }
+    }
+
+    /// Reads every datagram waiting at A and B, and checks it.
+    fn check(&mut self, net: &mut SimNetwork) {
+        for rx in &mut self.rx {
+            let mut n = 0;
+            loop {
+                let (data, from) = match net.stack(A).udp_recv_from(rx.socket) {
+                    Ok(d) => d,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("stack 0: recv on {:?}: {e}", rx.kind),
+                };
+                n += 1;
+                assert!(
+                    n <= MAX_QUEUED,
+                    "stack 0: {:?} holds more datagrams than its buffer can",
+                    rx.kind
+                );
+                let content = match rx.kind {
+                    RxKind::Udp { connected } => {
+                        assert!(
+                            !connected || from == rx.peer,
+                            "stack 0: the connected socket received from {from}"
+                        );
+                        &data[..]
+                    }
+                    RxKind::Ping { v6, ident } => {
+                        let reply = if v6 { 129 } else { 0 };
+                        assert!(
+                            data.len() >= 8 && data[0] == reply,
+                            "stack 0: ping socket received a non-reply {data:02x?}"
+                        );
+                        assert_eq!(
+                            u16::from_be_bytes([data[4], data[5]]),
+                            ident,
+                            "stack 0: ping reply with another identifier"
+                        );
+                        &data[4..]
+                    }
+                };
+                let honest = from == rx.peer && rx.flow.arrive(content);
+                // For a forged echo reply only the part from the identifier on is
+                // the injected frame's: smoltcp hands over a message it re-emits,
+                // with its own checksum (and under `cfg(fuzzing)` it accepts any
+                // checksum).
+                assert!(
+                    honest || self.taint.allows(content),
+                    "stack 0: {:?} received {} bytes from {from} that nobody sent: {:02x?}",
+                    rx.kind,
+                    data.len(),
+                    &data[..data.len().min(64)]
+                );
+            }
+            assert_eq!(
+                net.stack(A).udp_drops(rx.socket).expect("drops"),
+                0,
+                "stack 0: {:?} dropped datagrams though it is read after every frame",
+                rx.kind
+            );
+        }
+        // B sees no injected frame: it receives exactly what A's connected socket
+        // sent, from A's address, and nothing on its IPv6 socket.
+        let a_addr = sockaddr(IP_A, UDP_PORT_A_CONNECTED);
+        for _ in 0..=MAX_QUEUED {
+            match net.stack(B).udp_recv_from(self.b4) {
+                Ok((data, from)) => assert!(
+                    from == a_addr && self.a_to_b.arrive(&data),
+                    "stack 1: received {} bytes from {from} that A did not send",
+                    data.len()
+                ),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("stack 1: recv: {e}"),
+            }
+        }
+        match net.stack(B).udp_recv_from(self.b6) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            other => panic!("stack 1: nobody sends to B's IPv6 socket, got {other:?}"),
+        }
+    }
+}
+
 pub struct World {
     pub net: SimNetwork,
     /// conn1 at A (reads stream 1) and at B (sends it).
@@ -121,6 +459,8 @@ pub struct World {
     /// A's sequence number for the first byte it could ever receive on conn2.
     pub first_seq2: u32,
     pub taint: Taint,
+    /// The datagram sockets.
+    pub udp: Udp,
     /// Connections A accepted from injected SYNs.
     pub accepted: usize,
     pub injected: usize,
@@ -216,6 +556,7 @@ impl World {
             (Some(a), Some(b)) => Some((a, b)),
             _ => None,
         };
+        let udp = Udp::new(&mut net);
         let frames = net.frames();
         let first_seq1 = syn_seq(frames, B, 80, false).wrapping_add(1);
         let first_seq2 = syn_seq(frames, B, 9, true).wrapping_add(1);
@@ -229,14 +570,21 @@ impl World {
             first_seq1,
             first_seq2,
             taint: Taint::default(),
+            udp,
             accepted: 0,
             injected: 0,
         };
         world.feed(SETUP_BYTES);
-        for _ in 0..5 {
+        for _ in 0..SETUP_ROUNDS {
+            world.udp.send_round(&mut world.net);
             drive(&mut world.net, TICK);
             world.check();
         }
+        // Without fuzzed frames everything arrives (else the checks would be idle).
+        for rx in &world.udp.rx {
+            assert_eq!(rx.flow.arrived, SETUP_ROUNDS, "setup: {:?}", rx.kind);
+        }
+        assert_eq!(world.udp.a_to_b.arrived, SETUP_ROUNDS, "setup: A to B");
         world
     }
 
@@ -282,9 +630,19 @@ impl World {
                     SimEvent::Connected(s) | SimEvent::ConnectFailed(s, _) => {
                         panic!("stack {i}: connect event {event:?} for {s:?} after setup")
                     }
-                    SimEvent::Datagrams(s) | SimEvent::UdpError(s, _) => {
-                        panic!("stack {i}: {event:?} for {s:?}: this world has no UDP socket")
+                    SimEvent::Datagrams(s) => {
+                        let known = match i {
+                            A => self.udp.rx.iter().any(|rx| rx.socket == s),
+                            _ => s == self.udp.b4,
+                        };
+                        assert!(known, "stack {i}: datagrams for {s:?}");
                     }
+                    // An injected ICMP error about A's datagrams to B: Linux
+                    // reports those only to a connected socket.
+                    SimEvent::UdpError(s, _) => assert!(
+                        i == A && s == self.udp.rx[RX_CONNECTED].socket,
+                        "stack {i}: {event:?}"
+                    ),
                 }
             }
         }
@@ -306,12 +664,14 @@ impl World {
         read_all(&mut self.net, A, &mut self.c2a, &mut buf, |at, b| {
             taint2.allows(at.wrapping_add(shift), b)
         });
+        self.udp.check(&mut self.net);
     }
 
     /// Injects one input's frames into A, checking after each.
     pub fn run(&mut self, input: &[u8]) {
         for frame in split(input).take(MAX_FRAMES) {
             self.feed(CHUNK);
+            self.udp.send_round(&mut self.net);
             if frame.is_empty() {
                 drive(&mut self.net, PAUSE);
                 self.check();
@@ -319,6 +679,7 @@ impl World {
             }
             self.injected += 1;
             self.taint.add(frame, self.first_seq1);
+            self.udp.taint.add(frame);
             self.net.stack(A).receive(frame);
             let before = self.net.frames().len();
             drive(&mut self.net, TICK);
@@ -330,8 +691,13 @@ impl World {
             self.check();
         }
         // Let retransmissions and timers run, still checking.
-        for _ in 0..8 {
+        for round in 0..8 {
             self.feed(CHUNK);
+            // Datagrams in the first two only: enough to see that the sockets
+            // still work, and the run stays short.
+            if round < 2 {
+                self.udp.send_round(&mut self.net);
+            }
             drive(&mut self.net, Duration::from_millis(250));
             self.check();
         }

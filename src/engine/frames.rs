@@ -55,6 +55,99 @@ pub(crate) fn tcp_rst(frame: &[u8]) -> Option<Segment> {
     tcp_segment(frame, |tcp| tcp.rst())
 }
 
+/// Returns the endpoints of the segment carried by `frame` if it carries data
+/// (and neither SYN nor RST), and whether it carries a FIN too.
+pub(crate) fn tcp_data(frame: &[u8]) -> Option<(Segment, bool)> {
+    let mut fin = false;
+    let segment = tcp_segment(frame, |tcp| {
+        fin = tcp.fin();
+        !tcp.syn() && !tcp.rst() && !tcp.payload().is_empty()
+    })?;
+    Some((segment, fin))
+}
+
+/// How [`write_tcp_part`] rewrites a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TcpPart {
+    /// The headers alone: no data, flags and numbers unchanged.
+    WithoutData,
+    /// The data, without the FIN flag.
+    DataWithoutFin,
+    /// The FIN alone, at the sequence number that follows the data.
+    FinAfterData,
+}
+
+/// Writes into `buf` part of the TCP segment `frame` carries (see [`TcpPart`]):
+/// the same Ethernet, IP and TCP headers (acknowledgement number, window,
+/// options), with the IP length and the checksums fixed. False (and `buf` left
+/// empty) if `frame` is not a whole TCP segment over IPv4, or IPv6 without
+/// extension headers.
+pub(crate) fn write_tcp_part(buf: &mut Vec<u8>, frame: &[u8], part: TcpPart) -> bool {
+    buf.clear();
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    let l3 = eth.payload();
+    let (src, dst, ip_header, tcp_bytes): (IpAddress, IpAddress, usize, &[u8]) =
+        match eth.ethertype() {
+            EthernetProtocol::Ipv4 => {
+                let Ok(ip) = Ipv4Packet::new_checked(l3) else {
+                    return false;
+                };
+                if ip.more_frags() || ip.frag_offset() != 0 || ip.next_header() != IpProtocol::Tcp {
+                    return false;
+                }
+                let header = usize::from(ip.header_len());
+                (
+                    ip.src_addr().into(),
+                    ip.dst_addr().into(),
+                    header,
+                    ip.payload(),
+                )
+            }
+            EthernetProtocol::Ipv6 => {
+                let Ok(ip) = Ipv6Packet::new_checked(l3) else {
+                    return false;
+                };
+                if ip.next_header() != IpProtocol::Tcp {
+                    return false;
+                }
+                (ip.src_addr().into(), ip.dst_addr().into(), 40, ip.payload())
+            }
+            _ => return false,
+        };
+    let Ok(tcp) = TcpPacket::new_checked(tcp_bytes) else {
+        return false;
+    };
+    let data_len = tcp.payload().len();
+    let tcp_len = match part {
+        TcpPart::DataWithoutFin => tcp_bytes.len(),
+        TcpPart::WithoutData | TcpPart::FinAfterData => usize::from(tcp.header_len()),
+    };
+    let eth_header = frame.len() - l3.len();
+    buf.extend_from_slice(&frame[..eth_header + ip_header]);
+    buf.extend_from_slice(&tcp_bytes[..tcp_len]);
+    let l3 = &mut buf[eth_header..];
+    if l3[0] >> 4 == 4 {
+        let mut ip = Ipv4Packet::new_unchecked(&mut *l3);
+        ip.set_total_len((ip_header + tcp_len) as u16);
+        ip.fill_checksum();
+    } else {
+        Ipv6Packet::new_unchecked(&mut *l3).set_payload_len(tcp_len as u16);
+    }
+    let mut tcp = TcpPacket::new_unchecked(&mut l3[ip_header..]);
+    match part {
+        TcpPart::WithoutData => {}
+        TcpPart::DataWithoutFin => tcp.set_fin(false),
+        TcpPart::FinAfterData => {
+            let seq = tcp.seq_number();
+            tcp.set_seq_number(seq + data_len);
+        }
+    }
+    tcp.fill_checksum(&src, &dst);
+    true
+}
+
 /// The IP header fields of `frame`: source, destination, protocol, payload, and
 /// whether it is a fragment (whose payload is not a whole transport header).
 fn ip_parts(frame: &[u8]) -> Option<(IpAddr, IpAddr, IpProtocol, &[u8], bool)> {

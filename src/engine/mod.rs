@@ -458,6 +458,55 @@ impl Engine {
             self.note_reset(rst);
         }
         self.io.holes.on_ingress(frame);
+        if let Some((segment, fin)) = frames::tcp_data(frame) {
+            if self.peer_finished(segment) {
+                // Data beyond the peer's FIN: smoltcp would queue it after the
+                // stream's end (it checks the window but not the state), so that
+                // the application reads bytes past the FIN position, shifted by
+                // the sequence number the FIN took. RFC 9293 (3.10.7.4, CLOSE-WAIT
+                // and later: "ignore the segment text"), and Linux, drop it; the
+                // rest of the segment (its ACK) still counts.
+                return self.ingest_parts(frame, &[frames::TcpPart::WithoutData]);
+            }
+            if fin {
+                // smoltcp accepts the FIN of a segment whose data it cut at the
+                // right edge of its window (it only checks that nothing is
+                // missing before the segment): the FIN then takes the sequence
+                // number of the first byte cut, the ACK covers that byte, and the
+                // stream ends short. It happens when smoltcp's window, rounded to
+                // its scale, shrinks by a byte. Given the data and then the FIN on
+                // its own, smoltcp takes the FIN only if all of the data fitted.
+                return self.ingest_parts(
+                    frame,
+                    &[
+                        frames::TcpPart::DataWithoutFin,
+                        frames::TcpPart::FinAfterData,
+                    ],
+                );
+            }
+        }
+        self.ingest_ready(frame);
+    }
+
+    /// Ingests the `parts` of the TCP segment `frame`, one after the other (the
+    /// whole frame if it cannot be rewritten).
+    fn ingest_parts(&mut self, frame: &[u8], parts: &[frames::TcpPart]) {
+        let mut buf = self.io.pool.pop().unwrap_or_default();
+        if !frames::write_tcp_part(&mut buf, frame, parts[0]) {
+            self.io.recycle(buf);
+            return self.ingest_ready(frame);
+        }
+        self.ingest_ready(&buf);
+        for &part in &parts[1..] {
+            if frames::write_tcp_part(&mut buf, frame, part) {
+                self.ingest_ready(&buf);
+            }
+        }
+        self.io.recycle(buf);
+    }
+
+    /// Hands `frame` to smoltcp, and what it delivered to the datagram sockets.
+    fn ingest_ready(&mut self, frame: &[u8]) {
         if !self.udps.is_empty() {
             if let Some(error) = frames::udp_unreachable(frame) {
                 self.udp_icmp_error(error);
@@ -474,6 +523,22 @@ impl Engine {
             self.collect_udp();
             self.collect_ping();
         }
+    }
+
+    /// Whether the connection `segment` is for has received its peer's FIN (is in
+    /// CLOSE-WAIT, LAST-ACK, CLOSING or TIME-WAIT), as smoltcp sees it now: not
+    /// `Conn::peer_fin`, which is only updated at the next transmit, while the FIN
+    /// and the data after it may come in one batch of frames. A scan of the
+    /// connections, as for SYN and RST; only segments with data pay for it.
+    fn peer_finished(&self, segment: frames::Segment) -> bool {
+        self.conns.keys().any(|&handle| {
+            let s = self.sockets.get::<tcp::Socket>(handle);
+            matches!(
+                s.state(),
+                TcpState::CloseWait | TcpState::LastAck | TcpState::Closing | TcpState::TimeWait
+            ) && s.remote_endpoint() == Some(to_endpoint(segment.src))
+                && s.local_endpoint() == Some(to_endpoint(segment.dst))
+        })
     }
 
     /// Processes frames that the stack sent to itself, a bounded number per call so

@@ -979,3 +979,125 @@ fn two_losses_in_a_window_are_repaired_without_a_timeout() {
         "two losses in a window: {two:?}"
     );
 }
+
+/// `frame` (a TCP segment over IPv4) with `data` instead of its own, starting
+/// `skip` bytes later, and FIN set: what an attacker, or a broken peer, could
+/// send.
+fn with_data_and_fin(frame: &[u8], skip: usize, data: &[u8]) -> Vec<u8> {
+    use smoltcp::wire::{Ipv4Packet, TcpPacket};
+    let ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+    let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+    let tcp_header = usize::from(TcpPacket::new_checked(ip.payload()).unwrap().header_len());
+    let mut f = frame[..14 + 20 + tcp_header].to_vec();
+    f.extend_from_slice(data);
+    let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+    ip.set_total_len((20 + tcp_header + data.len()) as u16);
+    ip.fill_checksum();
+    let mut tcp = TcpPacket::new_unchecked(&mut f[14 + 20..]);
+    tcp.set_fin(true);
+    let seq = tcp.seq_number();
+    tcp.set_seq_number(seq + skip);
+    tcp.fill_checksum(&src, &dst);
+    f
+}
+
+/// A connection from `w.b` to `w.a`'s port 80: (client, server).
+fn connected(w: &mut Wire) -> (TcpHandle, TcpHandle) {
+    let local =
+        w.a.bind(addr("0.0.0.0:80"), &SocketOptions::default())
+            .unwrap();
+    w.a.listen(
+        local,
+        4,
+        Arc::new(AtomicU64::new(0)),
+        &SocketOptions::default(),
+    )
+    .unwrap();
+    let client =
+        w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
+            .unwrap();
+    w.run(MS);
+    match Wire::events(&mut w.a).as_slice() {
+        [Event::Accepted { handle, .. }] => (client, *handle),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// B's next segment carrying data, held back from A.
+fn next_data_segment(w: &mut Wire) -> Vec<u8> {
+    w.b.transmit(w.now);
+    std::iter::from_fn(|| w.b.next_outgoing())
+        .find(|f| f.len() > 60)
+        .expect("B's data segment")
+}
+
+#[test]
+fn data_beyond_the_peers_fin_is_not_delivered() {
+    let mut w = Wire::new();
+    let (client, server) = connected(&mut w);
+    w.b.tcp(client).send_slice(&[7u8; 50]).unwrap();
+    let data = next_data_segment(&mut w);
+    // A forged segment ends the stream after 10 of those bytes; then B's real
+    // segment arrives, its last 39 bytes beyond the FIN (which took one sequence
+    // number).
+    w.a.receive(w.now, &with_data_and_fin(&data, 0, &[7u8; 10]));
+    w.a.receive(w.now, &data);
+    w.a.transmit(w.now);
+    let mut buf = [0u8; 100];
+    let n = w.a.tcp(server).recv_slice(&mut buf).unwrap();
+    assert_eq!(n, 10, "only the bytes before the FIN are the stream's");
+    assert_eq!(
+        w.a.tcp(server).recv_slice(&mut buf),
+        Err(tcp::RecvError::Finished),
+        "end of stream follows"
+    );
+}
+
+#[test]
+fn a_fin_after_data_beyond_the_window_waits_for_that_data() {
+    let mut w = Wire::new();
+    let (client, server) = connected(&mut w);
+    // A's application reads nothing: B fills A's window but for 10 bytes. The
+    // frames are moved by hand to keep B's last data segment.
+    let room = w.a.tcp(server).recv_capacity() - 10;
+    let mut sent = 0;
+    let mut last = Vec::new();
+    for _ in 0..1000 {
+        if w.a.tcp(server).recv_queue() == room {
+            break;
+        }
+        sent += w.b.tcp(client).send_slice(&vec![1u8; room - sent]).unwrap();
+        w.b.transmit(w.now);
+        while let Some(frame) = w.b.next_outgoing() {
+            if frame.len() > 60 {
+                last = frame.clone();
+            }
+            w.a.receive(w.now, &frame);
+        }
+        w.a.transmit(w.now);
+        while let Some(frame) = w.a.next_outgoing() {
+            w.b.receive(w.now, &frame);
+        }
+        w.now += MS;
+    }
+    assert_eq!(w.a.tcp(server).recv_queue(), room);
+    // B's next segment, forged: 20 bytes and FIN when only 10 fit. A takes 10,
+    // and not the FIN (its sequence number belongs to the 11th byte, which A
+    // does not have).
+    let old = {
+        use smoltcp::wire::{Ipv4Packet, TcpPacket};
+        let ip = Ipv4Packet::new_checked(&last[14..]).unwrap();
+        TcpPacket::new_checked(ip.payload())
+            .unwrap()
+            .payload()
+            .len()
+    };
+    w.a.receive(w.now, &with_data_and_fin(&last, old, &[2u8; 20]));
+    w.a.transmit(w.now);
+    assert_eq!(w.a.tcp(server).recv_queue(), room + 10);
+    assert_eq!(
+        w.a.tcp(server).state(),
+        TcpState::Established,
+        "the FIN was not taken"
+    );
+}
