@@ -74,8 +74,7 @@ mod helper;
 use crate::cmd::{split_commands, CmdError};
 use crate::link::Link;
 use std::io::{self, Write};
-use std::mem;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
 
 /// The largest request the helper takes: one command's words, NUL-terminated.
@@ -370,54 +369,11 @@ fn send(sock: BorrowedFd<'_>, msg: &[u8]) -> io::Result<()> {
 /// Receives one message and the descriptor attached to it, if any (close-on-exec).
 /// `ENETDOWN` once the helper is gone.
 fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-    loop {
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // SAFETY: CMSG_SPACE is a pure size computation.
-        let space = unsafe { libc::CMSG_SPACE(mem::size_of::<RawFd>() as u32 * 4) } as usize;
-        let mut control = vec![0u8; space];
-        // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        // SAFETY: `msg` points at live buffers of the sizes it declares.
-        let ret = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if ret < 0 {
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::ECONNRESET) => return Err(gone()),
-                _ => return Err(e),
-            }
-        }
-        let mut fds = Vec::new();
-        // SAFETY: the kernel filled `control` with well-formed cmsgs up to
-        // msg_controllen; the CMSG_* macros walk exactly those, and each SCM_RIGHTS
-        // descriptor is new and ours alone.
-        unsafe {
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                    let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                    let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
-                        / mem::size_of::<RawFd>();
-                    for i in 0..count {
-                        fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
-                    }
-                }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-            }
-        }
-        if ret == 0 && fds.is_empty() {
-            return Err(gone());
-        }
-        if msg.msg_flags & libc::MSG_TRUNC != 0 {
-            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
-        }
-        return Ok((ret as usize, fds.into_iter().next()));
+    match crate::socket::sys::recv_message(sock, buf) {
+        Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => Err(gone()),
+        Err(e) => Err(e),
+        Ok((0, None, _)) => Err(gone()),
+        Ok((_, _, true)) => Err(io::Error::from_raw_os_error(libc::EMSGSIZE)),
+        Ok((len, fd, false)) => Ok((len, fd)),
     }
 }

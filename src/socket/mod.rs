@@ -71,6 +71,25 @@ pub use udp::UdpSocket;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
+/// A kernel socket made in a kernel-backend stack's namespace for `addr`'s family:
+/// SOCK_STREAM (TCP), SOCK_DGRAM (UDP), or SOCK_RAW here meaning a ping socket
+/// (SOCK_DGRAM with the family's ICMP, as Linux has them). Close-on-exec.
+#[cfg(feature = "kernel-ns")]
+pub(crate) fn kernel_socket(
+    kernel: &crate::kernel::KernelStack,
+    addr: &SocketAddr,
+    kind: libc::c_int,
+) -> io::Result<std::os::fd::OwnedFd> {
+    let v4 = addr.is_ipv4();
+    let domain = if v4 { libc::AF_INET } else { libc::AF_INET6 };
+    let (ty, protocol) = match kind {
+        libc::SOCK_RAW if v4 => (libc::SOCK_DGRAM, libc::IPPROTO_ICMP),
+        libc::SOCK_RAW => (libc::SOCK_DGRAM, libc::IPPROTO_ICMPV6),
+        ty => (ty, 0),
+    };
+    kernel.socket(domain, ty | libc::SOCK_CLOEXEC, protocol)
+}
+
 /// Resolves `addr` the way std::net does, trying each address until `f` succeeds.
 pub(crate) fn each_addr<A: ToSocketAddrs, T>(
     addr: A,

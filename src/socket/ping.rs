@@ -51,12 +51,8 @@ impl PingSocket {
         let local = SocketAddr::new(addr, ident);
         #[cfg(feature = "kernel-ns")]
         if let Some(kernel) = stack.kernel() {
-            let (domain, protocol) = if addr.is_ipv4() {
-                (libc::AF_INET, libc::IPPROTO_ICMP)
-            } else {
-                (libc::AF_INET6, libc::IPPROTO_ICMPV6)
-            };
-            let fd = kernel.socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, protocol)?;
+            // SOCK_DGRAM with the family's ICMP: the kernel's ping socket.
+            let fd = super::kernel_socket(kernel, &local, libc::SOCK_RAW)?;
             sys::bind(fd.as_fd(), &local)?;
             return Ok(PingSocket { fd, udp: None });
         }

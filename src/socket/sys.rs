@@ -243,12 +243,14 @@ pub(crate) fn send_with_fd(
     }
 }
 
-/// Receives one message and the descriptor attached to it (close-on-exec). Blocks
-/// unless the socket is non-blocking. `Ok(None)`: the sender is gone.
-pub(crate) fn recv_with_fd(
+/// Receives one message and the descriptor attached to it, if any
+/// (close-on-exec; further descriptors in it are closed). Blocks unless the socket
+/// is non-blocking. Returns the bytes received, the descriptor, and whether the
+/// message was longer than `payload` (MSG_TRUNC).
+pub(crate) fn recv_message(
     sock: BorrowedFd<'_>,
     payload: &mut [u8],
-) -> io::Result<Option<(usize, OwnedFd)>> {
+) -> io::Result<(usize, Option<OwnedFd>, bool)> {
     loop {
         let mut iov = libc::iovec {
             iov_base: payload.as_mut_ptr().cast(),
@@ -272,7 +274,8 @@ pub(crate) fn recv_with_fd(
         };
         let mut received = Vec::new();
         // SAFETY: the kernel filled `control` with well-formed cmsgs up to
-        // msg_controllen; the CMSG_* macros walk exactly those.
+        // msg_controllen; the CMSG_* macros walk exactly those, and each SCM_RIGHTS
+        // descriptor is new and ours alone.
         unsafe {
             let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
             while !cmsg.is_null() {
@@ -288,12 +291,23 @@ pub(crate) fn recv_with_fd(
                 cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
             }
         }
-        let mut fds = received.into_iter();
-        match fds.next() {
-            Some(fd) => return Ok(Some((len, fd))),
+        let truncated = msg.msg_flags & libc::MSG_TRUNC != 0;
+        return Ok((len, received.into_iter().next(), truncated));
+    }
+}
+
+/// Receives one message and the descriptor attached to it (close-on-exec). Blocks
+/// unless the socket is non-blocking. `Ok(None)`: the sender is gone.
+pub(crate) fn recv_with_fd(
+    sock: BorrowedFd<'_>,
+    payload: &mut [u8],
+) -> io::Result<Option<(usize, OwnedFd)>> {
+    loop {
+        match recv_message(sock, payload)? {
+            (len, Some(fd), _) => return Ok(Some((len, fd))),
             // A message without a descriptor is not ours to hand out; EOF is EOF.
-            None if len == 0 => return Ok(None),
-            None => continue,
+            (0, None, _) => return Ok(None),
+            (_, None, _) => continue,
         }
     }
 }

@@ -133,12 +133,7 @@ impl TcpStream {
     ) -> io::Result<TcpStream> {
         #[cfg(feature = "kernel-ns")]
         if let Some(kernel) = stack.kernel() {
-            let domain = if remote.is_ipv4() {
-                libc::AF_INET
-            } else {
-                libc::AF_INET6
-            };
-            let fd = kernel.socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
+            let fd = super::kernel_socket(kernel, &remote, libc::SOCK_STREAM)?;
             apply_to_kernel_socket(fd.as_fd(), &options, libc::SOCK_STREAM)?;
             sys::connect(fd.as_fd(), &remote, timeout)?;
             return Ok(TcpStream { fd, conn: None });
@@ -559,12 +554,7 @@ impl TcpListener {
     ) -> io::Result<TcpListener> {
         #[cfg(feature = "kernel-ns")]
         if let Some(kernel) = stack.kernel() {
-            let domain = if addr.is_ipv4() {
-                libc::AF_INET
-            } else {
-                libc::AF_INET6
-            };
-            let fd = kernel.socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
+            let fd = super::kernel_socket(kernel, &addr, libc::SOCK_STREAM)?;
             sys::reuse_addr(fd.as_fd())?;
             apply_to_kernel_socket(fd.as_fd(), options, libc::SOCK_STREAM)?;
             sys::bind(fd.as_fd(), &addr)?;

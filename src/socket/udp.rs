@@ -290,12 +290,7 @@ impl UdpSocket {
         each_addr(addr, |addr| {
             #[cfg(feature = "kernel-ns")]
             if let Some(kernel) = stack.kernel() {
-                let domain = if addr.is_ipv4() {
-                    libc::AF_INET
-                } else {
-                    libc::AF_INET6
-                };
-                let fd = kernel.socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)?;
+                let fd = super::kernel_socket(kernel, &addr, libc::SOCK_DGRAM)?;
                 super::options::apply_to_kernel_socket(
                     fd.as_fd(),
                     &config.options,
