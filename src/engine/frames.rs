@@ -29,41 +29,56 @@ pub(crate) struct Segment {
 /// An incoming segment that opens a connection (SYN without ACK).
 pub(crate) type Syn = Segment;
 
-/// The TCP segment carried by `frame` if `wanted` accepts its header.
-fn tcp_segment(frame: &[u8], wanted: impl FnOnce(&TcpPacket<&[u8]>) -> bool) -> Option<Segment> {
+/// What the engine looks at in an incoming TCP segment: read once per frame
+/// (the SYN, RST, FIN and hole checks all use it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TcpView {
+    pub segment: Segment,
+    pub syn: bool,
+    pub ack: bool,
+    pub rst: bool,
+    pub fin: bool,
+    pub seq: TcpSeqNumber,
+    pub data_len: usize,
+}
+
+impl TcpView {
+    /// A segment that opens a connection (SYN without ACK).
+    pub(crate) fn opens(&self) -> bool {
+        self.syn && !self.ack && !self.rst
+    }
+
+    /// A segment that carries data (neither SYN nor RST).
+    pub(crate) fn carries_data(&self) -> bool {
+        !self.syn && !self.rst && self.data_len > 0
+    }
+}
+
+/// The TCP segment carried by `frame`, if it is a whole one.
+pub(crate) fn tcp_view(frame: &[u8]) -> Option<TcpView> {
     let (src_ip, dst_ip, proto, payload, fragment) = ip_parts(frame)?;
     if fragment || proto != IpProtocol::Tcp {
         return None;
     }
     let tcp = TcpPacket::new_checked(payload).ok()?;
-    if !wanted(&tcp) {
-        return None;
-    }
-    Some(Segment {
-        src: SocketAddr::new(src_ip, tcp.src_port()),
-        dst: SocketAddr::new(dst_ip, tcp.dst_port()),
+    Some(TcpView {
+        segment: Segment {
+            src: SocketAddr::new(src_ip, tcp.src_port()),
+            dst: SocketAddr::new(dst_ip, tcp.dst_port()),
+        },
+        syn: tcp.syn(),
+        ack: tcp.ack(),
+        rst: tcp.rst(),
+        fin: tcp.fin(),
+        seq: tcp.seq_number(),
+        data_len: tcp.payload().len(),
     })
 }
 
 /// Returns the connection-opening segment carried by `frame`, if it is one.
+#[cfg(test)]
 pub(crate) fn tcp_syn(frame: &[u8]) -> Option<Syn> {
-    tcp_segment(frame, |tcp| tcp.syn() && !tcp.ack() && !tcp.rst())
-}
-
-/// Returns the reset segment carried by `frame`, if it is one.
-pub(crate) fn tcp_rst(frame: &[u8]) -> Option<Segment> {
-    tcp_segment(frame, |tcp| tcp.rst())
-}
-
-/// Returns the endpoints of the segment carried by `frame` if it carries data
-/// (and neither SYN nor RST), and whether it carries a FIN too.
-pub(crate) fn tcp_data(frame: &[u8]) -> Option<(Segment, bool)> {
-    let mut fin = false;
-    let segment = tcp_segment(frame, |tcp| {
-        fin = tcp.fin();
-        !tcp.syn() && !tcp.rst() && !tcp.payload().is_empty()
-    })?;
-    Some((segment, fin))
+    tcp_view(frame).filter(TcpView::opens).map(|t| t.segment)
 }
 
 /// How [`write_tcp_part`] rewrites a segment.
@@ -699,23 +714,17 @@ pub(crate) const HOLE_ACK_COPIES: usize = 3;
 
 impl HoleSignal {
     /// Notes how far an incoming data segment reaches.
-    pub(crate) fn on_ingress(&mut self, frame: &[u8]) {
-        let Some((src, dst, IpProtocol::Tcp, segment, false)) = ip_parts(frame) else {
-            return;
-        };
-        let Ok(tcp) = TcpPacket::new_checked(segment) else {
-            return;
-        };
-        let key = (dst, tcp.dst_port(), src, tcp.src_port());
-        if tcp.rst() || tcp.fin() {
+    pub(crate) fn on_ingress(&mut self, tcp: &TcpView) {
+        let (ours, theirs) = (tcp.segment.dst, tcp.segment.src);
+        let key = (ours.ip(), ours.port(), theirs.ip(), theirs.port());
+        if tcp.rst || tcp.fin {
             self.flows.remove(&key);
             return;
         }
-        let len = tcp.payload().len();
-        if len == 0 {
+        if tcp.data_len == 0 {
             return;
         }
-        let end = tcp.seq_number() + len;
+        let end = tcp.seq + tcp.data_len;
         if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&key) {
             self.flows.clear();
         }

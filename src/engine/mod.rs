@@ -449,17 +449,18 @@ impl Engine {
                 return;
             }
         }
-        if let Some(syn) = frames::tcp_syn(frame) {
-            if !self.admit_syn(syn) {
-                return;
-            }
+        let Some(tcp) = frames::tcp_view(frame) else {
+            return self.ingest_ready(frame);
+        };
+        if tcp.opens() && !self.admit_syn(tcp.segment) {
+            return;
         }
-        if let Some(rst) = frames::tcp_rst(frame) {
-            self.note_reset(rst);
+        if tcp.rst {
+            self.note_reset(tcp.segment);
         }
-        self.io.holes.on_ingress(frame);
-        if let Some((segment, fin)) = frames::tcp_data(frame) {
-            if self.peer_finished(segment) {
+        self.io.holes.on_ingress(&tcp);
+        if tcp.carries_data() {
+            if self.peer_finished(tcp.segment) {
                 // Data beyond the peer's FIN: smoltcp would queue it after the
                 // stream's end (it checks the window but not the state), so that
                 // the application reads bytes past the FIN position, shifted by
@@ -468,7 +469,7 @@ impl Engine {
                 // rest of the segment (its ACK) still counts.
                 return self.ingest_parts(frame, &[frames::TcpPart::WithoutData]);
             }
-            if fin {
+            if tcp.fin {
                 // smoltcp accepts the FIN of a segment whose data it cut at the
                 // right edge of its window (it only checks that nothing is
                 // missing before the segment): the FIN then takes the sequence
