@@ -293,6 +293,13 @@ fn identical_runs_give_identical_frames() {
 
 // ---- UDP ----
 
+/// A UDP socket of `engine` bound to `local`, with default options.
+fn open_udp(engine: &mut Engine, local: &str) -> (UdpHandle, SocketAddr) {
+    engine
+        .udp_open(addr(local), &SocketOptions::default())
+        .unwrap()
+}
+
 fn set_udp(engine: &mut Engine, handle: UdpHandle, change: impl FnOnce(&mut SocketOptions)) {
     let mut options = engine.udp_options(handle).unwrap();
     change(&mut options);
@@ -302,15 +309,9 @@ fn set_udp(engine: &mut Engine, handle: UdpHandle, change: impl FnOnce(&mut Sock
 #[test]
 fn udp_datagrams_keep_boundaries_and_sources() {
     let mut wire = Wire::new();
-    let (server, bound) = wire
-        .a
-        .udp_open(addr("0.0.0.0:53"), &SocketOptions::default())
-        .unwrap();
+    let (server, bound) = open_udp(&mut wire.a, "0.0.0.0:53");
     assert_eq!(bound, addr("0.0.0.0:53"));
-    let (client, local) = wire
-        .b
-        .udp_open(addr("0.0.0.0:0"), &SocketOptions::default())
-        .unwrap();
+    let (client, local) = open_udp(&mut wire.b, "0.0.0.0:0");
     assert!(ports::EPHEMERAL.contains(&local.port()));
     for size in [0, 1, 1472, 1473, 60_000, MAX_UDP_V4] {
         let data: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
@@ -342,10 +343,7 @@ fn udp_datagrams_keep_boundaries_and_sources() {
 #[test]
 fn udp_send_errors_are_those_of_sendto() {
     let mut wire = Wire::new();
-    let (s, _) = wire
-        .b
-        .udp_open(addr("0.0.0.0:0"), &SocketOptions::default())
-        .unwrap();
+    let (s, _) = open_udp(&mut wire.b, "0.0.0.0:0");
     let errno_of = |r: io::Result<()>| r.unwrap_err().raw_os_error();
     assert_eq!(
         errno_of(wire.b.udp_send(s, None, b"x")),
@@ -375,10 +373,7 @@ fn udp_send_errors_are_those_of_sendto() {
             .raw_os_error(),
         Some(libc::EADDRNOTAVAIL)
     );
-    let (_, taken) = wire
-        .b
-        .udp_open(addr("0.0.0.0:5000"), &SocketOptions::default())
-        .unwrap();
+    let (_, taken) = open_udp(&mut wire.b, "0.0.0.0:5000");
     assert_eq!(
         wire.b
             .udp_open(taken, &SocketOptions::default())
@@ -391,14 +386,8 @@ fn udp_send_errors_are_those_of_sendto() {
 #[test]
 fn udp_broadcast_reaches_the_subnet_with_so_broadcast() {
     let mut wire = Wire::new();
-    let (server, _) = wire
-        .a
-        .udp_open(addr("0.0.0.0:67"), &SocketOptions::default())
-        .unwrap();
-    let (client, _) = wire
-        .b
-        .udp_open(addr("0.0.0.0:68"), &SocketOptions::default())
-        .unwrap();
+    let (server, _) = open_udp(&mut wire.a, "0.0.0.0:67");
+    let (client, _) = open_udp(&mut wire.b, "0.0.0.0:68");
     set_udp(&mut wire.b, client, |o| o.broadcast = true);
     wire.b
         .udp_send(client, Some(addr("10.0.0.255:67")), b"discover")
@@ -412,18 +401,9 @@ fn udp_broadcast_reaches_the_subnet_with_so_broadcast() {
 #[test]
 fn connected_udp_hears_only_its_peer_and_learns_of_a_closed_port() {
     let mut wire = Wire::new();
-    let (a1, _) = wire
-        .a
-        .udp_open(addr("0.0.0.0:1001"), &SocketOptions::default())
-        .unwrap();
-    let (a2, _) = wire
-        .a
-        .udp_open(addr("0.0.0.0:1002"), &SocketOptions::default())
-        .unwrap();
-    let (b, _) = wire
-        .b
-        .udp_open(addr("0.0.0.0:2000"), &SocketOptions::default())
-        .unwrap();
+    let (a1, _) = open_udp(&mut wire.a, "0.0.0.0:1001");
+    let (a2, _) = open_udp(&mut wire.a, "0.0.0.0:1002");
+    let (b, _) = open_udp(&mut wire.b, "0.0.0.0:2000");
     let local = wire.b.udp_connect(b, Some(addr("10.0.0.1:1001"))).unwrap();
     assert_eq!(
         local,
@@ -462,17 +442,11 @@ fn connected_udp_hears_only_its_peer_and_learns_of_a_closed_port() {
 #[test]
 fn a_full_udp_receive_queue_drops_and_counts() {
     let mut wire = Wire::new();
-    let (server, _) = wire
-        .a
-        .udp_open(addr("0.0.0.0:9"), &SocketOptions::default())
-        .unwrap();
+    let (server, _) = open_udp(&mut wire.a, "0.0.0.0:9");
     set_udp(&mut wire.a, server, |o| {
         o.recv_buffer = Some(10 * (1000 + 256))
     });
-    let (client, _) = wire
-        .b
-        .udp_open(addr("0.0.0.0:0"), &SocketOptions::default())
-        .unwrap();
+    let (client, _) = open_udp(&mut wire.b, "0.0.0.0:0");
     for i in 0..25u8 {
         wire.b
             .udp_send(client, Some(addr("10.0.0.1:9")), &[i; 1000])
@@ -490,14 +464,8 @@ fn a_full_udp_receive_queue_drops_and_counts() {
 #[test]
 fn an_ipv6_udp_socket_sees_ipv4_peers_as_mapped() {
     let mut wire = Wire::new();
-    let (server, _) = wire
-        .a
-        .udp_open(addr("[::]:53"), &SocketOptions::default())
-        .unwrap();
-    let (client, _) = wire
-        .b
-        .udp_open(addr("0.0.0.0:4000"), &SocketOptions::default())
-        .unwrap();
+    let (server, _) = open_udp(&mut wire.a, "[::]:53");
+    let (client, _) = open_udp(&mut wire.b, "0.0.0.0:4000");
     wire.b
         .udp_send(client, Some(addr("10.0.0.1:53")), b"q")
         .unwrap();
@@ -513,14 +481,8 @@ fn an_ipv6_udp_socket_sees_ipv4_peers_as_mapped() {
 fn udp_over_loopback() {
     let mut wire = Wire::new();
     wire.a.run_cmd("/bin/ip link set lo up").unwrap();
-    let (server, _) = wire
-        .a
-        .udp_open(addr("127.0.0.1:7"), &SocketOptions::default())
-        .unwrap();
-    let (client, _) = wire
-        .a
-        .udp_open(addr("0.0.0.0:0"), &SocketOptions::default())
-        .unwrap();
+    let (server, _) = open_udp(&mut wire.a, "127.0.0.1:7");
+    let (client, _) = open_udp(&mut wire.a, "0.0.0.0:0");
     let local = wire
         .a
         .udp_connect(client, Some(addr("127.0.0.1:7")))

@@ -50,6 +50,54 @@ macro_rules! descriptor_traits {
 }
 pub(crate) use descriptor_traits;
 
+/// The controls every socket type's descriptor has on its own (the kernel keeps
+/// them on the socket pair, or on the kernel socket): blocking mode and the
+/// `SO_RCVTIMEO`/`SO_SNDTIMEO` timeouts, with std's signatures.
+macro_rules! descriptor_controls {
+    () => {
+        /// Moves the descriptor into or out of non-blocking mode.
+        pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+            $crate::socket::sys::set_nonblocking(std::os::fd::AsFd::as_fd(&self.fd), nonblocking)
+        }
+
+        /// `SO_RCVTIMEO`: how long a read may block (`None`: forever; a zero
+        /// duration is an error, as in std).
+        pub fn set_read_timeout(
+            &self,
+            timeout: Option<std::time::Duration>,
+        ) -> std::io::Result<()> {
+            $crate::socket::sys::set_timeout(
+                std::os::fd::AsFd::as_fd(&self.fd),
+                libc::SO_RCVTIMEO,
+                timeout,
+            )
+        }
+
+        /// `SO_SNDTIMEO`: how long a write may block (`None`: forever).
+        pub fn set_write_timeout(
+            &self,
+            timeout: Option<std::time::Duration>,
+        ) -> std::io::Result<()> {
+            $crate::socket::sys::set_timeout(
+                std::os::fd::AsFd::as_fd(&self.fd),
+                libc::SO_SNDTIMEO,
+                timeout,
+            )
+        }
+
+        /// `SO_RCVTIMEO`.
+        pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            $crate::socket::sys::timeout(std::os::fd::AsFd::as_fd(&self.fd), libc::SO_RCVTIMEO)
+        }
+
+        /// `SO_SNDTIMEO`.
+        pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            $crate::socket::sys::timeout(std::os::fd::AsFd::as_fd(&self.fd), libc::SO_SNDTIMEO)
+        }
+    };
+}
+pub(crate) use descriptor_controls;
+
 mod options;
 mod ping;
 pub(crate) mod sys;

@@ -10,7 +10,6 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::time::Duration;
 
 /// A ping socket on a [`Stack`]: it sends ICMP (or ICMPv6) echo requests and
 /// receives the replies to them.
@@ -118,15 +117,7 @@ impl PingSocket {
         }
     }
 
-    /// `SO_RCVTIMEO`: how long a receive may block (`None`: forever).
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        sys::set_timeout(self.fd.as_fd(), libc::SO_RCVTIMEO, timeout)
-    }
-
-    /// Moves the descriptor in or out of non-blocking mode.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        sys::set_nonblocking(self.fd.as_fd(), nonblocking)
-    }
+    super::descriptor_controls!();
 }
 
 impl fmt::Debug for PingSocket {

@@ -312,31 +312,6 @@ impl TcpStream {
         Ok(self.options()?.tcp_buffers(TCP_BUFFER).1)
     }
 
-    /// Moves the descriptor into or out of non-blocking mode.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        sys::set_nonblocking(self.fd.as_fd(), nonblocking)
-    }
-
-    /// Read timeout (`None`: block forever). A zero duration is an error, as in std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        sys::set_timeout(self.fd.as_fd(), libc::SO_RCVTIMEO, timeout)
-    }
-
-    /// Write timeout (`None`: block forever).
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        sys::set_timeout(self.fd.as_fd(), libc::SO_SNDTIMEO, timeout)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        sys::timeout(self.fd.as_fd(), libc::SO_RCVTIMEO)
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        sys::timeout(self.fd.as_fd(), libc::SO_SNDTIMEO)
-    }
-
     /// The pending socket error (SO_ERROR), cleared by reading it.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         match &self.conn {
@@ -369,6 +344,8 @@ impl TcpStream {
             other => other,
         }
     }
+
+    super::descriptor_controls!();
 }
 
 fn gone() -> io::Error {

@@ -16,7 +16,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// A UDP socket on a [`Stack`].
 ///
@@ -491,30 +490,7 @@ impl UdpSocket {
         face(&self.udp, self.fd.as_fd())
     }
 
-    /// Moves the descriptor in or out of non-blocking mode.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        sys::set_nonblocking(self.fd.as_fd(), nonblocking)
-    }
-
-    /// `SO_RCVTIMEO`: how long a receive may block (`None`: forever).
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        sys::set_timeout(self.fd.as_fd(), libc::SO_RCVTIMEO, timeout)
-    }
-
-    /// `SO_SNDTIMEO`: how long a send may block (`None`: forever).
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        sys::set_timeout(self.fd.as_fd(), libc::SO_SNDTIMEO, timeout)
-    }
-
-    /// `SO_RCVTIMEO`.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        sys::timeout(self.fd.as_fd(), libc::SO_RCVTIMEO)
-    }
-
-    /// `SO_SNDTIMEO`.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        sys::timeout(self.fd.as_fd(), libc::SO_SNDTIMEO)
-    }
+    super::descriptor_controls!();
 }
 
 impl fmt::Debug for UdpSocket {

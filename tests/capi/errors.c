@@ -21,23 +21,6 @@
 
 #include "testlib.h"
 
-/* A call that must fail with -1 and the given errno. */
-#define FAILS_WITH(call, err, what)                                            \
-	do {                                                                   \
-		int rc_;                                                       \
-		step = (what);                                                 \
-		errno = 0;                                                     \
-		rc_ = (call);                                                  \
-		if (rc_ != -1 || errno != (err)) {                             \
-			fprintf(stderr,                                        \
-				"errors.c:%d: %s: expected -1 with errno %d "  \
-				"(%s), got %d with errno %d (%s)\n",           \
-				__LINE__, (what), (err), strerror(err), rc_,   \
-				errno, strerror(errno));                       \
-			exit(1);                                               \
-		}                                                              \
-	} while (0)
-
 #define STATUS(stack, cmd, want)                                               \
 	do {                                                                   \
 		int st_;                                                       \

@@ -11,23 +11,6 @@
 
 #define SA(a) ((struct sockaddr *)&(a))
 
-/* A call that must fail with -1 and the given errno. */
-#define FAILS_WITH(call, err, what)                                            \
-	do {                                                                   \
-		int rc_;                                                       \
-		step = (what);                                                 \
-		errno = 0;                                                     \
-		rc_ = (call);                                                  \
-		if (rc_ != -1 || errno != (err)) {                             \
-			fprintf(stderr,                                        \
-				"options.c:%d: %s: expected errno %d (%s), "   \
-				"got %d with errno %d (%s)\n",                 \
-				__LINE__, (what), (err), strerror(err), rc_,   \
-				errno, strerror(errno));                       \
-			exit(1);                                               \
-		}                                                              \
-	} while (0)
-
 static int get_int(int fd, int level, int name)
 {
 	int v = -12345;

@@ -60,6 +60,26 @@ static void fail(const char *file, int line, const char *what)
 			fail(__FILE__, __LINE__, (what));                      \
 	} while (0)
 
+/* A call that must fail with -1 and errno `err`; otherwise prints what it did
+ * instead ("FILE:LINE: WHAT: expected ...") and exits 1. */
+#define FAILS_WITH(call, err, what)                                            \
+	do {                                                                   \
+		int rc_;                                                       \
+		const char *base_ = strrchr(__FILE__, '/');                    \
+		step = (what);                                                 \
+		errno = 0;                                                     \
+		rc_ = (call);                                                  \
+		if (rc_ != -1 || errno != (err)) {                             \
+			fprintf(stderr,                                        \
+				"%s:%d: %s: expected -1 with errno %d (%s), "  \
+				"got %d with errno %d (%s)\n",                 \
+				base_ ? base_ + 1 : __FILE__, __LINE__,        \
+				(what), (err), strerror(err), rc_, errno,      \
+				strerror(errno));                              \
+			exit(1);                                               \
+		}                                                              \
+	} while (0)
+
 static void on_alarm(int sig)
 {
 	static const char msg[] = ": timed out in: ";
