@@ -143,10 +143,13 @@ impl KernelNs {
     }
 
     /// Starts `socat` echoing on TCP `port` (IPv6 socket with IPV6_V6ONLY off, as
-    /// Linux defaults: it takes IPv4 too), and waits until it listens.
+    /// Linux defaults: it takes IPv4 too), and waits until it listens. The echo is
+    /// `cat` in its own process: socat's `PIPE` echoes through a pipe that socat
+    /// both fills and drains, and a write of 8 KiB into a pipe with only 4 KiB free
+    /// blocks it for good once the peer sends faster than it echoes.
     fn echo_listener(&mut self, port: u16) {
         let (status, out) = self.sh(&format!(
-            "socat TCP6-LISTEN:{port},fork,reuseaddr PIPE </dev/null >/dev/null 2>&1 &\n\
+            "socat TCP6-LISTEN:{port},fork,reuseaddr EXEC:cat </dev/null >/dev/null 2>&1 &\n\
              n=0; while ! ss -Hltn \"sport = :{port}\" | grep -q . && [ $n -lt 1000 ]; do sleep 0.01; n=$((n+1)); done\n\
              ss -Hltn \"sport = :{port}\" | grep -q ."
         ));
@@ -307,9 +310,16 @@ fn the_kernel_follows_our_new_hardware_address() {
         .unwrap();
     // The kernel's entries are fresh (REACHABLE for 15 s or more): only our
     // announcements can move them (a gratuitous ARP overrides an entry at once,
-    // whatever its `locktime`), and a single ping with a short wait shows it.
+    // whatever its `locktime`). They reach the kernel through the switch and
+    // vde_plug, which a loaded machine may schedule after the shell, so the
+    // entries are awaited (5 s at most, well inside REACHABLE) before one ping
+    // with a short wait shows the path works at the new address.
     for target in ["10.0.0.1", "2001:db8::1"] {
-        let (status, out) = ns.sh(&format!("ping -c 1 -W 3 {target}"));
+        let (status, out) = ns.sh(&format!(
+            "n=0; while ! ip neigh show {target} dev tap0 | grep -q 02:00:5e:10:20:30 \
+               && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done\n\
+             ip neigh show {target} dev tap0; ping -c 1 -W 3 {target}"
+        ));
         assert_eq!(status, 0, "ping {target} after the change: {out}");
     }
     let (_, out) = ns.sh("ip neigh show dev tap0");
