@@ -58,6 +58,14 @@ pub trait Link: Send {
     fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize> {
         default_send_batch(self, frames)
     }
+
+    /// True when the last [`Link::recv_batch`] found the link empty although it
+    /// returned frames, so that the caller can go back to waiting for `data_fd`
+    /// without one more call that would only say `WouldBlock`. Links that cannot
+    /// tell say false.
+    fn drained_by_last_batch(&self) -> bool {
+        false
+    }
 }
 
 /// [`Link::recv_batch`] as a loop of [`Link::recv`], for links without a batch call.

@@ -118,6 +118,9 @@ pub struct VdeLink {
     /// then go through one `sendmmsg`/`recvmmsg`, which saves the pump a system call
     /// per frame.
     direct: bool,
+    /// The last `recvmmsg` returned fewer frames than it had room for: the socket
+    /// queue was empty then, and any frame queued since raises a new edge.
+    drained: bool,
     /// The locator and description given to `vde_open_real`, kept alive (and never
     /// moved) for as long as the connection, in case a plugin holds on to them.
     _strings: (Box<[u8]>, Box<[u8]>),
@@ -214,6 +217,7 @@ impl VdeLink {
             zero: ZeroMeans::NothingYet,
             hung: false,
             direct: false,
+            drained: false,
             _strings: (url, descr),
         };
 
@@ -390,6 +394,7 @@ impl Link for VdeLink {
                     _ => return Err(err),
                 }
             }
+            self.drained = (n as usize) < count;
             // Keep the frames, dropping runts as `recv` does.
             let mut kept = 0;
             for (i, msg) in msgs.iter().enumerate().take(n as usize) {
@@ -410,6 +415,10 @@ impl Link for VdeLink {
                 };
             }
         }
+    }
+
+    fn drained_by_last_batch(&self) -> bool {
+        self.direct && self.drained
     }
 
     fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize> {

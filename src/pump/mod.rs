@@ -433,6 +433,12 @@ impl Pump {
                         self.engine.receive(now, &frame[..len]);
                     }
                     received += count;
+                    if self.link.drained_by_last_batch() {
+                        // The data fd is edge-triggered: a frame queued from now on
+                        // wakes the pump again.
+                        self.link_readable = false;
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.link_readable = false;
