@@ -1,14 +1,22 @@
 //! One-way TCP throughput between two stacks on one `vde_switch`, next to the
 //! reference libvdestack (kernel namespaces) measured in the same run.
 //!
-//! `cargo bench --bench throughput` (set `VDESTACK_BENCH_MIB` to change the 256 MiB).
-//! The reference side needs Debian's `libvdestack-dev`, a C compiler and user
-//! namespaces; without them only our figure is printed.
+//! `cargo bench --bench throughput` (set `VDESTACK_BENCH_MIB` to change the 256 MiB,
+//! `VDESTACK_BENCH_RUNS` to change the 3 runs). The reference side needs Debian's
+//! `libvdestack-dev`, a C compiler and user namespaces; without them only our figure
+//! is printed.
+//!
+//! A third figure bounds both: the switch's ceiling, full-size frames blasted from one
+//! port to another with no TCP at all (no ACKs, no application copies), counted as
+//! the 1,460 payload bytes each could carry. No TCP over that switch can beat it.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vdestack::link::{Link, VdeLink};
 use vdestack::{Stack, TcpListener, TcpStream};
 
 const WRITE_SIZE: usize = 64 * 1024;
@@ -129,6 +137,86 @@ fn reference(mib: usize) -> Result<f64, String> {
         .ok_or_else(|| format!("unexpected output: {stdout}"))
 }
 
+/// TCP payload in a full 1,514-byte frame (IPv4 and TCP headers without options).
+const PAYLOAD_PER_FRAME: usize = 1460;
+
+/// MB/s of TCP payload the switch could carry at most: for one second, one port
+/// sends full-size frames as fast as the switch takes them and another counts those
+/// it receives (the switch drops what the receiver cannot take in time).
+fn switch_ceiling() -> f64 {
+    let sw = Switch::start("ceiling");
+    let vnl = format!("vde://{}", sw.path().display());
+    let mut rx = VdeLink::open(&vnl, "ceiling-rx").expect("open the receiving port");
+    let mut tx = VdeLink::open(&vnl, "ceiling-tx").expect("open the sending port");
+    let rx_mac = [0x02, 0, 0x5e, 0, 0, 2];
+    let tx_mac = [0x02, 0, 0x5e, 0, 0, 1];
+    // The switch learns where the receiver is from a frame it sends.
+    let mut hello = vec![0u8; 60];
+    hello[..6].fill(0xff);
+    hello[6..12].copy_from_slice(&rx_mac);
+    hello[12..14].copy_from_slice(&[0x88, 0xb5]);
+    rx.send(&hello).expect("announce the receiver");
+    let mut frame = vec![0x5au8; 1514];
+    frame[..6].copy_from_slice(&rx_mac);
+    frame[6..12].copy_from_slice(&tx_mac);
+    frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let batch: Vec<&[u8]> = vec![&frame; 32];
+            while !stop.load(Ordering::Relaxed) {
+                match tx.send_batch(&batch) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        wait_for(tx.data_fd().expect("a data fd"), libc::POLLOUT)
+                    }
+                    Err(e) => panic!("sending to the switch: {e}"),
+                }
+            }
+        })
+    };
+    let fd = rx.data_fd().expect("a data fd");
+    let mut bufs = vec![vec![0u8; vdestack::link::MAX_FRAME]; 32];
+    let mut lens = vec![0usize; 32];
+    let mut frames = 0usize;
+    let mut start = None;
+    let window = Duration::from_secs(1);
+    loop {
+        match rx.recv_batch(&mut bufs, &mut lens) {
+            Ok(n) => {
+                let full = lens[..n].iter().filter(|&&len| len == 1514).count();
+                if full > 0 && start.is_none() {
+                    start = Some(Instant::now());
+                } else {
+                    frames += full;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => wait_for(fd, libc::POLLIN),
+            Err(e) => panic!("receiving from the switch: {e}"),
+        }
+        if start.is_some_and(|s| s.elapsed() >= window) {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    let secs = start.unwrap().elapsed().as_secs_f64();
+    (frames * PAYLOAD_PER_FRAME) as f64 / secs / 1e6
+}
+
+/// Waits up to 100 ms for `events` on `fd`.
+fn wait_for(fd: std::os::fd::RawFd, events: libc::c_short) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, for the duration of the call.
+    unsafe { libc::poll(&mut pfd, 1, 100) };
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -150,9 +238,11 @@ fn main() {
     );
     let mut ours_runs = Vec::new();
     let mut ref_runs = Vec::new();
+    let mut ceiling_runs = Vec::new();
     let mut ref_error = None;
-    // Interleaved, so that both see the same machine conditions.
+    // Interleaved, so that all see the same machine conditions.
     for _ in 0..runs {
+        ceiling_runs.push(switch_ceiling());
         ours_runs.push(ours(mib));
         if std::env::var_os("VDESTACK_BENCH_SKIP_REFERENCE").is_some() {
             ref_error = Some("skipped (VDESTACK_BENCH_SKIP_REFERENCE)".into());
@@ -164,7 +254,12 @@ fn main() {
         }
     }
     let ours = median(ours_runs.clone());
+    let ceiling = median(ceiling_runs.clone());
     println!("vdestack   : {ours:8.1} MB/s  (runs: {ours_runs:.1?})");
+    println!(
+        "switch     : {ceiling:8.1} MB/s  (runs: {ceiling_runs:.1?}) ceiling: full frames, no TCP"
+    );
+    println!("vdestack / ceiling : {:8.2}", ours / ceiling);
     if ref_runs.is_empty() {
         println!(
             "reference  : not measured: {}",
@@ -173,6 +268,7 @@ fn main() {
     } else {
         let reference = median(ref_runs.clone());
         println!("reference  : {reference:8.1} MB/s  (runs: {ref_runs:.1?})");
+        println!("reference / ceiling: {:8.2}", reference / ceiling);
         println!("ratio      : {:8.2}x", ours / reference);
     }
 }
