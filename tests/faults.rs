@@ -359,9 +359,9 @@ fn wire_loss_1pct() {
     }
 }
 
-/// 5% loss, 4 MiB each way at once. Slow: the stack recovers from loss mostly by
-/// retransmission timeouts (smoltcp has no SACK; 1 s floor, doubling), about 20-30
-/// KB/s here, so this takes about 3 minutes, run beside the other fault tests.
+/// 5% loss, 4 MiB each way at once. Slow: most windows lose several segments, and
+/// without SACK each loss beyond the first costs a stall (200 ms at least, see
+/// `engine/recovery.rs`): about 0.3-0.5 MB/s here, about 10 s.
 #[test]
 fn wire_loss_5pct() {
     faulty_transfer(

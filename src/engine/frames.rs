@@ -39,6 +39,10 @@ pub(crate) struct TcpView {
     pub rst: bool,
     pub fin: bool,
     pub seq: TcpSeqNumber,
+    /// The acknowledgement number, when the ACK flag is set.
+    pub ack_number: Option<TcpSeqNumber>,
+    /// The window field as sent (not scaled).
+    pub window: u16,
     pub data_len: usize,
 }
 
@@ -71,6 +75,8 @@ pub(crate) fn tcp_view(frame: &[u8]) -> Option<TcpView> {
         rst: tcp.rst(),
         fin: tcp.fin(),
         seq: tcp.seq_number(),
+        ack_number: tcp.ack().then(|| tcp.ack_number()),
+        window: tcp.window_len(),
         data_len: tcp.payload().len(),
     })
 }
@@ -591,7 +597,7 @@ mod tests {
 }
 
 /// A TCP flow seen from this stack: our address and port, then the peer's.
-type Flow = (IpAddr, u16, IpAddr, u16);
+pub(crate) type Flow = (IpAddr, u16, IpAddr, u16);
 
 /// Keeps the sequence number of outgoing pure ACKs at the highest one sent.
 ///
@@ -615,59 +621,72 @@ const MAX_FLOWS: usize = 16 * 1024;
 
 impl AckSequence {
     /// Looks at an outgoing frame, and mends its sequence number if it is a pure
-    /// ACK stamped below what the flow already sent.
-    pub(crate) fn on_egress(&mut self, frame: &mut [u8]) {
+    /// ACK stamped below what the flow already sent. Returns what the frame
+    /// carries if it is a TCP segment (so that it is read once).
+    pub(crate) fn on_egress(&mut self, frame: &mut [u8]) -> Option<EgressSegment> {
         let Ok(mut eth) = EthernetFrame::new_checked(&mut *frame) else {
-            return;
+            return None;
         };
         match eth.ethertype() {
             EthernetProtocol::Ipv4 => {
                 let Ok(mut ip) = Ipv4Packet::new_checked(eth.payload_mut()) else {
-                    return;
+                    return None;
                 };
                 if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
-                    return;
+                    return None;
                 }
                 let (src, dst) = (
                     IpAddress::Ipv4(ip.src_addr()),
                     IpAddress::Ipv4(ip.dst_addr()),
                 );
-                self.mend(src, dst, ip.payload_mut());
+                self.mend(src, dst, ip.payload_mut())
             }
             EthernetProtocol::Ipv6 => {
                 let Ok(mut ip) = Ipv6Packet::new_checked(eth.payload_mut()) else {
-                    return;
+                    return None;
                 };
                 if ip.next_header() != IpProtocol::Tcp {
-                    return;
+                    return None;
                 }
                 let (src, dst) = (
                     IpAddress::Ipv6(ip.src_addr()),
                     IpAddress::Ipv6(ip.dst_addr()),
                 );
-                self.mend(src, dst, ip.payload_mut());
+                self.mend(src, dst, ip.payload_mut())
             }
-            _ => {}
+            _ => None,
         }
     }
 
-    fn mend(&mut self, src: IpAddress, dst: IpAddress, segment: &mut [u8]) {
-        let Ok(mut tcp) = TcpPacket::new_checked(segment) else {
-            return;
-        };
+    fn mend(
+        &mut self,
+        src: IpAddress,
+        dst: IpAddress,
+        segment: &mut [u8],
+    ) -> Option<EgressSegment> {
+        let mut tcp = TcpPacket::new_checked(segment).ok()?;
         let key = (
             IpAddr::from(src),
             tcp.src_port(),
             IpAddr::from(dst),
             tcp.dst_port(),
         );
+        let seq = tcp.seq_number();
+        let data = tcp.payload_mut().len();
+        let len = data + usize::from(tcp.syn()) + usize::from(tcp.fin());
+        let seen = EgressSegment {
+            flow: key,
+            seq,
+            len,
+            data,
+            fin: tcp.fin(),
+            ack: tcp.ack().then(|| tcp.ack_number()),
+            rst: tcp.rst(),
+        };
         if tcp.rst() {
             self.sent.remove(&key);
-            return;
+            return Some(seen);
         }
-        let seq = tcp.seq_number();
-        let payload = tcp.payload_mut().len();
-        let len = payload + usize::from(tcp.syn()) + usize::from(tcp.fin());
         if len > 0 {
             let end = seq + len;
             if self.sent.len() >= MAX_FLOWS && !self.sent.contains_key(&key) {
@@ -677,7 +696,7 @@ impl AckSequence {
             if end > *highest {
                 *highest = end;
             }
-            return;
+            return Some(seen);
         }
         if let Some(&highest) = self.sent.get(&key) {
             if seq < highest {
@@ -685,7 +704,23 @@ impl AckSequence {
                 tcp.fill_checksum(&src, &dst);
             }
         }
+        Some(seen)
     }
+}
+
+/// An outgoing TCP segment, as [`AckSequence::on_egress`] read it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EgressSegment {
+    /// Our address and port, then the peer's.
+    pub flow: Flow,
+    pub seq: TcpSeqNumber,
+    /// Sequence space taken: data, SYN and FIN.
+    pub len: usize,
+    /// Bytes of data (the first after `seq`, or after the SYN).
+    pub data: usize,
+    pub fin: bool,
+    pub ack: Option<TcpSeqNumber>,
+    pub rst: bool,
 }
 
 /// Makes a receiver with a hole in its data say so loudly enough for a smoltcp

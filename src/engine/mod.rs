@@ -20,12 +20,17 @@
 //!   listener on `[::]` takes IPv4 connections too and reports their addresses
 //!   v4-mapped (`::ffff:a.b.c.d`), and a connect to a v4-mapped address is IPv4;
 //! - gratuitous ARP (and its IPv6 counterpart) when the hardware address changes,
-//!   and the neighbour-cache update smoltcp skips when a peer announces a change.
+//!   and the neighbour-cache update smoltcp skips when a peer announces a change;
+//! - loss repair smoltcp lacks: partial ACKs repeated so a second hole is
+//!   retransmitted at once (`frames::HoleSignal`), ACKs stamped with the highest
+//!   sequence number sent (`frames::AckSequence`), and a retransmission after a
+//!   stall instead of smoltcp's 1-second floor ([`recovery`]).
 
 mod frames;
 mod options;
 mod ping;
 mod ports;
+mod recovery;
 mod udp;
 
 use crate::cmd::NetConfig;
@@ -413,6 +418,7 @@ impl Engine {
     /// Processes one frame that arrived from the link.
     pub(crate) fn receive(&mut self, now: Duration, frame: &[u8]) {
         self.now = now;
+        self.io.now = now;
         if !self.io.wire_up {
             return;
         }
@@ -459,6 +465,7 @@ impl Engine {
             self.note_reset(tcp.segment);
         }
         self.io.holes.on_ingress(&tcp);
+        self.io.stalls.on_ingress(frame, &tcp, self.now);
         if tcp.carries_data() {
             if self.peer_finished(tcp.segment) {
                 // Data beyond the peer's FIN: smoltcp would queue it after the
@@ -547,6 +554,7 @@ impl Engine {
     /// Returns true if it processed any.
     pub(crate) fn receive_loopback(&mut self, now: Duration) -> bool {
         self.now = now;
+        self.io.now = now;
         let mut any = false;
         for _ in 0..OUTBOX_LIMIT {
             let Some(frame) = self.io.loopback.pop_front() else {
@@ -562,8 +570,10 @@ impl Engine {
     /// Lets smoltcp send what its sockets have ready, then updates connection states.
     pub(crate) fn transmit(&mut self, now: Duration) {
         self.now = now;
+        self.io.now = now;
         let ts = instant(now);
         self.iface.poll_maintenance(ts);
+        self.repair_stalls();
         for _ in 0..64 {
             let mut port = Port::idle(&mut self.io);
             let result = self.iface.poll_egress(ts, &mut port, &mut self.sockets);
@@ -574,6 +584,19 @@ impl Engine {
         self.update_connections();
         if !self.udps.is_empty() {
             self.finish_udp_closes();
+        }
+    }
+
+    /// Hands smoltcp the duplicate ACKs that make it retransmit on connections
+    /// stalled longer than a retransmission should take (see `recovery`).
+    fn repair_stalls(&mut self) {
+        if self.io.stalls.deadline().is_none_or(|at| at > self.now) {
+            return;
+        }
+        let mut forged = Vec::new();
+        self.io.stalls.due(self.now, &mut forged);
+        for frame in forged {
+            self.ingest_ready(&frame);
         }
     }
 
@@ -603,6 +626,10 @@ impl Engine {
             .iface
             .poll_delay(instant(now), &self.sockets)
             .map(|d| Duration::from_micros(d.total_micros()));
+        if let Some(at) = self.io.stalls.deadline() {
+            let left = at.saturating_sub(now);
+            delay = Some(delay.map_or(left, |d| d.min(left)));
+        }
         for conn in self.conns.values() {
             if let Some(at) = conn.next_probe() {
                 let left = at.saturating_sub(now);
@@ -984,6 +1011,16 @@ impl Engine {
 
     fn forget(&mut self, handle: TcpHandle) {
         if let Some(conn) = self.conns.remove(&handle) {
+            let socket = self.sockets.get::<tcp::Socket>(handle);
+            if let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint())
+            {
+                self.io.stalls.forget(&(
+                    local.addr.into(),
+                    local.port,
+                    remote.addr.into(),
+                    remote.port,
+                ));
+            }
             self.sockets.remove(handle);
             self.ports.release(conn.port, conn.port_use);
         }
@@ -1246,6 +1283,9 @@ struct FrameIo {
     pool: Vec<Vec<u8>>,
     ack_sequence: frames::AckSequence,
     holes: frames::HoleSignal,
+    stalls: recovery::StallRepair,
+    /// The engine's clock, for what the device boundary times.
+    now: Duration,
 }
 
 impl FrameIo {
@@ -1262,6 +1302,8 @@ impl FrameIo {
             pool: Vec::new(),
             ack_sequence: frames::AckSequence::default(),
             holes: frames::HoleSignal::default(),
+            stalls: recovery::StallRepair::default(),
+            now: Duration::ZERO,
         }
     }
 
@@ -1282,7 +1324,13 @@ impl FrameIo {
     /// Sends a frame smoltcp built where it belongs: back in (loopback), out, or
     /// nowhere (a down link).
     fn route(&mut self, mut frame: Vec<u8>) {
-        self.ack_sequence.on_egress(&mut frame);
+        if let Some(segment) = self.ack_sequence.on_egress(&mut frame) {
+            if segment.rst {
+                self.stalls.forget(&segment.flow);
+            } else {
+                self.stalls.on_egress(&segment, self.now);
+            }
+        }
         if frames::dst_mac(&frame) == Some(self.mac) {
             if self.lo_up {
                 self.loopback.push_back(frame);

@@ -885,18 +885,15 @@ fn open_connections_survive_mtu_changes() {
     }
 }
 
-/// Moves `total` bytes from b to a over the wire, dropping the data frames whose
-/// numbers `lost` holds; returns the virtual time it took.
-fn lossy_transfer(w: &mut Wire, total: usize, lost: &[usize]) -> Duration {
-    let options = SocketOptions::default();
-    let local = w.a.bind(addr("0.0.0.0:80"), &options).unwrap();
-    w.a.listen(local, 4, Arc::default(), &options).unwrap();
-    let client = w.b.connect(addr("10.0.0.1:80"), None, &options).unwrap();
-    w.run(MS);
-    let server = match Wire::events(&mut w.a).as_slice() {
-        [Event::Accepted { handle, .. }] => *handle,
-        other => panic!("{other:?}"),
-    };
+/// Moves `total` bytes from b to a over the wire, dropping the frames from b for
+/// which `lose` (given each frame's number, counted from 1, and its bytes) says
+/// so; returns the virtual time it took.
+fn lossy_transfer(
+    w: &mut Wire,
+    total: usize,
+    mut lose: impl FnMut(usize, &[u8]) -> bool,
+) -> Duration {
+    let (client, server) = connected(w);
     let start = w.now;
     let (mut sent, mut got, mut frames) = (0, 0, 0);
     let chunk = vec![7u8; 64 * 1024];
@@ -912,7 +909,7 @@ fn lossy_transfer(w: &mut Wire, total: usize, lost: &[usize]) -> Duration {
         w.b.transmit(w.now);
         while let Some(frame) = w.b.next_outgoing() {
             frames += 1;
-            if !lost.contains(&frames) {
+            if !lose(frames, &frame) {
                 w.a.receive(w.now, &frame);
             }
         }
@@ -928,18 +925,91 @@ fn lossy_transfer(w: &mut Wire, total: usize, lost: &[usize]) -> Duration {
     w.now - start
 }
 
+/// The sequence number and data length of a TCP segment over IPv4.
+fn seq_and_len(frame: &[u8]) -> Option<(smoltcp::wire::TcpSeqNumber, usize)> {
+    frames::tcp_view(frame).map(|t| (t.seq, t.data_len))
+}
+
 #[test]
 fn two_losses_in_a_window_are_repaired_without_a_timeout() {
     // smoltcp alone repairs the first hole by fast retransmit and waits for its
     // retransmission timeout (1 s at least) for the second; the repeated ACK
     // of `frames::HoleSignal` makes it retransmit the second at once too.
-    let one = lossy_transfer(&mut Wire::new(), 1 << 20, &[100]);
-    let two = lossy_transfer(&mut Wire::new(), 1 << 20, &[100, 110]);
+    let one = lossy_transfer(&mut Wire::new(), 1 << 20, |n, _| n == 100);
+    let two = lossy_transfer(&mut Wire::new(), 1 << 20, |n, _| [100, 110].contains(&n));
     assert!(one < Duration::from_millis(500), "one loss: {one:?}");
     assert!(
         two < Duration::from_millis(500),
         "two losses in a window: {two:?}"
     );
+}
+
+#[test]
+fn a_lost_retransmission_costs_a_stall_not_the_one_second_timeout() {
+    // The segment in frame 100 is lost, and so is its fast retransmission: no
+    // duplicate ACK can reveal that, and smoltcp alone waits out its 1 s floor.
+    let mut lost = None;
+    let mut losses = 0;
+    let took = lossy_transfer(&mut Wire::new(), 1 << 20, |n, frame| {
+        let Some((seq, 1..)) = seq_and_len(frame) else {
+            return false;
+        };
+        if n == 100 {
+            lost = Some(seq);
+        }
+        let again = lost == Some(seq) && losses < 2;
+        losses += usize::from(again);
+        again
+    });
+    assert_eq!(
+        losses, 2,
+        "the segment and its first retransmission were lost"
+    );
+    assert!(took < Duration::from_millis(800), "took {took:?}");
+}
+
+#[test]
+fn a_lost_tail_costs_a_stall_not_the_one_second_timeout() {
+    // The last segment of a transfer is lost: nothing follows it to draw
+    // duplicate ACKs.
+    let total = 20_000;
+    let mut first = None;
+    let mut lost = false;
+    let took = lossy_transfer(&mut Wire::new(), total, |_, frame| {
+        let Some((seq, len @ 1..)) = seq_and_len(frame) else {
+            return false;
+        };
+        let start = *first.get_or_insert(seq);
+        let tail = !lost && seq + len == start + total;
+        lost |= tail;
+        tail
+    });
+    assert!(lost, "the tail was lost");
+    assert!(took < Duration::from_millis(800), "took {took:?}");
+}
+
+#[test]
+fn a_lost_fin_alone_is_still_retransmitted() {
+    // smoltcp answers three duplicate ACKs with nothing when only a FIN is
+    // outstanding, and drops its retransmission timer as it does: the stall
+    // repair must leave a lone FIN to that timer, or the peer never sees it.
+    let mut w = Wire::new();
+    let (client, server) = connected(&mut w);
+    w.b.tcp(client).send_slice(b"last words").unwrap();
+    w.run(MS);
+    let mut buf = [0u8; 16];
+    assert_eq!(w.a.tcp(server).recv_slice(&mut buf), Ok(10));
+    w.b.tcp(client).close();
+    w.b.transmit(w.now);
+    let mut dropped = 0;
+    while let Some(frame) = w.b.next_outgoing() {
+        dropped += usize::from(frames::tcp_view(&frame).is_some_and(|t| t.fin));
+    }
+    assert_eq!(dropped, 1, "the FIN was lost");
+    for _ in 0..100 {
+        w.run(100 * MS);
+    }
+    assert!(w.a.recv_finished(server), "the FIN came again");
 }
 
 /// `frame` (a TCP segment over IPv4) with `data` instead of its own, starting
