@@ -330,6 +330,12 @@ fn udp() {
     compile_and_run("udp");
 }
 
+/// A peer's reset reads as ECONNRESET through read(), recv() and recvfrom().
+#[test]
+fn reset() {
+    compile_and_run("reset");
+}
+
 #[test]
 fn options() {
     compile_and_run("options");
@@ -578,6 +584,12 @@ fn fork_on_the_kernel_backend() {
 #[test]
 fn udp_on_the_kernel_backend() {
     run_on_kernel_backend("udp");
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn reset_on_the_kernel_backend() {
+    run_on_kernel_backend("reset");
 }
 
 #[cfg(feature = "kernel-ns")]

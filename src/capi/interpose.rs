@@ -54,6 +54,8 @@ mod next {
         recvfrom: fn(c_int, *mut c_void, usize, c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> isize;
         recvmsg: fn(c_int, *mut libc::msghdr, c_int) -> isize;
         ioctl: fn(c_int, libc::c_ulong, *mut c_void) -> c_int;
+        read: fn(c_int, *mut c_void, usize) -> isize;
+        write: fn(c_int, *const c_void, usize) -> isize;
         close: fn(c_int) -> c_int;
         dup: fn(c_int) -> c_int;
         dup2: fn(c_int, c_int) -> c_int;
@@ -637,7 +639,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: 
         match sockets::lookup(fd).filter(|s| s.is_datagram()) {
             // SAFETY: the program's contract for `buf`.
             Some(s) => send_datagram(&s, fd, unsafe { in_buf(buf, len) }, None, flags),
-            None => call_next!(send(fd, buf, len, flags)),
+            None => stream_outcome(fd, call_next!(send(fd, buf, len, flags)), len),
         }
     })
 }
@@ -661,7 +663,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_
                     std::ptr::null_mut(),
                 )
             },
-            None => call_next!(recv(fd, buf, len, flags)),
+            None => stream_outcome(fd, call_next!(recv(fd, buf, len, flags)), len),
         }
     })
 }
@@ -683,7 +685,11 @@ pub unsafe extern "C" fn recvfrom(
         match sockets::lookup(fd).filter(|s| s.is_datagram()) {
             // SAFETY: the program's contract for `buf`, `addr` and `addrlen`.
             Some(s) => unsafe { recv_datagram(&s, fd, out_buf(buf, len), flags, addr, addrlen) },
-            None => call_next!(recvfrom(fd, buf, len, flags, addr, addrlen)),
+            None => stream_outcome(
+                fd,
+                call_next!(recvfrom(fd, buf, len, flags, addr, addrlen)),
+                len,
+            ),
         }
     })
 }
@@ -697,7 +703,14 @@ pub unsafe extern "C" fn recvfrom(
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
     guard(-1, || {
         let Some(s) = sockets::lookup(fd).filter(|s| s.is_datagram()) else {
-            return call_next!(recvmsg(fd, msg, flags));
+            // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
+            let asked = unsafe { msg.as_ref() }.map_or(0, |header| {
+                (0..header.msg_iovlen)
+                    // SAFETY: a valid msghdr holds msg_iovlen iovecs.
+                    .map(|i| unsafe { (*header.msg_iov.add(i)).iov_len })
+                    .sum()
+            });
+            return stream_outcome(fd, call_next!(recvmsg(fd, msg, flags)), asked);
         };
         // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
         let Some(header) = (unsafe { msg.as_mut() }) else {
@@ -729,6 +742,53 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
         header.msg_flags = 0;
         n
     })
+}
+
+/// `read(2)`: on a stack's stream socket, the end of the stream after the peer's
+/// reset is ECONNRESET, once (see [`stream_outcome`]).
+///
+/// # Safety
+/// As `read(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
+    let n = call_next!(read(fd, buf, len));
+    guard(n, || stream_outcome(fd, n, len))
+}
+
+/// `write(2)`: on a stack's stream socket, the broken pipe after the peer's
+/// reset is ECONNRESET, once (see [`stream_outcome`]).
+///
+/// # Safety
+/// As `write(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
+    let n = call_next!(write(fd, buf, len));
+    guard(n, || stream_outcome(fd, n, len))
+}
+
+/// What a call on a stream descriptor returns: `n`, its own outcome, unless that
+/// is the end of the stream (0 for a read of `asked` > 0 bytes) or a broken pipe
+/// (EPIPE) on a stack connection that the peer reset. A kernel socket reports
+/// such a reset as ECONNRESET to the first call that meets it; the socket pair in
+/// the program's hand can only say EOF and EPIPE, so the reset the pump recorded
+/// is told here instead. Other descriptors pay for a look-up only at their own
+/// end of stream or broken pipe.
+fn stream_outcome(fd: c_int, n: isize, asked: usize) -> isize {
+    let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    let at_end = n == 0 && asked > 0;
+    let broken = n == -1 && errno == libc::EPIPE;
+    if !(at_end || broken) {
+        return n;
+    }
+    let error = sockets::lookup(fd)
+        .filter(|s| !s.is_datagram())
+        .map_or(0, |s| s.take_error());
+    if error == 0 {
+        set_errno(errno);
+        return n;
+    }
+    set_errno(error);
+    -1
 }
 
 /// `ioctl(2)`: `FIONREAD` on an unconnected stack UDP socket counts the next

@@ -59,8 +59,11 @@ pub(crate) fn pair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
 /// Reads into `buf` (`read(2)`).
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     loop {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.
-        let ret = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call;
+        // SYS_read takes (int, void *, size_t).
+        let ret = unsafe {
+            libc::syscall(libc::SYS_read, fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) as isize
+        };
         match cvt(ret) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,
