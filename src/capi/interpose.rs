@@ -55,6 +55,8 @@ mod next {
         recvmsg: fn(c_int, *mut libc::msghdr, c_int) -> isize;
         ioctl: fn(c_int, libc::c_ulong, *mut c_void) -> c_int;
         read: fn(c_int, *mut c_void, usize) -> isize;
+        fcntl: fn(c_int, c_int, std::ffi::c_long) -> c_int;
+        fcntl64: fn(c_int, c_int, std::ffi::c_long) -> c_int;
         write: fn(c_int, *const c_void, usize) -> isize;
         close: fn(c_int) -> c_int;
         dup: fn(c_int) -> c_int;
@@ -836,6 +838,37 @@ pub extern "C" fn dup(fd: c_int) -> c_int {
         }
         new
     })
+}
+
+/// `fcntl(2)`: a copy made with `F_DUPFD` or `F_DUPFD_CLOEXEC` is counted as one
+/// more descriptor of a stack socket, as a `dup` is; everything else is libc's.
+/// (`fcntl` is variadic in C; its third argument, an int or a pointer when there
+/// is one, is passed like a long on the platforms this library supports.)
+///
+/// # Safety
+/// As `fcntl(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: std::ffi::c_long) -> c_int {
+    count_fcntl_copy(cmd, call_next!(fcntl(fd, cmd, arg)))
+}
+
+/// `fcntl64`, which glibc's headers call `fcntl` by when a program is built with
+/// 64-bit file offsets: as [`fcntl`].
+///
+/// # Safety
+/// As `fcntl(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: std::ffi::c_long) -> c_int {
+    count_fcntl_copy(cmd, call_next!(fcntl64(fd, cmd, arg)))
+}
+
+/// Counts the descriptor a successful `F_DUPFD`/`F_DUPFD_CLOEXEC` made; returns
+/// the call's `result` unchanged.
+fn count_fcntl_copy(cmd: c_int, result: c_int) -> c_int {
+    if result >= 0 && (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC) {
+        guard((), || sockets::add_descriptor(result));
+    }
+    result
 }
 
 /// `dup2(2)`, keeping count of a stack socket's descriptors.

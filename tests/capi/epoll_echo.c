@@ -361,6 +361,21 @@ int main(int argc, char *argv[])
 	CHECK(memcmp(buf, "dup alone", 9) == 0, "the dup works after closing the original");
 	clients[1] = dupfd;
 
+	/* So is a copy made by fcntl(F_DUPFD_CLOEXEC): it keeps its addresses
+	 * once the original is closed. */
+	dupfd = fcntl(clients[1], F_DUPFD_CLOEXEC, 100);
+	CHECK(dupfd >= 100, "fcntl F_DUPFD_CLOEXEC");
+	CHECK(close(clients[1]) == 0, "close the original of the fcntl copy");
+	memset(&addr, 0, sizeof addr);
+	alen = sizeof addr;
+	CHECK(getpeername(dupfd, (struct sockaddr *)&addr, &alen) == 0 &&
+		      alen == sizeof addr && same_addr(&addr, "10.0.0.1", PORT),
+	      "getpeername on the fcntl copy is 10.0.0.1:7");
+	write_all_nb(dupfd, "fcntl copy", 10);
+	read_exact_nb(dupfd, buf, 10);
+	CHECK(memcmp(buf, "fcntl copy", 10) == 0, "the fcntl copy works alone");
+	clients[1] = dupfd;
+
 	/* Bulk: 8 MiB, written faster than read, so the server meets EAGAIN. */
 	bulk = malloc(BULK);
 	back = malloc(BULK);

@@ -4,8 +4,13 @@
  * stream), and a write after that fails with EPIPE, as on a Linux socket. The
  * descriptor is one end of a socket pair, which by itself can only say EOF.
  *
+ * Built with 64-bit file offsets, as many programs are (glibc then names
+ * fcntl fcntl64): a copy made with F_DUPFD is still the same socket.
+ *
  * usage: reset VDENET
  */
+#define _FILE_OFFSET_BITS 64
+#include <fcntl.h>
 #include <signal.h>
 
 #include "testlib.h"
@@ -60,8 +65,19 @@ int main(int argc, char *argv[])
 	      "recvfrom after the peer's reset gives ECONNRESET");
 	close(conn);
 
-	/* A clean close stays a clean end of stream. */
-	conn = stack_connect(b, "10.0.0.1", 80);
+	/* A clean close stays a clean end of stream, on an F_DUPFD copy too. */
+	int original = stack_connect(b, "10.0.0.1", 80);
+	conn = fcntl(original, F_DUPFD, 50);
+	CHECK(conn >= 50, "fcntl F_DUPFD");
+	CHECK(close(original) == 0, "close the original");
+	struct sockaddr_in peer_addr;
+	socklen_t alen = sizeof peer_addr;
+	memset(&peer_addr, 0, sizeof peer_addr);
+	CHECK(getpeername(conn, SA(peer_addr), &alen) == 0 &&
+		      alen == sizeof peer_addr &&
+		      peer_addr.sin_family == AF_INET &&
+		      peer_addr.sin_port == htons(80),
+	      "getpeername on the F_DUPFD copy");
 	int peer = accept(lfd, NULL, NULL);
 	CHECK(peer >= 0, "accept");
 	CHECK(close(peer) == 0, "close");
