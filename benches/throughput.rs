@@ -9,6 +9,10 @@
 //! A third figure bounds both: the switch's ceiling, full-size frames blasted from one
 //! port to another with no TCP at all (no ACKs, no application copies), counted as
 //! the 1,460 payload bytes each could carry. No TCP over that switch can beat it.
+//!
+//! Beside each speed: the CPU time the whole machine spent busy per GB moved (from
+//! `/proc/stat`, so the reference's kernel TCP and tap forwarders count wherever
+//! they ran, and so do the switch and both pumps).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -59,8 +63,35 @@ impl Drop for Switch {
     }
 }
 
-/// MB/s (1e6 bytes) for `mib` MiB one way, from the first write to the last byte read.
-fn ours(mib: usize) -> f64 {
+/// One transfer's figures.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// MB/s (1e6 bytes), from the first write to the last byte read.
+    mb_per_s: f64,
+    /// Seconds of busy CPU, machine-wide, per GB (1e9 bytes) moved.
+    cpu_s_per_gb: f64,
+}
+
+/// Seconds of CPU time the machine has spent busy (not idle, not waiting for I/O)
+/// since boot, from the first line of `/proc/stat`.
+fn busy_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .expect("the cpu line of /proc/stat")
+        .split_whitespace()
+        .map(|v| v.parse().expect("a tick count"))
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().map(|&i| ticks[i]).sum();
+    // SAFETY: sysconf has no preconditions.
+    busy as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// `mib` MiB one way between two of our stacks.
+fn ours(mib: usize) -> Run {
     let sw = Switch::start("ours");
     let vnl = format!("vde://{}", sw.path().display());
     let a = Stack::new(&vnl, None).unwrap();
@@ -88,6 +119,7 @@ fn ours(mib: usize) -> f64 {
     });
     let mut client = TcpStream::connect(&b, "10.123.0.1:5201").unwrap();
     let buf = vec![0x5au8; WRITE_SIZE];
+    let busy = busy_cpu_seconds();
     let start = Instant::now();
     let mut sent = 0;
     while sent < total {
@@ -96,12 +128,16 @@ fn ours(mib: usize) -> f64 {
     }
     client.shutdown(std::net::Shutdown::Write).unwrap();
     let (got, end) = receiver.join().unwrap();
+    let busy = busy_cpu_seconds() - busy;
     assert_eq!(got, total);
-    total as f64 / (end - start).as_secs_f64() / 1e6
+    Run {
+        mb_per_s: total as f64 / (end - start).as_secs_f64() / 1e6,
+        cpu_s_per_gb: busy / (total as f64 / 1e9),
+    }
 }
 
 /// Builds and runs benches/ref/ref_tput.c against the reference libvdestack.
-fn reference(mib: usize) -> Result<f64, String> {
+fn reference(mib: usize) -> Result<Run, String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/ref/ref_tput.c");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ref_tput");
     let cc = Command::new("cc")
@@ -130,11 +166,17 @@ fn reference(mib: usize) -> Result<f64, String> {
             String::from_utf8_lossy(&run.stderr).trim()
         ));
     }
-    stdout
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("reference_mb_per_s="))
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("unexpected output: {stdout}"))
+    let field = |name: &str| -> Result<f64, String> {
+        stdout
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no {name} in: {stdout}"))
+    };
+    Ok(Run {
+        mb_per_s: field("reference_mb_per_s")?,
+        cpu_s_per_gb: field("busy_cpu_s")? / (field("bytes")? / 1e9),
+    })
 }
 
 /// TCP payload in a full 1,514-byte frame (IPv4 and TCP headers without options).
@@ -253,22 +295,39 @@ fn main() {
             Err(e) => ref_error = Some(e),
         }
     }
-    let ours = median(ours_runs.clone());
+    let ours = report("vdestack", &ours_runs);
     let ceiling = median(ceiling_runs.clone());
-    println!("vdestack   : {ours:8.1} MB/s  (runs: {ours_runs:.1?})");
     println!(
         "switch     : {ceiling:8.1} MB/s  (runs: {ceiling_runs:.1?}) ceiling: full frames, no TCP"
     );
-    println!("vdestack / ceiling : {:8.2}", ours / ceiling);
+    println!("vdestack / ceiling : {:8.2}", ours.mb_per_s / ceiling);
     if ref_runs.is_empty() {
         println!(
             "reference  : not measured: {}",
             ref_error.unwrap_or_default()
         );
     } else {
-        let reference = median(ref_runs.clone());
-        println!("reference  : {reference:8.1} MB/s  (runs: {ref_runs:.1?})");
-        println!("reference / ceiling: {:8.2}", reference / ceiling);
-        println!("ratio      : {:8.2}x", ours / reference);
+        let reference = report("reference", &ref_runs);
+        println!("reference / ceiling: {:8.2}", reference.mb_per_s / ceiling);
+        println!("ratio      : {:8.2}x", ours.mb_per_s / reference.mb_per_s);
+        println!(
+            "CPU ratio  : {:8.2}x less busy CPU per GB than the reference",
+            reference.cpu_s_per_gb / ours.cpu_s_per_gb
+        );
     }
+}
+
+/// Prints the medians of `runs` under `name`, and returns them.
+fn report(name: &str, runs: &[Run]) -> Run {
+    let speeds: Vec<f64> = runs.iter().map(|r| r.mb_per_s).collect();
+    let cpu: Vec<f64> = runs.iter().map(|r| r.cpu_s_per_gb).collect();
+    let median_run = Run {
+        mb_per_s: median(speeds.clone()),
+        cpu_s_per_gb: median(cpu.clone()),
+    };
+    println!(
+        "{name:<11}: {:8.1} MB/s  (runs: {speeds:.1?}), {:.2} busy CPU s per GB (runs: {cpu:.2?})",
+        median_run.mb_per_s, median_run.cpu_s_per_gb
+    );
+    median_run
 }
