@@ -365,26 +365,33 @@ fn udp_both_ways_with_the_kernel() {
     let switch = Switch::start();
     let stack = our_stack(&switch);
     let mut ns = KernelNs::start(&switch);
-    // The kernel echoes UDP on port 7 (IPv6 socket, IPv4 too).
+    // The kernel echoes UDP on port 7 (IPv6 socket, IPv4 too), datagrams of up
+    // to 64 KiB (socat's default buffer is 8 KiB).
     let (status, out) = ns.sh(
-        "socat UDP6-RECVFROM:7,fork PIPE </dev/null >/dev/null 2>&1 &\n\
+        "socat -b 65536 UDP6-RECVFROM:7,fork PIPE </dev/null >/dev/null 2>&1 &\n\
          n=0; while ! ss -Hlun \"sport = :7\" | grep -q . && [ $n -lt 1000 ]; do sleep 0.01; n=$((n+1)); done\n\
          ss -Hlun \"sport = :7\" | grep -q .",
     );
     assert_eq!(status, 0, "socat did not start: {out}");
     let ll = SocketAddr::V6(SocketAddrV6::new(ns.link_local, 7, 0, 2));
-    for to in [
+    // 20,000 bytes go in fragments both ways: ours to the kernel's reassembly,
+    // the kernel's to ours (for IPv6 the engine's own, which smoltcp lacks).
+    let targets = [
         "10.0.0.2:7".parse::<SocketAddr>().unwrap(),
         "[2001:db8::2]:7".parse().unwrap(),
         ll,
-    ] {
+    ];
+    for (to, size) in targets
+        .into_iter()
+        .flat_map(|to| [(to, 1200), (to, 20_000)])
+    {
         let socket =
             UdpSocket::bind(&stack, if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();
-        let data = pattern(1200);
-        let mut buf = vec![0u8; 2048];
+        let data = pattern(size);
+        let mut buf = vec![0u8; 65_536];
         let mut echoed = None;
         for _ in 0..20 {
             socket.send_to(&data, to).unwrap();
@@ -393,8 +400,11 @@ fn udp_both_ways_with_the_kernel() {
                 break;
             }
         }
-        let (got, from) = echoed.unwrap_or_else(|| panic!("no UDP echo from {to}"));
-        assert!(got == data, "{to}: the datagram came back altered");
+        let (got, from) = echoed.unwrap_or_else(|| panic!("no UDP echo of {size} bytes from {to}"));
+        assert!(
+            got == data,
+            "{to}: the {size}-byte datagram came back altered"
+        );
         assert_eq!(from.ip(), to.ip());
     }
     // The kernel sends to our socket and gets our answer.

@@ -372,6 +372,22 @@ fn ipv6_datagrams(b: Backend) {
         (reply.as_slice(), from),
         (&b"over v6"[..], addr("[fd00::1]:7"))
     );
+    // Beyond the MTU, IPv6 datagrams go in fragments both ways, up to the
+    // largest UDP payload IPv6 carries (65,535 bytes less the UDP header).
+    for size in [1_453usize, 8_000, 60_000, 65_527] {
+        let data: Vec<u8> = (0..size).map(|i| (i % 249) as u8).collect();
+        let (reply, from) = exchange(&client, &data, addr("[fd00::1]:7"));
+        assert_eq!(from, addr("[fd00::1]:7"));
+        assert!(reply == data, "{size}-byte IPv6 datagram altered");
+    }
+    assert_eq!(
+        errno(
+            &client
+                .send_to(&vec![0u8; 65_528], "[fd00::1]:7")
+                .unwrap_err()
+        ),
+        libc::EMSGSIZE
+    );
     // The IPv6 server also hears IPv4 clients, as v4-mapped addresses.
     let v4 = UdpSocket::bind(&net.b, "0.0.0.0:0").unwrap();
     let (reply, from) = exchange(&v4, b"over v4", addr("10.0.0.1:7"));

@@ -61,11 +61,10 @@ pub const UDP_PORT_A6: u16 = 5353;
 pub const UDP_PORT_A_CONNECTED: u16 = 5000;
 pub const UDP_PORT_B4: u16 = 6000;
 pub const UDP_PORT_B6: u16 = 6001;
-/// Sizes of successive datagrams, in turn. Over IPv4 some exceed one frame (1472
-/// bytes of UDP payload), so that B fragments and A reassembles; smoltcp does not
-/// fragment IPv6, so those stay within one frame.
+/// Sizes of successive datagrams, in turn. Some exceed one frame (1472 bytes of
+/// UDP payload over IPv4, 1452 over IPv6), so that B fragments and A reassembles.
 const SIZES_V4: [usize; 8] = [0, 1, 60, 512, 1472, 1473, 3000, 5000];
-const SIZES_V6: [usize; 4] = [0, 100, 1232, 1452];
+const SIZES_V6: [usize; 4] = [0, 100, 1453, 4000];
 const SIZES_A_TO_B: [usize; 4] = [3, 1400, 2000, 40];
 /// Echo request data sizes (IPv4, IPv6).
 const PING_SIZES: [usize; 4] = [0, 56, 1000, 1400];
@@ -103,7 +102,7 @@ impl End {
 pub struct Taint {
     /// (stream offset of `data[0]`, data), offsets modulo 2^32 as TCP counts them.
     segments: Vec<(u32, Vec<u8>)>,
-    /// An IPv4 fragment was injected: reassembly can put anything anywhere.
+    /// An IP fragment was injected: reassembly can put anything anywhere.
     anything: bool,
 }
 
@@ -143,7 +142,7 @@ pub struct DatagramTaint {
     /// IPv6 extension headers; an ICMP message): any substring is allowed, a
     /// deliberate over-approximation that needs no parsing.
     frames: Vec<Vec<u8>>,
-    /// An IPv4 fragment was injected: reassembly can combine it with anything.
+    /// An IP fragment was injected: reassembly can combine it with anything.
     anything: bool,
 }
 

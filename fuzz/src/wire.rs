@@ -26,8 +26,9 @@ pub enum Ip<'a> {
         proto: u8,
         payload: &'a [u8],
     },
-    /// An IPv4 fragment (more fragments follow, or not the first one): its
-    /// payload may end up anywhere once reassembled.
+    /// An IPv4 fragment (more fragments follow, or not the first one), or an
+    /// IPv6 packet with a Fragment header: its payload may end up anywhere once
+    /// reassembled.
     Fragment,
     /// Anything else (ARP, other ethertypes, truncated headers).
     Other,
@@ -74,6 +75,11 @@ pub fn ip(frame: &[u8]) -> Ip<'_> {
         ETHERTYPE_IPV6 => {
             if l3.len() < 40 {
                 return Ip::Other;
+            }
+            // A Fragment header (44) right after the IPv6 header: the engine
+            // reassembles those, so its bytes too may end up anywhere.
+            if l3[6] == 44 {
+                return Ip::Fragment;
             }
             let src: [u8; 16] = l3[8..24].try_into().expect("16 bytes");
             let dst: [u8; 16] = l3[24..40].try_into().expect("16 bytes");

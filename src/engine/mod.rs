@@ -24,9 +24,12 @@
 //! - loss repair smoltcp lacks: partial ACKs repeated so a second hole is
 //!   retransmitted at once (`frames::HoleSignal`), ACKs stamped with the highest
 //!   sequence number sent (`frames::AckSequence`), and a retransmission after a
-//!   stall instead of smoltcp's 1-second floor ([`recovery`]).
+//!   stall instead of smoltcp's 1-second floor ([`recovery`]);
+//! - IPv6 fragmentation and reassembly ([`ipv6_frag`]), which smoltcp has for
+//!   IPv4 only.
 
 mod frames;
+mod ipv6_frag;
 mod options;
 mod ping;
 mod ports;
@@ -54,6 +57,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 pub(crate) use udp::{check_send as udp_check_send, DatagramProto, UdpHandle};
+
+/// The largest datagram payload the stack sends or receives: UDP over IPv6.
+pub(crate) const MAX_UDP_PAYLOAD: usize = ipv6_frag::MAX_UDP_V6;
 
 pub(crate) use smoltcp::iface::SocketHandle as TcpHandle;
 pub(crate) use smoltcp::socket::tcp::State as TcpState;
@@ -230,6 +236,12 @@ pub(crate) struct Engine {
     arp_seen: HashMap<Ipv4Address, Duration>,
     events: VecDeque<Event>,
     now: Duration,
+    /// IPv6 fragmentation, which smoltcp lacks: incoming fragments waiting for
+    /// the rest, the raw socket outgoing ones leave by (made on first use), and
+    /// the next Fragment header identification.
+    reassembler: ipv6_frag::Reassembler,
+    fragment_socket: Option<smoltcp::iface::SocketHandle>,
+    next_fragment_id: u32,
 }
 
 impl Engine {
@@ -266,6 +278,10 @@ impl Engine {
             arp_seen: HashMap::new(),
             events: VecDeque::new(),
             now,
+            reassembler: ipv6_frag::Reassembler::default(),
+            fragment_socket: None,
+            // Not predictable from one stack to the next (RFC 7739), yet repeatable.
+            next_fragment_id: (seed >> 16) as u32,
         };
         engine.sync_config();
         engine
@@ -426,6 +442,11 @@ impl Engine {
     }
 
     fn ingest(&mut self, frame: &[u8]) {
+        match self.reassembler.on_frame(frame, self.now) {
+            ipv6_frag::Fragment::NotOne => {}
+            ipv6_frag::Fragment::Taken => return,
+            ipv6_frag::Fragment::Complete(whole) => return self.ingest(&whole),
+        }
         if let Some(sender) = frames::arp_sender(frame) {
             self.arp_seen.insert(sender, self.now);
         }

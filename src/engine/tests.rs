@@ -478,6 +478,38 @@ fn an_ipv6_udp_socket_sees_ipv4_peers_as_mapped() {
 }
 
 #[test]
+fn ipv6_datagrams_beyond_the_mtu_go_in_fragments() {
+    // The first datagram is the large one, so its fragments also wait for
+    // neighbour discovery; loopback reassembles the stack's own.
+    let mut wire = Wire::new();
+    wire.a
+        .run_cmd("/bin/ip -6 addr add fd00::1/64 dev vde0 nodad; /bin/ip link set lo up")
+        .unwrap();
+    wire.b
+        .run_cmd("/bin/ip -6 addr add fd00::2/64 dev vde0 nodad")
+        .unwrap();
+    let (server, _) = open_udp(&mut wire.a, "[::]:53");
+    let (client, _) = open_udp(&mut wire.b, "[::]:4000");
+    let data: Vec<u8> = (0..30_000).map(|i| (i % 253) as u8).collect();
+    wire.b
+        .udp_send(client, Some(addr("[fd00::1]:53")), &data)
+        .unwrap();
+    for _ in 0..10 {
+        wire.run(MS);
+    }
+    let got = wire.a.udp_recv(server).expect("the datagram, reassembled");
+    assert_eq!(
+        (got.peer, got.data.len()),
+        (addr("[fd00::2]:4000"), data.len())
+    );
+    assert!(got.data == data);
+    let (own, _) = open_udp(&mut wire.a, "[::1]:5000");
+    wire.a.udp_send(own, Some(addr("[::1]:53")), &data).unwrap();
+    wire.run(MS);
+    assert!(wire.a.udp_recv(server).expect("over loopback").data == data);
+}
+
+#[test]
 fn udp_over_loopback() {
     let mut wire = Wire::new();
     wire.a.run_cmd("/bin/ip link set lo up").unwrap();

@@ -341,7 +341,8 @@ impl Pump {
             adopted: HashMap::new(),
             udps: HashMap::new(),
             by_udp: HashMap::new(),
-            udp_scratch: vec![0; 1 << 16],
+            // The largest datagram (UDP over IPv6) behind its address.
+            udp_scratch: vec![0; crate::engine::MAX_UDP_PAYLOAD + ADDR_BYTES],
             // Accepted connections get ids from the top half, so they never meet the
             // application's own counter.
             next_accept_id: 1 << 62,

@@ -335,8 +335,8 @@ impl UdpSocket {
     }
 
     /// Sends a datagram to `addr`. Errors as `sendto(2)`: `EMSGSIZE` beyond
-    /// 65,507 bytes (IPv4; IPv6: one link MTU, as smoltcp does not fragment
-    /// IPv6), `EACCES` to a broadcast address without [`UdpSocket::set_broadcast`],
+    /// 65,507 bytes over IPv4 and 65,527 over IPv6 (larger than the link's MTU,
+    /// a datagram leaves in fragments), `EACCES` to a broadcast address without [`UdpSocket::set_broadcast`],
     /// `ENETUNREACH` without a route. A connected socket may send to another address
     /// than its peer's, as on Linux.
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
