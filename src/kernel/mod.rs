@@ -214,6 +214,11 @@ impl KernelStack {
             return Err(io::Error::last_os_error());
         }
         if pid == 0 {
+            // The C ABI's socket registry belongs to the parent, and its lock may
+            // have been held by another thread at the fork: the helper's own calls
+            // must never look there.
+            #[cfg(feature = "capi")]
+            crate::capi::forget_sockets_in_child();
             let link: Option<&mut dyn Link> = match &mut link {
                 Some(link) => Some(&mut **link),
                 None => None,
