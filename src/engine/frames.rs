@@ -43,6 +43,8 @@ pub(crate) struct TcpView {
     pub ack_number: Option<TcpSeqNumber>,
     /// The window field as sent (not scaled).
     pub window: u16,
+    /// The header carries options.
+    pub options: bool,
     pub data_len: usize,
 }
 
@@ -77,6 +79,7 @@ pub(crate) fn tcp_view(frame: &[u8]) -> Option<TcpView> {
         seq: tcp.seq_number(),
         ack_number: tcp.ack().then(|| tcp.ack_number()),
         window: tcp.window_len(),
+        options: usize::from(tcp.header_len()) > 20,
         data_len: tcp.payload().len(),
     })
 }

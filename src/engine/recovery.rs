@@ -32,7 +32,7 @@ const MIN_STALL: Duration = Duration::from_millis(200);
 const STALL_RTTS: u32 = 4;
 
 /// Repairs tried for one stall before leaving it to smoltcp's own timer (the
-/// bound has doubled to 6.4 s by then).
+/// last one 3.2 s after the one before, at the floor).
 const MAX_REPAIRS: u32 = 5;
 
 /// Flows remembered at most; past that the table starts over (a stall is then
@@ -42,7 +42,8 @@ const MAX_FLOWS: usize = 16 * 1024;
 /// What is known about one flow's sending side.
 #[derive(Debug, Default)]
 struct FlowState {
-    /// The peer's last segment, without data: the model for the ACKs made for it.
+    /// A segment of the peer's (the first without SYN or options), without data:
+    /// the addresses and ports of the ACKs made for it.
     template: Vec<u8>,
     /// The highest acknowledgement the peer sent, and the window it gave with it.
     peer_ack: Option<TcpSeqNumber>,
@@ -116,7 +117,13 @@ impl StallRepair {
             self.flows.clear();
         }
         let flow = self.flows.entry(key).or_default();
+        // A model without options (a SYN's would carry its MSS and window
+        // scale into segments that must not have them). A peer that puts
+        // options on every segment gives none, and its stalls are left to
+        // smoltcp's timer.
         if flow.template.is_empty()
+            && !tcp.syn
+            && !tcp.options
             && !frames::write_tcp_part(&mut flow.template, frame, TcpPart::WithoutData)
         {
             flow.template.clear();
