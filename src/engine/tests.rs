@@ -227,11 +227,7 @@ fn loopback_needs_lo_up() {
             .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENETUNREACH));
     w.a.run_cmd("/bin/ip link set lo up").unwrap();
-    let local =
-        w.a.bind(addr("0.0.0.0:80"), &SocketOptions::default())
-            .unwrap();
-    w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
-        .unwrap();
+    listen_on(&mut w.a, addr("0.0.0.0:80"));
     for target in ["127.0.0.1:80", "10.0.0.1:80"] {
         let handle =
             w.a.connect(addr(target), None, &SocketOptions::default())
@@ -261,11 +257,7 @@ fn loopback_needs_lo_up() {
 fn identical_runs_give_identical_frames() {
     fn trace() -> Vec<Vec<u8>> {
         let mut w = Wire::new();
-        let local =
-            w.a.bind(addr("0.0.0.0:80"), &SocketOptions::default())
-                .unwrap();
-        w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
-            .unwrap();
+        listen_on(&mut w.a, addr("0.0.0.0:80"));
         let client =
             w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
                 .unwrap();
@@ -604,11 +596,7 @@ fn ipv6_by_link_local_and_global_address() {
         .unwrap();
     w.b.run_cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
         .unwrap();
-    let local =
-        w.a.bind(addr("[::]:80"), &SocketOptions::default())
-            .unwrap();
-    w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
-        .unwrap();
+    listen_on(&mut w.a, addr("[::]:80"));
     // The EUI-64 link-local addresses of 02:00:00:00:00:01 and :02.
     for (target, peer) in [
         ("[fe80::ff:fe00:1]:80", "fe80::ff:fe00:2"),
@@ -631,12 +619,7 @@ fn ipv6_by_link_local_and_global_address() {
 #[test]
 fn an_ipv6_wildcard_listener_takes_ipv4_as_v4_mapped_unless_v6only() {
     let mut w = Wire::new();
-    let local =
-        w.a.bind(addr("[::]:80"), &SocketOptions::default())
-            .unwrap();
-    let listener =
-        w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
-            .unwrap();
+    let listener = listen_on(&mut w.a, addr("[::]:80"));
     let client =
         w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
             .unwrap();
@@ -700,11 +683,7 @@ fn an_ipv6_wildcard_listener_takes_ipv4_as_v4_mapped_unless_v6only() {
 /// The largest frame each side sends while `client` (on b) sends `bytes` to a
 /// connection that a accepts on port `port`.
 fn largest_frames(w: &mut Wire, port: u16, bytes: usize) -> (usize, usize, Option<u16>) {
-    let local =
-        w.a.bind(addr(&format!("0.0.0.0:{port}")), &SocketOptions::default())
-            .unwrap();
-    w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
-        .unwrap();
+    listen_on(&mut w.a, addr(&format!("0.0.0.0:{port}")));
     let client =
         w.b.connect(
             addr(&format!("10.0.0.1:{port}")),
@@ -793,11 +772,7 @@ fn a_new_hardware_address_is_announced_and_learned() {
     w.b.run_cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
         .unwrap();
     for port in [80, 81] {
-        let local =
-            w.a.bind(addr(&format!("[::]:{port}")), &SocketOptions::default())
-                .unwrap();
-        w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
-            .unwrap();
+        listen_on(&mut w.a, addr(&format!("[::]:{port}")));
     }
     // b learns a's first address both ways.
     for target in ["10.0.0.1:80", "[2001:db8::1]:80"] {
@@ -845,11 +820,7 @@ fn ipv6_loopback_needs_lo_up() {
             .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENETUNREACH));
     w.a.run_cmd("/bin/ip link set lo up").unwrap();
-    let local =
-        w.a.bind(addr("[::]:80"), &SocketOptions::default())
-            .unwrap();
-    w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
-        .unwrap();
+    listen_on(&mut w.a, addr("[::]:80"));
     for target in ["[::1]:80", "[2001:db8::1]:80", "[fe80::ff:fe00:1]:80"] {
         let handle =
             w.a.connect(addr(target), None, &SocketOptions::default())
@@ -873,11 +844,7 @@ fn open_connections_survive_mtu_changes() {
         .unwrap();
     w.b.run_cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
         .unwrap();
-    let local =
-        w.a.bind(addr("[::]:80"), &SocketOptions::default())
-            .unwrap();
-    w.a.listen(local, 4, Arc::default(), &SocketOptions::default())
-        .unwrap();
+    listen_on(&mut w.a, addr("[::]:80"));
     let c4 =
         w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
             .unwrap();
@@ -1065,18 +1032,16 @@ fn with_data_and_fin(frame: &[u8], skip: usize, data: &[u8]) -> Vec<u8> {
     f
 }
 
+/// Listens on `local` with a backlog of 4 and default options.
+fn listen_on(engine: &mut Engine, local: SocketAddr) -> ListenerId {
+    let options = SocketOptions::default();
+    let bound = engine.bind(local, &options).unwrap();
+    engine.listen(bound, 4, Arc::default(), &options).unwrap()
+}
+
 /// A connection from `w.b` to `w.a`'s port 80: (client, server).
 fn connected(w: &mut Wire) -> (TcpHandle, TcpHandle) {
-    let local =
-        w.a.bind(addr("0.0.0.0:80"), &SocketOptions::default())
-            .unwrap();
-    w.a.listen(
-        local,
-        4,
-        Arc::new(AtomicU64::new(0)),
-        &SocketOptions::default(),
-    )
-    .unwrap();
+    listen_on(&mut w.a, addr("0.0.0.0:80"));
     let client =
         w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
             .unwrap();
