@@ -47,9 +47,15 @@ fn works_where_user_namespaces_are_forbidden() {
         stacks_talk();
         return;
     }
+    rerun_without_user_namespaces("works_where_user_namespaces_are_forbidden");
+}
+
+/// Runs the test `name` of this binary again, inside a user namespace where
+/// creating another one fails (`max_user_namespaces` = 0), and asserts it passed.
+fn rerun_without_user_namespaces(name: &str) {
     let me = std::env::current_exe().unwrap();
     let script = format!(
-        "echo 0 > /proc/sys/user/max_user_namespaces && exec '{}' --exact works_where_user_namespaces_are_forbidden --test-threads=1",
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec '{}' --exact {name} --test-threads=1",
         me.display()
     );
     let status = Command::new("unshare")
@@ -86,15 +92,5 @@ fn kernel_backend_fails_clearly_where_user_namespaces_are_forbidden() {
         kernel_stack_is_refused_clearly();
         return;
     }
-    let me = std::env::current_exe().unwrap();
-    let script = format!(
-        "echo 0 > /proc/sys/user/max_user_namespaces && exec '{}' --exact {NAME} --test-threads=1",
-        me.display()
-    );
-    let status = Command::new("unshare")
-        .args(["-Ur", "sh", "-c", &script])
-        .env(INNER, "1")
-        .status()
-        .unwrap();
-    assert!(status.success(), "the run without user namespaces failed");
+    rerun_without_user_namespaces(NAME);
 }

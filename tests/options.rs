@@ -312,12 +312,7 @@ fn ttl_and_nodelay_read_back(b: Backend) {
 
 fn only_v6_keeps_ipv4_out(b: Backend) {
     let net = Net::with_backends(Wire::Ptp, b, b);
-    net.a
-        .cmd("/bin/ip -6 addr add fd00::1/64 dev vde0 nodad")
-        .unwrap();
-    net.b
-        .cmd("/bin/ip -6 addr add fd00::2/64 dev vde0 nodad")
-        .unwrap();
+    net.add_ipv6();
     let v6only = SocketConfig::new().only_v6(true);
     let listener = TcpListener::bind_with(&net.a, "[::]:80", &v6only).unwrap();
     assert_eq!(

@@ -73,12 +73,7 @@ fn ping_another_stack_and_itself(b: Backend) {
 
 fn ping_over_ipv6(b: Backend) {
     let net = net(Wire::Switch, b);
-    net.a
-        .cmd("/bin/ip -6 addr add fd00::1/64 dev vde0 nodad")
-        .unwrap();
-    net.b
-        .cmd("/bin/ip -6 addr add fd00::2/64 dev vde0 nodad")
-        .unwrap();
+    net.add_ipv6();
     let socket = PingSocket::bind(&net.b, ip("::")).unwrap();
     let (reply, from) = ping(&socket, ip("fd00::1"), b"v6");
     assert_eq!(from, ip("fd00::1"));

@@ -359,12 +359,7 @@ fn many_readers_each_get_the_true_source(b: Backend) {
 
 fn ipv6_datagrams(b: Backend) {
     let net = Net::with_backends(Wire::Switch, b, b);
-    net.a
-        .cmd("/bin/ip -6 addr add fd00::1/64 dev vde0 nodad")
-        .unwrap();
-    net.b
-        .cmd("/bin/ip -6 addr add fd00::2/64 dev vde0 nodad")
-        .unwrap();
+    net.add_ipv6();
     let echo = echo_server(UdpSocket::bind(&net.a, "[::]:7").unwrap());
     let client = UdpSocket::bind(&net.b, "[::]:0").unwrap();
     let (reply, from) = exchange(&client, b"over v6", addr("[fd00::1]:7"));

@@ -178,6 +178,17 @@ impl Net {
             _dir: dir,
         }
     }
+
+    /// Adds fd00::1/64 to `a` and fd00::2/64 to `b` (no duplicate address
+    /// detection, so that they are usable at once).
+    pub fn add_ipv6(&self) {
+        self.a
+            .cmd("/bin/ip -6 addr add fd00::1/64 dev vde0 nodad")
+            .expect("IPv6 on a");
+        self.b
+            .cmd("/bin/ip -6 addr add fd00::2/64 dev vde0 nodad")
+            .expect("IPv6 on b");
+    }
 }
 
 /// The path of a switch's socket directory as a bare path (for tools that take
