@@ -70,19 +70,28 @@
 //! and closes every descriptor it owned.
 
 #![warn(missing_docs)]
+// `unsafe` is refused everywhere but in the modules that talk to the system or to C:
+// `sys` (raw system calls), `link` (libvdeplug's FFI), `kernel` (the namespace
+// helper) and `capi`; each of those allows it for itself.
+#![deny(unsafe_code)]
 
 #[cfg(feature = "capi")]
+#[allow(unsafe_code)]
 pub mod capi;
 pub mod cmd;
 mod engine;
 #[cfg(feature = "kernel-ns")]
+#[allow(unsafe_code)]
 mod kernel;
+#[allow(unsafe_code)]
 pub mod link;
 pub mod pcap;
 mod pump;
 pub mod sim;
 mod socket;
 mod stack;
+#[allow(unsafe_code)]
+mod sys;
 
 pub use cmd::CmdError;
 pub use socket::{PingSocket, SocketConfig, TcpListener, TcpStream, UdpSocket};

@@ -12,7 +12,7 @@ use crate::pcap::PcapWriter;
 use crate::pump::{
     ConfigView, ConnShared, Control, Handoffs, Pump, PumpHandle, FIRST_SOCKET_ID, WAKER,
 };
-use crate::socket::sys;
+use crate::sys;
 use std::collections::hash_map::RandomState;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};

@@ -6,8 +6,9 @@
 
 use crate::engine::{DatagramProto, SocketOptions};
 use crate::pump::{ConnShared, Control};
-use crate::socket::{sys, Acceptor, Conn, Udp};
+use crate::socket::{Acceptor, Conn, Udp};
 use crate::stack::{Stack, StackCtx};
+use crate::sys;
 use crossbeam_channel::Receiver;
 use std::collections::HashMap;
 use std::io;

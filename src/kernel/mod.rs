@@ -199,7 +199,7 @@ impl KernelStack {
     /// Starts the helper: a new user and network namespace with a tap named `ifname`
     /// bridged to `link` (`None`: no tap, only `lo`).
     pub(crate) fn start(link: Option<Box<dyn Link>>, ifname: &str) -> io::Result<KernelStack> {
-        let (ours, theirs) = crate::socket::sys::pair(libc::SOCK_SEQPACKET)?;
+        let (ours, theirs) = crate::sys::pair(libc::SOCK_SEQPACKET)?;
         let mut keep = vec![0, 1, 2, theirs.as_raw_fd()];
         if let Some(link) = &link {
             keep.extend(link.fds());
@@ -283,7 +283,7 @@ impl KernelStack {
         }
         let fd = fd.ok_or_else(|| io::Error::from_raw_os_error(libc::EPROTO))?;
         // Received close-on-exec; keep that only if asked for.
-        crate::socket::sys::set_cloexec(fd.as_fd(), ty & libc::SOCK_CLOEXEC != 0)?;
+        crate::sys::set_cloexec(fd.as_fd(), ty & libc::SOCK_CLOEXEC != 0)?;
         Ok(fd)
     }
 
@@ -364,7 +364,7 @@ impl Drop for KernelStack {
 
 /// Sends one message on the control socket; `ENETDOWN` once the helper is gone.
 fn send(sock: BorrowedFd<'_>, msg: &[u8]) -> io::Result<()> {
-    match crate::socket::sys::send(sock, msg) {
+    match crate::sys::send(sock, msg) {
         Ok(_) => Ok(()),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) => Err(gone()),
         Err(e) => Err(e),
@@ -374,7 +374,7 @@ fn send(sock: BorrowedFd<'_>, msg: &[u8]) -> io::Result<()> {
 /// Receives one message and the descriptor attached to it, if any (close-on-exec).
 /// `ENETDOWN` once the helper is gone.
 fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-    match crate::socket::sys::recv_message(sock, buf) {
+    match crate::sys::recv_message(sock, buf) {
         Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => Err(gone()),
         Err(e) => Err(e),
         Ok((0, None, _)) => Err(gone()),

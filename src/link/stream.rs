@@ -40,7 +40,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -308,30 +308,6 @@ fn broken_pipe() -> io::Error {
     io::Error::from_raw_os_error(libc::EPIPE)
 }
 
-/// Makes our end of a pipe non-blocking and close-on-exec (std creates it
-/// close-on-exec already; this does not depend on that).
-fn prepare_fd(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFL takes no argument and only reads the flags of `fd`.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: F_SETFL takes an int of flags; we only add O_NONBLOCK to the current ones.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: F_GETFD takes no argument and only reads the descriptor flags of `fd`.
-    let fd_flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if fd_flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: F_SETFD takes an int of descriptor flags; we only add FD_CLOEXEC.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, fd_flags | libc::FD_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// `{SIGPIPE}`.
 fn sigpipe_set() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; sigemptyset initialises it fully before use.
@@ -586,8 +562,12 @@ impl StreamLink {
         let mut child = Reaper(child);
         let to_child: OwnedFd = child.0.stdin.take().ok_or_else(einval)?.into();
         let from_child: OwnedFd = child.0.stdout.take().ok_or_else(einval)?.into();
-        prepare_fd(to_child.as_raw_fd())?;
-        prepare_fd(from_child.as_raw_fd())?;
+        // Ours non-blocking and close-on-exec (std makes them close-on-exec already;
+        // this does not depend on that).
+        for end in [to_child.as_fd(), from_child.as_fd()] {
+            crate::sys::set_nonblocking(end, true)?;
+            crate::sys::set_cloexec(end, true)?;
+        }
         Ok(StreamLink {
             to_child,
             from_child,

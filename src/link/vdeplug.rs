@@ -227,7 +227,9 @@ impl VdeLink {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
         link.data_fd = data_fd;
-        set_nonblocking(data_fd)?;
+        // SAFETY: `data_fd` stays open as long as `conn`, which outlives this call.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(data_fd) };
+        crate::sys::set_nonblocking(borrowed, true)?;
 
         // SAFETY: as above.
         let ctl_fd = unsafe { sys::vde_ctlfd(link.conn.as_ptr()) };
@@ -238,23 +240,6 @@ impl VdeLink {
         link.direct = vde_plugin && link.zero == ZeroMeans::EmptyDatagram;
         Ok(link)
     }
-}
-
-/// Adds `O_NONBLOCK` to the file status flags of `fd`.
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFL takes no argument and only reads the flags of `fd`.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if flags & libc::O_NONBLOCK != 0 {
-        return Ok(());
-    }
-    // SAFETY: F_SETFL takes an int of flags; we only add O_NONBLOCK to the current ones.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Finds out what a zero-length read means on `fd` from its socket type.

@@ -14,7 +14,7 @@ use crate::engine::{
     DatagramProto, Engine, Event, ListenerId, SocketOptions, TcpHandle, UdpHandle,
 };
 use crate::link::{Link, MAX_FRAME};
-use crate::socket::sys;
+use crate::sys;
 use crossbeam_channel::{Receiver, Sender};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};

@@ -14,7 +14,7 @@
 
 use super::{decode_addr, encode_addr, Pump, ADDR_BYTES};
 use crate::engine::{DatagramProto, Engine, SocketOptions, UdpHandle};
-use crate::socket::sys;
+use crate::sys;
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 use std::io;

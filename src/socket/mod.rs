@@ -57,7 +57,7 @@ macro_rules! descriptor_controls {
     () => {
         /// Moves the descriptor into or out of non-blocking mode.
         pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
-            $crate::socket::sys::set_nonblocking(std::os::fd::AsFd::as_fd(&self.fd), nonblocking)
+            $crate::sys::set_nonblocking(std::os::fd::AsFd::as_fd(&self.fd), nonblocking)
         }
 
         /// `SO_RCVTIMEO`: how long a read may block (`None`: forever; a zero
@@ -66,7 +66,7 @@ macro_rules! descriptor_controls {
             &self,
             timeout: Option<std::time::Duration>,
         ) -> std::io::Result<()> {
-            $crate::socket::sys::set_timeout(
+            $crate::sys::set_timeout(
                 std::os::fd::AsFd::as_fd(&self.fd),
                 libc::SO_RCVTIMEO,
                 timeout,
@@ -78,7 +78,7 @@ macro_rules! descriptor_controls {
             &self,
             timeout: Option<std::time::Duration>,
         ) -> std::io::Result<()> {
-            $crate::socket::sys::set_timeout(
+            $crate::sys::set_timeout(
                 std::os::fd::AsFd::as_fd(&self.fd),
                 libc::SO_SNDTIMEO,
                 timeout,
@@ -87,12 +87,12 @@ macro_rules! descriptor_controls {
 
         /// `SO_RCVTIMEO`.
         pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
-            $crate::socket::sys::timeout(std::os::fd::AsFd::as_fd(&self.fd), libc::SO_RCVTIMEO)
+            $crate::sys::timeout(std::os::fd::AsFd::as_fd(&self.fd), libc::SO_RCVTIMEO)
         }
 
         /// `SO_SNDTIMEO`.
         pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
-            $crate::socket::sys::timeout(std::os::fd::AsFd::as_fd(&self.fd), libc::SO_SNDTIMEO)
+            $crate::sys::timeout(std::os::fd::AsFd::as_fd(&self.fd), libc::SO_SNDTIMEO)
         }
     };
 }
@@ -100,7 +100,6 @@ pub(crate) use descriptor_controls;
 
 mod options;
 mod ping;
-pub(crate) mod sys;
 mod tcp;
 mod udp;
 

@@ -6,9 +6,9 @@
 //! setting one updates it and hands the whole value to the pump, which applies
 //! the part that concerns the socket (see `engine/options.rs`).
 
-use super::sys;
 use crate::engine::SocketOptions;
 use crate::pump::{Control, PumpHandle};
+use crate::sys;
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};

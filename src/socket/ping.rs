@@ -2,10 +2,10 @@
 //! `socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)` gives it.
 
 use super::options::SocketConfig;
-use super::sys;
 use super::udp::{face, Face, Udp};
 use crate::engine::DatagramProto;
 use crate::stack::Stack;
+use crate::sys;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};

@@ -1,13 +1,14 @@
 //! TCP streams and listeners, mirroring `std::net` with the stack as first argument.
 
+use super::each_addr;
 use super::options::{
     apply_to_kernel_socket, checked_keepalive, checked_ttl, kernel_socket_options, OptionRecord,
     SocketConfig,
 };
-use super::{each_addr, sys};
 use crate::engine::{SocketOptions, TCP_BUFFER};
 use crate::pump::{decode_accept, ConnShared, Control, PumpHandle};
 use crate::stack::{Stack, StackCtx};
+use crate::sys;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};

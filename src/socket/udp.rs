@@ -5,11 +5,12 @@
 //! work on it; an unconnected one carries each datagram behind its address, which
 //! [`UdpSocket::send_to`] and [`UdpSocket::recv_from`] add and strip.
 
+use super::each_addr;
 use super::options::{checked_ttl, OptionRecord, SocketConfig};
-use super::{each_addr, sys};
 use crate::engine::{check_echo_request, udp_check_send, unmap, DatagramProto, SocketOptions};
 use crate::pump::{decode_addr, encode_addr, Control, UdpShared, ADDR_BYTES};
 use crate::stack::{Stack, StackCtx};
+use crate::sys;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};

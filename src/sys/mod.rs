@@ -1,7 +1,10 @@
-//! The socket system calls that std does not wrap: SOCK_SEQPACKET pairs, passing
-//! descriptors with SCM_RIGHTS, and writes that never raise SIGPIPE.
+//! The one low layer of raw system calls on descriptors, shared by every layer
+//! above it (`link`, `pump`, `kernel`, `socket`): socket pairs, passing descriptors
+//! with SCM_RIGHTS, non-blocking and close-on-exec flags, timeouts, writes that
+//! never raise SIGPIPE, and the few calls kernel-backend sockets need.
 //!
-//! Everything unsafe about sockets lives here, each block with its reason.
+//! It imports nothing of the crate. Everything unsafe about descriptors lives here,
+//! each block with its reason.
 
 use std::io;
 use std::mem;
