@@ -1,7 +1,8 @@
 //! The userspace stack needs no user namespace: it works where creating one fails.
 //!
 //! Where this machine allows user namespaces, the test re-runs itself inside
-//! `unshare -Ur`, after setting `max_user_namespaces` to 0 there, so that creating a
+//! `unshare -Urn` (a network namespace of its own too: nothing it does can reach a real
+//! network), after setting `max_user_namespaces` to 0 there, so that creating a
 //! user namespace fails (ENOSPC), as on hardened kernels and in locked-down CI.
 //! Where they are already unavailable, it runs directly.
 
@@ -59,7 +60,7 @@ fn rerun_without_user_namespaces(name: &str) {
         me.display()
     );
     let status = Command::new("unshare")
-        .args(["-Ur", "sh", "-c", &script])
+        .args(["-Urn", "sh", "-c", &script])
         .env(INNER, "1")
         .status()
         .unwrap();
