@@ -10,7 +10,7 @@ use crate::engine::Engine;
 use crate::link::{Link, NullLink, StreamLink, VdeLink};
 use crate::pcap::PcapWriter;
 use crate::pump::{
-    ConfigView, ConnShared, Control, Handoffs, Pump, PumpHandle, FIRST_SOCKET_ID, WAKER,
+    ConfigView, ConnShared, Control, Failure, Handoffs, Pump, PumpHandle, FIRST_SOCKET_ID, WAKER,
 };
 use crate::sys;
 use std::collections::hash_map::RandomState;
@@ -54,7 +54,7 @@ impl StackCtx {
     pub(crate) fn take_handoff(&self, id: u64) -> Option<Arc<ConnShared>> {
         self.handoffs
             .lock()
-            .expect("handoff map poisoned")
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(&id)
             .map(|h| h.shared)
     }
@@ -261,6 +261,23 @@ impl Stack {
         &self.inner.ifname
     }
 
+    /// Why the stack stopped serving, if it did before it was dropped: the message
+    /// of its thread's panic (a bug in vdestack). From then on every call on the
+    /// stack and its sockets fails with an error of kind `NetworkDown` (`ENETDOWN`
+    /// in C) that carries this message; connections read end-of-file after it.
+    /// `None` for a stack that works, and always for a kernel stack.
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// let stack = vdestack::Stack::new("", None)?;
+    /// assert!(stack.failure().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn failure(&self) -> Option<String> {
+        let ctx = self.ctx().ok()?;
+        ctx.pump.failure.message().map(str::to_owned)
+    }
+
     /// Which backend serves this stack.
     pub fn backend(&self) -> Backend {
         match &self.inner.engine {
@@ -365,6 +382,7 @@ impl StackBuilder {
         let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = crossbeam_channel::unbounded();
         let handoffs: Handoffs = Arc::default();
+        let failure = Failure::default();
         let pump = Pump::new(
             poll,
             link,
@@ -374,6 +392,7 @@ impl StackBuilder {
             start,
             capture,
             config_view.clone(),
+            failure.clone(),
         )?;
         let thread = std::thread::Builder::new()
             .name(format!("vdestack-{ifname}"))
@@ -382,7 +401,7 @@ impl StackBuilder {
             inner: Arc::new(StackInner {
                 engine: Imp::Userspace {
                     ctx: StackCtx {
-                        pump: PumpHandle { tx, waker },
+                        pump: PumpHandle { tx, waker, failure },
                         handoffs,
                         next_id: Arc::new(AtomicU64::new(FIRST_SOCKET_ID)),
                         config: config_view,
@@ -480,4 +499,44 @@ fn random_u64() -> u64 {
 fn random_mac(seed: u64) -> [u8; 6] {
     let b = seed.to_le_bytes();
     [(b[0] & 0xfe) | 0x02, b[1], b[2], b[3], b[4], b[5]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{TcpListener, TcpStream, UdpSocket};
+    use std::io::{ErrorKind, Read};
+
+    /// A pump that panics takes its stack down cleanly: every call says why.
+    #[test]
+    fn a_pump_panic_reaches_every_socket_with_its_message() {
+        let stack = Stack::new("", None).unwrap();
+        stack.cmd("/bin/ip link set lo up").unwrap();
+        let listener = TcpListener::bind(&stack, "127.0.0.1:7").unwrap();
+        let _client = TcpStream::connect(&stack, "127.0.0.1:7").unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let udp = UdpSocket::bind(&stack, "127.0.0.1:9").unwrap();
+        assert!(stack.failure().is_none());
+
+        stack.ctx().unwrap().pump.send(Control::Panic).unwrap();
+
+        // A blocked read wakes with the failure, not a silent end of stream.
+        let e = server.read(&mut [0; 8]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NetworkDown, "{e}");
+        assert!(e.to_string().contains("a pump bug, on purpose"), "{e}");
+        assert_eq!(stack.failure().as_deref(), Some("a pump bug, on purpose"));
+
+        let down = |e: io::Error| {
+            assert_eq!(e.kind(), ErrorKind::NetworkDown, "{e}");
+            assert!(e.to_string().contains("on purpose"), "{e}");
+        };
+        down(TcpStream::connect(&stack, "127.0.0.1:7").unwrap_err());
+        down(TcpListener::bind(&stack, "127.0.0.1:8").unwrap_err());
+        down(listener.accept().unwrap_err());
+        down(udp.recv_from(&mut [0; 8]).unwrap_err());
+        let cmd = stack.cmd("/bin/ip link set lo down").unwrap_err();
+        assert!(cmd.message().contains("on purpose"), "{cmd}");
+        // Dropping the failed stack neither hangs nor panics.
+        drop(stack);
+    }
 }

@@ -56,14 +56,29 @@ fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
     })
 }
 
-/// `-1` with errno from an io::Error (EIO when it carries none).
+/// `-1` with errno from an io::Error (EIO when it carries none). A stack whose
+/// thread failed says so once on stderr, since C has only the errno to tell.
 fn fail(e: std::io::Error) -> c_int {
     #[cfg(feature = "kernel-ns")]
     let code = crate::kernel::errno_of(&e);
     #[cfg(not(feature = "kernel-ns"))]
     let code = e.raw_os_error();
+    let code = code.or_else(|| {
+        (e.kind() == std::io::ErrorKind::NetworkDown).then(|| {
+            report_failure_once(&e);
+            libc::ENETDOWN
+        })
+    });
     set_errno(code.unwrap_or(libc::EIO));
     -1
+}
+
+/// Prints a stack failure (its thread's panic) on stderr, the first time only.
+pub(crate) fn report_failure_once(e: &std::io::Error) {
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{e}");
+    }
 }
 
 /// The environment variable choosing the backend of `vde_addstack`'s stacks:

@@ -436,8 +436,19 @@ impl Socket {
         .connect(borrow(fd), None)
     }
 
-    /// SO_ERROR: the outcome of a non-blocking connect, or a reset, reported once.
+    /// SO_ERROR: the outcome of a non-blocking connect, or a reset, reported once;
+    /// ENETDOWN (said once on stderr) when the stack's thread failed.
     pub(super) fn take_error(&self) -> i32 {
+        let code = self.take_errno();
+        if code == libc::ENETDOWN {
+            if let Some(e) = self.ctx.pump.failure.error() {
+                super::report_failure_once(&e);
+            }
+        }
+        code
+    }
+
+    fn take_errno(&self) -> i32 {
         let pending = std::mem::take(&mut self.pending().error);
         if pending != 0 {
             return pending;
@@ -456,7 +467,11 @@ impl Socket {
                 .take_error()
                 .and_then(|e| e.raw_os_error())
                 .unwrap_or(0),
-            State::Datagram(udp) => udp.take_error().and_then(|e| e.raw_os_error()).unwrap_or(0),
+            State::Datagram(udp) => udp
+                .shared
+                .take_error()
+                .and_then(|e| e.raw_os_error())
+                .unwrap_or(0),
             _ => 0,
         }
     }

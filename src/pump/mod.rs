@@ -23,11 +23,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+mod conn;
 mod udp;
 
+use conn::{Conn, Phase, Verdict};
 pub(crate) use udp::UdpShared;
 
 pub(crate) const WAKER: Token = Token(0);
@@ -57,6 +59,59 @@ impl ConnShared {
             code => Some(io::Error::from_raw_os_error(code)),
         }
     }
+}
+
+/// Why a stack stopped serving before it was dropped: the panic of its pump thread.
+/// Shared by the pump and every handle that reaches it; set at most once.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Failure(Arc<OnceLock<String>>);
+
+impl Failure {
+    /// The panic message, once the pump panicked.
+    pub(crate) fn message(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+
+    /// The error the stack's calls give once it failed: `ENETDOWN`'s kind, with
+    /// the panic message.
+    pub(crate) fn error(&self) -> Option<io::Error> {
+        self.message()
+            .map(|m| io::Error::new(io::ErrorKind::NetworkDown, StackFailed(m.to_owned())))
+    }
+
+    /// `e`, or the failure's own error when `e` is the bare `ENETDOWN` a dead
+    /// stack's socket reports.
+    pub(crate) fn explain(&self, e: io::Error) -> io::Error {
+        match e.raw_os_error() {
+            Some(libc::ENETDOWN) => self.error().unwrap_or(e),
+            _ => e,
+        }
+    }
+}
+
+/// The error of a stack whose pump thread panicked.
+#[derive(Debug)]
+struct StackFailed(String);
+
+impl std::fmt::Display for StackFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "vdestack: the stack stopped, its thread panicked: {} (its sockets are closed)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for StackFailed {}
+
+/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// What an accepted connection's application end needs, parked until `accept` takes it.
@@ -159,31 +214,9 @@ pub(crate) enum Control {
     },
     /// Stop the pump.
     Shutdown,
-}
-
-/// The pump's view of one connection.
-struct Conn {
-    fd: OwnedFd,
-    handle: TcpHandle,
-    shared: Arc<ConnShared>,
-    connecting: Option<Sender<io::Result<SocketAddr>>>,
-    /// The app end may have bytes for us (edge seen, EAGAIN not yet).
-    app_readable: bool,
-    /// The app end may take bytes.
-    app_writable: bool,
-    /// The application shut down its sending side (we sent FIN).
-    app_eof: bool,
-    /// The application closed its end entirely.
-    app_gone: bool,
-    /// We passed the peer's FIN on (the application reads EOF).
-    peer_eof_passed: bool,
-    /// Letting go of this connection must reset it rather than close it.
-    reset: bool,
-    /// Filler bytes still to discard before the application's own (see
-    /// [`Control::Connect`]).
-    junk: usize,
-    /// `SO_LINGER` with a zero timeout: the application's close resets.
-    linger_zero: bool,
+    /// Make the pump panic, as a bug would (tests of the failure path).
+    #[cfg(test)]
+    Panic,
 }
 
 struct ListenerEntry {
@@ -279,6 +312,8 @@ pub(crate) struct Pump {
     /// A copy of the engine's configuration for application threads, which check
     /// a datagram's route before it leaves their hands (see [`ConfigView`]).
     config_view: ConfigView,
+    /// Set if this pump panics.
+    failure: Failure,
 }
 
 /// The stack's configuration as application threads see it: replaced by the pump
@@ -313,6 +348,7 @@ impl Pump {
         start: Instant,
         capture: Option<Capture>,
         config_view: ConfigView,
+        failure: Failure,
     ) -> io::Result<Pump> {
         if let Some(fd) = link.data_fd() {
             poll.registry().register(
@@ -352,6 +388,7 @@ impl Pump {
             tx_frames: Vec::with_capacity(LINK_BATCH),
             capture,
             config_view,
+            failure,
         })
     }
 
@@ -359,8 +396,29 @@ impl Pump {
         self.start.elapsed()
     }
 
-    /// Runs until a `Shutdown` control arrives or every stack handle is gone.
+    /// Runs until a `Shutdown` control arrives or every stack handle is gone. A
+    /// panic is not let loose in the thread: it becomes the stack's [`Failure`],
+    /// which every socket of the stack then reports (`ENETDOWN`, with the
+    /// message), and the pump's descriptors close as they would at a shutdown.
     pub(crate) fn run(mut self) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve()));
+        if let Err(payload) = outcome {
+            self.fail(panic_message(&*payload));
+        }
+    }
+
+    /// Records the failure before anything closes, so that whoever meets a closed
+    /// end finds the reason already there.
+    fn fail(&mut self, message: String) {
+        let _ = self.failure.0.set(message);
+        for conn in self.conns.values() {
+            conn.shared.error.store(libc::ENETDOWN, Ordering::Release);
+        }
+        self.udp_fail_all(libc::ENETDOWN);
+    }
+
+    /// The loop of [`Pump::run`].
+    fn serve(&mut self) {
         let mut events = Events::with_capacity(256);
         loop {
             let now = self.now();
@@ -524,8 +582,8 @@ impl Pump {
                 conn.app_writable = true;
             }
             if event.is_write_closed() {
-                conn.app_gone = true;
-                conn.app_writable = true;
+                let verdict = conn.on_app_closed();
+                self.settle(id, verdict);
             }
             return;
         }
@@ -561,6 +619,8 @@ impl Pump {
             };
             match control {
                 Control::Shutdown => return false,
+                #[cfg(test)]
+                Control::Panic => panic!("a pump bug, on purpose"),
                 Control::Cmd { cmds, reply } => {
                     let result = self.engine.run_cmd(&cmds);
                     if let Ok(mut view) = self.config_view.lock() {
@@ -593,7 +653,7 @@ impl Pump {
                     self.connect(id, fd, junk, remote, local, &options, shared, reply)
                 }
                 Control::CancelConnect { id } => {
-                    if self.conns.get(&id).is_some_and(|c| c.connecting.is_some()) {
+                    if self.conns.get(&id).is_some_and(Conn::is_connecting) {
                         self.drop_conn(id, true);
                     }
                 }
@@ -673,7 +733,10 @@ impl Pump {
                 return;
             }
         };
-        match self.add_conn(id, fd, handle, shared, Some(reply.clone())) {
+        let phase = Phase::Connecting {
+            reply: reply.clone(),
+        };
+        match self.add_conn(id, fd, handle, shared, phase) {
             Ok(()) => {
                 let conn = self.conns.get_mut(&id).expect("just added");
                 conn.junk = junk;
@@ -714,7 +777,7 @@ impl Pump {
         fd: OwnedFd,
         handle: TcpHandle,
         shared: Arc<ConnShared>,
-        connecting: Option<Sender<io::Result<SocketAddr>>>,
+        phase: Phase,
     ) -> io::Result<()> {
         sys::set_nonblocking(fd.as_fd(), true)?;
         self.poll.registry().register(
@@ -723,23 +786,7 @@ impl Pump {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         self.by_handle.insert(handle, id);
-        self.conns.insert(
-            id,
-            Conn {
-                fd,
-                handle,
-                shared,
-                connecting,
-                app_readable: false,
-                app_writable: false,
-                app_eof: false,
-                app_gone: false,
-                peer_eof_passed: false,
-                reset: false,
-                junk: 0,
-                linger_zero: false,
-            },
-        );
+        self.conns.insert(id, Conn::new(fd, handle, shared, phase));
         Ok(())
     }
 
@@ -784,9 +831,11 @@ impl Pump {
                     let Some(&id) = self.by_handle.get(&handle) else {
                         continue;
                     };
-                    let local = self.engine.local_addr(handle);
+                    let Some(local) = self.engine.local_addr(handle) else {
+                        continue;
+                    };
                     let conn = self.conns.get_mut(&id).expect("indexed");
-                    if let (Some(reply), Some(local)) = (conn.connecting.take(), local) {
+                    if let Some(reply) = conn.on_connected() {
                         if reply.send(Ok(local)).is_err() {
                             // Nobody waits any more: the application gave up.
                             self.drop_conn(id, true);
@@ -806,7 +855,7 @@ impl Pump {
                         }
                         // With filler in it, the pair closes instead: the application's
                         // end turns writable and hung up, and SO_ERROR tells why.
-                        if let Some(reply) = conn.connecting {
+                        if let Phase::Connecting { reply } = conn.phase {
                             let _ = reply.send(Err(io::Error::from_raw_os_error(errno)));
                         }
                     }
@@ -855,7 +904,7 @@ impl Pump {
         self.next_accept_id += 1;
         let shared = Arc::new(ConnShared::default());
         if self
-            .add_conn(id, pump_end, handle, shared.clone(), None)
+            .add_conn(id, pump_end, handle, shared.clone(), Phase::Open)
             .is_err()
         {
             self.engine.release(handle, true);
@@ -911,9 +960,9 @@ impl Pump {
 
     /// Reads what applications wrote into the transmit rings, while there is room.
     fn service_app_input(&mut self) {
-        let mut finished = Vec::new();
+        let mut settled = Vec::new();
         for (&id, conn) in self.conns.iter_mut() {
-            if conn.connecting.is_some() || !conn.app_readable || conn.app_eof {
+            if !conn.reads_app() || !conn.app_readable {
                 continue;
             }
             if conn.junk > 0 && !discard_junk(conn) {
@@ -944,9 +993,8 @@ impl Pump {
                 match result {
                     Ok(Ok(0)) => {
                         // EOF: the application shut down writing or closed the socket.
-                        conn.app_eof = true;
-                        conn.app_readable = false;
                         socket.close();
+                        settled.push((id, conn.on_app_eof()));
                         break;
                     }
                     Ok(Ok(_)) => {}
@@ -955,34 +1003,27 @@ impl Pump {
                         break;
                     }
                     Ok(Err(e)) => {
-                        // ECONNRESET here means the application closed its end with
-                        // bytes we delivered still unread: Linux answers that with RST.
-                        conn.app_gone = true;
-                        conn.app_eof = true;
-                        conn.reset = e.raw_os_error() == Some(libc::ECONNRESET);
+                        settled.push((id, conn.on_app_error(&e)));
                         break;
                     }
                     Err(_) => break,
                 }
             }
-            if conn.app_gone && conn.app_eof {
-                finished.push((id, conn.reset));
-            }
         }
-        for (id, reset) in finished {
-            self.drop_conn(id, reset);
+        for (id, verdict) in settled {
+            self.settle(id, verdict);
         }
     }
 
     /// Writes what arrived from the network to the applications that can take it, and
     /// passes on the peer's FIN once everything before it is delivered.
     fn service_app_output(&mut self) {
-        let mut finished = Vec::new();
+        let mut settled = Vec::new();
         for (&id, conn) in self.conns.iter_mut() {
-            if conn.connecting.is_some() {
+            if conn.is_connecting() {
                 continue;
             }
-            let mut discard = false;
+            let mut unwritable = false;
             while conn.app_writable && self.engine.recv_queue(conn.handle) > 0 {
                 let fd = conn.fd.as_fd();
                 match self
@@ -995,32 +1036,23 @@ impl Pump {
                         conn.app_writable = false;
                     }
                     Err(_) => {
-                        // EPIPE: nobody will read this. Linux answers data that
-                        // reaches a closed socket with RST.
-                        discard = true;
+                        // EPIPE: nobody will read this.
+                        unwritable = true;
                         break;
                     }
                 }
             }
-            if discard {
-                conn.app_gone = true;
-                finished.push((id, true));
+            if unwritable {
+                settled.push((id, conn.on_app_unwritable()));
                 continue;
             }
-            if !conn.peer_eof_passed && self.engine.recv_finished(conn.handle) {
-                conn.peer_eof_passed = true;
+            if conn.awaits_peer_fin() && self.engine.recv_finished(conn.handle) {
                 let _ = sys::shutdown(conn.fd.as_fd(), libc::SHUT_WR);
-            }
-            if conn.app_gone && !conn.app_eof {
-                // The application closed its end without us reading EOF first.
-                conn.app_readable = true;
-            }
-            if conn.app_eof && (conn.peer_eof_passed || conn.app_gone) {
-                finished.push((id, false));
+                settled.push((id, conn.on_peer_fin_passed()));
             }
         }
-        for (id, reset) in finished {
-            self.drop_conn(id, reset);
+        for (id, verdict) in settled {
+            self.settle(id, verdict);
         }
     }
 
@@ -1045,14 +1077,19 @@ impl Pump {
         Ok(())
     }
 
+    /// Acts on what an event made of a connection.
+    fn settle(&mut self, id: u64, verdict: Verdict) {
+        if let Verdict::Release { reset } = verdict {
+            self.drop_conn(id, reset);
+        }
+    }
+
     /// Lets go of a connection: the socket pair end closes, the engine finishes the
-    /// TCP close in the background (or resets at once, as `SO_LINGER` with a zero
-    /// timeout makes the application's close do).
+    /// TCP close in the background, or resets at once.
     fn drop_conn(&mut self, id: u64, reset: bool) {
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
-        let reset = reset || (conn.app_gone && conn.linger_zero);
         self.forget_fd(&conn.fd);
         self.by_handle.remove(&conn.handle);
         self.engine.release(conn.handle, reset);
@@ -1085,14 +1122,17 @@ fn discard_junk(conn: &mut Conn) -> bool {
 pub(crate) struct PumpHandle {
     pub(crate) tx: Sender<Control>,
     pub(crate) waker: Arc<Waker>,
+    pub(crate) failure: Failure,
 }
 
 impl PumpHandle {
-    /// Sends a control and wakes the pump. ENETDOWN when the stack is gone.
+    /// Sends a control and wakes the pump. ENETDOWN when the stack is gone (with
+    /// the reason, if its pump failed).
     pub(crate) fn send(&self, control: Control) -> io::Result<()> {
-        self.tx
-            .send(control)
-            .map_err(|_| io::Error::from_raw_os_error(libc::ENETDOWN))?;
+        if let Some(e) = self.failure.error() {
+            return Err(e);
+        }
+        self.tx.send(control).map_err(|_| self.gone())?;
         self.waker.wake()
     }
 
@@ -1100,9 +1140,15 @@ impl PumpHandle {
     pub(crate) fn request<T>(&self, make: impl FnOnce(Sender<T>) -> Control) -> io::Result<T> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.send(make(reply))?;
-        answer
-            .recv()
-            .map_err(|_| io::Error::from_raw_os_error(libc::ENETDOWN))
+        answer.recv().map_err(|_| self.gone())
+    }
+
+    /// The error of a call that finds the pump gone: `ENETDOWN`, with the reason
+    /// if the pump failed.
+    pub(crate) fn gone(&self) -> io::Error {
+        self.failure
+            .error()
+            .unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENETDOWN))
     }
 }
 

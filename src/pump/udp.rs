@@ -65,6 +65,13 @@ pub(super) struct UdpEntry {
 }
 
 impl Pump {
+    /// Leaves `errno` for every UDP socket to report (the pump is going away).
+    pub(super) fn udp_fail_all(&self, errno: i32) {
+        for entry in self.udps.values() {
+            entry.shared.error.store(errno, Ordering::Release);
+        }
+    }
+
     /// Opens a UDP socket bound to `local`, served through `fd`.
     pub(super) fn udp_open(
         &mut self,

@@ -76,6 +76,13 @@ impl Conn {
     pub(crate) fn set_options(&self, change: impl FnOnce(&mut SocketOptions)) -> io::Result<()> {
         self.options.update(&self.pump, self.id, change)
     }
+
+    /// The pending error (a reset, a timeout), once; with the reason if the stack
+    /// failed.
+    pub(crate) fn take_error(&self) -> Option<io::Error> {
+        let e = self.shared.take_error()?;
+        Some(self.pump.failure.explain(e))
+    }
 }
 
 impl Clone for Conn {
@@ -155,14 +162,14 @@ impl TcpStream {
             reply,
         })?;
         let result = match timeout {
-            None => answer.recv().map_err(|_| gone()),
+            None => answer.recv().map_err(|_| pump.gone()),
             Some(timeout) => match answer.recv_timeout(timeout) {
                 Ok(result) => Ok(result),
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                     let _ = pump.send(Control::CancelConnect { id });
                     return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT));
                 }
-                Err(_) => Err(gone()),
+                Err(_) => Err(pump.gone()),
             },
         };
         let local = result??;
@@ -316,7 +323,7 @@ impl TcpStream {
     /// The pending socket error (SO_ERROR), cleared by reading it.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         match &self.conn {
-            Some(conn) => Ok(conn.shared.take_error()),
+            Some(conn) => Ok(conn.take_error()),
             None => self.kernel().take_error(),
         }
     }
@@ -327,9 +334,9 @@ impl TcpStream {
         };
         match sys::read(self.fd.as_fd(), buf) {
             // EOF after a reset is the reset (once), as on a kernel socket.
-            Ok(0) if !buf.is_empty() => conn.shared.take_error().map_or(Ok(0), Err),
+            Ok(0) if !buf.is_empty() => conn.take_error().map_or(Ok(0), Err),
             Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
-                conn.shared.take_error();
+                conn.take_error();
                 Err(e)
             }
             other => other,
@@ -339,7 +346,7 @@ impl TcpStream {
     fn write_fd(&self, buf: &[u8]) -> io::Result<usize> {
         match sys::send(self.fd.as_fd(), buf) {
             Err(e) if e.raw_os_error() == Some(libc::EPIPE) => match &self.conn {
-                Some(conn) => Err(conn.shared.take_error().unwrap_or(e)),
+                Some(conn) => Err(conn.take_error().unwrap_or(e)),
                 None => Err(e),
             },
             other => other,
@@ -347,10 +354,6 @@ impl TcpStream {
     }
 
     super::descriptor_controls!();
-}
-
-fn gone() -> io::Error {
-    io::Error::from_raw_os_error(libc::ENETDOWN)
 }
 
 impl Read for TcpStream {
@@ -484,8 +487,14 @@ impl Acceptor {
     /// is non-blocking): its descriptor and what it is.
     pub(crate) fn accept(&self, fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Conn)> {
         let mut payload = [0u8; 64];
-        let (len, conn_fd) = sys::recv_with_fd(fd, &mut payload)?
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // The end of the listener's pair: the stack stopped.
+        let (len, conn_fd) = sys::recv_with_fd(fd, &mut payload)?.ok_or_else(|| {
+            self.ctx
+                .pump
+                .failure
+                .error()
+                .unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+        })?;
         self.accepted.fetch_add(1, Ordering::Relaxed);
         // Wake the pump: a backlog slot is free, and SYNs it dropped will be retried.
         let _ = self.ctx.pump.waker.wake();

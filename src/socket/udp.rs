@@ -163,7 +163,7 @@ impl Udp {
         dest: Option<SocketAddr>,
         flags: libc::c_int,
     ) -> io::Result<usize> {
-        if let Some(e) = self.shared.take_error() {
+        if let Some(e) = self.take_error() {
             return Err(e);
         }
         let state = self.state();
@@ -201,7 +201,7 @@ impl Udp {
         let head: &[u8] = if framed { &head } else { &[] };
         match sys::send_parts(fd, head, buf, flags) {
             Ok(n) => Ok(n - head.len()),
-            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => Err(stack_gone()),
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => Err(self.ctx.pump.gone()),
             Err(e) => Err(e),
         }
     }
@@ -213,7 +213,7 @@ impl Udp {
         buf: &mut [u8],
         flags: libc::c_int,
     ) -> io::Result<(usize, SocketAddr)> {
-        if let Some(e) = self.shared.take_error() {
+        if let Some(e) = self.take_error() {
             return Err(e);
         }
         let state = self.state();
@@ -227,11 +227,11 @@ impl Udp {
         if received == 0 {
             // An empty read is an empty datagram, the wake-up for an error, or the
             // end of the stack.
-            if let Some(e) = self.shared.take_error() {
+            if let Some(e) = self.take_error() {
                 return Err(e);
             }
             if sys::peer_closed(fd) {
-                return Err(stack_gone());
+                return Err(self.ctx.pump.gone());
             }
         }
         match state.peer {
@@ -261,13 +261,11 @@ impl Udp {
         })?
     }
 
+    /// The pending error (SO_ERROR), with the reason if the stack failed.
     pub(crate) fn take_error(&self) -> Option<io::Error> {
-        self.shared.take_error()
+        let e = self.shared.take_error()?;
+        Some(self.ctx.pump.failure.explain(e))
     }
-}
-
-fn stack_gone() -> io::Error {
-    io::Error::from_raw_os_error(libc::ENETDOWN)
 }
 
 impl UdpSocket {
