@@ -30,6 +30,7 @@
 
 mod frames;
 mod ipv6_frag;
+mod lifecycle;
 mod options;
 mod ping;
 mod ports;
@@ -37,6 +38,7 @@ mod recovery;
 mod udp;
 
 use crate::cmd::NetConfig;
+use lifecycle::Look;
 pub(crate) use options::SocketOptions;
 #[cfg(feature = "capi")]
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
@@ -160,19 +162,13 @@ struct Conn {
 }
 
 impl Conn {
-    /// When the next keep-alive probe is due, if keep-alive is on: `TCP_KEEPIDLE`
-    /// after the last activity, then every `TCP_KEEPINTVL`.
+    /// When the next keep-alive probe is due ([`lifecycle::probe_due`]); only an
+    /// open connection probes.
     fn next_probe(&self) -> Option<Duration> {
-        if !self.options.keepalive || !matches!(self.phase, Phase::Open) {
+        if !matches!(self.phase, Phase::Open) {
             return None;
         }
-        let first = self.active_at + self.options.keep_idle;
-        Some(match self.probed_at {
-            Some(probed) if probed >= self.active_at => {
-                (probed + self.options.keep_interval).max(first)
-            }
-            _ => first,
-        })
+        lifecycle::probe_due(&self.options, self.active_at, self.probed_at)
     }
 
     fn new(phase: Phase, last_state: TcpState, port: u16, options: SocketOptions) -> Conn {
@@ -1048,151 +1044,22 @@ impl Engine {
     }
 
     /// Turns smoltcp state changes into events, enforces connect deadlines and
-    /// frees finished sockets.
+    /// frees finished sockets: each connection is looked at, judged and the
+    /// verdict carried out (see [`lifecycle`]).
     fn update_connections(&mut self) {
-        let now = self.now;
         let mut finished = Vec::new();
         for (&handle, conn) in self.conns.iter_mut() {
             let socket = self.sockets.get_mut::<tcp::Socket>(handle);
-            let state = socket.state();
-            let last = std::mem::replace(&mut conn.last_state, state);
-            match conn.phase {
-                Phase::Connecting { since, next_hop } => {
-                    if state == TcpState::SynSent {
-                        let waited = now.saturating_sub(since);
-                        let arp_silent = next_hop.is_some_and(|hop| {
-                            self.arp_seen.get(&hop).is_none_or(|&seen| seen < since)
-                        });
-                        let failure = if arp_silent && waited >= ARP_GIVE_UP {
-                            Some(libc::EHOSTUNREACH)
-                        } else if waited >= CONNECT_GIVE_UP {
-                            Some(libc::ETIMEDOUT)
-                        } else {
-                            None
-                        };
-                        if let Some(err) = failure {
-                            socket.abort();
-                            conn.phase = Phase::Orphan { since: now };
-                            self.events.push_back(Event::ConnectFailed(handle, err));
-                        }
-                    } else if state == TcpState::Closed {
-                        conn.phase = Phase::Orphan { since: now };
-                        self.events
-                            .push_back(Event::ConnectFailed(handle, libc::ECONNREFUSED));
-                    } else {
-                        conn.phase = Phase::Open;
-                        conn.active_at = now;
-                        self.events.push_back(Event::Connected(handle));
-                    }
-                }
-                Phase::Embryo(id) => match state {
-                    TcpState::Listen | TcpState::SynReceived => {}
-                    TcpState::Closed => {
-                        conn.phase = Phase::Orphan { since: now };
-                        if let Some(l) = self.listeners.get_mut(&id) {
-                            l.embryos -= 1;
-                        }
-                    }
-                    _ => {
-                        conn.phase = Phase::Open;
-                        conn.active_at = now;
-                        let mut v6_listener = false;
-                        if let Some(l) = self.listeners.get_mut(&id) {
-                            l.embryos -= 1;
-                            l.handed_out += 1;
-                            v6_listener = l.local.is_ipv6();
-                        }
-                        let (Some(local), Some(peer)) =
-                            (socket.local_endpoint(), socket.remote_endpoint())
-                        else {
-                            continue;
-                        };
-                        let (mut local, mut peer) = (from_endpoint(local), from_endpoint(peer));
-                        if v6_listener && local.is_ipv4() {
-                            // An IPv6 socket sees its IPv4 peers v4-mapped.
-                            conn.mapped = true;
-                            (local, peer) = (map(local), map(peer));
-                        }
-                        self.events.push_back(Event::Accepted {
-                            listener: id,
-                            handle,
-                            local,
-                            peer,
-                        });
-                    }
-                },
-                Phase::Open => {
-                    if matches!(
-                        state,
-                        TcpState::CloseWait
-                            | TcpState::LastAck
-                            | TcpState::Closing
-                            | TcpState::TimeWait
-                    ) {
-                        conn.peer_fin = true;
-                    }
-                    if state == TcpState::TimeWait {
-                        for _ in 0..2 {
-                            let _ = socket.recv(|bytes| {
-                                conn.rescued.extend_from_slice(bytes);
-                                (bytes.len(), ())
-                            });
-                        }
-                    }
-                    // smoltcp's timeout ends a connection that hears nothing for
-                    // that long, so it is armed only while bytes wait for an
-                    // acknowledgement (a peer silent for GIVE_UP has gone), or with
-                    // keep-alive on (whose probes a live peer answers).
-                    let waiting = socket.send_queue();
-                    if waiting < conn.unacked || waiting == 0 {
-                        conn.progress_at = now;
-                    }
-                    conn.unacked = waiting;
-                    Self::keep_alive(conn, socket, now);
-                    let limit = match conn.options.keepalive_limit() {
-                        _ if state == TcpState::Closed => None,
-                        _ if waiting > 0 => Some(GIVE_UP),
-                        keepalive => keepalive,
-                    }
-                    .map(|d| smoltcp::time::Duration::from_micros(d.as_micros() as u64));
-                    if limit != socket.timeout() {
-                        socket.set_timeout(limit);
-                    }
-                    let graceful = matches!(
-                        last,
-                        TcpState::LastAck | TcpState::TimeWait | TcpState::Closed
-                    );
-                    if state == TcpState::Closed && !graceful {
-                        let silent = now.saturating_sub(conn.progress_at) >= GIVE_UP;
-                        let errno = if conn.reset_seen {
-                            libc::ECONNRESET
-                        } else if silent || conn.options.keepalive {
-                            libc::ETIMEDOUT
-                        } else {
-                            libc::ECONNRESET
-                        };
-                        self.events.push_back(Event::Aborted(handle, errno));
-                    }
-                }
-                Phase::Orphan { .. } => {}
+            if matches!(conn.phase, Phase::Open) && socket.state() == TcpState::TimeWait {
+                conn.rescue(socket);
             }
-            if let Phase::Orphan { since } = conn.phase {
-                // A closed socket may still owe the peer its RST (smoltcp clears the
-                // endpoints once that is sent); one that cannot send it in a few
-                // seconds never will.
-                let done = match state {
-                    TcpState::TimeWait => true,
-                    TcpState::Closed => {
-                        socket.local_endpoint().is_none()
-                            || now.saturating_sub(since) >= ARP_GIVE_UP
-                    }
-                    // Linux gives an orphan in FIN-WAIT-2 `tcp_fin_timeout` (60 s);
-                    // a peer that never finishes its side gets no longer than that.
-                    _ => now.saturating_sub(since) >= ORPHAN_LIMIT,
-                };
-                if done {
-                    finished.push(handle);
-                }
+            let look = Look::of(conn, socket, &self.arp_seen, &self.listeners, self.now);
+            let verdict = conn.judge(&look);
+            conn.settle(&look, &verdict);
+            lifecycle::steer(socket, &verdict);
+            lifecycle::tell(handle, verdict.news, &mut self.listeners, &mut self.events);
+            if verdict.finished {
+                finished.push(handle);
             }
         }
         for handle in finished {
@@ -1214,25 +1081,6 @@ fn spread(peer: SocketAddr) -> usize {
         hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
     }
     hash as usize
-}
-
-impl Engine {
-    /// Sends a keep-alive probe when one is due. smoltcp sends a probe when its
-    /// keep-alive timer is wound up, and winds it only from "unarmed": arming and
-    /// at once disarming the interval sends exactly one probe, and leaves the
-    /// timer unarmed again once the probe is answered.
-    fn keep_alive(conn: &mut Conn, socket: &mut tcp::Socket<'static>, now: Duration) {
-        let queues = (socket.recv_queue(), socket.send_queue());
-        if queues != conn.queues {
-            conn.queues = queues;
-            conn.active_at = now;
-        }
-        if conn.next_probe().is_some_and(|due| due <= now) {
-            socket.set_keep_alive(Some(smoltcp::time::Duration::from_secs(1)));
-            socket.set_keep_alive(None);
-            conn.probed_at = Some(now);
-        }
-    }
 }
 
 impl Listener {
