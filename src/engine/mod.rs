@@ -28,6 +28,7 @@
 //! - IPv6 fragmentation and reassembly ([`ipv6_frag`]), which smoltcp has for
 //!   IPv4 only.
 
+mod config_plan;
 mod frames;
 mod ipv6_frag;
 mod lifecycle;
@@ -38,6 +39,7 @@ mod recovery;
 mod udp;
 
 use crate::cmd::NetConfig;
+use config_plan::{Plan, Running};
 use lifecycle::Look;
 pub(crate) use options::SocketOptions;
 #[cfg(feature = "capi")]
@@ -49,7 +51,7 @@ use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address,
+    EthernetAddress, HardwareAddress, IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address,
     Ipv6Address,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -296,71 +298,36 @@ impl Engine {
     }
 
     /// Pushes the model's addresses, routes and link state into smoltcp and the
-    /// frame plumbing, if the model changed since the last time.
+    /// frame plumbing, if the model changed since the last time: what changed is
+    /// planned first ([`config_plan`]), then carried out here.
     fn sync_config(&mut self) {
         let generation = self.config.generation();
         if self.synced == Some(generation) {
             return;
         }
         self.synced = Some(generation);
-        let mut lo_up = false;
-        let mut wire_up = false;
-        let mut local_v4 = Vec::new();
-        let mut local_v6 = Vec::new();
-        let mut cidrs: Vec<(u8, IpCidr)> = Vec::new();
-        let mut mac_changed = false;
-        let mut wire_addrs = Vec::new();
-        let ether = self
-            .config
-            .links()
-            .iter()
-            .find(|l| l.kind == crate::cmd::LinkKind::Ether)
-            .map(|l| (l.mac, l.mtu as usize));
-        if let Some((mac, mtu)) = ether {
-            if self.io.mac.0 != mac {
-                self.io.mac = EthernetAddress(mac);
-                self.iface
-                    .set_hardware_addr(HardwareAddress::Ethernet(self.io.mac));
-                mac_changed = true;
-            }
-            if self.io.mtu != mtu {
-                self.io.mtu = mtu;
-                self.rebuild_interface();
-            }
+        let running = Running {
+            mac: self.io.mac,
+            mtu: self.io.mtu,
+            addrs: self.iface.ip_addrs(),
+        };
+        let plan = Plan::new(&self.config, running);
+        self.apply_plan(plan);
+    }
+
+    /// Carries out a plan made by [`Plan::new`] against the running interface. The
+    /// order matters: a rebuilt interface takes the new hardware address, and has
+    /// none of the addresses and routes that follow.
+    fn apply_plan(&mut self, plan: Plan) {
+        if let Some(mac) = plan.mac {
+            self.io.mac = mac;
+            self.iface.set_hardware_addr(HardwareAddress::Ethernet(mac));
         }
-        for link in self.config.links() {
-            match link.kind {
-                crate::cmd::LinkKind::Loopback => lo_up = link.up,
-                crate::cmd::LinkKind::Ether => {
-                    wire_up = link.up;
-                    wire_addrs = link.addrs.iter().map(|a| a.addr).collect();
-                }
-            }
-            for addr in &link.addrs {
-                match addr.addr {
-                    IpAddr::V4(v4) => local_v4.push(v4),
-                    IpAddr::V6(v6) => local_v6.push(v6),
-                }
-                let rank = match (addr.addr, link.kind) {
-                    (IpAddr::V4(_), crate::cmd::LinkKind::Ether) => 0,
-                    (IpAddr::V4(_), crate::cmd::LinkKind::Loopback) => 1,
-                    (IpAddr::V6(_), crate::cmd::LinkKind::Ether) => 2,
-                    (IpAddr::V6(_), crate::cmd::LinkKind::Loopback) => 3,
-                };
-                cidrs.push((rank, IpCidr::new(addr.addr.into(), addr.prefix_len)));
-            }
+        if let Some(mtu) = plan.mtu {
+            self.io.mtu = mtu;
+            self.rebuild_interface();
         }
-        // smoltcp holds 8 addresses; the model allows 8 of the user's plus those the
-        // kernel adds (127.0.0.1, ::1, fe80::). When they do not all fit, what TCP over
-        // IPv4 needs goes first: the link's IPv4 addresses, then loopback's.
-        cidrs.sort_by_key(|(rank, _)| *rank);
-        let wanted: Vec<IpCidr> = cidrs.into_iter().map(|(_, c)| c).collect();
-        let fits = &wanted[..wanted.len().min(IFACE_ADDRS)];
-        // smoltcp empties its neighbour cache on every address update, and then
-        // resolves one neighbour a second at most: commands that leave the
-        // addresses alone (a new MTU or hardware address, a route) must not cost
-        // every peer a second.
-        if self.iface.ip_addrs() != fits {
+        if let Some(wanted) = plan.addrs {
             self.iface.update_ip_addrs(|addrs| {
                 addrs.clear();
                 for cidr in wanted {
@@ -370,14 +337,12 @@ impl Engine {
                 }
             });
         }
-        let routes = self.config.routes();
         self.iface.routes_mut().update(|table| {
             table.clear();
-            for route in routes {
-                let Some(via) = route.via else { continue };
+            for (cidr, via) in plan.routes {
                 let entry = Route {
-                    cidr: IpCidr::new(route.dst.into(), route.prefix_len),
-                    via_router: via.into(),
+                    cidr,
+                    via_router: via,
                     preferred_until: None,
                     expires_at: None,
                 };
@@ -386,13 +351,11 @@ impl Engine {
                 }
             }
         });
-        self.io.lo_up = lo_up;
-        self.io.wire_up = wire_up;
-        self.io.local_v4 = local_v4;
-        self.io.local_v6 = local_v6;
-        if mac_changed && wire_up {
-            self.announce(&wire_addrs);
-        }
+        self.io.lo_up = plan.lo_up;
+        self.io.wire_up = plan.wire_up;
+        self.io.local_v4 = plan.local_v4;
+        self.io.local_v6 = plan.local_v6;
+        self.announce(&plan.announce);
     }
 
     /// Replaces smoltcp's interface with one that reads the device's capabilities
