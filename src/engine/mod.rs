@@ -409,31 +409,8 @@ impl Engine {
         if let Some(sender) = frames::arp_sender(frame) {
             self.arp_seen.insert(sender, self.now);
         }
-        if let Some((mac, addr)) = frames::arp_announcement(frame) {
-            // smoltcp ignores ARP not aimed at its own addresses, so a neighbour's
-            // announcement of a new hardware address would go unheard until the
-            // cached one expires (60 s). Linux updates an entry it has; the same
-            // news, aimed at one of our addresses, makes smoltcp do that.
-            // Not for a claim on one of our own addresses (a conflict, which Linux
-            // only reports), nor for our own announcement looped back.
-            let news = !self.io.local_v4.contains(&addr) && mac != self.io.mac;
-            let ours = self
-                .io
-                .local_v4
-                .iter()
-                .copied()
-                .find(|a| a.octets()[0] != 127);
-            if let Some(our_ip) = ours.filter(|_| news) {
-                let mut reply = Vec::new();
-                frames::write_arp_reply_to(&mut reply, mac, addr, self.io.mac, our_ip);
-                let mut port = Port {
-                    io: &mut self.io,
-                    rx: Some(&reply),
-                };
-                self.iface
-                    .poll_ingress_single(instant(self.now), &mut port, &mut self.sockets);
-                return;
-            }
+        if self.relay_arp_news(frame) {
+            return;
         }
         let Some(tcp) = frames::tcp_view(frame) else {
             return self.ingest_ready(frame);
@@ -474,6 +451,40 @@ impl Engine {
             }
         }
         self.ingest_ready(frame);
+    }
+
+    /// Hands smoltcp a neighbour's announcement of a new hardware address in a
+    /// form it heeds; true if `frame` was one (and is then done with).
+    ///
+    /// smoltcp ignores ARP not aimed at its own addresses, so a neighbour's
+    /// announcement would go unheard until the cached address expires (60 s).
+    /// Linux updates an entry it has; the same news, aimed at one of our
+    /// addresses, makes smoltcp do that. Not for a claim on one of our own
+    /// addresses (a conflict, which Linux only reports), nor for our own
+    /// announcement looped back.
+    fn relay_arp_news(&mut self, frame: &[u8]) -> bool {
+        let Some((mac, addr)) = frames::arp_announcement(frame) else {
+            return false;
+        };
+        let news = !self.io.local_v4.contains(&addr) && mac != self.io.mac;
+        let ours = self
+            .io
+            .local_v4
+            .iter()
+            .copied()
+            .find(|a| a.octets()[0] != 127);
+        let Some(our_ip) = ours.filter(|_| news) else {
+            return false;
+        };
+        let mut reply = Vec::new();
+        frames::write_arp_reply_to(&mut reply, mac, addr, self.io.mac, our_ip);
+        let mut port = Port {
+            io: &mut self.io,
+            rx: Some(&reply),
+        };
+        self.iface
+            .poll_ingress_single(instant(self.now), &mut port, &mut self.sockets);
+        true
     }
 
     /// Ingests the `parts` of the TCP segment `frame`, one after the other (the
