@@ -111,91 +111,151 @@ pub(crate) enum Fragment {
 impl Reassembler {
     /// Looks at an incoming Ethernet frame.
     pub(crate) fn on_frame(&mut self, frame: &[u8], now: Duration) -> Fragment {
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return Fragment::NotOne;
+        let view = match FragmentView::read(frame) {
+            Ok(view) => view,
+            Err(not_a_fragment_or_taken) => return not_a_fragment_or_taken,
         };
-        if eth.ethertype() != EthernetProtocol::Ipv6 {
-            return Fragment::NotOne;
-        }
-        let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else {
-            return Fragment::NotOne;
-        };
-        if u8::from(ip.next_header()) != FRAGMENT {
-            return Fragment::NotOne;
-        }
-        let payload = ip.payload();
-        if payload.len() < FRAGMENT_HEADER {
-            return Fragment::Taken;
-        }
-        let next_header = payload[0];
-        let offset_and_flag = u16::from_be_bytes([payload[2], payload[3]]);
-        let offset = usize::from(offset_and_flag >> 3) * 8;
-        let more = offset_and_flag & 1 == 1;
-        let ident = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
-        let data = &payload[FRAGMENT_HEADER..];
-        let eth_and_ip = frame.len() - eth.payload().len() + IPV6_HEADER;
-        if offset == 0 && !more {
+        if view.offset == 0 && !view.more {
             // An atomic fragment (RFC 6946): the whole packet, with a needless
             // Fragment header.
-            return Fragment::Complete(whole(&frame[..eth_and_ip], next_header, data));
+            return Fragment::Complete(whole(view.headers, view.next_header, view.data));
         }
-        // Every fragment but the last is a multiple of 8 bytes; none reaches
-        // beyond 65,535 bytes of payload.
-        if (more && data.len() % 8 != 0) || data.is_empty() || offset + data.len() > 65_535 {
+        if !view.plausible() {
             return Fragment::Taken;
         }
         self.pending
             .retain(|_, p| now.saturating_sub(p.started) < REASSEMBLY_TIME);
-        let key = (ip.src_addr(), ip.dst_addr(), ident);
-        if !self.pending.contains_key(&key) && self.pending.len() >= MAX_PENDING {
+        if !self.pending.contains_key(&view.key) && self.pending.len() >= MAX_PENDING {
             return Fragment::Taken;
         }
-        let pending = self.pending.entry(key).or_insert_with(|| Pending {
-            headers: frame[..eth_and_ip].to_vec(),
+        let pending = self.pending.entry(view.key).or_insert_with(|| Pending {
+            headers: view.headers.to_vec(),
             next_header: None,
             parts: BTreeMap::new(),
             total: None,
             started: now,
         });
-        let end = offset + data.len();
-        let overlaps = pending
+        if !pending.fits(&view) {
+            self.pending.remove(&view.key);
+            return Fragment::Taken;
+        }
+        pending.add(&view);
+        if !pending.is_complete() {
+            return Fragment::Taken;
+        }
+        let pending = self.pending.remove(&view.key).expect("present");
+        Fragment::Complete(pending.into_frame())
+    }
+}
+
+/// An IPv6 fragment, as read from its Ethernet frame.
+struct FragmentView<'a> {
+    key: Key,
+    /// The protocol of the reassembled payload.
+    next_header: u8,
+    /// Where the data goes in the payload, and whether fragments follow.
+    offset: usize,
+    more: bool,
+    data: &'a [u8],
+    /// The frame's Ethernet and IPv6 headers.
+    headers: &'a [u8],
+}
+
+impl<'a> FragmentView<'a> {
+    /// Reads `frame` as an IPv6 fragment; if it is none, what becomes of it: left
+    /// alone (not one) or dropped (a Fragment header cut short).
+    fn read(frame: &'a [u8]) -> Result<FragmentView<'a>, Fragment> {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Err(Fragment::NotOne);
+        };
+        if eth.ethertype() != EthernetProtocol::Ipv6 {
+            return Err(Fragment::NotOne);
+        }
+        let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else {
+            return Err(Fragment::NotOne);
+        };
+        if u8::from(ip.next_header()) != FRAGMENT {
+            return Err(Fragment::NotOne);
+        }
+        let payload = ip.payload();
+        if payload.len() < FRAGMENT_HEADER {
+            return Err(Fragment::Taken);
+        }
+        let offset_and_flag = u16::from_be_bytes([payload[2], payload[3]]);
+        let ident = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
+        let eth_and_ip = frame.len() - eth.payload().len() + IPV6_HEADER;
+        Ok(FragmentView {
+            key: (ip.src_addr(), ip.dst_addr(), ident),
+            next_header: payload[0],
+            offset: usize::from(offset_and_flag >> 3) * 8,
+            more: offset_and_flag & 1 == 1,
+            data: &payload[FRAGMENT_HEADER..],
+            headers: &frame[..eth_and_ip],
+        })
+    }
+
+    /// Whether the fragment could be part of any datagram: every fragment but the
+    /// last is a multiple of 8 bytes; none reaches beyond 65,535 bytes of payload.
+    fn plausible(&self) -> bool {
+        let whole_blocks = !self.more || self.data.len().is_multiple_of(8);
+        whole_blocks && !self.data.is_empty() && self.end() <= 65_535
+    }
+
+    /// One past the fragment's last byte in the payload.
+    fn end(&self) -> usize {
+        self.offset + self.data.len()
+    }
+}
+
+impl Pending {
+    /// Whether `view` agrees with the fragments already here: it overlaps none,
+    /// ends inside a known total, and as the last one leaves no data beyond it.
+    fn fits(&self, view: &FragmentView) -> bool {
+        let end = view.end();
+        let overlaps = self
             .parts
             .range(..end)
             .next_back()
-            .is_some_and(|(&start, part)| start + part.len() > offset);
-        let beyond_end = pending
+            .is_some_and(|(&start, part)| start + part.len() > view.offset);
+        let beyond_end = self
             .total
-            .is_some_and(|total| end > total || (!more && end != total));
-        let before_data = !more
-            && pending
+            .is_some_and(|total| end > total || (!view.more && end != total));
+        let before_data = !view.more
+            && self
                 .parts
                 .keys()
                 .next_back()
-                .is_some_and(|&last| last + pending.parts[&last].len() > end);
-        if overlaps || beyond_end || before_data {
-            self.pending.remove(&key);
-            return Fragment::Taken;
+                .is_some_and(|&last| last + self.parts[&last].len() > end);
+        !(overlaps || beyond_end || before_data)
+    }
+
+    /// Keeps a fragment that [`Pending::fits`].
+    fn add(&mut self, view: &FragmentView) {
+        if view.offset == 0 {
+            self.next_header = Some(view.next_header);
         }
-        if offset == 0 {
-            pending.next_header = Some(next_header);
+        if !view.more {
+            self.total = Some(view.end());
         }
-        if !more {
-            pending.total = Some(end);
-        }
-        pending.parts.insert(offset, data.to_vec());
-        let (Some(total), Some(next_header)) = (pending.total, pending.next_header) else {
-            return Fragment::Taken;
+        self.parts.insert(view.offset, view.data.to_vec());
+    }
+
+    /// Every fragment is here.
+    fn is_complete(&self) -> bool {
+        let (Some(total), Some(_)) = (self.total, self.next_header) else {
+            return false;
         };
-        let have: usize = pending.parts.values().map(Vec::len).sum();
-        if have != total {
-            return Fragment::Taken;
-        }
-        let pending = self.pending.remove(&key).expect("present");
+        self.parts.values().map(Vec::len).sum::<usize>() == total
+    }
+
+    /// The whole frame of a complete datagram.
+    fn into_frame(self) -> Vec<u8> {
+        let total = self.total.expect("complete");
         let mut data = Vec::with_capacity(total);
-        for part in pending.parts.values() {
+        for part in self.parts.values() {
             data.extend_from_slice(part);
         }
-        Fragment::Complete(whole(&pending.headers, next_header, &data))
+        whole(&self.headers, self.next_header.expect("complete"), &data)
     }
 }
 

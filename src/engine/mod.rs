@@ -28,8 +28,10 @@
 //! - IPv6 fragmentation and reassembly ([`ipv6_frag`]), which smoltcp has for
 //!   IPv4 only.
 
+mod config_plan;
 mod frames;
 mod ipv6_frag;
+mod lifecycle;
 mod options;
 mod ping;
 mod ports;
@@ -37,6 +39,8 @@ mod recovery;
 mod udp;
 
 use crate::cmd::NetConfig;
+use config_plan::{Plan, Running};
+use lifecycle::Look;
 pub(crate) use options::SocketOptions;
 #[cfg(feature = "capi")]
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
@@ -47,7 +51,7 @@ use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address,
+    EthernetAddress, HardwareAddress, IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address,
     Ipv6Address,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -160,19 +164,13 @@ struct Conn {
 }
 
 impl Conn {
-    /// When the next keep-alive probe is due, if keep-alive is on: `TCP_KEEPIDLE`
-    /// after the last activity, then every `TCP_KEEPINTVL`.
+    /// When the next keep-alive probe is due ([`lifecycle::probe_due`]); only an
+    /// open connection probes.
     fn next_probe(&self) -> Option<Duration> {
-        if !self.options.keepalive || !matches!(self.phase, Phase::Open) {
+        if !matches!(self.phase, Phase::Open) {
             return None;
         }
-        let first = self.active_at + self.options.keep_idle;
-        Some(match self.probed_at {
-            Some(probed) if probed >= self.active_at => {
-                (probed + self.options.keep_interval).max(first)
-            }
-            _ => first,
-        })
+        lifecycle::probe_due(&self.options, self.active_at, self.probed_at)
     }
 
     fn new(phase: Phase, last_state: TcpState, port: u16, options: SocketOptions) -> Conn {
@@ -300,71 +298,36 @@ impl Engine {
     }
 
     /// Pushes the model's addresses, routes and link state into smoltcp and the
-    /// frame plumbing, if the model changed since the last time.
+    /// frame plumbing, if the model changed since the last time: what changed is
+    /// planned first ([`config_plan`]), then carried out here.
     fn sync_config(&mut self) {
         let generation = self.config.generation();
         if self.synced == Some(generation) {
             return;
         }
         self.synced = Some(generation);
-        let mut lo_up = false;
-        let mut wire_up = false;
-        let mut local_v4 = Vec::new();
-        let mut local_v6 = Vec::new();
-        let mut cidrs: Vec<(u8, IpCidr)> = Vec::new();
-        let mut mac_changed = false;
-        let mut wire_addrs = Vec::new();
-        let ether = self
-            .config
-            .links()
-            .iter()
-            .find(|l| l.kind == crate::cmd::LinkKind::Ether)
-            .map(|l| (l.mac, l.mtu as usize));
-        if let Some((mac, mtu)) = ether {
-            if self.io.mac.0 != mac {
-                self.io.mac = EthernetAddress(mac);
-                self.iface
-                    .set_hardware_addr(HardwareAddress::Ethernet(self.io.mac));
-                mac_changed = true;
-            }
-            if self.io.mtu != mtu {
-                self.io.mtu = mtu;
-                self.rebuild_interface();
-            }
+        let running = Running {
+            mac: self.io.mac,
+            mtu: self.io.mtu,
+            addrs: self.iface.ip_addrs(),
+        };
+        let plan = Plan::new(&self.config, running);
+        self.apply_plan(plan);
+    }
+
+    /// Carries out a plan made by [`Plan::new`] against the running interface. The
+    /// order matters: a rebuilt interface takes the new hardware address, and has
+    /// none of the addresses and routes that follow.
+    fn apply_plan(&mut self, plan: Plan) {
+        if let Some(mac) = plan.mac {
+            self.io.mac = mac;
+            self.iface.set_hardware_addr(HardwareAddress::Ethernet(mac));
         }
-        for link in self.config.links() {
-            match link.kind {
-                crate::cmd::LinkKind::Loopback => lo_up = link.up,
-                crate::cmd::LinkKind::Ether => {
-                    wire_up = link.up;
-                    wire_addrs = link.addrs.iter().map(|a| a.addr).collect();
-                }
-            }
-            for addr in &link.addrs {
-                match addr.addr {
-                    IpAddr::V4(v4) => local_v4.push(v4),
-                    IpAddr::V6(v6) => local_v6.push(v6),
-                }
-                let rank = match (addr.addr, link.kind) {
-                    (IpAddr::V4(_), crate::cmd::LinkKind::Ether) => 0,
-                    (IpAddr::V4(_), crate::cmd::LinkKind::Loopback) => 1,
-                    (IpAddr::V6(_), crate::cmd::LinkKind::Ether) => 2,
-                    (IpAddr::V6(_), crate::cmd::LinkKind::Loopback) => 3,
-                };
-                cidrs.push((rank, IpCidr::new(addr.addr.into(), addr.prefix_len)));
-            }
+        if let Some(mtu) = plan.mtu {
+            self.io.mtu = mtu;
+            self.rebuild_interface();
         }
-        // smoltcp holds 8 addresses; the model allows 8 of the user's plus those the
-        // kernel adds (127.0.0.1, ::1, fe80::). When they do not all fit, what TCP over
-        // IPv4 needs goes first: the link's IPv4 addresses, then loopback's.
-        cidrs.sort_by_key(|(rank, _)| *rank);
-        let wanted: Vec<IpCidr> = cidrs.into_iter().map(|(_, c)| c).collect();
-        let fits = &wanted[..wanted.len().min(IFACE_ADDRS)];
-        // smoltcp empties its neighbour cache on every address update, and then
-        // resolves one neighbour a second at most: commands that leave the
-        // addresses alone (a new MTU or hardware address, a route) must not cost
-        // every peer a second.
-        if self.iface.ip_addrs() != fits {
+        if let Some(wanted) = plan.addrs {
             self.iface.update_ip_addrs(|addrs| {
                 addrs.clear();
                 for cidr in wanted {
@@ -374,14 +337,12 @@ impl Engine {
                 }
             });
         }
-        let routes = self.config.routes();
         self.iface.routes_mut().update(|table| {
             table.clear();
-            for route in routes {
-                let Some(via) = route.via else { continue };
+            for (cidr, via) in plan.routes {
                 let entry = Route {
-                    cidr: IpCidr::new(route.dst.into(), route.prefix_len),
-                    via_router: via.into(),
+                    cidr,
+                    via_router: via,
                     preferred_until: None,
                     expires_at: None,
                 };
@@ -390,13 +351,11 @@ impl Engine {
                 }
             }
         });
-        self.io.lo_up = lo_up;
-        self.io.wire_up = wire_up;
-        self.io.local_v4 = local_v4;
-        self.io.local_v6 = local_v6;
-        if mac_changed && wire_up {
-            self.announce(&wire_addrs);
-        }
+        self.io.lo_up = plan.lo_up;
+        self.io.wire_up = plan.wire_up;
+        self.io.local_v4 = plan.local_v4;
+        self.io.local_v6 = plan.local_v6;
+        self.announce(&plan.announce);
     }
 
     /// Replaces smoltcp's interface with one that reads the device's capabilities
@@ -450,31 +409,8 @@ impl Engine {
         if let Some(sender) = frames::arp_sender(frame) {
             self.arp_seen.insert(sender, self.now);
         }
-        if let Some((mac, addr)) = frames::arp_announcement(frame) {
-            // smoltcp ignores ARP not aimed at its own addresses, so a neighbour's
-            // announcement of a new hardware address would go unheard until the
-            // cached one expires (60 s). Linux updates an entry it has; the same
-            // news, aimed at one of our addresses, makes smoltcp do that.
-            // Not for a claim on one of our own addresses (a conflict, which Linux
-            // only reports), nor for our own announcement looped back.
-            let news = !self.io.local_v4.contains(&addr) && mac != self.io.mac;
-            let ours = self
-                .io
-                .local_v4
-                .iter()
-                .copied()
-                .find(|a| a.octets()[0] != 127);
-            if let Some(our_ip) = ours.filter(|_| news) {
-                let mut reply = Vec::new();
-                frames::write_arp_reply_to(&mut reply, mac, addr, self.io.mac, our_ip);
-                let mut port = Port {
-                    io: &mut self.io,
-                    rx: Some(&reply),
-                };
-                self.iface
-                    .poll_ingress_single(instant(self.now), &mut port, &mut self.sockets);
-                return;
-            }
+        if self.relay_arp_news(frame) {
+            return;
         }
         let Some(tcp) = frames::tcp_view(frame) else {
             return self.ingest_ready(frame);
@@ -515,6 +451,40 @@ impl Engine {
             }
         }
         self.ingest_ready(frame);
+    }
+
+    /// Hands smoltcp a neighbour's announcement of a new hardware address in a
+    /// form it heeds; true if `frame` was one (and is then done with).
+    ///
+    /// smoltcp ignores ARP not aimed at its own addresses, so a neighbour's
+    /// announcement would go unheard until the cached address expires (60 s).
+    /// Linux updates an entry it has; the same news, aimed at one of our
+    /// addresses, makes smoltcp do that. Not for a claim on one of our own
+    /// addresses (a conflict, which Linux only reports), nor for our own
+    /// announcement looped back.
+    fn relay_arp_news(&mut self, frame: &[u8]) -> bool {
+        let Some((mac, addr)) = frames::arp_announcement(frame) else {
+            return false;
+        };
+        let news = !self.io.local_v4.contains(&addr) && mac != self.io.mac;
+        let ours = self
+            .io
+            .local_v4
+            .iter()
+            .copied()
+            .find(|a| a.octets()[0] != 127);
+        let Some(our_ip) = ours.filter(|_| news) else {
+            return false;
+        };
+        let mut reply = Vec::new();
+        frames::write_arp_reply_to(&mut reply, mac, addr, self.io.mac, our_ip);
+        let mut port = Port {
+            io: &mut self.io,
+            rx: Some(&reply),
+        };
+        self.iface
+            .poll_ingress_single(instant(self.now), &mut port, &mut self.sockets);
+        true
     }
 
     /// Ingests the `parts` of the TCP segment `frame`, one after the other (the
@@ -1048,151 +1018,22 @@ impl Engine {
     }
 
     /// Turns smoltcp state changes into events, enforces connect deadlines and
-    /// frees finished sockets.
+    /// frees finished sockets: each connection is looked at, judged and the
+    /// verdict carried out (see [`lifecycle`]).
     fn update_connections(&mut self) {
-        let now = self.now;
         let mut finished = Vec::new();
         for (&handle, conn) in self.conns.iter_mut() {
             let socket = self.sockets.get_mut::<tcp::Socket>(handle);
-            let state = socket.state();
-            let last = std::mem::replace(&mut conn.last_state, state);
-            match conn.phase {
-                Phase::Connecting { since, next_hop } => {
-                    if state == TcpState::SynSent {
-                        let waited = now.saturating_sub(since);
-                        let arp_silent = next_hop.is_some_and(|hop| {
-                            self.arp_seen.get(&hop).is_none_or(|&seen| seen < since)
-                        });
-                        let failure = if arp_silent && waited >= ARP_GIVE_UP {
-                            Some(libc::EHOSTUNREACH)
-                        } else if waited >= CONNECT_GIVE_UP {
-                            Some(libc::ETIMEDOUT)
-                        } else {
-                            None
-                        };
-                        if let Some(err) = failure {
-                            socket.abort();
-                            conn.phase = Phase::Orphan { since: now };
-                            self.events.push_back(Event::ConnectFailed(handle, err));
-                        }
-                    } else if state == TcpState::Closed {
-                        conn.phase = Phase::Orphan { since: now };
-                        self.events
-                            .push_back(Event::ConnectFailed(handle, libc::ECONNREFUSED));
-                    } else {
-                        conn.phase = Phase::Open;
-                        conn.active_at = now;
-                        self.events.push_back(Event::Connected(handle));
-                    }
-                }
-                Phase::Embryo(id) => match state {
-                    TcpState::Listen | TcpState::SynReceived => {}
-                    TcpState::Closed => {
-                        conn.phase = Phase::Orphan { since: now };
-                        if let Some(l) = self.listeners.get_mut(&id) {
-                            l.embryos -= 1;
-                        }
-                    }
-                    _ => {
-                        conn.phase = Phase::Open;
-                        conn.active_at = now;
-                        let mut v6_listener = false;
-                        if let Some(l) = self.listeners.get_mut(&id) {
-                            l.embryos -= 1;
-                            l.handed_out += 1;
-                            v6_listener = l.local.is_ipv6();
-                        }
-                        let (Some(local), Some(peer)) =
-                            (socket.local_endpoint(), socket.remote_endpoint())
-                        else {
-                            continue;
-                        };
-                        let (mut local, mut peer) = (from_endpoint(local), from_endpoint(peer));
-                        if v6_listener && local.is_ipv4() {
-                            // An IPv6 socket sees its IPv4 peers v4-mapped.
-                            conn.mapped = true;
-                            (local, peer) = (map(local), map(peer));
-                        }
-                        self.events.push_back(Event::Accepted {
-                            listener: id,
-                            handle,
-                            local,
-                            peer,
-                        });
-                    }
-                },
-                Phase::Open => {
-                    if matches!(
-                        state,
-                        TcpState::CloseWait
-                            | TcpState::LastAck
-                            | TcpState::Closing
-                            | TcpState::TimeWait
-                    ) {
-                        conn.peer_fin = true;
-                    }
-                    if state == TcpState::TimeWait {
-                        for _ in 0..2 {
-                            let _ = socket.recv(|bytes| {
-                                conn.rescued.extend_from_slice(bytes);
-                                (bytes.len(), ())
-                            });
-                        }
-                    }
-                    // smoltcp's timeout ends a connection that hears nothing for
-                    // that long, so it is armed only while bytes wait for an
-                    // acknowledgement (a peer silent for GIVE_UP has gone), or with
-                    // keep-alive on (whose probes a live peer answers).
-                    let waiting = socket.send_queue();
-                    if waiting < conn.unacked || waiting == 0 {
-                        conn.progress_at = now;
-                    }
-                    conn.unacked = waiting;
-                    Self::keep_alive(conn, socket, now);
-                    let limit = match conn.options.keepalive_limit() {
-                        _ if state == TcpState::Closed => None,
-                        _ if waiting > 0 => Some(GIVE_UP),
-                        keepalive => keepalive,
-                    }
-                    .map(|d| smoltcp::time::Duration::from_micros(d.as_micros() as u64));
-                    if limit != socket.timeout() {
-                        socket.set_timeout(limit);
-                    }
-                    let graceful = matches!(
-                        last,
-                        TcpState::LastAck | TcpState::TimeWait | TcpState::Closed
-                    );
-                    if state == TcpState::Closed && !graceful {
-                        let silent = now.saturating_sub(conn.progress_at) >= GIVE_UP;
-                        let errno = if conn.reset_seen {
-                            libc::ECONNRESET
-                        } else if silent || conn.options.keepalive {
-                            libc::ETIMEDOUT
-                        } else {
-                            libc::ECONNRESET
-                        };
-                        self.events.push_back(Event::Aborted(handle, errno));
-                    }
-                }
-                Phase::Orphan { .. } => {}
+            if matches!(conn.phase, Phase::Open) && socket.state() == TcpState::TimeWait {
+                conn.rescue(socket);
             }
-            if let Phase::Orphan { since } = conn.phase {
-                // A closed socket may still owe the peer its RST (smoltcp clears the
-                // endpoints once that is sent); one that cannot send it in a few
-                // seconds never will.
-                let done = match state {
-                    TcpState::TimeWait => true,
-                    TcpState::Closed => {
-                        socket.local_endpoint().is_none()
-                            || now.saturating_sub(since) >= ARP_GIVE_UP
-                    }
-                    // Linux gives an orphan in FIN-WAIT-2 `tcp_fin_timeout` (60 s);
-                    // a peer that never finishes its side gets no longer than that.
-                    _ => now.saturating_sub(since) >= ORPHAN_LIMIT,
-                };
-                if done {
-                    finished.push(handle);
-                }
+            let look = Look::of(conn, socket, &self.arp_seen, &self.listeners, self.now);
+            let verdict = conn.judge(&look);
+            conn.settle(&look, &verdict);
+            lifecycle::steer(socket, &verdict);
+            lifecycle::tell(handle, verdict.news, &mut self.listeners, &mut self.events);
+            if verdict.finished {
+                finished.push(handle);
             }
         }
         for handle in finished {
@@ -1214,25 +1055,6 @@ fn spread(peer: SocketAddr) -> usize {
         hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
     }
     hash as usize
-}
-
-impl Engine {
-    /// Sends a keep-alive probe when one is due. smoltcp sends a probe when its
-    /// keep-alive timer is wound up, and winds it only from "unarmed": arming and
-    /// at once disarming the interval sends exactly one probe, and leaves the
-    /// timer unarmed again once the probe is answered.
-    fn keep_alive(conn: &mut Conn, socket: &mut tcp::Socket<'static>, now: Duration) {
-        let queues = (socket.recv_queue(), socket.send_queue());
-        if queues != conn.queues {
-            conn.queues = queues;
-            conn.active_at = now;
-        }
-        if conn.next_probe().is_some_and(|due| due <= now) {
-            socket.set_keep_alive(Some(smoltcp::time::Duration::from_secs(1)));
-            socket.set_keep_alive(None);
-            conn.probed_at = Some(now);
-        }
-    }
 }
 
 impl Listener {

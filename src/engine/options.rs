@@ -100,7 +100,7 @@ impl SocketOptions {
     pub(crate) fn apply_tcp(&self, socket: &mut tcp::Socket<'_>) {
         socket.set_nagle_enabled(!self.nodelay);
         socket.set_hop_limit(Some(self.hop_limit));
-        // Keep-alive probes are scheduled by the engine (`Engine::keep_alive`):
+        // Keep-alive probes are scheduled by the engine (`lifecycle::steer`):
         // smoltcp's own timer cannot be moved once armed, so a TCP_KEEPIDLE set
         // after SO_KEEPALIVE would wait for the old interval.
         socket.set_keep_alive(None);

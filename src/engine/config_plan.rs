@@ -1,0 +1,283 @@
+//! What a new configuration changes in a running stack, decided apart from
+//! applying it.
+//!
+//! Every `ip` command changes the configuration model ([`NetConfig`]); the engine
+//! then has to bring smoltcp's interface and its own frame plumbing in line. Some
+//! of that has costs smoltcp hides: a new MTU needs a new interface (smoltcp reads
+//! a device's MTU once), and any address update empties the neighbour cache. So
+//! what to do is worked out first, as a plain [`Plan`] from the model and what
+//! runs now ([`Plan::new`], tested below without smoltcp), and the engine carries
+//! the plan out (`Engine::sync_config`).
+
+use super::IFACE_ADDRS;
+use crate::cmd::{LinkKind, NetConfig};
+use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
+use std::net::IpAddr;
+
+/// What the running interface has now, of what a configuration sets.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Running<'a> {
+    /// The hardware address frames go out with.
+    pub mac: EthernetAddress,
+    /// The MTU the interface was built for.
+    pub mtu: usize,
+    /// The addresses smoltcp holds.
+    pub addrs: &'a [IpCidr],
+}
+
+/// What to change so that the running stack matches a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Plan {
+    /// A new hardware address for the Ethernet link.
+    pub mac: Option<EthernetAddress>,
+    /// A new MTU for the Ethernet link: smoltcp's interface is rebuilt, and starts
+    /// with no addresses, routes or neighbours.
+    pub mtu: Option<usize>,
+    /// New addresses for smoltcp (all it holds, in order), when they differ from
+    /// those it holds (after a rebuild: none).
+    pub addrs: Option<Vec<IpCidr>>,
+    /// smoltcp's routes, always written afresh: (destination, gateway) for each
+    /// route through a gateway (on-link prefixes come with the addresses).
+    pub routes: Vec<(IpCidr, IpAddress)>,
+    /// The links' state, and the stack's own addresses, for the frame plumbing
+    /// (which loops back what is for them).
+    pub lo_up: bool,
+    pub wire_up: bool,
+    pub local_v4: Vec<Ipv4Address>,
+    pub local_v6: Vec<Ipv6Address>,
+    /// Addresses to announce with the new hardware address (those of the
+    /// Ethernet link, when its hardware address changed while it is up).
+    pub announce: Vec<IpAddr>,
+}
+
+impl Plan {
+    /// What bringing a stack running as `running` in line with `config` takes.
+    pub(super) fn new(config: &NetConfig, running: Running) -> Plan {
+        let ether = config.links().iter().find(|l| l.kind == LinkKind::Ether);
+        let mac = ether
+            .map(|l| EthernetAddress(l.mac))
+            .filter(|&mac| mac != running.mac);
+        let mtu = ether
+            .map(|l| l.mtu as usize)
+            .filter(|&mtu| mtu != running.mtu);
+        let mut plan = Plan {
+            mac,
+            mtu,
+            addrs: None,
+            routes: gateway_routes(config),
+            lo_up: false,
+            wire_up: false,
+            local_v4: Vec::new(),
+            local_v6: Vec::new(),
+            announce: Vec::new(),
+        };
+        let mut wire_addrs = Vec::new();
+        let mut cidrs: Vec<(u8, IpCidr)> = Vec::new();
+        for link in config.links() {
+            match link.kind {
+                LinkKind::Loopback => plan.lo_up = link.up,
+                LinkKind::Ether => {
+                    plan.wire_up = link.up;
+                    wire_addrs = link.addrs.iter().map(|a| a.addr).collect();
+                }
+            }
+            for addr in &link.addrs {
+                match addr.addr {
+                    IpAddr::V4(v4) => plan.local_v4.push(v4),
+                    IpAddr::V6(v6) => plan.local_v6.push(v6),
+                }
+                let rank = match (addr.addr, link.kind) {
+                    (IpAddr::V4(_), LinkKind::Ether) => 0,
+                    (IpAddr::V4(_), LinkKind::Loopback) => 1,
+                    (IpAddr::V6(_), LinkKind::Ether) => 2,
+                    (IpAddr::V6(_), LinkKind::Loopback) => 3,
+                };
+                cidrs.push((rank, IpCidr::new(addr.addr.into(), addr.prefix_len)));
+            }
+        }
+        // smoltcp holds 8 addresses; the model allows 8 of the user's plus those the
+        // kernel adds (127.0.0.1, ::1, fe80::). When they do not all fit, what TCP over
+        // IPv4 needs goes first: the link's IPv4 addresses, then loopback's.
+        cidrs.sort_by_key(|(rank, _)| *rank);
+        let fits: Vec<IpCidr> = cidrs
+            .into_iter()
+            .map(|(_, c)| c)
+            .take(IFACE_ADDRS)
+            .collect();
+        // smoltcp empties its neighbour cache on every address update, and then
+        // resolves one neighbour a second at most: commands that leave the
+        // addresses alone (a new MTU or hardware address, a route) must not cost
+        // every peer a second.
+        let held = if plan.mtu.is_some() {
+            &[]
+        } else {
+            running.addrs
+        };
+        if held != fits.as_slice() {
+            plan.addrs = Some(fits);
+        }
+        if plan.mac.is_some() && plan.wire_up {
+            plan.announce = wire_addrs;
+        }
+        plan
+    }
+}
+
+/// The model's routes through a gateway, as smoltcp takes them.
+fn gateway_routes(config: &NetConfig) -> Vec<(IpCidr, IpAddress)> {
+    config
+        .routes()
+        .into_iter()
+        .filter_map(|route| {
+            let via = route.via?;
+            Some((IpCidr::new(route.dst.into(), route.prefix_len), via.into()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+    /// The model after `cmds`, on a fresh stack with link `vde0`.
+    fn model(cmds: &str) -> NetConfig {
+        let mut config = NetConfig::new("vde0", MAC);
+        config.run(cmds).unwrap();
+        config
+    }
+
+    /// A fresh interface: the model's first hardware address and MTU, no addresses.
+    fn fresh() -> Running<'static> {
+        Running {
+            mac: EthernetAddress(MAC),
+            mtu: 1500,
+            addrs: &[],
+        }
+    }
+
+    fn cidr(s: &str) -> IpCidr {
+        let (addr, len) = s.split_once('/').unwrap();
+        IpCidr::new(addr.parse::<IpAddr>().unwrap().into(), len.parse().unwrap())
+    }
+
+    #[test]
+    fn a_fresh_model_on_a_fresh_interface_changes_nothing() {
+        let plan = Plan::new(&NetConfig::new("vde0", MAC), fresh());
+        assert_eq!(
+            plan,
+            Plan {
+                mac: None,
+                mtu: None,
+                addrs: None,
+                routes: Vec::new(),
+                lo_up: false,
+                wire_up: false,
+                local_v4: Vec::new(),
+                local_v6: Vec::new(),
+                announce: Vec::new(),
+            }
+        );
+    }
+
+    #[test]
+    fn addresses_go_to_smoltcp_ipv4_first_and_link_before_loopback() {
+        let config = model(
+            "/bin/ip link set lo up; /bin/ip link set vde0 up; \
+             /bin/ip addr add 10.0.0.1/24 dev vde0; /bin/ip -6 addr add fd00::1/64 dev vde0",
+        );
+        let plan = Plan::new(&config, fresh());
+        assert!(plan.lo_up && plan.wire_up);
+        let addrs = plan.addrs.unwrap();
+        let rank = |c: &IpCidr| match (c, IpAddr::from(c.address()).is_loopback()) {
+            (IpCidr::Ipv4(_), false) => 0,
+            (IpCidr::Ipv4(_), true) => 1,
+            (IpCidr::Ipv6(_), false) => 2,
+            (IpCidr::Ipv6(_), true) => 3,
+        };
+        assert!(addrs.is_sorted_by_key(rank), "{addrs:?}");
+        assert_eq!(addrs[..2], [cidr("10.0.0.1/24"), cidr("127.0.0.1/8")]);
+        assert!(addrs.contains(&cidr("fd00::1/64")) && addrs.contains(&cidr("::1/128")));
+        assert!(plan.local_v4.contains(&Ipv4Address::new(10, 0, 0, 1)));
+        assert!(plan.local_v6.contains(&"fd00::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn when_smoltcp_is_full_ipv4_and_the_links_addresses_stay() {
+        let mut cmds = String::from("/bin/ip link set lo up; /bin/ip link set vde0 up");
+        for i in 1..=3 {
+            cmds += &format!("; /bin/ip addr add 10.0.{i}.1/24 dev vde0");
+            cmds += &format!("; /bin/ip -6 addr add fd0{i}::1/64 dev vde0");
+        }
+        let config = model(&cmds);
+        let plan = Plan::new(&config, fresh());
+        let addrs = plan.addrs.unwrap();
+        assert_eq!(addrs.len(), IFACE_ADDRS);
+        assert!(addrs.contains(&cidr("127.0.0.1/8")));
+        assert!(!addrs.contains(&cidr("::1/128")));
+        // The frame plumbing knows every address, fitting or not.
+        assert_eq!(plan.local_v4.len(), 4);
+        assert!(plan.local_v6.contains(&Ipv6Address::LOCALHOST));
+    }
+
+    #[test]
+    fn addresses_smoltcp_holds_already_are_left_alone_unless_the_interface_is_rebuilt() {
+        let config = model("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0");
+        let held = Plan::new(&config, fresh()).addrs.unwrap();
+        let running = Running {
+            addrs: &held,
+            ..fresh()
+        };
+        assert_eq!(Plan::new(&config, running).addrs, None);
+        let config = model(
+            "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; \
+             /bin/ip link set vde0 mtu 1400",
+        );
+        let plan = Plan::new(&config, running);
+        assert_eq!(plan.mtu, Some(1400));
+        assert_eq!(plan.addrs, Some(held));
+    }
+
+    #[test]
+    fn a_new_hardware_address_is_announced_only_on_an_up_link() {
+        let new_mac = "/bin/ip link set vde0 address 02:00:00:00:00:09";
+        let down = model(&format!("/bin/ip addr add 10.0.0.1/24 dev vde0; {new_mac}"));
+        let plan = Plan::new(&down, fresh());
+        assert_eq!(plan.mac, Some(EthernetAddress([2, 0, 0, 0, 0, 9])));
+        assert!(plan.announce.is_empty());
+        let up = model(&format!(
+            "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; {new_mac}"
+        ));
+        let plan = Plan::new(&up, fresh());
+        let wire: Vec<IpAddr> = up.links()[1].addrs.iter().map(|a| a.addr).collect();
+        assert!(wire.contains(&"10.0.0.1".parse().unwrap()));
+        assert_eq!(plan.announce, wire);
+        // Already running with it: nothing to announce.
+        let running = Running {
+            mac: EthernetAddress([2, 0, 0, 0, 0, 9]),
+            ..fresh()
+        };
+        assert!(Plan::new(&up, running).announce.is_empty());
+    }
+
+    #[test]
+    fn only_routes_through_a_gateway_go_to_smoltcp() {
+        let config = model(
+            "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; \
+             /bin/ip route add default via 10.0.0.254; \
+             /bin/ip route add 192.168.7.0/24 via 10.0.0.253",
+        );
+        assert!(config.routes().iter().any(|r| r.via.is_none()));
+        let routes = Plan::new(&config, fresh()).routes;
+        assert_eq!(routes.len(), 2);
+        assert!(routes.contains(&(
+            cidr("0.0.0.0/0"),
+            "10.0.0.254".parse::<IpAddr>().unwrap().into()
+        )));
+        assert!(routes.contains(&(
+            cidr("192.168.7.0/24"),
+            "10.0.0.253".parse::<IpAddr>().unwrap().into()
+        )));
+    }
+}
