@@ -212,11 +212,6 @@ impl TcpStream {
     /// Shuts down reading, writing or both. Shutting down writing sends FIN once the
     /// bytes written before it are delivered.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        let how = match how {
-            Shutdown::Read => libc::SHUT_RD,
-            Shutdown::Write => libc::SHUT_WR,
-            Shutdown::Both => libc::SHUT_RDWR,
-        };
         sys::shutdown(self.fd.as_fd(), how)
     }
 

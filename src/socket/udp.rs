@@ -427,8 +427,11 @@ impl UdpSocket {
         match self.face() {
             Face::Stack(udp) => udp.set_options(|o| o.recv_buffer = Some(bytes)),
             Face::Kernel(_) => {
-                let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-                sys::set_option(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, bytes)
+                let bytes = bytes.min(libc::c_int::MAX as usize);
+                Ok(sys::sockopt::set_socket_recv_buffer_size(
+                    self.fd.as_fd(),
+                    bytes,
+                )?)
             }
         }
     }
