@@ -94,6 +94,19 @@ pub(crate) fn close_range(first: u32, last: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// A pidfd of the process `pid` (`pidfd_open(2)`, Linux 5.3), which becomes
+/// readable when the process exits.
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
+}
+
 /// Reads into `buf` (`read(2)`).
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     Ok(retry_on_intr(|| rustix::io::read(fd, &mut *buf))?)
