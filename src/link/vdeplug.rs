@@ -82,7 +82,7 @@ pub struct VdeLink {
     /// The plugin is `vde` (a `vde_switch`), whose `vde_send`/`vde_recv` are a plain
     /// `send`/`recv` on the connected datagram data fd: whole batches of frames can
     /// then go through one `sendmmsg`/`recvmmsg`, which saves the pump a system call
-    /// per frame.
+    /// per frame, and single frames through a raw `send`/`recv`.
     direct: bool,
     /// The last `recvmmsg` returned fewer frames than it had room for: the socket
     /// queue was empty then, and any frame queued since raises a new edge.
@@ -224,6 +224,51 @@ impl VdeLink {
         unsafe { BorrowedFd::borrow_raw(self.data_fd) }
     }
 
+    /// Receives what the data fd has: with the `vde` plugin straight from the
+    /// socket (its `vde_recv` is a plain `recv`, as for the batches), which keeps
+    /// libc's interposable `recv` out of the pump and the kernel backend's helper.
+    fn recv_once(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.direct {
+            return crate::sys::recv_nonblocking(self.data(), buf);
+        }
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes and the connection
+        // is open; the data fd is non-blocking, so this does not wait.
+        let n = unsafe {
+            sys::vde_recv(
+                self.conn.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// Sends one frame, with the `vde` plugin straight to the socket (as
+    /// [`VdeLink::recv_once`]).
+    fn send_once(&mut self, frame: &[u8]) -> io::Result<()> {
+        if self.direct {
+            return crate::sys::send(self.data(), frame).map(|_| ());
+        }
+        // SAFETY: `frame` is valid for reads of `frame.len()` bytes and the
+        // connection is open; the data fd is non-blocking, so this does not wait.
+        let n = unsafe {
+            sys::vde_send(
+                self.conn.as_ptr(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// The control fd, when the plugin has one.
     fn ctl(&self) -> Option<BorrowedFd<'_>> {
         // SAFETY: as for `data`: an fd of the connection, open as long as it is.
@@ -248,25 +293,14 @@ impl Link for VdeLink {
         }
         let mut skipped = 0;
         while skipped < MAX_SKIPPED {
-            // SAFETY: `buf` is valid for writes of `buf.len()` bytes and the connection
-            // is open; the data fd is non-blocking, so this does not wait.
-            let n = unsafe {
-                sys::vde_recv(
-                    self.conn.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                match err.raw_os_error() {
+            let n = match self.recv_once(buf) {
+                Ok(n) => n,
+                Err(err) => match err.raw_os_error() {
                     Some(libc::EINTR) => continue,
                     Some(libc::EAGAIN) => return Err(would_block()),
                     _ => return Err(err),
-                }
-            }
-            let n = n as usize;
+                },
+            };
             if n == 0 {
                 match self.zero {
                     ZeroMeans::EmptyDatagram => {}
@@ -288,20 +322,10 @@ impl Link for VdeLink {
 
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         loop {
-            // SAFETY: `frame` is valid for reads of `frame.len()` bytes and the
-            // connection is open; the data fd is non-blocking, so this does not wait.
-            let n = unsafe {
-                sys::vde_send(
-                    self.conn.as_ptr(),
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    libc::MSG_DONTWAIT,
-                )
+            let err = match self.send_once(frame) {
+                Ok(()) => return Ok(()),
+                Err(err) => err,
             };
-            if n >= 0 {
-                return Ok(());
-            }
-            let err = io::Error::last_os_error();
             match err.raw_os_error() {
                 Some(libc::EINTR) => {}
                 Some(libc::EAGAIN | libc::ENOBUFS) => return Err(would_block()),
