@@ -55,8 +55,10 @@ pub(crate) fn socket(
     ty: libc::c_int,
     protocol: libc::c_int,
 ) -> io::Result<OwnedFd> {
+    let domain =
+        u16::try_from(domain).map_err(|_| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))?;
     Ok(rustix::net::socket_with(
-        AddressFamily::from_raw(domain as u16),
+        AddressFamily::from_raw(domain),
         SocketType::from_raw(ty as u32),
         SocketFlags::CLOEXEC,
         std::num::NonZeroU32::new(protocol as u32).map(rustix::net::Protocol::from_raw),
