@@ -655,12 +655,3 @@ impl KernelSocket<'_> {
         Ok(sockopt::set_ipv6_drop_membership(self.0, group, interface)?)
     }
 }
-
-/// A `std::net` socket type viewing the kernel socket `fd`, to use std's wrappers of
-/// `getsockname`, `accept4`, `setsockopt`... It must not be dropped (it does not own
-/// `fd`): `ManuallyDrop` sees to that.
-pub(crate) fn std_view<T: std::os::fd::FromRawFd>(fd: BorrowedFd<'_>) -> std::mem::ManuallyDrop<T> {
-    // SAFETY: the view lives no longer than the borrow in the callers (it is used
-    // for one call), and being ManuallyDrop it never closes `fd`.
-    std::mem::ManuallyDrop::new(unsafe { T::from_raw_fd(fd.as_raw_fd()) })
-}
