@@ -324,11 +324,11 @@ pub(crate) fn recv_datagrams(
             .take(lens.len())
             .map(|b| (b.as_mut_ptr().cast(), b.len())),
     );
-    loop {
-        // rustix has no recvmmsg; libc's is not one the C ABI interposes.
+    // rustix has no recvmmsg; libc's is not one the C ABI interposes.
+    let n = retry_libc(|| {
         // SAFETY: the first `count` headers point at live iovecs, each describing a
         // buffer valid for writes of its length; nothing moves during the call.
-        let n = unsafe {
+        unsafe {
             libc::recvmmsg(
                 fd.as_raw_fd(),
                 msgs.as_mut_ptr(),
@@ -336,19 +336,12 @@ pub(crate) fn recv_datagrams(
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
             )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
         }
-        for (len, msg) in lens.iter_mut().zip(&msgs).take(n as usize) {
-            *len = msg.msg_len as usize;
-        }
-        return Ok(n as usize);
+    })?;
+    for (len, msg) in lens.iter_mut().zip(&msgs).take(n) {
+        *len = msg.msg_len as usize;
     }
+    Ok(n)
 }
 
 /// `sendmmsg(2)` of `frames`, one datagram each (at most [`MAX_DATAGRAMS`]), without
@@ -365,27 +358,34 @@ pub(crate) fn send_datagrams(fd: BorrowedFd<'_>, frames: &[&[u8]]) -> io::Result
             .iter()
             .map(|f| (f.as_ptr() as *mut libc::c_void, f.len())),
     );
-    loop {
-        // libc's sendmmsg, as recvmmsg above: rustix's needs a header per message
-        // built anew on each call.
+    // libc's sendmmsg, as recvmmsg above: rustix's needs a header per message built
+    // anew on each call.
+    retry_libc(|| {
         // SAFETY: the first `count` headers point at live iovecs describing frames
         // valid for reads; the kernel only reads them.
-        let n = unsafe {
+        unsafe {
             libc::sendmmsg(
                 fd.as_raw_fd(),
                 msgs.as_mut_ptr(),
                 count as libc::c_uint,
                 libc::MSG_DONTWAIT,
             )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
+        }
+    })
+}
+
+/// Calls `call` (a libc call that returns a count or -1 with errno) until it is not
+/// interrupted.
+fn retry_libc(mut call: impl FnMut() -> libc::c_int) -> io::Result<usize> {
+    loop {
+        let n = call();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
             return Err(err);
         }
-        return Ok(n as usize);
     }
 }
 
