@@ -22,13 +22,6 @@ mod interpose;
 mod options;
 mod sockets;
 
-/// Makes the C ABI forget the parent's stack sockets in a forked child that has
-/// none of its own (the kernel backend's helper). See `sockets::forget_all`.
-#[cfg(feature = "kernel-ns")]
-pub(crate) fn forget_sockets_in_child() {
-    sockets::forget_all();
-}
-
 use crate::stack::Stack;
 use std::ffi::{c_char, c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -78,15 +78,6 @@ static TABLE: Mutex<Option<HashMap<u64, Entry>>> = Mutex::new(None);
 /// libc without a `fstat`.
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 
-/// In a child process that never uses the parent's stack sockets (the kernel
-/// backend's helper): every interposed call goes straight to libc from then on,
-/// without a look-up, so without the table's lock, which another thread of the
-/// parent may have held at the fork.
-#[cfg(feature = "kernel-ns")]
-pub(crate) fn forget_all() {
-    COUNT.store(0, Ordering::Relaxed);
-}
-
 fn table() -> MutexGuard<'static, Option<HashMap<u64, Entry>>> {
     TABLE.lock().unwrap_or_else(|e| e.into_inner())
 }

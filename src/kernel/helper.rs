@@ -3,27 +3,38 @@
 //! The parent module explains the rules this code keeps: raw system calls on
 //! buffers allocated before the fork, no standard streams, no environment, no
 //! threads, no locks, and leaving through `_exit` only.
+//!
+//! "Raw" is meant literally: every call on a descriptor goes through `crate::sys`
+//! or rustix, which make the system call themselves, never through libc's
+//! `socket`, `sendmsg`, `read`, `write`, `close`, `fcntl`, `ioctl`, `dup2`..., which
+//! the C ABI interposes. Descriptors are closed with `sys::close`, never dropped
+//! (dropping an `OwnedFd` calls libc's `close`). What remains of libc (`fork`,
+//! `execv`, `unshare`, `poll`, `waitpid`, `signal`, `sigprocmask`, `_exit`) is not
+//! interposed.
 
 use super::{
     Stage, CHUNK, MAX_ARGS, MAX_REQUEST, REP_DONE, REP_READY, REP_SOCKET, REP_STDERR, REP_STDOUT,
     REQ_COMMAND, REQ_SOCKET,
 };
 use crate::link::{Link, MAX_FRAME};
+use crate::sys;
+use rustix::fs::{Mode, OFlags};
 use std::io;
 use std::mem;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::raw::c_char;
 
 /// Frames taken from the link per call.
 const BATCH: usize = 32;
 /// Frames taken from the tap per wake-up, so that the link side gets its turn.
 const TAP_BURST: usize = 64;
-/// `_IOW('T', 202, int)`.
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+/// `_IOW('T', 202, int)` (it takes an `ifreq` all the same).
+const TUNSETIFF: rustix::ioctl::Opcode = rustix::ioctl::opcode::write::<libc::c_int>(b'T', 202);
 
 /// Everything the helper needs, allocated before the fork.
-pub(super) struct Helper {
-    control: RawFd,
+pub(super) struct Helper<'fd> {
+    /// The helper's end of the control socket.
+    control: BorrowedFd<'fd>,
     /// Descriptors to keep (sorted, deduplicated); every other one is closed.
     keep: Vec<RawFd>,
     ifname: [u8; libc::IFNAMSIZ],
@@ -42,18 +53,20 @@ pub(super) struct Helper {
 }
 
 fn errno() -> i32 {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
+    errno_of(&io::Error::last_os_error())
 }
 
-impl Helper {
+fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+impl<'fd> Helper<'fd> {
     pub(super) fn new(
-        control: RawFd,
+        control: BorrowedFd<'fd>,
         mut keep: Vec<RawFd>,
         ifname: &str,
         with_tap: bool,
-    ) -> io::Result<Helper> {
+    ) -> io::Result<Helper<'fd>> {
         keep.sort_unstable();
         keep.dedup();
         let mut name = [0u8; libc::IFNAMSIZ];
@@ -66,10 +79,8 @@ impl Helper {
             keep,
             ifname: name,
             with_tap,
-            // SAFETY: geteuid and getegid have no preconditions and cannot fail.
-            uid: unsafe { libc::geteuid() },
-            // SAFETY: as above.
-            gid: unsafe { libc::getegid() },
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
             request: vec![0; MAX_REQUEST + 1],
             chunk: vec![0; CHUNK + 1],
             frames: (0..BATCH).map(|_| vec![0; MAX_FRAME]).collect(),
@@ -104,23 +115,15 @@ impl Helper {
     }
 
     /// Steps 1 to 3 of the module doc; returns the tap, if any.
-    fn setup(&mut self) -> Result<Option<RawFd>, (Stage, i32)> {
+    fn setup(&mut self) -> Result<Option<OwnedFd>, (Stage, i32)> {
         reset_signals(&[libc::SIGINT, libc::SIGQUIT, libc::SIGTSTP, libc::SIGPIPE]);
         close_all_but(&self.keep).map_err(|e| (Stage::Descriptors, e))?;
-        // Descriptors 0 to 2 open, so that no pipe made later lands on them and gets
-        // mixed up with the standard streams of a command.
-        for fd in 0..3 {
-            // SAFETY: F_GETFD takes no argument; open gets a NUL-terminated path.
-            unsafe {
-                if libc::fcntl(fd, libc::F_GETFD) < 0 {
-                    libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-                }
-            }
-        }
+        fill_standard_streams();
         for &fd in &self.keep {
             if fd > 2 {
-                // SAFETY: F_SETFD on a descriptor we keep; no pointers.
-                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+                // SAFETY: a descriptor we keep, open for the helper's whole life.
+                let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+                let _ = sys::set_cloexec(fd, true);
             }
         }
         // SAFETY: unshare takes flags only; this process is single-threaded.
@@ -148,43 +151,13 @@ impl Helper {
 
     /// Sends a message, with `fd` attached if given. Failures mean the application
     /// is gone, which the next receive sees.
-    fn send(&self, msg: &[u8], fd: Option<RawFd>) {
-        let mut iov = libc::iovec {
-            iov_base: msg.as_ptr() as *mut libc::c_void,
-            iov_len: msg.len(),
-        };
-        // Room for one descriptor, aligned as a cmsghdr.
-        let mut space = [0u64; 4];
-        // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-        let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
-        hdr.msg_iov = &mut iov;
-        hdr.msg_iovlen = 1;
-        if let Some(fd) = fd {
-            // SAFETY: CMSG_SPACE is a pure size computation.
-            let len = unsafe { libc::CMSG_SPACE(mem::size_of::<RawFd>() as u32) } as usize;
-            hdr.msg_control = space.as_mut_ptr().cast();
-            hdr.msg_controllen = len as _;
-            // SAFETY: `space` (32 bytes, 8-aligned) holds one cmsg with one fd, so
-            // CMSG_FIRSTHDR is non-null and CMSG_DATA has room for the descriptor.
-            unsafe {
-                let cmsg = libc::CMSG_FIRSTHDR(&hdr);
-                (*cmsg).cmsg_level = libc::SOL_SOCKET;
-                (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-                (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as _;
-                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-            }
-        }
-        loop {
-            // SAFETY: `hdr` and what it points to outlive the call.
-            let ret = unsafe { libc::sendmsg(self.control, &hdr, libc::MSG_NOSIGNAL) };
-            if ret >= 0 || errno() != libc::EINTR {
-                return;
-            }
-        }
+    fn send(&self, msg: &[u8], fd: Option<BorrowedFd<'_>>) {
+        let _ = sys::send_message(self.control, msg, fd);
     }
 
     /// The poll loop of step 4.
-    fn serve(&mut self, tap: Option<RawFd>, mut link: Option<&mut dyn Link>) {
+    fn serve(&mut self, tap: Option<OwnedFd>, mut link: Option<&mut dyn Link>) {
+        let tap = tap.as_ref().map(|tap| tap.as_fd());
         let data_fd = link.as_ref().and_then(|l| l.data_fd());
         let hangup_fd = link
             .as_ref()
@@ -199,11 +172,11 @@ impl Helper {
                 events: 0,
                 revents: 0,
             }; 4];
-            pfds[0] = pollfd(self.control, libc::POLLIN);
+            pfds[0] = pollfd(self.control.as_raw_fd(), libc::POLLIN);
             if live {
                 if let Some(tap) = tap {
                     let events = if pending.is_none() { libc::POLLIN } else { 0 };
-                    pfds[1] = pollfd(tap, events);
+                    pfds[1] = pollfd(tap.as_raw_fd(), events);
                 }
                 if let Some(fd) = data_fd {
                     let out = if pending.is_some() { libc::POLLOUT } else { 0 };
@@ -254,14 +227,13 @@ impl Helper {
     }
 
     /// Frames from the link to the tap; false once the link has failed for good.
-    fn link_to_tap(&mut self, link: &mut dyn Link, tap: RawFd) -> bool {
+    fn link_to_tap(&mut self, link: &mut dyn Link, tap: BorrowedFd<'_>) -> bool {
         for _ in 0..8 {
             match link.recv_batch(&mut self.frames, &mut self.lens) {
                 Ok(count) => {
                     for (frame, &len) in self.frames.iter().zip(&self.lens).take(count) {
                         // A full tap queue drops the frame, as a busy NIC would.
-                        // SAFETY: `frame[..len]` is valid for reads.
-                        unsafe { libc::write(tap, frame.as_ptr().cast(), len.min(frame.len())) };
+                        let _ = sys::write(tap, &frame[..len.min(frame.len())]);
                     }
                     if count < BATCH {
                         return true;
@@ -277,14 +249,12 @@ impl Helper {
 
     /// Frames from the tap to the link; returns the length of a frame the link
     /// could not take yet.
-    fn tap_to_link(&mut self, tap: RawFd, link: &mut dyn Link) -> Option<usize> {
+    fn tap_to_link(&mut self, tap: BorrowedFd<'_>, link: &mut dyn Link) -> Option<usize> {
         for _ in 0..TAP_BURST {
-            // SAFETY: `frame` is valid for writes of its length.
-            let n = unsafe { libc::read(tap, self.frame.as_mut_ptr().cast(), self.frame.len()) };
-            if n <= 0 {
-                return None;
-            }
-            let len = n as usize;
+            let len = match sys::read(tap, &mut self.frame) {
+                Ok(0) | Err(_) => return None,
+                Ok(len) => len,
+            };
             match link.send(&self.frame[..len]) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(len),
                 // Other failures drop the frame; a hang-up shows on the hang-up fd.
@@ -296,22 +266,11 @@ impl Helper {
 
     /// Reads and answers one request; false when the application has gone.
     fn serve_request(&mut self) -> bool {
-        // SAFETY: `request` is valid for writes of its length.
-        let n = unsafe {
-            libc::recv(
-                self.control,
-                self.request.as_mut_ptr().cast(),
-                self.request.len(),
-                libc::MSG_DONTWAIT,
-            )
+        let len = match sys::recv_nonblocking(self.control, &mut self.request) {
+            Ok(0) => return false,
+            Ok(len) => len,
+            Err(e) => return matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)),
         };
-        if n < 0 {
-            return matches!(errno(), libc::EINTR | libc::EAGAIN);
-        }
-        if n == 0 {
-            return false;
-        }
-        let len = n as usize;
         match self.request[0] {
             REQ_SOCKET if len == 13 => {
                 let int = |at: usize| {
@@ -319,16 +278,15 @@ impl Helper {
                     i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
                 };
                 let (domain, ty, protocol) = (int(1), int(5), int(9));
-                // SAFETY: socket takes integers only.
-                let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) };
+                let socket = sys::socket(domain, ty, protocol);
                 let mut reply = [0u8; 5];
                 reply[0] = REP_SOCKET;
-                let err = if fd < 0 { errno() } else { 0 };
+                let err = socket.as_ref().err().map_or(0, errno_of);
                 reply[1..5].copy_from_slice(&err.to_ne_bytes());
-                self.send(&reply, (fd >= 0).then_some(fd));
-                if fd >= 0 {
-                    // SAFETY: the socket is ours; the application has its own copy now.
-                    unsafe { libc::close(fd) };
+                self.send(&reply, socket.as_ref().ok().map(|fd| fd.as_fd()));
+                if let Ok(fd) = socket {
+                    // The application has its own copy now.
+                    sys::close(fd);
                 }
             }
             REQ_COMMAND if len > 1 && self.request[len - 1] == 0 && len <= MAX_REQUEST => {
@@ -363,30 +321,27 @@ impl Helper {
             }
         }
         self.argv.push(std::ptr::null());
-        let mut out = [0; 2];
-        let mut err = [0; 2];
-        // SAFETY: each array has room for the two descriptors pipe2 writes.
-        if unsafe { libc::pipe2(out.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
+        let Ok((out_read, out_write)) = pipe() else {
             return 2;
-        }
-        // SAFETY: as above.
-        if unsafe { libc::pipe2(err.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-            close_fds(&out);
+        };
+        let Ok((err_read, err_write)) = pipe() else {
+            close_fds([out_read, out_write]);
             return 2;
-        }
-        // SAFETY: the child only calls async-signal-safe functions before execv or
-        // _exit (`exec_child`).
+        };
+        // SAFETY: the child only makes raw system calls and async-signal-safe calls
+        // before execv or _exit (`exec_child`).
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            exec_child(&self.argv, out[1], err[1]);
+            exec_child(&self.argv, out_write.as_fd(), err_write.as_fd());
         }
-        close_fds(&[out[1], err[1]]);
+        close_fds([out_write, err_write]);
         if pid < 0 {
-            close_fds(&[out[0], err[0]]);
+            close_fds([out_read, err_read]);
             return 2;
         }
-        self.forward_output(out[0], err[0]);
-        close_fds(&[out[0], err[0]]);
+        self.forward_output(out_read.as_fd(), err_read.as_fd());
+        close_fds([out_read, err_read]);
         let mut status = 0;
         loop {
             // SAFETY: `status` is valid for writes; `pid` is our child.
@@ -408,14 +363,14 @@ impl Helper {
     }
 
     /// Sends what the command writes on its stdout and stderr pipes until both end.
-    fn forward_output(&mut self, out: RawFd, err: RawFd) {
+    fn forward_output(&mut self, out: BorrowedFd<'_>, err: BorrowedFd<'_>) {
         let mut open = [true, true];
         let fds = [out, err];
         let tags = [REP_STDOUT, REP_STDERR];
         while open[0] || open[1] {
             let mut pfds = [
-                pollfd(if open[0] { out } else { -1 }, libc::POLLIN),
-                pollfd(if open[1] { err } else { -1 }, libc::POLLIN),
+                pollfd(if open[0] { out.as_raw_fd() } else { -1 }, libc::POLLIN),
+                pollfd(if open[1] { err.as_raw_fd() } else { -1 }, libc::POLLIN),
             ];
             // SAFETY: two valid pollfds.
             if unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) } < 0 {
@@ -428,14 +383,12 @@ impl Helper {
                 if pfds[i].revents == 0 {
                     continue;
                 }
-                // SAFETY: `chunk[1..]` is valid for writes of CHUNK bytes.
-                let n = unsafe { libc::read(fds[i], self.chunk[1..].as_mut_ptr().cast(), CHUNK) };
-                if n > 0 {
-                    self.chunk[0] = tags[i];
-                    let msg = &self.chunk[..=n as usize];
-                    self.send(msg, None);
-                } else if n == 0 || errno() != libc::EINTR {
-                    open[i] = false;
+                match sys::read(fds[i], &mut self.chunk[1..=CHUNK]) {
+                    Ok(n) if n > 0 => {
+                        self.chunk[0] = tags[i];
+                        self.send(&self.chunk[..=n], None);
+                    }
+                    _ => open[i] = false,
                 }
             }
         }
@@ -444,33 +397,43 @@ impl Helper {
 
 /// The command's process: standard streams in place, signals as a new program
 /// expects them, then `execv`. Never returns.
-fn exec_child(argv: &[*const c_char], out: RawFd, err: RawFd) -> ! {
-    // SAFETY: only async-signal-safe calls on valid arguments: `argv` is a
-    // NULL-terminated array of pointers to NUL-terminated words in the request
-    // buffer, which this process owns a copy of.
+fn exec_child(argv: &[*const c_char], out: BorrowedFd<'_>, err: BorrowedFd<'_>) -> ! {
+    let null = rustix::fs::open(
+        c"/dev/null",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    );
+    if let Ok(null) = null {
+        let _ = rustix::stdio::dup2_stdin(&null);
+        // Not closed: close-on-exec does it, or `_exit`.
+        let _ = null.into_raw_fd();
+    }
+    let _ = rustix::stdio::dup2_stdout(out);
+    let _ = rustix::stdio::dup2_stderr(err);
+    reset_signals(&[]);
+    // SAFETY: only async-signal-safe calls on valid arguments: `none` is a signal
+    // set sigemptyset fills before use; `argv` is a NULL-terminated array of
+    // pointers to NUL-terminated words in the request buffer, which this process
+    // owns a copy of.
     unsafe {
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if null >= 0 {
-            libc::dup2(null, 0);
-        }
-        libc::dup2(out, 1);
-        libc::dup2(err, 2);
-        reset_signals(&[]);
         let mut none: libc::sigset_t = mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         libc::execv(argv[0], argv.as_ptr());
-        let missing = errno() == libc::ENOENT;
-        let name = std::ffi::CStr::from_ptr(argv[0]).to_bytes();
-        libc::write(2, name.as_ptr().cast(), name.len());
-        let why: &[u8] = if missing {
-            b": command not found (stackcmd commands need a full path)\n"
-        } else {
-            b": cannot execute\n"
-        };
-        libc::write(2, why.as_ptr().cast(), why.len());
-        libc::_exit(2)
     }
+    let missing = errno() == libc::ENOENT;
+    // SAFETY: argv[0] points at a NUL-terminated word (see above).
+    let name = unsafe { std::ffi::CStr::from_ptr(argv[0]) }.to_bytes();
+    let why: &[u8] = if missing {
+        b": command not found (stackcmd commands need a full path)\n"
+    } else {
+        b": cannot execute\n"
+    };
+    let stderr = rustix::stdio::stderr();
+    let _ = sys::write(stderr, name);
+    let _ = sys::write(stderr, why);
+    // SAFETY: ends this process without running anything of the application's.
+    unsafe { libc::_exit(2) }
 }
 
 /// Every catchable signal to its default action, then `ignore` ignored.
@@ -497,10 +460,10 @@ fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
     }
 }
 
-fn close_fds(fds: &[RawFd]) {
-    for &fd in fds {
-        // SAFETY: each descriptor is ours and closed once.
-        unsafe { libc::close(fd) };
+/// Closes descriptors of the helper's (raw close(2), see the module doc).
+fn close_fds<const N: usize>(fds: [OwnedFd; N]) {
+    for fd in fds {
+        sys::close(fd);
     }
 }
 
@@ -510,56 +473,41 @@ fn close_all_but(keep: &[RawFd]) -> Result<(), i32> {
     for &fd in keep.iter().chain(std::iter::once(&-1)) {
         let to = if fd < 0 { u32::MAX } else { fd as u32 };
         if to > from {
-            close_range(from, to - 1)?;
+            sys::close_range(from, to - 1).map_err(|e| errno_of(&e))?;
         }
         from = to.saturating_add(1);
     }
     Ok(())
 }
 
-/// Closes descriptors `first..=last`.
-fn close_range(first: u32, last: u32) -> Result<(), i32> {
-    // SAFETY: close_range takes integers only; the descriptors closed are none we use.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
-    if ret == 0 {
-        return Ok(());
+/// Descriptors 0 to 2 open (on `/dev/null` where they are not), so that no pipe
+/// made later lands on them and gets mixed up with the standard streams of a
+/// command. `open` takes the lowest free descriptor: the first one above 2 means
+/// the three are open.
+fn fill_standard_streams() {
+    for _ in 0..3 {
+        let Ok(null) = rustix::fs::open(c"/dev/null", OFlags::RDWR, Mode::empty()) else {
+            return;
+        };
+        if null.as_raw_fd() > 2 {
+            sys::close(null);
+            return;
+        }
+        // A standard stream from now on, for the helper's life.
+        let _ = null.into_raw_fd();
     }
-    if errno() != libc::ENOSYS {
-        return Err(errno());
-    }
-    // Kernels before 5.9: one by one, up to the descriptor limit.
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is valid for writes.
-    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        limit.rlim_cur.min(1 << 20) as u32
-    } else {
-        1 << 16
-    };
-    for fd in first..=last.min(max) {
-        // SAFETY: closing a descriptor we do not use (EBADF when not open).
-        unsafe { libc::close(fd as RawFd) };
-    }
-    Ok(())
 }
 
 /// Writes `data` to the file at `path` in one `write`.
 fn write_file(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
-    // SAFETY: `path` is NUL-terminated.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(errno());
-    }
-    // SAFETY: `data` is valid for reads of its length.
-    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-    let result = if n == data.len() as isize {
-        Ok(())
-    } else {
-        Err(if n < 0 { errno() } else { libc::EIO })
+    let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| e.raw_os_error())?;
+    let result = match sys::write(fd.as_fd(), data) {
+        Ok(n) if n == data.len() => Ok(()),
+        Ok(_) => Err(libc::EIO),
+        Err(e) => Err(errno_of(&e)),
     };
-    close_fds(&[fd]);
+    close_fds([fd]);
     result
 }
 
@@ -585,30 +533,34 @@ fn id_map(buf: &mut [u8; 32], id: u32) -> &[u8] {
 }
 
 /// Creates the tap `name` (non-blocking, close-on-exec) in this network namespace.
-fn open_tap(name: &[u8; libc::IFNAMSIZ]) -> Result<RawFd, i32> {
-    // SAFETY: a NUL-terminated path.
-    let fd = unsafe {
-        libc::open(
-            c"/dev/net/tun".as_ptr(),
-            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(errno());
-    }
+fn open_tap(name: &[u8; libc::IFNAMSIZ]) -> Result<OwnedFd, i32> {
+    let fd = rustix::fs::open(
+        c"/dev/net/tun",
+        OFlags::RDWR | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| e.raw_os_error())?;
     // SAFETY: ifreq is plain data; zeroed is a valid empty request.
     let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
     for (dst, &src) in ifr.ifr_name.iter_mut().zip(name.iter()) {
         *dst = src as c_char;
     }
     ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
-    // SAFETY: TUNSETIFF reads and writes one ifreq, which `ifr` is.
-    if unsafe { libc::ioctl(fd, TUNSETIFF as _, &mut ifr) } < 0 {
-        let e = errno();
-        close_fds(&[fd]);
-        return Err(e);
+    // SAFETY: TUNSETIFF reads and writes one ifreq, which `ifr` is; `fd` is the tun
+    // device, which takes it.
+    let result = unsafe {
+        rustix::ioctl::ioctl(
+            &fd,
+            rustix::ioctl::Updater::<TUNSETIFF, libc::ifreq>::new(&mut ifr),
+        )
+    };
+    match result {
+        Ok(()) => Ok(fd),
+        Err(e) => {
+            close_fds([fd]);
+            Err(e.raw_os_error())
+        }
     }
-    Ok(fd)
 }
 
 #[cfg(test)]

@@ -50,6 +50,19 @@
 //! and allocating in a fork child is safe with glibc, whose `fork` holds the
 //! allocator's locks across the fork and resets them in the child.
 //!
+//! The helper makes raw system calls only: its calls on descriptors (`socket`,
+//! `sendmsg` with `SCM_RIGHTS`, `read`, `write`, `recv`, `close`, `close_range`,
+//! `fcntl`, `dup2`, the tap's `ioctl`) go through `crate::sys` and rustix, which
+//! enter the kernel themselves, never through libc's symbols of those names. With
+//! the C ABI loaded those symbols are its interposed calls, which would look the
+//! descriptors up in its registry under a lock another thread of the application
+//! may have held at the fork, and would take a `socket` request for one of the
+//! program's own (a userspace stack's socket instead of a kernel one). The libc
+//! calls it keeps (`fork`, `execv`, `unshare`, `poll`, `waitpid`, `signal`,
+//! `sigprocmask`, `_exit`) are not interposed. One path is not the helper's to
+//! choose: a link through a libvdeplug plugin other than `vde` (`ptp://`,
+//! `cmd://`...) sends and receives with libvdeplug's own calls of libc.
+//!
 //! Re-executing the program as the helper would avoid even that, but a library
 //! cannot count on `/proc/self/exe` running our code (it may be an interpreter or a
 //! test harness), nor on an installed helper binary; a `CLONE_VM` child sharing the
@@ -204,7 +217,7 @@ impl KernelStack {
         if let Some(link) = &link {
             keep.extend(link.fds());
         }
-        let mut helper = helper::Helper::new(theirs.as_raw_fd(), keep, ifname, link.is_some())?;
+        let mut helper = helper::Helper::new(theirs.as_fd(), keep, ifname, link.is_some())?;
         let mut link = link;
         // SAFETY: fork has no memory-safety preconditions. In the child only this
         // thread exists; it runs `Helper::run`, which keeps to the rules of the module
@@ -214,11 +227,6 @@ impl KernelStack {
             return Err(io::Error::last_os_error());
         }
         if pid == 0 {
-            // The C ABI's socket registry belongs to the parent, and its lock may
-            // have been held by another thread at the fork: the helper's own calls
-            // must never look there.
-            #[cfg(feature = "capi")]
-            crate::capi::forget_sockets_in_child();
             let link: Option<&mut dyn Link> = match &mut link {
                 Some(link) => Some(&mut **link),
                 None => None,
@@ -229,8 +237,8 @@ impl KernelStack {
             // or destructors (they belong to the parent).
             unsafe { libc::_exit(code) };
         }
-        drop(theirs);
         drop(helper);
+        drop(theirs);
         // SAFETY: getpid has no preconditions.
         let owner = unsafe { libc::getpid() };
         // From here on, dropping the stack kills and reaps the helper.

@@ -40,7 +40,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -399,28 +399,15 @@ impl Drop for SigpipeBlocked {
 
 /// Waits at most `grace` for `child` to exit (without reaping it); true if it did.
 fn wait_exit(child: &mut Child, grace: Duration) -> bool {
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: pidfd_open takes a pid and flags, and returns a new fd or -1. `pid` is
-    // our child, not yet reaped, so it names no other process.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if raw >= 0 {
-        // SAFETY: `raw` is a new fd that nothing else owns.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+    // `child` is not reaped yet, so its pid names no other process.
+    if let Ok(pidfd) = crate::sys::pidfd_open(child.id()) {
         let deadline = Instant::now() + grace;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let mut pfd = libc::pollfd {
-                fd: pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: `pfd` is one valid pollfd; the timeout is bounded.
-            let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
-            if n > 0 {
-                return true;
-            }
-            if n == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                return false;
+            match crate::sys::poll_one(pidfd.as_fd(), crate::sys::PollFlags::IN, Some(left)) {
+                Ok(revents) => return !revents.is_empty(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
             }
         }
     }
@@ -605,26 +592,24 @@ impl StreamLink {
         if self.backlog() == 0 {
             return Ok(true);
         }
-        let fd = self.to_child.as_raw_fd();
+        let fd = self.to_child.as_fd();
         let guard = SigpipeBlocked::new()?;
         let result = loop {
             let pending = &self.out[self.out_start..];
             if pending.is_empty() {
                 break Ok(true);
             }
-            // SAFETY: `pending` is valid for reads of its length; `fd` is our open,
-            // non-blocking pipe end, so this does not wait. SIGPIPE is blocked.
-            let n = unsafe { libc::write(fd, pending.as_ptr().cast(), pending.len()) };
-            if n > 0 {
-                self.out_start += n as usize;
-                continue;
-            }
-            if n == 0 {
-                break Ok(false);
-            }
-            let err = io::Error::last_os_error();
+            // `fd` is our non-blocking pipe end, so this does not wait. SIGPIPE is
+            // blocked.
+            let err = match crate::sys::write(fd, pending) {
+                Ok(0) => break Ok(false),
+                Ok(n) => {
+                    self.out_start += n;
+                    continue;
+                }
+                Err(err) => err,
+            };
             match err.raw_os_error() {
-                Some(libc::EINTR) => {}
                 Some(libc::EAGAIN) => break Ok(false),
                 Some(libc::EPIPE) => {
                     guard.absorb();
@@ -673,17 +658,11 @@ impl StreamLink {
                 return Err(would_block());
             }
             reads += 1;
-            let fd = self.from_child.as_raw_fd();
-            let got = self.decoder.fill(READ_CHUNK, |space| {
-                // SAFETY: `space` is valid for writes of its length; `fd` is our open,
-                // non-blocking pipe end, so this does not wait.
-                let n = unsafe { libc::read(fd, space.as_mut_ptr().cast(), space.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
+            let fd = self.from_child.as_fd();
+            // `fd` is our non-blocking pipe end, so this does not wait.
+            let got = self
+                .decoder
+                .fill(READ_CHUNK, |space| crate::sys::read(fd, space));
             match got {
                 Ok(0) => self.read_end = Some(ReadEnd::Eof),
                 Ok(_) => {}
@@ -800,14 +779,12 @@ impl Link for StreamLink {
         if self.read_end.is_some() || self.write_broken {
             return true;
         }
-        let mut pfd = libc::pollfd {
-            fd: self.to_child.as_raw_fd(),
-            events: 0,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is one valid pollfd; a timeout of 0 does not wait.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-        if n > 0 && pfd.revents & libc::POLLERR != 0 {
+        let revents = crate::sys::poll_one(
+            self.to_child.as_fd(),
+            crate::sys::PollFlags::empty(),
+            Some(Duration::ZERO),
+        );
+        if revents.is_ok_and(|r| r.contains(crate::sys::PollFlags::ERR)) {
             // A pipe's write end reports POLLERR once no reader is left.
             self.write_broken = true;
             self.out = Vec::new();

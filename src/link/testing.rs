@@ -108,14 +108,10 @@ impl Drop for Switch {
 
 /// Waits (bounded) until `fd` is readable; false on timeout.
 pub(crate) fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is one valid pollfd; the timeout is bounded.
-    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
-    n > 0
+    // SAFETY: the callers pass a link's open data fd, and the link outlives the call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    crate::sys::poll_one(fd, crate::sys::PollFlags::IN, Some(timeout))
+        .is_ok_and(|revents| !revents.is_empty())
 }
 
 /// Receives one frame from a link, waiting for it at most `TIMEOUT`.

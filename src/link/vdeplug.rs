@@ -22,7 +22,7 @@
 
 use std::ffi::c_int;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::ptr::NonNull;
 
 use super::{default_recv_batch, default_send_batch, Link};
@@ -48,40 +48,6 @@ const ETH_HEADER: usize = 14;
 /// How many non-frames (runts, libvdeplug's "drop this") one `recv` call skips before it
 /// gives up for this wake-up and reports `WouldBlock`.
 const MAX_SKIPPED: usize = 1024;
-
-/// Frames per `recvmmsg`/`sendmmsg`.
-const BATCH: usize = 64;
-
-const EMPTY_IOVEC: libc::iovec = libc::iovec {
-    iov_base: std::ptr::null_mut(),
-    iov_len: 0,
-};
-
-fn empty_mmsgs() -> [libc::mmsghdr; BATCH] {
-    // SAFETY: mmsghdr is plain data (integers and pointers); all-zero is an empty
-    // header.
-    unsafe { std::mem::zeroed() }
-}
-
-/// Points the first headers of `msgs` at `buffers`, one iovec each (stored in `iovs`);
-/// returns how many (at most [`BATCH`]).
-fn point_mmsgs(
-    iovs: &mut [libc::iovec; BATCH],
-    msgs: &mut [libc::mmsghdr; BATCH],
-    buffers: impl Iterator<Item = (*mut libc::c_void, usize)>,
-) -> usize {
-    let mut count = 0;
-    for ((iov, msg), (base, len)) in iovs.iter_mut().zip(msgs.iter_mut()).zip(buffers) {
-        *iov = libc::iovec {
-            iov_base: base,
-            iov_len: len,
-        };
-        msg.msg_hdr.msg_iov = iov;
-        msg.msg_hdr.msg_iovlen = 1;
-        count += 1;
-    }
-    count
-}
 
 /// How many bytes `hung_up` drains from the control fd at most (it is silent after the
 /// handshake; anything there is discarded).
@@ -116,7 +82,7 @@ pub struct VdeLink {
     /// The plugin is `vde` (a `vde_switch`), whose `vde_send`/`vde_recv` are a plain
     /// `send`/`recv` on the connected datagram data fd: whole batches of frames can
     /// then go through one `sendmmsg`/`recvmmsg`, which saves the pump a system call
-    /// per frame.
+    /// per frame, and single frames through a raw `send`/`recv`.
     direct: bool,
     /// The last `recvmmsg` returned fewer frames than it had room for: the socket
     /// queue was empty then, and any frame queued since raises a new edge.
@@ -227,14 +193,12 @@ impl VdeLink {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
         link.data_fd = data_fd;
-        // SAFETY: `data_fd` stays open as long as `conn`, which outlives this call.
-        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(data_fd) };
-        crate::sys::set_nonblocking(borrowed, true)?;
+        crate::sys::set_nonblocking(link.data(), true)?;
 
         // SAFETY: as above.
         let ctl_fd = unsafe { sys::vde_ctlfd(link.conn.as_ptr()) };
         link.ctl_fd = (ctl_fd >= 0).then_some(ctl_fd);
-        link.zero = probe_zero_meaning(data_fd);
+        link.zero = probe_zero_meaning(link.data());
         // A locator without a plugin name goes to the `vde` plugin.
         let vde_plugin = vnl.starts_with("vde://") || !vnl.contains("://");
         link.direct = vde_plugin && link.zero == ZeroMeans::EmptyDatagram;
@@ -243,27 +207,72 @@ impl VdeLink {
 }
 
 /// Finds out what a zero-length read means on `fd` from its socket type.
-fn probe_zero_meaning(fd: RawFd) -> ZeroMeans {
-    let mut kind: c_int = 0;
-    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
-    // SAFETY: `kind` and `len` are valid for writes, and `len` is the size of `kind`,
-    // as SO_TYPE expects (an int).
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut kind as *mut c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return ZeroMeans::NothingYet; // not a socket (a pipe)
+fn probe_zero_meaning(fd: BorrowedFd<'_>) -> ZeroMeans {
+    match crate::sys::socket_type(fd) {
+        Err(_) => ZeroMeans::NothingYet, // not a socket (a pipe)
+        Ok(libc::SOCK_DGRAM | libc::SOCK_RAW) => ZeroMeans::EmptyDatagram,
+        Ok(libc::SOCK_STREAM | libc::SOCK_SEQPACKET) => ZeroMeans::Eof,
+        Ok(_) => ZeroMeans::NothingYet,
     }
-    match kind {
-        libc::SOCK_DGRAM | libc::SOCK_RAW => ZeroMeans::EmptyDatagram,
-        libc::SOCK_STREAM | libc::SOCK_SEQPACKET => ZeroMeans::Eof,
-        _ => ZeroMeans::NothingYet,
+}
+
+impl VdeLink {
+    /// The data fd.
+    fn data(&self) -> BorrowedFd<'_> {
+        // SAFETY: `data_fd` is libvdeplug's open data fd, which stays open as long as
+        // the connection, so for as long as `self` is borrowed.
+        unsafe { BorrowedFd::borrow_raw(self.data_fd) }
+    }
+
+    /// Receives what the data fd has: with the `vde` plugin straight from the
+    /// socket (its `vde_recv` is a plain `recv`, as for the batches), which keeps
+    /// libc's interposable `recv` out of the pump and the kernel backend's helper.
+    fn recv_once(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.direct {
+            return crate::sys::recv_nonblocking(self.data(), buf);
+        }
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes and the connection
+        // is open; the data fd is non-blocking, so this does not wait.
+        let n = unsafe {
+            sys::vde_recv(
+                self.conn.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// Sends one frame, with the `vde` plugin straight to the socket (as
+    /// [`VdeLink::recv_once`]).
+    fn send_once(&mut self, frame: &[u8]) -> io::Result<()> {
+        if self.direct {
+            return crate::sys::send(self.data(), frame).map(|_| ());
+        }
+        // SAFETY: `frame` is valid for reads of `frame.len()` bytes and the
+        // connection is open; the data fd is non-blocking, so this does not wait.
+        let n = unsafe {
+            sys::vde_send(
+                self.conn.as_ptr(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The control fd, when the plugin has one.
+    fn ctl(&self) -> Option<BorrowedFd<'_>> {
+        // SAFETY: as for `data`: an fd of the connection, open as long as it is.
+        self.ctl_fd.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })
     }
 }
 
@@ -284,25 +293,14 @@ impl Link for VdeLink {
         }
         let mut skipped = 0;
         while skipped < MAX_SKIPPED {
-            // SAFETY: `buf` is valid for writes of `buf.len()` bytes and the connection
-            // is open; the data fd is non-blocking, so this does not wait.
-            let n = unsafe {
-                sys::vde_recv(
-                    self.conn.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                match err.raw_os_error() {
+            let n = match self.recv_once(buf) {
+                Ok(n) => n,
+                Err(err) => match err.raw_os_error() {
                     Some(libc::EINTR) => continue,
                     Some(libc::EAGAIN) => return Err(would_block()),
                     _ => return Err(err),
-                }
-            }
-            let n = n as usize;
+                },
+            };
             if n == 0 {
                 match self.zero {
                     ZeroMeans::EmptyDatagram => {}
@@ -324,20 +322,10 @@ impl Link for VdeLink {
 
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         loop {
-            // SAFETY: `frame` is valid for reads of `frame.len()` bytes and the
-            // connection is open; the data fd is non-blocking, so this does not wait.
-            let n = unsafe {
-                sys::vde_send(
-                    self.conn.as_ptr(),
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    libc::MSG_DONTWAIT,
-                )
+            let err = match self.send_once(frame) {
+                Ok(()) => return Ok(()),
+                Err(err) => err,
             };
-            if n >= 0 {
-                return Ok(());
-            }
-            let err = io::Error::last_os_error();
             match err.raw_os_error() {
                 Some(libc::EINTR) => {}
                 Some(libc::EAGAIN | libc::ENOBUFS) => return Err(would_block()),
@@ -350,40 +338,18 @@ impl Link for VdeLink {
         if !self.direct {
             return default_recv_batch(self, bufs, lens);
         }
-        let mut iovs = [EMPTY_IOVEC; BATCH];
-        let mut msgs = empty_mmsgs();
-        let count = point_mmsgs(
-            &mut iovs,
-            &mut msgs,
-            bufs.iter_mut()
-                .take(lens.len())
-                .map(|b| (b.as_mut_ptr().cast(), b.len())),
-        );
+        let count = bufs.len().min(lens.len()).min(crate::sys::MAX_DATAGRAMS);
         loop {
-            // SAFETY: the first `count` headers point at live iovecs, each describing a
-            // buffer valid for writes of its length; nothing moves during the call.
-            let n = unsafe {
-                libc::recvmmsg(
-                    self.data_fd,
-                    msgs.as_mut_ptr(),
-                    count as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                )
+            let n = match crate::sys::recv_datagrams(self.data(), &mut bufs[..count], lens) {
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Err(would_block()),
+                Err(err) => return Err(err),
             };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                match err.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    Some(libc::EAGAIN) => return Err(would_block()),
-                    _ => return Err(err),
-                }
-            }
-            self.drained = (n as usize) < count;
+            self.drained = n < count;
             // Keep the frames, dropping runts as `recv` does.
             let mut kept = 0;
-            for (i, msg) in msgs.iter().enumerate().take(n as usize) {
-                let len = msg.msg_len as usize;
+            for i in 0..n {
+                let len = lens[i];
                 if len >= ETH_HEADER {
                     if kept != i {
                         bufs.swap(kept, i);
@@ -410,38 +376,12 @@ impl Link for VdeLink {
         if !self.direct {
             return default_send_batch(self, frames);
         }
-        let mut iovs = [EMPTY_IOVEC; BATCH];
-        let mut msgs = empty_mmsgs();
-        // The kernel only reads from these buffers (sendmmsg); the pointer is mutable
-        // because iovec is shared with receiving.
-        let count = point_mmsgs(
-            &mut iovs,
-            &mut msgs,
-            frames
-                .iter()
-                .map(|f| (f.as_ptr() as *mut libc::c_void, f.len())),
-        );
-        loop {
-            // SAFETY: the first `count` headers point at live iovecs describing frames
-            // valid for reads; the kernel only reads them.
-            let n = unsafe {
-                libc::sendmmsg(
-                    self.data_fd,
-                    msgs.as_mut_ptr(),
-                    count as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n > 0 {
-                return Ok(n as usize);
-            }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EINTR) => {}
-                Some(libc::EAGAIN | libc::ENOBUFS) => return Err(would_block()),
-                _ if n == 0 => return Err(would_block()),
-                _ => return Err(err),
-            }
+        match crate::sys::send_datagrams(self.data(), frames) {
+            Ok(0) => Err(would_block()),
+            Ok(n) => Ok(n),
+            Err(err) if err.raw_os_error() == Some(libc::ENOBUFS) => Err(would_block()),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Err(would_block()),
+            Err(err) => Err(err),
         }
     }
 
@@ -451,7 +391,7 @@ impl Link for VdeLink {
         if self.hung {
             return true;
         }
-        let Some(fd) = self.ctl_fd else {
+        let Some(fd) = self.ctl() else {
             return false;
         };
         let mut buf = [0u8; 512];
@@ -480,37 +420,19 @@ impl Link for VdeLink {
 
 /// Reads from `fd` without waiting, whether or not it is a socket and whatever its
 /// `O_NONBLOCK` flag (the control fd belongs to libvdeplug: its flags are left alone).
-fn read_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-    if n >= 0 {
-        return Ok(n as usize);
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() != Some(libc::ENOTSOCK) {
-        return Err(err);
+fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    match crate::sys::recv_nonblocking(fd, buf) {
+        Err(err) if err.raw_os_error() == Some(libc::ENOTSOCK) => {}
+        other => return other,
     }
     // Not a socket: read only if poll says a read will not wait.
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is one valid pollfd; a timeout of 0 does not wait.
-    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
-    if ready < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if ready == 0 || pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) == 0 {
+    use crate::sys::PollFlags;
+    let ready = crate::sys::poll_one(fd, PollFlags::IN, Some(std::time::Duration::ZERO))?;
+    if !ready.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
         return Err(would_block());
     }
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes; poll reported `fd`
-    // readable (or hung up), so this returns at once.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    // poll reported `fd` readable (or hung up), so this returns at once.
+    crate::sys::read(fd, buf)
 }
 
 impl Drop for VdeLink {

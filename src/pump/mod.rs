@@ -1047,7 +1047,7 @@ impl Pump {
                 continue;
             }
             if conn.awaits_peer_fin() && self.engine.recv_finished(conn.handle) {
-                let _ = sys::shutdown(conn.fd.as_fd(), libc::SHUT_WR);
+                let _ = sys::shutdown(conn.fd.as_fd(), std::net::Shutdown::Write);
                 settled.push((id, conn.on_peer_fin_passed()));
             }
         }

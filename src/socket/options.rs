@@ -172,46 +172,35 @@ pub(crate) fn apply_to_kernel_socket(
     options: &SocketOptions,
     ty: libc::c_int,
 ) -> io::Result<()> {
-    use libc::{c_int, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, SOL_SOCKET};
-    let int = |level, name, v: c_int| sys::set_option(fd, level, name, v);
-    let secs = |d: Duration| d.as_secs().min(c_int::MAX as u64) as c_int;
-    let v6 = sys::option::<c_int>(fd, SOL_SOCKET, libc::SO_DOMAIN)? == libc::AF_INET6;
-    int(SOL_SOCKET, libc::SO_REUSEADDR, options.reuse_address.into())?;
-    int(SOL_SOCKET, libc::SO_REUSEPORT, options.reuse_port.into())?;
+    use sys::sockopt::*;
+    // Whole seconds, as the kernel keeps them.
+    let secs = |d: Duration| Duration::from_secs(d.as_secs().min(libc::c_int::MAX as u64));
+    // The kernel doubles a buffer size for its bookkeeping; the record keeps the sum.
+    let half = |bytes: usize| (bytes / 2).min(libc::c_int::MAX as usize);
+    set_socket_reuseaddr(fd, options.reuse_address)?;
+    set_socket_reuseport(fd, options.reuse_port)?;
     if let Some(bytes) = options.recv_buffer {
-        int(SOL_SOCKET, libc::SO_RCVBUF, (bytes / 2) as c_int)?;
+        set_socket_recv_buffer_size(fd, half(bytes))?;
     }
     if let Some(bytes) = options.send_buffer {
-        int(SOL_SOCKET, libc::SO_SNDBUF, (bytes / 2) as c_int)?;
+        set_socket_send_buffer_size(fd, half(bytes))?;
     }
-    if v6 {
-        int(
-            IPPROTO_IPV6,
-            libc::IPV6_UNICAST_HOPS,
-            options.hop_limit.into(),
-        )?;
+    if sys::is_ipv6(fd)? {
+        set_ipv6_unicast_hops(fd, Some(options.hop_limit))?;
         // Only before bind; once bound the kernel refuses a change, as it should.
-        let _ = int(IPPROTO_IPV6, libc::IPV6_V6ONLY, options.v6only.into());
+        let _ = set_ipv6_v6only(fd, options.v6only);
     } else {
-        int(IPPROTO_IP, libc::IP_TTL, options.hop_limit.into())?;
+        set_ip_ttl(fd, options.hop_limit.into())?;
     }
     if ty == libc::SOCK_STREAM {
-        int(SOL_SOCKET, libc::SO_KEEPALIVE, options.keepalive.into())?;
-        int(IPPROTO_TCP, libc::TCP_KEEPIDLE, secs(options.keep_idle))?;
-        int(
-            IPPROTO_TCP,
-            libc::TCP_KEEPINTVL,
-            secs(options.keep_interval),
-        )?;
-        int(IPPROTO_TCP, libc::TCP_KEEPCNT, options.keep_count as c_int)?;
-        int(IPPROTO_TCP, libc::TCP_NODELAY, options.nodelay.into())?;
-        let linger = libc::linger {
-            l_onoff: options.linger.is_some().into(),
-            l_linger: options.linger.map_or(0, secs),
-        };
-        sys::set_option(fd, SOL_SOCKET, libc::SO_LINGER, linger)?;
+        set_socket_keepalive(fd, options.keepalive)?;
+        set_tcp_keepidle(fd, secs(options.keep_idle))?;
+        set_tcp_keepintvl(fd, secs(options.keep_interval))?;
+        set_tcp_keepcnt(fd, options.keep_count)?;
+        set_tcp_nodelay(fd, options.nodelay)?;
+        set_socket_linger(fd, options.linger.map(secs))?;
     } else {
-        int(SOL_SOCKET, libc::SO_BROADCAST, options.broadcast.into())?;
+        set_socket_broadcast(fd, options.broadcast)?;
     }
     Ok(())
 }
@@ -219,36 +208,28 @@ pub(crate) fn apply_to_kernel_socket(
 /// The options a kernel socket runs with, read with getsockopt.
 #[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
 pub(crate) fn kernel_socket_options(fd: BorrowedFd<'_>) -> io::Result<SocketOptions> {
-    use libc::{c_int, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, SOL_SOCKET};
-    let int = |level, name| sys::option::<c_int>(fd, level, name);
-    let flag = |level, name| int(level, name).map(|v| v != 0);
-    let v6 = int(SOL_SOCKET, libc::SO_DOMAIN)? == libc::AF_INET6;
-    let stream = int(SOL_SOCKET, libc::SO_TYPE)? == libc::SOCK_STREAM;
+    use sys::sockopt::*;
     let mut options = SocketOptions {
-        reuse_address: flag(SOL_SOCKET, libc::SO_REUSEADDR)?,
-        reuse_port: flag(SOL_SOCKET, libc::SO_REUSEPORT)?,
-        recv_buffer: Some(int(SOL_SOCKET, libc::SO_RCVBUF)?.max(0) as usize),
-        send_buffer: Some(int(SOL_SOCKET, libc::SO_SNDBUF)?.max(0) as usize),
-        broadcast: flag(SOL_SOCKET, libc::SO_BROADCAST)?,
+        reuse_address: socket_reuseaddr(fd)?,
+        reuse_port: socket_reuseport(fd)?,
+        recv_buffer: Some(socket_recv_buffer_size(fd)?),
+        send_buffer: Some(socket_send_buffer_size(fd)?),
+        broadcast: socket_broadcast(fd)?,
         ..SocketOptions::default()
     };
-    let hops = if v6 {
-        options.v6only = flag(IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
-        int(IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS)?
+    options.hop_limit = if sys::is_ipv6(fd)? {
+        options.v6only = ipv6_v6only(fd)?;
+        ipv6_unicast_hops(fd)?
     } else {
-        int(IPPROTO_IP, libc::IP_TTL)?
+        u8::try_from(ip_ttl(fd)?).unwrap_or(64)
     };
-    options.hop_limit = u8::try_from(hops).unwrap_or(64);
-    if stream {
-        let secs = |name| int(IPPROTO_TCP, name).map(|s| Duration::from_secs(s.max(0) as u64));
-        options.keepalive = flag(SOL_SOCKET, libc::SO_KEEPALIVE)?;
-        options.keep_idle = secs(libc::TCP_KEEPIDLE)?;
-        options.keep_interval = secs(libc::TCP_KEEPINTVL)?;
-        options.keep_count = int(IPPROTO_TCP, libc::TCP_KEEPCNT)?.max(0) as u32;
-        options.nodelay = flag(IPPROTO_TCP, libc::TCP_NODELAY)?;
-        let linger: libc::linger = sys::option(fd, SOL_SOCKET, libc::SO_LINGER)?;
-        options.linger =
-            (linger.l_onoff != 0).then(|| Duration::from_secs(linger.l_linger.max(0) as u64));
+    if sys::socket_type(fd)? == libc::SOCK_STREAM {
+        options.keepalive = socket_keepalive(fd)?;
+        options.keep_idle = tcp_keepidle(fd)?;
+        options.keep_interval = tcp_keepintvl(fd)?;
+        options.keep_count = tcp_keepcnt(fd)?;
+        options.nodelay = tcp_nodelay(fd)?;
+        options.linger = socket_linger(fd)?;
     }
     Ok(options)
 }

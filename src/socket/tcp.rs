@@ -183,7 +183,7 @@ impl TcpStream {
     /// read in one thread and write in another.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         Ok(TcpStream {
-            fd: self.fd.try_clone()?,
+            fd: sys::duplicate(self.fd.as_fd())?,
             conn: self.conn.clone(),
         })
     }
@@ -204,19 +204,14 @@ impl TcpStream {
         }
     }
 
-    /// The kernel socket of a kernel-backend stream, seen through std's wrappers.
-    fn kernel(&self) -> std::mem::ManuallyDrop<std::net::TcpStream> {
-        sys::std_view(self.fd.as_fd())
+    /// The kernel socket of a kernel-backend stream.
+    fn kernel(&self) -> sys::KernelSocket<'_> {
+        sys::KernelSocket(self.fd.as_fd())
     }
 
     /// Shuts down reading, writing or both. Shutting down writing sends FIN once the
     /// bytes written before it are delivered.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        let how = match how {
-            Shutdown::Read => libc::SHUT_RD,
-            Shutdown::Write => libc::SHUT_WR,
-            Shutdown::Both => libc::SHUT_RDWR,
-        };
         sys::shutdown(self.fd.as_fd(), how)
     }
 
@@ -558,13 +553,8 @@ impl TcpListener {
     /// Waits for a connection (or `WouldBlock` when non-blocking and none waits).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let Some(acceptor) = &self.acceptor else {
-            let listener: std::mem::ManuallyDrop<std::net::TcpListener> =
-                sys::std_view(self.fd.as_fd());
-            let (stream, peer) = listener.accept()?;
-            let stream = TcpStream {
-                fd: stream.into(),
-                conn: None,
-            };
+            let (fd, peer) = sys::KernelSocket(self.fd.as_fd()).accept()?;
+            let stream = TcpStream { fd, conn: None };
             return Ok((stream, peer));
         };
         let (fd, conn) = acceptor.accept(self.fd.as_fd())?;
@@ -587,7 +577,7 @@ impl TcpListener {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match &self.acceptor {
             Some(acceptor) => Ok(acceptor.local),
-            None => sys::std_view::<std::net::TcpListener>(self.fd.as_fd()).local_addr(),
+            None => sys::KernelSocket(self.fd.as_fd()).local_addr(),
         }
     }
 
@@ -601,7 +591,7 @@ impl TcpListener {
         let ttl = checked_ttl(ttl)?;
         match &self.acceptor {
             Some(acceptor) => acceptor.set_options(|o| o.hop_limit = ttl),
-            None => sys::std_view::<std::net::TcpListener>(self.fd.as_fd()).set_ttl(ttl.into()),
+            None => sys::KernelSocket(self.fd.as_fd()).set_ttl(ttl.into()),
         }
     }
 
@@ -609,7 +599,7 @@ impl TcpListener {
     pub fn ttl(&self) -> io::Result<u32> {
         match &self.acceptor {
             Some(acceptor) => Ok(acceptor.options.get().hop_limit.into()),
-            None => sys::std_view::<std::net::TcpListener>(self.fd.as_fd()).ttl(),
+            None => sys::KernelSocket(self.fd.as_fd()).ttl(),
         }
     }
 }

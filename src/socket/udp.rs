@@ -40,17 +40,17 @@ pub struct UdpSocket {
 }
 
 /// What answers a socket's calls: the stack (through its pump), or a kernel socket
-/// of the kernel backend, seen through std's own wrapper.
+/// of the kernel backend, through raw system calls named as std's.
 pub(crate) enum Face<'a> {
     Stack(&'a Udp),
-    Kernel(std::mem::ManuallyDrop<std::net::UdpSocket>),
+    Kernel(sys::KernelSocket<'a>),
 }
 
 /// The face of a datagram socket: its stack part, or the kernel socket `fd` is.
-pub(crate) fn face<'a>(udp: &'a Option<Udp>, fd: BorrowedFd<'_>) -> Face<'a> {
+pub(crate) fn face<'a>(udp: &'a Option<Udp>, fd: BorrowedFd<'a>) -> Face<'a> {
     match udp {
         Some(udp) => Face::Stack(udp),
-        None => Face::Kernel(sys::std_view(fd)),
+        None => Face::Kernel(sys::KernelSocket(fd)),
     }
 }
 
@@ -426,10 +426,7 @@ impl UdpSocket {
     pub fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
         match self.face() {
             Face::Stack(udp) => udp.set_options(|o| o.recv_buffer = Some(bytes)),
-            Face::Kernel(_) => {
-                let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-                sys::set_option(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, bytes)
-            }
+            Face::Kernel(k) => k.set_recv_buffer_size(bytes),
         }
     }
 

@@ -3,136 +3,172 @@
 //! with SCM_RIGHTS, non-blocking and close-on-exec flags, timeouts, writes that
 //! never raise SIGPIPE, and the few calls kernel-backend sockets need.
 //!
-//! It imports nothing of the crate. Everything unsafe about descriptors lives here,
-//! each block with its reason.
+//! It imports nothing of the crate, and it is built on `rustix`, whose Linux
+//! backend makes system calls itself instead of calling libc's functions. That
+//! matters here: with the C ABI loaded, libc's `socket`, `sendmsg`, `read`,
+//! `close`, `fcntl`... are the interposed ones of `capi/interpose.rs`, which would
+//! answer the library's own plumbing as if it were the program's (a kernel helper's
+//! `socket` would become a userspace stack's socket, a datagram socket's `sendmsg`
+//! would frame what it sends) and take the C ABI's locks where they have no
+//! business. std's wrappers (`TcpListener::accept`, `OwnedFd::try_clone`...) call
+//! those same symbols, hence [`KernelSocket`] instead of a std view of a kernel
+//! socket. One call of libc's remains: `recvmmsg`/`sendmmsg`, which rustix lacks
+//! in part and the C ABI does not interpose.
+//!
+//! rustix makes raw system calls on x86, x86-64, arm, aarch64 and riscv64; on other
+//! architectures it falls back to libc, and this layer with it.
+//!
+//! Dropping an [`OwnedFd`] calls libc's `close`; code that must not enter the C
+//! ABI's interposed calls at all (the kernel backend's helper after its fork)
+//! closes with [`close`] instead.
 
-use std::io;
-use std::mem;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
+use rustix::event::{PollFd, Timespec};
+use rustix::io::{retry_on_intr, Errno};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrAny, SocketFlags, SocketType,
+};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
-// The library's own socket calls go to the kernel through syscall(2), not libc's
-// symbols: with the C ABI loaded, those symbols are the interposed ones of
-// capi/interpose.rs, which would answer the library's plumbing as if it were the
-// program's (a datagram socket's `sendmsg` frames what it sends).
-
-/// `sendmsg(2)`, straight to the kernel.
-///
-/// # Safety
-/// `msg` and the buffers it points to are valid for the call.
-unsafe fn sendmsg_raw(fd: RawFd, msg: &libc::msghdr, flags: libc::c_int) -> libc::ssize_t {
-    // SAFETY: the caller's contract; SYS_sendmsg takes (int, const msghdr *, int).
-    unsafe {
-        libc::syscall(libc::SYS_sendmsg, fd, msg as *const libc::msghdr, flags) as libc::ssize_t
-    }
-}
-
-/// `recvmsg(2)`, straight to the kernel.
-///
-/// # Safety
-/// `msg` and the buffers it points to are valid for writes for the call.
-unsafe fn recvmsg_raw(fd: RawFd, msg: &mut libc::msghdr, flags: libc::c_int) -> libc::ssize_t {
-    // SAFETY: the caller's contract; SYS_recvmsg takes (int, msghdr *, int).
-    unsafe {
-        libc::syscall(libc::SYS_recvmsg, fd, msg as *mut libc::msghdr, flags) as libc::ssize_t
-    }
-}
-
-fn cvt(ret: libc::ssize_t) -> io::Result<usize> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret as usize)
-    }
-}
+pub(crate) use rustix::event::PollFlags;
+/// Typed `setsockopt`/`getsockopt` calls (`set_socket_reuseaddr`, `tcp_nodelay`...).
+pub(crate) use rustix::net::sockopt;
 
 /// A connected pair of sockets of `ty` (SOCK_STREAM or SOCK_SEQPACKET), close-on-exec.
 pub(crate) fn pair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors socketpair writes.
-    let ret =
-        unsafe { libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::from_raw(ty as u32),
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// `socket(2)`, close-on-exec; `ty` may add SOCK_NONBLOCK.
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn socket(
+    domain: libc::c_int,
+    ty: libc::c_int,
+    protocol: libc::c_int,
+) -> io::Result<OwnedFd> {
+    let domain =
+        u16::try_from(domain).map_err(|_| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))?;
+    Ok(rustix::net::socket_with(
+        AddressFamily::from_raw(domain),
+        SocketType::from_raw(ty as u32),
+        SocketFlags::CLOEXEC,
+        std::num::NonZeroU32::new(protocol as u32).map(rustix::net::Protocol::from_raw),
+    )?)
+}
+
+/// Closes `fd` with close(2) itself, not libc's `close` as dropping it would.
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn close(fd: OwnedFd) {
+    // SAFETY: `fd` is ours (owned, given up by into_raw_fd), closed exactly once.
+    unsafe { rustix::io::close(fd.into_raw_fd()) };
+}
+
+/// Closes the descriptors `first..=last`, whichever of them are open
+/// (`close_range(2)`, or one by one on kernels before 5.9).
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // rustix has no close_range.
+    // SAFETY: close_range takes integers only; the caller owns the descriptors.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if ret == 0 {
+        return Ok(());
     }
-    // SAFETY: socketpair succeeded, so both descriptors are open and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err);
+    }
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(1 << 20, |limit| limit.min(1 << 20)) as u32;
+    for fd in first..=last.min(limit) {
+        // SAFETY: as above; a descriptor that is not open gives EBADF, ignored.
+        unsafe { libc::syscall(libc::SYS_close, fd) };
+    }
+    Ok(())
+}
+
+/// A pidfd of the process `pid` (`pidfd_open(2)`, Linux 5.3), which becomes
+/// readable when the process exits.
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 /// Reads into `buf` (`read(2)`).
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call;
-        // SYS_read takes (int, void *, size_t).
-        let ret = unsafe {
-            libc::syscall(libc::SYS_read, fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) as isize
-        };
-        match cvt(ret) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
+    Ok(retry_on_intr(|| rustix::io::read(fd, &mut *buf))?)
+}
+
+/// Writes `buf` (`write(2)`); to a pipe without a reader this raises SIGPIPE.
+pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    Ok(retry_on_intr(|| rustix::io::write(fd, buf))?)
+}
+
+/// Receives what a socket has, without waiting (`recv(2)` with MSG_DONTWAIT).
+pub(crate) fn recv_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let (len, _) = retry_on_intr(|| rustix::net::recv(fd, &mut *buf, RecvFlags::DONTWAIT))?;
+    Ok(len)
 }
 
 /// Writes `buf` to a socket without ever raising SIGPIPE (EPIPE is returned instead).
 pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call;
-        // SYS_sendto takes (int, const void *, size_t, int, const sockaddr *, socklen_t).
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_sendto,
-                fd.as_raw_fd(),
-                buf.as_ptr(),
-                buf.len(),
-                libc::MSG_NOSIGNAL,
-                std::ptr::null::<libc::sockaddr>(),
-                0 as libc::socklen_t,
-            ) as libc::ssize_t
-        };
-        match cvt(ret) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
+    Ok(retry_on_intr(|| {
+        rustix::net::send(fd, buf, SendFlags::NOSIGNAL)
+    })?)
 }
 
 /// `shutdown(2)`.
-pub(crate) fn shutdown(fd: BorrowedFd<'_>, how: libc::c_int) -> io::Result<()> {
-    // SAFETY: plain syscall on a descriptor we borrow.
-    if unsafe { libc::shutdown(fd.as_raw_fd(), how) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+pub(crate) fn shutdown(fd: BorrowedFd<'_>, how: Shutdown) -> io::Result<()> {
+    let how = match how {
+        Shutdown::Read => rustix::net::Shutdown::Read,
+        Shutdown::Write => rustix::net::Shutdown::Write,
+        Shutdown::Both => rustix::net::Shutdown::Both,
+    };
+    Ok(rustix::net::shutdown(fd, how)?)
 }
 
 /// Sets or clears O_NONBLOCK.
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    // SAFETY: F_GETFL takes no pointer argument.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let flags = if on {
-        flags | libc::O_NONBLOCK
-    } else {
-        flags & !libc::O_NONBLOCK
-    };
-    // SAFETY: F_SETFL takes an int argument.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(rustix::io::ioctl_fionbio(fd, on)?)
 }
 
 /// Sets or clears FD_CLOEXEC.
 pub(crate) fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    let flags = if on { libc::FD_CLOEXEC } else { 0 };
-    // SAFETY: F_SETFD takes an int argument.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags) } < 0 {
-        return Err(io::Error::last_os_error());
+    let flags = if on {
+        rustix::io::FdFlags::CLOEXEC
+    } else {
+        rustix::io::FdFlags::empty()
+    };
+    Ok(rustix::io::fcntl_setfd(fd, flags)?)
+}
+
+/// A new descriptor of the same open file, close-on-exec (`F_DUPFD_CLOEXEC`).
+pub(crate) fn duplicate(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)
+}
+
+/// Which timeout of SO_RCVTIMEO / SO_SNDTIMEO `option` names.
+fn timeout_kind(option: libc::c_int) -> io::Result<sockopt::Timeout> {
+    match option {
+        libc::SO_RCVTIMEO => Ok(sockopt::Timeout::Recv),
+        libc::SO_SNDTIMEO => Ok(sockopt::Timeout::Send),
+        _ => Err(io::Error::from_raw_os_error(libc::ENOPROTOOPT)),
     }
-    Ok(())
 }
 
 /// SO_RCVTIMEO / SO_SNDTIMEO; `None` (or zero, rejected as std does) means wait forever.
@@ -147,61 +183,36 @@ pub(crate) fn set_timeout(
             "cannot set a 0 duration timeout",
         ));
     }
-    let tv = match timeout {
-        Some(d) => libc::timeval {
-            tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
-            tv_usec: (d.subsec_micros() as libc::suseconds_t).max(
-                // a sub-microsecond timeout must not become "forever"
-                if d.as_secs() == 0 { 1 } else { 0 },
-            ),
-        },
-        None => libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        },
-    };
-    // SAFETY: `tv` is a valid timeval and its size is passed.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            option,
-            (&tv as *const libc::timeval).cast(),
-            mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    // A sub-microsecond timeout becomes one microsecond, never "forever".
+    Ok(sockopt::set_socket_timeout(
+        fd,
+        timeout_kind(option)?,
+        timeout,
+    )?)
 }
 
 /// Reads SO_RCVTIMEO / SO_SNDTIMEO.
 pub(crate) fn timeout(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<Option<Duration>> {
-    let mut tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 0,
-    };
-    let mut len = mem::size_of::<libc::timeval>() as libc::socklen_t;
-    // SAFETY: `tv` and `len` are valid for writes; `len` holds tv's size.
-    let ret = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            option,
-            (&mut tv as *mut libc::timeval).cast(),
-            &mut len,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
+    Ok(sockopt::socket_timeout(fd, timeout_kind(option)?)?)
+}
+
+/// `sendmsg(2)` of `payload` with `fd` attached (SCM_RIGHTS) if given.
+fn send_message_with(
+    sock: BorrowedFd<'_>,
+    payload: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+    flags: SendFlags,
+) -> io::Result<usize> {
+    let fds = fd.as_slice();
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
     }
-    if tv.tv_sec == 0 && tv.tv_usec == 0 {
-        return Ok(None);
-    }
-    Ok(Some(
-        Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64),
-    ))
+    let iov = [IoSlice::new(payload)];
+    Ok(retry_on_intr(|| {
+        rustix::net::sendmsg(sock, &iov, &mut control, flags | SendFlags::NOSIGNAL)
+    })?)
 }
 
 /// Sends `payload` with `fd` attached (SCM_RIGHTS), without blocking or SIGPIPE.
@@ -210,43 +221,18 @@ pub(crate) fn send_with_fd(
     payload: &[u8],
     fd: BorrowedFd<'_>,
 ) -> io::Result<()> {
-    let mut iov = libc::iovec {
-        iov_base: payload.as_ptr() as *mut libc::c_void,
-        iov_len: payload.len(),
-    };
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE(mem::size_of::<RawFd>() as u32) } as usize;
-    let mut control = vec![0u8; space];
-    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: msg_control points at `space` bytes, enough for one cmsg holding one fd,
-    // so CMSG_FIRSTHDR is non-null and CMSG_DATA has room for the descriptor.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd.as_raw_fd());
-    }
-    loop {
-        // SAFETY: `msg` and everything it points to outlive the call.
-        let ret = unsafe {
-            sendmsg_raw(
-                sock.as_raw_fd(),
-                &msg,
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
-        };
-        match cvt(ret) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-            Ok(_) => return Ok(()),
-        }
-    }
+    send_message_with(sock, payload, Some(fd), SendFlags::DONTWAIT).map(|_| ())
+}
+
+/// Sends one message with `fd` attached if given (SCM_RIGHTS), without SIGPIPE;
+/// blocks unless the socket is non-blocking. Allocates nothing.
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn send_message(
+    sock: BorrowedFd<'_>,
+    payload: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<usize> {
+    send_message_with(sock, payload, fd, SendFlags::empty())
 }
 
 /// Receives one message and the descriptor attached to it, if any
@@ -257,49 +243,21 @@ pub(crate) fn recv_message(
     sock: BorrowedFd<'_>,
     payload: &mut [u8],
 ) -> io::Result<(usize, Option<OwnedFd>, bool)> {
-    loop {
-        let mut iov = libc::iovec {
-            iov_base: payload.as_mut_ptr().cast(),
-            iov_len: payload.len(),
-        };
-        // SAFETY: CMSG_SPACE is a pure size computation.
-        let space = unsafe { libc::CMSG_SPACE(mem::size_of::<RawFd>() as u32 * 4) } as usize;
-        let mut control = vec![0u8; space];
-        // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        // SAFETY: `msg` points at live buffers of the sizes it declares.
-        let ret = unsafe { recvmsg_raw(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        let len = match cvt(ret) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-            Ok(len) => len,
-        };
-        let mut received = Vec::new();
-        // SAFETY: the kernel filled `control` with well-formed cmsgs up to
-        // msg_controllen; the CMSG_* macros walk exactly those, and each SCM_RIGHTS
-        // descriptor is new and ours alone.
-        unsafe {
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                    let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                    let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
-                        / mem::size_of::<RawFd>();
-                    for i in 0..count {
-                        let raw = std::ptr::read_unaligned(data.add(i));
-                        received.push(OwnedFd::from_raw_fd(raw));
-                    }
-                }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [IoSliceMut::new(payload)];
+    let msg = retry_on_intr(|| {
+        rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
+    })?;
+    let mut received = None;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            for fd in fds {
+                received.get_or_insert(fd);
             }
         }
-        let truncated = msg.msg_flags & libc::MSG_TRUNC != 0;
-        return Ok((len, received.into_iter().next(), truncated));
     }
+    Ok((msg.bytes, received, msg.flags.contains(ReturnFlags::TRUNC)))
 }
 
 /// Receives one message and the descriptor attached to it (close-on-exec). Blocks
@@ -326,29 +284,11 @@ pub(crate) fn send_parts(
     body: &[u8],
     flags: libc::c_int,
 ) -> io::Result<usize> {
-    let mut iov = [
-        libc::iovec {
-            iov_base: head.as_ptr() as *mut libc::c_void,
-            iov_len: head.len(),
-        },
-        libc::iovec {
-            iov_base: body.as_ptr() as *mut libc::c_void,
-            iov_len: body.len(),
-        },
-    ];
-    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = 2;
-    loop {
-        // SAFETY: `msg` points at two live buffers of the lengths it declares; the
-        // kernel only reads them.
-        let ret = unsafe { sendmsg_raw(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | flags) };
-        match cvt(ret) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
+    let iov = [IoSlice::new(head), IoSlice::new(body)];
+    let flags = SendFlags::from_bits_retain(flags as u32) | SendFlags::NOSIGNAL;
+    Ok(retry_on_intr(|| {
+        rustix::net::sendmsg(fd, &iov, &mut SendAncillaryBuffer::default(), flags)
+    })?)
 }
 
 /// Receives one datagram into `head` then `body` (`recvmsg(2)` with two parts).
@@ -360,163 +300,197 @@ pub(crate) fn recv_parts(
     body: &mut [u8],
     flags: libc::c_int,
 ) -> io::Result<(usize, bool)> {
-    let mut iov = [
-        libc::iovec {
-            iov_base: head.as_mut_ptr().cast(),
-            iov_len: head.len(),
-        },
-        libc::iovec {
-            iov_base: body.as_mut_ptr().cast(),
-            iov_len: body.len(),
-        },
-    ];
-    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = 2;
+    let mut iov = [IoSliceMut::new(head), IoSliceMut::new(body)];
+    let flags = RecvFlags::from_bits_retain(flags as u32);
+    let msg = retry_on_intr(|| {
+        rustix::net::recvmsg(fd, &mut iov, &mut RecvAncillaryBuffer::default(), flags)
+    })?;
+    Ok((msg.bytes, msg.flags.contains(ReturnFlags::TRUNC)))
+}
+
+/// `recvmmsg(2)` of up to `bufs.len()` datagrams without waiting; the length of
+/// the `i`th goes to `lens[i]`. Returns how many were received.
+pub(crate) fn recv_datagrams(
+    fd: BorrowedFd<'_>,
+    bufs: &mut [Vec<u8>],
+    lens: &mut [usize],
+) -> io::Result<usize> {
+    let mut iovs: [libc::iovec; MAX_DATAGRAMS] = [EMPTY_IOVEC; MAX_DATAGRAMS];
+    let mut msgs = empty_mmsgs();
+    let count = point_mmsgs(
+        &mut iovs,
+        &mut msgs,
+        bufs.iter_mut()
+            .take(lens.len())
+            .map(|b| (b.as_mut_ptr().cast(), b.len())),
+    );
+    // rustix has no recvmmsg; libc's is not one the C ABI interposes.
+    let n = retry_libc(|| {
+        // SAFETY: the first `count` headers point at live iovecs, each describing a
+        // buffer valid for writes of its length; nothing moves during the call.
+        unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                count as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        }
+    })?;
+    for (len, msg) in lens.iter_mut().zip(&msgs).take(n) {
+        *len = msg.msg_len as usize;
+    }
+    Ok(n)
+}
+
+/// `sendmmsg(2)` of `frames`, one datagram each (at most [`MAX_DATAGRAMS`]), without
+/// waiting; returns how many went.
+pub(crate) fn send_datagrams(fd: BorrowedFd<'_>, frames: &[&[u8]]) -> io::Result<usize> {
+    let mut iovs: [libc::iovec; MAX_DATAGRAMS] = [EMPTY_IOVEC; MAX_DATAGRAMS];
+    let mut msgs = empty_mmsgs();
+    // The kernel only reads from these buffers (sendmmsg); the pointer is mutable
+    // because iovec is shared with receiving.
+    let count = point_mmsgs(
+        &mut iovs,
+        &mut msgs,
+        frames
+            .iter()
+            .map(|f| (f.as_ptr() as *mut libc::c_void, f.len())),
+    );
+    // libc's sendmmsg, as recvmmsg above: rustix's needs a header per message built
+    // anew on each call.
+    retry_libc(|| {
+        // SAFETY: the first `count` headers point at live iovecs describing frames
+        // valid for reads; the kernel only reads them.
+        unsafe {
+            libc::sendmmsg(
+                fd.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                count as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        }
+    })
+}
+
+/// Calls `call` (a libc call that returns a count or -1 with errno) until it is not
+/// interrupted.
+fn retry_libc(mut call: impl FnMut() -> libc::c_int) -> io::Result<usize> {
     loop {
-        // SAFETY: `msg` points at two live, writable buffers of the lengths it
-        // declares, for the whole call.
-        let ret = unsafe { recvmsg_raw(fd.as_raw_fd(), &mut msg, flags) };
-        match cvt(ret) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-            Ok(n) => return Ok((n, msg.msg_flags & libc::MSG_TRUNC != 0)),
+        let n = call();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
         }
     }
+}
+
+/// Datagrams per [`recv_datagrams`] / [`send_datagrams`] call at most.
+pub(crate) const MAX_DATAGRAMS: usize = 64;
+
+const EMPTY_IOVEC: libc::iovec = libc::iovec {
+    iov_base: std::ptr::null_mut(),
+    iov_len: 0,
+};
+
+fn empty_mmsgs() -> [libc::mmsghdr; MAX_DATAGRAMS] {
+    // SAFETY: mmsghdr is plain data (integers and pointers); all-zero is an empty
+    // header.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Points the first headers of `msgs` at `buffers`, one iovec each (stored in `iovs`);
+/// returns how many (at most [`MAX_DATAGRAMS`]).
+fn point_mmsgs(
+    iovs: &mut [libc::iovec; MAX_DATAGRAMS],
+    msgs: &mut [libc::mmsghdr; MAX_DATAGRAMS],
+    buffers: impl Iterator<Item = (*mut libc::c_void, usize)>,
+) -> usize {
+    let mut count = 0;
+    for ((iov, msg), (base, len)) in iovs.iter_mut().zip(msgs.iter_mut()).zip(buffers) {
+        *iov = libc::iovec {
+            iov_base: base,
+            iov_len: len,
+        };
+        msg.msg_hdr.msg_iov = iov;
+        msg.msg_hdr.msg_iovlen = 1;
+        count += 1;
+    }
+    count
+}
+
+/// Waits at most `timeout` (`None`: for ever) for `events` on `fd`; returns the
+/// events that came (empty on timeout). `Interrupted` is the caller's to retry.
+pub(crate) fn poll_one(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    timeout: Option<Duration>,
+) -> io::Result<PollFlags> {
+    // Beyond what a timespec holds is for ever.
+    let timeout = timeout.and_then(|t| Timespec::try_from(t).ok());
+    let mut fds = [PollFd::from_borrowed_fd(fd, events)];
+    rustix::event::poll(&mut fds, timeout.as_ref())?;
+    Ok(fds[0].revents())
 }
 
 /// Whether the other end of a socket pair has been closed (POLLRDHUP), asked
 /// without waiting.
 pub(crate) fn peer_closed(fd: BorrowedFd<'_>) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    let ret = unsafe { libc::poll(&mut pfd, 1, 0) };
-    ret > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+    poll_one(fd, PollFlags::RDHUP, Some(Duration::ZERO))
+        .is_ok_and(|revents| revents.intersects(PollFlags::RDHUP | PollFlags::HUP))
 }
 
-/// `addr` as a `sockaddr_storage` and its length.
-fn sockaddr(addr: &std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data; zeroed is valid.
-    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let len = match addr {
-        std::net::SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
-            mem::size_of::<libc::sockaddr_in>()
-        }
-        std::net::SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
-            mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
+/// The socket's type (SOCK_STREAM, SOCK_DGRAM...); fails on anything but a socket.
+pub(crate) fn socket_type(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    Ok(sockopt::socket_type(fd)?.as_raw() as libc::c_int)
+}
+
+/// Whether the socket is an IPv6 one (SO_DOMAIN).
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn is_ipv6(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(sockopt::socket_domain(fd)? == AddressFamily::INET6)
 }
 
 /// `bind(2)` of a kernel socket.
 #[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
-pub(crate) fn bind(fd: BorrowedFd<'_>, addr: &std::net::SocketAddr) -> io::Result<()> {
-    let (storage, len) = sockaddr(addr);
-    // SAFETY: `storage` holds a socket address of `len` bytes.
-    let ret = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+pub(crate) fn bind(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
+    Ok(rustix::net::bind(fd, addr)?)
 }
 
-/// `listen(2)` of a kernel socket, with SO_REUSEADDR set first as std does.
+/// SO_REUSEADDR, set on a kernel socket before it listens as std does.
 #[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
 pub(crate) fn reuse_addr(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: `on` is a valid int and its size is passed.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&on as *const libc::c_int).cast(),
-            mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(sockopt::set_socket_reuseaddr(fd, true)?)
 }
 
 /// `listen(2)` of a kernel socket.
 #[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
 pub(crate) fn listen(fd: BorrowedFd<'_>, backlog: usize) -> io::Result<()> {
-    // SAFETY: plain syscall on a descriptor we borrow.
-    if unsafe {
-        libc::listen(
-            fd.as_raw_fd(),
-            backlog.min(i32::MAX as usize) as libc::c_int,
-        )
-    } < 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(rustix::net::listen(
+        fd,
+        backlog.min(i32::MAX as usize) as i32,
+    )?)
 }
 
 /// `connect(2)` of a blocking kernel socket, giving up after `timeout` (`ETIMEDOUT`).
 #[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
 pub(crate) fn connect(
     fd: BorrowedFd<'_>,
-    addr: &std::net::SocketAddr,
+    addr: &SocketAddr,
     timeout: Option<Duration>,
 ) -> io::Result<()> {
-    let (storage, len) = sockaddr(addr);
     if timeout.is_some() {
         set_nonblocking(fd, true)?;
     }
-    // SAFETY: `storage` holds a socket address of `len` bytes.
-    let ret = unsafe {
-        libc::connect(
-            fd.as_raw_fd(),
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    };
-    let result = if ret == 0 {
-        Ok(())
-    } else {
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            // Interrupted or non-blocking: the connection goes on; wait for its end.
-            Some(libc::EINTR | libc::EINPROGRESS) => wait_connected(fd, timeout),
-            _ => Err(e),
-        }
+    let result = match rustix::net::connect(fd, addr) {
+        Ok(()) => Ok(()),
+        // Interrupted or non-blocking: the connection goes on; wait for its end.
+        Err(Errno::INTR | Errno::INPROGRESS) => wait_connected(fd, timeout),
+        Err(e) => Err(e.into()),
     };
     if timeout.is_some() {
         set_nonblocking(fd, false)?;
@@ -526,111 +500,158 @@ pub(crate) fn connect(
 
 /// Waits (bounded by `timeout`) until a connecting socket is connected or failed.
 fn wait_connected(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<()> {
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let deadline = timeout.map(|t| Instant::now() + t);
     loop {
         let wait = match deadline {
-            None => -1,
+            None => None,
             Some(deadline) => {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT));
                 }
-                left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int
+                Some(left)
             }
         };
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, wait) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+        match poll_one(fd, PollFlags::OUT, wait) {
+            Ok(revents) if revents.is_empty() => continue,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
-        if n == 0 {
-            continue;
-        }
-        let mut err: libc::c_int = 0;
-        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `err` and `len` are valid for writes; `len` holds err's size.
-        let ret = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut err as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if ret < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        return if err == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::from_raw_os_error(err))
+        return match sockopt::socket_error(fd)? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.into()),
         };
     }
 }
 
-/// A `std::net` socket type viewing the kernel socket `fd`, to use std's wrappers of
-/// `getsockname`, `accept4`, `setsockopt`... It must not be dropped (it does not own
-/// `fd`): `ManuallyDrop` sees to that.
-pub(crate) fn std_view<T: FromRawFd>(fd: BorrowedFd<'_>) -> mem::ManuallyDrop<T> {
-    // SAFETY: the view lives no longer than the borrow in the callers (it is used
-    // for one call), and being ManuallyDrop it never closes `fd`.
-    mem::ManuallyDrop::new(unsafe { T::from_raw_fd(fd.as_raw_fd()) })
+/// `addr` as an internet socket address; `EAFNOSUPPORT` for any other kind.
+fn inet(addr: SocketAddrAny) -> io::Result<SocketAddr> {
+    Ok(SocketAddr::try_from(addr)?)
 }
 
-/// `setsockopt(2)` of a plain value (an int, a `linger`).
-pub(crate) fn set_option<T: Copy>(
-    fd: BorrowedFd<'_>,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: T,
-) -> io::Result<()> {
-    // SAFETY: `value` is a plain value of the size passed, live for the call.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const T).cast(),
-            mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+/// `addr` of a datagram received, which an internet socket always has.
+fn inet_from(addr: Option<SocketAddrAny>) -> io::Result<SocketAddr> {
+    inet(addr.ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))?)
 }
 
-/// `getsockopt(2)` of a plain value (an int, a `linger`).
-pub(crate) fn option<T: Copy>(
-    fd: BorrowedFd<'_>,
-    level: libc::c_int,
-    name: libc::c_int,
-) -> io::Result<T> {
-    // SAFETY: T is plain data (an int or a C struct); zeroed is a valid start.
-    let mut value: T = unsafe { mem::zeroed() };
-    let mut len = mem::size_of::<T>() as libc::socklen_t;
-    // SAFETY: `value` and `len` are valid for writes; `len` holds value's size.
-    let ret = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&mut value as *mut T).cast(),
-            &mut len,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
+/// A kernel socket (the kernel backend's), borrowed, with the calls of std's
+/// socket types of the same names and behaviour (std's own wrappers would call the
+/// libc symbols the C ABI interposes).
+#[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) struct KernelSocket<'fd>(pub(crate) BorrowedFd<'fd>);
+
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+impl KernelSocket<'_> {
+    /// `getsockname(2)`.
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        inet(rustix::net::getsockname(self.0)?)
     }
-    Ok(value)
+
+    /// `getpeername(2)`; `ENOTCONN` without a peer.
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        match rustix::net::getpeername(self.0)? {
+            Some(addr) => inet(addr),
+            None => Err(io::Error::from_raw_os_error(libc::ENOTCONN)),
+        }
+    }
+
+    /// Takes the pending error (`SO_ERROR`).
+    pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
+        Ok(sockopt::socket_error(self.0)?.err().map(io::Error::from))
+    }
+
+    /// Accepts a connection (close-on-exec) and tells its peer.
+    pub(crate) fn accept(&self) -> io::Result<(OwnedFd, SocketAddr)> {
+        let (fd, peer) =
+            retry_on_intr(|| rustix::net::acceptfrom_with(self.0, SocketFlags::CLOEXEC))?;
+        Ok((fd, inet_from(peer)?))
+    }
+
+    /// `connect(2)` of a datagram socket: sets its peer.
+    pub(crate) fn connect(&self, addr: SocketAddr) -> io::Result<()> {
+        Ok(retry_on_intr(|| rustix::net::connect(self.0, &addr))?)
+    }
+
+    /// Sends to the connected peer, without SIGPIPE.
+    pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        Ok(rustix::net::send(self.0, buf, SendFlags::NOSIGNAL)?)
+    }
+
+    /// Sends to `addr`, without SIGPIPE.
+    pub(crate) fn send_to(&self, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
+        Ok(rustix::net::sendto(
+            self.0,
+            buf,
+            SendFlags::NOSIGNAL,
+            &addr,
+        )?)
+    }
+
+    /// Receives one datagram (truncated to `buf`) and its source.
+    pub(crate) fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let (len, _, from) = rustix::net::recvfrom(self.0, buf, RecvFlags::empty())?;
+        Ok((len, inet_from(from)?))
+    }
+
+    /// Like [`KernelSocket::recv_from`], leaving the datagram queued.
+    pub(crate) fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let (len, _, from) = rustix::net::recvfrom(self.0, buf, RecvFlags::PEEK)?;
+        Ok((len, inet_from(from)?))
+    }
+
+    /// `SO_BROADCAST`.
+    pub(crate) fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        Ok(sockopt::set_socket_broadcast(self.0, on)?)
+    }
+
+    /// `SO_BROADCAST`.
+    pub(crate) fn broadcast(&self) -> io::Result<bool> {
+        Ok(sockopt::socket_broadcast(self.0)?)
+    }
+
+    /// `IP_TTL`.
+    pub(crate) fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        Ok(sockopt::set_ip_ttl(self.0, ttl)?)
+    }
+
+    /// `IP_TTL`.
+    pub(crate) fn ttl(&self) -> io::Result<u32> {
+        Ok(sockopt::ip_ttl(self.0)?)
+    }
+
+    /// `SO_RCVBUF` (the kernel doubles it for its bookkeeping).
+    pub(crate) fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        let bytes = bytes.min(libc::c_int::MAX as usize);
+        Ok(sockopt::set_socket_recv_buffer_size(self.0, bytes)?)
+    }
+
+    /// `IP_ADD_MEMBERSHIP`.
+    pub(crate) fn join_multicast_v4(
+        &self,
+        group: &Ipv4Addr,
+        interface: &Ipv4Addr,
+    ) -> io::Result<()> {
+        Ok(sockopt::set_ip_add_membership(self.0, group, interface)?)
+    }
+
+    /// `IP_DROP_MEMBERSHIP`.
+    pub(crate) fn leave_multicast_v4(
+        &self,
+        group: &Ipv4Addr,
+        interface: &Ipv4Addr,
+    ) -> io::Result<()> {
+        Ok(sockopt::set_ip_drop_membership(self.0, group, interface)?)
+    }
+
+    /// `IPV6_ADD_MEMBERSHIP` (`interface`: an index, 0 for the default).
+    pub(crate) fn join_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        Ok(sockopt::set_ipv6_add_membership(self.0, group, interface)?)
+    }
+
+    /// `IPV6_DROP_MEMBERSHIP`.
+    pub(crate) fn leave_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        Ok(sockopt::set_ipv6_drop_membership(self.0, group, interface)?)
+    }
 }
