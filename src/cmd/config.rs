@@ -9,8 +9,7 @@
 //! tap device standing in for the VDE link; the tests in `tests.rs` record those
 //! observations.
 
-use super::parse::{in_prefix, mask_v4, network};
-use super::CmdError;
+use super::error::CmdError;
 use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -1414,20 +1413,16 @@ impl NetConfig {
         self.generation
     }
 
-    /// Runs a whole stackcmd string: splits it into commands, runs them in order and
-    /// stops at the first failure, like `vde_stackcmd`. On success returns what the
-    /// commands printed on standard output (only `show` commands print).
-    pub fn run(&mut self, cmds: &str) -> Result<String, super::CmdError> {
-        let mut out = String::new();
-        for argv in super::split_commands(cmds) {
-            let before = self.state.clone();
-            let result = super::ip::run_command(&mut self.state, &argv);
-            if self.state != before {
-                self.generation += 1;
-            }
-            out.push_str(&result?);
+    /// Lets `change` work on the model, and moves the generation if it changed
+    /// anything (a command that fails half-way may have changed something, as
+    /// Linux keeps what a command did before it failed).
+    pub(super) fn change<T>(&mut self, change: impl FnOnce(&mut State) -> T) -> T {
+        let before = self.state.clone();
+        let result = change(&mut self.state);
+        if self.state != before {
+            self.generation += 1;
         }
-        Ok(out)
+        result
     }
 }
 
@@ -1441,4 +1436,36 @@ fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
         proto: RouteProto::Kernel,
         src,
     }
+}
+
+// ---- prefix arithmetic ----
+
+/// The network part of an address: `addr` with the host bits cleared.
+pub(crate) fn network(addr: IpAddr, prefix_len: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask_v4(prefix_len))),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask_v6(prefix_len))),
+    }
+}
+
+/// An IPv4 netmask of `len` bits.
+pub(crate) fn mask_v4(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    }
+}
+
+fn mask_v6(len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len.min(128)))
+    }
+}
+
+/// Whether `addr` lies inside `prefix/len` (families must agree).
+pub(crate) fn in_prefix(addr: IpAddr, prefix: IpAddr, len: u8) -> bool {
+    addr.is_ipv4() == prefix.is_ipv4() && network(addr, len) == network(prefix, len)
 }

@@ -9,10 +9,10 @@
 //! accepts but the stack cannot do is refused with status 2 and a message that
 //! says so, rather than silently ignored.
 
-use super::config::{kernel, rtnl, RouteReq, State};
+use super::config::{self, kernel, rtnl, RouteReq, State};
+use super::error::CmdError;
 use super::parse::{self, get_integer, parse_lladdr, Family, LladdrError, Parsed};
 use super::show::{self, LinkFilter};
-use super::CmdError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The paths under which the reference found iproute2; `execv` needs a full path.
@@ -958,7 +958,7 @@ fn addr_modify_warning(
     match (addr, delete) {
         (IpAddr::V4(a), false) => {
             let len = prefix_len.unwrap_or(32);
-            let mask = parse::mask_v4(len);
+            let mask = config::mask_v4(len);
             let brd = match brd {
                 Some(Brd::Plus) if len <= 30 => Some(Ipv4Addr::from(u32::from(a) | !mask)),
                 Some(Brd::Minus) if len <= 30 => Some(Ipv4Addr::from(u32::from(a) & mask)),
@@ -1343,16 +1343,17 @@ fn route_list(
     if cache {
         return Ok(String::new());
     }
-    let selected = |r: &super::Route| {
+    let selected = |r: &config::Route| {
         r.dst.is_ipv6() == ipv6
             && dev.is_none_or(|d| d == r.dev)
-            && exact
-                .is_none_or(|(addr, len)| r.prefix_len == len && parse::in_prefix(r.dst, addr, len))
+            && exact.is_none_or(|(addr, len)| {
+                r.prefix_len == len && config::in_prefix(r.dst, addr, len)
+            })
             && metric.is_none_or(|m| m == r.metric())
             && proto.is_none_or(|p| {
                 p == match r.proto {
-                    super::RouteProto::Kernel => 2,
-                    super::RouteProto::Boot => 3,
+                    config::RouteProto::Kernel => 2,
+                    config::RouteProto::Boot => 3,
                 }
             })
     };
