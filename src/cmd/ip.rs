@@ -9,7 +9,7 @@
 //! accepts but the stack cannot do is refused with status 2 and a message that
 //! says so, rather than silently ignored.
 
-use super::config::{self, kernel, rtnl, RouteReq, State};
+use super::config::{self, in_prefix, kernel, rtnl, Route, RouteProto, RouteReq, State};
 use super::error::CmdError;
 use super::parse::{self, get_integer, parse_lladdr, Family, LladdrError, Parsed};
 use super::show::{self, LinkFilter};
@@ -1001,11 +1001,11 @@ fn route(state: &mut State, family: Family, words: &[String]) -> Result<String, 
     };
     let rest = &words[1..];
     match pick(cmd, ROUTE_CMDS) {
-        Some((_, Cmd::Add)) => route_modify(state, family, rest, Cmd::Add),
-        Some((_, Cmd::Replace)) => route_modify(state, family, rest, Cmd::Replace),
-        Some((_, Cmd::Delete)) => route_modify(state, family, rest, Cmd::Delete),
+        Some((_, Cmd::Add)) => route_add(state, family, rest, false),
+        Some((_, Cmd::Replace)) => route_add(state, family, rest, true),
+        Some((_, Cmd::Delete)) => route_del(state, family, rest),
         Some((name, Cmd::Refused)) => {
-            route_modify(state, family, rest, Cmd::Refused)?;
+            parse_route(|dev| state.find(dev), family, rest)?;
             Err(unsupported(&format!("\"ip route {name}\"")))
         }
         Some((_, Cmd::Show)) => route_list(state, family, rest, false),
@@ -1014,6 +1014,28 @@ fn route(state: &mut State, family: Family, words: &[String]) -> Result<String, 
         Some((name, _)) => Err(unsupported(&format!("\"ip route {name}\""))),
         None => Err(unknown_command(cmd, "route")),
     }
+}
+
+/// `ip route add|replace [to] PREFIX [via GW] [dev DEV] [src ADDR]`
+fn route_add(
+    state: &mut State,
+    family: Family,
+    words: &[String],
+    replace: bool,
+) -> Result<String, CmdError> {
+    let req = parse_route(|dev| state.find(dev), family, words)?;
+    let checked = state.check_route_add(&req, replace);
+    state.create_v4_table_for(&req);
+    state.apply_route_add(checked?);
+    Ok(String::new())
+}
+
+/// `ip route del [to] PREFIX [via GW] [dev DEV] [src ADDR]`
+fn route_del(state: &mut State, family: Family, words: &[String]) -> Result<String, CmdError> {
+    let req = parse_route(|dev| state.find(dev), family, words)?;
+    let del = state.check_route_del(&req)?;
+    state.apply_route_del(del);
+    Ok(String::new())
 }
 
 #[derive(Clone, Copy)]
@@ -1094,13 +1116,15 @@ fn zero(family: Family) -> IpAddr {
     }
 }
 
-/// `ip route add|replace|del [to] PREFIX [via GW] [dev DEV] [src ADDR]`
-fn route_modify(
-    state: &mut State,
+/// The parse step of `ip route add|replace|del` (and of the refused
+/// `change|prepend|append|test`): the words, read as iproute2 reads them, into
+/// the request it would send the kernel, or iproute2's error. `find_link` gives
+/// the index of a link by name, the only thing iproute2 asks before sending.
+pub(super) fn parse_route(
+    find_link: impl Fn(&str) -> Option<u32>,
     family: Family,
     words: &[String],
-    cmd: Cmd,
-) -> Result<String, CmdError> {
+) -> Result<RouteReq, CmdError> {
     let mut args = Args::new(words);
     let mut family = family;
     let mut dst: Option<Parsed> = None;
@@ -1122,19 +1146,7 @@ fn route_modify(
                 if via.is_some() {
                     return Err(invarg("use nexthop syntax to specify multiple via\n", word));
                 }
-                let mut value = args.value()?;
-                let mut via_family = family;
-                if let Some(f) = Family::from_name(value) {
-                    via_family = f;
-                    value = args.value()?;
-                }
-                let addr = get_addr(value, via_family, "via")?;
-                if family == Family::Unspec {
-                    family = Family::of(addr);
-                } else if Family::of(addr) != family {
-                    return Err(unsupported("a gateway of the other address family"));
-                }
-                via = Some(addr);
+                via = Some(route_via(&mut args, &mut family)?);
             }
             Some((_, RouteKw::Dev)) => dev = Some(args.value()?),
             Some((name, RouteKw::Unsupported(value))) => {
@@ -1145,32 +1157,15 @@ fn route_modify(
                 ));
             }
             None => {
-                let mut word = if word == "to" { args.value()? } else { word };
-                let starts_with_digit = word.as_bytes().first().is_some_and(u8::is_ascii_digit);
-                if let Some((name, usable)) = pick(word, ROUTE_TYPES).filter(|_| !starts_with_digit)
-                {
-                    if !usable {
-                        bad_type = Some(name);
-                    }
-                    word = args.value()?;
-                }
-                if matches(word, "help") {
-                    return Err(usage(ROUTE_USAGE));
-                }
-                if dst.is_some() {
-                    return Err(duparg2("to", word));
-                }
-                let parsed = get_prefix(word, family)?;
-                if let (Parsed::Addr { addr, .. }, Family::Unspec) = (parsed, family) {
-                    family = Family::of(addr);
-                }
-                dst = Some(parsed);
+                let (prefix, route_type) = route_dst(&mut args, word, &mut family, dst.is_some())?;
+                dst = Some(prefix);
+                bad_type = route_type;
             }
         }
     }
     let dst = dst.ok_or_else(|| usage(ROUTE_USAGE))?;
     let dev = match dev {
-        Some(d) => Some(state.find(d).ok_or_else(|| cannot_find(d))?),
+        Some(d) => Some(find_link(d).ok_or_else(|| cannot_find(d))?),
         None => None,
     };
     if let Some(name) = bad_type {
@@ -1192,19 +1187,62 @@ fn route_modify(
         ),
         Parsed::Default | Parsed::Any => (zero(family), 0),
     };
-    let req = RouteReq {
+    Ok(RouteReq {
         dst,
         prefix_len,
         via,
         dev,
         src,
-    };
-    match cmd {
-        Cmd::Delete => state.del_route(req)?,
-        Cmd::Add | Cmd::Replace => state.add_route(req, matches!(cmd, Cmd::Replace))?,
-        _ => {}
+    })
+}
+
+/// The value of a route's `via [FAMILY] GW`; the route's family follows the
+/// gateway's unless it was chosen, and a gateway of the other family is refused.
+fn route_via(args: &mut Args, family: &mut Family) -> Result<IpAddr, CmdError> {
+    let mut value = args.value()?;
+    let mut via_family = *family;
+    if let Some(f) = Family::from_name(value) {
+        via_family = f;
+        value = args.value()?;
     }
-    Ok(String::new())
+    let addr = get_addr(value, via_family, "via")?;
+    if *family == Family::Unspec {
+        *family = Family::of(addr);
+    } else if Family::of(addr) != *family {
+        return Err(unsupported("a gateway of the other address family"));
+    }
+    Ok(addr)
+}
+
+/// A route's destination, `[to] [TYPE] PREFIX`, starting at `word`: the prefix,
+/// and the name of a route type the stack cannot make, if one was given.
+/// `seen`: the destination was already given.
+fn route_dst<'a>(
+    args: &mut Args<'a>,
+    word: &'a str,
+    family: &mut Family,
+    seen: bool,
+) -> Result<(Parsed, Option<&'static str>), CmdError> {
+    let mut word = if word == "to" { args.value()? } else { word };
+    let mut bad_type = None;
+    let starts_with_digit = word.as_bytes().first().is_some_and(u8::is_ascii_digit);
+    if let Some((name, usable)) = pick(word, ROUTE_TYPES).filter(|_| !starts_with_digit) {
+        if !usable {
+            bad_type = Some(name);
+        }
+        word = args.value()?;
+    }
+    if matches(word, "help") {
+        return Err(usage(ROUTE_USAGE));
+    }
+    if seen {
+        return Err(duparg2("to", word));
+    }
+    let parsed = get_prefix(word, *family)?;
+    if let (Parsed::Addr { addr, .. }, Family::Unspec) = (parsed, *family) {
+        *family = Family::of(addr);
+    }
+    Ok((parsed, bad_type))
 }
 
 #[derive(Clone, Copy)]
@@ -1252,12 +1290,68 @@ fn route_list(
     words: &[String],
     flush: bool,
 ) -> Result<String, CmdError> {
+    let Some(selector) = parse_route_list(|dev| state.find(dev), family, words, flush)? else {
+        return Ok(String::new());
+    };
+    if flush {
+        state.check_route_flush(selector.ipv6)?;
+        state.flush_routes(|r| selector.selects(r));
+        return Ok(String::new());
+    }
+    Ok(state
+        .routes
+        .iter()
+        .filter(|r| selector.selects(r))
+        .map(|r| show::route_line(state, r, selector.dev.is_none()))
+        .collect())
+}
+
+/// Which routes `ip route show|flush` selects: those of one family, narrowed by
+/// the selectors given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RouteSelector {
+    pub(super) ipv6: bool,
+    pub(super) dev: Option<u32>,
+    /// The exact prefix asked for; `None` selects every prefix.
+    pub(super) exact: Option<(IpAddr, u8)>,
+    pub(super) metric: Option<u32>,
+    /// An rtnetlink protocol number: kernel routes are 2, `ip route add` ones 3.
+    pub(super) proto: Option<u32>,
+}
+
+impl RouteSelector {
+    /// Whether the selector selects this route.
+    pub(super) fn selects(&self, r: &Route) -> bool {
+        r.dst.is_ipv6() == self.ipv6
+            && self.dev.is_none_or(|d| d == r.dev)
+            && self
+                .exact
+                .is_none_or(|(addr, len)| r.prefix_len == len && in_prefix(r.dst, addr, len))
+            && self.metric.is_none_or(|m| m == r.metric())
+            && self.proto.is_none_or(|p| {
+                p == match r.proto {
+                    RouteProto::Kernel => 2,
+                    RouteProto::Boot => 3,
+                }
+            })
+    }
+}
+
+/// The parse step of `ip route show|flush`: the words into a selector, or
+/// iproute2's error; `None` when the selector cannot select anything (a family
+/// without routes, or the routing cache). `find_link` gives the index of a link
+/// by name.
+pub(super) fn parse_route_list(
+    find_link: impl Fn(&str) -> Option<u32>,
+    family: Family,
+    words: &[String],
+    flush: bool,
+) -> Result<Option<RouteSelector>, CmdError> {
     if flush && words.is_empty() {
         return Err(CmdError::new(1, "\"ip route flush\" requires arguments."));
     }
     let mut args = Args::new(words);
     let mut dev: Option<&str> = None;
-    // The exact prefix asked for; `None` selects every route.
     let mut exact: Option<(IpAddr, u8)> = None;
     let mut metric: Option<u32> = None;
     let mut proto: Option<u32> = None;
@@ -1282,21 +1376,7 @@ fn route_list(
                         .ok_or_else(|| invarg("\"metric\" value is invalid\n", value))?,
                 );
             }
-            Some((_, ListKw::Protocol)) => {
-                // rtnetlink numbers: kernel routes are 2, `ip route add` ones 3.
-                let value = args.value()?;
-                proto = match value {
-                    "all" => None,
-                    "kernel" => Some(2),
-                    "boot" => Some(3),
-                    "static" => Some(4),
-                    _ => Some(
-                        parse::get_u32(value)
-                            .filter(|&n| n <= 255)
-                            .ok_or_else(|| invarg("invalid \"protocol\"\n", value))?,
-                    ),
-                };
-            }
+            Some((_, ListKw::Protocol)) => proto = route_protocol(args.value()?)?,
             Some((name, ListKw::Unsupported(value))) => {
                 return Err(refuse(
                     &mut args,
@@ -1304,67 +1384,74 @@ fn route_list(
                     &format!("the \"{name}\" selector"),
                 ));
             }
-            None => {
-                let mut word = if matches(word, "to") {
-                    args.value()?
-                } else {
-                    word
-                };
-                if matches(word, "root") || matches(word, "match") {
-                    return Err(unsupported(&format!("the \"{word}\" selector")));
-                }
-                if matches(word, "exact") {
-                    word = args.value()?;
-                }
-                // "default" means IPv4's unless a family was chosen; "all" and "any"
-                // select everything unless a family was chosen, and then only its
-                // default routes, as in iproute2.
-                exact = match get_prefix(word, family)? {
-                    Parsed::Addr { addr, prefix_len } => Some((
-                        addr,
-                        prefix_len.unwrap_or(if addr.is_ipv4() { 32 } else { 128 }),
-                    )),
-                    Parsed::Default => Some((zero(family), 0)),
-                    Parsed::Any if family == Family::Unspec => None,
-                    Parsed::Any => Some((zero(family), 0)),
-                };
-            }
+            None => exact = list_prefix(&mut args, word, family)?,
         }
     }
     let dev = match dev {
-        Some(d) => Some(state.find(d).ok_or_else(|| cannot_find(d))?),
+        Some(d) => Some(find_link(d).ok_or_else(|| cannot_find(d))?),
         None => None,
     };
     let ipv6 = match family {
         Family::Unspec | Family::Inet => false,
         Family::Inet6 => true,
-        Family::Packet | Family::Other(_) => return Ok(String::new()),
+        Family::Packet | Family::Other(_) => return Ok(None),
     };
     if cache {
-        return Ok(String::new());
+        return Ok(None);
     }
-    let selected = |r: &config::Route| {
-        r.dst.is_ipv6() == ipv6
-            && dev.is_none_or(|d| d == r.dev)
-            && exact.is_none_or(|(addr, len)| {
-                r.prefix_len == len && config::in_prefix(r.dst, addr, len)
-            })
-            && metric.is_none_or(|m| m == r.metric())
-            && proto.is_none_or(|p| {
-                p == match r.proto {
-                    config::RouteProto::Kernel => 2,
-                    config::RouteProto::Boot => 3,
-                }
-            })
+    Ok(Some(RouteSelector {
+        ipv6,
+        dev,
+        exact,
+        metric,
+        proto,
+    }))
+}
+
+/// The value of `protocol` in a route selector: a name or a number up to 255;
+/// `None` for `all`.
+fn route_protocol(value: &str) -> Result<Option<u32>, CmdError> {
+    Ok(match value {
+        "all" => None,
+        "kernel" => Some(2),
+        "boot" => Some(3),
+        "static" => Some(4),
+        _ => Some(
+            parse::get_u32(value)
+                .filter(|&n| n <= 255)
+                .ok_or_else(|| invarg("invalid \"protocol\"\n", value))?,
+        ),
+    })
+}
+
+/// The prefix of a route selector, `[to] [exact] PREFIX`, starting at `word`;
+/// `None` selects every prefix.
+fn list_prefix(
+    args: &mut Args,
+    word: &str,
+    family: Family,
+) -> Result<Option<(IpAddr, u8)>, CmdError> {
+    let mut word = if matches(word, "to") {
+        args.value()?
+    } else {
+        word
     };
-    if flush {
-        state.flush_routes(ipv6, selected)?;
-        return Ok(String::new());
+    if matches(word, "root") || matches(word, "match") {
+        return Err(unsupported(&format!("the \"{word}\" selector")));
     }
-    Ok(state
-        .routes
-        .iter()
-        .filter(|r| selected(r))
-        .map(|r| show::route_line(state, r, dev.is_none()))
-        .collect())
+    if matches(word, "exact") {
+        word = args.value()?;
+    }
+    // "default" means IPv4's unless a family was chosen; "all" and "any" select
+    // everything unless a family was chosen, and then only its default routes, as
+    // in iproute2.
+    Ok(match get_prefix(word, family)? {
+        Parsed::Addr { addr, prefix_len } => Some((
+            addr,
+            prefix_len.unwrap_or(if addr.is_ipv4() { 32 } else { 128 }),
+        )),
+        Parsed::Default => Some((zero(family), 0)),
+        Parsed::Any if family == Family::Unspec => None,
+        Parsed::Any => Some((zero(family), 0)),
+    })
 }

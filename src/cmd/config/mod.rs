@@ -367,3 +367,11 @@ impl NetConfig {
         result
     }
 }
+
+#[cfg(test)]
+impl NetConfig {
+    /// The model itself, for the tests of single check steps.
+    pub(super) fn state(&self) -> &State {
+        &self.state
+    }
+}

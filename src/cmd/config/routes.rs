@@ -14,14 +14,44 @@ use crate::cmd::error::CmdError;
 use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// A route request, as parsed from `ip route add|replace|del`.
-#[derive(Debug, Clone, Copy)]
+/// A route change as the kernel receives it from `ip route add|replace|del`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RouteReq {
+    /// The destination as given (an IPv6 one may have host bits set).
     pub(crate) dst: IpAddr,
     pub(crate) prefix_len: u8,
+    /// The gateway; the unspecified address counts as none.
     pub(crate) via: Option<IpAddr>,
+    /// The link named with `dev`.
     pub(crate) dev: Option<u32>,
+    /// The preferred source address.
     pub(crate) src: Option<IpAddr>,
+}
+
+impl RouteReq {
+    /// Linux refuses an IPv4 destination with host bits set (an IPv6 one is
+    /// masked instead).
+    fn check_prefix(&self) -> Result<(), CmdError> {
+        if self.dst.is_ipv4() && network(self.dst, self.prefix_len) != self.dst {
+            return Err(kernel("Invalid prefix for given prefix length."));
+        }
+        Ok(())
+    }
+}
+
+/// An `ip route add|replace` the model has accepted, for the state it was
+/// checked against: the new route, and the index of the route it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouteAdd {
+    pub(crate) route: Route,
+    pub(crate) replaces: Option<usize>,
+}
+
+/// An `ip route del` the model has accepted, for the state it was checked
+/// against: the index of the route that goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouteDel {
+    pub(crate) at: usize,
 }
 
 /// A route whose gateway is of the other family (RFC 5549 nexthops), which the
@@ -264,76 +294,39 @@ impl State {
         Ok(d)
     }
 
-    /// `ip route add` (or `replace`): Linux's checks, then the table.
-    pub(crate) fn add_route(&mut self, req: RouteReq, replace: bool) -> Result<(), CmdError> {
+    /// Linux creates its IPv4 main table for an `ip route add|replace` whose
+    /// prefix is valid before it looks at the nexthop, so even a refused route
+    /// leaves the table behind (and later deletes and flushes find it).
+    pub(crate) fn create_v4_table_for(&mut self, req: &RouteReq) {
+        if req.dst.is_ipv4() && req.check_prefix().is_ok() {
+            self.v4_table = true;
+        }
+    }
+
+    /// The check step of `ip route add` (or `replace`): Linux's checks of the
+    /// destination, the nexthop and the source, then of the table (a clash, the
+    /// route limit). Returns the change to make.
+    pub(crate) fn check_route_add(
+        &self,
+        req: &RouteReq,
+        replace: bool,
+    ) -> Result<RouteAdd, CmdError> {
         let via = req.via.filter(|g| !g.is_unspecified());
-        let (dst, nh_dev) = match req.dst {
+        let (dst, dev) = match req.dst {
             IpAddr::V4(_) => {
-                if network(req.dst, req.prefix_len) != req.dst {
-                    return Err(kernel("Invalid prefix for given prefix length."));
-                }
-                self.v4_table = true;
-                let dev = match (via, req.dev) {
-                    (None, None) => return Err(rtnl("No such device")),
-                    (Some(IpAddr::V4(gw)), dev) => self.resolve_gw_v4(gw, dev)?,
-                    (Some(IpAddr::V6(_)), _) => return Err(mixed_families()),
-                    (None, Some(d)) => {
-                        if self.is_lo(d) && self.link(d).mtu < IPV4_MIN_MTU {
-                            // No IPv4 on the device at all.
-                            return Err(rtnl("No such device"));
-                        }
-                        if !self.is_up(d) {
-                            return Err(kernel("Device for nexthop is not up."));
-                        }
-                        d
-                    }
-                };
-                if req.src.is_some_and(|s| !self.is_local(s)) {
-                    return Err(kernel("Invalid prefsrc address."));
-                }
-                (req.dst, dev)
+                req.check_prefix()?;
+                (req.dst, self.check_nexthop_v4(req, via)?)
             }
-            IpAddr::V6(_) => {
-                if req.dev.is_some_and(|d| self.ipv6_disabled(d)) {
-                    return Err(rtnl("No such device"));
-                }
-                let dev = match (via, req.dev) {
-                    (None, None) => return Err(rtnl("No such device")),
-                    (Some(IpAddr::V6(gw)), dev) => {
-                        let d = self.resolve_gw_v6(gw, dev)?;
-                        if !self.is_up(d) {
-                            return Err(kernel("Nexthop device is not up."));
-                        }
-                        d
-                    }
-                    (Some(IpAddr::V4(_)), _) => return Err(mixed_families()),
-                    (None, Some(d)) => {
-                        if !self.is_up(d) {
-                            return Err(kernel("Nexthop device is not up."));
-                        }
-                        d
-                    }
-                };
-                if let Some(src) = req.src {
-                    // A global source may sit on any up link; one of link or host
-                    // scope (fe80::/10, ::1) only on the route's own device.
-                    let scoped = matches!(src, IpAddr::V6(v6) if v6.is_unicast_link_local() || v6.is_loopback());
-                    let ok = self.links.iter().any(|l| {
-                        l.up && (!scoped || req.dev.is_none_or(|d| d == l.index))
-                            && l.addrs.iter().any(|a| a.addr == src)
-                    });
-                    if !ok {
-                        return Err(kernel("Invalid source address."));
-                    }
-                }
-                (network(req.dst, req.prefix_len), dev)
-            }
+            IpAddr::V6(_) => (
+                network(req.dst, req.prefix_len),
+                self.check_nexthop_v6(req, via)?,
+            ),
         };
         let route = Route {
             dst,
             prefix_len: req.prefix_len,
             via,
-            dev: nh_dev,
+            dev,
             proto: RouteProto::Boot,
             src: req.src,
         };
@@ -346,24 +339,96 @@ impl State {
             Some(i) => {
                 let extra = usize::from(self.routes[i].proto == RouteProto::Kernel);
                 self.check_route_limit(extra)?;
-                self.routes[i] = route;
-                Ok(())
+                Ok(RouteAdd {
+                    route,
+                    replaces: Some(i),
+                })
             }
             None => {
                 self.check_route_limit(1)?;
-                self.insert_route(route);
-                Ok(())
+                Ok(RouteAdd {
+                    route,
+                    replaces: None,
+                })
             }
         }
     }
 
-    /// `ip route del`: the first route (in table order) that matches what was given.
-    pub(crate) fn del_route(&mut self, req: RouteReq) -> Result<(), CmdError> {
+    /// The link an IPv4 route goes out of, and Linux's checks of its source.
+    fn check_nexthop_v4(&self, req: &RouteReq, via: Option<IpAddr>) -> Result<u32, CmdError> {
+        let dev = match (via, req.dev) {
+            (None, None) => return Err(rtnl("No such device")),
+            (Some(IpAddr::V4(gw)), dev) => self.resolve_gw_v4(gw, dev)?,
+            (Some(IpAddr::V6(_)), _) => return Err(mixed_families()),
+            (None, Some(d)) => {
+                if self.is_lo(d) && self.link(d).mtu < IPV4_MIN_MTU {
+                    // No IPv4 on the device at all.
+                    return Err(rtnl("No such device"));
+                }
+                if !self.is_up(d) {
+                    return Err(kernel("Device for nexthop is not up."));
+                }
+                d
+            }
+        };
+        if req.src.is_some_and(|s| !self.is_local(s)) {
+            return Err(kernel("Invalid prefsrc address."));
+        }
+        Ok(dev)
+    }
+
+    /// The link an IPv6 route goes out of, and Linux's checks of its source.
+    fn check_nexthop_v6(&self, req: &RouteReq, via: Option<IpAddr>) -> Result<u32, CmdError> {
+        if req.dev.is_some_and(|d| self.ipv6_disabled(d)) {
+            return Err(rtnl("No such device"));
+        }
+        let dev = match (via, req.dev) {
+            (None, None) => return Err(rtnl("No such device")),
+            (Some(IpAddr::V6(gw)), dev) => {
+                let d = self.resolve_gw_v6(gw, dev)?;
+                if !self.is_up(d) {
+                    return Err(kernel("Nexthop device is not up."));
+                }
+                d
+            }
+            (Some(IpAddr::V4(_)), _) => return Err(mixed_families()),
+            (None, Some(d)) => {
+                if !self.is_up(d) {
+                    return Err(kernel("Nexthop device is not up."));
+                }
+                d
+            }
+        };
+        if let Some(src) = req.src {
+            // A global source may sit on any up link; one of link or host
+            // scope (fe80::/10, ::1) only on the route's own device.
+            let scoped =
+                matches!(src, IpAddr::V6(v6) if v6.is_unicast_link_local() || v6.is_loopback());
+            let ok = self.links.iter().any(|l| {
+                l.up && (!scoped || req.dev.is_none_or(|d| d == l.index))
+                    && l.addrs.iter().any(|a| a.addr == src)
+            });
+            if !ok {
+                return Err(kernel("Invalid source address."));
+            }
+        }
+        Ok(dev)
+    }
+
+    /// The apply step of `ip route add|replace`.
+    pub(crate) fn apply_route_add(&mut self, add: RouteAdd) {
+        match add.replaces {
+            Some(i) => self.routes[i] = add.route,
+            None => self.insert_route(add.route),
+        }
+    }
+
+    /// The check step of `ip route del`: the first route (in table order) that
+    /// matches what was given, or Linux's refusal.
+    pub(crate) fn check_route_del(&self, req: &RouteReq) -> Result<RouteDel, CmdError> {
         let dst = match req.dst {
             IpAddr::V4(_) => {
-                if network(req.dst, req.prefix_len) != req.dst {
-                    return Err(kernel("Invalid prefix for given prefix length."));
-                }
+                req.check_prefix()?;
                 if !self.v4_table {
                     return Err(kernel("FIB table does not exist."));
                 }
@@ -379,7 +444,7 @@ impl State {
                 && req.dev.is_none_or(|d| d == r.dev)
                 && req.src.is_none_or(|s| r.src == Some(s))
         });
-        let Some(i) = found else {
+        let Some(at) = found else {
             // Linux's IPv6 tree keeps a "null" entry (through lo) at ::/0 while there
             // is no default route; a request that matches it gets ENOENT.
             let lo = self.links.iter().find(|l| l.kind == LinkKind::Loopback);
@@ -394,23 +459,28 @@ impl State {
                 "No such process"
             }));
         };
-        self.routes.remove(i);
-        Ok(())
+        Ok(RouteDel { at })
     }
 
-    /// `ip route flush`: every route of a family that the filter selects.
-    pub(crate) fn flush_routes(
-        &mut self,
-        ipv6: bool,
-        selected: impl Fn(&Route) -> bool,
-    ) -> Result<(), CmdError> {
+    /// The apply step of `ip route del`.
+    pub(crate) fn apply_route_del(&mut self, del: RouteDel) {
+        self.routes.remove(del.at);
+    }
+
+    /// The check step of `ip route flush` for a family: Linux cannot flush an
+    /// IPv4 table it has not created yet.
+    pub(crate) fn check_route_flush(&self, ipv6: bool) -> Result<(), CmdError> {
         if !ipv6 && !self.v4_table {
             return Err(CmdError::new(
                 2,
                 "Error: ipv4: FIB table does not exist.\nFlush terminated",
             ));
         }
-        self.remove_routes(|r| !selected(r));
         Ok(())
+    }
+
+    /// The apply step of `ip route flush`: every route the selector selects goes.
+    pub(crate) fn flush_routes(&mut self, selected: impl Fn(&Route) -> bool) {
+        self.remove_routes(|r| !selected(r));
     }
 }
