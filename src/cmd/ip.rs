@@ -9,7 +9,7 @@
 //! accepts but the stack cannot do is refused with status 2 and a message that
 //! says so, rather than silently ignored.
 
-use super::config::{self, in_prefix, kernel, rtnl, Route, RouteProto, RouteReq, State};
+use super::config::{self, in_prefix, kernel, rtnl, AddrReq, Route, RouteProto, RouteReq, State};
 use super::error::CmdError;
 use super::parse::{self, get_integer, parse_lladdr, Family, LladdrError, Parsed};
 use super::show::{self, LinkFilter};
@@ -769,8 +769,8 @@ const ADDR_KEYWORDS: &[(&str, Match, AddrKw)] = &[
 ];
 
 /// What `brd` asked for.
-#[derive(Clone, Copy)]
-enum Brd {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Brd {
     /// `+`: all host bits set.
     Plus,
     /// `-`: all host bits clear.
@@ -823,24 +823,51 @@ fn addr_modify(
     words: &[String],
     cmd: Cmd,
 ) -> Result<(), CmdError> {
+    let delete = matches!(cmd, Cmd::Delete);
     let mut warnings = String::new();
-    addr_modify_warning(state, family, words, cmd, &mut warnings)
-        .map_err(|e| CmdError::new(e.status(), format!("{warnings}{}", e.message())))
+    let mut steps = || {
+        let args = parse_addr(|dev| state.find(dev), family, words, delete, &mut warnings)?;
+        if matches!(cmd, Cmd::Refused) {
+            return Ok(());
+        }
+        let change = state.check_addr(&addr_request(&args, delete)?)?;
+        state.apply_addr(change);
+        Ok(())
+    };
+    steps().map_err(|e: CmdError| CmdError::new(e.status(), format!("{warnings}{}", e.message())))
 }
 
-fn addr_modify_warning(
-    state: &mut State,
+/// What `ip addr add|del` read from its words: what iproute2 sends the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct AddrArgs {
+    pub(super) dev: u32,
+    /// The family chosen, or else the first address's.
+    pub(super) family: Family,
+    /// The address given, if any.
+    pub(super) local: Option<Parsed>,
+    /// Whether a zero-length address was given (`any`, or `default` before the
+    /// family is known): iproute2 does not count it as an address, but still
+    /// sends it, and the kernel refuses it.
+    pub(super) zero_length: bool,
+    pub(super) brd: Option<Brd>,
+}
+
+/// The parse step of `ip addr add|del` (and of the refused `change|replace`):
+/// the words, read as iproute2 reads them, into what it would send the kernel,
+/// or iproute2's error; its warnings on the way go to `warnings`. `delete`: the
+/// words are those of `ip addr del`. `find_link` gives the index of a link by
+/// name, the only thing iproute2 asks before sending.
+pub(super) fn parse_addr(
+    find_link: impl Fn(&str) -> Option<u32>,
     family: Family,
     words: &[String],
-    cmd: Cmd,
+    delete: bool,
     warnings: &mut String,
-) -> Result<(), CmdError> {
-    let delete = matches!(cmd, Cmd::Delete);
+) -> Result<AddrArgs, CmdError> {
     let mut args = Args::new(words);
     let mut family = family;
-    // The address, and whether iproute2 counts it as given: `any` (and `default`
-    // before a family is known) is a zero-length address that does not count, but
-    // still travels to the kernel.
+    // The address as parsed and as written; `local_given` is false while the
+    // only address is a zero-length one, which iproute2 lets another replace.
     let mut local: Option<(Parsed, &str)> = None;
     let mut local_given = false;
     let mut zero_length = false;
@@ -855,17 +882,7 @@ fn addr_modify_warning(
                 if brd.is_some() {
                     return Err(duparg("broadcast", value));
                 }
-                brd = Some(match value {
-                    "+" => Brd::Plus,
-                    "-" => Brd::Minus,
-                    _ => {
-                        let addr = get_addr(value, family, "brd")?;
-                        if family == Family::Unspec {
-                            family = Family::of(addr);
-                        }
-                        Brd::Addr(addr)
-                    }
-                });
+                brd = Some(addr_brd(value, &mut family)?);
             }
             Some((_, AddrKw::Dev)) => dev = Some(args.value()?),
             Some((name, AddrKw::ReadOnlyFlag)) => {
@@ -915,62 +932,112 @@ fn addr_modify_warning(
             "Broadcast can be set only for IPv4 addresses",
         ));
     }
-    let wildcard = match local {
-        Some((
-            Parsed::Addr {
-                addr,
-                prefix_len: None,
-            },
-            word,
-        )) if delete && addr.is_ipv4() => Some(word),
-        _ => None,
-    };
-    if let Some(word) = wildcard {
-        warnings.push_str(&format!(
-            "Warning: Executing wildcard deletion to stay compatible with old scripts.\n\
-             \x20        Explicitly specify the prefix length ({word}/32) to avoid this warning.\n\
-             \x20        This special behaviour is likely to disappear in further releases,\n\
-             \x20        fix your scripts!\n"
-        ));
+    if let Some((
+        Parsed::Addr {
+            addr,
+            prefix_len: None,
+        },
+        word,
+    )) = local
+    {
+        if delete && addr.is_ipv4() {
+            warnings.push_str(&wildcard_warning(word));
+        }
     }
-    let index = state.find(dev).ok_or_else(|| cannot_find(dev))?;
+    let dev = find_link(dev).ok_or_else(|| cannot_find(dev))?;
     if let Some(name) = refused {
         return Err(unsupported(&format!("\"ip address ... {name}\"")));
     }
-    if matches!(cmd, Cmd::Refused) {
-        return Ok(());
-    }
-    let (addr, prefix_len) = match (local, family) {
+    Ok(AddrArgs {
+        dev,
+        family,
+        local: local.map(|(parsed, _)| parsed),
+        zero_length,
+        brd,
+    })
+}
+
+/// The value of `brd`; an address sets the family if none is chosen yet.
+fn addr_brd(value: &str, family: &mut Family) -> Result<Brd, CmdError> {
+    Ok(match value {
+        "+" => Brd::Plus,
+        "-" => Brd::Minus,
+        _ => {
+            let addr = get_addr(value, *family, "brd")?;
+            if *family == Family::Unspec {
+                *family = Family::of(addr);
+            }
+            Brd::Addr(addr)
+        }
+    })
+}
+
+/// What iproute2 says when `ip addr del` gets an IPv4 address without a length.
+fn wildcard_warning(word: &str) -> String {
+    format!(
+        "Warning: Executing wildcard deletion to stay compatible with old scripts.\n\
+         \x20        Explicitly specify the prefix length ({word}/32) to avoid this warning.\n\
+         \x20        This special behaviour is likely to disappear in further releases,\n\
+         \x20        fix your scripts!\n"
+    )
+}
+
+/// The first part of the check step of `ip addr add|del`: what the kernel
+/// refuses in the request itself before it looks at the model (no family, a
+/// zero-length address, no address where one is needed), and otherwise the
+/// request in the model's terms, with `brd +|-` worked out.
+pub(super) fn addr_request(args: &AddrArgs, delete: bool) -> Result<AddrReq, CmdError> {
+    let dev = args.dev;
+    let (addr, prefix_len) = match (args.local, args.family) {
         // A request without a family has nowhere to go.
         (_, Family::Unspec | Family::Packet | Family::Other(_)) => {
             return Err(rtnl("Operation not supported"));
         }
-        _ if zero_length => return Err(kernel("Attribute failed policy validation.")),
-        (Some((Parsed::Addr { addr, prefix_len }, _)), _) => (addr, prefix_len),
-        (Some((_, _)), _) => (zero(family), Some(0)),
+        _ if args.zero_length => return Err(kernel("Attribute failed policy validation.")),
+        (Some(Parsed::Addr { addr, prefix_len }), _) => (addr, prefix_len),
+        (Some(_), _) => (zero(args.family), Some(0)),
         // Without an address, Linux deletes the device's first IPv4 address.
-        (None, Family::Inet) if delete => return state.del_first_v4(index),
+        (None, Family::Inet) if delete => return Ok(AddrReq::DelFirstV4 { dev }),
         (None, Family::Inet) => return Err(kernel("ipv4: Local address is not supplied.")),
-        (None, Family::Inet6) => {
-            return Err(rtnl("Invalid argument"));
-        }
+        (None, Family::Inet6) => return Err(rtnl("Invalid argument")),
     };
-    match (addr, delete) {
-        (IpAddr::V4(a), false) => {
-            let len = prefix_len.unwrap_or(32);
-            let mask = config::mask_v4(len);
-            let brd = match brd {
-                Some(Brd::Plus) if len <= 30 => Some(Ipv4Addr::from(u32::from(a) | !mask)),
-                Some(Brd::Minus) if len <= 30 => Some(Ipv4Addr::from(u32::from(a) & mask)),
+    Ok(match (addr, delete) {
+        (IpAddr::V4(addr), false) => {
+            let prefix_len = prefix_len.unwrap_or(32);
+            let mask = config::mask_v4(prefix_len);
+            let brd = match args.brd {
+                Some(Brd::Plus) if prefix_len <= 30 => {
+                    Some(Ipv4Addr::from(u32::from(addr) | !mask))
+                }
+                Some(Brd::Minus) if prefix_len <= 30 => {
+                    Some(Ipv4Addr::from(u32::from(addr) & mask))
+                }
                 Some(Brd::Addr(IpAddr::V4(b))) => Some(b),
                 _ => None,
             };
-            state.add_v4(index, a, len, brd)
+            AddrReq::AddV4 {
+                dev,
+                addr,
+                prefix_len,
+                brd,
+            }
         }
-        (IpAddr::V6(a), false) => state.add_v6(index, a, prefix_len.unwrap_or(128)),
-        (IpAddr::V4(a), true) => state.del_v4(index, a, prefix_len),
-        (IpAddr::V6(a), true) => state.del_v6(index, a, prefix_len.unwrap_or(128)),
-    }
+        (IpAddr::V6(addr), false) => AddrReq::AddV6 {
+            dev,
+            addr,
+            prefix_len: prefix_len.unwrap_or(128),
+        },
+        (IpAddr::V4(addr), true) => AddrReq::DelV4 {
+            dev,
+            addr,
+            prefix_len,
+        },
+        (IpAddr::V6(addr), true) => AddrReq::DelV6 {
+            dev,
+            addr,
+            prefix_len: prefix_len.unwrap_or(128),
+        },
+    })
 }
 
 // ---- ip route ----

@@ -36,6 +36,72 @@ pub(super) fn v6_rank(addr: Ipv6Addr) -> u8 {
     }
 }
 
+/// An address change as the kernel receives it from `ip addr add|del`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AddrReq {
+    /// Add an IPv4 address, with the broadcast address given with `brd`.
+    AddV4 {
+        dev: u32,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+        brd: Option<Ipv4Addr>,
+    },
+    AddV6 {
+        dev: u32,
+        addr: Ipv6Addr,
+        prefix_len: u8,
+    },
+    /// Delete an IPv4 address; without a length, the first one equal to `addr`.
+    DelV4 {
+        dev: u32,
+        addr: Ipv4Addr,
+        prefix_len: Option<u8>,
+    },
+    /// Delete the link's first IPv4 address.
+    DelFirstV4 { dev: u32 },
+    DelV6 {
+        dev: u32,
+        addr: Ipv6Addr,
+        prefix_len: u8,
+    },
+}
+
+/// An address change the model has accepted, for the state it was checked
+/// against: exactly what applying it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AddrChange {
+    /// Nothing at all (Linux accepts 0.0.0.0 and adds nothing).
+    Nothing,
+    /// Add an IPv4 address at `slot`, with its `brd`.
+    AddV4 {
+        dev: u32,
+        addr: IfAddr,
+        slot: V4Slot,
+        brd: Option<Ipv4Addr>,
+    },
+    /// Add an IPv6 address (in the order of its scope).
+    AddV6 {
+        dev: u32,
+        addr: IfAddr,
+    },
+    /// Remove the address at this index of the link's list.
+    RemoveV4 {
+        dev: u32,
+        at: usize,
+    },
+    RemoveV6 {
+        dev: u32,
+        at: usize,
+    },
+}
+
+/// Where a new IPv4 address goes in its link's list, and whether it is primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct V4Slot {
+    pub(crate) at: usize,
+    pub(crate) primary: bool,
+}
+
 impl State {
     /// The broadcast address given for an IPv4 address, if any.
     pub(crate) fn broadcast(&self, dev: u32, a: &IfAddr) -> Option<Ipv4Addr> {
@@ -80,16 +146,16 @@ impl State {
         Ok(())
     }
 
-    /// Puts an IPv4 address where Linux would: a secondary at the end of the IPv4
+    /// Where Linux puts a new IPv4 address: a secondary at the end of the IPv4
     /// addresses, a primary after the last primary of the same or a wider scope.
-    /// Returns whether it became primary.
-    pub(super) fn insert_v4(
-        &mut self,
+    /// Linux refuses an address the link has, and a secondary whose scope is not
+    /// its primary's.
+    pub(super) fn v4_slot(
+        &self,
         index: u32,
         addr: Ipv4Addr,
         prefix_len: u8,
-        quiet: bool,
-    ) -> Result<bool, CmdError> {
+    ) -> Result<V4Slot, CmdError> {
         let scope = v4_scope(addr);
         let n4 = self.v4_count(index);
         let mut secondary = false;
@@ -111,16 +177,10 @@ impl State {
                 secondary = true;
             }
         }
-        if !quiet {
-            self.check_addr_limit()?;
-        }
-        let entry = IfAddr {
-            addr: IpAddr::V4(addr),
-            prefix_len,
-        };
-        let at = if secondary { n4 } else { at };
-        self.link_mut(index).addrs.insert(at, entry);
-        Ok(!secondary)
+        Ok(V4Slot {
+            at: if secondary { n4 } else { at },
+            primary: !secondary,
+        })
     }
 
     /// Puts an IPv6 address where Linux would: wider scopes first, and within a
@@ -142,42 +202,96 @@ impl State {
         addrs.insert(at, a);
     }
 
-    /// `ip addr add ADDR/LEN [brd X] dev DEV` for IPv4.
-    pub(crate) fn add_v4(
-        &mut self,
-        index: u32,
-        addr: Ipv4Addr,
-        prefix_len: u8,
-        brd: Option<Ipv4Addr>,
-    ) -> Result<(), CmdError> {
-        if addr.is_unspecified() {
-            // Linux accepts 0.0.0.0 and quietly adds nothing, before any other check.
-            return Ok(());
-        }
-        if self.is_lo(index) && self.link(index).mtu < IPV4_MIN_MTU {
-            return Err(rtnl("No buffer space available"));
-        }
-        let primary = self.insert_v4(index, addr, prefix_len, false)?;
-        self.v4_table = true;
-        if let Some(brd) = brd {
-            self.broadcasts.push(Broadcast {
-                dev: index,
+    /// The check step of `ip addr add|del`: Linux's refusal, or exactly what
+    /// the change will do. The model is left as it was.
+    pub(crate) fn check_addr(&self, req: &AddrReq) -> Result<AddrChange, CmdError> {
+        match *req {
+            AddrReq::AddV4 {
+                dev,
                 addr,
                 prefix_len,
                 brd,
-            });
+            } => self.check_add_v4(dev, addr, prefix_len, brd),
+            AddrReq::AddV6 {
+                dev,
+                addr,
+                prefix_len,
+            } => self.check_add_v6(dev, addr, prefix_len),
+            AddrReq::DelV4 {
+                dev,
+                addr,
+                prefix_len,
+            } => self.check_del_v4(dev, Some((addr, prefix_len))),
+            AddrReq::DelFirstV4 { dev } => self.check_del_v4(dev, None),
+            AddrReq::DelV6 {
+                dev,
+                addr,
+                prefix_len,
+            } => self.check_del_v6(dev, addr, prefix_len),
         }
-        if primary && self.is_up(index) {
-            let a = IfAddr {
+    }
+
+    /// The apply step of `ip addr add|del`, with Linux's side effects on routes,
+    /// broadcasts and `lo`'s local prefixes.
+    pub(crate) fn apply_addr(&mut self, change: AddrChange) {
+        match change {
+            AddrChange::Nothing => {}
+            AddrChange::AddV4 {
+                dev,
+                addr,
+                slot,
+                brd,
+            } => self.apply_add_v4(dev, addr, slot, brd),
+            AddrChange::AddV6 { dev, addr } => self.apply_add_v6(dev, addr),
+            AddrChange::RemoveV4 { dev, at } => self.remove_v4_at(dev, at),
+            AddrChange::RemoveV6 { dev, at } => self.remove_v6_at(dev, at),
+        }
+    }
+
+    fn check_add_v4(
+        &self,
+        dev: u32,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+        brd: Option<Ipv4Addr>,
+    ) -> Result<AddrChange, CmdError> {
+        if addr.is_unspecified() {
+            // Linux accepts 0.0.0.0 and quietly adds nothing, before any other check.
+            return Ok(AddrChange::Nothing);
+        }
+        if self.is_lo(dev) && self.link(dev).mtu < IPV4_MIN_MTU {
+            return Err(rtnl("No buffer space available"));
+        }
+        let slot = self.v4_slot(dev, addr, prefix_len)?;
+        self.check_addr_limit()?;
+        Ok(AddrChange::AddV4 {
+            dev,
+            addr: IfAddr {
                 addr: IpAddr::V4(addr),
                 prefix_len,
-            };
-            if let Some(route) = self.v4_connected(index, a) {
+            },
+            slot,
+            brd,
+        })
+    }
+
+    fn apply_add_v4(&mut self, dev: u32, a: IfAddr, slot: V4Slot, brd: Option<Ipv4Addr>) {
+        self.link_mut(dev).addrs.insert(slot.at, a);
+        self.v4_table = true;
+        if let (Some(brd), IpAddr::V4(addr)) = (brd, a.addr) {
+            self.broadcasts.push(Broadcast {
+                dev,
+                addr,
+                prefix_len: a.prefix_len,
+                brd,
+            });
+        }
+        if slot.primary && self.is_up(dev) {
+            if let Some(route) = self.v4_connected(dev, a) {
                 self.insert_route(route);
             }
-            self.add_lo_prefix(index, a);
+            self.add_lo_prefix(dev, a);
         }
-        Ok(())
     }
 
     /// Records that a primary address of `lo` has its prefix in the local table.
@@ -187,14 +301,13 @@ impl State {
         }
     }
 
-    /// `ip addr add ADDR/LEN dev DEV` for IPv6.
-    pub(crate) fn add_v6(
-        &mut self,
-        index: u32,
+    fn check_add_v6(
+        &self,
+        dev: u32,
         addr: Ipv6Addr,
         prefix_len: u8,
-    ) -> Result<(), CmdError> {
-        if self.ipv6_disabled(index) {
+    ) -> Result<AddrChange, CmdError> {
+        if self.ipv6_disabled(dev) {
             return Err(rtnl("Invalid argument"));
         }
         if addr.is_multicast() {
@@ -205,13 +318,13 @@ impl State {
         if addr.is_unspecified() {
             return Err(kernel("ipv6: Invalid address."));
         }
-        if addr.is_loopback() && !self.is_lo(index) {
+        if addr.is_loopback() && !self.is_lo(dev) {
             return Err(kernel(
                 "ipv6: Cannot assign loopback address on this device.",
             ));
         }
         if self
-            .link(index)
+            .link(dev)
             .addrs
             .iter()
             .any(|a| a.addr == IpAddr::V6(addr))
@@ -219,49 +332,45 @@ impl State {
             return Err(kernel("ipv6: address already assigned."));
         }
         self.check_addr_limit()?;
-        let a = IfAddr {
-            addr: IpAddr::V6(addr),
-            prefix_len,
-        };
-        if addr == Ipv6Addr::LOCALHOST {
+        Ok(AddrChange::AddV6 {
+            dev,
+            addr: IfAddr {
+                addr: IpAddr::V6(addr),
+                prefix_len,
+            },
+        })
+    }
+
+    fn apply_add_v6(&mut self, dev: u32, a: IfAddr) {
+        if a.addr == IpAddr::V6(Ipv6Addr::LOCALHOST) {
             self.loopback6_added = true;
         }
-        self.insert_v6(index, a);
-        if self.is_up(index) {
-            self.add_v6_connected(index, a);
+        self.insert_v6(dev, a);
+        if self.is_up(dev) {
+            self.add_v6_connected(dev, a);
         }
-        Ok(())
     }
 
-    /// `ip addr del ADDR[/LEN] dev DEV` for IPv4; without a length, the first
-    /// address equal to ADDR goes (iproute2's "wildcard deletion").
-    pub(crate) fn del_v4(
-        &mut self,
-        index: u32,
-        addr: Ipv4Addr,
-        prefix_len: Option<u8>,
-    ) -> Result<(), CmdError> {
-        if self.is_lo(index) && self.link(index).mtu < IPV4_MIN_MTU {
+    /// `ip addr del ADDR[/LEN] dev DEV` for IPv4 (`which`: the address and its
+    /// length), where no length means the first address equal to ADDR
+    /// (iproute2's "wildcard deletion"); without `which`, the link's first IPv4
+    /// address (`ip -4 addr del dev DEV`).
+    fn check_del_v4(
+        &self,
+        dev: u32,
+        which: Option<(Ipv4Addr, Option<u8>)>,
+    ) -> Result<AddrChange, CmdError> {
+        if self.is_lo(dev) && self.link(dev).mtu < IPV4_MIN_MTU {
             return Err(kernel("ipv4: Device not found."));
         }
-        let found = self.link(index).addrs.iter().position(|a| {
-            a.addr == IpAddr::V4(addr) && prefix_len.is_none_or(|p| p == a.prefix_len)
-        });
-        let i = found.ok_or_else(|| kernel("ipv4: Address not found."))?;
-        self.remove_v4_at(index, i);
-        Ok(())
-    }
-
-    /// `ip -4 addr del dev DEV` without an address: Linux takes the first one.
-    pub(crate) fn del_first_v4(&mut self, index: u32) -> Result<(), CmdError> {
-        if self.is_lo(index) && self.link(index).mtu < IPV4_MIN_MTU {
-            return Err(kernel("ipv4: Device not found."));
-        }
-        if self.v4_count(index) == 0 {
-            return Err(kernel("ipv4: Address not found."));
-        }
-        self.remove_v4_at(index, 0);
-        Ok(())
+        let found = match which {
+            Some((addr, prefix_len)) => self.link(dev).addrs.iter().position(|a| {
+                a.addr == IpAddr::V4(addr) && prefix_len.is_none_or(|p| p == a.prefix_len)
+            }),
+            None => (self.v4_count(dev) > 0).then_some(0),
+        };
+        let at = found.ok_or_else(|| kernel("ipv4: Address not found."))?;
+        Ok(AddrChange::RemoveV4 { dev, at })
     }
 
     /// Removes an IPv4 address with Linux's side effects: a primary takes its
@@ -303,27 +412,26 @@ impl State {
     }
 
     /// `ip addr del ADDR[/LEN] dev DEV` for IPv6 (no length means /128).
-    pub(crate) fn del_v6(
-        &mut self,
-        index: u32,
+    fn check_del_v6(
+        &self,
+        dev: u32,
         addr: Ipv6Addr,
         prefix_len: u8,
-    ) -> Result<(), CmdError> {
-        if self.ipv6_disabled(index) {
+    ) -> Result<AddrChange, CmdError> {
+        if self.ipv6_disabled(dev) {
             return Err(kernel("ipv6: IPv6 is disabled on this device."));
         }
         let target = IfAddr {
             addr: IpAddr::V6(addr),
             prefix_len,
         };
-        let i = self
-            .link(index)
+        let at = self
+            .link(dev)
             .addrs
             .iter()
             .position(|a| *a == target)
             .ok_or_else(|| kernel("ipv6: address not found."))?;
-        self.remove_v6_at(index, i);
-        Ok(())
+        Ok(AddrChange::RemoveV6 { dev, at })
     }
 
     /// Removes an IPv6 address, and its prefix route when no other address of the

@@ -105,7 +105,13 @@ impl State {
             self.ever_up[pos] = true;
             if self.is_lo(index) && self.links[pos].mtu >= IPV4_MIN_MTU {
                 // Linux gives lo its address on every up; a duplicate is ignored.
-                let _ = self.insert_v4(index, Ipv4Addr::LOCALHOST, 8, true);
+                if let Ok(slot) = self.v4_slot(index, Ipv4Addr::LOCALHOST, 8) {
+                    let lo_own = IfAddr {
+                        addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                        prefix_len: 8,
+                    };
+                    self.link_mut(index).addrs.insert(slot.at, lo_own);
+                }
                 self.v4_table = true;
             }
             let primaries: Vec<IfAddr> = (0..self.v4_count(index))

@@ -29,6 +29,9 @@ mod routes;
 
 use super::error::CmdError;
 use addrs::has_prefix_route;
+pub(super) use addrs::AddrReq;
+#[cfg(test)]
+pub(super) use addrs::{AddrChange, V4Slot};
 pub(super) use prefix::{in_prefix, mask_v4};
 pub(super) use routes::RouteReq;
 use std::net::{IpAddr, Ipv4Addr};

@@ -7,11 +7,13 @@
 //! the differential test hold against Linux; here they pin down which step
 //! answers what.
 
-use crate::cmd::config::RouteReq;
-use crate::cmd::ip::{parse_route, parse_route_list, RouteSelector};
-use crate::cmd::parse::Family;
-use crate::cmd::{CmdError, NetConfig, Route, RouteProto};
-use std::net::IpAddr;
+use crate::cmd::config::{AddrChange, AddrReq, RouteReq, V4Slot};
+use crate::cmd::ip::{
+    addr_request, parse_addr, parse_route, parse_route_list, AddrArgs, Brd, RouteSelector,
+};
+use crate::cmd::parse::{Family, Parsed};
+use crate::cmd::{CmdError, IfAddr, NetConfig, Route, RouteProto};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
 
@@ -412,4 +414,388 @@ fn route_flush_check_needs_the_table_and_apply_removes_the_selected() {
     cfg.change(|state| state.flush_routes(|r| boot.selects(r)));
     assert!(cfg.routes().iter().all(|r| r.proto == RouteProto::Kernel));
     assert!(cfg.routes().iter().any(|r| r.dst == ip("10.0.0.0")));
+}
+
+// ---- ip addr add|del: parse ----
+
+fn prefix(addr: &str, prefix_len: Option<u8>) -> Option<Parsed> {
+    Some(Parsed::Addr {
+        addr: ip(addr),
+        prefix_len,
+    })
+}
+
+/// Parses `ip addr add` (or `del`) words; returns the request and the warnings.
+fn parse_addr_words(line: &str, delete: bool) -> (Result<AddrArgs, CmdError>, String) {
+    let mut warnings = String::new();
+    let args = parse_addr(links, Family::Unspec, &words(line), delete, &mut warnings);
+    (args, warnings)
+}
+
+#[test]
+fn addr_parse_reads_a_whole_request() {
+    let (args, warnings) = parse_addr_words("10.0.0.1/24 brd + dev vde0", false);
+    assert_eq!(
+        args.unwrap(),
+        AddrArgs {
+            dev: 2,
+            family: Family::Inet,
+            local: prefix("10.0.0.1", Some(24)),
+            zero_length: false,
+            brd: Some(Brd::Plus),
+        }
+    );
+    assert_eq!(warnings, "");
+    // `any` is a zero-length address: it leaves the family open.
+    let (args, _) = parse_addr_words("any dev lo", true);
+    let args = args.unwrap();
+    assert_eq!(
+        (args.dev, args.family, args.local, args.zero_length),
+        (1, Family::Unspec, Some(Parsed::Any), true)
+    );
+}
+
+#[test]
+fn addr_parse_collects_iproute2_warnings() {
+    let (args, warnings) = parse_addr_words("10.0.0.1/24 dev vde0 permanent nodad", false);
+    assert!(args.is_ok());
+    assert_eq!(
+        warnings,
+        "Warning: permanent option is not mutable from userspace\n\
+         Warning: nodad option can be set only for IPv6 addresses\n"
+    );
+    // An IPv4 address without a length, deleted: iproute2's wildcard deletion.
+    let (args, warnings) = parse_addr_words("10.0.0.1 dev vde0", true);
+    assert_eq!(args.unwrap().local, prefix("10.0.0.1", None));
+    assert!(warnings.starts_with("Warning: Executing wildcard deletion"));
+    assert!(warnings.contains("(10.0.0.1/32)"));
+    let (_, warnings) = parse_addr_words("10.0.0.1 dev vde0", false);
+    assert_eq!(warnings, "");
+}
+
+#[test]
+fn addr_parse_errors_come_in_iproute2_order() {
+    let parse = |line: &str, delete| error(parse_addr_words(line, delete).0);
+    // No device: nothing is looked up.
+    let mut warnings = String::new();
+    let no_dev = parse_addr(
+        no_lookup,
+        Family::Unspec,
+        &words("10.0.0.1/24"),
+        false,
+        &mut warnings,
+    );
+    assert_eq!(
+        error(no_dev),
+        (
+            1,
+            "Not enough information: \"dev\" argument is required.".to_string()
+        )
+    );
+    assert_eq!(
+        parse("2001:db8::1/64 brd + dev vde0", false),
+        (
+            1,
+            "Broadcast can be set only for IPv4 addresses".to_string()
+        )
+    );
+    let (del, _) = parse_addr_words("2001:db8::1/64 brd + dev vde0", true);
+    assert!(del.is_ok(), "ip addr del does not check brd");
+    assert_eq!(
+        parse("10.0.0.1/24 10.0.0.2/24 dev vde0", false),
+        (
+            255,
+            "Error: either \"local\" is duplicate, or \"10.0.0.2/24\" is a garbage.".to_string()
+        )
+    );
+    // The device is looked up before an unusable keyword is refused.
+    assert_eq!(
+        parse("10.0.0.1/24 dev eth9 label x", false),
+        (1, "Cannot find device \"eth9\"".to_string())
+    );
+    assert_eq!(
+        parse("10.0.0.1/24 dev vde0 label x", false),
+        (
+            2,
+            "Error: vdestack: \"ip address ... label\" is not supported.".to_string()
+        )
+    );
+}
+
+// ---- ip addr add|del: the request's own check ----
+
+fn addr_args(family: Family, local: Option<Parsed>, brd: Option<Brd>) -> AddrArgs {
+    AddrArgs {
+        dev: 2,
+        family,
+        local,
+        zero_length: false,
+        brd,
+    }
+}
+
+fn v4(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn addr_request_refuses_what_the_kernel_refuses_unseen() {
+    let request = |args: AddrArgs, delete| error(addr_request(&args, delete));
+    assert_eq!(
+        request(addr_args(Family::Unspec, None, None), false),
+        (2, "RTNETLINK answers: Operation not supported".to_string())
+    );
+    let zero = AddrArgs {
+        zero_length: true,
+        ..addr_args(Family::Inet, Some(Parsed::Any), None)
+    };
+    assert_eq!(
+        request(zero, true),
+        (2, "Error: Attribute failed policy validation.".to_string())
+    );
+    assert_eq!(
+        request(addr_args(Family::Inet, None, None), false),
+        (2, "Error: ipv4: Local address is not supplied.".to_string())
+    );
+    assert_eq!(
+        request(addr_args(Family::Inet6, None, None), true),
+        (2, "RTNETLINK answers: Invalid argument".to_string())
+    );
+}
+
+#[test]
+fn addr_request_speaks_the_models_terms() {
+    let request = |args: AddrArgs, delete| addr_request(&args, delete).unwrap();
+    let add_v4 = |len, brd| {
+        let local = prefix("10.0.0.1", len);
+        request(addr_args(Family::Inet, local, brd), false)
+    };
+    let added = |prefix_len, brd: Option<&str>| AddrReq::AddV4 {
+        dev: 2,
+        addr: v4("10.0.0.1"),
+        prefix_len,
+        brd: brd.map(v4),
+    };
+    assert_eq!(
+        add_v4(Some(24), Some(Brd::Plus)),
+        added(24, Some("10.0.0.255"))
+    );
+    assert_eq!(
+        add_v4(Some(24), Some(Brd::Minus)),
+        added(24, Some("10.0.0.0"))
+    );
+    assert_eq!(add_v4(Some(31), Some(Brd::Plus)), added(31, None));
+    assert_eq!(add_v4(None, None), added(32, None));
+    let brd = Some(Brd::Addr(ip("10.0.0.127")));
+    assert_eq!(add_v4(Some(24), brd), added(24, Some("10.0.0.127")));
+    // Deleting without a length: a wildcard for IPv4, /128 for IPv6; without an
+    // address, the first IPv4 one.
+    assert_eq!(
+        request(
+            addr_args(Family::Inet, prefix("10.0.0.1", None), None),
+            true
+        ),
+        AddrReq::DelV4 {
+            dev: 2,
+            addr: v4("10.0.0.1"),
+            prefix_len: None
+        }
+    );
+    assert_eq!(
+        request(
+            addr_args(Family::Inet6, prefix("2001:db8::1", None), None),
+            true
+        ),
+        AddrReq::DelV6 {
+            dev: 2,
+            addr: "2001:db8::1".parse().unwrap(),
+            prefix_len: 128
+        }
+    );
+    assert_eq!(
+        request(addr_args(Family::Inet, None, None), true),
+        AddrReq::DelFirstV4 { dev: 2 }
+    );
+    // `default` once the family is known: the all-zero address, which adds nothing.
+    assert_eq!(
+        request(addr_args(Family::Inet, Some(Parsed::Default), None), false),
+        AddrReq::AddV4 {
+            dev: 2,
+            addr: Ipv4Addr::UNSPECIFIED,
+            prefix_len: 0,
+            brd: None
+        }
+    );
+}
+
+// ---- ip addr add|del: check and apply ----
+
+fn add_v4(dev: u32, addr: &str, prefix_len: u8) -> AddrReq {
+    AddrReq::AddV4 {
+        dev,
+        addr: v4(addr),
+        prefix_len,
+        brd: None,
+    }
+}
+
+fn if_addr(addr: &str, prefix_len: u8) -> IfAddr {
+    IfAddr {
+        addr: ip(addr),
+        prefix_len,
+    }
+}
+
+#[test]
+fn addr_add_check_places_the_address_and_apply_adds_it() {
+    let mut cfg = config(UP_10);
+    let change = cfg.state().check_addr(&add_v4(2, "10.0.0.2", 24)).unwrap();
+    let secondary = V4Slot {
+        at: 1,
+        primary: false,
+    };
+    assert_eq!(
+        change,
+        AddrChange::AddV4 {
+            dev: 2,
+            addr: if_addr("10.0.0.2", 24),
+            slot: secondary,
+            brd: None
+        }
+    );
+    assert_eq!(cfg.link_by_index(2).unwrap().addrs.len(), 2, "unchanged");
+    cfg.change(|state| state.apply_addr(change));
+    let vde0 = cfg.link_by_index(2).unwrap();
+    assert_eq!(
+        &vde0.addrs[..2],
+        &[if_addr("10.0.0.1", 24), if_addr("10.0.0.2", 24)]
+    );
+    assert!(cfg.state().is_secondary(2, 1));
+
+    // A primary of another prefix gets its connected route on the up link.
+    let change = cfg.state().check_addr(&add_v4(2, "10.9.0.1", 16)).unwrap();
+    cfg.change(|state| state.apply_addr(change));
+    assert!(cfg
+        .routes()
+        .iter()
+        .any(|r| r.dst == ip("10.9.0.0") && r.src == Some(ip("10.9.0.1"))));
+
+    let v6 = AddrReq::AddV6 {
+        dev: 2,
+        addr: "2001:db8::1".parse().unwrap(),
+        prefix_len: 64,
+    };
+    let change = cfg.state().check_addr(&v6).unwrap();
+    assert_eq!(
+        change,
+        AddrChange::AddV6 {
+            dev: 2,
+            addr: if_addr("2001:db8::1", 64)
+        }
+    );
+    cfg.change(|state| state.apply_addr(change));
+    assert!(cfg.routes().iter().any(|r| r.dst == ip("2001:db8::")));
+}
+
+#[test]
+fn addr_add_check_refuses_as_linux_does() {
+    let cfg = config(UP_10);
+    let check = |cfg: &NetConfig, req| error(cfg.state().check_addr(&req));
+    assert_eq!(
+        check(&cfg, add_v4(2, "10.0.0.1", 24)),
+        (2, "Error: ipv4: Address already assigned.".to_string())
+    );
+    // 127.0.0.2 has host scope, its would-be primary 10.0.0.1 global scope.
+    assert_eq!(
+        check(
+            &config("/bin/ip addr add 10.0.0.1/1 dev vde0"),
+            add_v4(2, "127.0.0.2", 1)
+        ),
+        (2, "Error: ipv4: Invalid scope value.".to_string())
+    );
+    assert_eq!(
+        check(
+            &cfg,
+            AddrReq::AddV6 {
+                dev: 2,
+                addr: Ipv6Addr::LOCALHOST,
+                prefix_len: 128
+            }
+        ),
+        (
+            2,
+            "Error: ipv6: Cannot assign loopback address on this device.".to_string()
+        )
+    );
+    let small_lo = config("/bin/ip link set lo mtu 60");
+    assert_eq!(
+        check(&small_lo, add_v4(1, "127.0.0.1", 8)),
+        (
+            2,
+            "RTNETLINK answers: No buffer space available".to_string()
+        )
+    );
+    let full = config(
+        &(1..=8)
+            .map(|i| format!("/bin/ip addr add 10.0.{i}.1/24 dev vde0"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    assert_eq!(
+        check(&full, add_v4(2, "10.0.9.1", 24)),
+        (
+            2,
+            "Error: vdestack: too many addresses (limit 8).".to_string()
+        )
+    );
+    // 0.0.0.0 is accepted and changes nothing, even on a full table.
+    let mut full = full;
+    let change = full.state().check_addr(&add_v4(2, "0.0.0.0", 8));
+    assert_eq!(change, Ok(AddrChange::Nothing));
+    let generation = full.generation();
+    full.change(|state| state.apply_addr(AddrChange::Nothing));
+    assert_eq!(full.generation(), generation);
+}
+
+#[test]
+fn addr_del_check_finds_the_address_and_apply_removes_it() {
+    let mut cfg = config(&format!("{UP_10}; /bin/ip addr add 10.0.0.2/24 dev vde0"));
+    let wildcard = AddrReq::DelV4 {
+        dev: 2,
+        addr: v4("10.0.0.1"),
+        prefix_len: None,
+    };
+    let change = cfg.state().check_addr(&wildcard).unwrap();
+    assert_eq!(change, AddrChange::RemoveV4 { dev: 2, at: 0 });
+    cfg.change(|state| state.apply_addr(change));
+    // The primary took its secondary and its route along.
+    let vde0 = cfg.link_by_index(2).unwrap();
+    assert!(vde0.addrs.iter().all(|a| a.addr.is_ipv6()));
+    assert!(cfg.routes().iter().all(|r| r.dst.is_ipv6()));
+
+    let check = |req| error(cfg.state().check_addr(&req));
+    assert_eq!(
+        check(AddrReq::DelFirstV4 { dev: 2 }),
+        (2, "Error: ipv4: Address not found.".to_string())
+    );
+    assert_eq!(
+        check(AddrReq::DelV6 {
+            dev: 2,
+            addr: "2001:db8::1".parse().unwrap(),
+            prefix_len: 128
+        }),
+        (2, "Error: ipv6: address not found.".to_string())
+    );
+    // The link-local address IPv6 gave the up link goes like any other.
+    let ll = "fe80::11:22ff:fe33:4455".parse().unwrap();
+    let change = cfg
+        .state()
+        .check_addr(&AddrReq::DelV6 {
+            dev: 2,
+            addr: ll,
+            prefix_len: 64,
+        })
+        .unwrap();
+    cfg.change(|state| state.apply_addr(change));
+    assert!(cfg.link_by_index(2).unwrap().addrs.is_empty());
 }
