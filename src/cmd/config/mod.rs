@@ -10,7 +10,10 @@
 //! observations.
 //!
 //! The model knows nothing of the command language above it: it offers changes,
-//! each with Linux's checks and side effects, and answers questions. This file holds the types,
+//! each with Linux's checks and side effects, and answers questions. Address and
+//! route changes come in two halves, so that a command can check before it
+//! changes anything: a `check_*` method that returns Linux's refusal or exactly
+//! the change to make, and an `apply_*` method that makes it and cannot fail. This file holds the types,
 //! [`NetConfig`]'s public face and the link table every part shares; each concern
 //! of the kernel lives in its own part:
 //! - `links`: `ip link set` and what up, down and MTU changes do to the rest;
