@@ -249,11 +249,7 @@ pub(crate) fn parse_addr(
 ) -> Result<AddrArgs, CmdError> {
     let mut args = Args::new(words);
     let mut family = family;
-    // The address as parsed and as written; `local_given` is false while the
-    // only address is a zero-length one, which iproute2 lets another replace.
-    let mut local: Option<(Parsed, &str)> = None;
-    let mut local_given = false;
-    let mut zero_length = false;
+    let mut local = LocalArg::default();
     let mut dev: Option<&str> = None;
     let mut brd: Option<Brd> = None;
     // A keyword the stack cannot honour, refused once iproute2's own checks pass.
@@ -286,26 +282,7 @@ pub(crate) fn parse_addr(
                 check_value(&mut args, check, family)?;
                 refused.get_or_insert(name);
             }
-            None => {
-                let word = if word == "local" { args.value()? } else { word };
-                if matches(word, "help") {
-                    return Err(usage(ADDR_USAGE));
-                }
-                if local_given {
-                    return Err(duparg2("local", word));
-                }
-                let parsed = get_prefix(word, family)?;
-                let zero = matches!(
-                    (parsed, family),
-                    (Parsed::Any, _) | (Parsed::Default, Family::Unspec)
-                );
-                if let (Parsed::Addr { addr, .. }, Family::Unspec) = (parsed, family) {
-                    family = Family::of(addr);
-                }
-                zero_length |= zero;
-                local_given = !zero;
-                local = Some((parsed, word));
-            }
+            None => local.read(&mut args, word, &mut family)?,
         }
     }
     let dev = dev.ok_or_else(|| no_dev_given(1))?;
@@ -321,7 +298,7 @@ pub(crate) fn parse_addr(
             prefix_len: None,
         },
         word,
-    )) = local
+    )) = local.last
     {
         if delete && addr.is_ipv4() {
             warnings.push_str(&wildcard_warning(word));
@@ -334,10 +311,53 @@ pub(crate) fn parse_addr(
     Ok(AddrArgs {
         dev,
         family,
-        local: local.map(|(parsed, _)| parsed),
-        zero_length,
+        local: local.last.map(|(parsed, _)| parsed),
+        zero_length: local.zero_length,
         brd,
     })
+}
+
+/// The address argument of `ip addr add|del`, as iproute2 keeps track of it.
+#[derive(Default)]
+struct LocalArg<'a> {
+    /// The last address given, as parsed and as written.
+    last: Option<(Parsed, &'a str)>,
+    /// False while the only address given is a zero-length one, which iproute2
+    /// lets another address replace.
+    given: bool,
+    /// Whether a zero-length address was given at all.
+    zero_length: bool,
+}
+
+impl<'a> LocalArg<'a> {
+    /// Reads `[local] ADDR[/LEN]` starting at `word`; the address sets the family
+    /// if none is chosen yet.
+    fn read(
+        &mut self,
+        args: &mut Args<'a>,
+        word: &'a str,
+        family: &mut Family,
+    ) -> Result<(), CmdError> {
+        let word = if word == "local" { args.value()? } else { word };
+        if matches(word, "help") {
+            return Err(usage(ADDR_USAGE));
+        }
+        if self.given {
+            return Err(duparg2("local", word));
+        }
+        let parsed = get_prefix(word, *family)?;
+        let zero = matches!(
+            (parsed, *family),
+            (Parsed::Any, _) | (Parsed::Default, Family::Unspec)
+        );
+        if let (Parsed::Addr { addr, .. }, Family::Unspec) = (parsed, *family) {
+            *family = Family::of(addr);
+        }
+        self.zero_length |= zero;
+        self.given = !zero;
+        self.last = Some((parsed, word));
+        Ok(())
+    }
 }
 
 /// The value of `brd`; an address sets the family if none is chosen yet.
