@@ -12,11 +12,22 @@
 //! Everything here is pure: no I/O, no system calls, no clock, no randomness, so
 //! any input can be tried (and fuzzed) without side effects.
 //!
-//! Submodules: `lexer` (splitting), `parse` (iproute2's number and address syntax),
-//! `ip` (the command line), `config` (the model and the kernel's rules), `show`
-//! (iproute2's output format).
+//! Submodules, each importing only those listed before it:
+//! - `error`: [`CmdError`], the exit status and message every part reports;
+//! - `config`: the model ([`NetConfig`]) and the kernel's rules for changing it;
+//!   it knows nothing of commands;
+//! - `lexer` (splitting) and `parse` (iproute2's number and address syntax);
+//! - `show`: iproute2's output format, reading the model;
+//! - `ip`: the command language, which turns words into requests, checks them
+//!   against the model and applies them.
+//!
+//! This module joins them: [`NetConfig::run`] is defined here, above both the
+//! model and the command language, rather than beside the model, so that the
+//! model never calls back into the commands that drive it. It stays a method of
+//! [`NetConfig`] because that is how every caller already holds a configuration.
 
 mod config;
+mod error;
 mod ip;
 mod lexer;
 mod parse;
@@ -27,49 +38,18 @@ mod tests;
 pub use config::{
     IfAddr, Link, LinkKind, NetConfig, NextHop, Route, RouteProto, MAX_ADDRS, MAX_USER_ROUTES,
 };
+pub use error::CmdError;
 pub use lexer::split_commands;
 
-use std::fmt;
-
-/// A failed stackcmd: the exit status `vde_stackcmd` returns and the message the
-/// command printed on standard error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CmdError {
-    status: i32,
-    message: String,
-}
-
-impl CmdError {
-    /// An error with this exit status and message (trailing newlines are dropped).
-    pub fn new(status: i32, message: impl Into<String>) -> CmdError {
-        let mut message = message.into();
-        message.truncate(message.trim_end_matches('\n').len());
-        CmdError { status, message }
-    }
-
-    /// The exit status `vde_stackcmd` would return (never 0).
-    pub fn status(&self) -> i32 {
-        self.status
-    }
-
-    /// What the command prints on standard error, without the final newline(s).
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl fmt::Display for CmdError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for CmdError {}
-
-/// So that code returning `io::Result` can use `?` on [`CmdError`]; the status is
-/// lost, the message is kept.
-impl From<CmdError> for std::io::Error {
-    fn from(e: CmdError) -> std::io::Error {
-        std::io::Error::other(e)
+impl NetConfig {
+    /// Runs a whole stackcmd string: splits it into commands, runs them in order and
+    /// stops at the first failure, like `vde_stackcmd`. On success returns what the
+    /// commands printed on standard output (only `show` commands print).
+    pub fn run(&mut self, cmds: &str) -> Result<String, CmdError> {
+        let mut out = String::new();
+        for argv in split_commands(cmds) {
+            out.push_str(&self.change(|state| ip::run_command(state, &argv))?);
+        }
+        Ok(out)
     }
 }

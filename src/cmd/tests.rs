@@ -12,6 +12,8 @@
 use super::*;
 use std::net::IpAddr;
 
+mod steps;
+
 const MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
 
 fn fresh() -> NetConfig {

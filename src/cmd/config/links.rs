@@ -1,0 +1,172 @@
+//! Links: `ip link set` (hardware address, MTU, up and down) and what Linux does
+//! to a link's addresses and routes on the way.
+//!
+//! Owns the links' own fields and the `ever_up` record; it calls into the
+//! address and route parts for the tear-downs and the automatic addresses an up
+//! link gets.
+
+use super::{kernel, rtnl, IfAddr, LinkKind, State, IPV4_MIN_MTU, IPV6_MIN_MTU, MAX_ADDRS};
+use crate::cmd::error::CmdError;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The largest MTU the VDE link carries (a VDE frame holds 9216 bytes of payload,
+/// and jumbo frames are conventionally 9000).
+const ETHER_MAX_MTU: i32 = 9000;
+/// Linux's `ETH_MIN_MTU`, the minimum of a tap device.
+const ETHER_MIN_MTU: i32 = 68;
+
+/// The EUI-64 link-local address Linux derives from a MAC when a link comes up.
+fn link_local(mac: [u8; 6]) -> Ipv6Addr {
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        mac[0] ^ 0x02,
+        mac[1],
+        mac[2],
+        0xff,
+        0xfe,
+        mac[3],
+        mac[4],
+        mac[5],
+    ])
+}
+
+impl State {
+    /// Has the link been up at least once (Linux's qdisc is attached then)?
+    pub(crate) fn ever_up(&self, index: u32) -> bool {
+        self.ever_up[self.pos(index)]
+    }
+
+    /// IPv6 works on the VDE link only with an MTU of at least 1280 (Linux destroys
+    /// the device's IPv6 state below that); `lo` keeps it, just without addresses.
+    pub(super) fn ipv6_disabled(&self, index: u32) -> bool {
+        let link = self.link(index);
+        link.kind == LinkKind::Ether && link.mtu < IPV6_MIN_MTU
+    }
+
+    /// `ip link set DEV address MAC`: Linux refuses multicast and all-zero addresses.
+    pub(crate) fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<(), CmdError> {
+        if mac[0] & 1 != 0 || mac == [0; 6] {
+            return Err(rtnl("Cannot assign requested address"));
+        }
+        self.link_mut(index).mac = mac;
+        Ok(())
+    }
+
+    /// `ip link set DEV mtu N`, with the device limits and the protocol tear-downs
+    /// Linux applies below 68 (IPv4) and 1280 (IPv6) bytes.
+    pub(crate) fn set_mtu(&mut self, index: u32, mtu: i32) -> Result<(), CmdError> {
+        let (min, max) = match self.link(index).kind {
+            LinkKind::Loopback => (0, None),
+            LinkKind::Ether => (ETHER_MIN_MTU, Some(ETHER_MAX_MTU)),
+        };
+        if mtu < min {
+            return Err(kernel("mtu less than device minimum."));
+        }
+        if max.is_some_and(|max| mtu > max) {
+            return Err(kernel("mtu greater than device maximum."));
+        }
+        let new = mtu as u32;
+        let old = self.link(index).mtu;
+        if new == old {
+            return Ok(());
+        }
+        self.link_mut(index).mtu = new;
+        if new < IPV4_MIN_MTU {
+            self.link_mut(index).addrs.retain(|a| a.addr.is_ipv6());
+            self.broadcasts.retain(|b| b.dev != index);
+            self.lo_prefixes.clear();
+            self.drop_routes_via(index, true);
+        }
+        if new < IPV6_MIN_MTU {
+            self.link_mut(index).addrs.retain(|a| a.addr.is_ipv4());
+            self.drop_routes_via(index, false);
+        } else if old < IPV6_MIN_MTU && !self.is_lo(index) && self.is_up(index) {
+            // The device's IPv6 state is rebuilt as if the link had just come up.
+            self.ipv6_up(index);
+        }
+        Ok(())
+    }
+
+    /// `ip link set DEV up|down` and everything Linux does on the way.
+    pub(crate) fn set_up(&mut self, index: u32, up: bool) -> Result<(), CmdError> {
+        if self.is_up(index) == up {
+            return Ok(());
+        }
+        let pos = self.pos(index);
+        self.links[pos].up = up;
+        if up {
+            self.ever_up[pos] = true;
+            if self.is_lo(index) && self.links[pos].mtu >= IPV4_MIN_MTU {
+                // Linux gives lo its address on every up; a duplicate is ignored.
+                if let Ok(slot) = self.v4_slot(index, Ipv4Addr::LOCALHOST, 8) {
+                    let lo_own = IfAddr {
+                        addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                        prefix_len: 8,
+                    };
+                    self.link_mut(index).addrs.insert(slot.at, lo_own);
+                }
+                self.v4_table = true;
+            }
+            let primaries: Vec<IfAddr> = (0..self.v4_count(index))
+                .filter(|&i| !self.is_secondary(index, i))
+                .map(|i| self.link(index).addrs[i])
+                .collect();
+            for a in primaries {
+                if let Some(route) = self.v4_connected(index, a) {
+                    self.insert_route(route);
+                }
+                self.add_lo_prefix(index, a);
+            }
+            if self.link(index).mtu >= IPV6_MIN_MTU {
+                self.ipv6_up(index);
+            } else {
+                // IPv6 cannot start below 1280 bytes: Linux drops the addresses
+                // given to lo meanwhile (oracle).
+                self.links[pos].addrs.retain(|a| a.addr.is_ipv4());
+            }
+        } else {
+            self.drop_routes_via(index, true);
+            self.links[pos].addrs.retain(|a| a.addr.is_ipv4());
+            self.drop_routes_via(index, false);
+        }
+        Ok(())
+    }
+
+    /// IPv6 coming up on a link: its automatic address (`::1` on lo, the EUI-64
+    /// link-local elsewhere) and the prefix routes of all its addresses.
+    fn ipv6_up(&mut self, index: u32) {
+        let auto = match self.link(index).kind {
+            LinkKind::Loopback => IfAddr {
+                addr: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                prefix_len: 128,
+            },
+            LinkKind::Ether => IfAddr {
+                addr: IpAddr::V6(link_local(self.link(index).mac)),
+                prefix_len: 64,
+            },
+        };
+        let exempt = self.is_lo(index);
+        let present = self.link(index).addrs.iter().any(|a| a.addr == auto.addr);
+        // With the address table full, the link-local address is the one left out.
+        if !present && (exempt || self.addr_count() < MAX_ADDRS) {
+            self.insert_v6(index, auto);
+        }
+        let v6: Vec<IfAddr> = self
+            .link(index)
+            .addrs
+            .iter()
+            .filter(|a| a.addr.is_ipv6())
+            .copied()
+            .collect();
+        for a in v6 {
+            self.add_v6_connected(index, a);
+        }
+    }
+}

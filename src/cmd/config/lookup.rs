@@ -1,0 +1,131 @@
+//! Route lookup and source selection: where a packet to some destination goes,
+//! and which of the stack's addresses it leaves from, decided as Linux would.
+//!
+//! Read only, over the links, the local table and the main table.
+
+use super::addrs::{v4_scope, v6_rank, SCOPE_UNIVERSE};
+use super::prefix::in_prefix;
+use super::{v4, IfAddr, Link, LinkKind, NextHop, Route, State};
+use std::net::{IpAddr, Ipv6Addr};
+
+impl State {
+    /// The source address Linux would choose for IPv4 traffic out of `dev` to `to`.
+    fn pick_src_v4(&self, dev: u32, to: IpAddr) -> Option<IpAddr> {
+        let primaries = |index: u32| {
+            (0..self.v4_count(index))
+                .filter(move |&i| !self.is_secondary(index, i))
+                .map(move |i| self.link(index).addrs[i])
+        };
+        primaries(dev)
+            .find(|a| in_prefix(to, a.addr, a.prefix_len))
+            .or_else(|| {
+                primaries(dev).find(|a| v4(a.addr).is_some_and(|x| v4_scope(x) == SCOPE_UNIVERSE))
+            })
+            .or_else(|| {
+                self.links
+                    .iter()
+                    .filter(|l| l.up && l.index != dev)
+                    .flat_map(|l| primaries(l.index))
+                    .find(|a| v4(a.addr).is_some_and(|x| v4_scope(x) == SCOPE_UNIVERSE))
+            })
+            .map(|a| a.addr)
+    }
+
+    /// The source address for IPv6 traffic out of `dev` to `to`: same scope,
+    /// longest common prefix, as RFC 6724 prefers.
+    fn pick_src_v6(&self, dev: u32, to: Ipv6Addr) -> Option<IpAddr> {
+        let rank = v6_rank(to);
+        let score = |a: &IfAddr| {
+            let IpAddr::V6(x) = a.addr else { return None };
+            if x.is_loopback() || v6_rank(x) != rank {
+                return None;
+            }
+            Some((u128::from(x) ^ u128::from(to)).leading_zeros())
+        };
+        let best_on = |l: &Link| {
+            let mut best: Option<(u32, IpAddr)> = None;
+            for a in &l.addrs {
+                if let Some(s) = score(a) {
+                    if best.is_none_or(|b| s > b.0) {
+                        best = Some((s, a.addr));
+                    }
+                }
+            }
+            best.map(|b| b.1)
+        };
+        best_on(self.link(dev)).or_else(|| {
+            self.links
+                .iter()
+                .filter(|l| l.up && l.index != dev)
+                .find_map(best_on)
+        })
+    }
+
+    /// Where a packet to `dst` goes (see [`super::NetConfig::lookup`]).
+    pub(super) fn lookup(&self, dst: IpAddr) -> Option<NextHop> {
+        let lo = self.links.iter().find(|l| l.kind == LinkKind::Loopback);
+        if let Some(lo) = lo.filter(|lo| lo.up) {
+            if self.is_local(dst) {
+                let exact = self
+                    .links
+                    .iter()
+                    .any(|l| l.addrs.iter().any(|a| a.addr == dst));
+                let src = if exact {
+                    Some(dst)
+                } else {
+                    self.lo_prefix_of(dst).map(|p| p.addr)
+                };
+                return Some(NextHop {
+                    dev: lo.index,
+                    addr: dst,
+                    src,
+                    local: true,
+                });
+            }
+        }
+        let loopback_dst = match dst {
+            IpAddr::V4(a) => a.is_loopback(),
+            IpAddr::V6(a) => a.is_loopback(),
+        };
+        if loopback_dst || dst.is_unspecified() {
+            // Linux never sends loopback destinations out of a real device.
+            return None;
+        }
+        let mut best: Option<&Route> = None;
+        for r in &self.routes {
+            if self.is_up(r.dev)
+                && in_prefix(dst, r.dst, r.prefix_len)
+                && best.is_none_or(|b| r.prefix_len > b.prefix_len)
+            {
+                best = Some(r);
+            }
+        }
+        let r = best?;
+        if self.is_lo(r.dev) {
+            // Through lo, Linux delivers IPv4 locally ("cache <local>"); IPv6 only
+            // loops back to be dropped.
+            return match dst {
+                IpAddr::V4(_) => Some(NextHop {
+                    dev: r.dev,
+                    addr: dst,
+                    src: r.src,
+                    local: true,
+                }),
+                IpAddr::V6(_) => None,
+            };
+        }
+        let addr = r.via.unwrap_or(dst);
+        // Linux picks an IPv4 source near the next hop, an IPv6 one near the
+        // destination.
+        let src = r.src.or_else(|| match dst {
+            IpAddr::V4(_) => self.pick_src_v4(r.dev, addr),
+            IpAddr::V6(d) => self.pick_src_v6(r.dev, d),
+        });
+        Some(NextHop {
+            dev: r.dev,
+            addr,
+            src,
+            local: false,
+        })
+    }
+}

@@ -1,0 +1,383 @@
+//! The network configuration model: links, addresses and the main routing table.
+//!
+//! The engine cannot ask a kernel what is configured, so this model plays the
+//! kernel's part: every change an `ip` command requests goes through the same checks
+//! and side effects Linux applies (a connected route appears when a link with an
+//! address comes up, routes through a link vanish when it goes down, IPv6 addresses
+//! vanish with the link, and so on), with the error Linux would report. Every rule
+//! here was observed with iproute2 6.1 in a fresh `unshare -Urn` namespace, with a
+//! tap device standing in for the VDE link; the tests in `tests.rs` record those
+//! observations.
+//!
+//! The model knows nothing of the command language above it: it offers changes,
+//! each with Linux's checks and side effects, and answers questions. Address and
+//! route changes come in two halves, so that a command can check before it
+//! changes anything: a `check_*` method that returns Linux's refusal or exactly
+//! the change to make, and an `apply_*` method that makes it and cannot fail. This file holds the types,
+//! [`NetConfig`]'s public face and the link table every part shares; each concern
+//! of the kernel lives in its own part:
+//! - `links`: `ip link set` and what up, down and MTU changes do to the rest;
+//! - `addrs`: IPv4 and IPv6 addresses, their order, secondaries and limits;
+//! - `routes`: the main table, connected routes and route changes;
+//! - `local`: the local table (own addresses, `lo`'s prefixes, broadcasts);
+//! - `lookup`: route lookup and source address selection;
+//! - `prefix`: the address arithmetic they all use.
+
+mod addrs;
+mod links;
+mod local;
+mod lookup;
+mod prefix;
+mod routes;
+
+use super::error::CmdError;
+use addrs::has_prefix_route;
+pub(super) use addrs::AddrReq;
+#[cfg(test)]
+pub(super) use addrs::{AddrChange, V4Slot};
+pub(super) use prefix::{in_prefix, mask_v4};
+pub(super) use routes::RouteReq;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// How many addresses a stack holds, not counting the loopback's own
+/// `127.0.0.1/8` and `::1/128`: the engine's interface table has this many slots.
+pub const MAX_ADDRS: usize = 8;
+/// How many routes `ip route add` may create (connected routes do not count): the
+/// engine's route table has this many slots.
+pub const MAX_USER_ROUTES: usize = 16;
+
+/// Below this, Linux tears IPv4 down on a device.
+const IPV4_MIN_MTU: u32 = 68;
+/// Below this, Linux tears IPv6 down on a device.
+const IPV6_MIN_MTU: u32 = 1280;
+
+/// What kind of device a link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// The loopback device, `lo`.
+    Loopback,
+    /// The Ethernet-like link to the VDE network (a tap device in the reference).
+    Ether,
+}
+
+/// An address assigned to a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfAddr {
+    /// The address itself.
+    pub addr: IpAddr,
+    /// Its prefix length (the on-link network).
+    pub prefix_len: u8,
+}
+
+/// A network device and its addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The interface index (`lo` is 1, the VDE link 2).
+    pub index: u32,
+    /// The interface name.
+    pub name: String,
+    /// Loopback or Ethernet.
+    pub kind: LinkKind,
+    /// Administratively up (`ip link set DEV up`). Links always have a carrier.
+    pub up: bool,
+    /// The MTU.
+    pub mtu: u32,
+    /// The hardware address (all zeros for `lo`).
+    pub mac: [u8; 6],
+    /// The addresses, IPv4 first then IPv6, each in the order Linux keeps them (the
+    /// order `ip addr` lists them).
+    pub addrs: Vec<IfAddr>,
+}
+
+/// Who put a route in the main table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteProto {
+    /// A connected-prefix route the kernel added for an address on an up link.
+    Kernel,
+    /// A route added with `ip route add` (iproute2's default protocol, "boot").
+    Boot,
+}
+
+/// A route of the main table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The destination network (host bits clear).
+    pub dst: IpAddr,
+    /// The destination prefix length (0: default route).
+    pub prefix_len: u8,
+    /// The gateway; `None` for an on-link route.
+    pub via: Option<IpAddr>,
+    /// The index of the link the route goes out of.
+    pub dev: u32,
+    /// Who added it.
+    pub proto: RouteProto,
+    /// The preferred source address, if the route names one.
+    pub src: Option<IpAddr>,
+}
+
+impl Route {
+    /// The route's metric as Linux assigns it: 0 for IPv4; for IPv6, 256 for the
+    /// kernel's connected routes and 1024 for added ones.
+    pub fn metric(&self) -> u32 {
+        match (self.dst, self.proto) {
+            (IpAddr::V4(_), _) => 0,
+            (IpAddr::V6(_), RouteProto::Kernel) => 256,
+            (IpAddr::V6(_), RouteProto::Boot) => 1024,
+        }
+    }
+}
+
+/// Where a packet to some destination goes: the answer of [`NetConfig::lookup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    /// The link index to send on (`lo` for local destinations).
+    pub dev: u32,
+    /// The gateway, or the destination itself when it is on-link or local.
+    pub addr: IpAddr,
+    /// The source address Linux would pick, if any address is usable.
+    pub src: Option<IpAddr>,
+    /// The destination is one of the stack's own addresses (or in 127.0.0.0/8).
+    pub local: bool,
+}
+
+/// An IPv4 broadcast address given with `ip addr add ... brd`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Broadcast {
+    dev: u32,
+    addr: Ipv4Addr,
+    prefix_len: u8,
+    brd: Ipv4Addr,
+}
+
+/// Everything `ip` can change; compared before and after each command to decide
+/// whether the generation moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct State {
+    pub(super) links: Vec<Link>,
+    /// Per link (same order): has it ever been up? Linux attaches the default
+    /// queueing discipline on the first up, and `ip` shows it from then on.
+    ever_up: Vec<bool>,
+    broadcasts: Vec<Broadcast>,
+    /// The addresses of `lo` whose whole prefix is in Linux's local table. Linux
+    /// adds the prefix only while `lo` is up (at the address's addition or at the
+    /// next up) and keeps it when `lo` goes down.
+    lo_prefixes: Vec<IfAddr>,
+    /// Whether `::1` on `lo` was added by a command: Linux gives that one a
+    /// main-table route, but not the `::1` it adds itself when `lo` comes up.
+    loopback6_added: bool,
+    /// Whether Linux has created its IPv4 main table yet: a fresh namespace has
+    /// none until the first IPv4 route (an address's local route counts), and
+    /// deleting or flushing routes fails until then.
+    v4_table: bool,
+    /// The main table, kept in the order `ip route show` lists it.
+    pub(super) routes: Vec<Route>,
+}
+
+/// The configuration of one stack: links, addresses, routes.
+///
+/// Change it with [`NetConfig::run`] (stackcmd strings of `ip` commands); read it
+/// with the accessors. [`NetConfig::generation`] moves on every change.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    state: State,
+    generation: u64,
+}
+
+/// A refusal the kernel reports with an errno only: iproute2 prints its text.
+pub(super) fn rtnl(what: &str) -> CmdError {
+    CmdError::new(2, format!("RTNETLINK answers: {what}"))
+}
+
+/// A refusal the kernel explains itself (netlink extended ack).
+pub(super) fn kernel(what: &str) -> CmdError {
+    CmdError::new(2, format!("Error: {what}"))
+}
+
+/// The IPv4 address, if `addr` is one.
+fn v4(addr: IpAddr) -> Option<Ipv4Addr> {
+    match addr {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+// The link table, which every part reads.
+impl State {
+    fn new(links: Vec<Link>) -> State {
+        State {
+            ever_up: vec![false; links.len()],
+            links,
+            broadcasts: Vec::new(),
+            lo_prefixes: Vec::new(),
+            loopback6_added: false,
+            v4_table: false,
+            routes: Vec::new(),
+        }
+    }
+
+    fn pos(&self, index: u32) -> usize {
+        self.links
+            .iter()
+            .position(|l| l.index == index)
+            .expect("link index comes from the model")
+    }
+
+    pub(super) fn link(&self, index: u32) -> &Link {
+        &self.links[self.pos(index)]
+    }
+
+    fn link_mut(&mut self, index: u32) -> &mut Link {
+        let pos = self.pos(index);
+        &mut self.links[pos]
+    }
+
+    /// The index of the link with this name.
+    pub(super) fn find(&self, name: &str) -> Option<u32> {
+        self.links.iter().find(|l| l.name == name).map(|l| l.index)
+    }
+
+    fn is_up(&self, index: u32) -> bool {
+        self.link(index).up
+    }
+
+    fn is_lo(&self, index: u32) -> bool {
+        self.link(index).kind == LinkKind::Loopback
+    }
+
+    fn v4_count(&self, index: u32) -> usize {
+        self.link(index)
+            .addrs
+            .iter()
+            .filter(|a| a.addr.is_ipv4())
+            .count()
+    }
+}
+
+impl NetConfig {
+    fn lo() -> Link {
+        Link {
+            index: 1,
+            name: "lo".to_string(),
+            kind: LinkKind::Loopback,
+            up: false,
+            mtu: 65536,
+            mac: [0; 6],
+            addrs: Vec::new(),
+        }
+    }
+
+    /// A fresh stack as Linux has a fresh network namespace with one tap device:
+    /// link 1 `lo` (down, MTU 65536), link 2 `ifname` (Ethernet, down, MTU 1500,
+    /// hardware address `mac`), no addresses, no routes.
+    pub fn new(ifname: &str, mac: [u8; 6]) -> NetConfig {
+        let ether = Link {
+            index: 2,
+            name: ifname.to_string(),
+            kind: LinkKind::Ether,
+            up: false,
+            mtu: 1500,
+            mac,
+            addrs: Vec::new(),
+        };
+        NetConfig {
+            state: State::new(vec![Self::lo(), ether]),
+            generation: 0,
+        }
+    }
+
+    /// A stack with no VDE connection: only `lo`.
+    pub fn loopback_only() -> NetConfig {
+        NetConfig {
+            state: State::new(vec![Self::lo()]),
+            generation: 0,
+        }
+    }
+
+    /// The links, in index order.
+    pub fn links(&self) -> &[Link] {
+        &self.state.links
+    }
+
+    /// The link with this name.
+    pub fn link_by_name(&self, name: &str) -> Option<&Link> {
+        self.state.links.iter().find(|l| l.name == name)
+    }
+
+    /// The link with this index.
+    pub fn link_by_index(&self, index: u32) -> Option<&Link> {
+        self.state.links.iter().find(|l| l.index == index)
+    }
+
+    /// The main routing table, IPv4 then IPv6, in the order `ip route show` lists it
+    /// (connected routes of up links included).
+    pub fn routes(&self) -> Vec<Route> {
+        self.state.routes.clone()
+    }
+
+    /// Where a packet to `dst` goes, decided as Linux would (and as `ip route get`
+    /// shows): the stack's own addresses, and the prefixes of `lo`'s addresses
+    /// (127.0.0.0/8), are local, which needs `lo` up; otherwise the longest
+    /// matching route (connected prefixes and gateways alike; routes exist only on
+    /// up links). An IPv4 route through `lo` delivers locally too. `None` means the
+    /// network is unreachable (ENETUNREACH).
+    ///
+    /// Simplifications: with `lo` down, Linux still finds its own addresses in the
+    /// local table and then drops the packets (a connect times out), here they are
+    /// looked up like other destinations; an IPv6 route through `lo`, where Linux
+    /// loops packets back to drop them, gives `None`.
+    pub fn lookup(&self, dst: IpAddr) -> Option<NextHop> {
+        self.state.lookup(dst)
+    }
+
+    /// Whether `addr` is one of the stack's own addresses, as `bind()` decides
+    /// (Linux's local table). IPv4: an address of any link, up or down, or any
+    /// address inside the prefix of an address of `lo` (all of 127.0.0.0/8 once
+    /// 127.0.0.1/8 is there); Linux installs such a prefix while `lo` is up and
+    /// keeps it after `lo` goes down. IPv6: an address of an up link. The
+    /// unspecified addresses are not "assigned"; callers handle wildcards.
+    pub fn is_local_addr(&self, addr: IpAddr) -> bool {
+        self.state.is_local(addr)
+    }
+
+    /// Whether `addr` is an IPv4 broadcast address of this stack, where sending
+    /// needs `SO_BROADCAST`: the limited broadcast 255.255.255.255, or a broadcast
+    /// address Linux keeps in its local table for an up link.
+    pub fn is_broadcast(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(v4) => {
+                v4.is_broadcast()
+                    || self
+                        .state
+                        .links
+                        .iter()
+                        .any(|l| self.state.is_v4_broadcast(l.index, v4))
+            }
+            IpAddr::V6(_) => false,
+        }
+    }
+
+    /// A counter that moves whenever a command changes the configuration.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Lets `change` work on the model, and moves the generation if it changed
+    /// anything (a command that fails half-way may have changed something, as
+    /// Linux keeps what a command did before it failed).
+    pub(super) fn change<T>(&mut self, change: impl FnOnce(&mut State) -> T) -> T {
+        let before = self.state.clone();
+        let result = change(&mut self.state);
+        if self.state != before {
+            self.generation += 1;
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+impl NetConfig {
+    /// The model itself, for the tests of single check steps.
+    pub(super) fn state(&self) -> &State {
+        &self.state
+    }
+}

@@ -1,0 +1,486 @@
+//! The main routing table: its order, the kernel's connected routes, and
+//! `ip route add|replace|del|flush` with Linux's checks of gateways, devices and
+//! preferred sources.
+//!
+//! Owns the route list, the IPv4 table's existence and the [`MAX_USER_ROUTES`]
+//! limit.
+
+use super::prefix::{in_prefix, network};
+use super::{
+    has_prefix_route, kernel, rtnl, IfAddr, LinkKind, Route, RouteProto, State, IPV4_MIN_MTU,
+    MAX_USER_ROUTES,
+};
+use crate::cmd::error::CmdError;
+use std::cmp::Ordering;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A route change as the kernel receives it from `ip route add|replace|del`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouteReq {
+    /// The destination as given (an IPv6 one may have host bits set).
+    pub(crate) dst: IpAddr,
+    pub(crate) prefix_len: u8,
+    /// The gateway; the unspecified address counts as none.
+    pub(crate) via: Option<IpAddr>,
+    /// The link named with `dev`.
+    pub(crate) dev: Option<u32>,
+    /// The preferred source address.
+    pub(crate) src: Option<IpAddr>,
+}
+
+impl RouteReq {
+    /// Linux refuses an IPv4 destination with host bits set (an IPv6 one is
+    /// masked instead).
+    fn check_prefix(&self) -> Result<(), CmdError> {
+        if self.dst.is_ipv4() && network(self.dst, self.prefix_len) != self.dst {
+            return Err(kernel("Invalid prefix for given prefix length."));
+        }
+        Ok(())
+    }
+}
+
+/// An `ip route add|replace` the model has accepted, for the state it was
+/// checked against: the new route, and the index of the route it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouteAdd {
+    pub(crate) route: Route,
+    pub(crate) replaces: Option<usize>,
+}
+
+/// An `ip route del` the model has accepted, for the state it was checked
+/// against: the index of the route that goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouteDel {
+    pub(crate) at: usize,
+}
+
+/// A route whose gateway is of the other family (RFC 5549 nexthops), which the
+/// stack does not route.
+fn mixed_families() -> CmdError {
+    kernel("vdestack: a gateway of the other address family is not supported.")
+}
+
+/// The order of `ip route show`. IPv4 (the FIB trie): by destination, then longer
+/// prefixes first. IPv6 (the fib6 tree, walked children first): by address bits,
+/// a more specific prefix before the one containing it, then by metric. Equal keys
+/// keep their insertion order.
+fn route_order(a: &Route, b: &Route) -> Ordering {
+    match (a.dst, b.dst) {
+        (IpAddr::V4(x), IpAddr::V4(y)) => u32::from(x)
+            .cmp(&u32::from(y))
+            .then(b.prefix_len.cmp(&a.prefix_len)),
+        (IpAddr::V6(x), IpAddr::V6(y)) => {
+            let (x, y) = (u128::from(x), u128::from(y));
+            let common = a.prefix_len.min(b.prefix_len);
+            let common_mask = if common == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(common))
+            };
+            let diff = (x ^ y) & common_mask;
+            let tree = if diff != 0 {
+                let bit = 127 - diff.leading_zeros();
+                if (x >> bit) & 1 == 0 {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            } else {
+                b.prefix_len.cmp(&a.prefix_len)
+            };
+            tree.then(a.metric().cmp(&b.metric()))
+        }
+        (IpAddr::V4(_), IpAddr::V6(_)) => Ordering::Less,
+        (IpAddr::V6(_), IpAddr::V4(_)) => Ordering::Greater,
+    }
+}
+
+/// The kernel route to the prefix of `a` through `dev`.
+fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
+    Route {
+        dst: network(a.addr, a.prefix_len),
+        prefix_len: a.prefix_len,
+        via: None,
+        dev,
+        proto: RouteProto::Kernel,
+        src,
+    }
+}
+
+impl State {
+    fn check_route_limit(&self, extra: usize) -> Result<(), CmdError> {
+        let user = self
+            .routes
+            .iter()
+            .filter(|r| r.proto == RouteProto::Boot)
+            .count();
+        if user + extra > MAX_USER_ROUTES {
+            return Err(kernel(&format!(
+                "vdestack: too many routes (limit {MAX_USER_ROUTES})."
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds a route after any equal one (Linux appends kernel routes).
+    pub(super) fn insert_route(&mut self, route: Route) {
+        let at = self
+            .routes
+            .iter()
+            .position(|r| route_order(r, &route) == Ordering::Greater)
+            .unwrap_or(self.routes.len());
+        self.routes.insert(at, route);
+    }
+
+    pub(super) fn remove_routes(&mut self, keep: impl Fn(&Route) -> bool) {
+        self.routes.retain(keep);
+    }
+
+    /// The connected route Linux adds for a primary IPv4 address on an up link: none
+    /// for `lo` (its prefixes go to the local table), `/32`, or a 0.x.x.x network.
+    pub(super) fn v4_connected(&self, dev: u32, a: IfAddr) -> Option<Route> {
+        if self.is_lo(dev) || !has_prefix_route(a) {
+            return None;
+        }
+        Some(prefix_route(dev, a, Some(a.addr)))
+    }
+
+    /// The prefix route Linux adds for an IPv6 address on an up link (none for the
+    /// `::1` it adds to `lo` itself).
+    pub(super) fn v6_connected(&self, dev: u32, a: IfAddr) -> Option<Route> {
+        if a.addr == IpAddr::V6(Ipv6Addr::LOCALHOST) && !self.loopback6_added {
+            return None;
+        }
+        Some(prefix_route(dev, a, None))
+    }
+
+    pub(super) fn add_v6_connected(&mut self, dev: u32, a: IfAddr) {
+        if let Some(route) = self.v6_connected(dev, a) {
+            if !self.routes.contains(&route) {
+                self.insert_route(route);
+            }
+        }
+    }
+
+    pub(super) fn drop_routes_via(&mut self, dev: u32, ipv4: bool) {
+        self.remove_routes(|r| !(r.dev == dev && r.dst.is_ipv4() == ipv4));
+    }
+
+    /// The longest-prefix on-link route (no gateway) that holds `addr`.
+    fn onlink_route(&self, addr: IpAddr, dev: Option<u32>) -> Option<&Route> {
+        let mut best: Option<&Route> = None;
+        for r in &self.routes {
+            if r.via.is_none()
+                && dev.is_none_or(|d| d == r.dev)
+                && in_prefix(addr, r.dst, r.prefix_len)
+                && best.is_none_or(|b| r.prefix_len > b.prefix_len)
+            {
+                best = Some(r);
+            }
+        }
+        best
+    }
+
+    /// Checks an IPv4 gateway the way Linux does (the local table first, then
+    /// on-link routes of the main table) and returns the link it is reached on.
+    fn resolve_gw_v4(&self, gw: Ipv4Addr, dev: Option<u32>) -> Result<u32, CmdError> {
+        let invalid = || kernel("Nexthop has invalid gateway.");
+        let wanted = |d: u32| dev.is_none_or(|x| x == d);
+        // (prefix length, link, is a broadcast entry)
+        let mut local: Option<(u8, u32, bool)> = None;
+        let mut consider = |cand: (u8, u32, bool)| {
+            if local.is_none_or(|l| cand.0 > l.0) {
+                local = Some(cand);
+            }
+        };
+        for l in self.links.iter().filter(|l| wanted(l.index)) {
+            for a in l.addrs.iter().filter(|a| a.addr.is_ipv4()) {
+                if a.addr == IpAddr::V4(gw) {
+                    consider((32, l.index, false));
+                }
+            }
+            if l.kind == LinkKind::Loopback {
+                if let Some(p) = self.lo_prefix_of(IpAddr::V4(gw)) {
+                    consider((p.prefix_len, l.index, false));
+                }
+            }
+            if self.is_v4_broadcast(l.index, gw) {
+                consider((32, l.index, true));
+            }
+        }
+        if let Some((_, d, broadcast)) = local {
+            if broadcast {
+                return Err(invalid());
+            }
+            if !self.is_up(d) {
+                return Err(rtnl("Network is down"));
+            }
+            return Ok(d);
+        }
+        self.onlink_route(IpAddr::V4(gw), dev)
+            .map(|r| r.dev)
+            .ok_or_else(invalid)
+    }
+
+    /// The longest-prefix IPv6 route holding `addr` (lowest metric on a tie), only
+    /// through `dev` if given.
+    fn lpm_v6(&self, addr: Ipv6Addr, dev: Option<u32>) -> Option<&Route> {
+        let mut best: Option<&Route> = None;
+        for r in &self.routes {
+            if dev.is_none_or(|d| d == r.dev)
+                && in_prefix(IpAddr::V6(addr), r.dst, r.prefix_len)
+                && best.is_none_or(|b| r.prefix_len > b.prefix_len)
+            {
+                best = Some(r);
+            }
+        }
+        best
+    }
+
+    /// Checks an IPv6 gateway the way Linux does and returns its link: a local
+    /// gateway is refused; a link-local one needs the device named; any other must
+    /// be on-link, found in the main table (or, failing that, the local table).
+    fn resolve_gw_v6(&self, gw: Ipv6Addr, dev: Option<u32>) -> Result<u32, CmdError> {
+        let link_local = gw.segments()[0] & 0xffc0 == 0xfe80;
+        // A link-local gateway only clashes with the egress device's addresses.
+        let is_own = |d: u32| {
+            if link_local {
+                let l = self.link(d);
+                l.up && l.addrs.iter().any(|a| a.addr == IpAddr::V6(gw))
+            } else {
+                self.is_local(IpAddr::V6(gw))
+            }
+        };
+        let own = || kernel("Gateway can not be a local address.");
+        if dev.is_some_and(is_own) {
+            return Err(own());
+        }
+        let mut egress = dev;
+        if !link_local {
+            if gw.is_multicast() || gw.is_unspecified() {
+                return Err(kernel("Invalid gateway address."));
+            }
+            // Linux turns IPv6 routes through lo into reject routes: no gateway
+            // is reachable through them.
+            let onlink = |r: &&Route| r.via.is_none() && !self.is_lo(r.dev);
+            match self.lpm_v6(gw, dev).filter(onlink) {
+                Some(r) => egress = Some(r.dev),
+                _ => {
+                    // The full lookup: the local table first.
+                    let local = self
+                        .links
+                        .iter()
+                        .find(|l| l.up && l.addrs.iter().any(|a| a.addr == IpAddr::V6(gw)));
+                    let found = match local {
+                        Some(l) => Some(l.index),
+                        None => self.lpm_v6(gw, None).filter(onlink).map(|r| r.dev),
+                    };
+                    match found {
+                        Some(d) if dev.is_none_or(|x| x == d) => egress = Some(d),
+                        _ => return Err(rtnl("No route to host")),
+                    }
+                }
+            }
+        }
+        let d = egress.ok_or_else(|| kernel("Egress device not specified."))?;
+        if self.is_lo(d) {
+            return Err(kernel(
+                "Egress device can not be loopback device for this route.",
+            ));
+        }
+        if dev.is_none() && is_own(d) {
+            return Err(own());
+        }
+        Ok(d)
+    }
+
+    /// Linux creates its IPv4 main table for an `ip route add|replace` whose
+    /// prefix is valid before it looks at the nexthop, so even a refused route
+    /// leaves the table behind (and later deletes and flushes find it).
+    pub(crate) fn create_v4_table_for(&mut self, req: &RouteReq) {
+        if req.dst.is_ipv4() && req.check_prefix().is_ok() {
+            self.v4_table = true;
+        }
+    }
+
+    /// The check step of `ip route add` (or `replace`): Linux's checks of the
+    /// destination, the nexthop and the source, then of the table (a clash, the
+    /// route limit). Returns the change to make.
+    pub(crate) fn check_route_add(
+        &self,
+        req: &RouteReq,
+        replace: bool,
+    ) -> Result<RouteAdd, CmdError> {
+        let via = req.via.filter(|g| !g.is_unspecified());
+        let (dst, dev) = match req.dst {
+            IpAddr::V4(_) => {
+                req.check_prefix()?;
+                (req.dst, self.check_nexthop_v4(req, via)?)
+            }
+            IpAddr::V6(_) => (
+                network(req.dst, req.prefix_len),
+                self.check_nexthop_v6(req, via)?,
+            ),
+        };
+        let route = Route {
+            dst,
+            prefix_len: req.prefix_len,
+            via,
+            dev,
+            proto: RouteProto::Boot,
+            src: req.src,
+        };
+        // IPv4 routes clash on the prefix alone; IPv6 ones also on the metric.
+        let clash = self.routes.iter().position(|r| {
+            r.dst == route.dst && r.prefix_len == route.prefix_len && r.metric() == route.metric()
+        });
+        match clash {
+            Some(_) if !replace => Err(rtnl("File exists")),
+            Some(i) => {
+                let extra = usize::from(self.routes[i].proto == RouteProto::Kernel);
+                self.check_route_limit(extra)?;
+                Ok(RouteAdd {
+                    route,
+                    replaces: Some(i),
+                })
+            }
+            None => {
+                self.check_route_limit(1)?;
+                Ok(RouteAdd {
+                    route,
+                    replaces: None,
+                })
+            }
+        }
+    }
+
+    /// The link an IPv4 route goes out of, and Linux's checks of its source.
+    fn check_nexthop_v4(&self, req: &RouteReq, via: Option<IpAddr>) -> Result<u32, CmdError> {
+        let dev = match (via, req.dev) {
+            (None, None) => return Err(rtnl("No such device")),
+            (Some(IpAddr::V4(gw)), dev) => self.resolve_gw_v4(gw, dev)?,
+            (Some(IpAddr::V6(_)), _) => return Err(mixed_families()),
+            (None, Some(d)) => {
+                if self.is_lo(d) && self.link(d).mtu < IPV4_MIN_MTU {
+                    // No IPv4 on the device at all.
+                    return Err(rtnl("No such device"));
+                }
+                if !self.is_up(d) {
+                    return Err(kernel("Device for nexthop is not up."));
+                }
+                d
+            }
+        };
+        if req.src.is_some_and(|s| !self.is_local(s)) {
+            return Err(kernel("Invalid prefsrc address."));
+        }
+        Ok(dev)
+    }
+
+    /// The link an IPv6 route goes out of, and Linux's checks of its source.
+    fn check_nexthop_v6(&self, req: &RouteReq, via: Option<IpAddr>) -> Result<u32, CmdError> {
+        if req.dev.is_some_and(|d| self.ipv6_disabled(d)) {
+            return Err(rtnl("No such device"));
+        }
+        let dev = match (via, req.dev) {
+            (None, None) => return Err(rtnl("No such device")),
+            (Some(IpAddr::V6(gw)), dev) => {
+                let d = self.resolve_gw_v6(gw, dev)?;
+                if !self.is_up(d) {
+                    return Err(kernel("Nexthop device is not up."));
+                }
+                d
+            }
+            (Some(IpAddr::V4(_)), _) => return Err(mixed_families()),
+            (None, Some(d)) => {
+                if !self.is_up(d) {
+                    return Err(kernel("Nexthop device is not up."));
+                }
+                d
+            }
+        };
+        if let Some(src) = req.src {
+            // A global source may sit on any up link; one of link or host
+            // scope (fe80::/10, ::1) only on the route's own device.
+            let scoped =
+                matches!(src, IpAddr::V6(v6) if v6.is_unicast_link_local() || v6.is_loopback());
+            let ok = self.links.iter().any(|l| {
+                l.up && (!scoped || req.dev.is_none_or(|d| d == l.index))
+                    && l.addrs.iter().any(|a| a.addr == src)
+            });
+            if !ok {
+                return Err(kernel("Invalid source address."));
+            }
+        }
+        Ok(dev)
+    }
+
+    /// The apply step of `ip route add|replace`.
+    pub(crate) fn apply_route_add(&mut self, add: RouteAdd) {
+        match add.replaces {
+            Some(i) => self.routes[i] = add.route,
+            None => self.insert_route(add.route),
+        }
+    }
+
+    /// The check step of `ip route del`: the first route (in table order) that
+    /// matches what was given, or Linux's refusal.
+    pub(crate) fn check_route_del(&self, req: &RouteReq) -> Result<RouteDel, CmdError> {
+        let dst = match req.dst {
+            IpAddr::V4(_) => {
+                req.check_prefix()?;
+                if !self.v4_table {
+                    return Err(kernel("FIB table does not exist."));
+                }
+                req.dst
+            }
+            IpAddr::V6(_) => network(req.dst, req.prefix_len),
+        };
+        let via = req.via.filter(|g| !g.is_unspecified());
+        let same_prefix = |r: &&Route| r.dst == dst && r.prefix_len == req.prefix_len;
+        let found = self.routes.iter().position(|r| {
+            same_prefix(&r)
+                && via.is_none_or(|g| r.via == Some(g))
+                && req.dev.is_none_or(|d| d == r.dev)
+                && req.src.is_none_or(|s| r.src == Some(s))
+        });
+        let Some(at) = found else {
+            // Linux's IPv6 tree keeps a "null" entry (through lo) at ::/0 while there
+            // is no default route; a request that matches it gets ENOENT.
+            let lo = self.links.iter().find(|l| l.kind == LinkKind::Loopback);
+            let null_entry = dst.is_ipv6()
+                && req.prefix_len == 0
+                && via.is_none()
+                && req.dev.is_none_or(|d| lo.is_some_and(|lo| lo.index == d))
+                && !self.routes.iter().any(|r| same_prefix(&r));
+            return Err(rtnl(if null_entry {
+                "No such file or directory"
+            } else {
+                "No such process"
+            }));
+        };
+        Ok(RouteDel { at })
+    }
+
+    /// The apply step of `ip route del`.
+    pub(crate) fn apply_route_del(&mut self, del: RouteDel) {
+        self.routes.remove(del.at);
+    }
+
+    /// The check step of `ip route flush` for a family: Linux cannot flush an
+    /// IPv4 table it has not created yet.
+    pub(crate) fn check_route_flush(&self, ipv6: bool) -> Result<(), CmdError> {
+        if !ipv6 && !self.v4_table {
+            return Err(CmdError::new(
+                2,
+                "Error: ipv4: FIB table does not exist.\nFlush terminated",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The apply step of `ip route flush`: every route the selector selects goes.
+    pub(crate) fn flush_routes(&mut self, selected: impl Fn(&Route) -> bool) {
+        self.remove_routes(|r| !selected(r));
+    }
+}

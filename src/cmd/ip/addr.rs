@@ -1,0 +1,444 @@
+//! `ip address`: listing and flushing addresses, and `ip addr add|del` in three
+//! steps: [`parse_addr`] reads the words, [`addr_request`] and the model's
+//! `check_addr` check the request, the model's `apply_addr` applies it.
+
+use super::{
+    cannot_find, duparg, duparg2, get_addr, get_prefix, invarg, list_filter, matches, no_dev_given,
+    pick, unknown_command, unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ADDR_USAGE,
+};
+use crate::cmd::config::{self, kernel, rtnl, AddrReq, State};
+use crate::cmd::error::CmdError;
+use crate::cmd::parse::{self, Family, Parsed};
+use crate::cmd::show::{self, LinkFilter};
+use std::net::{IpAddr, Ipv4Addr};
+
+const ADDR_CMDS: &[(&str, Match, Cmd)] = &[
+    ("add", Prefix, Cmd::Add),
+    ("change", Prefix, Cmd::Refused),
+    ("chg", Exact, Cmd::Refused),
+    ("replace", Prefix, Cmd::Refused),
+    ("delete", Prefix, Cmd::Delete),
+    ("list", Prefix, Cmd::Show),
+    ("show", Prefix, Cmd::Show),
+    ("lst", Prefix, Cmd::Show),
+    ("flush", Prefix, Cmd::Flush),
+    ("save", Prefix, Cmd::Unsupported),
+    ("showdump", Prefix, Cmd::Unsupported),
+    ("restore", Prefix, Cmd::Unsupported),
+    ("help", Prefix, Cmd::Help),
+];
+
+pub(super) fn address(
+    state: &mut State,
+    family: Family,
+    words: &[String],
+) -> Result<String, CmdError> {
+    let Some(cmd) = words.first() else {
+        return Ok(show::addrs(state, family, LinkFilter::default()));
+    };
+    let rest = &words[1..];
+    match pick(cmd, ADDR_CMDS) {
+        Some((_, Cmd::Add)) => addr_modify(state, family, rest, Cmd::Add).map(|()| String::new()),
+        Some((_, Cmd::Delete)) => {
+            addr_modify(state, family, rest, Cmd::Delete).map(|()| String::new())
+        }
+        Some((name, Cmd::Refused)) => {
+            addr_modify(state, family, rest, Cmd::Refused)?;
+            Err(unsupported(&format!("\"ip address {name}\"")))
+        }
+        Some((_, Cmd::Show)) => {
+            let filter = list_filter(state, rest, ADDR_USAGE)?;
+            Ok(show::addrs(state, family, filter))
+        }
+        Some((_, Cmd::Flush)) => {
+            if rest.is_empty() {
+                return Err(CmdError::new(1, "Flush requires arguments."));
+            }
+            if family == Family::Packet {
+                return Err(CmdError::new(1, "Cannot flush link addresses."));
+            }
+            let filter = list_filter(state, rest, ADDR_USAGE)?;
+            let (ipv4, ipv6) = match family {
+                Family::Unspec => (true, true),
+                Family::Inet => (true, false),
+                Family::Inet6 => (false, true),
+                Family::Packet | Family::Other(_) => (false, false),
+            };
+            // iproute2 checks "up" against links, which a flush never looks at: it
+            // flushes down links too (oracle).
+            let selected: Vec<u32> = state
+                .links
+                .iter()
+                .filter(|l| filter.dev.is_none_or(|d| d == l.index))
+                .map(|l| l.index)
+                .collect();
+            for index in selected {
+                state.flush_addrs(index, ipv4, ipv6);
+            }
+            Ok(String::new())
+        }
+        Some((_, Cmd::Help)) => Err(usage(ADDR_USAGE)),
+        Some((name, _)) => Err(unsupported(&format!("\"ip address {name}\""))),
+        None => Err(unknown_command(cmd, "address")),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum AddrKw {
+    Broadcast,
+    Dev,
+    /// An address flag the kernel sets itself: iproute2 warns and ignores it.
+    ReadOnlyFlag,
+    /// An address flag only IPv6 addresses take (iproute2 warns and ignores it for
+    /// others); the stack does not implement it.
+    Ipv6Flag,
+    /// `nodad`: the stack does no duplicate address detection, so every address
+    /// already behaves as if it were given.
+    NoDad,
+    /// A keyword the stack cannot honour, and how iproute2 checks its value.
+    Unsupported(Value),
+}
+
+/// How iproute2 checks the value of an `ip addr add|del` keyword, so a bad value
+/// gets its answer even where the stack would refuse the keyword anyway.
+#[derive(Clone, Copy)]
+enum Value {
+    None,
+    Any,
+    Metric,
+    Lifetime(&'static str),
+    Prefix,
+    Address,
+    Scope,
+}
+
+/// The keywords of `ip addr add|del` in iproute2 6.1's order; any other word is
+/// the address.
+const ADDR_KEYWORDS: &[(&str, Match, AddrKw)] = &[
+    ("peer", Exact, AddrKw::Unsupported(Value::Prefix)),
+    ("remote", Exact, AddrKw::Unsupported(Value::Prefix)),
+    ("broadcast", Prefix, AddrKw::Broadcast),
+    ("brd", Exact, AddrKw::Broadcast),
+    ("anycast", Exact, AddrKw::Unsupported(Value::Address)),
+    ("scope", Exact, AddrKw::Unsupported(Value::Scope)),
+    ("dev", Exact, AddrKw::Dev),
+    ("label", Exact, AddrKw::Unsupported(Value::Any)),
+    ("metric", Prefix, AddrKw::Unsupported(Value::Metric)),
+    ("priority", Prefix, AddrKw::Unsupported(Value::Metric)),
+    ("preference", Prefix, AddrKw::Unsupported(Value::Metric)),
+    (
+        "valid_lft",
+        Prefix,
+        AddrKw::Unsupported(Value::Lifetime("valid_lft")),
+    ),
+    (
+        "preferred_lft",
+        Prefix,
+        AddrKw::Unsupported(Value::Lifetime("preferred_lft")),
+    ),
+    ("secondary", Exact, AddrKw::ReadOnlyFlag),
+    ("temporary", Exact, AddrKw::ReadOnlyFlag),
+    ("nodad", Exact, AddrKw::NoDad),
+    ("optimistic", Exact, AddrKw::Ipv6Flag),
+    ("dadfailed", Exact, AddrKw::ReadOnlyFlag),
+    ("home", Exact, AddrKw::Ipv6Flag),
+    ("deprecated", Exact, AddrKw::ReadOnlyFlag),
+    ("tentative", Exact, AddrKw::ReadOnlyFlag),
+    ("permanent", Exact, AddrKw::ReadOnlyFlag),
+    ("mngtmpaddr", Exact, AddrKw::Ipv6Flag),
+    ("noprefixroute", Exact, AddrKw::Unsupported(Value::None)),
+    ("autojoin", Exact, AddrKw::Unsupported(Value::None)),
+    ("stable-privacy", Exact, AddrKw::ReadOnlyFlag),
+];
+
+/// What `brd` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Brd {
+    /// `+`: all host bits set.
+    Plus,
+    /// `-`: all host bits clear.
+    Minus,
+    Addr(IpAddr),
+}
+
+/// Reads and checks a keyword's value as iproute2 would.
+fn check_value(args: &mut Args, check: Value, family: Family) -> Result<(), CmdError> {
+    const SCOPES: [&str; 6] = ["global", "universe", "site", "link", "host", "nowhere"];
+    if let Value::None = check {
+        return Ok(());
+    }
+    let value = args.value()?;
+    let valid = match check {
+        Value::None | Value::Any => true,
+        Value::Metric => parse::get_u32(value).is_some(),
+        Value::Lifetime(_) => value == "forever" || parse::get_u32(value).is_some(),
+        Value::Scope => {
+            SCOPES.contains(&value) || parse::get_unsigned(value).is_some_and(|n| n <= 255)
+        }
+        Value::Prefix => {
+            get_prefix(value, family)?;
+            true
+        }
+        Value::Address => {
+            get_addr(value, family, "anycast")?;
+            true
+        }
+    };
+    if valid {
+        return Ok(());
+    }
+    Err(match check {
+        Value::Metric => invarg("\"metric\" value is invalid\n", value),
+        Value::Lifetime(name) => invarg(&format!("{name} value"), value),
+        _ => invarg("invalid scope value.", value),
+    })
+}
+
+/// `ip addr add|del ADDR[/LEN] [brd +|-|ADDR] dev DEV`; `Cmd::Refused` only makes
+/// the checks iproute2 makes before asking the kernel.
+///
+/// iproute2 prints warnings on the way; they reach the caller only when the
+/// command then fails (a successful command's standard error is not kept), ahead
+/// of the error as on the terminal.
+fn addr_modify(
+    state: &mut State,
+    family: Family,
+    words: &[String],
+    cmd: Cmd,
+) -> Result<(), CmdError> {
+    let delete = matches!(cmd, Cmd::Delete);
+    let mut warnings = String::new();
+    let mut steps = || {
+        let args = parse_addr(|dev| state.find(dev), family, words, delete, &mut warnings)?;
+        if matches!(cmd, Cmd::Refused) {
+            return Ok(());
+        }
+        let change = state.check_addr(&addr_request(&args, delete)?)?;
+        state.apply_addr(change);
+        Ok(())
+    };
+    steps().map_err(|e: CmdError| CmdError::new(e.status(), format!("{warnings}{}", e.message())))
+}
+
+/// What `ip addr add|del` read from its words: what iproute2 sends the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AddrArgs {
+    pub(crate) dev: u32,
+    /// The family chosen, or else the first address's.
+    pub(crate) family: Family,
+    /// The address given, if any.
+    pub(crate) local: Option<Parsed>,
+    /// Whether a zero-length address was given (`any`, or `default` before the
+    /// family is known): iproute2 does not count it as an address, but still
+    /// sends it, and the kernel refuses it.
+    pub(crate) zero_length: bool,
+    pub(crate) brd: Option<Brd>,
+}
+
+/// The parse step of `ip addr add|del` (and of the refused `change|replace`):
+/// the words, read as iproute2 reads them, into what it would send the kernel,
+/// or iproute2's error; its warnings on the way go to `warnings`. `delete`: the
+/// words are those of `ip addr del`. `find_link` gives the index of a link by
+/// name, the only thing iproute2 asks before sending.
+pub(crate) fn parse_addr(
+    find_link: impl Fn(&str) -> Option<u32>,
+    family: Family,
+    words: &[String],
+    delete: bool,
+    warnings: &mut String,
+) -> Result<AddrArgs, CmdError> {
+    let mut args = Args::new(words);
+    let mut family = family;
+    let mut local = LocalArg::default();
+    let mut dev: Option<&str> = None;
+    let mut brd: Option<Brd> = None;
+    // A keyword the stack cannot honour, refused once iproute2's own checks pass.
+    let mut refused: Option<&str> = None;
+    while let Some(word) = args.next() {
+        match pick(word, ADDR_KEYWORDS) {
+            Some((_, AddrKw::Broadcast)) => {
+                let value = args.value()?;
+                if brd.is_some() {
+                    return Err(duparg("broadcast", value));
+                }
+                brd = Some(addr_brd(value, &mut family)?);
+            }
+            Some((_, AddrKw::Dev)) => dev = Some(args.value()?),
+            Some((name, AddrKw::ReadOnlyFlag)) => {
+                warnings.push_str(&format!(
+                    "Warning: {name} option is not mutable from userspace\n"
+                ));
+            }
+            Some((name, AddrKw::Ipv6Flag | AddrKw::NoDad)) if family != Family::Inet6 => {
+                warnings.push_str(&format!(
+                    "Warning: {name} option can be set only for IPv6 addresses\n"
+                ));
+            }
+            Some((name, AddrKw::Ipv6Flag)) => {
+                refused.get_or_insert(name);
+            }
+            Some((_, AddrKw::NoDad)) => {}
+            Some((name, AddrKw::Unsupported(check))) => {
+                check_value(&mut args, check, family)?;
+                refused.get_or_insert(name);
+            }
+            None => local.read(&mut args, word, &mut family)?,
+        }
+    }
+    let dev = dev.ok_or_else(|| no_dev_given(1))?;
+    if !delete && matches!(brd, Some(Brd::Plus | Brd::Minus)) && family != Family::Inet {
+        return Err(CmdError::new(
+            1,
+            "Broadcast can be set only for IPv4 addresses",
+        ));
+    }
+    if let Some((
+        Parsed::Addr {
+            addr,
+            prefix_len: None,
+        },
+        word,
+    )) = local.last
+    {
+        if delete && addr.is_ipv4() {
+            warnings.push_str(&wildcard_warning(word));
+        }
+    }
+    let dev = find_link(dev).ok_or_else(|| cannot_find(dev))?;
+    if let Some(name) = refused {
+        return Err(unsupported(&format!("\"ip address ... {name}\"")));
+    }
+    Ok(AddrArgs {
+        dev,
+        family,
+        local: local.last.map(|(parsed, _)| parsed),
+        zero_length: local.zero_length,
+        brd,
+    })
+}
+
+/// The address argument of `ip addr add|del`, as iproute2 keeps track of it.
+#[derive(Default)]
+struct LocalArg<'a> {
+    /// The last address given, as parsed and as written.
+    last: Option<(Parsed, &'a str)>,
+    /// False while the only address given is a zero-length one, which iproute2
+    /// lets another address replace.
+    given: bool,
+    /// Whether a zero-length address was given at all.
+    zero_length: bool,
+}
+
+impl<'a> LocalArg<'a> {
+    /// Reads `[local] ADDR[/LEN]` starting at `word`; the address sets the family
+    /// if none is chosen yet.
+    fn read(
+        &mut self,
+        args: &mut Args<'a>,
+        word: &'a str,
+        family: &mut Family,
+    ) -> Result<(), CmdError> {
+        let word = if word == "local" { args.value()? } else { word };
+        if matches(word, "help") {
+            return Err(usage(ADDR_USAGE));
+        }
+        if self.given {
+            return Err(duparg2("local", word));
+        }
+        let parsed = get_prefix(word, *family)?;
+        let zero = matches!(
+            (parsed, *family),
+            (Parsed::Any, _) | (Parsed::Default, Family::Unspec)
+        );
+        if let (Parsed::Addr { addr, .. }, Family::Unspec) = (parsed, *family) {
+            *family = Family::of(addr);
+        }
+        self.zero_length |= zero;
+        self.given = !zero;
+        self.last = Some((parsed, word));
+        Ok(())
+    }
+}
+
+/// The value of `brd`; an address sets the family if none is chosen yet.
+fn addr_brd(value: &str, family: &mut Family) -> Result<Brd, CmdError> {
+    Ok(match value {
+        "+" => Brd::Plus,
+        "-" => Brd::Minus,
+        _ => {
+            let addr = get_addr(value, *family, "brd")?;
+            if *family == Family::Unspec {
+                *family = Family::of(addr);
+            }
+            Brd::Addr(addr)
+        }
+    })
+}
+
+/// What iproute2 says when `ip addr del` gets an IPv4 address without a length.
+fn wildcard_warning(word: &str) -> String {
+    format!(
+        "Warning: Executing wildcard deletion to stay compatible with old scripts.\n\
+         \x20        Explicitly specify the prefix length ({word}/32) to avoid this warning.\n\
+         \x20        This special behaviour is likely to disappear in further releases,\n\
+         \x20        fix your scripts!\n"
+    )
+}
+
+/// The first part of the check step of `ip addr add|del`: what the kernel
+/// refuses in the request itself before it looks at the model (no family, a
+/// zero-length address, no address where one is needed), and otherwise the
+/// request in the model's terms, with `brd +|-` worked out.
+pub(crate) fn addr_request(args: &AddrArgs, delete: bool) -> Result<AddrReq, CmdError> {
+    let dev = args.dev;
+    let (addr, prefix_len) = match (args.local, args.family) {
+        // A request without a family has nowhere to go.
+        (_, Family::Unspec | Family::Packet | Family::Other(_)) => {
+            return Err(rtnl("Operation not supported"));
+        }
+        _ if args.zero_length => return Err(kernel("Attribute failed policy validation.")),
+        (Some(Parsed::Addr { addr, prefix_len }), _) => (addr, prefix_len),
+        (Some(_), _) => (zero(args.family), Some(0)),
+        // Without an address, Linux deletes the device's first IPv4 address.
+        (None, Family::Inet) if delete => return Ok(AddrReq::DelFirstV4 { dev }),
+        (None, Family::Inet) => return Err(kernel("ipv4: Local address is not supplied.")),
+        (None, Family::Inet6) => return Err(rtnl("Invalid argument")),
+    };
+    Ok(match (addr, delete) {
+        (IpAddr::V4(addr), false) => {
+            let prefix_len = prefix_len.unwrap_or(32);
+            let mask = config::mask_v4(prefix_len);
+            let brd = match args.brd {
+                Some(Brd::Plus) if prefix_len <= 30 => {
+                    Some(Ipv4Addr::from(u32::from(addr) | !mask))
+                }
+                Some(Brd::Minus) if prefix_len <= 30 => {
+                    Some(Ipv4Addr::from(u32::from(addr) & mask))
+                }
+                Some(Brd::Addr(IpAddr::V4(b))) => Some(b),
+                _ => None,
+            };
+            AddrReq::AddV4 {
+                dev,
+                addr,
+                prefix_len,
+                brd,
+            }
+        }
+        (IpAddr::V6(addr), false) => AddrReq::AddV6 {
+            dev,
+            addr,
+            prefix_len: prefix_len.unwrap_or(128),
+        },
+        (IpAddr::V4(addr), true) => AddrReq::DelV4 {
+            dev,
+            addr,
+            prefix_len,
+        },
+        (IpAddr::V6(addr), true) => AddrReq::DelV6 {
+            dev,
+            addr,
+            prefix_len: prefix_len.unwrap_or(128),
+        },
+    })
+}

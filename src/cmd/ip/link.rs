@@ -1,0 +1,189 @@
+//! `ip link`: listing links, and `ip link set` (hardware address, MTU, up and
+//! down), whose changes the model's `set_*` methods make with Linux's checks.
+
+use super::{
+    cannot_find, duparg, duparg2, invarg, list_filter, matches, no_dev_given, pick, refuse,
+    unknown_command, unsupported, usage, Args, Cmd, Exact, Match, Prefix, LINK_USAGE,
+};
+use crate::cmd::config::State;
+use crate::cmd::error::CmdError;
+use crate::cmd::parse::{get_integer, parse_lladdr, LladdrError};
+use crate::cmd::show::{self, LinkFilter};
+
+const LINK_CMDS: &[(&str, Match, Cmd)] = &[
+    ("add", Prefix, Cmd::Unsupported),
+    ("set", Prefix, Cmd::Set),
+    ("change", Prefix, Cmd::Set),
+    ("replace", Prefix, Cmd::Unsupported),
+    ("delete", Prefix, Cmd::Refused),
+    ("show", Prefix, Cmd::Show),
+    ("lst", Prefix, Cmd::Show),
+    ("list", Prefix, Cmd::Show),
+    ("xstats", Prefix, Cmd::Unsupported),
+    ("afstats", Prefix, Cmd::Unsupported),
+    ("property", Prefix, Cmd::Unsupported),
+    ("help", Prefix, Cmd::Help),
+];
+
+pub(super) fn link(state: &mut State, words: &[String]) -> Result<String, CmdError> {
+    let Some(cmd) = words.first() else {
+        return Ok(show::links(state, LinkFilter::default()));
+    };
+    let rest = &words[1..];
+    match pick(cmd, LINK_CMDS) {
+        Some((_, Cmd::Set)) => link_set(state, rest, true).map(|()| String::new()),
+        Some((name, Cmd::Refused)) => {
+            link_set(state, rest, false)?;
+            Err(unsupported(&format!("\"ip link {name}\"")))
+        }
+        Some((_, Cmd::Show)) => {
+            let filter = list_filter(state, rest, LINK_USAGE)?;
+            Ok(show::links(state, filter))
+        }
+        Some((_, Cmd::Help)) => Err(usage(LINK_USAGE)),
+        Some((name, _)) => Err(unsupported(&format!("\"ip link {name}\""))),
+        None => Err(unknown_command(cmd, "link")),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum LinkKw {
+    Up,
+    Down,
+    Mtu,
+    Address,
+    /// A keyword the stack cannot honour; true if it takes a value.
+    Unsupported(bool),
+}
+
+/// The keywords of `ip link set` in iproute2 6.1's order; any other word names the
+/// device.
+const LINK_SET_KEYWORDS: &[(&str, Match, LinkKw)] = &[
+    ("up", Exact, LinkKw::Up),
+    ("down", Exact, LinkKw::Down),
+    ("name", Exact, LinkKw::Unsupported(true)),
+    ("index", Exact, LinkKw::Unsupported(true)),
+    ("link", Prefix, LinkKw::Unsupported(true)),
+    ("address", Prefix, LinkKw::Address),
+    ("broadcast", Prefix, LinkKw::Unsupported(true)),
+    ("brd", Exact, LinkKw::Unsupported(true)),
+    ("txqueuelen", Prefix, LinkKw::Unsupported(true)),
+    ("qlen", Exact, LinkKw::Unsupported(true)),
+    ("txqlen", Prefix, LinkKw::Unsupported(true)),
+    ("mtu", Exact, LinkKw::Mtu),
+    ("xdpgeneric", Exact, LinkKw::Unsupported(true)),
+    ("xdpdrv", Exact, LinkKw::Unsupported(true)),
+    ("xdpoffload", Exact, LinkKw::Unsupported(true)),
+    ("xdp", Exact, LinkKw::Unsupported(true)),
+    ("netns", Exact, LinkKw::Unsupported(true)),
+    ("multicast", Exact, LinkKw::Unsupported(true)),
+    ("allmulticast", Exact, LinkKw::Unsupported(true)),
+    ("promisc", Exact, LinkKw::Unsupported(true)),
+    ("trailers", Exact, LinkKw::Unsupported(true)),
+    ("arp", Exact, LinkKw::Unsupported(true)),
+    ("carrier", Exact, LinkKw::Unsupported(true)),
+    ("vf", Exact, LinkKw::Unsupported(true)),
+    ("master", Prefix, LinkKw::Unsupported(true)),
+    ("vrf", Exact, LinkKw::Unsupported(true)),
+    ("nomaster", Prefix, LinkKw::Unsupported(false)),
+    ("dynamic", Prefix, LinkKw::Unsupported(true)),
+    ("type", Prefix, LinkKw::Unsupported(true)),
+    ("alias", Prefix, LinkKw::Unsupported(true)),
+    ("group", Exact, LinkKw::Unsupported(true)),
+    ("mode", Exact, LinkKw::Unsupported(true)),
+    ("state", Exact, LinkKw::Unsupported(true)),
+    ("numtxqueues", Prefix, LinkKw::Unsupported(true)),
+    ("numrxqueues", Prefix, LinkKw::Unsupported(true)),
+    ("addrgenmode", Prefix, LinkKw::Unsupported(true)),
+    ("link-netns", Exact, LinkKw::Unsupported(true)),
+    ("link-netnsid", Prefix, LinkKw::Unsupported(true)),
+    ("protodown", Exact, LinkKw::Unsupported(true)),
+    ("protodown_reason", Exact, LinkKw::Unsupported(true)),
+    ("gso_max_size", Exact, LinkKw::Unsupported(true)),
+    ("gso_max_segs", Exact, LinkKw::Unsupported(true)),
+    ("gro_max_size", Exact, LinkKw::Unsupported(true)),
+    ("gso_ipv4_max_size", Exact, LinkKw::Unsupported(true)),
+    ("gro_ipv4_max_size", Exact, LinkKw::Unsupported(true)),
+    ("parentdev", Exact, LinkKw::Unsupported(true)),
+];
+
+/// `ip link set [dev] DEV { up | down | mtu N | address MAC }...`; with `apply`
+/// false, only the checks iproute2 makes before asking the kernel.
+fn link_set(state: &mut State, words: &[String], apply: bool) -> Result<(), CmdError> {
+    let mut args = Args::new(words);
+    let mut dev: Option<&str> = None;
+    let mut up = None;
+    let mut mtu = None;
+    let mut mac = None;
+    while let Some(word) = args.next() {
+        match pick(word, LINK_SET_KEYWORDS) {
+            Some((_, LinkKw::Up)) => up = Some(true),
+            Some((_, LinkKw::Down)) => up = Some(false),
+            Some((_, LinkKw::Mtu)) => {
+                let value = args.value()?;
+                if mtu.is_some() {
+                    return Err(duparg("mtu", value));
+                }
+                // iproute2's message ends in "\n" and invarg adds another.
+                mtu = Some(
+                    get_integer(value).ok_or_else(|| invarg("Invalid \"mtu\" value\n", value))?,
+                );
+            }
+            Some((_, LinkKw::Address)) => {
+                let value = args.value()?;
+                mac = Some(parse_lladdr(value).map_err(|LladdrError::Invalid(part)| {
+                    CmdError::new(1, format!("\"{part}\" is invalid lladdr."))
+                })?);
+            }
+            Some((name, LinkKw::Unsupported(value))) => {
+                return Err(refuse(
+                    &mut args,
+                    value,
+                    &format!("\"ip link set ... {name}\""),
+                ));
+            }
+            None => {
+                if matches(word, "help") {
+                    return Err(usage(LINK_USAGE));
+                }
+                let name = if word == "dev" { args.value()? } else { word };
+                if dev.is_some() {
+                    return Err(duparg2("dev", name));
+                }
+                // The kernel's rule for interface names, checked by iproute2.
+                let c_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r');
+                if name.is_empty() || name.contains('/') || name.contains(c_space) {
+                    return Err(invarg("\"dev\" not a valid ifname", name));
+                }
+                dev = Some(name);
+            }
+        }
+    }
+    let index = dev.and_then(|d| state.find(d));
+    if let (Some(_), Some(bytes)) = (index, &mac) {
+        if bytes.len() != 6 {
+            return Err(CmdError::new(
+                1,
+                format!("Invalid address length {} - must be 6 bytes", bytes.len()),
+            ));
+        }
+    }
+    let dev = dev.ok_or_else(|| no_dev_given(255))?;
+    let index = index.ok_or_else(|| cannot_find(dev))?;
+    if !apply {
+        return Ok(());
+    }
+    // Linux applies the changes in this order and keeps those made before a failure.
+    if let Some(bytes) = mac {
+        let mut m = [0u8; 6];
+        m.copy_from_slice(&bytes);
+        state.set_mac(index, m)?;
+    }
+    if let Some(mtu) = mtu {
+        state.set_mtu(index, mtu)?;
+    }
+    if let Some(up) = up {
+        state.set_up(index, up)?;
+    }
+    Ok(())
+}

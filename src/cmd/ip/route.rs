@@ -1,0 +1,491 @@
+//! `ip route`: `add|replace|del` and `show|flush`, each in three steps:
+//! [`parse_route`] or [`parse_route_list`] reads the words, the model's
+//! `check_route_*` methods check the request, its `apply_route_*` methods (and
+//! `flush_routes`) apply it.
+
+use super::{
+    cannot_find, duparg2, get_addr, get_prefix, invarg, matches, pick, refuse, unknown_command,
+    unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ROUTE_USAGE,
+};
+use crate::cmd::config::{in_prefix, Route, RouteProto, RouteReq, State};
+use crate::cmd::error::CmdError;
+use crate::cmd::parse::{self, Family, Parsed};
+use crate::cmd::show;
+use std::net::IpAddr;
+
+const ROUTE_CMDS: &[(&str, Match, Cmd)] = &[
+    ("add", Prefix, Cmd::Add),
+    ("change", Prefix, Cmd::Refused),
+    ("chg", Exact, Cmd::Refused),
+    ("replace", Prefix, Cmd::Replace),
+    ("prepend", Prefix, Cmd::Refused),
+    ("append", Prefix, Cmd::Refused),
+    ("test", Prefix, Cmd::Refused),
+    ("delete", Prefix, Cmd::Delete),
+    ("list", Prefix, Cmd::Show),
+    ("show", Prefix, Cmd::Show),
+    ("lst", Prefix, Cmd::Show),
+    ("get", Prefix, Cmd::Unsupported),
+    ("flush", Prefix, Cmd::Flush),
+    ("save", Prefix, Cmd::Unsupported),
+    ("restore", Prefix, Cmd::Unsupported),
+    ("showdump", Prefix, Cmd::Unsupported),
+    ("help", Prefix, Cmd::Help),
+];
+
+pub(super) fn route(
+    state: &mut State,
+    family: Family,
+    words: &[String],
+) -> Result<String, CmdError> {
+    let Some(cmd) = words.first() else {
+        return route_list(state, family, &[], false);
+    };
+    let rest = &words[1..];
+    match pick(cmd, ROUTE_CMDS) {
+        Some((_, Cmd::Add)) => route_add(state, family, rest, false),
+        Some((_, Cmd::Replace)) => route_add(state, family, rest, true),
+        Some((_, Cmd::Delete)) => route_del(state, family, rest),
+        Some((name, Cmd::Refused)) => {
+            parse_route(|dev| state.find(dev), family, rest)?;
+            Err(unsupported(&format!("\"ip route {name}\"")))
+        }
+        Some((_, Cmd::Show)) => route_list(state, family, rest, false),
+        Some((_, Cmd::Flush)) => route_list(state, family, rest, true),
+        Some((_, Cmd::Help)) => Err(usage(ROUTE_USAGE)),
+        Some((name, _)) => Err(unsupported(&format!("\"ip route {name}\""))),
+        None => Err(unknown_command(cmd, "route")),
+    }
+}
+
+/// `ip route add|replace [to] PREFIX [via GW] [dev DEV] [src ADDR]`
+fn route_add(
+    state: &mut State,
+    family: Family,
+    words: &[String],
+    replace: bool,
+) -> Result<String, CmdError> {
+    let req = parse_route(|dev| state.find(dev), family, words)?;
+    let checked = state.check_route_add(&req, replace);
+    state.create_v4_table_for(&req);
+    state.apply_route_add(checked?);
+    Ok(String::new())
+}
+
+/// `ip route del [to] PREFIX [via GW] [dev DEV] [src ADDR]`
+fn route_del(state: &mut State, family: Family, words: &[String]) -> Result<String, CmdError> {
+    let req = parse_route(|dev| state.find(dev), family, words)?;
+    let del = state.check_route_del(&req)?;
+    state.apply_route_del(del);
+    Ok(String::new())
+}
+
+#[derive(Clone, Copy)]
+enum RouteKw {
+    Src,
+    Via,
+    Dev,
+    /// A keyword the stack cannot honour; true if it takes a value.
+    Unsupported(bool),
+}
+
+/// The keywords of `ip route add|replace|del` in iproute2 6.1's order; any other
+/// word is the destination, possibly after `to` and a route type.
+const ROUTE_KEYWORDS: &[(&str, Match, RouteKw)] = &[
+    ("src", Exact, RouteKw::Src),
+    ("as", Exact, RouteKw::Unsupported(true)),
+    ("via", Exact, RouteKw::Via),
+    ("from", Exact, RouteKw::Unsupported(true)),
+    ("tos", Exact, RouteKw::Unsupported(true)),
+    ("dsfield", Prefix, RouteKw::Unsupported(true)),
+    ("expires", Exact, RouteKw::Unsupported(true)),
+    ("metric", Prefix, RouteKw::Unsupported(true)),
+    ("priority", Prefix, RouteKw::Unsupported(true)),
+    ("preference", Exact, RouteKw::Unsupported(true)),
+    ("scope", Exact, RouteKw::Unsupported(true)),
+    ("mtu", Exact, RouteKw::Unsupported(true)),
+    ("hoplimit", Exact, RouteKw::Unsupported(true)),
+    ("advmss", Exact, RouteKw::Unsupported(true)),
+    ("reordering", Prefix, RouteKw::Unsupported(true)),
+    ("rtt", Exact, RouteKw::Unsupported(true)),
+    ("rto_min", Exact, RouteKw::Unsupported(true)),
+    ("window", Prefix, RouteKw::Unsupported(true)),
+    ("cwnd", Prefix, RouteKw::Unsupported(true)),
+    ("initcwnd", Prefix, RouteKw::Unsupported(true)),
+    ("initrwnd", Prefix, RouteKw::Unsupported(true)),
+    ("features", Prefix, RouteKw::Unsupported(true)),
+    ("quickack", Prefix, RouteKw::Unsupported(true)),
+    ("congctl", Prefix, RouteKw::Unsupported(true)),
+    ("rttvar", Prefix, RouteKw::Unsupported(true)),
+    ("ssthresh", Prefix, RouteKw::Unsupported(true)),
+    ("realms", Prefix, RouteKw::Unsupported(true)),
+    ("onlink", Exact, RouteKw::Unsupported(false)),
+    ("nexthop", Exact, RouteKw::Unsupported(false)),
+    ("nhid", Exact, RouteKw::Unsupported(true)),
+    ("protocol", Prefix, RouteKw::Unsupported(true)),
+    ("table", Prefix, RouteKw::Unsupported(true)),
+    ("vrf", Prefix, RouteKw::Unsupported(true)),
+    ("dev", Exact, RouteKw::Dev),
+    ("oif", Exact, RouteKw::Dev),
+    ("pref", Prefix, RouteKw::Unsupported(true)),
+    ("encap", Exact, RouteKw::Unsupported(true)),
+    ("ttl-propagate", Exact, RouteKw::Unsupported(true)),
+    ("fastopen_no_cookie", Exact, RouteKw::Unsupported(true)),
+];
+
+/// Route types iproute2 accepts before the destination (`rtnl_rtntype_a2n`, in
+/// its order); only `unicast`, the default, means anything to the stack.
+const ROUTE_TYPES: &[(&str, Match, bool)] = &[
+    ("local", Exact, false),
+    ("nat", Exact, false),
+    ("broadcast", Prefix, false),
+    ("brd", Exact, false),
+    ("anycast", Prefix, false),
+    ("multicast", Prefix, false),
+    ("prohibit", Prefix, false),
+    ("unreachable", Prefix, false),
+    ("blackhole", Prefix, false),
+    ("xresolve", Prefix, false),
+    ("unicast", Prefix, true),
+    ("throw", Exact, false),
+];
+
+/// The parse step of `ip route add|replace|del` (and of the refused
+/// `change|prepend|append|test`): the words, read as iproute2 reads them, into
+/// the request it would send the kernel, or iproute2's error. `find_link` gives
+/// the index of a link by name, the only thing iproute2 asks before sending.
+pub(crate) fn parse_route(
+    find_link: impl Fn(&str) -> Option<u32>,
+    family: Family,
+    words: &[String],
+) -> Result<RouteReq, CmdError> {
+    let mut args = Args::new(words);
+    let mut family = family;
+    let mut dst: Option<Parsed> = None;
+    let mut via: Option<IpAddr> = None;
+    let mut src: Option<IpAddr> = None;
+    let mut dev: Option<&str> = None;
+    // A route type the stack has no use for; refused once the line has parsed.
+    let mut bad_type: Option<&str> = None;
+    while let Some(word) = args.next() {
+        match pick(word, ROUTE_KEYWORDS) {
+            Some((_, RouteKw::Src)) => {
+                let addr = get_addr(args.value()?, family, "src")?;
+                if family == Family::Unspec {
+                    family = Family::of(addr);
+                }
+                src = Some(addr);
+            }
+            Some((_, RouteKw::Via)) => {
+                if via.is_some() {
+                    return Err(invarg("use nexthop syntax to specify multiple via\n", word));
+                }
+                via = Some(route_via(&mut args, &mut family)?);
+            }
+            Some((_, RouteKw::Dev)) => dev = Some(args.value()?),
+            Some((name, RouteKw::Unsupported(value))) => {
+                return Err(refuse(
+                    &mut args,
+                    value,
+                    &format!("\"ip route ... {name}\""),
+                ));
+            }
+            None => {
+                let (prefix, route_type) = route_dst(&mut args, word, &mut family, dst.is_some())?;
+                dst = Some(prefix);
+                bad_type = route_type;
+            }
+        }
+    }
+    let dst = dst.ok_or_else(|| usage(ROUTE_USAGE))?;
+    let dev = match dev {
+        Some(d) => Some(find_link(d).ok_or_else(|| cannot_find(d))?),
+        None => None,
+    };
+    if let Some(name) = bad_type {
+        return Err(unsupported(&format!("the \"{name}\" route type")));
+    }
+    if family == Family::Unspec {
+        family = Family::Inet;
+    }
+    if !matches!(family, Family::Inet | Family::Inet6) {
+        return Err(unsupported(&format!(
+            "the {} family",
+            family.verbose_name()
+        )));
+    }
+    let (dst, prefix_len) = match dst {
+        Parsed::Addr { addr, prefix_len } => (
+            addr,
+            prefix_len.unwrap_or(if addr.is_ipv4() { 32 } else { 128 }),
+        ),
+        Parsed::Default | Parsed::Any => (zero(family), 0),
+    };
+    Ok(RouteReq {
+        dst,
+        prefix_len,
+        via,
+        dev,
+        src,
+    })
+}
+
+/// The value of a route's `via [FAMILY] GW`; the route's family follows the
+/// gateway's unless it was chosen, and a gateway of the other family is refused.
+fn route_via(args: &mut Args, family: &mut Family) -> Result<IpAddr, CmdError> {
+    let mut value = args.value()?;
+    let mut via_family = *family;
+    if let Some(f) = Family::from_name(value) {
+        via_family = f;
+        value = args.value()?;
+    }
+    let addr = get_addr(value, via_family, "via")?;
+    if *family == Family::Unspec {
+        *family = Family::of(addr);
+    } else if Family::of(addr) != *family {
+        return Err(unsupported("a gateway of the other address family"));
+    }
+    Ok(addr)
+}
+
+/// A route's destination, `[to] [TYPE] PREFIX`, starting at `word`: the prefix,
+/// and the name of a route type the stack cannot make, if one was given.
+/// `seen`: the destination was already given.
+fn route_dst<'a>(
+    args: &mut Args<'a>,
+    word: &'a str,
+    family: &mut Family,
+    seen: bool,
+) -> Result<(Parsed, Option<&'static str>), CmdError> {
+    let mut word = if word == "to" { args.value()? } else { word };
+    let mut bad_type = None;
+    let starts_with_digit = word.as_bytes().first().is_some_and(u8::is_ascii_digit);
+    if let Some((name, usable)) = pick(word, ROUTE_TYPES).filter(|_| !starts_with_digit) {
+        if !usable {
+            bad_type = Some(name);
+        }
+        word = args.value()?;
+    }
+    if matches(word, "help") {
+        return Err(usage(ROUTE_USAGE));
+    }
+    if seen {
+        return Err(duparg2("to", word));
+    }
+    let parsed = get_prefix(word, *family)?;
+    if let (Parsed::Addr { addr, .. }, Family::Unspec) = (parsed, *family) {
+        *family = Family::of(addr);
+    }
+    Ok((parsed, bad_type))
+}
+
+#[derive(Clone, Copy)]
+enum ListKw {
+    Table,
+    Dev,
+    Metric,
+    Protocol,
+    /// `cached`: the routing cache, which Linux no longer has for IPv4 and the
+    /// stack has for neither family: nothing to show or flush.
+    Cache,
+    /// A keyword the stack cannot honour; true if it takes a value.
+    Unsupported(bool),
+}
+
+/// The selector keywords of `ip route show|flush` in iproute2 6.1's order.
+const ROUTE_LIST_KEYWORDS: &[(&str, Match, ListKw)] = &[
+    ("table", Prefix, ListKw::Table),
+    ("vrf", Prefix, ListKw::Unsupported(true)),
+    ("cached", Prefix, ListKw::Cache),
+    ("cloned", Prefix, ListKw::Unsupported(false)),
+    ("tos", Exact, ListKw::Unsupported(true)),
+    ("dsfield", Prefix, ListKw::Unsupported(true)),
+    ("protocol", Prefix, ListKw::Protocol),
+    ("scope", Prefix, ListKw::Unsupported(true)),
+    ("type", Prefix, ListKw::Unsupported(true)),
+    ("dev", Exact, ListKw::Dev),
+    ("oif", Exact, ListKw::Dev),
+    ("iif", Exact, ListKw::Unsupported(true)),
+    ("mark", Exact, ListKw::Unsupported(true)),
+    ("metric", Prefix, ListKw::Metric),
+    ("priority", Prefix, ListKw::Metric),
+    ("preference", Exact, ListKw::Metric),
+    ("via", Exact, ListKw::Unsupported(true)),
+    ("src", Exact, ListKw::Unsupported(true)),
+    ("realms", Prefix, ListKw::Unsupported(true)),
+    ("from", Prefix, ListKw::Unsupported(true)),
+    ("nhid", Exact, ListKw::Unsupported(true)),
+];
+
+/// `ip route show|flush [table main] [dev DEV] [[to] [exact] PREFIX | all]`
+fn route_list(
+    state: &mut State,
+    family: Family,
+    words: &[String],
+    flush: bool,
+) -> Result<String, CmdError> {
+    let Some(selector) = parse_route_list(|dev| state.find(dev), family, words, flush)? else {
+        return Ok(String::new());
+    };
+    if flush {
+        state.check_route_flush(selector.ipv6)?;
+        state.flush_routes(|r| selector.selects(r));
+        return Ok(String::new());
+    }
+    Ok(state
+        .routes
+        .iter()
+        .filter(|r| selector.selects(r))
+        .map(|r| show::route_line(state, r, selector.dev.is_none()))
+        .collect())
+}
+
+/// Which routes `ip route show|flush` selects: those of one family, narrowed by
+/// the selectors given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouteSelector {
+    pub(crate) ipv6: bool,
+    pub(crate) dev: Option<u32>,
+    /// The exact prefix asked for; `None` selects every prefix.
+    pub(crate) exact: Option<(IpAddr, u8)>,
+    pub(crate) metric: Option<u32>,
+    /// An rtnetlink protocol number: kernel routes are 2, `ip route add` ones 3.
+    pub(crate) proto: Option<u32>,
+}
+
+impl RouteSelector {
+    /// Whether the selector selects this route.
+    pub(crate) fn selects(&self, r: &Route) -> bool {
+        r.dst.is_ipv6() == self.ipv6
+            && self.dev.is_none_or(|d| d == r.dev)
+            && self
+                .exact
+                .is_none_or(|(addr, len)| r.prefix_len == len && in_prefix(r.dst, addr, len))
+            && self.metric.is_none_or(|m| m == r.metric())
+            && self.proto.is_none_or(|p| {
+                p == match r.proto {
+                    RouteProto::Kernel => 2,
+                    RouteProto::Boot => 3,
+                }
+            })
+    }
+}
+
+/// The parse step of `ip route show|flush`: the words into a selector, or
+/// iproute2's error; `None` when the selector cannot select anything (a family
+/// without routes, or the routing cache). `find_link` gives the index of a link
+/// by name.
+pub(crate) fn parse_route_list(
+    find_link: impl Fn(&str) -> Option<u32>,
+    family: Family,
+    words: &[String],
+    flush: bool,
+) -> Result<Option<RouteSelector>, CmdError> {
+    if flush && words.is_empty() {
+        return Err(CmdError::new(1, "\"ip route flush\" requires arguments."));
+    }
+    let mut args = Args::new(words);
+    let mut dev: Option<&str> = None;
+    let mut exact: Option<(IpAddr, u8)> = None;
+    let mut metric: Option<u32> = None;
+    let mut proto: Option<u32> = None;
+    let mut cache = false;
+    while let Some(word) = args.next() {
+        match pick(word, ROUTE_LIST_KEYWORDS) {
+            Some((_, ListKw::Cache)) => cache = true,
+            Some((_, ListKw::Table)) => {
+                let table = args.value()?;
+                if table == "help" {
+                    return Err(usage(ROUTE_USAGE));
+                }
+                if !matches!(table, "main" | "254") {
+                    return Err(unsupported(&format!("table \"{table}\"")));
+                }
+            }
+            Some((_, ListKw::Dev)) => dev = Some(args.value()?),
+            Some((_, ListKw::Metric)) => {
+                let value = args.value()?;
+                metric = Some(
+                    parse::get_u32(value)
+                        .ok_or_else(|| invarg("\"metric\" value is invalid\n", value))?,
+                );
+            }
+            Some((_, ListKw::Protocol)) => proto = route_protocol(args.value()?)?,
+            Some((name, ListKw::Unsupported(value))) => {
+                return Err(refuse(
+                    &mut args,
+                    value,
+                    &format!("the \"{name}\" selector"),
+                ));
+            }
+            None => exact = list_prefix(&mut args, word, family)?,
+        }
+    }
+    let dev = match dev {
+        Some(d) => Some(find_link(d).ok_or_else(|| cannot_find(d))?),
+        None => None,
+    };
+    let ipv6 = match family {
+        Family::Unspec | Family::Inet => false,
+        Family::Inet6 => true,
+        Family::Packet | Family::Other(_) => return Ok(None),
+    };
+    if cache {
+        return Ok(None);
+    }
+    Ok(Some(RouteSelector {
+        ipv6,
+        dev,
+        exact,
+        metric,
+        proto,
+    }))
+}
+
+/// The value of `protocol` in a route selector: a name or a number up to 255;
+/// `None` for `all`.
+fn route_protocol(value: &str) -> Result<Option<u32>, CmdError> {
+    Ok(match value {
+        "all" => None,
+        "kernel" => Some(2),
+        "boot" => Some(3),
+        "static" => Some(4),
+        _ => Some(
+            parse::get_u32(value)
+                .filter(|&n| n <= 255)
+                .ok_or_else(|| invarg("invalid \"protocol\"\n", value))?,
+        ),
+    })
+}
+
+/// The prefix of a route selector, `[to] [exact] PREFIX`, starting at `word`;
+/// `None` selects every prefix.
+fn list_prefix(
+    args: &mut Args,
+    word: &str,
+    family: Family,
+) -> Result<Option<(IpAddr, u8)>, CmdError> {
+    let mut word = if matches(word, "to") {
+        args.value()?
+    } else {
+        word
+    };
+    if matches(word, "root") || matches(word, "match") {
+        return Err(unsupported(&format!("the \"{word}\" selector")));
+    }
+    if matches(word, "exact") {
+        word = args.value()?;
+    }
+    // "default" means IPv4's unless a family was chosen; "all" and "any" select
+    // everything unless a family was chosen, and then only its default routes, as
+    // in iproute2.
+    Ok(match get_prefix(word, family)? {
+        Parsed::Addr { addr, prefix_len } => Some((
+            addr,
+            prefix_len.unwrap_or(if addr.is_ipv4() { 32 } else { 128 }),
+        )),
+        Parsed::Default => Some((zero(family), 0)),
+        Parsed::Any if family == Family::Unspec => None,
+        Parsed::Any => Some((zero(family), 0)),
+    })
+}
