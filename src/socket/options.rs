@@ -34,6 +34,7 @@ use std::time::Duration;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use = "a SocketConfig does nothing until passed to `bind_with` or `connect_with`"]
 pub struct SocketConfig {
     pub(crate) options: SocketOptions,
 }
@@ -214,6 +215,13 @@ pub(crate) fn apply_to_kernel_socket(
         int(SOL_SOCKET, libc::SO_BROADCAST, options.broadcast.into())?;
     }
     Ok(())
+}
+
+/// A kernel socket's pending error (`SO_ERROR`), cleared by reading it.
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn kernel_take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
+    let code = sys::option::<libc::c_int>(fd, libc::SOL_SOCKET, libc::SO_ERROR)?;
+    Ok((code != 0).then(|| io::Error::from_raw_os_error(code)))
 }
 
 /// The options a kernel socket runs with, read with getsockopt.
