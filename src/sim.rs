@@ -49,12 +49,14 @@ pub struct SimSocket(u64);
 
 /// Something that happened to a socket of a [`SimStack`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SimEvent {
     /// A `tcp_connect` completed.
     Connected(SimSocket),
     /// A `tcp_connect` failed with this errno (ECONNREFUSED, EHOSTUNREACH, ...).
     ConnectFailed(SimSocket, i32),
     /// A connection arrived on `listener`; `socket` is it.
+    #[non_exhaustive]
     Accepted {
         /// The listener it arrived on.
         listener: SimSocket,
