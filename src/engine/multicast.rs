@@ -52,8 +52,9 @@ impl Engine {
             .config
             .link_by_index(hop.dev)
             .is_some_and(|link| link.kind == LinkKind::Ether);
-        // A hop limit of 0 keeps the datagram on this host, as on Linux.
-        if on_wire && hop_limit > 0 {
+        // A hop limit of 0 goes out as it is: RFC 1112 would keep such a datagram
+        // on its host, but Linux (6.18, the kernel backend's) sends it.
+        if on_wire {
             if self.io.outbox_full() {
                 return Err(io::ErrorKind::WouldBlock.into());
             }

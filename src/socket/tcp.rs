@@ -619,12 +619,12 @@ impl TcpListener {
     }
 
     /// `IPV6_V6ONLY`, as chosen with [`SocketConfig::only_v6`] before binding:
-    /// whether an IPv6 listener takes IPv6 connections only. `ENOPROTOOPT` on an
+    /// whether an IPv6 listener takes IPv6 connections only. `EOPNOTSUPP` on an
     /// IPv4 listener, as Linux answers.
     pub fn only_v6(&self) -> io::Result<bool> {
         match &self.acceptor {
             Some(acceptor) if acceptor.local.is_ipv4() => {
-                Err(io::Error::from_raw_os_error(libc::ENOPROTOOPT))
+                Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
             }
             Some(acceptor) => Ok(acceptor.options.get().v6only),
             None => {

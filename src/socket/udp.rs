@@ -472,8 +472,7 @@ impl UdpSocket {
     }
 
     /// `IP_MULTICAST_TTL`: the TTL of the IPv4 multicast datagrams this socket
-    /// sends (0 to 255; default 1, as on Linux: they stay on the link). 0 keeps
-    /// them on this stack, for its own members only.
+    /// sends (0 to 255; default 1, as on Linux: they stay on the link).
     pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
         let ttl = u8::try_from(ttl).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         self.set_ip_option(IpOption::MULTICAST_TTL_V4, ttl.into(), |o| {
@@ -503,7 +502,7 @@ impl UdpSocket {
 
     /// `IPV6_MULTICAST_HOPS`: the hop limit of the IPv6 multicast datagrams this
     /// socket sends (0 to 255; default 1, as on Linux). `ENOPROTOOPT` on an IPv4
-    /// socket.
+    /// socket (`EOPNOTSUPP` to read it), as Linux answers.
     pub fn set_multicast_hops_v6(&self, hops: u32) -> io::Result<()> {
         let hops = u8::try_from(hops).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         self.set_ip_option(IpOption::MULTICAST_HOPS_V6, hops.into(), |o| {
@@ -518,7 +517,8 @@ impl UdpSocket {
     }
 
     /// `IPV6_MULTICAST_LOOP`: as [`UdpSocket::set_multicast_loop_v4`] for IPv6
-    /// multicast (default on). `ENOPROTOOPT` on an IPv4 socket.
+    /// multicast (default on). `ENOPROTOOPT` on an IPv4 socket (`EOPNOTSUPP` to
+    /// read it).
     pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
         self.set_ip_option(IpOption::MULTICAST_LOOP_V6, on.into(), |o| {
             o.multicast_loop_v6 = on
@@ -540,7 +540,7 @@ impl UdpSocket {
     ) -> io::Result<()> {
         match self.udp.as_deref() {
             Some(udp) => {
-                option.check_family(udp)?;
+                option.check_family(udp, libc::ENOPROTOOPT)?;
                 udp.set_options(change)
             }
             None => sys::set_option(self.fd.as_fd(), option.level, option.name, value),
@@ -556,7 +556,7 @@ impl UdpSocket {
     ) -> io::Result<libc::c_int> {
         match self.udp.as_deref() {
             Some(udp) => {
-                option.check_family(udp)?;
+                option.check_family(udp, libc::EOPNOTSUPP)?;
                 Ok(read(&udp.options.get()))
             }
             None => sys::option(self.fd.as_fd(), option.level, option.name),
@@ -627,11 +627,12 @@ impl IpOption {
         v6_only: true,
     };
 
-    /// `ENOPROTOOPT` for an IPv6 option on an IPv4 socket, as Linux answers (IPv4
-    /// options work on IPv6 sockets, for their v4-mapped traffic).
-    fn check_family(self, udp: &Udp) -> io::Result<()> {
+    /// An IPv6 option on an IPv4 socket fails with `errno` (Linux: ENOPROTOOPT to
+    /// set, EOPNOTSUPP to read); IPv4 options work on IPv6 sockets, for their
+    /// v4-mapped traffic.
+    fn check_family(self, udp: &Udp, errno: libc::c_int) -> io::Result<()> {
         if self.v6_only && udp.local_addr().is_ipv4() {
-            return Err(io::Error::from_raw_os_error(libc::ENOPROTOOPT));
+            return Err(io::Error::from_raw_os_error(errno));
         }
         Ok(())
     }
