@@ -4,7 +4,8 @@
 //! calls. This module hands it out directly, so that a program (a fuzzer, a network
 //! simulation, a test of a protocol corner case) can wire stacks together in memory
 //! and advance time itself. The same inputs give the same frames and the same
-//! outcome, run after run.
+//! outcome, run after run. It is API: the fuzzers in `fuzz/` drive stacks through
+//! it alone.
 //!
 //! ```
 //! use std::time::Duration;
