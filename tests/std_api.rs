@@ -8,7 +8,7 @@ mod common;
 
 use common::{configure, errno, stack_on, Backend, Net, Switch, TempDir, Wire};
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use vdestack::{SocketConfig, Stack, TcpListener, TcpStream, UdpSocket};
@@ -269,47 +269,50 @@ impl Watched {
     }
 }
 
-fn multicast_ttl_is_the_hop_limit_on_the_wire(b: Backend) {
-    let net = Watched::new(b);
-    let group = Ipv4Addr::new(239, 1, 2, 3);
-    let member = UdpSocket::bind(&net.receiver, "0.0.0.0:5353").unwrap();
-    member
-        .join_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED)
-        .unwrap();
-    let sender = UdpSocket::bind(&net.sender, "0.0.0.0:0").unwrap();
-    let to = SocketAddr::from((group, 5353));
+/// Joins `group` on `socket` (the interface is the stack's one).
+fn join(socket: &UdpSocket, group: IpAddr) {
+    match group {
+        IpAddr::V4(g) => socket.join_multicast_v4(&g, &Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(g) => socket.join_multicast_v6(&g, 0),
+    }
+    .unwrap_or_else(|e| panic!("joining {group}: {e}"));
+}
 
-    delivered(&sender, to, b"default ttl", &member, None);
-    assert_eq!(captured_hop_limit(&net.capture, b"default ttl"), 1);
-    sender.set_multicast_ttl_v4(7).unwrap();
-    delivered(&sender, to, b"ttl seven", &member, None);
-    assert_eq!(captured_hop_limit(&net.capture, b"ttl seven"), 7);
+/// What a socket sends to `group` leaves with the multicast hop limit of the
+/// group's family (1 unless set), whole or in fragments. Returns the network and
+/// the sender, for more.
+fn multicast_hop_limit_on_the_wire(b: Backend, group: IpAddr, any: &str) -> (Watched, UdpSocket) {
+    let net = Watched::new(b);
+    let member = UdpSocket::bind(&net.receiver, format!("{any}:5353")).unwrap();
+    join(&member, group);
+    let sender = UdpSocket::bind(&net.sender, format!("{any}:0")).unwrap();
+    let to = SocketAddr::new(group, 5353);
+    delivered(&sender, to, b"default", &member, None);
+    assert_eq!(captured_hop_limit(&net.capture, b"default"), 1);
+    match group {
+        IpAddr::V4(_) => sender.set_multicast_ttl_v4(7),
+        IpAddr::V6(_) => sender.set_multicast_hops_v6(7),
+    }
+    .unwrap();
+    delivered(&sender, to, b"seven", &member, None);
+    assert_eq!(captured_hop_limit(&net.capture, b"seven"), 7);
     // Larger than the MTU: it leaves in fragments, which the receiver puts
     // together.
     delivered(&sender, to, &large_payload(), &member, None);
+    (net, sender)
+}
+
+fn multicast_ttl_is_the_hop_limit_on_the_wire(b: Backend) {
+    let (net, sender) = multicast_hop_limit_on_the_wire(b, IpAddr::from([239, 1, 2, 3]), "0.0.0.0");
+    // Unicast keeps IP_TTL.
     let unicast = SocketAddr::from(([10, 0, 0, 3], 5353));
     let observer = UdpSocket::bind(&net.observer, unicast).unwrap();
     delivered(&sender, unicast, b"unicast", &observer, None);
-    assert_eq!(
-        captured_hop_limit(&net.capture, b"unicast"),
-        64,
-        "IP_TTL, not IP_MULTICAST_TTL"
-    );
+    assert_eq!(captured_hop_limit(&net.capture, b"unicast"), 64);
 }
 
 fn multicast_hops_v6_is_the_hop_limit_on_the_wire(b: Backend) {
-    let net = Watched::new(b);
-    let group: Ipv6Addr = "ff15::1234".parse().unwrap();
-    let member = UdpSocket::bind(&net.receiver, "[::]:5353").unwrap();
-    member.join_multicast_v6(&group, 0).unwrap();
-    let sender = UdpSocket::bind(&net.sender, "[::]:0").unwrap();
-    let to = SocketAddr::from((group, 5353));
-    delivered(&sender, to, b"default hops", &member, None);
-    assert_eq!(captured_hop_limit(&net.capture, b"default hops"), 1);
-    sender.set_multicast_hops_v6(5).unwrap();
-    delivered(&sender, to, b"five hops", &member, None);
-    assert_eq!(captured_hop_limit(&net.capture, b"five hops"), 5);
-    delivered(&sender, to, &large_payload(), &member, None);
+    multicast_hop_limit_on_the_wire(b, "ff15::1234".parse().unwrap(), "[::]");
 }
 
 fn multicast_loops_back_to_the_stacks_own_members(b: Backend) {
@@ -323,11 +326,7 @@ fn multicast_loops_back_to_the_stacks_own_members(b: Backend) {
         ("ff15::4".parse().unwrap(), "[::]"),
     ] {
         let member = UdpSocket::bind(&net.a, format!("{any}:5454")).unwrap();
-        match group {
-            IpAddr::V4(g) => member.join_multicast_v4(&g, &Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(g) => member.join_multicast_v6(&g, 0),
-        }
-        .unwrap();
+        join(&member, group);
         let sender = UdpSocket::bind(&net.a, format!("{any}:0")).unwrap();
         let set_loop = |on| match group {
             IpAddr::V4(_) => sender.set_multicast_loop_v4(on),
