@@ -33,8 +33,8 @@
 //!
 //! ## How it is built
 //!
-//! - Links move Ethernet frames (libvdeplug, a `=command` coprocess, or nothing
-//!   for a loopback-only stack).
+//! - Links move Ethernet frames (libvdeplug, a `=command` coprocess, a link of the
+//!   program's own, or nothing for a loopback-only stack).
 //! - The `ip` commands that configure a stack change a configuration model, with
 //!   the exit statuses and messages of iproute2. It is pure: no system calls.
 //! - The engine (smoltcp plus loopback, a listen backlog, ephemeral ports and BSD
@@ -48,9 +48,9 @@
 //!
 //! The socket types and [`Stack`] are at the root. Three modules are API too:
 //!
-//! - [`link`]: plug a stack into something else than a VDE network (the [`link::Link`]
-//!   trait and [`StackBuilder::link`]), for instance an in-memory wire between two
-//!   stacks ([`link::MemoryLink`]);
+//! - [`link`]: plug a stack into something else than a VDE network (the
+//!   [`link::Link`] trait and [`StackBuilder::link`]), for instance an in-memory
+//!   wire between two stacks ([`link::MemoryLink`]);
 //! - [`sim`]: the deterministic mode, stacks with no threads and a virtual clock,
 //!   for simulations and fuzzers;
 //! - [`cmd`]: the `ip` model on its own, without a stack: what a stackcmd string
