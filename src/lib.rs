@@ -33,8 +33,9 @@
 //!
 //! ## How it is built
 //!
-//! - [`link`] moves Ethernet frames (libvdeplug, or nothing for a loopback-only stack).
-//! - [`cmd`] turns `ip` command strings into changes of a configuration model, with
+//! - Links move Ethernet frames (libvdeplug, a `=command` coprocess, a link of the
+//!   program's own, or nothing for a loopback-only stack).
+//! - The `ip` commands that configure a stack change a configuration model, with
 //!   the exit statuses and messages of iproute2. It is pure: no system calls.
 //! - The engine (smoltcp plus loopback, a listen backlog, ephemeral ports and BSD
 //!   errnos) is sans-IO as well: it is driven by `(now, frame)` calls.
@@ -42,6 +43,18 @@
 //!   between smoltcp's rings and AF_UNIX socket pairs whose other ends are the
 //!   descriptors the application holds. `read`, `write`, `poll` and `epoll` on them
 //!   need no help from this library.
+//!
+//! ## Modules
+//!
+//! The socket types and [`Stack`] are at the root. Three modules are API too:
+//!
+//! - [`link`]: plug a stack into something else than a VDE network (the
+//!   [`link::Link`] trait and [`StackBuilder::link`]), for instance an in-memory
+//!   wire between two stacks ([`link::MemoryLink`]);
+//! - [`sim`]: the deterministic mode, stacks with no threads and a virtual clock,
+//!   for simulations and fuzzers;
+//! - [`cmd`]: the `ip` model on its own, without a stack: what a stackcmd string
+//!   does to a configuration, with iproute2's statuses and messages.
 //!
 //! ## Two backends
 //!
@@ -85,7 +98,7 @@ mod engine;
 mod kernel;
 #[allow(unsafe_code)]
 pub mod link;
-pub mod pcap;
+mod pcap;
 mod pump;
 pub mod sim;
 mod socket;

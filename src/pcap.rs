@@ -2,6 +2,8 @@
 //!
 //! Both the threaded stacks (`Stack::builder().pcap(path)`) and the deterministic
 //! simulation ([`crate::sim::SimNetwork::capture`]) write through this one writer.
+//! Not API: programs ask for a capture with a path or a writer and read it with
+//! the tools of the format.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -13,20 +15,14 @@ const LINKTYPE_ETHERNET: u32 = 1;
 const SNAPLEN: u32 = 65535;
 
 /// Writes frames to `W` as a pcap file.
-///
-/// ```
-/// let mut pcap = vdestack::pcap::PcapWriter::new(Vec::new()).unwrap();
-/// pcap.write_frame(std::time::Duration::from_millis(1), &[0xff; 60]).unwrap();
-/// assert_eq!(pcap.into_inner().len(), 24 + 16 + 60);
-/// ```
 #[derive(Debug)]
-pub struct PcapWriter<W: Write> {
+pub(crate) struct PcapWriter<W: Write> {
     out: W,
 }
 
 impl<W: Write> PcapWriter<W> {
     /// Starts a capture: writes the file header.
-    pub fn new(mut out: W) -> io::Result<PcapWriter<W>> {
+    pub(crate) fn new(mut out: W) -> io::Result<PcapWriter<W>> {
         let mut header = Vec::with_capacity(24);
         header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes()); // magic, microseconds
         header.extend_from_slice(&2u16.to_le_bytes()); // version 2.4
@@ -41,7 +37,7 @@ impl<W: Write> PcapWriter<W> {
 
     /// Appends one frame seen at `time` (since the Unix epoch for real captures, or
     /// virtual time in a simulation).
-    pub fn write_frame(&mut self, time: Duration, frame: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_frame(&mut self, time: Duration, frame: &[u8]) -> io::Result<()> {
         let kept = frame.len().min(SNAPLEN as usize);
         let mut record = Vec::with_capacity(16 + kept);
         record.extend_from_slice(&(time.as_secs() as u32).to_le_bytes());
@@ -53,12 +49,26 @@ impl<W: Write> PcapWriter<W> {
     }
 
     /// Flushes what is buffered.
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
     /// The underlying writer.
-    pub fn into_inner(self) -> W {
+    #[cfg(test)]
+    pub(crate) fn into_inner(self) -> W {
         self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_is_a_header_then_one_record_per_frame() {
+        let mut pcap = PcapWriter::new(Vec::new()).unwrap();
+        pcap.write_frame(Duration::from_millis(1), &[0xff; 60])
+            .unwrap();
+        assert_eq!(pcap.into_inner().len(), 24 + 16 + 60);
     }
 }

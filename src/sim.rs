@@ -4,7 +4,8 @@
 //! calls. This module hands it out directly, so that a program (a fuzzer, a network
 //! simulation, a test of a protocol corner case) can wire stacks together in memory
 //! and advance time itself. The same inputs give the same frames and the same
-//! outcome, run after run.
+//! outcome, run after run. It is API: the fuzzers in `fuzz/` drive stacks through
+//! it alone.
 //!
 //! ```
 //! use std::time::Duration;
@@ -49,12 +50,14 @@ pub struct SimSocket(u64);
 
 /// Something that happened to a socket of a [`SimStack`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SimEvent {
     /// A `tcp_connect` completed.
     Connected(SimSocket),
     /// A `tcp_connect` failed with this errno (ECONNREFUSED, EHOSTUNREACH, ...).
     ConnectFailed(SimSocket, i32),
     /// A connection arrived on `listener`; `socket` is it.
+    #[non_exhaustive]
     Accepted {
         /// The listener it arrived on.
         listener: SimSocket,

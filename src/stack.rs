@@ -66,6 +66,7 @@ impl StackCtx {
 /// work with `read`, `write`, `poll` and `epoll`. Where they still differ, the README
 /// says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Backend {
     /// A userspace TCP/IP stack (smoltcp) driven by a thread of its own: needs no
     /// namespace and no privilege. The default.
@@ -318,18 +319,51 @@ impl Stack {
 }
 
 /// Options for a new [`Stack`]; see [`Stack::builder`].
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct StackBuilder {
     vnl: String,
     ifname: Option<String>,
     pcap: Option<PathBuf>,
     backend: Backend,
+    link: Option<Box<dyn Link>>,
+}
+
+impl std::fmt::Debug for StackBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackBuilder")
+            .field("vnl", &self.vnl)
+            .field("ifname", &self.ifname)
+            .field("pcap", &self.pcap)
+            .field("backend", &self.backend)
+            .field("link", &self.link.as_ref().map(|_| "(a Link)"))
+            .finish()
+    }
 }
 
 impl StackBuilder {
     /// The VDE network, as for [`Stack::new`] (default `""`: loopback only).
     pub fn vnl(mut self, vnl: &str) -> StackBuilder {
         self.vnl = vnl.to_owned();
+        self
+    }
+
+    /// Plugs the stack into `link` instead of the VDE network [`StackBuilder::vnl`]
+    /// names (a builder given both uses the link). The stack's interface is then
+    /// the link's, as for a VDE network: down and unaddressed at first.
+    ///
+    /// [`MemoryLink`](crate::link::MemoryLink) joins two stacks of one program;
+    /// the [`Link`] trait says what a link of your own must do.
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// let (left, right) = vdestack::link::MemoryLink::pair()?;
+    /// let a = vdestack::Stack::builder().link(left).build()?;
+    /// let b = vdestack::Stack::builder().link(right).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn link(mut self, link: impl Link + 'static) -> StackBuilder {
+        self.link = Some(Box::new(link));
         self
     }
 
@@ -356,18 +390,30 @@ impl StackBuilder {
         self
     }
 
+    /// The link the stack is plugged into: the one given, or the one the locator
+    /// names (`None` for a loopback-only stack).
+    fn open_link(&mut self) -> io::Result<Option<Box<dyn Link>>> {
+        match self.link.take() {
+            Some(link) => Ok(Some(link)),
+            None => open_link(&self.vnl),
+        }
+    }
+
     /// Creates the stack.
-    pub fn build(self) -> io::Result<Stack> {
-        let ifname = self.ifname.as_deref().unwrap_or(DEFAULT_IFNAME);
+    pub fn build(mut self) -> io::Result<Stack> {
+        let ifname = self
+            .ifname
+            .clone()
+            .unwrap_or_else(|| DEFAULT_IFNAME.to_owned());
+        let ifname = ifname.as_str();
         if ifname.is_empty() || ifname.len() > 15 || ifname.contains(['/', ' ', '\0']) {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         if self.backend == Backend::Kernel {
             return self.build_kernel(ifname);
         }
-        let vnl = self.vnl.as_str();
         let seed = random_u64();
-        let (link, config): (Box<dyn Link>, NetConfig) = match open_link(vnl)? {
+        let (link, config): (Box<dyn Link>, NetConfig) = match self.open_link()? {
             None => (Box::new(NullLink), NetConfig::loopback_only()),
             Some(link) => (link, NetConfig::new(ifname, random_mac(seed))),
         };
@@ -415,7 +461,7 @@ impl StackBuilder {
 
     /// [`StackBuilder::build`] for [`Backend::Kernel`].
     #[cfg(feature = "kernel-ns")]
-    fn build_kernel(&self, ifname: &str) -> io::Result<Stack> {
+    fn build_kernel(mut self, ifname: &str) -> io::Result<Stack> {
         if self.pcap.is_some() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -423,7 +469,7 @@ impl StackBuilder {
                  (run tcpdump on the tap inside the namespace instead)",
             ));
         }
-        let link = open_link(&self.vnl)?;
+        let link = self.open_link()?;
         let kernel = crate::kernel::KernelStack::start(link, ifname)?;
         Ok(Stack {
             inner: Arc::new(StackInner {
@@ -435,7 +481,7 @@ impl StackBuilder {
 
     /// [`StackBuilder::build`] for [`Backend::Kernel`], built without it.
     #[cfg(not(feature = "kernel-ns"))]
-    fn build_kernel(&self, _ifname: &str) -> io::Result<Stack> {
+    fn build_kernel(self, _ifname: &str) -> io::Result<Stack> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "vdestack was built without the feature kernel-ns: no kernel backend",

@@ -439,6 +439,7 @@ fn our_state(cfg: &NetConfig) -> State {
         let proto = match r.proto {
             RouteProto::Kernel => "kernel",
             RouteProto::Boot => "boot",
+            other => panic!("a route protocol this test does not know: {other:?}"),
         };
         let s = RouteView {
             kind: "unicast",

@@ -767,6 +767,7 @@ impl Harness {
                     listener,
                     socket,
                     peer,
+                    ..
                 } => {
                     let l = find(&self.socks[side], listener);
                     assert!(self.socks[side][l].is_listener(), "{event:?}");
@@ -791,6 +792,7 @@ impl Harness {
                 SimEvent::Datagrams(_) | SimEvent::UdpError(..) => {
                     panic!("{event:?}: the api target opens no UDP socket")
                 }
+                _ => panic!("{event:?}: an event this target does not know yet"),
             }
         }
     }

@@ -642,6 +642,7 @@ impl World {
                         i == A && s == self.udp.rx[RX_CONNECTED].socket,
                         "stack {i}: {event:?}"
                     ),
+                    _ => panic!("stack {i}: {event:?}, an event this target does not know yet"),
                 }
             }
         }

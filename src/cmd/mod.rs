@@ -12,6 +12,23 @@
 //! Everything here is pure: no I/O, no system calls, no clock, no randomness, so
 //! any input can be tried (and fuzzed) without side effects.
 //!
+//! It is public as the `ip` model on its own, usable without a stack: a program
+//! can learn what a stackcmd string does (its status, its message, the links,
+//! addresses and routes it leaves) before giving it to a stack, and the fuzzers
+//! and the differential test against the real `ip` drive it directly. A stack's
+//! own configuration is changed only through [`crate::Stack::cmd`].
+//!
+//! ```
+//! use vdestack::cmd::NetConfig;
+//!
+//! let mut config = NetConfig::new("vde0", [2, 0, 0, 0, 0, 1]);
+//! config.run("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0").unwrap();
+//! let hop = config.lookup("10.0.0.7".parse().unwrap()).unwrap();
+//! assert_eq!(hop.src, Some("10.0.0.1".parse().unwrap()));
+//! let error = config.run("/bin/ip route add 10.9.0.0/16 via 192.0.2.1").unwrap_err();
+//! assert_eq!(error.status(), 2);
+//! ```
+//!
 //! Submodules, each importing only those listed before it:
 //! - `error`: [`CmdError`], the exit status and message every part reports;
 //! - `config`: the model ([`NetConfig`]) and the kernel's rules for changing it;

@@ -26,12 +26,15 @@
 //!   sequence number sent (`frames::AckSequence`), and a retransmission after a
 //!   stall instead of smoltcp's 1-second floor ([`recovery`]);
 //! - IPv6 fragmentation and reassembly ([`ipv6_frag`]), which smoltcp has for
-//!   IPv4 only.
+//!   IPv4 only;
+//! - multicast datagrams with their own hop limit, looped back to the stack's own
+//!   members of the group ([`multicast`]).
 
 mod config_plan;
 mod frames;
 mod ipv6_frag;
 mod lifecycle;
+mod multicast;
 mod options;
 mod ping;
 mod ports;

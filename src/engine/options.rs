@@ -4,9 +4,10 @@
 //! set. The application side keeps it (it is what `getsockopt` reads back) and hands
 //! the whole value to the engine when it changes; the engine applies the part that
 //! concerns the socket: a connection's Nagle, keep-alive and hop limit, a listener's
-//! options for the connections it accepts, a UDP socket's broadcast permission and
-//! receive buffer. Options that only shape what happens later (buffer sizes, port
-//! sharing) are read when the socket connects, listens or binds.
+//! options for the connections it accepts, a UDP socket's broadcast permission,
+//! receive buffer, and multicast hop limit and loop. Options that only shape what
+//! happens later (buffer sizes, port sharing) are read when the socket connects,
+//! listens or binds.
 
 use super::ports::PortUse;
 use smoltcp::socket::tcp;
@@ -47,6 +48,16 @@ pub(crate) struct SocketOptions {
     pub v6only: bool,
     /// `SO_BROADCAST`.
     pub broadcast: bool,
+    /// `IP_MULTICAST_TTL`: the TTL of IPv4 multicast datagrams (0 keeps them on
+    /// this stack).
+    pub multicast_ttl_v4: u8,
+    /// `IPV6_MULTICAST_HOPS`: the hop limit of IPv6 multicast datagrams.
+    pub multicast_hops_v6: u8,
+    /// `IP_MULTICAST_LOOP`: IPv4 multicast datagrams sent reach this stack's own
+    /// members of the group too.
+    pub multicast_loop_v4: bool,
+    /// `IPV6_MULTICAST_LOOP`: the same for IPv6.
+    pub multicast_loop_v6: bool,
 }
 
 impl Default for SocketOptions {
@@ -65,6 +76,10 @@ impl Default for SocketOptions {
             hop_limit: 64,
             v6only: false,
             broadcast: false,
+            multicast_ttl_v4: 1,
+            multicast_hops_v6: 1,
+            multicast_loop_v4: true,
+            multicast_loop_v6: true,
         }
     }
 }
@@ -94,6 +109,17 @@ impl SocketOptions {
     pub(crate) fn tcp_buffers(&self, default: usize) -> (usize, usize) {
         let size = |set: Option<usize>| set.map_or(default, |b| b.clamp(MIN_BUFFER, MAX_BUFFER));
         (size(self.recv_buffer), size(self.send_buffer))
+    }
+
+    /// The hop limit and loop flag of a multicast datagram to `group`, as Linux
+    /// picks them: by the family of the packet on the wire (an IPv6 socket's
+    /// datagram to a v4-mapped group is IPv4, with the IPv4 options).
+    pub(crate) fn multicast(&self, group: std::net::IpAddr) -> (u8, bool) {
+        if group.is_ipv4() {
+            (self.multicast_ttl_v4, self.multicast_loop_v4)
+        } else {
+            (self.multicast_hops_v6, self.multicast_loop_v6)
+        }
     }
 
     /// Applies the options a running TCP socket takes at any time.

@@ -89,7 +89,7 @@ pub(super) struct UdpSock {
     pub(super) bound: SocketAddr,
     /// The peer and the local address the route to it picked, while connected.
     pub(super) connected: Option<(SocketAddr, SocketAddr)>,
-    options: SocketOptions,
+    pub(super) options: SocketOptions,
     queue: VecDeque<Datagram>,
     queued_bytes: usize,
     drops: u64,
@@ -397,6 +397,9 @@ impl Engine {
         if proto == DatagramProto::Ping {
             return self.ping_send(handle, dest.ip(), data);
         }
+        if dest.ip().is_multicast() {
+            return self.udp_send_multicast(handle, source, dest, hop, data);
+        }
         if let (IpAddr::V6(src6), IpAddr::V6(dst6)) = (source, dest.ip()) {
             // Loopback too goes through smoltcp's one device, whose MTU is the
             // wire's: `lo`'s 65,536 does not count.
@@ -589,32 +592,39 @@ impl Engine {
         for (first, from, dst, data) in arrived {
             let port = self.udps[&first].bound.port();
             let dst = dst.unwrap_or(unmap(self.udps[&first].bound).ip());
-            let shared_dst = dst.is_multicast() || self.config.is_broadcast(dst);
-            let mut takers: Vec<UdpHandle> = self
-                .udps
-                .iter()
-                .filter(|(_, s)| {
-                    s.proto == DatagramProto::Udp
-                        && s.bound.port() == port
-                        && s.takes(dst, from, shared_dst)
-                })
-                .map(|(&h, _)| h)
-                .collect();
-            if !shared_dst && takers.len() > 1 {
-                let all_reuse_port = takers.iter().all(|h| self.udps[h].options.reuse_port);
-                let chosen = if all_reuse_port {
-                    takers[spread(from) % takers.len()]
-                } else {
-                    *takers
-                        .iter()
-                        .max_by_key(|h| self.udps[h].serial)
-                        .expect("not empty")
-                };
-                takers = vec![chosen];
-            }
-            for handle in takers {
-                self.queue_datagram(handle, from, &data);
-            }
+            self.deliver_udp(port, dst, from, &data);
+        }
+    }
+
+    /// Queues a datagram from `from` to `dst`:`port` (wire addresses) on the
+    /// sockets it is for: every socket on the port for a broadcast or multicast
+    /// datagram, one of those sharing the port for unicast.
+    pub(super) fn deliver_udp(&mut self, port: u16, dst: IpAddr, from: SocketAddr, data: &[u8]) {
+        let shared_dst = dst.is_multicast() || self.config.is_broadcast(dst);
+        let mut takers: Vec<UdpHandle> = self
+            .udps
+            .iter()
+            .filter(|(_, s)| {
+                s.proto == DatagramProto::Udp
+                    && s.bound.port() == port
+                    && s.takes(dst, from, shared_dst)
+            })
+            .map(|(&h, _)| h)
+            .collect();
+        if !shared_dst && takers.len() > 1 {
+            let all_reuse_port = takers.iter().all(|h| self.udps[h].options.reuse_port);
+            let chosen = if all_reuse_port {
+                takers[spread(from) % takers.len()]
+            } else {
+                *takers
+                    .iter()
+                    .max_by_key(|h| self.udps[h].serial)
+                    .expect("not empty")
+            };
+            takers = vec![chosen];
+        }
+        for handle in takers {
+            self.queue_datagram(handle, from, data);
         }
     }
 

@@ -158,9 +158,15 @@ impl Pump {
 
     /// New options for the UDP socket `id`; false if there is none.
     pub(super) fn udp_set_options(&mut self, id: u64, options: &SocketOptions) -> bool {
-        let Some(entry) = self.udps.get(&id) else {
+        let Some(entry) = self.udps.get_mut(&id) else {
             return false;
         };
+        // Datagrams written before the change leave with the old options (a TTL,
+        // a multicast loop), as a kernel socket keeps sends and setsockopt in
+        // order: take them from the pair first, whether or not its readiness has
+        // been seen yet.
+        entry.app_readable = true;
+        read_app(&mut self.engine, entry, &mut self.udp_scratch);
         self.engine.udp_set_options(entry.handle, options);
         true
     }

@@ -34,6 +34,7 @@ use std::time::Duration;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use = "a SocketConfig does nothing until passed to `bind_with` or `connect_with`"]
 pub struct SocketConfig {
     pub(crate) options: SocketOptions,
 }

@@ -82,7 +82,7 @@ impl PingSocket {
 
     /// The echo identifier of this socket.
     pub fn ident(&self) -> u16 {
-        match face(&self.udp, self.fd.as_fd()) {
+        match face(self.udp.as_ref(), self.fd.as_fd()) {
             Face::Stack(udp) => udp.local_addr().port(),
             Face::Kernel(k) => k.local_addr().map_or(0, |a| a.port()),
         }
@@ -93,7 +93,7 @@ impl PingSocket {
     /// for a broadcast address).
     pub fn send_to(&self, message: &[u8], to: IpAddr) -> io::Result<usize> {
         let to = SocketAddr::new(to, 0);
-        match face(&self.udp, self.fd.as_fd()) {
+        match face(self.udp.as_ref(), self.fd.as_fd()) {
             Face::Stack(udp) => udp.send_to(self.fd.as_fd(), message, Some(to), 0),
             Face::Kernel(k) => k.send_to(message, to),
         }
@@ -101,7 +101,7 @@ impl PingSocket {
 
     /// Receives one echo reply (header included, truncated to `buf`) and who sent it.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
-        let (len, from) = match face(&self.udp, self.fd.as_fd()) {
+        let (len, from) = match face(self.udp.as_ref(), self.fd.as_fd()) {
             Face::Stack(udp) => udp.recv_from(self.fd.as_fd(), buf, 0)?,
             Face::Kernel(k) => k.recv_from(buf)?,
         };
@@ -111,7 +111,7 @@ impl PingSocket {
     /// `IP_TTL` of the requests (1 to 255).
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         let hops = super::checked_ttl(ttl)?;
-        match face(&self.udp, self.fd.as_fd()) {
+        match face(self.udp.as_ref(), self.fd.as_fd()) {
             Face::Stack(udp) => udp.set_options(|o| o.hop_limit = hops),
             Face::Kernel(k) => k.set_ttl(ttl),
         }

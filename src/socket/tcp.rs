@@ -324,10 +324,24 @@ impl TcpStream {
     }
 
     fn read_fd(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reset_told(sys::read(self.fd.as_fd(), buf), buf)
+    }
+
+    /// Receives bytes into `buf` without taking them: the next read gets them
+    /// again (`MSG_PEEK`). Blocks as a read does; 0 at end of stream.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let peeked = sys::recv_parts(self.fd.as_fd(), &mut [], buf, libc::MSG_PEEK);
+        self.reset_told(peeked.map(|(n, _)| n), buf)
+    }
+
+    /// What a read into `buf` returns once the reset of the connection (which the
+    /// socket pair can only show as end of stream) is told: ECONNRESET once, as
+    /// a kernel socket says it, then end of stream.
+    fn reset_told(&self, read: io::Result<usize>, buf: &[u8]) -> io::Result<usize> {
         let Some(conn) = &self.conn else {
-            return sys::read(self.fd.as_fd(), buf);
+            return read;
         };
-        match sys::read(self.fd.as_fd(), buf) {
+        match read {
             // EOF after a reset is the reset (once), as on a kernel socket.
             Ok(0) if !buf.is_empty() => conn.take_error().map_or(Ok(0), Err),
             Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
@@ -584,6 +598,38 @@ impl TcpListener {
     /// Moves the descriptor into or out of non-blocking mode.
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         sys::set_nonblocking(self.fd.as_fd(), nonblocking)
+    }
+
+    /// A second handle to the same listener (a `dup` of the descriptor): either
+    /// accepts the connections, which stop arriving once every handle is dropped.
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            fd: self.fd.try_clone()?,
+            acceptor: self.acceptor.clone(),
+        })
+    }
+
+    /// The pending socket error (`SO_ERROR`), cleared by reading it. A listener of
+    /// the userspace stack never has one (its connections carry their own).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match &self.acceptor {
+            Some(_) => Ok(None),
+            None => sys::KernelSocket(self.fd.as_fd()).take_error(),
+        }
+    }
+
+    /// `IPV6_V6ONLY`, as chosen with [`SocketConfig::only_v6`] before binding:
+    /// whether an IPv6 listener takes IPv6 connections only. `EOPNOTSUPP` on an
+    /// IPv4 listener, as Linux answers.
+    pub fn only_v6(&self) -> io::Result<bool> {
+        match &self.acceptor {
+            Some(acceptor) if acceptor.local.is_ipv4() => {
+                Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+            }
+            Some(acceptor) => Ok(acceptor.options.get().v6only),
+            None => sys::int_option(self.fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)
+                .map(|on| on != 0),
+        }
     }
 
     /// `IP_TTL` for the connections accepted from now on.

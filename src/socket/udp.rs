@@ -36,7 +36,8 @@ use std::sync::{Arc, Mutex};
 pub struct UdpSocket {
     fd: OwnedFd,
     /// `None`: a kernel socket of a [`Backend::Kernel`](crate::Backend) stack.
-    udp: Option<Udp>,
+    /// Shared by the handles [`UdpSocket::try_clone`] makes: they are one socket.
+    udp: Option<Arc<Udp>>,
 }
 
 /// What answers a socket's calls: the stack (through its pump), or a kernel socket
@@ -47,7 +48,7 @@ pub(crate) enum Face<'a> {
 }
 
 /// The face of a datagram socket: its stack part, or the kernel socket `fd` is.
-pub(crate) fn face<'a>(udp: &'a Option<Udp>, fd: BorrowedFd<'a>) -> Face<'a> {
+pub(crate) fn face<'a>(udp: Option<&'a Udp>, fd: BorrowedFd<'a>) -> Face<'a> {
     match udp {
         Some(udp) => Face::Stack(udp),
         None => Face::Kernel(sys::KernelSocket(fd)),
@@ -309,7 +310,7 @@ impl UdpSocket {
             )?;
             Ok(UdpSocket {
                 fd: app_end,
-                udp: Some(udp),
+                udp: Some(Arc::new(udp)),
             })
         })
     }
@@ -465,6 +466,107 @@ impl UdpSocket {
         }
     }
 
+    /// `IP_MULTICAST_TTL`: the TTL of the IPv4 multicast datagrams this socket
+    /// sends (0 to 255; default 1, as on Linux: they stay on the link).
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        let ttl = u8::try_from(ttl).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        self.set_ip_option(IpOption::MULTICAST_TTL_V4, ttl.into(), |o| {
+            o.multicast_ttl_v4 = ttl
+        })
+    }
+
+    /// `IP_MULTICAST_TTL`.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        let ttl = self.ip_option(IpOption::MULTICAST_TTL_V4, |o| o.multicast_ttl_v4.into())?;
+        Ok(ttl.max(0) as u32)
+    }
+
+    /// `IP_MULTICAST_LOOP`: whether the IPv4 multicast datagrams this socket sends
+    /// also reach the members of the group on its own stack, this socket included
+    /// if it is bound to the destination port (default on, as on Linux).
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.set_ip_option(IpOption::MULTICAST_LOOP_V4, on.into(), |o| {
+            o.multicast_loop_v4 = on
+        })
+    }
+
+    /// `IP_MULTICAST_LOOP`.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        Ok(self.ip_option(IpOption::MULTICAST_LOOP_V4, |o| o.multicast_loop_v4.into())? != 0)
+    }
+
+    /// `IPV6_MULTICAST_HOPS`: the hop limit of the IPv6 multicast datagrams this
+    /// socket sends (0 to 255; default 1, as on Linux). `ENOPROTOOPT` on an IPv4
+    /// socket (`EOPNOTSUPP` to read it), as Linux answers.
+    pub fn set_multicast_hops_v6(&self, hops: u32) -> io::Result<()> {
+        let hops = u8::try_from(hops).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        self.set_ip_option(IpOption::MULTICAST_HOPS_V6, hops.into(), |o| {
+            o.multicast_hops_v6 = hops
+        })
+    }
+
+    /// `IPV6_MULTICAST_HOPS`.
+    pub fn multicast_hops_v6(&self) -> io::Result<u32> {
+        let hops = self.ip_option(IpOption::MULTICAST_HOPS_V6, |o| o.multicast_hops_v6.into())?;
+        Ok(hops.max(0) as u32)
+    }
+
+    /// `IPV6_MULTICAST_LOOP`: as [`UdpSocket::set_multicast_loop_v4`] for IPv6
+    /// multicast (default on). `ENOPROTOOPT` on an IPv4 socket (`EOPNOTSUPP` to
+    /// read it).
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        self.set_ip_option(IpOption::MULTICAST_LOOP_V6, on.into(), |o| {
+            o.multicast_loop_v6 = on
+        })
+    }
+
+    /// `IPV6_MULTICAST_LOOP`.
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        Ok(self.ip_option(IpOption::MULTICAST_LOOP_V6, |o| o.multicast_loop_v6.into())? != 0)
+    }
+
+    /// Sets an IP-level option: in the socket's record, or with setsockopt on a
+    /// kernel socket.
+    fn set_ip_option(
+        &self,
+        option: IpOption,
+        value: libc::c_int,
+        change: impl FnOnce(&mut SocketOptions),
+    ) -> io::Result<()> {
+        match self.udp.as_deref() {
+            Some(udp) => {
+                option.check_family(udp, libc::ENOPROTOOPT)?;
+                udp.set_options(change)
+            }
+            None => sys::set_int_option(self.fd.as_fd(), option.level, option.name, value),
+        }
+    }
+
+    /// Reads an IP-level option: from the socket's record, or with getsockopt on a
+    /// kernel socket.
+    fn ip_option(
+        &self,
+        option: IpOption,
+        read: impl FnOnce(&SocketOptions) -> libc::c_int,
+    ) -> io::Result<libc::c_int> {
+        match self.udp.as_deref() {
+            Some(udp) => {
+                option.check_family(udp, libc::EOPNOTSUPP)?;
+                Ok(read(&udp.options.get()))
+            }
+            None => sys::int_option(self.fd.as_fd(), option.level, option.name),
+        }
+    }
+
+    /// A second handle to the same socket (a `dup` of the descriptor): options,
+    /// connection and queue are shared, as with `std::net::UdpSocket::try_clone`.
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        Ok(UdpSocket {
+            fd: self.fd.try_clone()?,
+            udp: self.udp.clone(),
+        })
+    }
+
     /// Datagrams dropped so far because the receive queue was full (what Linux
     /// counts in the `drops` column of `/proc/net/udp`). Not counted on a kernel
     /// backend's socket: 0.
@@ -483,10 +585,52 @@ impl UdpSocket {
     }
 
     fn face(&self) -> Face<'_> {
-        face(&self.udp, self.fd.as_fd())
+        face(self.udp.as_deref(), self.fd.as_fd())
     }
 
     super::descriptor_controls!();
+}
+
+/// An IP-level socket option: its setsockopt name, and whether IPv4 sockets
+/// have it.
+#[derive(Clone, Copy)]
+struct IpOption {
+    level: libc::c_int,
+    name: libc::c_int,
+    v6_only: bool,
+}
+
+impl IpOption {
+    const MULTICAST_TTL_V4: IpOption = IpOption {
+        level: libc::IPPROTO_IP,
+        name: libc::IP_MULTICAST_TTL,
+        v6_only: false,
+    };
+    const MULTICAST_LOOP_V4: IpOption = IpOption {
+        level: libc::IPPROTO_IP,
+        name: libc::IP_MULTICAST_LOOP,
+        v6_only: false,
+    };
+    const MULTICAST_HOPS_V6: IpOption = IpOption {
+        level: libc::IPPROTO_IPV6,
+        name: libc::IPV6_MULTICAST_HOPS,
+        v6_only: true,
+    };
+    const MULTICAST_LOOP_V6: IpOption = IpOption {
+        level: libc::IPPROTO_IPV6,
+        name: libc::IPV6_MULTICAST_LOOP,
+        v6_only: true,
+    };
+
+    /// An IPv6 option on an IPv4 socket fails with `errno` (Linux: ENOPROTOOPT to
+    /// set, EOPNOTSUPP to read); IPv4 options work on IPv6 sockets, for their
+    /// v4-mapped traffic.
+    fn check_family(self, udp: &Udp, errno: libc::c_int) -> io::Result<()> {
+        if self.v6_only && udp.local_addr().is_ipv4() {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for UdpSocket {

@@ -444,6 +444,60 @@ pub(crate) fn peer_closed(fd: BorrowedFd<'_>) -> bool {
         .is_ok_and(|revents| revents.intersects(PollFlags::RDHUP | PollFlags::HUP))
 }
 
+/// `getsockopt(2)` of an int option by level and name, for the options rustix has no
+/// typed call for (a raw system call, as everything here).
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn int_option(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for writes for the call, and `len` holds
+    // value's size; SYS_getsockopt takes (int, int, int, void *, socklen_t *).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_getsockopt,
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast::<libc::c_void>(),
+            &mut len as *mut libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
+/// `setsockopt(2)` of an int option by level and name (see [`int_option`]).
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+pub(crate) fn set_int_option(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: `value` is a live int of the size passed, only read by the kernel;
+    // SYS_setsockopt takes (int, int, int, const void *, socklen_t).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_setsockopt,
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast::<libc::c_void>(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The socket's type (SOCK_STREAM, SOCK_DGRAM...); fails on anything but a socket.
 pub(crate) fn socket_type(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
     Ok(sockopt::socket_type(fd)?.as_raw() as libc::c_int)

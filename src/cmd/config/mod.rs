@@ -53,6 +53,7 @@ const IPV6_MIN_MTU: u32 = 1280;
 
 /// What kind of device a link is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LinkKind {
     /// The loopback device, `lo`.
     Loopback,
@@ -62,6 +63,7 @@ pub enum LinkKind {
 
 /// An address assigned to a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IfAddr {
     /// The address itself.
     pub addr: IpAddr,
@@ -71,6 +73,7 @@ pub struct IfAddr {
 
 /// A network device and its addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Link {
     /// The interface index (`lo` is 1, the VDE link 2).
     pub index: u32,
@@ -91,6 +94,7 @@ pub struct Link {
 
 /// Who put a route in the main table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RouteProto {
     /// A connected-prefix route the kernel added for an address on an up link.
     Kernel,
@@ -100,6 +104,7 @@ pub enum RouteProto {
 
 /// A route of the main table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Route {
     /// The destination network (host bits clear).
     pub dst: IpAddr,
@@ -129,6 +134,7 @@ impl Route {
 
 /// Where a packet to some destination goes: the answer of [`NetConfig::lookup`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NextHop {
     /// The link index to send on (`lo` for local destinations).
     pub dev: u32,
