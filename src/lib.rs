@@ -75,6 +75,7 @@
 // helper) and `capi`; each of those allows it for itself.
 #![deny(unsafe_code)]
 
+pub mod bsd;
 #[cfg(feature = "capi")]
 #[allow(unsafe_code)]
 pub mod capi;

@@ -1,46 +1,88 @@
 //! The C ABI: a drop-in `libvdestack.so.0`.
 //!
 //! C programs written against the reference `vdestack.h` run on vdestack unchanged.
-//! This module exports the reference's five functions and makes the descriptors
+//! This library exports the reference's five functions and makes the descriptors
 //! `vde_msocket` returns behave as sockets of the stack in every BSD socket call.
 //!
-//! Reading, writing, polling, `shutdown`, `fcntl` and `close` already work on those
-//! descriptors: they are AF_UNIX socket pairs whose other end the stack serves. What
-//! an AF_UNIX socket cannot do by itself (`connect` to an IP address, `bind`,
-//! `listen`, `accept`, the TCP/IP answers of `getsockname`, `getsockopt`, ...) the
-//! library does, by exporting those functions itself: for a descriptor of a stack it
-//! answers, for any other it calls the next definition (libc's), found with
-//! `dlsym(RTLD_NEXT, ...)`. The reference library interposes `socket()` the same way.
+//! Reading, writing, polling, `shutdown`, `fcntl`, `dup` and `close` already work on
+//! those descriptors: they are AF_UNIX socket pairs whose other end the stack
+//! serves. What an AF_UNIX socket cannot do by itself (`connect` to an IP address,
+//! `bind`, `listen`, `accept`, the TCP/IP answers of `getsockname`, `getsockopt`,
+//! ...) the library does, by exporting those functions itself: for a descriptor of a
+//! stack `vdestack::bsd` answers, for any other it calls the next definition
+//! (libc's), found with `dlsym(RTLD_NEXT, ...)` when the library is loaded. The
+//! reference library interposes `socket()` the same way. What this library adds to
+//! `bsd` is only the conversion of C types: socket addresses, option bytes, errno.
 //!
-//! Descriptors are recognised by the inode of the socket they refer to, so a `dup`
-//! is the same socket, as it is for the kernel.
+//! fork: the locks an interposed call may take before it knows whether the
+//! descriptor is a stack's (the registry's, in `bsd`; the default stack's, here) are
+//! taken around `fork()` by `pthread_atfork` handlers, so that a child never finds
+//! one held by a thread that is not in it.
 //!
 //! No panic crosses the boundary: every exported function catches it and fails with
 //! `EIO`.
 
+mod addr;
 mod interpose;
+mod next;
 mod options;
-mod sockets;
-
-/// Makes the C ABI forget the parent's stack sockets in a forked child that has
-/// none of its own (the kernel backend's helper). See `sockets::forget_all`.
-#[cfg(feature = "kernel-ns")]
-pub(crate) fn forget_sockets_in_child() {
-    sockets::forget_all();
-}
 
 use crate::stack::Stack;
+use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 /// What a `struct vdestack *` points to.
 pub struct VdeStack {
     stack: Stack,
 }
 
-/// The stack that `socket()` uses, set by `vde_default_stack`.
-static DEFAULT_STACK: Mutex<Option<Stack>> = Mutex::new(None);
+/// The stack that `socket()` uses, set by `vde_default_stack`, with the address of
+/// its `VdeStack` (by which `vde_delstack` recognises it).
+type DefaultStack = Option<(usize, Stack)>;
+
+static DEFAULT_STACK: Mutex<DefaultStack> = Mutex::new(None);
+
+fn lock_default_stack() -> MutexGuard<'static, DefaultStack> {
+    DEFAULT_STACK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The default stack, if one is set.
+fn default_stack() -> Option<Stack> {
+    lock_default_stack()
+        .as_ref()
+        .map(|(_, stack)| stack.clone())
+}
+
+thread_local! {
+    /// The default stack's guard, held by the forking thread across `fork()`.
+    static HELD_ACROSS_FORK: RefCell<Option<MutexGuard<'static, DefaultStack>>> =
+        const { RefCell::new(None) };
+}
+
+extern "C" fn before_fork() {
+    HELD_ACROSS_FORK.with(|held| *held.borrow_mut() = Some(lock_default_stack()));
+}
+
+extern "C" fn after_fork() {
+    HELD_ACROSS_FORK.with(|held| drop(held.borrow_mut().take()));
+}
+
+/// Runs when the library is loaded, before the program can call it or fork: finds
+/// libc's definitions of the interposed functions, and registers the fork handlers
+/// of the default stack's lock.
+extern "C" fn on_load() {
+    next::resolve();
+    // SAFETY: the handlers are functions of this library, which is never unloaded
+    // while the program runs (glibc forgets a library's handlers at dlclose).
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+}
+
+/// The library's constructor (the dynamic loader runs `.init_array` at load).
+#[used]
+#[link_section = ".init_array"]
+static ON_LOAD: extern "C" fn() = on_load;
 
 fn set_errno(code: c_int) {
     // SAFETY: `__errno_location` returns the calling thread's errno, valid for writes
@@ -58,11 +100,7 @@ fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
 
 /// `-1` with errno from an io::Error (EIO when it carries none).
 fn fail(e: std::io::Error) -> c_int {
-    #[cfg(feature = "kernel-ns")]
-    let code = crate::kernel::errno_of(&e);
-    #[cfg(not(feature = "kernel-ns"))]
-    let code = e.raw_os_error();
-    set_errno(code.unwrap_or(libc::EIO));
+    set_errno(crate::bsd::errno(&e));
     -1
 }
 
@@ -160,14 +198,14 @@ pub unsafe extern "C" fn vde_delstack(stack: *mut VdeStack) {
         if stack.is_null() {
             return;
         }
-        // SAFETY: the caller hands back ownership of a pointer from vde_addstack.
-        let stack = unsafe { Box::from_raw(stack) };
-        let mut default = DEFAULT_STACK.lock().unwrap_or_else(|e| e.into_inner());
-        if default.as_ref().is_some_and(|d| d.same_as(&stack.stack)) {
-            *default = None;
-        }
+        let mut default = lock_default_stack();
+        let taken = default
+            .take_if(|(address, _)| *address == stack as usize)
+            .map(|(_, stack)| stack);
         drop(default);
-        drop(stack);
+        drop(taken);
+        // SAFETY: the caller hands back ownership of a pointer from vde_addstack.
+        drop(unsafe { Box::from_raw(stack) });
     })
 }
 
@@ -180,8 +218,10 @@ pub unsafe extern "C" fn vde_delstack(stack: *mut VdeStack) {
 pub unsafe extern "C" fn vde_default_stack(stack: *mut VdeStack) {
     guard((), || {
         // SAFETY: the caller promises a live stack or NULL.
-        let stack = unsafe { stack.as_ref() }.map(|s| s.stack.clone());
-        *DEFAULT_STACK.lock().unwrap_or_else(|e| e.into_inner()) = stack;
+        let new = unsafe { stack.as_ref() }.map(|s| (stack as usize, s.stack.clone()));
+        let old = std::mem::replace(&mut *lock_default_stack(), new);
+        // Dropped without the lock (a stack's drop may wait for its thread).
+        drop(old);
     })
 }
 
@@ -236,7 +276,8 @@ pub unsafe extern "C" fn vde_msocket(
             set_errno(libc::EINVAL);
             return -1;
         };
-        sockets::open(&stack.stack, domain, ty, protocol).unwrap_or_else(fail)
+        crate::bsd::socket(&stack.stack, domain, ty, protocol)
+            .map_or_else(fail, std::os::fd::IntoRawFd::into_raw_fd)
     })
 }
 

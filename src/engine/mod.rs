@@ -38,7 +38,6 @@ mod udp;
 
 use crate::cmd::NetConfig;
 pub(crate) use options::SocketOptions;
-#[cfg(feature = "capi")]
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
 pub(crate) use ping::check_echo_request;
 use ports::{PortTable, PortUse};

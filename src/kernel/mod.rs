@@ -161,7 +161,6 @@ impl std::fmt::Display for SetupError {
 impl std::error::Error for SetupError {}
 
 /// The errno behind `e`, also when it is a start failure of the kernel backend.
-#[cfg_attr(not(feature = "capi"), allow(dead_code))]
 pub(crate) fn errno_of(e: &io::Error) -> Option<i32> {
     e.raw_os_error().or_else(|| {
         e.get_ref()
@@ -214,11 +213,6 @@ impl KernelStack {
             return Err(io::Error::last_os_error());
         }
         if pid == 0 {
-            // The C ABI's socket registry belongs to the parent, and its lock may
-            // have been held by another thread at the fork: the helper's own calls
-            // must never look there.
-            #[cfg(feature = "capi")]
-            crate::capi::forget_sockets_in_child();
             let link: Option<&mut dyn Link> = match &mut link {
                 Some(link) => Some(&mut **link),
                 None => None,

@@ -11,9 +11,11 @@ use std::mem;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+pub(crate) mod bsd;
+
 // The library's own socket calls go to the kernel through syscall(2), not libc's
-// symbols: with the C ABI loaded, those symbols are the interposed ones of
-// capi/interpose.rs, which would answer the library's plumbing as if it were the
+// symbols: with the C library (the `vdestack-capi` crate) loaded, those symbols are
+// its interposed ones, which would answer the library's plumbing as if it were the
 // program's (a datagram socket's `sendmsg` frames what it sends).
 
 /// `sendmsg(2)`, straight to the kernel.
