@@ -2,13 +2,13 @@
 //! [`SockOpt`], and its value between the program's bytes and an [`OptValue`]. What
 //! each option does is `vdestack::bsd`'s (its `options.rs` has the table).
 
-use crate::bsd::{self, OptValue, SockOpt};
 use std::ffi::{c_int, c_void};
 use std::io;
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
+use vdestack::bsd::{self, OptValue, SockOpt};
 
 fn errno(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)

@@ -27,11 +27,11 @@ mod interpose;
 mod next;
 mod options;
 
-use crate::stack::Stack;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard};
+use vdestack::Stack;
 
 /// What a `struct vdestack *` points to.
 pub struct VdeStack {
@@ -100,7 +100,7 @@ fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
 
 /// `-1` with errno from an io::Error (EIO when it carries none).
 fn fail(e: std::io::Error) -> c_int {
-    set_errno(crate::bsd::errno(&e));
+    set_errno(vdestack::bsd::errno(&e));
     -1
 }
 
@@ -109,12 +109,12 @@ fn fail(e: std::io::Error) -> c_int {
 pub const BACKEND_VARIABLE: &str = "VDESTACK_BACKEND";
 
 /// The backend [`BACKEND_VARIABLE`] asks for; `EINVAL` for an unknown value.
-fn backend_from_env() -> Result<crate::Backend, std::io::Error> {
+fn backend_from_env() -> Result<vdestack::Backend, std::io::Error> {
     match std::env::var_os(BACKEND_VARIABLE) {
-        None => Ok(crate::Backend::Userspace),
+        None => Ok(vdestack::Backend::Userspace),
         Some(value) => match value.to_str() {
-            Some("" | "userspace") => Ok(crate::Backend::Userspace),
-            Some("kernel") => Ok(crate::Backend::Kernel),
+            Some("" | "userspace") => Ok(vdestack::Backend::Userspace),
+            Some("kernel") => Ok(vdestack::Backend::Kernel),
             _ => {
                 eprintln!(
                     "vdestack: {BACKEND_VARIABLE}={} is neither \"kernel\" nor \"userspace\"",
@@ -177,7 +177,7 @@ pub unsafe extern "C" fn vde_addstack(vdenet: *mut c_char, ifname: *mut c_char) 
         match builder.build() {
             Ok(stack) => Box::into_raw(Box::new(VdeStack { stack })),
             Err(e) => {
-                if backend == crate::Backend::Kernel {
+                if backend == vdestack::Backend::Kernel {
                     eprintln!("{e}");
                 }
                 fail(e);
@@ -276,7 +276,7 @@ pub unsafe extern "C" fn vde_msocket(
             set_errno(libc::EINVAL);
             return -1;
         };
-        crate::bsd::socket(&stack.stack, domain, ty, protocol)
+        vdestack::bsd::socket(&stack.stack, domain, ty, protocol)
             .map_or_else(fail, std::os::fd::IntoRawFd::into_raw_fd)
     })
 }

@@ -1,4 +1,3 @@
-#![cfg(feature = "capi")]
 //! The C ABI, proven with C: the programs in `tests/capi/` are compiled with the
 //! system C compiler against our `include/vdestack.h` (and `man_example.c` also
 //! against Debian's reference header), linked with our `libvdestack.so`, and run
@@ -11,6 +10,7 @@
 //! proves that our library ran (Debian's `libvdestack.so.0` is installed beside it
 //! and would be picked up silently by a wrong library path). `ldd` confirms it too.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::fs::File;
@@ -28,30 +28,36 @@ const REFERENCE_LIB: &str = "/usr/lib/x86_64-linux-gnu/libvdestack.so.0";
 /// The reference header of Debian's `libvdestack-dev`.
 const REFERENCE_HEADER: &str = "/usr/include/vdestack.h";
 
+/// This crate's directory (`capi/`).
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The workspace's directory, where the Makefile is.
+fn workspace_dir() -> &'static Path {
+    manifest_dir().parent().expect("capi/ is in the workspace")
 }
 
 fn tmp_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
 }
 
-/// The `libvdestack.so` cargo built with this test: `target/<profile>/deps/`
-/// first (where `cargo test` writes it), else `target/<profile>/` (which only
-/// `cargo build` refreshes: a copy there may be older than the test).
+/// The library cargo built with this test (`libvdestack_capi.so`, installed as
+/// `libvdestack.so.0`): `target/<profile>/deps/` first (where `cargo test` writes
+/// it), else `target/<profile>/` (which only `cargo build` refreshes: a copy there
+/// may be older than the test).
 fn built_lib() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("the test's directory");
     let candidates = [deps, deps.parent().unwrap_or(deps)];
     for dir in candidates {
-        let lib = dir.join("libvdestack.so");
+        let lib = dir.join("libvdestack_capi.so");
         if lib.is_file() {
             return lib;
         }
     }
     panic!(
-        "libvdestack.so not found in {} or {}: the crate must build a cdylib \
-         (crate-type = [\"rlib\", \"cdylib\"]) with the capi feature",
+        "libvdestack_capi.so not found in {} or {}: the crate must build its cdylib",
         candidates[0].display(),
         candidates[1].display()
     );
@@ -414,7 +420,7 @@ fn soname_is_libvdestack_so_0() {
 
 fn make(args: &[&str], timeout: Duration) {
     let mut cmd = Command::new("make");
-    cmd.arg("-C").arg(manifest_dir()).args(args);
+    cmd.arg("-C").arg(workspace_dir()).args(args);
     let r = run(cmd, timeout);
     assert!(r.success(), "make {args:?} failed: {}", r.describe());
 }
@@ -426,7 +432,7 @@ fn link_target(path: &Path) -> String {
         .into_owned()
 }
 
-/// `make install PREFIX=...` builds (cargo build --release --features capi,kernel-ns) and
+/// `make install PREFIX=...` builds (cargo build --release -p vdestack-capi) and
 /// installs the library with its soname links, the header and a pkg-config file
 /// that a C program builds with; `make uninstall` removes them.
 #[test]

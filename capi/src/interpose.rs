@@ -8,10 +8,10 @@
 
 use super::addr::{is_unspec, read_addr, write_addr};
 use super::{fail, guard, next, options, set_errno};
-use crate::bsd::{self, SocketKind};
 use std::ffi::{c_int, c_ulong, c_void};
 use std::io;
 use std::os::fd::{BorrowedFd, IntoRawFd};
+use vdestack::bsd::{self, SocketKind};
 
 /// Calls libc's `$name`, or fails with ENOSYS if there is none.
 macro_rules! call_next {
@@ -539,14 +539,19 @@ fn stream_outcome(fd: c_int, n: isize, asked: usize) -> isize {
     }
 }
 
-/// `ioctl(2)`, after the C shim (`shim.c`) read its variadic argument: `FIONREAD` on
-/// a stack socket is `bsd::bytes_to_read` (an unconnected datagram socket's next
-/// datagram without the address travelling with it); everything else is libc's.
+/// `ioctl(2)`, called by the C shim's `ioctl` (`shim.c`) with its variadic
+/// argument read: `FIONREAD` on a stack socket is `bsd::bytes_to_read` (an
+/// unconnected datagram socket's next datagram without the address travelling with
+/// it); everything else is libc's, called with its variadic prototype.
 ///
 /// # Safety
 /// As `ioctl(2)`.
 #[no_mangle]
-pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
+pub unsafe extern "C" fn vdestack_capi_ioctl(
+    fd: c_int,
+    request: c_ulong,
+    arg: *mut c_void,
+) -> c_int {
     guard(-1, || {
         if request == libc::FIONREAD {
             if let Some((sfd, _)) = stack_socket(fd) {
