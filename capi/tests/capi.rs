@@ -326,6 +326,14 @@ fn fork() {
     compile_and_run("fork");
 }
 
+/// fork() while threads open, use and close stack sockets: every child's close,
+/// dup, dup2 and socket calls answer at once (no lock held by a thread that is not
+/// in the child, no wait for the parent's stack thread).
+#[test]
+fn fork_stress() {
+    compile_and_run("fork_stress");
+}
+
 #[test]
 fn errors() {
     compile_and_run("errors");
