@@ -355,3 +355,25 @@ pub(super) fn mss_for(config: &NetConfig, family: i32) -> i32 {
     let headers = if family == libc::AF_INET6 { 60 } else { 40 };
     mtu.saturating_sub(headers).min(TCP_BUFFER) as i32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_option_has_one_level_and_name() {
+        for &(opt, level, name) in &NAMES {
+            assert_eq!(SockOpt::from_raw(level, name), Some(opt));
+            assert_eq!(opt.raw(), (level, name));
+        }
+        assert_eq!(SockOpt::from_raw(libc::SOL_SOCKET, libc::SO_RCVTIMEO), None);
+        assert_eq!(SockOpt::from_raw(libc::IPPROTO_TCP, 999), None);
+    }
+
+    #[test]
+    fn mss_follows_the_ethernet_mtu_and_family() {
+        let config = NetConfig::new("vde0", [2, 0, 0, 0, 0, 1]);
+        assert_eq!(mss_for(&config, libc::AF_INET), 1460);
+        assert_eq!(mss_for(&config, libc::AF_INET6), 1440);
+    }
+}
