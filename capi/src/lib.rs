@@ -1,4 +1,6 @@
-//! The C ABI: a drop-in `libvdestack.so.0`.
+//! The C library of vdestack: a drop-in `libvdestack.so.0`, made of the `vdestack`
+//! crate's public API (the crate is built as `libvdestack_capi.so`, whose soname is
+//! `libvdestack.so.0`; `make install` installs it under that name).
 //!
 //! C programs written against the reference `vdestack.h` run on vdestack unchanged.
 //! This library exports the reference's five functions and makes the descriptors
@@ -13,6 +15,9 @@
 //! (libc's), found with `dlsym(RTLD_NEXT, ...)` when the library is loaded. The
 //! reference library interposes `socket()` the same way. What this library adds to
 //! `bsd` is only the conversion of C types: socket addresses, option bytes, errno.
+//!
+//! `ioctl` is variadic in C, and Rust cannot define a variadic function: `shim.c`
+//! defines it with its C prototype and calls `vdestack_capi_ioctl` (`interpose.rs`).
 //!
 //! fork: the locks an interposed call may take before it knows whether the
 //! descriptor is a stack's (the registry's, in `bsd`; the default stack's, here) are

@@ -43,7 +43,7 @@ pub struct TcpStream {
     conn: Option<Conn>,
 }
 
-/// What a connection is beside its descriptor: shared by [`TcpStream`] and the C ABI.
+/// What a connection is beside its descriptor: shared by [`TcpStream`] and `bsd`.
 pub(crate) struct Conn {
     pub(crate) id: u64,
     pub(crate) shared: Arc<ConnShared>,
@@ -413,7 +413,7 @@ pub struct TcpListener {
     acceptor: Option<Acceptor>,
 }
 
-/// What a listener is beside its descriptor: shared by [`TcpListener`] and the C ABI.
+/// What a listener is beside its descriptor: shared by [`TcpListener`] and `bsd`.
 #[derive(Clone)]
 pub(crate) struct Acceptor {
     ctx: StackCtx,

@@ -54,7 +54,7 @@ pub(crate) fn face<'a>(udp: &'a Option<Udp>, fd: BorrowedFd<'_>) -> Face<'a> {
     }
 }
 
-/// What a UDP socket is beside its descriptor: shared by [`UdpSocket`] and the C ABI.
+/// What a UDP socket is beside its descriptor: shared by [`UdpSocket`] and `bsd`.
 pub(crate) struct Udp {
     pub(crate) id: u64,
     proto: DatagramProto,
