@@ -3,19 +3,29 @@
 //! a descriptor in place, its flags, `FIONREAD`, the calls a kernel socket is handed
 //! to, and what changes across `fork` (the process id, handlers run around it).
 //!
-//! `ioctl` is made as a raw system call: with the C library loaded, libc's symbol is
-//! its interposed `ioctl`, which asks `bsd` in turn.
+//! The socket calls and `ioctl` are raw system calls, as in the rest of `sys`: with
+//! the C library loaded, libc's symbols are its interposed functions, which ask
+//! `bsd` in turn.
 
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(ret)
+    }
+}
+
+/// A raw system call's result: the count it returned, or its errno.
+fn check_long(ret: libc::c_long) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
     }
 }
 
@@ -61,19 +71,15 @@ pub(crate) fn is_cloexec(fd: BorrowedFd<'_>) -> bool {
 /// `ioctl(FIONREAD)`: the bytes waiting (a stream), or the next message's length.
 pub(crate) fn bytes_readable(fd: BorrowedFd<'_>) -> io::Result<usize> {
     let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int to the pointer, valid for the call; a raw
-    // system call, not libc's (possibly interposed) symbol.
-    let ret = unsafe {
+    // SAFETY: FIONREAD writes one int to the pointer, valid for the call.
+    check_long(unsafe {
         libc::syscall(
             libc::SYS_ioctl,
             fd.as_raw_fd(),
             libc::FIONREAD,
             &mut n as *mut libc::c_int,
         )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    })?;
     Ok(n.max(0) as usize)
 }
 
@@ -153,11 +159,13 @@ pub(crate) fn connect(fd: BorrowedFd<'_>, addr: Option<&SocketAddr>) -> io::Resu
             )
         }
     };
-    // SAFETY: `storage` holds a socket address of `len` bytes.
-    check(unsafe {
-        libc::connect(
+    // SAFETY: `storage` holds a socket address of `len` bytes; SYS_connect takes
+    // (int, const sockaddr *, socklen_t).
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_connect,
             fd.as_raw_fd(),
-            (&storage as *const libc::sockaddr_storage).cast(),
+            &storage as *const libc::sockaddr_storage,
             len,
         )
     })?;
@@ -167,17 +175,19 @@ pub(crate) fn connect(fd: BorrowedFd<'_>, addr: Option<&SocketAddr>) -> io::Resu
 /// `accept4(2)` of a kernel socket: the connection and its peer's address.
 pub(crate) fn accept(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<(OwnedFd, SocketAddr)> {
     let (mut storage, mut len) = address_room();
-    // SAFETY: `storage` has room for `len` bytes; accept4 writes at most that.
-    let new = check(unsafe {
-        libc::accept4(
+    // SAFETY: `storage` has room for `len` bytes; accept4 writes at most that;
+    // SYS_accept4 takes (int, sockaddr *, socklen_t *, int).
+    let new = check_long(unsafe {
+        libc::syscall(
+            libc::SYS_accept4,
             fd.as_raw_fd(),
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
+            &mut storage as *mut libc::sockaddr_storage,
+            &mut len as *mut libc::socklen_t,
             flags,
         )
     })?;
     // SAFETY: accept4 succeeded: `new` is a new descriptor, ours alone.
-    let new = unsafe { OwnedFd::from_raw_fd(new) };
+    let new = unsafe { OwnedFd::from_raw_fd(new as RawFd) };
     let peer = from_sockaddr(&storage, len).ok_or_else(no_address)?;
     Ok((new, peer))
 }
@@ -186,16 +196,18 @@ pub(crate) fn accept(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<(Owne
 pub(crate) fn address(fd: BorrowedFd<'_>, peer: bool) -> io::Result<SocketAddr> {
     let (mut storage, mut len) = address_room();
     let call = if peer {
-        libc::getpeername
+        libc::SYS_getpeername
     } else {
-        libc::getsockname
+        libc::SYS_getsockname
     };
-    // SAFETY: `storage` has room for `len` bytes; the call writes at most that.
-    check(unsafe {
-        call(
+    // SAFETY: `storage` has room for `len` bytes; the call writes at most that;
+    // both take (int, sockaddr *, socklen_t *).
+    check_long(unsafe {
+        libc::syscall(
+            call,
             fd.as_raw_fd(),
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
+            &mut storage as *mut libc::sockaddr_storage,
+            &mut len as *mut libc::socklen_t,
         )
     })?;
     from_sockaddr(&storage, len).ok_or_else(no_address)
@@ -212,27 +224,25 @@ pub(crate) fn send_to(
         Some(dest) => super::sockaddr(dest),
         None => (address_room().0, 0),
     };
-    let addr = if dest.is_some() {
-        (&storage as *const libc::sockaddr_storage).cast()
+    let addr: *const libc::sockaddr_storage = if dest.is_some() {
+        &storage
     } else {
         std::ptr::null()
     };
     // SAFETY: `buf` is valid for reads of its length; `addr` is NULL or holds a
-    // socket address of `len` bytes.
-    let ret = unsafe {
-        libc::sendto(
+    // socket address of `len` bytes; SYS_sendto takes (int, const void *, size_t,
+    // int, const sockaddr *, socklen_t).
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
             fd.as_raw_fd(),
-            buf.as_ptr().cast(),
+            buf.as_ptr(),
             buf.len(),
             flags | libc::MSG_NOSIGNAL,
             addr,
             len,
         )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(ret as usize)
+    })
 }
 
 /// `recvfrom(2)` of a kernel socket: the bytes received and their source, if the
@@ -243,19 +253,18 @@ pub(crate) fn recv_from(
     flags: libc::c_int,
 ) -> io::Result<(usize, Option<SocketAddr>)> {
     let (mut storage, mut len) = address_room();
-    // SAFETY: `buf` is valid for writes of its length, `storage` for `len` bytes.
-    let ret = unsafe {
-        libc::recvfrom(
+    // SAFETY: `buf` is valid for writes of its length, `storage` for `len` bytes;
+    // SYS_recvfrom takes (int, void *, size_t, int, sockaddr *, socklen_t *).
+    let n = check_long(unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
             fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
+            buf.as_mut_ptr(),
             buf.len(),
             flags,
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
+            &mut storage as *mut libc::sockaddr_storage,
+            &mut len as *mut libc::socklen_t,
         )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((ret as usize, from_sockaddr(&storage, len)))
+    })?;
+    Ok((n, from_sockaddr(&storage, len)))
 }
