@@ -200,3 +200,70 @@ impl Table {
         sockets
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pump::EndToken;
+    use crate::Stack;
+
+    /// A table of `held` entries whose pump still holds the end, then `released`
+    /// ones it let go of, on `stack`; returns it with the tokens it holds.
+    fn table(stack: &Stack, held: usize, released: usize) -> (Table, Vec<EndToken>) {
+        let mut table = Table {
+            entries: BTreeMap::new(),
+            sweep_at: FIRST_SWEEP,
+            sweeps: 0,
+        };
+        let mut tokens = Vec::new();
+        for ino in 0..(held + released) as u64 {
+            let socket = StackSocket::new(stack, ino, libc::AF_INET, libc::SOCK_STREAM, 0);
+            let (token, watch) = EndToken::new();
+            if (ino as usize) < held {
+                tokens.push(token);
+            }
+            let entry = Entry {
+                socket: Arc::new(socket.expect("a socket")),
+                watch,
+                generation: 0,
+                released_at: None,
+            };
+            table.entries.insert(ino, entry);
+        }
+        (table, tokens)
+    }
+
+    #[test]
+    fn a_sweep_keeps_held_sockets_and_the_newest_released_ones() {
+        let stack = Stack::new("", None).expect("a loopback stack");
+        let (mut table, _held) = table(&stack, 10, MIN_RELEASED + 5);
+        assert_eq!(table.sweep().len(), 5, "released beyond the minimum");
+        assert_eq!(table.entries.len(), 10 + MIN_RELEASED);
+        assert!((0..10).all(|ino| table.entries.contains_key(&ino)));
+        assert_eq!(table.sweep_at, FIRST_SWEEP.max(2 * table.entries.len()));
+
+        // Released at a later sweep: the ones released at the first go first.
+        let (mut more, _) = self::table(&stack, 0, 3);
+        for (ino, entry) in std::mem::take(&mut more.entries) {
+            table.entries.insert(1_000_000 + ino, entry);
+        }
+        let forgotten = table.sweep();
+        assert_eq!(forgotten.len(), 3);
+        assert!((0..3).all(|ino| table.entries.contains_key(&(1_000_000 + ino))));
+    }
+
+    #[test]
+    fn a_sweep_forgets_every_released_socket_of_a_stack_that_is_gone() {
+        let stack = Stack::new("", None).expect("a loopback stack");
+        let (mut table, held) = table(&stack, 2, 3);
+        drop(stack);
+        assert_eq!(table.sweep().len(), 3);
+        assert_eq!(
+            table.entries.len(),
+            2,
+            "held ones stay while their token is"
+        );
+        drop(held);
+        assert_eq!(table.sweep().len(), 2);
+    }
+}
