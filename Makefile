@@ -1,8 +1,8 @@
-# Builds and installs the C interface of vdestack: a drop-in libvdestack.so.0,
-# its header and a pkg-config file.
+# Builds and installs the C interface of vdestack (the crate in capi/): a drop-in
+# libvdestack.so.0, its header and a pkg-config file.
 #
-#   make install PREFIX=/usr/local     build (cargo build --release --features capi,kernel-ns)
-#                                      and install:
+#   make install PREFIX=/usr/local     build (cargo build --release -p vdestack-capi,
+#                                      with the kernel backend) and install:
 #                                        $(PREFIX)/lib/libvdestack.so.0.1.0
 #                                        $(PREFIX)/lib/libvdestack.so.0 -> libvdestack.so.0.1.0
 #                                        $(PREFIX)/lib/libvdestack.so   -> libvdestack.so.0
@@ -14,7 +14,7 @@
 # written into vdestack.pc), LIBDIR, INCLUDEDIR, PKGCONFIGDIR (defaults under
 # PREFIX), CARGO (cargo binary), CARGO_TARGET_DIR (cargo's target directory),
 # CARGO_BUILD=0 to skip the cargo build and install an already built LIB
-# (default: $(CARGO_TARGET_DIR)/release/libvdestack.so).
+# (default: $(CARGO_TARGET_DIR)/release/libvdestack_capi.so, the library cargo builds).
 
 PREFIX = /usr/local
 LIBDIR = $(PREFIX)/lib
@@ -25,7 +25,7 @@ DESTDIR =
 CARGO ?= cargo
 CARGO_TARGET_DIR ?= target
 CARGO_BUILD = 1
-LIB = $(CARGO_TARGET_DIR)/release/libvdestack.so
+LIB = $(CARGO_TARGET_DIR)/release/libvdestack_capi.so
 
 VERSION = 0.1.0
 SONAME = libvdestack.so.0
@@ -39,7 +39,7 @@ all: build
 
 build:
 	if [ "$(CARGO_BUILD)" != 0 ]; then \
-		$(CARGO) build --release --features capi,kernel-ns --target-dir "$(CARGO_TARGET_DIR)"; \
+		$(CARGO) build --release -p vdestack-capi --target-dir "$(CARGO_TARGET_DIR)"; \
 	fi
 
 install: build
@@ -48,9 +48,9 @@ install: build
 	$(INSTALL) -m 755 "$(LIB)" "$(DESTDIR)$(LIBDIR)/$(REALNAME)"
 	ln -sf "$(REALNAME)" "$(DESTDIR)$(LIBDIR)/$(SONAME)"
 	ln -sf "$(SONAME)" "$(DESTDIR)$(LIBDIR)/libvdestack.so"
-	$(INSTALL) -m 644 include/vdestack.h "$(DESTDIR)$(INCLUDEDIR)/vdestack.h"
+	$(INSTALL) -m 644 capi/include/vdestack.h "$(DESTDIR)$(INCLUDEDIR)/vdestack.h"
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' vdestack.pc.in \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' capi/vdestack.pc.in \
 		> "$(DESTDIR)$(PKGCONFIGDIR)/vdestack.pc"
 	chmod 644 "$(DESTDIR)$(PKGCONFIGDIR)/vdestack.pc"
 

@@ -2,7 +2,7 @@
 //!
 //! - bindgen reads `vendor/vdeplug.h` (which includes the system `<libvdeplug.h>`) and
 //!   writes `$OUT_DIR/vdeplug_sys.rs`, limited to the items the crate uses;
-//! - the crate links `libvdeplug` (no pkg-config file exists for it);
+//! - the crate links `libvdeplug` (no pkg-config file exists for it).
 
 use std::env;
 use std::path::PathBuf;
@@ -22,11 +22,6 @@ fn main() {
     generate_bindings();
 
     println!("cargo:rustc-link-lib=vdeplug");
-
-    if env::var_os("CARGO_FEATURE_CAPI").is_some() {
-        // The cdylib replaces the reference library, so it carries its soname.
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libvdestack.so.0");
-    }
 }
 
 fn generate_bindings() {

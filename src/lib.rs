@@ -84,13 +84,12 @@
 
 #![warn(missing_docs)]
 // `unsafe` is refused everywhere but in the modules that talk to the system or to C:
-// `sys` (raw system calls), `link` (libvdeplug's FFI), `kernel` (the namespace
-// helper) and `capi`; each of those allows it for itself.
+// `sys` (raw system calls), `link` (libvdeplug's FFI) and `kernel` (the namespace
+// helper); each of those allows it for itself. The C library is a crate of its own
+// (`capi/`), made of this crate's public API.
 #![deny(unsafe_code)]
 
-#[cfg(feature = "capi")]
-#[allow(unsafe_code)]
-pub mod capi;
+pub mod bsd;
 pub mod cmd;
 mod engine;
 #[cfg(feature = "kernel-ns")]

@@ -10,7 +10,8 @@ use crate::engine::Engine;
 use crate::link::{Link, NullLink, StreamLink, VdeLink};
 use crate::pcap::PcapWriter;
 use crate::pump::{
-    ConfigView, ConnShared, Control, Failure, Handoffs, Pump, PumpHandle, FIRST_SOCKET_ID, WAKER,
+    ConfigView, Control, EndToken, EndWatch, Failure, Handoff, Handoffs, Pump, PumpHandle,
+    FIRST_SOCKET_ID, WAKER,
 };
 use crate::sys;
 use std::collections::hash_map::RandomState;
@@ -20,7 +21,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -51,12 +52,11 @@ impl StackCtx {
     }
 
     /// Takes what the pump parked for an accepted connection.
-    pub(crate) fn take_handoff(&self, id: u64) -> Option<Arc<ConnShared>> {
+    pub(crate) fn take_handoff(&self, id: u64) -> Option<Handoff> {
         self.handoffs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(&id)
-            .map(|h| h.shared)
     }
 }
 
@@ -100,6 +100,11 @@ impl Drop for StackInner {
     #[allow(irrefutable_let_patterns)] // without the feature kernel-ns
     fn drop(&mut self) {
         if let Imp::Userspace { ctx, thread } = &self.engine {
+            if !ctx.pump.is_here() {
+                // A forked child's copy: the pump thread is the parent's, and joining
+                // it here would wait forever.
+                return;
+            }
             let _ = ctx.pump.send(Control::Shutdown);
             if let Some(thread) = thread.lock().ok().and_then(|mut t| t.take()) {
                 // The pump never blocks on the application, so this returns promptly.
@@ -219,21 +224,29 @@ impl Stack {
     ///
     /// On a [`Backend::Kernel`] stack this is `socket(2)` inside the stack's
     /// namespace: a kernel socket of any kind the kernel offers.
+    ///
+    /// On a userspace stack, the descriptor alone is not yet a socket that calls
+    /// can find: [`bsd::socket`](crate::bsd::socket) makes the same socket and
+    /// registers it for the BSD calls of [`bsd`](crate::bsd) (`connect`, `bind`,
+    /// `listen`...).
     pub fn msocket(&self, domain: i32, ty: i32, protocol: i32) -> io::Result<OwnedFd> {
-        self.msocket_with_id(domain, ty, protocol).map(|(fd, _)| fd)
+        #[cfg(feature = "kernel-ns")]
+        if let Some(kernel) = self.kernel() {
+            return kernel.socket(domain, ty, protocol);
+        }
+        self.adopted_socket(domain, ty, protocol)
+            .map(|(fd, _, _)| fd)
     }
 
-    /// [`Stack::msocket`], also returning the pump's id of the socket.
-    pub(crate) fn msocket_with_id(
+    /// [`Stack::msocket`] on a userspace stack: the application end of a socket pair
+    /// whose other end the pump adopts, the pump's id of the socket, and the watch of
+    /// the token the pump keeps beside its end.
+    pub(crate) fn adopted_socket(
         &self,
         domain: i32,
         ty: i32,
         protocol: i32,
-    ) -> io::Result<(OwnedFd, u64)> {
-        #[cfg(feature = "kernel-ns")]
-        if let Some(kernel) = self.kernel() {
-            return Ok((kernel.socket(domain, ty, protocol)?, 0));
-        }
+    ) -> io::Result<(OwnedFd, u64, EndWatch)> {
         let flags = ty & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
         let base = ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
         check_socket_args(domain, base, protocol)?;
@@ -253,8 +266,13 @@ impl Stack {
             flags & libc::SOCK_CLOEXEC != 0,
         )?;
         let id = self.ctx()?.next_socket_id();
-        self.pump()?.send(Control::Adopt { id, fd: pump_end })?;
-        Ok((app_end, id))
+        let (token, watch) = EndToken::new();
+        self.pump()?.send(Control::Adopt {
+            id,
+            fd: pump_end,
+            token,
+        })?;
+        Ok((app_end, id, watch))
     }
 
     /// The name of the stack's VDE interface.
@@ -311,10 +329,20 @@ impl Stack {
         }
     }
 
-    /// Whether `self` and `other` are handles of the same stack.
-    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
-    pub(crate) fn same_as(&self, other: &Stack) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+    /// A handle that does not keep the stack alive.
+    pub(crate) fn downgrade(&self) -> StackRef {
+        StackRef(Arc::downgrade(&self.inner))
+    }
+}
+
+/// A handle of a [`Stack`] that does not keep it alive, to tell whether it still is.
+#[derive(Clone)]
+pub(crate) struct StackRef(Weak<StackInner>);
+
+impl StackRef {
+    /// Whether the last [`Stack`] handle is gone (its pump stopped).
+    pub(crate) fn is_gone(&self) -> bool {
+        self.0.strong_count() == 0
     }
 }
 
@@ -447,7 +475,12 @@ impl StackBuilder {
             inner: Arc::new(StackInner {
                 engine: Imp::Userspace {
                     ctx: StackCtx {
-                        pump: PumpHandle { tx, waker, failure },
+                        pump: PumpHandle {
+                            tx,
+                            waker,
+                            failure,
+                            pid: sys::bsd::process_id(),
+                        },
                         handoffs,
                         next_id: Arc::new(AtomicU64::new(FIRST_SOCKET_ID)),
                         config: config_view,

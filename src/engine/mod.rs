@@ -45,7 +45,6 @@ use crate::cmd::NetConfig;
 use config_plan::{Plan, Running};
 use lifecycle::Look;
 pub(crate) use options::SocketOptions;
-#[cfg(feature = "capi")]
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
 pub(crate) use ping::check_echo_request;
 use ports::{PortTable, PortUse};

@@ -174,7 +174,6 @@ impl std::fmt::Display for SetupError {
 impl std::error::Error for SetupError {}
 
 /// The errno behind `e`, also when it is a start failure of the kernel backend.
-#[cfg_attr(not(feature = "capi"), allow(dead_code))]
 pub(crate) fn errno_of(e: &io::Error) -> Option<i32> {
     e.raw_os_error().or_else(|| {
         e.get_ref()

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use super::ConnShared;
+use super::{ConnShared, EndToken};
 
 /// Where a connection is in its life.
 #[derive(Debug)]
@@ -61,6 +61,8 @@ pub(super) struct Conn {
     pub(super) junk: usize,
     /// `SO_LINGER` with a zero timeout: the application's close resets.
     pub(super) linger_zero: bool,
+    /// Dropped with `fd` (see [`EndToken`](super::EndToken)).
+    pub(super) token: Option<EndToken>,
 }
 
 impl Conn {
@@ -69,6 +71,7 @@ impl Conn {
         handle: TcpHandle,
         shared: Arc<ConnShared>,
         phase: Phase,
+        token: Option<EndToken>,
     ) -> Conn {
         Conn {
             fd,
@@ -79,6 +82,7 @@ impl Conn {
             app_writable: false,
             junk: 0,
             linger_zero: false,
+            token,
         }
     }
 
@@ -191,7 +195,7 @@ mod tests {
             tcp::SocketBuffer::new(vec![0; 64]),
         );
         let handle = set.add(socket);
-        Conn::new(fd.into(), handle, Arc::default(), phase)
+        Conn::new(fd.into(), handle, Arc::default(), phase, None)
     }
 
     fn connecting() -> Phase {

@@ -23,7 +23,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 mod conn;
@@ -114,9 +114,37 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
+/// Kept by the pump beside the pump end of a socket for exactly as long as it keeps
+/// that end; dropped with it. Its [`EndWatch`] tells whoever tracks the application
+/// end (the `bsd` registry) that the pump let the socket go, without the pump
+/// knowing who watches.
+pub(crate) struct EndToken(#[allow(dead_code)] Arc<()>);
+
+/// Watches an [`EndToken`]: [`EndWatch::released`] once the pump dropped it.
+#[derive(Clone, Debug)]
+pub(crate) struct EndWatch(Weak<()>);
+
+impl EndToken {
+    /// A token and its watch.
+    pub(crate) fn new() -> (EndToken, EndWatch) {
+        let token = Arc::new(());
+        let watch = EndWatch(Arc::downgrade(&token));
+        (EndToken(token), watch)
+    }
+}
+
+impl EndWatch {
+    /// Whether the pump let go of the socket's pump end (or never had it).
+    pub(crate) fn released(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+}
+
 /// What an accepted connection's application end needs, parked until `accept` takes it.
 pub(crate) struct Handoff {
     pub(crate) shared: Arc<ConnShared>,
+    /// The watch of the token the pump keeps beside the connection's pump end.
+    pub(crate) watch: EndWatch,
 }
 
 /// Connections handed to listeners and not yet accepted, by id.
@@ -153,7 +181,6 @@ pub(crate) enum Control {
         reply: Sender<io::Result<SocketAddr>>,
     },
     /// Release an address reserved with `Bind` (with these options) and never used.
-    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     Unbind {
         local: SocketAddr,
         options: SocketOptions,
@@ -166,10 +193,17 @@ pub(crate) enum Control {
         backlog: usize,
         accepted: Arc<AtomicU64>,
         options: SocketOptions,
+        /// Kept beside `fd` while the pump keeps it.
+        token: Option<EndToken>,
         reply: Sender<io::Result<()>>,
     },
-    /// Keep a socket made by `msocket` until the application closes it.
-    Adopt { id: u64, fd: OwnedFd },
+    /// Keep a socket made by `msocket` until the application closes it, with `token`
+    /// beside it (it follows the end into the connection or UDP socket it becomes).
+    Adopt {
+        id: u64,
+        fd: OwnedFd,
+        token: EndToken,
+    },
     /// New socket options for the connection, listener or UDP socket `id`.
     SetOptions {
         id: u64,
@@ -219,6 +253,15 @@ pub(crate) enum Control {
     Panic,
 }
 
+/// What a new connection is made of: its id, its pump end and token, and the state
+/// it shares with the application.
+struct NewConn {
+    id: u64,
+    fd: OwnedFd,
+    token: Option<EndToken>,
+    shared: Arc<ConnShared>,
+}
+
 struct ListenerEntry {
     fd: OwnedFd,
     listener: ListenerId,
@@ -226,6 +269,8 @@ struct ListenerEntry {
     backlog: VecDeque<(u64, OwnedFd, Vec<u8>)>,
     /// Ids handed to this listener, still parked in `handoffs`.
     handed: Vec<u64>,
+    /// Dropped with `fd` (see [`EndToken`]).
+    _token: Option<EndToken>,
 }
 
 /// Bytes of an address as it travels beside data on a socket pair: family
@@ -294,8 +339,8 @@ pub(crate) struct Pump {
     listeners: HashMap<u64, ListenerEntry>,
     by_listener: HashMap<ListenerId, u64>,
     handoffs: Handoffs,
-    /// Sockets from `msocket` that no call has used yet.
-    adopted: HashMap<u64, OwnedFd>,
+    /// Sockets from `msocket` that no call has used yet, with their tokens.
+    adopted: HashMap<u64, (OwnedFd, Option<EndToken>)>,
     udps: HashMap<u64, udp::UdpEntry>,
     by_udp: HashMap<UdpHandle, u64>,
     /// Room for the largest datagram an application may write.
@@ -590,7 +635,7 @@ impl Pump {
         if self.adopted.contains_key(&id) {
             // The application end of an unused socket hung up: it was closed.
             if event.is_read_closed() {
-                if let Some(fd) = self.adopted.remove(&id) {
+                if let Some((fd, _token)) = self.adopted.remove(&id) {
                     self.forget_fd(&fd);
                 }
             }
@@ -646,11 +691,17 @@ impl Pump {
                     shared,
                     reply,
                 } => {
-                    let Some(fd) = fd.or_else(|| self.take_adopted(id)) else {
+                    let Some((fd, token)) = self.end_for(id, fd) else {
                         let _ = reply.send(Err(io::Error::from_raw_os_error(libc::EBADF)));
                         continue;
                     };
-                    self.connect(id, fd, junk, remote, local, &options, shared, reply)
+                    let conn = NewConn {
+                        id,
+                        fd,
+                        token,
+                        shared,
+                    };
+                    self.connect(conn, junk, remote, local, &options, reply)
                 }
                 Control::CancelConnect { id } => {
                     if self.conns.get(&id).is_some_and(Conn::is_connecting) {
@@ -664,12 +715,13 @@ impl Pump {
                     backlog,
                     accepted,
                     options,
+                    token,
                     reply,
                 } => {
-                    let result = self.listen(id, fd, local, backlog, accepted, &options);
+                    let result = self.listen(id, fd, token, local, backlog, accepted, &options);
                     let _ = reply.send(result);
                 }
-                Control::Adopt { id, fd } => self.adopt(id, fd),
+                Control::Adopt { id, fd, token } => self.adopt(id, fd, Some(token)),
                 Control::SetOptions { id, options, reply } => {
                     let _ = reply.send(self.set_options(id, &options));
                 }
@@ -682,11 +734,12 @@ impl Pump {
                     shared,
                     reply,
                 } => {
-                    let Some(fd) = fd.or_else(|| self.take_adopted(id)) else {
+                    let Some((fd, token)) = self.end_for(id, fd) else {
                         let _ = reply.send(Err(io::Error::from_raw_os_error(libc::EBADF)));
                         continue;
                     };
-                    let _ = reply.send(self.udp_open(id, proto, fd, local, &options, shared));
+                    let _ =
+                        reply.send(self.udp_open(id, proto, (fd, token), local, &options, shared));
                 }
                 Control::UdpConnect { id, remote, reply } => {
                     let _ = reply.send(self.udp_connect(id, remote));
@@ -712,31 +765,29 @@ impl Pump {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn connect(
         &mut self,
-        id: u64,
-        fd: OwnedFd,
+        conn: NewConn,
         junk: usize,
         remote: SocketAddr,
         local: Option<SocketAddr>,
         options: &SocketOptions,
-        shared: Arc<ConnShared>,
         reply: Sender<io::Result<SocketAddr>>,
     ) {
         let handle = match self.engine.connect(remote, local, options) {
             Ok(handle) => handle,
             Err(e) => {
                 // The socket stays usable for another try, as after a failed connect(2).
-                self.adopt(id, fd);
+                self.adopt(conn.id, conn.fd, conn.token);
                 let _ = reply.send(Err(e));
                 return;
             }
         };
+        let id = conn.id;
         let phase = Phase::Connecting {
             reply: reply.clone(),
         };
-        match self.add_conn(id, fd, handle, shared, phase) {
+        match self.add_conn(conn, handle, phase) {
             Ok(()) => {
                 let conn = self.conns.get_mut(&id).expect("just added");
                 conn.junk = junk;
@@ -749,16 +800,20 @@ impl Pump {
         }
     }
 
-    /// Takes back the pump's end of an `msocket` socket that a call now puts to use.
-    fn take_adopted(&mut self, id: u64) -> Option<OwnedFd> {
-        let fd = self.adopted.remove(&id)?;
+    /// The pump end a control brings (with no token), or else the end of the
+    /// `msocket` socket adopted under `id` (with its token), taken back to be put to use.
+    fn end_for(&mut self, id: u64, fd: Option<OwnedFd>) -> Option<(OwnedFd, Option<EndToken>)> {
+        if let Some(fd) = fd {
+            return Some((fd, None));
+        }
+        let (fd, token) = self.adopted.remove(&id)?;
         self.forget_fd(&fd);
-        Some(fd)
+        Some((fd, token))
     }
 
     /// Keeps the pump's end of an unused `msocket` socket until the application
     /// connects it or closes its end.
-    fn adopt(&mut self, id: u64, fd: OwnedFd) {
+    fn adopt(&mut self, id: u64, fd: OwnedFd, token: Option<EndToken>) {
         let registered = sys::set_nonblocking(fd.as_fd(), true).and_then(|()| {
             self.poll.registry().register(
                 &mut SourceFd(&fd.as_raw_fd()),
@@ -767,18 +822,17 @@ impl Pump {
             )
         });
         if registered.is_ok() {
-            self.adopted.insert(id, fd);
+            self.adopted.insert(id, (fd, token));
         }
     }
 
-    fn add_conn(
-        &mut self,
-        id: u64,
-        fd: OwnedFd,
-        handle: TcpHandle,
-        shared: Arc<ConnShared>,
-        phase: Phase,
-    ) -> io::Result<()> {
+    fn add_conn(&mut self, conn: NewConn, handle: TcpHandle, phase: Phase) -> io::Result<()> {
+        let NewConn {
+            id,
+            fd,
+            token,
+            shared,
+        } = conn;
         sys::set_nonblocking(fd.as_fd(), true)?;
         self.poll.registry().register(
             &mut SourceFd(&fd.as_raw_fd()),
@@ -786,14 +840,17 @@ impl Pump {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         self.by_handle.insert(handle, id);
-        self.conns.insert(id, Conn::new(fd, handle, shared, phase));
+        self.conns
+            .insert(id, Conn::new(fd, handle, shared, phase, token));
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn listen(
         &mut self,
         id: u64,
         fd: OwnedFd,
+        token: Option<EndToken>,
         local: SocketAddr,
         backlog: usize,
         accepted: Arc<AtomicU64>,
@@ -817,6 +874,7 @@ impl Pump {
                 listener,
                 backlog: VecDeque::new(),
                 handed: Vec::new(),
+                _token: token,
             },
         );
         Ok(())
@@ -851,7 +909,7 @@ impl Pump {
                         if conn.junk == 0 {
                             // Usable for another connect, as a socket is after a failed
                             // connect(2); kept until the application closes it.
-                            self.adopt(id, conn.fd);
+                            self.adopt(id, conn.fd, conn.token);
                         }
                         // With filler in it, the pair closes instead: the application's
                         // end turns writable and hung up, and SO_ERROR tells why.
@@ -903,17 +961,21 @@ impl Pump {
         let id = self.next_accept_id;
         self.next_accept_id += 1;
         let shared = Arc::new(ConnShared::default());
-        if self
-            .add_conn(id, pump_end, handle, shared.clone(), Phase::Open)
-            .is_err()
-        {
+        let (token, watch) = EndToken::new();
+        let conn = NewConn {
+            id,
+            fd: pump_end,
+            token: Some(token),
+            shared: shared.clone(),
+        };
+        if self.add_conn(conn, handle, Phase::Open).is_err() {
             self.engine.release(handle, true);
             return;
         }
         self.handoffs
             .lock()
             .expect("handoff map poisoned")
-            .insert(id, Handoff { shared });
+            .insert(id, Handoff { shared, watch });
         let entry = self.listeners.get_mut(&listener_id).expect("indexed");
         entry.handed.push(id);
         entry
@@ -1123,12 +1185,26 @@ pub(crate) struct PumpHandle {
     pub(crate) tx: Sender<Control>,
     pub(crate) waker: Arc<Waker>,
     pub(crate) failure: Failure,
+    /// The process the pump thread runs in. A child forked from it has a copy of
+    /// this handle but no pump: nothing would ever answer its controls.
+    pub(crate) pid: u32,
 }
 
 impl PumpHandle {
+    /// Whether the pump runs in this process (not so in a child forked after the
+    /// stack was made).
+    pub(crate) fn is_here(&self) -> bool {
+        sys::bsd::process_id() == self.pid
+    }
+
     /// Sends a control and wakes the pump. ENETDOWN when the stack is gone (with
-    /// the reason, if its pump failed).
+    /// the reason, if its pump failed), or is another process's (this one was
+    /// forked after the stack was made): the channel's own locks are not even
+    /// taken then, as another thread of the parent may have held them at the fork.
     pub(crate) fn send(&self, control: Control) -> io::Result<()> {
+        if !self.is_here() {
+            return Err(io::Error::from_raw_os_error(libc::ENETDOWN));
+        }
         if let Some(e) = self.failure.error() {
             return Err(e);
         }

@@ -12,7 +12,7 @@
 //! until the application has drained the datagrams framed the old way
 //! ([`Control::UdpResume`](super::Control::UdpResume)).
 
-use super::{decode_addr, encode_addr, Pump, ADDR_BYTES};
+use super::{decode_addr, encode_addr, EndToken, Pump, ADDR_BYTES};
 use crate::engine::{DatagramProto, Engine, SocketOptions, UdpHandle};
 use crate::sys;
 use mio::unix::SourceFd;
@@ -62,6 +62,8 @@ pub(super) struct UdpEntry {
     has_data: bool,
     /// A datagram read from the application that smoltcp had no room for yet.
     stalled: Option<(Option<SocketAddr>, Vec<u8>)>,
+    /// Dropped with `fd` (see [`EndToken`]).
+    _token: Option<EndToken>,
 }
 
 impl Pump {
@@ -72,20 +74,31 @@ impl Pump {
         }
     }
 
-    /// Opens a UDP socket bound to `local`, served through `fd`.
+    /// Opens a UDP socket bound to `local`, served through the pump end `fd` (with
+    /// its token). An adopted `msocket` end (one with a token) that cannot be bound
+    /// is adopted again, so that the application may bind it elsewhere.
     pub(super) fn udp_open(
         &mut self,
         id: u64,
         proto: DatagramProto,
-        fd: OwnedFd,
+        (fd, token): (OwnedFd, Option<EndToken>),
         local: SocketAddr,
         options: &SocketOptions,
         shared: Arc<UdpShared>,
     ) -> io::Result<SocketAddr> {
         sys::set_nonblocking(fd.as_fd(), true)?;
-        let (handle, bound) = match proto {
-            DatagramProto::Udp => self.engine.udp_open(local, options)?,
-            DatagramProto::Ping => self.engine.ping_open(local, options)?,
+        let opened = match proto {
+            DatagramProto::Udp => self.engine.udp_open(local, options),
+            DatagramProto::Ping => self.engine.ping_open(local, options),
+        };
+        let (handle, bound) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                if token.is_some() {
+                    self.adopt(id, fd, token);
+                }
+                return Err(e);
+            }
         };
         if let Err(e) = self.poll.registry().register(
             &mut SourceFd(&fd.as_raw_fd()),
@@ -109,6 +122,7 @@ impl Pump {
                 app_gone: false,
                 has_data: false,
                 stalled: None,
+                _token: token,
             },
         );
         Ok(bound)

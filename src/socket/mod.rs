@@ -103,15 +103,11 @@ mod ping;
 mod tcp;
 mod udp;
 
-#[cfg(feature = "capi")]
-pub(crate) use options::checked_keepalive;
-pub(crate) use options::checked_ttl;
 pub use options::SocketConfig;
+pub(crate) use options::{checked_keepalive, checked_ttl};
 pub use ping::PingSocket;
-#[cfg(feature = "capi")]
 pub(crate) use tcp::{Acceptor, Conn};
 pub use tcp::{TcpListener, TcpStream};
-#[cfg(feature = "capi")]
 pub(crate) use udp::Udp;
 pub use udp::UdpSocket;
 

@@ -6,7 +6,7 @@ use super::options::{
     SocketConfig,
 };
 use crate::engine::{SocketOptions, TCP_BUFFER};
-use crate::pump::{decode_accept, ConnShared, Control, PumpHandle};
+use crate::pump::{decode_accept, ConnShared, Control, EndToken, EndWatch, PumpHandle};
 use crate::stack::{Stack, StackCtx};
 use crate::sys;
 use std::fmt;
@@ -43,7 +43,7 @@ pub struct TcpStream {
     conn: Option<Conn>,
 }
 
-/// What a connection is beside its descriptor: shared by [`TcpStream`] and the C ABI.
+/// What a connection is beside its descriptor: shared by [`TcpStream`] and `bsd`.
 pub(crate) struct Conn {
     pub(crate) id: u64,
     pub(crate) shared: Arc<ConnShared>,
@@ -425,7 +425,7 @@ pub struct TcpListener {
     acceptor: Option<Acceptor>,
 }
 
-/// What a listener is beside its descriptor: shared by [`TcpListener`] and the C ABI.
+/// What a listener is beside its descriptor: shared by [`TcpListener`] and `bsd`.
 #[derive(Clone)]
 pub(crate) struct Acceptor {
     ctx: StackCtx,
@@ -450,7 +450,7 @@ impl Acceptor {
             options,
             reply,
         })??;
-        let listening = Self::listen_bound(ctx, local, backlog, options);
+        let listening = Self::listen_bound(ctx, local, backlog, options, None);
         if listening.is_err() {
             let _ = ctx.pump.send(Control::Unbind { local, options });
         }
@@ -458,12 +458,14 @@ impl Acceptor {
     }
 
     /// Listens on an address already reserved with a `Bind` control (with the
-    /// same options); on failure the address stays reserved.
+    /// same options); on failure the address stays reserved. The pump keeps `token`
+    /// beside its end of the listener (see `EndToken`).
     pub(crate) fn listen_bound(
         ctx: &StackCtx,
         local: SocketAddr,
         backlog: usize,
         options: SocketOptions,
+        token: Option<EndToken>,
     ) -> io::Result<(OwnedFd, Acceptor)> {
         let (app_end, pump_end) = sys::pair(libc::SOCK_SEQPACKET)?;
         let accepted = Arc::new(AtomicU64::new(0));
@@ -475,6 +477,7 @@ impl Acceptor {
             backlog,
             accepted: accepted.clone(),
             options,
+            token,
             reply,
         })??;
         let acceptor = Acceptor {
@@ -493,8 +496,9 @@ impl Acceptor {
     }
 
     /// Takes the next connection from the listener's end `fd` (blocking unless `fd`
-    /// is non-blocking): its descriptor and what it is.
-    pub(crate) fn accept(&self, fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Conn)> {
+    /// is non-blocking): its descriptor, what it is, and the watch of the token the
+    /// pump keeps beside the connection's end.
+    pub(crate) fn accept(&self, fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Conn, EndWatch)> {
         let mut payload = [0u8; 64];
         // The end of the listener's pair: the stack stopped.
         let (len, conn_fd) = sys::recv_with_fd(fd, &mut payload)?.ok_or_else(|| {
@@ -509,10 +513,11 @@ impl Acceptor {
         let _ = self.ctx.pump.waker.wake();
         let (id, local, peer) = decode_accept(&payload[..len])
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EPROTO))?;
-        let shared = self
-            .ctx
-            .take_handoff(id)
-            .unwrap_or_else(|| Arc::new(ConnShared::default()));
+        let (shared, watch) = match self.ctx.take_handoff(id) {
+            Some(handoff) => (handoff.shared, handoff.watch),
+            // Not parked (the listener closed meanwhile): nothing the pump keeps.
+            None => (Arc::new(ConnShared::default()), EndToken::new().1),
+        };
         let conn = Conn::new(
             id,
             shared,
@@ -521,7 +526,7 @@ impl Acceptor {
             peer,
             self.options.get(),
         );
-        Ok((conn_fd, conn))
+        Ok((conn_fd, conn, watch))
     }
 }
 
@@ -571,7 +576,7 @@ impl TcpListener {
             let stream = TcpStream { fd, conn: None };
             return Ok((stream, peer));
         };
-        let (fd, conn) = acceptor.accept(self.fd.as_fd())?;
+        let (fd, conn, _) = acceptor.accept(self.fd.as_fd())?;
         let peer = conn.peer;
         Ok((
             TcpStream {
@@ -627,8 +632,10 @@ impl TcpListener {
                 Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
             }
             Some(acceptor) => Ok(acceptor.options.get().v6only),
-            None => sys::int_option(self.fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)
-                .map(|on| on != 0),
+            None => {
+                sys::option::<libc::c_int>(self.fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)
+                    .map(|on| on != 0)
+            }
         }
     }
 

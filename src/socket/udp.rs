@@ -55,7 +55,7 @@ pub(crate) fn face<'a>(udp: Option<&'a Udp>, fd: BorrowedFd<'a>) -> Face<'a> {
     }
 }
 
-/// What a UDP socket is beside its descriptor: shared by [`UdpSocket`] and the C ABI.
+/// What a UDP socket is beside its descriptor: shared by [`UdpSocket`] and `bsd`.
 pub(crate) struct Udp {
     pub(crate) id: u64,
     proto: DatagramProto,
@@ -538,7 +538,7 @@ impl UdpSocket {
                 option.check_family(udp, libc::ENOPROTOOPT)?;
                 udp.set_options(change)
             }
-            None => sys::set_int_option(self.fd.as_fd(), option.level, option.name, value),
+            None => sys::set_option(self.fd.as_fd(), option.level, option.name, value),
         }
     }
 
@@ -554,7 +554,7 @@ impl UdpSocket {
                 option.check_family(udp, libc::EOPNOTSUPP)?;
                 Ok(read(&udp.options.get()))
             }
-            None => sys::int_option(self.fd.as_fd(), option.level, option.name),
+            None => sys::option(self.fd.as_fd(), option.level, option.name),
         }
     }
 

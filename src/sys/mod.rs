@@ -38,6 +38,8 @@ pub(crate) use rustix::event::PollFlags;
 /// Typed `setsockopt`/`getsockopt` calls (`set_socket_reuseaddr`, `tcp_nodelay`...).
 pub(crate) use rustix::net::sockopt;
 
+pub(crate) mod bsd;
+
 /// A connected pair of sockets of `ty` (SOCK_STREAM or SOCK_SEQPACKET), close-on-exec.
 pub(crate) fn pair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::net::socketpair(
@@ -444,16 +446,15 @@ pub(crate) fn peer_closed(fd: BorrowedFd<'_>) -> bool {
         .is_ok_and(|revents| revents.intersects(PollFlags::RDHUP | PollFlags::HUP))
 }
 
-/// `getsockopt(2)` of an int option by level and name, for the options rustix has no
-/// typed call for (a raw system call, as everything here).
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
-pub(crate) fn int_option(
+/// `getsockopt(2)` of a plain value (an int, a `linger`) by level and name, for the
+/// options rustix has no typed call for (a raw system call, as everything here).
+pub(crate) fn option<T: Copy>(
     fd: BorrowedFd<'_>,
     level: libc::c_int,
     name: libc::c_int,
-) -> io::Result<libc::c_int> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+) -> io::Result<T> {
+    let mut value = MaybeUninit::<T>::zeroed();
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
     // SAFETY: `value` and `len` are valid for writes for the call, and `len` holds
     // value's size; SYS_getsockopt takes (int, int, int, void *, socklen_t *).
     let ret = unsafe {
@@ -462,34 +463,35 @@ pub(crate) fn int_option(
             fd.as_raw_fd(),
             level,
             name,
-            (&mut value as *mut libc::c_int).cast::<libc::c_void>(),
+            value.as_mut_ptr().cast::<libc::c_void>(),
             &mut len as *mut libc::socklen_t,
         )
     };
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(value)
+    // SAFETY: T is plain data (an int or a C struct), for which the zeroed start is
+    // valid, and the kernel wrote at most size_of::<T>() bytes over it.
+    Ok(unsafe { value.assume_init() })
 }
 
-/// `setsockopt(2)` of an int option by level and name (see [`int_option`]).
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
-pub(crate) fn set_int_option(
+/// `setsockopt(2)` of a plain value by level and name (see [`option`]).
+pub(crate) fn set_option<T: Copy>(
     fd: BorrowedFd<'_>,
     level: libc::c_int,
     name: libc::c_int,
-    value: libc::c_int,
+    value: T,
 ) -> io::Result<()> {
-    // SAFETY: `value` is a live int of the size passed, only read by the kernel;
-    // SYS_setsockopt takes (int, int, int, const void *, socklen_t).
+    // SAFETY: `value` is a live plain value of the size passed, only read by the
+    // kernel; SYS_setsockopt takes (int, int, int, const void *, socklen_t).
     let ret = unsafe {
         libc::syscall(
             libc::SYS_setsockopt,
             fd.as_raw_fd(),
             level,
             name,
-            (&value as *const libc::c_int).cast::<libc::c_void>(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            (&value as *const T).cast::<libc::c_void>(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if ret < 0 {

@@ -1,27 +1,29 @@
-//! The stack sockets the C ABI knows, and what each BSD call does to them.
+//! One socket of a userspace stack as the BSD calls see it: where it is in its life
+//! ([`State`]), and what each call does to it.
 //!
-//! A socket is found by the inode of the descriptor's socket, so that `dup`s share
-//! it. The table counts the descriptors of each socket (the interposed `dup*` and
-//! `close` keep the count), and forgets a socket when its last descriptor closes.
+//! A socket starts as the application end of a socket pair whose other end the pump
+//! adopted (`Stack::adopted_socket`). `connect` turns that pair into a connection's;
+//! `listen` replaces the descriptor in place with the application end of a listener's
+//! pair; a datagram socket's first `bind`, `connect` or send opens the engine's UDP (or
+//! ping) socket on the same pair.
 
+use super::options;
 use crate::engine::{DatagramProto, SocketOptions};
-use crate::pump::{ConnShared, Control};
+use crate::pump::{ConnShared, Control, EndToken, EndWatch};
 use crate::socket::{Acceptor, Conn, Udp};
-use crate::stack::{Stack, StackCtx};
+use crate::stack::{Stack, StackCtx, StackRef};
 use crate::sys;
 use crossbeam_channel::Receiver;
-use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Linux's default `somaxconn`, the most `listen` grants.
 const MAX_BACKLOG: usize = 4096;
 
 /// Where a socket is in its life.
-pub(super) enum State {
+enum State {
     /// Made by `socket()`; maybe bound.
     Fresh {
         bound: Option<SocketAddr>,
@@ -29,7 +31,6 @@ pub(super) enum State {
     /// A non-blocking `connect` under way; the pump answers on `answer`.
     Connecting {
         answer: Receiver<io::Result<SocketAddr>>,
-        id: u64,
         remote: SocketAddr,
         shared: Arc<ConnShared>,
         /// The options the connect was made with.
@@ -37,160 +38,97 @@ pub(super) enum State {
     },
     Connected(Conn),
     Listening(Acceptor),
-    /// A UDP socket, bound (explicitly, or by its first connect or send).
+    /// A UDP or ping socket, bound (explicitly, or by its first connect or send).
     Datagram(Arc<Udp>),
-    /// A connect failed: like a kernel socket after that, it is good for nothing but
-    /// `close`.
+    /// A non-blocking connect failed: like a kernel socket after that, it is good for
+    /// nothing but `close`.
     Failed,
 }
 
-/// What a socket keeps before it has a connection, listener or UDP socket to
-/// keep it: the options set so far, and the pending SO_ERROR.
+/// What a socket keeps before it has a connection, listener or UDP socket to keep
+/// it: the options set so far, and the pending `SO_ERROR`.
 #[derive(Default)]
-pub(super) struct Pending {
-    pub(super) options: SocketOptions,
-    pub(super) error: i32,
+struct Pending {
+    options: SocketOptions,
+    error: i32,
 }
 
-/// A socket of a stack, as the C ABI tracks it.
-pub(super) struct Socket {
+/// A socket of a userspace stack, as the BSD calls track it.
+pub(super) struct StackSocket {
     ctx: StackCtx,
-    /// The pump's id of the `msocket` socket (until it connects or listens).
+    /// Tells whether the stack is gone (its sockets are then of no more use).
+    stack: StackRef,
+    /// The pump's id of the socket pair `socket()` made (until it connects or
+    /// listens), or of the accepted connection.
     id: u64,
+    /// AF_INET or AF_INET6.
     pub(super) family: i32,
     /// SOCK_STREAM or SOCK_DGRAM.
     pub(super) ty: i32,
     /// The protocol `socket()` named (0 or the type's own; IPPROTO_ICMP or
     /// IPPROTO_ICMPV6 for a ping socket).
-    pub(super) protocol: i32,
-    pub(super) state: Mutex<State>,
+    protocol: i32,
+    state: Mutex<State>,
     pending: Mutex<Pending>,
-}
-
-struct Entry {
-    socket: Arc<Socket>,
-    /// Descriptors referring to it.
-    fds: usize,
-}
-
-static TABLE: Mutex<Option<HashMap<u64, Entry>>> = Mutex::new(None);
-/// How many sockets the table holds: 0 lets every interposed call go straight to
-/// libc without a `fstat`.
-static COUNT: AtomicUsize = AtomicUsize::new(0);
-
-fn table() -> MutexGuard<'static, Option<HashMap<u64, Entry>>> {
-    TABLE.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The inode of the socket `fd` refers to (None: not a socket, or not open).
-fn socket_inode(fd: RawFd) -> Option<u64> {
-    // SAFETY: `stat` is plain data; fstat writes it fully on success.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is valid for writes; an invalid fd just fails with EBADF.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return None;
-    }
-    (st.st_mode & libc::S_IFMT == libc::S_IFSOCK).then_some(st.st_ino)
-}
-
-fn register(fd: RawFd, socket: Arc<Socket>) {
-    let Some(ino) = socket_inode(fd) else { return };
-    let mut table = table();
-    let previous = table
-        .get_or_insert_with(HashMap::new)
-        .insert(ino, Entry { socket, fds: 1 });
-    if previous.is_none() {
-        COUNT.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// The stack socket `fd` refers to, if any.
-pub(super) fn lookup(fd: RawFd) -> Option<Arc<Socket>> {
-    if COUNT.load(Ordering::Relaxed) == 0 {
-        return None;
-    }
-    let ino = socket_inode(fd)?;
-    table()
-        .as_ref()?
-        .get(&ino)
-        .map(|entry| entry.socket.clone())
-}
-
-/// Counts one more descriptor for the socket `fd` refers to (after a `dup`).
-pub(super) fn add_descriptor(fd: RawFd) {
-    if COUNT.load(Ordering::Relaxed) == 0 {
-        return;
-    }
-    let Some(ino) = socket_inode(fd) else { return };
-    if let Some(entry) = table().as_mut().and_then(|t| t.get_mut(&ino)) {
-        entry.fds += 1;
-    }
-}
-
-/// Counts one descriptor less for the socket `fd` refers to (before it is closed);
-/// forgets the socket with its last descriptor.
-pub(super) fn drop_descriptor(fd: RawFd) {
-    if COUNT.load(Ordering::Relaxed) == 0 {
-        return;
-    }
-    let Some(ino) = socket_inode(fd) else { return };
-    let mut table = table();
-    let Some(map) = table.as_mut() else { return };
-    if let Some(entry) = map.get_mut(&ino) {
-        entry.fds -= 1;
-        if entry.fds == 0 {
-            map.remove(&ino);
-            COUNT.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
 }
 
 fn errno(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
 }
 
-pub(super) fn borrow(fd: RawFd) -> BorrowedFd<'static> {
-    // SAFETY: only used for the duration of a call made by the program on `fd`,
-    // which it keeps open for that call.
-    unsafe { BorrowedFd::borrow_raw(fd) }
-}
-
-fn is_nonblocking(fd: RawFd) -> bool {
-    // SAFETY: F_GETFL takes no argument.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    flags >= 0 && flags & libc::O_NONBLOCK != 0
-}
-
-/// `vde_msocket`.
-pub(super) fn open(stack: &Stack, domain: i32, ty: i32, protocol: i32) -> io::Result<RawFd> {
-    if stack.backend() == crate::Backend::Kernel {
-        // A real kernel socket: not registered, so every call passes it to libc.
-        return Ok(stack.msocket(domain, ty, protocol)?.into_raw_fd());
-    }
-    let (fd, id) = stack.msocket_with_id(domain, ty, protocol)?;
-    let fd = fd.into_raw_fd();
-    register(
-        fd,
-        Arc::new(Socket {
+impl StackSocket {
+    /// A new socket (`socket()`), whose pair end the pump adopted under `id`.
+    pub(super) fn new(
+        stack: &Stack,
+        id: u64,
+        family: i32,
+        ty: i32,
+        protocol: i32,
+    ) -> io::Result<StackSocket> {
+        Ok(StackSocket {
             ctx: stack.ctx()?.clone(),
+            stack: stack.downgrade(),
             id,
-            family: domain,
+            family,
             ty: ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC),
             protocol,
             state: Mutex::new(State::Fresh { bound: None }),
             pending: Mutex::new(Pending::default()),
-        }),
-    );
-    Ok(fd)
-}
+        })
+    }
 
-impl Socket {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the stack the socket belongs to is gone.
+    pub(super) fn stack_gone(&self) -> bool {
+        self.stack.is_gone()
+    }
+
+    pub(super) fn is_datagram(&self) -> bool {
+        self.ty == libc::SOCK_DGRAM
+    }
+
+    /// The protocol `SO_PROTOCOL` reports.
+    pub(super) fn protocol(&self) -> i32 {
+        match (self.is_datagram(), self.protocol) {
+            (false, _) => libc::IPPROTO_TCP,
+            (true, 0) => libc::IPPROTO_UDP,
+            (true, p) => p,
+        }
+    }
+
+    /// What a datagram socket carries.
+    fn proto(&self) -> DatagramProto {
+        match self.protocol {
+            libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6 => DatagramProto::Ping,
+            _ => DatagramProto::Udp,
+        }
     }
 
     /// The socket's options, as `getsockopt` reads them.
@@ -203,8 +141,8 @@ impl Socket {
         }
     }
 
-    /// Changes options, as `setsockopt` does: applied now where the socket has
-    /// a connection, listener or UDP socket, else kept for when it gets one.
+    /// Changes options, as `setsockopt` does: applied now where the socket has a
+    /// connection, listener or UDP socket, else kept for when it gets one.
     pub(super) fn set_options(&self, change: impl FnOnce(&mut SocketOptions)) -> io::Result<()> {
         match &*self.lock() {
             State::Connected(conn) => conn.set_options(change),
@@ -217,26 +155,23 @@ impl Socket {
         }
     }
 
-    /// `TCP_MAXSEG`: before a connection exists, Linux's default MSS (536); then
-    /// the one the stack's link gives for this socket's family.
+    /// `TCP_MAXSEG`: before a connection exists, Linux's default MSS (536); then the
+    /// one the stack's link gives for this socket's family.
     pub(super) fn mss(&self) -> i32 {
         if !matches!(&*self.lock(), State::Connected(_)) {
             return 536;
         }
-        let mtu = self
-            .ctx
-            .config()
-            .links()
-            .iter()
-            .find(|l| l.kind == crate::cmd::LinkKind::Ether)
-            .map_or(65_536, |l| l.mtu as usize);
-        super::options::mss_for(mtu, self.family)
+        options::mss_for(&self.ctx.config(), self.family)
     }
 
     /// Whether the socket is bound (explicitly or by use): `IPV6_V6ONLY` can no
     /// longer change then.
     pub(super) fn is_bound(&self) -> bool {
         !matches!(&*self.lock(), State::Fresh { bound: None })
+    }
+
+    pub(super) fn is_listening(&self) -> bool {
+        matches!(&*self.lock(), State::Listening(_))
     }
 
     fn check_family(&self, addr: &SocketAddr) -> io::Result<()> {
@@ -255,6 +190,16 @@ impl Socket {
         }
     }
 
+    /// Reserves `local` in the stack (port 0: ephemeral) with the options set so far.
+    fn reserve(&self, local: SocketAddr) -> io::Result<SocketAddr> {
+        let options = self.pending().options;
+        self.ctx.pump.request(|reply| Control::Bind {
+            local,
+            options,
+            reply,
+        })?
+    }
+
     /// `bind(2)`.
     pub(super) fn bind(&self, addr: SocketAddr) -> io::Result<()> {
         self.check_family(&addr)?;
@@ -262,9 +207,7 @@ impl Socket {
         if self.is_datagram() {
             return match &*state {
                 State::Fresh { bound: None } => {
-                    let options = self.pending().options;
-                    let udp = Udp::open(&self.ctx, self.id, self.proto(), None, addr, options)?;
-                    *state = State::Datagram(Arc::new(udp));
+                    *state = State::Datagram(self.open_datagram(addr)?);
                     Ok(())
                 }
                 _ => Err(errno(libc::EINVAL)),
@@ -274,23 +217,22 @@ impl Socket {
             State::Fresh {
                 bound: bound @ None,
             } => {
-                let options = self.pending().options;
-                let local = self.ctx.pump.request(|reply| Control::Bind {
-                    local: addr,
-                    options,
-                    reply,
-                })??;
-                *bound = Some(local);
+                *bound = Some(self.reserve(addr)?);
                 Ok(())
             }
             _ => Err(errno(libc::EINVAL)),
         }
     }
 
-    /// Applies what `connect` learned from the pump.
+    /// Opens the engine's datagram socket bound to `local` on the adopted pair.
+    fn open_datagram(&self, local: SocketAddr) -> io::Result<Arc<Udp>> {
+        let options = self.pending().options;
+        Udp::open(&self.ctx, self.id, self.proto(), None, local, options).map(Arc::new)
+    }
+
+    /// Applies what the pump answered a `connect`.
     fn settle(&self, state: &mut State, result: io::Result<SocketAddr>) -> io::Result<()> {
         let State::Connecting {
-            id,
             remote,
             shared,
             sent,
@@ -299,27 +241,23 @@ impl Socket {
         else {
             unreachable!("settle is only called on a connecting socket")
         };
-        match result {
-            Ok(local) => {
-                // Options set while the connect was under way apply now.
-                let options = self.pending().options;
-                let conn = Conn::new(id, shared, self.ctx.pump.clone(), local, remote, sent);
-                if options != sent {
-                    conn.set_options(|o| *o = options)?;
-                }
-                *state = State::Connected(conn);
-                Ok(())
-            }
-            Err(e) => Err(e),
+        let local = result?;
+        // Options set while the connect was under way apply now.
+        let options = self.pending().options;
+        let conn = Conn::new(self.id, shared, self.ctx.pump.clone(), local, remote, sent);
+        if options != sent {
+            conn.set_options(|o| *o = options)?;
         }
+        *state = State::Connected(conn);
+        Ok(())
     }
 
-    /// `connect(2)`: blocks unless `fd` is non-blocking, which gives EINPROGRESS
-    /// and leaves the outcome to `poll` (POLLOUT) and SO_ERROR.
-    pub(super) fn connect(&self, fd: RawFd, remote: SocketAddr) -> io::Result<()> {
+    /// `connect(2)`: blocks unless `fd` is non-blocking, which gives EINPROGRESS and
+    /// leaves the outcome to `poll` (POLLOUT) and `SO_ERROR`.
+    pub(super) fn connect(&self, fd: BorrowedFd<'_>, remote: SocketAddr) -> io::Result<()> {
         self.check_family(&remote)?;
         if self.is_datagram() {
-            return self.datagram()?.connect(borrow(fd), Some(remote));
+            return self.datagram()?.connect(fd, Some(remote));
         }
         let mut state = self.lock();
         let bound = match &mut *state {
@@ -340,7 +278,7 @@ impl Socket {
             // The connection takes the reserved port over.
             self.ctx.pump.send(Control::Unbind { local, options })?;
         }
-        let nonblocking = is_nonblocking(fd);
+        let nonblocking = sys::bsd::is_nonblocking(fd);
         // A non-blocking connect fills the socket pair, so that the program's end
         // turns writable (POLLOUT) exactly when the pump has the connection up and
         // drains the filler.
@@ -359,7 +297,6 @@ impl Socket {
         })?;
         *state = State::Connecting {
             answer: answer.clone(),
-            id: self.id,
             remote,
             shared,
             sent: options,
@@ -379,27 +316,6 @@ impl Socket {
         outcome
     }
 
-    pub(super) fn is_datagram(&self) -> bool {
-        self.ty == libc::SOCK_DGRAM
-    }
-
-    /// What a datagram socket carries.
-    fn proto(&self) -> DatagramProto {
-        match self.protocol {
-            libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6 => DatagramProto::Ping,
-            _ => DatagramProto::Udp,
-        }
-    }
-
-    /// The protocol `SO_PROTOCOL` reports.
-    pub(super) fn protocol(&self) -> i32 {
-        match (self.is_datagram(), self.protocol) {
-            (false, _) => libc::IPPROTO_TCP,
-            (true, 0) => libc::IPPROTO_UDP,
-            (true, p) => p,
-        }
-    }
-
     /// The UDP socket, bound to the wildcard address first if it is not yet, as
     /// Linux binds a UDP socket on its first connect or send.
     pub(super) fn datagram(&self) -> io::Result<Arc<Udp>> {
@@ -407,9 +323,7 @@ impl Socket {
         match &*state {
             State::Datagram(udp) => Ok(udp.clone()),
             State::Fresh { bound: None } => {
-                let options = self.pending().options;
-                let udp = Udp::open(&self.ctx, self.id, self.proto(), None, self.any(), options)?;
-                let udp = Arc::new(udp);
+                let udp = self.open_datagram(self.any())?;
                 *state = State::Datagram(udp.clone());
                 Ok(udp)
             }
@@ -418,28 +332,28 @@ impl Socket {
     }
 
     /// `connect(2)` with AF_UNSPEC: a UDP socket forgets its peer.
-    pub(super) fn disconnect(&self, fd: RawFd) -> io::Result<()> {
+    pub(super) fn disconnect(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        if !self.is_datagram() {
+            // Linux would abort a TCP connection this way; not done here.
+            return Err(errno(libc::EOPNOTSUPP));
+        }
         match &*self.lock() {
             State::Datagram(udp) => udp.clone(),
             State::Fresh { .. } => return Ok(()),
             _ => return Err(errno(libc::EINVAL)),
         }
-        .connect(borrow(fd), None)
+        .connect(fd, None)
     }
 
-    /// SO_ERROR: the outcome of a non-blocking connect, or a reset, reported once;
-    /// ENETDOWN (said once on stderr) when the stack's thread failed.
+    /// The error for an errno this socket reports: with the reason when it is the
+    /// `ENETDOWN` of a stack whose thread failed.
+    pub(super) fn error(&self, code: i32) -> io::Error {
+        self.ctx.pump.failure.explain(errno(code))
+    }
+
+    /// `SO_ERROR`: the outcome of a non-blocking connect, or a reset, reported once;
+    /// ENETDOWN once the stack's thread failed.
     pub(super) fn take_error(&self) -> i32 {
-        let code = self.take_errno();
-        if code == libc::ENETDOWN {
-            if let Some(e) = self.ctx.pump.failure.error() {
-                super::report_failure_once(&e);
-            }
-        }
-        code
-    }
-
-    fn take_errno(&self) -> i32 {
         let pending = std::mem::take(&mut self.pending().error);
         if pending != 0 {
             return pending;
@@ -469,7 +383,8 @@ impl Socket {
 
     /// `listen(2)`: the descriptor becomes the application end of a listener (the
     /// same number, now on a SOCK_SEQPACKET pair the pump passes connections on).
-    pub(super) fn listen(self: &Arc<Socket>, fd: RawFd, backlog: i32) -> io::Result<()> {
+    /// Returns the watch of the listener's end, to be registered under its inode.
+    pub(super) fn listen(&self, fd: BorrowedFd<'_>, backlog: i32) -> io::Result<Option<EndWatch>> {
         if self.is_datagram() {
             return Err(errno(libc::EOPNOTSUPP));
         }
@@ -477,73 +392,60 @@ impl Socket {
         let backlog = usize::try_from(backlog).map_or(MAX_BACKLOG, |b| b.min(MAX_BACKLOG));
         let mut state = self.lock();
         let local = match &mut *state {
-            State::Listening(_) => return Ok(()),
+            State::Listening(_) => return Ok(None),
             State::Fresh { bound } => match bound.take() {
                 Some(local) => local,
-                None => {
-                    let local = self.any();
-                    let options = self.pending().options;
-                    self.ctx.pump.request(|reply| Control::Bind {
-                        local,
-                        options,
-                        reply,
-                    })??
-                }
+                None => self.reserve(self.any())?,
             },
             _ => return Err(errno(libc::EINVAL)),
         };
         let options = self.pending().options;
+        let (token, watch) = EndToken::new();
         let (listener_end, acceptor) =
-            match Acceptor::listen_bound(&self.ctx, local, backlog, options) {
+            match Acceptor::listen_bound(&self.ctx, local, backlog, options, Some(token)) {
                 Ok(listening) => listening,
                 Err(e) => {
                     *state = State::Fresh { bound: Some(local) };
                     return Err(e);
                 }
             };
-        let nonblocking = is_nonblocking(fd);
-        // SAFETY: F_GETFD takes no argument.
-        let cloexec = unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC != 0;
-        // The program's descriptor number now names the listener: the socket it named
-        // before is closed by dup3 (its pump end sees the hang-up and goes).
-        drop_descriptor(fd);
-        let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
-        // SAFETY: both descriptors are open; dup3 atomically replaces `fd`.
-        let duplicated = unsafe { super::interpose::real_dup3(listener_end.as_fd(), fd, flags) };
+        let nonblocking = sys::bsd::is_nonblocking(fd);
+        // The program's descriptor number now names the listener: the pair it named
+        // before is closed (its pump end sees the hang-up and goes).
+        sys::bsd::replace(listener_end.as_fd(), fd, sys::bsd::is_cloexec(fd))?;
         drop(listener_end);
-        duplicated?;
-        sys::set_nonblocking(borrow(fd), nonblocking)?;
+        sys::set_nonblocking(fd, nonblocking)?;
         *state = State::Listening(acceptor);
-        drop(state);
-        register(fd, self.clone());
-        Ok(())
+        Ok(Some(watch))
     }
 
-    /// `accept4(2)`: the new descriptor and the peer's address.
-    pub(super) fn accept(&self, fd: RawFd, flags: i32) -> io::Result<(RawFd, SocketAddr)> {
+    /// `accept4(2)`: the new descriptor, its socket, the watch of its pump end, and
+    /// the peer's address.
+    pub(super) fn accept(
+        &self,
+        fd: BorrowedFd<'_>,
+        flags: i32,
+    ) -> io::Result<(OwnedFd, StackSocket, EndWatch, SocketAddr)> {
         let acceptor = match &*self.lock() {
             State::Listening(acceptor) => acceptor.clone(),
             _ if self.is_datagram() => return Err(errno(libc::EOPNOTSUPP)),
             _ => return Err(errno(libc::EINVAL)),
         };
-        let (conn_fd, conn) = acceptor.accept(borrow(fd))?;
+        let (conn_fd, conn, watch) = acceptor.accept(fd)?;
         sys::set_nonblocking(conn_fd.as_fd(), flags & libc::SOCK_NONBLOCK != 0)?;
         sys::set_cloexec(conn_fd.as_fd(), flags & libc::SOCK_CLOEXEC != 0)?;
         let peer = conn.peer;
-        let conn_fd = conn_fd.into_raw_fd();
-        register(
-            conn_fd,
-            Arc::new(Socket {
-                ctx: self.ctx.clone(),
-                id: conn.id,
-                family: self.family,
-                ty: libc::SOCK_STREAM,
-                protocol: 0,
-                state: Mutex::new(State::Connected(conn)),
-                pending: Mutex::new(Pending::default()),
-            }),
-        );
-        Ok((conn_fd, peer))
+        let socket = StackSocket {
+            ctx: self.ctx.clone(),
+            stack: self.stack.clone(),
+            id: conn.id,
+            family: self.family,
+            ty: libc::SOCK_STREAM,
+            protocol: 0,
+            state: Mutex::new(State::Connected(conn)),
+            pending: Mutex::new(Pending::default()),
+        };
+        Ok((conn_fd, socket, watch, peer))
     }
 
     /// `getsockname(2)`.
@@ -566,10 +468,7 @@ impl Socket {
         }
     }
 
-    pub(super) fn is_listening(&self) -> bool {
-        matches!(&*self.lock(), State::Listening(_))
-    }
-
+    /// Whether a datagram socket has a peer.
     pub(super) fn is_connected(&self) -> bool {
         match &*self.lock() {
             State::Connected(_) => true,
@@ -579,13 +478,13 @@ impl Socket {
     }
 }
 
-/// Writes filler into `fd` (non-blocking) until the socket pair is full; returns
-/// how many bytes went in.
-fn fill(fd: RawFd) -> usize {
+/// Writes filler into `fd` (non-blocking) until the socket pair is full; returns how
+/// many bytes went in.
+fn fill(fd: BorrowedFd<'_>) -> usize {
     let filler = [0u8; 16 * 1024];
     let mut total = 0;
     loop {
-        match sys::send(borrow(fd), &filler) {
+        match sys::send(fd, &filler) {
             Ok(n) if n > 0 => total += n,
             _ => return total,
         }

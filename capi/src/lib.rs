@@ -1,39 +1,93 @@
-//! The C ABI: a drop-in `libvdestack.so.0`.
+//! The C library of vdestack: a drop-in `libvdestack.so.0`, made of the `vdestack`
+//! crate's public API (the crate is built as `libvdestack_capi.so`, whose soname is
+//! `libvdestack.so.0`; `make install` installs it under that name).
 //!
 //! C programs written against the reference `vdestack.h` run on vdestack unchanged.
-//! This module exports the reference's five functions and makes the descriptors
+//! This library exports the reference's five functions and makes the descriptors
 //! `vde_msocket` returns behave as sockets of the stack in every BSD socket call.
 //!
-//! Reading, writing, polling, `shutdown`, `fcntl` and `close` already work on those
-//! descriptors: they are AF_UNIX socket pairs whose other end the stack serves. What
-//! an AF_UNIX socket cannot do by itself (`connect` to an IP address, `bind`,
-//! `listen`, `accept`, the TCP/IP answers of `getsockname`, `getsockopt`, ...) the
-//! library does, by exporting those functions itself: for a descriptor of a stack it
-//! answers, for any other it calls the next definition (libc's), found with
-//! `dlsym(RTLD_NEXT, ...)`. The reference library interposes `socket()` the same way.
+//! Reading, writing, polling, `shutdown`, `fcntl`, `dup` and `close` already work on
+//! those descriptors: they are AF_UNIX socket pairs whose other end the stack
+//! serves. What an AF_UNIX socket cannot do by itself (`connect` to an IP address,
+//! `bind`, `listen`, `accept`, the TCP/IP answers of `getsockname`, `getsockopt`,
+//! ...) the library does, by exporting those functions itself: for a descriptor of a
+//! stack `vdestack::bsd` answers, for any other it calls the next definition
+//! (libc's), found with `dlsym(RTLD_NEXT, ...)` when the library is loaded. The
+//! reference library interposes `socket()` the same way. What this library adds to
+//! `bsd` is only the conversion of C types: socket addresses, option bytes, errno.
 //!
-//! Descriptors are recognised by the inode of the socket they refer to, so a `dup`
-//! is the same socket, as it is for the kernel.
+//! `ioctl` is variadic in C, and Rust cannot define a variadic function: `shim.c`
+//! defines it with its C prototype and calls `vdestack_capi_ioctl` (`interpose.rs`).
+//!
+//! fork: the locks an interposed call may take before it knows whether the
+//! descriptor is a stack's (the registry's, in `bsd`; the default stack's, here) are
+//! taken around `fork()` by `pthread_atfork` handlers, so that a child never finds
+//! one held by a thread that is not in it.
 //!
 //! No panic crosses the boundary: every exported function catches it and fails with
 //! `EIO`.
 
+mod addr;
 mod interpose;
+mod next;
 mod options;
-mod sockets;
 
-use crate::stack::Stack;
+use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+use vdestack::Stack;
 
 /// What a `struct vdestack *` points to.
 pub struct VdeStack {
     stack: Stack,
 }
 
-/// The stack that `socket()` uses, set by `vde_default_stack`.
-static DEFAULT_STACK: Mutex<Option<Stack>> = Mutex::new(None);
+/// The stack that `socket()` uses, set by `vde_default_stack`, with the address of
+/// its `VdeStack` (by which `vde_delstack` recognises it).
+type DefaultStack = Option<(usize, Stack)>;
+
+static DEFAULT_STACK: Mutex<DefaultStack> = Mutex::new(None);
+
+fn lock_default_stack() -> MutexGuard<'static, DefaultStack> {
+    DEFAULT_STACK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The default stack, if one is set.
+fn default_stack() -> Option<Stack> {
+    lock_default_stack()
+        .as_ref()
+        .map(|(_, stack)| stack.clone())
+}
+
+thread_local! {
+    /// The default stack's guard, held by the forking thread across `fork()`.
+    static HELD_ACROSS_FORK: RefCell<Option<MutexGuard<'static, DefaultStack>>> =
+        const { RefCell::new(None) };
+}
+
+extern "C" fn before_fork() {
+    HELD_ACROSS_FORK.with(|held| *held.borrow_mut() = Some(lock_default_stack()));
+}
+
+extern "C" fn after_fork() {
+    HELD_ACROSS_FORK.with(|held| drop(held.borrow_mut().take()));
+}
+
+/// Runs when the library is loaded, before the program can call it or fork: finds
+/// libc's definitions of the interposed functions, and registers the fork handlers
+/// of the default stack's lock.
+extern "C" fn on_load() {
+    next::resolve();
+    // SAFETY: the handlers are functions of this library, which is never unloaded
+    // while the program runs (glibc forgets a library's handlers at dlclose).
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+}
+
+/// The library's constructor (the dynamic loader runs `.init_array` at load).
+#[used]
+#[link_section = ".init_array"]
+static ON_LOAD: extern "C" fn() = on_load;
 
 fn set_errno(code: c_int) {
     // SAFETY: `__errno_location` returns the calling thread's errno, valid for writes
@@ -52,24 +106,18 @@ fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
 /// `-1` with errno from an io::Error (EIO when it carries none). A stack whose
 /// thread failed says so once on stderr, since C has only the errno to tell.
 fn fail(e: std::io::Error) -> c_int {
-    #[cfg(feature = "kernel-ns")]
-    let code = crate::kernel::errno_of(&e);
-    #[cfg(not(feature = "kernel-ns"))]
-    let code = e.raw_os_error();
-    let code = code.or_else(|| {
-        (e.kind() == std::io::ErrorKind::NetworkDown).then(|| {
-            report_failure_once(&e);
-            libc::ENETDOWN
-        })
-    });
-    set_errno(code.unwrap_or(libc::EIO));
+    report_failure_once(&e);
+    set_errno(vdestack::bsd::errno(&e));
     -1
 }
 
-/// Prints a stack failure (its thread's panic) on stderr, the first time only.
+/// Prints a stack failure (its thread's panic: an error of kind `NetworkDown` that
+/// is no OS error) on stderr, the first time only, since C has only the errno to
+/// tell; other errors pass silently.
 pub(crate) fn report_failure_once(e: &std::io::Error) {
     static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+    let failure = e.kind() == std::io::ErrorKind::NetworkDown && e.raw_os_error().is_none();
+    if failure && !REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         eprintln!("{e}");
     }
 }
@@ -79,12 +127,12 @@ pub(crate) fn report_failure_once(e: &std::io::Error) {
 pub const BACKEND_VARIABLE: &str = "VDESTACK_BACKEND";
 
 /// The backend [`BACKEND_VARIABLE`] asks for; `EINVAL` for an unknown value.
-fn backend_from_env() -> Result<crate::Backend, std::io::Error> {
+fn backend_from_env() -> Result<vdestack::Backend, std::io::Error> {
     match std::env::var_os(BACKEND_VARIABLE) {
-        None => Ok(crate::Backend::Userspace),
+        None => Ok(vdestack::Backend::Userspace),
         Some(value) => match value.to_str() {
-            Some("" | "userspace") => Ok(crate::Backend::Userspace),
-            Some("kernel") => Ok(crate::Backend::Kernel),
+            Some("" | "userspace") => Ok(vdestack::Backend::Userspace),
+            Some("kernel") => Ok(vdestack::Backend::Kernel),
             _ => {
                 eprintln!(
                     "vdestack: {BACKEND_VARIABLE}={} is neither \"kernel\" nor \"userspace\"",
@@ -147,7 +195,7 @@ pub unsafe extern "C" fn vde_addstack(vdenet: *mut c_char, ifname: *mut c_char) 
         match builder.build() {
             Ok(stack) => Box::into_raw(Box::new(VdeStack { stack })),
             Err(e) => {
-                if backend == crate::Backend::Kernel {
+                if backend == vdestack::Backend::Kernel {
                     eprintln!("{e}");
                 }
                 fail(e);
@@ -168,14 +216,14 @@ pub unsafe extern "C" fn vde_delstack(stack: *mut VdeStack) {
         if stack.is_null() {
             return;
         }
-        // SAFETY: the caller hands back ownership of a pointer from vde_addstack.
-        let stack = unsafe { Box::from_raw(stack) };
-        let mut default = DEFAULT_STACK.lock().unwrap_or_else(|e| e.into_inner());
-        if default.as_ref().is_some_and(|d| d.same_as(&stack.stack)) {
-            *default = None;
-        }
+        let mut default = lock_default_stack();
+        let taken = default
+            .take_if(|(address, _)| *address == stack as usize)
+            .map(|(_, stack)| stack);
         drop(default);
-        drop(stack);
+        drop(taken);
+        // SAFETY: the caller hands back ownership of a pointer from vde_addstack.
+        drop(unsafe { Box::from_raw(stack) });
     })
 }
 
@@ -188,8 +236,10 @@ pub unsafe extern "C" fn vde_delstack(stack: *mut VdeStack) {
 pub unsafe extern "C" fn vde_default_stack(stack: *mut VdeStack) {
     guard((), || {
         // SAFETY: the caller promises a live stack or NULL.
-        let stack = unsafe { stack.as_ref() }.map(|s| s.stack.clone());
-        *DEFAULT_STACK.lock().unwrap_or_else(|e| e.into_inner()) = stack;
+        let new = unsafe { stack.as_ref() }.map(|s| (stack as usize, s.stack.clone()));
+        let old = std::mem::replace(&mut *lock_default_stack(), new);
+        // Dropped without the lock (a stack's drop may wait for its thread).
+        drop(old);
     })
 }
 
@@ -244,7 +294,8 @@ pub unsafe extern "C" fn vde_msocket(
             set_errno(libc::EINVAL);
             return -1;
         };
-        sockets::open(&stack.stack, domain, ty, protocol).unwrap_or_else(fail)
+        vdestack::bsd::socket(&stack.stack, domain, ty, protocol)
+            .map_or_else(fail, std::os::fd::IntoRawFd::into_raw_fd)
     })
 }
 

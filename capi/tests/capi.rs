@@ -1,16 +1,21 @@
-#![cfg(feature = "capi")]
 //! The C ABI, proven with C: the programs in `tests/capi/` are compiled with the
 //! system C compiler against our `include/vdestack.h` (and `man_example.c` also
-//! against Debian's reference header), linked with our `libvdestack.so`, and run
+//! against Debian's reference header), linked with this crate's library, and run
 //! against a `vde_switch` started here. Each exits 0 on success and prints the
 //! failing call otherwise.
 //!
-//! Where this machine allows user namespaces, every program runs inside
-//! `unshare -Ur` after setting `max_user_namespaces` to 0 there: the reference
-//! libvdestack cannot create a stack in that environment, so a passing program
-//! proves that our library ran (Debian's `libvdestack.so.0` is installed beside it
-//! and would be picked up silently by a wrong library path). `ldd` confirms it too.
+//! Every program runs in a user and network namespace of its own (`unshare -Urn`)
+//! with only `lo` up: the programs use the private addresses of their virtual
+//! networks, and none of their packets (a kernel socket's, or one of a call the
+//! library failed to interpose) may be tried on a real network. Where such a
+//! namespace cannot be made, the tests that run programs are skipped with a
+//! message. Inside it, `max_user_namespaces` is set to 0 first (except for the
+//! kernel backend's runs): the reference libvdestack cannot create a stack in that
+//! environment, so a passing program proves that our library ran (Debian's
+//! `libvdestack.so.0` is installed beside it and would be picked up silently by a
+//! wrong library path). `ldd` confirms it too.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::fs::File;
@@ -28,30 +33,36 @@ const REFERENCE_LIB: &str = "/usr/lib/x86_64-linux-gnu/libvdestack.so.0";
 /// The reference header of Debian's `libvdestack-dev`.
 const REFERENCE_HEADER: &str = "/usr/include/vdestack.h";
 
+/// This crate's directory (`capi/`).
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The workspace's directory, where the Makefile is.
+fn workspace_dir() -> &'static Path {
+    manifest_dir().parent().expect("capi/ is in the workspace")
 }
 
 fn tmp_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
 }
 
-/// The `libvdestack.so` cargo built with this test: `target/<profile>/deps/`
-/// first (where `cargo test` writes it), else `target/<profile>/` (which only
-/// `cargo build` refreshes: a copy there may be older than the test).
+/// The library cargo built with this test (`libvdestack_capi.so`, installed as
+/// `libvdestack.so.0`): `target/<profile>/deps/` first (where `cargo test` writes
+/// it), else `target/<profile>/` (which only `cargo build` refreshes: a copy there
+/// may be older than the test).
 fn built_lib() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("the test's directory");
     let candidates = [deps, deps.parent().unwrap_or(deps)];
     for dir in candidates {
-        let lib = dir.join("libvdestack.so");
+        let lib = dir.join("libvdestack_capi.so");
         if lib.is_file() {
             return lib;
         }
     }
     panic!(
-        "libvdestack.so not found in {} or {}: the crate must build a cdylib \
-         (crate-type = [\"rlib\", \"cdylib\"]) with the capi feature",
+        "libvdestack_capi.so not found in {} or {}: the crate must build its cdylib",
         candidates[0].display(),
         candidates[1].display()
     );
@@ -96,14 +107,18 @@ fn lib_dir() -> &'static Path {
     })
 }
 
-/// Whether this process may create a user namespace.
-fn can_create_user_namespace() -> bool {
-    Command::new("unshare")
-        .args(["-U", "true"])
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+/// Whether this process may create a user namespace with a network namespace of
+/// its own, where the C programs run (see [`in_own_network`]).
+fn can_create_network_namespace() -> bool {
+    static ANSWER: OnceLock<bool> = OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        Command::new("unshare")
+            .args(["-Urn", "true"])
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    })
 }
 
 /// The result of running a command to completion (or to its timeout).
@@ -229,34 +244,56 @@ fn assert_links_ours(prog: &Path) {
     );
 }
 
-/// A command running `prog args` where creating a user namespace fails (when this
-/// machine allows user namespaces at all; otherwise directly).
-fn without_user_namespaces(prog: &Path, args: &[&str]) -> Command {
-    if can_create_user_namespace() {
-        let mut cmd = Command::new("unshare");
-        cmd.args([
-            "-Ur",
-            "sh",
-            "-c",
-            "echo 0 > /proc/sys/user/max_user_namespaces || exit 97; \
-             if unshare -U true 2>/dev/null; then \
-             echo 'user namespaces are still allowed' >&2; exit 98; fi; \
-             exec \"$0\" \"$@\"",
-        ])
-        .arg(prog)
-        .args(args);
-        cmd
-    } else {
-        let mut cmd = Command::new(prog);
-        cmd.args(args);
-        cmd
-    }
+/// Whether a program may create user namespaces in its network namespace.
+#[derive(Clone, Copy, PartialEq)]
+enum UserNamespaces {
+    /// As the kernel backend needs.
+    Allowed,
+    /// Creating one fails (`max_user_namespaces` 0), as where the reference library
+    /// cannot make a stack.
+    Blocked,
 }
 
-/// Runs a compiled program with our library first on the library path.
+/// A command running `prog args` in a user and network namespace of its own whose
+/// only interface, `lo`, is up: a kernel socket there reaches nothing but `lo`.
+/// `None`, after saying so, where such a namespace cannot be made: the test that
+/// wanted it is skipped, since its program's private addresses must never be tried
+/// on a real network.
+fn in_own_network(
+    test: &str,
+    prog: &Path,
+    args: &[&str],
+    users: UserNamespaces,
+) -> Option<Command> {
+    if !can_create_network_namespace() {
+        eprintln!(
+            "{test}: skipped: no network namespace can be made here (unshare -Urn), \
+             and a C program's traffic must not reach this machine's network"
+        );
+        return None;
+    }
+    let block = match users {
+        UserNamespaces::Allowed => "",
+        UserNamespaces::Blocked => {
+            "echo 0 > /proc/sys/user/max_user_namespaces || exit 97; \
+             if unshare -U true 2>/dev/null; then \
+             echo 'user namespaces are still allowed' >&2; exit 98; fi; "
+        }
+    };
+    let script = format!("ip link set lo up || exit 96; {block}exec \"$0\" \"$@\"");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-Urn", "sh", "-c", &script]).arg(prog).args(args);
+    Some(cmd)
+}
+
+/// Runs a compiled program with our library first on the library path, in a
+/// network namespace of its own where user namespaces cannot be created.
 fn run_program(prog: &Path, args: &[&str]) {
     assert_links_ours(prog);
-    let mut cmd = without_user_namespaces(prog, args);
+    let name = prog.file_name().unwrap_or_default().to_string_lossy();
+    let Some(mut cmd) = in_own_network(&name, prog, args, UserNamespaces::Blocked) else {
+        return;
+    };
     cmd.env("LD_LIBRARY_PATH", lib_dir());
     let r = run(cmd, PROGRAM_TIMEOUT);
     assert!(
@@ -290,12 +327,19 @@ fn man_example_with_the_reference_header() {
 /// ours), the same program fails where user namespaces cannot be created.
 #[test]
 fn reference_library_fails_without_user_namespaces() {
-    if !can_create_user_namespace() || !Path::new(REFERENCE_LIB).exists() {
+    if !Path::new(REFERENCE_LIB).exists() {
         return; // nothing to compare with here
     }
     let prog = compile("man_example", Header::Ours);
     let sw = common::Switch::start();
-    let mut cmd = without_user_namespaces(&prog, &[&sw.vnl()]);
+    let Some(mut cmd) = in_own_network(
+        "reference_library_fails_without_user_namespaces",
+        &prog,
+        &[&sw.vnl()],
+        UserNamespaces::Blocked,
+    ) else {
+        return;
+    };
     cmd.env_remove("LD_LIBRARY_PATH");
     let r = run(cmd, PROGRAM_TIMEOUT);
     assert!(
@@ -318,6 +362,14 @@ fn default_stack() {
 #[test]
 fn fork() {
     compile_and_run("fork");
+}
+
+/// fork() while threads open, use and close stack sockets: every child's close,
+/// dup, dup2 and socket calls answer at once (no lock held by a thread that is not
+/// in the child, no wait for the parent's stack thread).
+#[test]
+fn fork_stress() {
+    compile_and_run("fork_stress");
 }
 
 #[test]
@@ -414,7 +466,7 @@ fn soname_is_libvdestack_so_0() {
 
 fn make(args: &[&str], timeout: Duration) {
     let mut cmd = Command::new("make");
-    cmd.arg("-C").arg(manifest_dir()).args(args);
+    cmd.arg("-C").arg(workspace_dir()).args(args);
     let r = run(cmd, timeout);
     assert!(r.success(), "make {args:?} failed: {}", r.describe());
 }
@@ -426,7 +478,7 @@ fn link_target(path: &Path) -> String {
         .into_owned()
 }
 
-/// `make install PREFIX=...` builds (cargo build --release --features capi,kernel-ns) and
+/// `make install PREFIX=...` builds (cargo build --release -p vdestack-capi) and
 /// installs the library with its soname links, the header and a pkg-config file
 /// that a C program builds with; `make uninstall` removes them.
 #[test]
@@ -482,14 +534,20 @@ fn make_install() {
         r.describe()
     );
     let sw = common::Switch::start();
-    let mut cmd = without_user_namespaces(&prog, &[&sw.vnl()]);
-    cmd.env("LD_LIBRARY_PATH", &lib);
-    let r = run(cmd, PROGRAM_TIMEOUT);
-    assert!(
-        r.success(),
-        "man_example (installed) failed: {}",
-        r.describe()
-    );
+    if let Some(mut cmd) = in_own_network(
+        "make_install (running the installed library)",
+        &prog,
+        &[&sw.vnl()],
+        UserNamespaces::Blocked,
+    ) {
+        cmd.env("LD_LIBRARY_PATH", &lib);
+        let r = run(cmd, PROGRAM_TIMEOUT);
+        assert!(
+            r.success(),
+            "man_example (installed) failed: {}",
+            r.describe()
+        );
+    }
 
     make(&["uninstall", &prefix_arg], Duration::from_secs(60));
     for f in [
@@ -550,9 +608,11 @@ fn run_on_kernel_backend(name: &str) {
     let prog = compile(name, Header::Ours);
     assert_links_ours(&prog);
     let sw = common::Switch::start();
-    let mut cmd = Command::new(&prog);
-    cmd.arg(sw.vnl())
-        .env("LD_LIBRARY_PATH", lib_dir())
+    let test = format!("{name}_on_the_kernel_backend");
+    let Some(mut cmd) = in_own_network(&test, &prog, &[&sw.vnl()], UserNamespaces::Allowed) else {
+        return;
+    };
+    cmd.env("LD_LIBRARY_PATH", lib_dir())
         .env("VDESTACK_BACKEND", "kernel");
     let r = run(cmd, PROGRAM_TIMEOUT);
     assert!(
@@ -604,7 +664,14 @@ fn options_on_the_kernel_backend() {
 fn kernel_backend_without_user_namespaces_fails_clearly() {
     let prog = compile("man_example", Header::Ours);
     let sw = common::Switch::start();
-    let mut cmd = without_user_namespaces(&prog, &[&sw.vnl()]);
+    let Some(mut cmd) = in_own_network(
+        "kernel_backend_without_user_namespaces_fails_clearly",
+        &prog,
+        &[&sw.vnl()],
+        UserNamespaces::Blocked,
+    ) else {
+        return;
+    };
     cmd.env("LD_LIBRARY_PATH", lib_dir())
         .env("VDESTACK_BACKEND", "kernel");
     let r = run(cmd, PROGRAM_TIMEOUT);

@@ -1,0 +1,580 @@
+//! The BSD socket calls, interposed: a stack's descriptor is answered by
+//! `vdestack::bsd`, any other goes to the next definition (libc's).
+//!
+//! `close`, `dup`, `dup2`, `dup3` and `fcntl` are not here: nothing needs to count
+//! descriptors (the registry is keyed by the socket, and learns from the stack when
+//! its last descriptor is gone), so they are libc's own, lock-free and
+//! async-signal-safe.
+
+use super::addr::{is_unspec, read_addr, write_addr};
+use super::{fail, guard, next, options, set_errno};
+use std::ffi::{c_int, c_ulong, c_void};
+use std::io;
+use std::os::fd::{BorrowedFd, IntoRawFd};
+use vdestack::bsd::{self, SocketKind};
+
+/// Calls libc's `$name`, or fails with ENOSYS if there is none.
+macro_rules! call_next {
+    ($name:ident($($arg:expr),*)) => {
+        match next::$name() {
+            // SAFETY: forwarding the program's own arguments to libc's function.
+            Some(f) => unsafe { f($($arg),*) },
+            None => {
+                set_errno(libc::ENOSYS);
+                -1
+            }
+        }
+    };
+}
+
+/// The program's descriptor `fd` and what it is, when it is a stack socket.
+fn stack_socket(fd: c_int) -> Option<(BorrowedFd<'static>, SocketKind)> {
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: only used for the duration of a call the program made on `fd`, which
+    // keeps it open for that call (a closed number fails the look-up's fstat).
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    bsd::kind(borrowed).map(|kind| (borrowed, kind))
+}
+
+/// A datagram stack socket.
+fn datagram_socket(fd: c_int) -> Option<(BorrowedFd<'static>, SocketKind)> {
+    stack_socket(fd).filter(|(_, kind)| kind.ty == libc::SOCK_DGRAM)
+}
+
+fn done(result: io::Result<()>) -> c_int {
+    result.map_or_else(fail, |()| 0)
+}
+
+fn sent(result: io::Result<usize>) -> isize {
+    result.map_or_else(|e| fail(e) as isize, |n| n as isize)
+}
+
+/// `socket(2)`: on the default stack for AF_INET/AF_INET6 when one is set.
+#[no_mangle]
+pub extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
+    guard(-1, || {
+        if domain == libc::AF_INET || domain == libc::AF_INET6 {
+            let default = super::default_stack();
+            if let Some(stack) = default {
+                return bsd::socket(&stack, domain, ty, protocol)
+                    .map_or_else(fail, IntoRawFd::into_raw_fd);
+            }
+        }
+        call_next!(socket(domain, ty, protocol))
+    })
+}
+
+/// `connect(2)`.
+///
+/// # Safety
+/// As `connect(2)`: `addr` valid for reads of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn connect(
+    fd: c_int,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+) -> c_int {
+    guard(-1, || match stack_socket(fd) {
+        Some((fd, kind)) => {
+            // SAFETY: the program's contract for `addr`.
+            if kind.ty == libc::SOCK_DGRAM && unsafe { is_unspec(addr, len) } {
+                return done(bsd::disconnect(fd));
+            }
+            // SAFETY: as above.
+            done(unsafe { read_addr(addr, len) }.and_then(|a| bsd::connect(fd, a)))
+        }
+        None => call_next!(connect(fd, addr, len)),
+    })
+}
+
+/// The program's buffer as a slice (empty for a zero length, whatever the pointer).
+///
+/// # Safety
+/// `buf` is valid for reads of `len` bytes when `len` is not 0.
+unsafe fn in_buf<'a>(buf: *const c_void, len: usize) -> &'a [u8] {
+    if len == 0 || buf.is_null() {
+        return &[];
+    }
+    // SAFETY: the caller's contract.
+    unsafe { std::slice::from_raw_parts(buf.cast(), len) }
+}
+
+/// The program's buffer as a mutable slice.
+///
+/// # Safety
+/// `buf` is valid for writes of `len` bytes when `len` is not 0.
+unsafe fn out_buf<'a>(buf: *mut c_void, len: usize) -> &'a mut [u8] {
+    if len == 0 || buf.is_null() {
+        return &mut [];
+    }
+    // SAFETY: the caller's contract.
+    unsafe { std::slice::from_raw_parts_mut(buf.cast(), len) }
+}
+
+/// A datagram socket's receive; writes the source to `addr` if the program asks.
+///
+/// # Safety
+/// `addr` is NULL or valid for writes of `*len` bytes.
+unsafe fn recv_datagram(
+    fd: BorrowedFd<'_>,
+    kind: SocketKind,
+    buf: &mut [u8],
+    flags: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> isize {
+    let received = bsd::recv_from(fd, buf, flags).and_then(|(n, from)| {
+        if !addr.is_null() {
+            // SAFETY: the caller's contract.
+            unsafe { write_addr(from, kind.domain, addr, len) }?;
+        }
+        Ok(n)
+    });
+    sent(received)
+}
+
+/// `bind(2)`.
+///
+/// # Safety
+/// As `bind(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn bind(
+    fd: c_int,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+) -> c_int {
+    guard(-1, || match stack_socket(fd) {
+        // SAFETY: the program's contract for `addr`.
+        Some((fd, _)) => done(unsafe { read_addr(addr, len) }.and_then(|a| bsd::bind(fd, a))),
+        None => call_next!(bind(fd, addr, len)),
+    })
+}
+
+/// `listen(2)`.
+#[no_mangle]
+pub extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
+    guard(-1, || match stack_socket(fd) {
+        Some((fd, _)) => done(bsd::listen(fd, backlog)),
+        None => call_next!(listen(fd, backlog)),
+    })
+}
+
+/// `accept(2)`.
+///
+/// # Safety
+/// As `accept(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn accept(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> c_int {
+    // SAFETY: same contract.
+    unsafe { accept4(fd, addr, len, 0) }
+}
+
+/// `accept4(2)`.
+///
+/// # Safety
+/// As `accept4(2)`: `addr` NULL or valid for `*len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn accept4(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+    flags: c_int,
+) -> c_int {
+    guard(-1, || match stack_socket(fd) {
+        Some((fd, kind)) => match bsd::accept(fd, flags) {
+            Ok((conn, peer)) => {
+                if !addr.is_null() {
+                    // SAFETY: the program's contract for `addr` and `len`.
+                    if let Err(e) = unsafe { write_addr(peer, kind.domain, addr, len) } {
+                        drop(conn);
+                        return fail(e);
+                    }
+                }
+                conn.into_raw_fd()
+            }
+            Err(e) => fail(e),
+        },
+        None => call_next!(accept4(fd, addr, len, flags)),
+    })
+}
+
+/// `getsockname(2)`.
+///
+/// # Safety
+/// As `getsockname(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn getsockname(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> c_int {
+    guard(-1, || match stack_socket(fd) {
+        Some((fd, kind)) => done(
+            // SAFETY: the program's contract for `addr` and `len`.
+            bsd::local_addr(fd).and_then(|a| unsafe { write_addr(a, kind.domain, addr, len) }),
+        ),
+        None => call_next!(getsockname(fd, addr, len)),
+    })
+}
+
+/// `getpeername(2)`.
+///
+/// # Safety
+/// As `getpeername(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn getpeername(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> c_int {
+    guard(-1, || match stack_socket(fd) {
+        Some((fd, kind)) => done(
+            // SAFETY: the program's contract for `addr` and `len`.
+            bsd::peer_addr(fd).and_then(|p| unsafe { write_addr(p, kind.domain, addr, len) }),
+        ),
+        None => call_next!(getpeername(fd, addr, len)),
+    })
+}
+
+/// Options answered by the kernel on the socket pair itself, which means the same
+/// for a stack socket: the timeouts.
+fn passed_through(level: c_int, name: c_int) -> bool {
+    level == libc::SOL_SOCKET && matches!(name, libc::SO_RCVTIMEO | libc::SO_SNDTIMEO)
+}
+
+/// `getsockopt(2)`.
+///
+/// # Safety
+/// As `getsockopt(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *mut c_void,
+    len: *mut libc::socklen_t,
+) -> c_int {
+    guard(-1, || match stack_socket(fd) {
+        // SAFETY: the program's contract for `value` and `len`.
+        Some((fd, _)) if !passed_through(level, name) => {
+            done(unsafe { options::get(fd, level, name, value, len) })
+        }
+        _ => call_next!(getsockopt(fd, level, name, value, len)),
+    })
+}
+
+/// `setsockopt(2)`.
+///
+/// # Safety
+/// As `setsockopt(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *const c_void,
+    len: libc::socklen_t,
+) -> c_int {
+    guard(-1, || match stack_socket(fd) {
+        // SAFETY: the program's contract: `value` holds `len` readable bytes.
+        Some((fd, _)) if !passed_through(level, name) => {
+            done(unsafe { options::set(fd, level, name, value, len) })
+        }
+        _ => call_next!(setsockopt(fd, level, name, value, len)),
+    })
+}
+
+/// `sendto(2)`: on a connected stack stream socket the address is ignored, as TCP
+/// does (an AF_UNIX socket pair would refuse it with EISCONN).
+///
+/// # Safety
+/// As `sendto(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    flags: c_int,
+    addr: *const libc::sockaddr,
+    addrlen: libc::socklen_t,
+) -> isize {
+    guard(-1, || {
+        if let Some((sfd, _)) = datagram_socket(fd) {
+            let dest = if addr.is_null() {
+                None
+            } else {
+                // SAFETY: the program's contract for `addr`.
+                match unsafe { read_addr(addr, addrlen) } {
+                    Ok(dest) => Some(dest),
+                    Err(e) => return fail(e) as isize,
+                }
+            };
+            // SAFETY: the program's contract for `buf`.
+            return sent(bsd::send_to(sfd, unsafe { in_buf(buf, len) }, dest, flags));
+        }
+        if addr.is_null() {
+            return call_next!(sendto(fd, buf, len, flags, addr, addrlen));
+        }
+        match stack_socket(fd) {
+            Some((sfd, _)) if bsd::peer_addr(sfd).is_ok() => {
+                call_next!(sendto(fd, buf, len, flags, std::ptr::null(), 0))
+            }
+            Some(_) => {
+                set_errno(libc::EPIPE);
+                -1
+            }
+            None => call_next!(sendto(fd, buf, len, flags, addr, addrlen)),
+        }
+    })
+}
+
+/// `sendmsg(2)`: as `sendto`, the address of a connected stack socket is ignored.
+///
+/// # Safety
+/// As `sendmsg(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
+    guard(-1, || {
+        if let Some((sfd, _)) = datagram_socket(fd) {
+            // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
+            let Some(header) = (unsafe { msg.as_ref() }) else {
+                return fail(io::Error::from_raw_os_error(libc::EFAULT)) as isize;
+            };
+            let dest = if header.msg_name.is_null() {
+                None
+            } else {
+                // SAFETY: a valid msghdr's name holds msg_namelen bytes.
+                match unsafe { read_addr(header.msg_name.cast(), header.msg_namelen) } {
+                    Ok(dest) => Some(dest),
+                    Err(e) => return fail(e) as isize,
+                }
+            };
+            // A datagram leaves in one piece: gather the parts first.
+            let mut data = Vec::new();
+            for i in 0..header.msg_iovlen {
+                // SAFETY: a valid msghdr holds msg_iovlen iovecs, each valid for
+                // reads of its length.
+                let part = unsafe {
+                    let iov = &*header.msg_iov.add(i);
+                    in_buf(iov.iov_base, iov.iov_len)
+                };
+                data.extend_from_slice(part);
+            }
+            return sent(bsd::send_to(sfd, &data, dest, flags));
+        }
+        // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
+        let Some(header) = (unsafe { msg.as_ref() }).filter(|m| !m.msg_name.is_null()) else {
+            return call_next!(sendmsg(fd, msg, flags));
+        };
+        match stack_socket(fd) {
+            Some((sfd, _)) if bsd::peer_addr(sfd).is_ok() => {
+                let mut stripped = *header;
+                stripped.msg_name = std::ptr::null_mut();
+                stripped.msg_namelen = 0;
+                call_next!(sendmsg(fd, &stripped, flags))
+            }
+            Some(_) => {
+                set_errno(libc::EPIPE);
+                -1
+            }
+            None => call_next!(sendmsg(fd, msg, flags)),
+        }
+    })
+}
+
+/// `send(2)`: a datagram socket's goes through the stack (an unconnected one fails
+/// with EDESTADDRREQ); anything else is the socket pair's own.
+///
+/// # Safety
+/// As `send(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize {
+    guard(-1, || match datagram_socket(fd) {
+        // SAFETY: the program's contract for `buf`.
+        Some((sfd, _)) => sent(bsd::send(sfd, unsafe { in_buf(buf, len) }, flags)),
+        None => stream_outcome(fd, call_next!(send(fd, buf, len, flags)), len),
+    })
+}
+
+/// `recv(2)`: a datagram socket's strips what travels with each datagram.
+///
+/// # Safety
+/// As `recv(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
+    guard(-1, || match datagram_socket(fd) {
+        // SAFETY: the program's contract for `buf`.
+        Some((sfd, _)) => sent(bsd::recv(sfd, unsafe { out_buf(buf, len) }, flags)),
+        None => stream_outcome(fd, call_next!(recv(fd, buf, len, flags)), len),
+    })
+}
+
+/// `recvfrom(2)`: a datagram socket's gives each datagram's true source.
+///
+/// # Safety
+/// As `recvfrom(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    flags: c_int,
+    addr: *mut libc::sockaddr,
+    addrlen: *mut libc::socklen_t,
+) -> isize {
+    guard(-1, || match datagram_socket(fd) {
+        // SAFETY: the program's contract for `buf`, `addr` and `addrlen`.
+        Some((sfd, kind)) => unsafe {
+            recv_datagram(sfd, kind, out_buf(buf, len), flags, addr, addrlen)
+        },
+        None => stream_outcome(
+            fd,
+            call_next!(recvfrom(fd, buf, len, flags, addr, addrlen)),
+            len,
+        ),
+    })
+}
+
+/// `recvmsg(2)`: for a datagram socket, the datagram scattered over the parts and
+/// its source in `msg_name`; no control messages.
+///
+/// # Safety
+/// As `recvmsg(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
+    guard(-1, || {
+        let Some((sfd, kind)) = datagram_socket(fd) else {
+            // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
+            let asked = unsafe { msg.as_ref() }.map_or(0, |header| {
+                (0..header.msg_iovlen)
+                    // SAFETY: a valid msghdr holds msg_iovlen iovecs.
+                    .map(|i| unsafe { (*header.msg_iov.add(i)).iov_len })
+                    .sum()
+            });
+            return stream_outcome(fd, call_next!(recvmsg(fd, msg, flags)), asked);
+        };
+        // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
+        let Some(header) = (unsafe { msg.as_mut() }) else {
+            return fail(io::Error::from_raw_os_error(libc::EFAULT)) as isize;
+        };
+        let parts = (0..header.msg_iovlen)
+            // SAFETY: a valid msghdr holds msg_iovlen iovecs.
+            .map(|i| unsafe { *header.msg_iov.add(i) })
+            .collect::<Vec<_>>();
+        let mut data = vec![0u8; parts.iter().map(|p| p.iov_len).sum()];
+        let (name, namelen) = if header.msg_name.is_null() {
+            (std::ptr::null_mut(), std::ptr::null_mut())
+        } else {
+            (header.msg_name.cast(), &mut header.msg_namelen as *mut _)
+        };
+        // SAFETY: a valid msghdr's name has room for msg_namelen bytes.
+        let n = unsafe { recv_datagram(sfd, kind, &mut data, flags, name, namelen) };
+        if n < 0 {
+            return n;
+        }
+        let mut rest = &data[..n as usize];
+        for part in parts {
+            let take = rest.len().min(part.iov_len);
+            // SAFETY: each iovec is valid for writes of its length.
+            unsafe { out_buf(part.iov_base, part.iov_len)[..take].copy_from_slice(&rest[..take]) };
+            rest = &rest[take..];
+        }
+        header.msg_controllen = 0;
+        header.msg_flags = 0;
+        n
+    })
+}
+
+/// `read(2)`: on a stack's stream socket, the end of the stream after the peer's
+/// reset is ECONNRESET, once (see [`stream_outcome`]).
+///
+/// # Safety
+/// As `read(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
+    let n = call_next!(read(fd, buf, len));
+    guard(n, || stream_outcome(fd, n, len))
+}
+
+/// `write(2)`: on a stack's stream socket, the broken pipe after the peer's reset
+/// is ECONNRESET, once (see [`stream_outcome`]).
+///
+/// # Safety
+/// As `write(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
+    let n = call_next!(write(fd, buf, len));
+    guard(n, || stream_outcome(fd, n, len))
+}
+
+/// What a call on a stream descriptor returns: `n`, its own outcome, unless that is
+/// the end of the stream (0 for a read of `asked` > 0 bytes) or a broken pipe
+/// (EPIPE) on a stack connection that the peer reset: a kernel socket reports such a
+/// reset as ECONNRESET to the first call that meets it; the socket pair in the
+/// program's hand can only say EOF and EPIPE, so the reset the stack recorded
+/// (`bsd::take_error`) is told here instead. Other descriptors pay for a look-up
+/// only at their own end of stream or broken pipe.
+fn stream_outcome(fd: c_int, n: isize, asked: usize) -> isize {
+    let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    let at_end = n == 0 && asked > 0;
+    let broken = n == -1 && errno == libc::EPIPE;
+    if !(at_end || broken) {
+        return n;
+    }
+    let reset = stack_socket(fd)
+        .filter(|(_, kind)| kind.ty == libc::SOCK_STREAM)
+        .and_then(|(fd, _)| bsd::take_error(fd).ok().flatten());
+    match reset {
+        Some(e) => fail(e) as isize,
+        None => {
+            set_errno(errno);
+            n
+        }
+    }
+}
+
+/// `ioctl(2)`, called by the C shim's `ioctl` (`shim.c`) with its variadic
+/// argument read: `FIONREAD` on a stack socket is `bsd::bytes_to_read` (an
+/// unconnected datagram socket's next datagram without the address travelling with
+/// it); everything else is libc's, called with its variadic prototype.
+///
+/// # Safety
+/// As `ioctl(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn vdestack_capi_ioctl(
+    fd: c_int,
+    request: c_ulong,
+    arg: *mut c_void,
+) -> c_int {
+    guard(-1, || {
+        if request == libc::FIONREAD {
+            if let Some((sfd, _)) = stack_socket(fd) {
+                if arg.is_null() {
+                    return fail(io::Error::from_raw_os_error(libc::EFAULT));
+                }
+                return match bsd::bytes_to_read(sfd) {
+                    // SAFETY: FIONREAD's argument is the program's int.
+                    Ok(n) => unsafe {
+                        *arg.cast::<c_int>() = n.min(c_int::MAX as usize) as c_int;
+                        0
+                    },
+                    Err(e) => fail(e),
+                };
+            }
+        }
+        match next::ioctl() {
+            // SAFETY: forwarding the program's own arguments to libc's function.
+            Some(f) => unsafe { f(fd, request, arg) },
+            None => {
+                set_errno(libc::ENOSYS);
+                -1
+            }
+        }
+    })
+}

@@ -1,0 +1,83 @@
+//! The next definitions (libc's) of the functions the library interposes, found with
+//! `dlsym(RTLD_NEXT, ...)` once, when the library is loaded (see [`resolve`]), never
+//! inside an interposed call: a forked child (the kernel backend's helper, a
+//! program's) then never runs the dynamic linker's lookup, whose locks another thread
+//! may have held at the fork.
+
+use std::ffi::{c_int, c_ulong, c_void};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The address of `symbol`'s next definition, 0 if there is none.
+fn lookup(symbol: &str) -> usize {
+    debug_assert!(symbol.ends_with('\0'));
+    // SAFETY: `symbol` is NUL-terminated; RTLD_NEXT is a valid handle.
+    unsafe { libc::dlsym(libc::RTLD_NEXT, symbol.as_ptr().cast()) as usize }
+}
+
+macro_rules! next_fns {
+    ($($name:ident: fn($($arg:ty),*) -> $ret:ty;)*) => {
+        /// Where each next definition is (0: none), set by [`resolve`].
+        #[allow(non_upper_case_globals)]
+        mod address {
+            use std::sync::atomic::AtomicUsize;
+            $(pub(super) static $name: AtomicUsize = AtomicUsize::new(0);)*
+        }
+
+        /// Looks every next definition up (at load time).
+        fn resolve_fixed() {
+            $(address::$name.store(
+                lookup(concat!(stringify!($name), "\0")),
+                Ordering::Relaxed,
+            );)*
+        }
+
+        $(
+            #[doc = concat!("libc's `", stringify!($name), "`, if there is one.")]
+            pub(super) fn $name() -> Option<unsafe extern "C" fn($($arg),*) -> $ret> {
+                let address = address::$name.load(Ordering::Relaxed);
+                // SAFETY: the symbol is libc's function of this very prototype.
+                (address != 0).then(|| unsafe {
+                    std::mem::transmute::<usize, unsafe extern "C" fn($($arg),*) -> $ret>(address)
+                })
+            }
+        )*
+    };
+}
+
+next_fns! {
+    socket: fn(c_int, c_int, c_int) -> c_int;
+    connect: fn(c_int, *const libc::sockaddr, libc::socklen_t) -> c_int;
+    bind: fn(c_int, *const libc::sockaddr, libc::socklen_t) -> c_int;
+    listen: fn(c_int, c_int) -> c_int;
+    accept4: fn(c_int, *mut libc::sockaddr, *mut libc::socklen_t, c_int) -> c_int;
+    getsockname: fn(c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> c_int;
+    getpeername: fn(c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> c_int;
+    getsockopt: fn(c_int, c_int, c_int, *mut c_void, *mut libc::socklen_t) -> c_int;
+    setsockopt: fn(c_int, c_int, c_int, *const c_void, libc::socklen_t) -> c_int;
+    sendto: fn(c_int, *const c_void, usize, c_int, *const libc::sockaddr, libc::socklen_t) -> isize;
+    sendmsg: fn(c_int, *const libc::msghdr, c_int) -> isize;
+    send: fn(c_int, *const c_void, usize, c_int) -> isize;
+    recv: fn(c_int, *mut c_void, usize, c_int) -> isize;
+    recvfrom: fn(c_int, *mut c_void, usize, c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> isize;
+    recvmsg: fn(c_int, *mut libc::msghdr, c_int) -> isize;
+    read: fn(c_int, *mut c_void, usize) -> isize;
+    write: fn(c_int, *const c_void, usize) -> isize;
+}
+
+/// libc's `ioctl`, variadic as C declares it.
+pub(super) type Ioctl = unsafe extern "C" fn(c_int, c_ulong, ...) -> c_int;
+
+static IOCTL: AtomicUsize = AtomicUsize::new(0);
+
+/// libc's `ioctl`, if there is one.
+pub(super) fn ioctl() -> Option<Ioctl> {
+    let address = IOCTL.load(Ordering::Relaxed);
+    // SAFETY: the symbol is libc's `ioctl`, of this very (variadic) prototype.
+    (address != 0).then(|| unsafe { std::mem::transmute::<usize, Ioctl>(address) })
+}
+
+/// Looks every next definition up. Called once, by the library's constructor.
+pub(super) fn resolve() {
+    resolve_fixed();
+    IOCTL.store(lookup("ioctl\0"), Ordering::Relaxed);
+}

@@ -1,0 +1,248 @@
+//! `vdestack::bsd`, the BSD calls on descriptors, from Rust (the C library's own
+//! tests are the C programs of `capi/tests/`). Each scenario runs on both backends:
+//! on a kernel-backend stack the descriptors are kernel sockets and the calls are
+//! the kernel's, the oracle for what the userspace stack answers.
+
+mod common;
+
+use common::{errno, Backend, Net, Wire};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+use vdestack::bsd::{self, OptValue, SockOpt};
+
+/// Two stacks of `backend` on a switch (see [`Net`]).
+fn net(backend: Backend) -> Net {
+    Net::with_backends(Wire::Switch, backend, backend)
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn tcp(stack: &vdestack::Stack) -> OwnedFd {
+    bsd::socket(stack, libc::AF_INET, libc::SOCK_STREAM, 0).expect("socket")
+}
+
+/// Waits up to 10 s for `events` on `fd`; true if they came.
+fn wait_for(fd: BorrowedFd<'_>, events: libc::c_short) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the call.
+    unsafe { libc::poll(&mut pfd, 1, 10_000) == 1 }
+}
+
+fn int(fd: BorrowedFd<'_>, opt: SockOpt) -> i32 {
+    match bsd::get_option(fd, opt).unwrap_or_else(|e| panic!("{opt:?}: {e}")) {
+        OptValue::Int(v) => v,
+        other => panic!("{opt:?} gave {other:?}"),
+    }
+}
+
+/// A listener whose options are set between `socket` and `bind`; a blocking
+/// connect; accept; the addresses on each side; bytes both ways; a copy of the
+/// descriptor that is the same socket once the original is closed.
+fn listen_connect_accept(backend: Backend) {
+    let net = net(backend);
+    let listener = tcp(&net.a);
+    let l = listener.as_fd();
+    bsd::set_option(l, SockOpt::ReuseAddress, OptValue::Int(1)).unwrap();
+    assert_eq!(int(l, SockOpt::ReuseAddress), 1);
+    bsd::set_option(l, SockOpt::RecvBuffer, OptValue::Int(50_000)).unwrap();
+    assert_eq!(
+        int(l, SockOpt::RecvBuffer),
+        100_000,
+        "doubled, as Linux does"
+    );
+    bsd::bind(l, addr("0.0.0.0:7")).unwrap();
+    bsd::listen(l, 16).unwrap();
+    assert_eq!(bsd::local_addr(l).unwrap(), addr("0.0.0.0:7"));
+    assert_eq!(int(l, SockOpt::AcceptConn), 1);
+
+    let client = tcp(&net.b);
+    let c = client.as_fd();
+    assert_eq!(int(c, SockOpt::Type), libc::SOCK_STREAM);
+    assert_eq!(int(c, SockOpt::Domain), libc::AF_INET);
+    bsd::connect(c, addr("10.0.0.1:7")).unwrap();
+    let local = bsd::local_addr(c).unwrap();
+    assert_eq!(local.ip().to_string(), "10.0.0.2");
+    assert_eq!(bsd::peer_addr(c).unwrap(), addr("10.0.0.1:7"));
+    let (conn, peer) = bsd::accept(l, libc::SOCK_CLOEXEC).unwrap();
+    assert_eq!(peer, local);
+    assert_eq!(int(conn.as_fd(), SockOpt::RecvBuffer), 100_000, "inherited");
+    assert_eq!(bsd::send(c, b"ping", 0).unwrap(), 4);
+    let mut buf = [0u8; 16];
+    assert_eq!(bsd::recv(conn.as_fd(), &mut buf, 0).unwrap(), 4);
+    assert_eq!(&buf[..4], b"ping");
+
+    let copy = client.try_clone().unwrap();
+    drop(client);
+    assert_eq!(bsd::peer_addr(copy.as_fd()).unwrap(), addr("10.0.0.1:7"));
+    assert_eq!(
+        bsd::kind(copy.as_fd()).is_some(),
+        backend == Backend::Userspace,
+        "a stack socket is the stack's on the userspace backend only"
+    );
+    bsd::send(conn.as_fd(), b"pong", 0).unwrap();
+    let (n, from) = bsd::recv_from(copy.as_fd(), &mut buf, 0).unwrap();
+    assert_eq!((&buf[..n], from), (&b"pong"[..], addr("10.0.0.1:7")));
+}
+
+/// A non-blocking connect: EINPROGRESS, then the descriptor turns writable and
+/// SO_ERROR says how it ended.
+fn nonblocking_connect(backend: Backend) {
+    let net = net(backend);
+    let listener = tcp(&net.a);
+    bsd::bind(listener.as_fd(), addr("0.0.0.0:80")).unwrap();
+    bsd::listen(listener.as_fd(), 4).unwrap();
+    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK;
+
+    let refused = bsd::socket(&net.b, libc::AF_INET, ty, 0).unwrap();
+    let e = bsd::connect(refused.as_fd(), addr("10.0.0.1:9")).unwrap_err();
+    assert_eq!(errno(&e), libc::EINPROGRESS);
+    assert!(wait_for(refused.as_fd(), libc::POLLOUT));
+    let e = bsd::take_error(refused.as_fd()).unwrap().expect("an error");
+    assert_eq!(errno(&e), libc::ECONNREFUSED);
+
+    let fd = bsd::socket(&net.b, libc::AF_INET, ty, 0).unwrap();
+    let e = bsd::connect(fd.as_fd(), addr("10.0.0.1:80")).unwrap_err();
+    assert_eq!(errno(&e), libc::EINPROGRESS);
+    assert!(wait_for(fd.as_fd(), libc::POLLOUT));
+    // Asked again once writable, as event loops do: done (then EISCONN).
+    bsd::connect(fd.as_fd(), addr("10.0.0.1:80")).unwrap();
+    assert!(bsd::take_error(fd.as_fd()).unwrap().is_none());
+    assert_eq!(bsd::peer_addr(fd.as_fd()).unwrap(), addr("10.0.0.1:80"));
+    let e = bsd::connect(fd.as_fd(), addr("10.0.0.1:80")).unwrap_err();
+    assert_eq!(errno(&e), libc::EISCONN);
+}
+
+/// Datagrams: the first send binds, each datagram comes with its source, FIONREAD
+/// counts the next one's payload, connect and AF_UNSPEC.
+fn datagrams(backend: Backend) {
+    let net = net(backend);
+    let server = bsd::socket(&net.a, libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
+    bsd::bind(server.as_fd(), addr("0.0.0.0:5000")).unwrap();
+    let client = bsd::socket(&net.b, libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
+    let e = bsd::send(client.as_fd(), b"x", 0).unwrap_err();
+    assert_eq!(errno(&e), libc::EDESTADDRREQ);
+
+    // A switch may drop a datagram: send until one arrives (bounded).
+    let mut arrived = false;
+    for _ in 0..25 {
+        let sent = bsd::send_to(client.as_fd(), b"hello", Some(addr("10.0.0.1:5000")), 0);
+        assert_eq!(sent.unwrap(), 5);
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&server),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the call.
+        if unsafe { libc::poll(&mut pfd, 1, 200) } == 1 {
+            arrived = true;
+            break;
+        }
+    }
+    assert!(arrived, "no datagram arrived after 25 tries");
+    assert_eq!(bsd::bytes_to_read(server.as_fd()).unwrap(), 5);
+    let mut buf = [0u8; 64];
+    let (n, from) = bsd::recv_from(server.as_fd(), &mut buf, 0).unwrap();
+    assert_eq!(&buf[..n], b"hello");
+    let bound = bsd::local_addr(client.as_fd()).unwrap();
+    assert_eq!(
+        bound.ip().to_string(),
+        "0.0.0.0",
+        "autobound to the wildcard"
+    );
+    assert_eq!(
+        from,
+        SocketAddr::new("10.0.0.2".parse().unwrap(), bound.port())
+    );
+
+    bsd::connect(client.as_fd(), addr("10.0.0.1:5000")).unwrap();
+    assert_eq!(
+        bsd::peer_addr(client.as_fd()).unwrap(),
+        addr("10.0.0.1:5000")
+    );
+    bsd::disconnect(client.as_fd()).unwrap();
+    let e = bsd::peer_addr(client.as_fd()).unwrap_err();
+    assert_eq!(errno(&e), libc::ENOTCONN);
+}
+
+/// A connection the peer reset: ECONNRESET once, then end of stream, then EPIPE.
+fn reset_once(backend: Backend) {
+    let net = net(backend);
+    let listener = tcp(&net.a);
+    bsd::bind(listener.as_fd(), addr("0.0.0.0:80")).unwrap();
+    bsd::listen(listener.as_fd(), 4).unwrap();
+    let client = tcp(&net.b);
+    bsd::connect(client.as_fd(), addr("10.0.0.1:80")).unwrap();
+    let (conn, _) = bsd::accept(listener.as_fd(), 0).unwrap();
+    let linger = OptValue::Linger(Some(Duration::ZERO));
+    bsd::set_option(conn.as_fd(), SockOpt::Linger, linger).unwrap();
+    assert_eq!(
+        bsd::get_option(conn.as_fd(), SockOpt::Linger).unwrap(),
+        linger
+    );
+    drop(conn);
+    let mut buf = [0u8; 8];
+    let e = bsd::recv(client.as_fd(), &mut buf, 0).unwrap_err();
+    assert_eq!(errno(&e), libc::ECONNRESET);
+    assert_eq!(bsd::recv(client.as_fd(), &mut buf, 0).unwrap(), 0);
+    let e = bsd::send(client.as_fd(), b"x", 0).unwrap_err();
+    assert_eq!(errno(&e), libc::EPIPE);
+}
+
+/// Errors as Linux gives them.
+fn errors(backend: Backend) {
+    let net = net(backend);
+    let fd = tcp(&net.a);
+    let f = fd.as_fd();
+    assert_eq!(errno(&bsd::accept(f, 0).unwrap_err()), libc::EINVAL);
+    assert_eq!(errno(&bsd::peer_addr(f).unwrap_err()), libc::ENOTCONN);
+    let e = bsd::bind(f, addr("10.9.9.9:0")).unwrap_err();
+    assert_eq!(errno(&e), libc::EADDRNOTAVAIL);
+    bsd::bind(f, addr("0.0.0.0:0")).unwrap();
+    assert_eq!(
+        errno(&bsd::bind(f, addr("0.0.0.0:0")).unwrap_err()),
+        libc::EINVAL
+    );
+    let e = bsd::set_option(f, SockOpt::Type, OptValue::Int(1)).unwrap_err();
+    assert_eq!(errno(&e), libc::ENOPROTOOPT);
+    let group = OptValue::Group("239.1.1.1".parse().unwrap());
+    let e = bsd::set_option(f, SockOpt::AddMembership, group).unwrap_err();
+    assert_eq!(errno(&e), libc::EPROTO);
+    let e = bsd::set_option(f, SockOpt::KeepCount, OptValue::Int(0)).unwrap_err();
+    assert_eq!(errno(&e), libc::EINVAL);
+
+    let udp = bsd::socket(&net.a, libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
+    let e = bsd::set_option(udp.as_fd(), SockOpt::NoDelay, OptValue::Int(1)).unwrap_err();
+    assert_eq!(errno(&e), libc::ENOPROTOOPT);
+    assert_eq!(
+        errno(&bsd::listen(udp.as_fd(), 1).unwrap_err()),
+        libc::EOPNOTSUPP
+    );
+    let e = bsd::socket(&net.a, libc::AF_INET, 99, 0).unwrap_err();
+    assert_eq!(errno(&e), libc::EINVAL);
+}
+
+on_both_backends! {
+    listen_connect_accept: super::listen_connect_accept;
+    nonblocking_connect: super::nonblocking_connect;
+    datagrams: super::datagrams;
+    reset_once: super::reset_once;
+    errors: super::errors;
+}
+
+/// Descriptors that are no stack's are the kernel's: a socket pair is one.
+#[test]
+fn other_descriptors_are_the_kernels() {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    assert!(!bsd::is_stack_socket(a.as_fd()));
+    assert_eq!(bsd::send(a.as_fd(), b"x", 0).unwrap(), 1);
+    let mut buf = [0u8; 1];
+    assert_eq!(bsd::recv(b.as_fd(), &mut buf, 0).unwrap(), 1);
+    assert_eq!(bsd::bytes_to_read(b.as_fd()).unwrap(), 0);
+}
