@@ -24,6 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define TOOL "floor"
+#include "measure.h"
+
 #define FRAME 64
 /* IEEE 802 local experimental ethertype: no stack on the switch answers it. */
 #define ETHERTYPE_HI 0x88
@@ -35,33 +38,6 @@
 
 static const unsigned char mac_a[6] = { 0x02, 0, 0x5e, 0, 0, 1 };
 static const unsigned char mac_b[6] = { 0x02, 0, 0x5e, 0, 0, 2 };
-
-static void die(const char *call)
-{
-	int err = errno;
-	fprintf(stderr, "floor: %s failed: %s (errno %d)\n", call, strerror(err), err);
-	exit(1);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double percentile(double *samples, long n, double fraction)
-{
-	long i = (long)(fraction * n);
-	qsort(samples, n, sizeof *samples, compare_doubles);
-	return samples[i < n ? i : n - 1];
-}
 
 static VDECONN *open_port(char *sw, char *descr)
 {
@@ -189,18 +165,13 @@ static void open_close(char *sw, long n)
 
 int main(int argc, char **argv)
 {
-	char *end;
 	long n;
 
 	if (argc != 4) {
 		fprintf(stderr, "usage: %s rtt|open SWITCH_PATH N\n", argv[0]);
 		return 1;
 	}
-	n = strtol(argv[3], &end, 10);
-	if (*argv[3] == '\0' || *end != '\0' || n <= 0) {
-		fprintf(stderr, "floor: N must be a positive integer, not \"%s\"\n", argv[3]);
-		return 1;
-	}
+	n = count(argv[3], "N", 1);
 	if (strcmp(argv[1], "rtt") == 0)
 		rtt(argv[2], n);
 	else if (strcmp(argv[1], "open") == 0)

@@ -55,51 +55,15 @@
 #include <unistd.h>
 #include <vdestack.h>
 
+#define TOOL "small"
+#include "measure.h"
+
 #define PORT 5001
 #define MESSAGE 64
 #define SERVER_ADDR "10.123.0.1"
 #define CLIENT_ADDR "10.123.0.2"
 
 static char *switch_path;
-
-static void die(const char *call)
-{
-	int err = errno;
-	fprintf(stderr, "small: %s failed: %s (errno %d)\n", call, strerror(err), err);
-	exit(1);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static long positive(const char *arg, const char *what)
-{
-	char *end;
-	long v = strtol(arg, &end, 10);
-	if (*arg == '\0' || *end != '\0' || v < 0) {
-		fprintf(stderr, "small: %s must be a non-negative integer, not \"%s\"\n", what, arg);
-		exit(1);
-	}
-	return v;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-/* The value below which `fraction` of the n samples lie (sorts them). */
-static double percentile(double *samples, long n, double fraction)
-{
-	long i = (long)(fraction * n);
-	qsort(samples, n, sizeof *samples, compare_doubles);
-	return samples[i < n ? i : n - 1];
-}
 
 /* ---- the library under test --------------------------------------------- */
 
@@ -571,15 +535,15 @@ int main(int argc, char **argv)
 	raise_fd_limit();
 	print_library();
 	if (strcmp(workload, "cycles") == 0 && argc == 4)
-		cycles(positive(argv[3], "N"));
+		cycles(count(argv[3], "N", 1));
 	else if (strcmp(workload, "held") == 0 && argc == 5)
-		held(positive(argv[3], "N"), positive(argv[4], "CYCLES"));
+		held(count(argv[3], "N", 1), count(argv[4], "CYCLES", 1));
 	else if (strcmp(workload, "rtt") == 0 && argc == 4)
-		rtt(positive(argv[3], "N"));
+		rtt(count(argv[3], "N", 1));
 	else if (strcmp(workload, "stacks") == 0 && argc == 5)
-		stacks(positive(argv[3], "N"), positive(argv[4], "IDLE"));
+		stacks(count(argv[3], "N", 1), count(argv[4], "IDLE", 0));
 	else if (strcmp(workload, "lifecycle") == 0 && argc == 4)
-		lifecycle(positive(argv[3], "N"));
+		lifecycle(count(argv[3], "N", 1));
 	else {
 		fprintf(stderr, "small: unknown workload or wrong argument count: %s\n", workload);
 		return 1;
