@@ -14,9 +14,12 @@
 //! `/proc/stat`, so the reference's kernel TCP and tap forwarders count wherever
 //! they ran, and so do the switch and both pumps).
 
+mod common;
+
+use common::Switch;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,44 +27,6 @@ use vdestack::link::{Link, VdeLink};
 use vdestack::{Stack, TcpListener, TcpStream};
 
 const WRITE_SIZE: usize = 64 * 1024;
-
-struct Switch {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Switch {
-    fn start(tag: &str) -> Switch {
-        let dir = std::env::temp_dir().join(format!("vdestack-bench-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("vde_switch")
-            .arg("-s")
-            .arg(dir.join("sw"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("vde_switch (Debian package vde2)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(dir.join("sw/ctl")).is_err() {
-            assert!(Instant::now() < deadline, "vde_switch did not start");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Switch { child, dir }
-    }
-    fn path(&self) -> PathBuf {
-        self.dir.join("sw")
-    }
-}
-
-impl Drop for Switch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// One transfer's figures.
 #[derive(Debug, Clone, Copy)]
@@ -92,7 +57,7 @@ fn busy_cpu_seconds() -> f64 {
 
 /// `mib` MiB one way between two of our stacks.
 fn ours(mib: usize) -> Run {
-    let sw = Switch::start("ours");
+    let sw = Switch::start("ours", 2);
     let vnl = format!("vde://{}", sw.path().display());
     let a = Stack::new(&vnl, None).unwrap();
     let b = Stack::new(&vnl, None).unwrap();
@@ -153,7 +118,7 @@ fn reference(mib: usize) -> Result<Run, String> {
             String::from_utf8_lossy(&cc.stderr).trim()
         ));
     }
-    let sw = Switch::start("ref");
+    let sw = Switch::start("ref", 2);
     let run = Command::new(&out)
         .arg(sw.path())
         .arg(mib.to_string())
@@ -186,7 +151,7 @@ const PAYLOAD_PER_FRAME: usize = 1460;
 /// sends full-size frames as fast as the switch takes them and another counts those
 /// it receives (the switch drops what the receiver cannot take in time).
 fn switch_ceiling() -> f64 {
-    let sw = Switch::start("ceiling");
+    let sw = Switch::start("ceiling", 2);
     let vnl = format!("vde://{}", sw.path().display());
     let mut rx = VdeLink::open(&vnl, "ceiling-rx").expect("open the receiving port");
     let mut tx = VdeLink::open(&vnl, "ceiling-tx").expect("open the sending port");
