@@ -35,13 +35,7 @@ use std::time::Instant;
 fn our_library_dir() -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let build = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--lib",
-            "-p",
-            "vdestack-capi",
-        ])
+        .args(["build", "--release", "--lib", "-p", "vdestack-capi"])
         .arg("--message-format=json-render-diagnostics")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(Stdio::inherit())

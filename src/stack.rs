@@ -522,6 +522,15 @@ impl StackBuilder {
     }
 }
 
+/// The errno behind `e`: its OS error, or the one a kernel stack's start failure
+/// carries beside its message.
+pub(crate) fn errno_of(e: &io::Error) -> Option<i32> {
+    #[cfg(feature = "kernel-ns")]
+    return crate::kernel::errno_of(e);
+    #[cfg(not(feature = "kernel-ns"))]
+    e.raw_os_error()
+}
+
 /// The link for a locator: `None` for `""` (loopback only), a coprocess for
 /// `"=command"`, a libvdeplug plug otherwise.
 fn open_link(vnl: &str) -> io::Result<Option<Box<dyn Link>>> {

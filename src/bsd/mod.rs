@@ -374,10 +374,7 @@ pub fn bytes_to_read(fd: BorrowedFd<'_>) -> io::Result<usize> {
 /// carries (the kernel backend explains it in a message), `ENETDOWN` for a stack
 /// whose thread failed, or `EIO`.
 pub fn errno(e: &io::Error) -> i32 {
-    #[cfg(feature = "kernel-ns")]
-    let code = crate::kernel::errno_of(e);
-    #[cfg(not(feature = "kernel-ns"))]
-    let code = e.raw_os_error();
+    let code = crate::stack::errno_of(e);
     // A stack whose thread failed says why in an error of this kind.
     let down = (e.kind() == io::ErrorKind::NetworkDown).then_some(libc::ENETDOWN);
     code.or(down).unwrap_or(libc::EIO)

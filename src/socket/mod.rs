@@ -114,15 +114,20 @@ pub use udp::UdpSocket;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-/// A kernel socket made in a kernel-backend stack's namespace for `addr`'s family:
-/// SOCK_STREAM (TCP), SOCK_DGRAM (UDP), or SOCK_RAW here meaning a ping socket
-/// (SOCK_DGRAM with the family's ICMP, as Linux has them). Close-on-exec.
-#[cfg(feature = "kernel-ns")]
+/// For a stack of the kernel backend, the kernel socket a socket type holds, made
+/// in the stack's namespace (through [`Stack::msocket`], so without naming the
+/// backend) for `addr`'s family: SOCK_STREAM (TCP), SOCK_DGRAM (UDP), or SOCK_RAW
+/// here meaning a ping socket (SOCK_DGRAM with the family's ICMP, as Linux has
+/// them). Close-on-exec. `None` for a userspace stack, whose sockets are pairs the
+/// pump serves.
 pub(crate) fn kernel_socket(
-    kernel: &crate::kernel::KernelStack,
+    stack: &crate::stack::Stack,
     addr: &SocketAddr,
     kind: libc::c_int,
-) -> io::Result<std::os::fd::OwnedFd> {
+) -> io::Result<Option<std::os::fd::OwnedFd>> {
+    if stack.backend() != crate::Backend::Kernel {
+        return Ok(None);
+    }
     let v4 = addr.is_ipv4();
     let domain = if v4 { libc::AF_INET } else { libc::AF_INET6 };
     let (ty, protocol) = match kind {
@@ -130,7 +135,9 @@ pub(crate) fn kernel_socket(
         libc::SOCK_RAW => (libc::SOCK_DGRAM, libc::IPPROTO_ICMPV6),
         ty => (ty, 0),
     };
-    kernel.socket(domain, ty | libc::SOCK_CLOEXEC, protocol)
+    stack
+        .msocket(domain, ty | libc::SOCK_CLOEXEC, protocol)
+        .map(Some)
 }
 
 /// Resolves `addr` the way std::net does, trying each address until `f` succeeds.

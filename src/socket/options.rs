@@ -167,7 +167,6 @@ pub(crate) fn checked_keepalive(
 /// Sets `options` on a kernel socket (the kernel backend's) with setsockopt, as a
 /// program would: the kernel then does what each option does. `ty` is the
 /// socket's type (TCP options only on SOCK_STREAM).
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
 pub(crate) fn apply_to_kernel_socket(
     fd: BorrowedFd<'_>,
     options: &SocketOptions,
@@ -207,7 +206,6 @@ pub(crate) fn apply_to_kernel_socket(
 }
 
 /// The options a kernel socket runs with, read with getsockopt.
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
 pub(crate) fn kernel_socket_options(fd: BorrowedFd<'_>) -> io::Result<SocketOptions> {
     use sys::sockopt::*;
     let mut options = SocketOptions {

@@ -48,10 +48,8 @@ impl PingSocket {
     /// another ping socket of the stack has it).
     pub fn bind_ident(stack: &Stack, addr: IpAddr, ident: u16) -> io::Result<PingSocket> {
         let local = SocketAddr::new(addr, ident);
-        #[cfg(feature = "kernel-ns")]
-        if let Some(kernel) = stack.kernel() {
+        if let Some(fd) = super::kernel_socket(stack, &local, libc::SOCK_RAW)? {
             // SOCK_DGRAM with the family's ICMP: the kernel's ping socket.
-            let fd = super::kernel_socket(kernel, &local, libc::SOCK_RAW)?;
             sys::bind(fd.as_fd(), &local)?;
             return Ok(PingSocket { fd, udp: None });
         }

@@ -139,9 +139,7 @@ impl TcpStream {
         timeout: Option<Duration>,
         options: SocketOptions,
     ) -> io::Result<TcpStream> {
-        #[cfg(feature = "kernel-ns")]
-        if let Some(kernel) = stack.kernel() {
-            let fd = super::kernel_socket(kernel, &remote, libc::SOCK_STREAM)?;
+        if let Some(fd) = super::kernel_socket(stack, &remote, libc::SOCK_STREAM)? {
             apply_to_kernel_socket(fd.as_fd(), &options, libc::SOCK_STREAM)?;
             sys::connect(fd.as_fd(), &remote, timeout)?;
             return Ok(TcpStream { fd, conn: None });
@@ -553,9 +551,7 @@ impl TcpListener {
         addr: SocketAddr,
         options: &SocketOptions,
     ) -> io::Result<TcpListener> {
-        #[cfg(feature = "kernel-ns")]
-        if let Some(kernel) = stack.kernel() {
-            let fd = super::kernel_socket(kernel, &addr, libc::SOCK_STREAM)?;
+        if let Some(fd) = super::kernel_socket(stack, &addr, libc::SOCK_STREAM)? {
             sys::reuse_addr(fd.as_fd())?;
             apply_to_kernel_socket(fd.as_fd(), options, libc::SOCK_STREAM)?;
             sys::bind(fd.as_fd(), &addr)?;

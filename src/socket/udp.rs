@@ -287,9 +287,7 @@ impl UdpSocket {
         config: &SocketConfig,
     ) -> io::Result<UdpSocket> {
         each_addr(addr, |addr| {
-            #[cfg(feature = "kernel-ns")]
-            if let Some(kernel) = stack.kernel() {
-                let fd = super::kernel_socket(kernel, &addr, libc::SOCK_DGRAM)?;
+            if let Some(fd) = super::kernel_socket(stack, &addr, libc::SOCK_DGRAM)? {
                 super::options::apply_to_kernel_socket(
                     fd.as_fd(),
                     &config.options,

@@ -51,7 +51,7 @@ pub(crate) fn pair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// `socket(2)`, close-on-exec; `ty` may add SOCK_NONBLOCK.
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))] // the kernel helper's
 pub(crate) fn socket(
     domain: libc::c_int,
     ty: libc::c_int,
@@ -68,7 +68,7 @@ pub(crate) fn socket(
 }
 
 /// Closes `fd` with close(2) itself, not libc's `close` as dropping it would.
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))] // the kernel helper's
 pub(crate) fn close(fd: OwnedFd) {
     // SAFETY: `fd` is ours (owned, given up by into_raw_fd), closed exactly once.
     unsafe { rustix::io::close(fd.into_raw_fd()) };
@@ -76,7 +76,7 @@ pub(crate) fn close(fd: OwnedFd) {
 
 /// Closes the descriptors `first..=last`, whichever of them are open
 /// (`close_range(2)`, or one by one on kernels before 5.9).
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))] // the kernel helper's
 pub(crate) fn close_range(first: u32, last: u32) -> io::Result<()> {
     // rustix has no close_range.
     // SAFETY: close_range takes integers only; the caller owns the descriptors.
@@ -228,7 +228,7 @@ pub(crate) fn send_with_fd(
 
 /// Sends one message with `fd` attached if given (SCM_RIGHTS), without SIGPIPE;
 /// blocks unless the socket is non-blocking. Allocates nothing.
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
+#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))] // the kernel helper's
 pub(crate) fn send_message(
     sock: BorrowedFd<'_>,
     payload: &[u8],
@@ -506,25 +506,21 @@ pub(crate) fn socket_type(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
 }
 
 /// Whether the socket is an IPv6 one (SO_DOMAIN).
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
 pub(crate) fn is_ipv6(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(sockopt::socket_domain(fd)? == AddressFamily::INET6)
 }
 
 /// `bind(2)` of a kernel socket.
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
 pub(crate) fn bind(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
     Ok(rustix::net::bind(fd, addr)?)
 }
 
 /// SO_REUSEADDR, set on a kernel socket before it listens as std does.
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
 pub(crate) fn reuse_addr(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(sockopt::set_socket_reuseaddr(fd, true)?)
 }
 
 /// `listen(2)` of a kernel socket.
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
 pub(crate) fn listen(fd: BorrowedFd<'_>, backlog: usize) -> io::Result<()> {
     Ok(rustix::net::listen(
         fd,
@@ -533,7 +529,6 @@ pub(crate) fn listen(fd: BorrowedFd<'_>, backlog: usize) -> io::Result<()> {
 }
 
 /// `connect(2)` of a blocking kernel socket, giving up after `timeout` (`ETIMEDOUT`).
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
 pub(crate) fn connect(
     fd: BorrowedFd<'_>,
     addr: &SocketAddr,
@@ -595,10 +590,8 @@ fn inet_from(addr: Option<SocketAddrAny>) -> io::Result<SocketAddr> {
 /// socket types of the same names and behaviour (std's own wrappers would call the
 /// libc symbols the C ABI interposes).
 #[derive(Clone, Copy)]
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
 pub(crate) struct KernelSocket<'fd>(pub(crate) BorrowedFd<'fd>);
 
-#[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
 impl KernelSocket<'_> {
     /// `getsockname(2)`.
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
