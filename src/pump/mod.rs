@@ -359,6 +359,8 @@ pub(crate) struct Pump {
     config_view: ConfigView,
     /// Set if this pump panics.
     failure: Failure,
+    /// Room for the events [`Pump::catch_up`] takes in.
+    late_events: Events,
 }
 
 /// The stack's configuration as application threads see it: replaced by the pump
@@ -434,6 +436,7 @@ impl Pump {
             capture,
             config_view,
             failure,
+            late_events: Events::with_capacity(64),
         })
     }
 
@@ -478,30 +481,47 @@ impl Pump {
                     return;
                 }
             }
-            for event in events.iter() {
-                match event.token() {
-                    WAKER => {}
-                    LINK_DATA => {
-                        if event.is_readable() {
-                            self.link_readable = true;
-                        }
-                        if event.is_writable() {
-                            self.link_blocked = false;
-                        }
-                    }
-                    LINK_HANGUP => {
-                        if self.link.hung_up() {
-                            self.link_down();
-                        }
-                    }
-                    Token(id) => self.socket_event(id as u64, event),
-                }
-            }
+            self.dispatch(&events);
             if !self.handle_controls() {
                 return;
             }
             self.step();
         }
+    }
+
+    /// Notes what the poll reported.
+    fn dispatch(&mut self, events: &Events) {
+        for event in events.iter() {
+            match event.token() {
+                WAKER => {}
+                LINK_DATA => {
+                    if event.is_readable() {
+                        self.link_readable = true;
+                    }
+                    if event.is_writable() {
+                        self.link_blocked = false;
+                    }
+                }
+                LINK_HANGUP => {
+                    if self.link.hung_up() {
+                        self.link_down();
+                    }
+                }
+                Token(id) => self.socket_event(id as u64, event),
+            }
+        }
+    }
+
+    /// Takes in the events the kernel has already posted but the last poll did not
+    /// return, before a control that takes a port: a program that closes a socket
+    /// and then binds its port must find it free, as on Linux, and the close is
+    /// posted (the pump end's hang-up) before the control is sent.
+    fn catch_up(&mut self) {
+        let mut events = std::mem::replace(&mut self.late_events, Events::with_capacity(0));
+        if self.poll.poll(&mut events, Some(Duration::ZERO)).is_ok() {
+            self.dispatch(&events);
+        }
+        self.late_events = events;
     }
 
     /// One round of work: frames in, application bytes in, frames out, bytes out.
@@ -662,6 +682,15 @@ impl Pump {
                 Err(crossbeam_channel::TryRecvError::Empty) => return true,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => return false,
             };
+            if matches!(
+                control,
+                Control::Bind { .. }
+                    | Control::Listen { .. }
+                    | Control::Connect { .. }
+                    | Control::UdpOpen { .. }
+            ) {
+                self.catch_up();
+            }
             match control {
                 Control::Shutdown => return false,
                 #[cfg(test)]
