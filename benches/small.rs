@@ -16,6 +16,10 @@
 //! 100 stacks for that row and 1,000 connections for the held ones, and finishes in
 //! about a minute; the table says which scale it ran at.
 //!
+//! `VDESTACK_BENCH_OURS=/path/to/libvdestack.so` measures that build of our library
+//! instead of building this tree's (a before/after comparison: build the old tree's
+//! C library, then point this at it).
+//!
 //! Needs a C compiler, Debian's `libvdestack-dev`, `libvdeplug-dev`, `vde2` and user
 //! namespaces; without user namespaces only our figures are printed.
 
@@ -33,6 +37,13 @@ use std::time::Instant;
 /// reports is copied under the reference's soname, since that is the name the
 /// dynamic linker looks for.
 fn our_library_dir() -> Result<PathBuf, String> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("small-ours");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if let Some(library) = std::env::var_os("VDESTACK_BENCH_OURS") {
+        std::fs::copy(&library, dir.join("libvdestack.so.0"))
+            .map_err(|e| format!("copying {}: {e}", Path::new(&library).display()))?;
+        return Ok(dir);
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let build = Command::new(cargo)
         .args(["build", "--release", "--lib", "-p", "vdestack-capi"])
@@ -51,8 +62,6 @@ fn our_library_dir() -> Result<PathBuf, String> {
         .flat_map(|m| m.split('"'))
         .rfind(|field| field.ends_with(".so"))
         .ok_or("cargo reported no cdylib")?;
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("small-ours");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     std::fs::copy(library, dir.join("libvdestack.so.0"))
         .map_err(|e| format!("copying {library}: {e}"))?;
     Ok(dir)
