@@ -360,7 +360,7 @@ fn stream_outcome(s: &StackSocket, result: io::Result<usize>) -> io::Result<usiz
 /// `ioctl(FIONREAD)`: the bytes waiting on a stream socket, the length of the next
 /// datagram on a datagram socket.
 pub fn bytes_to_read(fd: BorrowedFd<'_>) -> io::Result<usize> {
-    let waiting = sys::bsd::bytes_readable(fd)?;
+    let waiting = sys::bytes_readable(fd)?;
     match stack_socket(fd)? {
         // Unconnected, each datagram travels behind its address on the pair.
         Some(s) if s.is_datagram() && !s.is_connected() => {

@@ -1,24 +1,12 @@
-//! The system calls behind the [`bsd`](crate::bsd) module beyond those of the socket
-//! pairs: the inode a descriptor's socket has (how a socket is recognised), replacing
-//! a descriptor in place, its flags, `FIONREAD`, the calls a kernel socket is handed
-//! to, and what changes across `fork` (the process id, handlers run around it).
+//! The calls a kernel socket is handed to by the [`bsd`](crate::bsd) module.
 //!
-//! The socket calls and `ioctl` are raw system calls, as in the rest of `sys`: with
-//! the C library loaded, libc's symbols are its interposed functions, which ask
-//! `bsd` in turn.
+//! They are raw system calls, as in the rest of `sys`: with the C library loaded,
+//! libc's symbols are its interposed functions, which ask `bsd` in turn.
 
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
 
 /// A raw system call's result: the count it returned, or its errno.
 fn check_long(ret: libc::c_long) -> io::Result<usize> {
@@ -26,79 +14,6 @@ fn check_long(ret: libc::c_long) -> io::Result<usize> {
         Err(io::Error::last_os_error())
     } else {
         Ok(ret as usize)
-    }
-}
-
-/// The inode of the socket `fd` refers to; `None` when it is no socket.
-pub(crate) fn socket_inode(fd: BorrowedFd<'_>) -> Option<u64> {
-    // SAFETY: `stat` is plain data; fstat writes it fully on success.
-    let mut st: libc::stat = unsafe { mem::zeroed() };
-    // SAFETY: `st` is valid for writes; a closed descriptor just fails with EBADF.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return None;
-    }
-    (st.st_mode & libc::S_IFMT == libc::S_IFSOCK).then_some(st.st_ino)
-}
-
-/// Makes the descriptor number of `target` refer to what `source` refers to
-/// (`dup3(2)`; the file `target` referred to is closed), with close-on-exec as asked.
-pub(crate) fn replace(
-    source: BorrowedFd<'_>,
-    target: BorrowedFd<'_>,
-    cloexec: bool,
-) -> io::Result<()> {
-    let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
-    // SAFETY: both descriptors are open; dup3 replaces `target` atomically and the
-    // caller's borrow of it stays valid (the number now names the new file).
-    check(unsafe { libc::dup3(source.as_raw_fd(), target.as_raw_fd(), flags) })?;
-    Ok(())
-}
-
-/// Whether O_NONBLOCK is set.
-pub(crate) fn is_nonblocking(fd: BorrowedFd<'_>) -> bool {
-    // SAFETY: F_GETFL takes no argument.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    flags >= 0 && flags & libc::O_NONBLOCK != 0
-}
-
-/// Whether FD_CLOEXEC is set.
-pub(crate) fn is_cloexec(fd: BorrowedFd<'_>) -> bool {
-    // SAFETY: F_GETFD takes no argument.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
-    flags >= 0 && flags & libc::FD_CLOEXEC != 0
-}
-
-/// `ioctl(FIONREAD)`: the bytes waiting (a stream), or the next message's length.
-pub(crate) fn bytes_readable(fd: BorrowedFd<'_>) -> io::Result<usize> {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int to the pointer, valid for the call.
-    check_long(unsafe {
-        libc::syscall(
-            libc::SYS_ioctl,
-            fd.as_raw_fd(),
-            libc::FIONREAD,
-            &mut n as *mut libc::c_int,
-        )
-    })?;
-    Ok(n.max(0) as usize)
-}
-
-/// The calling process's id.
-pub(crate) fn process_id() -> u32 {
-    std::process::id()
-}
-
-/// Registers handlers that `fork()` runs: `prepare` before it in the forking
-/// thread, `parent` and `child` after it in each process (`pthread_atfork(3)`).
-pub(crate) fn at_fork(
-    prepare: extern "C" fn(),
-    parent: extern "C" fn(),
-    child: extern "C" fn(),
-) -> io::Result<()> {
-    // SAFETY: the three are functions of the program that live as long as it.
-    match unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) } {
-        0 => Ok(()),
-        code => Err(io::Error::from_raw_os_error(code)),
     }
 }
 

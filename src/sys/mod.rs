@@ -1,7 +1,9 @@
 //! The one low layer of raw system calls on descriptors, shared by every layer
 //! above it (`link`, `pump`, `kernel`, `socket`): socket pairs, passing descriptors
 //! with SCM_RIGHTS, non-blocking and close-on-exec flags, timeouts, writes that
-//! never raise SIGPIPE, and the few calls kernel-backend sockets need.
+//! never raise SIGPIPE, the inode that tells a stack socket, replacing a
+//! descriptor in place, `FIONREAD`, what changes across `fork` (the process id,
+//! handlers run around it), and the few calls kernel-backend sockets need.
 //!
 //! It imports nothing of the crate, and it is built on `rustix`, whose Linux
 //! backend makes system calls itself instead of calling libc's functions. That
@@ -12,8 +14,9 @@
 //! would frame what it sends) and take the C ABI's locks where they have no
 //! business. std's wrappers (`TcpListener::accept`, `OwnedFd::try_clone`...) call
 //! those same symbols, hence [`KernelSocket`] instead of a std view of a kernel
-//! socket. One call of libc's remains: `recvmmsg`/`sendmmsg`, which rustix lacks
-//! in part and the C ABI does not interpose.
+//! socket. Two of libc's functions remain, neither interposed by the C ABI:
+//! `recvmmsg`/`sendmmsg`, which rustix lacks in part, and `pthread_atfork`, which
+//! is no system call (libc's `fork` runs the handlers).
 //!
 //! rustix makes raw system calls on x86, x86-64, arm, aarch64 and riscv64; on other
 //! architectures it falls back to libc, and this layer with it.
@@ -29,9 +32,9 @@ use rustix::net::{
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrAny, SocketFlags, SocketType,
 };
 use std::io::{self, IoSlice, IoSliceMut};
-use std::mem::MaybeUninit;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
-use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 pub(crate) use rustix::event::PollFlags;
@@ -162,6 +165,71 @@ pub(crate) fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
 /// A new descriptor of the same open file, close-on-exec (`F_DUPFD_CLOEXEC`).
 pub(crate) fn duplicate(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)
+}
+
+/// Whether O_NONBLOCK is set (false when `fd` cannot say).
+pub(crate) fn is_nonblocking(fd: BorrowedFd<'_>) -> bool {
+    rustix::fs::fcntl_getfl(fd).is_ok_and(|flags| flags.contains(rustix::fs::OFlags::NONBLOCK))
+}
+
+/// Whether FD_CLOEXEC is set (false when `fd` cannot say).
+pub(crate) fn is_cloexec(fd: BorrowedFd<'_>) -> bool {
+    rustix::io::fcntl_getfd(fd).is_ok_and(|flags| flags.contains(rustix::io::FdFlags::CLOEXEC))
+}
+
+/// Makes the descriptor number of `target` refer to what `source` refers to
+/// (`dup3(2)`; the file `target` referred to is closed), with close-on-exec as asked.
+pub(crate) fn replace(
+    source: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    cloexec: bool,
+) -> io::Result<()> {
+    let flags = if cloexec {
+        rustix::io::DupFlags::CLOEXEC
+    } else {
+        rustix::io::DupFlags::empty()
+    };
+    // rustix's dup3 takes the target as an OwnedFd, which it replaces in place; the
+    // number stays the caller's, so this owned view of it is never dropped.
+    // SAFETY: `target` is open for the borrow's life; ManuallyDrop keeps the view
+    // from closing it, and dup3 leaves the number open (naming the new file).
+    let mut target = ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(target.as_raw_fd()) });
+    Ok(rustix::io::dup3(source, &mut target, flags)?)
+}
+
+/// The inode of the socket `fd` refers to; `None` when it is no socket (or closed).
+pub(crate) fn socket_inode(fd: BorrowedFd<'_>) -> Option<u64> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket)
+        .then_some(st.st_ino)
+}
+
+/// `ioctl(FIONREAD)`: the bytes waiting (a stream), or the next message's length.
+pub(crate) fn bytes_readable(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    // rustix widens the kernel's int with its sign: a negative count (which Linux
+    // never gives) is 0.
+    let waiting = rustix::io::ioctl_fionread(fd)? as i64;
+    Ok(usize::try_from(waiting).unwrap_or(0))
+}
+
+/// The calling process's id.
+pub(crate) fn process_id() -> u32 {
+    rustix::process::getpid().as_raw_pid() as u32
+}
+
+/// Registers handlers that `fork()` runs: `prepare` before it in the forking
+/// thread, `parent` and `child` after it in each process (`pthread_atfork(3)`,
+/// libc's: it is no system call, and libc's `fork` is what runs the handlers).
+pub(crate) fn at_fork(
+    prepare: extern "C" fn(),
+    parent: extern "C" fn(),
+    child: extern "C" fn(),
+) -> io::Result<()> {
+    // SAFETY: the three are functions of the program that live as long as it.
+    match unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) } {
+        0 => Ok(()),
+        code => Err(io::Error::from_raw_os_error(code)),
+    }
 }
 
 /// Which timeout of SO_RCVTIMEO / SO_SNDTIMEO `option` names.
