@@ -479,7 +479,7 @@ impl StackBuilder {
                             tx,
                             waker,
                             failure,
-                            pid: sys::bsd::process_id(),
+                            pid: sys::process_id(),
                         },
                         handoffs,
                         next_id: Arc::new(AtomicU64::new(FIRST_SOCKET_ID)),

@@ -172,7 +172,7 @@ pub fn bind(fd: BorrowedFd<'_>, addr: SocketAddr) -> io::Result<()> {
 pub fn connect(fd: BorrowedFd<'_>, addr: SocketAddr) -> io::Result<()> {
     match stack_socket(fd)? {
         Some(s) => s.connect(fd, addr),
-        None => sys::bsd::connect(fd, Some(&addr)),
+        None => sys::KernelSocket(fd).connect(addr),
     }
 }
 
@@ -181,7 +181,7 @@ pub fn connect(fd: BorrowedFd<'_>, addr: SocketAddr) -> io::Result<()> {
 pub fn disconnect(fd: BorrowedFd<'_>) -> io::Result<()> {
     match stack_socket(fd)? {
         Some(s) => s.disconnect(fd),
-        None => sys::bsd::connect(fd, None),
+        None => sys::KernelSocket(fd).disconnect(),
     }
 }
 
@@ -207,7 +207,7 @@ pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
 /// the peer's address. `EINVAL` on a socket that does not listen.
 pub fn accept(fd: BorrowedFd<'_>, flags: i32) -> io::Result<(OwnedFd, SocketAddr)> {
     let Some(s) = stack_socket(fd)? else {
-        return sys::bsd::accept(fd, flags);
+        return sys::KernelSocket(fd).accept4(flags);
     };
     let (conn_fd, socket, watch, peer) = s.accept(fd, flags)?;
     registry::register(conn_fd.as_fd(), Arc::new(socket), watch)?;
@@ -218,7 +218,7 @@ pub fn accept(fd: BorrowedFd<'_>, flags: i32) -> io::Result<(OwnedFd, SocketAddr
 pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
     match stack_socket(fd)? {
         Some(s) => Ok(s.local_addr()),
-        None => sys::bsd::address(fd, false),
+        None => sys::KernelSocket(fd).local_addr(),
     }
 }
 
@@ -226,7 +226,7 @@ pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
 pub fn peer_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
     match stack_socket(fd)? {
         Some(s) => s.peer_addr(),
-        None => sys::bsd::address(fd, true),
+        None => sys::KernelSocket(fd).peer_addr(),
     }
 }
 
@@ -276,7 +276,7 @@ pub fn send_to(
     flags: i32,
 ) -> io::Result<usize> {
     let Some(s) = stack_socket(fd)? else {
-        return sys::bsd::send_to(fd, buf, dest.as_ref(), flags);
+        return sys::KernelSocket(fd).sendto(buf, dest.as_ref(), flags);
     };
     if s.is_datagram() {
         return s.datagram()?.send_to(fd, buf, dest, flags);
@@ -284,7 +284,7 @@ pub fn send_to(
     if dest.is_some() && !s.is_connected() {
         return Err(errno_error(libc::EPIPE));
     }
-    stream_outcome(&s, sys::bsd::send_to(fd, buf, None, flags))
+    stream_outcome(&s, sys::KernelSocket(fd).sendto(buf, None, flags))
 }
 
 /// `send(2)`: [`send_to`] the connected peer.
@@ -306,9 +306,9 @@ pub fn recv_from(
             let n = recv_stream(&s, fd, buf, flags)?;
             Ok((n, s.peer_addr()?))
         }
-        None => match sys::bsd::recv_from(fd, buf, flags)? {
+        None => match sys::KernelSocket(fd).recvfrom(buf, flags)? {
             (n, Some(from)) => Ok((n, from)),
-            (n, None) => Ok((n, sys::bsd::address(fd, true)?)),
+            (n, None) => Ok((n, sys::KernelSocket(fd).peer_addr()?)),
         },
     }
 }
@@ -319,7 +319,7 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<usize>
     match stack_socket(fd)? {
         Some(s) if s.is_datagram() => s.datagram()?.recv_from(fd, buf, flags).map(|(n, _)| n),
         Some(s) => recv_stream(&s, fd, buf, flags),
-        None => sys::bsd::recv_from(fd, buf, flags).map(|(n, _)| n),
+        None => sys::KernelSocket(fd).recvfrom(buf, flags).map(|(n, _)| n),
     }
 }
 
@@ -331,7 +331,7 @@ fn recv_stream(
     flags: i32,
 ) -> io::Result<usize> {
     let asked = buf.len();
-    match sys::bsd::recv_from(fd, buf, flags).map(|(n, _)| n) {
+    match sys::KernelSocket(fd).recvfrom(buf, flags).map(|(n, _)| n) {
         Ok(0) if asked > 0 => match s.take_error() {
             0 => Ok(0),
             code => Err(s.error(code)),
@@ -360,7 +360,7 @@ fn stream_outcome(s: &StackSocket, result: io::Result<usize>) -> io::Result<usiz
 /// `ioctl(FIONREAD)`: the bytes waiting on a stream socket, the length of the next
 /// datagram on a datagram socket.
 pub fn bytes_to_read(fd: BorrowedFd<'_>) -> io::Result<usize> {
-    let waiting = sys::bsd::bytes_readable(fd)?;
+    let waiting = sys::bytes_readable(fd)?;
     match stack_socket(fd)? {
         // Unconnected, each datagram travels behind its address on the pair.
         Some(s) if s.is_datagram() && !s.is_connected() => {

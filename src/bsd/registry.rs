@@ -111,7 +111,7 @@ fn guard_forks() -> io::Result<()> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {
-        result = sys::bsd::at_fork(before_fork, after_fork_in_parent, after_fork_in_child);
+        result = sys::at_fork(before_fork, after_fork_in_parent, after_fork_in_child);
     });
     result
 }
@@ -124,8 +124,7 @@ pub(super) fn register(
     watch: EndWatch,
 ) -> io::Result<()> {
     guard_forks()?;
-    let ino =
-        sys::bsd::socket_inode(fd).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOTSOCK))?;
+    let ino = sys::socket_inode(fd).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOTSOCK))?;
     let entry = Entry {
         socket,
         watch,
@@ -158,7 +157,7 @@ pub(super) fn lookup(fd: BorrowedFd<'_>) -> Option<Found> {
     if COUNT.load(Ordering::Relaxed) == 0 {
         return None;
     }
-    let ino = sys::bsd::socket_inode(fd)?;
+    let ino = sys::socket_inode(fd)?;
     let table = lock();
     let entry = table.entries.get(&ino)?;
     Some(Found {

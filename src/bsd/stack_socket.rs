@@ -278,7 +278,7 @@ impl StackSocket {
             // The connection takes the reserved port over.
             self.ctx.pump.send(Control::Unbind { local, options })?;
         }
-        let nonblocking = sys::bsd::is_nonblocking(fd);
+        let nonblocking = sys::is_nonblocking(fd);
         // A non-blocking connect fills the socket pair, so that the program's end
         // turns writable (POLLOUT) exactly when the pump has the connection up and
         // drains the filler.
@@ -409,10 +409,10 @@ impl StackSocket {
                     return Err(e);
                 }
             };
-        let nonblocking = sys::bsd::is_nonblocking(fd);
+        let nonblocking = sys::is_nonblocking(fd);
         // The program's descriptor number now names the listener: the pair it named
         // before is closed (its pump end sees the hang-up and goes).
-        sys::bsd::replace(listener_end.as_fd(), fd, sys::bsd::is_cloexec(fd))?;
+        sys::replace(listener_end.as_fd(), fd, sys::is_cloexec(fd))?;
         drop(listener_end);
         sys::set_nonblocking(fd, nonblocking)?;
         *state = State::Listening(acceptor);

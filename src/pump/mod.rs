@@ -1223,7 +1223,7 @@ impl PumpHandle {
     /// Whether the pump runs in this process (not so in a child forked after the
     /// stack was made).
     pub(crate) fn is_here(&self) -> bool {
-        sys::bsd::process_id() == self.pid
+        sys::process_id() == self.pid
     }
 
     /// Sends a control and wakes the pump. ENETDOWN when the stack is gone (with

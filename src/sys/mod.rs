@@ -1,7 +1,11 @@
 //! The one low layer of raw system calls on descriptors, shared by every layer
-//! above it (`link`, `pump`, `kernel`, `socket`): socket pairs, passing descriptors
-//! with SCM_RIGHTS, non-blocking and close-on-exec flags, timeouts, writes that
-//! never raise SIGPIPE, and the few calls kernel-backend sockets need.
+//! above it (`link`, `pump`, `kernel`, `socket`, `bsd`): socket pairs, passing
+//! descriptors with SCM_RIGHTS, non-blocking and close-on-exec flags, replacing a
+//! descriptor in place, timeouts, writes that never raise SIGPIPE, the inode that
+//! tells a stack socket, `FIONREAD`, what changes across `fork` (the process id,
+//! handlers run around it), and [`KernelSocket`]: the calls on a socket the kernel
+//! serves (a kernel-backend socket, or any descriptor `bsd` finds no stack socket
+//! behind), each call written once, for the Rust API and `bsd` alike.
 //!
 //! It imports nothing of the crate, and it is built on `rustix`, whose Linux
 //! backend makes system calls itself instead of calling libc's functions. That
@@ -12,8 +16,11 @@
 //! would frame what it sends) and take the C ABI's locks where they have no
 //! business. std's wrappers (`TcpListener::accept`, `OwnedFd::try_clone`...) call
 //! those same symbols, hence [`KernelSocket`] instead of a std view of a kernel
-//! socket. One call of libc's remains: `recvmmsg`/`sendmmsg`, which rustix lacks
-//! in part and the C ABI does not interpose.
+//! socket. Where rustix has no call, a raw `libc::syscall` stands in (`close_range`,
+//! `getsockopt`/`setsockopt` by level and name), each saying so. Three of libc's
+//! functions remain, none of them interposed by the C ABI: `recvmmsg`/`sendmmsg`,
+//! which rustix lacks in part, and `pthread_atfork`, which is no system call (libc's
+//! `fork` runs the handlers).
 //!
 //! rustix makes raw system calls on x86, x86-64, arm, aarch64 and riscv64; on other
 //! architectures it falls back to libc, and this layer with it.
@@ -23,22 +30,20 @@
 //! closes with [`close`] instead.
 
 use rustix::event::{PollFd, Timespec};
-use rustix::io::{retry_on_intr, Errno};
+use rustix::io::retry_on_intr;
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrAny, SocketFlags, SocketType,
 };
 use std::io::{self, IoSlice, IoSliceMut};
-use std::mem::MaybeUninit;
-use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
-use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::mem::{ManuallyDrop, MaybeUninit};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV6};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 pub(crate) use rustix::event::PollFlags;
 /// Typed `setsockopt`/`getsockopt` calls (`set_socket_reuseaddr`, `tcp_nodelay`...).
 pub(crate) use rustix::net::sockopt;
-
-pub(crate) mod bsd;
 
 /// A connected pair of sockets of `ty` (SOCK_STREAM or SOCK_SEQPACKET), close-on-exec.
 pub(crate) fn pair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
@@ -162,6 +167,71 @@ pub(crate) fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
 /// A new descriptor of the same open file, close-on-exec (`F_DUPFD_CLOEXEC`).
 pub(crate) fn duplicate(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)
+}
+
+/// Whether O_NONBLOCK is set (false when `fd` cannot say).
+pub(crate) fn is_nonblocking(fd: BorrowedFd<'_>) -> bool {
+    rustix::fs::fcntl_getfl(fd).is_ok_and(|flags| flags.contains(rustix::fs::OFlags::NONBLOCK))
+}
+
+/// Whether FD_CLOEXEC is set (false when `fd` cannot say).
+pub(crate) fn is_cloexec(fd: BorrowedFd<'_>) -> bool {
+    rustix::io::fcntl_getfd(fd).is_ok_and(|flags| flags.contains(rustix::io::FdFlags::CLOEXEC))
+}
+
+/// Makes the descriptor number of `target` refer to what `source` refers to
+/// (`dup3(2)`; the file `target` referred to is closed), with close-on-exec as asked.
+pub(crate) fn replace(
+    source: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    cloexec: bool,
+) -> io::Result<()> {
+    let flags = if cloexec {
+        rustix::io::DupFlags::CLOEXEC
+    } else {
+        rustix::io::DupFlags::empty()
+    };
+    // rustix's dup3 takes the target as an OwnedFd, which it replaces in place; the
+    // number stays the caller's, so this owned view of it is never dropped.
+    // SAFETY: `target` is open for the borrow's life; ManuallyDrop keeps the view
+    // from closing it, and dup3 leaves the number open (naming the new file).
+    let mut target = ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(target.as_raw_fd()) });
+    Ok(rustix::io::dup3(source, &mut target, flags)?)
+}
+
+/// The inode of the socket `fd` refers to; `None` when it is no socket (or closed).
+pub(crate) fn socket_inode(fd: BorrowedFd<'_>) -> Option<u64> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket)
+        .then_some(st.st_ino)
+}
+
+/// `ioctl(FIONREAD)`: the bytes waiting (a stream), or the next message's length.
+pub(crate) fn bytes_readable(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    // rustix widens the kernel's int with its sign: a negative count (which Linux
+    // never gives) is 0.
+    let waiting = rustix::io::ioctl_fionread(fd)? as i64;
+    Ok(usize::try_from(waiting).unwrap_or(0))
+}
+
+/// The calling process's id.
+pub(crate) fn process_id() -> u32 {
+    rustix::process::getpid().as_raw_pid() as u32
+}
+
+/// Registers handlers that `fork()` runs: `prepare` before it in the forking
+/// thread, `parent` and `child` after it in each process (`pthread_atfork(3)`,
+/// libc's: it is no system call, and libc's `fork` is what runs the handlers).
+pub(crate) fn at_fork(
+    prepare: extern "C" fn(),
+    parent: extern "C" fn(),
+    child: extern "C" fn(),
+) -> io::Result<()> {
+    // SAFETY: the three are functions of the program that live as long as it.
+    match unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) } {
+        0 => Ok(()),
+        code => Err(io::Error::from_raw_os_error(code)),
+    }
 }
 
 /// Which timeout of SO_RCVTIMEO / SO_SNDTIMEO `option` names.
@@ -512,7 +582,7 @@ pub(crate) fn is_ipv6(fd: BorrowedFd<'_>) -> io::Result<bool> {
 
 /// `bind(2)` of a kernel socket.
 pub(crate) fn bind(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
-    Ok(rustix::net::bind(fd, addr)?)
+    Ok(rustix::net::bind(fd, &to_kernel(addr))?)
 }
 
 /// SO_REUSEADDR, set on a kernel socket before it listens as std does.
@@ -537,11 +607,12 @@ pub(crate) fn connect(
     if timeout.is_some() {
         set_nonblocking(fd, true)?;
     }
-    let result = match rustix::net::connect(fd, addr) {
-        Ok(()) => Ok(()),
+    let result = match KernelSocket(fd).connect(*addr) {
         // Interrupted or non-blocking: the connection goes on; wait for its end.
-        Err(Errno::INTR | Errno::INPROGRESS) => wait_connected(fd, timeout),
-        Err(e) => Err(e.into()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EINPROGRESS)) => {
+            wait_connected(fd, timeout)
+        }
+        other => other,
     };
     if timeout.is_some() {
         set_nonblocking(fd, false)?;
@@ -576,34 +647,62 @@ fn wait_connected(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<(
     }
 }
 
-/// `addr` as an internet socket address; `EAFNOSUPPORT` for any other kind.
-fn inet(addr: SocketAddrAny) -> io::Result<SocketAddr> {
-    Ok(SocketAddr::try_from(addr)?)
+/// `addr` with its IPv6 flow label turned between std's byte order and rustix's.
+/// The crate follows std, whose `SocketAddrV6::flowinfo` is `sin6_flowinfo` as
+/// stored (network order; so do the C library's conversions), while rustix turns it
+/// to and from host order. The turn is its own inverse: it serves both ways, so
+/// that a flow label crosses this layer unchanged.
+fn swap_flowinfo(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(a) => SocketAddr::V6(SocketAddrV6::new(
+            *a.ip(),
+            a.port(),
+            u32::from_be(a.flowinfo()),
+            a.scope_id(),
+        )),
+        v4 => v4,
+    }
 }
 
-/// `addr` of a datagram received, which an internet socket always has.
-fn inet_from(addr: Option<SocketAddrAny>) -> io::Result<SocketAddr> {
-    inet(addr.ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))?)
+/// `addr` for rustix to write.
+fn to_kernel(addr: &SocketAddr) -> SocketAddr {
+    swap_flowinfo(*addr)
 }
 
-/// A kernel socket (the kernel backend's), borrowed, with the calls of std's
-/// socket types of the same names and behaviour (std's own wrappers would call the
-/// libc symbols the C ABI interposes).
+/// The internet address rustix read; `None` for none or another kind.
+fn from_kernel(addr: Option<SocketAddrAny>) -> Option<SocketAddr> {
+    SocketAddr::try_from(addr?).ok().map(swap_flowinfo)
+}
+
+/// What a call that needs an internet address gets for none or another kind.
+fn not_inet() -> io::Error {
+    io::Error::from_raw_os_error(libc::EAFNOSUPPORT)
+}
+
+/// The internet address rustix read; `EAFNOSUPPORT` for none or another kind.
+fn inet(addr: Option<SocketAddrAny>) -> io::Result<SocketAddr> {
+    from_kernel(addr).ok_or_else(not_inet)
+}
+
+/// A socket the kernel serves, borrowed: a kernel-backend socket, or any descriptor
+/// the [`bsd`](crate::bsd) calls find no stack socket behind (a socket pair's end
+/// among them). The calls named after system calls (`accept4`, `sendto`,
+/// `recvfrom`) have their semantics, EINTR included; the others are std's socket
+/// calls of the same names and behaviour (std's own wrappers would call the libc
+/// symbols the C ABI interposes).
 #[derive(Clone, Copy)]
 pub(crate) struct KernelSocket<'fd>(pub(crate) BorrowedFd<'fd>);
 
 impl KernelSocket<'_> {
-    /// `getsockname(2)`.
+    /// `getsockname(2)`; `EAFNOSUPPORT` for a socket of another family than IPv4/6.
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        inet(rustix::net::getsockname(self.0)?)
+        inet(Some(rustix::net::getsockname(self.0)?))
     }
 
-    /// `getpeername(2)`; `ENOTCONN` without a peer.
+    /// `getpeername(2)` (`ENOTCONN` without a peer); `EAFNOSUPPORT` for a socket of
+    /// another family than IPv4/6.
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
-        match rustix::net::getpeername(self.0)? {
-            Some(addr) => inet(addr),
-            None => Err(io::Error::from_raw_os_error(libc::ENOTCONN)),
-        }
+        inet(rustix::net::getpeername(self.0)?)
     }
 
     /// Takes the pending error (`SO_ERROR`).
@@ -611,43 +710,86 @@ impl KernelSocket<'_> {
         Ok(sockopt::socket_error(self.0)?.err().map(io::Error::from))
     }
 
-    /// Accepts a connection (close-on-exec) and tells its peer.
-    pub(crate) fn accept(&self) -> io::Result<(OwnedFd, SocketAddr)> {
-        let (fd, peer) =
-            retry_on_intr(|| rustix::net::acceptfrom_with(self.0, SocketFlags::CLOEXEC))?;
-        Ok((fd, inet_from(peer)?))
+    /// `accept4(2)` with `flags` (SOCK_NONBLOCK, SOCK_CLOEXEC): the connection and
+    /// its peer's address (`EAFNOSUPPORT` for a peer of another family than IPv4/6).
+    pub(crate) fn accept4(&self, flags: libc::c_int) -> io::Result<(OwnedFd, SocketAddr)> {
+        let flags = SocketFlags::from_bits_retain(flags as u32);
+        let (fd, peer) = rustix::net::acceptfrom_with(self.0, flags)?;
+        Ok((fd, inet(peer)?))
     }
 
-    /// `connect(2)` of a datagram socket: sets its peer.
+    /// Accepts a connection (close-on-exec) and tells its peer; EINTR is retried.
+    pub(crate) fn accept(&self) -> io::Result<(OwnedFd, SocketAddr)> {
+        loop {
+            match self.accept4(libc::SOCK_CLOEXEC) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// `connect(2)`: a datagram socket's peer, or a stream's connection. A
+    /// non-blocking socket's `EINPROGRESS`, and `EINTR`, are errors (the connection
+    /// goes on; asked again, `EALREADY`).
     pub(crate) fn connect(&self, addr: SocketAddr) -> io::Result<()> {
-        Ok(retry_on_intr(|| rustix::net::connect(self.0, &addr))?)
+        Ok(rustix::net::connect(self.0, &to_kernel(&addr))?)
+    }
+
+    /// `connect(2)` to AF_UNSPEC: a datagram socket forgets its peer.
+    pub(crate) fn disconnect(&self) -> io::Result<()> {
+        Ok(rustix::net::connect_unspec(self.0)?)
+    }
+
+    /// `sendto(2)` to `dest` (`None`: the connected peer), never raising SIGPIPE.
+    pub(crate) fn sendto(
+        &self,
+        buf: &[u8],
+        dest: Option<&SocketAddr>,
+        flags: libc::c_int,
+    ) -> io::Result<usize> {
+        let flags = SendFlags::from_bits_retain(flags as u32) | SendFlags::NOSIGNAL;
+        Ok(match dest {
+            Some(dest) => rustix::net::sendto(self.0, buf, flags, &to_kernel(dest))?,
+            None => rustix::net::send(self.0, buf, flags)?,
+        })
     }
 
     /// Sends to the connected peer, without SIGPIPE.
     pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        Ok(rustix::net::send(self.0, buf, SendFlags::NOSIGNAL)?)
+        self.sendto(buf, None, 0)
     }
 
     /// Sends to `addr`, without SIGPIPE.
     pub(crate) fn send_to(&self, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
-        Ok(rustix::net::sendto(
-            self.0,
-            buf,
-            SendFlags::NOSIGNAL,
-            &addr,
-        )?)
+        self.sendto(buf, Some(&addr), 0)
+    }
+
+    /// `recvfrom(2)`: the bytes received and their source, if the kernel names an
+    /// internet one (a stream socket names none).
+    pub(crate) fn recvfrom(
+        &self,
+        buf: &mut [u8],
+        flags: libc::c_int,
+    ) -> io::Result<(usize, Option<SocketAddr>)> {
+        let flags = RecvFlags::from_bits_retain(flags as u32);
+        let (len, _, from) = rustix::net::recvfrom(self.0, buf, flags)?;
+        Ok((len, from_kernel(from)))
     }
 
     /// Receives one datagram (truncated to `buf`) and its source.
     pub(crate) fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let (len, _, from) = rustix::net::recvfrom(self.0, buf, RecvFlags::empty())?;
-        Ok((len, inet_from(from)?))
+        self.datagram_from(buf, 0)
     }
 
     /// Like [`KernelSocket::recv_from`], leaving the datagram queued.
     pub(crate) fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let (len, _, from) = rustix::net::recvfrom(self.0, buf, RecvFlags::PEEK)?;
-        Ok((len, inet_from(from)?))
+        self.datagram_from(buf, libc::MSG_PEEK)
+    }
+
+    /// A datagram, whose source an internet socket always names.
+    fn datagram_from(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<(usize, SocketAddr)> {
+        let (len, from) = self.recvfrom(buf, flags)?;
+        Ok((len, from.ok_or_else(not_inet)?))
     }
 
     /// `SO_BROADCAST`.
@@ -702,5 +844,27 @@ impl KernelSocket<'_> {
     /// `IPV6_DROP_MEMBERSHIP`.
     pub(crate) fn leave_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
         Ok(sockopt::set_ipv6_drop_membership(self.0, group, interface)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flow label reaches the kernel as std and the C library pass it
+    /// (`sin6_flowinfo` as stored), and comes back from it unchanged.
+    #[test]
+    fn flowinfo_crosses_unchanged() {
+        let addr = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 7, 0x0001_2345, 3));
+        let written = SocketAddrAny::from(to_kernel(&addr));
+        // SAFETY: rustix wrote an IPv6 address as a whole sockaddr_in6.
+        let sin6 = unsafe {
+            written
+                .as_ptr()
+                .cast::<libc::sockaddr_in6>()
+                .read_unaligned()
+        };
+        assert_eq!(sin6.sin6_flowinfo, 0x0001_2345);
+        assert_eq!(from_kernel(Some(written)), Some(addr));
     }
 }
