@@ -16,7 +16,7 @@
 //! also when the connection ended while the program still holds its descriptor (a
 //! reset, a failed non-blocking connect whose `SO_ERROR` is still to be read, both
 //! directions closed), and when the stack is deleted. The entry's
-//! [`EndWatch`](crate::pump::EndWatch) sees it released. A released entry cannot be
+//! [`EndWatch`] sees it released. A released entry cannot be
 //! forgotten at once, since the program may still ask it for an error or its addresses;
 //! nor kept for ever. So released entries are kept, and swept: when the table has
 //! doubled since the last sweep, released entries of stacks that are gone are

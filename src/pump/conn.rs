@@ -61,7 +61,7 @@ pub(super) struct Conn {
     pub(super) junk: usize,
     /// `SO_LINGER` with a zero timeout: the application's close resets.
     pub(super) linger_zero: bool,
-    /// Dropped with `fd` (see [`EndToken`](super::EndToken)).
+    /// Dropped with `fd` (see [`EndToken`]).
     pub(super) token: Option<EndToken>,
 }
 

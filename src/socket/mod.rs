@@ -115,7 +115,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 /// For a stack of the kernel backend, the kernel socket a socket type holds, made
-/// in the stack's namespace (through [`Stack::msocket`], so without naming the
+/// in the stack's namespace (through [`Stack::msocket`](crate::Stack::msocket), so without naming the
 /// backend) for `addr`'s family: SOCK_STREAM (TCP), SOCK_DGRAM (UDP), or SOCK_RAW
 /// here meaning a ping socket (SOCK_DGRAM with the family's ICMP, as Linux has
 /// them). Close-on-exec. `None` for a userspace stack, whose sockets are pairs the
