@@ -202,6 +202,105 @@ fn ip_parts(frame: &[u8]) -> Option<(IpAddr, IpAddr, IpProtocol, &[u8], bool)> {
     }
 }
 
+/// Where an incoming frame goes: which of the engine's socket sets smoltcp is
+/// handed with it (see `tcp_table`). smoltcp looks for the socket a packet is
+/// for by walking the set it gets; the engine finds it first, by a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Demux {
+    /// A TCP segment of this flow (our address and port, then the peer's).
+    Tcp(Flow),
+    /// A piece of an IPv4 packet that carries TCP; the first piece also names
+    /// the flow (the others are told apart by the packet's identification).
+    TcpFragment { id: FragmentId, flow: Option<Flow> },
+    /// UDP, ICMP, any other IP protocol, or a piece of a packet that is not TCP:
+    /// for the datagram sockets. `port`: a whole UDP datagram's destination port.
+    Datagram { port: Option<u16> },
+    /// ARP, or IPv6 neighbour discovery: news for the neighbour cache.
+    Neighbor,
+    /// Nothing any socket takes.
+    Other,
+}
+
+/// What names the pieces of one IPv4 packet: source, destination and
+/// identification.
+pub(crate) type FragmentId = (Ipv4Address, Ipv4Address, u16);
+
+/// The ICMPv6 types of neighbour discovery (router solicitation to redirect).
+const NDP_TYPES: std::ops::RangeInclusive<u8> = 133..=137;
+
+/// Reads where `frame` goes (see [`Demux`]). It looks at headers only, as far
+/// as smoltcp's own parsing goes: IPv6 with a hop-by-hop header (the one
+/// extension header smoltcp steps over) is followed to what that header carries.
+pub(crate) fn demux(frame: &[u8]) -> Demux {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return Demux::Other;
+    };
+    match eth.ethertype() {
+        EthernetProtocol::Arp => Demux::Neighbor,
+        EthernetProtocol::Ipv4 => {
+            let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+                return Demux::Other;
+            };
+            let (src, dst) = (ip.src_addr(), ip.dst_addr());
+            let fragment = ip.more_frags() || ip.frag_offset() != 0;
+            let payload = ip.payload();
+            match (ip.next_header(), fragment) {
+                (IpProtocol::Tcp, false) => {
+                    flow_of(src.into(), dst.into(), payload).map_or(Demux::Other, Demux::Tcp)
+                }
+                (IpProtocol::Tcp, true) => Demux::TcpFragment {
+                    id: (src, dst, ip.ident()),
+                    flow: (ip.frag_offset() == 0)
+                        .then(|| flow_of(src.into(), dst.into(), payload))
+                        .flatten(),
+                },
+                (IpProtocol::Udp, false) => Demux::Datagram {
+                    port: udp_dst_port(payload),
+                },
+                _ => Demux::Datagram { port: None },
+            }
+        }
+        EthernetProtocol::Ipv6 => {
+            let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else {
+                return Demux::Other;
+            };
+            let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+            let (mut next, mut payload) = (ip.next_header(), ip.payload());
+            if next == IpProtocol::HopByHop {
+                // Next header, then the length in 8-byte units beyond the first 8.
+                let (Some(&after), Some(&units)) = (payload.first(), payload.get(1)) else {
+                    return Demux::Other;
+                };
+                let Some(rest) = payload.get((usize::from(units) + 1) * 8..) else {
+                    return Demux::Other;
+                };
+                (next, payload) = (IpProtocol::from(after), rest);
+            }
+            match next {
+                IpProtocol::Tcp => flow_of(src, dst, payload).map_or(Demux::Other, Demux::Tcp),
+                IpProtocol::Udp => Demux::Datagram {
+                    port: udp_dst_port(payload),
+                },
+                IpProtocol::Icmpv6 if payload.first().is_some_and(|t| NDP_TYPES.contains(t)) => {
+                    Demux::Neighbor
+                }
+                _ => Demux::Datagram { port: None },
+            }
+        }
+        _ => Demux::Other,
+    }
+}
+
+/// The flow of the TCP segment `segment` from `src` to `dst`, seen from here.
+fn flow_of(src: IpAddr, dst: IpAddr, segment: &[u8]) -> Option<Flow> {
+    let tcp = TcpPacket::new_checked(segment).ok()?;
+    Some((dst, tcp.dst_port(), src, tcp.src_port()))
+}
+
+fn udp_dst_port(datagram: &[u8]) -> Option<u16> {
+    UdpPacket::new_checked(datagram).ok().map(|u| u.dst_port())
+}
+
 /// Whether `frame` may complete a datagram for a datagram socket: UDP or ICMP over
 /// IP, or any IPv4 fragment (the last fragment of a datagram completes it).
 pub(crate) fn may_carry_datagram(frame: &[u8]) -> bool {

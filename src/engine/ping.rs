@@ -85,8 +85,9 @@ impl Engine {
     /// Moves echo replies smoltcp received into the ping sockets' queues.
     pub(super) fn collect_ping(&mut self) {
         let mut arrived = Vec::new();
-        for (&handle, sock) in self.udps.iter() {
-            if sock.proto != DatagramProto::Ping || sock.closing {
+        for &handle in &self.pings {
+            let sock = &self.udps[&handle];
+            if sock.closing {
                 continue;
             }
             let socket = self.sockets.get_mut::<icmp::Socket>(handle);

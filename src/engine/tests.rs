@@ -112,7 +112,7 @@ fn handshake_data_and_close() {
     w.a.release(server, false);
     w.run(MS);
     assert!(
-        w.a.conns.is_empty() && w.b.conns.is_empty(),
+        w.a.tcp.is_empty() && w.b.tcp.is_empty(),
         "both sides forgot"
     );
     assert!(Wire::events(&mut w.a).is_empty() && Wire::events(&mut w.b).is_empty());

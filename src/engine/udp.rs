@@ -244,6 +244,16 @@ impl Engine {
         self.udp_serial += 1;
         let bound = SocketAddr::new(local.ip(), port);
         let handle = self.sockets.add(socket);
+        match proto {
+            DatagramProto::Udp => {
+                let on_port = self.udp_by_port.entry(port).or_default();
+                let at = on_port.partition_point(|&h| h < handle);
+                on_port.insert(at, handle);
+            }
+            DatagramProto::Ping => {
+                self.pings.insert(handle);
+            }
+        }
         self.udps.insert(
             handle,
             UdpSock::new(proto, bound, *options, self.udp_serial),
@@ -279,22 +289,34 @@ impl Engine {
         }
         if self.dgram_send_queue(handle) == 0 {
             self.udp_forget(handle);
+        } else {
+            self.udp_closing.insert(handle);
         }
     }
 
     fn udp_forget(&mut self, handle: UdpHandle) {
-        if self.udps.remove(&handle).is_some() {
-            self.sockets.remove(handle);
+        let Some(sock) = self.udps.remove(&handle) else {
+            return;
+        };
+        self.sockets.remove(handle);
+        self.udp_closing.remove(&handle);
+        self.pings.remove(&handle);
+        let port = sock.bound.port();
+        if let Some(on_port) = self.udp_by_port.get_mut(&port) {
+            on_port.retain(|&h| h != handle);
+            if on_port.is_empty() {
+                self.udp_by_port.remove(&port);
+            }
         }
     }
 
     /// Removes closed sockets whose last datagrams have left.
     pub(super) fn finish_udp_closes(&mut self) {
         let sent: Vec<UdpHandle> = self
-            .udps
+            .udp_closing
             .iter()
-            .filter(|(&h, s)| s.closing && self.dgram_send_queue(h) == 0)
-            .map(|(&h, _)| h)
+            .copied()
+            .filter(|&h| self.dgram_send_queue(h) == 0)
             .collect();
         for handle in sent {
             self.udp_forget(handle);
@@ -374,6 +396,8 @@ impl Engine {
         if let Some(error) = sock.error.take() {
             return Err(errno(error));
         }
+        // What is queued now leaves at the next transmit.
+        self.datagrams_dirty = true;
         let (dest, source) = match (dest, sock.connected) {
             (Some(dest), _) => (sock.wire_view(dest)?, None),
             (None, Some((peer, local))) => (peer, Some(local.ip())),
@@ -574,14 +598,17 @@ impl Engine {
     /// Moves what smoltcp received into the sockets' queues, choosing among
     /// sockets that share a port, and applying each socket's peer filter, address
     /// family and receive buffer bound.
-    pub(super) fn collect_udp(&mut self) {
+    /// `port`: the one a whole datagram was for (else, the last piece of one
+    /// sent in IPv4 fragments, every socket is looked at).
+    pub(super) fn collect_udp(&mut self, port: Option<u16>) {
         // smoltcp hands a datagram to the first socket on its port; which of the
         // sockets sharing the port it is for is decided here.
         let mut arrived = Vec::new();
-        for (&handle, sock) in self.udps.iter() {
-            if sock.proto != DatagramProto::Udp {
-                continue;
-            }
+        let candidates: Vec<UdpHandle> = match port {
+            Some(port) => self.udp_by_port.get(&port).cloned().unwrap_or_default(),
+            None => self.udp_by_port.values().flatten().copied().collect(),
+        };
+        for handle in candidates {
             let socket = self.sockets.get_mut::<udp::Socket>(handle);
             while let Ok((data, meta)) = socket.recv() {
                 let from = from_endpoint(meta.endpoint);
@@ -601,15 +628,14 @@ impl Engine {
     /// datagram, one of those sharing the port for unicast.
     pub(super) fn deliver_udp(&mut self, port: u16, dst: IpAddr, from: SocketAddr, data: &[u8]) {
         let shared_dst = dst.is_multicast() || self.config.is_broadcast(dst);
+        let udps = &self.udps;
         let mut takers: Vec<UdpHandle> = self
-            .udps
-            .iter()
-            .filter(|(_, s)| {
-                s.proto == DatagramProto::Udp
-                    && s.bound.port() == port
-                    && s.takes(dst, from, shared_dst)
-            })
-            .map(|(&h, _)| h)
+            .udp_by_port
+            .get(&port)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|h| udps[h].takes(dst, from, shared_dst))
             .collect();
         if !shared_dst && takers.len() > 1 {
             let all_reuse_port = takers.iter().all(|h| self.udps[h].options.reuse_port);
@@ -633,6 +659,7 @@ impl Engine {
         let cost = data.len() + DATAGRAM_OVERHEAD;
         if sock.queued_bytes + cost > sock.rcvbuf().max(cost) && !sock.queue.is_empty() {
             sock.drops += 1;
+            self.events.push_back(Event::UdpDropped(handle));
             return;
         }
         if sock.queue.is_empty() {
@@ -648,12 +675,22 @@ impl Engine {
 
     /// Records an ICMP error about a datagram a connected socket sent to its peer.
     pub(super) fn udp_icmp_error(&mut self, error: super::frames::UdpUnreachable) {
-        let Some((&handle, sock)) = self.udps.iter_mut().find(|(_, s)| {
-            s.bound.port() == error.local.port()
-                && s.connected.is_some_and(|(peer, _)| peer == error.remote)
-        }) else {
+        let udps = &self.udps;
+        let Some(handle) = self
+            .udp_by_port
+            .get(&error.local.port())
+            .into_iter()
+            .flatten()
+            .copied()
+            .find(|h| {
+                udps[h]
+                    .connected
+                    .is_some_and(|(peer, _)| peer == error.remote)
+            })
+        else {
             return; // Linux reports these only to connected sockets
         };
+        let sock = self.udps.get_mut(&handle).expect("indexed");
         sock.error = Some(error.errno);
         self.events.push_back(Event::UdpError(handle));
     }

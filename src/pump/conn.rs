@@ -63,6 +63,8 @@ pub(super) struct Conn {
     pub(super) linger_zero: bool,
     /// Dropped with `fd` (see [`EndToken`](super::EndToken)).
     pub(super) token: Option<EndToken>,
+    /// In the pump's queue of connections to serve at the next step.
+    pub(super) queued: bool,
 }
 
 impl Conn {
@@ -83,6 +85,7 @@ impl Conn {
             junk: 0,
             linger_zero: false,
             token,
+            queued: false,
         }
     }
 
@@ -184,18 +187,16 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smoltcp::iface::SocketSet;
-    use smoltcp::socket::tcp;
 
     fn conn(phase: Phase) -> Conn {
         let (fd, _) = std::os::unix::net::UnixStream::pair().unwrap();
-        let mut set = SocketSet::new(Vec::new());
-        let socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; 64]),
-            tcp::SocketBuffer::new(vec![0; 64]),
-        );
-        let handle = set.add(socket);
-        Conn::new(fd.into(), handle, Arc::default(), phase, None)
+        Conn::new(
+            fd.into(),
+            TcpHandle::for_tests(0),
+            Arc::default(),
+            phase,
+            None,
+        )
     }
 
     fn connecting() -> Phase {

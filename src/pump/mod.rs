@@ -336,6 +336,12 @@ pub(crate) struct Pump {
     control: Receiver<Control>,
     conns: HashMap<u64, Conn>,
     by_handle: HashMap<TcpHandle, u64>,
+    /// The connections to serve at the next step (each once: `Conn::queued`):
+    /// those mio reported, those the engine touched, those whose phase moved.
+    /// A step serves these, not every connection.
+    ready: Vec<u64>,
+    /// The engine's touched connections, as it hands them over.
+    touched: Vec<TcpHandle>,
     listeners: HashMap<u64, ListenerEntry>,
     by_listener: HashMap<ListenerId, u64>,
     handoffs: Handoffs,
@@ -343,6 +349,11 @@ pub(crate) struct Pump {
     adopted: HashMap<u64, (OwnedFd, Option<EndToken>)>,
     udps: HashMap<u64, udp::UdpEntry>,
     by_udp: HashMap<UdpHandle, u64>,
+    /// The UDP sockets to serve at the next step (each once).
+    udp_ready: Vec<u64>,
+    /// The UDP sockets holding a datagram smoltcp had no room for: served at
+    /// every step until it leaves.
+    udp_stalled: std::collections::HashSet<u64>,
     /// Room for the largest datagram an application may write.
     udp_scratch: Vec<u8>,
     next_accept_id: u64,
@@ -418,12 +429,16 @@ impl Pump {
             control,
             conns: HashMap::new(),
             by_handle: HashMap::new(),
+            ready: Vec::new(),
+            touched: Vec::new(),
             listeners: HashMap::new(),
             by_listener: HashMap::new(),
             handoffs,
             adopted: HashMap::new(),
             udps: HashMap::new(),
             by_udp: HashMap::new(),
+            udp_ready: Vec::new(),
+            udp_stalled: std::collections::HashSet::new(),
             // The largest datagram (UDP over IPv6) behind its address.
             udp_scratch: vec![0; crate::engine::MAX_UDP_PAYLOAD + ADDR_BYTES],
             // Accepted connections get ids from the top half, so they never meet the
@@ -470,8 +485,12 @@ impl Pump {
         let mut events = Events::with_capacity(256);
         loop {
             let now = self.now();
-            let timeout = if self.engine.has_loopback() || self.link_readable || self.udp_stalled()
-            {
+            let busy = self.engine.has_loopback()
+                || self.link_readable
+                || !self.ready.is_empty()
+                || !self.udp_ready.is_empty()
+                || !self.udp_stalled.is_empty();
+            let timeout = if busy {
                 Some(Duration::ZERO)
             } else {
                 self.engine.poll_delay(now)
@@ -524,23 +543,38 @@ impl Pump {
         self.late_events = events;
     }
 
-    /// One round of work: frames in, application bytes in, frames out, bytes out.
+    /// One round of work: frames in, application bytes in, frames out, bytes out;
+    /// for the connections that are ready only.
     fn step(&mut self) {
         let now = self.now();
         if self.link_readable && !self.link_dead {
             self.receive_frames(now);
         }
         self.engine.receive_loopback(now);
+        self.take_touched();
         // Deliver before acknowledging: the ACK then advertises the window the
         // delivery opened, instead of a small one and a window update after it.
-        self.service_app_output();
-        self.service_app_input();
-        if !self.udps.is_empty() {
+        let ready = std::mem::take(&mut self.ready);
+        for &id in &ready {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.queued = false;
+            }
+        }
+        for &id in &ready {
+            self.serve_app_output(id);
+        }
+        for &id in &ready {
+            self.serve_app_input(id);
+        }
+        if !self.udp_ready.is_empty() || !self.udp_stalled.is_empty() {
             self.service_udp();
         }
         self.engine.transmit(now);
         self.flush_link();
         self.handle_engine_events();
+        // What the transmit changed (a timer ran out, a look noticed) is served
+        // at the next step, at once.
+        self.take_touched();
         if let Some(pcap) = &mut self.capture {
             // So that `tcpdump -r` sees the frames while the stack runs.
             let _ = pcap.flush();
@@ -635,6 +669,28 @@ impl Pump {
         }
     }
 
+    /// Queues a connection for the next step.
+    fn make_ready(&mut self, id: u64) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            if !conn.queued {
+                conn.queued = true;
+                self.ready.push(id);
+            }
+        }
+    }
+
+    /// Queues the connections the engine touched.
+    fn take_touched(&mut self) {
+        let mut touched = std::mem::take(&mut self.touched);
+        self.engine.take_touched(&mut touched);
+        for handle in touched.drain(..) {
+            if let Some(&id) = self.by_handle.get(&handle) {
+                self.make_ready(id);
+            }
+        }
+        self.touched = touched;
+    }
+
     fn socket_event(&mut self, id: u64, event: &mio::event::Event) {
         if self.udp_event(id, event) {
             return;
@@ -646,6 +702,8 @@ impl Pump {
             if event.is_writable() {
                 conn.app_writable = true;
             }
+            self.make_ready(id);
+            let conn = self.conns.get_mut(&id).expect("looked up above");
             if event.is_write_closed() {
                 let verdict = conn.on_app_closed();
                 self.settle(id, verdict);
@@ -926,8 +984,11 @@ impl Pump {
                         if reply.send(Ok(local)).is_err() {
                             // Nobody waits any more: the application gave up.
                             self.drop_conn(id, true);
+                            continue;
                         }
                     }
+                    // What the application wrote while it waited can go now.
+                    self.make_ready(id);
                 }
                 Event::ConnectFailed(handle, errno) => {
                     let Some(id) = self.by_handle.remove(&handle) else {
@@ -955,6 +1016,7 @@ impl Pump {
                 } => self.accepted(listener, handle, local, peer),
                 Event::UdpReadable(handle) => self.udp_readable(handle),
                 Event::UdpError(handle) => self.udp_error(handle),
+                Event::UdpDropped(handle) => self.udp_dropped(handle),
                 Event::Aborted(handle, errno) => {
                     let Some(&id) = self.by_handle.get(&handle) else {
                         continue;
@@ -1001,6 +1063,8 @@ impl Pump {
             self.engine.release(handle, true);
             return;
         }
+        // Bytes may have come with the handshake's end.
+        self.make_ready(id);
         self.handoffs
             .lock()
             .expect("handoff map poisoned")
@@ -1049,100 +1113,98 @@ impl Pump {
 
     // ---- bytes between the application and smoltcp ----
 
-    /// Reads what applications wrote into the transmit rings, while there is room.
-    fn service_app_input(&mut self) {
-        let mut settled = Vec::new();
-        for (&id, conn) in self.conns.iter_mut() {
-            if !conn.reads_app() || !conn.app_readable {
-                continue;
+    /// Reads what the application wrote on connection `id` into its transmit
+    /// ring, while there is room.
+    fn serve_app_input(&mut self, id: u64) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if !conn.reads_app() || !conn.app_readable {
+            return;
+        }
+        if conn.junk > 0 && !discard_junk(conn) {
+            return;
+        }
+        // While the ring still holds plenty to send, wait for room for a large
+        // read rather than making one read(2) per acknowledged segment (the
+        // acknowledgements that make room touch the connection again).
+        let socket = self.engine.tcp_ref(conn.handle);
+        let free = socket.send_capacity() - socket.send_queue();
+        if socket.send_queue() > 0 && free < socket.send_capacity() / 4 {
+            return;
+        }
+        let socket = self.engine.tcp(conn.handle);
+        let mut verdict = None;
+        // At most two passes: the free space of a ring may wrap once.
+        for _ in 0..2 {
+            if !socket.can_send() {
+                if !socket.may_send() {
+                    // The connection cannot carry more (peer reset or closed):
+                    // stop reading; the state change is reported separately.
+                    conn.app_readable = false;
+                }
+                break;
             }
-            if conn.junk > 0 && !discard_junk(conn) {
-                continue;
-            }
-            let socket = self.engine.tcp(conn.handle);
-            // While the ring still holds plenty to send, wait for room for a large
-            // read rather than making one read(2) per acknowledged segment.
-            let free = socket.send_capacity() - socket.send_queue();
-            if socket.send_queue() > 0 && free < socket.send_capacity() / 4 {
-                continue;
-            }
-            // At most two passes: the free space of a ring may wrap once.
-            for _ in 0..2 {
-                if !socket.can_send() {
-                    if !socket.may_send() {
-                        // The connection cannot carry more (peer reset or closed):
-                        // stop reading; the state change is reported separately.
-                        conn.app_readable = false;
-                    }
+            let fd = conn.fd.as_fd();
+            let result = socket.send(|buf| match sys::read(fd, buf) {
+                Ok(n) => (n, Ok(n)),
+                Err(e) => (0, Err(e)),
+            });
+            match result {
+                Ok(Ok(0)) => {
+                    // EOF: the application shut down writing or closed the socket.
+                    socket.close();
+                    verdict = Some(conn.on_app_eof());
                     break;
                 }
-                let fd = conn.fd.as_fd();
-                let result = socket.send(|buf| match sys::read(fd, buf) {
-                    Ok(n) => (n, Ok(n)),
-                    Err(e) => (0, Err(e)),
-                });
-                match result {
-                    Ok(Ok(0)) => {
-                        // EOF: the application shut down writing or closed the socket.
-                        socket.close();
-                        settled.push((id, conn.on_app_eof()));
-                        break;
-                    }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                        conn.app_readable = false;
-                        break;
-                    }
-                    Ok(Err(e)) => {
-                        settled.push((id, conn.on_app_error(&e)));
-                        break;
-                    }
-                    Err(_) => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.app_readable = false;
+                    break;
                 }
+                Ok(Err(e)) => {
+                    verdict = Some(conn.on_app_error(&e));
+                    break;
+                }
+                Err(_) => break,
             }
         }
-        for (id, verdict) in settled {
+        if let Some(verdict) = verdict {
             self.settle(id, verdict);
         }
     }
 
-    /// Writes what arrived from the network to the applications that can take it, and
-    /// passes on the peer's FIN once everything before it is delivered.
-    fn service_app_output(&mut self) {
-        let mut settled = Vec::new();
-        for (&id, conn) in self.conns.iter_mut() {
-            if conn.is_connecting() {
-                continue;
-            }
-            let mut unwritable = false;
-            while conn.app_writable && self.engine.recv_queue(conn.handle) > 0 {
-                let fd = conn.fd.as_fd();
-                match self
-                    .engine
-                    .recv_with(conn.handle, |bytes| sys::send(fd, bytes))
-                {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        conn.app_writable = false;
-                    }
-                    Err(_) => {
-                        // EPIPE: nobody will read this.
-                        unwritable = true;
-                        break;
-                    }
+    /// Writes what arrived from the network on connection `id` to the
+    /// application while it takes it, and passes on the peer's FIN once
+    /// everything before it is delivered.
+    fn serve_app_output(&mut self, id: u64) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.is_connecting() {
+            return;
+        }
+        while conn.app_writable && self.engine.recv_queue(conn.handle) > 0 {
+            let fd = conn.fd.as_fd();
+            match self
+                .engine
+                .recv_with(conn.handle, |bytes| sys::send(fd, bytes))
+            {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.app_writable = false;
+                }
+                Err(_) => {
+                    // EPIPE: nobody will read this.
+                    let verdict = conn.on_app_unwritable();
+                    return self.settle(id, verdict);
                 }
             }
-            if unwritable {
-                settled.push((id, conn.on_app_unwritable()));
-                continue;
-            }
-            if conn.awaits_peer_fin() && self.engine.recv_finished(conn.handle) {
-                let _ = sys::shutdown(conn.fd.as_fd(), std::net::Shutdown::Write);
-                settled.push((id, conn.on_peer_fin_passed()));
-            }
         }
-        for (id, verdict) in settled {
+        if conn.awaits_peer_fin() && self.engine.recv_finished(conn.handle) {
+            let _ = sys::shutdown(conn.fd.as_fd(), std::net::Shutdown::Write);
+            let verdict = conn.on_peer_fin_passed();
             self.settle(id, verdict);
         }
     }

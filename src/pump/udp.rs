@@ -64,6 +64,8 @@ pub(super) struct UdpEntry {
     stalled: Option<(Option<SocketAddr>, Vec<u8>)>,
     /// Dropped with `fd` (see [`EndToken`]).
     _token: Option<EndToken>,
+    /// In the pump's queue of UDP sockets to serve at the next step.
+    queued: bool,
 }
 
 impl Pump {
@@ -123,6 +125,7 @@ impl Pump {
                 has_data: false,
                 stalled: None,
                 _token: token,
+                queued: false,
             },
         );
         Ok(bound)
@@ -139,6 +142,7 @@ impl Pump {
         let handle = entry.handle;
         // What the application wrote before connecting is framed the old way.
         read_app(&mut self.engine, entry, &mut self.udp_scratch);
+        self.udp_note_stall(id);
         let local = self.engine.udp_connect(handle, remote)?;
         let entry = self.udps.get_mut(&id).expect("looked up above");
         entry.connected = remote.is_some();
@@ -168,6 +172,26 @@ impl Pump {
         if let Some(entry) = self.udps.get_mut(&id) {
             entry.paused = false;
         }
+        self.udp_make_ready(id);
+    }
+
+    /// Queues a UDP socket for the next step.
+    fn udp_make_ready(&mut self, id: u64) {
+        if let Some(entry) = self.udps.get_mut(&id) {
+            if !entry.queued {
+                entry.queued = true;
+                self.udp_ready.push(id);
+            }
+        }
+    }
+
+    /// Keeps the set of sockets with a datagram waiting for room up to date.
+    fn udp_note_stall(&mut self, id: u64) {
+        if self.udps.get(&id).is_some_and(|e| e.stalled.is_some()) {
+            self.udp_stalled.insert(id);
+        } else {
+            self.udp_stalled.remove(&id);
+        }
     }
 
     /// New options for the UDP socket `id`; false if there is none.
@@ -181,7 +205,9 @@ impl Pump {
         // been seen yet.
         entry.app_readable = true;
         read_app(&mut self.engine, entry, &mut self.udp_scratch);
-        self.engine.udp_set_options(entry.handle, options);
+        let handle = entry.handle;
+        self.udp_note_stall(id);
+        self.engine.udp_set_options(handle, options);
         true
     }
 
@@ -213,26 +239,34 @@ impl Pump {
             read_app(&mut self.engine, entry, &mut self.udp_scratch);
             if !entry.app_readable && entry.stalled.is_none() {
                 self.udp_drop(id);
+                return true;
             }
+            self.udp_note_stall(id);
         }
+        self.udp_make_ready(id);
         true
-    }
-
-    /// True while some socket holds a datagram smoltcp could not take yet: the pump
-    /// must come back once the engine has sent what it queued.
-    pub(super) fn udp_stalled(&self) -> bool {
-        self.udps.values().any(|e| e.stalled.is_some())
     }
 
     /// The engine queued datagrams for a socket: pass them on now.
     pub(super) fn udp_readable(&mut self, handle: UdpHandle) {
-        if let Some(entry) = self
-            .by_udp
-            .get(&handle)
-            .and_then(|id| self.udps.get_mut(id))
-        {
+        let Some(&id) = self.by_udp.get(&handle) else {
+            return;
+        };
+        if let Some(entry) = self.udps.get_mut(&id) {
             entry.has_data = true;
             write_app(&mut self.engine, entry);
+            // A failed write may have found the application gone.
+            self.udp_make_ready(id);
+        }
+    }
+
+    /// A socket dropped a datagram: its count, as the application reads it.
+    pub(super) fn udp_dropped(&mut self, handle: UdpHandle) {
+        if let Some(entry) = self.by_udp.get(&handle).and_then(|id| self.udps.get(id)) {
+            entry
+                .shared
+                .drops
+                .store(self.engine.udp_drops(handle), Ordering::Relaxed);
         }
     }
 
@@ -248,22 +282,28 @@ impl Pump {
         }
     }
 
-    /// Moves datagrams between every UDP socket pair and the engine.
+    /// Moves datagrams between the engine and the UDP socket pairs that are
+    /// ready (an event came for them) or hold a datagram waiting for room.
     pub(super) fn service_udp(&mut self) {
-        let mut finished = Vec::new();
-        for (&id, entry) in self.udps.iter_mut() {
+        let mut serving = std::mem::take(&mut self.udp_ready);
+        serving.extend(self.udp_stalled.iter().copied());
+        for id in serving {
+            let Some(entry) = self.udps.get_mut(&id) else {
+                continue;
+            };
+            entry.queued = false;
             read_app(&mut self.engine, entry, &mut self.udp_scratch);
             write_app(&mut self.engine, entry);
             if entry.app_gone && !entry.app_readable && entry.stalled.is_none() {
-                finished.push(id);
+                self.udp_drop(id);
+            } else {
+                self.udp_note_stall(id);
             }
-        }
-        for id in finished {
-            self.udp_drop(id);
         }
     }
 
     pub(super) fn udp_drop(&mut self, id: u64) {
+        self.udp_stalled.remove(&id);
         if let Some(entry) = self.udps.remove(&id) {
             self.forget_fd(&entry.fd);
             self.by_udp.remove(&entry.handle);
