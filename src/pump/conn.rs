@@ -56,6 +56,9 @@ pub(super) struct Conn {
     pub(super) app_readable: bool,
     /// The app end may take bytes (the same kind of cache).
     pub(super) app_writable: bool,
+    /// The app end was seen shut down for writing or closed: reads go on to the
+    /// EOF, as no edge will come for it.
+    pub(super) app_read_closed: bool,
     /// Filler bytes still to discard before the application's own (see
     /// [`Control::Connect`](super::Control::Connect)).
     pub(super) junk: usize,
@@ -65,6 +68,8 @@ pub(super) struct Conn {
     pub(super) token: Option<EndToken>,
     /// In the pump's queue of connections to serve at the next step.
     pub(super) queued: bool,
+    /// The end is watched for writability too (since a write to it blocked).
+    pub(super) watches_writable: bool,
 }
 
 impl Conn {
@@ -81,11 +86,15 @@ impl Conn {
             shared,
             phase,
             app_readable: false,
-            app_writable: false,
+            // A new pair's end has room; writability is watched only once a
+            // write blocks.
+            app_writable: true,
+            app_read_closed: false,
             junk: 0,
             linger_zero: false,
             token,
             queued: false,
+            watches_writable: false,
         }
     }
 

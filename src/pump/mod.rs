@@ -260,11 +260,18 @@ struct NewConn {
     fd: OwnedFd,
     token: Option<EndToken>,
     shared: Arc<ConnShared>,
+    /// `fd` is an adopted end: non-blocking already, and watched for reading
+    /// under `id` (all a connection needs at first).
+    watched: bool,
 }
 
 struct ListenerEntry {
     fd: OwnedFd,
     listener: ListenerId,
+    /// The end is watched for writability too (since a hand-over blocked): the
+    /// application's `accept` makes room on it each time, and that is news only
+    /// while connections wait to be handed over.
+    watches_writable: bool,
     /// Accepted connections the seqpacket could not take yet.
     backlog: VecDeque<(u64, OwnedFd, Vec<u8>)>,
     /// Ids handed to this listener, still parked in `handoffs`.
@@ -409,11 +416,11 @@ impl Pump {
         failure: Failure,
     ) -> io::Result<Pump> {
         if let Some(fd) = link.data_fd() {
-            poll.registry().register(
-                &mut SourceFd(&fd),
-                LINK_DATA,
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
+            // Writability only while the link is blocked (see `Pump::block_link`):
+            // the switch draining each frame sent is an edge that would wake the
+            // pump for nothing.
+            poll.registry()
+                .register(&mut SourceFd(&fd), LINK_DATA, Interest::READABLE)?;
         }
         if let Some(fd) = link.hangup_fd() {
             poll.registry()
@@ -517,8 +524,8 @@ impl Pump {
                     if event.is_readable() {
                         self.link_readable = true;
                     }
-                    if event.is_writable() {
-                        self.link_blocked = false;
+                    if event.is_writable() && self.link_blocked {
+                        self.watch_link(false);
                     }
                 }
                 LINK_HANGUP => {
@@ -635,7 +642,7 @@ impl Pump {
                 match self.link.send_batch(&slices[..batch.len()]) {
                     Ok(sent) => sent,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.link_blocked = true;
+                        self.watch_link(true);
                         0
                     }
                     // A frame the link refuses is a frame lost on the wire.
@@ -650,6 +657,29 @@ impl Pump {
                 self.engine.recycle(frame);
             }
             self.tx_frames = batch;
+        }
+    }
+
+    /// Marks the link blocked (a send would block) or not, and watches its
+    /// writability exactly while it is.
+    fn watch_link(&mut self, blocked: bool) {
+        self.link_blocked = blocked;
+        if let Some(fd) = self.link.data_fd() {
+            let interest = if blocked {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(&mut SourceFd(&fd), LINK_DATA, interest)
+                .is_err()
+            {
+                // Not watched: try again at the next step rather than wait for
+                // an edge that would not come.
+                self.link_blocked = false;
+            }
         }
     }
 
@@ -699,6 +729,9 @@ impl Pump {
             if event.is_readable() || event.is_read_closed() {
                 conn.app_readable = true;
             }
+            if event.is_read_closed() {
+                conn.app_read_closed = true;
+            }
             if event.is_writable() {
                 conn.app_writable = true;
             }
@@ -740,13 +773,16 @@ impl Pump {
                 Err(crossbeam_channel::TryRecvError::Empty) => return true,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => return false,
             };
-            if matches!(
-                control,
-                Control::Bind { .. }
-                    | Control::Listen { .. }
-                    | Control::Connect { .. }
-                    | Control::UdpOpen { .. }
-            ) {
+            // An ephemeral port is chosen among those free, whatever the
+            // hang-ups not taken in yet: only a port asked for needs them.
+            let port = |local: &SocketAddr| local.port() != 0;
+            let takes_a_port = match &control {
+                Control::Bind { local, .. } | Control::UdpOpen { local, .. } => port(local),
+                Control::Connect { local, .. } => local.as_ref().is_some_and(port),
+                Control::Listen { .. } => true,
+                _ => false,
+            };
+            if takes_a_port {
                 self.catch_up();
             }
             match control {
@@ -778,7 +814,7 @@ impl Pump {
                     shared,
                     reply,
                 } => {
-                    let Some((fd, token)) = self.end_for(id, fd) else {
+                    let Some((fd, token, watched)) = self.end_for(id, fd) else {
                         let _ = reply.send(Err(io::Error::from_raw_os_error(libc::EBADF)));
                         continue;
                     };
@@ -787,6 +823,7 @@ impl Pump {
                         fd,
                         token,
                         shared,
+                        watched,
                     };
                     self.connect(conn, junk, remote, local, &options, reply)
                 }
@@ -808,7 +845,7 @@ impl Pump {
                     let result = self.listen(id, fd, token, local, backlog, accepted, &options);
                     let _ = reply.send(result);
                 }
-                Control::Adopt { id, fd, token } => self.adopt(id, fd, Some(token)),
+                Control::Adopt { id, fd, token } => self.adopt(id, fd, Some(token), false),
                 Control::SetOptions { id, options, reply } => {
                     let _ = reply.send(self.set_options(id, &options));
                 }
@@ -821,12 +858,11 @@ impl Pump {
                     shared,
                     reply,
                 } => {
-                    let Some((fd, token)) = self.end_for(id, fd) else {
+                    let Some(end) = self.end_for(id, fd) else {
                         let _ = reply.send(Err(io::Error::from_raw_os_error(libc::EBADF)));
                         continue;
                     };
-                    let _ =
-                        reply.send(self.udp_open(id, proto, (fd, token), local, &options, shared));
+                    let _ = reply.send(self.udp_open(id, proto, end, local, &options, shared));
                 }
                 Control::UdpConnect { id, remote, reply } => {
                     let _ = reply.send(self.udp_connect(id, remote));
@@ -865,12 +901,13 @@ impl Pump {
             Ok(handle) => handle,
             Err(e) => {
                 // The socket stays usable for another try, as after a failed connect(2).
-                self.adopt(conn.id, conn.fd, conn.token);
+                self.adopt(conn.id, conn.fd, conn.token, conn.watched);
                 let _ = reply.send(Err(e));
                 return;
             }
         };
         let id = conn.id;
+        let watched = conn.watched;
         let phase = Phase::Connecting {
             reply: reply.clone(),
         };
@@ -878,6 +915,9 @@ impl Pump {
             Ok(()) => {
                 let conn = self.conns.get_mut(&id).expect("just added");
                 conn.junk = junk;
+                // An adopted end's edges went to the adopted end: the filler a
+                // non-blocking connect wrote before asking is there to read.
+                conn.app_readable = watched && junk > 0;
                 conn.linger_zero = options.resets_on_close();
             }
             Err(e) => {
@@ -887,45 +927,60 @@ impl Pump {
         }
     }
 
-    /// The pump end a control brings (with no token), or else the end of the
-    /// `msocket` socket adopted under `id` (with its token), taken back to be put to use.
-    fn end_for(&mut self, id: u64, fd: Option<OwnedFd>) -> Option<(OwnedFd, Option<EndToken>)> {
+    /// The pump end a control brings (with no token, not watched yet), or else
+    /// the end of the `msocket` socket adopted under `id` (with its token, and
+    /// watched for reading already), taken back to be put to use.
+    fn end_for(
+        &mut self,
+        id: u64,
+        fd: Option<OwnedFd>,
+    ) -> Option<(OwnedFd, Option<EndToken>, bool)> {
         if let Some(fd) = fd {
-            return Some((fd, None));
+            return Some((fd, None, false));
         }
         let (fd, token) = self.adopted.remove(&id)?;
-        self.forget_fd(&fd);
-        Some((fd, token))
+        Some((fd, token, true))
     }
 
     /// Keeps the pump's end of an unused `msocket` socket until the application
-    /// connects it or closes its end.
-    fn adopt(&mut self, id: u64, fd: OwnedFd, token: Option<EndToken>) {
-        let registered = sys::set_nonblocking(fd.as_fd(), true).and_then(|()| {
-            self.poll.registry().register(
-                &mut SourceFd(&fd.as_raw_fd()),
-                Token(id as usize),
-                Interest::READABLE,
-            )
-        });
-        if registered.is_ok() {
+    /// connects it or closes its end (`watched`: it is non-blocking and watched
+    /// for reading under `id` already).
+    fn adopt(&mut self, id: u64, fd: OwnedFd, token: Option<EndToken>, watched: bool) {
+        let registered = watched
+            || sys::set_nonblocking(fd.as_fd(), true)
+                .and_then(|()| {
+                    self.poll.registry().register(
+                        &mut SourceFd(&fd.as_raw_fd()),
+                        Token(id as usize),
+                        Interest::READABLE,
+                    )
+                })
+                .is_ok();
+        if registered {
             self.adopted.insert(id, (fd, token));
         }
     }
 
+    /// Serves a new connection through its pump end. The end is watched for
+    /// reading only: a socket pair's end is writable most of the time, and
+    /// each of its edges (the application read something) would wake the pump
+    /// for nothing. Writability is watched once a write would block.
     fn add_conn(&mut self, conn: NewConn, handle: TcpHandle, phase: Phase) -> io::Result<()> {
         let NewConn {
             id,
             fd,
             token,
             shared,
+            watched,
         } = conn;
-        sys::set_nonblocking(fd.as_fd(), true)?;
-        self.poll.registry().register(
-            &mut SourceFd(&fd.as_raw_fd()),
-            Token(id as usize),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        if !watched {
+            sys::set_nonblocking(fd.as_fd(), true)?;
+            self.poll.registry().register(
+                &mut SourceFd(&fd.as_raw_fd()),
+                Token(id as usize),
+                Interest::READABLE,
+            )?;
+        }
         self.by_handle.insert(handle, id);
         self.conns
             .insert(id, Conn::new(fd, handle, shared, phase, token));
@@ -948,7 +1003,7 @@ impl Pump {
         if let Err(e) = self.poll.registry().register(
             &mut SourceFd(&fd.as_raw_fd()),
             Token(id as usize),
-            Interest::READABLE | Interest::WRITABLE,
+            Interest::READABLE,
         ) {
             self.engine.unlisten(listener);
             return Err(e);
@@ -959,6 +1014,7 @@ impl Pump {
             ListenerEntry {
                 fd,
                 listener,
+                watches_writable: false,
                 backlog: VecDeque::new(),
                 handed: Vec::new(),
                 _token: token,
@@ -987,8 +1043,12 @@ impl Pump {
                             continue;
                         }
                     }
-                    // What the application wrote while it waited can go now.
-                    self.make_ready(id);
+                    // What the application wrote while it waited can go now (a
+                    // blocking connect wrote nothing: nothing to serve yet).
+                    let conn = &self.conns[&id];
+                    if conn.app_readable || self.engine.recv_queue(handle) > 0 {
+                        self.make_ready(id);
+                    }
                 }
                 Event::ConnectFailed(handle, errno) => {
                     let Some(id) = self.by_handle.remove(&handle) else {
@@ -999,7 +1059,7 @@ impl Pump {
                         if conn.junk == 0 {
                             // Usable for another connect, as a socket is after a failed
                             // connect(2); kept until the application closes it.
-                            self.adopt(id, conn.fd, conn.token);
+                            self.adopt(id, conn.fd, conn.token, false);
                         }
                         // With filler in it, the pair closes instead: the application's
                         // end turns writable and hung up, and SO_ERROR tells why.
@@ -1058,13 +1118,16 @@ impl Pump {
             fd: pump_end,
             token: Some(token),
             shared: shared.clone(),
+            watched: false,
         };
         if self.add_conn(conn, handle, Phase::Open).is_err() {
             self.engine.release(handle, true);
             return;
         }
         // Bytes may have come with the handshake's end.
-        self.make_ready(id);
+        if self.engine.recv_queue(handle) > 0 {
+            self.make_ready(id);
+        }
         self.handoffs
             .lock()
             .expect("handoff map poisoned")
@@ -1087,7 +1150,20 @@ impl Pump {
                 Ok(()) => {
                     entry.backlog.pop_front();
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !entry.watches_writable {
+                        entry.watches_writable = self
+                            .poll
+                            .registry()
+                            .reregister(
+                                &mut SourceFd(&entry.fd.as_raw_fd()),
+                                Token(id as usize),
+                                Interest::READABLE | Interest::WRITABLE,
+                            )
+                            .is_ok();
+                    }
+                    return;
+                }
                 Err(_) => {
                     self.close_listener(id);
                     return;
@@ -1147,14 +1223,21 @@ impl Pump {
             }
             let fd = conn.fd.as_fd();
             let result = socket.send(|buf| match sys::read(fd, buf) {
-                Ok(n) => (n, Ok(n)),
+                Ok(n) => (n, Ok((n, buf.len()))),
                 Err(e) => (0, Err(e)),
             });
             match result {
-                Ok(Ok(0)) => {
+                Ok(Ok((0, _))) => {
                     // EOF: the application shut down writing or closed the socket.
                     socket.close();
                     verdict = Some(conn.on_app_eof());
+                    break;
+                }
+                Ok(Ok((n, offered))) if n < offered && !conn.app_read_closed => {
+                    // A short read took all there was: the next write is an edge
+                    // of its own, so no read is spent to hear EAGAIN. (Once the
+                    // end hung up, that edge came already: read on to the EOF.)
+                    conn.app_readable = false;
                     break;
                 }
                 Ok(Ok(_)) => {}
@@ -1194,6 +1277,16 @@ impl Pump {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     conn.app_writable = false;
+                    if !conn.watches_writable {
+                        // From now on its writability is news (see `add_conn`).
+                        let watched = self.poll.registry().reregister(
+                            &mut SourceFd(&conn.fd.as_raw_fd()),
+                            Token(id as usize),
+                            Interest::READABLE | Interest::WRITABLE,
+                        );
+                        conn.watches_writable = watched.is_ok();
+                        conn.app_writable = !conn.watches_writable;
+                    }
                 }
                 Err(_) => {
                     // EPIPE: nobody will read this.

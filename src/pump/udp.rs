@@ -66,6 +66,8 @@ pub(super) struct UdpEntry {
     _token: Option<EndToken>,
     /// In the pump's queue of UDP sockets to serve at the next step.
     queued: bool,
+    /// Its end is watched for writability too (since a write would block).
+    watches_writable: bool,
 }
 
 impl Pump {
@@ -83,12 +85,14 @@ impl Pump {
         &mut self,
         id: u64,
         proto: DatagramProto,
-        (fd, token): (OwnedFd, Option<EndToken>),
+        (fd, token, watched): (OwnedFd, Option<EndToken>, bool),
         local: SocketAddr,
         options: &SocketOptions,
         shared: Arc<UdpShared>,
     ) -> io::Result<SocketAddr> {
-        sys::set_nonblocking(fd.as_fd(), true)?;
+        if !watched {
+            sys::set_nonblocking(fd.as_fd(), true)?;
+        }
         let opened = match proto {
             DatagramProto::Udp => self.engine.udp_open(local, options),
             DatagramProto::Ping => self.engine.ping_open(local, options),
@@ -97,18 +101,21 @@ impl Pump {
             Ok(opened) => opened,
             Err(e) => {
                 if token.is_some() {
-                    self.adopt(id, fd, token);
+                    self.adopt(id, fd, token, watched);
                 }
                 return Err(e);
             }
         };
-        if let Err(e) = self.poll.registry().register(
-            &mut SourceFd(&fd.as_raw_fd()),
-            Token(id as usize),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            self.engine.udp_close(handle);
-            return Err(e);
+        // Watched for reading only until a write would block (see `add_conn`).
+        if !watched {
+            if let Err(e) = self.poll.registry().register(
+                &mut SourceFd(&fd.as_raw_fd()),
+                Token(id as usize),
+                Interest::READABLE,
+            ) {
+                self.engine.udp_close(handle);
+                return Err(e);
+            }
         }
         self.by_udp.insert(handle, id);
         self.udps.insert(
@@ -126,6 +133,7 @@ impl Pump {
                 stalled: None,
                 _token: token,
                 queued: false,
+                watches_writable: false,
             },
         );
         Ok(bound)
@@ -143,6 +151,7 @@ impl Pump {
         // What the application wrote before connecting is framed the old way.
         read_app(&mut self.engine, entry, &mut self.udp_scratch);
         self.udp_note_stall(id);
+        self.udp_make_ready(id);
         let local = self.engine.udp_connect(handle, remote)?;
         let entry = self.udps.get_mut(&id).expect("looked up above");
         entry.connected = remote.is_some();
@@ -207,6 +216,7 @@ impl Pump {
         read_app(&mut self.engine, entry, &mut self.udp_scratch);
         let handle = entry.handle;
         self.udp_note_stall(id);
+        self.udp_make_ready(id);
         self.engine.udp_set_options(handle, options);
         true
     }
@@ -255,6 +265,7 @@ impl Pump {
         if let Some(entry) = self.udps.get_mut(&id) {
             entry.has_data = true;
             write_app(&mut self.engine, entry);
+            watch_writable(self.poll.registry(), id, entry);
             // A failed write may have found the application gone.
             self.udp_make_ready(id);
         }
@@ -294,10 +305,16 @@ impl Pump {
             entry.queued = false;
             read_app(&mut self.engine, entry, &mut self.udp_scratch);
             write_app(&mut self.engine, entry);
+            watch_writable(self.poll.registry(), id, entry);
             if entry.app_gone && !entry.app_readable && entry.stalled.is_none() {
                 self.udp_drop(id);
-            } else {
-                self.udp_note_stall(id);
+                continue;
+            }
+            // Still readable after a step's share of datagrams: more next step.
+            let more = entry.app_readable && entry.stalled.is_none();
+            self.udp_note_stall(id);
+            if more {
+                self.udp_make_ready(id);
             }
         }
     }
@@ -404,6 +421,23 @@ fn write_app(engine: &mut Engine, entry: &mut UdpEntry) {
             }
         }
     }
+}
+
+/// Watches a socket's end for writability once a write to it would block: an
+/// end is watched for reading only until then (see `Pump::add_conn`).
+fn watch_writable(registry: &mio::Registry, id: u64, entry: &mut UdpEntry) {
+    if entry.app_writable || entry.watches_writable {
+        return;
+    }
+    let watched = registry.reregister(
+        &mut SourceFd(&entry.fd.as_raw_fd()),
+        Token(id as usize),
+        Interest::READABLE | Interest::WRITABLE,
+    );
+    entry.watches_writable = watched.is_ok();
+    // Failing that (out of memory), it is treated as writable again: the next
+    // write finds out.
+    entry.app_writable = !entry.watches_writable;
 }
 
 fn ebadf() -> io::Error {
