@@ -615,6 +615,120 @@ pub(crate) fn dst_mac(frame: &[u8]) -> Option<EthernetAddress> {
 mod tests {
     use super::*;
 
+    /// An Ethernet frame carrying `l3` as `ethertype`.
+    fn ether(ethertype: u16, l3: &[u8]) -> Vec<u8> {
+        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+        frame.extend_from_slice(&ethertype.to_be_bytes());
+        frame.extend_from_slice(l3);
+        frame
+    }
+
+    /// An IPv4 packet 10.0.0.2 -> 10.0.0.1 of `proto`, with `frag`: (more, offset).
+    fn ipv4(proto: u8, ident: u16, frag: (bool, u16), payload: &[u8]) -> Vec<u8> {
+        let len = (20 + payload.len()) as u16;
+        let flags = u16::from(frag.0) << 13 | frag.1;
+        let mut p = vec![0x45, 0];
+        p.extend_from_slice(&len.to_be_bytes());
+        p.extend_from_slice(&ident.to_be_bytes());
+        p.extend_from_slice(&flags.to_be_bytes());
+        p.extend_from_slice(&[64, proto, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    /// An IPv6 packet fd00::2 -> fd00::1 whose first header is `next`.
+    fn ipv6(next: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        p.extend_from_slice(&[next, 64]);
+        for last in [2, 1] {
+            p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last]);
+        }
+        p.extend_from_slice(payload);
+        p
+    }
+
+    /// A TCP header from port 40000 to 80.
+    fn tcp_header() -> Vec<u8> {
+        let mut t = vec![0x9c, 0x40, 0, 80];
+        t.extend_from_slice(&[0; 8]);
+        t.extend_from_slice(&[0x50, 0x10, 0x10, 0, 0, 0, 0, 0]);
+        t
+    }
+
+    #[test]
+    fn demux_finds_a_segments_flow_a_datagrams_port_and_neighbour_news() {
+        let v4 = |last| IpAddr::V4(Ipv4Address::new(10, 0, 0, last));
+        let v6 = |last| IpAddr::V6(Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, last));
+        let tcp = tcp_header();
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(6, 1, (false, 0), &tcp))),
+            Demux::Tcp((v4(1), 80, v4(2), 40000))
+        );
+        assert_eq!(
+            demux(&ether(0x86dd, &ipv6(6, &tcp))),
+            Demux::Tcp((v6(1), 80, v6(2), 40000))
+        );
+        // Past a hop-by-hop header (8 bytes: TCP next, no options but padding).
+        let mut hop_by_hop = vec![6, 0, 1, 4, 0, 0, 0, 0];
+        hop_by_hop.extend_from_slice(&tcp);
+        assert_eq!(
+            demux(&ether(0x86dd, &ipv6(0, &hop_by_hop))),
+            Demux::Tcp((v6(1), 80, v6(2), 40000))
+        );
+        // The pieces of a packet carrying TCP: the first names the flow.
+        let id = (
+            Ipv4Address::new(10, 0, 0, 2),
+            Ipv4Address::new(10, 0, 0, 1),
+            9,
+        );
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(6, 9, (true, 0), &tcp))),
+            Demux::TcpFragment {
+                id,
+                flow: Some((v4(1), 80, v4(2), 40000))
+            }
+        );
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(6, 9, (false, 3), &[0; 8]))),
+            Demux::TcpFragment { id, flow: None }
+        );
+        let udp = [0x9c, 0x40, 0x13, 0x89, 0, 8, 0, 0];
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(17, 1, (false, 0), &udp))),
+            Demux::Datagram { port: Some(5001) }
+        );
+        assert_eq!(
+            demux(&ether(0x86dd, &ipv6(17, &udp))),
+            Demux::Datagram { port: Some(5001) }
+        );
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(17, 1, (true, 0), &udp))),
+            Demux::Datagram { port: None }
+        );
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(1, 1, (false, 0), &[8, 0, 0, 0]))),
+            Demux::Datagram { port: None }
+        );
+        // Neighbour advertisement; an echo request is for the datagram sockets.
+        assert_eq!(
+            demux(&ether(0x86dd, &ipv6(58, &[136, 0, 0, 0]))),
+            Demux::Neighbor
+        );
+        assert_eq!(
+            demux(&ether(0x86dd, &ipv6(58, &[128, 0, 0, 0]))),
+            Demux::Datagram { port: None }
+        );
+        assert_eq!(demux(&ether(0x0806, &[0; 28])), Demux::Neighbor);
+        // Too short to say: no socket.
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(6, 1, (false, 0), &tcp[..10]))),
+            Demux::Other
+        );
+        assert_eq!(demux(&[0; 10]), Demux::Other);
+        assert_eq!(demux(&ether(0x88cc, &[0; 40])), Demux::Other);
+    }
+
     #[test]
     fn arp_reply_round_trips_through_the_views() {
         let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);

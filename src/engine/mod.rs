@@ -245,6 +245,9 @@ pub(crate) struct Engine {
     tcp: tcp_table::TcpTable,
     /// The connections one transmit serves (kept for its allocation).
     serving: Vec<TcpHandle>,
+    /// Every connection served, in order (tests of what a transmit visits).
+    #[cfg(test)]
+    served: Vec<TcpHandle>,
     io: FrameIo,
     config: NetConfig,
     synced: Option<u64>,
@@ -311,6 +314,8 @@ impl Engine {
             no_sockets: SocketSet::new(Vec::new()),
             tcp: tcp_table::TcpTable::default(),
             serving: Vec::new(),
+            #[cfg(test)]
+            served: Vec::new(),
             io,
             config,
             synced: None,
@@ -764,6 +769,8 @@ impl Engine {
             return;
         };
         let before = Snapshot::of(entry);
+        #[cfg(test)]
+        self.served.push(handle);
         for _ in 0..64 {
             let mut port = Port::idle(&mut self.io);
             let result = self.iface.poll_egress(ts, &mut port, entry.set_mut());

@@ -208,6 +208,26 @@ mod tests {
     }
 
     #[test]
+    fn a_port_held_by_thousands_is_counted_and_freed_by_the_last() {
+        let mut ports = PortTable::default();
+        assert_eq!(ports.take(80, REUSEADDR), Some(80));
+        assert!(ports.change(80, REUSEADDR, listening(REUSEADDR)));
+        for _ in 0..5000 {
+            ports.share(80, REUSEADDR);
+        }
+        assert_eq!(ports.held[&80].len(), 2, "two kinds of holder");
+        // One of many holders of a kind changes: the rest of its kind must admit.
+        assert!(!ports.change(80, REUSEADDR, listening(REUSEADDR)));
+        ports.release(80, listening(REUSEADDR));
+        for _ in 0..4999 {
+            ports.release(80, REUSEADDR);
+        }
+        assert_eq!(ports.take(80, PortUse::PLAIN), None, "one still holds it");
+        ports.release(80, REUSEADDR);
+        assert_eq!(ports.take(80, PortUse::PLAIN), Some(80));
+    }
+
+    #[test]
     fn reuseport_lets_listeners_share() {
         let mut ports = PortTable::default();
         assert_eq!(ports.take(80, REUSEPORT), Some(80));
