@@ -746,9 +746,8 @@ impl Pump {
         if self.adopted.contains_key(&id) {
             // The application end of an unused socket hung up: it was closed.
             if event.is_read_closed() {
-                if let Some((fd, _token)) = self.adopted.remove(&id) {
-                    self.forget_fd(&fd);
-                }
+                // Closing it takes it out of the poll too (see `forget_fd`).
+                self.adopted.remove(&id);
             }
             return;
         }
@@ -1176,7 +1175,6 @@ impl Pump {
         let Some(entry) = self.listeners.remove(&id) else {
             return;
         };
-        self.forget_fd(&entry.fd);
         self.by_listener.remove(&entry.listener);
         self.engine.unlisten(entry.listener);
         let mut handoffs = self.handoffs.lock().expect("handoff map poisoned");
@@ -1302,7 +1300,10 @@ impl Pump {
         }
     }
 
-    /// Stops watching `fd` (it is about to be closed).
+    /// Stops watching `fd`, which stays open (to be watched again under another
+    /// name). An end that is closed needs no such call: closing the pump's only
+    /// descriptor of it takes it out of epoll, which saves a system call for
+    /// every socket closed.
     fn forget_fd(&self, fd: &OwnedFd) {
         let _ = self
             .poll
@@ -1336,7 +1337,6 @@ impl Pump {
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
-        self.forget_fd(&conn.fd);
         self.by_handle.remove(&conn.handle);
         self.engine.release(conn.handle, reset);
     }

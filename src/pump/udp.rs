@@ -322,7 +322,6 @@ impl Pump {
     pub(super) fn udp_drop(&mut self, id: u64) {
         self.udp_stalled.remove(&id);
         if let Some(entry) = self.udps.remove(&id) {
-            self.forget_fd(&entry.fd);
             self.by_udp.remove(&entry.handle);
             self.engine.udp_close(entry.handle);
         }
