@@ -31,6 +31,7 @@
 //!   members of the group ([`multicast`]).
 
 mod config_plan;
+mod datagram_sets;
 mod frames;
 mod ipv6_frag;
 mod lifecycle;
@@ -44,6 +45,7 @@ mod udp;
 
 use crate::cmd::NetConfig;
 use config_plan::{Plan, Running};
+use datagram_sets::Group;
 use lifecycle::Look;
 pub(crate) use options::SocketOptions;
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
@@ -89,10 +91,10 @@ const OUTBOX_LIMIT: usize = 512;
 /// this far off right after a send is taken to be waiting for a neighbour.
 const NEIGHBOR_SILENCE: Duration = Duration::from_secs(1);
 
-/// IPv4 packets carrying TCP whose pieces are followed at once; past that the
-/// table starts over (a packet whose first piece is forgotten then reaches no
-/// connection, as a packet with a lost piece).
-const MAX_TCP_FRAGMENTED: usize = 64;
+/// IPv4 packets in pieces followed at once (what their first piece said they
+/// are for); past that the table starts over (a packet whose first piece is
+/// forgotten then reaches no socket, as a packet with a lost piece).
+const MAX_PIECED: usize = 64;
 
 /// How long an unanswered ARP for a connect's next hop may take: Linux gives up after
 /// 3 probes a second apart and reports EHOSTUNREACH.
@@ -230,14 +232,10 @@ pub(crate) struct Engine {
     seed: u64,
     rebuilds: u64,
     /// The datagram sockets (UDP, ping, and the raw socket IPv6 fragments leave
-    /// by): smoltcp walks this set for a datagram frame and when it is polled.
-    sockets: SocketSet<'static>,
-    /// The datagram sockets have something to send (or may have).
-    datagrams_dirty: bool,
-    /// When the datagram sockets next need polling, and whether that is the end
-    /// of a wait for a neighbour.
-    datagram_deadline: Option<Duration>,
-    datagrams_wait_neighbor: bool,
+    /// by), in sets by port (see `datagram_sets`).
+    datagrams: datagram_sets::DatagramSets,
+    /// The datagram sets one transmit polls (kept for its allocation).
+    polling: Vec<datagram_sets::Group>,
     /// No socket at all: what smoltcp gets with a frame no socket takes (it
     /// answers a TCP segment with RST), and for its own egress.
     no_sockets: SocketSet<'static>,
@@ -259,16 +257,11 @@ pub(crate) struct Engine {
     listener_ports: HashMap<u16, Vec<ListenerId>>,
     /// Each listener's connections still in their handshake.
     embryos: BTreeSet<(ListenerId, TcpHandle)>,
-    /// The flow of IPv4 packets carrying TCP that came in pieces, from their
-    /// first piece: the connection smoltcp's reassembly is to hand them to.
-    tcp_fragments: HashMap<frames::FragmentId, frames::Flow>,
+    /// What IPv4 packets that came in pieces are for, from their first piece:
+    /// the set smoltcp's reassembly is to hand them to.
+    pieces: HashMap<frames::FragmentId, frames::Packet>,
     next_listener: ListenerId,
     udps: BTreeMap<UdpHandle, udp::UdpSock>,
-    /// The UDP sockets bound to each port, in handle order: who a datagram may
-    /// be for, without a walk over them all.
-    udp_by_port: HashMap<u16, Vec<UdpHandle>>,
-    /// The ping sockets.
-    pings: BTreeSet<UdpHandle>,
     /// Closed datagram sockets whose last datagrams have not left yet.
     udp_closing: BTreeSet<UdpHandle>,
     udp_ports: PortTable,
@@ -285,7 +278,7 @@ pub(crate) struct Engine {
     /// the rest, the raw socket outgoing ones leave by (made on first use), and
     /// the next Fragment header identification.
     reassembler: ipv6_frag::Reassembler,
-    fragment_socket: Option<smoltcp::iface::SocketHandle>,
+    fragment_socket: Option<UdpHandle>,
     next_fragment_id: u32,
 }
 
@@ -307,10 +300,8 @@ impl Engine {
             iface,
             seed,
             rebuilds: 0,
-            sockets: SocketSet::new(Vec::new()),
-            datagrams_dirty: false,
-            datagram_deadline: None,
-            datagrams_wait_neighbor: false,
+            datagrams: datagram_sets::DatagramSets::default(),
+            polling: Vec::new(),
             no_sockets: SocketSet::new(Vec::new()),
             tcp: tcp_table::TcpTable::default(),
             serving: Vec::new(),
@@ -323,11 +314,9 @@ impl Engine {
             listeners: BTreeMap::new(),
             listener_ports: HashMap::new(),
             embryos: BTreeSet::new(),
-            tcp_fragments: HashMap::new(),
+            pieces: HashMap::new(),
             next_listener: 1,
             udps: BTreeMap::new(),
-            udp_by_port: HashMap::new(),
-            pings: BTreeSet::new(),
             udp_closing: BTreeSet::new(),
             udp_ports: PortTable::default(),
             ping_ids: PortTable::default(),
@@ -378,7 +367,7 @@ impl Engine {
         for handle in self.tcp.handles() {
             self.tcp.mark(handle);
         }
-        self.datagrams_dirty = true;
+        self.datagrams.mark_all();
     }
 
     /// Carries out a plan made by [`Plan::new`] against the running interface. The
@@ -568,30 +557,36 @@ impl Engine {
     /// Hands `frame` to smoltcp with the set of the sockets it may be for (see
     /// [`frames::demux`]), and what it delivered to the datagram sockets.
     fn ingest_ready(&mut self, frame: &[u8]) {
-        match frames::demux(frame) {
-            frames::Demux::Tcp(flow) => self.ingest_tcp(frame, self.tcp.lookup(&flow)),
-            frames::Demux::TcpFragment { id, flow } => {
-                if let Some(flow) = flow {
-                    if self.tcp_fragments.len() >= MAX_TCP_FRAGMENTED
-                        && !self.tcp_fragments.contains_key(&id)
-                    {
-                        self.tcp_fragments.clear();
+        let packet = match frames::demux(frame) {
+            frames::Demux::Packet(packet) => packet,
+            frames::Demux::Piece { id, first } => {
+                if let Some(first) = first {
+                    if self.pieces.len() >= MAX_PIECED && !self.pieces.contains_key(&id) {
+                        self.pieces.clear();
                     }
-                    self.tcp_fragments.insert(id, flow);
+                    self.pieces.insert(id, first);
                 }
-                let handle = self.tcp_fragments.get(&id).and_then(|f| self.tcp.lookup(f));
-                self.ingest_tcp(frame, handle);
+                // Unknown until the first piece came: until then no piece can
+                // complete the packet.
+                self.pieces
+                    .get(&id)
+                    .copied()
+                    .unwrap_or(frames::Packet::Other)
             }
-            frames::Demux::Datagram { port } => self.ingest_datagram(frame, port),
             frames::Demux::Neighbor => {
                 self.ingest_with_no_socket(frame);
                 // The neighbour cache may have learnt what a socket waits for.
                 self.tcp.wake_neighbor_waiters();
-                if std::mem::take(&mut self.datagrams_wait_neighbor) {
-                    self.datagrams_dirty = true;
-                }
+                self.datagrams.wake_neighbor_waiters();
+                return;
             }
-            frames::Demux::Other => self.ingest_with_no_socket(frame),
+        };
+        match packet {
+            frames::Packet::Tcp(flow) => self.ingest_tcp(frame, self.tcp.lookup(&flow)),
+            frames::Packet::Udp(port) => self.ingest_datagram(frame, Group::Udp(port)),
+            frames::Packet::Icmp => self.ingest_datagram(frame, Group::Ping),
+            frames::Packet::Ipv6Fragment => self.ingest_datagram(frame, Group::Fragments),
+            frames::Packet::Other => self.ingest_with_no_socket(frame),
         }
     }
 
@@ -633,23 +628,28 @@ impl Engine {
         self.tcp.touch(handle);
     }
 
-    /// Hands smoltcp a frame for the datagram sockets, and moves what they
-    /// received to their queues (`port`: the UDP port it was for, if known).
-    fn ingest_datagram(&mut self, frame: &[u8], port: Option<u16>) {
-        if !self.udps.is_empty() {
+    /// Hands smoltcp a frame with the set of the datagram sockets it is for (an
+    /// empty one if there are none: a UDP datagram then gets its ICMP port
+    /// unreachable), and moves what they received to their queues.
+    fn ingest_datagram(&mut self, frame: &[u8], group: Group) {
+        if group == Group::Ping && !self.udps.is_empty() {
             if let Some(error) = frames::udp_unreachable(frame) {
                 self.udp_icmp_error(error);
             }
         }
+        let Some(set) = self.datagrams.set_mut(group) else {
+            return self.ingest_with_no_socket(frame);
+        };
         let mut device = Port {
             io: &mut self.io,
             rx: Some(frame),
         };
         self.iface
-            .poll_ingress_single(instant(self.now), &mut device, &mut self.sockets);
-        if !self.udps.is_empty() && frames::may_carry_datagram(frame) {
-            self.collect_udp(port);
-            self.collect_ping();
+            .poll_ingress_single(instant(self.now), &mut device, set);
+        match group {
+            Group::Udp(port) => self.collect_udp(port),
+            Group::Ping => self.collect_ping(),
+            Group::Fragments => {}
         }
     }
 
@@ -732,26 +732,32 @@ impl Engine {
         }
     }
 
-    /// Lets the datagram sockets send, if they have something to or their
-    /// deadline (the end of a wait for a neighbour) came.
+    /// Lets the datagram sets that are marked (a socket in them sent) or due (a
+    /// wait for a neighbour ended) send, and sets when each next needs a poll.
     fn poll_datagrams(&mut self) {
-        let due = self.datagram_deadline.is_some_and(|at| at <= self.now);
-        if !(self.datagrams_dirty || due) {
-            return;
-        }
-        self.datagrams_dirty = false;
+        let mut polling = std::mem::take(&mut self.polling);
+        self.datagrams.take_due(self.now, &mut polling);
         let ts = instant(self.now);
-        for _ in 0..64 {
-            let mut port = Port::idle(&mut self.io);
-            let result = self.iface.poll_egress(ts, &mut port, &mut self.sockets);
-            if result == smoltcp::iface::PollResult::None || self.io.outbox_full() {
-                break;
+        for &group in &polling {
+            let Some(set) = self.datagrams.set_mut(group) else {
+                continue;
+            };
+            for _ in 0..64 {
+                let mut port = Port::idle(&mut self.io);
+                let result = self.iface.poll_egress(ts, &mut port, set);
+                if result == smoltcp::iface::PollResult::None || self.io.outbox_full() {
+                    break;
+                }
             }
+            let set = self.datagrams.set(group).expect("polled above");
+            let next = self.iface.poll_at(ts, set).map(duration);
+            if next == Some(self.neighbor_silence_ends()) {
+                self.datagrams.wait_for_neighbor(group);
+            }
+            self.datagrams.schedule(group, next, self.now);
         }
-        let next = self.iface.poll_at(ts, &self.sockets).map(duration);
-        self.datagram_deadline = next.filter(|&at| at > self.now);
-        self.datagrams_dirty = next.is_some_and(|at| at <= self.now);
-        self.datagrams_wait_neighbor = next == Some(self.neighbor_silence_ends());
+        polling.clear();
+        self.polling = polling;
     }
 
     /// When a socket that found its neighbour missing now may try again: a
@@ -837,7 +843,7 @@ impl Engine {
     /// earliest of the connections' deadlines (the top of their heap), the
     /// datagram sockets', the stall repairs' and the interface's own.
     pub(crate) fn poll_delay(&mut self, now: Duration) -> Option<Duration> {
-        if self.tcp.has_dirty() || self.datagrams_dirty {
+        if self.tcp.has_dirty() || self.datagrams.has_dirty() {
             return Some(Duration::ZERO);
         }
         let interface = self
@@ -846,7 +852,7 @@ impl Engine {
             .map(duration);
         [
             self.tcp.next_deadline(),
-            self.datagram_deadline,
+            self.datagrams.next_deadline(),
             self.io.stalls.deadline(),
             interface,
         ]

@@ -1216,3 +1216,34 @@ fn a_segment_touches_its_connection_and_no_other() {
     assert!(on_b.iter().all(|&h| h == clients[7]), "{on_b:?}");
     assert_eq!(w.a.recv_queue(servers[7]), 4);
 }
+
+/// Many UDP sockets, each on its port's set: every datagram reaches the socket
+/// of its port and no other, and one to a port nobody holds is refused.
+#[test]
+fn many_udp_sockets_each_get_their_own_datagram() {
+    let mut w = Wire::new();
+    let servers: Vec<(UdpHandle, u16)> = (0..200u16)
+        .map(|i| {
+            let port = 10_000 + i;
+            (open_udp(&mut w.a, &format!("0.0.0.0:{port}")).0, port)
+        })
+        .collect();
+    let (client, _) = open_udp(&mut w.b, "0.0.0.0:0");
+    for (i, &(_, port)) in servers.iter().rev().enumerate() {
+        let to = SocketAddr::new(addr("10.0.0.1:0").ip(), port);
+        w.b.udp_send(client, Some(to), &port.to_be_bytes()).unwrap();
+        if i % 32 == 31 {
+            w.run(MS); // smoltcp's send ring has room for 64
+        }
+    }
+    w.run(MS);
+    for &(server, port) in &servers {
+        let got = w.a.udp_recv(server).expect("its datagram");
+        assert_eq!(got.data, port.to_be_bytes());
+        assert!(w.a.udp_recv(server).is_none(), "port {port}: one only");
+    }
+    w.b.udp_connect(client, Some(addr("10.0.0.1:9"))).unwrap();
+    w.b.udp_send(client, None, b"nobody").unwrap();
+    w.run(MS);
+    assert_eq!(w.b.udp_take_error(client), Some(libc::ECONNREFUSED));
+}

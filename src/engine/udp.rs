@@ -22,6 +22,7 @@
 //! datagram sockets of the same kind here, over a smoltcp ICMP socket: see
 //! `engine/ping.rs`.
 
+use super::datagram_sets::Group;
 use super::ipv6_frag;
 use super::ports::PortUse;
 use super::{
@@ -29,7 +30,6 @@ use super::{
     SocketOptions,
 };
 use crate::cmd::{NetConfig, NextHop};
-use smoltcp::iface::SocketHandle;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::{raw, udp};
 use smoltcp::wire::{
@@ -40,7 +40,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 /// Names a UDP socket inside the engine.
-pub(crate) type UdpHandle = SocketHandle;
+pub(crate) type UdpHandle = super::datagram_sets::DatagramHandle;
 
 /// The largest UDP payload over IPv4: 65,535 minus the IPv4 and UDP headers.
 #[cfg(test)]
@@ -243,17 +243,11 @@ impl Engine {
         };
         self.udp_serial += 1;
         let bound = SocketAddr::new(local.ip(), port);
-        let handle = self.sockets.add(socket);
-        match proto {
-            DatagramProto::Udp => {
-                let on_port = self.udp_by_port.entry(port).or_default();
-                let at = on_port.partition_point(|&h| h < handle);
-                on_port.insert(at, handle);
-            }
-            DatagramProto::Ping => {
-                self.pings.insert(handle);
-            }
-        }
+        let group = match proto {
+            DatagramProto::Udp => Group::Udp(port),
+            DatagramProto::Ping => Group::Ping,
+        };
+        let handle = self.datagrams.add(group, socket);
         self.udps.insert(
             handle,
             UdpSock::new(proto, bound, *options, self.udp_serial),
@@ -298,16 +292,9 @@ impl Engine {
         let Some(sock) = self.udps.remove(&handle) else {
             return;
         };
-        self.sockets.remove(handle);
+        drop(sock);
+        self.datagrams.remove(handle);
         self.udp_closing.remove(&handle);
-        self.pings.remove(&handle);
-        let port = sock.bound.port();
-        if let Some(on_port) = self.udp_by_port.get_mut(&port) {
-            on_port.retain(|&h| h != handle);
-            if on_port.is_empty() {
-                self.udp_by_port.remove(&port);
-            }
-        }
     }
 
     /// Removes closed sockets whose last datagrams have left.
@@ -397,7 +384,7 @@ impl Engine {
             return Err(errno(error));
         }
         // What is queued now leaves at the next transmit.
-        self.datagrams_dirty = true;
+        self.datagrams.mark(handle.group());
         let (dest, source) = match (dest, sock.connected) {
             (Some(dest), _) => (sock.wire_view(dest)?, None),
             (None, Some((peer, local))) => (peer, Some(local.ip())),
@@ -440,7 +427,7 @@ impl Engine {
             meta: Default::default(),
         };
         match self
-            .sockets
+            .datagrams
             .get_mut::<udp::Socket>(handle)
             .send_slice(data, meta)
         {
@@ -477,17 +464,21 @@ impl Engine {
             ipv6_frag::fragments(src, dst, hop_limit, IpProtocol::Udp, &datagram, mtu, ident);
         let handle = *self.fragment_socket.get_or_insert_with(|| {
             let protocol = IpProtocol::from(ipv6_frag::FRAGMENT);
-            self.sockets.add(raw::Socket::new(
-                Some(IpVersion::Ipv6),
-                Some(protocol),
-                raw::PacketBuffer::new(Vec::new(), Vec::new()),
-                raw::PacketBuffer::new(
-                    vec![raw::PacketMetadata::EMPTY; FRAGMENT_QUEUE_PACKETS],
-                    vec![0; FRAGMENT_QUEUE_BYTES],
+            self.datagrams.add(
+                Group::Fragments,
+                raw::Socket::new(
+                    Some(IpVersion::Ipv6),
+                    Some(protocol),
+                    raw::PacketBuffer::new(Vec::new(), Vec::new()),
+                    raw::PacketBuffer::new(
+                        vec![raw::PacketMetadata::EMPTY; FRAGMENT_QUEUE_PACKETS],
+                        vec![0; FRAGMENT_QUEUE_BYTES],
+                    ),
                 ),
-            ))
+            )
         });
-        let socket = self.sockets.get_mut::<raw::Socket>(handle);
+        self.datagrams.mark(Group::Fragments);
+        let socket = self.datagrams.get_mut::<raw::Socket>(handle);
         let needed: usize = pieces.iter().map(Vec::len).sum();
         // Room for all the pieces, with slack for the ring's wrap-around: a
         // datagram goes whole or not at all.
@@ -598,18 +589,13 @@ impl Engine {
     /// Moves what smoltcp received into the sockets' queues, choosing among
     /// sockets that share a port, and applying each socket's peer filter, address
     /// family and receive buffer bound.
-    /// `port`: the one a whole datagram was for (else, the last piece of one
-    /// sent in IPv4 fragments, every socket is looked at).
-    pub(super) fn collect_udp(&mut self, port: Option<u16>) {
+    /// Only the sockets on `port`, the one the datagram was for, are looked at.
+    pub(super) fn collect_udp(&mut self, port: u16) {
         // smoltcp hands a datagram to the first socket on its port; which of the
         // sockets sharing the port it is for is decided here.
         let mut arrived = Vec::new();
-        let candidates: Vec<UdpHandle> = match port {
-            Some(port) => self.udp_by_port.get(&port).cloned().unwrap_or_default(),
-            None => self.udp_by_port.values().flatten().copied().collect(),
-        };
-        for handle in candidates {
-            let socket = self.sockets.get_mut::<udp::Socket>(handle);
+        for handle in self.datagrams.handles(Group::Udp(port)) {
+            let socket = self.datagrams.get_mut::<udp::Socket>(handle);
             while let Ok((data, meta)) = socket.recv() {
                 let from = from_endpoint(meta.endpoint);
                 let dst = meta.local_address.map(IpAddr::from);
@@ -630,11 +616,9 @@ impl Engine {
         let shared_dst = dst.is_multicast() || self.config.is_broadcast(dst);
         let udps = &self.udps;
         let mut takers: Vec<UdpHandle> = self
-            .udp_by_port
-            .get(&port)
+            .datagrams
+            .handles(Group::Udp(port))
             .into_iter()
-            .flatten()
-            .copied()
             .filter(|h| udps[h].takes(dst, from, shared_dst))
             .collect();
         if !shared_dst && takers.len() > 1 {
@@ -677,11 +661,9 @@ impl Engine {
     pub(super) fn udp_icmp_error(&mut self, error: super::frames::UdpUnreachable) {
         let udps = &self.udps;
         let Some(handle) = self
-            .udp_by_port
-            .get(&error.local.port())
+            .datagrams
+            .handles(Group::Udp(error.local.port()))
             .into_iter()
-            .flatten()
-            .copied()
             .find(|h| {
                 udps[h]
                     .connected
