@@ -28,7 +28,12 @@
 //! - IPv6 fragmentation and reassembly ([`ipv6_frag`]), which smoltcp has for
 //!   IPv4 only;
 //! - multicast datagrams with their own hop limit, looped back to the stack's own
-//!   members of the group ([`multicast`]).
+//!   members of the group ([`multicast`]);
+//! - work in proportion to what happens: each connection in a smoltcp set of its
+//!   own ([`tcp_table`]), datagram sockets in a set per port ([`datagram_sets`]),
+//!   a frame handed to smoltcp with the set it is for ([`frames::demux`]), egress
+//!   polled for the sockets that changed or whose timer came due, and the pump
+//!   told which connections changed ([`Engine::take_touched`]).
 
 mod config_plan;
 mod datagram_sets;

@@ -8,6 +8,11 @@
 //! written from its receive ring straight to the socket pair: one copy each way, and
 //! back-pressure is the TCP window itself: the pump stops reading a socket pair while
 //! the ring is full and leaves data in the ring while the application does not read.
+//!
+//! A step costs what is ready: it serves the sockets mio reported, those the
+//! engine says changed and those whose phase moved, from a queue; and an end is
+//! watched for writability only once a write to it would block, so that the
+//! application reading, or the switch taking a frame, does not wake the pump.
 
 use crate::cmd::CmdError;
 use crate::engine::{
