@@ -952,13 +952,7 @@ impl Pump {
     fn adopt(&mut self, id: u64, fd: OwnedFd, token: Option<EndToken>, watched: bool) {
         let registered = watched
             || sys::set_nonblocking(fd.as_fd(), true)
-                .and_then(|()| {
-                    self.poll.registry().register(
-                        &mut SourceFd(&fd.as_raw_fd()),
-                        Token(id as usize),
-                        Interest::READABLE,
-                    )
-                })
+                .and_then(|()| watch_end(self.poll.registry(), &fd, id))
                 .is_ok();
         if registered {
             self.adopted.insert(id, (fd, token));
@@ -979,11 +973,7 @@ impl Pump {
         } = conn;
         if !watched {
             sys::set_nonblocking(fd.as_fd(), true)?;
-            self.poll.registry().register(
-                &mut SourceFd(&fd.as_raw_fd()),
-                Token(id as usize),
-                Interest::READABLE,
-            )?;
+            watch_end(self.poll.registry(), &fd, id)?;
         }
         self.by_handle.insert(handle, id);
         self.conns
@@ -1004,11 +994,7 @@ impl Pump {
     ) -> io::Result<()> {
         sys::set_nonblocking(fd.as_fd(), true)?;
         let listener = self.engine.listen(local, backlog, accepted, options)?;
-        if let Err(e) = self.poll.registry().register(
-            &mut SourceFd(&fd.as_raw_fd()),
-            Token(id as usize),
-            Interest::READABLE,
-        ) {
+        if let Err(e) = watch_end(self.poll.registry(), &fd, id) {
             self.engine.unlisten(listener);
             return Err(e);
         }
@@ -1156,15 +1142,8 @@ impl Pump {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !entry.watches_writable {
-                        entry.watches_writable = self
-                            .poll
-                            .registry()
-                            .reregister(
-                                &mut SourceFd(&entry.fd.as_raw_fd()),
-                                Token(id as usize),
-                                Interest::READABLE | Interest::WRITABLE,
-                            )
-                            .is_ok();
+                        entry.watches_writable =
+                            watch_writable_too(self.poll.registry(), &entry.fd, id);
                     }
                     return;
                 }
@@ -1282,12 +1261,8 @@ impl Pump {
                     conn.app_writable = false;
                     if !conn.watches_writable {
                         // From now on its writability is news (see `add_conn`).
-                        let watched = self.poll.registry().reregister(
-                            &mut SourceFd(&conn.fd.as_raw_fd()),
-                            Token(id as usize),
-                            Interest::READABLE | Interest::WRITABLE,
-                        );
-                        conn.watches_writable = watched.is_ok();
+                        conn.watches_writable =
+                            watch_writable_too(self.poll.registry(), &conn.fd, id);
                         conn.app_writable = !conn.watches_writable;
                     }
                 }
@@ -1345,6 +1320,30 @@ impl Pump {
         self.by_handle.remove(&conn.handle);
         self.engine.release(conn.handle, reset);
     }
+}
+
+/// Watches a socket's pump end under `id`, for reading only: a socket pair's
+/// end is writable nearly always, and each of its edges (the application read
+/// something) would wake the pump for nothing.
+pub(super) fn watch_end(registry: &mio::Registry, fd: &OwnedFd, id: u64) -> io::Result<()> {
+    registry.register(
+        &mut SourceFd(&fd.as_raw_fd()),
+        Token(id as usize),
+        Interest::READABLE,
+    )
+}
+
+/// Watches an end for writability as well, once a write to it would block;
+/// false if that failed (out of memory: the caller then treats the end as
+/// writable, and the next write finds out).
+pub(super) fn watch_writable_too(registry: &mio::Registry, fd: &OwnedFd, id: u64) -> bool {
+    registry
+        .reregister(
+            &mut SourceFd(&fd.as_raw_fd()),
+            Token(id as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .is_ok()
 }
 
 /// Reads and drops the filler a non-blocking connect put in front of the

@@ -12,14 +12,12 @@
 //! until the application has drained the datagrams framed the old way
 //! ([`Control::UdpResume`](super::Control::UdpResume)).
 
-use super::{decode_addr, encode_addr, EndToken, Pump, ADDR_BYTES};
+use super::{decode_addr, encode_addr, watch_end, watch_writable_too, EndToken, Pump, ADDR_BYTES};
 use crate::engine::{DatagramProto, Engine, SocketOptions, UdpHandle};
 use crate::sys;
-use mio::unix::SourceFd;
-use mio::{Interest, Token};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -108,11 +106,7 @@ impl Pump {
         };
         // Watched for reading only until a write would block (see `add_conn`).
         if !watched {
-            if let Err(e) = self.poll.registry().register(
-                &mut SourceFd(&fd.as_raw_fd()),
-                Token(id as usize),
-                Interest::READABLE,
-            ) {
+            if let Err(e) = watch_end(self.poll.registry(), &fd, id) {
                 self.engine.udp_close(handle);
                 return Err(e);
             }
@@ -428,12 +422,7 @@ fn watch_writable(registry: &mio::Registry, id: u64, entry: &mut UdpEntry) {
     if entry.app_writable || entry.watches_writable {
         return;
     }
-    let watched = registry.reregister(
-        &mut SourceFd(&entry.fd.as_raw_fd()),
-        Token(id as usize),
-        Interest::READABLE | Interest::WRITABLE,
-    );
-    entry.watches_writable = watched.is_ok();
+    entry.watches_writable = watch_writable_too(registry, &entry.fd, id);
     // Failing that (out of memory), it is treated as writable again: the next
     // write finds out.
     entry.app_writable = !entry.watches_writable;
