@@ -22,7 +22,7 @@ use super::frames::{self, EgressSegment, Flow, TcpPart, TcpView};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, Ipv4Packet, Ipv6Packet, TcpPacket, TcpSeqNumber,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 /// The shortest stall that counts as a loss (Linux's `TCP_RTO_MIN`).
@@ -93,7 +93,9 @@ impl FlowState {
 /// The stall watch of every flow this stack sends on.
 #[derive(Debug, Default)]
 pub(crate) struct StallRepair {
-    flows: BTreeMap<Flow, FlowState>,
+    /// Looked up per segment, never walked (the order of repairs is the index's,
+    /// so a hash's order cannot make runs differ).
+    flows: HashMap<Flow, FlowState>,
     /// The flows with a repair to come, by when: the next deadline is the first
     /// entry, not a walk over every flow at every pump step.
     due: BTreeSet<(Duration, Flow)>,
