@@ -87,11 +87,14 @@ pub struct SimStack {
     now: Duration,
     slots: HashMap<SimSocket, Slot>,
     by_handle: HashMap<TcpHandle, SimSocket>,
+    by_udp: HashMap<UdpHandle, SimSocket>,
     by_listener: HashMap<ListenerId, SimSocket>,
     next_id: u64,
     events: VecDeque<SimEvent>,
     /// Per listener: connections taken with `next_event`, for the backlog.
     taken: HashMap<SimSocket, Arc<AtomicU64>>,
+    /// Room for the connections the engine reports touched (dropped unread).
+    touched: Vec<TcpHandle>,
 }
 
 fn errno(code: i32) -> io::Error {
@@ -116,10 +119,12 @@ impl SimStack {
             now: Duration::ZERO,
             slots: HashMap::new(),
             by_handle: HashMap::new(),
+            by_udp: HashMap::new(),
             by_listener: HashMap::new(),
             next_id: 1,
             events: VecDeque::new(),
             taken: HashMap::new(),
+            touched: Vec::new(),
         }
     }
 
@@ -188,7 +193,7 @@ impl SimStack {
                 self.by_listener.insert(id, socket);
             }
             Slot::Udp(handle) => {
-                self.by_handle.insert(handle, socket);
+                self.by_udp.insert(handle, socket);
             }
         }
         self.slots.insert(socket, slot);
@@ -196,6 +201,10 @@ impl SimStack {
     }
 
     fn collect_events(&mut self) {
+        // A program here reads its sockets when it likes: which connections a
+        // frame touched is the pump's business, not its.
+        self.touched.clear();
+        self.engine.take_touched(&mut self.touched);
         while let Some(event) = self.engine.next_event() {
             let event = match event {
                 Event::Connected(h) => self.by_handle.get(&h).map(|&s| SimEvent::Connected(s)),
@@ -204,9 +213,10 @@ impl SimStack {
                     .remove(&h)
                     .map(|s| SimEvent::ConnectFailed(s, e)),
                 Event::Aborted(h, e) => self.by_handle.get(&h).map(|&s| SimEvent::Reset(s, e)),
-                Event::UdpReadable(h) => self.by_handle.get(&h).map(|&s| SimEvent::Datagrams(s)),
+                Event::UdpReadable(h) => self.by_udp.get(&h).map(|&s| SimEvent::Datagrams(s)),
+                Event::UdpDropped(_) => None,
                 Event::UdpError(h) => match self.engine.udp_take_error(h) {
-                    Some(e) => self.by_handle.get(&h).map(|&s| SimEvent::UdpError(s, e)),
+                    Some(e) => self.by_udp.get(&h).map(|&s| SimEvent::UdpError(s, e)),
                     None => None,
                 },
                 Event::Accepted {
@@ -347,7 +357,7 @@ impl SimStack {
                 self.engine.unlisten(id);
             }
             Some(Slot::Udp(handle)) => {
-                self.by_handle.remove(&handle);
+                self.by_udp.remove(&handle);
                 self.engine.udp_close(handle);
             }
             None => {}

@@ -202,16 +202,119 @@ fn ip_parts(frame: &[u8]) -> Option<(IpAddr, IpAddr, IpProtocol, &[u8], bool)> {
     }
 }
 
-/// Whether `frame` may complete a datagram for a datagram socket: UDP or ICMP over
-/// IP, or any IPv4 fragment (the last fragment of a datagram completes it).
-pub(crate) fn may_carry_datagram(frame: &[u8]) -> bool {
-    ip_parts(frame).is_some_and(|(_, _, proto, _, fragment)| {
-        fragment
-            || matches!(
-                proto,
-                IpProtocol::Udp | IpProtocol::Icmp | IpProtocol::Icmpv6
-            )
-    })
+/// Where an incoming frame goes: which of the engine's socket sets smoltcp is
+/// handed with it (see `tcp_table` and `datagram_sets`). smoltcp looks for the
+/// socket a packet is for by walking the set it gets; the engine finds the set
+/// first, by a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Demux {
+    /// A whole IP packet.
+    Packet(Packet),
+    /// A piece of an IPv4 packet; the first piece also says what the packet is
+    /// (the others are told apart by the packet's identification).
+    Piece {
+        id: FragmentId,
+        first: Option<Packet>,
+    },
+    /// ARP, or IPv6 neighbour discovery: news for the neighbour cache.
+    Neighbor,
+}
+
+/// What an IP packet is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Packet {
+    /// A TCP segment of this flow (our address and port, then the peer's).
+    Tcp(Flow),
+    /// A UDP datagram to this port.
+    Udp(u16),
+    /// ICMP (but neighbour discovery): the ping sockets'.
+    Icmp,
+    /// An IPv6 fragment the engine did not reassemble: the raw socket's.
+    Ipv6Fragment,
+    /// No socket's (another protocol, or too short to tell).
+    Other,
+}
+
+/// What names the pieces of one IPv4 packet: source, destination and
+/// identification.
+pub(crate) type FragmentId = (Ipv4Address, Ipv4Address, u16);
+
+/// The ICMPv6 types of neighbour discovery (router solicitation to redirect).
+const NDP_TYPES: std::ops::RangeInclusive<u8> = 133..=137;
+
+/// Reads where `frame` goes (see [`Demux`]). It looks at headers only, as far
+/// as smoltcp's own parsing goes: IPv6 with a hop-by-hop header (the one
+/// extension header smoltcp steps over) is followed to what that header carries.
+pub(crate) fn demux(frame: &[u8]) -> Demux {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return Demux::Packet(Packet::Other);
+    };
+    match eth.ethertype() {
+        EthernetProtocol::Arp => Demux::Neighbor,
+        EthernetProtocol::Ipv4 => {
+            let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+                return Demux::Packet(Packet::Other);
+            };
+            let (src, dst) = (ip.src_addr(), ip.dst_addr());
+            let packet = || match ip.next_header() {
+                IpProtocol::Tcp => {
+                    flow_of(src.into(), dst.into(), ip.payload()).map_or(Packet::Other, Packet::Tcp)
+                }
+                IpProtocol::Udp => udp_dst_port(ip.payload()).map_or(Packet::Other, Packet::Udp),
+                IpProtocol::Icmp => Packet::Icmp,
+                _ => Packet::Other,
+            };
+            if ip.more_frags() || ip.frag_offset() != 0 {
+                Demux::Piece {
+                    id: (src, dst, ip.ident()),
+                    first: (ip.frag_offset() == 0).then(packet),
+                }
+            } else {
+                Demux::Packet(packet())
+            }
+        }
+        EthernetProtocol::Ipv6 => {
+            let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else {
+                return Demux::Packet(Packet::Other);
+            };
+            let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+            let (mut next, mut payload) = (ip.next_header(), ip.payload());
+            if next == IpProtocol::HopByHop {
+                // Next header, then the length in 8-byte units beyond the first 8.
+                let (Some(&after), Some(&units)) = (payload.first(), payload.get(1)) else {
+                    return Demux::Packet(Packet::Other);
+                };
+                let Some(rest) = payload.get((usize::from(units) + 1) * 8..) else {
+                    return Demux::Packet(Packet::Other);
+                };
+                (next, payload) = (IpProtocol::from(after), rest);
+            }
+            Demux::Packet(match next {
+                IpProtocol::Tcp => flow_of(src, dst, payload).map_or(Packet::Other, Packet::Tcp),
+                IpProtocol::Udp => udp_dst_port(payload).map_or(Packet::Other, Packet::Udp),
+                IpProtocol::Icmpv6 if payload.first().is_some_and(|t| NDP_TYPES.contains(t)) => {
+                    return Demux::Neighbor
+                }
+                IpProtocol::Icmpv6 => Packet::Icmp,
+                p if u8::from(p) == super::ipv6_frag::FRAGMENT => Packet::Ipv6Fragment,
+                _ => Packet::Other,
+            })
+        }
+        _ => Demux::Packet(Packet::Other),
+    }
+}
+
+/// The flow of the TCP segment `segment` from `src` to `dst`, seen from here.
+fn flow_of(src: IpAddr, dst: IpAddr, segment: &[u8]) -> Option<Flow> {
+    let tcp = TcpPacket::new_checked(segment).ok()?;
+    Some((dst, tcp.dst_port(), src, tcp.src_port()))
+}
+
+/// The destination port of a UDP header, read without checking the length it
+/// gives: the first piece of a datagram in IPv4 fragments carries less.
+fn udp_dst_port(datagram: &[u8]) -> Option<u16> {
+    let header = datagram.get(..8)?;
+    Some(u16::from_be_bytes([header[2], header[3]]))
 }
 
 /// An ICMP error about a UDP datagram we sent: the datagram's source (ours), its
@@ -515,6 +618,126 @@ pub(crate) fn dst_mac(frame: &[u8]) -> Option<EthernetAddress> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An Ethernet frame carrying `l3` as `ethertype`.
+    fn ether(ethertype: u16, l3: &[u8]) -> Vec<u8> {
+        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+        frame.extend_from_slice(&ethertype.to_be_bytes());
+        frame.extend_from_slice(l3);
+        frame
+    }
+
+    /// An IPv4 packet 10.0.0.2 -> 10.0.0.1 of `proto`, with `frag`: (more, offset).
+    fn ipv4(proto: u8, ident: u16, frag: (bool, u16), payload: &[u8]) -> Vec<u8> {
+        let len = (20 + payload.len()) as u16;
+        let flags = u16::from(frag.0) << 13 | frag.1;
+        let mut p = vec![0x45, 0];
+        p.extend_from_slice(&len.to_be_bytes());
+        p.extend_from_slice(&ident.to_be_bytes());
+        p.extend_from_slice(&flags.to_be_bytes());
+        p.extend_from_slice(&[64, proto, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    /// An IPv6 packet fd00::2 -> fd00::1 whose first header is `next`.
+    fn ipv6(next: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        p.extend_from_slice(&[next, 64]);
+        for last in [2, 1] {
+            p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last]);
+        }
+        p.extend_from_slice(payload);
+        p
+    }
+
+    /// A TCP header from port 40000 to 80.
+    fn tcp_header() -> Vec<u8> {
+        let mut t = vec![0x9c, 0x40, 0, 80];
+        t.extend_from_slice(&[0; 8]);
+        t.extend_from_slice(&[0x50, 0x10, 0x10, 0, 0, 0, 0, 0]);
+        t
+    }
+
+    #[test]
+    fn demux_finds_a_segments_flow_a_datagrams_port_and_neighbour_news() {
+        use Demux::Packet as Whole;
+        let v4 = |last| IpAddr::V4(Ipv4Address::new(10, 0, 0, last));
+        let v6 = |last| IpAddr::V6(Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, last));
+        let tcp = tcp_header();
+        let flow4 = Packet::Tcp((v4(1), 80, v4(2), 40000));
+        let flow6 = Packet::Tcp((v6(1), 80, v6(2), 40000));
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(6, 1, (false, 0), &tcp))),
+            Whole(flow4)
+        );
+        assert_eq!(demux(&ether(0x86dd, &ipv6(6, &tcp))), Whole(flow6));
+        // Past a hop-by-hop header (8 bytes: TCP next, no options but padding).
+        let mut hop_by_hop = vec![6, 0, 1, 4, 0, 0, 0, 0];
+        hop_by_hop.extend_from_slice(&tcp);
+        assert_eq!(demux(&ether(0x86dd, &ipv6(0, &hop_by_hop))), Whole(flow6));
+        // The pieces of a packet: the first says what it is.
+        let id = (
+            Ipv4Address::new(10, 0, 0, 2),
+            Ipv4Address::new(10, 0, 0, 1),
+            9,
+        );
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(6, 9, (true, 0), &tcp))),
+            Demux::Piece {
+                id,
+                first: Some(flow4)
+            }
+        );
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(6, 9, (false, 3), &[0; 8]))),
+            Demux::Piece { id, first: None }
+        );
+        let udp = [0x9c, 0x40, 0x13, 0x89, 0, 8, 0, 0];
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(17, 1, (false, 0), &udp))),
+            Whole(Packet::Udp(5001))
+        );
+        assert_eq!(
+            demux(&ether(0x86dd, &ipv6(17, &udp))),
+            Whole(Packet::Udp(5001))
+        );
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(17, 1, (true, 0), &udp))),
+            Demux::Piece {
+                id: (id.0, id.1, 1),
+                first: Some(Packet::Udp(5001))
+            }
+        );
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(1, 1, (false, 0), &[8, 0, 0, 0]))),
+            Whole(Packet::Icmp)
+        );
+        assert_eq!(
+            demux(&ether(0x86dd, &ipv6(44, &[17, 0, 0, 1, 0, 0, 0, 1]))),
+            Whole(Packet::Ipv6Fragment)
+        );
+        // Neighbour advertisement; an echo request is for the ping sockets.
+        assert_eq!(
+            demux(&ether(0x86dd, &ipv6(58, &[136, 0, 0, 0]))),
+            Demux::Neighbor
+        );
+        assert_eq!(
+            demux(&ether(0x86dd, &ipv6(58, &[128, 0, 0, 0]))),
+            Whole(Packet::Icmp)
+        );
+        assert_eq!(demux(&ether(0x0806, &[0; 28])), Demux::Neighbor);
+        // Too short to tell, another protocol, not IP: no socket.
+        let short = ipv4(6, 1, (false, 0), &tcp[..10]);
+        assert_eq!(demux(&ether(0x0800, &short)), Whole(Packet::Other));
+        assert_eq!(
+            demux(&ether(0x0800, &ipv4(2, 1, (false, 0), &[0; 8]))),
+            Whole(Packet::Other)
+        );
+        assert_eq!(demux(&[0; 10]), Whole(Packet::Other));
+        assert_eq!(demux(&ether(0x88cc, &[0; 40])), Whole(Packet::Other));
+    }
 
     #[test]
     fn arp_reply_round_trips_through_the_views() {

@@ -252,6 +252,23 @@ impl Conn {
         }
     }
 
+    /// The next time after `now` at which a look at this connection may find
+    /// something that no segment, no send and no smoltcp timer brings: a connect
+    /// giving up, a keep-alive probe due, a let-go connection's time running out.
+    /// The engine keeps it in its timer heap instead of looking at every
+    /// connection at every transmit.
+    pub(super) fn deadline(&self, now: Duration) -> Option<Duration> {
+        let after = |at: Duration| (at > now).then_some(at);
+        match self.phase {
+            Phase::Connecting { since, next_hop } => next_hop
+                .and_then(|_| after(since + ARP_GIVE_UP))
+                .or(after(since + CONNECT_GIVE_UP)),
+            Phase::Embryo(_) => None,
+            Phase::Open => self.next_probe(),
+            Phase::Orphan { since } => after(since + ARP_GIVE_UP).or(after(since + ORPHAN_LIMIT)),
+        }
+    }
+
     /// Moves what the application has not read out of a socket in TIME-WAIT: when
     /// that ends, smoltcp resets the socket and would drop it.
     pub(super) fn rescue(&mut self, socket: &mut tcp::Socket<'static>) {
@@ -743,6 +760,38 @@ mod tests {
     }
 
     #[test]
+    fn deadlines_are_the_next_moment_a_look_may_find_news() {
+        let since = 10 * S;
+        let via_hop = connecting(since, Some(Ipv4Address::new(10, 0, 0, 9)));
+        assert_eq!(via_hop.deadline(since), Some(since + ARP_GIVE_UP));
+        // The hop was heard: the next is the handshake's own limit.
+        assert_eq!(
+            via_hop.deadline(since + ARP_GIVE_UP),
+            Some(since + CONNECT_GIVE_UP)
+        );
+        assert_eq!(via_hop.deadline(since + CONNECT_GIVE_UP), None);
+        let on_link = connecting(since, None);
+        assert_eq!(on_link.deadline(since), Some(since + CONNECT_GIVE_UP));
+
+        let orphan = conn(Phase::Orphan { since }, TcpState::FinWait1);
+        assert_eq!(orphan.deadline(since), Some(since + ARP_GIVE_UP));
+        assert_eq!(
+            orphan.deadline(since + ARP_GIVE_UP),
+            Some(since + ORPHAN_LIMIT)
+        );
+        assert_eq!(
+            conn(Phase::Embryo(1), TcpState::Listen).deadline(since),
+            None
+        );
+
+        let mut open = open(TcpState::Established);
+        assert_eq!(open.deadline(since), None, "no keep-alive, no deadline");
+        open.options.keepalive = true;
+        open.active_at = since;
+        assert_eq!(open.deadline(since), Some(since + open.options.keep_idle));
+    }
+
+    #[test]
     fn settling_a_verdict_moves_the_phase() {
         let mut c = connecting(Duration::ZERO, None);
         let l = look(2 * S, TcpState::Established);
@@ -767,13 +816,7 @@ mod tests {
     #[test]
     fn telling_counts_the_listeners_connections_and_queues_events() {
         use std::sync::Arc;
-        let handle = {
-            let mut set = smoltcp::iface::SocketSet::new(Vec::new());
-            set.add(tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; 1]),
-                tcp::SocketBuffer::new(vec![0; 1]),
-            ))
-        };
+        let handle = TcpHandle::for_tests(0);
         let mut listeners = BTreeMap::new();
         listeners.insert(
             5,

@@ -28,9 +28,15 @@
 //! - IPv6 fragmentation and reassembly ([`ipv6_frag`]), which smoltcp has for
 //!   IPv4 only;
 //! - multicast datagrams with their own hop limit, looped back to the stack's own
-//!   members of the group ([`multicast`]).
+//!   members of the group ([`multicast`]);
+//! - work in proportion to what happens: each connection in a smoltcp set of its
+//!   own ([`tcp_table`]), datagram sockets in a set per port ([`datagram_sets`]),
+//!   a frame handed to smoltcp with the set it is for ([`frames::demux`]), egress
+//!   polled for the sockets that changed or whose timer came due, and the pump
+//!   told which connections changed ([`Engine::take_touched`]).
 
 mod config_plan;
+mod datagram_sets;
 mod frames;
 mod ipv6_frag;
 mod lifecycle;
@@ -39,10 +45,12 @@ mod options;
 mod ping;
 mod ports;
 mod recovery;
+mod tcp_table;
 mod udp;
 
 use crate::cmd::NetConfig;
 use config_plan::{Plan, Running};
+use datagram_sets::Group;
 use lifecycle::Look;
 pub(crate) use options::SocketOptions;
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
@@ -56,7 +64,7 @@ use smoltcp::wire::{
     EthernetAddress, HardwareAddress, IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address,
     Ipv6Address,
 };
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,8 +75,8 @@ pub(crate) use udp::{check_send as udp_check_send, DatagramProto, UdpHandle};
 /// The largest datagram payload the stack sends or receives: UDP over IPv6.
 pub(crate) const MAX_UDP_PAYLOAD: usize = ipv6_frag::MAX_UDP_V6;
 
-pub(crate) use smoltcp::iface::SocketHandle as TcpHandle;
 pub(crate) use smoltcp::socket::tcp::State as TcpState;
+pub(crate) use tcp_table::TcpHandle;
 
 /// Bytes of smoltcp ring per direction and connection. 64 KiB keeps the effective
 /// window within what a `vde_switch` port queues without loss (FACTS.md).
@@ -82,6 +90,16 @@ const IFACE_ADDRS: usize = 8;
 
 /// Frames waiting for the link before smoltcp is told to hold further ones.
 const OUTBOX_LIMIT: usize = 512;
+
+/// How long smoltcp keeps a socket from sending after it found its neighbour's
+/// address missing (its `DISCOVERY_SILENT_TIME`): a socket whose next poll is
+/// this far off right after a send is taken to be waiting for a neighbour.
+const NEIGHBOR_SILENCE: Duration = Duration::from_secs(1);
+
+/// IPv4 packets in pieces followed at once (what their first piece said they
+/// are for); past that the table starts over (a packet whose first piece is
+/// forgotten then reaches no socket, as a packet with a lost piece).
+const MAX_PIECED: usize = 64;
 
 /// How long an unanswered ARP for a connect's next hop may take: Linux gives up after
 /// 3 probes a second apart and reports EHOSTUNREACH.
@@ -121,6 +139,9 @@ pub(crate) enum Event {
     UdpReadable(UdpHandle),
     /// A connected UDP socket has a pending error (an ICMP error from its peer).
     UdpError(UdpHandle),
+    /// A UDP socket dropped a datagram, its receive queue being full: its count
+    /// of drops changed.
+    UdpDropped(UdpHandle),
 }
 
 enum Phase {
@@ -215,17 +236,39 @@ pub(crate) struct Engine {
     /// run stays repeatable.
     seed: u64,
     rebuilds: u64,
-    sockets: SocketSet<'static>,
+    /// The datagram sockets (UDP, ping, and the raw socket IPv6 fragments leave
+    /// by), in sets by port (see `datagram_sets`).
+    datagrams: datagram_sets::DatagramSets,
+    /// The datagram sets one transmit polls (kept for its allocation).
+    polling: Vec<datagram_sets::Group>,
+    /// No socket at all: what smoltcp gets with a frame no socket takes (it
+    /// answers a TCP segment with RST), and for its own egress.
+    no_sockets: SocketSet<'static>,
+    /// Every TCP connection, each in a set of its own (see `tcp_table`).
+    tcp: tcp_table::TcpTable,
+    /// The connections one transmit serves (kept for its allocation).
+    serving: Vec<TcpHandle>,
+    /// Every connection served, in order (tests of what a transmit visits).
+    #[cfg(test)]
+    served: Vec<TcpHandle>,
     io: FrameIo,
     config: NetConfig,
     synced: Option<u64>,
     ports: PortTable,
     // Ordered maps: the order events come out in must not depend on hash seeds,
     // or runs of the deterministic mode would differ.
-    conns: BTreeMap<TcpHandle, Conn>,
     listeners: BTreeMap<ListenerId, Listener>,
+    /// The listeners on each port, in the order they were made.
+    listener_ports: HashMap<u16, Vec<ListenerId>>,
+    /// Each listener's connections still in their handshake.
+    embryos: BTreeSet<(ListenerId, TcpHandle)>,
+    /// What IPv4 packets that came in pieces are for, from their first piece:
+    /// the set smoltcp's reassembly is to hand them to.
+    pieces: HashMap<frames::FragmentId, frames::Packet>,
     next_listener: ListenerId,
     udps: BTreeMap<UdpHandle, udp::UdpSock>,
+    /// Closed datagram sockets whose last datagrams have not left yet.
+    udp_closing: BTreeSet<UdpHandle>,
     udp_ports: PortTable,
     /// Ping sockets' echo identifiers, held like ports.
     ping_ids: PortTable,
@@ -240,7 +283,7 @@ pub(crate) struct Engine {
     /// the rest, the raw socket outgoing ones leave by (made on first use), and
     /// the next Fragment header identification.
     reassembler: ipv6_frag::Reassembler,
-    fragment_socket: Option<smoltcp::iface::SocketHandle>,
+    fragment_socket: Option<UdpHandle>,
     next_fragment_id: u32,
 }
 
@@ -262,15 +305,24 @@ impl Engine {
             iface,
             seed,
             rebuilds: 0,
-            sockets: SocketSet::new(Vec::new()),
+            datagrams: datagram_sets::DatagramSets::default(),
+            polling: Vec::new(),
+            no_sockets: SocketSet::new(Vec::new()),
+            tcp: tcp_table::TcpTable::default(),
+            serving: Vec::new(),
+            #[cfg(test)]
+            served: Vec::new(),
             io,
             config,
             synced: None,
             ports: PortTable::default(),
-            conns: BTreeMap::new(),
             listeners: BTreeMap::new(),
+            listener_ports: HashMap::new(),
+            embryos: BTreeSet::new(),
+            pieces: HashMap::new(),
             next_listener: 1,
             udps: BTreeMap::new(),
+            udp_closing: BTreeSet::new(),
             udp_ports: PortTable::default(),
             ping_ids: PortTable::default(),
             udp_serial: 0,
@@ -315,6 +367,12 @@ impl Engine {
         };
         let plan = Plan::new(&self.config, running);
         self.apply_plan(plan);
+        // Addresses, routes or the link changed under every socket: each gets a
+        // transmit, as a socket that found no route or no neighbour may now send.
+        for handle in self.tcp.handles() {
+            self.tcp.mark(handle);
+        }
+        self.datagrams.mark_all();
     }
 
     /// Carries out a plan made by [`Plan::new`] against the running interface. The
@@ -480,12 +538,7 @@ impl Engine {
         };
         let mut reply = Vec::new();
         frames::write_arp_reply_to(&mut reply, mac, addr, self.io.mac, our_ip);
-        let mut port = Port {
-            io: &mut self.io,
-            rx: Some(&reply),
-        };
-        self.iface
-            .poll_ingress_single(instant(self.now), &mut port, &mut self.sockets);
+        self.ingest_ready(&reply);
         true
     }
 
@@ -506,40 +559,115 @@ impl Engine {
         self.io.recycle(buf);
     }
 
-    /// Hands `frame` to smoltcp, and what it delivered to the datagram sockets.
+    /// Hands `frame` to smoltcp with the set of the sockets it may be for (see
+    /// [`frames::demux`]), and what it delivered to the datagram sockets.
     fn ingest_ready(&mut self, frame: &[u8]) {
-        if !self.udps.is_empty() {
-            if let Some(error) = frames::udp_unreachable(frame) {
-                self.udp_icmp_error(error);
+        let packet = match frames::demux(frame) {
+            frames::Demux::Packet(packet) => packet,
+            frames::Demux::Piece { id, first } => {
+                if let Some(first) = first {
+                    if self.pieces.len() >= MAX_PIECED && !self.pieces.contains_key(&id) {
+                        self.pieces.clear();
+                    }
+                    self.pieces.insert(id, first);
+                }
+                // Unknown until the first piece came: until then no piece can
+                // complete the packet.
+                self.pieces
+                    .get(&id)
+                    .copied()
+                    .unwrap_or(frames::Packet::Other)
             }
+            frames::Demux::Neighbor => {
+                self.ingest_with_no_socket(frame);
+                // The neighbour cache may have learnt what a socket waits for.
+                self.tcp.wake_neighbor_waiters();
+                self.datagrams.wake_neighbor_waiters();
+                return;
+            }
+        };
+        match packet {
+            frames::Packet::Tcp(flow) => self.ingest_tcp(frame, self.tcp.lookup(&flow)),
+            frames::Packet::Udp(port) => self.ingest_datagram(frame, Group::Udp(port)),
+            frames::Packet::Icmp => self.ingest_datagram(frame, Group::Ping),
+            frames::Packet::Ipv6Fragment => self.ingest_datagram(frame, Group::Fragments),
+            frames::Packet::Other => self.ingest_with_no_socket(frame),
         }
-        let now = instant(self.now);
+    }
+
+    /// Hands smoltcp a frame no socket takes (a TCP segment gets its RST).
+    fn ingest_with_no_socket(&mut self, frame: &[u8]) {
         let mut port = Port {
             io: &mut self.io,
             rx: Some(frame),
         };
         self.iface
-            .poll_ingress_single(now, &mut port, &mut self.sockets);
-        if !self.udps.is_empty() && frames::may_carry_datagram(frame) {
-            self.collect_udp();
-            self.collect_ping();
+            .poll_ingress_single(instant(self.now), &mut port, &mut self.no_sockets);
+    }
+
+    /// Hands smoltcp a TCP segment (or a piece of one) with the set of the
+    /// connection it is for, if any. A listener's socket made for a SYN that
+    /// smoltcp did not take (a bad checksum, an address not ours) goes at once.
+    fn ingest_tcp(&mut self, frame: &[u8], handle: Option<TcpHandle>) {
+        let Some((handle, entry)) = handle.and_then(|h| Some((h, self.tcp.get_mut(h)?))) else {
+            return self.ingest_with_no_socket(frame);
+        };
+        let mut port = Port {
+            io: &mut self.io,
+            rx: Some(frame),
+        };
+        self.iface
+            .poll_ingress_single(instant(self.now), &mut port, entry.set_mut());
+        let unused_embryo = match entry.conn.phase {
+            Phase::Embryo(listener) if entry.socket().state() == TcpState::Listen => Some(listener),
+            _ => None,
+        };
+        if let Some(listener) = unused_embryo {
+            if let Some(l) = self.listeners.get_mut(&listener) {
+                l.embryos -= 1;
+            }
+            self.forget(handle);
+            return;
+        }
+        self.tcp.mark(handle);
+        self.tcp.touch(handle);
+    }
+
+    /// Hands smoltcp a frame with the set of the datagram sockets it is for (an
+    /// empty one if there are none: a UDP datagram then gets its ICMP port
+    /// unreachable), and moves what they received to their queues.
+    fn ingest_datagram(&mut self, frame: &[u8], group: Group) {
+        if group == Group::Ping && !self.udps.is_empty() {
+            if let Some(error) = frames::udp_unreachable(frame) {
+                self.udp_icmp_error(error);
+            }
+        }
+        let Some(set) = self.datagrams.set_mut(group) else {
+            return self.ingest_with_no_socket(frame);
+        };
+        let mut device = Port {
+            io: &mut self.io,
+            rx: Some(frame),
+        };
+        self.iface
+            .poll_ingress_single(instant(self.now), &mut device, set);
+        match group {
+            Group::Udp(port) => self.collect_udp(port),
+            Group::Ping => self.collect_ping(),
+            Group::Fragments => {}
         }
     }
 
     /// Whether the connection `segment` is for has received its peer's FIN (is in
     /// CLOSE-WAIT, LAST-ACK, CLOSING or TIME-WAIT), as smoltcp sees it now: not
     /// `Conn::peer_fin`, which is only updated at the next transmit, while the FIN
-    /// and the data after it may come in one batch of frames. A scan of the
-    /// connections, as for SYN and RST; only segments with data pay for it.
+    /// and the data after it may come in one batch of frames.
     fn peer_finished(&self, segment: frames::Segment) -> bool {
-        self.conns.keys().any(|&handle| {
-            let s = self.sockets.get::<tcp::Socket>(handle);
-            matches!(
-                s.state(),
-                TcpState::CloseWait | TcpState::LastAck | TcpState::Closing | TcpState::TimeWait
-            ) && s.remote_endpoint() == Some(to_endpoint(segment.src))
-                && s.local_endpoint() == Some(to_endpoint(segment.dst))
-        })
+        let flow = flow_of(segment);
+        self.tcp
+            .lookup(&flow)
+            .and_then(|handle| self.tcp.get(handle))
+            .is_some_and(|entry| fin_received(entry.socket().state()))
     }
 
     /// Processes frames that the stack sent to itself, a bounded number per call so
@@ -560,24 +688,127 @@ impl Engine {
         any
     }
 
-    /// Lets smoltcp send what its sockets have ready, then updates connection states.
+    /// Lets smoltcp send what its sockets have ready, then updates connection
+    /// states: only the connections that are marked (something happened to them)
+    /// or whose timers came due, and the datagram sockets if they have something
+    /// to send.
     pub(crate) fn transmit(&mut self, now: Duration) {
         self.now = now;
         self.io.now = now;
         let ts = instant(now);
         self.iface.poll_maintenance(ts);
         self.repair_stalls();
+        self.tcp.wake_due(now);
+        self.poll_datagrams();
+        let mut serving = std::mem::take(&mut self.serving);
+        self.tcp.take_dirty(&mut serving);
+        for (i, &handle) in serving.iter().enumerate() {
+            if self.io.outbox_full() {
+                // The rest wait for the link to take what is queued.
+                for &later in &serving[i..] {
+                    self.tcp.mark(later);
+                }
+                break;
+            }
+            self.serve_connection(handle);
+        }
+        serving.clear();
+        self.serving = serving;
+        self.poll_interface();
+        if !self.udp_closing.is_empty() {
+            self.finish_udp_closes();
+        }
+    }
+
+    /// smoltcp's egress with no socket: what the interface sends on its own (the
+    /// rest of a datagram sent in IPv4 fragments, multicast reports).
+    fn poll_interface(&mut self) {
+        let ts = instant(self.now);
         for _ in 0..64 {
             let mut port = Port::idle(&mut self.io);
-            let result = self.iface.poll_egress(ts, &mut port, &mut self.sockets);
+            self.iface.poll_egress(ts, &mut port, &mut self.no_sockets);
+            let pending = self
+                .iface
+                .poll_at(ts, &self.no_sockets)
+                .is_some_and(|at| at <= ts);
+            if !pending || self.io.outbox_full() {
+                break;
+            }
+        }
+    }
+
+    /// Lets the datagram sets that are marked (a socket in them sent) or due (a
+    /// wait for a neighbour ended) send, and sets when each next needs a poll.
+    fn poll_datagrams(&mut self) {
+        let mut polling = std::mem::take(&mut self.polling);
+        self.datagrams.take_due(self.now, &mut polling);
+        let ts = instant(self.now);
+        for &group in &polling {
+            let Some(set) = self.datagrams.set_mut(group) else {
+                continue;
+            };
+            for _ in 0..64 {
+                let mut port = Port::idle(&mut self.io);
+                let result = self.iface.poll_egress(ts, &mut port, set);
+                if result == smoltcp::iface::PollResult::None || self.io.outbox_full() {
+                    break;
+                }
+            }
+            let set = self.datagrams.set(group).expect("polled above");
+            let next = self.iface.poll_at(ts, set).map(duration);
+            if next == Some(self.neighbor_silence_ends()) {
+                self.datagrams.wait_for_neighbor(group);
+            }
+            self.datagrams.schedule(group, next, self.now);
+        }
+        polling.clear();
+        self.polling = polling;
+    }
+
+    /// When a socket that found its neighbour missing now may try again: a
+    /// socket whose next poll is exactly then is taken to be waiting for one.
+    fn neighbor_silence_ends(&self) -> Duration {
+        duration(instant(self.now)) + NEIGHBOR_SILENCE
+    }
+
+    /// One marked connection: smoltcp sends what it has, then the connection is
+    /// looked at (see [`lifecycle`]), the pump told if it changed, and its next
+    /// deadline set.
+    fn serve_connection(&mut self, handle: TcpHandle) {
+        let ts = instant(self.now);
+        let Some(entry) = self.tcp.get_mut(handle) else {
+            return;
+        };
+        let before = Snapshot::of(entry);
+        #[cfg(test)]
+        self.served.push(handle);
+        for _ in 0..64 {
+            let mut port = Port::idle(&mut self.io);
+            let result = self.iface.poll_egress(ts, &mut port, entry.set_mut());
             if result == smoltcp::iface::PollResult::None || self.io.outbox_full() {
                 break;
             }
         }
-        self.update_connections();
-        if !self.udps.is_empty() {
-            self.finish_udp_closes();
+        if !self.update_connection(handle) {
+            return;
         }
+        let Some(entry) = self.tcp.get(handle) else {
+            return;
+        };
+        let changed = Snapshot::of(entry) != before;
+        let smoltcp_at = self.iface.poll_at(ts, entry.set()).map(duration);
+        let own_at = entry.conn.deadline(self.now);
+        if changed {
+            self.tcp.touch(handle);
+        }
+        let at = match (smoltcp_at, own_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if smoltcp_at == Some(self.neighbor_silence_ends()) {
+            self.tcp.wait_for_neighbor(handle);
+        }
+        self.tcp.schedule(handle, at, self.now);
     }
 
     /// Hands smoltcp the duplicate ACKs that make it retransmit on connections
@@ -613,32 +844,34 @@ impl Engine {
         !self.io.loopback.is_empty()
     }
 
-    /// How long the pump may sleep before the engine needs time to pass.
+    /// How long the pump may sleep before the engine needs time to pass: the
+    /// earliest of the connections' deadlines (the top of their heap), the
+    /// datagram sockets', the stall repairs' and the interface's own.
     pub(crate) fn poll_delay(&mut self, now: Duration) -> Option<Duration> {
-        let mut delay = self
+        if self.tcp.has_dirty() || self.datagrams.has_dirty() {
+            return Some(Duration::ZERO);
+        }
+        let interface = self
             .iface
-            .poll_delay(instant(now), &self.sockets)
-            .map(|d| Duration::from_micros(d.total_micros()));
-        if let Some(at) = self.io.stalls.deadline() {
-            let left = at.saturating_sub(now);
-            delay = Some(delay.map_or(left, |d| d.min(left)));
-        }
-        for conn in self.conns.values() {
-            if let Some(at) = conn.next_probe() {
-                let left = at.saturating_sub(now);
-                delay = Some(delay.map_or(left, |d| d.min(left)));
-            }
-            if let Phase::Connecting { since, next_hop } = conn.phase {
-                let limit = if next_hop.is_some() {
-                    ARP_GIVE_UP
-                } else {
-                    CONNECT_GIVE_UP
-                };
-                let left = (since + limit).saturating_sub(now);
-                delay = Some(delay.map_or(left, |d| d.min(left)));
-            }
-        }
-        delay
+            .poll_at(instant(now), &self.no_sockets)
+            .map(duration);
+        [
+            self.tcp.next_deadline(),
+            self.datagrams.next_deadline(),
+            self.io.stalls.deadline(),
+            interface,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|at| at.saturating_sub(now))
+    }
+
+    /// The connections whose state, queues or peer's FIN changed since the pump
+    /// last asked (a segment came for them, or a timer of theirs ran): the
+    /// only ones it needs to serve, besides those its own descriptors name.
+    pub(crate) fn take_touched(&mut self, out: &mut Vec<TcpHandle>) {
+        self.tcp.take_touched(out);
     }
 
     /// The next event for the pump.
@@ -712,7 +945,10 @@ impl Engine {
             IpAddr::V4(v4) if !hop.local => Some(v4),
             _ => None,
         };
-        let handle = self.sockets.add(socket);
+        let flow = socket
+            .local_endpoint()
+            .zip(socket.remote_endpoint())
+            .map(|(l, r)| (l.addr.into(), l.port, r.addr.into(), r.port));
         let mut conn = Conn::new(
             Phase::Connecting {
                 since: self.now,
@@ -723,15 +959,19 @@ impl Engine {
             *options,
         );
         conn.mapped = mapped;
-        self.conns.insert(handle, conn);
+        let handle = self.tcp.insert(socket, conn);
+        if let Some(flow) = flow {
+            self.tcp.set_flow(handle, flow);
+        }
         Ok(handle)
     }
 
     /// The local address of a connection as its socket shows it (v4-mapped for an
     /// IPv6 socket's IPv4 connection).
     pub(crate) fn local_addr(&self, handle: TcpHandle) -> Option<SocketAddr> {
-        let local = from_endpoint(self.sockets.get::<tcp::Socket>(handle).local_endpoint()?);
-        let mapped = self.conns.get(&handle).is_some_and(|c| c.mapped);
+        let entry = self.tcp.get(handle)?;
+        let local = from_endpoint(entry.socket().local_endpoint()?);
+        let mapped = entry.conn.mapped;
         Some(if mapped { map(local) } else { local })
     }
 
@@ -780,6 +1020,10 @@ impl Engine {
         }
         let id = self.next_listener;
         self.next_listener += 1;
+        self.listener_ports
+            .entry(local.port())
+            .or_default()
+            .push(id);
         self.listeners.insert(
             id,
             Listener {
@@ -810,9 +1054,11 @@ impl Engine {
     /// New options for a connection (Nagle, keep-alive, hop limit; buffer sizes
     /// are fixed when it opens).
     pub(crate) fn set_tcp_options(&mut self, handle: TcpHandle, options: &SocketOptions) {
-        if let Some(conn) = self.conns.get_mut(&handle) {
-            conn.options = *options;
-            options.apply_tcp(self.sockets.get_mut::<tcp::Socket>(handle));
+        if let Some(entry) = self.tcp.get_mut(handle) {
+            entry.conn.options = *options;
+            options.apply_tcp(entry.socket_mut());
+            // A keep-alive deadline may have moved.
+            self.tcp.mark(handle);
         }
     }
 
@@ -821,29 +1067,47 @@ impl Engine {
         let Some(listener) = self.listeners.remove(&id) else {
             return;
         };
+        let port = listener.local.port();
+        if let Some(ids) = self.listener_ports.get_mut(&port) {
+            ids.retain(|&l| l != id);
+            if ids.is_empty() {
+                self.listener_ports.remove(&port);
+            }
+        }
         let embryos: Vec<TcpHandle> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(c.phase, Phase::Embryo(l) if l == id))
-            .map(|(h, _)| *h)
+            .embryos
+            .range((id, TcpHandle::MIN)..=(id, TcpHandle::MAX))
+            .map(|&(_, handle)| handle)
             .collect();
         for handle in embryos {
-            self.sockets.get_mut::<tcp::Socket>(handle).abort();
-            self.conns.get_mut(&handle).expect("listed above").phase =
-                Phase::Orphan { since: self.now };
+            self.embryos.remove(&(id, handle));
+            if let Some(entry) = self.tcp.get_mut(handle) {
+                entry.socket_mut().abort();
+                entry.conn.phase = Phase::Orphan { since: self.now };
+                self.tcp.mark(handle);
+            }
         }
         self.ports
             .release(listener.local.port(), listener.options.port_use(true));
     }
 
     /// Decides whether an incoming SYN may reach smoltcp; makes a listening socket
-    /// for it when it is for a listener with room in its backlog.
+    /// for it when it is for a listener with room in its backlog, filed under the
+    /// SYN's flow. A SYN of a flow that has a connection goes to that connection
+    /// (a retransmitted SYN, or a new one meeting TIME-WAIT).
     fn admit_syn(&mut self, syn: frames::Syn) -> bool {
+        let flow = flow_of(syn);
+        if self.tcp.lookup(&flow).is_some() {
+            return true;
+        }
+        let listeners = &self.listeners;
         let matching: Vec<ListenerId> = self
-            .listeners
-            .iter()
-            .filter(|(_, l)| l.local.port() == syn.dst.port() && l.takes(syn.dst.ip()))
-            .map(|(&id, _)| id)
+            .listener_ports
+            .get(&syn.dst.port())
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|id| listeners[id].takes(syn.dst.ip()))
             .collect();
         // Listeners sharing a port (SO_REUSEPORT) split the connections by the
         // peer's address, as Linux's hash does.
@@ -851,20 +1115,6 @@ impl Engine {
             return true; // smoltcp answers with RST: connection refused
         };
         let listener = self.listeners.get_mut(&id).expect("found above");
-        let sockets = &self.sockets;
-        let existing = self.conns.iter().any(|(h, c)| {
-            let s = sockets.get::<tcp::Socket>(*h);
-            match c.phase {
-                Phase::Embryo(l) if l == id && s.state() == TcpState::Listen => true,
-                _ => {
-                    s.remote_endpoint() == Some(to_endpoint(syn.src))
-                        && s.local_endpoint().map(|e| e.port) == Some(syn.dst.port())
-                }
-            }
-        });
-        if existing {
-            return true;
-        }
         let unaccepted = listener
             .handed_out
             .saturating_sub(listener.accepted.load(Ordering::Relaxed))
@@ -886,42 +1136,52 @@ impl Engine {
         listener.embryos += 1;
         self.ports
             .share(listener.local.port(), listener.options.port_use(false));
-        let handle = self.sockets.add(socket);
-        self.conns.insert(
-            handle,
-            Conn::new(
-                Phase::Embryo(id),
-                TcpState::Listen,
-                listener.local.port(),
-                listener.options,
-            ),
+        let conn = Conn::new(
+            Phase::Embryo(id),
+            TcpState::Listen,
+            listener.local.port(),
+            listener.options,
         );
+        let handle = self.tcp.insert(socket, conn);
+        self.tcp.set_flow(handle, flow);
+        self.embryos.insert((id, handle));
         true
     }
 
     /// Marks the connection an incoming RST is for, so that its end reads as a
     /// reset rather than a timeout.
     fn note_reset(&mut self, rst: frames::Segment) {
-        let sockets = &self.sockets;
-        for (handle, conn) in self.conns.iter_mut() {
-            let socket = sockets.get::<tcp::Socket>(*handle);
-            if socket.remote_endpoint() == Some(to_endpoint(rst.src))
-                && socket.local_endpoint().map(|e| e.port) == Some(rst.dst.port())
-            {
-                conn.reset_seen = true;
-            }
+        if let Some(entry) = self
+            .tcp
+            .lookup(&flow_of(rst))
+            .and_then(|handle| self.tcp.get_mut(handle))
+        {
+            entry.conn.reset_seen = true;
         }
     }
 
-    /// The smoltcp socket behind `handle`, for moving bytes and reading state.
+    /// The smoltcp socket behind `handle`, for moving bytes and changing it; the
+    /// connection is served at the next transmit.
+    ///
+    /// Panics if `handle` names no connection (a bug of the caller's).
     pub(crate) fn tcp(&mut self, handle: TcpHandle) -> &mut tcp::Socket<'static> {
-        self.sockets.get_mut::<tcp::Socket>(handle)
+        self.tcp.mark(handle);
+        self.tcp
+            .get_mut(handle)
+            .expect("a live connection")
+            .socket_mut()
+    }
+
+    /// The smoltcp socket behind `handle`, to read.
+    pub(crate) fn tcp_ref(&self, handle: TcpHandle) -> &tcp::Socket<'static> {
+        self.tcp.get(handle).expect("a live connection").socket()
     }
 
     /// Bytes received on `handle` and not taken yet.
-    pub(crate) fn recv_queue(&mut self, handle: TcpHandle) -> usize {
-        let rescued = self.conns.get(&handle).map_or(0, |c| c.rescued.len());
-        rescued + self.sockets.get::<tcp::Socket>(handle).recv_queue()
+    pub(crate) fn recv_queue(&self, handle: TcpHandle) -> usize {
+        self.tcp
+            .get(handle)
+            .map_or(0, |e| e.conn.rescued.len() + e.socket().recv_queue())
     }
 
     /// Offers received bytes to `take`, which returns how many it took; stops when
@@ -932,23 +1192,24 @@ impl Engine {
         handle: TcpHandle,
         mut take: impl FnMut(&[u8]) -> io::Result<usize>,
     ) -> io::Result<usize> {
+        let Some(entry) = self.tcp.get_mut(handle) else {
+            return Ok(0);
+        };
+        let (conn, socket) = entry.parts();
         let mut total = 0;
-        if let Some(conn) = self.conns.get_mut(&handle) {
-            if !conn.rescued.is_empty() {
-                let offered = conn.rescued.len();
-                match take(&conn.rescued) {
-                    Ok(n) => {
-                        conn.rescued.drain(..n);
-                        total += n;
-                        if n < offered {
-                            return Ok(total);
-                        }
+        if !conn.rescued.is_empty() {
+            let offered = conn.rescued.len();
+            match take(&conn.rescued) {
+                Ok(n) => {
+                    conn.rescued.drain(..n);
+                    total += n;
+                    if n < offered {
+                        return Ok(total);
                     }
-                    Err(e) => return Err(e),
                 }
+                Err(e) => return Err(e),
             }
         }
-        let socket = self.sockets.get_mut::<tcp::Socket>(handle);
         // At most two passes: the ring's filled part may wrap once.
         for _ in 0..2 {
             if !socket.can_recv() {
@@ -974,74 +1235,141 @@ impl Engine {
                 (Err(_), None) => break,
             }
         }
+        if total > 0 {
+            // The window opened: smoltcp may have an update to send.
+            self.tcp.mark(handle);
+        }
         Ok(total)
     }
 
     /// The peer sent FIN and every byte before it has been taken: end of stream.
-    pub(crate) fn recv_finished(&mut self, handle: TcpHandle) -> bool {
-        let Some(conn) = self.conns.get(&handle) else {
+    /// The socket's state tells at once, the record once the state has moved on
+    /// (smoltcp forgets it all when TIME-WAIT ends).
+    pub(crate) fn recv_finished(&self, handle: TcpHandle) -> bool {
+        let Some(entry) = self.tcp.get(handle) else {
             return false;
         };
-        conn.peer_fin
-            && conn.rescued.is_empty()
-            && self.sockets.get::<tcp::Socket>(handle).recv_queue() == 0
+        let socket = entry.socket();
+        (entry.conn.peer_fin || fin_received(socket.state()))
+            && entry.conn.rescued.is_empty()
+            && socket.recv_queue() == 0
     }
 
     /// The pump is done with `handle`: a graceful close continues in the background,
     /// an abort (`reset`) sends RST now.
     pub(crate) fn release(&mut self, handle: TcpHandle, reset: bool) {
-        let Some(conn) = self.conns.get_mut(&handle) else {
+        let Some(entry) = self.tcp.get_mut(handle) else {
             return;
         };
-        let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+        let (conn, socket) = entry.parts();
         if reset {
             socket.abort();
         } else {
             socket.close();
         }
         conn.phase = Phase::Orphan { since: self.now };
+        self.tcp.mark(handle);
     }
 
     fn forget(&mut self, handle: TcpHandle) {
-        if let Some(conn) = self.conns.remove(&handle) {
-            let socket = self.sockets.get::<tcp::Socket>(handle);
-            if let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint())
-            {
-                self.io.stalls.forget(&(
-                    local.addr.into(),
-                    local.port,
-                    remote.addr.into(),
-                    remote.port,
-                ));
-            }
-            self.sockets.remove(handle);
-            self.ports.release(conn.port, conn.port_use);
+        let Some(entry) = self.tcp.remove(handle) else {
+            return;
+        };
+        let socket = entry.socket();
+        if let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint()) {
+            self.io.stalls.forget(&(
+                local.addr.into(),
+                local.port,
+                remote.addr.into(),
+                remote.port,
+            ));
         }
+        if let Phase::Embryo(listener) = entry.conn.phase {
+            self.embryos.remove(&(listener, handle));
+        }
+        self.ports.release(entry.conn.port, entry.conn.port_use);
     }
 
-    /// Turns smoltcp state changes into events, enforces connect deadlines and
-    /// frees finished sockets: each connection is looked at, judged and the
-    /// verdict carried out (see [`lifecycle`]).
-    fn update_connections(&mut self) {
-        let mut finished = Vec::new();
-        for (&handle, conn) in self.conns.iter_mut() {
-            let socket = self.sockets.get_mut::<tcp::Socket>(handle);
-            if matches!(conn.phase, Phase::Open) && socket.state() == TcpState::TimeWait {
-                conn.rescue(socket);
-            }
-            let look = Look::of(conn, socket, &self.arp_seen, &self.listeners, self.now);
-            let verdict = conn.judge(&look);
-            conn.settle(&look, &verdict);
-            lifecycle::steer(socket, &verdict);
-            lifecycle::tell(handle, verdict.news, &mut self.listeners, &mut self.events);
-            if verdict.finished {
-                finished.push(handle);
-            }
+    /// Turns what happened to one connection into events, enforces its deadlines
+    /// and frees it when it is finished: it is looked at, judged and the verdict
+    /// carried out (see [`lifecycle`]). False if it is gone.
+    fn update_connection(&mut self, handle: TcpHandle) -> bool {
+        let Some(entry) = self.tcp.get_mut(handle) else {
+            return false;
+        };
+        let (conn, socket) = entry.parts();
+        if matches!(conn.phase, Phase::Open) && socket.state() == TcpState::TimeWait {
+            conn.rescue(socket);
         }
-        for handle in finished {
+        let look = Look::of(conn, socket, &self.arp_seen, &self.listeners, self.now);
+        let verdict = conn.judge(&look);
+        conn.settle(&look, &verdict);
+        lifecycle::steer(socket, &verdict);
+        lifecycle::tell(handle, verdict.news, &mut self.listeners, &mut self.events);
+        if let lifecycle::News::Accepted { listener, .. } | lifecycle::News::EmbryoLost(listener) =
+            verdict.news
+        {
+            self.embryos.remove(&(listener, handle));
+        }
+        if verdict.finished {
             self.forget(handle);
+            return false;
+        }
+        // An abort or a keep-alive probe is for smoltcp to send.
+        let probe = verdict.upkeep.is_some_and(|u| u.probe);
+        if probe
+            || matches!(
+                verdict.news,
+                lifecycle::News::ConnectFailed { abort: true, .. }
+            )
+        {
+            self.tcp.mark(handle);
+        }
+        true
+    }
+}
+
+/// What the pump reads of a connection: a change in it between before and after
+/// a transmit is news for the pump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Snapshot {
+    state: TcpState,
+    recv_queue: usize,
+    send_queue: usize,
+}
+
+impl Snapshot {
+    fn of(entry: &tcp_table::TcpEntry) -> Snapshot {
+        let socket = entry.socket();
+        Snapshot {
+            state: socket.state(),
+            recv_queue: entry.conn.rescued.len() + socket.recv_queue(),
+            send_queue: socket.send_queue(),
         }
     }
+}
+
+/// Whether a connection in `state` has received its peer's FIN.
+fn fin_received(state: TcpState) -> bool {
+    matches!(
+        state,
+        TcpState::CloseWait | TcpState::LastAck | TcpState::Closing | TcpState::TimeWait
+    )
+}
+
+/// The flow of a segment that came in: our address and port, then the peer's.
+fn flow_of(segment: frames::Segment) -> frames::Flow {
+    (
+        segment.dst.ip(),
+        segment.dst.port(),
+        segment.src.ip(),
+        segment.src.port(),
+    )
+}
+
+/// A smoltcp instant as the engine's time since its start.
+fn duration(at: Instant) -> Duration {
+    Duration::from_micros(at.total_micros().max(0) as u64)
 }
 
 /// A number spread over a peer's address and port: which of several sockets

@@ -10,6 +10,7 @@
 //! carrying that identifier. smoltcp's ICMP socket, bound to the identifier,
 //! carries them; the stack's automatic echo replies go on as before.
 
+use super::datagram_sets::Group;
 use super::udp::{DatagramProto, UdpHandle};
 use super::{errno, Engine, SocketOptions};
 use smoltcp::socket::icmp;
@@ -68,7 +69,7 @@ impl Engine {
     ) -> io::Result<()> {
         check_echo_request(data, dest.is_ipv6())?;
         let ident = self.udps[&handle].bound.port();
-        let socket = self.sockets.get_mut::<icmp::Socket>(handle);
+        let socket = self.datagrams.get_mut::<icmp::Socket>(handle);
         match socket.send(data.len(), IpAddress::from(dest)) {
             Ok(out) => {
                 out.copy_from_slice(data);
@@ -85,11 +86,12 @@ impl Engine {
     /// Moves echo replies smoltcp received into the ping sockets' queues.
     pub(super) fn collect_ping(&mut self) {
         let mut arrived = Vec::new();
-        for (&handle, sock) in self.udps.iter() {
-            if sock.proto != DatagramProto::Ping || sock.closing {
+        for handle in self.datagrams.handles(Group::Ping) {
+            let sock = &self.udps[&handle];
+            if sock.closing {
                 continue;
             }
-            let socket = self.sockets.get_mut::<icmp::Socket>(handle);
+            let socket = self.datagrams.get_mut::<icmp::Socket>(handle);
             while let Ok((data, from)) = socket.recv() {
                 let reply = if sock.is_v6() {
                     ECHO_REPLY_V6
@@ -117,10 +119,10 @@ impl Engine {
     pub(super) fn dgram_send_queue(&self, handle: UdpHandle) -> usize {
         match self.udps.get(&handle).map(|s| s.proto) {
             Some(DatagramProto::Udp) => self
-                .sockets
+                .datagrams
                 .get::<smoltcp::socket::udp::Socket>(handle)
                 .send_queue(),
-            Some(DatagramProto::Ping) => self.sockets.get::<icmp::Socket>(handle).send_queue(),
+            Some(DatagramProto::Ping) => self.datagrams.get::<icmp::Socket>(handle).send_queue(),
             None => 0,
         }
     }
@@ -128,11 +130,11 @@ impl Engine {
     pub(super) fn set_dgram_hop_limit(&mut self, handle: UdpHandle, hops: u8) {
         match self.udps.get(&handle).map(|s| s.proto) {
             Some(DatagramProto::Udp) => self
-                .sockets
+                .datagrams
                 .get_mut::<smoltcp::socket::udp::Socket>(handle)
                 .set_hop_limit(Some(hops)),
             Some(DatagramProto::Ping) => self
-                .sockets
+                .datagrams
                 .get_mut::<icmp::Socket>(handle)
                 .set_hop_limit(Some(hops)),
             None => {}

@@ -44,11 +44,23 @@ impl PortUse {
     }
 }
 
-/// The holders of each local port in use.
+/// The holders of each local port in use, counted by kind: a listener's port is
+/// held by it and by every connection it accepted, thousands perhaps, while
+/// there are only eight kinds, so every check costs the same whatever the count.
 #[derive(Debug, Default)]
 pub(crate) struct PortTable {
-    held: HashMap<u16, Vec<PortUse>>,
+    held: HashMap<u16, Holders>,
     next: u16,
+}
+
+/// The holders of one port: each kind, with how many hold it so.
+type Holders = Vec<(PortUse, usize)>;
+
+fn add(holders: &mut Holders, how: PortUse) {
+    match holders.iter_mut().find(|(kind, _)| *kind == how) {
+        Some((_, count)) => *count += 1,
+        None => holders.push((how, 1)),
+    }
 }
 
 impl PortTable {
@@ -57,13 +69,13 @@ impl PortTable {
     pub(crate) fn take(&mut self, port: u16, how: PortUse) -> Option<u16> {
         if port != 0 {
             let holders = self.held.entry(port).or_default();
-            if !holders.iter().all(|h| h.admits(&how)) {
+            if !holders.iter().all(|(h, _)| h.admits(&how)) {
                 if holders.is_empty() {
                     self.held.remove(&port);
                 }
                 return None;
             }
-            holders.push(how);
+            add(holders, how);
             return Some(port);
         }
         let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u32 + 1;
@@ -74,7 +86,7 @@ impl PortTable {
                 self.next += 1;
             }
             if !self.held.contains_key(&self.next) {
-                self.held.insert(self.next, vec![how]);
+                self.held.insert(self.next, vec![(how, 1)]);
                 return Some(self.next);
             }
         }
@@ -84,7 +96,7 @@ impl PortTable {
     /// Adds a holder of a port already taken without asking (an accepted connection
     /// shares its listener's port).
     pub(crate) fn share(&mut self, port: u16, how: PortUse) {
-        self.held.entry(port).or_default().push(how);
+        add(self.held.entry(port).or_default(), how);
     }
 
     /// Changes a holder of `port` from `from` to `to` (a bound socket starts
@@ -93,15 +105,20 @@ impl PortTable {
         let Some(holders) = self.held.get_mut(&port) else {
             return false;
         };
-        let Some(index) = holders.iter().position(|h| *h == from) else {
+        let Some(index) = holders.iter().position(|(h, _)| *h == from) else {
             return false;
         };
+        // The others: every other kind, and the rest of this one's holders.
         let others_allow = holders
             .iter()
             .enumerate()
-            .all(|(i, h)| i == index || h.admits(&to));
+            .all(|(i, (h, count))| (i == index && *count == 1) || h.admits(&to));
         if others_allow {
-            holders[index] = to;
+            holders[index].1 -= 1;
+            if holders[index].1 == 0 {
+                holders.swap_remove(index);
+            }
+            add(holders, to);
         }
         others_allow
     }
@@ -109,8 +126,11 @@ impl PortTable {
     /// Drops one holder of `port` that holds it as `how`.
     pub(crate) fn release(&mut self, port: u16, how: PortUse) {
         if let Some(holders) = self.held.get_mut(&port) {
-            if let Some(index) = holders.iter().position(|h| *h == how) {
-                holders.swap_remove(index);
+            if let Some(index) = holders.iter().position(|(h, _)| *h == how) {
+                holders[index].1 -= 1;
+                if holders[index].1 == 0 {
+                    holders.swap_remove(index);
+                }
             }
             if holders.is_empty() {
                 self.held.remove(&port);
@@ -185,6 +205,26 @@ mod tests {
         // Without the option on both, no sharing.
         ports.release(80, listening(REUSEADDR));
         assert_eq!(ports.take(80, PortUse::PLAIN), None);
+    }
+
+    #[test]
+    fn a_port_held_by_thousands_is_counted_and_freed_by_the_last() {
+        let mut ports = PortTable::default();
+        assert_eq!(ports.take(80, REUSEADDR), Some(80));
+        assert!(ports.change(80, REUSEADDR, listening(REUSEADDR)));
+        for _ in 0..5000 {
+            ports.share(80, REUSEADDR);
+        }
+        assert_eq!(ports.held[&80].len(), 2, "two kinds of holder");
+        // One of many holders of a kind changes: the rest of its kind must admit.
+        assert!(!ports.change(80, REUSEADDR, listening(REUSEADDR)));
+        ports.release(80, listening(REUSEADDR));
+        for _ in 0..4999 {
+            ports.release(80, REUSEADDR);
+        }
+        assert_eq!(ports.take(80, PortUse::PLAIN), None, "one still holds it");
+        ports.release(80, REUSEADDR);
+        assert_eq!(ports.take(80, PortUse::PLAIN), Some(80));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::frames::{self, EgressSegment, Flow, TcpPart, TcpView};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, Ipv4Packet, Ipv6Packet, TcpPacket, TcpSeqNumber,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 /// The shortest stall that counts as a loss (Linux's `TCP_RTO_MIN`).
@@ -64,6 +64,8 @@ struct FlowState {
     /// when its segment left. Dropped when anything is sent again (Karn).
     timing: Option<(TcpSeqNumber, Duration)>,
     srtt: Option<Duration>,
+    /// Its `due_at` as filed in the stall watch's index.
+    filed: Option<Duration>,
 }
 
 impl FlowState {
@@ -91,10 +93,32 @@ impl FlowState {
 /// The stall watch of every flow this stack sends on.
 #[derive(Debug, Default)]
 pub(crate) struct StallRepair {
-    flows: BTreeMap<Flow, FlowState>,
+    /// Looked up per segment, never walked (the order of repairs is the index's,
+    /// so a hash's order cannot make runs differ).
+    flows: HashMap<Flow, FlowState>,
+    /// The flows with a repair to come, by when: the next deadline is the first
+    /// entry, not a walk over every flow at every pump step.
+    due: BTreeSet<(Duration, Flow)>,
 }
 
 impl StallRepair {
+    /// Files `key`'s deadline anew after its state changed.
+    fn refile(&mut self, key: Flow) {
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        let at = flow.due_at();
+        if flow.filed == at {
+            return;
+        }
+        if let Some(old) = std::mem::replace(&mut flow.filed, at) {
+            self.due.remove(&(old, key));
+        }
+        if let Some(at) = at {
+            self.due.insert((at, key));
+        }
+    }
+
     /// Notes an incoming segment: its acknowledgement, window and header.
     pub(crate) fn on_ingress(&mut self, frame: &[u8], tcp: &TcpView, now: Duration) {
         let key = (
@@ -105,7 +129,7 @@ impl StallRepair {
         );
         if tcp.rst || tcp.syn {
             // A reset ends the flow; a SYN starts one whose numbers are all new.
-            self.flows.remove(&key);
+            self.forget(&key);
             if tcp.rst {
                 return;
             }
@@ -115,6 +139,7 @@ impl StallRepair {
         };
         if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&key) {
             self.flows.clear();
+            self.due.clear();
         }
         let flow = self.flows.entry(key).or_default();
         // A model without options (a SYN's would carry its MSS and window
@@ -141,10 +166,16 @@ impl StallRepair {
                 }
             }
         }
+        self.refile(key);
     }
 
     /// Notes an outgoing segment.
     pub(crate) fn on_egress(&mut self, segment: &EgressSegment, now: Duration) {
+        self.note_egress(segment, now);
+        self.refile(segment.flow);
+    }
+
+    fn note_egress(&mut self, segment: &EgressSegment, now: Duration) {
         let Some(state) = self.flows.get_mut(&segment.flow) else {
             return;
         };
@@ -177,42 +208,57 @@ impl StallRepair {
 
     /// Forgets a flow that ended.
     pub(crate) fn forget(&mut self, flow: &Flow) {
-        self.flows.remove(flow);
+        if let Some(state) = self.flows.remove(flow) {
+            if let Some(at) = state.filed {
+                self.due.remove(&(at, *flow));
+            }
+        }
     }
 
     /// When the next stall becomes one to repair.
     pub(crate) fn deadline(&self) -> Option<Duration> {
-        self.flows.values().filter_map(FlowState::due_at).min()
+        self.due.first().map(|&(at, _)| at)
     }
 
     /// For every flow whose stall is due, appends to `out` the frames to hand to
     /// smoltcp as if they came from the peer: a window update, then three
     /// duplicate ACKs.
     pub(crate) fn due(&mut self, now: Duration, out: &mut Vec<Vec<u8>>) {
-        for flow in self.flows.values_mut() {
-            if flow.due_at().is_none_or(|at| at > now) {
-                continue;
-            }
-            let (Some(ack), Some(expected)) = (flow.peer_ack, flow.expected) else {
-                continue;
-            };
-            // Another window than the last one smoltcp saw, so that it takes the
-            // first as news and resets its count of duplicates.
-            let nudged = if flow.peer_window > 1 {
-                flow.peer_window - 1
-            } else {
-                flow.peer_window + 1
-            };
-            for window in [nudged; 4] {
-                let mut frame = flow.template.clone();
-                if rewrite_ack(&mut frame, expected, ack, window) {
-                    out.push(frame);
-                }
-            }
-            flow.repairs += 1;
-            flow.since = now;
-            flow.timing = None;
+        let keys: Vec<Flow> = self
+            .due
+            .iter()
+            .take_while(|&&(at, _)| at <= now)
+            .map(|&(_, key)| key)
+            .collect();
+        for key in keys {
+            self.repair(key, now, out);
+            self.refile(key);
         }
+    }
+
+    fn repair(&mut self, key: Flow, now: Duration, out: &mut Vec<Vec<u8>>) {
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        let (Some(ack), Some(expected)) = (flow.peer_ack, flow.expected) else {
+            return;
+        };
+        // Another window than the last one smoltcp saw, so that it takes the
+        // first as news and resets its count of duplicates.
+        let nudged = if flow.peer_window > 1 {
+            flow.peer_window - 1
+        } else {
+            flow.peer_window + 1
+        };
+        for window in [nudged; 4] {
+            let mut frame = flow.template.clone();
+            if rewrite_ack(&mut frame, expected, ack, window) {
+                out.push(frame);
+            }
+        }
+        flow.repairs += 1;
+        flow.since = now;
+        flow.timing = None;
     }
 }
 

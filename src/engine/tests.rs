@@ -112,7 +112,7 @@ fn handshake_data_and_close() {
     w.a.release(server, false);
     w.run(MS);
     assert!(
-        w.a.conns.is_empty() && w.b.conns.is_empty(),
+        w.a.tcp.is_empty() && w.b.tcp.is_empty(),
         "both sides forgot"
     );
     assert!(Wire::events(&mut w.a).is_empty() && Wire::events(&mut w.b).is_empty());
@@ -1129,4 +1129,121 @@ fn a_fin_after_data_beyond_the_window_waits_for_that_data() {
         TcpState::Established,
         "the FIN was not taken"
     );
+}
+
+/// A first send to a neighbour not in the cache waits for ARP (or neighbour
+/// discovery), then goes as soon as the answer is in: not at the end of
+/// smoltcp's one-second silence. The clock is off whole microseconds, as a
+/// pump's is.
+#[test]
+fn a_send_that_waited_for_a_neighbour_leaves_when_it_answers() {
+    for (listen, target) in [
+        ("0.0.0.0:80", "10.0.0.1:80"),
+        ("[::]:80", "[2001:db8::1]:80"),
+    ] {
+        let mut w = Wire::new();
+        w.a.run_cmd("/bin/ip addr add 2001:db8::1/64 dev vde0")
+            .unwrap();
+        w.b.run_cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
+            .unwrap();
+        w.now = Duration::from_nanos(1_234_567);
+        listen_on(&mut w.a, addr(listen));
+        let client =
+            w.b.connect(addr(target), None, &SocketOptions::default())
+                .unwrap();
+        let (_, eb) = run_until(&mut w, 2000, |_, eb| !eb.is_empty());
+        assert_eq!(eb, vec![Event::Connected(client)], "{target}");
+        assert!(w.now < 10 * MS, "{target}: connected at {:?}", w.now);
+    }
+}
+
+/// Among many connections, a segment is served for its own alone: a transmit
+/// polls and looks at that one, and the pump hears of that one only.
+#[test]
+fn a_segment_touches_its_connection_and_no_other() {
+    let mut w = Wire::new();
+    let options = SocketOptions::default();
+    let bound = w.a.bind(addr("0.0.0.0:80"), &options).unwrap();
+    w.a.listen(bound, 64, Arc::default(), &options).unwrap();
+    let clients: Vec<TcpHandle> = (0..20)
+        .map(|_| w.b.connect(addr("10.0.0.1:80"), None, &options).unwrap())
+        .collect();
+    let (ea, _) = run_until(&mut w, 100, |ea, _| accepted_addrs(ea).len() == 20);
+    let servers: Vec<TcpHandle> = ea
+        .iter()
+        .filter_map(|e| match e {
+            Event::Accepted { handle, peer, .. } => Some((peer.port(), *handle)),
+            _ => None,
+        })
+        .map(|(port, handle)| {
+            let client = clients
+                .iter()
+                .position(|&c| w.b.local_addr(c).unwrap().port() == port)
+                .unwrap();
+            (client, handle)
+        })
+        .fold(vec![TcpHandle::MIN; 20], |mut by_client, (c, s)| {
+            by_client[c] = s;
+            by_client
+        });
+    // Idle: every delayed ACK out, no timer left.
+    for _ in 0..5 {
+        w.run(MS);
+    }
+    let mut touched = Vec::new();
+    w.a.take_touched(&mut touched);
+    w.b.take_touched(&mut touched);
+    w.a.served.clear();
+    w.b.served.clear();
+    for _ in 0..3 {
+        w.run(MS);
+    }
+    assert!(w.a.served.is_empty() && w.b.served.is_empty(), "idle: none");
+
+    w.b.tcp(clients[7]).send_slice(b"to 7").unwrap();
+    for _ in 0..3 {
+        w.run(MS);
+    }
+    let only = |served: &[TcpHandle], which: TcpHandle| {
+        !served.is_empty() && served.iter().all(|&h| h == which)
+    };
+    assert!(only(&w.b.served, clients[7]), "{:?}", w.b.served);
+    assert!(only(&w.a.served, servers[7]), "{:?}", w.a.served);
+    let (mut on_a, mut on_b) = (Vec::new(), Vec::new());
+    w.a.take_touched(&mut on_a);
+    w.b.take_touched(&mut on_b);
+    assert_eq!(on_a, [servers[7]]);
+    assert!(on_b.iter().all(|&h| h == clients[7]), "{on_b:?}");
+    assert_eq!(w.a.recv_queue(servers[7]), 4);
+}
+
+/// Many UDP sockets, each on its port's set: every datagram reaches the socket
+/// of its port and no other, and one to a port nobody holds is refused.
+#[test]
+fn many_udp_sockets_each_get_their_own_datagram() {
+    let mut w = Wire::new();
+    let servers: Vec<(UdpHandle, u16)> = (0..200u16)
+        .map(|i| {
+            let port = 10_000 + i;
+            (open_udp(&mut w.a, &format!("0.0.0.0:{port}")).0, port)
+        })
+        .collect();
+    let (client, _) = open_udp(&mut w.b, "0.0.0.0:0");
+    for (i, &(_, port)) in servers.iter().rev().enumerate() {
+        let to = SocketAddr::new(addr("10.0.0.1:0").ip(), port);
+        w.b.udp_send(client, Some(to), &port.to_be_bytes()).unwrap();
+        if i % 32 == 31 {
+            w.run(MS); // smoltcp's send ring has room for 64
+        }
+    }
+    w.run(MS);
+    for &(server, port) in &servers {
+        let got = w.a.udp_recv(server).expect("its datagram");
+        assert_eq!(got.data, port.to_be_bytes());
+        assert!(w.a.udp_recv(server).is_none(), "port {port}: one only");
+    }
+    w.b.udp_connect(client, Some(addr("10.0.0.1:9"))).unwrap();
+    w.b.udp_send(client, None, b"nobody").unwrap();
+    w.run(MS);
+    assert_eq!(w.b.udp_take_error(client), Some(libc::ECONNREFUSED));
 }

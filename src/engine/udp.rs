@@ -22,6 +22,7 @@
 //! datagram sockets of the same kind here, over a smoltcp ICMP socket: see
 //! `engine/ping.rs`.
 
+use super::datagram_sets::Group;
 use super::ipv6_frag;
 use super::ports::PortUse;
 use super::{
@@ -29,7 +30,6 @@ use super::{
     SocketOptions,
 };
 use crate::cmd::{NetConfig, NextHop};
-use smoltcp::iface::SocketHandle;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::{raw, udp};
 use smoltcp::wire::{
@@ -40,7 +40,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 /// Names a UDP socket inside the engine.
-pub(crate) type UdpHandle = SocketHandle;
+pub(crate) type UdpHandle = super::datagram_sets::DatagramHandle;
 
 /// The largest UDP payload over IPv4: 65,535 minus the IPv4 and UDP headers.
 #[cfg(test)]
@@ -243,7 +243,11 @@ impl Engine {
         };
         self.udp_serial += 1;
         let bound = SocketAddr::new(local.ip(), port);
-        let handle = self.sockets.add(socket);
+        let group = match proto {
+            DatagramProto::Udp => Group::Udp(port),
+            DatagramProto::Ping => Group::Ping,
+        };
+        let handle = self.datagrams.add(group, socket);
         self.udps.insert(
             handle,
             UdpSock::new(proto, bound, *options, self.udp_serial),
@@ -279,22 +283,27 @@ impl Engine {
         }
         if self.dgram_send_queue(handle) == 0 {
             self.udp_forget(handle);
+        } else {
+            self.udp_closing.insert(handle);
         }
     }
 
     fn udp_forget(&mut self, handle: UdpHandle) {
-        if self.udps.remove(&handle).is_some() {
-            self.sockets.remove(handle);
-        }
+        let Some(sock) = self.udps.remove(&handle) else {
+            return;
+        };
+        drop(sock);
+        self.datagrams.remove(handle);
+        self.udp_closing.remove(&handle);
     }
 
     /// Removes closed sockets whose last datagrams have left.
     pub(super) fn finish_udp_closes(&mut self) {
         let sent: Vec<UdpHandle> = self
-            .udps
+            .udp_closing
             .iter()
-            .filter(|(&h, s)| s.closing && self.dgram_send_queue(h) == 0)
-            .map(|(&h, _)| h)
+            .copied()
+            .filter(|&h| self.dgram_send_queue(h) == 0)
             .collect();
         for handle in sent {
             self.udp_forget(handle);
@@ -374,6 +383,8 @@ impl Engine {
         if let Some(error) = sock.error.take() {
             return Err(errno(error));
         }
+        // What is queued now leaves at the next transmit.
+        self.datagrams.mark(handle.group());
         let (dest, source) = match (dest, sock.connected) {
             (Some(dest), _) => (sock.wire_view(dest)?, None),
             (None, Some((peer, local))) => (peer, Some(local.ip())),
@@ -416,7 +427,7 @@ impl Engine {
             meta: Default::default(),
         };
         match self
-            .sockets
+            .datagrams
             .get_mut::<udp::Socket>(handle)
             .send_slice(data, meta)
         {
@@ -453,17 +464,21 @@ impl Engine {
             ipv6_frag::fragments(src, dst, hop_limit, IpProtocol::Udp, &datagram, mtu, ident);
         let handle = *self.fragment_socket.get_or_insert_with(|| {
             let protocol = IpProtocol::from(ipv6_frag::FRAGMENT);
-            self.sockets.add(raw::Socket::new(
-                Some(IpVersion::Ipv6),
-                Some(protocol),
-                raw::PacketBuffer::new(Vec::new(), Vec::new()),
-                raw::PacketBuffer::new(
-                    vec![raw::PacketMetadata::EMPTY; FRAGMENT_QUEUE_PACKETS],
-                    vec![0; FRAGMENT_QUEUE_BYTES],
+            self.datagrams.add(
+                Group::Fragments,
+                raw::Socket::new(
+                    Some(IpVersion::Ipv6),
+                    Some(protocol),
+                    raw::PacketBuffer::new(Vec::new(), Vec::new()),
+                    raw::PacketBuffer::new(
+                        vec![raw::PacketMetadata::EMPTY; FRAGMENT_QUEUE_PACKETS],
+                        vec![0; FRAGMENT_QUEUE_BYTES],
+                    ),
                 ),
-            ))
+            )
         });
-        let socket = self.sockets.get_mut::<raw::Socket>(handle);
+        self.datagrams.mark(Group::Fragments);
+        let socket = self.datagrams.get_mut::<raw::Socket>(handle);
         let needed: usize = pieces.iter().map(Vec::len).sum();
         // Room for all the pieces, with slack for the ring's wrap-around: a
         // datagram goes whole or not at all.
@@ -574,15 +589,13 @@ impl Engine {
     /// Moves what smoltcp received into the sockets' queues, choosing among
     /// sockets that share a port, and applying each socket's peer filter, address
     /// family and receive buffer bound.
-    pub(super) fn collect_udp(&mut self) {
+    /// Only the sockets on `port`, the one the datagram was for, are looked at.
+    pub(super) fn collect_udp(&mut self, port: u16) {
         // smoltcp hands a datagram to the first socket on its port; which of the
         // sockets sharing the port it is for is decided here.
         let mut arrived = Vec::new();
-        for (&handle, sock) in self.udps.iter() {
-            if sock.proto != DatagramProto::Udp {
-                continue;
-            }
-            let socket = self.sockets.get_mut::<udp::Socket>(handle);
+        for handle in self.datagrams.handles(Group::Udp(port)) {
+            let socket = self.datagrams.get_mut::<udp::Socket>(handle);
             while let Ok((data, meta)) = socket.recv() {
                 let from = from_endpoint(meta.endpoint);
                 let dst = meta.local_address.map(IpAddr::from);
@@ -601,15 +614,12 @@ impl Engine {
     /// datagram, one of those sharing the port for unicast.
     pub(super) fn deliver_udp(&mut self, port: u16, dst: IpAddr, from: SocketAddr, data: &[u8]) {
         let shared_dst = dst.is_multicast() || self.config.is_broadcast(dst);
+        let udps = &self.udps;
         let mut takers: Vec<UdpHandle> = self
-            .udps
-            .iter()
-            .filter(|(_, s)| {
-                s.proto == DatagramProto::Udp
-                    && s.bound.port() == port
-                    && s.takes(dst, from, shared_dst)
-            })
-            .map(|(&h, _)| h)
+            .datagrams
+            .handles(Group::Udp(port))
+            .into_iter()
+            .filter(|h| udps[h].takes(dst, from, shared_dst))
             .collect();
         if !shared_dst && takers.len() > 1 {
             let all_reuse_port = takers.iter().all(|h| self.udps[h].options.reuse_port);
@@ -633,6 +643,7 @@ impl Engine {
         let cost = data.len() + DATAGRAM_OVERHEAD;
         if sock.queued_bytes + cost > sock.rcvbuf().max(cost) && !sock.queue.is_empty() {
             sock.drops += 1;
+            self.events.push_back(Event::UdpDropped(handle));
             return;
         }
         if sock.queue.is_empty() {
@@ -648,12 +659,20 @@ impl Engine {
 
     /// Records an ICMP error about a datagram a connected socket sent to its peer.
     pub(super) fn udp_icmp_error(&mut self, error: super::frames::UdpUnreachable) {
-        let Some((&handle, sock)) = self.udps.iter_mut().find(|(_, s)| {
-            s.bound.port() == error.local.port()
-                && s.connected.is_some_and(|(peer, _)| peer == error.remote)
-        }) else {
+        let udps = &self.udps;
+        let Some(handle) = self
+            .datagrams
+            .handles(Group::Udp(error.local.port()))
+            .into_iter()
+            .find(|h| {
+                udps[h]
+                    .connected
+                    .is_some_and(|(peer, _)| peer == error.remote)
+            })
+        else {
             return; // Linux reports these only to connected sockets
         };
+        let sock = self.udps.get_mut(&handle).expect("indexed");
         sock.error = Some(error.errno);
         self.events.push_back(Event::UdpError(handle));
     }

@@ -56,6 +56,9 @@ pub(super) struct Conn {
     pub(super) app_readable: bool,
     /// The app end may take bytes (the same kind of cache).
     pub(super) app_writable: bool,
+    /// The app end was seen shut down for writing or closed: reads go on to the
+    /// EOF, as no edge will come for it.
+    pub(super) app_read_closed: bool,
     /// Filler bytes still to discard before the application's own (see
     /// [`Control::Connect`](super::Control::Connect)).
     pub(super) junk: usize,
@@ -63,6 +66,10 @@ pub(super) struct Conn {
     pub(super) linger_zero: bool,
     /// Dropped with `fd` (see [`EndToken`]).
     pub(super) token: Option<EndToken>,
+    /// In the pump's queue of connections to serve at the next step.
+    pub(super) queued: bool,
+    /// The end is watched for writability too (since a write to it blocked).
+    pub(super) watches_writable: bool,
 }
 
 impl Conn {
@@ -79,10 +86,15 @@ impl Conn {
             shared,
             phase,
             app_readable: false,
-            app_writable: false,
+            // A new pair's end has room; writability is watched only once a
+            // write blocks.
+            app_writable: true,
+            app_read_closed: false,
             junk: 0,
             linger_zero: false,
             token,
+            queued: false,
+            watches_writable: false,
         }
     }
 
@@ -184,18 +196,16 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smoltcp::iface::SocketSet;
-    use smoltcp::socket::tcp;
 
     fn conn(phase: Phase) -> Conn {
         let (fd, _) = std::os::unix::net::UnixStream::pair().unwrap();
-        let mut set = SocketSet::new(Vec::new());
-        let socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; 64]),
-            tcp::SocketBuffer::new(vec![0; 64]),
-        );
-        let handle = set.add(socket);
-        Conn::new(fd.into(), handle, Arc::default(), phase, None)
+        Conn::new(
+            fd.into(),
+            TcpHandle::for_tests(0),
+            Arc::default(),
+            phase,
+            None,
+        )
     }
 
     fn connecting() -> Phase {

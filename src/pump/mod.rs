@@ -8,6 +8,11 @@
 //! written from its receive ring straight to the socket pair: one copy each way, and
 //! back-pressure is the TCP window itself: the pump stops reading a socket pair while
 //! the ring is full and leaves data in the ring while the application does not read.
+//!
+//! A step costs what is ready: it serves the sockets mio reported, those the
+//! engine says changed and those whose phase moved, from a queue; and an end is
+//! watched for writability only once a write to it would block, so that the
+//! application reading, or the switch taking a frame, does not wake the pump.
 
 use crate::cmd::CmdError;
 use crate::engine::{
@@ -260,11 +265,18 @@ struct NewConn {
     fd: OwnedFd,
     token: Option<EndToken>,
     shared: Arc<ConnShared>,
+    /// `fd` is an adopted end: non-blocking already, and watched for reading
+    /// under `id` (all a connection needs at first).
+    watched: bool,
 }
 
 struct ListenerEntry {
     fd: OwnedFd,
     listener: ListenerId,
+    /// The end is watched for writability too (since a hand-over blocked): the
+    /// application's `accept` makes room on it each time, and that is news only
+    /// while connections wait to be handed over.
+    watches_writable: bool,
     /// Accepted connections the seqpacket could not take yet.
     backlog: VecDeque<(u64, OwnedFd, Vec<u8>)>,
     /// Ids handed to this listener, still parked in `handoffs`.
@@ -336,6 +348,12 @@ pub(crate) struct Pump {
     control: Receiver<Control>,
     conns: HashMap<u64, Conn>,
     by_handle: HashMap<TcpHandle, u64>,
+    /// The connections to serve at the next step (each once: `Conn::queued`):
+    /// those mio reported, those the engine touched, those whose phase moved.
+    /// A step serves these, not every connection.
+    ready: Vec<u64>,
+    /// The engine's touched connections, as it hands them over.
+    touched: Vec<TcpHandle>,
     listeners: HashMap<u64, ListenerEntry>,
     by_listener: HashMap<ListenerId, u64>,
     handoffs: Handoffs,
@@ -343,6 +361,11 @@ pub(crate) struct Pump {
     adopted: HashMap<u64, (OwnedFd, Option<EndToken>)>,
     udps: HashMap<u64, udp::UdpEntry>,
     by_udp: HashMap<UdpHandle, u64>,
+    /// The UDP sockets to serve at the next step (each once).
+    udp_ready: Vec<u64>,
+    /// The UDP sockets holding a datagram smoltcp had no room for: served at
+    /// every step until it leaves.
+    udp_stalled: std::collections::HashSet<u64>,
     /// Room for the largest datagram an application may write.
     udp_scratch: Vec<u8>,
     next_accept_id: u64,
@@ -398,11 +421,11 @@ impl Pump {
         failure: Failure,
     ) -> io::Result<Pump> {
         if let Some(fd) = link.data_fd() {
-            poll.registry().register(
-                &mut SourceFd(&fd),
-                LINK_DATA,
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
+            // Writability only while the link is blocked (see `Pump::block_link`):
+            // the switch draining each frame sent is an edge that would wake the
+            // pump for nothing.
+            poll.registry()
+                .register(&mut SourceFd(&fd), LINK_DATA, Interest::READABLE)?;
         }
         if let Some(fd) = link.hangup_fd() {
             poll.registry()
@@ -418,12 +441,16 @@ impl Pump {
             control,
             conns: HashMap::new(),
             by_handle: HashMap::new(),
+            ready: Vec::new(),
+            touched: Vec::new(),
             listeners: HashMap::new(),
             by_listener: HashMap::new(),
             handoffs,
             adopted: HashMap::new(),
             udps: HashMap::new(),
             by_udp: HashMap::new(),
+            udp_ready: Vec::new(),
+            udp_stalled: std::collections::HashSet::new(),
             // The largest datagram (UDP over IPv6) behind its address.
             udp_scratch: vec![0; crate::engine::MAX_UDP_PAYLOAD + ADDR_BYTES],
             // Accepted connections get ids from the top half, so they never meet the
@@ -470,8 +497,12 @@ impl Pump {
         let mut events = Events::with_capacity(256);
         loop {
             let now = self.now();
-            let timeout = if self.engine.has_loopback() || self.link_readable || self.udp_stalled()
-            {
+            let busy = self.engine.has_loopback()
+                || self.link_readable
+                || !self.ready.is_empty()
+                || !self.udp_ready.is_empty()
+                || !self.udp_stalled.is_empty();
+            let timeout = if busy {
                 Some(Duration::ZERO)
             } else {
                 self.engine.poll_delay(now)
@@ -498,8 +529,8 @@ impl Pump {
                     if event.is_readable() {
                         self.link_readable = true;
                     }
-                    if event.is_writable() {
-                        self.link_blocked = false;
+                    if event.is_writable() && self.link_blocked {
+                        self.watch_link(false);
                     }
                 }
                 LINK_HANGUP => {
@@ -524,23 +555,38 @@ impl Pump {
         self.late_events = events;
     }
 
-    /// One round of work: frames in, application bytes in, frames out, bytes out.
+    /// One round of work: frames in, application bytes in, frames out, bytes out;
+    /// for the connections that are ready only.
     fn step(&mut self) {
         let now = self.now();
         if self.link_readable && !self.link_dead {
             self.receive_frames(now);
         }
         self.engine.receive_loopback(now);
+        self.take_touched();
         // Deliver before acknowledging: the ACK then advertises the window the
         // delivery opened, instead of a small one and a window update after it.
-        self.service_app_output();
-        self.service_app_input();
-        if !self.udps.is_empty() {
+        let ready = std::mem::take(&mut self.ready);
+        for &id in &ready {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.queued = false;
+            }
+        }
+        for &id in &ready {
+            self.serve_app_output(id);
+        }
+        for &id in &ready {
+            self.serve_app_input(id);
+        }
+        if !self.udp_ready.is_empty() || !self.udp_stalled.is_empty() {
             self.service_udp();
         }
         self.engine.transmit(now);
         self.flush_link();
         self.handle_engine_events();
+        // What the transmit changed (a timer ran out, a look noticed) is served
+        // at the next step, at once.
+        self.take_touched();
         if let Some(pcap) = &mut self.capture {
             // So that `tcpdump -r` sees the frames while the stack runs.
             let _ = pcap.flush();
@@ -601,7 +647,7 @@ impl Pump {
                 match self.link.send_batch(&slices[..batch.len()]) {
                     Ok(sent) => sent,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.link_blocked = true;
+                        self.watch_link(true);
                         0
                     }
                     // A frame the link refuses is a frame lost on the wire.
@@ -616,6 +662,29 @@ impl Pump {
                 self.engine.recycle(frame);
             }
             self.tx_frames = batch;
+        }
+    }
+
+    /// Marks the link blocked (a send would block) or not, and watches its
+    /// writability exactly while it is.
+    fn watch_link(&mut self, blocked: bool) {
+        self.link_blocked = blocked;
+        if let Some(fd) = self.link.data_fd() {
+            let interest = if blocked {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(&mut SourceFd(&fd), LINK_DATA, interest)
+                .is_err()
+            {
+                // Not watched: try again at the next step rather than wait for
+                // an edge that would not come.
+                self.link_blocked = false;
+            }
         }
     }
 
@@ -635,6 +704,28 @@ impl Pump {
         }
     }
 
+    /// Queues a connection for the next step.
+    fn make_ready(&mut self, id: u64) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            if !conn.queued {
+                conn.queued = true;
+                self.ready.push(id);
+            }
+        }
+    }
+
+    /// Queues the connections the engine touched.
+    fn take_touched(&mut self) {
+        let mut touched = std::mem::take(&mut self.touched);
+        self.engine.take_touched(&mut touched);
+        for handle in touched.drain(..) {
+            if let Some(&id) = self.by_handle.get(&handle) {
+                self.make_ready(id);
+            }
+        }
+        self.touched = touched;
+    }
+
     fn socket_event(&mut self, id: u64, event: &mio::event::Event) {
         if self.udp_event(id, event) {
             return;
@@ -643,9 +734,14 @@ impl Pump {
             if event.is_readable() || event.is_read_closed() {
                 conn.app_readable = true;
             }
+            if event.is_read_closed() {
+                conn.app_read_closed = true;
+            }
             if event.is_writable() {
                 conn.app_writable = true;
             }
+            self.make_ready(id);
+            let conn = self.conns.get_mut(&id).expect("looked up above");
             if event.is_write_closed() {
                 let verdict = conn.on_app_closed();
                 self.settle(id, verdict);
@@ -655,9 +751,8 @@ impl Pump {
         if self.adopted.contains_key(&id) {
             // The application end of an unused socket hung up: it was closed.
             if event.is_read_closed() {
-                if let Some((fd, _token)) = self.adopted.remove(&id) {
-                    self.forget_fd(&fd);
-                }
+                // Closing it takes it out of the poll too (see `forget_fd`).
+                self.adopted.remove(&id);
             }
             return;
         }
@@ -682,13 +777,16 @@ impl Pump {
                 Err(crossbeam_channel::TryRecvError::Empty) => return true,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => return false,
             };
-            if matches!(
-                control,
-                Control::Bind { .. }
-                    | Control::Listen { .. }
-                    | Control::Connect { .. }
-                    | Control::UdpOpen { .. }
-            ) {
+            // An ephemeral port is chosen among those free, whatever the
+            // hang-ups not taken in yet: only a port asked for needs them.
+            let port = |local: &SocketAddr| local.port() != 0;
+            let takes_a_port = match &control {
+                Control::Bind { local, .. } | Control::UdpOpen { local, .. } => port(local),
+                Control::Connect { local, .. } => local.as_ref().is_some_and(port),
+                Control::Listen { .. } => true,
+                _ => false,
+            };
+            if takes_a_port {
                 self.catch_up();
             }
             match control {
@@ -720,7 +818,7 @@ impl Pump {
                     shared,
                     reply,
                 } => {
-                    let Some((fd, token)) = self.end_for(id, fd) else {
+                    let Some((fd, token, watched)) = self.end_for(id, fd) else {
                         let _ = reply.send(Err(io::Error::from_raw_os_error(libc::EBADF)));
                         continue;
                     };
@@ -729,6 +827,7 @@ impl Pump {
                         fd,
                         token,
                         shared,
+                        watched,
                     };
                     self.connect(conn, junk, remote, local, &options, reply)
                 }
@@ -750,7 +849,7 @@ impl Pump {
                     let result = self.listen(id, fd, token, local, backlog, accepted, &options);
                     let _ = reply.send(result);
                 }
-                Control::Adopt { id, fd, token } => self.adopt(id, fd, Some(token)),
+                Control::Adopt { id, fd, token } => self.adopt(id, fd, Some(token), false),
                 Control::SetOptions { id, options, reply } => {
                     let _ = reply.send(self.set_options(id, &options));
                 }
@@ -763,12 +862,11 @@ impl Pump {
                     shared,
                     reply,
                 } => {
-                    let Some((fd, token)) = self.end_for(id, fd) else {
+                    let Some(end) = self.end_for(id, fd) else {
                         let _ = reply.send(Err(io::Error::from_raw_os_error(libc::EBADF)));
                         continue;
                     };
-                    let _ =
-                        reply.send(self.udp_open(id, proto, (fd, token), local, &options, shared));
+                    let _ = reply.send(self.udp_open(id, proto, end, local, &options, shared));
                 }
                 Control::UdpConnect { id, remote, reply } => {
                     let _ = reply.send(self.udp_connect(id, remote));
@@ -807,12 +905,13 @@ impl Pump {
             Ok(handle) => handle,
             Err(e) => {
                 // The socket stays usable for another try, as after a failed connect(2).
-                self.adopt(conn.id, conn.fd, conn.token);
+                self.adopt(conn.id, conn.fd, conn.token, conn.watched);
                 let _ = reply.send(Err(e));
                 return;
             }
         };
         let id = conn.id;
+        let watched = conn.watched;
         let phase = Phase::Connecting {
             reply: reply.clone(),
         };
@@ -820,6 +919,9 @@ impl Pump {
             Ok(()) => {
                 let conn = self.conns.get_mut(&id).expect("just added");
                 conn.junk = junk;
+                // An adopted end's edges went to the adopted end: the filler a
+                // non-blocking connect wrote before asking is there to read.
+                conn.app_readable = watched && junk > 0;
                 conn.linger_zero = options.resets_on_close();
             }
             Err(e) => {
@@ -829,45 +931,50 @@ impl Pump {
         }
     }
 
-    /// The pump end a control brings (with no token), or else the end of the
-    /// `msocket` socket adopted under `id` (with its token), taken back to be put to use.
-    fn end_for(&mut self, id: u64, fd: Option<OwnedFd>) -> Option<(OwnedFd, Option<EndToken>)> {
+    /// The pump end a control brings (with no token, not watched yet), or else
+    /// the end of the `msocket` socket adopted under `id` (with its token, and
+    /// watched for reading already), taken back to be put to use.
+    fn end_for(
+        &mut self,
+        id: u64,
+        fd: Option<OwnedFd>,
+    ) -> Option<(OwnedFd, Option<EndToken>, bool)> {
         if let Some(fd) = fd {
-            return Some((fd, None));
+            return Some((fd, None, false));
         }
         let (fd, token) = self.adopted.remove(&id)?;
-        self.forget_fd(&fd);
-        Some((fd, token))
+        Some((fd, token, true))
     }
 
     /// Keeps the pump's end of an unused `msocket` socket until the application
-    /// connects it or closes its end.
-    fn adopt(&mut self, id: u64, fd: OwnedFd, token: Option<EndToken>) {
-        let registered = sys::set_nonblocking(fd.as_fd(), true).and_then(|()| {
-            self.poll.registry().register(
-                &mut SourceFd(&fd.as_raw_fd()),
-                Token(id as usize),
-                Interest::READABLE,
-            )
-        });
-        if registered.is_ok() {
+    /// connects it or closes its end (`watched`: it is non-blocking and watched
+    /// for reading under `id` already).
+    fn adopt(&mut self, id: u64, fd: OwnedFd, token: Option<EndToken>, watched: bool) {
+        let registered = watched
+            || sys::set_nonblocking(fd.as_fd(), true)
+                .and_then(|()| watch_end(self.poll.registry(), &fd, id))
+                .is_ok();
+        if registered {
             self.adopted.insert(id, (fd, token));
         }
     }
 
+    /// Serves a new connection through its pump end. The end is watched for
+    /// reading only: a socket pair's end is writable most of the time, and
+    /// each of its edges (the application read something) would wake the pump
+    /// for nothing. Writability is watched once a write would block.
     fn add_conn(&mut self, conn: NewConn, handle: TcpHandle, phase: Phase) -> io::Result<()> {
         let NewConn {
             id,
             fd,
             token,
             shared,
+            watched,
         } = conn;
-        sys::set_nonblocking(fd.as_fd(), true)?;
-        self.poll.registry().register(
-            &mut SourceFd(&fd.as_raw_fd()),
-            Token(id as usize),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        if !watched {
+            sys::set_nonblocking(fd.as_fd(), true)?;
+            watch_end(self.poll.registry(), &fd, id)?;
+        }
         self.by_handle.insert(handle, id);
         self.conns
             .insert(id, Conn::new(fd, handle, shared, phase, token));
@@ -887,11 +994,7 @@ impl Pump {
     ) -> io::Result<()> {
         sys::set_nonblocking(fd.as_fd(), true)?;
         let listener = self.engine.listen(local, backlog, accepted, options)?;
-        if let Err(e) = self.poll.registry().register(
-            &mut SourceFd(&fd.as_raw_fd()),
-            Token(id as usize),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) = watch_end(self.poll.registry(), &fd, id) {
             self.engine.unlisten(listener);
             return Err(e);
         }
@@ -901,6 +1004,7 @@ impl Pump {
             ListenerEntry {
                 fd,
                 listener,
+                watches_writable: false,
                 backlog: VecDeque::new(),
                 handed: Vec::new(),
                 _token: token,
@@ -926,7 +1030,14 @@ impl Pump {
                         if reply.send(Ok(local)).is_err() {
                             // Nobody waits any more: the application gave up.
                             self.drop_conn(id, true);
+                            continue;
                         }
+                    }
+                    // What the application wrote while it waited can go now (a
+                    // blocking connect wrote nothing: nothing to serve yet).
+                    let conn = &self.conns[&id];
+                    if conn.app_readable || self.engine.recv_queue(handle) > 0 {
+                        self.make_ready(id);
                     }
                 }
                 Event::ConnectFailed(handle, errno) => {
@@ -938,7 +1049,7 @@ impl Pump {
                         if conn.junk == 0 {
                             // Usable for another connect, as a socket is after a failed
                             // connect(2); kept until the application closes it.
-                            self.adopt(id, conn.fd, conn.token);
+                            self.adopt(id, conn.fd, conn.token, false);
                         }
                         // With filler in it, the pair closes instead: the application's
                         // end turns writable and hung up, and SO_ERROR tells why.
@@ -955,6 +1066,7 @@ impl Pump {
                 } => self.accepted(listener, handle, local, peer),
                 Event::UdpReadable(handle) => self.udp_readable(handle),
                 Event::UdpError(handle) => self.udp_error(handle),
+                Event::UdpDropped(handle) => self.udp_dropped(handle),
                 Event::Aborted(handle, errno) => {
                     let Some(&id) = self.by_handle.get(&handle) else {
                         continue;
@@ -996,10 +1108,15 @@ impl Pump {
             fd: pump_end,
             token: Some(token),
             shared: shared.clone(),
+            watched: false,
         };
         if self.add_conn(conn, handle, Phase::Open).is_err() {
             self.engine.release(handle, true);
             return;
+        }
+        // Bytes may have come with the handshake's end.
+        if self.engine.recv_queue(handle) > 0 {
+            self.make_ready(id);
         }
         self.handoffs
             .lock()
@@ -1023,7 +1140,13 @@ impl Pump {
                 Ok(()) => {
                     entry.backlog.pop_front();
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !entry.watches_writable {
+                        entry.watches_writable =
+                            watch_writable_too(self.poll.registry(), &entry.fd, id);
+                    }
+                    return;
+                }
                 Err(_) => {
                     self.close_listener(id);
                     return;
@@ -1036,7 +1159,6 @@ impl Pump {
         let Some(entry) = self.listeners.remove(&id) else {
             return;
         };
-        self.forget_fd(&entry.fd);
         self.by_listener.remove(&entry.listener);
         self.engine.unlisten(entry.listener);
         let mut handoffs = self.handoffs.lock().expect("handoff map poisoned");
@@ -1049,105 +1171,119 @@ impl Pump {
 
     // ---- bytes between the application and smoltcp ----
 
-    /// Reads what applications wrote into the transmit rings, while there is room.
-    fn service_app_input(&mut self) {
-        let mut settled = Vec::new();
-        for (&id, conn) in self.conns.iter_mut() {
-            if !conn.reads_app() || !conn.app_readable {
-                continue;
+    /// Reads what the application wrote on connection `id` into its transmit
+    /// ring, while there is room.
+    fn serve_app_input(&mut self, id: u64) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if !conn.reads_app() || !conn.app_readable {
+            return;
+        }
+        if conn.junk > 0 && !discard_junk(conn) {
+            return;
+        }
+        // While the ring still holds plenty to send, wait for room for a large
+        // read rather than making one read(2) per acknowledged segment (the
+        // acknowledgements that make room touch the connection again).
+        let socket = self.engine.tcp_ref(conn.handle);
+        let free = socket.send_capacity() - socket.send_queue();
+        if socket.send_queue() > 0 && free < socket.send_capacity() / 4 {
+            return;
+        }
+        let socket = self.engine.tcp(conn.handle);
+        let mut verdict = None;
+        // At most two passes: the free space of a ring may wrap once.
+        for _ in 0..2 {
+            if !socket.can_send() {
+                if !socket.may_send() {
+                    // The connection cannot carry more (peer reset or closed):
+                    // stop reading; the state change is reported separately.
+                    conn.app_readable = false;
+                }
+                break;
             }
-            if conn.junk > 0 && !discard_junk(conn) {
-                continue;
-            }
-            let socket = self.engine.tcp(conn.handle);
-            // While the ring still holds plenty to send, wait for room for a large
-            // read rather than making one read(2) per acknowledged segment.
-            let free = socket.send_capacity() - socket.send_queue();
-            if socket.send_queue() > 0 && free < socket.send_capacity() / 4 {
-                continue;
-            }
-            // At most two passes: the free space of a ring may wrap once.
-            for _ in 0..2 {
-                if !socket.can_send() {
-                    if !socket.may_send() {
-                        // The connection cannot carry more (peer reset or closed):
-                        // stop reading; the state change is reported separately.
-                        conn.app_readable = false;
-                    }
+            let fd = conn.fd.as_fd();
+            let result = socket.send(|buf| match sys::read(fd, buf) {
+                Ok(n) => (n, Ok((n, buf.len()))),
+                Err(e) => (0, Err(e)),
+            });
+            match result {
+                Ok(Ok((0, _))) => {
+                    // EOF: the application shut down writing or closed the socket.
+                    socket.close();
+                    verdict = Some(conn.on_app_eof());
                     break;
                 }
-                let fd = conn.fd.as_fd();
-                let result = socket.send(|buf| match sys::read(fd, buf) {
-                    Ok(n) => (n, Ok(n)),
-                    Err(e) => (0, Err(e)),
-                });
-                match result {
-                    Ok(Ok(0)) => {
-                        // EOF: the application shut down writing or closed the socket.
-                        socket.close();
-                        settled.push((id, conn.on_app_eof()));
-                        break;
-                    }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                        conn.app_readable = false;
-                        break;
-                    }
-                    Ok(Err(e)) => {
-                        settled.push((id, conn.on_app_error(&e)));
-                        break;
-                    }
-                    Err(_) => break,
+                Ok(Ok((n, offered))) if n < offered && !conn.app_read_closed => {
+                    // A short read took all there was: the next write is an edge
+                    // of its own, so no read is spent to hear EAGAIN. (Once the
+                    // end hung up, that edge came already: read on to the EOF.)
+                    conn.app_readable = false;
+                    break;
                 }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.app_readable = false;
+                    break;
+                }
+                Ok(Err(e)) => {
+                    verdict = Some(conn.on_app_error(&e));
+                    break;
+                }
+                Err(_) => break,
             }
         }
-        for (id, verdict) in settled {
+        if let Some(verdict) = verdict {
             self.settle(id, verdict);
         }
     }
 
-    /// Writes what arrived from the network to the applications that can take it, and
-    /// passes on the peer's FIN once everything before it is delivered.
-    fn service_app_output(&mut self) {
-        let mut settled = Vec::new();
-        for (&id, conn) in self.conns.iter_mut() {
-            if conn.is_connecting() {
-                continue;
-            }
-            let mut unwritable = false;
-            while conn.app_writable && self.engine.recv_queue(conn.handle) > 0 {
-                let fd = conn.fd.as_fd();
-                match self
-                    .engine
-                    .recv_with(conn.handle, |bytes| sys::send(fd, bytes))
-                {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        conn.app_writable = false;
-                    }
-                    Err(_) => {
-                        // EPIPE: nobody will read this.
-                        unwritable = true;
-                        break;
+    /// Writes what arrived from the network on connection `id` to the
+    /// application while it takes it, and passes on the peer's FIN once
+    /// everything before it is delivered.
+    fn serve_app_output(&mut self, id: u64) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.is_connecting() {
+            return;
+        }
+        while conn.app_writable && self.engine.recv_queue(conn.handle) > 0 {
+            let fd = conn.fd.as_fd();
+            match self
+                .engine
+                .recv_with(conn.handle, |bytes| sys::send(fd, bytes))
+            {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.app_writable = false;
+                    if !conn.watches_writable {
+                        // From now on its writability is news (see `add_conn`).
+                        conn.watches_writable =
+                            watch_writable_too(self.poll.registry(), &conn.fd, id);
+                        conn.app_writable = !conn.watches_writable;
                     }
                 }
-            }
-            if unwritable {
-                settled.push((id, conn.on_app_unwritable()));
-                continue;
-            }
-            if conn.awaits_peer_fin() && self.engine.recv_finished(conn.handle) {
-                let _ = sys::shutdown(conn.fd.as_fd(), std::net::Shutdown::Write);
-                settled.push((id, conn.on_peer_fin_passed()));
+                Err(_) => {
+                    // EPIPE: nobody will read this.
+                    let verdict = conn.on_app_unwritable();
+                    return self.settle(id, verdict);
+                }
             }
         }
-        for (id, verdict) in settled {
+        if conn.awaits_peer_fin() && self.engine.recv_finished(conn.handle) {
+            let _ = sys::shutdown(conn.fd.as_fd(), std::net::Shutdown::Write);
+            let verdict = conn.on_peer_fin_passed();
             self.settle(id, verdict);
         }
     }
 
-    /// Stops watching `fd` (it is about to be closed).
+    /// Stops watching `fd`, which stays open (to be watched again under another
+    /// name). An end that is closed needs no such call: closing the pump's only
+    /// descriptor of it takes it out of epoll, which saves a system call for
+    /// every socket closed.
     fn forget_fd(&self, fd: &OwnedFd) {
         let _ = self
             .poll
@@ -1181,10 +1317,33 @@ impl Pump {
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
-        self.forget_fd(&conn.fd);
         self.by_handle.remove(&conn.handle);
         self.engine.release(conn.handle, reset);
     }
+}
+
+/// Watches a socket's pump end under `id`, for reading only: a socket pair's
+/// end is writable nearly always, and each of its edges (the application read
+/// something) would wake the pump for nothing.
+pub(super) fn watch_end(registry: &mio::Registry, fd: &OwnedFd, id: u64) -> io::Result<()> {
+    registry.register(
+        &mut SourceFd(&fd.as_raw_fd()),
+        Token(id as usize),
+        Interest::READABLE,
+    )
+}
+
+/// Watches an end for writability as well, once a write to it would block;
+/// false if that failed (out of memory: the caller then treats the end as
+/// writable, and the next write finds out).
+pub(super) fn watch_writable_too(registry: &mio::Registry, fd: &OwnedFd, id: u64) -> bool {
+    registry
+        .reregister(
+            &mut SourceFd(&fd.as_raw_fd()),
+            Token(id as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .is_ok()
 }
 
 /// Reads and drops the filler a non-blocking connect put in front of the

@@ -12,14 +12,12 @@
 //! until the application has drained the datagrams framed the old way
 //! ([`Control::UdpResume`](super::Control::UdpResume)).
 
-use super::{decode_addr, encode_addr, EndToken, Pump, ADDR_BYTES};
+use super::{decode_addr, encode_addr, watch_end, watch_writable_too, EndToken, Pump, ADDR_BYTES};
 use crate::engine::{DatagramProto, Engine, SocketOptions, UdpHandle};
 use crate::sys;
-use mio::unix::SourceFd;
-use mio::{Interest, Token};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -64,6 +62,10 @@ pub(super) struct UdpEntry {
     stalled: Option<(Option<SocketAddr>, Vec<u8>)>,
     /// Dropped with `fd` (see [`EndToken`]).
     _token: Option<EndToken>,
+    /// In the pump's queue of UDP sockets to serve at the next step.
+    queued: bool,
+    /// Its end is watched for writability too (since a write would block).
+    watches_writable: bool,
 }
 
 impl Pump {
@@ -81,12 +83,14 @@ impl Pump {
         &mut self,
         id: u64,
         proto: DatagramProto,
-        (fd, token): (OwnedFd, Option<EndToken>),
+        (fd, token, watched): (OwnedFd, Option<EndToken>, bool),
         local: SocketAddr,
         options: &SocketOptions,
         shared: Arc<UdpShared>,
     ) -> io::Result<SocketAddr> {
-        sys::set_nonblocking(fd.as_fd(), true)?;
+        if !watched {
+            sys::set_nonblocking(fd.as_fd(), true)?;
+        }
         let opened = match proto {
             DatagramProto::Udp => self.engine.udp_open(local, options),
             DatagramProto::Ping => self.engine.ping_open(local, options),
@@ -95,18 +99,17 @@ impl Pump {
             Ok(opened) => opened,
             Err(e) => {
                 if token.is_some() {
-                    self.adopt(id, fd, token);
+                    self.adopt(id, fd, token, watched);
                 }
                 return Err(e);
             }
         };
-        if let Err(e) = self.poll.registry().register(
-            &mut SourceFd(&fd.as_raw_fd()),
-            Token(id as usize),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            self.engine.udp_close(handle);
-            return Err(e);
+        // Watched for reading only until a write would block (see `add_conn`).
+        if !watched {
+            if let Err(e) = watch_end(self.poll.registry(), &fd, id) {
+                self.engine.udp_close(handle);
+                return Err(e);
+            }
         }
         self.by_udp.insert(handle, id);
         self.udps.insert(
@@ -123,6 +126,8 @@ impl Pump {
                 has_data: false,
                 stalled: None,
                 _token: token,
+                queued: false,
+                watches_writable: false,
             },
         );
         Ok(bound)
@@ -139,6 +144,8 @@ impl Pump {
         let handle = entry.handle;
         // What the application wrote before connecting is framed the old way.
         read_app(&mut self.engine, entry, &mut self.udp_scratch);
+        self.udp_note_stall(id);
+        self.udp_make_ready(id);
         let local = self.engine.udp_connect(handle, remote)?;
         let entry = self.udps.get_mut(&id).expect("looked up above");
         entry.connected = remote.is_some();
@@ -168,6 +175,26 @@ impl Pump {
         if let Some(entry) = self.udps.get_mut(&id) {
             entry.paused = false;
         }
+        self.udp_make_ready(id);
+    }
+
+    /// Queues a UDP socket for the next step.
+    fn udp_make_ready(&mut self, id: u64) {
+        if let Some(entry) = self.udps.get_mut(&id) {
+            if !entry.queued {
+                entry.queued = true;
+                self.udp_ready.push(id);
+            }
+        }
+    }
+
+    /// Keeps the set of sockets with a datagram waiting for room up to date.
+    fn udp_note_stall(&mut self, id: u64) {
+        if self.udps.get(&id).is_some_and(|e| e.stalled.is_some()) {
+            self.udp_stalled.insert(id);
+        } else {
+            self.udp_stalled.remove(&id);
+        }
     }
 
     /// New options for the UDP socket `id`; false if there is none.
@@ -181,7 +208,10 @@ impl Pump {
         // been seen yet.
         entry.app_readable = true;
         read_app(&mut self.engine, entry, &mut self.udp_scratch);
-        self.engine.udp_set_options(entry.handle, options);
+        let handle = entry.handle;
+        self.udp_note_stall(id);
+        self.udp_make_ready(id);
+        self.engine.udp_set_options(handle, options);
         true
     }
 
@@ -213,26 +243,35 @@ impl Pump {
             read_app(&mut self.engine, entry, &mut self.udp_scratch);
             if !entry.app_readable && entry.stalled.is_none() {
                 self.udp_drop(id);
+                return true;
             }
+            self.udp_note_stall(id);
         }
+        self.udp_make_ready(id);
         true
-    }
-
-    /// True while some socket holds a datagram smoltcp could not take yet: the pump
-    /// must come back once the engine has sent what it queued.
-    pub(super) fn udp_stalled(&self) -> bool {
-        self.udps.values().any(|e| e.stalled.is_some())
     }
 
     /// The engine queued datagrams for a socket: pass them on now.
     pub(super) fn udp_readable(&mut self, handle: UdpHandle) {
-        if let Some(entry) = self
-            .by_udp
-            .get(&handle)
-            .and_then(|id| self.udps.get_mut(id))
-        {
+        let Some(&id) = self.by_udp.get(&handle) else {
+            return;
+        };
+        if let Some(entry) = self.udps.get_mut(&id) {
             entry.has_data = true;
             write_app(&mut self.engine, entry);
+            watch_writable(self.poll.registry(), id, entry);
+            // A failed write may have found the application gone.
+            self.udp_make_ready(id);
+        }
+    }
+
+    /// A socket dropped a datagram: its count, as the application reads it.
+    pub(super) fn udp_dropped(&mut self, handle: UdpHandle) {
+        if let Some(entry) = self.by_udp.get(&handle).and_then(|id| self.udps.get(id)) {
+            entry
+                .shared
+                .drops
+                .store(self.engine.udp_drops(handle), Ordering::Relaxed);
         }
     }
 
@@ -248,24 +287,35 @@ impl Pump {
         }
     }
 
-    /// Moves datagrams between every UDP socket pair and the engine.
+    /// Moves datagrams between the engine and the UDP socket pairs that are
+    /// ready (an event came for them) or hold a datagram waiting for room.
     pub(super) fn service_udp(&mut self) {
-        let mut finished = Vec::new();
-        for (&id, entry) in self.udps.iter_mut() {
+        let mut serving = std::mem::take(&mut self.udp_ready);
+        serving.extend(self.udp_stalled.iter().copied());
+        for id in serving {
+            let Some(entry) = self.udps.get_mut(&id) else {
+                continue;
+            };
+            entry.queued = false;
             read_app(&mut self.engine, entry, &mut self.udp_scratch);
             write_app(&mut self.engine, entry);
+            watch_writable(self.poll.registry(), id, entry);
             if entry.app_gone && !entry.app_readable && entry.stalled.is_none() {
-                finished.push(id);
+                self.udp_drop(id);
+                continue;
             }
-        }
-        for id in finished {
-            self.udp_drop(id);
+            // Still readable after a step's share of datagrams: more next step.
+            let more = entry.app_readable && entry.stalled.is_none();
+            self.udp_note_stall(id);
+            if more {
+                self.udp_make_ready(id);
+            }
         }
     }
 
     pub(super) fn udp_drop(&mut self, id: u64) {
+        self.udp_stalled.remove(&id);
         if let Some(entry) = self.udps.remove(&id) {
-            self.forget_fd(&entry.fd);
             self.by_udp.remove(&entry.handle);
             self.engine.udp_close(entry.handle);
         }
@@ -364,6 +414,18 @@ fn write_app(engine: &mut Engine, entry: &mut UdpEntry) {
             }
         }
     }
+}
+
+/// Watches a socket's end for writability once a write to it would block: an
+/// end is watched for reading only until then (see `Pump::add_conn`).
+fn watch_writable(registry: &mio::Registry, id: u64, entry: &mut UdpEntry) {
+    if entry.app_writable || entry.watches_writable {
+        return;
+    }
+    entry.watches_writable = watch_writable_too(registry, &entry.fd, id);
+    // Failing that (out of memory), it is treated as writable again: the next
+    // write finds out.
+    entry.app_writable = !entry.watches_writable;
 }
 
 fn ebadf() -> io::Error {

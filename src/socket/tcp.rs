@@ -506,9 +506,9 @@ impl Acceptor {
                 .error()
                 .unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
         })?;
+        // A backlog slot is free: the pump reads this when the next SYN comes (a
+        // SYN it dropped is retried by its peer), so it is not woken for it.
         self.accepted.fetch_add(1, Ordering::Relaxed);
-        // Wake the pump: a backlog slot is free, and SYNs it dropped will be retried.
-        let _ = self.ctx.pump.waker.wake();
         let (id, local, peer) = decode_accept(&payload[..len])
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EPROTO))?;
         let (shared, watch) = match self.ctx.take_handoff(id) {
