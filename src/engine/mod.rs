@@ -25,19 +25,24 @@
 //!   retransmitted at once (`frames::HoleSignal`), ACKs stamped with the highest
 //!   sequence number sent (`frames::AckSequence`), and a retransmission after a
 //!   stall instead of smoltcp's 1-second floor ([`recovery`]);
-//! - IPv6 fragmentation and reassembly ([`ipv6_frag`]), which smoltcp has for
-//!   IPv4 only;
+//! - IP fragmentation and reassembly for both families ([`ipv4_frag`],
+//!   [`ipv6_frag`], [`reassembly`]): smoltcp has none for IPv6, and its IPv4 one
+//!   holds 320 KiB of fixed buffers per stack; smoltcp's device claims the largest
+//!   packet and the boundary keeps to the link's MTU ([`link_mtu`]);
 //! - multicast datagrams with their own hop limit, looped back to the stack's own
 //!   members of the group ([`multicast`]).
 
 mod config_plan;
 mod frames;
+mod ipv4_frag;
 mod ipv6_frag;
 mod lifecycle;
+mod link_mtu;
 mod multicast;
 mod options;
 mod ping;
 mod ports;
+mod reassembly;
 mod recovery;
 mod udp;
 
@@ -236,12 +241,8 @@ pub(crate) struct Engine {
     arp_seen: HashMap<Ipv4Address, Duration>,
     events: VecDeque<Event>,
     now: Duration,
-    /// IPv6 fragmentation, which smoltcp lacks: incoming fragments waiting for
-    /// the rest, the raw socket outgoing ones leave by (made on first use), and
-    /// the next Fragment header identification.
-    reassembler: ipv6_frag::Reassembler,
-    fragment_socket: Option<smoltcp::iface::SocketHandle>,
-    next_fragment_id: u32,
+    /// Incoming fragments waiting for the rest of their datagram.
+    reassembler: reassembly::Reassemblers,
 }
 
 impl Engine {
@@ -255,6 +256,8 @@ impl Engine {
             .map(|l| l.mac)
             .unwrap_or([0x02, 0, 0, 0, 0, 1]);
         let mut io = FrameIo::new(EthernetAddress(mac), 1500);
+        // Not predictable from one stack to the next (RFC 7739), yet repeatable.
+        io.next_fragment_id = (seed >> 16) as u32;
         let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         iface_config.random_seed = seed;
         let iface = Interface::new(iface_config, &mut Port::idle(&mut io), instant(now));
@@ -278,10 +281,7 @@ impl Engine {
             arp_seen: HashMap::new(),
             events: VecDeque::new(),
             now,
-            reassembler: ipv6_frag::Reassembler::default(),
-            fragment_socket: None,
-            // Not predictable from one stack to the next (RFC 7739), yet repeatable.
-            next_fragment_id: (seed >> 16) as u32,
+            reassembler: reassembly::Reassemblers::default(),
         };
         engine.sync_config();
         engine
@@ -404,9 +404,15 @@ impl Engine {
 
     fn ingest(&mut self, frame: &[u8]) {
         match self.reassembler.on_frame(frame, self.now) {
-            ipv6_frag::Fragment::NotOne => {}
-            ipv6_frag::Fragment::Taken => return,
-            ipv6_frag::Fragment::Complete(whole) => return self.ingest(&whole),
+            reassembly::Fragment::NotOne => {}
+            reassembly::Fragment::Taken => return,
+            reassembly::Fragment::Complete(whole) => return self.ingest(&whole),
+        }
+        if link_mtu::mss_too_large(frame, self.io.mtu) {
+            // smoltcp sizes segments from the peer's MSS (see `link_mtu`).
+            let mut clamped = frame.to_vec();
+            link_mtu::clamp_mss(&mut clamped, self.io.mtu);
+            return self.ingest(&clamped);
         }
         if let Some(sender) = frames::arp_sender(frame) {
             self.arp_seen.insert(sender, self.now);
@@ -1131,6 +1137,8 @@ struct FrameIo {
     stalls: recovery::StallRepair,
     /// The engine's clock, for what the device boundary times.
     now: Duration,
+    /// The identification of the next datagram the boundary cuts in fragments.
+    next_fragment_id: u32,
 }
 
 impl FrameIo {
@@ -1149,6 +1157,7 @@ impl FrameIo {
             holes: frames::HoleSignal::default(),
             stalls: recovery::StallRepair::default(),
             now: Duration::ZERO,
+            next_fragment_id: 0,
         }
     }
 
@@ -1157,7 +1166,9 @@ impl FrameIo {
     }
 
     fn recycle(&mut self, frame: Vec<u8>) {
-        if self.pool.len() < OUTBOX_LIMIT {
+        // A buffer grown for a whole datagram (cut at the boundary, or looped
+        // back) goes back to the allocator rather than stay in the pool.
+        if self.pool.len() < OUTBOX_LIMIT && frame.capacity() <= crate::link::MAX_FRAME {
             self.pool.push(frame);
         }
     }
@@ -1169,6 +1180,7 @@ impl FrameIo {
     /// Sends a frame smoltcp built where it belongs: back in (loopback), out, or
     /// nowhere (a down link).
     fn route(&mut self, mut frame: Vec<u8>) {
+        link_mtu::clamp_mss(&mut frame, self.mtu);
         if let Some(segment) = self.ack_sequence.on_egress(&mut frame) {
             if segment.rst {
                 self.stalls.forget(&segment.flow);
@@ -1206,7 +1218,9 @@ impl FrameIo {
                 return;
             }
         }
-        if self.wire_up {
+        if self.wire_up && frame.len() > self.mtu + 14 {
+            self.send_oversized(frame);
+        } else if self.wire_up {
             for _ in 0..self.holes.copies(&frame) {
                 let mut copy = self.pool.pop().unwrap_or_default();
                 copy.clear();
@@ -1257,7 +1271,8 @@ impl Device for Port<'_> {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = self.io.mtu + 14;
+        // The boundary keeps to the link's MTU (see `link_mtu`).
+        caps.max_transmission_unit = link_mtu::DEVICE_MTU;
         caps
     }
 }

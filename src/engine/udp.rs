@@ -22,7 +22,6 @@
 //! datagram sockets of the same kind here, over a smoltcp ICMP socket: see
 //! `engine/ping.rs`.
 
-use super::ipv6_frag;
 use super::ports::PortUse;
 use super::{
     errno, from_endpoint, map, spread, to_endpoint, unmap, v6only_refuses, Engine, Event,
@@ -30,11 +29,8 @@ use super::{
 };
 use crate::cmd::{NetConfig, NextHop};
 use smoltcp::iface::SocketHandle;
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::socket::{raw, udp};
-use smoltcp::wire::{
-    IpAddress, IpListenEndpoint, IpProtocol, IpVersion, Ipv6Address, UdpPacket, UdpRepr,
-};
+use smoltcp::socket::udp;
+use smoltcp::wire::{IpAddress, IpListenEndpoint};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -48,10 +44,6 @@ pub(crate) const MAX_UDP_V4: usize = MAX_IPV4_PAYLOAD - 8;
 
 /// The most an IPv4 packet carries after its header.
 const MAX_IPV4_PAYLOAD: usize = 65_535 - 20;
-
-/// The raw socket's queue for IPv6 fragments: four of the largest datagrams.
-const FRAGMENT_QUEUE_BYTES: usize = 4 * 70 * 1024;
-const FRAGMENT_QUEUE_PACKETS: usize = 4 * 64;
 
 /// Linux's default `SO_RCVBUF` (`net.core.rmem_default`).
 pub(crate) const DEFAULT_RCVBUF: usize = 212_992;
@@ -400,16 +392,6 @@ impl Engine {
         if dest.ip().is_multicast() {
             return self.udp_send_multicast(handle, source, dest, hop, data);
         }
-        if let (IpAddr::V6(src6), IpAddr::V6(dst6)) = (source, dest.ip()) {
-            // Loopback too goes through smoltcp's one device, whose MTU is the
-            // wire's: `lo`'s 65,536 does not count.
-            let mtu = self.io.mtu;
-            if 40 + 8 + data.len() > mtu {
-                let hop_limit = sock.options.hop_limit;
-                let ports = (sock.bound.port(), dest.port());
-                return self.udp_send_fragmented(src6, dst6, ports, hop_limit, data, mtu);
-            }
-        }
         let meta = udp::UdpMetadata {
             endpoint: to_endpoint(dest),
             local_address: Some(IpAddress::from(source)),
@@ -424,59 +406,6 @@ impl Engine {
             Err(udp::SendError::BufferFull) => Err(io::ErrorKind::WouldBlock.into()),
             Err(udp::SendError::Unaddressable) => Err(errno(libc::EINVAL)),
         }
-    }
-
-    /// Sends an IPv6 UDP datagram larger than the link's MTU in fragments, as
-    /// Linux does (smoltcp cannot): the engine builds the datagram and cuts it,
-    /// and smoltcp sends the pieces through a raw socket. `WouldBlock` when that
-    /// socket's queue has no room for all of them.
-    fn udp_send_fragmented(
-        &mut self,
-        src: Ipv6Address,
-        dst: Ipv6Address,
-        (src_port, dst_port): (u16, u16),
-        hop_limit: u8,
-        data: &[u8],
-        mtu: usize,
-    ) -> io::Result<()> {
-        let mut datagram = vec![0u8; 8 + data.len()];
-        UdpRepr { src_port, dst_port }.emit(
-            &mut UdpPacket::new_unchecked(&mut datagram[..]),
-            &IpAddress::Ipv6(src),
-            &IpAddress::Ipv6(dst),
-            data.len(),
-            |payload| payload.copy_from_slice(data),
-            &ChecksumCapabilities::default(),
-        );
-        let ident = self.next_fragment_id;
-        let pieces =
-            ipv6_frag::fragments(src, dst, hop_limit, IpProtocol::Udp, &datagram, mtu, ident);
-        let handle = *self.fragment_socket.get_or_insert_with(|| {
-            let protocol = IpProtocol::from(ipv6_frag::FRAGMENT);
-            self.sockets.add(raw::Socket::new(
-                Some(IpVersion::Ipv6),
-                Some(protocol),
-                raw::PacketBuffer::new(Vec::new(), Vec::new()),
-                raw::PacketBuffer::new(
-                    vec![raw::PacketMetadata::EMPTY; FRAGMENT_QUEUE_PACKETS],
-                    vec![0; FRAGMENT_QUEUE_BYTES],
-                ),
-            ))
-        });
-        let socket = self.sockets.get_mut::<raw::Socket>(handle);
-        let needed: usize = pieces.iter().map(Vec::len).sum();
-        // Room for all the pieces, with slack for the ring's wrap-around: a
-        // datagram goes whole or not at all.
-        if socket.payload_send_capacity() - socket.send_queue() < needed + 2 * mtu {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        for piece in &pieces {
-            socket
-                .send_slice(piece)
-                .map_err(|_| io::Error::from(io::ErrorKind::WouldBlock))?;
-        }
-        self.next_fragment_id = ident.wrapping_add(1);
-        Ok(())
     }
 
     /// Takes the next received datagram (the peer as the application sees it).
@@ -683,19 +612,9 @@ pub(crate) fn check_send(
     };
     let limit = match dest {
         SocketAddr::V4(_) => MAX_IPV4_PAYLOAD - header,
-        // UDP over IPv6 leaves in fragments the engine makes.
-        SocketAddr::V6(_) if proto == DatagramProto::Udp => super::ipv6_frag::MAX_UDP_V6,
-        // Echo requests go through smoltcp's ICMP socket, which does not
-        // fragment IPv6: one MTU of its one device (the wire's, loopback
-        // included) is the most it sends.
-        SocketAddr::V6(_) => {
-            let mtu = config
-                .links()
-                .iter()
-                .find(|l| l.kind == crate::cmd::LinkKind::Ether)
-                .map_or(1280, |l| l.mtu as usize);
-            mtu.saturating_sub(40 + header)
-        }
+        // Over IPv6, beyond the MTU, packets leave in fragments cut at the
+        // device boundary: a UDP datagram, or a whole echo message.
+        SocketAddr::V6(_) => super::ipv6_frag::MAX_UDP_V6 + 8 - header,
     };
     if len > limit {
         return Err(errno(libc::EMSGSIZE));

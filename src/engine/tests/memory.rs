@@ -1,0 +1,102 @@
+//! What a stack can do without the memory it used to hold: datagrams and echo
+//! messages beyond the MTU, both families, over the wire and over loopback, with
+//! the fragmentation done at the device boundary.
+
+use super::*;
+
+/// An ICMP echo request (type 8, or 128 for ICMPv6) carrying `payload`.
+fn echo_request(v6: bool, payload: &[u8]) -> Vec<u8> {
+    let mut message = vec![if v6 { 128 } else { 8 }, 0, 0, 0, 0, 0, 0, 1];
+    message.extend_from_slice(payload);
+    message
+}
+
+/// Runs the wire, recording the largest frame each side put on it, until
+/// `done` (smoltcp asks for one neighbour a second at most: up to 3 s).
+fn run_watching(w: &mut Wire, mut done: impl FnMut(&mut Wire) -> bool) -> usize {
+    let mut largest = 0;
+    for _ in 0..3000 {
+        w.a.transmit(w.now);
+        w.b.transmit(w.now);
+        while let Some(frame) = w.a.next_outgoing() {
+            largest = largest.max(frame.len());
+            w.b.receive(w.now, &frame);
+        }
+        while let Some(frame) = w.b.next_outgoing() {
+            largest = largest.max(frame.len());
+            w.a.receive(w.now, &frame);
+        }
+        w.a.receive_loopback(w.now);
+        w.b.receive_loopback(w.now);
+        if done(w) {
+            return largest;
+        }
+        w.now += MS;
+    }
+    panic!("not done in 3 s");
+}
+
+#[test]
+fn the_largest_ipv4_datagrams_cross_the_wire_in_fragments_and_loopback_whole() {
+    let mut w = Wire::new();
+    w.a.run_cmd("/bin/ip link set lo up").unwrap();
+    let (server, _) = open_udp(&mut w.a, "0.0.0.0:53");
+    let (client, _) = open_udp(&mut w.b, "0.0.0.0:4000");
+    let data: Vec<u8> = (0..MAX_UDP_V4).map(|i| (i % 251) as u8).collect();
+    w.b.udp_send(client, Some(addr("10.0.0.1:53")), &data)
+        .unwrap();
+    let mut got = None;
+    let largest = run_watching(&mut w, |w| {
+        got = got.take().or_else(|| w.a.udp_recv(server));
+        got.is_some()
+    });
+    let got = got.unwrap();
+    assert_eq!(got.peer, addr("10.0.0.2:4000"));
+    assert!(got.data == data, "altered");
+    assert_eq!(largest, 1514, "every frame within the MTU");
+    // Back over the same path, and to itself over loopback.
+    w.a.udp_send(server, Some(got.peer), &data).unwrap();
+    let (own, _) = open_udp(&mut w.a, "127.0.0.1:5000");
+    w.a.udp_send(own, Some(addr("127.0.0.1:53")), &data)
+        .unwrap();
+    let (mut back, mut looped) = (None, None);
+    run_watching(&mut w, |w| {
+        back = back.take().or_else(|| w.b.udp_recv(client));
+        looped = looped.take().or_else(|| w.a.udp_recv(server));
+        back.is_some() && looped.is_some()
+    });
+    assert!(back.unwrap().data == data && looped.unwrap().data == data);
+}
+
+#[test]
+fn echo_requests_beyond_the_mtu_are_answered_in_fragments_both_families() {
+    let mut w = Wire::new();
+    w.a.run_cmd("/bin/ip -6 addr add fd00::1/64 dev vde0 nodad")
+        .unwrap();
+    w.b.run_cmd("/bin/ip -6 addr add fd00::2/64 dev vde0 nodad")
+        .unwrap();
+    for (local, peer) in [("[::]:0", "[fd00::1]:0"), ("0.0.0.0:0", "10.0.0.1:0")] {
+        let v6 = local.starts_with('[');
+        let (ping, _) =
+            w.b.ping_open(addr(local), &SocketOptions::default())
+                .unwrap();
+        let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        w.b.udp_send(ping, Some(addr(peer)), &echo_request(v6, &payload))
+            .unwrap();
+        let mut reply = None;
+        let largest = run_watching(&mut w, |w| {
+            reply = reply.take().or_else(|| w.b.udp_recv(ping));
+            reply.is_some()
+        });
+        let reply = reply.unwrap();
+        assert_eq!(&reply.data[8..], &payload[..], "v6 {v6}");
+        assert!(largest <= 1514, "v6 {v6}: a frame of {largest} bytes");
+    }
+}
+
+#[test]
+fn a_stack_holds_no_fragment_buffers() {
+    // smoltcp's own IPv4 fragmentation kept 64 KiB inside every interface and
+    // grew four 64 KiB reassembly buffers; the engine keeps none of that.
+    assert!(std::mem::size_of::<Interface>() < 16 * 1024);
+}
