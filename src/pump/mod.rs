@@ -13,7 +13,7 @@ use crate::cmd::CmdError;
 use crate::engine::{
     DatagramProto, Engine, Event, ListenerId, SocketOptions, TcpHandle, UdpHandle,
 };
-use crate::link::{Link, MAX_FRAME};
+use crate::link::Link;
 use crate::sys;
 use crossbeam_channel::{Receiver, Sender};
 use mio::unix::SourceFd;
@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 mod conn;
+mod rx_batch;
 mod udp;
 
 use conn::{Conn, Phase, Verdict};
@@ -41,8 +42,8 @@ pub(crate) const FIRST_SOCKET_ID: u64 = 16;
 /// Frames taken from the link per wake-up before the pump looks at anything else.
 const LINK_BURST: usize = 512;
 
-/// Frames handed to the link per batch call, each way.
-const LINK_BATCH: usize = 32;
+/// Frames handed to the link per batch call (received: up to as many).
+const LINK_BATCH: usize = rx_batch::MAX_BATCH;
 
 /// State shared between a connection's application handle and the pump.
 #[derive(Debug, Default)]
@@ -343,13 +344,13 @@ pub(crate) struct Pump {
     adopted: HashMap<u64, (OwnedFd, Option<EndToken>)>,
     udps: HashMap<u64, udp::UdpEntry>,
     by_udp: HashMap<UdpHandle, u64>,
-    /// Room for the largest datagram an application may write.
+    /// Room for the largest datagram an application may write, while the stack
+    /// has UDP sockets (see `udp.rs`).
     udp_scratch: Vec<u8>,
     next_accept_id: u64,
     start: Instant,
-    /// Receive buffers for one batch of frames, and their lengths.
-    rx_frames: Vec<Vec<u8>>,
-    rx_lens: Vec<usize>,
+    /// Receive buffers for one batch of frames, as many as the link needs.
+    rx: rx_batch::RxBatch,
     /// Staging for one batch of outgoing frames (kept to reuse its allocation).
     tx_frames: Vec<Vec<u8>>,
     /// Where every frame in and out of the link is recorded, if anywhere.
@@ -424,14 +425,12 @@ impl Pump {
             adopted: HashMap::new(),
             udps: HashMap::new(),
             by_udp: HashMap::new(),
-            // The largest datagram (UDP over IPv6) behind its address.
-            udp_scratch: vec![0; crate::engine::MAX_UDP_PAYLOAD + ADDR_BYTES],
+            udp_scratch: Vec::new(),
             // Accepted connections get ids from the top half, so they never meet the
             // application's own counter.
             next_accept_id: 1 << 62,
             start,
-            rx_frames: vec![vec![0; MAX_FRAME]; LINK_BATCH],
-            rx_lens: vec![0; LINK_BATCH],
+            rx: rx_batch::RxBatch::new(),
             tx_frames: Vec::with_capacity(LINK_BATCH),
             capture,
             config_view,
@@ -548,24 +547,29 @@ impl Pump {
     }
 
     fn receive_frames(&mut self, now: Duration) {
-        let mut received = 0;
+        let (mut received, mut largest) = (0, 0);
         while received < LINK_BURST {
-            match self.link.recv_batch(&mut self.rx_frames, &mut self.rx_lens) {
+            let (bufs, lens) = self.rx.slots();
+            match self.link.recv_batch(bufs, lens) {
                 Ok(count) => {
-                    for (frame, &len) in self.rx_frames.iter().zip(&self.rx_lens).take(count) {
-                        record(&mut self.capture, &frame[..len]);
-                        self.engine.receive(now, &frame[..len]);
+                    for frame in self.rx.frames(count) {
+                        record(&mut self.capture, frame);
+                        self.engine.receive(now, frame);
                     }
                     received += count;
+                    largest = largest.max(count);
                     if self.link.drained_by_last_batch() {
                         // The data fd is edge-triggered: a frame queued from now on
                         // wakes the pump again.
                         self.link_readable = false;
+                        self.rx.drained(largest);
                         return;
                     }
+                    self.rx.took(count);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.link_readable = false;
+                    self.rx.drained(largest);
                     return;
                 }
                 Err(_) => {
