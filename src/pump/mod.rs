@@ -386,6 +386,8 @@ fn record(capture: &mut Option<Capture>, frame: &[u8]) {
 
 impl Pump {
     /// A pump over `link` and `engine`, woken through `poll`'s waker by controls.
+    /// Boxed: moved into its thread as a pointer, the pump is not copied onto
+    /// that thread's stack (whose pages, once touched, stay the stack's).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         poll: Poll,
@@ -397,7 +399,7 @@ impl Pump {
         capture: Option<Capture>,
         config_view: ConfigView,
         failure: Failure,
-    ) -> io::Result<Pump> {
+    ) -> io::Result<Box<Pump>> {
         if let Some(fd) = link.data_fd() {
             poll.registry().register(
                 &mut SourceFd(&fd),
@@ -409,7 +411,7 @@ impl Pump {
             poll.registry()
                 .register(&mut SourceFd(&fd), LINK_HANGUP, Interest::READABLE)?;
         }
-        Ok(Pump {
+        Ok(Box::new(Pump {
             poll,
             link,
             link_readable: true,
@@ -436,7 +438,7 @@ impl Pump {
             config_view,
             failure,
             late_events: Events::with_capacity(64),
-        })
+        }))
     }
 
     fn now(&self) -> Duration {
@@ -447,7 +449,7 @@ impl Pump {
     /// panic is not let loose in the thread: it becomes the stack's [`Failure`],
     /// which every socket of the stack then reports (`ENETDOWN`, with the
     /// message), and the pump's descriptors close as they would at a shutdown.
-    pub(crate) fn run(mut self) {
+    pub(crate) fn run(mut self: Box<Self>) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve()));
         if let Err(payload) = outcome {
             self.fail(panic_message(&*payload));
@@ -1194,7 +1196,9 @@ impl Pump {
 /// Reads and drops the filler a non-blocking connect put in front of the
 /// application's bytes (see [`Control::Connect`]). True once it is all gone.
 fn discard_junk(conn: &mut Conn) -> bool {
-    let mut scratch = [0u8; 16 * 1024];
+    // On the heap: a stack buffer would make every pump thread's stack frame (and
+    // the pages under it) that much larger.
+    let mut scratch = vec![0u8; 16 * 1024];
     while conn.junk > 0 {
         let want = conn.junk.min(scratch.len());
         match sys::read(conn.fd.as_fd(), &mut scratch[..want]) {
