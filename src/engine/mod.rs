@@ -44,6 +44,7 @@ mod ping;
 mod ports;
 mod reassembly;
 mod recovery;
+mod rings;
 mod udp;
 
 use crate::cmd::NetConfig;
@@ -52,6 +53,8 @@ use lifecycle::Look;
 pub(crate) use options::SocketOptions;
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
 pub(crate) use ping::check_echo_request;
+pub(crate) use rings::{Lease, RingSource, Rings};
+
 use ports::{PortTable, PortUse};
 use smoltcp::iface::{Config, Interface, Route, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
@@ -168,6 +171,10 @@ struct Conn {
     /// that ends, smoltcp resets the socket and would drop what the application has
     /// not read yet.
     rescued: Vec<u8>,
+    /// What the ring source wants back once the socket is gone, and when the
+    /// transmit ring's pages go back before that (see [`rings`]).
+    lease: Option<Lease>,
+    tx_pages: rings::TxPages,
 }
 
 impl Conn {
@@ -196,6 +203,8 @@ impl Conn {
             unacked: 0,
             progress_at: Duration::ZERO,
             rescued: Vec::new(),
+            lease: None,
+            tx_pages: rings::TxPages::default(),
         }
     }
 }
@@ -243,6 +252,8 @@ pub(crate) struct Engine {
     now: Duration,
     /// Incoming fragments waiting for the rest of their datagram.
     reassembler: reassembly::Reassemblers,
+    /// Where TCP rings get their memory; dropped after the sockets (see `Drop`).
+    rings: Box<dyn RingSource>,
 }
 
 impl Engine {
@@ -282,9 +293,17 @@ impl Engine {
             events: VecDeque::new(),
             now,
             reassembler: reassembly::Reassemblers::default(),
+            rings: Box::new(rings::HeapRings),
         };
         engine.sync_config();
         engine
+    }
+
+    /// Takes TCP rings from `source` from now on (the pump lends page mappings;
+    /// by default they are on the heap). Before the first connection.
+    pub(crate) fn set_ring_source(&mut self, source: Box<dyn RingSource>) {
+        debug_assert!(self.conns.is_empty(), "rings already taken");
+        self.rings = source;
     }
 
     /// The configuration model the stack runs with.
@@ -654,19 +673,28 @@ impl Engine {
 
     // ---- TCP ----
 
-    fn new_tcp_socket(options: &SocketOptions) -> tcp::Socket<'static> {
+    /// A TCP socket with `options`, its rings from `source`, and their lease.
+    fn new_tcp_socket(
+        source: &mut dyn RingSource,
+        options: &SocketOptions,
+    ) -> (tcp::Socket<'static>, Option<Lease>) {
         let (rx, tx) = options.tcp_buffers(TCP_BUFFER);
-        let mut socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; rx]),
-            tcp::SocketBuffer::new(vec![0; tx]),
-        );
+        let rings = source.rings(rx, tx);
+        let mut socket = tcp::Socket::new(rings.rx, rings.tx);
         options.apply_tcp(&mut socket);
         socket.set_congestion_control(tcp::CongestionControl::Cubic);
         // smoltcp acknowledges every second segment at once; the delay only holds
         // back the ACK of a lone segment. 10 ms (its default) stalls a fast link once
         // per window (FACTS.md); none at all doubles the ACK frames a switch carries.
         socket.set_ack_delay(Some(ACK_DELAY));
-        socket
+        (socket, rings.lease)
+    }
+
+    /// Gives back the rings of a socket that was dropped (or never added).
+    fn give_back(&mut self, lease: Option<Lease>) {
+        if let Some(lease) = lease {
+            self.rings.give_back(lease);
+        }
     }
 
     /// Starts an active open to `remote`, from `local` (unspecified parts chosen here).
@@ -702,7 +730,7 @@ impl Engine {
             .ports
             .take(local.map_or(0, |l| l.port()), options.port_use(false))
             .ok_or_else(|| errno(libc::EADDRINUSE))?;
-        let mut socket = Self::new_tcp_socket(options);
+        let (mut socket, lease) = Self::new_tcp_socket(&mut *self.rings, options);
         let endpoint = IpListenEndpoint {
             addr: local_ip.map(IpAddress::from),
             port,
@@ -711,6 +739,8 @@ impl Engine {
             .connect(self.iface.context(), to_endpoint(remote), endpoint)
             .is_err()
         {
+            drop(socket);
+            self.give_back(lease);
             self.ports.release(port, options.port_use(false));
             return Err(errno(libc::EADDRNOTAVAIL));
         }
@@ -729,6 +759,7 @@ impl Engine {
             *options,
         );
         conn.mapped = mapped;
+        conn.lease = lease;
         self.conns.insert(handle, conn);
         Ok(handle)
     }
@@ -880,28 +911,29 @@ impl Engine {
         if listener.embryos + unaccepted > listener.backlog {
             return false; // a full backlog drops the SYN; the peer will retry
         }
-        let mut socket = Self::new_tcp_socket(&listener.options);
+        let (mut socket, lease) = Self::new_tcp_socket(&mut *self.rings, &listener.options);
         let ip = unmap(listener.local).ip();
         let endpoint = IpListenEndpoint {
             addr: (!ip.is_unspecified()).then(|| ip.into()),
             port: listener.local.port(),
         };
         if socket.listen(endpoint).is_err() {
+            drop(socket);
+            self.give_back(lease);
             return true;
         }
         listener.embryos += 1;
         self.ports
             .share(listener.local.port(), listener.options.port_use(false));
         let handle = self.sockets.add(socket);
-        self.conns.insert(
-            handle,
-            Conn::new(
-                Phase::Embryo(id),
-                TcpState::Listen,
-                listener.local.port(),
-                listener.options,
-            ),
+        let mut conn = Conn::new(
+            Phase::Embryo(id),
+            TcpState::Listen,
+            listener.local.port(),
+            listener.options,
         );
+        conn.lease = lease;
+        self.conns.insert(handle, conn);
         true
     }
 
@@ -1020,7 +1052,9 @@ impl Engine {
                     remote.port,
                 ));
             }
-            self.sockets.remove(handle);
+            // Dropped before its rings are given back (the lease's contract).
+            drop(self.sockets.remove(handle));
+            self.give_back(conn.lease);
             self.ports.release(conn.port, conn.port_use);
         }
     }
@@ -1040,6 +1074,7 @@ impl Engine {
             conn.settle(&look, &verdict);
             lifecycle::steer(socket, &verdict);
             lifecycle::tell(handle, verdict.news, &mut self.listeners, &mut self.events);
+            conn.tx_pages.look(socket, &mut *self.rings, self.now);
             if verdict.finished {
                 finished.push(handle);
             }
@@ -1047,6 +1082,14 @@ impl Engine {
         for handle in finished {
             self.forget(handle);
         }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Every socket goes before the ring source, which may take their rings'
+        // memory with it (the lease's contract, see `rings`).
+        self.sockets = SocketSet::new(Vec::new());
     }
 }
 

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 mod conn;
+mod rings;
 mod rx_batch;
 mod udp;
 
@@ -392,7 +393,7 @@ impl Pump {
     pub(crate) fn new(
         poll: Poll,
         link: Box<dyn Link>,
-        engine: Engine,
+        mut engine: Engine,
         control: Receiver<Control>,
         handoffs: Handoffs,
         start: Instant,
@@ -411,6 +412,8 @@ impl Pump {
             poll.registry()
                 .register(&mut SourceFd(&fd), LINK_HANGUP, Interest::READABLE)?;
         }
+        // TCP rings on page mappings: no memory until bytes flow.
+        engine.set_ring_source(Box::new(rings::PageRings::default()));
         Ok(Box::new(Pump {
             poll,
             link,

@@ -39,6 +39,7 @@ pub(crate) use rustix::event::PollFlags;
 pub(crate) use rustix::net::sockopt;
 
 pub(crate) mod bsd;
+pub(crate) mod pages;
 
 /// A connected pair of sockets of `ty` (SOCK_STREAM or SOCK_SEQPACKET), close-on-exec.
 pub(crate) fn pair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {

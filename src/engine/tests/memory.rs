@@ -100,3 +100,75 @@ fn a_stack_holds_no_fragment_buffers() {
     // grew four 64 KiB reassembly buffers; the engine keeps none of that.
     assert!(std::mem::size_of::<Interface>() < 16 * 1024);
 }
+
+/// A wire whose engines take their rings from counting sources.
+fn counted_wire() -> (Wire, rings::testing::Counting, rings::testing::Counting) {
+    let mut w = Wire::new();
+    let (a, b) = (
+        rings::testing::Counting::default(),
+        rings::testing::Counting::default(),
+    );
+    w.a.set_ring_source(Box::new(a.clone()));
+    w.b.set_ring_source(Box::new(b.clone()));
+    (w, a, b)
+}
+
+#[test]
+fn rings_come_from_the_source_and_go_back_when_the_connection_ends() {
+    let (mut w, a, b) = counted_wire();
+    let (client, server) = connected(&mut w);
+    let asked = |s: &rings::testing::Counting| s.0.lock().unwrap().clone();
+    assert_eq!(
+        (asked(&a).out, asked(&b).out),
+        (1, 1),
+        "one lease per socket"
+    );
+    // An idle connection asks nothing more.
+    for _ in 0..10 {
+        w.run(MS);
+    }
+    assert_eq!((asked(&a).forgets, asked(&b).forgets), (0, 0));
+    w.b.release(client, false);
+    w.a.release(server, false);
+    // Through TIME-WAIT (Linux's 60 s; smoltcp's is shorter).
+    for _ in 0..200 {
+        w.run(Duration::from_millis(500));
+    }
+    assert!(w.a.conns.is_empty() && w.b.conns.is_empty());
+    for s in [&a, &b] {
+        assert_eq!((asked(s).out, asked(s).back), (0, 1), "given back");
+    }
+}
+
+#[test]
+fn a_drained_transmit_ring_gives_its_pages_back() {
+    let (mut w, _, b) = counted_wire();
+    let (client, server) = connected(&mut w);
+    let asked = || b.0.lock().unwrap().clone();
+    // Bulk: 200 KiB, through a 64 KiB ring.
+    let chunk = vec![3u8; 16 * 1024];
+    let (mut sent, mut got) = (0, 0);
+    while got < 200 * 1024 {
+        if sent < 200 * 1024 {
+            sent += w.b.tcp(client).send_slice(&chunk).unwrap();
+        }
+        w.run(MS);
+        got += w.a.recv_with(server, |bytes| Ok(bytes.len())).unwrap_or(0);
+    }
+    w.run(MS);
+    let bulk = asked();
+    assert!(bulk.forgets >= 1, "{bulk:?}");
+    assert_eq!(bulk.forgotten % TCP_BUFFER, 0, "the whole ring each time");
+    // Small messages reuse the ring's first page: its pages go back at most
+    // once a second.
+    for _ in 0..20 {
+        w.b.tcp(client).send_slice(b"ping").unwrap();
+        w.run(Duration::from_millis(10));
+    }
+    let small = asked();
+    assert!(small.forgets - bulk.forgets <= 1, "{small:?}");
+    w.b.tcp(client).send_slice(b"ping").unwrap();
+    w.run(Duration::from_secs(1));
+    w.run(MS);
+    assert!(asked().forgets > small.forgets, "a second later");
+}
