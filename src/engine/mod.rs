@@ -427,12 +427,6 @@ impl Engine {
             reassembly::Fragment::Taken => return,
             reassembly::Fragment::Complete(whole) => return self.ingest(&whole),
         }
-        if link_mtu::mss_too_large(frame, self.io.mtu) {
-            // smoltcp sizes segments from the peer's MSS (see `link_mtu`).
-            let mut clamped = frame.to_vec();
-            link_mtu::clamp_mss(&mut clamped, self.io.mtu);
-            return self.ingest(&clamped);
-        }
         if let Some(sender) = frames::arp_sender(frame) {
             self.arp_seen.insert(sender, self.now);
         }
@@ -442,6 +436,12 @@ impl Engine {
         let Some(tcp) = frames::tcp_view(frame) else {
             return self.ingest_ready(frame);
         };
+        if tcp.syn && tcp.options && link_mtu::mss_too_large(frame, self.io.mtu) {
+            // smoltcp sizes segments from the peer's MSS (see `link_mtu`).
+            let mut clamped = frame.to_vec();
+            link_mtu::clamp_mss(&mut clamped, self.io.mtu);
+            return self.ingest(&clamped);
+        }
         if tcp.opens() && !self.admit_syn(tcp.segment) {
             return;
         }
@@ -1223,8 +1223,11 @@ impl FrameIo {
     /// Sends a frame smoltcp built where it belongs: back in (loopback), out, or
     /// nowhere (a down link).
     fn route(&mut self, mut frame: Vec<u8>) {
-        link_mtu::clamp_mss(&mut frame, self.mtu);
         if let Some(segment) = self.ack_sequence.on_egress(&mut frame) {
+            if segment.len > segment.data + usize::from(segment.fin) {
+                // A SYN: its MSS option keeps to the link (see `link_mtu`).
+                link_mtu::clamp_mss(&mut frame, self.mtu);
+            }
             if segment.rst {
                 self.stalls.forget(&segment.flow);
             } else {

@@ -11,9 +11,10 @@
 //! only, a connection's pages come as bytes flow, and they go back:
 //! - all of them when the connection ends (the mapping goes with its lease);
 //! - the transmit ring's, while the connection lives, once it is empty after
-//!   carrying bytes ([`TxPages`]): smoltcp then hands out the whole ring as free
-//!   space, and the engine passes it to [`RingSource::forget`] (which the pump
-//!   answers with `madvise(MADV_DONTNEED)`);
+//!   carrying bytes (at most ten times a second after bulk data, once a second
+//!   after small messages: [`TxPages`]): smoltcp then hands out the whole ring as
+//!   free space, and the engine passes it to [`RingSource::forget`] (which the
+//!   pump answers with `madvise(MADV_DONTNEED)`);
 //! - not the receive ring's while the connection lives: smoltcp keeps segments
 //!   that arrived out of order in the ring's free part, where neither its API nor
 //!   the engine can see them, so no part of it is known to be unused. Out of
@@ -74,14 +75,17 @@ impl RingSource for HeapRings {
     fn give_back(&mut self, _lease: Lease) {}
 }
 
-/// A transmit ring that carried more than this since its pages last went back
-/// gives them back as soon as it is empty again: bulk data.
+/// A transmit ring that held more than this at once since its pages last went
+/// back carried bulk data: many pages.
 const BULK_BYTES: usize = 4096;
 
-/// A transmit ring that carried less gives them back at most this often: small
-/// messages reuse the ring's first page (smoltcp starts an empty ring from its
-/// start), and a request/response connection should not pay a system call and a
-/// page fault per message.
+/// How often a transmit ring gives its pages back at most, once empty: after
+/// bulk data, soon (a stream whose ring runs dry between writes then pays a
+/// system call and its page faults ten times a second, not per write); after
+/// small messages, which reuse the ring's first page (smoltcp starts an empty
+/// ring from its start), once a second (a request/response connection should
+/// not pay them per message).
+const BULK_EVERY: Duration = Duration::from_millis(100);
 const SMALL_EVERY: Duration = Duration::from_secs(1);
 
 /// When a connection's transmit ring gives its pages back.
@@ -109,8 +113,12 @@ impl TxPages {
             self.peak = self.peak.max(queued);
             return;
         }
-        let recent = self.forgot_at.is_some_and(|at| now < at + SMALL_EVERY);
-        if !self.dirty || (self.peak <= BULK_BYTES && recent) {
+        let every = if self.peak > BULK_BYTES {
+            BULK_EVERY
+        } else {
+            SMALL_EVERY
+        };
+        if !self.dirty || self.forgot_at.is_some_and(|at| now < at + every) {
             return;
         }
         // An empty ring: smoltcp offers all of it, from its start, as free space.
