@@ -59,18 +59,10 @@ pub(crate) fn fragments(packet: &[u8], mtu: usize, ident: u16) -> Vec<Vec<u8>> {
 type Key = (Ipv4Address, Ipv4Address, u8, u16);
 
 /// Collects IPv4 fragments into whole packets (see the module doc).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Reassembler {
     /// What is kept of the first fragment: its Ethernet and IPv4 headers.
-    datagrams: Datagrams<Key, Vec<u8>>,
-}
-
-impl Default for Reassembler {
-    fn default() -> Reassembler {
-        Reassembler {
-            datagrams: Datagrams::new(REASSEMBLY_TIME),
-        }
-    }
+    datagrams: Datagrams<Key, Vec<u8>, { REASSEMBLY_TIME.as_secs() }>,
 }
 
 impl Reassembler {

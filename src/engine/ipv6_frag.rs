@@ -78,17 +78,9 @@ type Key = (Ipv6Address, Ipv6Address, u32);
 type Head = (Vec<u8>, u8);
 
 /// Collects IPv6 fragments into whole packets (see the module doc).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Reassembler {
-    datagrams: Datagrams<Key, Head>,
-}
-
-impl Default for Reassembler {
-    fn default() -> Reassembler {
-        Reassembler {
-            datagrams: Datagrams::new(REASSEMBLY_TIME),
-        }
-    }
+    datagrams: Datagrams<Key, Head, { REASSEMBLY_TIME.as_secs() }>,
 }
 
 impl Reassembler {

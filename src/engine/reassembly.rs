@@ -87,31 +87,32 @@ struct Pending<H> {
 }
 
 /// The datagrams of one family being reassembled, by the key that identifies a
-/// datagram's fragments (addresses, protocol, identification).
+/// datagram's fragments (addresses, protocol, identification); the fragments of
+/// one datagram may take `LIMIT_SECS` seconds to arrive.
 #[derive(Debug)]
-pub(super) struct Datagrams<K, H> {
+pub(super) struct Datagrams<K, H, const LIMIT_SECS: u64> {
     pending: BTreeMap<K, Pending<H>>,
-    /// How long the fragments of one datagram may take.
-    limit: Duration,
 }
 
-impl<K: Ord + Copy, H> Datagrams<K, H> {
-    /// Reassembly where a datagram's fragments may take `limit` to arrive.
-    pub(super) fn new(limit: Duration) -> Datagrams<K, H> {
+impl<K, H, const LIMIT_SECS: u64> Default for Datagrams<K, H, LIMIT_SECS> {
+    fn default() -> Self {
         Datagrams {
             pending: BTreeMap::new(),
-            limit,
         }
     }
+}
+
+impl<K: Ord + Copy, H, const LIMIT_SECS: u64> Datagrams<K, H, LIMIT_SECS> {
+    /// How long the fragments of one datagram may take.
+    pub(super) const LIMIT: Duration = Duration::from_secs(LIMIT_SECS);
 
     /// Takes a fragment of the datagram `key` at `now`; returns the datagram once
     /// it is whole. A fragment that overlaps another drops its datagram, as does
     /// one that disagrees with the datagram's known end; a new datagram beyond
     /// [`MAX_PENDING`] is dropped.
     pub(super) fn add(&mut self, key: K, piece: Piece<'_, H>, now: Duration) -> Option<Whole<H>> {
-        let limit = self.limit;
         self.pending
-            .retain(|_, p| now.saturating_sub(p.started) < limit);
+            .retain(|_, p| now.saturating_sub(p.started) < Self::LIMIT);
         if !self.pending.contains_key(&key) && self.pending.len() >= MAX_PENDING {
             return None;
         }
@@ -207,7 +208,7 @@ mod tests {
 
     #[test]
     fn the_head_comes_from_the_first_fragment_whatever_the_order() {
-        let mut d = Datagrams::<u32, u8>::new(Duration::from_secs(1));
+        let mut d = Datagrams::<u32, u8, 1>::default();
         assert_eq!(d.add(7, piece(8, false, b"tail", 2), Duration::ZERO), None);
         let whole = d.add(7, piece(0, true, b"12345678", 1), Duration::ZERO);
         assert_eq!(
@@ -222,7 +223,7 @@ mod tests {
 
     #[test]
     fn a_last_fragment_short_of_data_already_here_drops_the_datagram() {
-        let mut d = Datagrams::<u32, u8>::new(Duration::from_secs(1));
+        let mut d = Datagrams::<u32, u8, 1>::default();
         assert_eq!(d.add(1, piece(16, true, &[0; 8], 0), Duration::ZERO), None);
         assert_eq!(d.add(1, piece(0, false, &[0; 8], 0), Duration::ZERO), None);
         assert_eq!(d.len(), 0);

@@ -36,6 +36,17 @@ fn run_watching(w: &mut Wire, mut done: impl FnMut(&mut Wire) -> bool) -> usize 
     panic!("not done in 3 s");
 }
 
+/// Runs the wire until `take` gives something; returns it and the largest frame
+/// seen.
+fn wait_for<T>(w: &mut Wire, mut take: impl FnMut(&mut Wire) -> Option<T>) -> (T, usize) {
+    let mut got = None;
+    let largest = run_watching(w, |w| {
+        got = got.take().or_else(|| take(w));
+        got.is_some()
+    });
+    (got.expect("done"), largest)
+}
+
 #[test]
 fn the_largest_ipv4_datagrams_cross_the_wire_in_fragments_and_loopback_whole() {
     let mut w = Wire::new();
@@ -45,12 +56,7 @@ fn the_largest_ipv4_datagrams_cross_the_wire_in_fragments_and_loopback_whole() {
     let data: Vec<u8> = (0..MAX_UDP_V4).map(|i| (i % 251) as u8).collect();
     w.b.udp_send(client, Some(addr("10.0.0.1:53")), &data)
         .unwrap();
-    let mut got = None;
-    let largest = run_watching(&mut w, |w| {
-        got = got.take().or_else(|| w.a.udp_recv(server));
-        got.is_some()
-    });
-    let got = got.unwrap();
+    let (got, largest) = wait_for(&mut w, |w| w.a.udp_recv(server));
     assert_eq!(got.peer, addr("10.0.0.2:4000"));
     assert!(got.data == data, "altered");
     assert_eq!(largest, 1514, "every frame within the MTU");
@@ -83,12 +89,7 @@ fn echo_requests_beyond_the_mtu_are_answered_in_fragments_both_families() {
         let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
         w.b.udp_send(ping, Some(addr(peer)), &echo_request(v6, &payload))
             .unwrap();
-        let mut reply = None;
-        let largest = run_watching(&mut w, |w| {
-            reply = reply.take().or_else(|| w.b.udp_recv(ping));
-            reply.is_some()
-        });
-        let reply = reply.unwrap();
+        let (reply, largest) = wait_for(&mut w, |w| w.b.udp_recv(ping));
         assert_eq!(&reply.data[8..], &payload[..], "v6 {v6}");
         assert!(largest <= 1514, "v6 {v6}: a frame of {largest} bytes");
     }
