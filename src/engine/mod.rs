@@ -53,7 +53,7 @@ use lifecycle::Look;
 pub(crate) use options::SocketOptions;
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
 pub(crate) use ping::check_echo_request;
-pub(crate) use rings::{Lease, RingSource, Rings};
+pub(crate) use rings::{Bytes, Lease, RingSource, Rings};
 
 use ports::{PortTable, PortUse};
 use smoltcp::iface::{Config, Interface, Route, SocketSet};
@@ -680,7 +680,7 @@ impl Engine {
     ) -> (tcp::Socket<'static>, Option<Lease>) {
         let (rx, tx) = options.tcp_buffers(TCP_BUFFER);
         let rings = source.rings(rx, tx);
-        let mut socket = tcp::Socket::new(rings.rx, rings.tx);
+        let mut socket = tcp::Socket::new(rings.rx.tcp(), rings.tx.tcp());
         options.apply_tcp(&mut socket);
         socket.set_congestion_control(tcp::CongestionControl::Cubic);
         // smoltcp acknowledges every second segment at once; the delay only holds

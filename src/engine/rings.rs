@@ -1,4 +1,4 @@
-//! Where TCP sockets' rings get their memory, and when it goes back.
+//! Where sockets' rings get their memory, and when it goes back.
 //!
 //! smoltcp takes a socket's two rings when the socket is made and keeps them for
 //! its life; it has no way to grow, shrink or swap them, and the window a socket
@@ -21,15 +21,20 @@
 //!   order or not, it is at most the window (64 KiB) per connection that carried
 //!   data.
 //!
+//! Datagram sockets (UDP, ping) take their rings (128 KiB each way, room for the
+//! largest datagram) from the same source: none of it costs memory until a
+//! datagram passes, all of it goes back when the socket closes (smoltcp offers no
+//! view of an empty datagram ring to forget earlier).
+//!
 //! The lease is the contract: the memory of a socket's rings stays valid while
 //! the source holds the lease, and the engine gives a lease back only after
 //! dropping the socket that held the rings ([`super::Engine`]'s `forget`, and its
 //! `Drop`, which drops every socket before the source).
 
-use smoltcp::socket::tcp;
+use smoltcp::socket::{icmp, tcp, udp};
 use std::time::Duration;
 
-/// Memory for TCP sockets' rings, provided by the engine's caller.
+/// Memory for sockets' rings, provided by the engine's caller.
 pub(crate) trait RingSource: Send {
     /// Zeroed rings of `rx` and `tx` bytes for a new socket, with the lease to
     /// give back once the socket is gone.
@@ -43,12 +48,46 @@ pub(crate) trait RingSource: Send {
     fn give_back(&mut self, lease: Lease);
 }
 
-/// A new socket's rings, as smoltcp takes them, and their lease.
+/// A new socket's rings and their lease.
 pub(crate) struct Rings {
-    pub(crate) rx: tcp::SocketBuffer<'static>,
-    pub(crate) tx: tcp::SocketBuffer<'static>,
+    pub(crate) rx: Bytes,
+    pub(crate) tx: Bytes,
     /// `None`: nothing to give back (the memory goes with the socket).
     pub(crate) lease: Option<Lease>,
+}
+
+/// One ring's bytes: on the heap, or lent by the source.
+pub(crate) enum Bytes {
+    Heap(Vec<u8>),
+    Lent(&'static mut [u8]),
+}
+
+impl Bytes {
+    /// The bytes as a TCP socket's ring.
+    pub(super) fn tcp(self) -> tcp::SocketBuffer<'static> {
+        match self {
+            Bytes::Heap(bytes) => tcp::SocketBuffer::new(bytes),
+            Bytes::Lent(bytes) => tcp::SocketBuffer::new(bytes),
+        }
+    }
+
+    /// The bytes as a UDP socket's ring of `slots` datagrams at most.
+    pub(super) fn udp(self, slots: usize) -> udp::PacketBuffer<'static> {
+        let meta = vec![udp::PacketMetadata::EMPTY; slots];
+        match self {
+            Bytes::Heap(bytes) => udp::PacketBuffer::new(meta, bytes),
+            Bytes::Lent(bytes) => udp::PacketBuffer::new(meta, bytes),
+        }
+    }
+
+    /// The bytes as a ping socket's ring of `slots` messages at most.
+    pub(super) fn icmp(self, slots: usize) -> icmp::PacketBuffer<'static> {
+        let meta = vec![icmp::PacketMetadata::EMPTY; slots];
+        match self {
+            Bytes::Heap(bytes) => icmp::PacketBuffer::new(meta, bytes),
+            Bytes::Lent(bytes) => icmp::PacketBuffer::new(meta, bytes),
+        }
+    }
 }
 
 /// A source's token for one socket's rings. Neither `Clone` nor `Copy`: it is
@@ -64,8 +103,8 @@ pub(crate) struct HeapRings;
 impl RingSource for HeapRings {
     fn rings(&mut self, rx: usize, tx: usize) -> Rings {
         Rings {
-            rx: tcp::SocketBuffer::new(vec![0; rx]),
-            tx: tcp::SocketBuffer::new(vec![0; tx]),
+            rx: Bytes::Heap(vec![0; rx]),
+            tx: Bytes::Heap(vec![0; tx]),
             lease: None,
         }
     }

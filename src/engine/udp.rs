@@ -24,8 +24,8 @@
 
 use super::ports::PortUse;
 use super::{
-    errno, from_endpoint, map, spread, to_endpoint, unmap, v6only_refuses, Engine, Event,
-    SocketOptions,
+    errno, from_endpoint, map, spread, to_endpoint, unmap, v6only_refuses, Engine, Event, Lease,
+    Rings, SocketOptions,
 };
 use crate::cmd::{NetConfig, NextHop};
 use smoltcp::iface::SocketHandle;
@@ -93,6 +93,8 @@ pub(super) struct UdpSock {
     serial: u64,
     /// Closed by the application; kept until its last datagrams have left.
     pub(super) closing: bool,
+    /// What the ring source wants back once the smoltcp socket is gone.
+    pub(super) lease: Option<Lease>,
 }
 
 impl UdpSock {
@@ -114,6 +116,7 @@ impl UdpSock {
             groups: Vec::new(),
             serial,
             closing: false,
+            lease: None,
         }
     }
 }
@@ -161,19 +164,6 @@ impl UdpSock {
 }
 
 impl Engine {
-    fn new_udp_socket() -> udp::Socket<'static> {
-        udp::Socket::new(
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; RX_SLOTS],
-                vec![0; RING_BYTES],
-            ),
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; TX_SLOTS],
-                vec![0; RING_BYTES],
-            ),
-        )
-    }
-
     /// Opens a UDP socket bound to `local` (port 0: an ephemeral one). Returns the
     /// socket and the address it is bound to.
     pub(crate) fn udp_open(
@@ -181,8 +171,9 @@ impl Engine {
         local: SocketAddr,
         options: &SocketOptions,
     ) -> io::Result<(UdpHandle, SocketAddr)> {
-        self.open_datagram(DatagramProto::Udp, local, options, |ip, port| {
-            let mut socket = Self::new_udp_socket();
+        let Rings { rx, tx, lease } = self.rings.rings(RING_BYTES, RING_BYTES);
+        let opened = self.open_datagram(DatagramProto::Udp, local, options, |ip, port| {
+            let mut socket = udp::Socket::new(rx.udp(RX_SLOTS), tx.udp(TX_SLOTS));
             let endpoint = IpListenEndpoint {
                 addr: (!ip.is_unspecified()).then(|| ip.into()),
                 port,
@@ -190,7 +181,22 @@ impl Engine {
             socket.bind(endpoint).ok()?;
             socket.set_hop_limit(Some(options.hop_limit));
             Some(smoltcp::socket::Socket::Udp(socket))
-        })
+        });
+        self.leased(opened, lease)
+    }
+
+    /// Records the lease of a datagram socket's rings once it is open, or gives
+    /// it back if it did not open (its rings were dropped with the attempt).
+    pub(super) fn leased(
+        &mut self,
+        opened: io::Result<(UdpHandle, SocketAddr)>,
+        lease: Option<Lease>,
+    ) -> io::Result<(UdpHandle, SocketAddr)> {
+        match &opened {
+            Ok((handle, _)) => self.udps.get_mut(handle).expect("just opened").lease = lease,
+            Err(_) => self.give_back(lease),
+        }
+        opened
     }
 
     /// How a datagram socket holds its port. Ping sockets may share an echo
@@ -275,8 +281,10 @@ impl Engine {
     }
 
     fn udp_forget(&mut self, handle: UdpHandle) {
-        if self.udps.remove(&handle).is_some() {
-            self.sockets.remove(handle);
+        if let Some(sock) = self.udps.remove(&handle) {
+            // Dropped before its rings are given back (the lease's contract).
+            drop(self.sockets.remove(handle));
+            self.give_back(sock.lease);
         }
     }
 

@@ -1,4 +1,4 @@
-//! The pump's ring source: TCP rings on page mappings (see `engine/rings.rs` for
+//! The pump's ring source: sockets' rings on page mappings (see `engine/rings.rs` for
 //! why, and `sys/pages.rs` for the mappings).
 //!
 //! Each socket gets one mapping holding both its rings, which costs no memory
@@ -7,9 +7,8 @@
 //! mapping when the engine gives the socket's lease back. If the kernel refuses
 //! a mapping (`vm.max_map_count`), the rings come from the heap instead.
 
-use crate::engine::{Lease, RingSource, Rings};
+use crate::engine::{Bytes, Lease, RingSource, Rings};
 use crate::sys::pages::{self, Pages};
-use smoltcp::socket::tcp;
 use std::collections::HashMap;
 
 /// Mappings lent to the engine, by lease.
@@ -30,16 +29,16 @@ impl RingSource for PageRings {
             });
         let Some((mapping, rx_bytes, tx_bytes)) = lent else {
             return Rings {
-                rx: tcp::SocketBuffer::new(vec![0; rx]),
-                tx: tcp::SocketBuffer::new(vec![0; tx]),
+                rx: Bytes::Heap(vec![0; rx]),
+                tx: Bytes::Heap(vec![0; tx]),
                 lease: None,
             };
         };
         self.next += 1;
         self.lent.insert(self.next, mapping);
         Rings {
-            rx: tcp::SocketBuffer::new(rx_bytes),
-            tx: tcp::SocketBuffer::new(tx_bytes),
+            rx: Bytes::Lent(rx_bytes),
+            tx: Bytes::Lent(tx_bytes),
             lease: Some(Lease(self.next)),
         }
     }

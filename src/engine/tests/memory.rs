@@ -173,3 +173,22 @@ fn a_drained_transmit_ring_gives_its_pages_back() {
     w.run(MS);
     assert!(asked().forgets > small.forgets, "a second later");
 }
+
+#[test]
+fn datagram_sockets_take_their_rings_from_the_source_and_give_them_back() {
+    let (mut w, a, _) = counted_wire();
+    let asked = || a.0.lock().unwrap().clone();
+    let (udp, _) = open_udp(&mut w.a, "0.0.0.0:53");
+    let (ping, _) =
+        w.a.ping_open(addr("0.0.0.0:0"), &SocketOptions::default())
+            .unwrap();
+    assert_eq!((asked().out, asked().back), (2, 0));
+    // A socket that cannot open gives its rings back at once.
+    let taken = w.a.udp_open(addr("0.0.0.0:53"), &SocketOptions::default());
+    assert_eq!(taken.unwrap_err().raw_os_error(), Some(libc::EADDRINUSE));
+    assert_eq!((asked().out, asked().back), (2, 1));
+    w.a.udp_close(udp);
+    w.a.udp_close(ping);
+    w.run(MS);
+    assert_eq!((asked().out, asked().back), (0, 3));
+}
