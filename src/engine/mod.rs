@@ -14,8 +14,8 @@
 //! - ephemeral ports, `EADDRINUSE`/`EADDRNOTAVAIL`/`ENETUNREACH` checks, and
 //!   `EHOSTUNREACH` when the next hop never answers ARP;
 //! - configuration from the `ip` model in [`crate::cmd`], applied while running:
-//!   addresses, routes, link state, and the hardware address and MTU (smoltcp
-//!   reads a device's MTU once, so a new MTU rebuilds its interface);
+//!   addresses, routes, link state, and the hardware address and MTU (kept at
+//!   the device boundary, [`link_mtu`]: smoltcp reads a device's MTU once);
 //! - IPv4 on IPv6 sockets as Linux has it with `IPV6_V6ONLY` off (the default): a
 //!   listener on `[::]` takes IPv4 connections too and reports their addresses
 //!   v4-mapped (`::ffff:a.b.c.d`), and a connect to a v4-mapped address is IPv4;
@@ -225,10 +225,6 @@ struct Listener {
 /// One stack's protocol state.
 pub(crate) struct Engine {
     iface: Interface,
-    /// The seed of the first interface; rebuilt ones derive theirs from it, so a
-    /// run stays repeatable.
-    seed: u64,
-    rebuilds: u64,
     sockets: SocketSet<'static>,
     io: FrameIo,
     config: NetConfig,
@@ -274,8 +270,6 @@ impl Engine {
         let iface = Interface::new(iface_config, &mut Port::idle(&mut io), instant(now));
         let mut engine = Engine {
             iface,
-            seed,
-            rebuilds: 0,
             sockets: SocketSet::new(Vec::new()),
             io,
             config,
@@ -336,9 +330,7 @@ impl Engine {
         self.apply_plan(plan);
     }
 
-    /// Carries out a plan made by [`Plan::new`] against the running interface. The
-    /// order matters: a rebuilt interface takes the new hardware address, and has
-    /// none of the addresses and routes that follow.
+    /// Carries out a plan made by [`Plan::new`] against the running interface.
     fn apply_plan(&mut self, plan: Plan) {
         if let Some(mac) = plan.mac {
             self.io.mac = mac;
@@ -346,7 +338,6 @@ impl Engine {
         }
         if let Some(mtu) = plan.mtu {
             self.io.mtu = mtu;
-            self.rebuild_interface();
         }
         if let Some(wanted) = plan.addrs {
             self.iface.update_ip_addrs(|addrs| {
@@ -377,19 +368,6 @@ impl Engine {
         self.io.local_v4 = plan.local_v4;
         self.io.local_v6 = plan.local_v6;
         self.announce(&plan.announce);
-    }
-
-    /// Replaces smoltcp's interface with one that reads the device's capabilities
-    /// afresh (smoltcp keeps the MTU it saw at creation; sockets live apart from
-    /// the interface and carry on). The neighbour cache starts empty; addresses
-    /// and routes are pushed again by the caller.
-    fn rebuild_interface(&mut self) {
-        self.rebuilds += 1;
-        let mut config = Config::new(HardwareAddress::Ethernet(self.io.mac));
-        config.random_seed = self
-            .seed
-            .wrapping_add(self.rebuilds.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        self.iface = Interface::new(config, &mut Port::idle(&mut self.io), instant(self.now));
     }
 
     /// Tells the link that the hardware address changed: a gratuitous ARP per IPv4
