@@ -30,11 +30,11 @@ pub(super) struct Running<'a> {
 pub(super) struct Plan {
     /// A new hardware address for the Ethernet link.
     pub mac: Option<EthernetAddress>,
-    /// A new MTU for the Ethernet link: smoltcp's interface is rebuilt, and starts
-    /// with no addresses, routes or neighbours.
+    /// A new MTU for the Ethernet link, which the device boundary keeps (see
+    /// `link_mtu.rs`; smoltcp's device claims the largest packet whatever it is).
     pub mtu: Option<usize>,
     /// New addresses for smoltcp (all it holds, in order), when they differ from
-    /// those it holds (after a rebuild: none).
+    /// those it holds.
     pub addrs: Option<Vec<IpCidr>>,
     /// smoltcp's routes, always written afresh: (destination, gateway) for each
     /// route through a gateway (on-link prefixes come with the addresses).
@@ -108,12 +108,7 @@ impl Plan {
         // resolves one neighbour a second at most: commands that leave the
         // addresses alone (a new MTU or hardware address, a route) must not cost
         // every peer a second.
-        let held = if plan.mtu.is_some() {
-            &[]
-        } else {
-            running.addrs
-        };
-        if held != fits.as_slice() {
+        if running.addrs != fits.as_slice() {
             plan.addrs = Some(fits);
         }
         if plan.mac.is_some() && plan.wire_up {
@@ -222,7 +217,7 @@ mod tests {
     }
 
     #[test]
-    fn addresses_smoltcp_holds_already_are_left_alone_unless_the_interface_is_rebuilt() {
+    fn addresses_smoltcp_holds_already_are_left_alone() {
         let config = model("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0");
         let held = Plan::new(&config, fresh()).addrs.unwrap();
         let running = Running {
@@ -236,7 +231,7 @@ mod tests {
         );
         let plan = Plan::new(&config, running);
         assert_eq!(plan.mtu, Some(1400));
-        assert_eq!(plan.addrs, Some(held));
+        assert_eq!(plan.addrs, None, "a new MTU keeps smoltcp's neighbours too");
     }
 
     #[test]

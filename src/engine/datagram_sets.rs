@@ -1,6 +1,5 @@
 //! The engine's datagram sockets, in smoltcp sets by what finds them: one set
-//! per UDP port, one for the ping sockets, one for the raw socket that IPv6
-//! fragments leave by.
+//! per UDP port, one for the ping sockets.
 //!
 //! smoltcp walks the set it is given for each datagram it takes in (to find a
 //! socket on the datagram's port), for each `poll_egress` and for `poll_at`.
@@ -23,8 +22,6 @@ pub(crate) enum Group {
     Udp(u16),
     /// The ping sockets.
     Ping,
-    /// The raw socket IPv6 fragments leave by.
-    Fragments,
 }
 
 /// Names a datagram socket inside the engine: its set, and its place there.

@@ -208,14 +208,9 @@ fn ip_parts(frame: &[u8]) -> Option<(IpAddr, IpAddr, IpProtocol, &[u8], bool)> {
 /// first, by a lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Demux {
-    /// A whole IP packet.
+    /// A whole IP packet (fragments were put together before: see
+    /// `reassembly`).
     Packet(Packet),
-    /// A piece of an IPv4 packet; the first piece also says what the packet is
-    /// (the others are told apart by the packet's identification).
-    Piece {
-        id: FragmentId,
-        first: Option<Packet>,
-    },
     /// ARP, or IPv6 neighbour discovery: news for the neighbour cache.
     Neighbor,
 }
@@ -229,15 +224,9 @@ pub(crate) enum Packet {
     Udp(u16),
     /// ICMP (but neighbour discovery): the ping sockets'.
     Icmp,
-    /// An IPv6 fragment the engine did not reassemble: the raw socket's.
-    Ipv6Fragment,
-    /// No socket's (another protocol, or too short to tell).
+    /// No socket's (another protocol, a fragment, or too short to tell).
     Other,
 }
-
-/// What names the pieces of one IPv4 packet: source, destination and
-/// identification.
-pub(crate) type FragmentId = (Ipv4Address, Ipv4Address, u16);
 
 /// The ICMPv6 types of neighbour discovery (router solicitation to redirect).
 const NDP_TYPES: std::ops::RangeInclusive<u8> = 133..=137;
@@ -255,23 +244,18 @@ pub(crate) fn demux(frame: &[u8]) -> Demux {
             let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
                 return Demux::Packet(Packet::Other);
             };
-            let (src, dst) = (ip.src_addr(), ip.dst_addr());
-            let packet = || match ip.next_header() {
+            let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+            if ip.more_frags() || ip.frag_offset() != 0 {
+                return Demux::Packet(Packet::Other);
+            }
+            Demux::Packet(match ip.next_header() {
                 IpProtocol::Tcp => {
-                    flow_of(src.into(), dst.into(), ip.payload()).map_or(Packet::Other, Packet::Tcp)
+                    flow_of(src, dst, ip.payload()).map_or(Packet::Other, Packet::Tcp)
                 }
                 IpProtocol::Udp => udp_dst_port(ip.payload()).map_or(Packet::Other, Packet::Udp),
                 IpProtocol::Icmp => Packet::Icmp,
                 _ => Packet::Other,
-            };
-            if ip.more_frags() || ip.frag_offset() != 0 {
-                Demux::Piece {
-                    id: (src, dst, ip.ident()),
-                    first: (ip.frag_offset() == 0).then(packet),
-                }
-            } else {
-                Demux::Packet(packet())
-            }
+            })
         }
         EthernetProtocol::Ipv6 => {
             let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else {
@@ -296,7 +280,6 @@ pub(crate) fn demux(frame: &[u8]) -> Demux {
                     return Demux::Neighbor
                 }
                 IpProtocol::Icmpv6 => Packet::Icmp,
-                p if u8::from(p) == super::ipv6_frag::FRAGMENT => Packet::Ipv6Fragment,
                 _ => Packet::Other,
             })
         }
@@ -677,22 +660,15 @@ mod tests {
         let mut hop_by_hop = vec![6, 0, 1, 4, 0, 0, 0, 0];
         hop_by_hop.extend_from_slice(&tcp);
         assert_eq!(demux(&ether(0x86dd, &ipv6(0, &hop_by_hop))), Whole(flow6));
-        // The pieces of a packet: the first says what it is.
-        let id = (
-            Ipv4Address::new(10, 0, 0, 2),
-            Ipv4Address::new(10, 0, 0, 1),
-            9,
-        );
+        // Fragments were put together before demux: a piece left over is no
+        // socket's.
         assert_eq!(
             demux(&ether(0x0800, &ipv4(6, 9, (true, 0), &tcp))),
-            Demux::Piece {
-                id,
-                first: Some(flow4)
-            }
+            Whole(Packet::Other)
         );
         assert_eq!(
             demux(&ether(0x0800, &ipv4(6, 9, (false, 3), &[0; 8]))),
-            Demux::Piece { id, first: None }
+            Whole(Packet::Other)
         );
         let udp = [0x9c, 0x40, 0x13, 0x89, 0, 8, 0, 0];
         assert_eq!(
@@ -704,19 +680,12 @@ mod tests {
             Whole(Packet::Udp(5001))
         );
         assert_eq!(
-            demux(&ether(0x0800, &ipv4(17, 1, (true, 0), &udp))),
-            Demux::Piece {
-                id: (id.0, id.1, 1),
-                first: Some(Packet::Udp(5001))
-            }
-        );
-        assert_eq!(
             demux(&ether(0x0800, &ipv4(1, 1, (false, 0), &[8, 0, 0, 0]))),
             Whole(Packet::Icmp)
         );
         assert_eq!(
             demux(&ether(0x86dd, &ipv6(44, &[17, 0, 0, 1, 0, 0, 0, 1]))),
-            Whole(Packet::Ipv6Fragment)
+            Whole(Packet::Other)
         );
         // Neighbour advertisement; an echo request is for the ping sockets.
         assert_eq!(

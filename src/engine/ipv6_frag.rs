@@ -1,19 +1,17 @@
 //! IPv6 fragmentation and reassembly, which smoltcp 0.14 does not have.
 //!
-//! smoltcp fragments and reassembles IPv4 only: an IPv6 UDP datagram larger than
-//! the link's MTU could be neither sent nor received, where Linux sends it in
+//! smoltcp neither fragments nor reassembles IPv6: a UDP datagram larger than the
+//! link's MTU could be neither sent nor received, where Linux sends it in
 //! fragments (RFC 8200, section 4.5) and puts them together on arrival. The engine
-//! does both here, at the device boundary: [`fragments`] cuts a datagram into
-//! IPv6 packets with a Fragment header, which smoltcp sends through a raw socket
-//! (it still picks the route and resolves the neighbour); [`Reassembler`] collects
-//! arriving fragments and hands smoltcp the whole packet.
-//!
-//! Reassembly takes hostile input, so it is bounded as Linux bounds it: a few
-//! datagrams at a time, 64 KiB each, 60 seconds to complete, and a datagram with
-//! overlapping fragments is dropped whole (RFC 5722).
+//! does both at the device boundary: [`fragments`] cuts a packet smoltcp built
+//! whole (see `link_mtu.rs`) into IPv6 packets with a Fragment header, and
+//! [`Reassembler`] reads arriving fragments for [`super::reassembly`], which
+//! hands smoltcp the whole packet: bounded, 60 seconds to complete (Linux's
+//! `ip6frag_time`), a datagram with overlapping fragments dropped whole (RFC
+//! 5722).
 
+use super::reassembly::{Datagrams, Fragment, Piece, Whole};
 use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv6Address, Ipv6Packet};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The Fragment header's protocol number.
@@ -26,9 +24,6 @@ const FRAGMENT_HEADER: usize = 8;
 /// The largest UDP payload over IPv6 without jumbograms: 65,535 bytes of IPv6
 /// payload, less the UDP header.
 pub(crate) const MAX_UDP_V6: usize = 65_535 - 8;
-
-/// Datagrams being reassembled at once; a new one beyond that is dropped.
-const MAX_PENDING: usize = 16;
 
 /// How long the fragments of one datagram may take (Linux's `ip6frag_time`).
 const REASSEMBLY_TIME: Duration = Duration::from_secs(60);
@@ -78,34 +73,14 @@ pub(crate) fn fragments(
 /// What identifies the fragments of one datagram.
 type Key = (Ipv6Address, Ipv6Address, u32);
 
-#[derive(Debug)]
-struct Pending {
-    /// The Ethernet and IPv6 headers of the first fragment seen.
-    headers: Vec<u8>,
-    /// The protocol of the reassembled payload (from the offset-0 fragment).
-    next_header: Option<u8>,
-    /// The fragments' data by offset.
-    parts: BTreeMap<usize, Vec<u8>>,
-    /// The payload's length, once the last fragment came.
-    total: Option<usize>,
-    started: Duration,
-}
+/// What reassembly keeps from the first fragment: its Ethernet and IPv6 headers,
+/// and the protocol of the payload.
+type Head = (Vec<u8>, u8);
 
 /// Collects IPv6 fragments into whole packets (see the module doc).
 #[derive(Debug, Default)]
 pub(crate) struct Reassembler {
-    pending: BTreeMap<Key, Pending>,
-}
-
-/// What became of a frame given to [`Reassembler::on_frame`].
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Fragment {
-    /// Not an IPv6 fragment: process the frame as it is.
-    NotOne,
-    /// A fragment, kept (or dropped): nothing to process yet.
-    Taken,
-    /// The last missing fragment: this whole Ethernet frame replaces them.
-    Complete(Vec<u8>),
+    datagrams: Datagrams<Key, Head, { REASSEMBLY_TIME.as_secs() }>,
 }
 
 impl Reassembler {
@@ -123,28 +98,19 @@ impl Reassembler {
         if !view.plausible() {
             return Fragment::Taken;
         }
-        self.pending
-            .retain(|_, p| now.saturating_sub(p.started) < REASSEMBLY_TIME);
-        if !self.pending.contains_key(&view.key) && self.pending.len() >= MAX_PENDING {
-            return Fragment::Taken;
+        let piece = Piece {
+            offset: view.offset,
+            more: view.more,
+            data: view.data,
+            head: (view.offset == 0).then(|| (view.headers.to_vec(), view.next_header)),
+        };
+        match self.datagrams.add(view.key, piece, now) {
+            Some(Whole {
+                head: (headers, next_header),
+                payload,
+            }) => Fragment::Complete(whole(&headers, next_header, &payload)),
+            None => Fragment::Taken,
         }
-        let pending = self.pending.entry(view.key).or_insert_with(|| Pending {
-            headers: view.headers.to_vec(),
-            next_header: None,
-            parts: BTreeMap::new(),
-            total: None,
-            started: now,
-        });
-        if !pending.fits(&view) {
-            self.pending.remove(&view.key);
-            return Fragment::Taken;
-        }
-        pending.add(&view);
-        if !pending.is_complete() {
-            return Fragment::Taken;
-        }
-        let pending = self.pending.remove(&view.key).expect("present");
-        Fragment::Complete(pending.into_frame())
     }
 }
 
@@ -198,64 +164,7 @@ impl<'a> FragmentView<'a> {
     /// last is a multiple of 8 bytes; none reaches beyond 65,535 bytes of payload.
     fn plausible(&self) -> bool {
         let whole_blocks = !self.more || self.data.len().is_multiple_of(8);
-        whole_blocks && !self.data.is_empty() && self.end() <= 65_535
-    }
-
-    /// One past the fragment's last byte in the payload.
-    fn end(&self) -> usize {
-        self.offset + self.data.len()
-    }
-}
-
-impl Pending {
-    /// Whether `view` agrees with the fragments already here: it overlaps none,
-    /// ends inside a known total, and as the last one leaves no data beyond it.
-    fn fits(&self, view: &FragmentView) -> bool {
-        let end = view.end();
-        let overlaps = self
-            .parts
-            .range(..end)
-            .next_back()
-            .is_some_and(|(&start, part)| start + part.len() > view.offset);
-        let beyond_end = self
-            .total
-            .is_some_and(|total| end > total || (!view.more && end != total));
-        let before_data = !view.more
-            && self
-                .parts
-                .keys()
-                .next_back()
-                .is_some_and(|&last| last + self.parts[&last].len() > end);
-        !(overlaps || beyond_end || before_data)
-    }
-
-    /// Keeps a fragment that [`Pending::fits`].
-    fn add(&mut self, view: &FragmentView) {
-        if view.offset == 0 {
-            self.next_header = Some(view.next_header);
-        }
-        if !view.more {
-            self.total = Some(view.end());
-        }
-        self.parts.insert(view.offset, view.data.to_vec());
-    }
-
-    /// Every fragment is here.
-    fn is_complete(&self) -> bool {
-        let (Some(total), Some(_)) = (self.total, self.next_header) else {
-            return false;
-        };
-        self.parts.values().map(Vec::len).sum::<usize>() == total
-    }
-
-    /// The whole frame of a complete datagram.
-    fn into_frame(self) -> Vec<u8> {
-        let total = self.total.expect("complete");
-        let mut data = Vec::with_capacity(total);
-        for part in self.parts.values() {
-            data.extend_from_slice(part);
-        }
-        whole(&self.headers, self.next_header.expect("complete"), &data)
+        whole_blocks && !self.data.is_empty() && self.offset + self.data.len() <= 65_535
     }
 }
 
@@ -274,6 +183,7 @@ fn whole(headers: &[u8], next_header: u8, data: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::reassembly::MAX_PENDING;
     use super::*;
 
     const A: Ipv6Address = Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
@@ -319,7 +229,7 @@ mod tests {
             panic!("not complete");
         };
         assert_eq!(reassembled(&frame), (IpProtocol::Udp, data));
-        assert!(r.pending.is_empty());
+        assert_eq!(r.datagrams.len(), 0);
     }
 
     #[test]
@@ -346,7 +256,7 @@ mod tests {
         let last = forged.len() - 1;
         forged[last] ^= 1;
         assert_eq!(r.on_frame(&forged, Duration::ZERO), Fragment::Taken);
-        assert!(r.pending.is_empty(), "dropped whole");
+        assert_eq!(r.datagrams.len(), 0, "dropped whole");
         for part in &parts[1..] {
             assert_eq!(r.on_frame(part, Duration::ZERO), Fragment::Taken);
         }
@@ -359,10 +269,10 @@ mod tests {
             let first = &cut(&payload(4000), ident)[0];
             assert_eq!(r.on_frame(first, Duration::ZERO), Fragment::Taken);
         }
-        assert_eq!(r.pending.len(), MAX_PENDING);
+        assert_eq!(r.datagrams.len(), MAX_PENDING);
         let later = &cut(&payload(4000), 1000)[0];
         r.on_frame(later, REASSEMBLY_TIME);
-        assert_eq!(r.pending.len(), 1, "the old ones expired");
+        assert_eq!(r.datagrams.len(), 1, "the old ones expired");
     }
 
     #[test]

@@ -14,8 +14,8 @@
 //! - ephemeral ports, `EADDRINUSE`/`EADDRNOTAVAIL`/`ENETUNREACH` checks, and
 //!   `EHOSTUNREACH` when the next hop never answers ARP;
 //! - configuration from the `ip` model in [`crate::cmd`], applied while running:
-//!   addresses, routes, link state, and the hardware address and MTU (smoltcp
-//!   reads a device's MTU once, so a new MTU rebuilds its interface);
+//!   addresses, routes, link state, and the hardware address and MTU (kept at
+//!   the device boundary, [`link_mtu`]: smoltcp reads a device's MTU once);
 //! - IPv4 on IPv6 sockets as Linux has it with `IPV6_V6ONLY` off (the default): a
 //!   listener on `[::]` takes IPv4 connections too and reports their addresses
 //!   v4-mapped (`::ffff:a.b.c.d`), and a connect to a v4-mapped address is IPv4;
@@ -25,8 +25,10 @@
 //!   retransmitted at once (`frames::HoleSignal`), ACKs stamped with the highest
 //!   sequence number sent (`frames::AckSequence`), and a retransmission after a
 //!   stall instead of smoltcp's 1-second floor ([`recovery`]);
-//! - IPv6 fragmentation and reassembly ([`ipv6_frag`]), which smoltcp has for
-//!   IPv4 only;
+//! - IP fragmentation and reassembly for both families ([`ipv4_frag`],
+//!   [`ipv6_frag`], [`reassembly`]): smoltcp has none for IPv6, and its IPv4 one
+//!   holds 320 KiB of fixed buffers per stack; smoltcp's device claims the largest
+//!   packet and the boundary keeps to the link's MTU ([`link_mtu`]);
 //! - multicast datagrams with their own hop limit, looped back to the stack's own
 //!   members of the group ([`multicast`]);
 //! - work in proportion to what happens: each connection in a smoltcp set of its
@@ -38,13 +40,17 @@
 mod config_plan;
 mod datagram_sets;
 mod frames;
+mod ipv4_frag;
 mod ipv6_frag;
 mod lifecycle;
+mod link_mtu;
 mod multicast;
 mod options;
 mod ping;
 mod ports;
+mod reassembly;
 mod recovery;
+mod rings;
 mod tcp_table;
 mod udp;
 
@@ -55,6 +61,8 @@ use lifecycle::Look;
 pub(crate) use options::SocketOptions;
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
 pub(crate) use ping::check_echo_request;
+pub(crate) use rings::{Bytes, Lease, RingSource, Rings};
+
 use ports::{PortTable, PortUse};
 use smoltcp::iface::{Config, Interface, Route, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
@@ -95,11 +103,6 @@ const OUTBOX_LIMIT: usize = 512;
 /// address missing (its `DISCOVERY_SILENT_TIME`): a socket whose next poll is
 /// this far off right after a send is taken to be waiting for a neighbour.
 const NEIGHBOR_SILENCE: Duration = Duration::from_secs(1);
-
-/// IPv4 packets in pieces followed at once (what their first piece said they
-/// are for); past that the table starts over (a packet whose first piece is
-/// forgotten then reaches no socket, as a packet with a lost piece).
-const MAX_PIECED: usize = 64;
 
 /// How long an unanswered ARP for a connect's next hop may take: Linux gives up after
 /// 3 probes a second apart and reports EHOSTUNREACH.
@@ -184,6 +187,10 @@ struct Conn {
     /// that ends, smoltcp resets the socket and would drop what the application has
     /// not read yet.
     rescued: Vec<u8>,
+    /// What the ring source wants back once the socket is gone, and when the
+    /// transmit ring's pages go back before that (see [`rings`]).
+    lease: Option<Lease>,
+    tx_pages: rings::TxPages,
 }
 
 impl Conn {
@@ -212,6 +219,8 @@ impl Conn {
             unacked: 0,
             progress_at: Duration::ZERO,
             rescued: Vec::new(),
+            lease: None,
+            tx_pages: rings::TxPages::default(),
         }
     }
 }
@@ -232,12 +241,7 @@ struct Listener {
 /// One stack's protocol state.
 pub(crate) struct Engine {
     iface: Interface,
-    /// The seed of the first interface; rebuilt ones derive theirs from it, so a
-    /// run stays repeatable.
-    seed: u64,
-    rebuilds: u64,
-    /// The datagram sockets (UDP, ping, and the raw socket IPv6 fragments leave
-    /// by), in sets by port (see `datagram_sets`).
+    /// The datagram sockets (UDP and ping), in sets by port (see `datagram_sets`).
     datagrams: datagram_sets::DatagramSets,
     /// The datagram sets one transmit polls (kept for its allocation).
     polling: Vec<datagram_sets::Group>,
@@ -262,9 +266,6 @@ pub(crate) struct Engine {
     listener_ports: HashMap<u16, Vec<ListenerId>>,
     /// Each listener's connections still in their handshake.
     embryos: BTreeSet<(ListenerId, TcpHandle)>,
-    /// What IPv4 packets that came in pieces are for, from their first piece:
-    /// the set smoltcp's reassembly is to hand them to.
-    pieces: HashMap<frames::FragmentId, frames::Packet>,
     next_listener: ListenerId,
     udps: BTreeMap<UdpHandle, udp::UdpSock>,
     /// Closed datagram sockets whose last datagrams have not left yet.
@@ -279,12 +280,11 @@ pub(crate) struct Engine {
     arp_seen: HashMap<Ipv4Address, Duration>,
     events: VecDeque<Event>,
     now: Duration,
-    /// IPv6 fragmentation, which smoltcp lacks: incoming fragments waiting for
-    /// the rest, the raw socket outgoing ones leave by (made on first use), and
-    /// the next Fragment header identification.
-    reassembler: ipv6_frag::Reassembler,
-    fragment_socket: Option<UdpHandle>,
-    next_fragment_id: u32,
+    /// Incoming fragments waiting for the rest of their datagram.
+    reassembler: reassembly::Reassemblers,
+    /// Where sockets' rings get their memory; dropped after the sockets (see
+    /// `Drop`).
+    rings: Box<dyn RingSource>,
 }
 
 impl Engine {
@@ -298,13 +298,13 @@ impl Engine {
             .map(|l| l.mac)
             .unwrap_or([0x02, 0, 0, 0, 0, 1]);
         let mut io = FrameIo::new(EthernetAddress(mac), 1500);
+        // Not predictable from one stack to the next (RFC 7739), yet repeatable.
+        io.next_fragment_id = (seed >> 16) as u32;
         let mut iface_config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         iface_config.random_seed = seed;
         let iface = Interface::new(iface_config, &mut Port::idle(&mut io), instant(now));
         let mut engine = Engine {
             iface,
-            seed,
-            rebuilds: 0,
             datagrams: datagram_sets::DatagramSets::default(),
             polling: Vec::new(),
             no_sockets: SocketSet::new(Vec::new()),
@@ -319,7 +319,6 @@ impl Engine {
             listeners: BTreeMap::new(),
             listener_ports: HashMap::new(),
             embryos: BTreeSet::new(),
-            pieces: HashMap::new(),
             next_listener: 1,
             udps: BTreeMap::new(),
             udp_closing: BTreeSet::new(),
@@ -330,13 +329,18 @@ impl Engine {
             arp_seen: HashMap::new(),
             events: VecDeque::new(),
             now,
-            reassembler: ipv6_frag::Reassembler::default(),
-            fragment_socket: None,
-            // Not predictable from one stack to the next (RFC 7739), yet repeatable.
-            next_fragment_id: (seed >> 16) as u32,
+            reassembler: reassembly::Reassemblers::default(),
+            rings: Box::new(rings::HeapRings),
         };
         engine.sync_config();
         engine
+    }
+
+    /// Takes TCP rings from `source` from now on (the pump lends page mappings;
+    /// by default they are on the heap). Before the first connection.
+    pub(crate) fn set_ring_source(&mut self, source: Box<dyn RingSource>) {
+        debug_assert!(self.tcp.is_empty(), "rings already taken");
+        self.rings = source;
     }
 
     /// The configuration model the stack runs with.
@@ -375,9 +379,7 @@ impl Engine {
         self.datagrams.mark_all();
     }
 
-    /// Carries out a plan made by [`Plan::new`] against the running interface. The
-    /// order matters: a rebuilt interface takes the new hardware address, and has
-    /// none of the addresses and routes that follow.
+    /// Carries out a plan made by [`Plan::new`] against the running interface.
     fn apply_plan(&mut self, plan: Plan) {
         if let Some(mac) = plan.mac {
             self.io.mac = mac;
@@ -385,7 +387,6 @@ impl Engine {
         }
         if let Some(mtu) = plan.mtu {
             self.io.mtu = mtu;
-            self.rebuild_interface();
         }
         if let Some(wanted) = plan.addrs {
             self.iface.update_ip_addrs(|addrs| {
@@ -416,19 +417,6 @@ impl Engine {
         self.io.local_v4 = plan.local_v4;
         self.io.local_v6 = plan.local_v6;
         self.announce(&plan.announce);
-    }
-
-    /// Replaces smoltcp's interface with one that reads the device's capabilities
-    /// afresh (smoltcp keeps the MTU it saw at creation; sockets live apart from
-    /// the interface and carry on). The neighbour cache starts empty; addresses
-    /// and routes are pushed again by the caller.
-    fn rebuild_interface(&mut self) {
-        self.rebuilds += 1;
-        let mut config = Config::new(HardwareAddress::Ethernet(self.io.mac));
-        config.random_seed = self
-            .seed
-            .wrapping_add(self.rebuilds.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        self.iface = Interface::new(config, &mut Port::idle(&mut self.io), instant(self.now));
     }
 
     /// Tells the link that the hardware address changed: a gratuitous ARP per IPv4
@@ -462,9 +450,9 @@ impl Engine {
 
     fn ingest(&mut self, frame: &[u8]) {
         match self.reassembler.on_frame(frame, self.now) {
-            ipv6_frag::Fragment::NotOne => {}
-            ipv6_frag::Fragment::Taken => return,
-            ipv6_frag::Fragment::Complete(whole) => return self.ingest(&whole),
+            reassembly::Fragment::NotOne => {}
+            reassembly::Fragment::Taken => return,
+            reassembly::Fragment::Complete(whole) => return self.ingest(&whole),
         }
         if let Some(sender) = frames::arp_sender(frame) {
             self.arp_seen.insert(sender, self.now);
@@ -475,6 +463,12 @@ impl Engine {
         let Some(tcp) = frames::tcp_view(frame) else {
             return self.ingest_ready(frame);
         };
+        if tcp.syn && tcp.options && link_mtu::mss_too_large(frame, self.io.mtu) {
+            // smoltcp sizes segments from the peer's MSS (see `link_mtu`).
+            let mut clamped = frame.to_vec();
+            link_mtu::clamp_mss(&mut clamped, self.io.mtu);
+            return self.ingest(&clamped);
+        }
         if tcp.opens() && !self.admit_syn(tcp.segment) {
             return;
         }
@@ -564,20 +558,6 @@ impl Engine {
     fn ingest_ready(&mut self, frame: &[u8]) {
         let packet = match frames::demux(frame) {
             frames::Demux::Packet(packet) => packet,
-            frames::Demux::Piece { id, first } => {
-                if let Some(first) = first {
-                    if self.pieces.len() >= MAX_PIECED && !self.pieces.contains_key(&id) {
-                        self.pieces.clear();
-                    }
-                    self.pieces.insert(id, first);
-                }
-                // Unknown until the first piece came: until then no piece can
-                // complete the packet.
-                self.pieces
-                    .get(&id)
-                    .copied()
-                    .unwrap_or(frames::Packet::Other)
-            }
             frames::Demux::Neighbor => {
                 self.ingest_with_no_socket(frame);
                 // The neighbour cache may have learnt what a socket waits for.
@@ -590,7 +570,6 @@ impl Engine {
             frames::Packet::Tcp(flow) => self.ingest_tcp(frame, self.tcp.lookup(&flow)),
             frames::Packet::Udp(port) => self.ingest_datagram(frame, Group::Udp(port)),
             frames::Packet::Icmp => self.ingest_datagram(frame, Group::Ping),
-            frames::Packet::Ipv6Fragment => self.ingest_datagram(frame, Group::Fragments),
             frames::Packet::Other => self.ingest_with_no_socket(frame),
         }
     }
@@ -654,7 +633,6 @@ impl Engine {
         match group {
             Group::Udp(port) => self.collect_udp(port),
             Group::Ping => self.collect_ping(),
-            Group::Fragments => {}
         }
     }
 
@@ -881,19 +859,28 @@ impl Engine {
 
     // ---- TCP ----
 
-    fn new_tcp_socket(options: &SocketOptions) -> tcp::Socket<'static> {
+    /// A TCP socket with `options`, its rings from `source`, and their lease.
+    fn new_tcp_socket(
+        source: &mut dyn RingSource,
+        options: &SocketOptions,
+    ) -> (tcp::Socket<'static>, Option<Lease>) {
         let (rx, tx) = options.tcp_buffers(TCP_BUFFER);
-        let mut socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; rx]),
-            tcp::SocketBuffer::new(vec![0; tx]),
-        );
+        let rings = source.rings(rx, tx);
+        let mut socket = tcp::Socket::new(rings.rx.tcp(), rings.tx.tcp());
         options.apply_tcp(&mut socket);
         socket.set_congestion_control(tcp::CongestionControl::Cubic);
         // smoltcp acknowledges every second segment at once; the delay only holds
         // back the ACK of a lone segment. 10 ms (its default) stalls a fast link once
         // per window (FACTS.md); none at all doubles the ACK frames a switch carries.
         socket.set_ack_delay(Some(ACK_DELAY));
-        socket
+        (socket, rings.lease)
+    }
+
+    /// Gives back the rings of a socket that was dropped (or never added).
+    fn give_back(&mut self, lease: Option<Lease>) {
+        if let Some(lease) = lease {
+            self.rings.give_back(lease);
+        }
     }
 
     /// Starts an active open to `remote`, from `local` (unspecified parts chosen here).
@@ -929,7 +916,7 @@ impl Engine {
             .ports
             .take(local.map_or(0, |l| l.port()), options.port_use(false))
             .ok_or_else(|| errno(libc::EADDRINUSE))?;
-        let mut socket = Self::new_tcp_socket(options);
+        let (mut socket, lease) = Self::new_tcp_socket(&mut *self.rings, options);
         let endpoint = IpListenEndpoint {
             addr: local_ip.map(IpAddress::from),
             port,
@@ -938,6 +925,8 @@ impl Engine {
             .connect(self.iface.context(), to_endpoint(remote), endpoint)
             .is_err()
         {
+            drop(socket);
+            self.give_back(lease);
             self.ports.release(port, options.port_use(false));
             return Err(errno(libc::EADDRNOTAVAIL));
         }
@@ -959,6 +948,7 @@ impl Engine {
             *options,
         );
         conn.mapped = mapped;
+        conn.lease = lease;
         let handle = self.tcp.insert(socket, conn);
         if let Some(flow) = flow {
             self.tcp.set_flow(handle, flow);
@@ -1124,24 +1114,27 @@ impl Engine {
         if listener.embryos + unaccepted > listener.backlog {
             return false; // a full backlog drops the SYN; the peer will retry
         }
-        let mut socket = Self::new_tcp_socket(&listener.options);
+        let (mut socket, lease) = Self::new_tcp_socket(&mut *self.rings, &listener.options);
         let ip = unmap(listener.local).ip();
         let endpoint = IpListenEndpoint {
             addr: (!ip.is_unspecified()).then(|| ip.into()),
             port: listener.local.port(),
         };
         if socket.listen(endpoint).is_err() {
+            drop(socket);
+            self.give_back(lease);
             return true;
         }
         listener.embryos += 1;
         self.ports
             .share(listener.local.port(), listener.options.port_use(false));
-        let conn = Conn::new(
+        let mut conn = Conn::new(
             Phase::Embryo(id),
             TcpState::Listen,
             listener.local.port(),
             listener.options,
         );
+        conn.lease = lease;
         let handle = self.tcp.insert(socket, conn);
         self.tcp.set_flow(handle, flow);
         self.embryos.insert((id, handle));
@@ -1272,7 +1265,7 @@ impl Engine {
     }
 
     fn forget(&mut self, handle: TcpHandle) {
-        let Some(entry) = self.tcp.remove(handle) else {
+        let Some(mut entry) = self.tcp.remove(handle) else {
             return;
         };
         let socket = entry.socket();
@@ -1288,6 +1281,11 @@ impl Engine {
             self.embryos.remove(&(listener, handle));
         }
         self.ports.release(entry.conn.port, entry.conn.port_use);
+        let lease = entry.conn.lease.take();
+        // The socket is dropped before its rings are given back (the lease's
+        // contract).
+        drop(entry);
+        self.give_back(lease);
     }
 
     /// Turns what happened to one connection into events, enforces its deadlines
@@ -1306,6 +1304,7 @@ impl Engine {
         conn.settle(&look, &verdict);
         lifecycle::steer(socket, &verdict);
         lifecycle::tell(handle, verdict.news, &mut self.listeners, &mut self.events);
+        conn.tx_pages.look(socket, &mut *self.rings, self.now);
         if let lifecycle::News::Accepted { listener, .. } | lifecycle::News::EmbryoLost(listener) =
             verdict.news
         {
@@ -1346,6 +1345,15 @@ impl Snapshot {
             recv_queue: entry.conn.rescued.len() + socket.recv_queue(),
             send_queue: socket.send_queue(),
         }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Every socket goes before the ring source, which may take their rings'
+        // memory with it (the lease's contract, see `rings`).
+        self.tcp = tcp_table::TcpTable::default();
+        self.datagrams = datagram_sets::DatagramSets::default();
     }
 }
 
@@ -1459,6 +1467,8 @@ struct FrameIo {
     stalls: recovery::StallRepair,
     /// The engine's clock, for what the device boundary times.
     now: Duration,
+    /// The identification of the next datagram the boundary cuts in fragments.
+    next_fragment_id: u32,
 }
 
 impl FrameIo {
@@ -1477,6 +1487,7 @@ impl FrameIo {
             holes: frames::HoleSignal::default(),
             stalls: recovery::StallRepair::default(),
             now: Duration::ZERO,
+            next_fragment_id: 0,
         }
     }
 
@@ -1485,7 +1496,9 @@ impl FrameIo {
     }
 
     fn recycle(&mut self, frame: Vec<u8>) {
-        if self.pool.len() < OUTBOX_LIMIT {
+        // A buffer grown for a whole datagram (cut at the boundary, or looped
+        // back) goes back to the allocator rather than stay in the pool.
+        if self.pool.len() < OUTBOX_LIMIT && frame.capacity() <= crate::link::MAX_FRAME {
             self.pool.push(frame);
         }
     }
@@ -1498,6 +1511,10 @@ impl FrameIo {
     /// nowhere (a down link).
     fn route(&mut self, mut frame: Vec<u8>) {
         if let Some(segment) = self.ack_sequence.on_egress(&mut frame) {
+            if segment.len > segment.data + usize::from(segment.fin) {
+                // A SYN: its MSS option keeps to the link (see `link_mtu`).
+                link_mtu::clamp_mss(&mut frame, self.mtu);
+            }
             if segment.rst {
                 self.stalls.forget(&segment.flow);
             } else {
@@ -1534,7 +1551,9 @@ impl FrameIo {
                 return;
             }
         }
-        if self.wire_up {
+        if self.wire_up && frame.len() > self.mtu + 14 {
+            self.send_oversized(frame);
+        } else if self.wire_up {
             for _ in 0..self.holes.copies(&frame) {
                 let mut copy = self.pool.pop().unwrap_or_default();
                 copy.clear();
@@ -1585,7 +1604,8 @@ impl Device for Port<'_> {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = self.io.mtu + 14;
+        // The boundary keeps to the link's MTU (see `link_mtu`).
+        caps.max_transmission_unit = link_mtu::DEVICE_MTU;
         caps
     }
 }

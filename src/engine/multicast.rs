@@ -16,7 +16,6 @@
 //! before them that still wait in smoltcp's ring (different destinations, which
 //! UDP does not order anyway).
 
-use super::ipv6_frag;
 use super::{errno, Engine, UdpHandle};
 use crate::cmd::{LinkKind, NextHop};
 use smoltcp::phy::ChecksumCapabilities;
@@ -59,19 +58,10 @@ impl Engine {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             let datagram = udp_datagram(from, dest, data);
-            let ident = self.next_fragment_id;
-            self.next_fragment_id = ident.wrapping_add(1);
-            let packets = ip_packets(
-                from.ip(),
-                dest.ip(),
-                hop_limit,
-                &datagram,
-                self.io.mtu,
-                ident,
-            );
-            for packet in packets {
+            if let Some(packet) = ip_packet(from.ip(), dest.ip(), hop_limit, &datagram) {
                 let mut frame = self.io.pool.pop().unwrap_or_default();
                 write_ethernet(&mut frame, self.io.mac, group_mac(dest.ip()), &packet);
+                // Beyond the link's MTU, it is cut into fragments on the way out.
                 self.io.route(frame);
             }
         }
@@ -118,19 +108,11 @@ fn udp_datagram(src: SocketAddr, dst: SocketAddr, data: &[u8]) -> Vec<u8> {
     datagram
 }
 
-/// The IP packets that carry the UDP `datagram` from `src` to `dst` (one family)
-/// on a link of `mtu`: one packet, or fragments numbered `ident` when it does not
-/// fit, as Linux cuts them.
-fn ip_packets(
-    src: IpAddr,
-    dst: IpAddr,
-    hop_limit: u8,
-    datagram: &[u8],
-    mtu: usize,
-    ident: u32,
-) -> Vec<Vec<u8>> {
+/// The IP packet that carries the UDP `datagram` from `src` to `dst` (`None` if
+/// the families differ, which the caller checked).
+fn ip_packet(src: IpAddr, dst: IpAddr, hop_limit: u8, datagram: &[u8]) -> Option<Vec<u8>> {
     match (src, dst) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) if IPV4_HEADER + datagram.len() <= mtu => {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
             let repr = Ipv4Repr {
                 src_addr: src,
                 dst_addr: dst,
@@ -144,12 +126,9 @@ fn ip_packets(
                 &ChecksumCapabilities::default(),
             );
             packet[IPV4_HEADER..].copy_from_slice(datagram);
-            vec![packet]
+            Some(packet)
         }
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            ipv4_fragments(src, dst, hop_limit, datagram, mtu, ident as u16)
-        }
-        (IpAddr::V6(src), IpAddr::V6(dst)) if IPV6_HEADER + datagram.len() <= mtu => {
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
             let repr = Ipv6Repr {
                 src_addr: src,
                 dst_addr: dst,
@@ -160,52 +139,10 @@ fn ip_packets(
             let mut packet = vec![0u8; IPV6_HEADER + datagram.len()];
             repr.emit(&mut Ipv6Packet::new_unchecked(&mut packet[..]));
             packet[IPV6_HEADER..].copy_from_slice(datagram);
-            vec![packet]
+            Some(packet)
         }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            ipv6_frag::fragments(src, dst, hop_limit, IpProtocol::Udp, datagram, mtu, ident)
-        }
-        // The caller checked the families (ENETUNREACH otherwise).
-        _ => Vec::new(),
+        _ => None,
     }
-}
-
-/// IPv4 fragments of the UDP `datagram`, each at most `mtu` bytes (RFC 791: every
-/// fragment but the last carries a multiple of 8 bytes).
-fn ipv4_fragments(
-    src: std::net::Ipv4Addr,
-    dst: std::net::Ipv4Addr,
-    hop_limit: u8,
-    datagram: &[u8],
-    mtu: usize,
-    ident: u16,
-) -> Vec<Vec<u8>> {
-    let per_fragment = (mtu.saturating_sub(IPV4_HEADER) / 8 * 8).max(8);
-    datagram
-        .chunks(per_fragment)
-        .enumerate()
-        .map(|(i, chunk)| {
-            let offset = i * per_fragment;
-            let mut packet = vec![0u8; IPV4_HEADER + chunk.len()];
-            let mut ip = Ipv4Packet::new_unchecked(&mut packet[..]);
-            ip.set_version(4);
-            ip.set_header_len(IPV4_HEADER as u8);
-            ip.set_dscp(0);
-            ip.set_ecn(0);
-            ip.set_total_len((IPV4_HEADER + chunk.len()) as u16);
-            ip.set_ident(ident);
-            ip.clear_flags();
-            ip.set_more_frags(offset + chunk.len() < datagram.len());
-            ip.set_frag_offset(offset as u16);
-            ip.set_hop_limit(hop_limit);
-            ip.set_next_header(IpProtocol::Udp);
-            ip.set_src_addr(src);
-            ip.set_dst_addr(dst);
-            ip.fill_checksum();
-            packet[IPV4_HEADER..].copy_from_slice(chunk);
-            packet
-        })
-        .collect()
 }
 
 /// `packet` behind an Ethernet header from `src` to `dst`, into `frame`.
@@ -229,7 +166,6 @@ fn write_ethernet(frame: &mut Vec<u8>, src: EthernetAddress, dst: EthernetAddres
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
     #[test]
     fn group_addresses_map_to_ethernet_as_the_rfcs_say() {
@@ -248,9 +184,8 @@ mod tests {
         let src = SocketAddr::from(([10, 0, 0, 1], 5000));
         let dst = SocketAddr::from(([239, 1, 2, 3], 5353));
         let datagram = udp_datagram(src, dst, b"hello");
-        let packets = ip_packets(src.ip(), dst.ip(), 1, &datagram, 1500, 7);
-        assert_eq!(packets.len(), 1);
-        let ip = Ipv4Packet::new_checked(&packets[0][..]).unwrap();
+        let packet = ip_packet(src.ip(), dst.ip(), 1, &datagram).unwrap();
+        let ip = Ipv4Packet::new_checked(&packet[..]).unwrap();
         assert!(ip.verify_checksum());
         assert_eq!(ip.hop_limit(), 1);
         assert_eq!(ip.next_header(), IpProtocol::Udp);
@@ -260,38 +195,17 @@ mod tests {
     }
 
     #[test]
-    fn a_large_ipv4_datagram_is_cut_into_fragments_that_rebuild_it() {
-        let src = Ipv4Addr::new(10, 0, 0, 1);
-        let dst = Ipv4Addr::new(239, 1, 2, 3);
-        let data: Vec<u8> = (0..4000u32).map(|i| i as u8).collect();
-        let datagram = udp_datagram((src, 1).into(), (dst, 2).into(), &data);
-        let packets = ip_packets(src.into(), dst.into(), 5, &datagram, 1500, 0x1_0042);
-        assert_eq!(packets.len(), 3);
-        let mut rebuilt = Vec::new();
-        for (i, packet) in packets.iter().enumerate() {
-            assert!(packet.len() <= 1500);
-            let ip = Ipv4Packet::new_checked(&packet[..]).unwrap();
-            assert!(ip.verify_checksum());
-            assert_eq!((ip.ident(), ip.hop_limit()), (0x42, 5));
-            assert_eq!(ip.more_frags(), i < 2);
-            assert_eq!(usize::from(ip.frag_offset()), rebuilt.len());
-            rebuilt.extend_from_slice(ip.payload());
-        }
-        assert_eq!(rebuilt, datagram);
-    }
-
-    #[test]
     fn frames_carry_the_family_of_their_packet() {
         let src = SocketAddr::from(([0xfd00, 0, 0, 0, 0, 0, 0, 1], 1));
         let dst = SocketAddr::from(([0xff02, 0, 0, 0, 0, 0, 0, 0x77], 2));
         let datagram = udp_datagram(src, dst, b"six");
-        let packets = ip_packets(src.ip(), dst.ip(), 1, &datagram, 1500, 0);
+        let packet = ip_packet(src.ip(), dst.ip(), 1, &datagram).unwrap();
         let mut frame = Vec::new();
         write_ethernet(
             &mut frame,
             EthernetAddress([2, 0, 0, 0, 0, 1]),
             group_mac(dst.ip()),
-            &packets[0],
+            &packet,
         );
         let ethernet = EthernetFrame::new_checked(&frame[..]).unwrap();
         assert_eq!(ethernet.ethertype(), EthernetProtocol::Ipv6);

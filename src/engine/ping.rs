@@ -12,7 +12,7 @@
 
 use super::datagram_sets::Group;
 use super::udp::{DatagramProto, UdpHandle};
-use super::{errno, Engine, SocketOptions};
+use super::{errno, Engine, Rings, SocketOptions};
 use smoltcp::socket::icmp;
 use smoltcp::wire::IpAddress;
 use std::io;
@@ -45,18 +45,14 @@ impl Engine {
         local: SocketAddr,
         options: &SocketOptions,
     ) -> io::Result<(UdpHandle, SocketAddr)> {
-        self.open_datagram(DatagramProto::Ping, local, options, |_, ident| {
-            let ring = || {
-                icmp::PacketBuffer::new(
-                    vec![icmp::PacketMetadata::EMPTY; SLOTS],
-                    vec![0; RING_BYTES],
-                )
-            };
-            let mut socket = icmp::Socket::new(ring(), ring());
+        let Rings { rx, tx, lease } = self.rings.rings(RING_BYTES, RING_BYTES);
+        let opened = self.open_datagram(DatagramProto::Ping, local, options, |_, ident| {
+            let mut socket = icmp::Socket::new(rx.icmp(SLOTS), tx.icmp(SLOTS));
             socket.bind(icmp::Endpoint::Ident(ident)).ok()?;
             socket.set_hop_limit(Some(options.hop_limit));
             Some(smoltcp::socket::Socket::Icmp(socket))
-        })
+        });
+        self.leased(opened, lease)
     }
 
     /// Sends the echo request `data` (an ICMP message the program built) to

@@ -204,7 +204,6 @@ impl TcpTable {
     }
 
     /// Whether there are none.
-    #[cfg(test)]
     pub(super) fn is_empty(&self) -> bool {
         self.live == 0
     }

@@ -5,6 +5,8 @@ use super::*;
 use crate::cmd::NetConfig;
 use udp::MAX_UDP_V4;
 
+mod memory;
+
 const MS: Duration = Duration::from_millis(1);
 
 /// Two engines on one in-memory wire, `a` = 10.0.0.1/24, `b` = 10.0.0.2/24.

@@ -23,18 +23,14 @@
 //! `engine/ping.rs`.
 
 use super::datagram_sets::Group;
-use super::ipv6_frag;
 use super::ports::PortUse;
 use super::{
-    errno, from_endpoint, map, spread, to_endpoint, unmap, v6only_refuses, Engine, Event,
-    SocketOptions,
+    errno, from_endpoint, map, spread, to_endpoint, unmap, v6only_refuses, Engine, Event, Lease,
+    Rings, SocketOptions,
 };
 use crate::cmd::{NetConfig, NextHop};
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::socket::{raw, udp};
-use smoltcp::wire::{
-    IpAddress, IpListenEndpoint, IpProtocol, IpVersion, Ipv6Address, UdpPacket, UdpRepr,
-};
+use smoltcp::socket::udp;
+use smoltcp::wire::{IpAddress, IpListenEndpoint};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -48,10 +44,6 @@ pub(crate) const MAX_UDP_V4: usize = MAX_IPV4_PAYLOAD - 8;
 
 /// The most an IPv4 packet carries after its header.
 const MAX_IPV4_PAYLOAD: usize = 65_535 - 20;
-
-/// The raw socket's queue for IPv6 fragments: four of the largest datagrams.
-const FRAGMENT_QUEUE_BYTES: usize = 4 * 70 * 1024;
-const FRAGMENT_QUEUE_PACKETS: usize = 4 * 64;
 
 /// Linux's default `SO_RCVBUF` (`net.core.rmem_default`).
 pub(crate) const DEFAULT_RCVBUF: usize = 212_992;
@@ -101,6 +93,8 @@ pub(super) struct UdpSock {
     serial: u64,
     /// Closed by the application; kept until its last datagrams have left.
     pub(super) closing: bool,
+    /// What the ring source wants back once the smoltcp socket is gone.
+    pub(super) lease: Option<Lease>,
 }
 
 impl UdpSock {
@@ -122,6 +116,7 @@ impl UdpSock {
             groups: Vec::new(),
             serial,
             closing: false,
+            lease: None,
         }
     }
 }
@@ -169,19 +164,6 @@ impl UdpSock {
 }
 
 impl Engine {
-    fn new_udp_socket() -> udp::Socket<'static> {
-        udp::Socket::new(
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; RX_SLOTS],
-                vec![0; RING_BYTES],
-            ),
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; TX_SLOTS],
-                vec![0; RING_BYTES],
-            ),
-        )
-    }
-
     /// Opens a UDP socket bound to `local` (port 0: an ephemeral one). Returns the
     /// socket and the address it is bound to.
     pub(crate) fn udp_open(
@@ -189,8 +171,9 @@ impl Engine {
         local: SocketAddr,
         options: &SocketOptions,
     ) -> io::Result<(UdpHandle, SocketAddr)> {
-        self.open_datagram(DatagramProto::Udp, local, options, |ip, port| {
-            let mut socket = Self::new_udp_socket();
+        let Rings { rx, tx, lease } = self.rings.rings(RING_BYTES, RING_BYTES);
+        let opened = self.open_datagram(DatagramProto::Udp, local, options, |ip, port| {
+            let mut socket = udp::Socket::new(rx.udp(RX_SLOTS), tx.udp(TX_SLOTS));
             let endpoint = IpListenEndpoint {
                 addr: (!ip.is_unspecified()).then(|| ip.into()),
                 port,
@@ -198,7 +181,22 @@ impl Engine {
             socket.bind(endpoint).ok()?;
             socket.set_hop_limit(Some(options.hop_limit));
             Some(smoltcp::socket::Socket::Udp(socket))
-        })
+        });
+        self.leased(opened, lease)
+    }
+
+    /// Records the lease of a datagram socket's rings once it is open, or gives
+    /// it back if it did not open (its rings were dropped with the attempt).
+    pub(super) fn leased(
+        &mut self,
+        opened: io::Result<(UdpHandle, SocketAddr)>,
+        lease: Option<Lease>,
+    ) -> io::Result<(UdpHandle, SocketAddr)> {
+        match &opened {
+            Ok((handle, _)) => self.udps.get_mut(handle).expect("just opened").lease = lease,
+            Err(_) => self.give_back(lease),
+        }
+        opened
     }
 
     /// How a datagram socket holds its port. Ping sockets may share an echo
@@ -292,9 +290,11 @@ impl Engine {
         let Some(sock) = self.udps.remove(&handle) else {
             return;
         };
-        drop(sock);
+        // The smoltcp socket is dropped before its rings are given back (the
+        // lease's contract).
         self.datagrams.remove(handle);
         self.udp_closing.remove(&handle);
+        self.give_back(sock.lease);
     }
 
     /// Removes closed sockets whose last datagrams have left.
@@ -411,16 +411,6 @@ impl Engine {
         if dest.ip().is_multicast() {
             return self.udp_send_multicast(handle, source, dest, hop, data);
         }
-        if let (IpAddr::V6(src6), IpAddr::V6(dst6)) = (source, dest.ip()) {
-            // Loopback too goes through smoltcp's one device, whose MTU is the
-            // wire's: `lo`'s 65,536 does not count.
-            let mtu = self.io.mtu;
-            if 40 + 8 + data.len() > mtu {
-                let hop_limit = sock.options.hop_limit;
-                let ports = (sock.bound.port(), dest.port());
-                return self.udp_send_fragmented(src6, dst6, ports, hop_limit, data, mtu);
-            }
-        }
         let meta = udp::UdpMetadata {
             endpoint: to_endpoint(dest),
             local_address: Some(IpAddress::from(source)),
@@ -435,63 +425,6 @@ impl Engine {
             Err(udp::SendError::BufferFull) => Err(io::ErrorKind::WouldBlock.into()),
             Err(udp::SendError::Unaddressable) => Err(errno(libc::EINVAL)),
         }
-    }
-
-    /// Sends an IPv6 UDP datagram larger than the link's MTU in fragments, as
-    /// Linux does (smoltcp cannot): the engine builds the datagram and cuts it,
-    /// and smoltcp sends the pieces through a raw socket. `WouldBlock` when that
-    /// socket's queue has no room for all of them.
-    fn udp_send_fragmented(
-        &mut self,
-        src: Ipv6Address,
-        dst: Ipv6Address,
-        (src_port, dst_port): (u16, u16),
-        hop_limit: u8,
-        data: &[u8],
-        mtu: usize,
-    ) -> io::Result<()> {
-        let mut datagram = vec![0u8; 8 + data.len()];
-        UdpRepr { src_port, dst_port }.emit(
-            &mut UdpPacket::new_unchecked(&mut datagram[..]),
-            &IpAddress::Ipv6(src),
-            &IpAddress::Ipv6(dst),
-            data.len(),
-            |payload| payload.copy_from_slice(data),
-            &ChecksumCapabilities::default(),
-        );
-        let ident = self.next_fragment_id;
-        let pieces =
-            ipv6_frag::fragments(src, dst, hop_limit, IpProtocol::Udp, &datagram, mtu, ident);
-        let handle = *self.fragment_socket.get_or_insert_with(|| {
-            let protocol = IpProtocol::from(ipv6_frag::FRAGMENT);
-            self.datagrams.add(
-                Group::Fragments,
-                raw::Socket::new(
-                    Some(IpVersion::Ipv6),
-                    Some(protocol),
-                    raw::PacketBuffer::new(Vec::new(), Vec::new()),
-                    raw::PacketBuffer::new(
-                        vec![raw::PacketMetadata::EMPTY; FRAGMENT_QUEUE_PACKETS],
-                        vec![0; FRAGMENT_QUEUE_BYTES],
-                    ),
-                ),
-            )
-        });
-        self.datagrams.mark(Group::Fragments);
-        let socket = self.datagrams.get_mut::<raw::Socket>(handle);
-        let needed: usize = pieces.iter().map(Vec::len).sum();
-        // Room for all the pieces, with slack for the ring's wrap-around: a
-        // datagram goes whole or not at all.
-        if socket.payload_send_capacity() - socket.send_queue() < needed + 2 * mtu {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        for piece in &pieces {
-            socket
-                .send_slice(piece)
-                .map_err(|_| io::Error::from(io::ErrorKind::WouldBlock))?;
-        }
-        self.next_fragment_id = ident.wrapping_add(1);
-        Ok(())
     }
 
     /// Takes the next received datagram (the peer as the application sees it).
@@ -702,19 +635,9 @@ pub(crate) fn check_send(
     };
     let limit = match dest {
         SocketAddr::V4(_) => MAX_IPV4_PAYLOAD - header,
-        // UDP over IPv6 leaves in fragments the engine makes.
-        SocketAddr::V6(_) if proto == DatagramProto::Udp => super::ipv6_frag::MAX_UDP_V6,
-        // Echo requests go through smoltcp's ICMP socket, which does not
-        // fragment IPv6: one MTU of its one device (the wire's, loopback
-        // included) is the most it sends.
-        SocketAddr::V6(_) => {
-            let mtu = config
-                .links()
-                .iter()
-                .find(|l| l.kind == crate::cmd::LinkKind::Ether)
-                .map_or(1280, |l| l.mtu as usize);
-            mtu.saturating_sub(40 + header)
-        }
+        // Over IPv6, beyond the MTU, packets leave in fragments cut at the
+        // device boundary: a UDP datagram, or a whole echo message.
+        SocketAddr::V6(_) => super::ipv6_frag::MAX_UDP_V6 + 8 - header,
     };
     if len > limit {
         return Err(errno(libc::EMSGSIZE));

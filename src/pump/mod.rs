@@ -18,7 +18,7 @@ use crate::cmd::CmdError;
 use crate::engine::{
     DatagramProto, Engine, Event, ListenerId, SocketOptions, TcpHandle, UdpHandle,
 };
-use crate::link::{Link, MAX_FRAME};
+use crate::link::Link;
 use crate::sys;
 use crossbeam_channel::{Receiver, Sender};
 use mio::unix::SourceFd;
@@ -32,6 +32,8 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 mod conn;
+mod rings;
+mod rx_batch;
 mod udp;
 
 use conn::{Conn, Phase, Verdict};
@@ -46,8 +48,8 @@ pub(crate) const FIRST_SOCKET_ID: u64 = 16;
 /// Frames taken from the link per wake-up before the pump looks at anything else.
 const LINK_BURST: usize = 512;
 
-/// Frames handed to the link per batch call, each way.
-const LINK_BATCH: usize = 32;
+/// Frames handed to the link per batch call (received: up to as many).
+const LINK_BATCH: usize = rx_batch::MAX_BATCH;
 
 /// State shared between a connection's application handle and the pump.
 #[derive(Debug, Default)]
@@ -366,13 +368,13 @@ pub(crate) struct Pump {
     /// The UDP sockets holding a datagram smoltcp had no room for: served at
     /// every step until it leaves.
     udp_stalled: std::collections::HashSet<u64>,
-    /// Room for the largest datagram an application may write.
+    /// Room for the largest datagram an application may write, while the stack
+    /// has UDP sockets (see `udp.rs`).
     udp_scratch: Vec<u8>,
     next_accept_id: u64,
     start: Instant,
-    /// Receive buffers for one batch of frames, and their lengths.
-    rx_frames: Vec<Vec<u8>>,
-    rx_lens: Vec<usize>,
+    /// Receive buffers for one batch of frames, as many as the link needs.
+    rx: rx_batch::RxBatch,
     /// Staging for one batch of outgoing frames (kept to reuse its allocation).
     tx_frames: Vec<Vec<u8>>,
     /// Where every frame in and out of the link is recorded, if anywhere.
@@ -408,18 +410,20 @@ fn record(capture: &mut Option<Capture>, frame: &[u8]) {
 
 impl Pump {
     /// A pump over `link` and `engine`, woken through `poll`'s waker by controls.
+    /// Boxed: moved into its thread as a pointer, the pump is not copied onto
+    /// that thread's stack (whose pages, once touched, stay the stack's).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         poll: Poll,
         link: Box<dyn Link>,
-        engine: Engine,
+        mut engine: Engine,
         control: Receiver<Control>,
         handoffs: Handoffs,
         start: Instant,
         capture: Option<Capture>,
         config_view: ConfigView,
         failure: Failure,
-    ) -> io::Result<Pump> {
+    ) -> io::Result<Box<Pump>> {
         if let Some(fd) = link.data_fd() {
             // Writability only while the link is blocked (see `Pump::block_link`):
             // the switch draining each frame sent is an edge that would wake the
@@ -431,7 +435,9 @@ impl Pump {
             poll.registry()
                 .register(&mut SourceFd(&fd), LINK_HANGUP, Interest::READABLE)?;
         }
-        Ok(Pump {
+        // TCP rings on page mappings: no memory until bytes flow.
+        engine.set_ring_source(Box::new(rings::PageRings::default()));
+        Ok(Box::new(Pump {
             poll,
             link,
             link_readable: true,
@@ -451,20 +457,18 @@ impl Pump {
             by_udp: HashMap::new(),
             udp_ready: Vec::new(),
             udp_stalled: std::collections::HashSet::new(),
-            // The largest datagram (UDP over IPv6) behind its address.
-            udp_scratch: vec![0; crate::engine::MAX_UDP_PAYLOAD + ADDR_BYTES],
+            udp_scratch: Vec::new(),
             // Accepted connections get ids from the top half, so they never meet the
             // application's own counter.
             next_accept_id: 1 << 62,
             start,
-            rx_frames: vec![vec![0; MAX_FRAME]; LINK_BATCH],
-            rx_lens: vec![0; LINK_BATCH],
+            rx: rx_batch::RxBatch::new(),
             tx_frames: Vec::with_capacity(LINK_BATCH),
             capture,
             config_view,
             failure,
             late_events: Events::with_capacity(64),
-        })
+        }))
     }
 
     fn now(&self) -> Duration {
@@ -475,7 +479,7 @@ impl Pump {
     /// panic is not let loose in the thread: it becomes the stack's [`Failure`],
     /// which every socket of the stack then reports (`ENETDOWN`, with the
     /// message), and the pump's descriptors close as they would at a shutdown.
-    pub(crate) fn run(mut self) {
+    pub(crate) fn run(mut self: Box<Self>) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve()));
         if let Err(payload) = outcome {
             self.fail(panic_message(&*payload));
@@ -594,24 +598,29 @@ impl Pump {
     }
 
     fn receive_frames(&mut self, now: Duration) {
-        let mut received = 0;
+        let (mut received, mut largest) = (0, 0);
         while received < LINK_BURST {
-            match self.link.recv_batch(&mut self.rx_frames, &mut self.rx_lens) {
+            let (bufs, lens) = self.rx.slots();
+            match self.link.recv_batch(bufs, lens) {
                 Ok(count) => {
-                    for (frame, &len) in self.rx_frames.iter().zip(&self.rx_lens).take(count) {
-                        record(&mut self.capture, &frame[..len]);
-                        self.engine.receive(now, &frame[..len]);
+                    for frame in self.rx.frames(count) {
+                        record(&mut self.capture, frame);
+                        self.engine.receive(now, frame);
                     }
                     received += count;
+                    largest = largest.max(count);
                     if self.link.drained_by_last_batch() {
                         // The data fd is edge-triggered: a frame queued from now on
                         // wakes the pump again.
                         self.link_readable = false;
+                        self.rx.drained(largest);
                         return;
                     }
+                    self.rx.took(count);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.link_readable = false;
+                    self.rx.drained(largest);
                     return;
                 }
                 Err(_) => {
@@ -1349,7 +1358,9 @@ pub(super) fn watch_writable_too(registry: &mio::Registry, fd: &OwnedFd, id: u64
 /// Reads and drops the filler a non-blocking connect put in front of the
 /// application's bytes (see [`Control::Connect`]). True once it is all gone.
 fn discard_junk(conn: &mut Conn) -> bool {
-    let mut scratch = [0u8; 16 * 1024];
+    // On the heap: a stack buffer would make every pump thread's stack frame (and
+    // the pages under it) that much larger.
+    let mut scratch = vec![0u8; 16 * 1024];
     while conn.junk > 0 {
         let want = conn.junk.min(scratch.len());
         match sys::read(conn.fd.as_fd(), &mut scratch[..want]) {

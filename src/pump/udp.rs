@@ -25,6 +25,11 @@ use std::sync::Arc;
 /// starve the others.
 const DATAGRAMS_PER_STEP: usize = 64;
 
+/// Room for the largest datagram (UDP over IPv6) behind its address: the
+/// pump's scratch buffer, made with the first datagram read and let go with the
+/// last UDP socket, so that a stack without UDP holds none of it.
+const SCRATCH_BYTES: usize = crate::engine::MAX_UDP_PAYLOAD + ADDR_BYTES;
+
 /// State shared between a UDP socket's application handle and the pump.
 #[derive(Debug, Default)]
 pub(crate) struct UdpShared {
@@ -319,11 +324,14 @@ impl Pump {
             self.by_udp.remove(&entry.handle);
             self.engine.udp_close(entry.handle);
         }
+        if self.udps.is_empty() {
+            self.udp_scratch = Vec::new();
+        }
     }
 }
 
 /// Hands datagrams the application wrote to the engine.
-fn read_app(engine: &mut Engine, entry: &mut UdpEntry, scratch: &mut [u8]) {
+fn read_app(engine: &mut Engine, entry: &mut UdpEntry, scratch: &mut Vec<u8>) {
     if let Some((dest, data)) = entry.stalled.take() {
         match engine.udp_send(entry.handle, dest, &data) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -338,6 +346,9 @@ fn read_app(engine: &mut Engine, entry: &mut UdpEntry, scratch: &mut [u8]) {
     for _ in 0..DATAGRAMS_PER_STEP {
         if !entry.app_readable {
             return;
+        }
+        if scratch.is_empty() {
+            *scratch = vec![0; SCRATCH_BYTES];
         }
         let head: &mut [u8] = if entry.connected { &mut [] } else { &mut head };
         let len = match sys::recv_parts(entry.fd.as_fd(), head, scratch, libc::MSG_DONTWAIT) {

@@ -45,6 +45,8 @@ pub(crate) use rustix::event::PollFlags;
 /// Typed `setsockopt`/`getsockopt` calls (`set_socket_reuseaddr`, `tcp_nodelay`...).
 pub(crate) use rustix::net::sockopt;
 
+pub(crate) mod pages;
+
 /// A connected pair of sockets of `ty` (SOCK_STREAM or SOCK_SEQPACKET), close-on-exec.
 pub(crate) fn pair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::net::socketpair(

@@ -44,11 +44,18 @@ pub struct Switch {
 
 impl Switch {
     pub fn start() -> Switch {
+        Switch::with_ports(32)
+    }
+
+    /// A switch with room for `ports` plugs (its default is 32).
+    pub fn with_ports(ports: usize) -> Switch {
         let dir = TempDir::new("sw");
         let sock = dir.path().join("sw");
         let child = Command::new("vde_switch")
             .arg("-s")
             .arg(&sock)
+            .arg("-n")
+            .arg(ports.max(32).to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

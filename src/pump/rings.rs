@@ -1,0 +1,178 @@
+//! The pump's ring source: sockets' rings on page mappings (see `engine/rings.rs` for
+//! why, and `sys/pages.rs` for the mappings).
+//!
+//! Each socket gets one mapping holding both its rings, which costs no memory
+//! until bytes are written; the transmit ring's pages go back with
+//! `madvise(MADV_DONTNEED)` when the engine says it is empty, and the whole
+//! mapping when the engine gives the socket's lease back. If the kernel refuses
+//! a mapping (`vm.max_map_count`), the rings come from the heap instead.
+
+use crate::engine::{Bytes, Lease, RingSource, Rings};
+use crate::sys::pages::{self, Pages};
+use std::collections::HashMap;
+
+/// Mappings lent to the engine, by lease.
+#[derive(Debug, Default)]
+pub(super) struct PageRings {
+    lent: HashMap<u64, Pages>,
+    next: u64,
+}
+
+impl RingSource for PageRings {
+    fn rings(&mut self, rx: usize, tx: usize) -> Rings {
+        let page = pages::page_size();
+        let lent = Pages::map(rx.next_multiple_of(page) + tx)
+            .ok()
+            .and_then(|mut mapping| {
+                let (rx, tx) = mapping.lend(rx, tx)?;
+                Some((mapping, rx, tx))
+            });
+        let Some((mapping, rx_bytes, tx_bytes)) = lent else {
+            return Rings {
+                rx: Bytes::Heap(vec![0; rx]),
+                tx: Bytes::Heap(vec![0; tx]),
+                lease: None,
+            };
+        };
+        self.next += 1;
+        self.lent.insert(self.next, mapping);
+        Rings {
+            rx: Bytes::Lent(rx_bytes),
+            tx: Bytes::Lent(tx_bytes),
+            lease: Some(Lease(self.next)),
+        }
+    }
+
+    fn forget(&mut self, bytes: &mut [u8]) {
+        pages::forget_pages(bytes);
+    }
+
+    fn give_back(&mut self, lease: Lease) {
+        // Dropping the mapping unmaps it.
+        self.lent.remove(&lease.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::NetConfig;
+    use crate::engine::{Engine, Event, SocketOptions};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// A page source whose mappings a test can look at.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<PageRings>>);
+
+    impl RingSource for Shared {
+        fn rings(&mut self, rx: usize, tx: usize) -> Rings {
+            self.0.lock().unwrap().rings(rx, tx)
+        }
+        fn forget(&mut self, bytes: &mut [u8]) {
+            self.0.lock().unwrap().forget(bytes);
+        }
+        fn give_back(&mut self, lease: Lease) {
+            self.0.lock().unwrap().give_back(lease);
+        }
+    }
+
+    impl Shared {
+        /// Mappings lent, and their resident pages in all.
+        fn held(&self) -> (usize, usize) {
+            let rings = self.0.lock().unwrap();
+            let resident = rings.lent.values().map(Pages::resident).sum();
+            (rings.lent.len(), resident)
+        }
+    }
+
+    fn engine(mac: u8, addr: &str, source: &Shared) -> Engine {
+        let mut e = Engine::new(
+            NetConfig::new("vde0", [2, 0, 0, 0, 0, mac]),
+            u64::from(mac),
+            Duration::ZERO,
+        );
+        e.run_cmd(&format!(
+            "/bin/ip link set vde0 up; /bin/ip addr add {addr}/24 dev vde0"
+        ))
+        .unwrap();
+        e.set_ring_source(Box::new(source.clone()));
+        e
+    }
+
+    /// Moves frames both ways `rounds` times, a millisecond apart.
+    fn run(a: &mut Engine, b: &mut Engine, now: &mut Duration, rounds: usize) {
+        for _ in 0..rounds {
+            a.transmit(*now);
+            b.transmit(*now);
+            while let Some(f) = a.next_outgoing() {
+                b.receive(*now, &f);
+            }
+            while let Some(f) = b.next_outgoing() {
+                a.receive(*now, &f);
+            }
+            *now += Duration::from_millis(1);
+        }
+    }
+
+    #[test]
+    fn an_idle_connection_holds_no_ring_pages_and_a_drained_sender_gives_them_back() {
+        let (sa, sb) = (Shared::default(), Shared::default());
+        let (mut a, mut b) = (engine(1, "10.0.0.1", &sa), engine(2, "10.0.0.2", &sb));
+        let options = SocketOptions::default();
+        let local = a.bind("0.0.0.0:80".parse().unwrap(), &options).unwrap();
+        a.listen(local, 4, Arc::default(), &options).unwrap();
+        let client = b
+            .connect("10.0.0.1:80".parse().unwrap(), None, &options)
+            .unwrap();
+        let mut now = Duration::ZERO;
+        run(&mut a, &mut b, &mut now, 20);
+        let server = std::iter::from_fn(|| a.next_event())
+            .find_map(|e| match e {
+                Event::Accepted { handle, .. } => Some(handle),
+                _ => None,
+            })
+            .expect("accepted");
+        assert_eq!(
+            (sa.held(), sb.held()),
+            ((1, 0), (1, 0)),
+            "mapped, nothing resident"
+        );
+        // 100 KB from b to a, read as it comes.
+        let mut sent = 0;
+        while sent < 100_000 {
+            sent += b.tcp(client).send_slice(&[1u8; 10_000]).unwrap();
+            run(&mut a, &mut b, &mut now, 1);
+            a.recv_with(server, |bytes| Ok(bytes.len())).unwrap();
+        }
+        // Until every byte is acknowledged, then past the pace at which a ring
+        // gives its pages back (ten times a second after bulk data).
+        for _ in 0..100 {
+            run(&mut a, &mut b, &mut now, 1);
+            a.recv_with(server, |bytes| Ok(bytes.len())).unwrap_or(0);
+            if b.tcp(client).send_queue() == 0 {
+                run(&mut a, &mut b, &mut now, 150);
+                break;
+            }
+        }
+        assert_eq!(
+            sb.held(),
+            (1, 0),
+            "the sender's ring, drained, gave its pages back"
+        );
+        let (_, receiving) = sa.held();
+        assert!(
+            receiving > 0 && receiving <= 16,
+            "the receive ring: {receiving} pages"
+        );
+        // Closed both ways and past TIME-WAIT: the mappings go.
+        b.release(client, false);
+        a.release(server, false);
+        run(&mut a, &mut b, &mut now, 5);
+        for _ in 0..200 {
+            now += Duration::from_millis(500);
+            run(&mut a, &mut b, &mut now, 1);
+        }
+        assert_eq!((sa.held(), sb.held()), ((0, 0), (0, 0)));
+    }
+}
