@@ -85,7 +85,9 @@
 #![warn(missing_docs)]
 // `unsafe` is refused everywhere but in the modules that talk to the system or to C:
 // `sys` (raw system calls), `link` (libvdeplug's FFI) and `kernel` (the namespace
-// helper); each of those allows it for itself. The C library is a crate of its own
+// helper); each of those allows it for itself. One call outside them is allowed
+// where it stands: the pump lending page mappings to the engine as rings
+// (`pump/rings.rs`), whose soundness rests on the engine's lease contract. The C library is a crate of its own
 // (`capi/`), made of this crate's public API.
 #![deny(unsafe_code)]
 

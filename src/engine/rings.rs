@@ -45,6 +45,10 @@ pub(crate) trait RingSource: Send {
     fn forget(&mut self, bytes: &mut [u8]);
 
     /// The socket that held the rings of `lease` has been dropped.
+    ///
+    /// A source that lends memory it frees here (the pump's page mappings)
+    /// relies on this: the engine calls it only once no socket can touch the
+    /// rings any more, and drops every socket before the source itself.
     fn give_back(&mut self, lease: Lease);
 }
 

@@ -24,7 +24,13 @@ impl RingSource for PageRings {
         let lent = Pages::map(rx.next_multiple_of(page) + tx)
             .ok()
             .and_then(|mut mapping| {
-                let (rx, tx) = mapping.lend(rx, tx)?;
+                // SAFETY: the mapping is kept in `lent` until the engine gives its
+                // lease back, which it does only after dropping the socket that
+                // holds these rings; and the engine drops every socket before this
+                // source (the `RingSource::give_back` contract, kept by
+                // `Engine::forget`, `udp_forget` and `Drop for Engine`).
+                #[allow(unsafe_code)]
+                let (rx, tx) = unsafe { mapping.lend(rx, tx) }?;
                 Some((mapping, rx, tx))
             });
         let Some((mapping, rx_bytes, tx_bytes)) = lent else {

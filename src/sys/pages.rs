@@ -19,11 +19,11 @@ pub(crate) fn page_size() -> usize {
 
 /// A private anonymous mapping, unmapped when dropped.
 ///
-/// Its bytes are lent out once, as slices that live as long as the process may
-/// need them ([`Pages::lend`]): the owner keeps the `Pages` for at least as long
-/// as the borrower keeps the slices. That is the contract the engine keeps for
-/// its TCP rings: a socket's lease (this mapping) goes back only after the socket
-/// holding the slices was dropped (see `engine/rings.rs`).
+/// Its bytes are lent out once, as `'static` slices ([`Pages::lend`], an unsafe
+/// call): whoever lends them promises to keep the `Pages` until the slices are
+/// gone. That is the contract the engine keeps for its sockets' rings: a socket's
+/// lease (this mapping) goes back only after the socket holding the slices was
+/// dropped (see `engine/rings.rs`).
 #[derive(Debug)]
 pub(crate) struct Pages {
     addr: NonNull<u8>,
@@ -67,9 +67,14 @@ impl Pages {
 
     /// The mapping as two slices of `first` and `second` bytes, the second
     /// starting on a page boundary; `None` if they do not fit or the mapping was
-    /// lent already. The slices stay valid for as long as this `Pages` lives (see
-    /// the type's doc for the contract its owner keeps).
-    pub(crate) fn lend(
+    /// lent already.
+    ///
+    /// # Safety
+    ///
+    /// The slices claim to live forever but are valid only while this `Pages`
+    /// lives: the caller keeps it (neither drops nor forgets-and-unmaps it) until
+    /// neither slice, nor anything made of them, is used again.
+    pub(crate) unsafe fn lend(
         &mut self,
         first: usize,
         second: usize,
@@ -81,8 +86,9 @@ impl Pages {
         self.lent = true;
         // SAFETY: both ranges lie inside the mapping, readable and writable, and
         // do not overlap; the mapping is lent once, so nothing else refers to
-        // these bytes. The slices are valid while the mapping exists, which its
-        // owner guarantees for as long as they are used (the type's contract).
+        // these bytes. The slices are valid while the mapping exists, which the
+        // caller guarantees for as long as they are used (this function's
+        // contract).
         unsafe {
             let base = self.addr.as_ptr();
             Some((
@@ -106,7 +112,7 @@ impl Pages {
 
 impl Drop for Pages {
     fn drop(&mut self) {
-        // SAFETY: the mapping is this value's, and by the type's contract nothing
+        // SAFETY: the mapping is this value's, and by `lend`'s contract nothing
         // refers to it any more.
         let _ = unsafe { mm::munmap(self.addr.as_ptr().cast(), self.len) };
     }
@@ -169,8 +175,10 @@ mod tests {
         let page = page_size();
         let mut pages = Pages::map(64 * 1024 + 1).unwrap();
         assert_eq!(pages.len(), 64 * 1024 + page);
-        let (rx, tx) = pages.lend(64 * 1024, 100).unwrap();
-        assert!(pages.lend(1, 1).is_none(), "lent once");
+        // SAFETY: `pages` outlives the slices, which die with this test's end.
+        let (rx, tx) = unsafe { pages.lend(64 * 1024, 100) }.unwrap();
+        // SAFETY: refused (lent already): no slice is made.
+        assert!(unsafe { pages.lend(1, 1) }.is_none(), "lent once");
         assert_eq!((rx.len(), tx.len()), (64 * 1024, 100));
         assert_eq!(tx.as_ptr() as usize % page, 0);
         assert_eq!(
