@@ -10,8 +10,8 @@ use crate::engine::Engine;
 use crate::link::{Link, NullLink, StreamLink, VdeLink};
 use crate::pcap::PcapWriter;
 use crate::pump::{
-    ConfigView, Control, EndToken, EndWatch, Failure, Handoff, Handoffs, Pump, PumpHandle,
-    FIRST_SOCKET_ID, WAKER,
+    ConfigView, Control, Doorbell, EndToken, EndWatch, Failure, Handoff, Handoffs, Pump,
+    PumpHandle, FIRST_SOCKET_ID, WAKER,
 };
 use crate::sys;
 use std::collections::hash_map::RandomState;
@@ -453,7 +453,7 @@ impl StackBuilder {
         let config_view: ConfigView = Arc::new(Mutex::new(Arc::new(config.clone())));
         let engine = Engine::new(config, seed, start.elapsed());
         let poll = mio::Poll::new()?;
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+        let doorbell = Arc::new(Doorbell::new(mio::Waker::new(poll.registry(), WAKER)?));
         let (tx, rx) = crossbeam_channel::unbounded();
         let handoffs: Handoffs = Arc::default();
         let failure = Failure::default();
@@ -462,6 +462,7 @@ impl StackBuilder {
             link,
             engine,
             rx,
+            doorbell.clone(),
             handoffs.clone(),
             start,
             capture,
@@ -477,7 +478,7 @@ impl StackBuilder {
                     ctx: StackCtx {
                         pump: PumpHandle {
                             tx,
-                            waker,
+                            doorbell,
                             failure,
                             pid: sys::process_id(),
                         },

@@ -306,7 +306,17 @@ impl StackSocket {
         }
         // Blocking: wait without holding the state, so other threads can use it.
         drop(state);
-        let result = answer.recv().map_err(|_| errno(libc::ENETDOWN))?;
+        // The answer comes after one round trip on the link: poll for it as long
+        // as the pump polls, which keeps this CPU from idling (see `pump/idle.rs`).
+        let mut early = None;
+        self.ctx.pump.doorbell.wait_briefly(|| {
+            early = answer.try_recv().ok();
+            early.is_some()
+        });
+        let result = match early {
+            Some(result) => result,
+            None => answer.recv().map_err(|_| errno(libc::ENETDOWN))?,
+        };
         let mut state = self.lock();
         let outcome = self.settle(&mut state, result);
         if outcome.is_err() {

@@ -22,7 +22,7 @@ use crate::link::Link;
 use crate::sys;
 use crossbeam_channel::{Receiver, Sender};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -32,11 +32,14 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 mod conn;
+mod idle;
 mod rings;
 mod rx_batch;
 mod udp;
 
 use conn::{Conn, Phase, Verdict};
+pub(crate) use idle::Doorbell;
+use idle::SpinWindow;
 pub(crate) use udp::UdpShared;
 
 pub(crate) const WAKER: Token = Token(0);
@@ -348,6 +351,10 @@ pub(crate) struct Pump {
     link_dead: bool,
     engine: Engine,
     control: Receiver<Control>,
+    /// Rung by the application threads' controls while the pump sleeps.
+    doorbell: Arc<Doorbell>,
+    /// How long the pump polls after news before it sleeps (see `idle.rs`).
+    spin: SpinWindow,
     conns: HashMap<u64, Conn>,
     by_handle: HashMap<TcpHandle, u64>,
     /// The connections to serve at the next step (each once: `Conn::queued`):
@@ -418,6 +425,7 @@ impl Pump {
         link: Box<dyn Link>,
         mut engine: Engine,
         control: Receiver<Control>,
+        doorbell: Arc<Doorbell>,
         handoffs: Handoffs,
         start: Instant,
         capture: Option<Capture>,
@@ -445,6 +453,8 @@ impl Pump {
             link_dead: false,
             engine,
             control,
+            doorbell,
+            spin: SpinWindow::new(),
             conns: HashMap::new(),
             by_handle: HashMap::new(),
             ready: Vec::new(),
@@ -496,9 +506,12 @@ impl Pump {
         self.udp_fail_all(libc::ENETDOWN);
     }
 
-    /// The loop of [`Pump::run`].
+    /// The loop of [`Pump::run`]. After news (an event or a control) it polls
+    /// for the spin window, yielding its CPU at each turn, before it sleeps until
+    /// the next event or timer (see `idle.rs`).
     fn serve(&mut self) {
         let mut events = Events::with_capacity(256);
+        let mut spin_until = Duration::ZERO;
         loop {
             let now = self.now();
             let busy = self.engine.has_loopback()
@@ -506,15 +519,38 @@ impl Pump {
                 || !self.ready.is_empty()
                 || !self.udp_ready.is_empty()
                 || !self.udp_stalled.is_empty();
-            let timeout = if busy {
+            let mut timeout = if busy {
                 Some(Duration::ZERO)
             } else {
                 self.engine.poll_delay(now)
             };
+            let spinning = timeout != Some(Duration::ZERO) && now < spin_until;
+            if spinning
+                || (timeout != Some(Duration::ZERO)
+                    && !self.doorbell.sleep_unless(|| !self.control.is_empty()))
+            {
+                timeout = Some(Duration::ZERO);
+            }
+            let sleeps = timeout != Some(Duration::ZERO);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return;
                 }
+            }
+            let news = !events.is_empty() || !self.control.is_empty();
+            if sleeps {
+                self.doorbell.awake();
+                if news {
+                    self.spin.slept(self.now().saturating_sub(now));
+                    self.doorbell.set_window(self.spin);
+                }
+            }
+            if spinning && !news {
+                std::thread::yield_now();
+                continue;
+            }
+            if news {
+                spin_until = self.now() + self.spin.window();
             }
             self.dispatch(&events);
             if !self.handle_controls() {
@@ -1382,7 +1418,7 @@ fn discard_junk(conn: &mut Conn) -> bool {
 #[derive(Clone)]
 pub(crate) struct PumpHandle {
     pub(crate) tx: Sender<Control>,
-    pub(crate) waker: Arc<Waker>,
+    pub(crate) doorbell: Arc<Doorbell>,
     pub(crate) failure: Failure,
     /// The process the pump thread runs in. A child forked from it has a copy of
     /// this handle but no pump: nothing would ever answer its controls.
@@ -1408,7 +1444,7 @@ impl PumpHandle {
             return Err(e);
         }
         self.tx.send(control).map_err(|_| self.gone())?;
-        self.waker.wake()
+        self.doorbell.ring()
     }
 
     /// Sends a request carrying a reply channel and waits for the answer.

@@ -498,6 +498,10 @@ impl Acceptor {
     /// pump keeps beside the connection's end.
     pub(crate) fn accept(&self, fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Conn, EndWatch)> {
         let mut payload = [0u8; 64];
+        if !sys::is_readable(fd) && !sys::is_nonblocking(fd) {
+            // As a blocking connect does (see `pump/idle.rs`).
+            self.ctx.pump.doorbell.wait_briefly(|| sys::is_readable(fd));
+        }
         // The end of the listener's pair: the stack stopped.
         let (len, conn_fd) = sys::recv_with_fd(fd, &mut payload)?.ok_or_else(|| {
             self.ctx

@@ -511,6 +511,12 @@ pub(crate) fn poll_one(
     Ok(fds[0].revents())
 }
 
+/// Whether reading `fd` would not block (data, a message, end of file or an
+/// error waits), asked without waiting.
+pub(crate) fn is_readable(fd: BorrowedFd<'_>) -> bool {
+    poll_one(fd, PollFlags::IN, Some(Duration::ZERO)).is_ok_and(|revents| !revents.is_empty())
+}
+
 /// Whether the other end of a socket pair has been closed (POLLRDHUP), asked
 /// without waiting.
 pub(crate) fn peer_closed(fd: BorrowedFd<'_>) -> bool {
