@@ -355,6 +355,8 @@ pub(crate) struct Pump {
     doorbell: Arc<Doorbell>,
     /// How long the pump polls after news before it sleeps (see `idle.rs`).
     spin: SpinWindow,
+    /// Bytes of frames in and out during the current step.
+    carried: usize,
     conns: HashMap<u64, Conn>,
     by_handle: HashMap<TcpHandle, u64>,
     /// The connections to serve at the next step (each once: `Conn::queued`):
@@ -455,6 +457,7 @@ impl Pump {
             control,
             doorbell,
             spin: SpinWindow::new(),
+            carried: 0,
             conns: HashMap::new(),
             by_handle: HashMap::new(),
             ready: Vec::new(),
@@ -627,6 +630,9 @@ impl Pump {
         // What the transmit changed (a timer ran out, a look noticed) is served
         // at the next step, at once.
         self.take_touched();
+        if self.spin.carried(now, std::mem::take(&mut self.carried)) {
+            self.doorbell.set_window(self.spin);
+        }
         if let Some(pcap) = &mut self.capture {
             // So that `tcpdump -r` sees the frames while the stack runs.
             let _ = pcap.flush();
@@ -641,6 +647,7 @@ impl Pump {
                 Ok(count) => {
                     for frame in self.rx.frames(count) {
                         record(&mut self.capture, frame);
+                        self.carried += frame.len();
                         self.engine.receive(now, frame);
                     }
                     received += count;
@@ -704,6 +711,7 @@ impl Pump {
             }
             for frame in batch.drain(..) {
                 record(&mut self.capture, &frame);
+                self.carried += frame.len();
                 self.engine.recycle(frame);
             }
             self.tx_frames = batch;
