@@ -63,10 +63,11 @@ impl SpinWindow {
     /// How often the link's traffic is weighed.
     const INTERVAL: Duration = Duration::from_millis(1);
 
-    /// A window that starts at a quarter of the longest.
+    /// A window that starts at none: it grows as the pump's exchanges show it
+    /// would pay.
     pub(super) fn new() -> SpinWindow {
         SpinWindow {
-            window: SpinWindow::MAX / 4,
+            window: Duration::ZERO,
             heavy: false,
             bytes: 0,
             since: Duration::ZERO,
@@ -195,12 +196,24 @@ mod tests {
 
     const US: Duration = Duration::from_micros(1);
 
+    /// A window grown by three quick answers: 10, 20, then 40 us.
+    fn warmed() -> SpinWindow {
+        let mut spin = SpinWindow::new();
+        for _ in 0..3 {
+            spin.slept(US);
+        }
+        assert_eq!(spin.window(), 40 * US);
+        spin
+    }
+
     #[test]
     fn news_soon_after_sleeping_grows_the_window_to_the_most() {
         let mut spin = SpinWindow::new();
-        let start = spin.window();
+        assert_eq!(spin.window(), Duration::ZERO, "none until it pays");
         spin.slept(10 * US);
-        assert_eq!(spin.window(), start * 2);
+        assert_eq!(spin.window(), SpinWindow::MIN);
+        spin.slept(10 * US);
+        assert_eq!(spin.window(), SpinWindow::MIN * 2);
         for _ in 0..10 {
             spin.slept(US);
         }
@@ -209,7 +222,7 @@ mod tests {
 
     #[test]
     fn long_sleeps_shrink_it_to_none_and_news_brings_it_back() {
-        let mut spin = SpinWindow::new();
+        let mut spin = warmed();
         for _ in 0..10 {
             spin.slept(Duration::from_millis(5));
         }
@@ -226,7 +239,7 @@ mod tests {
     fn news_just_beyond_reach_changes_nothing() {
         // Between the two rules: a longer window would not have caught it, a
         // shorter one would have lost what it caught before.
-        let mut spin = SpinWindow::new();
+        let mut spin = warmed();
         let start = spin.window();
         spin.slept(SpinWindow::MAX - start / 2);
         assert_eq!(spin.window(), start);
@@ -234,7 +247,7 @@ mod tests {
 
     #[test]
     fn bulk_traffic_stops_the_polling_until_it_ends() {
-        let mut spin = SpinWindow::new();
+        let mut spin = warmed();
         let ms = Duration::from_millis(1);
         let start = spin.window();
         // Request/response traffic: a few hundred bytes per millisecond.
@@ -274,6 +287,7 @@ mod tests {
     fn a_brief_wait_lasts_the_pumps_window_at_most() {
         let poll = mio::Poll::new().unwrap();
         let bell = Doorbell::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        bell.set_window(warmed());
         let mut tries = 0;
         assert!(bell.wait_briefly(|| {
             tries += 1;

@@ -357,6 +357,9 @@ pub(crate) struct Pump {
     spin: SpinWindow,
     /// Bytes of frames in and out during the current step.
     carried: usize,
+    /// The current turn of the loop sent a frame, served a socket, handled a
+    /// control or an engine event: what makes the pump poll for a while after.
+    acted: bool,
     conns: HashMap<u64, Conn>,
     by_handle: HashMap<TcpHandle, u64>,
     /// The connections to serve at the next step (each once: `Conn::queued`):
@@ -458,6 +461,7 @@ impl Pump {
             doorbell,
             spin: SpinWindow::new(),
             carried: 0,
+            acted: false,
             conns: HashMap::new(),
             by_handle: HashMap::new(),
             ready: Vec::new(),
@@ -509,9 +513,9 @@ impl Pump {
         self.udp_fail_all(libc::ENETDOWN);
     }
 
-    /// The loop of [`Pump::run`]. After news (an event or a control) it polls
-    /// for the spin window, yielding its CPU at each turn, before it sleeps until
-    /// the next event or timer (see `idle.rs`).
+    /// The loop of [`Pump::run`]. After a step that acted (see `Pump::acted`)
+    /// it polls for the spin window, yielding its CPU at each turn, before it
+    /// sleeps until the next event or timer (see `idle.rs`).
     fn serve(&mut self) {
         let mut events = Events::with_capacity(256);
         let mut spin_until = Duration::ZERO;
@@ -541,25 +545,29 @@ impl Pump {
                 }
             }
             let news = !events.is_empty() || !self.control.is_empty();
-            if sleeps {
+            let slept = sleeps.then(|| {
                 self.doorbell.awake();
-                if news {
-                    self.spin.slept(self.now().saturating_sub(now));
-                    self.doorbell.set_window(self.spin);
-                }
-            }
+                self.now().saturating_sub(now)
+            });
             if spinning && !news {
                 std::thread::yield_now();
                 continue;
-            }
-            if news {
-                spin_until = self.now() + self.spin.window();
             }
             self.dispatch(&events);
             if !self.handle_controls() {
                 return;
             }
             self.step();
+            if std::mem::take(&mut self.acted) {
+                // An answer to what it did may come soon. (A frame that asked
+                // nothing of it, as the broadcasts of other stacks coming up,
+                // neither makes it poll nor teaches its window.)
+                if let Some(slept) = slept.filter(|_| news) {
+                    self.spin.slept(slept);
+                    self.doorbell.set_window(self.spin);
+                }
+                spin_until = self.now() + self.spin.window();
+            }
         }
     }
 
@@ -610,6 +618,7 @@ impl Pump {
         // Deliver before acknowledging: the ACK then advertises the window the
         // delivery opened, instead of a small one and a window update after it.
         let ready = std::mem::take(&mut self.ready);
+        self.acted |= !ready.is_empty() || !self.udp_ready.is_empty();
         for &id in &ready {
             if let Some(conn) = self.conns.get_mut(&id) {
                 conn.queued = false;
@@ -709,6 +718,7 @@ impl Pump {
             for frame in batch.drain(sent..).rev() {
                 self.engine.unsend(frame);
             }
+            self.acted |= sent > 0;
             for frame in batch.drain(..) {
                 record(&mut self.capture, &frame);
                 self.carried += frame.len();
@@ -830,6 +840,7 @@ impl Pump {
                 Err(crossbeam_channel::TryRecvError::Empty) => return true,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => return false,
             };
+            self.acted = true;
             // An ephemeral port is chosen among those free, whatever the
             // hang-ups not taken in yet: only a port asked for needs them.
             let port = |local: &SocketAddr| local.port() != 0;
@@ -1070,6 +1081,7 @@ impl Pump {
 
     fn handle_engine_events(&mut self) {
         while let Some(event) = self.engine.next_event() {
+            self.acted = true;
             match event {
                 Event::Connected(handle) => {
                     let Some(&id) = self.by_handle.get(&handle) else {
