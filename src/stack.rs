@@ -257,10 +257,10 @@ impl Stack {
             libc::SOCK_STREAM
         };
         let (app_end, pump_end) = sys::pair(pair_type)?;
-        sys::set_nonblocking(
-            std::os::fd::AsFd::as_fd(&app_end),
-            flags & libc::SOCK_NONBLOCK != 0,
-        )?;
+        // A new pair's ends block: only a non-blocking socket needs a call.
+        if flags & libc::SOCK_NONBLOCK != 0 {
+            sys::set_nonblocking(std::os::fd::AsFd::as_fd(&app_end), true)?;
+        }
         sys::set_cloexec(
             std::os::fd::AsFd::as_fd(&app_end),
             flags & libc::SOCK_CLOEXEC != 0,

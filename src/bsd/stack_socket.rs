@@ -442,7 +442,10 @@ impl StackSocket {
             _ => return Err(errno(libc::EINVAL)),
         };
         let (conn_fd, conn, watch) = acceptor.accept(fd)?;
-        sys::set_nonblocking(conn_fd.as_fd(), flags & libc::SOCK_NONBLOCK != 0)?;
+        // The pump hands over a new pair's end, which blocks.
+        if flags & libc::SOCK_NONBLOCK != 0 {
+            sys::set_nonblocking(conn_fd.as_fd(), true)?;
+        }
         sys::set_cloexec(conn_fd.as_fd(), flags & libc::SOCK_CLOEXEC != 0)?;
         let peer = conn.peer;
         let socket = StackSocket {
