@@ -25,6 +25,12 @@
 //! the other threads of the transfer need (one-way throughput lost a tenth, and
 //! took a third more CPU per byte, when it polled).
 //!
+//! At most one thread per CPU polls at a time, process-wide ([`PollSlot`]): a
+//! poller yields its CPU to any thread that wants it, but pollers yield to each
+//! other too, and a process with many busy stacks would otherwise fill every CPU
+//! with pumps taking turns at polling. A pump or call that finds no slot free
+//! sleeps at once, as it did before.
+//!
 //! [`Doorbell`] is how controls wake the pump: an eventfd write (mio's waker) is
 //! needed only while the pump sleeps in its poll; while it runs or polls, it looks
 //! at the control channel itself, and the application thread saves the write and
@@ -33,10 +39,61 @@
 //! `connect`, `accept`) polls for as long before it sleeps
 //! ([`Doorbell::wait_briefly`]): that keeps the application's CPU awake too.
 
+use crate::sys;
 use mio::Waker;
 use std::io;
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
+
+/// The threads of this process polling now (see [`PollSlot`]).
+static POLLERS: AtomicUsize = AtomicUsize::new(0);
+
+/// The right of one thread to poll, while it holds it: one per CPU the process
+/// may run on.
+#[derive(Debug)]
+pub(super) struct PollSlot(&'static AtomicUsize);
+
+impl PollSlot {
+    /// A slot, if one is free.
+    pub(super) fn take() -> Option<PollSlot> {
+        PollSlot::take_from(&POLLERS, PollSlot::most())
+    }
+
+    /// A slot of `pollers`, if fewer than `most` are taken.
+    fn take_from(pollers: &'static AtomicUsize, most: usize) -> Option<PollSlot> {
+        pollers
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < most).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| PollSlot(pollers))
+    }
+
+    /// How many threads may poll at once: the CPUs this process may use.
+    fn most() -> usize {
+        static MOST: OnceLock<usize> = OnceLock::new();
+        *MOST.get_or_init(|| {
+            // A child forked while threads of the parent polled starts with
+            // none polling: those threads are not in it.
+            static FORKS: Once = Once::new();
+            extern "C" fn nothing() {}
+            extern "C" fn in_child() {
+                POLLERS.store(0, Ordering::Relaxed);
+            }
+            FORKS.call_once(|| {
+                let _ = sys::at_fork(nothing, nothing, in_child);
+            });
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        })
+    }
+}
+
+impl Drop for PollSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// How long a pump polls after news before it sleeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +170,21 @@ impl SpinWindow {
     }
 }
 
+/// Asks `ready` until it says yes, yielding the CPU between tries, for at most
+/// `window`; whether it said yes.
+fn poll_for(window: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if ready() {
+            return true;
+        }
+        if start.elapsed() >= window {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// Wakes a pump for a control, only if it sleeps; and tells how long the pump
 /// polls before sleeping.
 #[derive(Debug)]
@@ -170,23 +242,17 @@ impl Doorbell {
     }
 
     /// Asks `ready` until it says yes, yielding the CPU between tries, for at
-    /// most the pump's window; whether it said yes. A thread about to sleep until
-    /// the pump answers calls this first.
-    pub(crate) fn wait_briefly(&self, mut ready: impl FnMut() -> bool) -> bool {
+    /// most the pump's window (none if no [`PollSlot`] is free); whether it said
+    /// yes. A thread about to sleep until the pump answers calls this first.
+    pub(crate) fn wait_briefly(&self, ready: impl FnMut() -> bool) -> bool {
         let window = Duration::from_micros(self.window_us.load(Ordering::Relaxed).into());
         if window.is_zero() {
             return false;
         }
-        let start = Instant::now();
-        loop {
-            if ready() {
-                return true;
-            }
-            if start.elapsed() >= window {
-                return false;
-            }
-            std::thread::yield_now();
-        }
+        let Some(_slot) = PollSlot::take() else {
+            return false;
+        };
+        poll_for(window, ready)
     }
 }
 
@@ -284,26 +350,37 @@ mod tests {
     }
 
     #[test]
-    fn a_brief_wait_lasts_the_pumps_window_at_most() {
-        let poll = mio::Poll::new().unwrap();
-        let bell = Doorbell::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
-        bell.set_window(warmed());
+    fn no_more_threads_poll_than_there_are_slots() {
+        static POLLING: AtomicUsize = AtomicUsize::new(0);
+        let first = PollSlot::take_from(&POLLING, 2).expect("free");
+        let second = PollSlot::take_from(&POLLING, 2).expect("free");
+        assert!(PollSlot::take_from(&POLLING, 2).is_none(), "all taken");
+        drop(first);
+        let third = PollSlot::take_from(&POLLING, 2).expect("given back");
+        drop((second, third));
+        assert_eq!(POLLING.load(Ordering::Relaxed), 0);
+        assert!(PollSlot::most() >= 1);
+    }
+
+    #[test]
+    fn a_brief_wait_lasts_the_window_at_most() {
         let mut tries = 0;
-        assert!(bell.wait_briefly(|| {
+        assert!(poll_for(Duration::from_secs(10), || {
             tries += 1;
             tries == 3
         }));
-        assert!(!bell.wait_briefly(|| false), "the window runs out");
-        let mut idle = SpinWindow::new();
-        for _ in 0..10 {
-            idle.slept(Duration::from_secs(1));
-        }
-        bell.set_window(idle);
+        let start = Instant::now();
+        assert!(!poll_for(40 * US, || false), "the window runs out");
+        assert!(start.elapsed() >= 40 * US);
+
+        // The pump's window is none: not even one try.
+        let poll = mio::Poll::new().unwrap();
+        let bell = Doorbell::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
         let mut asked = false;
         assert!(!bell.wait_briefly(|| {
             asked = true;
             true
         }));
-        assert!(!asked, "no window: not even one try");
+        assert!(!asked);
     }
 }

@@ -39,7 +39,7 @@ mod udp;
 
 use conn::{Conn, Phase, Verdict};
 pub(crate) use idle::Doorbell;
-use idle::SpinWindow;
+use idle::{PollSlot, SpinWindow};
 pub(crate) use udp::UdpShared;
 
 pub(crate) const WAKER: Token = Token(0);
@@ -519,6 +519,8 @@ impl Pump {
     fn serve(&mut self) {
         let mut events = Events::with_capacity(256);
         let mut spin_until = Duration::ZERO;
+        // Held while polling (see `idle.rs`).
+        let mut slot: Option<PollSlot> = None;
         loop {
             let now = self.now();
             let busy = self.engine.has_loopback()
@@ -532,6 +534,9 @@ impl Pump {
                 self.engine.poll_delay(now)
             };
             let spinning = timeout != Some(Duration::ZERO) && now < spin_until;
+            if now >= spin_until {
+                slot = None;
+            }
             if spinning
                 || (timeout != Some(Duration::ZERO)
                     && !self.doorbell.sleep_unless(|| !self.control.is_empty()))
@@ -566,7 +571,14 @@ impl Pump {
                     self.spin.slept(slept);
                     self.doorbell.set_window(self.spin);
                 }
-                spin_until = self.now() + self.spin.window();
+                let window = self.spin.window();
+                if slot.is_none() && !window.is_zero() {
+                    slot = PollSlot::take();
+                }
+                spin_until = match slot {
+                    Some(_) => self.now() + window,
+                    None => Duration::ZERO,
+                };
             }
         }
     }
