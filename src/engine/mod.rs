@@ -775,7 +775,10 @@ impl Engine {
         };
         let changed = Snapshot::of(entry) != before;
         let smoltcp_at = self.iface.poll_at(ts, entry.set()).map(duration);
-        let own_at = entry.conn.deadline(self.now);
+        let own_at = [entry.conn.deadline(self.now), entry.conn.tx_pages.due()]
+            .into_iter()
+            .flatten()
+            .min();
         if changed {
             self.tcp.touch(handle);
         }
