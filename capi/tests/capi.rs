@@ -408,6 +408,13 @@ fn options() {
     compile_and_run("options");
 }
 
+/// A connect that fails at once fails inside connect(2) where Linux says so, or
+/// makes the descriptor writable with SO_ERROR set; never a hang.
+#[test]
+fn connect_fails() {
+    compile_and_run("connect_fails");
+}
+
 /// The library preloaded after libc (`LD_PRELOAD="libc.so.6 libvdestack.so.0"`),
 /// the program not linked with it: what the library passes on reaches libc,
 /// though `dlsym(RTLD_NEXT)` finds nothing after it.
@@ -735,6 +742,12 @@ fn reset_on_the_kernel_backend() {
 #[test]
 fn options_on_the_kernel_backend() {
     run_on_kernel_backend("options");
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn connect_fails_on_the_kernel_backend() {
+    run_on_kernel_backend("connect_fails");
 }
 
 /// Where user namespaces cannot be created, `VDESTACK_BACKEND=kernel` makes

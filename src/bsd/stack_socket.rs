@@ -8,7 +8,7 @@
 //! ping) socket on the same pair.
 
 use super::options;
-use crate::engine::{DatagramProto, SocketOptions};
+use crate::engine::{check_connect, DatagramProto, SocketOptions};
 use crate::pump::{ConnShared, Control, EndToken, EndWatch};
 use crate::socket::{Acceptor, Conn, Udp};
 use crate::stack::{Stack, StackCtx, StackRef};
@@ -261,7 +261,12 @@ impl StackSocket {
         }
         let mut state = self.lock();
         let bound = match &mut *state {
-            State::Fresh { bound } => bound.take(),
+            State::Fresh { bound } => {
+                // What Linux refuses inside connect(2) itself (no route) fails
+                // here too, blocking or not, rather than after EINPROGRESS.
+                check_connect(&self.ctx.config(), remote, &self.pending().options)?;
+                bound.take()
+            }
             State::Connecting { answer, .. } => {
                 // Asked again while under way, as event loops do: the outcome if
                 // known, else EALREADY.

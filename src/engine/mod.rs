@@ -893,19 +893,10 @@ impl Engine {
         local: Option<SocketAddr>,
         options: &SocketOptions,
     ) -> io::Result<TcpHandle> {
-        if options.v6only && v6only_refuses(remote) {
-            return Err(errno(libc::ENETUNREACH));
-        }
+        let hop = check_connect(&self.config, remote, options)?;
         let mapped = remote.is_ipv6() && unmap(remote).is_ipv4();
         let remote = unmap(remote);
         let local = local.map(unmap);
-        if remote.port() == 0 || remote.ip().is_unspecified() {
-            return Err(errno(libc::ECONNREFUSED));
-        }
-        let hop = self
-            .config
-            .lookup(remote.ip())
-            .ok_or_else(|| errno(libc::ENETUNREACH))?;
         let local_ip = local.map(|l| l.ip()).filter(|ip| !ip.is_unspecified());
         if let Some(ip) = local_ip {
             if !self.config.is_local_addr(ip) {
@@ -1411,6 +1402,29 @@ impl Listener {
 
 /// Whether a socket with `IPV6_V6ONLY` set must refuse to connect to `remote`
 /// (Linux: ENETUNREACH for a v4-mapped address).
+/// What `connect` to `remote` meets before any packet leaves, as Linux decides it
+/// inside `connect(2)` itself (blocking or not): `ENETUNREACH` without a route (or
+/// for a v4-mapped `remote` on an `IPV6_V6ONLY` socket), `ECONNREFUSED` for port 0
+/// or the unspecified address; else the next hop. Pure, so that a socket's own
+/// thread fails the call at once from the configuration it sees, as the engine
+/// would.
+pub(crate) fn check_connect(
+    config: &NetConfig,
+    remote: SocketAddr,
+    options: &SocketOptions,
+) -> io::Result<crate::cmd::NextHop> {
+    if options.v6only && v6only_refuses(remote) {
+        return Err(errno(libc::ENETUNREACH));
+    }
+    let remote = unmap(remote);
+    if remote.port() == 0 || remote.ip().is_unspecified() {
+        return Err(errno(libc::ECONNREFUSED));
+    }
+    config
+        .lookup(remote.ip())
+        .ok_or_else(|| errno(libc::ENETUNREACH))
+}
+
 pub(crate) fn v6only_refuses(remote: SocketAddr) -> bool {
     remote.is_ipv6() && unmap(remote).is_ipv4()
 }

@@ -913,9 +913,15 @@ impl Pump {
         let handle = match self.engine.connect(remote, local, options) {
             Ok(handle) => handle,
             Err(e) => {
-                // The socket stays usable for another try, as after a failed connect(2).
-                self.adopt(conn.id, conn.fd, conn.token, conn.watched);
                 let _ = reply.send(Err(e));
+                if junk == 0 {
+                    // The socket stays usable for another try, as after a failed
+                    // connect(2).
+                    self.adopt(conn.id, conn.fd, conn.token, conn.watched);
+                }
+                // With filler in it (a non-blocking connect), the pair closes, as
+                // when a handshake fails: the application's end turns writable and
+                // hung up, and SO_ERROR (answered above) tells why.
                 return;
             }
         };
