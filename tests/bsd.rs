@@ -228,7 +228,60 @@ fn errors(backend: Backend) {
     assert_eq!(errno(&e), libc::EINVAL);
 }
 
+/// Calls on a stream socket that is not connected fail at once as on Linux
+/// (EPIPE to send, ENOTCONN to receive or shut down); a non-blocking connect
+/// without a route fails inside connect; shutdown of a connection.
+fn state_checks(backend: Backend) {
+    let net = net(backend);
+    let fresh = tcp(&net.b);
+    let f = fresh.as_fd();
+    let mut buf = [0u8; 8];
+    assert_eq!(errno(&bsd::send(f, b"x", 0).unwrap_err()), libc::EPIPE);
+    assert_eq!(
+        errno(&bsd::recv(f, &mut buf, 0).unwrap_err()),
+        libc::ENOTCONN
+    );
+    // (Linux still records a shutdown it refuses with ENOTCONN: another socket.)
+    let other = tcp(&net.b);
+    let e = bsd::shutdown(other.as_fd(), libc::SHUT_WR).unwrap_err();
+    assert_eq!(errno(&e), libc::ENOTCONN);
+    assert_eq!(
+        errno(&bsd::shutdown(other.as_fd(), 99).unwrap_err()),
+        libc::EINVAL
+    );
+
+    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK;
+    let nowhere = bsd::socket(&net.b, libc::AF_INET, ty, 0).unwrap();
+    let e = bsd::connect(nowhere.as_fd(), addr("10.1.0.1:80")).unwrap_err();
+    assert_eq!(errno(&e), libc::ENETUNREACH, "at once, not EINPROGRESS");
+
+    let listener = tcp(&net.a);
+    bsd::bind(listener.as_fd(), addr("0.0.0.0:80")).unwrap();
+    bsd::listen(listener.as_fd(), 4).unwrap();
+    let e = bsd::send(listener.as_fd(), b"x", 0).unwrap_err();
+    assert_eq!(errno(&e), libc::EPIPE);
+    bsd::connect(f, addr("10.0.0.1:80")).unwrap();
+    let (conn, _) = bsd::accept(listener.as_fd(), 0).unwrap();
+    bsd::send(f, b"ab", 0).unwrap();
+    bsd::shutdown(f, libc::SHUT_WR).unwrap();
+    let mut got = Vec::new();
+    while let Ok(n @ 1..) = bsd::recv(conn.as_fd(), &mut buf, 0) {
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"ab", "the bytes, then the end of the stream");
+    assert_eq!(errno(&bsd::send(f, b"x", 0).unwrap_err()), libc::EPIPE);
+    bsd::shutdown(conn.as_fd(), libc::SHUT_RD).unwrap();
+    assert_eq!(bsd::recv(conn.as_fd(), &mut buf, 0).unwrap(), 0, "at once");
+    bsd::send(conn.as_fd(), b"cd", 0).unwrap();
+    assert_eq!(
+        bsd::recv(f, &mut buf, 0).unwrap(),
+        2,
+        "a half-closed socket reads"
+    );
+}
+
 on_both_backends! {
+    state_checks: super::state_checks;
     listen_connect_accept: super::listen_connect_accept;
     nonblocking_connect: super::nonblocking_connect;
     datagrams: super::datagrams;

@@ -6,15 +6,18 @@
 //! This library exports the reference's five functions and makes the descriptors
 //! `vde_msocket` returns behave as sockets of the stack in every BSD socket call.
 //!
-//! Reading, writing, polling, `shutdown`, `fcntl`, `dup` and `close` already work on
-//! those descriptors: they are AF_UNIX socket pairs whose other end the stack
-//! serves. What an AF_UNIX socket cannot do by itself (`connect` to an IP address,
-//! `bind`, `listen`, `accept`, the TCP/IP answers of `getsockname`, `getsockopt`,
-//! ...) the library does, by exporting those functions itself: for a descriptor of a
-//! stack `vdestack::bsd` answers, for any other it calls the next definition
-//! (libc's), found with `dlsym(RTLD_NEXT, ...)` when the library is loaded. The
-//! reference library interposes `socket()` the same way. What this library adds to
-//! `bsd` is only the conversion of C types: socket addresses, option bytes, errno.
+//! Reading, writing, polling, `fcntl`, `dup` and `close` already work on those
+//! descriptors: they are AF_UNIX socket pairs whose other end the stack serves.
+//! What an AF_UNIX socket cannot do by itself (`connect` to an IP address, `bind`,
+//! `listen`, `accept`, `shutdown` of a socket that is not connected, the TCP/IP
+//! answers of `getsockname`, `getsockopt`, ..., and the refusals of `send` and
+//! `recv` before a connection exists) the library does, by exporting those
+//! functions itself: for a descriptor of a stack `vdestack::bsd` answers, for any
+//! other it calls the next definition (libc's), found with `dlsym(RTLD_NEXT, ...)`
+//! when the library is loaded (or in libc itself, when the library comes after
+//! it). The reference library interposes `socket()` the same way. What this
+//! library adds to `bsd` is only the conversion of C types: socket addresses,
+//! option bytes, errno, and the `SIGPIPE` a refused stream `send` raises.
 //!
 //! `ioctl` is variadic in C, and Rust cannot define a variadic function: `shim.c`
 //! defines it with its C prototype and calls `vdestack_capi_ioctl` (`interpose.rs`).

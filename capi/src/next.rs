@@ -85,6 +85,7 @@ next_fns! {
     recvmsg: fn(c_int, *mut libc::msghdr, c_int) -> isize;
     read: fn(c_int, *mut c_void, usize) -> isize;
     write: fn(c_int, *const c_void, usize) -> isize;
+    shutdown: fn(c_int, c_int) -> c_int;
 }
 
 /// libc's `ioctl`, variadic as C declares it.

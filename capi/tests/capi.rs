@@ -408,6 +408,13 @@ fn options() {
     compile_and_run("options");
 }
 
+/// Calls that move bytes check the socket's state as Linux does; shutdown is
+/// the stack's.
+#[test]
+fn stream_state() {
+    compile_and_run("stream_state");
+}
+
 /// A connect that fails at once fails inside connect(2) where Linux says so, or
 /// makes the descriptor writable with SO_ERROR set; never a hang.
 #[test]
@@ -742,6 +749,12 @@ fn reset_on_the_kernel_backend() {
 #[test]
 fn options_on_the_kernel_backend() {
     run_on_kernel_backend("options");
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn stream_state_on_the_kernel_backend() {
+    run_on_kernel_backend("stream_state");
 }
 
 #[cfg(feature = "kernel-ns")]

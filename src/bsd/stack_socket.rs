@@ -7,7 +7,7 @@
 //! pair; a datagram socket's first `bind`, `connect` or send opens the engine's UDP (or
 //! ping) socket on the same pair.
 
-use super::options;
+use super::{options, SocketKind, Transfer};
 use crate::engine::{check_connect, DatagramProto, SocketOptions};
 use crate::pump::{ConnShared, Control, EndToken, EndWatch};
 use crate::socket::{Acceptor, Conn, Udp};
@@ -15,8 +15,9 @@ use crate::stack::{Stack, StackCtx, StackRef};
 use crate::sys;
 use crossbeam_channel::Receiver;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Linux's default `somaxconn`, the most `listen` grants.
@@ -70,7 +71,15 @@ pub(super) struct StackSocket {
     protocol: i32,
     state: Mutex<State>,
     pending: Mutex<Pending>,
+    /// What `shutdown` shut of a datagram socket ([`SHUT_READ`], [`SHUT_WRITE`]):
+    /// its pair carries both ways whatever this says.
+    shut: AtomicU8,
 }
+
+/// [`StackSocket::shut`]: receives return 0 instead of waiting.
+const SHUT_READ: u8 = 1;
+/// [`StackSocket::shut`]: sends fail with `EPIPE`.
+const SHUT_WRITE: u8 = 2;
 
 fn errno(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
@@ -94,6 +103,7 @@ impl StackSocket {
             protocol,
             state: Mutex::new(State::Fresh { bound: None }),
             pending: Mutex::new(Pending::default()),
+            shut: AtomicU8::new(0),
         })
     }
 
@@ -112,6 +122,76 @@ impl StackSocket {
 
     pub(super) fn is_datagram(&self) -> bool {
         self.ty == libc::SOCK_DGRAM
+    }
+
+    /// What `socket()` made.
+    pub(super) fn kind(&self) -> SocketKind {
+        SocketKind {
+            domain: self.family,
+            ty: self.ty,
+            protocol: self.protocol(),
+        }
+    }
+
+    /// What a call moving bytes meets first (see `bsd::check_transfer`).
+    pub(super) fn check_transfer(&self, transfer: Transfer) -> io::Result<()> {
+        if self.is_datagram() {
+            let shut = self.shut.load(Ordering::Relaxed);
+            return match transfer {
+                Transfer::Send if shut & SHUT_WRITE != 0 => Err(errno(libc::EPIPE)),
+                _ => Ok(()),
+            };
+        }
+        let mut state = self.lock();
+        if let State::Connecting { answer, .. } = &*state {
+            match answer.try_recv() {
+                // A failed non-blocking connect tells its error once.
+                Ok(result) => self.settle(&mut state, result)?,
+                // Under way: a send waits for it (or EAGAIN), a receive too.
+                Err(_) => return Ok(()),
+            }
+        }
+        match (&*state, transfer) {
+            (State::Connected(_), _) => Ok(()),
+            (_, Transfer::Send) => Err(errno(libc::EPIPE)),
+            (_, Transfer::Receive) => Err(errno(libc::ENOTCONN)),
+        }
+    }
+
+    /// Whether `shutdown` shut a datagram socket for reading.
+    pub(super) fn reads_shut(&self) -> bool {
+        self.shut.load(Ordering::Relaxed) & SHUT_READ != 0
+    }
+
+    /// `shutdown(2)` (see `bsd::shutdown`).
+    pub(super) fn shutdown(&self, fd: BorrowedFd<'_>, how: Shutdown) -> io::Result<()> {
+        let mut state = self.lock();
+        match &*state {
+            // The pair carries the shutdown: the pump reads EOF (FIN) after what
+            // was written, and drops what comes once the application stopped
+            // reading.
+            State::Connected(_) => sys::shutdown(fd, how),
+            State::Listening(_) if how == Shutdown::Write => Ok(()),
+            // The pump closes the listener when its end hangs up; a blocked
+            // accept reads the end of the pair (EINVAL).
+            State::Listening(_) => sys::shutdown(fd, Shutdown::Both),
+            State::Connecting { .. } => {
+                // Linux abandons the handshake (and returns 0).
+                self.ctx.pump.send(Control::CancelConnect { id: self.id })?;
+                *state = State::Failed;
+                Ok(())
+            }
+            State::Datagram(udp) if udp.peer_addr().is_ok() => {
+                let bits = match how {
+                    Shutdown::Read => SHUT_READ,
+                    Shutdown::Write => SHUT_WRITE,
+                    Shutdown::Both => SHUT_READ | SHUT_WRITE,
+                };
+                self.shut.fetch_or(bits, Ordering::Relaxed);
+                Ok(())
+            }
+            State::Fresh { .. } | State::Failed | State::Datagram(_) => Err(errno(libc::ENOTCONN)),
+        }
     }
 
     /// The protocol `SO_PROTOCOL` reports.
@@ -449,6 +529,7 @@ impl StackSocket {
             protocol: 0,
             state: Mutex::new(State::Connected(conn)),
             pending: Mutex::new(Pending::default()),
+            shut: AtomicU8::new(0),
         };
         Ok((conn_fd, socket, watch, peer))
     }

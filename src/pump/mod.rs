@@ -168,7 +168,9 @@ pub(crate) enum Control {
     /// the end of the `msocket` socket adopted under `id`). The first `junk` bytes
     /// the application end sent are filler, discarded once connected: a
     /// non-blocking connect fills the socket pair so that the application's end
-    /// becomes writable exactly when the connection is up.
+    /// becomes writable exactly when the connection is up. On an adopted end,
+    /// whatever the application wrote before it connected is discarded too: such
+    /// bytes are refused on Linux (`EPIPE`), never sent once connected.
     Connect {
         id: u64,
         fd: Option<OwnedFd>,
@@ -933,10 +935,17 @@ impl Pump {
         match self.add_conn(conn, handle, phase) {
             Ok(()) => {
                 let conn = self.conns.get_mut(&id).expect("just added");
-                conn.junk = junk;
-                // An adopted end's edges went to the adopted end: the filler a
-                // non-blocking connect wrote before asking is there to read.
-                conn.app_readable = watched && junk > 0;
+                conn.filled = junk > 0;
+                // Everything queued on an adopted end came before the connect:
+                // the filler, and what the application wrote too early.
+                conn.junk = if watched {
+                    sys::bytes_readable(conn.fd.as_fd()).unwrap_or(junk)
+                } else {
+                    junk
+                };
+                // An adopted end's edges went to the adopted end: what is to be
+                // discarded is there to read.
+                conn.app_readable = watched && conn.junk > 0;
                 conn.linger_zero = options.resets_on_close();
             }
             Err(e) => {
@@ -1061,7 +1070,7 @@ impl Pump {
                     };
                     if let Some(conn) = self.conns.remove(&id) {
                         self.forget_fd(&conn.fd);
-                        if conn.junk == 0 {
+                        if !conn.filled {
                             // Usable for another connect, as a socket is after a failed
                             // connect(2); kept until the application closes it.
                             self.adopt(id, conn.fd, conn.token, false);
@@ -1264,12 +1273,17 @@ impl Pump {
         if conn.is_connecting() {
             return;
         }
-        while conn.app_writable && self.engine.recv_queue(conn.handle) > 0 {
+        while (conn.app_writable || conn.app_reads_shut) && self.engine.recv_queue(conn.handle) > 0
+        {
             let fd = conn.fd.as_fd();
-            match self
-                .engine
-                .recv_with(conn.handle, |bytes| sys::send(fd, bytes))
-            {
+            let app_reads_shut = conn.app_reads_shut;
+            match self.engine.recv_with(conn.handle, |bytes| {
+                if app_reads_shut {
+                    Ok(bytes.len())
+                } else {
+                    sys::send(fd, bytes)
+                }
+            }) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -1280,6 +1294,12 @@ impl Pump {
                             watch_writable_too(self.poll.registry(), &conn.fd, id);
                         conn.app_writable = !conn.watches_writable;
                     }
+                }
+                Err(_) if !sys::peer_closed(conn.fd.as_fd()) => {
+                    // EPIPE with the end still held, and not shut for writing:
+                    // the application shut it down for reading only. Linux keeps
+                    // such a connection; what comes can never be read here.
+                    conn.app_reads_shut = true;
                 }
                 Err(_) => {
                     // EPIPE: nobody will read this.
