@@ -408,6 +408,20 @@ fn options() {
     compile_and_run("options");
 }
 
+/// Accepted sockets answer as the stack's TCP sockets (never as the AF_UNIX
+/// pair underneath), also once the stack let them go and after many sockets
+/// came and went.
+#[test]
+fn accepted() {
+    compile_and_run("accepted");
+}
+
+/// A forked child's calls on the parent's stack fail at once, never wait.
+#[test]
+fn forked_child() {
+    compile_and_run("forked_child");
+}
+
 /// Calls that move bytes check the socket's state as Linux does; shutdown is
 /// the stack's.
 #[test]
@@ -749,6 +763,12 @@ fn reset_on_the_kernel_backend() {
 #[test]
 fn options_on_the_kernel_backend() {
     run_on_kernel_backend("options");
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn accepted_on_the_kernel_backend() {
+    run_on_kernel_backend("accepted");
 }
 
 #[cfg(feature = "kernel-ns")]

@@ -1333,8 +1333,13 @@ impl Pump {
             self.engine.set_tcp_options(conn.handle, options);
         } else if let Some(entry) = self.listeners.get(&id) {
             self.engine.set_listener_options(entry.listener, options);
-        } else if !self.udp_set_options(id, options) && !self.adopted.contains_key(&id) {
-            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        } else {
+            // A UDP socket's apply where it lives. Otherwise: a socket made by
+            // `msocket` and not used yet, whose options are read when it is,
+            // or one the pump let go (reset, closed both ways) while the
+            // application holds it: its options are only recorded, as Linux
+            // records them on a closed connection.
+            self.udp_set_options(id, options);
         }
         Ok(())
     }
