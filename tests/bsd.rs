@@ -9,7 +9,7 @@ use common::{errno, Backend, Net, Wire};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
-use vdestack::bsd::{self, OptValue, SockOpt};
+use vdestack::bsd::{self, OptName, OptValue, SockOpt};
 
 /// Two stacks of `backend` on a switch (see [`Net`]).
 fn net(backend: Backend) -> Net {
@@ -280,7 +280,45 @@ fn state_checks(backend: Backend) {
     );
 }
 
+/// Options real programs set (issue 12): names (`TCP_CONGESTION`,
+/// `SO_BINDTODEVICE`) and `TCP_INFO`, through the Rust API.
+fn named_options_and_tcp_info(backend: Backend) {
+    let net = net(backend);
+    let fd = tcp(&net.b);
+    let f = fd.as_fd();
+    let name = |s: &str| OptValue::Name(OptName::new(s.as_bytes()));
+    bsd::set_option(f, SockOpt::Congestion, name("reno")).unwrap();
+    assert_eq!(
+        bsd::get_option(f, SockOpt::Congestion).unwrap(),
+        name("reno")
+    );
+    let e = bsd::set_option(f, SockOpt::Congestion, name("nosuch")).unwrap_err();
+    assert_eq!(errno(&e), libc::ENOENT);
+    bsd::set_option(f, SockOpt::BindToDevice, name("vde0")).unwrap();
+    assert_eq!(
+        bsd::get_option(f, SockOpt::BindToDevice).unwrap(),
+        name("vde0")
+    );
+    let e = bsd::set_option(f, SockOpt::BindToDevice, name("nosuch0")).unwrap_err();
+    assert_eq!(errno(&e), libc::ENODEV);
+
+    let listener = tcp(&net.a);
+    bsd::bind(listener.as_fd(), addr("0.0.0.0:80")).unwrap();
+    bsd::listen(listener.as_fd(), 4).unwrap();
+    bsd::connect(f, addr("10.0.0.1:80")).unwrap();
+    let OptValue::TcpInfo(info) = bsd::get_option(f, SockOpt::Info).unwrap() else {
+        panic!("TCP_INFO gave another kind of value");
+    };
+    assert_eq!(info.state, 1, "ESTABLISHED: {info:?}");
+    assert!(info.snd_mss > 0 && info.snd_cwnd >= 10, "{info:?}");
+    let OptValue::TcpInfo(info) = bsd::get_option(listener.as_fd(), SockOpt::Info).unwrap() else {
+        panic!("TCP_INFO gave another kind of value");
+    };
+    assert_eq!(info.state, 10, "LISTEN: {info:?}");
+}
+
 on_both_backends! {
+    named_options_and_tcp_info: super::named_options_and_tcp_info;
     state_checks: super::state_checks;
     listen_connect_accept: super::listen_connect_accept;
     nonblocking_connect: super::nonblocking_connect;

@@ -84,7 +84,7 @@ mod options;
 mod registry;
 mod stack_socket;
 
-pub use options::{OptValue, SockOpt};
+pub use options::{OptName, OptValue, SockOpt, TcpInfo};
 
 use crate::stack::{Backend, Stack};
 use crate::sys;
@@ -238,9 +238,10 @@ pub fn take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
     }
 }
 
-/// `getsockopt(2)`. `ENOPROTOOPT` for an option of another level than the socket's
-/// (a TCP option of a datagram socket, an IPv6 option of an IPv4 one) or one that
-/// cannot be read (the memberships).
+/// `getsockopt(2)`. For an option of another level than the socket's (a TCP
+/// option of a datagram socket, an IPv6 option of an IPv4 one), `EOPNOTSUPP` on
+/// an IPv4 socket and `ENOPROTOOPT` on an IPv6 one, as Linux answers;
+/// `ENOPROTOOPT` for one that cannot be read (the memberships).
 pub fn get_option(fd: BorrowedFd<'_>, opt: SockOpt) -> io::Result<OptValue> {
     match stack_socket(fd)? {
         Some(s) => options::get(&s, opt),

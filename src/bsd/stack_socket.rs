@@ -235,13 +235,44 @@ impl StackSocket {
         }
     }
 
-    /// `TCP_MAXSEG`: before a connection exists, Linux's default MSS (536); then the
-    /// one the stack's link gives for this socket's family.
+    /// `TCP_MAXSEG`: before a connection exists, the value set or Linux's default
+    /// MSS (536); then the one the stack's link gives for this socket's family,
+    /// capped by the value set.
     pub(super) fn mss(&self) -> i32 {
+        let set = i32::from(self.options().max_segment);
         if !matches!(&*self.lock(), State::Connected(_)) {
-            return 536;
+            return if set == 0 { 536 } else { set };
         }
-        options::mss_for(&self.ctx.config(), self.family)
+        let link = options::mss_for(&self.ctx.config(), self.family);
+        if set == 0 {
+            link
+        } else {
+            link.min(set)
+        }
+    }
+
+    /// The stack's configuration as of its last command.
+    pub(super) fn config(&self) -> Arc<crate::cmd::NetConfig> {
+        self.ctx.config()
+    }
+
+    /// `TCP_INFO`: what the engine knows of the connection, or what Linux
+    /// reports for a socket in this state without one.
+    pub(super) fn tcp_info(&self) -> io::Result<options::TcpInfo> {
+        let (state, id) = match &*self.lock() {
+            State::Connected(conn) => (7, Some(conn.id)),
+            State::Listening(_) => (10, None),
+            State::Connecting { .. } => (2, None),
+            _ => (7, None),
+        };
+        let stats = match id {
+            Some(id) => self
+                .ctx
+                .pump
+                .request(|reply| Control::TcpStats { id, reply })?,
+            None => None,
+        };
+        Ok(options::tcp_info(state, stats, self.options().max_segment))
     }
 
     /// Whether the socket is bound (explicitly or by use): `IPV6_V6ONLY` can no

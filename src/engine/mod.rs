@@ -58,7 +58,7 @@ use crate::cmd::NetConfig;
 use config_plan::{Plan, Running};
 use datagram_sets::Group;
 use lifecycle::Look;
-pub(crate) use options::SocketOptions;
+pub(crate) use options::{Congestion, SocketOptions};
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
 pub(crate) use ping::check_echo_request;
 pub(crate) use rings::{Bytes, Lease, RingSource, Rings};
@@ -868,7 +868,6 @@ impl Engine {
         let rings = source.rings(rx, tx);
         let mut socket = tcp::Socket::new(rings.rx.tcp(), rings.tx.tcp());
         options.apply_tcp(&mut socket);
-        socket.set_congestion_control(tcp::CongestionControl::Cubic);
         // smoltcp acknowledges every second segment at once; the delay only holds
         // back the ACK of a lone segment. 10 ms (its default) stalls a fast link once
         // per window (FACTS.md); none at all doubles the ACK frames a switch carries.
@@ -1161,6 +1160,32 @@ impl Engine {
         self.tcp.get(handle).expect("a live connection").socket()
     }
 
+    /// What `TCP_INFO` reports of connection `handle`: smoltcp's view of the
+    /// socket, and what the device boundary saw of its segments.
+    pub(crate) fn tcp_stats(&self, handle: TcpHandle) -> Option<TcpStats> {
+        let entry = self.tcp.get(handle)?;
+        let socket = entry.socket();
+        let (local, remote) = (socket.local_endpoint(), socket.remote_endpoint());
+        let flow = local
+            .zip(remote)
+            .map(|(l, r)| (l.addr.into(), l.port, r.addr.into(), r.port));
+        let ip_header = match remote.map(|r| r.addr) {
+            Some(IpAddress::Ipv6(_)) => 40,
+            _ => 20,
+        };
+        Some(TcpStats {
+            state: socket.state(),
+            mtu: self.io.mtu,
+            mss: self.io.mtu.saturating_sub(ip_header + 20),
+            flow: flow
+                .and_then(|flow| self.io.stalls.stats(&flow))
+                .unwrap_or_default(),
+            send_queue: socket.send_queue(),
+            recv_queue: entry.conn.rescued.len() + socket.recv_queue(),
+            recv_capacity: socket.recv_capacity(),
+        })
+    }
+
     /// Bytes received on `handle` and not taken yet.
     pub(crate) fn recv_queue(&self, handle: TcpHandle) -> usize {
         self.tcp
@@ -1427,6 +1452,26 @@ pub(crate) fn check_connect(
 
 pub(crate) fn v6only_refuses(remote: SocketAddr) -> bool {
     remote.is_ipv6() && unmap(remote).is_ipv4()
+}
+
+/// What the engine knows of a connection for `TCP_INFO` ([`Engine::tcp_stats`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TcpStats {
+    /// smoltcp's state of the connection.
+    pub state: TcpState,
+    /// The link's MTU.
+    pub mtu: usize,
+    /// The largest segment the link carries for the connection's family.
+    pub mss: usize,
+    /// What the device boundary saw of the sending side (round trips,
+    /// retransmissions, bytes in flight).
+    pub flow: recovery::FlowStats,
+    /// Bytes the application wrote that are not acknowledged yet.
+    pub send_queue: usize,
+    /// Bytes received that the application has not taken yet.
+    pub recv_queue: usize,
+    /// The size of the receive ring.
+    pub recv_capacity: usize,
 }
 
 /// A v4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4 address it stands

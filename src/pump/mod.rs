@@ -16,7 +16,7 @@
 
 use crate::cmd::CmdError;
 use crate::engine::{
-    DatagramProto, Engine, Event, ListenerId, SocketOptions, TcpHandle, UdpHandle,
+    DatagramProto, Engine, Event, ListenerId, SocketOptions, TcpHandle, TcpStats, UdpHandle,
 };
 use crate::link::Link;
 use crate::sys;
@@ -247,6 +247,11 @@ pub(crate) enum Control {
         dest: SocketAddr,
         data: Vec<u8>,
         reply: Sender<io::Result<()>>,
+    },
+    /// What `TCP_INFO` reports of connection `id` (`None`: the pump let it go).
+    TcpStats {
+        id: u64,
+        reply: Sender<Option<TcpStats>>,
     },
     /// Join (or leave) a multicast group on a UDP socket.
     Membership {
@@ -883,6 +888,13 @@ impl Pump {
                     let _ = reply.send(self.udp_connect(id, remote));
                 }
                 Control::UdpResume { id } => self.udp_resume(id),
+                Control::TcpStats { id, reply } => {
+                    let stats = self
+                        .conns
+                        .get(&id)
+                        .and_then(|conn| self.engine.tcp_stats(conn.handle));
+                    let _ = reply.send(stats);
+                }
                 Control::UdpSendTo {
                     id,
                     dest,
