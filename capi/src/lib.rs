@@ -31,6 +31,7 @@
 //! `EIO`.
 
 mod addr;
+mod descriptors;
 mod interpose;
 mod next;
 mod options;
@@ -63,14 +64,22 @@ fn default_stack() -> Option<Stack> {
         .map(|(_, stack)| stack.clone())
 }
 
+/// The locks held by the forking thread across `fork()`.
+type HeldAcrossFork = (
+    MutexGuard<'static, DefaultStack>,
+    MutexGuard<'static, Vec<descriptors::Kept>>,
+);
+
 thread_local! {
-    /// The default stack's guard, held by the forking thread across `fork()`.
-    static HELD_ACROSS_FORK: RefCell<Option<MutexGuard<'static, DefaultStack>>> =
-        const { RefCell::new(None) };
+    /// The default stack's guard and the kept descriptors', held by the forking
+    /// thread across `fork()`.
+    static HELD_ACROSS_FORK: RefCell<Option<HeldAcrossFork>> = const { RefCell::new(None) };
 }
 
 extern "C" fn before_fork() {
-    HELD_ACROSS_FORK.with(|held| *held.borrow_mut() = Some(lock_default_stack()));
+    // Always in this order (vde_addstack and vde_delstack never hold both).
+    let held = (lock_default_stack(), descriptors::lock());
+    HELD_ACROSS_FORK.with(|slot| *slot.borrow_mut() = Some(held));
 }
 
 extern "C" fn after_fork() {
@@ -195,8 +204,17 @@ pub unsafe extern "C" fn vde_addstack(vdenet: *mut c_char, ifname: *mut c_char) 
         if let Some(ifname) = ifname {
             builder = builder.ifname(ifname);
         }
+        // What the stack opens is kept open through closefrom/close_range.
+        let before = descriptors::open_descriptors();
         match builder.build() {
-            Ok(stack) => Box::into_raw(Box::new(VdeStack { stack })),
+            Ok(stack) => {
+                let made = Box::into_raw(Box::new(VdeStack { stack }));
+                let after = descriptors::open_descriptors();
+                // SAFETY: `made` was just made from a box, and is not shared yet.
+                let handle = unsafe { &*made }.stack.clone();
+                descriptors::keep(made as usize, handle, &before, &after);
+                made
+            }
             Err(e) => {
                 if backend == vdestack::Backend::Kernel {
                     eprintln!("{e}");
@@ -225,6 +243,7 @@ pub unsafe extern "C" fn vde_delstack(stack: *mut VdeStack) {
             .map(|(_, stack)| stack);
         drop(default);
         drop(taken);
+        descriptors::forget(stack as usize);
         // SAFETY: the caller hands back ownership of a pointer from vde_addstack.
         drop(unsafe { Box::from_raw(stack) });
     })

@@ -86,6 +86,8 @@ next_fns! {
     read: fn(c_int, *mut c_void, usize) -> isize;
     write: fn(c_int, *const c_void, usize) -> isize;
     shutdown: fn(c_int, c_int) -> c_int;
+    close_range: fn(std::ffi::c_uint, std::ffi::c_uint, c_int) -> c_int;
+    closefrom: fn(c_int) -> ();
 }
 
 /// libc's `ioctl`, variadic as C declares it.

@@ -422,6 +422,13 @@ fn forked_child() {
     compile_and_run("forked_child");
 }
 
+/// A program that closes every descriptor it does not know of (closefrom,
+/// close_range) leaves the library's open, and its stacks working.
+#[test]
+fn closefrom() {
+    compile_and_run("closefrom");
+}
+
 /// Calls that move bytes check the socket's state as Linux does; shutdown is
 /// the stack's.
 #[test]
@@ -769,6 +776,12 @@ fn options_on_the_kernel_backend() {
 #[test]
 fn accepted_on_the_kernel_backend() {
     run_on_kernel_backend("accepted");
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn closefrom_on_the_kernel_backend() {
+    run_on_kernel_backend("closefrom");
 }
 
 #[cfg(feature = "kernel-ns")]

@@ -26,7 +26,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -248,6 +248,10 @@ pub(crate) enum Control {
         data: Vec<u8>,
         reply: Sender<io::Result<()>>,
     },
+    /// The descriptors the pump holds now (its poll, the link's, its ends of the
+    /// sockets' pairs, connections waiting to be accepted), for a program that
+    /// closes every descriptor it does not know of.
+    Descriptors { reply: Sender<Vec<RawFd>> },
     /// What `TCP_INFO` reports of connection `id` (`None`: the pump let it go).
     TcpStats {
         id: u64,
@@ -888,6 +892,9 @@ impl Pump {
                     let _ = reply.send(self.udp_connect(id, remote));
                 }
                 Control::UdpResume { id } => self.udp_resume(id),
+                Control::Descriptors { reply } => {
+                    let _ = reply.send(self.descriptors());
+                }
                 Control::TcpStats { id, reply } => {
                     let stats = self
                         .conns
@@ -1325,6 +1332,21 @@ impl Pump {
             let verdict = conn.on_peer_fin_passed();
             self.settle(id, verdict);
         }
+    }
+
+    /// Every descriptor the pump holds (see [`Control::Descriptors`]).
+    fn descriptors(&self) -> Vec<RawFd> {
+        let mut fds = vec![self.poll.as_raw_fd()];
+        fds.extend(self.link.data_fd());
+        fds.extend(self.link.hangup_fd());
+        fds.extend(self.conns.values().map(|conn| conn.fd.as_raw_fd()));
+        fds.extend(self.adopted.values().map(|(fd, _)| fd.as_raw_fd()));
+        fds.extend(self.udp_descriptors());
+        for entry in self.listeners.values() {
+            fds.push(entry.fd.as_raw_fd());
+            fds.extend(entry.backlog.iter().map(|(_, fd, _)| fd.as_raw_fd()));
+        }
+        fds
     }
 
     /// Stops watching `fd`, which stays open (to be watched again under another
