@@ -287,20 +287,16 @@ fn named_options_and_tcp_info(backend: Backend) {
     let fd = tcp(&net.b);
     let f = fd.as_fd();
     let name = |s: &str| OptValue::Name(OptName::new(s.as_bytes()));
-    bsd::set_option(f, SockOpt::Congestion, name("reno")).unwrap();
-    assert_eq!(
-        bsd::get_option(f, SockOpt::Congestion).unwrap(),
-        name("reno")
-    );
-    let e = bsd::set_option(f, SockOpt::Congestion, name("nosuch")).unwrap_err();
-    assert_eq!(errno(&e), libc::ENOENT);
-    bsd::set_option(f, SockOpt::BindToDevice, name("vde0")).unwrap();
-    assert_eq!(
-        bsd::get_option(f, SockOpt::BindToDevice).unwrap(),
-        name("vde0")
-    );
-    let e = bsd::set_option(f, SockOpt::BindToDevice, name("nosuch0")).unwrap_err();
-    assert_eq!(errno(&e), libc::ENODEV);
+    let named = [
+        (SockOpt::Congestion, "reno", "nosuch", libc::ENOENT),
+        (SockOpt::BindToDevice, "vde0", "nosuch0", libc::ENODEV),
+    ];
+    for (opt, known, unknown, code) in named {
+        bsd::set_option(f, opt, name(known)).unwrap();
+        assert_eq!(bsd::get_option(f, opt).unwrap(), name(known), "{opt:?}");
+        let e = bsd::set_option(f, opt, name(unknown)).unwrap_err();
+        assert_eq!(errno(&e), code, "{opt:?} {unknown}");
+    }
 
     let listener = tcp(&net.a);
     bsd::bind(listener.as_fd(), addr("0.0.0.0:80")).unwrap();
