@@ -275,6 +275,19 @@ impl Stack {
         Ok((app_end, id, watch))
     }
 
+    /// The descriptors the stack's thread holds open now: its poll, its link's,
+    /// its ends of the sockets' pairs. A program that closes every descriptor it
+    /// does not know of (`closefrom`) must leave these, or the stack's thread would
+    /// go on using numbers the program reuses. Empty for a kernel stack (whose
+    /// helper's descriptors are opened with it and never change).
+    pub fn descriptors(&self) -> io::Result<Vec<std::os::fd::RawFd>> {
+        match &self.inner.engine {
+            Imp::Userspace { ctx, .. } => ctx.pump.request(|reply| Control::Descriptors { reply }),
+            #[cfg(feature = "kernel-ns")]
+            Imp::Kernel(_) => Ok(Vec::new()),
+        }
+    }
+
     /// The name of the stack's VDE interface.
     pub fn ifname(&self) -> &str {
         &self.inner.ifname

@@ -11,7 +11,7 @@ use super::{fail, guard, next, options, set_errno};
 use std::ffi::{c_int, c_ulong, c_void};
 use std::io;
 use std::os::fd::{BorrowedFd, IntoRawFd};
-use vdestack::bsd::{self, SocketKind};
+use vdestack::bsd::{self, SocketKind, Transfer};
 
 /// Calls libc's `$name`, or fails with ENOSYS if there is none.
 macro_rules! call_next {
@@ -36,11 +36,6 @@ fn stack_socket(fd: c_int) -> Option<(BorrowedFd<'static>, SocketKind)> {
     // keeps it open for that call (a closed number fails the look-up's fstat).
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     bsd::kind(borrowed).map(|kind| (borrowed, kind))
-}
-
-/// A datagram stack socket.
-fn datagram_socket(fd: c_int) -> Option<(BorrowedFd<'static>, SocketKind)> {
-    stack_socket(fd).filter(|(_, kind)| kind.ty == libc::SOCK_DGRAM)
 }
 
 fn done(result: io::Result<()>) -> c_int {
@@ -290,8 +285,33 @@ pub unsafe extern "C" fn setsockopt(
     })
 }
 
-/// `sendto(2)`: on a connected stack stream socket the address is ignored, as TCP
-/// does (an AF_UNIX socket pair would refuse it with EISCONN).
+/// What `fd` is, for a call about to move bytes on it (`bsd::check_transfer`):
+/// `Ok(None)` for a descriptor that is no stack socket; the error Linux gives for
+/// a stream socket that is not connected.
+fn transfer(
+    fd: c_int,
+    transfer: Transfer,
+) -> io::Result<Option<(BorrowedFd<'static>, SocketKind)>> {
+    if fd < 0 {
+        return Ok(None);
+    }
+    // SAFETY: as in `stack_socket`.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    Ok(bsd::check_transfer(borrowed, transfer)?.map(|kind| (borrowed, kind)))
+}
+
+/// A send refused on a stream socket: `EPIPE` raises `SIGPIPE` first, as Linux
+/// does, unless `MSG_NOSIGNAL`.
+fn refused(e: io::Error, flags: c_int) -> isize {
+    if e.raw_os_error() == Some(libc::EPIPE) && flags & libc::MSG_NOSIGNAL == 0 {
+        // SAFETY: raise takes a signal number; the program's disposition decides.
+        unsafe { libc::raise(libc::SIGPIPE) };
+    }
+    fail(e) as isize
+}
+
+/// `sendto(2)`: on a stack stream socket the address is ignored, as TCP does (an
+/// AF_UNIX socket pair would refuse it with EISCONN).
 ///
 /// # Safety
 /// As `sendto(2)`.
@@ -304,8 +324,9 @@ pub unsafe extern "C" fn sendto(
     addr: *const libc::sockaddr,
     addrlen: libc::socklen_t,
 ) -> isize {
-    guard(-1, || {
-        if let Some((sfd, _)) = datagram_socket(fd) {
+    guard(-1, || match transfer(fd, Transfer::Send) {
+        Err(e) => refused(e, flags),
+        Ok(Some((sfd, kind))) if kind.ty == libc::SOCK_DGRAM => {
             let dest = if addr.is_null() {
                 None
             } else {
@@ -316,32 +337,26 @@ pub unsafe extern "C" fn sendto(
                 }
             };
             // SAFETY: the program's contract for `buf`.
-            return sent(bsd::send_to(sfd, unsafe { in_buf(buf, len) }, dest, flags));
+            sent(bsd::send_to(sfd, unsafe { in_buf(buf, len) }, dest, flags))
         }
-        if addr.is_null() {
-            return call_next!(sendto(fd, buf, len, flags, addr, addrlen));
-        }
-        match stack_socket(fd) {
-            Some((sfd, _)) if bsd::peer_addr(sfd).is_ok() => {
-                call_next!(sendto(fd, buf, len, flags, std::ptr::null(), 0))
-            }
-            Some(_) => {
-                set_errno(libc::EPIPE);
-                -1
-            }
-            None => call_next!(sendto(fd, buf, len, flags, addr, addrlen)),
-        }
+        Ok(Some(_)) => stream_outcome(
+            fd,
+            call_next!(sendto(fd, buf, len, flags, std::ptr::null(), 0)),
+            len,
+        ),
+        Ok(None) => call_next!(sendto(fd, buf, len, flags, addr, addrlen)),
     })
 }
 
-/// `sendmsg(2)`: as `sendto`, the address of a connected stack socket is ignored.
+/// `sendmsg(2)`: as `sendto`, the address of a stack stream socket is ignored.
 ///
 /// # Safety
 /// As `sendmsg(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
-    guard(-1, || {
-        if let Some((sfd, _)) = datagram_socket(fd) {
+    guard(-1, || match transfer(fd, Transfer::Send) {
+        Err(e) => refused(e, flags),
+        Ok(Some((sfd, kind))) if kind.ty == libc::SOCK_DGRAM => {
             // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
             let Some(header) = (unsafe { msg.as_ref() }) else {
                 return fail(io::Error::from_raw_os_error(libc::EFAULT)) as isize;
@@ -366,56 +381,69 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
                 };
                 data.extend_from_slice(part);
             }
-            return sent(bsd::send_to(sfd, &data, dest, flags));
+            sent(bsd::send_to(sfd, &data, dest, flags))
         }
-        // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
-        let Some(header) = (unsafe { msg.as_ref() }).filter(|m| !m.msg_name.is_null()) else {
-            return call_next!(sendmsg(fd, msg, flags));
-        };
-        match stack_socket(fd) {
-            Some((sfd, _)) if bsd::peer_addr(sfd).is_ok() => {
-                let mut stripped = *header;
-                stripped.msg_name = std::ptr::null_mut();
-                stripped.msg_namelen = 0;
-                call_next!(sendmsg(fd, &stripped, flags))
-            }
-            Some(_) => {
-                set_errno(libc::EPIPE);
-                -1
-            }
-            None => call_next!(sendmsg(fd, msg, flags)),
+        Ok(Some(_)) => {
+            // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
+            let Some(header) = (unsafe { msg.as_ref() }) else {
+                return call_next!(sendmsg(fd, msg, flags));
+            };
+            let mut stripped = *header;
+            stripped.msg_name = std::ptr::null_mut();
+            stripped.msg_namelen = 0;
+            let asked = iov_len(header);
+            stream_outcome(fd, call_next!(sendmsg(fd, &stripped, flags)), asked)
         }
+        Ok(None) => call_next!(sendmsg(fd, msg, flags)),
     })
 }
 
+/// The bytes a msghdr's parts hold.
+fn iov_len(header: &libc::msghdr) -> usize {
+    (0..header.msg_iovlen)
+        // SAFETY: a valid msghdr holds msg_iovlen iovecs.
+        .map(|i| unsafe { (*header.msg_iov.add(i)).iov_len })
+        .sum()
+}
+
 /// `send(2)`: a datagram socket's goes through the stack (an unconnected one fails
-/// with EDESTADDRREQ); anything else is the socket pair's own.
+/// with EDESTADDRREQ); a stream's is the socket pair's own, once connected.
 ///
 /// # Safety
 /// As `send(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize {
-    guard(-1, || match datagram_socket(fd) {
+    guard(-1, || match transfer(fd, Transfer::Send) {
+        Err(e) => refused(e, flags),
         // SAFETY: the program's contract for `buf`.
-        Some((sfd, _)) => sent(bsd::send(sfd, unsafe { in_buf(buf, len) }, flags)),
-        None => stream_outcome(fd, call_next!(send(fd, buf, len, flags)), len),
+        Ok(Some((sfd, kind))) if kind.ty == libc::SOCK_DGRAM => {
+            sent(bsd::send(sfd, unsafe { in_buf(buf, len) }, flags))
+        }
+        Ok(Some(_)) => stream_outcome(fd, call_next!(send(fd, buf, len, flags)), len),
+        Ok(None) => call_next!(send(fd, buf, len, flags)),
     })
 }
 
-/// `recv(2)`: a datagram socket's strips what travels with each datagram.
+/// `recv(2)`: a datagram socket's strips what travels with each datagram; a
+/// stream's is the socket pair's own, once connected (`ENOTCONN` before).
 ///
 /// # Safety
 /// As `recv(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
-    guard(-1, || match datagram_socket(fd) {
+    guard(-1, || match transfer(fd, Transfer::Receive) {
+        Err(e) => fail(e) as isize,
         // SAFETY: the program's contract for `buf`.
-        Some((sfd, _)) => sent(bsd::recv(sfd, unsafe { out_buf(buf, len) }, flags)),
-        None => stream_outcome(fd, call_next!(recv(fd, buf, len, flags)), len),
+        Ok(Some((sfd, kind))) if kind.ty == libc::SOCK_DGRAM => {
+            sent(bsd::recv(sfd, unsafe { out_buf(buf, len) }, flags))
+        }
+        Ok(Some(_)) => stream_outcome(fd, call_next!(recv(fd, buf, len, flags)), len),
+        Ok(None) => call_next!(recv(fd, buf, len, flags)),
     })
 }
 
-/// `recvfrom(2)`: a datagram socket's gives each datagram's true source.
+/// `recvfrom(2)`: a datagram socket's gives each datagram's true source; a
+/// stream's names no source, as TCP's (the pair would name an AF_UNIX one).
 ///
 /// # Safety
 /// As `recvfrom(2)`.
@@ -428,37 +456,48 @@ pub unsafe extern "C" fn recvfrom(
     addr: *mut libc::sockaddr,
     addrlen: *mut libc::socklen_t,
 ) -> isize {
-    guard(-1, || match datagram_socket(fd) {
+    guard(-1, || match transfer(fd, Transfer::Receive) {
+        Err(e) => fail(e) as isize,
         // SAFETY: the program's contract for `buf`, `addr` and `addrlen`.
-        Some((sfd, kind)) => unsafe {
+        Ok(Some((sfd, kind))) if kind.ty == libc::SOCK_DGRAM => unsafe {
             recv_datagram(sfd, kind, out_buf(buf, len), flags, addr, addrlen)
         },
-        None => stream_outcome(
-            fd,
-            call_next!(recvfrom(fd, buf, len, flags, addr, addrlen)),
-            len,
-        ),
+        Ok(Some(_)) => {
+            let (no_addr, no_len) = (std::ptr::null_mut(), std::ptr::null_mut());
+            let n = call_next!(recvfrom(fd, buf, len, flags, no_addr, no_len));
+            if n >= 0 && !addrlen.is_null() {
+                // SAFETY: the program's contract: `addrlen` is valid for writes.
+                unsafe { *addrlen = 0 };
+            }
+            stream_outcome(fd, n, len)
+        }
+        Ok(None) => call_next!(recvfrom(fd, buf, len, flags, addr, addrlen)),
     })
 }
 
 /// `recvmsg(2)`: for a datagram socket, the datagram scattered over the parts and
-/// its source in `msg_name`; no control messages.
+/// its source in `msg_name`; no control messages. A stream's names no source.
 ///
 /// # Safety
 /// As `recvmsg(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
     guard(-1, || {
-        let Some((sfd, kind)) = datagram_socket(fd) else {
-            // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
-            let asked = unsafe { msg.as_ref() }.map_or(0, |header| {
-                (0..header.msg_iovlen)
-                    // SAFETY: a valid msghdr holds msg_iovlen iovecs.
-                    .map(|i| unsafe { (*header.msg_iov.add(i)).iov_len })
-                    .sum()
-            });
-            return stream_outcome(fd, call_next!(recvmsg(fd, msg, flags)), asked);
+        let (sfd, kind) = match transfer(fd, Transfer::Receive) {
+            Err(e) => return fail(e) as isize,
+            Ok(None) => return call_next!(recvmsg(fd, msg, flags)),
+            Ok(Some((sfd, kind))) => (sfd, kind),
         };
+        if kind.ty != libc::SOCK_DGRAM {
+            // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
+            let asked = unsafe { msg.as_ref() }.map_or(0, iov_len);
+            let n = call_next!(recvmsg(fd, msg, flags));
+            if n >= 0 {
+                // SAFETY: as above; the call succeeded, so `msg` is valid.
+                unsafe { (*msg).msg_namelen = 0 };
+            }
+            return stream_outcome(fd, n, asked);
+        }
         // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
         let Some(header) = (unsafe { msg.as_mut() }) else {
             return fail(io::Error::from_raw_os_error(libc::EFAULT)) as isize;
@@ -488,6 +527,15 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
         header.msg_controllen = 0;
         header.msg_flags = 0;
         n
+    })
+}
+
+/// `shutdown(2)`: on a stack socket, as Linux answers it (`bsd::shutdown`).
+#[no_mangle]
+pub extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
+    guard(-1, || match stack_socket(fd) {
+        Some((sfd, _)) => done(bsd::shutdown(sfd, how)),
+        None => call_next!(shutdown(fd, how)),
     })
 }
 

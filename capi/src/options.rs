@@ -8,7 +8,7 @@ use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
-use vdestack::bsd::{self, OptValue, SockOpt};
+use vdestack::bsd::{self, OptName, OptValue, SockOpt, TcpInfo};
 
 fn errno(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
@@ -61,6 +61,16 @@ pub(super) unsafe fn set(
             let mreq = unsafe { read::<libc::ipv6_mreq>(value, len) }?;
             OptValue::Group(IpAddr::V6(Ipv6Addr::from(mreq.ipv6mr_multiaddr.s6_addr)))
         }
+        SockOpt::BindToDevice | SockOpt::Congestion => {
+            // Bytes, up to a NUL (none at all: no name).
+            let bytes = if value.is_null() || len == 0 {
+                &[][..]
+            } else {
+                // SAFETY: the caller's contract: `len` readable bytes.
+                unsafe { std::slice::from_raw_parts(value.cast::<u8>(), len as usize) }
+            };
+            OptValue::Name(OptName::new(bytes))
+        }
         _ => OptValue::Int(unsafe { read::<c_int>(value, len) }?),
     };
     bsd::set_option(fd, opt, value)
@@ -78,12 +88,15 @@ pub(super) unsafe fn get(
     value: *mut c_void,
     len: *mut libc::socklen_t,
 ) -> io::Result<()> {
-    let answer = bsd::get_option(fd, option(level, name)?)?;
+    let opt = option(level, name)?;
+    let answer = bsd::get_option(fd, opt)?;
     if value.is_null() || len.is_null() {
         return Err(errno(libc::EFAULT));
     }
     let int;
     let linger;
+    let name;
+    let info;
     let bytes: &[u8] = match answer {
         OptValue::Int(v) => {
             int = v.to_ne_bytes();
@@ -99,6 +112,32 @@ pub(super) unsafe fn get(
                 unsafe { std::mem::transmute::<libc::linger, [u8; size_of::<libc::linger>()]>(l) };
             &linger
         }
+        // SO_BINDTODEVICE: the name with its NUL, or nothing when unbound; a
+        // buffer too short for it is EINVAL.
+        OptValue::Name(n) if opt == SockOpt::BindToDevice => {
+            if n.as_bytes().is_empty() {
+                // SAFETY: `len` is valid for writes (checked above).
+                unsafe { *len = 0 };
+                return Ok(());
+            }
+            name = [n.as_bytes(), b"\0"].concat();
+            // SAFETY: as above.
+            if (unsafe { *len } as usize) < name.len() {
+                return Err(errno(libc::EINVAL));
+            }
+            &name
+        }
+        // TCP_CONGESTION: the 16 bytes of the name padded with NULs.
+        OptValue::Name(n) => {
+            let mut padded = [0u8; 16];
+            padded[..n.as_bytes().len()].copy_from_slice(n.as_bytes());
+            name = padded.to_vec();
+            &name
+        }
+        OptValue::TcpInfo(i) => {
+            info = tcp_info_bytes(&i);
+            &info
+        }
         _ => return Err(errno(libc::ENOPROTOOPT)),
     };
     // SAFETY: the program gives `*len` writable bytes at `value`; we write no more.
@@ -108,4 +147,73 @@ pub(super) unsafe fn get(
         *len = n as libc::socklen_t;
     }
     Ok(())
+}
+
+/// The bytes of Linux's `struct tcp_info` up to `tcpi_snd_wnd` (what a program
+/// built with `<linux/tcp.h>` of Linux 5.x or later reads; one built with glibc's
+/// `<netinet/tcp.h>` reads the first 104), in the machine's byte order.
+fn tcp_info_bytes(info: &TcpInfo) -> Vec<u8> {
+    const SIZE: usize = 232;
+    let mut out = vec![0u8; SIZE];
+    out[0] = info.state;
+    out[2] = info.retransmits;
+    let mut put = |offset: usize, value: u32| {
+        out[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
+    };
+    put(8, info.rto);
+    put(16, info.snd_mss);
+    put(20, info.rcv_mss);
+    put(24, info.unacked);
+    put(60, info.pmtu);
+    put(64, info.rcv_ssthresh);
+    put(68, info.rtt);
+    put(72, info.rttvar);
+    put(76, info.snd_ssthresh);
+    put(80, info.snd_cwnd);
+    put(84, info.advmss);
+    put(88, info.reordering);
+    put(96, info.rcv_space);
+    put(100, info.total_retrans);
+    put(144, info.notsent_bytes);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The offsets above are those of glibc's `struct tcp_info`, which has the
+    /// kernel's layout up to `tcpi_total_retrans`.
+    #[test]
+    fn tcp_info_has_linuxs_layout() {
+        let mut info = TcpInfo::default();
+        info.state = 1;
+        info.retransmits = 2;
+        info.rto = 3;
+        info.snd_mss = 4;
+        info.rcv_mss = 5;
+        info.unacked = 6;
+        info.pmtu = 7;
+        info.rcv_ssthresh = 8;
+        info.rtt = 9;
+        info.rttvar = 10;
+        info.snd_ssthresh = 11;
+        info.snd_cwnd = 12;
+        info.advmss = 13;
+        info.reordering = 14;
+        info.rcv_space = 15;
+        info.total_retrans = 16;
+        let bytes = tcp_info_bytes(&info);
+        // SAFETY: `bytes` holds more than a glibc tcp_info, plain integers.
+        let c = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<libc::tcp_info>()) };
+        assert_eq!((c.tcpi_state, c.tcpi_retransmits, c.tcpi_rto), (1, 2, 3));
+        assert_eq!((c.tcpi_snd_mss, c.tcpi_rcv_mss, c.tcpi_unacked), (4, 5, 6));
+        assert_eq!((c.tcpi_pmtu, c.tcpi_rcv_ssthresh, c.tcpi_rtt), (7, 8, 9));
+        assert_eq!((c.tcpi_rttvar, c.tcpi_snd_ssthresh), (10, 11));
+        assert_eq!(
+            (c.tcpi_snd_cwnd, c.tcpi_advmss, c.tcpi_reordering),
+            (12, 13, 14)
+        );
+        assert_eq!((c.tcpi_rcv_space, c.tcpi_total_retrans), (15, 16));
+    }
 }

@@ -58,7 +58,7 @@ use crate::cmd::NetConfig;
 use config_plan::{Plan, Running};
 use datagram_sets::Group;
 use lifecycle::Look;
-pub(crate) use options::SocketOptions;
+pub(crate) use options::{Congestion, SocketOptions};
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
 pub(crate) use ping::check_echo_request;
 pub(crate) use rings::{Bytes, Lease, RingSource, Rings};
@@ -871,7 +871,6 @@ impl Engine {
         let rings = source.rings(rx, tx);
         let mut socket = tcp::Socket::new(rings.rx.tcp(), rings.tx.tcp());
         options.apply_tcp(&mut socket);
-        socket.set_congestion_control(tcp::CongestionControl::Cubic);
         // smoltcp acknowledges every second segment at once; the delay only holds
         // back the ACK of a lone segment. 10 ms (its default) stalls a fast link once
         // per window (FACTS.md); none at all doubles the ACK frames a switch carries.
@@ -896,19 +895,10 @@ impl Engine {
         local: Option<SocketAddr>,
         options: &SocketOptions,
     ) -> io::Result<TcpHandle> {
-        if options.v6only && v6only_refuses(remote) {
-            return Err(errno(libc::ENETUNREACH));
-        }
+        let hop = check_connect(&self.config, remote, options)?;
         let mapped = remote.is_ipv6() && unmap(remote).is_ipv4();
         let remote = unmap(remote);
         let local = local.map(unmap);
-        if remote.port() == 0 || remote.ip().is_unspecified() {
-            return Err(errno(libc::ECONNREFUSED));
-        }
-        let hop = self
-            .config
-            .lookup(remote.ip())
-            .ok_or_else(|| errno(libc::ENETUNREACH))?;
         let local_ip = local.map(|l| l.ip()).filter(|ip| !ip.is_unspecified());
         if let Some(ip) = local_ip {
             if !self.config.is_local_addr(ip) {
@@ -1173,6 +1163,32 @@ impl Engine {
         self.tcp.get(handle).expect("a live connection").socket()
     }
 
+    /// What `TCP_INFO` reports of connection `handle`: smoltcp's view of the
+    /// socket, and what the device boundary saw of its segments.
+    pub(crate) fn tcp_stats(&self, handle: TcpHandle) -> Option<TcpStats> {
+        let entry = self.tcp.get(handle)?;
+        let socket = entry.socket();
+        let (local, remote) = (socket.local_endpoint(), socket.remote_endpoint());
+        let flow = local
+            .zip(remote)
+            .map(|(l, r)| (l.addr.into(), l.port, r.addr.into(), r.port));
+        let ip_header = match remote.map(|r| r.addr) {
+            Some(IpAddress::Ipv6(_)) => 40,
+            _ => 20,
+        };
+        Some(TcpStats {
+            state: socket.state(),
+            mtu: self.io.mtu,
+            mss: self.io.mtu.saturating_sub(ip_header + 20),
+            flow: flow
+                .and_then(|flow| self.io.stalls.stats(&flow))
+                .unwrap_or_default(),
+            send_queue: socket.send_queue(),
+            recv_queue: entry.conn.rescued.len() + socket.recv_queue(),
+            recv_capacity: socket.recv_capacity(),
+        })
+    }
+
     /// Bytes received on `handle` and not taken yet.
     pub(crate) fn recv_queue(&self, handle: TcpHandle) -> usize {
         self.tcp
@@ -1414,8 +1430,51 @@ impl Listener {
 
 /// Whether a socket with `IPV6_V6ONLY` set must refuse to connect to `remote`
 /// (Linux: ENETUNREACH for a v4-mapped address).
+/// What `connect` to `remote` meets before any packet leaves, as Linux decides it
+/// inside `connect(2)` itself (blocking or not): `ENETUNREACH` without a route (or
+/// for a v4-mapped `remote` on an `IPV6_V6ONLY` socket), `ECONNREFUSED` for port 0
+/// or the unspecified address; else the next hop. Pure, so that a socket's own
+/// thread fails the call at once from the configuration it sees, as the engine
+/// would.
+pub(crate) fn check_connect(
+    config: &NetConfig,
+    remote: SocketAddr,
+    options: &SocketOptions,
+) -> io::Result<crate::cmd::NextHop> {
+    if options.v6only && v6only_refuses(remote) {
+        return Err(errno(libc::ENETUNREACH));
+    }
+    let remote = unmap(remote);
+    if remote.port() == 0 || remote.ip().is_unspecified() {
+        return Err(errno(libc::ECONNREFUSED));
+    }
+    config
+        .lookup(remote.ip())
+        .ok_or_else(|| errno(libc::ENETUNREACH))
+}
+
 pub(crate) fn v6only_refuses(remote: SocketAddr) -> bool {
     remote.is_ipv6() && unmap(remote).is_ipv4()
+}
+
+/// What the engine knows of a connection for `TCP_INFO` ([`Engine::tcp_stats`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TcpStats {
+    /// smoltcp's state of the connection.
+    pub state: TcpState,
+    /// The link's MTU.
+    pub mtu: usize,
+    /// The largest segment the link carries for the connection's family.
+    pub mss: usize,
+    /// What the device boundary saw of the sending side (round trips,
+    /// retransmissions, bytes in flight).
+    pub flow: recovery::FlowStats,
+    /// Bytes the application wrote that are not acknowledged yet.
+    pub send_queue: usize,
+    /// Bytes received that the application has not taken yet.
+    pub recv_queue: usize,
+    /// The size of the receive ring.
+    pub recv_capacity: usize,
 }
 
 /// A v4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4 address it stands

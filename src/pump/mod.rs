@@ -16,7 +16,7 @@
 
 use crate::cmd::CmdError;
 use crate::engine::{
-    DatagramProto, Engine, Event, ListenerId, SocketOptions, TcpHandle, UdpHandle,
+    DatagramProto, Engine, Event, ListenerId, SocketOptions, TcpHandle, TcpStats, UdpHandle,
 };
 use crate::link::Link;
 use crate::sys;
@@ -26,7 +26,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -168,7 +168,9 @@ pub(crate) enum Control {
     /// the end of the `msocket` socket adopted under `id`). The first `junk` bytes
     /// the application end sent are filler, discarded once connected: a
     /// non-blocking connect fills the socket pair so that the application's end
-    /// becomes writable exactly when the connection is up.
+    /// becomes writable exactly when the connection is up. On an adopted end,
+    /// whatever the application wrote before it connected is discarded too: such
+    /// bytes are refused on Linux (`EPIPE`), never sent once connected.
     Connect {
         id: u64,
         fd: Option<OwnedFd>,
@@ -245,6 +247,15 @@ pub(crate) enum Control {
         dest: SocketAddr,
         data: Vec<u8>,
         reply: Sender<io::Result<()>>,
+    },
+    /// The descriptors the pump holds now (its poll, the link's, its ends of the
+    /// sockets' pairs, connections waiting to be accepted), for a program that
+    /// closes every descriptor it does not know of.
+    Descriptors { reply: Sender<Vec<RawFd>> },
+    /// What `TCP_INFO` reports of connection `id` (`None`: the pump let it go).
+    TcpStats {
+        id: u64,
+        reply: Sender<Option<TcpStats>>,
     },
     /// Join (or leave) a multicast group on a UDP socket.
     Membership {
@@ -881,6 +892,16 @@ impl Pump {
                     let _ = reply.send(self.udp_connect(id, remote));
                 }
                 Control::UdpResume { id } => self.udp_resume(id),
+                Control::Descriptors { reply } => {
+                    let _ = reply.send(self.descriptors());
+                }
+                Control::TcpStats { id, reply } => {
+                    let stats = self
+                        .conns
+                        .get(&id)
+                        .and_then(|conn| self.engine.tcp_stats(conn.handle));
+                    let _ = reply.send(stats);
+                }
                 Control::UdpSendTo {
                     id,
                     dest,
@@ -913,9 +934,15 @@ impl Pump {
         let handle = match self.engine.connect(remote, local, options) {
             Ok(handle) => handle,
             Err(e) => {
-                // The socket stays usable for another try, as after a failed connect(2).
-                self.adopt(conn.id, conn.fd, conn.token, conn.watched);
                 let _ = reply.send(Err(e));
+                if junk == 0 {
+                    // The socket stays usable for another try, as after a failed
+                    // connect(2).
+                    self.adopt(conn.id, conn.fd, conn.token, conn.watched);
+                }
+                // With filler in it (a non-blocking connect), the pair closes, as
+                // when a handshake fails: the application's end turns writable and
+                // hung up, and SO_ERROR (answered above) tells why.
                 return;
             }
         };
@@ -927,10 +954,17 @@ impl Pump {
         match self.add_conn(conn, handle, phase) {
             Ok(()) => {
                 let conn = self.conns.get_mut(&id).expect("just added");
-                conn.junk = junk;
-                // An adopted end's edges went to the adopted end: the filler a
-                // non-blocking connect wrote before asking is there to read.
-                conn.app_readable = watched && junk > 0;
+                conn.filled = junk > 0;
+                // Everything queued on an adopted end came before the connect:
+                // the filler, and what the application wrote too early.
+                conn.junk = if watched {
+                    sys::bytes_readable(conn.fd.as_fd()).unwrap_or(junk)
+                } else {
+                    junk
+                };
+                // An adopted end's edges went to the adopted end: what is to be
+                // discarded is there to read.
+                conn.app_readable = watched && conn.junk > 0;
                 conn.linger_zero = options.resets_on_close();
             }
             Err(e) => {
@@ -1055,7 +1089,7 @@ impl Pump {
                     };
                     if let Some(conn) = self.conns.remove(&id) {
                         self.forget_fd(&conn.fd);
-                        if conn.junk == 0 {
+                        if !conn.filled {
                             // Usable for another connect, as a socket is after a failed
                             // connect(2); kept until the application closes it.
                             self.adopt(id, conn.fd, conn.token, false);
@@ -1258,12 +1292,17 @@ impl Pump {
         if conn.is_connecting() {
             return;
         }
-        while conn.app_writable && self.engine.recv_queue(conn.handle) > 0 {
+        while (conn.app_writable || conn.app_reads_shut) && self.engine.recv_queue(conn.handle) > 0
+        {
             let fd = conn.fd.as_fd();
-            match self
-                .engine
-                .recv_with(conn.handle, |bytes| sys::send(fd, bytes))
-            {
+            let app_reads_shut = conn.app_reads_shut;
+            match self.engine.recv_with(conn.handle, |bytes| {
+                if app_reads_shut {
+                    Ok(bytes.len())
+                } else {
+                    sys::send(fd, bytes)
+                }
+            }) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -1274,6 +1313,12 @@ impl Pump {
                             watch_writable_too(self.poll.registry(), &conn.fd, id);
                         conn.app_writable = !conn.watches_writable;
                     }
+                }
+                Err(_) if !sys::peer_closed(conn.fd.as_fd()) => {
+                    // EPIPE with the end still held, and not shut for writing:
+                    // the application shut it down for reading only. Linux keeps
+                    // such a connection; what comes can never be read here.
+                    conn.app_reads_shut = true;
                 }
                 Err(_) => {
                     // EPIPE: nobody will read this.
@@ -1287,6 +1332,21 @@ impl Pump {
             let verdict = conn.on_peer_fin_passed();
             self.settle(id, verdict);
         }
+    }
+
+    /// Every descriptor the pump holds (see [`Control::Descriptors`]).
+    fn descriptors(&self) -> Vec<RawFd> {
+        let mut fds = vec![self.poll.as_raw_fd()];
+        fds.extend(self.link.data_fd());
+        fds.extend(self.link.hangup_fd());
+        fds.extend(self.conns.values().map(|conn| conn.fd.as_raw_fd()));
+        fds.extend(self.adopted.values().map(|(fd, _)| fd.as_raw_fd()));
+        fds.extend(self.udp_descriptors());
+        for entry in self.listeners.values() {
+            fds.push(entry.fd.as_raw_fd());
+            fds.extend(entry.backlog.iter().map(|(_, fd, _)| fd.as_raw_fd()));
+        }
+        fds
     }
 
     /// Stops watching `fd`, which stays open (to be watched again under another
@@ -1307,8 +1367,13 @@ impl Pump {
             self.engine.set_tcp_options(conn.handle, options);
         } else if let Some(entry) = self.listeners.get(&id) {
             self.engine.set_listener_options(entry.listener, options);
-        } else if !self.udp_set_options(id, options) && !self.adopted.contains_key(&id) {
-            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        } else {
+            // A UDP socket's apply where it lives. Otherwise: a socket made by
+            // `msocket` and not used yet, whose options are read when it is,
+            // or one the pump let go (reset, closed both ways) while the
+            // application holds it: its options are only recorded, as Linux
+            // records them on a closed connection.
+            self.udp_set_options(id, options);
         }
         Ok(())
     }

@@ -208,6 +208,35 @@ pub(crate) fn socket_inode(fd: BorrowedFd<'_>) -> Option<u64> {
         .then_some(st.st_ino)
 }
 
+/// The inodes of the sockets this process holds a descriptor of (read from
+/// `/proc/self/fd`): what tells a socket still in use from one every descriptor
+/// of which was closed. Costs a system call per open descriptor.
+pub(crate) fn open_socket_inodes() -> io::Result<std::collections::HashSet<u64>> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    let dir = rustix::fs::open(
+        "/proc/self/fd",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut entries = rustix::fs::Dir::read_from(&dir)?;
+    let mut inodes = std::collections::HashSet::new();
+    while let Some(entry) = entries.read() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_bytes().starts_with(b".") {
+            continue;
+        }
+        // Followed: the link names the open file. A descriptor closed meanwhile
+        // (ENOENT) is simply not counted.
+        if let Ok(st) = rustix::fs::statat(&dir, name, AtFlags::empty()) {
+            if FileType::from_raw_mode(st.st_mode) == FileType::Socket {
+                inodes.insert(st.st_ino);
+            }
+        }
+    }
+    Ok(inodes)
+}
+
 /// `ioctl(FIONREAD)`: the bytes waiting (a stream), or the next message's length.
 pub(crate) fn bytes_readable(fd: BorrowedFd<'_>) -> io::Result<usize> {
     // rustix widens the kernel's int with its sign: a negative count (which Linux
