@@ -7,11 +7,12 @@
 //! async-signal-safe.
 
 use super::addr::{is_unspec, read_addr, write_addr};
-use super::{fail, guard, next, options, set_errno};
+use super::stack_fd::{self, StackFd};
+use super::{fail, guard, next, remote, set_errno};
 use std::ffi::{c_int, c_ulong, c_void};
 use std::io;
 use std::os::fd::{BorrowedFd, IntoRawFd};
-use vdestack::bsd::{self, SocketKind, Transfer};
+use vdestack::bsd::{self, Transfer};
 
 /// Calls libc's `$name`, or fails with ENOSYS if there is none.
 macro_rules! call_next {
@@ -27,15 +28,15 @@ macro_rules! call_next {
     };
 }
 
-/// The program's descriptor `fd` and what it is, when it is a stack socket.
-fn stack_socket(fd: c_int) -> Option<(BorrowedFd<'static>, SocketKind)> {
+/// The program's descriptor `fd`, when it is a stack socket.
+fn stack_socket(fd: c_int) -> Option<StackFd> {
     if fd < 0 {
         return None;
     }
     // SAFETY: only used for the duration of a call the program made on `fd`, which
     // keeps it open for that call (a closed number fails the look-up's fstat).
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    bsd::kind(borrowed).map(|kind| (borrowed, kind))
+    StackFd::find(borrowed)
 }
 
 fn done(result: io::Result<()>) -> c_int {
@@ -46,7 +47,8 @@ fn sent(result: io::Result<usize>) -> isize {
     result.map_or_else(|e| fail(e) as isize, |n| n as isize)
 }
 
-/// `socket(2)`: on the default stack for AF_INET/AF_INET6 when one is set.
+/// `socket(2)`: on the default stack for AF_INET/AF_INET6 when one is set; else,
+/// under `vdestack run`, on the host's.
 #[no_mangle]
 pub extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
     guard(-1, || {
@@ -54,6 +56,10 @@ pub extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
             let default = super::default_stack();
             if let Some(stack) = default {
                 return bsd::socket(&stack, domain, ty, protocol)
+                    .map_or_else(fail, IntoRawFd::into_raw_fd);
+            }
+            if remote::is_remote() {
+                return stack_fd::host_socket(domain, ty, protocol)
                     .map_or_else(fail, IntoRawFd::into_raw_fd);
             }
         }
@@ -72,13 +78,13 @@ pub unsafe extern "C" fn connect(
     len: libc::socklen_t,
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        Some((fd, kind)) => {
+        Some(s) => {
             // SAFETY: the program's contract for `addr`.
-            if kind.ty == libc::SOCK_DGRAM && unsafe { is_unspec(addr, len) } {
-                return done(bsd::disconnect(fd));
+            if s.kind.ty == libc::SOCK_DGRAM && unsafe { is_unspec(addr, len) } {
+                return done(s.disconnect());
             }
             // SAFETY: as above.
-            done(unsafe { read_addr(addr, len) }.and_then(|a| bsd::connect(fd, a)))
+            done(unsafe { read_addr(addr, len) }.and_then(|a| s.connect(a)))
         }
         None => call_next!(connect(fd, addr, len)),
     })
@@ -113,17 +119,16 @@ unsafe fn out_buf<'a>(buf: *mut c_void, len: usize) -> &'a mut [u8] {
 /// # Safety
 /// `addr` is NULL or valid for writes of `*len` bytes.
 unsafe fn recv_datagram(
-    fd: BorrowedFd<'_>,
-    kind: SocketKind,
+    s: StackFd,
     buf: &mut [u8],
     flags: c_int,
     addr: *mut libc::sockaddr,
     len: *mut libc::socklen_t,
 ) -> isize {
-    let received = bsd::recv_from(fd, buf, flags).and_then(|(n, from)| {
+    let received = s.recv_from(buf, flags).and_then(|(n, from)| {
         if !addr.is_null() {
             // SAFETY: the caller's contract.
-            unsafe { write_addr(from, kind.domain, addr, len) }?;
+            unsafe { write_addr(from, s.kind.domain, addr, len) }?;
         }
         Ok(n)
     });
@@ -142,7 +147,7 @@ pub unsafe extern "C" fn bind(
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
         // SAFETY: the program's contract for `addr`.
-        Some((fd, _)) => done(unsafe { read_addr(addr, len) }.and_then(|a| bsd::bind(fd, a))),
+        Some(s) => done(unsafe { read_addr(addr, len) }.and_then(|a| s.bind(a))),
         None => call_next!(bind(fd, addr, len)),
     })
 }
@@ -151,7 +156,7 @@ pub unsafe extern "C" fn bind(
 #[no_mangle]
 pub extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        Some((fd, _)) => done(bsd::listen(fd, backlog)),
+        Some(s) => done(s.listen(backlog)),
         None => call_next!(listen(fd, backlog)),
     })
 }
@@ -182,11 +187,11 @@ pub unsafe extern "C" fn accept4(
     flags: c_int,
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        Some((fd, kind)) => match bsd::accept(fd, flags) {
+        Some(s) => match s.accept(flags) {
             Ok((conn, peer)) => {
                 if !addr.is_null() {
                     // SAFETY: the program's contract for `addr` and `len`.
-                    if let Err(e) = unsafe { write_addr(peer, kind.domain, addr, len) } {
+                    if let Err(e) = unsafe { write_addr(peer, s.kind.domain, addr, len) } {
                         drop(conn);
                         return fail(e);
                     }
@@ -210,9 +215,10 @@ pub unsafe extern "C" fn getsockname(
     len: *mut libc::socklen_t,
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        Some((fd, kind)) => done(
+        Some(s) => done(
             // SAFETY: the program's contract for `addr` and `len`.
-            bsd::local_addr(fd).and_then(|a| unsafe { write_addr(a, kind.domain, addr, len) }),
+            s.local_addr()
+                .and_then(|a| unsafe { write_addr(a, s.kind.domain, addr, len) }),
         ),
         None => call_next!(getsockname(fd, addr, len)),
     })
@@ -229,12 +235,61 @@ pub unsafe extern "C" fn getpeername(
     len: *mut libc::socklen_t,
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        Some((fd, kind)) => done(
+        Some(s) => done(
             // SAFETY: the program's contract for `addr` and `len`.
-            bsd::peer_addr(fd).and_then(|p| unsafe { write_addr(p, kind.domain, addr, len) }),
+            s.peer_addr()
+                .and_then(|p| unsafe { write_addr(p, s.kind.domain, addr, len) }),
         ),
         None => call_next!(getpeername(fd, addr, len)),
     })
+}
+
+/// The program's option value as bytes (none for NULL or a zero length).
+///
+/// # Safety
+/// `value` is NULL or valid for reads of `len` bytes.
+unsafe fn value_bytes<'a>(value: *const c_void, len: libc::socklen_t) -> &'a [u8] {
+    if value.is_null() || len == 0 {
+        return &[];
+    }
+    // SAFETY: the caller's contract: `len` readable bytes.
+    unsafe { std::slice::from_raw_parts(value.cast::<u8>(), len as usize) }
+}
+
+/// Writes an option's bytes where `getsockopt`'s caller asked: at `value`, and
+/// their length at `*len` (EFAULT for NULL pointers).
+///
+/// # Safety
+/// `value` is NULL or valid for writes of `*len` bytes; `len` is NULL or valid.
+unsafe fn write_value(
+    bytes: &[u8],
+    value: *mut c_void,
+    len: *mut libc::socklen_t,
+) -> io::Result<()> {
+    if value.is_null() || len.is_null() {
+        return Err(io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    // SAFETY: the program gives `*len` writable bytes at `value`; the caller
+    // asked for no more than `*len` bytes.
+    unsafe {
+        let n = (*len as usize).min(bytes.len());
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), value.cast::<u8>(), n);
+        *len = n as libc::socklen_t;
+    }
+    Ok(())
+}
+
+/// The room a `getsockopt` caller gives: `*len`; unlimited when `value` or `len`
+/// is NULL, so that the option's own errors come before [`write_value`]'s EFAULT.
+///
+/// # Safety
+/// `len` is NULL or valid for reads.
+unsafe fn room(value: *const c_void, len: *const libc::socklen_t) -> usize {
+    if value.is_null() {
+        return usize::MAX;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { len.as_ref() }.map_or(usize::MAX, |&l| l as usize)
 }
 
 /// Options answered by the kernel on the socket pair itself, which means the same
@@ -256,9 +311,14 @@ pub unsafe extern "C" fn getsockopt(
     len: *mut libc::socklen_t,
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        // SAFETY: the program's contract for `value` and `len`.
-        Some((fd, _)) if !passed_through(level, name) => {
-            done(unsafe { options::get(fd, level, name, value, len) })
+        Some(s) if !passed_through(level, name) => {
+            // SAFETY: the program's contract for `value` and `len`.
+            let room = unsafe { room(value, len) };
+            // SAFETY: as above; no more than `room` bytes come back.
+            done(
+                s.get_option(level, name, room)
+                    .and_then(|bytes| unsafe { write_value(&bytes, value, len) }),
+            )
         }
         _ => call_next!(getsockopt(fd, level, name, value, len)),
     })
@@ -277,9 +337,9 @@ pub unsafe extern "C" fn setsockopt(
     len: libc::socklen_t,
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        // SAFETY: the program's contract: `value` holds `len` readable bytes.
-        Some((fd, _)) if !passed_through(level, name) => {
-            done(unsafe { options::set(fd, level, name, value, len) })
+        Some(s) if !passed_through(level, name) => {
+            // SAFETY: the program's contract: `value` holds `len` readable bytes.
+            done(s.set_option(level, name, unsafe { value_bytes(value, len) }))
         }
         _ => call_next!(setsockopt(fd, level, name, value, len)),
     })
@@ -288,16 +348,12 @@ pub unsafe extern "C" fn setsockopt(
 /// What `fd` is, for a call about to move bytes on it (`bsd::check_transfer`):
 /// `Ok(None)` for a descriptor that is no stack socket; the error Linux gives for
 /// a stream socket that is not connected.
-fn transfer(
-    fd: c_int,
-    transfer: Transfer,
-) -> io::Result<Option<(BorrowedFd<'static>, SocketKind)>> {
-    if fd < 0 {
+fn transfer(fd: c_int, transfer: Transfer) -> io::Result<Option<StackFd>> {
+    let Some(s) = stack_socket(fd) else {
         return Ok(None);
-    }
-    // SAFETY: as in `stack_socket`.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    Ok(bsd::check_transfer(borrowed, transfer)?.map(|kind| (borrowed, kind)))
+    };
+    s.check_transfer(transfer)?;
+    Ok(Some(s))
 }
 
 /// A send refused on a stream socket: `EPIPE` raises `SIGPIPE` first, as Linux
@@ -326,7 +382,7 @@ pub unsafe extern "C" fn sendto(
 ) -> isize {
     guard(-1, || match transfer(fd, Transfer::Send) {
         Err(e) => refused(e, flags),
-        Ok(Some((sfd, kind))) if kind.ty == libc::SOCK_DGRAM => {
+        Ok(Some(s)) if s.kind.ty == libc::SOCK_DGRAM => {
             let dest = if addr.is_null() {
                 None
             } else {
@@ -337,7 +393,7 @@ pub unsafe extern "C" fn sendto(
                 }
             };
             // SAFETY: the program's contract for `buf`.
-            sent(bsd::send_to(sfd, unsafe { in_buf(buf, len) }, dest, flags))
+            sent(s.send_to(unsafe { in_buf(buf, len) }, dest, flags))
         }
         Ok(Some(_)) => stream_outcome(
             fd,
@@ -356,7 +412,7 @@ pub unsafe extern "C" fn sendto(
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
     guard(-1, || match transfer(fd, Transfer::Send) {
         Err(e) => refused(e, flags),
-        Ok(Some((sfd, kind))) if kind.ty == libc::SOCK_DGRAM => {
+        Ok(Some(s)) if s.kind.ty == libc::SOCK_DGRAM => {
             // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
             let Some(header) = (unsafe { msg.as_ref() }) else {
                 return fail(io::Error::from_raw_os_error(libc::EFAULT)) as isize;
@@ -381,7 +437,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
                 };
                 data.extend_from_slice(part);
             }
-            sent(bsd::send_to(sfd, &data, dest, flags))
+            sent(s.send_to(&data, dest, flags))
         }
         Ok(Some(_)) => {
             // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
@@ -416,8 +472,8 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: 
     guard(-1, || match transfer(fd, Transfer::Send) {
         Err(e) => refused(e, flags),
         // SAFETY: the program's contract for `buf`.
-        Ok(Some((sfd, kind))) if kind.ty == libc::SOCK_DGRAM => {
-            sent(bsd::send(sfd, unsafe { in_buf(buf, len) }, flags))
+        Ok(Some(s)) if s.kind.ty == libc::SOCK_DGRAM => {
+            sent(s.send_to(unsafe { in_buf(buf, len) }, None, flags))
         }
         Ok(Some(_)) => stream_outcome(fd, call_next!(send(fd, buf, len, flags)), len),
         Ok(None) => call_next!(send(fd, buf, len, flags)),
@@ -434,9 +490,10 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_
     guard(-1, || match transfer(fd, Transfer::Receive) {
         Err(e) => fail(e) as isize,
         // SAFETY: the program's contract for `buf`.
-        Ok(Some((sfd, kind))) if kind.ty == libc::SOCK_DGRAM => {
-            sent(bsd::recv(sfd, unsafe { out_buf(buf, len) }, flags))
-        }
+        Ok(Some(s)) if s.kind.ty == libc::SOCK_DGRAM => sent(
+            s.recv_from(unsafe { out_buf(buf, len) }, flags)
+                .map(|(n, _)| n),
+        ),
         Ok(Some(_)) => stream_outcome(fd, call_next!(recv(fd, buf, len, flags)), len),
         Ok(None) => call_next!(recv(fd, buf, len, flags)),
     })
@@ -459,8 +516,8 @@ pub unsafe extern "C" fn recvfrom(
     guard(-1, || match transfer(fd, Transfer::Receive) {
         Err(e) => fail(e) as isize,
         // SAFETY: the program's contract for `buf`, `addr` and `addrlen`.
-        Ok(Some((sfd, kind))) if kind.ty == libc::SOCK_DGRAM => unsafe {
-            recv_datagram(sfd, kind, out_buf(buf, len), flags, addr, addrlen)
+        Ok(Some(s)) if s.kind.ty == libc::SOCK_DGRAM => unsafe {
+            recv_datagram(s, out_buf(buf, len), flags, addr, addrlen)
         },
         Ok(Some(_)) => {
             let (no_addr, no_len) = (std::ptr::null_mut(), std::ptr::null_mut());
@@ -483,12 +540,12 @@ pub unsafe extern "C" fn recvfrom(
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
     guard(-1, || {
-        let (sfd, kind) = match transfer(fd, Transfer::Receive) {
+        let s = match transfer(fd, Transfer::Receive) {
             Err(e) => return fail(e) as isize,
             Ok(None) => return call_next!(recvmsg(fd, msg, flags)),
-            Ok(Some((sfd, kind))) => (sfd, kind),
+            Ok(Some(s)) => s,
         };
-        if kind.ty != libc::SOCK_DGRAM {
+        if s.kind.ty != libc::SOCK_DGRAM {
             // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
             let asked = unsafe { msg.as_ref() }.map_or(0, iov_len);
             let n = call_next!(recvmsg(fd, msg, flags));
@@ -513,7 +570,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
             (header.msg_name.cast(), &mut header.msg_namelen as *mut _)
         };
         // SAFETY: a valid msghdr's name has room for msg_namelen bytes.
-        let n = unsafe { recv_datagram(sfd, kind, &mut data, flags, name, namelen) };
+        let n = unsafe { recv_datagram(s, &mut data, flags, name, namelen) };
         if n < 0 {
             return n;
         }
@@ -534,7 +591,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
 #[no_mangle]
 pub extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        Some((sfd, _)) => done(bsd::shutdown(sfd, how)),
+        Some(s) => done(s.shutdown(how)),
         None => call_next!(shutdown(fd, how)),
     })
 }
@@ -576,8 +633,8 @@ fn stream_outcome(fd: c_int, n: isize, asked: usize) -> isize {
         return n;
     }
     let reset = stack_socket(fd)
-        .filter(|(_, kind)| kind.ty == libc::SOCK_STREAM)
-        .and_then(|(fd, _)| bsd::take_error(fd).ok().flatten());
+        .filter(|s| s.kind.ty == libc::SOCK_STREAM)
+        .and_then(|s| s.take_error().ok().flatten());
     match reset {
         Some(e) => fail(e) as isize,
         None => {
@@ -602,11 +659,11 @@ pub unsafe extern "C" fn vdestack_capi_ioctl(
 ) -> c_int {
     guard(-1, || {
         if request == libc::FIONREAD {
-            if let Some((sfd, _)) = stack_socket(fd) {
+            if let Some(s) = stack_socket(fd) {
                 if arg.is_null() {
                     return fail(io::Error::from_raw_os_error(libc::EFAULT));
                 }
-                return match bsd::bytes_to_read(sfd) {
+                return match s.bytes_to_read() {
                     // SAFETY: FIONREAD's argument is the program's int.
                     Ok(n) => unsafe {
                         *arg.cast::<c_int>() = n.min(c_int::MAX as usize) as c_int;

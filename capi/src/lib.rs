@@ -31,10 +31,14 @@
 //! `EIO`.
 
 mod addr;
+mod channel;
 mod descriptors;
 mod interpose;
 mod next;
 mod options;
+pub mod protocol;
+mod remote;
+mod stack_fd;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr};
@@ -68,6 +72,7 @@ fn default_stack() -> Option<Stack> {
 type HeldAcrossFork = (
     MutexGuard<'static, DefaultStack>,
     MutexGuard<'static, Vec<descriptors::Kept>>,
+    MutexGuard<'static, remote::KnownTable>,
 );
 
 thread_local! {
@@ -77,8 +82,12 @@ thread_local! {
 }
 
 extern "C" fn before_fork() {
-    // Always in this order (vde_addstack and vde_delstack never hold both).
-    let held = (lock_default_stack(), descriptors::lock());
+    // Always in this order (vde_addstack and vde_delstack never hold two).
+    let held = (
+        lock_default_stack(),
+        descriptors::lock(),
+        remote::lock_known(),
+    );
     HELD_ACROSS_FORK.with(|slot| *slot.borrow_mut() = Some(held));
 }
 
@@ -87,10 +96,12 @@ extern "C" fn after_fork() {
 }
 
 /// Runs when the library is loaded, before the program can call it or fork: finds
-/// libc's definitions of the interposed functions, and registers the fork handlers
-/// of the default stack's lock.
+/// libc's definitions of the interposed functions, learns whether `vdestack run`
+/// hosts the program's stack, and registers the fork handlers of the library's
+/// locks.
 extern "C" fn on_load() {
     next::resolve();
+    remote::init();
     // SAFETY: the handlers are functions of this library, which is never unloaded
     // while the program runs (glibc forgets a library's handlers at dlclose).
     unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };

@@ -593,8 +593,9 @@ fn link_target(path: &Path) -> String {
 }
 
 /// `make install PREFIX=...` builds (cargo build --release -p vdestack-capi) and
-/// installs the library with its soname links, the header and a pkg-config file
-/// that a C program builds with; `make uninstall` removes them.
+/// installs the library with its soname links, the header, a pkg-config file
+/// that a C program builds with, and the `vdestack` command, which finds the
+/// installed library; `make uninstall` removes them.
 #[test]
 fn make_install() {
     // Copy the library for the other tests first: the build below re-links it.
@@ -616,6 +617,20 @@ fn make_install() {
     assert_eq!(
         std::fs::read(prefix.join("include/vdestack.h")).expect("installed header"),
         std::fs::read(manifest_dir().join("include/vdestack.h")).unwrap()
+    );
+
+    // The command, which finds the installed library to preload.
+    let vdestack = prefix.join("bin/vdestack");
+    let mut status = Command::new(&vdestack);
+    status
+        .args(["run", "--", "sh", "-c", "exit 7"])
+        .env_remove("VDESTACK_LIBRARY");
+    let r = run(status, Duration::from_secs(30));
+    assert_eq!(
+        r.status.and_then(|s| s.code()),
+        Some(7),
+        "the installed vdestack: {}",
+        r.describe()
     );
 
     let mut pc = Command::new("pkg-config");
@@ -665,6 +680,7 @@ fn make_install() {
 
     make(&["uninstall", &prefix_arg], Duration::from_secs(60));
     for f in [
+        "bin/vdestack",
         "lib/libvdestack.so.0.1.0",
         "lib/libvdestack.so.0",
         "lib/libvdestack.so",
@@ -687,6 +703,7 @@ fn make_install_destdir() {
     let _ = std::fs::remove_dir_all(&dest);
     let destdir = format!("DESTDIR={}", dest.display());
     let lib = format!("LIB={}", lib_dir().join("libvdestack.so.0").display());
+    let bin = format!("BIN={}", env!("CARGO_BIN_EXE_vdestack"));
     make(
         &[
             "install",
@@ -694,11 +711,13 @@ fn make_install_destdir() {
             &destdir,
             "CARGO_BUILD=0",
             &lib,
+            &bin,
         ],
         Duration::from_secs(60),
     );
     let staged = dest.join("opt/vdestack");
     assert!(staged.join("lib/libvdestack.so.0.1.0").is_file());
+    assert!(staged.join("bin/vdestack").is_file());
     assert!(staged.join("include/vdestack.h").is_file());
     let pc = std::fs::read_to_string(staged.join("lib/pkgconfig/vdestack.pc")).expect(".pc");
     assert!(pc.contains("prefix=/opt/vdestack\n"), "{pc}");

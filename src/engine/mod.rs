@@ -820,6 +820,24 @@ impl Engine {
         self.io.recycle(frame);
     }
 
+    /// How many connections still have something to say: every one that is
+    /// not closed, listening, or past its FIN's acknowledgement (FIN-WAIT-2,
+    /// TIME-WAIT). A host that outlives its program waits for these to reach
+    /// zero, so that FINs and the last bytes leave before the stack goes.
+    pub(crate) fn unfinished_connections(&self) -> usize {
+        self.tcp
+            .handles()
+            .into_iter()
+            .filter_map(|handle| self.tcp.get(handle))
+            .filter(|entry| {
+                !matches!(
+                    entry.socket().state(),
+                    TcpState::Closed | TcpState::Listen | TcpState::FinWait2 | TcpState::TimeWait
+                )
+            })
+            .count()
+    }
+
     /// True while looped-back frames wait to be processed.
     pub(crate) fn has_loopback(&self) -> bool {
         !self.io.loopback.is_empty()

@@ -252,6 +252,9 @@ pub(crate) enum Control {
     /// sockets' pairs, connections waiting to be accepted), for a program that
     /// closes every descriptor it does not know of.
     Descriptors { reply: Sender<Vec<RawFd>> },
+    /// How many connections still have something to send or acknowledge
+    /// (`Engine::unfinished_connections`).
+    Unfinished { reply: Sender<usize> },
     /// What `TCP_INFO` reports of connection `id` (`None`: the pump let it go).
     TcpStats {
         id: u64,
@@ -894,6 +897,9 @@ impl Pump {
                 Control::UdpResume { id } => self.udp_resume(id),
                 Control::Descriptors { reply } => {
                     let _ = reply.send(self.descriptors());
+                }
+                Control::Unfinished { reply } => {
+                    let _ = reply.send(self.engine.unfinished_connections());
                 }
                 Control::TcpStats { id, reply } => {
                     let stats = self

@@ -1,0 +1,417 @@
+//! `vdestack run`, proven with real programs: python's http.server and urllib in
+//! one process tree, curl against a server on a second `vdestack run` on one
+//! switch, a forking server whose children and exec'd clients share the stack,
+//! a program that exits right after its last bytes, and the refusals (a static
+//! binary, a bad `--cmd`, a stack that cannot be made).
+//!
+//! Each program runs in a user and network namespace of its own (`unshare
+//! -Urn`) whose `lo` is left down: a socket that fell back to the kernel would
+//! reach nothing, not even 127.0.0.1, so a test that passes ran on the stack.
+//! Where such a namespace cannot be made, those tests are skipped with a message.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::Duration;
+
+/// How long a program may run before it counts as hung.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `vdestack` binary cargo built for this test.
+fn vdestack() -> &'static str {
+    env!("CARGO_BIN_EXE_vdestack")
+}
+
+/// The library cargo built with this test (see `capi.rs`: `deps/` is the fresh
+/// one).
+fn built_lib() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("the test's directory");
+    [deps, deps.parent().unwrap_or(deps)]
+        .iter()
+        .map(|dir| dir.join("libvdestack_capi.so"))
+        .find(|lib| lib.is_file())
+        .expect("libvdestack_capi.so built beside the test")
+}
+
+/// Whether a network namespace can be made here; says so when not.
+fn namespaces(test: &str) -> bool {
+    let ok = Command::new("unshare")
+        .args(["-Urnp", "--fork", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("{test}: skipped: no network namespace can be made here (unshare -Urn)");
+    }
+    ok
+}
+
+/// `vdestack run ARGS` in a network namespace of its own (its `lo` down), and a
+/// PID namespace, so that killing it kills everything it started.
+fn run_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-Urnp", "--fork", "--kill-child", vdestack(), "run"])
+        .args(args)
+        .env("VDESTACK_LIBRARY", built_lib())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Waits for `child` and reads its output, at most [`TIMEOUT`] (then kills it
+/// and fails).
+fn finish(child: Child, what: &str) -> Output {
+    let pid = child.id() as libc::pid_t;
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match outcome.recv_timeout(TIMEOUT) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            // SAFETY: kill takes a pid and a signal; the child is not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let out = outcome.recv().expect("the waiter").expect("wait");
+            panic!(
+                "{what} hung; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+fn run(args: &[&str], what: &str) -> Output {
+    finish(run_cmd(args).spawn().expect("spawn vdestack"), what)
+}
+
+fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `len` bytes that differ from one position to the next.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_u32;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// A server started under `vdestack run` that prints one line when it is ready:
+/// killed (with its namespace) on drop.
+struct Server {
+    child: Option<Child>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = run_cmd(args).spawn().expect("spawn the server");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("the server's first line");
+        assert!(
+            !line.is_empty(),
+            "the server ended before it was ready: {:?}",
+            child.wait_with_output().map(|o| o.status)
+        );
+        Server {
+            child: Some(child),
+            stdout,
+        }
+    }
+
+    /// Waits for the server to end (at most [`TIMEOUT`]); returns how it ended
+    /// and what it printed after its first line.
+    fn finish(mut self) -> (Output, String) {
+        let child = self.child.take().expect("the server");
+        let waiter = std::thread::spawn(move || finish(child, "the server"));
+        let mut rest = String::new();
+        self.stdout
+            .read_to_string(&mut rest)
+            .expect("the server's output");
+        (waiter.join().expect("the server's waiter"), rest)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn stack_on(switch: &common::Switch, addr: &str) -> [String; 4] {
+    [
+        "--vnl".into(),
+        switch.vnl(),
+        "--cmd".into(),
+        format!("/bin/ip link set vde0 up; /bin/ip addr add {addr}/24 dev vde0"),
+    ]
+}
+
+#[test]
+fn python_server_and_client_in_one_tree() {
+    if !namespaces("python_server_and_client_in_one_tree") {
+        return;
+    }
+    let dir = common::TempDir::new("run-py");
+    let body = pattern(300_000);
+    std::fs::write(dir.path().join("file"), &body).expect("write the file");
+    // A child process serves one request; the parent fetches when the child's
+    // pipe says it listens.
+    let script = r#"
+import os, sys, http.server, urllib.request, functools
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args): pass
+    handler = functools.partial(Quiet, directory=sys.argv[1])
+    server = http.server.HTTPServer(("127.0.0.1", 8000), handler)
+    os.write(w, b"!")
+    server.handle_request()
+    os._exit(0)
+os.close(w)
+os.read(r, 1)
+data = urllib.request.urlopen("http://127.0.0.1:8000/file").read()
+sys.stdout.buffer.write(data)
+_, status = os.waitpid(pid, 0)
+sys.exit(status)
+"#;
+    let dir_arg = dir.path().to_string_lossy().into_owned();
+    let out = run(
+        &[
+            "--cmd",
+            "/bin/ip link set lo up",
+            "--",
+            "python3",
+            "-c",
+            script,
+            &dir_arg,
+        ],
+        "python",
+    );
+    assert_success(&out, "python's server and client");
+    assert!(out.stdout == body, "the bytes fetched differ");
+}
+
+#[test]
+fn curl_downloads_10_mib_from_a_second_stack() {
+    if !namespaces("curl_downloads_10_mib_from_a_second_stack") {
+        return;
+    }
+    let switch = common::Switch::start();
+    let dir = common::TempDir::new("run-curl");
+    let body = pattern(10 << 20);
+    std::fs::write(dir.path().join("file"), &body).expect("write the file");
+    let server = stack_on(&switch, "10.0.0.1");
+    let dir_arg = dir.path().to_string_lossy().into_owned();
+    let mut args: Vec<&str> = server.iter().map(String::as_str).collect();
+    // http.server prints "Serving HTTP on ..." once it listens (-u: at once).
+    args.extend([
+        "--",
+        "python3",
+        "-u",
+        "-m",
+        "http.server",
+        "8000",
+        "--bind",
+        "10.0.0.1",
+        "--directory",
+        &dir_arg,
+    ]);
+    let _server = Server::start(&args);
+    let client = stack_on(&switch, "10.0.0.2");
+    let fetched = dir.path().join("fetched");
+    let fetched_arg = fetched.to_string_lossy().into_owned();
+    let mut args: Vec<&str> = client.iter().map(String::as_str).collect();
+    args.extend([
+        "--",
+        "curl",
+        "-sS",
+        "--fail",
+        "-o",
+        &fetched_arg,
+        "http://10.0.0.1:8000/file",
+    ]);
+    let out = run(&args, "curl");
+    assert_success(&out, "curl");
+    let got = std::fs::read(&fetched).expect("curl's file");
+    assert_eq!(got.len(), body.len());
+    assert!(got == body, "the 10 MiB differ");
+}
+
+#[test]
+fn a_forking_server_and_exec_d_clients_share_the_stack() {
+    if !namespaces("a_forking_server_and_exec_d_clients_share_the_stack") {
+        return;
+    }
+    // The server's children (forked per connection) answer with their peer's
+    // address and the bytes in upper case; the clients are socat processes the
+    // parent runs (exec'd programs).
+    let script = r#"
+import os, sys, socketserver, subprocess
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        peer = self.connection.getpeername()
+        line = self.rfile.readline()
+        self.wfile.write(("%s %d " % peer).encode() + line.upper())
+server = socketserver.ForkingTCPServer(("127.0.0.1", 0), Echo)
+port = server.server_address[1]
+pid = os.fork()
+if pid == 0:
+    server.serve_forever()
+    os._exit(0)
+server.socket.close()
+for i in range(3):
+    out = subprocess.run(["socat", "-", "TCP:127.0.0.1:%d" % port],
+                         input=b"hello %d\n" % i, capture_output=True, check=True).stdout
+    host, cport, word, n = out.split()
+    assert host == b"127.0.0.1" and int(cport) >= 1024, out
+    assert (word, n) == (b"HELLO", str(i).encode()), out
+    print(out.decode().strip())
+os.kill(pid, 15)
+os.waitpid(pid, 0)
+"#;
+    let out = run(
+        &[
+            "--cmd",
+            "/bin/ip link set lo up",
+            "--",
+            "python3",
+            "-c",
+            script,
+        ],
+        "forking server",
+    );
+    assert_success(&out, "the forking server and its clients");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+}
+
+#[test]
+fn the_last_bytes_of_a_program_that_exits_are_delivered() {
+    if !namespaces("the_last_bytes_of_a_program_that_exits_are_delivered") {
+        return;
+    }
+    let switch = common::Switch::start();
+    // The receiver counts to end of stream, then prints the count.
+    let receiver = r#"
+import socket, sys, time
+s = socket.socket()
+s.bind(("10.0.0.1", 9000))
+s.listen()
+print("ready", flush=True)
+c, _ = s.accept()
+# A slow reader: the sender's last bytes are still in its stack when it exits.
+n = 0
+while True:
+    time.sleep(0.005)
+    b = c.recv(8192)
+    if not b:
+        break
+    n += len(b)
+print(n, flush=True)
+"#;
+    let server = stack_on(&switch, "10.0.0.1");
+    let mut args: Vec<&str> = server.iter().map(String::as_str).collect();
+    args.extend(["--", "python3", "-c", receiver]);
+    let receiver = Server::start(&args);
+    // The sender exits at once after its last write: no close, no shutdown.
+    let sender = r#"
+import os, socket
+s = socket.create_connection(("10.0.0.1", 9000))
+s.sendall(b"x" * (1 << 20))
+os._exit(0)
+"#;
+    let client = stack_on(&switch, "10.0.0.2");
+    let mut args: Vec<&str> = client.iter().map(String::as_str).collect();
+    args.extend(["--", "python3", "-c", sender]);
+    let out = run(&args, "the sender");
+    assert_success(&out, "the sender");
+    let (out, rest) = receiver.finish();
+    assert_success(&out, "the receiver");
+    assert_eq!(rest.trim(), (1 << 20).to_string(), "bytes received");
+}
+
+#[test]
+fn a_static_binary_is_refused() {
+    let out = Command::new(vdestack())
+        .args(["run", "--", "/sbin/ldconfig", "-p"])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .output()
+        .expect("run vdestack");
+    assert_eq!(out.status.code(), Some(126));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("statically linked"), "{stderr}");
+    assert!(out.stdout.is_empty(), "it did not run");
+}
+
+#[test]
+fn a_bad_cmd_gives_ips_status_and_message() {
+    let out = Command::new(vdestack())
+        .args(["run", "--cmd", "/bin/ip link set nosuch up", "--", "true"])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .output()
+        .expect("run vdestack");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Cannot find device \"nosuch\""), "{stderr}");
+}
+
+#[test]
+fn a_stack_that_cannot_be_made_runs_nothing() {
+    let dir = common::TempDir::new("run-nosw");
+    let vnl = format!("vde://{}", dir.path().join("nosuch").display());
+    let marker = dir.path().join("ran");
+    let marker_arg = marker.to_string_lossy().into_owned();
+    let out = Command::new(vdestack())
+        .args(["run", "--vnl", &vnl, "--", "touch", &marker_arg])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .output()
+        .expect("run vdestack");
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot make the stack"), "{stderr}");
+    assert!(!Path::new(&marker).exists(), "the program ran");
+    let dhcp = Command::new(vdestack())
+        .args(["run", "--dhcp", "--", "true"])
+        .output()
+        .expect("run vdestack");
+    assert_eq!(dhcp.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&dhcp.stderr).contains("--dhcp"));
+}
+
+#[test]
+fn the_exit_status_is_the_programs() {
+    let run = |script: &str| {
+        Command::new(vdestack())
+            .args(["run", "--", "sh", "-c", script])
+            .env("VDESTACK_LIBRARY", built_lib())
+            .status()
+            .expect("run vdestack")
+            .code()
+    };
+    assert_eq!(run("exit 3"), Some(3));
+    assert_eq!(run("kill -TERM $$"), Some(128 + 15));
+}
