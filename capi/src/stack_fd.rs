@@ -140,6 +140,7 @@ impl StackFd {
         let Some(_) = self.host else {
             return bsd::accept(self.fd, flags);
         };
+        self.wait_for_connection()?;
         match self.ask(&Request::Accept { flags })? {
             (Reply::Addr(peer), Some(conn)) => {
                 // It came close-on-exec, as every received descriptor does.
@@ -159,6 +160,27 @@ impl StackFd {
                 Ok((conn, peer))
             }
             _ => Err(unexpected()),
+        }
+    }
+
+    /// A blocking `accept` waits here, in the program's process, for a
+    /// connection to come to the listener's descriptor, so that a signal
+    /// interrupts it (`EINTR`) and its `SO_RCVTIMEO` ends it (`EAGAIN`), as on
+    /// Linux; the host's wait, once asked, resumes after a signal. A
+    /// non-blocking listener does not wait.
+    fn wait_for_connection(&self) -> io::Result<()> {
+        use rustix::event::{PollFd, PollFlags, Timespec};
+        use rustix::fs::OFlags;
+        if rustix::fs::fcntl_getfl(self.fd)?.contains(OFlags::NONBLOCK) {
+            return Ok(());
+        }
+        let timeout =
+            rustix::net::sockopt::socket_timeout(self.fd, rustix::net::sockopt::Timeout::Recv)?
+                .and_then(|t| Timespec::try_from(t).ok());
+        let mut fds = [PollFd::from_borrowed_fd(self.fd, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, timeout.as_ref())? {
+            0 => Err(errno(libc::EAGAIN)),
+            _ => Ok(()),
         }
     }
 

@@ -309,6 +309,117 @@ os.waitpid(pid, 0)
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
 }
 
+/// Runs the python `script` under `vdestack run` with `lo` up and checks that
+/// it succeeds and prints `expected`.
+fn python_on_lo(test: &str, script: &str, expected: &str) {
+    if !namespaces(test) {
+        return;
+    }
+    let args = [
+        "--cmd",
+        "/bin/ip link set lo up",
+        "--",
+        "python3",
+        "-c",
+        script,
+    ];
+    let out = run(&args, test);
+    assert_success(&out, test);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected);
+}
+
+#[test]
+fn socat_forks_a_child_per_connection_on_the_stack() {
+    // socat's forked children serve the connections (with an exec'd cat): they
+    // move the bytes and ask the stack about the sockets they inherited.
+    let script = r#"
+import socket, subprocess
+server = subprocess.Popen(["socat", "-d", "-d", "TCP-LISTEN:7000,bind=127.0.0.1,fork,reuseaddr",
+                           "EXEC:cat"], stderr=subprocess.PIPE)
+for line in server.stderr:
+    if b"listening on" in line:
+        break
+for i in range(3):
+    with socket.create_connection(("127.0.0.1", 7000)) as c:
+        sent = b"line %d\n" % i * 5000
+        c.sendall(sent)
+        c.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            part = c.recv(65536)
+            if not part:
+                break
+            got += part
+        assert got == sent, (len(got), len(sent))
+server.terminate()
+server.wait()
+print("echoed")
+"#;
+    python_on_lo(
+        "socat_forks_a_child_per_connection_on_the_stack",
+        script,
+        "echoed",
+    );
+}
+
+#[test]
+fn datagrams_between_a_parent_and_its_forked_child() {
+    // The child answers on the socket it inherited; each datagram keeps its
+    // source, up to 60,000 bytes.
+    let script = r#"
+import os, socket
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind(("127.0.0.1", 0))
+port = server.getsockname()[1]
+pid = os.fork()
+if pid == 0:
+    for i in range(3):
+        data, peer = server.recvfrom(65536)
+        server.sendto(data.upper(), peer)
+    os._exit(0)
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.bind(("127.0.0.1", 0))
+for size in (5, 1400, 60000):
+    sent = b"x" * size
+    client.sendto(sent, ("127.0.0.1", port))
+    data, peer = client.recvfrom(65536)
+    assert data == sent.upper() and peer == ("127.0.0.1", port), (len(data), peer)
+_, status = os.waitpid(pid, 0)
+assert status == 0
+print("answered")
+"#;
+    python_on_lo(
+        "datagrams_between_a_parent_and_its_forked_child",
+        script,
+        "answered",
+    );
+}
+
+#[test]
+fn a_signal_interrupts_a_blocking_accept() {
+    let script = r#"
+import signal, socket
+class Alarm(Exception):
+    pass
+def on_alarm(*args):
+    raise Alarm()
+signal.signal(signal.SIGALRM, on_alarm)
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+try:
+    s.accept()
+except Alarm:
+    print("interrupted")
+"#;
+    python_on_lo(
+        "a_signal_interrupts_a_blocking_accept",
+        script,
+        "interrupted",
+    );
+}
+
 #[test]
 fn the_last_bytes_of_a_program_that_exits_are_delivered() {
     if !namespaces("the_last_bytes_of_a_program_that_exits_are_delivered") {
