@@ -169,11 +169,35 @@ fn stack_on(switch: &common::Switch, addr: &str) -> [String; 4] {
     ]
 }
 
+/// Runs the python `script` (with `args`) under `vdestack run` with `lo` up and
+/// checks that it succeeds; `None` where no namespace can be made.
+fn python_on_lo(test: &str, script: &str, args: &[&str]) -> Option<Output> {
+    if !namespaces(test) {
+        return None;
+    }
+    let mut all = vec![
+        "--cmd",
+        "/bin/ip link set lo up",
+        "--",
+        "python3",
+        "-c",
+        script,
+    ];
+    all.extend(args);
+    let out = run(&all, test);
+    assert_success(&out, test);
+    Some(out)
+}
+
+/// [`python_on_lo`], which prints `expected`.
+fn python_prints(test: &str, script: &str, expected: &str) {
+    if let Some(out) = python_on_lo(test, script, &[]) {
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected);
+    }
+}
+
 #[test]
 fn python_server_and_client_in_one_tree() {
-    if !namespaces("python_server_and_client_in_one_tree") {
-        return;
-    }
     let dir = common::TempDir::new("run-py");
     let body = pattern(300_000);
     std::fs::write(dir.path().join("file"), &body).expect("write the file");
@@ -200,20 +224,10 @@ _, status = os.waitpid(pid, 0)
 sys.exit(status)
 "#;
     let dir_arg = dir.path().to_string_lossy().into_owned();
-    let out = run(
-        &[
-            "--cmd",
-            "/bin/ip link set lo up",
-            "--",
-            "python3",
-            "-c",
-            script,
-            &dir_arg,
-        ],
-        "python",
-    );
-    assert_success(&out, "python's server and client");
-    assert!(out.stdout == body, "the bytes fetched differ");
+    let test = "python_server_and_client_in_one_tree";
+    if let Some(out) = python_on_lo(test, script, &[&dir_arg]) {
+        assert!(out.stdout == body, "the bytes fetched differ");
+    }
 }
 
 #[test]
@@ -264,9 +278,6 @@ fn curl_downloads_10_mib_from_a_second_stack() {
 
 #[test]
 fn a_forking_server_and_exec_d_clients_share_the_stack() {
-    if !namespaces("a_forking_server_and_exec_d_clients_share_the_stack") {
-        return;
-    }
     // The server's children (forked per connection) answer with their peer's
     // address and the bytes in upper case; the clients are socat processes the
     // parent runs (exec'd programs).
@@ -290,42 +301,15 @@ for i in range(3):
     host, cport, word, n = out.split()
     assert host == b"127.0.0.1" and int(cport) >= 1024, out
     assert (word, n) == (b"HELLO", str(i).encode()), out
-    print(out.decode().strip())
 os.kill(pid, 15)
 os.waitpid(pid, 0)
+print("answered 3")
 "#;
-    let out = run(
-        &[
-            "--cmd",
-            "/bin/ip link set lo up",
-            "--",
-            "python3",
-            "-c",
-            script,
-        ],
-        "forking server",
-    );
-    assert_success(&out, "the forking server and its clients");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
-}
-
-/// Runs the python `script` under `vdestack run` with `lo` up and checks that
-/// it succeeds and prints `expected`.
-fn python_on_lo(test: &str, script: &str, expected: &str) {
-    if !namespaces(test) {
-        return;
-    }
-    let args = [
-        "--cmd",
-        "/bin/ip link set lo up",
-        "--",
-        "python3",
-        "-c",
+    python_prints(
+        "a_forking_server_and_exec_d_clients_share_the_stack",
         script,
-    ];
-    let out = run(&args, test);
-    assert_success(&out, test);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected);
+        "answered 3",
+    );
 }
 
 #[test]
@@ -355,7 +339,7 @@ server.terminate()
 server.wait()
 print("echoed")
 "#;
-    python_on_lo(
+    python_prints(
         "socat_forks_a_child_per_connection_on_the_stack",
         script,
         "echoed",
@@ -388,7 +372,7 @@ _, status = os.waitpid(pid, 0)
 assert status == 0
 print("answered")
 "#;
-    python_on_lo(
+    python_prints(
         "datagrams_between_a_parent_and_its_forked_child",
         script,
         "answered",
@@ -413,7 +397,7 @@ try:
 except Alarm:
     print("interrupted")
 "#;
-    python_on_lo(
+    python_prints(
         "a_signal_interrupts_a_blocking_accept",
         script,
         "interrupted",
