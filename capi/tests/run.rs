@@ -13,6 +13,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::Duration;
@@ -509,4 +510,13 @@ fn the_exit_status_is_the_programs() {
     };
     assert_eq!(run("exit 3"), Some(3));
     assert_eq!(run("kill -TERM $$"), Some(128 + 15));
+    // ^C (SIGINT to the whole process group) is the program's to take: vdestack
+    // outlives it and tells how it ended.
+    let interrupted = Command::new(vdestack())
+        .args(["run", "--", "sh", "-c", "kill -INT 0; exit 9"])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .process_group(0)
+        .status()
+        .expect("run vdestack");
+    assert_eq!(interrupted.code(), Some(128 + libc::SIGINT));
 }

@@ -191,6 +191,24 @@ fn keep_from_program() {
     }
 }
 
+/// Ignores SIGINT and SIGQUIT in this process; returns their dispositions
+/// before, for the program.
+fn ignore_keyboard_signals() -> Vec<(i32, libc::sigaction)> {
+    [libc::SIGINT, libc::SIGQUIT]
+        .into_iter()
+        .filter_map(|signal| {
+            // SAFETY: sigaction with valid pointers; an all-zero sigaction with
+            // SIG_IGN is a valid disposition.
+            unsafe {
+                let mut ignore: libc::sigaction = std::mem::zeroed();
+                ignore.sa_sigaction = libc::SIG_IGN;
+                let mut before: libc::sigaction = std::mem::zeroed();
+                (libc::sigaction(signal, &ignore, &mut before) == 0).then_some((signal, before))
+            }
+        })
+        .collect()
+}
+
 /// Waits, at most [`DRAIN_LIMIT`], until the stack's connections have nothing
 /// more to deliver.
 fn drain(stack: &Stack) {
@@ -289,12 +307,19 @@ fn run(run: Run) -> i32 {
         .args(&run.program[1..])
         .env("LD_PRELOAD", preload)
         .env(protocol::HOST_VARIABLE, host.path());
-    // SAFETY: prctl is async-signal-safe and touches no memory. A program whose
-    // host is killed has lost its stack: it is told to end (SIGTERM), rather
-    // than left to fail every call (a server's accept loop would spin).
+    // The terminal's SIGINT and SIGQUIT go to the program, which decides; the host
+    // waits for it and then drains the stack instead of dying first.
+    let keyboard = ignore_keyboard_signals();
+    // SAFETY: prctl and sigaction are async-signal-safe, and `keyboard` is
+    // read only. A program whose host is killed has lost its stack: it is told
+    // to end (SIGTERM), rather than left to fail every call (a server's accept
+    // loop would spin). It gets the dispositions vdestack was started with.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            for (signal, action) in &keyboard {
+                libc::sigaction(*signal, action, std::ptr::null_mut());
+            }
             Ok(())
         })
     };
