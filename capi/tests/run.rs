@@ -381,6 +381,29 @@ print("answered")
 }
 
 #[test]
+fn a_thread_waiting_in_the_host_holds_up_no_other() {
+    // A thread blocks in a datagram receive, which waits in the host; the main
+    // thread, through its own connection, makes a socket and sends it a datagram.
+    let script = r#"
+import socket, threading
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind(("127.0.0.1", 0))
+got = []
+waiter = threading.Thread(target=lambda: got.append(server.recvfrom(100)[0]))
+waiter.start()
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.sendto(b"wake", server.getsockname())
+waiter.join()
+print(got[0].decode())
+"#;
+    python_prints(
+        "a_thread_waiting_in_the_host_holds_up_no_other",
+        script,
+        "wake",
+    );
+}
+
+#[test]
 fn a_signal_interrupts_a_blocking_accept() {
     let script = r#"
 import signal, socket
