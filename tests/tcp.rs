@@ -784,3 +784,29 @@ on_both_backends! {
     sockets_outlive_their_stack_cleanly: super::sockets_outlive_their_stack_cleanly;
     stream_link_through_vde_plug: super::stream_link_through_vde_plug;
 }
+
+/// `Stack::unfinished_connections` counts an open connection, and one the
+/// application closed, while its bytes and FIN are not acknowledged; then no
+/// more: what `vdestack run` waits for before the stack goes.
+#[test]
+fn unfinished_connections_until_the_fin_is_acknowledged() {
+    let net = net(Wire::Switch, Backend::Userspace);
+    let listener = TcpListener::bind(&net.a, "10.0.0.1:7100").unwrap();
+    let client = TcpStream::connect(&net.b, "10.0.0.1:7100").unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    // More than the rings and the pair hold: some of it waits on the client's
+    // stack while the server does not read.
+    let writer = thread::spawn(move || {
+        send_pattern(&client, 3, 4 << 20).unwrap();
+        drop(client);
+    });
+    assert!(net.b.unfinished_connections().unwrap() >= 1);
+    assert_eq!(check_pattern(&conn, 3).unwrap(), 4 << 20);
+    writer.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while net.b.unfinished_connections().unwrap() > 0 {
+        assert!(Instant::now() < deadline, "still unfinished");
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(net.a.unfinished_connections().unwrap(), 1, "CLOSE-WAIT");
+}
