@@ -86,13 +86,14 @@ pub(super) fn note(fd: BorrowedFd<'_>, known: Known) {
 }
 
 /// Whether `fd` could be one of the host's sockets: an AF_UNIX socket with no
-/// name at either end, as a socket pair's ends are.
+/// name at either end (an address that is its family alone), as a socket pair's
+/// ends are.
 fn could_be_the_hosts(fd: BorrowedFd<'_>) -> bool {
     use rustix::net::{getpeername, getsockname, SocketAddrAny};
     let unnamed = |addr: Option<SocketAddrAny>| {
         addr.is_some_and(|a| {
-            a.address_family() == rustix::net::AddressFamily::UNIX
-                && rustix::net::SocketAddrUnix::try_from(a).is_ok_and(|u| u.is_unnamed())
+            a.address_family() == AddressFamily::UNIX
+                && a.addr_len() as usize <= std::mem::size_of::<libc::sa_family_t>()
         })
     };
     unnamed(getsockname(fd).ok()) && unnamed(getpeername(fd).ok().flatten())
@@ -197,5 +198,29 @@ pub(super) fn call(
         Ok(Answer(Ok(reply))) => Ok((reply, received.fd)),
         Ok(Answer(Err(errno))) => Err(io::Error::from_raw_os_error(errno)),
         Err(_) => Err(io::Error::from_raw_os_error(libc::EIO)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host's sockets are socket pairs' ends; a named unix socket is not.
+    #[test]
+    fn a_socket_pairs_ends_could_be_the_hosts() {
+        let (a, _b) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        assert!(could_be_the_hosts(a.as_fd()));
+        let dir = std::env::temp_dir().join(format!("vdestack-remote-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let named = std::os::unix::net::UnixListener::bind(dir.join("s")).unwrap();
+        assert!(!could_be_the_hosts(named.as_fd()));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -404,6 +404,33 @@ print(got[0].decode())
 }
 
 #[test]
+fn an_exec_d_program_knows_the_socket_it_inherited() {
+    // The connection becomes the stdin of an exec'd program, which never
+    // received it from the host: it asks what it is, and answers with its
+    // family and peer.
+    let script = r#"
+import os, socket
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+pid = os.fork()
+if pid == 0:
+    conn, _ = listener.accept()
+    os.dup2(conn.fileno(), 0)
+    os.execvp("python3", ["python3", "-c", "import socket; s = socket.socket(fileno=0); "
+        "s.sendall(b'%d %s' % (s.family, s.getpeername()[0].encode()))"])
+client = socket.create_connection(listener.getsockname())
+print(client.recv(100).decode())
+os.waitpid(pid, 0)
+"#;
+    python_prints(
+        "an_exec_d_program_knows_the_socket_it_inherited",
+        script,
+        "2 127.0.0.1",
+    );
+}
+
+#[test]
 fn a_signal_interrupts_a_blocking_accept() {
     let script = r#"
 import signal, socket
