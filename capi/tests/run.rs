@@ -350,9 +350,9 @@ print("echoed")
 #[test]
 fn datagrams_between_a_parent_and_its_forked_child() {
     // The child answers on the socket it inherited; each datagram keeps its
-    // source, up to 60,000 bytes.
+    // source, up to 60,000 bytes; FIONREAD gives the next one's length.
     let script = r#"
-import os, socket
+import array, fcntl, os, select, socket, termios
 server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 server.bind(("127.0.0.1", 0))
 port = server.getsockname()[1]
@@ -367,6 +367,10 @@ client.bind(("127.0.0.1", 0))
 for size in (5, 1400, 60000):
     sent = b"x" * size
     client.sendto(sent, ("127.0.0.1", port))
+    select.select([client], [], [])
+    waiting = array.array("i", [0])
+    fcntl.ioctl(client, termios.FIONREAD, waiting)
+    assert waiting[0] == size, (waiting[0], size)
     data, peer = client.recvfrom(65536)
     assert data == sent.upper() and peer == ("127.0.0.1", port), (len(data), peer)
 _, status = os.waitpid(pid, 0)
