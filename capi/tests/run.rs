@@ -1,8 +1,9 @@
 //! `vdestack run`, proven with real programs: python's http.server and urllib in
 //! one process tree, curl against a server on a second `vdestack run` on one
-//! switch, a forking server whose children and exec'd clients share the stack,
-//! a program that exits right after its last bytes, and the refusals (a static
-//! binary, a bad `--cmd`, a stack that cannot be made).
+//! switch, forking servers (python's, socat's) whose children and exec'd
+//! clients share the stack, datagrams, threads, asyncio, a program that exits
+//! right after its last bytes, and the refusals (a static binary, a bad
+//! `--cmd`, a stack that cannot be made).
 //!
 //! Each program runs in a user and network namespace of its own (`unshare
 //! -Urn`) whose `lo` is left down: a socket that fell back to the kernel would
@@ -432,6 +433,31 @@ os.waitpid(pid, 0)
         script,
         "2 127.0.0.1",
     );
+}
+
+#[test]
+fn an_asyncio_echo_server_with_100_clients() {
+    // One thread, non-blocking connects and accepts, epoll.
+    let script = r#"
+import asyncio
+async def handle(reader, writer):
+    writer.write((await reader.read(100)).upper())
+    await writer.drain()
+    writer.close()
+async def client(i, port):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"hello %d" % i)
+    await writer.drain()
+    answer = await reader.read(100)
+    writer.close()
+    return answer == b"HELLO %d" % i
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    print(sum(await asyncio.gather(*(client(i, port) for i in range(100)))))
+asyncio.run(main())
+"#;
+    python_prints("an_asyncio_echo_server_with_100_clients", script, "100");
 }
 
 #[test]
