@@ -19,6 +19,12 @@
 //! library adds to `bsd` is only the conversion of C types: socket addresses,
 //! option bytes, errno, and the `SIGPIPE` a refused stream `send` raises.
 //!
+//! Under `vdestack run` (the `vdestack` binary of this crate) the library is
+//! preloaded into a program with no stack of its own: `socket()` then makes its
+//! sockets on the stack the `vdestack` process hosts, and the calls on them are
+//! answered there (`remote.rs`; `stack_fd.rs` sends each call to the stack that
+//! holds the socket).
+//!
 //! `ioctl` is variadic in C, and Rust cannot define a variadic function: `shim.c`
 //! defines it with its C prototype and calls `vdestack_capi_ioctl` (`interpose.rs`).
 //!

@@ -45,6 +45,16 @@ pub struct Kind {
     pub protocol: i32,
 }
 
+impl From<vdestack::bsd::SocketKind> for Kind {
+    fn from(kind: vdestack::bsd::SocketKind) -> Kind {
+        Kind {
+            domain: kind.domain,
+            ty: kind.ty,
+            protocol: kind.protocol,
+        }
+    }
+}
+
 /// Which way a call is about to move bytes (`bsd::Transfer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {

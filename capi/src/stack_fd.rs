@@ -35,14 +35,9 @@ impl StackFd {
     /// The stack socket `fd` is, if it is one.
     pub(super) fn find(fd: BorrowedFd<'static>) -> Option<StackFd> {
         if let Some(kind) = bsd::kind(fd) {
-            let kind = Kind {
-                domain: kind.domain,
-                ty: kind.ty,
-                protocol: kind.protocol,
-            };
             return Some(StackFd {
                 fd,
-                kind,
+                kind: kind.into(),
                 host: None,
             });
         }

@@ -135,11 +135,7 @@ fn errno(e: &io::Error) -> i32 {
 }
 
 fn kind_of(fd: BorrowedFd<'_>) -> Option<Kind> {
-    bsd::kind(fd).map(|k| Kind {
-        domain: k.domain,
-        ty: k.ty,
-        protocol: k.protocol,
-    })
+    bsd::kind(fd).map(Kind::from)
 }
 
 /// The answer to the request `message` holds, about `fd`, with the descriptor
@@ -220,11 +216,7 @@ fn call(request: &Request, fd: OwnedFd) -> io::Result<(Reply, Option<OwnedFd>)> 
                 Direction::Send => Transfer::Send,
                 Direction::Receive => Transfer::Receive,
             };
-            let kind = bsd::check_transfer(s, transfer)?.map(|k| Kind {
-                domain: k.domain,
-                ty: k.ty,
-                protocol: k.protocol,
-            });
+            let kind = bsd::check_transfer(s, transfer)?.map(Kind::from);
             let stream = kind.is_some_and(|k| k.ty == libc::SOCK_STREAM);
             let connected = stream && bsd::peer_addr(s).is_ok();
             Ok((Reply::Transfer { kind, connected }, None))
