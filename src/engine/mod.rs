@@ -1264,6 +1264,19 @@ impl Engine {
         self.tcp.mark(handle);
     }
 
+    /// A connection `listener` handed out (an [`Event::Accepted`]) will never
+    /// reach the application: the pump had no descriptors for its socket pair,
+    /// or could not pass it on. It no longer counts against the listener's
+    /// backlog; otherwise each such connection would hold a slot for good, and a
+    /// listener that lost backlog + 1 of them would drop every SYN from then on.
+    /// (A connection reset while it waits in the queue still counts until the
+    /// application accepts it, as on Linux, where `accept` returns it.)
+    pub(crate) fn never_accepted(&mut self, listener: ListenerId) {
+        if let Some(l) = self.listeners.get_mut(&listener) {
+            l.handed_out = l.handed_out.saturating_sub(1);
+        }
+    }
+
     fn forget(&mut self, handle: TcpHandle) {
         let Some(mut entry) = self.tcp.remove(handle) else {
             return;
