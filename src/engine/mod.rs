@@ -150,6 +150,10 @@ pub(crate) enum Event {
 enum Phase {
     Connecting {
         since: Duration,
+        /// The IPv4 next hop, until a segment of the connection has left (its
+        /// address was known then): a connect that never got that far because
+        /// the hop never answered ARP fails with EHOSTUNREACH, as on Linux; one
+        /// whose SYNs went out unanswered keeps retrying them.
         next_hop: Option<Ipv4Address>,
     },
     /// A listener's socket, waiting for its handshake to finish.
@@ -760,11 +764,19 @@ impl Engine {
         let before = Snapshot::of(entry);
         #[cfg(test)]
         self.served.push(handle);
+        let segments_before = self.io.segments_sent;
         for _ in 0..64 {
             let mut port = Port::idle(&mut self.io);
             let result = self.iface.poll_egress(ts, &mut port, entry.set_mut());
             if result == smoltcp::iface::PollResult::None || self.io.outbox_full() {
                 break;
+            }
+        }
+        if let Phase::Connecting { next_hop, .. } = &mut entry.conn.phase {
+            if self.io.segments_sent != segments_before {
+                // smoltcp sends only once it has the hop's address: from now on
+                // the connect waits for an answer, not for the hop.
+                *next_hop = None;
             }
         }
         if !self.update_connection(handle) {
@@ -1482,6 +1494,8 @@ struct FrameIo {
     now: Duration,
     /// The identification of the next datagram the boundary cuts in fragments.
     next_fragment_id: u32,
+    /// TCP segments sent so far: whether a poll of one connection sent any.
+    segments_sent: u64,
 }
 
 impl FrameIo {
@@ -1501,6 +1515,7 @@ impl FrameIo {
             stalls: recovery::StallRepair::default(),
             now: Duration::ZERO,
             next_fragment_id: 0,
+            segments_sent: 0,
         }
     }
 
@@ -1524,6 +1539,7 @@ impl FrameIo {
     /// nowhere (a down link).
     fn route(&mut self, mut frame: Vec<u8>) {
         if let Some(segment) = self.ack_sequence.on_egress(&mut frame) {
+            self.segments_sent += 1;
             if segment.len > segment.data + usize::from(segment.fin) {
                 // A SYN: its MSS option keeps to the link (see `link_mtu`).
                 link_mtu::clamp_mss(&mut frame, self.mtu);

@@ -1,6 +1,6 @@
 //! At the limits a large simulation reaches: a listener whose connections could
-//! not be handed to the application. What Linux does (the kernel backend showed
-//! it) is what the engine must do.
+//! not be handed to the application, and a listener whose backlog is full. What
+//! Linux does in each (the kernel backend showed it) is what the engine must do.
 
 use super::*;
 
@@ -32,6 +32,16 @@ fn handed_out(events: &[Event]) -> Vec<TcpHandle> {
         .collect()
 }
 
+/// Runs the wire in 100 ms steps for `secs` seconds; the events of `w.b`.
+fn run_for(w: &mut Wire, secs: u64) -> Vec<Event> {
+    let mut events = Vec::new();
+    for _ in 0..secs * 10 {
+        w.run(100 * MS);
+        events.extend(Wire::events(&mut w.b));
+    }
+    events
+}
+
 /// The pump refuses a connection it has no descriptors for (a reset): the
 /// connection leaves the backlog with it. It used to keep its slot for good, so
 /// that after backlog + 1 refusals every SYN was dropped.
@@ -61,4 +71,61 @@ fn a_refused_connection_gives_its_backlog_slot_back() {
     w.run(MS);
     assert_eq!(handed_out(&Wire::events(&mut w.a)).len(), 1);
     assert_eq!(Wire::events(&mut w.b), [Event::Connected(client)]);
+}
+
+/// A connection waiting in the queue that its peer resets still holds its slot
+/// until the application accepts it: Linux's `accept` returns it (and its reads
+/// then fail with ECONNRESET).
+#[test]
+fn a_connection_reset_in_the_queue_keeps_its_slot_until_accepted() {
+    let mut w = Wire::new();
+    let (_, accepted) = listener(&mut w, 0);
+    let first = connect(&mut w);
+    w.run(MS);
+    assert_eq!(handed_out(&Wire::events(&mut w.a)).len(), 1);
+    w.b.release(first, true);
+    w.run(MS);
+    Wire::events(&mut w.b);
+    let second = connect(&mut w);
+    let events = run_for(&mut w, 2);
+    assert!(events.is_empty(), "the queue is full: {events:?}");
+    accepted.fetch_add(1, Ordering::Relaxed);
+    let events = run_for(&mut w, 5);
+    assert_eq!(events, [Event::Connected(second)]);
+}
+
+/// A connect to a listener whose backlog is full: its SYN is dropped, and it
+/// retries (1, 2, 4... s) until the application accepts, as on Linux. The
+/// client knew the server's address already (an earlier connection), so no ARP
+/// is heard while it waits: that used to read as an unreachable host
+/// (EHOSTUNREACH after 3 s).
+#[test]
+fn a_full_backlog_keeps_a_connect_retrying_until_there_is_room() {
+    let mut w = Wire::new();
+    let (_, accepted) = listener(&mut w, 0);
+    let first = connect(&mut w);
+    w.run(MS);
+    assert_eq!(Wire::events(&mut w.b), [Event::Connected(first)]);
+    run_for(&mut w, 1);
+    let late = connect(&mut w);
+    let events = run_for(&mut w, 10);
+    assert!(events.is_empty(), "still trying after 10 s: {events:?}");
+    accepted.fetch_add(1, Ordering::Relaxed);
+    let events = run_for(&mut w, 20);
+    assert_eq!(events, [Event::Connected(late)]);
+}
+
+/// ... and gives up as Linux does after its SYN retries (127 s): ETIMEDOUT.
+#[test]
+fn a_connect_to_a_full_backlog_times_out_after_its_syn_retries() {
+    let mut w = Wire::new();
+    listener(&mut w, 0);
+    let first = connect(&mut w);
+    w.run(MS);
+    assert_eq!(Wire::events(&mut w.b), [Event::Connected(first)]);
+    let late = connect(&mut w);
+    let events = run_for(&mut w, CONNECT_GIVE_UP.as_secs() - 1);
+    assert!(events.is_empty(), "still trying: {events:?}");
+    let events = run_for(&mut w, 2);
+    assert_eq!(events, [Event::ConnectFailed(late, libc::ETIMEDOUT)]);
 }
