@@ -924,10 +924,19 @@ impl Engine {
                 return Err(errno(libc::EADDRNOTAVAIL));
             }
         }
+        let asked = local.map_or(0, |l| l.port());
         let port = self
             .ports
-            .take(local.map_or(0, |l| l.port()), options.port_use(false))
-            .ok_or_else(|| errno(libc::EADDRINUSE))?;
+            .take(asked, options.port_use(false))
+            // Linux: EADDRNOTAVAIL when no ephemeral port is left for a connect
+            // (`bind` to port 0 gives EADDRINUSE then, as here).
+            .ok_or_else(|| {
+                errno(if asked == 0 {
+                    libc::EADDRNOTAVAIL
+                } else {
+                    libc::EADDRINUSE
+                })
+            })?;
         let (mut socket, lease) = Self::new_tcp_socket(&mut *self.rings, options);
         let endpoint = IpListenEndpoint {
             addr: local_ip.map(IpAddress::from),

@@ -1,6 +1,7 @@
 //! At the limits a large simulation reaches: a listener whose connections could
-//! not be handed to the application, and a listener whose backlog is full. What
-//! Linux does in each (the kernel backend showed it) is what the engine must do.
+//! not be handed to the application, a listener whose backlog is full, and a
+//! stack with no ephemeral port left. What Linux does in each (the kernel
+//! backend showed it) is what the engine must do.
 
 use super::*;
 
@@ -128,4 +129,37 @@ fn a_connect_to_a_full_backlog_times_out_after_its_syn_retries() {
     assert!(events.is_empty(), "still trying: {events:?}");
     let events = run_for(&mut w, 2);
     assert_eq!(events, [Event::ConnectFailed(late, libc::ETIMEDOUT)]);
+}
+
+/// With every ephemeral port taken, a connect fails with EADDRNOTAVAIL and a
+/// bind to port 0 with EADDRINUSE, as on Linux (the kernel backend, with its
+/// range narrowed, gives both).
+#[test]
+fn with_no_ephemeral_port_left_connect_and_bind_fail_as_on_linux() {
+    let mut w = Wire::new();
+    listener(&mut w, 4);
+    let options = SocketOptions::default();
+    let any = addr("0.0.0.0:0");
+    for _ in ports::EPHEMERAL {
+        w.b.bind(any, &options).unwrap();
+    }
+    let connect = w.b.connect(addr("10.0.0.1:80"), None, &options);
+    assert_eq!(
+        connect.map(drop).unwrap_err().raw_os_error(),
+        Some(libc::EADDRNOTAVAIL)
+    );
+    let bind = w.b.bind(any, &options);
+    assert_eq!(bind.unwrap_err().raw_os_error(), Some(libc::EADDRINUSE));
+    // A port asked for, in use: EADDRINUSE, for a connect too.
+    let taken = addr("10.0.0.2:40000");
+    let connect = w.b.connect(addr("10.0.0.1:80"), Some(taken), &options);
+    assert_eq!(
+        connect.map(drop).unwrap_err().raw_os_error(),
+        Some(libc::EADDRINUSE)
+    );
+    // One port back: a connect gets it.
+    w.b.unbind(addr("0.0.0.0:40000"), &options);
+    let client = w.b.connect(addr("10.0.0.1:80"), None, &options).unwrap();
+    w.run(MS);
+    assert_eq!(Wire::events(&mut w.b), [Event::Connected(client)]);
 }
