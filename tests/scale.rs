@@ -447,40 +447,48 @@ fn ephemeral_ports_run_out_on(backend: Backend) {
             holding.push(s);
         }
     }
-    let errno_of = |result: std::io::Result<()>| result.map_err(|e| common::errno(&e));
-    let tcp = socket(libc::SOCK_STREAM);
-    assert_eq!(
-        errno_of(bsd::connect(tcp.as_fd(), server)),
-        Err(libc::EADDRNOTAVAIL),
-        "TCP connect"
-    );
-    let tcp = socket(libc::SOCK_STREAM);
-    assert_eq!(
-        errno_of(bsd::bind(tcp.as_fd(), any)),
-        Err(libc::EADDRINUSE),
-        "TCP bind to port 0"
-    );
-    let tcp = socket(libc::SOCK_STREAM);
-    assert_eq!(
-        errno_of(bsd::listen(tcp.as_fd(), 1)),
-        Err(libc::EADDRINUSE),
-        "listen unbound"
-    );
-    let udp = socket(libc::SOCK_DGRAM);
-    assert_eq!(
-        errno_of(bsd::bind(udp.as_fd(), any)),
-        Err(libc::EADDRINUSE),
-        "UDP bind to port 0"
-    );
-    let udp = socket(libc::SOCK_DGRAM);
-    assert_eq!(
-        errno_of(bsd::connect(udp.as_fd(), server)),
-        Err(libc::EAGAIN),
-        "UDP connect"
-    );
-    let udp = socket(libc::SOCK_DGRAM);
-    let sent = bsd::send_to(udp.as_fd(), b"x", Some(server), 0).map(drop);
-    assert_eq!(errno_of(sent), Err(libc::EAGAIN), "UDP sendto");
+    let tcp = || socket(libc::SOCK_STREAM);
+    let udp = || socket(libc::SOCK_DGRAM);
+    let to_server = Some(server);
+    let answers = [
+        (
+            "TCP connect",
+            bsd::connect(tcp().as_fd(), server),
+            libc::EADDRNOTAVAIL,
+        ),
+        (
+            "TCP bind to port 0",
+            bsd::bind(tcp().as_fd(), any),
+            libc::EADDRINUSE,
+        ),
+        (
+            "listen unbound",
+            bsd::listen(tcp().as_fd(), 1),
+            libc::EADDRINUSE,
+        ),
+        (
+            "UDP bind to port 0",
+            bsd::bind(udp().as_fd(), any),
+            libc::EADDRINUSE,
+        ),
+        (
+            "UDP connect",
+            bsd::connect(udp().as_fd(), server),
+            libc::EAGAIN,
+        ),
+        (
+            "UDP sendto",
+            bsd::send_to(udp().as_fd(), b"x", to_server, 0).map(drop),
+            libc::EAGAIN,
+        ),
+    ];
+    for (what, result, expected) in answers {
+        assert_eq!(
+            result.map_err(|e| common::errno(&e)),
+            Err(expected),
+            "{what}"
+        );
+    }
 }
 
 on_both_backends! {

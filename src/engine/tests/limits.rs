@@ -43,6 +43,18 @@ fn run_for(w: &mut Wire, secs: u64) -> Vec<Event> {
     events
 }
 
+/// A listener of `w.a` with a backlog of 0, full: it holds one connection from
+/// `w.b` that its application has not accepted. The counter the application
+/// moves, and the client's end.
+fn full_listener(w: &mut Wire) -> (Arc<AtomicU64>, TcpHandle) {
+    let (_, accepted) = listener(w, 0);
+    let first = connect(w);
+    w.run(MS);
+    assert_eq!(handed_out(&Wire::events(&mut w.a)).len(), 1);
+    assert_eq!(Wire::events(&mut w.b), [Event::Connected(first)]);
+    (accepted, first)
+}
+
 /// The pump refuses a connection it has no descriptors for (a reset): the
 /// connection leaves the backlog with it. It used to keep its slot for good, so
 /// that after backlog + 1 refusals every SYN was dropped.
@@ -80,13 +92,9 @@ fn a_refused_connection_gives_its_backlog_slot_back() {
 #[test]
 fn a_connection_reset_in_the_queue_keeps_its_slot_until_accepted() {
     let mut w = Wire::new();
-    let (_, accepted) = listener(&mut w, 0);
-    let first = connect(&mut w);
-    w.run(MS);
-    assert_eq!(handed_out(&Wire::events(&mut w.a)).len(), 1);
+    let (accepted, first) = full_listener(&mut w);
     w.b.release(first, true);
     w.run(MS);
-    Wire::events(&mut w.b);
     let second = connect(&mut w);
     let events = run_for(&mut w, 2);
     assert!(events.is_empty(), "the queue is full: {events:?}");
@@ -103,10 +111,7 @@ fn a_connection_reset_in_the_queue_keeps_its_slot_until_accepted() {
 #[test]
 fn a_full_backlog_keeps_a_connect_retrying_until_there_is_room() {
     let mut w = Wire::new();
-    let (_, accepted) = listener(&mut w, 0);
-    let first = connect(&mut w);
-    w.run(MS);
-    assert_eq!(Wire::events(&mut w.b), [Event::Connected(first)]);
+    let (accepted, _) = full_listener(&mut w);
     run_for(&mut w, 1);
     let late = connect(&mut w);
     let events = run_for(&mut w, 10);
@@ -120,10 +125,7 @@ fn a_full_backlog_keeps_a_connect_retrying_until_there_is_room() {
 #[test]
 fn a_connect_to_a_full_backlog_times_out_after_its_syn_retries() {
     let mut w = Wire::new();
-    listener(&mut w, 0);
-    let first = connect(&mut w);
-    w.run(MS);
-    assert_eq!(Wire::events(&mut w.b), [Event::Connected(first)]);
+    full_listener(&mut w);
     let late = connect(&mut w);
     let events = run_for(&mut w, CONNECT_GIVE_UP.as_secs() - 1);
     assert!(events.is_empty(), "still trying: {events:?}");
