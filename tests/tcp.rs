@@ -181,7 +181,10 @@ fn concurrent(net: &Net) {
 }
 
 /// A listener (backlog 128) that nobody accepts from holds 129 connections; the
-/// next SYN is dropped (the connect waits), and gets in once a slot is freed.
+/// next SYN is dropped (the connect waits, retrying its SYN after 1, 2, 4... s),
+/// and gets in once a slot is freed, however long that takes within the
+/// connect's own limit: the userspace backend used to take the silence for an
+/// unreachable host after 3 s (EHOSTUNREACH).
 ///
 /// 129, not 128: Linux queues one more than the backlog (`sk_acceptq_is_full`
 /// compares with `>`). The kernel backend showed it; the userspace backend follows.
@@ -206,6 +209,11 @@ fn full_backlog(net: &Net) {
         tx.send(()).unwrap();
         result
     });
+    // Still trying after 4 s (Linux's retries come at 1, 3 and 7 s).
+    if rx.recv_timeout(Duration::from_secs(4)).is_ok() {
+        let outcome = late.join().unwrap().map(drop);
+        panic!("the late connect ended within 4 s: {outcome:?}");
+    }
     // Accept one: a slot frees, the late connect's SYN retry gets in.
     let (first, _) = listener.accept().unwrap();
     let late = late.join().unwrap().expect("the late connection gets in");

@@ -200,7 +200,8 @@ pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
 
 /// `accept4(2)`: waits for a connection (unless the descriptor is non-blocking:
 /// `EAGAIN`), returns its descriptor (`flags`: `SOCK_NONBLOCK`, `SOCK_CLOEXEC`) and
-/// the peer's address. `EINVAL` on a socket that does not listen.
+/// the peer's address. `EINVAL` on a socket that does not listen; `EMFILE` at once
+/// when the process has no descriptor left, the connection staying queued.
 pub fn accept(fd: BorrowedFd<'_>, flags: i32) -> io::Result<(OwnedFd, SocketAddr)> {
     let Some(s) = stack_socket(fd)? else {
         return sys::KernelSocket(fd).accept4(flags);

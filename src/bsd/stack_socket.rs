@@ -439,7 +439,14 @@ impl StackSocket {
         match &*state {
             State::Datagram(udp) => Ok(udp.clone()),
             State::Fresh { bound: None } => {
-                let udp = self.open_datagram(self.any())?;
+                // Linux answers such an implicit bind EAGAIN when no ephemeral
+                // port is left (a `bind` to port 0: EADDRINUSE).
+                let udp = self
+                    .open_datagram(self.any())
+                    .map_err(|e| match e.raw_os_error() {
+                        Some(libc::EADDRINUSE) => errno(libc::EAGAIN),
+                        _ => e,
+                    })?;
                 *state = State::Datagram(udp.clone());
                 Ok(udp)
             }

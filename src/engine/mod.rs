@@ -150,6 +150,10 @@ pub(crate) enum Event {
 enum Phase {
     Connecting {
         since: Duration,
+        /// The IPv4 next hop, until a segment of the connection has left (its
+        /// address was known then): a connect that never got that far because
+        /// the hop never answered ARP fails with EHOSTUNREACH, as on Linux; one
+        /// whose SYNs went out unanswered keeps retrying them.
         next_hop: Option<Ipv4Address>,
     },
     /// A listener's socket, waiting for its handshake to finish.
@@ -760,11 +764,19 @@ impl Engine {
         let before = Snapshot::of(entry);
         #[cfg(test)]
         self.served.push(handle);
+        let segments_before = self.io.segments_sent;
         for _ in 0..64 {
             let mut port = Port::idle(&mut self.io);
             let result = self.iface.poll_egress(ts, &mut port, entry.set_mut());
             if result == smoltcp::iface::PollResult::None || self.io.outbox_full() {
                 break;
+            }
+        }
+        if let Phase::Connecting { next_hop, .. } = &mut entry.conn.phase {
+            if self.io.segments_sent != segments_before {
+                // smoltcp sends only once it has the hop's address: from now on
+                // the connect waits for an answer, not for the hop.
+                *next_hop = None;
             }
         }
         if !self.update_connection(handle) {
@@ -923,10 +935,19 @@ impl Engine {
                 return Err(errno(libc::EADDRNOTAVAIL));
             }
         }
+        let asked = local.map_or(0, |l| l.port());
         let port = self
             .ports
-            .take(local.map_or(0, |l| l.port()), options.port_use(false))
-            .ok_or_else(|| errno(libc::EADDRINUSE))?;
+            .take(asked, options.port_use(false))
+            // Linux: EADDRNOTAVAIL when no ephemeral port is left for a connect
+            // (`bind` to port 0 gives EADDRINUSE then, as here).
+            .ok_or_else(|| {
+                errno(if asked == 0 {
+                    libc::EADDRNOTAVAIL
+                } else {
+                    libc::EADDRINUSE
+                })
+            })?;
         let (mut socket, lease) = Self::new_tcp_socket(&mut *self.rings, options);
         let endpoint = IpListenEndpoint {
             addr: local_ip.map(IpAddress::from),
@@ -1301,6 +1322,19 @@ impl Engine {
         self.tcp.mark(handle);
     }
 
+    /// A connection `listener` handed out (an [`Event::Accepted`]) will never
+    /// reach the application: the pump had no descriptors for its socket pair,
+    /// or could not pass it on. It no longer counts against the listener's
+    /// backlog; otherwise each such connection would hold a slot for good, and a
+    /// listener that lost backlog + 1 of them would drop every SYN from then on.
+    /// (A connection reset while it waits in the queue still counts until the
+    /// application accepts it, as on Linux, where `accept` returns it.)
+    pub(crate) fn never_accepted(&mut self, listener: ListenerId) {
+        if let Some(l) = self.listeners.get_mut(&listener) {
+            l.handed_out = l.handed_out.saturating_sub(1);
+        }
+    }
+
     fn forget(&mut self, handle: TcpHandle) {
         let Some(mut entry) = self.tcp.remove(handle) else {
             return;
@@ -1549,6 +1583,8 @@ struct FrameIo {
     now: Duration,
     /// The identification of the next datagram the boundary cuts in fragments.
     next_fragment_id: u32,
+    /// TCP segments sent so far: whether a poll of one connection sent any.
+    segments_sent: u64,
 }
 
 impl FrameIo {
@@ -1568,6 +1604,7 @@ impl FrameIo {
             stalls: recovery::StallRepair::default(),
             now: Duration::ZERO,
             next_fragment_id: 0,
+            segments_sent: 0,
         }
     }
 
@@ -1591,6 +1628,7 @@ impl FrameIo {
     /// nowhere (a down link).
     fn route(&mut self, mut frame: Vec<u8>) {
         if let Some(segment) = self.ack_sequence.on_egress(&mut frame) {
+            self.segments_sent += 1;
             if segment.len > segment.data + usize::from(segment.fin) {
                 // A SYN: its MSS option keeps to the link (see `link_mtu`).
                 link_mtu::clamp_mss(&mut frame, self.mtu);

@@ -5,6 +5,7 @@ use super::*;
 use crate::cmd::NetConfig;
 use udp::MAX_UDP_V4;
 
+mod limits;
 mod memory;
 
 const MS: Duration = Duration::from_millis(1);

@@ -1143,7 +1143,9 @@ impl Pump {
         let (app_end, pump_end) = match sys::pair(libc::SOCK_STREAM) {
             Ok(pair) => pair,
             Err(_) => {
-                // Out of descriptors: refuse the connection as an overloaded host would.
+                // Out of descriptors: refuse the connection as an overloaded host
+                // would (Linux would queue it without a descriptor until accept).
+                self.engine.never_accepted(listener);
                 self.engine.release(handle, true);
                 return;
             }
@@ -1160,6 +1162,7 @@ impl Pump {
             watched: false,
         };
         if self.add_conn(conn, handle, Phase::Open).is_err() {
+            self.engine.never_accepted(listener);
             self.engine.release(handle, true);
             return;
         }
@@ -1167,11 +1170,15 @@ impl Pump {
         if self.engine.recv_queue(handle) > 0 {
             self.make_ready(id);
         }
-        self.handoffs
-            .lock()
-            .expect("handoff map poisoned")
-            .insert(id, Handoff { shared, watch });
+        let mut handoffs = self.handoffs.lock().expect("handoff map poisoned");
+        handoffs.insert(id, Handoff { shared, watch });
         let entry = self.listeners.get_mut(&listener_id).expect("indexed");
+        // The ids accepted since are let go now and then (at each power of two):
+        // a listener that lives long keeps none for each connection it ever had.
+        if entry.handed.len() >= 64 && entry.handed.len().is_power_of_two() {
+            entry.handed.retain(|handed| handoffs.contains_key(handed));
+        }
+        drop(handoffs);
         entry.handed.push(id);
         entry
             .backlog
@@ -1181,10 +1188,13 @@ impl Pump {
 
     /// Passes queued connections to the application's listener end.
     fn flush_listener(&mut self, id: u64) {
-        let Some(entry) = self.listeners.get_mut(&id) else {
-            return;
-        };
-        while let Some((_, fd, payload)) = entry.backlog.front() {
+        loop {
+            let Some(entry) = self.listeners.get_mut(&id) else {
+                return;
+            };
+            let Some((conn_id, fd, payload)) = entry.backlog.front() else {
+                return;
+            };
             match sys::send_with_fd(entry.fd.as_fd(), payload, fd.as_fd()) {
                 Ok(()) => {
                     entry.backlog.pop_front();
@@ -1196,11 +1206,34 @@ impl Pump {
                     }
                     return;
                 }
-                Err(_) => {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) => {
+                    // The application closed the listener.
                     self.close_listener(id);
                     return;
                 }
+                Err(_) => {
+                    // This connection cannot be passed on (ETOOMANYREFS: too many
+                    // descriptors in flight for the user; no memory): it is
+                    // refused, the listener goes on.
+                    let (conn_id, listener) = (*conn_id, entry.listener);
+                    entry.backlog.pop_front();
+                    self.refuse_queued(listener, conn_id);
+                }
             }
+        }
+    }
+
+    /// Lets go of connection `id`, which `listener` handed out and the
+    /// application will never accept, with a reset.
+    fn refuse_queued(&mut self, listener: ListenerId, id: u64) {
+        self.engine.never_accepted(listener);
+        self.handoffs
+            .lock()
+            .expect("handoff map poisoned")
+            .remove(&id);
+        if let Some(conn) = self.conns.remove(&id) {
+            self.by_handle.remove(&conn.handle);
+            self.engine.release(conn.handle, true);
         }
     }
 
