@@ -3,6 +3,7 @@
 #
 #   make install PREFIX=/usr/local     build (cargo build --release -p vdestack-capi,
 #                                      with the kernel backend) and install:
+#                                        $(PREFIX)/bin/vdestack (`vdestack run`)
 #                                        $(PREFIX)/lib/libvdestack.so.0.1.0
 #                                        $(PREFIX)/lib/libvdestack.so.0 -> libvdestack.so.0.1.0
 #                                        $(PREFIX)/lib/libvdestack.so   -> libvdestack.so.0
@@ -11,12 +12,15 @@
 #   make uninstall PREFIX=/usr/local   remove those files again
 #
 # Variables: DESTDIR (staging root, prepended to every installed path but not
-# written into vdestack.pc), LIBDIR, INCLUDEDIR, PKGCONFIGDIR (defaults under
-# PREFIX), CARGO (cargo binary), CARGO_TARGET_DIR (cargo's target directory),
-# CARGO_BUILD=0 to skip the cargo build and install an already built LIB
-# (default: $(CARGO_TARGET_DIR)/release/libvdestack_capi.so, the library cargo builds).
+# written into vdestack.pc), BINDIR, LIBDIR, INCLUDEDIR, PKGCONFIGDIR (defaults
+# under PREFIX), CARGO (cargo binary), CARGO_TARGET_DIR (cargo's target directory),
+# CARGO_BUILD=0 to skip the cargo build and install an already built LIB and BIN
+# (defaults: $(CARGO_TARGET_DIR)/release/libvdestack_capi.so and
+# $(CARGO_TARGET_DIR)/release/vdestack, what cargo builds). The build gives the
+# command LIBDIR (VDESTACK_LIBDIR), where it finds the library to preload.
 
 PREFIX = /usr/local
+BINDIR = $(PREFIX)/bin
 LIBDIR = $(PREFIX)/lib
 INCLUDEDIR = $(PREFIX)/include
 PKGCONFIGDIR = $(LIBDIR)/pkgconfig
@@ -26,6 +30,7 @@ CARGO ?= cargo
 CARGO_TARGET_DIR ?= target
 CARGO_BUILD = 1
 LIB = $(CARGO_TARGET_DIR)/release/libvdestack_capi.so
+BIN = $(CARGO_TARGET_DIR)/release/vdestack
 
 VERSION = 0.1.0
 SONAME = libvdestack.so.0
@@ -39,12 +44,16 @@ all: build
 
 build:
 	if [ "$(CARGO_BUILD)" != 0 ]; then \
+		VDESTACK_LIBDIR="$(LIBDIR)" \
 		$(CARGO) build --release -p vdestack-capi --target-dir "$(CARGO_TARGET_DIR)"; \
 	fi
 
 install: build
 	test -f "$(LIB)"
-	$(INSTALL) -d "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(PKGCONFIGDIR)"
+	test -f "$(BIN)"
+	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(INCLUDEDIR)" \
+		"$(DESTDIR)$(PKGCONFIGDIR)"
+	$(INSTALL) -m 755 "$(BIN)" "$(DESTDIR)$(BINDIR)/vdestack"
 	$(INSTALL) -m 755 "$(LIB)" "$(DESTDIR)$(LIBDIR)/$(REALNAME)"
 	ln -sf "$(REALNAME)" "$(DESTDIR)$(LIBDIR)/$(SONAME)"
 	ln -sf "$(SONAME)" "$(DESTDIR)$(LIBDIR)/libvdestack.so"
@@ -55,6 +64,7 @@ install: build
 	chmod 644 "$(DESTDIR)$(PKGCONFIGDIR)/vdestack.pc"
 
 uninstall:
-	rm -f "$(DESTDIR)$(LIBDIR)/$(REALNAME)" "$(DESTDIR)$(LIBDIR)/$(SONAME)" \
+	rm -f "$(DESTDIR)$(BINDIR)/vdestack" \
+		"$(DESTDIR)$(LIBDIR)/$(REALNAME)" "$(DESTDIR)$(LIBDIR)/$(SONAME)" \
 		"$(DESTDIR)$(LIBDIR)/libvdestack.so" "$(DESTDIR)$(INCLUDEDIR)/vdestack.h" \
 		"$(DESTDIR)$(PKGCONFIGDIR)/vdestack.pc"

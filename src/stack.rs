@@ -275,6 +275,32 @@ impl Stack {
         Ok((app_end, id, watch))
     }
 
+    /// The descriptors the stack's thread holds open now: its poll, its link's,
+    /// its ends of the sockets' pairs. A program that closes every descriptor it
+    /// does not know of (`closefrom`) must leave these, or the stack's thread would
+    /// go on using numbers the program reuses. Empty for a kernel stack (whose
+    /// helper's descriptors are opened with it and never change).
+    pub fn descriptors(&self) -> io::Result<Vec<std::os::fd::RawFd>> {
+        match &self.inner.engine {
+            Imp::Userspace { ctx, .. } => ctx.pump.request(|reply| Control::Descriptors { reply }),
+            #[cfg(feature = "kernel-ns")]
+            Imp::Kernel(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// How many TCP connections still have bytes or a FIN to deliver, or an
+    /// acknowledgement to wait for (every connection not closed, listening, in
+    /// FIN-WAIT-2 or TIME-WAIT); 0 for a kernel stack. Whoever drops the last
+    /// handle of a stack whose program just exited can wait for this to reach 0,
+    /// since dropping it stops its thread at once (`vdestack run` does, bounded).
+    pub fn unfinished_connections(&self) -> io::Result<usize> {
+        match &self.inner.engine {
+            Imp::Userspace { ctx, .. } => ctx.pump.request(|reply| Control::Unfinished { reply }),
+            #[cfg(feature = "kernel-ns")]
+            Imp::Kernel(_) => Ok(0),
+        }
+    }
+
     /// The name of the stack's VDE interface.
     pub fn ifname(&self) -> &str {
         &self.inner.ifname

@@ -9,7 +9,7 @@ use common::{errno, Backend, Net, Wire};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
-use vdestack::bsd::{self, OptValue, SockOpt};
+use vdestack::bsd::{self, OptName, OptValue, SockOpt};
 
 /// Two stacks of `backend` on a switch (see [`Net`]).
 fn net(backend: Backend) -> Net {
@@ -228,7 +228,94 @@ fn errors(backend: Backend) {
     assert_eq!(errno(&e), libc::EINVAL);
 }
 
+/// Calls on a stream socket that is not connected fail at once as on Linux
+/// (EPIPE to send, ENOTCONN to receive or shut down); a non-blocking connect
+/// without a route fails inside connect; shutdown of a connection.
+fn state_checks(backend: Backend) {
+    let net = net(backend);
+    let fresh = tcp(&net.b);
+    let f = fresh.as_fd();
+    let mut buf = [0u8; 8];
+    assert_eq!(errno(&bsd::send(f, b"x", 0).unwrap_err()), libc::EPIPE);
+    assert_eq!(
+        errno(&bsd::recv(f, &mut buf, 0).unwrap_err()),
+        libc::ENOTCONN
+    );
+    // (Linux still records a shutdown it refuses with ENOTCONN: another socket.)
+    let other = tcp(&net.b);
+    let e = bsd::shutdown(other.as_fd(), libc::SHUT_WR).unwrap_err();
+    assert_eq!(errno(&e), libc::ENOTCONN);
+    assert_eq!(
+        errno(&bsd::shutdown(other.as_fd(), 99).unwrap_err()),
+        libc::EINVAL
+    );
+
+    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK;
+    let nowhere = bsd::socket(&net.b, libc::AF_INET, ty, 0).unwrap();
+    let e = bsd::connect(nowhere.as_fd(), addr("10.1.0.1:80")).unwrap_err();
+    assert_eq!(errno(&e), libc::ENETUNREACH, "at once, not EINPROGRESS");
+
+    let listener = tcp(&net.a);
+    bsd::bind(listener.as_fd(), addr("0.0.0.0:80")).unwrap();
+    bsd::listen(listener.as_fd(), 4).unwrap();
+    let e = bsd::send(listener.as_fd(), b"x", 0).unwrap_err();
+    assert_eq!(errno(&e), libc::EPIPE);
+    bsd::connect(f, addr("10.0.0.1:80")).unwrap();
+    let (conn, _) = bsd::accept(listener.as_fd(), 0).unwrap();
+    bsd::send(f, b"ab", 0).unwrap();
+    bsd::shutdown(f, libc::SHUT_WR).unwrap();
+    let mut got = Vec::new();
+    while let Ok(n @ 1..) = bsd::recv(conn.as_fd(), &mut buf, 0) {
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"ab", "the bytes, then the end of the stream");
+    assert_eq!(errno(&bsd::send(f, b"x", 0).unwrap_err()), libc::EPIPE);
+    bsd::shutdown(conn.as_fd(), libc::SHUT_RD).unwrap();
+    assert_eq!(bsd::recv(conn.as_fd(), &mut buf, 0).unwrap(), 0, "at once");
+    bsd::send(conn.as_fd(), b"cd", 0).unwrap();
+    assert_eq!(
+        bsd::recv(f, &mut buf, 0).unwrap(),
+        2,
+        "a half-closed socket reads"
+    );
+}
+
+/// Options real programs set (issue 12): names (`TCP_CONGESTION`,
+/// `SO_BINDTODEVICE`) and `TCP_INFO`, through the Rust API.
+fn named_options_and_tcp_info(backend: Backend) {
+    let net = net(backend);
+    let fd = tcp(&net.b);
+    let f = fd.as_fd();
+    let name = |s: &str| OptValue::Name(OptName::new(s.as_bytes()));
+    let named = [
+        (SockOpt::Congestion, "reno", "nosuch", libc::ENOENT),
+        (SockOpt::BindToDevice, "vde0", "nosuch0", libc::ENODEV),
+    ];
+    for (opt, known, unknown, code) in named {
+        bsd::set_option(f, opt, name(known)).unwrap();
+        assert_eq!(bsd::get_option(f, opt).unwrap(), name(known), "{opt:?}");
+        let e = bsd::set_option(f, opt, name(unknown)).unwrap_err();
+        assert_eq!(errno(&e), code, "{opt:?} {unknown}");
+    }
+
+    let listener = tcp(&net.a);
+    bsd::bind(listener.as_fd(), addr("0.0.0.0:80")).unwrap();
+    bsd::listen(listener.as_fd(), 4).unwrap();
+    bsd::connect(f, addr("10.0.0.1:80")).unwrap();
+    let OptValue::TcpInfo(info) = bsd::get_option(f, SockOpt::Info).unwrap() else {
+        panic!("TCP_INFO gave another kind of value");
+    };
+    assert_eq!(info.state, 1, "ESTABLISHED: {info:?}");
+    assert!(info.snd_mss > 0 && info.snd_cwnd >= 10, "{info:?}");
+    let OptValue::TcpInfo(info) = bsd::get_option(listener.as_fd(), SockOpt::Info).unwrap() else {
+        panic!("TCP_INFO gave another kind of value");
+    };
+    assert_eq!(info.state, 10, "LISTEN: {info:?}");
+}
+
 on_both_backends! {
+    named_options_and_tcp_info: super::named_options_and_tcp_info;
+    state_checks: super::state_checks;
     listen_connect_accept: super::listen_connect_accept;
     nonblocking_connect: super::nonblocking_connect;
     datagrams: super::datagrams;

@@ -16,10 +16,11 @@ use common::{open_fds, Backend, Net, Wire};
 use rustix::process::{getrlimit, setrlimit, Resource};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
-use vdestack::{TcpListener, TcpStream, UdpSocket};
+use vdestack::{bsd, TcpListener, TcpStream, UdpSocket};
 
 /// How long one read or write may wait before the test gives up on it: far beyond
 /// what any of them takes, it only turns a lost byte into a failure.
@@ -409,7 +410,89 @@ fn idle_sockets_do_not_stop_new_ones_on(backend: Backend) {
     );
 }
 
+/// Linux's default `net.ipv4.ip_local_port_range`: 32768 to 60999.
+const EPHEMERAL_PORTS: usize = 60999 - 32768 + 1;
+
+/// With no ephemeral port left, each call fails with Linux's errno: a TCP
+/// connect EADDRNOTAVAIL; a bind to port 0 and a listen on an unbound socket
+/// EADDRINUSE, for UDP too; and the bind a UDP socket makes on its own at its
+/// first connect or send, EAGAIN. The kernel backend gets its range narrowed to
+/// two ports (a sysctl of its namespace); a userspace stack has Linux's default
+/// range and no way to narrow it, so its run needs two descriptors for each of
+/// 2 x 28,232 sockets (src/engine/tests/limits.rs checks it without descriptors).
+fn ephemeral_ports_run_out_on(backend: Backend) {
+    let _alone = one_at_a_time();
+    let ports = match backend {
+        Backend::Kernel => 2,
+        _ => EPHEMERAL_PORTS,
+    };
+    if !room_for("scale::ephemeral_ports_run_out", backend, 2 * ports + 16) {
+        return;
+    }
+    let net = Net::with_backends(Wire::Switch, backend, backend);
+    if backend == Backend::Kernel {
+        net.b
+            .cmd("/bin/sh -c 'echo 60000 60001 > /proc/sys/net/ipv4/ip_local_port_range'")
+            .expect("narrowing the namespace's ephemeral ports");
+    }
+    let _listener = TcpListener::bind(&net.a, "10.0.0.1:80").unwrap();
+    let socket = |ty| bsd::socket(&net.b, libc::AF_INET, ty, 0).unwrap();
+    let any: SocketAddr = "0.0.0.0:0".parse().unwrap();
+    let server: SocketAddr = "10.0.0.1:80".parse().unwrap();
+    let mut holding = Vec::with_capacity(2 * ports);
+    for ty in [libc::SOCK_STREAM, libc::SOCK_DGRAM] {
+        for k in 0..ports {
+            let s = socket(ty);
+            bsd::bind(s.as_fd(), any).unwrap_or_else(|e| panic!("port {k} of type {ty}: {e}"));
+            holding.push(s);
+        }
+    }
+    let tcp = || socket(libc::SOCK_STREAM);
+    let udp = || socket(libc::SOCK_DGRAM);
+    let to_server = Some(server);
+    let answers = [
+        (
+            "TCP connect",
+            bsd::connect(tcp().as_fd(), server),
+            libc::EADDRNOTAVAIL,
+        ),
+        (
+            "TCP bind to port 0",
+            bsd::bind(tcp().as_fd(), any),
+            libc::EADDRINUSE,
+        ),
+        (
+            "listen unbound",
+            bsd::listen(tcp().as_fd(), 1),
+            libc::EADDRINUSE,
+        ),
+        (
+            "UDP bind to port 0",
+            bsd::bind(udp().as_fd(), any),
+            libc::EADDRINUSE,
+        ),
+        (
+            "UDP connect",
+            bsd::connect(udp().as_fd(), server),
+            libc::EAGAIN,
+        ),
+        (
+            "UDP sendto",
+            bsd::send_to(udp().as_fd(), b"x", to_server, 0).map(drop),
+            libc::EAGAIN,
+        ),
+    ];
+    for (what, result, expected) in answers {
+        assert_eq!(
+            result.map_err(|e| common::errno(&e)),
+            Err(expected),
+            "{what}"
+        );
+    }
+}
+
 on_both_backends! {
+    ephemeral_ports_run_out: ephemeral_ports_run_out_on;
     four_thousand_connections: four_thousand_connections_on;
     a_thousand_udp_sockets: a_thousand_udp_sockets_on;
     idle_sockets_do_not_stop_new_ones: idle_sockets_do_not_stop_new_ones_on;

@@ -181,7 +181,10 @@ fn concurrent(net: &Net) {
 }
 
 /// A listener (backlog 128) that nobody accepts from holds 129 connections; the
-/// next SYN is dropped (the connect waits), and gets in once a slot is freed.
+/// next SYN is dropped (the connect waits, retrying its SYN after 1, 2, 4... s),
+/// and gets in once a slot is freed, however long that takes within the
+/// connect's own limit: the userspace backend used to take the silence for an
+/// unreachable host after 3 s (EHOSTUNREACH).
 ///
 /// 129, not 128: Linux queues one more than the backlog (`sk_acceptq_is_full`
 /// compares with `>`). The kernel backend showed it; the userspace backend follows.
@@ -206,6 +209,11 @@ fn full_backlog(net: &Net) {
         tx.send(()).unwrap();
         result
     });
+    // Still trying after 4 s (Linux's retries come at 1, 3 and 7 s).
+    if rx.recv_timeout(Duration::from_secs(4)).is_ok() {
+        let outcome = late.join().unwrap().map(drop);
+        panic!("the late connect ended within 4 s: {outcome:?}");
+    }
     // Accept one: a slot frees, the late connect's SYN retry gets in.
     let (first, _) = listener.accept().unwrap();
     let late = late.join().unwrap().expect("the late connection gets in");
@@ -783,4 +791,30 @@ on_both_backends! {
     bad_locators_and_names: super::bad_locators_and_names;
     sockets_outlive_their_stack_cleanly: super::sockets_outlive_their_stack_cleanly;
     stream_link_through_vde_plug: super::stream_link_through_vde_plug;
+}
+
+/// `Stack::unfinished_connections` counts an open connection, and one the
+/// application closed, while its bytes and FIN are not acknowledged; then no
+/// more: what `vdestack run` waits for before the stack goes.
+#[test]
+fn unfinished_connections_until_the_fin_is_acknowledged() {
+    let net = net(Wire::Switch, Backend::Userspace);
+    let listener = TcpListener::bind(&net.a, "10.0.0.1:7100").unwrap();
+    let client = TcpStream::connect(&net.b, "10.0.0.1:7100").unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    // More than the rings and the pair hold: some of it waits on the client's
+    // stack while the server does not read.
+    let writer = thread::spawn(move || {
+        send_pattern(&client, 3, 4 << 20).unwrap();
+        drop(client);
+    });
+    assert!(net.b.unfinished_connections().unwrap() >= 1);
+    assert_eq!(check_pattern(&conn, 3).unwrap(), 4 << 20);
+    writer.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while net.b.unfinished_connections().unwrap() > 0 {
+        assert!(Instant::now() < deadline, "still unfinished");
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(net.a.unfinished_connections().unwrap(), 1, "CLOSE-WAIT");
 }

@@ -7,11 +7,12 @@
 //! async-signal-safe.
 
 use super::addr::{is_unspec, read_addr, write_addr};
-use super::{fail, guard, next, options, set_errno};
+use super::stack_fd::{self, StackFd};
+use super::{fail, guard, next, remote, set_errno};
 use std::ffi::{c_int, c_ulong, c_void};
 use std::io;
 use std::os::fd::{BorrowedFd, IntoRawFd};
-use vdestack::bsd::{self, SocketKind};
+use vdestack::bsd::{self, Transfer};
 
 /// Calls libc's `$name`, or fails with ENOSYS if there is none.
 macro_rules! call_next {
@@ -27,20 +28,15 @@ macro_rules! call_next {
     };
 }
 
-/// The program's descriptor `fd` and what it is, when it is a stack socket.
-fn stack_socket(fd: c_int) -> Option<(BorrowedFd<'static>, SocketKind)> {
+/// The program's descriptor `fd`, when it is a stack socket.
+fn stack_socket(fd: c_int) -> Option<StackFd> {
     if fd < 0 {
         return None;
     }
     // SAFETY: only used for the duration of a call the program made on `fd`, which
     // keeps it open for that call (a closed number fails the look-up's fstat).
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    bsd::kind(borrowed).map(|kind| (borrowed, kind))
-}
-
-/// A datagram stack socket.
-fn datagram_socket(fd: c_int) -> Option<(BorrowedFd<'static>, SocketKind)> {
-    stack_socket(fd).filter(|(_, kind)| kind.ty == libc::SOCK_DGRAM)
+    StackFd::find(borrowed)
 }
 
 fn done(result: io::Result<()>) -> c_int {
@@ -51,7 +47,8 @@ fn sent(result: io::Result<usize>) -> isize {
     result.map_or_else(|e| fail(e) as isize, |n| n as isize)
 }
 
-/// `socket(2)`: on the default stack for AF_INET/AF_INET6 when one is set.
+/// `socket(2)`: on the default stack for AF_INET/AF_INET6 when one is set; else,
+/// under `vdestack run`, on the host's.
 #[no_mangle]
 pub extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
     guard(-1, || {
@@ -59,6 +56,10 @@ pub extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
             let default = super::default_stack();
             if let Some(stack) = default {
                 return bsd::socket(&stack, domain, ty, protocol)
+                    .map_or_else(fail, IntoRawFd::into_raw_fd);
+            }
+            if remote::is_remote() {
+                return stack_fd::host_socket(domain, ty, protocol)
                     .map_or_else(fail, IntoRawFd::into_raw_fd);
             }
         }
@@ -77,13 +78,13 @@ pub unsafe extern "C" fn connect(
     len: libc::socklen_t,
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        Some((fd, kind)) => {
+        Some(s) => {
             // SAFETY: the program's contract for `addr`.
-            if kind.ty == libc::SOCK_DGRAM && unsafe { is_unspec(addr, len) } {
-                return done(bsd::disconnect(fd));
+            if s.kind.ty == libc::SOCK_DGRAM && unsafe { is_unspec(addr, len) } {
+                return done(s.disconnect());
             }
             // SAFETY: as above.
-            done(unsafe { read_addr(addr, len) }.and_then(|a| bsd::connect(fd, a)))
+            done(unsafe { read_addr(addr, len) }.and_then(|a| s.connect(a)))
         }
         None => call_next!(connect(fd, addr, len)),
     })
@@ -118,17 +119,16 @@ unsafe fn out_buf<'a>(buf: *mut c_void, len: usize) -> &'a mut [u8] {
 /// # Safety
 /// `addr` is NULL or valid for writes of `*len` bytes.
 unsafe fn recv_datagram(
-    fd: BorrowedFd<'_>,
-    kind: SocketKind,
+    s: StackFd,
     buf: &mut [u8],
     flags: c_int,
     addr: *mut libc::sockaddr,
     len: *mut libc::socklen_t,
 ) -> isize {
-    let received = bsd::recv_from(fd, buf, flags).and_then(|(n, from)| {
+    let received = s.recv_from(buf, flags).and_then(|(n, from)| {
         if !addr.is_null() {
             // SAFETY: the caller's contract.
-            unsafe { write_addr(from, kind.domain, addr, len) }?;
+            unsafe { write_addr(from, s.kind.domain, addr, len) }?;
         }
         Ok(n)
     });
@@ -147,7 +147,7 @@ pub unsafe extern "C" fn bind(
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
         // SAFETY: the program's contract for `addr`.
-        Some((fd, _)) => done(unsafe { read_addr(addr, len) }.and_then(|a| bsd::bind(fd, a))),
+        Some(s) => done(unsafe { read_addr(addr, len) }.and_then(|a| s.bind(a))),
         None => call_next!(bind(fd, addr, len)),
     })
 }
@@ -156,7 +156,7 @@ pub unsafe extern "C" fn bind(
 #[no_mangle]
 pub extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        Some((fd, _)) => done(bsd::listen(fd, backlog)),
+        Some(s) => done(s.listen(backlog)),
         None => call_next!(listen(fd, backlog)),
     })
 }
@@ -187,11 +187,11 @@ pub unsafe extern "C" fn accept4(
     flags: c_int,
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        Some((fd, kind)) => match bsd::accept(fd, flags) {
+        Some(s) => match s.accept(flags) {
             Ok((conn, peer)) => {
                 if !addr.is_null() {
                     // SAFETY: the program's contract for `addr` and `len`.
-                    if let Err(e) = unsafe { write_addr(peer, kind.domain, addr, len) } {
+                    if let Err(e) = unsafe { write_addr(peer, s.kind.domain, addr, len) } {
                         drop(conn);
                         return fail(e);
                     }
@@ -215,9 +215,10 @@ pub unsafe extern "C" fn getsockname(
     len: *mut libc::socklen_t,
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        Some((fd, kind)) => done(
+        Some(s) => done(
             // SAFETY: the program's contract for `addr` and `len`.
-            bsd::local_addr(fd).and_then(|a| unsafe { write_addr(a, kind.domain, addr, len) }),
+            s.local_addr()
+                .and_then(|a| unsafe { write_addr(a, s.kind.domain, addr, len) }),
         ),
         None => call_next!(getsockname(fd, addr, len)),
     })
@@ -234,12 +235,61 @@ pub unsafe extern "C" fn getpeername(
     len: *mut libc::socklen_t,
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        Some((fd, kind)) => done(
+        Some(s) => done(
             // SAFETY: the program's contract for `addr` and `len`.
-            bsd::peer_addr(fd).and_then(|p| unsafe { write_addr(p, kind.domain, addr, len) }),
+            s.peer_addr()
+                .and_then(|p| unsafe { write_addr(p, s.kind.domain, addr, len) }),
         ),
         None => call_next!(getpeername(fd, addr, len)),
     })
+}
+
+/// The program's option value as bytes (none for NULL or a zero length).
+///
+/// # Safety
+/// `value` is NULL or valid for reads of `len` bytes.
+unsafe fn value_bytes<'a>(value: *const c_void, len: libc::socklen_t) -> &'a [u8] {
+    if value.is_null() || len == 0 {
+        return &[];
+    }
+    // SAFETY: the caller's contract: `len` readable bytes.
+    unsafe { std::slice::from_raw_parts(value.cast::<u8>(), len as usize) }
+}
+
+/// Writes an option's bytes where `getsockopt`'s caller asked: at `value`, and
+/// their length at `*len` (EFAULT for NULL pointers).
+///
+/// # Safety
+/// `value` is NULL or valid for writes of `*len` bytes; `len` is NULL or valid.
+unsafe fn write_value(
+    bytes: &[u8],
+    value: *mut c_void,
+    len: *mut libc::socklen_t,
+) -> io::Result<()> {
+    if value.is_null() || len.is_null() {
+        return Err(io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    // SAFETY: the program gives `*len` writable bytes at `value`; the caller
+    // asked for no more than `*len` bytes.
+    unsafe {
+        let n = (*len as usize).min(bytes.len());
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), value.cast::<u8>(), n);
+        *len = n as libc::socklen_t;
+    }
+    Ok(())
+}
+
+/// The room a `getsockopt` caller gives: `*len`; unlimited when `value` or `len`
+/// is NULL, so that the option's own errors come before [`write_value`]'s EFAULT.
+///
+/// # Safety
+/// `len` is NULL or valid for reads.
+unsafe fn room(value: *const c_void, len: *const libc::socklen_t) -> usize {
+    if value.is_null() {
+        return usize::MAX;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { len.as_ref() }.map_or(usize::MAX, |&l| l as usize)
 }
 
 /// Options answered by the kernel on the socket pair itself, which means the same
@@ -261,9 +311,14 @@ pub unsafe extern "C" fn getsockopt(
     len: *mut libc::socklen_t,
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        // SAFETY: the program's contract for `value` and `len`.
-        Some((fd, _)) if !passed_through(level, name) => {
-            done(unsafe { options::get(fd, level, name, value, len) })
+        Some(s) if !passed_through(level, name) => {
+            // SAFETY: the program's contract for `value` and `len`.
+            let room = unsafe { room(value, len) };
+            // SAFETY: as above; no more than `room` bytes come back.
+            done(
+                s.get_option(level, name, room)
+                    .and_then(|bytes| unsafe { write_value(&bytes, value, len) }),
+            )
         }
         _ => call_next!(getsockopt(fd, level, name, value, len)),
     })
@@ -282,16 +337,37 @@ pub unsafe extern "C" fn setsockopt(
     len: libc::socklen_t,
 ) -> c_int {
     guard(-1, || match stack_socket(fd) {
-        // SAFETY: the program's contract: `value` holds `len` readable bytes.
-        Some((fd, _)) if !passed_through(level, name) => {
-            done(unsafe { options::set(fd, level, name, value, len) })
+        Some(s) if !passed_through(level, name) => {
+            // SAFETY: the program's contract: `value` holds `len` readable bytes.
+            done(s.set_option(level, name, unsafe { value_bytes(value, len) }))
         }
         _ => call_next!(setsockopt(fd, level, name, value, len)),
     })
 }
 
-/// `sendto(2)`: on a connected stack stream socket the address is ignored, as TCP
-/// does (an AF_UNIX socket pair would refuse it with EISCONN).
+/// What `fd` is, for a call about to move bytes on it (`bsd::check_transfer`):
+/// `Ok(None)` for a descriptor that is no stack socket; the error Linux gives for
+/// a stream socket that is not connected.
+fn transfer(fd: c_int, transfer: Transfer) -> io::Result<Option<StackFd>> {
+    let Some(s) = stack_socket(fd) else {
+        return Ok(None);
+    };
+    s.check_transfer(transfer)?;
+    Ok(Some(s))
+}
+
+/// A send refused on a stream socket: `EPIPE` raises `SIGPIPE` first, as Linux
+/// does, unless `MSG_NOSIGNAL`.
+fn refused(e: io::Error, flags: c_int) -> isize {
+    if e.raw_os_error() == Some(libc::EPIPE) && flags & libc::MSG_NOSIGNAL == 0 {
+        // SAFETY: raise takes a signal number; the program's disposition decides.
+        unsafe { libc::raise(libc::SIGPIPE) };
+    }
+    fail(e) as isize
+}
+
+/// `sendto(2)`: on a stack stream socket the address is ignored, as TCP does (an
+/// AF_UNIX socket pair would refuse it with EISCONN).
 ///
 /// # Safety
 /// As `sendto(2)`.
@@ -304,8 +380,9 @@ pub unsafe extern "C" fn sendto(
     addr: *const libc::sockaddr,
     addrlen: libc::socklen_t,
 ) -> isize {
-    guard(-1, || {
-        if let Some((sfd, _)) = datagram_socket(fd) {
+    guard(-1, || match transfer(fd, Transfer::Send) {
+        Err(e) => refused(e, flags),
+        Ok(Some(s)) if s.kind.ty == libc::SOCK_DGRAM => {
             let dest = if addr.is_null() {
                 None
             } else {
@@ -316,32 +393,26 @@ pub unsafe extern "C" fn sendto(
                 }
             };
             // SAFETY: the program's contract for `buf`.
-            return sent(bsd::send_to(sfd, unsafe { in_buf(buf, len) }, dest, flags));
+            sent(s.send_to(unsafe { in_buf(buf, len) }, dest, flags))
         }
-        if addr.is_null() {
-            return call_next!(sendto(fd, buf, len, flags, addr, addrlen));
-        }
-        match stack_socket(fd) {
-            Some((sfd, _)) if bsd::peer_addr(sfd).is_ok() => {
-                call_next!(sendto(fd, buf, len, flags, std::ptr::null(), 0))
-            }
-            Some(_) => {
-                set_errno(libc::EPIPE);
-                -1
-            }
-            None => call_next!(sendto(fd, buf, len, flags, addr, addrlen)),
-        }
+        Ok(Some(_)) => stream_outcome(
+            fd,
+            call_next!(sendto(fd, buf, len, flags, std::ptr::null(), 0)),
+            len,
+        ),
+        Ok(None) => call_next!(sendto(fd, buf, len, flags, addr, addrlen)),
     })
 }
 
-/// `sendmsg(2)`: as `sendto`, the address of a connected stack socket is ignored.
+/// `sendmsg(2)`: as `sendto`, the address of a stack stream socket is ignored.
 ///
 /// # Safety
 /// As `sendmsg(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
-    guard(-1, || {
-        if let Some((sfd, _)) = datagram_socket(fd) {
+    guard(-1, || match transfer(fd, Transfer::Send) {
+        Err(e) => refused(e, flags),
+        Ok(Some(s)) if s.kind.ty == libc::SOCK_DGRAM => {
             // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
             let Some(header) = (unsafe { msg.as_ref() }) else {
                 return fail(io::Error::from_raw_os_error(libc::EFAULT)) as isize;
@@ -366,56 +437,70 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
                 };
                 data.extend_from_slice(part);
             }
-            return sent(bsd::send_to(sfd, &data, dest, flags));
+            sent(s.send_to(&data, dest, flags))
         }
-        // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
-        let Some(header) = (unsafe { msg.as_ref() }).filter(|m| !m.msg_name.is_null()) else {
-            return call_next!(sendmsg(fd, msg, flags));
-        };
-        match stack_socket(fd) {
-            Some((sfd, _)) if bsd::peer_addr(sfd).is_ok() => {
-                let mut stripped = *header;
-                stripped.msg_name = std::ptr::null_mut();
-                stripped.msg_namelen = 0;
-                call_next!(sendmsg(fd, &stripped, flags))
-            }
-            Some(_) => {
-                set_errno(libc::EPIPE);
-                -1
-            }
-            None => call_next!(sendmsg(fd, msg, flags)),
+        Ok(Some(_)) => {
+            // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
+            let Some(header) = (unsafe { msg.as_ref() }) else {
+                return call_next!(sendmsg(fd, msg, flags));
+            };
+            let mut stripped = *header;
+            stripped.msg_name = std::ptr::null_mut();
+            stripped.msg_namelen = 0;
+            let asked = iov_len(header);
+            stream_outcome(fd, call_next!(sendmsg(fd, &stripped, flags)), asked)
         }
+        Ok(None) => call_next!(sendmsg(fd, msg, flags)),
     })
 }
 
+/// The bytes a msghdr's parts hold.
+fn iov_len(header: &libc::msghdr) -> usize {
+    (0..header.msg_iovlen)
+        // SAFETY: a valid msghdr holds msg_iovlen iovecs.
+        .map(|i| unsafe { (*header.msg_iov.add(i)).iov_len })
+        .sum()
+}
+
 /// `send(2)`: a datagram socket's goes through the stack (an unconnected one fails
-/// with EDESTADDRREQ); anything else is the socket pair's own.
+/// with EDESTADDRREQ); a stream's is the socket pair's own, once connected.
 ///
 /// # Safety
 /// As `send(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize {
-    guard(-1, || match datagram_socket(fd) {
+    guard(-1, || match transfer(fd, Transfer::Send) {
+        Err(e) => refused(e, flags),
         // SAFETY: the program's contract for `buf`.
-        Some((sfd, _)) => sent(bsd::send(sfd, unsafe { in_buf(buf, len) }, flags)),
-        None => stream_outcome(fd, call_next!(send(fd, buf, len, flags)), len),
+        Ok(Some(s)) if s.kind.ty == libc::SOCK_DGRAM => {
+            sent(s.send_to(unsafe { in_buf(buf, len) }, None, flags))
+        }
+        Ok(Some(_)) => stream_outcome(fd, call_next!(send(fd, buf, len, flags)), len),
+        Ok(None) => call_next!(send(fd, buf, len, flags)),
     })
 }
 
-/// `recv(2)`: a datagram socket's strips what travels with each datagram.
+/// `recv(2)`: a datagram socket's strips what travels with each datagram; a
+/// stream's is the socket pair's own, once connected (`ENOTCONN` before).
 ///
 /// # Safety
 /// As `recv(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
-    guard(-1, || match datagram_socket(fd) {
+    guard(-1, || match transfer(fd, Transfer::Receive) {
+        Err(e) => fail(e) as isize,
         // SAFETY: the program's contract for `buf`.
-        Some((sfd, _)) => sent(bsd::recv(sfd, unsafe { out_buf(buf, len) }, flags)),
-        None => stream_outcome(fd, call_next!(recv(fd, buf, len, flags)), len),
+        Ok(Some(s)) if s.kind.ty == libc::SOCK_DGRAM => sent(
+            s.recv_from(unsafe { out_buf(buf, len) }, flags)
+                .map(|(n, _)| n),
+        ),
+        Ok(Some(_)) => stream_outcome(fd, call_next!(recv(fd, buf, len, flags)), len),
+        Ok(None) => call_next!(recv(fd, buf, len, flags)),
     })
 }
 
-/// `recvfrom(2)`: a datagram socket's gives each datagram's true source.
+/// `recvfrom(2)`: a datagram socket's gives each datagram's true source; a
+/// stream's names no source, as TCP's (the pair would name an AF_UNIX one).
 ///
 /// # Safety
 /// As `recvfrom(2)`.
@@ -428,37 +513,48 @@ pub unsafe extern "C" fn recvfrom(
     addr: *mut libc::sockaddr,
     addrlen: *mut libc::socklen_t,
 ) -> isize {
-    guard(-1, || match datagram_socket(fd) {
+    guard(-1, || match transfer(fd, Transfer::Receive) {
+        Err(e) => fail(e) as isize,
         // SAFETY: the program's contract for `buf`, `addr` and `addrlen`.
-        Some((sfd, kind)) => unsafe {
-            recv_datagram(sfd, kind, out_buf(buf, len), flags, addr, addrlen)
+        Ok(Some(s)) if s.kind.ty == libc::SOCK_DGRAM => unsafe {
+            recv_datagram(s, out_buf(buf, len), flags, addr, addrlen)
         },
-        None => stream_outcome(
-            fd,
-            call_next!(recvfrom(fd, buf, len, flags, addr, addrlen)),
-            len,
-        ),
+        Ok(Some(_)) => {
+            let (no_addr, no_len) = (std::ptr::null_mut(), std::ptr::null_mut());
+            let n = call_next!(recvfrom(fd, buf, len, flags, no_addr, no_len));
+            if n >= 0 && !addrlen.is_null() {
+                // SAFETY: the program's contract: `addrlen` is valid for writes.
+                unsafe { *addrlen = 0 };
+            }
+            stream_outcome(fd, n, len)
+        }
+        Ok(None) => call_next!(recvfrom(fd, buf, len, flags, addr, addrlen)),
     })
 }
 
 /// `recvmsg(2)`: for a datagram socket, the datagram scattered over the parts and
-/// its source in `msg_name`; no control messages.
+/// its source in `msg_name`; no control messages. A stream's names no source.
 ///
 /// # Safety
 /// As `recvmsg(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
     guard(-1, || {
-        let Some((sfd, kind)) = datagram_socket(fd) else {
-            // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
-            let asked = unsafe { msg.as_ref() }.map_or(0, |header| {
-                (0..header.msg_iovlen)
-                    // SAFETY: a valid msghdr holds msg_iovlen iovecs.
-                    .map(|i| unsafe { (*header.msg_iov.add(i)).iov_len })
-                    .sum()
-            });
-            return stream_outcome(fd, call_next!(recvmsg(fd, msg, flags)), asked);
+        let s = match transfer(fd, Transfer::Receive) {
+            Err(e) => return fail(e) as isize,
+            Ok(None) => return call_next!(recvmsg(fd, msg, flags)),
+            Ok(Some(s)) => s,
         };
+        if s.kind.ty != libc::SOCK_DGRAM {
+            // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
+            let asked = unsafe { msg.as_ref() }.map_or(0, iov_len);
+            let n = call_next!(recvmsg(fd, msg, flags));
+            if n >= 0 {
+                // SAFETY: as above; the call succeeded, so `msg` is valid.
+                unsafe { (*msg).msg_namelen = 0 };
+            }
+            return stream_outcome(fd, n, asked);
+        }
         // SAFETY: the program's contract: `msg` is NULL or a valid msghdr.
         let Some(header) = (unsafe { msg.as_mut() }) else {
             return fail(io::Error::from_raw_os_error(libc::EFAULT)) as isize;
@@ -474,7 +570,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
             (header.msg_name.cast(), &mut header.msg_namelen as *mut _)
         };
         // SAFETY: a valid msghdr's name has room for msg_namelen bytes.
-        let n = unsafe { recv_datagram(sfd, kind, &mut data, flags, name, namelen) };
+        let n = unsafe { recv_datagram(s, &mut data, flags, name, namelen) };
         if n < 0 {
             return n;
         }
@@ -488,6 +584,15 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
         header.msg_controllen = 0;
         header.msg_flags = 0;
         n
+    })
+}
+
+/// `shutdown(2)`: on a stack socket, as Linux answers it (`bsd::shutdown`).
+#[no_mangle]
+pub extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
+    guard(-1, || match stack_socket(fd) {
+        Some(s) => done(s.shutdown(how)),
+        None => call_next!(shutdown(fd, how)),
     })
 }
 
@@ -528,8 +633,8 @@ fn stream_outcome(fd: c_int, n: isize, asked: usize) -> isize {
         return n;
     }
     let reset = stack_socket(fd)
-        .filter(|(_, kind)| kind.ty == libc::SOCK_STREAM)
-        .and_then(|(fd, _)| bsd::take_error(fd).ok().flatten());
+        .filter(|s| s.kind.ty == libc::SOCK_STREAM)
+        .and_then(|s| s.take_error().ok().flatten());
     match reset {
         Some(e) => fail(e) as isize,
         None => {
@@ -554,11 +659,11 @@ pub unsafe extern "C" fn vdestack_capi_ioctl(
 ) -> c_int {
     guard(-1, || {
         if request == libc::FIONREAD {
-            if let Some((sfd, _)) = stack_socket(fd) {
+            if let Some(s) = stack_socket(fd) {
                 if arg.is_null() {
                     return fail(io::Error::from_raw_os_error(libc::EFAULT));
                 }
-                return match bsd::bytes_to_read(sfd) {
+                return match s.bytes_to_read() {
                     // SAFETY: FIONREAD's argument is the program's int.
                     Ok(n) => unsafe {
                         *arg.cast::<c_int>() = n.min(c_int::MAX as usize) as c_int;

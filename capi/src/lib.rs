@@ -6,15 +6,24 @@
 //! This library exports the reference's five functions and makes the descriptors
 //! `vde_msocket` returns behave as sockets of the stack in every BSD socket call.
 //!
-//! Reading, writing, polling, `shutdown`, `fcntl`, `dup` and `close` already work on
-//! those descriptors: they are AF_UNIX socket pairs whose other end the stack
-//! serves. What an AF_UNIX socket cannot do by itself (`connect` to an IP address,
-//! `bind`, `listen`, `accept`, the TCP/IP answers of `getsockname`, `getsockopt`,
-//! ...) the library does, by exporting those functions itself: for a descriptor of a
-//! stack `vdestack::bsd` answers, for any other it calls the next definition
-//! (libc's), found with `dlsym(RTLD_NEXT, ...)` when the library is loaded. The
-//! reference library interposes `socket()` the same way. What this library adds to
-//! `bsd` is only the conversion of C types: socket addresses, option bytes, errno.
+//! Reading, writing, polling, `fcntl`, `dup` and `close` already work on those
+//! descriptors: they are AF_UNIX socket pairs whose other end the stack serves.
+//! What an AF_UNIX socket cannot do by itself (`connect` to an IP address, `bind`,
+//! `listen`, `accept`, `shutdown` of a socket that is not connected, the TCP/IP
+//! answers of `getsockname`, `getsockopt`, ..., and the refusals of `send` and
+//! `recv` before a connection exists) the library does, by exporting those
+//! functions itself: for a descriptor of a stack `vdestack::bsd` answers, for any
+//! other it calls the next definition (libc's), found with `dlsym(RTLD_NEXT, ...)`
+//! when the library is loaded (or in libc itself, when the library comes after
+//! it). The reference library interposes `socket()` the same way. What this
+//! library adds to `bsd` is only the conversion of C types: socket addresses,
+//! option bytes, errno, and the `SIGPIPE` a refused stream `send` raises.
+//!
+//! Under `vdestack run` (the `vdestack` binary of this crate) the library is
+//! preloaded into a program with no stack of its own: `socket()` then makes its
+//! sockets on the stack the `vdestack` process hosts, and the calls on them are
+//! answered there (`remote.rs`; `stack_fd.rs` sends each call to the stack that
+//! holds the socket).
 //!
 //! `ioctl` is variadic in C, and Rust cannot define a variadic function: `shim.c`
 //! defines it with its C prototype and calls `vdestack_capi_ioctl` (`interpose.rs`).
@@ -28,9 +37,14 @@
 //! `EIO`.
 
 mod addr;
+mod channel;
+mod descriptors;
 mod interpose;
 mod next;
 mod options;
+pub mod protocol;
+mod remote;
+mod stack_fd;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr};
@@ -60,14 +74,27 @@ fn default_stack() -> Option<Stack> {
         .map(|(_, stack)| stack.clone())
 }
 
+/// The locks held by the forking thread across `fork()`.
+type HeldAcrossFork = (
+    MutexGuard<'static, DefaultStack>,
+    MutexGuard<'static, Vec<descriptors::Kept>>,
+    MutexGuard<'static, remote::KnownTable>,
+);
+
 thread_local! {
-    /// The default stack's guard, held by the forking thread across `fork()`.
-    static HELD_ACROSS_FORK: RefCell<Option<MutexGuard<'static, DefaultStack>>> =
-        const { RefCell::new(None) };
+    /// The default stack's guard and the kept descriptors', held by the forking
+    /// thread across `fork()`.
+    static HELD_ACROSS_FORK: RefCell<Option<HeldAcrossFork>> = const { RefCell::new(None) };
 }
 
 extern "C" fn before_fork() {
-    HELD_ACROSS_FORK.with(|held| *held.borrow_mut() = Some(lock_default_stack()));
+    // Always in this order (vde_addstack and vde_delstack never hold two).
+    let held = (
+        lock_default_stack(),
+        descriptors::lock(),
+        remote::lock_known(),
+    );
+    HELD_ACROSS_FORK.with(|slot| *slot.borrow_mut() = Some(held));
 }
 
 extern "C" fn after_fork() {
@@ -75,10 +102,12 @@ extern "C" fn after_fork() {
 }
 
 /// Runs when the library is loaded, before the program can call it or fork: finds
-/// libc's definitions of the interposed functions, and registers the fork handlers
-/// of the default stack's lock.
+/// libc's definitions of the interposed functions, learns whether `vdestack run`
+/// hosts the program's stack, and registers the fork handlers of the library's
+/// locks.
 extern "C" fn on_load() {
     next::resolve();
+    remote::init();
     // SAFETY: the handlers are functions of this library, which is never unloaded
     // while the program runs (glibc forgets a library's handlers at dlclose).
     unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
@@ -192,8 +221,17 @@ pub unsafe extern "C" fn vde_addstack(vdenet: *mut c_char, ifname: *mut c_char) 
         if let Some(ifname) = ifname {
             builder = builder.ifname(ifname);
         }
+        // What the stack opens is kept open through closefrom/close_range.
+        let before = descriptors::open_descriptors();
         match builder.build() {
-            Ok(stack) => Box::into_raw(Box::new(VdeStack { stack })),
+            Ok(stack) => {
+                let made = Box::into_raw(Box::new(VdeStack { stack }));
+                let after = descriptors::open_descriptors();
+                // SAFETY: `made` was just made from a box, and is not shared yet.
+                let handle = unsafe { &*made }.stack.clone();
+                descriptors::keep(made as usize, handle, &before, &after);
+                made
+            }
             Err(e) => {
                 if backend == vdestack::Backend::Kernel {
                     eprintln!("{e}");
@@ -222,6 +260,7 @@ pub unsafe extern "C" fn vde_delstack(stack: *mut VdeStack) {
             .map(|(_, stack)| stack);
         drop(default);
         drop(taken);
+        descriptors::forget(stack as usize);
         // SAFETY: the caller hands back ownership of a pointer from vde_addstack.
         drop(unsafe { Box::from_raw(stack) });
     })

@@ -3,15 +3,38 @@
 //! inside an interposed call: a forked child (the kernel backend's helper, a
 //! program's) then never runs the dynamic linker's lookup, whose locks another thread
 //! may have held at the fork.
+//!
+//! `RTLD_NEXT` looks in the objects loaded after this library. When the library
+//! comes after libc in the lookup order (loaded with `dlopen`, as Python's ctypes
+//! does, or preloaded behind libc) it finds nothing: the function is then looked
+//! up in libc itself, so that a call that reaches this library through its own
+//! symbols (a `dlsym` on its handle) still goes on to libc's.
 
 use std::ffi::{c_int, c_ulong, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The address of `symbol`'s next definition, 0 if there is none.
-fn lookup(symbol: &str) -> usize {
+/// The soname of the C library whose functions this one passes calls on to.
+const LIBC: &str = "libc.so.6\0";
+
+/// The address of `symbol`'s next definition, or libc's own if nothing comes after
+/// this library; 0 if neither has one.
+fn lookup(symbol: &str, libc_handle: *mut c_void) -> usize {
     debug_assert!(symbol.ends_with('\0'));
     // SAFETY: `symbol` is NUL-terminated; RTLD_NEXT is a valid handle.
-    unsafe { libc::dlsym(libc::RTLD_NEXT, symbol.as_ptr().cast()) as usize }
+    let next = unsafe { libc::dlsym(libc::RTLD_NEXT, symbol.as_ptr().cast()) };
+    if !next.is_null() || libc_handle.is_null() {
+        return next as usize;
+    }
+    // SAFETY: `symbol` is NUL-terminated; the handle came from dlopen.
+    unsafe { libc::dlsym(libc_handle, symbol.as_ptr().cast()) as usize }
+}
+
+/// libc's handle (it is always loaded: RTLD_NOLOAD only finds it); NULL if it has
+/// another name here.
+fn libc_handle() -> *mut c_void {
+    // SAFETY: the name is NUL-terminated; RTLD_NOLOAD loads nothing. The handle is
+    // never closed (libc stays loaded for the life of the process anyway).
+    unsafe { libc::dlopen(LIBC.as_ptr().cast(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) }
 }
 
 macro_rules! next_fns {
@@ -24,9 +47,9 @@ macro_rules! next_fns {
         }
 
         /// Looks every next definition up (at load time).
-        fn resolve_fixed() {
+        fn resolve_fixed(libc_handle: *mut c_void) {
             $(address::$name.store(
-                lookup(concat!(stringify!($name), "\0")),
+                lookup(concat!(stringify!($name), "\0"), libc_handle),
                 Ordering::Relaxed,
             );)*
         }
@@ -62,6 +85,9 @@ next_fns! {
     recvmsg: fn(c_int, *mut libc::msghdr, c_int) -> isize;
     read: fn(c_int, *mut c_void, usize) -> isize;
     write: fn(c_int, *const c_void, usize) -> isize;
+    shutdown: fn(c_int, c_int) -> c_int;
+    close_range: fn(std::ffi::c_uint, std::ffi::c_uint, c_int) -> c_int;
+    closefrom: fn(c_int) -> ();
 }
 
 /// libc's `ioctl`, variadic as C declares it.
@@ -78,6 +104,7 @@ pub(super) fn ioctl() -> Option<Ioctl> {
 
 /// Looks every next definition up. Called once, by the library's constructor.
 pub(super) fn resolve() {
-    resolve_fixed();
-    IOCTL.store(lookup("ioctl\0"), Ordering::Relaxed);
+    let libc_handle = libc_handle();
+    resolve_fixed(libc_handle);
+    IOCTL.store(lookup("ioctl\0", libc_handle), Ordering::Relaxed);
 }

@@ -191,6 +191,20 @@ enum Header {
 /// Compiles `tests/capi/<name>.c` into the target's temp dir, linked with our
 /// library; returns the executable.
 fn compile(name: &str, header: Header) -> PathBuf {
+    compile_with(name, header, Linked::Ours)
+}
+
+/// Whether a test program is linked with our library.
+#[derive(Clone, Copy, PartialEq)]
+enum Linked {
+    Ours,
+    /// Not linked with it: the program finds it preloaded, by its handle.
+    Not,
+}
+
+/// Compiles `tests/capi/<name>.c` into the target's temp dir; returns the
+/// executable.
+fn compile_with(name: &str, header: Header, linked: Linked) -> PathBuf {
     let src = manifest_dir().join("tests/capi").join(format!("{name}.c"));
     let suffix = match header {
         Header::Ours => "ours",
@@ -212,9 +226,10 @@ fn compile(name: &str, header: Header) -> PathBuf {
             "{REFERENCE_HEADER} is missing: install Debian's libvdestack-dev"
         ),
     }
-    cc.arg("-L")
-        .arg(lib_dir())
-        .args(["-lvdestack", "-lpthread"]);
+    if linked == Linked::Ours {
+        cc.arg("-L").arg(lib_dir()).arg("-lvdestack");
+    }
+    cc.arg("-lpthread");
     let r = run(cc, Duration::from_secs(120));
     assert!(r.success(), "compiling {name}.c failed: {}", r.describe());
     out
@@ -393,6 +408,105 @@ fn options() {
     compile_and_run("options");
 }
 
+/// Accepted sockets answer as the stack's TCP sockets (never as the AF_UNIX
+/// pair underneath), also once the stack let them go and after many sockets
+/// came and went.
+#[test]
+fn accepted() {
+    compile_and_run("accepted");
+}
+
+/// A forked child's calls on the parent's stack fail at once, never wait.
+#[test]
+fn forked_child() {
+    compile_and_run("forked_child");
+}
+
+/// A program that closes every descriptor it does not know of (closefrom,
+/// close_range) leaves the library's open, and its stacks working.
+#[test]
+fn closefrom() {
+    compile_and_run("closefrom");
+}
+
+/// Calls that move bytes check the socket's state as Linux does; shutdown is
+/// the stack's.
+#[test]
+fn stream_state() {
+    compile_and_run("stream_state");
+}
+
+/// A connect that fails at once fails inside connect(2) where Linux says so, or
+/// makes the descriptor writable with SO_ERROR set; never a hang.
+#[test]
+fn connect_fails() {
+    compile_and_run("connect_fails");
+}
+
+/// The library preloaded after libc (`LD_PRELOAD="libc.so.6 libvdestack.so.0"`),
+/// the program not linked with it: what the library passes on reaches libc,
+/// though `dlsym(RTLD_NEXT)` finds nothing after it.
+#[test]
+fn preloaded_after_libc() {
+    let prog = compile_with("after_libc", Header::Ours, Linked::Not);
+    let sw = common::Switch::start();
+    let preload = format!(
+        "LD_PRELOAD=libc.so.6 {}",
+        lib_dir().join("libvdestack.so.0").display()
+    );
+    let prog = prog.to_string_lossy();
+    let args = [preload.as_str(), &prog, &sw.vnl()];
+    let env = Path::new("/usr/bin/env");
+    let Some(cmd) = in_own_network("preloaded_after_libc", env, &args, UserNamespaces::Blocked)
+    else {
+        return;
+    };
+    let r = run(cmd, PROGRAM_TIMEOUT);
+    assert!(r.success(), "after_libc failed: {}", r.describe());
+}
+
+/// Runs `tests/capi/dlopen.py` (the library loaded by Python's ctypes, with
+/// `dlopen`, after libc) on a new switch, with `backend` in `VDESTACK_BACKEND`.
+/// Skipped, with a message, where there is no python3.
+fn dlopen_from_python(test: &str, backend: &str, users: UserNamespaces) {
+    let python = Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status();
+    if !python.is_ok_and(|s| s.success()) {
+        eprintln!("{test}: skipped: no python3 here");
+        return;
+    }
+    let script = manifest_dir().join("tests/capi/dlopen.py");
+    let sw = common::Switch::start();
+    let args = [&*script.to_string_lossy(), &sw.vnl()];
+    let Some(mut cmd) = in_own_network(test, Path::new("python3"), &args, users) else {
+        return;
+    };
+    cmd.env("LD_LIBRARY_PATH", lib_dir())
+        .env("VDESTACK_BACKEND", backend);
+    let r = run(cmd, PROGRAM_TIMEOUT);
+    assert!(r.success(), "dlopen.py failed: {}", r.describe());
+}
+
+#[test]
+fn dlopen_from_python_ctypes() {
+    dlopen_from_python(
+        "dlopen_from_python_ctypes",
+        "userspace",
+        UserNamespaces::Blocked,
+    );
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn dlopen_from_python_ctypes_on_the_kernel_backend() {
+    let test = "dlopen_from_python_ctypes_on_the_kernel_backend";
+    if common::kernel_available(test) {
+        dlopen_from_python(test, "kernel", UserNamespaces::Allowed);
+    }
+}
+
 /// Names of the functions (type `T`) a shared library exports.
 fn exported_functions(lib: &Path) -> Vec<String> {
     let mut nm = Command::new("nm");
@@ -479,8 +593,9 @@ fn link_target(path: &Path) -> String {
 }
 
 /// `make install PREFIX=...` builds (cargo build --release -p vdestack-capi) and
-/// installs the library with its soname links, the header and a pkg-config file
-/// that a C program builds with; `make uninstall` removes them.
+/// installs the library with its soname links, the header, a pkg-config file
+/// that a C program builds with, and the `vdestack` command, which finds the
+/// installed library; `make uninstall` removes them.
 #[test]
 fn make_install() {
     // Copy the library for the other tests first: the build below re-links it.
@@ -502,6 +617,20 @@ fn make_install() {
     assert_eq!(
         std::fs::read(prefix.join("include/vdestack.h")).expect("installed header"),
         std::fs::read(manifest_dir().join("include/vdestack.h")).unwrap()
+    );
+
+    // The command, which finds the installed library to preload.
+    let vdestack = prefix.join("bin/vdestack");
+    let mut status = Command::new(&vdestack);
+    status
+        .args(["run", "--", "sh", "-c", "exit 7"])
+        .env_remove("VDESTACK_LIBRARY");
+    let r = run(status, Duration::from_secs(30));
+    assert_eq!(
+        r.status.and_then(|s| s.code()),
+        Some(7),
+        "the installed vdestack: {}",
+        r.describe()
     );
 
     let mut pc = Command::new("pkg-config");
@@ -551,6 +680,7 @@ fn make_install() {
 
     make(&["uninstall", &prefix_arg], Duration::from_secs(60));
     for f in [
+        "bin/vdestack",
         "lib/libvdestack.so.0.1.0",
         "lib/libvdestack.so.0",
         "lib/libvdestack.so",
@@ -573,6 +703,7 @@ fn make_install_destdir() {
     let _ = std::fs::remove_dir_all(&dest);
     let destdir = format!("DESTDIR={}", dest.display());
     let lib = format!("LIB={}", lib_dir().join("libvdestack.so.0").display());
+    let bin = format!("BIN={}", env!("CARGO_BIN_EXE_vdestack"));
     make(
         &[
             "install",
@@ -580,11 +711,13 @@ fn make_install_destdir() {
             &destdir,
             "CARGO_BUILD=0",
             &lib,
+            &bin,
         ],
         Duration::from_secs(60),
     );
     let staged = dest.join("opt/vdestack");
     assert!(staged.join("lib/libvdestack.so.0.1.0").is_file());
+    assert!(staged.join("bin/vdestack").is_file());
     assert!(staged.join("include/vdestack.h").is_file());
     let pc = std::fs::read_to_string(staged.join("lib/pkgconfig/vdestack.pc")).expect(".pc");
     assert!(pc.contains("prefix=/opt/vdestack\n"), "{pc}");
@@ -656,6 +789,30 @@ fn reset_on_the_kernel_backend() {
 #[test]
 fn options_on_the_kernel_backend() {
     run_on_kernel_backend("options");
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn accepted_on_the_kernel_backend() {
+    run_on_kernel_backend("accepted");
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn closefrom_on_the_kernel_backend() {
+    run_on_kernel_backend("closefrom");
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn stream_state_on_the_kernel_backend() {
+    run_on_kernel_backend("stream_state");
+}
+
+#[cfg(feature = "kernel-ns")]
+#[test]
+fn connect_fails_on_the_kernel_backend() {
+    run_on_kernel_backend("connect_fails");
 }
 
 /// Where user namespaces cannot be created, `VDESTACK_BACKEND=kernel` makes

@@ -84,7 +84,7 @@ mod options;
 mod registry;
 mod stack_socket;
 
-pub use options::{OptValue, SockOpt};
+pub use options::{OptName, OptValue, SockOpt, TcpInfo};
 
 use crate::stack::{Backend, Stack};
 use crate::sys;
@@ -143,11 +143,7 @@ pub fn socket(stack: &Stack, domain: i32, ty: i32, protocol: i32) -> io::Result<
 /// What `fd` is: `Some` for a socket of a userspace stack (also the parent's, in a
 /// forked child), `None` for any other descriptor.
 pub fn kind(fd: BorrowedFd<'_>) -> Option<SocketKind> {
-    registry::lookup(fd).map(|found| SocketKind {
-        domain: found.socket.family,
-        ty: found.socket.ty,
-        protocol: found.socket.protocol(),
-    })
+    registry::lookup(fd).map(|found| found.socket.kind())
 }
 
 /// Whether `fd` is a socket of a userspace stack (see [`kind`]).
@@ -204,7 +200,8 @@ pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
 
 /// `accept4(2)`: waits for a connection (unless the descriptor is non-blocking:
 /// `EAGAIN`), returns its descriptor (`flags`: `SOCK_NONBLOCK`, `SOCK_CLOEXEC`) and
-/// the peer's address. `EINVAL` on a socket that does not listen.
+/// the peer's address. `EINVAL` on a socket that does not listen; `EMFILE` at once
+/// when the process has no descriptor left, the connection staying queued.
 pub fn accept(fd: BorrowedFd<'_>, flags: i32) -> io::Result<(OwnedFd, SocketAddr)> {
     let Some(s) = stack_socket(fd)? else {
         return sys::KernelSocket(fd).accept4(flags);
@@ -242,9 +239,10 @@ pub fn take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
     }
 }
 
-/// `getsockopt(2)`. `ENOPROTOOPT` for an option of another level than the socket's
-/// (a TCP option of a datagram socket, an IPv6 option of an IPv4 one) or one that
-/// cannot be read (the memberships).
+/// `getsockopt(2)`. For an option of another level than the socket's (a TCP
+/// option of a datagram socket, an IPv6 option of an IPv4 one), `EOPNOTSUPP` on
+/// an IPv4 socket and `ENOPROTOOPT` on an IPv6 one, as Linux answers;
+/// `ENOPROTOOPT` for one that cannot be read (the memberships).
 pub fn get_option(fd: BorrowedFd<'_>, opt: SockOpt) -> io::Result<OptValue> {
     match stack_socket(fd)? {
         Some(s) => options::get(&s, opt),
@@ -265,10 +263,63 @@ pub fn set_option(fd: BorrowedFd<'_>, opt: SockOpt, value: OptValue) -> io::Resu
     }
 }
 
+/// Which way a call moves bytes (see [`check_transfer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transfer {
+    /// `send`, `sendto`, `sendmsg`, `write`.
+    Send,
+    /// `recv`, `recvfrom`, `recvmsg`, `read`.
+    Receive,
+}
+
+/// What `fd` is, for a call about to move bytes on it: `Ok(None)` for a
+/// descriptor that is no stack socket, `Ok(Some(kind))` for a stack socket the
+/// call may go on with. A stack stream socket that is not connected (never
+/// connected, listening, or its connect failed) gets Linux's answer at once,
+/// never a wait: `EPIPE` to send (a C caller raises `SIGPIPE` with it unless
+/// `MSG_NOSIGNAL`, as Linux does), `ENOTCONN` to receive; a non-blocking
+/// connect that failed gives its error once first, as `SO_ERROR` would.
+///
+/// A socket pair would take bytes written before `connect` (the stack discards
+/// them when it connects), and a read would wait: [`send_to`] and [`recv`] make
+/// this check themselves; it is here for callers that move a stream's bytes with
+/// the descriptor's own calls. A datagram socket is always `Ok` here: its bytes
+/// go through [`send_to`] and [`recv_from`], which check what `shutdown` shut.
+pub fn check_transfer(fd: BorrowedFd<'_>, transfer: Transfer) -> io::Result<Option<SocketKind>> {
+    let Some(s) = stack_socket(fd)? else {
+        return Ok(None);
+    };
+    if !s.is_datagram() {
+        s.check_transfer(transfer)?;
+    }
+    Ok(Some(s.kind()))
+}
+
+/// `shutdown(2)` (`how`: `SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`; else `EINVAL`), as
+/// Linux answers it: `ENOTCONN` on a socket that is not connected; on a
+/// connection, `SHUT_WR` sends FIN once what was written is sent, `SHUT_RD` makes
+/// reads end (what arrives after is dropped); a listener shut down for reading
+/// stops listening (a blocked `accept` fails with `EINVAL`); a connect under way
+/// is abandoned. A datagram socket must be connected; after `SHUT_WR` its sends
+/// fail with `EPIPE`, after `SHUT_RD` its receives return 0 instead of waiting.
+pub fn shutdown(fd: BorrowedFd<'_>, how: i32) -> io::Result<()> {
+    let how = match how {
+        libc::SHUT_RD => std::net::Shutdown::Read,
+        libc::SHUT_WR => std::net::Shutdown::Write,
+        libc::SHUT_RDWR => std::net::Shutdown::Both,
+        _ => return Err(errno_error(libc::EINVAL)),
+    };
+    match stack_socket(fd)? {
+        Some(s) => s.shutdown(fd, how),
+        None => sys::shutdown(fd, how),
+    }
+}
+
 /// `sendto(2)`: one datagram to `dest` (`None`: the connected peer; `EDESTADDRREQ`
 /// without one). On a stream socket, `dest` is ignored once connected, as on Linux
-/// (`EPIPE` before). The first send binds an unbound datagram socket. Never raises
-/// `SIGPIPE`; `flags` as `send(2)` (`MSG_DONTWAIT`...).
+/// (`EPIPE` before, see [`check_transfer`]). The first send binds an unbound
+/// datagram socket. Never raises `SIGPIPE`; `flags` as `send(2)` (`MSG_DONTWAIT`...).
 pub fn send_to(
     fd: BorrowedFd<'_>,
     buf: &[u8],
@@ -278,11 +329,9 @@ pub fn send_to(
     let Some(s) = stack_socket(fd)? else {
         return sys::KernelSocket(fd).sendto(buf, dest.as_ref(), flags);
     };
+    s.check_transfer(Transfer::Send)?;
     if s.is_datagram() {
         return s.datagram()?.send_to(fd, buf, dest, flags);
-    }
-    if dest.is_some() && !s.is_connected() {
-        return Err(errno_error(libc::EPIPE));
     }
     stream_outcome(&s, sys::KernelSocket(fd).sendto(buf, None, flags))
 }
@@ -301,7 +350,7 @@ pub fn recv_from(
     flags: i32,
 ) -> io::Result<(usize, SocketAddr)> {
     match stack_socket(fd)? {
-        Some(s) if s.is_datagram() => s.datagram()?.recv_from(fd, buf, flags),
+        Some(s) if s.is_datagram() => recv_datagram(&s, fd, buf, flags),
         Some(s) => {
             let n = recv_stream(&s, fd, buf, flags)?;
             Ok((n, s.peer_addr()?))
@@ -317,9 +366,27 @@ pub fn recv_from(
 /// peer reset gives `ECONNRESET` once where the descriptor says end of stream.
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<usize> {
     match stack_socket(fd)? {
-        Some(s) if s.is_datagram() => s.datagram()?.recv_from(fd, buf, flags).map(|(n, _)| n),
+        Some(s) if s.is_datagram() => recv_datagram(&s, fd, buf, flags).map(|(n, _)| n),
         Some(s) => recv_stream(&s, fd, buf, flags),
         None => sys::KernelSocket(fd).recvfrom(buf, flags).map(|(n, _)| n),
+    }
+}
+
+/// A stack datagram socket's `recvfrom`: after `shutdown(SHUT_RD)`, 0 (and the
+/// peer) when nothing is queued, instead of a wait.
+fn recv_datagram(
+    s: &StackSocket,
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: i32,
+) -> io::Result<(usize, SocketAddr)> {
+    let udp = s.datagram()?;
+    if !s.reads_shut() {
+        return udp.recv_from(fd, buf, flags);
+    }
+    match udp.recv_from(fd, buf, flags | libc::MSG_DONTWAIT) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((0, udp.peer_addr()?)),
+        other => other,
     }
 }
 
@@ -330,6 +397,7 @@ fn recv_stream(
     buf: &mut [u8],
     flags: i32,
 ) -> io::Result<usize> {
+    s.check_transfer(Transfer::Receive)?;
     let asked = buf.len();
     match sys::KernelSocket(fd).recvfrom(buf, flags).map(|(n, _)| n) {
         Ok(0) if asked > 0 => match s.take_error() {

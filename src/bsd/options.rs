@@ -9,8 +9,15 @@
 //! | `SO_RCVBUF`, `SO_SNDBUF` | size the stack's buffers (doubled as Linux does; for TCP, fixed once connected) |
 //! | `SO_ERROR`, `SO_TYPE`, `SO_DOMAIN`, `SO_PROTOCOL`, `SO_ACCEPTCONN` | read only |
 //! | `SO_BROADCAST` | UDP: sending to a broadcast address needs it (else EACCES) |
+//! | `SO_PRIORITY` | 0 to 6 (EPERM above, as for an unprivileged program); recorded, and set by `IP_TOS` as Linux sets it |
+//! | `SO_BINDTODEVICE` | an interface of the stack (ENODEV for another; empty: none); recorded (a socket leaves by the route to its peer) |
 //! | `TCP_NODELAY` | Nagle off |
-//! | `TCP_MAXSEG` | read: 536 before connecting, then the MSS the link's MTU gives; set: ENOPROTOOPT (smoltcp has no MSS clamp) |
+//! | `TCP_MAXSEG` | read: 536 before connecting (or the value set), then the MSS the link's MTU gives, capped by the value set; set: 88 to 32,767 or 0 (EINVAL), recorded (segments keep to the link's MSS) |
+//! | `TCP_CONGESTION` | `cubic` (the default) or `reno`; ENOENT for others |
+//! | `TCP_INFO` | read only: the state, round trip, retransmissions, an estimate of the congestion window from the bytes in flight, the MSS |
+//! | `TCP_QUICKACK` | recorded (the stack acknowledges within 1 ms) |
+//! | `IP_TOS` | recorded and read back (a stream's ECN bits cleared, as Linux does); smoltcp sends no TOS |
+//! | `IP_RECVERR`, `IP_PKTINFO` | recorded (no error queue, no control messages) |
 //! | `IP_TTL`, `IPV6_UNICAST_HOPS` | the hop limit of what the socket sends |
 //! | `IPV6_V6ONLY` | AF_INET6 only; before bind (EINVAL after) |
 //! | `IP_ADD_MEMBERSHIP`, `IP_DROP_MEMBERSHIP`, `IPV6_ADD_MEMBERSHIP`, `IPV6_DROP_MEMBERSHIP` | UDP multicast groups (EPROTO on TCP) |
@@ -20,7 +27,9 @@
 
 use super::stack_socket::StackSocket;
 use crate::cmd::{LinkKind, NetConfig};
-use crate::engine::{SocketOptions, MAX_BUFFER, MIN_BUFFER, TCP_BUFFER};
+use crate::engine::{
+    Congestion, SocketOptions, TcpState, TcpStats, MAX_BUFFER, MIN_BUFFER, TCP_BUFFER,
+};
 use crate::socket::{checked_keepalive, checked_ttl};
 use std::io;
 use std::net::IpAddr;
@@ -71,8 +80,25 @@ pub enum SockOpt {
     KeepInterval,
     /// `IPPROTO_TCP`, `TCP_KEEPCNT` (1 to 127).
     KeepCount,
-    /// `IPPROTO_TCP`, `TCP_MAXSEG` (read only here).
+    /// `IPPROTO_TCP`, `TCP_MAXSEG` (88 to 32,767; 0: none).
     MaxSegment,
+    /// `IPPROTO_TCP`, `TCP_CONGESTION` ([`OptValue::Name`]: `cubic` or `reno`).
+    Congestion,
+    /// `IPPROTO_TCP`, `TCP_INFO` (read only, [`OptValue::TcpInfo`]).
+    Info,
+    /// `IPPROTO_TCP`, `TCP_QUICKACK` (0 or 1).
+    QuickAck,
+    /// `IPPROTO_IP`, `IP_TOS` (0 to 255).
+    Tos,
+    /// `IPPROTO_IP`, `IP_RECVERR` (0 or 1).
+    RecvErrors,
+    /// `IPPROTO_IP`, `IP_PKTINFO` (0 or 1).
+    PacketInfo,
+    /// `SOL_SOCKET`, `SO_PRIORITY` (0 to 6).
+    Priority,
+    /// `SOL_SOCKET`, `SO_BINDTODEVICE` ([`OptValue::Name`]: an interface, or
+    /// empty for none).
+    BindToDevice,
     /// `IPPROTO_IP`, `IP_TTL` (1 to 255; -1 sets the default, 64).
     Ttl,
     /// `IPPROTO_IPV6`, `IPV6_UNICAST_HOPS` (as [`SockOpt::Ttl`]).
@@ -100,10 +126,93 @@ pub enum OptValue {
     /// The group of a multicast membership (the stack has one interface: none is
     /// named).
     Group(IpAddr),
+    /// A name: an interface (`SO_BINDTODEVICE`), a congestion controller
+    /// (`TCP_CONGESTION`).
+    Name(OptName),
+    /// `TCP_INFO`.
+    TcpInfo(TcpInfo),
+}
+
+/// A name an option takes ([`OptValue::Name`]): at most 15 bytes, as Linux's
+/// `IFNAMSIZ` and `TCP_CA_NAME_MAX` (16, with the NUL) allow.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct OptName {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl OptName {
+    /// The name in `bytes`: up to its first NUL, cut to 15 bytes as Linux cuts
+    /// it.
+    pub fn new(bytes: &[u8]) -> OptName {
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        let len = end.min(15);
+        let mut name = OptName::default();
+        name.bytes[..len].copy_from_slice(&bytes[..len]);
+        name.len = len as u8;
+        name
+    }
+
+    /// The name's bytes, without a NUL.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for OptName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+/// What `TCP_INFO` reports, in Linux's units (`struct tcp_info`): what the stack
+/// knows of a connection. Fields it cannot know are 0, as Linux leaves fields a
+/// connection has no use for.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpInfo {
+    /// `tcpi_state`: Linux's number for the state (1 ESTABLISHED, 2 SYN_SENT,
+    /// 3 SYN_RECV, 4 FIN_WAIT1, 5 FIN_WAIT2, 6 TIME_WAIT, 7 CLOSE, 8 CLOSE_WAIT,
+    /// 9 LAST_ACK, 10 LISTEN, 11 CLOSING).
+    pub state: u8,
+    /// `tcpi_retransmits`: retransmissions since the acknowledgement last moved.
+    pub retransmits: u8,
+    /// `tcpi_rto`: the retransmission timeout, µs.
+    pub rto: u32,
+    /// `tcpi_snd_mss`: the segment size sent, bytes.
+    pub snd_mss: u32,
+    /// `tcpi_rcv_mss`: the segment size received, bytes (the link's).
+    pub rcv_mss: u32,
+    /// `tcpi_advmss`: the segment size advertised, bytes.
+    pub advmss: u32,
+    /// `tcpi_unacked`: segments sent and not acknowledged.
+    pub unacked: u32,
+    /// `tcpi_pmtu`: the path MTU (the link's).
+    pub pmtu: u32,
+    /// `tcpi_rcv_ssthresh`: the receive window, bytes.
+    pub rcv_ssthresh: u32,
+    /// `tcpi_rcv_space`: the receive window, bytes.
+    pub rcv_space: u32,
+    /// `tcpi_rtt`: the smoothed round trip, µs (0 before one was measured).
+    pub rtt: u32,
+    /// `tcpi_rttvar`: its deviation, µs.
+    pub rttvar: u32,
+    /// `tcpi_snd_ssthresh`: segments (Linux's "infinite" until a loss).
+    pub snd_ssthresh: u32,
+    /// `tcpi_snd_cwnd`: the congestion window, segments: the most in flight
+    /// since the last retransmission (halved by each), 10 at least, as Linux
+    /// starts.
+    pub snd_cwnd: u32,
+    /// `tcpi_reordering`: Linux's default, 3.
+    pub reordering: u32,
+    /// `tcpi_total_retrans`: segments retransmitted, in all.
+    pub total_retrans: u32,
+    /// `tcpi_notsent_bytes`: bytes written and not sent yet.
+    pub notsent_bytes: u32,
 }
 
 /// Each option with its level and name.
-const NAMES: [(SockOpt, i32, i32); 24] = {
+const NAMES: [(SockOpt, i32, i32); 32] = {
     use libc::{IPPROTO_IP as IP, IPPROTO_IPV6 as IP6, IPPROTO_TCP as TCP, SOL_SOCKET as SOL};
     [
         (SockOpt::ReuseAddress, SOL, libc::SO_REUSEADDR),
@@ -130,6 +239,14 @@ const NAMES: [(SockOpt, i32, i32); 24] = {
         (SockOpt::DropMembership, IP, libc::IP_DROP_MEMBERSHIP),
         (SockOpt::AddMembershipV6, IP6, libc::IPV6_ADD_MEMBERSHIP),
         (SockOpt::DropMembershipV6, IP6, libc::IPV6_DROP_MEMBERSHIP),
+        (SockOpt::Congestion, TCP, libc::TCP_CONGESTION),
+        (SockOpt::Info, TCP, libc::TCP_INFO),
+        (SockOpt::QuickAck, TCP, libc::TCP_QUICKACK),
+        (SockOpt::Tos, IP, libc::IP_TOS),
+        (SockOpt::RecvErrors, IP, libc::IP_RECVERR),
+        (SockOpt::PacketInfo, IP, libc::IP_PKTINFO),
+        (SockOpt::Priority, SOL, libc::SO_PRIORITY),
+        (SockOpt::BindToDevice, SOL, libc::SO_BINDTODEVICE),
     ]
 };
 
@@ -158,14 +275,20 @@ fn errno(code: i32) -> io::Error {
 }
 
 /// Options of the wrong level for the socket: TCP options on UDP, IPv6 options on
-/// IPv4.
-fn check_level(s: &StackSocket, opt: SockOpt) -> io::Result<()> {
+/// IPv4. `ENOPROTOOPT`, except to read one on an IPv4 socket: Linux's IPv4 layer
+/// answers that with `EOPNOTSUPP`.
+fn check_level(s: &StackSocket, opt: SockOpt, reading: bool) -> io::Result<()> {
     let fits = match opt.raw().0 {
         libc::IPPROTO_TCP => !s.is_datagram(),
         libc::IPPROTO_IPV6 => s.family == libc::AF_INET6,
         _ => true,
     };
-    fits.then_some(()).ok_or_else(|| errno(libc::ENOPROTOOPT))
+    let code = if reading && s.family == libc::AF_INET {
+        libc::EOPNOTSUPP
+    } else {
+        libc::ENOPROTOOPT
+    };
+    fits.then_some(()).ok_or_else(|| errno(code))
 }
 
 fn seconds(d: Duration) -> i32 {
@@ -174,7 +297,7 @@ fn seconds(d: Duration) -> i32 {
 
 /// What `getsockopt` gives on a stack socket.
 pub(super) fn get(s: &StackSocket, opt: SockOpt) -> io::Result<OptValue> {
-    check_level(s, opt)?;
+    check_level(s, opt, true)?;
     let o = s.options();
     let int = |v: i32| Ok(OptValue::Int(v));
     let buffer = |set: Option<usize>, tcp_default: usize| {
@@ -203,6 +326,21 @@ pub(super) fn get(s: &StackSocket, opt: SockOpt) -> io::Result<OptValue> {
         SockOpt::KeepInterval => int(seconds(o.keep_interval)),
         SockOpt::KeepCount => int(o.keep_count as i32),
         SockOpt::MaxSegment => int(s.mss()),
+        SockOpt::Congestion => Ok(OptValue::Name(OptName::new(o.congestion.name().as_bytes()))),
+        SockOpt::Info => Ok(OptValue::TcpInfo(s.tcp_info()?)),
+        SockOpt::QuickAck => int(o.quickack.into()),
+        SockOpt::Tos => int(o.tos.into()),
+        SockOpt::RecvErrors => int(o.recv_errors.into()),
+        SockOpt::PacketInfo => int(o.packet_info.into()),
+        SockOpt::Priority => int(o.priority.min(i32::MAX as u32) as i32),
+        SockOpt::BindToDevice => {
+            let config = s.config();
+            let link = config.links().iter().find(|l| l.index == o.bound_device);
+            let name = link
+                .filter(|_| o.bound_device != 0)
+                .map(|l| l.name.as_bytes());
+            Ok(OptValue::Name(OptName::new(name.unwrap_or_default())))
+        }
         SockOpt::Ttl | SockOpt::UnicastHops => int(o.hop_limit.into()),
         SockOpt::OnlyV6 => int(o.v6only.into()),
         SockOpt::AddMembership
@@ -214,7 +352,7 @@ pub(super) fn get(s: &StackSocket, opt: SockOpt) -> io::Result<OptValue> {
 
 /// What `setsockopt` does on a stack socket.
 pub(super) fn set(s: &StackSocket, opt: SockOpt, value: OptValue) -> io::Result<()> {
-    check_level(s, opt)?;
+    check_level(s, opt, false)?;
     let int = || match value {
         OptValue::Int(v) => Ok(v),
         _ => Err(errno(libc::EINVAL)),
@@ -288,12 +426,177 @@ pub(super) fn set(s: &StackSocket, opt: SockOpt, value: OptValue) -> io::Result<
             let join = matches!(opt, SockOpt::AddMembership | SockOpt::AddMembershipV6);
             s.datagram()?.membership(group, join)
         }
+        SockOpt::MaxSegment => {
+            let v = int()?;
+            // Linux's bounds: TCP_MIN_MSS to MAX_TCP_WINDOW, or 0 for none.
+            let mss = u16::try_from(v)
+                .ok()
+                .filter(|&m| m == 0 || (88..=32_767).contains(&m))
+                .ok_or_else(|| errno(libc::EINVAL))?;
+            s.set_options(|o| o.max_segment = mss)
+        }
+        SockOpt::Congestion => {
+            let OptValue::Name(name) = value else {
+                return Err(errno(libc::EINVAL));
+            };
+            let congestion =
+                Congestion::from_name(name.as_bytes()).ok_or_else(|| errno(libc::ENOENT))?;
+            s.set_options(|o| o.congestion = congestion)
+        }
+        SockOpt::QuickAck => flag(|o, on| o.quickack = on),
+        SockOpt::RecvErrors => flag(|o, on| o.recv_errors = on),
+        SockOpt::PacketInfo => flag(|o, on| o.packet_info = on),
+        SockOpt::Tos => {
+            // Linux keeps a stream's ECN bits its own, and a new TOS sets the
+            // priority its class maps to.
+            let mut tos = int()? as u8;
+            if !s.is_datagram() {
+                tos &= !ECN_MASK;
+            }
+            s.set_options(|o| {
+                if o.tos != tos {
+                    o.tos = tos;
+                    o.priority = tos_priority(tos);
+                }
+            })
+        }
+        SockOpt::Priority => {
+            // Above 6 needs CAP_NET_ADMIN, which a program on this stack lacks.
+            let priority = u32::try_from(int()?)
+                .ok()
+                .filter(|&p| p <= 6)
+                .ok_or_else(|| errno(libc::EPERM))?;
+            s.set_options(|o| o.priority = priority)
+        }
+        SockOpt::BindToDevice => {
+            let OptValue::Name(name) = value else {
+                return Err(errno(libc::EINVAL));
+            };
+            let index = if name.as_bytes().is_empty() {
+                0
+            } else {
+                let config = s.config();
+                let link = config
+                    .links()
+                    .iter()
+                    .find(|l| l.name.as_bytes() == name.as_bytes());
+                link.ok_or_else(|| errno(libc::ENODEV))?.index
+            };
+            s.set_options(|o| o.bound_device = index)
+        }
         SockOpt::Error
         | SockOpt::Type
         | SockOpt::Domain
         | SockOpt::Protocol
         | SockOpt::AcceptConn
-        | SockOpt::MaxSegment => Err(errno(libc::ENOPROTOOPT)),
+        | SockOpt::Info => Err(errno(libc::ENOPROTOOPT)),
+    }
+}
+
+/// The ECN bits of the TOS byte (`INET_ECN_MASK`).
+const ECN_MASK: u8 = 3;
+
+/// The priority Linux gives a socket for its TOS (`rt_tos2priority`): best
+/// effort, bulk (2), interactive (6), interactive bulk (4), by the TOS bits.
+fn tos_priority(tos: u8) -> u32 {
+    const BY_TOS: [u32; 16] = [0, 0, 0, 0, 2, 2, 2, 2, 6, 6, 6, 6, 4, 4, 4, 4];
+    BY_TOS[usize::from((tos & 0x1e) >> 1)]
+}
+
+/// Linux's `TCP_INFINITE_SSTHRESH`: no slow-start threshold yet.
+const INFINITE_SSTHRESH: u32 = 0x7fff_ffff;
+
+/// Linux's `TCP_INIT_CWND`, segments.
+const INITIAL_CWND: usize = 10;
+
+/// `TCP_INFO` of a socket in state `state` (Linux's number) from what the engine
+/// knows of its connection, if it has one; `max_segment` is `TCP_MAXSEG` as set
+/// (0: none). Without a connection, what Linux reports for the state.
+pub(super) fn tcp_info(state: u8, stats: Option<TcpStats>, max_segment: u16) -> TcpInfo {
+    let micros = |d: Duration| d.as_micros().min(u128::from(u32::MAX)) as u32;
+    let Some(stats) = stats else {
+        return match state {
+            // Listening: no path, no timer.
+            10 => TcpInfo {
+                state,
+                snd_cwnd: INITIAL_CWND as u32,
+                reordering: 3,
+                ..TcpInfo::default()
+            },
+            // A socket that has no connection (yet): Linux's initial values.
+            _ => TcpInfo {
+                state,
+                rto: 1_000_000,
+                snd_mss: if max_segment == 0 {
+                    536
+                } else {
+                    max_segment.into()
+                },
+                rttvar: 250_000,
+                snd_ssthresh: INFINITE_SSTHRESH,
+                snd_cwnd: INITIAL_CWND as u32,
+                reordering: 3,
+                ..TcpInfo::default()
+            },
+        };
+    };
+    let flow = stats.flow;
+    let mss = match max_segment {
+        0 => stats.mss,
+        user => stats.mss.min(user.into()),
+    }
+    .max(1);
+    let segments = |bytes: usize| bytes.div_ceil(mss).min(u32::MAX as usize) as u32;
+    let window = stats.recv_capacity.saturating_sub(stats.recv_queue);
+    let window = window.min(u32::MAX as usize) as u32;
+    // Linux: the smoothed round trip plus its deviation, the deviation counted
+    // 200 ms at least; 1 s before the first measurement.
+    let rto = match (flow.srtt, flow.rttvar) {
+        (Some(srtt), Some(var)) => srtt + (var * 4).max(Duration::from_millis(200)),
+        _ => Duration::from_secs(1),
+    };
+    TcpInfo {
+        state: linux_state(stats.state),
+        retransmits: flow.repairs.min(255) as u8,
+        rto: micros(rto),
+        snd_mss: mss as u32,
+        rcv_mss: mss as u32,
+        advmss: mss as u32,
+        unacked: segments(flow.in_flight),
+        pmtu: stats.mtu.min(u32::MAX as usize) as u32,
+        rcv_ssthresh: window,
+        rcv_space: window,
+        rtt: flow.srtt.map_or(0, micros),
+        rttvar: flow.rttvar.map_or(0, micros),
+        snd_ssthresh: if flow.retransmitted == 0 {
+            INFINITE_SSTHRESH
+        } else {
+            segments(flow.flight_peak).max(2)
+        },
+        snd_cwnd: segments(flow.flight_peak.max(INITIAL_CWND * mss)),
+        reordering: 3,
+        total_retrans: flow.retransmitted,
+        notsent_bytes: stats
+            .send_queue
+            .saturating_sub(flow.in_flight)
+            .min(u32::MAX as usize) as u32,
+    }
+}
+
+/// Linux's number for a TCP state (`tcpi_state`).
+pub(super) fn linux_state(state: TcpState) -> u8 {
+    match state {
+        TcpState::Established => 1,
+        TcpState::SynSent => 2,
+        TcpState::SynReceived => 3,
+        TcpState::FinWait1 => 4,
+        TcpState::FinWait2 => 5,
+        TcpState::TimeWait => 6,
+        TcpState::Closed => 7,
+        TcpState::CloseWait => 8,
+        TcpState::LastAck => 9,
+        TcpState::Listen => 10,
+        TcpState::Closing => 11,
     }
 }
 
@@ -306,6 +609,34 @@ pub(super) fn get_kernel(fd: BorrowedFd<'_>, opt: SockOpt) -> io::Result<OptValu
             Ok(OptValue::Linger((linger.l_onoff != 0).then(|| {
                 Duration::from_secs(linger.l_linger.max(0) as u64)
             })))
+        }
+        SockOpt::Congestion | SockOpt::BindToDevice => {
+            // The kernel writes the name with its NUL (SO_BINDTODEVICE: nothing
+            // when unbound), or 16 bytes padded with NULs (TCP_CONGESTION).
+            let name: [u8; 16] = crate::sys::option(fd, level, name)?;
+            Ok(OptValue::Name(OptName::new(&name)))
+        }
+        SockOpt::Info => {
+            let info: libc::tcp_info = crate::sys::option(fd, level, name)?;
+            Ok(OptValue::TcpInfo(TcpInfo {
+                state: info.tcpi_state,
+                retransmits: info.tcpi_retransmits,
+                rto: info.tcpi_rto,
+                snd_mss: info.tcpi_snd_mss,
+                rcv_mss: info.tcpi_rcv_mss,
+                advmss: info.tcpi_advmss,
+                unacked: info.tcpi_unacked,
+                pmtu: info.tcpi_pmtu,
+                rcv_ssthresh: info.tcpi_rcv_ssthresh,
+                rcv_space: info.tcpi_rcv_space,
+                rtt: info.tcpi_rtt,
+                rttvar: info.tcpi_rttvar,
+                snd_ssthresh: info.tcpi_snd_ssthresh,
+                snd_cwnd: info.tcpi_snd_cwnd,
+                reordering: info.tcpi_reordering,
+                total_retrans: info.tcpi_total_retrans,
+                notsent_bytes: 0,
+            }))
         }
         _ => crate::sys::option::<libc::c_int>(fd, level, name).map(OptValue::Int),
     }
@@ -341,6 +672,13 @@ pub(super) fn set_kernel(fd: BorrowedFd<'_>, opt: SockOpt, value: OptValue) -> i
             };
             crate::sys::set_option(fd, level, name, mreq)
         }
+        OptValue::Name(opt_name) => {
+            // Padded with NULs: the kernel reads up to the first.
+            let mut bytes = [0u8; 16];
+            bytes[..opt_name.as_bytes().len()].copy_from_slice(opt_name.as_bytes());
+            crate::sys::set_option(fd, level, name, bytes)
+        }
+        OptValue::TcpInfo(_) => Err(errno(libc::ENOPROTOOPT)),
     }
 }
 

@@ -19,10 +19,15 @@
 //! [`EndWatch`] sees it released. A released entry cannot be
 //! forgotten at once, since the program may still ask it for an error or its addresses;
 //! nor kept for ever. So released entries are kept, and swept: when the table has
-//! doubled since the last sweep, released entries of stacks that are gone are
-//! forgotten, and of the others the ones released longest ago are, beyond as many as
-//! are still held (at least [`MIN_RELEASED`]). Memory stays proportional to the
-//! sockets in use, and each registration pays O(1) amortised. A released entry is
+//! doubled since the last sweep, the sweep reads which sockets the process still
+//! holds descriptors of (`/proc/self/fd`) and keeps those, however long ago the pump
+//! let them go (a connection the peer reset, a server's socket the peer closed long
+//! ago: forgetting them would make the program's calls answer as the AF_UNIX pair
+//! underneath); of the others, released entries of stacks that are gone are
+//! forgotten, and the ones released longest ago are, beyond as many as are still
+//! held (at least [`MIN_RELEASED`]; by age alone where `/proc` cannot be read).
+//! Memory stays proportional to the sockets in use, and each registration pays O(1)
+//! amortised (a sweep costs a system call per open descriptor). A released entry is
 //! never wrong, only possibly unused: an inode number is not reused while a
 //! descriptor still refers to its socket.
 //!
@@ -41,7 +46,7 @@ use super::stack_socket::StackSocket;
 use crate::pump::EndWatch;
 use crate::sys;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -134,7 +139,10 @@ pub(super) fn register(
     let mut table = lock();
     table.entries.insert(ino, entry);
     let forgotten = if table.entries.len() >= table.sweep_at {
-        table.sweep()
+        // What the process still holds is kept, however long ago the pump let
+        // it go; if that cannot be read, the age decides alone.
+        let open = sys::open_socket_inodes().ok();
+        table.sweep(open.as_ref())
     } else {
         Vec::new()
     };
@@ -168,15 +176,18 @@ pub(super) fn lookup(fd: BorrowedFd<'_>) -> Option<Found> {
 
 impl Table {
     /// Forgets the released entries no longer worth keeping (see the module doc);
-    /// returns their sockets, to drop once the lock is released.
-    fn sweep(&mut self) -> Vec<Arc<StackSocket>> {
+    /// returns their sockets, to drop once the lock is released. An entry whose
+    /// inode is in `open` (the sockets the process holds descriptors of) counts
+    /// as held.
+    fn sweep(&mut self, open: Option<&HashSet<u64>>) -> Vec<Arc<StackSocket>> {
         self.sweeps += 1;
         let sweep = self.sweeps;
         let mut held = 0;
         let mut released = Vec::new();
         let mut forgotten = Vec::new();
         for (&ino, entry) in self.entries.iter_mut() {
-            if !entry.watch.released() {
+            if !entry.watch.released() || open.is_some_and(|open| open.contains(&ino)) {
+                entry.released_at = None;
                 held += 1;
             } else if entry.socket.stack_gone() {
                 forgotten.push(ino);
@@ -236,7 +247,7 @@ mod tests {
     fn a_sweep_keeps_held_sockets_and_the_newest_released_ones() {
         let stack = Stack::new("", None).expect("a loopback stack");
         let (mut table, _held) = table(&stack, 10, MIN_RELEASED + 5);
-        assert_eq!(table.sweep().len(), 5, "released beyond the minimum");
+        assert_eq!(table.sweep(None).len(), 5, "released beyond the minimum");
         assert_eq!(table.entries.len(), 10 + MIN_RELEASED);
         assert!((0..10).all(|ino| table.entries.contains_key(&ino)));
         assert_eq!(table.sweep_at, FIRST_SWEEP.max(2 * table.entries.len()));
@@ -246,9 +257,27 @@ mod tests {
         for (ino, entry) in std::mem::take(&mut more.entries) {
             table.entries.insert(1_000_000 + ino, entry);
         }
-        let forgotten = table.sweep();
+        let forgotten = table.sweep(None);
         assert_eq!(forgotten.len(), 3);
         assert!((0..3).all(|ino| table.entries.contains_key(&(1_000_000 + ino))));
+    }
+
+    #[test]
+    fn a_sweep_keeps_released_sockets_the_process_still_holds() {
+        let stack = Stack::new("", None).expect("a loopback stack");
+        let (mut table, _held) = table(&stack, 0, MIN_RELEASED + 10);
+        // The oldest ones by inode: the first a sweep by age would forget.
+        let open: HashSet<u64> = (0..5).collect();
+        assert_eq!(table.sweep(Some(&open)).len(), 5, "five others go");
+        assert!((0..5).all(|ino| table.entries.contains_key(&ino)));
+        assert_eq!(table.entries.len(), 5 + MIN_RELEASED);
+        drop(stack);
+        assert_eq!(
+            table.sweep(Some(&open)).len(),
+            MIN_RELEASED,
+            "a gone stack's sockets go, unless the process holds them"
+        );
+        assert_eq!(table.entries.len(), 5);
     }
 
     #[test]
@@ -256,13 +285,13 @@ mod tests {
         let stack = Stack::new("", None).expect("a loopback stack");
         let (mut table, held) = table(&stack, 2, 3);
         drop(stack);
-        assert_eq!(table.sweep().len(), 3);
+        assert_eq!(table.sweep(None).len(), 3);
         assert_eq!(
             table.entries.len(),
             2,
             "held ones stay while their token is"
         );
         drop(held);
-        assert_eq!(table.sweep().len(), 2);
+        assert_eq!(table.sweep(None).len(), 2);
     }
 }

@@ -7,16 +7,17 @@
 //! pair; a datagram socket's first `bind`, `connect` or send opens the engine's UDP (or
 //! ping) socket on the same pair.
 
-use super::options;
-use crate::engine::{DatagramProto, SocketOptions};
+use super::{options, SocketKind, Transfer};
+use crate::engine::{check_connect, DatagramProto, SocketOptions};
 use crate::pump::{ConnShared, Control, EndToken, EndWatch};
 use crate::socket::{Acceptor, Conn, Udp};
 use crate::stack::{Stack, StackCtx, StackRef};
 use crate::sys;
 use crossbeam_channel::Receiver;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Linux's default `somaxconn`, the most `listen` grants.
@@ -70,7 +71,15 @@ pub(super) struct StackSocket {
     protocol: i32,
     state: Mutex<State>,
     pending: Mutex<Pending>,
+    /// What `shutdown` shut of a datagram socket ([`SHUT_READ`], [`SHUT_WRITE`]):
+    /// its pair carries both ways whatever this says.
+    shut: AtomicU8,
 }
+
+/// [`StackSocket::shut`]: receives return 0 instead of waiting.
+const SHUT_READ: u8 = 1;
+/// [`StackSocket::shut`]: sends fail with `EPIPE`.
+const SHUT_WRITE: u8 = 2;
 
 fn errno(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
@@ -94,6 +103,7 @@ impl StackSocket {
             protocol,
             state: Mutex::new(State::Fresh { bound: None }),
             pending: Mutex::new(Pending::default()),
+            shut: AtomicU8::new(0),
         })
     }
 
@@ -112,6 +122,76 @@ impl StackSocket {
 
     pub(super) fn is_datagram(&self) -> bool {
         self.ty == libc::SOCK_DGRAM
+    }
+
+    /// What `socket()` made.
+    pub(super) fn kind(&self) -> SocketKind {
+        SocketKind {
+            domain: self.family,
+            ty: self.ty,
+            protocol: self.protocol(),
+        }
+    }
+
+    /// What a call moving bytes meets first (see `bsd::check_transfer`).
+    pub(super) fn check_transfer(&self, transfer: Transfer) -> io::Result<()> {
+        if self.is_datagram() {
+            let shut = self.shut.load(Ordering::Relaxed);
+            return match transfer {
+                Transfer::Send if shut & SHUT_WRITE != 0 => Err(errno(libc::EPIPE)),
+                _ => Ok(()),
+            };
+        }
+        let mut state = self.lock();
+        if let State::Connecting { answer, .. } = &*state {
+            match answer.try_recv() {
+                // A failed non-blocking connect tells its error once.
+                Ok(result) => self.settle(&mut state, result)?,
+                // Under way: a send waits for it (or EAGAIN), a receive too.
+                Err(_) => return Ok(()),
+            }
+        }
+        match (&*state, transfer) {
+            (State::Connected(_), _) => Ok(()),
+            (_, Transfer::Send) => Err(errno(libc::EPIPE)),
+            (_, Transfer::Receive) => Err(errno(libc::ENOTCONN)),
+        }
+    }
+
+    /// Whether `shutdown` shut a datagram socket for reading.
+    pub(super) fn reads_shut(&self) -> bool {
+        self.shut.load(Ordering::Relaxed) & SHUT_READ != 0
+    }
+
+    /// `shutdown(2)` (see `bsd::shutdown`).
+    pub(super) fn shutdown(&self, fd: BorrowedFd<'_>, how: Shutdown) -> io::Result<()> {
+        let mut state = self.lock();
+        match &*state {
+            // The pair carries the shutdown: the pump reads EOF (FIN) after what
+            // was written, and drops what comes once the application stopped
+            // reading.
+            State::Connected(_) => sys::shutdown(fd, how),
+            State::Listening(_) if how == Shutdown::Write => Ok(()),
+            // The pump closes the listener when its end hangs up; a blocked
+            // accept reads the end of the pair (EINVAL).
+            State::Listening(_) => sys::shutdown(fd, Shutdown::Both),
+            State::Connecting { .. } => {
+                // Linux abandons the handshake (and returns 0).
+                self.ctx.pump.send(Control::CancelConnect { id: self.id })?;
+                *state = State::Failed;
+                Ok(())
+            }
+            State::Datagram(udp) if udp.peer_addr().is_ok() => {
+                let bits = match how {
+                    Shutdown::Read => SHUT_READ,
+                    Shutdown::Write => SHUT_WRITE,
+                    Shutdown::Both => SHUT_READ | SHUT_WRITE,
+                };
+                self.shut.fetch_or(bits, Ordering::Relaxed);
+                Ok(())
+            }
+            State::Fresh { .. } | State::Failed | State::Datagram(_) => Err(errno(libc::ENOTCONN)),
+        }
     }
 
     /// The protocol `SO_PROTOCOL` reports.
@@ -155,13 +235,44 @@ impl StackSocket {
         }
     }
 
-    /// `TCP_MAXSEG`: before a connection exists, Linux's default MSS (536); then the
-    /// one the stack's link gives for this socket's family.
+    /// `TCP_MAXSEG`: before a connection exists, the value set or Linux's default
+    /// MSS (536); then the one the stack's link gives for this socket's family,
+    /// capped by the value set.
     pub(super) fn mss(&self) -> i32 {
+        let set = i32::from(self.options().max_segment);
         if !matches!(&*self.lock(), State::Connected(_)) {
-            return 536;
+            return if set == 0 { 536 } else { set };
         }
-        options::mss_for(&self.ctx.config(), self.family)
+        let link = options::mss_for(&self.ctx.config(), self.family);
+        if set == 0 {
+            link
+        } else {
+            link.min(set)
+        }
+    }
+
+    /// The stack's configuration as of its last command.
+    pub(super) fn config(&self) -> Arc<crate::cmd::NetConfig> {
+        self.ctx.config()
+    }
+
+    /// `TCP_INFO`: what the engine knows of the connection, or what Linux
+    /// reports for a socket in this state without one.
+    pub(super) fn tcp_info(&self) -> io::Result<options::TcpInfo> {
+        let (state, id) = match &*self.lock() {
+            State::Connected(conn) => (7, Some(conn.id)),
+            State::Listening(_) => (10, None),
+            State::Connecting { .. } => (2, None),
+            _ => (7, None),
+        };
+        let stats = match id {
+            Some(id) => self
+                .ctx
+                .pump
+                .request(|reply| Control::TcpStats { id, reply })?,
+            None => None,
+        };
+        Ok(options::tcp_info(state, stats, self.options().max_segment))
     }
 
     /// Whether the socket is bound (explicitly or by use): `IPV6_V6ONLY` can no
@@ -261,7 +372,12 @@ impl StackSocket {
         }
         let mut state = self.lock();
         let bound = match &mut *state {
-            State::Fresh { bound } => bound.take(),
+            State::Fresh { bound } => {
+                // What Linux refuses inside connect(2) itself (no route) fails
+                // here too, blocking or not, rather than after EINPROGRESS.
+                check_connect(&self.ctx.config(), remote, &self.pending().options)?;
+                bound.take()
+            }
             State::Connecting { answer, .. } => {
                 // Asked again while under way, as event loops do: the outcome if
                 // known, else EALREADY.
@@ -333,7 +449,14 @@ impl StackSocket {
         match &*state {
             State::Datagram(udp) => Ok(udp.clone()),
             State::Fresh { bound: None } => {
-                let udp = self.open_datagram(self.any())?;
+                // Linux answers such an implicit bind EAGAIN when no ephemeral
+                // port is left (a `bind` to port 0: EADDRINUSE).
+                let udp = self
+                    .open_datagram(self.any())
+                    .map_err(|e| match e.raw_os_error() {
+                        Some(libc::EADDRINUSE) => errno(libc::EAGAIN),
+                        _ => e,
+                    })?;
                 *state = State::Datagram(udp.clone());
                 Ok(udp)
             }
@@ -457,6 +580,7 @@ impl StackSocket {
             protocol: 0,
             state: Mutex::new(State::Connected(conn)),
             pending: Mutex::new(Pending::default()),
+            shut: AtomicU8::new(0),
         };
         Ok((conn_fd, socket, watch, peer))
     }

@@ -301,7 +301,10 @@ pub(super) fn probe_due(
 
 /// What a connect's look means: it completed, was refused, or has waited too
 /// long (for an ARP answer from its next hop, [`ARP_GIVE_UP`]: EHOSTUNREACH; for
-/// the handshake, [`CONNECT_GIVE_UP`]: ETIMEDOUT).
+/// the handshake, [`CONNECT_GIVE_UP`]: ETIMEDOUT). `via_hop`: the connect still
+/// waits for its next hop's address (no SYN has left yet); a SYN that left and
+/// went unanswered (a full backlog drops it) is retried until the handshake's
+/// limit, as Linux does.
 fn connect_news(since: Duration, via_hop: bool, look: &Look) -> News {
     match look.state {
         TcpState::SynSent => {

@@ -58,7 +58,7 @@ use crate::cmd::NetConfig;
 use config_plan::{Plan, Running};
 use datagram_sets::Group;
 use lifecycle::Look;
-pub(crate) use options::SocketOptions;
+pub(crate) use options::{Congestion, SocketOptions};
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
 pub(crate) use ping::check_echo_request;
 pub(crate) use rings::{Bytes, Lease, RingSource, Rings};
@@ -150,6 +150,10 @@ pub(crate) enum Event {
 enum Phase {
     Connecting {
         since: Duration,
+        /// The IPv4 next hop, until a segment of the connection has left (its
+        /// address was known then): a connect that never got that far because
+        /// the hop never answered ARP fails with EHOSTUNREACH, as on Linux; one
+        /// whose SYNs went out unanswered keeps retrying them.
         next_hop: Option<Ipv4Address>,
     },
     /// A listener's socket, waiting for its handshake to finish.
@@ -760,11 +764,19 @@ impl Engine {
         let before = Snapshot::of(entry);
         #[cfg(test)]
         self.served.push(handle);
+        let segments_before = self.io.segments_sent;
         for _ in 0..64 {
             let mut port = Port::idle(&mut self.io);
             let result = self.iface.poll_egress(ts, &mut port, entry.set_mut());
             if result == smoltcp::iface::PollResult::None || self.io.outbox_full() {
                 break;
+            }
+        }
+        if let Phase::Connecting { next_hop, .. } = &mut entry.conn.phase {
+            if self.io.segments_sent != segments_before {
+                // smoltcp sends only once it has the hop's address: from now on
+                // the connect waits for an answer, not for the hop.
+                *next_hop = None;
             }
         }
         if !self.update_connection(handle) {
@@ -775,7 +787,10 @@ impl Engine {
         };
         let changed = Snapshot::of(entry) != before;
         let smoltcp_at = self.iface.poll_at(ts, entry.set()).map(duration);
-        let own_at = entry.conn.deadline(self.now);
+        let own_at = [entry.conn.deadline(self.now), entry.conn.tx_pages.due()]
+            .into_iter()
+            .flatten()
+            .min();
         if changed {
             self.tcp.touch(handle);
         }
@@ -815,6 +830,24 @@ impl Engine {
     /// Returns a frame buffer after the link sent it, for reuse.
     pub(crate) fn recycle(&mut self, frame: Vec<u8>) {
         self.io.recycle(frame);
+    }
+
+    /// How many connections still have something to say: every one that is
+    /// not closed, listening, or past its FIN's acknowledgement (FIN-WAIT-2,
+    /// TIME-WAIT). A host that outlives its program waits for these to reach
+    /// zero, so that FINs and the last bytes leave before the stack goes.
+    pub(crate) fn unfinished_connections(&self) -> usize {
+        self.tcp
+            .handles()
+            .into_iter()
+            .filter_map(|handle| self.tcp.get(handle))
+            .filter(|entry| {
+                !matches!(
+                    entry.socket().state(),
+                    TcpState::Closed | TcpState::Listen | TcpState::FinWait2 | TcpState::TimeWait
+                )
+            })
+            .count()
     }
 
     /// True while looped-back frames wait to be processed.
@@ -868,7 +901,6 @@ impl Engine {
         let rings = source.rings(rx, tx);
         let mut socket = tcp::Socket::new(rings.rx.tcp(), rings.tx.tcp());
         options.apply_tcp(&mut socket);
-        socket.set_congestion_control(tcp::CongestionControl::Cubic);
         // smoltcp acknowledges every second segment at once; the delay only holds
         // back the ACK of a lone segment. 10 ms (its default) stalls a fast link once
         // per window (FACTS.md); none at all doubles the ACK frames a switch carries.
@@ -893,29 +925,29 @@ impl Engine {
         local: Option<SocketAddr>,
         options: &SocketOptions,
     ) -> io::Result<TcpHandle> {
-        if options.v6only && v6only_refuses(remote) {
-            return Err(errno(libc::ENETUNREACH));
-        }
+        let hop = check_connect(&self.config, remote, options)?;
         let mapped = remote.is_ipv6() && unmap(remote).is_ipv4();
         let remote = unmap(remote);
         let local = local.map(unmap);
-        if remote.port() == 0 || remote.ip().is_unspecified() {
-            return Err(errno(libc::ECONNREFUSED));
-        }
-        let hop = self
-            .config
-            .lookup(remote.ip())
-            .ok_or_else(|| errno(libc::ENETUNREACH))?;
         let local_ip = local.map(|l| l.ip()).filter(|ip| !ip.is_unspecified());
         if let Some(ip) = local_ip {
             if !self.config.is_local_addr(ip) {
                 return Err(errno(libc::EADDRNOTAVAIL));
             }
         }
+        let asked = local.map_or(0, |l| l.port());
         let port = self
             .ports
-            .take(local.map_or(0, |l| l.port()), options.port_use(false))
-            .ok_or_else(|| errno(libc::EADDRINUSE))?;
+            .take(asked, options.port_use(false))
+            // Linux: EADDRNOTAVAIL when no ephemeral port is left for a connect
+            // (`bind` to port 0 gives EADDRINUSE then, as here).
+            .ok_or_else(|| {
+                errno(if asked == 0 {
+                    libc::EADDRNOTAVAIL
+                } else {
+                    libc::EADDRINUSE
+                })
+            })?;
         let (mut socket, lease) = Self::new_tcp_socket(&mut *self.rings, options);
         let endpoint = IpListenEndpoint {
             addr: local_ip.map(IpAddress::from),
@@ -1170,6 +1202,32 @@ impl Engine {
         self.tcp.get(handle).expect("a live connection").socket()
     }
 
+    /// What `TCP_INFO` reports of connection `handle`: smoltcp's view of the
+    /// socket, and what the device boundary saw of its segments.
+    pub(crate) fn tcp_stats(&self, handle: TcpHandle) -> Option<TcpStats> {
+        let entry = self.tcp.get(handle)?;
+        let socket = entry.socket();
+        let (local, remote) = (socket.local_endpoint(), socket.remote_endpoint());
+        let flow = local
+            .zip(remote)
+            .map(|(l, r)| (l.addr.into(), l.port, r.addr.into(), r.port));
+        let ip_header = match remote.map(|r| r.addr) {
+            Some(IpAddress::Ipv6(_)) => 40,
+            _ => 20,
+        };
+        Some(TcpStats {
+            state: socket.state(),
+            mtu: self.io.mtu,
+            mss: self.io.mtu.saturating_sub(ip_header + 20),
+            flow: flow
+                .and_then(|flow| self.io.stalls.stats(&flow))
+                .unwrap_or_default(),
+            send_queue: socket.send_queue(),
+            recv_queue: entry.conn.rescued.len() + socket.recv_queue(),
+            recv_capacity: socket.recv_capacity(),
+        })
+    }
+
     /// Bytes received on `handle` and not taken yet.
     pub(crate) fn recv_queue(&self, handle: TcpHandle) -> usize {
         self.tcp
@@ -1262,6 +1320,19 @@ impl Engine {
         }
         conn.phase = Phase::Orphan { since: self.now };
         self.tcp.mark(handle);
+    }
+
+    /// A connection `listener` handed out (an [`Event::Accepted`]) will never
+    /// reach the application: the pump had no descriptors for its socket pair,
+    /// or could not pass it on. It no longer counts against the listener's
+    /// backlog; otherwise each such connection would hold a slot for good, and a
+    /// listener that lost backlog + 1 of them would drop every SYN from then on.
+    /// (A connection reset while it waits in the queue still counts until the
+    /// application accepts it, as on Linux, where `accept` returns it.)
+    pub(crate) fn never_accepted(&mut self, listener: ListenerId) {
+        if let Some(l) = self.listeners.get_mut(&listener) {
+            l.handed_out = l.handed_out.saturating_sub(1);
+        }
     }
 
     fn forget(&mut self, handle: TcpHandle) {
@@ -1411,8 +1482,51 @@ impl Listener {
 
 /// Whether a socket with `IPV6_V6ONLY` set must refuse to connect to `remote`
 /// (Linux: ENETUNREACH for a v4-mapped address).
+/// What `connect` to `remote` meets before any packet leaves, as Linux decides it
+/// inside `connect(2)` itself (blocking or not): `ENETUNREACH` without a route (or
+/// for a v4-mapped `remote` on an `IPV6_V6ONLY` socket), `ECONNREFUSED` for port 0
+/// or the unspecified address; else the next hop. Pure, so that a socket's own
+/// thread fails the call at once from the configuration it sees, as the engine
+/// would.
+pub(crate) fn check_connect(
+    config: &NetConfig,
+    remote: SocketAddr,
+    options: &SocketOptions,
+) -> io::Result<crate::cmd::NextHop> {
+    if options.v6only && v6only_refuses(remote) {
+        return Err(errno(libc::ENETUNREACH));
+    }
+    let remote = unmap(remote);
+    if remote.port() == 0 || remote.ip().is_unspecified() {
+        return Err(errno(libc::ECONNREFUSED));
+    }
+    config
+        .lookup(remote.ip())
+        .ok_or_else(|| errno(libc::ENETUNREACH))
+}
+
 pub(crate) fn v6only_refuses(remote: SocketAddr) -> bool {
     remote.is_ipv6() && unmap(remote).is_ipv4()
+}
+
+/// What the engine knows of a connection for `TCP_INFO` ([`Engine::tcp_stats`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TcpStats {
+    /// smoltcp's state of the connection.
+    pub state: TcpState,
+    /// The link's MTU.
+    pub mtu: usize,
+    /// The largest segment the link carries for the connection's family.
+    pub mss: usize,
+    /// What the device boundary saw of the sending side (round trips,
+    /// retransmissions, bytes in flight).
+    pub flow: recovery::FlowStats,
+    /// Bytes the application wrote that are not acknowledged yet.
+    pub send_queue: usize,
+    /// Bytes received that the application has not taken yet.
+    pub recv_queue: usize,
+    /// The size of the receive ring.
+    pub recv_capacity: usize,
 }
 
 /// A v4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4 address it stands
@@ -1469,6 +1583,8 @@ struct FrameIo {
     now: Duration,
     /// The identification of the next datagram the boundary cuts in fragments.
     next_fragment_id: u32,
+    /// TCP segments sent so far: whether a poll of one connection sent any.
+    segments_sent: u64,
 }
 
 impl FrameIo {
@@ -1488,6 +1604,7 @@ impl FrameIo {
             stalls: recovery::StallRepair::default(),
             now: Duration::ZERO,
             next_fragment_id: 0,
+            segments_sent: 0,
         }
     }
 
@@ -1511,6 +1628,7 @@ impl FrameIo {
     /// nowhere (a down link).
     fn route(&mut self, mut frame: Vec<u8>) {
         if let Some(segment) = self.ack_sequence.on_egress(&mut frame) {
+            self.segments_sent += 1;
             if segment.len > segment.data + usize::from(segment.fin) {
                 // A SYN: its MSS option keeps to the link (see `link_mtu`).
                 link_mtu::clamp_mss(&mut frame, self.mtu);

@@ -58,6 +58,61 @@ pub(crate) struct SocketOptions {
     pub multicast_loop_v4: bool,
     /// `IPV6_MULTICAST_LOOP`: the same for IPv6.
     pub multicast_loop_v6: bool,
+    /// `TCP_CONGESTION`: the congestion controller of a connection.
+    pub congestion: Congestion,
+    /// `TCP_MAXSEG` as set (0: not set): read back, and it caps the MSS reported
+    /// once connected (the segments keep to the link's MSS).
+    pub max_segment: u16,
+    /// `IP_TOS`: recorded and read back (smoltcp sets no TOS on what it sends).
+    pub tos: u8,
+    /// `SO_PRIORITY`: recorded (there is no queueing discipline to read it).
+    pub priority: u32,
+    /// `SO_BINDTODEVICE`: the index of the interface (0: none). Recorded: a
+    /// socket leaves by the route to its peer, on a stack of one link and `lo`.
+    pub bound_device: u32,
+    /// `TCP_QUICKACK`: recorded (the stack acknowledges within 1 ms anyway).
+    pub quickack: bool,
+    /// `IP_RECVERR`: recorded (there is no error queue to read).
+    pub recv_errors: bool,
+    /// `IP_PKTINFO`: recorded (datagrams come with no control message).
+    pub packet_info: bool,
+}
+
+/// A connection's congestion controller (`TCP_CONGESTION`), of those Linux lets
+/// an unprivileged program choose by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Congestion {
+    /// CUBIC, Linux's default.
+    #[default]
+    Cubic,
+    /// NewReno.
+    Reno,
+}
+
+impl Congestion {
+    /// The controller named `name`, as `TCP_CONGESTION` names it.
+    pub(crate) fn from_name(name: &[u8]) -> Option<Congestion> {
+        match name {
+            b"cubic" => Some(Congestion::Cubic),
+            b"reno" => Some(Congestion::Reno),
+            _ => None,
+        }
+    }
+
+    /// Its name, as `TCP_CONGESTION` reads it back.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Congestion::Cubic => "cubic",
+            Congestion::Reno => "reno",
+        }
+    }
+
+    fn smoltcp(self) -> tcp::CongestionControl {
+        match self {
+            Congestion::Cubic => tcp::CongestionControl::Cubic,
+            Congestion::Reno => tcp::CongestionControl::Reno,
+        }
+    }
 }
 
 impl Default for SocketOptions {
@@ -80,6 +135,14 @@ impl Default for SocketOptions {
             multicast_hops_v6: 1,
             multicast_loop_v4: true,
             multicast_loop_v6: true,
+            congestion: Congestion::Cubic,
+            max_segment: 0,
+            tos: 0,
+            priority: 0,
+            bound_device: 0,
+            quickack: true,
+            recv_errors: false,
+            packet_info: false,
         }
     }
 }
@@ -126,6 +189,11 @@ impl SocketOptions {
     pub(crate) fn apply_tcp(&self, socket: &mut tcp::Socket<'_>) {
         socket.set_nagle_enabled(!self.nodelay);
         socket.set_hop_limit(Some(self.hop_limit));
+        // A new controller starts from nothing: changed only when asked.
+        let congestion = self.congestion.smoltcp();
+        if socket.congestion_control() != congestion {
+            socket.set_congestion_control(congestion);
+        }
         // Keep-alive probes are scheduled by the engine (`lifecycle::steer`):
         // smoltcp's own timer cannot be moved once armed, so a TCP_KEEPIDLE set
         // after SO_KEEPALIVE would wait for the old interval.

@@ -64,8 +64,44 @@ struct FlowState {
     /// when its segment left. Dropped when anything is sent again (Karn).
     timing: Option<(TcpSeqNumber, Duration)>,
     srtt: Option<Duration>,
+    /// The smoothed deviation of the round trips (RFC 6298), for `TCP_INFO`.
+    rttvar: Option<Duration>,
+    /// Segments sent again (retransmissions), for `TCP_INFO`.
+    retransmitted: u32,
+    /// The most bytes in flight since the last retransmission, halved by each:
+    /// what the sender's congestion window allowed, as seen from outside it
+    /// (smoltcp keeps its own window private), for `TCP_INFO`.
+    flight_peak: usize,
     /// Its `due_at` as filed in the stall watch's index.
     filed: Option<Duration>,
+}
+
+/// What the stall watch knows of a flow's sending side, for `TCP_INFO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct FlowStats {
+    /// The smoothed round trip and its deviation, once one was measured.
+    pub srtt: Option<Duration>,
+    pub rttvar: Option<Duration>,
+    /// Segments sent again, in all.
+    pub retransmitted: u32,
+    /// Repairs sent since the acknowledgement last moved.
+    pub repairs: u32,
+    /// Bytes sent and not yet acknowledged.
+    pub in_flight: usize,
+    /// The most bytes in flight since the last retransmission (halved by each).
+    pub flight_peak: usize,
+    /// The window the peer last advertised, as sent (not scaled).
+    pub peer_window: u16,
+}
+
+impl FlowState {
+    /// Bytes sent and not yet acknowledged.
+    fn in_flight(&self) -> usize {
+        match (self.sent_end, self.peer_ack) {
+            (Some(end), Some(ack)) if end > ack => end - ack,
+            _ => 0,
+        }
+    }
 }
 
 impl FlowState {
@@ -161,6 +197,12 @@ impl StallRepair {
             if let Some((end, sent_at)) = flow.timing {
                 if ack >= end {
                     let rtt = now.saturating_sub(sent_at);
+                    // RFC 6298: the deviation from the estimate before this
+                    // sample, then the estimate.
+                    flow.rttvar = Some(match (flow.rttvar, flow.srtt) {
+                        (Some(var), Some(srtt)) => (var * 3 + srtt.abs_diff(rtt)) / 4,
+                        _ => rtt / 2,
+                    });
                     flow.srtt = Some(flow.srtt.map_or(rtt, |s| (s * 7 + rtt) / 8));
                     flow.timing = None;
                 }
@@ -190,6 +232,8 @@ impl StallRepair {
             // A retransmission: its acknowledgement says nothing about the
             // round trip.
             state.timing = None;
+            state.retransmitted = state.retransmitted.saturating_add(1);
+            state.flight_peak /= 2;
             return;
         }
         if !state.outstanding() {
@@ -197,6 +241,7 @@ impl StallRepair {
             state.since = now;
         }
         state.sent_end = Some(end);
+        state.flight_peak = state.flight_peak.max(state.in_flight());
         if segment.data > 0 {
             // Data follows the SYN, if any, and precedes the FIN, if any.
             state.data_end = Some(end - usize::from(segment.fin));
@@ -204,6 +249,21 @@ impl StallRepair {
         if state.timing.is_none() {
             state.timing = Some((end, now));
         }
+    }
+
+    /// What is known of `flow`'s sending side (`None` before the peer's first
+    /// acknowledgement).
+    pub(crate) fn stats(&self, flow: &Flow) -> Option<FlowStats> {
+        let state = self.flows.get(flow)?;
+        Some(FlowStats {
+            srtt: state.srtt,
+            rttvar: state.rttvar,
+            retransmitted: state.retransmitted,
+            repairs: state.repairs,
+            in_flight: state.in_flight(),
+            flight_peak: state.flight_peak,
+            peer_window: state.peer_window,
+        })
     }
 
     /// Forgets a flow that ended.

@@ -138,12 +138,21 @@ pub(super) struct TxPages {
     dirty: bool,
     peak: usize,
     forgot_at: Option<Duration>,
+    /// The ring was found empty too soon after the last time: when to look
+    /// again (an idle connection has no other reason to be looked at).
+    retry_at: Option<Duration>,
 }
 
 impl TxPages {
     /// Looks at `socket`'s transmit ring at `now`: once it is empty after carrying
     /// bytes (and they were bulk, or a while passed since last time), its pages
     /// go to `source` to forget.
+    /// When the ring, found empty too soon after its pages last went back, is to
+    /// be looked at again.
+    pub(super) fn due(&self) -> Option<Duration> {
+        self.retry_at
+    }
+
     pub(super) fn look(
         &mut self,
         socket: &mut tcp::Socket<'static>,
@@ -151,6 +160,7 @@ impl TxPages {
         now: Duration,
     ) {
         let queued = socket.send_queue();
+        self.retry_at = None;
         if queued > 0 {
             self.dirty = true;
             self.peak = self.peak.max(queued);
@@ -161,7 +171,11 @@ impl TxPages {
         } else {
             SMALL_EVERY
         };
-        if !self.dirty || self.forgot_at.is_some_and(|at| now < at + every) {
+        if !self.dirty {
+            return;
+        }
+        if let Some(at) = self.forgot_at.map(|at| at + every).filter(|&at| now < at) {
+            self.retry_at = Some(at);
             return;
         }
         // An empty ring: smoltcp offers all of it, from its start, as free space.
@@ -174,6 +188,7 @@ impl TxPages {
                 dirty: false,
                 peak: 0,
                 forgot_at: Some(now),
+                retry_at: None,
             };
         }
     }

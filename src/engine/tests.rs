@@ -5,6 +5,7 @@ use super::*;
 use crate::cmd::NetConfig;
 use udp::MAX_UDP_V4;
 
+mod limits;
 mod memory;
 
 const MS: Duration = Duration::from_millis(1);
@@ -889,12 +890,19 @@ fn open_connections_survive_mtu_changes() {
 /// Moves `total` bytes from b to a over the wire, dropping the frames from b for
 /// which `lose` (given each frame's number, counted from 1, and its bytes) says
 /// so; returns the virtual time it took.
-fn lossy_transfer(
+fn lossy_transfer(w: &mut Wire, total: usize, lose: impl FnMut(usize, &[u8]) -> bool) -> Duration {
+    let (client, server) = connected(w);
+    lossy_transfer_on(w, client, server, total, lose)
+}
+
+/// [`lossy_transfer`] on a connection made already.
+fn lossy_transfer_on(
     w: &mut Wire,
+    client: TcpHandle,
+    server: TcpHandle,
     total: usize,
     mut lose: impl FnMut(usize, &[u8]) -> bool,
 ) -> Duration {
-    let (client, server) = connected(w);
     let start = w.now;
     let (mut sent, mut got, mut frames) = (0, 0, 0);
     let chunk = vec![7u8; 64 * 1024];
@@ -929,6 +937,33 @@ fn lossy_transfer(
 /// The sequence number and data length of a TCP segment over IPv4.
 fn seq_and_len(frame: &[u8]) -> Option<(smoltcp::wire::TcpSeqNumber, usize)> {
     frames::tcp_view(frame).map(|t| (t.seq, t.data_len))
+}
+
+#[test]
+fn tcp_stats_measure_round_trips_and_count_retransmissions() {
+    let mut w = Wire::new();
+    let (client, server) = connected(&mut w);
+    let fresh = w.b.tcp_stats(client).expect("a connection");
+    assert_eq!(fresh.state, TcpState::Established);
+    assert_eq!((fresh.mtu, fresh.mss), (1500, 1460));
+    assert_eq!(fresh.flow.retransmitted, 0);
+    lossy_transfer_on(&mut w, client, server, 1 << 20, |n, _| n == 100);
+    // The last acknowledgements reach the sender.
+    for _ in 0..10 {
+        w.run(Duration::from_millis(5));
+    }
+    let after = w.b.tcp_stats(client).expect("a connection");
+    assert!(after.flow.retransmitted >= 1, "{after:?}");
+    assert!(
+        after.flow.srtt.is_some() && after.flow.rttvar.is_some(),
+        "{after:?}"
+    );
+    assert!(
+        after.flow.flight_peak >= 10 * after.mss,
+        "the window grew past its start: {after:?}"
+    );
+    assert_eq!(after.flow.in_flight, 0, "all acknowledged: {after:?}");
+    assert!(w.b.tcp_stats(TcpHandle::for_tests(999)).is_none());
 }
 
 #[test]

@@ -379,13 +379,16 @@ fn send(sock: BorrowedFd<'_>, msg: &[u8]) -> io::Result<()> {
 }
 
 /// Receives one message and the descriptor attached to it, if any (close-on-exec).
-/// `ENETDOWN` once the helper is gone.
+/// `ENETDOWN` once the helper is gone; `EMFILE` when the process had no slot for
+/// the descriptor, which the kernel then closed: what Linux's `socket` answers a
+/// process at its limit (the helper made the socket in a table of its own).
 fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
     match crate::sys::recv_message(sock, buf) {
         Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => Err(gone()),
         Err(e) => Err(e),
-        Ok((0, None, _)) => Err(gone()),
-        Ok((_, _, true)) => Err(io::Error::from_raw_os_error(libc::EMSGSIZE)),
-        Ok((len, fd, false)) => Ok((len, fd)),
+        Ok(m) if m.len == 0 && m.fd.is_none() && !m.fds_dropped => Err(gone()),
+        Ok(m) if m.truncated => Err(io::Error::from_raw_os_error(libc::EMSGSIZE)),
+        Ok(m) if m.fds_dropped && m.fd.is_none() => Err(io::Error::from_raw_os_error(libc::EMFILE)),
+        Ok(m) => Ok((m.len, m.fd)),
     }
 }

@@ -59,9 +59,16 @@ pub(super) struct Conn {
     /// The app end was seen shut down for writing or closed: reads go on to the
     /// EOF, as no edge will come for it.
     pub(super) app_read_closed: bool,
-    /// Filler bytes still to discard before the application's own (see
+    /// Bytes still to discard before the application's own: a non-blocking
+    /// connect's filler, and what was written before connecting (see
     /// [`Control::Connect`](super::Control::Connect)).
     pub(super) junk: usize,
+    /// A non-blocking connect filled the pair: if the handshake fails, the pair
+    /// closes so that the application's end turns writable.
+    pub(super) filled: bool,
+    /// The application shut its end down for reading (`shutdown(SHUT_RD)`):
+    /// what the peer sends is dropped, as it can never be read.
+    pub(super) app_reads_shut: bool,
     /// `SO_LINGER` with a zero timeout: the application's close resets.
     pub(super) linger_zero: bool,
     /// Dropped with `fd` (see [`EndToken`]).
@@ -91,6 +98,8 @@ impl Conn {
             app_writable: true,
             app_read_closed: false,
             junk: 0,
+            filled: false,
+            app_reads_shut: false,
             linger_zero: false,
             token,
             queued: false,

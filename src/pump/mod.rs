@@ -16,7 +16,7 @@
 
 use crate::cmd::CmdError;
 use crate::engine::{
-    DatagramProto, Engine, Event, ListenerId, SocketOptions, TcpHandle, UdpHandle,
+    DatagramProto, Engine, Event, ListenerId, SocketOptions, TcpHandle, TcpStats, UdpHandle,
 };
 use crate::link::Link;
 use crate::sys;
@@ -26,7 +26,7 @@ use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -171,7 +171,9 @@ pub(crate) enum Control {
     /// the end of the `msocket` socket adopted under `id`). The first `junk` bytes
     /// the application end sent are filler, discarded once connected: a
     /// non-blocking connect fills the socket pair so that the application's end
-    /// becomes writable exactly when the connection is up.
+    /// becomes writable exactly when the connection is up. On an adopted end,
+    /// whatever the application wrote before it connected is discarded too: such
+    /// bytes are refused on Linux (`EPIPE`), never sent once connected.
     Connect {
         id: u64,
         fd: Option<OwnedFd>,
@@ -248,6 +250,18 @@ pub(crate) enum Control {
         dest: SocketAddr,
         data: Vec<u8>,
         reply: Sender<io::Result<()>>,
+    },
+    /// The descriptors the pump holds now (its poll, the link's, its ends of the
+    /// sockets' pairs, connections waiting to be accepted), for a program that
+    /// closes every descriptor it does not know of.
+    Descriptors { reply: Sender<Vec<RawFd>> },
+    /// How many connections still have something to send or acknowledge
+    /// (`Engine::unfinished_connections`).
+    Unfinished { reply: Sender<usize> },
+    /// What `TCP_INFO` reports of connection `id` (`None`: the pump let it go).
+    TcpStats {
+        id: u64,
+        reply: Sender<Option<TcpStats>>,
     },
     /// Join (or leave) a multicast group on a UDP socket.
     Membership {
@@ -948,6 +962,19 @@ impl Pump {
                     let _ = reply.send(self.udp_connect(id, remote));
                 }
                 Control::UdpResume { id } => self.udp_resume(id),
+                Control::Descriptors { reply } => {
+                    let _ = reply.send(self.descriptors());
+                }
+                Control::Unfinished { reply } => {
+                    let _ = reply.send(self.engine.unfinished_connections());
+                }
+                Control::TcpStats { id, reply } => {
+                    let stats = self
+                        .conns
+                        .get(&id)
+                        .and_then(|conn| self.engine.tcp_stats(conn.handle));
+                    let _ = reply.send(stats);
+                }
                 Control::UdpSendTo {
                     id,
                     dest,
@@ -980,9 +1007,15 @@ impl Pump {
         let handle = match self.engine.connect(remote, local, options) {
             Ok(handle) => handle,
             Err(e) => {
-                // The socket stays usable for another try, as after a failed connect(2).
-                self.adopt(conn.id, conn.fd, conn.token, conn.watched);
                 let _ = reply.send(Err(e));
+                if junk == 0 {
+                    // The socket stays usable for another try, as after a failed
+                    // connect(2).
+                    self.adopt(conn.id, conn.fd, conn.token, conn.watched);
+                }
+                // With filler in it (a non-blocking connect), the pair closes, as
+                // when a handshake fails: the application's end turns writable and
+                // hung up, and SO_ERROR (answered above) tells why.
                 return;
             }
         };
@@ -994,10 +1027,17 @@ impl Pump {
         match self.add_conn(conn, handle, phase) {
             Ok(()) => {
                 let conn = self.conns.get_mut(&id).expect("just added");
-                conn.junk = junk;
-                // An adopted end's edges went to the adopted end: the filler a
-                // non-blocking connect wrote before asking is there to read.
-                conn.app_readable = watched && junk > 0;
+                conn.filled = junk > 0;
+                // Everything queued on an adopted end came before the connect:
+                // the filler, and what the application wrote too early.
+                conn.junk = if watched {
+                    sys::bytes_readable(conn.fd.as_fd()).unwrap_or(junk)
+                } else {
+                    junk
+                };
+                // An adopted end's edges went to the adopted end: what is to be
+                // discarded is there to read.
+                conn.app_readable = watched && conn.junk > 0;
                 conn.linger_zero = options.resets_on_close();
             }
             Err(e) => {
@@ -1123,7 +1163,7 @@ impl Pump {
                     };
                     if let Some(conn) = self.conns.remove(&id) {
                         self.forget_fd(&conn.fd);
-                        if conn.junk == 0 {
+                        if !conn.filled {
                             // Usable for another connect, as a socket is after a failed
                             // connect(2); kept until the application closes it.
                             self.adopt(id, conn.fd, conn.token, false);
@@ -1171,7 +1211,9 @@ impl Pump {
         let (app_end, pump_end) = match sys::pair(libc::SOCK_STREAM) {
             Ok(pair) => pair,
             Err(_) => {
-                // Out of descriptors: refuse the connection as an overloaded host would.
+                // Out of descriptors: refuse the connection as an overloaded host
+                // would (Linux would queue it without a descriptor until accept).
+                self.engine.never_accepted(listener);
                 self.engine.release(handle, true);
                 return;
             }
@@ -1188,6 +1230,7 @@ impl Pump {
             watched: false,
         };
         if self.add_conn(conn, handle, Phase::Open).is_err() {
+            self.engine.never_accepted(listener);
             self.engine.release(handle, true);
             return;
         }
@@ -1195,11 +1238,15 @@ impl Pump {
         if self.engine.recv_queue(handle) > 0 {
             self.make_ready(id);
         }
-        self.handoffs
-            .lock()
-            .expect("handoff map poisoned")
-            .insert(id, Handoff { shared, watch });
+        let mut handoffs = self.handoffs.lock().expect("handoff map poisoned");
+        handoffs.insert(id, Handoff { shared, watch });
         let entry = self.listeners.get_mut(&listener_id).expect("indexed");
+        // The ids accepted since are let go now and then (at each power of two):
+        // a listener that lives long keeps none for each connection it ever had.
+        if entry.handed.len() >= 64 && entry.handed.len().is_power_of_two() {
+            entry.handed.retain(|handed| handoffs.contains_key(handed));
+        }
+        drop(handoffs);
         entry.handed.push(id);
         entry
             .backlog
@@ -1209,10 +1256,13 @@ impl Pump {
 
     /// Passes queued connections to the application's listener end.
     fn flush_listener(&mut self, id: u64) {
-        let Some(entry) = self.listeners.get_mut(&id) else {
-            return;
-        };
-        while let Some((_, fd, payload)) = entry.backlog.front() {
+        loop {
+            let Some(entry) = self.listeners.get_mut(&id) else {
+                return;
+            };
+            let Some((conn_id, fd, payload)) = entry.backlog.front() else {
+                return;
+            };
             match sys::send_with_fd(entry.fd.as_fd(), payload, fd.as_fd()) {
                 Ok(()) => {
                     entry.backlog.pop_front();
@@ -1224,11 +1274,34 @@ impl Pump {
                     }
                     return;
                 }
-                Err(_) => {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) => {
+                    // The application closed the listener.
                     self.close_listener(id);
                     return;
                 }
+                Err(_) => {
+                    // This connection cannot be passed on (ETOOMANYREFS: too many
+                    // descriptors in flight for the user; no memory): it is
+                    // refused, the listener goes on.
+                    let (conn_id, listener) = (*conn_id, entry.listener);
+                    entry.backlog.pop_front();
+                    self.refuse_queued(listener, conn_id);
+                }
             }
+        }
+    }
+
+    /// Lets go of connection `id`, which `listener` handed out and the
+    /// application will never accept, with a reset.
+    fn refuse_queued(&mut self, listener: ListenerId, id: u64) {
+        self.engine.never_accepted(listener);
+        self.handoffs
+            .lock()
+            .expect("handoff map poisoned")
+            .remove(&id);
+        if let Some(conn) = self.conns.remove(&id) {
+            self.by_handle.remove(&conn.handle);
+            self.engine.release(conn.handle, true);
         }
     }
 
@@ -1326,12 +1399,17 @@ impl Pump {
         if conn.is_connecting() {
             return;
         }
-        while conn.app_writable && self.engine.recv_queue(conn.handle) > 0 {
+        while (conn.app_writable || conn.app_reads_shut) && self.engine.recv_queue(conn.handle) > 0
+        {
             let fd = conn.fd.as_fd();
-            match self
-                .engine
-                .recv_with(conn.handle, |bytes| sys::send(fd, bytes))
-            {
+            let app_reads_shut = conn.app_reads_shut;
+            match self.engine.recv_with(conn.handle, |bytes| {
+                if app_reads_shut {
+                    Ok(bytes.len())
+                } else {
+                    sys::send(fd, bytes)
+                }
+            }) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -1342,6 +1420,12 @@ impl Pump {
                             watch_writable_too(self.poll.registry(), &conn.fd, id);
                         conn.app_writable = !conn.watches_writable;
                     }
+                }
+                Err(_) if !sys::peer_closed(conn.fd.as_fd()) => {
+                    // EPIPE with the end still held, and not shut for writing:
+                    // the application shut it down for reading only. Linux keeps
+                    // such a connection; what comes can never be read here.
+                    conn.app_reads_shut = true;
                 }
                 Err(_) => {
                     // EPIPE: nobody will read this.
@@ -1355,6 +1439,21 @@ impl Pump {
             let verdict = conn.on_peer_fin_passed();
             self.settle(id, verdict);
         }
+    }
+
+    /// Every descriptor the pump holds (see [`Control::Descriptors`]).
+    fn descriptors(&self) -> Vec<RawFd> {
+        let mut fds = vec![self.poll.as_raw_fd()];
+        fds.extend(self.link.data_fd());
+        fds.extend(self.link.hangup_fd());
+        fds.extend(self.conns.values().map(|conn| conn.fd.as_raw_fd()));
+        fds.extend(self.adopted.values().map(|(fd, _)| fd.as_raw_fd()));
+        fds.extend(self.udp_descriptors());
+        for entry in self.listeners.values() {
+            fds.push(entry.fd.as_raw_fd());
+            fds.extend(entry.backlog.iter().map(|(_, fd, _)| fd.as_raw_fd()));
+        }
+        fds
     }
 
     /// Stops watching `fd`, which stays open (to be watched again under another
@@ -1375,8 +1474,13 @@ impl Pump {
             self.engine.set_tcp_options(conn.handle, options);
         } else if let Some(entry) = self.listeners.get(&id) {
             self.engine.set_listener_options(entry.listener, options);
-        } else if !self.udp_set_options(id, options) && !self.adopted.contains_key(&id) {
-            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        } else {
+            // A UDP socket's apply where it lives. Otherwise: a socket made by
+            // `msocket` and not used yet, whose options are read when it is,
+            // or one the pump let go (reset, closed both ways) while the
+            // application holds it: its options are only recorded, as Linux
+            // records them on a closed connection.
+            self.udp_set_options(id, options);
         }
         Ok(())
     }

@@ -230,6 +230,12 @@ impl Pump {
         self.engine.udp_membership(handle, group, join)
     }
 
+    /// The pump's ends of the UDP sockets' pairs.
+    pub(super) fn udp_descriptors(&self) -> impl Iterator<Item = std::os::fd::RawFd> + '_ {
+        use std::os::fd::AsRawFd;
+        self.udps.values().map(|entry| entry.fd.as_raw_fd())
+    }
+
     /// Readiness of an application end; false if `id` is not a UDP socket.
     pub(super) fn udp_event(&mut self, id: u64, event: &mio::event::Event) -> bool {
         let Some(entry) = self.udps.get_mut(&id) else {

@@ -502,14 +502,29 @@ impl Acceptor {
             // As a blocking connect does (see `pump/idle.rs`).
             self.ctx.pump.doorbell.wait_briefly(|| sys::is_readable(fd));
         }
-        // The end of the listener's pair: the stack stopped.
-        let (len, conn_fd) = sys::recv_with_fd(fd, &mut payload)?.ok_or_else(|| {
-            self.ctx
-                .pump
-                .failure
-                .error()
-                .unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
-        })?;
+        // With no descriptor slot free: EMFILE, and the connection stays queued
+        // for a later accept, as on Linux (see `recv_with_fd`).
+        let (len, conn_fd) = match sys::recv_with_fd(fd, &mut payload)? {
+            sys::FdMessage::Received(len, conn_fd) => (len, conn_fd),
+            sys::FdMessage::Lost(len) => {
+                // The last slot went to another thread meanwhile: the connection
+                // is gone (its pump end sees the hang-up), and off the backlog.
+                self.accepted.fetch_add(1, Ordering::Relaxed);
+                if let Some((id, ..)) = decode_accept(&payload[..len]) {
+                    drop(self.ctx.take_handoff(id));
+                }
+                return Err(io::Error::from_raw_os_error(libc::EMFILE));
+            }
+            // The end of the listener's pair: the stack stopped.
+            sys::FdMessage::Closed => {
+                return Err(self
+                    .ctx
+                    .pump
+                    .failure
+                    .error()
+                    .unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL)))
+            }
+        };
         // A backlog slot is free: the pump reads this when the next SYN comes (a
         // SYN it dropped is retried by its peer), so it is not woken for it.
         self.accepted.fetch_add(1, Ordering::Relaxed);
@@ -570,6 +585,8 @@ impl TcpListener {
     }
 
     /// Waits for a connection (or `WouldBlock` when non-blocking and none waits).
+    /// `EMFILE` at once when the process has no descriptor left for it, as on
+    /// Linux: the connection stays queued for a later call.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let Some(acceptor) = &self.acceptor else {
             let (fd, peer) = sys::KernelSocket(self.fd.as_fd()).accept()?;

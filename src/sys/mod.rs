@@ -208,6 +208,35 @@ pub(crate) fn socket_inode(fd: BorrowedFd<'_>) -> Option<u64> {
         .then_some(st.st_ino)
 }
 
+/// The inodes of the sockets this process holds a descriptor of (read from
+/// `/proc/self/fd`): what tells a socket still in use from one every descriptor
+/// of which was closed. Costs a system call per open descriptor.
+pub(crate) fn open_socket_inodes() -> io::Result<std::collections::HashSet<u64>> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    let dir = rustix::fs::open(
+        "/proc/self/fd",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut entries = rustix::fs::Dir::read_from(&dir)?;
+    let mut inodes = std::collections::HashSet::new();
+    while let Some(entry) = entries.read() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_bytes().starts_with(b".") {
+            continue;
+        }
+        // Followed: the link names the open file. A descriptor closed meanwhile
+        // (ENOENT) is simply not counted.
+        if let Ok(st) = rustix::fs::statat(&dir, name, AtFlags::empty()) {
+            if FileType::from_raw_mode(st.st_mode) == FileType::Socket {
+                inodes.insert(st.st_ino);
+            }
+        }
+    }
+    Ok(inodes)
+}
+
 /// `ioctl(FIONREAD)`: the bytes waiting (a stream), or the next message's length.
 pub(crate) fn bytes_readable(fd: BorrowedFd<'_>) -> io::Result<usize> {
     // rustix widens the kernel's int with its sign: a negative count (which Linux
@@ -309,14 +338,24 @@ pub(crate) fn send_message(
     send_message_with(sock, payload, fd, SendFlags::empty())
 }
 
+/// One message received by [`recv_message`].
+pub(crate) struct Message {
+    /// The bytes received.
+    pub(crate) len: usize,
+    /// The first descriptor attached to it, if any.
+    pub(crate) fd: Option<OwnedFd>,
+    /// The message was longer than the buffer (MSG_TRUNC).
+    pub(crate) truncated: bool,
+    /// The message carried descriptors the process had no slot for: the kernel
+    /// closed them (MSG_CTRUNC; our buffer has room for more than the one a
+    /// sender of ours attaches).
+    pub(crate) fds_dropped: bool,
+}
+
 /// Receives one message and the descriptor attached to it, if any
 /// (close-on-exec; further descriptors in it are closed). Blocks unless the socket
-/// is non-blocking. Returns the bytes received, the descriptor, and whether the
-/// message was longer than `payload` (MSG_TRUNC).
-pub(crate) fn recv_message(
-    sock: BorrowedFd<'_>,
-    payload: &mut [u8],
-) -> io::Result<(usize, Option<OwnedFd>, bool)> {
+/// is non-blocking.
+pub(crate) fn recv_message(sock: BorrowedFd<'_>, payload: &mut [u8]) -> io::Result<Message> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut iov = [IoSliceMut::new(payload)];
@@ -331,21 +370,51 @@ pub(crate) fn recv_message(
             }
         }
     }
-    Ok((msg.bytes, received, msg.flags.contains(ReturnFlags::TRUNC)))
+    Ok(Message {
+        len: msg.bytes,
+        fd: received,
+        truncated: msg.flags.contains(ReturnFlags::TRUNC),
+        fds_dropped: msg.flags.contains(ReturnFlags::CTRUNC),
+    })
 }
 
-/// Receives one message and the descriptor attached to it (close-on-exec). Blocks
-/// unless the socket is non-blocking. `Ok(None)`: the sender is gone.
-pub(crate) fn recv_with_fd(
-    sock: BorrowedFd<'_>,
-    payload: &mut [u8],
-) -> io::Result<Option<(usize, OwnedFd)>> {
+/// What [`recv_with_fd`] took.
+pub(crate) enum FdMessage {
+    /// A message (its length) and its descriptor.
+    Received(usize, OwnedFd),
+    /// A message (its length) whose descriptor was lost: the process ran out of
+    /// descriptors between the check for a free slot and the receive (another
+    /// thread took the last one), and the kernel closed the descriptor.
+    Lost(usize),
+    /// The sender is gone.
+    Closed,
+}
+
+/// Receives one message and the descriptor attached to it (close-on-exec), only
+/// if the process has a descriptor slot for it: `EMFILE` at once, the message
+/// left queued, when it has none. Blocks unless the socket is non-blocking.
+///
+/// A descriptor sent with SCM_RIGHTS is installed only as the message is taken,
+/// and one the process has no slot for is closed by the kernel (MSG_CTRUNC): the
+/// message, and what the descriptor stood for, would be gone. Linux's `accept`
+/// takes its descriptor slot before it takes a connection off the queue, so that
+/// a process at its limit gets `EMFILE` and the connection stays for a later
+/// call: a slot is made sure of here the same way (a `dup` taken and given back)
+/// before the message is taken. Keeping the message instead (peeking it first)
+/// would install the descriptor twice per call and, with two threads accepting,
+/// could hand both the same one. The slot is not held while the call blocks: a
+/// process that runs out of descriptors while it waits loses that message's
+/// descriptor ([`FdMessage::Lost`]), as a narrow race.
+pub(crate) fn recv_with_fd(sock: BorrowedFd<'_>, payload: &mut [u8]) -> io::Result<FdMessage> {
+    drop(rustix::io::fcntl_dupfd_cloexec(sock, 0)?);
     loop {
-        match recv_message(sock, payload)? {
-            (len, Some(fd), _) => return Ok(Some((len, fd))),
-            // A message without a descriptor is not ours to hand out; EOF is EOF.
-            (0, None, _) => return Ok(None),
-            (_, None, _) => continue,
+        let message = recv_message(sock, payload)?;
+        match message.fd {
+            Some(fd) => return Ok(FdMessage::Received(message.len, fd)),
+            None if message.fds_dropped => return Ok(FdMessage::Lost(message.len)),
+            // EOF is EOF; a message without a descriptor is none of ours.
+            None if message.len == 0 => return Ok(FdMessage::Closed),
+            None => continue,
         }
     }
 }

@@ -38,6 +38,104 @@ static void round_trip(int fd, int level, int name, int v, int expect,
 	}
 }
 
+/* The name an option reads back, and its length. */
+static socklen_t get_name(int fd, int level, int name, char *out, socklen_t size)
+{
+	memset(out, 0x55, size);
+	CHECK(getsockopt(fd, level, name, out, &size) == 0, "getsockopt (name)");
+	return size;
+}
+
+/* The options of issue 12, item 7, on a socket not yet connected, as Linux
+ * takes them. */
+static void linux_options(int tcp)
+{
+	char name[32];
+	int v;
+
+	/* IP_TOS: a stream's ECN bits are its own; the TOS class sets the
+	 * priority. */
+	round_trip(tcp, IPPROTO_IP, IP_TOS, 0x10, 0x10, "IP_TOS");
+	CHECK(get_int(tcp, SOL_SOCKET, SO_PRIORITY) == 6,
+	      "IP_TOS low delay makes SO_PRIORITY 6");
+	round_trip(tcp, IPPROTO_IP, IP_TOS, 0xff, 0xfc,
+		   "IP_TOS of a stream drops the ECN bits");
+	round_trip(tcp, SOL_SOCKET, SO_PRIORITY, 3, 3, "SO_PRIORITY");
+	round_trip(tcp, IPPROTO_IP, IP_RECVERR, 1, 1, "IP_RECVERR");
+	round_trip(tcp, IPPROTO_IP, IP_PKTINFO, 1, 1, "IP_PKTINFO on TCP");
+	CHECK(get_int(tcp, IPPROTO_TCP, TCP_QUICKACK) == 1, "TCP_QUICKACK default");
+	round_trip(tcp, IPPROTO_TCP, TCP_QUICKACK, 0, 0, "TCP_QUICKACK off");
+	round_trip(tcp, IPPROTO_TCP, TCP_QUICKACK, 1, 1, "TCP_QUICKACK on");
+
+	/* SO_BINDTODEVICE: an interface of the stack, by name. */
+	CHECK(get_name(tcp, SOL_SOCKET, SO_BINDTODEVICE, name, sizeof name) == 0,
+	      "SO_BINDTODEVICE unbound reads nothing");
+	FAILS_WITH(setsockopt(tcp, SOL_SOCKET, SO_BINDTODEVICE, "nosuch0", 7),
+		   ENODEV, "SO_BINDTODEVICE to an interface the stack lacks");
+	CHECK(setsockopt(tcp, SOL_SOCKET, SO_BINDTODEVICE, "vde0", 4) == 0,
+	      "SO_BINDTODEVICE vde0");
+	CHECK(get_name(tcp, SOL_SOCKET, SO_BINDTODEVICE, name, sizeof name) == 5 &&
+		      strcmp(name, "vde0") == 0,
+	      "SO_BINDTODEVICE reads back vde0");
+	socklen_t short_len = 2;
+	FAILS_WITH(getsockopt(tcp, SOL_SOCKET, SO_BINDTODEVICE, name, &short_len),
+		   EINVAL, "SO_BINDTODEVICE into a short buffer");
+	CHECK(setsockopt(tcp, SOL_SOCKET, SO_BINDTODEVICE, "", 0) == 0 &&
+		      get_name(tcp, SOL_SOCKET, SO_BINDTODEVICE, name,
+			       sizeof name) == 0,
+	      "SO_BINDTODEVICE \"\" unbinds");
+
+	/* TCP_CONGESTION: the controllers an unprivileged program may pick. */
+	CHECK(setsockopt(tcp, IPPROTO_TCP, TCP_CONGESTION, "reno", 4) == 0,
+	      "TCP_CONGESTION reno");
+	CHECK(get_name(tcp, IPPROTO_TCP, TCP_CONGESTION, name, 16) == 16 &&
+		      strcmp(name, "reno") == 0,
+	      "TCP_CONGESTION reads back reno");
+	CHECK(setsockopt(tcp, IPPROTO_TCP, TCP_CONGESTION, "cubic", 5) == 0,
+	      "TCP_CONGESTION cubic");
+	CHECK(get_name(tcp, IPPROTO_TCP, TCP_CONGESTION, name, 16) == 16 &&
+		      strcmp(name, "cubic") == 0,
+	      "TCP_CONGESTION reads back cubic");
+	FAILS_WITH(setsockopt(tcp, IPPROTO_TCP, TCP_CONGESTION, "nosuch", 6),
+		   ENOENT, "TCP_CONGESTION of an unknown controller");
+
+	/* TCP_INFO of a socket with no connection yet. */
+	struct tcp_info info;
+	socklen_t len = sizeof info;
+	CHECK(getsockopt(tcp, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+		      len == sizeof info,
+	      "TCP_INFO before connecting");
+	CHECK(info.tcpi_state == TCP_CLOSE && info.tcpi_snd_cwnd == 10 &&
+		      info.tcpi_rto == 1000000,
+	      "TCP_INFO before connecting: CLOSE, Linux's initial window and RTO");
+	v = 1;
+	FAILS_WITH(setsockopt(tcp, IPPROTO_TCP, TCP_INFO, &v, sizeof v),
+		   ENOPROTOOPT, "TCP_INFO cannot be set");
+}
+
+/* TCP_INFO of a connection that carried bytes, and of a listener. */
+static void tcp_info(int tcp, int listener)
+{
+	struct tcp_info info;
+	socklen_t len = sizeof info;
+	CHECK(getsockopt(tcp, IPPROTO_TCP, TCP_INFO, &info, &len) == 0,
+	      "TCP_INFO");
+	if (info.tcpi_state != TCP_ESTABLISHED || info.tcpi_snd_mss == 0 ||
+	    info.tcpi_snd_mss > 1000 || info.tcpi_rtt == 0 ||
+	    info.tcpi_snd_cwnd == 0 || info.tcpi_rto == 0 || info.tcpi_pmtu != 1500) {
+		fprintf(stderr,
+			"options.c: TCP_INFO: state %u snd_mss %u rtt %u cwnd %u "
+			"rto %u pmtu %u\n",
+			info.tcpi_state, info.tcpi_snd_mss, info.tcpi_rtt,
+			info.tcpi_snd_cwnd, info.tcpi_rto, info.tcpi_pmtu);
+		exit(1);
+	}
+	len = sizeof info;
+	CHECK(getsockopt(listener, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+		      info.tcpi_state == TCP_LISTEN,
+	      "TCP_INFO of a listener");
+}
+
 int main(int argc, char *argv[])
 {
 	struct vdestack *a, *b;
@@ -82,16 +180,12 @@ int main(int argc, char *argv[])
 		   "IP_TTL 256");
 	CHECK(get_int(tcp, IPPROTO_TCP, TCP_MAXSEG) == 536,
 	      "TCP_MAXSEG before connecting: Linux's default MSS");
-	v = 1000;
-	if (kernel) {
-		CHECK(setsockopt(tcp, IPPROTO_TCP, TCP_MAXSEG, &v, sizeof v) == 0,
-		      "TCP_MAXSEG set (Linux clamps the MSS)");
-	} else {
-		/* smoltcp has no MSS clamp: the userspace stack says so. */
-		FAILS_WITH(setsockopt(tcp, IPPROTO_TCP, TCP_MAXSEG, &v,
-				      sizeof v),
-			   ENOPROTOOPT, "TCP_MAXSEG cannot be set");
-	}
+	v = 50;
+	FAILS_WITH(setsockopt(tcp, IPPROTO_TCP, TCP_MAXSEG, &v, sizeof v), EINVAL,
+		   "TCP_MAXSEG below 88");
+	round_trip(tcp, IPPROTO_TCP, TCP_MAXSEG, 1000, 1000,
+		   "TCP_MAXSEG before connecting: the value set");
+	linux_options(tcp);
 	v = 1;
 	FAILS_WITH(setsockopt(tcp, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v),
 		   ENOPROTOOPT, "IPV6_V6ONLY on AF_INET");
@@ -123,14 +217,16 @@ int main(int argc, char *argv[])
 		      get_int(tcp, SOL_SOCKET, SO_RCVBUF) == 100000 &&
 		      get_int(tcp, IPPROTO_TCP, TCP_NODELAY) == 1,
 	      "options survive connect");
-	/* Connected: the MSS the link gives (Linux takes 12 more bytes off for
-	 * TCP timestamps, which smoltcp does not send; with its clamp set above,
-	 * 1000 there). */
+	/* Connected: the MSS the link gives, capped by the value set (Linux
+	 * takes 12 more bytes off for TCP timestamps, which smoltcp does not
+	 * send). */
 	v = get_int(tcp, IPPROTO_TCP, TCP_MAXSEG);
-	CHECK(kernel ? v <= 1000 : v == 1460, "TCP_MAXSEG when connected");
+	CHECK(kernel ? v <= 1000 : v == 1000, "TCP_MAXSEG when connected");
 	round_trip(tcp, IPPROTO_IP, IP_TTL, 99, 99, "IP_TTL when connected");
 	int conn = accept(lfd, NULL, NULL);
 	CHECK(conn >= 0, "accept");
+	exchange(tcp, conn);
+	tcp_info(tcp, lfd);
 	close(conn);
 	close(tcp);
 
@@ -164,6 +260,14 @@ int main(int argc, char *argv[])
 			      sizeof mreq),
 		   EINVAL, "IP_ADD_MEMBERSHIP of a unicast address");
 	round_trip(udp, IPPROTO_IP, IP_TTL, 3, 3, "IP_TTL on UDP");
+	round_trip(udp, IPPROTO_IP, IP_TOS, 0xff, 0xff,
+		   "IP_TOS on UDP keeps the ECN bits");
+	round_trip(udp, IPPROTO_IP, IP_PKTINFO, 1, 1, "IP_PKTINFO");
+	round_trip(udp, IPPROTO_IP, IP_RECVERR, 1, 1, "IP_RECVERR");
+	struct tcp_info info;
+	len = sizeof info;
+	FAILS_WITH(getsockopt(udp, IPPROTO_TCP, TCP_INFO, &info, &len),
+		   EOPNOTSUPP, "TCP_INFO on IPv4 UDP (Linux's IPv4 layer)");
 	close(udp);
 
 	/* IPv6. */

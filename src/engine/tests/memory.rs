@@ -192,3 +192,35 @@ fn datagram_sockets_take_their_rings_from_the_source_and_give_them_back() {
     w.run(MS);
     assert_eq!((asked().out, asked().back), (0, 3));
 }
+
+#[test]
+fn a_ring_drained_too_soon_after_the_last_time_gives_its_pages_back_later_unprompted() {
+    let (mut w, _, b) = counted_wire();
+    let (client, server) = connected(&mut w);
+    let forgets = || b.0.lock().unwrap().forgets;
+    let burst = vec![5u8; 8 * 1024];
+    let send_and_drain = |w: &mut Wire| {
+        assert_eq!(w.b.tcp(client).send_slice(&burst).unwrap(), burst.len());
+        let mut got = 0;
+        for _ in 0..50 {
+            w.run(MS);
+            got += w.a.recv_with(server, |bytes| Ok(bytes.len())).unwrap_or(0);
+        }
+        assert_eq!(got, burst.len());
+        assert_eq!(w.b.tcp(client).send_queue(), 0, "all acknowledged");
+    };
+    send_and_drain(&mut w);
+    assert_eq!(forgets(), 1, "the first drained ring goes back at once");
+    // Drained again within 100 ms of that: too soon, and then the connection
+    // goes quiet, with no segment or timer of its own to bring it back.
+    send_and_drain(&mut w);
+    assert_eq!(forgets(), 1, "not twice within 100 ms");
+    for _ in 0..3 {
+        w.run(Duration::from_millis(50));
+    }
+    assert_eq!(
+        forgets(),
+        2,
+        "its pages went back when the 100 ms were over"
+    );
+}

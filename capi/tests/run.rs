@@ -1,0 +1,602 @@
+//! `vdestack run`, proven with real programs: python's http.server and urllib in
+//! one process tree, curl against a server on a second `vdestack run` on one
+//! switch, forking servers (python's, socat's) whose children and exec'd
+//! clients share the stack, datagrams, threads, asyncio, a program that exits
+//! right after its last bytes, and the refusals (a static binary, a bad
+//! `--cmd`, a stack that cannot be made).
+//!
+//! Each program runs in a user and network namespace of its own (`unshare
+//! -Urn`) whose `lo` is left down: a socket that fell back to the kernel would
+//! reach nothing, not even 127.0.0.1, so a test that passes ran on the stack.
+//! Where such a namespace cannot be made, those tests are skipped with a message.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::Duration;
+
+/// How long a program may run before it counts as hung.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `vdestack` binary cargo built for this test.
+fn vdestack() -> &'static str {
+    env!("CARGO_BIN_EXE_vdestack")
+}
+
+/// The library cargo built with this test (see `capi.rs`: `deps/` is the fresh
+/// one).
+fn built_lib() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("the test's directory");
+    [deps, deps.parent().unwrap_or(deps)]
+        .iter()
+        .map(|dir| dir.join("libvdestack_capi.so"))
+        .find(|lib| lib.is_file())
+        .expect("libvdestack_capi.so built beside the test")
+}
+
+/// Whether a network namespace can be made here; says so when not.
+fn namespaces(test: &str) -> bool {
+    let ok = Command::new("unshare")
+        .args(["-Urnp", "--fork", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("{test}: skipped: no network namespace can be made here (unshare -Urn)");
+    }
+    ok
+}
+
+/// `vdestack run ARGS` in a network namespace of its own (its `lo` down), and a
+/// PID namespace, so that killing it kills everything it started.
+fn run_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-Urnp", "--fork", "--kill-child", vdestack(), "run"])
+        .args(args)
+        .env("VDESTACK_LIBRARY", built_lib())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Waits for `child` and reads its output, at most [`TIMEOUT`] (then kills it
+/// and fails).
+fn finish(child: Child, what: &str) -> Output {
+    let pid = child.id() as libc::pid_t;
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match outcome.recv_timeout(TIMEOUT) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            // SAFETY: kill takes a pid and a signal; the child is not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let out = outcome.recv().expect("the waiter").expect("wait");
+            panic!(
+                "{what} hung; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+fn run(args: &[&str], what: &str) -> Output {
+    finish(run_cmd(args).spawn().expect("spawn vdestack"), what)
+}
+
+fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `len` bytes that differ from one position to the next.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_u32;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// A server started under `vdestack run` that prints one line when it is ready:
+/// killed (with its namespace) on drop.
+struct Server {
+    child: Option<Child>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = run_cmd(args).spawn().expect("spawn the server");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("the server's first line");
+        assert!(
+            !line.is_empty(),
+            "the server ended before it was ready: {:?}",
+            child.wait_with_output().map(|o| o.status)
+        );
+        Server {
+            child: Some(child),
+            stdout,
+        }
+    }
+
+    /// Waits for the server to end (at most [`TIMEOUT`]); returns how it ended
+    /// and what it printed after its first line.
+    fn finish(mut self) -> (Output, String) {
+        let child = self.child.take().expect("the server");
+        let waiter = std::thread::spawn(move || finish(child, "the server"));
+        let mut rest = String::new();
+        self.stdout
+            .read_to_string(&mut rest)
+            .expect("the server's output");
+        (waiter.join().expect("the server's waiter"), rest)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn stack_on(switch: &common::Switch, addr: &str) -> [String; 4] {
+    [
+        "--vnl".into(),
+        switch.vnl(),
+        "--cmd".into(),
+        format!("/bin/ip link set vde0 up; /bin/ip addr add {addr}/24 dev vde0"),
+    ]
+}
+
+/// Runs the python `script` (with `args`) under `vdestack run` with `lo` up and
+/// checks that it succeeds; `None` where no namespace can be made.
+fn python_on_lo(test: &str, script: &str, args: &[&str]) -> Option<Output> {
+    if !namespaces(test) {
+        return None;
+    }
+    let mut all = vec![
+        "--cmd",
+        "/bin/ip link set lo up",
+        "--",
+        "python3",
+        "-c",
+        script,
+    ];
+    all.extend(args);
+    let out = run(&all, test);
+    assert_success(&out, test);
+    Some(out)
+}
+
+/// [`python_on_lo`], which prints `expected`.
+fn python_prints(test: &str, script: &str, expected: &str) {
+    if let Some(out) = python_on_lo(test, script, &[]) {
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected);
+    }
+}
+
+#[test]
+fn python_server_and_client_in_one_tree() {
+    let dir = common::TempDir::new("run-py");
+    let body = pattern(300_000);
+    std::fs::write(dir.path().join("file"), &body).expect("write the file");
+    // A child process serves one request; the parent fetches when the child's
+    // pipe says it listens.
+    let script = r#"
+import os, sys, http.server, urllib.request, functools
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args): pass
+    handler = functools.partial(Quiet, directory=sys.argv[1])
+    server = http.server.HTTPServer(("127.0.0.1", 8000), handler)
+    os.write(w, b"!")
+    server.handle_request()
+    os._exit(0)
+os.close(w)
+os.read(r, 1)
+data = urllib.request.urlopen("http://127.0.0.1:8000/file").read()
+sys.stdout.buffer.write(data)
+_, status = os.waitpid(pid, 0)
+sys.exit(status)
+"#;
+    let dir_arg = dir.path().to_string_lossy().into_owned();
+    let test = "python_server_and_client_in_one_tree";
+    if let Some(out) = python_on_lo(test, script, &[&dir_arg]) {
+        assert!(out.stdout == body, "the bytes fetched differ");
+    }
+}
+
+#[test]
+fn curl_downloads_10_mib_from_a_second_stack() {
+    if !namespaces("curl_downloads_10_mib_from_a_second_stack") {
+        return;
+    }
+    let switch = common::Switch::start();
+    let dir = common::TempDir::new("run-curl");
+    let body = pattern(10 << 20);
+    std::fs::write(dir.path().join("file"), &body).expect("write the file");
+    let server = stack_on(&switch, "10.0.0.1");
+    let dir_arg = dir.path().to_string_lossy().into_owned();
+    let mut args: Vec<&str> = server.iter().map(String::as_str).collect();
+    // http.server prints "Serving HTTP on ..." once it listens (-u: at once).
+    args.extend([
+        "--",
+        "python3",
+        "-u",
+        "-m",
+        "http.server",
+        "8000",
+        "--bind",
+        "10.0.0.1",
+        "--directory",
+        &dir_arg,
+    ]);
+    let _server = Server::start(&args);
+    let client = stack_on(&switch, "10.0.0.2");
+    let fetched = dir.path().join("fetched");
+    let fetched_arg = fetched.to_string_lossy().into_owned();
+    let mut args: Vec<&str> = client.iter().map(String::as_str).collect();
+    args.extend([
+        "--",
+        "curl",
+        "-sS",
+        "--fail",
+        "-o",
+        &fetched_arg,
+        "http://10.0.0.1:8000/file",
+    ]);
+    let out = run(&args, "curl");
+    assert_success(&out, "curl");
+    let got = std::fs::read(&fetched).expect("curl's file");
+    assert_eq!(got.len(), body.len());
+    assert!(got == body, "the 10 MiB differ");
+}
+
+#[test]
+fn a_forking_server_and_exec_d_clients_share_the_stack() {
+    // The server's children (forked per connection) answer with their peer's
+    // address and the bytes in upper case; the clients are socat processes the
+    // parent runs (exec'd programs).
+    let script = r#"
+import os, sys, socketserver, subprocess
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        peer = self.connection.getpeername()
+        line = self.rfile.readline()
+        self.wfile.write(("%s %d " % peer).encode() + line.upper())
+server = socketserver.ForkingTCPServer(("127.0.0.1", 0), Echo)
+port = server.server_address[1]
+pid = os.fork()
+if pid == 0:
+    server.serve_forever()
+    os._exit(0)
+server.socket.close()
+for i in range(3):
+    out = subprocess.run(["socat", "-", "TCP:127.0.0.1:%d" % port],
+                         input=b"hello %d\n" % i, capture_output=True, check=True).stdout
+    host, cport, word, n = out.split()
+    assert host == b"127.0.0.1" and int(cport) >= 1024, out
+    assert (word, n) == (b"HELLO", str(i).encode()), out
+os.kill(pid, 15)
+os.waitpid(pid, 0)
+print("answered 3")
+"#;
+    python_prints(
+        "a_forking_server_and_exec_d_clients_share_the_stack",
+        script,
+        "answered 3",
+    );
+}
+
+#[test]
+fn socat_forks_a_child_per_connection_on_the_stack() {
+    // socat's forked children serve the connections (with an exec'd cat): they
+    // move the bytes and ask the stack about the sockets they inherited.
+    let script = r#"
+import socket, subprocess
+server = subprocess.Popen(["socat", "-d", "-d", "TCP-LISTEN:7000,bind=127.0.0.1,fork,reuseaddr",
+                           "EXEC:cat"], stderr=subprocess.PIPE)
+for line in server.stderr:
+    if b"listening on" in line:
+        break
+for i in range(3):
+    with socket.create_connection(("127.0.0.1", 7000)) as c:
+        sent = b"line %d\n" % i * 5000
+        c.sendall(sent)
+        c.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            part = c.recv(65536)
+            if not part:
+                break
+            got += part
+        assert got == sent, (len(got), len(sent))
+server.terminate()
+server.wait()
+print("echoed")
+"#;
+    python_prints(
+        "socat_forks_a_child_per_connection_on_the_stack",
+        script,
+        "echoed",
+    );
+}
+
+#[test]
+fn datagrams_between_a_parent_and_its_forked_child() {
+    // The child answers on the socket it inherited; each datagram keeps its
+    // source, up to 60,000 bytes; FIONREAD gives the next one's length.
+    let script = r#"
+import array, fcntl, os, select, socket, termios
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind(("127.0.0.1", 0))
+port = server.getsockname()[1]
+pid = os.fork()
+if pid == 0:
+    for i in range(3):
+        data, peer = server.recvfrom(65536)
+        server.sendto(data.upper(), peer)
+    os._exit(0)
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.bind(("127.0.0.1", 0))
+for size in (5, 1400, 60000):
+    sent = b"x" * size
+    client.sendto(sent, ("127.0.0.1", port))
+    select.select([client], [], [])
+    waiting = array.array("i", [0])
+    fcntl.ioctl(client, termios.FIONREAD, waiting)
+    assert waiting[0] == size, (waiting[0], size)
+    data, peer = client.recvfrom(65536)
+    assert data == sent.upper() and peer == ("127.0.0.1", port), (len(data), peer)
+_, status = os.waitpid(pid, 0)
+assert status == 0
+print("answered")
+"#;
+    python_prints(
+        "datagrams_between_a_parent_and_its_forked_child",
+        script,
+        "answered",
+    );
+}
+
+#[test]
+fn a_thread_waiting_in_the_host_holds_up_no_other() {
+    // A thread blocks in a datagram receive, which waits in the host; the main
+    // thread, through its own connection, makes a socket and sends it a datagram.
+    let script = r#"
+import socket, threading
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind(("127.0.0.1", 0))
+got = []
+waiter = threading.Thread(target=lambda: got.append(server.recvfrom(100)[0]))
+waiter.start()
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.sendto(b"wake", server.getsockname())
+waiter.join()
+print(got[0].decode())
+"#;
+    python_prints(
+        "a_thread_waiting_in_the_host_holds_up_no_other",
+        script,
+        "wake",
+    );
+}
+
+#[test]
+fn an_exec_d_program_knows_the_socket_it_inherited() {
+    // The connection becomes the stdin of an exec'd program, which never
+    // received it from the host: it asks what it is, and answers with its
+    // family and peer.
+    let script = r#"
+import os, socket
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+pid = os.fork()
+if pid == 0:
+    conn, _ = listener.accept()
+    os.dup2(conn.fileno(), 0)
+    os.execvp("python3", ["python3", "-c", "import socket; s = socket.socket(fileno=0); "
+        "s.sendall(b'%d %s' % (s.family, s.getpeername()[0].encode()))"])
+client = socket.create_connection(listener.getsockname())
+print(client.recv(100).decode())
+os.waitpid(pid, 0)
+"#;
+    python_prints(
+        "an_exec_d_program_knows_the_socket_it_inherited",
+        script,
+        "2 127.0.0.1",
+    );
+}
+
+#[test]
+fn an_asyncio_echo_server_with_100_clients() {
+    // One thread, non-blocking connects and accepts, epoll.
+    let script = r#"
+import asyncio
+async def handle(reader, writer):
+    writer.write((await reader.read(100)).upper())
+    await writer.drain()
+    writer.close()
+async def client(i, port):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"hello %d" % i)
+    await writer.drain()
+    answer = await reader.read(100)
+    writer.close()
+    return answer == b"HELLO %d" % i
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    print(sum(await asyncio.gather(*(client(i, port) for i in range(100)))))
+asyncio.run(main())
+"#;
+    python_prints("an_asyncio_echo_server_with_100_clients", script, "100");
+}
+
+#[test]
+fn a_signal_interrupts_a_blocking_accept() {
+    let script = r#"
+import signal, socket
+class Alarm(Exception):
+    pass
+def on_alarm(*args):
+    raise Alarm()
+signal.signal(signal.SIGALRM, on_alarm)
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+try:
+    s.accept()
+except Alarm:
+    print("interrupted")
+"#;
+    python_prints(
+        "a_signal_interrupts_a_blocking_accept",
+        script,
+        "interrupted",
+    );
+}
+
+#[test]
+fn the_last_bytes_of_a_program_that_exits_are_delivered() {
+    if !namespaces("the_last_bytes_of_a_program_that_exits_are_delivered") {
+        return;
+    }
+    let switch = common::Switch::start();
+    // The receiver counts to end of stream, then prints the count.
+    let receiver = r#"
+import socket, sys, time
+s = socket.socket()
+s.bind(("10.0.0.1", 9000))
+s.listen()
+print("ready", flush=True)
+c, _ = s.accept()
+# A slow reader: the sender's last bytes are still in its stack when it exits.
+n = 0
+while True:
+    time.sleep(0.005)
+    b = c.recv(8192)
+    if not b:
+        break
+    n += len(b)
+print(n, flush=True)
+"#;
+    let server = stack_on(&switch, "10.0.0.1");
+    let mut args: Vec<&str> = server.iter().map(String::as_str).collect();
+    args.extend(["--", "python3", "-c", receiver]);
+    let receiver = Server::start(&args);
+    // The sender exits at once after its last write: no close, no shutdown.
+    let sender = r#"
+import os, socket
+s = socket.create_connection(("10.0.0.1", 9000))
+s.sendall(b"x" * (1 << 20))
+os._exit(0)
+"#;
+    let client = stack_on(&switch, "10.0.0.2");
+    let mut args: Vec<&str> = client.iter().map(String::as_str).collect();
+    args.extend(["--", "python3", "-c", sender]);
+    let out = run(&args, "the sender");
+    assert_success(&out, "the sender");
+    let (out, rest) = receiver.finish();
+    assert_success(&out, "the receiver");
+    assert_eq!(rest.trim(), (1 << 20).to_string(), "bytes received");
+}
+
+#[test]
+fn a_static_binary_is_refused() {
+    let out = Command::new(vdestack())
+        .args(["run", "--", "/sbin/ldconfig", "-p"])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .output()
+        .expect("run vdestack");
+    assert_eq!(out.status.code(), Some(126));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("statically linked"), "{stderr}");
+    assert!(out.stdout.is_empty(), "it did not run");
+}
+
+#[test]
+fn a_bad_cmd_gives_ips_status_and_message() {
+    let out = Command::new(vdestack())
+        .args(["run", "--cmd", "/bin/ip link set nosuch up", "--", "true"])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .output()
+        .expect("run vdestack");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Cannot find device \"nosuch\""), "{stderr}");
+}
+
+#[test]
+fn a_stack_that_cannot_be_made_runs_nothing() {
+    let dir = common::TempDir::new("run-nosw");
+    let vnl = format!("vde://{}", dir.path().join("nosuch").display());
+    let marker = dir.path().join("ran");
+    let marker_arg = marker.to_string_lossy().into_owned();
+    let out = Command::new(vdestack())
+        .args(["run", "--vnl", &vnl, "--", "touch", &marker_arg])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .output()
+        .expect("run vdestack");
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot make the stack"), "{stderr}");
+    assert!(!Path::new(&marker).exists(), "the program ran");
+    let dhcp = Command::new(vdestack())
+        .args(["run", "--dhcp", "--", "true"])
+        .output()
+        .expect("run vdestack");
+    assert_eq!(dhcp.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&dhcp.stderr).contains("--dhcp"));
+}
+
+#[test]
+fn the_exit_status_is_the_programs() {
+    let run = |script: &str| {
+        Command::new(vdestack())
+            .args(["run", "--", "sh", "-c", script])
+            .env("VDESTACK_LIBRARY", built_lib())
+            .status()
+            .expect("run vdestack")
+            .code()
+    };
+    assert_eq!(run("exit 3"), Some(3));
+    assert_eq!(run("kill -TERM $$"), Some(128 + 15));
+    // ^C (SIGINT to the whole process group) is the program's to take: vdestack
+    // outlives it and tells how it ended.
+    let interrupted = Command::new(vdestack())
+        .args(["run", "--", "sh", "-c", "kill -INT 0; exit 9"])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .process_group(0)
+        .status()
+        .expect("run vdestack");
+    assert_eq!(interrupted.code(), Some(128 + libc::SIGINT));
+}
