@@ -4,7 +4,9 @@
 //!
 //! It sleeps in mio until there is work (a frame, bytes from the application, room to
 //! write to it, a control request, or the engine's next timer), so an idle stack uses
-//! no CPU. Bytes are read from a socket pair straight into smoltcp's transmit ring and
+//! no CPU; while an exchange goes on, it polls for a short while before it sleeps
+//! (`idle.rs`: waking a thread whose CPU idled is the dearest step of a connection
+//! on a virtual machine). Bytes are read from a socket pair straight into smoltcp's transmit ring and
 //! written from its receive ring straight to the socket pair: one copy each way, and
 //! back-pressure is the TCP window itself: the pump stops reading a socket pair while
 //! the ring is full and leaves data in the ring while the application does not read.
