@@ -344,7 +344,9 @@ pub(crate) struct Message {
     pub(crate) len: usize,
     /// The first descriptor attached to it, if any.
     pub(crate) fd: Option<OwnedFd>,
-    /// The message was longer than the buffer (MSG_TRUNC).
+    /// The message was longer than the buffer (MSG_TRUNC). Read by the kernel
+    /// backend only.
+    #[cfg_attr(not(feature = "kernel-ns"), allow(dead_code))]
     pub(crate) truncated: bool,
     /// The message carried descriptors the process had no slot for: the kernel
     /// closed them (MSG_CTRUNC; our buffer has room for more than the one a
