@@ -319,15 +319,17 @@ impl Engine {
             io,
             config,
             synced: None,
-            ports: PortTable::default(),
+            // Each table its own key, from the seed: a new stack's first ports
+            // are not the last one's.
+            ports: PortTable::new(seed.rotate_left(8) ^ 0x7463_70),
             listeners: BTreeMap::new(),
             listener_ports: HashMap::new(),
             embryos: BTreeSet::new(),
             next_listener: 1,
             udps: BTreeMap::new(),
             udp_closing: BTreeSet::new(),
-            udp_ports: PortTable::default(),
-            ping_ids: PortTable::default(),
+            udp_ports: PortTable::new(seed.rotate_left(24) ^ 0x7564_70),
+            ping_ids: PortTable::new(seed.rotate_left(40) ^ 0x6963_6d70),
             udp_serial: 0,
             groups: BTreeMap::new(),
             arp_seen: HashMap::new(),
@@ -918,9 +920,10 @@ impl Engine {
             }
         }
         let asked = local.map_or(0, |l| l.port());
+        let destination = (local_ip, remote.ip(), remote.port());
         let port = self
             .ports
-            .take(asked, options.port_use(false))
+            .take_for(asked, options.port_use(false), Some(destination))
             // Linux: EADDRNOTAVAIL when no ephemeral port is left for a connect
             // (`bind` to port 0 gives EADDRINUSE then, as here).
             .ok_or_else(|| {

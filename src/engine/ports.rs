@@ -2,8 +2,15 @@
 //! when two sockets may share one (`SO_REUSEADDR`, `SO_REUSEPORT`).
 //!
 //! smoltcp refuses port 0, so the engine hands out ports from Linux's default
-//! ephemeral range itself, rotating through it so that a port just released is not
-//! reused at once (a cheap stand-in for TIME-WAIT, which the engine does not keep).
+//! ephemeral range itself, and chooses them as Linux does (RFC 6056's "double
+//! hash", `__inet_hash_connect`): a connect starts its search at an offset that
+//! is a keyed hash of its destination (local address, remote address, remote
+//! port) plus a per-destination counter that moves on with every port given,
+//! and steps by 2 through the even ports first; a `bind` to port 0 starts at a
+//! keyed place of its own and prefers the odd ports. The key comes from the
+//! stack's seed, so that a new process does not start where the last one did
+//! (it would meet its own old connection in the server's TIME-WAIT), while
+//! `sim`, given the same seed, picks the same ports.
 //!
 //! Sharing follows Linux, per port (addresses are not told apart: two sockets on
 //! the same port and different local addresses conflict here, where Linux lets
@@ -15,9 +22,19 @@
 //!   only closing, as on Linux without `SO_REUSEADDR`.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
 
 /// Linux's default `net.ipv4.ip_local_port_range`.
 pub(crate) const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+/// The size of Linux's table of per-destination counters (`INET_TABLE_PERTURB_SIZE`
+/// is larger; what matters is that destinations rarely share a counter).
+const PERTURB_SIZE: usize = 256;
+
+/// Where a connection goes, for choosing its ephemeral port: local address (if
+/// chosen), remote address, remote port.
+pub(crate) type Destination = (Option<IpAddr>, IpAddr, u16);
 
 /// How a socket holds its port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +64,22 @@ impl PortUse {
 /// The holders of each local port in use, counted by kind: a listener's port is
 /// held by it and by every connection it accepted, thousands perhaps, while
 /// there are only eight kinds, so every check costs the same whatever the count.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PortTable {
     held: HashMap<u16, Holders>,
-    next: u16,
+    /// The key of the hashes that place each search (from the stack's seed).
+    secret: u64,
+    /// Per-destination counters (by hash), moved on by every port given, so
+    /// that the next search for the same destination starts further on.
+    perturb: Vec<u32>,
+    /// How many ports `bind(0)` gave: its searches' counter.
+    binds: u32,
+}
+
+impl Default for PortTable {
+    fn default() -> PortTable {
+        PortTable::new(0)
+    }
 }
 
 /// The holders of one port: each kind, with how many hold it so.
@@ -63,10 +92,41 @@ fn add(holders: &mut Holders, how: PortUse) {
     }
 }
 
+/// A keyed hash of `value` (SipHash with fixed keys, then the key mixed in:
+/// repeatable from one run to the next for the same `secret`).
+fn keyed_hash(secret: u64, value: impl Hash) -> u64 {
+    #[allow(deprecated)]
+    let mut hasher =
+        std::hash::SipHasher::new_with_keys(secret, secret.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15);
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
 impl PortTable {
+    /// An empty table whose searches are placed by `secret`.
+    pub(crate) fn new(secret: u64) -> PortTable {
+        PortTable {
+            held: HashMap::new(),
+            secret,
+            perturb: vec![0; PERTURB_SIZE],
+            binds: 0,
+        }
+    }
+
     /// Takes `port` (0: any free ephemeral port) for a holder of kind `how`.
     /// `None`: in use (and not shareable), or the range is full.
     pub(crate) fn take(&mut self, port: u16, how: PortUse) -> Option<u16> {
+        self.take_for(port, how, None)
+    }
+
+    /// [`PortTable::take`] for a connection to `to` (`None`: a `bind`), which
+    /// places the search for an ephemeral port as Linux does.
+    pub(crate) fn take_for(
+        &mut self,
+        port: u16,
+        how: PortUse,
+        to: Option<Destination>,
+    ) -> Option<u16> {
         if port != 0 {
             let holders = self.held.entry(port).or_default();
             if !holders.iter().all(|(h, _)| h.admits(&how)) {
@@ -79,15 +139,34 @@ impl PortTable {
             return Some(port);
         }
         let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u32 + 1;
-        for _ in 0..span {
-            if self.next < *EPHEMERAL.start() || self.next >= *EPHEMERAL.end() {
-                self.next = *EPHEMERAL.start();
-            } else {
-                self.next += 1;
+        // Where the search starts, and the parity it tries first: even for a
+        // connect, odd for a bind, as Linux (so that binds leave connects room).
+        let (offset, first_parity, counter) = match to {
+            Some(destination) => {
+                let hash = keyed_hash(self.secret, destination);
+                let index = hash as usize % PERTURB_SIZE;
+                let offset = self.perturb[index].wrapping_add((hash >> 32) as u32);
+                (offset, 0, Some(index))
             }
-            if !self.held.contains_key(&self.next) {
-                self.held.insert(self.next, vec![(how, 1)]);
-                return Some(self.next);
+            None => {
+                let offset = keyed_hash(self.secret, ("bind", self.binds)) as u32;
+                (offset, 1, None)
+            }
+        };
+        let offset = (offset % span) & !1;
+        for parity in [first_parity, 1 - first_parity] {
+            for step in (0..span).step_by(2) {
+                let port = *EPHEMERAL.start() + ((offset + parity + step) % span) as u16;
+                if !self.held.contains_key(&port) {
+                    self.held.insert(port, vec![(how, 1)]);
+                    match counter {
+                        Some(index) => {
+                            self.perturb[index] = self.perturb[index].wrapping_add(step + 2)
+                        }
+                        None => self.binds = self.binds.wrapping_add(1),
+                    }
+                    return Some(port);
+                }
             }
         }
         None
@@ -178,6 +257,21 @@ mod tests {
         assert_eq!(ports.take(80, PortUse::PLAIN), None, "still held once");
         ports.release(80, PortUse::PLAIN);
         assert_eq!(ports.take(80, PortUse::PLAIN), Some(80));
+    }
+
+    #[test]
+    fn connects_step_by_two_and_move_on_per_destination() {
+        let mut ports = PortTable::new(42);
+        let to: Destination = (None, "10.0.0.1".parse().unwrap(), 80);
+        let a = ports.take_for(0, PortUse::PLAIN, Some(to)).unwrap();
+        let b = ports.take_for(0, PortUse::PLAIN, Some(to)).unwrap();
+        assert!(a % 2 == 0 && b % 2 == 0 && a != b, "{a} {b}");
+        // The counter moves on even when the port is released: no reuse at once.
+        ports.release(b, PortUse::PLAIN);
+        assert_ne!(ports.take_for(0, PortUse::PLAIN, Some(to)), Some(b));
+        // Another key, another place.
+        let mut other = PortTable::new(43);
+        assert_ne!(other.take_for(0, PortUse::PLAIN, Some(to)), Some(a));
     }
 
     #[test]

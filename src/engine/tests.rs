@@ -5,6 +5,7 @@ use super::*;
 use crate::cmd::NetConfig;
 use udp::MAX_UDP_V4;
 
+mod ephemeral;
 mod limits;
 mod memory;
 
