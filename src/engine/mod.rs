@@ -321,14 +321,14 @@ impl Engine {
             synced: None,
             // Each table its own key, from the seed: a new stack's first ports
             // are not the last one's.
-            ports: PortTable::new(seed.rotate_left(8) ^ 0x7463_70),
+            ports: PortTable::new(seed.rotate_left(8) ^ 0x0074_6370),
             listeners: BTreeMap::new(),
             listener_ports: HashMap::new(),
             embryos: BTreeSet::new(),
             next_listener: 1,
             udps: BTreeMap::new(),
             udp_closing: BTreeSet::new(),
-            udp_ports: PortTable::new(seed.rotate_left(24) ^ 0x7564_70),
+            udp_ports: PortTable::new(seed.rotate_left(24) ^ 0x0075_6470),
             ping_ids: PortTable::new(seed.rotate_left(40) ^ 0x6963_6d70),
             udp_serial: 0,
             groups: BTreeMap::new(),

@@ -157,8 +157,8 @@ impl PortTable {
         for parity in [first_parity, 1 - first_parity] {
             for step in (0..span).step_by(2) {
                 let port = *EPHEMERAL.start() + ((offset + parity + step) % span) as u16;
-                if !self.held.contains_key(&port) {
-                    self.held.insert(port, vec![(how, 1)]);
+                if let std::collections::hash_map::Entry::Vacant(free) = self.held.entry(port) {
+                    free.insert(vec![(how, 1)]);
                     match counter {
                         Some(index) => {
                             self.perturb[index] = self.perturb[index].wrapping_add(step + 2)
@@ -265,7 +265,10 @@ mod tests {
         let to: Destination = (None, "10.0.0.1".parse().unwrap(), 80);
         let a = ports.take_for(0, PortUse::PLAIN, Some(to)).unwrap();
         let b = ports.take_for(0, PortUse::PLAIN, Some(to)).unwrap();
-        assert!(a % 2 == 0 && b % 2 == 0 && a != b, "{a} {b}");
+        assert!(
+            a.is_multiple_of(2) && b.is_multiple_of(2) && a != b,
+            "{a} {b}"
+        );
         // The counter moves on even when the port is released: no reuse at once.
         ports.release(b, PortUse::PLAIN);
         assert_ne!(ports.take_for(0, PortUse::PLAIN, Some(to)), Some(b));

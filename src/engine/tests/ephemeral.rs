@@ -32,7 +32,7 @@ fn a_fresh_stack_does_not_reuse_the_last_ones_ports() {
             "{ports:?}"
         );
         assert!(
-            ports.iter().all(|p| p % 2 == 0),
+            ports.iter().all(|p| p.is_multiple_of(2)),
             "a connect prefers even ports: {ports:?}"
         );
     }
@@ -58,6 +58,6 @@ fn bind_to_port_zero_prefers_odd_ports_from_a_keyed_place() {
             .port()
     };
     let (a, b) = (bound(1), bound(2));
-    assert!(a % 2 == 1 && b % 2 == 1, "{a} {b}");
+    assert!(!a.is_multiple_of(2) && !b.is_multiple_of(2), "{a} {b}");
     assert_ne!(a, b);
 }
