@@ -313,7 +313,25 @@ fn named_options_and_tcp_info(backend: Backend) {
     assert_eq!(info.state, 10, "LISTEN: {info:?}");
 }
 
+/// A socket that was only bound gives its port back when it is closed
+/// (issue 12); one that listened keeps it for its listener.
+fn a_closed_bound_socket_frees_its_port(backend: Backend) {
+    let net = net(backend);
+    for _ in 0..3 {
+        let bound = tcp(&net.a);
+        bsd::bind(bound.as_fd(), addr("0.0.0.0:81")).unwrap();
+        drop(bound);
+    }
+    let listener = tcp(&net.a);
+    bsd::bind(listener.as_fd(), addr("0.0.0.0:81")).expect("the port was given back");
+    bsd::listen(listener.as_fd(), 4).unwrap();
+    let other = tcp(&net.a);
+    let e = bsd::bind(other.as_fd(), addr("0.0.0.0:81")).unwrap_err();
+    assert_eq!(errno(&e), libc::EADDRINUSE, "the listener holds it");
+}
+
 on_both_backends! {
+    a_closed_bound_socket_frees_its_port: super::a_closed_bound_socket_frees_its_port;
     named_options_and_tcp_info: super::named_options_and_tcp_info;
     state_checks: super::state_checks;
     listen_connect_accept: super::listen_connect_accept;
