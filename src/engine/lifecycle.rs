@@ -826,6 +826,7 @@ mod tests {
             Listener {
                 local: addr("0.0.0.0:80"),
                 options: SocketOptions::default(),
+                port_use: SocketOptions::default().port_use(true),
                 backlog: 4,
                 embryos: 2,
                 handed_out: 0,

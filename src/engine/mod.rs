@@ -235,6 +235,9 @@ struct Listener {
     /// Given to every connection it accepts, as Linux's accepted sockets inherit
     /// their listener's options.
     options: SocketOptions,
+    /// How it holds its port, listening, as settled at listen time (its
+    /// connections hold it so too, not listening).
+    port_use: PortUse,
     backlog: usize,
     embryos: usize,
     handed_out: u64,
@@ -921,9 +924,10 @@ impl Engine {
         }
         let asked = local.map_or(0, |l| l.port());
         let destination = (local_ip, remote.ip(), remote.port());
+        let how = options.port_use_on(false, remote.ip());
         let port = self
             .ports
-            .take_for(asked, options.port_use(false), Some(destination))
+            .take_for(asked, how, Some(destination))
             // Linux: EADDRNOTAVAIL when no ephemeral port is left for a connect
             // (`bind` to port 0 gives EADDRINUSE then, as here).
             .ok_or_else(|| {
@@ -944,7 +948,7 @@ impl Engine {
         {
             drop(socket);
             self.give_back(lease);
-            self.ports.release(port, options.port_use(false));
+            self.ports.release(port, how);
             return Err(errno(libc::EADDRNOTAVAIL));
         }
         let next_hop = match hop.addr {
@@ -965,6 +969,7 @@ impl Engine {
             *options,
         );
         conn.mapped = mapped;
+        conn.port_use = how;
         conn.lease = lease;
         let handle = self.tcp.insert(socket, conn);
         if let Some(flow) = flow {
@@ -995,7 +1000,7 @@ impl Engine {
         }
         let port = self
             .ports
-            .take(local.port(), options.port_use(false))
+            .take(local.port(), options.port_use_on(false, ip))
             .ok_or_else(|| errno(libc::EADDRINUSE))?;
         Ok(SocketAddr::new(local.ip(), port))
     }
@@ -1003,7 +1008,9 @@ impl Engine {
     /// Releases a port taken by [`Engine::bind`] (with the same options) that was
     /// never used.
     pub(crate) fn unbind(&mut self, local: SocketAddr, options: &SocketOptions) {
-        self.ports.release(local.port(), options.port_use(false));
+        let ip = unmap(local).ip();
+        self.ports
+            .release(local.port(), options.port_use_on(false, ip));
     }
 
     /// Listens on an address already reserved with [`Engine::bind`]. `accepted` is
@@ -1018,11 +1025,12 @@ impl Engine {
         accepted: Arc<AtomicU64>,
         options: &SocketOptions,
     ) -> io::Result<ListenerId> {
-        if !self.ports.change(
-            local.port(),
-            options.port_use(false),
-            options.port_use(true),
-        ) {
+        let ip = unmap(local).ip();
+        let port_use = options.port_use_on(true, ip);
+        if !self
+            .ports
+            .change(local.port(), options.port_use_on(false, ip), port_use)
+        {
             return Err(errno(libc::EADDRINUSE));
         }
         let id = self.next_listener;
@@ -1036,6 +1044,7 @@ impl Engine {
             Listener {
                 local,
                 options: *options,
+                port_use,
                 // 0 too: Linux then queues one connection.
                 backlog,
                 embryos: 0,
@@ -1094,8 +1103,7 @@ impl Engine {
                 self.tcp.mark(handle);
             }
         }
-        self.ports
-            .release(listener.local.port(), listener.options.port_use(true));
+        self.ports.release(listener.local.port(), listener.port_use);
     }
 
     /// Decides whether an incoming SYN may reach smoltcp; makes a listening socket
@@ -1143,14 +1151,18 @@ impl Engine {
             return true;
         }
         listener.embryos += 1;
-        self.ports
-            .share(listener.local.port(), listener.options.port_use(false));
+        let port_use = PortUse {
+            listening: false,
+            ..listener.port_use
+        };
+        self.ports.share(listener.local.port(), port_use);
         let mut conn = Conn::new(
             Phase::Embryo(id),
             TcpState::Listen,
             listener.local.port(),
             listener.options,
         );
+        conn.port_use = port_use;
         conn.lease = lease;
         let handle = self.tcp.insert(socket, conn);
         self.tcp.set_flow(handle, flow);

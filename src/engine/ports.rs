@@ -12,9 +12,12 @@
 //! (it would meet its own old connection in the server's TIME-WAIT), while
 //! `sim`, given the same seed, picks the same ports.
 //!
-//! Sharing follows Linux, per port (addresses are not told apart: two sockets on
-//! the same port and different local addresses conflict here, where Linux lets
-//! them be):
+//! Sharing follows Linux, per port and family: an IPv4 holder and an IPv6 one
+//! with `IPV6_V6ONLY` never meet (`0.0.0.0:P` beside `[::]:P`, the dual listen
+//! of ncat and sshd), while a dual-stack `[::]` meets both. Addresses are not
+//! told apart otherwise: two sockets on the same port and different local
+//! addresses of one family conflict here, where Linux lets them be. Where
+//! holders meet:
 //! - both holders set `SO_REUSEPORT`: they share (for TCP, even both listening);
 //! - both set `SO_REUSEADDR`: they share unless the one already there is
 //!   listening (TCP; for UDP, with no listening, `SO_REUSEADDR` on both is enough);
@@ -36,12 +39,43 @@ const PERTURB_SIZE: usize = 256;
 /// chosen), remote address, remote port.
 pub(crate) type Destination = (Option<IpAddr>, IpAddr, u16);
 
+/// Which family's addresses a holder's port covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// IPv4 (a v4-mapped address too).
+    V4,
+    /// IPv6 only: an IPv6 address, or `[::]` with `IPV6_V6ONLY`.
+    V6,
+    /// Both: `[::]` without `IPV6_V6ONLY` (and datagram ports, not told apart).
+    Both,
+}
+
+impl Scope {
+    /// The scope of a holder on `ip` (already unmapped), with `IPV6_V6ONLY` `v6only`.
+    pub(crate) fn of(ip: IpAddr, v6only: bool) -> Scope {
+        match ip {
+            IpAddr::V4(_) => Scope::V4,
+            IpAddr::V6(v6) if v6.is_unspecified() && !v6only => Scope::Both,
+            IpAddr::V6(_) => Scope::V6,
+        }
+    }
+
+    /// Whether holders of the two scopes can meet.
+    fn meets(self, other: Scope) -> bool {
+        !matches!(
+            (self, other),
+            (Scope::V4, Scope::V6) | (Scope::V6, Scope::V4)
+        )
+    }
+}
+
 /// How a socket holds its port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PortUse {
     pub reuse_addr: bool,
     pub reuse_port: bool,
     pub listening: bool,
+    pub scope: Scope,
 }
 
 impl PortUse {
@@ -51,12 +85,14 @@ impl PortUse {
         reuse_addr: false,
         reuse_port: false,
         listening: false,
+        scope: Scope::Both,
     };
 
     /// Whether a holder already there (`self`) lets `newcomer` hold the port too:
     /// Linux looks at the state of the one there only.
     fn admits(&self, newcomer: &PortUse) -> bool {
-        (self.reuse_port && newcomer.reuse_port)
+        !self.scope.meets(newcomer.scope)
+            || (self.reuse_port && newcomer.reuse_port)
             || (self.reuse_addr && newcomer.reuse_addr && !self.listening)
     }
 }
@@ -322,6 +358,23 @@ mod tests {
         assert_eq!(ports.take(80, PortUse::PLAIN), None, "one still holds it");
         ports.release(80, REUSEADDR);
         assert_eq!(ports.take(80, PortUse::PLAIN), Some(80));
+    }
+
+    #[test]
+    fn ipv4_and_v6only_holders_do_not_meet_but_dual_stack_meets_both() {
+        let on = |scope| PortUse {
+            scope,
+            ..PortUse::PLAIN
+        };
+        let mut ports = PortTable::default();
+        assert_eq!(ports.take(22, on(Scope::V4)), Some(22));
+        assert_eq!(ports.take(22, on(Scope::V6)), Some(22));
+        assert_eq!(ports.take(22, on(Scope::V6)), None);
+        assert_eq!(ports.take(22, on(Scope::V4)), None);
+        assert_eq!(ports.take(22, on(Scope::Both)), None);
+        assert_eq!(ports.take(23, on(Scope::Both)), Some(23));
+        assert_eq!(ports.take(23, on(Scope::V4)), None);
+        assert_eq!(ports.take(23, on(Scope::V6)), None);
     }
 
     #[test]
