@@ -1112,8 +1112,17 @@ impl Engine {
     /// (a retransmitted SYN, or a new one meeting TIME-WAIT).
     fn admit_syn(&mut self, syn: frames::Syn) -> bool {
         let flow = flow_of(syn);
-        if self.tcp.lookup(&flow).is_some() {
-            return true;
+        if let Some(handle) = self.tcp.lookup(&flow) {
+            // A new SYN meeting a closed connection's TIME-WAIT opens a new
+            // connection, as Linux lets it (`TCP_TW_SYN`): the old one is done.
+            let time_wait = self.tcp.get(handle).is_some_and(|entry| {
+                matches!(entry.conn.phase, Phase::Orphan { .. })
+                    && entry.socket().state() == TcpState::TimeWait
+            });
+            if !time_wait {
+                return true;
+            }
+            self.forget(handle);
         }
         let listeners = &self.listeners;
         let matching: Vec<ListenerId> = self

@@ -54,3 +54,24 @@ fn a_retransmitted_fin_after_a_lost_last_ack_is_acknowledged_not_reset() {
     }
     assert!(w.b.tcp.is_empty(), "TIME-WAIT ended");
 }
+
+#[test]
+fn a_new_syn_meeting_time_wait_opens_a_new_connection() {
+    let mut w = Wire::new();
+    let (client, server) = connected(&mut w);
+    let port = w.b.local_addr(client).unwrap().port();
+    // The server (a) closes first and holds TIME-WAIT.
+    w.a.release(server, false);
+    w.run(MS);
+    w.b.release(client, false);
+    w.run(MS);
+    assert!(w.b.tcp.is_empty() && !w.a.tcp.is_empty(), "a in TIME-WAIT");
+    let _ = (Wire::events(&mut w.a), Wire::events(&mut w.b));
+    // The client comes back from the same port at once.
+    let local = Some(SocketAddr::new(addr("10.0.0.2:0").ip(), port));
+    let again =
+        w.b.connect(addr("10.0.0.1:80"), local, &SocketOptions::default())
+            .unwrap();
+    w.run(MS);
+    assert_eq!(Wire::events(&mut w.b), vec![Event::Connected(again)]);
+}
