@@ -313,7 +313,119 @@ fn named_options_and_tcp_info(backend: Backend) {
     assert_eq!(info.state, 10, "LISTEN: {info:?}");
 }
 
+/// A socket that was only bound gives its port back when it is closed
+/// (issue 12); one that listened keeps it for its listener.
+fn a_closed_bound_socket_frees_its_port(backend: Backend) {
+    let net = net(backend);
+    for _ in 0..3 {
+        let bound = tcp(&net.a);
+        bsd::bind(bound.as_fd(), addr("0.0.0.0:81")).unwrap();
+        drop(bound);
+    }
+    let listener = tcp(&net.a);
+    bsd::bind(listener.as_fd(), addr("0.0.0.0:81")).expect("the port was given back");
+    bsd::listen(listener.as_fd(), 4).unwrap();
+    let other = tcp(&net.a);
+    let e = bsd::bind(other.as_fd(), addr("0.0.0.0:81")).unwrap_err();
+    assert_eq!(errno(&e), libc::EADDRINUSE, "the listener holds it");
+}
+
+/// A listening socket on `local` (`v6only`: `IPV6_V6ONLY` for an IPv6 one),
+/// non-blocking; the error of `bind` or `listen`, named.
+fn listener_on(
+    stack: &vdestack::Stack,
+    local: &str,
+    v6only: bool,
+    reuse: Option<SockOpt>,
+) -> Result<OwnedFd, (&'static str, i32)> {
+    let local = addr(local);
+    let family = if local.is_ipv6() {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
+    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK;
+    let fd = bsd::socket(stack, family, ty, 0).unwrap();
+    if local.is_ipv6() {
+        bsd::set_option(fd.as_fd(), SockOpt::OnlyV6, OptValue::Int(v6only.into())).unwrap();
+    }
+    if let Some(opt) = reuse {
+        bsd::set_option(fd.as_fd(), opt, OptValue::Int(1)).unwrap();
+    }
+    bsd::bind(fd.as_fd(), local).map_err(|e| ("bind", errno(&e)))?;
+    bsd::listen(fd.as_fd(), 4).map_err(|e| ("listen", errno(&e)))?;
+    Ok(fd)
+}
+
+/// Takes one connection from `listener` within 10 s; None if none came.
+fn accept_one(listener: &OwnedFd) -> Option<SocketAddr> {
+    wait_for(listener.as_fd(), libc::POLLIN).then_some(())?;
+    bsd::accept(listener.as_fd(), 0).ok().map(|(_, peer)| peer)
+}
+
+/// `0.0.0.0:P` and `[::]:P` with `IPV6_V6ONLY` listen side by side, each taking
+/// its family's connections (ncat's and sshd's dual listen, issue 12); the other
+/// pairs on one port are refused as Linux refuses them.
+fn dual_listen(backend: Backend) {
+    let net = net(backend);
+    net.add_ipv6();
+    let v4 = listener_on(&net.a, "0.0.0.0:90", false, None).unwrap();
+    let v6 = listener_on(&net.a, "[::]:90", true, None).expect("beside 0.0.0.0:90");
+    let c4 = tcp(&net.b);
+    bsd::connect(c4.as_fd(), addr("10.0.0.1:90")).unwrap();
+    let c6 = bsd::socket(&net.b, libc::AF_INET6, libc::SOCK_STREAM, 0).unwrap();
+    bsd::connect(c6.as_fd(), addr("[fd00::1]:90")).unwrap();
+    assert_eq!(accept_one(&v4), Some(bsd::local_addr(c4.as_fd()).unwrap()));
+    assert_eq!(accept_one(&v6), Some(bsd::local_addr(c6.as_fd()).unwrap()));
+    drop((v4, v6));
+
+    let reuse_addr = Some(SockOpt::ReuseAddress);
+    let reuse_port = Some(SockOpt::ReusePort);
+    type Side = (&'static str, bool, Option<SockOpt>);
+    type Outcome = Result<(), (&'static str, i32)>;
+    let cases: [(Side, Side, Outcome); 7] = [
+        (("[::]:91", true, None), ("0.0.0.0:91", false, None), Ok(())),
+        (
+            ("[::]:92", false, None),
+            ("0.0.0.0:92", false, None),
+            Err(("bind", libc::EADDRINUSE)),
+        ),
+        (
+            ("0.0.0.0:93", false, None),
+            ("[::]:93", false, None),
+            Err(("bind", libc::EADDRINUSE)),
+        ),
+        (
+            ("[::]:94", true, None),
+            ("[::]:94", true, None),
+            Err(("bind", libc::EADDRINUSE)),
+        ),
+        (
+            ("0.0.0.0:95", false, reuse_addr),
+            ("[::]:95", false, reuse_addr),
+            Err(("bind", libc::EADDRINUSE)),
+        ),
+        (
+            ("0.0.0.0:96", false, reuse_port),
+            ("[::]:96", false, reuse_port),
+            Ok(()),
+        ),
+        (
+            ("0.0.0.0:97", false, reuse_addr),
+            ("[::]:97", true, reuse_addr),
+            Ok(()),
+        ),
+    ];
+    for (first, second, expected) in cases {
+        let _held = listener_on(&net.a, first.0, first.1, first.2).unwrap();
+        let got = listener_on(&net.a, second.0, second.1, second.2).map(drop);
+        assert_eq!(got, expected, "{first:?} then {second:?}");
+    }
+}
+
 on_both_backends! {
+    dual_listen: super::dual_listen;
+    a_closed_bound_socket_frees_its_port: super::a_closed_bound_socket_frees_its_port;
     named_options_and_tcp_info: super::named_options_and_tcp_info;
     state_checks: super::state_checks;
     listen_connect_accept: super::listen_connect_accept;

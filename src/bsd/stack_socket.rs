@@ -307,6 +307,7 @@ impl StackSocket {
         self.ctx.pump.request(|reply| Control::Bind {
             local,
             options,
+            owner: Some(self.id),
             reply,
         })?
     }
@@ -392,7 +393,11 @@ impl StackSocket {
         let options = self.pending().options;
         if let Some(local) = bound {
             // The connection takes the reserved port over.
-            self.ctx.pump.send(Control::Unbind { local, options })?;
+            self.ctx.pump.send(Control::Unbind {
+                local,
+                options,
+                owner: Some(self.id),
+            })?;
         }
         let nonblocking = sys::is_nonblocking(fd);
         // A non-blocking connect fills the socket pair, so that the program's end
@@ -534,14 +539,19 @@ impl StackSocket {
         };
         let options = self.pending().options;
         let (token, watch) = EndToken::new();
-        let (listener_end, acceptor) =
-            match Acceptor::listen_bound(&self.ctx, local, backlog, options, Some(token)) {
-                Ok(listening) => listening,
-                Err(e) => {
-                    *state = State::Fresh { bound: Some(local) };
-                    return Err(e);
-                }
-            };
+        let (listener_end, acceptor) = match Acceptor::listen_bound(
+            &self.ctx,
+            local,
+            backlog,
+            options,
+            Some((token, self.id)),
+        ) {
+            Ok(listening) => listening,
+            Err(e) => {
+                *state = State::Fresh { bound: Some(local) };
+                return Err(e);
+            }
+        };
         let nonblocking = sys::is_nonblocking(fd);
         // The program's descriptor number now names the listener: the pair it named
         // before is closed (its pump end sees the hang-up and goes).

@@ -354,11 +354,13 @@ fn handshake_news(listener: ListenerId, look: &Look) -> News {
 
 /// Whether a connection the pump let go of at `since` is done. A closed socket
 /// may still owe the peer its RST (smoltcp clears the endpoints once that is
-/// sent); one that cannot send it in a few seconds never will.
+/// sent); one that cannot send it in a few seconds never will. One in
+/// TIME-WAIT stays, holding its port and 4-tuple, until smoltcp ends it (10 s
+/// after the peer's last FIN; Linux keeps 60 s): a peer whose last ACK was lost
+/// retransmits its FIN, which must be acknowledged again, not reset.
 fn orphan_done(since: Duration, look: &Look) -> bool {
     let waited = look.now.saturating_sub(since);
     match look.state {
-        TcpState::TimeWait => true,
         TcpState::Closed => look.endpoints.is_none() || waited >= ARP_GIVE_UP,
         // Linux gives an orphan in FIN-WAIT-2 `tcp_fin_timeout` (60 s); a peer
         // that never finishes its side gets no longer than that.
@@ -738,7 +740,7 @@ mod tests {
     }
 
     #[test]
-    fn a_let_go_connection_is_done_in_time_wait_once_its_rst_is_out_or_after_a_while() {
+    fn a_let_go_connection_is_done_once_time_wait_ends_or_its_rst_is_out_or_after_a_while() {
         let since = 100 * S;
         let c = conn(Phase::Orphan { since }, TcpState::FinWait1);
         let done = |state, now, endpoints: bool| {
@@ -754,7 +756,7 @@ mod tests {
             assert_eq!((verdict.news, verdict.upkeep), (News::None, None));
             verdict.finished
         };
-        assert!(done(TcpState::TimeWait, since, true));
+        assert!(!done(TcpState::TimeWait, since, true), "TIME-WAIT is kept");
         assert!(done(TcpState::Closed, since, false));
         assert!(!done(TcpState::Closed, since + ARP_GIVE_UP - S, true));
         assert!(done(TcpState::Closed, since + ARP_GIVE_UP, true));
@@ -826,6 +828,7 @@ mod tests {
             Listener {
                 local: addr("0.0.0.0:80"),
                 options: SocketOptions::default(),
+                port_use: SocketOptions::default().port_use(true),
                 backlog: 4,
                 embryos: 2,
                 handed_out: 0,

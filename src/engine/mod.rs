@@ -235,6 +235,9 @@ struct Listener {
     /// Given to every connection it accepts, as Linux's accepted sockets inherit
     /// their listener's options.
     options: SocketOptions,
+    /// How it holds its port, listening, as settled at listen time (its
+    /// connections hold it so too, not listening).
+    port_use: PortUse,
     backlog: usize,
     embryos: usize,
     handed_out: u64,
@@ -319,15 +322,17 @@ impl Engine {
             io,
             config,
             synced: None,
-            ports: PortTable::default(),
+            // Each table its own key, from the seed: a new stack's first ports
+            // are not the last one's.
+            ports: PortTable::new(seed.rotate_left(8) ^ 0x0074_6370),
             listeners: BTreeMap::new(),
             listener_ports: HashMap::new(),
             embryos: BTreeSet::new(),
             next_listener: 1,
             udps: BTreeMap::new(),
             udp_closing: BTreeSet::new(),
-            udp_ports: PortTable::default(),
-            ping_ids: PortTable::default(),
+            udp_ports: PortTable::new(seed.rotate_left(24) ^ 0x0075_6470),
+            ping_ids: PortTable::new(seed.rotate_left(40) ^ 0x6963_6d70),
             udp_serial: 0,
             groups: BTreeMap::new(),
             arp_seen: HashMap::new(),
@@ -936,9 +941,11 @@ impl Engine {
             }
         }
         let asked = local.map_or(0, |l| l.port());
+        let destination = (local_ip, remote.ip(), remote.port());
+        let how = options.port_use_on(false, remote.ip());
         let port = self
             .ports
-            .take(asked, options.port_use(false))
+            .take_for(asked, how, Some(destination))
             // Linux: EADDRNOTAVAIL when no ephemeral port is left for a connect
             // (`bind` to port 0 gives EADDRINUSE then, as here).
             .ok_or_else(|| {
@@ -959,7 +966,7 @@ impl Engine {
         {
             drop(socket);
             self.give_back(lease);
-            self.ports.release(port, options.port_use(false));
+            self.ports.release(port, how);
             return Err(errno(libc::EADDRNOTAVAIL));
         }
         let next_hop = match hop.addr {
@@ -980,6 +987,7 @@ impl Engine {
             *options,
         );
         conn.mapped = mapped;
+        conn.port_use = how;
         conn.lease = lease;
         let handle = self.tcp.insert(socket, conn);
         if let Some(flow) = flow {
@@ -1010,7 +1018,7 @@ impl Engine {
         }
         let port = self
             .ports
-            .take(local.port(), options.port_use(false))
+            .take(local.port(), options.port_use_on(false, ip))
             .ok_or_else(|| errno(libc::EADDRINUSE))?;
         Ok(SocketAddr::new(local.ip(), port))
     }
@@ -1018,7 +1026,9 @@ impl Engine {
     /// Releases a port taken by [`Engine::bind`] (with the same options) that was
     /// never used.
     pub(crate) fn unbind(&mut self, local: SocketAddr, options: &SocketOptions) {
-        self.ports.release(local.port(), options.port_use(false));
+        let ip = unmap(local).ip();
+        self.ports
+            .release(local.port(), options.port_use_on(false, ip));
     }
 
     /// Listens on an address already reserved with [`Engine::bind`]. `accepted` is
@@ -1033,11 +1043,12 @@ impl Engine {
         accepted: Arc<AtomicU64>,
         options: &SocketOptions,
     ) -> io::Result<ListenerId> {
-        if !self.ports.change(
-            local.port(),
-            options.port_use(false),
-            options.port_use(true),
-        ) {
+        let ip = unmap(local).ip();
+        let port_use = options.port_use_on(true, ip);
+        if !self
+            .ports
+            .change(local.port(), options.port_use_on(false, ip), port_use)
+        {
             return Err(errno(libc::EADDRINUSE));
         }
         let id = self.next_listener;
@@ -1051,6 +1062,7 @@ impl Engine {
             Listener {
                 local,
                 options: *options,
+                port_use,
                 // 0 too: Linux then queues one connection.
                 backlog,
                 embryos: 0,
@@ -1109,8 +1121,7 @@ impl Engine {
                 self.tcp.mark(handle);
             }
         }
-        self.ports
-            .release(listener.local.port(), listener.options.port_use(true));
+        self.ports.release(listener.local.port(), listener.port_use);
     }
 
     /// Decides whether an incoming SYN may reach smoltcp; makes a listening socket
@@ -1119,8 +1130,17 @@ impl Engine {
     /// (a retransmitted SYN, or a new one meeting TIME-WAIT).
     fn admit_syn(&mut self, syn: frames::Syn) -> bool {
         let flow = flow_of(syn);
-        if self.tcp.lookup(&flow).is_some() {
-            return true;
+        if let Some(handle) = self.tcp.lookup(&flow) {
+            // A new SYN meeting a closed connection's TIME-WAIT opens a new
+            // connection, as Linux lets it (`TCP_TW_SYN`): the old one is done.
+            let time_wait = self.tcp.get(handle).is_some_and(|entry| {
+                matches!(entry.conn.phase, Phase::Orphan { .. })
+                    && entry.socket().state() == TcpState::TimeWait
+            });
+            if !time_wait {
+                return true;
+            }
+            self.forget(handle);
         }
         let listeners = &self.listeners;
         let matching: Vec<ListenerId> = self
@@ -1158,14 +1178,18 @@ impl Engine {
             return true;
         }
         listener.embryos += 1;
-        self.ports
-            .share(listener.local.port(), listener.options.port_use(false));
+        let port_use = PortUse {
+            listening: false,
+            ..listener.port_use
+        };
+        self.ports.share(listener.local.port(), port_use);
         let mut conn = Conn::new(
             Phase::Embryo(id),
             TcpState::Listen,
             listener.local.port(),
             listener.options,
         );
+        conn.port_use = port_use;
         conn.lease = lease;
         let handle = self.tcp.insert(socket, conn);
         self.tcp.set_flow(handle, flow);

@@ -9,7 +9,7 @@
 //! happens later (buffer sizes, port sharing) are read when the socket connects,
 //! listens or binds.
 
-use super::ports::PortUse;
+use super::ports::{PortUse, Scope};
 use smoltcp::socket::tcp;
 use std::time::Duration;
 
@@ -148,12 +148,23 @@ impl Default for SocketOptions {
 }
 
 impl SocketOptions {
-    /// How a socket with these options holds its port.
+    /// How a socket with these options holds its port, whatever its address
+    /// (datagram sockets: their ports are not told apart by family).
     pub(crate) fn port_use(&self, listening: bool) -> PortUse {
         PortUse {
             reuse_addr: self.reuse_address,
             reuse_port: self.reuse_port,
             listening,
+            scope: Scope::Both,
+        }
+    }
+
+    /// How a TCP socket with these options holds its port on `local` (an
+    /// unmapped address): IPv4 and `IPV6_V6ONLY` holders do not meet.
+    pub(crate) fn port_use_on(&self, listening: bool, local: std::net::IpAddr) -> PortUse {
+        PortUse {
+            scope: Scope::of(local, self.v6only),
+            ..self.port_use(listening)
         }
     }
 

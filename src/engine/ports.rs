@@ -2,12 +2,22 @@
 //! when two sockets may share one (`SO_REUSEADDR`, `SO_REUSEPORT`).
 //!
 //! smoltcp refuses port 0, so the engine hands out ports from Linux's default
-//! ephemeral range itself, rotating through it so that a port just released is not
-//! reused at once (a cheap stand-in for TIME-WAIT, which the engine does not keep).
+//! ephemeral range itself, and chooses them as Linux does (RFC 6056's "double
+//! hash", `__inet_hash_connect`): a connect starts its search at an offset that
+//! is a keyed hash of its destination (local address, remote address, remote
+//! port) plus a per-destination counter that moves on with every port given,
+//! and steps by 2 through the even ports first; a `bind` to port 0 starts at a
+//! keyed place of its own and prefers the odd ports. The key comes from the
+//! stack's seed, so that a new process does not start where the last one did
+//! (it would meet its own old connection in the server's TIME-WAIT), while
+//! `sim`, given the same seed, picks the same ports.
 //!
-//! Sharing follows Linux, per port (addresses are not told apart: two sockets on
-//! the same port and different local addresses conflict here, where Linux lets
-//! them be):
+//! Sharing follows Linux, per port and family: an IPv4 holder and an IPv6 one
+//! with `IPV6_V6ONLY` never meet (`0.0.0.0:P` beside `[::]:P`, the dual listen
+//! of ncat and sshd), while a dual-stack `[::]` meets both. Addresses are not
+//! told apart otherwise: two sockets on the same port and different local
+//! addresses of one family conflict here, where Linux lets them be. Where
+//! holders meet:
 //! - both holders set `SO_REUSEPORT`: they share (for TCP, even both listening);
 //! - both set `SO_REUSEADDR`: they share unless the one already there is
 //!   listening (TCP; for UDP, with no listening, `SO_REUSEADDR` on both is enough);
@@ -15,9 +25,49 @@
 //!   only closing, as on Linux without `SO_REUSEADDR`.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
 
 /// Linux's default `net.ipv4.ip_local_port_range`.
 pub(crate) const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+/// The size of Linux's table of per-destination counters (`INET_TABLE_PERTURB_SIZE`
+/// is larger; what matters is that destinations rarely share a counter).
+const PERTURB_SIZE: usize = 256;
+
+/// Where a connection goes, for choosing its ephemeral port: local address (if
+/// chosen), remote address, remote port.
+pub(crate) type Destination = (Option<IpAddr>, IpAddr, u16);
+
+/// Which family's addresses a holder's port covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// IPv4 (a v4-mapped address too).
+    V4,
+    /// IPv6 only: an IPv6 address, or `[::]` with `IPV6_V6ONLY`.
+    V6,
+    /// Both: `[::]` without `IPV6_V6ONLY` (and datagram ports, not told apart).
+    Both,
+}
+
+impl Scope {
+    /// The scope of a holder on `ip` (already unmapped), with `IPV6_V6ONLY` `v6only`.
+    pub(crate) fn of(ip: IpAddr, v6only: bool) -> Scope {
+        match ip {
+            IpAddr::V4(_) => Scope::V4,
+            IpAddr::V6(v6) if v6.is_unspecified() && !v6only => Scope::Both,
+            IpAddr::V6(_) => Scope::V6,
+        }
+    }
+
+    /// Whether holders of the two scopes can meet.
+    fn meets(self, other: Scope) -> bool {
+        !matches!(
+            (self, other),
+            (Scope::V4, Scope::V6) | (Scope::V6, Scope::V4)
+        )
+    }
+}
 
 /// How a socket holds its port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +75,7 @@ pub(crate) struct PortUse {
     pub reuse_addr: bool,
     pub reuse_port: bool,
     pub listening: bool,
+    pub scope: Scope,
 }
 
 impl PortUse {
@@ -34,12 +85,14 @@ impl PortUse {
         reuse_addr: false,
         reuse_port: false,
         listening: false,
+        scope: Scope::Both,
     };
 
     /// Whether a holder already there (`self`) lets `newcomer` hold the port too:
     /// Linux looks at the state of the one there only.
     fn admits(&self, newcomer: &PortUse) -> bool {
-        (self.reuse_port && newcomer.reuse_port)
+        !self.scope.meets(newcomer.scope)
+            || (self.reuse_port && newcomer.reuse_port)
             || (self.reuse_addr && newcomer.reuse_addr && !self.listening)
     }
 }
@@ -47,10 +100,22 @@ impl PortUse {
 /// The holders of each local port in use, counted by kind: a listener's port is
 /// held by it and by every connection it accepted, thousands perhaps, while
 /// there are only eight kinds, so every check costs the same whatever the count.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PortTable {
     held: HashMap<u16, Holders>,
-    next: u16,
+    /// The key of the hashes that place each search (from the stack's seed).
+    secret: u64,
+    /// Per-destination counters (by hash), moved on by every port given, so
+    /// that the next search for the same destination starts further on.
+    perturb: Vec<u32>,
+    /// How many ports `bind(0)` gave: its searches' counter.
+    binds: u32,
+}
+
+impl Default for PortTable {
+    fn default() -> PortTable {
+        PortTable::new(0)
+    }
 }
 
 /// The holders of one port: each kind, with how many hold it so.
@@ -63,10 +128,41 @@ fn add(holders: &mut Holders, how: PortUse) {
     }
 }
 
+/// A keyed hash of `value` (SipHash with fixed keys, then the key mixed in:
+/// repeatable from one run to the next for the same `secret`).
+fn keyed_hash(secret: u64, value: impl Hash) -> u64 {
+    #[allow(deprecated)]
+    let mut hasher =
+        std::hash::SipHasher::new_with_keys(secret, secret.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15);
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
 impl PortTable {
+    /// An empty table whose searches are placed by `secret`.
+    pub(crate) fn new(secret: u64) -> PortTable {
+        PortTable {
+            held: HashMap::new(),
+            secret,
+            perturb: vec![0; PERTURB_SIZE],
+            binds: 0,
+        }
+    }
+
     /// Takes `port` (0: any free ephemeral port) for a holder of kind `how`.
     /// `None`: in use (and not shareable), or the range is full.
     pub(crate) fn take(&mut self, port: u16, how: PortUse) -> Option<u16> {
+        self.take_for(port, how, None)
+    }
+
+    /// [`PortTable::take`] for a connection to `to` (`None`: a `bind`), which
+    /// places the search for an ephemeral port as Linux does.
+    pub(crate) fn take_for(
+        &mut self,
+        port: u16,
+        how: PortUse,
+        to: Option<Destination>,
+    ) -> Option<u16> {
         if port != 0 {
             let holders = self.held.entry(port).or_default();
             if !holders.iter().all(|(h, _)| h.admits(&how)) {
@@ -79,15 +175,34 @@ impl PortTable {
             return Some(port);
         }
         let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u32 + 1;
-        for _ in 0..span {
-            if self.next < *EPHEMERAL.start() || self.next >= *EPHEMERAL.end() {
-                self.next = *EPHEMERAL.start();
-            } else {
-                self.next += 1;
+        // Where the search starts, and the parity it tries first: even for a
+        // connect, odd for a bind, as Linux (so that binds leave connects room).
+        let (offset, first_parity, counter) = match to {
+            Some(destination) => {
+                let hash = keyed_hash(self.secret, destination);
+                let index = hash as usize % PERTURB_SIZE;
+                let offset = self.perturb[index].wrapping_add((hash >> 32) as u32);
+                (offset, 0, Some(index))
             }
-            if !self.held.contains_key(&self.next) {
-                self.held.insert(self.next, vec![(how, 1)]);
-                return Some(self.next);
+            None => {
+                let offset = keyed_hash(self.secret, ("bind", self.binds)) as u32;
+                (offset, 1, None)
+            }
+        };
+        let offset = (offset % span) & !1;
+        for parity in [first_parity, 1 - first_parity] {
+            for step in (0..span).step_by(2) {
+                let port = *EPHEMERAL.start() + ((offset + parity + step) % span) as u16;
+                if let std::collections::hash_map::Entry::Vacant(free) = self.held.entry(port) {
+                    free.insert(vec![(how, 1)]);
+                    match counter {
+                        Some(index) => {
+                            self.perturb[index] = self.perturb[index].wrapping_add(step + 2)
+                        }
+                        None => self.binds = self.binds.wrapping_add(1),
+                    }
+                    return Some(port);
+                }
             }
         }
         None
@@ -181,6 +296,24 @@ mod tests {
     }
 
     #[test]
+    fn connects_step_by_two_and_move_on_per_destination() {
+        let mut ports = PortTable::new(42);
+        let to: Destination = (None, "10.0.0.1".parse().unwrap(), 80);
+        let a = ports.take_for(0, PortUse::PLAIN, Some(to)).unwrap();
+        let b = ports.take_for(0, PortUse::PLAIN, Some(to)).unwrap();
+        assert!(
+            a.is_multiple_of(2) && b.is_multiple_of(2) && a != b,
+            "{a} {b}"
+        );
+        // The counter moves on even when the port is released: no reuse at once.
+        ports.release(b, PortUse::PLAIN);
+        assert_ne!(ports.take_for(0, PortUse::PLAIN, Some(to)), Some(b));
+        // Another key, another place.
+        let mut other = PortTable::new(43);
+        assert_ne!(other.take_for(0, PortUse::PLAIN, Some(to)), Some(a));
+    }
+
+    #[test]
     fn the_range_can_be_exhausted() {
         let mut ports = PortTable::default();
         let span = (EPHEMERAL.end() - EPHEMERAL.start()) as usize + 1;
@@ -225,6 +358,23 @@ mod tests {
         assert_eq!(ports.take(80, PortUse::PLAIN), None, "one still holds it");
         ports.release(80, REUSEADDR);
         assert_eq!(ports.take(80, PortUse::PLAIN), Some(80));
+    }
+
+    #[test]
+    fn ipv4_and_v6only_holders_do_not_meet_but_dual_stack_meets_both() {
+        let on = |scope| PortUse {
+            scope,
+            ..PortUse::PLAIN
+        };
+        let mut ports = PortTable::default();
+        assert_eq!(ports.take(22, on(Scope::V4)), Some(22));
+        assert_eq!(ports.take(22, on(Scope::V6)), Some(22));
+        assert_eq!(ports.take(22, on(Scope::V6)), None);
+        assert_eq!(ports.take(22, on(Scope::V4)), None);
+        assert_eq!(ports.take(22, on(Scope::Both)), None);
+        assert_eq!(ports.take(23, on(Scope::Both)), Some(23));
+        assert_eq!(ports.take(23, on(Scope::V4)), None);
+        assert_eq!(ports.take(23, on(Scope::V6)), None);
     }
 
     #[test]

@@ -5,8 +5,10 @@ use super::*;
 use crate::cmd::NetConfig;
 use udp::MAX_UDP_V4;
 
+mod ephemeral;
 mod limits;
 mod memory;
+mod time_wait;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -114,10 +116,11 @@ fn handshake_data_and_close() {
     assert!(!w.a.tcp(server).may_recv(), "the FIN arrived");
     w.a.release(server, false);
     w.run(MS);
-    assert!(
-        w.a.tcp.is_empty() && w.b.tcp.is_empty(),
-        "both sides forgot"
-    );
+    assert!(w.a.tcp.is_empty(), "the passive closer forgot");
+    assert!(!w.b.tcp.is_empty(), "the active closer holds TIME-WAIT");
+    w.run(Duration::from_secs(11));
+    w.run(MS);
+    assert!(w.b.tcp.is_empty(), "then forgot");
     assert!(Wire::events(&mut w.a).is_empty() && Wire::events(&mut w.b).is_empty());
 }
 

@@ -209,6 +209,7 @@ impl Engine {
                 reuse_addr: true,
                 reuse_port: true,
                 listening: false,
+                scope: super::ports::Scope::Both,
             },
         }
     }

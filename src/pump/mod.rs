@@ -188,16 +188,21 @@ pub(crate) enum Control {
     },
     /// Abandon a connect that the application stopped waiting for.
     CancelConnect { id: u64 },
-    /// Reserve a local address (port 0: ephemeral).
+    /// Reserve a local address (port 0: ephemeral); for the `msocket` socket
+    /// adopted under `owner`, if any, whose close (while it is still unused)
+    /// releases it, as Linux's `close` of a socket that was only bound.
     Bind {
         local: SocketAddr,
         options: SocketOptions,
+        owner: Option<u64>,
         reply: Sender<io::Result<SocketAddr>>,
     },
-    /// Release an address reserved with `Bind` (with these options) and never used.
+    /// Release an address reserved with `Bind` (with these options, for `owner`)
+    /// and never used.
     Unbind {
         local: SocketAddr,
         options: SocketOptions,
+        owner: Option<u64>,
     },
     /// Listen on a bound address; connections go to `fd` (the pump's seqpacket end).
     Listen {
@@ -209,6 +214,8 @@ pub(crate) enum Control {
         options: SocketOptions,
         /// Kept beside `fd` while the pump keeps it.
         token: Option<EndToken>,
+        /// The adopted socket whose reserved address the listener takes over.
+        owner: Option<u64>,
         reply: Sender<io::Result<()>>,
     },
     /// Keep a socket made by `msocket` until the application closes it, with `token`
@@ -389,6 +396,9 @@ pub(crate) struct Pump {
     handoffs: Handoffs,
     /// Sockets from `msocket` that no call has used yet, with their tokens.
     adopted: HashMap<u64, (OwnedFd, Option<EndToken>)>,
+    /// The addresses reserved by `Bind` for adopted sockets, released when the
+    /// socket is closed before it connects or listens.
+    reserved: HashMap<u64, (SocketAddr, SocketOptions)>,
     udps: HashMap<u64, udp::UdpEntry>,
     by_udp: HashMap<UdpHandle, u64>,
     /// The UDP sockets to serve at the next step (each once).
@@ -486,6 +496,7 @@ impl Pump {
             by_listener: HashMap::new(),
             handoffs,
             adopted: HashMap::new(),
+            reserved: HashMap::new(),
             udps: HashMap::new(),
             by_udp: HashMap::new(),
             udp_ready: Vec::new(),
@@ -844,6 +855,9 @@ impl Pump {
             if event.is_read_closed() {
                 // Closing it takes it out of the poll too (see `forget_fd`).
                 self.adopted.remove(&id);
+                if let Some((local, options)) = self.reserved.remove(&id) {
+                    self.engine.unbind(local, &options);
+                }
             }
             return;
         }
@@ -895,11 +909,25 @@ impl Pump {
                 Control::Bind {
                     local,
                     options,
+                    owner,
                     reply,
                 } => {
-                    let _ = reply.send(self.engine.bind(local, &options));
+                    let bound = self.engine.bind(local, &options);
+                    if let (Ok(local), Some(owner)) = (&bound, owner) {
+                        self.reserved.insert(owner, (*local, options));
+                    }
+                    let _ = reply.send(bound);
                 }
-                Control::Unbind { local, options } => self.engine.unbind(local, &options),
+                Control::Unbind {
+                    local,
+                    options,
+                    owner,
+                } => {
+                    if let Some(owner) = owner {
+                        self.reserved.remove(&owner);
+                    }
+                    self.engine.unbind(local, &options)
+                }
                 Control::Connect {
                     id,
                     fd,
@@ -936,9 +964,13 @@ impl Pump {
                     accepted,
                     options,
                     token,
+                    owner,
                     reply,
                 } => {
                     let result = self.listen(id, fd, token, local, backlog, accepted, &options);
+                    if let (Ok(()), Some(owner)) = (&result, owner) {
+                        self.reserved.remove(&owner);
+                    }
                     let _ = reply.send(result);
                 }
                 Control::Adopt { id, fd, token } => self.adopt(id, fd, Some(token), false),

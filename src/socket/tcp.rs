@@ -446,25 +446,32 @@ impl Acceptor {
         let local = ctx.pump.request(|reply| Control::Bind {
             local: addr,
             options,
+            owner: None,
             reply,
         })??;
         let listening = Self::listen_bound(ctx, local, backlog, options, None);
         if listening.is_err() {
-            let _ = ctx.pump.send(Control::Unbind { local, options });
+            let _ = ctx.pump.send(Control::Unbind {
+                local,
+                options,
+                owner: None,
+            });
         }
         listening
     }
 
     /// Listens on an address already reserved with a `Bind` control (with the
-    /// same options); on failure the address stays reserved. The pump keeps `token`
-    /// beside its end of the listener (see `EndToken`).
+    /// same options); on failure the address stays reserved. `adopted`: the token
+    /// the pump keeps beside its end of the listener (see `EndToken`), and the
+    /// adopted socket whose reservation (`Control::Bind`'s owner) it takes over.
     pub(crate) fn listen_bound(
         ctx: &StackCtx,
         local: SocketAddr,
         backlog: usize,
         options: SocketOptions,
-        token: Option<EndToken>,
+        adopted: Option<(EndToken, u64)>,
     ) -> io::Result<(OwnedFd, Acceptor)> {
+        let (token, owner) = adopted.unzip();
         let (app_end, pump_end) = sys::pair(libc::SOCK_SEQPACKET)?;
         let accepted = Arc::new(AtomicU64::new(0));
         let id = ctx.next_socket_id();
@@ -476,6 +483,7 @@ impl Acceptor {
             accepted: accepted.clone(),
             options,
             token,
+            owner,
             reply,
         })??;
         let acceptor = Acceptor {
