@@ -1487,6 +1487,12 @@ fn spread(peer: SocketAddr) -> usize {
     for byte in ip.iter().chain(&peer.port().to_be_bytes()) {
         hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
     }
+    // FNV's low bits follow the last byte's: with connect's ephemeral ports all
+    // even (RFC 6056), `% 2` sent every connection to one listener. Mixing the
+    // high bits down (a finalizer as MurmurHash3's) spreads them again.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
     hash as usize
 }
 

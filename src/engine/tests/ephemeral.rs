@@ -61,3 +61,13 @@ fn bind_to_port_zero_prefers_odd_ports_from_a_keyed_place() {
     assert!(!a.is_multiple_of(2) && !b.is_multiple_of(2), "{a} {b}");
     assert_ne!(a, b);
 }
+
+#[test]
+fn connections_from_even_ports_spread_over_two_listeners() {
+    // connect's ephemeral ports are even: the spread must not follow parity.
+    let mut counts = [0usize; 2];
+    for port in (40000..40200).step_by(2) {
+        counts[spread(addr(&format!("10.0.0.2:{port}"))) % 2] += 1;
+    }
+    assert!(counts[0] > 30 && counts[1] > 30, "{counts:?}");
+}
