@@ -1,0 +1,689 @@
+//! Real, unmodified programs on a userspace stack (`vdestack run`), each
+//! talking to a peer across a `vde_switch`: curl and wget downloading 10 MiB,
+//! python's http.server serving curl, socat echoing both ways and proxying with
+//! a child per connection, ncat's dual-stack listen reached over IPv4 and IPv6,
+//! iperf3 client and server (TCP and UDP, both directions), an asyncio echo
+//! server with 100 clients both ways, and ssh to an sshd on the stack.
+//!
+//! The peer ([`Network`]) is a kernel network namespace plugged into the switch
+//! by `vde_plug` where user namespaces can be made, and a second `vdestack run`
+//! where they cannot (as in `.ci/run`'s rerun with user namespaces blocked);
+//! each test asserts the same either way. The stack under test runs in network
+//! namespaces of its own (`lo` down) where they can be made, so a socket that
+//! fell back to the kernel would reach nothing; and across the switch a passing
+//! test has reached the peer through our stack in any case.
+//!
+//! Each side is a shell ([`Host`]) driven one command at a time; what it
+//! starts in the background is waited for by the line it prints when ready.
+//! Where a program is missing, the test says so and passes without running.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+mod hosted;
+
+use common::{Switch, TempDir};
+use hosted::{built_lib, pattern, vdestack, TIMEOUT};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+
+/// Our stack's addresses, and the peer's.
+const OURS: (&str, &str) = ("10.0.0.1", "fd00::1");
+const PEER: (&str, &str) = ("10.0.0.2", "fd00::2");
+
+/// What the peer is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Network {
+    /// A kernel in a network namespace of its own, its tap on the switch.
+    Kernel,
+    /// A second `vdestack run`: where user namespaces cannot be made.
+    Stacks,
+}
+
+/// Whether `program` is on `PATH`.
+fn installed(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The peer that works here (`VDESTACK_TEST_PEER=stack` chooses the second
+/// stack anyway), said on stderr for the test's log; `None` (the test skips,
+/// saying why) where one of `programs` is missing.
+fn network(test: &str, programs: &[&str]) -> Option<Network> {
+    if let Some(missing) = programs.iter().find(|p| !installed(p)) {
+        eprintln!("SKIPPED {test}: `{missing}` is not installed (.ci/run installs it)");
+        return None;
+    }
+    let forced = std::env::var("VDESTACK_TEST_PEER").is_ok_and(|v| v == "stack");
+    let network = if !forced && common::Namespace::available() && installed("vde_plug") {
+        Network::Kernel
+    } else {
+        Network::Stacks
+    };
+    eprintln!("{test}: peer: {network:?}");
+    Some(network)
+}
+
+/// How the shell of our stack is wrapped.
+#[derive(Clone, Copy)]
+enum Wrap {
+    /// Nothing: where no namespace can be made.
+    None,
+    /// `unshare -Urnp`: user, network and PID namespaces.
+    UserNs,
+    /// `unshare -nmp` as the real root, with a fresh `/run` (sshd's privilege
+    /// separation chroots into `/run/sshd` and becomes the user `sshd`, which a
+    /// user namespace mapping only root cannot do).
+    RootNs,
+}
+
+/// A shell on one side of the network, driven one command at a time
+/// ([`Host::sh`]). Dropping it kills its process group, and with it (and its
+/// namespaces) everything it started.
+struct Host {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    /// Where the host's background programs log.
+    dir: std::path::PathBuf,
+    /// "ours" or "peer": the start of its files' names.
+    name: String,
+    /// `vdestack`'s and `unshare`'s own messages.
+    errors: std::path::PathBuf,
+}
+
+impl Host {
+    /// Our stack on `switch` (10.0.0.1/24, fd00::1/64), its shell under
+    /// `vdestack run` (wrapped in namespaces as `wrap` says).
+    fn ours(switch: &Switch, dir: &Path, wrap: Wrap) -> Host {
+        Host::on_stack(switch, dir, OURS, wrap, "ours")
+    }
+
+    /// The peer (10.0.0.2/24, fd00::2/64) on `switch`.
+    fn peer(switch: &Switch, dir: &Path, network: Network) -> Host {
+        match network {
+            Network::Stacks => Host::on_stack(switch, dir, PEER, Wrap::None, "peer"),
+            Network::Kernel => {
+                let mut host = Host::spawn(
+                    Command::new("unshare").args(["-Urnp", "--fork", "--kill-child", "sh", "-s"]),
+                    dir,
+                    "peer",
+                );
+                // DAD off: addresses are usable at once. vde_plug makes the tap;
+                // its appearing is the only sign, polled a bounded number of times.
+                let setup = format!(
+                    "sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0\n\
+                     vde_plug vde://{sw} tap://tap0 </dev/null >/dev/null 2>&1 &\n\
+                     n=0; while ! ip link show tap0 >/dev/null 2>&1 && [ $n -lt 3000 ]; do sleep 0.01; n=$((n+1)); done\n\
+                     ip link set lo up && ip addr add {v4}/24 dev tap0 && \
+                     ip addr add {v6}/64 dev tap0 nodad && ip link set tap0 up",
+                    sw = common::switch_path(switch).display(),
+                    v4 = PEER.0,
+                    v6 = PEER.1,
+                );
+                host.ok(&setup);
+                host
+            }
+        }
+    }
+
+    fn on_stack(
+        switch: &Switch,
+        dir: &Path,
+        (v4, v6): (&str, &str),
+        wrap: Wrap,
+        name: &str,
+    ) -> Host {
+        let stackcmd = format!(
+            "/bin/ip link set vde0 up; /bin/ip addr add {v4}/24 dev vde0; \
+             /bin/ip -6 addr add {v6}/64 dev vde0 nodad"
+        );
+        let run = [
+            vdestack(),
+            "run",
+            "--vnl",
+            &switch.vnl(),
+            "--cmd",
+            &stackcmd,
+            "--",
+            "sh",
+            "-s",
+        ]
+        .map(String::from);
+        let mut command = match wrap {
+            Wrap::None => Command::new(&run[0]),
+            Wrap::UserNs => {
+                let mut c = Command::new("unshare");
+                c.args(["-Urnp", "--fork", "--kill-child", &run[0]]);
+                c
+            }
+            Wrap::RootNs => {
+                let mut c = Command::new("unshare");
+                c.args([
+                    "-nmp",
+                    "--fork",
+                    "--kill-child",
+                    "sh",
+                    "-c",
+                    "mount -t tmpfs tmpfs /run && mkdir -m 755 /run/sshd && exec \"$@\"",
+                    "sh",
+                    &run[0],
+                ]);
+                c
+            }
+        };
+        command.args(&run[1..]).env("VDESTACK_LIBRARY", built_lib());
+        Host::spawn(&mut command, dir, name)
+    }
+
+    fn spawn(command: &mut Command, dir: &Path, name: &str) -> Host {
+        let errors = dir.join(format!("{name}.stderr"));
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&errors).expect("the host's stderr file"))
+            .process_group(0)
+            .spawn()
+            .expect("start the host's shell");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut host = Host {
+            child,
+            stdin,
+            lines,
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+            errors,
+        };
+        host.ok("exec 2>&1");
+        host
+    }
+
+    /// Runs `script` in the shell, at most [`TIMEOUT`]; returns its exit status
+    /// and output (stdout and stderr).
+    fn sh(&mut self, script: &str) -> (i32, String) {
+        let sent = writeln!(self.stdin, "{script}\necho \"@@status $?\"")
+            .and_then(|()| self.stdin.flush());
+        let mut out = String::new();
+        loop {
+            let line = match (&sent, self.lines.recv_timeout(TIMEOUT)) {
+                (Ok(()), Ok(line)) => line,
+                (_, outcome) => panic!(
+                    "the shell ({:?}) during {script:?}; so far: {out}; its stderr: {}",
+                    outcome.err(),
+                    std::fs::read_to_string(&self.errors).unwrap_or_default()
+                ),
+            };
+            if let Some(status) = line.strip_prefix("@@status ") {
+                return (status.trim().parse().expect("a status"), out);
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+
+    /// Runs `script`, which must succeed; returns its output.
+    fn ok(&mut self, script: &str) -> String {
+        let (status, out) = self.sh(script);
+        assert_eq!(status, 0, "{script}: status {status}, output:\n{out}");
+        out
+    }
+
+    /// The file where the background program `program` logs.
+    fn log_file(&self, program: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{}-{program}.log", self.name))
+    }
+
+    /// Starts `command` in the background, its output in its log file, and waits
+    /// (bounded) until that holds `ready` (a basic regular expression).
+    fn serve(&mut self, name: &str, command: &str, ready: &str) {
+        let log = self.log_file(name);
+        let log = log.display();
+        self.ok(&format!(
+            "{command} </dev/null >'{log}' 2>&1 &\n\
+             pid=$! n=0 ready=0\n\
+             while ! grep -q -e '{ready}' '{log}'; do\n\
+               if ! kill -0 $pid 2>/dev/null || [ $n -ge 2000 ]; then cat '{log}'; ready=1; break; fi\n\
+               sleep 0.02; n=$((n+1))\n\
+             done\n\
+             [ $ready = 0 ]"
+        ));
+    }
+
+    /// What the background program `name` printed so far.
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log_file(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        // SAFETY: killpg takes a process group and a signal; the group is the
+        // shell's own (process_group(0)), not reaped yet.
+        unsafe { libc::killpg(self.child.id() as libc::pid_t, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// How our stack's shell is wrapped on `network`.
+fn wrap(network: Network) -> Wrap {
+    match network {
+        Network::Kernel => Wrap::UserNs,
+        Network::Stacks if common::Namespace::available() => Wrap::UserNs,
+        Network::Stacks => Wrap::None,
+    }
+}
+
+/// A switch, a temporary directory, our stack and the peer on them.
+struct Net {
+    ours: Host,
+    peer: Host,
+    dir: TempDir,
+    _switch: Switch,
+}
+
+impl Net {
+    fn new(network: Network, tag: &str) -> Net {
+        Net::wrapped(network, tag, wrap(network))
+    }
+
+    fn wrapped(network: Network, tag: &str, wrap: Wrap) -> Net {
+        let switch = Switch::start();
+        let dir = TempDir::new(tag);
+        let peer = Host::peer(&switch, dir.path(), network);
+        let ours = Host::ours(&switch, dir.path(), wrap);
+        Net {
+            ours,
+            peer,
+            dir,
+            _switch: switch,
+        }
+    }
+
+    /// A path in the temporary directory, for the shells.
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// Writes `bytes` to the file `name` in the temporary directory.
+    fn write(&self, name: &str, bytes: &[u8]) -> String {
+        std::fs::write(self.dir.path().join(name), bytes).expect("write a test file");
+        self.path(name)
+    }
+
+    /// Whether the file `name` holds `bytes`; fails saying how it differs.
+    fn assert_file(&self, name: &str, bytes: &[u8]) {
+        let got = std::fs::read(self.dir.path().join(name)).expect("the received file");
+        assert_eq!(got.len(), bytes.len(), "{name}: length");
+        assert!(got == bytes, "{name}: the bytes differ");
+    }
+}
+
+/// Who runs which side of a test.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    /// The server on our stack, the client on the peer.
+    OursServes,
+    /// The client on our stack, the server on the peer.
+    OursAsks,
+}
+
+impl Role {
+    /// (server, client) and the server's IPv4 address.
+    fn split(self, net: &mut Net) -> (&mut Host, &mut Host, &'static str) {
+        match self {
+            Role::OursServes => (&mut net.ours, &mut net.peer, OURS.0),
+            Role::OursAsks => (&mut net.peer, &mut net.ours, PEER.0),
+        }
+    }
+}
+
+/// 10 MiB from python's http.server (on the server side of `role`) to
+/// `client` (a command line, given the URL and the output file), byte-exact.
+fn download(test: &str, role: Role, client: &str, fetch: fn(&str, &str) -> String) {
+    let Some(network) = network(test, &["python3", client]) else {
+        return;
+    };
+    let mut net = Net::new(network, "programs-http");
+    let body = pattern(10 << 20);
+    net.write("file", &body);
+    let root = net.path("");
+    let fetched = net.path("fetched");
+    let (server, client, addr) = role.split(&mut net);
+    server.serve(
+        "http",
+        &format!("python3 -u -m http.server 8000 --bind {addr} --directory '{root}'"),
+        "Serving HTTP",
+    );
+    client.ok(&fetch(&format!("http://{addr}:8000/file"), &fetched));
+    net.assert_file("fetched", &body);
+}
+
+fn curl(url: &str, out: &str) -> String {
+    format!("curl -sS --fail --max-time 50 -o '{out}' {url}")
+}
+
+fn wget(url: &str, out: &str) -> String {
+    format!("wget -q --tries=1 --timeout=50 -O '{out}' {url}")
+}
+
+#[test]
+fn curl_downloads_10_mib() {
+    download("curl_downloads_10_mib", Role::OursAsks, "curl", curl);
+}
+
+#[test]
+fn wget_downloads_10_mib() {
+    download("wget_downloads_10_mib", Role::OursAsks, "wget", wget);
+}
+
+#[test]
+fn python_http_server_serves_curl() {
+    download(
+        "python_http_server_serves_curl",
+        Role::OursServes,
+        "curl",
+        curl,
+    );
+}
+
+/// An echo server (socat, a `cat` per connection) listening on TCP `port`.
+fn socat_echo(host: &mut Host, port: u16) {
+    host.serve(
+        &format!("echo{port}"),
+        &format!("socat -d -d TCP-LISTEN:{port},fork,reuseaddr EXEC:cat"),
+        "listening on",
+    );
+}
+
+/// Sends `data` (a file) with a socat client to `target` (socat's address)
+/// and checks that the same bytes come back.
+fn socat_client(net: &mut Net, on_ours: bool, target: &str, data: &[u8]) {
+    let sent = net.write("sent", data);
+    let echoed = net.path("echoed");
+    // -t: after sending all, wait for the echo's end however long it takes.
+    let client = if on_ours { &mut net.ours } else { &mut net.peer };
+    client.ok(&format!(
+        "socat -t 50 - {target} <'{sent}' >'{echoed}'"
+    ));
+    net.assert_file("echoed", data);
+}
+
+#[test]
+fn socat_echo_both_ways() {
+    let test = "socat_echo_both_ways";
+    let Some(network) = network(test, &["socat"]) else {
+        return;
+    };
+    let mut net = Net::new(network, "programs-socat");
+    let data = pattern(1 << 20);
+    // Our client, the peer's server; then our server, the peer's client.
+    socat_echo(&mut net.peer, 7000);
+    socat_client(&mut net, true, &format!("TCP:{}:7000", PEER.0), &data);
+    socat_echo(&mut net.ours, 7000);
+    socat_client(&mut net, false, &format!("TCP:{}:7000", OURS.0), &data);
+}
+
+#[test]
+fn socat_forking_proxy_on_the_stack() {
+    let test = "socat_forking_proxy_on_the_stack";
+    let Some(network) = network(test, &["socat"]) else {
+        return;
+    };
+    let mut net = Net::new(network, "programs-proxy");
+    socat_echo(&mut net.peer, 7000);
+    net.ours.serve(
+        "proxy",
+        &format!(
+            "socat -d -d TCP-LISTEN:7001,fork,reuseaddr TCP:{}:7000",
+            PEER.0
+        ),
+        "listening on",
+    );
+    // Each connection is a child of the proxy's, with its own upstream.
+    for size in [10, 100_000, 1 << 20] {
+        socat_client(
+            &mut net,
+            false,
+            &format!("TCP:{}:7001", OURS.0),
+            &pattern(size),
+        );
+    }
+}
+
+#[test]
+fn ncat_listens_on_both_families() {
+    let test = "ncat_listens_on_both_families";
+    let Some(network) = network(test, &["ncat", "socat"]) else {
+        return;
+    };
+    let mut net = Net::new(network, "programs-ncat");
+    let data = pattern(100_000);
+    let sent = net.write("sent", &data);
+    let received = net.path("received");
+    for addr in [OURS.0, OURS.1] {
+        // `ncat -l PORT` binds [::] (IPv6 only) and 0.0.0.0, says so for each,
+        // takes one connection and writes what it receives.
+        net.ours.serve(
+            "ncat",
+            &format!("sh -c \"ncat -v -l 7002 >'{received}'\""),
+            "Listening on 0\\.0\\.0\\.0:7002",
+        );
+        let log = net.ours.log("ncat");
+        assert!(log.contains("Listening on :::7002"), "{log}");
+        net.peer.ok(&format!(
+            "socat -u FILE:'{sent}' TCP:{}:7002",
+            if addr.contains(':') { format!("[{addr}]") } else { addr.to_string() }
+        ));
+        net.ours.ok("wait $pid");
+        net.assert_file("received", &data);
+    }
+}
+
+/// Checks one iperf3 run's JSON report (`-J`): no error, bytes received, and
+/// for the TCP sender on our stack, `TCP_INFO`'s congestion window and round
+/// trip. The report is read by python (this crate has no JSON parser).
+fn check_iperf3(report: &str, what: &str, tcp_sender_ours: bool) {
+    let check = r#"
+import json, sys
+r = json.load(sys.stdin)
+ours = sys.argv[1] == "1"
+assert "error" not in r, r["error"]
+end = r["end"]
+received = end["sum_received"]["bytes"] if "sum_received" in end else end["sum"]["bytes"]
+assert received > 0, end
+if ours:
+    sender = end["streams"][0]["sender"]
+    assert sender["max_snd_cwnd"] > 0, sender
+    assert sender["max_rtt"] > 0 and sender["min_rtt"] <= sender["max_rtt"], sender
+    assert all(i["streams"][0]["snd_cwnd"] > 0 for i in r["intervals"]), r["intervals"]
+print("ok", received)
+"#;
+    let mut python = Command::new("python3")
+        .args(["-c", check, if tcp_sender_ours { "1" } else { "0" }])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    python
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(report.as_bytes())
+        .expect("the report to python");
+    let out = hosted::finish(python, "the report's check");
+    assert!(
+        out.status.success(),
+        "{what}: {}\nreport: {report}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// iperf3 between the two sides (the server as `role` says), TCP and UDP, each
+/// direction.
+fn iperf3(test: &str, role: Role) {
+    let Some(network) = network(test, &["iperf3", "python3"]) else {
+        return;
+    };
+    let mut net = Net::new(network, "programs-iperf3");
+    let (server, client, addr) = role.split(&mut net);
+    server.serve("iperf3", "iperf3 -s -p 5201 --forceflush", "Server listening on 5201");
+    for (mode, flags) in [
+        ("TCP", ""),
+        ("TCP reverse", "-R"),
+        ("UDP", "-u -b 10M"),
+        ("UDP reverse", "-u -b 10M -R"),
+    ] {
+        let what = format!("iperf3 {mode}, {role:?}");
+        let report = client.ok(&format!(
+            "iperf3 -c {addr} -p 5201 -t 1 -J {flags} --connect-timeout 10000"
+        ));
+        // Our TCP sender: the client sending, on our stack.
+        let ours_sends = matches!(role, Role::OursAsks) && flags.is_empty();
+        check_iperf3(&report, &what, ours_sends);
+    }
+}
+
+#[test]
+fn iperf3_client_on_the_stack() {
+    iperf3("iperf3_client_on_the_stack", Role::OursAsks);
+}
+
+#[test]
+fn iperf3_server_on_the_stack() {
+    iperf3("iperf3_server_on_the_stack", Role::OursServes);
+}
+
+/// An asyncio echo server (`server ADDR`: prints "listening", serves until
+/// killed) and 100 concurrent clients (`clients ADDR`: prints how many got
+/// their own bytes back, in upper case).
+const ASYNCIO_ECHO: &str = r#"
+import asyncio, sys
+async def handle(reader, writer):
+    writer.write((await reader.read(100)).upper())
+    await writer.drain()
+    writer.close()
+async def client(i, addr):
+    reader, writer = await asyncio.open_connection(addr, 7003)
+    writer.write(b"hello %d" % i)
+    await writer.drain()
+    answer = await reader.read(100)
+    writer.close()
+    return answer == b"HELLO %d" % i
+async def main(role, addr):
+    if role == "server":
+        server = await asyncio.start_server(handle, addr, 7003, backlog=128)
+        print("listening", flush=True)
+        await server.serve_forever()
+    else:
+        print(sum(await asyncio.gather(*(client(i, addr) for i in range(100)))))
+asyncio.run(main(*sys.argv[1:]))
+"#;
+
+fn asyncio_echo(test: &str, role: Role) {
+    let Some(network) = network(test, &["python3"]) else {
+        return;
+    };
+    let mut net = Net::new(network, "programs-asyncio");
+    let script = net.write("echo.py", ASYNCIO_ECHO.as_bytes());
+    let (server, client, addr) = role.split(&mut net);
+    server.serve(
+        "asyncio",
+        &format!("python3 '{script}' server {addr}"),
+        "listening",
+    );
+    let answered = client.ok(&format!("python3 '{script}' clients {addr}"));
+    assert_eq!(answered.trim(), "100", "clients answered");
+}
+
+#[test]
+fn asyncio_echo_server_on_the_stack_with_100_clients() {
+    asyncio_echo(
+        "asyncio_echo_server_on_the_stack_with_100_clients",
+        Role::OursServes,
+    );
+}
+
+#[test]
+fn asyncio_100_clients_on_the_stack() {
+    asyncio_echo("asyncio_100_clients_on_the_stack", Role::OursAsks);
+}
+
+/// Whether this process is the real root (user namespace: the initial one),
+/// which sshd's privilege separation needs.
+fn real_root() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+}
+
+#[test]
+fn ssh_to_sshd_on_the_stack() {
+    let test = "ssh_to_sshd_on_the_stack";
+    if !Path::new("/usr/sbin/sshd").is_file() {
+        eprintln!(
+            "SKIPPED {test}: openssh-server is not installed (/usr/sbin/sshd; .ci/run installs it)"
+        );
+        return;
+    }
+    if !real_root() {
+        eprintln!(
+            "SKIPPED {test}: sshd's privilege separation chroots to /run/sshd and becomes the \
+             user sshd, which needs the real root; this process is in a user namespace that \
+             maps only some users"
+        );
+        return;
+    }
+    let Some(network) = network(test, &["ssh", "ssh-keygen"]) else {
+        return;
+    };
+    let mut net = Net::wrapped(network, "programs-ssh", Wrap::RootNs);
+    let dir = net.path("");
+    net.ours.ok(&format!(
+        "cd '{dir}' && ssh-keygen -q -t ed25519 -N '' -f host_key && \
+         ssh-keygen -q -t ed25519 -N '' -f user_key && cp user_key.pub authorized_keys"
+    ));
+    let config = net.write(
+        "sshd_config",
+        format!(
+            "Port 2222\n\
+             HostKey {dir}/host_key\n\
+             AuthorizedKeysFile {dir}/authorized_keys\n\
+             PidFile none\n\
+             PermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\n\
+             UsePAM no\n\
+             StrictModes no\n"
+        )
+        .as_bytes(),
+    );
+    // sshd listens on [::] and 0.0.0.0, forks and re-executes itself per
+    // connection, and its privilege separation child chroots and drops root.
+    net.ours.serve(
+        "sshd",
+        &format!("/usr/sbin/sshd -D -e -f '{config}'"),
+        "Server listening on 0\\.0\\.0\\.0 port 2222",
+    );
+    for addr in [OURS.0, OURS.1] {
+        let out = net.peer.ok(&format!(
+            "ssh -F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+             -o BatchMode=yes -o ConnectTimeout=30 -i '{dir}/user_key' -p 2222 root@{addr} echo ok"
+        ));
+        assert_eq!(out.lines().last(), Some("ok"), "ssh to {addr}: {out}");
+    }
+}
