@@ -21,7 +21,7 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::ffi::OsStringExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use vdestack::bsd::{self, Transfer};
@@ -37,7 +37,7 @@ impl Host {
     /// Makes a private directory (mode 0700) under the temporary directory, a
     /// socket in it, and a thread that serves `stack` to whoever connects.
     pub fn start(stack: Stack) -> io::Result<Host> {
-        let dir = private_dir()?;
+        let dir = private_dir(&std::env::temp_dir())?;
         let path = dir.join("host");
         let host = Host { dir, path };
         let listener = rustix::net::socket_with(
@@ -67,19 +67,21 @@ impl Drop for Host {
     }
 }
 
-/// A new directory only this user can enter.
-fn private_dir() -> io::Result<PathBuf> {
-    let base = std::env::temp_dir();
-    let pid = std::process::id();
-    for attempt in 0..100u32 {
-        let dir = base.join(format!("vdestack-run.{pid}.{attempt}"));
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
+/// A new directory only this user can enter, under `base`, with a name no
+/// other `vdestack` can have taken (`mkdtemp`): a name made of the pid would
+/// collide with those that hosts killed before they could remove theirs left,
+/// and in PID namespaces every host is pid 1 or 2.
+fn private_dir(base: &Path) -> io::Result<PathBuf> {
+    let mut template = base.join("vdestack-run.XXXXXX").into_os_string().into_vec();
+    template.push(0);
+    // SAFETY: `template` is a writable, NUL-terminated buffer ending in
+    // "XXXXXX", which mkdtemp rewrites in place (same length).
+    let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+    if made.is_null() {
+        return Err(io::Error::last_os_error());
     }
-    Err(io::Error::from_raw_os_error(libc::EEXIST))
+    template.pop();
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(template)))
 }
 
 fn accept_loop(listener: OwnedFd, stack: Stack) {
@@ -244,11 +246,31 @@ fn call(request: &Request, fd: OwnedFd) -> io::Result<(Reply, Option<OwnedFd>)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn stack() -> Stack {
         let stack = Stack::new("", None).expect("a loopback stack");
         stack.cmd("/bin/ip link set lo up").expect("lo up");
         stack
+    }
+
+    #[test]
+    fn private_directories_never_collide() {
+        let base = std::env::temp_dir().join(format!("vdestack-serve-{}", std::process::id()));
+        std::fs::create_dir_all(&base).expect("the test's directory");
+        // More than a pid-and-counter scheme allowed while earlier ones are left.
+        let dirs: Vec<PathBuf> = (0..150)
+            .map(|_| private_dir(&base).expect("a private directory"))
+            .collect();
+        let mut names: Vec<&PathBuf> = dirs.iter().collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), dirs.len(), "distinct");
+        for dir in &dirs {
+            let mode = std::fs::metadata(dir).expect("made").permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+        }
+        std::fs::remove_dir_all(&base).expect("clean up");
     }
 
     #[test]
