@@ -28,6 +28,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// Our stack's addresses, and the peer's.
 const OURS: (&str, &str) = ("10.0.0.1", "fd00::1");
@@ -255,7 +256,7 @@ impl Host {
         let log = log.display();
         self.ok(&format!(
             "{command} </dev/null >'{log}' 2>&1 &\n\
-             pid=$! n=0 ready=0\n\
+             pid=$! n=0 ready=0 started=\"$started $!\"\n\
              while ! grep -q -e '{ready}' '{log}'; do\n\
                if ! kill -0 $pid 2>/dev/null || [ $n -ge 2000 ]; then cat '{log}'; ready=1; break; fi\n\
                sleep 0.02; n=$((n+1))\n\
@@ -272,8 +273,18 @@ impl Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
+        // The shell ends what it started, then itself, so that `vdestack` ends as
+        // after any program (its stack drained, its directory removed); what is
+        // left after a while is killed.
+        let _ = writeln!(self.stdin, "kill $started 2>/dev/null; exit 0");
+        let _ = self.stdin.flush();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         // SAFETY: killpg takes a process group and a signal; the group is the
-        // shell's own (process_group(0)), not reaped yet.
+        // shell's own (process_group(0)), whose id is not reused while any of
+        // its members is left.
         unsafe { libc::killpg(self.child.id() as libc::pid_t, libc::SIGKILL) };
         let _ = self.child.wait();
     }
@@ -480,7 +491,7 @@ fn ncat_listens_on_both_families() {
         // takes one connection and writes what it receives.
         net.ours.serve(
             "ncat",
-            &format!("sh -c \"ncat -v -l 7002 >'{received}'\""),
+            &format!("sh -c \"exec ncat -v -l 7002 >'{received}'\""),
             "Listening on 0\\.0\\.0\\.0:7002",
         );
         let log = net.ours.log("ncat");
