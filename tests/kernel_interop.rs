@@ -19,7 +19,7 @@
 mod common;
 
 use common::{Namespace, Switch, TempDir};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -73,24 +73,11 @@ macro_rules! require_namespaces {
 impl KernelNs {
     /// Starts the namespace and plugs its `tap0` into `switch`, configured and up.
     fn start(switch: &Switch) -> KernelNs {
-        let mut child = Command::new("unshare")
-            .args(["-Urnp", "--fork", "--kill-child", "sh", "-s"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("unshare");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, stdin, lines) = common::spawn_shell(
+            Command::new("unshare")
+                .args(["-Urnp", "--fork", "--kill-child", "sh", "-s"])
+                .stderr(Stdio::null()),
+        );
         let mut ns = KernelNs {
             child,
             stdin,

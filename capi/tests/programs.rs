@@ -23,7 +23,7 @@ mod hosted;
 
 use common::{Switch, TempDir};
 use hosted::{built_lib, pattern, vdestack, TIMEOUT};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -184,24 +184,11 @@ impl Host {
 
     fn spawn(command: &mut Command, dir: &Path, name: &str) -> Host {
         let errors = dir.join(format!("{name}.stderr"));
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&errors).expect("the host's stderr file"))
-            .process_group(0)
-            .spawn()
-            .expect("start the host's shell");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, stdin, lines) = common::spawn_shell(
+            command
+                .stderr(std::fs::File::create(&errors).expect("the host's stderr file"))
+                .process_group(0),
+        );
         let mut host = Host {
             child,
             stdin,
@@ -308,8 +295,10 @@ struct Net {
 }
 
 impl Net {
-    fn new(network: Network, tag: &str) -> Net {
-        Net::wrapped(network, tag, wrap(network))
+    /// The network for `test`, which runs `programs`: `None` (the test skips,
+    /// saying why) where one of them is missing.
+    fn for_test(test: &str, programs: &[&str]) -> Option<Net> {
+        network(test, programs).map(|network| Net::wrapped(network, test, wrap(network)))
     }
 
     fn wrapped(network: Network, tag: &str, wrap: Wrap) -> Net {
@@ -366,10 +355,9 @@ impl Role {
 /// 10 MiB from python's http.server (on the server side of `role`) to
 /// `client` (a command line, given the URL and the output file), byte-exact.
 fn download(test: &str, role: Role, client: &str, fetch: fn(&str, &str) -> String) {
-    let Some(network) = network(test, &["python3", client]) else {
+    let Some(mut net) = Net::for_test(test, &["python3", client]) else {
         return;
     };
-    let mut net = Net::new(network, "programs-http");
     let body = pattern(10 << 20);
     net.write("file", &body);
     let root = net.path("");
@@ -427,20 +415,21 @@ fn socat_client(net: &mut Net, on_ours: bool, target: &str, data: &[u8]) {
     let sent = net.write("sent", data);
     let echoed = net.path("echoed");
     // -t: after sending all, wait for the echo's end however long it takes.
-    let client = if on_ours { &mut net.ours } else { &mut net.peer };
-    client.ok(&format!(
-        "socat -t 50 - {target} <'{sent}' >'{echoed}'"
-    ));
+    let client = if on_ours {
+        &mut net.ours
+    } else {
+        &mut net.peer
+    };
+    client.ok(&format!("socat -t 50 - {target} <'{sent}' >'{echoed}'"));
     net.assert_file("echoed", data);
 }
 
 #[test]
 fn socat_echo_both_ways() {
     let test = "socat_echo_both_ways";
-    let Some(network) = network(test, &["socat"]) else {
+    let Some(mut net) = Net::for_test(test, &["socat"]) else {
         return;
     };
-    let mut net = Net::new(network, "programs-socat");
     let data = pattern(1 << 20);
     // Our client, the peer's server; then our server, the peer's client.
     socat_echo(&mut net.peer, 7000);
@@ -452,10 +441,9 @@ fn socat_echo_both_ways() {
 #[test]
 fn socat_forking_proxy_on_the_stack() {
     let test = "socat_forking_proxy_on_the_stack";
-    let Some(network) = network(test, &["socat"]) else {
+    let Some(mut net) = Net::for_test(test, &["socat"]) else {
         return;
     };
-    let mut net = Net::new(network, "programs-proxy");
     socat_echo(&mut net.peer, 7000);
     net.ours.serve(
         "proxy",
@@ -479,10 +467,9 @@ fn socat_forking_proxy_on_the_stack() {
 #[test]
 fn ncat_listens_on_both_families() {
     let test = "ncat_listens_on_both_families";
-    let Some(network) = network(test, &["ncat", "socat"]) else {
+    let Some(mut net) = Net::for_test(test, &["ncat", "socat"]) else {
         return;
     };
-    let mut net = Net::new(network, "programs-ncat");
     let data = pattern(100_000);
     let sent = net.write("sent", &data);
     let received = net.path("received");
@@ -498,7 +485,11 @@ fn ncat_listens_on_both_families() {
         assert!(log.contains("Listening on :::7002"), "{log}");
         net.peer.ok(&format!(
             "socat -u FILE:'{sent}' TCP:{}:7002",
-            if addr.contains(':') { format!("[{addr}]") } else { addr.to_string() }
+            if addr.contains(':') {
+                format!("[{addr}]")
+            } else {
+                addr.to_string()
+            }
         ));
         net.ours.ok("wait $pid");
         net.assert_file("received", &data);
@@ -548,12 +539,15 @@ print("ok", received)
 /// iperf3 between the two sides (the server as `role` says), TCP and UDP, each
 /// direction.
 fn iperf3(test: &str, role: Role) {
-    let Some(network) = network(test, &["iperf3", "python3"]) else {
+    let Some(mut net) = Net::for_test(test, &["iperf3", "python3"]) else {
         return;
     };
-    let mut net = Net::new(network, "programs-iperf3");
     let (server, client, addr) = role.split(&mut net);
-    server.serve("iperf3", "iperf3 -s -p 5201 --forceflush", "Server listening on 5201");
+    server.serve(
+        "iperf3",
+        "iperf3 -s -p 5201 --forceflush",
+        "Server listening on 5201",
+    );
     for (mode, flags) in [
         ("TCP", ""),
         ("TCP reverse", "-R"),
@@ -607,10 +601,9 @@ asyncio.run(main(*sys.argv[1:]))
 "#;
 
 fn asyncio_echo(test: &str, role: Role) {
-    let Some(network) = network(test, &["python3"]) else {
+    let Some(mut net) = Net::for_test(test, &["python3"]) else {
         return;
     };
-    let mut net = Net::new(network, "programs-asyncio");
     let script = net.write("echo.py", ASYNCIO_ECHO.as_bytes());
     let (server, client, addr) = role.split(&mut net);
     server.serve(
@@ -662,7 +655,7 @@ fn ssh_to_sshd_on_the_stack() {
     let Some(network) = network(test, &["ssh", "ssh-keygen"]) else {
         return;
     };
-    let mut net = Net::wrapped(network, "programs-ssh", Wrap::RootNs);
+    let mut net = Net::wrapped(network, test, Wrap::RootNs);
     let dir = net.path("");
     net.ours.ok(&format!(
         "cd '{dir}' && ssh-keygen -q -t ed25519 -N '' -f host_key && \

@@ -109,6 +109,37 @@ fn unix_socket_listening(path: &Path) -> bool {
     })
 }
 
+/// Starts `command` (a shell driven one command at a time) with its stdin and
+/// stdout piped: the child, its stdin, and the lines its stdout gives, as they
+/// come, read on a thread of their own (a test waits for one with a bound,
+/// `recv_timeout`).
+pub fn spawn_shell(
+    command: &mut Command,
+) -> (
+    Child,
+    std::process::ChildStdin,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start a shell");
+    let stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, stdin, lines)
+}
+
 /// The errno of an error a test expects to be an OS error.
 pub fn errno(e: &std::io::Error) -> i32 {
     e.raw_os_error()
