@@ -241,8 +241,11 @@ impl Host {
     fn serve(&mut self, name: &str, command: &str, ready: &str) {
         let log = self.log_file(name);
         let log = log.display();
+        // The shell empties the log before the program starts: what an earlier
+        // program of the same name wrote there must not count as ready.
         self.ok(&format!(
-            "{command} </dev/null >'{log}' 2>&1 &\n\
+            ": >'{log}'\n\
+             {command} </dev/null >>'{log}' 2>&1 &\n\
              pid=$! n=0 ready=0 started=\"$started $!\"\n\
              while ! grep -q -e '{ready}' '{log}'; do\n\
                if ! kill -0 $pid 2>/dev/null || [ $n -ge 2000 ]; then cat '{log}'; ready=1; break; fi\n\
