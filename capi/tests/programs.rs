@@ -499,27 +499,42 @@ fn ncat_listens_on_both_families() {
     }
 }
 
-/// Checks one iperf3 run's JSON report (`-J`): no error, bytes received, and
-/// for the TCP sender on our stack, `TCP_INFO`'s congestion window and round
-/// trip. The report is read by python (this crate has no JSON parser).
-fn check_iperf3(report: &str, what: &str, tcp_sender_ours: bool) {
+/// Which iperf3 sends TCP on our stack, if one does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum OurSender {
+    None,
+    Client,
+    Server,
+}
+
+/// Checks one iperf3 run's JSON report (`-J`, with the server's output): no
+/// error, bytes received, and for a TCP sender on our stack, the congestion
+/// window and round trip that iperf3 reads with `TCP_INFO` (in the client's
+/// report, or the server's "Cwnd" column). Python reads the report (this crate
+/// has no JSON parser).
+fn check_iperf3(report: &str, what: &str, ours: OurSender) {
     let check = r#"
-import json, sys
+import json, re, sys
 r = json.load(sys.stdin)
-ours = sys.argv[1] == "1"
+ours = sys.argv[1]
 assert "error" not in r, r["error"]
 end = r["end"]
 received = end["sum_received"]["bytes"] if "sum_received" in end else end["sum"]["bytes"]
 assert received > 0, end
-if ours:
+if ours == "Client":
     sender = end["streams"][0]["sender"]
     assert sender["max_snd_cwnd"] > 0, sender
     assert sender["max_rtt"] > 0 and sender["min_rtt"] <= sender["max_rtt"], sender
     assert all(i["streams"][0]["snd_cwnd"] > 0 for i in r["intervals"]), r["intervals"]
+elif ours == "Server":
+    text = r["server_output_text"]
+    # "[  6]   0.00-1.00   sec   923 MBytes  7.74 Gbits/sec    0   64.2 KBytes"
+    cwnds = re.findall(r"sec +\d+ +([\d.]+) ([KMG]?)Bytes *$", text, re.M)
+    assert cwnds and all(float(c) > 0 for c, _ in cwnds), text
 print("ok", received)
 "#;
     let mut python = Command::new("python3")
-        .args(["-c", check, if tcp_sender_ours { "1" } else { "0" }])
+        .args(["-c", check, &format!("{ours:?}")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -559,11 +574,14 @@ fn iperf3(test: &str, role: Role) {
     ] {
         let what = format!("iperf3 {mode}, {role:?}");
         let report = client.ok(&format!(
-            "iperf3 -c {addr} -p 5201 -t 1 -J {flags} --connect-timeout 10000"
+            "iperf3 -c {addr} -p 5201 -t 1 -J {flags} --get-server-output --connect-timeout 10000"
         ));
-        // Our TCP sender: the client sending, on our stack.
-        let ours_sends = matches!(role, Role::OursAsks) && flags.is_empty();
-        check_iperf3(&report, &what, ours_sends);
+        let ours = match (role, flags) {
+            (Role::OursAsks, "") => OurSender::Client,
+            (Role::OursServes, "-R") => OurSender::Server,
+            _ => OurSender::None,
+        };
+        check_iperf3(&report, &what, ours);
     }
 }
 
