@@ -77,9 +77,10 @@ enum Wrap {
     None,
     /// `unshare -Urnp`: user, network and PID namespaces.
     UserNs,
-    /// `unshare -nmp` as the real root, with a fresh `/run` (sshd's privilege
-    /// separation chroots into `/run/sshd` and becomes the user `sshd`, which a
-    /// user namespace mapping only root cannot do).
+    /// `unshare -nmp` (network, mount and PID namespaces, no user namespace:
+    /// sshd's privilege separation becomes the user `sshd`, which one made by
+    /// `unshare -Ur` does not map), with a fresh `/run` holding `/run/sshd`,
+    /// where it chroots.
     RootNs,
 }
 
@@ -649,28 +650,56 @@ fn asyncio_100_clients_on_the_stack() {
     asyncio_echo("asyncio_100_clients_on_the_stack", Role::OursAsks);
 }
 
-/// Whether this process is the real root (user namespace: the initial one),
-/// which sshd's privilege separation needs.
-fn real_root() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+/// Whether `id` is in the user or group namespace map `map`
+/// (`/proc/self/uid_map`: "inside outside count" lines).
+fn mapped(map: &str, id: u32) -> bool {
+    std::fs::read_to_string(map).is_ok_and(|map| {
+        map.lines().any(|line| {
+            let numbers: Vec<u64> = line.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+            matches!(numbers[..], [inside, _, count] if (inside..inside + count).contains(&u64::from(id)))
+        })
+    })
+}
+
+/// Why sshd cannot run here, if it cannot. Its privilege separation chroots
+/// into `/run/sshd` and becomes the user `sshd`: that takes root, and that
+/// user's ids mapped in this user namespace (all are, for the real root;
+/// `.ci/run` maps them in its rerun with user namespaces blocked).
+fn sshd_unavailable() -> Option<String> {
+    if !Path::new("/usr/sbin/sshd").is_file() {
+        return Some(
+            "openssh-server is not installed (/usr/sbin/sshd; .ci/run installs it)".into(),
+        );
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("sshd's privilege separation needs root".into());
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let ids = passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        match fields[..] {
+            ["sshd", _, uid, gid, ..] => Some((uid.parse().ok()?, gid.parse().ok()?)),
+            _ => None,
+        }
+    });
+    let Some((uid, gid)) = ids else {
+        return Some("no user sshd for its privilege separation (/etc/passwd)".into());
+    };
+    if !mapped("/proc/self/uid_map", uid) || !mapped("/proc/self/gid_map", gid) {
+        return Some(format!(
+            "sshd's privilege separation becomes the user sshd (uid {uid}, gid {gid}), which \
+             this user namespace does not map"
+        ));
+    }
+    None
 }
 
 #[test]
 fn ssh_to_sshd_on_the_stack() {
     let test = "ssh_to_sshd_on_the_stack";
-    if !Path::new("/usr/sbin/sshd").is_file() {
-        eprintln!(
-            "SKIPPED {test}: openssh-server is not installed (/usr/sbin/sshd; .ci/run installs it)"
-        );
-        return;
-    }
-    if !real_root() {
-        eprintln!(
-            "SKIPPED {test}: sshd's privilege separation chroots to /run/sshd and becomes the \
-             user sshd, which needs the real root; this process is in a user namespace that \
-             maps only some users"
-        );
+    if let Some(why) = sshd_unavailable() {
+        eprintln!("SKIPPED {test}: {why}");
         return;
     }
     let Some(network) = network(test, &["ssh", "ssh-keygen"]) else {
