@@ -17,6 +17,7 @@
 //! | `TCP_INFO` | read only: the state, round trip, retransmissions, an estimate of the congestion window from the bytes in flight, the MSS |
 //! | `TCP_QUICKACK` | recorded (the stack acknowledges within 1 ms) |
 //! | `IP_TOS` | recorded and read back (a stream's ECN bits cleared, as Linux does); smoltcp sends no TOS |
+//! | `IPV6_TCLASS` | AF_INET6: -1 to 255 (-1: the default, 0), recorded and read back (a stream's ECN bits kept as they were, as Linux does); smoltcp sends no traffic class |
 //! | `IP_RECVERR`, `IP_PKTINFO` | recorded (no error queue, no control messages) |
 //! | `IP_TTL`, `IPV6_UNICAST_HOPS` | the hop limit of what the socket sends |
 //! | `IPV6_V6ONLY` | AF_INET6 only; before bind (EINVAL after) |
@@ -90,6 +91,8 @@ pub enum SockOpt {
     QuickAck,
     /// `IPPROTO_IP`, `IP_TOS` (0 to 255).
     Tos,
+    /// `IPPROTO_IPV6`, `IPV6_TCLASS` (-1 to 255).
+    TrafficClass,
     /// `IPPROTO_IP`, `IP_RECVERR` (0 or 1).
     RecvErrors,
     /// `IPPROTO_IP`, `IP_PKTINFO` (0 or 1).
@@ -212,7 +215,7 @@ pub struct TcpInfo {
 }
 
 /// Each option with its level and name.
-const NAMES: [(SockOpt, i32, i32); 32] = {
+const NAMES: [(SockOpt, i32, i32); 33] = {
     use libc::{IPPROTO_IP as IP, IPPROTO_IPV6 as IP6, IPPROTO_TCP as TCP, SOL_SOCKET as SOL};
     [
         (SockOpt::ReuseAddress, SOL, libc::SO_REUSEADDR),
@@ -243,6 +246,7 @@ const NAMES: [(SockOpt, i32, i32); 32] = {
         (SockOpt::Info, TCP, libc::TCP_INFO),
         (SockOpt::QuickAck, TCP, libc::TCP_QUICKACK),
         (SockOpt::Tos, IP, libc::IP_TOS),
+        (SockOpt::TrafficClass, IP6, libc::IPV6_TCLASS),
         (SockOpt::RecvErrors, IP, libc::IP_RECVERR),
         (SockOpt::PacketInfo, IP, libc::IP_PKTINFO),
         (SockOpt::Priority, SOL, libc::SO_PRIORITY),
@@ -330,6 +334,7 @@ pub(super) fn get(s: &StackSocket, opt: SockOpt) -> io::Result<OptValue> {
         SockOpt::Info => Ok(OptValue::TcpInfo(s.tcp_info()?)),
         SockOpt::QuickAck => int(o.quickack.into()),
         SockOpt::Tos => int(o.tos.into()),
+        SockOpt::TrafficClass => int(o.traffic_class.into()),
         SockOpt::RecvErrors => int(o.recv_errors.into()),
         SockOpt::PacketInfo => int(o.packet_info.into()),
         SockOpt::Priority => int(o.priority.min(i32::MAX as u32) as i32),
@@ -458,6 +463,21 @@ pub(super) fn set(s: &StackSocket, opt: SockOpt, value: OptValue) -> io::Result<
                     o.tos = tos;
                     o.priority = tos_priority(tos);
                 }
+            })
+        }
+        SockOpt::TrafficClass => {
+            // -1 is the default (RFC 3542); a stream keeps the ECN bits it had.
+            let class = match int()? {
+                -1 => 0,
+                v => u8::try_from(v).map_err(|_| errno(libc::EINVAL))?,
+            };
+            let stream = !s.is_datagram();
+            s.set_options(|o| {
+                o.traffic_class = if stream {
+                    (class & !ECN_MASK) | (o.traffic_class & ECN_MASK)
+                } else {
+                    class
+                };
             })
         }
         SockOpt::Priority => {

@@ -65,6 +65,8 @@ pub(crate) struct SocketOptions {
     pub max_segment: u16,
     /// `IP_TOS`: recorded and read back (smoltcp sets no TOS on what it sends).
     pub tos: u8,
+    /// `IPV6_TCLASS`: recorded and read back (smoltcp sets no traffic class).
+    pub traffic_class: u8,
     /// `SO_PRIORITY`: recorded (there is no queueing discipline to read it).
     pub priority: u32,
     /// `SO_BINDTODEVICE`: the index of the interface (0: none). Recorded: a
@@ -138,6 +140,7 @@ impl Default for SocketOptions {
             congestion: Congestion::Cubic,
             max_segment: 0,
             tos: 0,
+            traffic_class: 0,
             priority: 0,
             bound_device: 0,
             quickack: true,
