@@ -739,5 +739,9 @@ fn ssh_to_sshd_on_the_stack() {
              -o BatchMode=yes -o ConnectTimeout=30 -i '{dir}/user_key' -p 2222 root@{addr} echo ok"
         ));
         assert_eq!(out.lines().last(), Some("ok"), "ssh to {addr}: {out}");
+        // ssh and sshd log the options the stack refuses them (IPV6_TCLASS was).
+        assert!(!out.contains("setsockopt"), "ssh to {addr}: {out}");
     }
+    let log = net.ours.log("sshd");
+    assert!(!log.contains("setsockopt"), "sshd: {log}");
 }
