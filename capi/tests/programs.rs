@@ -85,8 +85,8 @@ enum Wrap {
 }
 
 /// A shell on one side of the network, driven one command at a time
-/// ([`Host::sh`]). Dropping it kills its process group, and with it (and its
-/// namespaces) everything it started.
+/// ([`Host::sh`]). Dropping it ends what it started and the shell, then kills
+/// whatever is left of its process group (and with it, its namespaces).
 struct Host {
     child: Child,
     stdin: ChildStdin,
@@ -109,7 +109,7 @@ impl Host {
     /// The peer (10.0.0.2/24, fd00::2/64) on `switch`.
     fn peer(switch: &Switch, dir: &Path, network: Network) -> Host {
         match network {
-            Network::Stacks => Host::on_stack(switch, dir, PEER, Wrap::None, "peer"),
+            Network::Stacks => Host::on_stack(switch, dir, PEER, wrap(), "peer"),
             Network::Kernel => {
                 let mut host = Host::spawn(
                     Command::new("unshare").args(["-Urnp", "--fork", "--kill-child", "sh", "-s"]),
@@ -281,12 +281,13 @@ impl Drop for Host {
     }
 }
 
-/// How our stack's shell is wrapped on `network`.
-fn wrap(network: Network) -> Wrap {
-    match network {
-        Network::Kernel => Wrap::UserNs,
-        Network::Stacks if common::Namespace::available() => Wrap::UserNs,
-        Network::Stacks => Wrap::None,
+/// How a stack's shell is wrapped: in namespaces of its own where they can be
+/// made.
+fn wrap() -> Wrap {
+    if common::Namespace::available() {
+        Wrap::UserNs
+    } else {
+        Wrap::None
     }
 }
 
@@ -302,7 +303,7 @@ impl Net {
     /// The network for `test`, which runs `programs`: `None` (the test skips,
     /// saying why) where one of them is missing.
     fn for_test(test: &str, programs: &[&str]) -> Option<Net> {
-        network(test, programs).map(|network| Net::wrapped(network, test, wrap(network)))
+        network(test, programs).map(|network| Net::wrapped(network, test, wrap()))
     }
 
     fn wrapped(network: Network, tag: &str, wrap: Wrap) -> Net {
