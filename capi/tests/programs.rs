@@ -134,6 +134,8 @@ impl Host {
         }
     }
 
+    /// A shell under `vdestack run` on `switch` with the addresses `v4`/24 and
+    /// `v6`/64, wrapped as `wrap` says.
     fn on_stack(
         switch: &Switch,
         dir: &Path,
@@ -183,6 +185,8 @@ impl Host {
         Host::spawn(&mut command, dir, name)
     }
 
+    /// Starts the shell `command` runs; its own messages go to `NAME.stderr`,
+    /// its commands' to its stdout.
     fn spawn(command: &mut Command, dir: &Path, name: &str) -> Host {
         let errors = dir.join(format!("{name}.stderr"));
         let (child, stdin, lines) = common::spawn_shell(
