@@ -136,6 +136,35 @@ static void tcp_info(int tcp, int listener)
 	      "TCP_INFO of a listener");
 }
 
+/* IPV6_TCLASS (ssh and sshd set it): -1 is the default, 0; a stream keeps
+ * the ECN bits it had, a datagram socket takes them; IPv6 sockets only. */
+static void traffic_class(struct vdestack *stack)
+{
+	int udp6 = vde_msocket(stack, AF_INET6, SOCK_DGRAM, 0);
+	int tcp6 = vde_msocket(stack, AF_INET6, SOCK_STREAM, 0);
+	int tcp4 = vde_msocket(stack, AF_INET, SOCK_STREAM, 0);
+	int v = 256;
+
+	CHECK(udp6 >= 0 && tcp6 >= 0 && tcp4 >= 0, "vde_msocket (IPV6_TCLASS)");
+	CHECK(get_int(tcp6, IPPROTO_IPV6, IPV6_TCLASS) == 0,
+	      "IPV6_TCLASS default");
+	round_trip(udp6, IPPROTO_IPV6, IPV6_TCLASS, 0xff, 0xff,
+		   "IPV6_TCLASS on UDP keeps the ECN bits");
+	round_trip(udp6, IPPROTO_IPV6, IPV6_TCLASS, -1, 0,
+		   "IPV6_TCLASS -1 restores 0");
+	FAILS_WITH(setsockopt(udp6, IPPROTO_IPV6, IPV6_TCLASS, &v, sizeof v),
+		   EINVAL, "IPV6_TCLASS 256");
+	round_trip(tcp6, IPPROTO_IPV6, IPV6_TCLASS, 0x10, 0x10, "IPV6_TCLASS");
+	round_trip(tcp6, IPPROTO_IPV6, IPV6_TCLASS, 0xff, 0xfc,
+		   "IPV6_TCLASS of a stream keeps its ECN bits");
+	v = 0x10;
+	FAILS_WITH(setsockopt(tcp4, IPPROTO_IPV6, IPV6_TCLASS, &v, sizeof v),
+		   ENOPROTOOPT, "IPV6_TCLASS on AF_INET");
+	close(udp6);
+	close(tcp6);
+	close(tcp4);
+}
+
 int main(int argc, char *argv[])
 {
 	struct vdestack *a, *b;
@@ -277,27 +306,7 @@ int main(int argc, char *argv[])
 	round_trip(udp6, IPPROTO_IPV6, IPV6_V6ONLY, 1, 1, "IPV6_V6ONLY");
 	round_trip(udp6, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 5, 5,
 		   "IPV6_UNICAST_HOPS");
-	/* IPV6_TCLASS (ssh and sshd set it): -1 is the default, 0; a stream
-	 * keeps the ECN bits it had, a datagram socket takes them. */
-	round_trip(udp6, IPPROTO_IPV6, IPV6_TCLASS, 0xff, 0xff,
-		   "IPV6_TCLASS on UDP keeps the ECN bits");
-	round_trip(udp6, IPPROTO_IPV6, IPV6_TCLASS, -1, 0,
-		   "IPV6_TCLASS -1 restores 0");
-	v = 256;
-	FAILS_WITH(setsockopt(udp6, IPPROTO_IPV6, IPV6_TCLASS, &v, sizeof v),
-		   EINVAL, "IPV6_TCLASS 256");
-	int tcp6 = vde_msocket(b, AF_INET6, SOCK_STREAM, 0);
-	CHECK(tcp6 >= 0, "vde_msocket tcp6");
-	CHECK(get_int(tcp6, IPPROTO_IPV6, IPV6_TCLASS) == 0, "TCLASS default");
-	round_trip(tcp6, IPPROTO_IPV6, IPV6_TCLASS, 0x10, 0x10, "IPV6_TCLASS");
-	round_trip(tcp6, IPPROTO_IPV6, IPV6_TCLASS, 0xff, 0xfc,
-		   "IPV6_TCLASS of a stream keeps its ECN bits");
-	close(tcp6);
-	int tcp4 = vde_msocket(b, AF_INET, SOCK_STREAM, 0);
-	v = 0x10;
-	FAILS_WITH(setsockopt(tcp4, IPPROTO_IPV6, IPV6_TCLASS, &v, sizeof v),
-		   ENOPROTOOPT, "IPV6_TCLASS on AF_INET");
-	close(tcp4);
+	traffic_class(b);
 	struct sockaddr_in6 any6;
 	memset(&any6, 0, sizeof any6);
 	any6.sin6_family = AF_INET6;
