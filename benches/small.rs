@@ -9,7 +9,10 @@
 //! user + network namespace of its own (`unshare -Urn`; the reference makes its
 //! nested namespaces inside), with two stacks (or as many as the workload needs) on a
 //! fresh `vde_switch`. The floors, what the switch itself costs below any stack, come
-//! from `benches/small/floor.c`, linked with libvdeplug alone.
+//! from `benches/small/floor.c`, linked with libvdeplug alone: a raw frame's round
+//! trip, `vde_open` + `vde_close`; and, from the round trip, the frames a workload
+//! waits for one after the other at half a round trip each (three per
+//! connect/accept cycle: SYN, SYN-ACK, ACK; one per byte sent).
 //!
 //! The full run takes about five minutes on a 2-core machine, most of it the
 //! reference creating 1,000 stacks (~80 s). `VDESTACK_BENCH_QUICK=1` scales down to
@@ -454,14 +457,21 @@ fn main() {
     let half = grouped(scale.held / 2);
     let other_half = grouped(scale.held - scale.held / 2);
     let floor_of = |f: &Option<Figures>, key: &str| f.as_ref().and_then(|f| f.get(key).copied());
+    // What the frames a workload waits for cost, one after the other, at the
+    // switch's own pace (half a raw round trip each way): a connect/accept waits
+    // for the SYN, the SYN-ACK and the ACK; a byte for its one frame.
+    let frame_us = floor_of(&rtt_floor, "rtt_p50_us").map(|rtt| rtt / 2.0);
     let mut rows = vec![
-        cycles.row(
-            "socket + connect/accept + close cycles, empty stacks".into(),
-            "cycles_per_s",
-            "/s",
-            0,
-            Better::Higher,
-        ),
+        Row {
+            floor: frame_us.map(|us| 1e6 / (3.0 * us)),
+            ..cycles.row(
+                "socket + connect/accept + close cycles, empty stacks".into(),
+                "cycles_per_s",
+                "/s",
+                0,
+                Better::Higher,
+            )
+        },
         held.row(
             format!("  the same with {held_n} connections held open"),
             "cycles_per_s",
@@ -504,13 +514,16 @@ fn main() {
             2,
             Better::Lower,
         ),
-        held.row(
-            format!("one byte over each of the {held_n}, one after the other"),
-            "byte_each_s",
-            "s",
-            2,
-            Better::Lower,
-        ),
+        Row {
+            floor: frame_us.map(|us| us * scale.held as f64 / 1e6),
+            ..held.row(
+                format!("one byte over each of the {held_n}, one after the other"),
+                "byte_each_s",
+                "s",
+                2,
+                Better::Lower,
+            )
+        },
     ];
     rows.extend(idle.memory_rows(
         &format!("memory per idle configured stack ({})", scale.idle_stacks),

@@ -17,7 +17,9 @@
 //! window grows while news keeps coming soon after the pump fell asleep (polling
 //! longer would have caught it) and shrinks while the pump sleeps long (polling
 //! would have been wasted), down to none: an idle stack, or one whose traffic comes
-//! in bursts further apart than [`SpinWindow::MAX`], polls for nothing.
+//! in bursts further apart than [`SpinWindow::MAX`], polls for nothing. A new
+//! pump starts at the longest window ([`SpinWindow::at_birth`]): a stack is
+//! configured and used as soon as it is made.
 //!
 //! Nor does a pump poll while its link carries bulk traffic (more than
 //! [`SpinWindow::HEAVY_BYTES_PER_MS`]): news never stops coming then, and a pump
@@ -131,6 +133,20 @@ impl SpinWindow {
         }
     }
 
+    /// A new pump's window: the longest.
+    ///
+    /// A stack is made to be used at once: configured, then connected. Its first
+    /// exchanges with the application (the `vde_stackcmd` round trip, the first
+    /// connect) come before it could have learnt that polling pays, and each
+    /// would wake a halted CPU; a stack that then sits idle shrinks its window to
+    /// none after a few sleeps, having polled for a fraction of a millisecond.
+    pub(super) fn at_birth() -> SpinWindow {
+        SpinWindow {
+            window: SpinWindow::MAX,
+            ..SpinWindow::new()
+        }
+    }
+
     /// How long to poll after news: none while the link carries bulk traffic.
     pub(super) fn window(&self) -> Duration {
         if self.heavy {
@@ -198,12 +214,13 @@ pub(crate) struct Doorbell {
 }
 
 impl Doorbell {
-    /// A doorbell that wakes the pump through `waker`.
+    /// A doorbell that wakes the pump through `waker`. Its window is none until
+    /// the pump publishes its own.
     pub(crate) fn new(waker: Waker) -> Doorbell {
         Doorbell {
             waker,
             asleep: AtomicBool::new(false),
-            window_us: AtomicU32::new(SpinWindow::new().window().as_micros() as u32),
+            window_us: AtomicU32::new(0),
         }
     }
 
@@ -299,6 +316,16 @@ mod tests {
         );
         spin.slept(50 * US);
         assert_eq!(spin.window(), SpinWindow::MIN);
+    }
+
+    #[test]
+    fn a_new_pump_polls_at_once_and_an_idle_one_soon_stops() {
+        let mut spin = SpinWindow::at_birth();
+        assert_eq!(spin.window(), SpinWindow::MAX);
+        for _ in 0..5 {
+            spin.slept(Duration::from_secs(1));
+        }
+        assert_eq!(spin.window(), Duration::ZERO);
     }
 
     #[test]

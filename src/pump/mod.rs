@@ -476,6 +476,8 @@ impl Pump {
         }
         // TCP rings on page mappings: no memory until bytes flow.
         engine.set_ring_source(Box::new(rings::PageRings::default()));
+        let spin = SpinWindow::at_birth();
+        doorbell.set_window(spin);
         Ok(Box::new(Pump {
             poll,
             link,
@@ -485,7 +487,7 @@ impl Pump {
             engine,
             control,
             doorbell,
-            spin: SpinWindow::new(),
+            spin,
             carried: 0,
             acted: false,
             conns: HashMap::new(),
@@ -545,9 +547,15 @@ impl Pump {
     /// sleeps until the next event or timer (see `idle.rs`).
     fn serve(&mut self) {
         let mut events = Events::with_capacity(256);
-        let mut spin_until = Duration::ZERO;
-        // Held while polling (see `idle.rs`).
-        let mut slot: Option<PollSlot> = None;
+        // A new stack is used at once (see `SpinWindow::at_birth`): it polls from
+        // its start as after news.
+        let mut slot = (!self.spin.window().is_zero())
+            .then(PollSlot::take)
+            .flatten();
+        let mut spin_until = match slot {
+            Some(_) => self.now() + self.spin.window(),
+            None => Duration::ZERO,
+        };
         loop {
             let now = self.now();
             let busy = self.engine.has_loopback()
@@ -1621,7 +1629,17 @@ impl PumpHandle {
     pub(crate) fn request<T>(&self, make: impl FnOnce(Sender<T>) -> Control) -> io::Result<T> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.send(make(reply))?;
-        answer.recv().map_err(|_| self.gone())
+        // A polling pump answers within microseconds: wait as long as it polls
+        // before sleeping (see `idle.rs`).
+        let mut early = None;
+        self.doorbell.wait_briefly(|| {
+            early = answer.try_recv().ok();
+            early.is_some()
+        });
+        match early {
+            Some(answer) => Ok(answer),
+            None => answer.recv().map_err(|_| self.gone()),
+        }
     }
 
     /// The error of a call that finds the pump gone: `ENETDOWN`, with the reason

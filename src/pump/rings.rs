@@ -6,23 +6,44 @@
 //! `madvise(MADV_DONTNEED)` when the engine says it is empty, and the whole
 //! mapping when the engine gives the socket's lease back. If the kernel refuses
 //! a mapping (`vm.max_map_count`), the rings come from the heap instead.
+//!
+//! A mapping given back is kept for the next socket, emptied (its pages go back
+//! to the kernel), up to [`SPARE_MAPPINGS`]: short connections, made and closed
+//! by the thousand, then cost neither an `mmap` nor a `munmap` each (an unmapping
+//! interrupts every CPU running the process's threads to flush its TLB).
 
 use crate::engine::{Bytes, Lease, RingSource, Rings};
 use crate::sys::pages::{self, Pages};
 use std::collections::HashMap;
 
-/// Mappings lent to the engine, by lease.
+/// The most mappings kept for new sockets: address space only (they hold no
+/// page), and one of the process's `vm.max_map_count` mappings each.
+const SPARE_MAPPINGS: usize = 64;
+
+/// Mappings lent to the engine, by lease, and mappings kept for new sockets.
 #[derive(Debug, Default)]
 pub(super) struct PageRings {
     lent: HashMap<u64, Pages>,
     next: u64,
+    spare: Vec<Pages>,
+}
+
+impl PageRings {
+    /// A mapping of `len` bytes: a spare one of that size, or a new one.
+    fn mapping(&mut self, len: usize) -> Option<Pages> {
+        let len = len.next_multiple_of(pages::page_size());
+        match self.spare.iter().rposition(|spare| spare.size() == len) {
+            Some(at) => Some(self.spare.swap_remove(at)),
+            None => Pages::map(len).ok(),
+        }
+    }
 }
 
 impl RingSource for PageRings {
     fn rings(&mut self, rx: usize, tx: usize) -> Rings {
         let page = pages::page_size();
-        let lent = Pages::map(rx.next_multiple_of(page) + tx)
-            .ok()
+        let lent = self
+            .mapping(rx.next_multiple_of(page) + tx)
             .and_then(|mut mapping| {
                 // SAFETY: the mapping is kept in `lent` until the engine gives its
                 // lease back, which it does only after dropping the socket that
@@ -54,8 +75,13 @@ impl RingSource for PageRings {
     }
 
     fn give_back(&mut self, lease: Lease) {
-        // Dropping the mapping unmaps it.
-        self.lent.remove(&lease.0);
+        let Some(mapping) = self.lent.remove(&lease.0) else {
+            return;
+        };
+        if self.spare.len() < SPARE_MAPPINGS {
+            self.spare.push(mapping.recycle());
+        }
+        // Otherwise dropped: unmapped.
     }
 }
 
@@ -84,11 +110,15 @@ mod tests {
     }
 
     impl Shared {
-        /// Mappings lent, and their resident pages in all.
+        /// Mappings lent, and their resident pages in all (spare ones' too).
         fn held(&self) -> (usize, usize) {
             let rings = self.0.lock().unwrap();
-            let resident = rings.lent.values().map(Pages::resident).sum();
-            (rings.lent.len(), resident)
+            let all = rings.lent.values().chain(&rings.spare);
+            (rings.lent.len(), all.map(Pages::resident).sum())
+        }
+
+        fn spare(&self) -> usize {
+            self.0.lock().unwrap().spare.len()
         }
     }
 
@@ -171,7 +201,8 @@ mod tests {
             receiving > 0 && receiving <= 16,
             "the receive ring: {receiving} pages"
         );
-        // Closed both ways and past TIME-WAIT: the mappings go.
+        // Closed both ways and past TIME-WAIT: the mappings go back, emptied,
+        // kept for the next sockets.
         b.release(client, false);
         a.release(server, false);
         run(&mut a, &mut b, &mut now, 5);
@@ -180,5 +211,29 @@ mod tests {
             run(&mut a, &mut b, &mut now, 1);
         }
         assert_eq!((sa.held(), sb.held()), ((0, 0), (0, 0)));
+        assert_eq!((sa.spare(), sb.spare()), (1, 1));
+        // The next connection takes the spare mapping instead of a new one.
+        let again = b
+            .connect("10.0.0.1:80".parse().unwrap(), None, &options)
+            .unwrap();
+        run(&mut a, &mut b, &mut now, 20);
+        assert_eq!((sb.held(), sb.spare()), ((1, 0), 0));
+        b.release(again, true);
+    }
+
+    #[test]
+    fn spare_mappings_are_kept_up_to_a_bound() {
+        let mut rings = PageRings::default();
+        let leases: Vec<Lease> = (0..SPARE_MAPPINGS + 3)
+            .map(|_| rings.rings(4096, 4096).lease.expect("mapped"))
+            .collect();
+        for lease in leases {
+            rings.give_back(lease);
+        }
+        assert_eq!(rings.spare.len(), SPARE_MAPPINGS);
+        // Another size is mapped anew, not carved from a spare mapping.
+        let other = rings.rings(8192, 8192);
+        assert_eq!(rings.spare.len(), SPARE_MAPPINGS);
+        drop(other);
     }
 }

@@ -100,6 +100,37 @@ impl Pages {
 }
 
 impl Pages {
+    /// The same mapping, zeroed, its pages given back, to be lent again: what
+    /// dropping it and mapping as much anew would give, without the two system
+    /// calls, and without the unmapping's cost to every CPU that runs this
+    /// process.
+    ///
+    /// Safe for the same reason dropping it is: by [`Pages::lend`]'s contract,
+    /// nothing made of the slices lent is used once their owner lets the mapping
+    /// go, and this takes it by value.
+    pub(crate) fn recycle(mut self) -> Pages {
+        // SAFETY: the whole mapping, which this value owns and nothing else
+        // refers to (as above); MADV_DONTNEED on a private anonymous mapping makes
+        // it read as zero, and its pages go back to the kernel.
+        let cleared =
+            unsafe { mm::madvise(self.addr.as_ptr().cast(), self.len, Advice::LinuxDontNeed) };
+        if cleared.is_err() {
+            // SAFETY: as above: the mapping is this value's alone, `len` bytes,
+            // readable and writable.
+            unsafe { std::ptr::write_bytes(self.addr.as_ptr(), 0, self.len) };
+        }
+        self.lent = false;
+        self
+    }
+
+    /// The mapping's length in bytes, whole pages (what [`Pages::map`] makes of
+    /// a length).
+    pub(crate) fn size(&self) -> usize {
+        self.len
+    }
+}
+
+impl Pages {
     /// How many of the mapping's pages are resident.
     #[cfg(test)]
     pub(crate) fn resident(&self) -> usize {
@@ -200,6 +231,25 @@ mod tests {
         assert_eq!(resident_pages(&rx[page..2 * page]), 0);
         assert!(rx[10..2 * page + 10].iter().all(|&b| b == 0));
         assert_eq!((rx[9], rx[2 * page + 10]), (9, 9));
+    }
+
+    #[test]
+    fn a_recycled_mapping_is_zeroed_holds_no_page_and_lends_again() {
+        let mut pages = Pages::map(8 * page_size()).unwrap();
+        let at = pages.addr;
+        {
+            // SAFETY: the slices die at the end of this block, before the mapping
+            // is recycled.
+            let (rx, tx) = unsafe { pages.lend(page_size(), page_size()) }.unwrap();
+            rx.fill(3);
+            tx.fill(4);
+        }
+        let mut pages = pages.recycle();
+        assert_eq!(pages.addr, at, "the same mapping");
+        // SAFETY: `pages` outlives the slices, which die with this test's end.
+        let (rx, tx) = unsafe { pages.lend(page_size(), page_size()) }.expect("lent again");
+        assert_eq!(resident_pages(rx) + resident_pages(tx), 0);
+        assert!(rx.iter().chain(tx.iter()).all(|&b| b == 0));
     }
 
     #[test]
