@@ -491,8 +491,59 @@ fn ephemeral_ports_run_out_on(backend: Backend) {
     }
 }
 
+/// Short connections one after the other, more of them than there are ephemeral
+/// ports, each closed by the client first (which keeps its TIME-WAIT): every
+/// connect either makes a connection that the server accepts and that carries a
+/// byte, or fails at once with EADDRNOTAVAIL (Linux's answer when every port's
+/// 4-tuple towards the server is in TIME-WAIT); none hangs. The kernel backend
+/// gets ten ports (a sysctl of its namespace), a userspace stack Linux's default
+/// range.
+fn short_connections_past_the_ephemeral_range_on(backend: Backend) {
+    let _alone = one_at_a_time();
+    let ports = match backend {
+        Backend::Kernel => 10,
+        _ => EPHEMERAL_PORTS,
+    };
+    let net = Net::with_backends(Wire::Switch, backend, backend);
+    if backend == Backend::Kernel {
+        net.b
+            .cmd("/bin/sh -c 'echo 60000 60009 > /proc/sys/net/ipv4/ip_local_port_range'")
+            .expect("narrowing the namespace's ephemeral ports");
+    }
+    let listener = TcpListener::bind(&net.a, "10.0.0.1:80").unwrap();
+    let (mut made, mut refused) = (0, 0);
+    for k in 0..ports + ports / 16 {
+        let mut client = match TcpStream::connect(&net.b, "10.0.0.1:80") {
+            Ok(client) => client,
+            Err(e) if common::errno(&e) == libc::EADDRNOTAVAIL => {
+                refused += 1;
+                continue;
+            }
+            Err(e) => panic!("connect {k} (after {made} made, {refused} refused): {e}"),
+        };
+        patient(&client);
+        let [mut server] =
+            <[TcpStream; 1]>::try_from(accept_all(&listener, 1, Duration::from_secs(30)))
+                .unwrap_or_else(|_| unreachable!("one accepted"));
+        client.write_all(&[k as u8]).unwrap();
+        let mut byte = [0];
+        server
+            .read_exact(&mut byte)
+            .unwrap_or_else(|e| panic!("connection {k}'s byte: {e}"));
+        assert_eq!(byte[0], k as u8, "connection {k}'s own byte");
+        drop(client);
+        drop(server);
+        made += 1;
+    }
+    assert!(
+        made >= ports / 2,
+        "{made} connections made, {refused} refused"
+    );
+}
+
 on_both_backends! {
     ephemeral_ports_run_out: ephemeral_ports_run_out_on;
+    short_connections_past_the_ephemeral_range: short_connections_past_the_ephemeral_range_on;
     four_thousand_connections: four_thousand_connections_on;
     a_thousand_udp_sockets: a_thousand_udp_sockets_on;
     idle_sockets_do_not_stop_new_ones: idle_sockets_do_not_stop_new_ones_on;

@@ -853,6 +853,11 @@ impl AckSequence {
         }
     }
 
+    /// The connection of `flow` is gone.
+    pub(crate) fn forget(&mut self, flow: &Flow) {
+        self.sent.remove(flow);
+    }
+
     fn mend(
         &mut self,
         src: IpAddress,
@@ -879,7 +884,7 @@ impl AckSequence {
             rst: tcp.rst(),
         };
         if tcp.rst() {
-            self.sent.remove(&key);
+            self.forget(&key);
             return Some(seen);
         }
         if len > 0 {
@@ -888,7 +893,12 @@ impl AckSequence {
                 self.sent.clear();
             }
             let highest = self.sent.entry(key).or_insert(end);
-            if end > *highest {
+            // A SYN starts the flow's numbers afresh: a new connection on the
+            // 4-tuple of one that ended (TIME-WAIT met by a new SYN, a port used
+            // again) has its own, and comparing them with the old one's would
+            // stamp its ACKs with the old connection's numbers, out of the
+            // peer's window: the handshake would never complete on its side.
+            if tcp.syn() || end > *highest {
                 *highest = end;
             }
             return Some(seen);
@@ -1067,5 +1077,23 @@ mod ack_tests {
         let mut retransmission = segment(1000, &[7; 100]);
         fixer.on_egress(&mut retransmission);
         assert_eq!(seq_and_checksum_ok(&retransmission), (1000, true));
+    }
+
+    #[test]
+    fn a_new_connection_on_the_same_four_tuple_keeps_its_own_numbers() {
+        let mut fixer = AckSequence::default();
+        fixer.on_egress(&mut segment(1000, &[7; 100]));
+        // The connection ended; a new one on the same 4-tuple starts lower.
+        let mut syn = segment(500, &[]);
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut syn[..]);
+            let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
+            let mut tcp = TcpPacket::new_unchecked(ip.payload_mut());
+            tcp.set_syn(true);
+        }
+        fixer.on_egress(&mut syn);
+        let mut handshake_ack = segment(501, &[]);
+        fixer.on_egress(&mut handshake_ack);
+        assert_eq!(seq_and_checksum_ok(&handshake_ack), (501, true));
     }
 }

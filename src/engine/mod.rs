@@ -1365,12 +1365,14 @@ impl Engine {
         };
         let socket = entry.socket();
         if let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint()) {
-            self.io.stalls.forget(&(
+            let flow = (
                 local.addr.into(),
                 local.port,
                 remote.addr.into(),
                 remote.port,
-            ));
+            );
+            self.io.stalls.forget(&flow);
+            self.io.ack_sequence.forget(&flow);
         }
         if let Phase::Embryo(listener) = entry.conn.phase {
             self.embryos.remove(&(listener, handle));

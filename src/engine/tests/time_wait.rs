@@ -74,4 +74,11 @@ fn a_new_syn_meeting_time_wait_opens_a_new_connection() {
             .unwrap();
     w.run(MS);
     assert_eq!(Wire::events(&mut w.b), vec![Event::Connected(again)]);
+    // And the server has it too: the client's last ACK of the handshake carries
+    // the new connection's numbers, not the old one's (`frames::AckSequence`).
+    let accepted = Wire::events(&mut w.a);
+    assert!(
+        matches!(accepted[..], [Event::Accepted { .. }]),
+        "the server accepts it: {accepted:?}"
+    );
 }
