@@ -130,6 +130,7 @@ fn tcp_info_bytes(info: &TcpInfo) -> Vec<u8> {
     put(96, info.rcv_space);
     put(100, info.total_retrans);
     put(144, info.notsent_bytes);
+    put(228, info.snd_wnd);
     out
 }
 
@@ -170,5 +171,10 @@ mod tests {
             (12, 13, 14)
         );
         assert_eq!((c.tcpi_rcv_space, c.tcpi_total_retrans), (15, 16));
+        // Past glibc's struct: the kernel's (`<linux/tcp.h>`, Linux 5.4 on).
+        info.snd_wnd = 17;
+        let bytes = tcp_info_bytes(&info);
+        assert_eq!(bytes.len(), 232, "up to tcpi_snd_wnd");
+        assert_eq!(bytes[228..232], 17u32.to_ne_bytes());
     }
 }

@@ -212,6 +212,9 @@ pub struct TcpInfo {
     pub total_retrans: u32,
     /// `tcpi_notsent_bytes`: bytes written and not sent yet.
     pub notsent_bytes: u32,
+    /// `tcpi_snd_wnd`: the window the peer last advertised, bytes (scaled as the
+    /// SYNs agreed).
+    pub snd_wnd: u32,
 }
 
 /// Each option with its level and name.
@@ -600,6 +603,7 @@ pub(super) fn tcp_info(state: u8, stats: Option<TcpStats>, max_segment: u16) -> 
             .send_queue
             .saturating_sub(flow.in_flight)
             .min(u32::MAX as usize) as u32,
+        snd_wnd: flow.send_window.min(u32::MAX as usize) as u32,
     }
 }
 
@@ -637,25 +641,32 @@ pub(super) fn get_kernel(fd: BorrowedFd<'_>, opt: SockOpt) -> io::Result<OptValu
             Ok(OptValue::Name(OptName::new(&name)))
         }
         SockOpt::Info => {
-            let info: libc::tcp_info = crate::sys::option(fd, level, name)?;
+            // The kernel's struct up to `tcpi_snd_wnd` (glibc's `tcp_info` stops
+            // at `tcpi_total_retrans`); a kernel with a shorter one leaves the
+            // rest zero.
+            let raw: [u8; 232] = crate::sys::option(fd, level, name)?;
+            let at = |offset: usize| {
+                u32::from_ne_bytes(raw[offset..offset + 4].try_into().expect("4 bytes"))
+            };
             Ok(OptValue::TcpInfo(TcpInfo {
-                state: info.tcpi_state,
-                retransmits: info.tcpi_retransmits,
-                rto: info.tcpi_rto,
-                snd_mss: info.tcpi_snd_mss,
-                rcv_mss: info.tcpi_rcv_mss,
-                advmss: info.tcpi_advmss,
-                unacked: info.tcpi_unacked,
-                pmtu: info.tcpi_pmtu,
-                rcv_ssthresh: info.tcpi_rcv_ssthresh,
-                rcv_space: info.tcpi_rcv_space,
-                rtt: info.tcpi_rtt,
-                rttvar: info.tcpi_rttvar,
-                snd_ssthresh: info.tcpi_snd_ssthresh,
-                snd_cwnd: info.tcpi_snd_cwnd,
-                reordering: info.tcpi_reordering,
-                total_retrans: info.tcpi_total_retrans,
-                notsent_bytes: 0,
+                state: raw[0],
+                retransmits: raw[2],
+                rto: at(8),
+                snd_mss: at(16),
+                rcv_mss: at(20),
+                advmss: at(84),
+                unacked: at(24),
+                pmtu: at(60),
+                rcv_ssthresh: at(64),
+                rcv_space: at(96),
+                rtt: at(68),
+                rttvar: at(72),
+                snd_ssthresh: at(76),
+                snd_cwnd: at(80),
+                reordering: at(88),
+                total_retrans: at(100),
+                notsent_bytes: at(144),
+                snd_wnd: at(228),
             }))
         }
         _ => crate::sys::option::<libc::c_int>(fd, level, name).map(OptValue::Int),

@@ -14,7 +14,7 @@ use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
     EthernetRepr, Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, Icmpv6Repr, IpAddress,
     IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet, Ipv6Repr, NdiscNeighborFlags,
-    NdiscRepr, RawHardwareAddress, TcpPacket, TcpSeqNumber, UdpPacket,
+    NdiscRepr, RawHardwareAddress, TcpOption, TcpPacket, TcpSeqNumber, UdpPacket,
 };
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -46,6 +46,8 @@ pub(crate) struct TcpView {
     /// The header carries options.
     pub options: bool,
     pub data_len: usize,
+    /// A SYN's window scale option (RFC 7323): the shift it offers.
+    pub window_scale: Option<u8>,
 }
 
 impl TcpView {
@@ -81,7 +83,29 @@ pub(crate) fn tcp_view(frame: &[u8]) -> Option<TcpView> {
         window: tcp.window_len(),
         options: usize::from(tcp.header_len()) > 20,
         data_len: tcp.payload().len(),
+        window_scale: syn_window_scale(&tcp),
     })
+}
+
+/// The window scale a SYN offers (RFC 7323), capped at 14 as the RFC says a
+/// receiver treats larger shifts.
+fn syn_window_scale(tcp: &TcpPacket<&[u8]>) -> Option<u8> {
+    if !tcp.syn() || tcp.header_len() <= 20 {
+        return None;
+    }
+    let mut options = tcp.options();
+    while !options.is_empty() {
+        let Ok((rest, option)) = TcpOption::parse(options) else {
+            return None;
+        };
+        match option {
+            TcpOption::WindowScale(shift) => return Some(shift.min(14)),
+            TcpOption::EndOfList => return None,
+            _ => {}
+        }
+        options = rest;
+    }
+    None
 }
 
 /// Returns the connection-opening segment carried by `frame`, if it is one.
@@ -864,6 +888,9 @@ impl AckSequence {
         dst: IpAddress,
         segment: &mut [u8],
     ) -> Option<EgressSegment> {
+        let window_scale = TcpPacket::new_checked(&*segment)
+            .ok()
+            .and_then(|tcp| syn_window_scale(&tcp));
         let mut tcp = TcpPacket::new_checked(segment).ok()?;
         let key = (
             IpAddr::from(src),
@@ -882,6 +909,8 @@ impl AckSequence {
             fin: tcp.fin(),
             ack: tcp.ack().then(|| tcp.ack_number()),
             rst: tcp.rst(),
+            syn: tcp.syn(),
+            window_scale,
         };
         if tcp.rst() {
             self.forget(&key);
@@ -926,6 +955,9 @@ pub(crate) struct EgressSegment {
     pub fin: bool,
     pub ack: Option<TcpSeqNumber>,
     pub rst: bool,
+    /// A SYN (ours): its window scale option, the shift we offer.
+    pub syn: bool,
+    pub window_scale: Option<u8>,
 }
 
 /// Makes a receiver with a hole in its data say so loudly enough for a smoltcp

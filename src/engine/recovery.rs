@@ -92,6 +92,8 @@ pub(crate) struct FlowStats {
     pub flight_peak: usize,
     /// The window the peer last advertised, as sent (not scaled).
     pub peer_window: u16,
+    /// That window in bytes (scaled as the SYNs agreed).
+    pub send_window: usize,
 }
 
 impl FlowState {
@@ -135,9 +137,44 @@ pub(crate) struct StallRepair {
     /// The flows with a repair to come, by when: the next deadline is the first
     /// entry, not a walk over every flow at every pump step.
     due: BTreeSet<(Duration, Flow)>,
+    /// The window scales each side offered in its SYN, kept apart from the
+    /// numbers (which a SYN starts afresh) because our SYN and the peer's come in
+    /// either order.
+    scales: HashMap<Flow, WindowScales>,
+}
+
+/// The window scale options of a connection's two SYNs (RFC 7323): the peer's
+/// windows are scaled only if both offered one.
+#[derive(Debug, Default, Clone, Copy)]
+struct WindowScales {
+    ours: Option<u8>,
+    theirs: Option<u8>,
+}
+
+impl WindowScales {
+    /// The shift of the peer's window fields.
+    fn peer_shift(self) -> u8 {
+        match (self.ours, self.theirs) {
+            (Some(_), Some(theirs)) => theirs,
+            _ => 0,
+        }
+    }
 }
 
 impl StallRepair {
+    /// Notes the window scale a SYN offered, ours or the peer's.
+    fn note_scale(&mut self, flow: Flow, ours: bool, offered: Option<u8>) {
+        if self.scales.len() >= MAX_FLOWS && !self.scales.contains_key(&flow) {
+            self.scales.clear();
+        }
+        let scales = self.scales.entry(flow).or_default();
+        if ours {
+            scales.ours = offered;
+        } else {
+            scales.theirs = offered;
+        }
+    }
+
     /// Files `key`'s deadline anew after its state changed.
     fn refile(&mut self, key: Flow) {
         let Some(flow) = self.flows.get_mut(&key) else {
@@ -165,10 +202,12 @@ impl StallRepair {
         );
         if tcp.rst || tcp.syn {
             // A reset ends the flow; a SYN starts one whose numbers are all new.
-            self.forget(&key);
+            self.forget_numbers(&key);
             if tcp.rst {
+                self.scales.remove(&key);
                 return;
             }
+            self.note_scale(key, false, tcp.window_scale);
         }
         let Some(ack) = tcp.ack_number else {
             return;
@@ -218,6 +257,9 @@ impl StallRepair {
     }
 
     fn note_egress(&mut self, segment: &EgressSegment, now: Duration) {
+        if segment.syn {
+            self.note_scale(segment.flow, true, segment.window_scale);
+        }
         let Some(state) = self.flows.get_mut(&segment.flow) else {
             return;
         };
@@ -263,11 +305,24 @@ impl StallRepair {
             in_flight: state.in_flight(),
             flight_peak: state.flight_peak,
             peer_window: state.peer_window,
+            send_window: usize::from(state.peer_window)
+                << self
+                    .scales
+                    .get(flow)
+                    .copied()
+                    .unwrap_or_default()
+                    .peer_shift(),
         })
     }
 
     /// Forgets a flow that ended.
     pub(crate) fn forget(&mut self, flow: &Flow) {
+        self.scales.remove(flow);
+        self.forget_numbers(flow);
+    }
+
+    /// Forgets what a flow's numbers told (its window scales stay).
+    fn forget_numbers(&mut self, flow: &Flow) {
         if let Some(state) = self.flows.remove(flow) {
             if let Some(at) = state.filed {
                 self.due.remove(&(at, *flow));
