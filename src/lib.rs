@@ -111,5 +111,5 @@ mod stack;
 mod sys;
 
 pub use cmd::CmdError;
-pub use socket::{PingSocket, SocketConfig, TcpListener, TcpStream, UdpSocket};
+pub use socket::{PingSocket, SocketConfig, TcpListener, TcpStream, ToStackAddrs, UdpSocket};
 pub use stack::{Backend, Stack, StackBuilder, DEFAULT_IFNAME};
