@@ -110,6 +110,6 @@ mod stack;
 #[allow(unsafe_code)]
 mod sys;
 
-pub use cmd::CmdError;
+pub use cmd::{CmdError, Interface, InterfaceFlags};
 pub use socket::{PingSocket, SocketConfig, TcpListener, TcpStream, ToStackAddrs, UdpSocket};
 pub use stack::{Backend, Stack, StackBuilder, DEFAULT_IFNAME};

@@ -5,7 +5,7 @@
 //! `Stack` handle goes, the pump stops, closes every descriptor it owned, and the
 //! application's remaining sockets fail cleanly (EOF, EPIPE or ENETDOWN).
 
-use crate::cmd::{CmdError, NetConfig};
+use crate::cmd::{CmdError, Interface, NetConfig};
 use crate::dns::ResolverOptions;
 use crate::engine::Engine;
 use crate::link::{Link, NullLink, StreamLink, VdeLink};
@@ -340,6 +340,32 @@ impl Stack {
     /// The name servers and options, as of now.
     pub(crate) fn resolver(&self) -> Resolver {
         self.lock_resolver().clone()
+    }
+
+    /// The stack's interfaces as `ip addr show` shows them (and `getifaddrs`, the
+    /// SIOCGIF* ioctls in the C library): index, name, flags, MAC, MTU, addresses.
+    /// On a kernel stack, read from its namespace's `ip addr show`.
+    pub fn interfaces(&self) -> io::Result<Vec<Interface>> {
+        match &self.inner.engine {
+            Imp::Userspace { ctx, .. } => Ok(ctx
+                .config()
+                .links()
+                .iter()
+                .map(Interface::of_link)
+                .collect()),
+            #[cfg(feature = "kernel-ns")]
+            Imp::Kernel(_) => {
+                let shown = self
+                    .cmd_output("/bin/ip addr show")
+                    .map_err(|e| io::Error::other(format!("vdestack: ip addr show: {e}")))?;
+                Interface::parse_ip_addr_show(&shown).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("vdestack: ip addr show: {e}"),
+                    )
+                })
+            }
+        }
     }
 
     /// The name of the stack's VDE interface.

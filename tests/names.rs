@@ -1,7 +1,8 @@
 //! Names resolved through a stack (`Stack::lookup_host`, and the socket
 //! constructors given `"name:port"`): a name server on a second stack answers
 //! with responses written here byte by byte (RFC 1035), not made by the crate's
-//! own message code; `localhost` and numeric addresses need no server.
+//! own message code; `localhost` and numeric addresses need no server. And a
+//! stack's interfaces (`Stack::interfaces`) are what its `ip addr show` shows.
 
 mod common;
 
@@ -239,4 +240,44 @@ fn localhost_and_numbers_need_no_name_server() {
         stack.name_servers(),
         vec!["10.0.0.53".parse::<IpAddr>().unwrap()]
     );
+}
+
+/// `Stack::interfaces` is what `ip addr show` shows, on both backends.
+#[test]
+fn interfaces_are_the_stacks() {
+    let mut backends = vec![vdestack::Backend::Userspace];
+    if common::kernel_available("interfaces_are_the_stacks") {
+        backends.push(vdestack::Backend::Kernel);
+    }
+    for backend in backends {
+        let (left, _right) = MemoryLink::pair().unwrap();
+        let stack = Stack::builder()
+            .link(left)
+            .backend(backend)
+            .build()
+            .unwrap();
+        stack.cmd("/bin/ip link set lo up").unwrap();
+        configure(&stack, "vde0", "10.0.0.1/24");
+        let interfaces = stack.interfaces().unwrap();
+        let lo = interfaces.iter().find(|i| i.name == "lo").unwrap();
+        assert!(
+            lo.flags.loopback && lo.flags.up && lo.flags.running,
+            "{lo:?}"
+        );
+        assert!(lo
+            .addrs
+            .iter()
+            .any(|a| a.addr == IpAddr::V4(Ipv4Addr::LOCALHOST) && a.prefix_len == 8));
+        let vde0 = interfaces.iter().find(|i| i.name == "vde0").unwrap();
+        assert!(
+            vde0.flags.up && vde0.flags.broadcast && vde0.flags.multicast,
+            "{backend:?}: {vde0:?}"
+        );
+        assert!(!vde0.flags.loopback);
+        assert_ne!(vde0.mac, [0; 6]);
+        assert_eq!(vde0.mtu, 1500, "{backend:?}");
+        assert_eq!(vde0.addrs[0].addr, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(vde0.addrs[0].prefix_len, 24);
+        assert_ne!(lo.index, vde0.index);
+    }
 }
