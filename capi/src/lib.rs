@@ -39,6 +39,7 @@
 mod addr;
 mod channel;
 mod descriptors;
+mod interfaces;
 mod interpose;
 mod next;
 mod options;

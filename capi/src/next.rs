@@ -88,6 +88,8 @@ next_fns! {
     shutdown: fn(c_int, c_int) -> c_int;
     close_range: fn(std::ffi::c_uint, std::ffi::c_uint, c_int) -> c_int;
     closefrom: fn(c_int) -> ();
+    if_nametoindex: fn(*const std::ffi::c_char) -> std::ffi::c_uint;
+    if_indextoname: fn(std::ffi::c_uint, *mut std::ffi::c_char) -> *mut std::ffi::c_char;
 }
 
 /// libc's `ioctl`, variadic as C declares it.

@@ -21,7 +21,7 @@
 //! fixed width, byte strings with a `u32` length, socket addresses as a family
 //! byte (4 or 6), the address, the port, and for IPv6 the flow label and scope.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// The environment variable naming the host's socket: set, the library is in
 /// remote mode (its default stack is the host's).
@@ -111,6 +111,8 @@ pub enum Request {
     RecvFrom { flags: i32, room: u32 },
     /// `ioctl(FIONREAD)`.
     BytesToRead,
+    /// The stack's interfaces (`if_nametoindex`, `getifaddrs`...): no descriptor.
+    Interfaces,
 }
 
 /// What a call gave, when it succeeded.
@@ -138,6 +140,38 @@ pub enum Reply {
         from: SocketAddr,
         data: Vec<u8>,
     },
+    /// The stack's interfaces.
+    Interfaces(Vec<IfInfo>),
+}
+
+/// An interface of the stack, as `vdestack::Interface` says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfInfo {
+    /// Its index.
+    pub index: u32,
+    /// Its name.
+    pub name: String,
+    /// Its `IFF_*` flags.
+    pub flags: u32,
+    /// Its hardware address.
+    pub mac: [u8; 6],
+    /// Its MTU.
+    pub mtu: u32,
+    /// Its addresses and their prefix lengths.
+    pub addrs: Vec<(IpAddr, u8)>,
+}
+
+impl From<&vdestack::Interface> for IfInfo {
+    fn from(i: &vdestack::Interface) -> IfInfo {
+        IfInfo {
+            index: i.index,
+            name: i.name.clone(),
+            flags: i.flags.bits(),
+            mac: i.mac,
+            mtu: i.mtu,
+            addrs: i.addrs.iter().map(|a| (a.addr, a.prefix_len)).collect(),
+        }
+    }
 }
 
 /// The host's answer: the reply, or the errno the call failed with.
@@ -221,6 +255,33 @@ impl<'a> Reader<'a> {
     fn bytes(&mut self) -> Result<Vec<u8>, Malformed> {
         let n = self.u32()? as usize;
         Ok(self.take(n)?.to_vec())
+    }
+    /// A list of interfaces; counts are checked against the bytes left, so a
+    /// forged count allocates nothing.
+    fn interfaces(&mut self) -> Result<Vec<IfInfo>, Malformed> {
+        let count = self.u32()? as usize;
+        let mut out = Vec::with_capacity(count.min(self.0.len()));
+        for _ in 0..count {
+            let index = self.u32()?;
+            let name = String::from_utf8(self.bytes()?).map_err(|_| Malformed)?;
+            let flags = self.u32()?;
+            let mac = self.array::<6>()?;
+            let mtu = self.u32()?;
+            let n = self.u32()? as usize;
+            let mut addrs = Vec::with_capacity(n.min(self.0.len()));
+            for _ in 0..n {
+                addrs.push((self.addr()?.ip(), self.u8()?));
+            }
+            out.push(IfInfo {
+                index,
+                name,
+                flags,
+                mac,
+                mtu,
+                addrs,
+            });
+        }
+        Ok(out)
     }
     fn addr(&mut self) -> Result<SocketAddr, Malformed> {
         match self.u8()? {
@@ -308,6 +369,7 @@ impl Request {
             }
             Request::RecvFrom { flags, room } => w.u8(16).i32(*flags).u32(*room),
             Request::BytesToRead => w.u8(17),
+            Request::Interfaces => w.u8(18),
         };
         w.0
     }
@@ -356,6 +418,7 @@ impl Request {
                 room: r.u32()?,
             },
             17 => Request::BytesToRead,
+            18 => Request::Interfaces,
             _ => return Err(Malformed),
         };
         r.end()?;
@@ -385,6 +448,18 @@ impl Answer {
             Ok(Reply::Size(n)) => w.u8(6).u64(*n),
             Ok(Reply::Transfer { kind, connected }) => w.u8(7).kind(kind).u8((*connected).into()),
             Ok(Reply::Received { len, from, data }) => w.u8(8).u64(*len).addr(from).bytes(data),
+            Ok(Reply::Interfaces(list)) => {
+                w.u8(9).u32(list.len() as u32);
+                for i in list {
+                    w.u32(i.index).bytes(i.name.as_bytes()).u32(i.flags);
+                    w.0.extend_from_slice(&i.mac);
+                    w.u32(i.mtu).u32(i.addrs.len() as u32);
+                    for (addr, prefix) in &i.addrs {
+                        w.addr(&SocketAddr::new(*addr, 0)).u8(*prefix);
+                    }
+                }
+                &mut w
+            }
         };
         w.0
     }
@@ -409,6 +484,7 @@ impl Answer {
                 from: r.addr()?,
                 data: r.bytes()?,
             }),
+            9 => Ok(Reply::Interfaces(r.interfaces()?)),
             _ => return Err(Malformed),
         };
         r.end()?;
@@ -477,9 +553,37 @@ mod tests {
             Request::PeerAddr,
             Request::TakeError,
             Request::BytesToRead,
+            Request::Interfaces,
         ] {
             round_trip(request);
         }
+    }
+
+    #[test]
+    fn interfaces() {
+        answer_round_trip(Answer(Ok(Reply::Interfaces(vec![
+            IfInfo {
+                index: 1,
+                name: "lo".into(),
+                flags: 0x49,
+                mac: [0; 6],
+                mtu: 65536,
+                addrs: vec![
+                    ("127.0.0.1".parse().unwrap(), 8),
+                    ("::1".parse().unwrap(), 128),
+                ],
+            },
+            IfInfo {
+                index: 2,
+                name: "vde0".into(),
+                flags: 0x1043,
+                mac: [2, 0, 0, 0, 0, 1],
+                mtu: 1500,
+                addrs: Vec::new(),
+            },
+        ]))));
+        // A count no bytes back: malformed, and nothing allocated for it.
+        assert_eq!(Answer::decode(&[9, 0xff, 0xff, 0xff, 0xff]), Err(Malformed));
     }
 
     #[test]

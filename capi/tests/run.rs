@@ -600,3 +600,41 @@ fn the_exit_status_is_the_programs() {
         .expect("run vdestack");
     assert_eq!(interrupted.code(), Some(128 + libc::SIGINT));
 }
+
+/// The program sees the stack's interfaces, not the host's: `if_nametoindex`
+/// and `if_indextoname` (python's `socket.if_nametoindex`...) answer from the
+/// host's stack. No namespace needed: the host has no interface of that name,
+/// and a loopback-only stack no index 2.
+#[test]
+fn interface_names_are_the_stacks() {
+    let switch = common::Switch::start();
+    let script = "import socket\n\
+        print(socket.if_nametoindex('stk9'), socket.if_indextoname(2), socket.if_indextoname(1))\n\
+        try:\n    socket.if_nametoindex('nosuch0')\nexcept OSError:\n    print('none')\n";
+    let out = Command::new(vdestack())
+        .args([
+            "run",
+            "--vnl",
+            &switch.vnl(),
+            "--ifname",
+            "stk9",
+            "--",
+            "python3",
+            "-c",
+            script,
+        ])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .output()
+        .expect("run vdestack");
+    assert_success(&out, "python3 under vdestack run");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2 stk9 lo\nnone\n");
+
+    let script = "import socket\ntry:\n    print(socket.if_indextoname(2))\nexcept OSError:\n    print('none')\n";
+    let out = Command::new(vdestack())
+        .args(["run", "--", "python3", "-c", script])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .output()
+        .expect("run vdestack");
+    assert_success(&out, "python3 under vdestack run, loopback only");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "none\n");
+}

@@ -155,6 +155,15 @@ pub fn answer(stack: &Stack, message: &[u8], fd: Option<OwnedFd>) -> (Answer, Op
             Err(e) => (Answer(Err(errno(&e))), None),
         };
     }
+    if request == Request::Interfaces {
+        return match stack.interfaces() {
+            Ok(list) => (
+                Answer(Ok(Reply::Interfaces(list.iter().map(Into::into).collect()))),
+                None,
+            ),
+            Err(e) => (Answer(Err(errno(&e))), None),
+        };
+    }
     let Some(fd) = fd else {
         return (Answer(Err(libc::EBADF)), None);
     };
@@ -180,7 +189,9 @@ fn inode(fd: BorrowedFd<'_>) -> Option<u64> {
 fn call(request: &Request, fd: OwnedFd) -> io::Result<(Reply, Option<OwnedFd>)> {
     let s = fd.as_fd();
     match request {
-        Request::Socket { .. } => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        Request::Socket { .. } | Request::Interfaces => {
+            Err(io::Error::from_raw_os_error(libc::EINVAL))
+        }
         Request::Kind => Ok((Reply::Kind(kind_of(s)), None)),
         Request::Bind(a) => done(bsd::bind(s, *a)),
         Request::Connect(a) => done(bsd::connect(s, *a)),
