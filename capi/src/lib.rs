@@ -41,6 +41,7 @@ mod channel;
 mod descriptors;
 mod interfaces;
 mod interpose;
+mod names;
 mod next;
 mod options;
 pub mod protocol;

@@ -90,6 +90,8 @@ next_fns! {
     closefrom: fn(c_int) -> ();
     if_nametoindex: fn(*const std::ffi::c_char) -> std::ffi::c_uint;
     if_indextoname: fn(std::ffi::c_uint, *mut std::ffi::c_char) -> *mut std::ffi::c_char;
+    getaddrinfo: fn(*const std::ffi::c_char, *const std::ffi::c_char, *const libc::addrinfo, *mut *mut libc::addrinfo) -> c_int;
+    freeaddrinfo: fn(*mut libc::addrinfo) -> ();
 }
 
 /// libc's `ioctl`, variadic as C declares it.

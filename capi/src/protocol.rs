@@ -113,6 +113,8 @@ pub enum Request {
     BytesToRead,
     /// The stack's interfaces (`if_nametoindex`, `getifaddrs`...): no descriptor.
     Interfaces,
+    /// `Stack::lookup_host` (`getaddrinfo`): no descriptor.
+    Lookup(String),
 }
 
 /// What a call gave, when it succeeded.
@@ -142,6 +144,8 @@ pub enum Reply {
     },
     /// The stack's interfaces.
     Interfaces(Vec<IfInfo>),
+    /// A name's addresses, or the `EAI_*` code of the failure.
+    Addrs(Result<Vec<IpAddr>, i32>),
 }
 
 /// An interface of the stack, as `vdestack::Interface` says it.
@@ -370,6 +374,7 @@ impl Request {
             Request::RecvFrom { flags, room } => w.u8(16).i32(*flags).u32(*room),
             Request::BytesToRead => w.u8(17),
             Request::Interfaces => w.u8(18),
+            Request::Lookup(name) => w.u8(19).bytes(name.as_bytes()),
         };
         w.0
     }
@@ -419,6 +424,7 @@ impl Request {
             },
             17 => Request::BytesToRead,
             18 => Request::Interfaces,
+            19 => Request::Lookup(String::from_utf8(r.bytes()?).map_err(|_| Malformed)?),
             _ => return Err(Malformed),
         };
         r.end()?;
@@ -460,6 +466,14 @@ impl Answer {
                 }
                 &mut w
             }
+            Ok(Reply::Addrs(Err(code))) => w.u8(10).u8(0).i32(*code),
+            Ok(Reply::Addrs(Ok(addrs))) => {
+                w.u8(10).u8(1).u32(addrs.len() as u32);
+                for addr in addrs {
+                    w.addr(&SocketAddr::new(*addr, 0));
+                }
+                &mut w
+            }
         };
         w.0
     }
@@ -485,6 +499,16 @@ impl Answer {
                 data: r.bytes()?,
             }),
             9 => Ok(Reply::Interfaces(r.interfaces()?)),
+            10 => Ok(Reply::Addrs(if r.bool()? {
+                let n = r.u32()? as usize;
+                let mut addrs = Vec::with_capacity(n.min(r.0.len()));
+                for _ in 0..n {
+                    addrs.push(r.addr()?.ip());
+                }
+                Ok(addrs)
+            } else {
+                Err(r.i32()?)
+            })),
             _ => return Err(Malformed),
         };
         r.end()?;
@@ -554,6 +578,7 @@ mod tests {
             Request::TakeError,
             Request::BytesToRead,
             Request::Interfaces,
+            Request::Lookup("server.test".into()),
         ] {
             round_trip(request);
         }
@@ -582,6 +607,11 @@ mod tests {
                 addrs: Vec::new(),
             },
         ]))));
+        answer_round_trip(Answer(Ok(Reply::Addrs(Ok(vec![
+            "10.0.0.2".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        ])))));
+        answer_round_trip(Answer(Ok(Reply::Addrs(Err(-2)))));
         // A count no bytes back: malformed, and nothing allocated for it.
         assert_eq!(Answer::decode(&[9, 0xff, 0xff, 0xff, 0xff]), Err(Malformed));
     }

@@ -638,3 +638,93 @@ fn interface_names_are_the_stacks() {
     assert_success(&out, "python3 under vdestack run, loopback only");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "none\n");
 }
+
+/// A name server and a web server at 10.0.0.1, on a `vdestack run` of their own:
+/// server.test has A 10.0.0.1 and no AAAA, every other name NXDOMAIN. Its answers
+/// are written here byte by byte (RFC 1035). Prints `ready` once both listen.
+const NAME_AND_WEB_SERVER: &str = r#"
+import http.server, socket, threading
+d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+d.bind(('10.0.0.1', 53))
+def dns():
+    while True:
+        q, peer = d.recvfrom(512)
+        i = 12
+        while q[i]:
+            i += 1 + q[i]
+        name, qtype, end = q[12:i + 1].lower(), q[i + 1:i + 3], i + 5
+        if name == b'\x06server\x04test\x00' and qtype == b'\x00\x01':
+            reply = q[:2] + b'\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00' + q[12:end] \
+                + b'\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x01'
+        elif name == b'\x06server\x04test\x00':
+            reply = q[:2] + b'\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00' + q[12:end]
+        else:
+            reply = q[:2] + b'\x81\x83\x00\x01\x00\x00\x00\x00\x00\x00' + q[12:end]
+        d.sendto(reply, peer)
+threading.Thread(target=dns, daemon=True).start()
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header('Content-Length', '5')
+        self.end_headers()
+        self.wfile.write(b'hello')
+    def log_message(self, *args):
+        pass
+web = http.server.HTTPServer(('10.0.0.1', 8000), Hello)
+print('ready', flush=True)
+web.serve_forever()
+"#;
+
+/// Under `vdestack run --dns`, python's `getaddrinfo` and `gethostbyname`, and
+/// curl, resolve through the stack's name server (on a second `vdestack run`),
+/// not the host's resolver. No namespace needed: the host knows no
+/// `server.test`, and 10.0.0.1 is on the stacks' switch only.
+#[test]
+fn names_resolve_through_the_stacks_name_server() {
+    let switch = common::Switch::start();
+    let server_args = stack_on(&switch, "10.0.0.1");
+    let mut server = Command::new(vdestack())
+        .arg("run")
+        .args(&server_args)
+        .args(["--", "python3", "-c", NAME_AND_WEB_SERVER])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the server");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the server's first line");
+    let client_args = stack_on(&switch, "10.0.0.2");
+    let client = |program: &[&str]| {
+        Command::new(vdestack())
+            .arg("run")
+            .args(&client_args)
+            .args(["--dns", "10.0.0.1", "--"])
+            .args(program)
+            .env("VDESTACK_LIBRARY", built_lib())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run vdestack")
+    };
+    let script = "import socket\n\
+        print(sorted({a[4][0] for a in socket.getaddrinfo('server.test', 80)}))\n\
+        print(socket.getaddrinfo('server.test', 'http', socket.AF_INET, socket.SOCK_STREAM)[0][4])\n\
+        print(socket.gethostbyname('server.test'))\n\
+        try:\n    socket.getaddrinfo('nosuch.test', 80)\n\
+        except socket.gaierror as e:\n    print('gaierror', e.errno == socket.EAI_NONAME)\n";
+    let out = client(&["python3", "-c", script]);
+    let curl = client(&["curl", "-sS", "--fail", "http://server.test:8000/"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(line.trim(), "ready");
+    assert_success(&out, "python3 under vdestack run --dns");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "['10.0.0.1']\n('10.0.0.1', 80)\n10.0.0.1\ngaierror True\n"
+    );
+    assert_success(&curl, "curl under vdestack run --dns");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "hello");
+}

@@ -164,12 +164,26 @@ pub fn answer(stack: &Stack, message: &[u8], fd: Option<OwnedFd>) -> (Answer, Op
             Err(e) => (Answer(Err(errno(&e))), None),
         };
     }
+    if let Request::Lookup(name) = &request {
+        let found = stack.lookup_host(name).map_err(|e| gai_code(&e));
+        return (Answer(Ok(Reply::Addrs(found))), None);
+    }
     let Some(fd) = fd else {
         return (Answer(Err(libc::EBADF)), None);
     };
     match call(&request, fd) {
         Ok((reply, back)) => (Answer(Ok(reply)), back),
         Err(e) => (Answer(Err(errno(&e))), None),
+    }
+}
+
+/// The `getaddrinfo` code of a lookup's failure.
+fn gai_code(e: &io::Error) -> i32 {
+    match e.kind() {
+        io::ErrorKind::NotFound => libc::EAI_NONAME,
+        io::ErrorKind::TimedOut => libc::EAI_AGAIN,
+        io::ErrorKind::InvalidInput => libc::EAI_NONAME,
+        _ => libc::EAI_FAIL,
     }
 }
 
@@ -189,7 +203,7 @@ fn inode(fd: BorrowedFd<'_>) -> Option<u64> {
 fn call(request: &Request, fd: OwnedFd) -> io::Result<(Reply, Option<OwnedFd>)> {
     let s = fd.as_fd();
     match request {
-        Request::Socket { .. } | Request::Interfaces => {
+        Request::Socket { .. } | Request::Interfaces | Request::Lookup(_) => {
             Err(io::Error::from_raw_os_error(libc::EINVAL))
         }
         Request::Kind => Ok((Reply::Kind(kind_of(s)), None)),
