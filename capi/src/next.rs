@@ -92,6 +92,8 @@ next_fns! {
     if_indextoname: fn(std::ffi::c_uint, *mut std::ffi::c_char) -> *mut std::ffi::c_char;
     getaddrinfo: fn(*const std::ffi::c_char, *const std::ffi::c_char, *const libc::addrinfo, *mut *mut libc::addrinfo) -> c_int;
     freeaddrinfo: fn(*mut libc::addrinfo) -> ();
+    if_nameindex: fn() -> *mut libc::if_nameindex;
+    getifaddrs: fn(*mut *mut libc::ifaddrs) -> c_int;
 }
 
 /// libc's `ioctl`, variadic as C declares it.
