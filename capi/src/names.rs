@@ -169,3 +169,304 @@ fn free_list(list: *mut libc::addrinfo) {
         unsafe { free(list) };
     }
 }
+
+extern "C" {
+    /// glibc's per-thread `h_errno`.
+    fn __h_errno_location() -> *mut c_int;
+}
+
+fn set_h_errno(code: c_int) {
+    // SAFETY: glibc's function gives this thread's h_errno.
+    unsafe { *__h_errno_location() = code };
+}
+
+/// `h_errno` for a `getaddrinfo` code.
+fn h_errno_of(code: c_int) -> c_int {
+    match code {
+        libc::EAI_AGAIN => 2, // TRY_AGAIN
+        libc::EAI_FAIL => 3,  // NO_RECOVERY
+        _ => 1,               // HOST_NOT_FOUND
+    }
+}
+
+/// Fills `ret` with `name` and its `addrs` of `family`, all its strings and
+/// arrays in `buf`, as `gethostbyname2_r(3)`: `ERANGE` when `buf` is too small.
+///
+/// # Safety
+/// `ret` valid for a write, `buf` for writes of `len` bytes.
+unsafe fn fill_hostent(
+    name: &CStr,
+    family: c_int,
+    addrs: &[IpAddr],
+    ret: *mut libc::hostent,
+    buf: *mut c_char,
+    len: usize,
+) -> Result<(), c_int> {
+    let length = if family == libc::AF_INET6 { 16 } else { 4 };
+    let ptr = std::mem::size_of::<*mut c_char>();
+    let name = name.to_bytes_with_nul();
+    let addr_bytes: Vec<u8> = addrs
+        .iter()
+        .flat_map(|a| match a {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        })
+        .collect();
+    // Pointers first (aligned), then the addresses, then the name.
+    let align = (ptr - (buf as usize % ptr)) % ptr;
+    let pointers = (addrs.len() + 1 + 1) * ptr; // addresses and NULL, aliases' NULL
+    let needed = align + pointers + addr_bytes.len() + name.len();
+    if needed > len {
+        return Err(libc::ERANGE);
+    }
+    // SAFETY: every write is inside `buf`'s `len` bytes (`needed` <= `len`),
+    // pointers at aligned offsets.
+    unsafe {
+        let base = buf.add(align);
+        let addr_list = base.cast::<*mut c_char>();
+        let aliases = addr_list.add(addrs.len() + 1);
+        let data = base.add(pointers);
+        std::ptr::copy_nonoverlapping(addr_bytes.as_ptr().cast::<c_char>(), data, addr_bytes.len());
+        for k in 0..addrs.len() {
+            *addr_list.add(k) = data.add(k * length);
+        }
+        *addr_list.add(addrs.len()) = std::ptr::null_mut();
+        *aliases = std::ptr::null_mut();
+        let name_at = data.add(addr_bytes.len());
+        std::ptr::copy_nonoverlapping(name.as_ptr().cast::<c_char>(), name_at, name.len());
+        ret.write(libc::hostent {
+            h_name: name_at,
+            h_aliases: aliases,
+            h_addrtype: family,
+            h_length: length as c_int,
+            h_addr_list: addr_list,
+        });
+    }
+    Ok(())
+}
+
+/// `gethostbyname2_r(3)`, the name resolved by the program's stack.
+///
+/// # Safety
+/// As `gethostbyname2_r(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn gethostbyname2_r(
+    name: *const c_char,
+    family: c_int,
+    ret: *mut libc::hostent,
+    buf: *mut c_char,
+    len: usize,
+    result: *mut *mut libc::hostent,
+    h_errnop: *mut c_int,
+) -> c_int {
+    guard(libc::EIO, || {
+        if name.is_null() || ret.is_null() || result.is_null() {
+            return libc::EINVAL;
+        }
+        // SAFETY: `result` is valid for a write (checked non-null).
+        unsafe { *result = std::ptr::null_mut() };
+        let fail = |h: c_int, errno: c_int| {
+            if !h_errnop.is_null() {
+                // SAFETY: the caller's h_errno slot.
+                unsafe { *h_errnop = h };
+            }
+            errno
+        };
+        if family != libc::AF_INET && family != libc::AF_INET6 {
+            return fail(4, libc::EAFNOSUPPORT); // NO_DATA
+        }
+        // SAFETY: `name` is NUL-terminated (checked non-null).
+        let cname = unsafe { CStr::from_ptr(name) };
+        let Ok(text) = cname.to_str() else {
+            return fail(1, libc::ENOENT);
+        };
+        let found = match text.parse::<IpAddr>() {
+            Ok(ip) => Ok(vec![ip]),
+            Err(_) => match stack_lookup(text) {
+                Some(found) => found,
+                None => match next::gethostbyname2_r() {
+                    // SAFETY: forwarding the caller's arguments.
+                    Some(f) => return unsafe { f(name, family, ret, buf, len, result, h_errnop) },
+                    None => return fail(3, libc::ENOSYS),
+                },
+            },
+        };
+        let addrs: Vec<IpAddr> = match found {
+            Ok(addrs) => addrs
+                .into_iter()
+                .filter(|a| a.is_ipv6() == (family == libc::AF_INET6))
+                .collect(),
+            Err(code) => return fail(h_errno_of(code), libc::ENOENT),
+        };
+        if addrs.is_empty() {
+            return fail(1, libc::ENOENT);
+        }
+        // SAFETY: the caller's buffer of `len` bytes and hostent.
+        match unsafe { fill_hostent(cname, family, &addrs, ret, buf, len) } {
+            Ok(()) => {
+                // SAFETY: `result` is valid for a write.
+                unsafe { *result = ret };
+                0
+            }
+            Err(errno) => fail(-1, errno), // NETDB_INTERNAL
+        }
+    })
+}
+
+/// `gethostbyname_r(3)`: IPv4.
+///
+/// # Safety
+/// As `gethostbyname_r(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn gethostbyname_r(
+    name: *const c_char,
+    ret: *mut libc::hostent,
+    buf: *mut c_char,
+    len: usize,
+    result: *mut *mut libc::hostent,
+    h_errnop: *mut c_int,
+) -> c_int {
+    // SAFETY: the caller's arguments, as gethostbyname2_r takes them.
+    unsafe { gethostbyname2_r(name, libc::AF_INET, ret, buf, len, result, h_errnop) }
+}
+
+thread_local! {
+    /// What `gethostbyname` and `gethostbyname2` return point into (glibc's are
+    /// static too; per thread here).
+    static HOSTENT: std::cell::RefCell<(libc::hostent, Vec<c_char>)> =
+        // SAFETY: hostent is plain data; zeros are null pointers.
+        std::cell::RefCell::new((unsafe { std::mem::zeroed() }, vec![0; 4096]));
+}
+
+/// `gethostbyname2(3)`: a pointer to this thread's static result.
+///
+/// # Safety
+/// As `gethostbyname2(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn gethostbyname2(name: *const c_char, family: c_int) -> *mut libc::hostent {
+    guard(std::ptr::null_mut(), || {
+        if super::default_stack().is_none() && !remote::is_remote() {
+            return match next::gethostbyname2() {
+                // SAFETY: forwarding the caller's arguments.
+                Some(f) => unsafe { f(name, family) },
+                None => {
+                    set_h_errno(3);
+                    std::ptr::null_mut()
+                }
+            };
+        }
+        HOSTENT.with(|slot| {
+            let Ok(mut slot) = slot.try_borrow_mut() else {
+                set_h_errno(2);
+                return std::ptr::null_mut();
+            };
+            let (ret, buf) = &mut *slot;
+            let mut result = std::ptr::null_mut();
+            let mut h = 0;
+            // SAFETY: our own buffer and hostent, which outlive the call (static).
+            let code = unsafe {
+                gethostbyname2_r(
+                    name,
+                    family,
+                    ret,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    &mut result,
+                    &mut h,
+                )
+            };
+            if code != 0 || result.is_null() {
+                set_h_errno(h);
+            }
+            result
+        })
+    })
+}
+
+/// `gethostbyname(3)`: IPv4.
+///
+/// # Safety
+/// As `gethostbyname(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut libc::hostent {
+    // SAFETY: the caller's argument.
+    unsafe { gethostbyname2(name, libc::AF_INET) }
+}
+
+/// `getnameinfo(3)`: the host's name from `/etc/hosts`, else numeric: a stack's
+/// reverse lookups never go to the host's resolver. The service, and everything
+/// when the program's sockets are the host's, is libc's.
+///
+/// # Safety
+/// As `getnameinfo(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn getnameinfo(
+    addr: *const libc::sockaddr,
+    addrlen: libc::socklen_t,
+    host: *mut c_char,
+    hostlen: libc::socklen_t,
+    serv: *mut c_char,
+    servlen: libc::socklen_t,
+    flags: c_int,
+) -> c_int {
+    guard(libc::EAI_FAIL, || {
+        let Some(next) = next::getnameinfo() else {
+            set_errno(libc::ENOSYS);
+            return libc::EAI_SYSTEM;
+        };
+        let on_stack = super::default_stack().is_some() || remote::is_remote();
+        if !on_stack || host.is_null() || hostlen == 0 || flags & libc::NI_NUMERICHOST != 0 {
+            // SAFETY: forwarding the caller's arguments.
+            return unsafe { next(addr, addrlen, host, hostlen, serv, servlen, flags) };
+        }
+        // Numeric first: the service, and the address's text when no name is known.
+        // SAFETY: the caller's arguments, with NI_NUMERICHOST added.
+        let code = unsafe {
+            next(
+                addr,
+                addrlen,
+                host,
+                hostlen,
+                serv,
+                servlen,
+                (flags | libc::NI_NUMERICHOST) & !libc::NI_NAMEREQD,
+            )
+        };
+        if code != 0 {
+            return code;
+        }
+        // SAFETY: libc just wrote a NUL-terminated numeric address into `host`.
+        let numeric = unsafe { CStr::from_ptr(host) }
+            .to_string_lossy()
+            .into_owned();
+        let ip = numeric
+            .split('%')
+            .next()
+            .and_then(|a| a.parse::<IpAddr>().ok());
+        let hosts = std::fs::read_to_string("/etc/hosts")
+            .map(|text| vdestack::dns::Hosts::parse(&text))
+            .unwrap_or_default();
+        let name = ip.and_then(|ip| hosts.name_of(ip).map(str::to_owned));
+        match name {
+            Some(name) => {
+                let mut name = name.into_bytes();
+                if flags & libc::NI_NOFQDN != 0 {
+                    if let Some(dot) = name.iter().position(|&b| b == b'.') {
+                        name.truncate(dot);
+                    }
+                }
+                if name.len() >= hostlen as usize {
+                    return libc::EAI_OVERFLOW;
+                }
+                // SAFETY: `host` holds `hostlen` bytes, more than the name and NUL.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(name.as_ptr().cast::<c_char>(), host, name.len());
+                    *host.add(name.len()) = 0;
+                }
+                0
+            }
+            None if flags & libc::NI_NAMEREQD != 0 => libc::EAI_NONAME,
+            None => 0,
+        }
+    })
+}

@@ -94,6 +94,9 @@ next_fns! {
     freeaddrinfo: fn(*mut libc::addrinfo) -> ();
     if_nameindex: fn() -> *mut libc::if_nameindex;
     getifaddrs: fn(*mut *mut libc::ifaddrs) -> c_int;
+    getnameinfo: fn(*const libc::sockaddr, libc::socklen_t, *mut std::ffi::c_char, libc::socklen_t, *mut std::ffi::c_char, libc::socklen_t, c_int) -> c_int;
+    gethostbyname2: fn(*const std::ffi::c_char, c_int) -> *mut libc::hostent;
+    gethostbyname2_r: fn(*const std::ffi::c_char, c_int, *mut libc::hostent, *mut std::ffi::c_char, usize, *mut *mut libc::hostent, *mut c_int) -> c_int;
 }
 
 /// libc's `ioctl`, variadic as C declares it.

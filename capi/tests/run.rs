@@ -675,9 +675,9 @@ print('ready', flush=True)
 web.serve_forever()
 "#;
 
-/// Under `vdestack run --dns`, python's `getaddrinfo` and `gethostbyname`, and
-/// curl, resolve through the stack's name server (on a second `vdestack run`),
-/// not the host's resolver. No namespace needed: the host knows no
+/// Under `vdestack run --dns`, python's `getaddrinfo` and `gethostbyname`, C's
+/// `gethostbyname` (perl's), and curl, resolve through the stack's name server
+/// (on a second `vdestack run`), not the host's resolver. No namespace needed: the host knows no
 /// `server.test`, and 10.0.0.1 is on the stacks' switch only.
 #[test]
 fn names_resolve_through_the_stacks_name_server() {
@@ -713,18 +713,30 @@ fn names_resolve_through_the_stacks_name_server() {
         print(sorted({a[4][0] for a in socket.getaddrinfo('server.test', 80)}))\n\
         print(socket.getaddrinfo('server.test', 'http', socket.AF_INET, socket.SOCK_STREAM)[0][4])\n\
         print(socket.gethostbyname('server.test'))\n\
+        print(socket.getnameinfo(('10.0.0.1', 80), 0))\n\
+        try:\n    socket.getnameinfo(('10.0.0.1', 80), socket.NI_NAMEREQD)\n\
+        except socket.gaierror:\n    print('no name')\n\
         try:\n    socket.getaddrinfo('nosuch.test', 80)\n\
         except socket.gaierror as e:\n    print('gaierror', e.errno == socket.EAI_NONAME)\n";
     let out = client(&["python3", "-c", script]);
     let curl = client(&["curl", "-sS", "--fail", "http://server.test:8000/"]);
+    // perl's gethostbyname is C's.
+    let perl = client(&[
+        "perl",
+        "-e",
+        "my @h = gethostbyname('server.test') or die 'not found'; \
+         print join('.', unpack('C4', $h[4])), ' ', (gethostbyname('nosuch.test') ? 'found' : 'none'), qq(\\n);",
+    ]);
     let _ = server.kill();
     let _ = server.wait();
     assert_eq!(line.trim(), "ready");
     assert_success(&out, "python3 under vdestack run --dns");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "['10.0.0.1']\n('10.0.0.1', 80)\n10.0.0.1\ngaierror True\n"
+        "['10.0.0.1']\n('10.0.0.1', 80)\n10.0.0.1\n('10.0.0.1', 'http')\nno name\ngaierror True\n"
     );
     assert_success(&curl, "curl under vdestack run --dns");
     assert_eq!(String::from_utf8_lossy(&curl.stdout), "hello");
+    assert_success(&perl, "perl's gethostbyname under vdestack run --dns");
+    assert_eq!(String::from_utf8_lossy(&perl.stdout), "10.0.0.1 none\n");
 }
