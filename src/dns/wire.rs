@@ -418,23 +418,7 @@ impl Response {
             Rcode::NxDomain => return Answer::NxDomain,
             other => return Answer::ServerFailure(other),
         }
-        let mut name = query
-            .name
-            .strip_suffix('.')
-            .unwrap_or(&query.name)
-            .to_owned();
-        for _ in 0..MAX_CNAME_CHAIN {
-            let next = self.answers.iter().find_map(|r| match &r.data {
-                RecordData::Cname(target) if r.class == CLASS_IN && same_name(&r.name, &name) => {
-                    Some(target.clone())
-                }
-                _ => None,
-            });
-            match next {
-                Some(target) => name = target,
-                None => break,
-            }
-        }
+        let name = self.chain_end(query.name.strip_suffix('.').unwrap_or(&query.name));
         let addrs: Vec<IpAddr> = self
             .answers
             .iter()
@@ -452,20 +436,29 @@ impl Response {
         }
     }
 
-    /// The names PTR records give for the question's name, following CNAMEs as
-    /// [`Response::answer_for`] does (RFC 2317 delegations use them).
-    pub fn ptr_names(&self) -> Vec<String> {
-        let mut name = self.question.0.clone();
+    /// The last name of the CNAME chain from `name` through the answers (at most
+    /// 16 links).
+    fn chain_end(&self, name: &str) -> String {
+        let mut name = name.to_owned();
         for _ in 0..MAX_CNAME_CHAIN {
             let next = self.answers.iter().find_map(|r| match &r.data {
-                RecordData::Cname(t) if same_name(&r.name, &name) => Some(t.clone()),
+                RecordData::Cname(target) if r.class == CLASS_IN && same_name(&r.name, &name) => {
+                    Some(target.clone())
+                }
                 _ => None,
             });
             match next {
-                Some(t) => name = t,
+                Some(target) => name = target,
                 None => break,
             }
         }
+        name
+    }
+
+    /// The names PTR records give for the question's name, following CNAMEs as
+    /// [`Response::answer_for`] does (RFC 2317 delegations use them).
+    pub fn ptr_names(&self) -> Vec<String> {
+        let name = self.chain_end(&self.question.0);
         self.answers
             .iter()
             .filter(|r| same_name(&r.name, &name))
