@@ -181,6 +181,16 @@ fn names_resolve_through_the_stacks_name_server() {
     assert_eq!(broken.kind(), ErrorKind::ConnectionRefused, "{broken}");
     let silent = client.lookup_host("silent.test").unwrap_err();
     assert_eq!(silent.kind(), ErrorKind::TimedOut, "{silent}");
+    // One raw query, as C's res_query sends it: the response's bytes.
+    let raw = client
+        .query_dns("server.test", vdestack::dns::RecordType::A)
+        .unwrap();
+    assert_eq!(raw[raw.len() - 4..], [10, 0, 0, 2]);
+    let raw = client
+        .query_dns("missing.test", vdestack::dns::RecordType::A)
+        .unwrap();
+    assert_eq!(raw[3] & 0x0f, 3, "NXDOMAIN");
+
     let tcp = tcp_name_server(&server_stack);
     assert_eq!(
         client.lookup_host("big.test").unwrap(),

@@ -470,3 +470,118 @@ pub unsafe extern "C" fn getnameinfo(
         }
     })
 }
+
+/// A query's response bytes from the program's stack; `None` when its sockets
+/// are the host's.
+fn stack_query(name: &str, qtype: u16) -> Option<io::Result<Vec<u8>>> {
+    if let Some(stack) = super::default_stack() {
+        return Some(stack.query_dns(name, vdestack::dns::RecordType::from_code(qtype)));
+    }
+    if remote::is_remote() {
+        let request = Request::Query {
+            name: name.to_owned(),
+            qtype,
+        };
+        return Some(match remote::call(None, &request) {
+            Ok((Reply::Bytes(bytes), _)) => Ok(bytes),
+            Ok(_) => Err(io::Error::from_raw_os_error(libc::EIO)),
+            Err(e) => Err(e),
+        });
+    }
+    None
+}
+
+/// `res_query(3)` through the program's stack (class IN; `res_search` is the
+/// same, as the stack has no search domains): the response copied into
+/// `answer` (cut at `anslen`) and its length, or -1 with `h_errno` as glibc
+/// sets it (NXDOMAIN: `HOST_NOT_FOUND`; no record: `NO_DATA`; SERVFAIL or no
+/// answer: `TRY_AGAIN`; other failures: `NO_RECOVERY`).
+///
+/// # Safety
+/// As `res_query(3)`: `dname` NUL-terminated, `answer` valid for `anslen` bytes.
+unsafe fn query_through_stack(
+    dname: *const c_char,
+    class: c_int,
+    qtype: c_int,
+    answer: *mut u8,
+    anslen: c_int,
+) -> Option<c_int> {
+    if dname.is_null() || class != 1 {
+        return None;
+    }
+    // SAFETY: `dname` is NUL-terminated (checked non-null).
+    let name = unsafe { CStr::from_ptr(dname) }.to_str().ok()?;
+    let qtype = u16::try_from(qtype).ok()?;
+    let fail = |h| {
+        set_h_errno(h);
+        Some(-1)
+    };
+    let bytes = match stack_query(name, qtype)? {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => return fail(2),
+        Err(_) => return fail(3),
+    };
+    if bytes.len() < 12 {
+        return fail(3);
+    }
+    let copied = bytes.len().min(usize::try_from(anslen).unwrap_or(0));
+    if !answer.is_null() {
+        // SAFETY: the caller's buffer holds `anslen` bytes, `copied` at most.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), answer, copied) };
+    }
+    let answers = u16::from_be_bytes([bytes[6], bytes[7]]);
+    match bytes[3] & 0x0f {
+        0 if answers == 0 => fail(4), // NO_DATA
+        0 => Some(copied as c_int),
+        3 => fail(1), // HOST_NOT_FOUND
+        2 => fail(2), // TRY_AGAIN
+        _ => fail(3), // NO_RECOVERY
+    }
+}
+
+macro_rules! res_calls {
+    ($($name:ident($($state:ident: $state_ty:ty),*) => $next:ident;)*) => {
+        $(
+            /// A `res_*` query (see [`query_through_stack`]); libc's when the
+            /// program's sockets are the host's.
+            ///
+            /// # Safety
+            /// As `res_query(3)`.
+            #[no_mangle]
+            pub unsafe extern "C" fn $name(
+                $($state: $state_ty,)*
+                dname: *const c_char,
+                class: c_int,
+                qtype: c_int,
+                answer: *mut u8,
+                anslen: c_int,
+            ) -> c_int {
+                guard(-1, || {
+                    // SAFETY: the caller's arguments, as res_query(3) takes them.
+                    if let Some(n) = unsafe { query_through_stack(dname, class, qtype, answer, anslen) } {
+                        return n;
+                    }
+                    match next::$next() {
+                        // SAFETY: forwarding the caller's arguments.
+                        Some(f) => unsafe { f($($state,)* dname, class, qtype, answer, anslen) },
+                        None => {
+                            set_h_errno(3);
+                            -1
+                        }
+                    }
+                })
+            }
+        )*
+    };
+}
+
+res_calls! {
+    res_query() => res_query;
+    __res_query() => res_query;
+    res_search() => res_search;
+    __res_search() => res_search;
+    res_nquery(state: *mut std::ffi::c_void) => res_nquery;
+    __res_nquery(state: *mut std::ffi::c_void) => res_nquery;
+    res_nsearch(state: *mut std::ffi::c_void) => res_nsearch;
+    __res_nsearch(state: *mut std::ffi::c_void) => res_nsearch;
+}

@@ -95,6 +95,10 @@ next_fns! {
     if_nameindex: fn() -> *mut libc::if_nameindex;
     getifaddrs: fn(*mut *mut libc::ifaddrs) -> c_int;
     getnameinfo: fn(*const libc::sockaddr, libc::socklen_t, *mut std::ffi::c_char, libc::socklen_t, *mut std::ffi::c_char, libc::socklen_t, c_int) -> c_int;
+    res_query: fn(*const std::ffi::c_char, c_int, c_int, *mut u8, c_int) -> c_int;
+    res_search: fn(*const std::ffi::c_char, c_int, c_int, *mut u8, c_int) -> c_int;
+    res_nquery: fn(*mut c_void, *const std::ffi::c_char, c_int, c_int, *mut u8, c_int) -> c_int;
+    res_nsearch: fn(*mut c_void, *const std::ffi::c_char, c_int, c_int, *mut u8, c_int) -> c_int;
     gethostbyname2: fn(*const std::ffi::c_char, c_int) -> *mut libc::hostent;
     gethostbyname2_r: fn(*const std::ffi::c_char, c_int, *mut libc::hostent, *mut std::ffi::c_char, usize, *mut *mut libc::hostent, *mut c_int) -> c_int;
 }

@@ -115,6 +115,8 @@ pub enum Request {
     Interfaces,
     /// `Stack::lookup_host` (`getaddrinfo`): no descriptor.
     Lookup(String),
+    /// `Stack::query_dns` (`res_query`): the response in `Reply::Bytes`.
+    Query { name: String, qtype: u16 },
 }
 
 /// What a call gave, when it succeeded.
@@ -375,6 +377,9 @@ impl Request {
             Request::BytesToRead => w.u8(17),
             Request::Interfaces => w.u8(18),
             Request::Lookup(name) => w.u8(19).bytes(name.as_bytes()),
+            Request::Query { name, qtype } => {
+                w.u8(20).bytes(name.as_bytes()).u32(u32::from(*qtype))
+            }
         };
         w.0
     }
@@ -425,6 +430,10 @@ impl Request {
             17 => Request::BytesToRead,
             18 => Request::Interfaces,
             19 => Request::Lookup(String::from_utf8(r.bytes()?).map_err(|_| Malformed)?),
+            20 => Request::Query {
+                name: String::from_utf8(r.bytes()?).map_err(|_| Malformed)?,
+                qtype: u16::try_from(r.u32()?).map_err(|_| Malformed)?,
+            },
             _ => return Err(Malformed),
         };
         r.end()?;
@@ -579,6 +588,10 @@ mod tests {
             Request::BytesToRead,
             Request::Interfaces,
             Request::Lookup("server.test".into()),
+            Request::Query {
+                name: "server.test".into(),
+                qtype: 28,
+            },
         ] {
             round_trip(request);
         }

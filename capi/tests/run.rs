@@ -676,9 +676,10 @@ web.serve_forever()
 "#;
 
 /// Under `vdestack run --dns`, python's `getaddrinfo` and `gethostbyname`, C's
-/// `gethostbyname` (perl's), and curl, resolve through the stack's name server
-/// (on a second `vdestack run`), not the host's resolver. No namespace needed: the host knows no
-/// `server.test`, and 10.0.0.1 is on the stacks' switch only.
+/// `gethostbyname` (perl's), `res_query` (through ctypes), and curl, resolve
+/// through the stack's name server (on a second `vdestack run`), not the host's
+/// resolver. No namespace needed: the host knows no `server.test`, and 10.0.0.1
+/// is on the stacks' switch only.
 #[test]
 fn names_resolve_through_the_stacks_name_server() {
     let switch = common::Switch::start();
@@ -720,6 +721,17 @@ fn names_resolve_through_the_stacks_name_server() {
         except socket.gaierror as e:\n    print('gaierror', e.errno == socket.EAI_NONAME)\n";
     let out = client(&["python3", "-c", script]);
     let curl = client(&["curl", "-sS", "--fail", "http://server.test:8000/"]);
+    // res_query, called as C does (ctypes finds the preloaded library's first).
+    let res = client(&[
+        "python3",
+        "-c",
+        "import ctypes\n\
+         libc = ctypes.CDLL(None)\n\
+         buf = ctypes.create_string_buffer(512)\n\
+         n = libc.res_query(b'server.test', 1, 1, buf, 512)\n\
+         print(n > 12, list(buf.raw[n - 4:n]))\n\
+         print(libc.res_query(b'nosuch.test', 1, 1, buf, 512))\n",
+    ]);
     // perl's gethostbyname is C's.
     let perl = client(&[
         "perl",
@@ -737,6 +749,11 @@ fn names_resolve_through_the_stacks_name_server() {
     );
     assert_success(&curl, "curl under vdestack run --dns");
     assert_eq!(String::from_utf8_lossy(&curl.stdout), "hello");
+    assert_success(&res, "res_query under vdestack run --dns");
+    assert_eq!(
+        String::from_utf8_lossy(&res.stdout),
+        "True [10, 0, 0, 1]\n-1\n"
+    );
     assert_success(&perl, "perl's gethostbyname under vdestack run --dns");
     assert_eq!(String::from_utf8_lossy(&perl.stdout), "10.0.0.1 none\n");
 }

@@ -254,6 +254,29 @@ fn ask(
     name: &str,
     timeout: Duration,
 ) -> io::Result<Vec<IpAddr>> {
+    let queries = queries(name);
+    let replies = exchange(stack, server, &queries, timeout)?;
+    let answers = [0, 1].map(|k| {
+        let response = Response::parse(replies[k].as_deref()?).ok()?;
+        Some(match response.answer_for(&queries[k]) {
+            // Over TCP, a truncated answer is the server's fault.
+            Answer::Truncated => Answer::ServerFailure(response.rcode),
+            answer => answer,
+        })
+    });
+    outcome(name, server, &answers)
+}
+
+/// Sends `queries` to `server` over UDP and waits, at most `timeout`, for a
+/// response to each: its bytes, asked again over TCP (RFC 7766) when it came
+/// truncated; `None` for a query no response answered in time. Datagrams that
+/// answer none of them are ignored (RFC 5452).
+fn exchange(
+    stack: &Stack,
+    server: SocketAddr,
+    queries: &[Query],
+    timeout: Duration,
+) -> io::Result<Vec<Option<Vec<u8>>>> {
     let local: SocketAddr = if server.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -261,14 +284,13 @@ fn ask(
     };
     let socket = UdpSocket::bind(stack, local)?;
     socket.connect(server)?;
-    let queries = queries(name);
-    for query in &queries {
+    for query in queries {
         socket.send(&query_bytes(query)?)?;
     }
     let deadline = Instant::now() + timeout;
-    let mut answers: [Option<Answer>; 2] = [None, None];
+    let mut replies: Vec<Option<Vec<u8>>> = vec![None; queries.len()];
     let mut buf = [0u8; 1500];
-    while answers.iter().any(Option::is_none) {
+    while replies.iter().any(Option::is_none) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -287,30 +309,28 @@ fn ask(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        // A datagram that is not a response to one of them is ignored (RFC 5452).
         let Ok(response) = Response::parse(&buf[..n]) else {
             continue;
         };
-        for (query, slot) in queries.iter().zip(answers.iter_mut()) {
+        for (query, slot) in queries.iter().zip(replies.iter_mut()) {
             match response.answer_for(query) {
                 Answer::Unrelated => {}
-                Answer::Truncated => {
-                    *slot = Some(ask_tcp(stack, server, query, deadline)?);
-                }
-                answer => *slot = Some(answer),
+                Answer::Truncated => *slot = Some(ask_tcp(stack, server, query, deadline)?),
+                _ => *slot = Some(buf[..n].to_vec()),
             }
         }
     }
-    outcome(name, server, &answers)
+    Ok(replies)
 }
 
-/// Asks `query` again over TCP (RFC 7766), when its UDP answer came truncated.
+/// Asks `query` over TCP (RFC 7766: each message after its length in two
+/// bytes); returns the response's bytes.
 fn ask_tcp(
     stack: &Stack,
     server: SocketAddr,
     query: &Query,
     deadline: Instant,
-) -> io::Result<Answer> {
+) -> io::Result<Vec<u8>> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err(io::Error::from(io::ErrorKind::TimedOut));
@@ -326,16 +346,49 @@ fn ask_tcp(
     stream.read_exact(&mut len)?;
     let mut message = vec![0u8; usize::from(u16::from_be_bytes(len))];
     stream.read_exact(&mut message)?;
-    let response = Response::parse(&message).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("vdestack: {server}: {e}"),
-        )
-    })?;
-    match response.answer_for(query) {
-        // Over TCP, a truncated or unrelated answer is the server's fault.
-        Answer::Unrelated | Answer::Truncated => Ok(Answer::ServerFailure(response.rcode)),
-        answer => Ok(answer),
+    Ok(message)
+}
+
+impl Stack {
+    /// Sends one query for `name` of type `qtype` to the stack's name servers (in
+    /// turn, for `attempts` rounds, each for `timeout`; over TCP when the answer
+    /// comes truncated) and returns the first response's bytes, whatever its
+    /// status: what C's `res_query` gives. Errors: `NotFound` when the stack has
+    /// no name server, `TimedOut` when none answered, `InvalidInput` for a name
+    /// that cannot be put in a query.
+    pub fn query_dns(&self, name: &str, qtype: RecordType) -> io::Result<Vec<u8>> {
+        let resolver = self.resolver();
+        if resolver.servers.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "vdestack: the stack has no name server (StackBuilder::name_servers)",
+            ));
+        }
+        let query = Query {
+            id: random_u64() as u16,
+            name: name.to_owned(),
+            qtype,
+        };
+        let mut last = None;
+        for _ in 0..resolver.options.attempts.max(1) {
+            for &server in &resolver.servers {
+                let server = SocketAddr::new(server, DNS_PORT);
+                match exchange(
+                    self,
+                    server,
+                    std::slice::from_ref(&query),
+                    resolver.options.timeout,
+                ) {
+                    Ok(mut replies) => match replies.pop().flatten() {
+                        Some(bytes) => return Ok(bytes),
+                        None => last = Some(io::Error::from(io::ErrorKind::TimedOut)),
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::InvalidInput => return Err(e),
+                    Err(e) => last = Some(e),
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::TimedOut)))
     }
 }
 
