@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 secs="${1:-30}"
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(stackcmd stream ingress api)
+[ "${#targets[@]}" -gt 0 ] || targets=(stackcmd stream ingress api dns_response dns_files)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"
@@ -33,6 +33,7 @@ for t in "${targets[@]}"; do
     stackcmd) opts+=(-dict=stackcmd.dict) ;;
     stream) opts+=(-max_len=20000) ;;
     ingress) opts+=(-dict=ingress.dict -max_len=16384) ;;
+    dns_response) opts+=(-max_len=1024) ;;
   esac
   if compgen -G "regressions/$t/*" >/dev/null; then
     echo "== $t: replaying regressions/$t"

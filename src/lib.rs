@@ -46,7 +46,7 @@
 //!
 //! ## Modules
 //!
-//! The socket types and [`Stack`] are at the root. Three modules are API too:
+//! The socket types and [`Stack`] are at the root. Four modules are API too:
 //!
 //! - [`link`]: plug a stack into something else than a VDE network (the
 //!   [`link::Link`] trait and [`StackBuilder::link`]), for instance an in-memory
@@ -54,7 +54,9 @@
 //! - [`sim`]: the deterministic mode, stacks with no threads and a virtual clock,
 //!   for simulations and fuzzers;
 //! - [`cmd`]: the `ip` model on its own, without a stack: what a stackcmd string
-//!   does to a configuration, with iproute2's statuses and messages.
+//!   does to a configuration, with iproute2's statuses and messages;
+//! - [`dns`]: DNS messages, `/etc/hosts` and `resolv.conf` without I/O, what
+//!   [`Stack::lookup_host`] is built on.
 //!
 //! ## Two backends
 //!
@@ -93,6 +95,7 @@
 
 pub mod bsd;
 pub mod cmd;
+pub mod dns;
 mod engine;
 #[cfg(feature = "kernel-ns")]
 #[allow(unsafe_code)]
@@ -107,6 +110,6 @@ mod stack;
 #[allow(unsafe_code)]
 mod sys;
 
-pub use cmd::CmdError;
-pub use socket::{PingSocket, SocketConfig, TcpListener, TcpStream, UdpSocket};
+pub use cmd::{CmdError, Interface, InterfaceFlags};
+pub use socket::{PingSocket, SocketConfig, TcpListener, TcpStream, ToStackAddrs, UdpSocket};
 pub use stack::{Backend, Stack, StackBuilder, DEFAULT_IFNAME};

@@ -5,7 +5,8 @@
 //! `Stack` handle goes, the pump stops, closes every descriptor it owned, and the
 //! application's remaining sockets fail cleanly (EOF, EPIPE or ENETDOWN).
 
-use crate::cmd::{CmdError, NetConfig};
+use crate::cmd::{CmdError, Interface, NetConfig};
+use crate::dns::ResolverOptions;
 use crate::engine::Engine;
 use crate::link::{Link, NullLink, StreamLink, VdeLink};
 use crate::pcap::PcapWriter;
@@ -18,6 +19,7 @@ use std::collections::hash_map::RandomState;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,6 +96,17 @@ enum Imp {
 struct StackInner {
     engine: Imp,
     ifname: String,
+    /// Where and how the stack resolves names: read by each lookup, changed by
+    /// [`Stack::set_name_servers`].
+    resolver: Mutex<Resolver>,
+}
+
+/// A stack's name servers and options. None by default: a stack never asks the
+/// host's servers unless its user gives them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Resolver {
+    pub(crate) servers: Vec<IpAddr>,
+    pub(crate) options: ResolverOptions,
 }
 
 impl Drop for StackInner {
@@ -301,6 +314,60 @@ impl Stack {
         }
     }
 
+    /// The name servers the stack asks (see [`StackBuilder::name_servers`]).
+    pub fn name_servers(&self) -> Vec<IpAddr> {
+        self.resolver().servers
+    }
+
+    /// Replaces the name servers the stack asks, for the lookups that start after.
+    pub fn set_name_servers(&self, servers: impl IntoIterator<Item = IpAddr>) {
+        let servers = servers.into_iter().collect();
+        self.lock_resolver().servers = servers;
+    }
+
+    /// Replaces how long and how often the stack asks its name servers.
+    pub fn set_resolver_options(&self, options: ResolverOptions) {
+        self.lock_resolver().options = options;
+    }
+
+    fn lock_resolver(&self) -> std::sync::MutexGuard<'_, Resolver> {
+        self.inner
+            .resolver
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The name servers and options, as of now.
+    pub(crate) fn resolver(&self) -> Resolver {
+        self.lock_resolver().clone()
+    }
+
+    /// The stack's interfaces as `ip addr show` shows them (and `getifaddrs`, the
+    /// SIOCGIF* ioctls in the C library): index, name, flags, MAC, MTU, addresses.
+    /// On a kernel stack, read from its namespace's `ip addr show`.
+    pub fn interfaces(&self) -> io::Result<Vec<Interface>> {
+        match &self.inner.engine {
+            Imp::Userspace { ctx, .. } => Ok(ctx
+                .config()
+                .links()
+                .iter()
+                .map(Interface::of_link)
+                .collect()),
+            #[cfg(feature = "kernel-ns")]
+            Imp::Kernel(_) => {
+                let shown = self
+                    .cmd_output("/bin/ip addr show")
+                    .map_err(|e| io::Error::other(format!("vdestack: ip addr show: {e}")))?;
+                Interface::parse_ip_addr_show(&shown).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("vdestack: ip addr show: {e}"),
+                    )
+                })
+            }
+        }
+    }
+
     /// The name of the stack's VDE interface.
     pub fn ifname(&self) -> &str {
         &self.inner.ifname
@@ -381,6 +448,7 @@ pub struct StackBuilder {
     pcap: Option<PathBuf>,
     backend: Backend,
     link: Option<Box<dyn Link>>,
+    resolver: Resolver,
 }
 
 impl std::fmt::Debug for StackBuilder {
@@ -391,6 +459,7 @@ impl std::fmt::Debug for StackBuilder {
             .field("pcap", &self.pcap)
             .field("backend", &self.backend)
             .field("link", &self.link.as_ref().map(|_| "(a Link)"))
+            .field("name_servers", &self.resolver.servers)
             .finish()
     }
 }
@@ -441,6 +510,21 @@ impl StackBuilder {
     /// namespaces cannot be created.
     pub fn backend(mut self, backend: Backend) -> StackBuilder {
         self.backend = backend;
+        self
+    }
+
+    /// The name servers the stack asks, in order, on port 53 ([`Stack::lookup_host`],
+    /// and the socket constructors given a name). None by default: a stack never
+    /// asks the host's servers, whose answers may not suit its network.
+    pub fn name_servers(mut self, servers: impl IntoIterator<Item = IpAddr>) -> StackBuilder {
+        self.resolver.servers = servers.into_iter().collect();
+        self
+    }
+
+    /// How long and how often the stack asks its name servers (default: glibc's,
+    /// 5 s per try and 2 rounds).
+    pub fn resolver_options(mut self, options: ResolverOptions) -> StackBuilder {
+        self.resolver.options = options;
         self
     }
 
@@ -515,6 +599,7 @@ impl StackBuilder {
                     thread: Mutex::new(Some(thread)),
                 },
                 ifname: ifname.to_owned(),
+                resolver: Mutex::new(self.resolver),
             }),
         })
     }
@@ -535,6 +620,7 @@ impl StackBuilder {
             inner: Arc::new(StackInner {
                 engine: Imp::Kernel(kernel),
                 ifname: ifname.to_owned(),
+                resolver: Mutex::new(std::mem::take(&mut self.resolver)),
             }),
         })
     }
@@ -598,7 +684,7 @@ fn check_socket_args(domain: i32, ty: i32, protocol: i32) -> io::Result<()> {
 
 /// 64 random bits from the OS-seeded hasher keys std keeps per process, mixed with the
 /// time and a counter so that every call differs.
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u32)] = &[
     ("sys", 0),
     ("cmd", 1),
+    ("dns", 1),
     ("link", 1),
     ("pcap", 1),
     ("engine", 2),

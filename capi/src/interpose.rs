@@ -658,6 +658,11 @@ pub unsafe extern "C" fn vdestack_capi_ioctl(
     arg: *mut c_void,
 ) -> c_int {
     guard(-1, || {
+        if stack_socket(fd).is_some() {
+            if let Some(answer) = super::interfaces::ioctl(request, arg) {
+                return answer;
+            }
+        }
         if request == libc::FIONREAD {
             if let Some(s) = stack_socket(fd) {
                 if arg.is_null() {

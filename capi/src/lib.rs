@@ -39,7 +39,9 @@
 mod addr;
 mod channel;
 mod descriptors;
+mod interfaces;
 mod interpose;
+mod names;
 mod next;
 mod options;
 pub mod protocol;

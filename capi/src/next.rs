@@ -88,6 +88,19 @@ next_fns! {
     shutdown: fn(c_int, c_int) -> c_int;
     close_range: fn(std::ffi::c_uint, std::ffi::c_uint, c_int) -> c_int;
     closefrom: fn(c_int) -> ();
+    if_nametoindex: fn(*const std::ffi::c_char) -> std::ffi::c_uint;
+    if_indextoname: fn(std::ffi::c_uint, *mut std::ffi::c_char) -> *mut std::ffi::c_char;
+    getaddrinfo: fn(*const std::ffi::c_char, *const std::ffi::c_char, *const libc::addrinfo, *mut *mut libc::addrinfo) -> c_int;
+    freeaddrinfo: fn(*mut libc::addrinfo) -> ();
+    if_nameindex: fn() -> *mut libc::if_nameindex;
+    getifaddrs: fn(*mut *mut libc::ifaddrs) -> c_int;
+    getnameinfo: fn(*const libc::sockaddr, libc::socklen_t, *mut std::ffi::c_char, libc::socklen_t, *mut std::ffi::c_char, libc::socklen_t, c_int) -> c_int;
+    res_query: fn(*const std::ffi::c_char, c_int, c_int, *mut u8, c_int) -> c_int;
+    res_search: fn(*const std::ffi::c_char, c_int, c_int, *mut u8, c_int) -> c_int;
+    res_nquery: fn(*mut c_void, *const std::ffi::c_char, c_int, c_int, *mut u8, c_int) -> c_int;
+    res_nsearch: fn(*mut c_void, *const std::ffi::c_char, c_int, c_int, *mut u8, c_int) -> c_int;
+    gethostbyname2: fn(*const std::ffi::c_char, c_int) -> *mut libc::hostent;
+    gethostbyname2_r: fn(*const std::ffi::c_char, c_int, *mut libc::hostent, *mut std::ffi::c_char, usize, *mut *mut libc::hostent, *mut c_int) -> c_int;
 }
 
 /// libc's `ioctl`, variadic as C declares it.

@@ -21,7 +21,7 @@
 //! fixed width, byte strings with a `u32` length, socket addresses as a family
 //! byte (4 or 6), the address, the port, and for IPv6 the flow label and scope.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// The environment variable naming the host's socket: set, the library is in
 /// remote mode (its default stack is the host's).
@@ -111,6 +111,12 @@ pub enum Request {
     RecvFrom { flags: i32, room: u32 },
     /// `ioctl(FIONREAD)`.
     BytesToRead,
+    /// The stack's interfaces (`if_nametoindex`, `getifaddrs`...): no descriptor.
+    Interfaces,
+    /// `Stack::lookup_host` (`getaddrinfo`): no descriptor.
+    Lookup(String),
+    /// `Stack::query_dns` (`res_query`): the response in `Reply::Bytes`.
+    Query { name: String, qtype: u16 },
 }
 
 /// What a call gave, when it succeeded.
@@ -138,6 +144,40 @@ pub enum Reply {
         from: SocketAddr,
         data: Vec<u8>,
     },
+    /// The stack's interfaces.
+    Interfaces(Vec<IfInfo>),
+    /// A name's addresses, or the `EAI_*` code of the failure.
+    Addrs(Result<Vec<IpAddr>, i32>),
+}
+
+/// An interface of the stack, as `vdestack::Interface` says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfInfo {
+    /// Its index.
+    pub index: u32,
+    /// Its name.
+    pub name: String,
+    /// Its `IFF_*` flags.
+    pub flags: u32,
+    /// Its hardware address.
+    pub mac: [u8; 6],
+    /// Its MTU.
+    pub mtu: u32,
+    /// Its addresses and their prefix lengths.
+    pub addrs: Vec<(IpAddr, u8)>,
+}
+
+impl From<&vdestack::Interface> for IfInfo {
+    fn from(i: &vdestack::Interface) -> IfInfo {
+        IfInfo {
+            index: i.index,
+            name: i.name.clone(),
+            flags: i.flags.bits(),
+            mac: i.mac,
+            mtu: i.mtu,
+            addrs: i.addrs.iter().map(|a| (a.addr, a.prefix_len)).collect(),
+        }
+    }
 }
 
 /// The host's answer: the reply, or the errno the call failed with.
@@ -221,6 +261,33 @@ impl<'a> Reader<'a> {
     fn bytes(&mut self) -> Result<Vec<u8>, Malformed> {
         let n = self.u32()? as usize;
         Ok(self.take(n)?.to_vec())
+    }
+    /// A list of interfaces; counts are checked against the bytes left, so a
+    /// forged count allocates nothing.
+    fn interfaces(&mut self) -> Result<Vec<IfInfo>, Malformed> {
+        let count = self.u32()? as usize;
+        let mut out = Vec::with_capacity(count.min(self.0.len()));
+        for _ in 0..count {
+            let index = self.u32()?;
+            let name = String::from_utf8(self.bytes()?).map_err(|_| Malformed)?;
+            let flags = self.u32()?;
+            let mac = self.array::<6>()?;
+            let mtu = self.u32()?;
+            let n = self.u32()? as usize;
+            let mut addrs = Vec::with_capacity(n.min(self.0.len()));
+            for _ in 0..n {
+                addrs.push((self.addr()?.ip(), self.u8()?));
+            }
+            out.push(IfInfo {
+                index,
+                name,
+                flags,
+                mac,
+                mtu,
+                addrs,
+            });
+        }
+        Ok(out)
     }
     fn addr(&mut self) -> Result<SocketAddr, Malformed> {
         match self.u8()? {
@@ -308,6 +375,11 @@ impl Request {
             }
             Request::RecvFrom { flags, room } => w.u8(16).i32(*flags).u32(*room),
             Request::BytesToRead => w.u8(17),
+            Request::Interfaces => w.u8(18),
+            Request::Lookup(name) => w.u8(19).bytes(name.as_bytes()),
+            Request::Query { name, qtype } => {
+                w.u8(20).bytes(name.as_bytes()).u32(u32::from(*qtype))
+            }
         };
         w.0
     }
@@ -356,6 +428,12 @@ impl Request {
                 room: r.u32()?,
             },
             17 => Request::BytesToRead,
+            18 => Request::Interfaces,
+            19 => Request::Lookup(String::from_utf8(r.bytes()?).map_err(|_| Malformed)?),
+            20 => Request::Query {
+                name: String::from_utf8(r.bytes()?).map_err(|_| Malformed)?,
+                qtype: u16::try_from(r.u32()?).map_err(|_| Malformed)?,
+            },
             _ => return Err(Malformed),
         };
         r.end()?;
@@ -385,6 +463,26 @@ impl Answer {
             Ok(Reply::Size(n)) => w.u8(6).u64(*n),
             Ok(Reply::Transfer { kind, connected }) => w.u8(7).kind(kind).u8((*connected).into()),
             Ok(Reply::Received { len, from, data }) => w.u8(8).u64(*len).addr(from).bytes(data),
+            Ok(Reply::Interfaces(list)) => {
+                w.u8(9).u32(list.len() as u32);
+                for i in list {
+                    w.u32(i.index).bytes(i.name.as_bytes()).u32(i.flags);
+                    w.0.extend_from_slice(&i.mac);
+                    w.u32(i.mtu).u32(i.addrs.len() as u32);
+                    for (addr, prefix) in &i.addrs {
+                        w.addr(&SocketAddr::new(*addr, 0)).u8(*prefix);
+                    }
+                }
+                &mut w
+            }
+            Ok(Reply::Addrs(Err(code))) => w.u8(10).u8(0).i32(*code),
+            Ok(Reply::Addrs(Ok(addrs))) => {
+                w.u8(10).u8(1).u32(addrs.len() as u32);
+                for addr in addrs {
+                    w.addr(&SocketAddr::new(*addr, 0));
+                }
+                &mut w
+            }
         };
         w.0
     }
@@ -409,6 +507,17 @@ impl Answer {
                 from: r.addr()?,
                 data: r.bytes()?,
             }),
+            9 => Ok(Reply::Interfaces(r.interfaces()?)),
+            10 => Ok(Reply::Addrs(if r.bool()? {
+                let n = r.u32()? as usize;
+                let mut addrs = Vec::with_capacity(n.min(r.0.len()));
+                for _ in 0..n {
+                    addrs.push(r.addr()?.ip());
+                }
+                Ok(addrs)
+            } else {
+                Err(r.i32()?)
+            })),
             _ => return Err(Malformed),
         };
         r.end()?;
@@ -477,9 +586,47 @@ mod tests {
             Request::PeerAddr,
             Request::TakeError,
             Request::BytesToRead,
+            Request::Interfaces,
+            Request::Lookup("server.test".into()),
+            Request::Query {
+                name: "server.test".into(),
+                qtype: 28,
+            },
         ] {
             round_trip(request);
         }
+    }
+
+    #[test]
+    fn interfaces() {
+        answer_round_trip(Answer(Ok(Reply::Interfaces(vec![
+            IfInfo {
+                index: 1,
+                name: "lo".into(),
+                flags: 0x49,
+                mac: [0; 6],
+                mtu: 65536,
+                addrs: vec![
+                    ("127.0.0.1".parse().unwrap(), 8),
+                    ("::1".parse().unwrap(), 128),
+                ],
+            },
+            IfInfo {
+                index: 2,
+                name: "vde0".into(),
+                flags: 0x1043,
+                mac: [2, 0, 0, 0, 0, 1],
+                mtu: 1500,
+                addrs: Vec::new(),
+            },
+        ]))));
+        answer_round_trip(Answer(Ok(Reply::Addrs(Ok(vec![
+            "10.0.0.2".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        ])))));
+        answer_round_trip(Answer(Ok(Reply::Addrs(Err(-2)))));
+        // A count no bytes back: malformed, and nothing allocated for it.
+        assert_eq!(Answer::decode(&[9, 0xff, 0xff, 0xff, 0xff]), Err(Malformed));
     }
 
     #[test]

@@ -326,6 +326,12 @@ fn compile_and_run(name: &str) {
     run_program(&prog, &[&sw.vnl()]);
 }
 
+/// getifaddrs, if_nametoindex, the SIOCGIF* ioctls: the default stack's interfaces.
+#[test]
+fn interfaces_are_the_default_stacks() {
+    compile_and_run("interfaces");
+}
+
 #[test]
 fn man_example_with_our_header() {
     compile_and_run("man_example");

@@ -537,3 +537,160 @@ fn the_exit_status_is_the_programs() {
         .expect("run vdestack");
     assert_eq!(interrupted.code(), Some(128 + libc::SIGINT));
 }
+
+/// The program sees the stack's interfaces, not the host's: `if_nametoindex`
+/// and `if_indextoname` (python's `socket.if_nametoindex`...) answer from the
+/// host's stack. No namespace needed: the host has no interface of that name,
+/// and a loopback-only stack no index 2.
+#[test]
+fn interface_names_are_the_stacks() {
+    let switch = common::Switch::start();
+    let script = "import socket\n\
+        print(socket.if_nametoindex('stk9'), socket.if_indextoname(2), socket.if_indextoname(1))\n\
+        try:\n    socket.if_nametoindex('nosuch0')\nexcept OSError:\n    print('none')\n";
+    let out = Command::new(vdestack())
+        .args([
+            "run",
+            "--vnl",
+            &switch.vnl(),
+            "--ifname",
+            "stk9",
+            "--",
+            "python3",
+            "-c",
+            script,
+        ])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .output()
+        .expect("run vdestack");
+    assert_success(&out, "python3 under vdestack run");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2 stk9 lo\nnone\n");
+
+    let script = "import socket\ntry:\n    print(socket.if_indextoname(2))\nexcept OSError:\n    print('none')\n";
+    let out = Command::new(vdestack())
+        .args(["run", "--", "python3", "-c", script])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .output()
+        .expect("run vdestack");
+    assert_success(&out, "python3 under vdestack run, loopback only");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "none\n");
+}
+
+/// A name server and a web server at 10.0.0.1, on a `vdestack run` of their own:
+/// server.test has A 10.0.0.1 and no AAAA, every other name NXDOMAIN. Its answers
+/// are written here byte by byte (RFC 1035). Prints `ready` once both listen.
+const NAME_AND_WEB_SERVER: &str = r#"
+import http.server, socket, threading
+d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+d.bind(('10.0.0.1', 53))
+def dns():
+    while True:
+        q, peer = d.recvfrom(512)
+        i = 12
+        while q[i]:
+            i += 1 + q[i]
+        name, qtype, end = q[12:i + 1].lower(), q[i + 1:i + 3], i + 5
+        if name == b'\x06server\x04test\x00' and qtype == b'\x00\x01':
+            reply = q[:2] + b'\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00' + q[12:end] \
+                + b'\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x01'
+        elif name == b'\x06server\x04test\x00':
+            reply = q[:2] + b'\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00' + q[12:end]
+        else:
+            reply = q[:2] + b'\x81\x83\x00\x01\x00\x00\x00\x00\x00\x00' + q[12:end]
+        d.sendto(reply, peer)
+threading.Thread(target=dns, daemon=True).start()
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header('Content-Length', '5')
+        self.end_headers()
+        self.wfile.write(b'hello')
+    def log_message(self, *args):
+        pass
+web = http.server.HTTPServer(('10.0.0.1', 8000), Hello)
+print('ready', flush=True)
+web.serve_forever()
+"#;
+
+/// Under `vdestack run --dns`, python's `getaddrinfo` and `gethostbyname`, C's
+/// `gethostbyname` (perl's), `res_query` (through ctypes), and curl, resolve
+/// through the stack's name server (on a second `vdestack run`), not the host's
+/// resolver. No namespace needed: the host knows no `server.test`, and 10.0.0.1
+/// is on the stacks' switch only.
+#[test]
+fn names_resolve_through_the_stacks_name_server() {
+    let switch = common::Switch::start();
+    let server_args = stack_on(&switch, "10.0.0.1");
+    let mut server = Command::new(vdestack())
+        .arg("run")
+        .args(&server_args)
+        .args(["--", "python3", "-c", NAME_AND_WEB_SERVER])
+        .env("VDESTACK_LIBRARY", built_lib())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the server");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the server's first line");
+    let client_args = stack_on(&switch, "10.0.0.2");
+    let client = |program: &[&str]| {
+        Command::new(vdestack())
+            .arg("run")
+            .args(&client_args)
+            .args(["--dns", "10.0.0.1", "--"])
+            .args(program)
+            .env("VDESTACK_LIBRARY", built_lib())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run vdestack")
+    };
+    let script = "import socket\n\
+        print(sorted({a[4][0] for a in socket.getaddrinfo('server.test', 80)}))\n\
+        print(socket.getaddrinfo('server.test', 'http', socket.AF_INET, socket.SOCK_STREAM)[0][4])\n\
+        print(socket.gethostbyname('server.test'))\n\
+        print(socket.getnameinfo(('10.0.0.1', 80), 0))\n\
+        try:\n    socket.getnameinfo(('10.0.0.1', 80), socket.NI_NAMEREQD)\n\
+        except socket.gaierror:\n    print('no name')\n\
+        try:\n    socket.getaddrinfo('nosuch.test', 80)\n\
+        except socket.gaierror as e:\n    print('gaierror', e.errno == socket.EAI_NONAME)\n";
+    let out = client(&["python3", "-c", script]);
+    let curl = client(&["curl", "-sS", "--fail", "http://server.test:8000/"]);
+    // res_query, called as C does (ctypes finds the preloaded library's first).
+    let res = client(&[
+        "python3",
+        "-c",
+        "import ctypes\n\
+         libc = ctypes.CDLL(None)\n\
+         buf = ctypes.create_string_buffer(512)\n\
+         n = libc.res_query(b'server.test', 1, 1, buf, 512)\n\
+         print(n > 12, list(buf.raw[n - 4:n]))\n\
+         print(libc.res_query(b'nosuch.test', 1, 1, buf, 512))\n",
+    ]);
+    // perl's gethostbyname is C's.
+    let perl = client(&[
+        "perl",
+        "-e",
+        "my @h = gethostbyname('server.test') or die 'not found'; \
+         print join('.', unpack('C4', $h[4])), ' ', (gethostbyname('nosuch.test') ? 'found' : 'none'), qq(\\n);",
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(line.trim(), "ready");
+    assert_success(&out, "python3 under vdestack run --dns");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "['10.0.0.1']\n('10.0.0.1', 80)\n10.0.0.1\n('10.0.0.1', 'http')\nno name\ngaierror True\n"
+    );
+    assert_success(&curl, "curl under vdestack run --dns");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "hello");
+    assert_success(&res, "res_query under vdestack run --dns");
+    assert_eq!(
+        String::from_utf8_lossy(&res.stdout),
+        "True [10, 0, 0, 1]\n-1\n"
+    );
+    assert_success(&perl, "perl's gethostbyname under vdestack run --dns");
+    assert_eq!(String::from_utf8_lossy(&perl.stdout), "10.0.0.1 none\n");
+}

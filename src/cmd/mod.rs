@@ -35,6 +35,8 @@
 //!   it knows nothing of commands;
 //! - `lexer` (splitting) and `parse` (iproute2's number and address syntax);
 //! - `show`: iproute2's output format, reading the model;
+//! - `interface`: the links as a program sees them ([`Interface`]: `getifaddrs`,
+//!   the SIOCGIF* ioctls), and read back from `ip addr show`'s output;
 //! - `ip`: the command language, which turns words into requests, checks them
 //!   against the model and applies them.
 //!
@@ -45,6 +47,7 @@
 
 mod config;
 mod error;
+mod interface;
 mod ip;
 mod lexer;
 mod parse;
@@ -56,6 +59,7 @@ pub use config::{
     IfAddr, Link, LinkKind, NetConfig, NextHop, Route, RouteProto, MAX_ADDRS, MAX_USER_ROUTES,
 };
 pub use error::CmdError;
+pub use interface::{netmask, Interface, InterfaceFlags};
 pub use lexer::split_commands;
 
 impl NetConfig {

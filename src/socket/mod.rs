@@ -100,19 +100,21 @@ pub(crate) use descriptor_controls;
 
 mod options;
 mod ping;
+mod resolve;
 mod tcp;
 mod udp;
 
 pub use options::SocketConfig;
 pub(crate) use options::{checked_keepalive, checked_ttl};
 pub use ping::PingSocket;
+pub use resolve::ToStackAddrs;
 pub(crate) use tcp::{Acceptor, Conn};
 pub use tcp::{TcpListener, TcpStream};
 pub(crate) use udp::Udp;
 pub use udp::UdpSocket;
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 /// For a stack of the kernel backend, the kernel socket a socket type holds, made
 /// in the stack's namespace (through [`Stack::msocket`](crate::Stack::msocket), so without naming the
@@ -140,13 +142,15 @@ pub(crate) fn kernel_socket(
         .map(Some)
 }
 
-/// Resolves `addr` the way std::net does, trying each address until `f` succeeds.
-pub(crate) fn each_addr<A: ToSocketAddrs, T>(
+/// Resolves `addr` as std::net does, its names through `stack` (none: names are
+/// refused), trying each address until `f` succeeds.
+pub(crate) fn each_addr<A: ToStackAddrs, T>(
+    stack: Option<&crate::stack::Stack>,
     addr: A,
     mut f: impl FnMut(SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
     let mut last = None;
-    for addr in addr.to_socket_addrs()? {
+    for addr in resolve::stack_addrs(stack, addr)? {
         match f(addr) {
             Ok(value) => return Ok(value),
             Err(e) => last = Some(e),

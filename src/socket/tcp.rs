@@ -1,17 +1,17 @@
 //! TCP streams and listeners, mirroring `std::net` with the stack as first argument.
 
-use super::each_addr;
 use super::options::{
     apply_to_kernel_socket, checked_keepalive, checked_ttl, kernel_socket_options, OptionRecord,
     SocketConfig,
 };
+use super::{each_addr, ToStackAddrs};
 use crate::engine::{SocketOptions, TCP_BUFFER};
 use crate::pump::{decode_accept, ConnShared, Control, EndToken, EndWatch, PumpHandle};
 use crate::stack::{Stack, StackCtx};
 use crate::sys;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -104,18 +104,20 @@ impl TcpStream {
     ///
     /// Errors as Linux gives them: `ECONNREFUSED`, `ENETUNREACH` (no route),
     /// `EHOSTUNREACH` (the next hop does not answer ARP), `ETIMEDOUT`.
-    pub fn connect<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpStream> {
+    pub fn connect<A: ToStackAddrs>(stack: &Stack, addr: A) -> io::Result<TcpStream> {
         Self::connect_with(stack, addr, &SocketConfig::default())
     }
 
     /// Like [`TcpStream::connect`], with options chosen before connecting
     /// (buffer sizes, keep-alive, ...).
-    pub fn connect_with<A: ToSocketAddrs>(
+    pub fn connect_with<A: ToStackAddrs>(
         stack: &Stack,
         addr: A,
         config: &SocketConfig,
     ) -> io::Result<TcpStream> {
-        each_addr(addr, |addr| Self::open(stack, addr, None, config.options))
+        each_addr(Some(stack), addr, |addr| {
+            Self::open(stack, addr, None, config.options)
+        })
     }
 
     /// Like [`TcpStream::connect`], giving up after `timeout` (`ETIMEDOUT`).
@@ -558,19 +560,21 @@ impl Acceptor {
 impl TcpListener {
     /// Listens on `addr` (port 0: an ephemeral port). `EADDRINUSE` if the port is
     /// taken, `EADDRNOTAVAIL` if the stack does not have the address.
-    pub fn bind<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpListener> {
+    pub fn bind<A: ToStackAddrs>(stack: &Stack, addr: A) -> io::Result<TcpListener> {
         Self::bind_with(stack, addr, &SocketConfig::default())
     }
 
     /// Like [`TcpListener::bind`], with options chosen before binding
     /// (`SO_REUSEADDR`, `SO_REUSEPORT`, `IPV6_V6ONLY`, ...). The connections it
     /// accepts start with its options, as on Linux.
-    pub fn bind_with<A: ToSocketAddrs>(
+    pub fn bind_with<A: ToStackAddrs>(
         stack: &Stack,
         addr: A,
         config: &SocketConfig,
     ) -> io::Result<TcpListener> {
-        each_addr(addr, |addr| Self::bind_one(stack, addr, &config.options))
+        each_addr(Some(stack), addr, |addr| {
+            Self::bind_one(stack, addr, &config.options)
+        })
     }
 
     fn bind_one(

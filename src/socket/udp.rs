@@ -5,15 +5,15 @@
 //! work on it; an unconnected one carries each datagram behind its address, which
 //! [`UdpSocket::send_to`] and [`UdpSocket::recv_from`] add and strip.
 
-use super::each_addr;
 use super::options::{checked_ttl, OptionRecord, SocketConfig};
+use super::{each_addr, ToStackAddrs};
 use crate::engine::{check_echo_request, udp_check_send, unmap, DatagramProto, SocketOptions};
 use crate::pump::{decode_addr, encode_addr, Control, UdpShared, ADDR_BYTES};
 use crate::stack::{Stack, StackCtx};
 use crate::sys;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -275,18 +275,18 @@ impl UdpSocket {
     /// sources then read as v4-mapped addresses (`IPV6_V6ONLY` off, as on Linux).
     ///
     /// Errors: `EADDRINUSE`, `EADDRNOTAVAIL` (not one of the stack's addresses).
-    pub fn bind<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<UdpSocket> {
+    pub fn bind<A: ToStackAddrs>(stack: &Stack, addr: A) -> io::Result<UdpSocket> {
         Self::bind_with(stack, addr, &SocketConfig::default())
     }
 
     /// Like [`UdpSocket::bind`], with options chosen before binding
     /// (`SO_REUSEADDR`, `SO_REUSEPORT`, `SO_RCVBUF`, ...).
-    pub fn bind_with<A: ToSocketAddrs>(
+    pub fn bind_with<A: ToStackAddrs>(
         stack: &Stack,
         addr: A,
         config: &SocketConfig,
     ) -> io::Result<UdpSocket> {
-        each_addr(addr, |addr| {
+        each_addr(Some(stack), addr, |addr| {
             if let Some(fd) = super::kernel_socket(stack, &addr, libc::SOCK_DGRAM)? {
                 super::options::apply_to_kernel_socket(
                     fd.as_fd(),
@@ -317,8 +317,8 @@ impl UdpSocket {
     /// sends there. Datagrams from others that were queued are dropped.
     ///
     /// Errors: `ENETUNREACH` without a route.
-    pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        each_addr(addr, |addr| match self.face() {
+    pub fn connect<A: ToStackAddrs>(&self, addr: A) -> io::Result<()> {
+        each_addr(None, addr, |addr| match self.face() {
             Face::Stack(udp) => udp.connect(self.fd.as_fd(), Some(addr)),
             Face::Kernel(k) => k.connect(addr),
         })
@@ -337,8 +337,8 @@ impl UdpSocket {
     /// a datagram leaves in fragments), `EACCES` to a broadcast address without [`UdpSocket::set_broadcast`],
     /// `ENETUNREACH` without a route. A connected socket may send to another address
     /// than its peer's, as on Linux.
-    pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        each_addr(addr, |addr| match self.face() {
+    pub fn send_to<A: ToStackAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        each_addr(None, addr, |addr| match self.face() {
             Face::Stack(udp) => udp.send_to(self.fd.as_fd(), buf, Some(addr), 0),
             Face::Kernel(k) => k.send_to(buf, addr),
         })

@@ -48,7 +48,10 @@ const NOT_FOUND: i32 = 127;
 const USAGE: i32 = 2;
 
 const USAGE_TEXT: &str = "usage: vdestack run [--vnl LOCATOR] [--ifname NAME] [--cmd 'STACKCMD'] \
-                          -- PROGRAM [ARGS...]";
+                          [--dns ADDR]... [--host-dns] -- PROGRAM [ARGS...]\n\
+                          \n  --dns ADDR   a name server the stack asks (port 53; repeatable); \
+                          none by default\n  --host-dns   also ask the servers of the host's \
+                          /etc/resolv.conf";
 
 /// What `vdestack run` was asked.
 #[derive(Debug, Default, PartialEq)]
@@ -57,6 +60,10 @@ struct Run {
     ifname: Option<String>,
     cmd: Option<String>,
     dhcp: bool,
+    /// The stack's name servers (`--dns`).
+    dns: Vec<std::net::IpAddr>,
+    /// Add the host's `/etc/resolv.conf` servers (`--host-dns`).
+    host_dns: bool,
     program: Vec<OsString>,
 }
 
@@ -94,6 +101,14 @@ fn parse(args: &[OsString]) -> Result<Run, String> {
             "--ifname" => run.ifname = Some(value()?),
             "--cmd" => run.cmd = Some(value()?),
             "--dhcp" if inline.is_none() => run.dhcp = true,
+            "--dns" => {
+                let text = value()?;
+                let addr = text
+                    .parse()
+                    .map_err(|_| format!("--dns {text}: not an IPv4 or IPv6 address"))?;
+                run.dns.push(addr);
+            }
+            "--host-dns" if inline.is_none() => run.host_dns = true,
             "--" => {
                 run.program = args.cloned().collect();
                 break;
@@ -266,7 +281,12 @@ fn run(run: Run) -> i32 {
         return FAILED;
     };
     let library = std::fs::canonicalize(&library).unwrap_or(library);
-    let mut builder = Stack::builder().vnl(&run.vnl);
+    let mut servers = run.dns.clone();
+    if run.host_dns {
+        let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        servers.extend(vdestack::dns::ResolvConf::parse(&text).name_servers);
+    }
+    let mut builder = Stack::builder().vnl(&run.vnl).name_servers(servers);
     if let Some(ifname) = &run.ifname {
         builder = builder.ifname(ifname);
     }
@@ -390,6 +410,24 @@ mod tests {
         assert!(parse(&args(&["walk", "--", "true"])).is_err());
         assert!(parse(&args(&["run"])).is_err());
         assert!(parse(&args(&["run", "--vnl"])).is_err());
+        let dns = parse(&args(&[
+            "run",
+            "--dns",
+            "10.0.0.53",
+            "--dns=::1",
+            "--host-dns",
+            "true",
+        ]))
+        .unwrap();
+        assert_eq!(
+            dns.dns,
+            [
+                "10.0.0.53".parse::<std::net::IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        assert!(dns.host_dns);
+        assert!(parse(&args(&["run", "--dns", "name.test", "true"])).is_err());
         assert!(parse(&args(&["run", "--bogus", "--", "true"])).is_err());
         assert!(parse(&args(&["run", "--"])).is_err());
     }

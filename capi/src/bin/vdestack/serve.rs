@@ -157,12 +157,42 @@ pub fn answer(stack: &Stack, message: &[u8], fd: Option<OwnedFd>) -> (Answer, Op
             Err(e) => (Answer(Err(errno(&e))), None),
         };
     }
+    if request == Request::Interfaces {
+        return match stack.interfaces() {
+            Ok(list) => (
+                Answer(Ok(Reply::Interfaces(list.iter().map(Into::into).collect()))),
+                None,
+            ),
+            Err(e) => (Answer(Err(errno(&e))), None),
+        };
+    }
+    if let Request::Lookup(name) = &request {
+        let found = stack.lookup_host(name).map_err(|e| gai_code(&e));
+        return (Answer(Ok(Reply::Addrs(found))), None);
+    }
+    if let Request::Query { name, qtype } = &request {
+        let qtype = vdestack::dns::RecordType::from_code(*qtype);
+        return match stack.query_dns(name, qtype) {
+            Ok(bytes) => (Answer(Ok(Reply::Bytes(bytes))), None),
+            Err(e) => (Answer(Err(errno(&e))), None),
+        };
+    }
     let Some(fd) = fd else {
         return (Answer(Err(libc::EBADF)), None);
     };
     match call(&request, fd) {
         Ok((reply, back)) => (Answer(Ok(reply)), back),
         Err(e) => (Answer(Err(errno(&e))), None),
+    }
+}
+
+/// The `getaddrinfo` code of a lookup's failure.
+fn gai_code(e: &io::Error) -> i32 {
+    match e.kind() {
+        io::ErrorKind::NotFound => libc::EAI_NONAME,
+        io::ErrorKind::TimedOut => libc::EAI_AGAIN,
+        io::ErrorKind::InvalidInput => libc::EAI_NONAME,
+        _ => libc::EAI_FAIL,
     }
 }
 
@@ -182,7 +212,10 @@ fn inode(fd: BorrowedFd<'_>) -> Option<u64> {
 fn call(request: &Request, fd: OwnedFd) -> io::Result<(Reply, Option<OwnedFd>)> {
     let s = fd.as_fd();
     match request {
-        Request::Socket { .. } => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        Request::Socket { .. }
+        | Request::Interfaces
+        | Request::Lookup(_)
+        | Request::Query { .. } => Err(io::Error::from_raw_os_error(libc::EINVAL)),
         Request::Kind => Ok((Reply::Kind(kind_of(s)), None)),
         Request::Bind(a) => done(bsd::bind(s, *a)),
         Request::Connect(a) => done(bsd::connect(s, *a)),
