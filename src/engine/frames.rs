@@ -13,8 +13,9 @@ use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
     EthernetRepr, Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, Icmpv6Repr, IpAddress,
-    IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet, Ipv6Repr, NdiscNeighborFlags,
-    NdiscRepr, RawHardwareAddress, TcpPacket, TcpSeqNumber, UdpPacket,
+    IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, Ipv6Address, Ipv6Packet, Ipv6Repr,
+    NdiscNeighborFlags, NdiscRepr, RawHardwareAddress, TcpControl, TcpPacket, TcpRepr,
+    TcpSeqNumber, UdpPacket,
 };
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -169,6 +170,89 @@ pub(crate) fn write_tcp_part(buf: &mut Vec<u8>, frame: &[u8], part: TcpPart) -> 
         }
     }
     tcp.fill_checksum(&src, &dst);
+    true
+}
+
+/// Writes into `buf` a bare ACK answering the TCP segment `frame` carries, from
+/// its destination back to its source (Ethernet addresses swapped: the reply
+/// goes back by the hop the segment came from), with `seq`, `ack` and `window`
+/// and no options. What a TIME-WAIT record answers with, having no socket for
+/// smoltcp to do it. False (and `buf` empty) if `frame` is not a TCP segment.
+pub(crate) fn write_tcp_ack_reply(
+    buf: &mut Vec<u8>,
+    frame: &[u8],
+    seq: TcpSeqNumber,
+    ack: TcpSeqNumber,
+    window: u16,
+) -> bool {
+    buf.clear();
+    let Some((src, dst, proto, l4, fragment)) = ip_parts(frame) else {
+        return false;
+    };
+    let Ok(segment) = TcpPacket::new_checked(l4) else {
+        return false;
+    };
+    if fragment || proto != IpProtocol::Tcp {
+        return false;
+    }
+    let Ok(eth_in) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    let tcp = TcpRepr {
+        src_port: segment.dst_port(),
+        dst_port: segment.src_port(),
+        control: TcpControl::None,
+        seq_number: seq,
+        ack_number: Some(ack),
+        window_len: window,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let eth = EthernetRepr {
+        src_addr: eth_in.dst_addr(),
+        dst_addr: eth_in.src_addr(),
+        ethertype: eth_in.ethertype(),
+    };
+    let caps = ChecksumCapabilities::default();
+    let (ours, theirs): (IpAddress, IpAddress) = (dst.into(), src.into());
+    let ip_len = match (ours, theirs) {
+        (IpAddress::Ipv4(_), IpAddress::Ipv4(_)) => 20,
+        (IpAddress::Ipv6(_), IpAddress::Ipv6(_)) => 40,
+        _ => return false,
+    };
+    buf.resize(eth.buffer_len() + ip_len + tcp.buffer_len(), 0);
+    let mut out = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth.emit(&mut out);
+    let l3 = out.payload_mut();
+    if let (IpAddress::Ipv4(s), IpAddress::Ipv4(d)) = (ours, theirs) {
+        let ip = Ipv4Repr {
+            src_addr: s,
+            dst_addr: d,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut *l3), &caps);
+    } else if let (IpAddress::Ipv6(s), IpAddress::Ipv6(d)) = (ours, theirs) {
+        let ip = Ipv6Repr {
+            src_addr: s,
+            dst_addr: d,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        ip.emit(&mut Ipv6Packet::new_unchecked(&mut *l3));
+    }
+    tcp.emit(
+        &mut TcpPacket::new_unchecked(&mut l3[ip_len..]),
+        &ours,
+        &theirs,
+        &caps,
+    );
     true
 }
 
@@ -815,6 +899,11 @@ pub(crate) struct AckSequence {
 const MAX_FLOWS: usize = 16 * 1024;
 
 impl AckSequence {
+    /// One past the highest sequence number `flow` sent, if remembered.
+    pub(crate) fn highest(&self, flow: &Flow) -> Option<TcpSeqNumber> {
+        self.sent.get(flow).copied()
+    }
+
     /// Looks at an outgoing frame, and mends its sequence number if it is a pure
     /// ACK stamped below what the flow already sent. Returns what the frame
     /// carries if it is a TCP segment (so that it is read once).
@@ -877,6 +966,7 @@ impl AckSequence {
             fin: tcp.fin(),
             ack: tcp.ack().then(|| tcp.ack_number()),
             rst: tcp.rst(),
+            window: tcp.window_len(),
         };
         if tcp.rst() {
             self.sent.remove(&key);
@@ -916,6 +1006,8 @@ pub(crate) struct EgressSegment {
     pub fin: bool,
     pub ack: Option<TcpSeqNumber>,
     pub rst: bool,
+    /// The window field as sent (not scaled).
+    pub window: u16,
 }
 
 /// Makes a receiver with a hole in its data say so loudly enough for a smoltcp

@@ -52,6 +52,7 @@ mod reassembly;
 mod recovery;
 mod rings;
 mod tcp_table;
+mod time_wait;
 mod udp;
 
 use crate::cmd::NetConfig;
@@ -115,6 +116,11 @@ pub(crate) const GIVE_UP: Duration = Duration::from_secs(120);
 
 /// The longest a connection the application let go of is kept finishing its close.
 const ORPHAN_LIMIT: Duration = Duration::from_secs(60);
+
+/// How far off smoltcp's next deadline for a connection in TIME-WAIT must be for
+/// it to owe its peer nothing (an ACK waits 1 ms, a neighbour 1 s; its own end of
+/// TIME-WAIT is 10 s away): then the socket can give way to a record.
+const TIME_WAIT_SETTLED: Duration = Duration::from_secs(2);
 
 /// Linux's connect timeout with the default `tcp_syn_retries` (6): 127 s.
 const CONNECT_GIVE_UP: Duration = Duration::from_secs(127);
@@ -195,9 +201,21 @@ struct Conn {
     /// transmit ring's pages go back before that (see [`rings`]).
     lease: Option<Lease>,
     tx_pages: rings::TxPages,
+    /// The acknowledgement number and window of the last segment it sent: what
+    /// its TIME-WAIT record answers with (see [`time_wait`]).
+    last_ack: Option<(smoltcp::wire::TcpSeqNumber, u16)>,
 }
 
 impl Conn {
+    /// Remembers what the last segment it sent acknowledged (none sent: kept).
+    fn note_sent(&mut self, segment: Option<frames::EgressSegment>) {
+        if let Some(segment) = segment.filter(|s| !s.rst) {
+            if let Some(ack) = segment.ack {
+                self.last_ack = Some((ack, segment.window));
+            }
+        }
+    }
+
     /// When the next keep-alive probe is due ([`lifecycle::probe_due`]); only an
     /// open connection probes.
     fn next_probe(&self) -> Option<Duration> {
@@ -225,6 +243,7 @@ impl Conn {
             rescued: Vec::new(),
             lease: None,
             tx_pages: rings::TxPages::default(),
+            last_ack: None,
         }
     }
 }
@@ -257,6 +276,8 @@ pub(crate) struct Engine {
     no_sockets: SocketSet<'static>,
     /// Every TCP connection, each in a set of its own (see `tcp_table`).
     tcp: tcp_table::TcpTable,
+    /// What is left of closed connections in TIME-WAIT (see `time_wait`).
+    time_waits: time_wait::TimeWaits,
     /// The connections one transmit serves (kept for its allocation).
     serving: Vec<TcpHandle>,
     /// Every connection served, in order (tests of what a transmit visits).
@@ -316,6 +337,7 @@ impl Engine {
             polling: Vec::new(),
             no_sockets: SocketSet::new(Vec::new()),
             tcp: tcp_table::TcpTable::default(),
+            time_waits: time_wait::TimeWaits::default(),
             serving: Vec::new(),
             #[cfg(test)]
             served: Vec::new(),
@@ -478,6 +500,9 @@ impl Engine {
             link_mtu::clamp_mss(&mut clamped, self.io.mtu);
             return self.ingest(&clamped);
         }
+        if !self.time_waits.is_empty() && self.meet_time_wait(frame, &tcp) {
+            return;
+        }
         if tcp.opens() && !self.admit_syn(tcp.segment) {
             return;
         }
@@ -600,12 +625,14 @@ impl Engine {
         let Some((handle, entry)) = handle.and_then(|h| Some((h, self.tcp.get_mut(h)?))) else {
             return self.ingest_with_no_socket(frame);
         };
+        self.io.last_tcp = None;
         let mut port = Port {
             io: &mut self.io,
             rx: Some(frame),
         };
         self.iface
             .poll_ingress_single(instant(self.now), &mut port, entry.set_mut());
+        entry.conn.note_sent(self.io.last_tcp.take());
         let unused_embryo = match entry.conn.phase {
             Phase::Embryo(listener) if entry.socket().state() == TcpState::Listen => Some(listener),
             _ => None,
@@ -684,6 +711,11 @@ impl Engine {
         self.io.now = now;
         let ts = instant(now);
         self.iface.poll_maintenance(ts);
+        if self.time_waits.next_expiry().is_some_and(|at| at <= now) {
+            let ports = &mut self.ports;
+            self.time_waits
+                .expire(now, |port, how| ports.release(port, how));
+        }
         self.repair_stalls();
         self.tcp.wake_due(now);
         self.poll_datagrams();
@@ -770,6 +802,7 @@ impl Engine {
         #[cfg(test)]
         self.served.push(handle);
         let segments_before = self.io.segments_sent;
+        self.io.last_tcp = None;
         for _ in 0..64 {
             let mut port = Port::idle(&mut self.io);
             let result = self.iface.poll_egress(ts, &mut port, entry.set_mut());
@@ -777,6 +810,7 @@ impl Engine {
                 break;
             }
         }
+        entry.conn.note_sent(self.io.last_tcp.take());
         if let Phase::Connecting { next_hop, .. } = &mut entry.conn.phase {
             if self.io.segments_sent != segments_before {
                 // smoltcp sends only once it has the hop's address: from now on
@@ -791,6 +825,8 @@ impl Engine {
             return;
         };
         let changed = Snapshot::of(entry) != before;
+        let in_time_wait = matches!(entry.conn.phase, Phase::Orphan { .. })
+            && entry.socket().state() == TcpState::TimeWait;
         let smoltcp_at = self.iface.poll_at(ts, entry.set()).map(duration);
         let own_at = [entry.conn.deadline(self.now), entry.conn.tx_pages.due()]
             .into_iter()
@@ -806,7 +842,74 @@ impl Engine {
         if smoltcp_at == Some(self.neighbor_silence_ends()) {
             self.tcp.wait_for_neighbor(handle);
         }
+        let owes_nothing = smoltcp_at.is_none_or(|at| at > self.now + TIME_WAIT_SETTLED);
+        if owes_nothing && in_time_wait {
+            return self.enter_time_wait(handle);
+        }
         self.tcp.schedule(handle, at, self.now);
+    }
+
+    /// Replaces an orphan in TIME-WAIT that owes its peer nothing by a record
+    /// (see [`time_wait`]): its socket is dropped and its rings given back, the
+    /// record holds its port. Past the records' cap it is simply forgotten.
+    fn enter_time_wait(&mut self, handle: TcpHandle) {
+        let Some(entry) = self.tcp.get(handle) else {
+            return;
+        };
+        let socket = entry.socket();
+        let flow = socket
+            .local_endpoint()
+            .zip(socket.remote_endpoint())
+            .map(|(l, r)| (l.addr.into(), l.port, r.addr.into(), r.port));
+        let record = flow
+            .zip(entry.conn.last_ack)
+            .and_then(|(flow, (ack, window))| {
+                let snd_nxt = self.io.ack_sequence.highest(&flow)?;
+                let record = time_wait::Record {
+                    snd_nxt,
+                    rcv_nxt: ack,
+                    window,
+                    port: entry.conn.port,
+                    port_use: entry.conn.port_use,
+                    expires: self.now,
+                };
+                Some((flow, record))
+            });
+        if let Some((flow, record)) = record {
+            if self.time_waits.insert(flow, record, self.now) {
+                // The record holds the port the connection held.
+                self.ports.share(record.port, record.port_use);
+            }
+        }
+        self.forget(handle);
+    }
+
+    /// Judges a segment for a 4-tuple in TIME-WAIT (see [`time_wait`]); true if
+    /// it is done with (answered or ignored), false if it goes on (no record, or
+    /// a new SYN that ended one).
+    fn meet_time_wait(&mut self, frame: &[u8], tcp: &frames::TcpView) -> bool {
+        let flow = flow_of(tcp.segment);
+        match self.time_waits.judge(&flow, tcp, self.now) {
+            None => false,
+            Some(time_wait::Verdict::Ignore) => true,
+            Some(time_wait::Verdict::Ack { seq, ack, window }) => {
+                let mut reply = self.io.pool.pop().unwrap_or_default();
+                if frames::write_tcp_ack_reply(&mut reply, frame, seq, ack, window) {
+                    self.io.route(reply);
+                } else {
+                    self.io.recycle(reply);
+                }
+                true
+            }
+            Some(time_wait::Verdict::Ended {
+                port,
+                port_use,
+                reopen,
+            }) => {
+                self.ports.release(port, port_use);
+                !reopen
+            }
+        }
     }
 
     /// Hands smoltcp the duplicate ACKs that make it retransmit on connections
@@ -875,6 +978,7 @@ impl Engine {
             self.tcp.next_deadline(),
             self.datagrams.next_deadline(),
             self.io.stalls.deadline(),
+            self.time_waits.next_expiry(),
             interface,
         ]
         .into_iter()
@@ -1615,6 +1719,8 @@ struct FrameIo {
     next_fragment_id: u32,
     /// TCP segments sent so far: whether a poll of one connection sent any.
     segments_sent: u64,
+    /// The last TCP segment sent (what a poll of one connection sent last).
+    last_tcp: Option<frames::EgressSegment>,
 }
 
 impl FrameIo {
@@ -1635,6 +1741,7 @@ impl FrameIo {
             now: Duration::ZERO,
             next_fragment_id: 0,
             segments_sent: 0,
+            last_tcp: None,
         }
     }
 
@@ -1659,6 +1766,7 @@ impl FrameIo {
     fn route(&mut self, mut frame: Vec<u8>) {
         if let Some(segment) = self.ack_sequence.on_egress(&mut frame) {
             self.segments_sent += 1;
+            self.last_tcp = Some(segment);
             if segment.len > segment.data + usize::from(segment.fin) {
                 // A SYN: its MSS option keeps to the link (see `link_mtu`).
                 link_mtu::clamp_mss(&mut frame, self.mtu);

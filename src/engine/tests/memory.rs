@@ -103,7 +103,7 @@ fn a_stack_holds_no_fragment_buffers() {
 }
 
 /// A wire whose engines take their rings from counting sources.
-fn counted_wire() -> (Wire, rings::testing::Counting, rings::testing::Counting) {
+pub(super) fn counted_wire() -> (Wire, rings::testing::Counting, rings::testing::Counting) {
     let mut w = Wire::new();
     let (a, b) = (
         rings::testing::Counting::default(),
