@@ -256,6 +256,15 @@ pub(crate) fn write_tcp_ack_reply(
     true
 }
 
+/// The IPv4 destination of `frame`, if it carries an IPv4 packet.
+pub(crate) fn ipv4_dst(frame: &[u8]) -> Option<Ipv4Address> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    Some(Ipv4Packet::new_checked(eth.payload()).ok()?.dst_addr())
+}
+
 /// The IP header fields of `frame`: source, destination, protocol, payload, and
 /// whether it is a fragment (whose payload is not a whole transport header).
 fn ip_parts(frame: &[u8]) -> Option<(IpAddr, IpAddr, IpProtocol, &[u8], bool)> {

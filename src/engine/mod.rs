@@ -8,7 +8,8 @@
 //! What it adds on top of smoltcp:
 //! - loopback: frames to our own MAC, and ARP requests and neighbour solicitations
 //!   for our own addresses, come back in instead of going out (only while `lo` is
-//!   up, as in a Linux namespace);
+//!   up, as in a Linux namespace), for all of 127.0.0.0/8 as Linux's `lo` holds
+//!   it (smoltcp's interface has 127.0.0.1 alone);
 //! - a listen backlog: a listening socket is created per incoming SYN, up to the
 //!   backlog, instead of smoltcp's one socket per port;
 //! - ephemeral ports, `EADDRINUSE`/`EADDRNOTAVAIL`/`ENETUNREACH` checks, and
@@ -555,12 +556,7 @@ impl Engine {
             return false;
         };
         let news = !self.io.local_v4.contains(&addr) && mac != self.io.mac;
-        let ours = self
-            .io
-            .local_v4
-            .iter()
-            .copied()
-            .find(|a| a.octets()[0] != 127);
+        let ours = self.io.local_v4.iter().copied().find(|&a| !in_lo_net(a));
         let Some(our_ip) = ours.filter(|_| news) else {
             return false;
         };
@@ -695,7 +691,14 @@ impl Engine {
             let Some(frame) = self.io.loopback.pop_front() else {
                 break;
             };
+            // Linux's `lo` holds 127.0.0.1/8, the whole network; smoltcp's
+            // interface takes 127.0.0.1 only, and drops a packet to any other
+            // address unless told to take any (AnyIP). Only for what the stack
+            // sent itself: from the wire, Linux drops 127/8 as martian.
+            let lo_net = frames::ipv4_dst(&frame).is_some_and(in_lo_net);
+            self.iface.set_any_ip(lo_net);
             self.ingest(&frame);
+            self.iface.set_any_ip(false);
             self.io.recycle(frame);
             any = true;
         }
@@ -803,6 +806,13 @@ impl Engine {
         self.served.push(handle);
         let segments_before = self.io.segments_sent;
         self.io.last_tcp = None;
+        // smoltcp sends from its own addresses only: a connection on 127.0.0.2
+        // (local on Linux, see `receive_loopback`) needs AnyIP to send.
+        let lo_net = entry
+            .socket()
+            .local_endpoint()
+            .is_some_and(|l| matches!(l.addr, IpAddress::Ipv4(v4) if in_lo_net(v4)));
+        self.iface.set_any_ip(lo_net);
         for _ in 0..64 {
             let mut port = Port::idle(&mut self.io);
             let result = self.iface.poll_egress(ts, &mut port, entry.set_mut());
@@ -810,6 +820,7 @@ impl Engine {
                 break;
             }
         }
+        self.iface.set_any_ip(false);
         entry.conn.note_sent(self.io.last_tcp.take());
         if let Phase::Connecting { next_hop, .. } = &mut entry.conn.phase {
             if self.io.segments_sent != segments_before {
@@ -1556,6 +1567,11 @@ impl Drop for Engine {
     }
 }
 
+/// Whether `addr` is in 127.0.0.0/8, which Linux's `lo` holds whole.
+fn in_lo_net(addr: Ipv4Address) -> bool {
+    addr.octets()[0] == 127
+}
+
 /// Whether a connection in `state` has received its peer's FIN.
 fn fin_received(state: TcpState) -> bool {
     matches!(
@@ -1758,7 +1774,7 @@ impl FrameIo {
     }
 
     fn is_local_v4(&self, addr: Ipv4Address) -> bool {
-        (self.lo_up && addr.octets()[0] == 127) || self.local_v4.contains(&addr)
+        (self.lo_up && in_lo_net(addr)) || self.local_v4.contains(&addr)
     }
 
     /// Sends a frame smoltcp built where it belongs: back in (loopback), out, or

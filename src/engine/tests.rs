@@ -7,6 +7,7 @@ use udp::MAX_UDP_V4;
 
 mod ephemeral;
 mod limits;
+mod loopback_net;
 mod memory;
 mod time_wait;
 
