@@ -533,6 +533,69 @@ pub(crate) fn write_arp_reply(
     write_arp(buf, owner_mac, owner_mac, arp);
 }
 
+/// Writes into `buf` the ARP request with which `mac`, holding `src`, asks who
+/// has `target`.
+pub(crate) fn write_arp_request(
+    buf: &mut Vec<u8>,
+    mac: EthernetAddress,
+    src: Ipv4Address,
+    target: Ipv4Address,
+) {
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: mac,
+        source_protocol_addr: src,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: target,
+    };
+    write_arp(buf, mac, EthernetAddress::BROADCAST, arp);
+}
+
+/// Writes into `buf` the neighbour solicitation with which `mac`, holding `src`,
+/// asks for `target`'s hardware address (to its solicited-node group).
+pub(crate) fn write_neighbor_solicit(
+    buf: &mut Vec<u8>,
+    mac: EthernetAddress,
+    src: Ipv6Address,
+    target: Ipv6Address,
+) {
+    let t = target.octets();
+    let group = Ipv6Address::from([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, t[13], t[14], t[15],
+    ]);
+    let g = group.octets();
+    // The Ethernet group of an IPv6 multicast address (RFC 2464).
+    let eth_dst = EthernetAddress([0x33, 0x33, g[12], g[13], g[14], g[15]]);
+    let icmp = Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+        target_addr: target,
+        lladdr: Some(RawHardwareAddress::from(mac)),
+    });
+    let ip = Ipv6Repr {
+        src_addr: src,
+        dst_addr: group,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: icmp.buffer_len(),
+        hop_limit: 255,
+    };
+    let eth = EthernetRepr {
+        src_addr: mac,
+        dst_addr: eth_dst,
+        ethertype: EthernetProtocol::Ipv6,
+    };
+    buf.clear();
+    buf.resize(eth.buffer_len() + ip.buffer_len() + icmp.buffer_len(), 0);
+    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth.emit(&mut frame);
+    let mut packet = Ipv6Packet::new_unchecked(frame.payload_mut());
+    ip.emit(&mut packet);
+    icmp.emit(
+        &src,
+        &group,
+        &mut Icmpv6Packet::new_unchecked(packet.payload_mut()),
+        &ChecksumCapabilities::default(),
+    );
+}
+
 /// Writes into `buf` an Ethernet frame from `src` to `dst` carrying `arp`.
 fn write_arp(buf: &mut Vec<u8>, src: EthernetAddress, dst: EthernetAddress, arp: ArpRepr) {
     let eth = EthernetRepr {

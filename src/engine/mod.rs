@@ -20,6 +20,8 @@
 //! - IPv4 on IPv6 sockets as Linux has it with `IPV6_V6ONLY` off (the default): a
 //!   listener on `[::]` takes IPv4 connections too and reports their addresses
 //!   v4-mapped (`::ffff:a.b.c.d`), and a connect to a v4-mapped address is IPv4;
+//! - neighbour discovery rate-limited per neighbour, as Linux does, not for the
+//!   whole interface as smoltcp does ([`Engine::ask_neighbor`]);
 //! - gratuitous ARP (and its IPv6 counterpart) when the hardware address changes,
 //!   and the neighbour-cache update smoltcp skips when a peer announces a change;
 //! - loss repair smoltcp lacks: partial ACKs repeated so a second hole is
@@ -838,6 +840,10 @@ impl Engine {
         let changed = Snapshot::of(entry) != before;
         let in_time_wait = matches!(entry.conn.phase, Phase::Orphan { .. })
             && entry.socket().state() == TcpState::TimeWait;
+        let endpoints = entry
+            .socket()
+            .local_endpoint()
+            .zip(entry.socket().remote_endpoint());
         let smoltcp_at = self.iface.poll_at(ts, entry.set()).map(duration);
         let own_at = [entry.conn.deadline(self.now), entry.conn.tx_pages.due()]
             .into_iter()
@@ -850,14 +856,44 @@ impl Engine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if smoltcp_at == Some(self.neighbor_silence_ends()) {
-            self.tcp.wait_for_neighbor(handle);
-        }
+        let waits = smoltcp_at == Some(self.neighbor_silence_ends());
         let owes_nothing = smoltcp_at.is_none_or(|at| at > self.now + TIME_WAIT_SETTLED);
         if owes_nothing && in_time_wait {
             return self.enter_time_wait(handle);
         }
+        if waits {
+            self.tcp.wait_for_neighbor(handle);
+            if let Some((local, remote)) = endpoints {
+                self.ask_neighbor(local.addr.into(), remote.addr.into());
+            }
+        }
         self.tcp.schedule(handle, at, self.now);
+    }
+
+    /// Asks for the hardware address of the next hop towards `remote`, from
+    /// `local`, unless it was asked for less than a second ago: what Linux's
+    /// per-neighbour rate limit allows, where smoltcp's one interface-wide
+    /// second of silence after any request held the second of two new
+    /// neighbours back a whole second. The answer fills smoltcp's cache, which
+    /// it reads before its silence, and wakes the waiting sockets.
+    fn ask_neighbor(&mut self, local: IpAddr, remote: IpAddr) {
+        let Some(hop) = self.config.lookup(remote).filter(|hop| !hop.local) else {
+            return;
+        };
+        if self.io.asked_lately(hop.addr) {
+            return;
+        }
+        let mut frame = self.io.pool.pop().unwrap_or_default();
+        match (local, hop.addr) {
+            (IpAddr::V4(src), IpAddr::V4(target)) => {
+                frames::write_arp_request(&mut frame, self.io.mac, src, target)
+            }
+            (IpAddr::V6(src), IpAddr::V6(target)) => {
+                frames::write_neighbor_solicit(&mut frame, self.io.mac, src, target)
+            }
+            _ => return self.io.recycle(frame),
+        }
+        self.io.route(frame);
     }
 
     /// Replaces an orphan in TIME-WAIT that owes its peer nothing by a record
@@ -1737,6 +1773,9 @@ struct FrameIo {
     segments_sent: u64,
     /// The last TCP segment sent (what a poll of one connection sent last).
     last_tcp: Option<frames::EgressSegment>,
+    /// When each neighbour was last asked for (ARP or neighbour solicitation),
+    /// by smoltcp or the engine: Linux rate-limits per neighbour.
+    neighbors_asked: HashMap<IpAddr, Duration>,
 }
 
 impl FrameIo {
@@ -1758,6 +1797,7 @@ impl FrameIo {
             next_fragment_id: 0,
             segments_sent: 0,
             last_tcp: None,
+            neighbors_asked: HashMap::new(),
         }
     }
 
@@ -1771,6 +1811,23 @@ impl FrameIo {
         if self.pool.len() < OUTBOX_LIMIT && frame.capacity() <= crate::link::MAX_FRAME {
             self.pool.push(frame);
         }
+    }
+
+    /// Whether `neighbor` was asked for less than a second ago.
+    fn asked_lately(&self, neighbor: IpAddr) -> bool {
+        self.neighbors_asked
+            .get(&neighbor)
+            .is_some_and(|&at| self.now < at + NEIGHBOR_SILENCE)
+    }
+
+    /// Notes that `neighbor` is asked for now.
+    fn note_asked(&mut self, neighbor: IpAddr) {
+        if self.neighbors_asked.len() >= 64 {
+            let now = self.now;
+            self.neighbors_asked
+                .retain(|_, at| now < *at + NEIGHBOR_SILENCE);
+        }
+        self.neighbors_asked.insert(neighbor, self.now);
     }
 
     fn is_local_v4(&self, addr: Ipv4Address) -> bool {
@@ -1811,6 +1868,7 @@ impl FrameIo {
                 }
                 return;
             }
+            self.note_asked(target.into());
         }
         if let Some((target, asker)) = frames::arp_request(&frame) {
             if self.is_local_v4(target) {
@@ -1822,6 +1880,7 @@ impl FrameIo {
                 }
                 return;
             }
+            self.note_asked(target.into());
         }
         if self.wire_up && frame.len() > self.mtu + 14 {
             self.send_oversized(frame);

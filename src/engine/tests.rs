@@ -9,6 +9,7 @@ mod ephemeral;
 mod limits;
 mod loopback_net;
 mod memory;
+mod neighbors;
 mod time_wait;
 
 const MS: Duration = Duration::from_millis(1);
