@@ -570,30 +570,7 @@ pub(crate) fn write_neighbor_solicit(
         target_addr: target,
         lladdr: Some(RawHardwareAddress::from(mac)),
     });
-    let ip = Ipv6Repr {
-        src_addr: src,
-        dst_addr: group,
-        next_header: IpProtocol::Icmpv6,
-        payload_len: icmp.buffer_len(),
-        hop_limit: 255,
-    };
-    let eth = EthernetRepr {
-        src_addr: mac,
-        dst_addr: eth_dst,
-        ethertype: EthernetProtocol::Ipv6,
-    };
-    buf.clear();
-    buf.resize(eth.buffer_len() + ip.buffer_len() + icmp.buffer_len(), 0);
-    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
-    eth.emit(&mut frame);
-    let mut packet = Ipv6Packet::new_unchecked(frame.payload_mut());
-    ip.emit(&mut packet);
-    icmp.emit(
-        &src,
-        &group,
-        &mut Icmpv6Packet::new_unchecked(packet.payload_mut()),
-        &ChecksumCapabilities::default(),
-    );
+    write_ndisc(buf, (mac, eth_dst), (src, group), icmp);
 }
 
 /// Writes into `buf` an Ethernet frame from `src` to `dst` carrying `arp`.
@@ -698,8 +675,19 @@ fn write_ndisc_advert(
         target_addr: addr,
         lladdr: Some(RawHardwareAddress::from(mac)),
     });
+    write_ndisc(buf, (mac, eth_dst), (addr, ip_dst), icmp);
+}
+
+/// Writes into `buf` the neighbour discovery message `icmp` from `(mac, src)`
+/// to `(eth_dst, ip_dst)`.
+fn write_ndisc(
+    buf: &mut Vec<u8>,
+    (mac, eth_dst): (EthernetAddress, EthernetAddress),
+    (src, ip_dst): (Ipv6Address, Ipv6Address),
+    icmp: Icmpv6Repr,
+) {
     let ip = Ipv6Repr {
-        src_addr: addr,
+        src_addr: src,
         dst_addr: ip_dst,
         next_header: IpProtocol::Icmpv6,
         payload_len: icmp.buffer_len(),
@@ -718,7 +706,7 @@ fn write_ndisc_advert(
     let mut packet = Ipv6Packet::new_unchecked(frame.payload_mut());
     ip.emit(&mut packet);
     icmp.emit(
-        &addr,
+        &src,
         &ip_dst,
         &mut Icmpv6Packet::new_unchecked(packet.payload_mut()),
         &ChecksumCapabilities::default(),

@@ -97,15 +97,22 @@ static void early_bytes(int listener)
 	close(conn);
 }
 
-static void shutdowns(int listener)
+/* A connection from b to `listener` on a: b's end; a's in *conn. */
+static int connected(int listener, int *conn)
 {
 	struct sockaddr_in to = inet("10.0.0.1", 80);
-	char buf[8];
-	int c = tcp(b), conn;
+	int c = tcp(b);
 
 	CHECK(connect(c, SA(to), sizeof to) == 0, "connect");
-	conn = accept(listener, NULL, NULL);
-	CHECK(conn >= 0, "accept");
+	*conn = accept(listener, NULL, NULL);
+	CHECK(*conn >= 0, "accept");
+	return c;
+}
+
+static void shutdowns(int listener)
+{
+	char buf[8];
+	int conn, c = connected(listener, &conn);
 
 	/* SHUT_WR: the peer reads the end; the other way still works. */
 	CHECK(write(c, "ab", 2) == 2, "write before SHUT_WR");
@@ -140,14 +147,10 @@ static void *accept_in_thread(void *listener)
 /* Once connected, read and readv read (the check before them is gone). */
 static void reads_once_connected(int listener)
 {
-	struct sockaddr_in to = inet("10.0.0.1", 80);
 	struct iovec iov;
 	char buf[8];
-	int fd = tcp(b), conn;
+	int conn, fd = connected(listener, &conn);
 
-	CHECK(connect(fd, SA(to), sizeof to) == 0, "connect");
-	conn = accept(listener, NULL, NULL);
-	CHECK(conn >= 0, "accept");
 	CHECK(write_full(conn, "hello", 5) == 0, "write");
 	CHECK(read_full(fd, buf, 3) == 0 && memcmp(buf, "hel", 3) == 0,
 	      "read once connected");
