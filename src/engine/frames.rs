@@ -591,14 +591,7 @@ fn write_arp(buf: &mut Vec<u8>, src: EthernetAddress, dst: EthernetAddress, arp:
 /// `addr` to everyone on the link (what Linux sends on a hardware address change
 /// with `arp_notify`).
 pub(crate) fn write_arp_announcement(buf: &mut Vec<u8>, mac: EthernetAddress, addr: Ipv4Address) {
-    let arp = ArpRepr::EthernetIpv4 {
-        operation: ArpOperation::Request,
-        source_hardware_addr: mac,
-        source_protocol_addr: addr,
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: addr,
-    };
-    write_arp(buf, mac, EthernetAddress::BROADCAST, arp);
+    write_arp_request(buf, mac, addr, addr);
 }
 
 /// The sender of a gratuitous ARP (one whose sender and target addresses are the
