@@ -47,6 +47,45 @@ fn reuseaddr_rebinds_beside_old_connections_but_not_beside_a_listener(b: Backend
     again.accept().unwrap();
 }
 
+/// A server that closed its connections first leaves them in TIME-WAIT on its
+/// port: restarting it binds with SO_REUSEADDR (on both the old and the new
+/// socket) and fails without, as on Linux; an old socket without it keeps the
+/// port from both.
+fn time_wait_holds_the_port_against_a_bind_without_reuseaddr(b: Backend) {
+    for old_reuse in [true, false] {
+        let net = Net::with_backends(Wire::Ptp, b, b);
+        let reuse = SocketConfig::new().reuse_address(true);
+        let old = SocketConfig::new().reuse_address(old_reuse);
+        let listener = TcpListener::bind_with(&net.a, "0.0.0.0:80", &old).unwrap();
+        let mut client = TcpStream::connect(&net.b, "10.0.0.1:80").unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        drop(listener);
+        // The server closes first; the client's FIN then puts it in TIME-WAIT.
+        server.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(client.read(&mut buf).unwrap(), 0);
+        drop(client);
+        server
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(server.read(&mut buf).unwrap(), 0);
+        drop(server);
+        assert_eq!(
+            errno(&TcpListener::bind(&net.a, "0.0.0.0:80").unwrap_err()),
+            libc::EADDRINUSE,
+            "without SO_REUSEADDR (old socket with it: {old_reuse})"
+        );
+        let again = TcpListener::bind_with(&net.a, "0.0.0.0:80", &reuse);
+        match again {
+            Ok(_) => assert!(old_reuse, "the old socket had no SO_REUSEADDR"),
+            Err(e) => assert!(
+                !old_reuse && errno(&e) == libc::EADDRINUSE,
+                "with SO_REUSEADDR on both: {e}"
+            ),
+        }
+    }
+}
+
 fn reuseport_spreads_connections_over_listeners(b: Backend) {
     let net = Net::with_backends(Wire::Ptp, b, b);
     let config = SocketConfig::new().reuse_port(true);
@@ -354,6 +393,7 @@ on_both_backends! {
     zero_linger_resets_on_close: super::zero_linger_resets_on_close;
     reuseaddr_rebinds_beside_old_connections_but_not_beside_a_listener: super::reuseaddr_rebinds_beside_old_connections_but_not_beside_a_listener;
     reuseport_spreads_connections_over_listeners: super::reuseport_spreads_connections_over_listeners;
+    time_wait_holds_the_port_against_a_bind_without_reuseaddr: super::time_wait_holds_the_port_against_a_bind_without_reuseaddr;
     udp_sockets_sharing_a_port: super::udp_sockets_sharing_a_port;
     keepalive_finds_a_vanished_peer: super::keepalive_finds_a_vanished_peer;
     buffer_sizes_shape_the_connection: super::buffer_sizes_shape_the_connection;

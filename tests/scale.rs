@@ -492,10 +492,10 @@ fn ephemeral_ports_run_out_on(backend: Backend) {
 }
 
 /// Short connections one after the other, more of them than there are ephemeral
-/// ports, each closed by the client first (which keeps its TIME-WAIT): every
-/// connect either makes a connection that the server accepts and that carries a
-/// byte, or fails at once with EADDRNOTAVAIL (Linux's answer when every port's
-/// 4-tuple towards the server is in TIME-WAIT); none hangs. The kernel backend
+/// ports, each closed by the client first (which keeps its TIME-WAIT, and so its
+/// port, for 60 s): every connect either makes a connection that the server
+/// accepts and that carries a byte, or fails at once with EADDRNOTAVAIL (Linux's
+/// answer when every port is held); none hangs. The kernel backend
 /// gets ten ports (a sysctl of its namespace), a userspace stack Linux's default
 /// range.
 fn short_connections_past_the_ephemeral_range_on(backend: Backend) {
@@ -512,7 +512,7 @@ fn short_connections_past_the_ephemeral_range_on(backend: Backend) {
     }
     let listener = TcpListener::bind(&net.a, "10.0.0.1:80").unwrap();
     let (mut made, mut refused) = (0, 0);
-    for k in 0..ports + ports / 16 {
+    for k in 0..ports + ports / 16 + 2 {
         let mut client = match TcpStream::connect(&net.b, "10.0.0.1:80") {
             Ok(client) => client,
             Err(e) if common::errno(&e) == libc::EADDRNOTAVAIL => {
@@ -531,8 +531,13 @@ fn short_connections_past_the_ephemeral_range_on(backend: Backend) {
             .read_exact(&mut byte)
             .unwrap_or_else(|e| panic!("connection {k}'s byte: {e}"));
         assert_eq!(byte[0], k as u8, "connection {k}'s own byte");
-        drop(client);
+        // The client closes first, and holds TIME-WAIT (the server's FIN
+        // answers its FIN, never crosses it).
+        client.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(server.read(&mut byte).unwrap(), 0, "connection {k}'s end");
         drop(server);
+        assert_eq!(client.read(&mut byte).unwrap(), 0, "connection {k}'s end");
+        drop(client);
         made += 1;
     }
     assert!(

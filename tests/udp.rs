@@ -265,6 +265,59 @@ fn connected_sockets_filter_and_report_a_closed_port(b: Backend) {
     client.send_to(b"x", "10.0.0.1:5001").unwrap();
 }
 
+/// UDP ports are held per family as TCP's are, as on Linux: `0.0.0.0:P` and
+/// `[::]:P` with IPV6_V6ONLY both bind (the dual bind of ncat, sshd, dnsmasq)
+/// and each gets its family's datagrams; without IPV6_V6ONLY they conflict,
+/// in either order.
+fn ipv4_and_v6only_sockets_share_a_port(b: Backend) {
+    let net = Net::with_backends(Wire::Ptp, b, b);
+    net.add_ipv6();
+    let v6only = vdestack::SocketConfig::new().only_v6(true);
+    let v4 = UdpSocket::bind(&net.a, "0.0.0.0:7001").unwrap();
+    let v6 = UdpSocket::bind_with(&net.a, "[::]:7001", &v6only).unwrap();
+    assert_eq!(
+        errno(&UdpSocket::bind(&net.a, "[::]:7001").unwrap_err()),
+        libc::EADDRINUSE,
+        "a dual-stack socket meets the IPv4 one"
+    );
+    drop(v4);
+    assert_eq!(
+        errno(&UdpSocket::bind(&net.a, "[::]:7001").unwrap_err()),
+        libc::EADDRINUSE,
+        "and the IPv6 one"
+    );
+    let dual = {
+        drop(v6);
+        UdpSocket::bind(&net.a, "[::]:7001").unwrap()
+    };
+    assert_eq!(
+        errno(&UdpSocket::bind(&net.a, "0.0.0.0:7001").unwrap_err()),
+        libc::EADDRINUSE,
+        "an IPv4 socket meets a dual-stack one"
+    );
+    drop(dual);
+    let v6 = UdpSocket::bind_with(&net.a, "[::]:7001", &v6only).unwrap();
+    let v4 = UdpSocket::bind(&net.a, "0.0.0.0:7001").unwrap();
+    for s in [&v4, &v6] {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+    }
+    let from4 = UdpSocket::bind(&net.b, "0.0.0.0:0").unwrap();
+    let from6 = UdpSocket::bind(&net.b, "[::]:0").unwrap();
+    let mut buf = [0u8; 8];
+    let mut got = |socket: &UdpSocket, sender: &UdpSocket, to: &str, what: &[u8]| {
+        for _ in 0..50 {
+            sender.send_to(what, to).unwrap();
+            if let Ok((n, _)) = socket.recv_from(&mut buf) {
+                return buf[..n].to_vec();
+            }
+        }
+        panic!("nothing for {to}");
+    };
+    assert_eq!(got(&v4, &from4, "10.0.0.1:7001", b"four"), b"four");
+    assert_eq!(got(&v6, &from6, "[fd00::1]:7001", b"six"), b"six");
+}
+
 fn errors_of_bind_and_send(b: Backend) {
     let net = Net::with_backends(Wire::Ptp, b, b);
     let socket = UdpSocket::bind(&net.b, "0.0.0.0:7000").unwrap();
@@ -452,6 +505,7 @@ on_both_backends! {
     broadcast_needs_so_broadcast: super::broadcast_needs_so_broadcast;
     connected_sockets_filter_and_report_a_closed_port: super::connected_sockets_filter_and_report_a_closed_port;
     errors_of_bind_and_send: super::errors_of_bind_and_send;
+    ipv4_and_v6only_sockets_share_a_port: super::ipv4_and_v6only_sockets_share_a_port;
     many_readers_each_get_the_true_source: super::many_readers_each_get_the_true_source;
     ipv6_datagrams: super::ipv6_datagrams;
     the_descriptor_of_a_connected_socket_reads_and_writes_bare_datagrams: super::the_descriptor_of_a_connected_socket_reads_and_writes_bare_datagrams;

@@ -8,7 +8,7 @@
 
 use super::addr::{is_unspec, read_addr, write_addr};
 use super::stack_fd::{self, StackFd};
-use super::{fail, guard, next, remote, set_errno};
+use super::{fail, guard, next, remote, set_errno, unconnected};
 use std::ffi::{c_int, c_ulong, c_void};
 use std::io;
 use std::os::fd::{BorrowedFd, IntoRawFd};
@@ -56,11 +56,11 @@ pub extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
             let default = super::default_stack();
             if let Some(stack) = default {
                 return bsd::socket(&stack, domain, ty, protocol)
-                    .map_or_else(fail, IntoRawFd::into_raw_fd);
+                    .map_or_else(fail, |fd| unconnected::made(fd.into_raw_fd(), ty));
             }
             if remote::is_remote() {
                 return stack_fd::host_socket(domain, ty, protocol)
-                    .map_or_else(fail, IntoRawFd::into_raw_fd);
+                    .map_or_else(fail, |fd| unconnected::made(fd.into_raw_fd(), ty));
             }
         }
         call_next!(socket(domain, ty, protocol))
@@ -596,15 +596,67 @@ pub extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
     })
 }
 
-/// `read(2)`: on a stack's stream socket, the end of the stream after the peer's
-/// reset is ECONNRESET, once (see [`stream_outcome`]).
+/// `read(2)`: on a stack's stream socket that is not connected, ENOTCONN at
+/// once as on Linux (see [`unconnected_read`]); the end of the stream after the
+/// peer's reset is ECONNRESET, once (see [`stream_outcome`]).
 ///
 /// # Safety
 /// As `read(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
+    if unconnected::may_be(fd) {
+        if let Some(refused) = guard(None, || unconnected_read(fd)) {
+            return refused;
+        }
+    }
     let n = call_next!(read(fd, buf, len));
     guard(n, || stream_outcome(fd, n, len))
+}
+
+/// `readv(2)`: as [`read`].
+///
+/// # Safety
+/// As `readv(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, count: c_int) -> isize {
+    if unconnected::may_be(fd) {
+        if let Some(refused) = guard(None, || unconnected_read(fd)) {
+            return refused;
+        }
+    }
+    let n = call_next!(readv(fd, iov, count));
+    let asked = match usize::try_from(count) {
+        // SAFETY: the program's contract: `iov` holds `count` iovecs.
+        Ok(count) if n == 0 && !iov.is_null() => {
+            (0..count).map(|i| unsafe { (*iov.add(i)).iov_len }).sum()
+        }
+        _ => 1,
+    };
+    guard(n, || stream_outcome(fd, n, asked))
+}
+
+/// What a read on `fd`, marked as perhaps a stack stream socket not connected
+/// yet ([`unconnected`]), meets before the pair's own read: the refusal
+/// (ENOTCONN on a socket never connected or listening, as Linux's
+/// `tcp_recvmsg`; a failed connect's error), or `None` to read. The mark goes
+/// once the socket is connected or is no stack socket; a connect under way
+/// keeps it (the read then waits on the pair, as Linux's waits for the
+/// handshake). In a forked child the stack's calls answer EBADF (its pump is
+/// the parent's): the inherited pair reads as it always did.
+fn unconnected_read(fd: c_int) -> Option<isize> {
+    match transfer(fd, Transfer::Receive) {
+        Err(e) if e.raw_os_error() != Some(libc::EBADF) => Some(fail(e) as isize),
+        Err(_) | Ok(None) => {
+            unconnected::settled(fd);
+            None
+        }
+        Ok(Some(s)) => {
+            if s.kind.ty != libc::SOCK_STREAM || s.peer_addr().is_ok() {
+                unconnected::settled(fd);
+            }
+            None
+        }
+    }
 }
 
 /// `write(2)`: on a stack's stream socket, the broken pipe after the peer's reset
@@ -626,6 +678,10 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isi
 /// (`bsd::take_error`) is told here instead. Other descriptors pay for a look-up
 /// only at their own end of stream or broken pipe.
 fn stream_outcome(fd: c_int, n: isize, asked: usize) -> isize {
+    if n > 0 {
+        // Bytes moved: the common case, which needs not even errno.
+        return n;
+    }
     let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
     let at_end = n == 0 && asked > 0;
     let broken = n == -1 && errno == libc::EPIPE;

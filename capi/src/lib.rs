@@ -47,6 +47,7 @@ mod options;
 pub mod protocol;
 mod remote;
 mod stack_fd;
+mod unconnected;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr};
@@ -335,8 +336,9 @@ pub unsafe extern "C" fn vde_msocket(
             set_errno(libc::EINVAL);
             return -1;
         };
-        vdestack::bsd::socket(&stack.stack, domain, ty, protocol)
-            .map_or_else(fail, std::os::fd::IntoRawFd::into_raw_fd)
+        vdestack::bsd::socket(&stack.stack, domain, ty, protocol).map_or_else(fail, |fd| {
+            unconnected::made(std::os::fd::IntoRawFd::into_raw_fd(fd), ty)
+        })
     })
 }
 

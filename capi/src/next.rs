@@ -84,6 +84,7 @@ next_fns! {
     recvfrom: fn(c_int, *mut c_void, usize, c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> isize;
     recvmsg: fn(c_int, *mut libc::msghdr, c_int) -> isize;
     read: fn(c_int, *mut c_void, usize) -> isize;
+    readv: fn(c_int, *const libc::iovec, c_int) -> isize;
     write: fn(c_int, *const c_void, usize) -> isize;
     shutdown: fn(c_int, c_int) -> c_int;
     close_range: fn(std::ffi::c_uint, std::ffi::c_uint, c_int) -> c_int;

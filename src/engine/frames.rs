@@ -13,8 +13,9 @@ use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
     EthernetRepr, Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, Icmpv6Repr, IpAddress,
-    IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet, Ipv6Repr, NdiscNeighborFlags,
-    NdiscRepr, RawHardwareAddress, TcpOption, TcpPacket, TcpSeqNumber, UdpPacket,
+    IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, Ipv6Address, Ipv6Packet, Ipv6Repr,
+    NdiscNeighborFlags, NdiscRepr, RawHardwareAddress, TcpControl, TcpOption, TcpPacket, TcpRepr,
+    TcpSeqNumber, UdpPacket,
 };
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -194,6 +195,98 @@ pub(crate) fn write_tcp_part(buf: &mut Vec<u8>, frame: &[u8], part: TcpPart) -> 
     }
     tcp.fill_checksum(&src, &dst);
     true
+}
+
+/// Writes into `buf` a bare ACK answering the TCP segment `frame` carries, from
+/// its destination back to its source (Ethernet addresses swapped: the reply
+/// goes back by the hop the segment came from), with `seq`, `ack` and `window`
+/// and no options. What a TIME-WAIT record answers with, having no socket for
+/// smoltcp to do it. False (and `buf` empty) if `frame` is not a TCP segment.
+pub(crate) fn write_tcp_ack_reply(
+    buf: &mut Vec<u8>,
+    frame: &[u8],
+    seq: TcpSeqNumber,
+    ack: TcpSeqNumber,
+    window: u16,
+) -> bool {
+    buf.clear();
+    let Some((src, dst, proto, l4, fragment)) = ip_parts(frame) else {
+        return false;
+    };
+    let Ok(segment) = TcpPacket::new_checked(l4) else {
+        return false;
+    };
+    if fragment || proto != IpProtocol::Tcp {
+        return false;
+    }
+    let Ok(eth_in) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    let tcp = TcpRepr {
+        src_port: segment.dst_port(),
+        dst_port: segment.src_port(),
+        control: TcpControl::None,
+        seq_number: seq,
+        ack_number: Some(ack),
+        window_len: window,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let eth = EthernetRepr {
+        src_addr: eth_in.dst_addr(),
+        dst_addr: eth_in.src_addr(),
+        ethertype: eth_in.ethertype(),
+    };
+    let caps = ChecksumCapabilities::default();
+    let (ours, theirs): (IpAddress, IpAddress) = (dst.into(), src.into());
+    let ip_len = match (ours, theirs) {
+        (IpAddress::Ipv4(_), IpAddress::Ipv4(_)) => 20,
+        (IpAddress::Ipv6(_), IpAddress::Ipv6(_)) => 40,
+        _ => return false,
+    };
+    buf.resize(eth.buffer_len() + ip_len + tcp.buffer_len(), 0);
+    let mut out = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth.emit(&mut out);
+    let l3 = out.payload_mut();
+    if let (IpAddress::Ipv4(s), IpAddress::Ipv4(d)) = (ours, theirs) {
+        let ip = Ipv4Repr {
+            src_addr: s,
+            dst_addr: d,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut *l3), &caps);
+    } else if let (IpAddress::Ipv6(s), IpAddress::Ipv6(d)) = (ours, theirs) {
+        let ip = Ipv6Repr {
+            src_addr: s,
+            dst_addr: d,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        ip.emit(&mut Ipv6Packet::new_unchecked(&mut *l3));
+    }
+    tcp.emit(
+        &mut TcpPacket::new_unchecked(&mut l3[ip_len..]),
+        &ours,
+        &theirs,
+        &caps,
+    );
+    true
+}
+
+/// The IPv4 destination of `frame`, if it carries an IPv4 packet.
+pub(crate) fn ipv4_dst(frame: &[u8]) -> Option<Ipv4Address> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    Some(Ipv4Packet::new_checked(eth.payload()).ok()?.dst_addr())
 }
 
 /// The IP header fields of `frame`: source, destination, protocol, payload, and
@@ -464,6 +557,46 @@ pub(crate) fn write_arp_reply(
     write_arp(buf, owner_mac, owner_mac, arp);
 }
 
+/// Writes into `buf` the ARP request with which `mac`, holding `src`, asks who
+/// has `target`.
+pub(crate) fn write_arp_request(
+    buf: &mut Vec<u8>,
+    mac: EthernetAddress,
+    src: Ipv4Address,
+    target: Ipv4Address,
+) {
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: mac,
+        source_protocol_addr: src,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: target,
+    };
+    write_arp(buf, mac, EthernetAddress::BROADCAST, arp);
+}
+
+/// Writes into `buf` the neighbour solicitation with which `mac`, holding `src`,
+/// asks for `target`'s hardware address (to its solicited-node group).
+pub(crate) fn write_neighbor_solicit(
+    buf: &mut Vec<u8>,
+    mac: EthernetAddress,
+    src: Ipv6Address,
+    target: Ipv6Address,
+) {
+    let t = target.octets();
+    let group = Ipv6Address::from([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, t[13], t[14], t[15],
+    ]);
+    let g = group.octets();
+    // The Ethernet group of an IPv6 multicast address (RFC 2464).
+    let eth_dst = EthernetAddress([0x33, 0x33, g[12], g[13], g[14], g[15]]);
+    let icmp = Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+        target_addr: target,
+        lladdr: Some(RawHardwareAddress::from(mac)),
+    });
+    write_ndisc(buf, (mac, eth_dst), (src, group), icmp);
+}
+
 /// Writes into `buf` an Ethernet frame from `src` to `dst` carrying `arp`.
 fn write_arp(buf: &mut Vec<u8>, src: EthernetAddress, dst: EthernetAddress, arp: ArpRepr) {
     let eth = EthernetRepr {
@@ -482,14 +615,7 @@ fn write_arp(buf: &mut Vec<u8>, src: EthernetAddress, dst: EthernetAddress, arp:
 /// `addr` to everyone on the link (what Linux sends on a hardware address change
 /// with `arp_notify`).
 pub(crate) fn write_arp_announcement(buf: &mut Vec<u8>, mac: EthernetAddress, addr: Ipv4Address) {
-    let arp = ArpRepr::EthernetIpv4 {
-        operation: ArpOperation::Request,
-        source_hardware_addr: mac,
-        source_protocol_addr: addr,
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: addr,
-    };
-    write_arp(buf, mac, EthernetAddress::BROADCAST, arp);
+    write_arp_request(buf, mac, addr, addr);
 }
 
 /// The sender of a gratuitous ARP (one whose sender and target addresses are the
@@ -566,8 +692,19 @@ fn write_ndisc_advert(
         target_addr: addr,
         lladdr: Some(RawHardwareAddress::from(mac)),
     });
+    write_ndisc(buf, (mac, eth_dst), (addr, ip_dst), icmp);
+}
+
+/// Writes into `buf` the neighbour discovery message `icmp` from `(mac, src)`
+/// to `(eth_dst, ip_dst)`.
+fn write_ndisc(
+    buf: &mut Vec<u8>,
+    (mac, eth_dst): (EthernetAddress, EthernetAddress),
+    (src, ip_dst): (Ipv6Address, Ipv6Address),
+    icmp: Icmpv6Repr,
+) {
     let ip = Ipv6Repr {
-        src_addr: addr,
+        src_addr: src,
         dst_addr: ip_dst,
         next_header: IpProtocol::Icmpv6,
         payload_len: icmp.buffer_len(),
@@ -586,7 +723,7 @@ fn write_ndisc_advert(
     let mut packet = Ipv6Packet::new_unchecked(frame.payload_mut());
     ip.emit(&mut packet);
     icmp.emit(
-        &addr,
+        &src,
         &ip_dst,
         &mut Icmpv6Packet::new_unchecked(packet.payload_mut()),
         &ChecksumCapabilities::default(),
@@ -839,6 +976,11 @@ pub(crate) struct AckSequence {
 const MAX_FLOWS: usize = 16 * 1024;
 
 impl AckSequence {
+    /// One past the highest sequence number `flow` sent, if remembered.
+    pub(crate) fn highest(&self, flow: &Flow) -> Option<TcpSeqNumber> {
+        self.sent.get(flow).copied()
+    }
+
     /// Looks at an outgoing frame, and mends its sequence number if it is a pure
     /// ACK stamped below what the flow already sent. Returns what the frame
     /// carries if it is a TCP segment (so that it is read once).
@@ -911,6 +1053,7 @@ impl AckSequence {
             rst: tcp.rst(),
             syn: tcp.syn(),
             window_scale,
+            window: tcp.window_len(),
         };
         if tcp.rst() {
             self.forget(&key);
@@ -958,6 +1101,8 @@ pub(crate) struct EgressSegment {
     /// A SYN (ours): its window scale option, the shift we offer.
     pub syn: bool,
     pub window_scale: Option<u8>,
+    /// The window field as sent (not scaled).
+    pub window: u16,
 }
 
 /// Makes a receiver with a hole in its data say so loudly enough for a smoltcp

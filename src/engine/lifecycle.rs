@@ -355,9 +355,9 @@ fn handshake_news(listener: ListenerId, look: &Look) -> News {
 /// Whether a connection the pump let go of at `since` is done. A closed socket
 /// may still owe the peer its RST (smoltcp clears the endpoints once that is
 /// sent); one that cannot send it in a few seconds never will. One in
-/// TIME-WAIT stays, holding its port and 4-tuple, until smoltcp ends it (10 s
-/// after the peer's last FIN; Linux keeps 60 s): a peer whose last ACK was lost
-/// retransmits its FIN, which must be acknowledged again, not reset.
+/// TIME-WAIT is not done here: once smoltcp owes the peer nothing, the engine
+/// replaces it by a TIME-WAIT record, which acknowledges a retransmitted FIN
+/// for Linux's 60 s (see `time_wait`).
 fn orphan_done(since: Duration, look: &Look) -> bool {
     let waited = look.now.saturating_sub(since);
     match look.state {

@@ -8,7 +8,8 @@
 //! What it adds on top of smoltcp:
 //! - loopback: frames to our own MAC, and ARP requests and neighbour solicitations
 //!   for our own addresses, come back in instead of going out (only while `lo` is
-//!   up, as in a Linux namespace);
+//!   up, as in a Linux namespace), for all of 127.0.0.0/8 as Linux's `lo` holds
+//!   it (smoltcp's interface has 127.0.0.1 alone);
 //! - a listen backlog: a listening socket is created per incoming SYN, up to the
 //!   backlog, instead of smoltcp's one socket per port;
 //! - ephemeral ports, `EADDRINUSE`/`EADDRNOTAVAIL`/`ENETUNREACH` checks, and
@@ -19,6 +20,8 @@
 //! - IPv4 on IPv6 sockets as Linux has it with `IPV6_V6ONLY` off (the default): a
 //!   listener on `[::]` takes IPv4 connections too and reports their addresses
 //!   v4-mapped (`::ffff:a.b.c.d`), and a connect to a v4-mapped address is IPv4;
+//! - neighbour discovery rate-limited per neighbour, as Linux does, not for the
+//!   whole interface as smoltcp does ([`Engine::ask_neighbor`]);
 //! - gratuitous ARP (and its IPv6 counterpart) when the hardware address changes,
 //!   and the neighbour-cache update smoltcp skips when a peer announces a change;
 //! - loss repair smoltcp lacks: partial ACKs repeated so a second hole is
@@ -52,6 +55,7 @@ mod reassembly;
 mod recovery;
 mod rings;
 mod tcp_table;
+mod time_wait;
 mod udp;
 
 use crate::cmd::NetConfig;
@@ -115,6 +119,11 @@ pub(crate) const GIVE_UP: Duration = Duration::from_secs(120);
 
 /// The longest a connection the application let go of is kept finishing its close.
 const ORPHAN_LIMIT: Duration = Duration::from_secs(60);
+
+/// How far off smoltcp's next deadline for a connection in TIME-WAIT must be for
+/// it to owe its peer nothing (an ACK waits 1 ms, a neighbour 1 s; its own end of
+/// TIME-WAIT is 10 s away): then the socket can give way to a record.
+const TIME_WAIT_SETTLED: Duration = Duration::from_secs(2);
 
 /// Linux's connect timeout with the default `tcp_syn_retries` (6): 127 s.
 const CONNECT_GIVE_UP: Duration = Duration::from_secs(127);
@@ -195,9 +204,21 @@ struct Conn {
     /// transmit ring's pages go back before that (see [`rings`]).
     lease: Option<Lease>,
     tx_pages: rings::TxPages,
+    /// The acknowledgement number and window of the last segment it sent: what
+    /// its TIME-WAIT record answers with (see [`time_wait`]).
+    last_ack: Option<(smoltcp::wire::TcpSeqNumber, u16)>,
 }
 
 impl Conn {
+    /// Remembers what the last segment it sent acknowledged (none sent: kept).
+    fn note_sent(&mut self, segment: Option<frames::EgressSegment>) {
+        if let Some(segment) = segment.filter(|s| !s.rst) {
+            if let Some(ack) = segment.ack {
+                self.last_ack = Some((ack, segment.window));
+            }
+        }
+    }
+
     /// When the next keep-alive probe is due ([`lifecycle::probe_due`]); only an
     /// open connection probes.
     fn next_probe(&self) -> Option<Duration> {
@@ -225,6 +246,7 @@ impl Conn {
             rescued: Vec::new(),
             lease: None,
             tx_pages: rings::TxPages::default(),
+            last_ack: None,
         }
     }
 }
@@ -257,6 +279,8 @@ pub(crate) struct Engine {
     no_sockets: SocketSet<'static>,
     /// Every TCP connection, each in a set of its own (see `tcp_table`).
     tcp: tcp_table::TcpTable,
+    /// What is left of closed connections in TIME-WAIT (see `time_wait`).
+    time_waits: time_wait::TimeWaits,
     /// The connections one transmit serves (kept for its allocation).
     serving: Vec<TcpHandle>,
     /// Every connection served, in order (tests of what a transmit visits).
@@ -316,6 +340,7 @@ impl Engine {
             polling: Vec::new(),
             no_sockets: SocketSet::new(Vec::new()),
             tcp: tcp_table::TcpTable::default(),
+            time_waits: time_wait::TimeWaits::default(),
             serving: Vec::new(),
             #[cfg(test)]
             served: Vec::new(),
@@ -478,6 +503,9 @@ impl Engine {
             link_mtu::clamp_mss(&mut clamped, self.io.mtu);
             return self.ingest(&clamped);
         }
+        if !self.time_waits.is_empty() && self.meet_time_wait(frame, &tcp) {
+            return;
+        }
         if tcp.opens() && !self.admit_syn(tcp.segment) {
             return;
         }
@@ -530,12 +558,7 @@ impl Engine {
             return false;
         };
         let news = !self.io.local_v4.contains(&addr) && mac != self.io.mac;
-        let ours = self
-            .io
-            .local_v4
-            .iter()
-            .copied()
-            .find(|a| a.octets()[0] != 127);
+        let ours = self.io.local_v4.iter().copied().find(|&a| !in_lo_net(a));
         let Some(our_ip) = ours.filter(|_| news) else {
             return false;
         };
@@ -600,12 +623,14 @@ impl Engine {
         let Some((handle, entry)) = handle.and_then(|h| Some((h, self.tcp.get_mut(h)?))) else {
             return self.ingest_with_no_socket(frame);
         };
+        self.io.last_tcp = None;
         let mut port = Port {
             io: &mut self.io,
             rx: Some(frame),
         };
         self.iface
             .poll_ingress_single(instant(self.now), &mut port, entry.set_mut());
+        entry.conn.note_sent(self.io.last_tcp.take());
         let unused_embryo = match entry.conn.phase {
             Phase::Embryo(listener) if entry.socket().state() == TcpState::Listen => Some(listener),
             _ => None,
@@ -668,7 +693,14 @@ impl Engine {
             let Some(frame) = self.io.loopback.pop_front() else {
                 break;
             };
+            // Linux's `lo` holds 127.0.0.1/8, the whole network; smoltcp's
+            // interface takes 127.0.0.1 only, and drops a packet to any other
+            // address unless told to take any (AnyIP). Only for what the stack
+            // sent itself: from the wire, Linux drops 127/8 as martian.
+            let lo_net = frames::ipv4_dst(&frame).is_some_and(in_lo_net);
+            self.iface.set_any_ip(lo_net);
             self.ingest(&frame);
+            self.iface.set_any_ip(false);
             self.io.recycle(frame);
             any = true;
         }
@@ -684,6 +716,11 @@ impl Engine {
         self.io.now = now;
         let ts = instant(now);
         self.iface.poll_maintenance(ts);
+        if self.time_waits.next_expiry().is_some_and(|at| at <= now) {
+            let ports = &mut self.ports;
+            self.time_waits
+                .expire(now, |port, how| ports.release(port, how));
+        }
         self.repair_stalls();
         self.tcp.wake_due(now);
         self.poll_datagrams();
@@ -770,6 +807,14 @@ impl Engine {
         #[cfg(test)]
         self.served.push(handle);
         let segments_before = self.io.segments_sent;
+        self.io.last_tcp = None;
+        // smoltcp sends from its own addresses only: a connection on 127.0.0.2
+        // (local on Linux, see `receive_loopback`) needs AnyIP to send.
+        let lo_net = entry
+            .socket()
+            .local_endpoint()
+            .is_some_and(|l| matches!(l.addr, IpAddress::Ipv4(v4) if in_lo_net(v4)));
+        self.iface.set_any_ip(lo_net);
         for _ in 0..64 {
             let mut port = Port::idle(&mut self.io);
             let result = self.iface.poll_egress(ts, &mut port, entry.set_mut());
@@ -777,6 +822,8 @@ impl Engine {
                 break;
             }
         }
+        self.iface.set_any_ip(false);
+        entry.conn.note_sent(self.io.last_tcp.take());
         if let Phase::Connecting { next_hop, .. } = &mut entry.conn.phase {
             if self.io.segments_sent != segments_before {
                 // smoltcp sends only once it has the hop's address: from now on
@@ -791,6 +838,12 @@ impl Engine {
             return;
         };
         let changed = Snapshot::of(entry) != before;
+        let in_time_wait = matches!(entry.conn.phase, Phase::Orphan { .. })
+            && entry.socket().state() == TcpState::TimeWait;
+        let endpoints = entry
+            .socket()
+            .local_endpoint()
+            .zip(entry.socket().remote_endpoint());
         let smoltcp_at = self.iface.poll_at(ts, entry.set()).map(duration);
         let own_at = [entry.conn.deadline(self.now), entry.conn.tx_pages.due()]
             .into_iter()
@@ -803,10 +856,107 @@ impl Engine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if smoltcp_at == Some(self.neighbor_silence_ends()) {
+        let waits = smoltcp_at == Some(self.neighbor_silence_ends());
+        let owes_nothing = smoltcp_at.is_none_or(|at| at > self.now + TIME_WAIT_SETTLED);
+        if owes_nothing && in_time_wait {
+            return self.enter_time_wait(handle);
+        }
+        if waits {
             self.tcp.wait_for_neighbor(handle);
+            if let Some((local, remote)) = endpoints {
+                self.ask_neighbor(local.addr.into(), remote.addr.into());
+            }
         }
         self.tcp.schedule(handle, at, self.now);
+    }
+
+    /// Asks for the hardware address of the next hop towards `remote`, from
+    /// `local`, unless it was asked for less than a second ago: what Linux's
+    /// per-neighbour rate limit allows, where smoltcp's one interface-wide
+    /// second of silence after any request held the second of two new
+    /// neighbours back a whole second. The answer fills smoltcp's cache, which
+    /// it reads before its silence, and wakes the waiting sockets.
+    fn ask_neighbor(&mut self, local: IpAddr, remote: IpAddr) {
+        let Some(hop) = self.config.lookup(remote).filter(|hop| !hop.local) else {
+            return;
+        };
+        if self.io.asked_lately(hop.addr) {
+            return;
+        }
+        let mut frame = self.io.pool.pop().unwrap_or_default();
+        match (local, hop.addr) {
+            (IpAddr::V4(src), IpAddr::V4(target)) => {
+                frames::write_arp_request(&mut frame, self.io.mac, src, target)
+            }
+            (IpAddr::V6(src), IpAddr::V6(target)) => {
+                frames::write_neighbor_solicit(&mut frame, self.io.mac, src, target)
+            }
+            _ => return self.io.recycle(frame),
+        }
+        self.io.route(frame);
+    }
+
+    /// Replaces an orphan in TIME-WAIT that owes its peer nothing by a record
+    /// (see [`time_wait`]): its socket is dropped and its rings given back, the
+    /// record holds its port. Past the records' cap it is simply forgotten.
+    fn enter_time_wait(&mut self, handle: TcpHandle) {
+        let Some(entry) = self.tcp.get(handle) else {
+            return;
+        };
+        let socket = entry.socket();
+        let flow = socket
+            .local_endpoint()
+            .zip(socket.remote_endpoint())
+            .map(|(l, r)| (l.addr.into(), l.port, r.addr.into(), r.port));
+        let record = flow
+            .zip(entry.conn.last_ack)
+            .and_then(|(flow, (ack, window))| {
+                let snd_nxt = self.io.ack_sequence.highest(&flow)?;
+                let record = time_wait::Record {
+                    snd_nxt,
+                    rcv_nxt: ack,
+                    window,
+                    port: entry.conn.port,
+                    port_use: entry.conn.port_use,
+                    expires: self.now,
+                };
+                Some((flow, record))
+            });
+        if let Some((flow, record)) = record {
+            if self.time_waits.insert(flow, record, self.now) {
+                // The record holds the port the connection held.
+                self.ports.share(record.port, record.port_use);
+            }
+        }
+        self.forget(handle);
+    }
+
+    /// Judges a segment for a 4-tuple in TIME-WAIT (see [`time_wait`]); true if
+    /// it is done with (answered or ignored), false if it goes on (no record, or
+    /// a new SYN that ended one).
+    fn meet_time_wait(&mut self, frame: &[u8], tcp: &frames::TcpView) -> bool {
+        let flow = flow_of(tcp.segment);
+        match self.time_waits.judge(&flow, tcp, self.now) {
+            None => false,
+            Some(time_wait::Verdict::Ignore) => true,
+            Some(time_wait::Verdict::Ack { seq, ack, window }) => {
+                let mut reply = self.io.pool.pop().unwrap_or_default();
+                if frames::write_tcp_ack_reply(&mut reply, frame, seq, ack, window) {
+                    self.io.route(reply);
+                } else {
+                    self.io.recycle(reply);
+                }
+                true
+            }
+            Some(time_wait::Verdict::Ended {
+                port,
+                port_use,
+                reopen,
+            }) => {
+                self.ports.release(port, port_use);
+                !reopen
+            }
+        }
     }
 
     /// Hands smoltcp the duplicate ACKs that make it retransmit on connections
@@ -875,6 +1025,7 @@ impl Engine {
             self.tcp.next_deadline(),
             self.datagrams.next_deadline(),
             self.io.stalls.deadline(),
+            self.time_waits.next_expiry(),
             interface,
         ]
         .into_iter()
@@ -1454,6 +1605,11 @@ impl Drop for Engine {
     }
 }
 
+/// Whether `addr` is in 127.0.0.0/8, which Linux's `lo` holds whole.
+fn in_lo_net(addr: Ipv4Address) -> bool {
+    addr.octets()[0] == 127
+}
+
 /// Whether a connection in `state` has received its peer's FIN.
 fn fin_received(state: TcpState) -> bool {
     matches!(
@@ -1617,6 +1773,11 @@ struct FrameIo {
     next_fragment_id: u32,
     /// TCP segments sent so far: whether a poll of one connection sent any.
     segments_sent: u64,
+    /// The last TCP segment sent (what a poll of one connection sent last).
+    last_tcp: Option<frames::EgressSegment>,
+    /// When each neighbour was last asked for (ARP or neighbour solicitation),
+    /// by smoltcp or the engine: Linux rate-limits per neighbour.
+    neighbors_asked: HashMap<IpAddr, Duration>,
 }
 
 impl FrameIo {
@@ -1637,6 +1798,8 @@ impl FrameIo {
             now: Duration::ZERO,
             next_fragment_id: 0,
             segments_sent: 0,
+            last_tcp: None,
+            neighbors_asked: HashMap::new(),
         }
     }
 
@@ -1652,8 +1815,25 @@ impl FrameIo {
         }
     }
 
+    /// Whether `neighbor` was asked for less than a second ago.
+    fn asked_lately(&self, neighbor: IpAddr) -> bool {
+        self.neighbors_asked
+            .get(&neighbor)
+            .is_some_and(|&at| self.now < at + NEIGHBOR_SILENCE)
+    }
+
+    /// Notes that `neighbor` is asked for now.
+    fn note_asked(&mut self, neighbor: IpAddr) {
+        if self.neighbors_asked.len() >= 64 {
+            let now = self.now;
+            self.neighbors_asked
+                .retain(|_, at| now < *at + NEIGHBOR_SILENCE);
+        }
+        self.neighbors_asked.insert(neighbor, self.now);
+    }
+
     fn is_local_v4(&self, addr: Ipv4Address) -> bool {
-        (self.lo_up && addr.octets()[0] == 127) || self.local_v4.contains(&addr)
+        (self.lo_up && in_lo_net(addr)) || self.local_v4.contains(&addr)
     }
 
     /// Sends a frame smoltcp built where it belongs: back in (loopback), out, or
@@ -1661,6 +1841,7 @@ impl FrameIo {
     fn route(&mut self, mut frame: Vec<u8>) {
         if let Some(segment) = self.ack_sequence.on_egress(&mut frame) {
             self.segments_sent += 1;
+            self.last_tcp = Some(segment);
             if segment.len > segment.data + usize::from(segment.fin) {
                 // A SYN: its MSS option keeps to the link (see `link_mtu`).
                 link_mtu::clamp_mss(&mut frame, self.mtu);
@@ -1689,6 +1870,7 @@ impl FrameIo {
                 }
                 return;
             }
+            self.note_asked(target.into());
         }
         if let Some((target, asker)) = frames::arp_request(&frame) {
             if self.is_local_v4(target) {
@@ -1700,6 +1882,7 @@ impl FrameIo {
                 }
                 return;
             }
+            self.note_asked(target.into());
         }
         if self.wire_up && frame.len() > self.mtu + 14 {
             self.send_oversized(frame);

@@ -12,7 +12,9 @@
 //! (it would meet its own old connection in the server's TIME-WAIT), while
 //! `sim`, given the same seed, picks the same ports.
 //!
-//! Sharing follows Linux, per port and family: an IPv4 holder and an IPv6 one
+//! The engine keeps one table for TCP and one for UDP (and one for ping
+//! identifiers); both protocols choose and share ports the same way. Sharing
+//! follows Linux, per port and family: an IPv4 holder and an IPv6 one
 //! with `IPV6_V6ONLY` never meet (`0.0.0.0:P` beside `[::]:P`, the dual listen
 //! of ncat and sshd), while a dual-stack `[::]` meets both. Addresses are not
 //! told apart otherwise: two sockets on the same port and different local
@@ -46,7 +48,7 @@ pub(crate) enum Scope {
     V4,
     /// IPv6 only: an IPv6 address, or `[::]` with `IPV6_V6ONLY`.
     V6,
-    /// Both: `[::]` without `IPV6_V6ONLY` (and datagram ports, not told apart).
+    /// Both: `[::]` without `IPV6_V6ONLY` (and ping identifiers, not told apart).
     Both,
 }
 

@@ -199,12 +199,14 @@ impl Engine {
         opened
     }
 
-    /// How a datagram socket holds its port. Ping sockets may share an echo
+    /// How a datagram socket on `local` (unmapped) holds its port: a UDP port
+    /// per family as TCP's, so that `0.0.0.0:P` and `[::]:P` with
+    /// `IPV6_V6ONLY` do not meet, as on Linux. Ping sockets may share an echo
     /// identifier, as on Linux (which lets two ping sockets bind the same one); a
     /// chosen identifier is still a free one.
-    fn port_use(proto: DatagramProto, options: &SocketOptions) -> PortUse {
+    fn port_use(proto: DatagramProto, local: IpAddr, options: &SocketOptions) -> PortUse {
         match proto {
-            DatagramProto::Udp => options.port_use(false),
+            DatagramProto::Udp => options.port_use_on(false, local),
             DatagramProto::Ping => PortUse {
                 reuse_addr: true,
                 reuse_port: true,
@@ -232,7 +234,7 @@ impl Engine {
             DatagramProto::Udp => &mut self.udp_ports,
             DatagramProto::Ping => &mut self.ping_ids,
         };
-        let how = Self::port_use(proto, options);
+        let how = Self::port_use(proto, ip, options);
         let port = ports
             .take(local.port(), how)
             .ok_or_else(|| errno(libc::EADDRINUSE))?;
@@ -271,7 +273,7 @@ impl Engine {
         sock.queue.clear();
         sock.queued_bytes = 0;
         let port = sock.bound.port();
-        let how = Self::port_use(sock.proto, &sock.options);
+        let how = Self::port_use(sock.proto, unmap(sock.bound).ip(), &sock.options);
         let groups = std::mem::take(&mut sock.groups);
         match sock.proto {
             DatagramProto::Udp => self.udp_ports.release(port, how),

@@ -5,7 +5,9 @@
  * before connect never reach the peer; shutdown is the stack's (ENOTCONN,
  * SHUT_WR sends FIN, SHUT_RD ends reads without resetting, a listener stops
  * accepting); a connected UDP socket shut down refuses sends and stops
- * waiting for datagrams.
+ * waiting for datagrams. read and readv, the socket pair's own calls, give
+ * ENOTCONN at once too (on a socket never connected, and on a listener), and
+ * read what arrives once connected.
  *
  * usage: stream_state VDENET
  * Runs on either backend (VDESTACK_BACKEND). Exits 0 on success; otherwise
@@ -65,6 +67,8 @@ static void unconnected(void)
 	iov.iov_base = buf;
 	iov.iov_len = sizeof buf;
 	FAILS_WITH((int)recvmsg(fd, &msg, 0), ENOTCONN, "recvmsg before connect");
+	FAILS_WITH((int)read(fd, buf, sizeof buf), ENOTCONN, "read before connect");
+	FAILS_WITH((int)readv(fd, &iov, 1), ENOTCONN, "readv before connect");
 	FAILS_WITH(getpeername(fd, SA(name), &(socklen_t){ sizeof name }),
 		   ENOTCONN, "getpeername before connect");
 	FAILS_WITH(shutdown(fd, SHUT_RD), ENOTCONN, "shutdown(SHUT_RD) unconnected");
@@ -93,15 +97,22 @@ static void early_bytes(int listener)
 	close(conn);
 }
 
-static void shutdowns(int listener)
+/* A connection from b to `listener` on a: b's end; a's in *conn. */
+static int connected(int listener, int *conn)
 {
 	struct sockaddr_in to = inet("10.0.0.1", 80);
-	char buf[8];
-	int c = tcp(b), conn;
+	int c = tcp(b);
 
 	CHECK(connect(c, SA(to), sizeof to) == 0, "connect");
-	conn = accept(listener, NULL, NULL);
-	CHECK(conn >= 0, "accept");
+	*conn = accept(listener, NULL, NULL);
+	CHECK(*conn >= 0, "accept");
+	return c;
+}
+
+static void shutdowns(int listener)
+{
+	char buf[8];
+	int conn, c = connected(listener, &conn);
 
 	/* SHUT_WR: the peer reads the end; the other way still works. */
 	CHECK(write(c, "ab", 2) == 2, "write before SHUT_WR");
@@ -133,6 +144,25 @@ static void *accept_in_thread(void *listener)
 	return (void *)(rc == -1 && errno == EINVAL ? 0L : 1L);
 }
 
+/* Once connected, read and readv read (the check before them is gone). */
+static void reads_once_connected(int listener)
+{
+	struct iovec iov;
+	char buf[8];
+	int conn, fd = connected(listener, &conn);
+
+	CHECK(write_full(conn, "hello", 5) == 0, "write");
+	CHECK(read_full(fd, buf, 3) == 0 && memcmp(buf, "hel", 3) == 0,
+	      "read once connected");
+	iov.iov_base = buf;
+	iov.iov_len = 2;
+	CHECK(readv(fd, &iov, 1) == 2 && memcmp(buf, "lo", 2) == 0,
+	      "readv once connected");
+	close(conn);
+	CHECK(read(fd, buf, sizeof buf) == 0, "read at the end of the stream");
+	close(fd);
+}
+
 static void listener_calls(void)
 {
 	struct sockaddr_in at = inet("10.0.0.1", 81);
@@ -145,6 +175,7 @@ static void listener_calls(void)
 	CHECK(listen(l, 4) == 0, "listen");
 	SEND_REFUSED(send(l, "x", 1, MSG_NOSIGNAL), 0, "send on a listener");
 	FAILS_WITH((int)recv(l, buf, sizeof buf, 0), ENOTCONN, "recv on a listener");
+	FAILS_WITH((int)read(l, buf, sizeof buf), ENOTCONN, "read on a listener");
 	CHECK(shutdown(l, SHUT_WR) == 0, "shutdown(SHUT_WR) of a listener");
 	/* SHUT_RD stops listening: an accept waiting, or to come, fails. */
 	CHECK(pthread_create(&waiter, NULL, accept_in_thread, &l) == 0,
@@ -187,6 +218,7 @@ int main(int argc, char *argv[])
 	unconnected();
 	early_bytes(listener);
 	shutdowns(listener);
+	reads_once_connected(listener);
 	listener_calls();
 	datagrams();
 

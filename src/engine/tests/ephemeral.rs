@@ -71,3 +71,27 @@ fn connections_from_even_ports_spread_over_two_listeners() {
     }
     assert!(counts[0] > 30 && counts[1] > 30, "{counts:?}");
 }
+
+#[test]
+fn udp_ephemeral_ports_come_from_a_keyed_place_and_are_free_in_their_family() {
+    let udp_ports = |seed, count| {
+        let mut engine = Engine::new(
+            NetConfig::new("vde0", [2, 0, 0, 0, 0, 2]),
+            seed,
+            Duration::ZERO,
+        );
+        (0..count)
+            .map(|_| {
+                let (_, bound) = engine
+                    .udp_open(addr("0.0.0.0:0"), &SocketOptions::default())
+                    .unwrap();
+                bound.port()
+            })
+            .collect::<Vec<u16>>()
+    };
+    let runs: Vec<Vec<u16>> = (1..=10).map(|seed| udp_ports(seed, 3)).collect();
+    let firsts: std::collections::BTreeSet<u16> = runs.iter().map(|p| p[0]).collect();
+    assert!(firsts.len() >= 9, "{runs:?}");
+    assert!(runs.iter().flatten().all(|p| ports::EPHEMERAL.contains(p)));
+    assert_eq!(udp_ports(3, 3), runs[2], "the same seed, the same ports");
+}

@@ -103,7 +103,7 @@ fn a_stack_holds_no_fragment_buffers() {
 }
 
 /// A wire whose engines take their rings from counting sources.
-fn counted_wire() -> (Wire, rings::testing::Counting, rings::testing::Counting) {
+pub(super) fn counted_wire() -> (Wire, rings::testing::Counting, rings::testing::Counting) {
     let mut w = Wire::new();
     let (a, b) = (
         rings::testing::Counting::default(),
@@ -131,7 +131,7 @@ fn rings_come_from_the_source_and_go_back_when_the_connection_ends() {
     assert_eq!((asked(&a).forgets, asked(&b).forgets), (0, 0));
     w.b.release(client, false);
     w.a.release(server, false);
-    // Through TIME-WAIT (Linux's 60 s; smoltcp's is shorter).
+    // Through TIME-WAIT (the rings come back as it starts, see `time_wait`).
     for _ in 0..200 {
         w.run(Duration::from_millis(500));
     }
