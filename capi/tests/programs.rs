@@ -413,7 +413,7 @@ fn python_http_server_serves_curl() {
 fn socat_echo(host: &mut Host, port: u16) {
     host.serve(
         &format!("echo{port}"),
-        &format!("socat -d -d TCP-LISTEN:{port},fork,reuseaddr EXEC:cat"),
+        &format!("socat -d -d -t 50 TCP-LISTEN:{port},fork,reuseaddr EXEC:cat"),
         "listening on",
     );
 }
@@ -457,12 +457,14 @@ fn socat_forking_proxy_on_the_stack() {
     net.ours.serve(
         "proxy",
         &format!(
-            "socat -d -d TCP-LISTEN:7001,fork,reuseaddr TCP:{}:7000",
+            "socat -d -d -t 50 TCP-LISTEN:7001,fork,reuseaddr TCP:{}:7000",
             PEER.0
         ),
         "listening on",
     );
-    // Each connection is a child of the proxy's, with its own upstream.
+    // Each connection is a child of the proxy's, with its own upstream. `-t 50`:
+    // once the client's side ended, a child waits for the whole echo (socat's
+    // default is half a second, which a loaded machine can exceed).
     for size in [10, 100_000, 1 << 20] {
         socat_client(
             &mut net,
