@@ -336,40 +336,45 @@ fn faulty_transfer(faults: &[&str], carry: Carry, len: u64, limit: Duration) -> 
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// 1% loss, 16 MiB each way; prints our throughput next to the Linux kernel's under
-/// the same wirefilter (`cargo test --release --test faults wire_loss_1pct --
-/// --nocapture`). Nothing is asserted about speed.
+/// the same wirefilter, and the ratio (`cargo test --release --test faults wire_loss
+/// -- --nocapture`). Nothing is asserted about speed (issue #13's target: 0.5 of
+/// Linux's each way).
 #[test]
 fn wire_loss_1pct() {
-    let faults = ["-l", "1"];
-    let took = faulty_transfer(&faults, Carry::TwoConnections, 16 * MIB, LIMIT);
-    let ours = format!(
-        "vdestack {:.2} / {:.2}",
-        mbps(16 * MIB, took[0]),
-        mbps(16 * MIB, took[1])
-    );
-    match kernel_bidir_throughput(&faults, 16 * MIB) {
-        Ok([ab, ba]) => println!(
-            "THROUGHPUT under wirefilter -l 1, 16 MiB each way at once, MB/s a->b / b->a: \
-             {ours}; Linux kernel (iperf3 --bidir, same wirefilter) {ab:.2} / {ba:.2}"
-        ),
-        Err(why) => println!(
-            "THROUGHPUT under wirefilter -l 1, 16 MiB each way at once, MB/s a->b / b->a: \
-             {ours}; Linux kernel not measured: {why}"
-        ),
-    }
+    loss_beside_linux(1, 16 * MIB, LIMIT);
 }
 
-/// 5% loss, 4 MiB each way at once. Slow: most windows lose several segments, and
-/// without SACK each loss beyond the first costs a stall (200 ms at least, see
-/// `engine/recovery.rs`): about 0.3-0.5 MB/s here, about 10 s.
+/// 5% loss, 4 MiB each way at once, beside Linux (issue #13's target: 0.33 of
+/// Linux's each way).
 #[test]
 fn wire_loss_5pct() {
-    faulty_transfer(
-        &["-l", "5"],
-        Carry::TwoConnections,
-        4 * MIB,
-        Duration::from_secs(900),
+    loss_beside_linux(5, 4 * MIB, Duration::from_secs(900));
+}
+
+/// `len` each way at once through `wirefilter -l percent`: ours on two
+/// connections, then the Linux kernel's (`iperf3 --bidir`) through the same
+/// wirefilter; prints both and our fraction of Linux's.
+fn loss_beside_linux(percent: u32, len: u64, limit: Duration) {
+    let loss = percent.to_string();
+    let faults = ["-l", loss.as_str()];
+    let took = faulty_transfer(&faults, Carry::TwoConnections, len, limit);
+    let ours = [mbps(len, took[0]), mbps(len, took[1])];
+    let head = format!(
+        "THROUGHPUT under wirefilter -l {percent}, {} MiB each way at once, MB/s a->b / b->a: \
+         vdestack {:.2} / {:.2}",
+        len >> 20,
+        ours[0],
+        ours[1]
     );
+    match kernel_bidir_throughput(&faults, len) {
+        Ok([ab, ba]) => println!(
+            "{head}; Linux kernel (iperf3 --bidir, same wirefilter) {ab:.2} / {ba:.2}; \
+             ratio {:.2} / {:.2}",
+            ours[0] / ab,
+            ours[1] / ba
+        ),
+        Err(why) => println!("{head}; Linux kernel not measured: {why}"),
+    }
 }
 
 /// Data both ways on ONE connection under loss. A regression test: smoltcp stamps
