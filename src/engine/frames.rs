@@ -49,6 +49,11 @@ pub(crate) struct TcpView {
     pub data_len: usize,
     /// A SYN's window scale option (RFC 7323): the shift it offers.
     pub window_scale: Option<u8>,
+    /// A SYN's SACK-permitted option (RFC 2018).
+    pub sack_permitted: bool,
+    /// The SACK blocks (RFC 2018) the segment carries, as sent (smoltcp reads
+    /// three at most; a fourth, rare, is not seen).
+    pub sacks: [Option<(u32, u32)>; 3],
 }
 
 impl TcpView {
@@ -70,6 +75,10 @@ pub(crate) fn tcp_view(frame: &[u8]) -> Option<TcpView> {
         return None;
     }
     let tcp = TcpPacket::new_checked(payload).ok()?;
+    let options = (tcp.header_len() > 20)
+        .then(|| tcp.options_summary().ok())
+        .flatten()
+        .unwrap_or_default();
     Some(TcpView {
         segment: Segment {
             src: SocketAddr::new(src_ip, tcp.src_port()),
@@ -85,6 +94,8 @@ pub(crate) fn tcp_view(frame: &[u8]) -> Option<TcpView> {
         options: usize::from(tcp.header_len()) > 20,
         data_len: tcp.payload().len(),
         window_scale: syn_window_scale(&tcp),
+        sack_permitted: tcp.syn() && options.sack_permitted,
+        sacks: options.sack_ranges,
     })
 }
 
@@ -1103,78 +1114,6 @@ pub(crate) struct EgressSegment {
     pub window_scale: Option<u8>,
     /// The window field as sent (not scaled).
     pub window: u16,
-}
-
-/// Makes a receiver with a hole in its data say so loudly enough for a smoltcp
-/// sender.
-///
-/// smoltcp has neither SACK nor NewReno's partial-ACK retransmission: a fast
-/// retransmit fills the first hole of a window, and any second loss in that window
-/// waits for the retransmission timeout, 1 s at least and doubling. At 1% loss most
-/// windows lose twice (the retransmitted window loses again), which made a
-/// connection 100 times slower than Linux's under the same wirefilter. Here, when
-/// this stack acknowledges less than it has already received (a hole remains
-/// after the last repair), that ACK is sent three more times: the sender counts
-/// three duplicate ACKs and retransmits from the hole at once, as NewReno would
-/// on a partial ACK. Each ACK value is repeated once; a sender with SACK (Linux)
-/// is not hurt by three duplicates.
-#[derive(Debug, Default)]
-pub(crate) struct HoleSignal {
-    /// Per flow (our address and port, theirs): one past the highest sequence
-    /// number received, and the last ACK number repeated.
-    flows: HashMap<Flow, (TcpSeqNumber, Option<TcpSeqNumber>)>,
-}
-
-/// Extra copies of an ACK that reveals a hole: with the ACK itself, the three
-/// duplicates fast retransmit wants.
-pub(crate) const HOLE_ACK_COPIES: usize = 3;
-
-impl HoleSignal {
-    /// Notes how far an incoming data segment reaches.
-    pub(crate) fn on_ingress(&mut self, tcp: &TcpView) {
-        let (ours, theirs) = (tcp.segment.dst, tcp.segment.src);
-        let key = (ours.ip(), ours.port(), theirs.ip(), theirs.port());
-        if tcp.rst || tcp.fin {
-            self.flows.remove(&key);
-            return;
-        }
-        if tcp.data_len == 0 {
-            return;
-        }
-        let end = tcp.seq + tcp.data_len;
-        if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&key) {
-            self.flows.clear();
-        }
-        let flow = self.flows.entry(key).or_insert((end, None));
-        if end > flow.0 {
-            flow.0 = end;
-        }
-    }
-
-    /// How many extra copies of the outgoing `frame` to send: [`HOLE_ACK_COPIES`]
-    /// for a pure ACK below what the flow has received, the first time that ACK
-    /// number goes out; else none.
-    pub(crate) fn copies(&mut self, frame: &[u8]) -> usize {
-        let Some((src, dst, IpProtocol::Tcp, segment, false)) = ip_parts(frame) else {
-            return 0;
-        };
-        let Ok(tcp) = TcpPacket::new_checked(segment) else {
-            return 0;
-        };
-        if !tcp.ack() || tcp.syn() || tcp.fin() || tcp.rst() || !tcp.payload().is_empty() {
-            return 0;
-        }
-        let key = (src, tcp.src_port(), dst, tcp.dst_port());
-        let Some(flow) = self.flows.get_mut(&key) else {
-            return 0;
-        };
-        let ack = tcp.ack_number();
-        if ack >= flow.0 || flow.1 == Some(ack) {
-            return 0;
-        }
-        flow.1 = Some(ack);
-        HOLE_ACK_COPIES
-    }
 }
 
 #[cfg(test)]

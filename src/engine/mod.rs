@@ -24,10 +24,11 @@
 //!   whole interface as smoltcp does ([`Engine::ask_neighbor`]);
 //! - gratuitous ARP (and its IPv6 counterpart) when the hardware address changes,
 //!   and the neighbour-cache update smoltcp skips when a peer announces a change;
-//! - loss repair smoltcp lacks: partial ACKs repeated so a second hole is
-//!   retransmitted at once (`frames::HoleSignal`), ACKs stamped with the highest
-//!   sequence number sent (`frames::AckSequence`), and a retransmission after a
-//!   stall instead of smoltcp's 1-second floor ([`recovery`]);
+//! - loss recovery smoltcp lacks ([`recovery`]): segments kept until
+//!   acknowledged and sent again from the boundary as the peer's SACK blocks,
+//!   RACK, NewReno's partial acknowledgements, a tail-loss probe or a 200 ms-floor
+//!   timer find them lost; and ACKs stamped with the highest sequence number sent
+//!   (`frames::AckSequence`);
 //! - IP fragmentation and reassembly for both families ([`ipv4_frag`],
 //!   [`ipv6_frag`], [`reassembly`]): smoltcp has none for IPv6, and its IPv4 one
 //!   holds 320 KiB of fixed buffers per stack; smoltcp's device claims the largest
@@ -512,8 +513,7 @@ impl Engine {
         if tcp.rst {
             self.note_reset(tcp.segment);
         }
-        self.io.holes.on_ingress(&tcp);
-        self.io.stalls.on_ingress(frame, &tcp, self.now);
+        self.io.recovery_on_ingress(&tcp);
         if tcp.carries_data() {
             if self.peer_finished(tcp.segment) {
                 // Data beyond the peer's FIN: smoltcp would queue it after the
@@ -721,7 +721,7 @@ impl Engine {
             self.time_waits
                 .expire(now, |port, how| ports.release(port, how));
         }
-        self.repair_stalls();
+        self.io.resend_due();
         self.tcp.wake_due(now);
         self.poll_datagrams();
         let mut serving = std::mem::take(&mut self.serving);
@@ -959,19 +959,6 @@ impl Engine {
         }
     }
 
-    /// Hands smoltcp the duplicate ACKs that make it retransmit on connections
-    /// stalled longer than a retransmission should take (see `recovery`).
-    fn repair_stalls(&mut self) {
-        if self.io.stalls.deadline().is_none_or(|at| at > self.now) {
-            return;
-        }
-        let mut forged = Vec::new();
-        self.io.stalls.due(self.now, &mut forged);
-        for frame in forged {
-            self.ingest_ready(&frame);
-        }
-    }
-
     /// The next frame for the link, if any.
     pub(crate) fn next_outgoing(&mut self) -> Option<Vec<u8>> {
         self.io.outbox.pop_front()
@@ -1012,7 +999,7 @@ impl Engine {
 
     /// How long the pump may sleep before the engine needs time to pass: the
     /// earliest of the connections' deadlines (the top of their heap), the
-    /// datagram sockets', the stall repairs' and the interface's own.
+    /// datagram sockets', loss recovery's and the interface's own.
     pub(crate) fn poll_delay(&mut self, now: Duration) -> Option<Duration> {
         if self.tcp.has_dirty() || self.datagrams.has_dirty() {
             return Some(Duration::ZERO);
@@ -1024,7 +1011,7 @@ impl Engine {
         [
             self.tcp.next_deadline(),
             self.datagrams.next_deadline(),
-            self.io.stalls.deadline(),
+            self.io.recovery.deadline(),
             self.time_waits.next_expiry(),
             interface,
         ]
@@ -1395,7 +1382,7 @@ impl Engine {
             mtu: self.io.mtu,
             mss: self.io.mtu.saturating_sub(ip_header + 20),
             flow: flow
-                .and_then(|flow| self.io.stalls.stats(&flow))
+                .and_then(|flow| self.io.recovery.stats(&flow))
                 .unwrap_or_default(),
             send_queue: socket.send_queue(),
             recv_queue: entry.conn.rescued.len() + socket.recv_queue(),
@@ -1522,7 +1509,7 @@ impl Engine {
                 remote.addr.into(),
                 remote.port,
             );
-            self.io.stalls.forget(&flow);
+            self.io.recovery.forget(&flow);
             self.io.ack_sequence.forget(&flow);
         }
         if let Phase::Embryo(listener) = entry.conn.phase {
@@ -1765,8 +1752,9 @@ struct FrameIo {
     outbox: VecDeque<Vec<u8>>,
     pool: Vec<Vec<u8>>,
     ack_sequence: frames::AckSequence,
-    holes: frames::HoleSignal,
-    stalls: recovery::StallRepair,
+    recovery: recovery::Recovery,
+    /// Segments loss recovery sends again (a buffer kept for reuse).
+    resend: Vec<Vec<u8>>,
     /// The engine's clock, for what the device boundary times.
     now: Duration,
     /// The identification of the next datagram the boundary cuts in fragments.
@@ -1793,8 +1781,8 @@ impl FrameIo {
             outbox: VecDeque::new(),
             pool: Vec::new(),
             ack_sequence: frames::AckSequence::default(),
-            holes: frames::HoleSignal::default(),
-            stalls: recovery::StallRepair::default(),
+            recovery: recovery::Recovery::default(),
+            resend: Vec::new(),
             now: Duration::ZERO,
             next_fragment_id: 0,
             segments_sent: 0,
@@ -1805,6 +1793,38 @@ impl FrameIo {
 
     fn outbox_full(&self) -> bool {
         self.outbox.len() >= OUTBOX_LIMIT
+    }
+
+    /// Lets loss recovery read an incoming segment, and sends what it finds
+    /// lost.
+    fn recovery_on_ingress(&mut self, tcp: &frames::TcpView) {
+        self.recovery.on_ingress(tcp, self.now, &mut self.resend);
+        self.send_resent();
+    }
+
+    /// Sends what loss recovery's timers find lost (or probes), if any is due.
+    fn resend_due(&mut self) {
+        if self.recovery.deadline().is_none_or(|at| at > self.now) {
+            return;
+        }
+        self.recovery.due(self.now, &mut self.resend);
+        self.send_resent();
+    }
+
+    /// Puts the segments recovery sends again on the wire.
+    fn send_resent(&mut self) {
+        let mut resend = std::mem::take(&mut self.resend);
+        for frame in resend.drain(..) {
+            self.segments_sent += 1;
+            if !self.wire_up {
+                self.recycle(frame);
+            } else if frame.len() > self.mtu + 14 {
+                self.send_oversized(frame);
+            } else {
+                self.outbox.push_back(frame);
+            }
+        }
+        self.resend = resend;
     }
 
     fn recycle(&mut self, frame: Vec<u8>) {
@@ -1847,9 +1867,14 @@ impl FrameIo {
                 link_mtu::clamp_mss(&mut frame, self.mtu);
             }
             if segment.rst {
-                self.stalls.forget(&segment.flow);
+                self.recovery.forget(&segment.flow);
             } else {
-                self.stalls.on_egress(&segment, self.now);
+                // Loopback loses nothing: its segments are not kept.
+                let wire = frames::dst_mac(&frame) != Some(self.mac);
+                let verdict = self.recovery.on_egress(&segment, &frame, wire, self.now);
+                if verdict == recovery::Egress::Drop {
+                    return self.recycle(frame);
+                }
             }
         }
         if frames::dst_mac(&frame) == Some(self.mac) {
@@ -1887,12 +1912,6 @@ impl FrameIo {
         if self.wire_up && frame.len() > self.mtu + 14 {
             self.send_oversized(frame);
         } else if self.wire_up {
-            for _ in 0..self.holes.copies(&frame) {
-                let mut copy = self.pool.pop().unwrap_or_default();
-                copy.clear();
-                copy.extend_from_slice(&frame);
-                self.outbox.push_back(copy);
-            }
             self.outbox.push_back(frame);
         } else {
             self.recycle(frame);

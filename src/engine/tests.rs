@@ -975,8 +975,8 @@ fn tcp_stats_measure_round_trips_and_count_retransmissions() {
 #[test]
 fn two_losses_in_a_window_are_repaired_without_a_timeout() {
     // smoltcp alone repairs the first hole by fast retransmit and waits for its
-    // retransmission timeout (1 s at least) for the second; the repeated ACK
-    // of `frames::HoleSignal` makes it retransmit the second at once too.
+    // retransmission timeout (1 s at least) for the second; the engine's loss
+    // recovery (`recovery`) retransmits the second at once too.
     let one = lossy_transfer(&mut Wire::new(), 1 << 20, |n, _| n == 100);
     let two = lossy_transfer(&mut Wire::new(), 1 << 20, |n, _| [100, 110].contains(&n));
     assert!(one < Duration::from_millis(500), "one loss: {one:?}");

@@ -210,6 +210,8 @@ mod tests {
             options: false,
             data_len: 0,
             window_scale: None,
+            sack_permitted: false,
+            sacks: [None; 3],
         }
     }
 
