@@ -1871,8 +1871,11 @@ impl FrameIo {
             } else {
                 // Loopback loses nothing: its segments are not kept.
                 let wire = frames::dst_mac(&frame) != Some(self.mac);
-                let verdict = self.recovery.on_egress(&segment, &frame, wire, self.now);
-                if verdict == recovery::Egress::Drop {
+                let verdict =
+                    self.recovery
+                        .on_egress(&segment, &frame, wire, self.now, &mut self.resend);
+                self.send_resent();
+                if verdict != recovery::Egress::Send {
                     return self.recycle(frame);
                 }
             }

@@ -108,13 +108,6 @@ impl Congestion {
             Congestion::Reno => "reno",
         }
     }
-
-    fn smoltcp(self) -> tcp::CongestionControl {
-        match self {
-            Congestion::Cubic => tcp::CongestionControl::Cubic,
-            Congestion::Reno => tcp::CongestionControl::Reno,
-        }
-    }
 }
 
 impl Default for SocketOptions {
@@ -203,10 +196,11 @@ impl SocketOptions {
     pub(crate) fn apply_tcp(&self, socket: &mut tcp::Socket<'_>) {
         socket.set_nagle_enabled(!self.nodelay);
         socket.set_hop_limit(Some(self.hop_limit));
-        // A new controller starts from nothing: changed only when asked.
-        let congestion = self.congestion.smoltcp();
-        if socket.congestion_control() != congestion {
-            socket.set_congestion_control(congestion);
+        // The engine's loss recovery holds the congestion window (see
+        // `recovery`): smoltcp sends what the peer's window allows, and the
+        // boundary holds back what the congestion window does not.
+        if socket.congestion_control() != tcp::CongestionControl::None {
+            socket.set_congestion_control(tcp::CongestionControl::None);
         }
         // Keep-alive probes are scheduled by the engine (`lifecycle::steer`):
         // smoltcp's own timer cannot be moved once armed, so a TCP_KEEPIDLE set

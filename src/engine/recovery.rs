@@ -33,7 +33,7 @@
 //! It also keeps the per-flow figures `TCP_INFO` reports (round trip,
 //! retransmissions, bytes in flight).
 
-use super::frames::{EgressSegment, Flow, TcpView};
+use super::frames::{self, EgressSegment, Flow, TcpPart, TcpView};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, Ipv4Packet, Ipv6Packet, TcpPacket, TcpSeqNumber,
 };
@@ -86,6 +86,21 @@ struct Kept {
     sacked: bool,
     /// Found lost and not sent again since.
     lost: bool,
+    /// On the wire: a segment the congestion window did not let go yet is
+    /// held here (smoltcp takes it as sent).
+    released: bool,
+}
+
+impl Kept {
+    /// Sequence space it takes.
+    fn len(&self) -> usize {
+        self.end - self.seq
+    }
+
+    /// It counts in the pipe (RFC 6675): on the wire, neither SACKed nor lost.
+    fn in_pipe(&self) -> bool {
+        self.released && !self.sacked && !self.lost
+    }
 }
 
 /// What is known about one flow's sending side.
@@ -132,10 +147,15 @@ struct FlowState {
     min_rtt: Option<Duration>,
     /// Segments sent again (retransmissions), for `TCP_INFO`.
     retransmitted: u32,
-    /// The most bytes in flight since the last loss, halved by each: what the
-    /// sender's congestion window allowed, as seen from outside it (smoltcp
-    /// keeps its own window private), for `TCP_INFO`.
-    flight_peak: usize,
+    /// The congestion window in bytes (0 until the first segment sets it)
+    /// and the slow-start threshold (`None`: none yet).
+    cwnd: usize,
+    ssthresh: Option<usize>,
+    /// The largest segment of data sent.
+    mss: usize,
+    /// The acknowledgement number last put on the wire: a segment held back
+    /// must not hold back the acknowledgement it carries.
+    acked_out: Option<TcpSeqNumber>,
     /// Its `due_at` as filed in the index.
     filed: Option<Duration>,
 }
@@ -152,7 +172,7 @@ pub(crate) struct FlowStats {
     pub repairs: u32,
     /// Bytes sent and not yet acknowledged.
     pub in_flight: usize,
-    /// The most bytes in flight since the last loss (halved by each).
+    /// The congestion window, in bytes.
     pub flight_peak: usize,
     /// The window the peer last advertised, as sent (not scaled).
     pub peer_window: u16,
@@ -161,6 +181,42 @@ pub(crate) struct FlowStats {
 }
 
 impl FlowState {
+    /// The segment size the window counts in (Linux's default before one
+    /// was sent).
+    fn smss(&self) -> usize {
+        if self.mss == 0 {
+            1460
+        } else {
+            self.mss
+        }
+    }
+
+    /// The congestion window: ten segments to start with, as Linux (RFC 6928).
+    fn window(&mut self) -> usize {
+        if self.cwnd == 0 {
+            self.cwnd = 10 * self.smss();
+        }
+        self.cwnd
+    }
+
+    /// Bytes on the wire that count against the window (RFC 6675's pipe).
+    fn pipe(&self) -> usize {
+        self.kept
+            .iter()
+            .filter(|k| k.in_pipe())
+            .map(Kept::len)
+            .sum()
+    }
+
+    /// Bytes on the wire and not acknowledged: lost, SACKed or not.
+    fn released_flight(&self) -> usize {
+        self.kept
+            .iter()
+            .filter(|k| k.released && !k.sacked)
+            .map(Kept::len)
+            .sum()
+    }
+
     /// Bytes sent and not yet acknowledged.
     fn in_flight(&self) -> usize {
         match (self.sent_end, self.peer_ack) {
@@ -193,17 +249,31 @@ impl FlowState {
             || self.probed
             || self.recover.is_some()
             || self.kept.iter().any(|k| k.sacked)
+            || self.last_released().is_none()
         {
             return None;
         }
         let mut wait = (srtt * 2).max(MIN_PROBE);
-        if self.kept.len() == 1 {
+        if self.kept.iter().filter(|k| k.released).count() == 1 {
             // A lone segment may wait for a delayed ACK (RFC 8985, 7.2).
             wait = wait.max(srtt * 3 / 2 + MIN_RTO);
         }
         // Armed by new data sent, and again by each acknowledgement of new
         // data (RFC 8985, 7.2).
         Some(self.last_new.max(self.since) + wait)
+    }
+
+    /// One past the last sequence number on the wire (held segments are not):
+    /// the end of a recovery.
+    fn released_end(&self) -> Option<TcpSeqNumber> {
+        self.last_released()
+            .map(|i| self.kept[i].end)
+            .or(self.sent_end)
+    }
+
+    /// The last segment on the wire: what a tail-loss probe sends again.
+    fn last_released(&self) -> Option<usize> {
+        self.kept.iter().rposition(|k| k.released)
     }
 
     /// When RACK next finds a segment lost, if one waits for its reordering
@@ -213,14 +283,14 @@ impl FlowState {
         let wait = self.rack_rtt + self.reordering_window();
         self.kept
             .iter()
-            .filter(|k| !k.sacked && !k.lost && k.sent_at < newest)
+            .filter(|k| k.released && !k.sacked && !k.lost && k.sent_at < newest)
             .map(|k| k.sent_at + wait)
             .min()
     }
 
     /// When something is next due for this flow.
     fn due_at(&self) -> Option<Duration> {
-        if self.kept.is_empty() || self.peer_window == 0 || self.expected.is_none() {
+        if self.last_released().is_none() || self.peer_window == 0 || self.expected.is_none() {
             return None;
         }
         let rto = (self.backoffs < MAX_BACKOFFS)
@@ -229,6 +299,23 @@ impl FlowState {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Puts kept segment `i` on the wire for the first time: the timer starts
+    /// if nothing else was out, and a round trip may be timed.
+    fn note_release(&mut self, i: usize, now: Duration) {
+        if !self.kept.iter().any(|k| k.released) {
+            self.since = now;
+        }
+        let kept = &mut self.kept[i];
+        kept.released = true;
+        kept.sent_at = now;
+        let end = kept.end;
+        self.last_new = now;
+        self.probed = false;
+        if self.timing.is_none() {
+            self.timing = Some((end, now));
+        }
     }
 
     /// Notes that `kept` (sent at `sent_at`) was delivered: RACK's newest.
@@ -262,7 +349,7 @@ impl FlowState {
                 sacked_above += 1;
                 continue;
             }
-            if kept.lost {
+            if kept.lost || !kept.released {
                 continue;
             }
             let by_count = !kept.again && sacked_above >= DUP_THRESH;
@@ -276,12 +363,30 @@ impl FlowState {
         }
     }
 
-    /// Enters recovery if not in it: the window seen from outside halves.
+    /// Enters recovery if not in it: the window halves (RFC 6675: half the
+    /// flight, two segments at least), once per window of data.
     fn enter_recovery(&mut self) {
         if self.recover.is_none() {
-            self.recover = self.sent_end;
-            self.flight_peak /= 2;
+            self.recover = self.released_end();
+            let half = (self.released_flight() / 2).max(2 * self.smss());
+            self.ssthresh = Some(half);
+            self.cwnd = half;
         }
+    }
+
+    /// Grows the window for `acked` bytes newly acknowledged: slow start below
+    /// the threshold (two segments an ACK at most), else one segment a window;
+    /// not while recovering from a loss.
+    fn grow(&mut self, acked: usize) {
+        let cwnd = self.window();
+        let mss = self.smss();
+        if self.ssthresh.is_none_or(|t| cwnd < t) {
+            self.cwnd = cwnd + acked.min(2 * mss);
+        } else if self.recover.is_none() {
+            self.cwnd = cwnd + (mss * acked / cwnd).max(1);
+        }
+        // The window never needs to pass what the send ring can hold.
+        self.cwnd = self.cwnd.min(MAX_KEPT);
     }
 }
 
@@ -308,6 +413,14 @@ pub(crate) struct Recovery {
 struct WindowScales {
     ours: Option<u8>,
     theirs: Option<u8>,
+    /// When our SYN (or SYN-ACK) went out: its acknowledgement is the first
+    /// round trip measured, as Linux takes it, so that a loss of the first
+    /// data waits for a timer from a real round trip, not the initial 1 s.
+    syn_at: Option<Duration>,
+    /// Our SYN went more than once: its acknowledgement times nothing (Karn).
+    syn_again: bool,
+    /// The peer's SYN offered SACK (RFC 2018).
+    peer_sack: bool,
 }
 
 impl WindowScales {
@@ -324,9 +437,12 @@ impl WindowScales {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Egress {
     Send,
-    /// A retransmission of what the peer has (SACKed) or the engine sent again
-    /// less than a round trip ago.
+    /// A retransmission of what the peer has (SACKed), of what is held, or of
+    /// what the engine sent again less than a round trip ago.
     Drop,
+    /// New data the congestion window does not let go yet: the engine keeps a
+    /// copy and sends it later.
+    Hold,
 }
 
 /// Spare buffers kept at most.
@@ -364,7 +480,8 @@ impl Recovery {
     }
 
     /// Notes an incoming segment: its acknowledgement, SACK blocks and window.
-    /// Appends to `out` the segments to send again now.
+    /// Appends to `out` the segments to send now: lost ones again, then held
+    /// ones the window now lets go.
     pub(crate) fn on_ingress(&mut self, tcp: &TcpView, now: Duration, out: &mut Vec<Vec<u8>>) {
         let key = (
             tcp.segment.dst.ip(),
@@ -380,6 +497,9 @@ impl Recovery {
                 return;
             }
             self.note_scale(key, false, tcp.window_scale);
+            if let Some(scales) = self.scales.get_mut(&key) {
+                scales.peer_sack = tcp.sack_permitted;
+            }
         }
         let Some(ack) = tcp.ack_number else {
             return;
@@ -389,14 +509,22 @@ impl Recovery {
             self.due.clear();
         }
         let flow = self.flows.entry(key).or_default();
-        if tcp.syn {
-            flow.sack_ok = tcp.sack_permitted;
+        // Read from the SYNs, which come before the first acknowledgement (the
+        // peer's SYN carries none when it opens the connection).
+        flow.sack_ok = self.scales.get(&key).is_some_and(|s| s.peer_sack);
+        if flow.srtt.is_none() {
+            // The acknowledgement of our SYN: the first round trip.
+            let syn = self.scales.get_mut(&key).filter(|s| !s.syn_again);
+            if let Some(sent) = syn.and_then(|s| s.syn_at.take()) {
+                flow.timing = Some((ack, sent));
+            }
         }
         let window_changed = flow.peer_window != tcp.window;
         flow.peer_window = tcp.window;
-        let mut delivered = 0;
         let advanced = flow.peer_ack.is_none_or(|last| ack > last);
+        let mut lost_before = flow.kept.iter().any(|k| k.lost);
         if advanced {
+            let acked = flow.peer_ack.map_or(0, |last| ack - last);
             flow.peer_ack = Some(ack);
             flow.since = now;
             flow.backoffs = 0;
@@ -419,12 +547,18 @@ impl Recovery {
             while flow.kept.front().is_some_and(|k| k.end <= ack) {
                 let kept = flow.kept.pop_front().expect("checked");
                 flow.kept_bytes -= kept.frame.len();
-                if !kept.sacked {
-                    delivered += 1;
+                if !kept.sacked && kept.released {
                     flow.delivered(kept.sent_at, kept.again, now);
                 }
                 if self.spare.len() < MAX_SPARE {
                     self.spare.push(kept.frame);
+                }
+            }
+            if let Some(front) = flow.kept.front_mut() {
+                if front.sacked && front.data_end <= ack {
+                    // Its data is in, its FIN not: a receiver drops a FIN that
+                    // comes out of order (smoltcp does), so it goes again.
+                    front.sacked = false;
                 }
             }
             if let Some(recover) = flow.recover {
@@ -432,11 +566,13 @@ impl Recovery {
                     flow.recover = None;
                 } else if !flow.sack_ok {
                     // NewReno's partial acknowledgement: the next hole is lost.
-                    if let Some(front) = flow.kept.front_mut() {
+                    if let Some(front) = flow.kept.front_mut().filter(|k| k.released) {
                         front.lost = true;
+                        lost_before = false;
                     }
                 }
             }
+            flow.grow(acked);
         } else if flow.peer_ack == Some(ack)
             && tcp.data_len == 0
             && !tcp.syn
@@ -446,7 +582,7 @@ impl Recovery {
         {
             flow.dup_acks += 1;
             if !flow.sack_ok && flow.dup_acks == DUP_THRESH && flow.recover.is_none() {
-                if let Some(front) = flow.kept.front_mut() {
+                if let Some(front) = flow.kept.front_mut().filter(|k| k.released) {
                     front.lost = true;
                 }
             }
@@ -459,6 +595,7 @@ impl Recovery {
             for i in 0..flow.kept.len() {
                 let kept = &flow.kept[i];
                 if kept.sacked
+                    || !kept.released
                     || kept.seq < left
                     || kept.data_end > right
                     || kept.data_end == kept.seq
@@ -469,43 +606,76 @@ impl Recovery {
                 let kept = &mut flow.kept[i];
                 kept.sacked = true;
                 kept.lost = false;
-                delivered += 1;
                 flow.delivered(sent_at, again, now);
             }
         }
         if !flow.kept.is_empty() {
             flow.detect_losses(now);
-            if delivered > 0 || flow.kept.iter().any(|k| k.lost) {
-                let budget = delivered.max(1);
-                Self::send_lost(flow, budget, now, out);
+            let lost_now = flow.kept.iter().any(|k| k.lost);
+            if lost_now {
+                flow.enter_recovery();
             }
+            // The first retransmission of a recovery goes whatever the window
+            // (RFC 6675, step 4.3).
+            Self::send_lost(flow, lost_now && !lost_before, now, out);
+            Self::release(flow, now, out);
         }
         self.refile(key);
     }
 
-    /// Sends again up to `budget` segments found lost, oldest first.
-    fn send_lost(flow: &mut FlowState, budget: usize, now: Duration, out: &mut Vec<Vec<u8>>) {
-        let mut sent = 0;
+    /// Sends again the segments found lost, oldest first, while the window
+    /// has room (one at least if `first`).
+    fn send_lost(flow: &mut FlowState, first: bool, now: Duration, out: &mut Vec<Vec<u8>>) {
+        let mut room = flow.window().saturating_sub(flow.pipe());
+        let mut first = first;
         for i in 0..flow.kept.len() {
-            if sent == budget {
+            let kept = &flow.kept[i];
+            if !kept.lost {
+                continue;
+            }
+            let len = kept.len();
+            if len > room && !first {
                 break;
             }
-            if flow.kept[i].lost {
-                Self::send_again(flow, i, now, out);
-                sent += 1;
+            first = false;
+            room = room.saturating_sub(len);
+            Self::send_again(flow, i, now, out);
+        }
+    }
+
+    /// Lets held segments go, in order, while the window has room.
+    fn release(flow: &mut FlowState, now: Duration, out: &mut Vec<Vec<u8>>) {
+        let mut room = flow.window().saturating_sub(flow.pipe());
+        for i in 0..flow.kept.len() {
+            let kept = &flow.kept[i];
+            if kept.released {
+                continue;
             }
+            let len = kept.len();
+            if len > room {
+                break;
+            }
+            room -= len;
+            flow.note_release(i, now);
+            let (expected, window) = (flow.expected, flow.our_window);
+            let mut frame = flow.kept[i].frame.clone();
+            if let Some(ack) = expected {
+                refresh(&mut frame, ack, window);
+                flow.acked_out = Some(ack);
+            }
+            out.push(frame);
         }
     }
 
     /// Sends the kept segment `i` again, with the acknowledgement and window
     /// this stack sends now.
     fn send_again(flow: &mut FlowState, i: usize, now: Duration, out: &mut Vec<Vec<u8>>) {
-        flow.enter_recovery();
         let (expected, window) = (flow.expected, flow.our_window);
         let kept = &mut flow.kept[i];
         let mut frame = kept.frame.clone();
         if let Some(ack) = expected {
             refresh(&mut frame, ack, window);
+            flow.acked_out = Some(ack);
         }
         kept.sent_at = now;
         kept.again = true;
@@ -516,16 +686,19 @@ impl Recovery {
     }
 
     /// Notes an outgoing segment (`frame`, read as `segment`): keeps a copy of
-    /// new data, and says whether a retransmission of smoltcp's goes.
-    /// Only segments to the wire (`keep`) are kept: loopback loses nothing.
+    /// new data to the wire (`keep`: loopback loses nothing), holds it back if
+    /// the congestion window is full, and says whether a retransmission of
+    /// smoltcp's goes. A segment held back that carried news for the peer (a
+    /// new acknowledgement) leaves a bare ACK in `out`.
     pub(crate) fn on_egress(
         &mut self,
         segment: &EgressSegment,
         frame: &[u8],
         keep: bool,
         now: Duration,
+        out: &mut Vec<Vec<u8>>,
     ) -> Egress {
-        let verdict = self.note_egress(segment, frame, keep, now);
+        let verdict = self.note_egress(segment, frame, keep, now, out);
         self.refile(segment.flow);
         verdict
     }
@@ -536,9 +709,14 @@ impl Recovery {
         frame: &[u8],
         keep: bool,
         now: Duration,
+        out: &mut Vec<Vec<u8>>,
     ) -> Egress {
         if segment.syn {
             self.note_scale(segment.flow, true, segment.window_scale);
+            if let Some(scales) = self.scales.get_mut(&segment.flow) {
+                scales.syn_again |= scales.syn_at.is_some();
+                scales.syn_at = Some(now);
+            }
         }
         let Some(state) = self.flows.get_mut(&segment.flow) else {
             return Egress::Send;
@@ -548,46 +726,69 @@ impl Recovery {
             state.our_window = segment.window;
         }
         if segment.len == 0 || segment.syn {
+            state.acked_out = segment.ack.or(state.acked_out);
             return Egress::Send;
         }
         let end = segment.seq + segment.len;
         if state.sent_end.is_some_and(|sent| end <= sent) {
-            return Self::smoltcp_again(state, segment.seq, end, now);
-        }
-        if state.in_flight() == 0 {
-            // Data after a quiet time: the timer starts now.
-            state.since = now;
+            let verdict = Self::smoltcp_again(state, segment.seq, end, now);
+            if verdict == Egress::Send {
+                state.acked_out = segment.ack.or(state.acked_out);
+            }
+            return verdict;
         }
         state.sent_end = Some(end);
-        state.last_new = now;
-        state.probed = false;
-        state.flight_peak = state.flight_peak.max(state.in_flight());
-        if state.timing.is_none() {
-            state.timing = Some((end, now));
+        state.mss = state.mss.max(segment.data);
+        if !keep || state.kept_bytes + frame.len() > MAX_KEPT {
+            // Unkept: it goes as it is, outside the window's count.
+            state.acked_out = segment.ack.or(state.acked_out);
+            state.last_new = now;
+            if state.timing.is_none() {
+                state.timing = Some((end, now));
+            }
+            return Egress::Send;
         }
-        if keep && state.kept_bytes + frame.len() <= MAX_KEPT {
-            let mut copy = self.spare.pop().unwrap_or_default();
-            copy.clear();
-            copy.extend_from_slice(frame);
-            state.kept_bytes += copy.len();
-            state.kept.push_back(Kept {
-                seq: segment.seq,
-                end,
-                data_end: end - usize::from(segment.fin),
-                frame: copy,
-                sent_at: now,
-                again: false,
-                sacked: false,
-                lost: false,
-            });
+        let mut copy = self.spare.pop().unwrap_or_default();
+        copy.clear();
+        copy.extend_from_slice(frame);
+        state.kept_bytes += copy.len();
+        state.kept.push_back(Kept {
+            seq: segment.seq,
+            end,
+            data_end: end - usize::from(segment.fin),
+            frame: copy,
+            sent_at: now,
+            again: false,
+            sacked: false,
+            lost: false,
+            released: false,
+        });
+        let i = state.kept.len() - 1;
+        let earlier_held = i > 0 && !state.kept[i - 1].released;
+        let room = state.window().saturating_sub(state.pipe());
+        // A zero window's probe goes: the peer's window, not ours, holds it.
+        if !earlier_held && (segment.len <= room || state.peer_window == 0) {
+            state.note_release(i, now);
+            state.acked_out = segment.ack.or(state.acked_out);
+            return Egress::Send;
         }
-        Egress::Send
+        if segment
+            .ack
+            .is_some_and(|ack| state.acked_out.is_none_or(|out| ack > out))
+        {
+            let mut bare = self.spare.pop().unwrap_or_default();
+            if bare_ack(&mut bare, frame) {
+                state.acked_out = segment.ack;
+                out.push(bare);
+            }
+        }
+        Egress::Hold
     }
 
     /// A segment smoltcp sends again (a fast retransmit, its timer, a
-    /// keep-alive): dropped if every kept segment it covers is SACKed or was
-    /// sent again by the engine less than a round trip ago; else it goes, and
-    /// counts as their retransmission.
+    /// keep-alive): dropped if every kept segment it covers is held, SACKed,
+    /// or was sent again by the engine less than a round trip ago; else it
+    /// goes, and counts as their retransmission (and a loss).
     fn smoltcp_again(
         state: &mut FlowState,
         seq: TcpSeqNumber,
@@ -601,7 +802,7 @@ impl Recovery {
             .filter(|k| k.seq < end && k.end > seq)
             .peekable();
         if covered.peek().is_some()
-            && covered.all(|k| k.sacked || (k.again && now < k.sent_at + recent))
+            && covered.all(|k| !k.released || k.sacked || (k.again && now < k.sent_at + recent))
         {
             return Egress::Drop;
         }
@@ -612,6 +813,7 @@ impl Recovery {
             kept.sent_at = now;
             kept.again = true;
             kept.lost = false;
+            kept.released = true;
         }
         Egress::Send
     }
@@ -626,7 +828,11 @@ impl Recovery {
             retransmitted: state.retransmitted,
             repairs: state.backoffs,
             in_flight: state.in_flight(),
-            flight_peak: state.flight_peak,
+            flight_peak: if state.cwnd == 0 {
+                10 * state.smss()
+            } else {
+                state.cwnd
+            },
             peer_window: state.peer_window,
             send_window: usize::from(state.peer_window)
                 << self
@@ -666,7 +872,7 @@ impl Recovery {
     /// For every flow with something due, appends to `out` the segments to send
     /// again: those RACK now finds lost, a tail-loss probe, or after a timeout
     /// the first segment not acknowledged (all the others not SACKed then count
-    /// as lost, and go as acknowledgements come).
+    /// as lost, and go as the window lets them).
     pub(crate) fn due(&mut self, now: Duration, out: &mut Vec<Vec<u8>>) {
         let keys: Vec<Flow> = self
             .due
@@ -683,48 +889,77 @@ impl Recovery {
     }
 
     fn on_timer(flow: &mut FlowState, now: Duration, out: &mut Vec<Vec<u8>>) {
-        if flow.kept.is_empty() {
+        if flow.last_released().is_none() {
             return;
         }
         let timeout = flow.since + (flow.rto() * (1 << flow.backoffs)).min(MAX_RTO);
         if flow.backoffs < MAX_BACKOFFS && timeout <= now {
-            for kept in flow.kept.iter_mut().filter(|k| !k.sacked) {
+            // RFC 5681: the threshold to half the flight, the window to one
+            // segment; every segment not SACKed is lost.
+            let mss = flow.smss();
+            flow.ssthresh = Some((flow.released_flight() / 2).max(2 * mss));
+            flow.cwnd = mss;
+            flow.recover = flow.released_end();
+            for kept in flow.kept.iter_mut().filter(|k| k.released && !k.sacked) {
                 kept.lost = true;
             }
             flow.backoffs += 1;
             flow.since = now;
             flow.rack_sent_at = None;
-            Self::send_lost(flow, 1, now, out);
+            Self::send_lost(flow, true, now, out);
             return;
         }
         if flow.rack_at().is_some_and(|at| at <= now) {
             flow.detect_losses(now);
-            Self::send_lost(flow, 2, now, out);
+            flow.enter_recovery();
+            Self::send_lost(flow, true, now, out);
             return;
         }
         if flow.probe_at().is_some_and(|at| at <= now) {
             flow.probed = true;
-            let last = flow.kept.len() - 1;
-            // A probe is no loss yet: the window stays.
-            let (recover, peak) = (flow.recover, flow.flight_peak);
-            Self::send_again(flow, last, now, out);
-            (flow.recover, flow.flight_peak) = (recover, peak);
+            if let Some(last) = flow.last_released() {
+                // A probe is no loss yet: the window stays.
+                Self::send_again(flow, last, now, out);
+            }
         }
     }
+}
+
+/// Writes into `buf` a bare ACK made of the data segment `frame`: its
+/// headers, without data, FIN or PSH. False if `frame` is no TCP segment.
+fn bare_ack(buf: &mut Vec<u8>, frame: &[u8]) -> bool {
+    if !frames::write_tcp_part(buf, frame, TcpPart::WithoutData) {
+        return false;
+    }
+    edit_tcp(buf, |tcp| {
+        tcp.set_fin(false);
+        tcp.set_psh(false);
+    })
 }
 
 /// Writes `ack` and `window` into the TCP segment `frame` carries, and its
 /// checksum anew.
 fn refresh(frame: &mut [u8], ack: TcpSeqNumber, window: u16) {
+    edit_tcp(frame, |tcp| {
+        if tcp.ack() {
+            tcp.set_ack_number(ack);
+            tcp.set_window_len(window);
+        }
+    });
+}
+
+/// Changes the TCP header of the segment `frame` carries with `edit`, and
+/// fills its checksum anew. False if `frame` is no TCP segment.
+fn edit_tcp(frame: &mut [u8], edit: impl FnOnce(&mut TcpPacket<&mut [u8]>)) -> bool {
     let Ok(mut eth) = EthernetFrame::new_checked(&mut *frame) else {
-        return;
+        return false;
     };
     let ethertype = eth.ethertype();
     let l3 = eth.payload_mut();
     let (src, dst, tcp): (IpAddress, IpAddress, &mut [u8]) = match ethertype {
         EthernetProtocol::Ipv4 => {
             let Ok(ip) = Ipv4Packet::new_checked(&mut *l3) else {
-                return;
+                return false;
             };
             let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
             let header = usize::from(ip.header_len());
@@ -732,20 +967,17 @@ fn refresh(frame: &mut [u8], ack: TcpSeqNumber, window: u16) {
         }
         EthernetProtocol::Ipv6 => {
             let Ok(ip) = Ipv6Packet::new_checked(&mut *l3) else {
-                return;
+                return false;
             };
             let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
             (src, dst, &mut l3[40..])
         }
-        _ => return,
+        _ => return false,
     };
     let Ok(mut tcp) = TcpPacket::new_checked(tcp) else {
-        return;
+        return false;
     };
-    if !tcp.ack() {
-        return;
-    }
-    tcp.set_ack_number(ack);
-    tcp.set_window_len(window);
+    edit(&mut tcp);
     tcp.fill_checksum(&src, &dst);
+    true
 }
