@@ -144,6 +144,9 @@ struct Wire {
     in_flight: BTreeMap<(Duration, u64), (Side, Vec<u8>)>,
     /// Per side: when its link is free to start the next frame.
     link_free: HashMap<Side, Duration>,
+    /// The path's delay each way: [`ONE_WAY`], or `ONE_WAY_US` microseconds
+    /// from the environment (to explore, with `random_loss`).
+    one_way: Duration,
     sent: u64,
     trace: Vec<Seen>,
     /// Each side's initial sequence number, from its SYN.
@@ -175,6 +178,8 @@ impl Wire {
             now: Duration::ZERO,
             in_flight: BTreeMap::new(),
             link_free: HashMap::new(),
+            one_way: std::env::var("ONE_WAY_US")
+                .map_or(ONE_WAY, |v| Duration::from_micros(v.parse().unwrap())),
             sent: 0,
             trace: Vec::new(),
             iss: HashMap::new(),
@@ -221,7 +226,7 @@ impl Wire {
             let start = (*free).max(wire.now);
             let on_wire = Duration::from_nanos((frame.len() as f64 * 1e3 / BYTES_PER_US) as u64);
             *free = start + on_wire;
-            let arrival = *free + ONE_WAY;
+            let arrival = *free + wire.one_way;
             wire.in_flight.insert((arrival, wire.sent), (to, frame));
         };
         match fate {
@@ -655,6 +660,13 @@ fn two_segments_lost_in_one_window() {
     );
     assert_eq!(wire.retransmissions().len(), 2, "{}", wire.dump());
     assert!(done < 60 * MS, "took {done:?}\n{}", wire.dump());
+    assert!(
+        wire.trace
+            .iter()
+            .any(|s| s.from == Side::A && s.sacks.len() >= 2),
+        "the receiver's ACKs report the data beyond both holes\n{}",
+        wire.dump()
+    );
 }
 
 /// Two losses in a window, what today's stack does (its floor): the second

@@ -27,8 +27,9 @@
 //! - loss recovery smoltcp lacks ([`recovery`]): segments kept until
 //!   acknowledged and sent again from the boundary as the peer's SACK blocks,
 //!   RACK, NewReno's partial acknowledgements, a tail-loss probe or a 200 ms-floor
-//!   timer find them lost; and ACKs stamped with the highest sequence number sent
-//!   (`frames::AckSequence`);
+//!   timer find them lost; ACKs with every out-of-order range as SACK blocks
+//!   ([`sack`]), where smoltcp reports one; and ACKs stamped with the highest
+//!   sequence number sent (`frames::AckSequence`);
 //! - IP fragmentation and reassembly for both families ([`ipv4_frag`],
 //!   [`ipv6_frag`], [`reassembly`]): smoltcp has none for IPv6, and its IPv4 one
 //!   holds 320 KiB of fixed buffers per stack; smoltcp's device claims the largest
@@ -55,6 +56,7 @@ mod ports;
 mod reassembly;
 mod recovery;
 mod rings;
+mod sack;
 mod tcp_table;
 mod time_wait;
 mod udp;
@@ -514,6 +516,7 @@ impl Engine {
             self.note_reset(tcp.segment);
         }
         self.io.recovery_on_ingress(&tcp);
+        self.io.sack.on_ingress(&tcp);
         if tcp.carries_data() {
             if self.peer_finished(tcp.segment) {
                 // Data beyond the peer's FIN: smoltcp would queue it after the
@@ -1511,6 +1514,7 @@ impl Engine {
             );
             self.io.recovery.forget(&flow);
             self.io.ack_sequence.forget(&flow);
+            self.io.sack.forget(&flow);
         }
         if let Phase::Embryo(listener) = entry.conn.phase {
             self.embryos.remove(&(listener, handle));
@@ -1753,6 +1757,7 @@ struct FrameIo {
     pool: Vec<Vec<u8>>,
     ack_sequence: frames::AckSequence,
     recovery: recovery::Recovery,
+    sack: sack::SackBlocks,
     /// Segments loss recovery sends again (a buffer kept for reuse).
     resend: Vec<Vec<u8>>,
     /// The engine's clock, for what the device boundary times.
@@ -1782,6 +1787,7 @@ impl FrameIo {
             pool: Vec::new(),
             ack_sequence: frames::AckSequence::default(),
             recovery: recovery::Recovery::default(),
+            sack: sack::SackBlocks::default(),
             resend: Vec::new(),
             now: Duration::ZERO,
             next_fragment_id: 0,
@@ -1868,7 +1874,9 @@ impl FrameIo {
             }
             if segment.rst {
                 self.recovery.forget(&segment.flow);
+                self.sack.forget(&segment.flow);
             } else {
+                self.sack.on_egress(&mut frame);
                 // Loopback loses nothing: its segments are not kept.
                 let wire = frames::dst_mac(&frame) != Some(self.mac);
                 let verdict =

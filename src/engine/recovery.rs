@@ -124,6 +124,9 @@ struct FlowState {
     backoffs: u32,
     /// When new data last went out: the tail-loss probe waits from here.
     last_new: Duration,
+    /// When anything last went out (new or again): a probe in recovery waits
+    /// from here.
+    last_sent: Duration,
     /// A tail-loss probe went out and nothing was acknowledged since.
     probed: bool,
     /// Duplicate ACKs in a row (for a peer without SACK).
@@ -245,15 +248,14 @@ impl FlowState {
         let srtt = self.srtt?;
         // Without SACK a probe's answer tells nothing of the segments before
         // it (Linux probes SACK flows only).
-        if !self.sack_ok
-            || self.probed
-            || self.recover.is_some()
-            || self.kept.iter().any(|k| k.sacked)
-            || self.last_released().is_none()
-        {
+        if !self.sack_ok || self.probed || self.last_released().is_none() {
             return None;
         }
         let mut wait = (srtt * 2).max(MIN_PROBE);
+        if self.recovering() {
+            // In recovery (see `probe_target`): from the last segment sent.
+            return Some(self.last_sent.max(self.since) + wait);
+        }
         if self.kept.iter().filter(|k| k.released).count() == 1 {
             // A lone segment may wait for a delayed ACK (RFC 8985, 7.2).
             wait = wait.max(srtt * 3 / 2 + MIN_RTO);
@@ -261,6 +263,26 @@ impl FlowState {
         // Armed by new data sent, and again by each acknowledgement of new
         // data (RFC 8985, 7.2).
         Some(self.last_new.max(self.since) + wait)
+    }
+
+    /// A loss is being repaired, or the peer reported data beyond a hole.
+    fn recovering(&self) -> bool {
+        self.recover.is_some() || self.kept.iter().any(|k| k.sacked)
+    }
+
+    /// What a probe sends again: the last segment on the wire (RFC 8985's
+    /// tail-loss probe), or in recovery the first hole. RFC 8985 sends no probe
+    /// in recovery, where RACK finds a lost retransmission from the segments
+    /// sent after it; but with the peer's window full (64 KiB receive rings
+    /// here) nothing can be sent after it, and only the timer (200 ms at
+    /// least, where the round trip may be a tenth of a millisecond) would find
+    /// it. So after two round trips of silence the hole goes again.
+    fn probe_target(&self) -> Option<usize> {
+        if self.recovering() {
+            self.kept.iter().position(|k| k.released && !k.sacked)
+        } else {
+            self.last_released()
+        }
     }
 
     /// One past the last sequence number on the wire (held segments are not):
@@ -312,6 +334,7 @@ impl FlowState {
         kept.sent_at = now;
         let end = kept.end;
         self.last_new = now;
+        self.last_sent = now;
         self.probed = false;
         if self.timing.is_none() {
             self.timing = Some((end, now));
@@ -680,6 +703,7 @@ impl Recovery {
         kept.sent_at = now;
         kept.again = true;
         kept.lost = false;
+        flow.last_sent = now;
         flow.timing = None;
         flow.retransmitted = flow.retransmitted.saturating_add(1);
         out.push(frame);
@@ -900,6 +924,13 @@ impl Recovery {
             flow.ssthresh = Some((flow.released_flight() / 2).max(2 * mss));
             flow.cwnd = mss;
             flow.recover = flow.released_end();
+            if flow.backoffs > 0 {
+                // A second timeout in a row: the receiver may have dropped what
+                // it SACKed (RFC 2018 lets it renege), so that goes again too.
+                for kept in flow.kept.iter_mut() {
+                    kept.sacked = false;
+                }
+            }
             for kept in flow.kept.iter_mut().filter(|k| k.released && !k.sacked) {
                 kept.lost = true;
             }
@@ -917,9 +948,9 @@ impl Recovery {
         }
         if flow.probe_at().is_some_and(|at| at <= now) {
             flow.probed = true;
-            if let Some(last) = flow.last_released() {
+            if let Some(target) = flow.probe_target() {
                 // A probe is no loss yet: the window stays.
-                Self::send_again(flow, last, now, out);
+                Self::send_again(flow, target, now, out);
             }
         }
     }
