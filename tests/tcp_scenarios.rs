@@ -978,3 +978,56 @@ fn without_sack() -> Wire {
     assert!(done < 100 * MS, "took {done:?}\n{}", wire.dump());
     wire
 }
+
+/// The ACK policy: in bulk, one ACK for every second full segment (half the
+/// frames a switch would carry with one per segment), as Linux.
+#[test]
+fn bulk_is_acknowledged_every_second_segment() {
+    let mut wire = Wire::new(|_| Fate::Deliver);
+    transfer(&mut wire, TOTAL, LIMIT, |_| true).expect("done");
+    let data = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.len > 0)
+        .count();
+    let acks = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::A && s.len == 0 && !s.syn)
+        .count();
+    assert!(
+        acks * 10 <= data * 6 && acks * 10 >= data * 4,
+        "{acks} ACKs for {data} segments\n{}",
+        wire.dump()
+    );
+}
+
+/// The ACK policy never stalls a sender that has one small segment out (a
+/// request, the last of a window): it is acknowledged within the delayed-ACK
+/// bound (1 ms here, smoltcp's `ack_delay` as the engine sets it), not held
+/// for a second segment that will not come.
+#[test]
+fn a_lone_segment_is_acknowledged_at_once() {
+    let mut wire = Wire::new(|_| Fate::Deliver);
+    let (server, client) = wire.connect(5000 * MS).expect("connected");
+    wire.b.send(client, b"ping").unwrap();
+    let start = wire.now;
+    let until = start + 20 * MS;
+    wire.run_until(until, |_| {});
+    let mut buf = [0u8; 16];
+    assert_eq!(wire.a.recv(server, &mut buf).unwrap(), 4);
+    let sent = wire
+        .first(|s| s.from == Side::B && s.len == 4)
+        .expect("the ping")
+        .at;
+    let acked = wire
+        .first(|s| s.from == Side::A && s.ack == Some(5))
+        .expect("its ACK")
+        .at;
+    assert!(
+        acked <= sent + ONE_WAY + 2 * MS,
+        "acknowledged {:?} after it arrived\n{}",
+        acked - sent - ONE_WAY,
+        wire.dump()
+    );
+}
