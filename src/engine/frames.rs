@@ -1116,54 +1116,65 @@ pub(crate) struct EgressSegment {
     pub window: u16,
 }
 
+/// An Ethernet frame with a TCP segment over IPv4 from `src` to `dst`
+/// (window 1000, no options but one SACK block if given), for tests.
+#[cfg(test)]
+pub(crate) fn tcp_frame_for_tests(
+    src: (Ipv4Address, u16),
+    dst: (Ipv4Address, u16),
+    seq: i32,
+    ack: i32,
+    payload: &[u8],
+    sack: Option<(u32, u32)>,
+) -> Vec<u8> {
+    let tcp = TcpRepr {
+        src_port: src.1,
+        dst_port: dst.1,
+        control: TcpControl::None,
+        seq_number: TcpSeqNumber(seq),
+        ack_number: Some(TcpSeqNumber(ack)),
+        window_len: 1000,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [sack, None, None],
+        timestamp: None,
+        payload,
+    };
+    let ip = Ipv4Repr {
+        src_addr: src.0,
+        dst_addr: dst.0,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp.buffer_len(),
+        hop_limit: 64,
+    };
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+        dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
+        ethertype: EthernetProtocol::Ipv4,
+    };
+    let mut buf = vec![0u8; eth.buffer_len() + ip.buffer_len() + tcp.buffer_len()];
+    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth.emit(&mut frame);
+    let caps = ChecksumCapabilities::default();
+    let mut packet = Ipv4Packet::new_unchecked(frame.payload_mut());
+    ip.emit(&mut packet, &caps);
+    tcp.emit(
+        &mut TcpPacket::new_unchecked(packet.payload_mut()),
+        &src.0.into(),
+        &dst.0.into(),
+        &caps,
+    );
+    buf
+}
+
 #[cfg(test)]
 mod ack_tests {
     use super::*;
-    use smoltcp::phy::ChecksumCapabilities;
-    use smoltcp::wire::{EthernetRepr, Ipv4Repr, TcpControl, TcpRepr};
 
     fn segment(seq: i32, payload: &[u8]) -> Vec<u8> {
-        let src = Ipv4Address::new(10, 0, 0, 1);
-        let dst = Ipv4Address::new(10, 0, 0, 2);
-        let tcp = TcpRepr {
-            src_port: 40000,
-            dst_port: 80,
-            control: TcpControl::None,
-            seq_number: TcpSeqNumber(seq),
-            ack_number: Some(TcpSeqNumber(7)),
-            window_len: 1000,
-            window_scale: None,
-            max_seg_size: None,
-            sack_permitted: false,
-            sack_ranges: [None, None, None],
-            timestamp: None,
-            payload,
-        };
-        let ip = Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let eth = EthernetRepr {
-            src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
-            dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
-            ethertype: EthernetProtocol::Ipv4,
-        };
-        let mut buf = vec![0u8; eth.buffer_len() + ip.buffer_len() + tcp.buffer_len()];
-        let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
-        eth.emit(&mut frame);
-        let caps = ChecksumCapabilities::default();
-        let mut packet = Ipv4Packet::new_unchecked(frame.payload_mut());
-        ip.emit(&mut packet, &caps);
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(packet.payload_mut()),
-            &src.into(),
-            &dst.into(),
-            &caps,
-        );
-        buf
+        let (a, b) = (Ipv4Address::new(10, 0, 0, 1), Ipv4Address::new(10, 0, 0, 2));
+        tcp_frame_for_tests((a, 40000), (b, 80), seq, 7, payload, None)
     }
 
     fn seq_and_checksum_ok(frame: &[u8]) -> (i32, bool) {

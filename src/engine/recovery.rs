@@ -386,6 +386,81 @@ impl FlowState {
         }
     }
 
+    /// The egress of a segment of this flow (see [`Recovery::on_egress`]);
+    /// copies come from `spare`.
+    fn on_egress(
+        &mut self,
+        segment: &EgressSegment,
+        frame: &[u8],
+        keep: bool,
+        now: Duration,
+        spare: &mut Vec<Vec<u8>>,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Egress {
+        if segment.ack.is_some() {
+            self.expected = segment.ack;
+            self.our_window = segment.window;
+        }
+        if segment.len == 0 || segment.syn {
+            self.acked_out = segment.ack.or(self.acked_out);
+            return Egress::Send;
+        }
+        let end = segment.seq + segment.len;
+        if self.sent_end.is_some_and(|sent| end <= sent) {
+            let verdict = Recovery::smoltcp_again(self, segment.seq, end, now);
+            if verdict == Egress::Send {
+                self.acked_out = segment.ack.or(self.acked_out);
+            }
+            return verdict;
+        }
+        self.sent_end = Some(end);
+        self.mss = self.mss.max(segment.data);
+        if !keep || self.kept_bytes + frame.len() > MAX_KEPT {
+            // Unkept: it goes as it is, outside the window's count.
+            self.acked_out = segment.ack.or(self.acked_out);
+            self.last_new = now;
+            if self.timing.is_none() {
+                self.timing = Some((end, now));
+            }
+            return Egress::Send;
+        }
+        let mut copy = spare.pop().unwrap_or_default();
+        copy.clear();
+        copy.extend_from_slice(frame);
+        self.kept_bytes += copy.len();
+        self.kept.push_back(Kept {
+            seq: segment.seq,
+            end,
+            data_end: end - usize::from(segment.fin),
+            frame: copy,
+            sent_at: now,
+            again: false,
+            sacked: false,
+            lost: false,
+            released: false,
+        });
+        let i = self.kept.len() - 1;
+        let earlier_held = i > 0 && !self.kept[i - 1].released;
+        let room = self.window().saturating_sub(self.pipe());
+        // A zero window's probe goes: the peer's window, not ours, holds it.
+        if !earlier_held && (segment.len <= room || self.peer_window == 0) {
+            self.note_release(i, now);
+            self.acked_out = segment.ack.or(self.acked_out);
+            return Egress::Send;
+        }
+        if segment
+            .ack
+            .is_some_and(|ack| self.acked_out.is_none_or(|out| ack > out))
+        {
+            let mut bare = spare.pop().unwrap_or_default();
+            if bare_ack(&mut bare, frame) {
+                self.acked_out = segment.ack;
+                out.push(bare);
+            }
+        }
+        Egress::Hold
+    }
+
     /// Enters recovery if not in it: the window halves (RFC 6675: half the
     /// flight, two segments at least), once per window of data.
     fn enter_recovery(&mut self) {
@@ -722,19 +797,6 @@ impl Recovery {
         now: Duration,
         out: &mut Vec<Vec<u8>>,
     ) -> Egress {
-        let verdict = self.note_egress(segment, frame, keep, now, out);
-        self.refile(segment.flow);
-        verdict
-    }
-
-    fn note_egress(
-        &mut self,
-        segment: &EgressSegment,
-        frame: &[u8],
-        keep: bool,
-        now: Duration,
-        out: &mut Vec<Vec<u8>>,
-    ) -> Egress {
         if segment.syn {
             self.note_scale(segment.flow, true, segment.window_scale);
             if let Some(scales) = self.scales.get_mut(&segment.flow) {
@@ -742,71 +804,12 @@ impl Recovery {
                 scales.syn_at = Some(now);
             }
         }
-        let Some(state) = self.flows.get_mut(&segment.flow) else {
-            return Egress::Send;
+        let verdict = match self.flows.get_mut(&segment.flow) {
+            Some(state) => state.on_egress(segment, frame, keep, now, &mut self.spare, out),
+            None => Egress::Send,
         };
-        if segment.ack.is_some() {
-            state.expected = segment.ack;
-            state.our_window = segment.window;
-        }
-        if segment.len == 0 || segment.syn {
-            state.acked_out = segment.ack.or(state.acked_out);
-            return Egress::Send;
-        }
-        let end = segment.seq + segment.len;
-        if state.sent_end.is_some_and(|sent| end <= sent) {
-            let verdict = Self::smoltcp_again(state, segment.seq, end, now);
-            if verdict == Egress::Send {
-                state.acked_out = segment.ack.or(state.acked_out);
-            }
-            return verdict;
-        }
-        state.sent_end = Some(end);
-        state.mss = state.mss.max(segment.data);
-        if !keep || state.kept_bytes + frame.len() > MAX_KEPT {
-            // Unkept: it goes as it is, outside the window's count.
-            state.acked_out = segment.ack.or(state.acked_out);
-            state.last_new = now;
-            if state.timing.is_none() {
-                state.timing = Some((end, now));
-            }
-            return Egress::Send;
-        }
-        let mut copy = self.spare.pop().unwrap_or_default();
-        copy.clear();
-        copy.extend_from_slice(frame);
-        state.kept_bytes += copy.len();
-        state.kept.push_back(Kept {
-            seq: segment.seq,
-            end,
-            data_end: end - usize::from(segment.fin),
-            frame: copy,
-            sent_at: now,
-            again: false,
-            sacked: false,
-            lost: false,
-            released: false,
-        });
-        let i = state.kept.len() - 1;
-        let earlier_held = i > 0 && !state.kept[i - 1].released;
-        let room = state.window().saturating_sub(state.pipe());
-        // A zero window's probe goes: the peer's window, not ours, holds it.
-        if !earlier_held && (segment.len <= room || state.peer_window == 0) {
-            state.note_release(i, now);
-            state.acked_out = segment.ack.or(state.acked_out);
-            return Egress::Send;
-        }
-        if segment
-            .ack
-            .is_some_and(|ack| state.acked_out.is_none_or(|out| ack > out))
-        {
-            let mut bare = self.spare.pop().unwrap_or_default();
-            if bare_ack(&mut bare, frame) {
-                state.acked_out = segment.ack;
-                out.push(bare);
-            }
-        }
-        Egress::Hold
+        self.refile(segment.flow);
+        verdict
     }
 
     /// A segment smoltcp sends again (a fast retransmit, its timer, a

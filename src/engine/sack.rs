@@ -227,51 +227,16 @@ mod tests {
         payload: &[u8],
         sack: Option<(u32, u32)>,
     ) -> Vec<u8> {
-        let (a, b) = (Ipv4Address::new(10, 0, 0, 1), Ipv4Address::new(10, 0, 0, 2));
-        let (src, dst, sport, dport) = if incoming {
-            (b, a, 80, 40000)
-        } else {
-            (a, b, 40000, 80)
-        };
-        let tcp = TcpRepr {
-            src_port: sport,
-            dst_port: dport,
-            control: TcpControl::None,
-            seq_number: TcpSeqNumber(seq),
-            ack_number: Some(TcpSeqNumber(ack)),
-            window_len: 1000,
-            window_scale: None,
-            max_seg_size: None,
-            sack_permitted: false,
-            sack_ranges: [sack, None, None],
-            timestamp: None,
-            payload,
-        };
-        let ip = Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let eth = EthernetRepr {
-            src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
-            dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
-            ethertype: EthernetProtocol::Ipv4,
-        };
-        let mut buf = vec![0u8; eth.buffer_len() + ip.buffer_len() + tcp.buffer_len()];
-        let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
-        eth.emit(&mut frame);
-        let caps = ChecksumCapabilities::default();
-        let mut packet = Ipv4Packet::new_unchecked(frame.payload_mut());
-        ip.emit(&mut packet, &caps);
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(packet.payload_mut()),
-            &src.into(),
-            &dst.into(),
-            &caps,
+        let (ours, theirs) = (
+            (Ipv4Address::new(10, 0, 0, 1), 40000),
+            (Ipv4Address::new(10, 0, 0, 2), 80),
         );
-        buf
+        let (src, dst) = if incoming {
+            (theirs, ours)
+        } else {
+            (ours, theirs)
+        };
+        frames::tcp_frame_for_tests(src, dst, seq, ack, payload, sack)
     }
 
     /// The SACK blocks of `frame`, read as a receiver would (checksums
