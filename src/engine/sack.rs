@@ -215,9 +215,7 @@ mod tests {
     use super::*;
     use crate::engine::frames;
     use smoltcp::phy::ChecksumCapabilities;
-    use smoltcp::wire::{
-        EthernetAddress, EthernetRepr, Ipv4Address, Ipv4Repr, TcpControl, TcpRepr,
-    };
+    use smoltcp::wire::{Ipv4Address, TcpRepr};
 
     /// A segment from 10.0.0.2:80 to 10.0.0.1:40000 (`incoming`) or back.
     fn segment(
