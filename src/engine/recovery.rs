@@ -543,8 +543,9 @@ pub(crate) enum Egress {
     Hold,
 }
 
-/// Spare buffers kept at most.
-const MAX_SPARE: usize = 64;
+/// Spare buffers kept at most (about 24 KiB: what a stack keeps after bulk
+/// traffic ends).
+const MAX_SPARE: usize = 16;
 
 impl Recovery {
     /// Notes the window scale a SYN offered, ours or the peer's.
