@@ -156,9 +156,9 @@ struct FlowState {
     ssthresh: Option<usize>,
     /// The largest segment of data sent.
     mss: usize,
-    /// The acknowledgement number last put on the wire: a segment held back
-    /// must not hold back the acknowledgement it carries.
-    acked_out: Option<TcpSeqNumber>,
+    /// The acknowledgement number and window last put on the wire: a segment
+    /// held back must not hold back the news it carries for the peer.
+    acked_out: Option<(TcpSeqNumber, u16)>,
     /// Its `due_at` as filed in the index.
     filed: Option<Duration>,
 }
@@ -402,14 +402,14 @@ impl FlowState {
             self.our_window = segment.window;
         }
         if segment.len == 0 || segment.syn {
-            self.acked_out = segment.ack.or(self.acked_out);
+            self.acked_out = segment.ack.map(|a| (a, segment.window)).or(self.acked_out);
             return Egress::Send;
         }
         let end = segment.seq + segment.len;
         if self.sent_end.is_some_and(|sent| end <= sent) {
             let verdict = Recovery::smoltcp_again(self, segment.seq, end, now);
             if verdict == Egress::Send {
-                self.acked_out = segment.ack.or(self.acked_out);
+                self.acked_out = segment.ack.map(|a| (a, segment.window)).or(self.acked_out);
             }
             return verdict;
         }
@@ -417,7 +417,7 @@ impl FlowState {
         self.mss = self.mss.max(segment.data);
         if !keep || self.kept_bytes + frame.len() > MAX_KEPT {
             // Unkept: it goes as it is, outside the window's count.
-            self.acked_out = segment.ack.or(self.acked_out);
+            self.acked_out = segment.ack.map(|a| (a, segment.window)).or(self.acked_out);
             self.last_new = now;
             if self.timing.is_none() {
                 self.timing = Some((end, now));
@@ -445,16 +445,17 @@ impl FlowState {
         // A zero window's probe goes: the peer's window, not ours, holds it.
         if !earlier_held && (segment.len <= room || self.peer_window == 0) {
             self.note_release(i, now);
-            self.acked_out = segment.ack.or(self.acked_out);
+            self.acked_out = segment.ack.map(|a| (a, segment.window)).or(self.acked_out);
             return Egress::Send;
         }
-        if segment
-            .ack
-            .is_some_and(|ack| self.acked_out.is_none_or(|out| ack > out))
-        {
+        let news = segment.ack.is_some_and(|ack| {
+            self.acked_out
+                .is_none_or(|(out, window)| ack > out || segment.window > window)
+        });
+        if news {
             let mut bare = spare.pop().unwrap_or_default();
             if bare_ack(&mut bare, frame) {
-                self.acked_out = segment.ack;
+                self.acked_out = segment.ack.map(|a| (a, segment.window));
                 out.push(bare);
             }
         }
@@ -760,7 +761,7 @@ impl Recovery {
             let mut frame = flow.kept[i].frame.clone();
             if let Some(ack) = expected {
                 refresh(&mut frame, ack, window);
-                flow.acked_out = Some(ack);
+                flow.acked_out = Some((ack, window));
             }
             out.push(frame);
         }
@@ -774,7 +775,7 @@ impl Recovery {
         let mut frame = kept.frame.clone();
         if let Some(ack) = expected {
             refresh(&mut frame, ack, window);
-            flow.acked_out = Some(ack);
+            flow.acked_out = Some((ack, window));
         }
         kept.sent_at = now;
         kept.again = true;
