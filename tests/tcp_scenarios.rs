@@ -829,6 +829,27 @@ fn reordering_by_three() {
     assert!(done < 60 * MS, "took {done:?}\n{}", wire.dump());
 }
 
+/// Segments 20, 40, 60 and 80 each come after the next three: the first may
+/// cost a retransmission (nothing was seen out of order yet), which shows the
+/// reordering; then RACK waits a reordering window instead of counting three
+/// SACKed segments, and the others cost none (RFC 8985, as Linux).
+#[test]
+fn reordering_once_seen_is_waited_for() {
+    let mut held = 0;
+    let mut wire = Wire::new(move |s| {
+        let late = [20, 40, 60, 80].iter().any(|&k| s.is_segment(k));
+        if s.from == Side::B && late && !s.retransmission() && held < 4 {
+            held += 1;
+            Fate::Behind(3)
+        } else {
+            Fate::Deliver
+        }
+    });
+    let done = transfer(&mut wire, TOTAL, LIMIT, |_| true).expect("done");
+    assert!(wire.retransmissions().len() <= 1, "{}", wire.dump());
+    assert!(done < 60 * MS, "took {done:?}\n{}", wire.dump());
+}
+
 /// Segment 40 comes after 41 and 42: fewer than three segments beyond a hole
 /// are reordering, not loss, and nothing is sent again.
 #[test]

@@ -12,9 +12,11 @@
 //! So the engine keeps a copy of each segment of data (or FIN) it sends, until it
 //! is acknowledged, in a scoreboard per flow (RFC 6675) that the peer's SACK
 //! blocks mark, and sends a copy again when:
-//! - three segments above it were SACKed (RFC 6675's DupThresh), or a segment
-//!   sent after it was delivered and a reordering window passed since (RACK,
-//!   RFC 8985): which also finds a lost retransmission;
+//! - three segments above it were SACKed (RFC 6675's DupThresh, until the flow
+//!   showed reordering), or a segment sent after it was delivered and a
+//!   reordering window passed since (RACK, RFC 8985): which also finds a lost
+//!   retransmission. A retransmission found spurious widens that window and
+//!   undoes the window's halving;
 //! - for a peer without SACK: the third duplicate ACK, and each partial
 //!   acknowledgement after it (NewReno, RFC 6582);
 //! - nothing came back for two round trips after the last segment (a tail-loss
@@ -57,6 +59,10 @@ const MAX_BACKOFFS: u32 = 8;
 /// SACKed segments above a hole that make it a loss (RFC 6675's DupThresh),
 /// and duplicate ACKs that make a loss without SACK.
 const DUP_THRESH: usize = 3;
+
+/// Quarter round trips RACK waits at most for reordering (RFC 8985 caps the
+/// window at the smoothed round trip too).
+const MAX_REO_STEPS: u32 = 16;
 
 /// The shortest wait for a tail-loss probe (Linux's `TCP_TIMEOUT_MIN`).
 const MIN_PROBE: Duration = Duration::from_millis(10);
@@ -156,6 +162,14 @@ struct FlowState {
     ssthresh: Option<usize>,
     /// The largest segment of data sent.
     mss: usize,
+    /// The window and threshold before the last recovery began: what a
+    /// recovery found spurious gives back.
+    before_recovery: Option<(usize, Option<usize>)>,
+    /// A segment was delivered after one sent later (RFC 8985's
+    /// `RACK.reordering_seen`), and quarter round trips RACK waits for
+    /// reordering.
+    reordering_seen: bool,
+    reo_steps: u32,
     /// The acknowledgement number and window last put on the wire: a segment
     /// held back must not hold back the news it carries for the peer.
     acked_out: Option<(TcpSeqNumber, u16)>,
@@ -240,7 +254,13 @@ impl FlowState {
     /// RACK's reordering window: a quarter of the least round trip, none once
     /// DupThresh segments were SACKed (Linux, before it has seen reordering).
     fn reordering_window(&self) -> Duration {
-        self.min_rtt.map_or(Duration::ZERO, |rtt| rtt / 4)
+        let Some(min) = self.min_rtt else {
+            return Duration::ZERO;
+        };
+        // Widened by a quarter round trip for each spurious retransmission
+        // found (RFC 8985, 6.2 step 4), never past the smoothed round trip.
+        let window = min / 4 * self.reo_steps.max(1);
+        self.srtt.map_or(window, |srtt| window.min(srtt))
     }
 
     /// When the tail-loss probe is due, if one may go.
@@ -349,7 +369,21 @@ impl FlowState {
         // shorter segment (a probe, a tail) comes back a little sooner than
         // the full ones that set the least round trip.
         if again && self.min_rtt.is_some_and(|min| rtt < min * 3 / 4) {
+            // The retransmission was spurious: the peer had the original,
+            // which came late. Reordering it was: the window RACK waits
+            // widens, and the halving it cost is undone (Linux's undo).
+            self.reordering_seen = true;
+            self.reo_steps = (self.reo_steps + 1).min(MAX_REO_STEPS);
+            if let Some((cwnd, ssthresh)) = self.before_recovery.take() {
+                self.cwnd = self.cwnd.max(cwnd);
+                self.ssthresh = ssthresh;
+            }
             return;
+        }
+        if !again && self.rack_sent_at.is_some_and(|newest| sent_at < newest) {
+            // Delivered after a segment sent later: reordering (RFC 8985,
+            // 6.2 step 3).
+            self.reordering_seen = true;
         }
         if self.rack_sent_at.is_none_or(|newest| sent_at >= newest) {
             self.rack_sent_at = Some(sent_at);
@@ -362,7 +396,9 @@ impl FlowState {
         let mut sacked_above = 0;
         let newest = self.rack_sent_at;
         let wait = self.rack_rtt
-            + if self.kept.iter().filter(|k| k.sacked).count() >= DUP_THRESH {
+            + if !self.reordering_seen
+                && self.kept.iter().filter(|k| k.sacked).count() >= DUP_THRESH
+            {
                 Duration::ZERO
             } else {
                 self.reordering_window()
@@ -375,7 +411,8 @@ impl FlowState {
             if kept.lost || !kept.released {
                 continue;
             }
-            let by_count = !kept.again && sacked_above >= DUP_THRESH;
+            // Once reordering was seen, only time says lost (RFC 8985).
+            let by_count = !self.reordering_seen && !kept.again && sacked_above >= DUP_THRESH;
             // RACK needs SACK: without it, what was delivered after a hole is
             // not known.
             let by_time = self.sack_ok
@@ -467,6 +504,7 @@ impl FlowState {
     fn enter_recovery(&mut self) {
         if self.recover.is_none() {
             self.recover = self.released_end();
+            self.before_recovery = Some((self.window(), self.ssthresh));
             let half = (self.released_flight() / 2).max(2 * self.smss());
             self.ssthresh = Some(half);
             self.cwnd = half;
@@ -664,6 +702,7 @@ impl Recovery {
             if let Some(recover) = flow.recover {
                 if ack >= recover {
                     flow.recover = None;
+                    flow.before_recovery = None;
                 } else if !flow.sack_ok {
                     // NewReno's partial acknowledgement: the next hole is lost.
                     if let Some(front) = flow.kept.front_mut().filter(|k| k.released) {
