@@ -8,11 +8,11 @@
 use crate::cmd::{CmdError, Interface, NetConfig};
 use crate::dns::ResolverOptions;
 use crate::engine::Engine;
-use crate::link::{Link, NullLink, StreamLink, VdeLink};
+use crate::link::{is_vde_plugin, Link, NullLink, StreamLink, VdeLink};
 use crate::pcap::PcapWriter;
 use crate::pump::{
     ConfigView, Control, Doorbell, EndToken, EndWatch, Failure, Handoff, Handoffs, Pump,
-    PumpHandle, FIRST_SOCKET_ID, WAKER,
+    PumpHandle, PumpThread, FIRST_SOCKET_ID, WAKER,
 };
 use crate::sys;
 use std::collections::hash_map::RandomState;
@@ -24,7 +24,6 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 /// The interface name when none is given, as in the reference libvdestack.
@@ -86,7 +85,7 @@ enum Imp {
     /// The userspace stack: its pump thread.
     Userspace {
         ctx: StackCtx,
-        thread: Mutex<Option<JoinHandle<()>>>,
+        thread: Mutex<Option<PumpThread>>,
     },
     /// The kernel stack: its namespace helper (which ends when this drops).
     #[cfg(feature = "kernel-ns")]
@@ -120,8 +119,7 @@ impl Drop for StackInner {
             }
             let _ = ctx.pump.send(Control::Shutdown);
             if let Some(thread) = thread.lock().ok().and_then(|mut t| t.take()) {
-                // The pump never blocks on the application, so this returns promptly.
-                let _ = thread.join();
+                thread.finish(&ctx.pump.doorbell);
             }
         }
     }
@@ -288,8 +286,8 @@ impl Stack {
         Ok((app_end, id, watch))
     }
 
-    /// The descriptors the stack's thread holds open now: its poll, its link's,
-    /// its ends of the sockets' pairs. A program that closes every descriptor it
+    /// The descriptors the stack's thread holds open now: its poll and the
+    /// eventfd that wakes it, its link's, its ends of the sockets' pairs. A program that closes every descriptor it
     /// does not know of (`closefrom`) must leave these, or the stack's thread would
     /// go on using numbers the program reuses. Empty for a kernel stack (whose
     /// helper's descriptors are opened with it and never change).
@@ -537,6 +535,27 @@ impl StackBuilder {
         }
     }
 
+    /// Whether the stack this builds will name every descriptor it holds in
+    /// [`Stack::descriptors`]: true for a userspace stack on a `vde_switch` (or
+    /// loopback only), false where a libvdeplug plugin may open descriptors it
+    /// does not tell of, for a link given with [`StackBuilder::link`] or a
+    /// capture file, and for a kernel stack (its helper's). A program that must
+    /// know every descriptor a new stack opened (to keep them through its own
+    /// `closefrom`) can skip looking at `/proc/self/fd` before and after
+    /// [`StackBuilder::build`] when this is true.
+    ///
+    /// ```
+    /// let builder = vdestack::Stack::builder().vnl("/tmp/my_switch");
+    /// assert!(builder.descriptors_known());
+    /// assert!(!vdestack::Stack::builder().vnl("ptp:///tmp/p").descriptors_known());
+    /// ```
+    pub fn descriptors_known(&self) -> bool {
+        self.backend == Backend::Userspace
+            && self.link.is_none()
+            && self.pcap.is_none()
+            && (self.vnl.is_empty() || is_vde_plugin(&self.vnl))
+    }
+
     /// Creates the stack.
     pub fn build(mut self) -> io::Result<Stack> {
         let ifname = self
@@ -563,7 +582,7 @@ impl StackBuilder {
         let config_view: ConfigView = Arc::new(Mutex::new(Arc::new(config.clone())));
         let engine = Engine::new(config, seed, start.elapsed());
         let poll = mio::Poll::new()?;
-        let doorbell = Arc::new(Doorbell::new(mio::Waker::new(poll.registry(), WAKER)?));
+        let doorbell = Arc::new(Doorbell::new(poll.registry(), WAKER)?);
         let (tx, rx) = crossbeam_channel::unbounded();
         let handoffs: Handoffs = Arc::default();
         let failure = Failure::default();
@@ -579,9 +598,7 @@ impl StackBuilder {
             config_view.clone(),
             failure.clone(),
         )?;
-        let thread = std::thread::Builder::new()
-            .name(format!("vdestack-{ifname}"))
-            .spawn(move || pump.run())?;
+        let thread = PumpThread::start(pump, format!("vdestack-{ifname}"))?;
         Ok(Stack {
             inner: Arc::new(StackInner {
                 engine: Imp::Userspace {

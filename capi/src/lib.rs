@@ -224,15 +224,16 @@ pub unsafe extern "C" fn vde_addstack(vdenet: *mut c_char, ifname: *mut c_char) 
         if let Some(ifname) = ifname {
             builder = builder.ifname(ifname);
         }
-        // What the stack opens is kept open through closefrom/close_range.
-        let before = descriptors::open_descriptors();
+        // What the stack opens is kept open through closefrom/close_range: those
+        // it names itself, or else those open after it that were not before.
+        let before = (!builder.descriptors_known()).then(descriptors::open_descriptors);
         match builder.build() {
             Ok(stack) => {
                 let made = Box::into_raw(Box::new(VdeStack { stack }));
-                let after = descriptors::open_descriptors();
+                let opened = before.map(|before| descriptors::opened_since(&before));
                 // SAFETY: `made` was just made from a box, and is not shared yet.
                 let handle = unsafe { &*made }.stack.clone();
-                descriptors::keep(made as usize, handle, &before, &after);
+                descriptors::keep(made as usize, handle, opened.unwrap_or_default());
                 made
             }
             Err(e) => {

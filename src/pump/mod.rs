@@ -37,11 +37,13 @@ mod conn;
 mod idle;
 mod rings;
 mod rx_batch;
+mod threads;
 mod udp;
 
 use conn::{Conn, Phase, Verdict};
 pub(crate) use idle::Doorbell;
 use idle::{PollSlot, SpinWindow};
+pub(crate) use threads::PumpThread;
 pub(crate) use udp::UdpShared;
 
 pub(crate) const WAKER: Token = Token(0);
@@ -525,11 +527,15 @@ impl Pump {
     /// panic is not let loose in the thread: it becomes the stack's [`Failure`],
     /// which every socket of the stack then reports (`ENETDOWN`, with the
     /// message), and the pump's descriptors close as they would at a shutdown.
-    pub(crate) fn run(mut self: Box<Self>) {
+    ///
+    /// The link is given back rather than closed here: its owner closes it
+    /// (see `threads.rs`).
+    pub(crate) fn run(mut self: Box<Self>) -> Box<dyn Link> {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve()));
         if let Err(payload) = outcome {
             self.fail(panic_message(&*payload));
         }
+        std::mem::replace(&mut self.link, Box::new(crate::link::NullLink))
     }
 
     /// Records the failure before anything closes, so that whoever meets a closed
@@ -1485,9 +1491,8 @@ impl Pump {
 
     /// Every descriptor the pump holds (see [`Control::Descriptors`]).
     fn descriptors(&self) -> Vec<RawFd> {
-        let mut fds = vec![self.poll.as_raw_fd()];
-        fds.extend(self.link.data_fd());
-        fds.extend(self.link.hangup_fd());
+        let mut fds = vec![self.poll.as_raw_fd(), self.doorbell.fd()];
+        fds.extend(self.link.fds());
         fds.extend(self.conns.values().map(|conn| conn.fd.as_raw_fd()));
         fds.extend(self.adopted.values().map(|(fd, _)| fd.as_raw_fd()));
         fds.extend(self.udp_descriptors());

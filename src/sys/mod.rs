@@ -250,6 +250,32 @@ pub(crate) fn process_id() -> u32 {
     rustix::process::getpid().as_raw_pid() as u32
 }
 
+/// A new eventfd (non-blocking, close-on-exec), counting from 0.
+pub(crate) fn event_fd() -> io::Result<OwnedFd> {
+    use rustix::event::{eventfd, EventfdFlags};
+    Ok(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?)
+}
+
+/// Adds one to an eventfd's counter: each addition wakes whoever polls it, even
+/// edge-triggered and never read. Only a counter at its maximum (2^64 - 2
+/// additions) is read back to zero first.
+pub(crate) fn ring_event(fd: BorrowedFd<'_>) -> io::Result<()> {
+    loop {
+        match write(fd, &1u64.to_ne_bytes()) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                read(fd, &mut [0; 8])?;
+            }
+            other => return other.map(drop),
+        }
+    }
+}
+
+/// Names the calling thread (`PR_SET_NAME`: what `/proc/self/task/*/comm`,
+/// `top -H` and debuggers show; at most 15 bytes are kept).
+pub(crate) fn set_thread_name(name: &std::ffi::CStr) -> io::Result<()> {
+    Ok(rustix::thread::set_name(name)?)
+}
+
 /// Registers handlers that `fork()` runs: `prepare` before it in the forking
 /// thread, `parent` and `child` after it in each process (`pthread_atfork(3)`,
 /// libc's: it is no system call, and libc's `fork` is what runs the handlers).
