@@ -109,6 +109,8 @@ mod socket;
 mod stack;
 #[allow(unsafe_code)]
 mod sys;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use cmd::{CmdError, Interface, InterfaceFlags};
 pub use socket::{PingSocket, SocketConfig, TcpListener, TcpStream, ToStackAddrs, UdpSocket};

@@ -621,6 +621,15 @@ impl StackSocket {
         }
     }
 
+    /// The connection of a connected stream socket.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(super) fn connection(&self) -> Option<Conn> {
+        match &*self.lock() {
+            State::Connected(conn) => Some(conn.clone()),
+            _ => None,
+        }
+    }
+
     /// Whether a datagram socket has a peer.
     pub(super) fn is_connected(&self) -> bool {
         match &*self.lock() {

@@ -323,6 +323,13 @@ impl TcpStream {
         }
     }
 
+    /// A stream of a connection `bsd` made (`conn`: what the stack keeps beside
+    /// the descriptor; `None` for a kernel socket).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn from_parts(fd: OwnedFd, conn: Option<Conn>) -> TcpStream {
+        TcpStream { fd, conn }
+    }
+
     fn read_fd(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.reset_told(sys::read(self.fd.as_fd(), buf), buf.len())
     }
