@@ -46,7 +46,8 @@
 //!
 //! ## Modules
 //!
-//! The socket types and [`Stack`] are at the root. Four modules are API too:
+//! The socket types and [`Stack`] are at the root. Four modules are API too, and
+//! a fifth with a feature:
 //!
 //! - [`link`]: plug a stack into something else than a VDE network (the
 //!   [`link::Link`] trait and [`StackBuilder::link`]), for instance an in-memory
@@ -56,7 +57,9 @@
 //! - [`cmd`]: the `ip` model on its own, without a stack: what a stackcmd string
 //!   does to a configuration, with iproute2's statuses and messages;
 //! - [`dns`]: DNS messages, `/etc/hosts` and `resolv.conf` without I/O, what
-//!   [`Stack::lookup_host`] is built on.
+//!   [`Stack::lookup_host`] is built on;
+//! - `tokio` (cargo feature `tokio`): the socket types for async code, shaped
+//!   like `tokio::net`'s, on which hyper and other tokio programs run unchanged.
 //!
 //! ## Two backends
 //!

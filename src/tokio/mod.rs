@@ -19,7 +19,7 @@
 //!   turn writable, and reads `SO_ERROR`. The future owns the descriptor: dropping
 //!   it before the connection is up closes the descriptor, and the stack abandons
 //!   the handshake.
-//! - Addresses are [`ToStackAddrs`](crate::ToStackAddrs), as for the blocking
+//! - Addresses are [`ToStackAddrs`], as for the blocking
 //!   types. Numeric ones are used at once; names are resolved through the stack
 //!   ([`Stack::lookup_host`]) on tokio's blocking pool
 //!   ([`spawn_blocking`](::tokio::task::spawn_blocking)), since a lookup waits for
