@@ -126,6 +126,9 @@ fn hyper_serves_and_fetches(backend: Backend) {
                 .header("host", "10.0.0.1")
                 .body(Full::new(Bytes::new()))
                 .unwrap();
+            // A connection serves one request at a time: ready once the
+            // previous response is done with.
+            sender.ready().await.unwrap();
             let response = sender.send_request(request).await.unwrap();
             assert_eq!(response.status(), 200);
             let body = response.into_body().collect().await.unwrap().to_bytes();

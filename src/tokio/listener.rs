@@ -5,10 +5,8 @@ use crate::socket::{TcpListener as StdListener, ToStackAddrs};
 use crate::stack::Stack;
 use ::tokio::io::unix::AsyncFd;
 use ::tokio::io::Interest;
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::task::{ready, Context, Poll};
 
 /// A TCP listener on a [`Stack`], for tokio: `tokio::net::TcpListener`'s shape,
@@ -93,29 +91,4 @@ impl TcpListener {
     }
 }
 
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl TryFrom<StdListener> for TcpListener {
-    type Error = io::Error;
-
-    /// [`TcpListener::from_std`].
-    fn try_from(listener: StdListener) -> io::Result<TcpListener> {
-        TcpListener::from_std(listener)
-    }
-}
-
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.io.get_ref().fmt(f)
-    }
-}
+super::async_socket_traits!(TcpListener, StdListener);

@@ -60,6 +60,41 @@
 //! # Ok(()) }
 //! ```
 
+/// What every socket type here has over its `io: AsyncFd<$std>` field, as
+/// `tokio::net`'s types have it: `AsFd` and `AsRawFd`, `TryFrom<$std>` (its
+/// `from_std`), and the blocking type's `Debug`.
+macro_rules! async_socket_traits {
+    ($t:ident, $std:ty) => {
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(self.io.get_ref())
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&self.io)
+            }
+        }
+
+        impl TryFrom<$std> for $t {
+            type Error = std::io::Error;
+
+            #[doc = concat!("[`", stringify!($t), "::from_std`].")]
+            fn try_from(socket: $std) -> std::io::Result<$t> {
+                $t::from_std(socket)
+            }
+        }
+
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.io.get_ref().fmt(f)
+            }
+        }
+    };
+}
+use async_socket_traits;
+
 mod listener;
 mod split;
 mod stream;

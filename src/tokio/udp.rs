@@ -5,10 +5,8 @@ use crate::socket::{ToStackAddrs, UdpSocket as StdSocket};
 use crate::stack::Stack;
 use ::tokio::io::unix::AsyncFd;
 use ::tokio::io::Interest;
-use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 /// A UDP socket on a [`Stack`], for tokio: `tokio::net::UdpSocket`'s shape, over
 /// a [`crate::UdpSocket`]. Its calls take `&self`: share it between tasks in an
@@ -190,29 +188,4 @@ impl UdpSocket {
     }
 }
 
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl TryFrom<StdSocket> for UdpSocket {
-    type Error = io::Error;
-
-    /// [`UdpSocket::from_std`].
-    fn try_from(socket: StdSocket) -> io::Result<UdpSocket> {
-        UdpSocket::from_std(socket)
-    }
-}
-
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.io.get_ref().fmt(f)
-    }
-}
+super::async_socket_traits!(UdpSocket, StdSocket);
