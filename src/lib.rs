@@ -59,7 +59,8 @@
 //! - [`dns`]: DNS messages, `/etc/hosts` and `resolv.conf` without I/O, what
 //!   [`Stack::lookup_host`] is built on;
 //! - `tokio` (cargo feature `tokio`): the socket types for async code, shaped
-//!   like `tokio::net`'s, on which hyper and other tokio programs run unchanged.
+//!   like `tokio::net`'s, on which hyper and other code written over tokio's
+//!   I/O traits run unchanged.
 //!
 //! ## Two backends
 //!

@@ -141,7 +141,7 @@ fn first_address<A: ToStackAddrs>(addr: A) -> io::Result<SocketAddr> {
 /// Registers `socket`, a socket type of this crate, with the current runtime's
 /// reactor (`AsyncFd`), for the readiness of `interest`.
 ///
-/// Since tokio 1.54, `AsyncFd::new` and `with_interest` are deprecated for
+/// tokio 1.54 deprecates `AsyncFd::new` and `with_interest` for their
 /// `unsafe` successors (`register`), because an arbitrary `AsRawFd` value need not
 /// own its descriptor, which could then be closed under the reactor. The types
 /// registered here own theirs (an `OwnedFd` field, never replaced), which is the
