@@ -313,6 +313,8 @@ fn cancelled_connect_leaves_nothing(backend: Backend) {
     let net = net(backend);
     runtime(async {
         // 10.0.0.99 answers no ARP request: each connect waits, and is dropped.
+        // (A connect that blocked its worker thread could not be cancelled: it
+        // would end in EHOSTUNREACH seconds later, and the timeout say Ok.)
         let cancel = || {
             tokio::time::timeout(
                 Duration::from_millis(50),

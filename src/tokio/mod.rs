@@ -23,8 +23,9 @@
 //!   types. Numeric ones are used at once; names are resolved through the stack
 //!   ([`Stack::lookup_host`]) on tokio's blocking pool
 //!   ([`spawn_blocking`](::tokio::task::spawn_blocking)), since a lookup waits for
-//!   the stack's name servers. A socket's `connect` and `send_to` take addresses
-//!   only, as the blocking types' do.
+//!   the stack's name servers (a future dropped meanwhile leaves the lookup to
+//!   end on its thread, within the resolver's timeouts). A socket's `connect` and
+//!   `send_to` take addresses only, as the blocking types' do.
 //! - Binding, listening, a UDP `connect` and options are requests the stack's own
 //!   thread (or its namespace's helper) answers at once: they are made on the
 //!   calling task, as tokio makes its system calls there.
