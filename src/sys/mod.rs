@@ -455,10 +455,19 @@ pub(crate) fn send_parts(
     body: &[u8],
     flags: libc::c_int,
 ) -> io::Result<usize> {
-    let iov = [IoSlice::new(head), IoSlice::new(body)];
+    send_vectored(fd, &[IoSlice::new(head), IoSlice::new(body)], flags)
+}
+
+/// Sends the buffers of `iov` in order, as one datagram on a datagram socket
+/// (`sendmsg(2)`, no copy), without SIGPIPE; `flags` may add MSG_DONTWAIT.
+pub(crate) fn send_vectored(
+    fd: BorrowedFd<'_>,
+    iov: &[IoSlice<'_>],
+    flags: libc::c_int,
+) -> io::Result<usize> {
     let flags = SendFlags::from_bits_retain(flags as u32) | SendFlags::NOSIGNAL;
     Ok(retry_on_intr(|| {
-        rustix::net::sendmsg(fd, &iov, &mut SendAncillaryBuffer::default(), flags)
+        rustix::net::sendmsg(fd, iov, &mut SendAncillaryBuffer::default(), flags)
     })?)
 }
 
@@ -471,10 +480,24 @@ pub(crate) fn recv_parts(
     body: &mut [u8],
     flags: libc::c_int,
 ) -> io::Result<(usize, bool)> {
-    let mut iov = [IoSliceMut::new(head), IoSliceMut::new(body)];
+    recv_vectored(
+        fd,
+        &mut [IoSliceMut::new(head), IoSliceMut::new(body)],
+        flags,
+    )
+}
+
+/// Receives into the buffers of `iov` in order (`recvmsg(2)`): the bytes received
+/// in all, and whether a datagram was longer than all of them (MSG_TRUNC).
+/// `flags` may add MSG_PEEK or MSG_DONTWAIT.
+pub(crate) fn recv_vectored(
+    fd: BorrowedFd<'_>,
+    iov: &mut [IoSliceMut<'_>],
+    flags: libc::c_int,
+) -> io::Result<(usize, bool)> {
     let flags = RecvFlags::from_bits_retain(flags as u32);
     let msg = retry_on_intr(|| {
-        rustix::net::recvmsg(fd, &mut iov, &mut RecvAncillaryBuffer::default(), flags)
+        rustix::net::recvmsg(fd, &mut *iov, &mut RecvAncillaryBuffer::default(), flags)
     })?;
     Ok((msg.bytes, msg.flags.contains(ReturnFlags::TRUNC)))
 }
