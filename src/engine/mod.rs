@@ -1093,7 +1093,7 @@ impl Engine {
         }
         let asked = local.map_or(0, |l| l.port());
         let destination = (local_ip, remote.ip(), remote.port());
-        let how = options.port_use_on(false, remote.ip());
+        let how = options.port_use_to(remote.ip(), local_ip);
         let port = self
             .ports
             .take_for(asked, how, Some(destination))
@@ -1294,13 +1294,22 @@ impl Engine {
             self.forget(handle);
         }
         let listeners = &self.listeners;
-        let matching: Vec<ListenerId> = self
-            .listener_ports
-            .get(&syn.dst.port())
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(|id| listeners[id].takes(syn.dst.ip()))
+        let candidates = || {
+            self.listener_ports
+                .get(&syn.dst.port())
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|id| listeners[id].takes(syn.dst.ip()))
+        };
+        // The most specific listeners take it, as Linux scores them: one on the
+        // very address before a wildcard, one of the segment's family before a
+        // dual-stack `[::]`.
+        let best = candidates()
+            .map(|id| listeners[&id].fit(syn.dst.ip()))
+            .max();
+        let matching: Vec<ListenerId> = candidates()
+            .filter(|id| Some(listeners[id].fit(syn.dst.ip())) == best)
             .collect();
         // Listeners sharing a port (SO_REUSEPORT) split the connections by the
         // peer's address, as Linux's hash does.
@@ -1658,6 +1667,13 @@ impl Listener {
     /// Whether a connection to `dst` is this listener's (its port aside): same
     /// address or a wildcard of the same family; an IPv6 wildcard also takes
     /// IPv4 unless `IPV6_V6ONLY` is set; a v4-mapped address is its IPv4 address.
+    /// How closely this listener fits a segment to `dst` that it takes: its
+    /// very address (2) before a wildcard, its family (1) before another's.
+    fn fit(&self, dst: IpAddr) -> u8 {
+        let ours = unmap(self.local).ip();
+        2 * u8::from(!ours.is_unspecified()) + u8::from(ours.is_ipv4() == dst.is_ipv4())
+    }
+
     fn takes(&self, dst: IpAddr) -> bool {
         match (unmap(self.local).ip(), dst) {
             (IpAddr::V4(ours), IpAddr::V4(d)) => ours.is_unspecified() || ours == d,
