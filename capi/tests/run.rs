@@ -593,6 +593,9 @@ def dns():
         if name == b'\x06server\x04test\x00' and qtype == b'\x00\x01':
             reply = q[:2] + b'\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00' + q[12:end] \
                 + b'\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x01'
+        elif name == b'\x011\x010\x010\x0210\x07in-addr\x04arpa\x00' and qtype == b'\x00\x0c':
+            reply = q[:2] + b'\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00' + q[12:end] \
+                + b'\xc0\x0c\x00\x0c\x00\x01\x00\x00\x00\x3c\x00\x0d\x06server\x04test\x00'
         elif name == b'\x06server\x04test\x00':
             reply = q[:2] + b'\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00' + q[12:end]
         else:
@@ -612,7 +615,8 @@ print('ready', flush=True)
 web.serve_forever()
 "#;
 
-/// Under `vdestack run --dns`, python's `getaddrinfo` and `gethostbyname`, C's
+/// Under `vdestack run --dns`, python's `getaddrinfo`, `gethostbyname` and
+/// `getnameinfo` (a PTR record), C's
 /// `gethostbyname` (perl's), `res_query` (through ctypes), and curl, resolve
 /// through the stack's name server (on a second `vdestack run`), not the host's
 /// resolver. No namespace needed: the host knows no `server.test`, and 10.0.0.1
@@ -652,7 +656,9 @@ fn names_resolve_through_the_stacks_name_server() {
         print(socket.getaddrinfo('server.test', 'http', socket.AF_INET, socket.SOCK_STREAM)[0][4])\n\
         print(socket.gethostbyname('server.test'))\n\
         print(socket.getnameinfo(('10.0.0.1', 80), 0))\n\
-        try:\n    socket.getnameinfo(('10.0.0.1', 80), socket.NI_NAMEREQD)\n\
+        print(socket.getnameinfo(('10.0.0.1', 80), socket.NI_NOFQDN))\n\
+        print(socket.getnameinfo(('10.0.0.9', 80), 0))\n\
+        try:\n    socket.getnameinfo(('10.0.0.9', 80), socket.NI_NAMEREQD)\n\
         except socket.gaierror:\n    print('no name')\n\
         try:\n    socket.getaddrinfo('nosuch.test', 80)\n\
         except socket.gaierror as e:\n    print('gaierror', e.errno == socket.EAI_NONAME)\n";
@@ -682,7 +688,8 @@ fn names_resolve_through_the_stacks_name_server() {
     assert_success(&out, "python3 under vdestack run --dns");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "['10.0.0.1']\n('10.0.0.1', 80)\n10.0.0.1\n('10.0.0.1', 'http')\nno name\ngaierror True\n"
+        "['10.0.0.1']\n('10.0.0.1', 80)\n10.0.0.1\n('server.test', 'http')\n('server', 'http')\n\
+         ('10.0.0.9', 'http')\nno name\ngaierror True\n"
     );
     assert_success(&curl, "curl under vdestack run --dns");
     assert_eq!(String::from_utf8_lossy(&curl.stdout), "hello");
