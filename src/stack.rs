@@ -7,12 +7,12 @@
 
 use crate::cmd::{CmdError, Interface, NetConfig};
 use crate::dns::ResolverOptions;
-use crate::engine::Engine;
+use crate::engine::{DhcpAttempt, DhcpLease as Lease, Engine};
 use crate::link::{Link, NullLink, StreamLink, VdeLink};
 use crate::pcap::PcapWriter;
 use crate::pump::{
-    ConfigView, Control, Doorbell, EndToken, EndWatch, Failure, Handoff, Handoffs, Pump,
-    PumpHandle, FIRST_SOCKET_ID, WAKER,
+    ConfigView, Control, Doorbell, EndToken, EndWatch, Failure, Handoff, Handoffs,
+    LeaseServers, Pump, PumpHandle, FIRST_SOCKET_ID, WAKER,
 };
 use crate::sys;
 use std::collections::hash_map::RandomState;
@@ -319,10 +319,79 @@ impl Stack {
         self.resolver().servers
     }
 
-    /// Replaces the name servers the stack asks, for the lookups that start after.
+    /// Replaces the name servers the stack asks, for the lookups that start after
+    /// (until a DHCP lease brings others: see [`Stack::dhcp`]).
     pub fn set_name_servers(&self, servers: impl IntoIterator<Item = IpAddr>) {
         let servers = servers.into_iter().collect();
-        self.lock_resolver().servers = servers;
+        let mut resolver = self.lock_resolver();
+        // What a lease brought before is older than this.
+        self.take_lease_servers();
+        resolver.servers = servers;
+    }
+
+    /// The name servers the last DHCP lease brought, if the stack has not taken
+    /// them in yet.
+    fn take_lease_servers(&self) -> Option<Vec<IpAddr>> {
+        let ctx = self.ctx().ok()?;
+        ctx.pump
+            .lease_servers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+
+    /// Gets an IPv4 address, a default route and name servers for interface
+    /// `ifname` by DHCP, as `udhcpc -i IFNAME` would, and returns the lease.
+    ///
+    /// The interface is set up, then DISCOVERs leave every 2 seconds, 5 times;
+    /// without a lease 2 seconds after the last one, the call fails with
+    /// `ETIMEDOUT` (kind `TimedOut`) and the client stops. With a lease, the
+    /// stack holds it as busybox udhcpc's default script leaves a Linux
+    /// namespace (`ip addr add ADDRESS/PREFIX broadcast + dev IFNAME`, the
+    /// interface's default routes replaced by `ip route add default via ROUTER
+    /// dev IFNAME`), the lease's name servers replace the stack's
+    /// ([`Stack::name_servers`]), and the lease is renewed while the stack
+    /// lives (a renewal that changes it changes the configuration; a lease lost
+    /// takes its address and route away, and the client discovers again). A
+    /// client already bound answers with its lease at once.
+    ///
+    /// `ENODEV` if the stack has no such Ethernet interface. On a
+    /// [`Backend::Kernel`] stack this is not supported (kind `Unsupported`): run
+    /// `udhcpc` in its namespace with [`Stack::cmd`] instead, with a script
+    /// that configures the interface (busybox has none by default).
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// let stack = vdestack::Stack::new("slirp://", None)?;
+    /// let lease = stack.dhcp("vde0")?;
+    /// assert_eq!(lease.address, std::net::Ipv4Addr::new(10, 0, 2, 15));
+    /// # Ok(()) }
+    /// ```
+    pub fn dhcp(&self, ifname: &str) -> io::Result<Lease> {
+        #[cfg(feature = "kernel-ns")]
+        if self.kernel().is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "vdestack: Stack::dhcp is for userspace stacks; on a kernel stack run \
+                 udhcpc in its namespace with Stack::cmd",
+            ));
+        }
+        let attempt = DhcpAttempt {
+            tries: 5,
+            interval: std::time::Duration::from_secs(2),
+            renew: true,
+            background: false,
+        };
+        let lease = self.pump()?.request(|reply| Control::Dhcp {
+            ifname: ifname.to_owned(),
+            attempt,
+            reply,
+        })??;
+        // Taken in now, so that the caller's next lookup uses them.
+        if let Some(servers) = self.take_lease_servers() {
+            self.lock_resolver().servers = servers;
+        }
+        Ok(lease)
     }
 
     /// Replaces how long and how often the stack asks its name servers.
@@ -339,7 +408,11 @@ impl Stack {
 
     /// The name servers and options, as of now.
     pub(crate) fn resolver(&self) -> Resolver {
-        self.lock_resolver().clone()
+        let mut resolver = self.lock_resolver();
+        if let Some(servers) = self.take_lease_servers() {
+            resolver.servers = servers;
+        }
+        resolver.clone()
     }
 
     /// The stack's interfaces as `ip addr show` shows them (and `getifaddrs`, the
@@ -567,6 +640,7 @@ impl StackBuilder {
         let (tx, rx) = crossbeam_channel::unbounded();
         let handoffs: Handoffs = Arc::default();
         let failure = Failure::default();
+        let lease_servers = LeaseServers::default();
         let pump = Pump::new(
             poll,
             link,
@@ -578,6 +652,7 @@ impl StackBuilder {
             capture,
             config_view.clone(),
             failure.clone(),
+            lease_servers.clone(),
         )?;
         let thread = std::thread::Builder::new()
             .name(format!("vdestack-{ifname}"))
@@ -590,6 +665,7 @@ impl StackBuilder {
                             tx,
                             doorbell,
                             failure,
+                            lease_servers,
                             pid: sys::process_id(),
                         },
                         handoffs,
