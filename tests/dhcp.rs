@@ -42,7 +42,7 @@ fn udhcpd_peer(test: &str, switch: &Switch, dir: &TempDir, lease: u32) -> Option
         "vde_plug {vnl} tap://vt0 & \
          i=0; until ip link set vt0 up 2>/dev/null; do \
            i=$((i+1)); [ $i -gt 500 ] && {{ echo no tap >&2; exit 3; }}; sleep 0.01; done; \
-         ip link set lo up && ip addr add 10.0.0.1/24 dev vt0 && \
+         ip link set lo up && ip addr add 10.0.0.1/24 dev vt0 || exit 5; \
          busybox udhcpd -f {conf} & \
          socat TCP-LISTEN:7000,bind=10.0.0.1,reuseaddr,fork SYSTEM:'echo hello' & \
          i=0; until [ -n \"$(ss -Hltn 'sport = :7000' 2>/dev/null)\" ]; do \
@@ -75,6 +75,16 @@ fn udhcpd_peer(test: &str, switch: &Switch, dir: &TempDir, lease: u32) -> Option
     }
 }
 
+/// The address in udhcpd's pool (10.0.0.100 to 10.0.0.110) that `ip addr
+/// show` shows.
+fn leased(shown: &str) -> Option<Ipv4Addr> {
+    shown.lines().find_map(|line| {
+        let cidr = line.trim().strip_prefix("inet ")?.split(' ').next()?;
+        let address: Ipv4Addr = cidr.strip_suffix("/24")?.parse().ok()?;
+        (100..=110).contains(&address.octets()[3]).then_some(address)
+    })
+}
+
 fn read_hello(stack: &Stack, addr: &str) -> String {
     let mut stream = TcpStream::connect(stack, addr).expect("connect");
     stream
@@ -94,16 +104,23 @@ fn udhcpc_gets_a_lease_from_udhcpd_in_a_kernel_namespace() {
     };
     let stack = Stack::new(&switch.vnl(), None).unwrap();
     stack.cmd("/sbin/udhcpc -i vde0 -n -t 5 -T 2").expect("a lease");
+    // udhcpd picks the address from a hash of the client's MAC, within its
+    // pool: the stack's MAC is random.
     let shown = stack.cmd_output("/bin/ip addr show dev vde0").unwrap();
+    let address = leased(&shown).unwrap_or_else(|| panic!("no lease shown: {shown}"));
     assert!(
-        shown.contains("inet 10.0.0.100/24 brd 10.0.0.255 scope global vde0"),
+        shown.contains(&format!(
+            "    inet {address}/24 brd 10.0.0.255 scope global vde0\n"
+        )),
         "{shown}"
     );
     let routes = stack.cmd_output("/bin/ip route show").unwrap();
-    assert!(routes.contains("default via 10.0.0.1 dev vde0"), "{routes}");
-    assert!(
-        routes.contains("10.0.0.0/24 dev vde0 proto kernel scope link src 10.0.0.100"),
-        "{routes}"
+    assert_eq!(
+        routes,
+        format!(
+            "default via 10.0.0.1 dev vde0 \n\
+             10.0.0.0/24 dev vde0 proto kernel scope link src {address} \n"
+        )
     );
     let servers: Vec<IpAddr> = vec![
         Ipv4Addr::new(10, 0, 0, 53).into(),
@@ -125,7 +142,8 @@ fn stack_dhcp_returns_the_lease_and_renews_it() {
     };
     let stack = Stack::new(&switch.vnl(), None).unwrap();
     let lease = stack.dhcp("vde0").expect("a lease");
-    assert_eq!(lease.address, Ipv4Addr::new(10, 0, 0, 100));
+    let pool = Ipv4Addr::new(10, 0, 0, 100)..=Ipv4Addr::new(10, 0, 0, 110);
+    assert!(pool.contains(&lease.address), "{lease:?}");
     assert_eq!(lease.prefix_len, 24);
     assert_eq!(lease.router, Some(Ipv4Addr::new(10, 0, 0, 1)));
     assert_eq!(lease.server, Ipv4Addr::new(10, 0, 0, 1));
@@ -139,7 +157,8 @@ fn stack_dhcp_returns_the_lease_and_renews_it() {
     while Instant::now() < until {
         std::thread::sleep(Duration::from_millis(500));
         let shown = stack.cmd_output("/bin/ip addr show dev vde0").unwrap();
-        assert!(shown.contains("inet 10.0.0.100/24"), "lease lost: {shown}");
+        let held = format!("inet {}/24", lease.address);
+        assert!(shown.contains(&held), "lease lost: {shown}");
     }
     assert_eq!(read_hello(&stack, "10.0.0.1:7000"), "hello\n");
     assert!(matches!(
