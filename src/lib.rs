@@ -111,6 +111,6 @@ mod stack;
 mod sys;
 
 pub use cmd::{CmdError, Interface, InterfaceFlags};
-pub use socket::{PingSocket, SocketConfig, TcpListener, TcpStream, ToStackAddrs, UdpSocket};
 pub use engine::DhcpLease as Lease;
+pub use socket::{PingSocket, SocketConfig, TcpListener, TcpStream, ToStackAddrs, UdpSocket};
 pub use stack::{Backend, Stack, StackBuilder, DEFAULT_IFNAME};

@@ -11,8 +11,8 @@ use crate::engine::{DhcpAttempt, DhcpLease as Lease, Engine};
 use crate::link::{Link, NullLink, StreamLink, VdeLink};
 use crate::pcap::PcapWriter;
 use crate::pump::{
-    ConfigView, Control, Doorbell, EndToken, EndWatch, Failure, Handoff, Handoffs,
-    LeaseServers, Pump, PumpHandle, FIRST_SOCKET_ID, WAKER,
+    ConfigView, Control, Doorbell, EndToken, EndWatch, Failure, Handoff, Handoffs, LeaseServers,
+    Pump, PumpHandle, FIRST_SOCKET_ID, WAKER,
 };
 use crate::sys;
 use std::collections::hash_map::RandomState;
@@ -187,7 +187,10 @@ impl Stack {
     }
 
     /// Runs `;`-separated `ip` commands (full paths: `/bin/ip`, `/sbin/ip`,
-    /// `/usr/bin/ip`, `/usr/sbin/ip`), stopping at the first failure. What `show`
+    /// `/usr/bin/ip`, `/usr/sbin/ip`), stopping at the first failure. The DHCP
+    /// clients' commands run too (`udhcpc -i vde0`, `dhclient vde0`, see
+    /// [`Stack::dhcp`] and the README's DHCP section): the call returns once the
+    /// lease came or the tries ran out, with the program's status. What `show`
     /// commands print goes to standard output, as the real `ip` would print it.
     ///
     /// On a [`Backend::Kernel`] stack the commands are real programs run inside the

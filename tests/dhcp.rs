@@ -19,7 +19,9 @@ fn leased(shown: &str) -> Option<Ipv4Addr> {
     shown.lines().find_map(|line| {
         let cidr = line.trim().strip_prefix("inet ")?.split(' ').next()?;
         let address: Ipv4Addr = cidr.strip_suffix("/24")?.parse().ok()?;
-        (100..=110).contains(&address.octets()[3]).then_some(address)
+        (100..=110)
+            .contains(&address.octets()[3])
+            .then_some(address)
     })
 }
 
@@ -41,7 +43,9 @@ fn udhcpc_gets_a_lease_from_udhcpd_in_a_kernel_namespace() {
         return;
     };
     let stack = Stack::new(&switch.vnl(), None).unwrap();
-    stack.cmd("/sbin/udhcpc -i vde0 -n -t 5 -T 2").expect("a lease");
+    stack
+        .cmd("/sbin/udhcpc -i vde0 -n -t 5 -T 2")
+        .expect("a lease");
     // udhcpd picks the address from a hash of the client's MAC, within its
     // pool: the stack's MAC is random.
     let shown = stack.cmd_output("/bin/ip addr show dev vde0").unwrap();
@@ -128,14 +132,22 @@ fn no_server_gives_udhcpc_n_status_1_quickly() {
     let e = stack.cmd("/sbin/udhcpc -i vde0 -n -t 1 -T 1").unwrap_err();
     assert_eq!(e.status(), 1);
     assert_eq!(e.message(), "udhcpc: no lease, failing");
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     // dhclient -1: its status 2.
-    let e = stack.cmd("dhclient -nw vde0; dhclient -1 nosuch").unwrap_err();
+    let e = stack
+        .cmd("dhclient -nw vde0; dhclient -1 nosuch")
+        .unwrap_err();
     assert_eq!(e.status(), 1, "{e}");
     // Without -n, udhcpc goes on in the background: status 0.
     stack.cmd("udhcpc -i vde0 -t 1 -T 1").unwrap();
     // What the stack cannot do is refused with a clear status.
-    let e = stack.cmd("udhcpc -i vde0 -s /etc/udhcpc/default.script").unwrap_err();
+    let e = stack
+        .cmd("udhcpc -i vde0 -s /etc/udhcpc/default.script")
+        .unwrap_err();
     assert_eq!(e.status(), 2);
     assert!(e.message().contains("-s SCRIPT"), "{e}");
     let e = stack.cmd("udhcpc -i vde0 -Z").unwrap_err();
@@ -162,7 +174,11 @@ fn stack_dhcp_times_out_without_a_server() {
 fn slirp_available(test: &str) -> bool {
     let found = ["/usr/lib/x86_64-linux-gnu/vdeplug", "/usr/lib/vdeplug"]
         .iter()
-        .any(|dir| std::path::Path::new(dir).join("libvdeplug_slirp.so").exists());
+        .any(|dir| {
+            std::path::Path::new(dir)
+                .join("libvdeplug_slirp.so")
+                .exists()
+        });
     if !found {
         eprintln!("SKIPPED {test}: libvdeplug-slirp (slirp://) is not installed");
     }
@@ -179,7 +195,8 @@ fn slirp_gives_a_lease_and_reaches_the_hosts_loopback() {
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut request = Vec::new();
         let mut buf = [0; 1024];
         while !request.ends_with(b"\r\n\r\n") {
@@ -199,7 +216,8 @@ fn slirp_gives_a_lease_and_reaches_the_hosts_loopback() {
     // slirp's DNS (10.0.2.3) forwards to the host's resolver: only its
     // address is checked, no query leaves for it.
     assert_eq!(stack.name_servers(), [IpAddr::from([10, 0, 2, 3])]);
-    let mut stream = TcpStream::connect(&stack, format!("10.0.2.2:{port}").as_str()).expect("connect");
+    let mut stream =
+        TcpStream::connect(&stack, format!("10.0.2.2:{port}").as_str()).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

@@ -38,7 +38,12 @@ const UDHCPC: [&str; 5] = [
     "/usr/sbin/udhcpc",
     "/usr/bin/udhcpc",
 ];
-const BUSYBOX: [&str; 4] = ["busybox", "/bin/busybox", "/usr/bin/busybox", "/sbin/busybox"];
+const BUSYBOX: [&str; 4] = [
+    "busybox",
+    "/bin/busybox",
+    "/usr/bin/busybox",
+    "/sbin/busybox",
+];
 const DHCLIENT: [&str; 4] = [
     "dhclient",
     "/sbin/dhclient",
@@ -167,7 +172,10 @@ fn udhcpc(args: &[String]) -> Result<DhcpCommand, CmdError> {
                 'T' => command.interval = Duration::from_secs(number(&value)?.into()),
                 'q' => command.renew = false,
                 'n' => command.fail_status = Some(1),
-                's' => return Err(unsupported("udhcpc", "-s SCRIPT (the stack applies the lease itself, as the default script does)")),
+                's' => return Err(unsupported(
+                    "udhcpc",
+                    "-s SCRIPT (the stack applies the lease itself, as the default script does)",
+                )),
                 'r' => return Err(unsupported("udhcpc", "-r IP (requesting an address)")),
                 'P' => return Err(unsupported("udhcpc", "-P PORT")),
                 'c' => return Err(unsupported("udhcpc", "-c CLIENTID")),
@@ -205,7 +213,10 @@ fn dhclient(args: &[String]) -> Result<DhcpCommand, CmdError> {
             "-4" | "-d" | "-v" | "-q" | "-w" | "--no-pid" => {}
             "-pf" | "-lf" | "-cf" | "-e" => {
                 if words.next().is_none() {
-                    return Err(CmdError::new(1, format!("dhclient: {word} requires an argument")));
+                    return Err(CmdError::new(
+                        1,
+                        format!("dhclient: {word} requires an argument"),
+                    ));
                 }
             }
             "-sf" => {
@@ -252,13 +263,19 @@ mod tests {
         assert_eq!((c.ifname.as_str(), c.tries), ("eth0", 3));
         assert_eq!((c.renew, c.fail_status), (true, None));
         assert!(c.no_lease().is_ok());
-        assert_eq!(read("udhcpc -n").unwrap().no_lease().unwrap_err().status(), 1);
+        assert_eq!(
+            read("udhcpc -n").unwrap().no_lease().unwrap_err().status(),
+            1
+        );
     }
 
     #[test]
     fn udhcpc_refuses_what_it_or_the_stack_cannot_do() {
         assert_eq!(read("udhcpc -s /x").unwrap_err().status(), 2);
-        assert!(read("udhcpc -s /x").unwrap_err().message().contains("-s SCRIPT"));
+        assert!(read("udhcpc -s /x")
+            .unwrap_err()
+            .message()
+            .contains("-s SCRIPT"));
         let e = read("udhcpc -z").unwrap_err();
         assert_eq!(e.status(), 1);
         assert!(e.message().starts_with("udhcpc: invalid option -- 'z'"));
@@ -280,9 +297,6 @@ mod tests {
         assert_eq!(read("dhclient -z").unwrap_err().status(), 1);
         assert_eq!(read("dhclient -6 vde0").unwrap_err().status(), 2);
         assert_eq!(read("dhclient -sf /x").unwrap_err().status(), 2);
-        assert_eq!(
-            without_stack(&words("udhcpc -i vde0")).unwrap().status(),
-            2
-        );
+        assert_eq!(without_stack(&words("udhcpc -i vde0")).unwrap().status(), 2);
     }
 }

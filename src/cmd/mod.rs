@@ -61,9 +61,9 @@ mod tests;
 pub use config::{
     IfAddr, Link, LinkKind, NetConfig, NextHop, Route, RouteProto, MAX_ADDRS, MAX_USER_ROUTES,
 };
+pub(crate) use dhcp::{dhcp_command, DhcpCommand};
 pub use error::CmdError;
 pub use interface::{netmask, Interface, InterfaceFlags};
-pub(crate) use dhcp::{dhcp_command, DhcpCommand};
 pub use lexer::split_commands;
 
 impl NetConfig {

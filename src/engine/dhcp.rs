@@ -21,8 +21,8 @@ use super::{instant, Engine, Event};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::dhcpv4;
 use smoltcp::wire::{
-    DhcpMessageType, DhcpPacket, DhcpRepr, EthernetFrame, EthernetProtocol, IpProtocol,
-    Ipv4Packet, UdpPacket, DHCP_CLIENT_PORT, DHCP_SERVER_PORT,
+    DhcpMessageType, DhcpPacket, DhcpRepr, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet,
+    UdpPacket, DHCP_CLIENT_PORT, DHCP_SERVER_PORT,
 };
 use std::io;
 use std::net::Ipv4Addr;
@@ -240,11 +240,12 @@ impl Engine {
         };
         let mac = self.io.mac;
         let acked = read_dhcp(frame, true, |repr| {
-            (repr.message_type == DhcpMessageType::Ack && repr.client_hardware_address == mac)
-                .then(|| {
+            (repr.message_type == DhcpMessageType::Ack && repr.client_hardware_address == mac).then(
+                || {
                     repr.lease_duration
                         .map_or(DEFAULT_LEASE_TIME, |s| Duration::from_secs(s.into()))
-                })
+                },
+            )
         });
         if let Some(lease_time) = acked.flatten() {
             client.acked_lease_time = Some(lease_time);
@@ -285,39 +286,28 @@ impl Engine {
         }
         let sent = self.io.outbox.range(before.min(self.io.outbox.len())..);
         for frame in sent {
-            if read_dhcp(frame, false, |repr| repr.message_type) == Some(DhcpMessageType::Discover) {
+            if read_dhcp(frame, false, |repr| repr.message_type) == Some(DhcpMessageType::Discover)
+            {
                 client.discovers += 1;
                 client.last_discover = self.now;
             }
         }
+        let lease_time = client.acked_lease_time.unwrap_or(DEFAULT_LEASE_TIME);
         let news = match client.socket().poll() {
-            Some(dhcpv4::Event::Configured(config)) => Some(Some((
-                Ipv4Addr::from(config.address.address()),
-                config.address.prefix_len(),
-                config.router.map(Ipv4Addr::from),
-                config
-                    .dns_servers
-                    .iter()
-                    .map(|&a| Ipv4Addr::from(a))
-                    .collect::<Vec<_>>(),
-                Ipv4Addr::from(config.server.identifier),
-            ))),
+            Some(dhcpv4::Event::Configured(config)) => Some(Some(Lease {
+                address: config.address.address(),
+                prefix_len: config.address.prefix_len(),
+                router: config.router,
+                name_servers: config.dns_servers.to_vec(),
+                lease_time,
+                server: config.server.identifier,
+            })),
             Some(dhcpv4::Event::Deconfigured) => Some(None),
             None => None,
         };
         client.next_poll = self.iface.poll_at(ts, &client.set).map(super::duration);
         match news {
-            Some(Some((address, prefix_len, router, name_servers, server))) => {
-                let lease = Lease {
-                    address,
-                    prefix_len,
-                    router,
-                    name_servers,
-                    lease_time: client.acked_lease_time.unwrap_or(DEFAULT_LEASE_TIME),
-                    server,
-                };
-                self.bind_lease(lease);
-            }
+            Some(Some(lease)) => self.bind_lease(lease),
             Some(None) => self.lose_lease(),
             None => {}
         }
@@ -409,9 +399,9 @@ impl Engine {
             }
         }
         if let Some(router) = router {
-            let _ = self
-                .config
-                .run(&format!("/bin/ip route add default via {router} dev {ifname}"));
+            let _ = self.config.run(&format!(
+                "/bin/ip route add default via {router} dev {ifname}"
+            ));
         }
         self.sync_config();
     }

@@ -77,9 +77,7 @@ impl Pump {
     fn start_client(&mut self, command: &DhcpCommand) -> Result<(), CmdError> {
         let ifname = if command.ifname.is_empty() {
             let links = self.engine.config().links();
-            let ether = links
-                .iter()
-                .find(|l| l.kind == crate::cmd::LinkKind::Ether);
+            let ether = links.iter().find(|l| l.kind == crate::cmd::LinkKind::Ether);
             ether.map_or_else(String::new, |l| l.name.clone())
         } else {
             command.ifname.clone()
@@ -148,7 +146,10 @@ impl Pump {
                     rest,
                     mut out,
                     reply,
-                } => match lease.as_ref().map_or_else(|| command.no_lease(), |_| Ok(String::new())) {
+                } => match lease
+                    .as_ref()
+                    .map_or_else(|| command.no_lease(), |_| Ok(String::new()))
+                {
                     Ok(printed) => {
                         out.push_str(&printed);
                         self.run_cmds(rest, out, reply);

@@ -18,8 +18,8 @@
 
 use crate::cmd::CmdError;
 use crate::engine::{
-    DatagramProto, DhcpAttempt, DhcpLease as Lease, Engine, Event, ListenerId, SocketOptions, TcpHandle,
-    TcpStats, UdpHandle,
+    DatagramProto, DhcpAttempt, DhcpLease as Lease, Engine, Event, ListenerId, SocketOptions,
+    TcpHandle, TcpStats, UdpHandle,
 };
 use crate::link::Link;
 use crate::sys;

@@ -33,11 +33,12 @@ fn sent(engine: &mut Engine, now: Duration) -> Vec<(DhcpMessageType, u32, Ipv4Ad
     engine.transmit(now);
     let mut messages = Vec::new();
     while let Some(frame) = engine.next_outgoing() {
-        let dst = EthernetFrame::new_checked(&frame[..])
-            .ok()
-            .and_then(|eth| Ipv4Packet::new_checked(eth.payload()).ok().map(|ip| ip.dst_addr()));
-        if let Some((kind, xid)) =
-            read_dhcp(&frame, false, |r| (r.message_type, r.transaction_id))
+        let dst = EthernetFrame::new_checked(&frame[..]).ok().and_then(|eth| {
+            Ipv4Packet::new_checked(eth.payload())
+                .ok()
+                .map(|ip| ip.dst_addr())
+        });
+        if let Some((kind, xid)) = read_dhcp(&frame, false, |r| (r.message_type, r.transaction_id))
         {
             messages.push((kind, xid, dst.unwrap()));
         }
@@ -112,7 +113,10 @@ fn bind(engine: &mut Engine, now: Duration, lease: u32) -> Lease {
     let discover = sent(engine, now);
     assert_eq!(discover.len(), 1, "{discover:?}");
     let (kind, xid, dst) = discover[0];
-    assert_eq!((kind, dst), (DhcpMessageType::Discover, Ipv4Address::BROADCAST));
+    assert_eq!(
+        (kind, dst),
+        (DhcpMessageType::Discover, Ipv4Address::BROADCAST)
+    );
     engine.receive(now, &reply(DhcpMessageType::Offer, xid, lease));
     let request = sent(engine, now);
     assert_eq!(request[0].0, DhcpMessageType::Request);
@@ -137,18 +141,27 @@ fn a_lease_is_applied_as_udhcpcs_script_does() {
     engine.start_dhcp("vde0", attempt(3)).unwrap();
     let lease = bind(&mut engine, Duration::ZERO, 600);
     assert_eq!(lease.address, Ipv4Addr::new(10, 0, 0, 100));
-    assert_eq!((lease.prefix_len, lease.router), (24, Some(Ipv4Addr::new(10, 0, 0, 1))));
+    assert_eq!(
+        (lease.prefix_len, lease.router),
+        (24, Some(Ipv4Addr::new(10, 0, 0, 1)))
+    );
     assert_eq!(lease.lease_time, Duration::from_secs(600));
     let (addrs, routes) = shown(&engine);
     assert!(addrs.contains(",UP,LOWER_UP>"), "{addrs}");
-    assert!(addrs.contains("inet 10.0.0.100/24 brd 10.0.0.255 scope global vde0"), "{addrs}");
+    assert!(
+        addrs.contains("inet 10.0.0.100/24 brd 10.0.0.255 scope global vde0"),
+        "{addrs}"
+    );
     assert_eq!(
         routes,
         "default via 10.0.0.1 dev vde0 \n\
          10.0.0.0/24 dev vde0 proto kernel scope link src 10.0.0.100 \n"
     );
     // The next thing the client has to do is renew, at T1 (half the lease).
-    assert_eq!(engine.poll_delay(Duration::ZERO), Some(Duration::from_secs(300)));
+    assert_eq!(
+        engine.poll_delay(Duration::ZERO),
+        Some(Duration::from_secs(300))
+    );
 }
 
 #[test]
@@ -182,7 +195,9 @@ fn the_lease_is_renewed_at_t1_and_lost_at_expiry() {
     let mut now = t1;
     let mut news = Vec::new();
     for _ in 0..100 {
-        let Some(delay) = engine.poll_delay(now) else { break };
+        let Some(delay) = engine.poll_delay(now) else {
+            break;
+        };
         now += delay.max(Duration::from_millis(1));
         sent(&mut engine, now);
         news.extend(events(&mut engine));
@@ -218,7 +233,10 @@ fn an_attempt_gives_up_after_its_tries() {
     assert!(engine.dhcp.is_none());
     assert_eq!(engine.poll_delay(now), None);
     assert_eq!(
-        engine.start_dhcp("nosuch", attempt(1)).unwrap_err().raw_os_error(),
+        engine
+            .start_dhcp("nosuch", attempt(1))
+            .unwrap_err()
+            .raw_os_error(),
         Some(libc::ENODEV)
     );
 }
