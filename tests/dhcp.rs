@@ -13,6 +13,29 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 use vdestack::{Stack, TcpStream};
 
+/// What a test against udhcpd holds besides its stack: the peer, the switch
+/// and the directory of udhcpd's files.
+struct Peer {
+    _namespace: common::Namespace,
+    _switch: Switch,
+    _dir: TempDir,
+}
+
+/// A stack on a switch where a udhcpd peer serves leases of `lease` seconds;
+/// `None` (said on stderr) where no namespace can be made.
+fn with_udhcpd(test: &str, lease: u32) -> Option<(Stack, Peer)> {
+    let switch = Switch::start();
+    let dir = TempDir::new("udhcpd");
+    let namespace = udhcpd_peer(test, &switch, &dir, lease)?;
+    let stack = Stack::new(&switch.vnl(), None).unwrap();
+    let peer = Peer {
+        _namespace: namespace,
+        _switch: switch,
+        _dir: dir,
+    };
+    Some((stack, peer))
+}
+
 /// The address in udhcpd's pool (10.0.0.100 to 10.0.0.110) that `ip addr
 /// show` shows.
 fn leased(shown: &str) -> Option<Ipv4Addr> {
@@ -37,12 +60,9 @@ fn read_hello(stack: &Stack, addr: &str) -> String {
 
 #[test]
 fn udhcpc_gets_a_lease_from_udhcpd_in_a_kernel_namespace() {
-    let switch = Switch::start();
-    let dir = TempDir::new("udhcpd");
-    let Some(_peer) = udhcpd_peer("udhcpc_gets_a_lease_from_udhcpd", &switch, &dir, 600) else {
+    let Some((stack, _peer)) = with_udhcpd("udhcpc_gets_a_lease_from_udhcpd", 600) else {
         return;
     };
-    let stack = Stack::new(&switch.vnl(), None).unwrap();
     stack
         .cmd("/sbin/udhcpc -i vde0 -n -t 5 -T 2")
         .expect("a lease");
@@ -76,13 +96,10 @@ fn udhcpc_gets_a_lease_from_udhcpd_in_a_kernel_namespace() {
 
 #[test]
 fn stack_dhcp_returns_the_lease_and_renews_it() {
-    let switch = Switch::start();
-    let dir = TempDir::new("udhcpd");
     // Leases of 4 s: renewed at 2 s, gone at 4 s if not renewed.
-    let Some(_peer) = udhcpd_peer("stack_dhcp_renews", &switch, &dir, 4) else {
+    let Some((stack, _peer)) = with_udhcpd("stack_dhcp_renews", 4) else {
         return;
     };
-    let stack = Stack::new(&switch.vnl(), None).unwrap();
     let lease = stack.dhcp("vde0").expect("a lease");
     let pool = Ipv4Addr::new(10, 0, 0, 100)..=Ipv4Addr::new(10, 0, 0, 110);
     assert!(pool.contains(&lease.address), "{lease:?}");
@@ -111,12 +128,9 @@ fn stack_dhcp_returns_the_lease_and_renews_it() {
 
 #[test]
 fn dhclient_gets_a_lease_too() {
-    let switch = Switch::start();
-    let dir = TempDir::new("udhcpd");
-    let Some(_peer) = udhcpd_peer("dhclient_gets_a_lease_too", &switch, &dir, 600) else {
+    let Some((stack, _peer)) = with_udhcpd("dhclient_gets_a_lease_too", 600) else {
         return;
     };
-    let stack = Stack::new(&switch.vnl(), None).unwrap();
     // The string goes on after the lease.
     let shown = stack
         .cmd_output("/sbin/dhclient -1 -v vde0; /bin/ip -4 route show default")

@@ -72,6 +72,21 @@ pub(crate) struct DhcpCommand {
 }
 
 impl DhcpCommand {
+    /// A program's command before its options: `tries` DISCOVERs 3 s apart
+    /// (udhcpc's default `-T`, and dhclient's first interval), renewed, going
+    /// on in the background without a lease.
+    fn with_defaults(program: &'static str, ifname: &str, tries: u32) -> DhcpCommand {
+        DhcpCommand {
+            program,
+            ifname: ifname.to_owned(),
+            tries,
+            interval: Duration::from_secs(3),
+            renew: true,
+            fail_status: None,
+            detach_now: false,
+        }
+    }
+
     /// What the command answers when its tries ran out without a lease.
     pub(crate) fn no_lease(&self) -> Result<String, CmdError> {
         match (self.fail_status, self.program) {
@@ -130,15 +145,7 @@ fn unsupported(program: &str, what: &str) -> CmdError {
 /// busybox udhcpc's options (getopt: flags may be grouped, a value may follow
 /// its letter or be the next word).
 fn udhcpc(args: &[String]) -> Result<DhcpCommand, CmdError> {
-    let mut command = DhcpCommand {
-        program: "udhcpc",
-        ifname: "eth0".to_owned(),
-        tries: 3,
-        interval: Duration::from_secs(3),
-        renew: true,
-        fail_status: None,
-        detach_now: false,
-    };
+    let mut command = DhcpCommand::with_defaults("udhcpc", "eth0", 3);
     let mut words = args.iter();
     while let Some(word) = words.next() {
         let Some(letters) = word.strip_prefix('-').filter(|l| !l.is_empty()) else {
@@ -195,16 +202,8 @@ fn udhcpc(args: &[String]) -> Result<DhcpCommand, CmdError> {
 
 /// ISC dhclient's options.
 fn dhclient(args: &[String]) -> Result<DhcpCommand, CmdError> {
-    let mut command = DhcpCommand {
-        program: "dhclient",
-        ifname: String::new(),
-        // Its default timeout: 60 s.
-        tries: 20,
-        interval: Duration::from_secs(3),
-        renew: true,
-        fail_status: None,
-        detach_now: false,
-    };
+    // Its default timeout: 60 s.
+    let mut command = DhcpCommand::with_defaults("dhclient", "", 20);
     let mut words = args.iter();
     while let Some(word) = words.next() {
         match word.as_str() {
