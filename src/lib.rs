@@ -117,5 +117,6 @@ mod sys;
 pub mod tokio;
 
 pub use cmd::{CmdError, Interface, InterfaceFlags};
+pub use engine::DhcpLease as Lease;
 pub use socket::{PingSocket, SocketConfig, TcpListener, TcpStream, ToStackAddrs, UdpSocket};
 pub use stack::{Backend, Stack, StackBuilder, DEFAULT_IFNAME};

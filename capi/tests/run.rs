@@ -2,8 +2,9 @@
 //! one process tree, curl against a server on a second `vdestack run` on one
 //! switch, forking servers (python's, socat's) whose children and exec'd
 //! clients share the stack, datagrams, threads, asyncio, a program that exits
-//! right after its last bytes, and the refusals (a static binary, a bad
-//! `--cmd`, a stack that cannot be made).
+//! right after its last bytes, a stack configured by DHCP (`--dhcp`, from
+//! busybox udhcpd in a kernel namespace peer), and the refusals (a static
+//! binary, a bad `--cmd`, a stack that cannot be made).
 //!
 //! Each program runs in a user and network namespace of its own (`unshare
 //! -Urn`) whose `lo` is left down: a socket that fell back to the kernel would
@@ -507,12 +508,45 @@ fn a_stack_that_cannot_be_made_runs_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot make the stack"), "{stderr}");
     assert!(!Path::new(&marker).exists(), "the program ran");
+    // No interface to ask a lease on (loopback only): the program is not run.
     let dhcp = Command::new(vdestack())
-        .args(["run", "--dhcp", "--", "true"])
+        .args(["run", "--dhcp", "--", "touch", &marker_arg])
+        .env("VDESTACK_LIBRARY", built_lib())
         .output()
         .expect("run vdestack");
-    assert_eq!(dhcp.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&dhcp.stderr).contains("--dhcp"));
+    assert_eq!(dhcp.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&dhcp.stderr);
+    assert!(stderr.contains("--dhcp: no lease on vde0"), "{stderr}");
+    assert!(!Path::new(&marker).exists(), "the program ran");
+}
+
+#[test]
+fn dhcp_configures_the_programs_stack() {
+    let test = "dhcp_configures_the_programs_stack";
+    if !namespaces(test) {
+        return;
+    }
+    let switch = common::Switch::start();
+    let dir = common::TempDir::new("run-dhcp");
+    let Some(_peer) = common::udhcpd_peer(test, &switch, &dir, 600) else {
+        return;
+    };
+    // The program finds its address on its interface and reaches the server
+    // through the lease's subnet.
+    let script = "import socket, fcntl, struct\n\
+                  s = socket.socket()\n\
+                  req = struct.pack('256s', b'vde0')\n\
+                  addr = fcntl.ioctl(s.fileno(), 0x8915, req)[20:24]\n\
+                  print(socket.inet_ntoa(addr).rsplit('.', 1)[0])\n\
+                  c = socket.create_connection(('10.0.0.1', 7000), timeout=10)\n\
+                  print(c.recv(100).decode().strip())";
+    let vnl = switch.vnl();
+    let out = run(
+        &["--vnl", &vnl, "--dhcp", "--", "python3", "-c", script],
+        test,
+    );
+    assert_success(&out, test);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "10.0.0\nhello\n");
 }
 
 #[test]

@@ -32,6 +32,8 @@
 //!   [`ipv6_frag`], [`reassembly`]): smoltcp has none for IPv6, and its IPv4 one
 //!   holds 320 KiB of fixed buffers per stack; smoltcp's device claims the largest
 //!   packet and the boundary keeps to the link's MTU ([`link_mtu`]);
+//! - a DHCPv4 client ([`dhcp`]): smoltcp's DHCP socket in a set of its own,
+//!   its leases applied to the `ip` model as udhcpc's default script does;
 //! - multicast datagrams with their own hop limit, looped back to the stack's own
 //!   members of the group ([`multicast`]);
 //! - work in proportion to what happens: each connection in a smoltcp set of its
@@ -42,6 +44,7 @@
 
 mod config_plan;
 mod datagram_sets;
+mod dhcp;
 mod frames;
 mod ipv4_frag;
 mod ipv6_frag;
@@ -61,6 +64,8 @@ mod udp;
 use crate::cmd::NetConfig;
 use config_plan::{Plan, Running};
 use datagram_sets::Group;
+pub use dhcp::Lease as DhcpLease;
+pub(crate) use dhcp::{Attempt as DhcpAttempt, DhcpNews};
 use lifecycle::Look;
 pub(crate) use options::{Congestion, SocketOptions};
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
@@ -154,6 +159,8 @@ pub(crate) enum Event {
     /// A UDP socket dropped a datagram, its receive queue being full: its count
     /// of drops changed.
     UdpDropped(UdpHandle),
+    /// What became of the DHCP client (a lease applied, none, or one lost).
+    Dhcp(DhcpNews),
 }
 
 enum Phase {
@@ -316,6 +323,8 @@ pub(crate) struct Engine {
     /// Where sockets' rings get their memory; dropped after the sockets (see
     /// `Drop`).
     rings: Box<dyn RingSource>,
+    /// The DHCPv4 client, while one runs (see `dhcp`).
+    dhcp: Option<dhcp::DhcpClient>,
 }
 
 impl Engine {
@@ -365,6 +374,7 @@ impl Engine {
             now,
             reassembler: reassembly::Reassemblers::default(),
             rings: Box::new(rings::HeapRings),
+            dhcp: None,
         };
         engine.sync_config();
         engine
@@ -385,6 +395,14 @@ impl Engine {
     /// Runs a stackcmd string against the model and applies the result.
     pub(crate) fn run_cmd(&mut self, cmds: &str) -> Result<String, crate::cmd::CmdError> {
         let result = self.config.run(cmds);
+        self.sync_config();
+        result
+    }
+
+    /// Runs one command, already split into words, against the model and
+    /// applies the result.
+    pub(crate) fn run_argv(&mut self, argv: &[String]) -> Result<String, crate::cmd::CmdError> {
+        let result = self.config.run_argv(argv);
         self.sync_config();
         result
     }
@@ -600,6 +618,7 @@ impl Engine {
         };
         match packet {
             frames::Packet::Tcp(flow) => self.ingest_tcp(frame, self.tcp.lookup(&flow)),
+            frames::Packet::Udp(68) if self.for_dhcp(frame) => self.ingest_dhcp(frame),
             frames::Packet::Udp(port) => self.ingest_datagram(frame, Group::Udp(port)),
             frames::Packet::Icmp => self.ingest_datagram(frame, Group::Ping),
             frames::Packet::Other => self.ingest_with_no_socket(frame),
@@ -724,6 +743,7 @@ impl Engine {
         self.repair_stalls();
         self.tcp.wake_due(now);
         self.poll_datagrams();
+        self.poll_dhcp();
         let mut serving = std::mem::take(&mut self.serving);
         self.tcp.take_dirty(&mut serving);
         for (i, &handle) in serving.iter().enumerate() {
@@ -1012,7 +1032,8 @@ impl Engine {
 
     /// How long the pump may sleep before the engine needs time to pass: the
     /// earliest of the connections' deadlines (the top of their heap), the
-    /// datagram sockets', the stall repairs' and the interface's own.
+    /// datagram sockets', the stall repairs', the DHCP client's and the
+    /// interface's own.
     pub(crate) fn poll_delay(&mut self, now: Duration) -> Option<Duration> {
         if self.tcp.has_dirty() || self.datagrams.has_dirty() {
             return Some(Duration::ZERO);
@@ -1026,6 +1047,7 @@ impl Engine {
             self.datagrams.next_deadline(),
             self.io.stalls.deadline(),
             self.time_waits.next_expiry(),
+            self.dhcp.as_ref().and_then(|c| c.deadline()),
             interface,
         ]
         .into_iter()

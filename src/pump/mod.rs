@@ -18,7 +18,8 @@
 
 use crate::cmd::CmdError;
 use crate::engine::{
-    DatagramProto, Engine, Event, ListenerId, SocketOptions, TcpHandle, TcpStats, UdpHandle,
+    DatagramProto, DhcpAttempt, DhcpLease as Lease, Engine, Event, ListenerId, SocketOptions,
+    TcpHandle, TcpStats, UdpHandle,
 };
 use crate::link::Link;
 use crate::sys;
@@ -34,6 +35,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 mod conn;
+mod dhcp;
 mod idle;
 mod rings;
 mod rx_batch;
@@ -269,6 +271,13 @@ pub(crate) enum Control {
     /// How many connections still have something to send or acknowledge
     /// (`Engine::unfinished_connections`).
     Unfinished { reply: Sender<usize> },
+    /// Get a DHCP lease on interface `ifname`; the reply waits for the lease or
+    /// for the attempt to give up (`ETIMEDOUT`).
+    Dhcp {
+        ifname: String,
+        attempt: DhcpAttempt,
+        reply: Sender<io::Result<Lease>>,
+    },
     /// What `TCP_INFO` reports of connection `id` (`None`: the pump let it go).
     TcpStats {
         id: u64,
@@ -424,6 +433,10 @@ pub(crate) struct Pump {
     config_view: ConfigView,
     /// Set if this pump panics.
     failure: Failure,
+    /// Commands and requests waiting for the DHCP client (see `dhcp.rs`).
+    dhcp_waiters: Vec<dhcp::Waiter>,
+    /// The name servers of the last lease, for the stack to take in.
+    lease_servers: LeaseServers,
     /// Room for the events [`Pump::catch_up`] takes in.
     late_events: Events,
 }
@@ -432,6 +445,11 @@ pub(crate) struct Pump {
 /// after every command, read where a call must fail at once as on Linux
 /// (`sendto` to an unreachable network).
 pub(crate) type ConfigView = Arc<Mutex<Arc<crate::cmd::NetConfig>>>;
+
+/// The name servers a DHCP lease brought, put there by the pump and taken in by
+/// the stack, which keeps its name servers (a lease replaces them, as udhcpc's
+/// script rewrites resolv.conf).
+pub(crate) type LeaseServers = Arc<Mutex<Option<Vec<std::net::IpAddr>>>>;
 
 /// A pcap file of the link's frames, stamped with wall-clock time.
 pub(crate) type Capture = crate::pcap::PcapWriter<std::io::BufWriter<std::fs::File>>;
@@ -464,6 +482,7 @@ impl Pump {
         capture: Option<Capture>,
         config_view: ConfigView,
         failure: Failure,
+        lease_servers: LeaseServers,
     ) -> io::Result<Box<Pump>> {
         if let Some(fd) = link.data_fd() {
             // Writability only while the link is blocked (see `Pump::block_link`):
@@ -515,6 +534,8 @@ impl Pump {
             capture,
             config_view,
             failure,
+            dhcp_waiters: Vec::new(),
+            lease_servers,
             late_events: Events::with_capacity(64),
         }))
     }
@@ -914,12 +935,14 @@ impl Pump {
                 #[cfg(test)]
                 Control::Panic => panic!("a pump bug, on purpose"),
                 Control::Cmd { cmds, reply } => {
-                    let result = self.engine.run_cmd(&cmds);
-                    if let Ok(mut view) = self.config_view.lock() {
-                        *view = Arc::new(self.engine.config().clone());
-                    }
-                    let _ = reply.send(result);
+                    let cmds = crate::cmd::split_commands(&cmds).into();
+                    self.run_cmds(cmds, String::new(), reply);
                 }
+                Control::Dhcp {
+                    ifname,
+                    attempt,
+                    reply,
+                } => self.dhcp(&ifname, attempt, reply),
                 Control::Bind {
                     local,
                     options,
@@ -1232,6 +1255,7 @@ impl Pump {
                 Event::UdpReadable(handle) => self.udp_readable(handle),
                 Event::UdpError(handle) => self.udp_error(handle),
                 Event::UdpDropped(handle) => self.udp_dropped(handle),
+                Event::Dhcp(news) => self.dhcp_news(news),
                 Event::Aborted(handle, errno) => {
                     let Some(&id) = self.by_handle.get(&handle) else {
                         continue;
@@ -1603,6 +1627,8 @@ pub(crate) struct PumpHandle {
     pub(crate) tx: Sender<Control>,
     pub(crate) doorbell: Arc<Doorbell>,
     pub(crate) failure: Failure,
+    /// The name servers of the last lease, not yet taken in by the stack.
+    pub(crate) lease_servers: LeaseServers,
     /// The process the pump thread runs in. A child forked from it has a copy of
     /// this handle but no pump: nothing would ever answer its controls.
     pub(crate) pid: u32,
