@@ -46,7 +46,8 @@
 //!
 //! ## Modules
 //!
-//! The socket types and [`Stack`] are at the root. Four modules are API too:
+//! The socket types and [`Stack`] are at the root. Four modules are API too, and
+//! a fifth with a feature:
 //!
 //! - [`link`]: plug a stack into something else than a VDE network (the
 //!   [`link::Link`] trait and [`StackBuilder::link`]), for instance an in-memory
@@ -56,7 +57,10 @@
 //! - [`cmd`]: the `ip` model on its own, without a stack: what a stackcmd string
 //!   does to a configuration, with iproute2's statuses and messages;
 //! - [`dns`]: DNS messages, `/etc/hosts` and `resolv.conf` without I/O, what
-//!   [`Stack::lookup_host`] is built on.
+//!   [`Stack::lookup_host`] is built on;
+//! - `tokio` (cargo feature `tokio`): the socket types for async code, shaped
+//!   like `tokio::net`'s, on which hyper and other code written over tokio's
+//!   I/O traits run unchanged.
 //!
 //! ## Two backends
 //!
@@ -109,7 +113,10 @@ mod socket;
 mod stack;
 #[allow(unsafe_code)]
 mod sys;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use cmd::{CmdError, Interface, InterfaceFlags};
+pub use engine::DhcpLease as Lease;
 pub use socket::{PingSocket, SocketConfig, TcpListener, TcpStream, ToStackAddrs, UdpSocket};
 pub use stack::{Backend, Stack, StackBuilder, DEFAULT_IFNAME};

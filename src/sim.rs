@@ -215,6 +215,8 @@ impl SimStack {
                 Event::Aborted(h, e) => self.by_handle.get(&h).map(|&s| SimEvent::Reset(s, e)),
                 Event::UdpReadable(h) => self.by_udp.get(&h).map(|&s| SimEvent::Datagrams(s)),
                 Event::UdpDropped(_) => None,
+                // The simulation starts no DHCP client.
+                Event::Dhcp(_) => None,
                 Event::UdpError(h) => match self.engine.udp_take_error(h) {
                     Some(e) => self.by_udp.get(&h).map(|&s| SimEvent::UdpError(s, e)),
                     None => None,

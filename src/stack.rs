@@ -7,12 +7,12 @@
 
 use crate::cmd::{CmdError, Interface, NetConfig};
 use crate::dns::ResolverOptions;
-use crate::engine::Engine;
-use crate::link::{Link, NullLink, StreamLink, VdeLink};
+use crate::engine::{DhcpAttempt, DhcpLease as Lease, Engine};
+use crate::link::{is_vde_plugin, Link, NullLink, StreamLink, VdeLink};
 use crate::pcap::PcapWriter;
 use crate::pump::{
-    ConfigView, Control, Doorbell, EndToken, EndWatch, Failure, Handoff, Handoffs, Pump,
-    PumpHandle, FIRST_SOCKET_ID, WAKER,
+    ConfigView, Control, Doorbell, EndToken, EndWatch, Failure, Handoff, Handoffs, LeaseServers,
+    Pump, PumpHandle, PumpThread, FIRST_SOCKET_ID, WAKER,
 };
 use crate::sys;
 use std::collections::hash_map::RandomState;
@@ -24,7 +24,6 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 /// The interface name when none is given, as in the reference libvdestack.
@@ -86,7 +85,7 @@ enum Imp {
     /// The userspace stack: its pump thread.
     Userspace {
         ctx: StackCtx,
-        thread: Mutex<Option<JoinHandle<()>>>,
+        thread: Mutex<Option<PumpThread>>,
     },
     /// The kernel stack: its namespace helper (which ends when this drops).
     #[cfg(feature = "kernel-ns")]
@@ -120,8 +119,7 @@ impl Drop for StackInner {
             }
             let _ = ctx.pump.send(Control::Shutdown);
             if let Some(thread) = thread.lock().ok().and_then(|mut t| t.take()) {
-                // The pump never blocks on the application, so this returns promptly.
-                let _ = thread.join();
+                thread.finish(&ctx.pump.doorbell);
             }
         }
     }
@@ -187,7 +185,10 @@ impl Stack {
     }
 
     /// Runs `;`-separated `ip` commands (full paths: `/bin/ip`, `/sbin/ip`,
-    /// `/usr/bin/ip`, `/usr/sbin/ip`), stopping at the first failure. What `show`
+    /// `/usr/bin/ip`, `/usr/sbin/ip`), stopping at the first failure. The DHCP
+    /// clients' commands run too (`udhcpc -i vde0`, `dhclient vde0`, see
+    /// [`Stack::dhcp`] and the README's DHCP section): the call returns once the
+    /// lease came or the tries ran out, with the program's status. What `show`
     /// commands print goes to standard output, as the real `ip` would print it.
     ///
     /// On a [`Backend::Kernel`] stack the commands are real programs run inside the
@@ -288,8 +289,8 @@ impl Stack {
         Ok((app_end, id, watch))
     }
 
-    /// The descriptors the stack's thread holds open now: its poll, its link's,
-    /// its ends of the sockets' pairs. A program that closes every descriptor it
+    /// The descriptors the stack's thread holds open now: its poll and the
+    /// eventfd that wakes it, its link's, its ends of the sockets' pairs. A program that closes every descriptor it
     /// does not know of (`closefrom`) must leave these, or the stack's thread would
     /// go on using numbers the program reuses. Empty for a kernel stack (whose
     /// helper's descriptors are opened with it and never change).
@@ -319,10 +320,79 @@ impl Stack {
         self.resolver().servers
     }
 
-    /// Replaces the name servers the stack asks, for the lookups that start after.
+    /// Replaces the name servers the stack asks, for the lookups that start after
+    /// (until a DHCP lease brings others: see [`Stack::dhcp`]).
     pub fn set_name_servers(&self, servers: impl IntoIterator<Item = IpAddr>) {
         let servers = servers.into_iter().collect();
-        self.lock_resolver().servers = servers;
+        let mut resolver = self.lock_resolver();
+        // What a lease brought before is older than this.
+        self.take_lease_servers();
+        resolver.servers = servers;
+    }
+
+    /// The name servers the last DHCP lease brought, if the stack has not taken
+    /// them in yet.
+    fn take_lease_servers(&self) -> Option<Vec<IpAddr>> {
+        let ctx = self.ctx().ok()?;
+        ctx.pump
+            .lease_servers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+
+    /// Gets an IPv4 address, a default route and name servers for interface
+    /// `ifname` by DHCP, as `udhcpc -i IFNAME` would, and returns the lease.
+    ///
+    /// The interface is set up, then DISCOVERs leave every 2 seconds, 5 times;
+    /// without a lease 2 seconds after the last one, the call fails with
+    /// `ETIMEDOUT` (kind `TimedOut`) and the client stops. With a lease, the
+    /// stack holds it as busybox udhcpc's default script leaves a Linux
+    /// namespace (`ip addr add ADDRESS/PREFIX broadcast + dev IFNAME`, the
+    /// interface's default routes replaced by `ip route add default via ROUTER
+    /// dev IFNAME`), the lease's name servers replace the stack's
+    /// ([`Stack::name_servers`]), and the lease is renewed while the stack
+    /// lives (a renewal that changes it changes the configuration; a lease lost
+    /// takes its address and route away, and the client discovers again). A
+    /// client already bound answers with its lease at once.
+    ///
+    /// `ENODEV` if the stack has no such Ethernet interface. On a
+    /// [`Backend::Kernel`] stack this is not supported (kind `Unsupported`): run
+    /// `udhcpc` in its namespace with [`Stack::cmd`] instead, with a script
+    /// that configures the interface (busybox has none by default).
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// let stack = vdestack::Stack::new("slirp://", None)?;
+    /// let lease = stack.dhcp("vde0")?;
+    /// assert_eq!(lease.address, std::net::Ipv4Addr::new(10, 0, 2, 15));
+    /// # Ok(()) }
+    /// ```
+    pub fn dhcp(&self, ifname: &str) -> io::Result<Lease> {
+        #[cfg(feature = "kernel-ns")]
+        if self.kernel().is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "vdestack: Stack::dhcp is for userspace stacks; on a kernel stack run \
+                 udhcpc in its namespace with Stack::cmd",
+            ));
+        }
+        let attempt = DhcpAttempt {
+            tries: 5,
+            interval: std::time::Duration::from_secs(2),
+            renew: true,
+            background: false,
+        };
+        let lease = self.pump()?.request(|reply| Control::Dhcp {
+            ifname: ifname.to_owned(),
+            attempt,
+            reply,
+        })??;
+        // Taken in now, so that the caller's next lookup uses them.
+        if let Some(servers) = self.take_lease_servers() {
+            self.lock_resolver().servers = servers;
+        }
+        Ok(lease)
     }
 
     /// Replaces how long and how often the stack asks its name servers.
@@ -339,7 +409,11 @@ impl Stack {
 
     /// The name servers and options, as of now.
     pub(crate) fn resolver(&self) -> Resolver {
-        self.lock_resolver().clone()
+        let mut resolver = self.lock_resolver();
+        if let Some(servers) = self.take_lease_servers() {
+            resolver.servers = servers;
+        }
+        resolver.clone()
     }
 
     /// The stack's interfaces as `ip addr show` shows them (and `getifaddrs`, the
@@ -537,6 +611,27 @@ impl StackBuilder {
         }
     }
 
+    /// Whether the stack this builds will name every descriptor it holds in
+    /// [`Stack::descriptors`]: true for a userspace stack on a `vde_switch` (or
+    /// loopback only), false where a libvdeplug plugin may open descriptors it
+    /// does not tell of, for a link given with [`StackBuilder::link`] or a
+    /// capture file, and for a kernel stack (its helper's). A program that must
+    /// know every descriptor a new stack opened (to keep them through its own
+    /// `closefrom`) can skip looking at `/proc/self/fd` before and after
+    /// [`StackBuilder::build`] when this is true.
+    ///
+    /// ```
+    /// let builder = vdestack::Stack::builder().vnl("/tmp/my_switch");
+    /// assert!(builder.descriptors_known());
+    /// assert!(!vdestack::Stack::builder().vnl("ptp:///tmp/p").descriptors_known());
+    /// ```
+    pub fn descriptors_known(&self) -> bool {
+        self.backend == Backend::Userspace
+            && self.link.is_none()
+            && self.pcap.is_none()
+            && (self.vnl.is_empty() || is_vde_plugin(&self.vnl))
+    }
+
     /// Creates the stack.
     pub fn build(mut self) -> io::Result<Stack> {
         let ifname = self
@@ -563,10 +658,11 @@ impl StackBuilder {
         let config_view: ConfigView = Arc::new(Mutex::new(Arc::new(config.clone())));
         let engine = Engine::new(config, seed, start.elapsed());
         let poll = mio::Poll::new()?;
-        let doorbell = Arc::new(Doorbell::new(mio::Waker::new(poll.registry(), WAKER)?));
+        let doorbell = Arc::new(Doorbell::new(poll.registry(), WAKER)?);
         let (tx, rx) = crossbeam_channel::unbounded();
         let handoffs: Handoffs = Arc::default();
         let failure = Failure::default();
+        let lease_servers = LeaseServers::default();
         let pump = Pump::new(
             poll,
             link,
@@ -578,10 +674,9 @@ impl StackBuilder {
             capture,
             config_view.clone(),
             failure.clone(),
+            lease_servers.clone(),
         )?;
-        let thread = std::thread::Builder::new()
-            .name(format!("vdestack-{ifname}"))
-            .spawn(move || pump.run())?;
+        let thread = PumpThread::start(pump, format!("vdestack-{ifname}"))?;
         Ok(Stack {
             inner: Arc::new(StackInner {
                 engine: Imp::Userspace {
@@ -590,6 +685,7 @@ impl StackBuilder {
                             tx,
                             doorbell,
                             failure,
+                            lease_servers,
                             pid: sys::process_id(),
                         },
                         handoffs,

@@ -23,13 +23,46 @@ fn settle(limit: usize, what: &str) {
     }
 }
 
+/// The threads of this process.
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
 #[test]
 fn no_descriptor_leaks() {
     let before_everything = open_fds();
 
     // 100 stacks created and dropped, on a switch, over ptp and loopback-only.
+    // A stack made after another was dropped runs on the same thread.
+    let pump_thread = |ifname: &str| {
+        let stack = Stack::builder().ifname(ifname).build().unwrap();
+        // The thread names itself as it takes the pump: wait for it (bounded).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let tid = loop {
+            let found = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .flatten()
+                .find(|task| {
+                    let comm = std::fs::read_to_string(task.path().join("comm"));
+                    comm.is_ok_and(|comm| comm.trim() == format!("vdestack-{ifname}"))
+                });
+            if let Some(task) = found {
+                break task.file_name();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no thread named vdestack-{ifname}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        drop(stack);
+        tid
+    };
+    assert_eq!(pump_thread("reuse0"), pump_thread("reuse1"));
+
     let sw = common::Switch::start();
     let baseline = open_fds();
+    let threads_before = threads();
     for i in 0..100 {
         let stack = match i % 3 {
             0 => Stack::new(&sw.vnl(), None).unwrap(),
@@ -49,6 +82,12 @@ fn no_descriptor_leaks() {
         drop(l);
     }
     assert_eq!(open_fds(), baseline, "after 100 stack create/drop cycles");
+    // A pump's thread waits a while for the next stack, and at most 4 wait.
+    assert!(
+        threads() <= threads_before + 4,
+        "{} threads after 100 stacks one after another, {threads_before} before",
+        threads()
+    );
     drop(sw);
 
     // 1,000 connection cycles between two stacks.

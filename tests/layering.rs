@@ -23,6 +23,9 @@ const LAYERS: &[(&str, u32)] = &[
     ("stack", 4),
     ("socket", 5),
     ("bsd", 6),
+    // The async face (feature `tokio`): the blocking types in tokio's AsyncFd,
+    // connected through `bsd`'s non-blocking connect.
+    ("tokio", 7),
 ];
 
 /// Edges that go down but skip the layer that should answer: the socket faces ask

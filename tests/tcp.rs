@@ -351,6 +351,41 @@ fn address_errors(backend: Backend) {
     }
 }
 
+/// One port on two addresses of a stack: two listeners, each taking what is sent
+/// to its own address, as on Linux; the wildcard then meets both.
+fn one_port_on_two_addresses(backend: Backend) {
+    let net = net(Wire::Switch, backend);
+    net.a
+        .cmd("/bin/ip addr add 10.0.0.11/24 dev vde0")
+        .expect("a second address");
+    let first = TcpListener::bind(&net.a, "10.0.0.1:80").unwrap();
+    let second = TcpListener::bind(&net.a, "10.0.0.11:80").expect("another address, same port");
+    let err = TcpListener::bind(&net.a, "0.0.0.0:80").expect_err("the wildcard meets them");
+    assert_eq!(errno(&err), libc::EADDRINUSE);
+    for (listener, to) in [(&first, "10.0.0.1:80"), (&second, "10.0.0.11:80")] {
+        let mut client = TcpStream::connect(&net.b, to).unwrap();
+        client.write_all(to.as_bytes()).unwrap();
+        let (mut accepted, _) = listener.accept().unwrap();
+        assert_eq!(accepted.local_addr().unwrap(), to.parse().unwrap());
+        let mut got = vec![0; to.len()];
+        accepted.read_exact(&mut got).unwrap();
+        assert_eq!(got, to.as_bytes());
+    }
+    // A UDP port is the same: one socket per address.
+    let one = vdestack::UdpSocket::bind(&net.a, "10.0.0.1:53").unwrap();
+    let two = vdestack::UdpSocket::bind(&net.a, "10.0.0.11:53").unwrap();
+    let sender = vdestack::UdpSocket::bind(&net.b, "0.0.0.0:0").unwrap();
+    for (socket, to) in [(&one, "10.0.0.1:53"), (&two, "10.0.0.11:53")] {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        sender.send_to(to.as_bytes(), to).unwrap();
+        let mut buf = [0; 64];
+        let (len, _) = socket.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], to.as_bytes());
+    }
+}
+
 /// Loopback as in a fresh Linux namespace: down at first, then 127/8 and the
 /// stack's own addresses reach the stack itself.
 fn loopback(backend: Backend) {
@@ -782,6 +817,7 @@ on_both_backends! {
     reset_by_peer_switch: |b| reset_by_peer(&net(Wire::Switch, b));
     reset_by_peer_ptp: |b| reset_by_peer(&net(Wire::Ptp, b));
     address_errors: super::address_errors;
+    one_port_on_two_addresses: super::one_port_on_two_addresses;
     loopback: super::loopback;
     loopback_only_stack: super::loopback_only_stack;
     flow_control_is_end_to_end: super::flow_control_is_end_to_end;

@@ -35,6 +35,11 @@ fn check_datagram(bytes: &[u8]) -> u32 {
 }
 
 /// Sends `request` to `to` until an answer comes (bounded), returning it.
+///
+/// A request sent again after a timeout may be answered twice: a reply of
+/// another length than the request is such a late answer to an earlier
+/// exchange, and is passed over (every exchange of a test differs in length
+/// from the one before, so that an altered reply is still seen).
 fn exchange(socket: &UdpSocket, request: &[u8], to: SocketAddr) -> (Vec<u8>, SocketAddr) {
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
@@ -42,10 +47,13 @@ fn exchange(socket: &UdpSocket, request: &[u8], to: SocketAddr) -> (Vec<u8>, Soc
     let mut buf = vec![0u8; 65_536];
     for _ in 0..25 {
         socket.send_to(request, to).unwrap();
-        match socket.recv_from(&mut buf) {
-            Ok((n, from)) => return (buf[..n].to_vec(), from),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => panic!("recv_from: {e}"),
+        loop {
+            match socket.recv_from(&mut buf) {
+                Ok((n, _)) if n != request.len() => continue,
+                Ok((n, from)) => return (buf[..n].to_vec(), from),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("recv_from: {e}"),
+            }
         }
     }
     panic!("no answer from {to} after 25 tries");

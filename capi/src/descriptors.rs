@@ -6,11 +6,14 @@
 //! stack's helper. Programs that close every descriptor they did not open (ssh
 //! calls `closefrom(3)` first thing) would close those under the stack, whose
 //! thread would then poll, write to and finally close numbers the program reuses
-//! for its own files. So `vde_addstack` notes which descriptors the new stack
-//! opened (those open after it that were not before), and the interposed
-//! `closefrom` and `close_range` close the range asked for except those and the
-//! ones the stack's thread holds at that moment (`Stack::descriptors`: its ends
-//! of the sockets' pairs).
+//! for its own files. So the interposed `closefrom` and `close_range` close the
+//! range asked for except the descriptors the stack's thread holds at that
+//! moment (`Stack::descriptors`: its poll and eventfd, its link's, its ends of
+//! the sockets' pairs) and, for a stack that may hold others it cannot name (a
+//! libvdeplug plugin other than `vde`, a kernel stack's helper), those
+//! `vde_addstack` saw it open: open after it and not before. A look at
+//! `/proc/self/fd` costs some 8 us each, so it is made only for such stacks
+//! (`StackBuilder::descriptors_known`).
 //!
 //! In a process forked after the stack was made, nothing is kept: the stack's
 //! thread is not there, and the child closing its copies harms no one.
@@ -82,14 +85,16 @@ pub(super) fn open_descriptors() -> Vec<c_int> {
     fds
 }
 
-/// Notes the descriptors a stack just made opened: those in `after` and not in
-/// `before` (both sorted).
-pub(super) fn keep(stack: usize, handle: Stack, before: &[c_int], after: &[c_int]) {
-    let fds = after
-        .iter()
-        .copied()
-        .filter(|fd| before.binary_search(fd).is_err())
-        .collect();
+/// The descriptors open now that were not in `before` (sorted).
+pub(super) fn opened_since(before: &[c_int]) -> Vec<c_int> {
+    let mut now = open_descriptors();
+    now.retain(|fd| before.binary_search(fd).is_err());
+    now
+}
+
+/// Notes a stack just made, and the descriptors it opened that it does not name
+/// in `Stack::descriptors` (none when its builder said it names them all).
+pub(super) fn keep(stack: usize, handle: Stack, fds: Vec<c_int>) {
     let pid = pid();
     lock().push(Kept {
         stack,

@@ -176,6 +176,39 @@ fn backend_from_env() -> Result<vdestack::Backend, std::io::Error> {
     }
 }
 
+/// The environment variable naming the name servers of `vde_addstack`'s stacks:
+/// IPv4 or IPv6 addresses separated by commas or spaces, as `vdestack run`'s
+/// `--dns`. A stack has none by default: its lookups never go to the host's.
+pub const DNS_VARIABLE: &str = "VDESTACK_DNS";
+
+/// The environment variable that adds the host's `/etc/resolv.conf` servers to
+/// `vde_addstack`'s stacks when set and not empty, as `vdestack run`'s
+/// `--host-dns` (the reference's namespaces read the host's file).
+pub const HOST_DNS_VARIABLE: &str = "VDESTACK_HOST_DNS";
+
+/// The name servers [`DNS_VARIABLE`] and [`HOST_DNS_VARIABLE`] ask for; `EINVAL`
+/// for a word that is no address.
+fn name_servers_from_env() -> Result<Vec<std::net::IpAddr>, std::io::Error> {
+    let mut servers = Vec::new();
+    if let Some(value) = std::env::var_os(DNS_VARIABLE) {
+        let value = value.to_string_lossy();
+        for word in value.split([',', ' ', '\t']).filter(|w| !w.is_empty()) {
+            match word.parse() {
+                Ok(addr) => servers.push(addr),
+                Err(_) => {
+                    eprintln!("vdestack: {DNS_VARIABLE}: {word:?} is not an IPv4 or IPv6 address");
+                    return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+                }
+            }
+        }
+    }
+    if std::env::var_os(HOST_DNS_VARIABLE).is_some_and(|v| !v.is_empty()) {
+        let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        servers.extend(vdestack::dns::ResolvConf::parse(&text).name_servers);
+    }
+    Ok(servers)
+}
+
 /// A C string argument as UTF-8 (`None` for NULL); EINVAL when it is not UTF-8.
 ///
 /// # Safety
@@ -199,6 +232,10 @@ unsafe fn c_str<'a>(s: *const c_char) -> Result<Option<&'a str>, std::io::Error>
 /// backend, read at each call: unset, empty or `userspace` for the userspace stack,
 /// `kernel` for a Linux namespace as the reference makes (vdestack built with the
 /// feature `kernel-ns`; where it cannot be made, the cause is printed on stderr).
+/// `VDESTACK_DNS` ([`DNS_VARIABLE`]) and `VDESTACK_HOST_DNS`
+/// ([`HOST_DNS_VARIABLE`]), read at each call too, give the stack its name
+/// servers, which `getaddrinfo` and the other resolver calls then ask through
+/// the stack when it is the default one.
 ///
 /// # Safety
 /// `vdenet` and `ifname` are NULL or NUL-terminated strings.
@@ -213,26 +250,30 @@ pub unsafe extern "C" fn vde_addstack(vdenet: *mut c_char, ifname: *mut c_char) 
                 return std::ptr::null_mut();
             }
         };
-        let backend = match backend_from_env() {
-            Ok(backend) => backend,
-            Err(e) => {
+        let (backend, servers) = match (backend_from_env(), name_servers_from_env()) {
+            (Ok(backend), Ok(servers)) => (backend, servers),
+            (Err(e), _) | (_, Err(e)) => {
                 fail(e);
                 return std::ptr::null_mut();
             }
         };
-        let mut builder = Stack::builder().vnl(vnl).backend(backend);
+        let mut builder = Stack::builder()
+            .vnl(vnl)
+            .backend(backend)
+            .name_servers(servers);
         if let Some(ifname) = ifname {
             builder = builder.ifname(ifname);
         }
-        // What the stack opens is kept open through closefrom/close_range.
-        let before = descriptors::open_descriptors();
+        // What the stack opens is kept open through closefrom/close_range: those
+        // it names itself, or else those open after it that were not before.
+        let before = (!builder.descriptors_known()).then(descriptors::open_descriptors);
         match builder.build() {
             Ok(stack) => {
                 let made = Box::into_raw(Box::new(VdeStack { stack }));
-                let after = descriptors::open_descriptors();
+                let opened = before.map(|before| descriptors::opened_since(&before));
                 // SAFETY: `made` was just made from a box, and is not shared yet.
                 let handle = unsafe { &*made }.stack.clone();
-                descriptors::keep(made as usize, handle, &before, &after);
+                descriptors::keep(made as usize, handle, opened.unwrap_or_default());
                 made
             }
             Err(e) => {

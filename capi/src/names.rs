@@ -393,9 +393,10 @@ pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut libc::hosten
     unsafe { gethostbyname2(name, libc::AF_INET) }
 }
 
-/// `getnameinfo(3)`: the host's name from `/etc/hosts`, else numeric: a stack's
-/// reverse lookups never go to the host's resolver. The service, and everything
-/// when the program's sockets are the host's, is libc's.
+/// `getnameinfo(3)`: the host's name from `/etc/hosts`, else the PTR record the
+/// stack's name servers give (its reverse lookups never go to the host's
+/// resolver), else numeric. The service, and everything when the program's
+/// sockets are the host's, is libc's.
 ///
 /// # Safety
 /// As `getnameinfo(3)`.
@@ -446,7 +447,12 @@ pub unsafe extern "C" fn getnameinfo(
         let hosts = std::fs::read_to_string("/etc/hosts")
             .map(|text| vdestack::dns::Hosts::parse(&text))
             .unwrap_or_default();
-        let name = ip.and_then(|ip| hosts.name_of(ip).map(str::to_owned));
+        let name = ip.and_then(|ip| {
+            hosts
+                .name_of(ip)
+                .map(str::to_owned)
+                .or_else(|| reverse_lookup(ip))
+        });
         match name {
             Some(name) => {
                 let mut name = name.into_bytes();
@@ -469,6 +475,18 @@ pub unsafe extern "C" fn getnameinfo(
             None => 0,
         }
     })
+}
+
+/// The name the stack's name servers give `ip` (its PTR record), if any.
+fn reverse_lookup(ip: IpAddr) -> Option<String> {
+    use vdestack::dns::{reverse_name, RecordType, Response};
+    let bytes = stack_query(&reverse_name(ip), RecordType::Ptr.code())?.ok()?;
+    let name = Response::parse(&bytes)
+        .ok()?
+        .ptr_names()
+        .into_iter()
+        .next()?;
+    Some(name.trim_end_matches('.').to_owned())
 }
 
 /// A query's response bytes from the program's stack; `None` when its sockets

@@ -332,6 +332,12 @@ fn interfaces_are_the_default_stacks() {
     compile_and_run("interfaces");
 }
 
+/// VDESTACK_DNS: name servers for vde_addstack's stacks, asked through the stack.
+#[test]
+fn name_servers_from_the_environment() {
+    compile_and_run("name_servers");
+}
+
 #[test]
 fn man_example_with_our_header() {
     compile_and_run("man_example");

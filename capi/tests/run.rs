@@ -2,8 +2,9 @@
 //! one process tree, curl against a server on a second `vdestack run` on one
 //! switch, forking servers (python's, socat's) whose children and exec'd
 //! clients share the stack, datagrams, threads, asyncio, a program that exits
-//! right after its last bytes, and the refusals (a static binary, a bad
-//! `--cmd`, a stack that cannot be made).
+//! right after its last bytes, a stack configured by DHCP (`--dhcp`, from
+//! busybox udhcpd in a kernel namespace peer), and the refusals (a static
+//! binary, a bad `--cmd`, a stack that cannot be made).
 //!
 //! Each program runs in a user and network namespace of its own (`unshare
 //! -Urn`) whose `lo` is left down: a socket that fell back to the kernel would
@@ -507,12 +508,45 @@ fn a_stack_that_cannot_be_made_runs_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot make the stack"), "{stderr}");
     assert!(!Path::new(&marker).exists(), "the program ran");
+    // No interface to ask a lease on (loopback only): the program is not run.
     let dhcp = Command::new(vdestack())
-        .args(["run", "--dhcp", "--", "true"])
+        .args(["run", "--dhcp", "--", "touch", &marker_arg])
+        .env("VDESTACK_LIBRARY", built_lib())
         .output()
         .expect("run vdestack");
-    assert_eq!(dhcp.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&dhcp.stderr).contains("--dhcp"));
+    assert_eq!(dhcp.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&dhcp.stderr);
+    assert!(stderr.contains("--dhcp: no lease on vde0"), "{stderr}");
+    assert!(!Path::new(&marker).exists(), "the program ran");
+}
+
+#[test]
+fn dhcp_configures_the_programs_stack() {
+    let test = "dhcp_configures_the_programs_stack";
+    if !namespaces(test) {
+        return;
+    }
+    let switch = common::Switch::start();
+    let dir = common::TempDir::new("run-dhcp");
+    let Some(_peer) = common::udhcpd_peer(test, &switch, &dir, 600) else {
+        return;
+    };
+    // The program finds its address on its interface and reaches the server
+    // through the lease's subnet.
+    let script = "import socket, fcntl, struct\n\
+                  s = socket.socket()\n\
+                  req = struct.pack('256s', b'vde0')\n\
+                  addr = fcntl.ioctl(s.fileno(), 0x8915, req)[20:24]\n\
+                  print(socket.inet_ntoa(addr).rsplit('.', 1)[0])\n\
+                  c = socket.create_connection(('10.0.0.1', 7000), timeout=10)\n\
+                  print(c.recv(100).decode().strip())";
+    let vnl = switch.vnl();
+    let out = run(
+        &["--vnl", &vnl, "--dhcp", "--", "python3", "-c", script],
+        test,
+    );
+    assert_success(&out, test);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "10.0.0\nhello\n");
 }
 
 #[test]
@@ -593,6 +627,9 @@ def dns():
         if name == b'\x06server\x04test\x00' and qtype == b'\x00\x01':
             reply = q[:2] + b'\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00' + q[12:end] \
                 + b'\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x01'
+        elif name == b'\x011\x010\x010\x0210\x07in-addr\x04arpa\x00' and qtype == b'\x00\x0c':
+            reply = q[:2] + b'\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00' + q[12:end] \
+                + b'\xc0\x0c\x00\x0c\x00\x01\x00\x00\x00\x3c\x00\x0d\x06server\x04test\x00'
         elif name == b'\x06server\x04test\x00':
             reply = q[:2] + b'\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00' + q[12:end]
         else:
@@ -612,7 +649,8 @@ print('ready', flush=True)
 web.serve_forever()
 "#;
 
-/// Under `vdestack run --dns`, python's `getaddrinfo` and `gethostbyname`, C's
+/// Under `vdestack run --dns`, python's `getaddrinfo`, `gethostbyname` and
+/// `getnameinfo` (a PTR record), C's
 /// `gethostbyname` (perl's), `res_query` (through ctypes), and curl, resolve
 /// through the stack's name server (on a second `vdestack run`), not the host's
 /// resolver. No namespace needed: the host knows no `server.test`, and 10.0.0.1
@@ -652,7 +690,9 @@ fn names_resolve_through_the_stacks_name_server() {
         print(socket.getaddrinfo('server.test', 'http', socket.AF_INET, socket.SOCK_STREAM)[0][4])\n\
         print(socket.gethostbyname('server.test'))\n\
         print(socket.getnameinfo(('10.0.0.1', 80), 0))\n\
-        try:\n    socket.getnameinfo(('10.0.0.1', 80), socket.NI_NAMEREQD)\n\
+        print(socket.getnameinfo(('10.0.0.1', 80), socket.NI_NOFQDN))\n\
+        print(socket.getnameinfo(('10.0.0.9', 80), 0))\n\
+        try:\n    socket.getnameinfo(('10.0.0.9', 80), socket.NI_NAMEREQD)\n\
         except socket.gaierror:\n    print('no name')\n\
         try:\n    socket.getaddrinfo('nosuch.test', 80)\n\
         except socket.gaierror as e:\n    print('gaierror', e.errno == socket.EAI_NONAME)\n";
@@ -682,7 +722,8 @@ fn names_resolve_through_the_stacks_name_server() {
     assert_success(&out, "python3 under vdestack run --dns");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "['10.0.0.1']\n('10.0.0.1', 80)\n10.0.0.1\n('10.0.0.1', 'http')\nno name\ngaierror True\n"
+        "['10.0.0.1']\n('10.0.0.1', 80)\n10.0.0.1\n('server.test', 'http')\n('server', 'http')\n\
+         ('10.0.0.9', 'http')\nno name\ngaierror True\n"
     );
     assert_success(&curl, "curl under vdestack run --dns");
     assert_eq!(String::from_utf8_lossy(&curl.stdout), "hello");

@@ -239,6 +239,20 @@ pub fn take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
     }
 }
 
+/// The descriptor of a connected stream socket as a [`TcpStream`](crate::TcpStream),
+/// for the faces that make connections through these calls (the `tokio` module's
+/// non-blocking connect): a stack socket's stream shares its connection with the
+/// socket `bsd` keeps (options, the pending error), any other descriptor is taken
+/// for a kernel socket. `ENOTCONN` for a stack socket that is not connected.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) fn tcp_stream(fd: OwnedFd) -> io::Result<crate::socket::TcpStream> {
+    let conn = match stack_socket(fd.as_fd())? {
+        Some(s) => Some(s.connection().ok_or_else(|| errno_error(libc::ENOTCONN))?),
+        None => None,
+    };
+    Ok(crate::socket::TcpStream::from_parts(fd, conn))
+}
+
 /// `getsockopt(2)`. For an option of another level than the socket's (a TCP
 /// option of a datagram socket, an IPv6 option of an IPv4 one), `EOPNOTSUPP` on
 /// an IPv4 socket and `ENOPROTOOPT` on an IPv6 one, as Linux answers;

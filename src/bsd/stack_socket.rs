@@ -13,7 +13,7 @@ use crate::pump::{ConnShared, Control, EndToken, EndWatch};
 use crate::socket::{Acceptor, Conn, Udp};
 use crate::stack::{Stack, StackCtx, StackRef};
 use crate::sys;
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, TryRecvError};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -498,13 +498,19 @@ impl StackSocket {
         }
         let mut state = self.lock();
         match &*state {
-            State::Connecting { answer, .. } => match answer.try_recv() {
-                Ok(result) => match self.settle(&mut state, result) {
+            State::Connecting { answer, .. } => {
+                let result = match answer.try_recv() {
+                    Ok(result) => result,
+                    Err(TryRecvError::Empty) => return 0,
+                    // The pump stopped with the connect under way: the stack
+                    // is gone (its descriptor turned writable and hung up).
+                    Err(TryRecvError::Disconnected) => Err(errno(libc::ENETDOWN)),
+                };
+                match self.settle(&mut state, result) {
                     Ok(()) => 0,
                     Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
-                },
-                Err(_) => 0,
-            },
+                }
+            }
             State::Connected(conn) => conn
                 .shared
                 .take_error()
@@ -612,6 +618,15 @@ impl StackSocket {
             State::Connected(conn) => Ok(conn.peer),
             State::Datagram(udp) => udp.peer_addr(),
             _ => Err(errno(libc::ENOTCONN)),
+        }
+    }
+
+    /// The connection of a connected stream socket.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(super) fn connection(&self) -> Option<Conn> {
+        match &*self.lock() {
+            State::Connected(conn) => Some(conn.clone()),
+            _ => None,
         }
     }
 

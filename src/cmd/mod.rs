@@ -31,6 +31,8 @@
 //!
 //! Submodules, each importing only those listed before it:
 //! - `error`: [`CmdError`], the exit status and message every part reports;
+//! - `dhcp`: the words of the DHCP client commands (`udhcpc`, `dhclient`),
+//!   read for a stack's pump, which runs the engine's client for them;
 //! - `config`: the model ([`NetConfig`]) and the kernel's rules for changing it;
 //!   it knows nothing of commands;
 //! - `lexer` (splitting) and `parse` (iproute2's number and address syntax);
@@ -46,6 +48,7 @@
 //! [`NetConfig`] because that is how every caller already holds a configuration.
 
 mod config;
+mod dhcp;
 mod error;
 mod interface;
 mod ip;
@@ -58,6 +61,7 @@ mod tests;
 pub use config::{
     IfAddr, Link, LinkKind, NetConfig, NextHop, Route, RouteProto, MAX_ADDRS, MAX_USER_ROUTES,
 };
+pub(crate) use dhcp::{dhcp_command, DhcpCommand};
 pub use error::CmdError;
 pub use interface::{netmask, Interface, InterfaceFlags};
 pub use lexer::split_commands;
@@ -69,8 +73,18 @@ impl NetConfig {
     pub fn run(&mut self, cmds: &str) -> Result<String, CmdError> {
         let mut out = String::new();
         for argv in split_commands(cmds) {
-            out.push_str(&self.change(|state| ip::run_command(state, &argv))?);
+            out.push_str(&self.run_argv(&argv)?);
         }
         Ok(out)
+    }
+
+    /// Runs one command already split into words. A DHCP client command
+    /// (`udhcpc`, `dhclient`, see `dhcp`) is refused: it needs a stack's
+    /// network, whose pump runs it before it gets here.
+    pub(crate) fn run_argv(&mut self, argv: &[String]) -> Result<String, CmdError> {
+        if let Some(refusal) = dhcp::without_stack(argv) {
+            return Err(refusal);
+        }
+        self.change(|state| ip::run_command(state, argv))
     }
 }

@@ -34,6 +34,8 @@
 //!   [`ipv6_frag`], [`reassembly`]): smoltcp has none for IPv6, and its IPv4 one
 //!   holds 320 KiB of fixed buffers per stack; smoltcp's device claims the largest
 //!   packet and the boundary keeps to the link's MTU ([`link_mtu`]);
+//! - a DHCPv4 client ([`dhcp`]): smoltcp's DHCP socket in a set of its own,
+//!   its leases applied to the `ip` model as udhcpc's default script does;
 //! - multicast datagrams with their own hop limit, looped back to the stack's own
 //!   members of the group ([`multicast`]);
 //! - work in proportion to what happens: each connection in a smoltcp set of its
@@ -44,6 +46,7 @@
 
 mod config_plan;
 mod datagram_sets;
+mod dhcp;
 mod frames;
 mod ipv4_frag;
 mod ipv6_frag;
@@ -64,6 +67,8 @@ mod udp;
 use crate::cmd::NetConfig;
 use config_plan::{Plan, Running};
 use datagram_sets::Group;
+pub use dhcp::Lease as DhcpLease;
+pub(crate) use dhcp::{Attempt as DhcpAttempt, DhcpNews};
 use lifecycle::Look;
 pub(crate) use options::{Congestion, SocketOptions};
 pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
@@ -157,6 +162,8 @@ pub(crate) enum Event {
     /// A UDP socket dropped a datagram, its receive queue being full: its count
     /// of drops changed.
     UdpDropped(UdpHandle),
+    /// What became of the DHCP client (a lease applied, none, or one lost).
+    Dhcp(DhcpNews),
 }
 
 enum Phase {
@@ -319,6 +326,8 @@ pub(crate) struct Engine {
     /// Where sockets' rings get their memory; dropped after the sockets (see
     /// `Drop`).
     rings: Box<dyn RingSource>,
+    /// The DHCPv4 client, while one runs (see `dhcp`).
+    dhcp: Option<dhcp::DhcpClient>,
 }
 
 impl Engine {
@@ -368,6 +377,7 @@ impl Engine {
             now,
             reassembler: reassembly::Reassemblers::default(),
             rings: Box::new(rings::HeapRings),
+            dhcp: None,
         };
         engine.sync_config();
         engine
@@ -388,6 +398,14 @@ impl Engine {
     /// Runs a stackcmd string against the model and applies the result.
     pub(crate) fn run_cmd(&mut self, cmds: &str) -> Result<String, crate::cmd::CmdError> {
         let result = self.config.run(cmds);
+        self.sync_config();
+        result
+    }
+
+    /// Runs one command, already split into words, against the model and
+    /// applies the result.
+    pub(crate) fn run_argv(&mut self, argv: &[String]) -> Result<String, crate::cmd::CmdError> {
+        let result = self.config.run_argv(argv);
         self.sync_config();
         result
     }
@@ -603,6 +621,7 @@ impl Engine {
         };
         match packet {
             frames::Packet::Tcp(flow) => self.ingest_tcp(frame, self.tcp.lookup(&flow)),
+            frames::Packet::Udp(68) if self.for_dhcp(frame) => self.ingest_dhcp(frame),
             frames::Packet::Udp(port) => self.ingest_datagram(frame, Group::Udp(port)),
             frames::Packet::Icmp => self.ingest_datagram(frame, Group::Ping),
             frames::Packet::Other => self.ingest_with_no_socket(frame),
@@ -727,6 +746,7 @@ impl Engine {
         self.io.resend_due();
         self.tcp.wake_due(now);
         self.poll_datagrams();
+        self.poll_dhcp();
         let mut serving = std::mem::take(&mut self.serving);
         self.tcp.take_dirty(&mut serving);
         for (i, &handle) in serving.iter().enumerate() {
@@ -1002,7 +1022,8 @@ impl Engine {
 
     /// How long the pump may sleep before the engine needs time to pass: the
     /// earliest of the connections' deadlines (the top of their heap), the
-    /// datagram sockets', loss recovery's and the interface's own.
+    /// datagram sockets', loss recovery's, the DHCP client's and the
+    /// interface's own.
     pub(crate) fn poll_delay(&mut self, now: Duration) -> Option<Duration> {
         if self.tcp.has_dirty() || self.datagrams.has_dirty() {
             return Some(Duration::ZERO);
@@ -1016,6 +1037,7 @@ impl Engine {
             self.datagrams.next_deadline(),
             self.io.recovery.deadline(),
             self.time_waits.next_expiry(),
+            self.dhcp.as_ref().and_then(|c| c.deadline()),
             interface,
         ]
         .into_iter()
@@ -1083,7 +1105,7 @@ impl Engine {
         }
         let asked = local.map_or(0, |l| l.port());
         let destination = (local_ip, remote.ip(), remote.port());
-        let how = options.port_use_on(false, remote.ip());
+        let how = options.port_use_to(remote.ip(), local_ip);
         let port = self
             .ports
             .take_for(asked, how, Some(destination))
@@ -1284,13 +1306,22 @@ impl Engine {
             self.forget(handle);
         }
         let listeners = &self.listeners;
-        let matching: Vec<ListenerId> = self
-            .listener_ports
-            .get(&syn.dst.port())
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(|id| listeners[id].takes(syn.dst.ip()))
+        let candidates = || {
+            self.listener_ports
+                .get(&syn.dst.port())
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|id| listeners[id].takes(syn.dst.ip()))
+        };
+        // The most specific listeners take it, as Linux scores them: one on the
+        // very address before a wildcard, one of the segment's family before a
+        // dual-stack `[::]`.
+        let best = candidates()
+            .map(|id| listeners[&id].fit(syn.dst.ip()))
+            .max();
+        let matching: Vec<ListenerId> = candidates()
+            .filter(|id| Some(listeners[id].fit(syn.dst.ip())) == best)
             .collect();
         // Listeners sharing a port (SO_REUSEPORT) split the connections by the
         // peer's address, as Linux's hash does.
@@ -1649,6 +1680,13 @@ impl Listener {
     /// Whether a connection to `dst` is this listener's (its port aside): same
     /// address or a wildcard of the same family; an IPv6 wildcard also takes
     /// IPv4 unless `IPV6_V6ONLY` is set; a v4-mapped address is its IPv4 address.
+    /// How closely this listener fits a segment to `dst` that it takes: its
+    /// very address (2) before a wildcard, its family (1) before another's.
+    fn fit(&self, dst: IpAddr) -> u8 {
+        let ours = unmap(self.local).ip();
+        2 * u8::from(!ours.is_unspecified()) + u8::from(ours.is_ipv4() == dst.is_ipv4())
+    }
+
     fn takes(&self, dst: IpAddr) -> bool {
         match (unmap(self.local).ip(), dst) {
             (IpAddr::V4(ours), IpAddr::V4(d)) => ours.is_unspecified() || ours == d,

@@ -164,6 +164,22 @@ impl SocketOptions {
         }
     }
 
+    /// How a connection to `remote` holds its port when its local address is
+    /// `local` (`None`: not chosen yet, so every address of the family).
+    pub(crate) fn port_use_to(
+        &self,
+        remote: std::net::IpAddr,
+        local: Option<std::net::IpAddr>,
+    ) -> PortUse {
+        match local {
+            Some(ip) => self.port_use_on(false, ip),
+            None => PortUse {
+                scope: Scope::family_of(remote),
+                ..self.port_use(false)
+            },
+        }
+    }
+
     /// `close` must reset the connection (`SO_LINGER` with a zero timeout).
     pub(crate) fn resets_on_close(&self) -> bool {
         self.linger == Some(Duration::ZERO)

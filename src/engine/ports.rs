@@ -14,11 +14,11 @@
 //!
 //! The engine keeps one table for TCP and one for UDP (and one for ping
 //! identifiers); both protocols choose and share ports the same way. Sharing
-//! follows Linux, per port and family: an IPv4 holder and an IPv6 one
+//! follows Linux, per port, family and address: an IPv4 holder and an IPv6 one
 //! with `IPV6_V6ONLY` never meet (`0.0.0.0:P` beside `[::]:P`, the dual listen
-//! of ncat and sshd), while a dual-stack `[::]` meets both. Addresses are not
-//! told apart otherwise: two sockets on the same port and different local
-//! addresses of one family conflict here, where Linux lets them be. Where
+//! of ncat and sshd), while a dual-stack `[::]` meets both; two holders of one
+//! family meet when their addresses are the same or either is the wildcard
+//! (`10.0.0.1:P` beside `10.0.0.2:P`, but not beside `0.0.0.0:P`). Where
 //! holders meet:
 //! - both holders set `SO_REUSEPORT`: they share (for TCP, even both listening);
 //! - both set `SO_REUSEADDR`: they share unless the one already there is
@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Linux's default `net.ipv4.ip_local_port_range`.
 pub(crate) const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
@@ -41,14 +41,15 @@ const PERTURB_SIZE: usize = 256;
 /// chosen), remote address, remote port.
 pub(crate) type Destination = (Option<IpAddr>, IpAddr, u16);
 
-/// Which family's addresses a holder's port covers.
+/// Which local addresses a holder's port covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
-    /// IPv4 (a v4-mapped address too).
-    V4,
-    /// IPv6 only: an IPv6 address, or `[::]` with `IPV6_V6ONLY`.
-    V6,
-    /// Both: `[::]` without `IPV6_V6ONLY` (and ping identifiers, not told apart).
+    /// IPv4: one address (a v4-mapped one too), or all of them (`None`: `0.0.0.0`).
+    V4(Option<Ipv4Addr>),
+    /// IPv6 only: one address, or all of them (`None`: `[::]` with `IPV6_V6ONLY`).
+    V6(Option<Ipv6Addr>),
+    /// Every address of both families: `[::]` without `IPV6_V6ONLY` (and ping
+    /// identifiers, not told apart).
     Both,
 }
 
@@ -56,18 +57,32 @@ impl Scope {
     /// The scope of a holder on `ip` (already unmapped), with `IPV6_V6ONLY` `v6only`.
     pub(crate) fn of(ip: IpAddr, v6only: bool) -> Scope {
         match ip {
-            IpAddr::V4(_) => Scope::V4,
+            IpAddr::V4(v4) => Scope::V4((!v4.is_unspecified()).then_some(v4)),
             IpAddr::V6(v6) if v6.is_unspecified() && !v6only => Scope::Both,
-            IpAddr::V6(_) => Scope::V6,
+            IpAddr::V6(v6) => Scope::V6((!v6.is_unspecified()).then_some(v6)),
+        }
+    }
+
+    /// Every address of `ip`'s family (a connection whose local address is not
+    /// chosen yet).
+    pub(crate) fn family_of(ip: IpAddr) -> Scope {
+        match ip {
+            IpAddr::V4(_) => Scope::V4(None),
+            IpAddr::V6(_) => Scope::V6(None),
         }
     }
 
     /// Whether holders of the two scopes can meet.
     fn meets(self, other: Scope) -> bool {
-        !matches!(
-            (self, other),
-            (Scope::V4, Scope::V6) | (Scope::V6, Scope::V4)
-        )
+        fn overlap<A: PartialEq>(a: Option<A>, b: Option<A>) -> bool {
+            a.is_none() || b.is_none() || a == b
+        }
+        match (self, other) {
+            (Scope::V4(a), Scope::V4(b)) => overlap(a, b),
+            (Scope::V6(a), Scope::V6(b)) => overlap(a, b),
+            (Scope::V4(_), Scope::V6(_)) | (Scope::V6(_), Scope::V4(_)) => false,
+            (Scope::Both, _) | (_, Scope::Both) => true,
+        }
     }
 }
 
@@ -362,21 +377,42 @@ mod tests {
         assert_eq!(ports.take(80, PortUse::PLAIN), Some(80));
     }
 
-    #[test]
-    fn ipv4_and_v6only_holders_do_not_meet_but_dual_stack_meets_both() {
-        let on = |scope| PortUse {
+    fn on(scope: Scope) -> PortUse {
+        PortUse {
             scope,
             ..PortUse::PLAIN
-        };
+        }
+    }
+
+    #[test]
+    fn ipv4_and_v6only_holders_do_not_meet_but_dual_stack_meets_both() {
+        let (v4, v6) = (Scope::V4(None), Scope::V6(None));
         let mut ports = PortTable::default();
-        assert_eq!(ports.take(22, on(Scope::V4)), Some(22));
-        assert_eq!(ports.take(22, on(Scope::V6)), Some(22));
-        assert_eq!(ports.take(22, on(Scope::V6)), None);
-        assert_eq!(ports.take(22, on(Scope::V4)), None);
+        assert_eq!(ports.take(22, on(v4)), Some(22));
+        assert_eq!(ports.take(22, on(v6)), Some(22));
+        assert_eq!(ports.take(22, on(v6)), None);
+        assert_eq!(ports.take(22, on(v4)), None);
         assert_eq!(ports.take(22, on(Scope::Both)), None);
         assert_eq!(ports.take(23, on(Scope::Both)), Some(23));
-        assert_eq!(ports.take(23, on(Scope::V4)), None);
-        assert_eq!(ports.take(23, on(Scope::V6)), None);
+        assert_eq!(ports.take(23, on(v4)), None);
+        assert_eq!(ports.take(23, on(v6)), None);
+    }
+
+    #[test]
+    fn holders_on_different_addresses_do_not_meet_but_the_wildcard_meets_all() {
+        let at = |ip: &str| on(Scope::of(ip.parse().unwrap(), false));
+        let mut ports = PortTable::default();
+        assert_eq!(ports.take(80, at("10.0.0.1")), Some(80));
+        assert_eq!(ports.take(80, at("10.0.0.2")), Some(80));
+        assert_eq!(ports.take(80, at("10.0.0.2")), None, "the same address");
+        assert_eq!(ports.take(80, at("0.0.0.0")), None, "the wildcard");
+        assert_eq!(ports.take(80, at("::")), None, "the dual-stack wildcard");
+        assert_eq!(ports.take(80, at("fd00::1")), Some(80), "the other family");
+        assert_eq!(ports.take(81, at("0.0.0.0")), Some(81));
+        assert_eq!(ports.take(81, at("10.0.0.1")), None, "under the wildcard");
+        assert_eq!(ports.take(82, at("fd00::1")), Some(82));
+        assert_eq!(ports.take(82, at("fd00::2")), Some(82));
+        assert_eq!(ports.take(82, on(Scope::V6(None))), None);
     }
 
     #[test]

@@ -1032,9 +1032,9 @@ fn a_lost_tail_costs_a_stall_not_the_one_second_timeout() {
 
 #[test]
 fn a_lost_fin_alone_is_still_retransmitted() {
-    // smoltcp answers three duplicate ACKs with nothing when only a FIN is
-    // outstanding, and drops its retransmission timer as it does: the stall
-    // repair must leave a lone FIN to that timer, or the peer never sees it.
+    // A lone FIN lost: no data follows it to draw duplicate ACKs, and smoltcp
+    // answers duplicates with nothing when only a FIN is outstanding; loss
+    // recovery keeps the FIN's segment and sends it again itself.
     let mut w = Wire::new();
     let (client, server) = connected(&mut w);
     w.b.tcp(client).send_slice(b"last words").unwrap();

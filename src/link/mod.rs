@@ -35,6 +35,7 @@ mod vdeplug;
 pub use memory::MemoryLink;
 pub(crate) use stream::StreamLink;
 pub use stream::{encode_frame, FramingError, StreamDecoder, MAX_STREAM_FRAME};
+pub(crate) use vdeplug::is_vde_plugin;
 pub use vdeplug::VdeLink;
 
 /// The largest frame any link hands to the stack (libvdeplug's `VDE_ETHBUFSIZE`).

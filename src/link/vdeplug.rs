@@ -199,11 +199,16 @@ impl VdeLink {
         let ctl_fd = unsafe { sys::vde_ctlfd(link.conn.as_ptr()) };
         link.ctl_fd = (ctl_fd >= 0).then_some(ctl_fd);
         link.zero = probe_zero_meaning(link.data());
-        // A locator without a plugin name goes to the `vde` plugin.
-        let vde_plugin = vnl.starts_with("vde://") || !vnl.contains("://");
-        link.direct = vde_plugin && link.zero == ZeroMeans::EmptyDatagram;
+        link.direct = is_vde_plugin(vnl) && link.zero == ZeroMeans::EmptyDatagram;
         Ok(link)
     }
+}
+
+/// Whether libvdeplug opens `vnl` with its `vde` plugin (a `vde_switch`): a
+/// locator without a plugin name goes to it. That plugin holds two descriptors,
+/// the control and data sockets, both of which [`Link::fds`] names.
+pub(crate) fn is_vde_plugin(vnl: &str) -> bool {
+    vnl.starts_with("vde://") || !vnl.contains("://")
 }
 
 /// Finds out what a zero-length read means on `fd` from its socket type.

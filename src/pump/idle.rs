@@ -33,7 +33,7 @@
 //! with pumps taking turns at polling. A pump or call that finds no slot free
 //! sleeps at once, as it did before.
 //!
-//! [`Doorbell`] is how controls wake the pump: an eventfd write (mio's waker) is
+//! [`Doorbell`] is how controls wake the pump: an eventfd write is
 //! needed only while the pump sleeps in its poll; while it runs or polls, it looks
 //! at the control channel itself, and the application thread saves the write and
 //! the pump the extra turn of its loop. It also tells the application threads
@@ -42,8 +42,10 @@
 //! ([`Doorbell::wait_briefly`]): that keeps the application's CPU awake too.
 
 use crate::sys;
-use mio::Waker;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
@@ -205,7 +207,9 @@ fn poll_for(window: Duration, mut ready: impl FnMut() -> bool) -> bool {
 /// polls before sleeping.
 #[derive(Debug)]
 pub(crate) struct Doorbell {
-    waker: Waker,
+    /// An eventfd in the pump's poll (mio's `Waker` is one too, but does not
+    /// tell its descriptor, which a stack must name: `Stack::descriptors`).
+    waker: OwnedFd,
     /// Set by the pump just before it sleeps in its poll, cleared when it wakes or
     /// by the control that wakes it.
     asleep: AtomicBool,
@@ -214,14 +218,21 @@ pub(crate) struct Doorbell {
 }
 
 impl Doorbell {
-    /// A doorbell that wakes the pump through `waker`. Its window is none until
-    /// the pump publishes its own.
-    pub(crate) fn new(waker: Waker) -> Doorbell {
-        Doorbell {
+    /// A doorbell that wakes the poll of `registry` with an event for `token`.
+    /// Its window is none until the pump publishes its own.
+    pub(crate) fn new(registry: &Registry, token: Token) -> io::Result<Doorbell> {
+        let waker = sys::event_fd()?;
+        registry.register(&mut SourceFd(&waker.as_raw_fd()), token, Interest::READABLE)?;
+        Ok(Doorbell {
             waker,
             asleep: AtomicBool::new(false),
             window_us: AtomicU32::new(0),
-        }
+        })
+    }
+
+    /// The descriptor the pump's poll watches for the doorbell.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.waker.as_raw_fd()
     }
 
     /// Wakes the pump if it sleeps; called after a control was sent.
@@ -230,7 +241,7 @@ impl Doorbell {
         // control sent before this, or this sees the pump asleep.
         fence(Ordering::SeqCst);
         if self.asleep.swap(false, Ordering::Relaxed) {
-            self.waker.wake()?;
+            sys::ring_event(self.waker.as_fd())?;
         }
         Ok(())
     }
@@ -363,7 +374,7 @@ mod tests {
     #[test]
     fn a_doorbell_rings_only_a_sleeping_pump() {
         let mut poll = mio::Poll::new().unwrap();
-        let bell = Doorbell::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let bell = Doorbell::new(poll.registry(), mio::Token(0)).unwrap();
         bell.ring().unwrap();
         assert!(!bell.asleep.load(Ordering::Relaxed));
         assert!(!bell.sleep_unless(|| true), "a waiting control keeps it up");
@@ -402,7 +413,7 @@ mod tests {
 
         // The pump's window is none: not even one try.
         let poll = mio::Poll::new().unwrap();
-        let bell = Doorbell::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let bell = Doorbell::new(poll.registry(), mio::Token(0)).unwrap();
         let mut asked = false;
         assert!(!bell.wait_briefly(|| {
             asked = true;

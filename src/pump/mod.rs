@@ -18,7 +18,8 @@
 
 use crate::cmd::CmdError;
 use crate::engine::{
-    DatagramProto, Engine, Event, ListenerId, SocketOptions, TcpHandle, TcpStats, UdpHandle,
+    DatagramProto, DhcpAttempt, DhcpLease as Lease, Engine, Event, ListenerId, SocketOptions,
+    TcpHandle, TcpStats, UdpHandle,
 };
 use crate::link::Link;
 use crate::sys;
@@ -34,14 +35,17 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 mod conn;
+mod dhcp;
 mod idle;
 mod rings;
 mod rx_batch;
+mod threads;
 mod udp;
 
 use conn::{Conn, Phase, Verdict};
 pub(crate) use idle::Doorbell;
 use idle::{PollSlot, SpinWindow};
+pub(crate) use threads::PumpThread;
 pub(crate) use udp::UdpShared;
 
 pub(crate) const WAKER: Token = Token(0);
@@ -267,6 +271,13 @@ pub(crate) enum Control {
     /// How many connections still have something to send or acknowledge
     /// (`Engine::unfinished_connections`).
     Unfinished { reply: Sender<usize> },
+    /// Get a DHCP lease on interface `ifname`; the reply waits for the lease or
+    /// for the attempt to give up (`ETIMEDOUT`).
+    Dhcp {
+        ifname: String,
+        attempt: DhcpAttempt,
+        reply: Sender<io::Result<Lease>>,
+    },
     /// What `TCP_INFO` reports of connection `id` (`None`: the pump let it go).
     TcpStats {
         id: u64,
@@ -422,6 +433,10 @@ pub(crate) struct Pump {
     config_view: ConfigView,
     /// Set if this pump panics.
     failure: Failure,
+    /// Commands and requests waiting for the DHCP client (see `dhcp.rs`).
+    dhcp_waiters: Vec<dhcp::Waiter>,
+    /// The name servers of the last lease, for the stack to take in.
+    lease_servers: LeaseServers,
     /// Room for the events [`Pump::catch_up`] takes in.
     late_events: Events,
 }
@@ -430,6 +445,11 @@ pub(crate) struct Pump {
 /// after every command, read where a call must fail at once as on Linux
 /// (`sendto` to an unreachable network).
 pub(crate) type ConfigView = Arc<Mutex<Arc<crate::cmd::NetConfig>>>;
+
+/// The name servers a DHCP lease brought, put there by the pump and taken in by
+/// the stack, which keeps its name servers (a lease replaces them, as udhcpc's
+/// script rewrites resolv.conf).
+pub(crate) type LeaseServers = Arc<Mutex<Option<Vec<std::net::IpAddr>>>>;
 
 /// A pcap file of the link's frames, stamped with wall-clock time.
 pub(crate) type Capture = crate::pcap::PcapWriter<std::io::BufWriter<std::fs::File>>;
@@ -462,6 +482,7 @@ impl Pump {
         capture: Option<Capture>,
         config_view: ConfigView,
         failure: Failure,
+        lease_servers: LeaseServers,
     ) -> io::Result<Box<Pump>> {
         if let Some(fd) = link.data_fd() {
             // Writability only while the link is blocked (see `Pump::block_link`):
@@ -513,6 +534,8 @@ impl Pump {
             capture,
             config_view,
             failure,
+            dhcp_waiters: Vec::new(),
+            lease_servers,
             late_events: Events::with_capacity(64),
         }))
     }
@@ -525,11 +548,15 @@ impl Pump {
     /// panic is not let loose in the thread: it becomes the stack's [`Failure`],
     /// which every socket of the stack then reports (`ENETDOWN`, with the
     /// message), and the pump's descriptors close as they would at a shutdown.
-    pub(crate) fn run(mut self: Box<Self>) {
+    ///
+    /// The link is given back rather than closed here: its owner closes it
+    /// (see `threads.rs`).
+    pub(crate) fn run(mut self: Box<Self>) -> Box<dyn Link> {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve()));
         if let Err(payload) = outcome {
             self.fail(panic_message(&*payload));
         }
+        std::mem::replace(&mut self.link, Box::new(crate::link::NullLink))
     }
 
     /// Records the failure before anything closes, so that whoever meets a closed
@@ -908,12 +935,14 @@ impl Pump {
                 #[cfg(test)]
                 Control::Panic => panic!("a pump bug, on purpose"),
                 Control::Cmd { cmds, reply } => {
-                    let result = self.engine.run_cmd(&cmds);
-                    if let Ok(mut view) = self.config_view.lock() {
-                        *view = Arc::new(self.engine.config().clone());
-                    }
-                    let _ = reply.send(result);
+                    let cmds = crate::cmd::split_commands(&cmds).into();
+                    self.run_cmds(cmds, String::new(), reply);
                 }
+                Control::Dhcp {
+                    ifname,
+                    attempt,
+                    reply,
+                } => self.dhcp(&ifname, attempt, reply),
                 Control::Bind {
                     local,
                     options,
@@ -1226,6 +1255,7 @@ impl Pump {
                 Event::UdpReadable(handle) => self.udp_readable(handle),
                 Event::UdpError(handle) => self.udp_error(handle),
                 Event::UdpDropped(handle) => self.udp_dropped(handle),
+                Event::Dhcp(news) => self.dhcp_news(news),
                 Event::Aborted(handle, errno) => {
                     let Some(&id) = self.by_handle.get(&handle) else {
                         continue;
@@ -1485,9 +1515,8 @@ impl Pump {
 
     /// Every descriptor the pump holds (see [`Control::Descriptors`]).
     fn descriptors(&self) -> Vec<RawFd> {
-        let mut fds = vec![self.poll.as_raw_fd()];
-        fds.extend(self.link.data_fd());
-        fds.extend(self.link.hangup_fd());
+        let mut fds = vec![self.poll.as_raw_fd(), self.doorbell.fd()];
+        fds.extend(self.link.fds());
         fds.extend(self.conns.values().map(|conn| conn.fd.as_raw_fd()));
         fds.extend(self.adopted.values().map(|(fd, _)| fd.as_raw_fd()));
         fds.extend(self.udp_descriptors());
@@ -1598,6 +1627,8 @@ pub(crate) struct PumpHandle {
     pub(crate) tx: Sender<Control>,
     pub(crate) doorbell: Arc<Doorbell>,
     pub(crate) failure: Failure,
+    /// The name servers of the last lease, not yet taken in by the stack.
+    pub(crate) lease_servers: LeaseServers,
     /// The process the pump thread runs in. A child forked from it has a copy of
     /// this handle but no pump: nothing would ever answer its controls.
     pub(crate) pid: u32,

@@ -107,6 +107,8 @@ mod udp;
 pub use options::SocketConfig;
 pub(crate) use options::{checked_keepalive, checked_ttl};
 pub use ping::PingSocket;
+#[cfg(feature = "tokio")]
+pub(crate) use resolve::Targets;
 pub use resolve::ToStackAddrs;
 pub(crate) use tcp::{Acceptor, Conn};
 pub use tcp::{TcpListener, TcpStream};
@@ -156,10 +158,13 @@ pub(crate) fn each_addr<A: ToStackAddrs, T>(
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "could not resolve to any addresses",
-        )
-    }))
+    Err(last.unwrap_or_else(no_addresses))
+}
+
+/// The error of an address argument that stands for no address at all, as std's.
+pub(crate) fn no_addresses() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "could not resolve to any addresses",
+    )
 }

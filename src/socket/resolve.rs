@@ -142,26 +142,54 @@ pub(crate) fn stack_addrs<A: ToStackAddrs>(
     stack: Option<&Stack>,
     addr: A,
 ) -> io::Result<Vec<SocketAddr>> {
-    let mut out = Vec::new();
-    for target in addr.targets()? {
-        match target {
-            Target::Addr(a) => out.push(a),
-            Target::Name(name, port) => {
-                let stack = stack.ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!(
-                            "vdestack: {name:?} is a name; resolve it with Stack::lookup_host \
-                             (a socket's connect and send_to take addresses)"
-                        ),
-                    )
-                })?;
-                let ips = stack.lookup_host(&name)?;
-                out.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, port)));
+    Targets::of(addr)?.resolve(stack)
+}
+
+/// What a [`ToStackAddrs`] value stands for, read but not resolved: owned, so that
+/// its names can be resolved elsewhere (the `tokio` face resolves them on a
+/// blocking thread, and numeric addresses at once).
+pub(crate) struct Targets(Vec<Target>);
+
+impl Targets {
+    pub(crate) fn of<A: ToStackAddrs>(addr: A) -> io::Result<Targets> {
+        addr.targets().map(Targets)
+    }
+
+    /// The addresses, when none is a name (nothing to ask anyone).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn numeric(&self) -> Option<Vec<SocketAddr>> {
+        self.0
+            .iter()
+            .map(|target| match target {
+                Target::Addr(a) => Some(*a),
+                Target::Name(..) => None,
+            })
+            .collect()
+    }
+
+    /// The addresses, names resolved through `stack` (see [`stack_addrs`]).
+    pub(crate) fn resolve(self, stack: Option<&Stack>) -> io::Result<Vec<SocketAddr>> {
+        let mut out = Vec::new();
+        for target in self.0 {
+            match target {
+                Target::Addr(a) => out.push(a),
+                Target::Name(name, port) => {
+                    let stack = stack.ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!(
+                                "vdestack: {name:?} is a name; resolve it with Stack::lookup_host \
+                                 (a socket's connect and send_to take addresses)"
+                            ),
+                        )
+                    })?;
+                    let ips = stack.lookup_host(&name)?;
+                    out.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, port)));
+                }
             }
         }
+        Ok(out)
     }
-    Ok(out)
 }
 
 impl Stack {

@@ -10,7 +10,7 @@ use crate::pump::{decode_accept, ConnShared, Control, EndToken, EndWatch, PumpHa
 use crate::stack::{Stack, StackCtx};
 use crate::sys;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -323,27 +323,40 @@ impl TcpStream {
         }
     }
 
+    /// A stream of a connection `bsd` made (`conn`: what the stack keeps beside
+    /// the descriptor; `None` for a kernel socket).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn from_parts(fd: OwnedFd, conn: Option<Conn>) -> TcpStream {
+        TcpStream { fd, conn }
+    }
+
     fn read_fd(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reset_told(sys::read(self.fd.as_fd(), buf), buf)
+        self.reset_told(sys::read(self.fd.as_fd(), buf), buf.len())
+    }
+
+    fn read_fd_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        let asked = bufs.iter().map(|b| b.len()).sum();
+        let read = sys::recv_vectored(self.fd.as_fd(), bufs, 0).map(|(n, _)| n);
+        self.reset_told(read, asked)
     }
 
     /// Receives bytes into `buf` without taking them: the next read gets them
     /// again (`MSG_PEEK`). Blocks as a read does; 0 at end of stream.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let peeked = sys::recv_parts(self.fd.as_fd(), &mut [], buf, libc::MSG_PEEK);
-        self.reset_told(peeked.map(|(n, _)| n), buf)
+        self.reset_told(peeked.map(|(n, _)| n), buf.len())
     }
 
-    /// What a read into `buf` returns once the reset of the connection (which the
-    /// socket pair can only show as end of stream) is told: ECONNRESET once, as
-    /// a kernel socket says it, then end of stream.
-    fn reset_told(&self, read: io::Result<usize>, buf: &[u8]) -> io::Result<usize> {
+    /// What a read of up to `asked` bytes returns once the reset of the
+    /// connection (which the socket pair can only show as end of stream) is told:
+    /// ECONNRESET once, as a kernel socket says it, then end of stream.
+    fn reset_told(&self, read: io::Result<usize>, asked: usize) -> io::Result<usize> {
         let Some(conn) = &self.conn else {
             return read;
         };
         match read {
             // EOF after a reset is the reset (once), as on a kernel socket.
-            Ok(0) if !buf.is_empty() => conn.take_error().map_or(Ok(0), Err),
+            Ok(0) if asked > 0 => conn.take_error().map_or(Ok(0), Err),
             Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
                 conn.take_error();
                 Err(e)
@@ -353,7 +366,17 @@ impl TcpStream {
     }
 
     fn write_fd(&self, buf: &[u8]) -> io::Result<usize> {
-        match sys::send(self.fd.as_fd(), buf) {
+        self.pipe_told(sys::send(self.fd.as_fd(), buf))
+    }
+
+    fn write_fd_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.pipe_told(sys::send_vectored(self.fd.as_fd(), bufs, 0))
+    }
+
+    /// What a write returns once the reset of the connection (which the socket
+    /// pair shows as `EPIPE`) is told: the stack's error in its place.
+    fn pipe_told(&self, written: io::Result<usize>) -> io::Result<usize> {
+        match written {
             Err(e) if e.raw_os_error() == Some(libc::EPIPE) => match &self.conn {
                 Some(conn) => Err(conn.take_error().unwrap_or(e)),
                 None => Err(e),
@@ -369,17 +392,26 @@ impl Read for TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.read_fd(buf)
     }
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_fd_vectored(bufs)
+    }
 }
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.read_fd(buf)
     }
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_fd_vectored(bufs)
+    }
 }
 
 impl Write for TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.write_fd(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_fd_vectored(bufs)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -389,6 +421,9 @@ impl Write for TcpStream {
 impl Write for &TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.write_fd(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_fd_vectored(bufs)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

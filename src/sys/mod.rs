@@ -250,6 +250,32 @@ pub(crate) fn process_id() -> u32 {
     rustix::process::getpid().as_raw_pid() as u32
 }
 
+/// A new eventfd (non-blocking, close-on-exec), counting from 0.
+pub(crate) fn event_fd() -> io::Result<OwnedFd> {
+    use rustix::event::{eventfd, EventfdFlags};
+    Ok(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?)
+}
+
+/// Adds one to an eventfd's counter: each addition wakes whoever polls it, even
+/// edge-triggered and never read. Only a counter at its maximum (2^64 - 2
+/// additions) is read back to zero first.
+pub(crate) fn ring_event(fd: BorrowedFd<'_>) -> io::Result<()> {
+    loop {
+        match write(fd, &1u64.to_ne_bytes()) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                read(fd, &mut [0; 8])?;
+            }
+            other => return other.map(drop),
+        }
+    }
+}
+
+/// Names the calling thread (`PR_SET_NAME`: what `/proc/self/task/*/comm`,
+/// `top -H` and debuggers show; at most 15 bytes are kept).
+pub(crate) fn set_thread_name(name: &std::ffi::CStr) -> io::Result<()> {
+    Ok(rustix::thread::set_name(name)?)
+}
+
 /// Registers handlers that `fork()` runs: `prepare` before it in the forking
 /// thread, `parent` and `child` after it in each process (`pthread_atfork(3)`,
 /// libc's: it is no system call, and libc's `fork` is what runs the handlers).
@@ -429,10 +455,19 @@ pub(crate) fn send_parts(
     body: &[u8],
     flags: libc::c_int,
 ) -> io::Result<usize> {
-    let iov = [IoSlice::new(head), IoSlice::new(body)];
+    send_vectored(fd, &[IoSlice::new(head), IoSlice::new(body)], flags)
+}
+
+/// Sends the buffers of `iov` in order, as one datagram on a datagram socket
+/// (`sendmsg(2)`, no copy), without SIGPIPE; `flags` may add MSG_DONTWAIT.
+pub(crate) fn send_vectored(
+    fd: BorrowedFd<'_>,
+    iov: &[IoSlice<'_>],
+    flags: libc::c_int,
+) -> io::Result<usize> {
     let flags = SendFlags::from_bits_retain(flags as u32) | SendFlags::NOSIGNAL;
     Ok(retry_on_intr(|| {
-        rustix::net::sendmsg(fd, &iov, &mut SendAncillaryBuffer::default(), flags)
+        rustix::net::sendmsg(fd, iov, &mut SendAncillaryBuffer::default(), flags)
     })?)
 }
 
@@ -445,10 +480,24 @@ pub(crate) fn recv_parts(
     body: &mut [u8],
     flags: libc::c_int,
 ) -> io::Result<(usize, bool)> {
-    let mut iov = [IoSliceMut::new(head), IoSliceMut::new(body)];
+    recv_vectored(
+        fd,
+        &mut [IoSliceMut::new(head), IoSliceMut::new(body)],
+        flags,
+    )
+}
+
+/// Receives into the buffers of `iov` in order (`recvmsg(2)`): the bytes received
+/// in all, and whether a datagram was longer than all of them (MSG_TRUNC).
+/// `flags` may add MSG_PEEK or MSG_DONTWAIT.
+pub(crate) fn recv_vectored(
+    fd: BorrowedFd<'_>,
+    iov: &mut [IoSliceMut<'_>],
+    flags: libc::c_int,
+) -> io::Result<(usize, bool)> {
     let flags = RecvFlags::from_bits_retain(flags as u32);
     let msg = retry_on_intr(|| {
-        rustix::net::recvmsg(fd, &mut iov, &mut RecvAncillaryBuffer::default(), flags)
+        rustix::net::recvmsg(fd, &mut *iov, &mut RecvAncillaryBuffer::default(), flags)
     })?;
     Ok((msg.bytes, msg.flags.contains(ReturnFlags::TRUNC)))
 }

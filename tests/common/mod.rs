@@ -405,3 +405,64 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// A peer namespace on `switch`: a tap `vt0` at 10.0.0.1/24 serving DHCP with
+/// busybox udhcpd (addresses from 10.0.0.100, router 10.0.0.1, name servers
+/// 10.0.0.53 and 10.0.0.54, leases of `lease` seconds) and a TCP server on
+/// port 7000 that says `hello`. `None` (said on stderr) where no namespace can
+/// be made.
+pub fn udhcpd_peer(test: &str, switch: &Switch, dir: &TempDir, lease: u32) -> Option<Namespace> {
+    if !Namespace::available() {
+        eprintln!("SKIPPED {test}: unprivileged user namespaces are not available");
+        return None;
+    }
+    let conf = dir.path().join("udhcpd.conf");
+    let leases = dir.path().join("udhcpd.leases");
+    std::fs::write(&leases, b"").unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "start 10.0.0.100\nend 10.0.0.110\ninterface vt0\nlease_file {}\n\
+             pidfile {}\nmin_lease 2\noption subnet 255.255.255.0\n\
+             option router 10.0.0.1\noption dns 10.0.0.53 10.0.0.54\noption lease {lease}\n",
+            leases.display(),
+            dir.path().join("udhcpd.pid").display()
+        ),
+    )
+    .unwrap();
+    let script = format!(
+        "vde_plug {vnl} tap://vt0 & \
+         i=0; until ip link set vt0 up 2>/dev/null; do \
+           i=$((i+1)); [ $i -gt 500 ] && {{ echo no tap >&2; exit 3; }}; sleep 0.01; done; \
+         ip link set lo up && ip addr add 10.0.0.1/24 dev vt0 || exit 5; \
+         busybox udhcpd -f {conf} & \
+         socat TCP-LISTEN:7000,bind=10.0.0.1,reuseaddr,fork SYSTEM:'echo hello' & \
+         i=0; until [ -n \"$(ss -Hltn 'sport = :7000' 2>/dev/null)\" ]; do \
+           i=$((i+1)); [ $i -gt 500 ] && exit 4; sleep 0.01; done; \
+         echo ready; wait",
+        vnl = switch.vnl(),
+        conf = conf.display()
+    );
+    let mut peer = Namespace::run(&script).expect("unshare");
+    let stdout = peer.child().stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(line) if line == "ready" => Some(peer),
+        other => {
+            let mut err = String::new();
+            let _ = peer.child().kill();
+            if let Some(mut stderr) = peer.child().stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+            }
+            panic!("the udhcpd peer did not start ({other:?}): {err}");
+        }
+    }
+}

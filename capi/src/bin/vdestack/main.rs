@@ -1,5 +1,5 @@
-//! `vdestack run [--vnl LOCATOR] [--ifname NAME] [--cmd 'STACKCMD'] -- PROGRAM
-//! [ARGS...]`: runs an unmodified, dynamically linked program with all its
+//! `vdestack run [--vnl LOCATOR] [--ifname NAME] [--cmd 'STACKCMD'] [--dhcp]
+//! -- PROGRAM [ARGS...]`: runs an unmodified, dynamically linked program with all its
 //! AF_INET/AF_INET6 sockets on one userspace stack, without namespaces or
 //! privileges.
 //!
@@ -48,8 +48,9 @@ const NOT_FOUND: i32 = 127;
 const USAGE: i32 = 2;
 
 const USAGE_TEXT: &str = "usage: vdestack run [--vnl LOCATOR] [--ifname NAME] [--cmd 'STACKCMD'] \
-                          [--dns ADDR]... [--host-dns] -- PROGRAM [ARGS...]\n\
-                          \n  --dns ADDR   a name server the stack asks (port 53; repeatable); \
+                          [--dhcp] [--dns ADDR]... [--host-dns] -- PROGRAM [ARGS...]\n\
+                          \n  --dhcp       an address, a default route and name servers by \
+                          DHCP (after --cmd)\n  --dns ADDR   a name server the stack asks (port 53; repeatable); \
                           none by default\n  --host-dns   also ask the servers of the host's \
                           /etc/resolv.conf";
 
@@ -237,13 +238,6 @@ fn drain(stack: &Stack) {
 }
 
 fn run(run: Run) -> i32 {
-    if run.dhcp {
-        eprintln!(
-            "vdestack: --dhcp is not supported yet (DHCP for the stack is still to come); \
-             give the interface an address with --cmd 'ip addr add ...'"
-        );
-        return USAGE;
-    }
     let name = &run.program[0];
     let Some(file) = resolve(name) else {
         eprintln!("vdestack: {}: command not found", name.to_string_lossy());
@@ -306,6 +300,18 @@ fn run(run: Run) -> i32 {
         if let Err(e) = stack.cmd(cmd) {
             eprintln!("{e}");
             return e.status();
+        }
+    }
+    if run.dhcp {
+        // After --cmd, as a script would run udhcpc after its own setup; the
+        // lease is renewed while the program runs.
+        if let Err(e) = stack.dhcp(stack.ifname()) {
+            eprintln!(
+                "vdestack: --dhcp: no lease on {} ({e}); give the interface an address \
+                 with --cmd 'ip addr add ...' instead",
+                stack.ifname()
+            );
+            return FAILED;
         }
     }
     let host = match serve::Host::start(stack.clone()) {
