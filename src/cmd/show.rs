@@ -198,9 +198,9 @@ fn dst_text(r: &Route) -> String {
     }
 }
 
-/// One line of `ip route show`; `dev` is left out when the listing is filtered by
-/// device, as iproute2 does.
-pub(super) fn route_line(state: &State, r: &Route, show_dev: bool) -> String {
+/// One line of `ip route show`; `dev` and `metric` are left out when the listing
+/// is filtered by them, as iproute2 does.
+pub(super) fn route_line(state: &State, r: &Route, show_dev: bool, show_metric: bool) -> String {
     let mut fields = vec![dst_text(r)];
     if let Some(via) = r.via {
         fields.push(format!("via {}", format_addr(via)));
@@ -218,8 +218,9 @@ pub(super) fn route_line(state: &State, r: &Route, show_dev: bool) -> String {
     if let Some(src) = r.src {
         fields.push(format!("src {}", format_addr(src)));
     }
-    if !ipv4 {
-        fields.push(format!("metric {}", r.metric()));
+    // iproute2 leaves out a zero metric; IPv6 routes never have one.
+    if show_metric && (!ipv4 || r.metric != 0) {
+        fields.push(format!("metric {}", r.metric));
     }
     let mut line: String = fields.iter().map(|f| format!("{f} ")).collect();
     if !ipv4 {

@@ -156,6 +156,7 @@ mod transcript {
         loonly,
         lo6,
         quirks,
+        metric,
     );
 }
 
@@ -352,12 +353,6 @@ fn unsupported_things_are_refused_not_ignored() {
     );
     fails(
         &mut cfg,
-        "/bin/ip route add 10.0.0.0/8 dev vde0 metric 5",
-        2,
-        "Error: vdestack: \"ip route ... metric\" is not supported.",
-    );
-    fails(
-        &mut cfg,
         "/bin/ip route add blackhole 10.7.0.0/16",
         2,
         "Error: vdestack: the \"blackhole\" route type is not supported.",
@@ -551,6 +546,11 @@ fn addresses_and_routes_as_data() {
         dev: 2,
         proto,
         src: src.map(ip),
+        metric: match (dst.contains(':'), proto) {
+            (false, _) => 0,
+            (true, RouteProto::Kernel) => 256,
+            (true, _) => 1024,
+        },
     };
     assert_eq!(
         cfg.routes(),

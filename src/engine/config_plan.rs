@@ -118,11 +118,16 @@ impl Plan {
     }
 }
 
-/// The model's routes through a gateway, as smoltcp takes them.
+/// The model's routes through a gateway, as smoltcp takes them: of the routes
+/// to one prefix, only the one the model's lookup prefers (the first in table
+/// order, the lowest metric), since smoltcp knows no metric and would take the
+/// last; and none for a prefix whose preferred route has no gateway.
 fn gateway_routes(config: &NetConfig) -> Vec<(IpCidr, IpAddress)> {
+    let mut seen = std::collections::HashSet::new();
     config
         .routes()
         .into_iter()
+        .filter(|route| seen.insert((route.dst, route.prefix_len)))
         .filter_map(|route| {
             let via = route.via?;
             Some((IpCidr::new(route.dst.into(), route.prefix_len), via.into()))
@@ -254,6 +259,24 @@ mod tests {
             ..fresh()
         };
         assert!(Plan::new(&up, running).announce.is_empty());
+    }
+
+    #[test]
+    fn of_routes_to_one_prefix_smoltcp_gets_the_lowest_metric() {
+        let config = model(
+            "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; \
+             /bin/ip route add default via 10.0.0.254 metric 20; \
+             /bin/ip route add default via 10.0.0.253 metric 10; \
+             /bin/ip route append default via 10.0.0.252 metric 10",
+        );
+        let routes = Plan::new(&config, fresh()).routes;
+        assert_eq!(
+            routes,
+            vec![(
+                cidr("0.0.0.0/0"),
+                "10.0.0.253".parse::<IpAddr>().unwrap().into()
+            )]
+        );
     }
 
     #[test]

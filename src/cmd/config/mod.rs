@@ -36,7 +36,9 @@ pub(super) use addrs::AddrReq;
 #[cfg(test)]
 pub(super) use addrs::{AddrChange, V4Slot};
 pub(super) use prefix::{in_prefix, mask_v4};
-pub(super) use routes::RouteReq;
+#[cfg(test)]
+pub(super) use routes::RoutePlace;
+pub(super) use routes::{RouteMode, RouteReq};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// How many addresses a stack holds, not counting the loopback's own
@@ -118,17 +120,17 @@ pub struct Route {
     pub proto: RouteProto,
     /// The preferred source address, if the route names one.
     pub src: Option<IpAddr>,
+    /// The metric (`metric`, `priority` or `preference` N): among routes to the
+    /// same prefix, the lowest wins.
+    pub metric: u32,
 }
 
 impl Route {
-    /// The route's metric as Linux assigns it: 0 for IPv4; for IPv6, 256 for the
-    /// kernel's connected routes and 1024 for added ones.
+    /// The route's metric: as given, or as Linux assigns it by default (0 for
+    /// IPv4; for IPv6, 256 for the kernel's connected routes and 1024 for added
+    /// ones).
     pub fn metric(&self) -> u32 {
-        match (self.dst, self.proto) {
-            (IpAddr::V4(_), _) => 0,
-            (IpAddr::V6(_), RouteProto::Kernel) => 256,
-            (IpAddr::V6(_), RouteProto::Boot) => 1024,
-        }
+        self.metric
     }
 }
 

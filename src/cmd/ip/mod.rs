@@ -12,7 +12,8 @@
 //! This file reads the options and the object and holds what the objects share
 //! (keyword tables, iproute2's error messages, address arguments); `link`,
 //! `addr` and `route` each hold one object's commands. `ip addr add|del` and
-//! `ip route add|replace|del|flush` run in three steps, each testable on its
+//! `ip route add|replace|change|prepend|append|test|del|flush` run in three
+//! steps, each testable on its
 //! own:
 //! - parse: the words into a typed request, with iproute2's errors and in its
 //!   order; the only thing asked of the model is a link's index by name, as
@@ -393,6 +394,14 @@ fn ip(state: &mut State, words: &[String]) -> Result<String, CmdError> {
 enum Cmd {
     Add,
     Replace,
+    /// `change`: replace what exists, create nothing.
+    Change,
+    /// `prepend` and `append`: add beside routes to the same prefix.
+    Prepend,
+    Append,
+    /// `test`: add only if nothing is there, and only if the kernel would
+    /// create without being asked to.
+    Test,
     Set,
     Delete,
     Show,
