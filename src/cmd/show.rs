@@ -123,7 +123,7 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
                 if state.is_secondary(link.index, i) {
                     out.push_str("secondary ");
                 }
-                let _ = writeln!(out, "{}", link.name);
+                let _ = writeln!(out, "{}", state.label(link.index, a));
                 out.push_str(LIFETIMES);
             }
             IpAddr::V6(_) if matches!(family, Family::Unspec | Family::Inet6) => {

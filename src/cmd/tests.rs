@@ -157,6 +157,7 @@ mod transcript {
         lo6,
         quirks,
         metric,
+        label,
     );
 }
 
@@ -359,12 +360,6 @@ fn unsupported_things_are_refused_not_ignored() {
     );
     fails(
         &mut cfg,
-        "/bin/ip addr add 10.0.0.1/24 dev vde0 label vde0:1",
-        2,
-        "Error: vdestack: \"ip address ... label\" is not supported.",
-    );
-    fails(
-        &mut cfg,
         "/bin/ip route get 10.0.0.1",
         2,
         "Error: vdestack: \"ip route get\" is not supported.",
@@ -375,11 +370,11 @@ fn unsupported_things_are_refused_not_ignored() {
 // ---- limits ----
 
 #[test]
-fn at_most_eight_addresses() {
+fn at_most_max_addrs_addresses() {
     let mut cfg = fresh();
     // lo's own addresses do not count.
     ok(&mut cfg, "/bin/ip link set lo up");
-    for i in 1..=6 {
+    for i in 1..=MAX_ADDRS - 2 {
         ok(
             &mut cfg,
             &format!("/bin/ip addr add 10.0.{i}.1/24 dev vde0"),
@@ -387,13 +382,13 @@ fn at_most_eight_addresses() {
     }
     ok(&mut cfg, "/bin/ip addr add 2001:db8::1/64 dev vde0");
     ok(&mut cfg, "/bin/ip addr add 10.9.9.9/32 dev lo");
-    let limit = "Error: vdestack: too many addresses (limit 8).";
-    fails(&mut cfg, "/bin/ip addr add 10.0.7.1/24 dev vde0", 2, limit);
+    let limit = format!("Error: vdestack: too many addresses (limit {MAX_ADDRS}).");
+    fails(&mut cfg, "/bin/ip addr add 10.1.0.1/24 dev vde0", 2, &limit);
     fails(
         &mut cfg,
         "/bin/ip addr add 2001:db8::2/64 dev vde0",
         2,
-        limit,
+        &limit,
     );
     // Errors Linux reports come first.
     fails(
@@ -405,26 +400,27 @@ fn at_most_eight_addresses() {
     // With the table full, the link-local address is left out when the link comes up.
     ok(&mut cfg, "/bin/ip link set vde0 up");
     let vde0 = cfg.link_by_name("vde0").unwrap();
-    assert_eq!(vde0.addrs.len(), 7);
+    assert_eq!(vde0.addrs.len(), MAX_ADDRS - 1);
     assert!(!ok(&mut cfg, "/bin/ip -6 route").contains("fe80"));
     ok(&mut cfg, "/bin/ip addr del 10.0.6.1/24 dev vde0");
-    ok(&mut cfg, "/bin/ip addr add 10.0.7.1/24 dev vde0");
+    ok(&mut cfg, "/bin/ip addr add 10.1.0.1/24 dev vde0");
 }
 
 #[test]
-fn at_most_sixteen_added_routes() {
+fn at_most_max_user_routes_added_routes() {
     let mut cfg = fresh();
     ok(
         &mut cfg,
         "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0",
     );
-    for i in 1..=16 {
+    for i in 1..=MAX_USER_ROUTES {
         ok(
             &mut cfg,
             &format!("/bin/ip route add 10.{i}.0.0/16 via 10.0.0.254"),
         );
     }
-    let limit = "Error: vdestack: too many routes (limit 16).";
+    let limit = format!("Error: vdestack: too many routes (limit {MAX_USER_ROUTES}).");
+    let limit = limit.as_str();
     fails(
         &mut cfg,
         "/bin/ip route add default via 10.0.0.254",
@@ -447,7 +443,10 @@ fn at_most_sixteen_added_routes() {
         2,
         "RTNETLINK answers: File exists",
     );
-    ok(&mut cfg, "/bin/ip route del 10.16.0.0/16");
+    ok(
+        &mut cfg,
+        &format!("/bin/ip route del 10.{MAX_USER_ROUTES}.0.0/16"),
+    );
     ok(&mut cfg, "/bin/ip route add default via 10.0.0.254");
     let user = cfg
         .routes()

@@ -289,6 +289,11 @@ pub(crate) fn ipv4_dst(frame: &[u8]) -> Option<Ipv4Address> {
     Some(Ipv4Packet::new_checked(eth.payload()).ok()?.dst_addr())
 }
 
+/// The destination address of an IPv4 or IPv6 packet.
+pub(crate) fn ip_dst(frame: &[u8]) -> Option<IpAddr> {
+    ip_parts(frame).map(|(_, dst, ..)| dst)
+}
+
 /// The IP header fields of `frame`: source, destination, protocol, payload, and
 /// whether it is a fragment (whose payload is not a whole transport header).
 fn ip_parts(frame: &[u8]) -> Option<(IpAddr, IpAddr, IpProtocol, &[u8], bool)> {
@@ -669,6 +674,26 @@ pub(crate) fn write_neighbor_advert(buf: &mut Vec<u8>, mac: EthernetAddress, add
 /// Writes into `buf` the neighbour advertisement answering `asker` (an address of
 /// ours, as is `target`), sent to ourselves: how IPv6 loopback traffic finds its
 /// way back in, as [`write_arp_reply`] does for IPv4.
+/// Writes into `buf` the answer to `solicit`, a neighbour solicitation from
+/// the wire for our address `target`: a solicited advertisement to its sender.
+pub(crate) fn write_neighbor_answer(
+    buf: &mut Vec<u8>,
+    solicit: &[u8],
+    mac: EthernetAddress,
+    target: Ipv6Address,
+    asker: Ipv6Address,
+) -> bool {
+    let Some(asker_mac) = EthernetFrame::new_checked(solicit)
+        .ok()
+        .map(|e| e.src_addr())
+    else {
+        return false;
+    };
+    let flags = NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE;
+    write_ndisc_advert(buf, mac, target, asker_mac, asker, flags);
+    true
+}
+
 pub(crate) fn write_own_neighbor_advert(
     buf: &mut Vec<u8>,
     mac: EthernetAddress,

@@ -289,6 +289,8 @@ pub(crate) struct Engine {
     io: FrameIo,
     config: NetConfig,
     synced: Option<u64>,
+    /// The stack's addresses beyond smoltcp's table (see `config_plan`).
+    beyond_table: Vec<IpAddress>,
     ports: PortTable,
     // Ordered maps: the order events come out in must not depend on hash seeds,
     // or runs of the deterministic mode would differ.
@@ -347,6 +349,7 @@ impl Engine {
             io,
             config,
             synced: None,
+            beyond_table: Vec::new(),
             // Each table its own key, from the seed: a new stack's first ports
             // are not the last one's.
             ports: PortTable::new(seed.rotate_left(8) ^ 0x0074_6370),
@@ -450,6 +453,7 @@ impl Engine {
         self.io.wire_up = plan.wire_up;
         self.io.local_v4 = plan.local_v4;
         self.io.local_v6 = plan.local_v6;
+        self.beyond_table = plan.beyond_table;
         self.announce(&plan.announce);
     }
 
@@ -479,7 +483,29 @@ impl Engine {
         if !self.io.wire_up {
             return;
         }
+        if self.beyond_table.is_empty() {
+            return self.ingest(frame);
+        }
+        // For an address smoltcp does not hold, the engine answers neighbour
+        // solicitations (smoltcp would not see them as its own) and lets
+        // smoltcp take the packets (AnyIP) and ARP requests.
+        if let Some((target, asker)) = frames::neighbor_solicit(frame) {
+            if self.beyond_table.contains(&target.into()) && !asker.is_unspecified() {
+                let mut answer = self.io.pool.pop().unwrap_or_default();
+                if frames::write_neighbor_answer(&mut answer, frame, self.io.mac, target, asker) {
+                    self.io.outbox.push_back(answer);
+                } else {
+                    self.io.recycle(answer);
+                }
+                return;
+            }
+        }
+        let to = frames::ip_dst(frame)
+            .or_else(|| frames::arp_request(frame).map(|(target, _)| target.into()));
+        let beyond = to.is_some_and(|to| self.beyond_table.contains(&to.into()));
+        self.iface.set_any_ip(beyond);
         self.ingest(frame);
+        self.iface.set_any_ip(false);
     }
 
     fn ingest(&mut self, frame: &[u8]) {
@@ -810,10 +836,11 @@ impl Engine {
         self.io.last_tcp = None;
         // smoltcp sends from its own addresses only: a connection on 127.0.0.2
         // (local on Linux, see `receive_loopback`) needs AnyIP to send.
-        let lo_net = entry
-            .socket()
-            .local_endpoint()
-            .is_some_and(|l| matches!(l.addr, IpAddress::Ipv4(v4) if in_lo_net(v4)));
+        // So does one on an address beyond smoltcp's table (`config_plan`).
+        let lo_net = entry.socket().local_endpoint().is_some_and(|l| {
+            matches!(l.addr, IpAddress::Ipv4(v4) if in_lo_net(v4))
+                || self.beyond_table.contains(&l.addr)
+        });
         self.iface.set_any_ip(lo_net);
         for _ in 0..64 {
             let mut port = Port::idle(&mut self.io);

@@ -81,6 +81,7 @@ impl State {
         if new < IPV4_MIN_MTU {
             self.link_mut(index).addrs.retain(|a| a.addr.is_ipv6());
             self.broadcasts.retain(|b| b.dev != index);
+            self.labels.retain(|l| l.dev != index);
             self.lo_prefixes.clear();
             self.drop_routes_via(index, true);
         }

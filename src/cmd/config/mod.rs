@@ -42,11 +42,14 @@ pub(super) use routes::{RouteMode, RouteReq};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// How many addresses a stack holds, not counting the loopback's own
-/// `127.0.0.1/8` and `::1/128`: the engine's interface table has this many slots.
-pub const MAX_ADDRS: usize = 8;
-/// How many routes `ip route add` may create (connected routes do not count): the
-/// engine's route table has this many slots.
-pub const MAX_USER_ROUTES: usize = 16;
+/// `127.0.0.1/8` and `::1/128`. Linux has no such limit; this one only bounds
+/// the model. smoltcp's interface holds 8 addresses: the engine serves the rest
+/// itself (see `engine::config_plan`).
+pub const MAX_ADDRS: usize = 64;
+/// How many routes `ip route add` may create (connected routes do not count):
+/// smoltcp's route table (its feature `iface-max-route-count-64`) has this many
+/// slots, which the engine fills with at most one route per prefix.
+pub const MAX_USER_ROUTES: usize = 64;
 
 /// Below this, Linux tears IPv4 down on a device.
 const IPV4_MIN_MTU: u32 = 68;
@@ -157,6 +160,16 @@ struct Broadcast {
     brd: Ipv4Addr,
 }
 
+/// The label given to an IPv4 address with `ip addr add ... label NAME` (an
+/// address without one shows its link's name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AddrLabel {
+    dev: u32,
+    addr: Ipv4Addr,
+    prefix_len: u8,
+    label: String,
+}
+
 /// Everything `ip` can change; compared before and after each command to decide
 /// whether the generation moves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +179,7 @@ pub(super) struct State {
     /// queueing discipline on the first up, and `ip` shows it from then on.
     ever_up: Vec<bool>,
     broadcasts: Vec<Broadcast>,
+    labels: Vec<AddrLabel>,
     /// The addresses of `lo` whose whole prefix is in Linux's local table. Linux
     /// adds the prefix only while `lo` is up (at the address's addition or at the
     /// next up) and keeps it when `lo` goes down.
@@ -216,6 +230,7 @@ impl State {
             ever_up: vec![false; links.len()],
             links,
             broadcasts: Vec::new(),
+            labels: Vec::new(),
             lo_prefixes: Vec::new(),
             loopback6_added: false,
             v4_table: false,

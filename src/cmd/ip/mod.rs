@@ -43,6 +43,9 @@ use link::link;
 use route::route;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// The size of a device name's buffer in the kernel, its final NUL included.
+const IFNAMSIZ: usize = 16;
+
 /// The paths under which the reference found iproute2; `execv` needs a full path.
 const IP_PATHS: [&str; 4] = ["/bin/ip", "/sbin/ip", "/usr/bin/ip", "/usr/sbin/ip"];
 

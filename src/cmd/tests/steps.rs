@@ -12,7 +12,7 @@ use crate::cmd::ip::{
     addr_request, parse_addr, parse_route, parse_route_list, AddrArgs, Brd, RouteSelector,
 };
 use crate::cmd::parse::{Family, Parsed};
-use crate::cmd::{CmdError, IfAddr, NetConfig, Route, RouteProto};
+use crate::cmd::{CmdError, IfAddr, NetConfig, Route, RouteProto, MAX_ADDRS};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
@@ -547,6 +547,7 @@ fn addr_parse_reads_a_whole_request() {
             local: prefix("10.0.0.1", Some(24)),
             zero_length: false,
             brd: Some(Brd::Plus),
+            label: None,
         }
     );
     assert_eq!(warnings, "");
@@ -614,14 +615,14 @@ fn addr_parse_errors_come_in_iproute2_order() {
     );
     // The device is looked up before an unusable keyword is refused.
     assert_eq!(
-        parse("10.0.0.1/24 dev eth9 label x", false),
+        parse("10.0.0.1/24 dev eth9 metric 1", false),
         (1, "Cannot find device \"eth9\"".to_string())
     );
     assert_eq!(
-        parse("10.0.0.1/24 dev vde0 label x", false),
+        parse("10.0.0.1/24 dev vde0 metric 1", false),
         (
             2,
-            "Error: vdestack: \"ip address ... label\" is not supported.".to_string()
+            "Error: vdestack: \"ip address ... metric\" is not supported.".to_string()
         )
     );
 }
@@ -635,6 +636,7 @@ fn addr_args(family: Family, local: Option<Parsed>, brd: Option<Brd>) -> AddrArg
         local,
         zero_length: false,
         brd,
+        label: None,
     }
 }
 
@@ -840,16 +842,16 @@ fn addr_add_check_refuses_as_linux_does() {
         )
     );
     let full = config(
-        &(1..=8)
-            .map(|i| format!("/bin/ip addr add 10.0.{i}.1/24 dev vde0"))
+        &(1..=MAX_ADDRS)
+            .map(|i| format!("/bin/ip addr add 10.{i}.0.1/24 dev vde0"))
             .collect::<Vec<_>>()
             .join("; "),
     );
     assert_eq!(
-        check(&full, add_v4(2, "10.0.9.1", 24)),
+        check(&full, add_v4(2, "10.0.0.1", 24)),
         (
             2,
-            "Error: vdestack: too many addresses (limit 8).".to_string()
+            format!("Error: vdestack: too many addresses (limit {MAX_ADDRS}).")
         )
     );
     // 0.0.0.0 is accepted and changes nothing, even on a full table.
