@@ -158,6 +158,7 @@ mod transcript {
         quirks,
         metric,
         label,
+        rename,
     );
 }
 

@@ -122,19 +122,27 @@ impl State {
             .map_or(self.link(dev).name.as_str(), |l| l.label.as_str())
     }
 
+    /// Sets or (with `None`) clears the label of an IPv4 address.
+    pub(super) fn set_label(&mut self, dev: u32, a: &IfAddr, label: Option<String>) {
+        let IpAddr::V4(addr) = a.addr else { return };
+        let same = |l: &AddrLabel| l.dev == dev && l.addr == addr && l.prefix_len == a.prefix_len;
+        self.labels.retain(|l| !same(l));
+        if let Some(label) = label {
+            self.labels.push(AddrLabel {
+                dev,
+                addr,
+                prefix_len: a.prefix_len,
+                label,
+            });
+        }
+    }
+
     /// Gives a new IPv4 address its label. Linux sets a label only when it
     /// creates the address (`ip addr replace|change` keep the old one), and
     /// ignores labels on IPv6 addresses.
     pub(crate) fn apply_label(&mut self, change: &AddrChange, label: &str) {
         if let AddrChange::AddV4 { dev, addr, .. } = *change {
-            if let IpAddr::V4(v4) = addr.addr {
-                self.labels.push(AddrLabel {
-                    dev,
-                    addr: v4,
-                    prefix_len: addr.prefix_len,
-                    label: label.to_string(),
-                });
-            }
+            self.set_label(dev, &addr, Some(label.to_string()));
         }
     }
 
