@@ -5,7 +5,7 @@
 //! trailing spaces (IPv4 route lines end in a space, IPv6 ones do not) and the
 //! shorter link header iproute2 prints for `ip -6 addr` without a device.
 
-use super::config::{Link, LinkKind, Route, RouteProto, State};
+use super::config::{Link, LinkKind, Neighbor, NeighborState, Route, RouteProto, State};
 use super::parse::{format_addr, format_mac, Family};
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -225,6 +225,23 @@ pub(super) fn route_line(state: &State, r: &Route, show_dev: bool, show_metric: 
     let mut line: String = fields.iter().map(|f| format!("{f} ")).collect();
     if !ipv4 {
         line.push_str("pref medium");
+    }
+    line.push('\n');
+    line
+}
+
+/// One line of `ip neigh show`; `dev` is left out when the listing is filtered
+/// by device. A `NONE` entry shows no address.
+pub(super) fn neighbor_line(state: &State, n: &Neighbor, show_dev: bool) -> String {
+    let mut line = format!("{} ", format_addr(n.addr));
+    if show_dev {
+        let _ = write!(line, "dev {} ", state.link(n.dev).name);
+    }
+    if let Some(mac) = n.mac.filter(|_| n.state != NeighborState::None) {
+        let _ = write!(line, "lladdr {} ", format_mac(&mac));
+    }
+    if n.state != NeighborState::None {
+        let _ = write!(line, "{} ", n.state.name());
     }
     line.push('\n');
     line

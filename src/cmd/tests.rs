@@ -159,6 +159,7 @@ mod transcript {
         metric,
         label,
         rename,
+        neigh,
     );
 }
 
@@ -324,9 +325,9 @@ fn unsupported_things_are_refused_not_ignored() {
     let mut cfg = fresh();
     fails(
         &mut cfg,
-        "/bin/ip neigh",
+        "/bin/ip neigh get 10.0.0.2 dev vde0",
         2,
-        "Error: vdestack: \"ip neighbor\" is not supported.",
+        "Error: vdestack: \"ip neigh get\" is not supported.",
     );
     fails(
         &mut cfg,

@@ -48,6 +48,7 @@ mod ipv6_frag;
 mod lifecycle;
 mod link_mtu;
 mod multicast;
+mod neighbors;
 mod options;
 mod ping;
 mod ports;
@@ -291,6 +292,9 @@ pub(crate) struct Engine {
     synced: Option<u64>,
     /// The stack's addresses beyond smoltcp's table (see `config_plan`).
     beyond_table: Vec<IpAddress>,
+    /// Static neighbour entries kept in smoltcp's cache, and the neighbours
+    /// seen on the wire.
+    neighbor_table: neighbors::NeighborTable,
     ports: PortTable,
     // Ordered maps: the order events come out in must not depend on hash seeds,
     // or runs of the deterministic mode would differ.
@@ -350,6 +354,7 @@ impl Engine {
             config,
             synced: None,
             beyond_table: Vec::new(),
+            neighbor_table: neighbors::NeighborTable::default(),
             // Each table its own key, from the seed: a new stack's first ports
             // are not the last one's.
             ports: PortTable::new(seed.rotate_left(8) ^ 0x0074_6370),
@@ -387,7 +392,7 @@ impl Engine {
 
     /// Runs a stackcmd string against the model and applies the result.
     pub(crate) fn run_cmd(&mut self, cmds: &str) -> Result<String, crate::cmd::CmdError> {
-        let result = self.config.run(cmds);
+        let result = self.config.run_observed(cmds, &self.observed());
         self.sync_config();
         result
     }
@@ -408,6 +413,7 @@ impl Engine {
         };
         let plan = Plan::new(&self.config, running);
         self.apply_plan(plan);
+        self.fill_static_neighbors();
         // Addresses, routes or the link changed under every socket: each gets a
         // transmit, as a socket that found no route or no neighbour may now send.
         for handle in self.tcp.handles() {
@@ -517,6 +523,8 @@ impl Engine {
         if let Some(sender) = frames::arp_sender(frame) {
             self.arp_seen.insert(sender, self.now);
         }
+        self.neighbor_table
+            .note(frame, self.now, self.io.mac, self.config.neighbors());
         if self.relay_arp_news(frame) {
             return;
         }
@@ -742,6 +750,9 @@ impl Engine {
         self.io.now = now;
         let ts = instant(now);
         self.iface.poll_maintenance(ts);
+        if !self.config.neighbors().is_empty() && self.neighbor_table.fill_due(now) {
+            self.fill_static_neighbors();
+        }
         if self.time_waits.next_expiry().is_some_and(|at| at <= now) {
             let ports = &mut self.ports;
             self.time_waits
@@ -907,7 +918,9 @@ impl Engine {
         let Some(hop) = self.config.lookup(remote).filter(|hop| !hop.local) else {
             return;
         };
-        if self.io.asked_lately(hop.addr) {
+        // A static entry (`ip neigh add`) is never asked for, as on Linux.
+        let fixed = self.config.neighbors().iter().any(|n| n.addr == hop.addr);
+        if fixed || self.io.asked_lately(hop.addr) {
             return;
         }
         let mut frame = self.io.pool.pop().unwrap_or_default();

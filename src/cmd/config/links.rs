@@ -193,6 +193,7 @@ impl State {
             self.drop_routes_via(index, true);
             self.links[pos].addrs.retain(|a| a.addr.is_ipv4());
             self.drop_routes_via(index, false);
+            self.drop_neighbors_of(index);
         }
         Ok(())
     }

@@ -19,6 +19,7 @@
 //! - `links`: `ip link set` and what up, down and MTU changes do to the rest;
 //! - `addrs`: IPv4 and IPv6 addresses, their order, secondaries and limits;
 //! - `routes`: the main table, connected routes and route changes;
+//! - `neighbors`: the neighbour table's static entries;
 //! - `local`: the local table (own addresses, `lo`'s prefixes, broadcasts);
 //! - `lookup`: route lookup and source address selection;
 //! - `prefix`: the address arithmetic they all use.
@@ -27,6 +28,7 @@ mod addrs;
 mod links;
 mod local;
 mod lookup;
+mod neighbors;
 mod prefix;
 mod routes;
 
@@ -35,6 +37,7 @@ use addrs::has_prefix_route;
 pub(super) use addrs::AddrReq;
 #[cfg(test)]
 pub(super) use addrs::{AddrChange, V4Slot};
+pub(super) use neighbors::NeighMode;
 pub(super) use prefix::{in_prefix, mask_v4};
 #[cfg(test)]
 pub(super) use routes::RoutePlace;
@@ -137,6 +140,71 @@ impl Route {
     }
 }
 
+/// The state of a neighbour entry (`nud STATE`), as Linux names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NeighborState {
+    /// `PERMANENT`: a static entry, never probed, never replaced by what the
+    /// wire says (`ip neigh add`'s default).
+    Permanent,
+    /// `NOARP`: valid without resolution.
+    Noarp,
+    /// `REACHABLE`: confirmed lately.
+    Reachable,
+    /// `STALE`: valid, unconfirmed for a while.
+    Stale,
+    /// `NONE`: an entry without an address.
+    None,
+}
+
+impl NeighborState {
+    /// The name `ip neigh show` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            NeighborState::Permanent => "PERMANENT",
+            NeighborState::Noarp => "NOARP",
+            NeighborState::Reachable => "REACHABLE",
+            NeighborState::Stale => "STALE",
+            NeighborState::None => "NONE",
+        }
+    }
+}
+
+/// A neighbour entry: an on-link address and its hardware address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Neighbor {
+    /// The link it is on.
+    pub dev: u32,
+    /// The neighbour's IP address.
+    pub addr: IpAddr,
+    /// Its hardware address (none for a `NONE` entry).
+    pub mac: Option<[u8; 6]>,
+    /// Its state.
+    pub state: NeighborState,
+}
+
+impl Neighbor {
+    /// An entry: what the engine learned from the wire, for `ip neigh show`.
+    pub fn new(dev: u32, addr: IpAddr, mac: Option<[u8; 6]>, state: NeighborState) -> Neighbor {
+        Neighbor {
+            dev,
+            addr,
+            mac,
+            state,
+        }
+    }
+}
+
+/// What a running stack knows that the model cannot: given to
+/// [`NetConfig::run_observed`] for the commands that show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Observed {
+    /// The neighbours learned from the wire (`ip neigh show`).
+    pub neighbors: Vec<Neighbor>,
+}
+
 /// Where a packet to some destination goes: the answer of [`NetConfig::lookup`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -193,6 +261,8 @@ pub(super) struct State {
     v4_table: bool,
     /// The main table, kept in the order `ip route show` lists it.
     pub(super) routes: Vec<Route>,
+    /// The neighbour entries made by `ip neigh`, oldest first.
+    pub(super) neighbors: Vec<Neighbor>,
 }
 
 /// The configuration of one stack: links, addresses, routes.
@@ -235,6 +305,7 @@ impl State {
             loopback6_added: false,
             v4_table: false,
             routes: Vec::new(),
+            neighbors: Vec::new(),
         }
     }
 
@@ -377,6 +448,12 @@ impl NetConfig {
             }
             IpAddr::V6(_) => false,
         }
+    }
+
+    /// The neighbour entries `ip neigh add|replace` made, oldest first: the
+    /// engine keeps those of an up link in its neighbour cache.
+    pub fn neighbors(&self) -> &[Neighbor] {
+        &self.state.neighbors
     }
 
     /// A counter that moves whenever a command changes the configuration.

@@ -27,6 +27,7 @@
 
 mod addr;
 mod link;
+mod neigh;
 mod route;
 
 #[cfg(test)]
@@ -34,12 +35,13 @@ pub(super) use addr::{addr_request, parse_addr, AddrArgs, Brd};
 #[cfg(test)]
 pub(super) use route::{parse_route, parse_route_list, RouteSelector};
 
-use super::config::State;
+use super::config::{Observed, State};
 use super::error::CmdError;
 use super::parse::{self, parse_lladdr, Family, LladdrError, Parsed};
 use super::show::LinkFilter;
 use addr::address;
 use link::link;
+use neigh::neigh;
 use route::route;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -53,6 +55,7 @@ const IP_USAGE: &str = include_str!("../usage/ip.txt");
 const LINK_USAGE: &str = include_str!("../usage/link.txt");
 const ADDR_USAGE: &str = include_str!("../usage/address.txt");
 const ROUTE_USAGE: &str = include_str!("../usage/route.txt");
+const NEIGH_USAGE: &str = include_str!("../usage/neigh.txt");
 
 /// How a word must relate to a keyword to select it.
 #[derive(Clone, Copy)]
@@ -213,13 +216,18 @@ impl<'a> Args<'a> {
     }
 }
 
-/// Runs one command of a stackcmd string (its argv) against the model.
-pub(super) fn run_command(state: &mut State, argv: &[String]) -> Result<String, CmdError> {
+/// Runs one command of a stackcmd string (its argv) against the model, with
+/// what the stack observed for the commands that show it.
+pub(super) fn run_command(
+    state: &mut State,
+    argv: &[String],
+    observed: &Observed,
+) -> Result<String, CmdError> {
     let Some(path) = argv.first() else {
         return Ok(String::new());
     };
     if IP_PATHS.contains(&path.as_str()) {
-        return ip(state, &argv[1..]);
+        return ip(state, &argv[1..], observed);
     }
     if !path.contains('/') {
         // The reference calls execv, which does not search PATH: the child exits 2.
@@ -289,6 +297,7 @@ enum Object {
     Address,
     Link,
     Route,
+    Neigh,
     Help,
     Unsupported,
 }
@@ -300,8 +309,8 @@ const OBJECTS: &[(&str, Match, Object)] = &[
     ("maddress", Prefix, Object::Unsupported),
     ("route", Prefix, Object::Route),
     ("rule", Prefix, Object::Unsupported),
-    ("neighbor", Prefix, Object::Unsupported),
-    ("neighbour", Prefix, Object::Unsupported),
+    ("neighbor", Prefix, Object::Neigh),
+    ("neighbour", Prefix, Object::Neigh),
     ("ntable", Prefix, Object::Unsupported),
     ("ntbl", Prefix, Object::Unsupported),
     ("link", Prefix, Object::Link),
@@ -333,7 +342,7 @@ const OBJECTS: &[(&str, Match, Object)] = &[
 ];
 
 /// `ip [OPTIONS] OBJECT ...`
-fn ip(state: &mut State, words: &[String]) -> Result<String, CmdError> {
+fn ip(state: &mut State, words: &[String], observed: &Observed) -> Result<String, CmdError> {
     let mut args = Args::new(words);
     let mut family = Family::Unspec;
     while let Some(word) = args.peek() {
@@ -383,6 +392,7 @@ fn ip(state: &mut State, words: &[String]) -> Result<String, CmdError> {
         Some((_, Object::Address)) => address(state, family, rest),
         Some((_, Object::Link)) => link(state, rest),
         Some((_, Object::Route)) => route(state, family, rest),
+        Some((_, Object::Neigh)) => neigh(state, family, rest, &observed.neighbors),
         Some((_, Object::Help)) => Err(usage(IP_USAGE)),
         Some((name, Object::Unsupported)) => Err(unsupported(&format!("\"ip {name}\""))),
         None => Err(CmdError::new(
