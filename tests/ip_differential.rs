@@ -68,7 +68,7 @@ const IP_PATHS: [&str; 4] = ["/bin/ip", "/sbin/ip", "/usr/bin/ip", "/usr/sbin/ip
 const ALLOWED: &[(&str, &str)] = &[
     (
         "/bin/ip -j link show",
-        "output options (-json, -brief, -stats, ...) are refused: the model prints only the plain format",
+        "output options (-json, -brief, -oneline) are refused: the model prints only the plain format and -s",
     ),
     (
         "/bin/ip link set vde0 mtu 9001",

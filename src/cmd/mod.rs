@@ -56,8 +56,8 @@ mod show;
 mod tests;
 
 pub use config::{
-    IfAddr, Link, LinkKind, Neighbor, NeighborState, NetConfig, NextHop, Observed, Route,
-    RouteProto, MAX_ADDRS, MAX_USER_ROUTES,
+    IfAddr, Link, LinkKind, LinkStats, Neighbor, NeighborState, NetConfig, NextHop, Observed,
+    Route, RouteProto, MAX_ADDRS, MAX_USER_ROUTES,
 };
 pub use error::CmdError;
 pub use interface::{netmask, Interface, InterfaceFlags};
@@ -72,7 +72,7 @@ impl NetConfig {
     }
 
     /// [`NetConfig::run`] for a running stack, which passes what it observed
-    /// (learned neighbours) for the commands that show it.
+    /// (learned neighbours, counters) for the commands that show it.
     pub fn run_observed(&mut self, cmds: &str, observed: &Observed) -> Result<String, CmdError> {
         let mut out = String::new();
         for argv in split_commands(cmds) {

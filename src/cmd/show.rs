@@ -5,7 +5,7 @@
 //! trailing spaces (IPv4 route lines end in a space, IPv6 ones do not) and the
 //! shorter link header iproute2 prints for `ip -6 addr` without a device.
 
-use super::config::{Link, LinkKind, Neighbor, NeighborState, Route, RouteProto, State};
+use super::config::{Link, LinkKind, LinkStats, Neighbor, NeighborState, Route, RouteProto, State};
 use super::parse::{format_addr, format_mac, Family};
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -147,18 +147,71 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
     }
 }
 
-/// `ip link show [DEV] [up]`.
-pub(super) fn links(state: &State, filter: LinkFilter) -> String {
+/// `ip -s`: the two lines of counters per direction iproute2 prints for a link
+/// (`print_stats64`: each column as wide as its header or its widest number,
+/// the bytes' at least 10).
+fn link_stats(out: &mut String, stats: &[(u32, LinkStats)], link: &Link) {
+    let s = stats
+        .iter()
+        .find(|(dev, _)| *dev == link.index)
+        .map(|(_, s)| *s)
+        .unwrap_or_default();
+    let digits = |n: u64| n.to_string().len();
+    let mut cols = [10, 7, 6, 7, 7, 7];
+    let rx = [s.rx_bytes, s.rx_packets, s.rx_errors, s.rx_dropped, 0, 0];
+    let tx = [s.tx_bytes, s.tx_packets, s.tx_errors, s.tx_dropped, 0, 0];
+    for (col, (r, t)) in cols.iter_mut().zip(rx.iter().zip(&tx)) {
+        *col = (*col).max(digits(*r)).max(digits(*t));
+    }
+    let row = |out: &mut String, names: [&str; 6], values: [u64; 6]| {
+        let _ = write!(out, "    {}: {:>w$}", names[0], "bytes", w = cols[0] - 4);
+        for (name, w) in names[1..].iter().zip(&cols[1..]) {
+            let _ = write!(out, " {name:>w$}");
+        }
+        // An empty "compressed" column, and the end of the line.
+        out.push_str(&" ".repeat(11));
+        out.push_str("\n    ");
+        for (value, w) in values.iter().zip(&cols) {
+            let _ = write!(out, "{value:>w$} ");
+        }
+        out.push('\n');
+    };
+    row(
+        out,
+        ["RX", "packets", "errors", "dropped", "missed", "mcast"],
+        rx,
+    );
+    row(
+        out,
+        ["TX", "packets", "errors", "dropped", "carrier", "collsns"],
+        tx,
+    );
+}
+
+/// `ip [-s] link show [DEV] [up]`.
+pub(super) fn links(
+    state: &State,
+    filter: LinkFilter,
+    stats: Option<&[(u32, LinkStats)]>,
+) -> String {
     let mut out = String::new();
     for link in state.links.iter().filter(|l| filter.selects(l)) {
         header(&mut out, state, link, Header::Link);
         link_layer(&mut out, link);
+        if let Some(stats) = stats {
+            link_stats(&mut out, stats, link);
+        }
     }
     out
 }
 
-/// `ip [-4|-6|-0] addr show [DEV] [up]`.
-pub(super) fn addrs(state: &State, family: Family, filter: LinkFilter) -> String {
+/// `ip [-4|-6|-0] [-s] addr show [DEV] [up]`.
+pub(super) fn addrs(
+    state: &State,
+    family: Family,
+    filter: LinkFilter,
+    stats: Option<&[(u32, LinkStats)]>,
+) -> String {
     let mut out = String::new();
     for link in state.links.iter().filter(|l| filter.selects(l)) {
         match family {
@@ -167,6 +220,9 @@ pub(super) fn addrs(state: &State, family: Family, filter: LinkFilter) -> String
                 link_layer(&mut out, link);
                 if family == Family::Unspec {
                     addresses(&mut out, state, link, family);
+                }
+                if let Some(stats) = stats {
+                    link_stats(&mut out, stats, link);
                 }
             }
             Family::Inet | Family::Inet6 => {

@@ -89,9 +89,13 @@ fn without_blank_lines(s: &str) -> String {
 /// [`NetConfig::run`] does not return (the wildcard-deletion warning continues
 /// on indented lines).
 fn without_warnings(output: &str) -> String {
+    let mut in_warning = false;
     output
         .lines()
-        .filter(|l| !l.starts_with("Warning: ") && !l.starts_with("         "))
+        .filter(|l| {
+            in_warning = l.starts_with("Warning: ") || (in_warning && l.starts_with("         "));
+            !in_warning
+        })
         .map(|l| format!("{l}\n"))
         .collect()
 }
@@ -160,7 +164,48 @@ mod transcript {
         label,
         rename,
         neigh,
+        stats,
     );
+}
+
+// ---- what a running stack observed ----
+
+#[test]
+fn counters_are_printed_as_iproute2_sizes_its_columns() {
+    let mut cfg = fresh();
+    let mut wire = LinkStats::default();
+    wire.rx_bytes = 12_345_678_901;
+    wire.rx_packets = 42;
+    wire.tx_bytes = 900;
+    wire.tx_packets = 9;
+    wire.rx_dropped = 3;
+    let mut observed = Observed::default();
+    observed.stats.push((2, wire));
+    let out = cfg
+        .run_observed("/bin/ip -s link show dev vde0", &observed)
+        .unwrap();
+    let lines: Vec<&str> = out.lines().skip(2).collect();
+    assert_eq!(
+        lines,
+        [
+            "    RX:   bytes packets errors dropped  missed   mcast           ",
+            "    12345678901      42      0       3       0       0 ",
+            "    TX:   bytes packets errors dropped carrier collsns           ",
+            "            900       9      0       0       0       0 ",
+        ]
+    );
+    // Without -s, no counters; lo counted nothing.
+    assert_eq!(
+        cfg.run_observed("/bin/ip link show dev vde0", &observed)
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    assert!(cfg
+        .run_observed("/bin/ip -s link show dev lo", &observed)
+        .unwrap()
+        .contains("             0       0      0       0       0       0 "));
 }
 
 // ---- the stackcmd string ----
@@ -331,9 +376,9 @@ fn unsupported_things_are_refused_not_ignored() {
     );
     fails(
         &mut cfg,
-        "/bin/ip -s link",
+        "/bin/ip -s -s link",
         2,
-        "Error: vdestack: option \"-stats\" is not supported.",
+        "Error: vdestack: option \"-stats\" given twice (error counters) is not supported.",
     );
     fails(
         &mut cfg,

@@ -59,7 +59,7 @@ mod tcp_table;
 mod time_wait;
 mod udp;
 
-use crate::cmd::NetConfig;
+use crate::cmd::{LinkStats, NetConfig};
 use config_plan::{Plan, Running};
 use datagram_sets::Group;
 use lifecycle::Look;
@@ -295,6 +295,9 @@ pub(crate) struct Engine {
     /// Static neighbour entries kept in smoltcp's cache, and the neighbours
     /// seen on the wire.
     neighbor_table: neighbors::NeighborTable,
+    /// The counters `ip -s link` shows: the VDE link's and `lo`'s.
+    wire_stats: LinkStats,
+    lo_stats: LinkStats,
     ports: PortTable,
     // Ordered maps: the order events come out in must not depend on hash seeds,
     // or runs of the deterministic mode would differ.
@@ -355,6 +358,8 @@ impl Engine {
             synced: None,
             beyond_table: Vec::new(),
             neighbor_table: neighbors::NeighborTable::default(),
+            wire_stats: LinkStats::default(),
+            lo_stats: LinkStats::default(),
             // Each table its own key, from the seed: a new stack's first ports
             // are not the last one's.
             ports: PortTable::new(seed.rotate_left(8) ^ 0x0074_6370),
@@ -487,8 +492,11 @@ impl Engine {
         self.now = now;
         self.io.now = now;
         if !self.io.wire_up {
+            self.wire_stats.rx_dropped += 1;
             return;
         }
+        self.wire_stats.rx_packets += 1;
+        self.wire_stats.rx_bytes += frame.len() as u64;
         if self.beyond_table.is_empty() {
             return self.ingest(frame);
         }
@@ -727,6 +735,13 @@ impl Engine {
             let Some(frame) = self.io.loopback.pop_front() else {
                 break;
             };
+            // lo counts IP packets, sent and received at once.
+            let bytes = frame.len().saturating_sub(14) as u64;
+            for stats in [&mut self.lo_stats.tx_bytes, &mut self.lo_stats.rx_bytes] {
+                *stats += bytes;
+            }
+            self.lo_stats.tx_packets += 1;
+            self.lo_stats.rx_packets += 1;
             // Linux's `lo` holds 127.0.0.1/8, the whole network; smoltcp's
             // interface takes 127.0.0.1 only, and drops a packet to any other
             // address unless told to take any (AnyIP). Only for what the stack
@@ -1014,11 +1029,16 @@ impl Engine {
 
     /// The next frame for the link, if any.
     pub(crate) fn next_outgoing(&mut self) -> Option<Vec<u8>> {
-        self.io.outbox.pop_front()
+        let frame = self.io.outbox.pop_front()?;
+        self.wire_stats.tx_packets += 1;
+        self.wire_stats.tx_bytes += frame.len() as u64;
+        Some(frame)
     }
 
     /// Puts back a frame the link could not take now; it goes first next time.
     pub(crate) fn unsend(&mut self, frame: Vec<u8>) {
+        self.wire_stats.tx_packets -= 1;
+        self.wire_stats.tx_bytes -= frame.len() as u64;
         self.io.outbox.push_front(frame);
     }
 

@@ -1,6 +1,7 @@
 //! The neighbour table as `ip neigh` sees it: the static entries of the model,
 //! kept in smoltcp's neighbour cache, and the neighbours the engine saw on the
-//! wire, for `ip neigh show`.
+//! wire, for `ip neigh show`; and the rest of what the engine observed for `ip`
+//! to show (`Engine::observed`: the links' counters too).
 //!
 //! smoltcp's cache can only be filled by what it receives, and forgets an entry
 //! 60 s after it was filled; a neighbour's ARP reply or advertisement also
@@ -144,18 +145,19 @@ impl Engine {
         }
     }
 
-    /// What the engine observed that `ip neigh show` lists: the neighbours it
-    /// saw on the wire.
+    /// What the engine observed that `ip` shows: the neighbours it saw on the
+    /// wire (`ip neigh show`), the links' counters (`ip -s link`).
     pub(super) fn observed(&self) -> crate::cmd::Observed {
-        let ether = self
-            .config
-            .links()
-            .iter()
-            .find(|l| l.kind == LinkKind::Ether)
-            .map_or(0, |l| l.index);
         let mut observed = crate::cmd::Observed::default();
-        if ether != 0 {
-            observed.neighbors = self.neighbor_table.learned(self.now, ether);
+        for link in self.config.links() {
+            let stats = match link.kind {
+                LinkKind::Ether => {
+                    observed.neighbors = self.neighbor_table.learned(self.now, link.index);
+                    self.wire_stats
+                }
+                LinkKind::Loopback => self.lo_stats,
+            };
+            observed.stats.push((link.index, stats));
         }
         observed
     }

@@ -1328,3 +1328,27 @@ fn many_udp_sockets_each_get_their_own_datagram() {
     w.run(MS);
     assert_eq!(w.b.udp_take_error(client), Some(libc::ECONNREFUSED));
 }
+
+#[test]
+fn link_counters_count_what_crossed_the_wire() {
+    let mut w = Wire::new();
+    let (client, _server) = connected(&mut w);
+    w.b.tcp(client).send_slice(&[7; 3000]).unwrap();
+    w.b.tcp.mark(client);
+    w.run(MS);
+    let stats = |e: &Engine, dev| {
+        e.observed()
+            .stats
+            .iter()
+            .find(|(d, _)| *d == dev)
+            .map(|(_, s)| *s)
+            .unwrap()
+    };
+    let (a, b) = (stats(&w.a, 2), stats(&w.b, 2));
+    assert!(a.rx_packets >= 4 && a.rx_bytes > 1000, "{a:?}");
+    assert_eq!((a.rx_packets, a.rx_bytes), (b.tx_packets, b.tx_bytes));
+    assert_eq!((b.rx_packets, b.rx_bytes), (a.tx_packets, a.tx_bytes));
+    assert_eq!(stats(&w.a, 1), LinkStats::default(), "lo is down");
+    let shown = w.a.run_cmd("/bin/ip -s link show dev vde0").unwrap();
+    assert!(shown.contains(&format!(" {} ", a.rx_bytes)), "{shown}");
+}

@@ -203,6 +203,32 @@ impl Neighbor {
 pub struct Observed {
     /// The neighbours learned from the wire (`ip neigh show`).
     pub neighbors: Vec<Neighbor>,
+    /// Each link's counters, by link index (`ip -s link`); a link not listed
+    /// counted nothing.
+    pub stats: Vec<(u32, LinkStats)>,
+}
+
+/// A link's counters, as `ip -s link` prints them: frames and their bytes
+/// received and sent, and those that failed or were dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LinkStats {
+    /// Bytes received (Ethernet headers included; on `lo`, IP packets').
+    pub rx_bytes: u64,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Frames received in error.
+    pub rx_errors: u64,
+    /// Frames received and dropped (the link was down).
+    pub rx_dropped: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Frames that failed to go out.
+    pub tx_errors: u64,
+    /// Frames dropped on the way out.
+    pub tx_dropped: u64,
 }
 
 /// Where a packet to some destination goes: the answer of [`NetConfig::lookup`].

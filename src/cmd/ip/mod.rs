@@ -253,6 +253,8 @@ enum Opt {
     Ignored,
     Family,
     Set(Family),
+    /// `-s`: counters in `ip link` and `ip addr` listings.
+    Stats,
     Help,
     Unsupported,
 }
@@ -270,8 +272,8 @@ const OPTIONS: &[(&str, Match, Opt)] = &[
     ("-human", Prefix, Opt::Ignored),
     ("-human-readable", Prefix, Opt::Ignored),
     ("-iec", Prefix, Opt::Ignored),
-    ("-stats", Prefix, Opt::Unsupported),
-    ("-statistics", Prefix, Opt::Unsupported),
+    ("-stats", Prefix, Opt::Stats),
+    ("-statistics", Prefix, Opt::Stats),
     ("-details", Prefix, Opt::Unsupported),
     ("-resolve", Prefix, Opt::Unsupported),
     ("-oneline", Prefix, Opt::Unsupported),
@@ -345,6 +347,7 @@ const OBJECTS: &[(&str, Match, Object)] = &[
 fn ip(state: &mut State, words: &[String], observed: &Observed) -> Result<String, CmdError> {
     let mut args = Args::new(words);
     let mut family = Family::Unspec;
+    let mut stats = 0;
     while let Some(word) = args.peek() {
         if word == "--" {
             args.next();
@@ -373,6 +376,7 @@ fn ip(state: &mut State, words: &[String], observed: &Observed) -> Result<String
                     .ok_or_else(|| invarg("invalid protocol family", name))?;
             }
             Some((_, Opt::Set(f))) => family = f,
+            Some((_, Opt::Stats)) => stats += 1,
             Some((_, Opt::Ignored)) => {}
             Some((_, Opt::Help)) => return Err(usage(IP_USAGE)),
             Some((name, Opt::Unsupported)) => {
@@ -388,10 +392,20 @@ fn ip(state: &mut State, words: &[String], observed: &Observed) -> Result<String
     }
     let object = args.next().ok_or_else(|| usage(IP_USAGE))?;
     let rest = args.rest();
+    if stats > 1 {
+        return Err(unsupported(
+            "option \"-stats\" given twice (error counters)",
+        ));
+    }
+    // The counters, where `-s` asked for them.
+    let stats = (stats == 1).then_some(observed.stats.as_slice());
     match pick(object, OBJECTS) {
-        Some((_, Object::Address)) => address(state, family, rest),
-        Some((_, Object::Link)) => link(state, rest),
+        Some((_, Object::Address)) => address(state, family, rest, stats),
+        Some((_, Object::Link)) => link(state, rest, stats),
         Some((_, Object::Route)) => route(state, family, rest),
+        Some((_, Object::Neigh)) if stats.is_some() => Err(unsupported(
+            "option \"-stats\" with \"ip neigh\" (its use counters)",
+        )),
         Some((_, Object::Neigh)) => neigh(state, family, rest, &observed.neighbors),
         Some((_, Object::Help)) => Err(usage(IP_USAGE)),
         Some((name, Object::Unsupported)) => Err(unsupported(&format!("\"ip {name}\""))),
