@@ -5,7 +5,9 @@
 //! trailing spaces (IPv4 route lines end in a space, IPv6 ones do not) and the
 //! shorter link header iproute2 prints for `ip -6 addr` without a device.
 
-use super::config::{Link, LinkKind, LinkStats, Neighbor, NeighborState, Route, RouteProto, State};
+use super::config::{
+    IfAddr, Link, LinkKind, LinkStats, Neighbor, NeighborState, Route, RouteProto, State,
+};
 use super::parse::{format_addr, format_mac, Family};
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -16,6 +18,18 @@ use std::net::IpAddr;
 const DEFAULT_QDISC: &str = "pfifo_fast";
 /// Every link's transmit queue length.
 const QLEN: u32 = 1000;
+
+/// How to print a listing: iproute2's output options, and the counters `-s`
+/// shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Style<'a> {
+    /// `-s`: the links' counters.
+    pub(super) stats: Option<&'a [(u32, LinkStats)]>,
+    /// `-br`: a line per link, in columns.
+    pub(super) brief: bool,
+    /// `-o`: a line per record, its lines joined by `\`.
+    pub(super) oneline: bool,
+}
 
 /// Which links to list.
 #[derive(Debug, Clone, Copy, Default)]
@@ -188,30 +202,87 @@ fn link_stats(out: &mut String, stats: &[(u32, LinkStats)], link: &Link) {
     );
 }
 
-/// `ip [-s] link show [DEV] [up]`.
-pub(super) fn links(
-    state: &State,
-    filter: LinkFilter,
-    stats: Option<&[(u32, LinkStats)]>,
-) -> String {
+/// The start of a `-br` line: the name and the operational state, in columns.
+fn brief_start(out: &mut String, link: &Link) {
+    let oper = if link.up { "UNKNOWN" } else { "DOWN" };
+    let _ = write!(out, "{:<16} {oper:<14} ", link.name);
+}
+
+/// `-o`: each record on one line, the lines after its first joined to it by
+/// `\` (they all start with spaces).
+fn one_line(out: &str) -> String {
+    out.replace("\n ", "\\ ")
+}
+
+/// `ip [-s|-br|-o] link show [DEV] [up]`.
+pub(super) fn links(state: &State, filter: LinkFilter, style: Style) -> String {
     let mut out = String::new();
     for link in state.links.iter().filter(|l| filter.selects(l)) {
+        if style.brief {
+            brief_start(&mut out, link);
+            let _ = writeln!(out, "{} <{}> ", format_mac(&link.mac), flags(link));
+            continue;
+        }
         header(&mut out, state, link, Header::Link);
         link_layer(&mut out, link);
-        if let Some(stats) = stats {
+        if let Some(stats) = style.stats {
             link_stats(&mut out, stats, link);
+        }
+    }
+    if style.oneline {
+        return one_line(&out);
+    }
+    out
+}
+
+/// `ip -br addr`: a line per link, its addresses of `family` after the state.
+fn addrs_brief(state: &State, family: Family, filter: LinkFilter) -> String {
+    let mut out = String::new();
+    for link in state.links.iter().filter(|l| filter.selects(l)) {
+        let wanted = |a: &&IfAddr| match family {
+            Family::Inet => a.addr.is_ipv4(),
+            Family::Inet6 => a.addr.is_ipv6(),
+            _ => true,
+        };
+        if matches!(family, Family::Inet | Family::Inet6) && !link.addrs.iter().any(|a| wanted(&a))
+        {
+            continue;
+        }
+        brief_start(&mut out, link);
+        if !matches!(family, Family::Packet | Family::Other(_)) {
+            for a in link.addrs.iter().filter(wanted) {
+                let _ = write!(out, "{}/{} ", format_addr(a.addr), a.prefix_len);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `ip -o addr`: a line per address, after its link's index and name.
+fn addrs_oneline(state: &State, family: Family, filter: LinkFilter) -> String {
+    let mut out = String::new();
+    for link in state.links.iter().filter(|l| filter.selects(l)) {
+        let mut lines = String::new();
+        addresses(&mut lines, state, link, family);
+        let lines: Vec<&str> = lines.lines().collect();
+        // Each address is two lines: the address, then its lifetimes.
+        for pair in lines.chunks(2) {
+            let _ = writeln!(out, "{}: {}{}", link.index, link.name, pair.join("\\"));
         }
     }
     out
 }
 
-/// `ip [-4|-6|-0] [-s] addr show [DEV] [up]`.
-pub(super) fn addrs(
-    state: &State,
-    family: Family,
-    filter: LinkFilter,
-    stats: Option<&[(u32, LinkStats)]>,
-) -> String {
+/// `ip [-4|-6|-0] [-s|-br|-o] addr show [DEV] [up]`.
+pub(super) fn addrs(state: &State, family: Family, filter: LinkFilter, style: Style) -> String {
+    if style.brief {
+        return addrs_brief(state, family, filter);
+    }
+    if style.oneline && family != Family::Packet {
+        return addrs_oneline(state, family, filter);
+    }
+    let stats = style.stats;
     let mut out = String::new();
     for link in state.links.iter().filter(|l| filter.selects(l)) {
         match family {
@@ -241,6 +312,9 @@ pub(super) fn addrs(
             }
             Family::Other(_) => {}
         }
+    }
+    if style.oneline {
+        return one_line(&out);
     }
     out
 }

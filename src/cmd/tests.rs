@@ -165,6 +165,7 @@ mod transcript {
         rename,
         neigh,
         stats,
+        brief,
     );
 }
 

@@ -8,10 +8,10 @@ use super::{
     pick, unknown_command, unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ADDR_USAGE,
     IFNAMSIZ,
 };
-use crate::cmd::config::{self, kernel, rtnl, AddrReq, LinkStats, State};
+use crate::cmd::config::{self, kernel, rtnl, AddrReq, State};
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{self, Family, Parsed};
-use crate::cmd::show::{self, LinkFilter};
+use crate::cmd::show::{self, LinkFilter, Style};
 use std::net::{IpAddr, Ipv4Addr};
 
 const ADDR_CMDS: &[(&str, Match, Cmd)] = &[
@@ -34,10 +34,10 @@ pub(super) fn address(
     state: &mut State,
     family: Family,
     words: &[String],
-    stats: Option<&[(u32, LinkStats)]>,
+    style: Style,
 ) -> Result<String, CmdError> {
     let Some(cmd) = words.first() else {
-        return Ok(show::addrs(state, family, LinkFilter::default(), stats));
+        return Ok(show::addrs(state, family, LinkFilter::default(), style));
     };
     let rest = &words[1..];
     match pick(cmd, ADDR_CMDS) {
@@ -46,7 +46,7 @@ pub(super) fn address(
         }
         Some((_, Cmd::Show)) => {
             let filter = list_filter(state, rest, ADDR_USAGE)?;
-            Ok(show::addrs(state, family, filter, stats))
+            Ok(show::addrs(state, family, filter, style))
         }
         Some((_, Cmd::Flush)) => {
             if rest.is_empty() {

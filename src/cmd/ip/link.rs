@@ -5,10 +5,10 @@ use super::{
     cannot_find, duparg, duparg2, invarg, list_filter, matches, no_dev_given, pick, refuse,
     unknown_command, unsupported, usage, Args, Cmd, Exact, Match, Prefix, IFNAMSIZ, LINK_USAGE,
 };
-use crate::cmd::config::{LinkStats, State};
+use crate::cmd::config::State;
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{get_integer, parse_lladdr, LladdrError};
-use crate::cmd::show::{self, LinkFilter};
+use crate::cmd::show::{self, LinkFilter, Style};
 
 const LINK_CMDS: &[(&str, Match, Cmd)] = &[
     ("add", Prefix, Cmd::Unsupported),
@@ -25,13 +25,9 @@ const LINK_CMDS: &[(&str, Match, Cmd)] = &[
     ("help", Prefix, Cmd::Help),
 ];
 
-pub(super) fn link(
-    state: &mut State,
-    words: &[String],
-    stats: Option<&[(u32, LinkStats)]>,
-) -> Result<String, CmdError> {
+pub(super) fn link(state: &mut State, words: &[String], style: Style) -> Result<String, CmdError> {
     let Some(cmd) = words.first() else {
-        return Ok(show::links(state, LinkFilter::default(), stats));
+        return Ok(show::links(state, LinkFilter::default(), style));
     };
     let rest = &words[1..];
     match pick(cmd, LINK_CMDS) {
@@ -42,7 +38,7 @@ pub(super) fn link(
         }
         Some((_, Cmd::Show)) => {
             let filter = list_filter(state, rest, LINK_USAGE)?;
-            Ok(show::links(state, filter, stats))
+            Ok(show::links(state, filter, style))
         }
         Some((_, Cmd::Help)) => Err(usage(LINK_USAGE)),
         Some((name, _)) => Err(unsupported(&format!("\"ip link {name}\""))),

@@ -38,7 +38,7 @@ pub(super) use route::{parse_route, parse_route_list, RouteSelector};
 use super::config::{Observed, State};
 use super::error::CmdError;
 use super::parse::{self, parse_lladdr, Family, LladdrError, Parsed};
-use super::show::LinkFilter;
+use super::show::{LinkFilter, Style};
 use addr::address;
 use link::link;
 use neigh::neigh;
@@ -255,6 +255,10 @@ enum Opt {
     Set(Family),
     /// `-s`: counters in `ip link` and `ip addr` listings.
     Stats,
+    /// `-br`: brief listings.
+    Brief,
+    /// `-o`: a listing's records on one line each.
+    Oneline,
     Help,
     Unsupported,
 }
@@ -276,13 +280,13 @@ const OPTIONS: &[(&str, Match, Opt)] = &[
     ("-statistics", Prefix, Opt::Stats),
     ("-details", Prefix, Opt::Unsupported),
     ("-resolve", Prefix, Opt::Unsupported),
-    ("-oneline", Prefix, Opt::Unsupported),
+    ("-oneline", Prefix, Opt::Oneline),
     ("-timestamp", Prefix, Opt::Unsupported),
     ("-tshort", Prefix, Opt::Unsupported),
     ("-Version", Prefix, Opt::Unsupported),
     ("-force", Prefix, Opt::Ignored),
     ("-batch", Prefix, Opt::Unsupported),
-    ("-brief", Prefix, Opt::Unsupported),
+    ("-brief", Prefix, Opt::Brief),
     ("-json", Prefix, Opt::Unsupported),
     ("-pretty", Prefix, Opt::Unsupported),
     ("-rcvbuf", Prefix, Opt::Unsupported),
@@ -348,6 +352,7 @@ fn ip(state: &mut State, words: &[String], observed: &Observed) -> Result<String
     let mut args = Args::new(words);
     let mut family = Family::Unspec;
     let mut stats = 0;
+    let mut style = Style::default();
     while let Some(word) = args.peek() {
         if word == "--" {
             args.next();
@@ -377,6 +382,8 @@ fn ip(state: &mut State, words: &[String], observed: &Observed) -> Result<String
             }
             Some((_, Opt::Set(f))) => family = f,
             Some((_, Opt::Stats)) => stats += 1,
+            Some((_, Opt::Brief)) => style.brief = true,
+            Some((_, Opt::Oneline)) => style.oneline = true,
             Some((_, Opt::Ignored)) => {}
             Some((_, Opt::Help)) => return Err(usage(IP_USAGE)),
             Some((name, Opt::Unsupported)) => {
@@ -398,13 +405,16 @@ fn ip(state: &mut State, words: &[String], observed: &Observed) -> Result<String
         ));
     }
     // The counters, where `-s` asked for them.
-    let stats = (stats == 1).then_some(observed.stats.as_slice());
+    style.stats = (stats == 1).then_some(observed.stats.as_slice());
     match pick(object, OBJECTS) {
-        Some((_, Object::Address)) => address(state, family, rest, stats),
-        Some((_, Object::Link)) => link(state, rest, stats),
+        Some((_, Object::Address)) => address(state, family, rest, style),
+        Some((_, Object::Link)) => link(state, rest, style),
         Some((_, Object::Route)) => route(state, family, rest),
-        Some((_, Object::Neigh)) if stats.is_some() => Err(unsupported(
+        Some((_, Object::Neigh)) if style.stats.is_some() => Err(unsupported(
             "option \"-stats\" with \"ip neigh\" (its use counters)",
+        )),
+        Some((_, Object::Neigh)) if style.brief || style.oneline => Err(unsupported(
+            "options \"-brief\" and \"-oneline\" with \"ip neigh\"",
         )),
         Some((_, Object::Neigh)) => neigh(state, family, rest, &observed.neighbors),
         Some((_, Object::Help)) => Err(usage(IP_USAGE)),
