@@ -361,13 +361,26 @@ pub(super) fn route_line(state: &State, r: &Route, show_dev: bool, show_metric: 
 }
 
 /// One line of `ip neigh show`; `dev` is left out when the listing is filtered
-/// by device. A `NONE` entry shows no address.
-pub(super) fn neighbor_line(state: &State, n: &Neighbor, show_dev: bool) -> String {
+/// by device. A `NONE` entry shows no address. `-br`: address, device and
+/// hardware address in columns, no state.
+pub(super) fn neighbor_line(state: &State, n: &Neighbor, show_dev: bool, brief: bool) -> String {
+    let mac = n.mac.filter(|_| n.state != NeighborState::None);
+    if brief {
+        let mut line = format!("{:<39} ", format_addr(n.addr));
+        if show_dev {
+            let _ = write!(line, "{:<16} ", state.link(n.dev).name);
+        }
+        if let Some(mac) = mac {
+            line.push_str(&format_mac(&mac));
+        }
+        line.push('\n');
+        return line;
+    }
     let mut line = format!("{} ", format_addr(n.addr));
     if show_dev {
         let _ = write!(line, "dev {} ", state.link(n.dev).name);
     }
-    if let Some(mac) = n.mac.filter(|_| n.state != NeighborState::None) {
+    if let Some(mac) = mac {
         let _ = write!(line, "lladdr {} ", format_mac(&mac));
     }
     if n.state != NeighborState::None {

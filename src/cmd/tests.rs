@@ -166,6 +166,7 @@ mod transcript {
         neigh,
         stats,
         brief,
+        neigh_brief,
     );
 }
 

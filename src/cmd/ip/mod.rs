@@ -413,10 +413,7 @@ fn ip(state: &mut State, words: &[String], observed: &Observed) -> Result<String
         Some((_, Object::Neigh)) if style.stats.is_some() => Err(unsupported(
             "option \"-stats\" with \"ip neigh\" (its use counters)",
         )),
-        Some((_, Object::Neigh)) if style.brief || style.oneline => Err(unsupported(
-            "options \"-brief\" and \"-oneline\" with \"ip neigh\"",
-        )),
-        Some((_, Object::Neigh)) => neigh(state, family, rest, &observed.neighbors),
+        Some((_, Object::Neigh)) => neigh(state, family, rest, &observed.neighbors, style.brief),
         Some((_, Object::Help)) => Err(usage(IP_USAGE)),
         Some((name, Object::Unsupported)) => Err(unsupported(&format!("\"ip {name}\""))),
         None => Err(CmdError::new(

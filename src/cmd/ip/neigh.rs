@@ -54,9 +54,11 @@ pub(super) fn neigh(
     family: Family,
     words: &[String],
     learned: &[Neighbor],
+    brief: bool,
 ) -> Result<String, CmdError> {
+    let list = Listing { learned, brief };
     let Some(cmd) = words.first() else {
-        return neigh_list(state, family, &[], false, learned);
+        return neigh_list(state, family, &[], false, list);
     };
     let rest = &words[1..];
     let mode = match pick(cmd, NEIGH_CMDS) {
@@ -64,8 +66,8 @@ pub(super) fn neigh(
         Some((_, Cmd::Replace)) => NeighMode::Replace,
         Some((_, Cmd::Change)) => NeighMode::Change,
         Some((_, Cmd::Delete)) => return neigh_modify(state, family, rest, None),
-        Some((_, Cmd::Show)) => return neigh_list(state, family, rest, false, learned),
-        Some((_, Cmd::Flush)) => return neigh_list(state, family, rest, true, learned),
+        Some((_, Cmd::Show)) => return neigh_list(state, family, rest, false, list),
+        Some((_, Cmd::Flush)) => return neigh_list(state, family, rest, true, list),
         Some((_, Cmd::Help)) => return Err(usage(NEIGH_USAGE)),
         Some((name, _)) => return Err(unsupported(&format!("\"ip neigh {name}\""))),
         None => {
@@ -152,13 +154,20 @@ fn neigh_modify(
     Ok(String::new())
 }
 
+/// What a listing shows besides the static entries, and how (`-br`).
+#[derive(Clone, Copy)]
+struct Listing<'a> {
+    learned: &'a [Neighbor],
+    brief: bool,
+}
+
 /// `ip neigh show|flush [to PREFIX] [dev DEV] [nud STATE|all]`.
 fn neigh_list(
     state: &mut State,
     family: Family,
     words: &[String],
     flush: bool,
-    learned: &[Neighbor],
+    list: Listing,
 ) -> Result<String, CmdError> {
     if flush && words.is_empty() {
         return Err(CmdError::new(1, "Flush requires arguments."));
@@ -234,7 +243,7 @@ fn neigh_list(
     }
     let statics = state.neighbors.iter();
     // A learned entry the commands also made is shown once, as made.
-    let learned = learned.iter().filter(|l| {
+    let learned = list.learned.iter().filter(|l| {
         !state
             .neighbors
             .iter()
@@ -243,6 +252,6 @@ fn neigh_list(
     Ok(statics
         .chain(learned)
         .filter(|n| selects(n))
-        .map(|n| show::neighbor_line(state, n, dev.is_none()))
+        .map(|n| show::neighbor_line(state, n, dev.is_none(), list.brief))
         .collect())
 }
