@@ -29,6 +29,8 @@ pub(super) struct Style<'a> {
     pub(super) brief: bool,
     /// `-o`: a line per record, its lines joined by `\`.
     pub(super) oneline: bool,
+    /// `-j`: JSON.
+    pub(super) json: bool,
 }
 
 /// Which links to list.
@@ -216,6 +218,9 @@ fn one_line(out: &str) -> String {
 
 /// `ip [-s|-br|-o] link show [DEV] [up]`.
 pub(super) fn links(state: &State, filter: LinkFilter, style: Style) -> String {
+    if style.json {
+        return links_json(state, filter, style);
+    }
     let mut out = String::new();
     for link in state.links.iter().filter(|l| filter.selects(l)) {
         if style.brief {
@@ -276,6 +281,9 @@ fn addrs_oneline(state: &State, family: Family, filter: LinkFilter) -> String {
 
 /// `ip [-4|-6|-0] [-s|-br|-o] addr show [DEV] [up]`.
 pub(super) fn addrs(state: &State, family: Family, filter: LinkFilter, style: Style) -> String {
+    if style.json {
+        return addrs_json(state, family, filter, style);
+    }
     if style.brief {
         return addrs_brief(state, family, filter);
     }
@@ -388,4 +396,252 @@ pub(super) fn neighbor_line(state: &State, n: &Neighbor, show_dev: bool, brief: 
     }
     line.push('\n');
     line
+}
+
+// ---- -j: iproute2's JSON ----
+
+/// A JSON string, escaped as iproute2's json writer does.
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The fields of a link object, in iproute2's order, up to `txqlen`; `short`:
+/// the IPv6 dump's (no qdisc, no group), `mode`: `ip link`'s `linkmode`.
+fn json_link_head(fields: &mut Vec<String>, state: &State, link: &Link, short: bool, mode: bool) {
+    let oper = if link.up { "UNKNOWN" } else { "DOWN" };
+    let flag_list: Vec<String> = flags(link).split(',').map(json_str).collect();
+    fields.push(format!("\"ifindex\":{}", link.index));
+    fields.push(format!("\"ifname\":{}", json_str(&link.name)));
+    fields.push(format!("\"flags\":[{}]", flag_list.join(",")));
+    fields.push(format!("\"mtu\":{}", link.mtu));
+    if !short {
+        let qdisc = match (state.ever_up(link.index), link.kind) {
+            (false, _) => "noop",
+            (true, LinkKind::Loopback) => "noqueue",
+            (true, LinkKind::Ether) => DEFAULT_QDISC,
+        };
+        fields.push(format!("\"qdisc\":\"{qdisc}\""));
+    }
+    fields.push(format!("\"operstate\":\"{oper}\""));
+    if mode {
+        fields.push("\"linkmode\":\"DEFAULT\"".to_string());
+    }
+    if !short {
+        fields.push("\"group\":\"default\"".to_string());
+    }
+    fields.push(format!("\"txqlen\":{QLEN}"));
+}
+
+/// The link-layer fields of a link object.
+fn json_link_layer(fields: &mut Vec<String>, link: &Link) {
+    let (kind, brd) = match link.kind {
+        LinkKind::Loopback => ("loopback", "00:00:00:00:00:00"),
+        LinkKind::Ether => ("ether", "ff:ff:ff:ff:ff:ff"),
+    };
+    fields.push(format!("\"link_type\":\"{kind}\""));
+    fields.push(format!("\"address\":\"{}\"", format_mac(&link.mac)));
+    fields.push(format!("\"broadcast\":\"{brd}\""));
+}
+
+fn json_object(fields: &[String]) -> String {
+    format!("{{{}}}", fields.join(","))
+}
+
+fn json_array(items: &[String]) -> String {
+    format!("[{}]\n", items.join(","))
+}
+
+/// `ip -j -s`: a link's `stats64` object.
+fn json_stats(fields: &mut Vec<String>, stats: Option<&[(u32, LinkStats)]>, link: &Link) {
+    let Some(stats) = stats else { return };
+    let s = stats
+        .iter()
+        .find(|(dev, _)| *dev == link.index)
+        .map(|(_, s)| *s)
+        .unwrap_or_default();
+    fields.push(format!(
+        "\"stats64\":{{\"rx\":{{\"bytes\":{},\"packets\":{},\"errors\":{},\"dropped\":{},\"over_errors\":0,\"multicast\":0}},\"tx\":{{\"bytes\":{},\"packets\":{},\"errors\":{},\"dropped\":{},\"carrier_errors\":0,\"collisions\":0}}}}",
+        s.rx_bytes, s.rx_packets, s.rx_errors, s.rx_dropped, s.tx_bytes, s.tx_packets, s.tx_errors, s.tx_dropped
+    ));
+}
+
+/// `ip -j [-s|-br] link show`.
+fn links_json(state: &State, filter: LinkFilter, style: Style) -> String {
+    let stats = style.stats;
+    let items: Vec<String> = state
+        .links
+        .iter()
+        .filter(|l| filter.selects(l))
+        .map(|link| {
+            let mut fields = Vec::new();
+            if style.brief {
+                let oper = if link.up { "UNKNOWN" } else { "DOWN" };
+                let flag_list: Vec<String> = flags(link).split(',').map(json_str).collect();
+                fields.push(format!("\"ifname\":{}", json_str(&link.name)));
+                fields.push(format!("\"operstate\":\"{oper}\""));
+                fields.push(format!("\"address\":\"{}\"", format_mac(&link.mac)));
+                fields.push(format!("\"flags\":[{}]", flag_list.join(",")));
+                return json_object(&fields);
+            }
+            json_link_head(&mut fields, state, link, false, true);
+            json_link_layer(&mut fields, link);
+            json_stats(&mut fields, stats, link);
+            json_object(&fields)
+        })
+        .collect();
+    json_array(&items)
+}
+
+/// One address of `addr_info`.
+fn json_addr(state: &State, link: &Link, i: usize) -> String {
+    const FOREVER: u32 = u32::MAX;
+    let a = link.addrs[i];
+    let mut fields = vec![
+        format!(
+            "\"family\":\"{}\"",
+            if a.addr.is_ipv4() { "inet" } else { "inet6" }
+        ),
+        format!("\"local\":\"{}\"", format_addr(a.addr)),
+        format!("\"prefixlen\":{}", a.prefix_len),
+    ];
+    if a.addr.is_ipv4() {
+        if let Some(brd) = state.broadcast(link.index, &a) {
+            fields.push(format!("\"broadcast\":\"{brd}\""));
+        }
+        fields.push(format!("\"scope\":\"{}\"", v4_scope_name(a.addr)));
+        if state.is_secondary(link.index, i) {
+            fields.push("\"secondary\":true".to_string());
+        }
+        fields.push(format!(
+            "\"label\":{}",
+            json_str(state.label(link.index, &a))
+        ));
+    } else {
+        fields.push(format!("\"scope\":\"{}\"", v6_scope_name(a.addr)));
+        if !link.up && link.kind == LinkKind::Ether {
+            fields.push("\"tentative\":true".to_string());
+        }
+    }
+    fields.push(format!("\"valid_life_time\":{FOREVER}"));
+    fields.push(format!("\"preferred_life_time\":{FOREVER}"));
+    json_object(&fields)
+}
+
+/// `ip -j [-4|-6] [-s] addr show`.
+fn addrs_json(state: &State, family: Family, filter: LinkFilter, style: Style) -> String {
+    let mut items = Vec::new();
+    for link in state.links.iter().filter(|l| filter.selects(l)) {
+        let wanted = |a: &IfAddr| match family {
+            Family::Inet => a.addr.is_ipv4(),
+            Family::Inet6 => a.addr.is_ipv6(),
+            Family::Unspec => true,
+            Family::Packet | Family::Other(_) => false,
+        };
+        let one_family = matches!(family, Family::Inet | Family::Inet6);
+        if one_family && !link.addrs.iter().any(wanted) {
+            continue;
+        }
+        let mut fields = Vec::new();
+        if style.brief {
+            let oper = if link.up { "UNKNOWN" } else { "DOWN" };
+            let addrs: Vec<String> = link
+                .addrs
+                .iter()
+                .filter(|a| wanted(a))
+                .map(|a| {
+                    format!(
+                        "{{\"local\":\"{}\",\"prefixlen\":{}}}",
+                        format_addr(a.addr),
+                        a.prefix_len
+                    )
+                })
+                .collect();
+            fields.push(format!("\"ifname\":{}", json_str(&link.name)));
+            fields.push(format!("\"operstate\":\"{oper}\""));
+            fields.push(format!("\"addr_info\":[{}]", addrs.join(",")));
+            items.push(json_object(&fields));
+            continue;
+        }
+        let short = family == Family::Inet6 && filter.dev.is_none();
+        json_link_head(&mut fields, state, link, short, false);
+        if !one_family {
+            json_link_layer(&mut fields, link);
+        }
+        if family != Family::Packet {
+            let addrs: Vec<String> = (0..link.addrs.len())
+                .filter(|&i| wanted(&link.addrs[i]))
+                .map(|i| json_addr(state, link, i))
+                .collect();
+            fields.push(format!("\"addr_info\":[{}]", addrs.join(",")));
+        }
+        if !one_family {
+            json_stats(&mut fields, style.stats, link);
+        }
+        items.push(json_object(&fields));
+    }
+    json_array(&items)
+}
+
+/// One route of `ip -j route show`; `dev` is left out when the listing is
+/// filtered by device, `metric` when by metric.
+pub(super) fn route_json(state: &State, r: &Route, show_dev: bool, show_metric: bool) -> String {
+    let ipv4 = r.dst.is_ipv4();
+    let mut fields = vec![format!("\"dst\":\"{}\"", dst_text(r))];
+    if let Some(via) = r.via {
+        fields.push(format!("\"gateway\":\"{}\"", format_addr(via)));
+    }
+    if show_dev {
+        fields.push(format!("\"dev\":{}", json_str(&state.link(r.dev).name)));
+    }
+    if r.proto == RouteProto::Kernel {
+        fields.push("\"protocol\":\"kernel\"".to_string());
+    }
+    if ipv4 && r.via.is_none() {
+        fields.push("\"scope\":\"link\"".to_string());
+    }
+    if let Some(src) = r.src {
+        fields.push(format!("\"prefsrc\":\"{}\"", format_addr(src)));
+    }
+    if show_metric && (!ipv4 || r.metric != 0) {
+        fields.push(format!("\"metric\":{}", r.metric));
+    }
+    fields.push("\"flags\":[]".to_string());
+    if !ipv4 {
+        fields.push("\"pref\":\"medium\"".to_string());
+    }
+    json_object(&fields)
+}
+
+/// Objects (routes, neighbours) as one JSON array.
+pub(super) fn objects_json(items: &[String]) -> String {
+    json_array(items)
+}
+
+/// One entry of `ip -j neigh show`.
+pub(super) fn neighbor_json(state: &State, n: &Neighbor, show_dev: bool) -> String {
+    let mut fields = vec![format!("\"dst\":\"{}\"", format_addr(n.addr))];
+    if show_dev {
+        fields.push(format!("\"dev\":{}", json_str(&state.link(n.dev).name)));
+    }
+    if n.state != NeighborState::None {
+        if let Some(mac) = n.mac {
+            fields.push(format!("\"lladdr\":\"{}\"", format_mac(&mac)));
+        }
+        fields.push(format!("\"state\":[\"{}\"]", n.state.name()));
+    }
+    json_object(&fields)
 }

@@ -167,6 +167,8 @@ mod transcript {
         stats,
         brief,
         neigh_brief,
+        json,
+        json2,
     );
 }
 

@@ -259,6 +259,8 @@ enum Opt {
     Brief,
     /// `-o`: a listing's records on one line each.
     Oneline,
+    /// `-j`: JSON.
+    Json,
     Help,
     Unsupported,
 }
@@ -287,7 +289,7 @@ const OPTIONS: &[(&str, Match, Opt)] = &[
     ("-force", Prefix, Opt::Ignored),
     ("-batch", Prefix, Opt::Unsupported),
     ("-brief", Prefix, Opt::Brief),
-    ("-json", Prefix, Opt::Unsupported),
+    ("-json", Prefix, Opt::Json),
     ("-pretty", Prefix, Opt::Unsupported),
     ("-rcvbuf", Prefix, Opt::Unsupported),
     ("-color", Prefix, Opt::Unsupported),
@@ -384,6 +386,7 @@ fn ip(state: &mut State, words: &[String], observed: &Observed) -> Result<String
             Some((_, Opt::Stats)) => stats += 1,
             Some((_, Opt::Brief)) => style.brief = true,
             Some((_, Opt::Oneline)) => style.oneline = true,
+            Some((_, Opt::Json)) => style.json = true,
             Some((_, Opt::Ignored)) => {}
             Some((_, Opt::Help)) => return Err(usage(IP_USAGE)),
             Some((name, Opt::Unsupported)) => {
@@ -409,11 +412,11 @@ fn ip(state: &mut State, words: &[String], observed: &Observed) -> Result<String
     match pick(object, OBJECTS) {
         Some((_, Object::Address)) => address(state, family, rest, style),
         Some((_, Object::Link)) => link(state, rest, style),
-        Some((_, Object::Route)) => route(state, family, rest),
+        Some((_, Object::Route)) => route(state, family, rest, style.json),
         Some((_, Object::Neigh)) if style.stats.is_some() => Err(unsupported(
             "option \"-stats\" with \"ip neigh\" (its use counters)",
         )),
-        Some((_, Object::Neigh)) => neigh(state, family, rest, &observed.neighbors, style.brief),
+        Some((_, Object::Neigh)) => neigh(state, family, rest, &observed.neighbors, style),
         Some((_, Object::Help)) => Err(usage(IP_USAGE)),
         Some((name, Object::Unsupported)) => Err(unsupported(&format!("\"ip {name}\""))),
         None => Err(CmdError::new(

@@ -10,7 +10,7 @@ use super::{
 use crate::cmd::config::{NeighMode, Neighbor, NeighborState, State};
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{parse_lladdr, Family, LladdrError, Parsed};
-use crate::cmd::show;
+use crate::cmd::show::{self, Style};
 use std::net::IpAddr;
 
 const NEIGH_CMDS: &[(&str, Match, Cmd)] = &[
@@ -54,9 +54,13 @@ pub(super) fn neigh(
     family: Family,
     words: &[String],
     learned: &[Neighbor],
-    brief: bool,
+    style: Style,
 ) -> Result<String, CmdError> {
-    let list = Listing { learned, brief };
+    let list = Listing {
+        learned,
+        brief: style.brief,
+        json: style.json,
+    };
     let Some(cmd) = words.first() else {
         return neigh_list(state, family, &[], false, list);
     };
@@ -159,6 +163,7 @@ fn neigh_modify(
 struct Listing<'a> {
     learned: &'a [Neighbor],
     brief: bool,
+    json: bool,
 }
 
 /// `ip neigh show|flush [to PREFIX] [dev DEV] [nud STATE|all]`.
@@ -249,9 +254,14 @@ fn neigh_list(
             .iter()
             .any(|n| n.dev == l.dev && n.addr == l.addr)
     });
-    Ok(statics
-        .chain(learned)
-        .filter(|n| selects(n))
+    let shown = statics.chain(learned).filter(|n| selects(n));
+    if list.json {
+        let items: Vec<String> = shown
+            .map(|n| show::neighbor_json(state, n, dev.is_none()))
+            .collect();
+        return Ok(show::objects_json(&items));
+    }
+    Ok(shown
         .map(|n| show::neighbor_line(state, n, dev.is_none(), list.brief))
         .collect())
 }

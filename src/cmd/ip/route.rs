@@ -38,9 +38,10 @@ pub(super) fn route(
     state: &mut State,
     family: Family,
     words: &[String],
+    json: bool,
 ) -> Result<String, CmdError> {
     let Some(cmd) = words.first() else {
-        return route_list(state, family, &[], false);
+        return route_list(state, family, &[], false, json);
     };
     let rest = &words[1..];
     match pick(cmd, ROUTE_CMDS) {
@@ -51,8 +52,8 @@ pub(super) fn route(
         Some((_, Cmd::Append)) => route_add(state, family, rest, RouteMode::Append),
         Some((_, Cmd::Test)) => route_add(state, family, rest, RouteMode::Test),
         Some((_, Cmd::Delete)) => route_del(state, family, rest),
-        Some((_, Cmd::Show)) => route_list(state, family, rest, false),
-        Some((_, Cmd::Flush)) => route_list(state, family, rest, true),
+        Some((_, Cmd::Show)) => route_list(state, family, rest, false, json),
+        Some((_, Cmd::Flush)) => route_list(state, family, rest, true, json),
         Some((_, Cmd::Help)) => Err(usage(ROUTE_USAGE)),
         Some((name, _)) => Err(unsupported(&format!("\"ip route {name}\""))),
         None => Err(unknown_command(cmd, "route")),
@@ -335,6 +336,7 @@ fn route_list(
     family: Family,
     words: &[String],
     flush: bool,
+    json: bool,
 ) -> Result<String, CmdError> {
     let Some(selector) = parse_route_list(|dev| state.find(dev), family, words, flush)? else {
         return Ok(String::new());
@@ -344,11 +346,16 @@ fn route_list(
         state.flush_routes(|r| selector.selects(r));
         return Ok(String::new());
     }
-    Ok(state
-        .routes
-        .iter()
-        .filter(|r| selector.selects(r))
-        .map(|r| show::route_line(state, r, selector.dev.is_none(), selector.metric.is_none()))
+    let (show_dev, show_metric) = (selector.dev.is_none(), selector.metric.is_none());
+    let selected = state.routes.iter().filter(|r| selector.selects(r));
+    if json {
+        let items: Vec<String> = selected
+            .map(|r| show::route_json(state, r, show_dev, show_metric))
+            .collect();
+        return Ok(show::objects_json(&items));
+    }
+    Ok(selected
+        .map(|r| show::route_line(state, r, show_dev, show_metric))
         .collect())
 }
 
