@@ -1,4 +1,6 @@
-//! The text of `ip link show`, `ip addr show` and `ip route show`.
+//! The text of `ip link show`, `ip addr show`, `ip route show` and `ip neigh
+//! show`, plain or as the output options ask: `-s` (counters), `-br` (brief),
+//! `-o` (one line per record), `-j` (JSON).
 //!
 //! Scripts and people compare this output with what Linux prints, so it follows
 //! iproute2 6.1 byte for byte for everything the model holds, including its

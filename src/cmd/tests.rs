@@ -177,12 +177,14 @@ mod transcript {
 #[test]
 fn counters_are_printed_as_iproute2_sizes_its_columns() {
     let mut cfg = fresh();
-    let mut wire = LinkStats::default();
-    wire.rx_bytes = 12_345_678_901;
-    wire.rx_packets = 42;
-    wire.tx_bytes = 900;
-    wire.tx_packets = 9;
-    wire.rx_dropped = 3;
+    let wire = LinkStats {
+        rx_bytes: 12_345_678_901,
+        rx_packets: 42,
+        tx_bytes: 900,
+        tx_packets: 9,
+        rx_dropped: 3,
+        ..LinkStats::default()
+    };
     let mut observed = Observed::default();
     observed.stats.push((2, wire));
     let out = cfg
