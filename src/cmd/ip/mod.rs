@@ -35,7 +35,7 @@ pub(super) use addr::{addr_request, parse_addr, AddrArgs, Brd};
 #[cfg(test)]
 pub(super) use route::{parse_route, parse_route_list, RouteSelector};
 
-use super::config::{Observed, State};
+use super::config::{Observed, RouteMode, State};
 use super::error::CmdError;
 use super::parse::{self, parse_lladdr, Family, LladdrError, Parsed};
 use super::show::{LinkFilter, Style};
@@ -433,12 +433,9 @@ enum Cmd {
     Replace,
     /// `change`: replace what exists, create nothing.
     Change,
-    /// `prepend` and `append`: add beside routes to the same prefix.
-    Prepend,
-    Append,
-    /// `test`: add only if nothing is there, and only if the kernel would
-    /// create without being asked to.
-    Test,
+    /// `ip route add|replace|change|prepend|append|test`: what the command
+    /// asks of routes already there.
+    Route(RouteMode),
     Set,
     Delete,
     Show,

@@ -15,13 +15,13 @@ use crate::cmd::show;
 use std::net::IpAddr;
 
 const ROUTE_CMDS: &[(&str, Match, Cmd)] = &[
-    ("add", Prefix, Cmd::Add),
-    ("change", Prefix, Cmd::Change),
-    ("chg", Exact, Cmd::Change),
-    ("replace", Prefix, Cmd::Replace),
-    ("prepend", Prefix, Cmd::Prepend),
-    ("append", Prefix, Cmd::Append),
-    ("test", Prefix, Cmd::Test),
+    ("add", Prefix, Cmd::Route(RouteMode::Add)),
+    ("change", Prefix, Cmd::Route(RouteMode::Change)),
+    ("chg", Exact, Cmd::Route(RouteMode::Change)),
+    ("replace", Prefix, Cmd::Route(RouteMode::Replace)),
+    ("prepend", Prefix, Cmd::Route(RouteMode::Prepend)),
+    ("append", Prefix, Cmd::Route(RouteMode::Append)),
+    ("test", Prefix, Cmd::Route(RouteMode::Test)),
     ("delete", Prefix, Cmd::Delete),
     ("list", Prefix, Cmd::Show),
     ("show", Prefix, Cmd::Show),
@@ -45,12 +45,7 @@ pub(super) fn route(
     };
     let rest = &words[1..];
     match pick(cmd, ROUTE_CMDS) {
-        Some((_, Cmd::Add)) => route_add(state, family, rest, RouteMode::Add),
-        Some((_, Cmd::Replace)) => route_add(state, family, rest, RouteMode::Replace),
-        Some((_, Cmd::Change)) => route_add(state, family, rest, RouteMode::Change),
-        Some((_, Cmd::Prepend)) => route_add(state, family, rest, RouteMode::Prepend),
-        Some((_, Cmd::Append)) => route_add(state, family, rest, RouteMode::Append),
-        Some((_, Cmd::Test)) => route_add(state, family, rest, RouteMode::Test),
+        Some((_, Cmd::Route(mode))) => route_add(state, family, rest, mode),
         Some((_, Cmd::Delete)) => route_del(state, family, rest),
         Some((_, Cmd::Show)) => route_list(state, family, rest, false, json),
         Some((_, Cmd::Flush)) => route_list(state, family, rest, true, json),
