@@ -5,7 +5,7 @@
 //! `Stack` handle goes, the pump stops, closes every descriptor it owned, and the
 //! application's remaining sockets fail cleanly (EOF, EPIPE or ENETDOWN).
 
-use crate::cmd::{CmdError, Interface, NetConfig};
+use crate::cmd::{CmdError, Interface, LinkKind, NetConfig};
 use crate::dns::ResolverOptions;
 use crate::engine::{DhcpAttempt, DhcpLease as Lease, Engine};
 use crate::link::{is_vde_plugin, Link, NullLink, StreamLink, VdeLink};
@@ -442,9 +442,20 @@ impl Stack {
         }
     }
 
-    /// The name of the stack's VDE interface.
-    pub fn ifname(&self) -> &str {
-        &self.inner.ifname
+    /// The name of the stack's VDE interface: the one it was made with, or the
+    /// one `ip link set DEV name NAME` gave it since. On a kernel stack, the
+    /// name it was made with (its namespace is not asked).
+    pub fn ifname(&self) -> String {
+        match &self.inner.engine {
+            Imp::Userspace { ctx, .. } => ctx
+                .config()
+                .links()
+                .iter()
+                .find(|l| l.kind == LinkKind::Ether)
+                .map_or_else(|| self.inner.ifname.clone(), |l| l.name.clone()),
+            #[cfg(feature = "kernel-ns")]
+            Imp::Kernel(_) => self.inner.ifname.clone(),
+        }
     }
 
     /// Why the stack stopped serving, if it did before it was dropped: the message

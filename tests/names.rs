@@ -291,3 +291,27 @@ fn interfaces_are_the_stacks() {
         assert_ne!(lo.index, vde0.index);
     }
 }
+
+/// A renamed interface is found by its new name: `Stack::ifname`, the
+/// interfaces (what `if_nametoindex` and `getifaddrs` read), the commands.
+#[test]
+fn a_renamed_interface_goes_by_its_new_name() {
+    let (left, _right) = MemoryLink::pair().unwrap();
+    let stack = Stack::builder().link(left).build().unwrap();
+    configure(&stack, "vde0", "10.0.0.1/24");
+    stack.cmd("/bin/ip link set vde0 name eth3").unwrap();
+    assert_eq!(stack.ifname(), "eth3");
+    let interfaces = stack.interfaces().unwrap();
+    assert!(
+        interfaces.iter().all(|i| i.name != "vde0"),
+        "{interfaces:?}"
+    );
+    let eth3 = interfaces.iter().find(|i| i.name == "eth3").unwrap();
+    assert!(
+        eth3.flags.up,
+        "renamed while up, as Linux 6.2 and later allow"
+    );
+    assert_eq!(eth3.addrs[0].addr, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+    stack.cmd("/bin/ip addr add 10.0.1.1/24 dev eth3").unwrap();
+    assert!(stack.cmd("/bin/ip addr add 10.0.2.1/24 dev vde0").is_err());
+}

@@ -4,7 +4,7 @@
 //! network namespace (`vde_stackcmd`). A userspace stack has no namespace to run
 //! `ip` in, so this module stands in for both `ip` and the kernel behind it: it
 //! splits a stackcmd string into commands ([`split_commands`]), interprets the
-//! `ip link`, `ip addr` and `ip route` subset a stack needs, and applies them to an
+//! `ip link`, `ip addr`, `ip route` and `ip neigh` subset a stack needs, and applies them to an
 //! explicit model ([`NetConfig`]) with the exit statuses and messages iproute2 6.1
 //! gives on Linux, so that programs checking `vde_stackcmd`'s result behave the
 //! same. The engine reads the model to configure its interface and to route.
@@ -59,7 +59,8 @@ mod show;
 mod tests;
 
 pub use config::{
-    IfAddr, Link, LinkKind, NetConfig, NextHop, Route, RouteProto, MAX_ADDRS, MAX_USER_ROUTES,
+    IfAddr, Link, LinkKind, LinkStats, Neighbor, NeighborState, NetConfig, NextHop, Observed,
+    Route, RouteProto, MAX_ADDRS, MAX_USER_ROUTES,
 };
 pub(crate) use dhcp::{dhcp_command, DhcpCommand};
 pub use error::CmdError;
@@ -71,9 +72,15 @@ impl NetConfig {
     /// stops at the first failure, like `vde_stackcmd`. On success returns what the
     /// commands printed on standard output (only `show` commands print).
     pub fn run(&mut self, cmds: &str) -> Result<String, CmdError> {
+        self.run_observed(cmds, &Observed::default())
+    }
+
+    /// [`NetConfig::run`] for a running stack, which passes what it observed
+    /// (learned neighbours, counters) for the commands that show it.
+    pub fn run_observed(&mut self, cmds: &str, observed: &Observed) -> Result<String, CmdError> {
         let mut out = String::new();
         for argv in split_commands(cmds) {
-            out.push_str(&self.run_argv(&argv)?);
+            out.push_str(&self.run_argv(&argv, observed)?);
         }
         Ok(out)
     }
@@ -81,10 +88,14 @@ impl NetConfig {
     /// Runs one command already split into words. A DHCP client command
     /// (`udhcpc`, `dhclient`, see `dhcp`) is refused: it needs a stack's
     /// network, whose pump runs it before it gets here.
-    pub(crate) fn run_argv(&mut self, argv: &[String]) -> Result<String, CmdError> {
+    pub(crate) fn run_argv(
+        &mut self,
+        argv: &[String],
+        observed: &Observed,
+    ) -> Result<String, CmdError> {
         if let Some(refusal) = dhcp::without_stack(argv) {
             return Err(refusal);
         }
-        self.change(|state| ip::run_command(state, argv))
+        self.change(|state| ip::run_command(state, argv, observed))
     }
 }

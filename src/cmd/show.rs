@@ -1,11 +1,15 @@
-//! The text of `ip link show`, `ip addr show` and `ip route show`.
+//! The text of `ip link show`, `ip addr show`, `ip route show` and `ip neigh
+//! show`, plain or as the output options ask: `-s` (counters), `-br` (brief),
+//! `-o` (one line per record), `-j` (JSON).
 //!
 //! Scripts and people compare this output with what Linux prints, so it follows
 //! iproute2 6.1 byte for byte for everything the model holds, including its
 //! trailing spaces (IPv4 route lines end in a space, IPv6 ones do not) and the
 //! shorter link header iproute2 prints for `ip -6 addr` without a device.
 
-use super::config::{Link, LinkKind, Route, RouteProto, State};
+use super::config::{
+    IfAddr, Link, LinkKind, LinkStats, Neighbor, NeighborState, Route, RouteProto, State,
+};
 use super::parse::{format_addr, format_mac, Family};
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -16,6 +20,20 @@ use std::net::IpAddr;
 const DEFAULT_QDISC: &str = "pfifo_fast";
 /// Every link's transmit queue length.
 const QLEN: u32 = 1000;
+
+/// How to print a listing: iproute2's output options, and the counters `-s`
+/// shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Style<'a> {
+    /// `-s`: the links' counters.
+    pub(super) stats: Option<&'a [(u32, LinkStats)]>,
+    /// `-br`: a line per link, in columns.
+    pub(super) brief: bool,
+    /// `-o`: a line per record, its lines joined by `\`.
+    pub(super) oneline: bool,
+    /// `-j`: JSON.
+    pub(super) json: bool,
+}
 
 /// Which links to list.
 #[derive(Debug, Clone, Copy, Default)]
@@ -123,7 +141,7 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
                 if state.is_secondary(link.index, i) {
                     out.push_str("secondary ");
                 }
-                let _ = writeln!(out, "{}", link.name);
+                let _ = writeln!(out, "{}", state.label(link.index, a));
                 out.push_str(LIFETIMES);
             }
             IpAddr::V6(_) if matches!(family, Family::Unspec | Family::Inet6) => {
@@ -147,18 +165,134 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
     }
 }
 
-/// `ip link show [DEV] [up]`.
-pub(super) fn links(state: &State, filter: LinkFilter) -> String {
+/// `ip -s`: the two lines of counters per direction iproute2 prints for a link
+/// (`print_stats64`: each column as wide as its header or its widest number,
+/// the bytes' at least 10).
+fn link_stats(out: &mut String, stats: &[(u32, LinkStats)], link: &Link) {
+    let s = stats
+        .iter()
+        .find(|(dev, _)| *dev == link.index)
+        .map(|(_, s)| *s)
+        .unwrap_or_default();
+    let digits = |n: u64| n.to_string().len();
+    let mut cols = [10, 7, 6, 7, 7, 7];
+    let rx = [s.rx_bytes, s.rx_packets, s.rx_errors, s.rx_dropped, 0, 0];
+    let tx = [s.tx_bytes, s.tx_packets, s.tx_errors, s.tx_dropped, 0, 0];
+    for (col, (r, t)) in cols.iter_mut().zip(rx.iter().zip(&tx)) {
+        *col = (*col).max(digits(*r)).max(digits(*t));
+    }
+    let row = |out: &mut String, names: [&str; 6], values: [u64; 6]| {
+        let _ = write!(out, "    {}: {:>w$}", names[0], "bytes", w = cols[0] - 4);
+        for (name, w) in names[1..].iter().zip(&cols[1..]) {
+            let _ = write!(out, " {name:>w$}");
+        }
+        // An empty "compressed" column, and the end of the line.
+        out.push_str(&" ".repeat(11));
+        out.push_str("\n    ");
+        for (value, w) in values.iter().zip(&cols) {
+            let _ = write!(out, "{value:>w$} ");
+        }
+        out.push('\n');
+    };
+    row(
+        out,
+        ["RX", "packets", "errors", "dropped", "missed", "mcast"],
+        rx,
+    );
+    row(
+        out,
+        ["TX", "packets", "errors", "dropped", "carrier", "collsns"],
+        tx,
+    );
+}
+
+/// The start of a `-br` line: the name and the operational state, in columns.
+fn brief_start(out: &mut String, link: &Link) {
+    let oper = if link.up { "UNKNOWN" } else { "DOWN" };
+    let _ = write!(out, "{:<16} {oper:<14} ", link.name);
+}
+
+/// `-o`: each record on one line, the lines after its first joined to it by
+/// `\` (they all start with spaces).
+fn one_line(out: &str) -> String {
+    out.replace("\n ", "\\ ")
+}
+
+/// `ip [-s|-br|-o] link show [DEV] [up]`.
+pub(super) fn links(state: &State, filter: LinkFilter, style: Style) -> String {
+    if style.json {
+        return links_json(state, filter, style);
+    }
     let mut out = String::new();
     for link in state.links.iter().filter(|l| filter.selects(l)) {
+        if style.brief {
+            brief_start(&mut out, link);
+            let _ = writeln!(out, "{} <{}> ", format_mac(&link.mac), flags(link));
+            continue;
+        }
         header(&mut out, state, link, Header::Link);
         link_layer(&mut out, link);
+        if let Some(stats) = style.stats {
+            link_stats(&mut out, stats, link);
+        }
+    }
+    if style.oneline {
+        return one_line(&out);
     }
     out
 }
 
-/// `ip [-4|-6|-0] addr show [DEV] [up]`.
-pub(super) fn addrs(state: &State, family: Family, filter: LinkFilter) -> String {
+/// `ip -br addr`: a line per link, its addresses of `family` after the state.
+fn addrs_brief(state: &State, family: Family, filter: LinkFilter) -> String {
+    let mut out = String::new();
+    for link in state.links.iter().filter(|l| filter.selects(l)) {
+        let wanted = |a: &&IfAddr| match family {
+            Family::Inet => a.addr.is_ipv4(),
+            Family::Inet6 => a.addr.is_ipv6(),
+            _ => true,
+        };
+        if matches!(family, Family::Inet | Family::Inet6) && !link.addrs.iter().any(|a| wanted(&a))
+        {
+            continue;
+        }
+        brief_start(&mut out, link);
+        if !matches!(family, Family::Packet | Family::Other(_)) {
+            for a in link.addrs.iter().filter(wanted) {
+                let _ = write!(out, "{}/{} ", format_addr(a.addr), a.prefix_len);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `ip -o addr`: a line per address, after its link's index and name.
+fn addrs_oneline(state: &State, family: Family, filter: LinkFilter) -> String {
+    let mut out = String::new();
+    for link in state.links.iter().filter(|l| filter.selects(l)) {
+        let mut lines = String::new();
+        addresses(&mut lines, state, link, family);
+        let lines: Vec<&str> = lines.lines().collect();
+        // Each address is two lines: the address, then its lifetimes.
+        for pair in lines.chunks(2) {
+            let _ = writeln!(out, "{}: {}{}", link.index, link.name, pair.join("\\"));
+        }
+    }
+    out
+}
+
+/// `ip [-4|-6|-0] [-s|-br|-o] addr show [DEV] [up]`.
+pub(super) fn addrs(state: &State, family: Family, filter: LinkFilter, style: Style) -> String {
+    if style.json {
+        return addrs_json(state, family, filter, style);
+    }
+    if style.brief {
+        return addrs_brief(state, family, filter);
+    }
+    if style.oneline && family != Family::Packet {
+        return addrs_oneline(state, family, filter);
+    }
+    let stats = style.stats;
     let mut out = String::new();
     for link in state.links.iter().filter(|l| filter.selects(l)) {
         match family {
@@ -167,6 +301,9 @@ pub(super) fn addrs(state: &State, family: Family, filter: LinkFilter) -> String
                 link_layer(&mut out, link);
                 if family == Family::Unspec {
                     addresses(&mut out, state, link, family);
+                }
+                if let Some(stats) = stats {
+                    link_stats(&mut out, stats, link);
                 }
             }
             Family::Inet | Family::Inet6 => {
@@ -186,6 +323,9 @@ pub(super) fn addrs(state: &State, family: Family, filter: LinkFilter) -> String
             Family::Other(_) => {}
         }
     }
+    if style.oneline {
+        return one_line(&out);
+    }
     out
 }
 
@@ -198,9 +338,9 @@ fn dst_text(r: &Route) -> String {
     }
 }
 
-/// One line of `ip route show`; `dev` is left out when the listing is filtered by
-/// device, as iproute2 does.
-pub(super) fn route_line(state: &State, r: &Route, show_dev: bool) -> String {
+/// One line of `ip route show`; `dev` and `metric` are left out when the listing
+/// is filtered by them, as iproute2 does.
+pub(super) fn route_line(state: &State, r: &Route, show_dev: bool, show_metric: bool) -> String {
     let mut fields = vec![dst_text(r)];
     if let Some(via) = r.via {
         fields.push(format!("via {}", format_addr(via)));
@@ -218,8 +358,9 @@ pub(super) fn route_line(state: &State, r: &Route, show_dev: bool) -> String {
     if let Some(src) = r.src {
         fields.push(format!("src {}", format_addr(src)));
     }
-    if !ipv4 {
-        fields.push(format!("metric {}", r.metric()));
+    // iproute2 leaves out a zero metric; IPv6 routes never have one.
+    if show_metric && (!ipv4 || r.metric != 0) {
+        fields.push(format!("metric {}", r.metric));
     }
     let mut line: String = fields.iter().map(|f| format!("{f} ")).collect();
     if !ipv4 {
@@ -227,4 +368,282 @@ pub(super) fn route_line(state: &State, r: &Route, show_dev: bool) -> String {
     }
     line.push('\n');
     line
+}
+
+/// One line of `ip neigh show`; `dev` is left out when the listing is filtered
+/// by device. A `NONE` entry shows no address. `-br`: address, device and
+/// hardware address in columns, no state.
+pub(super) fn neighbor_line(state: &State, n: &Neighbor, show_dev: bool, brief: bool) -> String {
+    let mac = n.mac.filter(|_| n.state != NeighborState::None);
+    if brief {
+        let mut line = format!("{:<39} ", format_addr(n.addr));
+        if show_dev {
+            let _ = write!(line, "{:<16} ", state.link(n.dev).name);
+        }
+        if let Some(mac) = mac {
+            line.push_str(&format_mac(&mac));
+        }
+        line.push('\n');
+        return line;
+    }
+    let mut line = format!("{} ", format_addr(n.addr));
+    if show_dev {
+        let _ = write!(line, "dev {} ", state.link(n.dev).name);
+    }
+    if let Some(mac) = mac {
+        let _ = write!(line, "lladdr {} ", format_mac(&mac));
+    }
+    if n.state != NeighborState::None {
+        let _ = write!(line, "{} ", n.state.name());
+    }
+    line.push('\n');
+    line
+}
+
+// ---- -j: iproute2's JSON ----
+
+/// A JSON string, escaped as iproute2's json writer does.
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The fields of a link object, in iproute2's order, up to `txqlen`; `short`:
+/// the IPv6 dump's (no qdisc, no group), `mode`: `ip link`'s `linkmode`.
+fn json_link_head(fields: &mut Vec<String>, state: &State, link: &Link, short: bool, mode: bool) {
+    let oper = if link.up { "UNKNOWN" } else { "DOWN" };
+    let flag_list: Vec<String> = flags(link).split(',').map(json_str).collect();
+    fields.push(format!("\"ifindex\":{}", link.index));
+    fields.push(format!("\"ifname\":{}", json_str(&link.name)));
+    fields.push(format!("\"flags\":[{}]", flag_list.join(",")));
+    fields.push(format!("\"mtu\":{}", link.mtu));
+    if !short {
+        let qdisc = match (state.ever_up(link.index), link.kind) {
+            (false, _) => "noop",
+            (true, LinkKind::Loopback) => "noqueue",
+            (true, LinkKind::Ether) => DEFAULT_QDISC,
+        };
+        fields.push(format!("\"qdisc\":\"{qdisc}\""));
+    }
+    fields.push(format!("\"operstate\":\"{oper}\""));
+    if mode {
+        fields.push("\"linkmode\":\"DEFAULT\"".to_string());
+    }
+    if !short {
+        fields.push("\"group\":\"default\"".to_string());
+    }
+    fields.push(format!("\"txqlen\":{QLEN}"));
+}
+
+/// The link-layer fields of a link object.
+fn json_link_layer(fields: &mut Vec<String>, link: &Link) {
+    let (kind, brd) = match link.kind {
+        LinkKind::Loopback => ("loopback", "00:00:00:00:00:00"),
+        LinkKind::Ether => ("ether", "ff:ff:ff:ff:ff:ff"),
+    };
+    fields.push(format!("\"link_type\":\"{kind}\""));
+    fields.push(format!("\"address\":\"{}\"", format_mac(&link.mac)));
+    fields.push(format!("\"broadcast\":\"{brd}\""));
+}
+
+fn json_object(fields: &[String]) -> String {
+    format!("{{{}}}", fields.join(","))
+}
+
+fn json_array(items: &[String]) -> String {
+    format!("[{}]\n", items.join(","))
+}
+
+/// `ip -j -s`: a link's `stats64` object.
+fn json_stats(fields: &mut Vec<String>, stats: Option<&[(u32, LinkStats)]>, link: &Link) {
+    let Some(stats) = stats else { return };
+    let s = stats
+        .iter()
+        .find(|(dev, _)| *dev == link.index)
+        .map(|(_, s)| *s)
+        .unwrap_or_default();
+    fields.push(format!(
+        "\"stats64\":{{\"rx\":{{\"bytes\":{},\"packets\":{},\"errors\":{},\"dropped\":{},\"over_errors\":0,\"multicast\":0}},\"tx\":{{\"bytes\":{},\"packets\":{},\"errors\":{},\"dropped\":{},\"carrier_errors\":0,\"collisions\":0}}}}",
+        s.rx_bytes, s.rx_packets, s.rx_errors, s.rx_dropped, s.tx_bytes, s.tx_packets, s.tx_errors, s.tx_dropped
+    ));
+}
+
+/// `ip -j [-s|-br] link show`.
+fn links_json(state: &State, filter: LinkFilter, style: Style) -> String {
+    let stats = style.stats;
+    let items: Vec<String> = state
+        .links
+        .iter()
+        .filter(|l| filter.selects(l))
+        .map(|link| {
+            let mut fields = Vec::new();
+            if style.brief {
+                let oper = if link.up { "UNKNOWN" } else { "DOWN" };
+                let flag_list: Vec<String> = flags(link).split(',').map(json_str).collect();
+                fields.push(format!("\"ifname\":{}", json_str(&link.name)));
+                fields.push(format!("\"operstate\":\"{oper}\""));
+                fields.push(format!("\"address\":\"{}\"", format_mac(&link.mac)));
+                fields.push(format!("\"flags\":[{}]", flag_list.join(",")));
+                return json_object(&fields);
+            }
+            json_link_head(&mut fields, state, link, false, true);
+            json_link_layer(&mut fields, link);
+            json_stats(&mut fields, stats, link);
+            json_object(&fields)
+        })
+        .collect();
+    json_array(&items)
+}
+
+/// One address of `addr_info`.
+fn json_addr(state: &State, link: &Link, i: usize) -> String {
+    const FOREVER: u32 = u32::MAX;
+    let a = link.addrs[i];
+    let mut fields = vec![
+        format!(
+            "\"family\":\"{}\"",
+            if a.addr.is_ipv4() { "inet" } else { "inet6" }
+        ),
+        format!("\"local\":\"{}\"", format_addr(a.addr)),
+        format!("\"prefixlen\":{}", a.prefix_len),
+    ];
+    if a.addr.is_ipv4() {
+        if let Some(brd) = state.broadcast(link.index, &a) {
+            fields.push(format!("\"broadcast\":\"{brd}\""));
+        }
+        fields.push(format!("\"scope\":\"{}\"", v4_scope_name(a.addr)));
+        if state.is_secondary(link.index, i) {
+            fields.push("\"secondary\":true".to_string());
+        }
+        fields.push(format!(
+            "\"label\":{}",
+            json_str(state.label(link.index, &a))
+        ));
+    } else {
+        fields.push(format!("\"scope\":\"{}\"", v6_scope_name(a.addr)));
+        if !link.up && link.kind == LinkKind::Ether {
+            fields.push("\"tentative\":true".to_string());
+        }
+    }
+    fields.push(format!("\"valid_life_time\":{FOREVER}"));
+    fields.push(format!("\"preferred_life_time\":{FOREVER}"));
+    json_object(&fields)
+}
+
+/// `ip -j [-4|-6] [-s] addr show`.
+fn addrs_json(state: &State, family: Family, filter: LinkFilter, style: Style) -> String {
+    let mut items = Vec::new();
+    for link in state.links.iter().filter(|l| filter.selects(l)) {
+        let wanted = |a: &IfAddr| match family {
+            Family::Inet => a.addr.is_ipv4(),
+            Family::Inet6 => a.addr.is_ipv6(),
+            Family::Unspec => true,
+            Family::Packet | Family::Other(_) => false,
+        };
+        let one_family = matches!(family, Family::Inet | Family::Inet6);
+        if one_family && !link.addrs.iter().any(wanted) {
+            continue;
+        }
+        let mut fields = Vec::new();
+        if style.brief {
+            let oper = if link.up { "UNKNOWN" } else { "DOWN" };
+            let addrs: Vec<String> = link
+                .addrs
+                .iter()
+                .filter(|a| wanted(a))
+                .map(|a| {
+                    format!(
+                        "{{\"local\":\"{}\",\"prefixlen\":{}}}",
+                        format_addr(a.addr),
+                        a.prefix_len
+                    )
+                })
+                .collect();
+            fields.push(format!("\"ifname\":{}", json_str(&link.name)));
+            fields.push(format!("\"operstate\":\"{oper}\""));
+            fields.push(format!("\"addr_info\":[{}]", addrs.join(",")));
+            items.push(json_object(&fields));
+            continue;
+        }
+        let short = family == Family::Inet6 && filter.dev.is_none();
+        json_link_head(&mut fields, state, link, short, false);
+        if !one_family {
+            json_link_layer(&mut fields, link);
+        }
+        if family != Family::Packet {
+            let addrs: Vec<String> = (0..link.addrs.len())
+                .filter(|&i| wanted(&link.addrs[i]))
+                .map(|i| json_addr(state, link, i))
+                .collect();
+            fields.push(format!("\"addr_info\":[{}]", addrs.join(",")));
+        }
+        if !one_family {
+            json_stats(&mut fields, style.stats, link);
+        }
+        items.push(json_object(&fields));
+    }
+    json_array(&items)
+}
+
+/// One route of `ip -j route show`; `dev` is left out when the listing is
+/// filtered by device, `metric` when by metric.
+pub(super) fn route_json(state: &State, r: &Route, show_dev: bool, show_metric: bool) -> String {
+    let ipv4 = r.dst.is_ipv4();
+    let mut fields = vec![format!("\"dst\":\"{}\"", dst_text(r))];
+    if let Some(via) = r.via {
+        fields.push(format!("\"gateway\":\"{}\"", format_addr(via)));
+    }
+    if show_dev {
+        fields.push(format!("\"dev\":{}", json_str(&state.link(r.dev).name)));
+    }
+    if r.proto == RouteProto::Kernel {
+        fields.push("\"protocol\":\"kernel\"".to_string());
+    }
+    if ipv4 && r.via.is_none() {
+        fields.push("\"scope\":\"link\"".to_string());
+    }
+    if let Some(src) = r.src {
+        fields.push(format!("\"prefsrc\":\"{}\"", format_addr(src)));
+    }
+    if show_metric && (!ipv4 || r.metric != 0) {
+        fields.push(format!("\"metric\":{}", r.metric));
+    }
+    fields.push("\"flags\":[]".to_string());
+    if !ipv4 {
+        fields.push("\"pref\":\"medium\"".to_string());
+    }
+    json_object(&fields)
+}
+
+/// Objects (routes, neighbours) as one JSON array.
+pub(super) fn objects_json(items: &[String]) -> String {
+    json_array(items)
+}
+
+/// One entry of `ip -j neigh show`.
+pub(super) fn neighbor_json(state: &State, n: &Neighbor, show_dev: bool) -> String {
+    let mut fields = vec![format!("\"dst\":\"{}\"", format_addr(n.addr))];
+    if show_dev {
+        fields.push(format!("\"dev\":{}", json_str(&state.link(n.dev).name)));
+    }
+    if n.state != NeighborState::None {
+        if let Some(mac) = n.mac {
+            fields.push(format!("\"lladdr\":\"{}\"", format_mac(&mac)));
+        }
+        fields.push(format!("\"state\":[\"{}\"]", n.state.name()));
+    }
+    json_object(&fields)
 }

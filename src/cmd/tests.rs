@@ -89,9 +89,13 @@ fn without_blank_lines(s: &str) -> String {
 /// [`NetConfig::run`] does not return (the wildcard-deletion warning continues
 /// on indented lines).
 fn without_warnings(output: &str) -> String {
+    let mut in_warning = false;
     output
         .lines()
-        .filter(|l| !l.starts_with("Warning: ") && !l.starts_with("         "))
+        .filter(|l| {
+            in_warning = l.starts_with("Warning: ") || (in_warning && l.starts_with("         "));
+            !in_warning
+        })
         .map(|l| format!("{l}\n"))
         .collect()
 }
@@ -156,7 +160,58 @@ mod transcript {
         loonly,
         lo6,
         quirks,
+        metric,
+        label,
+        rename,
+        neigh,
+        stats,
+        brief,
+        neigh_brief,
+        json,
+        json2,
     );
+}
+
+// ---- what a running stack observed ----
+
+#[test]
+fn counters_are_printed_as_iproute2_sizes_its_columns() {
+    let mut cfg = fresh();
+    let wire = LinkStats {
+        rx_bytes: 12_345_678_901,
+        rx_packets: 42,
+        tx_bytes: 900,
+        tx_packets: 9,
+        rx_dropped: 3,
+        ..LinkStats::default()
+    };
+    let mut observed = Observed::default();
+    observed.stats.push((2, wire));
+    let out = cfg
+        .run_observed("/bin/ip -s link show dev vde0", &observed)
+        .unwrap();
+    let lines: Vec<&str> = out.lines().skip(2).collect();
+    assert_eq!(
+        lines,
+        [
+            "    RX:   bytes packets errors dropped  missed   mcast           ",
+            "    12345678901      42      0       3       0       0 ",
+            "    TX:   bytes packets errors dropped carrier collsns           ",
+            "            900       9      0       0       0       0 ",
+        ]
+    );
+    // Without -s, no counters; lo counted nothing.
+    assert_eq!(
+        cfg.run_observed("/bin/ip link show dev vde0", &observed)
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    assert!(cfg
+        .run_observed("/bin/ip -s link show dev lo", &observed)
+        .unwrap()
+        .contains("             0       0      0       0       0       0 "));
 }
 
 // ---- the stackcmd string ----
@@ -321,15 +376,15 @@ fn unsupported_things_are_refused_not_ignored() {
     let mut cfg = fresh();
     fails(
         &mut cfg,
-        "/bin/ip neigh",
+        "/bin/ip neigh get 10.0.0.2 dev vde0",
         2,
-        "Error: vdestack: \"ip neighbor\" is not supported.",
+        "Error: vdestack: \"ip neigh get\" is not supported.",
     );
     fails(
         &mut cfg,
-        "/bin/ip -s link",
+        "/bin/ip -s -s link",
         2,
-        "Error: vdestack: option \"-stats\" is not supported.",
+        "Error: vdestack: option \"-stats\" given twice (error counters) is not supported.",
     );
     fails(
         &mut cfg,
@@ -352,21 +407,9 @@ fn unsupported_things_are_refused_not_ignored() {
     );
     fails(
         &mut cfg,
-        "/bin/ip route add 10.0.0.0/8 dev vde0 metric 5",
-        2,
-        "Error: vdestack: \"ip route ... metric\" is not supported.",
-    );
-    fails(
-        &mut cfg,
         "/bin/ip route add blackhole 10.7.0.0/16",
         2,
         "Error: vdestack: the \"blackhole\" route type is not supported.",
-    );
-    fails(
-        &mut cfg,
-        "/bin/ip addr add 10.0.0.1/24 dev vde0 label vde0:1",
-        2,
-        "Error: vdestack: \"ip address ... label\" is not supported.",
     );
     fails(
         &mut cfg,
@@ -380,11 +423,11 @@ fn unsupported_things_are_refused_not_ignored() {
 // ---- limits ----
 
 #[test]
-fn at_most_eight_addresses() {
+fn at_most_max_addrs_addresses() {
     let mut cfg = fresh();
     // lo's own addresses do not count.
     ok(&mut cfg, "/bin/ip link set lo up");
-    for i in 1..=6 {
+    for i in 1..=MAX_ADDRS - 2 {
         ok(
             &mut cfg,
             &format!("/bin/ip addr add 10.0.{i}.1/24 dev vde0"),
@@ -392,13 +435,13 @@ fn at_most_eight_addresses() {
     }
     ok(&mut cfg, "/bin/ip addr add 2001:db8::1/64 dev vde0");
     ok(&mut cfg, "/bin/ip addr add 10.9.9.9/32 dev lo");
-    let limit = "Error: vdestack: too many addresses (limit 8).";
-    fails(&mut cfg, "/bin/ip addr add 10.0.7.1/24 dev vde0", 2, limit);
+    let limit = format!("Error: vdestack: too many addresses (limit {MAX_ADDRS}).");
+    fails(&mut cfg, "/bin/ip addr add 10.1.0.1/24 dev vde0", 2, &limit);
     fails(
         &mut cfg,
         "/bin/ip addr add 2001:db8::2/64 dev vde0",
         2,
-        limit,
+        &limit,
     );
     // Errors Linux reports come first.
     fails(
@@ -410,26 +453,27 @@ fn at_most_eight_addresses() {
     // With the table full, the link-local address is left out when the link comes up.
     ok(&mut cfg, "/bin/ip link set vde0 up");
     let vde0 = cfg.link_by_name("vde0").unwrap();
-    assert_eq!(vde0.addrs.len(), 7);
+    assert_eq!(vde0.addrs.len(), MAX_ADDRS - 1);
     assert!(!ok(&mut cfg, "/bin/ip -6 route").contains("fe80"));
     ok(&mut cfg, "/bin/ip addr del 10.0.6.1/24 dev vde0");
-    ok(&mut cfg, "/bin/ip addr add 10.0.7.1/24 dev vde0");
+    ok(&mut cfg, "/bin/ip addr add 10.1.0.1/24 dev vde0");
 }
 
 #[test]
-fn at_most_sixteen_added_routes() {
+fn at_most_max_user_routes_added_routes() {
     let mut cfg = fresh();
     ok(
         &mut cfg,
         "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0",
     );
-    for i in 1..=16 {
+    for i in 1..=MAX_USER_ROUTES {
         ok(
             &mut cfg,
             &format!("/bin/ip route add 10.{i}.0.0/16 via 10.0.0.254"),
         );
     }
-    let limit = "Error: vdestack: too many routes (limit 16).";
+    let limit = format!("Error: vdestack: too many routes (limit {MAX_USER_ROUTES}).");
+    let limit = limit.as_str();
     fails(
         &mut cfg,
         "/bin/ip route add default via 10.0.0.254",
@@ -452,7 +496,10 @@ fn at_most_sixteen_added_routes() {
         2,
         "RTNETLINK answers: File exists",
     );
-    ok(&mut cfg, "/bin/ip route del 10.16.0.0/16");
+    ok(
+        &mut cfg,
+        &format!("/bin/ip route del 10.{MAX_USER_ROUTES}.0.0/16"),
+    );
     ok(&mut cfg, "/bin/ip route add default via 10.0.0.254");
     let user = cfg
         .routes()
@@ -551,6 +598,11 @@ fn addresses_and_routes_as_data() {
         dev: 2,
         proto,
         src: src.map(ip),
+        metric: match (dst.contains(':'), proto) {
+            (false, _) => 0,
+            (true, RouteProto::Kernel) => 256,
+            (true, _) => 1024,
+        },
     };
     assert_eq!(
         cfg.routes(),

@@ -48,6 +48,10 @@ pub(super) struct Plan {
     /// Addresses to announce with the new hardware address (those of the
     /// Ethernet link, when its hardware address changed while it is up).
     pub announce: Vec<IpAddr>,
+    /// The stack's addresses that did not fit in smoltcp's table: the engine
+    /// lets smoltcp take (AnyIP) the frames to them, and the connections' frames
+    /// from them, and answers neighbour solicitations for them itself.
+    pub beyond_table: Vec<IpAddress>,
 }
 
 impl Plan {
@@ -70,6 +74,7 @@ impl Plan {
             local_v4: Vec::new(),
             local_v6: Vec::new(),
             announce: Vec::new(),
+            beyond_table: Vec::new(),
         };
         let mut wire_addrs = Vec::new();
         let mut cidrs: Vec<(u8, IpCidr)> = Vec::new();
@@ -95,14 +100,26 @@ impl Plan {
                 cidrs.push((rank, IpCidr::new(addr.addr.into(), addr.prefix_len)));
             }
         }
-        // smoltcp holds 8 addresses; the model allows 8 of the user's plus those the
-        // kernel adds (127.0.0.1, ::1, fe80::). When they do not all fit, what TCP over
-        // IPv4 needs goes first: the link's IPv4 addresses, then loopback's.
+        // smoltcp holds 8 addresses; the model allows more (Linux has no limit).
+        // smoltcp decides which destinations are on-link from the prefixes of
+        // the addresses it holds, so one address per prefix goes first, then
+        // the others; within each, the link's IPv4 addresses, then loopback's,
+        // then IPv6 ones. Those that do not fit are the engine's to serve: a
+        // stack with 8 prefixes or fewer loses nothing.
         cidrs.sort_by_key(|(rank, _)| *rank);
-        let fits: Vec<IpCidr> = cidrs
-            .into_iter()
-            .map(|(_, c)| c)
-            .take(IFACE_ADDRS)
+        let mut prefixes = Vec::new();
+        let (mut fits, others): (Vec<IpCidr>, Vec<IpCidr>) =
+            cidrs.into_iter().map(|(_, c)| c).partition(|c| {
+                let prefix = prefix_of(c);
+                let first = !prefixes.contains(&prefix);
+                prefixes.push(prefix);
+                first
+            });
+        fits.extend(others);
+        plan.beyond_table = fits
+            .split_off(IFACE_ADDRS.min(fits.len()))
+            .iter()
+            .map(IpCidr::address)
             .collect();
         // smoltcp empties its neighbour cache on every address update, and then
         // resolves one neighbour a second at most: commands that leave the
@@ -118,11 +135,31 @@ impl Plan {
     }
 }
 
-/// The model's routes through a gateway, as smoltcp takes them.
+/// The on-link prefix of an address: its network bits and length.
+fn prefix_of(cidr: &IpCidr) -> (u128, u8, bool) {
+    let len = cidr.prefix_len();
+    match IpAddr::from(cidr.address()) {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            (u128::from(u32::from(v4) & mask), len, false)
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            (u128::from(v6) & mask, len, true)
+        }
+    }
+}
+
+/// The model's routes through a gateway, as smoltcp takes them: of the routes
+/// to one prefix, only the one the model's lookup prefers (the first in table
+/// order, the lowest metric), since smoltcp knows no metric and would take the
+/// last; and none for a prefix whose preferred route has no gateway.
 fn gateway_routes(config: &NetConfig) -> Vec<(IpCidr, IpAddress)> {
+    let mut seen = std::collections::HashSet::new();
     config
         .routes()
         .into_iter()
+        .filter(|route| seen.insert((route.dst, route.prefix_len)))
         .filter_map(|route| {
             let via = route.via?;
             Some((IpCidr::new(route.dst.into(), route.prefix_len), via.into()))
@@ -172,6 +209,7 @@ mod tests {
                 local_v4: Vec::new(),
                 local_v6: Vec::new(),
                 announce: Vec::new(),
+                beyond_table: Vec::new(),
             }
         );
     }
@@ -213,7 +251,37 @@ mod tests {
         assert!(!addrs.contains(&cidr("::1/128")));
         // The frame plumbing knows every address, fitting or not.
         assert_eq!(plan.local_v4.len(), 4);
+        assert_eq!(plan.beyond_table.len(), 9 - IFACE_ADDRS);
+        assert!(plan
+            .beyond_table
+            .contains(&IpAddress::v6(0, 0, 0, 0, 0, 0, 0, 1)));
         assert!(plan.local_v6.contains(&Ipv6Address::LOCALHOST));
+    }
+
+    #[test]
+    fn smoltcp_holds_one_address_per_prefix_first() {
+        let mut cmds = String::from("/bin/ip link set vde0 up");
+        for i in 1..=9 {
+            cmds += &format!("; /bin/ip addr add 10.0.0.{i}/24 dev vde0");
+        }
+        cmds += "; /bin/ip addr add 2001:db8::1/64 dev vde0";
+        let plan = Plan::new(&model(&cmds), fresh());
+        let addrs = plan.addrs.unwrap();
+        assert_eq!(addrs.len(), IFACE_ADDRS);
+        assert_eq!(
+            addrs[..3],
+            [
+                cidr("10.0.0.1/24"),
+                cidr("2001:db8::1/64"),
+                cidr("fe80::ff:fe00:1/64")
+            ]
+        );
+        assert_eq!(
+            addrs[3..],
+            [2, 3, 4, 5, 6].map(|i| cidr(&format!("10.0.0.{i}/24")))
+        );
+        let beyond: Vec<IpAddress> = [7, 8, 9].map(|i| IpAddress::v4(10, 0, 0, i)).to_vec();
+        assert_eq!(plan.beyond_table, beyond);
     }
 
     #[test]
@@ -254,6 +322,24 @@ mod tests {
             ..fresh()
         };
         assert!(Plan::new(&up, running).announce.is_empty());
+    }
+
+    #[test]
+    fn of_routes_to_one_prefix_smoltcp_gets_the_lowest_metric() {
+        let config = model(
+            "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; \
+             /bin/ip route add default via 10.0.0.254 metric 20; \
+             /bin/ip route add default via 10.0.0.253 metric 10; \
+             /bin/ip route append default via 10.0.0.252 metric 10",
+        );
+        let routes = Plan::new(&config, fresh()).routes;
+        assert_eq!(
+            routes,
+            vec![(
+                cidr("0.0.0.0/0"),
+                "10.0.0.253".parse::<IpAddr>().unwrap().into()
+            )]
+        );
     }
 
     #[test]

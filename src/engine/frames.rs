@@ -300,6 +300,11 @@ pub(crate) fn ipv4_dst(frame: &[u8]) -> Option<Ipv4Address> {
     Some(Ipv4Packet::new_checked(eth.payload()).ok()?.dst_addr())
 }
 
+/// The destination address of an IPv4 or IPv6 packet.
+pub(crate) fn ip_dst(frame: &[u8]) -> Option<IpAddr> {
+    ip_parts(frame).map(|(_, dst, ..)| dst)
+}
+
 /// The IP header fields of `frame`: source, destination, protocol, payload, and
 /// whether it is a fragment (whose payload is not a whole transport header).
 fn ip_parts(frame: &[u8]) -> Option<(IpAddr, IpAddr, IpProtocol, &[u8], bool)> {
@@ -680,6 +685,26 @@ pub(crate) fn write_neighbor_advert(buf: &mut Vec<u8>, mac: EthernetAddress, add
 /// Writes into `buf` the neighbour advertisement answering `asker` (an address of
 /// ours, as is `target`), sent to ourselves: how IPv6 loopback traffic finds its
 /// way back in, as [`write_arp_reply`] does for IPv4.
+/// Writes into `buf` the answer to `solicit`, a neighbour solicitation from
+/// the wire for our address `target`: a solicited advertisement to its sender.
+pub(crate) fn write_neighbor_answer(
+    buf: &mut Vec<u8>,
+    solicit: &[u8],
+    mac: EthernetAddress,
+    target: Ipv6Address,
+    asker: Ipv6Address,
+) -> bool {
+    let Some(asker_mac) = EthernetFrame::new_checked(solicit)
+        .ok()
+        .map(|e| e.src_addr())
+    else {
+        return false;
+    };
+    let flags = NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE;
+    write_ndisc_advert(buf, mac, target, asker_mac, asker, flags);
+    true
+}
+
 pub(crate) fn write_own_neighbor_advert(
     buf: &mut Vec<u8>,
     mac: EthernetAddress,
@@ -744,6 +769,15 @@ fn write_ndisc(
 /// A neighbour solicitation `frame` carries: the address asked for, and the
 /// asker's address.
 pub(crate) fn neighbor_solicit(frame: &[u8]) -> Option<(Ipv6Address, Ipv6Address)> {
+    ndisc(frame, |src, ndisc| match ndisc {
+        NdiscRepr::NeighborSolicit { target_addr, .. } => Some((target_addr, src)),
+        _ => None,
+    })
+}
+
+/// What `read` makes of the neighbour discovery message in `frame` (and the
+/// address it came from), if it is one.
+fn ndisc<T>(frame: &[u8], read: impl FnOnce(Ipv6Address, NdiscRepr) -> Option<T>) -> Option<T> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EthernetProtocol::Ipv6 {
         return None;
@@ -756,11 +790,46 @@ pub(crate) fn neighbor_solicit(frame: &[u8]) -> Option<(Ipv6Address, Ipv6Address
     let icmp = Icmpv6Packet::new_checked(ip.payload()).ok()?;
     let checksums = ChecksumCapabilities::ignored();
     match Icmpv6Repr::parse(&repr.src_addr, &repr.dst_addr, &icmp, &checksums).ok()? {
-        Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit { target_addr, .. }) => {
-            Some((target_addr, repr.src_addr))
-        }
+        Icmpv6Repr::Ndisc(ndisc) => read(repr.src_addr, ndisc),
         _ => None,
     }
+}
+
+/// What a neighbour's ARP packet or neighbour advertisement says of it: an IP
+/// address and the hardware address that has it (`ip neigh show` lists them).
+pub(crate) fn neighbor_news(frame: &[u8]) -> Option<(IpAddr, EthernetAddress)> {
+    if let Some(ArpRepr::EthernetIpv4 {
+        source_protocol_addr,
+        source_hardware_addr,
+        ..
+    }) = arp(frame)
+    {
+        return Some((IpAddr::V4(source_protocol_addr), source_hardware_addr));
+    }
+    ndisc(frame, |_, ndisc| match ndisc {
+        NdiscRepr::NeighborAdvert {
+            target_addr,
+            lladdr: Some(lladdr),
+            ..
+        } => {
+            let bytes = lladdr.as_bytes();
+            (bytes.len() == 6)
+                .then(|| (IpAddr::V6(target_addr), EthernetAddress::from_bytes(bytes)))
+        }
+        _ => None,
+    })
+}
+
+/// Writes into `buf` the neighbour advertisement in which `mac` claims `addr`
+/// towards `us` (`our_mac`, `our_ip`): the IPv6 form of [`write_arp_reply_to`],
+/// which fills smoltcp's neighbour cache.
+pub(crate) fn write_neighbor_advert_to(
+    buf: &mut Vec<u8>,
+    (mac, addr): (EthernetAddress, Ipv6Address),
+    (our_mac, our_ip): (EthernetAddress, Ipv6Address),
+) {
+    let flags = NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE;
+    write_ndisc_advert(buf, mac, addr, our_mac, our_ip, flags);
 }
 
 /// The destination MAC of a frame (None if it is too short to be Ethernet).

@@ -53,6 +53,7 @@ mod ipv6_frag;
 mod lifecycle;
 mod link_mtu;
 mod multicast;
+mod neighbors;
 mod options;
 mod ping;
 mod ports;
@@ -64,7 +65,7 @@ mod tcp_table;
 mod time_wait;
 mod udp;
 
-use crate::cmd::NetConfig;
+use crate::cmd::{LinkStats, NetConfig};
 use config_plan::{Plan, Running};
 use datagram_sets::Group;
 pub use dhcp::Lease as DhcpLease;
@@ -299,6 +300,14 @@ pub(crate) struct Engine {
     io: FrameIo,
     config: NetConfig,
     synced: Option<u64>,
+    /// The stack's addresses beyond smoltcp's table (see `config_plan`).
+    beyond_table: Vec<IpAddress>,
+    /// Static neighbour entries kept in smoltcp's cache, and the neighbours
+    /// seen on the wire.
+    neighbor_table: neighbors::NeighborTable,
+    /// The counters `ip -s link` shows: the VDE link's and `lo`'s.
+    wire_stats: LinkStats,
+    lo_stats: LinkStats,
     ports: PortTable,
     // Ordered maps: the order events come out in must not depend on hash seeds,
     // or runs of the deterministic mode would differ.
@@ -359,6 +368,10 @@ impl Engine {
             io,
             config,
             synced: None,
+            beyond_table: Vec::new(),
+            neighbor_table: neighbors::NeighborTable::default(),
+            wire_stats: LinkStats::default(),
+            lo_stats: LinkStats::default(),
             // Each table its own key, from the seed: a new stack's first ports
             // are not the last one's.
             ports: PortTable::new(seed.rotate_left(8) ^ 0x0074_6370),
@@ -397,7 +410,7 @@ impl Engine {
 
     /// Runs a stackcmd string against the model and applies the result.
     pub(crate) fn run_cmd(&mut self, cmds: &str) -> Result<String, crate::cmd::CmdError> {
-        let result = self.config.run(cmds);
+        let result = self.config.run_observed(cmds, &self.observed());
         self.sync_config();
         result
     }
@@ -405,7 +418,7 @@ impl Engine {
     /// Runs one command, already split into words, against the model and
     /// applies the result.
     pub(crate) fn run_argv(&mut self, argv: &[String]) -> Result<String, crate::cmd::CmdError> {
-        let result = self.config.run_argv(argv);
+        let result = self.config.run_argv(argv, &self.observed());
         self.sync_config();
         result
     }
@@ -426,6 +439,7 @@ impl Engine {
         };
         let plan = Plan::new(&self.config, running);
         self.apply_plan(plan);
+        self.fill_static_neighbors();
         // Addresses, routes or the link changed under every socket: each gets a
         // transmit, as a socket that found no route or no neighbour may now send.
         for handle in self.tcp.handles() {
@@ -471,6 +485,7 @@ impl Engine {
         self.io.wire_up = plan.wire_up;
         self.io.local_v4 = plan.local_v4;
         self.io.local_v6 = plan.local_v6;
+        self.beyond_table = plan.beyond_table;
         self.announce(&plan.announce);
     }
 
@@ -498,9 +513,34 @@ impl Engine {
         self.now = now;
         self.io.now = now;
         if !self.io.wire_up {
+            self.wire_stats.rx_dropped += 1;
             return;
         }
+        self.wire_stats.rx_packets += 1;
+        self.wire_stats.rx_bytes += frame.len() as u64;
+        if self.beyond_table.is_empty() {
+            return self.ingest(frame);
+        }
+        // For an address smoltcp does not hold, the engine answers neighbour
+        // solicitations (smoltcp would not see them as its own) and lets
+        // smoltcp take the packets (AnyIP) and ARP requests.
+        if let Some((target, asker)) = frames::neighbor_solicit(frame) {
+            if self.beyond_table.contains(&target.into()) && !asker.is_unspecified() {
+                let mut answer = self.io.pool.pop().unwrap_or_default();
+                if frames::write_neighbor_answer(&mut answer, frame, self.io.mac, target, asker) {
+                    self.io.outbox.push_back(answer);
+                } else {
+                    self.io.recycle(answer);
+                }
+                return;
+            }
+        }
+        let to = frames::ip_dst(frame)
+            .or_else(|| frames::arp_request(frame).map(|(target, _)| target.into()));
+        let beyond = to.is_some_and(|to| self.beyond_table.contains(&to.into()));
+        self.iface.set_any_ip(beyond);
         self.ingest(frame);
+        self.iface.set_any_ip(false);
     }
 
     fn ingest(&mut self, frame: &[u8]) {
@@ -512,6 +552,8 @@ impl Engine {
         if let Some(sender) = frames::arp_sender(frame) {
             self.arp_seen.insert(sender, self.now);
         }
+        self.neighbor_table
+            .note(frame, self.now, self.io.mac, self.config.neighbors());
         if self.relay_arp_news(frame) {
             return;
         }
@@ -715,6 +757,13 @@ impl Engine {
             let Some(frame) = self.io.loopback.pop_front() else {
                 break;
             };
+            // lo counts IP packets, sent and received at once.
+            let bytes = frame.len().saturating_sub(14) as u64;
+            for stats in [&mut self.lo_stats.tx_bytes, &mut self.lo_stats.rx_bytes] {
+                *stats += bytes;
+            }
+            self.lo_stats.tx_packets += 1;
+            self.lo_stats.rx_packets += 1;
             // Linux's `lo` holds 127.0.0.1/8, the whole network; smoltcp's
             // interface takes 127.0.0.1 only, and drops a packet to any other
             // address unless told to take any (AnyIP). Only for what the stack
@@ -738,6 +787,9 @@ impl Engine {
         self.io.now = now;
         let ts = instant(now);
         self.iface.poll_maintenance(ts);
+        if !self.config.neighbors().is_empty() && self.neighbor_table.fill_due(now) {
+            self.fill_static_neighbors();
+        }
         if self.time_waits.next_expiry().is_some_and(|at| at <= now) {
             let ports = &mut self.ports;
             self.time_waits
@@ -833,10 +885,11 @@ impl Engine {
         self.io.last_tcp = None;
         // smoltcp sends from its own addresses only: a connection on 127.0.0.2
         // (local on Linux, see `receive_loopback`) needs AnyIP to send.
-        let lo_net = entry
-            .socket()
-            .local_endpoint()
-            .is_some_and(|l| matches!(l.addr, IpAddress::Ipv4(v4) if in_lo_net(v4)));
+        // So does one on an address beyond smoltcp's table (`config_plan`).
+        let lo_net = entry.socket().local_endpoint().is_some_and(|l| {
+            matches!(l.addr, IpAddress::Ipv4(v4) if in_lo_net(v4))
+                || self.beyond_table.contains(&l.addr)
+        });
         self.iface.set_any_ip(lo_net);
         for _ in 0..64 {
             let mut port = Port::idle(&mut self.io);
@@ -903,7 +956,9 @@ impl Engine {
         let Some(hop) = self.config.lookup(remote).filter(|hop| !hop.local) else {
             return;
         };
-        if self.io.asked_lately(hop.addr) {
+        // A static entry (`ip neigh add`) is never asked for, as on Linux.
+        let fixed = self.config.neighbors().iter().any(|n| n.addr == hop.addr);
+        if fixed || self.io.asked_lately(hop.addr) {
             return;
         }
         let mut frame = self.io.pool.pop().unwrap_or_default();
@@ -984,11 +1039,16 @@ impl Engine {
 
     /// The next frame for the link, if any.
     pub(crate) fn next_outgoing(&mut self) -> Option<Vec<u8>> {
-        self.io.outbox.pop_front()
+        let frame = self.io.outbox.pop_front()?;
+        self.wire_stats.tx_packets += 1;
+        self.wire_stats.tx_bytes += frame.len() as u64;
+        Some(frame)
     }
 
     /// Puts back a frame the link could not take now; it goes first next time.
     pub(crate) fn unsend(&mut self, frame: Vec<u8>) {
+        self.wire_stats.tx_packets -= 1;
+        self.wire_stats.tx_bytes -= frame.len() as u64;
         self.io.outbox.push_front(frame);
     }
 

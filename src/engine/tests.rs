@@ -626,6 +626,44 @@ fn ipv6_by_link_local_and_global_address() {
 }
 
 #[test]
+fn addresses_beyond_smoltcps_table_serve_connections_both_ways() {
+    let mut w = Wire::new();
+    let mut cmds: Vec<String> = (3..=12)
+        .map(|i| format!("/bin/ip addr add 10.0.0.{i}/24 dev vde0"))
+        .collect();
+    cmds.push("/bin/ip addr add 2001:db8::1/64 dev vde0".into());
+    cmds.push("/bin/ip addr add 2001:db8::9/64 dev vde0".into());
+    w.a.run_cmd(&cmds.join("; ")).unwrap();
+    w.b.run_cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
+        .unwrap();
+    // The newest IPv6 address of the prefix is listed first, and fits.
+    for beyond in [IpAddress::v4(10, 0, 0, 12), "2001:db8::1".parse().unwrap()] {
+        assert!(w.a.beyond_table.contains(&beyond), "{beyond}");
+    }
+    listen_on(&mut w.a, addr("[::]:80"));
+    for target in ["10.0.0.12:80", "[2001:db8::1]:80"] {
+        let client =
+            w.b.connect(addr(target), None, &SocketOptions::default())
+                .unwrap();
+        let (ea, eb) = run_until(&mut w, 3000, |ea, _| !ea.is_empty());
+        assert_eq!(eb, vec![Event::Connected(client)], "{target}");
+        assert_eq!(accepted_addrs(&ea).len(), 1, "{target}: {ea:?}");
+    }
+    // And out of one.
+    listen_on(&mut w.b, addr("0.0.0.0:81"));
+    let client =
+        w.a.connect(
+            addr("10.0.0.2:81"),
+            Some(addr("10.0.0.11:0")),
+            &SocketOptions::default(),
+        )
+        .unwrap();
+    let (ea, eb) = run_until(&mut w, 3000, |_, eb| !eb.is_empty());
+    assert!(ea.contains(&Event::Connected(client)), "{ea:?}");
+    assert_eq!(accepted_addrs(&eb)[0].1.ip(), addr("10.0.0.11:0").ip());
+}
+
+#[test]
 fn an_ipv6_wildcard_listener_takes_ipv4_as_v4_mapped_unless_v6only() {
     let mut w = Wire::new();
     let listener = listen_on(&mut w.a, addr("[::]:80"));
@@ -1289,4 +1327,28 @@ fn many_udp_sockets_each_get_their_own_datagram() {
     w.b.udp_send(client, None, b"nobody").unwrap();
     w.run(MS);
     assert_eq!(w.b.udp_take_error(client), Some(libc::ECONNREFUSED));
+}
+
+#[test]
+fn link_counters_count_what_crossed_the_wire() {
+    let mut w = Wire::new();
+    let (client, _server) = connected(&mut w);
+    w.b.tcp(client).send_slice(&[7; 3000]).unwrap();
+    w.b.tcp.mark(client);
+    w.run(MS);
+    let stats = |e: &Engine, dev| {
+        e.observed()
+            .stats
+            .iter()
+            .find(|(d, _)| *d == dev)
+            .map(|(_, s)| *s)
+            .unwrap()
+    };
+    let (a, b) = (stats(&w.a, 2), stats(&w.b, 2));
+    assert!(a.rx_packets >= 4 && a.rx_bytes > 1000, "{a:?}");
+    assert_eq!((a.rx_packets, a.rx_bytes), (b.tx_packets, b.tx_bytes));
+    assert_eq!((b.rx_packets, b.rx_bytes), (a.tx_packets, a.tx_bytes));
+    assert_eq!(stats(&w.a, 1), LinkStats::default(), "lo is down");
+    let shown = w.a.run_cmd("/bin/ip -s link show dev vde0").unwrap();
+    assert!(shown.contains(&format!(" {} ", a.rx_bytes)), "{shown}");
 }

@@ -6,7 +6,9 @@
 //! the [`MAX_ADDRS`] limit.
 
 use super::prefix::{in_prefix, network};
-use super::{kernel, rtnl, v4, Broadcast, IfAddr, LinkKind, State, IPV4_MIN_MTU, MAX_ADDRS};
+use super::{
+    kernel, rtnl, v4, AddrLabel, Broadcast, IfAddr, LinkKind, State, IPV4_MIN_MTU, MAX_ADDRS,
+};
 use crate::cmd::error::CmdError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -109,6 +111,84 @@ impl State {
             .iter()
             .find(|b| b.dev == dev && IpAddr::V4(b.addr) == a.addr && b.prefix_len == a.prefix_len)
             .map(|b| b.brd)
+    }
+
+    /// The label of an IPv4 address: the one given when it was added, or else
+    /// its link's name.
+    pub(crate) fn label<'a>(&'a self, dev: u32, a: &IfAddr) -> &'a str {
+        self.labels
+            .iter()
+            .find(|l| l.dev == dev && IpAddr::V4(l.addr) == a.addr && l.prefix_len == a.prefix_len)
+            .map_or(self.link(dev).name.as_str(), |l| l.label.as_str())
+    }
+
+    /// Sets or (with `None`) clears the label of an IPv4 address.
+    pub(super) fn set_label(&mut self, dev: u32, a: &IfAddr, label: Option<String>) {
+        let IpAddr::V4(addr) = a.addr else { return };
+        let same = |l: &AddrLabel| l.dev == dev && l.addr == addr && l.prefix_len == a.prefix_len;
+        self.labels.retain(|l| !same(l));
+        if let Some(label) = label {
+            self.labels.push(AddrLabel {
+                dev,
+                addr,
+                prefix_len: a.prefix_len,
+                label,
+            });
+        }
+    }
+
+    /// Gives a new IPv4 address its label. Linux sets a label only when it
+    /// creates the address (`ip addr replace|change` keep the old one), and
+    /// ignores labels on IPv6 addresses.
+    pub(crate) fn apply_label(&mut self, change: &AddrChange, label: &str) {
+        if let AddrChange::AddV4 { dev, addr, .. } = *change {
+            self.set_label(dev, &addr, Some(label.to_string()));
+        }
+    }
+
+    /// Whether the address an `ip addr del ... label NAME` found has that
+    /// label (Linux deletes only an address whose label matches).
+    pub(crate) fn check_label(&self, change: &AddrChange, label: &str) -> Result<(), CmdError> {
+        if let AddrChange::RemoveV4 { dev, at } = *change {
+            if self.label(dev, &self.link(dev).addrs[at]) != label {
+                return Err(kernel("ipv4: Address not found."));
+            }
+        }
+        Ok(())
+    }
+
+    /// The check step of `ip addr replace|change`: the address the link has
+    /// already (IPv4: same address and length; IPv6: same address) stays as it
+    /// is, since the stack keeps no lifetimes, the only thing Linux changes
+    /// then; one it does not have is added as `ip addr add` would (whatever
+    /// `change` says, Linux creates it).
+    pub(crate) fn check_addr_replace(&self, req: &AddrReq) -> Result<AddrChange, CmdError> {
+        let (dev, addr, prefix_len) = match *req {
+            AddrReq::AddV4 {
+                dev,
+                addr,
+                prefix_len,
+                ..
+            } => {
+                if self.is_lo(dev) && self.link(dev).mtu < IPV4_MIN_MTU {
+                    return Err(rtnl("No buffer space available"));
+                }
+                (dev, IpAddr::V4(addr), Some(prefix_len))
+            }
+            AddrReq::AddV6 { dev, addr, .. } if !self.ipv6_disabled(dev) => {
+                (dev, IpAddr::V6(addr), None)
+            }
+            _ => return self.check_addr(req),
+        };
+        let has = self
+            .link(dev)
+            .addrs
+            .iter()
+            .any(|a| a.addr == addr && prefix_len.is_none_or(|p| p == a.prefix_len));
+        if has {
+            return Ok(AddrChange::Nothing);
+        }
+        self.check_addr(req)
     }
 
     /// Whether the address at `i` (an IPv4 one) is secondary: Linux makes an address
@@ -400,12 +480,14 @@ impl State {
                 self.lo_prefixes.retain(|p| *p != a);
             }
         }
-        self.broadcasts.retain(|b| {
-            !(b.dev == index
-                && gone
-                    .iter()
-                    .any(|g| g.addr == IpAddr::V4(b.addr) && g.prefix_len == b.prefix_len))
-        });
+        let is_gone = |addr: Ipv4Addr, len: u8| {
+            gone.iter()
+                .any(|g| g.addr == IpAddr::V4(addr) && g.prefix_len == len)
+        };
+        self.broadcasts
+            .retain(|b| !(b.dev == index && is_gone(b.addr, b.prefix_len)));
+        self.labels
+            .retain(|l| !(l.dev == index && is_gone(l.addr, l.prefix_len)));
         if self.v4_count(index) == 0 {
             self.drop_routes_via(index, true);
         }

@@ -1,5 +1,5 @@
-//! Links: `ip link set` (hardware address, MTU, up and down) and what Linux does
-//! to a link's addresses and routes on the way.
+//! Links: `ip link set` (hardware address, MTU, name, up and down) and what
+//! Linux does to a link's addresses and routes on the way.
 //!
 //! Owns the links' own fields and the `ever_up` record; it calls into the
 //! address and route parts for the tear-downs and the automatic addresses an up
@@ -50,6 +50,63 @@ impl State {
         link.kind == LinkKind::Ether && link.mtu < IPV6_MIN_MTU
     }
 
+    /// `ip link set DEV name NAME`, with the kernel's checks (iproute2 checked
+    /// the length, `/` and white space): no `.`, `..` or `:`, a name no other
+    /// link has, a `%d` replaced by the lowest number that makes a free name.
+    /// Linux (6.2 on) renames an up link too. The IPv4 addresses' labels follow
+    /// as Linux's `inetdev_changename` makes them: the first address's becomes
+    /// the new name, each other keeps the `:suffix` of its label, or gets
+    /// `:N`, N its place in the list.
+    pub(crate) fn set_name(&mut self, index: u32, name: &str) -> Result<(), CmdError> {
+        const IFNAMSIZ: usize = 16;
+        let invalid = || rtnl("Invalid argument");
+        if name == "." || name == ".." || name.contains(':') {
+            return Err(invalid());
+        }
+        let name = match name.find('%') {
+            None => name.to_string(),
+            Some(p) if name[p + 1..].starts_with('d') && !name[p + 2..].contains('%') => (0..32768)
+                .map(|n| format!("{}{n}{}", &name[..p], &name[p + 2..]))
+                .find(|candidate| self.find(candidate).is_none())
+                .filter(|candidate| candidate.len() < IFNAMSIZ)
+                .ok_or_else(|| rtnl("Too many open files in system"))?,
+            Some(_) => return Err(invalid()),
+        };
+        if self.link(index).name == name {
+            return Ok(());
+        }
+        if self.find(&name).is_some() {
+            return Err(rtnl("File exists"));
+        }
+        let v4: Vec<IfAddr> = self
+            .link(index)
+            .addrs
+            .iter()
+            .copied()
+            .filter(|a| a.addr.is_ipv4())
+            .collect();
+        let labels: Vec<Option<String>> = v4
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if i == 0 {
+                    return None;
+                }
+                let old = self.label(index, a);
+                let suffix = old
+                    .find(':')
+                    .map_or_else(|| format!(":{}", i + 1), |p| old[p..].to_string());
+                let keep = (IFNAMSIZ - 1).saturating_sub(suffix.len()).min(name.len());
+                Some(format!("{}{suffix}", &name[..keep]))
+            })
+            .collect();
+        for (a, label) in v4.iter().zip(labels) {
+            self.set_label(index, a, label);
+        }
+        self.link_mut(index).name = name;
+        Ok(())
+    }
+
     /// `ip link set DEV address MAC`: Linux refuses multicast and all-zero addresses.
     pub(crate) fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<(), CmdError> {
         if mac[0] & 1 != 0 || mac == [0; 6] {
@@ -81,6 +138,7 @@ impl State {
         if new < IPV4_MIN_MTU {
             self.link_mut(index).addrs.retain(|a| a.addr.is_ipv6());
             self.broadcasts.retain(|b| b.dev != index);
+            self.labels.retain(|l| l.dev != index);
             self.lo_prefixes.clear();
             self.drop_routes_via(index, true);
         }
@@ -135,6 +193,7 @@ impl State {
             self.drop_routes_via(index, true);
             self.links[pos].addrs.retain(|a| a.addr.is_ipv4());
             self.drop_routes_via(index, false);
+            self.drop_neighbors_of(index);
         }
         Ok(())
     }

@@ -19,6 +19,7 @@
 //! - `links`: `ip link set` and what up, down and MTU changes do to the rest;
 //! - `addrs`: IPv4 and IPv6 addresses, their order, secondaries and limits;
 //! - `routes`: the main table, connected routes and route changes;
+//! - `neighbors`: the neighbour table's static entries;
 //! - `local`: the local table (own addresses, `lo`'s prefixes, broadcasts);
 //! - `lookup`: route lookup and source address selection;
 //! - `prefix`: the address arithmetic they all use.
@@ -27,6 +28,7 @@ mod addrs;
 mod links;
 mod local;
 mod lookup;
+mod neighbors;
 mod prefix;
 mod routes;
 
@@ -35,16 +37,22 @@ use addrs::has_prefix_route;
 pub(super) use addrs::AddrReq;
 #[cfg(test)]
 pub(super) use addrs::{AddrChange, V4Slot};
+pub(super) use neighbors::NeighMode;
 pub(super) use prefix::{in_prefix, mask_v4};
-pub(super) use routes::RouteReq;
+#[cfg(test)]
+pub(super) use routes::RoutePlace;
+pub(super) use routes::{RouteMode, RouteReq};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// How many addresses a stack holds, not counting the loopback's own
-/// `127.0.0.1/8` and `::1/128`: the engine's interface table has this many slots.
-pub const MAX_ADDRS: usize = 8;
-/// How many routes `ip route add` may create (connected routes do not count): the
-/// engine's route table has this many slots.
-pub const MAX_USER_ROUTES: usize = 16;
+/// `127.0.0.1/8` and `::1/128`. Linux has no such limit; this one only bounds
+/// the model. smoltcp's interface holds 8 addresses: the engine serves the rest
+/// itself (see `engine::config_plan`).
+pub const MAX_ADDRS: usize = 64;
+/// How many routes `ip route add` may create (connected routes do not count):
+/// smoltcp's route table (its feature `iface-max-route-count-64`) has this many
+/// slots, which the engine fills with at most one route per prefix.
+pub const MAX_USER_ROUTES: usize = 64;
 
 /// Below this, Linux tears IPv4 down on a device.
 const IPV4_MIN_MTU: u32 = 68;
@@ -118,18 +126,109 @@ pub struct Route {
     pub proto: RouteProto,
     /// The preferred source address, if the route names one.
     pub src: Option<IpAddr>,
+    /// The metric (`metric`, `priority` or `preference` N): among routes to the
+    /// same prefix, the lowest wins.
+    pub metric: u32,
 }
 
 impl Route {
-    /// The route's metric as Linux assigns it: 0 for IPv4; for IPv6, 256 for the
-    /// kernel's connected routes and 1024 for added ones.
+    /// The route's metric: as given, or as Linux assigns it by default (0 for
+    /// IPv4; for IPv6, 256 for the kernel's connected routes and 1024 for added
+    /// ones).
     pub fn metric(&self) -> u32 {
-        match (self.dst, self.proto) {
-            (IpAddr::V4(_), _) => 0,
-            (IpAddr::V6(_), RouteProto::Kernel) => 256,
-            (IpAddr::V6(_), RouteProto::Boot) => 1024,
+        self.metric
+    }
+}
+
+/// The state of a neighbour entry (`nud STATE`), as Linux names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NeighborState {
+    /// `PERMANENT`: a static entry, never probed, never replaced by what the
+    /// wire says (`ip neigh add`'s default).
+    Permanent,
+    /// `NOARP`: valid without resolution.
+    Noarp,
+    /// `REACHABLE`: confirmed lately.
+    Reachable,
+    /// `STALE`: valid, unconfirmed for a while.
+    Stale,
+    /// `NONE`: an entry without an address.
+    None,
+}
+
+impl NeighborState {
+    /// The name `ip neigh show` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            NeighborState::Permanent => "PERMANENT",
+            NeighborState::Noarp => "NOARP",
+            NeighborState::Reachable => "REACHABLE",
+            NeighborState::Stale => "STALE",
+            NeighborState::None => "NONE",
         }
     }
+}
+
+/// A neighbour entry: an on-link address and its hardware address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Neighbor {
+    /// The link it is on.
+    pub dev: u32,
+    /// The neighbour's IP address.
+    pub addr: IpAddr,
+    /// Its hardware address (none for a `NONE` entry).
+    pub mac: Option<[u8; 6]>,
+    /// Its state.
+    pub state: NeighborState,
+}
+
+impl Neighbor {
+    /// An entry: what the engine learned from the wire, for `ip neigh show`.
+    pub fn new(dev: u32, addr: IpAddr, mac: Option<[u8; 6]>, state: NeighborState) -> Neighbor {
+        Neighbor {
+            dev,
+            addr,
+            mac,
+            state,
+        }
+    }
+}
+
+/// What a running stack knows that the model cannot: given to
+/// [`NetConfig::run_observed`] for the commands that show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Observed {
+    /// The neighbours learned from the wire (`ip neigh show`).
+    pub neighbors: Vec<Neighbor>,
+    /// Each link's counters, by link index (`ip -s link`); a link not listed
+    /// counted nothing.
+    pub stats: Vec<(u32, LinkStats)>,
+}
+
+/// A link's counters, as `ip -s link` prints them: frames and their bytes
+/// received and sent, and those that failed or were dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LinkStats {
+    /// Bytes received (Ethernet headers included; on `lo`, IP packets').
+    pub rx_bytes: u64,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Frames received in error.
+    pub rx_errors: u64,
+    /// Frames received and dropped (the link was down).
+    pub rx_dropped: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Frames that failed to go out.
+    pub tx_errors: u64,
+    /// Frames dropped on the way out.
+    pub tx_dropped: u64,
 }
 
 /// Where a packet to some destination goes: the answer of [`NetConfig::lookup`].
@@ -155,6 +254,16 @@ struct Broadcast {
     brd: Ipv4Addr,
 }
 
+/// The label given to an IPv4 address with `ip addr add ... label NAME` (an
+/// address without one shows its link's name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AddrLabel {
+    dev: u32,
+    addr: Ipv4Addr,
+    prefix_len: u8,
+    label: String,
+}
+
 /// Everything `ip` can change; compared before and after each command to decide
 /// whether the generation moves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +273,7 @@ pub(super) struct State {
     /// queueing discipline on the first up, and `ip` shows it from then on.
     ever_up: Vec<bool>,
     broadcasts: Vec<Broadcast>,
+    labels: Vec<AddrLabel>,
     /// The addresses of `lo` whose whole prefix is in Linux's local table. Linux
     /// adds the prefix only while `lo` is up (at the address's addition or at the
     /// next up) and keeps it when `lo` goes down.
@@ -177,6 +287,8 @@ pub(super) struct State {
     v4_table: bool,
     /// The main table, kept in the order `ip route show` lists it.
     pub(super) routes: Vec<Route>,
+    /// The neighbour entries made by `ip neigh`, oldest first.
+    pub(super) neighbors: Vec<Neighbor>,
 }
 
 /// The configuration of one stack: links, addresses, routes.
@@ -214,10 +326,12 @@ impl State {
             ever_up: vec![false; links.len()],
             links,
             broadcasts: Vec::new(),
+            labels: Vec::new(),
             lo_prefixes: Vec::new(),
             loopback6_added: false,
             v4_table: false,
             routes: Vec::new(),
+            neighbors: Vec::new(),
         }
     }
 
@@ -360,6 +474,12 @@ impl NetConfig {
             }
             IpAddr::V6(_) => false,
         }
+    }
+
+    /// The neighbour entries `ip neigh add|replace` made, oldest first: the
+    /// engine keeps those of an up link in its neighbour cache.
+    pub fn neighbors(&self) -> &[Neighbor] {
+        &self.state.neighbors
     }
 
     /// A counter that moves whenever a command changes the configuration.

@@ -1,6 +1,8 @@
 //! The main routing table: its order, the kernel's connected routes, and
-//! `ip route add|replace|del|flush` with Linux's checks of gateways, devices and
-//! preferred sources.
+//! `ip route add|replace|change|prepend|append|test|del|flush` with Linux's
+//! checks of gateways, devices and preferred sources, and its rules for routes
+//! to the same prefix (metrics, and what each command does to a route that is
+//! there already).
 //!
 //! Owns the route list, the IPv4 table's existence and the [`MAX_USER_ROUTES`]
 //! limit.
@@ -26,6 +28,49 @@ pub(crate) struct RouteReq {
     pub(crate) dev: Option<u32>,
     /// The preferred source address.
     pub(crate) src: Option<IpAddr>,
+    /// The metric given (`metric`, `priority`, `preference`); 0 is as none.
+    pub(crate) metric: Option<u32>,
+}
+
+/// The metric Linux gives an IPv6 route added without one (`IP6_RT_PRIO_USER`).
+const IPV6_USER_METRIC: u32 = 1024;
+/// The metric of the kernel's IPv6 prefix routes (`IP6_RT_PRIO_ADDRCONF`).
+const IPV6_KERNEL_METRIC: u32 = 256;
+
+/// What a route command asks of routes already there, as the netlink flags
+/// iproute2 sends for it (`NLM_F_EXCL`, `NLM_F_REPLACE`, `NLM_F_CREATE`,
+/// `NLM_F_APPEND`) tell the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RouteMode {
+    /// `add`: a new route; one to the same prefix with the same metric clashes.
+    Add,
+    /// `replace`: overwrite that route, or add one.
+    Replace,
+    /// `change`: overwrite that route, which must exist.
+    Change,
+    /// `prepend`: add before the routes with the same prefix and metric.
+    Prepend,
+    /// `append`: add after them.
+    Append,
+    /// `test`: add only where nothing clashes, without the create flag.
+    Test,
+}
+
+impl RouteMode {
+    /// `NLM_F_EXCL`: a route with the same prefix and metric is an error.
+    fn exclusive(self) -> bool {
+        matches!(self, RouteMode::Add | RouteMode::Test)
+    }
+
+    /// `NLM_F_REPLACE`.
+    fn replaces(self) -> bool {
+        matches!(self, RouteMode::Replace | RouteMode::Change)
+    }
+
+    /// `NLM_F_CREATE`.
+    fn creates(self) -> bool {
+        !matches!(self, RouteMode::Change | RouteMode::Test)
+    }
 }
 
 impl RouteReq {
@@ -39,12 +84,23 @@ impl RouteReq {
     }
 }
 
-/// An `ip route add|replace` the model has accepted, for the state it was
-/// checked against: the new route, and the index of the route it replaces.
+/// An `ip route add|replace|...` the model has accepted, for the state it was
+/// checked against: the new route, and where it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RouteAdd {
     pub(crate) route: Route,
-    pub(crate) replaces: Option<usize>,
+    pub(crate) place: RoutePlace,
+}
+
+/// Where an accepted route goes in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoutePlace {
+    /// In table order, after any equal route.
+    Sorted,
+    /// In place of the route at this index.
+    Replaces(usize),
+    /// At this index, before the route there (prepend, append).
+    At(usize),
 }
 
 /// An `ip route del` the model has accepted, for the state it was checked
@@ -60,15 +116,17 @@ fn mixed_families() -> CmdError {
     kernel("vdestack: a gateway of the other address family is not supported.")
 }
 
-/// The order of `ip route show`. IPv4 (the FIB trie): by destination, then longer
-/// prefixes first. IPv6 (the fib6 tree, walked children first): by address bits,
+/// The order of `ip route show`, which is also the order lookups prefer among
+/// routes to the same prefix. IPv4 (the FIB trie): by destination, then longer
+/// prefixes first, then by metric. IPv6 (the fib6 tree, walked children first): by address bits,
 /// a more specific prefix before the one containing it, then by metric. Equal keys
 /// keep their insertion order.
 fn route_order(a: &Route, b: &Route) -> Ordering {
     match (a.dst, b.dst) {
         (IpAddr::V4(x), IpAddr::V4(y)) => u32::from(x)
             .cmp(&u32::from(y))
-            .then(b.prefix_len.cmp(&a.prefix_len)),
+            .then(b.prefix_len.cmp(&a.prefix_len))
+            .then(a.metric.cmp(&b.metric)),
         (IpAddr::V6(x), IpAddr::V6(y)) => {
             let (x, y) = (u128::from(x), u128::from(y));
             let common = a.prefix_len.min(b.prefix_len);
@@ -88,7 +146,7 @@ fn route_order(a: &Route, b: &Route) -> Ordering {
             } else {
                 b.prefix_len.cmp(&a.prefix_len)
             };
-            tree.then(a.metric().cmp(&b.metric()))
+            tree.then(a.metric.cmp(&b.metric))
         }
         (IpAddr::V4(_), IpAddr::V6(_)) => Ordering::Less,
         (IpAddr::V6(_), IpAddr::V4(_)) => Ordering::Greater,
@@ -104,6 +162,11 @@ fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
         dev,
         proto: RouteProto::Kernel,
         src,
+        metric: if a.addr.is_ipv4() {
+            0
+        } else {
+            IPV6_KERNEL_METRIC
+        },
     }
 }
 
@@ -303,23 +366,27 @@ impl State {
         }
     }
 
-    /// The check step of `ip route add` (or `replace`): Linux's checks of the
-    /// destination, the nexthop and the source, then of the table (a clash, the
-    /// route limit). Returns the change to make.
+    /// The check step of `ip route add|replace|change|prepend|append|test`:
+    /// Linux's checks of the destination, the nexthop and the source, then of
+    /// the routes to the same prefix with the same metric (what `mode` does with
+    /// them, [`State::place_v4`] and [`State::place_v6`]) and of the route limit.
+    /// Returns the change to make.
     pub(crate) fn check_route_add(
         &self,
         req: &RouteReq,
-        replace: bool,
+        mode: RouteMode,
     ) -> Result<RouteAdd, CmdError> {
         let via = req.via.filter(|g| !g.is_unspecified());
-        let (dst, dev) = match req.dst {
+        let given = req.metric.unwrap_or(0);
+        let (dst, dev, metric) = match req.dst {
             IpAddr::V4(_) => {
                 req.check_prefix()?;
-                (req.dst, self.check_nexthop_v4(req, via)?)
+                (req.dst, self.check_nexthop_v4(req, via)?, given)
             }
             IpAddr::V6(_) => (
                 network(req.dst, req.prefix_len),
                 self.check_nexthop_v6(req, via)?,
+                if given == 0 { IPV6_USER_METRIC } else { given },
             ),
         };
         let route = Route {
@@ -329,29 +396,104 @@ impl State {
             dev,
             proto: RouteProto::Boot,
             src: req.src,
+            metric,
         };
-        // IPv4 routes clash on the prefix alone; IPv6 ones also on the metric.
-        let clash = self.routes.iter().position(|r| {
-            r.dst == route.dst && r.prefix_len == route.prefix_len && r.metric() == route.metric()
+        let place = match dst {
+            IpAddr::V4(_) => self.place_v4(&route, mode)?,
+            IpAddr::V6(_) => self.place_v6(&route, mode)?,
+        };
+        let extra = match place {
+            RoutePlace::Replaces(i) => usize::from(self.routes[i].proto == RouteProto::Kernel),
+            RoutePlace::Sorted | RoutePlace::At(_) => 1,
+        };
+        self.check_route_limit(extra)?;
+        Ok(RouteAdd { route, place })
+    }
+
+    /// The indexes of the routes to the same prefix with the same metric as
+    /// `route` (Linux's IPv4 aliases of the same priority, or IPv6 routes of a
+    /// fib6 node with the same metric), in table order.
+    fn same_slot(&self, route: &Route) -> Vec<usize> {
+        (0..self.routes.len())
+            .filter(|&i| {
+                let r = &self.routes[i];
+                r.dst == route.dst && r.prefix_len == route.prefix_len && r.metric == route.metric
+            })
+            .collect()
+    }
+
+    /// Where IPv4's `fib_table_insert` puts a route: a route with the same
+    /// prefix and metric is an error for `add` and `test`, the one overwritten
+    /// by `replace` and `change`, and the neighbour of one made by `prepend`
+    /// (before the first) or `append` (after the last); a route identical to
+    /// one of them (same nexthop, source and protocol) is refused by all but a
+    /// `replace` of the first, which changes nothing.
+    fn place_v4(&self, route: &Route, mode: RouteMode) -> Result<RoutePlace, CmdError> {
+        let slot = self.same_slot(route);
+        let (Some(&first), Some(&last)) = (slot.first(), slot.last()) else {
+            return if mode.creates() {
+                Ok(RoutePlace::Sorted)
+            } else {
+                Err(rtnl("No such file or directory"))
+            };
+        };
+        if mode.exclusive() {
+            return Err(rtnl("File exists"));
+        }
+        let identical = slot.iter().copied().find(|&i| {
+            let r = &self.routes[i];
+            (r.via, r.dev, r.src, r.proto) == (route.via, route.dev, route.src, route.proto)
         });
-        match clash {
-            Some(_) if !replace => Err(rtnl("File exists")),
-            Some(i) => {
-                let extra = usize::from(self.routes[i].proto == RouteProto::Kernel);
-                self.check_route_limit(extra)?;
-                Ok(RouteAdd {
-                    route,
-                    replaces: Some(i),
-                })
+        match (mode, identical) {
+            (RouteMode::Replace | RouteMode::Change, Some(i)) if i != first => {
+                Err(rtnl("File exists"))
             }
-            None => {
-                self.check_route_limit(1)?;
-                Ok(RouteAdd {
-                    route,
-                    replaces: None,
-                })
+            (RouteMode::Replace | RouteMode::Change, _) => Ok(RoutePlace::Replaces(first)),
+            (_, Some(_)) => Err(rtnl("File exists")),
+            (RouteMode::Prepend, None) => Ok(RoutePlace::At(first)),
+            (_, None) => Ok(RoutePlace::At(last + 1)),
+        }
+    }
+
+    /// Where IPv6's `fib6_add_rt2node` puts a route: after the routes with the
+    /// same prefix and a metric no higher. A route with the same metric is an
+    /// error for `add` and `test`; `replace` and `change` overwrite the first
+    /// one that has a gateway if the new one has one, or none if not, or else the
+    /// first (`change` finding none is an error); `prepend` and `append` refuse
+    /// one with the same nexthop, and would make a multipath route of two with
+    /// gateways, which the stack does not route.
+    fn place_v6(&self, route: &Route, mode: RouteMode) -> Result<RoutePlace, CmdError> {
+        let slot = self.same_slot(route);
+        if slot.is_empty() {
+            // Without the create flag, IPv6 only warns (in the kernel log).
+            return if mode == RouteMode::Change {
+                Err(kernel("Can not replace route - no match found."))
+            } else {
+                Ok(RoutePlace::Sorted)
+            };
+        }
+        if mode.exclusive() {
+            return Err(rtnl("File exists"));
+        }
+        if mode.replaces() {
+            let alike = slot
+                .iter()
+                .copied()
+                .find(|&i| self.routes[i].via.is_some() == route.via.is_some());
+            return Ok(RoutePlace::Replaces(alike.unwrap_or(slot[0])));
+        }
+        for &i in &slot {
+            let r = &self.routes[i];
+            if (r.via, r.dev) == (route.via, route.dev) {
+                return Err(rtnl("File exists"));
+            }
+            if r.via.is_some() && route.via.is_some() {
+                return Err(kernel(
+                    "vdestack: multipath routes (a second gateway for a route) are not supported.",
+                ));
             }
         }
+        Ok(RoutePlace::Sorted)
     }
 
     /// The link an IPv4 route goes out of, and Linux's checks of its source.
@@ -415,11 +557,12 @@ impl State {
         Ok(dev)
     }
 
-    /// The apply step of `ip route add|replace`.
+    /// The apply step of `ip route add|replace|change|prepend|append|test`.
     pub(crate) fn apply_route_add(&mut self, add: RouteAdd) {
-        match add.replaces {
-            Some(i) => self.routes[i] = add.route,
-            None => self.insert_route(add.route),
+        match add.place {
+            RoutePlace::Sorted => self.insert_route(add.route),
+            RoutePlace::Replaces(i) => self.routes[i] = add.route,
+            RoutePlace::At(i) => self.routes.insert(i, add.route),
         }
     }
 
@@ -443,6 +586,7 @@ impl State {
                 && via.is_none_or(|g| r.via == Some(g))
                 && req.dev.is_none_or(|d| d == r.dev)
                 && req.src.is_none_or(|s| r.src == Some(s))
+                && req.metric.filter(|&m| m != 0).is_none_or(|m| r.metric == m)
         });
         let Some(at) = found else {
             // Linux's IPv6 tree keeps a "null" entry (through lo) at ::/0 while there

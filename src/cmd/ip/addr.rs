@@ -1,22 +1,24 @@
-//! `ip address`: listing and flushing addresses, and `ip addr add|del` in three
-//! steps: [`parse_addr`] reads the words, [`addr_request`] and the model's
-//! `check_addr` check the request, the model's `apply_addr` applies it.
+//! `ip address`: listing and flushing addresses, and `ip addr
+//! add|replace|change|del` in three steps: [`parse_addr`] reads the words,
+//! [`addr_request`] and the model's `check_addr` (or `check_addr_replace`)
+//! check the request, the model's `apply_addr` applies it.
 
 use super::{
     cannot_find, duparg, duparg2, get_addr, get_prefix, invarg, list_filter, matches, no_dev_given,
     pick, unknown_command, unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ADDR_USAGE,
+    IFNAMSIZ,
 };
 use crate::cmd::config::{self, kernel, rtnl, AddrReq, State};
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{self, Family, Parsed};
-use crate::cmd::show::{self, LinkFilter};
+use crate::cmd::show::{self, LinkFilter, Style};
 use std::net::{IpAddr, Ipv4Addr};
 
 const ADDR_CMDS: &[(&str, Match, Cmd)] = &[
     ("add", Prefix, Cmd::Add),
-    ("change", Prefix, Cmd::Refused),
-    ("chg", Exact, Cmd::Refused),
-    ("replace", Prefix, Cmd::Refused),
+    ("change", Prefix, Cmd::Change),
+    ("chg", Exact, Cmd::Change),
+    ("replace", Prefix, Cmd::Replace),
     ("delete", Prefix, Cmd::Delete),
     ("list", Prefix, Cmd::Show),
     ("show", Prefix, Cmd::Show),
@@ -32,23 +34,19 @@ pub(super) fn address(
     state: &mut State,
     family: Family,
     words: &[String],
+    style: Style,
 ) -> Result<String, CmdError> {
     let Some(cmd) = words.first() else {
-        return Ok(show::addrs(state, family, LinkFilter::default()));
+        return Ok(show::addrs(state, family, LinkFilter::default(), style));
     };
     let rest = &words[1..];
     match pick(cmd, ADDR_CMDS) {
-        Some((_, Cmd::Add)) => addr_modify(state, family, rest, Cmd::Add).map(|()| String::new()),
-        Some((_, Cmd::Delete)) => {
-            addr_modify(state, family, rest, Cmd::Delete).map(|()| String::new())
-        }
-        Some((name, Cmd::Refused)) => {
-            addr_modify(state, family, rest, Cmd::Refused)?;
-            Err(unsupported(&format!("\"ip address {name}\"")))
+        Some((_, cmd @ (Cmd::Add | Cmd::Replace | Cmd::Change | Cmd::Delete))) => {
+            addr_modify(state, family, rest, cmd).map(|()| String::new())
         }
         Some((_, Cmd::Show)) => {
             let filter = list_filter(state, rest, ADDR_USAGE)?;
-            Ok(show::addrs(state, family, filter))
+            Ok(show::addrs(state, family, filter, style))
         }
         Some((_, Cmd::Flush)) => {
             if rest.is_empty() {
@@ -87,6 +85,7 @@ pub(super) fn address(
 enum AddrKw {
     Broadcast,
     Dev,
+    Label,
     /// An address flag the kernel sets itself: iproute2 warns and ignores it.
     ReadOnlyFlag,
     /// An address flag only IPv6 addresses take (iproute2 warns and ignores it for
@@ -104,7 +103,6 @@ enum AddrKw {
 #[derive(Clone, Copy)]
 enum Value {
     None,
-    Any,
     Metric,
     Lifetime(&'static str),
     Prefix,
@@ -122,7 +120,7 @@ const ADDR_KEYWORDS: &[(&str, Match, AddrKw)] = &[
     ("anycast", Exact, AddrKw::Unsupported(Value::Address)),
     ("scope", Exact, AddrKw::Unsupported(Value::Scope)),
     ("dev", Exact, AddrKw::Dev),
-    ("label", Exact, AddrKw::Unsupported(Value::Any)),
+    ("label", Exact, AddrKw::Label),
     ("metric", Prefix, AddrKw::Unsupported(Value::Metric)),
     ("priority", Prefix, AddrKw::Unsupported(Value::Metric)),
     ("preference", Prefix, AddrKw::Unsupported(Value::Metric)),
@@ -169,7 +167,7 @@ fn check_value(args: &mut Args, check: Value, family: Family) -> Result<(), CmdE
     }
     let value = args.value()?;
     let valid = match check {
-        Value::None | Value::Any => true,
+        Value::None => true,
         Value::Metric => parse::get_u32(value).is_some(),
         Value::Lifetime(_) => value == "forever" || parse::get_u32(value).is_some(),
         Value::Scope => {
@@ -194,8 +192,8 @@ fn check_value(args: &mut Args, check: Value, family: Family) -> Result<(), CmdE
     })
 }
 
-/// `ip addr add|del ADDR[/LEN] [brd +|-|ADDR] dev DEV`; `Cmd::Refused` only makes
-/// the checks iproute2 makes before asking the kernel.
+/// `ip addr add|replace|change|del ADDR[/LEN] [brd +|-|ADDR] [label NAME] dev
+/// DEV`.
 ///
 /// iproute2 prints warnings on the way; they reach the caller only when the
 /// command then fails (a successful command's standard error is not kept), ahead
@@ -210,10 +208,23 @@ fn addr_modify(
     let mut warnings = String::new();
     let mut steps = || {
         let args = parse_addr(|dev| state.find(dev), family, words, delete, &mut warnings)?;
-        if matches!(cmd, Cmd::Refused) {
-            return Ok(());
+        let req = addr_request(&args, delete)?;
+        let label = args.label.as_deref();
+        // The kernel's IPv4 policy holds a label to a device name's size; IPv6
+        // ignores labels.
+        if args.family == Family::Inet && label.is_some_and(|l| l.len() >= IFNAMSIZ) {
+            return Err(kernel("Attribute failed policy validation."));
         }
-        let change = state.check_addr(&addr_request(&args, delete)?)?;
+        let change = match cmd {
+            Cmd::Replace | Cmd::Change => state.check_addr_replace(&req)?,
+            _ => state.check_addr(&req)?,
+        };
+        if let Some(label) = label.filter(|_| delete) {
+            state.check_label(&change, label)?;
+        }
+        if let Some(label) = label.filter(|_| !delete) {
+            state.apply_label(&change, label);
+        }
         state.apply_addr(change);
         Ok(())
     };
@@ -221,7 +232,7 @@ fn addr_modify(
 }
 
 /// What `ip addr add|del` read from its words: what iproute2 sends the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AddrArgs {
     pub(crate) dev: u32,
     /// The family chosen, or else the first address's.
@@ -233,6 +244,8 @@ pub(crate) struct AddrArgs {
     /// sends it, and the kernel refuses it.
     pub(crate) zero_length: bool,
     pub(crate) brd: Option<Brd>,
+    /// The label given (the last one, as the kernel reads it).
+    pub(crate) label: Option<String>,
 }
 
 /// The parse step of `ip addr add|del` (and of the refused `change|replace`):
@@ -252,6 +265,7 @@ pub(crate) fn parse_addr(
     let mut local = LocalArg::default();
     let mut dev: Option<&str> = None;
     let mut brd: Option<Brd> = None;
+    let mut label: Option<&str> = None;
     // A keyword the stack cannot honour, refused once iproute2's own checks pass.
     let mut refused: Option<&str> = None;
     while let Some(word) = args.next() {
@@ -264,6 +278,7 @@ pub(crate) fn parse_addr(
                 brd = Some(addr_brd(value, &mut family)?);
             }
             Some((_, AddrKw::Dev)) => dev = Some(args.value()?),
+            Some((_, AddrKw::Label)) => label = Some(args.value()?),
             Some((name, AddrKw::ReadOnlyFlag)) => {
                 warnings.push_str(&format!(
                     "Warning: {name} option is not mutable from userspace\n"
@@ -314,6 +329,7 @@ pub(crate) fn parse_addr(
         local: local.last.map(|(parsed, _)| parsed),
         zero_length: local.zero_length,
         brd,
+        label: label.map(str::to_string),
     })
 }
 

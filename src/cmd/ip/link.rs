@@ -1,14 +1,14 @@
-//! `ip link`: listing links, and `ip link set` (hardware address, MTU, up and
-//! down), whose changes the model's `set_*` methods make with Linux's checks.
+//! `ip link`: listing links, and `ip link set` (hardware address, MTU, name, up
+//! and down), whose changes the model's `set_*` methods make with Linux's checks.
 
 use super::{
     cannot_find, duparg, duparg2, invarg, list_filter, matches, no_dev_given, pick, refuse,
-    unknown_command, unsupported, usage, Args, Cmd, Exact, Match, Prefix, LINK_USAGE,
+    unknown_command, unsupported, usage, Args, Cmd, Exact, Match, Prefix, IFNAMSIZ, LINK_USAGE,
 };
 use crate::cmd::config::State;
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{get_integer, parse_lladdr, LladdrError};
-use crate::cmd::show::{self, LinkFilter};
+use crate::cmd::show::{self, LinkFilter, Style};
 
 const LINK_CMDS: &[(&str, Match, Cmd)] = &[
     ("add", Prefix, Cmd::Unsupported),
@@ -25,9 +25,9 @@ const LINK_CMDS: &[(&str, Match, Cmd)] = &[
     ("help", Prefix, Cmd::Help),
 ];
 
-pub(super) fn link(state: &mut State, words: &[String]) -> Result<String, CmdError> {
+pub(super) fn link(state: &mut State, words: &[String], style: Style) -> Result<String, CmdError> {
     let Some(cmd) = words.first() else {
-        return Ok(show::links(state, LinkFilter::default()));
+        return Ok(show::links(state, LinkFilter::default(), style));
     };
     let rest = &words[1..];
     match pick(cmd, LINK_CMDS) {
@@ -38,7 +38,7 @@ pub(super) fn link(state: &mut State, words: &[String]) -> Result<String, CmdErr
         }
         Some((_, Cmd::Show)) => {
             let filter = list_filter(state, rest, LINK_USAGE)?;
-            Ok(show::links(state, filter))
+            Ok(show::links(state, filter, style))
         }
         Some((_, Cmd::Help)) => Err(usage(LINK_USAGE)),
         Some((name, _)) => Err(unsupported(&format!("\"ip link {name}\""))),
@@ -52,6 +52,7 @@ enum LinkKw {
     Down,
     Mtu,
     Address,
+    Name,
     /// A keyword the stack cannot honour; true if it takes a value.
     Unsupported(bool),
 }
@@ -61,7 +62,7 @@ enum LinkKw {
 const LINK_SET_KEYWORDS: &[(&str, Match, LinkKw)] = &[
     ("up", Exact, LinkKw::Up),
     ("down", Exact, LinkKw::Down),
-    ("name", Exact, LinkKw::Unsupported(true)),
+    ("name", Exact, LinkKw::Name),
     ("index", Exact, LinkKw::Unsupported(true)),
     ("link", Prefix, LinkKw::Unsupported(true)),
     ("address", Prefix, LinkKw::Address),
@@ -107,7 +108,8 @@ const LINK_SET_KEYWORDS: &[(&str, Match, LinkKw)] = &[
     ("parentdev", Exact, LinkKw::Unsupported(true)),
 ];
 
-/// `ip link set [dev] DEV { up | down | mtu N | address MAC }...`; with `apply`
+/// `ip link set [dev] DEV { up | down | mtu N | address MAC | name NAME }...`;
+/// with `apply`
 /// false, only the checks iproute2 makes before asking the kernel.
 fn link_set(state: &mut State, words: &[String], apply: bool) -> Result<(), CmdError> {
     let mut args = Args::new(words);
@@ -115,6 +117,11 @@ fn link_set(state: &mut State, words: &[String], apply: bool) -> Result<(), CmdE
     let mut up = None;
     let mut mtu = None;
     let mut mac = None;
+    let mut name = None;
+    // The kernel's rule for interface names, checked by iproute2.
+    let c_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r');
+    let valid_ifname =
+        |n: &str| !n.is_empty() && n.len() < IFNAMSIZ && !n.contains('/') && !n.contains(c_space);
     while let Some(word) = args.next() {
         match pick(word, LINK_SET_KEYWORDS) {
             Some((_, LinkKw::Up)) => up = Some(true),
@@ -135,6 +142,13 @@ fn link_set(state: &mut State, words: &[String], apply: bool) -> Result<(), CmdE
                     CmdError::new(1, format!("\"{part}\" is invalid lladdr."))
                 })?);
             }
+            Some((_, LinkKw::Name)) => {
+                let value = args.value()?;
+                if !valid_ifname(value) {
+                    return Err(invarg("\"name\" not a valid ifname", value));
+                }
+                name = Some(value);
+            }
             Some((name, LinkKw::Unsupported(value))) => {
                 return Err(refuse(
                     &mut args,
@@ -150,8 +164,6 @@ fn link_set(state: &mut State, words: &[String], apply: bool) -> Result<(), CmdE
                 if dev.is_some() {
                     return Err(duparg2("dev", name));
                 }
-                // The kernel's rule for interface names, checked by iproute2.
-                let c_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r');
                 if name.is_empty() || name.contains('/') || name.contains(c_space) {
                     return Err(invarg("\"dev\" not a valid ifname", name));
                 }
@@ -181,6 +193,9 @@ fn link_set(state: &mut State, words: &[String], apply: bool) -> Result<(), CmdE
     }
     if let Some(mtu) = mtu {
         state.set_mtu(index, mtu)?;
+    }
+    if let Some(name) = name {
+        state.set_name(index, name)?;
     }
     if let Some(up) = up {
         state.set_up(index, up)?;

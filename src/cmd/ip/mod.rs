@@ -12,7 +12,8 @@
 //! This file reads the options and the object and holds what the objects share
 //! (keyword tables, iproute2's error messages, address arguments); `link`,
 //! `addr` and `route` each hold one object's commands. `ip addr add|del` and
-//! `ip route add|replace|del|flush` run in three steps, each testable on its
+//! `ip route add|replace|change|prepend|append|test|del|flush` run in three
+//! steps, each testable on its
 //! own:
 //! - parse: the words into a typed request, with iproute2's errors and in its
 //!   order; the only thing asked of the model is a link's index by name, as
@@ -26,6 +27,7 @@
 
 mod addr;
 mod link;
+mod neigh;
 mod route;
 
 #[cfg(test)]
@@ -33,14 +35,18 @@ pub(super) use addr::{addr_request, parse_addr, AddrArgs, Brd};
 #[cfg(test)]
 pub(super) use route::{parse_route, parse_route_list, RouteSelector};
 
-use super::config::State;
+use super::config::{Observed, RouteMode, State};
 use super::error::CmdError;
 use super::parse::{self, parse_lladdr, Family, LladdrError, Parsed};
-use super::show::LinkFilter;
+use super::show::{LinkFilter, Style};
 use addr::address;
 use link::link;
+use neigh::neigh;
 use route::route;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The size of a device name's buffer in the kernel, its final NUL included.
+const IFNAMSIZ: usize = 16;
 
 /// The paths under which the reference found iproute2; `execv` needs a full path.
 const IP_PATHS: [&str; 4] = ["/bin/ip", "/sbin/ip", "/usr/bin/ip", "/usr/sbin/ip"];
@@ -49,6 +55,7 @@ const IP_USAGE: &str = include_str!("../usage/ip.txt");
 const LINK_USAGE: &str = include_str!("../usage/link.txt");
 const ADDR_USAGE: &str = include_str!("../usage/address.txt");
 const ROUTE_USAGE: &str = include_str!("../usage/route.txt");
+const NEIGH_USAGE: &str = include_str!("../usage/neigh.txt");
 
 /// How a word must relate to a keyword to select it.
 #[derive(Clone, Copy)]
@@ -209,13 +216,18 @@ impl<'a> Args<'a> {
     }
 }
 
-/// Runs one command of a stackcmd string (its argv) against the model.
-pub(super) fn run_command(state: &mut State, argv: &[String]) -> Result<String, CmdError> {
+/// Runs one command of a stackcmd string (its argv) against the model, with
+/// what the stack observed for the commands that show it.
+pub(super) fn run_command(
+    state: &mut State,
+    argv: &[String],
+    observed: &Observed,
+) -> Result<String, CmdError> {
     let Some(path) = argv.first() else {
         return Ok(String::new());
     };
     if IP_PATHS.contains(&path.as_str()) {
-        return ip(state, &argv[1..]);
+        return ip(state, &argv[1..], observed);
     }
     if !path.contains('/') {
         // The reference calls execv, which does not search PATH: the child exits 2.
@@ -241,6 +253,14 @@ enum Opt {
     Ignored,
     Family,
     Set(Family),
+    /// `-s`: counters in `ip link` and `ip addr` listings.
+    Stats,
+    /// `-br`: brief listings.
+    Brief,
+    /// `-o`: a listing's records on one line each.
+    Oneline,
+    /// `-j`: JSON.
+    Json,
     Help,
     Unsupported,
 }
@@ -258,18 +278,18 @@ const OPTIONS: &[(&str, Match, Opt)] = &[
     ("-human", Prefix, Opt::Ignored),
     ("-human-readable", Prefix, Opt::Ignored),
     ("-iec", Prefix, Opt::Ignored),
-    ("-stats", Prefix, Opt::Unsupported),
-    ("-statistics", Prefix, Opt::Unsupported),
+    ("-stats", Prefix, Opt::Stats),
+    ("-statistics", Prefix, Opt::Stats),
     ("-details", Prefix, Opt::Unsupported),
     ("-resolve", Prefix, Opt::Unsupported),
-    ("-oneline", Prefix, Opt::Unsupported),
+    ("-oneline", Prefix, Opt::Oneline),
     ("-timestamp", Prefix, Opt::Unsupported),
     ("-tshort", Prefix, Opt::Unsupported),
     ("-Version", Prefix, Opt::Unsupported),
     ("-force", Prefix, Opt::Ignored),
     ("-batch", Prefix, Opt::Unsupported),
-    ("-brief", Prefix, Opt::Unsupported),
-    ("-json", Prefix, Opt::Unsupported),
+    ("-brief", Prefix, Opt::Brief),
+    ("-json", Prefix, Opt::Json),
     ("-pretty", Prefix, Opt::Unsupported),
     ("-rcvbuf", Prefix, Opt::Unsupported),
     ("-color", Prefix, Opt::Unsupported),
@@ -285,6 +305,7 @@ enum Object {
     Address,
     Link,
     Route,
+    Neigh,
     Help,
     Unsupported,
 }
@@ -296,8 +317,8 @@ const OBJECTS: &[(&str, Match, Object)] = &[
     ("maddress", Prefix, Object::Unsupported),
     ("route", Prefix, Object::Route),
     ("rule", Prefix, Object::Unsupported),
-    ("neighbor", Prefix, Object::Unsupported),
-    ("neighbour", Prefix, Object::Unsupported),
+    ("neighbor", Prefix, Object::Neigh),
+    ("neighbour", Prefix, Object::Neigh),
     ("ntable", Prefix, Object::Unsupported),
     ("ntbl", Prefix, Object::Unsupported),
     ("link", Prefix, Object::Link),
@@ -329,9 +350,11 @@ const OBJECTS: &[(&str, Match, Object)] = &[
 ];
 
 /// `ip [OPTIONS] OBJECT ...`
-fn ip(state: &mut State, words: &[String]) -> Result<String, CmdError> {
+fn ip(state: &mut State, words: &[String], observed: &Observed) -> Result<String, CmdError> {
     let mut args = Args::new(words);
     let mut family = Family::Unspec;
+    let mut stats = 0;
+    let mut style = Style::default();
     while let Some(word) = args.peek() {
         if word == "--" {
             args.next();
@@ -360,6 +383,10 @@ fn ip(state: &mut State, words: &[String]) -> Result<String, CmdError> {
                     .ok_or_else(|| invarg("invalid protocol family", name))?;
             }
             Some((_, Opt::Set(f))) => family = f,
+            Some((_, Opt::Stats)) => stats += 1,
+            Some((_, Opt::Brief)) => style.brief = true,
+            Some((_, Opt::Oneline)) => style.oneline = true,
+            Some((_, Opt::Json)) => style.json = true,
             Some((_, Opt::Ignored)) => {}
             Some((_, Opt::Help)) => return Err(usage(IP_USAGE)),
             Some((name, Opt::Unsupported)) => {
@@ -375,10 +402,21 @@ fn ip(state: &mut State, words: &[String]) -> Result<String, CmdError> {
     }
     let object = args.next().ok_or_else(|| usage(IP_USAGE))?;
     let rest = args.rest();
+    if stats > 1 {
+        return Err(unsupported(
+            "option \"-stats\" given twice (error counters)",
+        ));
+    }
+    // The counters, where `-s` asked for them.
+    style.stats = (stats == 1).then_some(observed.stats.as_slice());
     match pick(object, OBJECTS) {
-        Some((_, Object::Address)) => address(state, family, rest),
-        Some((_, Object::Link)) => link(state, rest),
-        Some((_, Object::Route)) => route(state, family, rest),
+        Some((_, Object::Address)) => address(state, family, rest, style),
+        Some((_, Object::Link)) => link(state, rest, style),
+        Some((_, Object::Route)) => route(state, family, rest, style.json),
+        Some((_, Object::Neigh)) if style.stats.is_some() => Err(unsupported(
+            "option \"-stats\" with \"ip neigh\" (its use counters)",
+        )),
+        Some((_, Object::Neigh)) => neigh(state, family, rest, &observed.neighbors, style),
         Some((_, Object::Help)) => Err(usage(IP_USAGE)),
         Some((name, Object::Unsupported)) => Err(unsupported(&format!("\"ip {name}\""))),
         None => Err(CmdError::new(
@@ -393,6 +431,11 @@ fn ip(state: &mut State, words: &[String]) -> Result<String, CmdError> {
 enum Cmd {
     Add,
     Replace,
+    /// `change`: replace what exists, create nothing.
+    Change,
+    /// `ip route add|replace|change|prepend|append|test`: what the command
+    /// asks of routes already there.
+    Route(RouteMode),
     Set,
     Delete,
     Show,

@@ -1,4 +1,5 @@
-//! `ip route`: `add|replace|del` and `show|flush`, each in three steps:
+//! `ip route`: `add|replace|change|prepend|append|test|del` and `show|flush`,
+//! each in three steps:
 //! [`parse_route`] or [`parse_route_list`] reads the words, the model's
 //! `check_route_*` methods check the request, its `apply_route_*` methods (and
 //! `flush_routes`) apply it.
@@ -7,20 +8,20 @@ use super::{
     cannot_find, duparg2, get_addr, get_prefix, invarg, matches, pick, refuse, unknown_command,
     unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ROUTE_USAGE,
 };
-use crate::cmd::config::{in_prefix, Route, RouteProto, RouteReq, State};
+use crate::cmd::config::{in_prefix, Route, RouteMode, RouteProto, RouteReq, State};
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{self, Family, Parsed};
 use crate::cmd::show;
 use std::net::IpAddr;
 
 const ROUTE_CMDS: &[(&str, Match, Cmd)] = &[
-    ("add", Prefix, Cmd::Add),
-    ("change", Prefix, Cmd::Refused),
-    ("chg", Exact, Cmd::Refused),
-    ("replace", Prefix, Cmd::Replace),
-    ("prepend", Prefix, Cmd::Refused),
-    ("append", Prefix, Cmd::Refused),
-    ("test", Prefix, Cmd::Refused),
+    ("add", Prefix, Cmd::Route(RouteMode::Add)),
+    ("change", Prefix, Cmd::Route(RouteMode::Change)),
+    ("chg", Exact, Cmd::Route(RouteMode::Change)),
+    ("replace", Prefix, Cmd::Route(RouteMode::Replace)),
+    ("prepend", Prefix, Cmd::Route(RouteMode::Prepend)),
+    ("append", Prefix, Cmd::Route(RouteMode::Append)),
+    ("test", Prefix, Cmd::Route(RouteMode::Test)),
     ("delete", Prefix, Cmd::Delete),
     ("list", Prefix, Cmd::Show),
     ("show", Prefix, Cmd::Show),
@@ -37,42 +38,39 @@ pub(super) fn route(
     state: &mut State,
     family: Family,
     words: &[String],
+    json: bool,
 ) -> Result<String, CmdError> {
     let Some(cmd) = words.first() else {
-        return route_list(state, family, &[], false);
+        return route_list(state, family, &[], false, json);
     };
     let rest = &words[1..];
     match pick(cmd, ROUTE_CMDS) {
-        Some((_, Cmd::Add)) => route_add(state, family, rest, false),
-        Some((_, Cmd::Replace)) => route_add(state, family, rest, true),
+        Some((_, Cmd::Route(mode))) => route_add(state, family, rest, mode),
         Some((_, Cmd::Delete)) => route_del(state, family, rest),
-        Some((name, Cmd::Refused)) => {
-            parse_route(|dev| state.find(dev), family, rest)?;
-            Err(unsupported(&format!("\"ip route {name}\"")))
-        }
-        Some((_, Cmd::Show)) => route_list(state, family, rest, false),
-        Some((_, Cmd::Flush)) => route_list(state, family, rest, true),
+        Some((_, Cmd::Show)) => route_list(state, family, rest, false, json),
+        Some((_, Cmd::Flush)) => route_list(state, family, rest, true, json),
         Some((_, Cmd::Help)) => Err(usage(ROUTE_USAGE)),
         Some((name, _)) => Err(unsupported(&format!("\"ip route {name}\""))),
         None => Err(unknown_command(cmd, "route")),
     }
 }
 
-/// `ip route add|replace [to] PREFIX [via GW] [dev DEV] [src ADDR]`
+/// `ip route add|replace|change|prepend|append|test [to] PREFIX [via GW]
+/// [dev DEV] [src ADDR] [metric N]`
 fn route_add(
     state: &mut State,
     family: Family,
     words: &[String],
-    replace: bool,
+    mode: RouteMode,
 ) -> Result<String, CmdError> {
     let req = parse_route(|dev| state.find(dev), family, words)?;
-    let checked = state.check_route_add(&req, replace);
+    let checked = state.check_route_add(&req, mode);
     state.create_v4_table_for(&req);
     state.apply_route_add(checked?);
     Ok(String::new())
 }
 
-/// `ip route del [to] PREFIX [via GW] [dev DEV] [src ADDR]`
+/// `ip route del [to] PREFIX [via GW] [dev DEV] [src ADDR] [metric N]`
 fn route_del(state: &mut State, family: Family, words: &[String]) -> Result<String, CmdError> {
     let req = parse_route(|dev| state.find(dev), family, words)?;
     let del = state.check_route_del(&req)?;
@@ -85,6 +83,7 @@ enum RouteKw {
     Src,
     Via,
     Dev,
+    Metric,
     /// A keyword the stack cannot honour; true if it takes a value.
     Unsupported(bool),
 }
@@ -99,9 +98,9 @@ const ROUTE_KEYWORDS: &[(&str, Match, RouteKw)] = &[
     ("tos", Exact, RouteKw::Unsupported(true)),
     ("dsfield", Prefix, RouteKw::Unsupported(true)),
     ("expires", Exact, RouteKw::Unsupported(true)),
-    ("metric", Prefix, RouteKw::Unsupported(true)),
-    ("priority", Prefix, RouteKw::Unsupported(true)),
-    ("preference", Exact, RouteKw::Unsupported(true)),
+    ("metric", Prefix, RouteKw::Metric),
+    ("priority", Prefix, RouteKw::Metric),
+    ("preference", Exact, RouteKw::Metric),
     ("scope", Exact, RouteKw::Unsupported(true)),
     ("mtu", Exact, RouteKw::Unsupported(true)),
     ("hoplimit", Exact, RouteKw::Unsupported(true)),
@@ -150,8 +149,8 @@ const ROUTE_TYPES: &[(&str, Match, bool)] = &[
     ("throw", Exact, false),
 ];
 
-/// The parse step of `ip route add|replace|del` (and of the refused
-/// `change|prepend|append|test`): the words, read as iproute2 reads them, into
+/// The parse step of `ip route add|replace|change|prepend|append|test|del`: the
+/// words, read as iproute2 reads them, into
 /// the request it would send the kernel, or iproute2's error. `find_link` gives
 /// the index of a link by name, the only thing iproute2 asks before sending.
 pub(crate) fn parse_route(
@@ -165,6 +164,7 @@ pub(crate) fn parse_route(
     let mut via: Option<IpAddr> = None;
     let mut src: Option<IpAddr> = None;
     let mut dev: Option<&str> = None;
+    let mut metric: Option<u32> = None;
     // A route type the stack has no use for; refused once the line has parsed.
     let mut bad_type: Option<&str> = None;
     while let Some(word) = args.next() {
@@ -183,6 +183,7 @@ pub(crate) fn parse_route(
                 via = Some(route_via(&mut args, &mut family)?);
             }
             Some((_, RouteKw::Dev)) => dev = Some(args.value()?),
+            Some((_, RouteKw::Metric)) => metric = Some(metric_value(args.value()?)?),
             Some((name, RouteKw::Unsupported(value))) => {
                 return Err(refuse(
                     &mut args,
@@ -227,7 +228,14 @@ pub(crate) fn parse_route(
         via,
         dev,
         src,
+        metric,
     })
+}
+
+/// The value of `metric`, `priority` or `preference`: a C `unsigned long` up
+/// to 2^32 - 1.
+fn metric_value(value: &str) -> Result<u32, CmdError> {
+    parse::get_u32(value).ok_or_else(|| invarg("\"metric\" value is invalid\n", value))
 }
 
 /// The value of a route's `via [FAMILY] GW`; the route's family follows the
@@ -323,6 +331,7 @@ fn route_list(
     family: Family,
     words: &[String],
     flush: bool,
+    json: bool,
 ) -> Result<String, CmdError> {
     let Some(selector) = parse_route_list(|dev| state.find(dev), family, words, flush)? else {
         return Ok(String::new());
@@ -332,11 +341,16 @@ fn route_list(
         state.flush_routes(|r| selector.selects(r));
         return Ok(String::new());
     }
-    Ok(state
-        .routes
-        .iter()
-        .filter(|r| selector.selects(r))
-        .map(|r| show::route_line(state, r, selector.dev.is_none()))
+    let (show_dev, show_metric) = (selector.dev.is_none(), selector.metric.is_none());
+    let selected = state.routes.iter().filter(|r| selector.selects(r));
+    if json {
+        let items: Vec<String> = selected
+            .map(|r| show::route_json(state, r, show_dev, show_metric))
+            .collect();
+        return Ok(show::objects_json(&items));
+    }
+    Ok(selected
+        .map(|r| show::route_line(state, r, show_dev, show_metric))
         .collect())
 }
 
@@ -403,13 +417,7 @@ pub(crate) fn parse_route_list(
                 }
             }
             Some((_, ListKw::Dev)) => dev = Some(args.value()?),
-            Some((_, ListKw::Metric)) => {
-                let value = args.value()?;
-                metric = Some(
-                    parse::get_u32(value)
-                        .ok_or_else(|| invarg("\"metric\" value is invalid\n", value))?,
-                );
-            }
+            Some((_, ListKw::Metric)) => metric = Some(metric_value(args.value()?)?),
             Some((_, ListKw::Protocol)) => proto = route_protocol(args.value()?)?,
             Some((name, ListKw::Unsupported(value))) => {
                 return Err(refuse(

@@ -7,12 +7,12 @@
 //! the differential test hold against Linux; here they pin down which step
 //! answers what.
 
-use crate::cmd::config::{AddrChange, AddrReq, RouteReq, V4Slot};
+use crate::cmd::config::{AddrChange, AddrReq, RouteMode, RoutePlace, RouteReq, V4Slot};
 use crate::cmd::ip::{
     addr_request, parse_addr, parse_route, parse_route_list, AddrArgs, Brd, RouteSelector,
 };
 use crate::cmd::parse::{Family, Parsed};
-use crate::cmd::{CmdError, IfAddr, NetConfig, Route, RouteProto};
+use crate::cmd::{CmdError, IfAddr, NetConfig, Route, RouteProto, MAX_ADDRS};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
@@ -61,6 +61,7 @@ fn req(dst: &str, prefix_len: u8, via: Option<&str>, dev: Option<u32>) -> RouteR
         via: via.map(ip),
         dev,
         src: None,
+        metric: None,
     }
 }
 
@@ -136,11 +137,27 @@ fn route_parse_errors_come_in_iproute2_order() {
         )
     );
     assert_eq!(
-        parse(Family::Unspec, "10.0.0.0/8 metric 5"),
+        parse(Family::Unspec, "10.0.0.0/8 metric -1"),
         (
-            2,
-            "Error: vdestack: \"ip route ... metric\" is not supported.".to_string()
+            255,
+            "Error: argument \"-1\" is wrong: \"metric\" value is invalid".to_string()
         )
+    );
+}
+
+#[test]
+fn route_parse_reads_metrics_the_last_one_winning() {
+    let r = parse_route(
+        no_lookup,
+        Family::Unspec,
+        &words("10.1.0.0/16 via 10.0.0.254 metric 5 priority 0x10"),
+    );
+    assert_eq!(
+        r.unwrap(),
+        RouteReq {
+            metric: Some(16),
+            ..req("10.1.0.0", 16, Some("10.0.0.254"), None)
+        }
     );
 }
 
@@ -150,7 +167,7 @@ fn route_parse_errors_come_in_iproute2_order() {
 fn route_add_check_returns_the_route_and_apply_adds_it() {
     let mut cfg = config(UP_10);
     let want = req("10.1.0.0", 16, Some("10.0.0.254"), None);
-    let add = cfg.state().check_route_add(&want, false).unwrap();
+    let add = cfg.state().check_route_add(&want, RouteMode::Add).unwrap();
     let route = Route {
         dst: ip("10.1.0.0"),
         prefix_len: 16,
@@ -158,8 +175,9 @@ fn route_add_check_returns_the_route_and_apply_adds_it() {
         dev: 2,
         proto: RouteProto::Boot,
         src: None,
+        metric: 0,
     };
-    assert_eq!((add.route, add.replaces), (route, None));
+    assert_eq!((add.route, add.place), (route, RoutePlace::Sorted));
     assert!(!cfg.routes().contains(&route), "a check changes nothing");
     let generation = cfg.generation();
     cfg.change(|state| state.apply_route_add(add));
@@ -168,18 +186,100 @@ fn route_add_check_returns_the_route_and_apply_adds_it() {
 
     // The same prefix again clashes, unless it replaces.
     assert_eq!(
-        error(cfg.state().check_route_add(&want, false)),
+        error(cfg.state().check_route_add(&want, RouteMode::Add)),
         (2, "RTNETLINK answers: File exists".to_string())
     );
     let at = cfg.routes().iter().position(|r| *r == route);
-    let replace = cfg.state().check_route_add(&want, true).unwrap();
-    assert_eq!(replace.replaces, at);
+    let replace = cfg
+        .state()
+        .check_route_add(&want, RouteMode::Replace)
+        .unwrap();
+    assert_eq!(Some(replace.place), at.map(RoutePlace::Replaces));
+}
+
+#[test]
+fn route_modes_place_a_route_beside_those_of_the_same_prefix_and_metric() {
+    let cfg = config(&format!(
+        "{UP_10}; /bin/ip route add 10.1.0.0/16 via 10.0.0.254 metric 5; \
+         /bin/ip route append 10.1.0.0/16 via 10.0.0.253 metric 5"
+    ));
+    let at = |via: &str| {
+        cfg.routes()
+            .iter()
+            .position(|r| r.via == Some(ip(via)))
+            .unwrap()
+    };
+    let (first, second) = (at("10.0.0.254"), at("10.0.0.253"));
+    assert_eq!(second, first + 1);
+    let want = |via: &str, metric| RouteReq {
+        metric: Some(metric),
+        ..req("10.1.0.0", 16, Some(via), None)
+    };
+    let place = |r: RouteReq, mode| cfg.state().check_route_add(&r, mode).map(|a| a.place);
+    let exists = (2, "RTNETLINK answers: File exists".to_string());
+    assert_eq!(error(place(want("10.0.0.9", 5), RouteMode::Add)), exists);
+    assert_eq!(
+        place(want("10.0.0.9", 5), RouteMode::Prepend),
+        Ok(RoutePlace::At(first))
+    );
+    assert_eq!(
+        place(want("10.0.0.9", 5), RouteMode::Append),
+        Ok(RoutePlace::At(second + 1))
+    );
+    assert_eq!(
+        place(want("10.0.0.9", 5), RouteMode::Change),
+        Ok(RoutePlace::Replaces(first))
+    );
+    // The same nexthop again, unless it is the one a replace would overwrite.
+    assert_eq!(
+        error(place(want("10.0.0.253", 5), RouteMode::Append)),
+        exists
+    );
+    assert_eq!(
+        error(place(want("10.0.0.253", 5), RouteMode::Replace)),
+        exists
+    );
+    assert_eq!(
+        place(want("10.0.0.254", 5), RouteMode::Replace),
+        Ok(RoutePlace::Replaces(first))
+    );
+    // Another metric is another slot.
+    assert_eq!(
+        place(want("10.0.0.9", 6), RouteMode::Add),
+        Ok(RoutePlace::Sorted)
+    );
+    assert_eq!(
+        error(place(want("10.0.0.9", 6), RouteMode::Change)),
+        (
+            2,
+            "RTNETLINK answers: No such file or directory".to_string()
+        )
+    );
+    assert_eq!(
+        error(place(want("10.0.0.9", 6), RouteMode::Test)),
+        (
+            2,
+            "RTNETLINK answers: No such file or directory".to_string()
+        )
+    );
+}
+
+#[test]
+fn lookups_take_the_lowest_metric() {
+    let cfg = config(&format!(
+        "{UP_10}; /bin/ip route add default via 10.0.0.254 metric 20; \
+         /bin/ip route add default via 10.0.0.253 metric 10; \
+         /bin/ip route prepend default via 10.0.0.252 metric 20"
+    ));
+    let hop = cfg.lookup(ip("192.0.2.1")).unwrap();
+    assert_eq!(hop.addr, ip("10.0.0.253"));
 }
 
 #[test]
 fn route_add_check_refuses_as_linux_does() {
     let up = config(UP_10);
-    let check = |cfg: &NetConfig, r: RouteReq| error(cfg.state().check_route_add(&r, false));
+    let check =
+        |cfg: &NetConfig, r: RouteReq| error(cfg.state().check_route_add(&r, RouteMode::Add));
     assert_eq!(
         check(&up, req("10.0.0.1", 8, None, Some(2))),
         (
@@ -217,7 +317,10 @@ fn a_refused_ipv4_route_still_creates_the_table() {
     cfg.change(|state| state.create_v4_table_for(&req("10.0.0.1", 8, None, Some(2))));
     assert_eq!(error(cfg.state().check_route_del(&wanted)), no_table);
     // vde0 is down, so the route is refused, but the table is there.
-    assert!(cfg.state().check_route_add(&wanted, false).is_err());
+    assert!(cfg
+        .state()
+        .check_route_add(&wanted, RouteMode::Add)
+        .is_err());
     cfg.change(|state| state.create_v4_table_for(&wanted));
     assert_eq!(
         error(cfg.state().check_route_del(&wanted)),
@@ -342,6 +445,7 @@ fn route_selector_selects_by_every_field() {
         dev,
         proto,
         src: None,
+        metric: 0,
     };
     let kernel = route("10.0.0.0", 24, 2, RouteProto::Kernel);
     let added = route("10.1.0.0", 16, 1, RouteProto::Boot);
@@ -443,6 +547,7 @@ fn addr_parse_reads_a_whole_request() {
             local: prefix("10.0.0.1", Some(24)),
             zero_length: false,
             brd: Some(Brd::Plus),
+            label: None,
         }
     );
     assert_eq!(warnings, "");
@@ -510,14 +615,14 @@ fn addr_parse_errors_come_in_iproute2_order() {
     );
     // The device is looked up before an unusable keyword is refused.
     assert_eq!(
-        parse("10.0.0.1/24 dev eth9 label x", false),
+        parse("10.0.0.1/24 dev eth9 metric 1", false),
         (1, "Cannot find device \"eth9\"".to_string())
     );
     assert_eq!(
-        parse("10.0.0.1/24 dev vde0 label x", false),
+        parse("10.0.0.1/24 dev vde0 metric 1", false),
         (
             2,
-            "Error: vdestack: \"ip address ... label\" is not supported.".to_string()
+            "Error: vdestack: \"ip address ... metric\" is not supported.".to_string()
         )
     );
 }
@@ -531,6 +636,7 @@ fn addr_args(family: Family, local: Option<Parsed>, brd: Option<Brd>) -> AddrArg
         local,
         zero_length: false,
         brd,
+        label: None,
     }
 }
 
@@ -736,16 +842,16 @@ fn addr_add_check_refuses_as_linux_does() {
         )
     );
     let full = config(
-        &(1..=8)
-            .map(|i| format!("/bin/ip addr add 10.0.{i}.1/24 dev vde0"))
+        &(1..=MAX_ADDRS)
+            .map(|i| format!("/bin/ip addr add 10.{i}.0.1/24 dev vde0"))
             .collect::<Vec<_>>()
             .join("; "),
     );
     assert_eq!(
-        check(&full, add_v4(2, "10.0.9.1", 24)),
+        check(&full, add_v4(2, "10.0.0.1", 24)),
         (
             2,
-            "Error: vdestack: too many addresses (limit 8).".to_string()
+            format!("Error: vdestack: too many addresses (limit {MAX_ADDRS}).")
         )
     );
     // 0.0.0.0 is accepted and changes nothing, even on a full table.

@@ -47,3 +47,66 @@ fn connects_to_two_new_ipv6_neighbours_do_not_wait_for_each_other() {
     let took = both_connect(&mut w, ["[fd00::1]:80", "[fd00::3]:80"]);
     assert!(took <= 50 * MS, "took {took:?}");
 }
+
+/// Every frame `from` sends in `ms` milliseconds of transmits, delivered to
+/// `to`; and what `to` answers, delivered back.
+fn exchange(w: &mut Wire, ms: u64) -> Vec<Vec<u8>> {
+    let mut sent = Vec::new();
+    for _ in 0..ms {
+        w.a.transmit(w.now);
+        while let Some(frame) = w.a.next_outgoing() {
+            w.b.receive(w.now, &frame);
+            sent.push(frame);
+        }
+        w.b.transmit(w.now);
+        while let Some(frame) = w.b.next_outgoing() {
+            w.a.receive(w.now, &frame);
+        }
+        w.now += MS;
+    }
+    sent
+}
+
+#[test]
+fn a_static_neighbour_entry_is_used_kept_and_shown() {
+    let mut w = Wire::new();
+    // A wrong hardware address first: the SYN goes to it, and nobody is asked.
+    w.a.run_cmd("/bin/ip neigh add 10.0.0.2 lladdr 02:00:00:00:00:09 dev vde0")
+        .unwrap();
+    listen_on(&mut w.b, addr("0.0.0.0:80"));
+    let options = SocketOptions::default();
+    let client = w.a.connect(addr("10.0.0.2:80"), None, &options).unwrap();
+    let sent = exchange(&mut w, 20);
+    assert!(!sent.is_empty());
+    assert!(sent.iter().all(|f| frames::arp_request(f).is_none()));
+    let wrong = EthernetAddress([2, 0, 0, 0, 0, 9]);
+    let ipv4 = sent.iter().filter(|f| frames::ipv4_dst(f).is_some());
+    assert!(ipv4.clone().count() > 0);
+    assert!(ipv4.into_iter().all(|f| frames::dst_mac(f) == Some(wrong)));
+    assert!(Wire::events(&mut w.a).is_empty(), "not connected");
+    // The right one: the connection goes through, still without ARP from a.
+    w.a.run_cmd("/bin/ip neigh replace 10.0.0.2 lladdr 02:00:00:00:00:02 dev vde0")
+        .unwrap();
+    let sent = exchange(&mut w, 1500);
+    assert!(sent.iter().all(|f| frames::arp_request(f).is_none()));
+    assert!(Wire::events(&mut w.a).contains(&Event::Connected(client)));
+    // b asked for a, a answered: b lists what it learned.
+    let shown = w.b.run_cmd("/bin/ip neigh show dev vde0").unwrap();
+    assert_eq!(shown, "10.0.0.1 lladdr 02:00:00:00:00:01 REACHABLE \n");
+    // Past smoltcp's 60 s, the entry holds.
+    w.now += Duration::from_secs(90);
+    w.a.tcp(client).send_slice(b"late").unwrap();
+    w.a.tcp.mark(client);
+    let sent = exchange(&mut w, 5);
+    assert!(
+        sent.iter().all(|f| frames::arp_request(f).is_none()),
+        "asked after 90 s"
+    );
+    assert!(sent.iter().any(|f| frames::tcp_view(f).is_some()));
+    // a saw b's request too, but lists its entry as made.
+    let shown = w.a.run_cmd("/bin/ip neigh show").unwrap();
+    assert_eq!(
+        shown,
+        "10.0.0.2 dev vde0 lladdr 02:00:00:00:00:02 PERMANENT \n"
+    );
+}

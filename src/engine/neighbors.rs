@@ -1,0 +1,164 @@
+//! The neighbour table as `ip neigh` sees it: the static entries of the model,
+//! kept in smoltcp's neighbour cache, and the neighbours the engine saw on the
+//! wire, for `ip neigh show`; and the rest of what the engine observed for `ip`
+//! to show (`Engine::observed`: the links' counters too).
+//!
+//! smoltcp's cache can only be filled by what it receives, and forgets an entry
+//! 60 s after it was filled; a neighbour's ARP reply or advertisement also
+//! overwrites it. So the engine hands smoltcp each static entry as that
+//! neighbour's answer aimed at one of its addresses: when the configuration
+//! changes (an address change empties the cache), every 30 s after, and at the
+//! next transmit after the wire contradicted one. A static entry thus holds as
+//! Linux's `PERMANENT` does, with one difference: between the contradicting
+//! frame and the next transmit, smoltcp has the wire's word.
+
+use super::{frames, Engine};
+use crate::cmd::{LinkKind, Neighbor, NeighborState};
+use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// How often static entries are handed to smoltcp again: well within its 60 s.
+const REFILL: Duration = Duration::from_secs(30);
+/// How long a neighbour seen on the wire counts as `REACHABLE` (Linux's
+/// `base_reachable_time`), then `STALE` until smoltcp would have forgotten it.
+const REACHABLE: Duration = Duration::from_secs(30);
+const FORGOTTEN: Duration = Duration::from_secs(60);
+/// How many neighbours seen on the wire are remembered (smoltcp's cache holds 64).
+const SEEN_LIMIT: usize = 64;
+
+/// What the engine knows of its neighbours beyond the model.
+#[derive(Debug, Default)]
+pub(super) struct NeighborTable {
+    /// Neighbours seen on the wire: their hardware address, and when.
+    seen: HashMap<IpAddr, (EthernetAddress, Duration)>,
+    /// When the static entries are next handed to smoltcp.
+    next_fill: Duration,
+}
+
+impl NeighborTable {
+    /// Notes what a frame says of a neighbour (not of us: `own`, our hardware
+    /// address, marks what the stack looped back); one that contradicts a
+    /// static entry has the entry handed to smoltcp again at the next transmit.
+    pub(super) fn note(
+        &mut self,
+        frame: &[u8],
+        now: Duration,
+        own: EthernetAddress,
+        statics: &[Neighbor],
+    ) {
+        let Some((addr, mac)) = frames::neighbor_news(frame).filter(|(_, mac)| *mac != own) else {
+            return;
+        };
+        if self.seen.len() >= SEEN_LIMIT && !self.seen.contains_key(&addr) {
+            let oldest = self
+                .seen
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(a, _)| *a);
+            if let Some(oldest) = oldest {
+                self.seen.remove(&oldest);
+            }
+        }
+        self.seen.insert(addr, (mac, now));
+        if statics
+            .iter()
+            .any(|n| n.addr == addr && n.mac != Some(mac.0))
+        {
+            self.next_fill = now;
+        }
+    }
+
+    /// The neighbours seen on the wire that smoltcp still knows, as `ip neigh
+    /// show` lists them, on link `dev`, in address order.
+    pub(super) fn learned(&self, now: Duration, dev: u32) -> Vec<Neighbor> {
+        let mut learned: Vec<Neighbor> = self
+            .seen
+            .iter()
+            .filter(|(_, (_, at))| now.saturating_sub(*at) < FORGOTTEN)
+            .map(|(addr, (mac, at))| {
+                let state = if now.saturating_sub(*at) < REACHABLE {
+                    NeighborState::Reachable
+                } else {
+                    NeighborState::Stale
+                };
+                Neighbor::new(dev, *addr, Some(mac.0), state)
+            })
+            .collect();
+        learned.sort_by_key(|n| n.addr);
+        learned
+    }
+
+    /// Whether the static entries are due to be handed to smoltcp.
+    pub(super) fn fill_due(&self, now: Duration) -> bool {
+        now >= self.next_fill
+    }
+}
+
+impl Engine {
+    /// Hands smoltcp the model's static entries of the Ethernet link (when it is
+    /// up), each as its neighbour's answer to one of smoltcp's addresses in
+    /// the same network (IPv4: smoltcp takes no other; IPv6: any it holds).
+    pub(super) fn fill_static_neighbors(&mut self) {
+        self.neighbor_table.next_fill = self.now + REFILL;
+        let Some(ether) = self
+            .config
+            .links()
+            .iter()
+            .find(|l| l.kind == LinkKind::Ether && l.up)
+            .map(|l| l.index)
+        else {
+            return;
+        };
+        let entries: Vec<(IpAddr, EthernetAddress)> = self
+            .config
+            .neighbors()
+            .iter()
+            .filter(|n| n.dev == ether && n.state != NeighborState::None)
+            .filter_map(|n| Some((n.addr, EthernetAddress(n.mac?))))
+            .collect();
+        let mut frame = Vec::new();
+        for (addr, mac) in entries {
+            let ours = self
+                .iface
+                .ip_addrs()
+                .iter()
+                .find_map(|cidr| match (cidr, addr) {
+                    (IpCidr::Ipv4(c), IpAddr::V4(a)) if c.contains_addr(&a) => {
+                        Some(IpAddress::Ipv4(c.address()))
+                    }
+                    (IpCidr::Ipv6(c), IpAddr::V6(_)) => Some(IpAddress::Ipv6(c.address())),
+                    _ => None,
+                });
+            frame.clear();
+            match (ours, addr) {
+                (Some(IpAddress::Ipv4(us)), IpAddr::V4(them)) => {
+                    frames::write_arp_reply_to(&mut frame, mac, them, self.io.mac, us);
+                }
+                (Some(IpAddress::Ipv6(us)), IpAddr::V6(them)) => {
+                    frames::write_neighbor_advert_to(&mut frame, (mac, them), (self.io.mac, us));
+                }
+                _ => continue,
+            }
+            self.ingest_ready(&frame);
+        }
+    }
+
+    /// What the engine observed that `ip` shows: the neighbours it saw on the
+    /// wire (`ip neigh show`), the links' counters (`ip -s link`).
+    pub(super) fn observed(&self) -> crate::cmd::Observed {
+        let mut observed = crate::cmd::Observed::default();
+        for link in self.config.links() {
+            let stats = match link.kind {
+                LinkKind::Ether => {
+                    observed.neighbors = self.neighbor_table.learned(self.now, link.index);
+                    self.wire_stats
+                }
+                LinkKind::Loopback => self.lo_stats,
+            };
+            observed.stats.push((link.index, stats));
+        }
+        observed
+    }
+}
