@@ -305,7 +305,7 @@ fn run(run: Run) -> i32 {
     if run.dhcp {
         // After --cmd, as a script would run udhcpc after its own setup; the
         // lease is renewed while the program runs.
-        if let Err(e) = stack.dhcp(stack.ifname()) {
+        if let Err(e) = stack.dhcp(&stack.ifname()) {
             eprintln!(
                 "vdestack: --dhcp: no lease on {} ({e}); give the interface an address \
                  with --cmd 'ip addr add ...' instead",
