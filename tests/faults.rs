@@ -226,7 +226,10 @@ type Report = (usize, &'static str, Result<Duration, String>);
 
 /// `len` bytes from a to b and `len` bytes from b to a at the same time, every
 /// byte checked, within `limit`. Returns how long each direction took (a to b,
-/// b to a), from the first connect to the reader's EOF.
+/// b to a), from the moment every connection is up to the reader's EOF: as
+/// iperf3, which the loss figures compare with, starts its clock once its
+/// streams are connected (a handshake or ARP request lost costs either stack a
+/// second, Linux's initial retransmission timeout, before that).
 fn transfer_each_way(
     net: &FaultyNet,
     carry: Carry,
@@ -237,42 +240,65 @@ fn transfer_each_way(
     let listener = TcpListener::bind(&net.a, "10.0.0.1:5001").unwrap();
     let to_a: SocketAddr = "10.0.0.1:5001".parse().unwrap();
     let (tx, rx) = mpsc::channel::<Report>();
-    let start = Instant::now();
     let conns = match carry {
         Carry::TwoConnections => 2,
         Carry::OneConnection => 1,
     };
+    let (accepted_tx, accepted_rx) = mpsc::channel();
     let server_tx = tx.clone();
     thread::spawn(move || {
-        for i in 0..conns {
-            let (conn, _) = match listener.accept() {
-                Ok(c) => c,
+        for _ in 0..conns {
+            match listener.accept() {
+                Ok((conn, _)) => {
+                    let _ = accepted_tx.send(conn);
+                }
                 Err(e) => {
                     let _ = server_tx.send((0, "accept", Err(e.to_string())));
                     return;
                 }
-            };
-            set_timeouts(&conn, IDLE);
-            match (carry, i) {
-                // The first connection carries b->a, the second a->b.
-                (Carry::TwoConnections, 0) => spawn_reader(conn, 1, len, start, &server_tx),
-                (Carry::TwoConnections, _) => spawn_writer(conn, 0, len, start, &server_tx),
-                (Carry::OneConnection, _) => {
-                    spawn_writer(conn.try_clone().unwrap(), 0, len, start, &server_tx);
-                    spawn_reader(conn, 1, len, start, &server_tx);
-                }
             }
         }
     });
-    for i in 0..conns {
-        let conn = connect_lossy(&net.b, to_a);
-        set_timeouts(&conn, IDLE);
+    let connected: Vec<TcpStream> = (0..conns).map(|_| connect_lossy(&net.b, to_a)).collect();
+    let mut accepted: Vec<TcpStream> = (0..conns)
+        .map(|_| {
+            accepted_rx
+                .recv_timeout(limit)
+                .unwrap_or_else(|e| panic!("{what}: no connection accepted: {e}"))
+        })
+        .collect();
+    // Each client with its own server end (a lost final ACK may have the
+    // second connection accepted first).
+    let servers: Vec<TcpStream> = connected
+        .iter()
+        .map(|client| {
+            let at = accepted
+                .iter()
+                .position(|server| server.peer_addr().ok() == client.local_addr().ok())
+                .unwrap_or_else(|| panic!("{what}: a connection's server end is missing"));
+            accepted.swap_remove(at)
+        })
+        .collect();
+    let start = Instant::now();
+    for (i, (client, server)) in connected.into_iter().zip(servers).enumerate() {
+        set_timeouts(&client, IDLE);
+        set_timeouts(&server, IDLE);
         match (carry, i) {
-            (Carry::TwoConnections, 0) => spawn_writer(conn, 1, len, start, &tx),
-            (Carry::TwoConnections, _) => spawn_reader(conn, 0, len, start, &tx),
+            // The first connection carries b->a, the second a->b (accepted in
+            // the order connected: each connect returns before the next starts).
+            (Carry::TwoConnections, 0) => {
+                spawn_writer(client, 1, len, start, &tx);
+                spawn_reader(server, 1, len, start, &tx);
+            }
+            (Carry::TwoConnections, _) => {
+                spawn_reader(client, 0, len, start, &tx);
+                spawn_writer(server, 0, len, start, &tx);
+            }
             (Carry::OneConnection, _) => {
-                spawn_writer(conn.try_clone().unwrap(), 1, len, start, &tx);
-                spawn_reader(conn, 0, len, start, &tx);
+                spawn_writer(client.try_clone().unwrap(), 1, len, start, &tx);
+                spawn_reader(client, 0, len, start, &tx);
+                spawn_writer(server.try_clone().unwrap(), 0, len, start, &tx);
+                spawn_reader(server, 1, len, start, &tx);
             }
         }
     }
