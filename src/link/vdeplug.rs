@@ -19,11 +19,21 @@
 //!   a silent pipe in): `WouldBlock`, without reading again.
 //!
 //! Only `vde://` (and plain paths) and `ptp://` are exercised by the tests.
+//!
+//! libvdeplug loads a plugin (`libvdeplug_vde.so` and its `libvdeplug_mod.so.2`)
+//! with `dlopen` at every `vde_open` and unloads it with `dlclose` at every
+//! `vde_close`: a dozen `mmap`s and `mprotect`s, and `munmap`s that interrupt every
+//! CPU running one of the process's threads to flush its TLB (tens of µs on a
+//! VM). A program making and deleting stacks one after another paid that each
+//! time, so the first open through a plugin pins it ([`pin_plugins`]): loaded
+//! once, it stays for the life of the process, as it would for a program that
+//! keeps any link open.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void, CStr, CString};
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::ptr::NonNull;
+use std::sync::Mutex;
 
 use super::{default_recv_batch, default_send_batch, Link};
 
@@ -200,8 +210,61 @@ impl VdeLink {
         link.ctl_fd = (ctl_fd >= 0).then_some(ctl_fd);
         link.zero = probe_zero_meaning(link.data());
         link.direct = is_vde_plugin(vnl) && link.zero == ZeroMeans::EmptyDatagram;
+        pin_plugins(vnl);
         Ok(link)
     }
+}
+
+/// The plugins (by the scheme of the locator that loaded them) already pinned.
+static PINNED_SCHEMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Keeps the libvdeplug plugin that just opened `vnl`, and the libraries it
+/// loaded, loaded for good (see the module doc): one more `dlopen` reference to
+/// each loaded `libvdeplug_*` object, never released. Once per scheme.
+fn pin_plugins(vnl: &str) {
+    let scheme = vnl.split_once("://").map_or("vde", |(scheme, _)| scheme);
+    let Ok(mut pinned) = PINNED_SCHEMES.lock() else {
+        return;
+    };
+    if pinned.iter().any(|s| s == scheme) {
+        return;
+    }
+    pinned.push(scheme.to_owned());
+    for path in loaded_plugin_paths() {
+        // SAFETY: `path` is a NUL-terminated path of an object already loaded;
+        // RTLD_NOLOAD only takes one more reference to it (NULL if it is not
+        // loaded), runs no constructor, and the handle is deliberately never closed.
+        let _handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+    }
+}
+
+/// The paths of the loaded objects whose file names start with `libvdeplug_`
+/// (the plugins and their helper library, not libvdeplug itself).
+fn loaded_plugin_paths() -> Vec<CString> {
+    unsafe extern "C" fn collect(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: `dl_iterate_phdr` passes a valid `info` for the call's duration,
+        // and `data` is the `Vec` the caller below passed, borrowed mutably by it
+        // alone for that duration.
+        let (info, paths) = unsafe { (&*info, &mut *data.cast::<Vec<CString>>()) };
+        if !info.dlpi_name.is_null() {
+            // SAFETY: a non-NULL `dlpi_name` is a NUL-terminated string.
+            let path = unsafe { CStr::from_ptr(info.dlpi_name) };
+            let name = path.to_bytes().rsplit(|&b| b == b'/').next().unwrap_or(&[]);
+            if name.starts_with(b"libvdeplug_") {
+                paths.push(path.to_owned());
+            }
+        }
+        0
+    }
+    let mut paths: Vec<CString> = Vec::new();
+    // SAFETY: `collect` matches the callback type and only reads what it is given;
+    // `paths` outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(collect), (&raw mut paths).cast()) };
+    paths
 }
 
 /// Whether libvdeplug opens `vnl` with its `vde` plugin (a `vde_switch`): a
@@ -639,12 +702,27 @@ mod tests {
     }
 
     #[test]
+    fn a_plugin_stays_loaded_after_its_last_link_closes() {
+        let _serial = serial();
+        let dir = TempDir::new();
+        let switch = Switch::start(dir.path());
+        drop(VdeLink::open(&switch.vnl(), "pin test").expect("open"));
+        let loaded = loaded_plugin_paths();
+        assert!(
+            loaded
+                .iter()
+                .any(|p| p.to_bytes().ends_with(b"/libvdeplug_vde.so")),
+            "libvdeplug_vde.so unloaded with its last link: {loaded:?}"
+        );
+    }
+
+    #[test]
     fn open_and_drop_leak_no_fds() {
         let _serial = serial();
         let dir = TempDir::new();
         let switch = Switch::start(dir.path());
         let ptp = format!("ptp://{}/p", dir.path().display());
-        // Warm up: libvdeplug loads its plugins on first use, and keeps them.
+        // Warm up: the first open through a plugin loads it, and pins it.
         drop(VdeLink::open(&switch.vnl(), "warm-up").expect("open"));
         drop(VdeLink::open(&ptp, "warm-up").expect("open"));
 
