@@ -341,18 +341,22 @@ fn dst_text(r: &Route) -> String {
 /// One line of `ip route show`; `dev` and `metric` are left out when the listing
 /// is filtered by them, as iproute2 does.
 pub(super) fn route_line(state: &State, r: &Route, show_dev: bool, show_metric: bool) -> String {
-    let mut fields = vec![dst_text(r)];
+    let mut fields = Vec::new();
+    if r.kind.rejects() {
+        fields.push(r.kind.name().to_string());
+    }
+    fields.push(dst_text(r));
     if let Some(via) = r.via {
         fields.push(format!("via {}", format_addr(via)));
     }
-    if show_dev {
-        fields.push(format!("dev {}", state.link(r.dev).name));
+    if let Some(dev) = r.device().filter(|_| show_dev) {
+        fields.push(format!("dev {}", state.link(dev).name));
     }
     if r.proto == RouteProto::Kernel {
         fields.push("proto kernel".to_string());
     }
     let ipv4 = r.dst.is_ipv4();
-    if ipv4 && r.via.is_none() {
+    if ipv4 && r.via.is_none() && !r.kind.rejects() {
         fields.push("scope link".to_string());
     }
     if let Some(src) = r.src {
@@ -602,17 +606,21 @@ fn addrs_json(state: &State, family: Family, filter: LinkFilter, style: Style) -
 /// filtered by device, `metric` when by metric.
 pub(super) fn route_json(state: &State, r: &Route, show_dev: bool, show_metric: bool) -> String {
     let ipv4 = r.dst.is_ipv4();
-    let mut fields = vec![format!("\"dst\":\"{}\"", dst_text(r))];
+    let mut fields = Vec::new();
+    if r.kind.rejects() {
+        fields.push(format!("\"type\":\"{}\"", r.kind.name()));
+    }
+    fields.push(format!("\"dst\":\"{}\"", dst_text(r)));
     if let Some(via) = r.via {
         fields.push(format!("\"gateway\":\"{}\"", format_addr(via)));
     }
-    if show_dev {
-        fields.push(format!("\"dev\":{}", json_str(&state.link(r.dev).name)));
+    if let Some(dev) = r.device().filter(|_| show_dev) {
+        fields.push(format!("\"dev\":{}", json_str(&state.link(dev).name)));
     }
     if r.proto == RouteProto::Kernel {
         fields.push("\"protocol\":\"kernel\"".to_string());
     }
-    if ipv4 && r.via.is_none() {
+    if ipv4 && r.via.is_none() && !r.kind.rejects() {
         fields.push("\"scope\":\"link\"".to_string());
     }
     if let Some(src) = r.src {

@@ -169,6 +169,7 @@ mod transcript {
         neigh_brief,
         json,
         json2,
+        reject,
     );
 }
 
@@ -407,9 +408,9 @@ fn unsupported_things_are_refused_not_ignored() {
     );
     fails(
         &mut cfg,
-        "/bin/ip route add blackhole 10.7.0.0/16",
+        "/bin/ip route add multicast 10.7.0.0/16",
         2,
-        "Error: vdestack: the \"blackhole\" route type is not supported.",
+        "Error: vdestack: the \"multicast\" route type is not supported.",
     );
     fails(
         &mut cfg,
@@ -592,6 +593,7 @@ fn addresses_and_routes_as_data() {
         ]
     );
     let route = |dst: &str, len, via: Option<&str>, proto, src: Option<&str>| Route {
+        kind: RouteType::Unicast,
         dst: ip(dst),
         prefix_len: len,
         via: via.map(ip),

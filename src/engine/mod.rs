@@ -1761,7 +1761,8 @@ impl Listener {
 /// (Linux: ENETUNREACH for a v4-mapped address).
 /// What `connect` to `remote` meets before any packet leaves, as Linux decides it
 /// inside `connect(2)` itself (blocking or not): `ENETUNREACH` without a route (or
-/// for a v4-mapped `remote` on an `IPV6_V6ONLY` socket), `ECONNREFUSED` for port 0
+/// for a v4-mapped `remote` on an `IPV6_V6ONLY` socket), a reject route's error
+/// ([`no_route`]), `ECONNREFUSED` for port 0
 /// or the unspecified address; else the next hop. Pure, so that a socket's own
 /// thread fails the call at once from the configuration it sees, as the engine
 /// would.
@@ -1777,9 +1778,20 @@ pub(crate) fn check_connect(
     if remote.port() == 0 || remote.ip().is_unspecified() {
         return Err(errno(libc::ECONNREFUSED));
     }
-    config
-        .lookup(remote.ip())
-        .ok_or_else(|| errno(libc::ENETUNREACH))
+    config.route_to(remote.ip()).map_err(no_route)
+}
+
+/// What Linux's `connect` and `sendto` say when no packet can leave for a
+/// destination: ENETUNREACH without a route (or under a `throw` one), and the
+/// reject routes' errors (EHOSTUNREACH, EACCES, EINVAL).
+pub(crate) fn no_route(why: crate::cmd::NoRoute) -> io::Error {
+    use crate::cmd::NoRoute;
+    errno(match why {
+        NoRoute::HostUnreachable => libc::EHOSTUNREACH,
+        NoRoute::Prohibited => libc::EACCES,
+        NoRoute::Blackhole => libc::EINVAL,
+        _ => libc::ENETUNREACH,
+    })
 }
 
 pub(crate) fn v6only_refuses(remote: SocketAddr) -> bool {

@@ -110,17 +110,72 @@ pub enum RouteProto {
     Boot,
 }
 
+/// What a route does with what it matches (`ip route add TYPE PREFIX`): send
+/// it on, or refuse it with an error, as Linux's reject routes do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RouteType {
+    /// Forwarded through the route's device (the default).
+    #[default]
+    Unicast,
+    /// Refused with "no route to host" (EHOSTUNREACH).
+    Unreachable,
+    /// Refused as administratively prohibited (EACCES).
+    Prohibit,
+    /// Dropped without a word; a local sender gets EINVAL.
+    Blackhole,
+    /// The lookup ends here without a route (ENETUNREACH), as if the table
+    /// had none.
+    Throw,
+}
+
+impl RouteType {
+    /// The word iproute2 prints and reads for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteType::Unicast => "unicast",
+            RouteType::Unreachable => "unreachable",
+            RouteType::Prohibit => "prohibit",
+            RouteType::Blackhole => "blackhole",
+            RouteType::Throw => "throw",
+        }
+    }
+
+    /// Whether the route refuses what it matches (a reject route).
+    pub fn rejects(self) -> bool {
+        self != RouteType::Unicast
+    }
+}
+
+/// Why no packet leaves for a destination ([`NetConfig::route_to`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NoRoute {
+    /// No route matches, or a `throw` route does: ENETUNREACH.
+    NetUnreachable,
+    /// An `unreachable` route matches: EHOSTUNREACH.
+    HostUnreachable,
+    /// A `prohibit` route matches: EACCES.
+    Prohibited,
+    /// A `blackhole` route matches: EINVAL.
+    Blackhole,
+}
+
 /// A route of the main table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Route {
+    /// Unicast, or a reject route's type.
+    pub kind: RouteType,
     /// The destination network (host bits clear).
     pub dst: IpAddr,
     /// The destination prefix length (0: default route).
     pub prefix_len: u8,
     /// The gateway; `None` for an on-link route.
     pub via: Option<IpAddr>,
-    /// The index of the link the route goes out of.
+    /// The index of the link the route goes out of; for a reject route, `lo`
+    /// (Linux shows IPv6 ones there; IPv4 ones have no device, see
+    /// [`Route::device`]).
     pub dev: u32,
     /// Who added it.
     pub proto: RouteProto,
@@ -137,6 +192,11 @@ impl Route {
     /// ones).
     pub fn metric(&self) -> u32 {
         self.metric
+    }
+
+    /// The device Linux gives the route: none for an IPv4 reject route.
+    pub fn device(&self) -> Option<u32> {
+        (!(self.kind.rejects() && self.dst.is_ipv4())).then_some(self.dev)
     }
 }
 
@@ -446,6 +506,12 @@ impl NetConfig {
     /// looked up like other destinations; an IPv6 route through `lo`, where Linux
     /// loops packets back to drop them, gives `None`.
     pub fn lookup(&self, dst: IpAddr) -> Option<NextHop> {
+        self.state.lookup(dst).ok()
+    }
+
+    /// [`NetConfig::lookup`], with why nothing leaves when a reject route
+    /// (`unreachable`, `prohibit`, `blackhole`, `throw`) matches.
+    pub fn route_to(&self, dst: IpAddr) -> Result<NextHop, NoRoute> {
         self.state.lookup(dst)
     }
 

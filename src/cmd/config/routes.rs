@@ -9,8 +9,8 @@
 
 use super::prefix::{in_prefix, network};
 use super::{
-    has_prefix_route, kernel, rtnl, IfAddr, LinkKind, Route, RouteProto, State, IPV4_MIN_MTU,
-    MAX_USER_ROUTES,
+    has_prefix_route, kernel, rtnl, IfAddr, LinkKind, Route, RouteProto, RouteType, State,
+    IPV4_MIN_MTU, MAX_USER_ROUTES,
 };
 use crate::cmd::error::CmdError;
 use std::cmp::Ordering;
@@ -30,6 +30,8 @@ pub(crate) struct RouteReq {
     pub(crate) src: Option<IpAddr>,
     /// The metric given (`metric`, `priority`, `preference`); 0 is as none.
     pub(crate) metric: Option<u32>,
+    /// The route's type (`unicast` unless one was given).
+    pub(crate) kind: RouteType,
 }
 
 /// The metric Linux gives an IPv6 route added without one (`IP6_RT_PRIO_USER`).
@@ -156,6 +158,7 @@ fn route_order(a: &Route, b: &Route) -> Ordering {
 /// The kernel route to the prefix of `a` through `dev`.
 fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
     Route {
+        kind: RouteType::Unicast,
         dst: network(a.addr, a.prefix_len),
         prefix_len: a.prefix_len,
         via: None,
@@ -225,15 +228,19 @@ impl State {
         }
     }
 
+    /// Drops a family's routes through `dev` (an IPv4 reject route has no
+    /// device and stays).
     pub(super) fn drop_routes_via(&mut self, dev: u32, ipv4: bool) {
-        self.remove_routes(|r| !(r.dev == dev && r.dst.is_ipv4() == ipv4));
+        self.remove_routes(|r| !(r.device() == Some(dev) && r.dst.is_ipv4() == ipv4));
     }
 
-    /// The longest-prefix on-link route (no gateway) that holds `addr`.
+    /// The longest-prefix on-link route (no gateway) that holds `addr`. Linux
+    /// looks gateways up among routes of link scope, which reject routes are not.
     fn onlink_route(&self, addr: IpAddr, dev: Option<u32>) -> Option<&Route> {
         let mut best: Option<&Route> = None;
         for r in &self.routes {
             if r.via.is_none()
+                && !r.kind.rejects()
                 && dev.is_none_or(|d| d == r.dev)
                 && in_prefix(addr, r.dst, r.prefix_len)
                 && best.is_none_or(|b| r.prefix_len > b.prefix_len)
@@ -376,20 +383,32 @@ impl State {
         req: &RouteReq,
         mode: RouteMode,
     ) -> Result<RouteAdd, CmdError> {
-        let via = req.via.filter(|g| !g.is_unspecified());
+        let mut via = req.via.filter(|g| !g.is_unspecified());
         let given = req.metric.unwrap_or(0);
         let (dst, dev, metric) = match req.dst {
             IpAddr::V4(_) => {
                 req.check_prefix()?;
-                (req.dst, self.check_nexthop_v4(req, via)?, given)
+                let dev = if req.kind.rejects() {
+                    self.check_reject_v4(req, via)?
+                } else {
+                    self.check_nexthop_v4(req, via)?
+                };
+                (req.dst, dev, given)
             }
-            IpAddr::V6(_) => (
-                network(req.dst, req.prefix_len),
-                self.check_nexthop_v6(req, via)?,
-                if given == 0 { IPV6_USER_METRIC } else { given },
-            ),
+            IpAddr::V6(_) => {
+                let dev = if req.kind.rejects() {
+                    // Linux puts IPv6 reject routes on lo, whatever was given.
+                    via = None;
+                    self.check_reject_v6(req)?
+                } else {
+                    self.check_nexthop_v6(req, via)?
+                };
+                let metric = if given == 0 { IPV6_USER_METRIC } else { given };
+                (network(req.dst, req.prefix_len), dev, metric)
+            }
         };
         let route = Route {
+            kind: req.kind,
             dst,
             prefix_len: req.prefix_len,
             via,
@@ -442,7 +461,8 @@ impl State {
         }
         let identical = slot.iter().copied().find(|&i| {
             let r = &self.routes[i];
-            (r.via, r.dev, r.src, r.proto) == (route.via, route.dev, route.src, route.proto)
+            (r.kind, r.via, r.dev, r.src, r.proto)
+                == (route.kind, route.via, route.dev, route.src, route.proto)
         });
         match (mode, identical) {
             (RouteMode::Replace | RouteMode::Change, Some(i)) if i != first => {
@@ -519,6 +539,36 @@ impl State {
         Ok(dev)
     }
 
+    /// Linux's checks of an IPv4 reject route: no gateway, no device (its
+    /// source is not checked). Its link, as the model keeps it: `lo`.
+    fn check_reject_v4(&self, req: &RouteReq, via: Option<IpAddr>) -> Result<u32, CmdError> {
+        if via.is_some() || req.dev.is_some() {
+            return Err(kernel(
+                "Gateway, device and multipath can not be specified for this route type.",
+            ));
+        }
+        Ok(self.lo_index())
+    }
+
+    /// Linux's checks of an IPv6 reject route: a device named must have IPv6
+    /// (the route goes on `lo` all the same; a gateway is ignored), and the
+    /// source must be the stack's.
+    fn check_reject_v6(&self, req: &RouteReq) -> Result<u32, CmdError> {
+        if req.dev.is_some_and(|d| self.ipv6_disabled(d)) {
+            return Err(rtnl("No such device"));
+        }
+        self.check_src_v6(req)?;
+        Ok(self.lo_index())
+    }
+
+    /// The index of `lo`, where reject routes are kept.
+    fn lo_index(&self) -> u32 {
+        self.links
+            .iter()
+            .find(|l| l.kind == LinkKind::Loopback)
+            .map_or(1, |l| l.index)
+    }
+
     /// The link an IPv6 route goes out of, and Linux's checks of its source.
     fn check_nexthop_v6(&self, req: &RouteReq, via: Option<IpAddr>) -> Result<u32, CmdError> {
         if req.dev.is_some_and(|d| self.ipv6_disabled(d)) {
@@ -541,6 +591,12 @@ impl State {
                 d
             }
         };
+        self.check_src_v6(req)?;
+        Ok(dev)
+    }
+
+    /// Linux's check of an IPv6 route's preferred source.
+    fn check_src_v6(&self, req: &RouteReq) -> Result<(), CmdError> {
         if let Some(src) = req.src {
             // A global source may sit on any up link; one of link or host
             // scope (fe80::/10, ::1) only on the route's own device.
@@ -554,7 +610,7 @@ impl State {
                 return Err(kernel("Invalid source address."));
             }
         }
-        Ok(dev)
+        Ok(())
     }
 
     /// The apply step of `ip route add|replace|change|prepend|append|test`.
@@ -581,10 +637,15 @@ impl State {
         };
         let via = req.via.filter(|g| !g.is_unspecified());
         let same_prefix = |r: &&Route| r.dst == dst && r.prefix_len == req.prefix_len;
+        // IPv4 matches a type given (the model reads none as unicast), IPv6
+        // ignores it.
+        let kind_matches =
+            |r: &Route| dst.is_ipv6() || req.kind == RouteType::Unicast || req.kind == r.kind;
         let found = self.routes.iter().position(|r| {
             same_prefix(&r)
+                && kind_matches(r)
                 && via.is_none_or(|g| r.via == Some(g))
-                && req.dev.is_none_or(|d| d == r.dev)
+                && req.dev.is_none_or(|d| Some(d) == r.device())
                 && req.src.is_none_or(|s| r.src == Some(s))
                 && req.metric.filter(|&m| m != 0).is_none_or(|m| r.metric == m)
         });

@@ -8,7 +8,7 @@ use super::{
     cannot_find, duparg2, get_addr, get_prefix, invarg, matches, pick, refuse, unknown_command,
     unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ROUTE_USAGE,
 };
-use crate::cmd::config::{in_prefix, Route, RouteMode, RouteProto, RouteReq, State};
+use crate::cmd::config::{in_prefix, Route, RouteMode, RouteProto, RouteReq, RouteType, State};
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{self, Family, Parsed};
 use crate::cmd::show;
@@ -133,20 +133,21 @@ const ROUTE_KEYWORDS: &[(&str, Match, RouteKw)] = &[
 ];
 
 /// Route types iproute2 accepts before the destination (`rtnl_rtntype_a2n`, in
-/// its order); only `unicast`, the default, means anything to the stack.
-const ROUTE_TYPES: &[(&str, Match, bool)] = &[
-    ("local", Exact, false),
-    ("nat", Exact, false),
-    ("broadcast", Prefix, false),
-    ("brd", Exact, false),
-    ("anycast", Prefix, false),
-    ("multicast", Prefix, false),
-    ("prohibit", Prefix, false),
-    ("unreachable", Prefix, false),
-    ("blackhole", Prefix, false),
-    ("xresolve", Prefix, false),
-    ("unicast", Prefix, true),
-    ("throw", Exact, false),
+/// its order): those the stack has (`unicast`, the default, and the reject
+/// routes), and those it refuses (`None`).
+const ROUTE_TYPES: &[(&str, Match, Option<RouteType>)] = &[
+    ("local", Exact, None),
+    ("nat", Exact, None),
+    ("broadcast", Prefix, None),
+    ("brd", Exact, None),
+    ("anycast", Prefix, None),
+    ("multicast", Prefix, None),
+    ("prohibit", Prefix, Some(RouteType::Prohibit)),
+    ("unreachable", Prefix, Some(RouteType::Unreachable)),
+    ("blackhole", Prefix, Some(RouteType::Blackhole)),
+    ("xresolve", Prefix, None),
+    ("unicast", Prefix, Some(RouteType::Unicast)),
+    ("throw", Exact, Some(RouteType::Throw)),
 ];
 
 /// The parse step of `ip route add|replace|change|prepend|append|test|del`: the
@@ -165,6 +166,7 @@ pub(crate) fn parse_route(
     let mut src: Option<IpAddr> = None;
     let mut dev: Option<&str> = None;
     let mut metric: Option<u32> = None;
+    let mut kind = RouteType::Unicast;
     // A route type the stack has no use for; refused once the line has parsed.
     let mut bad_type: Option<&str> = None;
     while let Some(word) = args.next() {
@@ -194,7 +196,11 @@ pub(crate) fn parse_route(
             None => {
                 let (prefix, route_type) = route_dst(&mut args, word, &mut family, dst.is_some())?;
                 dst = Some(prefix);
-                bad_type = route_type;
+                match route_type {
+                    Some((_, Some(t))) => kind = t,
+                    Some((name, None)) => bad_type = Some(name),
+                    None => {}
+                }
             }
         }
     }
@@ -229,6 +235,7 @@ pub(crate) fn parse_route(
         dev,
         src,
         metric,
+        kind,
     })
 }
 
@@ -256,22 +263,24 @@ fn route_via(args: &mut Args, family: &mut Family) -> Result<IpAddr, CmdError> {
     Ok(addr)
 }
 
+/// A route type as [`ROUTE_TYPES`] names it: its name, and the stack's type
+/// (`None`: one the stack cannot make).
+type NamedType = (&'static str, Option<RouteType>);
+
 /// A route's destination, `[to] [TYPE] PREFIX`, starting at `word`: the prefix,
-/// and the name of a route type the stack cannot make, if one was given.
+/// and the route type, if one was given.
 /// `seen`: the destination was already given.
 fn route_dst<'a>(
     args: &mut Args<'a>,
     word: &'a str,
     family: &mut Family,
     seen: bool,
-) -> Result<(Parsed, Option<&'static str>), CmdError> {
+) -> Result<(Parsed, Option<NamedType>), CmdError> {
     let mut word = if word == "to" { args.value()? } else { word };
-    let mut bad_type = None;
+    let mut route_type = None;
     let starts_with_digit = word.as_bytes().first().is_some_and(u8::is_ascii_digit);
-    if let Some((name, usable)) = pick(word, ROUTE_TYPES).filter(|_| !starts_with_digit) {
-        if !usable {
-            bad_type = Some(name);
-        }
+    if let Some(named) = pick(word, ROUTE_TYPES).filter(|_| !starts_with_digit) {
+        route_type = Some(named);
         word = args.value()?;
     }
     if matches(word, "help") {
@@ -284,7 +293,7 @@ fn route_dst<'a>(
     if let (Parsed::Addr { addr, .. }, Family::Unspec) = (parsed, *family) {
         *family = Family::of(addr);
     }
-    Ok((parsed, bad_type))
+    Ok((parsed, route_type))
 }
 
 #[derive(Clone, Copy)]
@@ -371,7 +380,7 @@ impl RouteSelector {
     /// Whether the selector selects this route.
     pub(crate) fn selects(&self, r: &Route) -> bool {
         r.dst.is_ipv6() == self.ipv6
-            && self.dev.is_none_or(|d| d == r.dev)
+            && self.dev.is_none_or(|d| Some(d) == r.device())
             && self
                 .exact
                 .is_none_or(|(addr, len)| r.prefix_len == len && in_prefix(r.dst, addr, len))

@@ -12,7 +12,7 @@ use crate::cmd::ip::{
     addr_request, parse_addr, parse_route, parse_route_list, AddrArgs, Brd, RouteSelector,
 };
 use crate::cmd::parse::{Family, Parsed};
-use crate::cmd::{CmdError, IfAddr, NetConfig, Route, RouteProto, MAX_ADDRS};
+use crate::cmd::{CmdError, IfAddr, NetConfig, Route, RouteProto, RouteType, MAX_ADDRS};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
@@ -62,6 +62,7 @@ fn req(dst: &str, prefix_len: u8, via: Option<&str>, dev: Option<u32>) -> RouteR
         dev,
         src: None,
         metric: None,
+        kind: RouteType::Unicast,
     }
 }
 
@@ -119,14 +120,14 @@ fn route_parse_errors_come_in_iproute2_order() {
     );
     // The device is looked up before an unusable route type is refused.
     assert_eq!(
-        parse(Family::Unspec, "blackhole 10.0.0.0/8 dev eth9"),
+        parse(Family::Unspec, "anycast 10.0.0.0/8 dev eth9"),
         (1, "Cannot find device \"eth9\"".to_string())
     );
     assert_eq!(
-        parse(Family::Unspec, "blackhole 10.0.0.0/8"),
+        parse(Family::Unspec, "anycast 10.0.0.0/8"),
         (
             2,
-            "Error: vdestack: the \"blackhole\" route type is not supported.".to_string()
+            "Error: vdestack: the \"anycast\" route type is not supported.".to_string()
         )
     );
     assert_eq!(
@@ -169,6 +170,7 @@ fn route_add_check_returns_the_route_and_apply_adds_it() {
     let want = req("10.1.0.0", 16, Some("10.0.0.254"), None);
     let add = cfg.state().check_route_add(&want, RouteMode::Add).unwrap();
     let route = Route {
+        kind: RouteType::Unicast,
         dst: ip("10.1.0.0"),
         prefix_len: 16,
         via: Some(ip("10.0.0.254")),
@@ -439,6 +441,7 @@ fn route_list_parse_reads_selectors() {
 #[test]
 fn route_selector_selects_by_every_field() {
     let route = |dst: &str, prefix_len, dev, proto| Route {
+        kind: RouteType::Unicast,
         dst: ip(dst),
         prefix_len,
         via: None,
