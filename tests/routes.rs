@@ -1,6 +1,7 @@
-//! Routes as local traffic meets them, on both backends (the kernel one is the
-//! oracle): reject routes (`unreachable`, `prohibit`, `blackhole`, `throw`)
-//! refuse `connect` and `sendto` with Linux's errors.
+//! Routes as local traffic meets them: reject routes (`unreachable`,
+//! `prohibit`, `blackhole`, `throw`) refuse `connect` and `sendto` with Linux's
+//! errors, on both backends (the kernel one is the oracle); an IPv6 multipath
+//! route sends through its first nexthop.
 //!
 //! Every test builds its own network in a temporary directory; nothing leaves the
 //! machine.
@@ -8,7 +9,9 @@
 mod common;
 
 use common::{errno, Backend, Switch};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::time::Duration;
 use vdestack::{Stack, TcpStream, UdpSocket};
 
 /// A stack on its own switch with 10.0.0.1/24 and fd00::1/64 on `vde0`,
@@ -68,4 +71,50 @@ fn reject_routes_refuse_local_traffic(backend: Backend) {
 
 on_both_backends! {
     reject_routes: super::reject_routes_refuse_local_traffic;
+}
+
+/// An IPv6 multipath route (`ip -6 route append` of a second gateway): the
+/// model keeps both nexthops and `ip -6 route` shows them as Linux does; the
+/// userspace engine sends through the first (Linux would hash flows over both).
+#[test]
+fn multipath_routes_go_through_the_first_nexthop() {
+    let switch = Switch::start();
+    let stack = |addrs: &str| {
+        let s = common::stack_on(Backend::Userspace, &switch.vnl());
+        let mut cmds = String::from("/bin/ip link set vde0 up");
+        for a in addrs.split(' ') {
+            cmds += &format!("; /bin/ip -6 addr add {a} dev vde0 nodad");
+        }
+        s.cmd(&cmds).expect("configure");
+        s
+    };
+    let a = stack("fd00::1/64");
+    let first = stack("fd00::2/64 fd99::1/128");
+    let second = stack("fd00::3/64 fd99::1/128");
+    a.cmd(
+        "/bin/ip -6 route add fd99::/64 via fd00::2; /bin/ip -6 route append fd99::/64 via fd00::3",
+    )
+    .expect("a multipath route");
+    assert_eq!(
+        a.cmd_output("/bin/ip -6 route show fd99::/64").unwrap(),
+        "fd99::/64 metric 1024 pref medium\n\
+         \tnexthop via fd00::2 dev vde0 weight 1 \n\
+         \tnexthop via fd00::3 dev vde0 weight 1 \n"
+    );
+    let listener = vdestack::TcpListener::bind(&first, "[::]:7000").unwrap();
+    // The second nexthop refuses: a connection that went there fails.
+    let mut conn = TcpStream::connect(&a, "[fd99::1]:7000").expect("connect");
+    conn.write_all(b"hi").unwrap();
+    let (done, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut got = [0; 2];
+        conn.read_exact(&mut got).unwrap();
+        let _ = done.send(got);
+    });
+    let got = accepted
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the first nexthop accepts");
+    assert_eq!(&got, b"hi");
+    drop(second);
 }

@@ -170,6 +170,7 @@ mod transcript {
         json,
         json2,
         reject,
+        multipath,
     );
 }
 

@@ -17,7 +17,7 @@ use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A route change as the kernel receives it from `ip route add|replace|del`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RouteReq {
     /// The destination as given (an IPv6 one may have host bits set).
     pub(crate) dst: IpAddr,
@@ -32,6 +32,26 @@ pub(crate) struct RouteReq {
     pub(crate) metric: Option<u32>,
     /// The route's type (`unicast` unless one was given).
     pub(crate) kind: RouteType,
+    /// The nexthops after the first of a multipath route (`nexthop via GW [dev
+    /// DEV]`, the first in `via` and `dev`): each is added as `append` adds it.
+    pub(crate) more_nexthops: Vec<(IpAddr, Option<u32>)>,
+}
+
+/// Whether Linux makes `r` one of the nexthops of an IPv6 multipath route when
+/// another goes to its prefix with its metric (`rt6_qualify_for_ecmp`): a
+/// unicast route through a gateway, added with `ip route`.
+fn ecmp_capable(r: &Route) -> bool {
+    r.dst.is_ipv6()
+        && r.via.is_some()
+        && r.kind == RouteType::Unicast
+        && r.proto == RouteProto::Boot
+}
+
+/// Whether `a` and `b` are nexthops of one IPv6 multipath route (siblings).
+fn siblings(a: &Route, b: &Route) -> bool {
+    ecmp_capable(a)
+        && ecmp_capable(b)
+        && (a.dst, a.prefix_len, a.metric) == (b.dst, b.prefix_len, b.metric)
 }
 
 /// The metric Linux gives an IPv6 route added without one (`IP6_RT_PRIO_USER`).
@@ -106,10 +126,11 @@ pub(crate) enum RoutePlace {
 }
 
 /// An `ip route del` the model has accepted, for the state it was checked
-/// against: the index of the route that goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// against: the indexes of the routes that go (one, or the nexthops of a
+/// multipath route).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RouteDel {
-    pub(crate) at: usize,
+    pub(crate) at: Vec<usize>,
 }
 
 /// A route whose gateway is of the other family (RFC 5549 nexthops), which the
@@ -174,6 +195,33 @@ fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
 }
 
 impl State {
+    /// The table as `ip route show` lists it: each route alone, or the
+    /// nexthops of a multipath route together (the indexes of its routes, in
+    /// table order). Linux dumps a multipath route where its first nexthop is
+    /// and goes on after its last, so a route added between them (`append` of
+    /// a route without a gateway, then of one more nexthop) is in the table
+    /// but not listed; so here.
+    pub(crate) fn route_groups(&self) -> Vec<Vec<usize>> {
+        let mut groups = Vec::new();
+        let mut i = 0;
+        while i < self.routes.len() {
+            let group = self.group_of(i);
+            i = group.last().map_or(i, |&last| last.max(i)) + 1;
+            groups.push(group);
+        }
+        groups
+    }
+
+    /// The indexes of the routes of the multipath route the route at `i`
+    /// belongs to, in table order (`[i]` for a route alone).
+    fn group_of(&self, i: usize) -> Vec<usize> {
+        let r = &self.routes[i];
+        let group: Vec<usize> = (0..self.routes.len())
+            .filter(|&j| j == i || siblings(r, &self.routes[j]))
+            .collect();
+        group
+    }
+
     fn check_route_limit(&self, extra: usize) -> Result<(), CmdError> {
         let user = self
             .routes
@@ -479,9 +527,10 @@ impl State {
     /// same prefix and a metric no higher. A route with the same metric is an
     /// error for `add` and `test`; `replace` and `change` overwrite the first
     /// one that has a gateway if the new one has one, or none if not, or else the
-    /// first (`change` finding none is an error); `prepend` and `append` refuse
-    /// one with the same nexthop, and would make a multipath route of two with
-    /// gateways, which the stack does not route.
+    /// first (`change` finding none is an error), and with it the other nexthops
+    /// of its multipath route; `prepend` and `append` refuse one with the same
+    /// nexthop, and add the route after the others (one through a gateway is
+    /// then one more nexthop of the multipath route of those through a gateway).
     fn place_v6(&self, route: &Route, mode: RouteMode) -> Result<RoutePlace, CmdError> {
         let slot = self.same_slot(route);
         if slot.is_empty() {
@@ -502,16 +551,11 @@ impl State {
                 .find(|&i| self.routes[i].via.is_some() == route.via.is_some());
             return Ok(RoutePlace::Replaces(alike.unwrap_or(slot[0])));
         }
-        for &i in &slot {
-            let r = &self.routes[i];
-            if (r.via, r.dev) == (route.via, route.dev) {
-                return Err(rtnl("File exists"));
-            }
-            if r.via.is_some() && route.via.is_some() {
-                return Err(kernel(
-                    "vdestack: multipath routes (a second gateway for a route) are not supported.",
-                ));
-            }
+        if slot
+            .iter()
+            .any(|&i| (self.routes[i].via, self.routes[i].dev) == (route.via, route.dev))
+        {
+            return Err(rtnl("File exists"));
         }
         Ok(RoutePlace::Sorted)
     }
@@ -617,7 +661,14 @@ impl State {
     pub(crate) fn apply_route_add(&mut self, add: RouteAdd) {
         match add.place {
             RoutePlace::Sorted => self.insert_route(add.route),
-            RoutePlace::Replaces(i) => self.routes[i] = add.route,
+            RoutePlace::Replaces(i) => {
+                // The other nexthops of a multipath route go with it.
+                let group = self.group_of(i);
+                self.routes[i] = add.route;
+                for &j in group.iter().rev().filter(|&&j| j != i) {
+                    self.routes.remove(j);
+                }
+            }
             RoutePlace::At(i) => self.routes.insert(i, add.route),
         }
     }
@@ -664,12 +715,20 @@ impl State {
                 "No such process"
             }));
         };
+        // Without a gateway, IPv6 deletes every nexthop of a multipath route.
+        let at = if dst.is_ipv6() && via.is_none() {
+            self.group_of(at)
+        } else {
+            vec![at]
+        };
         Ok(RouteDel { at })
     }
 
     /// The apply step of `ip route del`.
     pub(crate) fn apply_route_del(&mut self, del: RouteDel) {
-        self.routes.remove(del.at);
+        for &i in del.at.iter().rev() {
+            self.routes.remove(i);
+        }
     }
 
     /// The check step of `ip route flush` for a family: Linux cannot flush an

@@ -39,16 +39,18 @@ pub(super) fn route(
     family: Family,
     words: &[String],
     json: bool,
+    oneline: bool,
 ) -> Result<String, CmdError> {
+    let style = ListStyle { json, oneline };
     let Some(cmd) = words.first() else {
-        return route_list(state, family, &[], false, json);
+        return route_list(state, family, &[], false, style);
     };
     let rest = &words[1..];
     match pick(cmd, ROUTE_CMDS) {
         Some((_, Cmd::Route(mode))) => route_add(state, family, rest, mode),
         Some((_, Cmd::Delete)) => route_del(state, family, rest),
-        Some((_, Cmd::Show)) => route_list(state, family, rest, false, json),
-        Some((_, Cmd::Flush)) => route_list(state, family, rest, true, json),
+        Some((_, Cmd::Show)) => route_list(state, family, rest, false, style),
+        Some((_, Cmd::Flush)) => route_list(state, family, rest, true, style),
         Some((_, Cmd::Help)) => Err(usage(ROUTE_USAGE)),
         Some((name, _)) => Err(unsupported(&format!("\"ip route {name}\""))),
         None => Err(unknown_command(cmd, "route")),
@@ -64,9 +66,29 @@ fn route_add(
     mode: RouteMode,
 ) -> Result<String, CmdError> {
     let req = parse_route(|dev| state.find(dev), family, words)?;
-    let checked = state.check_route_add(&req, mode);
-    state.create_v4_table_for(&req);
-    state.apply_route_add(checked?);
+    if req.more_nexthops.is_empty() {
+        let checked = state.check_route_add(&req, mode);
+        state.create_v4_table_for(&req);
+        state.apply_route_add(checked?);
+        return Ok(String::new());
+    }
+    // A multipath route: its first nexthop as the command says, the others
+    // appended to it, all or none (as Linux's `ip6_route_multipath_add`).
+    let mut next = state.clone();
+    let nexthops = std::iter::once((req.via, req.dev))
+        .chain(req.more_nexthops.iter().map(|&(gw, dev)| (Some(gw), dev)));
+    for (n, (via, dev)) in nexthops.enumerate() {
+        let one = RouteReq {
+            via,
+            dev,
+            more_nexthops: Vec::new(),
+            ..req.clone()
+        };
+        let mode = if n == 0 { mode } else { RouteMode::Append };
+        let checked = next.check_route_add(&one, mode)?;
+        next.apply_route_add(checked);
+    }
+    *state = next;
     Ok(String::new())
 }
 
@@ -84,6 +106,8 @@ enum RouteKw {
     Via,
     Dev,
     Metric,
+    /// `nexthop`: the rest of the line is nexthops.
+    Nexthop,
     /// A keyword the stack cannot honour; true if it takes a value.
     Unsupported(bool),
 }
@@ -119,7 +143,7 @@ const ROUTE_KEYWORDS: &[(&str, Match, RouteKw)] = &[
     ("ssthresh", Prefix, RouteKw::Unsupported(true)),
     ("realms", Prefix, RouteKw::Unsupported(true)),
     ("onlink", Exact, RouteKw::Unsupported(false)),
-    ("nexthop", Exact, RouteKw::Unsupported(false)),
+    ("nexthop", Exact, RouteKw::Nexthop),
     ("nhid", Exact, RouteKw::Unsupported(true)),
     ("protocol", Prefix, RouteKw::Unsupported(true)),
     ("table", Prefix, RouteKw::Unsupported(true)),
@@ -166,6 +190,7 @@ pub(crate) fn parse_route(
     let mut src: Option<IpAddr> = None;
     let mut dev: Option<&str> = None;
     let mut metric: Option<u32> = None;
+    let mut nexthops: Vec<(IpAddr, Option<&str>)> = Vec::new();
     let mut kind = RouteType::Unicast;
     // A route type the stack has no use for; refused once the line has parsed.
     let mut bad_type: Option<&str> = None;
@@ -186,6 +211,7 @@ pub(crate) fn parse_route(
             }
             Some((_, RouteKw::Dev)) => dev = Some(args.value()?),
             Some((_, RouteKw::Metric)) => metric = Some(metric_value(args.value()?)?),
+            Some((_, RouteKw::Nexthop)) => nexthops = parse_nexthops(&mut args, &mut family)?,
             Some((name, RouteKw::Unsupported(value))) => {
                 return Err(refuse(
                     &mut args,
@@ -205,10 +231,22 @@ pub(crate) fn parse_route(
         }
     }
     let dst = dst.ok_or_else(|| usage(ROUTE_USAGE))?;
-    let dev = match dev {
-        Some(d) => Some(find_link(d).ok_or_else(|| cannot_find(d))?),
-        None => None,
+    let find = |dev: Option<&str>| match dev {
+        Some(d) => find_link(d).map(Some).ok_or_else(|| cannot_find(d)),
+        None => Ok(None),
     };
+    let mut dev = find(dev)?;
+    let mut more_nexthops = Vec::new();
+    if let Some(&(first_via, first_dev)) = nexthops.first() {
+        if via.is_some() || dev.is_some() {
+            return Err(unsupported("a gateway or device beside \"nexthop\""));
+        }
+        via = Some(first_via);
+        dev = find(first_dev)?;
+        for &(gw, d) in &nexthops[1..] {
+            more_nexthops.push((gw, find(d)?));
+        }
+    }
     if let Some(name) = bad_type {
         return Err(unsupported(&format!("the \"{name}\" route type")));
     }
@@ -236,7 +274,76 @@ pub(crate) fn parse_route(
         src,
         metric,
         kind,
+        more_nexthops,
     })
+}
+
+/// The nexthops of `ip route add ... nexthop via GW [dev DEV] [weight N]
+/// [nexthop ...]` (iproute2's `parse_nexthops`), after the first `nexthop`:
+/// each gateway and device name. More than one make a multipath route, which
+/// the model keeps for IPv6 only, with every weight 1 (the engine sends through
+/// the first nexthop).
+fn parse_nexthops<'a>(
+    args: &mut Args<'a>,
+    family: &mut Family,
+) -> Result<Vec<(IpAddr, Option<&'a str>)>, CmdError> {
+    let mut nexthops = Vec::new();
+    let mut weights = Vec::new();
+    loop {
+        let mut via = None;
+        let mut dev = None;
+        let mut weight = 1;
+        let mut next = false;
+        while let Some(word) = args.next() {
+            match word {
+                "via" => via = Some(route_via(args, family)?),
+                "dev" => dev = Some(args.value()?),
+                "weight" => {
+                    let value = args.value()?;
+                    weight = parse::get_u32(value)
+                        .filter(|w| (1..=256).contains(w))
+                        .ok_or_else(|| invarg("\"weight\" is invalid\n", value))?;
+                }
+                "onlink" | "realms" | "encap" | "as" => {
+                    let takes_value = word != "onlink";
+                    return Err(refuse(
+                        args,
+                        takes_value,
+                        &format!("\"ip route ... nexthop ... {word}\""),
+                    ));
+                }
+                "nexthop" => {
+                    next = true;
+                    break;
+                }
+                _ => {
+                    return Err(CmdError::new(
+                        255,
+                        format!(
+                            "Error: \"nexthop\" or end of line is expected instead of \"{word}\""
+                        ),
+                    ))
+                }
+            }
+        }
+        let Some(via) = via else {
+            return Err(unsupported("a nexthop without a gateway"));
+        };
+        nexthops.push((via, dev));
+        weights.push(weight);
+        if !next {
+            break;
+        }
+    }
+    if nexthops.len() > 1 {
+        if *family != Family::Inet6 {
+            return Err(unsupported("an IPv4 multipath route (several nexthops)"));
+        }
+        if weights.iter().any(|&w| w != 1) {
+            return Err(unsupported("a nexthop weight other than 1"));
+        }
+    }
+    Ok(nexthops)
 }
 
 /// The value of `metric`, `priority` or `preference`: a C `unsigned long` up
@@ -334,32 +441,49 @@ const ROUTE_LIST_KEYWORDS: &[(&str, Match, ListKw)] = &[
     ("nhid", Exact, ListKw::Unsupported(true)),
 ];
 
+/// How `ip route show` prints: `-j`, `-o`.
+#[derive(Clone, Copy)]
+struct ListStyle {
+    json: bool,
+    oneline: bool,
+}
+
 /// `ip route show|flush [table main] [dev DEV] [[to] [exact] PREFIX | all]`
 fn route_list(
     state: &mut State,
     family: Family,
     words: &[String],
     flush: bool,
-    json: bool,
+    style: ListStyle,
 ) -> Result<String, CmdError> {
     let Some(selector) = parse_route_list(|dev| state.find(dev), family, words, flush)? else {
         return Ok(String::new());
     };
+    // A multipath route is one route to `ip route`: selected by its first
+    // nexthop, never by a device (it has none of its own).
+    let selected: Vec<Vec<Route>> = state
+        .route_groups()
+        .into_iter()
+        .map(|g| g.iter().map(|&i| state.routes[i]).collect::<Vec<Route>>())
+        .filter(|g| selector.selects(&g[0]) && (g.len() == 1 || selector.dev.is_none()))
+        .collect();
     if flush {
         state.check_route_flush(selector.ipv6)?;
-        state.flush_routes(|r| selector.selects(r));
+        let doomed: Vec<Route> = selected.iter().flat_map(|g| g.iter().copied()).collect();
+        state.flush_routes(|r| doomed.contains(r));
         return Ok(String::new());
     }
     let (show_dev, show_metric) = (selector.dev.is_none(), selector.metric.is_none());
-    let selected = state.routes.iter().filter(|r| selector.selects(r));
-    if json {
+    if style.json {
         let items: Vec<String> = selected
-            .map(|r| show::route_json(state, r, show_dev, show_metric))
+            .iter()
+            .map(|g| show::route_json(state, g, show_dev, show_metric))
             .collect();
         return Ok(show::objects_json(&items));
     }
     Ok(selected
-        .map(|r| show::route_line(state, r, show_dev, show_metric))
+        .iter()
+        .map(|g| show::route_line(state, g, show_dev, show_metric, style.oneline))
         .collect())
 }
 
