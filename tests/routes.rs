@@ -118,3 +118,81 @@ fn multipath_routes_go_through_the_first_nexthop() {
     assert_eq!(&got, b"hi");
     drop(second);
 }
+
+/// A stack with 12 IPv4 and 4 IPv6 addresses, each in a prefix of its own
+/// (more than smoltcp's 8 slots), reaches a peer in each prefix directly and
+/// is reached from it, with the address of that prefix as its source.
+fn reaches_a_peer_in_each_of_16_prefixes(peer_backend: Backend) {
+    let switch = Switch::start();
+    let addrs = |host: u8| {
+        let mut cmds = String::from("/bin/ip link set vde0 up");
+        for n in 1..=12 {
+            cmds += &format!("; /bin/ip addr add 10.0.{n}.{host}/24 dev vde0");
+        }
+        for n in 1..=4 {
+            cmds += &format!("; /bin/ip -6 addr add fd0{n}::{host}/64 dev vde0 nodad");
+        }
+        cmds
+    };
+    let a = common::stack_on(Backend::Userspace, &switch.vnl());
+    a.cmd(&addrs(1)).expect("configure a");
+    let b = common::stack_on(peer_backend, &switch.vnl());
+    b.cmd(&addrs(2)).expect("configure b");
+    let peers: Vec<String> = (1..=12)
+        .map(|n| format!("10.0.{n}.2"))
+        .chain((1..=4).map(|n| format!("fd0{n}::2")))
+        .collect();
+    for (stack, other, host) in [(&a, &b, 2), (&b, &a, 1)] {
+        let listener = vdestack::TcpListener::bind(other, "[::]:7000").unwrap();
+        let (done, accepted) = std::sync::mpsc::channel();
+        let count = peers.len();
+        std::thread::spawn(move || {
+            for _ in 0..count {
+                let Ok((mut conn, peer)) = listener.accept() else {
+                    return;
+                };
+                let mut got = [0; 1];
+                let _ = conn.read_exact(&mut got);
+                let _ = done.send(peer.ip().to_canonical());
+            }
+        });
+        for peer in &peers {
+            let peer = peer
+                .replace(".2", &format!(".{host}"))
+                .replace("::2", &format!("::{host}"));
+            let dest: SocketAddr = if peer.contains(':') {
+                format!("[{peer}]:7000")
+            } else {
+                format!("{peer}:7000")
+            }
+            .parse()
+            .unwrap();
+            let mut conn = TcpStream::connect_timeout(stack, &dest, Duration::from_secs(20))
+                .unwrap_or_else(|e| panic!("connect to {dest}: {e}"));
+            conn.write_all(b"x").unwrap();
+            let source = accepted
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|e| panic!("{dest} accepts: {e}"));
+            assert_eq!(
+                source,
+                conn.local_addr().unwrap().ip(),
+                "the source address of the connection to {dest}"
+            );
+            let ours = source.to_string();
+            let prefix = |s: &str| s.rsplit_once(['.', ':']).map(|(p, _)| p.to_string());
+            assert_eq!(prefix(&ours), prefix(&peer), "{dest} from {ours}");
+        }
+    }
+}
+
+#[test]
+fn beyond_8_prefixes_with_a_userspace_peer() {
+    reaches_a_peer_in_each_of_16_prefixes(Backend::Userspace);
+}
+
+#[test]
+fn beyond_8_prefixes_with_a_kernel_peer() {
+    if common::kernel_available("beyond_8_prefixes_with_a_kernel_peer") {
+        reaches_a_peer_in_each_of_16_prefixes(Backend::Kernel);
+    }
+}

@@ -52,6 +52,13 @@ pub(super) struct Plan {
     /// lets smoltcp take (AnyIP) the frames to them, and the connections' frames
     /// from them, and answers neighbour solicitations for them itself.
     pub beyond_table: Vec<IpAddress>,
+    /// smoltcp's routes for the prefixes of those addresses that no prefix it
+    /// holds covers, through made-up next hops (see `detour`), and the made-up
+    /// IPv4 one with smoltcp's address in its network.
+    pub detours: Vec<(IpCidr, IpAddress)>,
+    pub detour_v4: Option<(Ipv4Address, Ipv4Address)>,
+    /// Whether IPv6 prefixes are detoured.
+    pub detour_v6: bool,
 }
 
 impl Plan {
@@ -75,6 +82,9 @@ impl Plan {
             local_v6: Vec::new(),
             announce: Vec::new(),
             beyond_table: Vec::new(),
+            detours: Vec::new(),
+            detour_v4: None,
+            detour_v6: false,
         };
         let mut wire_addrs = Vec::new();
         let mut cidrs: Vec<(u8, IpCidr)> = Vec::new();
@@ -116,11 +126,13 @@ impl Plan {
                 first
             });
         fits.extend(others);
-        plan.beyond_table = fits
-            .split_off(IFACE_ADDRS.min(fits.len()))
+        let beyond = fits.split_off(IFACE_ADDRS.min(fits.len()));
+        plan.beyond_table = beyond.iter().map(IpCidr::address).collect();
+        (plan.detours, plan.detour_v4) = super::detour::detour_routes(&fits, &beyond);
+        plan.detour_v6 = plan
+            .detours
             .iter()
-            .map(IpCidr::address)
-            .collect();
+            .any(|(c, _)| matches!(c, IpCidr::Ipv6(_)));
         // smoltcp empties its neighbour cache on every address update, and then
         // resolves one neighbour a second at most: commands that leave the
         // addresses alone (a new MTU or hardware address, a route) must not cost
@@ -210,6 +222,9 @@ mod tests {
                 local_v6: Vec::new(),
                 announce: Vec::new(),
                 beyond_table: Vec::new(),
+                detours: Vec::new(),
+                detour_v4: None,
+                detour_v6: false,
             }
         );
     }

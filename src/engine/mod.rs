@@ -46,6 +46,7 @@
 
 mod config_plan;
 mod datagram_sets;
+mod detour;
 mod dhcp;
 mod frames;
 mod ipv4_frag;
@@ -302,6 +303,9 @@ pub(crate) struct Engine {
     synced: Option<u64>,
     /// The stack's addresses beyond smoltcp's table (see `config_plan`).
     beyond_table: Vec<IpAddress>,
+    /// The made-up next hops of prefixes smoltcp does not hold, and the
+    /// frames waiting for their real next hop (see `detour`).
+    detours: detour::Detours,
     /// Static neighbour entries kept in smoltcp's cache, and the neighbours
     /// seen on the wire.
     neighbor_table: neighbors::NeighborTable,
@@ -369,6 +373,7 @@ impl Engine {
             config,
             synced: None,
             beyond_table: Vec::new(),
+            detours: detour::Detours::default(),
             neighbor_table: neighbors::NeighborTable::default(),
             wire_stats: LinkStats::default(),
             lo_stats: LinkStats::default(),
@@ -440,6 +445,7 @@ impl Engine {
         let plan = Plan::new(&self.config, running);
         self.apply_plan(plan);
         self.fill_static_neighbors();
+        self.fill_detour_neighbors();
         // Addresses, routes or the link changed under every socket: each gets a
         // transmit, as a socket that found no route or no neighbour may now send.
         for handle in self.tcp.handles() {
@@ -469,7 +475,7 @@ impl Engine {
         }
         self.iface.routes_mut().update(|table| {
             table.clear();
-            for (cidr, via) in plan.routes {
+            for (cidr, via) in plan.routes.into_iter().chain(plan.detours) {
                 let entry = Route {
                     cidr,
                     via_router: via,
@@ -486,6 +492,8 @@ impl Engine {
         self.io.local_v4 = plan.local_v4;
         self.io.local_v6 = plan.local_v6;
         self.beyond_table = plan.beyond_table;
+        self.detours.v4 = plan.detour_v4;
+        self.detours.v6 = plan.detour_v6;
         self.announce(&plan.announce);
     }
 
@@ -535,6 +543,9 @@ impl Engine {
                 return;
             }
         }
+        if self.answer_beyond_arp(frame) {
+            return;
+        }
         let to = frames::ip_dst(frame)
             .or_else(|| frames::arp_request(frame).map(|(target, _)| target.into()));
         let beyond = to.is_some_and(|to| self.beyond_table.contains(&to.into()));
@@ -554,6 +565,7 @@ impl Engine {
         }
         self.neighbor_table
             .note(frame, self.now, self.io.mac, self.config.neighbors());
+        self.release_detoured();
         if self.relay_arp_news(frame) {
             return;
         }
@@ -787,8 +799,10 @@ impl Engine {
         self.io.now = now;
         let ts = instant(now);
         self.iface.poll_maintenance(ts);
-        if !self.config.neighbors().is_empty() && self.neighbor_table.fill_due(now) {
+        let detoured = self.detours.v4.is_some() || self.detours.v6;
+        if (detoured || !self.config.neighbors().is_empty()) && self.neighbor_table.fill_due(now) {
             self.fill_static_neighbors();
+            self.fill_detour_neighbors();
         }
         if self.time_waits.next_expiry().is_some_and(|at| at <= now) {
             let ports = &mut self.ports;
@@ -1039,7 +1053,15 @@ impl Engine {
 
     /// The next frame for the link, if any.
     pub(crate) fn next_outgoing(&mut self) -> Option<Vec<u8>> {
-        let frame = self.io.outbox.pop_front()?;
+        let frame = loop {
+            let frame = self.io.outbox.pop_front()?;
+            if frames::dst_mac(&frame) != Some(detour::DETOUR_MAC) {
+                break frame;
+            }
+            if let Some(frame) = self.detour(frame) {
+                break frame;
+            }
+        };
         self.wire_stats.tx_packets += 1;
         self.wire_stats.tx_bytes += frame.len() as u64;
         Some(frame)
@@ -1163,6 +1185,10 @@ impl Engine {
                 return Err(errno(libc::EADDRNOTAVAIL));
             }
         }
+        // Unbound, the source is the one the route gives, as on Linux (smoltcp
+        // would take the first address it holds of the family, and knows
+        // nothing of those beyond its table).
+        let local_ip = local_ip.or(hop.src.filter(|src| src.is_ipv4() == remote.is_ipv4()));
         let asked = local.map_or(0, |l| l.port());
         let destination = (local_ip, remote.ip(), remote.port());
         let how = options.port_use_to(remote.ip(), local_ip);

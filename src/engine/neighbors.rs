@@ -90,6 +90,15 @@ impl NeighborTable {
         learned
     }
 
+    /// The hardware address the wire gave `addr`, if smoltcp would still
+    /// know it.
+    pub(super) fn mac_of(&self, addr: IpAddr, now: Duration) -> Option<EthernetAddress> {
+        self.seen
+            .get(&addr)
+            .filter(|(_, at)| now.saturating_sub(*at) < FORGOTTEN)
+            .map(|(mac, _)| *mac)
+    }
+
     /// Whether the static entries are due to be handed to smoltcp.
     pub(super) fn fill_due(&self, now: Duration) -> bool {
         now >= self.next_fill
