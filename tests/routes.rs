@@ -196,3 +196,62 @@ fn beyond_8_prefixes_with_a_kernel_peer() {
         reaches_a_peer_in_each_of_16_prefixes(Backend::Kernel);
     }
 }
+
+/// An IPv4 route through an IPv6 gateway (`via inet6 LINK-LOCAL`, RFC 5549):
+/// the stack finds the gateway's hardware address by neighbour discovery and
+/// sends the IPv4 packets there.
+fn ipv4_through_an_ipv6_gateway(peer_backend: Backend) {
+    let switch = Switch::start();
+    let a = common::stack_on(Backend::Userspace, &switch.vnl());
+    a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
+        .expect("configure a");
+    let b = common::stack_on(peer_backend, &switch.vnl());
+    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0; /bin/ip addr add 10.9.0.1/16 dev vde0")
+        .expect("configure b");
+    let shown = b.cmd_output("/bin/ip -6 addr show dev vde0").unwrap();
+    let gateway = shown
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .expect("b's link-local address")
+        .to_string();
+    let err = TcpStream::connect(&a, "10.9.0.1:7000").expect_err("no route yet");
+    assert_eq!(errno(&err), libc::ENETUNREACH);
+    a.cmd(&format!(
+        "/bin/ip route add 10.9.0.0/16 via inet6 {gateway} dev vde0"
+    ))
+    .expect("the route");
+    let listener = vdestack::TcpListener::bind(&b, "0.0.0.0:7000").unwrap();
+    let (done, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut conn, peer)) = listener.accept() {
+            let mut got = [0; 2];
+            let _ = conn.read_exact(&mut got);
+            let _ = done.send((peer.ip(), got));
+        }
+    });
+    let mut conn = TcpStream::connect_timeout(
+        &a,
+        &"10.9.0.1:7000".parse().unwrap(),
+        Duration::from_secs(20),
+    )
+    .expect("connect through the IPv6 gateway");
+    conn.write_all(b"hi").unwrap();
+    let (peer, got) = accepted
+        .recv_timeout(Duration::from_secs(20))
+        .expect("b accepts");
+    assert_eq!((peer, &got), ("10.0.0.1".parse().unwrap(), b"hi"));
+}
+
+#[test]
+fn rfc5549_with_a_userspace_peer() {
+    ipv4_through_an_ipv6_gateway(Backend::Userspace);
+}
+
+#[test]
+fn rfc5549_with_a_kernel_peer() {
+    if common::kernel_available("rfc5549_with_a_kernel_peer") {
+        ipv4_through_an_ipv6_gateway(Backend::Kernel);
+    }
+}

@@ -356,7 +356,13 @@ pub(super) fn route_line(
     }
     fields.push(dst_text(r));
     if let Some(via) = r.via.filter(|_| !multipath) {
-        fields.push(format!("via {}", format_addr(via)));
+        // A gateway of the other family (RFC 5549) is named with its family.
+        let family = if via.is_ipv4() == r.dst.is_ipv4() {
+            ""
+        } else {
+            "inet6 "
+        };
+        fields.push(format!("via {family}{}", format_addr(via)));
     }
     if let Some(dev) = r.device().filter(|_| show_dev && !multipath) {
         fields.push(format!("dev {}", state.link(dev).name));
@@ -638,8 +644,13 @@ pub(super) fn route_json(
         fields.push(format!("\"type\":\"{}\"", r.kind.name()));
     }
     fields.push(format!("\"dst\":\"{}\"", dst_text(r)));
-    if let Some(via) = r.via.filter(|_| !multipath) {
-        fields.push(format!("\"gateway\":\"{}\"", format_addr(via)));
+    match r.via.filter(|_| !multipath) {
+        Some(via) if via.is_ipv4() != r.dst.is_ipv4() => fields.push(format!(
+            "\"via\":{{\"family\":\"inet6\",\"host\":\"{}\"}}",
+            format_addr(via)
+        )),
+        Some(via) => fields.push(format!("\"gateway\":\"{}\"", format_addr(via))),
+        None => {}
     }
     if let Some(dev) = r.device().filter(|_| show_dev && !multipath) {
         fields.push(format!("\"dev\":{}", json_str(&state.link(dev).name)));

@@ -171,6 +171,7 @@ mod transcript {
         json2,
         reject,
         multipath,
+        rfc5549,
     );
 }
 

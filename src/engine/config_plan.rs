@@ -75,7 +75,7 @@ impl Plan {
             mac,
             mtu,
             addrs: None,
-            routes: gateway_routes(config),
+            routes: Vec::new(),
             lo_up: false,
             wire_up: false,
             local_v4: Vec::new(),
@@ -128,7 +128,14 @@ impl Plan {
         fits.extend(others);
         let beyond = fits.split_off(IFACE_ADDRS.min(fits.len()));
         plan.beyond_table = beyond.iter().map(IpCidr::address).collect();
-        (plan.detours, plan.detour_v4) = super::detour::detour_routes(&fits, &beyond);
+        let (detours, detour_v4) = super::detour::detour_routes(&fits, &beyond);
+        plan.routes = gateway_routes(config, detour_v4.map(|(gateway, _)| gateway));
+        plan.detours = detours;
+        // The made-up IPv4 next hop is handed to smoltcp only when a route uses it.
+        plan.detour_v4 = detour_v4.filter(|(gateway, _)| {
+            let uses = |(_, via): &(IpCidr, IpAddress)| *via == IpAddress::Ipv4(*gateway);
+            plan.routes.iter().chain(&plan.detours).any(uses)
+        });
         plan.detour_v6 = plan
             .detours
             .iter()
@@ -165,16 +172,21 @@ fn prefix_of(cidr: &IpCidr) -> (u128, u8, bool) {
 /// The model's routes through a gateway, as smoltcp takes them: of the routes
 /// to one prefix, only the one the model's lookup prefers (the first in table
 /// order, the lowest metric), since smoltcp knows no metric and would take the
-/// last; and none for a prefix whose preferred route has no gateway.
-fn gateway_routes(config: &NetConfig) -> Vec<(IpCidr, IpAddress)> {
+/// last; and none for a prefix whose preferred route has no gateway. An IPv4
+/// route through an IPv6 gateway (RFC 5549) goes through the made-up IPv4 next
+/// hop `detour_v4` (see `detour`), or not at all without one.
+fn gateway_routes(config: &NetConfig, detour_v4: Option<Ipv4Address>) -> Vec<(IpCidr, IpAddress)> {
     let mut seen = std::collections::HashSet::new();
     config
         .routes()
         .into_iter()
         .filter(|route| seen.insert((route.dst, route.prefix_len)))
         .filter_map(|route| {
-            let via = route.via?;
-            Some((IpCidr::new(route.dst.into(), route.prefix_len), via.into()))
+            let via = match route.via? {
+                IpAddr::V6(_) if route.dst.is_ipv4() => IpAddress::Ipv4(detour_v4?),
+                via => via.into(),
+            };
+            Some((IpCidr::new(route.dst.into(), route.prefix_len), via))
         })
         .collect()
 }

@@ -16,6 +16,11 @@
 //! hop is not known yet waits (up to [`HOLD`], at most [`PENDING_LIMIT`]
 //! frames) while the engine asks for it (ARP or neighbour solicitation) and
 //! leaves when the answer comes.
+//!
+//! An IPv4 route through an IPv6 gateway (`via inet6 GW`, RFC 5549) goes the
+//! same way: smoltcp routes it through the made-up IPv4 next hop, and the
+//! frames take the IPv6 neighbour's hardware address (which needs an IPv4
+//! prefix of 4 addresses or more in smoltcp's table for the made-up one).
 
 use super::{frames, Engine};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
@@ -140,9 +145,11 @@ impl Engine {
             frame[..6].copy_from_slice(mac.as_bytes());
             return Some(frame);
         }
+        // An IPv6 gateway of an IPv4 route (RFC 5549) is asked from the
+        // address the model would send to it from.
         let source = frames::ip_src(&frame)
             .filter(|src| src.is_ipv4() == hop.addr.is_ipv4())
-            .or(hop.src);
+            .or_else(|| self.config.lookup(hop.addr).and_then(|to_gw| to_gw.src));
         if let Some(source) = source {
             self.ask_for(source, hop.addr);
         }
@@ -206,14 +213,16 @@ impl Engine {
         self.io.route(frame);
     }
 
-    /// Answers an ARP request for an address beyond smoltcp's table from a
-    /// neighbour outside smoltcp's networks (smoltcp answers only its own
-    /// networks); true if it did.
-    pub(super) fn answer_beyond_arp(&mut self, frame: &[u8]) -> bool {
+    /// Answers an ARP request for one of the stack's addresses from a
+    /// neighbour outside smoltcp's networks, as Linux answers any (smoltcp
+    /// answers only its own networks, and only for the addresses it holds):
+    /// a peer whose route to us goes through an IPv6 gateway, or in a prefix
+    /// beyond smoltcp's table, asks from such an address. True if it did.
+    pub(super) fn answer_arp_from_afar(&mut self, frame: &[u8]) -> bool {
         let Some((target, asker)) = frames::arp_request(frame) else {
             return false;
         };
-        let beyond = self.beyond_table.contains(&target.into());
+        let ours = !target.is_loopback() && self.io.local_v4.contains(&target);
         let smoltcp_answers = self
             .iface
             .ip_addrs()
@@ -222,7 +231,7 @@ impl Engine {
         let Some((_, asker_mac)) = frames::neighbor_news(frame) else {
             return false;
         };
-        if !beyond || smoltcp_answers || asker.is_unspecified() {
+        if !ours || smoltcp_answers || asker.is_unspecified() {
             return false;
         }
         self.neighbor_table

@@ -526,6 +526,9 @@ impl Engine {
         }
         self.wire_stats.rx_packets += 1;
         self.wire_stats.rx_bytes += frame.len() as u64;
+        if self.answer_arp_from_afar(frame) {
+            return;
+        }
         if self.beyond_table.is_empty() {
             return self.ingest(frame);
         }
@@ -542,9 +545,6 @@ impl Engine {
                 }
                 return;
             }
-        }
-        if self.answer_beyond_arp(frame) {
-            return;
         }
         let to = frames::ip_dst(frame)
             .or_else(|| frames::arp_request(frame).map(|(target, _)| target.into()));

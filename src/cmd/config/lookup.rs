@@ -126,8 +126,10 @@ impl State {
         let addr = r.via.unwrap_or(dst);
         // Linux picks an IPv4 source near the next hop, an IPv6 one near the
         // destination.
+        // (Near the destination itself when the gateway is IPv6, RFC 5549.)
+        let near = if addr.is_ipv4() { addr } else { dst };
         let src = r.src.or_else(|| match dst {
-            IpAddr::V4(_) => self.pick_src_v4(r.dev, addr),
+            IpAddr::V4(_) => self.pick_src_v4(r.dev, near),
             IpAddr::V6(d) => self.pick_src_v6(r.dev, d),
         });
         Ok(NextHop {

@@ -171,7 +171,8 @@ pub struct Route {
     pub dst: IpAddr,
     /// The destination prefix length (0: default route).
     pub prefix_len: u8,
-    /// The gateway; `None` for an on-link route.
+    /// The gateway; `None` for an on-link route. An IPv4 route's may be IPv6
+    /// (`via inet6 GW`, RFC 5549).
     pub via: Option<IpAddr>,
     /// The index of the link the route goes out of; for a reject route, `lo`
     /// (Linux shows IPv6 ones there; IPv4 ones have no device, see
@@ -297,7 +298,8 @@ pub struct LinkStats {
 pub struct NextHop {
     /// The link index to send on (`lo` for local destinations).
     pub dev: u32,
-    /// The gateway, or the destination itself when it is on-link or local.
+    /// The gateway, or the destination itself when it is on-link or local. An
+    /// IPv4 destination's gateway may be IPv6 (RFC 5549).
     pub addr: IpAddr,
     /// The source address Linux would pick, if any address is usable.
     pub src: Option<IpAddr>,

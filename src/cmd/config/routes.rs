@@ -133,12 +133,6 @@ pub(crate) struct RouteDel {
     pub(crate) at: Vec<usize>,
 }
 
-/// A route whose gateway is of the other family (RFC 5549 nexthops), which the
-/// stack does not route.
-fn mixed_families() -> CmdError {
-    kernel("vdestack: a gateway of the other address family is not supported.")
-}
-
 /// The order of `ip route show`, which is also the order lookups prefer among
 /// routes to the same prefix. IPv4 (the FIB trie): by destination, then longer
 /// prefixes first, then by metric. IPv6 (the fib6 tree, walked children first): by address bits,
@@ -565,7 +559,14 @@ impl State {
         let dev = match (via, req.dev) {
             (None, None) => return Err(rtnl("No such device")),
             (Some(IpAddr::V4(gw)), dev) => self.resolve_gw_v4(gw, dev)?,
-            (Some(IpAddr::V6(_)), _) => return Err(mixed_families()),
+            (Some(IpAddr::V6(gw)), dev) => {
+                // An IPv6 gateway (RFC 5549), checked as an IPv6 route's.
+                let d = self.resolve_gw_v6(gw, dev)?;
+                if !self.is_up(d) {
+                    return Err(kernel("Nexthop device is not up."));
+                }
+                d
+            }
             (None, Some(d)) => {
                 if self.is_lo(d) && self.link(d).mtu < IPV4_MIN_MTU {
                     // No IPv4 on the device at all.
@@ -627,7 +628,9 @@ impl State {
                 }
                 d
             }
-            (Some(IpAddr::V4(_)), _) => return Err(mixed_families()),
+            (Some(IpAddr::V4(_)), _) => {
+                return Err(kernel("IPv6 does not support RTA_VIA attribute."))
+            }
             (None, Some(d)) => {
                 if !self.is_up(d) {
                     return Err(kernel("Nexthop device is not up."));

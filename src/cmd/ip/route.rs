@@ -353,7 +353,8 @@ fn metric_value(value: &str) -> Result<u32, CmdError> {
 }
 
 /// The value of a route's `via [FAMILY] GW`; the route's family follows the
-/// gateway's unless it was chosen, and a gateway of the other family is refused.
+/// gateway's unless it was chosen (an IPv4 route may go through an IPv6
+/// gateway, RFC 5549; the kernel refuses the other way round).
 fn route_via(args: &mut Args, family: &mut Family) -> Result<IpAddr, CmdError> {
     let mut value = args.value()?;
     let mut via_family = *family;
@@ -364,8 +365,6 @@ fn route_via(args: &mut Args, family: &mut Family) -> Result<IpAddr, CmdError> {
     let addr = get_addr(value, via_family, "via")?;
     if *family == Family::Unspec {
         *family = Family::of(addr);
-    } else if Family::of(addr) != *family {
-        return Err(unsupported("a gateway of the other address family"));
     }
     Ok(addr)
 }

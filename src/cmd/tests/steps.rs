@@ -132,13 +132,6 @@ fn route_parse_errors_come_in_iproute2_order() {
         )
     );
     assert_eq!(
-        parse(Family::Unspec, "10.0.0.0/8 via inet6 2001:db8::1"),
-        (
-            2,
-            "Error: vdestack: a gateway of the other address family is not supported.".to_string()
-        )
-    );
-    assert_eq!(
         parse(Family::Unspec, "10.0.0.0/8 metric -1"),
         (
             255,
