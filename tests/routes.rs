@@ -1,7 +1,9 @@
 //! Routes as local traffic meets them: reject routes (`unreachable`,
 //! `prohibit`, `blackhole`, `throw`) refuse `connect` and `sendto` with Linux's
 //! errors, on both backends (the kernel one is the oracle); an IPv6 multipath
-//! route sends through its first nexthop.
+//! route sends through its first nexthop; a stack with more prefixes than
+//! smoltcp's 8 address slots reaches a peer in each; IPv4 goes through an IPv6
+//! gateway (RFC 5549); `ip neigh flush` forgets learned neighbours.
 //!
 //! Every test builds its own network in a temporary directory; nothing leaves the
 //! machine.
@@ -67,10 +69,6 @@ fn reject_routes_refuse_local_traffic(backend: Backend) {
             assert_eq!(errno(&err), want, "UDP connect: {what}: {err}");
         }
     }
-}
-
-on_both_backends! {
-    reject_routes: super::reject_routes_refuse_local_traffic;
 }
 
 /// An IPv6 multipath route (`ip -6 route append` of a second gateway): the
@@ -254,4 +252,70 @@ fn rfc5549_with_a_kernel_peer() {
     if common::kernel_available("rfc5549_with_a_kernel_peer") {
         ipv4_through_an_ipv6_gateway(Backend::Kernel);
     }
+}
+
+/// `ip neigh show` lists what the stack learned from the wire beside its
+/// static entries, IPv4 ones first as Linux dumps them; `ip neigh flush`
+/// forgets the learned ones and keeps the permanent ones, as Linux does.
+fn neighbours_flushed(backend: Backend) {
+    let switch = Switch::start();
+    let a = common::stack_on(backend, &switch.vnl());
+    a.cmd(
+        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; \
+         /bin/ip -6 neigh add fd00::9 lladdr 02:00:00:00:00:09 dev vde0; \
+         /bin/ip neigh add 10.0.0.9 lladdr 02:00:00:00:00:0a dev vde0",
+    )
+    .expect("configure a");
+    let b = common::stack_on(Backend::Userspace, &switch.vnl());
+    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
+        .expect("configure b");
+    let listener = vdestack::TcpListener::bind(&b, "0.0.0.0:7000").unwrap();
+    let conn = TcpStream::connect_timeout(
+        &a,
+        &"10.0.0.2:7000".parse().unwrap(),
+        Duration::from_secs(20),
+    )
+    .expect("connect");
+    drop(listener.accept().unwrap());
+    drop(conn);
+    let shown = a.cmd_output("/bin/ip neigh show dev vde0").unwrap();
+    assert!(shown.contains("10.0.0.2 lladdr "), "{shown}");
+    assert!(
+        shown.contains("10.0.0.9 lladdr 02:00:00:00:00:0a PERMANENT"),
+        "{shown}"
+    );
+    let families: Vec<bool> = shown.lines().map(|l| l.contains(':')).collect();
+    let v6_at = shown.lines().position(|l| l.starts_with("fd00::9"));
+    assert!(families.is_sorted(), "IPv4 entries first: {shown}");
+    assert!(v6_at.is_some(), "{shown}");
+    a.cmd("/bin/ip neigh flush dev vde0").expect("flush");
+    let shown = a.cmd_output("/bin/ip neigh show dev vde0").unwrap();
+    assert!(
+        !shown.contains("10.0.0.2 "),
+        "a learned entry survived the flush: {shown}"
+    );
+    assert!(
+        shown.contains("10.0.0.9 lladdr 02:00:00:00:00:0a PERMANENT"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("fd00::9 lladdr 02:00:00:00:00:09 PERMANENT"),
+        "{shown}"
+    );
+    // The neighbour is learned again when it is used.
+    let listener = vdestack::TcpListener::bind(&b, "0.0.0.0:7001").unwrap();
+    let _conn = TcpStream::connect_timeout(
+        &a,
+        &"10.0.0.2:7001".parse().unwrap(),
+        Duration::from_secs(20),
+    )
+    .expect("connect after the flush");
+    drop(listener.accept().unwrap());
+    let shown = a.cmd_output("/bin/ip neigh show dev vde0").unwrap();
+    assert!(shown.contains("10.0.0.2 lladdr "), "{shown}");
+}
+
+on_both_backends! {
+    reject_routes: super::reject_routes_refuse_local_traffic;
+    neighbours_flush: super::neighbours_flushed;
 }

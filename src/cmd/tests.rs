@@ -177,6 +177,33 @@ mod transcript {
 
 // ---- what a running stack observed ----
 
+/// Learned neighbours are listed after the static ones of their family, IPv4
+/// first (Linux dumps its ARP table, then its IPv6 one); `ip neigh flush`
+/// hands the learned ones it selects to the engine, as Linux deletes them, and
+/// leaves the permanent ones.
+#[test]
+fn learned_neighbours_are_listed_by_family_and_flushed() {
+    let mut cfg = fresh();
+    ok(
+        &mut cfg,
+        "/bin/ip link set vde0 up; /bin/ip -6 neigh add fd00::9 lladdr 02:00:00:00:00:09 dev vde0",
+    );
+    let mut observed = Observed::default();
+    let mac = Some([2, 0, 0, 0, 0, 2]);
+    observed.neighbors = vec![
+        Neighbor::new(2, ip("10.0.0.2"), mac, NeighborState::Reachable),
+        Neighbor::new(2, ip("fd00::2"), mac, NeighborState::Stale),
+    ];
+    let shown = cfg.run_observed("/bin/ip neigh show", &observed).unwrap();
+    let first: Vec<&str> = shown.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(first, ["10.0.0.2", "fd00::9", "fd00::2"]);
+    cfg.run_observed("/bin/ip -6 neigh flush dev vde0", &observed)
+        .unwrap();
+    assert_eq!(cfg.take_flushed_neighbors(), [(2, ip("fd00::2"))]);
+    assert!(cfg.take_flushed_neighbors().is_empty());
+    assert_eq!(cfg.neighbors().len(), 1, "the permanent entry stays");
+}
+
 #[test]
 fn counters_are_printed_as_iproute2_sizes_its_columns() {
     let mut cfg = fresh();

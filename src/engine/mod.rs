@@ -417,6 +417,7 @@ impl Engine {
     pub(crate) fn run_cmd(&mut self, cmds: &str) -> Result<String, crate::cmd::CmdError> {
         let result = self.config.run_observed(cmds, &self.observed());
         self.sync_config();
+        self.forget_flushed_neighbors();
         result
     }
 
@@ -425,6 +426,7 @@ impl Engine {
     pub(crate) fn run_argv(&mut self, argv: &[String]) -> Result<String, crate::cmd::CmdError> {
         let result = self.config.run_argv(argv, &self.observed());
         self.sync_config();
+        self.forget_flushed_neighbors();
         result
     }
 

@@ -154,6 +154,23 @@ impl Engine {
         }
     }
 
+    /// Forgets the learned neighbours `ip neigh flush` selected: from what
+    /// `ip neigh show` lists and from smoltcp's cache (which smoltcp empties
+    /// only whole, so the static entries and the made-up next hops are handed
+    /// to it again; the others it learns anew when used).
+    pub(super) fn forget_flushed_neighbors(&mut self) {
+        let flushed = self.config.take_flushed_neighbors();
+        if flushed.is_empty() {
+            return;
+        }
+        for (_, addr) in &flushed {
+            self.neighbor_table.seen.remove(addr);
+        }
+        self.iface.update_ip_addrs(|_| {});
+        self.fill_static_neighbors();
+        self.fill_detour_neighbors();
+    }
+
     /// What the engine observed that `ip` shows: the neighbours it saw on the
     /// wire (`ip neigh show`), the links' counters (`ip -s link`).
     pub(super) fn observed(&self) -> crate::cmd::Observed {

@@ -351,6 +351,9 @@ pub(super) struct State {
     pub(super) routes: Vec<Route>,
     /// The neighbour entries made by `ip neigh`, oldest first.
     pub(super) neighbors: Vec<Neighbor>,
+    /// Learned neighbours (link, address) an `ip neigh flush` selected, for
+    /// the engine to forget ([`NetConfig::take_flushed_neighbors`]).
+    pub(super) flushed: Vec<(u32, IpAddr)>,
 }
 
 /// The configuration of one stack: links, addresses, routes.
@@ -394,6 +397,7 @@ impl State {
             v4_table: false,
             routes: Vec::new(),
             neighbors: Vec::new(),
+            flushed: Vec::new(),
         }
     }
 
@@ -548,6 +552,12 @@ impl NetConfig {
     /// engine keeps those of an up link in its neighbour cache.
     pub fn neighbors(&self) -> &[Neighbor] {
         &self.state.neighbors
+    }
+
+    /// The learned neighbours (link, address) that `ip neigh flush` selected
+    /// since the last call: the stack that learned them forgets them.
+    pub fn take_flushed_neighbors(&mut self) -> Vec<(u32, IpAddr)> {
+        std::mem::take(&mut self.state.flushed)
     }
 
     /// A counter that moves whenever a command changes the configuration.
