@@ -50,12 +50,18 @@ const PENDING_LIMIT: usize = 64;
 pub(super) struct Detours {
     /// The made-up IPv4 next hop, and the address smoltcp holds in its
     /// network (the ARP entry is aimed at it).
-    pub(super) v4: Option<(Ipv4Address, Ipv4Address)>,
+    pub(super) v4: Option<DetourV4>,
     /// Whether IPv6 prefixes are detoured.
     pub(super) v6: bool,
     /// Frames waiting for their next hop: the next hop, since when, the frame.
     pending: VecDeque<(IpAddr, Duration, Vec<u8>)>,
 }
+
+/// A route as smoltcp takes it: destination, next hop.
+pub(super) type SmoltcpRoute = (IpCidr, IpAddress);
+
+/// The made-up IPv4 next hop, and smoltcp's own address in its network.
+pub(super) type DetourV4 = (Ipv4Address, Ipv4Address);
 
 /// The routes smoltcp gets through the made-up next hops: one per prefix of
 /// an address beyond its table (`beyond`) that no prefix it holds (`held`)
@@ -65,7 +71,7 @@ pub(super) struct Detours {
 pub(super) fn detour_routes(
     held: &[IpCidr],
     beyond: &[IpCidr],
-) -> (Vec<(IpCidr, IpAddress)>, Option<(Ipv4Address, Ipv4Address)>) {
+) -> (Vec<SmoltcpRoute>, Option<DetourV4>) {
     let v4 = held.iter().find_map(|c| match c {
         IpCidr::Ipv4(c) if c.prefix_len() <= 30 && !c.address().is_loopback() => {
             let network = c.network().address();
@@ -77,7 +83,7 @@ pub(super) fn detour_routes(
         }
         _ => None,
     });
-    let mut routes: Vec<(IpCidr, IpAddress)> = Vec::new();
+    let mut routes: Vec<SmoltcpRoute> = Vec::new();
     for cidr in beyond {
         let network = match cidr {
             IpCidr::Ipv4(c) if !c.address().is_loopback() => match v4 {
@@ -196,7 +202,7 @@ impl Engine {
 
     /// Asks the wire for `target`'s hardware address from `source`, unless it
     /// was asked for lately.
-    fn ask_for(&mut self, source: IpAddr, target: IpAddr) {
+    pub(super) fn ask_for(&mut self, source: IpAddr, target: IpAddr) {
         if self.io.asked_lately(target) {
             return;
         }

@@ -974,20 +974,9 @@ impl Engine {
         };
         // A static entry (`ip neigh add`) is never asked for, as on Linux.
         let fixed = self.config.neighbors().iter().any(|n| n.addr == hop.addr);
-        if fixed || self.io.asked_lately(hop.addr) {
-            return;
+        if !fixed {
+            self.ask_for(local, hop.addr);
         }
-        let mut frame = self.io.pool.pop().unwrap_or_default();
-        match (local, hop.addr) {
-            (IpAddr::V4(src), IpAddr::V4(target)) => {
-                frames::write_arp_request(&mut frame, self.io.mac, src, target)
-            }
-            (IpAddr::V6(src), IpAddr::V6(target)) => {
-                frames::write_neighbor_solicit(&mut frame, self.io.mac, src, target)
-            }
-            _ => return self.io.recycle(frame),
-        }
-        self.io.route(frame);
     }
 
     /// Replaces an orphan in TIME-WAIT that owes its peer nothing by a record
