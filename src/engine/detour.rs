@@ -159,6 +159,16 @@ impl Engine {
         if let Some(source) = source {
             self.ask_for(source, hop.addr);
         }
+        // smoltcp may hand the same segment again before the answer comes.
+        if self
+            .detours
+            .pending
+            .iter()
+            .any(|(_, _, waiting)| *waiting == frame)
+        {
+            self.io.recycle(frame);
+            return None;
+        }
         if self.detours.pending.len() >= PENDING_LIMIT {
             if let Some((_, _, old)) = self.detours.pending.pop_front() {
                 self.io.recycle(old);
