@@ -1,8 +1,9 @@
 //! DHCPv4 on a userspace stack against real servers, all on this machine:
 //! busybox udhcpd in a kernel namespace peer (a tap on the test's own
 //! vde_switch), slirp's DHCP (`slirp://`, libvdeplug-slirp) with a download
-//! from an HTTP server on the host's 127.0.0.1 through slirp's 10.0.2.2, and a
-//! switch with no server at all. `Stack::dhcp` and the stackcmd commands
+//! from an HTTP server on the host's 127.0.0.1 through slirp's 10.0.2.2, names
+//! through slirp's DNS (10.0.2.3) to a local resolver in namespaces of the
+//! test's own, and a switch with no server at all. `Stack::dhcp` and the stackcmd commands
 //! (`udhcpc`, `dhclient`) both.
 
 mod common;
@@ -243,4 +244,68 @@ fn slirp_gives_a_lease_and_reaches_the_hosts_loopback() {
     assert!(response.starts_with("HTTP/1.0 200 OK"), "{response}");
     assert!(response.ends_with("from host\r\n"), "{response}");
     assert!(server.join().unwrap().starts_with("GET / HTTP/1.0"));
+}
+
+/// Set in the environment of this test binary when it runs itself again
+/// inside [`common::local_resolver`]'s namespaces.
+const INSIDE: &str = "VDESTACK_TEST_INSIDE_LOCAL_RESOLVER";
+
+/// Names through slirp's DNS (10.0.2.3), which forwards them to the host's
+/// resolver: the test runs itself again inside namespaces whose resolver is a
+/// local one (`common::local_resolver`), so no query leaves the machine. There
+/// it takes slirp's lease, resolves a name with `Stack::lookup_host`, a missing
+/// one, and connects to `host.test:PORT` (10.0.2.2, the host's loopback) with
+/// `TcpStream::connect`.
+#[test]
+fn slirp_resolves_names_through_the_hosts_resolver() {
+    let test = "slirp_resolves_names_through_the_hosts_resolver";
+    if !slirp_available(test) {
+        return;
+    }
+    if std::env::var_os(INSIDE).is_some() {
+        return names_through_slirp();
+    }
+    let dir = TempDir::new("slirp-dns");
+    let exe = std::env::current_exe().unwrap();
+    let Some(mut cmd) = common::local_resolver(
+        test,
+        &dir,
+        &[exe.to_str().unwrap(), "--exact", test, "--nocapture"],
+    ) else {
+        return;
+    };
+    let out = cmd.env(INSIDE, "1").output().expect("run the test inside");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "inside the namespaces: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The inside of `slirp_resolves_names_through_the_hosts_resolver`.
+fn names_through_slirp() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(b"hello from the host\n").unwrap();
+    });
+    let stack = Stack::new("slirp://", None).unwrap();
+    stack.dhcp("vde0").expect("slirp's lease");
+    assert_eq!(stack.name_servers(), [IpAddr::from([10, 0, 2, 3])]);
+    let found: Vec<_> = stack.lookup_host("example.test").expect("example.test");
+    assert_eq!(found, [IpAddr::from([10, 9, 9, 9])]);
+    let e = stack.lookup_host("nosuch.test").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+    let mut stream =
+        TcpStream::connect(&stack, format!("host.test:{port}").as_str()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut greeting = String::new();
+    stream.read_to_string(&mut greeting).unwrap();
+    assert_eq!(greeting, "hello from the host\n");
+    server.join().unwrap();
 }

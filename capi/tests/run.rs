@@ -3,7 +3,8 @@
 //! switch, forking servers (python's, socat's) whose children and exec'd
 //! clients share the stack, datagrams, threads, asyncio, a program that exits
 //! right after its last bytes, a stack configured by DHCP (`--dhcp`, from
-//! busybox udhcpd in a kernel namespace peer), and the refusals (a static
+//! busybox udhcpd in a kernel namespace peer; from slirp, with a name resolved
+//! through slirp's DNS to a local resolver), and the refusals (a static
 //! binary, a bad `--cmd`, a stack that cannot be made).
 //!
 //! Each program runs in a user and network namespace of its own (`unshare
@@ -734,4 +735,51 @@ fn names_resolve_through_the_stacks_name_server() {
     );
     assert_success(&perl, "perl's gethostbyname under vdestack run --dns");
     assert_eq!(String::from_utf8_lossy(&perl.stdout), "10.0.0.1 none\n");
+}
+
+/// `vdestack run --dhcp` on `slirp://`: the program resolves a name through the
+/// lease's name server, slirp's 10.0.2.3, which forwards it to the host's
+/// resolver. That resolver is a local one (`common::local_resolver`: namespaces
+/// whose `/etc/resolv.conf` says 127.0.0.1, where a test server answers), so no
+/// query leaves the machine; `getent` runs in a further network namespace of
+/// its own (`unshare -n`, `lo` down), where the local server cannot be reached
+/// but through the stack.
+#[test]
+fn slirp_names_resolve_through_the_leases_name_server() {
+    let test = "slirp_names_resolve_through_the_leases_name_server";
+    let slirp = ["/usr/lib/x86_64-linux-gnu/vdeplug", "/usr/lib/vdeplug"]
+        .iter()
+        .any(|dir| Path::new(dir).join("libvdeplug_slirp.so").exists());
+    if !slirp {
+        eprintln!("SKIPPED {test}: libvdeplug-slirp (slirp://) is not installed");
+        return;
+    }
+    let dir = common::TempDir::new("run-slirp-dns");
+    let program = |name: &str| {
+        let vdestack = vdestack();
+        let args = [
+            vdestack, "run", "--vnl", "slirp://", "--dhcp", "--", "unshare", "-n", "getent",
+            "hosts", name,
+        ];
+        let mut cmd = common::local_resolver(test, &dir, &args)?;
+        let child = cmd
+            .env("VDESTACK_LIBRARY", built_lib())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vdestack");
+        Some(finish(child, test))
+    };
+    let Some(found) = program("example.test") else {
+        return;
+    };
+    assert_success(&found, "getent hosts example.test under vdestack run");
+    assert_eq!(
+        String::from_utf8_lossy(&found.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["10.9.9.9", "example.test"]
+    );
+    let missing = program("nosuch.test").expect("namespaces");
+    assert_eq!(missing.status.code(), Some(2), "getent: not found");
 }

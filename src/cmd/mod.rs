@@ -59,8 +59,8 @@ mod show;
 mod tests;
 
 pub use config::{
-    IfAddr, Link, LinkKind, LinkStats, Neighbor, NeighborState, NetConfig, NextHop, Observed,
-    Route, RouteProto, MAX_ADDRS, MAX_USER_ROUTES,
+    IfAddr, Link, LinkKind, LinkStats, Neighbor, NeighborState, NetConfig, NextHop, NoRoute,
+    Observed, Route, RouteProto, RouteType, MAX_ADDRS, MAX_USER_ROUTES,
 };
 pub(crate) use dhcp::{dhcp_command, DhcpCommand};
 pub use error::CmdError;

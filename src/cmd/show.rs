@@ -338,21 +338,40 @@ fn dst_text(r: &Route) -> String {
     }
 }
 
-/// One line of `ip route show`; `dev` and `metric` are left out when the listing
-/// is filtered by them, as iproute2 does.
-pub(super) fn route_line(state: &State, r: &Route, show_dev: bool, show_metric: bool) -> String {
-    let mut fields = vec![dst_text(r)];
-    if let Some(via) = r.via {
-        fields.push(format!("via {}", format_addr(via)));
+/// One route of `ip route show` (a multipath route's nexthops on lines of
+/// their own, or after `\` with `-o`); `dev` and `metric` are left out when
+/// the listing is filtered by them, as iproute2 does.
+pub(super) fn route_line(
+    state: &State,
+    group: &[Route],
+    show_dev: bool,
+    show_metric: bool,
+    oneline: bool,
+) -> String {
+    let r = &group[0];
+    let multipath = group.len() > 1;
+    let mut fields = Vec::new();
+    if r.kind.rejects() {
+        fields.push(r.kind.name().to_string());
     }
-    if show_dev {
-        fields.push(format!("dev {}", state.link(r.dev).name));
+    fields.push(dst_text(r));
+    if let Some(via) = r.via.filter(|_| !multipath) {
+        // A gateway of the other family (RFC 5549) is named with its family.
+        let family = if via.is_ipv4() == r.dst.is_ipv4() {
+            ""
+        } else {
+            "inet6 "
+        };
+        fields.push(format!("via {family}{}", format_addr(via)));
+    }
+    if let Some(dev) = r.device().filter(|_| show_dev && !multipath) {
+        fields.push(format!("dev {}", state.link(dev).name));
     }
     if r.proto == RouteProto::Kernel {
         fields.push("proto kernel".to_string());
     }
     let ipv4 = r.dst.is_ipv4();
-    if ipv4 && r.via.is_none() {
+    if ipv4 && r.via.is_none() && !r.kind.rejects() {
         fields.push("scope link".to_string());
     }
     if let Some(src) = r.src {
@@ -365,6 +384,16 @@ pub(super) fn route_line(state: &State, r: &Route, show_dev: bool, show_metric: 
     let mut line: String = fields.iter().map(|f| format!("{f} ")).collect();
     if !ipv4 {
         line.push_str("pref medium");
+    }
+    for hop in group.iter().filter(|_| multipath) {
+        line.push_str(if oneline { "\\" } else { "\n" });
+        let via = hop.via.map(|v| format!("via {} ", format_addr(v)));
+        let _ = write!(
+            line,
+            "\tnexthop {}dev {} weight 1 ",
+            via.unwrap_or_default(),
+            state.link(hop.dev).name
+        );
     }
     line.push('\n');
     line
@@ -598,21 +627,38 @@ fn addrs_json(state: &State, family: Family, filter: LinkFilter, style: Style) -
     json_array(&items)
 }
 
-/// One route of `ip -j route show`; `dev` is left out when the listing is
-/// filtered by device, `metric` when by metric.
-pub(super) fn route_json(state: &State, r: &Route, show_dev: bool, show_metric: bool) -> String {
+/// One route of `ip -j route show` (a multipath route's nexthops in
+/// `nexthops`); `dev` is left out when the listing is filtered by device,
+/// `metric` when by metric.
+pub(super) fn route_json(
+    state: &State,
+    group: &[Route],
+    show_dev: bool,
+    show_metric: bool,
+) -> String {
+    let r = &group[0];
+    let multipath = group.len() > 1;
     let ipv4 = r.dst.is_ipv4();
-    let mut fields = vec![format!("\"dst\":\"{}\"", dst_text(r))];
-    if let Some(via) = r.via {
-        fields.push(format!("\"gateway\":\"{}\"", format_addr(via)));
+    let mut fields = Vec::new();
+    if r.kind.rejects() {
+        fields.push(format!("\"type\":\"{}\"", r.kind.name()));
     }
-    if show_dev {
-        fields.push(format!("\"dev\":{}", json_str(&state.link(r.dev).name)));
+    fields.push(format!("\"dst\":\"{}\"", dst_text(r)));
+    match r.via.filter(|_| !multipath) {
+        Some(via) if via.is_ipv4() != r.dst.is_ipv4() => fields.push(format!(
+            "\"via\":{{\"family\":\"inet6\",\"host\":\"{}\"}}",
+            format_addr(via)
+        )),
+        Some(via) => fields.push(format!("\"gateway\":\"{}\"", format_addr(via))),
+        None => {}
+    }
+    if let Some(dev) = r.device().filter(|_| show_dev && !multipath) {
+        fields.push(format!("\"dev\":{}", json_str(&state.link(dev).name)));
     }
     if r.proto == RouteProto::Kernel {
         fields.push("\"protocol\":\"kernel\"".to_string());
     }
-    if ipv4 && r.via.is_none() {
+    if ipv4 && r.via.is_none() && !r.kind.rejects() {
         fields.push("\"scope\":\"link\"".to_string());
     }
     if let Some(src) = r.src {
@@ -624,6 +670,22 @@ pub(super) fn route_json(state: &State, r: &Route, show_dev: bool, show_metric: 
     fields.push("\"flags\":[]".to_string());
     if !ipv4 {
         fields.push("\"pref\":\"medium\"".to_string());
+    }
+    if multipath {
+        let hops: Vec<String> = group
+            .iter()
+            .map(|hop| {
+                let mut hop_fields = Vec::new();
+                if let Some(via) = hop.via {
+                    hop_fields.push(format!("\"gateway\":\"{}\"", format_addr(via)));
+                }
+                hop_fields.push(format!("\"dev\":{}", json_str(&state.link(hop.dev).name)));
+                hop_fields.push("\"weight\":1".to_string());
+                hop_fields.push("\"flags\":[]".to_string());
+                json_object(&hop_fields)
+            })
+            .collect();
+        fields.push(format!("\"nexthops\":[{}]", hops.join(",")));
     }
     json_object(&fields)
 }

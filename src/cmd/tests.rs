@@ -169,10 +169,40 @@ mod transcript {
         neigh_brief,
         json,
         json2,
+        reject,
+        multipath,
+        rfc5549,
     );
 }
 
 // ---- what a running stack observed ----
+
+/// Learned neighbours are listed after the static ones of their family, IPv4
+/// first (Linux dumps its ARP table, then its IPv6 one); `ip neigh flush`
+/// hands the learned ones it selects to the engine, as Linux deletes them, and
+/// leaves the permanent ones.
+#[test]
+fn learned_neighbours_are_listed_by_family_and_flushed() {
+    let mut cfg = fresh();
+    ok(
+        &mut cfg,
+        "/bin/ip link set vde0 up; /bin/ip -6 neigh add fd00::9 lladdr 02:00:00:00:00:09 dev vde0",
+    );
+    let mut observed = Observed::default();
+    let mac = Some([2, 0, 0, 0, 0, 2]);
+    observed.neighbors = vec![
+        Neighbor::new(2, ip("10.0.0.2"), mac, NeighborState::Reachable),
+        Neighbor::new(2, ip("fd00::2"), mac, NeighborState::Stale),
+    ];
+    let shown = cfg.run_observed("/bin/ip neigh show", &observed).unwrap();
+    let first: Vec<&str> = shown.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(first, ["10.0.0.2", "fd00::9", "fd00::2"]);
+    cfg.run_observed("/bin/ip -6 neigh flush dev vde0", &observed)
+        .unwrap();
+    assert_eq!(cfg.take_flushed_neighbors(), [(2, ip("fd00::2"))]);
+    assert!(cfg.take_flushed_neighbors().is_empty());
+    assert_eq!(cfg.neighbors().len(), 1, "the permanent entry stays");
+}
 
 #[test]
 fn counters_are_printed_as_iproute2_sizes_its_columns() {
@@ -407,9 +437,9 @@ fn unsupported_things_are_refused_not_ignored() {
     );
     fails(
         &mut cfg,
-        "/bin/ip route add blackhole 10.7.0.0/16",
+        "/bin/ip route add multicast 10.7.0.0/16",
         2,
-        "Error: vdestack: the \"blackhole\" route type is not supported.",
+        "Error: vdestack: the \"multicast\" route type is not supported.",
     );
     fails(
         &mut cfg,
@@ -592,6 +622,7 @@ fn addresses_and_routes_as_data() {
         ]
     );
     let route = |dst: &str, len, via: Option<&str>, proto, src: Option<&str>| Route {
+        kind: RouteType::Unicast,
         dst: ip(dst),
         prefix_len: len,
         via: via.map(ip),

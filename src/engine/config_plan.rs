@@ -52,6 +52,13 @@ pub(super) struct Plan {
     /// lets smoltcp take (AnyIP) the frames to them, and the connections' frames
     /// from them, and answers neighbour solicitations for them itself.
     pub beyond_table: Vec<IpAddress>,
+    /// smoltcp's routes for the prefixes of those addresses that no prefix it
+    /// holds covers, through made-up next hops (see `detour`), and the made-up
+    /// IPv4 one with smoltcp's address in its network.
+    pub detours: Vec<(IpCidr, IpAddress)>,
+    pub detour_v4: Option<(Ipv4Address, Ipv4Address)>,
+    /// Whether IPv6 prefixes are detoured.
+    pub detour_v6: bool,
 }
 
 impl Plan {
@@ -68,13 +75,16 @@ impl Plan {
             mac,
             mtu,
             addrs: None,
-            routes: gateway_routes(config),
+            routes: Vec::new(),
             lo_up: false,
             wire_up: false,
             local_v4: Vec::new(),
             local_v6: Vec::new(),
             announce: Vec::new(),
             beyond_table: Vec::new(),
+            detours: Vec::new(),
+            detour_v4: None,
+            detour_v6: false,
         };
         let mut wire_addrs = Vec::new();
         let mut cidrs: Vec<(u8, IpCidr)> = Vec::new();
@@ -116,11 +126,20 @@ impl Plan {
                 first
             });
         fits.extend(others);
-        plan.beyond_table = fits
-            .split_off(IFACE_ADDRS.min(fits.len()))
+        let beyond = fits.split_off(IFACE_ADDRS.min(fits.len()));
+        plan.beyond_table = beyond.iter().map(IpCidr::address).collect();
+        let (detours, detour_v4) = super::detour::detour_routes(&fits, &beyond);
+        plan.routes = gateway_routes(config, detour_v4.map(|(gateway, _)| gateway));
+        plan.detours = detours;
+        // The made-up IPv4 next hop is handed to smoltcp only when a route uses it.
+        plan.detour_v4 = detour_v4.filter(|(gateway, _)| {
+            let uses = |(_, via): &(IpCidr, IpAddress)| *via == IpAddress::Ipv4(*gateway);
+            plan.routes.iter().chain(&plan.detours).any(uses)
+        });
+        plan.detour_v6 = plan
+            .detours
             .iter()
-            .map(IpCidr::address)
-            .collect();
+            .any(|(c, _)| matches!(c, IpCidr::Ipv6(_)));
         // smoltcp empties its neighbour cache on every address update, and then
         // resolves one neighbour a second at most: commands that leave the
         // addresses alone (a new MTU or hardware address, a route) must not cost
@@ -153,16 +172,21 @@ fn prefix_of(cidr: &IpCidr) -> (u128, u8, bool) {
 /// The model's routes through a gateway, as smoltcp takes them: of the routes
 /// to one prefix, only the one the model's lookup prefers (the first in table
 /// order, the lowest metric), since smoltcp knows no metric and would take the
-/// last; and none for a prefix whose preferred route has no gateway.
-fn gateway_routes(config: &NetConfig) -> Vec<(IpCidr, IpAddress)> {
+/// last; and none for a prefix whose preferred route has no gateway. An IPv4
+/// route through an IPv6 gateway (RFC 5549) goes through the made-up IPv4 next
+/// hop `detour_v4` (see `detour`), or not at all without one.
+fn gateway_routes(config: &NetConfig, detour_v4: Option<Ipv4Address>) -> Vec<(IpCidr, IpAddress)> {
     let mut seen = std::collections::HashSet::new();
     config
         .routes()
         .into_iter()
         .filter(|route| seen.insert((route.dst, route.prefix_len)))
         .filter_map(|route| {
-            let via = route.via?;
-            Some((IpCidr::new(route.dst.into(), route.prefix_len), via.into()))
+            let via = match route.via? {
+                IpAddr::V6(_) if route.dst.is_ipv4() => IpAddress::Ipv4(detour_v4?),
+                via => via.into(),
+            };
+            Some((IpCidr::new(route.dst.into(), route.prefix_len), via))
         })
         .collect()
 }
@@ -210,6 +234,9 @@ mod tests {
                 local_v6: Vec::new(),
                 announce: Vec::new(),
                 beyond_table: Vec::new(),
+                detours: Vec::new(),
+                detour_v4: None,
+                detour_v6: false,
             }
         );
     }

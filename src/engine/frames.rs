@@ -305,6 +305,11 @@ pub(crate) fn ip_dst(frame: &[u8]) -> Option<IpAddr> {
     ip_parts(frame).map(|(_, dst, ..)| dst)
 }
 
+/// The source address of an IP packet in `frame`.
+pub(crate) fn ip_src(frame: &[u8]) -> Option<IpAddr> {
+    ip_parts(frame).map(|(src, ..)| src)
+}
+
 /// The IP header fields of `frame`: source, destination, protocol, payload, and
 /// whether it is a fragment (whose payload is not a whole transport header).
 fn ip_parts(frame: &[u8]) -> Option<(IpAddr, IpAddr, IpProtocol, &[u8], bool)> {

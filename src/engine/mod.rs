@@ -46,6 +46,7 @@
 
 mod config_plan;
 mod datagram_sets;
+mod detour;
 mod dhcp;
 mod frames;
 mod ipv4_frag;
@@ -302,6 +303,9 @@ pub(crate) struct Engine {
     synced: Option<u64>,
     /// The stack's addresses beyond smoltcp's table (see `config_plan`).
     beyond_table: Vec<IpAddress>,
+    /// The made-up next hops of prefixes smoltcp does not hold, and the
+    /// frames waiting for their real next hop (see `detour`).
+    detours: detour::Detours,
     /// Static neighbour entries kept in smoltcp's cache, and the neighbours
     /// seen on the wire.
     neighbor_table: neighbors::NeighborTable,
@@ -369,6 +373,7 @@ impl Engine {
             config,
             synced: None,
             beyond_table: Vec::new(),
+            detours: detour::Detours::default(),
             neighbor_table: neighbors::NeighborTable::default(),
             wire_stats: LinkStats::default(),
             lo_stats: LinkStats::default(),
@@ -412,6 +417,7 @@ impl Engine {
     pub(crate) fn run_cmd(&mut self, cmds: &str) -> Result<String, crate::cmd::CmdError> {
         let result = self.config.run_observed(cmds, &self.observed());
         self.sync_config();
+        self.forget_flushed_neighbors();
         result
     }
 
@@ -420,6 +426,7 @@ impl Engine {
     pub(crate) fn run_argv(&mut self, argv: &[String]) -> Result<String, crate::cmd::CmdError> {
         let result = self.config.run_argv(argv, &self.observed());
         self.sync_config();
+        self.forget_flushed_neighbors();
         result
     }
 
@@ -440,6 +447,7 @@ impl Engine {
         let plan = Plan::new(&self.config, running);
         self.apply_plan(plan);
         self.fill_static_neighbors();
+        self.fill_detour_neighbors();
         // Addresses, routes or the link changed under every socket: each gets a
         // transmit, as a socket that found no route or no neighbour may now send.
         for handle in self.tcp.handles() {
@@ -469,7 +477,7 @@ impl Engine {
         }
         self.iface.routes_mut().update(|table| {
             table.clear();
-            for (cidr, via) in plan.routes {
+            for (cidr, via) in plan.routes.into_iter().chain(plan.detours) {
                 let entry = Route {
                     cidr,
                     via_router: via,
@@ -486,6 +494,8 @@ impl Engine {
         self.io.local_v4 = plan.local_v4;
         self.io.local_v6 = plan.local_v6;
         self.beyond_table = plan.beyond_table;
+        self.detours.v4 = plan.detour_v4;
+        self.detours.v6 = plan.detour_v6;
         self.announce(&plan.announce);
     }
 
@@ -518,6 +528,9 @@ impl Engine {
         }
         self.wire_stats.rx_packets += 1;
         self.wire_stats.rx_bytes += frame.len() as u64;
+        if self.answer_arp_from_afar(frame) {
+            return;
+        }
         if self.beyond_table.is_empty() {
             return self.ingest(frame);
         }
@@ -554,6 +567,7 @@ impl Engine {
         }
         self.neighbor_table
             .note(frame, self.now, self.io.mac, self.config.neighbors());
+        self.release_detoured();
         if self.relay_arp_news(frame) {
             return;
         }
@@ -787,8 +801,10 @@ impl Engine {
         self.io.now = now;
         let ts = instant(now);
         self.iface.poll_maintenance(ts);
-        if !self.config.neighbors().is_empty() && self.neighbor_table.fill_due(now) {
+        let detoured = self.detours.v4.is_some() || self.detours.v6;
+        if (detoured || !self.config.neighbors().is_empty()) && self.neighbor_table.fill_due(now) {
             self.fill_static_neighbors();
+            self.fill_detour_neighbors();
         }
         if self.time_waits.next_expiry().is_some_and(|at| at <= now) {
             let ports = &mut self.ports;
@@ -958,20 +974,9 @@ impl Engine {
         };
         // A static entry (`ip neigh add`) is never asked for, as on Linux.
         let fixed = self.config.neighbors().iter().any(|n| n.addr == hop.addr);
-        if fixed || self.io.asked_lately(hop.addr) {
-            return;
+        if !fixed {
+            self.ask_for(local, hop.addr);
         }
-        let mut frame = self.io.pool.pop().unwrap_or_default();
-        match (local, hop.addr) {
-            (IpAddr::V4(src), IpAddr::V4(target)) => {
-                frames::write_arp_request(&mut frame, self.io.mac, src, target)
-            }
-            (IpAddr::V6(src), IpAddr::V6(target)) => {
-                frames::write_neighbor_solicit(&mut frame, self.io.mac, src, target)
-            }
-            _ => return self.io.recycle(frame),
-        }
-        self.io.route(frame);
     }
 
     /// Replaces an orphan in TIME-WAIT that owes its peer nothing by a record
@@ -1039,7 +1044,15 @@ impl Engine {
 
     /// The next frame for the link, if any.
     pub(crate) fn next_outgoing(&mut self) -> Option<Vec<u8>> {
-        let frame = self.io.outbox.pop_front()?;
+        let frame = loop {
+            let frame = self.io.outbox.pop_front()?;
+            if frames::dst_mac(&frame) != Some(detour::DETOUR_MAC) {
+                break frame;
+            }
+            if let Some(frame) = self.detour(frame) {
+                break frame;
+            }
+        };
         self.wire_stats.tx_packets += 1;
         self.wire_stats.tx_bytes += frame.len() as u64;
         Some(frame)
@@ -1163,6 +1176,10 @@ impl Engine {
                 return Err(errno(libc::EADDRNOTAVAIL));
             }
         }
+        // Unbound, the source is the one the route gives, as on Linux (smoltcp
+        // would take the first address it holds of the family, and knows
+        // nothing of those beyond its table).
+        let local_ip = local_ip.or(hop.src.filter(|src| src.is_ipv4() == remote.is_ipv4()));
         let asked = local.map_or(0, |l| l.port());
         let destination = (local_ip, remote.ip(), remote.port());
         let how = options.port_use_to(remote.ip(), local_ip);
@@ -1761,7 +1778,8 @@ impl Listener {
 /// (Linux: ENETUNREACH for a v4-mapped address).
 /// What `connect` to `remote` meets before any packet leaves, as Linux decides it
 /// inside `connect(2)` itself (blocking or not): `ENETUNREACH` without a route (or
-/// for a v4-mapped `remote` on an `IPV6_V6ONLY` socket), `ECONNREFUSED` for port 0
+/// for a v4-mapped `remote` on an `IPV6_V6ONLY` socket), a reject route's error
+/// ([`no_route`]), `ECONNREFUSED` for port 0
 /// or the unspecified address; else the next hop. Pure, so that a socket's own
 /// thread fails the call at once from the configuration it sees, as the engine
 /// would.
@@ -1777,9 +1795,20 @@ pub(crate) fn check_connect(
     if remote.port() == 0 || remote.ip().is_unspecified() {
         return Err(errno(libc::ECONNREFUSED));
     }
-    config
-        .lookup(remote.ip())
-        .ok_or_else(|| errno(libc::ENETUNREACH))
+    config.route_to(remote.ip()).map_err(no_route)
+}
+
+/// What Linux's `connect` and `sendto` say when no packet can leave for a
+/// destination: ENETUNREACH without a route (or under a `throw` one), and the
+/// reject routes' errors (EHOSTUNREACH, EACCES, EINVAL).
+pub(crate) fn no_route(why: crate::cmd::NoRoute) -> io::Error {
+    use crate::cmd::NoRoute;
+    errno(match why {
+        NoRoute::HostUnreachable => libc::EHOSTUNREACH,
+        NoRoute::Prohibited => libc::EACCES,
+        NoRoute::Blackhole => libc::EINVAL,
+        _ => libc::ENETUNREACH,
+    })
 }
 
 pub(crate) fn v6only_refuses(remote: SocketAddr) -> bool {

@@ -90,6 +90,15 @@ impl NeighborTable {
         learned
     }
 
+    /// The hardware address the wire gave `addr`, if smoltcp would still
+    /// know it.
+    pub(super) fn mac_of(&self, addr: IpAddr, now: Duration) -> Option<EthernetAddress> {
+        self.seen
+            .get(&addr)
+            .filter(|(_, at)| now.saturating_sub(*at) < FORGOTTEN)
+            .map(|(mac, _)| *mac)
+    }
+
     /// Whether the static entries are due to be handed to smoltcp.
     pub(super) fn fill_due(&self, now: Duration) -> bool {
         now >= self.next_fill
@@ -143,6 +152,23 @@ impl Engine {
             }
             self.ingest_ready(&frame);
         }
+    }
+
+    /// Forgets the learned neighbours `ip neigh flush` selected: from what
+    /// `ip neigh show` lists and from smoltcp's cache (which smoltcp empties
+    /// only whole, so the static entries and the made-up next hops are handed
+    /// to it again; the others it learns anew when used).
+    pub(super) fn forget_flushed_neighbors(&mut self) {
+        let flushed = self.config.take_flushed_neighbors();
+        if flushed.is_empty() {
+            return;
+        }
+        for (_, addr) in &flushed {
+            self.neighbor_table.seen.remove(addr);
+        }
+        self.iface.update_ip_addrs(|_| {});
+        self.fill_static_neighbors();
+        self.fill_detour_neighbors();
     }
 
     /// What the engine observed that `ip` shows: the neighbours it saw on the

@@ -333,10 +333,7 @@ impl Engine {
         if wire.port() == 0 && sock.proto == DatagramProto::Udp {
             return Err(errno(libc::ECONNREFUSED));
         }
-        let hop = self
-            .config
-            .lookup(wire.ip())
-            .ok_or_else(|| errno(libc::ENETUNREACH))?;
+        let hop = self.config.route_to(wire.ip()).map_err(super::no_route)?;
         let local_ip = match sock.bound.ip() {
             ip if !ip.is_unspecified() => ip,
             _ => hop
@@ -617,7 +614,7 @@ impl Engine {
 /// The checks `sendto(2)` makes before a datagram to `dest` (a wire address, not
 /// v4-mapped) leaves: EINVAL for port 0, EMSGSIZE beyond what one datagram can
 /// carry, EACCES for a broadcast address without `SO_BROADCAST`, ENETUNREACH
-/// without a route. Pure, so that the application side can make them at once.
+/// without a route, a reject route's error. Pure, so that the application side can make them at once.
 pub(crate) fn check_send(
     config: &NetConfig,
     broadcast: bool,
@@ -629,7 +626,7 @@ pub(crate) fn check_send(
     if dest.port() == 0 && proto == DatagramProto::Udp {
         return Err(errno(libc::EINVAL));
     }
-    let hop = config.lookup(dest.ip());
+    let hop = config.route_to(dest.ip());
     // What follows the IP header besides the data: the UDP header (a ping
     // socket's data is a whole ICMP message).
     let header = match proto {
@@ -648,5 +645,5 @@ pub(crate) fn check_send(
     if config.is_broadcast(dest.ip()) && !broadcast {
         return Err(errno(libc::EACCES));
     }
-    hop.ok_or_else(|| errno(libc::ENETUNREACH))
+    hop.map_err(super::no_route)
 }

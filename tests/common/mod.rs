@@ -466,3 +466,74 @@ pub fn udhcpd_peer(test: &str, switch: &Switch, dir: &TempDir, lease: u32) -> Op
         }
     }
 }
+
+/// A name server for [`local_resolver`]: `example.test` has A 10.9.9.9,
+/// `host.test` A 10.0.2.2 (slirp's address for the host's loopback), neither
+/// has AAAA, every other name is NXDOMAIN. Answers written byte by byte
+/// (RFC 1035).
+const LOCAL_NAME_SERVER: &str = r#"
+import socket
+d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+d.bind(('127.0.0.1', 53))
+names = {b'\x07example\x04test\x00': b'\x0a\x09\x09\x09', b'\x04host\x04test\x00': b'\x0a\x00\x02\x02'}
+while True:
+    q, peer = d.recvfrom(512)
+    i = 12
+    while q[i]:
+        i += 1 + q[i]
+    name, qtype, end = q[12:i + 1].lower(), q[i + 1:i + 3], i + 5
+    if name in names and qtype == b'\x00\x01':
+        reply = q[:2] + b'\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00' + q[12:end] \
+            + b'\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04' + names[name]
+    elif name in names:
+        reply = q[:2] + b'\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00' + q[12:end]
+    else:
+        reply = q[:2] + b'\x81\x83\x00\x01\x00\x00\x00\x00\x00\x00' + q[12:end]
+    d.sendto(reply, peer)
+"#;
+
+/// `program` run inside fresh user, network, mount and PID namespaces
+/// (`unshare -Urnmp --fork --kill-child`) whose only resolver is local: `lo`
+/// up, a `resolv.conf` saying `nameserver 127.0.0.1` bind-mounted over
+/// `/etc/resolv.conf`, and [`LOCAL_NAME_SERVER`] on 127.0.0.1:53. slirp
+/// forwards the queries sent to 10.0.2.3 to the host's resolver from
+/// `/etc/resolv.conf`: here they reach that server and nothing leaves the
+/// machine. `None` (said on stderr) where such namespaces cannot be made.
+pub fn local_resolver(test: &str, dir: &TempDir, program: &[&str]) -> Option<Command> {
+    let ok = Command::new("unshare")
+        .args(["-Urnmp", "--fork", "true"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIPPED {test}: no user, network and mount namespaces here (unshare -Urnm)");
+        return None;
+    }
+    let resolv = dir.path().join("resolv.conf");
+    let server = dir.path().join("name_server.py");
+    std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+    std::fs::write(&server, LOCAL_NAME_SERVER).unwrap();
+    let script = format!(
+        "ip link set lo up && mount --bind {resolv} /etc/resolv.conf || exit 5; \
+         python3 {server} & \
+         i=0; until [ -n \"$(ss -Hlun 'sport = :53' 2>/dev/null)\" ]; do \
+           i=$((i+1)); [ $i -gt 500 ] && {{ echo no name server >&2; exit 4; }}; sleep 0.01; done; \
+         \"$@\"",
+        resolv = resolv.display(),
+        server = server.display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "-Urnmp",
+        "--fork",
+        "--kill-child",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+    ])
+    .args(program)
+    .stdin(Stdio::null());
+    Some(cmd)
+}

@@ -5,7 +5,7 @@
 
 use super::addrs::{v4_scope, v6_rank, SCOPE_UNIVERSE};
 use super::prefix::in_prefix;
-use super::{v4, IfAddr, Link, LinkKind, NextHop, Route, State};
+use super::{v4, IfAddr, Link, LinkKind, NextHop, NoRoute, Route, RouteType, State};
 use std::net::{IpAddr, Ipv6Addr};
 
 impl State {
@@ -61,8 +61,9 @@ impl State {
         })
     }
 
-    /// Where a packet to `dst` goes (see [`super::NetConfig::lookup`]).
-    pub(super) fn lookup(&self, dst: IpAddr) -> Option<NextHop> {
+    /// Where a packet to `dst` goes (see [`super::NetConfig::lookup`]), or why
+    /// nothing leaves.
+    pub(super) fn lookup(&self, dst: IpAddr) -> Result<NextHop, NoRoute> {
         let lo = self.links.iter().find(|l| l.kind == LinkKind::Loopback);
         if let Some(lo) = lo.filter(|lo| lo.up) {
             if self.is_local(dst) {
@@ -75,7 +76,7 @@ impl State {
                 } else {
                     self.lo_prefix_of(dst).map(|p| p.addr)
                 };
-                return Some(NextHop {
+                return Ok(NextHop {
                     dev: lo.index,
                     addr: dst,
                     src,
@@ -89,39 +90,49 @@ impl State {
         };
         if loopback_dst || dst.is_unspecified() {
             // Linux never sends loopback destinations out of a real device.
-            return None;
+            return Err(NoRoute::NetUnreachable);
         }
         let mut best: Option<&Route> = None;
         for r in &self.routes {
-            if self.is_up(r.dev)
+            // A reject route matches whatever state its device (`lo`) is in.
+            if (r.kind.rejects() || self.is_up(r.dev))
                 && in_prefix(dst, r.dst, r.prefix_len)
                 && best.is_none_or(|b| r.prefix_len > b.prefix_len)
             {
                 best = Some(r);
             }
         }
-        let r = best?;
+        let r = best.ok_or(NoRoute::NetUnreachable)?;
+        match r.kind {
+            RouteType::Unicast => {}
+            RouteType::Unreachable => return Err(NoRoute::HostUnreachable),
+            RouteType::Prohibit => return Err(NoRoute::Prohibited),
+            RouteType::Blackhole => return Err(NoRoute::Blackhole),
+            RouteType::Throw => return Err(NoRoute::NetUnreachable),
+        }
         if self.is_lo(r.dev) {
             // Through lo, Linux delivers IPv4 locally ("cache <local>"); IPv6 only
             // loops back to be dropped.
             return match dst {
-                IpAddr::V4(_) => Some(NextHop {
+                IpAddr::V4(_) => Ok(NextHop {
                     dev: r.dev,
                     addr: dst,
                     src: r.src,
                     local: true,
                 }),
-                IpAddr::V6(_) => None,
+                IpAddr::V6(_) => Err(NoRoute::NetUnreachable),
             };
         }
         let addr = r.via.unwrap_or(dst);
         // Linux picks an IPv4 source near the next hop, an IPv6 one near the
         // destination.
+        // (Near the destination itself when the gateway is IPv6, RFC 5549.)
+        let near = if addr.is_ipv4() { addr } else { dst };
         let src = r.src.or_else(|| match dst {
-            IpAddr::V4(_) => self.pick_src_v4(r.dev, addr),
+            IpAddr::V4(_) => self.pick_src_v4(r.dev, near),
             IpAddr::V6(d) => self.pick_src_v6(r.dev, d),
         });
-        Some(NextHop {
+        Ok(NextHop {
             dev: r.dev,
             addr,
             src,

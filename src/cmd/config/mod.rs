@@ -110,17 +110,73 @@ pub enum RouteProto {
     Boot,
 }
 
+/// What a route does with what it matches (`ip route add TYPE PREFIX`): send
+/// it on, or refuse it with an error, as Linux's reject routes do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RouteType {
+    /// Forwarded through the route's device (the default).
+    #[default]
+    Unicast,
+    /// Refused with "no route to host" (EHOSTUNREACH).
+    Unreachable,
+    /// Refused as administratively prohibited (EACCES).
+    Prohibit,
+    /// Dropped without a word; a local sender gets EINVAL.
+    Blackhole,
+    /// The lookup ends here without a route (ENETUNREACH), as if the table
+    /// had none.
+    Throw,
+}
+
+impl RouteType {
+    /// The word iproute2 prints and reads for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteType::Unicast => "unicast",
+            RouteType::Unreachable => "unreachable",
+            RouteType::Prohibit => "prohibit",
+            RouteType::Blackhole => "blackhole",
+            RouteType::Throw => "throw",
+        }
+    }
+
+    /// Whether the route refuses what it matches (a reject route).
+    pub fn rejects(self) -> bool {
+        self != RouteType::Unicast
+    }
+}
+
+/// Why no packet leaves for a destination ([`NetConfig::route_to`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NoRoute {
+    /// No route matches, or a `throw` route does: ENETUNREACH.
+    NetUnreachable,
+    /// An `unreachable` route matches: EHOSTUNREACH.
+    HostUnreachable,
+    /// A `prohibit` route matches: EACCES.
+    Prohibited,
+    /// A `blackhole` route matches: EINVAL.
+    Blackhole,
+}
+
 /// A route of the main table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Route {
+    /// Unicast, or a reject route's type.
+    pub kind: RouteType,
     /// The destination network (host bits clear).
     pub dst: IpAddr,
     /// The destination prefix length (0: default route).
     pub prefix_len: u8,
-    /// The gateway; `None` for an on-link route.
+    /// The gateway; `None` for an on-link route. An IPv4 route's may be IPv6
+    /// (`via inet6 GW`, RFC 5549).
     pub via: Option<IpAddr>,
-    /// The index of the link the route goes out of.
+    /// The index of the link the route goes out of; for a reject route, `lo`
+    /// (Linux shows IPv6 ones there; IPv4 ones have no device, see
+    /// [`Route::device`]).
     pub dev: u32,
     /// Who added it.
     pub proto: RouteProto,
@@ -137,6 +193,11 @@ impl Route {
     /// ones).
     pub fn metric(&self) -> u32 {
         self.metric
+    }
+
+    /// The device Linux gives the route: none for an IPv4 reject route.
+    pub fn device(&self) -> Option<u32> {
+        (!(self.kind.rejects() && self.dst.is_ipv4())).then_some(self.dev)
     }
 }
 
@@ -237,7 +298,8 @@ pub struct LinkStats {
 pub struct NextHop {
     /// The link index to send on (`lo` for local destinations).
     pub dev: u32,
-    /// The gateway, or the destination itself when it is on-link or local.
+    /// The gateway, or the destination itself when it is on-link or local. An
+    /// IPv4 destination's gateway may be IPv6 (RFC 5549).
     pub addr: IpAddr,
     /// The source address Linux would pick, if any address is usable.
     pub src: Option<IpAddr>,
@@ -289,6 +351,9 @@ pub(super) struct State {
     pub(super) routes: Vec<Route>,
     /// The neighbour entries made by `ip neigh`, oldest first.
     pub(super) neighbors: Vec<Neighbor>,
+    /// Learned neighbours (link, address) an `ip neigh flush` selected, for
+    /// the engine to forget ([`NetConfig::take_flushed_neighbors`]).
+    pub(super) flushed: Vec<(u32, IpAddr)>,
 }
 
 /// The configuration of one stack: links, addresses, routes.
@@ -332,6 +397,7 @@ impl State {
             v4_table: false,
             routes: Vec::new(),
             neighbors: Vec::new(),
+            flushed: Vec::new(),
         }
     }
 
@@ -446,6 +512,12 @@ impl NetConfig {
     /// looked up like other destinations; an IPv6 route through `lo`, where Linux
     /// loops packets back to drop them, gives `None`.
     pub fn lookup(&self, dst: IpAddr) -> Option<NextHop> {
+        self.state.lookup(dst).ok()
+    }
+
+    /// [`NetConfig::lookup`], with why nothing leaves when a reject route
+    /// (`unreachable`, `prohibit`, `blackhole`, `throw`) matches.
+    pub fn route_to(&self, dst: IpAddr) -> Result<NextHop, NoRoute> {
         self.state.lookup(dst)
     }
 
@@ -480,6 +552,12 @@ impl NetConfig {
     /// engine keeps those of an up link in its neighbour cache.
     pub fn neighbors(&self) -> &[Neighbor] {
         &self.state.neighbors
+    }
+
+    /// The learned neighbours (link, address) that `ip neigh flush` selected
+    /// since the last call: the stack that learned them forgets them.
+    pub fn take_flushed_neighbors(&mut self) -> Vec<(u32, IpAddr)> {
+        std::mem::take(&mut self.state.flushed)
     }
 
     /// A counter that moves whenever a command changes the configuration.

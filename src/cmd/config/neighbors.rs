@@ -84,6 +84,22 @@ impl State {
         });
     }
 
+    /// `ip neigh flush ...` of the neighbours the stack learned: those
+    /// selected (not permanent or NOARP, as above) are noted for the engine to
+    /// forget.
+    pub(crate) fn flush_learned(
+        &mut self,
+        learned: &[Neighbor],
+        selected: impl Fn(&Neighbor) -> bool,
+    ) {
+        for n in learned {
+            let kept = matches!(n.state, NeighborState::Permanent | NeighborState::Noarp);
+            if !kept && selected(n) && !self.flushed.contains(&(n.dev, n.addr)) {
+                self.flushed.push((n.dev, n.addr));
+            }
+        }
+    }
+
     /// A link going down takes its entries along, permanent ones too.
     pub(super) fn drop_neighbors_of(&mut self, dev: u32) {
         self.neighbors.retain(|n| n.dev != dev);

@@ -9,15 +9,15 @@
 
 use super::prefix::{in_prefix, network};
 use super::{
-    has_prefix_route, kernel, rtnl, IfAddr, LinkKind, Route, RouteProto, State, IPV4_MIN_MTU,
-    MAX_USER_ROUTES,
+    has_prefix_route, kernel, rtnl, IfAddr, LinkKind, Route, RouteProto, RouteType, State,
+    IPV4_MIN_MTU, MAX_USER_ROUTES,
 };
 use crate::cmd::error::CmdError;
 use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A route change as the kernel receives it from `ip route add|replace|del`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RouteReq {
     /// The destination as given (an IPv6 one may have host bits set).
     pub(crate) dst: IpAddr,
@@ -30,6 +30,28 @@ pub(crate) struct RouteReq {
     pub(crate) src: Option<IpAddr>,
     /// The metric given (`metric`, `priority`, `preference`); 0 is as none.
     pub(crate) metric: Option<u32>,
+    /// The route's type (`unicast` unless one was given).
+    pub(crate) kind: RouteType,
+    /// The nexthops after the first of a multipath route (`nexthop via GW [dev
+    /// DEV]`, the first in `via` and `dev`): each is added as `append` adds it.
+    pub(crate) more_nexthops: Vec<(IpAddr, Option<u32>)>,
+}
+
+/// Whether Linux makes `r` one of the nexthops of an IPv6 multipath route when
+/// another goes to its prefix with its metric (`rt6_qualify_for_ecmp`): a
+/// unicast route through a gateway, added with `ip route`.
+fn ecmp_capable(r: &Route) -> bool {
+    r.dst.is_ipv6()
+        && r.via.is_some()
+        && r.kind == RouteType::Unicast
+        && r.proto == RouteProto::Boot
+}
+
+/// Whether `a` and `b` are nexthops of one IPv6 multipath route (siblings).
+fn siblings(a: &Route, b: &Route) -> bool {
+    ecmp_capable(a)
+        && ecmp_capable(b)
+        && (a.dst, a.prefix_len, a.metric) == (b.dst, b.prefix_len, b.metric)
 }
 
 /// The metric Linux gives an IPv6 route added without one (`IP6_RT_PRIO_USER`).
@@ -104,16 +126,11 @@ pub(crate) enum RoutePlace {
 }
 
 /// An `ip route del` the model has accepted, for the state it was checked
-/// against: the index of the route that goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// against: the indexes of the routes that go (one, or the nexthops of a
+/// multipath route).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RouteDel {
-    pub(crate) at: usize,
-}
-
-/// A route whose gateway is of the other family (RFC 5549 nexthops), which the
-/// stack does not route.
-fn mixed_families() -> CmdError {
-    kernel("vdestack: a gateway of the other address family is not supported.")
+    pub(crate) at: Vec<usize>,
 }
 
 /// The order of `ip route show`, which is also the order lookups prefer among
@@ -156,6 +173,7 @@ fn route_order(a: &Route, b: &Route) -> Ordering {
 /// The kernel route to the prefix of `a` through `dev`.
 fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
     Route {
+        kind: RouteType::Unicast,
         dst: network(a.addr, a.prefix_len),
         prefix_len: a.prefix_len,
         via: None,
@@ -171,6 +189,33 @@ fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
 }
 
 impl State {
+    /// The table as `ip route show` lists it: each route alone, or the
+    /// nexthops of a multipath route together (the indexes of its routes, in
+    /// table order). Linux dumps a multipath route where its first nexthop is
+    /// and goes on after its last, so a route added between them (`append` of
+    /// a route without a gateway, then of one more nexthop) is in the table
+    /// but not listed; so here.
+    pub(crate) fn route_groups(&self) -> Vec<Vec<usize>> {
+        let mut groups = Vec::new();
+        let mut i = 0;
+        while i < self.routes.len() {
+            let group = self.group_of(i);
+            i = group.last().map_or(i, |&last| last.max(i)) + 1;
+            groups.push(group);
+        }
+        groups
+    }
+
+    /// The indexes of the routes of the multipath route the route at `i`
+    /// belongs to, in table order (`[i]` for a route alone).
+    fn group_of(&self, i: usize) -> Vec<usize> {
+        let r = &self.routes[i];
+        let group: Vec<usize> = (0..self.routes.len())
+            .filter(|&j| j == i || siblings(r, &self.routes[j]))
+            .collect();
+        group
+    }
+
     fn check_route_limit(&self, extra: usize) -> Result<(), CmdError> {
         let user = self
             .routes
@@ -225,15 +270,19 @@ impl State {
         }
     }
 
+    /// Drops a family's routes through `dev` (an IPv4 reject route has no
+    /// device and stays).
     pub(super) fn drop_routes_via(&mut self, dev: u32, ipv4: bool) {
-        self.remove_routes(|r| !(r.dev == dev && r.dst.is_ipv4() == ipv4));
+        self.remove_routes(|r| !(r.device() == Some(dev) && r.dst.is_ipv4() == ipv4));
     }
 
-    /// The longest-prefix on-link route (no gateway) that holds `addr`.
+    /// The longest-prefix on-link route (no gateway) that holds `addr`. Linux
+    /// looks gateways up among routes of link scope, which reject routes are not.
     fn onlink_route(&self, addr: IpAddr, dev: Option<u32>) -> Option<&Route> {
         let mut best: Option<&Route> = None;
         for r in &self.routes {
             if r.via.is_none()
+                && !r.kind.rejects()
                 && dev.is_none_or(|d| d == r.dev)
                 && in_prefix(addr, r.dst, r.prefix_len)
                 && best.is_none_or(|b| r.prefix_len > b.prefix_len)
@@ -376,20 +425,32 @@ impl State {
         req: &RouteReq,
         mode: RouteMode,
     ) -> Result<RouteAdd, CmdError> {
-        let via = req.via.filter(|g| !g.is_unspecified());
+        let mut via = req.via.filter(|g| !g.is_unspecified());
         let given = req.metric.unwrap_or(0);
         let (dst, dev, metric) = match req.dst {
             IpAddr::V4(_) => {
                 req.check_prefix()?;
-                (req.dst, self.check_nexthop_v4(req, via)?, given)
+                let dev = if req.kind.rejects() {
+                    self.check_reject_v4(req, via)?
+                } else {
+                    self.check_nexthop_v4(req, via)?
+                };
+                (req.dst, dev, given)
             }
-            IpAddr::V6(_) => (
-                network(req.dst, req.prefix_len),
-                self.check_nexthop_v6(req, via)?,
-                if given == 0 { IPV6_USER_METRIC } else { given },
-            ),
+            IpAddr::V6(_) => {
+                let dev = if req.kind.rejects() {
+                    // Linux puts IPv6 reject routes on lo, whatever was given.
+                    via = None;
+                    self.check_reject_v6(req)?
+                } else {
+                    self.check_nexthop_v6(req, via)?
+                };
+                let metric = if given == 0 { IPV6_USER_METRIC } else { given };
+                (network(req.dst, req.prefix_len), dev, metric)
+            }
         };
         let route = Route {
+            kind: req.kind,
             dst,
             prefix_len: req.prefix_len,
             via,
@@ -442,7 +503,8 @@ impl State {
         }
         let identical = slot.iter().copied().find(|&i| {
             let r = &self.routes[i];
-            (r.via, r.dev, r.src, r.proto) == (route.via, route.dev, route.src, route.proto)
+            (r.kind, r.via, r.dev, r.src, r.proto)
+                == (route.kind, route.via, route.dev, route.src, route.proto)
         });
         match (mode, identical) {
             (RouteMode::Replace | RouteMode::Change, Some(i)) if i != first => {
@@ -459,9 +521,10 @@ impl State {
     /// same prefix and a metric no higher. A route with the same metric is an
     /// error for `add` and `test`; `replace` and `change` overwrite the first
     /// one that has a gateway if the new one has one, or none if not, or else the
-    /// first (`change` finding none is an error); `prepend` and `append` refuse
-    /// one with the same nexthop, and would make a multipath route of two with
-    /// gateways, which the stack does not route.
+    /// first (`change` finding none is an error), and with it the other nexthops
+    /// of its multipath route; `prepend` and `append` refuse one with the same
+    /// nexthop, and add the route after the others (one through a gateway is
+    /// then one more nexthop of the multipath route of those through a gateway).
     fn place_v6(&self, route: &Route, mode: RouteMode) -> Result<RoutePlace, CmdError> {
         let slot = self.same_slot(route);
         if slot.is_empty() {
@@ -482,16 +545,11 @@ impl State {
                 .find(|&i| self.routes[i].via.is_some() == route.via.is_some());
             return Ok(RoutePlace::Replaces(alike.unwrap_or(slot[0])));
         }
-        for &i in &slot {
-            let r = &self.routes[i];
-            if (r.via, r.dev) == (route.via, route.dev) {
-                return Err(rtnl("File exists"));
-            }
-            if r.via.is_some() && route.via.is_some() {
-                return Err(kernel(
-                    "vdestack: multipath routes (a second gateway for a route) are not supported.",
-                ));
-            }
+        if slot
+            .iter()
+            .any(|&i| (self.routes[i].via, self.routes[i].dev) == (route.via, route.dev))
+        {
+            return Err(rtnl("File exists"));
         }
         Ok(RoutePlace::Sorted)
     }
@@ -501,7 +559,14 @@ impl State {
         let dev = match (via, req.dev) {
             (None, None) => return Err(rtnl("No such device")),
             (Some(IpAddr::V4(gw)), dev) => self.resolve_gw_v4(gw, dev)?,
-            (Some(IpAddr::V6(_)), _) => return Err(mixed_families()),
+            (Some(IpAddr::V6(gw)), dev) => {
+                // An IPv6 gateway (RFC 5549), checked as an IPv6 route's.
+                let d = self.resolve_gw_v6(gw, dev)?;
+                if !self.is_up(d) {
+                    return Err(kernel("Nexthop device is not up."));
+                }
+                d
+            }
             (None, Some(d)) => {
                 if self.is_lo(d) && self.link(d).mtu < IPV4_MIN_MTU {
                     // No IPv4 on the device at all.
@@ -519,6 +584,36 @@ impl State {
         Ok(dev)
     }
 
+    /// Linux's checks of an IPv4 reject route: no gateway, no device (its
+    /// source is not checked). Its link, as the model keeps it: `lo`.
+    fn check_reject_v4(&self, req: &RouteReq, via: Option<IpAddr>) -> Result<u32, CmdError> {
+        if via.is_some() || req.dev.is_some() {
+            return Err(kernel(
+                "Gateway, device and multipath can not be specified for this route type.",
+            ));
+        }
+        Ok(self.lo_index())
+    }
+
+    /// Linux's checks of an IPv6 reject route: a device named must have IPv6
+    /// (the route goes on `lo` all the same; a gateway is ignored), and the
+    /// source must be the stack's.
+    fn check_reject_v6(&self, req: &RouteReq) -> Result<u32, CmdError> {
+        if req.dev.is_some_and(|d| self.ipv6_disabled(d)) {
+            return Err(rtnl("No such device"));
+        }
+        self.check_src_v6(req)?;
+        Ok(self.lo_index())
+    }
+
+    /// The index of `lo`, where reject routes are kept.
+    fn lo_index(&self) -> u32 {
+        self.links
+            .iter()
+            .find(|l| l.kind == LinkKind::Loopback)
+            .map_or(1, |l| l.index)
+    }
+
     /// The link an IPv6 route goes out of, and Linux's checks of its source.
     fn check_nexthop_v6(&self, req: &RouteReq, via: Option<IpAddr>) -> Result<u32, CmdError> {
         if req.dev.is_some_and(|d| self.ipv6_disabled(d)) {
@@ -533,7 +628,9 @@ impl State {
                 }
                 d
             }
-            (Some(IpAddr::V4(_)), _) => return Err(mixed_families()),
+            (Some(IpAddr::V4(_)), _) => {
+                return Err(kernel("IPv6 does not support RTA_VIA attribute."))
+            }
             (None, Some(d)) => {
                 if !self.is_up(d) {
                     return Err(kernel("Nexthop device is not up."));
@@ -541,6 +638,12 @@ impl State {
                 d
             }
         };
+        self.check_src_v6(req)?;
+        Ok(dev)
+    }
+
+    /// Linux's check of an IPv6 route's preferred source.
+    fn check_src_v6(&self, req: &RouteReq) -> Result<(), CmdError> {
         if let Some(src) = req.src {
             // A global source may sit on any up link; one of link or host
             // scope (fe80::/10, ::1) only on the route's own device.
@@ -554,14 +657,21 @@ impl State {
                 return Err(kernel("Invalid source address."));
             }
         }
-        Ok(dev)
+        Ok(())
     }
 
     /// The apply step of `ip route add|replace|change|prepend|append|test`.
     pub(crate) fn apply_route_add(&mut self, add: RouteAdd) {
         match add.place {
             RoutePlace::Sorted => self.insert_route(add.route),
-            RoutePlace::Replaces(i) => self.routes[i] = add.route,
+            RoutePlace::Replaces(i) => {
+                // The other nexthops of a multipath route go with it.
+                let group = self.group_of(i);
+                self.routes[i] = add.route;
+                for &j in group.iter().rev().filter(|&&j| j != i) {
+                    self.routes.remove(j);
+                }
+            }
             RoutePlace::At(i) => self.routes.insert(i, add.route),
         }
     }
@@ -581,10 +691,15 @@ impl State {
         };
         let via = req.via.filter(|g| !g.is_unspecified());
         let same_prefix = |r: &&Route| r.dst == dst && r.prefix_len == req.prefix_len;
+        // IPv4 matches a type given (the model reads none as unicast), IPv6
+        // ignores it.
+        let kind_matches =
+            |r: &Route| dst.is_ipv6() || req.kind == RouteType::Unicast || req.kind == r.kind;
         let found = self.routes.iter().position(|r| {
             same_prefix(&r)
+                && kind_matches(r)
                 && via.is_none_or(|g| r.via == Some(g))
-                && req.dev.is_none_or(|d| d == r.dev)
+                && req.dev.is_none_or(|d| Some(d) == r.device())
                 && req.src.is_none_or(|s| r.src == Some(s))
                 && req.metric.filter(|&m| m != 0).is_none_or(|m| r.metric == m)
         });
@@ -603,12 +718,20 @@ impl State {
                 "No such process"
             }));
         };
+        // Without a gateway, IPv6 deletes every nexthop of a multipath route.
+        let at = if dst.is_ipv6() && via.is_none() {
+            self.group_of(at)
+        } else {
+            vec![at]
+        };
         Ok(RouteDel { at })
     }
 
     /// The apply step of `ip route del`.
     pub(crate) fn apply_route_del(&mut self, del: RouteDel) {
-        self.routes.remove(del.at);
+        for &i in del.at.iter().rev() {
+            self.routes.remove(i);
+        }
     }
 
     /// The check step of `ip route flush` for a family: Linux cannot flush an

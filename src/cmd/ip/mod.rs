@@ -412,7 +412,7 @@ fn ip(state: &mut State, words: &[String], observed: &Observed) -> Result<String
     match pick(object, OBJECTS) {
         Some((_, Object::Address)) => address(state, family, rest, style),
         Some((_, Object::Link)) => link(state, rest, style),
-        Some((_, Object::Route)) => route(state, family, rest, style.json),
+        Some((_, Object::Route)) => route(state, family, rest, style.json, style.oneline),
         Some((_, Object::Neigh)) if style.stats.is_some() => Err(unsupported(
             "option \"-stats\" with \"ip neigh\" (its use counters)",
         )),

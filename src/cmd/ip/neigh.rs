@@ -243,6 +243,7 @@ fn neigh_list(
             })
     };
     if flush {
+        state.flush_learned(list.learned, selects);
         state.flush_neighbors(selects);
         return Ok(String::new());
     }
@@ -254,7 +255,11 @@ fn neigh_list(
             .iter()
             .any(|n| n.dev == l.dev && n.addr == l.addr)
     });
-    let shown = statics.chain(learned).filter(|n| selects(n));
+    // Linux dumps its ARP table, then its IPv6 one; within each, the order
+    // of its hash table, which a random seed decides.
+    let mut shown: Vec<&Neighbor> = statics.chain(learned).filter(|n| selects(n)).collect();
+    shown.sort_by_key(|n| n.addr.is_ipv6());
+    let shown = shown.into_iter();
     if list.json {
         let items: Vec<String> = shown
             .map(|n| show::neighbor_json(state, n, dev.is_none()))

@@ -8,7 +8,7 @@ use super::{
     cannot_find, duparg2, get_addr, get_prefix, invarg, matches, pick, refuse, unknown_command,
     unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ROUTE_USAGE,
 };
-use crate::cmd::config::{in_prefix, Route, RouteMode, RouteProto, RouteReq, State};
+use crate::cmd::config::{in_prefix, Route, RouteMode, RouteProto, RouteReq, RouteType, State};
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{self, Family, Parsed};
 use crate::cmd::show;
@@ -39,16 +39,18 @@ pub(super) fn route(
     family: Family,
     words: &[String],
     json: bool,
+    oneline: bool,
 ) -> Result<String, CmdError> {
+    let style = ListStyle { json, oneline };
     let Some(cmd) = words.first() else {
-        return route_list(state, family, &[], false, json);
+        return route_list(state, family, &[], false, style);
     };
     let rest = &words[1..];
     match pick(cmd, ROUTE_CMDS) {
         Some((_, Cmd::Route(mode))) => route_add(state, family, rest, mode),
         Some((_, Cmd::Delete)) => route_del(state, family, rest),
-        Some((_, Cmd::Show)) => route_list(state, family, rest, false, json),
-        Some((_, Cmd::Flush)) => route_list(state, family, rest, true, json),
+        Some((_, Cmd::Show)) => route_list(state, family, rest, false, style),
+        Some((_, Cmd::Flush)) => route_list(state, family, rest, true, style),
         Some((_, Cmd::Help)) => Err(usage(ROUTE_USAGE)),
         Some((name, _)) => Err(unsupported(&format!("\"ip route {name}\""))),
         None => Err(unknown_command(cmd, "route")),
@@ -64,9 +66,29 @@ fn route_add(
     mode: RouteMode,
 ) -> Result<String, CmdError> {
     let req = parse_route(|dev| state.find(dev), family, words)?;
-    let checked = state.check_route_add(&req, mode);
-    state.create_v4_table_for(&req);
-    state.apply_route_add(checked?);
+    if req.more_nexthops.is_empty() {
+        let checked = state.check_route_add(&req, mode);
+        state.create_v4_table_for(&req);
+        state.apply_route_add(checked?);
+        return Ok(String::new());
+    }
+    // A multipath route: its first nexthop as the command says, the others
+    // appended to it, all or none (as Linux's `ip6_route_multipath_add`).
+    let mut next = state.clone();
+    let nexthops = std::iter::once((req.via, req.dev))
+        .chain(req.more_nexthops.iter().map(|&(gw, dev)| (Some(gw), dev)));
+    for (n, (via, dev)) in nexthops.enumerate() {
+        let one = RouteReq {
+            via,
+            dev,
+            more_nexthops: Vec::new(),
+            ..req.clone()
+        };
+        let mode = if n == 0 { mode } else { RouteMode::Append };
+        let checked = next.check_route_add(&one, mode)?;
+        next.apply_route_add(checked);
+    }
+    *state = next;
     Ok(String::new())
 }
 
@@ -84,6 +106,8 @@ enum RouteKw {
     Via,
     Dev,
     Metric,
+    /// `nexthop`: the rest of the line is nexthops.
+    Nexthop,
     /// A keyword the stack cannot honour; true if it takes a value.
     Unsupported(bool),
 }
@@ -119,7 +143,7 @@ const ROUTE_KEYWORDS: &[(&str, Match, RouteKw)] = &[
     ("ssthresh", Prefix, RouteKw::Unsupported(true)),
     ("realms", Prefix, RouteKw::Unsupported(true)),
     ("onlink", Exact, RouteKw::Unsupported(false)),
-    ("nexthop", Exact, RouteKw::Unsupported(false)),
+    ("nexthop", Exact, RouteKw::Nexthop),
     ("nhid", Exact, RouteKw::Unsupported(true)),
     ("protocol", Prefix, RouteKw::Unsupported(true)),
     ("table", Prefix, RouteKw::Unsupported(true)),
@@ -133,20 +157,21 @@ const ROUTE_KEYWORDS: &[(&str, Match, RouteKw)] = &[
 ];
 
 /// Route types iproute2 accepts before the destination (`rtnl_rtntype_a2n`, in
-/// its order); only `unicast`, the default, means anything to the stack.
-const ROUTE_TYPES: &[(&str, Match, bool)] = &[
-    ("local", Exact, false),
-    ("nat", Exact, false),
-    ("broadcast", Prefix, false),
-    ("brd", Exact, false),
-    ("anycast", Prefix, false),
-    ("multicast", Prefix, false),
-    ("prohibit", Prefix, false),
-    ("unreachable", Prefix, false),
-    ("blackhole", Prefix, false),
-    ("xresolve", Prefix, false),
-    ("unicast", Prefix, true),
-    ("throw", Exact, false),
+/// its order): those the stack has (`unicast`, the default, and the reject
+/// routes), and those it refuses (`None`).
+const ROUTE_TYPES: &[(&str, Match, Option<RouteType>)] = &[
+    ("local", Exact, None),
+    ("nat", Exact, None),
+    ("broadcast", Prefix, None),
+    ("brd", Exact, None),
+    ("anycast", Prefix, None),
+    ("multicast", Prefix, None),
+    ("prohibit", Prefix, Some(RouteType::Prohibit)),
+    ("unreachable", Prefix, Some(RouteType::Unreachable)),
+    ("blackhole", Prefix, Some(RouteType::Blackhole)),
+    ("xresolve", Prefix, None),
+    ("unicast", Prefix, Some(RouteType::Unicast)),
+    ("throw", Exact, Some(RouteType::Throw)),
 ];
 
 /// The parse step of `ip route add|replace|change|prepend|append|test|del`: the
@@ -165,6 +190,8 @@ pub(crate) fn parse_route(
     let mut src: Option<IpAddr> = None;
     let mut dev: Option<&str> = None;
     let mut metric: Option<u32> = None;
+    let mut nexthops: Vec<(IpAddr, Option<&str>)> = Vec::new();
+    let mut kind = RouteType::Unicast;
     // A route type the stack has no use for; refused once the line has parsed.
     let mut bad_type: Option<&str> = None;
     while let Some(word) = args.next() {
@@ -184,6 +211,7 @@ pub(crate) fn parse_route(
             }
             Some((_, RouteKw::Dev)) => dev = Some(args.value()?),
             Some((_, RouteKw::Metric)) => metric = Some(metric_value(args.value()?)?),
+            Some((_, RouteKw::Nexthop)) => nexthops = parse_nexthops(&mut args, &mut family)?,
             Some((name, RouteKw::Unsupported(value))) => {
                 return Err(refuse(
                     &mut args,
@@ -194,15 +222,31 @@ pub(crate) fn parse_route(
             None => {
                 let (prefix, route_type) = route_dst(&mut args, word, &mut family, dst.is_some())?;
                 dst = Some(prefix);
-                bad_type = route_type;
+                match route_type {
+                    Some((_, Some(t))) => kind = t,
+                    Some((name, None)) => bad_type = Some(name),
+                    None => {}
+                }
             }
         }
     }
     let dst = dst.ok_or_else(|| usage(ROUTE_USAGE))?;
-    let dev = match dev {
-        Some(d) => Some(find_link(d).ok_or_else(|| cannot_find(d))?),
-        None => None,
+    let find = |dev: Option<&str>| match dev {
+        Some(d) => find_link(d).map(Some).ok_or_else(|| cannot_find(d)),
+        None => Ok(None),
     };
+    let mut dev = find(dev)?;
+    let mut more_nexthops = Vec::new();
+    if let Some(&(first_via, first_dev)) = nexthops.first() {
+        if via.is_some() || dev.is_some() {
+            return Err(unsupported("a gateway or device beside \"nexthop\""));
+        }
+        via = Some(first_via);
+        dev = find(first_dev)?;
+        for &(gw, d) in &nexthops[1..] {
+            more_nexthops.push((gw, find(d)?));
+        }
+    }
     if let Some(name) = bad_type {
         return Err(unsupported(&format!("the \"{name}\" route type")));
     }
@@ -229,7 +273,77 @@ pub(crate) fn parse_route(
         dev,
         src,
         metric,
+        kind,
+        more_nexthops,
     })
+}
+
+/// The nexthops of `ip route add ... nexthop via GW [dev DEV] [weight N]
+/// [nexthop ...]` (iproute2's `parse_nexthops`), after the first `nexthop`:
+/// each gateway and device name. More than one make a multipath route, which
+/// the model keeps for IPv6 only, with every weight 1 (the engine sends through
+/// the first nexthop).
+fn parse_nexthops<'a>(
+    args: &mut Args<'a>,
+    family: &mut Family,
+) -> Result<Vec<(IpAddr, Option<&'a str>)>, CmdError> {
+    let mut nexthops = Vec::new();
+    let mut weights = Vec::new();
+    loop {
+        let mut via = None;
+        let mut dev = None;
+        let mut weight = 1;
+        let mut next = false;
+        while let Some(word) = args.next() {
+            match word {
+                "via" => via = Some(route_via(args, family)?),
+                "dev" => dev = Some(args.value()?),
+                "weight" => {
+                    let value = args.value()?;
+                    weight = parse::get_u32(value)
+                        .filter(|w| (1..=256).contains(w))
+                        .ok_or_else(|| invarg("\"weight\" is invalid\n", value))?;
+                }
+                "onlink" | "realms" | "encap" | "as" => {
+                    let takes_value = word != "onlink";
+                    return Err(refuse(
+                        args,
+                        takes_value,
+                        &format!("\"ip route ... nexthop ... {word}\""),
+                    ));
+                }
+                "nexthop" => {
+                    next = true;
+                    break;
+                }
+                _ => {
+                    return Err(CmdError::new(
+                        255,
+                        format!(
+                            "Error: \"nexthop\" or end of line is expected instead of \"{word}\""
+                        ),
+                    ))
+                }
+            }
+        }
+        let Some(via) = via else {
+            return Err(unsupported("a nexthop without a gateway"));
+        };
+        nexthops.push((via, dev));
+        weights.push(weight);
+        if !next {
+            break;
+        }
+    }
+    if nexthops.len() > 1 {
+        if *family != Family::Inet6 {
+            return Err(unsupported("an IPv4 multipath route (several nexthops)"));
+        }
+        if weights.iter().any(|&w| w != 1) {
+            return Err(unsupported("a nexthop weight other than 1"));
+        }
+    }
+    Ok(nexthops)
 }
 
 /// The value of `metric`, `priority` or `preference`: a C `unsigned long` up
@@ -239,7 +353,8 @@ fn metric_value(value: &str) -> Result<u32, CmdError> {
 }
 
 /// The value of a route's `via [FAMILY] GW`; the route's family follows the
-/// gateway's unless it was chosen, and a gateway of the other family is refused.
+/// gateway's unless it was chosen (an IPv4 route may go through an IPv6
+/// gateway, RFC 5549; the kernel refuses the other way round).
 fn route_via(args: &mut Args, family: &mut Family) -> Result<IpAddr, CmdError> {
     let mut value = args.value()?;
     let mut via_family = *family;
@@ -250,28 +365,28 @@ fn route_via(args: &mut Args, family: &mut Family) -> Result<IpAddr, CmdError> {
     let addr = get_addr(value, via_family, "via")?;
     if *family == Family::Unspec {
         *family = Family::of(addr);
-    } else if Family::of(addr) != *family {
-        return Err(unsupported("a gateway of the other address family"));
     }
     Ok(addr)
 }
 
+/// A route type as [`ROUTE_TYPES`] names it: its name, and the stack's type
+/// (`None`: one the stack cannot make).
+type NamedType = (&'static str, Option<RouteType>);
+
 /// A route's destination, `[to] [TYPE] PREFIX`, starting at `word`: the prefix,
-/// and the name of a route type the stack cannot make, if one was given.
+/// and the route type, if one was given.
 /// `seen`: the destination was already given.
 fn route_dst<'a>(
     args: &mut Args<'a>,
     word: &'a str,
     family: &mut Family,
     seen: bool,
-) -> Result<(Parsed, Option<&'static str>), CmdError> {
+) -> Result<(Parsed, Option<NamedType>), CmdError> {
     let mut word = if word == "to" { args.value()? } else { word };
-    let mut bad_type = None;
+    let mut route_type = None;
     let starts_with_digit = word.as_bytes().first().is_some_and(u8::is_ascii_digit);
-    if let Some((name, usable)) = pick(word, ROUTE_TYPES).filter(|_| !starts_with_digit) {
-        if !usable {
-            bad_type = Some(name);
-        }
+    if let Some(named) = pick(word, ROUTE_TYPES).filter(|_| !starts_with_digit) {
+        route_type = Some(named);
         word = args.value()?;
     }
     if matches(word, "help") {
@@ -284,7 +399,7 @@ fn route_dst<'a>(
     if let (Parsed::Addr { addr, .. }, Family::Unspec) = (parsed, *family) {
         *family = Family::of(addr);
     }
-    Ok((parsed, bad_type))
+    Ok((parsed, route_type))
 }
 
 #[derive(Clone, Copy)]
@@ -325,32 +440,49 @@ const ROUTE_LIST_KEYWORDS: &[(&str, Match, ListKw)] = &[
     ("nhid", Exact, ListKw::Unsupported(true)),
 ];
 
+/// How `ip route show` prints: `-j`, `-o`.
+#[derive(Clone, Copy)]
+struct ListStyle {
+    json: bool,
+    oneline: bool,
+}
+
 /// `ip route show|flush [table main] [dev DEV] [[to] [exact] PREFIX | all]`
 fn route_list(
     state: &mut State,
     family: Family,
     words: &[String],
     flush: bool,
-    json: bool,
+    style: ListStyle,
 ) -> Result<String, CmdError> {
     let Some(selector) = parse_route_list(|dev| state.find(dev), family, words, flush)? else {
         return Ok(String::new());
     };
+    // A multipath route is one route to `ip route`: selected by its first
+    // nexthop, never by a device (it has none of its own).
+    let selected: Vec<Vec<Route>> = state
+        .route_groups()
+        .into_iter()
+        .map(|g| g.iter().map(|&i| state.routes[i]).collect::<Vec<Route>>())
+        .filter(|g| selector.selects(&g[0]) && (g.len() == 1 || selector.dev.is_none()))
+        .collect();
     if flush {
         state.check_route_flush(selector.ipv6)?;
-        state.flush_routes(|r| selector.selects(r));
+        let doomed: Vec<Route> = selected.iter().flat_map(|g| g.iter().copied()).collect();
+        state.flush_routes(|r| doomed.contains(r));
         return Ok(String::new());
     }
     let (show_dev, show_metric) = (selector.dev.is_none(), selector.metric.is_none());
-    let selected = state.routes.iter().filter(|r| selector.selects(r));
-    if json {
+    if style.json {
         let items: Vec<String> = selected
-            .map(|r| show::route_json(state, r, show_dev, show_metric))
+            .iter()
+            .map(|g| show::route_json(state, g, show_dev, show_metric))
             .collect();
         return Ok(show::objects_json(&items));
     }
     Ok(selected
-        .map(|r| show::route_line(state, r, show_dev, show_metric))
+        .iter()
+        .map(|g| show::route_line(state, g, show_dev, show_metric, style.oneline))
         .collect())
 }
 
@@ -371,7 +503,7 @@ impl RouteSelector {
     /// Whether the selector selects this route.
     pub(crate) fn selects(&self, r: &Route) -> bool {
         r.dst.is_ipv6() == self.ipv6
-            && self.dev.is_none_or(|d| d == r.dev)
+            && self.dev.is_none_or(|d| Some(d) == r.device())
             && self
                 .exact
                 .is_none_or(|(addr, len)| r.prefix_len == len && in_prefix(r.dst, addr, len))

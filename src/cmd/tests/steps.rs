@@ -12,7 +12,7 @@ use crate::cmd::ip::{
     addr_request, parse_addr, parse_route, parse_route_list, AddrArgs, Brd, RouteSelector,
 };
 use crate::cmd::parse::{Family, Parsed};
-use crate::cmd::{CmdError, IfAddr, NetConfig, Route, RouteProto, MAX_ADDRS};
+use crate::cmd::{CmdError, IfAddr, NetConfig, Route, RouteProto, RouteType, MAX_ADDRS};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
@@ -62,6 +62,8 @@ fn req(dst: &str, prefix_len: u8, via: Option<&str>, dev: Option<u32>) -> RouteR
         dev,
         src: None,
         metric: None,
+        kind: RouteType::Unicast,
+        more_nexthops: Vec::new(),
     }
 }
 
@@ -119,21 +121,14 @@ fn route_parse_errors_come_in_iproute2_order() {
     );
     // The device is looked up before an unusable route type is refused.
     assert_eq!(
-        parse(Family::Unspec, "blackhole 10.0.0.0/8 dev eth9"),
+        parse(Family::Unspec, "anycast 10.0.0.0/8 dev eth9"),
         (1, "Cannot find device \"eth9\"".to_string())
     );
     assert_eq!(
-        parse(Family::Unspec, "blackhole 10.0.0.0/8"),
+        parse(Family::Unspec, "anycast 10.0.0.0/8"),
         (
             2,
-            "Error: vdestack: the \"blackhole\" route type is not supported.".to_string()
-        )
-    );
-    assert_eq!(
-        parse(Family::Unspec, "10.0.0.0/8 via inet6 2001:db8::1"),
-        (
-            2,
-            "Error: vdestack: a gateway of the other address family is not supported.".to_string()
+            "Error: vdestack: the \"anycast\" route type is not supported.".to_string()
         )
     );
     assert_eq!(
@@ -169,6 +164,7 @@ fn route_add_check_returns_the_route_and_apply_adds_it() {
     let want = req("10.1.0.0", 16, Some("10.0.0.254"), None);
     let add = cfg.state().check_route_add(&want, RouteMode::Add).unwrap();
     let route = Route {
+        kind: RouteType::Unicast,
         dst: ip("10.1.0.0"),
         prefix_len: 16,
         via: Some(ip("10.0.0.254")),
@@ -340,11 +336,13 @@ fn route_del_check_finds_the_route_and_apply_removes_it() {
         .state()
         .check_route_del(&req("10.2.0.0", 16, None, Some(2)))
         .unwrap();
-    assert_eq!(before[del.at].dst, ip("10.2.0.0"));
+    assert_eq!(del.at.len(), 1);
+    assert_eq!(before[del.at[0]].dst, ip("10.2.0.0"));
     assert_eq!(cfg.routes(), before, "a check changes nothing");
+    let at = del.at[0];
     cfg.change(|state| state.apply_route_del(del));
     let mut after = before.clone();
-    after.remove(del.at);
+    after.remove(at);
     assert_eq!(cfg.routes(), after);
     // What was given must match: another gateway, another link.
     for miss in [
@@ -439,6 +437,7 @@ fn route_list_parse_reads_selectors() {
 #[test]
 fn route_selector_selects_by_every_field() {
     let route = |dst: &str, prefix_len, dev, proto| Route {
+        kind: RouteType::Unicast,
         dst: ip(dst),
         prefix_len,
         via: None,

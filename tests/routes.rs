@@ -1,0 +1,321 @@
+//! Routes as local traffic meets them: reject routes (`unreachable`,
+//! `prohibit`, `blackhole`, `throw`) refuse `connect` and `sendto` with Linux's
+//! errors, on both backends (the kernel one is the oracle); an IPv6 multipath
+//! route sends through its first nexthop; a stack with more prefixes than
+//! smoltcp's 8 address slots reaches a peer in each; IPv4 goes through an IPv6
+//! gateway (RFC 5549); `ip neigh flush` forgets learned neighbours.
+//!
+//! Every test builds its own network in a temporary directory; nothing leaves the
+//! machine.
+
+mod common;
+
+use common::{errno, Backend, Switch};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+use vdestack::{Stack, TcpStream, UdpSocket};
+
+/// A stack on its own switch with 10.0.0.1/24 and fd00::1/64 on `vde0`,
+/// default routes through 10.0.0.254 and fd00::fe, and a reject route of each
+/// type under 10.N.0.0/16 and fd00:N::/32 (N = 1 to 4).
+fn with_reject_routes(backend: Backend) -> (Stack, Switch) {
+    let switch = Switch::start();
+    let stack = common::stack_on(backend, &switch.vnl());
+    let mut cmds = String::from(
+        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; \
+         /bin/ip -6 addr add fd00::1/64 dev vde0 nodad; \
+         /bin/ip route add default via 10.0.0.254; /bin/ip -6 route add default via fd00::fe",
+    );
+    for (n, kind) in REJECTS.iter().enumerate() {
+        let n = n + 1;
+        cmds += &format!(
+            "; /bin/ip route add {kind} 10.{n}.0.0/16; /bin/ip -6 route add {kind} fd00:{n}::/32"
+        );
+    }
+    stack.cmd(&cmds).expect("configure");
+    (stack, switch)
+}
+
+const REJECTS: [&str; 4] = ["unreachable", "prohibit", "blackhole", "throw"];
+
+/// What Linux's `connect` and `sendto` say under each reject route (checked on
+/// Linux 6.18, IPv4 and IPv6 alike).
+const ERRNOS: [i32; 4] = [
+    libc::EHOSTUNREACH,
+    libc::EACCES,
+    libc::EINVAL,
+    libc::ENETUNREACH,
+];
+
+fn reject_routes_refuse_local_traffic(backend: Backend) {
+    let (stack, _switch) = with_reject_routes(backend);
+    for (n, (kind, want)) in REJECTS.iter().zip(ERRNOS).enumerate() {
+        let n = n + 1;
+        for dest in [format!("10.{n}.0.9:80"), format!("[fd00:{n}::9]:80")] {
+            let dest: SocketAddr = dest.parse().unwrap();
+            let what = format!("{kind} route, {dest}");
+            let err = TcpStream::connect(&stack, dest).expect_err(&what);
+            assert_eq!(errno(&err), want, "TCP connect: {what}: {err}");
+            let any = if dest.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            };
+            let udp = UdpSocket::bind(&stack, any).unwrap();
+            let err = udp.send_to(b"x", dest).expect_err(&what);
+            assert_eq!(errno(&err), want, "UDP sendto: {what}: {err}");
+            let err = udp.connect(dest).expect_err(&what);
+            assert_eq!(errno(&err), want, "UDP connect: {what}: {err}");
+        }
+    }
+}
+
+/// An IPv6 multipath route (`ip -6 route append` of a second gateway): the
+/// model keeps both nexthops and `ip -6 route` shows them as Linux does; the
+/// userspace engine sends through the first (Linux would hash flows over both).
+#[test]
+fn multipath_routes_go_through_the_first_nexthop() {
+    let switch = Switch::start();
+    let stack = |addrs: &str| {
+        let s = common::stack_on(Backend::Userspace, &switch.vnl());
+        let mut cmds = String::from("/bin/ip link set vde0 up");
+        for a in addrs.split(' ') {
+            cmds += &format!("; /bin/ip -6 addr add {a} dev vde0 nodad");
+        }
+        s.cmd(&cmds).expect("configure");
+        s
+    };
+    let a = stack("fd00::1/64");
+    let first = stack("fd00::2/64 fd99::1/128");
+    let second = stack("fd00::3/64 fd99::1/128");
+    a.cmd(
+        "/bin/ip -6 route add fd99::/64 via fd00::2; /bin/ip -6 route append fd99::/64 via fd00::3",
+    )
+    .expect("a multipath route");
+    assert_eq!(
+        a.cmd_output("/bin/ip -6 route show fd99::/64").unwrap(),
+        "fd99::/64 metric 1024 pref medium\n\
+         \tnexthop via fd00::2 dev vde0 weight 1 \n\
+         \tnexthop via fd00::3 dev vde0 weight 1 \n"
+    );
+    let listener = vdestack::TcpListener::bind(&first, "[::]:7000").unwrap();
+    // The second nexthop refuses: a connection that went there fails.
+    let mut conn = TcpStream::connect(&a, "[fd99::1]:7000").expect("connect");
+    conn.write_all(b"hi").unwrap();
+    let (done, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut got = [0; 2];
+        conn.read_exact(&mut got).unwrap();
+        let _ = done.send(got);
+    });
+    let got = accepted
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the first nexthop accepts");
+    assert_eq!(&got, b"hi");
+    drop(second);
+}
+
+/// A stack with 12 IPv4 and 4 IPv6 addresses, each in a prefix of its own
+/// (more than smoltcp's 8 slots), reaches a peer in each prefix directly and
+/// is reached from it, with the address of that prefix as its source.
+fn reaches_a_peer_in_each_of_16_prefixes(peer_backend: Backend) {
+    let switch = Switch::start();
+    let addrs = |host: u8| {
+        let mut cmds = String::from("/bin/ip link set vde0 up");
+        for n in 1..=12 {
+            cmds += &format!("; /bin/ip addr add 10.0.{n}.{host}/24 dev vde0");
+        }
+        for n in 1..=4 {
+            cmds += &format!("; /bin/ip -6 addr add fd0{n}::{host}/64 dev vde0 nodad");
+        }
+        cmds
+    };
+    let a = common::stack_on(Backend::Userspace, &switch.vnl());
+    a.cmd(&addrs(1)).expect("configure a");
+    let b = common::stack_on(peer_backend, &switch.vnl());
+    b.cmd(&addrs(2)).expect("configure b");
+    let peers: Vec<String> = (1..=12)
+        .map(|n| format!("10.0.{n}.2"))
+        .chain((1..=4).map(|n| format!("fd0{n}::2")))
+        .collect();
+    for (stack, other, host) in [(&a, &b, 2), (&b, &a, 1)] {
+        let listener = vdestack::TcpListener::bind(other, "[::]:7000").unwrap();
+        let (done, accepted) = std::sync::mpsc::channel();
+        let count = peers.len();
+        std::thread::spawn(move || {
+            for _ in 0..count {
+                let Ok((mut conn, peer)) = listener.accept() else {
+                    return;
+                };
+                let mut got = [0; 1];
+                let _ = conn.read_exact(&mut got);
+                let _ = done.send(peer.ip().to_canonical());
+            }
+        });
+        for peer in &peers {
+            let peer = peer
+                .replace(".2", &format!(".{host}"))
+                .replace("::2", &format!("::{host}"));
+            let dest: SocketAddr = if peer.contains(':') {
+                format!("[{peer}]:7000")
+            } else {
+                format!("{peer}:7000")
+            }
+            .parse()
+            .unwrap();
+            let mut conn = TcpStream::connect_timeout(stack, &dest, Duration::from_secs(20))
+                .unwrap_or_else(|e| panic!("connect to {dest}: {e}"));
+            conn.write_all(b"x").unwrap();
+            let source = accepted
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|e| panic!("{dest} accepts: {e}"));
+            assert_eq!(
+                source,
+                conn.local_addr().unwrap().ip(),
+                "the source address of the connection to {dest}"
+            );
+            let ours = source.to_string();
+            let prefix = |s: &str| s.rsplit_once(['.', ':']).map(|(p, _)| p.to_string());
+            assert_eq!(prefix(&ours), prefix(&peer), "{dest} from {ours}");
+        }
+    }
+}
+
+#[test]
+fn beyond_8_prefixes_with_a_userspace_peer() {
+    reaches_a_peer_in_each_of_16_prefixes(Backend::Userspace);
+}
+
+#[test]
+fn beyond_8_prefixes_with_a_kernel_peer() {
+    if common::kernel_available("beyond_8_prefixes_with_a_kernel_peer") {
+        reaches_a_peer_in_each_of_16_prefixes(Backend::Kernel);
+    }
+}
+
+/// An IPv4 route through an IPv6 gateway (`via inet6 LINK-LOCAL`, RFC 5549):
+/// the stack finds the gateway's hardware address by neighbour discovery and
+/// sends the IPv4 packets there.
+fn ipv4_through_an_ipv6_gateway(peer_backend: Backend) {
+    let switch = Switch::start();
+    let a = common::stack_on(Backend::Userspace, &switch.vnl());
+    a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
+        .expect("configure a");
+    let b = common::stack_on(peer_backend, &switch.vnl());
+    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0; /bin/ip addr add 10.9.0.1/16 dev vde0")
+        .expect("configure b");
+    let shown = b.cmd_output("/bin/ip -6 addr show dev vde0").unwrap();
+    let gateway = shown
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .expect("b's link-local address")
+        .to_string();
+    let err = TcpStream::connect(&a, "10.9.0.1:7000").expect_err("no route yet");
+    assert_eq!(errno(&err), libc::ENETUNREACH);
+    a.cmd(&format!(
+        "/bin/ip route add 10.9.0.0/16 via inet6 {gateway} dev vde0"
+    ))
+    .expect("the route");
+    let listener = vdestack::TcpListener::bind(&b, "0.0.0.0:7000").unwrap();
+    let (done, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut conn, peer)) = listener.accept() {
+            let mut got = [0; 2];
+            let _ = conn.read_exact(&mut got);
+            let _ = done.send((peer.ip(), got));
+        }
+    });
+    let mut conn = TcpStream::connect_timeout(
+        &a,
+        &"10.9.0.1:7000".parse().unwrap(),
+        Duration::from_secs(20),
+    )
+    .expect("connect through the IPv6 gateway");
+    conn.write_all(b"hi").unwrap();
+    let (peer, got) = accepted
+        .recv_timeout(Duration::from_secs(20))
+        .expect("b accepts");
+    assert_eq!((peer, &got), ("10.0.0.1".parse().unwrap(), b"hi"));
+}
+
+#[test]
+fn rfc5549_with_a_userspace_peer() {
+    ipv4_through_an_ipv6_gateway(Backend::Userspace);
+}
+
+#[test]
+fn rfc5549_with_a_kernel_peer() {
+    if common::kernel_available("rfc5549_with_a_kernel_peer") {
+        ipv4_through_an_ipv6_gateway(Backend::Kernel);
+    }
+}
+
+/// `ip neigh show` lists what the stack learned from the wire beside its
+/// static entries, IPv4 ones first as Linux dumps them; `ip neigh flush`
+/// forgets the learned ones and keeps the permanent ones, as Linux does.
+fn neighbours_flushed(backend: Backend) {
+    let switch = Switch::start();
+    let a = common::stack_on(backend, &switch.vnl());
+    a.cmd(
+        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; \
+         /bin/ip -6 neigh add fd00::9 lladdr 02:00:00:00:00:09 dev vde0; \
+         /bin/ip neigh add 10.0.0.9 lladdr 02:00:00:00:00:0a dev vde0",
+    )
+    .expect("configure a");
+    let b = common::stack_on(Backend::Userspace, &switch.vnl());
+    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
+        .expect("configure b");
+    let listener = vdestack::TcpListener::bind(&b, "0.0.0.0:7000").unwrap();
+    let conn = TcpStream::connect_timeout(
+        &a,
+        &"10.0.0.2:7000".parse().unwrap(),
+        Duration::from_secs(20),
+    )
+    .expect("connect");
+    drop(listener.accept().unwrap());
+    drop(conn);
+    let shown = a.cmd_output("/bin/ip neigh show dev vde0").unwrap();
+    assert!(shown.contains("10.0.0.2 lladdr "), "{shown}");
+    assert!(
+        shown.contains("10.0.0.9 lladdr 02:00:00:00:00:0a PERMANENT"),
+        "{shown}"
+    );
+    let families: Vec<bool> = shown.lines().map(|l| l.contains(':')).collect();
+    let v6_at = shown.lines().position(|l| l.starts_with("fd00::9"));
+    assert!(families.is_sorted(), "IPv4 entries first: {shown}");
+    assert!(v6_at.is_some(), "{shown}");
+    a.cmd("/bin/ip neigh flush dev vde0").expect("flush");
+    let shown = a.cmd_output("/bin/ip neigh show dev vde0").unwrap();
+    assert!(
+        !shown.contains("10.0.0.2 "),
+        "a learned entry survived the flush: {shown}"
+    );
+    assert!(
+        shown.contains("10.0.0.9 lladdr 02:00:00:00:00:0a PERMANENT"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("fd00::9 lladdr 02:00:00:00:00:09 PERMANENT"),
+        "{shown}"
+    );
+    // The neighbour is learned again when it is used.
+    let listener = vdestack::TcpListener::bind(&b, "0.0.0.0:7001").unwrap();
+    let _conn = TcpStream::connect_timeout(
+        &a,
+        &"10.0.0.2:7001".parse().unwrap(),
+        Duration::from_secs(20),
+    )
+    .expect("connect after the flush");
+    drop(listener.accept().unwrap());
+    let shown = a.cmd_output("/bin/ip neigh show dev vde0").unwrap();
+    assert!(shown.contains("10.0.0.2 lladdr "), "{shown}");
+}
+
+on_both_backends! {
+    reject_routes: super::reject_routes_refuse_local_traffic;
+    neighbours_flush: super::neighbours_flushed;
+}
