@@ -20,11 +20,14 @@
 //! - `addrs`: IPv4 and IPv6 addresses, their order, secondaries and limits;
 //! - `routes`: the main table, connected routes and route changes;
 //! - `neighbors`: the neighbour table's static entries;
+//! - `lifetimes`: addresses' and routes' lifetimes (SLAAC, `valid_lft`,
+//!   routers' routes), on a clock the caller sets;
 //! - `local`: the local table (own addresses, `lo`'s prefixes, broadcasts);
 //! - `lookup`: route lookup and source address selection;
 //! - `prefix`: the address arithmetic they all use.
 
 mod addrs;
+mod lifetimes;
 mod links;
 mod local;
 mod lookup;
@@ -34,6 +37,7 @@ mod routes;
 
 use super::error::CmdError;
 use addrs::has_prefix_route;
+pub(crate) use lifetimes::{AddrTimes, Lifetime, RoutePref, RouterRoute};
 pub(super) use addrs::AddrReq;
 #[cfg(test)]
 pub(super) use addrs::{AddrChange, V4Slot};
@@ -42,7 +46,8 @@ pub(super) use prefix::{in_prefix, mask_v4};
 #[cfg(test)]
 pub(super) use routes::RoutePlace;
 pub(super) use routes::{RouteMode, RouteReq};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 /// How many addresses a stack holds, not counting the loopback's own
 /// `127.0.0.1/8` and `::1/128`. Linux has no such limit; this one only bounds
@@ -108,6 +113,8 @@ pub enum RouteProto {
     Kernel,
     /// A route added with `ip route add` (iproute2's default protocol, "boot").
     Boot,
+    /// A default route a router advertisement gave (`proto ra`).
+    Ra,
 }
 
 /// A route of the main table.
@@ -289,6 +296,12 @@ pub(super) struct State {
     pub(super) routes: Vec<Route>,
     /// The neighbour entries made by `ip neigh`, oldest first.
     pub(super) neighbors: Vec<Neighbor>,
+    /// The lifetimes of the addresses that have them (see `lifetimes`).
+    lifetimes: Vec<lifetimes::AddrLifetimes>,
+    /// The expiry, hop limit and preference of the routes that have them.
+    route_extras: Vec<lifetimes::RouteExtras>,
+    /// The model's clock, set by its caller: what lifetimes count from.
+    now: Duration,
 }
 
 /// The configuration of one stack: links, addresses, routes.
@@ -332,6 +345,9 @@ impl State {
             v4_table: false,
             routes: Vec::new(),
             neighbors: Vec::new(),
+            lifetimes: Vec::new(),
+            route_extras: Vec::new(),
+            now: Duration::ZERO,
         }
     }
 
@@ -493,10 +509,58 @@ impl NetConfig {
     pub(super) fn change<T>(&mut self, change: impl FnOnce(&mut State) -> T) -> T {
         let before = self.state.clone();
         let result = change(&mut self.state);
+        self.state.prune_lifetimes();
         if self.state != before {
             self.generation += 1;
         }
         result
+    }
+}
+
+// Time and what routers advertise (see `lifetimes`).
+impl NetConfig {
+    /// Moves the model's clock to `now` (a time on the caller's own clock,
+    /// which never goes back), and removes the addresses and routes whose
+    /// lifetime ran out by then. Lifetimes count from this clock: `ip addr
+    /// show` prints what is left of them. A model whose clock is never moved
+    /// stays at zero, and its lifetimes never run.
+    pub fn advance_clock(&mut self, now: Duration) {
+        self.state.now = self.state.now.max(now);
+        if self.state.next_expiry().is_some_and(|at| at <= now) {
+            self.change(|state| state.expire());
+        }
+    }
+
+    /// When the next address or route runs out of lifetime, on the clock of
+    /// [`NetConfig::advance_clock`].
+    pub fn next_expiry(&self) -> Option<Duration> {
+        self.state.next_expiry()
+    }
+
+    /// A prefix a router advertised for autoconfiguration on link `dev`
+    /// (RFC 4862 5.5.3): the address made of it and the link's EUI-64,
+    /// created or refreshed.
+    pub(crate) fn autoconf(
+        &mut self,
+        dev: u32,
+        prefix: Ipv6Addr,
+        valid: Lifetime,
+        preferred: Lifetime,
+    ) {
+        self.change(|state| state.autoconf(dev, prefix, valid, preferred));
+    }
+
+    /// A route a router advertised on link `dev`, added, refreshed or (with
+    /// a lifetime of 0) removed.
+    pub(crate) fn router_route(
+        &mut self,
+        dev: u32,
+        route: RouterRoute,
+        lifetime: Lifetime,
+        hoplimit: Option<u8>,
+        pref: RoutePref,
+    ) {
+        self.change(|state| state.router_route(dev, route, lifetime, hoplimit, pref));
     }
 }
 
