@@ -28,8 +28,8 @@ use super::Engine;
 use crate::cmd::{Lifetime, LinkKind, RoutePref, RouterRoute};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Address,
-    Ipv6Packet, Ipv6Repr,
+    EthernetFrame, EthernetProtocol, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Address, Ipv6Packet,
+    Ipv6Repr,
 };
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
@@ -53,8 +53,10 @@ pub(super) struct Slaac {
     enabled: bool,
     /// The delay before the first solicitation, drawn once from the seed.
     delay: Duration,
-    /// Whether the interface was up with a link-local address when last looked at.
-    link_ready: bool,
+    /// When last looked at, whether the interface was up with a link-local
+    /// address, and since which start of IPv6 (see
+    /// [`crate::cmd::NetConfig::ipv6_starts`]).
+    seen: Option<u64>,
     /// Solicitations still to send, and when the next one is due.
     soliciting: Option<(u32, Duration)>,
 }
@@ -65,7 +67,7 @@ impl Slaac {
         Slaac {
             enabled: true,
             delay: Duration::from_micros(seed.rotate_left(17) % MAX_SOLICITATION_DELAY_MICROS),
-            link_ready: false,
+            seen: None,
             soliciting: None,
         }
     }
@@ -249,10 +251,16 @@ impl Engine {
         Some((link.index, link.mac, link_local))
     }
 
+    /// The start of IPv6 the interface is up in, if it is up with its
+    /// link-local address.
+    fn ra_start(&self) -> Option<u64> {
+        self.ra_link().map(|_| self.config.ipv6_starts())
+    }
+
     /// Whether the interface came up or went down since router discovery
     /// last looked: it has to look now.
     pub(super) fn slaac_news(&self) -> bool {
-        self.slaac.enabled && self.ra_link().is_some() != self.slaac.link_ready
+        self.slaac.enabled && self.ra_start() != self.slaac.seen
     }
 
     /// Moves the model's clock (what expired goes), starts soliciting when the
@@ -263,15 +271,14 @@ impl Engine {
         if self.config.generation() != generation {
             self.sync_config();
         }
-        let ready = self.ra_link();
-        let was_ready = std::mem::replace(&mut self.slaac.link_ready, ready.is_some());
         if !self.slaac.enabled {
             return;
         }
-        if ready.is_some() && !was_ready {
-            self.slaac.soliciting = Some((SOLICITATIONS, self.now + self.slaac.delay));
-        } else if ready.is_none() {
-            self.slaac.soliciting = None;
+        let ready = self.ra_link();
+        let start = self.ra_start();
+        if start != self.slaac.seen {
+            self.slaac.seen = start;
+            self.slaac.soliciting = start.map(|_| (SOLICITATIONS, self.now + self.slaac.delay));
         }
         let (Some((_, mac, src)), Some((left, at))) = (ready, self.slaac.soliciting) else {
             return;
@@ -282,8 +289,7 @@ impl Engine {
         let mut frame = self.io.pool.pop().unwrap_or_default();
         write_router_solicit(&mut frame, mac, src);
         self.io.outbox.push_back(frame);
-        self.slaac.soliciting =
-            (left > 1).then(|| (left - 1, self.now + SOLICITATION_INTERVAL));
+        self.slaac.soliciting = (left > 1).then(|| (left - 1, self.now + SOLICITATION_INTERVAL));
     }
 
     /// Takes in `frame` if it is a valid Router Advertisement for the VDE

@@ -243,8 +243,7 @@ impl State {
             })
         });
         let routes = &self.routes;
-        self.route_extras
-            .retain(|e| routes.iter().any(|r| e.of(r)));
+        self.route_extras.retain(|e| routes.iter().any(|r| e.of(r)));
     }
 
     /// When the next address or route runs out of valid lifetime.
@@ -387,7 +386,13 @@ impl State {
         };
         let same = |r: &Route| {
             (r.dev, r.dst, r.prefix_len, r.metric, r.via)
-                == (route.dev, route.dst, route.prefix_len, route.metric, route.via)
+                == (
+                    route.dev,
+                    route.dst,
+                    route.prefix_len,
+                    route.metric,
+                    route.via,
+                )
         };
         if lifetime == Some(0) {
             self.remove_routes(|r| !same(r));

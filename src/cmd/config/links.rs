@@ -202,6 +202,7 @@ impl State {
     /// IPv6 coming up on a link: its automatic address (`::1` on lo, the EUI-64
     /// link-local elsewhere) and the prefix routes of all its addresses.
     fn ipv6_up(&mut self, index: u32) {
+        self.ipv6_starts += 1;
         let auto = match self.link(index).kind {
             LinkKind::Loopback => IfAddr {
                 addr: IpAddr::V6(Ipv6Addr::LOCALHOST),

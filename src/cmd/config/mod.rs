@@ -37,10 +37,10 @@ mod routes;
 
 use super::error::CmdError;
 use addrs::has_prefix_route;
-pub(crate) use lifetimes::{AddrTimes, Lifetime, RoutePref, RouterRoute};
 pub(super) use addrs::AddrReq;
 #[cfg(test)]
 pub(super) use addrs::{AddrChange, V4Slot};
+pub(crate) use lifetimes::{AddrTimes, Lifetime, RoutePref, RouterRoute};
 pub(super) use neighbors::NeighMode;
 pub(super) use prefix::{in_prefix, mask_v4};
 #[cfg(test)]
@@ -302,6 +302,9 @@ pub(super) struct State {
     route_extras: Vec<lifetimes::RouteExtras>,
     /// The model's clock, set by its caller: what lifetimes count from.
     now: Duration,
+    /// How many times IPv6 started on a link (up, or the MTU back to 1280):
+    /// router discovery starts again each time, as Linux's does.
+    ipv6_starts: u64,
 }
 
 /// The configuration of one stack: links, addresses, routes.
@@ -348,6 +351,7 @@ impl State {
             lifetimes: Vec::new(),
             route_extras: Vec::new(),
             now: Duration::ZERO,
+            ipv6_starts: 0,
         }
     }
 
@@ -529,6 +533,12 @@ impl NetConfig {
         if self.state.next_expiry().is_some_and(|at| at <= now) {
             self.change(|state| state.expire());
         }
+    }
+
+    /// How many times IPv6 started on a link: router discovery starts again
+    /// when this moves.
+    pub(crate) fn ipv6_starts(&self) -> u64 {
+        self.state.ipv6_starts
     }
 
     /// When the next address or route runs out of lifetime, on the clock of
