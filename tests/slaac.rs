@@ -395,3 +395,196 @@ fn accept_ra_off_neither_solicits_nor_takes_advertisements() {
     assert_eq!(slaac_addr(&mut s), None);
     assert!(!show(&mut s, "-6 route").contains("default"));
 }
+
+mod common;
+
+use common::{Namespace, Switch, TempDir};
+use std::io::Read;
+use std::time::Instant;
+use vdestack::{Backend, Stack, TcpStream};
+
+/// A router peer on `switch`: a kernel namespace whose tap `vt0` has
+/// fd00:1::1/64, with radvd advertising fd00:1::/64 (on-link, autonomous;
+/// router lifetime 1800 s) and a TCP server on [fd00:1::1]:7000 that says
+/// `hello`. `None` (said on stderr) where no namespace can be made.
+fn radvd_peer(test: &str, switch: &Switch, dir: &TempDir) -> Option<Namespace> {
+    if !Namespace::available() {
+        eprintln!("SKIPPED {test}: unprivileged user namespaces are not available");
+        return None;
+    }
+    let conf = dir.path().join("radvd.conf");
+    std::fs::write(
+        &conf,
+        "interface vt0 {\n AdvSendAdvert on;\n MinRtrAdvInterval 3;\n MaxRtrAdvInterval 10;\n\
+         AdvDefaultLifetime 1800;\n AdvCurHopLimit 64;\n\
+         prefix fd00:1::/64 { AdvOnLink on; AdvAutonomous on; };\n};\n",
+    )
+    .unwrap();
+    let script = format!(
+        "vde_plug {vnl} tap://vt0 & \
+         i=0; until ip link set vt0 up 2>/dev/null; do \
+           i=$((i+1)); [ $i -gt 500 ] && {{ echo no tap >&2; exit 3; }}; sleep 0.01; done; \
+         ip link set lo up && ip addr add fd00:1::1/64 dev vt0 nodad || exit 5; \
+         sysctl -qw net.ipv6.conf.all.forwarding=1; \
+         i=0; until ip -6 addr show dev vt0 scope link | grep -q 'scope link $'; do \
+           i=$((i+1)); [ $i -gt 500 ] && exit 6; sleep 0.01; done; \
+         radvd -n -C {conf} -p {pid} -m stderr & \
+         socat TCP6-LISTEN:7000,bind=[fd00:1::1],reuseaddr,fork SYSTEM:'echo hello' & \
+         i=0; until [ -n \"$(ss -Hltn 'sport = :7000' 2>/dev/null)\" ]; do \
+           i=$((i+1)); [ $i -gt 500 ] && exit 4; sleep 0.01; done; \
+         echo ready; wait",
+        vnl = switch.vnl(),
+        conf = conf.display(),
+        pid = dir.path().join("radvd.pid").display(),
+    );
+    let mut peer = Namespace::run(&script).expect("unshare");
+    let stdout = peer.child().stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(line) if line == "ready" => Some(peer),
+        other => {
+            let mut err = String::new();
+            let _ = peer.child().kill();
+            if let Some(mut stderr) = peer.child().stderr.take() {
+                let _ = stderr.read_to_string(&mut err);
+            }
+            panic!("the radvd peer did not start ({other:?}): {err}");
+        }
+    }
+}
+
+/// The stack's MAC, from `ip link show`.
+fn mac_of(stack: &Stack) -> String {
+    let shown = stack.cmd_output("/bin/ip link show dev vde0").unwrap();
+    shown
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC: {shown}"))
+        .to_string()
+}
+
+/// The address in fd00:1::/64 the EUI-64 of `mac` makes.
+fn eui64_in_prefix(mac: &str) -> Ipv6Addr {
+    let b: Vec<u8> = mac
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
+    let mut o = PREFIX.octets();
+    o[8..].copy_from_slice(&[b[0] ^ 2, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]]);
+    Ipv6Addr::from(o)
+}
+
+/// `text` with every number of seconds as `Nsec` and every JSON lifetime as
+/// `N`, so that outputs read at different moments compare.
+fn mask_seconds(text: &str) -> String {
+    text.split(' ')
+        .map(|w| match w.strip_suffix("sec") {
+            Some(n) if n.parse::<u32>().is_ok() => "Nsec",
+            _ => w,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The lines of `ip -6 addr show dev vde0` and `ip -6 route` that SLAAC
+/// makes, seconds masked, once the stack shows its address, past duplicate
+/// address detection, and a default route (polled, bounded).
+fn slaac_lines(stack: &Stack, address: Ipv6Addr) -> (String, Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = stack.cmd_output("/bin/ip -6 addr show dev vde0").unwrap();
+        let lines: Vec<&str> = shown.lines().collect();
+        let routes = stack.cmd_output("/bin/ip -6 route").unwrap();
+        // Linux's address is tentative for a second (DAD), ours never.
+        let found = lines
+            .iter()
+            .position(|l| l.contains(&format!("inet6 {address}/64 ")) && !l.contains("tentative"));
+        if let (Some(i), true) = (found, routes.contains("default")) {
+            let addr = mask_seconds(&format!("{}\n{}", lines[i], lines[i + 1]));
+            let routes = routes.lines().map(mask_seconds).collect();
+            return (addr, routes);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SLAAC address {address} after 30 s: {shown}{routes}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn radvd_in_a_kernel_namespace_configures_the_stack_as_linux() {
+    let test = "radvd_in_a_kernel_namespace_configures_the_stack_as_linux";
+    let switch = Switch::start();
+    let dir = TempDir::new("radvd");
+    let Some(_peer) = radvd_peer(test, &switch, &dir) else {
+        return;
+    };
+    let stack = Stack::new(&switch.vnl(), None).unwrap();
+    let mac = mac_of(&stack);
+    let address = eui64_in_prefix(&mac);
+    stack.cmd("/bin/ip link set vde0 up").unwrap();
+    let (addr, routes) = slaac_lines(&stack, address);
+    assert_eq!(
+        addr,
+        format!(
+            "    inet6 {address}/64 scope global dynamic mngtmpaddr \n       valid_lft Nsec preferred_lft Nsec"
+        )
+    );
+    let router = routes
+        .iter()
+        .find_map(|r| r.strip_prefix("default via ")?.split(' ').next())
+        .expect("a default route")
+        .to_string();
+    assert_eq!(
+        routes,
+        [
+            "fd00:1::/64 dev vde0 proto kernel metric 256 expires Nsec pref medium".to_string(),
+            "fe80::/64 dev vde0 proto kernel metric 256 pref medium".to_string(),
+            format!(
+                "default via {router} dev vde0 proto ra metric 1024 expires Nsec hoplimit 64 pref medium"
+            ),
+        ]
+    );
+    // Over the SLAAC address, to the router's.
+    let mut stream = TcpStream::connect(&stack, "[fd00:1::1]:7000").expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    assert_eq!(text, "hello\n");
+    assert_eq!(
+        stream.local_addr().unwrap().ip(),
+        std::net::IpAddr::V6(address)
+    );
+    drop(stream);
+    drop(stack);
+
+    // The oracle: a kernel stack with the same MAC on the same link.
+    if !common::kernel_available(test) {
+        return;
+    }
+    let kernel = Stack::builder()
+        .vnl(&switch.vnl())
+        .backend(Backend::Kernel)
+        .build()
+        .unwrap();
+    kernel
+        .cmd(&format!(
+            "/bin/ip link set vde0 address {mac}; /bin/ip link set vde0 up"
+        ))
+        .unwrap();
+    let (kernel_addr, kernel_routes) = slaac_lines(&kernel, address);
+    assert_eq!(addr, kernel_addr);
+    assert_eq!(routes, kernel_routes);
+}
