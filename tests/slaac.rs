@@ -588,3 +588,86 @@ fn radvd_in_a_kernel_namespace_configures_the_stack_as_linux() {
     assert_eq!(addr, kernel_addr);
     assert_eq!(routes, kernel_routes);
 }
+
+/// The two lines `ip addr show` prints for the address `cidr`.
+fn addr_lines(shown: &str, cidr: &str) -> Option<String> {
+    let lines: Vec<&str> = shown.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| l.contains(&format!(" {cidr} ")))?;
+    Some(format!("{}\n{}", lines[i], lines[i + 1]))
+}
+
+#[test]
+fn ip_addr_add_takes_lifetimes_as_linux_does() {
+    use vdestack::cmd::NetConfig;
+    let mut c = NetConfig::new("vde0", MAC);
+    c.run("/bin/ip link set vde0 up").unwrap();
+    c.advance_clock(Duration::from_secs(100));
+    c.run(
+        "/bin/ip addr add 10.9.9.9/24 dev vde0 valid_lft 100 preferred_lft 50; \
+         /bin/ip addr add fd00:9::6/64 dev vde0 valid_lft 100 preferred_lft 0 mngtmpaddr; \
+         /bin/ip addr add fd00:9::5/64 dev vde0 valid_lft forever preferred_lft 50",
+    )
+    .unwrap();
+    // As Linux 6.18 printed them.
+    let shown = c.run("/bin/ip addr show dev vde0").unwrap();
+    assert_eq!(
+        addr_lines(&shown, "10.9.9.9/24").unwrap(),
+        "    inet 10.9.9.9/24 scope global dynamic vde0\n       valid_lft 100sec preferred_lft 50sec"
+    );
+    assert_eq!(
+        addr_lines(&shown, "fd00:9::6/64").unwrap(),
+        "    inet6 fd00:9::6/64 scope global deprecated dynamic mngtmpaddr \n       valid_lft 100sec preferred_lft 0sec"
+    );
+    assert_eq!(
+        addr_lines(&shown, "fd00:9::5/64").unwrap(),
+        "    inet6 fd00:9::5/64 scope global \n       valid_lft forever preferred_lft 50sec"
+    );
+    // iproute2's own refusals.
+    for (words, status, message) in [
+        (
+            "valid_lft 100",
+            1,
+            "preferred_lft is greater than valid_lft",
+        ),
+        (
+            "valid_lft 100 preferred_lft 200",
+            1,
+            "preferred_lft is greater than valid_lft",
+        ),
+        ("valid_lft 0", 1, "valid_lft is zero"),
+        (
+            "valid_lft abc",
+            255,
+            "Error: argument \"abc\" is wrong: valid_lft value",
+        ),
+    ] {
+        let e = c
+            .run(&format!("/bin/ip addr add fd00:9::7/64 dev vde0 {words}"))
+            .unwrap_err();
+        assert_eq!((e.status(), e.message()), (status, message), "{words}");
+    }
+    // The clock runs: what is valid no more goes, with its prefix route.
+    assert_eq!(c.next_expiry(), Some(Duration::from_secs(200)));
+    c.advance_clock(Duration::from_secs(200));
+    let shown = c.run("/bin/ip addr show dev vde0").unwrap();
+    assert_eq!(addr_lines(&shown, "10.9.9.9/24"), None);
+    assert_eq!(addr_lines(&shown, "fd00:9::6/64"), None);
+    assert!(addr_lines(&shown, "fd00:9::5/64")
+        .unwrap()
+        .contains("valid_lft forever preferred_lft 0sec"));
+    let routes = c.run("/bin/ip route; /bin/ip -6 route").unwrap();
+    assert!(!routes.contains("10.9.9.0/24"), "{routes}");
+    assert!(routes.contains("fd00:9::/64"), "{routes}");
+    // `replace` without lifetimes makes an address permanent again.
+    c.run("/bin/ip addr replace fd00:9::5/64 dev vde0").unwrap();
+    let shown = c.run("/bin/ip -j addr show dev vde0").unwrap();
+    assert!(
+        shown.contains(
+            "\"local\":\"fd00:9::5\",\"prefixlen\":64,\"scope\":\"global\",\
+             \"valid_life_time\":4294967295,\"preferred_life_time\":4294967295"
+        ),
+        "{shown}"
+    );
+}

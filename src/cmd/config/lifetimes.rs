@@ -205,6 +205,38 @@ impl State {
         });
     }
 
+    /// `ip addr add|replace|change ... valid_lft N preferred_lft N
+    /// [mngtmpaddr]`: the address the request names takes these lifetimes
+    /// from now.
+    pub(crate) fn set_requested_lifetimes(
+        &mut self,
+        req: &AddrReq,
+        valid: Lifetime,
+        preferred: Lifetime,
+        mngtmpaddr: bool,
+    ) {
+        let (dev, addr, prefix_len) = match *req {
+            AddrReq::AddV4 {
+                dev,
+                addr,
+                prefix_len,
+                ..
+            } => (dev, IpAddr::V4(addr), Some(prefix_len)),
+            // An IPv6 address is one per link, whatever its length.
+            AddrReq::AddV6 { dev, addr, .. } => (dev, IpAddr::V6(addr), None),
+            _ => return,
+        };
+        let found = self
+            .link(dev)
+            .addrs
+            .iter()
+            .find(|a| a.addr == addr && prefix_len.is_none_or(|p| p == a.prefix_len))
+            .copied();
+        if let Some(a) = found {
+            self.set_addr_lifetimes(dev, a, valid, preferred, mngtmpaddr && addr.is_ipv6());
+        }
+    }
+
     /// Gives a route an expiry, a hop limit and a preference, from now.
     pub(super) fn set_route_extras(
         &mut self,
