@@ -123,7 +123,7 @@ pub(super) fn read_router_advert(frame: &[u8]) -> Option<RouterAdvert> {
         return None;
     }
     let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
-    let src = Ipv6Addr::from(ip.src_addr());
+    let src = ip.src_addr();
     if ip.next_header() != IpProtocol::Icmpv6
         || ip.hop_limit() != 255
         || !src.is_unicast_link_local()
@@ -201,7 +201,7 @@ fn write_router_solicit(buf: &mut Vec<u8>, mac: [u8; 6], src: Ipv6Addr) {
         )),
     });
     let ip = Ipv6Repr {
-        src_addr: src.into(),
+        src_addr: src,
         dst_addr: all_routers,
         next_header: IpProtocol::Icmpv6,
         payload_len: icmp.buffer_len(),
