@@ -144,17 +144,41 @@ fn an_advertisement_gives_an_address_a_prefix_route_and_a_default_route() {
     let mut s = stack();
     at(&mut s, 2);
     feed(&mut s, &standard_ra());
+    // Tentative for a second after its duplicate address detection
+    // solicitation: from ::, to the solicited-node group.
     assert_eq!(
         slaac_addr(&mut s).unwrap(),
         format!(
-            "    inet6 {ADDRESS} scope global dynamic mngtmpaddr \n       valid_lft 86400sec preferred_lft 14400sec"
+            "    inet6 {ADDRESS} scope global tentative dynamic mngtmpaddr \n       valid_lft 86400sec preferred_lft 14400sec"
+        )
+    );
+    let mut probes = 0;
+    while let Some(f) = s.take_frame() {
+        probes += usize::from(
+            f[..6] == [0x33, 0x33, 0xff, 0, 0, 1]
+                && f[22..38] == [0; 16]
+                && f[54] == 135
+                && f[62..78]
+                    == ADDRESS
+                        .trim_end_matches("/64")
+                        .parse::<Ipv6Addr>()
+                        .unwrap()
+                        .octets(),
+        );
+    }
+    assert_eq!(probes, 1);
+    at(&mut s, 3);
+    assert_eq!(
+        slaac_addr(&mut s).unwrap(),
+        format!(
+            "    inet6 {ADDRESS} scope global dynamic mngtmpaddr \n       valid_lft 86399sec preferred_lft 14399sec"
         )
     );
     assert_eq!(
         show(&mut s, "-6 route"),
-        "fd00:1::/64 dev vde0 proto kernel metric 256 expires 86400sec pref medium\n\
+        "fd00:1::/64 dev vde0 proto kernel metric 256 expires 86399sec pref medium\n\
          fe80::/64 dev vde0 proto kernel metric 256 pref medium\n\
-         default via fe80::1 dev vde0 proto ra metric 1024 expires 1800sec hoplimit 64 pref medium\n"
+         default via fe80::1 dev vde0 proto ra metric 1024 expires 1799sec hoplimit 64 pref medium\n"
     );
     // The lifetimes count down on the stack's clock.
     at(&mut s, 12);
@@ -268,6 +292,7 @@ fn a_router_lifetime_of_zero_removes_the_default_route_and_a_new_advertisement_r
 fn an_advertisement_cannot_cut_a_valid_lifetime_below_two_hours() {
     let mut s = stack();
     feed(&mut s, &standard_ra());
+    at(&mut s, 1);
     feed(
         &mut s,
         &Ra::new(1800, prefix_option(PREFIX, 64, LA, 60, 30)),
@@ -336,6 +361,38 @@ fn invalid_advertisements_and_options_are_ignored() {
     );
     let addrs = show(&mut s, "-6 addr show dev vde0");
     assert!(!addrs.contains("fd00:2"), "{addrs}");
+}
+
+#[test]
+fn an_address_another_node_claims_during_detection_is_removed() {
+    let mut s = stack();
+    feed(&mut s, &standard_ra());
+    assert!(slaac_addr(&mut s).unwrap().contains("tentative"));
+    // A neighbour advertisement for it from another node.
+    let target: Ipv6Addr = ADDRESS.trim_end_matches("/64").parse().unwrap();
+    let mut icmp = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
+    icmp.extend(target.octets());
+    let sum = checksum(ROUTER, ALL_NODES, &icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut f = vec![0x33, 0x33, 0, 0, 0, 1];
+    f.extend(ROUTER_MAC);
+    f.extend([0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend((icmp.len() as u16).to_be_bytes());
+    f.extend([58, 255]);
+    f.extend(ROUTER.octets());
+    f.extend(ALL_NODES.octets());
+    f.extend(icmp);
+    s.receive(&f);
+    s.poll();
+    assert_eq!(slaac_addr(&mut s), None);
+    // The router's prefix route stays, as on Linux.
+    let routes = show(&mut s, "-6 route");
+    assert!(
+        routes.contains("fd00:1::/64 dev vde0 proto kernel metric 256 expires"),
+        "{routes}"
+    );
+    at(&mut s, 5);
+    assert_eq!(slaac_addr(&mut s), None);
 }
 
 /// The router solicitations in what the stack sent, with the time each left.

@@ -175,9 +175,10 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
                 if times.deprecated {
                     out.push_str("deprecated ");
                 }
-                // Duplicate address detection finishes at once here, but never
-                // starts while the link is down; lo does none at all.
-                if !link.up && link.kind == LinkKind::Ether {
+                // Duplicate address detection (SLAAC addresses only; the
+                // others' finishes at once) never starts while the link is
+                // down; lo does none at all.
+                if times.tentative || (!link.up && link.kind == LinkKind::Ether) {
                     out.push_str("tentative ");
                 }
                 if times.dynamic {
@@ -580,7 +581,7 @@ fn json_addr(state: &State, link: &Link, i: usize) -> String {
         if times.deprecated {
             fields.push("\"deprecated\":true".to_string());
         }
-        if !link.up && link.kind == LinkKind::Ether {
+        if times.tentative || (!link.up && link.kind == LinkKind::Ether) {
             fields.push("\"tentative\":true".to_string());
         }
         if times.dynamic {

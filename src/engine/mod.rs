@@ -660,7 +660,7 @@ impl Engine {
         let packet = match frames::demux(frame) {
             frames::Demux::Packet(packet) => packet,
             frames::Demux::Neighbor => {
-                self.ingest_router_advert(frame);
+                self.hear_neighbor_discovery(frame);
                 self.ingest_with_no_socket(frame);
                 // The neighbour cache may have learnt what a socket waits for.
                 self.tcp.wake_neighbor_waiters();

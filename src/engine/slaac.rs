@@ -19,17 +19,23 @@
 //! still reach smoltcp, which ignores them without that feature; this module
 //! reads a copy.
 //!
-//! What Linux does and this does not: duplicate address detection, temporary
+//! A new address is tentative (`ip` shows it so, the stack does not use it)
+//! for 1 s after a duplicate address detection solicitation (RFC 4862 5.4),
+//! and removed if another node claims it meanwhile, as Linux removes an
+//! address that is not permanent; the stack's other addresses are used at
+//! once, as before.
+//!
+//! What Linux does and this does not: temporary
 //! addresses (off by default in a namespace anyway), the MTU option (read, not
 //! applied: Linux changes only its IPv6 MTU, which `ip` does not show), route
 //! information options, and the reachable and retransmission timers.
 
+use super::frames::write_ndisc;
 use super::Engine;
 use crate::cmd::{Lifetime, LinkKind, RoutePref, RouterRoute};
-use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Address, Ipv6Packet,
-    Ipv6Repr,
+    EthernetAddress, EthernetFrame, EthernetProtocol, Icmpv6Packet, Icmpv6Repr, IpProtocol,
+    Ipv6Address, Ipv6Packet, NdiscRepr, RawHardwareAddress,
 };
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
@@ -41,8 +47,13 @@ const SOLICITATION_INTERVAL: Duration = Duration::from_secs(4);
 /// The longest random delay before the first (`MAX_RTR_SOLICITATION_DELAY`).
 const MAX_SOLICITATION_DELAY_MICROS: u64 = 1_000_000;
 
-/// ICMPv6 Router Advertisement.
+/// ICMPv6 Router Advertisement, Neighbor Solicitation and Advertisement.
 const ROUTER_ADVERT: u8 = 134;
+const NEIGHBOR_SOLICIT: u8 = 135;
+const NEIGHBOR_ADVERT: u8 = 136;
+/// How long an address stays tentative after its solicitation when nobody
+/// claims it (`dad_transmits` 1 times `RetransTimer`, 1 s).
+const DAD_WAIT: Duration = Duration::from_secs(1);
 /// Neighbour discovery option types (RFC 4861 4.6).
 const OPT_PREFIX_INFO: u8 = 3;
 const OPT_MTU: u8 = 5;
@@ -59,6 +70,9 @@ pub(super) struct Slaac {
     seen: Option<u64>,
     /// Solicitations still to send, and when the next one is due.
     soliciting: Option<(u32, Duration)>,
+    /// The tentative addresses whose solicitation left, and when their
+    /// detection ends.
+    probing: Vec<(IpAddr, Duration)>,
 }
 
 impl Slaac {
@@ -69,12 +83,18 @@ impl Slaac {
             delay: Duration::from_micros(seed.rotate_left(17) % MAX_SOLICITATION_DELAY_MICROS),
             seen: None,
             soliciting: None,
+            probing: Vec::new(),
         }
     }
 
     /// When router discovery next needs time to pass.
     pub(super) fn deadline(&self) -> Option<Duration> {
-        self.soliciting.map(|(_, at)| at)
+        let probes = self.probing.iter().map(|&(_, at)| at);
+        self.soliciting
+            .map(|(_, at)| at)
+            .into_iter()
+            .chain(probes)
+            .min()
     }
 }
 
@@ -189,41 +209,63 @@ fn mask(addr: Ipv6Addr, len: u8) -> Ipv6Addr {
     Ipv6Addr::from(u128::from(addr) & keep)
 }
 
-/// Writes into `buf` a Router Solicitation from `(mac, src)` to all routers,
-/// with our link-layer address.
+/// Writes into `buf` a Router Solicitation from `(mac, src)` to all
+/// routers, with our link-layer address.
 fn write_router_solicit(buf: &mut Vec<u8>, mac: [u8; 6], src: Ipv6Addr) {
+    let mac = EthernetAddress(mac);
+    // ff02::2 and its Ethernet group (RFC 2464).
     let all_routers = Ipv6Address::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
-    // The Ethernet group of ff02::2 (RFC 2464).
-    let group = smoltcp::wire::EthernetAddress([0x33, 0x33, 0, 0, 0, 2]);
-    let icmp = Icmpv6Repr::Ndisc(smoltcp::wire::NdiscRepr::RouterSolicit {
-        lladdr: Some(smoltcp::wire::RawHardwareAddress::from(
-            smoltcp::wire::EthernetAddress(mac),
-        )),
+    let group = EthernetAddress([0x33, 0x33, 0, 0, 0, 2]);
+    let icmp = Icmpv6Repr::Ndisc(NdiscRepr::RouterSolicit {
+        lladdr: Some(RawHardwareAddress::from(mac)),
     });
-    let ip = Ipv6Repr {
-        src_addr: src,
-        dst_addr: all_routers,
-        next_header: IpProtocol::Icmpv6,
-        payload_len: icmp.buffer_len(),
-        hop_limit: 255,
-    };
-    let eth = smoltcp::wire::EthernetRepr {
-        src_addr: smoltcp::wire::EthernetAddress(mac),
-        dst_addr: group,
-        ethertype: EthernetProtocol::Ipv6,
-    };
-    buf.clear();
-    buf.resize(eth.buffer_len() + ip.buffer_len() + icmp.buffer_len(), 0);
-    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
-    eth.emit(&mut frame);
-    let mut packet = Ipv6Packet::new_unchecked(frame.payload_mut());
-    ip.emit(&mut packet);
-    icmp.emit(
-        &ip.src_addr,
-        &all_routers,
-        &mut Icmpv6Packet::new_unchecked(packet.payload_mut()),
-        &ChecksumCapabilities::default(),
+    write_ndisc(buf, (mac, group), (src, all_routers), icmp);
+}
+
+/// Writes into `buf` the Neighbor Solicitation of duplicate address detection
+/// for `target` (RFC 4862 5.4.2): from the unspecified address to the
+/// target's solicited-node group, without a link-layer address.
+fn write_dad_solicit(buf: &mut Vec<u8>, mac: [u8; 6], target: Ipv6Addr) {
+    let t = target.octets();
+    let group = Ipv6Address::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(t[13]),
+        u16::from_be_bytes([t[14], t[15]]),
     );
+    let eth_group = EthernetAddress([0x33, 0x33, 0xff, t[13], t[14], t[15]]);
+    let icmp = Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+        target_addr: target,
+        lladdr: None,
+    });
+    let mac = EthernetAddress(mac);
+    write_ndisc(buf, (mac, eth_group), (Ipv6Addr::UNSPECIFIED, group), icmp);
+}
+
+/// The address another node claims in `frame`, as duplicate address detection
+/// hears it (RFC 4862 5.4.3, 5.4.4): the target of a Neighbor Advertisement,
+/// or of a Neighbor Solicitation from the unspecified address (that node's
+/// own detection). `None` for anything else, or a frame from `own_mac`.
+fn claimed_address(frame: &[u8], own_mac: [u8; 6]) -> Option<Ipv6Addr> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv6 || eth.src_addr().0 == own_mac {
+        return None;
+    }
+    let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+    let body = ip.payload();
+    if ip.next_header() != IpProtocol::Icmpv6 || ip.hop_limit() != 255 || body.len() < 24 {
+        return None;
+    }
+    let target: [u8; 16] = body[8..24].try_into().ok()?;
+    match body[0] {
+        NEIGHBOR_ADVERT => Some(Ipv6Addr::from(target)),
+        NEIGHBOR_SOLICIT if ip.src_addr().is_unspecified() => Some(Ipv6Addr::from(target)),
+        _ => None,
+    }
 }
 
 impl Engine {
@@ -260,7 +302,52 @@ impl Engine {
     /// Whether the interface came up or went down since router discovery
     /// last looked: it has to look now.
     pub(super) fn slaac_news(&self) -> bool {
-        self.slaac.enabled && self.ra_start() != self.slaac.seen
+        let unprobed = self
+            .config
+            .tentative()
+            .iter()
+            .any(|(_, a)| !self.slaac.probing.iter().any(|(p, _)| p == a));
+        unprobed || (self.slaac.enabled && self.ra_start() != self.slaac.seen)
+    }
+
+    /// Duplicate address detection of the tentative addresses: a solicitation
+    /// for each new one, and the end for those nobody claimed in time.
+    fn poll_dad(&mut self) {
+        let tentative = self.config.tentative();
+        self.slaac
+            .probing
+            .retain(|(p, _)| tentative.iter().any(|(_, a)| a == p));
+        let mac = self.io.mac.0;
+        for (dev, addr) in tentative {
+            match self.slaac.probing.iter().find(|(p, _)| *p == addr) {
+                Some(&(_, at)) if at <= self.now => self.config.end_dad(dev, addr, false),
+                Some(_) => {}
+                None => {
+                    let IpAddr::V6(target) = addr else { continue };
+                    let mut frame = self.io.pool.pop().unwrap_or_default();
+                    write_dad_solicit(&mut frame, mac, target);
+                    self.io.outbox.push_back(frame);
+                    self.slaac.probing.push((addr, self.now + DAD_WAIT));
+                }
+            }
+        }
+    }
+
+    /// Ends the detection of a tentative address another node claims in
+    /// `frame`: the address goes.
+    fn hear_dad_conflict(&mut self, frame: &[u8]) {
+        if self.slaac.probing.is_empty() {
+            return;
+        }
+        let Some(claimed) = claimed_address(frame, self.io.mac.0) else {
+            return;
+        };
+        let claimed = IpAddr::V6(claimed);
+        let tentative = self.config.tentative();
+        if let Some(&(dev, _)) = tentative.iter().find(|(_, a)| *a == claimed) {
+            self.config.end_dad(dev, claimed, true);
+            self.sync_config();
+        }
     }
 
     /// Moves the model's clock (what expired goes), starts soliciting when the
@@ -268,6 +355,7 @@ impl Engine {
     pub(super) fn poll_slaac(&mut self) {
         let generation = self.config.generation();
         self.config.advance_clock(self.now);
+        self.poll_dad();
         if self.config.generation() != generation {
             self.sync_config();
         }
@@ -292,11 +380,18 @@ impl Engine {
         self.slaac.soliciting = (left > 1).then(|| (left - 1, self.now + SOLICITATION_INTERVAL));
     }
 
+    /// Reads a neighbour discovery `frame` for router discovery and
+    /// duplicate address detection (smoltcp gets it too).
+    pub(super) fn hear_neighbor_discovery(&mut self, frame: &[u8]) {
+        self.hear_dad_conflict(frame);
+        self.ingest_router_advert(frame);
+    }
+
     /// Takes in `frame` if it is a valid Router Advertisement for the VDE
     /// interface (router discovery on, the interface up): its prefixes and
     /// its default route go to the model (RFC 4861 6.3.4, RFC 4862 5.5.3),
     /// and solicitations stop.
-    pub(super) fn ingest_router_advert(&mut self, frame: &[u8]) {
+    fn ingest_router_advert(&mut self, frame: &[u8]) {
         if !self.slaac.enabled {
             return;
         }

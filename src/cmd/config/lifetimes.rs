@@ -48,6 +48,9 @@ pub(super) struct AddrLifetimes {
     /// `mngtmpaddr`: made by SLAAC (Linux sets it on those even with
     /// temporary addresses off).
     mngtmpaddr: bool,
+    /// Under duplicate address detection (SLAAC addresses only): not used
+    /// until it ends.
+    tentative: bool,
 }
 
 /// A router's preference for its default route (RFC 4191): `pref` in `ip -6
@@ -109,6 +112,8 @@ pub(crate) struct AddrTimes {
     pub(crate) mngtmpaddr: bool,
     /// No longer preferred: `deprecated`.
     pub(crate) deprecated: bool,
+    /// Under duplicate address detection: `tentative`.
+    pub(crate) tentative: bool,
 }
 
 /// What `ip route show` prints of a route's extras.
@@ -149,6 +154,7 @@ impl State {
                 dynamic: false,
                 mngtmpaddr: false,
                 deprecated: false,
+                tentative: false,
             };
         };
         let preferred_left = left(l.preferred, l.set_at, self.now);
@@ -158,6 +164,7 @@ impl State {
             dynamic: l.valid.is_some(),
             mngtmpaddr: l.mngtmpaddr,
             deprecated: preferred_left == Some(0),
+            tentative: l.tentative,
         }
     }
 
@@ -180,7 +187,8 @@ impl State {
     }
 
     /// Gives an address lifetimes from now (`ip addr add ... valid_lft N
-    /// preferred_lft N`); both forever make it permanent again.
+    /// preferred_lft N`); both forever make it permanent again. An address
+    /// under duplicate address detection stays so.
     pub(super) fn set_addr_lifetimes(
         &mut self,
         dev: u32,
@@ -189,9 +197,11 @@ impl State {
         preferred: Lifetime,
         mngtmpaddr: bool,
     ) {
-        self.lifetimes
-            .retain(|l| !(l.dev == dev && l.addr == a.addr && l.prefix_len == a.prefix_len));
-        if valid.is_none() && preferred.is_none() && !mngtmpaddr {
+        let same =
+            |l: &AddrLifetimes| l.dev == dev && l.addr == a.addr && l.prefix_len == a.prefix_len;
+        let tentative = self.lifetimes.iter().any(|l| same(l) && l.tentative);
+        self.lifetimes.retain(|l| !same(l));
+        if valid.is_none() && preferred.is_none() && !mngtmpaddr && !tentative {
             return;
         }
         self.lifetimes.push(AddrLifetimes {
@@ -202,7 +212,54 @@ impl State {
             valid,
             preferred,
             mngtmpaddr,
+            tentative,
         });
+    }
+
+    /// The addresses under duplicate address detection.
+    pub(super) fn tentative(&self) -> impl Iterator<Item = (u32, IpAddr)> + '_ {
+        self.lifetimes
+            .iter()
+            .filter(|l| l.tentative)
+            .map(|l| (l.dev, l.addr))
+    }
+
+    /// Duplicate address detection of `addr` on `dev` ended: the address is
+    /// used from now on, or (`duplicate`) removed, as Linux removes an
+    /// address that is not permanent; a router's prefix route stays.
+    pub(super) fn end_dad(&mut self, dev: u32, addr: IpAddr, duplicate: bool) {
+        let Some(i) = self
+            .lifetimes
+            .iter()
+            .position(|l| l.dev == dev && l.addr == addr && l.tentative)
+        else {
+            return;
+        };
+        if !duplicate {
+            self.lifetimes[i].tentative = false;
+            return;
+        }
+        let IpAddr::V6(v6) = addr else { return };
+        let prefix_len = self.lifetimes[i].prefix_len;
+        let kept: Vec<(Route, RouteExtras)> = self
+            .routes
+            .iter()
+            .filter_map(|r| Some((*r, *self.route_extras.iter().find(|e| e.of(r))?)))
+            .collect();
+        let req = AddrReq::DelV6 {
+            dev,
+            addr: v6,
+            prefix_len,
+        };
+        if let Ok(change) = self.check_addr(&req) {
+            self.apply_addr(change);
+        }
+        for (route, extras) in kept {
+            if !self.routes.contains(&route) {
+                self.insert_route(route);
+                self.route_extras.push(extras);
+            }
+        }
     }
 
     /// `ip addr add|replace|change ... valid_lft N preferred_lft N
@@ -381,6 +438,9 @@ impl State {
         if let Ok(change) = self.check_addr(&req) {
             self.apply_addr(change);
             self.set_addr_lifetimes(dev, a, valid, preferred, true);
+            if let Some(l) = self.lifetimes.last_mut() {
+                l.tentative = true;
+            }
         }
     }
 

@@ -541,6 +541,23 @@ impl NetConfig {
         self.state.ipv6_starts
     }
 
+    /// The addresses under duplicate address detection (made by SLAAC, not
+    /// used until it ends): their links and themselves.
+    pub(crate) fn tentative(&self) -> Vec<(u32, IpAddr)> {
+        self.state.tentative().collect()
+    }
+
+    /// Whether `addr` on link `dev` is under duplicate address detection.
+    pub(crate) fn is_tentative(&self, dev: u32, addr: IpAddr) -> bool {
+        self.state.tentative().any(|t| t == (dev, addr))
+    }
+
+    /// Duplicate address detection of `addr` on link `dev` ended: the address
+    /// is used, or (`duplicate`) removed.
+    pub(crate) fn end_dad(&mut self, dev: u32, addr: IpAddr, duplicate: bool) {
+        self.change(|state| state.end_dad(dev, addr, duplicate));
+    }
+
     /// When the next address or route runs out of lifetime, on the clock of
     /// [`NetConfig::advance_clock`].
     pub fn next_expiry(&self) -> Option<Duration> {
