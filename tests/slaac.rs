@@ -494,28 +494,10 @@ fn radvd_peer(test: &str, switch: &Switch, dir: &TempDir) -> Option<Namespace> {
         conf = conf.display(),
         pid = dir.path().join("radvd.pid").display(),
     );
-    let mut peer = Namespace::run(&script).expect("unshare");
-    let stdout = peer.child().stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(line) if line == "ready" => Some(peer),
-        other => {
-            let mut err = String::new();
-            let _ = peer.child().kill();
-            if let Some(mut stderr) = peer.child().stderr.take() {
-                let _ = stderr.read_to_string(&mut err);
-            }
-            panic!("the radvd peer did not start ({other:?}): {err}");
-        }
-    }
+    Some(common::started(
+        Namespace::run(&script).expect("unshare"),
+        "radvd",
+    ))
 }
 
 /// The stack's MAC, from `ip link show`.
