@@ -645,6 +645,7 @@ fn ip_addr_add_takes_lifetimes_as_linux_does() {
     c.advance_clock(Duration::from_secs(100));
     c.run(
         "/bin/ip addr add 10.9.9.9/24 dev vde0 valid_lft 100 preferred_lft 50; \
+         /bin/ip addr add 10.7.7.7/24 dev vde0 valid_lft 100 preferred_lft 0; \
          /bin/ip addr add fd00:9::6/64 dev vde0 valid_lft 100 preferred_lft 0 mngtmpaddr; \
          /bin/ip addr add fd00:9::5/64 dev vde0 valid_lft forever preferred_lft 50",
     )
@@ -654,6 +655,27 @@ fn ip_addr_add_takes_lifetimes_as_linux_does() {
     assert_eq!(
         addr_lines(&shown, "10.9.9.9/24").unwrap(),
         "    inet 10.9.9.9/24 scope global dynamic vde0\n       valid_lft 100sec preferred_lft 50sec"
+    );
+    assert_eq!(
+        addr_lines(&shown, "10.7.7.7/24").unwrap(),
+        "    inet 10.7.7.7/24 scope global deprecated dynamic vde0\n       valid_lft 100sec preferred_lft 0sec"
+    );
+    let json = c.run("/bin/ip -j addr show dev vde0").unwrap();
+    assert!(
+        json.contains(
+            "{\"family\":\"inet\",\"local\":\"10.7.7.7\",\"prefixlen\":24,\"scope\":\"global\",\
+             \"deprecated\":true,\"dynamic\":true,\"label\":\"vde0\",\"valid_life_time\":100,\
+             \"preferred_life_time\":0}"
+        ),
+        "{json}"
+    );
+    assert!(
+        json.contains(
+            "{\"family\":\"inet6\",\"local\":\"fd00:9::6\",\"prefixlen\":64,\"scope\":\"global\",\
+             \"deprecated\":true,\"dynamic\":true,\"mngtmpaddr\":true,\"valid_life_time\":100,\
+             \"preferred_life_time\":0}"
+        ),
+        "{json}"
     );
     assert_eq!(
         addr_lines(&shown, "fd00:9::6/64").unwrap(),
@@ -692,6 +714,7 @@ fn ip_addr_add_takes_lifetimes_as_linux_does() {
     c.advance_clock(Duration::from_secs(200));
     let shown = c.run("/bin/ip addr show dev vde0").unwrap();
     assert_eq!(addr_lines(&shown, "10.9.9.9/24"), None);
+    assert_eq!(addr_lines(&shown, "10.7.7.7/24"), None);
     assert_eq!(addr_lines(&shown, "fd00:9::6/64"), None);
     assert!(addr_lines(&shown, "fd00:9::5/64")
         .unwrap()

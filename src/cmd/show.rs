@@ -157,6 +157,9 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
                 if state.is_secondary(link.index, i) {
                     out.push_str("secondary ");
                 }
+                if times.deprecated {
+                    out.push_str("deprecated ");
+                }
                 if times.dynamic {
                     out.push_str("dynamic ");
                 }
@@ -568,6 +571,9 @@ fn json_addr(state: &State, link: &Link, i: usize) -> String {
         fields.push(format!("\"scope\":\"{}\"", v4_scope_name(a.addr)));
         if state.is_secondary(link.index, i) {
             fields.push("\"secondary\":true".to_string());
+        }
+        if times.deprecated {
+            fields.push("\"deprecated\":true".to_string());
         }
         if times.dynamic {
             fields.push(dynamic);
