@@ -17,6 +17,7 @@
 //! (the two-hour rule), and expiry.
 
 use super::links::eui64_address;
+use super::routes::prefix_route;
 use super::{AddrReq, IfAddr, Route, RouteProto, State};
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
@@ -32,8 +33,6 @@ const TWO_HOURS: u32 = 2 * 60 * 60;
 /// The metric of a router's default route (`IP6_RT_PRIO_USER`, as Linux gives
 /// it to `proto ra` routes).
 const RA_DEFAULT_METRIC: u32 = 1024;
-/// The metric of an on-link prefix route (`IP6_RT_PRIO_ADDRCONF`).
-const PREFIX_METRIC: u32 = 256;
 
 /// The lifetimes of an address that has them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -456,26 +455,22 @@ impl State {
         hoplimit: Option<u8>,
         pref: RoutePref,
     ) {
-        let route = match target {
-            RouterRoute::Default(router) => Route {
-                dst: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-                prefix_len: 0,
-                via: Some(IpAddr::V6(router)),
-                dev,
-                proto: RouteProto::Ra,
-                src: None,
-                metric: RA_DEFAULT_METRIC,
-            },
-            RouterRoute::OnLink(prefix, prefix_len) => Route {
-                dst: super::prefix::network(IpAddr::V6(prefix), prefix_len),
-                prefix_len,
-                via: None,
-                dev,
-                proto: RouteProto::Kernel,
-                src: None,
-                metric: PREFIX_METRIC,
-            },
+        // The kernel's route to a prefix (proto kernel, metric 256), or made
+        // from the one to ::/0.
+        let (prefix, prefix_len) = match target {
+            RouterRoute::Default(_) => (Ipv6Addr::UNSPECIFIED, 0),
+            RouterRoute::OnLink(prefix, prefix_len) => (prefix, prefix_len),
         };
+        let a = IfAddr {
+            addr: IpAddr::V6(prefix),
+            prefix_len,
+        };
+        let mut route = prefix_route(dev, a, None);
+        if let RouterRoute::Default(router) = target {
+            route.via = Some(IpAddr::V6(router));
+            route.proto = RouteProto::Ra;
+            route.metric = RA_DEFAULT_METRIC;
+        }
         let same = |r: &Route| {
             (r.dev, r.dst, r.prefix_len, r.metric, r.via)
                 == (

@@ -111,10 +111,10 @@ pub struct Link {
 pub enum RouteProto {
     /// A connected-prefix route the kernel added for an address on an up link.
     Kernel,
-    /// A route added with `ip route add` (iproute2's default protocol, "boot").
-    Boot,
     /// A default route a router advertisement gave (`proto ra`).
     Ra,
+    /// A route added with `ip route add` (iproute2's default protocol, "boot").
+    Boot,
 }
 
 /// A route of the main table.
@@ -292,10 +292,6 @@ pub(super) struct State {
     /// none until the first IPv4 route (an address's local route counts), and
     /// deleting or flushing routes fails until then.
     v4_table: bool,
-    /// The main table, kept in the order `ip route show` lists it.
-    pub(super) routes: Vec<Route>,
-    /// The neighbour entries made by `ip neigh`, oldest first.
-    pub(super) neighbors: Vec<Neighbor>,
     /// The lifetimes of the addresses that have them (see `lifetimes`).
     lifetimes: Vec<lifetimes::AddrLifetimes>,
     /// The expiry, hop limit and preference of the routes that have them.
@@ -305,6 +301,10 @@ pub(super) struct State {
     /// How many times IPv6 started on a link (up, or the MTU back to 1280):
     /// router discovery starts again each time, as Linux's does.
     ipv6_starts: u64,
+    /// The main table, kept in the order `ip route show` lists it.
+    pub(super) routes: Vec<Route>,
+    /// The neighbour entries made by `ip neigh`, oldest first.
+    pub(super) neighbors: Vec<Neighbor>,
 }
 
 /// The configuration of one stack: links, addresses, routes.
@@ -346,12 +346,12 @@ impl State {
             lo_prefixes: Vec::new(),
             loopback6_added: false,
             v4_table: false,
-            routes: Vec::new(),
-            neighbors: Vec::new(),
             lifetimes: Vec::new(),
             route_extras: Vec::new(),
             now: Duration::ZERO,
             ipv6_starts: 0,
+            routes: Vec::new(),
+            neighbors: Vec::new(),
         }
     }
 
