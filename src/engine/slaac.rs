@@ -278,6 +278,15 @@ impl Engine {
         }
     }
 
+    /// Moves the engine's clock to `now` (never back) without doing anything
+    /// else: for a command that reads the model's lifetimes between turns.
+    pub(crate) fn set_clock(&mut self, now: Duration) {
+        if now > self.now {
+            self.now = now;
+            self.io.now = now;
+        }
+    }
+
     /// The VDE interface, if it is up with its link-local address (what
     /// router discovery waits for): its index, MAC and that address.
     fn ra_link(&self) -> Option<(u32, [u8; 6], Ipv6Addr)> {
