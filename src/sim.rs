@@ -128,6 +128,12 @@ impl SimStack {
         }
     }
 
+    /// Takes IPv6 router advertisements or not (default: on), as
+    /// [`crate::StackBuilder::accept_ra`].
+    pub fn set_accept_ra(&mut self, on: bool) {
+        self.engine.set_accept_ra(on);
+    }
+
     /// Runs `ip` commands, as [`crate::Stack::cmd_output`].
     pub fn cmd(&mut self, cmds: &str) -> Result<String, CmdError> {
         self.engine.run_cmd(cmds)

@@ -534,6 +534,8 @@ pub struct StackBuilder {
     backend: Backend,
     link: Option<Box<dyn Link>>,
     resolver: Resolver,
+    /// `Some(false)`: router advertisements are ignored.
+    accept_ra: Option<bool>,
 }
 
 impl std::fmt::Debug for StackBuilder {
@@ -545,6 +547,7 @@ impl std::fmt::Debug for StackBuilder {
             .field("backend", &self.backend)
             .field("link", &self.link.as_ref().map(|_| "(a Link)"))
             .field("name_servers", &self.resolver.servers)
+            .field("accept_ra", &self.accept_ra.unwrap_or(true))
             .finish()
     }
 }
@@ -613,6 +616,23 @@ impl StackBuilder {
         self
     }
 
+    /// Whether the stack takes IPv6 router advertisements (default: yes, as
+    /// a fresh Linux namespace does, its `accept_ra`). With it, once the
+    /// interface is up, the stack sends up to three Router Solicitations,
+    /// and each Router Advertisement on the link gives it an address per
+    /// autonomous /64 prefix (the prefix and the MAC's EUI-64: `ip -6 addr`
+    /// shows it `dynamic mngtmpaddr` with its lifetimes), the prefix's route
+    /// and a default route via the router (`proto ra`, metric 1024), which
+    /// expire unless advertised again. Without it, IPv6 is configured by
+    /// hand only.
+    ///
+    /// A [`Backend::Kernel`] stack is a Linux namespace, which takes them in
+    /// any case.
+    pub fn accept_ra(mut self, on: bool) -> StackBuilder {
+        self.accept_ra = Some(on);
+        self
+    }
+
     /// The link the stack is plugged into: the one given, or the one the locator
     /// names (`None` for a loopback-only stack).
     fn open_link(&mut self) -> io::Result<Option<Box<dyn Link>>> {
@@ -667,7 +687,8 @@ impl StackBuilder {
         };
         let start = Instant::now();
         let config_view: ConfigView = Arc::new(Mutex::new(Arc::new(config.clone())));
-        let engine = Engine::new(config, seed, start.elapsed());
+        let mut engine = Engine::new(config, seed, start.elapsed());
+        engine.set_accept_ra(self.accept_ra.unwrap_or(true));
         let poll = mio::Poll::new()?;
         let doorbell = Arc::new(Doorbell::new(poll.registry(), WAKER)?);
         let (tx, rx) = crossbeam_channel::unbounded();

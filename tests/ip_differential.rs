@@ -77,7 +77,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ),
     (
         "/bin/ip link set vde0 up; /bin/ip addr add 2001:db8::1/64 dev vde0; /bin/ip -6 route add 2001:db8:1::/64 via 2001:db8::254 src 2001:db8::1",
-        "no DAD: our addresses are never tentative; Linux refuses a tentative source for its first second or so",
+        "no DAD for addresses added by hand (only SLAAC ones are tentative, for 1 s): Linux refuses a tentative source for its first second or so",
     ),
 ];
 

@@ -62,6 +62,7 @@ pub use config::{
     IfAddr, Link, LinkKind, LinkStats, Neighbor, NeighborState, NetConfig, NextHop, NoRoute,
     Observed, Route, RouteProto, RouteType, MAX_ADDRS, MAX_USER_ROUTES,
 };
+pub(crate) use config::{Lifetime, RoutePref, RouterRoute};
 pub(crate) use dhcp::{dhcp_command, DhcpCommand};
 pub use error::CmdError;
 pub use interface::{netmask, Interface, InterfaceFlags};

@@ -8,7 +8,8 @@
 //! shorter link header iproute2 prints for `ip -6 addr` without a device.
 
 use super::config::{
-    IfAddr, Link, LinkKind, LinkStats, Neighbor, NeighborState, Route, RouteProto, State,
+    AddrTimes, IfAddr, Lifetime, Link, LinkKind, LinkStats, Neighbor, NeighborState, Route,
+    RouteProto, State,
 };
 use super::parse::{format_addr, format_mac, Family};
 use std::fmt::Write;
@@ -128,9 +129,24 @@ fn v6_scope_name(addr: IpAddr) -> &'static str {
     }
 }
 
+/// A lifetime as `ip addr` prints it.
+fn lifetime_text(left: Lifetime) -> String {
+    left.map_or_else(|| "forever".to_string(), |s| format!("{s}sec"))
+}
+
+/// The line of an address's lifetimes.
+fn lifetimes_line(out: &mut String, times: &AddrTimes) {
+    let _ = writeln!(
+        out,
+        "       valid_lft {} preferred_lft {}",
+        lifetime_text(times.valid_left),
+        lifetime_text(times.preferred_left)
+    );
+}
+
 fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
-    const LIFETIMES: &str = "       valid_lft forever preferred_lft forever\n";
     for (i, a) in link.addrs.iter().enumerate() {
+        let times = state.addr_times(link.index, a);
         match a.addr {
             IpAddr::V4(_) if matches!(family, Family::Unspec | Family::Inet) => {
                 let _ = write!(out, "    inet {}/{} ", format_addr(a.addr), a.prefix_len);
@@ -141,8 +157,14 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
                 if state.is_secondary(link.index, i) {
                     out.push_str("secondary ");
                 }
+                if times.deprecated {
+                    out.push_str("deprecated ");
+                }
+                if times.dynamic {
+                    out.push_str("dynamic ");
+                }
                 let _ = writeln!(out, "{}", state.label(link.index, a));
-                out.push_str(LIFETIMES);
+                lifetimes_line(out, &times);
             }
             IpAddr::V6(_) if matches!(family, Family::Unspec | Family::Inet6) => {
                 let _ = write!(
@@ -152,13 +174,24 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
                     a.prefix_len,
                     v6_scope_name(a.addr)
                 );
-                // Duplicate address detection finishes at once here, but never
-                // starts while the link is down; lo does none at all.
-                if !link.up && link.kind == LinkKind::Ether {
+                // iproute2's order of the flags.
+                if times.deprecated {
+                    out.push_str("deprecated ");
+                }
+                // Duplicate address detection (SLAAC addresses only; the
+                // others' finishes at once) never starts while the link is
+                // down; lo does none at all.
+                if times.tentative || (!link.up && link.kind == LinkKind::Ether) {
                     out.push_str("tentative ");
                 }
+                if times.dynamic {
+                    out.push_str("dynamic ");
+                }
+                if times.mngtmpaddr {
+                    out.push_str("mngtmpaddr ");
+                }
                 out.push('\n');
-                out.push_str(LIFETIMES);
+                lifetimes_line(out, &times);
             }
             _ => {}
         }
@@ -367,8 +400,10 @@ pub(super) fn route_line(
     if let Some(dev) = r.device().filter(|_| show_dev && !multipath) {
         fields.push(format!("dev {}", state.link(dev).name));
     }
-    if r.proto == RouteProto::Kernel {
-        fields.push("proto kernel".to_string());
+    match r.proto {
+        RouteProto::Kernel => fields.push("proto kernel".to_string()),
+        RouteProto::Ra => fields.push("proto ra".to_string()),
+        _ => {}
     }
     let ipv4 = r.dst.is_ipv4();
     if ipv4 && r.via.is_none() && !r.kind.rejects() {
@@ -381,9 +416,16 @@ pub(super) fn route_line(
     if show_metric && (!ipv4 || r.metric != 0) {
         fields.push(format!("metric {}", r.metric));
     }
+    let times = state.route_times(r);
+    if let Some(left) = times.expires_left {
+        fields.push(format!("expires {left}sec"));
+    }
+    if let Some(hops) = times.hoplimit {
+        fields.push(format!("hoplimit {hops}"));
+    }
     let mut line: String = fields.iter().map(|f| format!("{f} ")).collect();
     if !ipv4 {
-        line.push_str("pref medium");
+        let _ = write!(line, "pref {}", times.pref.name());
     }
     for hop in group.iter().filter(|_| multipath) {
         line.push_str(if oneline { "\\" } else { "\n" });
@@ -549,6 +591,8 @@ fn json_addr(state: &State, link: &Link, i: usize) -> String {
         format!("\"local\":\"{}\"", format_addr(a.addr)),
         format!("\"prefixlen\":{}", a.prefix_len),
     ];
+    let times = state.addr_times(link.index, &a);
+    let dynamic = "\"dynamic\":true".to_string();
     if a.addr.is_ipv4() {
         if let Some(brd) = state.broadcast(link.index, &a) {
             fields.push(format!("\"broadcast\":\"{brd}\""));
@@ -557,18 +601,35 @@ fn json_addr(state: &State, link: &Link, i: usize) -> String {
         if state.is_secondary(link.index, i) {
             fields.push("\"secondary\":true".to_string());
         }
+        if times.deprecated {
+            fields.push("\"deprecated\":true".to_string());
+        }
+        if times.dynamic {
+            fields.push(dynamic);
+        }
         fields.push(format!(
             "\"label\":{}",
             json_str(state.label(link.index, &a))
         ));
     } else {
         fields.push(format!("\"scope\":\"{}\"", v6_scope_name(a.addr)));
-        if !link.up && link.kind == LinkKind::Ether {
+        if times.deprecated {
+            fields.push("\"deprecated\":true".to_string());
+        }
+        if times.tentative || (!link.up && link.kind == LinkKind::Ether) {
             fields.push("\"tentative\":true".to_string());
         }
+        if times.dynamic {
+            fields.push(dynamic);
+        }
+        if times.mngtmpaddr {
+            fields.push("\"mngtmpaddr\":true".to_string());
+        }
     }
-    fields.push(format!("\"valid_life_time\":{FOREVER}"));
-    fields.push(format!("\"preferred_life_time\":{FOREVER}"));
+    let valid = times.valid_left.unwrap_or(FOREVER);
+    let preferred = times.preferred_left.unwrap_or(FOREVER);
+    fields.push(format!("\"valid_life_time\":{valid}"));
+    fields.push(format!("\"preferred_life_time\":{preferred}"));
     json_object(&fields)
 }
 
@@ -655,8 +716,10 @@ pub(super) fn route_json(
     if let Some(dev) = r.device().filter(|_| show_dev && !multipath) {
         fields.push(format!("\"dev\":{}", json_str(&state.link(dev).name)));
     }
-    if r.proto == RouteProto::Kernel {
-        fields.push("\"protocol\":\"kernel\"".to_string());
+    match r.proto {
+        RouteProto::Kernel => fields.push("\"protocol\":\"kernel\"".to_string()),
+        RouteProto::Ra => fields.push("\"protocol\":\"ra\"".to_string()),
+        _ => {}
     }
     if ipv4 && r.via.is_none() && !r.kind.rejects() {
         fields.push("\"scope\":\"link\"".to_string());
@@ -668,8 +731,15 @@ pub(super) fn route_json(
         fields.push(format!("\"metric\":{}", r.metric));
     }
     fields.push("\"flags\":[]".to_string());
+    let times = state.route_times(r);
+    if let Some(left) = times.expires_left {
+        fields.push(format!("\"expires\":{left}"));
+    }
+    if let Some(hops) = times.hoplimit {
+        fields.push(format!("\"metrics\":[{{\"hoplimit\":{hops}}}]"));
+    }
     if !ipv4 {
-        fields.push("\"pref\":\"medium\"".to_string());
+        fields.push(format!("\"pref\":\"{}\"", times.pref.name()));
     }
     if multipath {
         let hops: Vec<String> = group

@@ -97,6 +97,10 @@ impl Plan {
                 }
             }
             for addr in &link.addrs {
+                // Not used until duplicate address detection ends.
+                if config.is_tentative(link.index, addr.addr) {
+                    continue;
+                }
                 match addr.addr {
                     IpAddr::V4(v4) => plan.local_v4.push(v4),
                     IpAddr::V6(v6) => plan.local_v6.push(v6),

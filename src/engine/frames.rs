@@ -738,7 +738,7 @@ fn write_ndisc_advert(
 
 /// Writes into `buf` the neighbour discovery message `icmp` from `(mac, src)`
 /// to `(eth_dst, ip_dst)`.
-fn write_ndisc(
+pub(super) fn write_ndisc(
     buf: &mut Vec<u8>,
     (mac, eth_dst): (EthernetAddress, EthernetAddress),
     (src, ip_dst): (Ipv6Address, Ipv6Address),

@@ -62,6 +62,7 @@ mod reassembly;
 mod recovery;
 mod rings;
 mod sack;
+mod slaac;
 mod tcp_table;
 mod time_wait;
 mod udp;
@@ -341,6 +342,8 @@ pub(crate) struct Engine {
     rings: Box<dyn RingSource>,
     /// The DHCPv4 client, while one runs (see `dhcp`).
     dhcp: Option<dhcp::DhcpClient>,
+    /// Router discovery and SLAAC (see `slaac`).
+    slaac: slaac::Slaac,
 }
 
 impl Engine {
@@ -396,6 +399,7 @@ impl Engine {
             reassembler: reassembly::Reassemblers::default(),
             rings: Box::new(rings::HeapRings),
             dhcp: None,
+            slaac: slaac::Slaac::new(seed),
         };
         engine.sync_config();
         engine
@@ -415,6 +419,7 @@ impl Engine {
 
     /// Runs a stackcmd string against the model and applies the result.
     pub(crate) fn run_cmd(&mut self, cmds: &str) -> Result<String, crate::cmd::CmdError> {
+        self.config.advance_clock(self.now);
         let result = self.config.run_observed(cmds, &self.observed());
         self.sync_config();
         self.forget_flushed_neighbors();
@@ -424,6 +429,7 @@ impl Engine {
     /// Runs one command, already split into words, against the model and
     /// applies the result.
     pub(crate) fn run_argv(&mut self, argv: &[String]) -> Result<String, crate::cmd::CmdError> {
+        self.config.advance_clock(self.now);
         let result = self.config.run_argv(argv, &self.observed());
         self.sync_config();
         self.forget_flushed_neighbors();
@@ -668,6 +674,7 @@ impl Engine {
         let packet = match frames::demux(frame) {
             frames::Demux::Packet(packet) => packet,
             frames::Demux::Neighbor => {
+                self.hear_neighbor_discovery(frame);
                 self.ingest_with_no_socket(frame);
                 // The neighbour cache may have learnt what a socket waits for.
                 self.tcp.wake_neighbor_waiters();
@@ -814,6 +821,7 @@ impl Engine {
         self.io.resend_due();
         self.tcp.wake_due(now);
         self.poll_datagrams();
+        self.poll_slaac();
         self.poll_dhcp();
         let mut serving = std::mem::take(&mut self.serving);
         self.tcp.take_dirty(&mut serving);
@@ -1098,7 +1106,7 @@ impl Engine {
     /// datagram sockets', loss recovery's, the DHCP client's and the
     /// interface's own.
     pub(crate) fn poll_delay(&mut self, now: Duration) -> Option<Duration> {
-        if self.tcp.has_dirty() || self.datagrams.has_dirty() {
+        if self.tcp.has_dirty() || self.datagrams.has_dirty() || self.slaac_news() {
             return Some(Duration::ZERO);
         }
         let interface = self
@@ -1111,6 +1119,8 @@ impl Engine {
             self.io.recovery.deadline(),
             self.time_waits.next_expiry(),
             self.dhcp.as_ref().and_then(|c| c.deadline()),
+            self.slaac.deadline(),
+            self.config.next_expiry(),
             interface,
         ]
         .into_iter()

@@ -33,6 +33,9 @@ impl Wire {
             2,
             Duration::ZERO,
         );
+        // No router solicitations among the frames these tests count.
+        a.set_accept_ra(false);
+        b.set_accept_ra(false);
         a.run_cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
             .unwrap();
         b.run_cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")

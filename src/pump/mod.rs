@@ -935,6 +935,9 @@ impl Pump {
                 #[cfg(test)]
                 Control::Panic => panic!("a pump bug, on purpose"),
                 Control::Cmd { cmds, reply } => {
+                    // Lifetimes shown count to this moment, not to the
+                    // engine's last turn, which may be long past.
+                    self.engine.set_clock(self.now());
                     let cmds = crate::cmd::split_commands(&cmds).into();
                     self.run_cmds(cmds, String::new(), reply);
                 }

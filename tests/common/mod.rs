@@ -443,7 +443,12 @@ pub fn udhcpd_peer(test: &str, switch: &Switch, dir: &TempDir, lease: u32) -> Op
         vnl = switch.vnl(),
         conf = conf.display()
     );
-    let mut peer = Namespace::run(&script).expect("unshare");
+    Some(started(Namespace::run(&script).expect("unshare"), "udhcpd"))
+}
+
+/// `peer` once its script printed `ready`, within 20 s; a panic with its
+/// standard error otherwise (`what` names it).
+pub fn started(mut peer: Namespace, what: &str) -> Namespace {
     let stdout = peer.child().stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -455,14 +460,14 @@ pub fn udhcpd_peer(test: &str, switch: &Switch, dir: &TempDir, lease: u32) -> Op
         }
     });
     match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(line) if line == "ready" => Some(peer),
+        Ok(line) if line == "ready" => peer,
         other => {
             let mut err = String::new();
             let _ = peer.child().kill();
             if let Some(mut stderr) = peer.child().stderr.take() {
                 let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
             }
-            panic!("the udhcpd peer did not start ({other:?}): {err}");
+            panic!("the {what} peer did not start ({other:?}): {err}");
         }
     }
 }

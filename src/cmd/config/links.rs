@@ -17,15 +17,15 @@ const ETHER_MIN_MTU: i32 = 68;
 
 /// The EUI-64 link-local address Linux derives from a MAC when a link comes up.
 fn link_local(mac: [u8; 6]) -> Ipv6Addr {
-    Ipv6Addr::from([
-        0xfe,
-        0x80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
+    eui64_address(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), mac)
+}
+
+/// The address in the /64 `prefix` whose interface identifier is the EUI-64
+/// of `mac` (Linux's default `addr_gen_mode`, for link-local and SLAAC
+/// addresses alike).
+pub(super) fn eui64_address(prefix: Ipv6Addr, mac: [u8; 6]) -> Ipv6Addr {
+    let mut bytes = prefix.octets();
+    bytes[8..].copy_from_slice(&[
         mac[0] ^ 0x02,
         mac[1],
         mac[2],
@@ -34,7 +34,8 @@ fn link_local(mac: [u8; 6]) -> Ipv6Addr {
         mac[3],
         mac[4],
         mac[5],
-    ])
+    ]);
+    Ipv6Addr::from(bytes)
 }
 
 impl State {
@@ -201,6 +202,7 @@ impl State {
     /// IPv6 coming up on a link: its automatic address (`::1` on lo, the EUI-64
     /// link-local elsewhere) and the prefix routes of all its addresses.
     fn ipv6_up(&mut self, index: u32) {
+        self.ipv6_starts += 1;
         let auto = match self.link(index).kind {
             LinkKind::Loopback => IfAddr {
                 addr: IpAddr::V6(Ipv6Addr::LOCALHOST),

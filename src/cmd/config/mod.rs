@@ -20,11 +20,14 @@
 //! - `addrs`: IPv4 and IPv6 addresses, their order, secondaries and limits;
 //! - `routes`: the main table, connected routes and route changes;
 //! - `neighbors`: the neighbour table's static entries;
+//! - `lifetimes`: addresses' and routes' lifetimes (SLAAC, `valid_lft`,
+//!   routers' routes), on a clock the caller sets;
 //! - `local`: the local table (own addresses, `lo`'s prefixes, broadcasts);
 //! - `lookup`: route lookup and source address selection;
 //! - `prefix`: the address arithmetic they all use.
 
 mod addrs;
+mod lifetimes;
 mod links;
 mod local;
 mod lookup;
@@ -37,12 +40,14 @@ use addrs::has_prefix_route;
 pub(super) use addrs::AddrReq;
 #[cfg(test)]
 pub(super) use addrs::{AddrChange, V4Slot};
+pub(crate) use lifetimes::{AddrTimes, Lifetime, RoutePref, RouterRoute};
 pub(super) use neighbors::NeighMode;
 pub(super) use prefix::{in_prefix, mask_v4};
 #[cfg(test)]
 pub(super) use routes::RoutePlace;
 pub(super) use routes::{RouteMode, RouteReq};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 /// How many addresses a stack holds, not counting the loopback's own
 /// `127.0.0.1/8` and `::1/128`. Linux has no such limit; this one only bounds
@@ -106,6 +111,8 @@ pub struct Link {
 pub enum RouteProto {
     /// A connected-prefix route the kernel added for an address on an up link.
     Kernel,
+    /// A default route a router advertisement gave (`proto ra`).
+    Ra,
     /// A route added with `ip route add` (iproute2's default protocol, "boot").
     Boot,
 }
@@ -347,6 +354,15 @@ pub(super) struct State {
     /// none until the first IPv4 route (an address's local route counts), and
     /// deleting or flushing routes fails until then.
     v4_table: bool,
+    /// The lifetimes of the addresses that have them (see `lifetimes`).
+    lifetimes: Vec<lifetimes::AddrLifetimes>,
+    /// The expiry, hop limit and preference of the routes that have them.
+    route_extras: Vec<lifetimes::RouteExtras>,
+    /// The model's clock, set by its caller: what lifetimes count from.
+    now: Duration,
+    /// How many times IPv6 started on a link (up, or the MTU back to 1280):
+    /// router discovery starts again each time, as Linux's does.
+    ipv6_starts: u64,
     /// The main table, kept in the order `ip route show` lists it.
     pub(super) routes: Vec<Route>,
     /// The neighbour entries made by `ip neigh`, oldest first.
@@ -395,6 +411,10 @@ impl State {
             lo_prefixes: Vec::new(),
             loopback6_added: false,
             v4_table: false,
+            lifetimes: Vec::new(),
+            route_extras: Vec::new(),
+            now: Duration::ZERO,
+            ipv6_starts: 0,
             routes: Vec::new(),
             neighbors: Vec::new(),
             flushed: Vec::new(),
@@ -571,10 +591,81 @@ impl NetConfig {
     pub(super) fn change<T>(&mut self, change: impl FnOnce(&mut State) -> T) -> T {
         let before = self.state.clone();
         let result = change(&mut self.state);
+        self.state.prune_lifetimes();
         if self.state != before {
             self.generation += 1;
         }
         result
+    }
+}
+
+// Time and what routers advertise (see `lifetimes`).
+impl NetConfig {
+    /// Moves the model's clock to `now` (a time on the caller's own clock,
+    /// which never goes back), and removes the addresses and routes whose
+    /// lifetime ran out by then. Lifetimes count from this clock: `ip addr
+    /// show` prints what is left of them. A model whose clock is never moved
+    /// stays at zero, and its lifetimes never run.
+    pub fn advance_clock(&mut self, now: Duration) {
+        self.state.now = self.state.now.max(now);
+        if self.state.next_expiry().is_some_and(|at| at <= now) {
+            self.change(|state| state.expire());
+        }
+    }
+
+    /// How many times IPv6 started on a link: router discovery starts again
+    /// when this moves.
+    pub(crate) fn ipv6_starts(&self) -> u64 {
+        self.state.ipv6_starts
+    }
+
+    /// The addresses under duplicate address detection (made by SLAAC, not
+    /// used until it ends): their links and themselves.
+    pub(crate) fn tentative(&self) -> Vec<(u32, IpAddr)> {
+        self.state.tentative().collect()
+    }
+
+    /// Whether `addr` on link `dev` is under duplicate address detection.
+    pub(crate) fn is_tentative(&self, dev: u32, addr: IpAddr) -> bool {
+        self.state.tentative().any(|t| t == (dev, addr))
+    }
+
+    /// Duplicate address detection of `addr` on link `dev` ended: the address
+    /// is used, or (`duplicate`) removed.
+    pub(crate) fn end_dad(&mut self, dev: u32, addr: IpAddr, duplicate: bool) {
+        self.change(|state| state.end_dad(dev, addr, duplicate));
+    }
+
+    /// When the next address or route runs out of lifetime, on the clock of
+    /// [`NetConfig::advance_clock`].
+    pub fn next_expiry(&self) -> Option<Duration> {
+        self.state.next_expiry()
+    }
+
+    /// A prefix a router advertised for autoconfiguration on link `dev`
+    /// (RFC 4862 5.5.3): the address made of it and the link's EUI-64,
+    /// created or refreshed.
+    pub(crate) fn autoconf(
+        &mut self,
+        dev: u32,
+        prefix: Ipv6Addr,
+        valid: Lifetime,
+        preferred: Lifetime,
+    ) {
+        self.change(|state| state.autoconf(dev, prefix, valid, preferred));
+    }
+
+    /// A route a router advertised on link `dev`, added, refreshed or (with
+    /// a lifetime of 0) removed.
+    pub(crate) fn router_route(
+        &mut self,
+        dev: u32,
+        route: RouterRoute,
+        lifetime: Lifetime,
+        hoplimit: Option<u8>,
+        pref: RoutePref,
+    ) {
+        self.change(|state| state.router_route(dev, route, lifetime, hoplimit, pref));
     }
 }
 

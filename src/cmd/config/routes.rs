@@ -171,7 +171,7 @@ fn route_order(a: &Route, b: &Route) -> Ordering {
 }
 
 /// The kernel route to the prefix of `a` through `dev`.
-fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
+pub(super) fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
     Route {
         kind: RouteType::Unicast,
         dst: network(a.addr, a.prefix_len),

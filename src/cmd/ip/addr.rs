@@ -8,7 +8,7 @@ use super::{
     pick, unknown_command, unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ADDR_USAGE,
     IFNAMSIZ,
 };
-use crate::cmd::config::{self, kernel, rtnl, AddrReq, State};
+use crate::cmd::config::{self, kernel, rtnl, AddrReq, Lifetime, State};
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{self, Family, Parsed};
 use crate::cmd::show::{self, LinkFilter, Style};
@@ -91,6 +91,11 @@ enum AddrKw {
     /// An address flag only IPv6 addresses take (iproute2 warns and ignores it for
     /// others); the stack does not implement it.
     Ipv6Flag,
+    /// `valid_lft` (true) or `preferred_lft` (false): `forever` or seconds.
+    Lifetime(bool),
+    /// `mngtmpaddr`: shown, with no other effect (the stack makes no
+    /// temporary addresses).
+    Mngtmpaddr,
     /// `nodad`: the stack does no duplicate address detection, so every address
     /// already behaves as if it were given.
     NoDad,
@@ -104,7 +109,6 @@ enum AddrKw {
 enum Value {
     None,
     Metric,
-    Lifetime(&'static str),
     Prefix,
     Address,
     Scope,
@@ -124,16 +128,8 @@ const ADDR_KEYWORDS: &[(&str, Match, AddrKw)] = &[
     ("metric", Prefix, AddrKw::Unsupported(Value::Metric)),
     ("priority", Prefix, AddrKw::Unsupported(Value::Metric)),
     ("preference", Prefix, AddrKw::Unsupported(Value::Metric)),
-    (
-        "valid_lft",
-        Prefix,
-        AddrKw::Unsupported(Value::Lifetime("valid_lft")),
-    ),
-    (
-        "preferred_lft",
-        Prefix,
-        AddrKw::Unsupported(Value::Lifetime("preferred_lft")),
-    ),
+    ("valid_lft", Prefix, AddrKw::Lifetime(true)),
+    ("preferred_lft", Prefix, AddrKw::Lifetime(false)),
     ("secondary", Exact, AddrKw::ReadOnlyFlag),
     ("temporary", Exact, AddrKw::ReadOnlyFlag),
     ("nodad", Exact, AddrKw::NoDad),
@@ -143,7 +139,7 @@ const ADDR_KEYWORDS: &[(&str, Match, AddrKw)] = &[
     ("deprecated", Exact, AddrKw::ReadOnlyFlag),
     ("tentative", Exact, AddrKw::ReadOnlyFlag),
     ("permanent", Exact, AddrKw::ReadOnlyFlag),
-    ("mngtmpaddr", Exact, AddrKw::Ipv6Flag),
+    ("mngtmpaddr", Exact, AddrKw::Mngtmpaddr),
     ("noprefixroute", Exact, AddrKw::Unsupported(Value::None)),
     ("autojoin", Exact, AddrKw::Unsupported(Value::None)),
     ("stable-privacy", Exact, AddrKw::ReadOnlyFlag),
@@ -169,7 +165,6 @@ fn check_value(args: &mut Args, check: Value, family: Family) -> Result<(), CmdE
     let valid = match check {
         Value::None => true,
         Value::Metric => parse::get_u32(value).is_some(),
-        Value::Lifetime(_) => value == "forever" || parse::get_u32(value).is_some(),
         Value::Scope => {
             SCOPES.contains(&value) || parse::get_unsigned(value).is_some_and(|n| n <= 255)
         }
@@ -187,7 +182,6 @@ fn check_value(args: &mut Args, check: Value, family: Family) -> Result<(), CmdE
     }
     Err(match check {
         Value::Metric => invarg("\"metric\" value is invalid\n", value),
-        Value::Lifetime(name) => invarg(&format!("{name} value"), value),
         _ => invarg("invalid scope value.", value),
     })
 }
@@ -226,6 +220,13 @@ fn addr_modify(
             state.apply_label(&change, label);
         }
         state.apply_addr(change);
+        // A new address takes the lifetimes given; one replaced or changed
+        // takes them, or forever, as the kernel does.
+        let given = args.lifetimes.is_some() || args.mngtmpaddr;
+        if !delete && (given || matches!(cmd, Cmd::Replace | Cmd::Change)) {
+            let (valid, preferred) = args.lifetimes.unwrap_or((None, None));
+            state.set_requested_lifetimes(&req, valid, preferred, args.mngtmpaddr);
+        }
         Ok(())
     };
     steps().map_err(|e: CmdError| CmdError::new(e.status(), format!("{warnings}{}", e.message())))
@@ -246,6 +247,11 @@ pub(crate) struct AddrArgs {
     pub(crate) brd: Option<Brd>,
     /// The label given (the last one, as the kernel reads it).
     pub(crate) label: Option<String>,
+    /// `valid_lft` and `preferred_lft`, if either was given (`None`:
+    /// forever).
+    pub(crate) lifetimes: Option<(Lifetime, Lifetime)>,
+    /// `mngtmpaddr` (IPv6 only).
+    pub(crate) mngtmpaddr: bool,
 }
 
 /// The parse step of `ip addr add|del` (and of the refused `change|replace`):
@@ -266,6 +272,9 @@ pub(crate) fn parse_addr(
     let mut dev: Option<&str> = None;
     let mut brd: Option<Brd> = None;
     let mut label: Option<&str> = None;
+    let mut valid_lft: Option<Lifetime> = None;
+    let mut preferred_lft: Option<Lifetime> = None;
+    let mut mngtmpaddr = false;
     // A keyword the stack cannot honour, refused once iproute2's own checks pass.
     let mut refused: Option<&str> = None;
     while let Some(word) = args.next() {
@@ -279,12 +288,30 @@ pub(crate) fn parse_addr(
             }
             Some((_, AddrKw::Dev)) => dev = Some(args.value()?),
             Some((_, AddrKw::Label)) => label = Some(args.value()?),
+            Some((_, AddrKw::Lifetime(valid))) => {
+                let name = if valid { "valid_lft" } else { "preferred_lft" };
+                let value = args.value()?;
+                let lifetime = match value {
+                    "forever" => None,
+                    _ => Some(
+                        parse::get_u32(value)
+                            .ok_or_else(|| invarg(&format!("{name} value"), value))?,
+                    ),
+                };
+                if valid {
+                    valid_lft = Some(lifetime);
+                } else {
+                    preferred_lft = Some(lifetime);
+                }
+            }
             Some((name, AddrKw::ReadOnlyFlag)) => {
                 warnings.push_str(&format!(
                     "Warning: {name} option is not mutable from userspace\n"
                 ));
             }
-            Some((name, AddrKw::Ipv6Flag | AddrKw::NoDad)) if family != Family::Inet6 => {
+            Some((name, AddrKw::Ipv6Flag | AddrKw::NoDad | AddrKw::Mngtmpaddr))
+                if family != Family::Inet6 =>
+            {
                 warnings.push_str(&format!(
                     "Warning: {name} option can be set only for IPv6 addresses\n"
                 ));
@@ -293,6 +320,7 @@ pub(crate) fn parse_addr(
                 refused.get_or_insert(name);
             }
             Some((_, AddrKw::NoDad)) => {}
+            Some((_, AddrKw::Mngtmpaddr)) => mngtmpaddr = true,
             Some((name, AddrKw::Unsupported(check))) => {
                 check_value(&mut args, check, family)?;
                 refused.get_or_insert(name);
@@ -320,6 +348,22 @@ pub(crate) fn parse_addr(
         }
     }
     let dev = find_link(dev).ok_or_else(|| cannot_find(dev))?;
+    let lifetimes = (valid_lft.is_some() || preferred_lft.is_some())
+        .then(|| (valid_lft.flatten(), preferred_lft.flatten()));
+    if let Some((valid, preferred)) = lifetimes {
+        // iproute2's own checks, before it asks the kernel.
+        if valid == Some(0) {
+            return Err(CmdError::new(1, "valid_lft is zero"));
+        }
+        let longer = match (valid, preferred) {
+            (Some(v), Some(p)) => p > v,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if longer {
+            return Err(CmdError::new(1, "preferred_lft is greater than valid_lft"));
+        }
+    }
     if let Some(name) = refused {
         return Err(unsupported(&format!("\"ip address ... {name}\"")));
     }
@@ -330,6 +374,8 @@ pub(crate) fn parse_addr(
         zero_length: local.zero_length,
         brd,
         label: label.map(str::to_string),
+        lifetimes,
+        mngtmpaddr,
     })
 }
 

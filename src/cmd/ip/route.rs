@@ -512,6 +512,7 @@ impl RouteSelector {
                 p == match r.proto {
                     RouteProto::Kernel => 2,
                     RouteProto::Boot => 3,
+                    RouteProto::Ra => 9,
                 }
             })
     }

@@ -547,6 +547,8 @@ fn addr_parse_reads_a_whole_request() {
             zero_length: false,
             brd: Some(Brd::Plus),
             label: None,
+            lifetimes: None,
+            mngtmpaddr: false,
         }
     );
     assert_eq!(warnings, "");
@@ -636,6 +638,8 @@ fn addr_args(family: Family, local: Option<Parsed>, brd: Option<Brd>) -> AddrArg
         zero_length: false,
         brd,
         label: None,
+        lifetimes: None,
+        mngtmpaddr: false,
     }
 }
 

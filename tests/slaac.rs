@@ -1,0 +1,735 @@
+//! IPv6 router discovery and SLAAC, as a fresh Linux namespace does them.
+//!
+//! In deterministic mode (`sim`), router advertisements made here byte by byte
+//! are fed to a stack on a virtual clock, and `ip -6 addr`/`ip -6 route` are
+//! read back: the address from the prefix and the MAC's EUI-64, its lifetimes
+//! counting down, deprecation, expiry, the router's default route and its
+//! removal with a router lifetime of 0, the two-hour rule, invalid
+//! advertisements ignored, and the solicitations the stack sends. Against a
+//! real router: radvd in a kernel namespace on a vde_switch (skipped where user
+//! namespaces are unavailable).
+
+use std::net::Ipv6Addr;
+use std::time::Duration;
+use vdestack::sim::SimStack;
+
+const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 9];
+const ROUTER: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+const PREFIX: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 0);
+/// What the stack makes of `PREFIX` and `MAC`.
+const ADDRESS: &str = "fd00:1::ff:fe00:1/64";
+
+/// On-link and autonomous.
+const LA: u8 = 0xc0;
+const FOREVER: u32 = u32::MAX;
+
+/// A Prefix Information option.
+fn prefix_option(prefix: Ipv6Addr, len: u8, flags: u8, valid: u32, preferred: u32) -> Vec<u8> {
+    let mut o = vec![3, 4, len, flags];
+    o.extend(valid.to_be_bytes());
+    o.extend(preferred.to_be_bytes());
+    o.extend([0; 4]);
+    o.extend(prefix.octets());
+    o
+}
+
+/// A router advertisement and how it travels.
+#[derive(Clone)]
+struct Ra {
+    src: Ipv6Addr,
+    ip_hop_limit: u8,
+    code: u8,
+    cur_hop_limit: u8,
+    /// The flags byte (M, O, Prf).
+    flags: u8,
+    router_lifetime: u16,
+    options: Vec<u8>,
+    corrupt_checksum: bool,
+}
+
+impl Ra {
+    /// From `ROUTER`, hop limit 64, as radvd sends them, with these options.
+    fn new(router_lifetime: u16, options: Vec<u8>) -> Ra {
+        Ra {
+            src: ROUTER,
+            ip_hop_limit: 255,
+            code: 0,
+            cur_hop_limit: 64,
+            flags: 0,
+            router_lifetime,
+            options,
+            corrupt_checksum: false,
+        }
+    }
+
+    fn frame(&self) -> Vec<u8> {
+        let mut icmp = vec![134, self.code, 0, 0, self.cur_hop_limit, self.flags];
+        icmp.extend(self.router_lifetime.to_be_bytes());
+        icmp.extend([0; 8]);
+        icmp.extend(&self.options);
+        let sum = checksum(self.src, ALL_NODES, &icmp) ^ u16::from(self.corrupt_checksum);
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        let mut f = vec![0x33, 0x33, 0, 0, 0, 1];
+        f.extend(ROUTER_MAC);
+        f.extend([0x86, 0xdd, 0x60, 0, 0, 0]);
+        f.extend((icmp.len() as u16).to_be_bytes());
+        f.extend([58, self.ip_hop_limit]);
+        f.extend(self.src.octets());
+        f.extend(ALL_NODES.octets());
+        f.extend(icmp);
+        f
+    }
+}
+
+/// The ICMPv6 checksum (RFC 4443 2.3).
+fn checksum(src: Ipv6Addr, dst: Ipv6Addr, icmp: &[u8]) -> u16 {
+    let mut data = Vec::new();
+    data.extend(src.octets());
+    data.extend(dst.octets());
+    data.extend((icmp.len() as u32).to_be_bytes());
+    data.extend([0, 0, 0, 58]);
+    data.extend(icmp);
+    if data.len() % 2 == 1 {
+        data.push(0);
+    }
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A stack with its interface up at time 0.
+fn stack() -> SimStack {
+    let mut s = SimStack::new("vde0", MAC, 7);
+    s.cmd("/bin/ip link set vde0 up").unwrap();
+    s.poll();
+    s
+}
+
+fn at(s: &mut SimStack, secs: u64) {
+    s.advance_to(Duration::from_secs(secs));
+    s.poll();
+    while s.take_frame().is_some() {}
+}
+
+fn feed(s: &mut SimStack, ra: &Ra) {
+    s.receive(&ra.frame());
+    s.poll();
+}
+
+fn show(s: &mut SimStack, cmd: &str) -> String {
+    s.cmd(&format!("/bin/ip {cmd}")).unwrap()
+}
+
+/// The address lines of `ip -6 addr show dev vde0` for `ADDRESS`.
+fn slaac_addr(s: &mut SimStack) -> Option<String> {
+    let out = show(s, "-6 addr show dev vde0");
+    let lines: Vec<&str> = out.lines().collect();
+    let i = lines.iter().position(|l| l.contains(ADDRESS))?;
+    Some(format!("{}\n{}", lines[i], lines[i + 1]))
+}
+
+fn standard_ra() -> Ra {
+    Ra::new(1800, prefix_option(PREFIX, 64, LA, 86400, 14400))
+}
+
+#[test]
+fn an_advertisement_gives_an_address_a_prefix_route_and_a_default_route() {
+    let mut s = stack();
+    at(&mut s, 2);
+    feed(&mut s, &standard_ra());
+    // Tentative for a second after its duplicate address detection
+    // solicitation: from ::, to the solicited-node group.
+    assert_eq!(
+        slaac_addr(&mut s).unwrap(),
+        format!(
+            "    inet6 {ADDRESS} scope global tentative dynamic mngtmpaddr \n       valid_lft 86400sec preferred_lft 14400sec"
+        )
+    );
+    let mut probes = 0;
+    while let Some(f) = s.take_frame() {
+        probes += usize::from(
+            f[..6] == [0x33, 0x33, 0xff, 0, 0, 1]
+                && f[22..38] == [0; 16]
+                && f[54] == 135
+                && f[62..78]
+                    == ADDRESS
+                        .trim_end_matches("/64")
+                        .parse::<Ipv6Addr>()
+                        .unwrap()
+                        .octets(),
+        );
+    }
+    assert_eq!(probes, 1);
+    at(&mut s, 3);
+    assert_eq!(
+        slaac_addr(&mut s).unwrap(),
+        format!(
+            "    inet6 {ADDRESS} scope global dynamic mngtmpaddr \n       valid_lft 86399sec preferred_lft 14399sec"
+        )
+    );
+    assert_eq!(
+        show(&mut s, "-6 route"),
+        "fd00:1::/64 dev vde0 proto kernel metric 256 expires 86399sec pref medium\n\
+         fe80::/64 dev vde0 proto kernel metric 256 pref medium\n\
+         default via fe80::1 dev vde0 proto ra metric 1024 expires 1799sec hoplimit 64 pref medium\n"
+    );
+    // The lifetimes count down on the stack's clock.
+    at(&mut s, 12);
+    assert_eq!(
+        slaac_addr(&mut s).unwrap(),
+        format!(
+            "    inet6 {ADDRESS} scope global dynamic mngtmpaddr \n       valid_lft 86390sec preferred_lft 14390sec"
+        )
+    );
+    let routes = show(&mut s, "-6 route");
+    assert!(routes.contains("metric 256 expires 86390sec"), "{routes}");
+    assert!(routes.contains("metric 1024 expires 1790sec"), "{routes}");
+    // The same in the other output forms.
+    let json = show(&mut s, "-j -6 addr show dev vde0");
+    assert!(
+        json.contains(
+            "{\"family\":\"inet6\",\"local\":\"fd00:1::ff:fe00:1\",\"prefixlen\":64,\
+             \"scope\":\"global\",\"dynamic\":true,\"mngtmpaddr\":true,\
+             \"valid_life_time\":86390,\"preferred_life_time\":14390}"
+        ),
+        "{json}"
+    );
+    let json = show(&mut s, "-j -6 route");
+    assert!(
+        json.contains(
+            "{\"dst\":\"default\",\"gateway\":\"fe80::1\",\"dev\":\"vde0\",\"protocol\":\"ra\",\
+             \"metric\":1024,\"flags\":[],\"expires\":1790,\"metrics\":[{\"hoplimit\":64}],\
+             \"pref\":\"medium\"}"
+        ),
+        "{json}"
+    );
+    let oneline = show(&mut s, "-o -6 addr show dev vde0");
+    assert!(
+        oneline.contains(&format!(
+            "2: vde0    inet6 {ADDRESS} scope global dynamic mngtmpaddr \\       valid_lft 86390sec preferred_lft 14390sec\n"
+        )),
+        "{oneline}"
+    );
+    // The stack routes by them: a connection to a global address asks for
+    // the router's hardware address.
+    s.tcp_connect("[2001:db8::1]:80".parse().unwrap()).unwrap();
+    s.poll();
+    let mut asked = false;
+    while let Some(f) = s.take_frame() {
+        asked |= f.len() >= 78 && f[54] == 135 && f[62..78] == ROUTER.octets();
+    }
+    assert!(asked, "no neighbour solicitation for the router");
+}
+
+#[test]
+fn addresses_are_deprecated_then_removed_and_routes_expire() {
+    let mut s = stack();
+    feed(&mut s, &Ra::new(30, prefix_option(PREFIX, 64, LA, 20, 10)));
+    at(&mut s, 11);
+    assert_eq!(
+        slaac_addr(&mut s).unwrap(),
+        format!(
+            "    inet6 {ADDRESS} scope global deprecated dynamic mngtmpaddr \n       valid_lft 9sec preferred_lft 0sec"
+        )
+    );
+    let json = show(&mut s, "-j -6 addr show dev vde0");
+    assert!(
+        json.contains("\"deprecated\":true,\"dynamic\":true"),
+        "{json}"
+    );
+    at(&mut s, 21);
+    assert_eq!(slaac_addr(&mut s), None);
+    let routes = show(&mut s, "-6 route");
+    assert!(!routes.contains("fd00:1::/64"), "{routes}");
+    assert!(routes.contains("default via fe80::1"), "{routes}");
+    at(&mut s, 31);
+    assert_eq!(
+        show(&mut s, "-6 route"),
+        "fe80::/64 dev vde0 proto kernel metric 256 pref medium\n"
+    );
+    // The engine woke for the expiries by itself.
+    assert!(s.poll_delay().is_none_or(|d| d > Duration::from_secs(60)));
+}
+
+#[test]
+fn a_router_lifetime_of_zero_removes_the_default_route_and_a_new_advertisement_refreshes() {
+    let mut s = stack();
+    feed(&mut s, &standard_ra());
+    at(&mut s, 100);
+    feed(&mut s, &standard_ra());
+    let routes = show(&mut s, "-6 route");
+    assert!(routes.contains("metric 1024 expires 1800sec"), "{routes}");
+    assert!(routes.contains("metric 256 expires 86400sec"), "{routes}");
+    assert!(slaac_addr(&mut s)
+        .unwrap()
+        .contains("valid_lft 86400sec preferred_lft 14400sec"));
+    feed(
+        &mut s,
+        &Ra::new(0, prefix_option(PREFIX, 64, LA, 86400, 14400)),
+    );
+    let routes = show(&mut s, "-6 route");
+    assert!(!routes.contains("default"), "{routes}");
+    assert!(slaac_addr(&mut s).is_some());
+    // A high preference is shown as such.
+    let mut high = Ra::new(600, Vec::new());
+    high.flags = 0x08;
+    feed(&mut s, &high);
+    let routes = show(&mut s, "-6 route");
+    assert!(
+        routes.contains("default via fe80::1 dev vde0 proto ra metric 1024 expires 600sec hoplimit 64 pref high"),
+        "{routes}"
+    );
+}
+
+#[test]
+fn an_advertisement_cannot_cut_a_valid_lifetime_below_two_hours() {
+    let mut s = stack();
+    feed(&mut s, &standard_ra());
+    at(&mut s, 1);
+    feed(
+        &mut s,
+        &Ra::new(1800, prefix_option(PREFIX, 64, LA, 60, 30)),
+    );
+    assert!(slaac_addr(&mut s)
+        .unwrap()
+        .contains("valid_lft 7200sec preferred_lft 30sec"));
+    // Below two hours left, a shorter lifetime is ignored; a longer one taken.
+    feed(
+        &mut s,
+        &Ra::new(1800, prefix_option(PREFIX, 64, LA, 60, 30)),
+    );
+    assert!(slaac_addr(&mut s).unwrap().contains("valid_lft 7200sec"));
+    feed(
+        &mut s,
+        &Ra::new(1800, prefix_option(PREFIX, 64, LA, FOREVER, FOREVER)),
+    );
+    assert_eq!(
+        slaac_addr(&mut s).unwrap(),
+        format!(
+            "    inet6 {ADDRESS} scope global mngtmpaddr \n       valid_lft forever preferred_lft forever"
+        )
+    );
+}
+
+#[test]
+fn invalid_advertisements_and_options_are_ignored() {
+    let mut s = stack();
+    let good = standard_ra();
+    let mut bad = Vec::new();
+    let mut r = good.clone();
+    r.ip_hop_limit = 254; // forwarded by a router: not from the link
+    bad.push(r);
+    let mut r = good.clone();
+    r.src = "fd00:9::1".parse().unwrap(); // not link-local
+    bad.push(r);
+    let mut r = good.clone();
+    r.corrupt_checksum = true;
+    bad.push(r);
+    let mut r = good.clone();
+    r.code = 1;
+    bad.push(r);
+    let mut r = good.clone();
+    r.options.extend([1, 0, 0, 0, 0, 0, 0, 0]); // an option of length 0
+    bad.push(r);
+    for ra in &bad {
+        feed(&mut s, ra);
+    }
+    assert_eq!(
+        show(&mut s, "-6 route"),
+        "fe80::/64 dev vde0 proto kernel metric 256 pref medium\n"
+    );
+    assert_eq!(slaac_addr(&mut s), None);
+    // Options that are ignored in an advertisement otherwise taken.
+    let mut options = prefix_option(PREFIX, 64, LA, 100, 200); // preferred > valid
+    options.extend(prefix_option("fe80::".parse().unwrap(), 64, LA, 100, 50));
+    options.extend(prefix_option("fd00:2::".parse().unwrap(), 48, LA, 100, 50));
+    options.extend([5, 1, 0, 0, 0, 0, 0x05, 0xdc]); // MTU 1500
+    feed(&mut s, &Ra::new(0, options));
+    assert_eq!(slaac_addr(&mut s), None);
+    // A /48 is on-link, but makes no address.
+    assert_eq!(
+        show(&mut s, "-6 route"),
+        "fd00:2::/48 dev vde0 proto kernel metric 256 expires 100sec pref medium\n\
+         fe80::/64 dev vde0 proto kernel metric 256 pref medium\n"
+    );
+    let addrs = show(&mut s, "-6 addr show dev vde0");
+    assert!(!addrs.contains("fd00:2"), "{addrs}");
+}
+
+#[test]
+fn an_address_another_node_claims_during_detection_is_removed() {
+    let mut s = stack();
+    feed(&mut s, &standard_ra());
+    assert!(slaac_addr(&mut s).unwrap().contains("tentative"));
+    // A neighbour advertisement for it from another node.
+    let target: Ipv6Addr = ADDRESS.trim_end_matches("/64").parse().unwrap();
+    let mut icmp = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
+    icmp.extend(target.octets());
+    let sum = checksum(ROUTER, ALL_NODES, &icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut f = vec![0x33, 0x33, 0, 0, 0, 1];
+    f.extend(ROUTER_MAC);
+    f.extend([0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend((icmp.len() as u16).to_be_bytes());
+    f.extend([58, 255]);
+    f.extend(ROUTER.octets());
+    f.extend(ALL_NODES.octets());
+    f.extend(icmp);
+    s.receive(&f);
+    s.poll();
+    assert_eq!(slaac_addr(&mut s), None);
+    // The router's prefix route stays, as on Linux.
+    let routes = show(&mut s, "-6 route");
+    assert!(
+        routes.contains("fd00:1::/64 dev vde0 proto kernel metric 256 expires"),
+        "{routes}"
+    );
+    at(&mut s, 5);
+    assert_eq!(slaac_addr(&mut s), None);
+}
+
+/// The router solicitations in what the stack sent, with the time each left.
+fn solicitations(s: &mut SimStack, until: u64) -> Vec<Duration> {
+    let mut sent = Vec::new();
+    let mut t = s.now();
+    while t <= Duration::from_secs(until) {
+        s.advance_to(t);
+        s.poll();
+        while let Some(f) = s.take_frame() {
+            let is_rs = f.len() > 54
+                && f[..6] == [0x33, 0x33, 0, 0, 0, 2]
+                && f[12..14] == [0x86, 0xdd]
+                && f[20] == 58
+                && f[21] == 255
+                && f[22..24] == [0xfe, 0x80]
+                && f[38..54] == "ff02::2".parse::<Ipv6Addr>().unwrap().octets()
+                && f[54] == 133;
+            if is_rs {
+                sent.push(t);
+            }
+        }
+        t += Duration::from_millis(10);
+    }
+    sent
+}
+
+#[test]
+fn the_interface_coming_up_sends_three_router_solicitations() {
+    let mut s = SimStack::new("vde0", MAC, 7);
+    assert!(solicitations(&mut s, 2).is_empty(), "down: none");
+    s.cmd("/bin/ip link set vde0 up").unwrap();
+    let up = s.now();
+    let sent = solicitations(&mut s, 15);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent[0] - up <= Duration::from_secs(1), "{sent:?}");
+    for pair in sent.windows(2) {
+        assert_eq!(pair[1] - pair[0], Duration::from_secs(4), "{sent:?}");
+    }
+    // Down and up again: solicited again; an advertisement stops them.
+    s.cmd("/bin/ip link set vde0 down; /bin/ip link set vde0 up")
+        .unwrap();
+    let first = solicitations(&mut s, 17);
+    assert_eq!(first.len(), 1, "{first:?}");
+    feed(&mut s, &standard_ra());
+    assert!(solicitations(&mut s, 30).is_empty());
+    assert!(slaac_addr(&mut s).is_some());
+}
+
+#[test]
+fn accept_ra_off_neither_solicits_nor_takes_advertisements() {
+    let mut s = SimStack::new("vde0", MAC, 7);
+    s.set_accept_ra(false);
+    s.cmd("/bin/ip link set vde0 up").unwrap();
+    assert!(solicitations(&mut s, 15).is_empty());
+    feed(&mut s, &standard_ra());
+    assert_eq!(slaac_addr(&mut s), None);
+    assert!(!show(&mut s, "-6 route").contains("default"));
+}
+
+mod common;
+
+use common::{Namespace, Switch, TempDir};
+use std::io::Read;
+use std::time::Instant;
+use vdestack::{Backend, Stack, TcpStream};
+
+/// A router peer on `switch`: a kernel namespace whose tap `vt0` has
+/// fd00:1::1/64, with radvd advertising fd00:1::/64 (on-link, autonomous;
+/// router lifetime 1800 s) and a TCP server on [fd00:1::1]:7000 that says
+/// `hello`. `None` (said on stderr) where no namespace can be made.
+fn radvd_peer(test: &str, switch: &Switch, dir: &TempDir) -> Option<Namespace> {
+    if !Namespace::available() {
+        eprintln!("SKIPPED {test}: unprivileged user namespaces are not available");
+        return None;
+    }
+    let conf = dir.path().join("radvd.conf");
+    std::fs::write(
+        &conf,
+        "interface vt0 {\n AdvSendAdvert on;\n MinRtrAdvInterval 3;\n MaxRtrAdvInterval 10;\n\
+         AdvDefaultLifetime 1800;\n AdvCurHopLimit 64;\n\
+         prefix fd00:1::/64 { AdvOnLink on; AdvAutonomous on; };\n};\n",
+    )
+    .unwrap();
+    let script = format!(
+        "vde_plug {vnl} tap://vt0 & \
+         i=0; until ip link set vt0 up 2>/dev/null; do \
+           i=$((i+1)); [ $i -gt 500 ] && {{ echo no tap >&2; exit 3; }}; sleep 0.01; done; \
+         ip link set lo up && ip addr add fd00:1::1/64 dev vt0 nodad || exit 5; \
+         sysctl -qw net.ipv6.conf.all.forwarding=1; \
+         i=0; until ip -6 addr show dev vt0 scope link | grep -q 'scope link $'; do \
+           i=$((i+1)); [ $i -gt 500 ] && exit 6; sleep 0.01; done; \
+         radvd -n -C {conf} -p {pid} -m stderr & \
+         socat TCP6-LISTEN:7000,bind=[fd00:1::1],reuseaddr,fork SYSTEM:'echo hello' & \
+         i=0; until [ -n \"$(ss -Hltn 'sport = :7000' 2>/dev/null)\" ]; do \
+           i=$((i+1)); [ $i -gt 500 ] && exit 4; sleep 0.01; done; \
+         echo ready; wait",
+        vnl = switch.vnl(),
+        conf = conf.display(),
+        pid = dir.path().join("radvd.pid").display(),
+    );
+    Some(common::started(
+        Namespace::run(&script).expect("unshare"),
+        "radvd",
+    ))
+}
+
+/// The stack's MAC, from `ip link show`.
+fn mac_of(stack: &Stack) -> String {
+    let shown = stack.cmd_output("/bin/ip link show dev vde0").unwrap();
+    shown
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC: {shown}"))
+        .to_string()
+}
+
+/// The address in fd00:1::/64 the EUI-64 of `mac` makes.
+fn eui64_in_prefix(mac: &str) -> Ipv6Addr {
+    let b: Vec<u8> = mac
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
+    let mut o = PREFIX.octets();
+    o[8..].copy_from_slice(&[b[0] ^ 2, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]]);
+    Ipv6Addr::from(o)
+}
+
+/// `text` with every number of seconds as `Nsec` and every JSON lifetime as
+/// `N`, so that outputs read at different moments compare.
+fn mask_seconds(text: &str) -> String {
+    text.split(' ')
+        .map(|w| match w.strip_suffix("sec") {
+            Some(n) if n.parse::<u32>().is_ok() => "Nsec",
+            _ => w,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The lines of `ip -6 addr show dev vde0` and `ip -6 route` that SLAAC
+/// makes, seconds masked, once the stack shows its address, past duplicate
+/// address detection, and a default route (polled, bounded).
+fn slaac_lines(stack: &Stack, address: Ipv6Addr) -> (String, Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = stack.cmd_output("/bin/ip -6 addr show dev vde0").unwrap();
+        let lines: Vec<&str> = shown.lines().collect();
+        let routes = stack.cmd_output("/bin/ip -6 route").unwrap();
+        // Linux's address is tentative for a second (DAD), ours never.
+        let found = lines
+            .iter()
+            .position(|l| l.contains(&format!("inet6 {address}/64 ")) && !l.contains("tentative"));
+        if let (Some(i), true) = (found, routes.contains("default")) {
+            let addr = mask_seconds(&format!("{}\n{}", lines[i], lines[i + 1]));
+            let routes = routes.lines().map(mask_seconds).collect();
+            return (addr, routes);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SLAAC address {address} after 30 s: {shown}{routes}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn radvd_in_a_kernel_namespace_configures_the_stack_as_linux() {
+    let test = "radvd_in_a_kernel_namespace_configures_the_stack_as_linux";
+    let switch = Switch::start();
+    let dir = TempDir::new("radvd");
+    let Some(_peer) = radvd_peer(test, &switch, &dir) else {
+        return;
+    };
+    let stack = Stack::new(&switch.vnl(), None).unwrap();
+    let mac = mac_of(&stack);
+    let address = eui64_in_prefix(&mac);
+    stack.cmd("/bin/ip link set vde0 up").unwrap();
+    let (addr, routes) = slaac_lines(&stack, address);
+    assert_eq!(
+        addr,
+        format!(
+            "    inet6 {address}/64 scope global dynamic mngtmpaddr \n       valid_lft Nsec preferred_lft Nsec"
+        )
+    );
+    let router = routes
+        .iter()
+        .find_map(|r| r.strip_prefix("default via ")?.split(' ').next())
+        .expect("a default route")
+        .to_string();
+    assert_eq!(
+        routes,
+        [
+            "fd00:1::/64 dev vde0 proto kernel metric 256 expires Nsec pref medium".to_string(),
+            "fe80::/64 dev vde0 proto kernel metric 256 pref medium".to_string(),
+            format!(
+                "default via {router} dev vde0 proto ra metric 1024 expires Nsec hoplimit 64 pref medium"
+            ),
+        ]
+    );
+    // Over the SLAAC address, to the router's.
+    let mut stream = TcpStream::connect(&stack, "[fd00:1::1]:7000").expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    assert_eq!(text, "hello\n");
+    assert_eq!(
+        stream.local_addr().unwrap().ip(),
+        std::net::IpAddr::V6(address)
+    );
+    drop(stream);
+    drop(stack);
+
+    // The oracle: a kernel stack with the same MAC on the same link.
+    if !common::kernel_available(test) {
+        return;
+    }
+    let kernel = Stack::builder()
+        .vnl(&switch.vnl())
+        .backend(Backend::Kernel)
+        .build()
+        .unwrap();
+    kernel
+        .cmd(&format!(
+            "/bin/ip link set vde0 address {mac}; /bin/ip link set vde0 up"
+        ))
+        .unwrap();
+    let (kernel_addr, kernel_routes) = slaac_lines(&kernel, address);
+    assert_eq!(addr, kernel_addr);
+    assert_eq!(routes, kernel_routes);
+}
+
+/// The two lines `ip addr show` prints for the address `cidr`.
+fn addr_lines(shown: &str, cidr: &str) -> Option<String> {
+    let lines: Vec<&str> = shown.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| l.contains(&format!(" {cidr} ")))?;
+    Some(format!("{}\n{}", lines[i], lines[i + 1]))
+}
+
+#[test]
+fn ip_addr_add_takes_lifetimes_as_linux_does() {
+    use vdestack::cmd::NetConfig;
+    let mut c = NetConfig::new("vde0", MAC);
+    c.run("/bin/ip link set vde0 up").unwrap();
+    c.advance_clock(Duration::from_secs(100));
+    c.run(
+        "/bin/ip addr add 10.9.9.9/24 dev vde0 valid_lft 100 preferred_lft 50; \
+         /bin/ip addr add 10.7.7.7/24 dev vde0 valid_lft 100 preferred_lft 0; \
+         /bin/ip addr add fd00:9::6/64 dev vde0 valid_lft 100 preferred_lft 0 mngtmpaddr; \
+         /bin/ip addr add fd00:9::5/64 dev vde0 valid_lft forever preferred_lft 50",
+    )
+    .unwrap();
+    // As Linux 6.18 printed them.
+    let shown = c.run("/bin/ip addr show dev vde0").unwrap();
+    assert_eq!(
+        addr_lines(&shown, "10.9.9.9/24").unwrap(),
+        "    inet 10.9.9.9/24 scope global dynamic vde0\n       valid_lft 100sec preferred_lft 50sec"
+    );
+    assert_eq!(
+        addr_lines(&shown, "10.7.7.7/24").unwrap(),
+        "    inet 10.7.7.7/24 scope global deprecated dynamic vde0\n       valid_lft 100sec preferred_lft 0sec"
+    );
+    let json = c.run("/bin/ip -j addr show dev vde0").unwrap();
+    assert!(
+        json.contains(
+            "{\"family\":\"inet\",\"local\":\"10.7.7.7\",\"prefixlen\":24,\"scope\":\"global\",\
+             \"deprecated\":true,\"dynamic\":true,\"label\":\"vde0\",\"valid_life_time\":100,\
+             \"preferred_life_time\":0}"
+        ),
+        "{json}"
+    );
+    assert!(
+        json.contains(
+            "{\"family\":\"inet6\",\"local\":\"fd00:9::6\",\"prefixlen\":64,\"scope\":\"global\",\
+             \"deprecated\":true,\"dynamic\":true,\"mngtmpaddr\":true,\"valid_life_time\":100,\
+             \"preferred_life_time\":0}"
+        ),
+        "{json}"
+    );
+    assert_eq!(
+        addr_lines(&shown, "fd00:9::6/64").unwrap(),
+        "    inet6 fd00:9::6/64 scope global deprecated dynamic mngtmpaddr \n       valid_lft 100sec preferred_lft 0sec"
+    );
+    assert_eq!(
+        addr_lines(&shown, "fd00:9::5/64").unwrap(),
+        "    inet6 fd00:9::5/64 scope global \n       valid_lft forever preferred_lft 50sec"
+    );
+    // iproute2's own refusals.
+    for (words, status, message) in [
+        (
+            "valid_lft 100",
+            1,
+            "preferred_lft is greater than valid_lft",
+        ),
+        (
+            "valid_lft 100 preferred_lft 200",
+            1,
+            "preferred_lft is greater than valid_lft",
+        ),
+        ("valid_lft 0", 1, "valid_lft is zero"),
+        (
+            "valid_lft abc",
+            255,
+            "Error: argument \"abc\" is wrong: valid_lft value",
+        ),
+    ] {
+        let e = c
+            .run(&format!("/bin/ip addr add fd00:9::7/64 dev vde0 {words}"))
+            .unwrap_err();
+        assert_eq!((e.status(), e.message()), (status, message), "{words}");
+    }
+    // The clock runs: what is valid no more goes, with its prefix route.
+    assert_eq!(c.next_expiry(), Some(Duration::from_secs(200)));
+    c.advance_clock(Duration::from_secs(200));
+    let shown = c.run("/bin/ip addr show dev vde0").unwrap();
+    assert_eq!(addr_lines(&shown, "10.9.9.9/24"), None);
+    assert_eq!(addr_lines(&shown, "10.7.7.7/24"), None);
+    assert_eq!(addr_lines(&shown, "fd00:9::6/64"), None);
+    assert!(addr_lines(&shown, "fd00:9::5/64")
+        .unwrap()
+        .contains("valid_lft forever preferred_lft 0sec"));
+    let routes = c.run("/bin/ip route; /bin/ip -6 route").unwrap();
+    assert!(!routes.contains("10.9.9.0/24"), "{routes}");
+    assert!(routes.contains("fd00:9::/64"), "{routes}");
+    // `replace` without lifetimes makes an address permanent again.
+    c.run("/bin/ip addr replace fd00:9::5/64 dev vde0").unwrap();
+    let shown = c.run("/bin/ip -j addr show dev vde0").unwrap();
+    assert!(
+        shown.contains(
+            "\"local\":\"fd00:9::5\",\"prefixlen\":64,\"scope\":\"global\",\
+             \"valid_life_time\":4294967295,\"preferred_life_time\":4294967295"
+        ),
+        "{shown}"
+    );
+}
