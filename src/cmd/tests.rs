@@ -653,6 +653,23 @@ fn addresses_and_routes_as_data() {
 // ---- lookups, against `ip route get` in the oracle ----
 
 #[test]
+fn a_deprecated_address_is_a_source_only_when_no_other_will_do() {
+    let mut cfg = fresh();
+    ok(
+        &mut cfg,
+        "/bin/ip link set vde0 up; \
+         /bin/ip addr add 2001:db8:1::1/48 dev vde0 preferred_lft 0; \
+         /bin/ip addr add 2001:db8:2::2/48 dev vde0",
+    );
+    // The deprecated 2001:db8:1::1 shares more of the destination's bits, but
+    // RFC 6724's rule 3 (avoid deprecated) comes before rule 8 (longest match).
+    let src = |cfg: &NetConfig, to| cfg.lookup(ip(to)).and_then(|h| h.src);
+    assert_eq!(src(&cfg, "2001:db8:1::9"), Some(ip("2001:db8:2::2")));
+    ok(&mut cfg, "/bin/ip addr del 2001:db8:2::2/48 dev vde0");
+    assert_eq!(src(&cfg, "2001:db8:1::9"), Some(ip("2001:db8:1::1")));
+}
+
+#[test]
 fn lookup_follows_linux() {
     let mut cfg = fresh();
     let hop = |dev, addr: &str, src: Option<&str>, local| NextHop {

@@ -32,20 +32,28 @@ impl State {
     }
 
     /// The source address for IPv6 traffic out of `dev` to `to`: same scope,
-    /// longest common prefix, as RFC 6724 prefers.
+    /// never one still under DAD, a preferred one before a deprecated one, then
+    /// the longest common prefix, as RFC 6724 (rules 2, 3 and 8) prefers.
     fn pick_src_v6(&self, dev: u32, to: Ipv6Addr) -> Option<IpAddr> {
         let rank = v6_rank(to);
-        let score = |a: &IfAddr| {
+        let score = |index: u32, a: &IfAddr| {
             let IpAddr::V6(x) = a.addr else { return None };
             if x.is_loopback() || v6_rank(x) != rank {
                 return None;
             }
-            Some((u128::from(x) ^ u128::from(to)).leading_zeros())
+            let times = self.addr_times(index, a);
+            if times.tentative {
+                return None;
+            }
+            Some((
+                !times.deprecated,
+                (u128::from(x) ^ u128::from(to)).leading_zeros(),
+            ))
         };
         let best_on = |l: &Link| {
-            let mut best: Option<(u32, IpAddr)> = None;
+            let mut best: Option<((bool, u32), IpAddr)> = None;
             for a in &l.addrs {
-                if let Some(s) = score(a) {
+                if let Some(s) = score(l.index, a) {
                     if best.is_none_or(|b| s > b.0) {
                         best = Some((s, a.addr));
                     }
