@@ -269,15 +269,22 @@ fn neighbours_flushed(backend: Backend) {
     let b = common::stack_on(Backend::Userspace, &switch.vnl());
     b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
         .expect("configure b");
-    let listener = vdestack::TcpListener::bind(&b, "0.0.0.0:7000").unwrap();
-    let conn = TcpStream::connect_timeout(
-        &a,
-        &"10.0.0.2:7000".parse().unwrap(),
-        Duration::from_secs(20),
-    )
-    .expect("connect");
-    drop(listener.accept().unwrap());
-    drop(conn);
+    // A datagram and its answer: nothing is left in flight to teach the
+    // neighbour again after the flush (a closing TCP connection's last
+    // segments would, on the kernel).
+    let server = UdpSocket::bind(&b, "10.0.0.2:7000").unwrap();
+    let client = UdpSocket::bind(&a, "10.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    client.send_to(b"ask", "10.0.0.2:7000").unwrap();
+    let mut buf = [0u8; 8];
+    let (_, from) = server.recv_from(&mut buf).expect("the question");
+    server.send_to(b"answer", from).unwrap();
+    client.recv_from(&mut buf).expect("the answer");
     let shown = a.cmd_output("/bin/ip neigh show dev vde0").unwrap();
     assert!(shown.contains("10.0.0.2 lladdr "), "{shown}");
     assert!(
