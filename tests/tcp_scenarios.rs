@@ -1009,3 +1009,32 @@ fn a_lone_segment_is_acknowledged_at_once() {
         wire.dump()
     );
 }
+
+/// After a loss, the receiver acknowledges each of the next segments at once
+/// (Linux's quick-ACK mode): the sender's window is small then, and an ACK that
+/// waited for a second segment (or, in a pump, for the end of a batch of
+/// frames) would delay its recovery, or stall it if that one ACK were lost.
+#[test]
+fn after_a_loss_each_segment_is_acknowledged_at_once() {
+    let mut wire = Wire::new(lose_segments(&[40]));
+    transfer(&mut wire, TOTAL, LIMIT, |_| true).expect("done");
+    // The ACK that the repair of segment 40 brought.
+    let repaired = wire
+        .first(|s| s.from == Side::A && s.ack.is_some_and(|a| a > 1 + 40 * MSS as u32))
+        .expect("the hole filled")
+        .ack
+        .unwrap();
+    let quick = (1..=16)
+        .map(|k| repaired + (k * MSS) as u32)
+        .filter(|&ack| {
+            wire.trace
+                .iter()
+                .any(|s| s.from == Side::A && s.len == 0 && s.ack == Some(ack))
+        })
+        .count();
+    assert!(
+        quick >= 15,
+        "{quick} of the 16 segments after the repair acknowledged one by one\n{}",
+        wire.dump()
+    );
+}

@@ -106,6 +106,10 @@ pub(crate) const TCP_BUFFER: usize = 64 * 1024;
 /// How long an ACK for a single segment may wait for a second one.
 const ACK_DELAY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(1);
 
+/// Segments acknowledged at once after a sign of loss (Linux's
+/// `TCP_MAX_QUICKACKS`).
+const QUICK_ACKS: u8 = 16;
+
 /// The addresses smoltcp's interface holds (its feature `iface-max-addr-count-8`).
 const IFACE_ADDRS: usize = 8;
 
@@ -218,6 +222,9 @@ struct Conn {
     /// The acknowledgement number and window of the last segment it sent: what
     /// its TIME-WAIT record answers with (see [`time_wait`]).
     last_ack: Option<(smoltcp::wire::TcpSeqNumber, u16)>,
+    /// Data segments still to acknowledge at once after a sign of loss
+    /// ([`Engine::acknowledge_quickly`]).
+    quick_acks: u8,
 }
 
 impl Conn {
@@ -258,6 +265,7 @@ impl Conn {
             lease: None,
             tx_pages: rings::TxPages::default(),
             last_ack: None,
+            quick_acks: 0,
         }
     }
 }
@@ -577,6 +585,15 @@ impl Engine {
         }
         self.io.recovery_on_ingress(&tcp);
         self.io.sack.on_ingress(&tcp);
+        let sent_before = self.io.segments_sent;
+        self.ingest_segment(frame, &tcp);
+        if tcp.carries_data() {
+            self.acknowledge_quickly(&tcp, self.io.segments_sent != sent_before);
+        }
+    }
+
+    /// Hands smoltcp a TCP segment the engine has looked at (see [`Engine::ingest`]).
+    fn ingest_segment(&mut self, frame: &[u8], tcp: &frames::TcpView) {
         if tcp.carries_data() {
             if self.peer_finished(tcp.segment) {
                 // Data beyond the peer's FIN: smoltcp would queue it after the
@@ -605,6 +622,43 @@ impl Engine {
             }
         }
         self.ingest_ready(frame);
+    }
+
+    /// Linux's quick-ACK mode (`tcp_enter_quickack_mode`): after a sign of loss
+    /// the receiver acknowledges each of the next segments at once, so that the
+    /// sender's recovery and its window's growth wait neither for a delayed ACK
+    /// (1 ms here, where a round trip may be a tenth of that) nor for the end of
+    /// a batch of frames (the pump's ACK then covers the whole batch, and one
+    /// ACK lost stalls a small window until a probe or the timer). The sign:
+    /// smoltcp answered the data segment `tcp` at once (`answered`), which it
+    /// does when it came out of order, filled a hole or was a duplicate (RFC
+    /// 5681, 4.2: the immediate ACKs a receiver owes). Outside that mode,
+    /// ACKs are smoltcp's: every second segment, at the next transmit.
+    fn acknowledge_quickly(&mut self, tcp: &frames::TcpView, answered: bool) {
+        let Some(handle) = self.tcp.lookup(&flow_of(tcp.segment)) else {
+            return;
+        };
+        let Some(entry) = self.tcp.get_mut(handle) else {
+            return;
+        };
+        if answered {
+            entry.conn.quick_acks = QUICK_ACKS;
+            // A delay of zero rather than none: smoltcp keeps a delayed-ACK
+            // timer started before this mode until it sends an ACK from its
+            // timer, and only a delay lets a second segment force it.
+            entry
+                .socket_mut()
+                .set_ack_delay(Some(smoltcp::time::Duration::ZERO));
+            return;
+        }
+        if entry.conn.quick_acks == 0 {
+            return;
+        }
+        entry.conn.quick_acks -= 1;
+        if entry.conn.quick_acks == 0 {
+            entry.socket_mut().set_ack_delay(Some(ACK_DELAY));
+        }
+        self.serve_connection(handle);
     }
 
     /// Hands smoltcp a neighbour's announcement of a new hardware address in a

@@ -512,13 +512,17 @@ impl FlowState {
     }
 
     /// Grows the window for `acked` bytes newly acknowledged: slow start below
-    /// the threshold (two segments an ACK at most), else one segment a window;
-    /// not while recovering from a loss.
+    /// the threshold, else one segment a window; not while recovering from a
+    /// loss.
     fn grow(&mut self, acked: usize) {
         let cwnd = self.window();
         let mss = self.smss();
         if self.ssthresh.is_none_or(|t| cwnd < t) {
-            self.cwnd = cwnd + acked.min(2 * mss);
+            // By every byte acknowledged, up to the threshold, as Linux's
+            // `tcp_slow_start` (RFC 3465's limit of two segments an ACK would
+            // make slow start linear here: a pump's ACK covers the batch of
+            // frames it read, often more than two segments).
+            self.cwnd = (cwnd + acked).min(self.ssthresh.unwrap_or(usize::MAX));
         } else if self.recover.is_none() {
             self.cwnd = cwnd + (mss * acked / cwnd).max(1);
         }
@@ -795,15 +799,21 @@ impl Recovery {
                 break;
             }
             room -= len;
-            flow.note_release(i, now);
-            let (expected, window) = (flow.expected, flow.our_window);
-            let mut frame = flow.kept[i].frame.clone();
-            if let Some(ack) = expected {
-                refresh(&mut frame, ack, window);
-                flow.acked_out = Some((ack, window));
-            }
-            out.push(frame);
+            Self::release_one(flow, i, now, out);
         }
+    }
+
+    /// Puts the held segment `i` on the wire, with the acknowledgement and
+    /// window this stack sends now.
+    fn release_one(flow: &mut FlowState, i: usize, now: Duration, out: &mut Vec<Vec<u8>>) {
+        flow.note_release(i, now);
+        let (expected, window) = (flow.expected, flow.our_window);
+        let mut frame = flow.kept[i].frame.clone();
+        if let Some(ack) = expected {
+            refresh(&mut frame, ack, window);
+            flow.acked_out = Some((ack, window));
+        }
+        out.push(frame);
     }
 
     /// Sends the kept segment `i` again, with the acknowledgement and window
@@ -991,11 +1001,20 @@ impl Recovery {
             return;
         }
         if flow.probe_at().is_some_and(|at| at <= now) {
-            flow.probed = true;
-            if let Some(target) = flow.probe_target() {
-                // A probe is no loss yet: the window stays.
-                Self::send_again(flow, target, now, out);
+            let held = flow.kept.iter().position(|k| !k.released);
+            match held.filter(|_| !flow.recovering()) {
+                // New data if there is some (smoltcp sent it within the
+                // peer's window; the congestion window held it): it probes
+                // as well and tells more (RFC 8985, 7.3).
+                Some(first_held) => Self::release_one(flow, first_held, now, out),
+                None => {
+                    if let Some(target) = flow.probe_target() {
+                        // A probe is no loss yet: the window stays.
+                        Self::send_again(flow, target, now, out);
+                    }
+                }
             }
+            flow.probed = true;
         }
     }
 }
