@@ -1969,11 +1969,13 @@ impl FrameIo {
         self.send_resent();
     }
 
-    /// Puts the segments recovery sends again on the wire.
+    /// Puts the segments recovery sends again on the wire, with the SACK
+    /// blocks of now (a kept copy has those of its first sending).
     fn send_resent(&mut self) {
         let mut resend = std::mem::take(&mut self.resend);
-        for frame in resend.drain(..) {
+        for mut frame in resend.drain(..) {
             self.segments_sent += 1;
+            self.sack.on_egress(&mut frame, self.mtu + 14);
             if !self.wire_up {
                 self.recycle(frame);
             } else if frame.len() > self.mtu + 14 {
@@ -2028,7 +2030,7 @@ impl FrameIo {
                 self.recovery.forget(&segment.flow);
                 self.sack.forget(&segment.flow);
             } else {
-                self.sack.on_egress(&mut frame);
+                self.sack.on_egress(&mut frame, self.mtu + 14);
                 // Loopback loses nothing: its segments are not kept.
                 let wire = frames::dst_mac(&frame) != Some(self.mac);
                 let verdict =
