@@ -1088,3 +1088,53 @@ fn data_segments_carry_sack_blocks() {
     let (_, again) = sends_of(&wire, 40);
     assert_eq!(again.len(), 1, "repaired once\n{}", wire.dump());
 }
+
+/// The window left after one loss, against the bytes in flight when it was
+/// found, with b's congestion controller named `name` (`TCP_CONGESTION`).
+fn window_after_a_loss(name: &str) -> (f64, Wire) {
+    let mut wire = Wire::new(lose_segments(&[60]));
+    let (server, client) = wire.connect(5000 * MS).expect("connected");
+    wire.b.set_congestion(client, name).unwrap();
+    let data = vec![7u8; 200 * MSS];
+    let (mut sent, mut before, mut after) = (0, (0, 0), None);
+    let until = wire.now + 100 * MS;
+    wire.run_until(until, |w| {
+        if sent < data.len() {
+            if let Ok(n) = w.b.send(client, &data[sent..]) {
+                sent += n;
+            }
+        }
+        let mut buf = [0u8; 65536];
+        while matches!(w.a.recv(server, &mut buf), Ok(n) if n > 0) {}
+        let (cwnd, in_flight) = w.b.congestion_window(client).unwrap();
+        if w.retransmissions().is_empty() {
+            before = (cwnd, in_flight);
+        } else if after.is_none() {
+            after = Some(cwnd);
+        }
+    });
+    let after = after.expect("a retransmission");
+    (after as f64 / before.1 as f64, wire)
+}
+
+/// CUBIC, the default (as on Linux), leaves 0.7 of the flight after a loss
+/// (RFC 9438's beta); NewReno, named with `TCP_CONGESTION`, half of it.
+#[test]
+fn cubic_by_default_and_reno_by_name() {
+    let (cubic, wire) = window_after_a_loss("cubic");
+    assert!(
+        (0.6..=0.75).contains(&cubic),
+        "CUBIC left {cubic:.2} of the flight\n{}",
+        wire.dump()
+    );
+    let (reno, wire) = window_after_a_loss("reno");
+    assert!(
+        (0.4..=0.55).contains(&reno),
+        "NewReno left {reno:.2} of the flight\n{}",
+        wire.dump()
+    );
+    let mut wire = Wire::new(|_| Fate::Deliver);
+    let (_, client) = wire.connect(5000 * MS).expect("connected");
+    let unknown = wire.b.set_congestion(client, "vegas").unwrap_err();
+    assert_eq!(unknown.raw_os_error(), Some(libc::ENOENT));
+}

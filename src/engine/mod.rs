@@ -1368,8 +1368,22 @@ impl Engine {
         if let Some(entry) = self.tcp.get_mut(handle) {
             entry.conn.options = *options;
             options.apply_tcp(entry.socket_mut());
+            if let Some(flow) = socket_flow(entry.socket()) {
+                self.io.recovery.set_congestion(flow, options.congestion);
+            }
             // A keep-alive deadline may have moved.
             self.tcp.mark(handle);
+        }
+    }
+
+    /// `TCP_CONGESTION` alone, for the simulation (the sockets' faces set it
+    /// with the other options, [`Engine::set_tcp_options`]).
+    pub(crate) fn set_congestion(&mut self, handle: TcpHandle, congestion: options::Congestion) {
+        if let Some(entry) = self.tcp.get_mut(handle) {
+            entry.conn.options.congestion = congestion;
+            if let Some(flow) = socket_flow(entry.socket()) {
+                self.io.recovery.set_congestion(flow, congestion);
+            }
         }
     }
 
@@ -1517,11 +1531,8 @@ impl Engine {
     pub(crate) fn tcp_stats(&self, handle: TcpHandle) -> Option<TcpStats> {
         let entry = self.tcp.get(handle)?;
         let socket = entry.socket();
-        let (local, remote) = (socket.local_endpoint(), socket.remote_endpoint());
-        let flow = local
-            .zip(remote)
-            .map(|(l, r)| (l.addr.into(), l.port, r.addr.into(), r.port));
-        let ip_header = match remote.map(|r| r.addr) {
+        let flow = socket_flow(socket);
+        let ip_header = match socket.remote_endpoint().map(|r| r.addr) {
             Some(IpAddress::Ipv6(_)) => 40,
             _ => 20,
         };
@@ -1694,6 +1705,15 @@ impl Engine {
         {
             self.embryos.remove(&(listener, handle));
         }
+        if let lifecycle::News::Connected | lifecycle::News::Accepted { .. } = verdict.news {
+            // The controller `TCP_CONGESTION` chose before the connection was
+            // made (or its listener's, for an accepted one).
+            if let Some(flow) = socket_flow(socket) {
+                self.io
+                    .recovery
+                    .set_congestion(flow, conn.options.congestion);
+            }
+        }
         if verdict.finished {
             self.forget(handle);
             return false;
@@ -1755,6 +1775,17 @@ fn fin_received(state: TcpState) -> bool {
 }
 
 /// The flow of a segment that came in: our address and port, then the peer's.
+/// The flow of a connected socket: its address and port, its peer's.
+fn socket_flow(socket: &tcp::Socket<'_>) -> Option<frames::Flow> {
+    let (local, remote) = (socket.local_endpoint()?, socket.remote_endpoint()?);
+    Some((
+        local.addr.into(),
+        local.port,
+        remote.addr.into(),
+        remote.port,
+    ))
+}
+
 fn flow_of(segment: frames::Segment) -> frames::Flow {
     (
         segment.dst.ip(),

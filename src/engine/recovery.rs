@@ -36,6 +36,7 @@
 //! retransmissions, bytes in flight).
 
 use super::frames::{self, EgressSegment, Flow, TcpPart, TcpView};
+use super::options::Congestion;
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, Ipv4Packet, Ipv6Packet, TcpPacket, TcpSeqNumber,
 };
@@ -162,6 +163,10 @@ struct FlowState {
     ssthresh: Option<usize>,
     /// The largest segment of data sent.
     mss: usize,
+    /// `TCP_CONGESTION` named reno: NewReno's window instead of CUBIC's.
+    reno: bool,
+    /// CUBIC's state (RFC 9438), unused under NewReno.
+    cubic: Cubic,
     /// The window and threshold before the last recovery began: what a
     /// recovery found spurious gives back.
     before_recovery: Option<(usize, Option<usize>)>,
@@ -505,18 +510,43 @@ impl FlowState {
         if self.recover.is_none() {
             self.recover = self.released_end();
             self.before_recovery = Some((self.window(), self.ssthresh));
-            let half = (self.released_flight() / 2).max(2 * self.smss());
-            self.ssthresh = Some(half);
-            self.cwnd = half;
+            let reduced = self.reduce();
+            self.ssthresh = Some(reduced);
+            self.cwnd = reduced;
         }
+    }
+
+    /// The slow-start threshold after a congestion event: half the flight for
+    /// NewReno (RFC 5681), 0.7 of it for CUBIC (RFC 9438, 4.6), which also
+    /// notes the window it reached; two segments at least.
+    fn reduce(&mut self) -> usize {
+        let flight = self.released_flight();
+        let mss = self.smss();
+        if self.reno {
+            return (flight / 2).max(2 * mss);
+        }
+        let cwnd = self.window() as f64;
+        // Fast convergence (4.7): a window that fell short of the last one
+        // gives up a little more of it to newer flows.
+        self.cubic.w_max = if cwnd < self.cubic.w_max {
+            cwnd * (1.0 + CUBIC_BETA) / 2.0
+        } else {
+            cwnd
+        };
+        self.cubic.epoch = None;
+        ((flight as f64 * CUBIC_BETA) as usize).max(2 * mss)
     }
 
     /// Grows the window for `acked` bytes newly acknowledged: slow start below
     /// the threshold, else one segment a window; not while recovering from a
     /// loss.
-    fn grow(&mut self, acked: usize) {
+    fn grow(&mut self, acked: usize, now: Duration) {
         let cwnd = self.window();
         let mss = self.smss();
+        if self.ssthresh.is_some_and(|t| cwnd >= t) && self.recover.is_none() && !self.reno {
+            self.cwnd = self.cubic_window(acked, now).min(MAX_KEPT);
+            return;
+        }
         if self.ssthresh.is_none_or(|t| cwnd < t) {
             // By every byte acknowledged, up to the threshold, as Linux's
             // `tcp_slow_start` (RFC 3465's limit of two segments an ACK would
@@ -528,6 +558,72 @@ impl FlowState {
         }
         // The window never needs to pass what the send ring can hold.
         self.cwnd = self.cwnd.min(MAX_KEPT);
+    }
+}
+
+/// CUBIC's multiplicative decrease (RFC 9438, 4.6).
+const CUBIC_BETA: f64 = 0.7;
+
+/// CUBIC's constant, in segments per cubed second (RFC 9438, 5).
+const CUBIC_C: f64 = 0.4;
+
+/// What CUBIC (RFC 9438) keeps between acknowledgements, in bytes.
+#[derive(Debug, Default)]
+struct Cubic {
+    /// The window before the last reduction (`W_max`).
+    w_max: f64,
+    /// When the current congestion-avoidance epoch began, the window then,
+    /// and the time the cubic function takes back to `w_max` (`K`, seconds).
+    epoch: Option<Duration>,
+    epoch_cwnd: f64,
+    k: f64,
+    /// The window NewReno would have (`W_est`, 4.3).
+    w_est: f64,
+}
+
+impl FlowState {
+    /// CUBIC's window in congestion avoidance after `acked` more bytes were
+    /// acknowledged (RFC 9438, 4.2 to 4.5): the cubic function of the time
+    /// since the epoch began, aimed a round trip ahead, or NewReno's estimate
+    /// if that is larger (the Reno-friendly region: on a short path, where the
+    /// cubic curve hardly moves in a round trip, that is what grows).
+    fn cubic_window(&mut self, acked: usize, now: Duration) -> usize {
+        let mss = self.smss() as f64;
+        let cwnd = self.window() as f64;
+        let cubic = &mut self.cubic;
+        if cubic.epoch.is_none() {
+            cubic.epoch = Some(now);
+            cubic.epoch_cwnd = cwnd;
+            cubic.w_est = cwnd;
+            cubic.k = if cwnd < cubic.w_max {
+                ((cubic.w_max - cwnd) / mss / CUBIC_C).cbrt()
+            } else {
+                0.0
+            };
+            if cubic.w_max < cwnd {
+                cubic.w_max = cwnd;
+            }
+        }
+        let since = now.saturating_sub(cubic.epoch.unwrap_or(now));
+        let rtt = self.srtt.unwrap_or(Duration::ZERO);
+        let w_cubic = |t: f64| mss * CUBIC_C * (t - cubic.k).powi(3) + cubic.w_max;
+        let now_cubic = w_cubic(since.as_secs_f64());
+        let target = w_cubic((since + rtt).as_secs_f64()).clamp(cwnd, 1.5 * cwnd);
+        // W_est grows by alpha segments a window: alpha makes CUBIC's average
+        // window NewReno's under the same losses, until W_est passes the
+        // window of the last reduction, then by one (4.3).
+        let alpha = if cubic.w_est >= cubic.epoch_cwnd.max(cubic.w_max) {
+            1.0
+        } else {
+            3.0 * (1.0 - CUBIC_BETA) / (1.0 + CUBIC_BETA)
+        };
+        cubic.w_est += alpha * mss * acked as f64 / cwnd;
+        let next = if now_cubic < cubic.w_est {
+            cubic.w_est
+        } else {
+            cwnd + (target - cwnd) * acked as f64 / cwnd
+        };
+        (next as usize).max(cwnd as usize)
     }
 }
 
@@ -715,7 +811,7 @@ impl Recovery {
                     }
                 }
             }
-            flow.grow(acked);
+            flow.grow(acked, now);
         } else if flow.peer_ack == Some(ack)
             && tcp.data_len == 0
             && !tcp.syn
@@ -896,6 +992,20 @@ impl Recovery {
         Egress::Send
     }
 
+    /// Chooses `flow`'s congestion controller (`TCP_CONGESTION`); a change
+    /// keeps the window and threshold, as Linux's does.
+    pub(crate) fn set_congestion(&mut self, flow: Flow, congestion: Congestion) {
+        if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&flow) {
+            return;
+        }
+        let state = self.flows.entry(flow).or_default();
+        let reno = congestion == Congestion::Reno;
+        if state.reno != reno {
+            state.reno = reno;
+            state.cubic = Cubic::default();
+        }
+    }
+
     /// What is known of `flow`'s sending side (`None` before the peer's first
     /// acknowledgement).
     pub(crate) fn stats(&self, flow: &Flow) -> Option<FlowStats> {
@@ -975,7 +1085,11 @@ impl Recovery {
             // RFC 5681: the threshold to half the flight, the window to one
             // segment; every segment not SACKed is lost.
             let mss = flow.smss();
-            flow.ssthresh = Some((flow.released_flight() / 2).max(2 * mss));
+            if flow.backoffs == 0 {
+                // Once per timeout episode (RFC 5681: not again for a
+                // retransmission lost in it).
+                flow.ssthresh = Some(flow.reduce());
+            }
             flow.cwnd = mss;
             flow.recover = flow.released_end();
             if flow.backoffs > 0 {

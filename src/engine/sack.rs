@@ -360,7 +360,10 @@ mod tests {
         assert_eq!(blocks_of(&data), [(1500, 1600), (1300, 1400), (1100, 1200)]);
         let eth = EthernetFrame::new_checked(&data[..]).unwrap();
         let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
-        assert_eq!(TcpPacket::new_checked(ip.payload()).unwrap().payload(), [9; 200]);
+        assert_eq!(
+            TcpPacket::new_checked(ip.payload()).unwrap().payload(),
+            [9; 200]
+        );
         // Within the MTU: room for one block only.
         let mut big = segment(false, 1, 1000, &[9; 1400], None);
         let room = big.len() + 4 + 8;
