@@ -1138,3 +1138,79 @@ fn cubic_by_default_and_reno_by_name() {
     let unknown = wire.b.set_congestion(client, "vegas").unwrap_err();
     assert_eq!(unknown.raw_os_error(), Some(libc::ENOENT));
 }
+
+/// Segment 30 arrives twice: the receiver acknowledges the copy at once with
+/// a D-SACK for it (RFC 2883: the first block, below the acknowledgement),
+/// and the sender sends nothing again.
+#[test]
+fn a_duplicate_is_reported_with_a_dsack() {
+    let mut wire = Wire::new(|s| {
+        if s.from == Side::B && s.is_segment(30) {
+            Fate::Twice
+        } else {
+            Fate::Deliver
+        }
+    });
+    transfer(&mut wire, TOTAL, LIMIT, |_| true).expect("done");
+    let (l, r) = (1 + 30 * MSS as u32, 1 + 31 * MSS as u32);
+    let dsack = wire
+        .first(|s| s.from == Side::A && s.sacks.first() == Some(&(l, r)))
+        .expect("a D-SACK");
+    assert!(dsack.ack.is_some_and(|ack| ack >= r), "{}", wire.dump());
+    let copy_at = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.is_segment(30))
+        .map(|s| s.at)
+        .next()
+        .unwrap();
+    assert!(
+        dsack.at <= copy_at + ONE_WAY + MS,
+        "reported when the copy came\n{}",
+        wire.dump()
+    );
+    assert!(wire.retransmissions().is_empty(), "{}", wire.dump());
+}
+
+/// Segment 40 comes after the five next: the sender retransmits it (three
+/// segments SACKed above it) and reduces its window; then the original fills
+/// the hole, the retransmission arrives as a copy, and the receiver's D-SACK
+/// tells the sender nothing was lost: the window comes back (RFC 3708, as
+/// Linux's undo), and RACK waits longer for reordering from then on.
+#[test]
+fn a_spurious_retransmission_is_undone() {
+    let mut wire = Wire::new(late_segment(40, 5));
+    let (server, client) = wire.connect(5000 * MS).expect("connected");
+    let data = vec![7u8; TOTAL];
+    let (mut sent, mut before, mut least, mut end) = (0, 0, usize::MAX, 0);
+    let until = wire.now + 100 * MS;
+    wire.run_until(until, |w| {
+        if sent < data.len() {
+            if let Ok(n) = w.b.send(client, &data[sent..]) {
+                sent += n;
+            }
+        }
+        let mut buf = [0u8; 65536];
+        while matches!(w.a.recv(server, &mut buf), Ok(n) if n > 0) {}
+        let (cwnd, _) = w.b.congestion_window(client).unwrap();
+        if w.retransmissions().is_empty() {
+            before = cwnd;
+        } else {
+            least = least.min(cwnd);
+            end = cwnd;
+        }
+    });
+    let (l, r) = (1 + 40 * MSS as u32, 1 + 41 * MSS as u32);
+    assert!(
+        wire.first(|s| s.from == Side::A && s.sacks.first() == Some(&(l, r)))
+            .is_some(),
+        "a D-SACK for the retransmission\n{}",
+        wire.dump()
+    );
+    assert!(least < before, "the window was reduced\n{}", wire.dump());
+    assert!(
+        end >= before,
+        "and given back: {before} then {end}\n{}",
+        wire.dump()
+    );
+}

@@ -584,11 +584,39 @@ impl Engine {
             self.note_reset(tcp.segment);
         }
         self.io.recovery_on_ingress(&tcp);
-        self.io.sack.on_ingress(&tcp);
+        let duplicate = self.io.sack.on_ingress(&tcp);
         let sent_before = self.io.segments_sent;
         self.ingest_segment(frame, &tcp);
         if tcp.carries_data() {
-            self.acknowledge_quickly(&tcp, self.io.segments_sent != sent_before);
+            let answered = self.io.segments_sent != sent_before;
+            if duplicate && !answered {
+                self.acknowledge_duplicate(frame, &tcp);
+            }
+            self.acknowledge_quickly(&tcp, answered || duplicate);
+        }
+    }
+
+    /// Acknowledges a segment whose data all came before, which smoltcp
+    /// answers at most once a second (its challenge ACK, RFC 5961's limit,
+    /// which Linux keeps for SYNs, RSTs and bad ACKs): the peer sent it again
+    /// because it saw no acknowledgement (a lost ACK, or a probe), and is
+    /// waiting for one, which carries a D-SACK (RFC 2883) telling it the
+    /// copy was not needed. The ACK is the last one the connection sent.
+    fn acknowledge_duplicate(&mut self, frame: &[u8], tcp: &frames::TcpView) {
+        let flow = flow_of(tcp.segment);
+        let Some(entry) = self.tcp.lookup(&flow).and_then(|h| self.tcp.get(h)) else {
+            return;
+        };
+        let (Some((ack, window)), Some(seq)) =
+            (entry.conn.last_ack, self.io.ack_sequence.highest(&flow))
+        else {
+            return;
+        };
+        let mut reply = self.io.pool.pop().unwrap_or_default();
+        if frames::write_tcp_ack_reply(&mut reply, frame, seq, ack, window) {
+            self.io.route(reply);
+        } else {
+            self.io.recycle(reply);
         }
     }
 

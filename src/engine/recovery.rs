@@ -110,6 +110,19 @@ impl Kept {
     }
 }
 
+/// The window before a recovery, and the retransmissions made in it that the
+/// peer has not reported as duplicates yet (Linux's `undo_marker` and
+/// `undo_retrans`).
+#[derive(Debug, Clone, Copy)]
+struct Undo {
+    cwnd: usize,
+    ssthresh: Option<usize>,
+    /// The acknowledgement when the recovery began: D-SACKs below it are of
+    /// older data.
+    marker: TcpSeqNumber,
+    retransmissions: usize,
+}
+
 /// What is known about one flow's sending side.
 #[derive(Debug, Default)]
 struct FlowState {
@@ -170,6 +183,12 @@ struct FlowState {
     /// The window and threshold before the last recovery began: what a
     /// recovery found spurious gives back.
     before_recovery: Option<(usize, Option<usize>)>,
+    /// What a recovery found spurious by D-SACKs gives back (see
+    /// [`FlowState::on_dsack`]); kept after the recovery ends, since the
+    /// D-SACKs come with the acknowledgements that end it.
+    undo: Option<Undo>,
+    /// When a D-SACK last widened RACK's reordering window.
+    dsack_at: Option<Duration>,
     /// A segment was delivered after one sent later (RFC 8985's
     /// `RACK.reordering_seen`), and quarter round trips RACK waits for
     /// reordering.
@@ -396,6 +415,37 @@ impl FlowState {
         }
     }
 
+    /// A D-SACK (RFC 2883) reported that the peer received `left..right`
+    /// twice: a retransmission of ours that was not needed (or the network
+    /// copied a segment). RACK's reordering window widens, at most once a
+    /// round trip (RFC 8985, 6.2 step 4); and once every retransmission of
+    /// the last recovery came back so, nothing was lost: the window's
+    /// reduction is undone (RFC 3708's use of D-SACK, as Linux's
+    /// `tcp_try_undo_dsack`).
+    fn on_dsack(&mut self, left: TcpSeqNumber, right: TcpSeqNumber, now: Duration) {
+        let round = self.srtt.unwrap_or(MIN_PROBE);
+        if self.dsack_at.is_none_or(|at| now >= at + round) {
+            self.reo_steps = (self.reo_steps + 1).min(MAX_REO_STEPS);
+            self.dsack_at = Some(now);
+        }
+        let mss = self.smss();
+        let Some(undo) = self.undo.as_mut().filter(|u| left >= u.marker) else {
+            return;
+        };
+        if undo.retransmissions == 0 {
+            return;
+        }
+        let segments = (right - left).div_ceil(mss).max(1);
+        undo.retransmissions = undo.retransmissions.saturating_sub(segments);
+        if undo.retransmissions == 0 {
+            let (cwnd, ssthresh) = (undo.cwnd, undo.ssthresh);
+            self.cwnd = self.window().max(cwnd);
+            self.ssthresh = ssthresh;
+            self.undo = None;
+            self.before_recovery = None;
+        }
+    }
+
     /// Marks what is lost now (RFC 6675's DupThresh, RACK, NewReno).
     fn detect_losses(&mut self, now: Duration) {
         let mut sacked_above = 0;
@@ -510,6 +560,12 @@ impl FlowState {
         if self.recover.is_none() {
             self.recover = self.released_end();
             self.before_recovery = Some((self.window(), self.ssthresh));
+            self.undo = self.peer_ack.map(|marker| Undo {
+                cwnd: self.window(),
+                ssthresh: self.ssthresh,
+                marker,
+                retransmissions: 0,
+            });
             let reduced = self.reduce();
             self.ssthresh = Some(reduced);
             self.cwnd = reduced;
@@ -826,6 +882,9 @@ impl Recovery {
                 }
             }
         }
+        if let Some((left, right)) = dsack(&tcp.sacks, ack) {
+            flow.on_dsack(left, right, now);
+        }
         for &(left, right) in tcp.sacks.iter().flatten() {
             let (left, right) = (TcpSeqNumber(left as i32), TcpSeqNumber(right as i32));
             if right <= ack || right <= left {
@@ -927,6 +986,9 @@ impl Recovery {
         kept.lost = false;
         flow.last_sent = now;
         flow.timing = None;
+        if let Some(undo) = flow.undo.as_mut() {
+            undo.retransmissions += 1;
+        }
         flow.retransmitted = flow.retransmitted.saturating_add(1);
         out.push(frame);
     }
@@ -1131,6 +1193,23 @@ impl Recovery {
             flow.probed = true;
         }
     }
+}
+
+/// The D-SACK block (RFC 2883, 4) among a segment's SACK blocks, if its
+/// first is one: below the acknowledgement `ack`, or within its second block.
+fn dsack(blocks: &[Option<(u32, u32)>], ack: TcpSeqNumber) -> Option<(TcpSeqNumber, TcpSeqNumber)> {
+    let seq = |n: u32| TcpSeqNumber(n as i32);
+    let (left, right) = blocks.first().copied().flatten()?;
+    let (left, right) = (seq(left), seq(right));
+    if right <= left {
+        return None;
+    }
+    let within_second = blocks
+        .get(1)
+        .copied()
+        .flatten()
+        .is_some_and(|(l, r)| seq(l) <= left && right <= seq(r));
+    (right <= ack || within_second).then_some((left, right))
 }
 
 /// Writes into `buf` a bare ACK made of the data segment `frame`: its

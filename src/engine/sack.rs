@@ -47,6 +47,11 @@ struct Received {
     permitted: bool,
     /// Ranges received, the latest first, not overlapping.
     ranges: Vec<(TcpSeqNumber, TcpSeqNumber)>,
+    /// The highest acknowledgement this stack sent.
+    acked: Option<TcpSeqNumber>,
+    /// Data that came a second time, to report once as the first block (a
+    /// D-SACK, RFC 2883).
+    duplicate: Option<(TcpSeqNumber, TcpSeqNumber)>,
 }
 
 /// The data that came out of order, per flow.
@@ -58,17 +63,18 @@ pub(crate) struct SackBlocks {
 
 impl SackBlocks {
     /// Notes the data an incoming segment carries, or the SACK permission of
-    /// a SYN.
-    pub(crate) fn on_ingress(&mut self, tcp: &TcpView) {
+    /// a SYN. True if all of its data had come before (it is then reported
+    /// as a D-SACK).
+    pub(crate) fn on_ingress(&mut self, tcp: &TcpView) -> bool {
         let (ours, theirs) = (tcp.segment.dst, tcp.segment.src);
         let key = (ours.ip(), ours.port(), theirs.ip(), theirs.port());
         if tcp.rst || (tcp.syn && !tcp.sack_permitted) {
             self.flows.remove(&key);
-            return;
+            return false;
         }
         if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&key) {
             if !tcp.syn {
-                return;
+                return false;
             }
             self.flows.clear();
         }
@@ -77,19 +83,35 @@ impl SackBlocks {
                 key,
                 Received {
                     permitted: true,
-                    ranges: Vec::new(),
+                    ..Received::default()
                 },
             );
-            return;
+            return false;
         }
         if tcp.data_len == 0 {
-            return;
+            return false;
         }
         let Some(flow) = self.flows.get_mut(&key) else {
-            return;
+            return false;
         };
+        let (seq, end) = (tcp.seq, tcp.seq + tcp.data_len);
+        // Data below the acknowledgement sent, or within a range received:
+        // it came before (RFC 2883, 4.1.1 and 4.1.2). What of it was before
+        // the acknowledgement is what is reported.
+        let below = flow.acked.filter(|&acked| seq < acked);
+        let again = match below {
+            Some(acked) => Some((seq, end.min(acked))),
+            None => flow
+                .ranges
+                .iter()
+                .any(|&(l, r)| l <= seq && end <= r)
+                .then_some((seq, end)),
+        };
+        if again.is_some() {
+            flow.duplicate = again;
+        }
         let ranges = &mut flow.ranges;
-        let (mut left, mut right) = (tcp.seq, tcp.seq + tcp.data_len);
+        let (mut left, mut right) = (seq, end);
         ranges.retain(|&(l, r)| {
             let touches = l <= right && r >= left;
             if touches {
@@ -100,6 +122,7 @@ impl SackBlocks {
         });
         ranges.insert(0, (left, right));
         ranges.truncate(MAX_RANGES);
+        again.is_some_and(|(l, r)| l == seq && r == end)
     }
 
     /// Forgets a flow that ended.
@@ -121,14 +144,24 @@ impl SackBlocks {
         let Some(flow) = self.flows.get_mut(&key).filter(|f| f.permitted) else {
             return;
         };
+        flow.acked = Some(flow.acked.map_or(ack, |a| a.max(ack)));
         flow.ranges.retain(|&(_, r)| r > ack);
-        let blocks: Vec<_> = flow
-            .ranges
-            .iter()
-            .copied()
-            .filter(|&(l, _)| l > ack)
-            .take(MAX_BLOCKS)
-            .collect();
+        let mut blocks = Vec::with_capacity(MAX_BLOCKS);
+        // A D-SACK goes first, once; the range around it, if above the
+        // acknowledgement, second (RFC 2883, 4).
+        if let Some((l, r)) = flow.duplicate.take() {
+            blocks.push((l, r));
+            if let Some(&around) = flow.ranges.iter().find(|&&(rl, rr)| rl <= l && r <= rr) {
+                if around.0 > ack {
+                    blocks.push(around);
+                }
+            }
+        }
+        for &(l, r) in &flow.ranges {
+            if l > ack && blocks.len() < MAX_BLOCKS && !blocks.contains(&(l, r)) {
+                blocks.push((l, r));
+            }
+        }
         write_sack(frame, &blocks, max_len);
     }
 }
