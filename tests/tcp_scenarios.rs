@@ -1093,10 +1093,31 @@ fn data_segments_carry_sack_blocks() {
 /// found, with b's congestion controller named `name` (`TCP_CONGESTION`).
 fn window_after_a_loss(name: &str) -> (f64, Wire) {
     let mut wire = Wire::new(lose_segments(&[60]));
+    let (mut before, mut after) = (0, None);
+    watch_window(&mut wire, 200 * MSS, name, |again, cwnd, in_flight| {
+        if !again {
+            before = in_flight;
+        } else if after.is_none() {
+            after = Some(cwnd);
+        }
+    });
+    let after = after.expect("a retransmission");
+    (after as f64 / before as f64, wire)
+}
+
+/// b, with the congestion controller named `name`, sends `total` bytes to a
+/// (which reads them) for 100 ms; after every step `watch` sees whether b sent
+/// anything again yet, its congestion window and its bytes in flight.
+fn watch_window(
+    wire: &mut Wire,
+    total: usize,
+    name: &str,
+    mut watch: impl FnMut(bool, usize, usize),
+) {
     let (server, client) = wire.connect(5000 * MS).expect("connected");
     wire.b.set_congestion(client, name).unwrap();
-    let data = vec![7u8; 200 * MSS];
-    let (mut sent, mut before, mut after) = (0, (0, 0), None);
+    let data = vec![7u8; total];
+    let mut sent = 0;
     let until = wire.now + 100 * MS;
     wire.run_until(until, |w| {
         if sent < data.len() {
@@ -1107,14 +1128,8 @@ fn window_after_a_loss(name: &str) -> (f64, Wire) {
         let mut buf = [0u8; 65536];
         while matches!(w.a.recv(server, &mut buf), Ok(n) if n > 0) {}
         let (cwnd, in_flight) = w.b.congestion_window(client).unwrap();
-        if w.retransmissions().is_empty() {
-            before = (cwnd, in_flight);
-        } else if after.is_none() {
-            after = Some(cwnd);
-        }
+        watch(!w.retransmissions().is_empty(), cwnd, in_flight);
     });
-    let after = after.expect("a retransmission");
-    (after as f64 / before.1 as f64, wire)
 }
 
 /// CUBIC, the default (as on Linux), leaves 0.7 of the flight after a loss
@@ -1180,20 +1195,9 @@ fn a_duplicate_is_reported_with_a_dsack() {
 #[test]
 fn a_spurious_retransmission_is_undone() {
     let mut wire = Wire::new(late_segment(40, 5));
-    let (server, client) = wire.connect(5000 * MS).expect("connected");
-    let data = vec![7u8; TOTAL];
-    let (mut sent, mut before, mut least, mut end) = (0, 0, usize::MAX, 0);
-    let until = wire.now + 100 * MS;
-    wire.run_until(until, |w| {
-        if sent < data.len() {
-            if let Ok(n) = w.b.send(client, &data[sent..]) {
-                sent += n;
-            }
-        }
-        let mut buf = [0u8; 65536];
-        while matches!(w.a.recv(server, &mut buf), Ok(n) if n > 0) {}
-        let (cwnd, _) = w.b.congestion_window(client).unwrap();
-        if w.retransmissions().is_empty() {
+    let (mut before, mut least, mut end) = (0, usize::MAX, 0);
+    watch_window(&mut wire, TOTAL, "cubic", |again, cwnd, _| {
+        if !again {
             before = cwnd;
         } else {
             least = least.min(cwnd);

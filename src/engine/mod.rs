@@ -27,9 +27,12 @@
 //! - loss recovery smoltcp lacks ([`recovery`]): segments kept until
 //!   acknowledged and sent again from the boundary as the peer's SACK blocks,
 //!   RACK, NewReno's partial acknowledgements, a tail-loss probe or a 200 ms-floor
-//!   timer find them lost; ACKs with every out-of-order range as SACK blocks
-//!   ([`sack`]), where smoltcp reports one; and ACKs stamped with the highest
-//!   sequence number sent (`frames::AckSequence`);
+//!   timer find them lost, and the congestion window (CUBIC or NewReno);
+//!   segments with every out-of-order range as SACK blocks and D-SACKs
+//!   ([`sack`]), where smoltcp reports one block in some ACKs; each segment
+//!   acknowledged at once for a while after a loss (Linux's quick-ACK mode);
+//!   and ACKs stamped with the highest sequence number sent
+//!   (`frames::AckSequence`);
 //! - IP fragmentation and reassembly for both families ([`ipv4_frag`],
 //!   [`ipv6_frag`], [`reassembly`]): smoltcp has none for IPv6, and its IPv4 one
 //!   holds 320 KiB of fixed buffers per stack; smoltcp's device claims the largest

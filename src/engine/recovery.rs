@@ -20,17 +20,23 @@
 //! - for a peer without SACK: the third duplicate ACK, and each partial
 //!   acknowledgement after it (NewReno, RFC 6582);
 //! - nothing came back for two round trips after the last segment (a tail-loss
-//!   probe sends the last segment again, RFC 8985);
+//!   probe sends the last segment again, or new data the window held back if
+//!   there is some, RFC 8985);
 //! - the retransmission timer expires (RFC 6298, Linux's form: the smoothed
 //!   round trip plus four deviations, 200 ms at least, doubling): then every
 //!   segment not SACKed counts as lost.
 //!
-//! Retransmissions keep packet conservation: an ACK that tells of N segments
-//! delivered lets at most N lost ones go again (one at least), so they never add
-//! to what the network holds. smoltcp's own congestion controller still halves
-//! its window on the peer's third duplicate ACK (see ARCHITECTURE.md's
-//! decisions). A retransmission smoltcp makes of a segment that is SACKed, or
-//! that the engine sent again less than a round trip ago, is dropped here.
+//! A D-SACK from the peer (RFC 2883: it received a segment twice) widens RACK's
+//! reordering window, and once the peer reported every retransmission of the
+//! last recovery so, the recovery's reduction of the window is undone.
+//!
+//! The congestion window is held here too (smoltcp's controller is set to
+//! none): retransmissions and new segments go while RFC 6675's pipe leaves room
+//! in it, and new segments beyond it wait in the engine. It grows and shrinks
+//! as the connection's `TCP_CONGESTION` says: CUBIC (RFC 9438) by default, as on
+//! Linux, or NewReno. A retransmission smoltcp makes of a segment that is held,
+//! SACKed, or that the engine sent again less than a round trip ago, is dropped
+//! here.
 //!
 //! It also keeps the per-flow figures `TCP_INFO` reports (round trip,
 //! retransmissions, bytes in flight).

@@ -16,7 +16,7 @@
 //! made to do). The first block is the one the latest segment fell in, as RFC
 //! 2018 asks.
 
-use super::frames::{Flow, TcpView};
+use super::frames::{Flow, TcpOptions, TcpView};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
     TcpSeqNumber,
@@ -229,24 +229,12 @@ fn write_sack(frame: &mut Vec<u8>, blocks: &[(TcpSeqNumber, TcpSeqNumber)], max_
     // The other options, as they were (timestamps, if any).
     let mut options = Vec::with_capacity(MAX_OPTIONS);
     let mut had_sack = false;
-    let mut rest = tcp.options();
-    while let Some(&kind) = rest.first() {
-        match kind {
-            0 => break,
-            1 => rest = &rest[1..],
-            _ => {
-                let Some(&len) = rest.get(1) else { return };
-                let len = usize::from(len);
-                if len < 2 || len > rest.len() {
-                    return;
-                }
-                if kind == 5 {
-                    had_sack = true;
-                } else {
-                    options.extend_from_slice(&rest[..len]);
-                }
-                rest = &rest[len..];
-            }
+    for option in TcpOptions(tcp.options()) {
+        let Ok(option) = option else { return };
+        if option[0] == 5 {
+            had_sack = true;
+        } else {
+            options.extend_from_slice(option);
         }
     }
     let data_len = l4_len - header_len;
