@@ -1218,3 +1218,34 @@ fn a_spurious_retransmission_is_undone() {
         wire.dump()
     );
 }
+
+/// Segment 20 is lost while the congestion window, not the receiver's, limits
+/// the flight: from the fast retransmission on, the sender goes on sending new
+/// data, about seven segments for every ten the receiver reports delivered
+/// (proportional rate reduction, RFC 6937, as Linux), rather than nothing
+/// until its flight has fallen to the reduced window (RFC 6675's pipe alone:
+/// none for the 8 ACKs of that millisecond).
+#[test]
+fn a_recovery_keeps_sending_in_proportion() {
+    let mut wire = Wire::new(lose_segments(&[20]));
+    transfer(&mut wire, 200 * MSS, LIMIT, |_| true).expect("done");
+    let (_, again) = sends_of(&wire, 20);
+    let retransmitted = again[0];
+    let news = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.len > 0 && !s.retransmission())
+        .filter(|s| retransmitted < s.at && s.at <= retransmitted + MS)
+        .count();
+    let acks = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::A && s.at + ONE_WAY > retransmitted)
+        .filter(|s| s.at + ONE_WAY <= retransmitted + MS)
+        .count();
+    assert!(
+        news * 10 >= acks * 5 && news * 10 <= acks * 9,
+        "{news} new segments for {acks} ACKs in the millisecond after the retransmission\n{}",
+        wire.dump()
+    );
+}

@@ -129,6 +129,18 @@ struct Undo {
     retransmissions: usize,
 }
 
+/// What proportional rate reduction (RFC 6937) counts in a recovery: the
+/// flight when it began (`RecoverFS`), the bytes the peer reported delivered
+/// and those sent since (`prr_delivered`, `prr_out`), and what the last ACK
+/// lets go still (`sndcnt`).
+#[derive(Debug, Clone, Copy)]
+struct Prr {
+    recover_fs: usize,
+    delivered: usize,
+    out: usize,
+    allowance: usize,
+}
+
 /// What is known about one flow's sending side.
 #[derive(Debug, Default)]
 struct FlowState {
@@ -193,6 +205,8 @@ struct FlowState {
     /// [`FlowState::on_dsack`]); kept after the recovery ends, since the
     /// D-SACKs come with the acknowledgements that end it.
     undo: Option<Undo>,
+    /// Proportional rate reduction during a recovery (RFC 6937).
+    prr: Option<Prr>,
     /// When a D-SACK last widened RACK's reordering window.
     dsack_at: Option<Duration>,
     /// A segment was delivered after one sent later (RFC 8985's
@@ -452,6 +466,49 @@ impl FlowState {
         }
     }
 
+    /// What may be sent now, retransmissions and new segments: what the
+    /// window leaves beyond the pipe (RFC 6675), or in a recovery what the
+    /// last ACK let go.
+    fn room(&mut self) -> usize {
+        match self.prr {
+            Some(prr) => prr.allowance,
+            None => self.window().saturating_sub(self.pipe()),
+        }
+    }
+
+    /// Counts `len` bytes sent against [`FlowState::room`].
+    fn spend(&mut self, len: usize) {
+        if let Some(prr) = self.prr.as_mut() {
+            prr.allowance = prr.allowance.saturating_sub(len);
+            prr.out += len;
+        }
+    }
+
+    /// In a recovery, an ACK reported `delivered` more bytes delivered:
+    /// what may be sent grows by the share the window keeps of them (RFC
+    /// 6937), so that the flight falls to the reduced window over the round
+    /// trip instead of nothing going until it has; once the flight is below
+    /// it, it grows back as slow start would, no faster than delivery
+    /// (PRR-SSRB).
+    fn proportional_reduction(&mut self, delivered: usize) {
+        let pipe = self.pipe();
+        let mss = self.smss();
+        let ssthresh = self.ssthresh.unwrap_or(self.cwnd);
+        let Some(prr) = self.prr.as_mut() else {
+            return;
+        };
+        prr.delivered += delivered;
+        let count = if pipe > ssthresh {
+            (prr.delivered * ssthresh)
+                .div_ceil(prr.recover_fs.max(1))
+                .saturating_sub(prr.out)
+        } else {
+            let limit = prr.delivered.saturating_sub(prr.out).max(delivered) + mss;
+            (ssthresh - pipe).min(limit)
+        };
+        prr.allowance = count;
+    }
+
     /// Marks what is lost now (RFC 6675's DupThresh, RACK, NewReno).
     fn detect_losses(&mut self, now: Duration) {
         let mut sacked_above = 0;
@@ -539,9 +596,9 @@ impl FlowState {
         });
         let i = self.kept.len() - 1;
         let earlier_held = i > 0 && !self.kept[i - 1].released;
-        let room = self.window().saturating_sub(self.pipe());
         // A zero window's probe goes: the peer's window, not ours, holds it.
-        if !earlier_held && (segment.len <= room || self.peer_window == 0) {
+        if !earlier_held && (segment.len <= self.room() || self.peer_window == 0) {
+            self.spend(segment.len);
             self.note_release(i, now);
             self.acked_out = segment.ack.map(|a| (a, segment.window)).or(self.acked_out);
             return Egress::Send;
@@ -571,6 +628,12 @@ impl FlowState {
                 ssthresh: self.ssthresh,
                 marker,
                 retransmissions: 0,
+            });
+            self.prr = Some(Prr {
+                recover_fs: self.released_flight(),
+                delivered: 0,
+                out: 0,
+                allowance: 0,
             });
             let reduced = self.reduce();
             self.ssthresh = Some(reduced);
@@ -823,6 +886,9 @@ impl Recovery {
         flow.peer_window = tcp.window;
         let advanced = flow.peer_ack.is_none_or(|last| ack > last);
         let mut lost_before = flow.kept.iter().any(|k| k.lost);
+        // Bytes this ACK reports delivered, cumulatively or SACKed (RFC
+        // 6937's DeliveredData).
+        let mut delivered = 0;
         if advanced {
             let acked = flow.peer_ack.map_or(0, |last| ack - last);
             flow.peer_ack = Some(ack);
@@ -849,6 +915,7 @@ impl Recovery {
                 flow.kept_bytes -= kept.frame.len();
                 if !kept.sacked && kept.released {
                     flow.delivered(kept.sent_at, kept.again, now);
+                    delivered += kept.len();
                 }
                 if self.spare.len() < MAX_SPARE {
                     self.spare.push(kept.frame);
@@ -865,6 +932,7 @@ impl Recovery {
                 if ack >= recover {
                     flow.recover = None;
                     flow.before_recovery = None;
+                    flow.prr = None;
                 } else if !flow.sack_ok {
                     // NewReno's partial acknowledgement: the next hole is lost.
                     if let Some(front) = flow.kept.front_mut().filter(|k| k.released) {
@@ -910,6 +978,7 @@ impl Recovery {
                 let kept = &mut flow.kept[i];
                 kept.sacked = true;
                 kept.lost = false;
+                delivered += kept.len();
                 flow.delivered(sent_at, again, now);
             }
         }
@@ -919,6 +988,7 @@ impl Recovery {
             if lost_now {
                 flow.enter_recovery();
             }
+            flow.proportional_reduction(delivered);
             // The first retransmission of a recovery goes whatever the window
             // (RFC 6675, step 4.3).
             Self::send_lost(flow, lost_now && !lost_before, now, out);
@@ -930,7 +1000,6 @@ impl Recovery {
     /// Sends again the segments found lost, oldest first, while the window
     /// has room (one at least if `first`).
     fn send_lost(flow: &mut FlowState, first: bool, now: Duration, out: &mut Vec<Vec<u8>>) {
-        let mut room = flow.window().saturating_sub(flow.pipe());
         let mut first = first;
         for i in 0..flow.kept.len() {
             let kept = &flow.kept[i];
@@ -938,28 +1007,27 @@ impl Recovery {
                 continue;
             }
             let len = kept.len();
-            if len > room && !first {
+            if len > flow.room() && !first {
                 break;
             }
             first = false;
-            room = room.saturating_sub(len);
+            flow.spend(len);
             Self::send_again(flow, i, now, out);
         }
     }
 
     /// Lets held segments go, in order, while the window has room.
     fn release(flow: &mut FlowState, now: Duration, out: &mut Vec<Vec<u8>>) {
-        let mut room = flow.window().saturating_sub(flow.pipe());
         for i in 0..flow.kept.len() {
             let kept = &flow.kept[i];
             if kept.released {
                 continue;
             }
             let len = kept.len();
-            if len > room {
+            if len > flow.room() {
                 break;
             }
-            room -= len;
+            flow.spend(len);
             Self::release_one(flow, i, now, out);
         }
     }
@@ -1160,6 +1228,8 @@ impl Recovery {
             }
             flow.cwnd = mss;
             flow.recover = flow.released_end();
+            // Slow start from one segment now, not a proportional reduction.
+            flow.prr = None;
             if flow.backoffs > 0 {
                 // A second timeout in a row: the receiver may have dropped what
                 // it SACKed (RFC 2018 lets it renege), so that goes again too.
