@@ -32,7 +32,8 @@
 //!
 //! The congestion window is held here too (smoltcp's controller is set to
 //! none): retransmissions and new segments go while RFC 6675's pipe leaves room
-//! in it, and new segments beyond it wait in the engine. It grows and shrinks
+//! in it (in a recovery, as proportional rate reduction lets them, RFC 6937),
+//! and new segments beyond it wait in the engine. It grows and shrinks
 //! as the connection's `TCP_CONGESTION` says: CUBIC (RFC 9438) by default, as on
 //! Linux, or NewReno. A retransmission smoltcp makes of a segment that is held,
 //! SACKed, or that the engine sent again less than a round trip ago, is dropped
