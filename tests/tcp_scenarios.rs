@@ -1249,3 +1249,67 @@ fn a_recovery_keeps_sending_in_proportion() {
         wire.dump()
     );
 }
+
+/// Slow start grows the window by every byte an ACK covers, as Linux's: with
+/// three ACKs in four lost, each one that arrives covering eight segments,
+/// the window still doubles each round trip (RFC 3465's two segments an ACK
+/// would make it grow by a quarter; a pump's ACK for a batch of frames is such
+/// a stretched ACK).
+#[test]
+fn slow_start_counts_every_byte_acknowledged() {
+    let mut acks = 0;
+    let mut wire = Wire::new(move |s| {
+        if s.from == Side::A && s.len == 0 && !s.syn && s.ack.is_some_and(|a| a > 1) {
+            acks += 1;
+            if acks % 4 != 0 {
+                return Fate::Drop;
+            }
+        }
+        Fate::Deliver
+    });
+    transfer(&mut wire, 200 * MSS, LIMIT, |_| true).expect("done");
+    let first = wire.first(|s| s.from == Side::B && s.len > 0).unwrap().at;
+    let by = first + 4 * 2 * ONE_WAY + MS;
+    let sent = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.len > 0 && !s.retransmission() && s.at <= by)
+        .count();
+    // 74 here; 40 with two segments an ACK at most.
+    assert!(
+        sent >= 60,
+        "{sent} segments sent in four round trips\n{}",
+        wire.dump()
+    );
+}
+
+/// The ACKs of the first ten segments (five) are lost while the congestion window
+/// holds the next ones back: the tail-loss probe two round trips later sends
+/// the first segment held back, not the tenth again (RFC 8985, 7.3: new data
+/// probes as well, and its ACK covers the ten), and nothing is sent twice.
+#[test]
+fn a_probe_sends_new_data_first() {
+    let mut dropped = 0;
+    let mut wire = Wire::new(move |s| {
+        let first_flight = s.ack.is_some_and(|a| a > 1 && a <= 1 + 10 * MSS as u32);
+        if s.from == Side::A && s.len == 0 && !s.syn && first_flight && dropped < 5 {
+            dropped += 1;
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    transfer(&mut wire, 100 * MSS, LIMIT, |_| true).expect("done");
+    let eleventh = wire
+        .first(|s| s.from == Side::B && s.is_segment(10))
+        .expect("the eleventh segment");
+    let tenth = wire
+        .first(|s| s.from == Side::B && s.is_segment(9))
+        .unwrap();
+    assert!(
+        eleventh.at >= tenth.at + 2 * 2 * ONE_WAY,
+        "the eleventh segment waited for the probe\n{}",
+        wire.dump()
+    );
+    assert!(wire.retransmissions().is_empty(), "{}", wire.dump());
+}
