@@ -1258,15 +1258,10 @@ fn a_recovery_keeps_sending_in_proportion() {
 #[test]
 fn slow_start_counts_every_byte_acknowledged() {
     let mut acks = 0;
-    let mut wire = Wire::new(move |s| {
-        if s.from == Side::A && s.len == 0 && !s.syn && s.ack.is_some_and(|a| a > 1) {
-            acks += 1;
-            if acks % 4 != 0 {
-                return Fate::Drop;
-            }
-        }
-        Fate::Deliver
-    });
+    let mut wire = Wire::new(lose_acks(move |s| {
+        acks += usize::from(s.ack.is_some_and(|a| a > 1));
+        s.ack.is_some_and(|a| a > 1) && acks % 4 != 0
+    }));
     transfer(&mut wire, 200 * MSS, LIMIT, |_| true).expect("done");
     let first = wire.first(|s| s.from == Side::B && s.len > 0).unwrap().at;
     let by = first + 4 * 2 * ONE_WAY + MS;
@@ -1290,15 +1285,11 @@ fn slow_start_counts_every_byte_acknowledged() {
 #[test]
 fn a_probe_sends_new_data_first() {
     let mut dropped = 0;
-    let mut wire = Wire::new(move |s| {
+    let mut wire = Wire::new(lose_acks(move |s| {
         let first_flight = s.ack.is_some_and(|a| a > 1 && a <= 1 + 10 * MSS as u32);
-        if s.from == Side::A && s.len == 0 && !s.syn && first_flight && dropped < 5 {
-            dropped += 1;
-            Fate::Drop
-        } else {
-            Fate::Deliver
-        }
-    });
+        dropped += usize::from(first_flight);
+        first_flight && dropped <= 5
+    }));
     transfer(&mut wire, 100 * MSS, LIMIT, |_| true).expect("done");
     let eleventh = wire
         .first(|s| s.from == Side::B && s.is_segment(10))
@@ -1312,4 +1303,15 @@ fn a_probe_sends_new_data_first() {
         wire.dump()
     );
     assert!(wire.retransmissions().is_empty(), "{}", wire.dump());
+}
+
+/// Drops a's pure ACKs (not its SYN) that `lose` picks.
+fn lose_acks(mut lose: impl FnMut(&Seen) -> bool + 'static) -> impl FnMut(&Seen) -> Fate {
+    move |s| {
+        if s.from == Side::A && s.len == 0 && !s.syn && lose(s) {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    }
 }
