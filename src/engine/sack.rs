@@ -146,23 +146,31 @@ impl SackBlocks {
         };
         flow.acked = Some(flow.acked.map_or(ack, |a| a.max(ack)));
         flow.ranges.retain(|&(_, r)| r > ack);
-        let mut blocks = Vec::with_capacity(MAX_BLOCKS);
+        // On the stack: this runs for every segment sent.
+        let mut blocks = [(TcpSeqNumber(0), TcpSeqNumber(0)); MAX_BLOCKS];
+        let mut count = 0;
+        let mut add = |block| {
+            if count < MAX_BLOCKS && !blocks[..count].contains(&block) {
+                blocks[count] = block;
+                count += 1;
+            }
+        };
         // A D-SACK goes first, once; the range around it, if above the
         // acknowledgement, second (RFC 2883, 4).
         if let Some((l, r)) = flow.duplicate.take() {
-            blocks.push((l, r));
+            add((l, r));
             if let Some(&around) = flow.ranges.iter().find(|&&(rl, rr)| rl <= l && r <= rr) {
                 if around.0 > ack {
-                    blocks.push(around);
+                    add(around);
                 }
             }
         }
         for &(l, r) in &flow.ranges {
-            if l > ack && blocks.len() < MAX_BLOCKS && !blocks.contains(&(l, r)) {
-                blocks.push((l, r));
+            if l > ack {
+                add((l, r));
             }
         }
-        write_sack(frame, &blocks, max_len);
+        write_sack(frame, &blocks[..count], max_len);
     }
 }
 
