@@ -160,6 +160,9 @@ struct Wire {
     /// A segment held back (`Fate::Behind`): its side, how many data segments
     /// it still waits for, its bytes.
     held: Option<(Side, usize, Vec<u8>)>,
+    /// Frames to a arrive together at the next multiple of this, as a pump
+    /// reads a batch of frames before it sends anything.
+    batches_to_a: Option<Duration>,
 }
 
 impl Wire {
@@ -187,6 +190,7 @@ impl Wire {
             fault: Box::new(fault),
             strip_sack: false,
             held: None,
+            batches_to_a: None,
         }
     }
 
@@ -226,7 +230,12 @@ impl Wire {
             let start = (*free).max(wire.now);
             let on_wire = Duration::from_nanos((frame.len() as f64 * 1e3 / BYTES_PER_US) as u64);
             *free = start + on_wire;
-            let arrival = *free + wire.one_way;
+            let mut arrival = *free + wire.one_way;
+            if let Some(batch) = wire.batches_to_a.filter(|_| to == Side::A) {
+                let batch = batch.as_nanos();
+                let nanos = arrival.as_nanos().div_ceil(batch) * batch;
+                arrival = Duration::from_nanos(nanos as u64);
+            }
             wire.in_flight.insert((arrival, wire.sent), (to, frame));
         };
         match fate {
@@ -1314,4 +1323,35 @@ fn lose_acks(mut lose: impl FnMut(&Seen) -> bool + 'static) -> impl FnMut(&Seen)
             Fate::Deliver
         }
     }
+}
+
+/// a reads frames in batches of a millisecond, as a pump does: smoltcp then
+/// sends one ACK for each batch. After a loss, and for a while (256 segments),
+/// every second segment is acknowledged at once inside the batch, as Linux
+/// does always: a batch's one ACK lost would leave the sender's small window
+/// waiting for a probe or the timer.
+#[test]
+fn after_a_loss_batches_are_acknowledged_every_second_segment() {
+    let mut wire = Wire::new(lose_segments(&[40]));
+    wire.batches_to_a = Some(MS);
+    transfer(&mut wire, 200 * MSS, LIMIT, |_| true).expect("done");
+    let repaired = sends_of(&wire, 40).1[0];
+    let after = |s: &&Seen| s.at > repaired + 10 * MS;
+    let data = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.len > 0)
+        .filter(after)
+        .count();
+    let acks = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::A && s.len == 0 && !s.fin)
+        .filter(after)
+        .count();
+    assert!(
+        acks * 10 >= data * 4,
+        "{acks} ACKs for {data} segments\n{}",
+        wire.dump()
+    );
 }

@@ -113,6 +113,10 @@ const ACK_DELAY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(
 /// `TCP_MAX_QUICKACKS`).
 const QUICK_ACKS: u8 = 16;
 
+/// Segments after those during which every second one is still acknowledged
+/// at once: under 1% loss or more, the time between losses.
+const LOSSY_SEGMENTS: u16 = 256;
+
 /// The addresses smoltcp's interface holds (its feature `iface-max-addr-count-8`).
 const IFACE_ADDRS: usize = 8;
 
@@ -225,15 +229,20 @@ struct Conn {
     /// The acknowledgement number and window of the last segment it sent: what
     /// its TIME-WAIT record answers with (see [`time_wait`]).
     last_ack: Option<(smoltcp::wire::TcpSeqNumber, u16)>,
-    /// Data segments still to acknowledge at once after a sign of loss
-    /// ([`Engine::acknowledge_quickly`]).
+    /// Data segments still to acknowledge at once after a sign of loss, and
+    /// then every second one ([`Engine::acknowledge_quickly`]); data segments
+    /// in order since the connection last sent one.
     quick_acks: u8,
+    lossy: u16,
+    unacknowledged: u8,
 }
 
 impl Conn {
     /// Remembers what the last segment it sent acknowledged (none sent: kept).
     fn note_sent(&mut self, segment: Option<frames::EgressSegment>) {
         if let Some(segment) = segment.filter(|s| !s.rst) {
+            // Every segment it sends carries its acknowledgement.
+            self.unacknowledged = 0;
             if let Some(ack) = segment.ack {
                 self.last_ack = Some((ack, segment.window));
             }
@@ -269,6 +278,8 @@ impl Conn {
             tx_pages: rings::TxPages::default(),
             last_ack: None,
             quick_acks: 0,
+            lossy: 0,
+            unacknowledged: 0,
         }
     }
 }
@@ -663,8 +674,15 @@ impl Engine {
     /// ACK lost stalls a small window until a probe or the timer). The sign:
     /// smoltcp answered the data segment `tcp` at once (`answered`), which it
     /// does when it came out of order, filled a hole or was a duplicate (RFC
-    /// 5681, 4.2: the immediate ACKs a receiver owes). Outside that mode,
-    /// ACKs are smoltcp's: every second segment, at the next transmit.
+    /// 5681, 4.2: the immediate ACKs a receiver owes).
+    ///
+    /// After those 16, and for [`LOSSY_SEGMENTS`] more, every second segment
+    /// is acknowledged at once, as Linux acknowledges always (RFC 9293,
+    /// SHLD-19). Outside a lossy while, ACKs are smoltcp's: every second
+    /// segment, but at the next transmit, which in a pump comes after the
+    /// whole batch of frames it read: fewer ACK frames for the switch to carry
+    /// in bulk, where none is lost; under loss, a batch's one ACK lost, and the
+    /// probe's, cost a timeout (traces of slow runs under 5% loss).
     fn acknowledge_quickly(&mut self, tcp: &frames::TcpView, answered: bool) {
         let Some(handle) = self.tcp.lookup(&flow_of(tcp.segment)) else {
             return;
@@ -674,6 +692,7 @@ impl Engine {
         };
         if answered {
             entry.conn.quick_acks = QUICK_ACKS;
+            entry.conn.lossy = LOSSY_SEGMENTS;
             // A delay of zero rather than none: smoltcp keeps a delayed-ACK
             // timer started before this mode until it sends an ACK from its
             // timer, and only a delay lets a second segment force it.
@@ -682,14 +701,22 @@ impl Engine {
                 .set_ack_delay(Some(smoltcp::time::Duration::ZERO));
             return;
         }
-        if entry.conn.quick_acks == 0 {
+        if entry.conn.quick_acks > 0 {
+            entry.conn.quick_acks -= 1;
+            if entry.conn.quick_acks == 0 {
+                entry.socket_mut().set_ack_delay(Some(ACK_DELAY));
+            }
+            return self.serve_connection(handle);
+        }
+        if entry.conn.lossy == 0 {
             return;
         }
-        entry.conn.quick_acks -= 1;
-        if entry.conn.quick_acks == 0 {
-            entry.socket_mut().set_ack_delay(Some(ACK_DELAY));
+        entry.conn.lossy -= 1;
+        entry.conn.unacknowledged = entry.conn.unacknowledged.saturating_add(1);
+        if entry.conn.unacknowledged >= 2 {
+            // smoltcp owes an ACK at once (more than a segment unacknowledged).
+            self.serve_connection(handle);
         }
-        self.serve_connection(handle);
     }
 
     /// Hands smoltcp a neighbour's announcement of a new hardware address in a
