@@ -30,7 +30,8 @@
 //!   timer find them lost, and the congestion window (CUBIC or NewReno);
 //!   segments with every out-of-order range as SACK blocks and D-SACKs
 //!   ([`sack`]), where smoltcp reports one block in some ACKs; each segment
-//!   acknowledged at once for a while after a loss (Linux's quick-ACK mode);
+//!   acknowledged at once for a while after a loss (Linux's quick-ACK mode),
+//!   then every second one for longer;
 //!   and ACKs stamped with the highest sequence number sent
 //!   (`frames::AckSequence`);
 //! - IP fragmentation and reassembly for both families ([`ipv4_frag`],
