@@ -270,13 +270,11 @@ impl FlowState {
             .sum()
     }
 
-    /// Bytes on the wire and not acknowledged: lost, SACKed or not.
+    /// Bytes on the wire and not cumulatively acknowledged, lost, SACKed or
+    /// not: RFC 5681's FlightSize, which a reduction halves (SACKed bytes left
+    /// out, a window of a few segments with three SACKed fell to a third).
     fn released_flight(&self) -> usize {
-        self.kept
-            .iter()
-            .filter(|k| k.released && !k.sacked)
-            .map(Kept::len)
-            .sum()
+        self.kept.iter().filter(|k| k.released).map(Kept::len).sum()
     }
 
     /// Bytes sent and not yet acknowledged.
