@@ -477,6 +477,26 @@ impl SimStack {
         self.conn(socket)?.set_nagle_enabled(!on);
         Ok(())
     }
+
+    /// `TCP_CONGESTION`: `cubic` (the default) or `reno`; `ENOENT` for any
+    /// other name, as Linux for a controller it does not have.
+    pub fn set_congestion(&mut self, socket: SimSocket, name: &str) -> io::Result<()> {
+        let congestion = crate::engine::Congestion::from_name(name.as_bytes())
+            .ok_or_else(|| errno(libc::ENOENT))?;
+        let handle = self.handle(socket)?;
+        self.engine.set_congestion(handle, congestion);
+        Ok(())
+    }
+
+    /// The congestion window (`tcpi_snd_cwnd`, in bytes here) and the bytes
+    /// sent and not acknowledged of a connection.
+    pub fn congestion_window(&self, socket: SimSocket) -> io::Result<(usize, usize)> {
+        let stats = self
+            .engine
+            .tcp_stats(self.handle(socket)?)
+            .ok_or_else(|| errno(libc::ENOTCONN))?;
+        Ok((stats.flow.flight_peak, stats.flow.in_flight))
+    }
 }
 
 /// Stacks on an in-memory hub (every frame reaches every other stack) with one

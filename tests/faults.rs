@@ -190,8 +190,8 @@ impl FaultyNet {
         let sw_a = Switch::start();
         let sw_b = Switch::start();
         let wire = Wirefilter::start(&sw_a, &sw_b, faults);
-        let a = Stack::new(&sw_a.vnl(), None).expect("stack a");
-        let b = Stack::new(&sw_b.vnl(), None).expect("stack b");
+        let a = stack_on(&sw_a, "a");
+        let b = stack_on(&sw_b, "b");
         a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
             .expect("configure a");
         b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
@@ -204,6 +204,18 @@ impl FaultyNet {
             _sw_a: sw_a,
         }
     }
+}
+
+/// A stack on `switch`; with `VDESTACK_FAULTS_PCAP=DIR` in the environment, its
+/// frames are captured in `DIR/NAME.pcap` (to look at a slow run with tcpdump).
+fn stack_on(switch: &Switch, name: &str) -> Stack {
+    let mut builder = Stack::builder().vnl(&switch.vnl());
+    if let Some(dir) = std::env::var_os("VDESTACK_FAULTS_PCAP") {
+        builder = builder.pcap(std::path::Path::new(&dir).join(format!("{name}.pcap")));
+    }
+    builder
+        .build()
+        .unwrap_or_else(|e| panic!("stack {name}: {e}"))
 }
 
 /// Throughput in MB/s (1e6 bytes).

@@ -160,6 +160,9 @@ struct Wire {
     /// A segment held back (`Fate::Behind`): its side, how many data segments
     /// it still waits for, its bytes.
     held: Option<(Side, usize, Vec<u8>)>,
+    /// Frames to a arrive together at the next multiple of this, as a pump
+    /// reads a batch of frames before it sends anything.
+    batches_to_a: Option<Duration>,
 }
 
 impl Wire {
@@ -187,6 +190,7 @@ impl Wire {
             fault: Box::new(fault),
             strip_sack: false,
             held: None,
+            batches_to_a: None,
         }
     }
 
@@ -226,7 +230,12 @@ impl Wire {
             let start = (*free).max(wire.now);
             let on_wire = Duration::from_nanos((frame.len() as f64 * 1e3 / BYTES_PER_US) as u64);
             *free = start + on_wire;
-            let arrival = *free + wire.one_way;
+            let mut arrival = *free + wire.one_way;
+            if let Some(batch) = wire.batches_to_a.filter(|_| to == Side::A) {
+                let batch = batch.as_nanos();
+                let nanos = arrival.as_nanos().div_ceil(batch) * batch;
+                arrival = Duration::from_nanos(nanos as u64);
+            }
             wire.in_flight.insert((arrival, wire.sent), (to, frame));
         };
         match fate {
@@ -1006,6 +1015,343 @@ fn a_lone_segment_is_acknowledged_at_once() {
         acked <= sent + ONE_WAY + 2 * MS,
         "acknowledged {:?} after it arrived\n{}",
         acked - sent - ONE_WAY,
+        wire.dump()
+    );
+}
+
+/// After a loss, the receiver acknowledges each of the next segments at once
+/// (Linux's quick-ACK mode): the sender's window is small then, and an ACK that
+/// waited for a second segment (or, in a pump, for the end of a batch of
+/// frames) would delay its recovery, or stall it if that one ACK were lost.
+#[test]
+fn after_a_loss_each_segment_is_acknowledged_at_once() {
+    let mut wire = Wire::new(lose_segments(&[40]));
+    transfer(&mut wire, TOTAL, LIMIT, |_| true).expect("done");
+    // The ACK that the repair of segment 40 brought.
+    let repaired = wire
+        .first(|s| s.from == Side::A && s.ack.is_some_and(|a| a > 1 + 40 * MSS as u32))
+        .expect("the hole filled")
+        .ack
+        .unwrap();
+    let quick = (1..=16)
+        .map(|k| repaired + (k * MSS) as u32)
+        .filter(|&ack| {
+            wire.trace
+                .iter()
+                .any(|s| s.from == Side::A && s.len == 0 && s.ack == Some(ack))
+        })
+        .count();
+    assert!(
+        quick >= 15,
+        "{quick} of the 16 segments after the repair acknowledged one by one\n{}",
+        wire.dump()
+    );
+}
+
+/// Data both ways on one connection: b sends in bulk and loses a segment,
+/// while a sends small messages. a's data segments carry the SACK blocks its
+/// receiving side calls for (smoltcp puts none in data segments), so that b
+/// learns of the data beyond the hole from them as from pure ACKs.
+#[test]
+fn data_segments_carry_sack_blocks() {
+    let mut wire = Wire::new(lose_segments(&[40]));
+    let (server, client) = wire.connect(5000 * MS).expect("connected");
+    let bulk: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+    let mut sent = 0;
+    let mut message_at = Duration::ZERO;
+    let until = wire.now + 200 * MS;
+    wire.run_until(until, |w| {
+        if sent < bulk.len() {
+            if let Ok(n) = w.b.send(client, &bulk[sent..]) {
+                sent += n;
+            }
+        }
+        // 100 bytes every millisecond: segments with room for options.
+        if w.now >= message_at + MS {
+            message_at = w.now;
+            let _ = w.a.send(server, &[1; 100]);
+        }
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = w.a.recv(server, &mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        while let Ok(n) = w.b.recv(client, &mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    let hole = 1 + 40 * MSS as u32;
+    let with_blocks = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::A && s.len > 0 && s.ack == Some(hole) && !s.sacks.is_empty())
+        .count();
+    assert!(
+        with_blocks > 0,
+        "a's data segments report the data beyond the hole\n{}",
+        wire.dump()
+    );
+    let (_, again) = sends_of(&wire, 40);
+    assert_eq!(again.len(), 1, "repaired once\n{}", wire.dump());
+}
+
+/// The window left after one loss, against the bytes in flight when it was
+/// found, with b's congestion controller named `name` (`TCP_CONGESTION`).
+fn window_after_a_loss(name: &str) -> (f64, Wire) {
+    let mut wire = Wire::new(lose_segments(&[60]));
+    let (mut before, mut after) = (0, None);
+    watch_window(&mut wire, 200 * MSS, name, |again, cwnd, in_flight| {
+        if !again {
+            before = in_flight;
+        } else if after.is_none() {
+            after = Some(cwnd);
+        }
+    });
+    let after = after.expect("a retransmission");
+    (after as f64 / before as f64, wire)
+}
+
+/// b, with the congestion controller named `name`, sends `total` bytes to a
+/// (which reads them) for 100 ms; after every step `watch` sees whether b sent
+/// anything again yet, its congestion window and its bytes in flight.
+fn watch_window(
+    wire: &mut Wire,
+    total: usize,
+    name: &str,
+    mut watch: impl FnMut(bool, usize, usize),
+) {
+    let (server, client) = wire.connect(5000 * MS).expect("connected");
+    wire.b.set_congestion(client, name).unwrap();
+    let data = vec![7u8; total];
+    let mut sent = 0;
+    let until = wire.now + 100 * MS;
+    wire.run_until(until, |w| {
+        if sent < data.len() {
+            if let Ok(n) = w.b.send(client, &data[sent..]) {
+                sent += n;
+            }
+        }
+        let mut buf = [0u8; 65536];
+        while matches!(w.a.recv(server, &mut buf), Ok(n) if n > 0) {}
+        let (cwnd, in_flight) = w.b.congestion_window(client).unwrap();
+        watch(!w.retransmissions().is_empty(), cwnd, in_flight);
+    });
+}
+
+/// CUBIC, the default (as on Linux), leaves 0.7 of the flight after a loss
+/// (RFC 9438's beta); NewReno, named with `TCP_CONGESTION`, half of it.
+#[test]
+fn cubic_by_default_and_reno_by_name() {
+    let (cubic, wire) = window_after_a_loss("cubic");
+    assert!(
+        (0.6..=0.75).contains(&cubic),
+        "CUBIC left {cubic:.2} of the flight\n{}",
+        wire.dump()
+    );
+    let (reno, wire) = window_after_a_loss("reno");
+    assert!(
+        (0.4..=0.55).contains(&reno),
+        "NewReno left {reno:.2} of the flight\n{}",
+        wire.dump()
+    );
+    let mut wire = Wire::new(|_| Fate::Deliver);
+    let (_, client) = wire.connect(5000 * MS).expect("connected");
+    let unknown = wire.b.set_congestion(client, "vegas").unwrap_err();
+    assert_eq!(unknown.raw_os_error(), Some(libc::ENOENT));
+}
+
+/// Segment 30 arrives twice: the receiver acknowledges the copy at once with
+/// a D-SACK for it (RFC 2883: the first block, below the acknowledgement),
+/// and the sender sends nothing again.
+#[test]
+fn a_duplicate_is_reported_with_a_dsack() {
+    let mut wire = Wire::new(|s| {
+        if s.from == Side::B && s.is_segment(30) {
+            Fate::Twice
+        } else {
+            Fate::Deliver
+        }
+    });
+    transfer(&mut wire, TOTAL, LIMIT, |_| true).expect("done");
+    let (l, r) = (1 + 30 * MSS as u32, 1 + 31 * MSS as u32);
+    let dsack = wire
+        .first(|s| s.from == Side::A && s.sacks.first() == Some(&(l, r)))
+        .expect("a D-SACK");
+    assert!(dsack.ack.is_some_and(|ack| ack >= r), "{}", wire.dump());
+    let copy_at = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.is_segment(30))
+        .map(|s| s.at)
+        .next()
+        .unwrap();
+    assert!(
+        dsack.at <= copy_at + ONE_WAY + MS,
+        "reported when the copy came\n{}",
+        wire.dump()
+    );
+    assert!(wire.retransmissions().is_empty(), "{}", wire.dump());
+}
+
+/// Segment 40 comes after the five next: the sender retransmits it (three
+/// segments SACKed above it) and reduces its window; then the original fills
+/// the hole, the retransmission arrives as a copy, and the receiver's D-SACK
+/// tells the sender nothing was lost: the window comes back (RFC 3708, as
+/// Linux's undo), and RACK waits longer for reordering from then on.
+#[test]
+fn a_spurious_retransmission_is_undone() {
+    let mut wire = Wire::new(late_segment(40, 5));
+    let (mut before, mut least, mut end) = (0, usize::MAX, 0);
+    watch_window(&mut wire, TOTAL, "cubic", |again, cwnd, _| {
+        if !again {
+            before = cwnd;
+        } else {
+            least = least.min(cwnd);
+            end = cwnd;
+        }
+    });
+    let (l, r) = (1 + 40 * MSS as u32, 1 + 41 * MSS as u32);
+    assert!(
+        wire.first(|s| s.from == Side::A && s.sacks.first() == Some(&(l, r)))
+            .is_some(),
+        "a D-SACK for the retransmission\n{}",
+        wire.dump()
+    );
+    assert!(least < before, "the window was reduced\n{}", wire.dump());
+    assert!(
+        end >= before,
+        "and given back: {before} then {end}\n{}",
+        wire.dump()
+    );
+}
+
+/// Segment 20 is lost while the congestion window, not the receiver's, limits
+/// the flight: from the fast retransmission on, the sender goes on sending new
+/// data, about seven segments for every ten the receiver reports delivered
+/// (proportional rate reduction, RFC 6937, as Linux), rather than nothing
+/// until its flight has fallen to the reduced window (RFC 6675's pipe alone:
+/// none for the 8 ACKs of that millisecond).
+#[test]
+fn a_recovery_keeps_sending_in_proportion() {
+    let mut wire = Wire::new(lose_segments(&[20]));
+    transfer(&mut wire, 200 * MSS, LIMIT, |_| true).expect("done");
+    let (_, again) = sends_of(&wire, 20);
+    let retransmitted = again[0];
+    let news = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.len > 0 && !s.retransmission())
+        .filter(|s| retransmitted < s.at && s.at <= retransmitted + MS)
+        .count();
+    let acks = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::A && s.at + ONE_WAY > retransmitted)
+        .filter(|s| s.at + ONE_WAY <= retransmitted + MS)
+        .count();
+    assert!(
+        news * 10 >= acks * 5 && news * 10 <= acks * 9,
+        "{news} new segments for {acks} ACKs in the millisecond after the retransmission\n{}",
+        wire.dump()
+    );
+}
+
+/// Slow start grows the window by every byte an ACK covers, as Linux's: with
+/// three ACKs in four lost, each one that arrives covering eight segments,
+/// the window still doubles each round trip (RFC 3465's two segments an ACK
+/// would make it grow by a quarter; a pump's ACK for a batch of frames is such
+/// a stretched ACK).
+#[test]
+fn slow_start_counts_every_byte_acknowledged() {
+    let mut acks = 0;
+    let mut wire = Wire::new(lose_acks(move |s| {
+        acks += usize::from(s.ack.is_some_and(|a| a > 1));
+        s.ack.is_some_and(|a| a > 1) && acks % 4 != 0
+    }));
+    transfer(&mut wire, 200 * MSS, LIMIT, |_| true).expect("done");
+    let first = wire.first(|s| s.from == Side::B && s.len > 0).unwrap().at;
+    let by = first + 4 * 2 * ONE_WAY + MS;
+    let sent = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.len > 0 && !s.retransmission() && s.at <= by)
+        .count();
+    // 74 here; 40 with two segments an ACK at most.
+    assert!(
+        sent >= 60,
+        "{sent} segments sent in four round trips\n{}",
+        wire.dump()
+    );
+}
+
+/// The ACKs of the first ten segments (five) are lost while the congestion window
+/// holds the next ones back: the tail-loss probe two round trips later sends
+/// the first segment held back, not the tenth again (RFC 8985, 7.3: new data
+/// probes as well, and its ACK covers the ten), and nothing is sent twice.
+#[test]
+fn a_probe_sends_new_data_first() {
+    let mut dropped = 0;
+    let mut wire = Wire::new(lose_acks(move |s| {
+        let first_flight = s.ack.is_some_and(|a| a > 1 && a <= 1 + 10 * MSS as u32);
+        dropped += usize::from(first_flight);
+        first_flight && dropped <= 5
+    }));
+    transfer(&mut wire, 100 * MSS, LIMIT, |_| true).expect("done");
+    let eleventh = wire
+        .first(|s| s.from == Side::B && s.is_segment(10))
+        .expect("the eleventh segment");
+    let tenth = wire
+        .first(|s| s.from == Side::B && s.is_segment(9))
+        .unwrap();
+    assert!(
+        eleventh.at >= tenth.at + 2 * 2 * ONE_WAY,
+        "the eleventh segment waited for the probe\n{}",
+        wire.dump()
+    );
+    assert!(wire.retransmissions().is_empty(), "{}", wire.dump());
+}
+
+/// Drops a's pure ACKs (not its SYN) that `lose` picks.
+fn lose_acks(mut lose: impl FnMut(&Seen) -> bool + 'static) -> impl FnMut(&Seen) -> Fate {
+    move |s| {
+        if s.from == Side::A && s.len == 0 && !s.syn && lose(s) {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    }
+}
+
+/// a reads frames in batches of a millisecond, as a pump does: smoltcp then
+/// sends one ACK for each batch. After a loss, and for a while (256 segments),
+/// every second segment is acknowledged at once inside the batch, as Linux
+/// does always: a batch's one ACK lost would leave the sender's small window
+/// waiting for a probe or the timer.
+#[test]
+fn after_a_loss_batches_are_acknowledged_every_second_segment() {
+    let mut wire = Wire::new(lose_segments(&[40]));
+    wire.batches_to_a = Some(MS);
+    transfer(&mut wire, 200 * MSS, LIMIT, |_| true).expect("done");
+    let repaired = sends_of(&wire, 40).1[0];
+    let after = |s: &&Seen| s.at > repaired + 10 * MS;
+    let data = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.len > 0)
+        .filter(after)
+        .count();
+    let acks = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::A && s.len == 0 && !s.fin)
+        .filter(after)
+        .count();
+    assert!(
+        acks * 10 >= data * 4,
+        "{acks} ACKs for {data} segments\n{}",
         wire.dump()
     );
 }

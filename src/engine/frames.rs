@@ -51,9 +51,9 @@ pub(crate) struct TcpView {
     pub window_scale: Option<u8>,
     /// A SYN's SACK-permitted option (RFC 2018).
     pub sack_permitted: bool,
-    /// The SACK blocks (RFC 2018) the segment carries, as sent (smoltcp reads
-    /// three at most; a fourth, rare, is not seen).
-    pub sacks: [Option<(u32, u32)>; 3],
+    /// The SACK blocks (RFC 2018) the segment carries, as sent: four at most
+    /// (smoltcp reads three; Linux sends four without timestamps).
+    pub sacks: [Option<(u32, u32)>; 4],
 }
 
 impl TcpView {
@@ -95,8 +95,51 @@ pub(crate) fn tcp_view(frame: &[u8]) -> Option<TcpView> {
         data_len: tcp.payload().len(),
         window_scale: syn_window_scale(&tcp),
         sack_permitted: tcp.syn() && options.sack_permitted,
-        sacks: options.sack_ranges,
+        sacks: sack_blocks(&tcp),
     })
+}
+
+/// The blocks of a segment's SACK option (RFC 2018), up to four.
+fn sack_blocks(tcp: &TcpPacket<&[u8]>) -> [Option<(u32, u32)>; 4] {
+    let mut blocks = [None; 4];
+    for option in TcpOptions(tcp.options()).map_while(Result::ok) {
+        if option[0] == 5 {
+            for (block, bytes) in blocks.iter_mut().zip(option[2..].chunks_exact(8)) {
+                let left = u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes"));
+                let right = u32::from_be_bytes(bytes[4..].try_into().expect("4 bytes"));
+                *block = Some((left, right));
+            }
+        }
+    }
+    blocks
+}
+
+/// The options of a TCP header, each with its kind and length bytes (no
+/// no-operations; the end-of-list ends them), or an error for one whose
+/// length runs past the header.
+pub(crate) struct TcpOptions<'a>(pub &'a [u8]);
+
+impl<'a> Iterator for TcpOptions<'a> {
+    type Item = Result<&'a [u8], ()>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.0.first() == Some(&1) {
+            self.0 = &self.0[1..];
+        }
+        match self.0.first()? {
+            0 => None,
+            _ => {
+                let len = usize::from(*self.0.get(1).unwrap_or(&0));
+                if len < 2 || len > self.0.len() {
+                    self.0 = &[];
+                    return Some(Err(()));
+                }
+                let (option, rest) = self.0.split_at(len);
+                self.0 = rest;
+                Some(Ok(option))
+            }
+        }
+    }
 }
 
 /// The window scale a SYN offers (RFC 7323), capped at 14 as the RFC says a

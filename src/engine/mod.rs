@@ -27,9 +27,13 @@
 //! - loss recovery smoltcp lacks ([`recovery`]): segments kept until
 //!   acknowledged and sent again from the boundary as the peer's SACK blocks,
 //!   RACK, NewReno's partial acknowledgements, a tail-loss probe or a 200 ms-floor
-//!   timer find them lost; ACKs with every out-of-order range as SACK blocks
-//!   ([`sack`]), where smoltcp reports one; and ACKs stamped with the highest
-//!   sequence number sent (`frames::AckSequence`);
+//!   timer find them lost, and the congestion window (CUBIC or NewReno);
+//!   segments with every out-of-order range as SACK blocks and D-SACKs
+//!   ([`sack`]), where smoltcp reports one block in some ACKs; each segment
+//!   acknowledged at once for a while after a loss (Linux's quick-ACK mode),
+//!   then every second one for longer;
+//!   and ACKs stamped with the highest sequence number sent
+//!   (`frames::AckSequence`);
 //! - IP fragmentation and reassembly for both families ([`ipv4_frag`],
 //!   [`ipv6_frag`], [`reassembly`]): smoltcp has none for IPv6, and its IPv4 one
 //!   holds 320 KiB of fixed buffers per stack; smoltcp's device claims the largest
@@ -107,6 +111,14 @@ pub(crate) const TCP_BUFFER: usize = 64 * 1024;
 
 /// How long an ACK for a single segment may wait for a second one.
 const ACK_DELAY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(1);
+
+/// Segments acknowledged at once after a sign of loss (Linux's
+/// `TCP_MAX_QUICKACKS`).
+const QUICK_ACKS: u8 = 16;
+
+/// Segments after those during which every second one is still acknowledged
+/// at once: under 1% loss or more, the time between losses.
+const LOSSY_SEGMENTS: u16 = 256;
 
 /// The addresses smoltcp's interface holds (its feature `iface-max-addr-count-8`).
 const IFACE_ADDRS: usize = 8;
@@ -220,12 +232,20 @@ struct Conn {
     /// The acknowledgement number and window of the last segment it sent: what
     /// its TIME-WAIT record answers with (see [`time_wait`]).
     last_ack: Option<(smoltcp::wire::TcpSeqNumber, u16)>,
+    /// Data segments still to acknowledge at once after a sign of loss, and
+    /// then every second one ([`Engine::acknowledge_quickly`]); data segments
+    /// in order since the connection last sent one.
+    quick_acks: u8,
+    lossy: u16,
+    unacknowledged: u8,
 }
 
 impl Conn {
     /// Remembers what the last segment it sent acknowledged (none sent: kept).
     fn note_sent(&mut self, segment: Option<frames::EgressSegment>) {
         if let Some(segment) = segment.filter(|s| !s.rst) {
+            // Every segment it sends carries its acknowledgement.
+            self.unacknowledged = 0;
             if let Some(ack) = segment.ack {
                 self.last_ack = Some((ack, segment.window));
             }
@@ -260,6 +280,9 @@ impl Conn {
             lease: None,
             tx_pages: rings::TxPages::default(),
             last_ack: None,
+            quick_acks: 0,
+            lossy: 0,
+            unacknowledged: 0,
         }
     }
 }
@@ -596,7 +619,44 @@ impl Engine {
             self.note_reset(tcp.segment);
         }
         self.io.recovery_on_ingress(&tcp);
-        self.io.sack.on_ingress(&tcp);
+        let duplicate = self.io.sack.on_ingress(&tcp);
+        let sent_before = self.io.segments_sent;
+        self.ingest_segment(frame, &tcp);
+        if tcp.carries_data() {
+            let answered = self.io.segments_sent != sent_before;
+            if duplicate && !answered {
+                self.acknowledge_duplicate(frame, &tcp);
+            }
+            self.acknowledge_quickly(&tcp, answered || duplicate);
+        }
+    }
+
+    /// Acknowledges a segment whose data all came before, which smoltcp
+    /// answers at most once a second (its challenge ACK, RFC 5961's limit,
+    /// which Linux keeps for SYNs, RSTs and bad ACKs): the peer sent it again
+    /// because it saw no acknowledgement (a lost ACK, or a probe), and is
+    /// waiting for one, which carries a D-SACK (RFC 2883) telling it the
+    /// copy was not needed. The ACK is the last one the connection sent.
+    fn acknowledge_duplicate(&mut self, frame: &[u8], tcp: &frames::TcpView) {
+        let flow = flow_of(tcp.segment);
+        let Some(entry) = self.tcp.lookup(&flow).and_then(|h| self.tcp.get(h)) else {
+            return;
+        };
+        let (Some((ack, window)), Some(seq)) =
+            (entry.conn.last_ack, self.io.ack_sequence.highest(&flow))
+        else {
+            return;
+        };
+        let mut reply = self.io.pool.pop().unwrap_or_default();
+        if frames::write_tcp_ack_reply(&mut reply, frame, seq, ack, window) {
+            self.io.route(reply);
+        } else {
+            self.io.recycle(reply);
+        }
+    }
+
+    /// Hands smoltcp a TCP segment the engine has looked at (see [`Engine::ingest`]).
+    fn ingest_segment(&mut self, frame: &[u8], tcp: &frames::TcpView) {
         if tcp.carries_data() {
             if self.peer_finished(tcp.segment) {
                 // Data beyond the peer's FIN: smoltcp would queue it after the
@@ -625,6 +685,59 @@ impl Engine {
             }
         }
         self.ingest_ready(frame);
+    }
+
+    /// Linux's quick-ACK mode (`tcp_enter_quickack_mode`): after a sign of loss
+    /// the receiver acknowledges each of the next segments at once, so that the
+    /// sender's recovery and its window's growth wait neither for a delayed ACK
+    /// (1 ms here, where a round trip may be a tenth of that) nor for the end of
+    /// a batch of frames (the pump's ACK then covers the whole batch, and one
+    /// ACK lost stalls a small window until a probe or the timer). The sign:
+    /// smoltcp answered the data segment `tcp` at once (`answered`), which it
+    /// does when it came out of order, filled a hole or was a duplicate (RFC
+    /// 5681, 4.2: the immediate ACKs a receiver owes).
+    ///
+    /// After those 16, and for [`LOSSY_SEGMENTS`] more, every second segment
+    /// is acknowledged at once, as Linux acknowledges always (RFC 9293,
+    /// SHLD-19). Outside a lossy while, ACKs are smoltcp's: every second
+    /// segment, but at the next transmit, which in a pump comes after the
+    /// whole batch of frames it read: fewer ACK frames for the switch to carry
+    /// in bulk, where none is lost; under loss, a batch's one ACK lost, and the
+    /// probe's, cost a timeout (traces of slow runs under 5% loss).
+    fn acknowledge_quickly(&mut self, tcp: &frames::TcpView, answered: bool) {
+        let Some(handle) = self.tcp.lookup(&flow_of(tcp.segment)) else {
+            return;
+        };
+        let Some(entry) = self.tcp.get_mut(handle) else {
+            return;
+        };
+        if answered {
+            entry.conn.quick_acks = QUICK_ACKS;
+            entry.conn.lossy = LOSSY_SEGMENTS;
+            // A delay of zero rather than none: smoltcp keeps a delayed-ACK
+            // timer started before this mode until it sends an ACK from its
+            // timer, and only a delay lets a second segment force it.
+            entry
+                .socket_mut()
+                .set_ack_delay(Some(smoltcp::time::Duration::ZERO));
+            return;
+        }
+        if entry.conn.quick_acks > 0 {
+            entry.conn.quick_acks -= 1;
+            if entry.conn.quick_acks == 0 {
+                entry.socket_mut().set_ack_delay(Some(ACK_DELAY));
+            }
+            return self.serve_connection(handle);
+        }
+        if entry.conn.lossy == 0 {
+            return;
+        }
+        entry.conn.lossy -= 1;
+        entry.conn.unacknowledged = entry.conn.unacknowledged.saturating_add(1);
+        if entry.conn.unacknowledged >= 2 {
+            // smoltcp owes an ACK at once (more than a segment unacknowledged).
+            self.serve_connection(handle);
+        }
     }
 
     /// Hands smoltcp a neighbour's announcement of a new hardware address in a
@@ -1341,8 +1454,22 @@ impl Engine {
         if let Some(entry) = self.tcp.get_mut(handle) {
             entry.conn.options = *options;
             options.apply_tcp(entry.socket_mut());
+            if let Some(flow) = socket_flow(entry.socket()) {
+                self.io.recovery.set_congestion(flow, options.congestion);
+            }
             // A keep-alive deadline may have moved.
             self.tcp.mark(handle);
+        }
+    }
+
+    /// `TCP_CONGESTION` alone, for the simulation (the sockets' faces set it
+    /// with the other options, [`Engine::set_tcp_options`]).
+    pub(crate) fn set_congestion(&mut self, handle: TcpHandle, congestion: options::Congestion) {
+        if let Some(entry) = self.tcp.get_mut(handle) {
+            entry.conn.options.congestion = congestion;
+            if let Some(flow) = socket_flow(entry.socket()) {
+                self.io.recovery.set_congestion(flow, congestion);
+            }
         }
     }
 
@@ -1490,11 +1617,8 @@ impl Engine {
     pub(crate) fn tcp_stats(&self, handle: TcpHandle) -> Option<TcpStats> {
         let entry = self.tcp.get(handle)?;
         let socket = entry.socket();
-        let (local, remote) = (socket.local_endpoint(), socket.remote_endpoint());
-        let flow = local
-            .zip(remote)
-            .map(|(l, r)| (l.addr.into(), l.port, r.addr.into(), r.port));
-        let ip_header = match remote.map(|r| r.addr) {
+        let flow = socket_flow(socket);
+        let ip_header = match socket.remote_endpoint().map(|r| r.addr) {
             Some(IpAddress::Ipv6(_)) => 40,
             _ => 20,
         };
@@ -1667,6 +1791,15 @@ impl Engine {
         {
             self.embryos.remove(&(listener, handle));
         }
+        if let lifecycle::News::Connected | lifecycle::News::Accepted { .. } = verdict.news {
+            // The controller `TCP_CONGESTION` chose before the connection was
+            // made (or its listener's, for an accepted one).
+            if let Some(flow) = socket_flow(socket) {
+                self.io
+                    .recovery
+                    .set_congestion(flow, conn.options.congestion);
+            }
+        }
         if verdict.finished {
             self.forget(handle);
             return false;
@@ -1728,6 +1861,17 @@ fn fin_received(state: TcpState) -> bool {
 }
 
 /// The flow of a segment that came in: our address and port, then the peer's.
+/// The flow of a connected socket: its address and port, its peer's.
+fn socket_flow(socket: &tcp::Socket<'_>) -> Option<frames::Flow> {
+    let (local, remote) = (socket.local_endpoint()?, socket.remote_endpoint()?);
+    Some((
+        local.addr.into(),
+        local.port,
+        remote.addr.into(),
+        remote.port,
+    ))
+}
+
 fn flow_of(segment: frames::Segment) -> frames::Flow {
     (
         segment.dst.ip(),
@@ -1954,11 +2098,13 @@ impl FrameIo {
         self.send_resent();
     }
 
-    /// Puts the segments recovery sends again on the wire.
+    /// Puts the segments recovery sends again on the wire, with the SACK
+    /// blocks of now (a kept copy has those of its first sending).
     fn send_resent(&mut self) {
         let mut resend = std::mem::take(&mut self.resend);
-        for frame in resend.drain(..) {
+        for mut frame in resend.drain(..) {
             self.segments_sent += 1;
+            self.sack.on_egress(&mut frame, self.mtu + 14);
             if !self.wire_up {
                 self.recycle(frame);
             } else if frame.len() > self.mtu + 14 {
@@ -2013,7 +2159,7 @@ impl FrameIo {
                 self.recovery.forget(&segment.flow);
                 self.sack.forget(&segment.flow);
             } else {
-                self.sack.on_egress(&mut frame);
+                self.sack.on_egress(&mut frame, self.mtu + 14);
                 // Loopback loses nothing: its segments are not kept.
                 let wire = frames::dst_mac(&frame) != Some(self.mac);
                 let verdict =

@@ -20,22 +20,30 @@
 //! - for a peer without SACK: the third duplicate ACK, and each partial
 //!   acknowledgement after it (NewReno, RFC 6582);
 //! - nothing came back for two round trips after the last segment (a tail-loss
-//!   probe sends the last segment again, RFC 8985);
+//!   probe sends the last segment again, or new data the window held back if
+//!   there is some, RFC 8985);
 //! - the retransmission timer expires (RFC 6298, Linux's form: the smoothed
 //!   round trip plus four deviations, 200 ms at least, doubling): then every
 //!   segment not SACKed counts as lost.
 //!
-//! Retransmissions keep packet conservation: an ACK that tells of N segments
-//! delivered lets at most N lost ones go again (one at least), so they never add
-//! to what the network holds. smoltcp's own congestion controller still halves
-//! its window on the peer's third duplicate ACK (see ARCHITECTURE.md's
-//! decisions). A retransmission smoltcp makes of a segment that is SACKed, or
-//! that the engine sent again less than a round trip ago, is dropped here.
+//! A D-SACK from the peer (RFC 2883: it received a segment twice) widens RACK's
+//! reordering window, and once the peer reported every retransmission of the
+//! last recovery so, the recovery's reduction of the window is undone.
+//!
+//! The congestion window is held here too (smoltcp's controller is set to
+//! none): retransmissions and new segments go while RFC 6675's pipe leaves room
+//! in it (in a recovery, as proportional rate reduction lets them, RFC 6937),
+//! and new segments beyond it wait in the engine. It grows and shrinks
+//! as the connection's `TCP_CONGESTION` says: CUBIC (RFC 9438) by default, as on
+//! Linux, or NewReno. A retransmission smoltcp makes of a segment that is held,
+//! SACKed, or that the engine sent again less than a round trip ago, is dropped
+//! here.
 //!
 //! It also keeps the per-flow figures `TCP_INFO` reports (round trip,
 //! retransmissions, bytes in flight).
 
 use super::frames::{self, EgressSegment, Flow, TcpPart, TcpView};
+use super::options::Congestion;
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, Ipv4Packet, Ipv6Packet, TcpPacket, TcpSeqNumber,
 };
@@ -109,6 +117,31 @@ impl Kept {
     }
 }
 
+/// The window before a recovery, and the retransmissions made in it that the
+/// peer has not reported as duplicates yet (Linux's `undo_marker` and
+/// `undo_retrans`).
+#[derive(Debug, Clone, Copy)]
+struct Undo {
+    cwnd: usize,
+    ssthresh: Option<usize>,
+    /// The acknowledgement when the recovery began: D-SACKs below it are of
+    /// older data.
+    marker: TcpSeqNumber,
+    retransmissions: usize,
+}
+
+/// What proportional rate reduction (RFC 6937) counts in a recovery: the
+/// flight when it began (`RecoverFS`), the bytes the peer reported delivered
+/// and those sent since (`prr_delivered`, `prr_out`), and what the last ACK
+/// lets go still (`sndcnt`).
+#[derive(Debug, Clone, Copy)]
+struct Prr {
+    recover_fs: usize,
+    delivered: usize,
+    out: usize,
+    allowance: usize,
+}
+
 /// What is known about one flow's sending side.
 #[derive(Debug, Default)]
 struct FlowState {
@@ -162,9 +195,21 @@ struct FlowState {
     ssthresh: Option<usize>,
     /// The largest segment of data sent.
     mss: usize,
+    /// `TCP_CONGESTION` named reno: NewReno's window instead of CUBIC's.
+    reno: bool,
+    /// CUBIC's state (RFC 9438), unused under NewReno.
+    cubic: Cubic,
     /// The window and threshold before the last recovery began: what a
     /// recovery found spurious gives back.
     before_recovery: Option<(usize, Option<usize>)>,
+    /// What a recovery found spurious by D-SACKs gives back (see
+    /// [`FlowState::on_dsack`]); kept after the recovery ends, since the
+    /// D-SACKs come with the acknowledgements that end it.
+    undo: Option<Undo>,
+    /// Proportional rate reduction during a recovery (RFC 6937).
+    prr: Option<Prr>,
+    /// When a D-SACK last widened RACK's reordering window.
+    dsack_at: Option<Duration>,
     /// A segment was delivered after one sent later (RFC 8985's
     /// `RACK.reordering_seen`), and quarter round trips RACK waits for
     /// reordering.
@@ -225,13 +270,11 @@ impl FlowState {
             .sum()
     }
 
-    /// Bytes on the wire and not acknowledged: lost, SACKed or not.
+    /// Bytes on the wire and not cumulatively acknowledged, lost, SACKed or
+    /// not: RFC 5681's FlightSize, which a reduction halves (SACKed bytes left
+    /// out, a window of a few segments with three SACKed fell to a third).
     fn released_flight(&self) -> usize {
-        self.kept
-            .iter()
-            .filter(|k| k.released && !k.sacked)
-            .map(Kept::len)
-            .sum()
+        self.kept.iter().filter(|k| k.released).map(Kept::len).sum()
     }
 
     /// Bytes sent and not yet acknowledged.
@@ -391,6 +434,80 @@ impl FlowState {
         }
     }
 
+    /// A D-SACK (RFC 2883) reported that the peer received `left..right`
+    /// twice: a retransmission of ours that was not needed (or the network
+    /// copied a segment). RACK's reordering window widens, at most once a
+    /// round trip (RFC 8985, 6.2 step 4); and once every retransmission of
+    /// the last recovery came back so, nothing was lost: the window's
+    /// reduction is undone (RFC 3708's use of D-SACK, as Linux's
+    /// `tcp_try_undo_dsack`).
+    fn on_dsack(&mut self, left: TcpSeqNumber, right: TcpSeqNumber, now: Duration) {
+        let round = self.srtt.unwrap_or(MIN_PROBE);
+        if self.dsack_at.is_none_or(|at| now >= at + round) {
+            self.reo_steps = (self.reo_steps + 1).min(MAX_REO_STEPS);
+            self.dsack_at = Some(now);
+        }
+        let mss = self.smss();
+        let Some(undo) = self.undo.as_mut().filter(|u| left >= u.marker) else {
+            return;
+        };
+        if undo.retransmissions == 0 {
+            return;
+        }
+        let segments = (right - left).div_ceil(mss).max(1);
+        undo.retransmissions = undo.retransmissions.saturating_sub(segments);
+        if undo.retransmissions == 0 {
+            let (cwnd, ssthresh) = (undo.cwnd, undo.ssthresh);
+            self.cwnd = self.window().max(cwnd);
+            self.ssthresh = ssthresh;
+            self.undo = None;
+            self.before_recovery = None;
+        }
+    }
+
+    /// What may be sent now, retransmissions and new segments: what the
+    /// window leaves beyond the pipe (RFC 6675), or in a recovery what the
+    /// last ACK let go.
+    fn room(&mut self) -> usize {
+        match self.prr {
+            Some(prr) => prr.allowance,
+            None => self.window().saturating_sub(self.pipe()),
+        }
+    }
+
+    /// Counts `len` bytes sent against [`FlowState::room`].
+    fn spend(&mut self, len: usize) {
+        if let Some(prr) = self.prr.as_mut() {
+            prr.allowance = prr.allowance.saturating_sub(len);
+            prr.out += len;
+        }
+    }
+
+    /// In a recovery, an ACK reported `delivered` more bytes delivered:
+    /// what may be sent grows by the share the window keeps of them (RFC
+    /// 6937), so that the flight falls to the reduced window over the round
+    /// trip instead of nothing going until it has; once the flight is below
+    /// it, it grows back as slow start would, no faster than delivery
+    /// (PRR-SSRB).
+    fn proportional_reduction(&mut self, delivered: usize) {
+        let pipe = self.pipe();
+        let mss = self.smss();
+        let ssthresh = self.ssthresh.unwrap_or(self.cwnd);
+        let Some(prr) = self.prr.as_mut() else {
+            return;
+        };
+        prr.delivered += delivered;
+        let count = if pipe > ssthresh {
+            (prr.delivered * ssthresh)
+                .div_ceil(prr.recover_fs.max(1))
+                .saturating_sub(prr.out)
+        } else {
+            let limit = prr.delivered.saturating_sub(prr.out).max(delivered) + mss;
+            (ssthresh - pipe).min(limit)
+        };
+        prr.allowance = count;
+    }
+
     /// Marks what is lost now (RFC 6675's DupThresh, RACK, NewReno).
     fn detect_losses(&mut self, now: Duration) {
         let mut sacked_above = 0;
@@ -478,9 +595,9 @@ impl FlowState {
         });
         let i = self.kept.len() - 1;
         let earlier_held = i > 0 && !self.kept[i - 1].released;
-        let room = self.window().saturating_sub(self.pipe());
         // A zero window's probe goes: the peer's window, not ours, holds it.
-        if !earlier_held && (segment.len <= room || self.peer_window == 0) {
+        if !earlier_held && (segment.len <= self.room() || self.peer_window == 0) {
+            self.spend(segment.len);
             self.note_release(i, now);
             self.acked_out = segment.ack.map(|a| (a, segment.window)).or(self.acked_out);
             return Egress::Send;
@@ -505,25 +622,132 @@ impl FlowState {
         if self.recover.is_none() {
             self.recover = self.released_end();
             self.before_recovery = Some((self.window(), self.ssthresh));
-            let half = (self.released_flight() / 2).max(2 * self.smss());
-            self.ssthresh = Some(half);
-            self.cwnd = half;
+            self.undo = self.peer_ack.map(|marker| Undo {
+                cwnd: self.window(),
+                ssthresh: self.ssthresh,
+                marker,
+                retransmissions: 0,
+            });
+            self.prr = Some(Prr {
+                recover_fs: self.released_flight(),
+                delivered: 0,
+                out: 0,
+                allowance: 0,
+            });
+            let reduced = self.reduce();
+            self.ssthresh = Some(reduced);
+            self.cwnd = reduced;
         }
     }
 
+    /// The slow-start threshold after a congestion event: half the flight for
+    /// NewReno (RFC 5681), 0.7 of it for CUBIC (RFC 9438, 4.6), which also
+    /// notes the window it reached; two segments at least.
+    fn reduce(&mut self) -> usize {
+        let flight = self.released_flight();
+        let mss = self.smss();
+        if self.reno {
+            return (flight / 2).max(2 * mss);
+        }
+        let cwnd = self.window() as f64;
+        // Fast convergence (4.7): a window that fell short of the last one
+        // gives up a little more of it to newer flows.
+        self.cubic.w_max = if cwnd < self.cubic.w_max {
+            cwnd * (1.0 + CUBIC_BETA) / 2.0
+        } else {
+            cwnd
+        };
+        self.cubic.epoch = None;
+        ((flight as f64 * CUBIC_BETA) as usize).max(2 * mss)
+    }
+
     /// Grows the window for `acked` bytes newly acknowledged: slow start below
-    /// the threshold (two segments an ACK at most), else one segment a window;
-    /// not while recovering from a loss.
-    fn grow(&mut self, acked: usize) {
+    /// the threshold, else one segment a window; not while recovering from a
+    /// loss.
+    fn grow(&mut self, acked: usize, now: Duration) {
         let cwnd = self.window();
         let mss = self.smss();
+        if self.ssthresh.is_some_and(|t| cwnd >= t) && self.recover.is_none() && !self.reno {
+            self.cwnd = self.cubic_window(acked, now).min(MAX_KEPT);
+            return;
+        }
         if self.ssthresh.is_none_or(|t| cwnd < t) {
-            self.cwnd = cwnd + acked.min(2 * mss);
+            // By every byte acknowledged, up to the threshold, as Linux's
+            // `tcp_slow_start` (RFC 3465's limit of two segments an ACK would
+            // make slow start linear here: a pump's ACK covers the batch of
+            // frames it read, often more than two segments).
+            self.cwnd = (cwnd + acked).min(self.ssthresh.unwrap_or(usize::MAX));
         } else if self.recover.is_none() {
             self.cwnd = cwnd + (mss * acked / cwnd).max(1);
         }
         // The window never needs to pass what the send ring can hold.
         self.cwnd = self.cwnd.min(MAX_KEPT);
+    }
+}
+
+/// CUBIC's multiplicative decrease (RFC 9438, 4.6).
+const CUBIC_BETA: f64 = 0.7;
+
+/// CUBIC's constant, in segments per cubed second (RFC 9438, 5).
+const CUBIC_C: f64 = 0.4;
+
+/// What CUBIC (RFC 9438) keeps between acknowledgements, in bytes.
+#[derive(Debug, Default)]
+struct Cubic {
+    /// The window before the last reduction (`W_max`).
+    w_max: f64,
+    /// When the current congestion-avoidance epoch began, the window then,
+    /// and the time the cubic function takes back to `w_max` (`K`, seconds).
+    epoch: Option<Duration>,
+    epoch_cwnd: f64,
+    k: f64,
+    /// The window NewReno would have (`W_est`, 4.3).
+    w_est: f64,
+}
+
+impl FlowState {
+    /// CUBIC's window in congestion avoidance after `acked` more bytes were
+    /// acknowledged (RFC 9438, 4.2 to 4.5): the cubic function of the time
+    /// since the epoch began, aimed a round trip ahead, or NewReno's estimate
+    /// if that is larger (the Reno-friendly region: on a short path, where the
+    /// cubic curve hardly moves in a round trip, that is what grows).
+    fn cubic_window(&mut self, acked: usize, now: Duration) -> usize {
+        let mss = self.smss() as f64;
+        let cwnd = self.window() as f64;
+        let cubic = &mut self.cubic;
+        if cubic.epoch.is_none() {
+            cubic.epoch = Some(now);
+            cubic.epoch_cwnd = cwnd;
+            cubic.w_est = cwnd;
+            cubic.k = if cwnd < cubic.w_max {
+                ((cubic.w_max - cwnd) / mss / CUBIC_C).cbrt()
+            } else {
+                0.0
+            };
+            if cubic.w_max < cwnd {
+                cubic.w_max = cwnd;
+            }
+        }
+        let since = now.saturating_sub(cubic.epoch.unwrap_or(now));
+        let rtt = self.srtt.unwrap_or(Duration::ZERO);
+        let w_cubic = |t: f64| mss * CUBIC_C * (t - cubic.k).powi(3) + cubic.w_max;
+        let now_cubic = w_cubic(since.as_secs_f64());
+        let target = w_cubic((since + rtt).as_secs_f64()).clamp(cwnd, 1.5 * cwnd);
+        // W_est grows by alpha segments a window: alpha makes CUBIC's average
+        // window NewReno's under the same losses, until W_est passes the
+        // window of the last reduction, then by one (4.3).
+        let alpha = if cubic.w_est >= cubic.epoch_cwnd.max(cubic.w_max) {
+            1.0
+        } else {
+            3.0 * (1.0 - CUBIC_BETA) / (1.0 + CUBIC_BETA)
+        };
+        cubic.w_est += alpha * mss * acked as f64 / cwnd;
+        let next = if now_cubic < cubic.w_est {
+            cubic.w_est
+        } else {
+            cwnd + (target - cwnd) * acked as f64 / cwnd
+        };
+        (next as usize).max(cwnd as usize)
     }
 }
 
@@ -661,6 +885,9 @@ impl Recovery {
         flow.peer_window = tcp.window;
         let advanced = flow.peer_ack.is_none_or(|last| ack > last);
         let mut lost_before = flow.kept.iter().any(|k| k.lost);
+        // Bytes this ACK reports delivered, cumulatively or SACKed (RFC
+        // 6937's DeliveredData).
+        let mut delivered = 0;
         if advanced {
             let acked = flow.peer_ack.map_or(0, |last| ack - last);
             flow.peer_ack = Some(ack);
@@ -687,6 +914,7 @@ impl Recovery {
                 flow.kept_bytes -= kept.frame.len();
                 if !kept.sacked && kept.released {
                     flow.delivered(kept.sent_at, kept.again, now);
+                    delivered += kept.len();
                 }
                 if self.spare.len() < MAX_SPARE {
                     self.spare.push(kept.frame);
@@ -703,6 +931,7 @@ impl Recovery {
                 if ack >= recover {
                     flow.recover = None;
                     flow.before_recovery = None;
+                    flow.prr = None;
                 } else if !flow.sack_ok {
                     // NewReno's partial acknowledgement: the next hole is lost.
                     if let Some(front) = flow.kept.front_mut().filter(|k| k.released) {
@@ -711,7 +940,7 @@ impl Recovery {
                     }
                 }
             }
-            flow.grow(acked);
+            flow.grow(acked, now);
         } else if flow.peer_ack == Some(ack)
             && tcp.data_len == 0
             && !tcp.syn
@@ -725,6 +954,9 @@ impl Recovery {
                     front.lost = true;
                 }
             }
+        }
+        if let Some((left, right)) = dsack(&tcp.sacks, ack) {
+            flow.on_dsack(left, right, now);
         }
         for &(left, right) in tcp.sacks.iter().flatten() {
             let (left, right) = (TcpSeqNumber(left as i32), TcpSeqNumber(right as i32));
@@ -745,6 +977,7 @@ impl Recovery {
                 let kept = &mut flow.kept[i];
                 kept.sacked = true;
                 kept.lost = false;
+                delivered += kept.len();
                 flow.delivered(sent_at, again, now);
             }
         }
@@ -754,6 +987,7 @@ impl Recovery {
             if lost_now {
                 flow.enter_recovery();
             }
+            flow.proportional_reduction(delivered);
             // The first retransmission of a recovery goes whatever the window
             // (RFC 6675, step 4.3).
             Self::send_lost(flow, lost_now && !lost_before, now, out);
@@ -765,7 +999,6 @@ impl Recovery {
     /// Sends again the segments found lost, oldest first, while the window
     /// has room (one at least if `first`).
     fn send_lost(flow: &mut FlowState, first: bool, now: Duration, out: &mut Vec<Vec<u8>>) {
-        let mut room = flow.window().saturating_sub(flow.pipe());
         let mut first = first;
         for i in 0..flow.kept.len() {
             let kept = &flow.kept[i];
@@ -773,37 +1006,42 @@ impl Recovery {
                 continue;
             }
             let len = kept.len();
-            if len > room && !first {
+            if len > flow.room() && !first {
                 break;
             }
             first = false;
-            room = room.saturating_sub(len);
+            flow.spend(len);
             Self::send_again(flow, i, now, out);
         }
     }
 
     /// Lets held segments go, in order, while the window has room.
     fn release(flow: &mut FlowState, now: Duration, out: &mut Vec<Vec<u8>>) {
-        let mut room = flow.window().saturating_sub(flow.pipe());
         for i in 0..flow.kept.len() {
             let kept = &flow.kept[i];
             if kept.released {
                 continue;
             }
             let len = kept.len();
-            if len > room {
+            if len > flow.room() {
                 break;
             }
-            room -= len;
-            flow.note_release(i, now);
-            let (expected, window) = (flow.expected, flow.our_window);
-            let mut frame = flow.kept[i].frame.clone();
-            if let Some(ack) = expected {
-                refresh(&mut frame, ack, window);
-                flow.acked_out = Some((ack, window));
-            }
-            out.push(frame);
+            flow.spend(len);
+            Self::release_one(flow, i, now, out);
         }
+    }
+
+    /// Puts the held segment `i` on the wire, with the acknowledgement and
+    /// window this stack sends now.
+    fn release_one(flow: &mut FlowState, i: usize, now: Duration, out: &mut Vec<Vec<u8>>) {
+        flow.note_release(i, now);
+        let (expected, window) = (flow.expected, flow.our_window);
+        let mut frame = flow.kept[i].frame.clone();
+        if let Some(ack) = expected {
+            refresh(&mut frame, ack, window);
+            flow.acked_out = Some((ack, window));
+        }
+        out.push(frame);
     }
 
     /// Sends the kept segment `i` again, with the acknowledgement and window
@@ -821,6 +1059,9 @@ impl Recovery {
         kept.lost = false;
         flow.last_sent = now;
         flow.timing = None;
+        if let Some(undo) = flow.undo.as_mut() {
+            undo.retransmissions += 1;
+        }
         flow.retransmitted = flow.retransmitted.saturating_add(1);
         out.push(frame);
     }
@@ -884,6 +1125,20 @@ impl Recovery {
             kept.released = true;
         }
         Egress::Send
+    }
+
+    /// Chooses `flow`'s congestion controller (`TCP_CONGESTION`); a change
+    /// keeps the window and threshold, as Linux's does.
+    pub(crate) fn set_congestion(&mut self, flow: Flow, congestion: Congestion) {
+        if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&flow) {
+            return;
+        }
+        let state = self.flows.entry(flow).or_default();
+        let reno = congestion == Congestion::Reno;
+        if state.reno != reno {
+            state.reno = reno;
+            state.cubic = Cubic::default();
+        }
     }
 
     /// What is known of `flow`'s sending side (`None` before the peer's first
@@ -965,9 +1220,15 @@ impl Recovery {
             // RFC 5681: the threshold to half the flight, the window to one
             // segment; every segment not SACKed is lost.
             let mss = flow.smss();
-            flow.ssthresh = Some((flow.released_flight() / 2).max(2 * mss));
+            if flow.backoffs == 0 {
+                // Once per timeout episode (RFC 5681: not again for a
+                // retransmission lost in it).
+                flow.ssthresh = Some(flow.reduce());
+            }
             flow.cwnd = mss;
             flow.recover = flow.released_end();
+            // Slow start from one segment now, not a proportional reduction.
+            flow.prr = None;
             if flow.backoffs > 0 {
                 // A second timeout in a row: the receiver may have dropped what
                 // it SACKed (RFC 2018 lets it renege), so that goes again too.
@@ -991,13 +1252,39 @@ impl Recovery {
             return;
         }
         if flow.probe_at().is_some_and(|at| at <= now) {
-            flow.probed = true;
-            if let Some(target) = flow.probe_target() {
-                // A probe is no loss yet: the window stays.
-                Self::send_again(flow, target, now, out);
+            let held = flow.kept.iter().position(|k| !k.released);
+            match held.filter(|_| !flow.recovering()) {
+                // New data if there is some (smoltcp sent it within the
+                // peer's window; the congestion window held it): it probes
+                // as well and tells more (RFC 8985, 7.3).
+                Some(first_held) => Self::release_one(flow, first_held, now, out),
+                None => {
+                    if let Some(target) = flow.probe_target() {
+                        // A probe is no loss yet: the window stays.
+                        Self::send_again(flow, target, now, out);
+                    }
+                }
             }
+            flow.probed = true;
         }
     }
+}
+
+/// The D-SACK block (RFC 2883, 4) among a segment's SACK blocks, if its
+/// first is one: below the acknowledgement `ack`, or within its second block.
+fn dsack(blocks: &[Option<(u32, u32)>], ack: TcpSeqNumber) -> Option<(TcpSeqNumber, TcpSeqNumber)> {
+    let seq = |n: u32| TcpSeqNumber(n as i32);
+    let (left, right) = blocks.first().copied().flatten()?;
+    let (left, right) = (seq(left), seq(right));
+    if right <= left {
+        return None;
+    }
+    let within_second = blocks
+        .get(1)
+        .copied()
+        .flatten()
+        .is_some_and(|(l, r)| seq(l) <= left && right <= seq(r));
+    (right <= ack || within_second).then_some((left, right))
 }
 
 /// Writes into `buf` a bare ACK made of the data segment `frame`: its

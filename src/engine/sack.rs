@@ -1,16 +1,22 @@
-//! The SACK blocks of this stack's ACKs, written at the device boundary.
+//! The SACK blocks of this stack's segments, written at the device boundary.
 //!
-//! smoltcp puts one SACK block in an ACK (RFC 2018 allows three, four without
-//! timestamps): the block around the segment that came last, or its lowest. A
-//! sender that misses an ACK, or has two holes to repair, then learns of the
-//! data beyond them only from later ACKs, one block at a time. The engine sees
-//! every segment arrive, so it keeps the ranges that came out of order per flow,
-//! the latest first, and when smoltcp sends an ACK with a SACK option (it has
-//! data out of order, and the peer permitted SACK) it rewrites the option with
-//! up to four blocks, the first the one smoltcp chose to report first as RFC
-//! 2018 asks (the block of the segment that came last).
+//! smoltcp puts one SACK block in the ACK it sends at once for a segment that
+//! came out of order (RFC 2018 allows three, four without timestamps): the
+//! block around that segment, or its lowest; and none in its data segments or
+//! in the ACKs its timers send. A sender that misses an ACK, or has two holes
+//! to repair, then learns of the data beyond them only from later ACKs, one
+//! block at a time; and on a connection carrying data both ways, where most
+//! acknowledgements ride on data, hardly at all. The engine sees every segment
+//! arrive, so it keeps the ranges that came out of order per flow, the latest
+//! first, and writes them into every segment this stack sends on a flow whose
+//! peer permitted SACK, while any lies above its acknowledgement: as many
+//! blocks as fit in the option space beside the other options (four, three
+//! with timestamps, as Linux) and in the link's MTU (a full-sized data segment
+//! has no room; Linux shrinks the segment instead, which smoltcp cannot be
+//! made to do). The first block is the one the latest segment fell in, as RFC
+//! 2018 asks.
 
-use super::frames::{Flow, TcpView};
+use super::frames::{Flow, TcpOptions, TcpView};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
     TcpSeqNumber,
@@ -18,42 +24,94 @@ use smoltcp::wire::{
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-/// Ranges remembered per flow: one more than an ACK reports, so that one
+/// Ranges remembered per flow: one more than a segment reports, so that one
 /// filled in leaves four.
 const MAX_RANGES: usize = 5;
 
-/// Flows remembered at most; past that the table starts over (their ACKs then
-/// carry smoltcp's one block until data comes out of order again).
+/// Blocks a SACK option carries at most (RFC 2018: 4 fill the 40 option bytes
+/// with the option's kind and length and two no-operations).
+const MAX_BLOCKS: usize = 4;
+
+/// Flows remembered at most; past that the table starts over (their segments
+/// then carry smoltcp's one block until data comes out of order again).
 const MAX_FLOWS: usize = 16 * 1024;
 
 /// The option bytes a TCP header may carry.
 const MAX_OPTIONS: usize = 40;
 
+/// What one flow's receiving side reports.
+#[derive(Debug, Default)]
+struct Received {
+    /// The peer's SYN offered SACK (smoltcp's SYNs always do, and its SYN-ACK
+    /// does when the peer's SYN did): blocks may be sent.
+    permitted: bool,
+    /// Ranges received, the latest first, not overlapping.
+    ranges: Vec<(TcpSeqNumber, TcpSeqNumber)>,
+    /// The highest acknowledgement this stack sent.
+    acked: Option<TcpSeqNumber>,
+    /// Data that came a second time, to report once as the first block (a
+    /// D-SACK, RFC 2883).
+    duplicate: Option<(TcpSeqNumber, TcpSeqNumber)>,
+}
+
 /// The data that came out of order, per flow.
 #[derive(Debug, Default)]
 pub(crate) struct SackBlocks {
-    /// Per flow (our address and port, theirs): ranges received, the latest
-    /// first, not overlapping.
-    flows: HashMap<Flow, Vec<(TcpSeqNumber, TcpSeqNumber)>>,
+    /// Per flow (our address and port, theirs).
+    flows: HashMap<Flow, Received>,
 }
 
 impl SackBlocks {
-    /// Notes the data an incoming segment carries.
-    pub(crate) fn on_ingress(&mut self, tcp: &TcpView) {
+    /// Notes the data an incoming segment carries, or the SACK permission of
+    /// a SYN. True if all of its data had come before (it is then reported
+    /// as a D-SACK).
+    pub(crate) fn on_ingress(&mut self, tcp: &TcpView) -> bool {
         let (ours, theirs) = (tcp.segment.dst, tcp.segment.src);
         let key = (ours.ip(), ours.port(), theirs.ip(), theirs.port());
-        if tcp.rst || tcp.syn {
+        if tcp.rst || (tcp.syn && !tcp.sack_permitted) {
             self.flows.remove(&key);
-            return;
-        }
-        if tcp.data_len == 0 {
-            return;
+            return false;
         }
         if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&key) {
+            if !tcp.syn {
+                return false;
+            }
             self.flows.clear();
         }
-        let ranges = self.flows.entry(key).or_default();
-        let (mut left, mut right) = (tcp.seq, tcp.seq + tcp.data_len);
+        if tcp.syn {
+            self.flows.insert(
+                key,
+                Received {
+                    permitted: true,
+                    ..Received::default()
+                },
+            );
+            return false;
+        }
+        if tcp.data_len == 0 {
+            return false;
+        }
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return false;
+        };
+        let (seq, end) = (tcp.seq, tcp.seq + tcp.data_len);
+        // Data below the acknowledgement sent, or within a range received:
+        // it came before (RFC 2883, 4.1.1 and 4.1.2). What of it was before
+        // the acknowledgement is what is reported.
+        let below = flow.acked.filter(|&acked| seq < acked);
+        let again = match below {
+            Some(acked) => Some((seq, end.min(acked))),
+            None => flow
+                .ranges
+                .iter()
+                .any(|&(l, r)| l <= seq && end <= r)
+                .then_some((seq, end)),
+        };
+        if again.is_some() {
+            flow.duplicate = again;
+        }
+        let ranges = &mut flow.ranges;
+        let (mut left, mut right) = (seq, end);
         ranges.retain(|&(l, r)| {
             let touches = l <= right && r >= left;
             if touches {
@@ -64,6 +122,7 @@ impl SackBlocks {
         });
         ranges.insert(0, (left, right));
         ranges.truncate(MAX_RANGES);
+        again.is_some_and(|(l, r)| l == seq && r == end)
     }
 
     /// Forgets a flow that ended.
@@ -71,37 +130,53 @@ impl SackBlocks {
         self.flows.remove(flow);
     }
 
-    /// Rewrites the SACK option of the outgoing pure ACK `frame`, if it has
-    /// one, with the blocks above its acknowledgement.
-    pub(crate) fn on_egress(&mut self, frame: &mut Vec<u8>) {
+    /// Writes into the outgoing segment `frame` (data or not, but no SYN or
+    /// RST) the blocks above its acknowledgement, if any, in place of the
+    /// SACK option it has; `max_len` bounds the frame's length (the link's
+    /// MTU).
+    pub(crate) fn on_egress(&mut self, frame: &mut Vec<u8>, max_len: usize) {
         if self.flows.is_empty() {
             return;
         }
-        let Some((key, ack, first)) = read_sack_ack(frame) else {
+        let Some((key, ack)) = read_ack(frame) else {
             return;
         };
-        let Some(ranges) = self.flows.get_mut(&key) else {
+        let Some(flow) = self.flows.get_mut(&key).filter(|f| f.permitted) else {
             return;
         };
-        ranges.retain(|&(_, r)| r > ack);
-        // smoltcp's first block comes first (the latest segment's, RFC 2018),
-        // then the others, the latest first.
-        let mut blocks = vec![first];
-        for &(l, r) in ranges.iter() {
-            let covered = blocks.iter().any(|&(bl, br)| bl <= l && r <= br);
-            if !covered && l > ack {
-                blocks.push((l, r));
+        flow.acked = Some(flow.acked.map_or(ack, |a| a.max(ack)));
+        flow.ranges.retain(|&(_, r)| r > ack);
+        // On the stack: this runs for every segment sent.
+        let mut blocks = [(TcpSeqNumber(0), TcpSeqNumber(0)); MAX_BLOCKS];
+        let mut count = 0;
+        let mut add = |block| {
+            if count < MAX_BLOCKS && !blocks[..count].contains(&block) {
+                blocks[count] = block;
+                count += 1;
+            }
+        };
+        // A D-SACK goes first, once; the range around it, if above the
+        // acknowledgement, second (RFC 2883, 4).
+        if let Some((l, r)) = flow.duplicate.take() {
+            add((l, r));
+            if let Some(&around) = flow.ranges.iter().find(|&&(rl, rr)| rl <= l && r <= rr) {
+                if around.0 > ack {
+                    add(around);
+                }
             }
         }
-        if blocks.len() > 1 {
-            write_sack(frame, &blocks);
+        for &(l, r) in &flow.ranges {
+            if l > ack {
+                add((l, r));
+            }
         }
+        write_sack(frame, &blocks[..count], max_len);
     }
 }
 
-/// The flow, acknowledgement and first SACK block of a pure ACK with a SACK
-/// option.
-fn read_sack_ack(frame: &[u8]) -> Option<(Flow, TcpSeqNumber, (TcpSeqNumber, TcpSeqNumber))> {
+/// The flow and acknowledgement number of an outgoing segment that may carry
+/// SACK blocks (an ACK, not a SYN or RST).
+fn read_ack(frame: &[u8]) -> Option<(Flow, TcpSeqNumber)> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     let (src, dst, l4): (IpAddr, IpAddr, &[u8]) = match eth.ethertype() {
         EthernetProtocol::Ipv4 => {
@@ -121,72 +196,76 @@ fn read_sack_ack(frame: &[u8]) -> Option<(Flow, TcpSeqNumber, (TcpSeqNumber, Tcp
         _ => return None,
     };
     let tcp = TcpPacket::new_checked(l4).ok()?;
-    if !tcp.ack() || tcp.syn() || tcp.fin() || tcp.rst() || !tcp.payload().is_empty() {
+    if !tcp.ack() || tcp.syn() || tcp.rst() {
         return None;
     }
-    if tcp.header_len() <= 20 {
-        return None;
-    }
-    let summary = tcp.options_summary().ok()?;
-    let (l, r) = summary.sack_ranges[0]?;
     let key = (src, tcp.src_port(), dst, tcp.dst_port());
-    Some((
-        key,
-        tcp.ack_number(),
-        (TcpSeqNumber(l as i32), TcpSeqNumber(r as i32)),
-    ))
+    Some((key, tcp.ack_number()))
 }
 
-/// Replaces the SACK option of the TCP segment in `frame` (a pure ACK) with
-/// `blocks`, as many as fit beside its other options, and fixes the lengths
-/// and checksums.
-fn write_sack(frame: &mut Vec<u8>, blocks: &[(TcpSeqNumber, TcpSeqNumber)]) {
+/// Replaces the SACK option of the TCP segment in `frame` (or adds one) with
+/// `blocks`, as many as fit beside its other options and within `max_len`
+/// bytes of frame, and fixes the lengths and checksums. Its data, if any,
+/// follows the new header. With no blocks, a SACK option it has goes: a copy
+/// sent again keeps those of its first sending, and a stale block below the
+/// acknowledgement would read as a D-SACK (RFC 2883).
+fn write_sack(frame: &mut Vec<u8>, blocks: &[(TcpSeqNumber, TcpSeqNumber)], max_len: usize) {
     let Ok(eth) = EthernetFrame::new_checked(&frame[..]) else {
         return;
     };
     let eth_len = frame.len() - eth.payload().len();
     let v4 = eth.ethertype() == EthernetProtocol::Ipv4;
-    let ip_len = if v4 {
+    let (ip_len, l4_len) = if v4 {
         match Ipv4Packet::new_checked(eth.payload()) {
-            Ok(ip) => usize::from(ip.header_len()),
+            Ok(ip) => (usize::from(ip.header_len()), ip.payload().len()),
             Err(_) => return,
         }
     } else {
-        40
+        match Ipv6Packet::new_checked(eth.payload()) {
+            Ok(ip) => (40, ip.payload().len()),
+            Err(_) => return,
+        }
     };
     let tcp_at = eth_len + ip_len;
-    let Ok(tcp) = TcpPacket::new_checked(&frame[tcp_at..]) else {
+    let Ok(tcp) = TcpPacket::new_checked(&frame[tcp_at..tcp_at + l4_len]) else {
         return;
     };
-    // The other options, as they were (timestamps, if any).
-    let mut options = Vec::with_capacity(MAX_OPTIONS);
-    let mut rest = tcp.options();
-    while let Some(&kind) = rest.first() {
-        match kind {
-            0 => break,
-            1 => rest = &rest[1..],
-            _ => {
-                let Some(&len) = rest.get(1) else { return };
-                let len = usize::from(len);
-                if len < 2 || len > rest.len() {
-                    return;
-                }
-                if kind != 5 {
-                    options.extend_from_slice(&rest[..len]);
-                }
-                rest = &rest[len..];
-            }
-        }
-    }
-    let room = MAX_OPTIONS.saturating_sub(options.len() + 2 + 2) / 8;
-    let count = blocks.len().min(room).min(4);
-    if count == 0 {
+    let header_len = usize::from(tcp.header_len());
+    if blocks.is_empty() && header_len <= 20 {
         return;
     }
-    options.extend_from_slice(&[1, 1, 5, (2 + 8 * count) as u8]);
-    for &(l, r) in &blocks[..count] {
-        options.extend_from_slice(&(l.0 as u32).to_be_bytes());
-        options.extend_from_slice(&(r.0 as u32).to_be_bytes());
+    // The other options, as they were (timestamps, if any).
+    let mut options = Vec::with_capacity(MAX_OPTIONS);
+    let mut had_sack = false;
+    for option in TcpOptions(tcp.options()) {
+        let Ok(option) = option else { return };
+        if option[0] == 5 {
+            had_sack = true;
+        } else {
+            options.extend_from_slice(option);
+        }
+    }
+    let data_len = l4_len - header_len;
+    // Room for blocks: in the option space, and in the frame (the header
+    // without options, the other options, two no-operations, the option's
+    // kind and length, then eight bytes a block, then the data).
+    let fixed = tcp_at + 20 + options.len() + 4 + data_len;
+    let room = MAX_OPTIONS.saturating_sub(options.len() + 4) / 8;
+    let count = blocks
+        .len()
+        .min(room)
+        .min(max_len.saturating_sub(fixed) / 8);
+    if (blocks.is_empty() && !had_sack) || (!blocks.is_empty() && count == 0) {
+        // Nothing to take out, or no room (smoltcp's own block, if any, stays).
+        return;
+    }
+    let data = frame[tcp_at + header_len..tcp_at + l4_len].to_vec();
+    if count > 0 {
+        options.extend_from_slice(&[1, 1, 5, (2 + 8 * count) as u8]);
+        for &(l, r) in &blocks[..count] {
+            options.extend_from_slice(&(l.0 as u32).to_be_bytes());
+            options.extend_from_slice(&(r.0 as u32).to_be_bytes());
+        }
     }
     while options.len() % 4 != 0 {
         options.push(1);
@@ -194,15 +273,16 @@ fn write_sack(frame: &mut Vec<u8>, blocks: &[(TcpSeqNumber, TcpSeqNumber)]) {
     let tcp_len = 20 + options.len();
     frame.truncate(tcp_at + 20);
     frame.extend_from_slice(&options);
+    frame.extend_from_slice(&data);
     let l3 = &mut frame[eth_len..];
     let (src, dst): (IpAddress, IpAddress) = if v4 {
         let mut ip = Ipv4Packet::new_unchecked(&mut *l3);
-        ip.set_total_len((ip_len + tcp_len) as u16);
+        ip.set_total_len((ip_len + tcp_len + data.len()) as u16);
         ip.fill_checksum();
         (ip.src_addr().into(), ip.dst_addr().into())
     } else {
         let mut ip = Ipv6Packet::new_unchecked(&mut *l3);
-        ip.set_payload_len(tcp_len as u16);
+        ip.set_payload_len((tcp_len + data.len()) as u16);
         (ip.src_addr().into(), ip.dst_addr().into())
     };
     let mut tcp = TcpPacket::new_unchecked(&mut l3[ip_len..]);
@@ -255,27 +335,105 @@ mod tests {
         repr.sack_ranges.iter().flatten().copied().collect()
     }
 
-    #[test]
-    fn acks_report_every_range_that_came_out_of_order() {
+    /// The flow's SYN, permitting SACK.
+    fn syn_permitting_sack() -> TcpView {
+        let frame = segment(true, 999, 1, &[], None);
+        let mut syn = frames::tcp_view(&frame).unwrap();
+        syn.syn = true;
+        syn.sack_permitted = true;
+        syn
+    }
+
+    /// `SackBlocks` that received 1100..1200, 1300..1400 and 1500..1600 (in
+    /// that order) with 1000..1100 and 1200..1300 missing.
+    fn three_ranges(permitted: bool) -> SackBlocks {
         let mut sacks = SackBlocks::default();
-        // 1000..1100 is missing; 1100..1200 came, then 1300..1400 (1200..1300
-        // missing too), then 1500..1600.
+        let mut syn = syn_permitting_sack();
+        syn.sack_permitted = permitted;
+        sacks.on_ingress(&syn);
         for seq in [1100, 1300, 1500] {
             let data = segment(true, seq, 1, &[7; 100], None);
             sacks.on_ingress(&frames::tcp_view(&data).unwrap());
         }
+        sacks
+    }
+
+    #[test]
+    fn acks_report_every_range_that_came_out_of_order() {
+        let mut sacks = three_ranges(true);
         // smoltcp's ACK names the latest block only.
         let mut ack = segment(false, 1, 1000, &[], Some((1500, 1600)));
-        sacks.on_egress(&mut ack);
+        sacks.on_egress(&mut ack, 1514);
         assert_eq!(blocks_of(&ack), [(1500, 1600), (1300, 1400), (1100, 1200)]);
         // Once 1000..1200 is in, the first range is below the acknowledgement.
         let mut ack = segment(false, 1, 1200, &[], Some((1300, 1400)));
-        sacks.on_egress(&mut ack);
-        assert_eq!(blocks_of(&ack), [(1300, 1400), (1500, 1600)]);
-        // An ACK without a SACK option is left alone.
+        sacks.on_egress(&mut ack, 1514);
+        assert_eq!(blocks_of(&ack), [(1500, 1600), (1300, 1400)]);
+        // Nothing above the acknowledgement: no option, and a stale one goes.
         let mut plain = segment(false, 1, 1600, &[], None);
         let before = plain.clone();
-        sacks.on_egress(&mut plain);
+        sacks.on_egress(&mut plain, 1514);
         assert_eq!(plain, before);
+        let mut stale = segment(false, 1, 1600, &[], Some((1300, 1400)));
+        sacks.on_egress(&mut stale, 1514);
+        assert_eq!(stale, before);
+    }
+
+    #[test]
+    fn data_segments_carry_the_blocks_that_fit() {
+        let mut sacks = three_ranges(true);
+        // Data going the other way, acknowledging 1000: its blocks come
+        // before its data, which stays whole.
+        let mut data = segment(false, 1, 1000, &[9; 200], None);
+        sacks.on_egress(&mut data, 1514);
+        assert_eq!(blocks_of(&data), [(1500, 1600), (1300, 1400), (1100, 1200)]);
+        let eth = EthernetFrame::new_checked(&data[..]).unwrap();
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        assert_eq!(
+            TcpPacket::new_checked(ip.payload()).unwrap().payload(),
+            [9; 200]
+        );
+        // Within the MTU: room for one block only.
+        let mut big = segment(false, 1, 1000, &[9; 1400], None);
+        let room = big.len() + 4 + 8;
+        sacks.on_egress(&mut big, room);
+        assert_eq!(blocks_of(&big), [(1500, 1600)]);
+        assert!(big.len() <= room);
+        // A full-sized one has none.
+        let mut full = segment(false, 1, 1000, &[9; 1460], None);
+        let before = full.clone();
+        sacks.on_egress(&mut full, before.len());
+        assert_eq!(full, before);
+    }
+
+    #[test]
+    fn no_blocks_unless_the_peer_permitted_sack() {
+        let mut sacks = three_ranges(false);
+        let mut ack = segment(false, 1, 1000, &[], None);
+        let before = ack.clone();
+        sacks.on_egress(&mut ack, 1514);
+        assert_eq!(ack, before);
+    }
+
+    #[test]
+    fn four_blocks_are_read() {
+        let mut sacks = SackBlocks::default();
+        sacks.on_ingress(&syn_permitting_sack());
+        for seq in [1100, 1300, 1500, 1700] {
+            let data = segment(true, seq, 1, &[7; 100], None);
+            sacks.on_ingress(&frames::tcp_view(&data).unwrap());
+        }
+        let mut ack = segment(false, 1, 1000, &[], None);
+        sacks.on_egress(&mut ack, 1514);
+        let view = frames::tcp_view(&ack).unwrap();
+        assert_eq!(
+            view.sacks,
+            [
+                Some((1700, 1800)),
+                Some((1500, 1600)),
+                Some((1300, 1400)),
+                Some((1100, 1200))
+            ]
+        );
     }
 }

@@ -211,7 +211,7 @@ mod tests {
             data_len: 0,
             window_scale: None,
             sack_permitted: false,
-            sacks: [None; 3],
+            sacks: [None; 4],
         }
     }
 
