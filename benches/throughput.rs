@@ -12,7 +12,11 @@
 //!
 //! Beside each speed: the CPU time the whole machine spent busy per GB moved (from
 //! `/proc/stat`, so the reference's kernel TCP and tap forwarders count wherever
-//! they ran, and so do the switch and both pumps).
+//! they ran, and so do the switch and both pumps), and the same without the
+//! switch process's own CPU (its utime + stime from `/proc/PID/stat`): what each
+//! library costs, with the forwarding both pay per frame taken out. For ours, the
+//! frames each way per MiB moved too (from `ip -s link` of both stacks), since
+//! each frame costs the switch CPU.
 
 mod common;
 
@@ -35,6 +39,39 @@ struct Run {
     mb_per_s: f64,
     /// Seconds of busy CPU, machine-wide, per GB (1e9 bytes) moved.
     cpu_s_per_gb: f64,
+    /// The same without the switch process's own CPU.
+    cpu_s_per_gb_no_switch: f64,
+    /// Frames sent by the sender and by the receiver per MiB moved, and the
+    /// CPU seconds per GB of this process (both pumps and the application
+    /// threads: what other work on the machine does not blur), for ours only.
+    frames_per_mib: Option<(f64, f64)>,
+    process_cpu_s_per_gb: Option<f64>,
+}
+
+/// CPU seconds (user and system) this process has used so far.
+fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes one rusage into the zeroed value it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Frames the stack's `vde0` has sent so far, from `ip -s link`.
+fn frames_sent(stack: &Stack) -> u64 {
+    let out = stack
+        .cmd_output("/bin/ip -s link show vde0")
+        .expect("ip -s link");
+    let mut lines = out.lines();
+    lines
+        .find(|l| l.trim_start().starts_with("TX:"))
+        .and_then(|_| lines.next())
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no TX packets in: {out}"))
 }
 
 /// Seconds of CPU time the machine has spent busy (not idle, not waiting for I/O)
@@ -84,6 +121,9 @@ fn ours(mib: usize) -> Run {
     });
     let mut client = TcpStream::connect(&b, "10.123.0.1:5201").unwrap();
     let buf = vec![0x5au8; WRITE_SIZE];
+    let frames = (frames_sent(&b), frames_sent(&a));
+    let switch_cpu = sw.cpu_seconds();
+    let process_cpu = process_cpu_seconds();
     let busy = busy_cpu_seconds();
     let start = Instant::now();
     let mut sent = 0;
@@ -94,10 +134,17 @@ fn ours(mib: usize) -> Run {
     client.shutdown(std::net::Shutdown::Write).unwrap();
     let (got, end) = receiver.join().unwrap();
     let busy = busy_cpu_seconds() - busy;
+    let process_cpu = process_cpu_seconds() - process_cpu;
+    let switch_cpu = sw.cpu_seconds() - switch_cpu;
+    let frames = (frames_sent(&b) - frames.0, frames_sent(&a) - frames.1);
     assert_eq!(got, total);
+    let gb = total as f64 / 1e9;
     Run {
         mb_per_s: total as f64 / (end - start).as_secs_f64() / 1e6,
-        cpu_s_per_gb: busy / (total as f64 / 1e9),
+        cpu_s_per_gb: busy / gb,
+        cpu_s_per_gb_no_switch: (busy - switch_cpu) / gb,
+        frames_per_mib: Some((frames.0 as f64 / mib as f64, frames.1 as f64 / mib as f64)),
+        process_cpu_s_per_gb: Some(process_cpu / gb),
     }
 }
 
@@ -119,11 +166,15 @@ fn reference(mib: usize) -> Result<Run, String> {
         ));
     }
     let sw = Switch::start("ref", 2);
+    // Around the whole program: the few frames of its set-up and teardown are
+    // nothing beside the transfer's.
+    let switch_cpu = sw.cpu_seconds();
     let run = Command::new(&out)
         .arg(sw.path())
         .arg(mib.to_string())
         .output()
         .map_err(|e| format!("ref_tput: {e}"))?;
+    let switch_cpu = sw.cpu_seconds() - switch_cpu;
     let stdout = String::from_utf8_lossy(&run.stdout);
     if !run.status.success() {
         return Err(format!(
@@ -138,9 +189,13 @@ fn reference(mib: usize) -> Result<Run, String> {
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| format!("no {name} in: {stdout}"))
     };
+    let gb = field("bytes")? / 1e9;
     Ok(Run {
         mb_per_s: field("reference_mb_per_s")?,
-        cpu_s_per_gb: field("busy_cpu_s")? / (field("bytes")? / 1e9),
+        cpu_s_per_gb: field("busy_cpu_s")? / gb,
+        cpu_s_per_gb_no_switch: (field("busy_cpu_s")? - switch_cpu) / gb,
+        frames_per_mib: None,
+        process_cpu_s_per_gb: None,
     })
 }
 
@@ -279,6 +334,10 @@ fn main() {
             "CPU ratio  : {:8.2}x less busy CPU per GB than the reference",
             reference.cpu_s_per_gb / ours.cpu_s_per_gb
         );
+        println!(
+            "CPU ratio  : {:8.2} of the reference's busy CPU per GB without the switch's",
+            ours.cpu_s_per_gb_no_switch / reference.cpu_s_per_gb_no_switch
+        );
     }
 }
 
@@ -286,13 +345,35 @@ fn main() {
 fn report(name: &str, runs: &[Run]) -> Run {
     let speeds: Vec<f64> = runs.iter().map(|r| r.mb_per_s).collect();
     let cpu: Vec<f64> = runs.iter().map(|r| r.cpu_s_per_gb).collect();
+    let cpu_no_switch: Vec<f64> = runs.iter().map(|r| r.cpu_s_per_gb_no_switch).collect();
     let median_run = Run {
         mb_per_s: median(speeds.clone()),
         cpu_s_per_gb: median(cpu.clone()),
+        cpu_s_per_gb_no_switch: median(cpu_no_switch.clone()),
+        frames_per_mib: None,
+        process_cpu_s_per_gb: None,
     };
     println!(
-        "{name:<11}: {:8.1} MB/s  (runs: {speeds:.1?}), {:.2} busy CPU s per GB (runs: {cpu:.2?})",
-        median_run.mb_per_s, median_run.cpu_s_per_gb
+        "{name:<11}: {:8.1} MB/s  (runs: {speeds:.1?}), {:.2} busy CPU s per GB (runs: {cpu:.2?}), \
+         {:.2} without the switch's (runs: {cpu_no_switch:.2?})",
+        median_run.mb_per_s, median_run.cpu_s_per_gb, median_run.cpu_s_per_gb_no_switch
     );
+    let frames: Vec<(f64, f64)> = runs.iter().filter_map(|r| r.frames_per_mib).collect();
+    if !frames.is_empty() {
+        let data = median(frames.iter().map(|f| f.0).collect());
+        let acks = median(frames.iter().map(|f| f.1).collect());
+        println!(
+            "{:<11}  frames per MiB: {data:.0} from the sender, {acks:.0} from the receiver",
+            ""
+        );
+    }
+    let process: Vec<f64> = runs.iter().filter_map(|r| r.process_cpu_s_per_gb).collect();
+    if !process.is_empty() {
+        println!(
+            "{:<11}  {:.2} CPU s per GB in this process (runs: {process:.2?})",
+            "",
+            median(process.clone())
+        );
+    }
     median_run
 }
