@@ -204,8 +204,10 @@ const PAYLOAD_PER_FRAME: usize = 1460;
 
 /// MB/s of TCP payload the switch could carry at most: for one second, one port
 /// sends full-size frames as fast as the switch takes them and another counts those
-/// it receives (the switch drops what the receiver cannot take in time).
-fn switch_ceiling() -> f64 {
+/// it receives (the switch drops what the receiver cannot take in time). Also:
+/// the switch process's CPU seconds per GB of payload received, what each byte
+/// through it costs at the least.
+fn switch_ceiling() -> (f64, f64) {
     let sw = Switch::start("ceiling", 2);
     let vnl = format!("vde://{}", sw.path().display());
     let mut rx = VdeLink::open(&vnl, "ceiling-rx").expect("open the receiving port");
@@ -244,6 +246,7 @@ fn switch_ceiling() -> f64 {
     let mut lens = vec![0usize; 32];
     let mut frames = 0usize;
     let mut start = None;
+    let mut switch_cpu = 0.0;
     let window = Duration::from_secs(1);
     loop {
         match rx.recv_batch(&mut bufs, &mut lens) {
@@ -251,6 +254,7 @@ fn switch_ceiling() -> f64 {
                 let full = lens[..n].iter().filter(|&&len| len == 1514).count();
                 if full > 0 && start.is_none() {
                     start = Some(Instant::now());
+                    switch_cpu = sw.cpu_seconds();
                 } else {
                     frames += full;
                 }
@@ -262,10 +266,12 @@ fn switch_ceiling() -> f64 {
             break;
         }
     }
+    let secs = start.unwrap().elapsed().as_secs_f64();
+    let switch_cpu = sw.cpu_seconds() - switch_cpu;
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
-    let secs = start.unwrap().elapsed().as_secs_f64();
-    (frames * PAYLOAD_PER_FRAME) as f64 / secs / 1e6
+    let bytes = (frames * PAYLOAD_PER_FRAME) as f64;
+    (bytes / secs / 1e6, switch_cpu / (bytes / 1e9))
 }
 
 /// Waits up to 100 ms for `events` on `fd`.
@@ -301,10 +307,13 @@ fn main() {
     let mut ours_runs = Vec::new();
     let mut ref_runs = Vec::new();
     let mut ceiling_runs = Vec::new();
+    let mut ceiling_cpu = Vec::new();
     let mut ref_error = None;
     // Interleaved, so that all see the same machine conditions.
     for _ in 0..runs {
-        ceiling_runs.push(switch_ceiling());
+        let (ceiling, cpu) = switch_ceiling();
+        ceiling_runs.push(ceiling);
+        ceiling_cpu.push(cpu);
         ours_runs.push(ours(mib));
         if std::env::var_os("VDESTACK_BENCH_SKIP_REFERENCE").is_some() {
             ref_error = Some("skipped (VDESTACK_BENCH_SKIP_REFERENCE)".into());
@@ -318,7 +327,9 @@ fn main() {
     let ours = report("vdestack", &ours_runs);
     let ceiling = median(ceiling_runs.clone());
     println!(
-        "switch     : {ceiling:8.1} MB/s  (runs: {ceiling_runs:.1?}) ceiling: full frames, no TCP"
+        "switch     : {ceiling:8.1} MB/s  (runs: {ceiling_runs:.1?}) ceiling: full frames, no TCP; \
+         the switch's CPU: {:.2} s per GB (runs: {ceiling_cpu:.2?})",
+        median(ceiling_cpu.clone())
     );
     println!("vdestack / ceiling : {:8.2}", ours.mb_per_s / ceiling);
     if ref_runs.is_empty() {
