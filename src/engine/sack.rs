@@ -10,12 +10,12 @@
 //! up to four blocks, the first the one smoltcp chose to report first as RFC
 //! 2018 asks (the block of the segment that came last).
 
+use super::flow_hash::FlowMap;
 use super::frames::{Flow, TcpView};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
     TcpSeqNumber,
 };
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Ranges remembered per flow: one more than an ACK reports, so that one
@@ -34,7 +34,7 @@ const MAX_OPTIONS: usize = 40;
 pub(crate) struct SackBlocks {
     /// Per flow (our address and port, theirs): ranges received, the latest
     /// first, not overlapping.
-    flows: HashMap<Flow, Vec<(TcpSeqNumber, TcpSeqNumber)>>,
+    flows: FlowMap<Flow, Vec<(TcpSeqNumber, TcpSeqNumber)>>,
 }
 
 impl SackBlocks {
