@@ -12,7 +12,14 @@
 //!
 //! Beside each speed: the CPU time the whole machine spent busy per GB moved (from
 //! `/proc/stat`, so the reference's kernel TCP and tap forwarders count wherever
-//! they ran, and so do the switch and both pumps).
+//! they ran, and so do the switch and both pumps), and the same without the
+//! switch process's own CPU (its utime + stime from `/proc/PID/stat`): what each
+//! library costs, with the forwarding both pay per frame taken out. For ours, the
+//! frames each way per MiB moved too (from `ip -s link` of both stacks), since
+//! each frame costs the switch CPU. Machine-wide figures count whatever else the
+//! machine ran meanwhile, so each library's own processes are measured too
+//! (`getrusage`: this process for ours, the reference's program and the helpers
+//! it waited for), and their ratio printed.
 
 mod common;
 
@@ -35,6 +42,51 @@ struct Run {
     mb_per_s: f64,
     /// Seconds of busy CPU, machine-wide, per GB (1e9 bytes) moved.
     cpu_s_per_gb: f64,
+    /// The same without the switch process's own CPU.
+    cpu_s_per_gb_no_switch: f64,
+    /// Frames sent by the sender and by the receiver per MiB moved (ours only).
+    frames_per_mib: Option<(f64, f64)>,
+    /// CPU seconds per GB of the library's own processes, which other work on
+    /// the machine does not blur: for ours, this process (both pumps and the
+    /// application threads); for the reference, its program and the helpers it
+    /// waited for (its kernel TCP runs mostly in their threads), its set-up
+    /// included.
+    process_cpu_s_per_gb: f64,
+}
+
+/// CPU seconds (user and system) this process has used so far.
+fn process_cpu_seconds() -> f64 {
+    cpu_seconds_of(libc::RUSAGE_SELF)
+}
+
+/// CPU seconds (user and system) of the children this process waited for.
+fn children_cpu_seconds() -> f64 {
+    cpu_seconds_of(libc::RUSAGE_CHILDREN)
+}
+
+fn cpu_seconds_of(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage writes one rusage into the zeroed value it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Frames the stack's `vde0` has sent so far, from `ip -s link`.
+fn frames_sent(stack: &Stack) -> u64 {
+    let out = stack
+        .cmd_output("/bin/ip -s link show vde0")
+        .expect("ip -s link");
+    let mut lines = out.lines();
+    lines
+        .find(|l| l.trim_start().starts_with("TX:"))
+        .and_then(|_| lines.next())
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no TX packets in: {out}"))
 }
 
 /// Seconds of CPU time the machine has spent busy (not idle, not waiting for I/O)
@@ -84,6 +136,9 @@ fn ours(mib: usize) -> Run {
     });
     let mut client = TcpStream::connect(&b, "10.123.0.1:5201").unwrap();
     let buf = vec![0x5au8; WRITE_SIZE];
+    let frames = (frames_sent(&b), frames_sent(&a));
+    let switch_cpu = sw.cpu_seconds();
+    let process_cpu = process_cpu_seconds();
     let busy = busy_cpu_seconds();
     let start = Instant::now();
     let mut sent = 0;
@@ -94,10 +149,17 @@ fn ours(mib: usize) -> Run {
     client.shutdown(std::net::Shutdown::Write).unwrap();
     let (got, end) = receiver.join().unwrap();
     let busy = busy_cpu_seconds() - busy;
+    let process_cpu = process_cpu_seconds() - process_cpu;
+    let switch_cpu = sw.cpu_seconds() - switch_cpu;
+    let frames = (frames_sent(&b) - frames.0, frames_sent(&a) - frames.1);
     assert_eq!(got, total);
+    let gb = total as f64 / 1e9;
     Run {
         mb_per_s: total as f64 / (end - start).as_secs_f64() / 1e6,
-        cpu_s_per_gb: busy / (total as f64 / 1e9),
+        cpu_s_per_gb: busy / gb,
+        cpu_s_per_gb_no_switch: (busy - switch_cpu) / gb,
+        frames_per_mib: Some((frames.0 as f64 / mib as f64, frames.1 as f64 / mib as f64)),
+        process_cpu_s_per_gb: process_cpu / gb,
     }
 }
 
@@ -119,11 +181,17 @@ fn reference(mib: usize) -> Result<Run, String> {
         ));
     }
     let sw = Switch::start("ref", 2);
+    // Around the whole program: the few frames of its set-up and teardown are
+    // nothing beside the transfer's.
+    let switch_cpu = sw.cpu_seconds();
+    let children_cpu = children_cpu_seconds();
     let run = Command::new(&out)
         .arg(sw.path())
         .arg(mib.to_string())
         .output()
         .map_err(|e| format!("ref_tput: {e}"))?;
+    let children_cpu = children_cpu_seconds() - children_cpu;
+    let switch_cpu = sw.cpu_seconds() - switch_cpu;
     let stdout = String::from_utf8_lossy(&run.stdout);
     if !run.status.success() {
         return Err(format!(
@@ -138,9 +206,13 @@ fn reference(mib: usize) -> Result<Run, String> {
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| format!("no {name} in: {stdout}"))
     };
+    let gb = field("bytes")? / 1e9;
     Ok(Run {
         mb_per_s: field("reference_mb_per_s")?,
-        cpu_s_per_gb: field("busy_cpu_s")? / (field("bytes")? / 1e9),
+        cpu_s_per_gb: field("busy_cpu_s")? / gb,
+        cpu_s_per_gb_no_switch: (field("busy_cpu_s")? - switch_cpu) / gb,
+        frames_per_mib: None,
+        process_cpu_s_per_gb: children_cpu / gb,
     })
 }
 
@@ -149,8 +221,12 @@ const PAYLOAD_PER_FRAME: usize = 1460;
 
 /// MB/s of TCP payload the switch could carry at most: for one second, one port
 /// sends full-size frames as fast as the switch takes them and another counts those
-/// it receives (the switch drops what the receiver cannot take in time).
-fn switch_ceiling() -> f64 {
+/// it receives (the switch drops what the receiver cannot take in time). Also,
+/// in CPU seconds per GB of payload received: the switch process's, what each
+/// byte through it costs at the least; and this process's (the two ports'
+/// threads, `sendmmsg` and `recvmmsg` of 32 frames), the least the two stacks'
+/// own exchanges with the switch can cost.
+fn switch_ceiling() -> (f64, f64, f64) {
     let sw = Switch::start("ceiling", 2);
     let vnl = format!("vde://{}", sw.path().display());
     let mut rx = VdeLink::open(&vnl, "ceiling-rx").expect("open the receiving port");
@@ -189,6 +265,7 @@ fn switch_ceiling() -> f64 {
     let mut lens = vec![0usize; 32];
     let mut frames = 0usize;
     let mut start = None;
+    let (mut switch_cpu, mut process_cpu) = (0.0, 0.0);
     let window = Duration::from_secs(1);
     loop {
         match rx.recv_batch(&mut bufs, &mut lens) {
@@ -196,6 +273,8 @@ fn switch_ceiling() -> f64 {
                 let full = lens[..n].iter().filter(|&&len| len == 1514).count();
                 if full > 0 && start.is_none() {
                     start = Some(Instant::now());
+                    switch_cpu = sw.cpu_seconds();
+                    process_cpu = process_cpu_seconds();
                 } else {
                     frames += full;
                 }
@@ -207,10 +286,14 @@ fn switch_ceiling() -> f64 {
             break;
         }
     }
+    let secs = start.unwrap().elapsed().as_secs_f64();
+    let switch_cpu = sw.cpu_seconds() - switch_cpu;
+    let process_cpu = process_cpu_seconds() - process_cpu;
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
-    let secs = start.unwrap().elapsed().as_secs_f64();
-    (frames * PAYLOAD_PER_FRAME) as f64 / secs / 1e6
+    let bytes = (frames * PAYLOAD_PER_FRAME) as f64;
+    let gb = bytes / 1e9;
+    (bytes / secs / 1e6, switch_cpu / gb, process_cpu / gb)
 }
 
 /// Waits up to 100 ms for `events` on `fd`.
@@ -246,10 +329,15 @@ fn main() {
     let mut ours_runs = Vec::new();
     let mut ref_runs = Vec::new();
     let mut ceiling_runs = Vec::new();
+    let mut ceiling_cpu = Vec::new();
+    let mut ports_cpu = Vec::new();
     let mut ref_error = None;
     // Interleaved, so that all see the same machine conditions.
     for _ in 0..runs {
-        ceiling_runs.push(switch_ceiling());
+        let (ceiling, cpu, ports) = switch_ceiling();
+        ceiling_runs.push(ceiling);
+        ceiling_cpu.push(cpu);
+        ports_cpu.push(ports);
         ours_runs.push(ours(mib));
         if std::env::var_os("VDESTACK_BENCH_SKIP_REFERENCE").is_some() {
             ref_error = Some("skipped (VDESTACK_BENCH_SKIP_REFERENCE)".into());
@@ -265,6 +353,13 @@ fn main() {
     println!(
         "switch     : {ceiling:8.1} MB/s  (runs: {ceiling_runs:.1?}) ceiling: full frames, no TCP"
     );
+    println!(
+        "{:<11}  CPU s per GB there: the switch's {:.2} (runs: {ceiling_cpu:.2?}), \
+         its two ports' {:.2} (runs: {ports_cpu:.2?})",
+        "",
+        median(ceiling_cpu.clone()),
+        median(ports_cpu.clone())
+    );
     println!("vdestack / ceiling : {:8.2}", ours.mb_per_s / ceiling);
     if ref_runs.is_empty() {
         println!(
@@ -279,6 +374,14 @@ fn main() {
             "CPU ratio  : {:8.2}x less busy CPU per GB than the reference",
             reference.cpu_s_per_gb / ours.cpu_s_per_gb
         );
+        println!(
+            "CPU ratio  : {:8.2} of the reference's busy CPU per GB without the switch's",
+            ours.cpu_s_per_gb_no_switch / reference.cpu_s_per_gb_no_switch
+        );
+        println!(
+            "CPU ratio  : {:8.2} of the reference's CPU per GB in its own processes",
+            ours.process_cpu_s_per_gb / reference.process_cpu_s_per_gb
+        );
     }
 }
 
@@ -286,13 +389,32 @@ fn main() {
 fn report(name: &str, runs: &[Run]) -> Run {
     let speeds: Vec<f64> = runs.iter().map(|r| r.mb_per_s).collect();
     let cpu: Vec<f64> = runs.iter().map(|r| r.cpu_s_per_gb).collect();
+    let cpu_no_switch: Vec<f64> = runs.iter().map(|r| r.cpu_s_per_gb_no_switch).collect();
+    let process: Vec<f64> = runs.iter().map(|r| r.process_cpu_s_per_gb).collect();
     let median_run = Run {
         mb_per_s: median(speeds.clone()),
         cpu_s_per_gb: median(cpu.clone()),
+        cpu_s_per_gb_no_switch: median(cpu_no_switch.clone()),
+        frames_per_mib: None,
+        process_cpu_s_per_gb: median(process.clone()),
     };
     println!(
-        "{name:<11}: {:8.1} MB/s  (runs: {speeds:.1?}), {:.2} busy CPU s per GB (runs: {cpu:.2?})",
-        median_run.mb_per_s, median_run.cpu_s_per_gb
+        "{name:<11}: {:8.1} MB/s  (runs: {speeds:.1?}), {:.2} busy CPU s per GB (runs: {cpu:.2?}), \
+         {:.2} without the switch's (runs: {cpu_no_switch:.2?})",
+        median_run.mb_per_s, median_run.cpu_s_per_gb, median_run.cpu_s_per_gb_no_switch
+    );
+    let frames: Vec<(f64, f64)> = runs.iter().filter_map(|r| r.frames_per_mib).collect();
+    if !frames.is_empty() {
+        let data = median(frames.iter().map(|f| f.0).collect());
+        let acks = median(frames.iter().map(|f| f.1).collect());
+        println!(
+            "{:<11}  frames per MiB: {data:.0} from the sender, {acks:.0} from the receiver",
+            ""
+        );
+    }
+    println!(
+        "{:<11}  {:.2} CPU s per GB in its own processes (runs: {process:.2?})",
+        "", median_run.process_cpu_s_per_gb
     );
     median_run
 }

@@ -36,6 +36,26 @@ impl Switch {
         Switch { child, dir }
     }
 
+    /// CPU seconds (user and system) the switch process has used so far, from
+    /// `/proc/PID/stat`: what the switch's own forwarding cost, to take out of a
+    /// machine-wide figure.
+    #[allow(dead_code)] // not every bench reads it
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("the switch's /proc/PID/stat");
+        // The command name (field 2) may hold spaces: count fields after its ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .expect("a stat line")
+            .1
+            .split_whitespace()
+            .collect();
+        // Fields 14 and 15 of the line (utime, stime) are 12 and 13 after the name.
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    }
+
     /// The switch's directory, the locator `vde_open` takes.
     pub fn path(&self) -> PathBuf {
         self.dir.join("sw")

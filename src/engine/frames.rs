@@ -9,6 +9,7 @@
 //! ARP replies and neighbour advertisements for loopback, gratuitous ARP and
 //! unsolicited advertisements for a MAC change.
 
+use super::flow_hash::FlowMap;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
@@ -17,7 +18,6 @@ use smoltcp::wire::{
     NdiscNeighborFlags, NdiscRepr, RawHardwareAddress, TcpControl, TcpOption, TcpPacket, TcpRepr,
     TcpSeqNumber, UdpPacket,
 };
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 /// The endpoints of an incoming TCP segment.
@@ -1096,7 +1096,7 @@ pub(crate) type Flow = (IpAddr, u16, IpAddr, u16);
 pub(crate) struct AckSequence {
     /// Per flow (our address and port, theirs): one past the highest sequence
     /// number sent.
-    sent: HashMap<Flow, TcpSeqNumber>,
+    sent: FlowMap<Flow, TcpSeqNumber>,
 }
 
 /// Flows remembered at most; past that the table starts over, which only means

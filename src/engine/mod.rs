@@ -52,6 +52,7 @@ mod config_plan;
 mod datagram_sets;
 mod detour;
 mod dhcp;
+mod flow_hash;
 mod frames;
 mod ipv4_frag;
 mod ipv6_frag;

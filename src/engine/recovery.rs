@@ -42,12 +42,13 @@
 //! It also keeps the per-flow figures `TCP_INFO` reports (round trip,
 //! retransmissions, bytes in flight).
 
+use super::flow_hash::FlowMap;
 use super::frames::{self, EgressSegment, Flow, TcpPart, TcpView};
 use super::options::Congestion;
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, Ipv4Packet, Ipv6Packet, TcpPacket, TcpSeqNumber,
 };
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// The retransmission timer's floor, and the least of its margin over the round
@@ -756,14 +757,14 @@ impl FlowState {
 pub(crate) struct Recovery {
     /// Looked up per segment, never walked (the order of timers is the index's,
     /// so a hash's order cannot make runs differ).
-    flows: HashMap<Flow, FlowState>,
+    flows: FlowMap<Flow, FlowState>,
     /// The flows with something due, by when: the next deadline is the first
     /// entry, not a walk over every flow.
     due: BTreeSet<(Duration, Flow)>,
     /// The window scale options each side offered in its SYN, kept apart from
     /// the numbers (which a SYN starts afresh) because our SYN and the peer's
     /// come in either order.
-    scales: HashMap<Flow, WindowScales>,
+    scales: FlowMap<Flow, WindowScales>,
     /// Buffers of segments acknowledged, for the next copies.
     spare: Vec<Vec<u8>>,
 }

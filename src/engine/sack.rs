@@ -16,12 +16,12 @@
 //! made to do). The first block is the one the latest segment fell in, as RFC
 //! 2018 asks.
 
+use super::flow_hash::FlowMap;
 use super::frames::{Flow, TcpOptions, TcpView};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
     TcpSeqNumber,
 };
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Ranges remembered per flow: one more than a segment reports, so that one
@@ -58,7 +58,7 @@ struct Received {
 #[derive(Debug, Default)]
 pub(crate) struct SackBlocks {
     /// Per flow (our address and port, theirs).
-    flows: HashMap<Flow, Received>,
+    flows: FlowMap<Flow, Received>,
 }
 
 impl SackBlocks {

@@ -25,12 +25,13 @@
 //! Handles carry a generation, so that a handle kept after its connection was
 //! forgotten never reaches the connection that reuses its slot.
 
+use super::flow_hash::FlowMap;
 use super::frames::Flow;
 use super::Conn;
 use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::time::Duration;
 
 /// Names a TCP connection (or a listener's embryo) inside the engine.
@@ -121,7 +122,7 @@ pub(super) struct TcpTable {
     /// Empty slots, reused last-freed first (the same in every run).
     free: Vec<u32>,
     live: usize,
-    flows: HashMap<Flow, TcpHandle>,
+    flows: FlowMap<Flow, TcpHandle>,
     dirty: Vec<TcpHandle>,
     touched: Vec<TcpHandle>,
     waiting: Vec<TcpHandle>,

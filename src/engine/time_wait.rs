@@ -24,10 +24,11 @@
 //! Records are capped ([`MAX_RECORDS`], as Linux's `tcp_max_tw_buckets`): past
 //! the cap a closing connection is forgotten at once, as Linux's overflow does.
 
+use super::flow_hash::FlowMap;
 use super::frames::{Flow, TcpView};
 use super::ports::PortUse;
 use smoltcp::wire::TcpSeqNumber;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// How long a record lives after the last segment that restarted it: Linux's
@@ -76,7 +77,7 @@ pub(crate) enum Verdict {
 /// The TIME-WAIT records of one stack, by 4-tuple (ours first).
 #[derive(Debug, Default)]
 pub(crate) struct TimeWaits {
-    records: HashMap<Flow, Record>,
+    records: FlowMap<Flow, Record>,
     /// Expiries in the order they were set (always `now + 60 s`, so in time
     /// order); an entry whose record was restarted or ended since is stale.
     expiries: VecDeque<(Duration, Flow)>,

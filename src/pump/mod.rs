@@ -739,14 +739,14 @@ impl Pump {
                         // The data fd is edge-triggered: a frame queued from now on
                         // wakes the pump again.
                         self.link_readable = false;
-                        self.rx.drained(largest);
+                        self.rx.drained(largest, now);
                         return;
                     }
-                    self.rx.took(count);
+                    self.rx.took(count, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.link_readable = false;
-                    self.rx.drained(largest);
+                    self.rx.drained(largest, now);
                     return;
                 }
                 Err(_) => {

@@ -6,11 +6,18 @@
 //! and most stacks never see more than a frame at a time. So the batch starts
 //! with two buffers (one frame, and room to see that the link had no more: no
 //! second call just to hear `WouldBlock`), doubles when a call fills every buffer it had (a burst is
-//! waiting), and halves when the link runs dry after using few of them: a busy
-//! link gets its full batch within a few calls, and a quiet one gives the memory
-//! back.
+//! waiting), and halves when the link runs dry after using few of them for a
+//! second: a busy link gets its full batch within a few calls, and a quiet one
+//! gives the memory back.
+//!
+//! The second matters: in bulk, calls that take a few frames come between calls
+//! that take many, and a batch that halved at each of them and doubled again
+//! freed and zeroed its 9 KiB buffers over and over, and the allocator gave the
+//! pages back (`madvise`, whose TLB flush interrupts the other CPU) and faulted
+//! them in again: about one `madvise` per 40 KiB received.
 
 use crate::link::MAX_FRAME;
+use std::time::Duration;
 
 /// The most buffers a batch grows to (frames taken per system call).
 pub(super) const MAX_BATCH: usize = 32;
@@ -19,10 +26,15 @@ pub(super) const MAX_BATCH: usize = 32;
 /// was drained by the call.
 const MIN_BATCH: usize = 2;
 
+/// How long a batch keeps buffers that no call needed before it halves.
+const KEEP: Duration = Duration::from_secs(1);
+
 /// Receive buffers and the lengths of the frames in them.
 pub(super) struct RxBatch {
     bufs: Vec<Vec<u8>>,
     lens: Vec<usize>,
+    /// When a call last used more than a quarter of the buffers.
+    needed_at: Duration,
 }
 
 impl RxBatch {
@@ -31,6 +43,7 @@ impl RxBatch {
         let mut batch = RxBatch {
             bufs: Vec::new(),
             lens: Vec::new(),
+            needed_at: Duration::ZERO,
         };
         batch.resize(MIN_BATCH);
         batch
@@ -55,18 +68,22 @@ impl RxBatch {
         self.bufs.len()
     }
 
-    /// Adapts to a call that received `count` frames: every buffer used, twice
-    /// as many next time.
-    pub(super) fn took(&mut self, count: usize) {
+    /// Adapts to a call at `now` that received `count` frames: every buffer
+    /// used, twice as many next time.
+    pub(super) fn took(&mut self, count: usize, now: Duration) {
+        self.needed_at = now;
         if count == self.capacity() && count < MAX_BATCH {
             self.resize(count * 2);
         }
     }
 
-    /// Adapts to the link running dry after `largest` frames at most in one
-    /// call: half as many buffers when a quarter or fewer were used.
-    pub(super) fn drained(&mut self, largest: usize) {
-        if largest * 4 <= self.capacity() {
+    /// Adapts to the link running dry at `now` after `largest` frames at most in
+    /// one call: half as many buffers when a quarter or fewer were used, and no
+    /// call needed more for a second.
+    pub(super) fn drained(&mut self, largest: usize, now: Duration) {
+        if largest * 4 > self.capacity() {
+            self.needed_at = now;
+        } else if now.saturating_sub(self.needed_at) >= KEEP {
             self.resize(self.capacity() / 2);
         }
     }
@@ -88,16 +105,25 @@ mod tests {
     fn a_batch_grows_with_bursts_and_shrinks_when_the_link_is_quiet() {
         let mut batch = RxBatch::new();
         assert_eq!(batch.capacity(), MIN_BATCH);
+        let mut now = Duration::from_secs(5);
         for expected in [4, 8, 16, 32, 32] {
             let full = batch.capacity();
-            batch.took(full);
+            batch.took(full, now);
             assert_eq!(batch.capacity(), expected);
         }
-        batch.took(20);
-        batch.drained(20);
+        batch.took(20, now);
+        batch.drained(20, now);
         assert_eq!(batch.capacity(), 32, "a busy link keeps its batch");
+        now += KEEP / 2;
+        batch.drained(1, now);
+        assert_eq!(
+            batch.capacity(),
+            32,
+            "a lull between bursts keeps the batch too"
+        );
+        now += KEEP / 2;
         for expected in [16, 8, 4, 2, 2] {
-            batch.drained(1);
+            batch.drained(1, now);
             assert_eq!(batch.capacity(), expected);
         }
         let (bufs, lens) = batch.slots();
