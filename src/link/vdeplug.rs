@@ -241,10 +241,10 @@ const HOST_MULTICAST_FILTER: [libc::sock_filter; 7] = {
             k,
         }
     }
-    const LD_H: u32 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u32;
-    const LD_W: u32 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u32;
-    const JEQ: u32 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u32;
-    const RET: u32 = (libc::BPF_RET | libc::BPF_K) as u32;
+    const LD_H: u32 = libc::BPF_LD | libc::BPF_H | libc::BPF_ABS;
+    const LD_W: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    const JEQ: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    const RET: u32 = libc::BPF_RET | libc::BPF_K;
     [
         // The destination MAC's first two bytes: 33:33 is IPv6 multicast.
         op(LD_H, 0, 0, 0),
