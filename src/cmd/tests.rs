@@ -652,6 +652,61 @@ fn addresses_and_routes_as_data() {
 
 // ---- lookups, against `ip route get` in the oracle ----
 
+/// `expires N` as Linux 6.18 takes it (recorded on a veth): an IPv6 route
+/// counts down and goes; 0 and 4294967295 never expire; an IPv4 route ignores
+/// it; a replace without it makes the route permanent again.
+#[test]
+fn routes_with_expires_count_down_and_go() {
+    use std::time::Duration;
+    let mut cfg = fresh();
+    ok(
+        &mut cfg,
+        "/bin/ip link set vde0 up; /bin/ip -6 addr add 2001:db8::1/64 dev vde0 nodad; \
+         /bin/ip addr add 10.0.0.1/24 dev vde0; \
+         /bin/ip -6 route add 2001:db8:1::/64 via 2001:db8::2 dev vde0 expires 100; \
+         /bin/ip -6 route add 2001:db8:2::/64 dev vde0 expires 0; \
+         /bin/ip -6 route add 2001:db8:4::/64 dev vde0 expires 4294967295; \
+         /bin/ip route add 10.1.0.0/16 via 10.0.0.2 expires 100",
+    );
+    let show = |cfg: &mut NetConfig, what: &str| ok(cfg, &format!("/bin/ip {what}"));
+    assert_eq!(
+        show(&mut cfg, "-6 route show 2001:db8:1::/64"),
+        "2001:db8:1::/64 via 2001:db8::2 dev vde0 metric 1024 expires 100sec pref medium\n"
+    );
+    assert_eq!(
+        show(&mut cfg, "-6 route show 2001:db8:2::/64"),
+        "2001:db8:2::/64 dev vde0 metric 1024 pref medium\n"
+    );
+    assert_eq!(
+        show(&mut cfg, "-6 route show 2001:db8:4::/64"),
+        "2001:db8:4::/64 dev vde0 metric 1024 pref medium\n"
+    );
+    assert_eq!(
+        show(&mut cfg, "route show 10.1.0.0/16"),
+        "10.1.0.0/16 via 10.0.0.2 dev vde0 \n"
+    );
+    cfg.advance_clock(Duration::from_secs(40));
+    assert!(show(&mut cfg, "-6 route show 2001:db8:1::/64").contains(" expires 60sec "));
+    cfg.advance_clock(Duration::from_secs(100));
+    assert_eq!(show(&mut cfg, "-6 route show 2001:db8:1::/64"), "");
+    assert!(!show(&mut cfg, "route show 10.1.0.0/16").is_empty());
+    ok(
+        &mut cfg,
+        "/bin/ip -6 route add 2001:db8:1::/64 via 2001:db8::2 dev vde0 expires 50; \
+         /bin/ip -6 route replace 2001:db8:1::/64 via 2001:db8::2 dev vde0",
+    );
+    assert_eq!(
+        show(&mut cfg, "-6 route show 2001:db8:1::/64"),
+        "2001:db8:1::/64 via 2001:db8::2 dev vde0 metric 1024 pref medium\n"
+    );
+    fails(
+        &mut cfg,
+        "/bin/ip -6 route add 2001:db8:3::/64 dev vde0 expires abc",
+        255,
+        "Error: argument \"abc\" is wrong: \"expires\" value is invalid",
+    );
+}
+
 #[test]
 fn a_deprecated_address_is_a_source_only_when_no_other_will_do() {
     let mut cfg = fresh();

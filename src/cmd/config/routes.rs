@@ -7,6 +7,7 @@
 //! Owns the route list, the IPv4 table's existence and the [`MAX_USER_ROUTES`]
 //! limit.
 
+use super::lifetimes::RoutePref;
 use super::prefix::{in_prefix, network};
 use super::{
     has_prefix_route, kernel, rtnl, IfAddr, LinkKind, Route, RouteProto, RouteType, State,
@@ -35,6 +36,9 @@ pub(crate) struct RouteReq {
     /// The nexthops after the first of a multipath route (`nexthop via GW [dev
     /// DEV]`, the first in `via` and `dev`): each is added as `append` adds it.
     pub(crate) more_nexthops: Vec<(IpAddr, Option<u32>)>,
+    /// `expires N`: seconds until an IPv6 route goes (0 and 4294967295: never,
+    /// as Linux takes them). IPv4 routes ignore it, as Linux's do.
+    pub(crate) expires: Option<u32>,
 }
 
 /// Whether Linux makes `r` one of the nexthops of an IPv6 multipath route when
@@ -112,6 +116,8 @@ impl RouteReq {
 pub(crate) struct RouteAdd {
     pub(crate) route: Route,
     pub(crate) place: RoutePlace,
+    /// Seconds until the route goes, if it does.
+    pub(crate) expires: Option<u32>,
 }
 
 /// Where an accepted route goes in the table.
@@ -468,7 +474,14 @@ impl State {
             RoutePlace::Sorted | RoutePlace::At(_) => 1,
         };
         self.check_route_limit(extra)?;
-        Ok(RouteAdd { route, place })
+        let expires = req
+            .expires
+            .filter(|&n| dst.is_ipv6() && n != 0 && n != u32::MAX);
+        Ok(RouteAdd {
+            route,
+            place,
+            expires,
+        })
     }
 
     /// The indexes of the routes to the same prefix with the same metric as
@@ -662,6 +675,8 @@ impl State {
 
     /// The apply step of `ip route add|replace|change|prepend|append|test`.
     pub(crate) fn apply_route_add(&mut self, add: RouteAdd) {
+        // A route added or replaced without `expires` never expires, as on Linux.
+        self.set_route_extras(&add.route, add.expires, None, RoutePref::Medium);
         match add.place {
             RoutePlace::Sorted => self.insert_route(add.route),
             RoutePlace::Replaces(i) => {

@@ -58,7 +58,7 @@ pub(super) fn route(
 }
 
 /// `ip route add|replace|change|prepend|append|test [to] PREFIX [via GW]
-/// [dev DEV] [src ADDR] [metric N]`
+/// [dev DEV] [src ADDR] [metric N] [expires N]`
 fn route_add(
     state: &mut State,
     family: Family,
@@ -108,6 +108,8 @@ enum RouteKw {
     Metric,
     /// `nexthop`: the rest of the line is nexthops.
     Nexthop,
+    /// `expires N`.
+    Expires,
     /// A keyword the stack cannot honour; true if it takes a value.
     Unsupported(bool),
 }
@@ -121,7 +123,7 @@ const ROUTE_KEYWORDS: &[(&str, Match, RouteKw)] = &[
     ("from", Exact, RouteKw::Unsupported(true)),
     ("tos", Exact, RouteKw::Unsupported(true)),
     ("dsfield", Prefix, RouteKw::Unsupported(true)),
-    ("expires", Exact, RouteKw::Unsupported(true)),
+    ("expires", Exact, RouteKw::Expires),
     ("metric", Prefix, RouteKw::Metric),
     ("priority", Prefix, RouteKw::Metric),
     ("preference", Exact, RouteKw::Metric),
@@ -192,6 +194,7 @@ pub(crate) fn parse_route(
     let mut metric: Option<u32> = None;
     let mut nexthops: Vec<(IpAddr, Option<&str>)> = Vec::new();
     let mut kind = RouteType::Unicast;
+    let mut expires: Option<u32> = None;
     // A route type the stack has no use for; refused once the line has parsed.
     let mut bad_type: Option<&str> = None;
     while let Some(word) = args.next() {
@@ -212,6 +215,13 @@ pub(crate) fn parse_route(
             Some((_, RouteKw::Dev)) => dev = Some(args.value()?),
             Some((_, RouteKw::Metric)) => metric = Some(metric_value(args.value()?)?),
             Some((_, RouteKw::Nexthop)) => nexthops = parse_nexthops(&mut args, &mut family)?,
+            Some((_, RouteKw::Expires)) => {
+                let value = args.value()?;
+                expires = Some(
+                    parse::get_u32(value)
+                        .ok_or_else(|| invarg("\"expires\" value is invalid\n", value))?,
+                );
+            }
             Some((name, RouteKw::Unsupported(value))) => {
                 return Err(refuse(
                     &mut args,
@@ -275,6 +285,7 @@ pub(crate) fn parse_route(
         metric,
         kind,
         more_nexthops,
+        expires,
     })
 }
 

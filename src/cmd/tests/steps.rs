@@ -64,6 +64,7 @@ fn req(dst: &str, prefix_len: u8, via: Option<&str>, dev: Option<u32>) -> RouteR
         metric: None,
         kind: RouteType::Unicast,
         more_nexthops: Vec::new(),
+        expires: None,
     }
 }
 
