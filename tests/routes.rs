@@ -1,6 +1,8 @@
 //! Routes as local traffic meets them: reject routes (`unreachable`,
 //! `prohibit`, `blackhole`, `throw`) refuse `connect` and `sendto` with Linux's
-//! errors, on both backends (the kernel one is the oracle); an IPv6 multipath
+//! errors, on both backends (the kernel one is the oracle), and stop the
+//! stack's answers to a peer they cover while its datagrams still arrive; an
+//! IPv6 multipath
 //! route sends through its first nexthop; a stack with more prefixes than
 //! smoltcp's 8 address slots reaches a peer in each; IPv4 goes through an IPv6
 //! gateway (RFC 5549); `ip neigh flush` forgets learned neighbours.
@@ -68,6 +70,61 @@ fn reject_routes_refuse_local_traffic(backend: Backend) {
             let err = udp.connect(dest).expect_err(&what);
             assert_eq!(errno(&err), want, "UDP connect: {what}: {err}");
         }
+    }
+}
+
+/// A reject route covering a peer stops every answer to it, as Linux's output
+/// lookup fails for them (checked on Linux 6.18 between veth peers, each type,
+/// IPv4 and IPv6): a SYN to a listener or to a closed port gets nothing back
+/// (no SYN-ACK, no reset), while the peer's datagrams are still delivered.
+/// Without the route, the same connection is made.
+fn reject_routes_stop_answers(backend: Backend) {
+    let switch = Switch::start();
+    let a = common::stack_on(backend, &switch.vnl());
+    a.cmd(
+        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; \
+         /bin/ip -6 addr add fd00::1/64 dev vde0 nodad",
+    )
+    .expect("configure a");
+    let b = common::stack_on(Backend::Userspace, &switch.vnl());
+    b.cmd(
+        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0; \
+         /bin/ip -6 addr add fd00::2/64 dev vde0 nodad",
+    )
+    .expect("configure b");
+    let wait = Duration::from_secs(20);
+    let cases = [
+        ("unreachable", "10.0.0.2/32", "10.0.0.1", "0.0.0.0"),
+        ("prohibit", "10.0.0.2/32", "10.0.0.1", "0.0.0.0"),
+        ("blackhole", "fd00::2/128", "[fd00::1]", "[::]"),
+        ("throw", "fd00::2/128", "[fd00::1]", "[::]"),
+    ];
+    for (i, (kind, peer, a_addr, any)) in cases.into_iter().enumerate() {
+        // Ports of their own: the last case's connection may linger.
+        let port = 7000 + 10 * i as u16;
+        let listener = vdestack::TcpListener::bind(&a, format!("{any}:{port}")).unwrap();
+        let server = UdpSocket::bind(&a, format!("{any}:{}", port + 1)).unwrap();
+        server.set_read_timeout(Some(wait)).unwrap();
+        let add = format!("/bin/ip route add {kind} {peer}");
+        a.cmd(&add).expect(&add);
+        let client = UdpSocket::bind(&b, format!("{any}:0")).unwrap();
+        client
+            .send_to(b"hi", format!("{a_addr}:{}", port + 1))
+            .unwrap();
+        let mut buf = [0u8; 4];
+        let (n, _) = server.recv_from(&mut buf).expect("the datagram arrives");
+        assert_eq!(&buf[..n], b"hi", "{kind}");
+        for port in [port, port + 2] {
+            let to = format!("{a_addr}:{port}").parse().unwrap();
+            let err = TcpStream::connect_timeout(&b, &to, Duration::from_secs(1))
+                .expect_err(&format!("{kind} route: no answer from {to}"));
+            assert_eq!(errno(&err), libc::ETIMEDOUT, "{kind} route, {to}: {err}");
+        }
+        let del = format!("/bin/ip route del {kind} {peer}");
+        a.cmd(&del).expect(&del);
+        let to = format!("{a_addr}:{port}").parse().unwrap();
+        TcpStream::connect_timeout(&b, &to, wait).expect("connect without the route");
+        drop(listener.accept().unwrap());
     }
 }
 
@@ -324,5 +381,6 @@ fn neighbours_flushed(backend: Backend) {
 
 on_both_backends! {
     reject_routes: super::reject_routes_refuse_local_traffic;
+    reject_routes_answers: super::reject_routes_stop_answers;
     neighbours_flush: super::neighbours_flushed;
 }

@@ -17,13 +17,23 @@
 //! frames) while the engine asks for it (ARP or neighbour solicitation) and
 //! leaves when the answer comes.
 //!
+//! A reject route (`unreachable`, `prohibit`, `blackhole`, `throw`) stops
+//! what smoltcp makes on its own for a destination it covers: the answers to
+//! incoming packets (SYN-ACK, reset, echo reply, ICMP error), which Linux's
+//! output lookup refuses as it refuses a `connect` there (checked on Linux
+//! 6.18). Such frames are dropped at the same boundary
+//! ([`Engine::rejected_by_route`]); datagrams from there are still delivered.
+//!
 //! An IPv4 route through an IPv6 gateway (`via inet6 GW`, RFC 5549) goes the
 //! same way: smoltcp routes it through the made-up IPv4 next hop, and the
 //! frames take the IPv6 neighbour's hardware address (which needs an IPv4
 //! prefix of 4 addresses or more in smoltcp's table for the made-up one).
 
 use super::{frames, Engine};
-use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress, IpCidr, IpProtocol, Ipv4Address,
+    Ipv4Packet, Ipv6Address, Ipv6Packet,
+};
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -53,6 +63,8 @@ pub(super) struct Detours {
     pub(super) v4: Option<DetourV4>,
     /// Whether IPv6 prefixes are detoured.
     pub(super) v6: bool,
+    /// Whether the model holds a reject route (frames are looked up only then).
+    pub(super) rejects: bool,
     /// Frames waiting for their next hop: the next hop, since when, the frame.
     pending: VecDeque<(IpAddr, Duration, Vec<u8>)>,
 }
@@ -178,6 +190,15 @@ impl Engine {
         None
     }
 
+    /// Whether a reject route stops `frame`: its destination is a unicast
+    /// address the model's lookup refuses with one. Neighbour discovery and
+    /// broadcasts go out of the device without a route lookup, on Linux too.
+    pub(super) fn rejected_by_route(&self, frame: &[u8]) -> bool {
+        self.detours.rejects
+            && routed_dst(frame)
+                .is_some_and(|dst| !self.config.is_broadcast(dst) && self.config.rejected(dst))
+    }
+
     /// Sends the waiting frames whose next hop is now known; drops those that
     /// waited too long.
     pub(super) fn release_detoured(&mut self) {
@@ -293,4 +314,34 @@ mod tests {
         let (routes, v4) = detour_routes(&[cidr("10.0.1.1/32")], &[cidr("10.0.9.1/24")]);
         assert_eq!((routes, v4), (Vec::new(), None));
     }
+}
+
+/// The destination of the IP packet in `frame` if Linux would look it up in
+/// the routing table: unicast, and not neighbour discovery (ICMPv6 types 133
+/// to 137, which go straight out of their device).
+fn routed_dst(frame: &[u8]) -> Option<IpAddr> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let dst = match eth.ethertype() {
+        EthernetProtocol::Ipv4 => {
+            IpAddr::V4(Ipv4Packet::new_checked(eth.payload()).ok()?.dst_addr())
+        }
+        EthernetProtocol::Ipv6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+            let nd = ip.next_header() == IpProtocol::Icmpv6
+                && ip
+                    .payload()
+                    .first()
+                    .is_some_and(|t| (133..=137).contains(t));
+            if nd {
+                return None;
+            }
+            IpAddr::V6(ip.dst_addr())
+        }
+        _ => return None,
+    };
+    let multicast = match dst {
+        IpAddr::V4(a) => a.is_multicast() || a.is_broadcast(),
+        IpAddr::V6(a) => a.is_multicast(),
+    };
+    (!multicast).then_some(dst)
 }

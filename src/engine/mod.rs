@@ -526,6 +526,7 @@ impl Engine {
         self.beyond_table = plan.beyond_table;
         self.detours.v4 = plan.detour_v4;
         self.detours.v6 = plan.detour_v6;
+        self.detours.rejects = self.config.has_reject_routes();
         self.announce(&plan.announce);
     }
 
@@ -1168,6 +1169,10 @@ impl Engine {
     pub(crate) fn next_outgoing(&mut self) -> Option<Vec<u8>> {
         let frame = loop {
             let frame = self.io.outbox.pop_front()?;
+            if self.rejected_by_route(&frame) {
+                self.io.recycle(frame);
+                continue;
+            }
             if frames::dst_mac(&frame) != Some(detour::DETOUR_MAC) {
                 break frame;
             }

@@ -69,6 +69,33 @@ impl State {
         })
     }
 
+    /// The main table's route for `dst`: the longest prefix that matches, of
+    /// an up link or a reject route.
+    fn best_route(&self, dst: IpAddr) -> Option<&Route> {
+        let mut best: Option<&Route> = None;
+        for r in &self.routes {
+            // A reject route matches whatever state its device (`lo`) is in.
+            if (r.kind.rejects() || self.is_up(r.dev))
+                && in_prefix(dst, r.dst, r.prefix_len)
+                && best.is_none_or(|b| r.prefix_len > b.prefix_len)
+            {
+                best = Some(r);
+            }
+        }
+        best
+    }
+
+    /// Whether a reject route stops a packet to `dst` (see
+    /// [`super::NetConfig::rejected`]).
+    pub(super) fn rejected(&self, dst: IpAddr) -> bool {
+        self.lookup(dst).is_err() && self.best_route(dst).is_some_and(|r| r.kind.rejects())
+    }
+
+    /// Whether the main table holds a reject route.
+    pub(super) fn has_reject_routes(&self) -> bool {
+        self.routes.iter().any(|r| r.kind.rejects())
+    }
+
     /// Where a packet to `dst` goes (see [`super::NetConfig::lookup`]), or why
     /// nothing leaves.
     pub(super) fn lookup(&self, dst: IpAddr) -> Result<NextHop, NoRoute> {
@@ -100,17 +127,7 @@ impl State {
             // Linux never sends loopback destinations out of a real device.
             return Err(NoRoute::NetUnreachable);
         }
-        let mut best: Option<&Route> = None;
-        for r in &self.routes {
-            // A reject route matches whatever state its device (`lo`) is in.
-            if (r.kind.rejects() || self.is_up(r.dev))
-                && in_prefix(dst, r.dst, r.prefix_len)
-                && best.is_none_or(|b| r.prefix_len > b.prefix_len)
-            {
-                best = Some(r);
-            }
-        }
-        let r = best.ok_or(NoRoute::NetUnreachable)?;
+        let r = self.best_route(dst).ok_or(NoRoute::NetUnreachable)?;
         match r.kind {
             RouteType::Unicast => {}
             RouteType::Unreachable => return Err(NoRoute::HostUnreachable),

@@ -541,6 +541,20 @@ impl NetConfig {
         self.state.lookup(dst)
     }
 
+    /// Whether a reject route (`unreachable`, `prohibit`, `blackhole`, `throw`)
+    /// is what [`NetConfig::route_to`] finds for `dst`. Linux's output lookup
+    /// fails there for every packet the stack makes, its answers to incoming
+    /// ones too: a SYN-ACK, a reset, an echo reply, an ICMP error (checked on
+    /// Linux 6.18, IPv4 and IPv6; datagrams from there are still delivered).
+    pub fn rejected(&self, dst: IpAddr) -> bool {
+        self.state.rejected(dst)
+    }
+
+    /// Whether any route of the main table is a reject route.
+    pub fn has_reject_routes(&self) -> bool {
+        self.state.has_reject_routes()
+    }
+
     /// Whether `addr` is one of the stack's own addresses, as `bind()` decides
     /// (Linux's local table). IPv4: an address of any link, up or down, or any
     /// address inside the prefix of an address of `lo` (all of 127.0.0.0/8 once
