@@ -288,6 +288,60 @@ fn a_router_lifetime_of_zero_removes_the_default_route_and_a_new_advertisement_r
     );
 }
 
+/// An MTU option.
+fn mtu_option(mtu: u32) -> Vec<u8> {
+    let mut o = vec![5, 1, 0, 0];
+    o.extend(mtu.to_be_bytes());
+    o
+}
+
+/// The default route keeps an advertisement's MTU and Cur Hop Limit, as Linux
+/// 6.18 showed them for the same advertisements (raw ones sent over a veth):
+/// `mtu 1400 hoplimit 10`, and `"metrics":[{"mtu":1400,"hoplimit":10}]` in
+/// JSON. An MTU above the link's (1600 on a 1500 link) or below IPv6's 1280,
+/// and a Cur Hop Limit of 0, leave what the route had.
+#[test]
+fn the_default_route_keeps_the_advertised_mtu_and_hop_limit() {
+    let mut s = stack();
+    let mut ra = Ra::new(1800, mtu_option(1400));
+    ra.cur_hop_limit = 10;
+    feed(&mut s, &ra);
+    let want = "default via fe80::1 dev vde0 proto ra metric 1024 expires 1800sec mtu 1400 hoplimit 10 pref medium";
+    let routes = show(&mut s, "-6 route");
+    assert!(routes.contains(want), "{routes}");
+    let json = show(&mut s, "-j -6 route show default");
+    assert!(
+        json.contains(
+            "\"expires\":1800,\"metrics\":[{\"mtu\":1400,\"hoplimit\":10}],\"pref\":\"medium\""
+        ),
+        "{json}"
+    );
+    for (mtu, hops) in [(1600, 10), (1200, 0)] {
+        let mut ra = Ra::new(1800, mtu_option(mtu));
+        ra.cur_hop_limit = hops;
+        feed(&mut s, &ra);
+        let routes = show(&mut s, "-6 route");
+        assert!(
+            routes.contains(want),
+            "after mtu {mtu}, hop limit {hops}: {routes}"
+        );
+    }
+    // The prefix routes carry neither.
+    let mut ra = Ra::new(1800, prefix_option(PREFIX, 64, LA, 86400, 14400));
+    ra.options.extend(mtu_option(1280));
+    feed(&mut s, &ra);
+    let routes = show(&mut s, "-6 route");
+    assert!(
+        routes.contains("expires 1800sec mtu 1280 hoplimit 64 pref"),
+        "{routes}"
+    );
+    assert!(
+        routes
+            .contains("fd00:1::/64 dev vde0 proto kernel metric 256 expires 86400sec pref medium"),
+        "{routes}"
+    );
+}
+
 #[test]
 fn an_advertisement_cannot_cut_a_valid_lifetime_below_two_hours() {
     let mut s = stack();

@@ -420,6 +420,9 @@ pub(super) fn route_line(
     if let Some(left) = times.expires_left {
         fields.push(format!("expires {left}sec"));
     }
+    if let Some(mtu) = times.mtu {
+        fields.push(format!("mtu {mtu}"));
+    }
     if let Some(hops) = times.hoplimit {
         fields.push(format!("hoplimit {hops}"));
     }
@@ -735,8 +738,15 @@ pub(super) fn route_json(
     if let Some(left) = times.expires_left {
         fields.push(format!("\"expires\":{left}"));
     }
-    if let Some(hops) = times.hoplimit {
-        fields.push(format!("\"metrics\":[{{\"hoplimit\":{hops}}}]"));
+    let metrics: Vec<String> = [
+        times.mtu.map(|mtu| format!("\"mtu\":{mtu}")),
+        times.hoplimit.map(|hops| format!("\"hoplimit\":{hops}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !metrics.is_empty() {
+        fields.push(format!("\"metrics\":[{{{}}}]", metrics.join(",")));
     }
     if !ipv4 {
         fields.push(format!("\"pref\":\"{}\"", times.pref.name()));

@@ -428,7 +428,7 @@ impl Engine {
             if p.on_link {
                 let route = RouterRoute::OnLink(prefix, p.prefix_len);
                 self.config
-                    .router_route(dev, route, p.valid, None, RoutePref::Medium);
+                    .router_route(dev, route, p.valid, (None, None), RoutePref::Medium);
             }
             // An address is the prefix and a 64-bit interface identifier.
             if p.autonomous && p.prefix_len == 64 {
@@ -436,11 +436,14 @@ impl Engine {
             }
         }
         let hop_limit = (advert.hop_limit != 0).then_some(advert.hop_limit);
+        // Linux takes an MTU from 1280 to the link's (RFC 8200's minimum).
+        let link_mtu = u32::try_from(self.io.mtu).unwrap_or(u32::MAX);
+        let mtu = advert.mtu.filter(|m| (1280..=link_mtu).contains(m));
         self.config.router_route(
             dev,
             RouterRoute::Default(advert.router),
             Some(advert.router_lifetime.into()),
-            hop_limit,
+            (hop_limit, mtu),
             advert.pref,
         );
         self.sync_config();

@@ -87,6 +87,8 @@ pub(super) struct RouteExtras {
     via: Option<IpAddr>,
     set_at: Duration,
     expires: Lifetime,
+    /// The MTU an advertisement gave (RTAX_MTU).
+    mtu: Option<u32>,
     hoplimit: Option<u8>,
     pref: RoutePref,
 }
@@ -120,6 +122,8 @@ pub(crate) struct AddrTimes {
 pub(crate) struct RouteTimes {
     /// Seconds until it expires, if it does.
     pub(crate) expires_left: Option<u32>,
+    /// `mtu N`.
+    pub(crate) mtu: Option<u32>,
     /// `hoplimit N`.
     pub(crate) hoplimit: Option<u8>,
     /// `pref`.
@@ -174,11 +178,13 @@ impl State {
             Some(e) => RouteTimes {
                 expires_left: deadline(e.expires, e.set_at)
                     .map(|at| u32::try_from(at.saturating_sub(self.now).as_secs()).unwrap_or(0)),
+                mtu: e.mtu,
                 hoplimit: e.hoplimit,
                 pref: e.pref,
             },
             None => RouteTimes {
                 expires_left: None,
+                mtu: None,
                 hoplimit: None,
                 pref: RoutePref::Medium,
             },
@@ -293,16 +299,16 @@ impl State {
         }
     }
 
-    /// Gives a route an expiry, a hop limit and a preference, from now.
+    /// Gives a route an expiry, a hop limit, an MTU and a preference, from now.
     pub(super) fn set_route_extras(
         &mut self,
         r: &Route,
         expires: Lifetime,
-        hoplimit: Option<u8>,
+        (hoplimit, mtu): (Option<u8>, Option<u32>),
         pref: RoutePref,
     ) {
         self.route_extras.retain(|e| !e.of(r));
-        if expires.is_none() && hoplimit.is_none() && pref == RoutePref::Medium {
+        if expires.is_none() && hoplimit.is_none() && mtu.is_none() && pref == RoutePref::Medium {
             return;
         }
         self.route_extras.push(RouteExtras {
@@ -313,6 +319,7 @@ impl State {
             via: r.via,
             set_at: self.now,
             expires,
+            mtu,
             hoplimit,
             pref,
         });
@@ -446,13 +453,15 @@ impl State {
     /// A route a router advertised on link `dev`: its default route (`via`
     /// the router, `proto ra`, metric 1024) or an on-link prefix (`proto
     /// kernel`, metric 256), added or refreshed with its lifetime, or removed
-    /// with a lifetime of 0.
+    /// with a lifetime of 0. The hop limit and MTU (already checked against
+    /// the link) go on the default route, as Linux keeps them (`hoplimit`,
+    /// `mtu`).
     pub(super) fn router_route(
         &mut self,
         dev: u32,
         target: RouterRoute,
         lifetime: Lifetime,
-        hoplimit: Option<u8>,
+        hoplimit_mtu: (Option<u8>, Option<u32>),
         pref: RoutePref,
     ) {
         // The kernel's route to a prefix (proto kernel, metric 256), or made
@@ -492,7 +501,12 @@ impl State {
         if !self.routes.iter().any(same) {
             self.insert_route(route);
         }
-        self.set_route_extras(&route, lifetime, hoplimit, pref);
+        // A hop limit or MTU not advertised keeps the one the route had (Cur
+        // Hop Limit 0, no MTU option, or one the link cannot take, on Linux).
+        let old = self.route_extras.iter().find(|e| e.of(&route));
+        let hoplimit = hoplimit_mtu.0.or(old.and_then(|e| e.hoplimit));
+        let mtu = hoplimit_mtu.1.or(old.and_then(|e| e.mtu));
+        self.set_route_extras(&route, lifetime, (hoplimit, mtu), pref);
     }
 }
 

@@ -670,16 +670,16 @@ impl NetConfig {
     }
 
     /// A route a router advertised on link `dev`, added, refreshed or (with
-    /// a lifetime of 0) removed.
+    /// a lifetime of 0) removed, with the advertisement's hop limit and MTU.
     pub(crate) fn router_route(
         &mut self,
         dev: u32,
         route: RouterRoute,
         lifetime: Lifetime,
-        hoplimit: Option<u8>,
+        hoplimit_mtu: (Option<u8>, Option<u32>),
         pref: RoutePref,
     ) {
-        self.change(|state| state.router_route(dev, route, lifetime, hoplimit, pref));
+        self.change(|state| state.router_route(dev, route, lifetime, hoplimit_mtu, pref));
     }
 }
 

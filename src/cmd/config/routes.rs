@@ -676,7 +676,7 @@ impl State {
     /// The apply step of `ip route add|replace|change|prepend|append|test`.
     pub(crate) fn apply_route_add(&mut self, add: RouteAdd) {
         // A route added or replaced without `expires` never expires, as on Linux.
-        self.set_route_extras(&add.route, add.expires, None, RoutePref::Medium);
+        self.set_route_extras(&add.route, add.expires, (None, None), RoutePref::Medium);
         match add.place {
             RoutePlace::Sorted => self.insert_route(add.route),
             RoutePlace::Replaces(i) => {
