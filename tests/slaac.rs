@@ -5,7 +5,8 @@
 //! read back: the address from the prefix and the MAC's EUI-64, its lifetimes
 //! counting down, deprecation, expiry, the router's default route and its
 //! removal with a router lifetime of 0, the two-hour rule, invalid
-//! advertisements ignored, and the solicitations the stack sends. Against a
+//! advertisements ignored, the solicitations the stack sends, the advertised
+//! MTU and hop limit on the default route, and that MTU on IPv6 packets. Against a
 //! real router: radvd in a kernel namespace on a vde_switch (skipped where user
 //! namespaces are unavailable).
 
@@ -339,6 +340,74 @@ fn the_default_route_keeps_the_advertised_mtu_and_hop_limit() {
         routes
             .contains("fd00:1::/64 dev vde0 proto kernel metric 256 expires 86400sec pref medium"),
         "{routes}"
+    );
+}
+
+/// The frames the stack sends next, after a poll.
+fn sent(s: &mut SimStack) -> Vec<Vec<u8>> {
+    s.poll();
+    std::iter::from_fn(|| s.take_frame()).collect()
+}
+
+/// The MSS option of the TCP SYN in `frame` (IPv6, no extension headers).
+fn syn_mss(frame: &[u8]) -> Option<u16> {
+    let tcp = frame.get(14 + 40..)?;
+    let options = tcp.get(20..usize::from(tcp[12] >> 4) * 4)?;
+    let at = options.windows(2).position(|w| w == [2, 4])?;
+    Some(u16::from_be_bytes([options[at + 2], options[at + 3]]))
+}
+
+/// An advertised MTU below the link's bounds IPv6 packets, as Linux's `mtu6`
+/// does (checked on Linux 6.18 with an advertisement of MTU 1400 over a veth
+/// of 1500: `net.ipv6.conf.IF.mtu` 1400, a 1450-byte datagram leaves in
+/// fragments, `IPV6_MTU` 1400, and a TCP SYN advertises MSS 1340), while IPv4
+/// keeps the link's; a new link MTU is IPv6's too.
+#[test]
+fn an_advertised_mtu_bounds_ipv6_packets() {
+    let mut s = stack();
+    let mut ra = Ra::new(1800, prefix_option(PREFIX, 64, LA, 86400, 14400));
+    ra.options.extend(mtu_option(1400));
+    feed(&mut s, &ra);
+    at(&mut s, 2);
+    let router_mac = ROUTER_MAC.map(|b| format!("{b:02x}")).join(":");
+    s.cmd(&format!(
+        "/bin/ip -6 neigh add fe80::1 lladdr {router_mac} dev vde0; \
+         /bin/ip addr add 10.0.0.1/24 dev vde0; \
+         /bin/ip neigh add 10.0.0.9 lladdr {router_mac} dev vde0"
+    ))
+    .unwrap();
+    sent(&mut s);
+    let v6 = s.udp_bind("[::]:0".parse().unwrap()).unwrap();
+    let far = "[2001:db8::9]:9".parse().unwrap();
+    s.udp_send_to(v6, Some(far), &[7; 1450]).unwrap();
+    let frames = sent(&mut s);
+    assert!(frames.len() >= 2, "{} frames", frames.len());
+    for f in &frames {
+        assert!(f.len() <= 14 + 1400, "an IPv6 frame of {} bytes", f.len());
+        assert_eq!(f[14 + 6], 44, "a fragment");
+    }
+    let v4 = s.udp_bind("0.0.0.0:0".parse().unwrap()).unwrap();
+    s.udp_send_to(v4, Some("10.0.0.9:9".parse().unwrap()), &[7; 1450])
+        .unwrap();
+    let frames = sent(&mut s);
+    assert_eq!(
+        frames.iter().map(Vec::len).collect::<Vec<_>>(),
+        [14 + 20 + 8 + 1450]
+    );
+    s.tcp_connect(far).unwrap();
+    let frames = sent(&mut s);
+    assert_eq!(
+        frames.iter().map(|f| syn_mss(f)).collect::<Vec<_>>(),
+        [Some(1340)]
+    );
+    // A new link MTU is IPv6's as well: 1400 bytes of data fit in 1480.
+    s.cmd("/bin/ip link set vde0 mtu 1480").unwrap();
+    sent(&mut s);
+    s.udp_send_to(v6, Some(far), &[7; 1400]).unwrap();
+    let frames = sent(&mut s);
+    assert_eq!(
+        frames.iter().map(Vec::len).collect::<Vec<_>>(),
+        [14 + 40 + 8 + 1400]
     );
 }
 

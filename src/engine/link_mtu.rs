@@ -15,6 +15,10 @@
 //! the link carries, on the way out (what the peer may send us) and on the way in
 //! (what smoltcp may send the peer): [`clamp_mss`]. A segment that still does not
 //! fit (the MTU went down under an open connection) leaves in fragments.
+//!
+//! IPv6 packets keep to IPv6's MTU ([`FrameIo::ip_mtu`]): a router
+//! advertisement may lower it below the link's, as Linux's `mtu6`; a new link
+//! MTU sets both.
 
 use super::{ipv4_frag, ipv6_frag, FrameIo};
 use smoltcp::wire::{
@@ -35,13 +39,25 @@ const MSS_OPTION: u8 = 2;
 const MSS_OPTION_LEN: usize = 4;
 
 impl FrameIo {
+    /// The MTU the packet in `frame` leaves by: IPv6's for an IPv6 packet (a
+    /// router may have advertised less than the link carries), else the
+    /// link's.
+    pub(super) fn ip_mtu(&self, frame: &[u8]) -> usize {
+        let ipv6 = frame.get(12..14) == Some(&[0x86, 0xdd][..]);
+        if ipv6 {
+            self.mtu6
+        } else {
+            self.mtu
+        }
+    }
+
     /// Puts a frame longer than the link's MTU in the outbox as fragments, or
     /// drops it if it is no IP packet that can be cut (an IPv6 packet with
     /// extension headers: the stack makes none that large).
     pub(super) fn send_oversized(&mut self, frame: Vec<u8>) {
         let ident = self.next_fragment_id;
         self.next_fragment_id = ident.wrapping_add(1);
-        for packet in cut(&frame, self.mtu, ident) {
+        for packet in cut(&frame, self.ip_mtu(&frame), ident) {
             let mut piece = self.pool.pop().unwrap_or_default();
             piece.clear();
             piece.extend_from_slice(&frame[..ETHERNET_HEADER]);

@@ -493,7 +493,9 @@ impl Engine {
             self.iface.set_hardware_addr(HardwareAddress::Ethernet(mac));
         }
         if let Some(mtu) = plan.mtu {
+            // A new link MTU is IPv6's too, until an advertisement lowers it.
             self.io.mtu = mtu;
+            self.io.mtu6 = mtu;
         }
         if let Some(wanted) = plan.addrs {
             self.iface.update_ip_addrs(|addrs| {
@@ -605,10 +607,11 @@ impl Engine {
         let Some(tcp) = frames::tcp_view(frame) else {
             return self.ingest_ready(frame);
         };
-        if tcp.syn && tcp.options && link_mtu::mss_too_large(frame, self.io.mtu) {
+        let mtu = self.io.ip_mtu(frame);
+        if tcp.syn && tcp.options && link_mtu::mss_too_large(frame, mtu) {
             // smoltcp sizes segments from the peer's MSS (see `link_mtu`).
             let mut clamped = frame.to_vec();
-            link_mtu::clamp_mss(&mut clamped, self.io.mtu);
+            link_mtu::clamp_mss(&mut clamped, mtu);
             return self.ingest(&clamped);
         }
         if !self.time_waits.is_empty() && self.meet_time_wait(frame, &tcp) {
@@ -1624,14 +1627,14 @@ impl Engine {
         let entry = self.tcp.get(handle)?;
         let socket = entry.socket();
         let flow = socket_flow(socket);
-        let ip_header = match socket.remote_endpoint().map(|r| r.addr) {
-            Some(IpAddress::Ipv6(_)) => 40,
-            _ => 20,
+        let (ip_header, mtu) = match socket.remote_endpoint().map(|r| r.addr) {
+            Some(IpAddress::Ipv6(_)) => (40, self.io.mtu6),
+            _ => (20, self.io.mtu),
         };
         Some(TcpStats {
             state: socket.state(),
-            mtu: self.io.mtu,
-            mss: self.io.mtu.saturating_sub(ip_header + 20),
+            mtu,
+            mss: mtu.saturating_sub(ip_header + 20),
             flow: flow
                 .and_then(|flow| self.io.recovery.stats(&flow))
                 .unwrap_or_default(),
@@ -2035,6 +2038,9 @@ fn from_endpoint(endpoint: IpEndpoint) -> SocketAddr {
 struct FrameIo {
     mac: EthernetAddress,
     mtu: usize,
+    /// The IPv6 MTU: the link's, or a router advertisement's smaller one
+    /// (Linux's `mtu6`), until the link's changes.
+    mtu6: usize,
     lo_up: bool,
     wire_up: bool,
     local_v4: Vec<Ipv4Address>,
@@ -2065,6 +2071,7 @@ impl FrameIo {
         FrameIo {
             mac,
             mtu,
+            mtu6: mtu,
             lo_up: false,
             wire_up: false,
             local_v4: Vec::new(),
@@ -2110,10 +2117,11 @@ impl FrameIo {
         let mut resend = std::mem::take(&mut self.resend);
         for mut frame in resend.drain(..) {
             self.segments_sent += 1;
-            self.sack.on_egress(&mut frame, self.mtu + 14);
+            let limit = self.ip_mtu(&frame) + 14;
+            self.sack.on_egress(&mut frame, limit);
             if !self.wire_up {
                 self.recycle(frame);
-            } else if frame.len() > self.mtu + 14 {
+            } else if frame.len() > limit {
                 self.send_oversized(frame);
             } else {
                 self.outbox.push_back(frame);
@@ -2159,13 +2167,15 @@ impl FrameIo {
             self.last_tcp = Some(segment);
             if segment.len > segment.data + usize::from(segment.fin) {
                 // A SYN: its MSS option keeps to the link (see `link_mtu`).
-                link_mtu::clamp_mss(&mut frame, self.mtu);
+                let mtu = self.ip_mtu(&frame);
+                link_mtu::clamp_mss(&mut frame, mtu);
             }
             if segment.rst {
                 self.recovery.forget(&segment.flow);
                 self.sack.forget(&segment.flow);
             } else {
-                self.sack.on_egress(&mut frame, self.mtu + 14);
+                let limit = self.ip_mtu(&frame) + 14;
+                self.sack.on_egress(&mut frame, limit);
                 // Loopback loses nothing: its segments are not kept.
                 let wire = frames::dst_mac(&frame) != Some(self.mac);
                 let verdict =
@@ -2209,7 +2219,7 @@ impl FrameIo {
             }
             self.note_asked(target.into());
         }
-        if self.wire_up && frame.len() > self.mtu + 14 {
+        if self.wire_up && frame.len() > self.ip_mtu(&frame) + 14 {
             self.send_oversized(frame);
         } else if self.wire_up {
             self.outbox.push_back(frame);

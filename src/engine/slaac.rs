@@ -439,6 +439,9 @@ impl Engine {
         // Linux takes an MTU from 1280 to the link's (RFC 8200's minimum).
         let link_mtu = u32::try_from(self.io.mtu).unwrap_or(u32::MAX);
         let mtu = advert.mtu.filter(|m| (1280..=link_mtu).contains(m));
+        if let Some(mtu) = mtu {
+            self.io.mtu6 = mtu as usize;
+        }
         self.config.router_route(
             dev,
             RouterRoute::Default(advert.router),
