@@ -8,7 +8,9 @@
 //! advertisements ignored, the solicitations the stack sends, the advertised
 //! MTU and hop limit on the default route, and that MTU on IPv6 packets. Against a
 //! real router: radvd in a kernel namespace on a vde_switch (skipped where user
-//! namespaces are unavailable).
+//! namespaces are unavailable), whose Cur Hop Limit 10 and MTU 1400 both
+//! backends show on the default route, and whose hop limit their datagrams
+//! carry.
 
 use std::net::Ipv6Addr;
 use std::time::Duration;
@@ -596,8 +598,33 @@ fn radvd_peer(test: &str, switch: &Switch, dir: &TempDir) -> Option<Namespace> {
     std::fs::write(
         &conf,
         "interface vt0 {\n AdvSendAdvert on;\n MinRtrAdvInterval 3;\n MaxRtrAdvInterval 10;\n\
-         AdvDefaultLifetime 1800;\n AdvCurHopLimit 64;\n\
+         AdvDefaultLifetime 1800;\n AdvCurHopLimit 10;\n AdvLinkMTU 1400;\n\
          prefix fd00:1::/64 { AdvOnLink on; AdvAutonomous on; };\n};\n",
+    )
+    .unwrap();
+    // The router's services: "hello" over TCP, and over UDP the hop limit a
+    // datagram arrived with.
+    let server = dir.path().join("server.py");
+    std::fs::write(
+        &server,
+        "import socket, threading\n\
+         u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+         u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)\n\
+         u.bind(('fd00:1::1', 7001))\n\
+         def hops():\n\
+         \x20   while True:\n\
+         \x20       data, anc, _, peer = u.recvmsg(2048, 64)\n\
+         \x20       got = [int.from_bytes(d, 'little') for _, t, d in anc if t == socket.IPV6_HOPLIMIT]\n\
+         \x20       u.sendto(('hops %d' % got[0]).encode(), peer)\n\
+         threading.Thread(target=hops, daemon=True).start()\n\
+         t = socket.socket(socket.AF_INET6)\n\
+         t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         t.bind(('fd00:1::1', 7000))\n\
+         t.listen()\n\
+         while True:\n\
+         \x20   c, _ = t.accept()\n\
+         \x20   c.sendall(b'hello\\n')\n\
+         \x20   c.close()\n",
     )
     .unwrap();
     let script = format!(
@@ -609,12 +636,13 @@ fn radvd_peer(test: &str, switch: &Switch, dir: &TempDir) -> Option<Namespace> {
          i=0; until ip -6 addr show dev vt0 scope link | grep -q 'scope link $'; do \
            i=$((i+1)); [ $i -gt 500 ] && exit 6; sleep 0.01; done; \
          radvd -n -C {conf} -p {pid} -m stderr & \
-         socat TCP6-LISTEN:7000,bind=[fd00:1::1],reuseaddr,fork SYSTEM:'echo hello' & \
+         python3 {server} & \
          i=0; until [ -n \"$(ss -Hltn 'sport = :7000' 2>/dev/null)\" ]; do \
            i=$((i+1)); [ $i -gt 500 ] && exit 4; sleep 0.01; done; \
          echo ready; wait",
         vnl = switch.vnl(),
         conf = conf.display(),
+        server = server.display(),
         pid = dir.path().join("radvd.pid").display(),
     );
     Some(common::started(
@@ -713,7 +741,7 @@ fn radvd_in_a_kernel_namespace_configures_the_stack_as_linux() {
             "fd00:1::/64 dev vde0 proto kernel metric 256 expires Nsec pref medium".to_string(),
             "fe80::/64 dev vde0 proto kernel metric 256 pref medium".to_string(),
             format!(
-                "default via {router} dev vde0 proto ra metric 1024 expires Nsec hoplimit 64 pref medium"
+                "default via {router} dev vde0 proto ra metric 1024 expires Nsec mtu 1400 hoplimit 10 pref medium"
             ),
         ]
     );
@@ -730,6 +758,7 @@ fn radvd_in_a_kernel_namespace_configures_the_stack_as_linux() {
         std::net::IpAddr::V6(address)
     );
     drop(stream);
+    assert_eq!(hops_seen(&stack), "hops 10");
     drop(stack);
 
     // The oracle: a kernel stack with the same MAC on the same link.
@@ -749,6 +778,18 @@ fn radvd_in_a_kernel_namespace_configures_the_stack_as_linux() {
     let (kernel_addr, kernel_routes) = slaac_lines(&kernel, address);
     assert_eq!(addr, kernel_addr);
     assert_eq!(routes, kernel_routes);
+    assert_eq!(hops_seen(&kernel), "hops 10");
+}
+
+/// What the router says of the hop limit of a datagram `stack` sends it from
+/// a socket that set none: the advertised Cur Hop Limit, on Linux.
+fn hops_seen(stack: &Stack) -> String {
+    let udp = vdestack::UdpSocket::bind(stack, "[::]:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    udp.send_to(b"x", "[fd00:1::1]:7001").unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = udp.recv_from(&mut buf).expect("the router answers");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 /// The two lines `ip addr show` prints for the address `cidr`.

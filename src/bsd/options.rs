@@ -409,11 +409,13 @@ pub(super) fn set(s: &StackSocket, opt: SockOpt, value: OptValue) -> io::Result<
             let v = int()?;
             // -1 restores the default, as on Linux.
             let ttl = if v == -1 {
-                SocketOptions::default().hop_limit
+                None
             } else {
-                checked_ttl(u32::try_from(v).map_err(|_| errno(libc::EINVAL))?)?
+                Some(checked_ttl(
+                    u32::try_from(v).map_err(|_| errno(libc::EINVAL))?,
+                )?)
             };
-            s.set_options(|o| o.hop_limit = ttl)
+            s.set_options(|o| o.set_hop_limit(ttl))
         }
         SockOpt::OnlyV6 => {
             if s.is_bound() {

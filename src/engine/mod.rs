@@ -1269,11 +1269,12 @@ impl Engine {
     fn new_tcp_socket(
         source: &mut dyn RingSource,
         options: &SocketOptions,
+        hops: u8,
     ) -> (tcp::Socket<'static>, Option<Lease>) {
         let (rx, tx) = options.tcp_buffers(TCP_BUFFER);
         let rings = source.rings(rx, tx);
         let mut socket = tcp::Socket::new(rings.rx.tcp(), rings.tx.tcp());
-        options.apply_tcp(&mut socket);
+        options.apply_tcp(&mut socket, hops);
         // smoltcp acknowledges every second segment at once; the delay only holds
         // back the ACK of a lone segment. 10 ms (its default) stalls a fast link once
         // per window (FACTS.md); none at all doubles the ACK frames a switch carries.
@@ -1327,7 +1328,8 @@ impl Engine {
                     libc::EADDRINUSE
                 })
             })?;
-        let (mut socket, lease) = Self::new_tcp_socket(&mut *self.rings, options);
+        let hops = self.io.hops(remote.ip());
+        let (mut socket, lease) = Self::new_tcp_socket(&mut *self.rings, options, hops);
         let endpoint = IpListenEndpoint {
             addr: local_ip.map(IpAddress::from),
             port,
@@ -1462,7 +1464,8 @@ impl Engine {
     pub(crate) fn set_tcp_options(&mut self, handle: TcpHandle, options: &SocketOptions) {
         if let Some(entry) = self.tcp.get_mut(handle) {
             entry.conn.options = *options;
-            options.apply_tcp(entry.socket_mut());
+            let hops = self.io.hops_of(entry.socket());
+            options.apply_tcp(entry.socket_mut(), hops);
             if let Some(flow) = socket_flow(entry.socket()) {
                 self.io.recovery.set_congestion(flow, options.congestion);
             }
@@ -1561,7 +1564,8 @@ impl Engine {
         if listener.embryos + unaccepted > listener.backlog {
             return false; // a full backlog drops the SYN; the peer will retry
         }
-        let (mut socket, lease) = Self::new_tcp_socket(&mut *self.rings, &listener.options);
+        let hops = self.io.hops(syn.src.ip());
+        let (mut socket, lease) = Self::new_tcp_socket(&mut *self.rings, &listener.options, hops);
         let ip = unmap(listener.local).ip();
         let endpoint = IpListenEndpoint {
             addr: (!ip.is_unspecified()).then(|| ip.into()),
@@ -2041,6 +2045,9 @@ struct FrameIo {
     /// The IPv6 MTU: the link's, or a router advertisement's smaller one
     /// (Linux's `mtu6`), until the link's changes.
     mtu6: usize,
+    /// IPv6's hop limit for sockets that set none: a router advertisement's
+    /// Cur Hop Limit, else 64.
+    hops6: u8,
     lo_up: bool,
     wire_up: bool,
     local_v4: Vec<Ipv4Address>,
@@ -2072,6 +2079,7 @@ impl FrameIo {
             mac,
             mtu,
             mtu6: mtu,
+            hops6: 64,
             lo_up: false,
             wire_up: false,
             local_v4: Vec::new(),

@@ -42,8 +42,11 @@ pub(crate) struct SocketOptions {
     pub send_buffer: Option<usize>,
     /// `TCP_NODELAY`.
     pub nodelay: bool,
-    /// `IP_TTL` / `IPV6_UNICAST_HOPS`.
+    /// `IP_TTL` / `IPV6_UNICAST_HOPS` as set (64 while not set).
     pub hop_limit: u8,
+    /// Whether the hop limit was set: an unset one follows the interface, as
+    /// Linux's -1 does (IPv6: a router advertisement's Cur Hop Limit).
+    pub hop_limit_set: bool,
     /// `IPV6_V6ONLY`.
     pub v6only: bool,
     /// `SO_BROADCAST`.
@@ -124,6 +127,7 @@ impl Default for SocketOptions {
             send_buffer: None,
             nodelay: false,
             hop_limit: 64,
+            hop_limit_set: false,
             v6only: false,
             broadcast: false,
             multicast_ttl_v4: 1,
@@ -208,10 +212,28 @@ impl SocketOptions {
         }
     }
 
-    /// Applies the options a running TCP socket takes at any time.
-    pub(crate) fn apply_tcp(&self, socket: &mut tcp::Socket<'_>) {
+    /// Sets the hop limit, or (`None`, `-1` on Linux) goes back to the
+    /// interface's.
+    pub(crate) fn set_hop_limit(&mut self, hops: Option<u8>) {
+        self.hop_limit = hops.unwrap_or(64);
+        self.hop_limit_set = hops.is_some();
+    }
+
+    /// The hop limit packets leave with: the one set, else the interface's
+    /// (`default`).
+    pub(crate) fn hops(&self, default: u8) -> u8 {
+        if self.hop_limit_set {
+            self.hop_limit
+        } else {
+            default
+        }
+    }
+
+    /// Applies the options a running TCP socket takes at any time; `hops`:
+    /// the interface's hop limit for the connection's family.
+    pub(crate) fn apply_tcp(&self, socket: &mut tcp::Socket<'_>, hops: u8) {
         socket.set_nagle_enabled(!self.nodelay);
-        socket.set_hop_limit(Some(self.hop_limit));
+        socket.set_hop_limit(Some(self.hops(hops)));
         // The engine's loss recovery holds the congestion window (see
         // `recovery`): smoltcp sends what the peer's window allows, and the
         // boundary holds back what the congestion window does not.
@@ -222,5 +244,52 @@ impl SocketOptions {
         // smoltcp's own timer cannot be moved once armed, so a TCP_KEEPIDLE set
         // after SO_KEEPALIVE would wait for the old interval.
         socket.set_keep_alive(None);
+    }
+}
+
+impl super::FrameIo {
+    /// The hop limit of a socket that set none, for packets to `peer`:
+    /// IPv6's (a router may have advertised one, Linux's per-interface
+    /// `hop_limit`), or IPv4's 64.
+    pub(super) fn hops(&self, peer: std::net::IpAddr) -> u8 {
+        match peer.to_canonical() {
+            std::net::IpAddr::V6(_) => self.hops6,
+            std::net::IpAddr::V4(_) => 64,
+        }
+    }
+
+    /// [`Self::hops`] for a connection, by its peer or else its own address.
+    pub(super) fn hops_of(&self, socket: &tcp::Socket<'_>) -> u8 {
+        let addr = socket
+            .remote_endpoint()
+            .or(socket.local_endpoint())
+            .map(|e| e.addr);
+        addr.map_or(64, |a| self.hops(a.into()))
+    }
+}
+
+impl super::Engine {
+    /// A router advertisement's Cur Hop Limit: IPv6's hop limit from now on,
+    /// for every socket that set none, open ones included (Linux reads the
+    /// interface's at each send).
+    pub(super) fn set_ipv6_hops(&mut self, hops: u8) {
+        if self.io.hops6 == hops {
+            return;
+        }
+        self.io.hops6 = hops;
+        for handle in self.tcp.handles() {
+            if let Some(entry) = self.tcp.get_mut(handle) {
+                let hops = entry.conn.options.hops(self.io.hops_of(entry.socket()));
+                entry.socket_mut().set_hop_limit(Some(hops));
+            }
+        }
+        let datagrams: Vec<_> = self
+            .udps
+            .iter()
+            .map(|(&handle, sock)| (handle, sock.options.hops(self.io.hops(sock.bound.ip()))))
+            .collect();
+        for (handle, hops) in datagrams {
+            self.set_dgram_hop_limit(handle, hops);
+        }
     }
 }

@@ -46,10 +46,11 @@ impl Engine {
         options: &SocketOptions,
     ) -> io::Result<(UdpHandle, SocketAddr)> {
         let Rings { rx, tx, lease } = self.rings.rings(RING_BYTES, RING_BYTES);
+        let hops = options.hops(self.io.hops(local.ip()));
         let opened = self.open_datagram(DatagramProto::Ping, local, options, |_, ident| {
             let mut socket = icmp::Socket::new(rx.icmp(SLOTS), tx.icmp(SLOTS));
             socket.bind(icmp::Endpoint::Ident(ident)).ok()?;
-            socket.set_hop_limit(Some(options.hop_limit));
+            socket.set_hop_limit(Some(hops));
             Some(smoltcp::socket::Socket::Icmp(socket))
         });
         self.leased(opened, lease)

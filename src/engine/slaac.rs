@@ -436,6 +436,9 @@ impl Engine {
             }
         }
         let hop_limit = (advert.hop_limit != 0).then_some(advert.hop_limit);
+        if let Some(hops) = hop_limit {
+            self.set_ipv6_hops(hops);
+        }
         // Linux takes an MTU from 1280 to the link's (RFC 8200's minimum).
         let link_mtu = u32::try_from(self.io.mtu).unwrap_or(u32::MAX);
         let mtu = advert.mtu.filter(|m| (1280..=link_mtu).contains(m));

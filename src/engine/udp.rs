@@ -172,6 +172,7 @@ impl Engine {
         options: &SocketOptions,
     ) -> io::Result<(UdpHandle, SocketAddr)> {
         let Rings { rx, tx, lease } = self.rings.rings(RING_BYTES, RING_BYTES);
+        let hops = options.hops(self.io.hops(local.ip()));
         let opened = self.open_datagram(DatagramProto::Udp, local, options, |ip, port| {
             let mut socket = udp::Socket::new(rx.udp(RX_SLOTS), tx.udp(TX_SLOTS));
             let endpoint = IpListenEndpoint {
@@ -179,7 +180,7 @@ impl Engine {
                 port,
             };
             socket.bind(endpoint).ok()?;
-            socket.set_hop_limit(Some(options.hop_limit));
+            socket.set_hop_limit(Some(hops));
             Some(smoltcp::socket::Socket::Udp(socket))
         });
         self.leased(opened, lease)
@@ -457,7 +458,8 @@ impl Engine {
                 reuse_port: sock.options.reuse_port,
                 ..*options
             };
-            self.set_dgram_hop_limit(handle, options.hop_limit);
+            let hops = options.hops(self.io.hops(sock.bound.ip()));
+            self.set_dgram_hop_limit(handle, hops);
         }
     }
 

@@ -100,7 +100,7 @@ impl SocketConfig {
 
     /// `IP_TTL` / `IPV6_UNICAST_HOPS` (1 to 255).
     pub fn ttl(mut self, ttl: u8) -> SocketConfig {
-        self.options.hop_limit = ttl.max(1);
+        self.options.set_hop_limit(Some(ttl.max(1)));
         self
     }
 }
@@ -185,12 +185,14 @@ pub(crate) fn apply_to_kernel_socket(
     if let Some(bytes) = options.send_buffer {
         set_socket_send_buffer_size(fd, half(bytes))?;
     }
+    let hops = options.hop_limit_set.then_some(options.hop_limit);
     if sys::is_ipv6(fd)? {
-        set_ipv6_unicast_hops(fd, Some(options.hop_limit))?;
+        // Unset, the kernel's own default follows router advertisements.
+        set_ipv6_unicast_hops(fd, hops)?;
         // Only before bind; once bound the kernel refuses a change, as it should.
         let _ = set_ipv6_v6only(fd, options.v6only);
-    } else {
-        set_ip_ttl(fd, options.hop_limit.into())?;
+    } else if let Some(hops) = hops {
+        set_ip_ttl(fd, hops.into())?;
     }
     if ty == libc::SOCK_STREAM {
         set_socket_keepalive(fd, options.keepalive)?;

@@ -110,7 +110,7 @@ impl PingSocket {
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         let hops = super::checked_ttl(ttl)?;
         match face(self.udp.as_ref(), self.fd.as_fd()) {
-            Face::Stack(udp) => udp.set_options(|o| o.hop_limit = hops),
+            Face::Stack(udp) => udp.set_options(|o| o.set_hop_limit(Some(hops))),
             Face::Kernel(k) => k.set_ttl(ttl),
         }
     }

@@ -245,10 +245,11 @@ impl TcpStream {
         }
     }
 
-    /// `IP_TTL` / `IPV6_UNICAST_HOPS` of the segments sent (1 to 255; default 64).
+    /// `IP_TTL` / `IPV6_UNICAST_HOPS` of the segments sent (1 to 255; unset:
+    /// 64, or over IPv6 a router advertisement's hop limit).
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         let ttl = checked_ttl(ttl)?;
-        self.set_options(|o| o.hop_limit = ttl)
+        self.set_options(|o| o.set_hop_limit(Some(ttl)))
     }
 
     /// `IP_TTL`.
@@ -707,7 +708,7 @@ impl TcpListener {
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         let ttl = checked_ttl(ttl)?;
         match &self.acceptor {
-            Some(acceptor) => acceptor.set_options(|o| o.hop_limit = ttl),
+            Some(acceptor) => acceptor.set_options(|o| o.set_hop_limit(Some(ttl))),
             None => sys::KernelSocket(self.fd.as_fd()).set_ttl(ttl.into()),
         }
     }

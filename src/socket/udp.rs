@@ -402,11 +402,12 @@ impl UdpSocket {
         }
     }
 
-    /// `IP_TTL`: the hop limit of outgoing datagrams (1 to 255; default 64).
+    /// `IP_TTL`: the hop limit of outgoing datagrams (1 to 255; unset: 64, or
+    /// over IPv6 a router advertisement's hop limit).
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         let hops = checked_ttl(ttl)?;
         match self.face() {
-            Face::Stack(udp) => udp.set_options(|o| o.hop_limit = hops),
+            Face::Stack(udp) => udp.set_options(|o| o.set_hop_limit(Some(hops))),
             Face::Kernel(k) => k.set_ttl(ttl),
         }
     }
