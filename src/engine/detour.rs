@@ -281,6 +281,36 @@ impl Engine {
     }
 }
 
+/// The destination of the IP packet in `frame` if Linux would look it up in
+/// the routing table: unicast, and not neighbour discovery (ICMPv6 types 133
+/// to 137, which go straight out of their device).
+fn routed_dst(frame: &[u8]) -> Option<IpAddr> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let dst = match eth.ethertype() {
+        EthernetProtocol::Ipv4 => {
+            IpAddr::V4(Ipv4Packet::new_checked(eth.payload()).ok()?.dst_addr())
+        }
+        EthernetProtocol::Ipv6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+            let nd = ip.next_header() == IpProtocol::Icmpv6
+                && ip
+                    .payload()
+                    .first()
+                    .is_some_and(|t| (133..=137).contains(t));
+            if nd {
+                return None;
+            }
+            IpAddr::V6(ip.dst_addr())
+        }
+        _ => return None,
+    };
+    let multicast = match dst {
+        IpAddr::V4(a) => a.is_multicast() || a.is_broadcast(),
+        IpAddr::V6(a) => a.is_multicast(),
+    };
+    (!multicast).then_some(dst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,34 +344,4 @@ mod tests {
         let (routes, v4) = detour_routes(&[cidr("10.0.1.1/32")], &[cidr("10.0.9.1/24")]);
         assert_eq!((routes, v4), (Vec::new(), None));
     }
-}
-
-/// The destination of the IP packet in `frame` if Linux would look it up in
-/// the routing table: unicast, and not neighbour discovery (ICMPv6 types 133
-/// to 137, which go straight out of their device).
-fn routed_dst(frame: &[u8]) -> Option<IpAddr> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let dst = match eth.ethertype() {
-        EthernetProtocol::Ipv4 => {
-            IpAddr::V4(Ipv4Packet::new_checked(eth.payload()).ok()?.dst_addr())
-        }
-        EthernetProtocol::Ipv6 => {
-            let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
-            let nd = ip.next_header() == IpProtocol::Icmpv6
-                && ip
-                    .payload()
-                    .first()
-                    .is_some_and(|t| (133..=137).contains(t));
-            if nd {
-                return None;
-            }
-            IpAddr::V6(ip.dst_addr())
-        }
-        _ => return None,
-    };
-    let multicast = match dst {
-        IpAddr::V4(a) => a.is_multicast() || a.is_broadcast(),
-        IpAddr::V6(a) => a.is_multicast(),
-    };
-    (!multicast).then_some(dst)
 }
