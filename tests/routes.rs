@@ -2,8 +2,7 @@
 //! `prohibit`, `blackhole`, `throw`) refuse `connect` and `sendto` with Linux's
 //! errors, on both backends (the kernel one is the oracle), and stop the
 //! stack's answers to a peer they cover while its datagrams still arrive; an
-//! IPv6 multipath
-//! route sends through its first nexthop; a stack with more prefixes than
+//! IPv6 multipath route spreads flows over its nexthops; a stack with more prefixes than
 //! smoltcp's 8 address slots reaches a peer in each; IPv4 goes through an IPv6
 //! gateway (RFC 5549); `ip neigh flush` forgets learned neighbours.
 //!
@@ -129,23 +128,30 @@ fn reject_routes_stop_answers(backend: Backend) {
 }
 
 /// An IPv6 multipath route (`ip -6 route append` of a second gateway): the
-/// model keeps both nexthops and `ip -6 route` shows them as Linux does; the
-/// userspace engine sends through the first (Linux would hash flows over both).
+/// model keeps both nexthops and `ip -6 route` shows them as Linux does; flows
+/// spread over them by a hash of their addresses (Linux's default policy
+/// hashes addresses, flow label and next header), each flow staying on its
+/// nexthop; a nexthop deleted takes no flow any more.
 #[test]
-fn multipath_routes_go_through_the_first_nexthop() {
+fn multipath_routes_spread_flows_over_their_nexthops() {
     let switch = Switch::start();
-    let stack = |addrs: &str| {
+    let far: Vec<String> = (1..=7).map(|i| format!("fd99::{i}")).collect();
+    let stack = |addrs: &[String]| {
         let s = common::stack_on(Backend::Userspace, &switch.vnl());
         let mut cmds = String::from("/bin/ip link set vde0 up");
-        for a in addrs.split(' ') {
+        for a in addrs {
             cmds += &format!("; /bin/ip -6 addr add {a} dev vde0 nodad");
         }
         s.cmd(&cmds).expect("configure");
         s
     };
-    let a = stack("fd00::1/64");
-    let first = stack("fd00::2/64 fd99::1/128");
-    let second = stack("fd00::3/64 fd99::1/128");
+    let with = |own: &str| {
+        let mut addrs = vec![own.to_string()];
+        addrs.extend(far.iter().map(|a| format!("{a}/128")));
+        addrs
+    };
+    let a = stack(&["fd00::1/64".to_string()]);
+    let peers = [stack(&with("fd00::2/64")), stack(&with("fd00::3/64"))];
     a.cmd(
         "/bin/ip -6 route add fd99::/64 via fd00::2; /bin/ip -6 route append fd99::/64 via fd00::3",
     )
@@ -156,22 +162,48 @@ fn multipath_routes_go_through_the_first_nexthop() {
          \tnexthop via fd00::2 dev vde0 weight 1 \n\
          \tnexthop via fd00::3 dev vde0 weight 1 \n"
     );
-    let listener = vdestack::TcpListener::bind(&first, "[::]:7000").unwrap();
-    // The second nexthop refuses: a connection that went there fails.
-    let mut conn = TcpStream::connect(&a, "[fd99::1]:7000").expect("connect");
-    conn.write_all(b"hi").unwrap();
-    let (done, accepted) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        let mut got = [0; 2];
-        conn.read_exact(&mut got).unwrap();
-        let _ = done.send(got);
-    });
-    let got = accepted
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the first nexthop accepts");
-    assert_eq!(&got, b"hi");
-    drop(second);
+    let servers: Vec<UdpSocket> = peers
+        .iter()
+        .map(|p| {
+            let s = UdpSocket::bind(p, "[::]:7000").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            s
+        })
+        .collect();
+    let client = UdpSocket::bind(&a, "[::]:0").unwrap();
+    // Which peer each destination's datagram reached.
+    let round = || {
+        for (i, dst) in far.iter().enumerate() {
+            client.send_to(&[i as u8], format!("[{dst}]:7000")).unwrap();
+        }
+        let mut reached = vec![None; far.len()];
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while reached.contains(&None) {
+            assert!(std::time::Instant::now() < deadline, "lost: {reached:?}");
+            for (p, server) in servers.iter().enumerate() {
+                let mut buf = [0u8; 4];
+                if let Ok((1, _)) = server.recv_from(&mut buf) {
+                    assert_eq!(reached[usize::from(buf[0])], None, "twice");
+                    reached[usize::from(buf[0])] = Some(p);
+                }
+            }
+        }
+        reached
+    };
+    let first = round();
+    assert!(
+        first.contains(&Some(0)) && first.contains(&Some(1)),
+        "flows spread: {first:?}"
+    );
+    assert_eq!(round(), first, "each flow keeps its nexthop");
+    a.cmd("/bin/ip -6 route del fd99::/64 via fd00::3")
+        .expect("delete a nexthop");
+    assert_eq!(
+        round(),
+        vec![Some(0); far.len()],
+        "all through the one left"
+    );
 }
 
 /// A stack with 12 IPv4 and 4 IPv6 addresses, each in a prefix of its own

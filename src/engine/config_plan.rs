@@ -9,6 +9,7 @@
 //! runs now ([`Plan::new`], tested below without smoltcp), and the engine carries
 //! the plan out (`Engine::sync_config`).
 
+use super::detour::DETOUR_V6;
 use super::IFACE_ADDRS;
 use crate::cmd::{LinkKind, NetConfig};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
@@ -141,9 +142,10 @@ impl Plan {
             plan.routes.iter().chain(&plan.detours).any(uses)
         });
         plan.detour_v6 = plan
-            .detours
+            .routes
             .iter()
-            .any(|(c, _)| matches!(c, IpCidr::Ipv6(_)));
+            .chain(&plan.detours)
+            .any(|(_, via)| *via == IpAddress::Ipv6(DETOUR_V6));
         // smoltcp empties its neighbour cache on every address update, and then
         // resolves one neighbour a second at most: commands that leave the
         // addresses alone (a new MTU or hardware address, a route) must not cost
@@ -178,7 +180,9 @@ fn prefix_of(cidr: &IpCidr) -> (u128, u8, bool) {
 /// order, the lowest metric), since smoltcp knows no metric and would take the
 /// last; and none for a prefix whose preferred route has no gateway. An IPv4
 /// route through an IPv6 gateway (RFC 5549) goes through the made-up IPv4 next
-/// hop `detour_v4` (see `detour`), or not at all without one.
+/// hop `detour_v4` (see `detour`), or not at all without one; an IPv6
+/// multipath route through the made-up IPv6 next hop, whose frames take the
+/// nexthop of their flow.
 fn gateway_routes(config: &NetConfig, detour_v4: Option<Ipv4Address>) -> Vec<(IpCidr, IpAddress)> {
     let mut seen = std::collections::HashSet::new();
     config
@@ -188,6 +192,8 @@ fn gateway_routes(config: &NetConfig, detour_v4: Option<Ipv4Address>) -> Vec<(Ip
         .filter_map(|route| {
             let via = match route.via? {
                 IpAddr::V6(_) if route.dst.is_ipv4() => IpAddress::Ipv4(detour_v4?),
+                // Each flow takes its own nexthop, chosen at the boundary.
+                IpAddr::V6(_) if config.is_multipath(&route) => IpAddress::Ipv6(DETOUR_V6),
                 via => via.into(),
             };
             Some((IpCidr::new(route.dst.into(), route.prefix_len), via))

@@ -17,6 +17,10 @@
 //! frames) while the engine asks for it (ARP or neighbour solicitation) and
 //! leaves when the answer comes.
 //!
+//! An IPv6 multipath route goes the same way: smoltcp routes it through the
+//! made-up IPv6 next hop, and each frame takes the nexthop its flow's hash
+//! picks (`flow_hash`, [`crate::cmd::NetConfig::lookup_flow`]).
+//!
 //! A reject route (`unreachable`, `prohibit`, `blackhole`, `throw`) stops
 //! what smoltcp makes on its own for a destination it covers: the answers to
 //! incoming packets (SYN-ACK, reset, echo reply, ICMP error), which Linux's
@@ -153,7 +157,7 @@ impl Engine {
     /// hardware address, or `None` when it waits for it (or has none).
     pub(super) fn detour(&mut self, mut frame: Vec<u8>) -> Option<Vec<u8>> {
         let hop = frames::ip_dst(&frame)
-            .and_then(|dst| self.config.lookup(dst))
+            .and_then(|dst| self.config.lookup_flow(dst, flow_hash(&frame)))
             .filter(|hop| !hop.local);
         let Some(hop) = hop else {
             self.io.recycle(frame);
@@ -279,6 +283,23 @@ impl Engine {
         self.release_detoured();
         true
     }
+}
+
+/// The hash that picks a multipath nexthop for the IPv6 packet in `frame`:
+/// of its addresses, flow label and next header, as Linux's default policy
+/// (`fib_multipath_hash_policy` 0) hashes them; the same for every packet of
+/// a flow. FNV-1a, folded so that consecutive values spread.
+fn flow_hash(frame: &[u8]) -> u64 {
+    let Some(ip) = frame.get(14..14 + 40) else {
+        return 0;
+    };
+    // Flow label (20 bits of the first word), next header, addresses.
+    let label = [ip[1] & 0x0f, ip[2], ip[3]];
+    let fields = label.iter().chain(&ip[6..7]).chain(&ip[8..40]);
+    let hash = fields.fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    hash ^ (hash >> 32)
 }
 
 /// The destination of the IP packet in `frame` if Linux would look it up in

@@ -5,6 +5,7 @@
 
 use super::addrs::{v4_scope, v6_rank, SCOPE_UNIVERSE};
 use super::prefix::in_prefix;
+use super::routes::ecmp_capable;
 use super::{v4, IfAddr, Link, LinkKind, NextHop, NoRoute, Route, RouteType, State};
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -83,6 +84,35 @@ impl State {
             }
         }
         best
+    }
+
+    /// The nexthops of the IPv6 multipath route `r` whose links are up, `r`
+    /// first: the routes of the table to its prefix, with its metric, through
+    /// a gateway (each nexthop is a route of its own, as Linux's siblings).
+    pub(super) fn nexthops_of<'a>(&'a self, r: &'a Route) -> impl Iterator<Item = &'a Route> + 'a {
+        self.routes.iter().filter(move |o| {
+            ecmp_capable(o)
+                && (o.dst, o.prefix_len, o.metric) == (r.dst, r.prefix_len, r.metric)
+                && self.is_up(o.dev)
+        })
+    }
+
+    /// [`Self::lookup`] for one flow of a multipath route: the nexthop `hash`
+    /// picks among those up, each weighing 1 (the weights the model takes).
+    pub(super) fn lookup_flow(&self, dst: IpAddr, hash: u64) -> Result<NextHop, NoRoute> {
+        let hop = self.lookup(dst)?;
+        let Some(r) = self.best_route(dst).filter(|r| ecmp_capable(r)) else {
+            return Ok(hop);
+        };
+        let count = self.nexthops_of(r).count() as u64;
+        let Some(pick) = self.nexthops_of(r).nth((hash % count.max(1)) as usize) else {
+            return Ok(hop);
+        };
+        Ok(NextHop {
+            dev: pick.dev,
+            addr: pick.via.unwrap_or(dst),
+            ..hop
+        })
     }
 
     /// Whether a reject route stops a packet to `dst` (see

@@ -541,6 +541,19 @@ impl NetConfig {
         self.state.lookup(dst)
     }
 
+    /// Whether `route` is one nexthop of an IPv6 multipath route with others
+    /// on up links.
+    pub fn is_multipath(&self, route: &Route) -> bool {
+        routes::ecmp_capable(route) && self.state.nexthops_of(route).nth(1).is_some()
+    }
+
+    /// [`NetConfig::lookup`] for one flow: through an IPv6 multipath route,
+    /// the nexthop `hash` (the flow's, stable for it) picks among those whose
+    /// links are up, as Linux spreads flows over them.
+    pub fn lookup_flow(&self, dst: IpAddr, hash: u64) -> Option<NextHop> {
+        self.state.lookup_flow(dst, hash).ok()
+    }
+
     /// Whether a reject route (`unreachable`, `prohibit`, `blackhole`, `throw`)
     /// is what [`NetConfig::route_to`] finds for `dst`. Linux's output lookup
     /// fails there for every packet the stack makes, its answers to incoming

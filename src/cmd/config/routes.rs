@@ -44,7 +44,7 @@ pub(crate) struct RouteReq {
 /// Whether Linux makes `r` one of the nexthops of an IPv6 multipath route when
 /// another goes to its prefix with its metric (`rt6_qualify_for_ecmp`): a
 /// unicast route through a gateway, added with `ip route`.
-fn ecmp_capable(r: &Route) -> bool {
+pub(super) fn ecmp_capable(r: &Route) -> bool {
     r.dst.is_ipv6()
         && r.via.is_some()
         && r.kind == RouteType::Unicast

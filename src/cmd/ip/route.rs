@@ -292,8 +292,8 @@ pub(crate) fn parse_route(
 /// The nexthops of `ip route add ... nexthop via GW [dev DEV] [weight N]
 /// [nexthop ...]` (iproute2's `parse_nexthops`), after the first `nexthop`:
 /// each gateway and device name. More than one make a multipath route, which
-/// the model keeps for IPv6 only, with every weight 1 (the engine sends through
-/// the first nexthop).
+/// the model keeps for IPv6 only, with every weight 1 (the engine spreads
+/// flows over the nexthops).
 fn parse_nexthops<'a>(
     args: &mut Args<'a>,
     family: &mut Family,
