@@ -349,6 +349,8 @@ struct RouteView<'a> {
     proto: &'a str,
     metric: u64,
     src: Option<IpAddr>,
+    /// A multipath route's nexthop: its weight.
+    weight: Option<u64>,
 }
 
 impl RouteView<'_> {
@@ -369,6 +371,9 @@ impl RouteView<'_> {
         .unwrap();
         if let Some(src) = self.src {
             write!(s, " src {src}").unwrap();
+        }
+        if let Some(weight) = self.weight {
+            write!(s, " weight {weight}").unwrap();
         }
         s
     }
@@ -417,6 +422,7 @@ fn our_state(cfg: &NetConfig) -> State {
             proto,
             metric: r.metric().into(),
             src: r.src,
+            weight: cfg.is_multipath(&r).then_some(r.weight.into()),
         }
         .render();
         if r.dst.is_ipv4() {
@@ -511,6 +517,7 @@ fn kernel_routes(json: &Json, ipv6: bool) -> Result<Vec<String>, String> {
                     proto: r.get("protocol").and_then(Json::as_str).unwrap_or("boot"),
                     metric: r.get("metric").and_then(Json::as_num).unwrap_or(0.0) as u64,
                     src,
+                    weight: hop.get("weight").and_then(Json::as_num).map(|w| w as u64),
                 }
                 .render(),
             );

@@ -435,9 +435,10 @@ pub(super) fn route_line(
         let via = hop.via.map(|v| format!("via {} ", format_addr(v)));
         let _ = write!(
             line,
-            "\tnexthop {}dev {} weight 1 ",
+            "\tnexthop {}dev {} weight {} ",
             via.unwrap_or_default(),
-            state.link(hop.dev).name
+            state.link(hop.dev).name,
+            hop.weight
         );
     }
     line.push('\n');
@@ -760,7 +761,7 @@ pub(super) fn route_json(
                     hop_fields.push(format!("\"gateway\":\"{}\"", format_addr(via)));
                 }
                 hop_fields.push(format!("\"dev\":{}", json_str(&state.link(hop.dev).name)));
-                hop_fields.push("\"weight\":1".to_string());
+                hop_fields.push(format!("\"weight\":{}", hop.weight));
                 hop_fields.push("\"flags\":[]".to_string());
                 json_object(&hop_fields)
             })

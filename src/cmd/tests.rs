@@ -171,6 +171,7 @@ mod transcript {
         json2,
         reject,
         multipath,
+        weights,
         rfc5549,
     );
 }
@@ -634,6 +635,7 @@ fn addresses_and_routes_as_data() {
             (true, RouteProto::Kernel) => 256,
             (true, _) => 1024,
         },
+        weight: 1,
     };
     assert_eq!(
         cfg.routes(),
@@ -1255,5 +1257,32 @@ fn check_invariants(cfg: &NetConfig, line: &str) {
             r.via.is_none_or(|v| v.is_ipv4() == r.dst.is_ipv4()),
             "{line:?}"
         );
+    }
+}
+
+/// Flows share an IPv6 multipath route by the nexthops' weights (Linux's
+/// hash-threshold: each nexthop owns a share of the hash space as large as
+/// its weight), the same hash always taking the same nexthop; a plain route
+/// is not spread.
+#[test]
+fn multipath_flows_share_the_nexthops_by_weight() {
+    let mut cfg = fresh();
+    ok(
+        &mut cfg,
+        "/bin/ip link set vde0 up; /bin/ip -6 route add 2001:db8:1::/48 \
+         nexthop via fe80::1 dev vde0 weight 3 nexthop via fe80::2 dev vde0; \
+         /bin/ip -6 route add 2001:db8:2::/48 via fe80::7 dev vde0",
+    );
+    let dst = ip("2001:db8:1::9");
+    let mut counts = [0; 2];
+    for hash in 0..400 {
+        let hop = cfg.lookup_flow(dst, hash).unwrap();
+        assert_eq!(Some(hop), cfg.lookup_flow(dst, hash), "stable");
+        counts[usize::from(hop.addr == ip("fe80::2"))] += 1;
+    }
+    assert_eq!(counts, [300, 100]);
+    for hash in 0..8 {
+        let hop = cfg.lookup_flow(ip("2001:db8:2::9"), hash).unwrap();
+        assert_eq!(hop.addr, ip("fe80::7"));
     }
 }

@@ -98,14 +98,21 @@ impl State {
     }
 
     /// [`Self::lookup`] for one flow of a multipath route: the nexthop `hash`
-    /// picks among those up, each weighing 1 (the weights the model takes).
+    /// picks among those up, each with a share of the hashes as large as its
+    /// weight.
     pub(super) fn lookup_flow(&self, dst: IpAddr, hash: u64) -> Result<NextHop, NoRoute> {
         let hop = self.lookup(dst)?;
         let Some(r) = self.best_route(dst).filter(|r| ecmp_capable(r)) else {
             return Ok(hop);
         };
-        let count = self.nexthops_of(r).count() as u64;
-        let Some(pick) = self.nexthops_of(r).nth((hash % count.max(1)) as usize) else {
+        let total: u64 = self.nexthops_of(r).map(|o| u64::from(o.weight)).sum();
+        let mut point = hash % total.max(1);
+        let pick = self.nexthops_of(r).find(|o| {
+            let inside = point < u64::from(o.weight);
+            point = point.saturating_sub(u64::from(o.weight));
+            inside
+        });
+        let Some(pick) = pick else {
             return Ok(hop);
         };
         Ok(NextHop {

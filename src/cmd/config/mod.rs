@@ -192,6 +192,9 @@ pub struct Route {
     /// The metric (`metric`, `priority` or `preference` N): among routes to the
     /// same prefix, the lowest wins.
     pub metric: u32,
+    /// The weight of this nexthop of an IPv6 multipath route (1 to 256): its
+    /// share of the flows.
+    pub weight: u16,
 }
 
 impl Route {

@@ -35,7 +35,9 @@ pub(crate) struct RouteReq {
     pub(crate) kind: RouteType,
     /// The nexthops after the first of a multipath route (`nexthop via GW [dev
     /// DEV]`, the first in `via` and `dev`): each is added as `append` adds it.
-    pub(crate) more_nexthops: Vec<(IpAddr, Option<u32>)>,
+    pub(crate) more_nexthops: Vec<(IpAddr, Option<u32>, u16)>,
+    /// The first nexthop's `weight` (1 unless given).
+    pub(crate) weight: u16,
     /// `expires N`: seconds until an IPv6 route goes (0 and 4294967295: never,
     /// as Linux takes them). IPv4 routes ignore it, as Linux's do.
     pub(crate) expires: Option<u32>,
@@ -191,6 +193,7 @@ pub(super) fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
         } else {
             IPV6_KERNEL_METRIC
         },
+        weight: 1,
     }
 }
 
@@ -464,6 +467,7 @@ impl State {
             proto: RouteProto::Boot,
             src: req.src,
             metric,
+            weight: req.weight,
         };
         let place = match dst {
             IpAddr::V4(_) => self.place_v4(&route, mode)?,

@@ -75,12 +75,16 @@ fn route_add(
     // A multipath route: its first nexthop as the command says, the others
     // appended to it, all or none (as Linux's `ip6_route_multipath_add`).
     let mut next = state.clone();
-    let nexthops = std::iter::once((req.via, req.dev))
-        .chain(req.more_nexthops.iter().map(|&(gw, dev)| (Some(gw), dev)));
-    for (n, (via, dev)) in nexthops.enumerate() {
+    let nexthops = std::iter::once((req.via, req.dev, req.weight)).chain(
+        req.more_nexthops
+            .iter()
+            .map(|&(gw, dev, weight)| (Some(gw), dev, weight)),
+    );
+    for (n, (via, dev, weight)) in nexthops.enumerate() {
         let one = RouteReq {
             via,
             dev,
+            weight,
             more_nexthops: Vec::new(),
             ..req.clone()
         };
@@ -192,7 +196,7 @@ pub(crate) fn parse_route(
     let mut src: Option<IpAddr> = None;
     let mut dev: Option<&str> = None;
     let mut metric: Option<u32> = None;
-    let mut nexthops: Vec<(IpAddr, Option<&str>)> = Vec::new();
+    let mut nexthops: Vec<Nexthop> = Vec::new();
     let mut kind = RouteType::Unicast;
     let mut expires: Option<u32> = None;
     // A route type the stack has no use for; refused once the line has parsed.
@@ -247,14 +251,16 @@ pub(crate) fn parse_route(
     };
     let mut dev = find(dev)?;
     let mut more_nexthops = Vec::new();
-    if let Some(&(first_via, first_dev)) = nexthops.first() {
+    let mut weight = 1;
+    if let Some(&(first_via, first_dev, first_weight)) = nexthops.first() {
         if via.is_some() || dev.is_some() {
             return Err(unsupported("a gateway or device beside \"nexthop\""));
         }
         via = Some(first_via);
         dev = find(first_dev)?;
-        for &(gw, d) in &nexthops[1..] {
-            more_nexthops.push((gw, find(d)?));
+        weight = first_weight;
+        for &(gw, d, w) in &nexthops[1..] {
+            more_nexthops.push((gw, find(d)?, w));
         }
     }
     if let Some(name) = bad_type {
@@ -285,21 +291,24 @@ pub(crate) fn parse_route(
         metric,
         kind,
         more_nexthops,
+        weight,
         expires,
     })
 }
 
+/// One `nexthop` as written: gateway, device name, weight.
+type Nexthop<'a> = (IpAddr, Option<&'a str>, u16);
+
 /// The nexthops of `ip route add ... nexthop via GW [dev DEV] [weight N]
 /// [nexthop ...]` (iproute2's `parse_nexthops`), after the first `nexthop`:
-/// each gateway and device name. More than one make a multipath route, which
-/// the model keeps for IPv6 only, with every weight 1 (the engine spreads
-/// flows over the nexthops).
+/// each gateway, device name and weight. More than one make a multipath
+/// route, which the model keeps for IPv6 only (the engine spreads flows over
+/// the nexthops by their weights).
 fn parse_nexthops<'a>(
     args: &mut Args<'a>,
     family: &mut Family,
-) -> Result<Vec<(IpAddr, Option<&'a str>)>, CmdError> {
+) -> Result<Vec<Nexthop<'a>>, CmdError> {
     let mut nexthops = Vec::new();
-    let mut weights = Vec::new();
     loop {
         let mut via = None;
         let mut dev = None;
@@ -312,6 +321,7 @@ fn parse_nexthops<'a>(
                 "weight" => {
                     let value = args.value()?;
                     weight = parse::get_u32(value)
+                        .and_then(|w| u16::try_from(w).ok())
                         .filter(|w| (1..=256).contains(w))
                         .ok_or_else(|| invarg("\"weight\" is invalid\n", value))?;
                 }
@@ -340,19 +350,13 @@ fn parse_nexthops<'a>(
         let Some(via) = via else {
             return Err(unsupported("a nexthop without a gateway"));
         };
-        nexthops.push((via, dev));
-        weights.push(weight);
+        nexthops.push((via, dev, weight));
         if !next {
             break;
         }
     }
-    if nexthops.len() > 1 {
-        if *family != Family::Inet6 {
-            return Err(unsupported("an IPv4 multipath route (several nexthops)"));
-        }
-        if weights.iter().any(|&w| w != 1) {
-            return Err(unsupported("a nexthop weight other than 1"));
-        }
+    if nexthops.len() > 1 && *family != Family::Inet6 {
+        return Err(unsupported("an IPv4 multipath route (several nexthops)"));
     }
     Ok(nexthops)
 }

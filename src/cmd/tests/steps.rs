@@ -64,6 +64,7 @@ fn req(dst: &str, prefix_len: u8, via: Option<&str>, dev: Option<u32>) -> RouteR
         metric: None,
         kind: RouteType::Unicast,
         more_nexthops: Vec::new(),
+        weight: 1,
         expires: None,
     }
 }
@@ -173,6 +174,7 @@ fn route_add_check_returns_the_route_and_apply_adds_it() {
         proto: RouteProto::Boot,
         src: None,
         metric: 0,
+        weight: 1,
     };
     assert_eq!((add.route, add.place), (route, RoutePlace::Sorted));
     assert!(!cfg.routes().contains(&route), "a check changes nothing");
@@ -446,6 +448,7 @@ fn route_selector_selects_by_every_field() {
         proto,
         src: None,
         metric: 0,
+        weight: 1,
     };
     let kernel = route("10.0.0.0", 24, 2, RouteProto::Kernel);
     let added = route("10.1.0.0", 16, 1, RouteProto::Boot);
