@@ -9,6 +9,12 @@
 //! A third figure bounds both: the switch's ceiling, full-size frames blasted from one
 //! port to another with no TCP at all (no ACKs, no application copies), counted as
 //! the 1,460 payload bytes each could carry. No TCP over that switch can beat it.
+//! A fourth, the design's floor, runs the same frames through the pipeline our
+//! design puts around the switch (an application writing into a socket pair, a pump
+//! thread cutting frames, the switch, a pump thread writing into a second socket
+//! pair, an application reading) with no TCP: how much of the ceiling the design
+//! leaves reachable, so that what is lost between it and ours is TCP's and the
+//! engine's.
 //!
 //! Beside each speed: the CPU time the whole machine spent busy per GB moved (from
 //! `/proc/stat`, so the reference's kernel TCP and tap forwarders count wherever
@@ -296,6 +302,161 @@ fn switch_ceiling() -> (f64, f64, f64) {
     (bytes / secs / 1e6, switch_cpu / gb, process_cpu / gb)
 }
 
+/// The design's floor, in MB/s of payload delivered over one second: the
+/// pipeline every byte of ours crosses, with no TCP in it. An application thread
+/// writes 64 KiB chunks into a socket pair; a "pump" thread reads them, cuts
+/// them into full frames and sends them to the switch 32 at a time; a second
+/// "pump" takes them from the switch 32 at a time and writes their payload into
+/// another socket pair, which the receiving application (this thread) reads.
+/// That is the switch's ceiling plus the two socket-pair copies and the threads
+/// the design adds, but none of TCP's work and no ACK frames: no stack built on
+/// this design can beat it on this machine, so it says how much of the ceiling
+/// the design leaves reachable.
+fn design_floor() -> f64 {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    let sw = Switch::start("floor", 2);
+    let vnl = format!("vde://{}", sw.path().display());
+    let mut rx = VdeLink::open(&vnl, "floor-rx").expect("open the receiving port");
+    let mut tx = VdeLink::open(&vnl, "floor-tx").expect("open the sending port");
+    let rx_mac = [0x02, 0, 0x5e, 0, 0, 4];
+    let tx_mac = [0x02, 0, 0x5e, 0, 0, 3];
+    let mut hello = vec![0u8; 60];
+    hello[..6].fill(0xff);
+    hello[6..12].copy_from_slice(&rx_mac);
+    hello[12..14].copy_from_slice(&[0x88, 0xb5]);
+    rx.send(&hello).expect("announce the receiver");
+
+    let (mut app_out, mut pump_in) = UnixStream::pair().expect("a socket pair");
+    let (mut pump_out, mut app_in) = UnixStream::pair().expect("a socket pair");
+    for s in [&app_out, &pump_in, &pump_out, &app_in] {
+        s.set_nonblocking(true).expect("non-blocking");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    // Every loop below waits at most 100 ms at a time and checks `stop`.
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let chunk = vec![0x5au8; WRITE_SIZE];
+            while !stop.load(Ordering::Relaxed) {
+                match app_out.write(&chunk) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        wait_for(app_out.as_raw_fd(), libc::POLLOUT)
+                    }
+                    Err(e) => panic!("writing into the socket pair: {e}"),
+                }
+            }
+        })
+    };
+    let tx_pump = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut bytes = vec![0u8; 32 * PAYLOAD_PER_FRAME];
+            let mut frames = vec![vec![0u8; 14 + PAYLOAD_PER_FRAME]; 32];
+            for f in &mut frames {
+                f[..6].copy_from_slice(&rx_mac);
+                f[6..12].copy_from_slice(&tx_mac);
+                f[12..14].copy_from_slice(&[0x88, 0xb5]);
+            }
+            while !stop.load(Ordering::Relaxed) {
+                let n = match pump_in.read(&mut bytes) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        wait_for(pump_in.as_raw_fd(), libc::POLLIN);
+                        continue;
+                    }
+                    Err(e) => panic!("reading the socket pair: {e}"),
+                };
+                let mut batch: Vec<&[u8]> = Vec::with_capacity(32);
+                for (frame, payload) in frames.iter_mut().zip(bytes[..n].chunks(PAYLOAD_PER_FRAME))
+                {
+                    frame[14..14 + payload.len()].copy_from_slice(payload);
+                    batch.push(&frame[..14 + payload.len()]);
+                }
+                let mut sent = 0;
+                while sent < batch.len() && !stop.load(Ordering::Relaxed) {
+                    match tx.send_batch(&batch[sent..]) {
+                        Ok(k) => sent += k,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            wait_for(tx.data_fd().expect("a data fd"), libc::POLLOUT)
+                        }
+                        Err(e) => panic!("sending to the switch: {e}"),
+                    }
+                }
+            }
+        })
+    };
+    let rx_pump = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let fd = rx.data_fd().expect("a data fd");
+            let mut bufs = vec![vec![0u8; vdestack::link::MAX_FRAME]; 32];
+            let mut lens = vec![0usize; 32];
+            let mut out = Vec::with_capacity(32 * PAYLOAD_PER_FRAME);
+            while !stop.load(Ordering::Relaxed) {
+                match rx.recv_batch(&mut bufs, &mut lens) {
+                    Ok(n) => {
+                        out.clear();
+                        for (buf, &len) in bufs.iter().zip(&lens[..n]) {
+                            if len > 14 && buf[12..14] == [0x88, 0xb5] {
+                                out.extend_from_slice(&buf[14..len]);
+                            }
+                        }
+                        let mut done = 0;
+                        while done < out.len() && !stop.load(Ordering::Relaxed) {
+                            match pump_out.write(&out[done..]) {
+                                Ok(k) => done += k,
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                    wait_for(pump_out.as_raw_fd(), libc::POLLOUT)
+                                }
+                                Err(e) => panic!("writing into the socket pair: {e}"),
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        wait_for(fd, libc::POLLIN)
+                    }
+                    Err(e) => panic!("receiving from the switch: {e}"),
+                }
+            }
+        })
+    };
+    let mut buf = vec![0u8; WRITE_SIZE];
+    let mut bytes = 0usize;
+    let mut start = None;
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < give_up {
+        match app_in.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if start.is_none() {
+                    start = Some(Instant::now());
+                } else {
+                    bytes += n;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                wait_for(app_in.as_raw_fd(), libc::POLLIN)
+            }
+            Err(e) => panic!("reading the socket pair: {e}"),
+        }
+        if start.is_some_and(|s| s.elapsed() >= Duration::from_secs(1)) {
+            break;
+        }
+    }
+    let secs = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    stop.store(true, Ordering::Relaxed);
+    for t in [writer, tx_pump, rx_pump] {
+        t.join().expect("a floor thread");
+    }
+    assert!(
+        start.is_some(),
+        "no payload crossed the design floor's pipeline"
+    );
+    bytes as f64 / secs / 1e6
+}
+
 /// Waits up to 100 ms for `events` on `fd`.
 fn wait_for(fd: std::os::fd::RawFd, events: libc::c_short) {
     let mut pfd = libc::pollfd {
@@ -330,6 +491,7 @@ fn main() {
     let mut ref_runs = Vec::new();
     let mut ceiling_runs = Vec::new();
     let mut ceiling_cpu = Vec::new();
+    let mut floor_runs = Vec::new();
     let mut ports_cpu = Vec::new();
     let mut ref_error = None;
     // Interleaved, so that all see the same machine conditions.
@@ -338,6 +500,7 @@ fn main() {
         ceiling_runs.push(ceiling);
         ceiling_cpu.push(cpu);
         ports_cpu.push(ports);
+        floor_runs.push(design_floor());
         ours_runs.push(ours(mib));
         if std::env::var_os("VDESTACK_BENCH_SKIP_REFERENCE").is_some() {
             ref_error = Some("skipped (VDESTACK_BENCH_SKIP_REFERENCE)".into());
@@ -360,7 +523,14 @@ fn main() {
         median(ceiling_cpu.clone()),
         median(ports_cpu.clone())
     );
+    let floor = median(floor_runs.clone());
+    println!(
+        "design     : {floor:8.1} MB/s  (runs: {floor_runs:.1?}) floor: socket pair, pump, \
+         switch, pump, socket pair, no TCP"
+    );
+    println!("design / ceiling   : {:8.2}", floor / ceiling);
     println!("vdestack / ceiling : {:8.2}", ours.mb_per_s / ceiling);
+    println!("vdestack / design  : {:8.2}", ours.mb_per_s / floor);
     if ref_runs.is_empty() {
         println!(
             "reference  : not measured: {}",
