@@ -1141,6 +1141,25 @@ fn watch_window(
     });
 }
 
+/// What a connection reports in flight (`tcpi_unacked`) is what its congestion
+/// window let onto the wire: segments smoltcp handed over that the window still
+/// holds back are not sent yet, as Linux counts them (`tcpi_notsent_bytes`).
+/// Here the peer's window (64 KiB) is far larger than the first congestion
+/// window (ten segments).
+#[test]
+fn in_flight_is_what_the_window_let_go() {
+    let mut wire = Wire::new(|_| Fate::Deliver);
+    let mut steps = 0;
+    watch_window(&mut wire, 100 * MSS, "cubic", |_, cwnd, in_flight| {
+        steps += 1;
+        assert!(
+            in_flight <= cwnd,
+            "{in_flight} bytes in flight beyond a window of {cwnd}"
+        );
+    });
+    assert!(steps > 0);
+}
+
 /// CUBIC, the default (as on Linux), leaves 0.7 of the flight after a loss
 /// (RFC 9438's beta); NewReno, named with `TCP_CONGESTION`, half of it.
 #[test]

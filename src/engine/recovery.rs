@@ -233,7 +233,8 @@ pub(crate) struct FlowStats {
     pub retransmitted: u32,
     /// Retransmission timeouts since the acknowledgement last moved.
     pub repairs: u32,
-    /// Bytes sent and not yet acknowledged.
+    /// Bytes on the wire and not yet acknowledged (not those the congestion
+    /// window still holds back).
     pub in_flight: usize,
     /// The congestion window, in bytes.
     pub flight_peak: usize,
@@ -278,12 +279,21 @@ impl FlowState {
         self.kept.iter().filter(|k| k.released).map(Kept::len).sum()
     }
 
-    /// Bytes sent and not yet acknowledged.
+    /// Bytes on the wire and not yet acknowledged: what smoltcp sent, less the
+    /// segments the congestion window holds here (to Linux, those are not sent
+    /// yet: `tcpi_unacked` does not count them, `tcpi_notsent_bytes` does).
     fn in_flight(&self) -> usize {
-        match (self.sent_end, self.peer_ack) {
+        let sent = match (self.sent_end, self.peer_ack) {
             (Some(end), Some(ack)) if end > ack => end - ack,
             _ => 0,
-        }
+        };
+        let held: usize = self
+            .kept
+            .iter()
+            .filter(|k| !k.released)
+            .map(Kept::len)
+            .sum();
+        sent.saturating_sub(held)
     }
 
     /// The retransmission timeout before backing off (RFC 6298 with Linux's
