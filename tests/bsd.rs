@@ -308,7 +308,7 @@ fn named_options_and_tcp_info(backend: Backend) {
     assert_eq!(info.state, 1, "ESTABLISHED: {info:?}");
     assert!(info.snd_mss > 0 && info.snd_cwnd >= 10, "{info:?}");
     // The listener's window, scaled as the SYNs agreed: a userspace stack's
-    // 64 KiB ring is one more byte than a window field holds unscaled.
+    // 128 KiB ring is more than a window field holds unscaled.
     let least = if backend == Backend::Userspace {
         65_536
     } else {

@@ -245,15 +245,9 @@ fn buffer_sizes_shape_the_connection(b: Backend) {
         assert_eq!(s.recv_buffer_size().unwrap(), 8192);
         assert_eq!(s.send_buffer_size().unwrap(), 16384);
     }
-    // The defaults differ: the userspace stack's 64 KiB window, which a
-    // vde_switch carries without loss (FACTS.md), and Linux's tcp_rmem.
+    // The default is Linux's first receive buffer (tcp_rmem) on both.
     let plain = TcpStream::connect(&net.b, "10.0.0.1:80").unwrap();
-    let default = if b == Backend::Userspace {
-        64 * 1024
-    } else {
-        128 * 1024
-    };
-    assert_eq!(plain.recv_buffer_size().unwrap(), default);
+    assert_eq!(plain.recv_buffer_size().unwrap(), 128 * 1024);
     // Small windows still carry a megabyte intact.
     let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 253) as u8).collect();
     std::thread::scope(|scope| {

@@ -106,9 +106,12 @@ pub(crate) const MAX_UDP_PAYLOAD: usize = ipv6_frag::MAX_UDP_V6;
 pub(crate) use smoltcp::socket::tcp::State as TcpState;
 pub(crate) use tcp_table::TcpHandle;
 
-/// Bytes of smoltcp ring per direction and connection. 64 KiB keeps the effective
-/// window within what a `vde_switch` port queues without loss (FACTS.md).
-pub(crate) const TCP_BUFFER: usize = 64 * 1024;
+/// Bytes of smoltcp ring per direction and connection: Linux's first receive
+/// buffer (`tcp_rmem`'s 131072). The window it allows, 90 full frames, stays
+/// below the 100 to 150 frames a `vde_switch` port buffers before it drops
+/// (FACTS.md); 64 KiB left bulk transfers waiting on round trips (ARCHITECTURE.md,
+/// "The window").
+pub(crate) const TCP_BUFFER: usize = 128 * 1024;
 
 /// How long an ACK for a single segment may wait for a second one.
 const ACK_DELAY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(1);

@@ -3,7 +3,7 @@
 //! smoltcp takes a socket's two rings when the socket is made and keeps them for
 //! its life; it has no way to grow, shrink or swap them, and the window a socket
 //! advertises is its receive ring's free space, so a connection that may carry a
-//! 64 KiB window holds 64 KiB rings from its SYN on. What can be chosen is the
+//! 128 KiB window holds 128 KiB rings from its SYN on. What can be chosen is the
 //! memory under them. The engine asks its caller for it through [`RingSource`]:
 //! the pump lends page mappings (`pump/rings.rs`), which cost nothing until bytes
 //! are written and whose pages can be given back one by one; `sim`, the fuzzers
@@ -18,7 +18,7 @@
 //! - not the receive ring's while the connection lives: smoltcp keeps segments
 //!   that arrived out of order in the ring's free part, where neither its API nor
 //!   the engine can see them, so no part of it is known to be unused. Out of
-//!   order or not, it is at most the window (64 KiB) per connection that carried
+//!   order or not, it is at most the window (128 KiB) per connection that carried
 //!   data.
 //!
 //! Datagram sockets (UDP, ping) take their rings (128 KiB each way, room for the
