@@ -1355,3 +1355,30 @@ fn after_a_loss_batches_are_acknowledged_every_second_segment() {
         wire.dump()
     );
 }
+
+/// The start of a transfer, read in batches as a pump reads frames: while the
+/// sender is in slow start, every second segment is acknowledged at once
+/// inside the batch (Linux's quick-ACK mode for a connection's first data),
+/// not one ACK at the end of each batch, whose loss would stall the first
+/// window until a probe.
+#[test]
+fn the_start_of_a_transfer_is_acknowledged_every_second_segment() {
+    let mut wire = Wire::new(|_| Fate::Deliver);
+    wire.batches_to_a = Some(MS);
+    transfer(&mut wire, 100 * MSS, LIMIT, |_| true).expect("done");
+    let data = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.len > 0)
+        .count();
+    let acks = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::A && s.len == 0 && !s.syn && !s.fin)
+        .count();
+    assert!(
+        acks * 10 >= data * 4,
+        "{acks} ACKs for {data} segments\n{}",
+        wire.dump()
+    );
+}

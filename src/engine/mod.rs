@@ -31,7 +31,7 @@
 //!   segments with every out-of-order range as SACK blocks and D-SACKs
 //!   ([`sack`]), where smoltcp reports one block in some ACKs; each segment
 //!   acknowledged at once for a while after a loss (Linux's quick-ACK mode),
-//!   then every second one for longer;
+//!   then every second one for longer, and so from a connection's start;
 //!   and ACKs stamped with the highest sequence number sent
 //!   (`frames::AckSequence`);
 //! - IP fragmentation and reassembly for both families ([`ipv4_frag`],
@@ -117,8 +117,9 @@ const ACK_DELAY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(
 /// `TCP_MAX_QUICKACKS`).
 const QUICK_ACKS: u8 = 16;
 
-/// Segments after those during which every second one is still acknowledged
-/// at once: under 1% loss or more, the time between losses.
+/// Segments after those (and a connection's first ones) during which every
+/// second one is still acknowledged at once: under 1% loss or more, the time
+/// between losses.
 const LOSSY_SEGMENTS: u16 = 256;
 
 /// The addresses smoltcp's interface holds (its feature `iface-max-addr-count-8`).
@@ -282,7 +283,11 @@ impl Conn {
             tx_pages: rings::TxPages::default(),
             last_ack: None,
             quick_acks: 0,
-            lossy: 0,
+            // A connection's first data is acknowledged as after a loss, every
+            // second segment at once (Linux enters quick-ACK mode at the first
+            // data: the sender is in slow start, and its window grows by what
+            // each ACK reports).
+            lossy: LOSSY_SEGMENTS,
             unacknowledged: 0,
         }
     }
@@ -702,9 +707,11 @@ impl Engine {
     /// does when it came out of order, filled a hole or was a duplicate (RFC
     /// 5681, 4.2: the immediate ACKs a receiver owes).
     ///
-    /// After those 16, and for [`LOSSY_SEGMENTS`] more, every second segment
-    /// is acknowledged at once, as Linux acknowledges always (RFC 9293,
-    /// SHLD-19). Outside a lossy while, ACKs are smoltcp's: every second
+    /// After those 16, and for [`LOSSY_SEGMENTS`] more (and for a
+    /// connection's first [`LOSSY_SEGMENTS`], while the sender is in slow
+    /// start), every second segment is acknowledged at once, as Linux
+    /// acknowledges always (RFC 9293, SHLD-19). Outside such a while, ACKs
+    /// are smoltcp's: every second
     /// segment, but at the next transmit, which in a pump comes after the
     /// whole batch of frames it read: fewer ACK frames for the switch to carry
     /// in bulk, where none is lost; under loss, a batch's one ACK lost, and the
