@@ -1382,3 +1382,67 @@ fn the_start_of_a_transfer_is_acknowledged_every_second_segment() {
         wire.dump()
     );
 }
+
+/// The last data segment is lost, and the FIN, sent on its own after it,
+/// arrives beyond the hole. Linux keeps such a FIN in its out-of-order queue
+/// and SACKs it (smoltcp drops it, and its sender then learns nothing until a
+/// timeout): from that SACK the sender sees a segment sent after the lost one
+/// delivered, RACK sends the hole again within a round trip or two, and the
+/// FIN takes effect when the hole fills: no timeout, no FIN sent again.
+#[test]
+fn a_fin_beyond_a_hole_takes_effect_when_it_fills() {
+    const TOTAL: usize = 5 * MSS;
+    let mut wire = Wire::new(|s| {
+        if s.from == Side::B && s.carries(TOTAL - 1) && !s.retransmission() {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    let (server, client) = wire.connect(5000 * MS).expect("connected");
+    let data: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+    assert_eq!(wire.b.send(client, &data).unwrap(), TOTAL);
+    // The data leaves at once (ten segments' window); the FIN after it.
+    let step = wire.now + MS / 2;
+    wire.run_until(step, |_| {});
+    wire.b.shutdown_write(client).unwrap();
+    let mut got = Vec::new();
+    let mut ended = None;
+    let until = wire.now + 2000 * MS;
+    while wire.now < until && ended.is_none() {
+        let step = wire.now + MS;
+        wire.run_until(step, |w| {
+            let mut buf = [0u8; 65536];
+            while ended.is_none() {
+                match w.a.recv(server, &mut buf) {
+                    Ok(0) => ended = Some(w.now),
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(_) => break,
+                }
+            }
+        });
+    }
+    assert!(got == data, "the stream arrived whole\n{}", wire.dump());
+    let fins: Vec<&Seen> = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.fin)
+        .collect();
+    assert_eq!(fins.len(), 1, "the FIN went once\n{}", wire.dump());
+    let fin_at = fins[0].at;
+    assert!(
+        wire.trace.iter().any(|s| s.from == Side::A
+            && s.sacks
+                .iter()
+                .any(|&(l, r)| l <= fins[0].seq && fins[0].seq < r)),
+        "the FIN is SACKed\n{}",
+        wire.dump()
+    );
+    let ended = ended.expect("the stream ended");
+    assert!(
+        ended <= fin_at + 5 * 2 * ONE_WAY,
+        "ended {:?} after the FIN\n{}",
+        ended - fin_at,
+        wire.dump()
+    );
+}

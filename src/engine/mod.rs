@@ -240,6 +240,10 @@ struct Conn {
     quick_acks: u8,
     lossy: u16,
     unacknowledged: u8,
+    /// The peer's FIN (a bare FIN segment) that came beyond a hole, which
+    /// smoltcp drops: handed to it again once data fills the hole
+    /// ([`Engine::keep_early_fin`]).
+    early_fin: Option<Vec<u8>>,
 }
 
 impl Conn {
@@ -289,6 +293,7 @@ impl Conn {
             // each ACK reports).
             lossy: LOSSY_SEGMENTS,
             unacknowledged: 0,
+            early_fin: None,
         }
     }
 }
@@ -632,6 +637,11 @@ impl Engine {
         let duplicate = self.io.sack.on_ingress(&tcp);
         let sent_before = self.io.segments_sent;
         self.ingest_segment(frame, &tcp);
+        if tcp.fin {
+            self.keep_early_fin(frame, &tcp, self.io.segments_sent != sent_before);
+        } else if tcp.data_len > 0 {
+            self.take_early_fin(&tcp);
+        }
         if tcp.carries_data() {
             let answered = self.io.segments_sent != sent_before;
             if duplicate && !answered {
@@ -641,7 +651,69 @@ impl Engine {
         }
     }
 
-    /// Acknowledges a segment whose data all came before, which smoltcp
+    /// Keeps the peer's FIN that smoltcp dropped because it came beyond a
+    /// hole (smoltcp takes a FIN only with nothing missing before it, and
+    /// forgets it): Linux keeps it in its out-of-order queue, SACKs it and
+    /// takes it when the hole fills, so that the peer learns from the SACK
+    /// that the segment before the FIN is lost (RACK) and sends neither it
+    /// nor the FIN again after a timeout. The SACK block is [`sack`]'s (it
+    /// noted the FIN's sequence number); a bare FIN smoltcp did not answer
+    /// is answered here, at once, as Linux answers anything out of order.
+    fn keep_early_fin(&mut self, frame: &[u8], tcp: &frames::TcpView, answered: bool) {
+        let Some(handle) = self.tcp.lookup(&flow_of(tcp.segment)) else {
+            return;
+        };
+        let Some(entry) = self.tcp.get_mut(handle) else {
+            return;
+        };
+        let state = entry.socket().state();
+        if fin_received(state)
+            || !matches!(
+                state,
+                TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
+            )
+        {
+            entry.conn.early_fin = None;
+            return;
+        }
+        let mut fin = entry.conn.early_fin.take().unwrap_or_default();
+        if !frames::write_tcp_part(&mut fin, frame, frames::TcpPart::FinAfterData) {
+            return;
+        }
+        entry.conn.early_fin = Some(fin);
+        if !answered {
+            self.acknowledge_duplicate(frame, tcp);
+        }
+    }
+
+    /// Hands smoltcp the early FIN its connection keeps (see
+    /// [`Engine::keep_early_fin`]) after the data segment `tcp` came, with
+    /// that segment's acknowledgement and window: taken if the data before it
+    /// is all in now, else kept for the next one.
+    fn take_early_fin(&mut self, tcp: &frames::TcpView) {
+        let Some(handle) = self.tcp.lookup(&flow_of(tcp.segment)) else {
+            return;
+        };
+        let Some(mut fin) = self
+            .tcp
+            .get_mut(handle)
+            .and_then(|entry| entry.conn.early_fin.take())
+        else {
+            return;
+        };
+        if let Some(ack) = tcp.ack_number {
+            recovery::refresh(&mut fin, ack, tcp.window);
+        }
+        self.ingest_ready(&fin);
+        if let Some(entry) = self.tcp.get_mut(handle) {
+            if !fin_received(entry.socket().state()) {
+                entry.conn.early_fin = Some(fin);
+            }
+        }
+    }
+
+    /// Acknowledges a segment whose data all came before (or an early FIN,
+    /// which smoltcp does not answer), which smoltcp
     /// answers at most once a second (its challenge ACK, RFC 5961's limit,
     /// which Linux keeps for SYNs, RSTs and bad ACKs): the peer sent it again
     /// because it saw no acknowledgement (a lost ACK, or a probe), and is

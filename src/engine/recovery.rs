@@ -89,7 +89,8 @@ const MAX_FLOWS: usize = 16 * 1024;
 struct Kept {
     seq: TcpSeqNumber,
     end: TcpSeqNumber,
-    /// The end of its data: what a SACK block covers (a FIN is never SACKed).
+    /// The end of its data: what a SACK block covers (a bare FIN's block
+    /// covers the FIN).
     data_end: TcpSeqNumber,
     /// The whole frame as it went out.
     frame: Vec<u8>,
@@ -922,9 +923,10 @@ impl Recovery {
                 }
             }
             if let Some(front) = flow.kept.front_mut() {
-                if front.sacked && front.data_end <= ack {
+                if front.sacked && front.seq < front.data_end && front.data_end <= ack {
                     // Its data is in, its FIN not: a receiver drops a FIN that
-                    // comes out of order (smoltcp does), so it goes again.
+                    // comes out of order (smoltcp does), so it goes again. A
+                    // bare FIN SACKed was kept: its ACK follows.
                     front.sacked = false;
                 }
             }
@@ -966,12 +968,16 @@ impl Recovery {
             }
             for i in 0..flow.kept.len() {
                 let kept = &flow.kept[i];
-                if kept.sacked
-                    || !kept.released
-                    || kept.seq < left
-                    || kept.data_end > right
-                    || kept.data_end == kept.seq
-                {
+                // A segment with data is SACKed by a block over its data (a
+                // receiver that drops an early FIN reports the data alone); a
+                // bare FIN by one over the FIN, as Linux reports an early FIN
+                // it keeps (and so does the engine's receiver).
+                let reported_end = if kept.data_end == kept.seq {
+                    kept.end
+                } else {
+                    kept.data_end
+                };
+                if kept.sacked || !kept.released || kept.seq < left || reported_end > right {
                     continue;
                 }
                 let (sent_at, again) = (kept.sent_at, kept.again);
@@ -1302,7 +1308,7 @@ fn bare_ack(buf: &mut Vec<u8>, frame: &[u8]) -> bool {
 
 /// Writes `ack` and `window` into the TCP segment `frame` carries, and its
 /// checksum anew.
-fn refresh(frame: &mut [u8], ack: TcpSeqNumber, window: u16) {
+pub(crate) fn refresh(frame: &mut [u8], ack: TcpSeqNumber, window: u16) {
     edit_tcp(frame, |tcp| {
         if tcp.ack() {
             tcp.set_ack_number(ack);

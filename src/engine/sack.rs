@@ -88,13 +88,15 @@ impl SackBlocks {
             );
             return false;
         }
-        if tcp.data_len == 0 {
+        if tcp.data_len == 0 && !tcp.fin {
             return false;
         }
         let Some(flow) = self.flows.get_mut(&key) else {
             return false;
         };
-        let (seq, end) = (tcp.seq, tcp.seq + tcp.data_len);
+        // A FIN takes a sequence number, which a block reports as Linux's do
+        // (the engine keeps an early FIN that smoltcp drops).
+        let (seq, end) = (tcp.seq, tcp.seq + tcp.data_len + usize::from(tcp.fin));
         // Data below the acknowledgement sent, or within a range received:
         // it came before (RFC 2883, 4.1.1 and 4.1.2). What of it was before
         // the acknowledgement is what is reported.
