@@ -1446,3 +1446,44 @@ fn a_fin_beyond_a_hole_takes_effect_when_it_fills() {
         wire.dump()
     );
 }
+
+/// The receiver reads nothing for 100 ms, and its window closes; then it
+/// reads, and the window update it sends is lost. The sender probes the zero
+/// window on its persist timer (RFC 9293, 3.8.6.1), as Linux's: its
+/// retransmission timeout (200 ms at least) after the window closed, backing
+/// off; the probe's answer shows the window open and the transfer resumes,
+/// where smoltcp's own probe waits its 1 s timer.
+#[test]
+fn a_lost_window_update_is_probed_for() {
+    let resume = 100 * MS;
+    let mut closed = false;
+    let mut lost = false;
+    let mut wire = Wire::new(lose_acks(move |s| {
+        closed |= s.window == 0;
+        let update = closed && s.window > 0 && !lost;
+        lost |= update;
+        update
+    }));
+    let done = transfer(&mut wire, 4 * 65536, LIMIT, move |now| now >= resume).expect("done");
+    let closed = wire
+        .first(|s| s.from == Side::A && s.window == 0 && s.ack.is_some())
+        .expect("the window closed")
+        .at;
+    let update = wire
+        .first(|s| s.from == Side::A && s.at > closed && s.window > 0)
+        .expect("the window opened");
+    assert!(update.at >= resume && update.len == 0, "{}", wire.dump());
+    let probe = wire
+        .first(|s| s.from == Side::B && s.at > closed)
+        .expect("a probe");
+    assert!(
+        probe.at >= closed + 200 * MS,
+        "the first probe waits a timeout\n{}",
+        wire.dump()
+    );
+    assert!(
+        done < closed + 300 * MS,
+        "resumed after the first probe, done at {done:?}\n{}",
+        wire.dump()
+    );
+}

@@ -642,12 +642,29 @@ impl Engine {
         } else if tcp.data_len > 0 {
             self.take_early_fin(&tcp);
         }
+        if tcp.window == 0 && tcp.ack {
+            self.persist(frame, &tcp);
+        }
         if tcp.carries_data() {
             let answered = self.io.segments_sent != sent_before;
             if duplicate && !answered {
                 self.acknowledge_duplicate(frame, &tcp);
             }
             self.acknowledge_quickly(&tcp, answered || duplicate);
+        }
+    }
+
+    /// Runs loss recovery's persist timer for a peer whose window `frame`
+    /// (read as `tcp`) keeps closed, if its connection has data to send (see
+    /// [`recovery::Recovery::persist`]).
+    fn persist(&mut self, frame: &[u8], tcp: &frames::TcpView) {
+        let waiting = self
+            .tcp
+            .lookup(&flow_of(tcp.segment))
+            .and_then(|handle| self.tcp.get(handle))
+            .is_some_and(|entry| entry.socket().send_queue() > 0);
+        if waiting {
+            self.io.recovery.persist(tcp, frame, self.now);
         }
     }
 

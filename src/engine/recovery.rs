@@ -39,6 +39,9 @@
 //! SACKed, or that the engine sent again less than a round trip ago, is dropped
 //! here.
 //!
+//! While the peer's window is zero and data waits, a persist timer probes it
+//! (RFC 9293, 3.8.6.1), as Linux's: smoltcp's own probe waits at least 1 s.
+//!
 //! It also keeps the per-flow figures `TCP_INFO` reports (round trip,
 //! retransmissions, bytes in flight).
 
@@ -222,6 +225,21 @@ struct FlowState {
     acked_out: Option<(TcpSeqNumber, u16)>,
     /// Its `due_at` as filed in the index.
     filed: Option<Duration>,
+    /// The persist timer, while the peer's window is zero and data waits
+    /// (see [`Recovery::persist`]).
+    persist: Option<Persist>,
+}
+
+/// The persist timer (RFC 9293, 3.8.6.1) as Linux runs it: a window probe
+/// the retransmission timeout after the peer's window closed, then at
+/// doubling intervals while it stays closed.
+#[derive(Debug)]
+struct Persist {
+    /// When the last probe went (or the window closed), and probes sent.
+    since: Duration,
+    probes: u32,
+    /// The peer's last segment, which the probe answers (its addresses).
+    template: Vec<u8>,
 }
 
 /// What the boundary knows of a flow's sending side, for `TCP_INFO`.
@@ -377,7 +395,10 @@ impl FlowState {
 
     /// When something is next due for this flow.
     fn due_at(&self) -> Option<Duration> {
-        if self.last_released().is_none() || self.peer_window == 0 || self.expected.is_none() {
+        if self.peer_window == 0 {
+            return self.persist_at();
+        }
+        if self.last_released().is_none() || self.expected.is_none() {
             return None;
         }
         let rto = (self.backoffs < MAX_BACKOFFS)
@@ -386,6 +407,12 @@ impl FlowState {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// When the next window probe is due, if the persist timer runs.
+    fn persist_at(&self) -> Option<Duration> {
+        let persist = self.persist.as_ref()?;
+        Some(persist.since + (self.rto() * (1 << persist.probes.min(MAX_BACKOFFS))).min(MAX_RTO))
     }
 
     /// Puts kept segment `i` on the wire for the first time: the timer starts
@@ -885,6 +912,13 @@ impl Recovery {
         }
         let window_changed = flow.peer_window != tcp.window;
         flow.peer_window = tcp.window;
+        if tcp.window != 0 {
+            if let Some(persist) = flow.persist.take() {
+                if self.spare.len() < MAX_SPARE {
+                    self.spare.push(persist.template);
+                }
+            }
+        }
         let advanced = flow.peer_ack.is_none_or(|last| ack > last);
         let mut lost_before = flow.kept.iter().any(|k| k.lost);
         // Bytes this ACK reports delivered, cumulatively or SACKed (RFC
@@ -1134,6 +1168,32 @@ impl Recovery {
         Egress::Send
     }
 
+    /// The peer's segment `frame` (read as `tcp`) closed its window, or kept
+    /// it closed, while this stack has data to send: the persist timer runs
+    /// (RFC 9293, 3.8.6.1), as Linux's, from the retransmission timeout
+    /// (200 ms at least) and backing off. smoltcp probes too, but on its own
+    /// timer, never before 1 s: a window update the peer sent and lost then
+    /// stalled the flow that long.
+    pub(crate) fn persist(&mut self, tcp: &TcpView, frame: &[u8], now: Duration) {
+        let key = (
+            tcp.segment.dst.ip(),
+            tcp.segment.dst.port(),
+            tcp.segment.src.ip(),
+            tcp.segment.src.port(),
+        );
+        let Some(flow) = self.flows.get_mut(&key).filter(|f| f.peer_window == 0) else {
+            return;
+        };
+        let persist = flow.persist.get_or_insert_with(|| Persist {
+            since: now,
+            probes: 0,
+            template: self.spare.pop().unwrap_or_default(),
+        });
+        persist.template.clear();
+        persist.template.extend_from_slice(frame);
+        self.refile(key);
+    }
+
     /// Chooses `flow`'s congestion controller (`TCP_CONGESTION`); a change
     /// keeps the window and threshold, as Linux's does.
     pub(crate) fn set_congestion(&mut self, flow: Flow, congestion: Congestion) {
@@ -1219,6 +1279,9 @@ impl Recovery {
     }
 
     fn on_timer(flow: &mut FlowState, now: Duration, out: &mut Vec<Vec<u8>>) {
+        if flow.peer_window == 0 {
+            return Self::probe_window(flow, now, out);
+        }
         if flow.last_released().is_none() {
             return;
         }
@@ -1274,6 +1337,30 @@ impl Recovery {
             }
             flow.probed = true;
         }
+    }
+}
+
+impl Recovery {
+    /// Sends a window probe if the persist timer is due: as Linux's, a bare
+    /// ACK whose sequence number is one below the peer's acknowledgement,
+    /// which the peer answers with an ACK that carries its window.
+    fn probe_window(flow: &mut FlowState, now: Duration, out: &mut Vec<Vec<u8>>) {
+        if flow.persist_at().is_none_or(|at| at > now) {
+            return;
+        }
+        let (Some(una), Some(ack)) = (flow.peer_ack, flow.expected) else {
+            return;
+        };
+        let window = flow.our_window;
+        let Some(persist) = flow.persist.as_mut() else {
+            return;
+        };
+        let mut probe = Vec::new();
+        if frames::write_tcp_ack_reply(&mut probe, &persist.template, una - 1, ack, window) {
+            out.push(probe);
+        }
+        persist.since = now;
+        persist.probes = persist.probes.saturating_add(1);
     }
 }
 
