@@ -647,6 +647,12 @@ impl Engine {
         }
         if tcp.carries_data() {
             let answered = self.io.segments_sent != sent_before;
+            if !answered && !duplicate && tcp.data_len > 0 {
+                // smoltcp answers at once every segment while data is out of
+                // order; silence then means it dropped this one (too many
+                // holes), or that it came in order (with no range to report).
+                self.io.sack.not_kept(&tcp);
+            }
             if duplicate && !answered {
                 self.acknowledge_duplicate(frame, &tcp);
             }

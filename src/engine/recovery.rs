@@ -24,7 +24,9 @@
 //!   there is some, RFC 8985);
 //! - the retransmission timer expires (RFC 6298, Linux's form: the smoothed
 //!   round trip plus four deviations, 200 ms at least, doubling): then every
-//!   segment not SACKed counts as lost.
+//!   segment not SACKed counts as lost; or, sooner, the peer acknowledged up
+//!   to a segment it had SACKed and no further (it dropped it: reneging, as
+//!   Linux checks for it), and then SACKed segments count as lost too.
 //!
 //! A D-SACK from the peer (RFC 2883: it received a segment twice) widens RACK's
 //! reordering window, and once the peer reported every retransmission of the
@@ -228,6 +230,9 @@ struct FlowState {
     /// The persist timer, while the peer's window is zero and data waits
     /// (see [`Recovery::persist`]).
     persist: Option<Persist>,
+    /// The peer acknowledged up to a segment it had SACKed and no further: it
+    /// dropped it (reneged). When the timer then fires, SACKed marks forgotten.
+    reneged: Option<Duration>,
 }
 
 /// The persist timer (RFC 9293, 3.8.6.1) as Linux runs it: a window probe
@@ -403,7 +408,7 @@ impl FlowState {
         }
         let rto = (self.backoffs < MAX_BACKOFFS)
             .then(|| self.since + (self.rto() * (1 << self.backoffs)).min(MAX_RTO));
-        [rto, self.probe_at(), self.rack_at()]
+        [rto, self.probe_at(), self.rack_at(), self.reneged]
             .into_iter()
             .flatten()
             .min()
@@ -964,6 +969,17 @@ impl Recovery {
                     front.sacked = false;
                 }
             }
+            // Linux's reneging check (`tcp_check_sack_reneging`): an
+            // acknowledgement that stops at a segment the peer SACKed means
+            // the peer dropped it (RFC 2018 allows it; smoltcp's receiver
+            // drops a segment beyond 16 holes). The timer fires soon, not a
+            // timeout later: max(srtt / 2, 10 ms), time for an ACK in flight
+            // to show otherwise.
+            let reneging = flow.kept.front().is_some_and(|k| k.sacked && k.seq == ack);
+            flow.reneged = reneging.then(|| {
+                let wait = (flow.srtt.unwrap_or(MIN_RTO) / 2).max(MIN_PROBE);
+                flow.reneged.unwrap_or(now + wait)
+            });
             if let Some(recover) = flow.recover {
                 if ack >= recover {
                     flow.recover = None;
@@ -1286,7 +1302,8 @@ impl Recovery {
             return;
         }
         let timeout = flow.since + (flow.rto() * (1 << flow.backoffs)).min(MAX_RTO);
-        if flow.backoffs < MAX_BACKOFFS && timeout <= now {
+        let reneged = flow.reneged.take_if(|at| *at <= now).is_some();
+        if flow.backoffs < MAX_BACKOFFS && (timeout <= now || reneged) {
             // RFC 5681: the threshold to half the flight, the window to one
             // segment; every segment not SACKed is lost.
             let mss = flow.smss();
@@ -1299,9 +1316,10 @@ impl Recovery {
             flow.recover = flow.released_end();
             // Slow start from one segment now, not a proportional reduction.
             flow.prr = None;
-            if flow.backoffs > 0 {
-                // A second timeout in a row: the receiver may have dropped what
-                // it SACKed (RFC 2018 lets it renege), so that goes again too.
+            if flow.backoffs > 0 || reneged {
+                // The receiver dropped what it SACKed (RFC 2018 lets it
+                // renege; RFC 6675, 5.1), as its acknowledgement showed, or a
+                // second timeout in a row suggests: that goes again too.
                 for kept in flow.kept.iter_mut() {
                     kept.sacked = false;
                 }
@@ -1436,4 +1454,80 @@ fn edit_tcp(frame: &mut [u8], edit: impl FnOnce(&mut TcpPacket<&mut [u8]>)) -> b
     edit(&mut tcp);
     tcp.fill_checksum(&src, &dst);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::wire::Ipv4Address;
+
+    const US: (Ipv4Address, u16) = (Ipv4Address::new(10, 0, 0, 1), 40000);
+    const PEER: (Ipv4Address, u16) = (Ipv4Address::new(10, 0, 0, 2), 80);
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Our segment of `len` bytes at `seq`, and its frame.
+    fn outgoing(seq: i32, len: usize) -> (EgressSegment, Vec<u8>) {
+        let frame = frames::tcp_frame_for_tests(US, PEER, seq, 1, &vec![7; len], None);
+        let segment = EgressSegment {
+            flow: (US.0.into(), US.1, PEER.0.into(), PEER.1),
+            seq: TcpSeqNumber(seq),
+            len,
+            data: len,
+            fin: false,
+            ack: Some(TcpSeqNumber(1)),
+            rst: false,
+            syn: false,
+            window_scale: None,
+            window: 1000,
+        };
+        (segment, frame)
+    }
+
+    /// The peer's ACK of `ack`, with one SACK block if given.
+    fn incoming(ack: i32, sack: Option<(u32, u32)>) -> TcpView {
+        let frame = frames::tcp_frame_for_tests(PEER, US, 1, ack, &[], sack);
+        frames::tcp_view(&frame).unwrap()
+    }
+
+    /// The sequence numbers of the data segments in `out`.
+    fn sent(out: &[Vec<u8>]) -> Vec<i32> {
+        out.iter()
+            .filter_map(|f| frames::tcp_view(f))
+            .filter(|v| v.data_len > 0)
+            .map(|v| v.seq.0)
+            .collect()
+    }
+
+    /// The peer SACKed 1200..1300, then acknowledged up to 1200 and no
+    /// further: it dropped what it SACKed (RFC 2018 lets a receiver renege;
+    /// smoltcp's assembler, full of holes, drops segments). As Linux's
+    /// reneging check, the timer fires max(srtt / 2, 10 ms) later, forgets
+    /// the SACKed marks, and 1200 goes again, where it waited for two
+    /// timeouts (the first left SACKed segments alone).
+    #[test]
+    fn an_acknowledgement_that_stops_at_a_sacked_segment_is_reneging() {
+        let mut recovery = Recovery::default();
+        let mut out = Vec::new();
+        let mut syn = incoming(1000, None);
+        syn.syn = true;
+        syn.sack_permitted = true;
+        recovery.on_ingress(&syn, Duration::ZERO, &mut out);
+        let start = 10 * MS;
+        for i in 0..4 {
+            let (segment, frame) = outgoing(1000 + 100 * i, 100);
+            let verdict = recovery.on_egress(&segment, &frame, true, start, &mut out);
+            assert_eq!(verdict, Egress::Send);
+        }
+        recovery.on_ingress(
+            &incoming(1100, Some((1200, 1300))),
+            start + 2 * MS,
+            &mut out,
+        );
+        recovery.on_ingress(&incoming(1200, None), start + 3 * MS, &mut out);
+        assert!(sent(&out).is_empty(), "{:?}", sent(&out));
+        let at = recovery.deadline().expect("a timer");
+        assert!(at <= start + 13 * MS, "{at:?}");
+        recovery.due(at, &mut out);
+        assert_eq!(sent(&out).first(), Some(&1200), "{:?}", sent(&out));
+    }
 }

@@ -14,7 +14,9 @@
 //! with timestamps, as Linux) and in the link's MTU (a full-sized data segment
 //! has no room; Linux shrinks the segment instead, which smoltcp cannot be
 //! made to do). The first block is the one the latest segment fell in, as RFC
-//! 2018 asks.
+//! 2018 asks. A segment smoltcp dropped (its assembler keeps 16 holes) is
+//! not reported: its sender would take it as received and wait for a
+//! timeout to send it again.
 
 use super::flow_hash::FlowMap;
 use super::frames::{Flow, TcpOptions, TcpView};
@@ -59,6 +61,9 @@ struct Received {
 pub(crate) struct SackBlocks {
     /// Per flow (our address and port, theirs).
     flows: FlowMap<Flow, Received>,
+    /// The flow of the last segment noted and its ranges before it, until
+    /// smoltcp says whether it kept that segment (see [`SackBlocks::not_kept`]).
+    before_last: Option<(Flow, Vec<(TcpSeqNumber, TcpSeqNumber)>)>,
 }
 
 impl SackBlocks {
@@ -112,6 +117,19 @@ impl SackBlocks {
         if again.is_some() {
             flow.duplicate = again;
         }
+        // Beyond a hole (past what came in order since the acknowledgement
+        // sent): smoltcp may drop it, and the ranges before it are kept until
+        // it says (an in-order segment's range stays: a copy of it that comes
+        // before its ACK goes is a duplicate to report).
+        let mut before = self.before_last.take().map(|(_, r)| r).unwrap_or_default();
+        if flow
+            .acked
+            .is_some_and(|acked| seq > in_order_end(&flow.ranges, acked))
+        {
+            before.clear();
+            before.extend_from_slice(&flow.ranges);
+            self.before_last = Some((key, before));
+        }
         let ranges = &mut flow.ranges;
         let (mut left, mut right) = (seq, end);
         ranges.retain(|&(l, r)| {
@@ -125,6 +143,29 @@ impl SackBlocks {
         ranges.insert(0, (left, right));
         ranges.truncate(MAX_RANGES);
         again.is_some_and(|(l, r)| l == seq && r == end)
+    }
+
+    /// smoltcp did not keep the data of the segment last noted (`tcp`): it
+    /// drops a segment that would open more holes than its assembler holds
+    /// (16), and a receiver's SACK blocks must report only data it keeps
+    /// (RFC 2018: a sender that trusted them would not send that data again
+    /// until a timeout). Its range is forgotten.
+    pub(crate) fn not_kept(&mut self, tcp: &TcpView) {
+        let key = (
+            tcp.segment.dst.ip(),
+            tcp.segment.dst.port(),
+            tcp.segment.src.ip(),
+            tcp.segment.src.port(),
+        );
+        let Some((flow_key, before)) = self.before_last.as_mut() else {
+            return;
+        };
+        if *flow_key != key {
+            return;
+        }
+        if let Some(flow) = self.flows.get_mut(&key) {
+            std::mem::swap(&mut flow.ranges, before);
+        }
     }
 
     /// Forgets a flow that ended.
@@ -174,6 +215,16 @@ impl SackBlocks {
         }
         write_sack(frame, &blocks[..count], max_len);
     }
+}
+
+/// The end of the data that came in order from `acked` on, as far as
+/// `ranges` tell.
+fn in_order_end(ranges: &[(TcpSeqNumber, TcpSeqNumber)], acked: TcpSeqNumber) -> TcpSeqNumber {
+    let mut end = acked;
+    while let Some(&(_, r)) = ranges.iter().find(|&&(l, r)| l <= end && end < r) {
+        end = r;
+    }
+    end
 }
 
 /// The flow and acknowledgement number of an outgoing segment that may carry
