@@ -469,6 +469,28 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_smoltcp_dropped_is_not_reported() {
+        let mut sacks = three_ranges(true);
+        let mut ack = segment(false, 1, 1000, &[], None);
+        sacks.on_egress(&mut ack, 1514);
+        // 1700..1800 beyond the holes, dropped (smoltcp said nothing).
+        let dropped = segment(true, 1700, 1, &[7; 100], None);
+        let view = frames::tcp_view(&dropped).unwrap();
+        assert!(!sacks.on_ingress(&view));
+        sacks.not_kept(&view);
+        let mut ack = segment(false, 1, 1000, &[], None);
+        sacks.on_egress(&mut ack, 1514);
+        assert_eq!(blocks_of(&ack), [(1500, 1600), (1300, 1400), (1100, 1200)]);
+        // An in-order segment smoltcp does not answer at once (a delayed
+        // ACK) was kept: a copy of it before its ACK is a duplicate.
+        let in_order = segment(true, 1000, 1, &[7; 100], None);
+        let view = frames::tcp_view(&in_order).unwrap();
+        assert!(!sacks.on_ingress(&view));
+        sacks.not_kept(&view);
+        assert!(sacks.on_ingress(&view));
+    }
+
+    #[test]
     fn four_blocks_are_read() {
         let mut sacks = SackBlocks::default();
         sacks.on_ingress(&syn_permitting_sack());
