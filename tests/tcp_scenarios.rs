@@ -1381,3 +1381,183 @@ fn after_a_loss_batches_are_acknowledged_every_second_segment() {
         wire.dump()
     );
 }
+
+/// The start of a transfer, read in batches as a pump reads frames: while the
+/// sender is in slow start, every second segment is acknowledged at once
+/// inside the batch (Linux's quick-ACK mode for a connection's first data),
+/// not one ACK at the end of each batch, whose loss would stall the first
+/// window until a probe.
+#[test]
+fn the_start_of_a_transfer_is_acknowledged_every_second_segment() {
+    let mut wire = Wire::new(|_| Fate::Deliver);
+    wire.batches_to_a = Some(MS);
+    transfer(&mut wire, 100 * MSS, LIMIT, |_| true).expect("done");
+    let data = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.len > 0)
+        .count();
+    let acks = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::A && s.len == 0 && !s.syn && !s.fin)
+        .count();
+    assert!(
+        acks * 10 >= data * 4,
+        "{acks} ACKs for {data} segments\n{}",
+        wire.dump()
+    );
+}
+
+/// The last data segment is lost, and the FIN, sent on its own after it,
+/// arrives beyond the hole. Linux keeps such a FIN in its out-of-order queue
+/// and SACKs it (smoltcp drops it, and its sender then learns nothing until a
+/// timeout): from that SACK the sender sees a segment sent after the lost one
+/// delivered, RACK sends the hole again within a round trip or two, and the
+/// FIN takes effect when the hole fills: no timeout, no FIN sent again.
+#[test]
+fn a_fin_beyond_a_hole_takes_effect_when_it_fills() {
+    const TOTAL: usize = 5 * MSS;
+    let mut wire = Wire::new(|s| {
+        if s.from == Side::B && s.carries(TOTAL - 1) && !s.retransmission() {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    let (server, client) = wire.connect(5000 * MS).expect("connected");
+    let data: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+    assert_eq!(wire.b.send(client, &data).unwrap(), TOTAL);
+    // The data leaves at once (ten segments' window); the FIN after it.
+    let step = wire.now + MS / 2;
+    wire.run_until(step, |_| {});
+    wire.b.shutdown_write(client).unwrap();
+    let mut got = Vec::new();
+    let mut ended = None;
+    let until = wire.now + 2000 * MS;
+    while wire.now < until && ended.is_none() {
+        let step = wire.now + MS;
+        wire.run_until(step, |w| {
+            let mut buf = [0u8; 65536];
+            while ended.is_none() {
+                match w.a.recv(server, &mut buf) {
+                    Ok(0) => ended = Some(w.now),
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(_) => break,
+                }
+            }
+        });
+    }
+    assert!(got == data, "the stream arrived whole\n{}", wire.dump());
+    let fins: Vec<&Seen> = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.fin)
+        .collect();
+    assert_eq!(fins.len(), 1, "the FIN went once\n{}", wire.dump());
+    let fin_at = fins[0].at;
+    assert!(
+        wire.trace.iter().any(|s| s.from == Side::A
+            && s.sacks
+                .iter()
+                .any(|&(l, r)| l <= fins[0].seq && fins[0].seq < r)),
+        "the FIN is SACKed\n{}",
+        wire.dump()
+    );
+    let ended = ended.expect("the stream ended");
+    assert!(
+        ended <= fin_at + 5 * 2 * ONE_WAY,
+        "ended {:?} after the FIN\n{}",
+        ended - fin_at,
+        wire.dump()
+    );
+}
+
+/// The receiver reads nothing for 100 ms, and its window closes; then it
+/// reads, and the window update it sends is lost. The sender probes the zero
+/// window on its persist timer (RFC 9293, 3.8.6.1), as Linux's: its
+/// retransmission timeout (200 ms at least) after the window closed, backing
+/// off; the probe's answer shows the window open and the transfer resumes,
+/// where smoltcp's own probe waits its 1 s timer.
+#[test]
+fn a_lost_window_update_is_probed_for() {
+    let resume = 100 * MS;
+    let mut closed = false;
+    let mut lost = false;
+    let mut wire = Wire::new(lose_acks(move |s| {
+        closed |= s.window == 0;
+        let update = closed && s.window > 0 && !lost;
+        lost |= update;
+        update
+    }));
+    let done = transfer(&mut wire, 4 * 65536, LIMIT, move |now| now >= resume).expect("done");
+    let closed = wire
+        .first(|s| s.from == Side::A && s.window == 0 && s.ack.is_some())
+        .expect("the window closed")
+        .at;
+    let update = wire
+        .first(|s| s.from == Side::A && s.at > closed && s.window > 0)
+        .expect("the window opened");
+    assert!(update.at >= resume && update.len == 0, "{}", wire.dump());
+    let probe = wire
+        .first(|s| s.from == Side::B && s.at > closed)
+        .expect("a probe");
+    assert!(
+        probe.at >= closed + 200 * MS,
+        "the first probe waits a timeout\n{}",
+        wire.dump()
+    );
+    assert!(
+        done < closed + 300 * MS,
+        "resumed after the first probe, done at {done:?}\n{}",
+        wire.dump()
+    );
+}
+
+/// Every other segment from the 20th to the 60th is lost: more holes in one
+/// window than smoltcp's receive assembler keeps (16), so the receiver drops
+/// segments beyond them. Its SACK blocks report only what it kept, and the
+/// sender repairs every hole from the scoreboard, with no timeout: nothing it
+/// was told had arrived is sent again, and the transfer ends within a few
+/// round trips of the losses.
+#[test]
+fn more_holes_than_the_receiver_keeps() {
+    let mut wire = Wire::new(|s| {
+        let lost = (100..=150).step_by(2).any(|k| s.is_segment(k));
+        if s.from == Side::B && lost && !s.retransmission() {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    let done = transfer(&mut wire, 300 * MSS, LIMIT, |_| true).expect("done");
+    // What a reported delivered, and when: b must not send it again after
+    // that report reached it.
+    for (i, s) in wire.trace.iter().enumerate() {
+        if s.from != Side::B || !s.retransmission() {
+            continue;
+        }
+        let sacked_before = wire.trace[..i].iter().any(|r| {
+            r.from == Side::A
+                && r.at + 2 * ONE_WAY <= s.at
+                && r.sacks
+                    .iter()
+                    .any(|&(l, h)| l <= s.seq && s.seq + s.len as u32 <= h)
+        });
+        assert!(
+            !sacked_before,
+            "{s} was SACKed before it went again\n{}",
+            wire.dump()
+        );
+    }
+    let last_loss = wire
+        .first(|s| s.from == Side::B && s.is_segment(150))
+        .expect("segment 150")
+        .at;
+    assert!(
+        done < last_loss + 100 * MS,
+        "done {:?} after the last loss\n{}",
+        done - last_loss,
+        wire.dump()
+    );
+}

@@ -31,7 +31,7 @@
 //!   segments with every out-of-order range as SACK blocks and D-SACKs
 //!   ([`sack`]), where smoltcp reports one block in some ACKs; each segment
 //!   acknowledged at once for a while after a loss (Linux's quick-ACK mode),
-//!   then every second one for longer;
+//!   then every second one for longer, and so from a connection's start;
 //!   and ACKs stamped with the highest sequence number sent
 //!   (`frames::AckSequence`);
 //! - IP fragmentation and reassembly for both families ([`ipv4_frag`],
@@ -120,8 +120,9 @@ const ACK_DELAY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(
 /// `TCP_MAX_QUICKACKS`).
 const QUICK_ACKS: u8 = 16;
 
-/// Segments after those during which every second one is still acknowledged
-/// at once: under 1% loss or more, the time between losses.
+/// Segments after those (and a connection's first ones) during which every
+/// second one is still acknowledged at once: under 1% loss or more, the time
+/// between losses.
 const LOSSY_SEGMENTS: u16 = 256;
 
 /// The addresses smoltcp's interface holds (its feature `iface-max-addr-count-8`).
@@ -242,6 +243,10 @@ struct Conn {
     quick_acks: u8,
     lossy: u16,
     unacknowledged: u8,
+    /// The peer's FIN (a bare FIN segment) that came beyond a hole, which
+    /// smoltcp drops: handed to it again once data fills the hole
+    /// ([`Engine::keep_early_fin`]).
+    early_fin: Option<Vec<u8>>,
 }
 
 impl Conn {
@@ -285,8 +290,13 @@ impl Conn {
             tx_pages: rings::TxPages::default(),
             last_ack: None,
             quick_acks: 0,
-            lossy: 0,
+            // A connection's first data is acknowledged as after a loss, every
+            // second segment at once (Linux enters quick-ACK mode at the first
+            // data: the sender is in slow start, and its window grows by what
+            // each ACK reports).
+            lossy: LOSSY_SEGMENTS,
             unacknowledged: 0,
+            early_fin: None,
         }
     }
 }
@@ -630,8 +640,22 @@ impl Engine {
         let duplicate = self.io.sack.on_ingress(&tcp);
         let sent_before = self.io.segments_sent;
         self.ingest_segment(frame, &tcp);
+        if tcp.fin {
+            self.keep_early_fin(frame, &tcp, self.io.segments_sent != sent_before);
+        } else if tcp.data_len > 0 {
+            self.take_early_fin(&tcp);
+        }
+        if tcp.window == 0 && tcp.ack {
+            self.persist(frame, &tcp);
+        }
         if tcp.carries_data() {
             let answered = self.io.segments_sent != sent_before;
+            if !answered && !duplicate && tcp.data_len > 0 {
+                // smoltcp answers at once every segment while data is out of
+                // order; silence then means it dropped this one (too many
+                // holes), or that it came in order (with no range to report).
+                self.io.sack.not_kept(&tcp);
+            }
             if duplicate && !answered {
                 self.acknowledge_duplicate(frame, &tcp);
             }
@@ -639,7 +663,83 @@ impl Engine {
         }
     }
 
-    /// Acknowledges a segment whose data all came before, which smoltcp
+    /// Runs loss recovery's persist timer for a peer whose window `frame`
+    /// (read as `tcp`) keeps closed, if its connection has data to send (see
+    /// [`recovery::Recovery::persist`]).
+    fn persist(&mut self, frame: &[u8], tcp: &frames::TcpView) {
+        let waiting = self
+            .tcp
+            .lookup(&flow_of(tcp.segment))
+            .and_then(|handle| self.tcp.get(handle))
+            .is_some_and(|entry| entry.socket().send_queue() > 0);
+        if waiting {
+            self.io.recovery.persist(tcp, frame, self.now);
+        }
+    }
+
+    /// Keeps the peer's FIN that smoltcp dropped because it came beyond a
+    /// hole (smoltcp takes a FIN only with nothing missing before it, and
+    /// forgets it): Linux keeps it in its out-of-order queue, SACKs it and
+    /// takes it when the hole fills, so that the peer learns from the SACK
+    /// that the segment before the FIN is lost (RACK) and sends neither it
+    /// nor the FIN again after a timeout. The SACK block is [`sack`]'s (it
+    /// noted the FIN's sequence number); a bare FIN smoltcp did not answer
+    /// is answered here, at once, as Linux answers anything out of order.
+    fn keep_early_fin(&mut self, frame: &[u8], tcp: &frames::TcpView, answered: bool) {
+        let Some(handle) = self.tcp.lookup(&flow_of(tcp.segment)) else {
+            return;
+        };
+        let Some(entry) = self.tcp.get_mut(handle) else {
+            return;
+        };
+        let state = entry.socket().state();
+        if fin_received(state)
+            || !matches!(
+                state,
+                TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
+            )
+        {
+            entry.conn.early_fin = None;
+            return;
+        }
+        let mut fin = entry.conn.early_fin.take().unwrap_or_default();
+        if !frames::write_tcp_part(&mut fin, frame, frames::TcpPart::FinAfterData) {
+            return;
+        }
+        entry.conn.early_fin = Some(fin);
+        if !answered {
+            self.acknowledge_duplicate(frame, tcp);
+        }
+    }
+
+    /// Hands smoltcp the early FIN its connection keeps (see
+    /// [`Engine::keep_early_fin`]) after the data segment `tcp` came, with
+    /// that segment's acknowledgement and window: taken if the data before it
+    /// is all in now, else kept for the next one.
+    fn take_early_fin(&mut self, tcp: &frames::TcpView) {
+        let Some(handle) = self.tcp.lookup(&flow_of(tcp.segment)) else {
+            return;
+        };
+        let Some(mut fin) = self
+            .tcp
+            .get_mut(handle)
+            .and_then(|entry| entry.conn.early_fin.take())
+        else {
+            return;
+        };
+        if let Some(ack) = tcp.ack_number {
+            recovery::refresh(&mut fin, ack, tcp.window);
+        }
+        self.ingest_ready(&fin);
+        if let Some(entry) = self.tcp.get_mut(handle) {
+            if !fin_received(entry.socket().state()) {
+                entry.conn.early_fin = Some(fin);
+            }
+        }
+    }
+
+    /// Acknowledges a segment whose data all came before (or an early FIN,
+    /// which smoltcp does not answer), which smoltcp
     /// answers at most once a second (its challenge ACK, RFC 5961's limit,
     /// which Linux keeps for SYNs, RSTs and bad ACKs): the peer sent it again
     /// because it saw no acknowledgement (a lost ACK, or a probe), and is
@@ -705,9 +805,11 @@ impl Engine {
     /// does when it came out of order, filled a hole or was a duplicate (RFC
     /// 5681, 4.2: the immediate ACKs a receiver owes).
     ///
-    /// After those 16, and for [`LOSSY_SEGMENTS`] more, every second segment
-    /// is acknowledged at once, as Linux acknowledges always (RFC 9293,
-    /// SHLD-19). Outside a lossy while, ACKs are smoltcp's: every second
+    /// After those 16, and for [`LOSSY_SEGMENTS`] more (and for a
+    /// connection's first [`LOSSY_SEGMENTS`], while the sender is in slow
+    /// start), every second segment is acknowledged at once, as Linux
+    /// acknowledges always (RFC 9293, SHLD-19). Outside such a while, ACKs
+    /// are smoltcp's: every second
     /// segment, but at the next transmit, which in a pump comes after the
     /// whole batch of frames it read: fewer ACK frames for the switch to carry
     /// in bulk, where none is lost; under loss, a batch's one ACK lost, and the

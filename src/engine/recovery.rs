@@ -24,7 +24,9 @@
 //!   there is some, RFC 8985);
 //! - the retransmission timer expires (RFC 6298, Linux's form: the smoothed
 //!   round trip plus four deviations, 200 ms at least, doubling): then every
-//!   segment not SACKed counts as lost.
+//!   segment not SACKed counts as lost; or, sooner, the peer acknowledged up
+//!   to a segment it had SACKed and no further (it dropped it: reneging, as
+//!   Linux checks for it), and then SACKed segments count as lost too.
 //!
 //! A D-SACK from the peer (RFC 2883: it received a segment twice) widens RACK's
 //! reordering window, and once the peer reported every retransmission of the
@@ -38,6 +40,9 @@
 //! Linux, or NewReno. A retransmission smoltcp makes of a segment that is held,
 //! SACKed, or that the engine sent again less than a round trip ago, is dropped
 //! here.
+//!
+//! While the peer's window is zero and data waits, a persist timer probes it
+//! (RFC 9293, 3.8.6.1), as Linux's: smoltcp's own probe waits at least 1 s.
 //!
 //! It also keeps the per-flow figures `TCP_INFO` reports (round trip,
 //! retransmissions, bytes in flight).
@@ -89,7 +94,8 @@ const MAX_FLOWS: usize = 16 * 1024;
 struct Kept {
     seq: TcpSeqNumber,
     end: TcpSeqNumber,
-    /// The end of its data: what a SACK block covers (a FIN is never SACKed).
+    /// The end of its data: what a SACK block covers (a bare FIN's block
+    /// covers the FIN).
     data_end: TcpSeqNumber,
     /// The whole frame as it went out.
     frame: Vec<u8>,
@@ -221,6 +227,24 @@ struct FlowState {
     acked_out: Option<(TcpSeqNumber, u16)>,
     /// Its `due_at` as filed in the index.
     filed: Option<Duration>,
+    /// The persist timer, while the peer's window is zero and data waits
+    /// (see [`Recovery::persist`]).
+    persist: Option<Persist>,
+    /// The peer acknowledged up to a segment it had SACKed and no further: it
+    /// dropped it (reneged). When the timer then fires, SACKed marks forgotten.
+    reneged: Option<Duration>,
+}
+
+/// The persist timer (RFC 9293, 3.8.6.1) as Linux runs it: a window probe
+/// the retransmission timeout after the peer's window closed, then at
+/// doubling intervals while it stays closed.
+#[derive(Debug)]
+struct Persist {
+    /// When the last probe went (or the window closed), and probes sent.
+    since: Duration,
+    probes: u32,
+    /// The peer's last segment, which the probe answers (its addresses).
+    template: Vec<u8>,
 }
 
 /// What the boundary knows of a flow's sending side, for `TCP_INFO`.
@@ -386,15 +410,24 @@ impl FlowState {
 
     /// When something is next due for this flow.
     fn due_at(&self) -> Option<Duration> {
-        if self.last_released().is_none() || self.peer_window == 0 || self.expected.is_none() {
+        if self.peer_window == 0 {
+            return self.persist_at();
+        }
+        if self.last_released().is_none() || self.expected.is_none() {
             return None;
         }
         let rto = (self.backoffs < MAX_BACKOFFS)
             .then(|| self.since + (self.rto() * (1 << self.backoffs)).min(MAX_RTO));
-        [rto, self.probe_at(), self.rack_at()]
+        [rto, self.probe_at(), self.rack_at(), self.reneged]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// When the next window probe is due, if the persist timer runs.
+    fn persist_at(&self) -> Option<Duration> {
+        let persist = self.persist.as_ref()?;
+        Some(persist.since + (self.rto() * (1 << persist.probes.min(MAX_BACKOFFS))).min(MAX_RTO))
     }
 
     /// Puts kept segment `i` on the wire for the first time: the timer starts
@@ -894,6 +927,13 @@ impl Recovery {
         }
         let window_changed = flow.peer_window != tcp.window;
         flow.peer_window = tcp.window;
+        if tcp.window != 0 {
+            if let Some(persist) = flow.persist.take() {
+                if self.spare.len() < MAX_SPARE {
+                    self.spare.push(persist.template);
+                }
+            }
+        }
         let advanced = flow.peer_ack.is_none_or(|last| ack > last);
         let mut lost_before = flow.kept.iter().any(|k| k.lost);
         // Bytes this ACK reports delivered, cumulatively or SACKed (RFC
@@ -932,12 +972,24 @@ impl Recovery {
                 }
             }
             if let Some(front) = flow.kept.front_mut() {
-                if front.sacked && front.data_end <= ack {
+                if front.sacked && front.seq < front.data_end && front.data_end <= ack {
                     // Its data is in, its FIN not: a receiver drops a FIN that
-                    // comes out of order (smoltcp does), so it goes again.
+                    // comes out of order (smoltcp does), so it goes again. A
+                    // bare FIN SACKed was kept: its ACK follows.
                     front.sacked = false;
                 }
             }
+            // Linux's reneging check (`tcp_check_sack_reneging`): an
+            // acknowledgement that stops at a segment the peer SACKed means
+            // the peer dropped it (RFC 2018 allows it; smoltcp's receiver
+            // drops a segment beyond 16 holes). The timer fires soon, not a
+            // timeout later: max(srtt / 2, 10 ms), time for an ACK in flight
+            // to show otherwise.
+            let reneging = flow.kept.front().is_some_and(|k| k.sacked && k.seq == ack);
+            flow.reneged = reneging.then(|| {
+                let wait = (flow.srtt.unwrap_or(MIN_RTO) / 2).max(MIN_PROBE);
+                flow.reneged.unwrap_or(now + wait)
+            });
             if let Some(recover) = flow.recover {
                 if ack >= recover {
                     flow.recover = None;
@@ -976,12 +1028,16 @@ impl Recovery {
             }
             for i in 0..flow.kept.len() {
                 let kept = &flow.kept[i];
-                if kept.sacked
-                    || !kept.released
-                    || kept.seq < left
-                    || kept.data_end > right
-                    || kept.data_end == kept.seq
-                {
+                // A segment with data is SACKed by a block over its data (a
+                // receiver that drops an early FIN reports the data alone); a
+                // bare FIN by one over the FIN, as Linux reports an early FIN
+                // it keeps (and so does the engine's receiver).
+                let reported_end = if kept.data_end == kept.seq {
+                    kept.end
+                } else {
+                    kept.data_end
+                };
+                if kept.sacked || !kept.released || kept.seq < left || reported_end > right {
                     continue;
                 }
                 let (sent_at, again) = (kept.sent_at, kept.again);
@@ -1138,6 +1194,32 @@ impl Recovery {
         Egress::Send
     }
 
+    /// The peer's segment `frame` (read as `tcp`) closed its window, or kept
+    /// it closed, while this stack has data to send: the persist timer runs
+    /// (RFC 9293, 3.8.6.1), as Linux's, from the retransmission timeout
+    /// (200 ms at least) and backing off. smoltcp probes too, but on its own
+    /// timer, never before 1 s: a window update the peer sent and lost then
+    /// stalled the flow that long.
+    pub(crate) fn persist(&mut self, tcp: &TcpView, frame: &[u8], now: Duration) {
+        let key = (
+            tcp.segment.dst.ip(),
+            tcp.segment.dst.port(),
+            tcp.segment.src.ip(),
+            tcp.segment.src.port(),
+        );
+        let Some(flow) = self.flows.get_mut(&key).filter(|f| f.peer_window == 0) else {
+            return;
+        };
+        let persist = flow.persist.get_or_insert_with(|| Persist {
+            since: now,
+            probes: 0,
+            template: self.spare.pop().unwrap_or_default(),
+        });
+        persist.template.clear();
+        persist.template.extend_from_slice(frame);
+        self.refile(key);
+    }
+
     /// Chooses `flow`'s congestion controller (`TCP_CONGESTION`); a change
     /// keeps the window and threshold, as Linux's does.
     pub(crate) fn set_congestion(&mut self, flow: Flow, congestion: Congestion) {
@@ -1223,11 +1305,15 @@ impl Recovery {
     }
 
     fn on_timer(flow: &mut FlowState, now: Duration, out: &mut Vec<Vec<u8>>) {
+        if flow.peer_window == 0 {
+            return Self::probe_window(flow, now, out);
+        }
         if flow.last_released().is_none() {
             return;
         }
         let timeout = flow.since + (flow.rto() * (1 << flow.backoffs)).min(MAX_RTO);
-        if flow.backoffs < MAX_BACKOFFS && timeout <= now {
+        let reneged = flow.reneged.take_if(|at| *at <= now).is_some();
+        if flow.backoffs < MAX_BACKOFFS && (timeout <= now || reneged) {
             // RFC 5681: the threshold to half the flight, the window to one
             // segment; every segment not SACKed is lost.
             let mss = flow.smss();
@@ -1240,9 +1326,10 @@ impl Recovery {
             flow.recover = flow.released_end();
             // Slow start from one segment now, not a proportional reduction.
             flow.prr = None;
-            if flow.backoffs > 0 {
-                // A second timeout in a row: the receiver may have dropped what
-                // it SACKed (RFC 2018 lets it renege), so that goes again too.
+            if flow.backoffs > 0 || reneged {
+                // The receiver dropped what it SACKed (RFC 2018 lets it
+                // renege; RFC 6675, 5.1), as its acknowledgement showed, or a
+                // second timeout in a row suggests: that goes again too.
                 for kept in flow.kept.iter_mut() {
                     kept.sacked = false;
                 }
@@ -1281,6 +1368,30 @@ impl Recovery {
     }
 }
 
+impl Recovery {
+    /// Sends a window probe if the persist timer is due: as Linux's, a bare
+    /// ACK whose sequence number is one below the peer's acknowledgement,
+    /// which the peer answers with an ACK that carries its window.
+    fn probe_window(flow: &mut FlowState, now: Duration, out: &mut Vec<Vec<u8>>) {
+        if flow.persist_at().is_none_or(|at| at > now) {
+            return;
+        }
+        let (Some(una), Some(ack)) = (flow.peer_ack, flow.expected) else {
+            return;
+        };
+        let window = flow.our_window;
+        let Some(persist) = flow.persist.as_mut() else {
+            return;
+        };
+        let mut probe = Vec::new();
+        if frames::write_tcp_ack_reply(&mut probe, &persist.template, una - 1, ack, window) {
+            out.push(probe);
+        }
+        persist.since = now;
+        persist.probes = persist.probes.saturating_add(1);
+    }
+}
+
 /// The D-SACK block (RFC 2883, 4) among a segment's SACK blocks, if its
 /// first is one: below the acknowledgement `ack`, or within its second block.
 fn dsack(blocks: &[Option<(u32, u32)>], ack: TcpSeqNumber) -> Option<(TcpSeqNumber, TcpSeqNumber)> {
@@ -1312,7 +1423,7 @@ fn bare_ack(buf: &mut Vec<u8>, frame: &[u8]) -> bool {
 
 /// Writes `ack` and `window` into the TCP segment `frame` carries, and its
 /// checksum anew.
-fn refresh(frame: &mut [u8], ack: TcpSeqNumber, window: u16) {
+pub(crate) fn refresh(frame: &mut [u8], ack: TcpSeqNumber, window: u16) {
     edit_tcp(frame, |tcp| {
         if tcp.ack() {
             tcp.set_ack_number(ack);
@@ -1353,4 +1464,80 @@ fn edit_tcp(frame: &mut [u8], edit: impl FnOnce(&mut TcpPacket<&mut [u8]>)) -> b
     edit(&mut tcp);
     tcp.fill_checksum(&src, &dst);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::wire::Ipv4Address;
+
+    const US: (Ipv4Address, u16) = (Ipv4Address::new(10, 0, 0, 1), 40000);
+    const PEER: (Ipv4Address, u16) = (Ipv4Address::new(10, 0, 0, 2), 80);
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Our segment of `len` bytes at `seq`, and its frame.
+    fn outgoing(seq: i32, len: usize) -> (EgressSegment, Vec<u8>) {
+        let frame = frames::tcp_frame_for_tests(US, PEER, seq, 1, &vec![7; len], None);
+        let segment = EgressSegment {
+            flow: (US.0.into(), US.1, PEER.0.into(), PEER.1),
+            seq: TcpSeqNumber(seq),
+            len,
+            data: len,
+            fin: false,
+            ack: Some(TcpSeqNumber(1)),
+            rst: false,
+            syn: false,
+            window_scale: None,
+            window: 1000,
+        };
+        (segment, frame)
+    }
+
+    /// The peer's ACK of `ack`, with one SACK block if given.
+    fn incoming(ack: i32, sack: Option<(u32, u32)>) -> TcpView {
+        let frame = frames::tcp_frame_for_tests(PEER, US, 1, ack, &[], sack);
+        frames::tcp_view(&frame).unwrap()
+    }
+
+    /// The sequence numbers of the data segments in `out`.
+    fn sent(out: &[Vec<u8>]) -> Vec<i32> {
+        out.iter()
+            .filter_map(|f| frames::tcp_view(f))
+            .filter(|v| v.data_len > 0)
+            .map(|v| v.seq.0)
+            .collect()
+    }
+
+    /// The peer SACKed 1200..1300, then acknowledged up to 1200 and no
+    /// further: it dropped what it SACKed (RFC 2018 lets a receiver renege;
+    /// smoltcp's assembler, full of holes, drops segments). As Linux's
+    /// reneging check, the timer fires max(srtt / 2, 10 ms) later, forgets
+    /// the SACKed marks, and 1200 goes again, where it waited for two
+    /// timeouts (the first left SACKed segments alone).
+    #[test]
+    fn an_acknowledgement_that_stops_at_a_sacked_segment_is_reneging() {
+        let mut recovery = Recovery::default();
+        let mut out = Vec::new();
+        let mut syn = incoming(1000, None);
+        syn.syn = true;
+        syn.sack_permitted = true;
+        recovery.on_ingress(&syn, Duration::ZERO, &mut out);
+        let start = 10 * MS;
+        for i in 0..4 {
+            let (segment, frame) = outgoing(1000 + 100 * i, 100);
+            let verdict = recovery.on_egress(&segment, &frame, true, start, &mut out);
+            assert_eq!(verdict, Egress::Send);
+        }
+        recovery.on_ingress(
+            &incoming(1100, Some((1200, 1300))),
+            start + 2 * MS,
+            &mut out,
+        );
+        recovery.on_ingress(&incoming(1200, None), start + 3 * MS, &mut out);
+        assert!(sent(&out).is_empty(), "{:?}", sent(&out));
+        let at = recovery.deadline().expect("a timer");
+        assert!(at <= start + 13 * MS, "{at:?}");
+        recovery.due(at, &mut out);
+        assert_eq!(sent(&out).first(), Some(&1200), "{:?}", sent(&out));
+    }
 }

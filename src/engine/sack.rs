@@ -14,7 +14,9 @@
 //! with timestamps, as Linux) and in the link's MTU (a full-sized data segment
 //! has no room; Linux shrinks the segment instead, which smoltcp cannot be
 //! made to do). The first block is the one the latest segment fell in, as RFC
-//! 2018 asks.
+//! 2018 asks. A segment smoltcp dropped (its assembler keeps 16 holes) is
+//! not reported: its sender would take it as received and wait for a
+//! timeout to send it again.
 
 use super::flow_hash::FlowMap;
 use super::frames::{Flow, TcpOptions, TcpView};
@@ -59,6 +61,9 @@ struct Received {
 pub(crate) struct SackBlocks {
     /// Per flow (our address and port, theirs).
     flows: FlowMap<Flow, Received>,
+    /// The flow of the last segment noted and its ranges before it, until
+    /// smoltcp says whether it kept that segment (see [`SackBlocks::not_kept`]).
+    before_last: Option<(Flow, Vec<(TcpSeqNumber, TcpSeqNumber)>)>,
 }
 
 impl SackBlocks {
@@ -88,13 +93,15 @@ impl SackBlocks {
             );
             return false;
         }
-        if tcp.data_len == 0 {
+        if tcp.data_len == 0 && !tcp.fin {
             return false;
         }
         let Some(flow) = self.flows.get_mut(&key) else {
             return false;
         };
-        let (seq, end) = (tcp.seq, tcp.seq + tcp.data_len);
+        // A FIN takes a sequence number, which a block reports as Linux's do
+        // (the engine keeps an early FIN that smoltcp drops).
+        let (seq, end) = (tcp.seq, tcp.seq + tcp.data_len + usize::from(tcp.fin));
         // Data below the acknowledgement sent, or within a range received:
         // it came before (RFC 2883, 4.1.1 and 4.1.2). What of it was before
         // the acknowledgement is what is reported.
@@ -110,6 +117,19 @@ impl SackBlocks {
         if again.is_some() {
             flow.duplicate = again;
         }
+        // Beyond a hole (past what came in order since the acknowledgement
+        // sent): smoltcp may drop it, and the ranges before it are kept until
+        // it says (an in-order segment's range stays: a copy of it that comes
+        // before its ACK goes is a duplicate to report).
+        let mut before = self.before_last.take().map(|(_, r)| r).unwrap_or_default();
+        if flow
+            .acked
+            .is_some_and(|acked| seq > in_order_end(&flow.ranges, acked))
+        {
+            before.clear();
+            before.extend_from_slice(&flow.ranges);
+            self.before_last = Some((key, before));
+        }
         let ranges = &mut flow.ranges;
         let (mut left, mut right) = (seq, end);
         ranges.retain(|&(l, r)| {
@@ -123,6 +143,29 @@ impl SackBlocks {
         ranges.insert(0, (left, right));
         ranges.truncate(MAX_RANGES);
         again.is_some_and(|(l, r)| l == seq && r == end)
+    }
+
+    /// smoltcp did not keep the data of the segment last noted (`tcp`): it
+    /// drops a segment that would open more holes than its assembler holds
+    /// (16), and a receiver's SACK blocks must report only data it keeps
+    /// (RFC 2018: a sender that trusted them would not send that data again
+    /// until a timeout). Its range is forgotten.
+    pub(crate) fn not_kept(&mut self, tcp: &TcpView) {
+        let key = (
+            tcp.segment.dst.ip(),
+            tcp.segment.dst.port(),
+            tcp.segment.src.ip(),
+            tcp.segment.src.port(),
+        );
+        let Some((flow_key, before)) = self.before_last.as_mut() else {
+            return;
+        };
+        if *flow_key != key {
+            return;
+        }
+        if let Some(flow) = self.flows.get_mut(&key) {
+            std::mem::swap(&mut flow.ranges, before);
+        }
     }
 
     /// Forgets a flow that ended.
@@ -172,6 +215,16 @@ impl SackBlocks {
         }
         write_sack(frame, &blocks[..count], max_len);
     }
+}
+
+/// The end of the data that came in order from `acked` on, as far as
+/// `ranges` tell.
+fn in_order_end(ranges: &[(TcpSeqNumber, TcpSeqNumber)], acked: TcpSeqNumber) -> TcpSeqNumber {
+    let mut end = acked;
+    while let Some(&(_, r)) = ranges.iter().find(|&&(l, r)| l <= end && end < r) {
+        end = r;
+    }
+    end
 }
 
 /// The flow and acknowledgement number of an outgoing segment that may carry
@@ -413,6 +466,28 @@ mod tests {
         let before = ack.clone();
         sacks.on_egress(&mut ack, 1514);
         assert_eq!(ack, before);
+    }
+
+    #[test]
+    fn a_segment_smoltcp_dropped_is_not_reported() {
+        let mut sacks = three_ranges(true);
+        let mut ack = segment(false, 1, 1000, &[], None);
+        sacks.on_egress(&mut ack, 1514);
+        // 1700..1800 beyond the holes, dropped (smoltcp said nothing).
+        let dropped = segment(true, 1700, 1, &[7; 100], None);
+        let view = frames::tcp_view(&dropped).unwrap();
+        assert!(!sacks.on_ingress(&view));
+        sacks.not_kept(&view);
+        let mut ack = segment(false, 1, 1000, &[], None);
+        sacks.on_egress(&mut ack, 1514);
+        assert_eq!(blocks_of(&ack), [(1500, 1600), (1300, 1400), (1100, 1200)]);
+        // An in-order segment smoltcp does not answer at once (a delayed
+        // ACK) was kept: a copy of it before its ACK is a duplicate.
+        let in_order = segment(true, 1000, 1, &[7; 100], None);
+        let view = frames::tcp_view(&in_order).unwrap();
+        assert!(!sacks.on_ingress(&view));
+        sacks.not_kept(&view);
+        assert!(sacks.on_ingress(&view));
     }
 
     #[test]
