@@ -1,8 +1,8 @@
 //! Routes as local traffic meets them: reject routes (`unreachable`,
 //! `prohibit`, `blackhole`, `throw`) refuse `connect` and `sendto` with Linux's
 //! errors, on both backends (the kernel one is the oracle), and stop the
-//! stack's answers to a peer they cover while its datagrams still arrive; an
-//! IPv6 multipath route spreads flows over its nexthops; a stack with more prefixes than
+//! stack's answers to a peer they cover while its datagrams still arrive; a
+//! multipath route (IPv4 or IPv6) spreads flows over its nexthops; a stack with more prefixes than
 //! smoltcp's 8 address slots reaches a peer in each; IPv4 goes through an IPv6
 //! gateway (RFC 5549); `ip neigh flush` forgets learned neighbours.
 //!
@@ -127,57 +127,67 @@ fn reject_routes_stop_answers(backend: Backend) {
     }
 }
 
-/// An IPv6 multipath route (`ip -6 route append` of a second gateway): the
-/// model keeps both nexthops and `ip -6 route` shows them as Linux does; flows
-/// spread over them by a hash of their addresses (Linux's default policy
-/// hashes addresses, flow label and next header), each flow staying on its
-/// nexthop; a nexthop deleted takes no flow any more.
-#[test]
-fn multipath_routes_spread_flows_over_their_nexthops() {
+/// A multipath route over two peers, as `Multipath` describes it: the model
+/// keeps both nexthops and `ip route` shows them as Linux does; flows spread
+/// over them by a hash of what Linux's default policy hashes (IPv4: the
+/// addresses; IPv6: addresses, flow label and next header), each flow staying
+/// on its nexthop; a multipath route replaced by one nexthop takes every flow
+/// there.
+struct Multipath {
+    /// `ip addr add` arguments: ours, each peer's.
+    own: &'static str,
+    peers: [&'static str; 2],
+    /// Seven destinations beyond the route, which both peers hold.
+    far: Vec<String>,
+    /// The commands that make the route, what `show` prints of it, and the
+    /// command that leaves the first peer alone.
+    add: &'static str,
+    show: &'static str,
+    shown: &'static str,
+    to_first: &'static str,
+    /// Where datagrams go: `{}` is a destination.
+    dest: fn(&str) -> String,
+    any: &'static str,
+}
+
+fn multipath_spreads_flows(m: Multipath) {
     let switch = Switch::start();
-    let far: Vec<String> = (1..=7).map(|i| format!("fd99::{i}")).collect();
     let stack = |addrs: &[String]| {
         let s = common::stack_on(Backend::Userspace, &switch.vnl());
         let mut cmds = String::from("/bin/ip link set vde0 up");
         for a in addrs {
-            cmds += &format!("; /bin/ip -6 addr add {a} dev vde0 nodad");
+            let nodad = if a.contains(':') { " nodad" } else { "" };
+            cmds += &format!("; /bin/ip addr add {a} dev vde0{nodad}");
         }
         s.cmd(&cmds).expect("configure");
         s
     };
     let with = |own: &str| {
         let mut addrs = vec![own.to_string()];
-        addrs.extend(far.iter().map(|a| format!("{a}/128")));
+        let host = if own.contains(':') { 128 } else { 32 };
+        addrs.extend(m.far.iter().map(|a| format!("{a}/{host}")));
         addrs
     };
-    let a = stack(&["fd00::1/64".to_string()]);
-    let peers = [stack(&with("fd00::2/64")), stack(&with("fd00::3/64"))];
-    a.cmd(
-        "/bin/ip -6 route add fd99::/64 via fd00::2; /bin/ip -6 route append fd99::/64 via fd00::3",
-    )
-    .expect("a multipath route");
-    assert_eq!(
-        a.cmd_output("/bin/ip -6 route show fd99::/64").unwrap(),
-        "fd99::/64 metric 1024 pref medium\n\
-         \tnexthop via fd00::2 dev vde0 weight 1 \n\
-         \tnexthop via fd00::3 dev vde0 weight 1 \n"
-    );
+    let a = stack(&[m.own.to_string()]);
+    let peers = [stack(&with(m.peers[0])), stack(&with(m.peers[1]))];
+    a.cmd(m.add).expect("a multipath route");
+    assert_eq!(a.cmd_output(m.show).unwrap(), m.shown);
     let servers: Vec<UdpSocket> = peers
         .iter()
         .map(|p| {
-            let s = UdpSocket::bind(p, "[::]:7000").unwrap();
+            let s = UdpSocket::bind(p, format!("{}:7000", m.any)).unwrap();
             s.set_read_timeout(Some(Duration::from_millis(100)))
                 .unwrap();
             s
         })
         .collect();
-    let client = UdpSocket::bind(&a, "[::]:0").unwrap();
+    let client = UdpSocket::bind(&a, format!("{}:0", m.any)).unwrap();
     // Which peer each destination's datagram reached.
     let round = || {
-        for (i, dst) in far.iter().enumerate() {
-            client.send_to(&[i as u8], format!("[{dst}]:7000")).unwrap();
+        for (i, dst) in m.far.iter().enumerate() {
+            client.send_to(&[i as u8], (m.dest)(dst)).unwrap();
         }
-        let mut reached = vec![None; far.len()];
+        let mut reached = vec![None; m.far.len()];
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while reached.contains(&None) {
             assert!(std::time::Instant::now() < deadline, "lost: {reached:?}");
@@ -197,13 +207,51 @@ fn multipath_routes_spread_flows_over_their_nexthops() {
         "flows spread: {first:?}"
     );
     assert_eq!(round(), first, "each flow keeps its nexthop");
-    a.cmd("/bin/ip -6 route del fd99::/64 via fd00::3")
-        .expect("delete a nexthop");
+    a.cmd(m.to_first).expect("leave one nexthop");
     assert_eq!(
         round(),
-        vec![Some(0); far.len()],
+        vec![Some(0); m.far.len()],
         "all through the one left"
     );
+}
+
+/// IPv6: `ip -6 route append` of a second gateway makes the route multipath
+/// (Linux's siblings); deleting one nexthop leaves the other.
+#[test]
+fn multipath_routes_spread_flows_over_their_nexthops() {
+    multipath_spreads_flows(Multipath {
+        own: "fd00::1/64",
+        peers: ["fd00::2/64", "fd00::3/64"],
+        far: (1..=7).map(|i| format!("fd99::{i}")).collect(),
+        add: "/bin/ip -6 route add fd99::/64 via fd00::2; \
+              /bin/ip -6 route append fd99::/64 via fd00::3",
+        show: "/bin/ip -6 route show fd99::/64",
+        shown: "fd99::/64 metric 1024 pref medium\n\
+                \tnexthop via fd00::2 dev vde0 weight 1 \n\
+                \tnexthop via fd00::3 dev vde0 weight 1 \n",
+        to_first: "/bin/ip -6 route del fd99::/64 via fd00::3",
+        dest: |d| format!("[{d}]:7000"),
+        any: "[::]",
+    });
+}
+
+/// IPv4: one route of two nexthops (`nexthop via A nexthop via B`, with
+/// weights), replaced by a route through the first peer alone.
+#[test]
+fn ipv4_multipath_routes_spread_flows_over_their_nexthops() {
+    multipath_spreads_flows(Multipath {
+        own: "10.0.0.1/24",
+        peers: ["10.0.0.2/24", "10.0.0.3/24"],
+        far: (1..=7).map(|i| format!("10.99.0.{i}")).collect(),
+        add: "/bin/ip route add 10.99.0.0/16 nexthop via 10.0.0.2 weight 2 nexthop via 10.0.0.3",
+        show: "/bin/ip route show 10.99.0.0/16",
+        shown: "10.99.0.0/16 \n\
+                \tnexthop via 10.0.0.2 dev vde0 weight 2 \n\
+                \tnexthop via 10.0.0.3 dev vde0 weight 1 \n",
+        to_first: "/bin/ip route replace 10.99.0.0/16 via 10.0.0.2",
+        dest: |d| format!("{d}:7000"),
+        any: "0.0.0.0",
+    });
 }
 
 /// A stack with 12 IPv4 and 4 IPv6 addresses, each in a prefix of its own

@@ -172,6 +172,7 @@ mod transcript {
         reject,
         multipath,
         weights,
+        multipath4,
         rfc5549,
     );
 }
@@ -636,6 +637,7 @@ fn addresses_and_routes_as_data() {
             (true, _) => 1024,
         },
         weight: 1,
+        group: 0,
     };
     assert_eq!(
         cfg.routes(),
@@ -1260,29 +1262,40 @@ fn check_invariants(cfg: &NetConfig, line: &str) {
     }
 }
 
-/// Flows share an IPv6 multipath route by the nexthops' weights (Linux's
+/// Flows share a multipath route by the nexthops' weights (Linux's
 /// hash-threshold: each nexthop owns a share of the hash space as large as
 /// its weight), the same hash always taking the same nexthop; a plain route
-/// is not spread.
+/// is not spread. IPv6 and IPv4 alike.
 #[test]
 fn multipath_flows_share_the_nexthops_by_weight() {
-    let mut cfg = fresh();
-    ok(
-        &mut cfg,
-        "/bin/ip link set vde0 up; /bin/ip -6 route add 2001:db8:1::/48 \
-         nexthop via fe80::1 dev vde0 weight 3 nexthop via fe80::2 dev vde0; \
-         /bin/ip -6 route add 2001:db8:2::/48 via fe80::7 dev vde0",
-    );
-    let dst = ip("2001:db8:1::9");
-    let mut counts = [0; 2];
-    for hash in 0..400 {
-        let hop = cfg.lookup_flow(dst, hash).unwrap();
-        assert_eq!(Some(hop), cfg.lookup_flow(dst, hash), "stable");
-        counts[usize::from(hop.addr == ip("fe80::2"))] += 1;
-    }
-    assert_eq!(counts, [300, 100]);
-    for hash in 0..8 {
-        let hop = cfg.lookup_flow(ip("2001:db8:2::9"), hash).unwrap();
-        assert_eq!(hop.addr, ip("fe80::7"));
+    let cases = [
+        (
+            "/bin/ip link set vde0 up; /bin/ip -6 route add 2001:db8:1::/48 \
+             nexthop via fe80::1 dev vde0 weight 3 nexthop via fe80::2 dev vde0; \
+             /bin/ip -6 route add 2001:db8:2::/48 via fe80::7 dev vde0",
+            ["2001:db8:1::9", "fe80::2", "2001:db8:2::9", "fe80::7"],
+        ),
+        (
+            "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; \
+             /bin/ip route add 10.1.0.0/16 \
+             nexthop via 10.0.0.5 weight 3 nexthop via 10.0.0.6; \
+             /bin/ip route add 10.2.0.0/16 via 10.0.0.7",
+            ["10.1.0.9", "10.0.0.6", "10.2.0.9", "10.0.0.7"],
+        ),
+    ];
+    for (cmds, [multi, second, plain, gateway]) in cases {
+        let mut cfg = fresh();
+        ok(&mut cfg, cmds);
+        let mut counts = [0; 2];
+        for hash in 0..400 {
+            let hop = cfg.lookup_flow(ip(multi), hash).unwrap();
+            assert_eq!(Some(hop), cfg.lookup_flow(ip(multi), hash), "stable");
+            counts[usize::from(hop.addr == ip(second))] += 1;
+        }
+        assert_eq!(counts, [300, 100], "{cmds}");
+        for hash in 0..8 {
+            let hop = cfg.lookup_flow(ip(plain), hash).unwrap();
+            assert_eq!(hop.addr, ip(gateway));
+        }
     }
 }

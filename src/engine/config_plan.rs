@@ -180,9 +180,9 @@ fn prefix_of(cidr: &IpCidr) -> (u128, u8, bool) {
 /// order, the lowest metric), since smoltcp knows no metric and would take the
 /// last; and none for a prefix whose preferred route has no gateway. An IPv4
 /// route through an IPv6 gateway (RFC 5549) goes through the made-up IPv4 next
-/// hop `detour_v4` (see `detour`), or not at all without one; an IPv6
-/// multipath route through the made-up IPv6 next hop, whose frames take the
-/// nexthop of their flow.
+/// hop `detour_v4` (see `detour`), or not at all without one; a multipath
+/// route through the made-up next hop of its family (the IPv4 one needs
+/// `detour_v4`, as above), whose frames take the nexthop of their flow.
 fn gateway_routes(config: &NetConfig, detour_v4: Option<Ipv4Address>) -> Vec<(IpCidr, IpAddress)> {
     let mut seen = std::collections::HashSet::new();
     config
@@ -193,6 +193,7 @@ fn gateway_routes(config: &NetConfig, detour_v4: Option<Ipv4Address>) -> Vec<(Ip
             let via = match route.via? {
                 IpAddr::V6(_) if route.dst.is_ipv4() => IpAddress::Ipv4(detour_v4?),
                 // Each flow takes its own nexthop, chosen at the boundary.
+                IpAddr::V4(_) if config.is_multipath(&route) => IpAddress::Ipv4(detour_v4?),
                 IpAddr::V6(_) if config.is_multipath(&route) => IpAddress::Ipv6(DETOUR_V6),
                 via => via.into(),
             };
@@ -226,6 +227,33 @@ mod tests {
     fn cidr(s: &str) -> IpCidr {
         let (addr, len) = s.split_once('/').unwrap();
         IpCidr::new(addr.parse::<IpAddr>().unwrap().into(), len.parse().unwrap())
+    }
+
+    #[test]
+    fn a_multipath_route_goes_through_the_made_up_next_hop_of_its_family() {
+        let config = model(
+            "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; \
+             /bin/ip -6 addr add fd00::1/64 dev vde0 nodad; \
+             /bin/ip route add 10.99.0.0/16 nexthop via 10.0.0.2 nexthop via 10.0.0.3; \
+             /bin/ip -6 route add fd99::/64 nexthop via fd00::2 nexthop via fd00::3; \
+             /bin/ip route add 10.98.0.0/16 via 10.0.0.2",
+        );
+        let plan = Plan::new(&config, fresh());
+        let made_up = Ipv4Address::new(10, 0, 0, 0);
+        assert!(plan
+            .routes
+            .contains(&(cidr("10.99.0.0/16"), IpAddress::Ipv4(made_up))));
+        assert!(plan
+            .routes
+            .contains(&(cidr("fd99::/64"), IpAddress::Ipv6(DETOUR_V6))));
+        assert!(plan
+            .routes
+            .contains(&(cidr("10.98.0.0/16"), IpAddress::v4(10, 0, 0, 2))));
+        assert_eq!(
+            plan.detour_v4,
+            Some((made_up, Ipv4Address::new(10, 0, 0, 1)))
+        );
+        assert!(plan.detour_v6);
     }
 
     #[test]

@@ -17,8 +17,8 @@
 //! frames) while the engine asks for it (ARP or neighbour solicitation) and
 //! leaves when the answer comes.
 //!
-//! An IPv6 multipath route goes the same way: smoltcp routes it through the
-//! made-up IPv6 next hop, and each frame takes the nexthop its flow's hash
+//! A multipath route goes the same way: smoltcp routes it through the made-up
+//! next hop of its family, and each frame takes the nexthop its flow's hash
 //! picks (`flow_hash`, [`crate::cmd::NetConfig::lookup_flow`]).
 //!
 //! A reject route (`unreachable`, `prohibit`, `blackhole`, `throw`) stops
@@ -285,21 +285,38 @@ impl Engine {
     }
 }
 
-/// The hash that picks a multipath nexthop for the IPv6 packet in `frame`:
-/// of its addresses, flow label and next header, as Linux's default policy
-/// (`fib_multipath_hash_policy` 0) hashes them; the same for every packet of
-/// a flow. FNV-1a, folded so that consecutive values spread.
+/// The hash that picks a multipath nexthop for the IP packet in `frame`, of
+/// what Linux's default policy (`fib_multipath_hash_policy` 0) hashes: an
+/// IPv4 packet's addresses; an IPv6 packet's addresses, flow label and next
+/// header. The same for every packet of a flow. FNV-1a, then MurmurHash3's
+/// finaliser: FNV's prime is 1 modulo 3, so without it the hash modulo a
+/// small total of weights barely changed with the last byte (seven
+/// consecutive IPv4 destinations all took the first of two nexthops weighted
+/// 2 and 1).
 fn flow_hash(frame: &[u8]) -> u64 {
-    let Some(ip) = frame.get(14..14 + 40) else {
-        return 0;
+    let fnv = |fields: &mut dyn Iterator<Item = &u8>| {
+        let mut h = fields.fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     };
-    // Flow label (20 bits of the first word), next header, addresses.
-    let label = [ip[1] & 0x0f, ip[2], ip[3]];
-    let fields = label.iter().chain(&ip[6..7]).chain(&ip[8..40]);
-    let hash = fields.fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    hash ^ (hash >> 32)
+    match frame.get(12..14) {
+        Some([0x08, 0x00]) => frame
+            .get(14 + 12..14 + 20)
+            .map_or(0, |addrs| fnv(&mut addrs.iter())),
+        _ => {
+            let Some(ip) = frame.get(14..14 + 40) else {
+                return 0;
+            };
+            // Flow label (20 bits of the first word), next header, addresses.
+            let label = [ip[1] & 0x0f, ip[2], ip[3]];
+            fnv(&mut label.iter().chain(&ip[6..7]).chain(&ip[8..40]))
+        }
+    }
 }
 
 /// The destination of the IP packet in `frame` if Linux would look it up in

@@ -5,7 +5,7 @@
 
 use super::addrs::{v4_scope, v6_rank, SCOPE_UNIVERSE};
 use super::prefix::in_prefix;
-use super::routes::ecmp_capable;
+use super::routes::{in_multipath, siblings};
 use super::{v4, IfAddr, Link, LinkKind, NextHop, NoRoute, Route, RouteType, State};
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -86,15 +86,14 @@ impl State {
         best
     }
 
-    /// The nexthops of the IPv6 multipath route `r` whose links are up, `r`
-    /// first: the routes of the table to its prefix, with its metric, through
-    /// a gateway (each nexthop is a route of its own, as Linux's siblings).
+    /// The nexthops of the multipath route `r` whose links are up, `r` first:
+    /// the routes of the table that are its siblings (each nexthop is a route
+    /// of its own: for IPv6 those through a gateway to its prefix with its
+    /// metric, as Linux's siblings; for IPv4 those of its group).
     pub(super) fn nexthops_of<'a>(&'a self, r: &'a Route) -> impl Iterator<Item = &'a Route> + 'a {
-        self.routes.iter().filter(move |o| {
-            ecmp_capable(o)
-                && (o.dst, o.prefix_len, o.metric) == (r.dst, r.prefix_len, r.metric)
-                && self.is_up(o.dev)
-        })
+        self.routes
+            .iter()
+            .filter(move |o| siblings(r, o) && self.is_up(o.dev))
     }
 
     /// [`Self::lookup`] for one flow of a multipath route: the nexthop `hash`
@@ -102,7 +101,7 @@ impl State {
     /// weight.
     pub(super) fn lookup_flow(&self, dst: IpAddr, hash: u64) -> Result<NextHop, NoRoute> {
         let hop = self.lookup(dst)?;
-        let Some(r) = self.best_route(dst).filter(|r| ecmp_capable(r)) else {
+        let Some(r) = self.best_route(dst).filter(|r| in_multipath(r)) else {
             return Ok(hop);
         };
         let total: u64 = self.nexthops_of(r).map(|o| u64::from(o.weight)).sum();

@@ -192,9 +192,14 @@ pub struct Route {
     /// The metric (`metric`, `priority` or `preference` N): among routes to the
     /// same prefix, the lowest wins.
     pub metric: u32,
-    /// The weight of this nexthop of an IPv6 multipath route (1 to 256): its
-    /// share of the flows.
+    /// The weight of this nexthop of a multipath route (1 to 256): its share
+    /// of the flows.
     pub weight: u16,
+    /// The IPv4 multipath route this is a nexthop of (0: none): its nexthops
+    /// share the number and follow each other in the table. (An IPv6
+    /// multipath route is the routes through a gateway to one prefix with
+    /// one metric, as Linux's siblings are; IPv4 keeps such routes apart.)
+    pub group: u32,
 }
 
 impl Route {
@@ -544,13 +549,13 @@ impl NetConfig {
         self.state.lookup(dst)
     }
 
-    /// Whether `route` is one nexthop of an IPv6 multipath route with others
-    /// on up links.
+    /// Whether `route` is one nexthop of a multipath route with others on up
+    /// links.
     pub fn is_multipath(&self, route: &Route) -> bool {
-        routes::ecmp_capable(route) && self.state.nexthops_of(route).nth(1).is_some()
+        routes::in_multipath(route) && self.state.nexthops_of(route).nth(1).is_some()
     }
 
-    /// [`NetConfig::lookup`] for one flow: through an IPv6 multipath route,
+    /// [`NetConfig::lookup`] for one flow: through a multipath route,
     /// the nexthop `hash` (the flow's, stable for it) picks among those whose
     /// links are up, as Linux spreads flows over them.
     pub fn lookup_flow(&self, dst: IpAddr, hash: u64) -> Option<NextHop> {

@@ -53,11 +53,20 @@ pub(super) fn ecmp_capable(r: &Route) -> bool {
         && r.proto == RouteProto::Boot
 }
 
-/// Whether `a` and `b` are nexthops of one IPv6 multipath route (siblings).
-fn siblings(a: &Route, b: &Route) -> bool {
+/// Whether `a` and `b` are nexthops of one multipath route (siblings).
+pub(super) fn siblings(a: &Route, b: &Route) -> bool {
+    if a.dst.is_ipv4() {
+        return a.group != 0 && a.group == b.group;
+    }
     ecmp_capable(a)
         && ecmp_capable(b)
         && (a.dst, a.prefix_len, a.metric) == (b.dst, b.prefix_len, b.metric)
+}
+
+/// Whether `r` is a nexthop of a multipath route, or may become one (an IPv6
+/// route through a gateway).
+pub(super) fn in_multipath(r: &Route) -> bool {
+    ecmp_capable(r) || (r.dst.is_ipv4() && r.group != 0)
 }
 
 /// The metric Linux gives an IPv6 route added without one (`IP6_RT_PRIO_USER`).
@@ -194,6 +203,7 @@ pub(super) fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
             IPV6_KERNEL_METRIC
         },
         weight: 1,
+        group: 0,
     }
 }
 
@@ -468,6 +478,7 @@ impl State {
             src: req.src,
             metric,
             weight: req.weight,
+            group: 0,
         };
         let place = match dst {
             IpAddr::V4(_) => self.place_v4(&route, mode)?,
@@ -695,6 +706,55 @@ impl State {
         }
     }
 
+    /// `ip route add|replace|... PREFIX nexthop via GW [dev DEV] [weight N]
+    /// nexthop ...` for IPv4: one route of several nexthops (Linux's
+    /// `fib_info` with its nexthops), placed where the route of its first
+    /// nexthop alone would go (`replace` overwrites a route and all its
+    /// nexthops), its nexthops checked as a route's gateway is, all or none.
+    pub(crate) fn add_multipath_v4(
+        &mut self,
+        req: &RouteReq,
+        mode: RouteMode,
+    ) -> Result<(), CmdError> {
+        let first = RouteReq {
+            more_nexthops: Vec::new(),
+            ..req.clone()
+        };
+        let mut add = self.check_route_add(&first, mode)?;
+        let mut hops = vec![add.route];
+        for &(gw, dev, weight) in &req.more_nexthops {
+            let one = RouteReq {
+                via: Some(gw),
+                dev,
+                more_nexthops: Vec::new(),
+                ..req.clone()
+            };
+            let dev = self.check_nexthop_v4(&one, Some(gw))?;
+            hops.push(Route {
+                via: Some(gw),
+                dev,
+                weight,
+                ..add.route
+            });
+        }
+        self.check_route_limit(hops.len())?;
+        let group = self.routes.iter().map(|r| r.group).max().unwrap_or(0) + 1;
+        for hop in &mut hops {
+            hop.group = group;
+        }
+        add.route = hops[0];
+        self.apply_route_add(add);
+        let at = self
+            .routes
+            .iter()
+            .position(|r| r.group == group)
+            .unwrap_or(self.routes.len());
+        for (k, hop) in hops[1..].iter().enumerate() {
+            self.routes.insert(at + 1 + k, *hop);
+        }
+        Ok(())
+    }
+
     /// The check step of `ip route del`: the first route (in table order) that
     /// matches what was given, or Linux's refusal.
     pub(crate) fn check_route_del(&self, req: &RouteReq) -> Result<RouteDel, CmdError> {
@@ -714,8 +774,16 @@ impl State {
         // ignores it.
         let kind_matches =
             |r: &Route| dst.is_ipv6() || req.kind == RouteType::Unicast || req.kind == r.kind;
-        let found = self.routes.iter().position(|r| {
-            same_prefix(&r)
+        // An IPv4 multipath route matches by its first nexthop, as Linux's
+        // `fib_nh_match` compares a gateway or device given with that one.
+        let later_nexthop = |i: usize| {
+            let r = &self.routes[i];
+            r.dst.is_ipv4() && r.group != 0 && i > 0 && self.routes[i - 1].group == r.group
+        };
+        let found = (0..self.routes.len()).find(|&i| {
+            let r = &self.routes[i];
+            !later_nexthop(i)
+                && same_prefix(&r)
                 && kind_matches(r)
                 && via.is_none_or(|g| r.via == Some(g))
                 && req.dev.is_none_or(|d| Some(d) == r.device())
@@ -737,8 +805,9 @@ impl State {
                 "No such process"
             }));
         };
-        // Without a gateway, IPv6 deletes every nexthop of a multipath route.
-        let at = if dst.is_ipv6() && via.is_none() {
+        // Without a gateway, IPv6 deletes every nexthop of a multipath route;
+        // IPv4 deletes the route, all its nexthops.
+        let at = if dst.is_ipv4() || via.is_none() {
             self.group_of(at)
         } else {
             vec![at]

@@ -72,8 +72,12 @@ fn route_add(
         state.apply_route_add(checked?);
         return Ok(String::new());
     }
-    // A multipath route: its first nexthop as the command says, the others
-    // appended to it, all or none (as Linux's `ip6_route_multipath_add`).
+    if req.dst.is_ipv4() {
+        state.create_v4_table_for(&req);
+        return state.add_multipath_v4(&req, mode).map(|()| String::new());
+    }
+    // An IPv6 multipath route: its first nexthop as the command says, the
+    // others appended to it, all or none (as Linux's `ip6_route_multipath_add`).
     let mut next = state.clone();
     let nexthops = std::iter::once((req.via, req.dev, req.weight)).chain(
         req.more_nexthops
@@ -354,9 +358,6 @@ fn parse_nexthops<'a>(
         if !next {
             break;
         }
-    }
-    if nexthops.len() > 1 && *family != Family::Inet6 {
-        return Err(unsupported("an IPv4 multipath route (several nexthops)"));
     }
     Ok(nexthops)
 }

@@ -175,6 +175,7 @@ fn route_add_check_returns_the_route_and_apply_adds_it() {
         src: None,
         metric: 0,
         weight: 1,
+        group: 0,
     };
     assert_eq!((add.route, add.place), (route, RoutePlace::Sorted));
     assert!(!cfg.routes().contains(&route), "a check changes nothing");
@@ -449,6 +450,7 @@ fn route_selector_selects_by_every_field() {
         src: None,
         metric: 0,
         weight: 1,
+        group: 0,
     };
     let kernel = route("10.0.0.0", 24, 2, RouteProto::Kernel);
     let added = route("10.1.0.0", 16, 1, RouteProto::Boot);
