@@ -897,3 +897,55 @@ fn ip_addr_add_takes_lifetimes_as_linux_does() {
         "{shown}"
     );
 }
+
+/// A router's Cur Hop Limit and MTU are what a connected IPv6 socket that set
+/// no hop limit reads as `IPV6_UNICAST_HOPS` and `IPV6_MTU`, as on Linux 6.18
+/// (measured with the interface's `hop_limit` 33 and `mtu` 1400: a connected
+/// UDP socket reads 33 and 1400, an unconnected one 64 and `ENOTCONN`; a hop
+/// limit set reads as set, and `-1` goes back to the interface's).
+#[test]
+fn a_connected_socket_reads_the_advertised_hop_limit_and_mtu() {
+    use std::os::fd::AsFd;
+    use vdestack::bsd::{self, OptValue, SockOpt};
+    use vdestack::link::{Link, VdeLink};
+    let switch = Switch::start();
+    let stack = common::stack_on(Backend::Userspace, &switch.vnl());
+    stack.cmd("/bin/ip link set vde0 up").unwrap();
+    let mut router = VdeLink::open(&switch.vnl(), "router").expect("a port for the router");
+    let mut ra = standard_ra();
+    ra.cur_hop_limit = 33;
+    ra.options.extend(mtu_option(1400));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !stack
+        .cmd_output("/bin/ip -6 route show default")
+        .unwrap()
+        .contains("mtu 1400 hoplimit 33")
+    {
+        assert!(Instant::now() < deadline, "the advertisement was not taken");
+        router.send(&ra.frame()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let int = |fd: &std::os::fd::OwnedFd, opt| match bsd::get_option(fd.as_fd(), opt) {
+        Ok(OptValue::Int(v)) => Ok(v),
+        Ok(other) => panic!("{opt:?}: {other:?}"),
+        Err(e) => Err(e.raw_os_error()),
+    };
+    let unconnected = bsd::socket(&stack, libc::AF_INET6, libc::SOCK_DGRAM, 0).unwrap();
+    assert_eq!(int(&unconnected, SockOpt::UnicastHops), Ok(64));
+    assert_eq!(
+        int(&unconnected, SockOpt::PathMtu),
+        Err(Some(libc::ENOTCONN))
+    );
+    let connected = bsd::socket(&stack, libc::AF_INET6, libc::SOCK_DGRAM, 0).unwrap();
+    // Once the address the prefix gives has passed duplicate address detection.
+    while let Err(e) = bsd::connect(connected.as_fd(), "[2001:db8::9]:9".parse().unwrap()) {
+        assert!(Instant::now() < deadline, "no source address: {e}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(int(&connected, SockOpt::UnicastHops), Ok(33));
+    assert_eq!(int(&connected, SockOpt::PathMtu), Ok(1400));
+    bsd::set_option(connected.as_fd(), SockOpt::UnicastHops, OptValue::Int(7)).unwrap();
+    assert_eq!(int(&connected, SockOpt::UnicastHops), Ok(7));
+    bsd::set_option(connected.as_fd(), SockOpt::UnicastHops, OptValue::Int(-1)).unwrap();
+    assert_eq!(int(&connected, SockOpt::UnicastHops), Ok(33));
+}

@@ -19,7 +19,8 @@
 //! | `IP_TOS` | recorded and read back (a stream's ECN bits cleared, as Linux does); smoltcp sends no TOS |
 //! | `IPV6_TCLASS` | AF_INET6: -1 to 255 (-1: the default, 0), recorded and read back (a stream's ECN bits kept as they were, as Linux does); smoltcp sends no traffic class |
 //! | `IP_RECVERR`, `IP_PKTINFO` | recorded (no error queue, no control messages) |
-//! | `IP_TTL`, `IPV6_UNICAST_HOPS` | the hop limit of what the socket sends |
+//! | `IP_TTL`, `IPV6_UNICAST_HOPS` | the hop limit of what the socket sends; unset, `IPV6_UNICAST_HOPS` reads 64, or on a connected socket the interface's (a router's Cur Hop Limit), as Linux reads its route |
+//! | `IPV6_MTU` | read only: on a connected socket, the path's MTU (a router's MTU below the link's); ENOTCONN without a peer. Set: ENOPROTOOPT (Linux takes a fragment size) |
 //! | `IPV6_V6ONLY` | AF_INET6 only; before bind (EINVAL after) |
 //! | `IP_ADD_MEMBERSHIP`, `IP_DROP_MEMBERSHIP`, `IPV6_ADD_MEMBERSHIP`, `IPV6_DROP_MEMBERSHIP` | UDP multicast groups (EPROTO on TCP) |
 //!
@@ -104,8 +105,12 @@ pub enum SockOpt {
     BindToDevice,
     /// `IPPROTO_IP`, `IP_TTL` (1 to 255; -1 sets the default, 64).
     Ttl,
-    /// `IPPROTO_IPV6`, `IPV6_UNICAST_HOPS` (as [`SockOpt::Ttl`]).
+    /// `IPPROTO_IPV6`, `IPV6_UNICAST_HOPS` (as [`SockOpt::Ttl`]; unset, a
+    /// connected socket reads the interface's, which a router may advertise).
     UnicastHops,
+    /// `IPPROTO_IPV6`, `IPV6_MTU` (get only, on a connected socket: the
+    /// path's MTU, which a router may advertise below the link's).
+    PathMtu,
     /// `IPPROTO_IPV6`, `IPV6_V6ONLY` (0 or 1; before bind).
     OnlyV6,
     /// `IPPROTO_IP`, `IP_ADD_MEMBERSHIP` (set only, [`OptValue::Group`]).
@@ -218,7 +223,7 @@ pub struct TcpInfo {
 }
 
 /// Each option with its level and name.
-const NAMES: [(SockOpt, i32, i32); 33] = {
+const NAMES: [(SockOpt, i32, i32); 34] = {
     use libc::{IPPROTO_IP as IP, IPPROTO_IPV6 as IP6, IPPROTO_TCP as TCP, SOL_SOCKET as SOL};
     [
         (SockOpt::ReuseAddress, SOL, libc::SO_REUSEADDR),
@@ -240,6 +245,7 @@ const NAMES: [(SockOpt, i32, i32); 33] = {
         (SockOpt::MaxSegment, TCP, libc::TCP_MAXSEG),
         (SockOpt::Ttl, IP, libc::IP_TTL),
         (SockOpt::UnicastHops, IP6, libc::IPV6_UNICAST_HOPS),
+        (SockOpt::PathMtu, IP6, libc::IPV6_MTU),
         (SockOpt::OnlyV6, IP6, libc::IPV6_V6ONLY),
         (SockOpt::AddMembership, IP, libc::IP_ADD_MEMBERSHIP),
         (SockOpt::DropMembership, IP, libc::IP_DROP_MEMBERSHIP),
@@ -349,7 +355,15 @@ pub(super) fn get(s: &StackSocket, opt: SockOpt) -> io::Result<OptValue> {
                 .map(|l| l.name.as_bytes());
             Ok(OptValue::Name(OptName::new(name.unwrap_or_default())))
         }
-        SockOpt::Ttl | SockOpt::UnicastHops => int(o.hop_limit.into()),
+        SockOpt::Ttl => int(o.hop_limit.into()),
+        // Unset, Linux reads a connected socket's route (the interface's hop
+        // limit), and the system's 64 for one without a peer.
+        SockOpt::UnicastHops if !o.hop_limit_set => match s.path_to_peer() {
+            Ok((hops, _)) => int(hops.into()),
+            Err(_) => int(o.hop_limit.into()),
+        },
+        SockOpt::UnicastHops => int(o.hop_limit.into()),
+        SockOpt::PathMtu => int(s.path_to_peer()?.1.min(i32::MAX as usize) as i32),
         SockOpt::OnlyV6 => int(o.v6only.into()),
         SockOpt::AddMembership
         | SockOpt::DropMembership
@@ -514,7 +528,8 @@ pub(super) fn set(s: &StackSocket, opt: SockOpt, value: OptValue) -> io::Result<
         | SockOpt::Domain
         | SockOpt::Protocol
         | SockOpt::AcceptConn
-        | SockOpt::Info => Err(errno(libc::ENOPROTOOPT)),
+        | SockOpt::Info
+        | SockOpt::PathMtu => Err(errno(libc::ENOPROTOOPT)),
     }
 }
 

@@ -612,6 +612,15 @@ impl StackSocket {
         }
     }
 
+    /// The hop limit and MTU of the path to the socket's peer (see
+    /// [`crate::engine::Engine::path_to`]); `ENOTCONN` without one.
+    pub(super) fn path_to_peer(&self) -> io::Result<(u8, usize)> {
+        let peer = self.peer_addr()?.ip();
+        self.ctx
+            .pump
+            .request(|reply| Control::PathTo { peer, reply })
+    }
+
     /// `getpeername(2)`.
     pub(super) fn peer_addr(&self) -> io::Result<SocketAddr> {
         match &*self.lock() {

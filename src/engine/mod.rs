@@ -1753,6 +1753,18 @@ impl Engine {
         })
     }
 
+    /// The hop limit a socket that set none sends to `peer` with, and the MTU
+    /// of the path there (`IPV6_UNICAST_HOPS` and `IPV6_MTU` of a connected
+    /// socket, which Linux reads from its route: the interface's, which a
+    /// router's advertisement may have lowered for IPv6).
+    pub(crate) fn path_to(&self, peer: IpAddr) -> (u8, usize) {
+        let mtu = match peer.to_canonical() {
+            IpAddr::V6(_) => self.io.mtu6,
+            IpAddr::V4(_) => self.io.mtu,
+        };
+        (self.io.hops(peer), mtu)
+    }
+
     /// Bytes received on `handle` and not taken yet.
     pub(crate) fn recv_queue(&self, handle: TcpHandle) -> usize {
         self.tcp

@@ -283,6 +283,12 @@ pub(crate) enum Control {
         id: u64,
         reply: Sender<Option<TcpStats>>,
     },
+    /// The hop limit and MTU of the path to `peer`, as the interface has
+    /// them (a router may have advertised both for IPv6).
+    PathTo {
+        peer: std::net::IpAddr,
+        reply: Sender<(u8, usize)>,
+    },
     /// Join (or leave) a multicast group on a UDP socket.
     Membership {
         id: u64,
@@ -1048,6 +1054,9 @@ impl Pump {
                         .get(&id)
                         .and_then(|conn| self.engine.tcp_stats(conn.handle));
                     let _ = reply.send(stats);
+                }
+                Control::PathTo { peer, reply } => {
+                    let _ = reply.send(self.engine.path_to(peer));
                 }
                 Control::UdpSendTo {
                     id,
