@@ -57,6 +57,7 @@ mod frames;
 mod ipv4_frag;
 mod ipv6_frag;
 mod lifecycle;
+mod link_filter;
 mod link_mtu;
 mod multicast;
 mod neighbors;
@@ -368,6 +369,9 @@ pub(crate) struct Engine {
     dhcp: Option<dhcp::DhcpClient>,
     /// Router discovery and SLAAC (see `slaac`).
     slaac: slaac::Slaac,
+    /// The multicast addresses the link's filter was last given (see
+    /// `link_filter`).
+    link_filter: link_filter::FilterState,
 }
 
 impl Engine {
@@ -424,6 +428,7 @@ impl Engine {
             rings: Box::new(rings::HeapRings),
             dhcp: None,
             slaac: slaac::Slaac::new(seed),
+            link_filter: link_filter::FilterState::default(),
         };
         engine.sync_config();
         engine
