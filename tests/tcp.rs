@@ -720,6 +720,69 @@ fn idle_stacks_do_not_wake_up() {
     );
 }
 
+/// A stack is not woken by the multicast frames of groups it does not listen
+/// to: the switch floods them to every port, and the link's filter drops them
+/// (as a NIC's multicast filter), while the groups its sockets joined come.
+#[test]
+fn multicast_of_groups_not_listened_to_does_not_wake_a_stack() {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use vdestack::UdpSocket;
+    let sw = common::Switch::start();
+    let quiet = |ifname: &str| {
+        Stack::builder()
+            .vnl(&sw.vnl())
+            .ifname(ifname)
+            .accept_ra(false)
+            .build()
+            .unwrap()
+    };
+    let (idle, member, sender) = (quiet("mcq0"), quiet("mcq1"), quiet("mcq2"));
+    for (stack, ifname, n) in [
+        (&idle, "mcq0", 1),
+        (&member, "mcq1", 2),
+        (&sender, "mcq2", 3),
+    ] {
+        common::configure(stack, ifname, &format!("10.0.0.{n}/24"));
+        stack
+            .cmd(&format!(
+                "/bin/ip -6 addr add fd00::{n}/64 dev {ifname} nodad; \
+                 /bin/ip route add 224.0.0.0/4 dev {ifname}; \
+                 /bin/ip -6 route add ff00::/8 dev {ifname}"
+            ))
+            .unwrap();
+    }
+    let joined: Ipv6Addr = "ff15::7".parse().unwrap();
+    let socket = UdpSocket::bind(&member, "[::]:9").unwrap();
+    socket.join_multicast_v6(&joined, 0).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let out = UdpSocket::bind(&sender, "[::]:0").unwrap();
+    let out4 = UdpSocket::bind(&sender, "0.0.0.0:0").unwrap();
+    // Set-up's own frames pass first.
+    thread::sleep(Duration::from_millis(50));
+    let before = thread_switches("vdestack-mcq0");
+    // Paced, so that each frame let in would be a wake-up of its own.
+    for _ in 0..20 {
+        out.send_to(b"nobody", "[ff15::99]:9").unwrap();
+        out4.send_to(b"nobody", (Ipv4Addr::new(239, 9, 9, 9), 9))
+            .unwrap();
+        thread::sleep(Duration::from_millis(2));
+    }
+    // The switch forwards in order: once the member has this one, every
+    // frame before it reached every port.
+    out.send_to(b"member", (joined, 9)).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = socket.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"member");
+    thread::sleep(Duration::from_millis(100));
+    let woken = thread_switches("vdestack-mcq0") - before;
+    assert!(
+        woken <= 2,
+        "woken {woken} times by 40 frames of other groups"
+    );
+}
+
 /// A stack whose link is a coprocess speaking the VDE stream framing
 /// (`=vde_plug vde://SWITCH`) talks to a stack plugged into the switch directly.
 fn stream_link_through_vde_plug(backend: Backend) {

@@ -45,6 +45,9 @@ struct GroupEntry {
     dirty: bool,
     /// In `waiting`.
     waiting: bool,
+    /// When smoltcp's silence after a send found a neighbour missing ends,
+    /// while the set waits (as `TcpEntry`'s).
+    silence: Option<Duration>,
     /// Its deadline as filed in `deadlines`.
     deadline: Option<Duration>,
 }
@@ -67,6 +70,7 @@ impl DatagramSets {
             members: 0,
             dirty: false,
             waiting: false,
+            silence: None,
             deadline: None,
         });
         entry.members += 1;
@@ -192,13 +196,27 @@ impl DatagramSets {
         self.deadlines.first().map(|&(at, _)| at)
     }
 
-    /// Notes a set whose last send waited for a neighbour's address.
-    pub(super) fn wait_for_neighbor(&mut self, group: Group) {
+    /// Notes a set whose last send waited for a neighbour's address, silent
+    /// until `until`.
+    pub(super) fn wait_for_neighbor(&mut self, group: Group, until: Duration) {
         if let Some(entry) = self.groups.get_mut(&group) {
+            entry.silence = Some(until);
             if !entry.waiting {
                 entry.waiting = true;
                 self.waiting.push(group);
             }
+        }
+    }
+
+    /// When the silence of the set's wait for a neighbour ends, if it waits.
+    pub(super) fn neighbor_silence(&self, group: Group) -> Option<Duration> {
+        self.groups.get(&group).and_then(|entry| entry.silence)
+    }
+
+    /// The set waits for no neighbour (any more).
+    pub(super) fn stop_waiting(&mut self, group: Group) {
+        if let Some(entry) = self.groups.get_mut(&group) {
+            entry.silence = None;
         }
     }
 
@@ -258,7 +276,7 @@ mod tests {
         sets.take_due(Duration::from_millis(5), &mut out);
         assert_eq!(out, [c]);
         out.clear();
-        sets.wait_for_neighbor(a);
+        sets.wait_for_neighbor(a, Duration::from_secs(1));
         sets.wake_neighbor_waiters();
         sets.take_due(Duration::from_millis(6), &mut out);
         assert_eq!(out, [a]);

@@ -57,6 +57,7 @@ mod frames;
 mod ipv4_frag;
 mod ipv6_frag;
 mod lifecycle;
+mod link_filter;
 mod link_mtu;
 mod multicast;
 mod neighbors;
@@ -381,6 +382,9 @@ pub(crate) struct Engine {
     dhcp: Option<dhcp::DhcpClient>,
     /// Router discovery and SLAAC (see `slaac`).
     slaac: slaac::Slaac,
+    /// The multicast addresses the link's filter was last given (see
+    /// `link_filter`).
+    link_filter: link_filter::FilterState,
 }
 
 impl Engine {
@@ -437,6 +441,7 @@ impl Engine {
             rings: Box::new(rings::HeapRings),
             dhcp: None,
             slaac: slaac::Slaac::new(seed),
+            link_filter: link_filter::FilterState::default(),
         };
         engine.sync_config();
         engine
@@ -1102,8 +1107,10 @@ impl Engine {
             }
             let set = self.datagrams.set(group).expect("polled above");
             let next = self.iface.poll_at(ts, set).map(duration);
-            if next == Some(self.neighbor_silence_ends()) {
-                self.datagrams.wait_for_neighbor(group);
+            let silence = self.datagrams.neighbor_silence(group);
+            match next.filter(|&at| self.still_silent(at, silence)) {
+                Some(until) => self.datagrams.wait_for_neighbor(group, until),
+                None => self.datagrams.stop_waiting(group),
             }
             self.datagrams.schedule(group, next, self.now);
         }
@@ -1115,6 +1122,15 @@ impl Engine {
     /// socket whose next poll is exactly then is taken to be waiting for one.
     fn neighbor_silence_ends(&self) -> Duration {
         duration(instant(self.now)) + NEIGHBOR_SILENCE
+    }
+
+    /// Whether a socket whose next poll smoltcp says is `at` waits for a
+    /// neighbour: it found one missing now (`at` is the end of the silence
+    /// that starts now), or still waits in the silence it was in (`silence`,
+    /// its end): news of another neighbour woke it for nothing, and the
+    /// answer it waits for must wake it again, not the silence's end.
+    fn still_silent(&self, at: Duration, silence: Option<Duration>) -> bool {
+        at == self.neighbor_silence_ends() || (silence == Some(at) && at > self.now)
     }
 
     /// One marked connection: smoltcp sends what it has, then the connection is
@@ -1179,16 +1195,19 @@ impl Engine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let waits = smoltcp_at == Some(self.neighbor_silence_ends());
+        let silence = self.tcp.neighbor_silence(handle);
+        let waits = smoltcp_at.filter(|&at| self.still_silent(at, silence));
         let owes_nothing = smoltcp_at.is_none_or(|at| at > self.now + TIME_WAIT_SETTLED);
         if owes_nothing && in_time_wait {
             return self.enter_time_wait(handle);
         }
-        if waits {
-            self.tcp.wait_for_neighbor(handle);
+        if let Some(until) = waits {
+            self.tcp.wait_for_neighbor(handle, until);
             if let Some((local, remote)) = endpoints {
                 self.ask_neighbor(local.addr.into(), remote.addr.into());
             }
+        } else {
+            self.tcp.stop_waiting(handle);
         }
         self.tcp.schedule(handle, at, self.now);
     }

@@ -77,6 +77,10 @@ pub(super) struct TcpEntry {
     touched: bool,
     /// In `waiting`: its last send waited for a neighbour.
     waiting: bool,
+    /// When smoltcp's silence after its last send found the neighbour
+    /// missing ends, while it waits: kept when news wakes it, so that a wake
+    /// for another neighbour's news finds it still waiting for its own.
+    silence: Option<Duration>,
     /// The deadline it has in the heap (others there for it are stale).
     scheduled: Option<Duration>,
 }
@@ -142,6 +146,7 @@ impl TcpTable {
             dirty: false,
             touched: false,
             waiting: false,
+            silence: None,
             scheduled: None,
         };
         let index = match self.free.pop() {
@@ -290,13 +295,28 @@ impl TcpTable {
         }
     }
 
-    /// Notes a connection whose last send waited for its neighbour's address.
-    pub(super) fn wait_for_neighbor(&mut self, handle: TcpHandle) {
+    /// Notes a connection whose last send waited for its neighbour's address,
+    /// silent (smoltcp sends no more) until `until`.
+    pub(super) fn wait_for_neighbor(&mut self, handle: TcpHandle, until: Duration) {
         if let Some(entry) = self.get_mut(handle) {
+            entry.silence = Some(until);
             if !entry.waiting {
                 entry.waiting = true;
                 self.waiting.push(handle);
             }
+        }
+    }
+
+    /// When the silence of the connection's wait for a neighbour ends, if it
+    /// waits for one.
+    pub(super) fn neighbor_silence(&self, handle: TcpHandle) -> Option<Duration> {
+        self.get(handle).and_then(|entry| entry.silence)
+    }
+
+    /// The connection waits for no neighbour (any more).
+    pub(super) fn stop_waiting(&mut self, handle: TcpHandle) {
+        if let Some(entry) = self.get_mut(handle) {
+            entry.silence = None;
         }
     }
 
@@ -501,8 +521,8 @@ mod tests {
         let mut touched = Vec::new();
         table.take_touched(&mut touched);
         assert_eq!(touched, [b, a]);
-        table.wait_for_neighbor(a);
-        table.wait_for_neighbor(a);
+        table.wait_for_neighbor(a, Duration::from_secs(1));
+        table.wait_for_neighbor(a, Duration::from_secs(1));
         assert!(!table.has_dirty());
         table.wake_neighbor_waiters();
         assert_eq!(drain_dirty(&mut table), [a]);

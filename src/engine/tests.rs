@@ -1241,6 +1241,59 @@ fn a_send_that_waited_for_a_neighbour_leaves_when_it_answers() {
     }
 }
 
+/// A connect waiting for its next hop's ARP answer still leaves as soon as the
+/// answer comes when other neighbour news came first and woke it for nothing:
+/// here another host's announcement, as a peer's duplicate address detection
+/// solicitation comes while its link-local address is tentative. The wire
+/// takes 1 ms each way, and the clock moves between the frames, as a pump's.
+#[test]
+fn a_connect_waiting_for_its_neighbour_is_not_lost_to_other_news() {
+    let mut w = Wire::new();
+    listen_on(&mut w.a, addr("0.0.0.0:80"));
+    let client =
+        w.b.connect(addr("10.0.0.1:80"), None, &SocketOptions::default())
+            .unwrap();
+    let wire_time = MS;
+    let mut in_flight: Vec<(Duration, bool, Vec<u8>)> = Vec::new();
+    let mut connected = None;
+    let mut other = Vec::new();
+    frames::write_arp_announcement(
+        &mut other,
+        EthernetAddress([2, 0, 0, 0, 0, 9]),
+        Ipv4Address::new(10, 0, 0, 9),
+    );
+    // Half-way through the ARP exchange, the other host's frame reaches b.
+    in_flight.push((Duration::from_micros(1_500), false, other));
+    for _ in 0..20_000 {
+        w.a.transmit(w.now);
+        w.b.transmit(w.now);
+        while let Some(frame) = w.a.next_outgoing() {
+            in_flight.push((w.now + wire_time, false, frame));
+        }
+        while let Some(frame) = w.b.next_outgoing() {
+            in_flight.push((w.now + wire_time, true, frame));
+        }
+        if Wire::events(&mut w.b).contains(&Event::Connected(client)) {
+            connected = Some(w.now);
+            break;
+        }
+        w.now += Duration::from_micros(100);
+        let (due, later): (Vec<_>, Vec<_>) =
+            in_flight.into_iter().partition(|(at, _, _)| *at <= w.now);
+        in_flight = later;
+        for (_, to_a, frame) in due {
+            if to_a {
+                w.a.receive(w.now, &frame);
+            } else {
+                w.b.receive(w.now, &frame);
+            }
+        }
+    }
+    // ARP request and answer, SYN and SYN-ACK: four trips of 1 ms.
+    let at = connected.expect("connected");
+    assert!(at < 10 * MS, "connected at {at:?}");
+}
+
 /// Among many connections, a segment is served for its own alone: a transmit
 /// polls and looks at that one, and the pump hears of that one only.
 #[test]

@@ -501,6 +501,7 @@ impl Engine {
                 }
                 sock.groups.push(group);
                 *self.groups.entry(group).or_insert(0) += 1;
+                self.link_filter.groups_moved();
                 Ok(())
             }
             (false, Some(index)) => {
@@ -517,6 +518,7 @@ impl Engine {
             if *count == 0 {
                 self.groups.remove(&group);
                 let _ = self.iface.leave_multicast_group(group);
+                self.link_filter.groups_moved();
             }
         }
     }

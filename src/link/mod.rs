@@ -123,6 +123,17 @@ pub trait Link: Send {
     fn drained_by_last_batch(&self) -> bool {
         false
     }
+
+    /// Lets in, of the multicast frames, only those to the Ethernet addresses
+    /// in `macs` (IPv6's 33:33 and IPv4's 01:00:5e ones; unicast and broadcast
+    /// frames still come), as a NIC's multicast filter: the stack
+    /// calls it with the groups it listens to whenever they change. A link
+    /// that cannot filter lets everything in (the default), and the stack
+    /// drops what it does not listen to.
+    fn set_multicast_filter(&mut self, macs: &[[u8; 6]]) -> io::Result<()> {
+        let _ = macs;
+        Ok(())
+    }
 }
 
 /// [`Link::recv_batch`] as a loop of [`Link::recv`], for links without a batch call.

@@ -260,6 +260,73 @@ const HOST_MULTICAST_FILTER: [libc::sock_filter; 7] = {
     ]
 };
 
+/// The most multicast addresses [`multicast_filter`] compares one by one (a
+/// classic BPF jump reaches 255 instructions ahead at most); with more it lets
+/// every group in, but for the two of [`HOST_MULTICAST_FILTER`], as a NIC whose
+/// filter overflows listens to all multicast.
+const MAX_FILTERED_MACS: usize = 240;
+
+/// The program that lets in, of the IPv6 (33:33) and IPv4 (01:00:5e) multicast
+/// frames, those to `macs` only (and none of the other 01:00 ones), and every
+/// other frame (unicast, broadcast, other multicast). The stack listens to its solicited-node groups, so on a
+/// switch of N stacks a stack's duplicate address detection wakes no other
+/// pump (see `engine/link_filter.rs`).
+fn multicast_filter(macs: &[[u8; 6]]) -> Vec<libc::sock_filter> {
+    const fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+        libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        }
+    }
+    const LD_H: u32 = libc::BPF_LD | libc::BPF_H | libc::BPF_ABS;
+    const LD_W: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    const JEQ: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    const RET: u32 = libc::BPF_RET | libc::BPF_K;
+    if macs.len() > MAX_FILTERED_MACS {
+        return HOST_MULTICAST_FILTER.to_vec();
+    }
+    // Each address's last four bytes, by its first two.
+    let low = |mac: &[u8; 6]| u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]);
+    let v6: Vec<u32> = macs
+        .iter()
+        .filter(|m| m[..2] == [0x33, 0x33])
+        .map(low)
+        .collect();
+    let v4: Vec<u32> = macs
+        .iter()
+        .filter(|m| m[..3] == [0x01, 0x00, 0x5e])
+        .map(low)
+        .collect();
+    let (n6, n4) = (v6.len(), v4.len());
+    // The last instruction keeps the frame; `to_keep(i)` is the jump to it
+    // from instruction `i`.
+    let keep = 7 + n6 + n4;
+    let to_keep = |i: usize| u8::try_from(keep - i - 1).unwrap_or(u8::MAX);
+    let mut program = Vec::with_capacity(keep + 1);
+    // 0-2: the destination's first two bytes choose the family.
+    program.push(op(LD_H, 0, 0, 0));
+    program.push(op(JEQ, 1, 0, 0x3333));
+    let to_v4 = u8::try_from(n6 + 2).unwrap_or(u8::MAX);
+    program.push(op(JEQ, to_v4, to_keep(2), 0x0100));
+    // 3..: IPv6 groups, then a drop.
+    program.push(op(LD_W, 0, 0, 2));
+    for k in v6 {
+        program.push(op(JEQ, to_keep(program.len()), 0, k));
+    }
+    program.push(op(RET, 0, 0, 0));
+    // Then IPv4 groups (the third byte, 5e, included), then a drop.
+    program.push(op(LD_W, 0, 0, 2));
+    for k in v4 {
+        program.push(op(JEQ, to_keep(program.len()), 0, k));
+    }
+    program.push(op(RET, 0, 0, 0));
+    debug_assert_eq!(program.len(), keep);
+    program.push(op(RET, 0, 0, u32::MAX));
+    program
+}
+
 /// The plugins (by the scheme of the locator that loaded them) already pinned.
 static PINNED_SCHEMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -392,6 +459,15 @@ impl VdeLink {
 impl Link for VdeLink {
     fn data_fd(&self) -> Option<RawFd> {
         Some(self.data_fd)
+    }
+
+    /// Replaces the socket's filter (see [`multicast_filter`]); links on
+    /// stream sockets or pipes take everything.
+    fn set_multicast_filter(&mut self, macs: &[[u8; 6]]) -> io::Result<()> {
+        if self.zero != ZeroMeans::EmptyDatagram {
+            return Ok(());
+        }
+        crate::sys::attach_filter(self.data(), &multicast_filter(macs))
     }
 
     fn hangup_fd(&self) -> Option<RawFd> {
@@ -632,6 +708,108 @@ mod tests {
         a.send(&solicited).expect("send");
         assert_eq!(recv_frame(&mut b), all_nodes);
         assert_eq!(recv_frame(&mut b), solicited);
+    }
+
+    #[test]
+    fn only_the_multicast_groups_listened_to_are_taken_in() {
+        let _serial = serial();
+        let dir = TempDir::new();
+        let switch = Switch::start(dir.path());
+        let mut a = VdeLink::open(&switch.vnl(), "test a").expect("open a");
+        let mut b = VdeLink::open(&switch.vnl(), "test b").expect("open b");
+        let listened = [
+            [0x33, 0x33, 0, 0, 0, 0x01],
+            [0x33, 0x33, 0xff, 0x12, 0x34, 0x56],
+            [0x01, 0x00, 0x5e, 0, 0, 0x01],
+        ];
+        b.set_multicast_filter(&listened).expect("filter");
+        let to = |dst: [u8; 6], tag| {
+            let mut f = frame(tag, 90);
+            f[..6].copy_from_slice(&dst);
+            f
+        };
+        // Another node's solicited-node group, an IPv4 group nobody joined,
+        // all-routers and MLDv2 reports: none comes. Then what b listens to,
+        // unicast and broadcast do, in order.
+        for (tag, dst) in [
+            [0x33, 0x33, 0xff, 0x12, 0x34, 0x57],
+            [0x01, 0x00, 0x5e, 0x01, 0x02, 0x03],
+            [0x33, 0x33, 0, 0, 0, 0x02],
+            [0x33, 0x33, 0, 0, 0, 0x16],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            a.send(&to(dst, tag as u8)).expect("send");
+        }
+        let wanted: Vec<Vec<u8>> = listened
+            .iter()
+            .chain(&[[0x02, 0, 0, 0, 0, 0xee], [0xff; 6]])
+            .enumerate()
+            .map(|(tag, &dst)| to(dst, 10 + tag as u8))
+            .collect();
+        for f in &wanted {
+            a.send(f).expect("send");
+        }
+        for f in &wanted {
+            assert_eq!(&recv_frame(&mut b), f);
+        }
+    }
+
+    #[test]
+    fn a_joined_group_is_taken_in_once_listened_to() {
+        let _serial = serial();
+        let dir = TempDir::new();
+        let switch = Switch::start(dir.path());
+        let mut a = VdeLink::open(&switch.vnl(), "test a").expect("open a");
+        let mut b = VdeLink::open(&switch.vnl(), "test b").expect("open b");
+        let to = |dst: [u8; 6], tag| {
+            let mut f = frame(tag, 90);
+            f[..6].copy_from_slice(&dst);
+            f
+        };
+        let group6 = [0x33, 0x33, 0x00, 0x00, 0x01, 0x01];
+        let group4 = [0x01, 0x00, 0x5e, 0x7f, 0x00, 0x05];
+        let all_nodes = [0x33, 0x33, 0, 0, 0, 0x01];
+        b.set_multicast_filter(&[all_nodes]).expect("filter");
+        a.send(&to(group6, 1)).expect("send");
+        a.send(&to(group4, 2)).expect("send");
+        // The switch delivers in order: once this one is in, those two were
+        // dropped.
+        let marker = to([0x02, 0, 0, 0, 0, 0xee], 5);
+        a.send(&marker).expect("send");
+        assert_eq!(recv_frame(&mut b), marker);
+        // A socket joins both groups: they come from then on.
+        b.set_multicast_filter(&[all_nodes, group6, group4])
+            .expect("filter");
+        let joined = [to(group6, 3), to(group4, 4)];
+        for f in &joined {
+            a.send(f).expect("send");
+        }
+        for f in &joined {
+            assert_eq!(&recv_frame(&mut b), f);
+        }
+    }
+
+    #[test]
+    fn too_many_groups_let_every_group_in_but_the_routers_ones() {
+        let many: Vec<[u8; 6]> = (0..=MAX_FILTERED_MACS as u32)
+            .map(|i| {
+                let b = i.to_be_bytes();
+                [0x33, 0x33, 0xff, b[1], b[2], b[3]]
+            })
+            .collect();
+        let fields = |p: &[libc::sock_filter]| -> Vec<(u16, u8, u8, u32)> {
+            p.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect()
+        };
+        assert_eq!(
+            fields(&multicast_filter(&many)),
+            fields(&HOST_MULTICAST_FILTER)
+        );
+        let most = multicast_filter(&many[..MAX_FILTERED_MACS]);
+        assert_eq!(most.len(), MAX_FILTERED_MACS + 8);
+        // The farthest jump, from the third instruction, still fits.
+        assert_eq!(usize::from(most[2].jf), most.len() - 4);
     }
 
     #[test]

@@ -714,6 +714,16 @@ impl Pump {
             self.service_udp();
         }
         self.engine.transmit(now);
+        // Before the frames leave: a duplicate address detection solicitation
+        // goes out with its solicited-node group already let in.
+        // A stack that records its link takes every group's frames, as
+        // tcpdump puts a NIC in promiscuous mode.
+        if let Some(macs) = self.engine.take_multicast_filter() {
+            if self.capture.is_none() {
+                // Best effort: a link that cannot filter takes everything.
+                let _ = self.link.set_multicast_filter(&macs);
+            }
+        }
         self.flush_link();
         self.handle_engine_events();
         // What the transmit changed (a timer ran out, a look noticed) is served
