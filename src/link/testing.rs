@@ -59,6 +59,12 @@ impl Switch {
             .arg(&sock)
             .arg("--rcfile")
             .arg("/dev/null")
+            // More ports than a test opens in all (32 by default): a switch
+            // under load was seen keeping all 31 ports of plugs opened and
+            // closed in a loop, its control connections gone, and then never
+            // answering the next open.
+            .arg("--numports")
+            .arg("256")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
