@@ -88,12 +88,18 @@ impl Ra {
 
 /// The ICMPv6 checksum (RFC 4443 2.3).
 fn checksum(src: Ipv6Addr, dst: Ipv6Addr, icmp: &[u8]) -> u16 {
+    checksum_of(58, src, dst, icmp)
+}
+
+/// The checksum of an upper-layer packet of protocol `proto` over IPv6 (RFC
+/// 8200 8.1).
+fn checksum_of(proto: u8, src: Ipv6Addr, dst: Ipv6Addr, packet: &[u8]) -> u16 {
     let mut data = Vec::new();
     data.extend(src.octets());
     data.extend(dst.octets());
-    data.extend((icmp.len() as u32).to_be_bytes());
-    data.extend([0, 0, 0, 58]);
-    data.extend(icmp);
+    data.extend((packet.len() as u32).to_be_bytes());
+    data.extend([0, 0, 0, proto]);
+    data.extend(packet);
     if data.len() % 2 == 1 {
         data.push(0);
     }
@@ -411,6 +417,60 @@ fn an_advertised_mtu_bounds_ipv6_packets() {
         frames.iter().map(Vec::len).collect::<Vec<_>>(),
         [14 + 40 + 8 + 1400]
     );
+}
+
+/// A frame from the router to the stack's address from `PREFIX`, carrying
+/// `packet` of protocol `proto` (its checksum filled in at `sum_at`).
+fn from_router(proto: u8, mut packet: Vec<u8>, sum_at: usize) -> Vec<u8> {
+    let dst: Ipv6Addr = ADDRESS.split('/').next().unwrap().parse().unwrap();
+    let sum = checksum_of(proto, ROUTER, dst, &packet);
+    packet[sum_at..sum_at + 2].copy_from_slice(&sum.to_be_bytes());
+    let mut f = MAC.to_vec();
+    f.extend(ROUTER_MAC);
+    f.extend([0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend((packet.len() as u16).to_be_bytes());
+    f.extend([proto, 64]);
+    f.extend(ROUTER.octets());
+    f.extend(dst.octets());
+    f.extend(packet);
+    f
+}
+
+/// What the stack answers on its own (an echo reply, the reset of a closed
+/// port) leaves with the advertised Cur Hop Limit, as Linux's answers leave
+/// with the interface's hop limit.
+#[test]
+fn the_stacks_own_answers_take_the_advertised_hop_limit() {
+    let mut s = stack();
+    let mut ra = standard_ra();
+    ra.cur_hop_limit = 33;
+    feed(&mut s, &ra);
+    at(&mut s, 2);
+    let router_mac = ROUTER_MAC.map(|b| format!("{b:02x}")).join(":");
+    s.cmd(&format!(
+        "/bin/ip -6 neigh add fe80::1 lladdr {router_mac} dev vde0"
+    ))
+    .unwrap();
+    sent(&mut s);
+    let echo = vec![128, 0, 0, 0, 0, 7, 0, 1, b'h', b'i'];
+    s.receive(&from_router(58, echo, 2));
+    let mut syn = vec![0u8; 20];
+    syn[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    syn[2..4].copy_from_slice(&9u16.to_be_bytes());
+    syn[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    syn[12] = 5 << 4;
+    syn[13] = 0x02;
+    syn[14..16].copy_from_slice(&8192u16.to_be_bytes());
+    s.receive(&from_router(6, syn, 16));
+    let answers: Vec<(u8, u8, u8)> = sent(&mut s)
+        .iter()
+        .filter(|f| f[12..14] == [0x86, 0xdd] && f.len() > 54)
+        .map(|f| (f[14 + 6], f[54], f[14 + 7]))
+        .collect();
+    let reply = answers.iter().find(|a| a.0 == 58 && a.1 == 129);
+    assert_eq!(reply.map(|a| a.2), Some(33), "echo reply: {answers:?}");
+    let reset = answers.iter().find(|a| a.0 == 6);
+    assert_eq!(reset.map(|a| a.2), Some(33), "reset: {answers:?}");
 }
 
 #[test]

@@ -1341,3 +1341,32 @@ mod ack_tests {
         assert_eq!(seq_and_checksum_ok(&handshake_ack), (501, true));
     }
 }
+
+/// The hop limit smoltcp gives the IPv6 packets it makes on its own.
+const SMOLTCP_HOPS: u8 = 64;
+
+/// Gives the IPv6 packet in `frame` the interface's hop limit `hops` if
+/// smoltcp made it on its own, with its fixed 64: an echo reply, an ICMPv6
+/// error, a reset. Linux sends those with the interface's hop limit, which a
+/// router's Cur Hop Limit sets. (A socket's own segments and datagrams carry
+/// the socket's hop limit already; one that set 64 itself keeps it, except
+/// on a reset.) The hop limit is outside every checksum.
+pub(super) fn set_own_hop_limit(frame: &mut [u8], hops: u8) {
+    const IP: usize = 14;
+    const NEXT: usize = IP + 6;
+    const HOPS: usize = IP + 7;
+    const PAYLOAD: usize = IP + 40;
+    if frame.len() < PAYLOAD || frame[12..14] != [0x86, 0xdd] || frame[HOPS] != SMOLTCP_HOPS {
+        return;
+    }
+    let own = match frame[NEXT] {
+        58 => frame.get(PAYLOAD).is_some_and(|t| matches!(t, 1..=4 | 129)),
+        6 => frame
+            .get(PAYLOAD + 13)
+            .is_some_and(|flags| flags & 0x04 != 0),
+        _ => false,
+    };
+    if own {
+        frame[HOPS] = hops;
+    }
+}

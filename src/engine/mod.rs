@@ -2306,6 +2306,9 @@ impl FrameIo {
     /// Sends a frame smoltcp built where it belongs: back in (loopback), out, or
     /// nowhere (a down link).
     fn route(&mut self, mut frame: Vec<u8>) {
+        if self.hops6 != 64 {
+            frames::set_own_hop_limit(&mut frame, self.hops6);
+        }
         if let Some(segment) = self.ack_sequence.on_egress(&mut frame) {
             self.segments_sent += 1;
             self.last_tcp = Some(segment);

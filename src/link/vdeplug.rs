@@ -461,7 +461,7 @@ impl Link for VdeLink {
         Some(self.data_fd)
     }
 
-    /// Replaces the socket's filter (see `multicast_filter` below); links on
+    /// Replaces the socket's filter (see `multicast_filter`); links on
     /// stream sockets or pipes take everything.
     fn set_multicast_filter(&mut self, macs: &[[u8; 6]]) -> io::Result<()> {
         if self.zero != ZeroMeans::EmptyDatagram {
