@@ -220,6 +220,20 @@ impl VdeLink {
     }
 }
 
+/// One classic BPF instruction (the filters below).
+const fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+const LD_H: u32 = libc::BPF_LD | libc::BPF_H | libc::BPF_ABS;
+const LD_W: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+const JEQ: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+const RET: u32 = libc::BPF_RET | libc::BPF_K;
+
 /// A host's multicast filter, as a NIC's: frames to the IPv6 all-routers
 /// group (33:33:00:00:00:02, where hosts send Router Solicitations) and to
 /// the MLDv2 report group (33:33:00:00:00:16, where hosts announce what they
@@ -232,33 +246,19 @@ impl VdeLink {
 /// never a router; a UDP socket joining a group whose MAC is one of these
 /// two (`ff0X::2`, `ff0X::16`, or any group ending in those 32 bits) would
 /// miss its datagrams.
-const HOST_MULTICAST_FILTER: [libc::sock_filter; 7] = {
-    const fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
-        libc::sock_filter {
-            code: code as u16,
-            jt,
-            jf,
-            k,
-        }
-    }
-    const LD_H: u32 = libc::BPF_LD | libc::BPF_H | libc::BPF_ABS;
-    const LD_W: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
-    const JEQ: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
-    const RET: u32 = libc::BPF_RET | libc::BPF_K;
-    [
-        // The destination MAC's first two bytes: 33:33 is IPv6 multicast.
-        op(LD_H, 0, 0, 0),
-        op(JEQ, 0, 3, 0x3333),
-        // Its last four: the group's low 32 bits.
-        op(LD_W, 0, 0, 2),
-        op(JEQ, 2, 0, 0x0000_0002),
-        op(JEQ, 1, 0, 0x0000_0016),
-        // Keep the whole frame.
-        op(RET, 0, 0, u32::MAX),
-        // Drop it.
-        op(RET, 0, 0, 0),
-    ]
-};
+const HOST_MULTICAST_FILTER: [libc::sock_filter; 7] = [
+    // The destination MAC's first two bytes: 33:33 is IPv6 multicast.
+    op(LD_H, 0, 0, 0),
+    op(JEQ, 0, 3, 0x3333),
+    // Its last four: the group's low 32 bits.
+    op(LD_W, 0, 0, 2),
+    op(JEQ, 2, 0, 0x0000_0002),
+    op(JEQ, 1, 0, 0x0000_0016),
+    // Keep the whole frame.
+    op(RET, 0, 0, u32::MAX),
+    // Drop it.
+    op(RET, 0, 0, 0),
+];
 
 /// The most multicast addresses [`multicast_filter`] compares one by one (a
 /// classic BPF jump reaches 255 instructions ahead at most); with more it lets
@@ -272,18 +272,6 @@ const MAX_FILTERED_MACS: usize = 240;
 /// switch of N stacks a stack's duplicate address detection wakes no other
 /// pump (see `engine/link_filter.rs`).
 fn multicast_filter(macs: &[[u8; 6]]) -> Vec<libc::sock_filter> {
-    const fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
-        libc::sock_filter {
-            code: code as u16,
-            jt,
-            jf,
-            k,
-        }
-    }
-    const LD_H: u32 = libc::BPF_LD | libc::BPF_H | libc::BPF_ABS;
-    const LD_W: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
-    const JEQ: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
-    const RET: u32 = libc::BPF_RET | libc::BPF_K;
     if macs.len() > MAX_FILTERED_MACS {
         return HOST_MULTICAST_FILTER.to_vec();
     }
