@@ -683,21 +683,23 @@ fn thread_switches(name: &str) -> u64 {
     total
 }
 
+/// A stack on `sw` that sends no router solicitations: their three frames in
+/// the first seconds (as Linux sends) are work, not waking for nothing.
+fn quiet_stack(sw: &common::Switch, ifname: &str) -> Stack {
+    Stack::builder()
+        .vnl(&sw.vnl())
+        .ifname(ifname)
+        .accept_ra(false)
+        .build()
+        .unwrap()
+}
+
 /// An idle stack sleeps: with a listener and an open connection and nothing to do,
 /// its thread does not wake up.
 #[test]
 fn idle_stacks_do_not_wake_up() {
     let sw = common::Switch::start();
-    // Without router solicitations: their three frames in the first seconds
-    // (as Linux sends) are work, not waking for nothing.
-    let quiet = |ifname: &str| {
-        Stack::builder()
-            .vnl(&sw.vnl())
-            .ifname(ifname)
-            .accept_ra(false)
-            .build()
-            .unwrap()
-    };
+    let quiet = |ifname: &str| quiet_stack(&sw, ifname);
     let a = quiet("idle0");
     let b = quiet("idle1");
     common::configure(&a, "idle0", "10.0.0.1/24");
@@ -728,14 +730,7 @@ fn multicast_of_groups_not_listened_to_does_not_wake_a_stack() {
     use std::net::{Ipv4Addr, Ipv6Addr};
     use vdestack::UdpSocket;
     let sw = common::Switch::start();
-    let quiet = |ifname: &str| {
-        Stack::builder()
-            .vnl(&sw.vnl())
-            .ifname(ifname)
-            .accept_ra(false)
-            .build()
-            .unwrap()
-    };
+    let quiet = |ifname: &str| quiet_stack(&sw, ifname);
     let (idle, member, sender) = (quiet("mcq0"), quiet("mcq1"), quiet("mcq2"));
     for (stack, ifname, n) in [
         (&idle, "mcq0", 1),

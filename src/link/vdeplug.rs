@@ -636,6 +636,13 @@ mod tests {
     }
 
     /// A broadcast frame of `len` bytes whose source MAC and payload depend on `tag`.
+    /// A test frame (see [`frame`]) of 90 bytes to the hardware address `dst`.
+    fn frame_to(dst: [u8; 6], tag: u8) -> Vec<u8> {
+        let mut f = frame(tag, 90);
+        f[..6].copy_from_slice(&dst);
+        f
+    }
+
     fn frame(tag: u8, len: usize) -> Vec<u8> {
         let mut f = vec![0xff; 6];
         f.extend_from_slice(&[0x02, 0, 0, 0, 0, tag, 0x88, 0xb5]);
@@ -681,17 +688,14 @@ mod tests {
         let switch = Switch::start(dir.path());
         let mut a = VdeLink::open(&switch.vnl(), "test a").expect("open a");
         let mut b = VdeLink::open(&switch.vnl(), "test b").expect("open b");
-        let to = |dst: [u8; 6], tag| {
-            let mut f = frame(tag, 90);
-            f[..6].copy_from_slice(&dst);
-            f
-        };
         // A Router Solicitation's and an MLDv2 report's destinations, then
         // the all-nodes group and a solicited-node group, which hosts read.
-        a.send(&to([0x33, 0x33, 0, 0, 0, 0x02], 1)).expect("send");
-        a.send(&to([0x33, 0x33, 0, 0, 0, 0x16], 2)).expect("send");
-        let all_nodes = to([0x33, 0x33, 0, 0, 0, 0x01], 3);
-        let solicited = to([0x33, 0x33, 0xff, 0, 0, 0x02], 4);
+        a.send(&frame_to([0x33, 0x33, 0, 0, 0, 0x02], 1))
+            .expect("send");
+        a.send(&frame_to([0x33, 0x33, 0, 0, 0, 0x16], 2))
+            .expect("send");
+        let all_nodes = frame_to([0x33, 0x33, 0, 0, 0, 0x01], 3);
+        let solicited = frame_to([0x33, 0x33, 0xff, 0, 0, 0x02], 4);
         a.send(&all_nodes).expect("send");
         a.send(&solicited).expect("send");
         assert_eq!(recv_frame(&mut b), all_nodes);
@@ -711,11 +715,6 @@ mod tests {
             [0x01, 0x00, 0x5e, 0, 0, 0x01],
         ];
         b.set_multicast_filter(&listened).expect("filter");
-        let to = |dst: [u8; 6], tag| {
-            let mut f = frame(tag, 90);
-            f[..6].copy_from_slice(&dst);
-            f
-        };
         // Another node's solicited-node group, an IPv4 group nobody joined,
         // all-routers and MLDv2 reports: none comes. Then what b listens to,
         // unicast and broadcast do, in order.
@@ -728,13 +727,13 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            a.send(&to(dst, tag as u8)).expect("send");
+            a.send(&frame_to(dst, tag as u8)).expect("send");
         }
         let wanted: Vec<Vec<u8>> = listened
             .iter()
             .chain(&[[0x02, 0, 0, 0, 0, 0xee], [0xff; 6]])
             .enumerate()
-            .map(|(tag, &dst)| to(dst, 10 + tag as u8))
+            .map(|(tag, &dst)| frame_to(dst, 10 + tag as u8))
             .collect();
         for f in &wanted {
             a.send(f).expect("send");
@@ -751,26 +750,21 @@ mod tests {
         let switch = Switch::start(dir.path());
         let mut a = VdeLink::open(&switch.vnl(), "test a").expect("open a");
         let mut b = VdeLink::open(&switch.vnl(), "test b").expect("open b");
-        let to = |dst: [u8; 6], tag| {
-            let mut f = frame(tag, 90);
-            f[..6].copy_from_slice(&dst);
-            f
-        };
         let group6 = [0x33, 0x33, 0x00, 0x00, 0x01, 0x01];
         let group4 = [0x01, 0x00, 0x5e, 0x7f, 0x00, 0x05];
         let all_nodes = [0x33, 0x33, 0, 0, 0, 0x01];
         b.set_multicast_filter(&[all_nodes]).expect("filter");
-        a.send(&to(group6, 1)).expect("send");
-        a.send(&to(group4, 2)).expect("send");
+        a.send(&frame_to(group6, 1)).expect("send");
+        a.send(&frame_to(group4, 2)).expect("send");
         // The switch delivers in order: once this one is in, those two were
         // dropped.
-        let marker = to([0x02, 0, 0, 0, 0, 0xee], 5);
+        let marker = frame_to([0x02, 0, 0, 0, 0, 0xee], 5);
         a.send(&marker).expect("send");
         assert_eq!(recv_frame(&mut b), marker);
         // A socket joins both groups: they come from then on.
         b.set_multicast_filter(&[all_nodes, group6, group4])
             .expect("filter");
-        let joined = [to(group6, 3), to(group4, 4)];
+        let joined = [frame_to(group6, 3), frame_to(group4, 4)];
         for f in &joined {
             a.send(f).expect("send");
         }
