@@ -133,6 +133,10 @@ enum Fate {
     /// Held back until this many more data segments from the same side went
     /// on the wire, and delivered right after the last of them.
     Behind(usize),
+    /// Delivered as a keep-alive or window probe is sent (Linux's, ours): a
+    /// pure ACK with the sequence number one below the sender's next, which a
+    /// receiver answers with an ACK and does not otherwise process.
+    AsProbe,
 }
 
 /// Two stacks and the scripted wire between them.
@@ -243,6 +247,10 @@ impl Wire {
             Fate::Drop => {}
             Fate::Twice => {
                 send(self, frame.clone());
+                send(self, frame);
+            }
+            Fate::AsProbe => {
+                as_probe(&mut frame);
                 send(self, frame);
             }
             Fate::Behind(n) => {
@@ -436,6 +444,19 @@ impl Drop for Wire {
             println!("{}", self.dump());
         }
     }
+}
+
+/// Lowers a TCP segment's sequence number by one (see [`Fate::AsProbe`]).
+fn as_probe(frame: &mut [u8]) {
+    let mut eth = EthernetFrame::new_unchecked(frame);
+    let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
+    let (src, dst) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
+    let mut tcp = TcpPacket::new_unchecked(ip.payload_mut());
+    tcp.set_seq_number(tcp.seq_number() - 1);
+    tcp.fill_checksum(&src, &dst);
 }
 
 /// Turns a SACK-permitted option (kind 4) into two no-operations; true if one
@@ -1560,4 +1581,73 @@ fn more_holes_than_the_receiver_keeps() {
         done - last_loss,
         wire.dump()
     );
+}
+
+/// The engine reads every acknowledgement, smoltcp only those of segments in
+/// its receive window: an ACK shaped as a keep-alive or window probe (one
+/// below the next sequence number, as Linux sends them), or one carried by an
+/// old segment sent again, reaches b's engine and not b's smoltcp. smoltcp's
+/// own timer then sends that data again, acknowledged as far as the engine
+/// knows: no loss of anything in flight, and it must not leave b in a
+/// recovery with nothing outstanding, whose window (nothing delivered, so
+/// nothing may go) held b's next data until the connection timed out (seen as
+/// 13 of 200 connections silent for 120 s in `tests/tcp.rs`'s
+/// `concurrent_200_switch`, where an old segment carried the ACK).
+#[test]
+fn data_acknowledged_behind_smoltcp_s_back_is_not_a_loss() {
+    // a's ACKs of b's first data, for its first 100 ms, come as probes.
+    let mut wire = Wire::new(|s| {
+        if s.from == Side::A && s.len == 0 && !s.syn && s.at < 100 * MS {
+            Fate::AsProbe
+        } else {
+            Fate::Deliver
+        }
+    });
+    let (server, client) = wire.connect(5000 * MS).expect("connected");
+    let start = wire.now;
+    let mut first_sent = false;
+    let mut later_at = None;
+    let mut got = Vec::new();
+    wire.run_until(start + 3000 * MS, |w| {
+        if !first_sent {
+            w.stack(Side::B).send(client, &[1u8; 1000]).unwrap();
+            first_sent = true;
+        }
+        // After smoltcp's own timer (1 s at least) sent the first data again.
+        if later_at.is_none() && w.now >= start + 1500 * MS {
+            w.stack(Side::B).send(client, &[2u8; 50]).unwrap();
+            later_at = Some(w.now);
+        }
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = w.stack(Side::A).recv(server, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    });
+    let later_at = later_at.expect("b wrote again");
+    let again = wire
+        .first(|s| s.from == Side::B && s.len > 0 && s.retransmission())
+        .unwrap_or_else(|| {
+            panic!(
+                "the scenario's premise: b sent its data again\n{}",
+                wire.dump()
+            )
+        });
+    assert!(
+        again.at > start + 900 * MS,
+        "smoltcp's timer sent it\n{}",
+        wire.dump()
+    );
+    let sent = wire
+        .first(|s| s.from == Side::B && s.carries(1000) && s.at >= later_at)
+        .unwrap_or_else(|| panic!("b's later data never left\n{}", wire.dump()));
+    assert!(
+        sent.at < later_at + 10 * MS,
+        "b's later data waited {:?}\n{}",
+        sent.at - later_at,
+        wire.dump()
+    );
+    assert_eq!(got.len(), 1050, "a got b's bytes\n{}", wire.dump());
 }

@@ -391,6 +391,14 @@ impl FlowState {
             .or(self.sent_end)
     }
 
+    /// Nothing of the kept segments is on the wire: then one goes whatever
+    /// the window says (a window of less than one segment with nothing in
+    /// flight would wait for an acknowledgement that nothing can bring, as
+    /// Linux's congestion window never falls below one segment).
+    fn nothing_released(&self) -> bool {
+        self.last_released().is_none()
+    }
+
     /// The last segment on the wire: what a tail-loss probe sends again.
     fn last_released(&self) -> Option<usize> {
         self.kept.iter().rposition(|k| k.released)
@@ -640,7 +648,9 @@ impl FlowState {
         let i = self.kept.len() - 1;
         let earlier_held = i > 0 && !self.kept[i - 1].released;
         // A zero window's probe goes: the peer's window, not ours, holds it.
-        if !earlier_held && (segment.len <= self.room() || self.peer_window == 0) {
+        if !earlier_held
+            && (segment.len <= self.room() || self.peer_window == 0 || self.nothing_released())
+        {
             self.spend(segment.len);
             self.note_release(i, now);
             self.acked_out = segment.ack.map(|a| (a, segment.window)).or(self.acked_out);
@@ -663,7 +673,13 @@ impl FlowState {
     /// Enters recovery if not in it: the window halves (RFC 6675: half the
     /// flight, two segments at least), once per window of data.
     fn enter_recovery(&mut self) {
-        if self.recover.is_none() {
+        // Only with something on the wire the peer has not acknowledged: a
+        // recovery ends with the acknowledgement of its `recover`, which
+        // nothing would send if that were acknowledged already.
+        let outstanding = self
+            .released_end()
+            .is_some_and(|end| self.peer_ack.is_none_or(|ack| end > ack));
+        if self.recover.is_none() && outstanding {
             self.recover = self.released_end();
             self.before_recovery = Some((self.window(), self.ssthresh));
             self.undo = self.peer_ack.map(|marker| Undo {
@@ -1090,7 +1106,7 @@ impl Recovery {
                 continue;
             }
             let len = kept.len();
-            if len > flow.room() {
+            if len > flow.room() && !flow.nothing_released() {
                 break;
             }
             flow.spend(len);
@@ -1171,6 +1187,14 @@ impl Recovery {
         end: TcpSeqNumber,
         now: Duration,
     ) -> Egress {
+        if state.peer_ack.is_some_and(|ack| end <= ack) {
+            // All acknowledged, as far as the engine knows: smoltcp takes
+            // only the acknowledgements of segments in its receive window,
+            // and missed one the engine read (a keep-alive's, a window
+            // probe's, an old segment's sent again), or it sends a
+            // keep-alive. Nothing was lost: it goes, and counts for nothing.
+            return Egress::Send;
+        }
         let recent = state.srtt.unwrap_or(MIN_PROBE).max(MIN_PROBE);
         let mut covered = state
             .kept
@@ -1539,5 +1563,35 @@ mod tests {
         assert!(at <= start + 13 * MS, "{at:?}");
         recovery.due(at, &mut out);
         assert_eq!(sent(&out).first(), Some(&1200), "{:?}", sent(&out));
+    }
+
+    /// A flow with nothing of its own on the wire sends a segment whatever
+    /// its window says, here a recovery's allowance of nothing: no
+    /// acknowledgement would ever come to widen it (the stall of
+    /// `tcp_scenarios.rs`'s `data_acknowledged_behind_smoltcp_s_back_is_not_a_loss`,
+    /// should a recovery start with nothing outstanding some other way).
+    #[test]
+    fn with_nothing_on_the_wire_a_segment_goes_whatever_the_window() {
+        let mut flow = FlowState {
+            peer_ack: Some(TcpSeqNumber(1000)),
+            peer_window: 1000,
+            sent_end: Some(TcpSeqNumber(1000)),
+            recover: Some(TcpSeqNumber(1000)),
+            prr: Some(Prr {
+                recover_fs: 0,
+                delivered: 0,
+                out: 0,
+                allowance: 0,
+            }),
+            ..FlowState::default()
+        };
+        let (mut spare, mut out) = (Vec::new(), Vec::new());
+        let (first, frame) = outgoing(1000, 100);
+        let verdict = flow.on_egress(&first, &frame, true, MS, &mut spare, &mut out);
+        assert_eq!(verdict, Egress::Send);
+        // The next waits for the window, as before.
+        let (second, frame) = outgoing(1100, 100);
+        let verdict = flow.on_egress(&second, &frame, true, MS, &mut spare, &mut out);
+        assert_eq!(verdict, Egress::Hold);
     }
 }
