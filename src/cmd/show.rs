@@ -406,7 +406,7 @@ pub(super) fn route_line(
         _ => {}
     }
     let ipv4 = r.dst.is_ipv4();
-    if ipv4 && r.via.is_none() && !r.kind.rejects() {
+    if ipv4 && r.via.is_none() && !r.universe && !r.kind.rejects() {
         fields.push("scope link".to_string());
     }
     if let Some(src) = r.src {
@@ -725,7 +725,7 @@ pub(super) fn route_json(
         RouteProto::Ra => fields.push("\"protocol\":\"ra\"".to_string()),
         _ => {}
     }
-    if ipv4 && r.via.is_none() && !r.kind.rejects() {
+    if ipv4 && r.via.is_none() && !r.universe && !r.kind.rejects() {
         fields.push("\"scope\":\"link\"".to_string());
     }
     if let Some(src) = r.src {

@@ -173,6 +173,7 @@ mod transcript {
         multipath,
         weights,
         multipath4,
+        nexthop,
         rfc5549,
     );
 }
@@ -638,6 +639,7 @@ fn addresses_and_routes_as_data() {
         },
         weight: 1,
         group: 0,
+        universe: false,
     };
     assert_eq!(
         cfg.routes(),

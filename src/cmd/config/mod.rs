@@ -200,6 +200,11 @@ pub struct Route {
     /// multipath route is the routes through a gateway to one prefix with
     /// one metric, as Linux's siblings are; IPv4 keeps such routes apart.)
     pub group: u32,
+    /// Whether the route has scope universe without a gateway: Linux gives it
+    /// to a route written as `nexthop dev DEV` (the route of `dev DEV` alone
+    /// has link scope). Such a route shows no `scope link` and does not make
+    /// a gateway reachable, as a link-scope route does.
+    pub universe: bool,
 }
 
 impl Route {
@@ -396,7 +401,7 @@ pub(super) fn rtnl(what: &str) -> CmdError {
 }
 
 /// A refusal the kernel explains itself (netlink extended ack).
-pub(super) fn kernel(what: &str) -> CmdError {
+pub(crate) fn kernel(what: &str) -> CmdError {
     CmdError::new(2, format!("Error: {what}"))
 }
 

@@ -35,12 +35,15 @@ pub(crate) struct RouteReq {
     pub(crate) kind: RouteType,
     /// The nexthops after the first of a multipath route (`nexthop via GW [dev
     /// DEV]`, the first in `via` and `dev`): each is added as `append` adds it.
-    pub(crate) more_nexthops: Vec<(IpAddr, Option<u32>, u16)>,
+    pub(crate) more_nexthops: Vec<(Option<IpAddr>, Option<u32>, u16)>,
     /// The first nexthop's `weight` (1 unless given).
     pub(crate) weight: u16,
     /// `expires N`: seconds until an IPv6 route goes (0 and 4294967295: never,
     /// as Linux takes them). IPv4 routes ignore it, as Linux's do.
     pub(crate) expires: Option<u32>,
+    /// Whether the route was written as a `nexthop` without a gateway, which
+    /// Linux gives scope universe (see [`Route::universe`]).
+    pub(crate) universe: bool,
 }
 
 /// Whether Linux makes `r` one of the nexthops of an IPv6 multipath route when
@@ -204,6 +207,7 @@ pub(super) fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
         },
         weight: 1,
         group: 0,
+        universe: false,
     }
 }
 
@@ -301,6 +305,7 @@ impl State {
         let mut best: Option<&Route> = None;
         for r in &self.routes {
             if r.via.is_none()
+                && !r.universe
                 && !r.kind.rejects()
                 && dev.is_none_or(|d| d == r.dev)
                 && in_prefix(addr, r.dst, r.prefix_len)
@@ -479,6 +484,7 @@ impl State {
             metric,
             weight: req.weight,
             group: 0,
+            universe: req.universe && via.is_none(),
         };
         let place = match dst {
             IpAddr::V4(_) => self.place_v4(&route, mode)?,
@@ -724,16 +730,17 @@ impl State {
         let mut hops = vec![add.route];
         for &(gw, dev, weight) in &req.more_nexthops {
             let one = RouteReq {
-                via: Some(gw),
+                via: gw,
                 dev,
                 more_nexthops: Vec::new(),
                 ..req.clone()
             };
-            let dev = self.check_nexthop_v4(&one, Some(gw))?;
+            let dev = self.check_nexthop_v4(&one, gw)?;
             hops.push(Route {
-                via: Some(gw),
+                via: gw,
                 dev,
                 weight,
+                universe: gw.is_none(),
                 ..add.route
             });
         }

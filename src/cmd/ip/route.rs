@@ -8,7 +8,9 @@ use super::{
     cannot_find, duparg2, get_addr, get_prefix, invarg, matches, pick, refuse, unknown_command,
     unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ROUTE_USAGE,
 };
-use crate::cmd::config::{in_prefix, Route, RouteMode, RouteProto, RouteReq, RouteType, State};
+use crate::cmd::config::{
+    in_prefix, kernel, Route, RouteMode, RouteProto, RouteReq, RouteType, State,
+};
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{self, Family, Parsed};
 use crate::cmd::show;
@@ -82,7 +84,7 @@ fn route_add(
     let nexthops = std::iter::once((req.via, req.dev, req.weight)).chain(
         req.more_nexthops
             .iter()
-            .map(|&(gw, dev, weight)| (Some(gw), dev, weight)),
+            .map(|&(gw, dev, weight)| (gw, dev, weight)),
     );
     for (n, (via, dev, weight)) in nexthops.enumerate() {
         let one = RouteReq {
@@ -256,16 +258,40 @@ pub(crate) fn parse_route(
     let mut dev = find(dev)?;
     let mut more_nexthops = Vec::new();
     let mut weight = 1;
+    let mut universe = false;
     if let Some(&(first_via, first_dev, first_weight)) = nexthops.first() {
-        if via.is_some() || dev.is_some() {
-            return Err(unsupported("a gateway or device beside \"nexthop\""));
-        }
-        via = Some(first_via);
-        dev = find(first_dev)?;
-        weight = first_weight;
+        let first_dev = find(first_dev)?;
+        let mut hops = Vec::new();
         for &(gw, d, w) in &nexthops[1..] {
-            more_nexthops.push((gw, find(d)?, w));
+            hops.push((gw, find(d)?, w));
         }
+        if family == Family::Inet6 {
+            // Linux's `ip6_route_multipath_add`: each nexthop's gateway and
+            // device replace the route's; none may lack a gateway.
+            if first_via.is_none() || hops.iter().any(|h| h.0.is_none()) {
+                return Err(kernel(
+                    "Device only routes can not be added for IPv6 using the multipath API.",
+                ));
+            }
+        } else {
+            // Linux's `fib_get_nhs`: a device or gateway given beside the
+            // nexthops must be the first nexthop's, as written.
+            if dev.is_some() && dev != first_dev {
+                return Err(kernel("Nexthop device index does not match RTA_OIF."));
+            }
+            if via.is_some_and(|g| Some(g) != first_via) {
+                return Err(kernel(
+                    "Nexthop gateway does not match RTA_GATEWAY or RTA_VIA.",
+                ));
+            }
+        }
+        // A nexthop without a gateway makes a route of scope universe, not
+        // the link scope of `ip route add PREFIX dev DEV`.
+        universe = first_via.is_none();
+        via = first_via;
+        dev = first_dev;
+        weight = first_weight;
+        more_nexthops = hops;
     }
     if let Some(name) = bad_type {
         return Err(unsupported(&format!("the \"{name}\" route type")));
@@ -297,11 +323,12 @@ pub(crate) fn parse_route(
         more_nexthops,
         weight,
         expires,
+        universe,
     })
 }
 
-/// One `nexthop` as written: gateway, device name, weight.
-type Nexthop<'a> = (IpAddr, Option<&'a str>, u16);
+/// One `nexthop` as written: gateway (none: on-link), device name, weight.
+type Nexthop<'a> = (Option<IpAddr>, Option<&'a str>, u16);
 
 /// The nexthops of `ip route add ... nexthop via GW [dev DEV] [weight N]
 /// [nexthop ...]` (iproute2's `parse_nexthops`), after the first `nexthop`:
@@ -318,10 +345,20 @@ fn parse_nexthops<'a>(
         let mut dev = None;
         let mut weight = 1;
         let mut next = false;
+        let mut empty = true;
         while let Some(word) = args.next() {
+            empty = false;
             match word {
-                "via" => via = Some(route_via(args, family)?),
-                "dev" => dev = Some(args.value()?),
+                // A second `via` or `dev` in one nexthop is sent too; the
+                // kernel reads the first.
+                "via" => {
+                    let gw = route_via(args, family)?;
+                    via.get_or_insert(gw);
+                }
+                "dev" => {
+                    let name = args.value()?;
+                    dev.get_or_insert(name);
+                }
                 "weight" => {
                     let value = args.value()?;
                     weight = parse::get_u32(value)
@@ -351,9 +388,13 @@ fn parse_nexthops<'a>(
                 }
             }
         }
-        let Some(via) = via else {
-            return Err(unsupported("a nexthop without a gateway"));
-        };
+        if empty {
+            // iproute2 reads at least one word after each `nexthop`.
+            return Err(CmdError::new(
+                255,
+                "Error: unexpected end of line after \"nexthop\"".to_string(),
+            ));
+        }
         nexthops.push((via, dev, weight));
         if !next {
             break;

@@ -66,6 +66,7 @@ fn req(dst: &str, prefix_len: u8, via: Option<&str>, dev: Option<u32>) -> RouteR
         more_nexthops: Vec::new(),
         weight: 1,
         expires: None,
+        universe: false,
     }
 }
 
@@ -176,6 +177,7 @@ fn route_add_check_returns_the_route_and_apply_adds_it() {
         metric: 0,
         weight: 1,
         group: 0,
+        universe: false,
     };
     assert_eq!((add.route, add.place), (route, RoutePlace::Sorted));
     assert!(!cfg.routes().contains(&route), "a check changes nothing");
@@ -451,6 +453,7 @@ fn route_selector_selects_by_every_field() {
         metric: 0,
         weight: 1,
         group: 0,
+        universe: false,
     };
     let kernel = route("10.0.0.0", 24, 2, RouteProto::Kernel);
     let added = route("10.1.0.0", 16, 1, RouteProto::Boot);
