@@ -254,6 +254,42 @@ fn ipv4_multipath_routes_spread_flows_over_their_nexthops() {
     });
 }
 
+/// IPv4: a multipath route whose nexthops have no gateway (`nexthop dev vde0`,
+/// which Linux accepts for IPv4 only) sends each packet straight to its
+/// destination on the link, whichever nexthop a flow takes; `ip route` shows
+/// the nexthops as Linux does.
+#[test]
+fn device_only_nexthops_reach_an_on_link_peer() {
+    let switch = Switch::start();
+    let a = common::stack_on(Backend::Userspace, &switch.vnl());
+    a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
+        .expect("configure a");
+    let b = common::stack_on(Backend::Userspace, &switch.vnl());
+    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0; /bin/ip addr add 10.8.0.1/16 dev vde0")
+        .expect("configure b");
+    a.cmd("/bin/ip route add 10.8.0.0/16 nexthop dev vde0 nexthop dev vde0 weight 2")
+        .expect("the route");
+    assert_eq!(
+        a.cmd_output("/bin/ip route show 10.8.0.0/16").unwrap(),
+        "10.8.0.0/16 \n\
+         \tnexthop dev vde0 weight 1 \n\
+         \tnexthop dev vde0 weight 2 \n"
+    );
+    let server = UdpSocket::bind(&b, "0.0.0.0:7000").unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    // Several flows (source ports), so that both nexthops carry some.
+    for i in 0..4u8 {
+        let client = UdpSocket::bind(&a, "0.0.0.0:0").unwrap();
+        client.send_to(&[i], "10.8.0.1:7000").unwrap();
+        let mut buf = [0u8; 4];
+        let (n, from) = server.recv_from(&mut buf).expect("the datagram arrives");
+        assert_eq!((n, buf[0]), (1, i));
+        assert_eq!(from.ip(), "10.0.0.1".parse::<std::net::IpAddr>().unwrap());
+    }
+}
+
 /// A stack with 12 IPv4 and 4 IPv6 addresses, each in a prefix of its own
 /// (more than smoltcp's 8 slots), reaches a peer in each prefix directly and
 /// is reached from it, with the address of that prefix as its source.

@@ -190,12 +190,13 @@ fn gateway_routes(config: &NetConfig, detour_v4: Option<Ipv4Address>) -> Vec<(Ip
         .into_iter()
         .filter(|route| seen.insert((route.dst, route.prefix_len)))
         .filter_map(|route| {
-            let via = match route.via? {
-                IpAddr::V6(_) if route.dst.is_ipv4() => IpAddress::Ipv4(detour_v4?),
-                // Each flow takes its own nexthop, chosen at the boundary.
-                IpAddr::V4(_) if config.is_multipath(&route) => IpAddress::Ipv4(detour_v4?),
-                IpAddr::V6(_) if config.is_multipath(&route) => IpAddress::Ipv6(DETOUR_V6),
-                via => via.into(),
+            // Each flow of a multipath route takes its own nexthop, chosen at
+            // the boundary (one without a gateway too: `nexthop dev DEV`).
+            let via = match (route.via, config.is_multipath(&route)) {
+                (_, true) if route.dst.is_ipv4() => IpAddress::Ipv4(detour_v4?),
+                (_, true) => IpAddress::Ipv6(DETOUR_V6),
+                (Some(IpAddr::V6(_)), false) if route.dst.is_ipv4() => IpAddress::Ipv4(detour_v4?),
+                (via, false) => via?.into(),
             };
             Some((IpCidr::new(route.dst.into(), route.prefix_len), via))
         })
