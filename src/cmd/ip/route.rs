@@ -504,7 +504,7 @@ struct ListStyle {
     oneline: bool,
 }
 
-/// `ip route show|flush [table main] [dev DEV] [[to] [exact] PREFIX | all]`
+/// `ip route show|flush [table main] [dev DEV] [[to] [root|match|exact] PREFIX | all]`
 fn route_list(
     state: &mut State,
     family: Family,
@@ -549,8 +549,11 @@ fn route_list(
 pub(crate) struct RouteSelector {
     pub(crate) ipv6: bool,
     pub(crate) dev: Option<u32>,
-    /// The exact prefix asked for; `None` selects every prefix.
-    pub(crate) exact: Option<(IpAddr, u8)>,
+    /// `root PREFIX`: routes inside the prefix (iproute2's `rdst`).
+    pub(crate) root: Option<(IpAddr, u8)>,
+    /// `match PREFIX`: routes that hold all of the prefix (iproute2's
+    /// `mdst`). A prefix alone (`[exact] PREFIX`) sets both: that prefix only.
+    pub(crate) covers: Option<(IpAddr, u8)>,
     pub(crate) metric: Option<u32>,
     /// An rtnetlink protocol number: kernel routes are 2, `ip route add` ones 3.
     pub(crate) proto: Option<u32>,
@@ -562,8 +565,11 @@ impl RouteSelector {
         r.dst.is_ipv6() == self.ipv6
             && self.dev.is_none_or(|d| Some(d) == r.device())
             && self
-                .exact
-                .is_none_or(|(addr, len)| r.prefix_len == len && in_prefix(r.dst, addr, len))
+                .root
+                .is_none_or(|(addr, len)| r.prefix_len >= len && in_prefix(r.dst, addr, len))
+            && self.covers.is_none_or(|(addr, len)| {
+                r.prefix_len <= len && in_prefix(addr, r.dst, r.prefix_len)
+            })
             && self.metric.is_none_or(|m| m == r.metric())
             && self.proto.is_none_or(|p| {
                 p == match r.proto {
@@ -590,7 +596,8 @@ pub(crate) fn parse_route_list(
     }
     let mut args = Args::new(words);
     let mut dev: Option<&str> = None;
-    let mut exact: Option<(IpAddr, u8)> = None;
+    let mut root: Option<(IpAddr, u8)> = None;
+    let mut covers: Option<(IpAddr, u8)> = None;
     let mut metric: Option<u32> = None;
     let mut proto: Option<u32> = None;
     let mut cache = false;
@@ -616,7 +623,15 @@ pub(crate) fn parse_route_list(
                     &format!("the \"{name}\" selector"),
                 ));
             }
-            None => exact = list_prefix(&mut args, word, family)?,
+            None => {
+                let (kind, prefix) = list_prefix(&mut args, word, family)?;
+                if kind != PrefixKw::Match {
+                    root = prefix;
+                }
+                if kind != PrefixKw::Root {
+                    covers = prefix;
+                }
+            }
         }
     }
     let dev = match dev {
@@ -634,7 +649,8 @@ pub(crate) fn parse_route_list(
     Ok(Some(RouteSelector {
         ipv6,
         dev,
-        exact,
+        root,
+        covers,
         metric,
         proto,
     }))
@@ -656,28 +672,43 @@ fn route_protocol(value: &str) -> Result<Option<u32>, CmdError> {
     })
 }
 
-/// The prefix of a route selector, `[to] [exact] PREFIX`, starting at `word`;
-/// `None` selects every prefix.
+/// Which prefix selector of `ip route show|flush` a prefix came with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PrefixKw {
+    /// `root PREFIX`.
+    Root,
+    /// `match PREFIX`.
+    Match,
+    /// `[exact] PREFIX`.
+    Exact,
+}
+
+/// The prefix of a route selector, `[to] [root|match|exact] PREFIX`, starting
+/// at `word`, and which keyword it came with; `None` selects every prefix.
 fn list_prefix(
     args: &mut Args,
     word: &str,
     family: Family,
-) -> Result<Option<(IpAddr, u8)>, CmdError> {
+) -> Result<(PrefixKw, Option<(IpAddr, u8)>), CmdError> {
     let mut word = if matches(word, "to") {
         args.value()?
     } else {
         word
     };
-    if matches(word, "root") || matches(word, "match") {
-        return Err(unsupported(&format!("the \"{word}\" selector")));
-    }
-    if matches(word, "exact") {
+    let mut kind = PrefixKw::Exact;
+    if matches(word, "root") {
+        kind = PrefixKw::Root;
+        word = args.value()?;
+    } else if matches(word, "match") {
+        kind = PrefixKw::Match;
+        word = args.value()?;
+    } else if matches(word, "exact") {
         word = args.value()?;
     }
     // "default" means IPv4's unless a family was chosen; "all" and "any" select
     // everything unless a family was chosen, and then only its default routes, as
     // in iproute2.
-    Ok(match get_prefix(word, family)? {
+    let prefix = match get_prefix(word, family)? {
         Parsed::Addr { addr, prefix_len } => Some((
             addr,
             prefix_len.unwrap_or(if addr.is_ipv4() { 32 } else { 128 }),
@@ -685,5 +716,6 @@ fn list_prefix(
         Parsed::Default => Some((zero(family), 0)),
         Parsed::Any if family == Family::Unspec => None,
         Parsed::Any => Some((zero(family), 0)),
-    })
+    };
+    Ok((kind, prefix))
 }

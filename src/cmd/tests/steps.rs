@@ -376,7 +376,8 @@ fn selector(ipv6: bool) -> RouteSelector {
     RouteSelector {
         ipv6,
         dev: None,
-        exact: None,
+        root: None,
+        covers: None,
         metric: None,
         proto: None,
     }
@@ -394,7 +395,8 @@ fn route_list_parse_reads_selectors() {
         ),
         Ok(Some(RouteSelector {
             dev: Some(2),
-            exact: Some((ip("10.0.0.0"), 24)),
+            root: Some((ip("10.0.0.0"), 24)),
+            covers: Some((ip("10.0.0.0"), 24)),
             metric: Some(0),
             proto: Some(2),
             ..selector(false)
@@ -408,7 +410,8 @@ fn route_list_parse_reads_selectors() {
     assert_eq!(
         parse(Family::Inet6, "all", false),
         Ok(Some(RouteSelector {
-            exact: Some((ip("::"), 0)),
+            root: Some((ip("::"), 0)),
+            covers: Some((ip("::"), 0)),
             ..selector(true)
         }))
     );
@@ -491,12 +494,20 @@ fn route_selector_selects_by_every_field() {
         [true, true]
     );
     let exact = Some((ip("10.0.0.0"), 24));
-    assert_eq!(by(RouteSelector { exact, ..all }), [true, false]);
+    assert_eq!(
+        by(RouteSelector {
+            root: exact,
+            covers: exact,
+            ..all
+        }),
+        [true, false]
+    );
     // Exact means the prefix length too.
     let wider = Some((ip("10.0.0.0"), 8));
     assert_eq!(
         by(RouteSelector {
-            exact: wider,
+            root: wider,
+            covers: wider,
             ..all
         }),
         [false, false]
