@@ -260,6 +260,25 @@ fn ipv4_multipath_routes_spread_flows_over_their_nexthops() {
 /// the nexthops as Linux does.
 #[test]
 fn device_only_nexthops_reach_an_on_link_peer() {
+    device_only_route_reaches_an_on_link_peer(
+        "/bin/ip route add 10.8.0.0/16 nexthop dev vde0 nexthop dev vde0 weight 2",
+        "10.8.0.0/16 \n\
+         \tnexthop dev vde0 weight 1 \n\
+         \tnexthop dev vde0 weight 2 \n",
+    );
+}
+
+/// One nexthop without a gateway is a plain route through the device, of
+/// scope universe (no `scope link`, as Linux shows it).
+#[test]
+fn one_device_only_nexthop_reaches_an_on_link_peer() {
+    device_only_route_reaches_an_on_link_peer(
+        "/bin/ip route add 10.8.0.0/16 nexthop dev vde0",
+        "10.8.0.0/16 dev vde0 \n",
+    );
+}
+
+fn device_only_route_reaches_an_on_link_peer(add: &str, shown: &str) {
     let switch = Switch::start();
     let a = common::stack_on(Backend::Userspace, &switch.vnl());
     a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
@@ -267,13 +286,10 @@ fn device_only_nexthops_reach_an_on_link_peer() {
     let b = common::stack_on(Backend::Userspace, &switch.vnl());
     b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0; /bin/ip addr add 10.8.0.1/16 dev vde0")
         .expect("configure b");
-    a.cmd("/bin/ip route add 10.8.0.0/16 nexthop dev vde0 nexthop dev vde0 weight 2")
-        .expect("the route");
+    a.cmd(add).expect("the route");
     assert_eq!(
         a.cmd_output("/bin/ip route show 10.8.0.0/16").unwrap(),
-        "10.8.0.0/16 \n\
-         \tnexthop dev vde0 weight 1 \n\
-         \tnexthop dev vde0 weight 2 \n"
+        shown
     );
     let server = UdpSocket::bind(&b, "0.0.0.0:7000").unwrap();
     server

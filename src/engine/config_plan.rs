@@ -11,7 +11,7 @@
 
 use super::detour::DETOUR_V6;
 use super::IFACE_ADDRS;
-use crate::cmd::{LinkKind, NetConfig};
+use crate::cmd::{LinkKind, NetConfig, RouteProto, RouteType};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 use std::net::IpAddr;
 
@@ -185,6 +185,11 @@ fn prefix_of(cidr: &IpCidr) -> (u128, u8, bool) {
 /// `detour_v4`, as above), whose frames take the nexthop of their flow.
 fn gateway_routes(config: &NetConfig, detour_v4: Option<Ipv4Address>) -> Vec<(IpCidr, IpAddress)> {
     let mut seen = std::collections::HashSet::new();
+    let ether = config
+        .links()
+        .iter()
+        .find(|l| l.kind == LinkKind::Ether)
+        .map(|l| l.index);
     config
         .routes()
         .into_iter()
@@ -196,6 +201,20 @@ fn gateway_routes(config: &NetConfig, detour_v4: Option<Ipv4Address>) -> Vec<(Ip
                 (_, true) if route.dst.is_ipv4() => IpAddress::Ipv4(detour_v4?),
                 (_, true) => IpAddress::Ipv6(DETOUR_V6),
                 (Some(IpAddr::V6(_)), false) if route.dst.is_ipv4() => IpAddress::Ipv4(detour_v4?),
+                // A route added through the link without a gateway (`dev
+                // DEV`, `nexthop dev DEV`): its destinations are on-link for
+                // the model, not for smoltcp unless an address's prefix
+                // holds them, so the engine sends to them itself.
+                (None, false)
+                    if route.proto == RouteProto::Boot
+                        && route.kind == RouteType::Unicast
+                        && ether.is_some_and(|e| e == route.dev) =>
+                {
+                    match route.dst {
+                        IpAddr::V4(_) => IpAddress::Ipv4(detour_v4?),
+                        IpAddr::V6(_) => IpAddress::Ipv6(DETOUR_V6),
+                    }
+                }
                 (via, false) => via?.into(),
             };
             Some((IpCidr::new(route.dst.into(), route.prefix_len), via))
