@@ -135,6 +135,13 @@ fn lifetime_text(left: Lifetime) -> String {
 }
 
 /// The line of an address's lifetimes.
+/// Whether an IPv6 address shows `tentative`: under duplicate address
+/// detection or failed it, or on a down Ethernet link, where the detection has
+/// not started (not `nodad` ones; lo does none).
+fn shown_tentative(link: &Link, times: &AddrTimes) -> bool {
+    times.tentative || (!link.up && link.kind == LinkKind::Ether && !times.nodad)
+}
+
 fn lifetimes_line(out: &mut String, times: &AddrTimes) {
     let _ = writeln!(
         out,
@@ -175,13 +182,16 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
                     v6_scope_name(a.addr)
                 );
                 // iproute2's order of the flags.
+                if times.nodad {
+                    out.push_str("nodad ");
+                }
+                if times.dadfailed {
+                    out.push_str("dadfailed ");
+                }
                 if times.deprecated {
                     out.push_str("deprecated ");
                 }
-                // Duplicate address detection (SLAAC addresses only; the
-                // others' finishes at once) never starts while the link is
-                // down; lo does none at all.
-                if times.tentative || (!link.up && link.kind == LinkKind::Ether) {
+                if shown_tentative(link, &times) {
                     out.push_str("tentative ");
                 }
                 if times.dynamic {
@@ -617,10 +627,16 @@ fn json_addr(state: &State, link: &Link, i: usize) -> String {
         ));
     } else {
         fields.push(format!("\"scope\":\"{}\"", v6_scope_name(a.addr)));
+        if times.nodad {
+            fields.push("\"nodad\":true".to_string());
+        }
+        if times.dadfailed {
+            fields.push("\"dadfailed\":true".to_string());
+        }
         if times.deprecated {
             fields.push("\"deprecated\":true".to_string());
         }
-        if times.tentative || (!link.up && link.kind == LinkKind::Ether) {
+        if shown_tentative(link, &times) {
             fields.push("\"tentative\":true".to_string());
         }
         if times.dynamic {

@@ -228,10 +228,12 @@ mod tests {
 
     const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
-    /// The model after `cmds`, on a fresh stack with link `vde0`.
+    /// The model after `cmds`, on a fresh stack with link `vde0`, past
+    /// duplicate address detection (a tentative address is no smoltcp's).
     fn model(cmds: &str) -> NetConfig {
         let mut config = NetConfig::new("vde0", MAC);
         config.run(cmds).unwrap();
+        config.finish_dad();
         config
     }
 

@@ -287,8 +287,9 @@ impl Engine {
         }
     }
 
-    /// The VDE interface, if it is up with its link-local address (what
-    /// router discovery waits for): its index, MAC and that address.
+    /// The VDE interface, if it is up with its link-local address past
+    /// duplicate address detection (what router discovery waits for, as
+    /// Linux's): its index, MAC and that address.
     fn ra_link(&self) -> Option<(u32, [u8; 6], Ipv6Addr)> {
         let link = self
             .config
@@ -296,7 +297,11 @@ impl Engine {
             .iter()
             .find(|l| l.kind == LinkKind::Ether && l.up)?;
         let link_local = link.addrs.iter().find_map(|a| match a.addr {
-            IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(v6),
+            IpAddr::V6(v6)
+                if v6.is_unicast_link_local() && !self.config.is_tentative(link.index, a.addr) =>
+            {
+                Some(v6)
+            }
             _ => None,
         })?;
         Some((link.index, link.mac, link_local))

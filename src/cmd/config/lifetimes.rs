@@ -37,9 +37,9 @@ const RA_DEFAULT_METRIC: u32 = 1024;
 /// The lifetimes of an address that has them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct AddrLifetimes {
-    dev: u32,
-    addr: IpAddr,
-    prefix_len: u8,
+    pub(super) dev: u32,
+    pub(super) addr: IpAddr,
+    pub(super) prefix_len: u8,
     /// When the lifetimes were last set, on the model's clock.
     set_at: Duration,
     valid: Lifetime,
@@ -47,9 +47,13 @@ pub(super) struct AddrLifetimes {
     /// `mngtmpaddr`: made by SLAAC (Linux sets it on those even with
     /// temporary addresses off).
     mngtmpaddr: bool,
-    /// Under duplicate address detection (SLAAC addresses only): not used
-    /// until it ends.
-    tentative: bool,
+    /// Under duplicate address detection, or failed it (`dadfailed`): not
+    /// used (see `dad.rs`).
+    pub(super) tentative: bool,
+    /// Another node has the address: it stays tentative for good.
+    pub(super) dadfailed: bool,
+    /// Added with `nodad`: never tentative.
+    pub(super) nodad: bool,
 }
 
 /// A router's preference for its default route (RFC 4191): `pref` in `ip -6
@@ -100,6 +104,24 @@ impl RouteExtras {
     }
 }
 
+impl AddrLifetimes {
+    /// The record of a permanent address (no lifetimes), for its flags alone.
+    pub(super) fn permanent(dev: u32, a: IfAddr, now: Duration) -> AddrLifetimes {
+        AddrLifetimes {
+            dev,
+            addr: a.addr,
+            prefix_len: a.prefix_len,
+            set_at: now,
+            valid: None,
+            preferred: None,
+            mngtmpaddr: false,
+            tentative: false,
+            dadfailed: false,
+            nodad: false,
+        }
+    }
+}
+
 /// What `ip addr show` prints of an address's lifetimes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AddrTimes {
@@ -113,8 +135,12 @@ pub(crate) struct AddrTimes {
     pub(crate) mngtmpaddr: bool,
     /// No longer preferred: `deprecated`.
     pub(crate) deprecated: bool,
-    /// Under duplicate address detection: `tentative`.
+    /// Under duplicate address detection, or failed it: `tentative`.
     pub(crate) tentative: bool,
+    /// Failed it: `dadfailed`.
+    pub(crate) dadfailed: bool,
+    /// `nodad`.
+    pub(crate) nodad: bool,
 }
 
 /// What `ip route show` prints of a route's extras.
@@ -158,6 +184,8 @@ impl State {
                 mngtmpaddr: false,
                 deprecated: false,
                 tentative: false,
+                dadfailed: false,
+                nodad: false,
             };
         };
         let preferred_left = left(l.preferred, l.set_at, self.now);
@@ -168,6 +196,8 @@ impl State {
             mngtmpaddr: l.mngtmpaddr,
             deprecated: preferred_left == Some(0),
             tentative: l.tentative,
+            dadfailed: l.dadfailed,
+            nodad: l.nodad,
         }
     }
 
@@ -204,9 +234,14 @@ impl State {
     ) {
         let same =
             |l: &AddrLifetimes| l.dev == dev && l.addr == a.addr && l.prefix_len == a.prefix_len;
-        let tentative = self.lifetimes.iter().any(|l| same(l) && l.tentative);
+        let flags = |l: &AddrLifetimes| (l.tentative, l.dadfailed, l.nodad);
+        let (tentative, dadfailed, nodad) = self
+            .lifetimes
+            .iter()
+            .find(|l| same(l))
+            .map_or((false, false, false), flags);
         self.lifetimes.retain(|l| !same(l));
-        if valid.is_none() && preferred.is_none() && !mngtmpaddr && !tentative {
+        if valid.is_none() && preferred.is_none() && !mngtmpaddr && !tentative && !nodad {
             return;
         }
         self.lifetimes.push(AddrLifetimes {
@@ -218,6 +253,8 @@ impl State {
             preferred,
             mngtmpaddr,
             tentative,
+            dadfailed,
+            nodad,
         });
     }
 
@@ -225,23 +262,28 @@ impl State {
     pub(super) fn tentative(&self) -> impl Iterator<Item = (u32, IpAddr)> + '_ {
         self.lifetimes
             .iter()
-            .filter(|l| l.tentative)
+            .filter(|l| l.tentative && !l.dadfailed)
             .map(|l| (l.dev, l.addr))
     }
 
     /// Duplicate address detection of `addr` on `dev` ended: the address is
-    /// used from now on, or (`duplicate`) removed, as Linux removes an
-    /// address that is not permanent; a router's prefix route stays.
+    /// used from now on, or (`duplicate`) stays tentative for good
+    /// (`dadfailed`) if permanent, or is removed, as Linux removes an address
+    /// that is not permanent; a router's prefix route stays.
     pub(super) fn end_dad(&mut self, dev: u32, addr: IpAddr, duplicate: bool) {
         let Some(i) = self
             .lifetimes
             .iter()
-            .position(|l| l.dev == dev && l.addr == addr && l.tentative)
+            .position(|l| l.dev == dev && l.addr == addr && l.tentative && !l.dadfailed)
         else {
             return;
         };
         if !duplicate {
             self.lifetimes[i].tentative = false;
+            return;
+        }
+        if self.lifetimes[i].valid.is_none() {
+            self.lifetimes[i].dadfailed = true;
             return;
         }
         let IpAddr::V6(v6) = addr else { return };
@@ -444,9 +486,7 @@ impl State {
         if let Ok(change) = self.check_addr(&req) {
             self.apply_addr(change);
             self.set_addr_lifetimes(dev, a, valid, preferred, true);
-            if let Some(l) = self.lifetimes.last_mut() {
-                l.tentative = true;
-            }
+            self.start_dad(dev, a);
         }
     }
 

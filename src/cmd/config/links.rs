@@ -228,6 +228,7 @@ impl State {
             .collect();
         for a in v6 {
             self.add_v6_connected(index, a);
+            self.start_dad(index, a);
         }
     }
 }

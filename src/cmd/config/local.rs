@@ -10,14 +10,27 @@ use std::net::{IpAddr, Ipv4Addr};
 
 impl State {
     /// Is `addr` in Linux's local table (see [`super::NetConfig::is_local_addr`])?
+    /// An IPv6 address enters it once duplicate address detection is over.
     pub(super) fn is_local(&self, addr: IpAddr) -> bool {
+        self.holds(addr, true)
+    }
+
+    /// Is `addr` one of the stack's, tentative or not: what Linux refuses as
+    /// a gateway ("Gateway can not be a local address.").
+    pub(super) fn is_assigned(&self, addr: IpAddr) -> bool {
+        self.holds(addr, false)
+    }
+
+    fn holds(&self, addr: IpAddr, usable_only: bool) -> bool {
         if addr.is_unspecified() {
             return false;
         }
-        let assigned = self
-            .links
-            .iter()
-            .any(|l| (l.up || addr.is_ipv4()) && l.addrs.iter().any(|a| a.addr == addr));
+        let assigned = self.links.iter().any(|l| {
+            (l.up || addr.is_ipv4())
+                && l.addrs
+                    .iter()
+                    .any(|a| a.addr == addr && (!usable_only || self.is_usable(l.index, a)))
+        });
         assigned || self.lo_prefix_of(addr).is_some()
     }
 

@@ -27,6 +27,7 @@
 //! - `prefix`: the address arithmetic they all use.
 
 mod addrs;
+mod dad;
 mod lifetimes;
 mod links;
 mod local;
@@ -659,19 +660,24 @@ impl NetConfig {
         self.state.ipv6_starts
     }
 
-    /// The addresses under duplicate address detection (made by SLAAC, not
-    /// used until it ends): their links and themselves.
+    /// The addresses under duplicate address detection (see `dad.rs`), not
+    /// used until it ends: their links and themselves.
     pub(crate) fn tentative(&self) -> Vec<(u32, IpAddr)> {
         self.state.tentative().collect()
     }
 
-    /// Whether `addr` on link `dev` is under duplicate address detection.
+    /// Whether `addr` on link `dev` is not to be used: under duplicate address
+    /// detection, or failed it.
     pub(crate) fn is_tentative(&self, dev: u32, addr: IpAddr) -> bool {
-        self.state.tentative().any(|t| t == (dev, addr))
+        let link = self.state.link(dev);
+        link.addrs
+            .iter()
+            .find(|a| a.addr == addr)
+            .is_some_and(|a| !self.state.is_usable(dev, a))
     }
 
     /// Duplicate address detection of `addr` on link `dev` ended: the address
-    /// is used, or (`duplicate`) removed.
+    /// is used, or (`duplicate`) failed (`dadfailed`) or removed.
     pub(crate) fn end_dad(&mut self, dev: u32, addr: IpAddr, duplicate: bool) {
         self.change(|state| state.end_dad(dev, addr, duplicate));
     }

@@ -384,7 +384,7 @@ impl State {
                 let l = self.link(d);
                 l.up && l.addrs.iter().any(|a| a.addr == IpAddr::V6(gw))
             } else {
-                self.is_local(IpAddr::V6(gw))
+                self.is_assigned(IpAddr::V6(gw))
             }
         };
         let own = || kernel("Gateway can not be a local address.");
@@ -685,7 +685,9 @@ impl State {
                 matches!(src, IpAddr::V6(v6) if v6.is_unicast_link_local() || v6.is_loopback());
             let ok = self.links.iter().any(|l| {
                 l.up && (!scoped || req.dev.is_none_or(|d| d == l.index))
-                    && l.addrs.iter().any(|a| a.addr == src)
+                    && l.addrs
+                        .iter()
+                        .any(|a| a.addr == src && self.is_usable(l.index, a))
             });
             if !ok {
                 return Err(kernel("Invalid source address."));

@@ -96,8 +96,8 @@ enum AddrKw {
     /// `mngtmpaddr`: shown, with no other effect (the stack makes no
     /// temporary addresses).
     Mngtmpaddr,
-    /// `nodad`: the stack does no duplicate address detection, so every address
-    /// already behaves as if it were given.
+    /// `nodad`: no duplicate address detection for the address (see
+    /// `config/dad.rs`).
     NoDad,
     /// A keyword the stack cannot honour, and how iproute2 checks its value.
     Unsupported(Value),
@@ -219,6 +219,13 @@ fn addr_modify(
         if let Some(label) = label.filter(|_| !delete) {
             state.apply_label(&change, label);
         }
+        let new_v6 = match req {
+            AddrReq::AddV6 { dev, addr, .. } => {
+                let present = state.link(dev).addrs.iter().any(|a| a.addr == addr);
+                (!present).then_some((dev, addr))
+            }
+            _ => None,
+        };
         state.apply_addr(change);
         // A new address takes the lifetimes given; one replaced or changed
         // takes them, or forever, as the kernel does.
@@ -226,6 +233,9 @@ fn addr_modify(
         if !delete && (given || matches!(cmd, Cmd::Replace | Cmd::Change)) {
             let (valid, preferred) = args.lifetimes.unwrap_or((None, None));
             state.set_requested_lifetimes(&req, valid, preferred, args.mngtmpaddr);
+        }
+        if let Some((dev, addr)) = new_v6 {
+            state.new_v6_addr(dev, addr, args.nodad);
         }
         Ok(())
     };
@@ -252,6 +262,8 @@ pub(crate) struct AddrArgs {
     pub(crate) lifetimes: Option<(Lifetime, Lifetime)>,
     /// `mngtmpaddr` (IPv6 only).
     pub(crate) mngtmpaddr: bool,
+    /// `nodad` (IPv6 only): no duplicate address detection.
+    pub(crate) nodad: bool,
 }
 
 /// The parse step of `ip addr add|del` (and of the refused `change|replace`):
@@ -275,6 +287,7 @@ pub(crate) fn parse_addr(
     let mut valid_lft: Option<Lifetime> = None;
     let mut preferred_lft: Option<Lifetime> = None;
     let mut mngtmpaddr = false;
+    let mut nodad = false;
     // A keyword the stack cannot honour, refused once iproute2's own checks pass.
     let mut refused: Option<&str> = None;
     while let Some(word) = args.next() {
@@ -319,7 +332,7 @@ pub(crate) fn parse_addr(
             Some((name, AddrKw::Ipv6Flag)) => {
                 refused.get_or_insert(name);
             }
-            Some((_, AddrKw::NoDad)) => {}
+            Some((_, AddrKw::NoDad)) => nodad = true,
             Some((_, AddrKw::Mngtmpaddr)) => mngtmpaddr = true,
             Some((name, AddrKw::Unsupported(check))) => {
                 check_value(&mut args, check, family)?;
@@ -376,6 +389,7 @@ pub(crate) fn parse_addr(
         label: label.map(str::to_string),
         lifetimes,
         mngtmpaddr,
+        nodad,
     })
 }
 

@@ -569,6 +569,7 @@ fn addr_parse_reads_a_whole_request() {
             label: None,
             lifetimes: None,
             mngtmpaddr: false,
+            nodad: false,
         }
     );
     assert_eq!(warnings, "");
@@ -660,6 +661,7 @@ fn addr_args(family: Family, local: Option<Parsed>, brd: Option<Brd>) -> AddrArg
         label: None,
         lifetimes: None,
         mngtmpaddr: false,
+        nodad: false,
     }
 }
 

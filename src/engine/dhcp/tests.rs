@@ -15,7 +15,12 @@ const OFFERED: Ipv4Address = Ipv4Address::new(10, 0, 0, 100);
 const SECOND: Duration = Duration::from_secs(1);
 
 fn engine() -> Engine {
-    let mut engine = Engine::new(NetConfig::new("vde0", CLIENT_MAC), 1, Duration::ZERO);
+    // Up already, and past the duplicate address detection of its link-local
+    // address, whose end would be among the deadlines these tests read.
+    let mut config = NetConfig::new("vde0", CLIENT_MAC);
+    config.run("/bin/ip link set vde0 up").unwrap();
+    config.finish_dad();
+    let mut engine = Engine::new(config, 1, Duration::ZERO);
     // Router solicitations would be among the deadlines these tests read.
     engine.set_accept_ra(false);
     engine

@@ -44,6 +44,7 @@ fn connects_to_two_new_ipv6_neighbours_do_not_wait_for_each_other() {
     w.a.run_cmd("/bin/ip addr add fd00::1/64 dev vde0; /bin/ip addr add fd00::3/64 dev vde0")
         .unwrap();
     w.b.run_cmd("/bin/ip addr add fd00::2/64 dev vde0").unwrap();
+    w.settle_dad();
     let took = both_connect(&mut w, ["[fd00::1]:80", "[fd00::3]:80"]);
     assert!(took <= 50 * MS, "took {took:?}");
 }
