@@ -27,8 +27,11 @@
 //!   hardware address;
 //! - each link's addresses, in the order Linux lists them: family, address, prefix
 //!   length. Not compared: scope, label, broadcast, lifetimes and flags
-//!   (`tentative`, `dadfailed`, `secondary`, ...): the model does not publish them,
-//!   and DAD never finishes in the instant between the commands and the dump;
+//!   (`tentative`, `dadfailed`, `secondary`, ...): the model does not publish them
+//!   in its state, and DAD never finishes in the instant between the commands
+//!   and the dump (the transcripts compare them as shown, `cmd/tests.rs`); what
+//!   a tentative address refuses (a route's `src`) is compared, as the model
+//!   keeps its addresses tentative for as long as this test runs;
 //! - the main table's routes, IPv4 then IPv6, in the order `ip route show` lists
 //!   them: route type (`unicast` or a reject route's), destination/prefix,
 //!   gateway, device, protocol (`kernel` for connected routes, `boot` for added
@@ -227,7 +230,7 @@ impl Oracle {
         // can come first and, say, refuse the address as a route's source. The
         // model has no such instant: after a command naming lo, wait (up to a
         // second) until lo has no tentative address. The VDE link's DAD, a real
-        // second or more, is not waited for.
+        // second or more, is not waited for, nor is the model's ever finished.
         let mut script = format!(
             "{ip} link set dev vde0 address 02:11:22:33:44:55 || {{ echo '@@SETUP failed'; exit 0; }}\n\
              settle() {{ n=0; while [ $n -lt 100 ] && [ -n \"$({ip} -6 -o addr show dev lo tentative 2>/dev/null)\" ]; do sleep 0.01; n=$((n+1)); done; }}\n\

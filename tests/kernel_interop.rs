@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{Namespace, Switch, TempDir};
+use common::{wait_for_dad, Namespace, Switch, TempDir};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -160,6 +160,7 @@ fn our_stack(switch: &Switch) -> Stack {
              /bin/ip addr add 10.0.0.1/24 dev vde0; /bin/ip addr add 2001:db8::1/64 dev vde0",
         )
         .expect("configure the stack");
+    wait_for_dad(&stack);
     stack
 }
 

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Net, TempDir, Wire};
+use common::{wait_for_dad, Net, TempDir, Wire};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::thread;
@@ -114,6 +114,9 @@ fn ipv6_by_link_local_and_global_address_over_a_switch() {
     net.b
         .cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
         .unwrap();
+    // Tentative for a second (duplicate address detection), as on Linux.
+    wait_for_dad(&net.a);
+    wait_for_dad(&net.b);
     let (a_ll, b_ll) = (link_local(&net.a), link_local(&net.b));
     assert_eq!(a_ll, eui64(mac_of(&net.a)), "EUI-64 from the MAC");
     assert_ne!(a_ll, b_ll);
@@ -175,6 +178,9 @@ fn an_ipv4_listener_refuses_ipv6() {
     net.b
         .cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
         .unwrap();
+    // Tentative for a second (duplicate address detection), as on Linux.
+    wait_for_dad(&net.a);
+    wait_for_dad(&net.b);
     let _listener = TcpListener::bind(&net.a, "0.0.0.0:7").unwrap();
     let err = TcpStream::connect(&net.b, "[2001:db8::1]:7").unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED), "{err}");
@@ -209,6 +215,9 @@ fn a_new_hardware_address_is_reachable_at_once() {
     net.b
         .cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
         .unwrap();
+    // Tentative for a second (duplicate address detection), as on Linux.
+    wait_for_dad(&net.a);
+    wait_for_dad(&net.b);
     let listener = TcpListener::bind(&net.a, "[::]:7").unwrap();
     let server = echo_server(listener, 4);
     let targets: [SocketAddr; 2] = [
@@ -370,6 +379,9 @@ fn measure_mtu_and_ipv6_throughput() {
     net.b
         .cmd("/bin/ip addr add 2001:db8::2/64 dev vde0")
         .unwrap();
+    // Tentative for a second (duplicate address detection), as on Linux.
+    wait_for_dad(&net.a);
+    wait_for_dad(&net.b);
     for to in ["10.0.0.1:9", "[2001:db8::1]:10"] {
         let rate = throughput(&net.a, &net.b, to.parse().unwrap(), mib);
         println!("vde_switch, MTU 1500, to {to}: {rate:.0} MB/s");

@@ -555,19 +555,7 @@ fn an_address_another_node_claims_during_detection_is_removed() {
     assert!(slaac_addr(&mut s).unwrap().contains("tentative"));
     // A neighbour advertisement for it from another node.
     let target: Ipv6Addr = ADDRESS.trim_end_matches("/64").parse().unwrap();
-    let mut icmp = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
-    icmp.extend(target.octets());
-    let sum = checksum(ROUTER, ALL_NODES, &icmp);
-    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-    let mut f = vec![0x33, 0x33, 0, 0, 0, 1];
-    f.extend(ROUTER_MAC);
-    f.extend([0x86, 0xdd, 0x60, 0, 0, 0]);
-    f.extend((icmp.len() as u16).to_be_bytes());
-    f.extend([58, 255]);
-    f.extend(ROUTER.octets());
-    f.extend(ALL_NODES.octets());
-    f.extend(icmp);
-    s.receive(&f);
+    s.receive(&claim(target, Claim::Advertisement));
     s.poll();
     assert_eq!(slaac_addr(&mut s), None);
     // The router's prefix route stays, as on Linux.
@@ -578,6 +566,146 @@ fn an_address_another_node_claims_during_detection_is_removed() {
     );
     at(&mut s, 5);
     assert_eq!(slaac_addr(&mut s), None);
+}
+
+/// How another node claims an address.
+#[derive(Debug, Clone, Copy)]
+enum Claim {
+    /// It has it: a Neighbor Advertisement for it (from the router's MAC).
+    Advertisement,
+    /// It is detecting it too: its own solicitation, from `::` (RFC 4862
+    /// 5.4.3).
+    Detection,
+}
+
+/// Another node's frame claiming `target`.
+fn claim(target: Ipv6Addr, how: Claim) -> Vec<u8> {
+    let o = target.octets();
+    let solicited = Ipv6Addr::from([
+        0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15],
+    ]);
+    let (kind, flags, src, dst) = match how {
+        Claim::Advertisement => (136, 0x20, ROUTER, ALL_NODES),
+        Claim::Detection => (135, 0, Ipv6Addr::UNSPECIFIED, solicited),
+    };
+    let mut icmp = vec![kind, 0, 0, 0, flags, 0, 0, 0];
+    icmp.extend(o);
+    let sum = checksum(src, dst, &icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let d = dst.octets();
+    let mut f = vec![0x33, 0x33, d[12], d[13], d[14], d[15]];
+    f.extend(ROUTER_MAC);
+    f.extend([0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend((icmp.len() as u16).to_be_bytes());
+    f.extend([58, 255]);
+    f.extend(src.octets());
+    f.extend(dst.octets());
+    f.extend(icmp);
+    f
+}
+
+/// The targets of the duplicate address detection solicitations in
+/// `frames` (from `::`, to the target's solicited-node group).
+fn detected(frames: &[Vec<u8>]) -> Vec<Ipv6Addr> {
+    frames
+        .iter()
+        .filter(|f| f.len() >= 78 && f[12..14] == [0x86, 0xdd] && f[20] == 58 && f[54] == 135)
+        .filter(|f| f[22..38] == [0; 16])
+        .map(|f| Ipv6Addr::from(<[u8; 16]>::try_from(&f[62..78]).unwrap()))
+        .collect()
+}
+
+fn bind_errno(s: &mut SimStack, addr: &str) -> Option<i32> {
+    s.udp_bind(addr.parse().unwrap())
+        .err()
+        .and_then(|e| e.raw_os_error())
+}
+
+/// An address added by hand is tentative for a second, as on Linux: its
+/// solicitation leaves, it is no source and cannot be bound (EADDRNOTAVAIL)
+/// nor be a route's `src`; then, with nobody claiming it, it is used. A
+/// `nodad` one is used at once and shown so.
+#[test]
+fn an_address_added_by_hand_is_tentative_for_a_second() {
+    let mut s = stack();
+    let link_local = detected(&sent(&mut s));
+    assert_eq!(link_local, ["fe80::ff:fe00:1".parse::<Ipv6Addr>().unwrap()]);
+    at(&mut s, 2);
+    s.cmd(
+        "/bin/ip addr add 2001:db8::1/64 dev vde0; /bin/ip addr add 2001:db8::2/64 dev vde0 nodad",
+    )
+    .unwrap();
+    assert_eq!(
+        detected(&sent(&mut s)),
+        ["2001:db8::1".parse::<Ipv6Addr>().unwrap()]
+    );
+    let shown = show(&mut s, "-6 addr show dev vde0");
+    assert!(
+        shown.contains("inet6 2001:db8::1/64 scope global tentative \n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("inet6 2001:db8::2/64 scope global nodad \n"),
+        "{shown}"
+    );
+    assert_eq!(
+        bind_errno(&mut s, "[2001:db8::1]:0"),
+        Some(libc::EADDRNOTAVAIL)
+    );
+    assert_eq!(bind_errno(&mut s, "[2001:db8::2]:0"), None);
+    let refused = s
+        .cmd("/bin/ip -6 route add 2001:db8:9::/64 via 2001:db8::fe src 2001:db8::1")
+        .unwrap_err();
+    assert_eq!(refused.to_string(), "Error: Invalid source address.");
+    at(&mut s, 3);
+    let shown = show(&mut s, "-6 addr show dev vde0");
+    assert!(!shown.contains("tentative"), "{shown}");
+    assert_eq!(bind_errno(&mut s, "[2001:db8::1]:0"), None);
+    s.cmd("/bin/ip -6 route add 2001:db8:9::/64 via 2001:db8::fe src 2001:db8::1")
+        .unwrap();
+}
+
+/// With every IPv6 address of the stack still tentative (the link-local one
+/// too, in the link's first second), a connect has no source: EADDRNOTAVAIL,
+/// as on Linux. Once they are past detection it goes.
+#[test]
+fn with_every_address_tentative_a_connect_has_no_source() {
+    let mut s = stack();
+    s.cmd("/bin/ip addr add 2001:db8::1/64 dev vde0").unwrap();
+    sent(&mut s);
+    let err = s
+        .tcp_connect("[2001:db8::9]:80".parse().unwrap())
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRNOTAVAIL), "{err}");
+    at(&mut s, 2);
+    s.tcp_connect("[2001:db8::9]:80".parse().unwrap()).unwrap();
+}
+
+/// Another node's answer during the detection, or its own detection of the
+/// same address, leaves an address added by hand `dadfailed`: kept, shown,
+/// never used, as Linux keeps a permanent address (SLAAC ones are removed).
+#[test]
+fn another_nodes_claim_leaves_an_address_added_by_hand_dadfailed() {
+    for how in [Claim::Advertisement, Claim::Detection] {
+        let mut s = stack();
+        at(&mut s, 2);
+        s.cmd("/bin/ip addr add 2001:db8::1/64 dev vde0").unwrap();
+        sent(&mut s);
+        s.receive(&claim("2001:db8::1".parse().unwrap(), how));
+        s.poll();
+        at(&mut s, 10);
+        let shown = show(&mut s, "-6 addr show dev vde0");
+        assert!(
+            shown.contains("inet6 2001:db8::1/64 scope global dadfailed tentative \n"),
+            "{how:?}: {shown}"
+        );
+        assert_eq!(
+            bind_errno(&mut s, "[2001:db8::1]:0"),
+            Some(libc::EADDRNOTAVAIL)
+        );
+        // No more solicitations for it.
+        assert!(detected(&sent(&mut s)).is_empty(), "{how:?}");
+    }
 }
 
 /// The router solicitations in what the stack sent, with the time each left.
@@ -874,7 +1002,8 @@ fn ip_addr_add_takes_lifetimes_as_linux_does() {
          /bin/ip addr add fd00:9::5/64 dev vde0 valid_lft forever preferred_lft 50",
     )
     .unwrap();
-    // As Linux 6.18 printed them.
+    // As Linux 6.18 printed them, past duplicate address detection.
+    c.finish_dad();
     let shown = c.run("/bin/ip addr show dev vde0").unwrap();
     assert_eq!(
         addr_lines(&shown, "10.9.9.9/24").unwrap(),

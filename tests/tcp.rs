@@ -704,6 +704,10 @@ fn idle_stacks_do_not_wake_up() {
     let b = quiet("idle1");
     common::configure(&a, "idle0", "10.0.0.1/24");
     common::configure(&b, "idle1", "10.0.0.2/24");
+    // The link-local addresses' detection ends a second after the links came
+    // up: work, not idleness.
+    common::wait_for_dad(&a);
+    common::wait_for_dad(&b);
     let listener = TcpListener::bind(&a, "0.0.0.0:7").unwrap();
     let mut client = TcpStream::connect(&b, "10.0.0.1:7").unwrap();
     let (mut server, _) = listener.accept().unwrap();

@@ -1437,6 +1437,11 @@ impl Engine {
         // would take the first address it holds of the family, and knows
         // nothing of those beyond its table).
         let local_ip = local_ip.or(hop.src.filter(|src| src.is_ipv4() == remote.is_ipv4()));
+        if local_ip.is_none() && remote.is_ipv6() && !hop.local {
+            // No address to send from (none, or all still tentative): Linux's
+            // EADDRNOTAVAIL, where smoltcp would take ::1.
+            return Err(errno(libc::EADDRNOTAVAIL));
+        }
         let asked = local.map_or(0, |l| l.port());
         let destination = (local_ip, remote.ip(), remote.port());
         let how = options.port_use_to(remote.ip(), local_ip);

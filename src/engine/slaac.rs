@@ -287,9 +287,8 @@ impl Engine {
         }
     }
 
-    /// The VDE interface, if it is up with its link-local address past
-    /// duplicate address detection (what router discovery waits for, as
-    /// Linux's): its index, MAC and that address.
+    /// The VDE interface, if it is up with its link-local address (what
+    /// router discovery waits for): its index, MAC and that address.
     fn ra_link(&self) -> Option<(u32, [u8; 6], Ipv6Addr)> {
         let link = self
             .config
@@ -297,11 +296,7 @@ impl Engine {
             .iter()
             .find(|l| l.kind == LinkKind::Ether && l.up)?;
         let link_local = link.addrs.iter().find_map(|a| match a.addr {
-            IpAddr::V6(v6)
-                if v6.is_unicast_link_local() && !self.config.is_tentative(link.index, a.addr) =>
-            {
-                Some(v6)
-            }
+            IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(v6),
             _ => None,
         })?;
         Some((link.index, link.mac, link_local))
@@ -382,9 +377,20 @@ impl Engine {
             self.slaac.seen = start;
             self.slaac.soliciting = start.map(|_| (SOLICITATIONS, self.now + self.slaac.delay));
         }
-        let (Some((_, mac, src)), Some((left, at))) = (ready, self.slaac.soliciting) else {
+        let (Some((dev, mac, src)), Some((left, at))) = (ready, self.slaac.soliciting) else {
             return;
         };
+        if self.config.is_tentative(dev, IpAddr::V6(src)) {
+            // Linux solicits from its link-local address once that is past
+            // duplicate address detection, and not at all if it failed.
+            let end = self
+                .slaac
+                .probing
+                .iter()
+                .find(|(p, _)| *p == IpAddr::V6(src));
+            self.slaac.soliciting = end.map(|&(_, end)| (left, at.max(end)));
+            return;
+        }
         if at > self.now || self.io.outbox_full() {
             return;
         }

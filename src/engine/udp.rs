@@ -340,7 +340,7 @@ impl Engine {
             _ => hop
                 .src
                 .map(|src| sock.app_view(SocketAddr::new(src, 0)).ip())
-                .ok_or_else(|| errno(libc::ENETUNREACH))?,
+                .ok_or_else(|| no_source(wire.ip()))?,
         };
         let local = SocketAddr::new(local_ip, sock.bound.port());
         sock.connected = Some((wire, local));
@@ -401,7 +401,7 @@ impl Engine {
         )?;
         let source = match source.unwrap_or(sock.bound.ip()) {
             ip if !ip.is_unspecified() => unmap(SocketAddr::new(ip, 0)).ip(),
-            _ => hop.src.ok_or_else(|| errno(libc::ENETUNREACH))?,
+            _ => hop.src.ok_or_else(|| no_source(dest.ip()))?,
         };
         if source.is_ipv4() != dest.is_ipv4() {
             return Err(errno(libc::ENETUNREACH));
@@ -650,4 +650,14 @@ pub(crate) fn check_send(
         return Err(errno(libc::EACCES));
     }
     hop.map_err(super::no_route)
+}
+
+/// No address to send to `dest` from: for IPv6, none or all still tentative
+/// (Linux's EADDRNOTAVAIL); for IPv4, no address on the way (ENETUNREACH).
+fn no_source(dest: IpAddr) -> io::Error {
+    errno(if dest.is_ipv6() {
+        libc::EADDRNOTAVAIL
+    } else {
+        libc::ENETUNREACH
+    })
 }

@@ -162,6 +162,26 @@ pub fn configure(stack: &vdestack::Stack, ifname: &str, cidr: &str) {
         .unwrap_or_else(|e| panic!("configuring {ifname} with {cidr}: {e}"));
 }
 
+/// Waits until no IPv6 address of `stack` is tentative: duplicate address
+/// detection takes a second after an address is added or a link comes up, as
+/// on Linux, and a tentative address is no source. Polls `ip -6 addr` for at
+/// most 10 s.
+#[allow(dead_code)]
+pub fn wait_for_dad(stack: &vdestack::Stack) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = stack.cmd_output("/bin/ip -6 addr").expect("ip -6 addr");
+        if !shown.contains("tentative") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still tentative after 10 s: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The kind of wire between two test stacks.
 #[derive(Debug, Clone, Copy)]
 pub enum Wire {

@@ -34,12 +34,30 @@ impl State {
 
     /// The source address for IPv6 traffic out of `dev` to `to`: same scope,
     /// never one still under DAD, a preferred one before a deprecated one, then
-    /// the longest common prefix, as RFC 6724 (rules 2, 3 and 8) prefers.
+    /// the longest common prefix, as RFC 6724 (rules 2, 3 and 8) prefers; with
+    /// none of the scope anywhere, one of a smaller scope of `dev` (a
+    /// link-local address to a global destination, as Linux then sends).
     fn pick_src_v6(&self, dev: u32, to: Ipv6Addr) -> Option<IpAddr> {
         let rank = v6_rank(to);
+        let same = self.pick_src_v6_of(dev, to, |r| r == rank);
+        let smaller = || {
+            self.pick_src_v6_of(dev, to, |r| r < rank)
+                .filter(|s| s.0 == dev)
+        };
+        same.or_else(smaller).map(|(_, src)| src)
+    }
+
+    /// [`State::pick_src_v6`]'s choice among the addresses whose scope rank
+    /// `fits`: the link it was found on and itself.
+    fn pick_src_v6_of(
+        &self,
+        dev: u32,
+        to: Ipv6Addr,
+        fits: impl Fn(u8) -> bool,
+    ) -> Option<(u32, IpAddr)> {
         let score = |index: u32, a: &IfAddr| {
             let IpAddr::V6(x) = a.addr else { return None };
-            if x.is_loopback() || v6_rank(x) != rank {
+            if x.is_loopback() || !fits(v6_rank(x)) {
                 return None;
             }
             let times = self.addr_times(index, a);
@@ -60,7 +78,7 @@ impl State {
                     }
                 }
             }
-            best.map(|b| b.1)
+            best.map(|b| (l.index, b.1))
         };
         best_on(self.link(dev)).or_else(|| {
             self.links
