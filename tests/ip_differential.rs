@@ -11,8 +11,8 @@
 //!   model. The line is split with [`split_commands`]; each command runs with the
 //!   real `ip` (stdin from `/dev/null`), stopping at the first non-zero status,
 //!   which is the line's status (as `vde_stackcmd` does). Then the namespace's
-//!   state is dumped with `ip -j addr show`, `ip -j -4 route show table main` and
-//!   `ip -j -6 route show table main`. The lines run a few at a time, in threads.
+//!   state is dumped with `ip -j addr show`, `ip -j -4 route show table all` and
+//!   `ip -j -6 route show table all`. The lines run a few at a time, in threads.
 //!
 //! A command that is not one of the full paths of `ip` (`/bin/ip`, `/sbin/ip`,
 //! `/usr/bin/ip`, `/usr/sbin/ip`) is never run in the oracle. The reference runs
@@ -32,8 +32,9 @@
 //!   and the dump (the transcripts compare them as shown, `cmd/tests.rs`); what
 //!   a tentative address refuses (a route's `src`) is compared, as the model
 //!   keeps its addresses tentative for as long as this test runs;
-//! - the main table's routes, IPv4 then IPv6, in the order `ip route show` lists
-//!   them: route type (`unicast` or a reject route's), destination/prefix,
+//! - every table's routes but the local table's, IPv4 then IPv6, in the order
+//!   `ip route show table all` lists them: table (when not main), route type
+//!   (`unicast` or a reject route's), destination/prefix,
 //!   gateway, device, protocol (`kernel` for connected routes, `boot` for added
 //!   ones), metric (as given, else 0 for IPv4 and 256/1024 for IPv6) and preferred source, all of
 //!   which the model keeps; a multipath route as its nexthops, one route each
@@ -257,8 +258,8 @@ impl Oracle {
             script,
             "echo \"@@RC $rc\"\n\
              echo @@ADDR; {ip} -j addr show 2>/dev/null; echo\n\
-             echo @@R4; {ip} -j -4 route show table main 2>/dev/null; echo\n\
-             echo @@R6; {ip} -j -6 route show table main 2>/dev/null; echo\n\
+             echo @@R4; {ip} -j -4 route show table all 2>/dev/null; echo\n\
+             echo @@R6; {ip} -j -6 route show table all 2>/dev/null; echo\n\
              echo @@END"
         )
         .unwrap();
@@ -339,6 +340,8 @@ fn link_string(index: u32, name: &str, up: bool, mtu: u64, mac: &str) -> String 
 
 /// A route as compared.
 struct RouteView<'a> {
+    /// The table as iproute2 names it, if not main.
+    table: Option<String>,
     /// `unicast`, or the type Linux shows (`unreachable`, ...).
     kind: &'a str,
     dst: IpAddr,
@@ -355,6 +358,9 @@ struct RouteView<'a> {
 impl RouteView<'_> {
     fn render(&self) -> String {
         let mut s = String::new();
+        if let Some(table) = &self.table {
+            write!(s, "table {table}: ").unwrap();
+        }
         if self.kind != "unicast" {
             write!(s, "{} ", self.kind).unwrap();
         }
@@ -400,13 +406,18 @@ fn our_state(cfg: &NetConfig) -> State {
     };
     let mut routes4 = Vec::new();
     let mut routes6 = Vec::new();
-    for r in cfg.routes() {
+    for r in cfg.all_routes() {
         let proto = match r.proto {
             RouteProto::Kernel => "kernel",
             RouteProto::Boot => "boot",
             other => panic!("a route protocol this test does not know: {other:?}"),
         };
         let s = RouteView {
+            table: match r.table {
+                254 => None,
+                253 => Some("default".to_string()),
+                n => Some(n.to_string()),
+            },
             kind: r.kind.name(),
             dst: r.dst,
             len: r.prefix_len,
@@ -474,6 +485,11 @@ fn kernel_links(json: &Json) -> Result<Vec<LinkState>, String> {
 fn kernel_routes(json: &Json, ipv6: bool) -> Result<Vec<String>, String> {
     let mut routes = Vec::new();
     for r in json.arr()? {
+        let table = r.get("table").and_then(Json::as_str);
+        if table == Some("local") {
+            // The kernel's own entries, which the model does not list.
+            continue;
+        }
         let dst = r.str("dst")?;
         let (addr, len) = if dst == "default" {
             (if ipv6 { "::" } else { "0.0.0.0" }, 0)
@@ -506,6 +522,7 @@ fn kernel_routes(json: &Json, ipv6: bool) -> Result<Vec<String>, String> {
             };
             routes.push(
                 RouteView {
+                    table: table.map(str::to_string),
                     kind: r.get("type").and_then(Json::as_str).unwrap_or("unicast"),
                     dst: addr,
                     len,

@@ -9,7 +9,7 @@
 
 use super::config::{
     AddrTimes, IfAddr, Lifetime, Link, LinkKind, LinkStats, Neighbor, NeighborState, Route,
-    RouteProto, State,
+    RouteProto, State, DEFAULT_TABLE, LOCAL_TABLE, MAIN_TABLE,
 };
 use super::parse::{format_addr, format_mac, Family};
 use std::fmt::Write;
@@ -381,16 +381,33 @@ fn dst_text(r: &Route) -> String {
     }
 }
 
+/// What a route listing shows of each route.
+#[derive(Clone, Copy)]
+pub(super) struct RouteShow {
+    /// The device and the metric: iproute2 leaves out what the listing is
+    /// filtered by.
+    pub(super) dev: bool,
+    pub(super) metric: bool,
+    /// The table of a route not in the main one (`table all`).
+    pub(super) table: bool,
+    /// `-o`.
+    pub(super) oneline: bool,
+}
+
+/// A table's name as iproute2 prints it (`rtnl_rttable_n2a`).
+fn table_name(table: u32) -> String {
+    match table {
+        LOCAL_TABLE => "local".to_string(),
+        MAIN_TABLE => "main".to_string(),
+        DEFAULT_TABLE => "default".to_string(),
+        n => n.to_string(),
+    }
+}
+
 /// One route of `ip route show` (a multipath route's nexthops on lines of
-/// their own, or after `\` with `-o`); `dev` and `metric` are left out when
-/// the listing is filtered by them, as iproute2 does.
-pub(super) fn route_line(
-    state: &State,
-    group: &[Route],
-    show_dev: bool,
-    show_metric: bool,
-    oneline: bool,
-) -> String {
+/// their own, or after `\` with `-o`).
+pub(super) fn route_line(state: &State, group: &[Route], show: RouteShow) -> String {
+    let (show_dev, show_metric, oneline) = (show.dev, show.metric, show.oneline);
     let r = &group[0];
     let multipath = group.len() > 1;
     let mut fields = Vec::new();
@@ -409,6 +426,9 @@ pub(super) fn route_line(
     }
     if let Some(dev) = r.device().filter(|_| show_dev && !multipath) {
         fields.push(format!("dev {}", state.link(dev).name));
+    }
+    if show.table && r.table != MAIN_TABLE {
+        fields.push(format!("table {}", table_name(r.table)));
     }
     match r.proto {
         RouteProto::Kernel => fields.push("proto kernel".to_string()),
@@ -711,12 +731,8 @@ fn addrs_json(state: &State, family: Family, filter: LinkFilter, style: Style) -
 /// One route of `ip -j route show` (a multipath route's nexthops in
 /// `nexthops`); `dev` is left out when the listing is filtered by device,
 /// `metric` when by metric.
-pub(super) fn route_json(
-    state: &State,
-    group: &[Route],
-    show_dev: bool,
-    show_metric: bool,
-) -> String {
+pub(super) fn route_json(state: &State, group: &[Route], show: RouteShow) -> String {
+    let (show_dev, show_metric) = (show.dev, show.metric);
     let r = &group[0];
     let multipath = group.len() > 1;
     let ipv4 = r.dst.is_ipv4();
@@ -735,6 +751,9 @@ pub(super) fn route_json(
     }
     if let Some(dev) = r.device().filter(|_| show_dev && !multipath) {
         fields.push(format!("\"dev\":{}", json_str(&state.link(dev).name)));
+    }
+    if show.table && r.table != MAIN_TABLE {
+        fields.push(format!("\"table\":\"{}\"", table_name(r.table)));
     }
     match r.proto {
         RouteProto::Kernel => fields.push("\"protocol\":\"kernel\"".to_string()),

@@ -10,6 +10,7 @@
 //! expectations come from.
 
 use super::*;
+use crate::cmd::config::MAIN_TABLE;
 use std::net::IpAddr;
 
 mod steps;
@@ -177,6 +178,7 @@ mod transcript {
         nexthop,
         rfc5549,
         dad,
+        tables,
     );
 }
 
@@ -642,6 +644,7 @@ fn addresses_and_routes_as_data() {
         weight: 1,
         group: 0,
         universe: false,
+        table: MAIN_TABLE,
     };
     assert_eq!(
         cfg.routes(),

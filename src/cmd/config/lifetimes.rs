@@ -89,6 +89,7 @@ pub(super) struct RouteExtras {
     prefix_len: u8,
     metric: u32,
     via: Option<IpAddr>,
+    table: u32,
     set_at: Duration,
     expires: Lifetime,
     /// The MTU an advertisement gave (RTAX_MTU).
@@ -99,8 +100,14 @@ pub(super) struct RouteExtras {
 
 impl RouteExtras {
     fn of(&self, r: &Route) -> bool {
-        (self.dev, self.dst, self.prefix_len, self.metric, self.via)
-            == (r.dev, r.dst, r.prefix_len, r.metric, r.via)
+        (
+            self.dev,
+            self.dst,
+            self.prefix_len,
+            self.metric,
+            self.via,
+            self.table,
+        ) == (r.dev, r.dst, r.prefix_len, r.metric, r.via, r.table)
     }
 }
 
@@ -359,6 +366,7 @@ impl State {
             prefix_len: r.prefix_len,
             metric: r.metric,
             via: r.via,
+            table: r.table,
             set_at: self.now,
             expires,
             mtu,

@@ -6,7 +6,7 @@
 use super::addrs::{v4_scope, v6_rank, SCOPE_UNIVERSE};
 use super::prefix::in_prefix;
 use super::routes::{in_multipath, siblings};
-use super::{v4, IfAddr, Link, LinkKind, NextHop, NoRoute, Route, RouteType, State};
+use super::{v4, IfAddr, Link, LinkKind, NextHop, NoRoute, Route, RouteType, State, MAIN_TABLE};
 use std::net::{IpAddr, Ipv6Addr};
 
 impl State {
@@ -92,7 +92,7 @@ impl State {
     /// an up link or a reject route.
     fn best_route(&self, dst: IpAddr) -> Option<&Route> {
         let mut best: Option<&Route> = None;
-        for r in &self.routes {
+        for r in self.routes.iter().filter(|r| r.table == MAIN_TABLE) {
             // A reject route matches whatever state its device (`lo`) is in.
             if (r.kind.rejects() || self.is_up(r.dev))
                 && in_prefix(dst, r.dst, r.prefix_len)
@@ -147,7 +147,9 @@ impl State {
 
     /// Whether the main table holds a reject route.
     pub(super) fn has_reject_routes(&self) -> bool {
-        self.routes.iter().any(|r| r.kind.rejects())
+        self.routes
+            .iter()
+            .any(|r| r.kind.rejects() && r.table == MAIN_TABLE)
     }
 
     /// Where a packet to `dst` goes (see [`super::NetConfig::lookup`]), or why

@@ -169,7 +169,7 @@ pub enum NoRoute {
     Blackhole,
 }
 
-/// A route of the main table.
+/// A route of a routing table (the main one unless [`Route::table`] says).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Route {
@@ -206,7 +206,19 @@ pub struct Route {
     /// has link scope). Such a route shows no `scope link` and does not make
     /// a gateway reachable, as a link-scope route does.
     pub universe: bool,
+    /// The routing table the route is in (254, the main table, unless `ip route
+    /// ... table N` said otherwise). Lookups read only the main table, as a
+    /// namespace's default rules (`ip rule`) do after the local table; the
+    /// others are kept and listed only.
+    pub table: u32,
 }
+
+/// The id of Linux's main routing table (`RT_TABLE_MAIN`).
+pub(crate) const MAIN_TABLE: u32 = 254;
+/// The id of Linux's local routing table (`RT_TABLE_LOCAL`).
+pub(crate) const LOCAL_TABLE: u32 = 255;
+/// The id of the table iproute2 names `default` (`RT_TABLE_DEFAULT`).
+pub(crate) const DEFAULT_TABLE: u32 = 253;
 
 impl Route {
     /// The route's metric: as given, or as Linux assigns it by default (0 for
@@ -368,6 +380,11 @@ pub(super) struct State {
     /// none until the first IPv4 route (an address's local route counts), and
     /// deleting or flushing routes fails until then.
     v4_table: bool,
+    /// The tables other than main that Linux has created, by family (true:
+    /// IPv6) and id: the first route added to a table creates it, and it
+    /// stays when its routes go. Listing, deleting or flushing in a table
+    /// that does not exist fails.
+    other_tables: Vec<(bool, u32)>,
     /// The lifetimes of the addresses that have them (see `lifetimes`).
     lifetimes: Vec<lifetimes::AddrLifetimes>,
     /// The expiry, hop limit and preference of the routes that have them.
@@ -425,6 +442,7 @@ impl State {
             lo_prefixes: Vec::new(),
             loopback6_added: false,
             v4_table: false,
+            other_tables: Vec::new(),
             lifetimes: Vec::new(),
             route_extras: Vec::new(),
             now: Duration::ZERO,
@@ -531,7 +549,24 @@ impl NetConfig {
     /// The main routing table, IPv4 then IPv6, in the order `ip route show` lists it
     /// (connected routes of up links included).
     pub fn routes(&self) -> Vec<Route> {
-        self.state.routes.clone()
+        self.state
+            .routes
+            .iter()
+            .filter(|r| r.table == MAIN_TABLE)
+            .copied()
+            .collect()
+    }
+
+    /// Every table's routes (`ip route show table all`, the kernel's local
+    /// table left out): IPv4 then IPv6, each family's tables in the order
+    /// Linux lists them. Only the main table's are used ([`Self::routes`]).
+    pub fn all_routes(&self) -> Vec<Route> {
+        self.state
+            .routes
+            .iter()
+            .filter(|r| r.table != LOCAL_TABLE)
+            .copied()
+            .collect()
     }
 
     /// Where a packet to `dst` goes, decided as Linux would (and as `ip route get`

@@ -11,7 +11,7 @@ use super::lifetimes::RoutePref;
 use super::prefix::{in_prefix, network};
 use super::{
     has_prefix_route, kernel, rtnl, IfAddr, LinkKind, Route, RouteProto, RouteType, State,
-    IPV4_MIN_MTU, MAX_USER_ROUTES,
+    IPV4_MIN_MTU, LOCAL_TABLE, MAIN_TABLE, MAX_USER_ROUTES,
 };
 use crate::cmd::error::CmdError;
 use std::cmp::Ordering;
@@ -44,6 +44,8 @@ pub(crate) struct RouteReq {
     /// Whether the route was written as a `nexthop` without a gateway, which
     /// Linux gives scope universe (see [`Route::universe`]).
     pub(crate) universe: bool,
+    /// The table named with `table` ([`MAIN_TABLE`] unless given).
+    pub(crate) table: u32,
 }
 
 /// Whether Linux makes `r` one of the nexthops of an IPv6 multipath route when
@@ -58,6 +60,9 @@ pub(super) fn ecmp_capable(r: &Route) -> bool {
 
 /// Whether `a` and `b` are nexthops of one multipath route (siblings).
 pub(super) fn siblings(a: &Route, b: &Route) -> bool {
+    if a.table != b.table {
+        return false;
+    }
     if a.dst.is_ipv4() {
         return a.group != 0 && a.group == b.group;
     }
@@ -159,6 +164,17 @@ pub(crate) struct RouteDel {
 /// a more specific prefix before the one containing it, then by metric. Equal keys
 /// keep their insertion order.
 fn route_order(a: &Route, b: &Route) -> Ordering {
+    // A dump lists IPv4 then IPv6, each family's tables in the order of
+    // Linux's table hash (the id modulo 256, `FIB_TABLE_HASHSZ`).
+    let family = a.dst.is_ipv6().cmp(&b.dst.is_ipv6());
+    let table = |r: &Route| (r.table & 0xff, r.table);
+    family
+        .then(table(a).cmp(&table(b)))
+        .then_with(|| prefix_order(a, b))
+}
+
+/// [`route_order`] within one table.
+fn prefix_order(a: &Route, b: &Route) -> Ordering {
     match (a.dst, b.dst) {
         (IpAddr::V4(x), IpAddr::V4(y)) => u32::from(x)
             .cmp(&u32::from(y))
@@ -208,6 +224,7 @@ pub(super) fn prefix_route(dev: u32, a: IfAddr, src: Option<IpAddr>) -> Route {
         weight: 1,
         group: 0,
         universe: false,
+        table: MAIN_TABLE,
     }
 }
 
@@ -301,9 +318,17 @@ impl State {
 
     /// The longest-prefix on-link route (no gateway) that holds `addr`. Linux
     /// looks gateways up among routes of link scope, which reject routes are not.
-    fn onlink_route(&self, addr: IpAddr, dev: Option<u32>) -> Option<&Route> {
+    /// Linux looks in the route's own table first, then (its full lookup) in
+    /// the main one.
+    fn onlink_route(&self, addr: IpAddr, dev: Option<u32>, table: u32) -> Option<&Route> {
+        self.onlink_route_in(addr, dev, table)
+            .or_else(|| self.onlink_route_in(addr, dev, MAIN_TABLE))
+    }
+
+    /// [`Self::onlink_route`] in one table.
+    fn onlink_route_in(&self, addr: IpAddr, dev: Option<u32>, table: u32) -> Option<&Route> {
         let mut best: Option<&Route> = None;
-        for r in &self.routes {
+        for r in self.routes.iter().filter(|r| r.table == table) {
             if r.via.is_none()
                 && !r.universe
                 && !r.kind.rejects()
@@ -319,7 +344,7 @@ impl State {
 
     /// Checks an IPv4 gateway the way Linux does (the local table first, then
     /// on-link routes of the main table) and returns the link it is reached on.
-    fn resolve_gw_v4(&self, gw: Ipv4Addr, dev: Option<u32>) -> Result<u32, CmdError> {
+    fn resolve_gw_v4(&self, gw: Ipv4Addr, dev: Option<u32>, table: u32) -> Result<u32, CmdError> {
         let invalid = || kernel("Nexthop has invalid gateway.");
         let wanted = |d: u32| dev.is_none_or(|x| x == d);
         // (prefix length, link, is a broadcast entry)
@@ -353,16 +378,24 @@ impl State {
             }
             return Ok(d);
         }
-        self.onlink_route(IpAddr::V4(gw), dev)
+        self.onlink_route(IpAddr::V4(gw), dev, table)
             .map(|r| r.dev)
             .ok_or_else(invalid)
     }
 
     /// The longest-prefix IPv6 route holding `addr` (lowest metric on a tie), only
     /// through `dev` if given.
-    fn lpm_v6(&self, addr: Ipv6Addr, dev: Option<u32>) -> Option<&Route> {
+    /// Looks in `table` first, then in the main table, as Linux's nexthop
+    /// checks do.
+    fn lpm_v6(&self, addr: Ipv6Addr, dev: Option<u32>, table: u32) -> Option<&Route> {
+        self.lpm_v6_in(addr, dev, table)
+            .or_else(|| self.lpm_v6_in(addr, dev, MAIN_TABLE))
+    }
+
+    /// [`Self::lpm_v6`] in one table.
+    fn lpm_v6_in(&self, addr: Ipv6Addr, dev: Option<u32>, table: u32) -> Option<&Route> {
         let mut best: Option<&Route> = None;
-        for r in &self.routes {
+        for r in self.routes.iter().filter(|r| r.table == table) {
             if dev.is_none_or(|d| d == r.dev)
                 && in_prefix(IpAddr::V6(addr), r.dst, r.prefix_len)
                 && best.is_none_or(|b| r.prefix_len > b.prefix_len)
@@ -376,7 +409,7 @@ impl State {
     /// Checks an IPv6 gateway the way Linux does and returns its link: a local
     /// gateway is refused; a link-local one needs the device named; any other must
     /// be on-link, found in the main table (or, failing that, the local table).
-    fn resolve_gw_v6(&self, gw: Ipv6Addr, dev: Option<u32>) -> Result<u32, CmdError> {
+    fn resolve_gw_v6(&self, gw: Ipv6Addr, dev: Option<u32>, table: u32) -> Result<u32, CmdError> {
         let link_local = gw.segments()[0] & 0xffc0 == 0xfe80;
         // A link-local gateway only clashes with the egress device's addresses.
         let is_own = |d: u32| {
@@ -399,7 +432,7 @@ impl State {
             // Linux turns IPv6 routes through lo into reject routes: no gateway
             // is reachable through them.
             let onlink = |r: &&Route| r.via.is_none() && !self.is_lo(r.dev);
-            match self.lpm_v6(gw, dev).filter(onlink) {
+            match self.lpm_v6(gw, dev, table).filter(onlink) {
                 Some(r) => egress = Some(r.dev),
                 _ => {
                     // The full lookup: the local table first.
@@ -409,7 +442,7 @@ impl State {
                         .find(|l| l.up && l.addrs.iter().any(|a| a.addr == IpAddr::V6(gw)));
                     let found = match local {
                         Some(l) => Some(l.index),
-                        None => self.lpm_v6(gw, None).filter(onlink).map(|r| r.dev),
+                        None => self.lpm_v6(gw, None, table).filter(onlink).map(|r| r.dev),
                     };
                     match found {
                         Some(d) if dev.is_none_or(|x| x == d) => egress = Some(d),
@@ -432,10 +465,27 @@ impl State {
 
     /// Linux creates its IPv4 main table for an `ip route add|replace` whose
     /// prefix is valid before it looks at the nexthop, so even a refused route
-    /// leaves the table behind (and later deletes and flushes find it).
-    pub(crate) fn create_v4_table_for(&mut self, req: &RouteReq) {
-        if req.dst.is_ipv4() && req.check_prefix().is_ok() {
-            self.v4_table = true;
+    /// leaves the table behind (and later deletes and flushes find it); so
+    /// too any other table named (IPv6's main table always exists).
+    pub(crate) fn create_table_for(&mut self, req: &RouteReq) {
+        if req.dst.is_ipv4() && req.check_prefix().is_err() {
+            return;
+        }
+        if req.table == MAIN_TABLE {
+            self.v4_table |= req.dst.is_ipv4();
+        } else if !self.other_tables.contains(&(req.dst.is_ipv6(), req.table)) {
+            self.other_tables.push((req.dst.is_ipv6(), req.table));
+        }
+    }
+
+    /// Whether Linux has the table of this family: IPv6's main and local
+    /// tables always, IPv4's main table once created, the others once a route
+    /// was added to them.
+    pub(crate) fn table_exists(&self, ipv6: bool, table: u32) -> bool {
+        match table {
+            MAIN_TABLE => ipv6 || self.v4_table,
+            LOCAL_TABLE => ipv6 || self.v4_table,
+            _ => self.other_tables.contains(&(ipv6, table)),
         }
     }
 
@@ -485,6 +535,7 @@ impl State {
             weight: req.weight,
             group: 0,
             universe: req.universe && via.is_none(),
+            table: req.table,
         };
         let place = match dst {
             IpAddr::V4(_) => self.place_v4(&route, mode)?,
@@ -512,7 +563,10 @@ impl State {
         (0..self.routes.len())
             .filter(|&i| {
                 let r = &self.routes[i];
-                r.dst == route.dst && r.prefix_len == route.prefix_len && r.metric == route.metric
+                r.dst == route.dst
+                    && r.prefix_len == route.prefix_len
+                    && r.metric == route.metric
+                    && r.table == route.table
             })
             .collect()
     }
@@ -592,10 +646,10 @@ impl State {
     fn check_nexthop_v4(&self, req: &RouteReq, via: Option<IpAddr>) -> Result<u32, CmdError> {
         let dev = match (via, req.dev) {
             (None, None) => return Err(rtnl("No such device")),
-            (Some(IpAddr::V4(gw)), dev) => self.resolve_gw_v4(gw, dev)?,
+            (Some(IpAddr::V4(gw)), dev) => self.resolve_gw_v4(gw, dev, req.table)?,
             (Some(IpAddr::V6(gw)), dev) => {
                 // An IPv6 gateway (RFC 5549), checked as an IPv6 route's.
-                let d = self.resolve_gw_v6(gw, dev)?;
+                let d = self.resolve_gw_v6(gw, dev, req.table)?;
                 if !self.is_up(d) {
                     return Err(kernel("Nexthop device is not up."));
                 }
@@ -656,7 +710,7 @@ impl State {
         let dev = match (via, req.dev) {
             (None, None) => return Err(rtnl("No such device")),
             (Some(IpAddr::V6(gw)), dev) => {
-                let d = self.resolve_gw_v6(gw, dev)?;
+                let d = self.resolve_gw_v6(gw, dev, req.table)?;
                 if !self.is_up(d) {
                     return Err(kernel("Nexthop device is not up."));
                 }
@@ -770,13 +824,13 @@ impl State {
         let dst = match req.dst {
             IpAddr::V4(_) => {
                 req.check_prefix()?;
-                if !self.v4_table {
-                    return Err(kernel("FIB table does not exist."));
-                }
                 req.dst
             }
             IpAddr::V6(_) => network(req.dst, req.prefix_len),
         };
+        if !self.table_exists(dst.is_ipv6(), req.table) {
+            return Err(kernel("FIB table does not exist."));
+        }
         let via = req.via.filter(|g| !g.is_unspecified());
         let same_prefix = |r: &&Route| r.dst == dst && r.prefix_len == req.prefix_len;
         // IPv4 matches a type given (the model reads none as unicast), IPv6
@@ -792,6 +846,7 @@ impl State {
         let found = (0..self.routes.len()).find(|&i| {
             let r = &self.routes[i];
             !later_nexthop(i)
+                && r.table == req.table
                 && same_prefix(&r)
                 && kind_matches(r)
                 && via.is_none_or(|g| r.via == Some(g))
@@ -831,13 +886,21 @@ impl State {
         }
     }
 
-    /// The check step of `ip route flush` for a family: Linux cannot flush an
-    /// IPv4 table it has not created yet.
-    pub(crate) fn check_route_flush(&self, ipv6: bool) -> Result<(), CmdError> {
-        if !ipv6 && !self.v4_table {
+    /// The check step of `ip route flush|show` for a family and a table
+    /// (`None`: all): Linux cannot dump a table it has not created yet.
+    /// `flush`: the error ends a flush, not a dump.
+    pub(crate) fn check_route_dump(
+        &self,
+        ipv6: bool,
+        table: Option<u32>,
+        flush: bool,
+    ) -> Result<(), CmdError> {
+        if table.is_some_and(|t| !self.table_exists(ipv6, t)) {
+            let family = if ipv6 { "ipv6" } else { "ipv4" };
+            let what = if flush { "Flush" } else { "Dump" };
             return Err(CmdError::new(
                 2,
-                "Error: ipv4: FIB table does not exist.\nFlush terminated",
+                format!("Error: {family}: FIB table does not exist.\n{what} terminated"),
             ));
         }
         Ok(())

@@ -9,7 +9,8 @@ use super::{
     unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ROUTE_USAGE,
 };
 use crate::cmd::config::{
-    in_prefix, kernel, Route, RouteMode, RouteProto, RouteReq, RouteType, State,
+    in_prefix, kernel, Route, RouteMode, RouteProto, RouteReq, RouteType, State, DEFAULT_TABLE,
+    LOCAL_TABLE, MAIN_TABLE,
 };
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{self, Family, Parsed};
@@ -70,12 +71,12 @@ fn route_add(
     let req = parse_route(|dev| state.find(dev), family, words)?;
     if req.more_nexthops.is_empty() {
         let checked = state.check_route_add(&req, mode);
-        state.create_v4_table_for(&req);
+        state.create_table_for(&req);
         state.apply_route_add(checked?);
         return Ok(String::new());
     }
+    state.create_table_for(&req);
     if req.dst.is_ipv4() {
-        state.create_v4_table_for(&req);
         return state.add_multipath_v4(&req, mode).map(|()| String::new());
     }
     // An IPv6 multipath route: its first nexthop as the command says, the
@@ -120,6 +121,8 @@ enum RouteKw {
     Nexthop,
     /// `expires N`.
     Expires,
+    /// `table TABLE`.
+    Table,
     /// A keyword the stack cannot honour; true if it takes a value.
     Unsupported(bool),
 }
@@ -158,7 +161,7 @@ const ROUTE_KEYWORDS: &[(&str, Match, RouteKw)] = &[
     ("nexthop", Exact, RouteKw::Nexthop),
     ("nhid", Exact, RouteKw::Unsupported(true)),
     ("protocol", Prefix, RouteKw::Unsupported(true)),
-    ("table", Prefix, RouteKw::Unsupported(true)),
+    ("table", Prefix, RouteKw::Table),
     ("vrf", Prefix, RouteKw::Unsupported(true)),
     ("dev", Exact, RouteKw::Dev),
     ("oif", Exact, RouteKw::Dev),
@@ -205,6 +208,7 @@ pub(crate) fn parse_route(
     let mut nexthops: Vec<Nexthop> = Vec::new();
     let mut kind = RouteType::Unicast;
     let mut expires: Option<u32> = None;
+    let mut table = MAIN_TABLE;
     // A route type the stack has no use for; refused once the line has parsed.
     let mut bad_type: Option<&str> = None;
     while let Some(word) = args.next() {
@@ -231,6 +235,15 @@ pub(crate) fn parse_route(
                     parse::get_u32(value)
                         .ok_or_else(|| invarg("\"expires\" value is invalid\n", value))?,
                 );
+            }
+            Some((_, RouteKw::Table)) => {
+                let value = args.value()?;
+                // Table 0 (`unspec`) is the main table to the kernel.
+                table =
+                    table_id(value).ok_or_else(|| invarg("\"table\" value is invalid\n", value))?;
+                if table == 0 {
+                    table = MAIN_TABLE;
+                }
             }
             Some((name, RouteKw::Unsupported(value))) => {
                 return Err(refuse(
@@ -324,7 +337,20 @@ pub(crate) fn parse_route(
         weight,
         expires,
         universe,
+        table,
     })
+}
+
+/// A table as iproute2 reads it (`rtnl_rttable_a2n` with the names of a
+/// stock `rt_tables`): a name or a number.
+fn table_id(value: &str) -> Option<u32> {
+    match value {
+        "main" => Some(MAIN_TABLE),
+        "local" => Some(LOCAL_TABLE),
+        "default" => Some(DEFAULT_TABLE),
+        "unspec" => Some(0),
+        _ => parse::get_u32(value),
+    }
 }
 
 /// One `nexthop` as written: gateway (none: on-link), device name, weight.
@@ -515,6 +541,11 @@ fn route_list(
     let Some(selector) = parse_route_list(|dev| state.find(dev), family, words, flush)? else {
         return Ok(String::new());
     };
+    // Linux dumps the main table without asking whether it exists; a flush
+    // of it, and a dump or flush of any other table named, fail without it.
+    if flush || selector.table.is_some_and(|t| t != MAIN_TABLE) {
+        state.check_route_dump(selector.ipv6, selector.table, flush)?;
+    }
     // A multipath route is one route to `ip route`: selected by its first
     // nexthop, never by a device (it has none of its own).
     let selected: Vec<Vec<Route>> = state
@@ -524,22 +555,27 @@ fn route_list(
         .filter(|g| selector.selects(&g[0]) && (g.len() == 1 || selector.dev.is_none()))
         .collect();
     if flush {
-        state.check_route_flush(selector.ipv6)?;
         let doomed: Vec<Route> = selected.iter().flat_map(|g| g.iter().copied()).collect();
         state.flush_routes(|r| doomed.contains(r));
         return Ok(String::new());
     }
-    let (show_dev, show_metric) = (selector.dev.is_none(), selector.metric.is_none());
+    let show = show::RouteShow {
+        dev: selector.dev.is_none(),
+        metric: selector.metric.is_none(),
+        // iproute2 names a route's table only when listing them all.
+        table: selector.table.is_none(),
+        oneline: style.oneline,
+    };
     if style.json {
         let items: Vec<String> = selected
             .iter()
-            .map(|g| show::route_json(state, g, show_dev, show_metric))
+            .map(|g| show::route_json(state, g, show))
             .collect();
         return Ok(show::objects_json(&items));
     }
     Ok(selected
         .iter()
-        .map(|g| show::route_line(state, g, show_dev, show_metric, style.oneline))
+        .map(|g| show::route_line(state, g, show))
         .collect())
 }
 
@@ -548,6 +584,11 @@ fn route_list(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RouteSelector {
     pub(crate) ipv6: bool,
+    /// `table all` without a family: IPv4 and IPv6 routes alike (`ipv6` is
+    /// then false).
+    pub(crate) both_families: bool,
+    /// The table (`None`: all; [`MAIN_TABLE`] unless given).
+    pub(crate) table: Option<u32>,
     pub(crate) dev: Option<u32>,
     /// `root PREFIX`: routes inside the prefix (iproute2's `rdst`).
     pub(crate) root: Option<(IpAddr, u8)>,
@@ -562,7 +603,8 @@ pub(crate) struct RouteSelector {
 impl RouteSelector {
     /// Whether the selector selects this route.
     pub(crate) fn selects(&self, r: &Route) -> bool {
-        r.dst.is_ipv6() == self.ipv6
+        (self.both_families || r.dst.is_ipv6() == self.ipv6)
+            && self.table.is_none_or(|t| t == r.table)
             && self.dev.is_none_or(|d| Some(d) == r.device())
             && self
                 .root
@@ -601,17 +643,22 @@ pub(crate) fn parse_route_list(
     let mut metric: Option<u32> = None;
     let mut proto: Option<u32> = None;
     let mut cache = false;
+    let mut table = Some(MAIN_TABLE);
     while let Some(word) = args.next() {
         match pick(word, ROUTE_LIST_KEYWORDS) {
             Some((_, ListKw::Cache)) => cache = true,
             Some((_, ListKw::Table)) => {
-                let table = args.value()?;
-                if table == "help" {
+                let value = args.value()?;
+                if value == "help" {
                     return Err(usage(ROUTE_USAGE));
                 }
-                if !matches!(table, "main" | "254") {
-                    return Err(unsupported(&format!("table \"{table}\"")));
-                }
+                // `all` and table 0 list every table.
+                let id = match value {
+                    "all" => 0,
+                    _ => table_id(value)
+                        .ok_or_else(|| invarg("table id value is invalid\n", value))?,
+                };
+                table = (id != 0).then_some(id);
             }
             Some((_, ListKw::Dev)) => dev = Some(args.value()?),
             Some((_, ListKw::Metric)) => metric = Some(metric_value(args.value()?)?),
@@ -638,6 +685,8 @@ pub(crate) fn parse_route_list(
         Some(d) => Some(find_link(d).ok_or_else(|| cannot_find(d))?),
         None => None,
     };
+    // iproute2 lists both families for all tables unless one was chosen.
+    let both_families = family == Family::Unspec && table.is_none();
     let ipv6 = match family {
         Family::Unspec | Family::Inet => false,
         Family::Inet6 => true,
@@ -648,6 +697,8 @@ pub(crate) fn parse_route_list(
     }
     Ok(Some(RouteSelector {
         ipv6,
+        both_families,
+        table,
         dev,
         root,
         covers,

@@ -7,7 +7,9 @@
 //! the differential test hold against Linux; here they pin down which step
 //! answers what.
 
-use crate::cmd::config::{AddrChange, AddrReq, RouteMode, RoutePlace, RouteReq, V4Slot};
+use crate::cmd::config::{
+    AddrChange, AddrReq, RouteMode, RoutePlace, RouteReq, V4Slot, MAIN_TABLE,
+};
 use crate::cmd::ip::{
     addr_request, parse_addr, parse_route, parse_route_list, AddrArgs, Brd, RouteSelector,
 };
@@ -67,6 +69,7 @@ fn req(dst: &str, prefix_len: u8, via: Option<&str>, dev: Option<u32>) -> RouteR
         weight: 1,
         expires: None,
         universe: false,
+        table: MAIN_TABLE,
     }
 }
 
@@ -178,6 +181,7 @@ fn route_add_check_returns_the_route_and_apply_adds_it() {
         weight: 1,
         group: 0,
         universe: false,
+        table: MAIN_TABLE,
     };
     assert_eq!((add.route, add.place), (route, RoutePlace::Sorted));
     assert!(!cfg.routes().contains(&route), "a check changes nothing");
@@ -314,21 +318,27 @@ fn a_refused_ipv4_route_still_creates_the_table() {
     let no_table = (2, "Error: FIB table does not exist.".to_string());
     let wanted = req("10.0.0.0", 8, None, Some(2));
     assert_eq!(error(cfg.state().check_route_del(&wanted)), no_table);
-    assert!(cfg.state().check_route_flush(false).is_err());
+    assert!(cfg
+        .state()
+        .check_route_dump(false, Some(MAIN_TABLE), true)
+        .is_err());
     // Host bits set: refused before Linux creates anything.
-    cfg.change(|state| state.create_v4_table_for(&req("10.0.0.1", 8, None, Some(2))));
+    cfg.change(|state| state.create_table_for(&req("10.0.0.1", 8, None, Some(2))));
     assert_eq!(error(cfg.state().check_route_del(&wanted)), no_table);
     // vde0 is down, so the route is refused, but the table is there.
     assert!(cfg
         .state()
         .check_route_add(&wanted, RouteMode::Add)
         .is_err());
-    cfg.change(|state| state.create_v4_table_for(&wanted));
+    cfg.change(|state| state.create_table_for(&wanted));
     assert_eq!(
         error(cfg.state().check_route_del(&wanted)),
         (2, "RTNETLINK answers: No such process".to_string())
     );
-    assert_eq!(cfg.state().check_route_flush(false), Ok(()));
+    assert_eq!(
+        cfg.state().check_route_dump(false, Some(MAIN_TABLE), true),
+        Ok(())
+    );
     assert!(cfg.routes().is_empty());
 }
 
@@ -375,6 +385,8 @@ fn route_del_check_finds_the_route_and_apply_removes_it() {
 fn selector(ipv6: bool) -> RouteSelector {
     RouteSelector {
         ipv6,
+        both_families: false,
+        table: Some(MAIN_TABLE),
         dev: None,
         root: None,
         covers: None,
@@ -434,11 +446,33 @@ fn route_list_parse_reads_selectors() {
             "Error: argument \"256\" is wrong: invalid \"protocol\"".to_string()
         )
     );
+    // Tables by name or number; `all` (and 0) every table, both families
+    // unless one was chosen.
+    let table = |family, line: &str| parse(family, line, false).map(|s| s.map(|s| s.table));
+    assert_eq!(table(Family::Unspec, "table local"), Ok(Some(Some(255))));
+    assert_eq!(table(Family::Unspec, "table default"), Ok(Some(Some(253))));
+    assert_eq!(table(Family::Unspec, "table 1000"), Ok(Some(Some(1000))));
+    assert_eq!(table(Family::Unspec, "table 0"), Ok(Some(None)));
     assert_eq!(
-        error(parse(Family::Unspec, "table local", false)),
+        parse(Family::Unspec, "table all", false),
+        Ok(Some(RouteSelector {
+            both_families: true,
+            table: None,
+            ..selector(false)
+        }))
+    );
+    assert_eq!(
+        parse(Family::Inet6, "table all", false),
+        Ok(Some(RouteSelector {
+            table: None,
+            ..selector(true)
+        }))
+    );
+    assert_eq!(
+        error(parse(Family::Unspec, "table foo", false)),
         (
-            2,
-            "Error: vdestack: table \"local\" is not supported.".to_string()
+            255,
+            "Error: argument \"foo\" is wrong: table id value is invalid".to_string()
         )
     );
 }
@@ -457,6 +491,7 @@ fn route_selector_selects_by_every_field() {
         weight: 1,
         group: 0,
         universe: false,
+        table: MAIN_TABLE,
     };
     let kernel = route("10.0.0.0", 24, 2, RouteProto::Kernel);
     let added = route("10.1.0.0", 16, 1, RouteProto::Boot);
@@ -518,18 +553,24 @@ fn route_selector_selects_by_every_field() {
 fn route_flush_check_needs_the_table_and_apply_removes_the_selected() {
     let mut cfg = config("");
     assert_eq!(
-        error(cfg.state().check_route_flush(false)),
+        error(cfg.state().check_route_dump(false, Some(MAIN_TABLE), true)),
         (
             2,
             "Error: ipv4: FIB table does not exist.\nFlush terminated".to_string()
         )
     );
-    assert_eq!(cfg.state().check_route_flush(true), Ok(()));
+    assert_eq!(
+        cfg.state().check_route_dump(true, Some(MAIN_TABLE), true),
+        Ok(())
+    );
 
     cfg = config(&format!(
         "{UP_10}; /bin/ip route add 10.1.0.0/16 via 10.0.0.254"
     ));
-    assert_eq!(cfg.state().check_route_flush(false), Ok(()));
+    assert_eq!(
+        cfg.state().check_route_dump(false, Some(MAIN_TABLE), true),
+        Ok(())
+    );
     let boot = RouteSelector {
         proto: Some(3),
         ..selector(false)
