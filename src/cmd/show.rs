@@ -9,7 +9,7 @@
 
 use super::config::{
     AddrTimes, IfAddr, Lifetime, Link, LinkKind, LinkStats, Neighbor, NeighborState, Route,
-    RouteProto, State, DEFAULT_TABLE, LOCAL_TABLE, MAIN_TABLE,
+    RouteProto, RouteType, State, DEFAULT_TABLE, LOCAL_TABLE, MAIN_TABLE,
 };
 use super::parse::{format_addr, format_mac, Family};
 use std::fmt::Write;
@@ -394,6 +394,19 @@ pub(super) struct RouteShow {
     pub(super) oneline: bool,
 }
 
+/// The scope iproute2 prints for an IPv4 route (none for universe, the
+/// scope of routes through a gateway and of reject routes): `host` for a
+/// local destination, `link` for one reached on the link.
+fn scope_name(r: &Route) -> Option<&'static str> {
+    if r.dst.is_ipv6() || r.kind.rejects() {
+        return None;
+    }
+    if r.kind == RouteType::Local {
+        return Some("host");
+    }
+    (r.via.is_none() && !r.universe).then_some("link")
+}
+
 /// A table's name as iproute2 prints it (`rtnl_rttable_n2a`).
 fn table_name(table: u32) -> String {
     match table {
@@ -411,7 +424,7 @@ pub(super) fn route_line(state: &State, group: &[Route], show: RouteShow) -> Str
     let r = &group[0];
     let multipath = group.len() > 1;
     let mut fields = Vec::new();
-    if r.kind.rejects() {
+    if r.kind != RouteType::Unicast {
         fields.push(r.kind.name().to_string());
     }
     fields.push(dst_text(r));
@@ -436,8 +449,8 @@ pub(super) fn route_line(state: &State, group: &[Route], show: RouteShow) -> Str
         _ => {}
     }
     let ipv4 = r.dst.is_ipv4();
-    if ipv4 && r.via.is_none() && !r.universe && !r.kind.rejects() {
-        fields.push("scope link".to_string());
+    if let Some(scope) = scope_name(r) {
+        fields.push(format!("scope {scope}"));
     }
     if let Some(src) = r.src {
         fields.push(format!("src {}", format_addr(src)));
@@ -737,7 +750,7 @@ pub(super) fn route_json(state: &State, group: &[Route], show: RouteShow) -> Str
     let multipath = group.len() > 1;
     let ipv4 = r.dst.is_ipv4();
     let mut fields = Vec::new();
-    if r.kind.rejects() {
+    if r.kind != RouteType::Unicast {
         fields.push(format!("\"type\":\"{}\"", r.kind.name()));
     }
     fields.push(format!("\"dst\":\"{}\"", dst_text(r)));
@@ -760,8 +773,8 @@ pub(super) fn route_json(state: &State, group: &[Route], show: RouteShow) -> Str
         RouteProto::Ra => fields.push("\"protocol\":\"ra\"".to_string()),
         _ => {}
     }
-    if ipv4 && r.via.is_none() && !r.universe && !r.kind.rejects() {
-        fields.push("\"scope\":\"link\"".to_string());
+    if let Some(scope) = scope_name(r) {
+        fields.push(format!("\"scope\":\"{scope}\""));
     }
     if let Some(src) = r.src {
         fields.push(format!("\"prefsrc\":\"{}\"", format_addr(src)));

@@ -179,6 +179,7 @@ mod transcript {
         rfc5549,
         dad,
         tables,
+        local_table,
     );
 }
 
@@ -1313,4 +1314,30 @@ fn multipath_flows_share_the_nexthops_by_weight() {
             assert_eq!(hop.addr, ip(gateway));
         }
     }
+}
+
+/// The kernel's local table entries are derived from the addresses: listed as
+/// Linux lists them (the `local_table` transcript), never flushed, a refusal
+/// rather than a listing that would disagree with Linux's afterwards. Routes
+/// added to other tables are never looked up (no `ip rule` selects them).
+#[test]
+fn local_entries_are_not_flushed_and_other_tables_not_looked_up() {
+    let mut cfg = fresh();
+    ok(
+        &mut cfg,
+        "/bin/ip link set lo up; /bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0",
+    );
+    let before = cfg.run("/bin/ip route show table local").unwrap();
+    let e = cfg
+        .run("/bin/ip route flush table local dev vde0")
+        .unwrap_err();
+    assert_eq!(e.status(), 2);
+    assert_eq!(cfg.run("/bin/ip route show table local").unwrap(), before);
+    ok(
+        &mut cfg,
+        "/bin/ip route add 10.9.0.0/16 via 10.0.0.2 table 100",
+    );
+    assert_eq!(cfg.lookup(ip("10.9.1.1")), None);
+    assert!(cfg.routes().iter().all(|r| r.table == MAIN_TABLE));
+    assert!(cfg.all_routes().iter().any(|r| r.table == 100));
 }

@@ -1,12 +1,16 @@
 //! The local table: which addresses are the stack's own, the prefixes `lo`
-//! answers for, and the IPv4 broadcast addresses of up links.
+//! answers for, and the IPv4 broadcast addresses of up links; and the
+//! entries Linux lists for them (`ip route show table local`).
 //!
 //! Read only: `bind()` (through [`super::NetConfig::is_local_addr`]), the
-//! gateway checks of the route part and the lookups ask it.
+//! gateway checks of the route part, the lookups and `ip route show` ask it.
 
-use super::prefix::{in_prefix, mask_v4};
-use super::{has_prefix_route, v4, IfAddr, State};
-use std::net::{IpAddr, Ipv4Addr};
+use super::prefix::{in_prefix, mask_v4, network};
+use super::{has_prefix_route, v4, IfAddr, Route, RouteProto, RouteType, State, LOCAL_TABLE};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The metric of the local table's IPv6 `ff00::/8` entries.
+const IPV6_MULTICAST_METRIC: u32 = 256;
 
 impl State {
     /// Is `addr` in Linux's local table (see [`super::NetConfig::is_local_addr`])?
@@ -58,5 +62,116 @@ impl State {
                     && net | !mask_v4(a.prefix_len) == u32::from(gw);
                 subnet_brd || self.broadcast(dev, &a) == Some(gw)
             })
+    }
+
+    /// The entries the kernel keeps in its local table, as Linux makes them
+    /// from the addresses (in no particular order): for each IPv4 address
+    /// (on any link) `local ADDR`, with its primary as source; for each
+    /// prefix of `lo` `local PREFIX`; on up links, the broadcast addresses
+    /// of [`Self::is_v4_broadcast`]; for each usable IPv6 address of an up
+    /// link (or of `lo`) `local ADDR`, and for each up link but `lo` with IPv6
+    /// `multicast ff00::/8`.
+    pub(crate) fn kernel_local_routes(&self) -> Vec<Route> {
+        let entry = |kind, dst: IpAddr, prefix_len, dev, src, metric| Route {
+            kind,
+            dst,
+            prefix_len,
+            via: None,
+            dev,
+            proto: RouteProto::Kernel,
+            src,
+            metric,
+            weight: 1,
+            group: 0,
+            universe: false,
+            table: LOCAL_TABLE,
+        };
+        let mut out: Vec<Route> = Vec::new();
+        let mut push = |r: Route| {
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        };
+        for l in &self.links {
+            for i in 0..self.v4_count(l.index) {
+                let a = l.addrs[i];
+                // A secondary's source is the primary of its subnet.
+                let primary = l.addrs[..i]
+                    .iter()
+                    .find(|b| {
+                        b.prefix_len == a.prefix_len && in_prefix(b.addr, a.addr, a.prefix_len)
+                    })
+                    .map_or(a.addr, |b| b.addr);
+                push(entry(
+                    RouteType::Local,
+                    a.addr,
+                    32,
+                    l.index,
+                    Some(primary),
+                    0,
+                ));
+                if !l.up {
+                    continue;
+                }
+                let Some(a4) = v4(a.addr) else { continue };
+                let mask = mask_v4(a.prefix_len);
+                if a.prefix_len < 31 && has_prefix_route(a) && primary == a.addr {
+                    let brd = Ipv4Addr::from(u32::from(a4) & mask | !mask);
+                    push(entry(
+                        RouteType::Broadcast,
+                        brd.into(),
+                        32,
+                        l.index,
+                        Some(primary),
+                        0,
+                    ));
+                }
+                if let Some(brd) = self.broadcast(l.index, &a) {
+                    push(entry(
+                        RouteType::Broadcast,
+                        brd.into(),
+                        32,
+                        l.index,
+                        Some(primary),
+                        0,
+                    ));
+                }
+            }
+            // `lo`'s IPv6 addresses skip duplicate address detection and
+            // enter the table even while it is down.
+            if (l.up || self.is_lo(l.index)) && !self.ipv6_disabled(l.index) {
+                for a in l.addrs.iter().filter(|a| a.addr.is_ipv6()) {
+                    if self.is_usable(l.index, a) {
+                        push(entry(RouteType::Local, a.addr, 128, l.index, None, 0));
+                    }
+                }
+                if l.up && !self.is_lo(l.index) {
+                    let all = IpAddr::V6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0));
+                    push(entry(
+                        RouteType::Multicast,
+                        all,
+                        8,
+                        l.index,
+                        None,
+                        IPV6_MULTICAST_METRIC,
+                    ));
+                }
+            }
+        }
+        for p in &self.lo_prefixes {
+            let dst = network(p.addr, p.prefix_len);
+            let lo = self.links.iter().find(|l| self.is_lo(l.index));
+            if let Some(lo) = lo {
+                push(entry(
+                    RouteType::Local,
+                    dst,
+                    p.prefix_len,
+                    lo.index,
+                    Some(p.addr),
+                    0,
+                ));
+            }
+        }
+        out
     }
 }

@@ -92,7 +92,11 @@ impl State {
     /// an up link or a reject route.
     fn best_route(&self, dst: IpAddr) -> Option<&Route> {
         let mut best: Option<&Route> = None;
-        for r in self.routes.iter().filter(|r| r.table == MAIN_TABLE) {
+        for r in self
+            .routes
+            .iter()
+            .filter(|r| r.table == MAIN_TABLE && r.kind.forwards())
+        {
             // A reject route matches whatever state its device (`lo`) is in.
             if (r.kind.rejects() || self.is_up(r.dev))
                 && in_prefix(dst, r.dst, r.prefix_len)
@@ -189,7 +193,8 @@ impl State {
             RouteType::Unreachable => return Err(NoRoute::HostUnreachable),
             RouteType::Prohibit => return Err(NoRoute::Prohibited),
             RouteType::Blackhole => return Err(NoRoute::Blackhole),
-            RouteType::Throw => return Err(NoRoute::NetUnreachable),
+            // Not among the routes `best_route` picks.
+            _ => return Err(NoRoute::NetUnreachable),
         }
         if self.is_lo(r.dev) {
             // Through lo, Linux delivers IPv4 locally ("cache <local>"); IPv6 only

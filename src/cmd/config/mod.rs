@@ -46,7 +46,7 @@ pub(super) use neighbors::NeighMode;
 pub(super) use prefix::{in_prefix, mask_v4};
 #[cfg(test)]
 pub(super) use routes::RoutePlace;
-pub(super) use routes::{RouteMode, RouteReq};
+pub(super) use routes::{route_order, RouteMode, RouteReq};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
@@ -135,6 +135,16 @@ pub enum RouteType {
     /// The lookup ends here without a route (ENETUNREACH), as if the table
     /// had none.
     Throw,
+    /// A destination of the stack's own (the local table's entries for its
+    /// addresses, or `ip route add local PREFIX`).
+    Local,
+    /// A broadcast address of a link (the local table).
+    Broadcast,
+    /// An anycast address of the stack's (`ip route add anycast`).
+    Anycast,
+    /// Multicast destinations (`ip route add multicast`, the local table's
+    /// IPv6 `ff00::/8`).
+    Multicast,
 }
 
 impl RouteType {
@@ -146,12 +156,26 @@ impl RouteType {
             RouteType::Prohibit => "prohibit",
             RouteType::Blackhole => "blackhole",
             RouteType::Throw => "throw",
+            RouteType::Local => "local",
+            RouteType::Broadcast => "broadcast",
+            RouteType::Anycast => "anycast",
+            RouteType::Multicast => "multicast",
         }
     }
 
     /// Whether the route refuses what it matches (a reject route).
     pub fn rejects(self) -> bool {
-        self != RouteType::Unicast
+        matches!(
+            self,
+            RouteType::Unreachable | RouteType::Prohibit | RouteType::Blackhole | RouteType::Throw
+        )
+    }
+
+    /// Whether unicast lookups use the route: unicast and reject routes (the
+    /// others are for local, broadcast and multicast delivery, which the
+    /// model decides from its addresses).
+    pub(crate) fn forwards(self) -> bool {
+        self == RouteType::Unicast || self.rejects()
     }
 }
 
@@ -557,16 +581,20 @@ impl NetConfig {
             .collect()
     }
 
-    /// Every table's routes (`ip route show table all`, the kernel's local
-    /// table left out): IPv4 then IPv6, each family's tables in the order
-    /// Linux lists them. Only the main table's are used ([`Self::routes`]).
+    /// Every table's routes, as `ip route show table all` lists them (the
+    /// kernel's local table entries included): IPv4 then IPv6, each family's
+    /// tables in the order Linux lists them. Only the main table's are looked
+    /// up ([`Self::routes`]).
     pub fn all_routes(&self) -> Vec<Route> {
-        self.state
+        let mut all: Vec<Route> = self
+            .state
             .routes
             .iter()
-            .filter(|r| r.table != LOCAL_TABLE)
             .copied()
-            .collect()
+            .chain(self.state.kernel_local_routes())
+            .collect();
+        all.sort_by(route_order);
+        all
     }
 
     /// Where a packet to `dst` goes, decided as Linux would (and as `ip route get`

@@ -163,7 +163,7 @@ pub(crate) struct RouteDel {
 /// prefixes first, then by metric. IPv6 (the fib6 tree, walked children first): by address bits,
 /// a more specific prefix before the one containing it, then by metric. Equal keys
 /// keep their insertion order.
-fn route_order(a: &Route, b: &Route) -> Ordering {
+pub(crate) fn route_order(a: &Route, b: &Route) -> Ordering {
     // A dump lists IPv4 then IPv6, each family's tables in the order of
     // Linux's table hash (the id modulo 256, `FIB_TABLE_HASHSZ`).
     let family = a.dst.is_ipv6().cmp(&b.dst.is_ipv6());
@@ -331,7 +331,7 @@ impl State {
         for r in self.routes.iter().filter(|r| r.table == table) {
             if r.via.is_none()
                 && !r.universe
-                && !r.kind.rejects()
+                && r.kind == RouteType::Unicast
                 && dev.is_none_or(|d| d == r.dev)
                 && in_prefix(addr, r.dst, r.prefix_len)
                 && best.is_none_or(|b| r.prefix_len > b.prefix_len)

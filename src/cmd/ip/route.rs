@@ -9,8 +9,8 @@ use super::{
     unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ROUTE_USAGE,
 };
 use crate::cmd::config::{
-    in_prefix, kernel, Route, RouteMode, RouteProto, RouteReq, RouteType, State, DEFAULT_TABLE,
-    LOCAL_TABLE, MAIN_TABLE,
+    in_prefix, kernel, route_order, Route, RouteMode, RouteProto, RouteReq, RouteType, State,
+    DEFAULT_TABLE, LOCAL_TABLE, MAIN_TABLE,
 };
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{self, Family, Parsed};
@@ -548,13 +548,29 @@ fn route_list(
     }
     // A multipath route is one route to `ip route`: selected by its first
     // nexthop, never by a device (it has none of its own).
-    let selected: Vec<Vec<Route>> = state
+    let kernel_local: Vec<Vec<Route>> = state
+        .kernel_local_routes()
+        .into_iter()
+        .map(|r| vec![r])
+        .collect();
+    let mut selected: Vec<Vec<Route>> = state
         .route_groups()
         .into_iter()
         .map(|g| g.iter().map(|&i| state.routes[i]).collect::<Vec<Route>>())
+        .chain(kernel_local)
         .filter(|g| selector.selects(&g[0]) && (g.len() == 1 || selector.dev.is_none()))
         .collect();
+    // The kernel's local entries among the others, in table order (stable:
+    // the table's own order of equal routes stays).
+    selected.sort_by(|a, b| route_order(&a[0], &b[0]));
     if flush {
+        if selected
+            .iter()
+            .any(|g| g[0].table == LOCAL_TABLE && g[0].proto == RouteProto::Kernel)
+        {
+            // The model derives them from the addresses; it cannot drop them.
+            return Err(unsupported("flushing the kernel's local table entries"));
+        }
         let doomed: Vec<Route> = selected.iter().flat_map(|g| g.iter().copied()).collect();
         state.flush_routes(|r| doomed.contains(r));
         return Ok(String::new());
