@@ -180,6 +180,7 @@ mod transcript {
         dad,
         tables,
         local_table,
+        route_types,
     );
 }
 
@@ -445,9 +446,9 @@ fn unsupported_things_are_refused_not_ignored() {
     );
     fails(
         &mut cfg,
-        "/bin/ip route add multicast 10.7.0.0/16",
+        "/bin/ip -6 route add nat 2001:db8:7::/48 dev vde0",
         2,
-        "Error: vdestack: the \"multicast\" route type is not supported.",
+        "Error: vdestack: the \"nat\" route type is not supported.",
     );
     fails(
         &mut cfg,

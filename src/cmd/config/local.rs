@@ -115,18 +115,9 @@ impl State {
                 }
                 let Some(a4) = v4(a.addr) else { continue };
                 let mask = mask_v4(a.prefix_len);
-                if a.prefix_len < 31 && has_prefix_route(a) && primary == a.addr {
-                    let brd = Ipv4Addr::from(u32::from(a4) & mask | !mask);
-                    push(entry(
-                        RouteType::Broadcast,
-                        brd.into(),
-                        32,
-                        l.index,
-                        Some(primary),
-                        0,
-                    ));
-                }
-                if let Some(brd) = self.broadcast(l.index, &a) {
+                let subnet = (a.prefix_len < 31 && has_prefix_route(a) && primary == a.addr)
+                    .then(|| Ipv4Addr::from(u32::from(a4) & mask | !mask));
+                for brd in subnet.into_iter().chain(self.broadcast(l.index, &a)) {
                     push(entry(
                         RouteType::Broadcast,
                         brd.into(),

@@ -504,10 +504,14 @@ impl State {
         let (dst, dev, metric) = match req.dst {
             IpAddr::V4(_) => {
                 req.check_prefix()?;
-                let dev = if req.kind.rejects() {
-                    self.check_reject_v4(req, via)?
-                } else {
-                    self.check_nexthop_v4(req, via)?
+                let dev = match req.kind {
+                    k if k.rejects() => self.check_reject_v4(req, via)?,
+                    RouteType::Local => self.check_host_scope_v4(req, via)?,
+                    RouteType::Unicast => self.check_nexthop_v4(req, via)?,
+                    // Broadcast, anycast, multicast: scope link, where no
+                    // gateway is reachable.
+                    _ if via.is_some() => return Err(kernel("Nexthop has invalid gateway.")),
+                    _ => self.check_nexthop_v4(req, via)?,
                 };
                 (req.dst, dev, given)
             }
@@ -681,6 +685,19 @@ impl State {
             ));
         }
         Ok(self.lo_index())
+    }
+
+    /// Linux's checks of an IPv4 route of host scope (`local`): no gateway,
+    /// a device that exists, up or not.
+    fn check_host_scope_v4(&self, req: &RouteReq, via: Option<IpAddr>) -> Result<u32, CmdError> {
+        if via.is_some() {
+            return Err(kernel("Route with host scope can not have a gateway."));
+        }
+        let dev = req.dev.ok_or_else(|| rtnl("No such device"))?;
+        if req.src.is_some_and(|s| !self.is_local(s)) {
+            return Err(kernel("Invalid prefsrc address."));
+        }
+        Ok(dev)
     }
 
     /// Linux's checks of an IPv6 reject route: a device named must have IPv6

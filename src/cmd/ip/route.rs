@@ -172,15 +172,14 @@ const ROUTE_KEYWORDS: &[(&str, Match, RouteKw)] = &[
 ];
 
 /// Route types iproute2 accepts before the destination (`rtnl_rtntype_a2n`, in
-/// its order): those the stack has (`unicast`, the default, and the reject
-/// routes), and those it refuses (`None`).
+/// its order): those the stack has, and those it refuses (`None`).
 const ROUTE_TYPES: &[(&str, Match, Option<RouteType>)] = &[
-    ("local", Exact, None),
+    ("local", Exact, Some(RouteType::Local)),
     ("nat", Exact, None),
-    ("broadcast", Prefix, None),
-    ("brd", Exact, None),
-    ("anycast", Prefix, None),
-    ("multicast", Prefix, None),
+    ("broadcast", Prefix, Some(RouteType::Broadcast)),
+    ("brd", Exact, Some(RouteType::Broadcast)),
+    ("anycast", Prefix, Some(RouteType::Anycast)),
+    ("multicast", Prefix, Some(RouteType::Multicast)),
     ("prohibit", Prefix, Some(RouteType::Prohibit)),
     ("unreachable", Prefix, Some(RouteType::Unreachable)),
     ("blackhole", Prefix, Some(RouteType::Blackhole)),
@@ -208,7 +207,7 @@ pub(crate) fn parse_route(
     let mut nexthops: Vec<Nexthop> = Vec::new();
     let mut kind = RouteType::Unicast;
     let mut expires: Option<u32> = None;
-    let mut table = MAIN_TABLE;
+    let mut table = None;
     // A route type the stack has no use for; refused once the line has parsed.
     let mut bad_type: Option<&str> = None;
     while let Some(word) = args.next() {
@@ -239,11 +238,9 @@ pub(crate) fn parse_route(
             Some((_, RouteKw::Table)) => {
                 let value = args.value()?;
                 // Table 0 (`unspec`) is the main table to the kernel.
-                table =
+                let id =
                     table_id(value).ok_or_else(|| invarg("\"table\" value is invalid\n", value))?;
-                if table == 0 {
-                    table = MAIN_TABLE;
-                }
+                table = Some(if id == 0 { MAIN_TABLE } else { id });
             }
             Some((name, RouteKw::Unsupported(value))) => {
                 return Err(refuse(
@@ -306,12 +303,23 @@ pub(crate) fn parse_route(
         weight = first_weight;
         more_nexthops = hops;
     }
-    if let Some(name) = bad_type {
-        return Err(unsupported(&format!("the \"{name}\" route type")));
-    }
     if family == Family::Unspec {
         family = Family::Inet;
     }
+    if let Some(name) = bad_type {
+        // Linux's `fib_create_info`: the scope iproute2 gives these types
+        // is below what the type needs.
+        if family == Family::Inet {
+            return Err(kernel("Invalid scope."));
+        }
+        return Err(unsupported(&format!("the \"{name}\" route type")));
+    }
+    // iproute2 puts the routes of these types in the local table unless
+    // another was named.
+    let table = table.unwrap_or(match kind {
+        RouteType::Local | RouteType::Broadcast | RouteType::Anycast => LOCAL_TABLE,
+        _ => MAIN_TABLE,
+    });
     if !matches!(family, Family::Inet | Family::Inet6) {
         return Err(unsupported(&format!(
             "the {} family",

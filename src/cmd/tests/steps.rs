@@ -125,17 +125,15 @@ fn route_parse_errors_come_in_iproute2_order() {
             "Command line is not complete. Try option \"help\"".to_string()
         )
     );
-    // The device is looked up before an unusable route type is refused.
+    // The device is looked up before a route type is refused (IPv4 `nat`:
+    // Linux's "Invalid scope.").
     assert_eq!(
-        parse(Family::Unspec, "anycast 10.0.0.0/8 dev eth9"),
+        parse(Family::Unspec, "nat 10.0.0.0/8 dev eth9"),
         (1, "Cannot find device \"eth9\"".to_string())
     );
     assert_eq!(
-        parse(Family::Unspec, "anycast 10.0.0.0/8"),
-        (
-            2,
-            "Error: vdestack: the \"anycast\" route type is not supported.".to_string()
-        )
+        parse(Family::Unspec, "nat 10.0.0.0/8"),
+        (2, "Error: Invalid scope.".to_string())
     );
     assert_eq!(
         parse(Family::Unspec, "10.0.0.0/8 metric -1"),
