@@ -1334,6 +1334,11 @@ fn local_entries_are_not_flushed_and_other_tables_not_looked_up() {
         .unwrap_err();
     assert_eq!(e.status(), 2);
     assert_eq!(cfg.run("/bin/ip route show table local").unwrap(), before);
+    let e = cfg
+        .run("/bin/ip route del local 10.0.0.1 dev vde0 table local")
+        .unwrap_err();
+    assert_eq!(e.status(), 2);
+    assert_eq!(cfg.run("/bin/ip route show table local").unwrap(), before);
     ok(
         &mut cfg,
         "/bin/ip route add 10.9.0.0/16 via 10.0.0.2 table 100",

@@ -43,7 +43,7 @@ pub(super) use addrs::AddrReq;
 pub(super) use addrs::{AddrChange, V4Slot};
 pub(crate) use lifetimes::{AddrTimes, Lifetime, RoutePref, RouterRoute};
 pub(super) use neighbors::NeighMode;
-pub(super) use prefix::{in_prefix, mask_v4};
+pub(super) use prefix::{in_prefix, mask_v4, network};
 #[cfg(test)]
 pub(super) use routes::RoutePlace;
 pub(super) use routes::{route_order, RouteMode, RouteReq};

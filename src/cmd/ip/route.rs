@@ -9,8 +9,8 @@ use super::{
     unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ROUTE_USAGE,
 };
 use crate::cmd::config::{
-    in_prefix, kernel, route_order, Route, RouteMode, RouteProto, RouteReq, RouteType, State,
-    DEFAULT_TABLE, LOCAL_TABLE, MAIN_TABLE,
+    in_prefix, kernel, network, route_order, Route, RouteMode, RouteProto, RouteReq, RouteType,
+    State, DEFAULT_TABLE, LOCAL_TABLE, MAIN_TABLE,
 };
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{self, Family, Parsed};
@@ -106,7 +106,20 @@ fn route_add(
 /// `ip route del [to] PREFIX [via GW] [dev DEV] [src ADDR] [metric N]`
 fn route_del(state: &mut State, family: Family, words: &[String]) -> Result<String, CmdError> {
     let req = parse_route(|dev| state.find(dev), family, words)?;
-    let del = state.check_route_del(&req)?;
+    let del = state.check_route_del(&req).map_err(|e| {
+        // The kernel's own local entries are derived from the addresses:
+        // the model cannot delete one (Linux can).
+        let dst = network(req.dst, req.prefix_len);
+        let kernel_entry = state
+            .kernel_local_routes()
+            .iter()
+            .any(|r| r.table == req.table && (r.dst, r.prefix_len) == (dst, req.prefix_len));
+        if kernel_entry {
+            unsupported("deleting the kernel's local table entries")
+        } else {
+            e
+        }
+    })?;
     state.apply_route_del(del);
     Ok(String::new())
 }
