@@ -181,6 +181,7 @@ mod transcript {
         tables,
         local_table,
         route_types,
+        nat6,
     );
 }
 
@@ -443,12 +444,6 @@ fn unsupported_things_are_refused_not_ignored() {
         "/bin/ip link set d vde0 up",
         2,
         "Error: vdestack: \"ip link set ... dynamic\" is not supported.",
-    );
-    fails(
-        &mut cfg,
-        "/bin/ip -6 route add nat 2001:db8:7::/48 dev vde0",
-        2,
-        "Error: vdestack: the \"nat\" route type is not supported.",
     );
     fails(
         &mut cfg,

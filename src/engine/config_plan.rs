@@ -11,7 +11,7 @@
 
 use super::detour::DETOUR_V6;
 use super::IFACE_ADDRS;
-use crate::cmd::{LinkKind, NetConfig, RouteProto, RouteType};
+use crate::cmd::{LinkKind, NetConfig, RouteProto};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 use std::net::IpAddr;
 
@@ -207,7 +207,7 @@ fn gateway_routes(config: &NetConfig, detour_v4: Option<Ipv4Address>) -> Vec<(Ip
                 // holds them, so the engine sends to them itself.
                 (None, false)
                     if route.proto == RouteProto::Boot
-                        && route.kind == RouteType::Unicast
+                        && route.kind.unicast()
                         && ether.is_some_and(|e| e == route.dev) =>
                 {
                     match route.dst {

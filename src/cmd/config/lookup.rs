@@ -189,7 +189,7 @@ impl State {
         }
         let r = self.best_route(dst).ok_or(NoRoute::NetUnreachable)?;
         match r.kind {
-            RouteType::Unicast => {}
+            k if k.unicast() => {}
             RouteType::Unreachable => return Err(NoRoute::HostUnreachable),
             RouteType::Prohibit => return Err(NoRoute::Prohibited),
             RouteType::Blackhole => return Err(NoRoute::Blackhole),

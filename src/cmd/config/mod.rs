@@ -145,6 +145,13 @@ pub enum RouteType {
     /// Multicast destinations (`ip route add multicast`, the local table's
     /// IPv6 `ff00::/8`).
     Multicast,
+    /// `ip -6 route add nat`: Linux's IPv6 keeps the type as a label only and
+    /// forwards as a unicast route does (IPv4 refuses it). Into the local
+    /// table unless another is named.
+    Nat,
+    /// `ip -6 route add xresolve`: a label only too, as [`RouteType::Nat`]
+    /// (into the main table).
+    Xresolve,
 }
 
 impl RouteType {
@@ -160,6 +167,8 @@ impl RouteType {
             RouteType::Broadcast => "broadcast",
             RouteType::Anycast => "anycast",
             RouteType::Multicast => "multicast",
+            RouteType::Nat => "nat",
+            RouteType::Xresolve => "xresolve",
         }
     }
 
@@ -171,11 +180,22 @@ impl RouteType {
         )
     }
 
-    /// Whether unicast lookups use the route: unicast and reject routes (the
-    /// others are for local, broadcast and multicast delivery, which the
-    /// model decides from its addresses).
+    /// Whether unicast lookups use the route: unicast and reject routes, and
+    /// the IPv6 routes whose type is a label only (the others are for local,
+    /// broadcast and multicast delivery, which the model decides from its
+    /// addresses).
     pub(crate) fn forwards(self) -> bool {
-        self == RouteType::Unicast || self.rejects()
+        self.unicast() || self.rejects()
+    }
+
+    /// Whether the route sends what it matches on as a unicast route does:
+    /// `unicast`, and IPv6's `nat` and `xresolve`, whose type Linux keeps
+    /// without acting on it.
+    pub(crate) fn unicast(self) -> bool {
+        matches!(
+            self,
+            RouteType::Unicast | RouteType::Nat | RouteType::Xresolve
+        )
     }
 }
 

@@ -185,20 +185,20 @@ const ROUTE_KEYWORDS: &[(&str, Match, RouteKw)] = &[
 ];
 
 /// Route types iproute2 accepts before the destination (`rtnl_rtntype_a2n`, in
-/// its order): those the stack has, and those it refuses (`None`).
-const ROUTE_TYPES: &[(&str, Match, Option<RouteType>)] = &[
-    ("local", Exact, Some(RouteType::Local)),
-    ("nat", Exact, None),
-    ("broadcast", Prefix, Some(RouteType::Broadcast)),
-    ("brd", Exact, Some(RouteType::Broadcast)),
-    ("anycast", Prefix, Some(RouteType::Anycast)),
-    ("multicast", Prefix, Some(RouteType::Multicast)),
-    ("prohibit", Prefix, Some(RouteType::Prohibit)),
-    ("unreachable", Prefix, Some(RouteType::Unreachable)),
-    ("blackhole", Prefix, Some(RouteType::Blackhole)),
-    ("xresolve", Prefix, None),
-    ("unicast", Prefix, Some(RouteType::Unicast)),
-    ("throw", Exact, Some(RouteType::Throw)),
+/// its order).
+const ROUTE_TYPES: &[(&str, Match, RouteType)] = &[
+    ("local", Exact, RouteType::Local),
+    ("nat", Exact, RouteType::Nat),
+    ("broadcast", Prefix, RouteType::Broadcast),
+    ("brd", Exact, RouteType::Broadcast),
+    ("anycast", Prefix, RouteType::Anycast),
+    ("multicast", Prefix, RouteType::Multicast),
+    ("prohibit", Prefix, RouteType::Prohibit),
+    ("unreachable", Prefix, RouteType::Unreachable),
+    ("blackhole", Prefix, RouteType::Blackhole),
+    ("xresolve", Prefix, RouteType::Xresolve),
+    ("unicast", Prefix, RouteType::Unicast),
+    ("throw", Exact, RouteType::Throw),
 ];
 
 /// The parse step of `ip route add|replace|change|prepend|append|test|del`: the
@@ -221,8 +221,6 @@ pub(crate) fn parse_route(
     let mut kind = RouteType::Unicast;
     let mut expires: Option<u32> = None;
     let mut table = None;
-    // A route type the stack has no use for; refused once the line has parsed.
-    let mut bad_type: Option<&str> = None;
     while let Some(word) = args.next() {
         match pick(word, ROUTE_KEYWORDS) {
             Some((_, RouteKw::Src)) => {
@@ -265,10 +263,8 @@ pub(crate) fn parse_route(
             None => {
                 let (prefix, route_type) = route_dst(&mut args, word, &mut family, dst.is_some())?;
                 dst = Some(prefix);
-                match route_type {
-                    Some((_, Some(t))) => kind = t,
-                    Some((name, None)) => bad_type = Some(name),
-                    None => {}
+                if let Some(t) = route_type {
+                    kind = t;
                 }
             }
         }
@@ -319,18 +315,17 @@ pub(crate) fn parse_route(
     if family == Family::Unspec {
         family = Family::Inet;
     }
-    if let Some(name) = bad_type {
+    if matches!(kind, RouteType::Nat | RouteType::Xresolve) && family == Family::Inet {
         // Linux's `fib_create_info`: the scope iproute2 gives these types
-        // is below what the type needs.
-        if family == Family::Inet {
-            return Err(kernel("Invalid scope."));
-        }
-        return Err(unsupported(&format!("the \"{name}\" route type")));
+        // is below what the type needs. IPv6 takes them as labels only.
+        return Err(kernel("Invalid scope."));
     }
     // iproute2 puts the routes of these types in the local table unless
     // another was named.
     let table = table.unwrap_or(match kind {
-        RouteType::Local | RouteType::Broadcast | RouteType::Anycast => LOCAL_TABLE,
+        RouteType::Local | RouteType::Broadcast | RouteType::Anycast | RouteType::Nat => {
+            LOCAL_TABLE
+        }
         _ => MAIN_TABLE,
     });
     if !matches!(family, Family::Inet | Family::Inet6) {
@@ -473,10 +468,6 @@ fn route_via(args: &mut Args, family: &mut Family) -> Result<IpAddr, CmdError> {
     Ok(addr)
 }
 
-/// A route type as [`ROUTE_TYPES`] names it: its name, and the stack's type
-/// (`None`: one the stack cannot make).
-type NamedType = (&'static str, Option<RouteType>);
-
 /// A route's destination, `[to] [TYPE] PREFIX`, starting at `word`: the prefix,
 /// and the route type, if one was given.
 /// `seen`: the destination was already given.
@@ -485,12 +476,12 @@ fn route_dst<'a>(
     word: &'a str,
     family: &mut Family,
     seen: bool,
-) -> Result<(Parsed, Option<NamedType>), CmdError> {
+) -> Result<(Parsed, Option<RouteType>), CmdError> {
     let mut word = if word == "to" { args.value()? } else { word };
     let mut route_type = None;
     let starts_with_digit = word.as_bytes().first().is_some_and(u8::is_ascii_digit);
     if let Some(named) = pick(word, ROUTE_TYPES).filter(|_| !starts_with_digit) {
-        route_type = Some(named);
+        route_type = Some(named.1);
         word = args.value()?;
     }
     if matches(word, "help") {
