@@ -182,6 +182,7 @@ mod transcript {
         local_table,
         route_types,
         nat6,
+        local_order,
     );
 }
 

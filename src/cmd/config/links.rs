@@ -162,6 +162,7 @@ impl State {
         self.links[pos].up = up;
         if up {
             self.ever_up[pos] = true;
+            self.restore_local_entries(index);
             if self.is_lo(index) && self.links[pos].mtu >= IPV4_MIN_MTU {
                 // Linux gives lo its address on every up; a duplicate is ignored.
                 if let Ok(slot) = self.v4_slot(index, Ipv4Addr::LOCALHOST, 8) {

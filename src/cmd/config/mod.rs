@@ -440,6 +440,12 @@ pub(super) struct State {
     ipv6_starts: u64,
     /// The main table, kept in the order `ip route show` lists it.
     pub(super) routes: Vec<Route>,
+    /// The kernel's entries of the local table, in the order Linux inserted
+    /// them (see `local`): made from the addresses after each change.
+    local_table: Vec<Route>,
+    /// The entries made from the addresses that Linux does not have: deleted
+    /// (`ip route del|flush`), or refused for their source (see `local`).
+    local_missing: Vec<Route>,
     /// The neighbour entries made by `ip neigh`, oldest first.
     pub(super) neighbors: Vec<Neighbor>,
     /// Learned neighbours (link, address) an `ip neigh flush` selected, for
@@ -492,6 +498,8 @@ impl State {
             now: Duration::ZERO,
             ipv6_starts: 0,
             routes: Vec::new(),
+            local_table: Vec::new(),
+            local_missing: Vec::new(),
             neighbors: Vec::new(),
             flushed: Vec::new(),
         }
@@ -669,10 +677,15 @@ impl NetConfig {
     /// (Linux's local table). IPv4: an address of any link, up or down, or any
     /// address inside the prefix of an address of `lo` (all of 127.0.0.0/8 once
     /// 127.0.0.1/8 is there); Linux installs such a prefix while `lo` is up and
-    /// keeps it after `lo` goes down. IPv6: an address of an up link. The
+    /// keeps it after `lo` goes down; not one whose local-table entry was
+    /// deleted (`ip route del`). IPv6: an address of an up link (Linux asks
+    /// its address list, not the table). The
     /// unspecified addresses are not "assigned"; callers handle wildcards.
     pub fn is_local_addr(&self, addr: IpAddr) -> bool {
-        self.state.is_local(addr)
+        match addr {
+            IpAddr::V4(_) => self.state.is_local(addr),
+            IpAddr::V6(_) => self.state.is_own(addr),
+        }
     }
 
     /// Whether `addr` is an IPv4 broadcast address of this stack, where sending
@@ -716,6 +729,7 @@ impl NetConfig {
         let before = self.state.clone();
         let result = change(&mut self.state);
         self.state.prune_lifetimes();
+        self.state.sync_local_table();
         if self.state != before {
             self.generation += 1;
         }
