@@ -43,7 +43,7 @@ pub(super) use addrs::AddrReq;
 pub(super) use addrs::{AddrChange, V4Slot};
 pub(crate) use lifetimes::{AddrTimes, Lifetime, RoutePref, RouterRoute};
 pub(super) use neighbors::NeighMode;
-pub(super) use prefix::{in_prefix, mask_v4, network};
+pub(super) use prefix::{in_prefix, mask_v4};
 #[cfg(test)]
 pub(super) use routes::RoutePlace;
 pub(super) use routes::{route_order, RouteMode, RouteReq};
@@ -116,6 +116,17 @@ pub enum RouteProto {
     Ra,
     /// A route added with `ip route add` (iproute2's default protocol, "boot").
     Boot,
+}
+
+impl RouteProto {
+    /// Its rtnetlink number (`RTPROT_*`), as selectors and deletes give it.
+    pub(crate) fn number(self) -> u32 {
+        match self {
+            RouteProto::Kernel => 2,
+            RouteProto::Boot => 3,
+            RouteProto::Ra => 9,
+        }
+    }
 }
 
 /// What a route does with what it matches (`ip route add TYPE PREFIX`): send

@@ -46,6 +46,9 @@ pub(crate) struct RouteReq {
     pub(crate) universe: bool,
     /// The table named with `table` ([`MAIN_TABLE`] unless given).
     pub(crate) table: u32,
+    /// `protocol P`, as its rtnetlink number: a delete matches only routes
+    /// of that protocol (an add refuses it).
+    pub(crate) proto: Option<u32>,
 }
 
 /// Whether Linux makes `r` one of the nexthops of an IPv6 multipath route when
@@ -152,10 +155,11 @@ pub(crate) enum RoutePlace {
 
 /// An `ip route del` the model has accepted, for the state it was checked
 /// against: the indexes of the routes that go (one, or the nexthops of a
-/// multipath route).
+/// multipath route), or the kernel's local-table entry that goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RouteDel {
     pub(crate) at: Vec<usize>,
+    pub(crate) local: Option<Route>,
 }
 
 /// The order of `ip route show`, which is also the order lookups prefer among
@@ -860,17 +864,27 @@ impl State {
             let r = &self.routes[i];
             r.dst.is_ipv4() && r.group != 0 && i > 0 && self.routes[i - 1].group == r.group
         };
-        let found = (0..self.routes.len()).find(|&i| {
-            let r = &self.routes[i];
-            !later_nexthop(i)
-                && r.table == req.table
+        let matches = |r: &Route| {
+            r.table == req.table
                 && same_prefix(&r)
                 && kind_matches(r)
                 && via.is_none_or(|g| r.via == Some(g))
                 && req.dev.is_none_or(|d| Some(d) == r.device())
                 && req.src.is_none_or(|s| r.src == Some(s))
                 && req.metric.filter(|&m| m != 0).is_none_or(|m| r.metric == m)
-        });
+                && req.proto.is_none_or(|p| p == r.proto.number())
+        };
+        let found = (0..self.routes.len()).find(|&i| !later_nexthop(i) && matches(&self.routes[i]));
+        // Then the kernel's own entries of the local table, which Linux
+        // deletes as any other (the address stays).
+        if found.is_none() {
+            if let Some(entry) = self.find_local_entry(matches) {
+                return Ok(RouteDel {
+                    at: Vec::new(),
+                    local: Some(entry),
+                });
+            }
+        }
         let Some(at) = found else {
             // Linux's IPv6 tree keeps a "null" entry (through lo) at ::/0 while there
             // is no default route; a request that matches it gets ENOENT.
@@ -893,13 +907,16 @@ impl State {
         } else {
             vec![at]
         };
-        Ok(RouteDel { at })
+        Ok(RouteDel { at, local: None })
     }
 
     /// The apply step of `ip route del`.
     pub(crate) fn apply_route_del(&mut self, del: RouteDel) {
         for &i in del.at.iter().rev() {
             self.routes.remove(i);
+        }
+        if let Some(entry) = del.local {
+            self.delete_local_entries(&[entry]);
         }
     }
 

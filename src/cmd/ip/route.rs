@@ -9,8 +9,8 @@ use super::{
     unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ROUTE_USAGE,
 };
 use crate::cmd::config::{
-    in_prefix, kernel, network, route_order, Route, RouteMode, RouteProto, RouteReq, RouteType,
-    State, DEFAULT_TABLE, LOCAL_TABLE, MAIN_TABLE,
+    in_prefix, kernel, route_order, Route, RouteMode, RouteProto, RouteReq, RouteType, State,
+    DEFAULT_TABLE, LOCAL_TABLE, MAIN_TABLE,
 };
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{self, Family, Parsed};
@@ -69,6 +69,10 @@ fn route_add(
     mode: RouteMode,
 ) -> Result<String, CmdError> {
     let req = parse_route(|dev| state.find(dev), family, words)?;
+    if req.proto.is_some() {
+        // The model's routes know three protocols; a delete matches them.
+        return Err(unsupported("\"ip route ... protocol\""));
+    }
     if req.more_nexthops.is_empty() {
         let checked = state.check_route_add(&req, mode);
         state.create_table_for(&req);
@@ -103,23 +107,12 @@ fn route_add(
     Ok(String::new())
 }
 
-/// `ip route del [to] PREFIX [via GW] [dev DEV] [src ADDR] [metric N]`
+/// `ip route del [TYPE] [to] PREFIX [via GW] [dev DEV] [src ADDR] [metric N]
+/// [protocol P] [table T]`: a route of any table, the kernel's own entries of
+/// the local table among them.
 fn route_del(state: &mut State, family: Family, words: &[String]) -> Result<String, CmdError> {
     let req = parse_route(|dev| state.find(dev), family, words)?;
-    let del = state.check_route_del(&req).map_err(|e| {
-        // The kernel's own local entries are derived from the addresses:
-        // the model cannot delete one (Linux can).
-        let dst = network(req.dst, req.prefix_len);
-        let kernel_entry = state
-            .kernel_local_routes()
-            .iter()
-            .any(|r| r.table == req.table && (r.dst, r.prefix_len) == (dst, req.prefix_len));
-        if kernel_entry {
-            unsupported("deleting the kernel's local table entries")
-        } else {
-            e
-        }
-    })?;
+    let del = state.check_route_del(&req)?;
     state.apply_route_del(del);
     Ok(String::new())
 }
@@ -136,6 +129,8 @@ enum RouteKw {
     Expires,
     /// `table TABLE`.
     Table,
+    /// `protocol P`.
+    Protocol,
     /// A keyword the stack cannot honour; true if it takes a value.
     Unsupported(bool),
 }
@@ -173,7 +168,7 @@ const ROUTE_KEYWORDS: &[(&str, Match, RouteKw)] = &[
     ("onlink", Exact, RouteKw::Unsupported(false)),
     ("nexthop", Exact, RouteKw::Nexthop),
     ("nhid", Exact, RouteKw::Unsupported(true)),
-    ("protocol", Prefix, RouteKw::Unsupported(true)),
+    ("protocol", Prefix, RouteKw::Protocol),
     ("table", Prefix, RouteKw::Table),
     ("vrf", Prefix, RouteKw::Unsupported(true)),
     ("dev", Exact, RouteKw::Dev),
@@ -221,6 +216,7 @@ pub(crate) fn parse_route(
     let mut kind = RouteType::Unicast;
     let mut expires: Option<u32> = None;
     let mut table = None;
+    let mut proto = None;
     while let Some(word) = args.next() {
         match pick(word, ROUTE_KEYWORDS) {
             Some((_, RouteKw::Src)) => {
@@ -252,6 +248,13 @@ pub(crate) fn parse_route(
                 let id =
                     table_id(value).ok_or_else(|| invarg("\"table\" value is invalid\n", value))?;
                 table = Some(if id == 0 { MAIN_TABLE } else { id });
+            }
+            Some((_, RouteKw::Protocol)) => {
+                let value = args.value()?;
+                proto = Some(
+                    protocol_number(value)
+                        .ok_or_else(|| invarg("\"protocol\" value is invalid\n", value))?,
+                );
             }
             Some((name, RouteKw::Unsupported(value))) => {
                 return Err(refuse(
@@ -354,6 +357,7 @@ pub(crate) fn parse_route(
         expires,
         universe,
         table,
+        proto,
     })
 }
 
@@ -576,15 +580,15 @@ fn route_list(
     // the table's own order of equal routes stays).
     selected.sort_by(|a, b| route_order(&a[0], &b[0]));
     if flush {
-        if selected
+        // The kernel's own entries of the local table go as the others do
+        // (the addresses stay).
+        let kernel_entry = |r: &Route| r.table == LOCAL_TABLE && r.proto == RouteProto::Kernel;
+        let (local, doomed): (Vec<Route>, Vec<Route>) = selected
             .iter()
-            .any(|g| g[0].table == LOCAL_TABLE && g[0].proto == RouteProto::Kernel)
-        {
-            // The model derives them from the addresses; it cannot drop them.
-            return Err(unsupported("flushing the kernel's local table entries"));
-        }
-        let doomed: Vec<Route> = selected.iter().flat_map(|g| g.iter().copied()).collect();
+            .flat_map(|g| g.iter().copied())
+            .partition(kernel_entry);
         state.flush_routes(|r| doomed.contains(r));
+        state.delete_local_entries(&local);
         return Ok(String::new());
     }
     let show = show::RouteShow {
@@ -641,13 +645,7 @@ impl RouteSelector {
                 r.prefix_len <= len && in_prefix(addr, r.dst, r.prefix_len)
             })
             && self.metric.is_none_or(|m| m == r.metric())
-            && self.proto.is_none_or(|p| {
-                p == match r.proto {
-                    RouteProto::Kernel => 2,
-                    RouteProto::Boot => 3,
-                    RouteProto::Ra => 9,
-                }
-            })
+            && self.proto.is_none_or(|p| p == r.proto.number())
     }
 }
 
@@ -738,17 +736,23 @@ pub(crate) fn parse_route_list(
 /// The value of `protocol` in a route selector: a name or a number up to 255;
 /// `None` for `all`.
 fn route_protocol(value: &str) -> Result<Option<u32>, CmdError> {
-    Ok(match value {
-        "all" => None,
+    if value == "all" {
+        return Ok(None);
+    }
+    protocol_number(value)
+        .map(Some)
+        .ok_or_else(|| invarg("invalid \"protocol\"\n", value))
+}
+
+/// A route protocol as iproute2 reads it (`rtnl_rtprot_a2n` with the names of
+/// a stock `rt_protos`): a name or a number up to 255.
+fn protocol_number(value: &str) -> Option<u32> {
+    match value {
         "kernel" => Some(2),
         "boot" => Some(3),
         "static" => Some(4),
-        _ => Some(
-            parse::get_u32(value)
-                .filter(|&n| n <= 255)
-                .ok_or_else(|| invarg("invalid \"protocol\"\n", value))?,
-        ),
-    })
+        _ => parse::get_u32(value).filter(|&n| n <= 255),
+    }
 }
 
 /// Which prefix selector of `ip route show|flush` a prefix came with.

@@ -70,6 +70,7 @@ fn req(dst: &str, prefix_len: u8, via: Option<&str>, dev: Option<u32>) -> RouteR
         expires: None,
         universe: false,
         table: MAIN_TABLE,
+        proto: None,
     }
 }
 
