@@ -4,7 +4,9 @@
 //! stack's answers to a peer they cover while its datagrams still arrive; a
 //! multipath route (IPv4 or IPv6) spreads flows over its nexthops; a stack with more prefixes than
 //! smoltcp's 8 address slots reaches a peer in each; IPv4 goes through an IPv6
-//! gateway (RFC 5549); `ip neigh flush` forgets learned neighbours.
+//! gateway (RFC 5549); `ip neigh flush` forgets learned neighbours; an
+//! address whose local-table entry was deleted is no longer the stack's to
+//! take packets for.
 //!
 //! Every test builds its own network in a temporary directory; nothing leaves the
 //! machine.
@@ -511,7 +513,59 @@ fn neighbours_flushed(backend: Backend) {
     assert!(shown.contains("10.0.0.2 lladdr "), "{shown}");
 }
 
+/// `ip route del local ADDR table local` takes the address's meaning away,
+/// as on Linux (the kernel backend is the oracle): a peer's SYN to it gets no
+/// answer, an IPv4 `bind()` to it fails with EADDRNOTAVAIL while an IPv6 one
+/// still works (Linux asks its address list there), the address stays
+/// listed; the link coming up again makes the IPv4 entry anew.
+fn deleted_local_entries(backend: Backend) {
+    let switch = Switch::start();
+    let a = common::stack_on(backend, &switch.vnl());
+    a.cmd(
+        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; \
+         /bin/ip -6 addr add fd00::1/64 dev vde0 nodad",
+    )
+    .expect("configure a");
+    let b = common::stack_on(Backend::Userspace, &switch.vnl());
+    b.cmd(
+        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0; \
+         /bin/ip -6 addr add fd00::2/64 dev vde0 nodad",
+    )
+    .expect("configure b");
+    let wait = Duration::from_secs(20);
+    let v4: SocketAddr = "10.0.0.1:7100".parse().unwrap();
+    let v6: SocketAddr = "[fd00::1]:7101".parse().unwrap();
+    let l4 = vdestack::TcpListener::bind(&a, "0.0.0.0:7100").unwrap();
+    let l6 = vdestack::TcpListener::bind(&a, "[::]:7101").unwrap();
+    // Both reached first: the peer knows our hardware address after.
+    for (to, listener) in [(v4, &l4), (v6, &l6)] {
+        TcpStream::connect_timeout(&b, &to, wait).expect("connect before");
+        drop(listener.accept().unwrap());
+    }
+    a.cmd(
+        "/bin/ip route del local 10.0.0.1 dev vde0 table local; \
+         /bin/ip -6 route del local fd00::1 dev vde0 table local",
+    )
+    .expect("delete the local entries");
+    for to in [v4, v6] {
+        let err = TcpStream::connect_timeout(&b, &to, Duration::from_secs(1))
+            .expect_err(&format!("no answer from {to}"));
+        assert_eq!(errno(&err), libc::ETIMEDOUT, "{to}: {err}");
+    }
+    let err = UdpSocket::bind(&a, "10.0.0.1:0").expect_err("IPv4 bind");
+    assert_eq!(errno(&err), libc::EADDRNOTAVAIL, "{err}");
+    UdpSocket::bind(&a, "[fd00::1]:0").expect("IPv6 bind");
+    let shown = a.cmd_output("/bin/ip addr show dev vde0").unwrap();
+    assert!(shown.contains("inet 10.0.0.1/24"), "{shown}");
+    a.cmd("/bin/ip link set vde0 down; /bin/ip link set vde0 up")
+        .expect("down and up");
+    UdpSocket::bind(&a, "10.0.0.1:0").expect("IPv4 bind once the link came up");
+    TcpStream::connect_timeout(&b, &v4, wait).expect("connect after");
+    drop(l4.accept().unwrap());
+}
+
 on_both_backends! {
+    deleted_local: super::deleted_local_entries;
     reject_routes: super::reject_routes_refuse_local_traffic;
     reject_routes_answers: super::reject_routes_stop_answers;
     neighbours_flush: super::neighbours_flushed;

@@ -342,6 +342,9 @@ pub(crate) struct Engine {
     synced: Option<u64>,
     /// The stack's addresses beyond smoltcp's table (see `config_plan`).
     beyond_table: Vec<IpAddress>,
+    /// The addresses whose local-table entry was deleted: what comes for
+    /// them is dropped (see `config_plan`).
+    not_taken_in: Vec<IpAddr>,
     /// The made-up next hops of prefixes smoltcp does not hold, and the
     /// frames waiting for their real next hop (see `detour`).
     detours: detour::Detours,
@@ -417,6 +420,7 @@ impl Engine {
             config,
             synced: None,
             beyond_table: Vec::new(),
+            not_taken_in: Vec::new(),
             detours: detour::Detours::default(),
             neighbor_table: neighbors::NeighborTable::default(),
             wire_stats: LinkStats::default(),
@@ -544,6 +548,7 @@ impl Engine {
         self.io.local_v4 = plan.local_v4;
         self.io.local_v6 = plan.local_v6;
         self.beyond_table = plan.beyond_table;
+        self.not_taken_in = plan.not_taken_in;
         self.detours.v4 = plan.detour_v4;
         self.detours.v6 = plan.detour_v6;
         self.detours.rejects = self.config.has_reject_routes();
@@ -579,6 +584,9 @@ impl Engine {
         }
         self.wire_stats.rx_packets += 1;
         self.wire_stats.rx_bytes += frame.len() as u64;
+        if !self.not_taken_in.is_empty() && self.not_for_us(frame) {
+            return;
+        }
         if self.answer_arp_from_afar(frame) {
             return;
         }
@@ -605,6 +613,15 @@ impl Engine {
         self.iface.set_any_ip(beyond);
         self.ingest(frame);
         self.iface.set_any_ip(false);
+    }
+
+    /// Whether `frame` is a packet to, or an ARP request for, an address
+    /// whose local-table entry was deleted: Linux, which does not forward,
+    /// drops the one and leaves the other unanswered.
+    fn not_for_us(&self, frame: &[u8]) -> bool {
+        let to = frames::ip_dst(frame)
+            .or_else(|| frames::arp_request(frame).map(|(target, _)| target.into()));
+        to.is_some_and(|to| self.not_taken_in.contains(&to))
     }
 
     fn ingest(&mut self, frame: &[u8]) {

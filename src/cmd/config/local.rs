@@ -140,6 +140,31 @@ impl State {
                 .any(|x| x.table == LOCAL_TABLE && covers(x))
     }
 
+    /// The addresses Linux no longer takes packets in for because their entry
+    /// is missing: an address of the stack's (or of `lo`'s prefixes) no entry
+    /// makes local, a broadcast address no entry makes one. Linux, which does
+    /// not forward, drops what comes for them, and answers no ARP request for
+    /// them (IPv6 still answers neighbour solicitations: they ask its address
+    /// list).
+    pub(super) fn not_taken_in(&self) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = Vec::new();
+        for r in &self.local_missing {
+            let gone = match (r.kind, r.dst) {
+                (RouteType::Local, dst) => !self.is_local(dst),
+                (RouteType::Broadcast, IpAddr::V4(v4)) => {
+                    !self.links.iter().any(|l| self.is_v4_broadcast(l.index, v4))
+                }
+                _ => false,
+            };
+            // A prefix of `lo` is not one address; its lookups say the rest.
+            let host = r.prefix_len == if r.dst.is_ipv4() { 32 } else { 128 };
+            if gone && host && !out.contains(&r.dst) {
+                out.push(r.dst);
+            }
+        }
+        out
+    }
+
     /// A link came up: Linux makes all its entries again, deleted ones too.
     pub(super) fn restore_local_entries(&mut self, dev: u32) {
         self.local_missing.retain(|r| r.dev != dev);

@@ -699,6 +699,13 @@ impl NetConfig {
         }
     }
 
+    /// The stack's addresses, and broadcast addresses, whose local-table entry
+    /// was deleted: packets to them are dropped, ARP requests for them not
+    /// answered, as Linux does (it does not forward).
+    pub(crate) fn not_taken_in(&self) -> Vec<IpAddr> {
+        self.state.not_taken_in()
+    }
+
     /// Whether `addr` is an IPv4 broadcast address of this stack, where sending
     /// needs `SO_BROADCAST`: the limited broadcast 255.255.255.255, or a broadcast
     /// address Linux keeps in its local table for an up link.
