@@ -74,12 +74,9 @@ fn reject_routes_refuse_local_traffic(backend: Backend) {
     }
 }
 
-/// A reject route covering a peer stops every answer to it, as Linux's output
-/// lookup fails for them (checked on Linux 6.18 between veth peers, each type,
-/// IPv4 and IPv6): a SYN to a listener or to a closed port gets nothing back
-/// (no SYN-ACK, no reset), while the peer's datagrams are still delivered.
-/// Without the route, the same connection is made.
-fn reject_routes_stop_answers(backend: Backend) {
+/// Two stacks on one switch: `a` on `backend` with 10.0.0.1/24 and
+/// fd00::1/64, `b` a userspace one with 10.0.0.2/24 and fd00::2/64.
+fn two_stacks(backend: Backend) -> (Stack, Stack, Switch) {
     let switch = Switch::start();
     let a = common::stack_on(backend, &switch.vnl());
     a.cmd(
@@ -93,6 +90,16 @@ fn reject_routes_stop_answers(backend: Backend) {
          /bin/ip -6 addr add fd00::2/64 dev vde0 nodad",
     )
     .expect("configure b");
+    (a, b, switch)
+}
+
+/// A reject route covering a peer stops every answer to it, as Linux's output
+/// lookup fails for them (checked on Linux 6.18 between veth peers, each type,
+/// IPv4 and IPv6): a SYN to a listener or to a closed port gets nothing back
+/// (no SYN-ACK, no reset), while the peer's datagrams are still delivered.
+/// Without the route, the same connection is made.
+fn reject_routes_stop_answers(backend: Backend) {
+    let (a, b, _switch) = two_stacks(backend);
     let wait = Duration::from_secs(20);
     let cases = [
         ("unreachable", "10.0.0.2/32", "10.0.0.1", "0.0.0.0"),
@@ -519,19 +526,7 @@ fn neighbours_flushed(backend: Backend) {
 /// still works (Linux asks its address list there), the address stays
 /// listed; the link coming up again makes the IPv4 entry anew.
 fn deleted_local_entries(backend: Backend) {
-    let switch = Switch::start();
-    let a = common::stack_on(backend, &switch.vnl());
-    a.cmd(
-        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; \
-         /bin/ip -6 addr add fd00::1/64 dev vde0 nodad",
-    )
-    .expect("configure a");
-    let b = common::stack_on(Backend::Userspace, &switch.vnl());
-    b.cmd(
-        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0; \
-         /bin/ip -6 addr add fd00::2/64 dev vde0 nodad",
-    )
-    .expect("configure b");
+    let (a, b, _switch) = two_stacks(backend);
     let wait = Duration::from_secs(20);
     let v4: SocketAddr = "10.0.0.1:7100".parse().unwrap();
     let v6: SocketAddr = "[fd00::1]:7101".parse().unwrap();
