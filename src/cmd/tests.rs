@@ -186,6 +186,7 @@ mod transcript {
         local_del,
         local_del2,
         local_flush,
+        local_readd,
     );
 }
 

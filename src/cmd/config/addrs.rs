@@ -372,6 +372,7 @@ impl State {
             }
             self.add_lo_prefix(dev, a);
         }
+        self.restore_local_entries_of(dev, a, slot.primary);
     }
 
     /// Records that a primary address of `lo` has its prefix in the local table.

@@ -165,6 +165,33 @@ impl State {
         out
     }
 
+    /// An IPv4 address `a` was added to link `dev` (a `primary` of its
+    /// subnet or not): Linux makes the entries of that address (`fib_add_ifaddr`)
+    /// even where they were deleted for another address: its `local` entry
+    /// (one address on one link with two prefix lengths has one), its
+    /// explicit broadcast, a primary's subnet broadcast, and on `lo` its
+    /// prefix.
+    pub(super) fn restore_local_entries_of(&mut self, dev: u32, a: IfAddr, primary: bool) {
+        let Some(a4) = v4(a.addr) else { return };
+        let mask = mask_v4(a.prefix_len);
+        let subnet = (primary && a.prefix_len < 31 && has_prefix_route(a))
+            .then(|| IpAddr::V4(Ipv4Addr::from(u32::from(a4) & mask | !mask)));
+        let brd = self.broadcast(dev, &a).map(IpAddr::V4);
+        let lo_prefix =
+            (self.is_lo(dev) && primary).then(|| (network(a.addr, a.prefix_len), a.prefix_len));
+        self.local_missing.retain(|r| {
+            let made = match r.kind {
+                RouteType::Local => {
+                    (r.dst, r.prefix_len) == (a.addr, 32)
+                        || Some((r.dst, r.prefix_len)) == lo_prefix
+                }
+                RouteType::Broadcast => Some(r.dst) == subnet || Some(r.dst) == brd,
+                _ => false,
+            };
+            r.dev != dev || !made
+        });
+    }
+
     /// A link came up: Linux makes all its entries again, deleted ones too.
     pub(super) fn restore_local_entries(&mut self, dev: u32) {
         self.local_missing.retain(|r| r.dev != dev);
