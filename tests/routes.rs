@@ -559,7 +559,26 @@ fn deleted_local_entries(backend: Backend) {
     drop(l4.accept().unwrap());
 }
 
+/// IPv6 multicast leaves through the local table's `multicast ff00::/8`
+/// entry of the link, with no route of the main table (Linux looks the local
+/// table up first); deleting that entry leaves the main table to decide:
+/// ENETUNREACH without a route (checked on Linux 6.18).
+fn multicast_through_the_local_table(backend: Backend) {
+    let switch = Switch::start();
+    let a = common::stack_on(backend, &switch.vnl());
+    a.cmd("/bin/ip link set vde0 up; /bin/ip -6 addr add fd00::1/64 dev vde0 nodad")
+        .expect("configure");
+    let udp = UdpSocket::bind(&a, "[::]:0").unwrap();
+    udp.send_to(b"x", "[ff15::1234]:9")
+        .expect("multicast through ff00::/8");
+    a.cmd("/bin/ip -6 route del ff00::/8 dev vde0 table local")
+        .expect("delete ff00::/8");
+    let err = udp.send_to(b"x", "[ff15::1234]:9").expect_err("no route");
+    assert_eq!(errno(&err), libc::ENETUNREACH, "{err}");
+}
+
 on_both_backends! {
+    multicast_local: super::multicast_through_the_local_table;
     deleted_local: super::deleted_local_entries;
     reject_routes: super::reject_routes_refuse_local_traffic;
     reject_routes_answers: super::reject_routes_stop_answers;

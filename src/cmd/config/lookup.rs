@@ -88,6 +88,28 @@ impl State {
         })
     }
 
+    /// Where an IPv6 multicast packet goes: Linux finds the local table's
+    /// `multicast ff00::/8` entry of an up link before the main table (the
+    /// first, in the table's order); without one (deleted) the main table
+    /// decides.
+    fn multicast_v6(&self, dst: IpAddr) -> Option<NextHop> {
+        let IpAddr::V6(d) = dst else { return None };
+        if !d.is_multicast() {
+            return None;
+        }
+        let r = self.local_table.iter().find(|r| {
+            r.kind == RouteType::Multicast
+                && in_prefix(dst, r.dst, r.prefix_len)
+                && self.is_up(r.dev)
+        })?;
+        Some(NextHop {
+            dev: r.dev,
+            addr: dst,
+            src: self.pick_src_v6(r.dev, d),
+            local: false,
+        })
+    }
+
     /// The main table's route for `dst`: the longest prefix that matches, of
     /// an up link or a reject route.
     fn best_route(&self, dst: IpAddr) -> Option<&Route> {
@@ -186,6 +208,9 @@ impl State {
         if loopback_dst || dst.is_unspecified() {
             // Linux never sends loopback destinations out of a real device.
             return Err(NoRoute::NetUnreachable);
+        }
+        if let Some(hop) = self.multicast_v6(dst) {
+            return Ok(hop);
         }
         let r = self.best_route(dst).ok_or(NoRoute::NetUnreachable)?;
         match r.kind {

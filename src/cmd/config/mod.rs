@@ -640,8 +640,10 @@ impl NetConfig {
     /// shows): the stack's own addresses, and the prefixes of `lo`'s addresses
     /// (127.0.0.0/8), are local, which needs `lo` up; otherwise the longest
     /// matching route (connected prefixes and gateways alike; routes exist only on
-    /// up links). An IPv4 route through `lo` delivers locally too. `None` means the
-    /// network is unreachable (ENETUNREACH).
+    /// up links). An IPv4 route through `lo` delivers locally too. An IPv6
+    /// multicast destination goes out of the first up link whose local-table
+    /// `multicast ff00::/8` entry is there, before the main table is asked.
+    /// `None` means the network is unreachable (ENETUNREACH).
     ///
     /// Simplifications: with `lo` down, Linux still finds its own addresses in the
     /// local table and then drops the packets (a connect times out), here they are
