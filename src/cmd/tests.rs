@@ -187,6 +187,7 @@ mod transcript {
         local_del2,
         local_flush,
         local_readd,
+        route_del_proto,
     );
 }
 

@@ -872,7 +872,8 @@ impl State {
                 && req.dev.is_none_or(|d| Some(d) == r.device())
                 && req.src.is_none_or(|s| r.src == Some(s))
                 && req.metric.filter(|&m| m != 0).is_none_or(|m| r.metric == m)
-                && req.proto.is_none_or(|p| p == r.proto.number())
+                // Protocol 0 (`unspec`) matches any, as to the kernel.
+                && req.proto.filter(|&p| p != 0).is_none_or(|p| p == r.proto.number())
         };
         let found = (0..self.routes.len()).find(|&i| !later_nexthop(i) && matches(&self.routes[i]));
         // Then the kernel's own entries of the local table, which Linux

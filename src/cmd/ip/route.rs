@@ -744,14 +744,38 @@ fn route_protocol(value: &str) -> Result<Option<u32>, CmdError> {
         .ok_or_else(|| invarg("invalid \"protocol\"\n", value))
 }
 
+/// The names of a stock `/etc/iproute2/rt_protos` (iproute2 6.1, Debian 12).
+const PROTOCOL_NAMES: &[(&str, u32)] = &[
+    ("unspec", 0),
+    ("redirect", 1),
+    ("kernel", 2),
+    ("boot", 3),
+    ("static", 4),
+    ("gated", 8),
+    ("ra", 9),
+    ("mrt", 10),
+    ("zebra", 11),
+    ("bird", 12),
+    ("dnrouted", 13),
+    ("xorp", 14),
+    ("ntk", 15),
+    ("dhcp", 16),
+    ("keepalived", 18),
+    ("babel", 42),
+    ("openr", 99),
+    ("bgp", 186),
+    ("isis", 187),
+    ("ospf", 188),
+    ("rip", 189),
+    ("eigrp", 192),
+];
+
 /// A route protocol as iproute2 reads it (`rtnl_rtprot_a2n` with the names of
 /// a stock `rt_protos`): a name or a number up to 255.
 fn protocol_number(value: &str) -> Option<u32> {
-    match value {
-        "kernel" => Some(2),
-        "boot" => Some(3),
-        "static" => Some(4),
-        _ => parse::get_u32(value).filter(|&n| n <= 255),
+    match PROTOCOL_NAMES.iter().find(|(name, _)| *name == value) {
+        Some(&(_, n)) => Some(n),
+        None => parse::get_u32(value).filter(|&n| n <= 255),
     }
 }
 
