@@ -14,8 +14,16 @@
 //! ([`State::sync_local_table`]) an entry derived anew is inserted at the
 //! end; one no longer derived goes, with its deletion (it is made afresh
 //! when its address comes back); a link coming up makes all of its entries
-//! again (Linux's `NETDEV_UP`), deleted or not. `ip addr replace|change`
-//! brings nothing back.
+//! again (Linux's `NETDEV_UP`), deleted or not, and an IPv4 address added
+//! makes its own (`fib_add_ifaddr`: its local entry, its broadcasts, `lo`'s
+//! prefix), even where they were deleted for another address. `ip addr
+//! replace|change` brings nothing back. IPv6 neighbour solicitations for an
+//! address whose entry went are still answered (Linux asks its address
+//! list); the engine keeps such an address in smoltcp's table for that.
+//!
+//! The local table's `multicast ff00::/8` entries are where IPv6 multicast
+//! leaves (see `lookup`); the table's user routes (`ip route add ... table
+//! local`) are listed only, as other tables' are.
 //!
 //! Read by `bind()` (through [`super::NetConfig::is_local_addr`]), the
 //! gateway and source checks of the route part, the lookups and `ip route
