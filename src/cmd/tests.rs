@@ -188,6 +188,7 @@ mod transcript {
         local_flush,
         local_readd,
         route_del_proto,
+        local_dad_order,
     );
 }
 
