@@ -524,7 +524,9 @@ fn neighbours_flushed(backend: Backend) {
 /// as on Linux (the kernel backend is the oracle): a peer's SYN to it gets no
 /// answer, an IPv4 `bind()` to it fails with EADDRNOTAVAIL while an IPv6 one
 /// still works (Linux asks its address list there), the address stays
-/// listed; the link coming up again makes the IPv4 entry anew.
+/// listed; the link coming up again makes the IPv4 entry anew. A deleted
+/// broadcast entry makes its address a unicast one: sent to without
+/// `SO_BROADCAST`, and never delivered (nobody answers ARP for it).
 fn deleted_local_entries(backend: Backend) {
     let (a, b, _switch) = two_stacks(backend);
     let wait = Duration::from_secs(20);
@@ -537,11 +539,29 @@ fn deleted_local_entries(backend: Backend) {
         TcpStream::connect_timeout(&b, &to, wait).expect("connect before");
         drop(listener.accept().unwrap());
     }
+    // The subnet broadcast reaches the peer while its entry is there.
+    let heard = UdpSocket::bind(&b, "0.0.0.0:7102").unwrap();
+    heard.set_read_timeout(Some(wait)).unwrap();
+    let shout = UdpSocket::bind(&a, "0.0.0.0:0").unwrap();
+    shout.set_broadcast(true).unwrap();
+    shout.send_to(b"all", "10.0.0.255:7102").unwrap();
+    let mut buf = [0u8; 8];
+    heard.recv_from(&mut buf).expect("the broadcast");
     a.cmd(
         "/bin/ip route del local 10.0.0.1 dev vde0 table local; \
-         /bin/ip -6 route del local fd00::1 dev vde0 table local",
+         /bin/ip -6 route del local fd00::1 dev vde0 table local; \
+         /bin/ip route del broadcast 10.0.0.255 dev vde0 table local",
     )
     .expect("delete the local entries");
+    // Without it, 10.0.0.255 is a unicast destination nobody answers ARP for.
+    let plain = UdpSocket::bind(&a, "0.0.0.0:0").unwrap();
+    plain
+        .send_to(b"one", "10.0.0.255:7102")
+        .expect("no SO_BROADCAST needed");
+    heard
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    heard.recv_from(&mut buf).expect_err("nothing arrives");
     for to in [v4, v6] {
         let err = TcpStream::connect_timeout(&b, &to, Duration::from_secs(1))
             .expect_err(&format!("no answer from {to}"));

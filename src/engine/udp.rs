@@ -412,6 +412,14 @@ impl Engine {
         if dest.ip().is_multicast() {
             return self.udp_send_multicast(handle, source, dest, hop, data);
         }
+        if self.not_taken_in.contains(&dest.ip()) {
+            // An address of ours, or a subnet broadcast, whose local-table
+            // entry was deleted is a unicast destination on the link to Linux
+            // (no SO_BROADCAST needed): it asks ARP for it, which nobody
+            // answers, and the datagram never leaves (checked on 6.18).
+            // smoltcp would broadcast the one and keep the other.
+            return Ok(());
+        }
         let meta = udp::UdpMetadata {
             endpoint: to_endpoint(dest),
             local_address: Some(IpAddress::from(source)),
