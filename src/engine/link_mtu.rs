@@ -20,7 +20,7 @@
 //! advertisement may lower it below the link's, as Linux's `mtu6`; a new link
 //! MTU sets both.
 
-use super::{ipv4_frag, ipv6_frag, FrameIo};
+use super::{ipv4_frag, ipv6_frag, DatagramShape, FrameIo};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
 };
@@ -51,13 +51,48 @@ impl FrameIo {
         }
     }
 
-    /// Puts a frame longer than the link's MTU in the outbox as fragments, or
+    /// The MTU a packet of a datagram shaped by `shape` leaves by: an IPv6
+    /// datagram's socket may have chosen its own (`IPV6_MTU`, or the device's
+    /// with `IPV6_PMTUDISC_PROBE`), else [`Self::ip_mtu`].
+    pub(super) fn shaped_mtu(&self, frame: &[u8], shape: DatagramShape) -> usize {
+        let ipv6 = frame.get(12..14) == Some(&[0x86, 0xdd][..]);
+        if ipv6 && shape.fragment_at != 0 {
+            shape.fragment_at as usize
+        } else {
+            self.ip_mtu(frame)
+        }
+    }
+
+    /// Clears DF on the IPv4 packet in `frame` (a socket with
+    /// `IP_PMTUDISC_DONT`, `INTERFACE` or `OMIT`, as Linux sends those), with
+    /// an identification of its own as RFC 6864 asks of a packet routers may
+    /// fragment (smoltcp writes 0).
+    pub(super) fn clear_dont_fragment(&mut self, frame: &mut [u8]) {
+        let Ok(mut eth) = EthernetFrame::new_checked(frame) else {
+            return;
+        };
+        if eth.ethertype() != EthernetProtocol::Ipv4 {
+            return;
+        }
+        let Ok(mut ip) = Ipv4Packet::new_checked(eth.payload_mut()) else {
+            return;
+        };
+        if !ip.dont_frag() {
+            return;
+        }
+        ip.set_dont_frag(false);
+        ip.set_ident(self.next_fragment_id as u16);
+        self.next_fragment_id = self.next_fragment_id.wrapping_add(1);
+        ip.fill_checksum();
+    }
+
+    /// Puts a frame longer than `mtu` in the outbox as fragments of it, or
     /// drops it if it is no IP packet that can be cut (an IPv6 packet with
     /// extension headers: the stack makes none that large).
-    pub(super) fn send_oversized(&mut self, frame: Vec<u8>) {
+    pub(super) fn send_oversized(&mut self, frame: Vec<u8>, mtu: usize) {
         let ident = self.next_fragment_id;
         self.next_fragment_id = ident.wrapping_add(1);
-        for packet in cut(&frame, self.ip_mtu(&frame), ident) {
+        for packet in cut(&frame, mtu, ident) {
             let mut piece = self.pool.pop().unwrap_or_default();
             piece.clear();
             piece.extend_from_slice(&frame[..ETHERNET_HEADER]);

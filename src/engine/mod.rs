@@ -79,8 +79,8 @@ use datagram_sets::Group;
 pub use dhcp::Lease as DhcpLease;
 pub(crate) use dhcp::{Attempt as DhcpAttempt, DhcpNews};
 use lifecycle::Look;
-pub(crate) use options::{Congestion, SocketOptions};
-pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
+pub(crate) use options::{Congestion, DatagramShape, Mtus, SocketOptions};
+pub(crate) use options::{MAX_BUFFER, MIN_BUFFER, PMTUDISC_OMIT};
 pub(crate) use ping::check_echo_request;
 pub(crate) use rings::{Bytes, Lease, RingSource, Rings};
 
@@ -99,7 +99,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-pub(crate) use udp::{check_send as udp_check_send, DatagramProto, UdpHandle};
+pub(crate) use udp::{
+    check_send as udp_check_send, check_size as udp_check_size, datagram_mtus, DatagramProto,
+    UdpHandle,
+};
 
 /// The largest datagram payload the stack sends or receives: UDP over IPv6.
 pub(crate) const MAX_UDP_PAYLOAD: usize = ipv6_frag::MAX_UDP_V6;
@@ -1782,9 +1785,12 @@ impl Engine {
     /// socket, which Linux reads from its route: the interface's, which a
     /// router's advertisement may have lowered for IPv6).
     pub(crate) fn path_to(&self, peer: IpAddr) -> (u8, usize) {
-        let mtu = match peer.to_canonical() {
-            IpAddr::V6(_) => self.io.mtu6,
-            IpAddr::V4(_) => self.io.mtu,
+        let peer_wire = peer.to_canonical();
+        let mtu = match self.config.route_to(peer_wire) {
+            // `lo`'s, as Linux reads a local peer's route.
+            Ok(hop) if hop.local => udp::datagram_mtus(&self.config, &hop, None).path,
+            _ if peer_wire.is_ipv6() => self.io.mtu6,
+            _ => self.io.mtu,
         };
         (self.io.hops(peer), mtu)
     }
@@ -2271,7 +2277,7 @@ impl FrameIo {
             if !self.wire_up {
                 self.recycle(frame);
             } else if frame.len() > limit {
-                self.send_oversized(frame);
+                self.send_oversized(frame, limit - 14);
             } else {
                 self.outbox.push_back(frame);
             }
@@ -2310,7 +2316,13 @@ impl FrameIo {
 
     /// Sends a frame smoltcp built where it belongs: back in (loopback), out, or
     /// nowhere (a down link).
-    fn route(&mut self, mut frame: Vec<u8>) {
+    fn route(&mut self, frame: Vec<u8>) {
+        self.route_shaped(frame, DatagramShape::default());
+    }
+
+    /// [`Self::route`] for a datagram its socket's MTU options shape on the
+    /// wire (see `link_mtu`); looped-back packets stay whole and as built.
+    fn route_shaped(&mut self, mut frame: Vec<u8>, shape: DatagramShape) {
         if self.hops6 != 64 {
             frames::set_own_hop_limit(&mut frame, self.hops6);
         }
@@ -2371,12 +2383,17 @@ impl FrameIo {
             }
             self.note_asked(target.into());
         }
-        if self.wire_up && frame.len() > self.ip_mtu(&frame) + 14 {
-            self.send_oversized(frame);
-        } else if self.wire_up {
-            self.outbox.push_back(frame);
+        if !self.wire_up {
+            return self.recycle(frame);
+        }
+        let mtu = self.shaped_mtu(&frame, shape);
+        if frame.len() > mtu + 14 {
+            self.send_oversized(frame, mtu);
         } else {
-            self.recycle(frame);
+            if shape.clear_df {
+                self.clear_dont_fragment(&mut frame);
+            }
+            self.outbox.push_back(frame);
         }
     }
 }
@@ -2405,14 +2422,14 @@ impl Device for Port<'_> {
 
     fn receive(&mut self, _now: Instant) -> Option<(RxOne<'_>, TxOne<'_>)> {
         let frame = self.rx.take()?;
-        Some((RxOne(frame), TxOne(self.io)))
+        Some((RxOne(frame), TxOne(self.io, DatagramShape::default())))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxOne<'_>> {
         if self.io.outbox_full() {
             return None;
         }
-        Some(TxOne(self.io))
+        Some(TxOne(self.io, DatagramShape::default()))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -2435,9 +2452,15 @@ impl phy::RxToken for RxOne<'_> {
     }
 }
 
-struct TxOne<'a>(&'a mut FrameIo);
+/// A transmission: the boundary, and how the packet leaves (a datagram's MTU
+/// options, which smoltcp hands over as the packet's metadata).
+struct TxOne<'a>(&'a mut FrameIo, DatagramShape);
 
 impl phy::TxToken for TxOne<'_> {
+    fn set_meta(&mut self, meta: phy::PacketMeta) {
+        self.1 = DatagramShape::from_meta(meta);
+    }
+
     fn consume<R, F>(self, len: usize, f: F) -> R
     where
         F: FnOnce(&mut [u8]) -> R,
@@ -2446,7 +2469,7 @@ impl phy::TxToken for TxOne<'_> {
         frame.clear();
         frame.resize(len, 0);
         let result = f(&mut frame);
-        self.0.route(frame);
+        self.0.route_shaped(frame, self.1);
         result
     }
 }

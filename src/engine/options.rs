@@ -81,6 +81,75 @@ pub(crate) struct SocketOptions {
     pub recv_errors: bool,
     /// `IP_PKTINFO`: recorded (datagrams come with no control message).
     pub packet_info: bool,
+    /// `IP_MTU_DISCOVER`: what an IPv4 datagram does beyond the MTU, and
+    /// whether it carries DF ([`PMTUDISC_WANT`] and the others).
+    pub mtu_discover_v4: u8,
+    /// `IPV6_MTU_DISCOVER`: the same for IPv6 (which has no DF bit).
+    pub mtu_discover_v6: u8,
+    /// `IPV6_DONTFRAG`: an IPv6 datagram beyond the MTU is `EMSGSIZE`.
+    pub dont_fragment_v6: bool,
+    /// `IPV6_MTU` as set (0: none): IPv6 datagrams are cut in fragments of at
+    /// most this, when it is below the path's MTU.
+    pub fragment_size_v6: u32,
+}
+
+/// `IP_PMTUDISC_DONT` (and `IPV6_`): fragment as needed, no DF.
+pub(crate) const PMTUDISC_DONT: u8 = 0;
+/// `IP_PMTUDISC_WANT`, Linux's default: DF on what fits, fragments beyond.
+pub(crate) const PMTUDISC_WANT: u8 = 1;
+/// `IP_PMTUDISC_DO`: DF always, `EMSGSIZE` beyond the path's MTU.
+pub(crate) const PMTUDISC_DO: u8 = 2;
+/// `IP_PMTUDISC_PROBE`: DF always, `EMSGSIZE` beyond the device's MTU (the
+/// path's is not looked at).
+pub(crate) const PMTUDISC_PROBE: u8 = 3;
+/// `IP_PMTUDISC_INTERFACE`: no DF, `EMSGSIZE` beyond the device's MTU.
+pub(crate) const PMTUDISC_INTERFACE: u8 = 4;
+/// `IP_PMTUDISC_OMIT`: as `DONT`, and the path's MTU is not looked at.
+pub(crate) const PMTUDISC_OMIT: u8 = 5;
+
+/// How one datagram leaves, as a socket's MTU options decide it
+/// ([`SocketOptions::datagram_shape`]): carried to the device boundary in the
+/// packet's smoltcp metadata ([`DatagramShape::meta`]), since smoltcp builds
+/// the packet later, when it transmits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct DatagramShape {
+    /// Cut in fragments of at most this many bytes (IP header included)
+    /// instead of the path's MTU the boundary knows (IPv6: `IPV6_MTU`, or the
+    /// device's MTU from `PROBE` on); 0: the path's.
+    pub fragment_at: u32,
+    /// An IPv4 packet leaves without DF (`IP_PMTUDISC_DONT`, `INTERFACE`,
+    /// `OMIT`; smoltcp sets DF on every packet, as Linux's default does).
+    pub clear_df: bool,
+}
+
+/// The flag of [`DatagramShape::clear_df`] in a packet's metadata id; the
+/// fragment size takes the bits below (at most 65,536 matters).
+const CLEAR_DF: u32 = 1 << 31;
+
+impl DatagramShape {
+    /// The smoltcp metadata that carries the shape to the device boundary.
+    pub(crate) fn meta(self) -> smoltcp::phy::PacketMeta {
+        let mut meta = smoltcp::phy::PacketMeta::default();
+        meta.id = self.fragment_at.min(1 << 17) | if self.clear_df { CLEAR_DF } else { 0 };
+        meta
+    }
+
+    /// The shape a packet's metadata carries (the default for packets smoltcp
+    /// makes on its own).
+    pub(crate) fn from_meta(meta: smoltcp::phy::PacketMeta) -> DatagramShape {
+        DatagramShape {
+            fragment_at: meta.id & !CLEAR_DF,
+            clear_df: meta.id & CLEAR_DF != 0,
+        }
+    }
+}
+
+/// The MTUs a datagram meets on its way: the path's (IPv6: a router's may be
+/// below the link's) and the device's (`lo`'s for a local destination).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mtus {
+    pub path: usize,
+    pub device: usize,
 }
 
 /// A connection's congestion controller (`TCP_CONGESTION`), of those Linux lets
@@ -143,6 +212,10 @@ impl Default for SocketOptions {
             quickack: true,
             recv_errors: false,
             packet_info: false,
+            mtu_discover_v4: PMTUDISC_WANT,
+            mtu_discover_v6: PMTUDISC_WANT,
+            dont_fragment_v6: false,
+            fragment_size_v6: 0,
         }
     }
 }
@@ -210,6 +283,59 @@ impl SocketOptions {
         } else {
             (self.multicast_hops_v6, self.multicast_loop_v6)
         }
+    }
+
+    /// Whether a datagram over IPv6 (`v6`, the family on the wire) of this
+    /// socket may fail with `EMSGSIZE` below what one datagram can carry: its
+    /// MTU options must then be checked against the path's MTU.
+    pub(crate) fn bounds_datagrams(&self, v6: bool) -> bool {
+        let mode = if v6 {
+            self.mtu_discover_v6
+        } else {
+            self.mtu_discover_v4
+        };
+        matches!(mode, PMTUDISC_DO | PMTUDISC_PROBE | PMTUDISC_INTERFACE)
+            || (v6 && self.dont_fragment_v6)
+    }
+
+    /// How a datagram of `packet` bytes (IP header included; over IPv6 if
+    /// `v6`) leaves through `mtus`, as Linux's `ip_append_data` and
+    /// `ip6_append_data` decide it (checked on Linux 6.18): the MTU is the
+    /// path's, or the device's from `PROBE` on, and over IPv6 `IPV6_MTU` where
+    /// lower; beyond it, `DO`, `PROBE`, `INTERFACE` and `IPV6_DONTFRAG` are
+    /// `EMSGSIZE`, the others fragment. IPv4's DF is set by `WANT` (on what
+    /// fits: fragments never carry it), `DO` and `PROBE`.
+    pub(crate) fn datagram_shape(
+        &self,
+        v6: bool,
+        packet: usize,
+        mtus: Mtus,
+    ) -> std::io::Result<DatagramShape> {
+        let mode = if v6 {
+            self.mtu_discover_v6
+        } else {
+            self.mtu_discover_v4
+        };
+        let mut mtu = if mode >= PMTUDISC_PROBE {
+            mtus.device
+        } else {
+            mtus.path
+        };
+        let fragment_size = self.fragment_size_v6 as usize;
+        if v6 && fragment_size != 0 && fragment_size < mtu {
+            mtu = fragment_size;
+        }
+        if packet > mtu && self.bounds_datagrams(v6) {
+            return Err(std::io::Error::from_raw_os_error(libc::EMSGSIZE));
+        }
+        Ok(DatagramShape {
+            fragment_at: if v6 && mtu != mtus.path {
+                mtu as u32
+            } else {
+                0
+            },
+            clear_df: !v6 && matches!(mode, PMTUDISC_DONT | PMTUDISC_INTERFACE | PMTUDISC_OMIT),
+        })
     }
 
     /// Sets the hop limit, or (`None`, `-1` on Linux) goes back to the
