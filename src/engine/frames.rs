@@ -348,6 +348,18 @@ pub(crate) fn ip_dst(frame: &[u8]) -> Option<IpAddr> {
     ip_parts(frame).map(|(_, dst, ..)| dst)
 }
 
+/// The source port, destination and payload length of a whole UDP datagram in
+/// `frame` (not a fragment).
+pub(crate) fn udp_key(frame: &[u8]) -> Option<(u16, SocketAddr, usize)> {
+    let (_, dst, protocol, payload, fragment) = ip_parts(frame)?;
+    if protocol != IpProtocol::Udp || fragment {
+        return None;
+    }
+    let udp = UdpPacket::new_checked(payload).ok()?;
+    let len = usize::from(udp.len()).checked_sub(8)?;
+    Some((udp.src_port(), SocketAddr::new(dst, udp.dst_port()), len))
+}
+
 /// The source address of an IP packet in `frame`.
 pub(crate) fn ip_src(frame: &[u8]) -> Option<IpAddr> {
     ip_parts(frame).map(|(src, ..)| src)

@@ -20,10 +20,11 @@
 //! advertisement may lower it below the link's, as Linux's `mtu6`; a new link
 //! MTU sets both.
 
-use super::{ipv4_frag, ipv6_frag, DatagramShape, FrameIo};
+use super::{frames, ipv4_frag, ipv6_frag, DatagramShape, FrameIo};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
 };
+use std::net::SocketAddr;
 
 /// The MTU smoltcp's device claims (Ethernet header included): room for an IPv6
 /// packet with the largest payload, which is also more than any IPv4 packet.
@@ -38,7 +39,53 @@ const TCP_HEADER: usize = 20;
 const MSS_OPTION: u8 = 2;
 const MSS_OPTION_LEN: usize = 4;
 
+/// What tells a UDP datagram apart on its way through smoltcp: its source
+/// port, destination, and length.
+pub(super) type ShapeKey = (u16, SocketAddr, usize);
+
+/// How many shaped datagrams may wait in smoltcp's rings (beyond, the oldest
+/// one leaves as smoltcp builds it).
+const MAX_SHAPED: usize = 256;
+
 impl FrameIo {
+    /// Notes that the datagram of `len` bytes from `port` to `dest` just
+    /// queued in smoltcp leaves shaped by `shape`. smoltcp 0.14 hands a
+    /// datagram's metadata to the device for IPv4 packets only, so the
+    /// boundary finds the datagram by what it carries instead.
+    pub(super) fn expect_shaped(
+        &mut self,
+        port: u16,
+        dest: SocketAddr,
+        len: usize,
+        shape: DatagramShape,
+    ) {
+        if shape == DatagramShape::default() {
+            return;
+        }
+        if self.shaped.len() >= MAX_SHAPED {
+            self.shaped.pop_front();
+        }
+        self.shaped.push_back(((port, dest, len), shape));
+    }
+
+    /// The shape of the datagram in `frame`, if [`Self::expect_shaped`] noted
+    /// it (and forgets it: the next copy is another datagram).
+    pub(super) fn shape_of(&mut self, frame: &[u8]) -> DatagramShape {
+        if self.shaped.is_empty() {
+            return DatagramShape::default();
+        }
+        let Some(key) = frames::udp_key(frame) else {
+            return DatagramShape::default();
+        };
+        match self.shaped.iter().position(|&(k, _)| k == key) {
+            Some(at) => self
+                .shaped
+                .remove(at)
+                .map_or_else(Default::default, |(_, s)| s),
+            None => DatagramShape::default(),
+        }
+    }
+
     /// The MTU the packet in `frame` leaves by: IPv6's for an IPv6 packet (a
     /// router may have advertised less than the link carries), else the
     /// link's.

@@ -2211,6 +2211,9 @@ struct FrameIo {
     now: Duration,
     /// The identification of the next datagram the boundary cuts in fragments.
     next_fragment_id: u32,
+    /// Datagrams queued in smoltcp whose socket's MTU options shape them on
+    /// the wire, oldest first (see `link_mtu`).
+    shaped: VecDeque<(link_mtu::ShapeKey, DatagramShape)>,
     /// TCP segments sent so far: whether a poll of one connection sent any.
     segments_sent: u64,
     /// The last TCP segment sent (what a poll of one connection sent last).
@@ -2240,6 +2243,7 @@ impl FrameIo {
             resend: Vec::new(),
             now: Duration::ZERO,
             next_fragment_id: 0,
+            shaped: VecDeque::new(),
             segments_sent: 0,
             last_tcp: None,
             neighbors_asked: HashMap::new(),
@@ -2317,7 +2321,8 @@ impl FrameIo {
     /// Sends a frame smoltcp built where it belongs: back in (loopback), out, or
     /// nowhere (a down link).
     fn route(&mut self, frame: Vec<u8>) {
-        self.route_shaped(frame, DatagramShape::default());
+        let shape = self.shape_of(&frame);
+        self.route_shaped(frame, shape);
     }
 
     /// [`Self::route`] for a datagram its socket's MTU options shape on the
@@ -2422,14 +2427,14 @@ impl Device for Port<'_> {
 
     fn receive(&mut self, _now: Instant) -> Option<(RxOne<'_>, TxOne<'_>)> {
         let frame = self.rx.take()?;
-        Some((RxOne(frame), TxOne(self.io, DatagramShape::default())))
+        Some((RxOne(frame), TxOne(self.io)))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxOne<'_>> {
         if self.io.outbox_full() {
             return None;
         }
-        Some(TxOne(self.io, DatagramShape::default()))
+        Some(TxOne(self.io))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -2452,15 +2457,9 @@ impl phy::RxToken for RxOne<'_> {
     }
 }
 
-/// A transmission: the boundary, and how the packet leaves (a datagram's MTU
-/// options, which smoltcp hands over as the packet's metadata).
-struct TxOne<'a>(&'a mut FrameIo, DatagramShape);
+struct TxOne<'a>(&'a mut FrameIo);
 
 impl phy::TxToken for TxOne<'_> {
-    fn set_meta(&mut self, meta: phy::PacketMeta) {
-        self.1 = DatagramShape::from_meta(meta);
-    }
-
     fn consume<R, F>(self, len: usize, f: F) -> R
     where
         F: FnOnce(&mut [u8]) -> R,
@@ -2469,7 +2468,7 @@ impl phy::TxToken for TxOne<'_> {
         frame.clear();
         frame.resize(len, 0);
         let result = f(&mut frame);
-        self.0.route_shaped(frame, self.1);
+        self.0.route(frame);
         result
     }
 }

@@ -108,9 +108,8 @@ pub(crate) const PMTUDISC_INTERFACE: u8 = 4;
 pub(crate) const PMTUDISC_OMIT: u8 = 5;
 
 /// How one datagram leaves, as a socket's MTU options decide it
-/// ([`SocketOptions::datagram_shape`]): carried to the device boundary in the
-/// packet's smoltcp metadata ([`DatagramShape::meta`]), since smoltcp builds
-/// the packet later, when it transmits.
+/// ([`SocketOptions::datagram_shape`]); the device boundary applies it
+/// (`link_mtu.rs`) when smoltcp builds the packet, later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct DatagramShape {
     /// Cut in fragments of at most this many bytes (IP header included)
@@ -120,28 +119,6 @@ pub(crate) struct DatagramShape {
     /// An IPv4 packet leaves without DF (`IP_PMTUDISC_DONT`, `INTERFACE`,
     /// `OMIT`; smoltcp sets DF on every packet, as Linux's default does).
     pub clear_df: bool,
-}
-
-/// The flag of [`DatagramShape::clear_df`] in a packet's metadata id; the
-/// fragment size takes the bits below (at most 65,536 matters).
-const CLEAR_DF: u32 = 1 << 31;
-
-impl DatagramShape {
-    /// The smoltcp metadata that carries the shape to the device boundary.
-    pub(crate) fn meta(self) -> smoltcp::phy::PacketMeta {
-        let mut meta = smoltcp::phy::PacketMeta::default();
-        meta.id = self.fragment_at.min(1 << 17) | if self.clear_df { CLEAR_DF } else { 0 };
-        meta
-    }
-
-    /// The shape a packet's metadata carries (the default for packets smoltcp
-    /// makes on its own).
-    pub(crate) fn from_meta(meta: smoltcp::phy::PacketMeta) -> DatagramShape {
-        DatagramShape {
-            fragment_at: meta.id & !CLEAR_DF,
-            clear_df: meta.id & CLEAR_DF != 0,
-        }
-    }
 }
 
 /// The MTUs a datagram meets on its way: the path's (IPv6: a router's may be

@@ -413,14 +413,18 @@ impl Engine {
         let meta = udp::UdpMetadata {
             endpoint: to_endpoint(dest),
             local_address: Some(IpAddress::from(source)),
-            meta: shape.meta(),
+            meta: Default::default(),
         };
         match self
             .datagrams
             .get_mut::<udp::Socket>(handle)
             .send_slice(data, meta)
         {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                let port = self.udps[&handle].bound.port();
+                self.io.expect_shaped(port, dest, data.len(), shape);
+                Ok(())
+            }
             Err(udp::SendError::BufferFull) => Err(io::ErrorKind::WouldBlock.into()),
             Err(udp::SendError::Unaddressable) => Err(errno(libc::EINVAL)),
         }
