@@ -5,7 +5,9 @@
 //! the error).
 
 use super::*;
-use crate::engine::options::{PMTUDISC_DO, PMTUDISC_DONT, PMTUDISC_WANT};
+use crate::engine::options::{
+    PMTUDISC_DO, PMTUDISC_DONT, PMTUDISC_OMIT, PMTUDISC_PROBE, PMTUDISC_WANT,
+};
 use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, Ipv6Packet};
 
 /// One IP packet `b` sent: its length (IP header included), whether it is a
@@ -232,4 +234,32 @@ fn local_destinations_meet_los_mtu() {
     assert_eq!(send(&mut w, v6, "[::1]:9", 1300), Err(libc::EMSGSIZE));
     assert_eq!(w.b.path_to(addr("127.0.0.1:9").ip()).1, 65_536);
     assert_eq!(w.b.path_to(addr("[fd00::1]:9").ip()).1, 1400);
+}
+
+/// Below a router's MTU (Linux's `mtu6`, 1400 on a link of 1500): `PROBE`
+/// and `OMIT` keep to the device's MTU, the others to the router's (Linux
+/// 6.18 sent the same: 1,452 bytes whole with `PROBE` and `OMIT`, 1,453 in
+/// fragments of 1,496 with `OMIT`, `EMSGSIZE` with `PROBE`).
+#[test]
+fn probe_and_omit_keep_to_the_devices_mtu() {
+    let mut w = wire_of_1400();
+    for e in [&mut w.a, &mut w.b] {
+        e.run_cmd("/bin/ip link set vde0 mtu 1500").unwrap();
+    }
+    w.b.io.mtu6 = 1400;
+    let (socket, _) = open_udp(&mut w.b, "[::]:0");
+    let to = "[fd00::1]:9";
+    assert_eq!(
+        send(&mut w, socket, to, 1353),
+        Ok(vec![piece(1400), piece(57)])
+    );
+    set_udp(&mut w.b, socket, |o| o.mtu_discover_v6 = PMTUDISC_OMIT);
+    assert_eq!(send(&mut w, socket, to, 1452), Ok(vec![plain(1500)]));
+    assert_eq!(
+        send(&mut w, socket, to, 1453),
+        Ok(vec![piece(1496), piece(61)])
+    );
+    set_udp(&mut w.b, socket, |o| o.mtu_discover_v6 = PMTUDISC_PROBE);
+    assert_eq!(send(&mut w, socket, to, 1452), Ok(vec![plain(1500)]));
+    assert_eq!(send(&mut w, socket, to, 1453), Err(libc::EMSGSIZE));
 }
