@@ -217,6 +217,22 @@ static void path_mtu(struct vdestack *stack)
 		   EINVAL, "IPV6_MTU below 1280");
 	FAILS_WITH(setsockopt(udp6, IPPROTO_IPV6, IPV6_MTU, &one, sizeof one),
 		   EINVAL, "IPV6_MTU with a short optlen");
+	/* Linux's own readings of a short value: a byte at the IPv4 level,
+	 * and IPV6_DONTFRAG takes it as 0. */
+	unsigned char probe = IP_PMTUDISC_PROBE;
+	CHECK(setsockopt(udp6, IPPROTO_IP, IP_MTU_DISCOVER, &probe,
+			 sizeof probe) == 0 &&
+		      get_int(udp6, IPPROTO_IP, IP_MTU_DISCOVER) ==
+			      IP_PMTUDISC_PROBE,
+	      "IP_MTU_DISCOVER of one byte");
+	CHECK(setsockopt(udp6, IPPROTO_IP, IP_MTU_DISCOVER, &probe, 0) == 0 &&
+		      get_int(udp6, IPPROTO_IP, IP_MTU_DISCOVER) ==
+			      IP_PMTUDISC_DONT,
+	      "IP_MTU_DISCOVER of no byte is 0");
+	CHECK(setsockopt(udp6, IPPROTO_IPV6, IPV6_DONTFRAG, &one, sizeof one) ==
+			      0 &&
+		      get_int(udp6, IPPROTO_IPV6, IPV6_DONTFRAG) == 0,
+	      "IPV6_DONTFRAG of one byte is 0");
 	FAILS_WITH(getsockopt(udp4, IPPROTO_IPV6, IPV6_DONTFRAG, &v, &len),
 		   EOPNOTSUPP, "IPV6_DONTFRAG on AF_INET");
 	close(udp4);
