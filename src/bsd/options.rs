@@ -20,10 +20,10 @@
 //! | `IPV6_TCLASS` | AF_INET6: -1 to 255 (-1: the default, 0), recorded and read back (a stream's ECN bits kept as they were, as Linux does); smoltcp sends no traffic class |
 //! | `IP_RECVERR`, `IP_PKTINFO` | recorded (no error queue, no control messages) |
 //! | `IP_TTL`, `IPV6_UNICAST_HOPS` | the hop limit of what the socket sends; unset, `IPV6_UNICAST_HOPS` reads 64, or on a connected socket the interface's (a router's Cur Hop Limit), as Linux reads its route |
-//! | `IPV6_MTU` | read: on a connected socket, the path's MTU (a router's MTU below the link's; `lo`'s to a local peer); ENOTCONN without a peer. Set: 0 (the path's) or 1,280 and up (EINVAL below): UDP datagrams over IPv6 leave in fragments of at most that (not what it reads) |
+//! | `IPV6_MTU` | read: on a connected socket, the path's MTU (a router's MTU below the link's; `lo`'s to a local peer); ENOTCONN without a peer. Set: 0 (none) or 1,280 and up (EINVAL below): an IPv6 datagram (UDP, ping) beyond the path's MTU leaves in fragments of at most that, and `IPV6_DONTFRAG`/`DO` hold datagrams to it (one between the two leaves whole, as on Linux); not what it reads |
 //! | `IP_MTU` | read only: as `IPV6_MTU`'s read, at most 65,535 on an IPv4 socket |
-//! | `IP_MTU_DISCOVER`, `IPV6_MTU_DISCOVER` | 0 to 5 (EINVAL else), default `WANT` (1); UDP (and ping sockets' `EMSGSIZE`): a datagram beyond the MTU is `EMSGSIZE` with `DO`, `PROBE` and `INTERFACE` (the last two: the device's MTU), fragments with the others; IPv4 packets carry DF with `WANT` (if not fragmented), `DO`, `PROBE`, as Linux's. Recorded on TCP (smoltcp sets DF on every segment) |
-//! | `IPV6_DONTFRAG` | 0 or 1 (any non-zero); UDP over IPv6: a datagram beyond the MTU (or `IPV6_MTU`) is `EMSGSIZE`. Recorded on TCP |
+//! | `IP_MTU_DISCOVER`, `IPV6_MTU_DISCOVER` | 0 to 5 (EINVAL else), default `WANT` (1); UDP and ping sockets: a datagram beyond the MTU is `EMSGSIZE` with `DO`, `PROBE` and `INTERFACE` (from `PROBE` on: the device's MTU), fragments with the others; IPv4 packets carry DF with `WANT` (if not fragmented), `DO`, `PROBE`, as Linux's. Recorded on TCP (smoltcp sets DF on every segment) |
+//! | `IPV6_DONTFRAG` | 0 or 1 (any non-zero); UDP and ping over IPv6: a datagram beyond the MTU (or `IPV6_MTU`) is `EMSGSIZE`. Recorded on TCP |
 //! | `IPV6_V6ONLY` | AF_INET6 only; before bind (EINVAL after) |
 //! | `IP_ADD_MEMBERSHIP`, `IP_DROP_MEMBERSHIP`, `IPV6_ADD_MEMBERSHIP`, `IPV6_DROP_MEMBERSHIP` | UDP multicast groups (EPROTO on TCP) |
 //!
@@ -113,9 +113,10 @@ pub enum SockOpt {
     /// connected socket reads the interface's, which a router may advertise).
     UnicastHops,
     /// `IPPROTO_IPV6`, `IPV6_MTU`: get, on a connected socket, the path's
-    /// MTU (which a router may advertise below the link's); set, the largest
-    /// packet the socket's IPv6 datagrams leave in (0: the path's; 1,280 at
-    /// least), fragments beyond.
+    /// MTU (which a router may advertise below the link's); set, the size of
+    /// the fragments of an IPv6 datagram beyond the path's MTU, and the limit
+    /// `IPV6_DONTFRAG` and `IPV6_PMTUDISC_DO` hold datagrams to (0: none;
+    /// 1,280 at least).
     PathMtu,
     /// `IPPROTO_IP`, `IP_MTU` (get only, on a connected socket: the path's
     /// MTU).

@@ -348,16 +348,36 @@ pub(crate) fn ip_dst(frame: &[u8]) -> Option<IpAddr> {
     ip_parts(frame).map(|(_, dst, ..)| dst)
 }
 
-/// The source port, destination and payload length of a whole UDP datagram in
-/// `frame` (not a fragment).
-pub(crate) fn udp_key(frame: &[u8]) -> Option<(u16, SocketAddr, usize)> {
+/// What tells a datagram of a socket apart in `frame` (whole, not a fragment):
+/// a UDP datagram's source port, destination and payload length, or an echo
+/// request's identifier, destination (port 0) and length (the whole ICMP
+/// message, as a ping socket sends it), with `true` for the echo request.
+pub(crate) fn datagram_key(frame: &[u8]) -> Option<(bool, u16, SocketAddr, usize)> {
     let (_, dst, protocol, payload, fragment) = ip_parts(frame)?;
-    if protocol != IpProtocol::Udp || fragment {
+    if fragment {
         return None;
     }
-    let udp = UdpPacket::new_checked(payload).ok()?;
-    let len = usize::from(udp.len()).checked_sub(8)?;
-    Some((udp.src_port(), SocketAddr::new(dst, udp.dst_port()), len))
+    match protocol {
+        IpProtocol::Udp => {
+            let udp = UdpPacket::new_checked(payload).ok()?;
+            let len = usize::from(udp.len()).checked_sub(8)?;
+            Some((
+                false,
+                udp.src_port(),
+                SocketAddr::new(dst, udp.dst_port()),
+                len,
+            ))
+        }
+        IpProtocol::Icmp | IpProtocol::Icmpv6 => {
+            let request = if dst.is_ipv6() { 128 } else { 8 };
+            if payload.len() < 8 || payload[0] != request {
+                return None;
+            }
+            let ident = u16::from_be_bytes([payload[4], payload[5]]);
+            Some((true, ident, SocketAddr::new(dst, 0), payload.len()))
+        }
+        _ => None,
+    }
 }
 
 /// The source address of an IP packet in `frame`.

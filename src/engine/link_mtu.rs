@@ -39,33 +39,28 @@ const TCP_HEADER: usize = 20;
 const MSS_OPTION: u8 = 2;
 const MSS_OPTION_LEN: usize = 4;
 
-/// What tells a UDP datagram apart on its way through smoltcp: its source
-/// port, destination, and length.
-pub(super) type ShapeKey = (u16, SocketAddr, usize);
+/// What tells a datagram apart on its way through smoltcp
+/// ([`frames::datagram_key`]): whether it is an echo request, its source port
+/// (or echo identifier), destination and length.
+pub(super) type ShapeKey = (bool, u16, SocketAddr, usize);
 
 /// How many shaped datagrams may wait in smoltcp's rings (beyond, the oldest
 /// one leaves as smoltcp builds it).
 const MAX_SHAPED: usize = 256;
 
 impl FrameIo {
-    /// Notes that the datagram of `len` bytes from `port` to `dest` just
-    /// queued in smoltcp leaves shaped by `shape`. smoltcp 0.14 hands a
-    /// datagram's metadata to the device for IPv4 packets only, so the
-    /// boundary finds the datagram by what it carries instead.
-    pub(super) fn expect_shaped(
-        &mut self,
-        port: u16,
-        dest: SocketAddr,
-        len: usize,
-        shape: DatagramShape,
-    ) {
+    /// Notes that the datagram `key` names ([`ShapeKey`]), just queued in
+    /// smoltcp, leaves shaped by `shape`. smoltcp 0.14 hands a datagram's
+    /// metadata to the device for IPv4 UDP packets only, so the boundary finds
+    /// the datagram by what it carries instead.
+    pub(super) fn expect_shaped(&mut self, key: ShapeKey, shape: DatagramShape) {
         if shape == DatagramShape::default() {
             return;
         }
         if self.shaped.len() >= MAX_SHAPED {
             self.shaped.pop_front();
         }
-        self.shaped.push_back(((port, dest, len), shape));
+        self.shaped.push_back((key, shape));
     }
 
     /// The shape of the datagram in `frame`, if [`Self::expect_shaped`] noted
@@ -74,7 +69,7 @@ impl FrameIo {
         if self.shaped.is_empty() {
             return DatagramShape::default();
         }
-        let Some(key) = frames::udp_key(frame) else {
+        let Some(key) = frames::datagram_key(frame) else {
             return DatagramShape::default();
         };
         match self.shaped.iter().position(|&(k, _)| k == key) {
@@ -98,15 +93,20 @@ impl FrameIo {
         }
     }
 
-    /// The MTU a packet of a datagram shaped by `shape` leaves by: an IPv6
-    /// datagram's socket may have chosen its own (`IPV6_MTU`, or the device's
-    /// with `IPV6_PMTUDISC_PROBE`), else [`Self::ip_mtu`].
-    pub(super) fn shaped_mtu(&self, frame: &[u8], shape: DatagramShape) -> usize {
+    /// The MTU a packet of a datagram shaped by `shape` leaves by (an IPv6
+    /// datagram's socket may keep to the device's with `PROBE`, else
+    /// [`Self::ip_mtu`]), and the size of its fragments beyond it (its
+    /// `IPV6_MTU` where lower).
+    pub(super) fn shaped_mtu(&self, frame: &[u8], shape: DatagramShape) -> (usize, usize) {
         let ipv6 = frame.get(12..14) == Some(&[0x86, 0xdd][..]);
-        if ipv6 && shape.fragment_at != 0 {
-            shape.fragment_at as usize
+        let mtu = if ipv6 && shape.mtu != 0 {
+            shape.mtu as usize
         } else {
             self.ip_mtu(frame)
+        };
+        match shape.fragment_size as usize {
+            0 => (mtu, mtu),
+            size => (mtu, size.min(mtu)),
         }
     }
 

@@ -2391,9 +2391,9 @@ impl FrameIo {
         if !self.wire_up {
             return self.recycle(frame);
         }
-        let mtu = self.shaped_mtu(&frame, shape);
+        let (mtu, fragment_size) = self.shaped_mtu(&frame, shape);
         if frame.len() > mtu + 14 {
-            self.send_oversized(frame, mtu);
+            self.send_oversized(frame, fragment_size);
         } else {
             if shape.clear_df {
                 self.clear_dont_fragment(&mut frame);

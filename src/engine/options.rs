@@ -88,8 +88,9 @@ pub(crate) struct SocketOptions {
     pub mtu_discover_v6: u8,
     /// `IPV6_DONTFRAG`: an IPv6 datagram beyond the MTU is `EMSGSIZE`.
     pub dont_fragment_v6: bool,
-    /// `IPV6_MTU` as set (0: none): IPv6 datagrams are cut in fragments of at
-    /// most this, when it is below the path's MTU.
+    /// `IPV6_MTU` as set (0: none): IPv6 datagrams beyond the path's MTU are
+    /// cut in fragments of at most this, and `IPV6_DONTFRAG` and `DO` hold
+    /// datagrams to it.
     pub fragment_size_v6: u32,
 }
 
@@ -112,10 +113,13 @@ pub(crate) const PMTUDISC_OMIT: u8 = 5;
 /// (`link_mtu.rs`) when smoltcp builds the packet, later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct DatagramShape {
-    /// Cut in fragments of at most this many bytes (IP header included)
-    /// instead of the path's MTU the boundary knows (IPv6: `IPV6_MTU`, or the
-    /// device's MTU from `PROBE` on); 0: the path's.
-    pub fragment_at: u32,
+    /// The MTU beyond which the packet is cut in fragments, instead of the
+    /// path's the boundary knows (IPv6 from `PROBE` on: the device's); 0: the
+    /// path's.
+    pub mtu: u32,
+    /// The largest fragment, when the packet is cut, if below that MTU (IPv6:
+    /// `IPV6_MTU`); 0: the MTU.
+    pub fragment_size: u32,
     /// An IPv4 packet leaves without DF (`IP_PMTUDISC_DONT`, `INTERFACE`,
     /// `OMIT`; smoltcp sets DF on every packet, as Linux's default does).
     pub clear_df: bool,
@@ -278,10 +282,12 @@ impl SocketOptions {
     /// How a datagram of `packet` bytes (IP header included; over IPv6 if
     /// `v6`) leaves through `mtus`, as Linux's `ip_append_data` and
     /// `ip6_append_data` decide it (checked on Linux 6.18): the MTU is the
-    /// path's, or the device's from `PROBE` on, and over IPv6 `IPV6_MTU` where
-    /// lower; beyond it, `DO`, `PROBE`, `INTERFACE` and `IPV6_DONTFRAG` are
-    /// `EMSGSIZE`, the others fragment. IPv4's DF is set by `WANT` (on what
-    /// fits: fragments never carry it), `DO` and `PROBE`.
+    /// path's, or the device's from `PROBE` on; beyond it, or over IPv6
+    /// beyond `IPV6_MTU` where lower, `DO`, `PROBE`, `INTERFACE` and
+    /// `IPV6_DONTFRAG` are `EMSGSIZE`. Otherwise a packet beyond the MTU (not
+    /// `IPV6_MTU`: Linux sends a packet between the two whole) is cut in
+    /// fragments, of `IPV6_MTU` where lower. IPv4's DF is set by `WANT` (on
+    /// what fits: fragments never carry it), `DO` and `PROBE`.
     pub(crate) fn datagram_shape(
         &self,
         v6: bool,
@@ -293,21 +299,28 @@ impl SocketOptions {
         } else {
             self.mtu_discover_v4
         };
-        let mut mtu = if mode >= PMTUDISC_PROBE {
+        let mtu = if mode >= PMTUDISC_PROBE {
             mtus.device
         } else {
             mtus.path
         };
-        let fragment_size = self.fragment_size_v6 as usize;
-        if v6 && fragment_size != 0 && fragment_size < mtu {
-            mtu = fragment_size;
-        }
-        if packet > mtu && self.bounds_datagrams(v6) {
+        let set = self.fragment_size_v6 as usize;
+        let fragment_size = if v6 && set != 0 && set < mtu {
+            set
+        } else {
+            mtu
+        };
+        if packet > fragment_size && self.bounds_datagrams(v6) {
             return Err(std::io::Error::from_raw_os_error(libc::EMSGSIZE));
         }
         Ok(DatagramShape {
-            fragment_at: if v6 && mtu != mtus.path {
+            mtu: if v6 && mtu != mtus.path {
                 mtu as u32
+            } else {
+                0
+            },
+            fragment_size: if fragment_size < mtu {
+                fragment_size as u32
             } else {
                 0
             },

@@ -405,7 +405,7 @@ impl Engine {
             return Err(errno(libc::ENETUNREACH));
         }
         if proto == DatagramProto::Ping {
-            return self.ping_send(handle, dest.ip(), data);
+            return self.ping_send(handle, dest.ip(), data, shape);
         }
         if dest.ip().is_multicast() {
             return self.udp_send_multicast(handle, source, dest, hop, data, shape);
@@ -422,7 +422,8 @@ impl Engine {
         {
             Ok(()) => {
                 let port = self.udps[&handle].bound.port();
-                self.io.expect_shaped(port, dest, data.len(), shape);
+                self.io
+                    .expect_shaped((false, port, dest, data.len()), shape);
                 Ok(())
             }
             Err(udp::SendError::BufferFull) => Err(io::ErrorKind::WouldBlock.into()),

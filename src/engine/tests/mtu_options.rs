@@ -73,8 +73,13 @@ fn describe(frame: &[u8]) -> Option<Sent> {
         EthernetProtocol::Ipv4 => {
             let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
             let fragment = ip.more_frags() || ip.frag_offset() != 0;
-            let udp = u8::from(ip.next_header()) == 17;
-            (udp || fragment).then(|| Sent {
+            // UDP, or an echo request.
+            let ours = match u8::from(ip.next_header()) {
+                17 => true,
+                1 => ip.payload().first() == Some(&8),
+                _ => false,
+            };
+            (ours || fragment).then(|| Sent {
                 len: usize::from(ip.total_len()),
                 fragment: ip.more_frags(),
                 df: ip.dont_frag(),
@@ -83,8 +88,9 @@ fn describe(frame: &[u8]) -> Option<Sent> {
         EthernetProtocol::Ipv6 => {
             let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
             let next = u8::from(ip.next_header());
-            // UDP (17), or a fragment (44).
-            matches!(next, 17 | 44).then(|| Sent {
+            // UDP (17), a fragment (44), or an echo request (58, 128).
+            let echo = next == 58 && ip.payload().first() == Some(&128);
+            (matches!(next, 17 | 44) || echo).then(|| Sent {
                 len: 40 + usize::from(ip.payload_len()),
                 fragment: next == 44,
                 df: false,
@@ -191,11 +197,13 @@ fn ipv6_mtu_discover_dontfrag_and_the_fragment_size() {
     });
     assert_eq!(send(&mut w, socket, to, 1353), Err(libc::EMSGSIZE));
     // IPV6_MTU below the path's: what DONTFRAG holds datagrams to, and
-    // without it the size of the fragments.
+    // without it the size of the fragments of a packet beyond the path's MTU
+    // (one between the two leaves whole).
     set_udp(&mut w.b, socket, |o| o.fragment_size_v6 = 1280);
     assert_eq!(send(&mut w, socket, to, 1232), Ok(vec![plain(1280)]));
     assert_eq!(send(&mut w, socket, to, 1233), Err(libc::EMSGSIZE));
     set_udp(&mut w.b, socket, |o| o.dont_fragment_v6 = false);
+    assert_eq!(send(&mut w, socket, to, 1240), Ok(vec![plain(1288)]));
     assert_eq!(
         send(&mut w, socket, to, 1353),
         Ok(vec![piece(1280), piece(177)])
@@ -262,4 +270,59 @@ fn probe_and_omit_keep_to_the_devices_mtu() {
     set_udp(&mut w.b, socket, |o| o.mtu_discover_v6 = PMTUDISC_PROBE);
     assert_eq!(send(&mut w, socket, to, 1452), Ok(vec![plain(1500)]));
     assert_eq!(send(&mut w, socket, to, 1453), Err(libc::EMSGSIZE));
+}
+
+/// Ping sockets take the same options (Linux's ping sockets send through
+/// `ip_append_data` and `ip6_append_data` too): no DF with `DONT`, `EMSGSIZE`
+/// with `DO`, and IPv6 fragments of `IPV6_MTU` beyond the path's MTU (Linux
+/// 6.18 sent the same).
+#[test]
+fn ping_sockets_too() {
+    let mut w = wire_of_1400();
+    let echo = |v6: bool, len: usize| {
+        let mut message = vec![0u8; len];
+        message[0] = if v6 { 128 } else { 8 };
+        message
+    };
+    let (v4, _) =
+        w.b.ping_open(addr("0.0.0.0:0"), &SocketOptions::default())
+            .unwrap();
+    let ping = |w: &mut Wire, socket, to: &str, message: Vec<u8>| match w.b.udp_send(
+        socket,
+        Some(addr(to)),
+        &message,
+    ) {
+        Ok(()) => Ok(sent_by_b(w)),
+        Err(e) => Err(e.raw_os_error().unwrap_or(0)),
+    };
+    assert_eq!(
+        ping(&mut w, v4, "10.0.0.1:0", echo(false, 100)),
+        Ok(vec![df(120)])
+    );
+    set_udp(&mut w.b, v4, |o| o.mtu_discover_v4 = PMTUDISC_DONT);
+    assert_eq!(
+        ping(&mut w, v4, "10.0.0.1:0", echo(false, 100)),
+        Ok(vec![plain(120)])
+    );
+    set_udp(&mut w.b, v4, |o| o.mtu_discover_v4 = PMTUDISC_DO);
+    assert_eq!(
+        ping(&mut w, v4, "10.0.0.1:0", echo(false, 1380)),
+        Ok(vec![df(1400)])
+    );
+    assert_eq!(
+        ping(&mut w, v4, "10.0.0.1:0", echo(false, 1381)),
+        Err(libc::EMSGSIZE)
+    );
+    let (v6, _) =
+        w.b.ping_open(addr("[::]:0"), &SocketOptions::default())
+            .unwrap();
+    set_udp(&mut w.b, v6, |o| o.fragment_size_v6 = 1280);
+    assert_eq!(
+        ping(&mut w, v6, "[fd00::1]:0", echo(true, 1360)),
+        Ok(vec![plain(1400)])
+    );
+    assert_eq!(
+        ping(&mut w, v6, "[fd00::1]:0", echo(true, 1361)),
+        Ok(vec![piece(1280), piece(177)])
+    );
 }
