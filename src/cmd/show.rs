@@ -108,10 +108,15 @@ fn link_layer(out: &mut String, link: &Link) {
     let _ = writeln!(out, "    link/{kind} {} brd {brd}", format_mac(&link.mac));
 }
 
-fn v4_scope_name(addr: IpAddr) -> &'static str {
-    match addr {
-        IpAddr::V4(a) if a.octets()[0] == 127 => "host",
-        _ => "global",
+/// An IPv4 address's scope as iproute2 names it (`rt_scopes`), or its number.
+fn v4_scope_name(scope: u8) -> String {
+    match scope {
+        0 => "global".to_string(),
+        200 => "site".to_string(),
+        253 => "link".to_string(),
+        254 => "host".to_string(),
+        255 => "nowhere".to_string(),
+        n => n.to_string(),
     }
 }
 
@@ -156,11 +161,16 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
         let times = state.addr_times(link.index, a);
         match a.addr {
             IpAddr::V4(_) if matches!(family, Family::Unspec | Family::Inet) => {
+                let attrs = state.addr_attrs(link.index, a);
                 let _ = write!(out, "    inet {}/{} ", format_addr(a.addr), a.prefix_len);
+                if attrs.metric != 0 {
+                    let _ = write!(out, "metric {} ", attrs.metric);
+                }
                 if let Some(brd) = state.broadcast(link.index, a) {
                     let _ = write!(out, "brd {brd} ");
                 }
-                let _ = write!(out, "scope {} ", v4_scope_name(a.addr));
+                let scope = state.v4_addr_scope(link.index, a);
+                let _ = write!(out, "scope {} ", v4_scope_name(scope));
                 if state.is_secondary(link.index, i) {
                     out.push_str("secondary ");
                 }
@@ -170,17 +180,19 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
                 if times.dynamic {
                     out.push_str("dynamic ");
                 }
+                if attrs.noprefixroute {
+                    out.push_str("noprefixroute ");
+                }
                 let _ = writeln!(out, "{}", state.label(link.index, a));
                 lifetimes_line(out, &times);
             }
             IpAddr::V6(_) if matches!(family, Family::Unspec | Family::Inet6) => {
-                let _ = write!(
-                    out,
-                    "    inet6 {}/{} scope {} ",
-                    format_addr(a.addr),
-                    a.prefix_len,
-                    v6_scope_name(a.addr)
-                );
+                let attrs = state.addr_attrs(link.index, a);
+                let _ = write!(out, "    inet6 {}/{} ", format_addr(a.addr), a.prefix_len);
+                if attrs.metric != 0 {
+                    let _ = write!(out, "metric {} ", attrs.metric);
+                }
+                let _ = write!(out, "scope {} ", v6_scope_name(a.addr));
                 // iproute2's order of the flags.
                 if times.nodad {
                     out.push_str("nodad ");
@@ -199,6 +211,9 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
                 }
                 if times.mngtmpaddr {
                     out.push_str("mngtmpaddr ");
+                }
+                if attrs.noprefixroute {
+                    out.push_str("noprefixroute ");
                 }
                 out.push('\n');
                 lifetimes_line(out, &times);
@@ -302,6 +317,10 @@ fn addrs_brief(state: &State, family: Family, filter: LinkFilter) -> String {
         if !matches!(family, Family::Packet | Family::Other(_)) {
             for a in link.addrs.iter().filter(wanted) {
                 let _ = write!(out, "{}/{} ", format_addr(a.addr), a.prefix_len);
+                let metric = state.addr_attrs(link.index, a).metric;
+                if metric != 0 {
+                    let _ = write!(out, "metric {metric} ");
+                }
             }
         }
         out.push('\n');
@@ -638,13 +657,19 @@ fn json_addr(state: &State, link: &Link, i: usize) -> String {
         format!("\"local\":\"{}\"", format_addr(a.addr)),
         format!("\"prefixlen\":{}", a.prefix_len),
     ];
+    let attrs = state.addr_attrs(link.index, &a);
+    if attrs.metric != 0 {
+        fields.push(format!("\"metric\":{}", attrs.metric));
+    }
+    let noprefixroute = "\"noprefixroute\":true".to_string();
     let times = state.addr_times(link.index, &a);
     let dynamic = "\"dynamic\":true".to_string();
     if a.addr.is_ipv4() {
         if let Some(brd) = state.broadcast(link.index, &a) {
             fields.push(format!("\"broadcast\":\"{brd}\""));
         }
-        fields.push(format!("\"scope\":\"{}\"", v4_scope_name(a.addr)));
+        let scope = state.v4_addr_scope(link.index, &a);
+        fields.push(format!("\"scope\":\"{}\"", v4_scope_name(scope)));
         if state.is_secondary(link.index, i) {
             fields.push("\"secondary\":true".to_string());
         }
@@ -653,6 +678,9 @@ fn json_addr(state: &State, link: &Link, i: usize) -> String {
         }
         if times.dynamic {
             fields.push(dynamic);
+        }
+        if attrs.noprefixroute {
+            fields.push(noprefixroute.clone());
         }
         fields.push(format!(
             "\"label\":{}",
@@ -677,6 +705,9 @@ fn json_addr(state: &State, link: &Link, i: usize) -> String {
         }
         if times.mngtmpaddr {
             fields.push("\"mngtmpaddr\":true".to_string());
+        }
+        if attrs.noprefixroute {
+            fields.push(noprefixroute);
         }
     }
     let valid = times.valid_left.unwrap_or(FOREVER);

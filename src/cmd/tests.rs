@@ -153,6 +153,7 @@ mod transcript {
         basic,
         mtu,
         addr_parse,
+        addr_attrs,
         addr_kernel,
         route,
         route6,

@@ -5,6 +5,7 @@
 //! address and route parts for the tear-downs and the automatic addresses an up
 //! link gets.
 
+use super::addrs::v4_scope;
 use super::{kernel, rtnl, IfAddr, LinkKind, State, IPV4_MIN_MTU, IPV6_MIN_MTU, MAX_ADDRS};
 use crate::cmd::error::CmdError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -164,7 +165,9 @@ impl State {
             self.ever_up[pos] = true;
             if self.is_lo(index) && self.links[pos].mtu >= IPV4_MIN_MTU {
                 // Linux gives lo its address on every up; a duplicate is ignored.
-                if let Ok(slot) = self.v4_slot(index, Ipv4Addr::LOCALHOST, 8) {
+                if let Ok(slot) =
+                    self.v4_slot(index, Ipv4Addr::LOCALHOST, 8, v4_scope(Ipv4Addr::LOCALHOST))
+                {
                     let lo_own = IfAddr {
                         addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
                         prefix_len: 8,

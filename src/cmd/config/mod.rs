@@ -38,7 +38,7 @@ mod routes;
 
 use super::error::CmdError;
 use addrs::has_prefix_route;
-pub(super) use addrs::AddrReq;
+pub(super) use addrs::{AddrAttrs, AddrReq};
 #[cfg(test)]
 pub(super) use addrs::{AddrChange, V4Slot};
 pub(crate) use lifetimes::{AddrTimes, Lifetime, RoutePref, RouterRoute};
@@ -393,6 +393,9 @@ pub(super) struct State {
     ever_up: Vec<bool>,
     broadcasts: Vec<Broadcast>,
     labels: Vec<AddrLabel>,
+    /// The addresses added with a `scope`, `metric` or `noprefixroute` (see
+    /// [`AddrAttrs`]); the others have the defaults.
+    addr_attrs: Vec<(u32, IfAddr, AddrAttrs)>,
     /// The addresses of `lo` whose whole prefix is in Linux's local table. Linux
     /// adds the prefix only while `lo` is up (at the address's addition or at the
     /// next up) and keeps it when `lo` goes down.
@@ -463,6 +466,7 @@ impl State {
             links,
             broadcasts: Vec::new(),
             labels: Vec::new(),
+            addr_attrs: Vec::new(),
             lo_prefixes: Vec::new(),
             loopback6_added: false,
             v4_table: false,
