@@ -42,6 +42,7 @@ pub(super) use addrs::{AddrAttrs, AddrReq};
 #[cfg(test)]
 pub(super) use addrs::{AddrChange, V4Slot};
 pub(crate) use lifetimes::{AddrTimes, Lifetime, RoutePref, RouterRoute};
+pub(crate) use links::{LinkFlag, LinkSettings};
 pub(super) use neighbors::NeighMode;
 pub(super) use prefix::{in_prefix, mask_v4, network};
 #[cfg(test)]
@@ -391,6 +392,9 @@ pub(super) struct State {
     /// Per link (same order): has it ever been up? Linux attaches the default
     /// queueing discipline on the first up, and `ip` shows it from then on.
     ever_up: Vec<bool>,
+    /// Per link (same order): what `ip link set` records besides the link's
+    /// own fields.
+    link_settings: Vec<LinkSettings>,
     broadcasts: Vec<Broadcast>,
     labels: Vec<AddrLabel>,
     /// The addresses added with a `scope`, `metric` or `noprefixroute` (see
@@ -463,6 +467,7 @@ impl State {
     fn new(links: Vec<Link>) -> State {
         State {
             ever_up: vec![false; links.len()],
+            link_settings: links.iter().map(|l| LinkSettings::new(l.kind)).collect(),
             links,
             broadcasts: Vec::new(),
             labels: Vec::new(),
