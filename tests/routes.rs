@@ -597,9 +597,57 @@ fn multicast_through_the_local_table(backend: Backend) {
     assert_eq!(errno(&err), libc::ENETUNREACH, "{err}");
 }
 
+/// An address added with `noprefixroute` is the stack's, but its prefix is
+/// reached only once a route covers it (ENETUNREACH before, as on Linux); an
+/// address's `metric` is its prefix route's; an address of link `scope` is a
+/// source on its link but not through a gateway.
+fn address_attributes_shape_routes(backend: Backend) {
+    let switch = Switch::start();
+    let a = common::stack_on(backend, &switch.vnl());
+    a.cmd(
+        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0 noprefixroute; \
+         /bin/ip addr add 10.1.0.1/24 dev vde0 metric 7",
+    )
+    .expect("configure a");
+    let b = common::stack_on(Backend::Userspace, &switch.vnl());
+    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
+        .expect("configure b");
+    assert_eq!(
+        a.cmd_output("/bin/ip route").unwrap(),
+        "10.1.0.0/24 dev vde0 proto kernel scope link src 10.1.0.1 metric 7 \n"
+    );
+    let client = UdpSocket::bind(&a, "0.0.0.0:0").unwrap();
+    let err = client
+        .send_to(b"x", "10.0.0.2:7000")
+        .expect_err("no route yet");
+    assert_eq!(errno(&err), libc::ENETUNREACH, "{err}");
+    a.cmd("/bin/ip route add 10.0.0.0/24 dev vde0")
+        .expect("the route");
+    let server = UdpSocket::bind(&b, "0.0.0.0:7000").unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    client.send_to(b"x", "10.0.0.2:7000").unwrap();
+    let mut buf = [0u8; 4];
+    let (_, from) = server.recv_from(&mut buf).expect("the datagram arrives");
+    assert_eq!(from.ip(), "10.0.0.1".parse::<std::net::IpAddr>().unwrap());
+    // With only an address of link scope, no source reaches past a gateway.
+    let c = common::stack_on(backend, &switch.vnl());
+    c.cmd(
+        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.3/24 dev vde0 scope link; \
+         /bin/ip route add default via 10.0.0.2",
+    )
+    .expect("configure c");
+    let on_link = UdpSocket::bind(&c, "0.0.0.0:0").unwrap();
+    on_link.send_to(b"y", "10.0.0.2:7000").unwrap();
+    let (_, from) = server.recv_from(&mut buf).expect("the on-link datagram");
+    assert_eq!(from.ip(), "10.0.0.3".parse::<std::net::IpAddr>().unwrap());
+}
+
 on_both_backends! {
     multicast_local: super::multicast_through_the_local_table;
     deleted_local: super::deleted_local_entries;
+    address_attributes: super::address_attributes_shape_routes;
     reject_routes: super::reject_routes_refuse_local_traffic;
     reject_routes_answers: super::reject_routes_stop_answers;
     neighbours_flush: super::neighbours_flushed;

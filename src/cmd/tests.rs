@@ -153,6 +153,8 @@ mod transcript {
         basic,
         mtu,
         addr_parse,
+        addr_attrs,
+        link_settings,
         addr_kernel,
         route,
         route6,
@@ -441,16 +443,16 @@ fn unsupported_things_are_refused_not_ignored() {
     );
     fails(
         &mut cfg,
-        "/bin/ip link set vde0 txqueuelen 5",
+        "/bin/ip link set vde0 netns 5",
         2,
-        "Error: vdestack: \"ip link set ... txqueuelen\" is not supported.",
+        "Error: vdestack: \"ip link set ... netns\" is not supported.",
     );
     // The oracle: `d` abbreviates `dynamic`, which wants on|off.
     fails(
         &mut cfg,
         "/bin/ip link set d vde0 up",
-        2,
-        "Error: vdestack: \"ip link set ... dynamic\" is not supported.",
+        1,
+        "Error: argument of \"dynamic\" must be \"on\" or \"off\", not \"vde0\"",
     );
     fails(
         &mut cfg,

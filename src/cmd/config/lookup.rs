@@ -3,33 +3,36 @@
 //!
 //! Read only, over the links, the local table and the main table.
 
-use super::addrs::{v4_scope, v6_rank, SCOPE_UNIVERSE};
+use super::addrs::{v6_rank, SCOPE_LINK, SCOPE_UNIVERSE};
 use super::prefix::in_prefix;
 use super::routes::{in_multipath, siblings};
-use super::{v4, IfAddr, Link, LinkKind, NextHop, NoRoute, Route, RouteType, State, MAIN_TABLE};
+use super::{IfAddr, Link, LinkKind, NextHop, NoRoute, Route, RouteType, State, MAIN_TABLE};
 use std::net::{IpAddr, Ipv6Addr};
 
 impl State {
-    /// The source address Linux would choose for IPv4 traffic out of `dev` to `to`.
-    fn pick_src_v4(&self, dev: u32, to: IpAddr) -> Option<IpAddr> {
+    /// The source address Linux would choose for IPv4 traffic out of `dev` to
+    /// `to` by a route of scope `reach` (`inet_select_addr`): among the
+    /// primary addresses whose scope is within it, one of `dev` whose prefix
+    /// holds `to`, else the first of `dev`, else one of another up link that
+    /// is not of link scope.
+    fn pick_src_v4(&self, dev: u32, to: IpAddr, reach: u8) -> Option<IpAddr> {
         let primaries = |index: u32| {
             (0..self.v4_count(index))
                 .filter(move |&i| !self.is_secondary(index, i))
-                .map(move |i| self.link(index).addrs[i])
+                .map(move |i| (index, self.link(index).addrs[i]))
+                .filter(move |(index, a)| self.v4_addr_scope(*index, a) <= reach)
         };
         primaries(dev)
-            .find(|a| in_prefix(to, a.addr, a.prefix_len))
-            .or_else(|| {
-                primaries(dev).find(|a| v4(a.addr).is_some_and(|x| v4_scope(x) == SCOPE_UNIVERSE))
-            })
+            .find(|(_, a)| in_prefix(to, a.addr, a.prefix_len))
+            .or_else(|| primaries(dev).next())
             .or_else(|| {
                 self.links
                     .iter()
                     .filter(|l| l.up && l.index != dev)
                     .flat_map(|l| primaries(l.index))
-                    .find(|a| v4(a.addr).is_some_and(|x| v4_scope(x) == SCOPE_UNIVERSE))
+                    .find(|(index, a)| self.v4_addr_scope(*index, a) != SCOPE_LINK)
             })
-            .map(|a| a.addr)
+            .map(|(_, a)| a.addr)
     }
 
     /// The source address for IPv6 traffic out of `dev` to `to`: same scope,
@@ -240,7 +243,16 @@ impl State {
         // (Near the destination itself when the gateway is IPv6, RFC 5549.)
         let near = if addr.is_ipv4() { addr } else { dst };
         let src = r.src.or_else(|| match dst {
-            IpAddr::V4(_) => self.pick_src_v4(r.dev, near),
+            IpAddr::V4(_) => {
+                // A route through a gateway (or a device-only nexthop) reaches
+                // the universe; one to an on-link prefix, the link.
+                let reach = if r.via.is_some() || r.universe {
+                    SCOPE_UNIVERSE
+                } else {
+                    SCOPE_LINK
+                };
+                self.pick_src_v4(r.dev, near, reach)
+            }
             IpAddr::V6(d) => self.pick_src_v6(r.dev, d),
         });
         Ok(NextHop {

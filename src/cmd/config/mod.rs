@@ -38,10 +38,11 @@ mod routes;
 
 use super::error::CmdError;
 use addrs::has_prefix_route;
-pub(super) use addrs::AddrReq;
+pub(super) use addrs::{AddrAttrs, AddrReq};
 #[cfg(test)]
 pub(super) use addrs::{AddrChange, V4Slot};
 pub(crate) use lifetimes::{AddrTimes, Lifetime, RoutePref, RouterRoute};
+pub(crate) use links::{LinkFlag, LinkSettings};
 pub(super) use neighbors::NeighMode;
 pub(super) use prefix::{in_prefix, mask_v4};
 #[cfg(test)]
@@ -422,8 +423,14 @@ pub(super) struct State {
     /// Per link (same order): has it ever been up? Linux attaches the default
     /// queueing discipline on the first up, and `ip` shows it from then on.
     ever_up: Vec<bool>,
+    /// Per link (same order): what `ip link set` records besides the link's
+    /// own fields.
+    link_settings: Vec<LinkSettings>,
     broadcasts: Vec<Broadcast>,
     labels: Vec<AddrLabel>,
+    /// The addresses added with a `scope`, `metric` or `noprefixroute` (see
+    /// [`AddrAttrs`]); the others have the defaults.
+    addr_attrs: Vec<(u32, IfAddr, AddrAttrs)>,
     /// The addresses of `lo` whose whole prefix is in Linux's local table. Linux
     /// adds the prefix only while `lo` is up (at the address's addition or at the
     /// next up) and keeps it when `lo` goes down.
@@ -497,9 +504,11 @@ impl State {
     fn new(links: Vec<Link>) -> State {
         State {
             ever_up: vec![false; links.len()],
+            link_settings: links.iter().map(|l| LinkSettings::new(l.kind)).collect(),
             links,
             broadcasts: Vec::new(),
             labels: Vec::new(),
+            addr_attrs: Vec::new(),
             lo_prefixes: Vec::new(),
             loopback6_added: false,
             v4_table: false,

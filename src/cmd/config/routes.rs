@@ -291,19 +291,36 @@ impl State {
     /// The connected route Linux adds for a primary IPv4 address on an up link: none
     /// for `lo` (its prefixes go to the local table), `/32`, or a 0.x.x.x network.
     pub(super) fn v4_connected(&self, dev: u32, a: IfAddr) -> Option<Route> {
-        if self.is_lo(dev) || !has_prefix_route(a) {
+        let attrs = self.addr_attrs(dev, &a);
+        if self.is_lo(dev) || !has_prefix_route(a) || attrs.noprefixroute {
             return None;
         }
-        Some(prefix_route(dev, a, Some(a.addr)))
+        let mut route = prefix_route(dev, a, Some(a.addr));
+        route.metric = attrs.metric;
+        Some(route)
     }
 
     /// The prefix route Linux adds for an IPv6 address on an up link (none for the
     /// `::1` it adds to `lo` itself).
     pub(super) fn v6_connected(&self, dev: u32, a: IfAddr) -> Option<Route> {
-        if a.addr == IpAddr::V6(Ipv6Addr::LOCALHOST) && !self.loopback6_added {
+        let attrs = self.addr_attrs(dev, &a);
+        if a.addr == IpAddr::V6(Ipv6Addr::LOCALHOST) && !self.loopback6_added || attrs.noprefixroute
+        {
             return None;
         }
-        Some(prefix_route(dev, a, None))
+        let mut route = prefix_route(dev, a, None);
+        if attrs.metric != 0 {
+            route.metric = attrs.metric;
+        }
+        Some(route)
+    }
+
+    /// The prefix route of an address of `dev`, of either family.
+    pub(super) fn connected_route(&self, dev: u32, a: IfAddr) -> Option<Route> {
+        match a.addr {
+            IpAddr::V4(_) => self.v4_connected(dev, a),
+            IpAddr::V6(_) => self.v6_connected(dev, a),
+        }
     }
 
     pub(super) fn add_v6_connected(&mut self, dev: u32, a: IfAddr) {
