@@ -553,15 +553,14 @@ fn deleted_local_entries(backend: Backend) {
          /bin/ip route del broadcast 10.0.0.255 dev vde0 table local",
     )
     .expect("delete the local entries");
-    // Without it, 10.0.0.255 is a unicast destination nobody answers ARP for.
+    // Without it, 10.0.0.255 is a unicast destination: no SO_BROADCAST needed.
+    // (Whether it then arrives is not asserted: Linux may still hold the
+    // broadcast neighbour entry it made for the address, and send to
+    // ff:ff:ff:ff:ff:ff until that entry goes.)
     let plain = UdpSocket::bind(&a, "0.0.0.0:0").unwrap();
     plain
         .send_to(b"one", "10.0.0.255:7102")
         .expect("no SO_BROADCAST needed");
-    heard
-        .set_read_timeout(Some(Duration::from_secs(1)))
-        .unwrap();
-    heard.recv_from(&mut buf).expect_err("nothing arrives");
     for to in [v4, v6] {
         let err = TcpStream::connect_timeout(&b, &to, Duration::from_secs(1))
             .expect_err(&format!("no answer from {to}"));
