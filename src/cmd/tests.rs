@@ -181,6 +181,8 @@ mod transcript {
         tables,
         local_table,
         route_types,
+        route_get,
+        route_get6,
     );
 }
 
@@ -452,9 +454,9 @@ fn unsupported_things_are_refused_not_ignored() {
     );
     fails(
         &mut cfg,
-        "/bin/ip route get 10.0.0.1",
+        "/bin/ip route save",
         2,
-        "Error: vdestack: \"ip route get\" is not supported.",
+        "Error: vdestack: \"ip route save\" is not supported.",
     );
     assert_eq!(cfg.generation(), 0);
 }

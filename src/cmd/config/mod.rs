@@ -42,6 +42,7 @@ pub(super) use addrs::AddrReq;
 #[cfg(test)]
 pub(super) use addrs::{AddrChange, V4Slot};
 pub(crate) use lifetimes::{AddrTimes, Lifetime, RoutePref, RouterRoute};
+pub(super) use lookup::{RouteAnswer, RouteQuery};
 pub(super) use neighbors::NeighMode;
 pub(super) use prefix::{in_prefix, mask_v4, network};
 #[cfg(test)]

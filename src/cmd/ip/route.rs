@@ -29,7 +29,7 @@ const ROUTE_CMDS: &[(&str, Match, Cmd)] = &[
     ("list", Prefix, Cmd::Show),
     ("show", Prefix, Cmd::Show),
     ("lst", Prefix, Cmd::Show),
-    ("get", Prefix, Cmd::Unsupported),
+    ("get", Prefix, Cmd::Get),
     ("flush", Prefix, Cmd::Flush),
     ("save", Prefix, Cmd::Unsupported),
     ("restore", Prefix, Cmd::Unsupported),
@@ -54,6 +54,10 @@ pub(super) fn route(
         Some((_, Cmd::Delete)) => route_del(state, family, rest),
         Some((_, Cmd::Show)) => route_list(state, family, rest, false, style),
         Some((_, Cmd::Flush)) => route_list(state, family, rest, true, style),
+        Some((_, Cmd::Get)) => {
+            let style = super::route_get::GetStyle { json, oneline };
+            super::route_get::route_get(state, family, rest, style)
+        }
         Some((_, Cmd::Help)) => Err(usage(ROUTE_USAGE)),
         Some((name, _)) => Err(unsupported(&format!("\"ip route {name}\""))),
         None => Err(unknown_command(cmd, "route")),
