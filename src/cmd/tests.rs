@@ -183,6 +183,7 @@ mod transcript {
         route_types,
         route_get,
         route_get6,
+        route_get_edge,
     );
 }
 

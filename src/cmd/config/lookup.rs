@@ -242,7 +242,7 @@ pub(crate) struct RouteQuery {
     pub(crate) from: Option<IpAddr>,
     /// `oif DEV`: the link it must leave from.
     pub(crate) oif: Option<u32>,
-    /// `iif DEV`: the packet came in on this link (IPv4 only).
+    /// `iif DEV`: the packet came in on this link.
     pub(crate) iif: Option<u32>,
 }
 
@@ -311,14 +311,19 @@ impl State {
             local: true,
         };
         if q.iif.is_some() {
-            // A packet coming in: without a source it is a martian; with
-            // one, it is delivered if it is for the stack, and otherwise
-            // not forwarded (a namespace forwards nothing by default).
-            if from.is_none() {
+            // A packet coming in: without a source, or from `lo`'s, it is a
+            // martian; otherwise it is delivered if it is for the stack
+            // (unless its source is the stack's own: a martian again), and
+            // not forwarded if not (a namespace forwards nothing by default).
+            let loopback = |f: IpAddr| matches!(f, IpAddr::V4(f) if f.is_loopback());
+            if from.is_none_or(loopback) {
                 return Err(NoRoute::Blackhole);
             }
             if !self.is_local(dst) {
                 return Err(NoRoute::HostUnreachable);
+            }
+            if from.is_some_and(|f| self.is_local(f)) {
+                return Err(NoRoute::Blackhole);
             }
             let entry = self.local_entry(dst, RouteType::Local);
             return Ok(RouteAnswer {
@@ -354,15 +359,33 @@ impl State {
         let IpAddr::V4(d4) = dst else {
             return Err(NoRoute::NetUnreachable);
         };
-        if d4.is_loopback() {
+        // Only an output link asked for takes a loopback destination out.
+        if d4.is_loopback() && q.oif.is_none() {
             return Err(NoRoute::NetUnreachable);
         }
-        let (route, hop) = match self.best_route_on(dst, q.oif) {
+        // A multicast or limited broadcast packet from a given source, with
+        // no link asked for, leaves by the source's link, unrouted.
+        let from_link = from
+            .filter(|_| q.oif.is_none() && (d4.is_multicast() || d4.is_broadcast()))
+            .and_then(|f| {
+                self.links
+                    .iter()
+                    .find(|l| l.addrs.iter().any(|a| a.addr == f))
+                    .map(|l| l.index)
+                    .or_else(|| self.lo_prefix_of(f).map(|_| lo))
+            });
+        let oif = q.oif.or(from_link);
+        let routed = if from_link.is_some() {
+            None
+        } else {
+            self.best_route_on(dst, oif)
+        };
+        let (route, hop) = match routed {
             Some(r) => (Some(*r), self.hop_of(r, dst)?),
             None => {
                 // Linux assumes a destination with no route through the
                 // link asked for is on that link.
-                let oif = q.oif.ok_or(NoRoute::NetUnreachable)?;
+                let oif = oif.ok_or(NoRoute::NetUnreachable)?;
                 let hop = NextHop {
                     dev: oif,
                     addr: dst,
@@ -410,13 +433,18 @@ impl State {
             return Err(NoRoute::NetUnreachable);
         };
         let lo = self.lo_index();
-        if let Some(entry) = self.local_entry(dst, RouteType::Local) {
+        // A packet coming in gets no source chosen.
+        let input = q.iif.is_some();
+        let local_entry = self
+            .local_entry(dst, RouteType::Local)
+            .filter(|e| q.oif.is_none_or(|d| d == e.dev));
+        if let Some(entry) = local_entry {
             // Even with `lo` down, as Linux answers.
             return Ok(RouteAnswer {
                 kind: RouteType::Local,
                 dev: lo,
                 via: None,
-                src: Some(dst),
+                src: (!input).then_some(dst),
                 route: Some(entry),
                 local: true,
             });
@@ -462,7 +490,7 @@ impl State {
             kind: RouteType::Unicast,
             dev: hop.dev,
             via: r.via,
-            src: hop.src,
+            src: hop.src.filter(|_| !input),
             route: Some(*r),
             local: false,
         })

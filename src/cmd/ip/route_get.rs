@@ -61,22 +61,129 @@ const GET_KEYWORDS: &[(&str, Match, GetKw)] = &[
     ("ipproto", Prefix, GetKw::Ipproto),
 ];
 
-/// The protocol names `ipproto` reads (Debian's `/etc/protocols`, the ones
-/// a route lookup may care about); numbers up to 255 otherwise.
-const PROTOCOLS: &[&str] = &[
-    "ip",
-    "icmp",
-    "igmp",
-    "tcp",
-    "udp",
-    "ipv6",
-    "gre",
-    "esp",
-    "ah",
-    "ipv6-icmp",
-    "sctp",
-    "udplite",
-    "dccp",
+/// The protocol names `ipproto` reads (`getprotobyname` over Debian 12's
+/// `/etc/protocols`, names and aliases) and their numbers; otherwise a
+/// decimal number up to 255.
+const PROTOCOLS: &[(&str, u32)] = &[
+    ("ip", 0),
+    ("IP", 0),
+    ("hopopt", 0),
+    ("HOPOPT", 0),
+    ("icmp", 1),
+    ("ICMP", 1),
+    ("igmp", 2),
+    ("IGMP", 2),
+    ("ggp", 3),
+    ("GGP", 3),
+    ("ipencap", 4),
+    ("IP-ENCAP", 4),
+    ("st", 5),
+    ("ST", 5),
+    ("tcp", 6),
+    ("TCP", 6),
+    ("egp", 8),
+    ("EGP", 8),
+    ("igp", 9),
+    ("IGP", 9),
+    ("pup", 12),
+    ("PUP", 12),
+    ("udp", 17),
+    ("UDP", 17),
+    ("hmp", 20),
+    ("HMP", 20),
+    ("xns-idp", 22),
+    ("XNS-IDP", 22),
+    ("rdp", 27),
+    ("RDP", 27),
+    ("iso-tp4", 29),
+    ("ISO-TP4", 29),
+    ("dccp", 33),
+    ("DCCP", 33),
+    ("xtp", 36),
+    ("XTP", 36),
+    ("ddp", 37),
+    ("DDP", 37),
+    ("idpr-cmtp", 38),
+    ("IDPR-CMTP", 38),
+    ("ipv6", 41),
+    ("IPv6", 41),
+    ("ipv6-route", 43),
+    ("IPv6-Route", 43),
+    ("ipv6-frag", 44),
+    ("IPv6-Frag", 44),
+    ("idrp", 45),
+    ("IDRP", 45),
+    ("rsvp", 46),
+    ("RSVP", 46),
+    ("gre", 47),
+    ("GRE", 47),
+    ("esp", 50),
+    ("IPSEC-ESP", 50),
+    ("ah", 51),
+    ("IPSEC-AH", 51),
+    ("skip", 57),
+    ("SKIP", 57),
+    ("ipv6-icmp", 58),
+    ("IPv6-ICMP", 58),
+    ("ipv6-nonxt", 59),
+    ("IPv6-NoNxt", 59),
+    ("ipv6-opts", 60),
+    ("IPv6-Opts", 60),
+    ("rspf", 73),
+    ("RSPF", 73),
+    ("vmtp", 81),
+    ("VMTP", 81),
+    ("eigrp", 88),
+    ("EIGRP", 88),
+    ("ospf", 89),
+    ("OSPFIGP", 89),
+    ("ax.25", 93),
+    ("AX.25", 93),
+    ("ipip", 94),
+    ("IPIP", 94),
+    ("etherip", 97),
+    ("ETHERIP", 97),
+    ("encap", 98),
+    ("ENCAP", 98),
+    ("pim", 103),
+    ("PIM", 103),
+    ("ipcomp", 108),
+    ("IPCOMP", 108),
+    ("vrrp", 112),
+    ("VRRP", 112),
+    ("l2tp", 115),
+    ("L2TP", 115),
+    ("isis", 124),
+    ("ISIS", 124),
+    ("sctp", 132),
+    ("SCTP", 132),
+    ("fc", 133),
+    ("FC", 133),
+    ("mobility-header", 135),
+    ("Mobility-Header", 135),
+    ("udplite", 136),
+    ("UDPLite", 136),
+    ("mpls-in-ip", 137),
+    ("MPLS-in-IP", 137),
+    ("manet", 138),
+    ("hip", 139),
+    ("HIP", 139),
+    ("shim6", 140),
+    ("Shim6", 140),
+    ("wesp", 141),
+    ("WESP", 141),
+    ("rohc", 142),
+    ("ROHC", 142),
+    ("ethernet", 143),
+    ("Ethernet", 143),
+    ("mptcp", 262),
+    ("MPTCP", 262),
+];
+
+/// The names of `tos`/`dsfield` values (Debian 12's `rt_dsfield`).
+const DSFIELDS: &[&str] = &[
+    "default", "AF11", "AF12", "AF13", "AF21", "AF22", "AF23", "AF31", "AF32", "AF33", "AF41",
+    "AF42", "AF43", "CS1", "CS2", "CS3", "CS4", "CS5", "CS6", "CS7", "EF",
 ];
 
 /// `ip route get`, as read.
@@ -93,6 +200,10 @@ struct GetReq {
     fibmatch: bool,
     /// `as ADDR`: a NAT address, which Linux refuses in a lookup.
     nat: bool,
+    /// `ipproto`: the protocol number (sent in one byte).
+    ipproto: Option<u8>,
+    /// `from default`: a source of length 0, which Linux refuses.
+    from_default: bool,
 }
 
 /// How `ip route get` prints: `-j`, `-o`.
@@ -111,23 +222,37 @@ pub(super) fn route_get(
 ) -> Result<String, CmdError> {
     let req = parse_get(|dev| state.find(dev), family, words)?;
     let ipv4 = req.dst.is_ipv4();
-    if req.nat {
+    let (af, host) = if ipv4 { ("ipv4", 32) } else { ("ipv6", 128) };
+    // Linux's checks of the request, in its order.
+    if req.from.is_some_and(|(f, len)| len != host_len(f)) {
+        let what = if ipv4 { "route get" } else { "get route" };
         return Err(CmdError::new(
             2,
-            "Error: ipv4: Unsupported attribute in route get request.",
+            format!("Error: {af}: Invalid values in header for {what} request."),
         ));
     }
-    if req.from.is_some_and(|(f, len)| len != host_len(f)) {
-        if ipv4 {
-            return Err(CmdError::new(
-                2,
-                "Error: ipv4: Invalid values in header for route get request.",
-            ));
-        }
-        return Err(unsupported("\"ip -6 route get ... from PREFIX\""));
+    if req.from_default {
+        return Err(CmdError::new(
+            2,
+            format!(
+                "Error: {af}: rtm_src_len and rtm_dst_len must be {host} for IPv{}.",
+                if ipv4 { 4 } else { 6 }
+            ),
+        ));
     }
-    if req.iif.is_some() && !ipv4 {
-        return Err(unsupported("\"ip -6 route get ... iif\""));
+    if req.nat {
+        let what = if ipv4 { "route get" } else { "get route" };
+        return Err(CmdError::new(
+            2,
+            format!("Error: {af}: Unsupported attribute in {what} request."),
+        ));
+    }
+    if let Some(proto) = req.ipproto {
+        // Linux looks up flows of these protocols only.
+        let icmp = if ipv4 { 1 } else { 58 };
+        if ![6, 17, icmp].contains(&proto) {
+            return Err(CmdError::new(2, "Error: Unsupported ip proto."));
+        }
     }
     let query = RouteQuery {
         dst: req.dst,
@@ -136,19 +261,21 @@ pub(super) fn route_get(
         iif: req.iif,
     };
     let answer = state.route_get(&query).map_err(no_route)?;
-    if req.fibmatch {
-        return fibmatch(state, &answer, style);
-    }
-    let first = if style.json {
-        get_json(state, &req, &answer)
-    } else {
-        get_line(state, &req, &answer, style.oneline)
+    let print = |json: bool| {
+        if req.fibmatch {
+            fibmatch(state, &answer, json, style.oneline)
+        } else if json {
+            Ok(get_json(state, &req, &answer))
+        } else {
+            Ok(get_line(state, &req, &answer, style.oneline))
+        }
     };
+    let first = print(style.json)?;
     // `connected` without `from` asks again from the source found, with the
     // request it already sent (iproute2 6.1), so the same answer comes back;
     // it is printed after leaving JSON.
     let again = if req.connected && req.from.is_none() {
-        get_line(state, &req, &answer, style.oneline)
+        print(false)?
     } else {
         String::new()
     };
@@ -191,24 +318,38 @@ fn parse_get(
     let mut connected = false;
     let mut fibmatch = false;
     let mut nat = false;
+    let mut ipproto = None;
+    let mut from_default = false;
     while let Some(word) = args.next() {
         match pick(word, GET_KEYWORDS) {
             Some((_, GetKw::Tos)) => {
-                // `rtnl_dsfield_a2n`: a hexadecimal number up to 0xff.
+                // `rtnl_dsfield_a2n`: a name, or a hexadecimal number up to 0xff.
                 let value = args.value()?;
-                u8::from_str_radix(value.trim_start_matches("0x"), 16)
-                    .map_err(|_| invarg("TOS value is invalid\n", value))?;
+                let hex = value.strip_prefix("0x").unwrap_or(value);
+                let number = !hex.is_empty() && u8::from_str_radix(hex, 16).is_ok();
+                if !number && !DSFIELDS.contains(&value) {
+                    return Err(invarg("TOS value is invalid\n", value));
+                }
             }
             Some((_, GetKw::From)) => {
                 let value = args.value()?;
                 if super::matches(value, "help") {
                     return Err(usage(ROUTE_USAGE));
                 }
-                let (addr, len) = prefix_of(get_prefix(value, family)?, family);
-                if family == Family::Unspec {
-                    family = Family::of(addr);
+                let parsed = get_prefix(value, family)?;
+                match parsed {
+                    Parsed::Addr { addr, prefix_len } => {
+                        if family == Family::Unspec {
+                            family = Family::of(addr);
+                        }
+                        from = Some((addr, prefix_len.unwrap_or(host_len(addr))));
+                    }
+                    // iproute2 sends `default`'s zero bytes, of the family
+                    // known so far, with a length of 0; `any` and `all` it
+                    // does not send.
+                    Parsed::Default => from_default = family != Family::Unspec,
+                    Parsed::Any => {}
                 }
-                from = Some((addr, len));
             }
             Some((_, GetKw::Iif)) => iif = Some(args.value()?),
             Some((_, GetKw::Mark)) => {
@@ -251,11 +392,21 @@ fn parse_get(
             }
             Some((_, GetKw::Ipproto)) => {
                 let value = args.value()?;
-                let known = PROTOCOLS.contains(&value)
-                    || parse::get_unsigned(value).is_some_and(|p| p <= 255);
-                if !known {
-                    return Err(invarg("Invalid \"ipproto\" value\n", value));
-                }
+                let decimal = || {
+                    let all_digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+                    value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|&p| all_digits && p <= 255)
+                };
+                let number = PROTOCOLS
+                    .iter()
+                    .find(|(name, _)| *name == value)
+                    .map(|&(_, n)| n)
+                    .or_else(decimal)
+                    .ok_or_else(|| invarg("Invalid \"ipproto\" value\n", value))?;
+                // Sent in one byte.
+                ipproto = Some(number.to_le_bytes()[0]);
             }
             None => {
                 let value = if word == "to" { args.value()? } else { word };
@@ -295,6 +446,8 @@ fn parse_get(
         connected,
         fibmatch,
         nat,
+        ipproto,
+        from_default,
     })
 }
 
@@ -411,6 +564,9 @@ fn get_line(state: &State, req: &GetReq, a: &RouteAnswer, oneline: bool) -> Stri
     }
     let metric = route.map_or(0, |r| r.metric);
     fields.push(format!("metric {metric}"));
+    if let Some(iif) = req.iif {
+        fields.push(format!("iif {}", name(iif)));
+    }
     let pref = route.map_or("medium", |r| state.route_times(&r).pref.name());
     fields.push(format!("pref {pref}"));
     fields.join(" ") + "\n"
@@ -475,6 +631,9 @@ fn get_json(state: &State, req: &GetReq, a: &RouteAnswer) -> String {
             fields.push(format!("\"iif\":{}", name(iif)));
         }
     } else {
+        if let Some(iif) = req.iif {
+            fields.push(format!("\"iif\":{}", name(iif)));
+        }
         let pref = a
             .route
             .map_or("medium", |r| state.route_times(&r).pref.name());
@@ -486,9 +645,11 @@ fn get_json(state: &State, req: &GetReq, a: &RouteAnswer) -> String {
 /// `fibmatch`: the table entry that matched, as `ip route show` prints it
 /// (a multipath route whole), the table named only for IPv6's local table
 /// (Linux looks IPv4's local and main tables up as one).
-fn fibmatch(state: &State, a: &RouteAnswer, style: GetStyle) -> Result<String, CmdError> {
+fn fibmatch(state: &State, a: &RouteAnswer, json: bool, oneline: bool) -> Result<String, CmdError> {
+    // Linux answers without a table entry (`0.0.0.0`, an output link with
+    // no route through it) but has none to show.
     let Some(mut r) = a.route else {
-        return Err(no_route(NoRoute::NetUnreachable));
+        return Err(no_route(NoRoute::HostUnreachable));
     };
     if a.kind == RouteType::Multicast && r.kind == RouteType::Unicast {
         // Linux types the entry with the destination's type.
@@ -504,9 +665,9 @@ fn fibmatch(state: &State, a: &RouteAnswer, style: GetStyle) -> Result<String, C
         dev: true,
         metric: true,
         table: r.dst.is_ipv6(),
-        oneline: style.oneline,
+        oneline,
     };
-    if style.json {
+    if json {
         return Ok(show::objects_json(&[show::route_json(state, &group, show)]));
     }
     Ok(show::route_line(state, &group, show))
