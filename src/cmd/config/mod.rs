@@ -23,7 +23,8 @@
 //! - `lifetimes`: addresses' and routes' lifetimes (SLAAC, `valid_lft`,
 //!   routers' routes), on a clock the caller sets;
 //! - `local`: the local table (own addresses, `lo`'s prefixes, broadcasts);
-//! - `lookup`: route lookup and source address selection;
+//! - `lookup`: route lookup and source address selection, and the answer of
+//!   `ip route get` made of them;
 //! - `prefix`: the address arithmetic they all use.
 
 mod addrs;

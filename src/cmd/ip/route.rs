@@ -2,7 +2,7 @@
 //! each in three steps:
 //! [`parse_route`] or [`parse_route_list`] reads the words, the model's
 //! `check_route_*` methods check the request, its `apply_route_*` methods (and
-//! `flush_routes`) apply it.
+//! `flush_routes`) apply it. `ip route get` is `route_get`'s.
 
 use super::{
     cannot_find, duparg2, get_addr, get_prefix, invarg, matches, pick, refuse, unknown_command,
