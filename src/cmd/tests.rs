@@ -184,6 +184,7 @@ mod transcript {
         route_get,
         route_get6,
         route_get_edge,
+        route_get_noaddr,
     );
 }
 
@@ -743,6 +744,21 @@ fn route_get_through_a_multipath_route_names_its_first_nexthop() {
     assert_eq!(
         ok(&mut cfg, "/bin/ip -6 route get 2001:dc0::1"),
         "2001:dc0::1 from :: via 2001:db8::a dev vde0 src 2001:db8::1 metric 1024 pref medium\n"
+    );
+}
+
+/// `connected` with no source found: iproute2 prints the first answer, then
+/// "Failed to connect the route" and exits 1 (the model returns the error
+/// only).
+#[test]
+fn route_get_connected_without_a_source_fails() {
+    let mut cfg = fresh();
+    ok(&mut cfg, "/bin/ip link set vde0 up");
+    fails(
+        &mut cfg,
+        "/bin/ip route get connected 1.2.3.4 oif vde0",
+        1,
+        "Failed to connect the route",
     );
 }
 

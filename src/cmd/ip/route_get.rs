@@ -270,6 +270,11 @@ pub(super) fn route_get(
             Ok(get_line(state, &req, &answer, style.oneline))
         }
     };
+    if req.connected && req.from.is_none() && ipv4 && answer.src.is_none() {
+        // No source to ask again from: iproute2 gives up after printing the
+        // first answer (which the model cannot return beside an error).
+        return Err(CmdError::new(1, "Failed to connect the route"));
+    }
     let first = print(style.json)?;
     // `connected` without `from` asks again from the source found, with the
     // request it already sent (iproute2 6.1), so the same answer comes back;
