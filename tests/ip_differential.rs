@@ -249,25 +249,42 @@ impl Oracle {
     ) -> Result<Outcome, String> {
         let ip = shell_quote(&self.ip.to_string_lossy());
         // Linux marks a new IPv6 address tentative until a work queue has run
-        // its DAD step, even where DAD is skipped (lo); under load the next command
+        // its DAD step, even where DAD is skipped (lo, `nodad`), and adds its
+        // local route in that step; under load the next command (or the dump)
         // can come first and, say, refuse the address as a route's source. The
         // model has no such instant: after a command naming lo, wait (up to a
-        // second) until lo has no tentative address. The VDE link's DAD, a real
-        // second or more, is not waited for, nor is the model's ever finished.
+        // second) until lo has no tentative address; after one adding a `nodad`
+        // address, until its local route is there (an address replaced with
+        // `nodad` stays under the DAD it was in, which is what such a line
+        // tests). The VDE link's DAD, a real second or more, is not waited
+        // for, nor is the model's ever finished.
         let mut script = format!(
             "{ip} link set dev vde0 address 02:11:22:33:44:55 || {{ echo '@@SETUP failed'; exit 0; }}\n\
              settle() {{ n=0; while [ $n -lt 100 ] && [ -n \"$({ip} -6 -o addr show dev lo tentative 2>/dev/null)\" ]; do sleep 0.01; n=$((n+1)); done; }}\n\
+             settle_local() {{ n=0; while [ $n -lt 100 ] && [ -z \"$({ip} -6 route show table local \"$1\" 2>/dev/null)\" ]; do sleep 0.01; n=$((n+1)); done; }}\n\
              rc=0\n"
         );
         let out = if keep_output { "" } else { " >/dev/null" };
         script.push_str("echo @@OUT\n");
         for argv in commands {
             let words: Vec<String> = argv[1..].iter().map(|w| shell_quote(w)).collect();
-            let settle = if argv.iter().any(|w| w == "lo") {
-                "; settle"
-            } else {
-                ""
-            };
+            let mut settle = String::new();
+            if argv.iter().any(|w| w == "lo") {
+                settle.push_str("; settle");
+            }
+            let added = argv
+                .iter()
+                .position(|w| w == "add")
+                .and_then(|i| argv.get(i + 1));
+            if let Some(addr) = added.filter(|_| argv.iter().any(|w| w == "nodad")) {
+                let addr = addr.split('/').next().unwrap_or(addr);
+                write!(
+                    settle,
+                    "; [ \"$rc\" = 0 ] && settle_local {}",
+                    shell_quote(addr)
+                )
+                .unwrap();
+            }
             writeln!(
                 script,
                 "if [ \"$rc\" = 0 ]; then {ip} {} </dev/null{out}; rc=$?{settle}; fi",
