@@ -321,6 +321,125 @@ fn named_options_and_tcp_info(backend: Backend) {
     assert_eq!(info.state, 10, "LISTEN: {info:?}");
 }
 
+/// The path-MTU options (issue 14): `IP_MTU_DISCOVER`, `IPV6_MTU_DISCOVER`,
+/// `IPV6_DONTFRAG`, `IPV6_MTU` set and `IP_MTU`, their values, errors and the
+/// `EMSGSIZE` of a datagram beyond the MTU they hold it to (links of 1,500).
+fn path_mtu_options(backend: Backend) {
+    let net = net(backend);
+    net.add_ipv6();
+    net.b.cmd("/bin/ip link set lo up").unwrap();
+    let get = |fd: &OwnedFd, opt| match bsd::get_option(fd.as_fd(), opt) {
+        Ok(OptValue::Int(v)) => Ok(v),
+        Ok(other) => panic!("{opt:?} gave {other:?}"),
+        Err(e) => Err(errno(&e)),
+    };
+    let set = |fd: &OwnedFd, opt, v| {
+        bsd::set_option(fd.as_fd(), opt, OptValue::Int(v)).map_err(|e| errno(&e))
+    };
+    let socket = |family, ty| bsd::socket(&net.b, family, ty, 0).unwrap();
+    let (udp4, udp6) = (
+        socket(libc::AF_INET, libc::SOCK_DGRAM),
+        socket(libc::AF_INET6, libc::SOCK_DGRAM),
+    );
+    let (tcp4, tcp6) = (
+        socket(libc::AF_INET, libc::SOCK_STREAM),
+        socket(libc::AF_INET6, libc::SOCK_STREAM),
+    );
+    for fd in [&udp4, &udp6, &tcp4, &tcp6] {
+        assert_eq!(get(fd, SockOpt::MtuDiscover), Ok(1), "WANT by default");
+        assert_eq!(get(fd, SockOpt::Mtu), Err(libc::ENOTCONN));
+        assert_eq!(set(fd, SockOpt::Mtu, 1400), Err(libc::ENOPROTOOPT));
+        for bad in [-1, 6] {
+            assert_eq!(set(fd, SockOpt::MtuDiscover, bad), Err(libc::EINVAL));
+        }
+        for mode in [0, 5, 2] {
+            set(fd, SockOpt::MtuDiscover, mode).unwrap();
+            assert_eq!(get(fd, SockOpt::MtuDiscover), Ok(mode));
+        }
+    }
+    for fd in [&udp4, &tcp4] {
+        for opt in [
+            SockOpt::MtuDiscoverV6,
+            SockOpt::DontFragment,
+            SockOpt::PathMtu,
+        ] {
+            assert_eq!(get(fd, opt), Err(libc::EOPNOTSUPP), "{opt:?}");
+            assert_eq!(set(fd, opt, 1280), Err(libc::ENOPROTOOPT), "{opt:?}");
+        }
+    }
+    for fd in [&udp6, &tcp6] {
+        assert_eq!(get(fd, SockOpt::MtuDiscoverV6), Ok(1));
+        assert_eq!(get(fd, SockOpt::DontFragment), Ok(0));
+        for bad in [-1, 6] {
+            assert_eq!(set(fd, SockOpt::MtuDiscoverV6, bad), Err(libc::EINVAL));
+        }
+        set(fd, SockOpt::MtuDiscoverV6, 4).unwrap();
+        assert_eq!(get(fd, SockOpt::MtuDiscoverV6), Ok(4));
+        set(fd, SockOpt::DontFragment, 7).unwrap();
+        assert_eq!(get(fd, SockOpt::DontFragment), Ok(1), "any non-zero");
+        set(fd, SockOpt::DontFragment, 0).unwrap();
+        for bad in [1279, -1] {
+            assert_eq!(set(fd, SockOpt::PathMtu, bad), Err(libc::EINVAL));
+        }
+        for size in [1280, 100_000, 0] {
+            set(fd, SockOpt::PathMtu, size).unwrap();
+        }
+        assert_eq!(get(fd, SockOpt::PathMtu), Err(libc::ENOTCONN));
+    }
+
+    // Connected: the path's MTU (the link's, lo's), whatever IPV6_MTU says.
+    let connected = |family, to: &str| {
+        let fd = socket(family, libc::SOCK_DGRAM);
+        bsd::connect(fd.as_fd(), addr(to)).unwrap();
+        fd
+    };
+    assert_eq!(
+        get(&connected(libc::AF_INET, "10.0.0.1:9"), SockOpt::Mtu),
+        Ok(1500)
+    );
+    assert_eq!(
+        get(&connected(libc::AF_INET, "127.0.0.1:9"), SockOpt::Mtu),
+        Ok(65_535)
+    );
+    let to_a = connected(libc::AF_INET6, "[fd00::1]:9");
+    set(&to_a, SockOpt::PathMtu, 1280).unwrap();
+    assert_eq!(get(&to_a, SockOpt::PathMtu), Ok(1500));
+    assert_eq!(get(&to_a, SockOpt::Mtu), Ok(1500));
+    let to_lo = connected(libc::AF_INET6, "[::1]:9");
+    assert_eq!(get(&to_lo, SockOpt::PathMtu), Ok(65_536));
+    assert_eq!(get(&to_lo, SockOpt::Mtu), Ok(65_536));
+
+    // What a datagram beyond the MTU does.
+    let send = |fd: &OwnedFd, len: usize, to: &str| {
+        bsd::send_to(fd.as_fd(), &vec![7; len], Some(addr(to)), 0).map_err(|e| errno(&e))
+    };
+    let udp4 = socket(libc::AF_INET, libc::SOCK_DGRAM);
+    set(&udp4, SockOpt::MtuDiscover, 2).unwrap();
+    assert_eq!(send(&udp4, 1472, "10.0.0.1:9"), Ok(1472));
+    assert_eq!(send(&udp4, 1473, "10.0.0.1:9"), Err(libc::EMSGSIZE));
+    assert_eq!(send(&udp4, 3000, "127.0.0.1:9"), Ok(3000), "lo's MTU");
+    set(&udp4, SockOpt::MtuDiscover, 0).unwrap();
+    assert_eq!(send(&udp4, 3000, "10.0.0.1:9"), Ok(3000), "in fragments");
+    let udp6 = socket(libc::AF_INET6, libc::SOCK_DGRAM);
+    assert_eq!(send(&udp6, 3000, "[fd00::1]:9"), Ok(3000));
+    set(&udp6, SockOpt::DontFragment, 1).unwrap();
+    assert_eq!(send(&udp6, 1452, "[fd00::1]:9"), Ok(1452));
+    assert_eq!(send(&udp6, 1453, "[fd00::1]:9"), Err(libc::EMSGSIZE));
+    assert_eq!(
+        send(&udp6, 1473, "[::ffff:10.0.0.1]:9"),
+        Ok(1473),
+        "IPv4 keeps to IP_MTU_DISCOVER"
+    );
+    set(&udp6, SockOpt::PathMtu, 1280).unwrap();
+    assert_eq!(send(&udp6, 1232, "[fd00::1]:9"), Ok(1232));
+    assert_eq!(send(&udp6, 1233, "[fd00::1]:9"), Err(libc::EMSGSIZE));
+    set(&udp6, SockOpt::DontFragment, 0).unwrap();
+    set(&udp6, SockOpt::MtuDiscoverV6, 3).unwrap();
+    assert_eq!(send(&udp6, 1233, "[fd00::1]:9"), Err(libc::EMSGSIZE));
+    set(&udp6, SockOpt::MtuDiscoverV6, 1).unwrap();
+    assert_eq!(send(&udp6, 1233, "[fd00::1]:9"), Ok(1233), "in fragments");
+}
+
 /// A socket that was only bound gives its port back when it is closed
 /// (issue 12); one that listened keeps it for its listener.
 fn a_closed_bound_socket_frees_its_port(backend: Backend) {
@@ -432,6 +551,7 @@ fn dual_listen(backend: Backend) {
 }
 
 on_both_backends! {
+    path_mtu_options: super::path_mtu_options;
     dual_listen: super::dual_listen;
     a_closed_bound_socket_frees_its_port: super::a_closed_bound_socket_frees_its_port;
     named_options_and_tcp_info: super::named_options_and_tcp_info;

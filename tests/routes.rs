@@ -4,7 +4,9 @@
 //! stack's answers to a peer they cover while its datagrams still arrive; a
 //! multipath route (IPv4 or IPv6) spreads flows over its nexthops; a stack with more prefixes than
 //! smoltcp's 8 address slots reaches a peer in each; IPv4 goes through an IPv6
-//! gateway (RFC 5549); `ip neigh flush` forgets learned neighbours.
+//! gateway (RFC 5549); `ip neigh flush` forgets learned neighbours; an
+//! address whose local-table entry was deleted is no longer the stack's to
+//! take packets for.
 //!
 //! Every test builds its own network in a temporary directory; nothing leaves the
 //! machine.
@@ -72,12 +74,9 @@ fn reject_routes_refuse_local_traffic(backend: Backend) {
     }
 }
 
-/// A reject route covering a peer stops every answer to it, as Linux's output
-/// lookup fails for them (checked on Linux 6.18 between veth peers, each type,
-/// IPv4 and IPv6): a SYN to a listener or to a closed port gets nothing back
-/// (no SYN-ACK, no reset), while the peer's datagrams are still delivered.
-/// Without the route, the same connection is made.
-fn reject_routes_stop_answers(backend: Backend) {
+/// Two stacks on one switch: `a` on `backend` with 10.0.0.1/24 and
+/// fd00::1/64, `b` a userspace one with 10.0.0.2/24 and fd00::2/64.
+fn two_stacks(backend: Backend) -> (Stack, Stack, Switch) {
     let switch = Switch::start();
     let a = common::stack_on(backend, &switch.vnl());
     a.cmd(
@@ -91,6 +90,16 @@ fn reject_routes_stop_answers(backend: Backend) {
          /bin/ip -6 addr add fd00::2/64 dev vde0 nodad",
     )
     .expect("configure b");
+    (a, b, switch)
+}
+
+/// A reject route covering a peer stops every answer to it, as Linux's output
+/// lookup fails for them (checked on Linux 6.18 between veth peers, each type,
+/// IPv4 and IPv6): a SYN to a listener or to a closed port gets nothing back
+/// (no SYN-ACK, no reset), while the peer's datagrams are still delivered.
+/// Without the route, the same connection is made.
+fn reject_routes_stop_answers(backend: Backend) {
+    let (a, b, _switch) = two_stacks(backend);
     let wait = Duration::from_secs(20);
     let cases = [
         ("unreachable", "10.0.0.2/32", "10.0.0.1", "0.0.0.0"),
@@ -511,7 +520,134 @@ fn neighbours_flushed(backend: Backend) {
     assert!(shown.contains("10.0.0.2 lladdr "), "{shown}");
 }
 
+/// `ip route del local ADDR table local` takes the address's meaning away,
+/// as on Linux (the kernel backend is the oracle): a peer's SYN to it gets no
+/// answer, an IPv4 `bind()` to it fails with EADDRNOTAVAIL while an IPv6 one
+/// still works (Linux asks its address list there), the address stays
+/// listed; the link coming up again makes the IPv4 entry anew. A deleted
+/// broadcast entry makes its address a unicast one: sent to without
+/// `SO_BROADCAST`, and never delivered (nobody answers ARP for it).
+fn deleted_local_entries(backend: Backend) {
+    let (a, b, _switch) = two_stacks(backend);
+    let wait = Duration::from_secs(20);
+    let v4: SocketAddr = "10.0.0.1:7100".parse().unwrap();
+    let v6: SocketAddr = "[fd00::1]:7101".parse().unwrap();
+    let l4 = vdestack::TcpListener::bind(&a, "0.0.0.0:7100").unwrap();
+    let l6 = vdestack::TcpListener::bind(&a, "[::]:7101").unwrap();
+    // Both reached first: the peer knows our hardware address after.
+    for (to, listener) in [(v4, &l4), (v6, &l6)] {
+        TcpStream::connect_timeout(&b, &to, wait).expect("connect before");
+        drop(listener.accept().unwrap());
+    }
+    // The subnet broadcast reaches the peer while its entry is there.
+    let heard = UdpSocket::bind(&b, "0.0.0.0:7102").unwrap();
+    heard.set_read_timeout(Some(wait)).unwrap();
+    let shout = UdpSocket::bind(&a, "0.0.0.0:0").unwrap();
+    shout.set_broadcast(true).unwrap();
+    shout.send_to(b"all", "10.0.0.255:7102").unwrap();
+    let mut buf = [0u8; 8];
+    heard.recv_from(&mut buf).expect("the broadcast");
+    a.cmd(
+        "/bin/ip route del local 10.0.0.1 dev vde0 table local; \
+         /bin/ip -6 route del local fd00::1 dev vde0 table local; \
+         /bin/ip route del broadcast 10.0.0.255 dev vde0 table local",
+    )
+    .expect("delete the local entries");
+    // Without it, 10.0.0.255 is a unicast destination nobody answers ARP for.
+    let plain = UdpSocket::bind(&a, "0.0.0.0:0").unwrap();
+    plain
+        .send_to(b"one", "10.0.0.255:7102")
+        .expect("no SO_BROADCAST needed");
+    heard
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    heard.recv_from(&mut buf).expect_err("nothing arrives");
+    for to in [v4, v6] {
+        let err = TcpStream::connect_timeout(&b, &to, Duration::from_secs(1))
+            .expect_err(&format!("no answer from {to}"));
+        assert_eq!(errno(&err), libc::ETIMEDOUT, "{to}: {err}");
+    }
+    let err = UdpSocket::bind(&a, "10.0.0.1:0").expect_err("IPv4 bind");
+    assert_eq!(errno(&err), libc::EADDRNOTAVAIL, "{err}");
+    UdpSocket::bind(&a, "[fd00::1]:0").expect("IPv6 bind");
+    let shown = a.cmd_output("/bin/ip addr show dev vde0").unwrap();
+    assert!(shown.contains("inet 10.0.0.1/24"), "{shown}");
+    a.cmd("/bin/ip link set vde0 down; /bin/ip link set vde0 up")
+        .expect("down and up");
+    UdpSocket::bind(&a, "10.0.0.1:0").expect("IPv4 bind once the link came up");
+    TcpStream::connect_timeout(&b, &v4, wait).expect("connect after");
+    drop(l4.accept().unwrap());
+}
+
+/// IPv6 multicast leaves through the local table's `multicast ff00::/8`
+/// entry of the link, with no route of the main table (Linux looks the local
+/// table up first); deleting that entry leaves the main table to decide:
+/// ENETUNREACH without a route (checked on Linux 6.18).
+fn multicast_through_the_local_table(backend: Backend) {
+    let switch = Switch::start();
+    let a = common::stack_on(backend, &switch.vnl());
+    a.cmd("/bin/ip link set vde0 up; /bin/ip -6 addr add fd00::1/64 dev vde0 nodad")
+        .expect("configure");
+    let udp = UdpSocket::bind(&a, "[::]:0").unwrap();
+    udp.send_to(b"x", "[ff15::1234]:9")
+        .expect("multicast through ff00::/8");
+    a.cmd("/bin/ip -6 route del ff00::/8 dev vde0 table local")
+        .expect("delete ff00::/8");
+    let err = udp.send_to(b"x", "[ff15::1234]:9").expect_err("no route");
+    assert_eq!(errno(&err), libc::ENETUNREACH, "{err}");
+}
+
+/// An address added with `noprefixroute` is the stack's, but its prefix is
+/// reached only once a route covers it (ENETUNREACH before, as on Linux); an
+/// address's `metric` is its prefix route's; an address of link `scope` is a
+/// source on its link but not through a gateway.
+fn address_attributes_shape_routes(backend: Backend) {
+    let switch = Switch::start();
+    let a = common::stack_on(backend, &switch.vnl());
+    a.cmd(
+        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0 noprefixroute; \
+         /bin/ip addr add 10.1.0.1/24 dev vde0 metric 7",
+    )
+    .expect("configure a");
+    let b = common::stack_on(Backend::Userspace, &switch.vnl());
+    b.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.2/24 dev vde0")
+        .expect("configure b");
+    assert_eq!(
+        a.cmd_output("/bin/ip route").unwrap(),
+        "10.1.0.0/24 dev vde0 proto kernel scope link src 10.1.0.1 metric 7 \n"
+    );
+    let client = UdpSocket::bind(&a, "0.0.0.0:0").unwrap();
+    let err = client
+        .send_to(b"x", "10.0.0.2:7000")
+        .expect_err("no route yet");
+    assert_eq!(errno(&err), libc::ENETUNREACH, "{err}");
+    a.cmd("/bin/ip route add 10.0.0.0/24 dev vde0")
+        .expect("the route");
+    let server = UdpSocket::bind(&b, "0.0.0.0:7000").unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    client.send_to(b"x", "10.0.0.2:7000").unwrap();
+    let mut buf = [0u8; 4];
+    let (_, from) = server.recv_from(&mut buf).expect("the datagram arrives");
+    assert_eq!(from.ip(), "10.0.0.1".parse::<std::net::IpAddr>().unwrap());
+    // With only an address of link scope, no source reaches past a gateway.
+    let c = common::stack_on(backend, &switch.vnl());
+    c.cmd(
+        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.3/24 dev vde0 scope link; \
+         /bin/ip route add default via 10.0.0.2",
+    )
+    .expect("configure c");
+    let on_link = UdpSocket::bind(&c, "0.0.0.0:0").unwrap();
+    on_link.send_to(b"y", "10.0.0.2:7000").unwrap();
+    let (_, from) = server.recv_from(&mut buf).expect("the on-link datagram");
+    assert_eq!(from.ip(), "10.0.0.3".parse::<std::net::IpAddr>().unwrap());
+}
+
 on_both_backends! {
+    multicast_local: super::multicast_through_the_local_table;
+    deleted_local: super::deleted_local_entries;
+    address_attributes: super::address_attributes_shape_routes;
     reject_routes: super::reject_routes_refuse_local_traffic;
     reject_routes_answers: super::reject_routes_stop_answers;
     neighbours_flush: super::neighbours_flushed;

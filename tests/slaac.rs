@@ -1137,4 +1137,16 @@ fn a_connected_socket_reads_the_advertised_hop_limit_and_mtu() {
     assert_eq!(int(&connected, SockOpt::UnicastHops), Ok(7));
     bsd::set_option(connected.as_fd(), SockOpt::UnicastHops, OptValue::Int(-1)).unwrap();
     assert_eq!(int(&connected, SockOpt::UnicastHops), Ok(33));
+    // IPV6_DONTFRAG holds datagrams to the router's MTU, not the link's (as
+    // Linux's `mtu6`); IPV6_PMTUDISC_PROBE to the device's.
+    assert_eq!(int(&connected, SockOpt::Mtu), Ok(1400));
+    let send =
+        |len: usize| bsd::send(connected.as_fd(), &vec![7; len], 0).map_err(|e| e.raw_os_error());
+    bsd::set_option(connected.as_fd(), SockOpt::DontFragment, OptValue::Int(1)).unwrap();
+    assert_eq!(send(1352), Ok(1352));
+    assert_eq!(send(1353), Err(Some(libc::EMSGSIZE)));
+    bsd::set_option(connected.as_fd(), SockOpt::DontFragment, OptValue::Int(0)).unwrap();
+    bsd::set_option(connected.as_fd(), SockOpt::MtuDiscoverV6, OptValue::Int(3)).unwrap();
+    assert_eq!(send(1452), Ok(1452));
+    assert_eq!(send(1453), Err(Some(libc::EMSGSIZE)));
 }

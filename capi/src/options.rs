@@ -54,9 +54,25 @@ pub(super) fn set(fd: BorrowedFd<'_>, level: c_int, name: c_int, value: &[u8]) -
         }
         // Bytes, up to a NUL (none at all: no name).
         SockOpt::BindToDevice | SockOpt::Congestion => OptValue::Name(OptName::new(value)),
-        _ => OptValue::Int(read::<c_int>(value)?),
+        _ => OptValue::Int(int_value(level, opt, value)?),
     };
     bsd::set_option(fd, opt, value)
+}
+
+/// The int a program passes for `opt`: EINVAL if shorter than an int, except
+/// where Linux (6.18) reads less: its IPv4 level takes a single byte as the
+/// value and no byte as 0, and `IPV6_DONTFRAG` takes anything shorter as 0.
+fn int_value(level: c_int, opt: SockOpt, value: &[u8]) -> io::Result<c_int> {
+    if value.len() >= size_of::<c_int>() {
+        return read::<c_int>(value);
+    }
+    if level == libc::IPPROTO_IP {
+        return Ok(value.first().map_or(0, |&b| c_int::from(b)));
+    }
+    if opt == SockOpt::DontFragment {
+        return Ok(0);
+    }
+    Err(errno(libc::EINVAL))
 }
 
 /// `getsockopt(fd, level, name)` on a stack socket: the value's bytes as a C

@@ -20,7 +20,10 @@
 //! | `IPV6_TCLASS` | AF_INET6: -1 to 255 (-1: the default, 0), recorded and read back (a stream's ECN bits kept as they were, as Linux does); smoltcp sends no traffic class |
 //! | `IP_RECVERR`, `IP_PKTINFO` | recorded (no error queue, no control messages) |
 //! | `IP_TTL`, `IPV6_UNICAST_HOPS` | the hop limit of what the socket sends; unset, `IPV6_UNICAST_HOPS` reads 64, or on a connected socket the interface's (a router's Cur Hop Limit), as Linux reads its route |
-//! | `IPV6_MTU` | read only: on a connected socket, the path's MTU (a router's MTU below the link's); ENOTCONN without a peer. Set: ENOPROTOOPT (Linux takes a fragment size) |
+//! | `IPV6_MTU` | read: on a connected socket, the path's MTU (a router's MTU below the link's; `lo`'s to a local peer); ENOTCONN without a peer. Set: 0 (none) or 1,280 and up (EINVAL below): an IPv6 datagram (UDP, ping) beyond the path's MTU leaves in fragments of at most that, and `IPV6_DONTFRAG`/`DO` hold datagrams to it (one between the two leaves whole, as on Linux); not what it reads |
+//! | `IP_MTU` | read only: as `IPV6_MTU`'s read, at most 65,535 on an IPv4 socket |
+//! | `IP_MTU_DISCOVER`, `IPV6_MTU_DISCOVER` | 0 to 5 (EINVAL else), default `WANT` (1); UDP and ping sockets: a datagram beyond the MTU is `EMSGSIZE` with `DO`, `PROBE` and `INTERFACE` (from `PROBE` on: the device's MTU), fragments with the others; IPv4 packets carry DF with `WANT` (if not fragmented), `DO`, `PROBE`, as Linux's. Recorded on TCP (smoltcp sets DF on every segment) |
+//! | `IPV6_DONTFRAG` | 0 or 1 (any non-zero); UDP and ping over IPv6: a datagram beyond the MTU (or `IPV6_MTU`) is `EMSGSIZE`. Recorded on TCP |
 //! | `IPV6_V6ONLY` | AF_INET6 only; before bind (EINVAL after) |
 //! | `IP_ADD_MEMBERSHIP`, `IP_DROP_MEMBERSHIP`, `IPV6_ADD_MEMBERSHIP`, `IPV6_DROP_MEMBERSHIP` | UDP multicast groups (EPROTO on TCP) |
 //!
@@ -30,7 +33,8 @@
 use super::stack_socket::StackSocket;
 use crate::cmd::{LinkKind, NetConfig};
 use crate::engine::{
-    Congestion, SocketOptions, TcpState, TcpStats, MAX_BUFFER, MIN_BUFFER, TCP_BUFFER,
+    Congestion, SocketOptions, TcpState, TcpStats, MAX_BUFFER, MIN_BUFFER, PMTUDISC_OMIT,
+    TCP_BUFFER,
 };
 use crate::socket::{checked_keepalive, checked_ttl};
 use std::io;
@@ -108,9 +112,24 @@ pub enum SockOpt {
     /// `IPPROTO_IPV6`, `IPV6_UNICAST_HOPS` (as [`SockOpt::Ttl`]; unset, a
     /// connected socket reads the interface's, which a router may advertise).
     UnicastHops,
-    /// `IPPROTO_IPV6`, `IPV6_MTU` (get only, on a connected socket: the
-    /// path's MTU, which a router may advertise below the link's).
+    /// `IPPROTO_IPV6`, `IPV6_MTU`: get, on a connected socket, the path's
+    /// MTU (which a router may advertise below the link's); set, the size of
+    /// the fragments of an IPv6 datagram beyond the path's MTU, and the limit
+    /// `IPV6_DONTFRAG` and `IPV6_PMTUDISC_DO` hold datagrams to (0: none;
+    /// 1,280 at least).
     PathMtu,
+    /// `IPPROTO_IP`, `IP_MTU` (get only, on a connected socket: the path's
+    /// MTU).
+    Mtu,
+    /// `IPPROTO_IP`, `IP_MTU_DISCOVER` (`IP_PMTUDISC_DONT` 0 to
+    /// `IP_PMTUDISC_OMIT` 5; `IP_PMTUDISC_WANT`, 1, by default).
+    MtuDiscover,
+    /// `IPPROTO_IPV6`, `IPV6_MTU_DISCOVER` (as [`SockOpt::MtuDiscover`], for
+    /// IPv6 datagrams).
+    MtuDiscoverV6,
+    /// `IPPROTO_IPV6`, `IPV6_DONTFRAG` (0 or 1): an IPv6 datagram beyond the
+    /// MTU is `EMSGSIZE` rather than fragments.
+    DontFragment,
     /// `IPPROTO_IPV6`, `IPV6_V6ONLY` (0 or 1; before bind).
     OnlyV6,
     /// `IPPROTO_IP`, `IP_ADD_MEMBERSHIP` (set only, [`OptValue::Group`]).
@@ -223,7 +242,7 @@ pub struct TcpInfo {
 }
 
 /// Each option with its level and name.
-const NAMES: [(SockOpt, i32, i32); 34] = {
+const NAMES: [(SockOpt, i32, i32); 38] = {
     use libc::{IPPROTO_IP as IP, IPPROTO_IPV6 as IP6, IPPROTO_TCP as TCP, SOL_SOCKET as SOL};
     [
         (SockOpt::ReuseAddress, SOL, libc::SO_REUSEADDR),
@@ -246,6 +265,10 @@ const NAMES: [(SockOpt, i32, i32); 34] = {
         (SockOpt::Ttl, IP, libc::IP_TTL),
         (SockOpt::UnicastHops, IP6, libc::IPV6_UNICAST_HOPS),
         (SockOpt::PathMtu, IP6, libc::IPV6_MTU),
+        (SockOpt::Mtu, IP, libc::IP_MTU),
+        (SockOpt::MtuDiscover, IP, libc::IP_MTU_DISCOVER),
+        (SockOpt::MtuDiscoverV6, IP6, libc::IPV6_MTU_DISCOVER),
+        (SockOpt::DontFragment, IP6, libc::IPV6_DONTFRAG),
         (SockOpt::OnlyV6, IP6, libc::IPV6_V6ONLY),
         (SockOpt::AddMembership, IP, libc::IP_ADD_MEMBERSHIP),
         (SockOpt::DropMembership, IP, libc::IP_DROP_MEMBERSHIP),
@@ -364,6 +387,15 @@ pub(super) fn get(s: &StackSocket, opt: SockOpt) -> io::Result<OptValue> {
         },
         SockOpt::UnicastHops => int(o.hop_limit.into()),
         SockOpt::PathMtu => int(s.path_to_peer()?.1.min(i32::MAX as usize) as i32),
+        // IPv4's routes keep their MTU below 65,536 (`IP_MAX_MTU`): `lo`'s
+        // reads 65,535 (an IPv6 socket's peer on `lo` reads 65,536 there).
+        SockOpt::Mtu => {
+            let (ipv4, mtu) = (s.family == libc::AF_INET, s.path_to_peer()?.1);
+            int(if ipv4 { mtu.min(65_535) } else { mtu }.min(i32::MAX as usize) as i32)
+        }
+        SockOpt::MtuDiscover => int(o.mtu_discover_v4.into()),
+        SockOpt::MtuDiscoverV6 => int(o.mtu_discover_v6.into()),
+        SockOpt::DontFragment => int(o.dont_fragment_v6.into()),
         SockOpt::OnlyV6 => int(o.v6only.into()),
         SockOpt::AddMembership
         | SockOpt::DropMembership
@@ -431,6 +463,26 @@ pub(super) fn set(s: &StackSocket, opt: SockOpt, value: OptValue) -> io::Result<
             };
             s.set_options(|o| o.set_hop_limit(ttl))
         }
+        SockOpt::PathMtu => {
+            // 0 goes back to the path's MTU; below IPv6's minimum is EINVAL,
+            // and Linux takes any larger value.
+            let size = u32::try_from(int()?)
+                .ok()
+                .filter(|&v| v == 0 || v >= 1280)
+                .ok_or_else(|| errno(libc::EINVAL))?;
+            s.set_options(|o| o.fragment_size_v6 = size)
+        }
+        SockOpt::MtuDiscover | SockOpt::MtuDiscoverV6 => {
+            let mode = u8::try_from(int()?)
+                .ok()
+                .filter(|&m| m <= PMTUDISC_OMIT)
+                .ok_or_else(|| errno(libc::EINVAL))?;
+            s.set_options(|o| match opt {
+                SockOpt::MtuDiscover => o.mtu_discover_v4 = mode,
+                _ => o.mtu_discover_v6 = mode,
+            })
+        }
+        SockOpt::DontFragment => flag(|o, on| o.dont_fragment_v6 = on),
         SockOpt::OnlyV6 => {
             if s.is_bound() {
                 return Err(errno(libc::EINVAL));
@@ -529,7 +581,7 @@ pub(super) fn set(s: &StackSocket, opt: SockOpt, value: OptValue) -> io::Result<
         | SockOpt::Protocol
         | SockOpt::AcceptConn
         | SockOpt::Info
-        | SockOpt::PathMtu => Err(errno(libc::ENOPROTOOPT)),
+        | SockOpt::Mtu => Err(errno(libc::ENOPROTOOPT)),
     }
 }
 

@@ -8,8 +8,8 @@
 //! shorter link header iproute2 prints for `ip -6 addr` without a device.
 
 use super::config::{
-    AddrTimes, IfAddr, Lifetime, Link, LinkKind, LinkStats, Neighbor, NeighborState, Route,
-    RouteProto, RouteType, State, DEFAULT_TABLE, LOCAL_TABLE, MAIN_TABLE,
+    AddrTimes, IfAddr, Lifetime, Link, LinkFlag, LinkKind, LinkStats, Neighbor, NeighborState,
+    Route, RouteProto, RouteType, State, DEFAULT_TABLE, LOCAL_TABLE, MAIN_TABLE,
 };
 use super::parse::{format_addr, format_mac, Family};
 use std::fmt::Write;
@@ -19,8 +19,6 @@ use std::net::IpAddr;
 /// depends on the host's `net.core.default_qdisc`; the oracle machine had
 /// `pfifo_fast` (a systemd host would show `fq_codel`).
 const DEFAULT_QDISC: &str = "pfifo_fast";
-/// Every link's transmit queue length.
-const QLEN: u32 = 1000;
 
 /// How to print a listing: iproute2's output options, and the counters `-s`
 /// shows.
@@ -60,12 +58,48 @@ enum Header {
     Short,
 }
 
-fn flags(link: &Link) -> &'static str {
-    match (link.kind, link.up) {
-        (LinkKind::Loopback, false) => "LOOPBACK",
-        (LinkKind::Loopback, true) => "LOOPBACK,UP,LOWER_UP",
-        (LinkKind::Ether, false) => "BROADCAST,MULTICAST",
-        (LinkKind::Ether, true) => "BROADCAST,MULTICAST,UP,LOWER_UP",
+/// A link's flags in iproute2's order.
+fn flags(state: &State, link: &Link) -> String {
+    let settings = state.link_settings(link.index);
+    let kind = match link.kind {
+        LinkKind::Loopback => "LOOPBACK",
+        LinkKind::Ether => "BROADCAST",
+    };
+    let optional = [
+        (LinkFlag::Multicast, "MULTICAST"),
+        (LinkFlag::AllMulti, "ALLMULTI"),
+        (LinkFlag::Promisc, "PROMISC"),
+        (LinkFlag::Dynamic, "DYNAMIC"),
+        (LinkFlag::NoTrailers, "NOTRAILERS"),
+    ];
+    let mut names = vec![kind];
+    names.extend(
+        optional
+            .iter()
+            .filter(|(flag, _)| settings.has(*flag))
+            .map(|&(_, name)| name),
+    );
+    if link.up {
+        names.extend(["UP", "LOWER_UP"]);
+    }
+    names.join(",")
+}
+
+/// A link's group as iproute2 names it.
+fn group_name(group: u32) -> String {
+    match group {
+        0 => "default".to_string(),
+        n => n.to_string(),
+    }
+}
+
+/// The queueing discipline `ip` shows on a link.
+fn qdisc(state: &State, link: &Link) -> &'static str {
+    match (state.ever_up(link.index), link.kind) {
+        (false, _) => "noop",
+        (true, LinkKind::Loopback) => "noqueue",
+        (true, LinkKind::Ether) if state.link_settings(link.index).noqueue => "noqueue",
+        (true, LinkKind::Ether) => DEFAULT_QDISC,
     }
 }
 
@@ -77,18 +111,18 @@ fn header(out: &mut String, state: &State, link: &Link, style: Header) {
         "{}: {}: <{}> mtu {} ",
         link.index,
         link.name,
-        flags(link),
+        flags(state, link),
         link.mtu
     );
+    let settings = state.link_settings(link.index);
+    let qlen = match settings.qlen {
+        0 => String::new(),
+        n => format!("qlen {n}"),
+    };
     if style == Header::Short {
-        let _ = writeln!(out, "state {oper} qlen {QLEN}");
+        let _ = writeln!(out, "state {oper} {qlen}");
         return;
     }
-    let qdisc = match (state.ever_up(link.index), link.kind) {
-        (false, _) => "noop",
-        (true, LinkKind::Loopback) => "noqueue",
-        (true, LinkKind::Ether) => DEFAULT_QDISC,
-    };
     let mode = if style == Header::Link {
         "mode DEFAULT "
     } else {
@@ -96,22 +130,38 @@ fn header(out: &mut String, state: &State, link: &Link, style: Header) {
     };
     let _ = writeln!(
         out,
-        "qdisc {qdisc} state {oper} {mode}group default qlen {QLEN}"
+        "qdisc {} state {oper} {mode}group {} {qlen}",
+        qdisc(state, link),
+        group_name(settings.group)
     );
 }
 
-fn link_layer(out: &mut String, link: &Link) {
+/// The link-layer line, and (`ip link` only) the alias's if the link has one.
+fn link_layer(out: &mut String, state: &State, link: &Link, with_alias: bool) {
     let (kind, brd) = match link.kind {
         LinkKind::Loopback => ("loopback", "00:00:00:00:00:00"),
         LinkKind::Ether => ("ether", "ff:ff:ff:ff:ff:ff"),
     };
     let _ = writeln!(out, "    link/{kind} {} brd {brd}", format_mac(&link.mac));
+    if let Some(alias) = state
+        .link_settings(link.index)
+        .alias
+        .as_ref()
+        .filter(|_| with_alias)
+    {
+        let _ = writeln!(out, "    alias {alias}");
+    }
 }
 
-fn v4_scope_name(addr: IpAddr) -> &'static str {
-    match addr {
-        IpAddr::V4(a) if a.octets()[0] == 127 => "host",
-        _ => "global",
+/// An IPv4 address's scope as iproute2 names it (`rt_scopes`), or its number.
+fn v4_scope_name(scope: u8) -> String {
+    match scope {
+        0 => "global".to_string(),
+        200 => "site".to_string(),
+        253 => "link".to_string(),
+        254 => "host".to_string(),
+        255 => "nowhere".to_string(),
+        n => n.to_string(),
     }
 }
 
@@ -156,11 +206,16 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
         let times = state.addr_times(link.index, a);
         match a.addr {
             IpAddr::V4(_) if matches!(family, Family::Unspec | Family::Inet) => {
+                let attrs = state.addr_attrs(link.index, a);
                 let _ = write!(out, "    inet {}/{} ", format_addr(a.addr), a.prefix_len);
+                if attrs.metric != 0 {
+                    let _ = write!(out, "metric {} ", attrs.metric);
+                }
                 if let Some(brd) = state.broadcast(link.index, a) {
                     let _ = write!(out, "brd {brd} ");
                 }
-                let _ = write!(out, "scope {} ", v4_scope_name(a.addr));
+                let scope = state.v4_addr_scope(link.index, a);
+                let _ = write!(out, "scope {} ", v4_scope_name(scope));
                 if state.is_secondary(link.index, i) {
                     out.push_str("secondary ");
                 }
@@ -170,17 +225,19 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
                 if times.dynamic {
                     out.push_str("dynamic ");
                 }
+                if attrs.noprefixroute {
+                    out.push_str("noprefixroute ");
+                }
                 let _ = writeln!(out, "{}", state.label(link.index, a));
                 lifetimes_line(out, &times);
             }
             IpAddr::V6(_) if matches!(family, Family::Unspec | Family::Inet6) => {
-                let _ = write!(
-                    out,
-                    "    inet6 {}/{} scope {} ",
-                    format_addr(a.addr),
-                    a.prefix_len,
-                    v6_scope_name(a.addr)
-                );
+                let attrs = state.addr_attrs(link.index, a);
+                let _ = write!(out, "    inet6 {}/{} ", format_addr(a.addr), a.prefix_len);
+                if attrs.metric != 0 {
+                    let _ = write!(out, "metric {} ", attrs.metric);
+                }
+                let _ = write!(out, "scope {} ", v6_scope_name(a.addr));
                 // iproute2's order of the flags.
                 if times.nodad {
                     out.push_str("nodad ");
@@ -199,6 +256,9 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
                 }
                 if times.mngtmpaddr {
                     out.push_str("mngtmpaddr ");
+                }
+                if attrs.noprefixroute {
+                    out.push_str("noprefixroute ");
                 }
                 out.push('\n');
                 lifetimes_line(out, &times);
@@ -270,11 +330,11 @@ pub(super) fn links(state: &State, filter: LinkFilter, style: Style) -> String {
     for link in state.links.iter().filter(|l| filter.selects(l)) {
         if style.brief {
             brief_start(&mut out, link);
-            let _ = writeln!(out, "{} <{}> ", format_mac(&link.mac), flags(link));
+            let _ = writeln!(out, "{} <{}> ", format_mac(&link.mac), flags(state, link));
             continue;
         }
         header(&mut out, state, link, Header::Link);
-        link_layer(&mut out, link);
+        link_layer(&mut out, state, link, true);
         if let Some(stats) = style.stats {
             link_stats(&mut out, stats, link);
         }
@@ -302,6 +362,10 @@ fn addrs_brief(state: &State, family: Family, filter: LinkFilter) -> String {
         if !matches!(family, Family::Packet | Family::Other(_)) {
             for a in link.addrs.iter().filter(wanted) {
                 let _ = write!(out, "{}/{} ", format_addr(a.addr), a.prefix_len);
+                let metric = state.addr_attrs(link.index, a).metric;
+                if metric != 0 {
+                    let _ = write!(out, "metric {metric} ");
+                }
             }
         }
         out.push('\n');
@@ -341,7 +405,7 @@ pub(super) fn addrs(state: &State, family: Family, filter: LinkFilter, style: St
         match family {
             Family::Unspec | Family::Packet => {
                 header(&mut out, state, link, Header::Addr);
-                link_layer(&mut out, link);
+                link_layer(&mut out, state, link, false);
                 if family == Family::Unspec {
                     addresses(&mut out, state, link, family);
                 }
@@ -551,31 +615,29 @@ pub(super) fn json_str(s: &str) -> String {
 /// the IPv6 dump's (no qdisc, no group), `mode`: `ip link`'s `linkmode`.
 fn json_link_head(fields: &mut Vec<String>, state: &State, link: &Link, short: bool, mode: bool) {
     let oper = if link.up { "UNKNOWN" } else { "DOWN" };
-    let flag_list: Vec<String> = flags(link).split(',').map(json_str).collect();
+    let flag_list: Vec<String> = flags(state, link).split(',').map(json_str).collect();
     fields.push(format!("\"ifindex\":{}", link.index));
     fields.push(format!("\"ifname\":{}", json_str(&link.name)));
     fields.push(format!("\"flags\":[{}]", flag_list.join(",")));
     fields.push(format!("\"mtu\":{}", link.mtu));
+    let settings = state.link_settings(link.index);
     if !short {
-        let qdisc = match (state.ever_up(link.index), link.kind) {
-            (false, _) => "noop",
-            (true, LinkKind::Loopback) => "noqueue",
-            (true, LinkKind::Ether) => DEFAULT_QDISC,
-        };
-        fields.push(format!("\"qdisc\":\"{qdisc}\""));
+        fields.push(format!("\"qdisc\":\"{}\"", qdisc(state, link)));
     }
     fields.push(format!("\"operstate\":\"{oper}\""));
     if mode {
         fields.push("\"linkmode\":\"DEFAULT\"".to_string());
     }
     if !short {
-        fields.push("\"group\":\"default\"".to_string());
+        fields.push(format!("\"group\":\"{}\"", group_name(settings.group)));
     }
-    fields.push(format!("\"txqlen\":{QLEN}"));
+    if settings.qlen != 0 {
+        fields.push(format!("\"txqlen\":{}", settings.qlen));
+    }
 }
 
-/// The link-layer fields of a link object.
-fn json_link_layer(fields: &mut Vec<String>, link: &Link) {
+/// The link-layer fields of a link object, and (`ip link` only) its alias.
+fn json_link_layer(fields: &mut Vec<String>, state: &State, link: &Link, with_alias: bool) {
     let (kind, brd) = match link.kind {
         LinkKind::Loopback => ("loopback", "00:00:00:00:00:00"),
         LinkKind::Ether => ("ether", "ff:ff:ff:ff:ff:ff"),
@@ -583,6 +645,14 @@ fn json_link_layer(fields: &mut Vec<String>, link: &Link) {
     fields.push(format!("\"link_type\":\"{kind}\""));
     fields.push(format!("\"address\":\"{}\"", format_mac(&link.mac)));
     fields.push(format!("\"broadcast\":\"{brd}\""));
+    if let Some(alias) = state
+        .link_settings(link.index)
+        .alias
+        .as_ref()
+        .filter(|_| with_alias)
+    {
+        fields.push(format!("\"ifalias\":{}", json_str(alias)));
+    }
 }
 
 fn json_object(fields: &[String]) -> String {
@@ -618,7 +688,7 @@ fn links_json(state: &State, filter: LinkFilter, style: Style) -> String {
             let mut fields = Vec::new();
             if style.brief {
                 let oper = if link.up { "UNKNOWN" } else { "DOWN" };
-                let flag_list: Vec<String> = flags(link).split(',').map(json_str).collect();
+                let flag_list: Vec<String> = flags(state, link).split(',').map(json_str).collect();
                 fields.push(format!("\"ifname\":{}", json_str(&link.name)));
                 fields.push(format!("\"operstate\":\"{oper}\""));
                 fields.push(format!("\"address\":\"{}\"", format_mac(&link.mac)));
@@ -626,7 +696,7 @@ fn links_json(state: &State, filter: LinkFilter, style: Style) -> String {
                 return json_object(&fields);
             }
             json_link_head(&mut fields, state, link, false, true);
-            json_link_layer(&mut fields, link);
+            json_link_layer(&mut fields, state, link, true);
             json_stats(&mut fields, stats, link);
             json_object(&fields)
         })
@@ -646,13 +716,19 @@ fn json_addr(state: &State, link: &Link, i: usize) -> String {
         format!("\"local\":\"{}\"", format_addr(a.addr)),
         format!("\"prefixlen\":{}", a.prefix_len),
     ];
+    let attrs = state.addr_attrs(link.index, &a);
+    if attrs.metric != 0 {
+        fields.push(format!("\"metric\":{}", attrs.metric));
+    }
+    let noprefixroute = "\"noprefixroute\":true".to_string();
     let times = state.addr_times(link.index, &a);
     let dynamic = "\"dynamic\":true".to_string();
     if a.addr.is_ipv4() {
         if let Some(brd) = state.broadcast(link.index, &a) {
             fields.push(format!("\"broadcast\":\"{brd}\""));
         }
-        fields.push(format!("\"scope\":\"{}\"", v4_scope_name(a.addr)));
+        let scope = state.v4_addr_scope(link.index, &a);
+        fields.push(format!("\"scope\":\"{}\"", v4_scope_name(scope)));
         if state.is_secondary(link.index, i) {
             fields.push("\"secondary\":true".to_string());
         }
@@ -661,6 +737,9 @@ fn json_addr(state: &State, link: &Link, i: usize) -> String {
         }
         if times.dynamic {
             fields.push(dynamic);
+        }
+        if attrs.noprefixroute {
+            fields.push(noprefixroute.clone());
         }
         fields.push(format!(
             "\"label\":{}",
@@ -685,6 +764,9 @@ fn json_addr(state: &State, link: &Link, i: usize) -> String {
         }
         if times.mngtmpaddr {
             fields.push("\"mngtmpaddr\":true".to_string());
+        }
+        if attrs.noprefixroute {
+            fields.push(noprefixroute);
         }
     }
     let valid = times.valid_left.unwrap_or(FOREVER);
@@ -732,7 +814,7 @@ fn addrs_json(state: &State, family: Family, filter: LinkFilter, style: Style) -
         let short = family == Family::Inet6 && filter.dev.is_none();
         json_link_head(&mut fields, state, link, short, false);
         if !one_family {
-            json_link_layer(&mut fields, link);
+            json_link_layer(&mut fields, state, link, false);
         }
         if family != Family::Packet {
             let addrs: Vec<String> = (0..link.addrs.len())

@@ -11,7 +11,7 @@
 
 use super::detour::DETOUR_V6;
 use super::IFACE_ADDRS;
-use crate::cmd::{LinkKind, NetConfig, RouteProto, RouteType};
+use crate::cmd::{LinkKind, NetConfig, RouteProto};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 use std::net::IpAddr;
 
@@ -46,6 +46,11 @@ pub(super) struct Plan {
     pub wire_up: bool,
     pub local_v4: Vec<Ipv4Address>,
     pub local_v6: Vec<Ipv6Address>,
+    /// Addresses smoltcp holds (or broadcasts of theirs) whose local-table
+    /// entry was deleted (`ip route del`): the engine drops what comes for
+    /// them, and they are not looped back. They stay in smoltcp's table, as
+    /// on Linux they stay the link's prefixes' and a source.
+    pub not_taken_in: Vec<IpAddr>,
     /// Addresses to announce with the new hardware address (those of the
     /// Ethernet link, when its hardware address changed while it is up).
     pub announce: Vec<IpAddr>,
@@ -81,6 +86,7 @@ impl Plan {
             wire_up: false,
             local_v4: Vec::new(),
             local_v6: Vec::new(),
+            not_taken_in: config.not_taken_in(),
             announce: Vec::new(),
             beyond_table: Vec::new(),
             detours: Vec::new(),
@@ -103,6 +109,7 @@ impl Plan {
                     continue;
                 }
                 match addr.addr {
+                    _ if plan.not_taken_in.contains(&addr.addr) => {}
                     IpAddr::V4(v4) => plan.local_v4.push(v4),
                     IpAddr::V6(v6) => plan.local_v6.push(v6),
                 }
@@ -207,7 +214,7 @@ fn gateway_routes(config: &NetConfig, detour_v4: Option<Ipv4Address>) -> Vec<(Ip
                 // holds them, so the engine sends to them itself.
                 (None, false)
                     if route.proto == RouteProto::Boot
-                        && route.kind == RouteType::Unicast
+                        && route.kind.unicast()
                         && ether.is_some_and(|e| e == route.dev) =>
                 {
                     match route.dst {
@@ -279,6 +286,24 @@ mod tests {
     }
 
     #[test]
+    fn an_address_whose_local_entry_went_is_held_but_not_taken_in() {
+        let config = model(
+            "/bin/ip link set lo up; /bin/ip link set vde0 up; \
+             /bin/ip addr add 10.0.0.1/24 dev vde0; /bin/ip addr add 10.0.1.1/24 dev vde0; \
+             /bin/ip route del local 10.0.0.1 dev vde0 table local; \
+             /bin/ip route del broadcast 10.0.1.255 dev vde0 table local",
+        );
+        let plan = Plan::new(&config, fresh());
+        let gone: IpAddr = "10.0.0.1".parse().unwrap();
+        let brd: IpAddr = "10.0.1.255".parse().unwrap();
+        assert_eq!(plan.not_taken_in, vec![gone, brd]);
+        assert!(!plan.local_v4.contains(&Ipv4Address::new(10, 0, 0, 1)));
+        assert!(plan.local_v4.contains(&Ipv4Address::new(10, 0, 1, 1)));
+        // Still smoltcp's: its prefix stays on-link and it is still a source.
+        assert!(plan.addrs.unwrap().contains(&cidr("10.0.0.1/24")));
+    }
+
+    #[test]
     fn a_fresh_model_on_a_fresh_interface_changes_nothing() {
         let plan = Plan::new(&NetConfig::new("vde0", MAC), fresh());
         assert_eq!(
@@ -292,6 +317,7 @@ mod tests {
                 wire_up: false,
                 local_v4: Vec::new(),
                 local_v6: Vec::new(),
+                not_taken_in: Vec::new(),
                 announce: Vec::new(),
                 beyond_table: Vec::new(),
                 detours: Vec::new(),

@@ -348,6 +348,38 @@ pub(crate) fn ip_dst(frame: &[u8]) -> Option<IpAddr> {
     ip_parts(frame).map(|(_, dst, ..)| dst)
 }
 
+/// What tells a datagram of a socket apart in `frame` (whole, not a fragment):
+/// a UDP datagram's source port, destination and payload length, or an echo
+/// request's identifier, destination (port 0) and length (the whole ICMP
+/// message, as a ping socket sends it), with `true` for the echo request.
+pub(crate) fn datagram_key(frame: &[u8]) -> Option<(bool, u16, SocketAddr, usize)> {
+    let (_, dst, protocol, payload, fragment) = ip_parts(frame)?;
+    if fragment {
+        return None;
+    }
+    match protocol {
+        IpProtocol::Udp => {
+            let udp = UdpPacket::new_checked(payload).ok()?;
+            let len = usize::from(udp.len()).checked_sub(8)?;
+            Some((
+                false,
+                udp.src_port(),
+                SocketAddr::new(dst, udp.dst_port()),
+                len,
+            ))
+        }
+        IpProtocol::Icmp | IpProtocol::Icmpv6 => {
+            let request = if dst.is_ipv6() { 128 } else { 8 };
+            if payload.len() < 8 || payload[0] != request {
+                return None;
+            }
+            let ident = u16::from_be_bytes([payload[4], payload[5]]);
+            Some((true, ident, SocketAddr::new(dst, 0), payload.len()))
+        }
+        _ => None,
+    }
+}
+
 /// The source address of an IP packet in `frame`.
 pub(crate) fn ip_src(frame: &[u8]) -> Option<IpAddr> {
     ip_parts(frame).map(|(src, ..)| src)

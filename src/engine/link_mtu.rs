@@ -20,10 +20,11 @@
 //! advertisement may lower it below the link's, as Linux's `mtu6`; a new link
 //! MTU sets both.
 
-use super::{ipv4_frag, ipv6_frag, FrameIo};
+use super::{frames, ipv4_frag, ipv6_frag, DatagramShape, FrameIo};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
 };
+use std::net::SocketAddr;
 
 /// The MTU smoltcp's device claims (Ethernet header included): room for an IPv6
 /// packet with the largest payload, which is also more than any IPv4 packet.
@@ -38,7 +39,48 @@ const TCP_HEADER: usize = 20;
 const MSS_OPTION: u8 = 2;
 const MSS_OPTION_LEN: usize = 4;
 
+/// What tells a datagram apart on its way through smoltcp
+/// ([`frames::datagram_key`]): whether it is an echo request, its source port
+/// (or echo identifier), destination and length.
+pub(super) type ShapeKey = (bool, u16, SocketAddr, usize);
+
+/// How many shaped datagrams may wait in smoltcp's rings (beyond, the oldest
+/// one leaves as smoltcp builds it).
+const MAX_SHAPED: usize = 256;
+
 impl FrameIo {
+    /// Notes that the datagram `key` names ([`ShapeKey`]), just queued in
+    /// smoltcp, leaves shaped by `shape`. smoltcp 0.14 hands a datagram's
+    /// metadata to the device for IPv4 UDP packets only, so the boundary finds
+    /// the datagram by what it carries instead.
+    pub(super) fn expect_shaped(&mut self, key: ShapeKey, shape: DatagramShape) {
+        if shape == DatagramShape::default() {
+            return;
+        }
+        if self.shaped.len() >= MAX_SHAPED {
+            self.shaped.pop_front();
+        }
+        self.shaped.push_back((key, shape));
+    }
+
+    /// The shape of the datagram in `frame`, if [`Self::expect_shaped`] noted
+    /// it (and forgets it: the next copy is another datagram).
+    pub(super) fn shape_of(&mut self, frame: &[u8]) -> DatagramShape {
+        if self.shaped.is_empty() {
+            return DatagramShape::default();
+        }
+        let Some(key) = frames::datagram_key(frame) else {
+            return DatagramShape::default();
+        };
+        match self.shaped.iter().position(|&(k, _)| k == key) {
+            Some(at) => self
+                .shaped
+                .remove(at)
+                .map_or_else(Default::default, |(_, s)| s),
+            None => DatagramShape::default(),
+        }
+    }
+
     /// The MTU the packet in `frame` leaves by: IPv6's for an IPv6 packet (a
     /// router may have advertised less than the link carries), else the
     /// link's.
@@ -51,13 +93,53 @@ impl FrameIo {
         }
     }
 
-    /// Puts a frame longer than the link's MTU in the outbox as fragments, or
+    /// The MTU a packet of a datagram shaped by `shape` leaves by (an IPv6
+    /// datagram's socket may keep to the device's with `PROBE`, else
+    /// [`Self::ip_mtu`]), and the size of its fragments beyond it (its
+    /// `IPV6_MTU` where lower).
+    pub(super) fn shaped_mtu(&self, frame: &[u8], shape: DatagramShape) -> (usize, usize) {
+        let ipv6 = frame.get(12..14) == Some(&[0x86, 0xdd][..]);
+        let mtu = if ipv6 && shape.mtu != 0 {
+            shape.mtu as usize
+        } else {
+            self.ip_mtu(frame)
+        };
+        match shape.fragment_size as usize {
+            0 => (mtu, mtu),
+            size => (mtu, size.min(mtu)),
+        }
+    }
+
+    /// Clears DF on the IPv4 packet in `frame` (a socket with
+    /// `IP_PMTUDISC_DONT`, `INTERFACE` or `OMIT`, as Linux sends those), with
+    /// an identification of its own as RFC 6864 asks of a packet routers may
+    /// fragment (smoltcp writes 0).
+    pub(super) fn clear_dont_fragment(&mut self, frame: &mut [u8]) {
+        let Ok(mut eth) = EthernetFrame::new_checked(frame) else {
+            return;
+        };
+        if eth.ethertype() != EthernetProtocol::Ipv4 {
+            return;
+        }
+        let Ok(mut ip) = Ipv4Packet::new_checked(eth.payload_mut()) else {
+            return;
+        };
+        if !ip.dont_frag() {
+            return;
+        }
+        ip.set_dont_frag(false);
+        ip.set_ident(self.next_fragment_id as u16);
+        self.next_fragment_id = self.next_fragment_id.wrapping_add(1);
+        ip.fill_checksum();
+    }
+
+    /// Puts a frame longer than `mtu` in the outbox as fragments of it, or
     /// drops it if it is no IP packet that can be cut (an IPv6 packet with
     /// extension headers: the stack makes none that large).
-    pub(super) fn send_oversized(&mut self, frame: Vec<u8>) {
+    pub(super) fn send_oversized(&mut self, frame: Vec<u8>, mtu: usize) {
         let ident = self.next_fragment_id;
         self.next_fragment_id = ident.wrapping_add(1);
-        for packet in cut(&frame, self.ip_mtu(&frame), ident) {
+        for packet in cut(&frame, mtu, ident) {
             let mut piece = self.pool.pop().unwrap_or_default();
             piece.clear();
             piece.extend_from_slice(&frame[..ETHERNET_HEADER]);

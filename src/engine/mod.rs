@@ -79,8 +79,8 @@ use datagram_sets::Group;
 pub use dhcp::Lease as DhcpLease;
 pub(crate) use dhcp::{Attempt as DhcpAttempt, DhcpNews};
 use lifecycle::Look;
-pub(crate) use options::{Congestion, SocketOptions};
-pub(crate) use options::{MAX_BUFFER, MIN_BUFFER};
+pub(crate) use options::{Congestion, DatagramShape, Mtus, SocketOptions};
+pub(crate) use options::{MAX_BUFFER, MIN_BUFFER, PMTUDISC_OMIT};
 pub(crate) use ping::check_echo_request;
 pub(crate) use rings::{Bytes, Lease, RingSource, Rings};
 
@@ -99,7 +99,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-pub(crate) use udp::{check_send as udp_check_send, DatagramProto, UdpHandle};
+pub(crate) use udp::{
+    check_send as udp_check_send, check_size as udp_check_size, datagram_mtus, DatagramProto,
+    UdpHandle,
+};
 
 /// The largest datagram payload the stack sends or receives: UDP over IPv6.
 pub(crate) const MAX_UDP_PAYLOAD: usize = ipv6_frag::MAX_UDP_V6;
@@ -342,6 +345,9 @@ pub(crate) struct Engine {
     synced: Option<u64>,
     /// The stack's addresses beyond smoltcp's table (see `config_plan`).
     beyond_table: Vec<IpAddress>,
+    /// The addresses whose local-table entry was deleted: what comes for
+    /// them is dropped (see `config_plan`).
+    not_taken_in: Vec<IpAddr>,
     /// The made-up next hops of prefixes smoltcp does not hold, and the
     /// frames waiting for their real next hop (see `detour`).
     detours: detour::Detours,
@@ -417,6 +423,7 @@ impl Engine {
             config,
             synced: None,
             beyond_table: Vec::new(),
+            not_taken_in: Vec::new(),
             detours: detour::Detours::default(),
             neighbor_table: neighbors::NeighborTable::default(),
             wire_stats: LinkStats::default(),
@@ -544,6 +551,7 @@ impl Engine {
         self.io.local_v4 = plan.local_v4;
         self.io.local_v6 = plan.local_v6;
         self.beyond_table = plan.beyond_table;
+        self.not_taken_in = plan.not_taken_in;
         self.detours.v4 = plan.detour_v4;
         self.detours.v6 = plan.detour_v6;
         self.detours.rejects = self.config.has_reject_routes();
@@ -579,6 +587,9 @@ impl Engine {
         }
         self.wire_stats.rx_packets += 1;
         self.wire_stats.rx_bytes += frame.len() as u64;
+        if !self.not_taken_in.is_empty() && self.not_for_us(frame) {
+            return;
+        }
         if self.answer_arp_from_afar(frame) {
             return;
         }
@@ -605,6 +616,15 @@ impl Engine {
         self.iface.set_any_ip(beyond);
         self.ingest(frame);
         self.iface.set_any_ip(false);
+    }
+
+    /// Whether `frame` is a packet to, or an ARP request for, an address
+    /// whose local-table entry was deleted: Linux, which does not forward,
+    /// drops the one and leaves the other unanswered.
+    fn not_for_us(&self, frame: &[u8]) -> bool {
+        let to = frames::ip_dst(frame)
+            .or_else(|| frames::arp_request(frame).map(|(target, _)| target.into()));
+        to.is_some_and(|to| self.not_taken_in.contains(&to))
     }
 
     fn ingest(&mut self, frame: &[u8]) {
@@ -1782,9 +1802,12 @@ impl Engine {
     /// socket, which Linux reads from its route: the interface's, which a
     /// router's advertisement may have lowered for IPv6).
     pub(crate) fn path_to(&self, peer: IpAddr) -> (u8, usize) {
-        let mtu = match peer.to_canonical() {
-            IpAddr::V6(_) => self.io.mtu6,
-            IpAddr::V4(_) => self.io.mtu,
+        let peer_wire = peer.to_canonical();
+        let mtu = match self.config.route_to(peer_wire) {
+            // `lo`'s, as Linux reads a local peer's route.
+            Ok(hop) if hop.local => udp::datagram_mtus(&self.config, &hop, None).path,
+            _ if peer_wire.is_ipv6() => self.io.mtu6,
+            _ => self.io.mtu,
         };
         (self.io.hops(peer), mtu)
     }
@@ -2205,6 +2228,9 @@ struct FrameIo {
     now: Duration,
     /// The identification of the next datagram the boundary cuts in fragments.
     next_fragment_id: u32,
+    /// Datagrams queued in smoltcp whose socket's MTU options shape them on
+    /// the wire, oldest first (see `link_mtu`).
+    shaped: VecDeque<(link_mtu::ShapeKey, DatagramShape)>,
     /// TCP segments sent so far: whether a poll of one connection sent any.
     segments_sent: u64,
     /// The last TCP segment sent (what a poll of one connection sent last).
@@ -2234,6 +2260,7 @@ impl FrameIo {
             resend: Vec::new(),
             now: Duration::ZERO,
             next_fragment_id: 0,
+            shaped: VecDeque::new(),
             segments_sent: 0,
             last_tcp: None,
             neighbors_asked: HashMap::new(),
@@ -2271,7 +2298,7 @@ impl FrameIo {
             if !self.wire_up {
                 self.recycle(frame);
             } else if frame.len() > limit {
-                self.send_oversized(frame);
+                self.send_oversized(frame, limit - 14);
             } else {
                 self.outbox.push_back(frame);
             }
@@ -2310,7 +2337,14 @@ impl FrameIo {
 
     /// Sends a frame smoltcp built where it belongs: back in (loopback), out, or
     /// nowhere (a down link).
-    fn route(&mut self, mut frame: Vec<u8>) {
+    fn route(&mut self, frame: Vec<u8>) {
+        let shape = self.shape_of(&frame);
+        self.route_shaped(frame, shape);
+    }
+
+    /// [`Self::route`] for a datagram its socket's MTU options shape on the
+    /// wire (see `link_mtu`); looped-back packets stay whole and as built.
+    fn route_shaped(&mut self, mut frame: Vec<u8>, shape: DatagramShape) {
         if self.hops6 != 64 {
             frames::set_own_hop_limit(&mut frame, self.hops6);
         }
@@ -2371,12 +2405,17 @@ impl FrameIo {
             }
             self.note_asked(target.into());
         }
-        if self.wire_up && frame.len() > self.ip_mtu(&frame) + 14 {
-            self.send_oversized(frame);
-        } else if self.wire_up {
-            self.outbox.push_back(frame);
+        if !self.wire_up {
+            return self.recycle(frame);
+        }
+        let (mtu, fragment_size) = self.shaped_mtu(&frame, shape);
+        if frame.len() > mtu + 14 {
+            self.send_oversized(frame, fragment_size);
         } else {
-            self.recycle(frame);
+            if shape.clear_df {
+                self.clear_dont_fragment(&mut frame);
+            }
+            self.outbox.push_back(frame);
         }
     }
 }

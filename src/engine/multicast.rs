@@ -16,7 +16,7 @@
 //! before them that still wait in smoltcp's ring (different destinations, which
 //! UDP does not order anyway).
 
-use super::{errno, Engine, UdpHandle};
+use super::{errno, DatagramShape, Engine, UdpHandle};
 use crate::cmd::{LinkKind, NextHop};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
@@ -43,6 +43,7 @@ impl Engine {
         dest: SocketAddr,
         hop: NextHop,
         data: &[u8],
+        shape: DatagramShape,
     ) -> io::Result<()> {
         let sock = self.udps.get(&handle).ok_or_else(|| errno(libc::EBADF))?;
         let (hop_limit, looped) = sock.options.multicast(dest.ip());
@@ -61,8 +62,9 @@ impl Engine {
             if let Some(packet) = ip_packet(from.ip(), dest.ip(), hop_limit, &datagram) {
                 let mut frame = self.io.pool.pop().unwrap_or_default();
                 write_ethernet(&mut frame, self.io.mac, group_mac(dest.ip()), &packet);
-                // Beyond the link's MTU, it is cut into fragments on the way out.
-                self.io.route(frame);
+                // Beyond the link's MTU (or the socket's `IPV6_MTU`), it is cut
+                // into fragments on the way out.
+                self.io.route_shaped(frame, shape);
             }
         }
         // Linux loops a copy back from the device the datagram goes out of; what

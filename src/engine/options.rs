@@ -81,6 +81,56 @@ pub(crate) struct SocketOptions {
     pub recv_errors: bool,
     /// `IP_PKTINFO`: recorded (datagrams come with no control message).
     pub packet_info: bool,
+    /// `IP_MTU_DISCOVER`: what an IPv4 datagram does beyond the MTU, and
+    /// whether it carries DF ([`PMTUDISC_WANT`] and the others).
+    pub mtu_discover_v4: u8,
+    /// `IPV6_MTU_DISCOVER`: the same for IPv6 (which has no DF bit).
+    pub mtu_discover_v6: u8,
+    /// `IPV6_DONTFRAG`: an IPv6 datagram beyond the MTU is `EMSGSIZE`.
+    pub dont_fragment_v6: bool,
+    /// `IPV6_MTU` as set (0: none): IPv6 datagrams beyond the path's MTU are
+    /// cut in fragments of at most this, and `IPV6_DONTFRAG` and `DO` hold
+    /// datagrams to it.
+    pub fragment_size_v6: u32,
+}
+
+/// `IP_PMTUDISC_DONT` (and `IPV6_`): fragment as needed, no DF.
+pub(crate) const PMTUDISC_DONT: u8 = 0;
+/// `IP_PMTUDISC_WANT`, Linux's default: DF on what fits, fragments beyond.
+pub(crate) const PMTUDISC_WANT: u8 = 1;
+/// `IP_PMTUDISC_DO`: DF always, `EMSGSIZE` beyond the path's MTU.
+pub(crate) const PMTUDISC_DO: u8 = 2;
+/// `IP_PMTUDISC_PROBE`: DF always, `EMSGSIZE` beyond the device's MTU (the
+/// path's is not looked at).
+pub(crate) const PMTUDISC_PROBE: u8 = 3;
+/// `IP_PMTUDISC_INTERFACE`: no DF, `EMSGSIZE` beyond the device's MTU.
+pub(crate) const PMTUDISC_INTERFACE: u8 = 4;
+/// `IP_PMTUDISC_OMIT`: as `DONT`, and the path's MTU is not looked at.
+pub(crate) const PMTUDISC_OMIT: u8 = 5;
+
+/// How one datagram leaves, as a socket's MTU options decide it
+/// ([`SocketOptions::datagram_shape`]); the device boundary applies it
+/// (`link_mtu.rs`) when smoltcp builds the packet, later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct DatagramShape {
+    /// The MTU beyond which the packet is cut in fragments, instead of the
+    /// path's the boundary knows (IPv6 from `PROBE` on: the device's); 0: the
+    /// path's.
+    pub mtu: u32,
+    /// The largest fragment, when the packet is cut, if below that MTU (IPv6:
+    /// `IPV6_MTU`); 0: the MTU.
+    pub fragment_size: u32,
+    /// An IPv4 packet leaves without DF (`IP_PMTUDISC_DONT`, `INTERFACE`,
+    /// `OMIT`; smoltcp sets DF on every packet, as Linux's default does).
+    pub clear_df: bool,
+}
+
+/// The MTUs a datagram meets on its way: the path's (IPv6: a router's may be
+/// below the link's) and the device's (`lo`'s for a local destination).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mtus {
+    pub path: usize,
+    pub device: usize,
 }
 
 /// A connection's congestion controller (`TCP_CONGESTION`), of those Linux lets
@@ -143,6 +193,10 @@ impl Default for SocketOptions {
             quickack: true,
             recv_errors: false,
             packet_info: false,
+            mtu_discover_v4: PMTUDISC_WANT,
+            mtu_discover_v6: PMTUDISC_WANT,
+            dont_fragment_v6: false,
+            fragment_size_v6: 0,
         }
     }
 }
@@ -210,6 +264,68 @@ impl SocketOptions {
         } else {
             (self.multicast_hops_v6, self.multicast_loop_v6)
         }
+    }
+
+    /// Whether a datagram over IPv6 (`v6`, the family on the wire) of this
+    /// socket may fail with `EMSGSIZE` below what one datagram can carry: its
+    /// MTU options must then be checked against the path's MTU.
+    pub(crate) fn bounds_datagrams(&self, v6: bool) -> bool {
+        let mode = if v6 {
+            self.mtu_discover_v6
+        } else {
+            self.mtu_discover_v4
+        };
+        matches!(mode, PMTUDISC_DO | PMTUDISC_PROBE | PMTUDISC_INTERFACE)
+            || (v6 && self.dont_fragment_v6)
+    }
+
+    /// How a datagram of `packet` bytes (IP header included; over IPv6 if
+    /// `v6`) leaves through `mtus`, as Linux's `ip_append_data` and
+    /// `ip6_append_data` decide it (checked on Linux 6.18): the MTU is the
+    /// path's, or the device's from `PROBE` on; beyond it, or over IPv6
+    /// beyond `IPV6_MTU` where lower, `DO`, `PROBE`, `INTERFACE` and
+    /// `IPV6_DONTFRAG` are `EMSGSIZE`. Otherwise a packet beyond the MTU (not
+    /// `IPV6_MTU`: Linux sends a packet between the two whole) is cut in
+    /// fragments, of `IPV6_MTU` where lower. IPv4's DF is set by `WANT` (on
+    /// what fits: fragments never carry it), `DO` and `PROBE`.
+    pub(crate) fn datagram_shape(
+        &self,
+        v6: bool,
+        packet: usize,
+        mtus: Mtus,
+    ) -> std::io::Result<DatagramShape> {
+        let mode = if v6 {
+            self.mtu_discover_v6
+        } else {
+            self.mtu_discover_v4
+        };
+        let mtu = if mode >= PMTUDISC_PROBE {
+            mtus.device
+        } else {
+            mtus.path
+        };
+        let set = self.fragment_size_v6 as usize;
+        let fragment_size = if v6 && set != 0 && set < mtu {
+            set
+        } else {
+            mtu
+        };
+        if packet > fragment_size && self.bounds_datagrams(v6) {
+            return Err(std::io::Error::from_raw_os_error(libc::EMSGSIZE));
+        }
+        Ok(DatagramShape {
+            mtu: if v6 && mtu != mtus.path {
+                mtu as u32
+            } else {
+                0
+            },
+            fragment_size: if fragment_size < mtu {
+                fragment_size as u32
+            } else {
+                0
+            },
+            clear_df: !v6 && matches!(mode, PMTUDISC_DONT | PMTUDISC_INTERFACE | PMTUDISC_OMIT),
+        })
     }
 
     /// Sets the hop limit, or (`None`, `-1` on Linux) goes back to the

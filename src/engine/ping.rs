@@ -12,7 +12,7 @@
 
 use super::datagram_sets::Group;
 use super::udp::{DatagramProto, UdpHandle};
-use super::{errno, Engine, Rings, SocketOptions};
+use super::{errno, DatagramShape, Engine, Rings, SocketOptions};
 use smoltcp::socket::icmp;
 use smoltcp::wire::IpAddress;
 use std::io;
@@ -57,12 +57,14 @@ impl Engine {
     }
 
     /// Sends the echo request `data` (an ICMP message the program built) to
-    /// `dest`, with the socket's identifier. Checks done by `udp_send` before.
+    /// `dest`, with the socket's identifier, shaped on the wire by `shape`
+    /// (its MTU options). Checks done by `udp_send` before.
     pub(super) fn ping_send(
         &mut self,
         handle: UdpHandle,
         dest: IpAddr,
         data: &[u8],
+        shape: DatagramShape,
     ) -> io::Result<()> {
         check_echo_request(data, dest.is_ipv6())?;
         let ident = self.udps[&handle].bound.port();
@@ -73,6 +75,8 @@ impl Engine {
                 out[4..6].copy_from_slice(&ident.to_be_bytes());
                 // smoltcp re-emits the message from its parsed form, which fills
                 // in the checksum.
+                let key = (true, ident, SocketAddr::new(dest, 0), data.len());
+                self.io.expect_shaped(key, shape);
                 Ok(())
             }
             Err(icmp::SendError::BufferFull) => Err(io::ErrorKind::WouldBlock.into()),

@@ -9,6 +9,7 @@ mod ephemeral;
 mod limits;
 mod loopback_net;
 mod memory;
+mod mtu_options;
 mod neighbors;
 mod time_wait;
 

@@ -25,8 +25,8 @@
 use super::datagram_sets::Group;
 use super::ports::PortUse;
 use super::{
-    errno, from_endpoint, map, spread, to_endpoint, unmap, v6only_refuses, Engine, Event, Lease,
-    Rings, SocketOptions,
+    errno, from_endpoint, map, spread, to_endpoint, unmap, v6only_refuses, DatagramShape, Engine,
+    Event, Lease, Mtus, Rings, SocketOptions,
 };
 use crate::cmd::{NetConfig, NextHop};
 use smoltcp::socket::udp;
@@ -392,13 +392,11 @@ impl Engine {
             (None, None) => return Err(errno(libc::EDESTADDRREQ)),
         };
         let proto = sock.proto;
-        let hop = check_send(
-            &self.config,
-            sock.options.broadcast,
-            dest,
-            data.len(),
-            proto,
-        )?;
+        let options = sock.options;
+        let hop = check_send(&self.config, options.broadcast, dest, data.len(), proto)?;
+        let ipv6_path = (dest.is_ipv6() && !hop.local).then_some(self.io.mtu6);
+        let mtus = datagram_mtus(&self.config, &hop, ipv6_path);
+        let shape = check_size(&options, dest, data.len(), proto, mtus)?;
         let source = match source.unwrap_or(sock.bound.ip()) {
             ip if !ip.is_unspecified() => unmap(SocketAddr::new(ip, 0)).ip(),
             _ => hop.src.ok_or_else(|| no_source(dest.ip()))?,
@@ -407,10 +405,18 @@ impl Engine {
             return Err(errno(libc::ENETUNREACH));
         }
         if proto == DatagramProto::Ping {
-            return self.ping_send(handle, dest.ip(), data);
+            return self.ping_send(handle, dest.ip(), data, shape);
         }
         if dest.ip().is_multicast() {
-            return self.udp_send_multicast(handle, source, dest, hop, data);
+            return self.udp_send_multicast(handle, source, dest, hop, data, shape);
+        }
+        if self.not_taken_in.contains(&dest.ip()) {
+            // An address of ours, or a subnet broadcast, whose local-table
+            // entry was deleted is a unicast destination on the link to Linux
+            // (no SO_BROADCAST needed): it asks ARP for it, which nobody
+            // answers, and the datagram never leaves (checked on 6.18).
+            // smoltcp would broadcast the one and keep the other.
+            return Ok(());
         }
         let meta = udp::UdpMetadata {
             endpoint: to_endpoint(dest),
@@ -422,7 +428,12 @@ impl Engine {
             .get_mut::<udp::Socket>(handle)
             .send_slice(data, meta)
         {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                let port = self.udps[&handle].bound.port();
+                self.io
+                    .expect_shaped((false, port, dest, data.len()), shape);
+                Ok(())
+            }
             Err(udp::SendError::BufferFull) => Err(io::ErrorKind::WouldBlock.into()),
             Err(udp::SendError::Unaddressable) => Err(errno(libc::EINVAL)),
         }
@@ -650,6 +661,46 @@ pub(crate) fn check_send(
         return Err(errno(libc::EACCES));
     }
     hop.map_err(super::no_route)
+}
+
+/// The MTUs a datagram that leaves by `hop` meets: the device's (`lo`'s for
+/// a local destination), and the path's, which is the device's but over IPv6
+/// where `ipv6_path` (a router's, as the engine knows it) is lower.
+pub(crate) fn datagram_mtus(config: &NetConfig, hop: &NextHop, ipv6_path: Option<usize>) -> Mtus {
+    let device = config
+        .link_by_index(hop.dev)
+        .map_or(MAX_MTU, |link| link.mtu as usize);
+    Mtus {
+        device,
+        path: ipv6_path.map_or(device, |path| path.min(device)),
+    }
+}
+
+/// The largest MTU there is (`lo`'s).
+const MAX_MTU: usize = 65_536;
+
+/// The check `sendto(2)` makes of a datagram of `len` bytes to `dest` (a wire
+/// address) against the MTUs on its way, by the socket's MTU options
+/// (`IP_MTU_DISCOVER`, `IPV6_MTU_DISCOVER`, `IPV6_DONTFRAG`, `IPV6_MTU`):
+/// `EMSGSIZE`, or how the datagram leaves (see
+/// [`SocketOptions::datagram_shape`]).
+pub(crate) fn check_size(
+    options: &SocketOptions,
+    dest: SocketAddr,
+    len: usize,
+    proto: DatagramProto,
+    mtus: Mtus,
+) -> io::Result<DatagramShape> {
+    let (ip_header, v6) = if dest.is_ipv6() {
+        (40, true)
+    } else {
+        (20, false)
+    };
+    let header = match proto {
+        DatagramProto::Udp => 8,
+        DatagramProto::Ping => 0,
+    };
+    options.datagram_shape(v6, ip_header + header + len, mtus)
 }
 
 /// No address to send to `dest` from: for IPv6, none or all still tentative

@@ -7,7 +7,10 @@
 
 use super::options::{checked_ttl, OptionRecord, SocketConfig};
 use super::{each_addr, ToStackAddrs};
-use crate::engine::{check_echo_request, udp_check_send, unmap, DatagramProto, SocketOptions};
+use crate::engine::{
+    check_echo_request, datagram_mtus, udp_check_send, udp_check_size, unmap, DatagramProto,
+    SocketOptions,
+};
 use crate::pump::{decode_addr, encode_addr, Control, UdpShared, ADDR_BYTES};
 use crate::stack::{Stack, StackCtx};
 use crate::sys;
@@ -182,13 +185,12 @@ impl Udp {
         if self.proto == DatagramProto::Ping {
             check_echo_request(buf, wire.is_ipv6())?;
         }
-        udp_check_send(
-            &self.ctx.config(),
-            self.options.get().broadcast,
-            wire,
-            buf.len(),
-            self.proto,
-        )?;
+        let options = self.options.get();
+        let config = self.ctx.config();
+        let hop = udp_check_send(&config, options.broadcast, wire, buf.len(), self.proto)?;
+        if options.bounds_datagrams(wire.is_ipv6()) {
+            self.check_size(&options, &config, &hop, wire, buf.len())?;
+        }
         if aside {
             self.ctx.pump.request(|reply| Control::UdpSendTo {
                 id: self.id,
@@ -205,6 +207,35 @@ impl Udp {
             Err(e) if e.raw_os_error() == Some(libc::EPIPE) => Err(self.ctx.pump.gone()),
             Err(e) => Err(e),
         }
+    }
+
+    /// IPv6's minimum MTU (RFC 8200): no path's is lower.
+    const IPV6_MIN_MTU: usize = 1280;
+
+    /// `EMSGSIZE` for a datagram of `len` bytes to `wire` beyond the MTU its
+    /// socket's options hold it to (see [`udp_check_size`]). Over IPv6, only a
+    /// datagram whose size a router's MTU may decide (between IPv6's minimum
+    /// and the device's) asks the pump for the path's.
+    fn check_size(
+        &self,
+        options: &SocketOptions,
+        config: &crate::cmd::NetConfig,
+        hop: &crate::cmd::NextHop,
+        wire: SocketAddr,
+        len: usize,
+    ) -> io::Result<()> {
+        let mut mtus = datagram_mtus(config, hop, None);
+        // The IPv6 header, and a UDP socket's header (a ping socket's data is
+        // a whole ICMP message).
+        let packet = len + 40 + usize::from(self.proto == DatagramProto::Udp) * 8;
+        if wire.is_ipv6() && !hop.local && packet > Self::IPV6_MIN_MTU && packet <= mtus.device {
+            let (_, path) = self.ctx.pump.request(|reply| Control::PathTo {
+                peer: wire.ip(),
+                reply,
+            })?;
+            mtus.path = path.min(mtus.device);
+        }
+        udp_check_size(options, wire, len, self.proto, mtus).map(drop)
     }
 
     /// Receives one datagram into `buf` (truncated to fit) and its source.

@@ -165,6 +165,80 @@ static void traffic_class(struct vdestack *stack)
 	close(tcp4);
 }
 
+/* The path-MTU options QUIC, DNS and VPN programs set on UDP sockets (issue
+ * 14): IP_MTU_DISCOVER, IPV6_MTU_DISCOVER, IPV6_DONTFRAG, IPV6_MTU, IP_MTU;
+ * a datagram beyond the link's MTU (1500) with DO or DONTFRAG is EMSGSIZE. */
+static void path_mtu(struct vdestack *stack)
+{
+	int udp4 = vde_msocket(stack, AF_INET, SOCK_DGRAM, 0);
+	int udp6 = vde_msocket(stack, AF_INET6, SOCK_DGRAM, 0);
+	char big[1473];
+	unsigned char one = 1;
+	int v;
+
+	CHECK(udp4 >= 0 && udp6 >= 0, "vde_msocket (path MTU)");
+	memset(big, 7, sizeof big);
+	CHECK(get_int(udp4, IPPROTO_IP, IP_MTU_DISCOVER) == IP_PMTUDISC_WANT,
+	      "IP_MTU_DISCOVER default");
+	round_trip(udp4, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO,
+		   IP_PMTUDISC_DO, "IP_MTU_DISCOVER");
+	v = IP_PMTUDISC_OMIT + 1;
+	FAILS_WITH(setsockopt(udp4, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v),
+		   EINVAL, "IP_MTU_DISCOVER beyond OMIT");
+	socklen_t len = sizeof v;
+	FAILS_WITH(getsockopt(udp4, IPPROTO_IP, IP_MTU, &v, &len), ENOTCONN,
+		   "IP_MTU unconnected");
+	/* A host nobody is: no ICMP error comes back to race the checks. */
+	struct sockaddr_in to = inet("10.0.0.99", 9);
+	FAILS_WITH(sendto(udp4, big, 1473, 0, SA(to), sizeof to), EMSGSIZE,
+		   "IP_PMTUDISC_DO beyond the MTU");
+	CHECK(sendto(udp4, big, 1472, 0, SA(to), sizeof to) == 1472,
+	      "IP_PMTUDISC_DO within the MTU");
+	CHECK(connect(udp4, SA(to), sizeof to) == 0, "connect (IP_MTU)");
+	CHECK(get_int(udp4, IPPROTO_IP, IP_MTU) == 1500, "IP_MTU connected");
+	FAILS_WITH(send(udp4, big, 1473, 0), EMSGSIZE,
+		   "IP_PMTUDISC_DO beyond the MTU, connected");
+
+	CHECK(get_int(udp6, IPPROTO_IPV6, IPV6_MTU_DISCOVER) == IPV6_PMTUDISC_WANT,
+	      "IPV6_MTU_DISCOVER default");
+	round_trip(udp6, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE,
+		   IPV6_PMTUDISC_PROBE, "IPV6_MTU_DISCOVER");
+	round_trip(udp6, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_WANT,
+		   IPV6_PMTUDISC_WANT, "IPV6_MTU_DISCOVER back to WANT");
+	round_trip(udp6, IPPROTO_IPV6, IPV6_DONTFRAG, 1, 1, "IPV6_DONTFRAG");
+	/* Set, it is the size of the fragments; read, the path's MTU (none
+	 * without a peer). */
+	step = "IPV6_MTU";
+	set_int(udp6, IPPROTO_IPV6, IPV6_MTU, 1280);
+	FAILS_WITH(getsockopt(udp6, IPPROTO_IPV6, IPV6_MTU, &v, &len), ENOTCONN,
+		   "IPV6_MTU unconnected");
+	v = 1279;
+	FAILS_WITH(setsockopt(udp6, IPPROTO_IPV6, IPV6_MTU, &v, sizeof v),
+		   EINVAL, "IPV6_MTU below 1280");
+	FAILS_WITH(setsockopt(udp6, IPPROTO_IPV6, IPV6_MTU, &one, sizeof one),
+		   EINVAL, "IPV6_MTU with a short optlen");
+	/* Linux's own readings of a short value: a byte at the IPv4 level,
+	 * and IPV6_DONTFRAG takes it as 0. */
+	unsigned char probe = IP_PMTUDISC_PROBE;
+	CHECK(setsockopt(udp6, IPPROTO_IP, IP_MTU_DISCOVER, &probe,
+			 sizeof probe) == 0 &&
+		      get_int(udp6, IPPROTO_IP, IP_MTU_DISCOVER) ==
+			      IP_PMTUDISC_PROBE,
+	      "IP_MTU_DISCOVER of one byte");
+	CHECK(setsockopt(udp6, IPPROTO_IP, IP_MTU_DISCOVER, &probe, 0) == 0 &&
+		      get_int(udp6, IPPROTO_IP, IP_MTU_DISCOVER) ==
+			      IP_PMTUDISC_DONT,
+	      "IP_MTU_DISCOVER of no byte is 0");
+	CHECK(setsockopt(udp6, IPPROTO_IPV6, IPV6_DONTFRAG, &one, sizeof one) ==
+			      0 &&
+		      get_int(udp6, IPPROTO_IPV6, IPV6_DONTFRAG) == 0,
+	      "IPV6_DONTFRAG of one byte is 0");
+	FAILS_WITH(getsockopt(udp4, IPPROTO_IPV6, IPV6_DONTFRAG, &v, &len),
+		   EOPNOTSUPP, "IPV6_DONTFRAG on AF_INET");
+	close(udp4);
+	close(udp6);
+}
+
 int main(int argc, char *argv[])
 {
 	struct vdestack *a, *b;
@@ -307,6 +381,7 @@ int main(int argc, char *argv[])
 	round_trip(udp6, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 5, 5,
 		   "IPV6_UNICAST_HOPS");
 	traffic_class(b);
+	path_mtu(b);
 	struct sockaddr_in6 any6;
 	memset(&any6, 0, sizeof any6);
 	any6.sin6_family = AF_INET6;

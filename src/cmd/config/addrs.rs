@@ -14,7 +14,26 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// IPv4 address scopes as Linux numbers them (`RT_SCOPE_*`).
 pub(super) const SCOPE_UNIVERSE: u8 = 0;
+pub(super) const SCOPE_LINK: u8 = 253;
 const SCOPE_HOST: u8 = 254;
+
+/// What `ip addr add` may say of an address besides the address itself.
+///
+/// Linux keeps these with the address: the scope of an IPv4 address (which
+/// orders the link's addresses and limits which destinations it is a source
+/// for; IPv6 takes its scope from the address and ignores the keyword), the
+/// metric of the prefix route, and `noprefixroute` (no prefix route at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct AddrAttrs {
+    /// IPv4: the `scope` given (`None`: Linux's default, host for 127/8,
+    /// global otherwise).
+    pub(crate) scope: Option<u8>,
+    /// `metric`: the prefix route's metric (0: the kernel's own, 0 for IPv4
+    /// and 256 for IPv6).
+    pub(crate) metric: u32,
+    /// `noprefixroute`.
+    pub(crate) noprefixroute: bool,
+}
 
 /// The scope Linux gives an IPv4 address by default (`ip` picks host for 127/8).
 pub(super) fn v4_scope(addr: Ipv4Addr) -> u8 {
@@ -47,11 +66,13 @@ pub(crate) enum AddrReq {
         addr: Ipv4Addr,
         prefix_len: u8,
         brd: Option<Ipv4Addr>,
+        attrs: AddrAttrs,
     },
     AddV6 {
         dev: u32,
         addr: Ipv6Addr,
         prefix_len: u8,
+        attrs: AddrAttrs,
     },
     /// Delete an IPv4 address; without a length, the first one equal to `addr`.
     DelV4 {
@@ -80,11 +101,21 @@ pub(crate) enum AddrChange {
         addr: IfAddr,
         slot: V4Slot,
         brd: Option<Ipv4Addr>,
+        attrs: AddrAttrs,
     },
     /// Add an IPv6 address (in the order of its scope).
     AddV6 {
         dev: u32,
         addr: IfAddr,
+        attrs: AddrAttrs,
+    },
+    /// `ip addr replace|change` of an address the link has: Linux sets the
+    /// metric of an IPv4 one (its scope and flags stay), the metric and
+    /// `noprefixroute` of an IPv6 one, and moves the prefix route along.
+    Modify {
+        dev: u32,
+        addr: IfAddr,
+        attrs: AddrAttrs,
     },
     /// Remove the address at this index of the link's list.
     RemoveV4 {
@@ -137,6 +168,33 @@ impl State {
         }
     }
 
+    /// What the address was added with (the defaults for most).
+    pub(crate) fn addr_attrs(&self, dev: u32, a: &IfAddr) -> AddrAttrs {
+        self.addr_attrs
+            .iter()
+            .find(|(d, e, _)| *d == dev && e == a)
+            .map_or_else(AddrAttrs::default, |&(_, _, attrs)| attrs)
+    }
+
+    fn set_addr_attrs(&mut self, dev: u32, a: IfAddr, attrs: AddrAttrs) {
+        self.addr_attrs.retain(|(d, e, _)| !(*d == dev && *e == a));
+        if attrs != AddrAttrs::default() {
+            self.addr_attrs.push((dev, a, attrs));
+        }
+    }
+
+    /// The scope of an IPv4 address of `dev` (`RT_SCOPE_*`): the one it was
+    /// added with, or Linux's default.
+    pub(crate) fn v4_addr_scope(&self, dev: u32, a: &IfAddr) -> u8 {
+        match a.addr {
+            IpAddr::V4(addr) => self
+                .addr_attrs(dev, a)
+                .scope
+                .unwrap_or_else(|| v4_scope(addr)),
+            IpAddr::V6(_) => SCOPE_UNIVERSE,
+        }
+    }
+
     /// Gives a new IPv4 address its label. Linux sets a label only when it
     /// creates the address (`ip addr replace|change` keep the old one), and
     /// ignores labels on IPv6 addresses.
@@ -158,37 +216,81 @@ impl State {
     }
 
     /// The check step of `ip addr replace|change`: the address the link has
-    /// already (IPv4: same address and length; IPv6: same address) stays as it
-    /// is, since the stack keeps no lifetimes, the only thing Linux changes
-    /// then; one it does not have is added as `ip addr add` would (whatever
-    /// `change` says, Linux creates it).
+    /// already (IPv4: same address and length; IPv6: same address) is modified
+    /// ([`AddrChange::Modify`]; its lifetimes are the caller's); one it does not
+    /// have is added as `ip addr add` would (whatever `change` says, Linux
+    /// creates it).
     pub(crate) fn check_addr_replace(&self, req: &AddrReq) -> Result<AddrChange, CmdError> {
-        let (dev, addr, prefix_len) = match *req {
+        let (dev, addr, prefix_len, attrs) = match *req {
             AddrReq::AddV4 {
                 dev,
                 addr,
                 prefix_len,
+                attrs,
                 ..
             } => {
                 if self.is_lo(dev) && self.link(dev).mtu < IPV4_MIN_MTU {
                     return Err(rtnl("No buffer space available"));
                 }
-                (dev, IpAddr::V4(addr), Some(prefix_len))
+                (dev, IpAddr::V4(addr), Some(prefix_len), attrs)
             }
-            AddrReq::AddV6 { dev, addr, .. } if !self.ipv6_disabled(dev) => {
-                (dev, IpAddr::V6(addr), None)
-            }
+            AddrReq::AddV6 {
+                dev, addr, attrs, ..
+            } if !self.ipv6_disabled(dev) => (dev, IpAddr::V6(addr), None, attrs),
             _ => return self.check_addr(req),
         };
-        let has = self
+        let found = self
             .link(dev)
             .addrs
             .iter()
-            .any(|a| a.addr == addr && prefix_len.is_none_or(|p| p == a.prefix_len));
-        if has {
-            return Ok(AddrChange::Nothing);
+            .find(|a| a.addr == addr && prefix_len.is_none_or(|p| p == a.prefix_len));
+        match found {
+            Some(&a) => Ok(AddrChange::Modify {
+                dev,
+                addr: a,
+                attrs,
+            }),
+            None => self.check_addr(req),
         }
-        self.check_addr(req)
+    }
+
+    /// Applies [`AddrChange::Modify`].
+    fn modify_addr(&mut self, dev: u32, a: IfAddr, given: AddrAttrs) {
+        let old = self.addr_attrs(dev, &a);
+        let new = match a.addr {
+            IpAddr::V4(_) => AddrAttrs {
+                metric: given.metric,
+                ..old
+            },
+            IpAddr::V6(_) => AddrAttrs {
+                metric: given.metric,
+                noprefixroute: given.noprefixroute,
+                ..old
+            },
+        };
+        if new == old {
+            return;
+        }
+        let primary = match a.addr {
+            IpAddr::V4(_) => {
+                let i = self.link(dev).addrs.iter().position(|e| *e == a);
+                i.is_some_and(|i| !self.is_secondary(dev, i))
+            }
+            IpAddr::V6(_) => true,
+        };
+        let old_route = self.connected_route(dev, a);
+        self.set_addr_attrs(dev, a, new);
+        if !primary || !self.is_up(dev) {
+            return;
+        }
+        if let Some(route) = old_route {
+            self.remove_routes(|r| *r != route);
+        }
+        if let Some(route) = self.connected_route(dev, a) {
+            if !self.routes.contains(&route) {
+                self.insert_route(route);
+            }
+        }
     }
 
     /// Whether the address at `i` (an IPv4 one) is secondary: Linux makes an address
@@ -235,23 +337,24 @@ impl State {
         index: u32,
         addr: Ipv4Addr,
         prefix_len: u8,
+        scope: u8,
     ) -> Result<V4Slot, CmdError> {
-        let scope = v4_scope(addr);
         let n4 = self.v4_count(index);
         let mut secondary = false;
         let mut at = 0;
         for i in 0..n4 {
             let e = self.link(index).addrs[i];
             let ev4 = v4(e.addr).expect("IPv4 block");
+            let e_scope = self.v4_addr_scope(index, &e);
             let primary = !self.is_secondary(index, i);
-            if primary && scope <= v4_scope(ev4) {
+            if primary && scope <= e_scope {
                 at = i + 1;
             }
             if e.prefix_len == prefix_len && in_prefix(e.addr, IpAddr::V4(addr), prefix_len) {
                 if ev4 == addr {
                     return Err(kernel("ipv4: Address already assigned."));
                 }
-                if v4_scope(ev4) != scope {
+                if e_scope != scope {
                     return Err(kernel("ipv4: Invalid scope value."));
                 }
                 secondary = true;
@@ -291,12 +394,14 @@ impl State {
                 addr,
                 prefix_len,
                 brd,
-            } => self.check_add_v4(dev, addr, prefix_len, brd),
+                attrs,
+            } => self.check_add_v4(dev, addr, prefix_len, brd, attrs),
             AddrReq::AddV6 {
                 dev,
                 addr,
                 prefix_len,
-            } => self.check_add_v6(dev, addr, prefix_len),
+                attrs,
+            } => self.check_add_v6(dev, addr, prefix_len, attrs),
             AddrReq::DelV4 {
                 dev,
                 addr,
@@ -321,8 +426,10 @@ impl State {
                 addr,
                 slot,
                 brd,
-            } => self.apply_add_v4(dev, addr, slot, brd),
-            AddrChange::AddV6 { dev, addr } => self.apply_add_v6(dev, addr),
+                attrs,
+            } => self.apply_add_v4(dev, addr, slot, brd, attrs),
+            AddrChange::AddV6 { dev, addr, attrs } => self.apply_add_v6(dev, addr, attrs),
+            AddrChange::Modify { dev, addr, attrs } => self.modify_addr(dev, addr, attrs),
             AddrChange::RemoveV4 { dev, at } => self.remove_v4_at(dev, at),
             AddrChange::RemoveV6 { dev, at } => self.remove_v6_at(dev, at),
         }
@@ -334,6 +441,7 @@ impl State {
         addr: Ipv4Addr,
         prefix_len: u8,
         brd: Option<Ipv4Addr>,
+        attrs: AddrAttrs,
     ) -> Result<AddrChange, CmdError> {
         if addr.is_unspecified() {
             // Linux accepts 0.0.0.0 and quietly adds nothing, before any other check.
@@ -342,7 +450,8 @@ impl State {
         if self.is_lo(dev) && self.link(dev).mtu < IPV4_MIN_MTU {
             return Err(rtnl("No buffer space available"));
         }
-        let slot = self.v4_slot(dev, addr, prefix_len)?;
+        let scope = attrs.scope.unwrap_or_else(|| v4_scope(addr));
+        let slot = self.v4_slot(dev, addr, prefix_len, scope)?;
         self.check_addr_limit()?;
         Ok(AddrChange::AddV4 {
             dev,
@@ -352,11 +461,20 @@ impl State {
             },
             slot,
             brd,
+            attrs,
         })
     }
 
-    fn apply_add_v4(&mut self, dev: u32, a: IfAddr, slot: V4Slot, brd: Option<Ipv4Addr>) {
+    fn apply_add_v4(
+        &mut self,
+        dev: u32,
+        a: IfAddr,
+        slot: V4Slot,
+        brd: Option<Ipv4Addr>,
+        attrs: AddrAttrs,
+    ) {
         self.link_mut(dev).addrs.insert(slot.at, a);
+        self.set_addr_attrs(dev, a, attrs);
         self.v4_table = true;
         if let (Some(brd), IpAddr::V4(addr)) = (brd, a.addr) {
             self.broadcasts.push(Broadcast {
@@ -372,6 +490,7 @@ impl State {
             }
             self.add_lo_prefix(dev, a);
         }
+        self.restore_local_entries_of(dev, a, slot.primary);
     }
 
     /// Records that a primary address of `lo` has its prefix in the local table.
@@ -386,6 +505,7 @@ impl State {
         dev: u32,
         addr: Ipv6Addr,
         prefix_len: u8,
+        attrs: AddrAttrs,
     ) -> Result<AddrChange, CmdError> {
         if self.ipv6_disabled(dev) {
             return Err(rtnl("Invalid argument"));
@@ -418,10 +538,16 @@ impl State {
                 addr: IpAddr::V6(addr),
                 prefix_len,
             },
+            // Linux gives an IPv6 address the scope of the address itself.
+            attrs: AddrAttrs {
+                scope: None,
+                ..attrs
+            },
         })
     }
 
-    fn apply_add_v6(&mut self, dev: u32, a: IfAddr) {
+    fn apply_add_v6(&mut self, dev: u32, a: IfAddr, attrs: AddrAttrs) {
+        self.set_addr_attrs(dev, a, attrs);
         if a.addr == IpAddr::V6(Ipv6Addr::LOCALHOST) {
             self.loopback6_added = true;
         }
@@ -488,6 +614,8 @@ impl State {
             .retain(|b| !(b.dev == index && is_gone(b.addr, b.prefix_len)));
         self.labels
             .retain(|l| !(l.dev == index && is_gone(l.addr, l.prefix_len)));
+        self.addr_attrs
+            .retain(|(d, e, _)| !(*d == index && gone.contains(e)));
         if self.v4_count(index) == 0 {
             self.drop_routes_via(index, true);
         }
@@ -531,6 +659,8 @@ impl State {
                 self.remove_routes(|r| *r != route);
             }
         }
+        self.addr_attrs
+            .retain(|(d, e, _)| !(*d == index && *e == a));
         if added_loopback {
             self.loopback6_added = false;
         }

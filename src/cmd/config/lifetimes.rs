@@ -18,7 +18,7 @@
 
 use super::links::eui64_address;
 use super::routes::prefix_route;
-use super::{AddrReq, IfAddr, Route, RouteProto, State};
+use super::{AddrAttrs, AddrReq, IfAddr, Route, RouteProto, State};
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
@@ -490,6 +490,7 @@ impl State {
             dev,
             addr,
             prefix_len: 64,
+            attrs: AddrAttrs::default(),
         };
         if let Ok(change) = self.check_addr(&req) {
             self.apply_addr(change);

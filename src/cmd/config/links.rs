@@ -5,6 +5,7 @@
 //! address and route parts for the tear-downs and the automatic addresses an up
 //! link gets.
 
+use super::addrs::v4_scope;
 use super::{kernel, rtnl, IfAddr, LinkKind, State, IPV4_MIN_MTU, IPV6_MIN_MTU, MAX_ADDRS};
 use crate::cmd::error::CmdError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -38,7 +39,75 @@ pub(super) fn eui64_address(prefix: Ipv6Addr, mac: [u8; 6]) -> Ipv6Addr {
     Ipv6Addr::from(bytes)
 }
 
+/// What `ip link set` records of a link besides its own fields, as Linux
+/// shows them. None of them changes what the stack sends or takes in: a
+/// userspace stack has no queue, and its IP layer drops what is not for it
+/// whether the link is promiscuous or not, as Linux's does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LinkSettings {
+    /// `txqueuelen`: shown as `qlen` (not when 0).
+    pub(crate) qlen: u32,
+    /// `alias`.
+    pub(crate) alias: Option<String>,
+    /// `group` (0: `default`).
+    pub(crate) group: u32,
+    /// The flags `ip link set` turns on or off, as `IFF_*` bits (see
+    /// [`LinkFlag`]).
+    pub(crate) flags: u32,
+    /// `addrgenmode none`: no link-local address when IPv6 comes up.
+    pub(crate) no_link_local: bool,
+    /// The link's queue length was 0 when it first came up: Linux attached
+    /// `noqueue` instead of its default queueing discipline.
+    pub(crate) noqueue: bool,
+}
+
+/// The link flags `ip link set` changes (Linux's `IFF_*` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkFlag {
+    Promisc = 0x100,
+    AllMulti = 0x200,
+    Multicast = 0x1000,
+    NoTrailers = 0x20,
+    Dynamic = 0x8000,
+}
+
+impl LinkSettings {
+    /// A new link's: queue length 1000, group default, `MULTICAST` on an
+    /// Ethernet link.
+    pub(super) fn new(kind: LinkKind) -> LinkSettings {
+        LinkSettings {
+            qlen: 1000,
+            alias: None,
+            group: 0,
+            flags: if kind == LinkKind::Ether {
+                LinkFlag::Multicast as u32
+            } else {
+                0
+            },
+            no_link_local: false,
+            noqueue: false,
+        }
+    }
+
+    /// Whether `flag` is on.
+    pub(crate) fn has(&self, flag: LinkFlag) -> bool {
+        self.flags & flag as u32 != 0
+    }
+}
+
 impl State {
+    /// What `ip link set` recorded of the link besides its own fields.
+    pub(crate) fn link_settings(&self, index: u32) -> &LinkSettings {
+        &self.link_settings[self.pos(index)]
+    }
+
+    /// `ip link set DEV txqueuelen|alias|group|promisc|...`: recorded, as
+    /// Linux records them.
+    pub(crate) fn set_link_settings(&mut self, index: u32, change: impl FnOnce(&mut LinkSettings)) {
+        let pos = self.pos(index);
+        change(&mut self.link_settings[pos]);
+    }
+
     /// Has the link been up at least once (Linux's qdisc is attached then)?
     pub(crate) fn ever_up(&self, index: u32) -> bool {
         self.ever_up[self.pos(index)]
@@ -161,10 +230,16 @@ impl State {
         let pos = self.pos(index);
         self.links[pos].up = up;
         if up {
+            if !self.ever_up[pos] {
+                self.link_settings[pos].noqueue = self.link_settings[pos].qlen == 0;
+            }
             self.ever_up[pos] = true;
+            self.restore_local_entries(index);
             if self.is_lo(index) && self.links[pos].mtu >= IPV4_MIN_MTU {
                 // Linux gives lo its address on every up; a duplicate is ignored.
-                if let Ok(slot) = self.v4_slot(index, Ipv4Addr::LOCALHOST, 8) {
+                if let Ok(slot) =
+                    self.v4_slot(index, Ipv4Addr::LOCALHOST, 8, v4_scope(Ipv4Addr::LOCALHOST))
+                {
                     let lo_own = IfAddr {
                         addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
                         prefix_len: 8,
@@ -214,9 +289,10 @@ impl State {
             },
         };
         let exempt = self.is_lo(index);
+        let wanted = exempt || !self.link_settings(index).no_link_local;
         let present = self.link(index).addrs.iter().any(|a| a.addr == auto.addr);
         // With the address table full, the link-local address is the one left out.
-        if !present && (exempt || self.addr_count() < MAX_ADDRS) {
+        if wanted && !present && (exempt || self.addr_count() < MAX_ADDRS) {
             self.insert_v6(index, auto);
         }
         let v6: Vec<IfAddr> = self

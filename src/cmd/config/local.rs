@@ -2,8 +2,32 @@
 //! answers for, and the IPv4 broadcast addresses of up links; and the
 //! entries Linux lists for them (`ip route show table local`).
 //!
-//! Read only: `bind()` (through [`super::NetConfig::is_local_addr`]), the
-//! gateway checks of the route part, the lookups and `ip route show` ask it.
+//! Linux makes those entries from the addresses, and the user may delete them
+//! (`ip route del`, `ip route flush`); the address stays, but is no longer
+//! local: packets to it are not taken in, an IPv4 `bind()` to it fails (IPv6's
+//! asks the address list and still works), and it is no longer a valid
+//! preferred source. So the model keeps the entries Linux has, in the order
+//! it inserted them (which `ip route show` keeps among equal routes), and the
+//! derived entries it does not have: those deleted, and those Linux refused
+//! to make because their source was not local then (a secondary's or a
+//! broadcast's, once the primary's entry went). After every change
+//! ([`State::sync_local_table`]) an entry derived anew is inserted at the
+//! end; one no longer derived goes, with its deletion (it is made afresh
+//! when its address comes back); a link coming up makes all of its entries
+//! again (Linux's `NETDEV_UP`), deleted or not, and an IPv4 address added
+//! makes its own (`fib_add_ifaddr`: its local entry, its broadcasts, `lo`'s
+//! prefix), even where they were deleted for another address. `ip addr
+//! replace|change` brings nothing back. IPv6 neighbour solicitations for an
+//! address whose entry went are still answered (Linux asks its address
+//! list); the engine keeps such an address in smoltcp's table for that.
+//!
+//! The local table's `multicast ff00::/8` entries are where IPv6 multicast
+//! leaves (see `lookup`); the table's user routes (`ip route add ... table
+//! local`) are listed only, as other tables' are.
+//!
+//! Read by `bind()` (through [`super::NetConfig::is_local_addr`]), the
+//! gateway and source checks of the route part, the lookups and `ip route
+//! show`; changed only by `ip route del|flush` and the sync.
 
 use super::prefix::{in_prefix, mask_v4, network};
 use super::{has_prefix_route, v4, IfAddr, Link, Route, RouteProto, RouteType, State, LOCAL_TABLE};
@@ -14,9 +38,25 @@ const IPV6_MULTICAST_METRIC: u32 = 256;
 
 impl State {
     /// Is `addr` in Linux's local table (see [`super::NetConfig::is_local_addr`])?
-    /// An IPv6 address enters it once duplicate address detection is over.
+    /// An IPv6 address enters it once duplicate address detection is over,
+    /// and an address whose entry was deleted leaves it.
     pub(super) fn is_local(&self, addr: IpAddr) -> bool {
+        self.holds(addr, true) && !self.local_entry_gone(addr)
+    }
+
+    /// Is `addr` an address of the stack's, usable, whatever the local table
+    /// says: what IPv6's `bind()` asks (Linux's `ipv6_chk_addr`).
+    pub(super) fn is_own(&self, addr: IpAddr) -> bool {
         self.holds(addr, true)
+    }
+
+    /// Whether the local entry that made `addr` local is gone: one covering
+    /// it is among the missing, and none is left that covers it.
+    fn local_entry_gone(&self, addr: IpAddr) -> bool {
+        let covers =
+            |r: &&Route| r.kind == RouteType::Local && in_prefix(addr, r.dst, r.prefix_len);
+        self.local_missing.iter().any(|r| covers(&r))
+            && !self.local_table.iter().any(|r| covers(&r))
     }
 
     /// Is `addr` one of the stack's, tentative or not: what Linux refuses as
@@ -63,10 +103,13 @@ impl State {
 
     /// The broadcast addresses Linux puts in its local table for up links: any
     /// address's explicit `brd`, and the subnet broadcast of primaries shorter
-    /// than /31.
+    /// than /31; unless that entry is missing (deleted).
     pub(super) fn is_v4_broadcast(&self, dev: u32, gw: Ipv4Addr) -> bool {
         let link = self.link(dev);
+        let missing =
+            |r: &Route| r.kind == RouteType::Broadcast && r.dev == dev && r.dst == IpAddr::V4(gw);
         link.up
+            && !self.local_missing.iter().any(missing)
             && (0..self.v4_count(dev)).any(|i| {
                 let a = link.addrs[i];
                 let Some(a4) = v4(a.addr) else { return false };
@@ -79,6 +122,121 @@ impl State {
             })
     }
 
+    /// The entries Linux has in its local table for the addresses, in the
+    /// order it inserted them.
+    pub(crate) fn kernel_local_routes(&self) -> Vec<Route> {
+        self.local_table.clone()
+    }
+
+    /// Brings the local table in line with the addresses after a change (see
+    /// the module's documentation): drops what is no longer derived, and
+    /// inserts, at the end, what is derived anew, unless it is missing or
+    /// its source is not local (Linux's `fib_valid_prefsrc`: then it stays
+    /// missing).
+    pub(super) fn sync_local_table(&mut self) {
+        let derived = self.derived_local_routes();
+        self.local_table.retain(|r| derived.contains(r));
+        self.local_missing.retain(|r| derived.contains(r));
+        for r in derived {
+            if self.local_table.contains(&r) || self.local_missing.contains(&r) {
+                continue;
+            }
+            if self.valid_local_src(&r) {
+                self.local_table.push(r);
+            } else {
+                self.local_missing.push(r);
+            }
+        }
+    }
+
+    /// Whether Linux accepts the source of a local-table entry: none, the
+    /// entry's own address (a `local` one), or an address local now (an
+    /// entry of the table, or a user's `local` route there).
+    fn valid_local_src(&self, r: &Route) -> bool {
+        let Some(src) = r.src else { return true };
+        let own = r.kind == RouteType::Local && r.dst == src;
+        let covers = |x: &Route| x.kind == RouteType::Local && in_prefix(src, x.dst, x.prefix_len);
+        own || self.local_table.iter().any(covers)
+            || self
+                .routes
+                .iter()
+                .any(|x| x.table == LOCAL_TABLE && covers(x))
+    }
+
+    /// The addresses Linux no longer takes packets in for because their entry
+    /// is missing: an address of the stack's (or of `lo`'s prefixes) no entry
+    /// makes local, a broadcast address no entry makes one. Linux, which does
+    /// not forward, drops what comes for them, and answers no ARP request for
+    /// them (IPv6 still answers neighbour solicitations: they ask its address
+    /// list).
+    pub(super) fn not_taken_in(&self) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = Vec::new();
+        for r in &self.local_missing {
+            let gone = match (r.kind, r.dst) {
+                (RouteType::Local, dst) => !self.is_local(dst),
+                (RouteType::Broadcast, IpAddr::V4(v4)) => {
+                    !self.links.iter().any(|l| self.is_v4_broadcast(l.index, v4))
+                }
+                _ => false,
+            };
+            // A prefix of `lo` is not one address; its lookups say the rest.
+            let host = r.prefix_len == if r.dst.is_ipv4() { 32 } else { 128 };
+            if gone && host && !out.contains(&r.dst) {
+                out.push(r.dst);
+            }
+        }
+        out
+    }
+
+    /// An IPv4 address `a` was added to link `dev` (a `primary` of its
+    /// subnet or not): Linux makes the entries of that address (`fib_add_ifaddr`)
+    /// even where they were deleted for another address: its `local` entry
+    /// (one address on one link with two prefix lengths has one), its
+    /// explicit broadcast, a primary's subnet broadcast, and on `lo` its
+    /// prefix.
+    pub(super) fn restore_local_entries_of(&mut self, dev: u32, a: IfAddr, primary: bool) {
+        let Some(a4) = v4(a.addr) else { return };
+        let mask = mask_v4(a.prefix_len);
+        let subnet = (primary && a.prefix_len < 31 && has_prefix_route(a))
+            .then(|| IpAddr::V4(Ipv4Addr::from(u32::from(a4) & mask | !mask)));
+        let brd = self.broadcast(dev, &a).map(IpAddr::V4);
+        let lo_prefix =
+            (self.is_lo(dev) && primary).then(|| (network(a.addr, a.prefix_len), a.prefix_len));
+        self.local_missing.retain(|r| {
+            let made = match r.kind {
+                RouteType::Local => {
+                    (r.dst, r.prefix_len) == (a.addr, 32)
+                        || Some((r.dst, r.prefix_len)) == lo_prefix
+                }
+                RouteType::Broadcast => Some(r.dst) == subnet || Some(r.dst) == brd,
+                _ => false,
+            };
+            r.dev != dev || !made
+        });
+    }
+
+    /// A link came up: Linux makes all its entries again, deleted ones too.
+    pub(super) fn restore_local_entries(&mut self, dev: u32) {
+        self.local_missing.retain(|r| r.dev != dev);
+    }
+
+    /// The check step of `ip route del` of a kernel entry: the first that
+    /// matches, as [`State::check_route_del`] matches the others.
+    pub(crate) fn find_local_entry(&self, matches: impl Fn(&Route) -> bool) -> Option<Route> {
+        self.local_table.iter().copied().find(|r| matches(r))
+    }
+
+    /// The apply step of `ip route del|flush` of kernel entries: they go, and
+    /// stay missing until Linux would make them again.
+    pub(crate) fn delete_local_entries(&mut self, doomed: &[Route]) {
+        self.local_table.retain(|r| !doomed.contains(r));
+        for r in doomed {
+            if !self.local_missing.contains(r) {
+                self.local_missing.push(*r);
+            }
+        }
+    }
+
     /// The entries the kernel keeps in its local table, as Linux makes them
     /// from the addresses (in no particular order): for each IPv4 address
     /// (on any link) `local ADDR`, with its primary as source; for each
@@ -86,7 +244,7 @@ impl State {
     /// of [`Self::is_v4_broadcast`]; for each usable IPv6 address of an up
     /// link (or of `lo`) `local ADDR`, and for each up link but `lo` with IPv6
     /// `multicast ff00::/8`.
-    pub(crate) fn kernel_local_routes(&self) -> Vec<Route> {
+    fn derived_local_routes(&self) -> Vec<Route> {
         let entry = |kind, dst: IpAddr, prefix_len, dev, src, metric| Route {
             kind,
             dst,

@@ -3,33 +3,36 @@
 //!
 //! Read only, over the links, the local table and the main table.
 
-use super::addrs::{v4_scope, v6_rank, SCOPE_UNIVERSE};
+use super::addrs::{v6_rank, SCOPE_LINK, SCOPE_UNIVERSE};
 use super::prefix::in_prefix;
 use super::routes::{in_multipath, siblings};
-use super::{v4, IfAddr, Link, LinkKind, NextHop, NoRoute, Route, RouteType, State, MAIN_TABLE};
+use super::{IfAddr, Link, LinkKind, NextHop, NoRoute, Route, RouteType, State, MAIN_TABLE};
 use std::net::{IpAddr, Ipv6Addr};
 
 impl State {
-    /// The source address Linux would choose for IPv4 traffic out of `dev` to `to`.
-    fn pick_src_v4(&self, dev: u32, to: IpAddr) -> Option<IpAddr> {
+    /// The source address Linux would choose for IPv4 traffic out of `dev` to
+    /// `to` by a route of scope `reach` (`inet_select_addr`): among the
+    /// primary addresses whose scope is within it, one of `dev` whose prefix
+    /// holds `to`, else the first of `dev`, else one of another up link that
+    /// is not of link scope.
+    fn pick_src_v4(&self, dev: u32, to: IpAddr, reach: u8) -> Option<IpAddr> {
         let primaries = |index: u32| {
             (0..self.v4_count(index))
                 .filter(move |&i| !self.is_secondary(index, i))
-                .map(move |i| self.link(index).addrs[i])
+                .map(move |i| (index, self.link(index).addrs[i]))
+                .filter(move |(index, a)| self.v4_addr_scope(*index, a) <= reach)
         };
         primaries(dev)
-            .find(|a| in_prefix(to, a.addr, a.prefix_len))
-            .or_else(|| {
-                primaries(dev).find(|a| v4(a.addr).is_some_and(|x| v4_scope(x) == SCOPE_UNIVERSE))
-            })
+            .find(|(_, a)| in_prefix(to, a.addr, a.prefix_len))
+            .or_else(|| primaries(dev).next())
             .or_else(|| {
                 self.links
                     .iter()
                     .filter(|l| l.up && l.index != dev)
                     .flat_map(|l| primaries(l.index))
-                    .find(|a| v4(a.addr).is_some_and(|x| v4_scope(x) == SCOPE_UNIVERSE))
+                    .find(|(index, a)| self.v4_addr_scope(*index, a) != SCOPE_LINK)
             })
-            .map(|a| a.addr)
+            .map(|(_, a)| a.addr)
     }
 
     /// The source address for IPv6 traffic out of `dev` to `to`: same scope,
@@ -87,6 +90,28 @@ impl State {
                 .iter()
                 .filter(|l| l.up && l.index != dev)
                 .find_map(best_on)
+        })
+    }
+
+    /// Where an IPv6 multicast packet goes: Linux finds the local table's
+    /// `multicast ff00::/8` entry of an up link before the main table (the
+    /// first, in the table's order); without one (deleted) the main table
+    /// decides.
+    fn multicast_v6(&self, dst: IpAddr) -> Option<NextHop> {
+        let IpAddr::V6(d) = dst else { return None };
+        if !d.is_multicast() {
+            return None;
+        }
+        let r = self.local_table.iter().find(|r| {
+            r.kind == RouteType::Multicast
+                && in_prefix(dst, r.dst, r.prefix_len)
+                && self.is_up(r.dev)
+        })?;
+        Some(NextHop {
+            dev: r.dev,
+            addr: dst,
+            src: self.pick_src_v6(r.dev, d),
+            local: false,
         })
     }
 
@@ -185,6 +210,9 @@ impl State {
             // Linux never sends loopback destinations out of a real device.
             return Err(NoRoute::NetUnreachable);
         }
+        if let Some(hop) = self.multicast_v6(dst) {
+            return Ok(hop);
+        }
         let r = self.best_route(dst).ok_or(NoRoute::NetUnreachable)?;
         self.hop_of(r, dst)
     }
@@ -192,7 +220,7 @@ impl State {
     /// Where route `r` sends a packet to `dst`, or the error of a reject route.
     fn hop_of(&self, r: &Route, dst: IpAddr) -> Result<NextHop, NoRoute> {
         match r.kind {
-            RouteType::Unicast => {}
+            k if k.unicast() => {}
             RouteType::Unreachable => return Err(NoRoute::HostUnreachable),
             RouteType::Prohibit => return Err(NoRoute::Prohibited),
             RouteType::Blackhole => return Err(NoRoute::Blackhole),
@@ -208,7 +236,7 @@ impl State {
                 IpAddr::V4(_) => Ok(NextHop {
                     dev: r.dev,
                     addr: dst,
-                    src: r.src.or_else(|| self.pick_src_v4(r.dev, dst)),
+                    src: r.src.or_else(|| self.pick_src_v4(r.dev, dst, reach_of(r))),
                     local: true,
                 }),
                 IpAddr::V6(_) => Err(NoRoute::NetUnreachable),
@@ -220,7 +248,7 @@ impl State {
         // (Near the destination itself when the gateway is IPv6, RFC 5549.)
         let near = if addr.is_ipv4() { addr } else { dst };
         let src = r.src.or_else(|| match dst {
-            IpAddr::V4(_) => self.pick_src_v4(r.dev, near),
+            IpAddr::V4(_) => self.pick_src_v4(r.dev, near, reach_of(r)),
             IpAddr::V6(d) => self.pick_src_v6(r.dev, d),
         });
         Ok(NextHop {
@@ -229,6 +257,16 @@ impl State {
             src,
             local: false,
         })
+    }
+}
+
+/// The scope an IPv4 route reaches: the universe through a gateway (or a
+/// device-only nexthop), the link for an on-link prefix.
+fn reach_of(r: &Route) -> u8 {
+    if r.via.is_some() || r.universe {
+        SCOPE_UNIVERSE
+    } else {
+        SCOPE_LINK
     }
 }
 
@@ -389,7 +427,7 @@ impl State {
                 let hop = NextHop {
                     dev: oif,
                     addr: dst,
-                    src: self.pick_src_v4(oif, dst),
+                    src: self.pick_src_v4(oif, dst, SCOPE_LINK),
                     local: self.is_lo(oif),
                 };
                 (None, hop)

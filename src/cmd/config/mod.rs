@@ -39,13 +39,14 @@ mod routes;
 
 use super::error::CmdError;
 use addrs::has_prefix_route;
-pub(super) use addrs::AddrReq;
+pub(super) use addrs::{AddrAttrs, AddrReq};
 #[cfg(test)]
 pub(super) use addrs::{AddrChange, V4Slot};
 pub(crate) use lifetimes::{AddrTimes, Lifetime, RoutePref, RouterRoute};
+pub(crate) use links::{LinkFlag, LinkSettings};
 pub(super) use lookup::{RouteAnswer, RouteQuery};
 pub(super) use neighbors::NeighMode;
-pub(super) use prefix::{in_prefix, mask_v4, network};
+pub(super) use prefix::{in_prefix, mask_v4};
 #[cfg(test)]
 pub(super) use routes::RoutePlace;
 pub(super) use routes::{route_order, RouteMode, RouteReq};
@@ -120,6 +121,17 @@ pub enum RouteProto {
     Boot,
 }
 
+impl RouteProto {
+    /// Its rtnetlink number (`RTPROT_*`), as selectors and deletes give it.
+    pub(crate) fn number(self) -> u32 {
+        match self {
+            RouteProto::Kernel => 2,
+            RouteProto::Boot => 3,
+            RouteProto::Ra => 9,
+        }
+    }
+}
+
 /// What a route does with what it matches (`ip route add TYPE PREFIX`): send
 /// it on, or refuse it with an error, as Linux's reject routes do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -147,6 +159,13 @@ pub enum RouteType {
     /// Multicast destinations (`ip route add multicast`, the local table's
     /// IPv6 `ff00::/8`).
     Multicast,
+    /// `ip -6 route add nat`: Linux's IPv6 keeps the type as a label only and
+    /// forwards as a unicast route does (IPv4 refuses it). Into the local
+    /// table unless another is named.
+    Nat,
+    /// `ip -6 route add xresolve`: a label only too, as [`RouteType::Nat`]
+    /// (into the main table).
+    Xresolve,
 }
 
 impl RouteType {
@@ -162,6 +181,8 @@ impl RouteType {
             RouteType::Broadcast => "broadcast",
             RouteType::Anycast => "anycast",
             RouteType::Multicast => "multicast",
+            RouteType::Nat => "nat",
+            RouteType::Xresolve => "xresolve",
         }
     }
 
@@ -173,11 +194,22 @@ impl RouteType {
         )
     }
 
-    /// Whether unicast lookups use the route: unicast and reject routes (the
-    /// others are for local, broadcast and multicast delivery, which the
-    /// model decides from its addresses).
+    /// Whether unicast lookups use the route: unicast and reject routes, and
+    /// the IPv6 routes whose type is a label only (the others are for local,
+    /// broadcast and multicast delivery, which the model decides from its
+    /// addresses).
     pub(crate) fn forwards(self) -> bool {
-        self == RouteType::Unicast || self.rejects()
+        self.unicast() || self.rejects()
+    }
+
+    /// Whether the route sends what it matches on as a unicast route does:
+    /// `unicast`, and IPv6's `nat` and `xresolve`, whose type Linux keeps
+    /// without acting on it.
+    pub(crate) fn unicast(self) -> bool {
+        matches!(
+            self,
+            RouteType::Unicast | RouteType::Nat | RouteType::Xresolve
+        )
     }
 }
 
@@ -393,8 +425,14 @@ pub(super) struct State {
     /// Per link (same order): has it ever been up? Linux attaches the default
     /// queueing discipline on the first up, and `ip` shows it from then on.
     ever_up: Vec<bool>,
+    /// Per link (same order): what `ip link set` records besides the link's
+    /// own fields.
+    link_settings: Vec<LinkSettings>,
     broadcasts: Vec<Broadcast>,
     labels: Vec<AddrLabel>,
+    /// The addresses added with a `scope`, `metric` or `noprefixroute` (see
+    /// [`AddrAttrs`]); the others have the defaults.
+    addr_attrs: Vec<(u32, IfAddr, AddrAttrs)>,
     /// The addresses of `lo` whose whole prefix is in Linux's local table. Linux
     /// adds the prefix only while `lo` is up (at the address's addition or at the
     /// next up) and keeps it when `lo` goes down.
@@ -422,6 +460,12 @@ pub(super) struct State {
     ipv6_starts: u64,
     /// The main table, kept in the order `ip route show` lists it.
     pub(super) routes: Vec<Route>,
+    /// The kernel's entries of the local table, in the order Linux inserted
+    /// them (see `local`): made from the addresses after each change.
+    local_table: Vec<Route>,
+    /// The entries made from the addresses that Linux does not have: deleted
+    /// (`ip route del|flush`), or refused for their source (see `local`).
+    local_missing: Vec<Route>,
     /// The neighbour entries made by `ip neigh`, oldest first.
     pub(super) neighbors: Vec<Neighbor>,
     /// Learned neighbours (link, address) an `ip neigh flush` selected, for
@@ -462,9 +506,11 @@ impl State {
     fn new(links: Vec<Link>) -> State {
         State {
             ever_up: vec![false; links.len()],
+            link_settings: links.iter().map(|l| LinkSettings::new(l.kind)).collect(),
             links,
             broadcasts: Vec::new(),
             labels: Vec::new(),
+            addr_attrs: Vec::new(),
             lo_prefixes: Vec::new(),
             loopback6_added: false,
             v4_table: false,
@@ -474,6 +520,8 @@ impl State {
             now: Duration::ZERO,
             ipv6_starts: 0,
             routes: Vec::new(),
+            local_table: Vec::new(),
+            local_missing: Vec::new(),
             neighbors: Vec::new(),
             flushed: Vec::new(),
         }
@@ -603,8 +651,10 @@ impl NetConfig {
     /// shows): the stack's own addresses, and the prefixes of `lo`'s addresses
     /// (127.0.0.0/8), are local, which needs `lo` up; otherwise the longest
     /// matching route (connected prefixes and gateways alike; routes exist only on
-    /// up links). An IPv4 route through `lo` delivers locally too. `None` means the
-    /// network is unreachable (ENETUNREACH).
+    /// up links). An IPv4 route through `lo` delivers locally too. An IPv6
+    /// multicast destination goes out of the first up link whose local-table
+    /// `multicast ff00::/8` entry is there, before the main table is asked.
+    /// `None` means the network is unreachable (ENETUNREACH).
     ///
     /// Simplifications: with `lo` down, Linux still finds its own addresses in the
     /// local table and then drops the packets (a connect times out), here they are
@@ -651,10 +701,22 @@ impl NetConfig {
     /// (Linux's local table). IPv4: an address of any link, up or down, or any
     /// address inside the prefix of an address of `lo` (all of 127.0.0.0/8 once
     /// 127.0.0.1/8 is there); Linux installs such a prefix while `lo` is up and
-    /// keeps it after `lo` goes down. IPv6: an address of an up link. The
+    /// keeps it after `lo` goes down; not one whose local-table entry was
+    /// deleted (`ip route del`). IPv6: an address of an up link (Linux asks
+    /// its address list, not the table). The
     /// unspecified addresses are not "assigned"; callers handle wildcards.
     pub fn is_local_addr(&self, addr: IpAddr) -> bool {
-        self.state.is_local(addr)
+        match addr {
+            IpAddr::V4(_) => self.state.is_local(addr),
+            IpAddr::V6(_) => self.state.is_own(addr),
+        }
+    }
+
+    /// The stack's addresses, and broadcast addresses, whose local-table entry
+    /// was deleted: packets to them are dropped, ARP requests for them not
+    /// answered, as Linux does (it does not forward).
+    pub(crate) fn not_taken_in(&self) -> Vec<IpAddr> {
+        self.state.not_taken_in()
     }
 
     /// Whether `addr` is an IPv4 broadcast address of this stack, where sending
@@ -698,6 +760,7 @@ impl NetConfig {
         let before = self.state.clone();
         let result = change(&mut self.state);
         self.state.prune_lifetimes();
+        self.state.sync_local_table();
         if self.state != before {
             self.generation += 1;
         }

@@ -46,6 +46,9 @@ pub(crate) struct RouteReq {
     pub(crate) universe: bool,
     /// The table named with `table` ([`MAIN_TABLE`] unless given).
     pub(crate) table: u32,
+    /// `protocol P`, as its rtnetlink number: a delete matches only routes
+    /// of that protocol (an add refuses it).
+    pub(crate) proto: Option<u32>,
 }
 
 /// Whether Linux makes `r` one of the nexthops of an IPv6 multipath route when
@@ -152,10 +155,11 @@ pub(crate) enum RoutePlace {
 
 /// An `ip route del` the model has accepted, for the state it was checked
 /// against: the indexes of the routes that go (one, or the nexthops of a
-/// multipath route).
+/// multipath route), or the kernel's local-table entry that goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RouteDel {
     pub(crate) at: Vec<usize>,
+    pub(crate) local: Option<Route>,
 }
 
 /// The order of `ip route show`, which is also the order lookups prefer among
@@ -287,19 +291,36 @@ impl State {
     /// The connected route Linux adds for a primary IPv4 address on an up link: none
     /// for `lo` (its prefixes go to the local table), `/32`, or a 0.x.x.x network.
     pub(super) fn v4_connected(&self, dev: u32, a: IfAddr) -> Option<Route> {
-        if self.is_lo(dev) || !has_prefix_route(a) {
+        let attrs = self.addr_attrs(dev, &a);
+        if self.is_lo(dev) || !has_prefix_route(a) || attrs.noprefixroute {
             return None;
         }
-        Some(prefix_route(dev, a, Some(a.addr)))
+        let mut route = prefix_route(dev, a, Some(a.addr));
+        route.metric = attrs.metric;
+        Some(route)
     }
 
     /// The prefix route Linux adds for an IPv6 address on an up link (none for the
     /// `::1` it adds to `lo` itself).
     pub(super) fn v6_connected(&self, dev: u32, a: IfAddr) -> Option<Route> {
-        if a.addr == IpAddr::V6(Ipv6Addr::LOCALHOST) && !self.loopback6_added {
+        let attrs = self.addr_attrs(dev, &a);
+        if a.addr == IpAddr::V6(Ipv6Addr::LOCALHOST) && !self.loopback6_added || attrs.noprefixroute
+        {
             return None;
         }
-        Some(prefix_route(dev, a, None))
+        let mut route = prefix_route(dev, a, None);
+        if attrs.metric != 0 {
+            route.metric = attrs.metric;
+        }
+        Some(route)
+    }
+
+    /// The prefix route of an address of `dev`, of either family.
+    pub(super) fn connected_route(&self, dev: u32, a: IfAddr) -> Option<Route> {
+        match a.addr {
+            IpAddr::V4(_) => self.v4_connected(dev, a),
+            IpAddr::V6(_) => self.v6_connected(dev, a),
+        }
     }
 
     pub(super) fn add_v6_connected(&mut self, dev: u32, a: IfAddr) {
@@ -860,17 +881,28 @@ impl State {
             let r = &self.routes[i];
             r.dst.is_ipv4() && r.group != 0 && i > 0 && self.routes[i - 1].group == r.group
         };
-        let found = (0..self.routes.len()).find(|&i| {
-            let r = &self.routes[i];
-            !later_nexthop(i)
-                && r.table == req.table
+        let matches = |r: &Route| {
+            r.table == req.table
                 && same_prefix(&r)
                 && kind_matches(r)
                 && via.is_none_or(|g| r.via == Some(g))
                 && req.dev.is_none_or(|d| Some(d) == r.device())
                 && req.src.is_none_or(|s| r.src == Some(s))
                 && req.metric.filter(|&m| m != 0).is_none_or(|m| r.metric == m)
-        });
+                // Protocol 0 (`unspec`) matches any, as to the kernel.
+                && req.proto.filter(|&p| p != 0).is_none_or(|p| p == r.proto.number())
+        };
+        let found = (0..self.routes.len()).find(|&i| !later_nexthop(i) && matches(&self.routes[i]));
+        // Then the kernel's own entries of the local table, which Linux
+        // deletes as any other (the address stays).
+        if found.is_none() {
+            if let Some(entry) = self.find_local_entry(matches) {
+                return Ok(RouteDel {
+                    at: Vec::new(),
+                    local: Some(entry),
+                });
+            }
+        }
         let Some(at) = found else {
             // Linux's IPv6 tree keeps a "null" entry (through lo) at ::/0 while there
             // is no default route; a request that matches it gets ENOENT.
@@ -893,13 +925,16 @@ impl State {
         } else {
             vec![at]
         };
-        Ok(RouteDel { at })
+        Ok(RouteDel { at, local: None })
     }
 
     /// The apply step of `ip route del`.
     pub(crate) fn apply_route_del(&mut self, del: RouteDel) {
         for &i in del.at.iter().rev() {
             self.routes.remove(i);
+        }
+        if let Some(entry) = del.local {
+            self.delete_local_entries(&[entry]);
         }
     }
 

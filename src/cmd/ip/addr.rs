@@ -8,7 +8,7 @@ use super::{
     pick, unknown_command, unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ADDR_USAGE,
     IFNAMSIZ,
 };
-use crate::cmd::config::{self, kernel, rtnl, AddrReq, Lifetime, State};
+use crate::cmd::config::{self, kernel, rtnl, AddrAttrs, AddrReq, Lifetime, State};
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{self, Family, Parsed};
 use crate::cmd::show::{self, LinkFilter, Style};
@@ -99,35 +99,36 @@ enum AddrKw {
     /// `nodad`: no duplicate address detection for the address (see
     /// `config/dad.rs`).
     NoDad,
-    /// A keyword the stack cannot honour, and how iproute2 checks its value.
-    Unsupported(Value),
-}
-
-/// How iproute2 checks the value of an `ip addr add|del` keyword, so a bad value
-/// gets its answer even where the stack would refuse the keyword anyway.
-#[derive(Clone, Copy)]
-enum Value {
-    None,
-    Metric,
-    Prefix,
-    Address,
+    /// `scope`: an IPv4 address's scope (an IPv6 address has its own).
     Scope,
+    /// `metric`, `priority`, `preference`: the prefix route's metric.
+    Metric,
+    /// `anycast ADDR`: checked, then ignored, as Linux ignores it.
+    Anycast,
+    /// `noprefixroute`: no prefix route for the address.
+    NoPrefixRoute,
+    /// `autojoin`: a multicast address whose group the link joins; the stack
+    /// refuses it (after iproute2's own check).
+    Autojoin,
+    /// `peer`/`remote PREFIX`: a point-to-point address, which the stack
+    /// refuses (after iproute2 reads the prefix).
+    Peer,
 }
 
 /// The keywords of `ip addr add|del` in iproute2 6.1's order; any other word is
 /// the address.
 const ADDR_KEYWORDS: &[(&str, Match, AddrKw)] = &[
-    ("peer", Exact, AddrKw::Unsupported(Value::Prefix)),
-    ("remote", Exact, AddrKw::Unsupported(Value::Prefix)),
+    ("peer", Exact, AddrKw::Peer),
+    ("remote", Exact, AddrKw::Peer),
     ("broadcast", Prefix, AddrKw::Broadcast),
     ("brd", Exact, AddrKw::Broadcast),
-    ("anycast", Exact, AddrKw::Unsupported(Value::Address)),
-    ("scope", Exact, AddrKw::Unsupported(Value::Scope)),
+    ("anycast", Exact, AddrKw::Anycast),
+    ("scope", Exact, AddrKw::Scope),
     ("dev", Exact, AddrKw::Dev),
     ("label", Exact, AddrKw::Label),
-    ("metric", Prefix, AddrKw::Unsupported(Value::Metric)),
-    ("priority", Prefix, AddrKw::Unsupported(Value::Metric)),
-    ("preference", Prefix, AddrKw::Unsupported(Value::Metric)),
+    ("metric", Prefix, AddrKw::Metric),
+    ("priority", Prefix, AddrKw::Metric),
+    ("preference", Prefix, AddrKw::Metric),
     ("valid_lft", Prefix, AddrKw::Lifetime(true)),
     ("preferred_lft", Prefix, AddrKw::Lifetime(false)),
     ("secondary", Exact, AddrKw::ReadOnlyFlag),
@@ -140,8 +141,8 @@ const ADDR_KEYWORDS: &[(&str, Match, AddrKw)] = &[
     ("tentative", Exact, AddrKw::ReadOnlyFlag),
     ("permanent", Exact, AddrKw::ReadOnlyFlag),
     ("mngtmpaddr", Exact, AddrKw::Mngtmpaddr),
-    ("noprefixroute", Exact, AddrKw::Unsupported(Value::None)),
-    ("autojoin", Exact, AddrKw::Unsupported(Value::None)),
+    ("noprefixroute", Exact, AddrKw::NoPrefixRoute),
+    ("autojoin", Exact, AddrKw::Autojoin),
     ("stable-privacy", Exact, AddrKw::ReadOnlyFlag),
 ];
 
@@ -155,35 +156,25 @@ pub(crate) enum Brd {
     Addr(IpAddr),
 }
 
-/// Reads and checks a keyword's value as iproute2 would.
-fn check_value(args: &mut Args, check: Value, family: Family) -> Result<(), CmdError> {
-    const SCOPES: [&str; 6] = ["global", "universe", "site", "link", "host", "nowhere"];
-    if let Value::None = check {
-        return Ok(());
-    }
-    let value = args.value()?;
-    let valid = match check {
-        Value::None => true,
-        Value::Metric => parse::get_u32(value).is_some(),
-        Value::Scope => {
-            SCOPES.contains(&value) || parse::get_unsigned(value).is_some_and(|n| n <= 255)
-        }
-        Value::Prefix => {
-            get_prefix(value, family)?;
-            true
-        }
-        Value::Address => {
-            get_addr(value, family, "anycast")?;
-            true
-        }
-    };
-    if valid {
-        return Ok(());
-    }
-    Err(match check {
-        Value::Metric => invarg("\"metric\" value is invalid\n", value),
-        _ => invarg("invalid scope value.", value),
-    })
+/// An address scope as iproute2 reads it (`rt_scopes`' names, or a number).
+fn addr_scope(value: &str) -> Result<u8, CmdError> {
+    const SCOPES: [(&str, u8); 5] = [
+        ("global", 0),
+        ("site", 200),
+        ("link", 253),
+        ("host", 254),
+        ("nowhere", 255),
+    ];
+    SCOPES
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|&(_, n)| n)
+        .or_else(|| {
+            parse::get_unsigned(value)
+                .filter(|&n| n <= 255)
+                .map(|n| n as u8)
+        })
+        .ok_or_else(|| invarg("invalid scope value.", value))
 }
 
 /// `ip addr add|replace|change|del ADDR[/LEN] [brd +|-|ADDR] [label NAME] dev
@@ -264,6 +255,8 @@ pub(crate) struct AddrArgs {
     pub(crate) mngtmpaddr: bool,
     /// `nodad` (IPv6 only): no duplicate address detection.
     pub(crate) nodad: bool,
+    /// `scope`, `metric`, `noprefixroute`.
+    pub(crate) attrs: AddrAttrs,
 }
 
 /// The parse step of `ip addr add|del` (and of the refused `change|replace`):
@@ -288,6 +281,8 @@ pub(crate) fn parse_addr(
     let mut preferred_lft: Option<Lifetime> = None;
     let mut mngtmpaddr = false;
     let mut nodad = false;
+    let mut attrs = AddrAttrs::default();
+    let mut autojoin = false;
     // A keyword the stack cannot honour, refused once iproute2's own checks pass.
     let mut refused: Option<&str> = None;
     while let Some(word) = args.next() {
@@ -334,8 +329,19 @@ pub(crate) fn parse_addr(
             }
             Some((_, AddrKw::NoDad)) => nodad = true,
             Some((_, AddrKw::Mngtmpaddr)) => mngtmpaddr = true,
-            Some((name, AddrKw::Unsupported(check))) => {
-                check_value(&mut args, check, family)?;
+            Some((_, AddrKw::Scope)) => attrs.scope = Some(addr_scope(args.value()?)?),
+            Some((_, AddrKw::Metric)) => {
+                let value = args.value()?;
+                attrs.metric = parse::get_u32(value)
+                    .ok_or_else(|| invarg("\"metric\" value is invalid\n", value))?;
+            }
+            Some((_, AddrKw::Anycast)) => {
+                get_addr(args.value()?, family, "anycast")?;
+            }
+            Some((_, AddrKw::NoPrefixRoute)) => attrs.noprefixroute = true,
+            Some((_, AddrKw::Autojoin)) => autojoin = true,
+            Some((name, AddrKw::Peer)) => {
+                get_prefix(args.value()?, family)?;
                 refused.get_or_insert(name);
             }
             None => local.read(&mut args, word, &mut family)?,
@@ -377,6 +383,16 @@ pub(crate) fn parse_addr(
             return Err(CmdError::new(1, "preferred_lft is greater than valid_lft"));
         }
     }
+    if autojoin {
+        // iproute2's own check; the kernel would join the group of a
+        // multicast one, which the stack does not do for an address.
+        let multicast =
+            matches!(local.last, Some((Parsed::Addr { addr, .. }, _)) if addr.is_multicast());
+        if !multicast {
+            return Err(CmdError::new(1, "autojoin needs multicast address"));
+        }
+        refused.get_or_insert("autojoin");
+    }
     if let Some(name) = refused {
         return Err(unsupported(&format!("\"ip address ... {name}\"")));
     }
@@ -390,6 +406,7 @@ pub(crate) fn parse_addr(
         lifetimes,
         mngtmpaddr,
         nodad,
+        attrs,
     })
 }
 
@@ -499,12 +516,14 @@ pub(crate) fn addr_request(args: &AddrArgs, delete: bool) -> Result<AddrReq, Cmd
                 addr,
                 prefix_len,
                 brd,
+                attrs: args.attrs,
             }
         }
         (IpAddr::V6(addr), false) => AddrReq::AddV6 {
             dev,
             addr,
             prefix_len: prefix_len.unwrap_or(128),
+            attrs: args.attrs,
         },
         (IpAddr::V4(addr), true) => AddrReq::DelV4 {
             dev,

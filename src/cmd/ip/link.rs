@@ -5,7 +5,7 @@ use super::{
     cannot_find, duparg, duparg2, invarg, list_filter, matches, no_dev_given, pick, refuse,
     unknown_command, unsupported, usage, Args, Cmd, Exact, Match, Prefix, IFNAMSIZ, LINK_USAGE,
 };
-use crate::cmd::config::State;
+use crate::cmd::config::{rtnl, LinkFlag, State};
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{get_integer, parse_lladdr, LladdrError};
 use crate::cmd::show::{self, LinkFilter, Style};
@@ -53,6 +53,19 @@ enum LinkKw {
     Mtu,
     Address,
     Name,
+    /// `txqueuelen`, `qlen`, `txqlen`.
+    TxQueueLen,
+    Alias,
+    Group,
+    /// A flag set `on` or `off`; `inverted`: `on` clears it (`trailers`).
+    Flag {
+        flag: LinkFlag,
+        inverted: bool,
+    },
+    AddrGenMode,
+    /// `arp on|off`: its value is checked, then refused (the stack always
+    /// resolves its neighbours).
+    Arp,
     /// A keyword the stack cannot honour; true if it takes a value.
     Unsupported(bool),
 }
@@ -68,34 +81,69 @@ const LINK_SET_KEYWORDS: &[(&str, Match, LinkKw)] = &[
     ("address", Prefix, LinkKw::Address),
     ("broadcast", Prefix, LinkKw::Unsupported(true)),
     ("brd", Exact, LinkKw::Unsupported(true)),
-    ("txqueuelen", Prefix, LinkKw::Unsupported(true)),
-    ("qlen", Exact, LinkKw::Unsupported(true)),
-    ("txqlen", Prefix, LinkKw::Unsupported(true)),
+    ("txqueuelen", Prefix, LinkKw::TxQueueLen),
+    ("qlen", Exact, LinkKw::TxQueueLen),
+    ("txqlen", Prefix, LinkKw::TxQueueLen),
     ("mtu", Exact, LinkKw::Mtu),
     ("xdpgeneric", Exact, LinkKw::Unsupported(true)),
     ("xdpdrv", Exact, LinkKw::Unsupported(true)),
     ("xdpoffload", Exact, LinkKw::Unsupported(true)),
     ("xdp", Exact, LinkKw::Unsupported(true)),
     ("netns", Exact, LinkKw::Unsupported(true)),
-    ("multicast", Exact, LinkKw::Unsupported(true)),
-    ("allmulticast", Exact, LinkKw::Unsupported(true)),
-    ("promisc", Exact, LinkKw::Unsupported(true)),
-    ("trailers", Exact, LinkKw::Unsupported(true)),
-    ("arp", Exact, LinkKw::Unsupported(true)),
+    (
+        "multicast",
+        Exact,
+        LinkKw::Flag {
+            flag: LinkFlag::Multicast,
+            inverted: false,
+        },
+    ),
+    (
+        "allmulticast",
+        Exact,
+        LinkKw::Flag {
+            flag: LinkFlag::AllMulti,
+            inverted: false,
+        },
+    ),
+    (
+        "promisc",
+        Exact,
+        LinkKw::Flag {
+            flag: LinkFlag::Promisc,
+            inverted: false,
+        },
+    ),
+    (
+        "trailers",
+        Exact,
+        LinkKw::Flag {
+            flag: LinkFlag::NoTrailers,
+            inverted: true,
+        },
+    ),
+    ("arp", Exact, LinkKw::Arp),
     ("carrier", Exact, LinkKw::Unsupported(true)),
     ("vf", Exact, LinkKw::Unsupported(true)),
     ("master", Prefix, LinkKw::Unsupported(true)),
     ("vrf", Exact, LinkKw::Unsupported(true)),
     ("nomaster", Prefix, LinkKw::Unsupported(false)),
-    ("dynamic", Prefix, LinkKw::Unsupported(true)),
+    (
+        "dynamic",
+        Prefix,
+        LinkKw::Flag {
+            flag: LinkFlag::Dynamic,
+            inverted: false,
+        },
+    ),
     ("type", Prefix, LinkKw::Unsupported(true)),
-    ("alias", Prefix, LinkKw::Unsupported(true)),
-    ("group", Exact, LinkKw::Unsupported(true)),
+    ("alias", Prefix, LinkKw::Alias),
+    ("group", Exact, LinkKw::Group),
     ("mode", Exact, LinkKw::Unsupported(true)),
     ("state", Exact, LinkKw::Unsupported(true)),
     ("numtxqueues", Prefix, LinkKw::Unsupported(true)),
     ("numrxqueues", Prefix, LinkKw::Unsupported(true)),
-    ("addrgenmode", Prefix, LinkKw::Unsupported(true)),
+    ("addrgenmode", Prefix, LinkKw::AddrGenMode),
     ("link-netns", Exact, LinkKw::Unsupported(true)),
     ("link-netnsid", Prefix, LinkKw::Unsupported(true)),
     ("protodown", Exact, LinkKw::Unsupported(true)),
@@ -118,6 +166,12 @@ fn link_set(state: &mut State, words: &[String], apply: bool) -> Result<(), CmdE
     let mut mtu = None;
     let mut mac = None;
     let mut name = None;
+    let mut qlen: Option<i32> = None;
+    let mut alias: Option<&str> = None;
+    let mut group: Option<u32> = None;
+    // Flags to set (`flags`) among those changed (`mask`), as iproute2 sends them.
+    let (mut flags, mut mask) = (0u32, 0u32);
+    let mut no_link_local: Option<bool> = None;
     // The kernel's rule for interface names, checked by iproute2.
     let c_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r');
     let valid_ifname =
@@ -148,6 +202,59 @@ fn link_set(state: &mut State, words: &[String], apply: bool) -> Result<(), CmdE
                     return Err(invarg("\"name\" not a valid ifname", value));
                 }
                 name = Some(value);
+            }
+            Some((_, LinkKw::TxQueueLen)) => {
+                let value = args.value()?;
+                if qlen.is_some() {
+                    return Err(duparg("txqueuelen", value));
+                }
+                qlen = Some(
+                    get_integer(value)
+                        .ok_or_else(|| invarg("Invalid \"txqueuelen\" value\n", value))?,
+                );
+            }
+            Some((_, LinkKw::Alias)) => {
+                let value = args.value()?;
+                // IFALIASZ
+                if value.len() >= 256 {
+                    return Err(invarg("alias too long\n", value));
+                }
+                alias = Some(value);
+            }
+            Some((_, LinkKw::Group)) => {
+                let value = args.value()?;
+                if group.is_some() {
+                    return Err(duparg("group", value));
+                }
+                let number = get_integer(value).filter(|&n| n >= 0).map(|n| n as u32);
+                group = Some(
+                    (if value == "default" { Some(0) } else { number })
+                        .ok_or_else(|| invarg("Invalid \"group\" value\n", value))?,
+                );
+            }
+            Some((word, LinkKw::Flag { flag, inverted })) => {
+                let on = on_off(word, args.value()?)?;
+                mask |= flag as u32;
+                if on != inverted {
+                    flags |= flag as u32;
+                } else {
+                    flags &= !(flag as u32);
+                }
+            }
+            Some((word, LinkKw::Arp)) => {
+                on_off(word, args.value()?)?;
+                return Err(unsupported("\"ip link set ... arp\""));
+            }
+            Some((_, LinkKw::AddrGenMode)) => {
+                let value = args.value()?;
+                no_link_local = Some(match value {
+                    "eui64" => false,
+                    "none" => true,
+                    "stable_secret" | "random" => {
+                        return Err(unsupported(&format!("\"addrgenmode {value}\"")))
+                    }
+                    _ => return Err(invarg("Invalid address generation mode\n", value)),
+                });
             }
             Some((name, LinkKw::Unsupported(value))) => {
                 return Err(refuse(
@@ -180,6 +287,10 @@ fn link_set(state: &mut State, words: &[String], apply: bool) -> Result<(), CmdE
             ));
         }
     }
+    if dev.is_none() && group.is_some() {
+        // iproute2 then changes every link of the group.
+        return Err(unsupported("\"ip link set group\""));
+    }
     let dev = dev.ok_or_else(|| no_dev_given(255))?;
     let index = index.ok_or_else(|| cannot_find(dev))?;
     if !apply {
@@ -197,8 +308,39 @@ fn link_set(state: &mut State, words: &[String], apply: bool) -> Result<(), CmdE
     if let Some(name) = name {
         state.set_name(index, name)?;
     }
+    if qlen.is_some_and(|q| q < 0) {
+        // Linux 6.18 refuses a length that does not fit its int.
+        return Err(rtnl("Operation not permitted"));
+    }
+    state.set_link_settings(index, |s| {
+        if let Some(q) = qlen {
+            s.qlen = q as u32;
+        }
+        if let Some(alias) = alias {
+            s.alias = (!alias.is_empty()).then(|| alias.to_string());
+        }
+        if let Some(group) = group {
+            s.group = group;
+        }
+        s.flags = (s.flags & !mask) | flags;
+        if let Some(none) = no_link_local {
+            s.no_link_local = none;
+        }
+    });
     if let Some(up) = up {
         state.set_up(index, up)?;
     }
     Ok(())
+}
+
+/// The value of a flag keyword, `on` or `off`, or iproute2's error.
+fn on_off(keyword: &str, value: &str) -> Result<bool, CmdError> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(CmdError::new(
+            1,
+            format!("Error: argument of \"{keyword}\" must be \"on\" or \"off\", not \"{value}\""),
+        )),
+    }
 }

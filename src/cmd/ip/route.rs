@@ -9,8 +9,8 @@ use super::{
     unsupported, usage, zero, Args, Cmd, Exact, Match, Prefix, ROUTE_USAGE,
 };
 use crate::cmd::config::{
-    in_prefix, kernel, network, route_order, Route, RouteMode, RouteProto, RouteReq, RouteType,
-    State, DEFAULT_TABLE, LOCAL_TABLE, MAIN_TABLE,
+    in_prefix, kernel, route_order, Route, RouteMode, RouteProto, RouteReq, RouteType, State,
+    DEFAULT_TABLE, LOCAL_TABLE, MAIN_TABLE,
 };
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{self, Family, Parsed};
@@ -73,6 +73,10 @@ fn route_add(
     mode: RouteMode,
 ) -> Result<String, CmdError> {
     let req = parse_route(|dev| state.find(dev), family, words)?;
+    if req.proto.is_some() {
+        // The model's routes know three protocols; a delete matches them.
+        return Err(unsupported("\"ip route ... protocol\""));
+    }
     if req.more_nexthops.is_empty() {
         let checked = state.check_route_add(&req, mode);
         state.create_table_for(&req);
@@ -107,23 +111,12 @@ fn route_add(
     Ok(String::new())
 }
 
-/// `ip route del [to] PREFIX [via GW] [dev DEV] [src ADDR] [metric N]`
+/// `ip route del [TYPE] [to] PREFIX [via GW] [dev DEV] [src ADDR] [metric N]
+/// [protocol P] [table T]`: a route of any table, the kernel's own entries of
+/// the local table among them.
 fn route_del(state: &mut State, family: Family, words: &[String]) -> Result<String, CmdError> {
     let req = parse_route(|dev| state.find(dev), family, words)?;
-    let del = state.check_route_del(&req).map_err(|e| {
-        // The kernel's own local entries are derived from the addresses:
-        // the model cannot delete one (Linux can).
-        let dst = network(req.dst, req.prefix_len);
-        let kernel_entry = state
-            .kernel_local_routes()
-            .iter()
-            .any(|r| r.table == req.table && (r.dst, r.prefix_len) == (dst, req.prefix_len));
-        if kernel_entry {
-            unsupported("deleting the kernel's local table entries")
-        } else {
-            e
-        }
-    })?;
+    let del = state.check_route_del(&req)?;
     state.apply_route_del(del);
     Ok(String::new())
 }
@@ -140,6 +133,8 @@ enum RouteKw {
     Expires,
     /// `table TABLE`.
     Table,
+    /// `protocol P`.
+    Protocol,
     /// A keyword the stack cannot honour; true if it takes a value.
     Unsupported(bool),
 }
@@ -177,7 +172,7 @@ const ROUTE_KEYWORDS: &[(&str, Match, RouteKw)] = &[
     ("onlink", Exact, RouteKw::Unsupported(false)),
     ("nexthop", Exact, RouteKw::Nexthop),
     ("nhid", Exact, RouteKw::Unsupported(true)),
-    ("protocol", Prefix, RouteKw::Unsupported(true)),
+    ("protocol", Prefix, RouteKw::Protocol),
     ("table", Prefix, RouteKw::Table),
     ("vrf", Prefix, RouteKw::Unsupported(true)),
     ("dev", Exact, RouteKw::Dev),
@@ -189,20 +184,20 @@ const ROUTE_KEYWORDS: &[(&str, Match, RouteKw)] = &[
 ];
 
 /// Route types iproute2 accepts before the destination (`rtnl_rtntype_a2n`, in
-/// its order): those the stack has, and those it refuses (`None`).
-const ROUTE_TYPES: &[(&str, Match, Option<RouteType>)] = &[
-    ("local", Exact, Some(RouteType::Local)),
-    ("nat", Exact, None),
-    ("broadcast", Prefix, Some(RouteType::Broadcast)),
-    ("brd", Exact, Some(RouteType::Broadcast)),
-    ("anycast", Prefix, Some(RouteType::Anycast)),
-    ("multicast", Prefix, Some(RouteType::Multicast)),
-    ("prohibit", Prefix, Some(RouteType::Prohibit)),
-    ("unreachable", Prefix, Some(RouteType::Unreachable)),
-    ("blackhole", Prefix, Some(RouteType::Blackhole)),
-    ("xresolve", Prefix, None),
-    ("unicast", Prefix, Some(RouteType::Unicast)),
-    ("throw", Exact, Some(RouteType::Throw)),
+/// its order).
+const ROUTE_TYPES: &[(&str, Match, RouteType)] = &[
+    ("local", Exact, RouteType::Local),
+    ("nat", Exact, RouteType::Nat),
+    ("broadcast", Prefix, RouteType::Broadcast),
+    ("brd", Exact, RouteType::Broadcast),
+    ("anycast", Prefix, RouteType::Anycast),
+    ("multicast", Prefix, RouteType::Multicast),
+    ("prohibit", Prefix, RouteType::Prohibit),
+    ("unreachable", Prefix, RouteType::Unreachable),
+    ("blackhole", Prefix, RouteType::Blackhole),
+    ("xresolve", Prefix, RouteType::Xresolve),
+    ("unicast", Prefix, RouteType::Unicast),
+    ("throw", Exact, RouteType::Throw),
 ];
 
 /// The parse step of `ip route add|replace|change|prepend|append|test|del`: the
@@ -225,8 +220,7 @@ pub(crate) fn parse_route(
     let mut kind = RouteType::Unicast;
     let mut expires: Option<u32> = None;
     let mut table = None;
-    // A route type the stack has no use for; refused once the line has parsed.
-    let mut bad_type: Option<&str> = None;
+    let mut proto = None;
     while let Some(word) = args.next() {
         match pick(word, ROUTE_KEYWORDS) {
             Some((_, RouteKw::Src)) => {
@@ -259,6 +253,13 @@ pub(crate) fn parse_route(
                     table_id(value).ok_or_else(|| invarg("\"table\" value is invalid\n", value))?;
                 table = Some(if id == 0 { MAIN_TABLE } else { id });
             }
+            Some((_, RouteKw::Protocol)) => {
+                let value = args.value()?;
+                proto = Some(
+                    protocol_number(value)
+                        .ok_or_else(|| invarg("\"protocol\" value is invalid\n", value))?,
+                );
+            }
             Some((name, RouteKw::Unsupported(value))) => {
                 return Err(refuse(
                     &mut args,
@@ -269,10 +270,8 @@ pub(crate) fn parse_route(
             None => {
                 let (prefix, route_type) = route_dst(&mut args, word, &mut family, dst.is_some())?;
                 dst = Some(prefix);
-                match route_type {
-                    Some((_, Some(t))) => kind = t,
-                    Some((name, None)) => bad_type = Some(name),
-                    None => {}
+                if let Some(t) = route_type {
+                    kind = t;
                 }
             }
         }
@@ -323,18 +322,17 @@ pub(crate) fn parse_route(
     if family == Family::Unspec {
         family = Family::Inet;
     }
-    if let Some(name) = bad_type {
+    if matches!(kind, RouteType::Nat | RouteType::Xresolve) && family == Family::Inet {
         // Linux's `fib_create_info`: the scope iproute2 gives these types
-        // is below what the type needs.
-        if family == Family::Inet {
-            return Err(kernel("Invalid scope."));
-        }
-        return Err(unsupported(&format!("the \"{name}\" route type")));
+        // is below what the type needs. IPv6 takes them as labels only.
+        return Err(kernel("Invalid scope."));
     }
     // iproute2 puts the routes of these types in the local table unless
     // another was named.
     let table = table.unwrap_or(match kind {
-        RouteType::Local | RouteType::Broadcast | RouteType::Anycast => LOCAL_TABLE,
+        RouteType::Local | RouteType::Broadcast | RouteType::Anycast | RouteType::Nat => {
+            LOCAL_TABLE
+        }
         _ => MAIN_TABLE,
     });
     if !matches!(family, Family::Inet | Family::Inet6) {
@@ -363,6 +361,7 @@ pub(crate) fn parse_route(
         expires,
         universe,
         table,
+        proto,
     })
 }
 
@@ -477,10 +476,6 @@ fn route_via(args: &mut Args, family: &mut Family) -> Result<IpAddr, CmdError> {
     Ok(addr)
 }
 
-/// A route type as [`ROUTE_TYPES`] names it: its name, and the stack's type
-/// (`None`: one the stack cannot make).
-type NamedType = (&'static str, Option<RouteType>);
-
 /// A route's destination, `[to] [TYPE] PREFIX`, starting at `word`: the prefix,
 /// and the route type, if one was given.
 /// `seen`: the destination was already given.
@@ -489,12 +484,12 @@ fn route_dst<'a>(
     word: &'a str,
     family: &mut Family,
     seen: bool,
-) -> Result<(Parsed, Option<NamedType>), CmdError> {
+) -> Result<(Parsed, Option<RouteType>), CmdError> {
     let mut word = if word == "to" { args.value()? } else { word };
     let mut route_type = None;
     let starts_with_digit = word.as_bytes().first().is_some_and(u8::is_ascii_digit);
     if let Some(named) = pick(word, ROUTE_TYPES).filter(|_| !starts_with_digit) {
-        route_type = Some(named);
+        route_type = Some(named.1);
         word = args.value()?;
     }
     if matches(word, "help") {
@@ -589,15 +584,15 @@ fn route_list(
     // the table's own order of equal routes stays).
     selected.sort_by(|a, b| route_order(&a[0], &b[0]));
     if flush {
-        if selected
+        // The kernel's own entries of the local table go as the others do
+        // (the addresses stay).
+        let kernel_entry = |r: &Route| r.table == LOCAL_TABLE && r.proto == RouteProto::Kernel;
+        let (local, doomed): (Vec<Route>, Vec<Route>) = selected
             .iter()
-            .any(|g| g[0].table == LOCAL_TABLE && g[0].proto == RouteProto::Kernel)
-        {
-            // The model derives them from the addresses; it cannot drop them.
-            return Err(unsupported("flushing the kernel's local table entries"));
-        }
-        let doomed: Vec<Route> = selected.iter().flat_map(|g| g.iter().copied()).collect();
+            .flat_map(|g| g.iter().copied())
+            .partition(kernel_entry);
         state.flush_routes(|r| doomed.contains(r));
+        state.delete_local_entries(&local);
         return Ok(String::new());
     }
     let show = show::RouteShow {
@@ -654,13 +649,7 @@ impl RouteSelector {
                 r.prefix_len <= len && in_prefix(addr, r.dst, r.prefix_len)
             })
             && self.metric.is_none_or(|m| m == r.metric())
-            && self.proto.is_none_or(|p| {
-                p == match r.proto {
-                    RouteProto::Kernel => 2,
-                    RouteProto::Boot => 3,
-                    RouteProto::Ra => 9,
-                }
-            })
+            && self.proto.is_none_or(|p| p == r.proto.number())
     }
 }
 
@@ -751,17 +740,47 @@ pub(crate) fn parse_route_list(
 /// The value of `protocol` in a route selector: a name or a number up to 255;
 /// `None` for `all`.
 fn route_protocol(value: &str) -> Result<Option<u32>, CmdError> {
-    Ok(match value {
-        "all" => None,
-        "kernel" => Some(2),
-        "boot" => Some(3),
-        "static" => Some(4),
-        _ => Some(
-            parse::get_u32(value)
-                .filter(|&n| n <= 255)
-                .ok_or_else(|| invarg("invalid \"protocol\"\n", value))?,
-        ),
-    })
+    if value == "all" {
+        return Ok(None);
+    }
+    protocol_number(value)
+        .map(Some)
+        .ok_or_else(|| invarg("invalid \"protocol\"\n", value))
+}
+
+/// The names of a stock `/etc/iproute2/rt_protos` (iproute2 6.1, Debian 12).
+const PROTOCOL_NAMES: &[(&str, u32)] = &[
+    ("unspec", 0),
+    ("redirect", 1),
+    ("kernel", 2),
+    ("boot", 3),
+    ("static", 4),
+    ("gated", 8),
+    ("ra", 9),
+    ("mrt", 10),
+    ("zebra", 11),
+    ("bird", 12),
+    ("dnrouted", 13),
+    ("xorp", 14),
+    ("ntk", 15),
+    ("dhcp", 16),
+    ("keepalived", 18),
+    ("babel", 42),
+    ("openr", 99),
+    ("bgp", 186),
+    ("isis", 187),
+    ("ospf", 188),
+    ("rip", 189),
+    ("eigrp", 192),
+];
+
+/// A route protocol as iproute2 reads it (`rtnl_rtprot_a2n` with the names of
+/// a stock `rt_protos`): a name or a number up to 255.
+fn protocol_number(value: &str) -> Option<u32> {
+    match PROTOCOL_NAMES.iter().find(|(name, _)| *name == value) {
+        Some(&(_, n)) => Some(n),
+        None => parse::get_u32(value).filter(|&n| n <= 255),
+    }
 }
 
 /// Which prefix selector of `ip route show|flush` a prefix came with.

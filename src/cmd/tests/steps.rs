@@ -70,6 +70,7 @@ fn req(dst: &str, prefix_len: u8, via: Option<&str>, dev: Option<u32>) -> RouteR
         expires: None,
         universe: false,
         table: MAIN_TABLE,
+        proto: None,
     }
 }
 
@@ -609,6 +610,7 @@ fn addr_parse_reads_a_whole_request() {
             lifetimes: None,
             mngtmpaddr: false,
             nodad: false,
+            attrs: Default::default(),
         }
     );
     assert_eq!(warnings, "");
@@ -676,14 +678,14 @@ fn addr_parse_errors_come_in_iproute2_order() {
     );
     // The device is looked up before an unusable keyword is refused.
     assert_eq!(
-        parse("10.0.0.1/24 dev eth9 metric 1", false),
+        parse("10.0.0.1/24 dev eth9 peer 10.0.0.2", false),
         (1, "Cannot find device \"eth9\"".to_string())
     );
     assert_eq!(
-        parse("10.0.0.1/24 dev vde0 metric 1", false),
+        parse("10.0.0.1/24 dev vde0 peer 10.0.0.2", false),
         (
             2,
-            "Error: vdestack: \"ip address ... metric\" is not supported.".to_string()
+            "Error: vdestack: \"ip address ... peer\" is not supported.".to_string()
         )
     );
 }
@@ -701,6 +703,7 @@ fn addr_args(family: Family, local: Option<Parsed>, brd: Option<Brd>) -> AddrArg
         lifetimes: None,
         mngtmpaddr: false,
         nodad: false,
+        attrs: Default::default(),
     }
 }
 
@@ -745,6 +748,7 @@ fn addr_request_speaks_the_models_terms() {
         addr: v4("10.0.0.1"),
         prefix_len,
         brd: brd.map(v4),
+        attrs: Default::default(),
     };
     assert_eq!(
         add_v4(Some(24), Some(Brd::Plus)),
@@ -779,7 +783,7 @@ fn addr_request_speaks_the_models_terms() {
         AddrReq::DelV6 {
             dev: 2,
             addr: "2001:db8::1".parse().unwrap(),
-            prefix_len: 128
+            prefix_len: 128,
         }
     );
     assert_eq!(
@@ -793,7 +797,8 @@ fn addr_request_speaks_the_models_terms() {
             dev: 2,
             addr: Ipv4Addr::UNSPECIFIED,
             prefix_len: 0,
-            brd: None
+            brd: None,
+            attrs: Default::default(),
         }
     );
 }
@@ -806,6 +811,7 @@ fn add_v4(dev: u32, addr: &str, prefix_len: u8) -> AddrReq {
         addr: v4(addr),
         prefix_len,
         brd: None,
+        attrs: Default::default(),
     }
 }
 
@@ -830,7 +836,8 @@ fn addr_add_check_places_the_address_and_apply_adds_it() {
             dev: 2,
             addr: if_addr("10.0.0.2", 24),
             slot: secondary,
-            brd: None
+            brd: None,
+            attrs: Default::default(),
         }
     );
     assert_eq!(cfg.link_by_index(2).unwrap().addrs.len(), 2, "unchanged");
@@ -854,13 +861,15 @@ fn addr_add_check_places_the_address_and_apply_adds_it() {
         dev: 2,
         addr: "2001:db8::1".parse().unwrap(),
         prefix_len: 64,
+        attrs: Default::default(),
     };
     let change = cfg.state().check_addr(&v6).unwrap();
     assert_eq!(
         change,
         AddrChange::AddV6 {
             dev: 2,
-            addr: if_addr("2001:db8::1", 64)
+            addr: if_addr("2001:db8::1", 64),
+            attrs: Default::default(),
         }
     );
     cfg.change(|state| state.apply_addr(change));
@@ -889,7 +898,8 @@ fn addr_add_check_refuses_as_linux_does() {
             AddrReq::AddV6 {
                 dev: 2,
                 addr: Ipv6Addr::LOCALHOST,
-                prefix_len: 128
+                prefix_len: 128,
+                attrs: Default::default(),
             }
         ),
         (
@@ -952,7 +962,7 @@ fn addr_del_check_finds_the_address_and_apply_removes_it() {
         check(AddrReq::DelV6 {
             dev: 2,
             addr: "2001:db8::1".parse().unwrap(),
-            prefix_len: 128
+            prefix_len: 128,
         }),
         (2, "Error: ipv6: address not found.".to_string())
     );
