@@ -39,7 +39,11 @@
 //!   ones), metric (as given, else 0 for IPv4 and 256/1024 for IPv6) and preferred source, all of
 //!   which the model keeps; a multipath route as its nexthops, one route each
 //!   (as the model keeps them). Not compared: scope (derived from the rest),
-//!   `pref`, `flags` (`linkdown`, `onlink`), which the model does not keep.
+//!   `pref`, `flags` (`linkdown`, `onlink`), which the model does not keep;
+//! - for a line that asks `ip route get` (and both sides succeed), what its
+//!   commands printed on standard output, byte for byte: the answer is all
+//!   such a command does. Other lines' output is not compared (the transcripts
+//!   of `cmd/tests.rs` compare listings).
 //!
 //! Every disagreement is collected and printed as a table at the end; the test
 //! fails unless each one is listed in [`ALLOWED`], the short list of deliberate
@@ -113,7 +117,16 @@ struct Outcome {
     status: i32,
     /// Our error message, or what the real commands printed on standard error.
     message: String,
+    /// What the commands printed on standard output, kept for the lines that
+    /// ask `ip route get` only (see [`asks_route_get`]).
+    output: Option<String>,
     state: State,
+}
+
+/// Whether a corpus line asks `ip route get`: its output is compared too
+/// (the answer is all such a command does).
+fn asks_route_get(line: &str) -> bool {
+    line.contains(" route get ") || line.contains(" r get ") || line.contains(" route g ")
 }
 
 struct Disagreement {
@@ -212,7 +225,7 @@ impl Oracle {
             gid_map: format!("0 {gid} 1").into_bytes(),
         };
         // A blank line checks the whole setup: the tap, its address, the dumps.
-        let probe = oracle.run(&[], false)?;
+        let probe = oracle.run(&[], false, false)?;
         let vde0 = probe.state.links.get(1).map(|l| l.link.as_str());
         if probe.status != 0 || vde0 != Some("2:vde0 down mtu 1500 02:11:22:33:44:55") {
             return Err(format!(
@@ -224,29 +237,53 @@ impl Oracle {
 
     /// Runs `commands` (ip argvs, argv[0] ignored) in a fresh namespace; with
     /// `then_exec_fails`, a command the reference cannot run follows them.
-    fn run(&self, commands: &[Vec<String>], then_exec_fails: bool) -> Result<Outcome, String> {
+    fn run(
+        &self,
+        commands: &[Vec<String>],
+        then_exec_fails: bool,
+        keep_output: bool,
+    ) -> Result<Outcome, String> {
         let ip = shell_quote(&self.ip.to_string_lossy());
         // Linux marks a new IPv6 address tentative until a work queue has run
-        // its DAD step, even where DAD is skipped (lo); under load the next command
+        // its DAD step, even where DAD is skipped (lo, `nodad`), and adds its
+        // local route in that step; under load the next command (or the dump)
         // can come first and, say, refuse the address as a route's source. The
         // model has no such instant: after a command naming lo, wait (up to a
-        // second) until lo has no tentative address. The VDE link's DAD, a real
-        // second or more, is not waited for, nor is the model's ever finished.
+        // second) until lo has no tentative address; after one adding a `nodad`
+        // address, until its local route is there (an address replaced with
+        // `nodad` stays under the DAD it was in, which is what such a line
+        // tests). The VDE link's DAD, a real second or more, is not waited
+        // for, nor is the model's ever finished.
         let mut script = format!(
             "{ip} link set dev vde0 address 02:11:22:33:44:55 || {{ echo '@@SETUP failed'; exit 0; }}\n\
              settle() {{ n=0; while [ $n -lt 100 ] && [ -n \"$({ip} -6 -o addr show dev lo tentative 2>/dev/null)\" ]; do sleep 0.01; n=$((n+1)); done; }}\n\
+             settle_local() {{ n=0; while [ $n -lt 100 ] && [ -z \"$({ip} -6 route show table local \"$1\" 2>/dev/null)\" ]; do sleep 0.01; n=$((n+1)); done; }}\n\
              rc=0\n"
         );
+        let out = if keep_output { "" } else { " >/dev/null" };
+        script.push_str("echo @@OUT\n");
         for argv in commands {
             let words: Vec<String> = argv[1..].iter().map(|w| shell_quote(w)).collect();
-            let settle = if argv.iter().any(|w| w == "lo") {
-                "; settle"
-            } else {
-                ""
-            };
+            let mut settle = String::new();
+            if argv.iter().any(|w| w == "lo") {
+                settle.push_str("; settle");
+            }
+            let added = argv
+                .iter()
+                .position(|w| w == "add")
+                .and_then(|i| argv.get(i + 1));
+            if let Some(addr) = added.filter(|_| argv.iter().any(|w| w == "nodad")) {
+                let addr = addr.split('/').next().unwrap_or(addr);
+                write!(
+                    settle,
+                    "; [ \"$rc\" = 0 ] && settle_local {}",
+                    shell_quote(addr)
+                )
+                .unwrap();
+            }
             writeln!(
                 script,
-                "if [ \"$rc\" = 0 ]; then {ip} {} </dev/null >/dev/null; rc=$?{settle}; fi",
+                "if [ \"$rc\" = 0 ]; then {ip} {} </dev/null{out}; rc=$?{settle}; fi",
                 words.join(" ")
             )
             .unwrap();
@@ -289,16 +326,21 @@ impl Oracle {
         let mut sections: BTreeMap<&str, String> = BTreeMap::new();
         let mut current = "";
         let mut status = None;
+        let mut output = String::new();
         for line in stdout.lines() {
             if let Some(rc) = line.strip_prefix("@@RC ") {
                 status = rc.trim().parse::<i32>().ok();
             } else if let Some(name) = line.strip_prefix("@@") {
                 current = match name {
+                    "OUT" => "out",
                     "ADDR" => "addr",
                     "R4" => "r4",
                     "R6" => "r6",
                     _ => "",
                 };
+            } else if current == "out" {
+                output.push_str(line);
+                output.push('\n');
             } else if !current.is_empty() {
                 sections.entry(current).or_default().push_str(line);
             }
@@ -319,6 +361,7 @@ impl Oracle {
         Ok(Outcome {
             status,
             message: stderr,
+            output: keep_output.then_some(output),
             state,
         })
     }
@@ -599,6 +642,12 @@ fn compare(ours: &Outcome, kernel: &Outcome) -> Vec<String> {
         &ours.state.routes6,
         &kernel.state.routes6,
     ));
+    // A failed line's output stops at a different place on each side.
+    if let (Some(o), Some(k), 0, 0) = (&ours.output, &kernel.output, ours.status, kernel.status) {
+        if o != k {
+            diffs.push(format!("output: ours {o:?}, kernel {k:?}"));
+        }
+    }
     diffs
 }
 
@@ -625,13 +674,14 @@ fn corpus() -> Vec<(usize, String)> {
 
 fn run_ours(line: &str) -> Outcome {
     let mut cfg = NetConfig::new("vde0", MAC);
-    let (status, message) = match cfg.run(line) {
-        Ok(_) => (0, String::new()),
-        Err(e) => (e.status(), e.message().to_string()),
+    let (status, message, output) = match cfg.run(line) {
+        Ok(out) => (0, String::new(), out),
+        Err(e) => (e.status(), e.message().to_string(), String::new()),
     };
     Outcome {
         status,
         message,
+        output: asks_route_get(line).then_some(output),
         state: our_state(&cfg),
     }
 }
@@ -688,7 +738,7 @@ fn ip_agrees_with_the_kernel() {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((_, line)) = lines.get(i) else { break };
                 let (commands, exec_fails) = oracle_commands(line);
-                let outcome = oracle.run(&commands, exec_fails);
+                let outcome = oracle.run(&commands, exec_fails, asks_route_get(line));
                 results.lock().unwrap().push((i, outcome));
             });
         }

@@ -472,12 +472,22 @@ fn scope_name(r: &Route) -> Option<&'static str> {
 }
 
 /// A table's name as iproute2 prints it (`rtnl_rttable_n2a`).
-fn table_name(table: u32) -> String {
+pub(super) fn table_name(table: u32) -> String {
     match table {
         LOCAL_TABLE => "local".to_string(),
         MAIN_TABLE => "main".to_string(),
         DEFAULT_TABLE => "default".to_string(),
         n => n.to_string(),
+    }
+}
+
+/// The protocol iproute2 names in a route (none for `boot`, which it
+/// leaves out).
+pub(super) fn proto_name(proto: RouteProto) -> Option<&'static str> {
+    match proto {
+        RouteProto::Kernel => Some("kernel"),
+        RouteProto::Ra => Some("ra"),
+        _ => None,
     }
 }
 
@@ -507,10 +517,8 @@ pub(super) fn route_line(state: &State, group: &[Route], show: RouteShow) -> Str
     if show.table && r.table != MAIN_TABLE {
         fields.push(format!("table {}", table_name(r.table)));
     }
-    match r.proto {
-        RouteProto::Kernel => fields.push("proto kernel".to_string()),
-        RouteProto::Ra => fields.push("proto ra".to_string()),
-        _ => {}
+    if let Some(proto) = proto_name(r.proto) {
+        fields.push(format!("proto {proto}"));
     }
     let ipv4 = r.dst.is_ipv4();
     if let Some(scope) = scope_name(r) {
@@ -585,7 +593,7 @@ pub(super) fn neighbor_line(state: &State, n: &Neighbor, show_dev: bool, brief: 
 // ---- -j: iproute2's JSON ----
 
 /// A JSON string, escaped as iproute2's json writer does.
-fn json_str(s: &str) -> String {
+pub(super) fn json_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -850,10 +858,8 @@ pub(super) fn route_json(state: &State, group: &[Route], show: RouteShow) -> Str
     if show.table && r.table != MAIN_TABLE {
         fields.push(format!("\"table\":\"{}\"", table_name(r.table)));
     }
-    match r.proto {
-        RouteProto::Kernel => fields.push("\"protocol\":\"kernel\"".to_string()),
-        RouteProto::Ra => fields.push("\"protocol\":\"ra\"".to_string()),
-        _ => {}
+    if let Some(proto) = proto_name(r.proto) {
+        fields.push(format!("\"protocol\":\"{proto}\""));
     }
     if let Some(scope) = scope_name(r) {
         fields.push(format!("\"scope\":\"{scope}\""));

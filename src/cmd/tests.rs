@@ -183,6 +183,10 @@ mod transcript {
         tables,
         local_table,
         route_types,
+        route_get,
+        route_get6,
+        route_get_edge,
+        route_get_noaddr,
         nat6,
         local_order,
         local_del,
@@ -456,9 +460,9 @@ fn unsupported_things_are_refused_not_ignored() {
     );
     fails(
         &mut cfg,
-        "/bin/ip route get 10.0.0.1",
+        "/bin/ip route save",
         2,
-        "Error: vdestack: \"ip route get\" is not supported.",
+        "Error: vdestack: \"ip route save\" is not supported.",
     );
     assert_eq!(cfg.generation(), 0);
 }
@@ -668,6 +672,112 @@ fn addresses_and_routes_as_data() {
 }
 
 // ---- lookups, against `ip route get` in the oracle ----
+
+/// `ip route get` answers from the lookup the running stack follows: for
+/// every destination, the device, gateway and source it prints are
+/// [`NetConfig::lookup`]'s, and it fails where the lookup fails.
+#[test]
+fn route_get_prints_what_the_stacks_lookup_decides() {
+    let mut cfg = fresh();
+    ok(
+        &mut cfg,
+        "/bin/ip link set vde0 up; /bin/ip link set lo up; \
+         /bin/ip addr add 10.0.0.1/24 dev vde0; /bin/ip addr add 10.0.0.9/24 dev vde0; \
+         /bin/ip -6 addr add 2001:db8::1/64 dev vde0 nodad; \
+         /bin/ip route add default via 10.0.0.254; \
+         /bin/ip route add 192.168.6.0/24 via 10.0.0.253 src 10.0.0.9; \
+         /bin/ip route add 10.12.0.0/16 dev lo; \
+         /bin/ip -6 route add 2001:dba::/48 via 2001:db8::fd metric 5",
+    );
+    let field = |line: &str, key: &str| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words
+            .windows(2)
+            .find(|w| w[0] == key)
+            .map(|w| w[1].to_string())
+    };
+    for dst in [
+        "10.0.0.2",
+        "8.8.8.8",
+        "192.168.6.7",
+        "10.0.0.1",
+        "10.0.0.9",
+        "127.0.0.1",
+        "10.12.0.1",
+        "2001:db8::2",
+        "2001:dba::1",
+        "2001:db9::1",
+        "::1",
+    ] {
+        let hop = cfg.lookup(ip(dst));
+        let got = cfg.run(&format!("/bin/ip route get {dst}"));
+        let (Some(hop), Ok(line)) = (hop, &got) else {
+            assert!(hop.is_none() && got.is_err(), "{dst}: {hop:?} vs {got:?}");
+            continue;
+        };
+        let dev = cfg.link_by_index(hop.dev).unwrap().name.clone();
+        assert_eq!(field(line, "dev"), Some(dev), "{dst}: {line}");
+        let via = (hop.addr != ip(dst)).then(|| hop.addr.to_string());
+        assert_eq!(field(line, "via"), via, "{dst}: {line}");
+        assert_eq!(
+            field(line, "src"),
+            hop.src.map(|s| s.to_string()),
+            "{dst}: {line}"
+        );
+    }
+}
+
+/// Through a multipath route `ip route get` names the first nexthop up, as
+/// the stack's plain lookup does: Linux hashes the flow with a key of its
+/// own (its answer for `10.31.0.1` through nexthops of weights 1 and 255 was
+/// the second, for `2001:dc0::1` through two of weight 1 the first).
+#[test]
+fn route_get_through_a_multipath_route_names_its_first_nexthop() {
+    let mut cfg = fresh();
+    ok(
+        &mut cfg,
+        "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0; \
+         /bin/ip -6 addr add 2001:db8::1/64 dev vde0 nodad; \
+         /bin/ip route add 10.31.0.0/16 nexthop via 10.0.0.5 weight 1 nexthop via 10.0.0.6 weight 255; \
+         /bin/ip -6 route add 2001:dc0::/48 nexthop via 2001:db8::a nexthop via 2001:db8::b",
+    );
+    assert_eq!(
+        ok(&mut cfg, "/bin/ip route get 10.31.0.1"),
+        "10.31.0.1 via 10.0.0.5 dev vde0 src 10.0.0.1 uid 0 \n    cache \n"
+    );
+    assert_eq!(
+        ok(&mut cfg, "/bin/ip -6 route get 2001:dc0::1"),
+        "2001:dc0::1 from :: via 2001:db8::a dev vde0 src 2001:db8::1 metric 1024 pref medium\n"
+    );
+}
+
+/// `connected` with no source found: iproute2 prints the first answer, then
+/// "Failed to connect the route" and exits 1 (the model returns the error
+/// only).
+#[test]
+fn route_get_connected_without_a_source_fails() {
+    let mut cfg = fresh();
+    ok(&mut cfg, "/bin/ip link set vde0 up");
+    fails(
+        &mut cfg,
+        "/bin/ip route get connected 1.2.3.4 oif vde0",
+        1,
+        "Failed to connect the route",
+    );
+}
+
+/// `notify` makes Linux mark its cached route, so that every later answer
+/// through it says `notify`: state the model does not keep.
+#[test]
+fn route_get_notify_is_refused() {
+    let mut cfg = fresh();
+    fails(
+        &mut cfg,
+        "/bin/ip route get 10.0.0.1 notify",
+        2,
+        "Error: vdestack: \"ip route get ... notify\" is not supported.",
+    );
+}
 
 /// `expires N` as Linux 6.18 takes it (recorded on a veth): an IPv6 route
 /// counts down and goes; 0 and 4294967295 never expire; an IPv4 route ignores

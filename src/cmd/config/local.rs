@@ -30,7 +30,7 @@
 //! show`; changed only by `ip route del|flush` and the sync.
 
 use super::prefix::{in_prefix, mask_v4, network};
-use super::{has_prefix_route, v4, IfAddr, Route, RouteProto, RouteType, State, LOCAL_TABLE};
+use super::{has_prefix_route, v4, IfAddr, Link, Route, RouteProto, RouteType, State, LOCAL_TABLE};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The metric of the local table's IPv6 `ff00::/8` entries.
@@ -84,6 +84,21 @@ impl State {
             .iter()
             .find(|p| in_prefix(addr, p.addr, p.prefix_len))
             .copied()
+    }
+
+    /// The source of a packet to `addr`, a local destination: the source of
+    /// its local table entry (an IPv4 secondary's is the primary of its
+    /// subnet, a prefix of `lo`'s its address), else itself.
+    pub(super) fn local_src(&self, addr: IpAddr) -> Option<IpAddr> {
+        let own = self.links.iter().find_map(|l| {
+            let i = l.addrs.iter().position(|a| a.addr == addr)?;
+            Some(if addr.is_ipv4() {
+                primary_of(l, i)
+            } else {
+                addr
+            })
+        });
+        own.or_else(|| self.lo_prefix_of(addr).map(|p| p.addr))
     }
 
     /// The broadcast addresses Linux puts in its local table for up links: any
@@ -253,13 +268,7 @@ impl State {
         for l in &self.links {
             for i in 0..self.v4_count(l.index) {
                 let a = l.addrs[i];
-                // A secondary's source is the primary of its subnet.
-                let primary = l.addrs[..i]
-                    .iter()
-                    .find(|b| {
-                        b.prefix_len == a.prefix_len && in_prefix(b.addr, a.addr, a.prefix_len)
-                    })
-                    .map_or(a.addr, |b| b.addr);
+                let primary = primary_of(l, i);
                 push(entry(
                     RouteType::Local,
                     a.addr,
@@ -323,4 +332,14 @@ impl State {
         }
         out
     }
+}
+
+/// The address whose local table entry gives the source for the IPv4 address
+/// at `i` on `l`: the first address of its subnet (a secondary's primary).
+fn primary_of(l: &Link, i: usize) -> IpAddr {
+    let a = l.addrs[i];
+    l.addrs[..i]
+        .iter()
+        .find(|b| b.prefix_len == a.prefix_len && in_prefix(b.addr, a.addr, a.prefix_len))
+        .map_or(a.addr, |b| b.addr)
 }

@@ -38,16 +38,18 @@ impl State {
     /// The source address for IPv6 traffic out of `dev` to `to`: same scope,
     /// never one still under DAD, a preferred one before a deprecated one, then
     /// the longest common prefix, as RFC 6724 (rules 2, 3 and 8) prefers; with
-    /// none of the scope anywhere, one of a smaller scope of `dev` (a
-    /// link-local address to a global destination, as Linux then sends).
+    /// none of the scope anywhere, one of a wider scope of `dev` (a global
+    /// address to a link-local destination while the link-local address is
+    /// tentative), else of a smaller one (a link-local address to a global
+    /// destination), as Linux then sends.
     fn pick_src_v6(&self, dev: u32, to: Ipv6Addr) -> Option<IpAddr> {
         let rank = v6_rank(to);
         let same = self.pick_src_v6_of(dev, to, |r| r == rank);
-        let smaller = || {
-            self.pick_src_v6_of(dev, to, |r| r < rank)
-                .filter(|s| s.0 == dev)
-        };
-        same.or_else(smaller).map(|(_, src)| src)
+        let of_dev =
+            |fits: &dyn Fn(u8) -> bool| self.pick_src_v6_of(dev, to, fits).filter(|s| s.0 == dev);
+        same.or_else(|| of_dev(&|r| r > rank))
+            .or_else(|| of_dev(&|r| r < rank))
+            .map(|(_, src)| src)
     }
 
     /// [`State::pick_src_v6`]'s choice among the addresses whose scope rank
@@ -67,10 +69,10 @@ impl State {
             if times.tentative {
                 return None;
             }
-            Some((
-                !times.deprecated,
-                (u128::from(x) ^ u128::from(to)).leading_zeros(),
-            ))
+            // Linux counts the common prefix up to the address's prefix
+            // length only: addresses of one subnet tie, and the first wins.
+            let common = (u128::from(x) ^ u128::from(to)).leading_zeros();
+            Some((!times.deprecated, common.min(u32::from(a.prefix_len))))
         };
         let best_on = |l: &Link| {
             let mut best: Option<((bool, u32), IpAddr)> = None;
@@ -116,12 +118,16 @@ impl State {
     /// The main table's route for `dst`: the longest prefix that matches, of
     /// an up link or a reject route.
     fn best_route(&self, dst: IpAddr) -> Option<&Route> {
+        self.best_route_on(dst, None)
+    }
+
+    /// [`Self::best_route`] among the routes out of link `oif` only, if given
+    /// (a lookup for a socket bound to a device, `ip route get ... oif DEV`).
+    fn best_route_on(&self, dst: IpAddr, oif: Option<u32>) -> Option<&Route> {
         let mut best: Option<&Route> = None;
-        for r in self
-            .routes
-            .iter()
-            .filter(|r| r.table == MAIN_TABLE && r.kind.forwards())
-        {
+        for r in self.routes.iter().filter(|r| {
+            r.table == MAIN_TABLE && r.kind.forwards() && oif.is_none_or(|d| d == r.dev)
+        }) {
             // A reject route matches whatever state its device (`lo`) is in.
             if (r.kind.rejects() || self.is_up(r.dev))
                 && in_prefix(dst, r.dst, r.prefix_len)
@@ -187,15 +193,7 @@ impl State {
         let lo = self.links.iter().find(|l| l.kind == LinkKind::Loopback);
         if let Some(lo) = lo.filter(|lo| lo.up) {
             if self.is_local(dst) {
-                let exact = self
-                    .links
-                    .iter()
-                    .any(|l| l.addrs.iter().any(|a| a.addr == dst));
-                let src = if exact {
-                    Some(dst)
-                } else {
-                    self.lo_prefix_of(dst).map(|p| p.addr)
-                };
+                let src = self.local_src(dst);
                 return Ok(NextHop {
                     dev: lo.index,
                     addr: dst,
@@ -216,6 +214,11 @@ impl State {
             return Ok(hop);
         }
         let r = self.best_route(dst).ok_or(NoRoute::NetUnreachable)?;
+        self.hop_of(r, dst)
+    }
+
+    /// Where route `r` sends a packet to `dst`, or the error of a reject route.
+    fn hop_of(&self, r: &Route, dst: IpAddr) -> Result<NextHop, NoRoute> {
         match r.kind {
             k if k.unicast() => {}
             RouteType::Unreachable => return Err(NoRoute::HostUnreachable),
@@ -228,10 +231,12 @@ impl State {
             // Through lo, Linux delivers IPv4 locally ("cache <local>"); IPv6 only
             // loops back to be dropped.
             return match dst {
+                // Without a `src`, the source Linux picks for `lo`: an
+                // address of universe scope (`lo`'s 127.0.0.1 has host scope).
                 IpAddr::V4(_) => Ok(NextHop {
                     dev: r.dev,
                     addr: dst,
-                    src: r.src,
+                    src: r.src.or_else(|| self.pick_src_v4(r.dev, dst, reach_of(r))),
                     local: true,
                 }),
                 IpAddr::V6(_) => Err(NoRoute::NetUnreachable),
@@ -243,22 +248,288 @@ impl State {
         // (Near the destination itself when the gateway is IPv6, RFC 5549.)
         let near = if addr.is_ipv4() { addr } else { dst };
         let src = r.src.or_else(|| match dst {
-            IpAddr::V4(_) => {
-                // A route through a gateway (or a device-only nexthop) reaches
-                // the universe; one to an on-link prefix, the link.
-                let reach = if r.via.is_some() || r.universe {
-                    SCOPE_UNIVERSE
-                } else {
-                    SCOPE_LINK
-                };
-                self.pick_src_v4(r.dev, near, reach)
-            }
+            IpAddr::V4(_) => self.pick_src_v4(r.dev, near, reach_of(r)),
             IpAddr::V6(d) => self.pick_src_v6(r.dev, d),
         });
         Ok(NextHop {
             dev: r.dev,
             addr,
             src,
+            local: false,
+        })
+    }
+}
+
+/// The scope an IPv4 route reaches: the universe through a gateway (or a
+/// device-only nexthop), the link for an on-link prefix.
+fn reach_of(r: &Route) -> u8 {
+    if r.via.is_some() || r.universe {
+        SCOPE_UNIVERSE
+    } else {
+        SCOPE_LINK
+    }
+}
+
+/// What `ip route get` asks: where a packet to `dst` would go, and from which
+/// source, narrowed as the command says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouteQuery {
+    /// The destination.
+    pub(crate) dst: IpAddr,
+    /// `from ADDR`: the packet's source, given (unspecified: none).
+    pub(crate) from: Option<IpAddr>,
+    /// `oif DEV`: the link it must leave from.
+    pub(crate) oif: Option<u32>,
+    /// `iif DEV`: the packet came in on this link.
+    pub(crate) iif: Option<u32>,
+}
+
+/// The answer to a [`RouteQuery`]: what Linux's route cache entry says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouteAnswer {
+    /// Unicast, or a local, broadcast or multicast destination.
+    pub(crate) kind: RouteType,
+    /// The link the packet leaves from (`lo` for a local destination).
+    pub(crate) dev: u32,
+    /// The gateway, if the packet goes through one.
+    pub(crate) via: Option<IpAddr>,
+    /// The source chosen, when none was given (`from`) or, for IPv6, always.
+    pub(crate) src: Option<IpAddr>,
+    /// The table entry that matched (`fibmatch` prints it; an IPv6 answer
+    /// shows its table, protocol and metric); none where Linux decides
+    /// without a table (`oif` with no route through it, `0.0.0.0`).
+    pub(crate) route: Option<Route>,
+    /// IPv4's `local` cache flag: the packet stays in the stack.
+    pub(crate) local: bool,
+}
+
+impl State {
+    /// `ip route get`: the answer of the running stack's own lookup
+    /// ([`State::lookup`], its routes and source choice), with what Linux's
+    /// route cache adds that the stack's forwarding does not need: the type
+    /// of a broadcast or multicast destination, a given source or output
+    /// link, and what a packet coming in (`iif`) would meet. A multipath
+    /// route answers with its first nexthop up (Linux's choice hashes the
+    /// flow with a random key of the namespace).
+    pub(crate) fn route_get(&self, q: &RouteQuery) -> Result<RouteAnswer, NoRoute> {
+        if let Some(oif) = q.oif {
+            if !self.is_up(oif) {
+                return Err(NoRoute::NetUnreachable);
+            }
+        }
+        match q.dst {
+            IpAddr::V4(_) => self.route_get_v4(q),
+            IpAddr::V6(_) => self.route_get_v6(q),
+        }
+    }
+
+    /// The entry of the kernel's local table for `dst`, the longest that
+    /// matches, of this type.
+    fn local_entry(&self, dst: IpAddr, kind: RouteType) -> Option<Route> {
+        self.kernel_local_routes()
+            .into_iter()
+            .filter(|r| r.kind == kind && in_prefix(dst, r.dst, r.prefix_len))
+            .max_by_key(|r| r.prefix_len)
+    }
+
+    fn route_get_v4(&self, q: &RouteQuery) -> Result<RouteAnswer, NoRoute> {
+        let dst = q.dst;
+        let lo = self.lo_index();
+        let from = q.from.filter(|f| !f.is_unspecified());
+        // Linux's output lookup refuses a source that is not the stack's.
+        if from.is_some_and(|f| !self.is_local(f)) && q.iif.is_none() {
+            return Err(NoRoute::NetUnreachable);
+        }
+        let local = |route: Option<Route>, src: Option<IpAddr>| RouteAnswer {
+            kind: RouteType::Local,
+            dev: lo,
+            via: None,
+            src: if from.is_some() { None } else { src },
+            route,
+            local: true,
+        };
+        if q.iif.is_some() {
+            // A packet coming in: without a source, or from `lo`'s, it is a
+            // martian; otherwise it is delivered if it is for the stack
+            // (unless its source is the stack's own: a martian again), and
+            // not forwarded if not (a namespace forwards nothing by default).
+            let loopback = |f: IpAddr| matches!(f, IpAddr::V4(f) if f.is_loopback());
+            if from.is_none_or(loopback) {
+                return Err(NoRoute::Blackhole);
+            }
+            if !self.is_local(dst) {
+                return Err(NoRoute::HostUnreachable);
+            }
+            if from.is_some_and(|f| self.is_local(f)) {
+                return Err(NoRoute::Blackhole);
+            }
+            let entry = self.local_entry(dst, RouteType::Local);
+            return Ok(RouteAnswer {
+                src: None,
+                ..local(entry, None)
+            });
+        }
+        if dst.is_unspecified() {
+            // Linux sends to 0.0.0.0 over `lo`, from 127.0.0.1 unless told.
+            let loopback = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+            return Ok(local(None, Some(loopback)));
+        }
+        // The stack's own addresses: local, even with `lo` down (Linux then
+        // answers and drops the packets).
+        let local_entry = self.local_entry(dst, RouteType::Local);
+        if let Some(entry) = local_entry.filter(|e| q.oif.is_none_or(|d| d == e.dev)) {
+            let src = match self.lookup(dst) {
+                Ok(hop) if hop.local => hop.src,
+                _ => self.local_src(dst),
+            };
+            return Ok(local(Some(entry), src));
+        }
+        if let Some(entry) = self.local_entry(dst, RouteType::Broadcast) {
+            return Ok(RouteAnswer {
+                kind: RouteType::Broadcast,
+                dev: entry.dev,
+                via: None,
+                src: if from.is_some() { None } else { entry.src },
+                route: Some(entry),
+                local: true,
+            });
+        }
+        let IpAddr::V4(d4) = dst else {
+            return Err(NoRoute::NetUnreachable);
+        };
+        // Only an output link asked for takes a loopback destination out.
+        if d4.is_loopback() && q.oif.is_none() {
+            return Err(NoRoute::NetUnreachable);
+        }
+        // A multicast or limited broadcast packet from a given source, with
+        // no link asked for, leaves by the source's link, unrouted.
+        let from_link = from
+            .filter(|_| q.oif.is_none() && (d4.is_multicast() || d4.is_broadcast()))
+            .and_then(|f| {
+                self.links
+                    .iter()
+                    .find(|l| l.addrs.iter().any(|a| a.addr == f))
+                    .map(|l| l.index)
+                    .or_else(|| self.lo_prefix_of(f).map(|_| lo))
+            });
+        let oif = q.oif.or(from_link);
+        let routed = if from_link.is_some() {
+            None
+        } else {
+            self.best_route_on(dst, oif)
+        };
+        let (route, hop) = match routed {
+            Some(r) => (Some(*r), self.hop_of(r, dst)?),
+            None => {
+                // Linux assumes a destination with no route through the
+                // link asked for is on that link.
+                let oif = oif.ok_or(NoRoute::NetUnreachable)?;
+                let hop = NextHop {
+                    dev: oif,
+                    addr: dst,
+                    src: self.pick_src_v4(oif, dst, SCOPE_LINK),
+                    local: self.is_lo(oif),
+                };
+                (None, hop)
+            }
+        };
+        // A source on `lo` never leaves by another link.
+        if from.is_some_and(|f| matches!(f, IpAddr::V4(f) if f.is_loopback()))
+            && !self.is_lo(hop.dev)
+        {
+            return Err(NoRoute::Blackhole);
+        }
+        let mut via = (hop.addr != dst).then_some(hop.addr);
+        let mut kind = RouteType::Unicast;
+        let mut is_local = hop.local;
+        if d4.is_broadcast() {
+            kind = RouteType::Broadcast;
+            via = None;
+            is_local = true;
+        } else if d4.is_multicast() {
+            kind = RouteType::Multicast;
+            // Only the all-hosts group is joined by the stack itself.
+            is_local = d4 == std::net::Ipv4Addr::new(224, 0, 0, 1);
+            // Linux forgets the gateway of a route as wide as the default.
+            if route.is_none_or(|r| r.prefix_len < 4) {
+                via = None;
+            }
+        }
+        Ok(RouteAnswer {
+            kind,
+            dev: hop.dev,
+            via,
+            src: if from.is_some() { None } else { hop.src },
+            route,
+            local: is_local,
+        })
+    }
+
+    fn route_get_v6(&self, q: &RouteQuery) -> Result<RouteAnswer, NoRoute> {
+        let dst = q.dst;
+        let IpAddr::V6(d6) = dst else {
+            return Err(NoRoute::NetUnreachable);
+        };
+        let lo = self.lo_index();
+        // A packet coming in gets no source chosen.
+        let input = q.iif.is_some();
+        let local_entry = self
+            .local_entry(dst, RouteType::Local)
+            .filter(|e| q.oif.is_none_or(|d| d == e.dev));
+        if let Some(entry) = local_entry {
+            // Even with `lo` down, as Linux answers.
+            return Ok(RouteAnswer {
+                kind: RouteType::Local,
+                dev: lo,
+                via: None,
+                src: (!input).then_some(dst),
+                route: Some(entry),
+                local: true,
+            });
+        }
+        if d6.is_multicast() {
+            let entry = self
+                .kernel_local_routes()
+                .into_iter()
+                .find(|r| {
+                    r.kind == RouteType::Multicast
+                        && in_prefix(dst, r.dst, r.prefix_len)
+                        && q.oif.is_none_or(|d| d == r.dev)
+                })
+                .ok_or(NoRoute::NetUnreachable)?;
+            return Ok(RouteAnswer {
+                kind: RouteType::Multicast,
+                dev: entry.dev,
+                via: None,
+                src: self.pick_src_v6(entry.dev, d6),
+                route: Some(entry),
+                local: false,
+            });
+        }
+        if d6.is_loopback() {
+            return Err(NoRoute::NetUnreachable);
+        }
+        let r = self
+            .best_route_on(dst, q.oif)
+            .ok_or(NoRoute::NetUnreachable)?;
+        let hop = if dst.is_unspecified() {
+            // `::` goes where the default route goes (the stack never
+            // sends there: its lookup refuses it).
+            NextHop {
+                dev: r.dev,
+                addr: r.via.unwrap_or(dst),
+                src: r.src.or_else(|| self.pick_src_v6(r.dev, d6)),
+                local: false,
+            }
+        } else {
+            self.hop_of(r, dst)?
+        };
+        Ok(RouteAnswer {
+            kind: RouteType::Unicast,
+            dev: hop.dev,
+            via: r.via,
+            src: hop.src.filter(|_| !input),
+            route: Some(*r),
             local: false,
         })
     }

@@ -23,7 +23,8 @@
 //! - `lifetimes`: addresses' and routes' lifetimes (SLAAC, `valid_lft`,
 //!   routers' routes), on a clock the caller sets;
 //! - `local`: the local table (own addresses, `lo`'s prefixes, broadcasts);
-//! - `lookup`: route lookup and source address selection;
+//! - `lookup`: route lookup and source address selection, and the answer of
+//!   `ip route get` made of them;
 //! - `prefix`: the address arithmetic they all use.
 
 mod addrs;
@@ -43,6 +44,7 @@ pub(super) use addrs::{AddrAttrs, AddrReq};
 pub(super) use addrs::{AddrChange, V4Slot};
 pub(crate) use lifetimes::{AddrTimes, Lifetime, RoutePref, RouterRoute};
 pub(crate) use links::{LinkFlag, LinkSettings};
+pub(super) use lookup::{RouteAnswer, RouteQuery};
 pub(super) use neighbors::NeighMode;
 pub(super) use prefix::{in_prefix, mask_v4};
 #[cfg(test)]

@@ -733,7 +733,7 @@ impl State {
     }
 
     /// The index of `lo`, where reject routes are kept.
-    fn lo_index(&self) -> u32 {
+    pub(super) fn lo_index(&self) -> u32 {
         self.links
             .iter()
             .find(|l| l.kind == LinkKind::Loopback)

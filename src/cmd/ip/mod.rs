@@ -29,6 +29,7 @@ mod addr;
 mod link;
 mod neigh;
 mod route;
+mod route_get;
 
 #[cfg(test)]
 pub(super) use addr::{addr_request, parse_addr, AddrArgs, Brd};
@@ -440,6 +441,8 @@ enum Cmd {
     Delete,
     Show,
     Flush,
+    /// `ip route get`.
+    Get,
     Help,
     /// A command the stack does not do, but parsed like its siblings first, so
     /// command-line mistakes get iproute2's answer.

@@ -2,7 +2,7 @@
 //! each in three steps:
 //! [`parse_route`] or [`parse_route_list`] reads the words, the model's
 //! `check_route_*` methods check the request, its `apply_route_*` methods (and
-//! `flush_routes`) apply it.
+//! `flush_routes`) apply it. `ip route get` is `route_get`'s.
 
 use super::{
     cannot_find, duparg2, get_addr, get_prefix, invarg, matches, pick, refuse, unknown_command,
@@ -29,7 +29,7 @@ const ROUTE_CMDS: &[(&str, Match, Cmd)] = &[
     ("list", Prefix, Cmd::Show),
     ("show", Prefix, Cmd::Show),
     ("lst", Prefix, Cmd::Show),
-    ("get", Prefix, Cmd::Unsupported),
+    ("get", Prefix, Cmd::Get),
     ("flush", Prefix, Cmd::Flush),
     ("save", Prefix, Cmd::Unsupported),
     ("restore", Prefix, Cmd::Unsupported),
@@ -54,6 +54,10 @@ pub(super) fn route(
         Some((_, Cmd::Delete)) => route_del(state, family, rest),
         Some((_, Cmd::Show)) => route_list(state, family, rest, false, style),
         Some((_, Cmd::Flush)) => route_list(state, family, rest, true, style),
+        Some((_, Cmd::Get)) => {
+            let style = super::route_get::GetStyle { json, oneline };
+            super::route_get::route_get(state, family, rest, style)
+        }
         Some((_, Cmd::Help)) => Err(usage(ROUTE_USAGE)),
         Some((name, _)) => Err(unsupported(&format!("\"ip route {name}\""))),
         None => Err(unknown_command(cmd, "route")),
