@@ -155,6 +155,7 @@ mod transcript {
         addr_parse,
         addr_attrs,
         link_settings,
+        neigh_get,
         addr_kernel,
         route,
         route6,
@@ -429,9 +430,9 @@ fn unsupported_things_are_refused_not_ignored() {
     let mut cfg = fresh();
     fails(
         &mut cfg,
-        "/bin/ip neigh get 10.0.0.2 dev vde0",
+        "/bin/ip neigh get 10.0.0.2 dev vde0 proxy x",
         2,
-        "Error: vdestack: \"ip neigh get\" is not supported.",
+        "Error: vdestack: \"ip neigh get ... proxy\" is not supported.",
     );
     fails(
         &mut cfg,

@@ -441,7 +441,7 @@ enum Cmd {
     Delete,
     Show,
     Flush,
-    /// `ip route get`.
+    /// `ip route get`, `ip neigh get`.
     Get,
     Help,
     /// A command the stack does not do, but parsed like its siblings first, so

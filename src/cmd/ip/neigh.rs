@@ -7,7 +7,7 @@ use super::{
     cannot_find, duparg, duparg2, get_addr, get_prefix, invarg, matches, pick, unsupported, usage,
     Args, Cmd, Exact, Match, Prefix, NEIGH_USAGE,
 };
-use crate::cmd::config::{NeighMode, Neighbor, NeighborState, State};
+use crate::cmd::config::{kernel, NeighMode, Neighbor, NeighborState, State};
 use crate::cmd::error::CmdError;
 use crate::cmd::parse::{parse_lladdr, Family, LladdrError, Parsed};
 use crate::cmd::show::{self, Style};
@@ -23,7 +23,7 @@ const NEIGH_CMDS: &[(&str, Match, Cmd)] = &[
     ("show", Prefix, Cmd::Show),
     ("lst", Prefix, Cmd::Show),
     ("flush", Prefix, Cmd::Flush),
-    ("get", Exact, Cmd::Unsupported),
+    ("get", Exact, Cmd::Get),
     ("help", Prefix, Cmd::Help),
 ];
 
@@ -72,6 +72,7 @@ pub(super) fn neigh(
         Some((_, Cmd::Delete)) => return neigh_modify(state, family, rest, None),
         Some((_, Cmd::Show)) => return neigh_list(state, family, rest, false, list),
         Some((_, Cmd::Flush)) => return neigh_list(state, family, rest, true, list),
+        Some((_, Cmd::Get)) => return neigh_get(state, family, rest, list),
         Some((_, Cmd::Help)) => return Err(usage(NEIGH_USAGE)),
         Some((name, _)) => return Err(unsupported(&format!("\"ip neigh {name}\""))),
         None => {
@@ -167,6 +168,53 @@ struct Listing<'a> {
 }
 
 /// `ip neigh show|flush [to PREFIX] [dev DEV] [nud STATE|all]`.
+/// `ip neigh get [to] ADDR dev DEV`: the one entry, static or learned, as
+/// `ip neigh show` prints it with the device (iproute2 6.1 prints text even
+/// with `-j`), or the kernel's "not found".
+fn neigh_get(
+    state: &State,
+    family: Family,
+    words: &[String],
+    list: Listing,
+) -> Result<String, CmdError> {
+    let mut args = Args::new(words);
+    let mut dev: Option<&str> = None;
+    let mut dst: Option<IpAddr> = None;
+    while let Some(word) = args.next() {
+        match word {
+            "dev" => dev = Some(args.value()?),
+            "proxy" => {
+                args.value()?;
+                return Err(unsupported("\"ip neigh get ... proxy\""));
+            }
+            _ => {
+                let word = if word == "to" { args.value()? } else { word };
+                if matches(word, "help") {
+                    return Err(usage(NEIGH_USAGE));
+                }
+                if dst.is_some() {
+                    return Err(duparg2("to", word));
+                }
+                dst = Some(get_addr(word, family, "any valid")?);
+            }
+        }
+    }
+    let (Some(dev), Some(dst)) = (dev, dst) else {
+        return Err(CmdError::new(
+            1,
+            "Device and address are required arguments.",
+        ));
+    };
+    let dev = state.find(dev).ok_or_else(|| cannot_find(dev))?;
+    let entry = state
+        .neighbors
+        .iter()
+        .chain(list.learned)
+        .find(|n| n.dev == dev && n.addr == dst)
+        .ok_or_else(|| kernel("Neighbour entry not found."))?;
+    Ok(show::neighbor_line(state, entry, true, list.brief))
+}
+
 fn neigh_list(
     state: &mut State,
     family: Family,
