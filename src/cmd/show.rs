@@ -26,6 +26,10 @@ const DEFAULT_QDISC: &str = "pfifo_fast";
 pub(super) struct Style<'a> {
     /// `-s`: the links' counters.
     pub(super) stats: Option<&'a [(u32, LinkStats)]>,
+    /// `-s -s`: the error counters' detail lines too (all zero: a virtual
+    /// link has no length, CRC, frame, FIFO, overrun, abort, window or
+    /// heartbeat errors, as a tap has none).
+    pub(super) error_detail: bool,
     /// `-br`: a line per link, in columns.
     pub(super) brief: bool,
     /// `-o`: a line per record, its lines joined by `\`.
@@ -271,7 +275,7 @@ fn addresses(out: &mut String, state: &State, link: &Link, family: Family) {
 /// `ip -s`: the two lines of counters per direction iproute2 prints for a link
 /// (`print_stats64`: each column as wide as its header or its widest number,
 /// the bytes' at least 10).
-fn link_stats(out: &mut String, stats: &[(u32, LinkStats)], link: &Link) {
+fn link_stats(out: &mut String, stats: &[(u32, LinkStats)], link: &Link, error_detail: bool) {
     let s = stats
         .iter()
         .find(|(dev, _)| *dev == link.index)
@@ -297,16 +301,42 @@ fn link_stats(out: &mut String, stats: &[(u32, LinkStats)], link: &Link) {
         }
         out.push('\n');
     };
+    // `-s -s`: the error counters under the columns they detail.
+    let errors = |out: &mut String, title: &str, names: [&str; 5]| {
+        let _ = write!(out, "    {title:<w$}", w = cols[0]);
+        for (name, w) in names.iter().zip(&cols[1..]) {
+            let _ = write!(out, " {name:>w$}");
+        }
+        let _ = write!(out, "\n    {:w$} ", "", w = cols[0]);
+        for w in &cols[1..] {
+            let _ = write!(out, "{:>w$} ", 0);
+        }
+        out.push('\n');
+    };
     row(
         out,
         ["RX", "packets", "errors", "dropped", "missed", "mcast"],
         rx,
     );
+    if error_detail {
+        errors(
+            out,
+            "RX errors:",
+            ["length", "crc", "frame", "fifo", "overrun"],
+        );
+    }
     row(
         out,
         ["TX", "packets", "errors", "dropped", "carrier", "collsns"],
         tx,
     );
+    if error_detail {
+        errors(
+            out,
+            "TX errors:",
+            ["aborted", "fifo", "window", "heartbt", "transns"],
+        );
+    }
 }
 
 /// The start of a `-br` line: the name and the operational state, in columns.
@@ -336,7 +366,7 @@ pub(super) fn links(state: &State, filter: LinkFilter, style: Style) -> String {
         header(&mut out, state, link, Header::Link);
         link_layer(&mut out, state, link, true);
         if let Some(stats) = style.stats {
-            link_stats(&mut out, stats, link);
+            link_stats(&mut out, stats, link, style.error_detail);
         }
     }
     if style.oneline {
@@ -410,7 +440,7 @@ pub(super) fn addrs(state: &State, family: Family, filter: LinkFilter, style: St
                     addresses(&mut out, state, link, family);
                 }
                 if let Some(stats) = stats {
-                    link_stats(&mut out, stats, link);
+                    link_stats(&mut out, stats, link, style.error_detail);
                 }
             }
             Family::Inet | Family::Inet6 => {
@@ -664,22 +694,29 @@ fn json_array(items: &[String]) -> String {
 }
 
 /// `ip -j -s`: a link's `stats64` object.
-fn json_stats(fields: &mut Vec<String>, stats: Option<&[(u32, LinkStats)]>, link: &Link) {
-    let Some(stats) = stats else { return };
+fn json_stats(fields: &mut Vec<String>, style: Style, link: &Link) {
+    let Some(stats) = style.stats else { return };
     let s = stats
         .iter()
         .find(|(dev, _)| *dev == link.index)
         .map(|(_, s)| *s)
         .unwrap_or_default();
+    let (rx_detail, tx_detail) = if style.error_detail {
+        (
+            ",\"length_errors\":0,\"crc_errors\":0,\"frame_errors\":0,\"fifo_errors\":0,\"missed_errors\":0",
+            ",\"aborted_errors\":0,\"fifo_errors\":0,\"window_errors\":0,\"heartbeat_errors\":0,\"carrier_changes\":0",
+        )
+    } else {
+        ("", "")
+    };
     fields.push(format!(
-        "\"stats64\":{{\"rx\":{{\"bytes\":{},\"packets\":{},\"errors\":{},\"dropped\":{},\"over_errors\":0,\"multicast\":0}},\"tx\":{{\"bytes\":{},\"packets\":{},\"errors\":{},\"dropped\":{},\"carrier_errors\":0,\"collisions\":0}}}}",
+        "\"stats64\":{{\"rx\":{{\"bytes\":{},\"packets\":{},\"errors\":{},\"dropped\":{},\"over_errors\":0,\"multicast\":0{rx_detail}}},\"tx\":{{\"bytes\":{},\"packets\":{},\"errors\":{},\"dropped\":{},\"carrier_errors\":0,\"collisions\":0{tx_detail}}}}}",
         s.rx_bytes, s.rx_packets, s.rx_errors, s.rx_dropped, s.tx_bytes, s.tx_packets, s.tx_errors, s.tx_dropped
     ));
 }
 
 /// `ip -j [-s|-br] link show`.
 fn links_json(state: &State, filter: LinkFilter, style: Style) -> String {
-    let stats = style.stats;
     let items: Vec<String> = state
         .links
         .iter()
@@ -697,7 +734,7 @@ fn links_json(state: &State, filter: LinkFilter, style: Style) -> String {
             }
             json_link_head(&mut fields, state, link, false, true);
             json_link_layer(&mut fields, state, link, true);
-            json_stats(&mut fields, stats, link);
+            json_stats(&mut fields, style, link);
             json_object(&fields)
         })
         .collect();
@@ -824,7 +861,7 @@ fn addrs_json(state: &State, family: Family, filter: LinkFilter, style: Style) -
             fields.push(format!("\"addr_info\":[{}]", addrs.join(",")));
         }
         if !one_family {
-            json_stats(&mut fields, style.stats, link);
+            json_stats(&mut fields, style, link);
         }
         items.push(json_object(&fields));
     }

@@ -156,6 +156,7 @@ mod transcript {
         addr_attrs,
         link_settings,
         neigh_get,
+        stats_detail,
         addr_kernel,
         route,
         route6,
@@ -436,9 +437,9 @@ fn unsupported_things_are_refused_not_ignored() {
     );
     fails(
         &mut cfg,
-        "/bin/ip -s -s link",
+        "/bin/ip -s neigh",
         2,
-        "Error: vdestack: option \"-stats\" given twice (error counters) is not supported.",
+        "Error: vdestack: option \"-stats\" with \"ip neigh\" (its use counters) is not supported.",
     );
     fails(
         &mut cfg,

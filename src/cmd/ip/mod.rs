@@ -403,13 +403,10 @@ fn ip(state: &mut State, words: &[String], observed: &Observed) -> Result<String
     }
     let object = args.next().ok_or_else(|| usage(IP_USAGE))?;
     let rest = args.rest();
-    if stats > 1 {
-        return Err(unsupported(
-            "option \"-stats\" given twice (error counters)",
-        ));
-    }
-    // The counters, where `-s` asked for them.
-    style.stats = (stats == 1).then_some(observed.stats.as_slice());
+    // The counters, where `-s` asked for them, and their error detail
+    // (`-s -s`; more `-s` add nothing).
+    style.stats = (stats >= 1).then_some(observed.stats.as_slice());
+    style.error_detail = stats >= 2;
     match pick(object, OBJECTS) {
         Some((_, Object::Address)) => address(state, family, rest, style),
         Some((_, Object::Link)) => link(state, rest, style),
