@@ -64,7 +64,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
-use vdestack::cmd::{split_commands, NetConfig, RouteProto};
+use vdestack::cmd::{split_commands, NetConfig};
 
 const MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
 
@@ -391,7 +391,7 @@ struct RouteView<'a> {
     len: u8,
     via: Option<String>,
     dev: &'a str,
-    proto: &'a str,
+    proto: String,
     metric: u64,
     src: Option<IpAddr>,
     /// A multipath route's nexthop: its weight.
@@ -450,11 +450,7 @@ fn our_state(cfg: &NetConfig) -> State {
     let mut routes4 = Vec::new();
     let mut routes6 = Vec::new();
     for r in cfg.all_routes() {
-        let proto = match r.proto {
-            RouteProto::Kernel => "kernel",
-            RouteProto::Boot => "boot",
-            other => panic!("a route protocol this test does not know: {other:?}"),
-        };
+        let proto = r.proto.name();
         let s = RouteView {
             table: match r.table {
                 254 => None,
@@ -570,7 +566,11 @@ fn kernel_routes(json: &Json, ipv6: bool) -> Result<Vec<String>, String> {
                     dev: hop.get("dev").and_then(Json::as_str).unwrap_or("-"),
                     // iproute2 leaves out the protocol when it is "boot", the metric
                     // when it is 0.
-                    proto: r.get("protocol").and_then(Json::as_str).unwrap_or("boot"),
+                    proto: r
+                        .get("protocol")
+                        .and_then(Json::as_str)
+                        .unwrap_or("boot")
+                        .to_string(),
                     metric: r.get("metric").and_then(Json::as_num).unwrap_or(0.0) as u64,
                     src,
                     weight: hop.get("weight").and_then(Json::as_num).map(|w| w as u64),

@@ -482,6 +482,8 @@ pub(super) struct RouteShow {
     /// filtered by.
     pub(super) dev: bool,
     pub(super) metric: bool,
+    /// The protocol (left out when the listing selects one).
+    pub(super) proto: bool,
     /// The table of a route not in the main one (`table all`).
     pub(super) table: bool,
     /// `-o`.
@@ -511,14 +513,44 @@ pub(super) fn table_name(table: u32) -> String {
     }
 }
 
+/// The names of a stock `/etc/iproute2/rt_protos` (iproute2 6.1, Debian 12).
+pub(super) const PROTOCOL_NAMES: &[(&str, u32)] = &[
+    ("unspec", 0),
+    ("redirect", 1),
+    ("kernel", 2),
+    ("boot", 3),
+    ("static", 4),
+    ("gated", 8),
+    ("ra", 9),
+    ("mrt", 10),
+    ("zebra", 11),
+    ("bird", 12),
+    ("dnrouted", 13),
+    ("xorp", 14),
+    ("ntk", 15),
+    ("dhcp", 16),
+    ("keepalived", 18),
+    ("babel", 42),
+    ("openr", 99),
+    ("bgp", 186),
+    ("isis", 187),
+    ("ospf", 188),
+    ("rip", 189),
+    ("eigrp", 192),
+];
+
 /// The protocol iproute2 names in a route (none for `boot`, which it
-/// leaves out).
-pub(super) fn proto_name(proto: RouteProto) -> Option<&'static str> {
-    match proto {
-        RouteProto::Kernel => Some("kernel"),
-        RouteProto::Ra => Some("ra"),
-        _ => None,
-    }
+/// leaves out): its name in `rt_protos`, or its number.
+pub(super) fn proto_name(proto: RouteProto) -> Option<String> {
+    (proto != RouteProto::Boot).then(|| protocol_name(proto.number()))
+}
+
+/// A route protocol's name in `rt_protos`, or its number.
+pub(super) fn protocol_name(n: u32) -> String {
+    PROTOCOL_NAMES
+        .iter()
+        .find(|&&(_, number)| number == n)
+        .map_or_else(|| n.to_string(), |(name, _)| name.to_string())
 }
 
 /// One route of `ip route show` (a multipath route's nexthops on lines of
@@ -547,7 +579,7 @@ pub(super) fn route_line(state: &State, group: &[Route], show: RouteShow) -> Str
     if show.table && r.table != MAIN_TABLE {
         fields.push(format!("table {}", table_name(r.table)));
     }
-    if let Some(proto) = proto_name(r.proto) {
+    if let Some(proto) = proto_name(r.proto).filter(|_| show.proto) {
         fields.push(format!("proto {proto}"));
     }
     let ipv4 = r.dst.is_ipv4();
@@ -895,7 +927,7 @@ pub(super) fn route_json(state: &State, group: &[Route], show: RouteShow) -> Str
     if show.table && r.table != MAIN_TABLE {
         fields.push(format!("\"table\":\"{}\"", table_name(r.table)));
     }
-    if let Some(proto) = proto_name(r.proto) {
+    if let Some(proto) = proto_name(r.proto).filter(|_| show.proto) {
         fields.push(format!("\"protocol\":\"{proto}\""));
     }
     if let Some(scope) = scope_name(r) {

@@ -157,6 +157,7 @@ mod transcript {
         link_settings,
         neigh_get,
         stats_detail,
+        route_proto,
         addr_kernel,
         route,
         route6,

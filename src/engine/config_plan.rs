@@ -11,7 +11,7 @@
 
 use super::detour::DETOUR_V6;
 use super::IFACE_ADDRS;
-use crate::cmd::{LinkKind, NetConfig, RouteProto};
+use crate::cmd::{LinkKind, NetConfig};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 use std::net::IpAddr;
 
@@ -213,7 +213,7 @@ fn gateway_routes(config: &NetConfig, detour_v4: Option<Ipv4Address>) -> Vec<(Ip
                 // the model, not for smoltcp unless an address's prefix
                 // holds them, so the engine sends to them itself.
                 (None, false)
-                    if route.proto == RouteProto::Boot
+                    if route.proto.by_user()
                         && route.kind.unicast()
                         && ether.is_some_and(|e| e == route.dev) =>
                 {

@@ -119,6 +119,10 @@ pub enum RouteProto {
     Ra,
     /// A route added with `ip route add` (iproute2's default protocol, "boot").
     Boot,
+    /// A route added with `ip route add ... protocol P` naming another
+    /// protocol (`static`, `dhcp`, a number...): its rtnetlink number. The
+    /// stack treats it as any route added by hand; `ip` shows the protocol.
+    Other(u8),
 }
 
 impl RouteProto {
@@ -128,7 +132,37 @@ impl RouteProto {
             RouteProto::Kernel => 2,
             RouteProto::Boot => 3,
             RouteProto::Ra => 9,
+            RouteProto::Other(n) => u32::from(n),
         }
+    }
+
+    /// The protocol of a route `ip route add ... protocol N` adds: a route
+    /// added by hand whatever it says (`proto kernel` or `proto ra` only
+    /// label it, as on Linux, where what a route is comes from its flags).
+    pub(crate) fn added_as(n: u8) -> RouteProto {
+        match n {
+            3 => RouteProto::Boot,
+            n => RouteProto::Other(n),
+        }
+    }
+
+    /// Its name as iproute2 prints it (`/etc/iproute2/rt_protos`' names), or
+    /// its number.
+    ///
+    /// ```
+    /// use vdestack::cmd::RouteProto;
+    /// assert_eq!(RouteProto::Kernel.name(), "kernel");
+    /// assert_eq!(RouteProto::Other(4).name(), "static");
+    /// assert_eq!(RouteProto::Other(77).name(), "77");
+    /// ```
+    pub fn name(self) -> String {
+        crate::cmd::show::protocol_name(self.number())
+    }
+
+    /// Whether a command added the route (not the kernel for an address, nor
+    /// a router advertisement).
+    pub(crate) fn by_user(self) -> bool {
+        !matches!(self, RouteProto::Kernel | RouteProto::Ra)
     }
 }
 

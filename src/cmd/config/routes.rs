@@ -55,10 +55,7 @@ pub(crate) struct RouteReq {
 /// another goes to its prefix with its metric (`rt6_qualify_for_ecmp`): a
 /// unicast route through a gateway, added with `ip route`.
 pub(super) fn ecmp_capable(r: &Route) -> bool {
-    r.dst.is_ipv6()
-        && r.via.is_some()
-        && r.kind == RouteType::Unicast
-        && r.proto == RouteProto::Boot
+    r.dst.is_ipv6() && r.via.is_some() && r.kind == RouteType::Unicast && r.proto.by_user()
 }
 
 /// Whether `a` and `b` are nexthops of one multipath route (siblings).
@@ -261,11 +258,7 @@ impl State {
     }
 
     fn check_route_limit(&self, extra: usize) -> Result<(), CmdError> {
-        let user = self
-            .routes
-            .iter()
-            .filter(|r| r.proto == RouteProto::Boot)
-            .count();
+        let user = self.routes.iter().filter(|r| r.proto.by_user()).count();
         if user + extra > MAX_USER_ROUTES {
             return Err(kernel(&format!(
                 "vdestack: too many routes (limit {MAX_USER_ROUTES})."
@@ -554,7 +547,9 @@ impl State {
             prefix_len: req.prefix_len,
             via,
             dev,
-            proto: RouteProto::Boot,
+            proto: req
+                .proto
+                .map_or(RouteProto::Boot, |n| RouteProto::added_as(n as u8)),
             src: req.src,
             metric,
             weight: req.weight,

@@ -73,10 +73,6 @@ fn route_add(
     mode: RouteMode,
 ) -> Result<String, CmdError> {
     let req = parse_route(|dev| state.find(dev), family, words)?;
-    if req.proto.is_some() {
-        // The model's routes know three protocols; a delete matches them.
-        return Err(unsupported("\"ip route ... protocol\""));
-    }
     if req.more_nexthops.is_empty() {
         let checked = state.check_route_add(&req, mode);
         state.create_table_for(&req);
@@ -598,6 +594,7 @@ fn route_list(
     let show = show::RouteShow {
         dev: selector.dev.is_none(),
         metric: selector.metric.is_none(),
+        proto: selector.proto.is_none(),
         // iproute2 names a route's table only when listing them all.
         table: selector.table.is_none(),
         oneline: style.oneline,
@@ -748,36 +745,10 @@ fn route_protocol(value: &str) -> Result<Option<u32>, CmdError> {
         .ok_or_else(|| invarg("invalid \"protocol\"\n", value))
 }
 
-/// The names of a stock `/etc/iproute2/rt_protos` (iproute2 6.1, Debian 12).
-const PROTOCOL_NAMES: &[(&str, u32)] = &[
-    ("unspec", 0),
-    ("redirect", 1),
-    ("kernel", 2),
-    ("boot", 3),
-    ("static", 4),
-    ("gated", 8),
-    ("ra", 9),
-    ("mrt", 10),
-    ("zebra", 11),
-    ("bird", 12),
-    ("dnrouted", 13),
-    ("xorp", 14),
-    ("ntk", 15),
-    ("dhcp", 16),
-    ("keepalived", 18),
-    ("babel", 42),
-    ("openr", 99),
-    ("bgp", 186),
-    ("isis", 187),
-    ("ospf", 188),
-    ("rip", 189),
-    ("eigrp", 192),
-];
-
 /// A route protocol as iproute2 reads it (`rtnl_rtprot_a2n` with the names of
 /// a stock `rt_protos`): a name or a number up to 255.
 fn protocol_number(value: &str) -> Option<u32> {
-    match PROTOCOL_NAMES.iter().find(|(name, _)| *name == value) {
+    match show::PROTOCOL_NAMES.iter().find(|(name, _)| *name == value) {
         Some(&(_, n)) => Some(n),
         None => parse::get_u32(value).filter(|&n| n <= 255),
     }

@@ -613,6 +613,7 @@ fn fibmatch(state: &State, a: &RouteAnswer, json: bool, oneline: bool) -> Result
     let show = show::RouteShow {
         dev: true,
         metric: true,
+        proto: true,
         table: r.dst.is_ipv6(),
         oneline,
     };
