@@ -126,16 +126,7 @@ fn neigh_modify(
                 return Err(unsupported("\"ip neigh ... protocol\""));
             }
             "dev" => dev = Some(args.value()?),
-            _ => {
-                let word = if word == "to" { args.value()? } else { word };
-                if matches(word, "help") {
-                    return Err(usage(NEIGH_USAGE));
-                }
-                if dst.is_some() {
-                    return Err(duparg2("to", word));
-                }
-                dst = Some(get_addr(word, family, "to")?);
-            }
+            _ => read_destination(&mut args, word, family, &mut dst)?,
         }
     }
     let (Some(dst), Some(dev)) = (dst, dev) else {
@@ -168,6 +159,25 @@ struct Listing<'a> {
 }
 
 /// `ip neigh show|flush [to PREFIX] [dev DEV] [nud STATE|all]`.
+/// `[to] ADDR` of `ip neigh add|del|get`, starting at `word`, into `dst`
+/// (iproute2's error for a second one).
+fn read_destination(
+    args: &mut Args,
+    word: &str,
+    family: Family,
+    dst: &mut Option<IpAddr>,
+) -> Result<(), CmdError> {
+    let word = if word == "to" { args.value()? } else { word };
+    if matches(word, "help") {
+        return Err(usage(NEIGH_USAGE));
+    }
+    if dst.is_some() {
+        return Err(duparg2("to", word));
+    }
+    *dst = Some(get_addr(word, family, "to")?);
+    Ok(())
+}
+
 /// `ip neigh get [to] ADDR dev DEV`: the one entry, static or learned, as
 /// `ip neigh show` prints it with the device (iproute2 6.1 prints text even
 /// with `-j`), or the kernel's "not found".
@@ -187,16 +197,7 @@ fn neigh_get(
                 args.value()?;
                 return Err(unsupported("\"ip neigh get ... proxy\""));
             }
-            _ => {
-                let word = if word == "to" { args.value()? } else { word };
-                if matches(word, "help") {
-                    return Err(usage(NEIGH_USAGE));
-                }
-                if dst.is_some() {
-                    return Err(duparg2("to", word));
-                }
-                dst = Some(get_addr(word, family, "any valid")?);
-            }
+            _ => read_destination(&mut args, word, family, &mut dst)?,
         }
     }
     let (Some(dev), Some(dst)) = (dev, dst) else {
