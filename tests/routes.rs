@@ -715,6 +715,12 @@ fn local_routes_take_their_prefix_in(backend: Backend) {
         (&buf[..n], from),
         (&b"back"[..], "10.6.0.9:7202".parse().unwrap())
     );
+    // A prefix holding the peer's own address makes its packets martians:
+    // Linux neither answers its ARP requests nor takes its SYNs.
+    a.cmd("/bin/ip route add local 10.0.0.0/24 dev lo")
+        .expect("the peer's prefix");
+    let to: SocketAddr = "10.0.0.9:7200".parse().unwrap();
+    TcpStream::connect_timeout(&b, &to, Duration::from_secs(1)).expect_err("a martian's connect");
 }
 
 on_both_backends! {

@@ -600,6 +600,9 @@ impl Engine {
         if self.beyond_table.is_empty() && self.anyip.is_empty() {
             return self.ingest(frame);
         }
+        if !self.anyip.is_empty() && self.from_anyip(frame) {
+            return;
+        }
         // For an address smoltcp does not hold, the engine answers neighbour
         // solicitations (smoltcp would not see them as its own) and lets
         // smoltcp take the packets (AnyIP) and ARP requests.
@@ -627,6 +630,18 @@ impl Engine {
         self.iface.set_any_ip(beyond || anyip);
         self.ingest(frame);
         self.iface.set_any_ip(false);
+    }
+
+    /// Whether `frame` is an IPv4 packet, or an ARP request, from an address
+    /// a user's `local` route makes the stack's (a peer's, under `ip route
+    /// add local 10.0.0.0/24 dev lo`): Linux takes such a source for a
+    /// martian and drops the packet, and leaves the request unanswered
+    /// (checked on Linux 6.18).
+    fn from_anyip(&self, frame: &[u8]) -> bool {
+        let from = frames::ip_src(frame)
+            .filter(IpAddr::is_ipv4)
+            .or_else(|| frames::arp_request(frame).map(|(_, asker)| asker.into()));
+        from.is_some_and(|from| is_anyip(&self.anyip, &self.config, from))
     }
 
     /// Whether `frame` is a packet to, or an ARP request for, an address
