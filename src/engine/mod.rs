@@ -600,7 +600,7 @@ impl Engine {
         if self.beyond_table.is_empty() && self.anyip.is_empty() {
             return self.ingest(frame);
         }
-        if !self.anyip.is_empty() && self.from_anyip(frame) {
+        if !self.anyip.is_empty() && self.martian_source(frame) {
             return;
         }
         // For an address smoltcp does not hold, the engine answers neighbour
@@ -637,7 +637,7 @@ impl Engine {
     /// add local 10.0.0.0/24 dev lo`): Linux takes such a source for a
     /// martian and drops the packet, and leaves the request unanswered
     /// (checked on Linux 6.18).
-    fn from_anyip(&self, frame: &[u8]) -> bool {
+    fn martian_source(&self, frame: &[u8]) -> bool {
         let from = frames::ip_src(frame)
             .filter(IpAddr::is_ipv4)
             .or_else(|| frames::arp_request(frame).map(|(_, asker)| asker.into()));
