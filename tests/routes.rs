@@ -685,12 +685,7 @@ fn local_routes_take_their_prefix_in(backend: Backend) {
         let (mut conn, _) = listener.accept().unwrap();
         assert_eq!(conn.local_addr().unwrap(), addr, "accepted on {addr}");
         assert_eq!(client.peer_addr().unwrap(), addr);
-        client.write_all(b"ping").unwrap();
-        let mut buf = [0u8; 4];
-        conn.read_exact(&mut buf).unwrap();
-        conn.write_all(b"pong").unwrap();
-        client.read_exact(&mut buf).unwrap();
-        assert_eq!(&buf, b"pong", "{addr}");
+        common::ping_pong(&mut client, &mut conn, &addr.to_string());
     }
     let bound = UdpSocket::bind(&a, "10.6.0.9:7202").expect("IPv4 bind under the route");
     let any = UdpSocket::bind(&a, "0.0.0.0:7203").unwrap();

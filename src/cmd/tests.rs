@@ -1033,6 +1033,12 @@ fn local_addresses_for_bind() {
     assert!(!cfg.is_local_addr(ip("10.1.1.7")));
 }
 
+/// Both links up, 10.0.0.1/24 and fd00::1/64 on `vde0`, and a `local` route
+/// of each family through it.
+const ANYIP_SETUP: &str = "/bin/ip link set lo up; /bin/ip link set vde0 up; \
+     /bin/ip addr add 10.0.0.1/24 dev vde0; /bin/ip -6 addr add fd00::1/64 dev vde0 nodad; \
+     /bin/ip route add local 10.5.0.0/16 dev vde0; /bin/ip -6 route add local fd05::/64 dev vde0";
+
 /// A user's `local` route makes every address of its prefix the stack's, as
 /// on Linux (AnyIP; checked on Linux 6.18): IPv4 `bind()` works, lookups say
 /// `local` from the address itself; an IPv6 `bind()` still fails (Linux asks
@@ -1043,17 +1049,8 @@ fn local_addresses_for_bind() {
 #[test]
 fn local_routes_make_their_prefix_local() {
     let mut cfg = fresh();
-    ok(
-        &mut cfg,
-        "/bin/ip link set lo up; /bin/ip link set vde0 up; \
-         /bin/ip addr add 10.0.0.1/24 dev vde0; /bin/ip -6 addr add fd00::1/64 dev vde0 nodad",
-    );
     assert!(!cfg.is_local_addr(ip("10.5.0.7")));
-    ok(
-        &mut cfg,
-        "/bin/ip route add local 10.5.0.0/16 dev vde0; \
-         /bin/ip -6 route add local fd05::/64 dev vde0",
-    );
+    ok(&mut cfg, ANYIP_SETUP);
     assert!(cfg.is_local_addr(ip("10.5.0.7")));
     assert!(cfg.is_local_addr(ip("10.5.255.255")));
     assert!(!cfg.is_local_addr(ip("10.6.0.7")));
