@@ -652,7 +652,9 @@ fn address_attributes_shape_routes(backend: Backend) {
 /// (the stack answers ARP for the address, `dev lo` route or not); the stack
 /// reaches it itself; a UDP socket bound to one (IPv4 `bind()` works) answers
 /// from it, one on 0.0.0.0 hears datagrams to any; IPv6 delivers too, though
-/// its `bind()` fails (EADDRNOTAVAIL: Linux asks its address list).
+/// its `bind()` fails (EADDRNOTAVAIL: Linux asks its address list) and
+/// neighbour solicitations for the prefix are not answered; a peer whose own
+/// address falls in such a prefix is a martian.
 fn local_routes_take_their_prefix_in(backend: Backend) {
     let (a, b, _switch) = two_stacks(backend);
     a.cmd(
@@ -673,11 +675,12 @@ fn local_routes_take_their_prefix_in(backend: Backend) {
     let wait = Duration::from_secs(20);
     let listener = vdestack::TcpListener::bind(&a, "0.0.0.0:7200").unwrap();
     let listener6 = vdestack::TcpListener::bind(&a, "[::]:7201").unwrap();
-    let to: [(&Stack, SocketAddr, &vdestack::TcpListener); 4] = [
+    let to: [(&Stack, SocketAddr, &vdestack::TcpListener); 5] = [
         (&b, "10.5.0.7:7200".parse().unwrap(), &listener),
         (&b, "10.6.0.7:7200".parse().unwrap(), &listener),
         (&b, "[fd05::7]:7201".parse().unwrap(), &listener6),
         (&a, "10.5.0.8:7200".parse().unwrap(), &listener),
+        (&a, "[fd05::8]:7201".parse().unwrap(), &listener6),
     ];
     for (from, addr, listener) in to {
         let mut client = TcpStream::connect_timeout(from, &addr, wait)
@@ -710,6 +713,15 @@ fn local_routes_take_their_prefix_in(backend: Backend) {
         (&buf[..n], from),
         (&b"back"[..], "10.6.0.9:7202".parse().unwrap())
     );
+    // Neighbour solicitations for such an address go unanswered: a peer
+    // that takes the prefix for on-link never reaches it.
+    b.cmd("/bin/ip -6 route add fd06::/64 dev vde0")
+        .expect("an on-link IPv6 prefix");
+    a.cmd("/bin/ip -6 route add local fd06::/64 dev lo")
+        .expect("its local route");
+    let to: SocketAddr = "[fd06::7]:7201".parse().unwrap();
+    TcpStream::connect_timeout(&b, &to, Duration::from_secs(1))
+        .expect_err("no neighbour advertisement");
     // A prefix holding the peer's own address makes its packets martians:
     // Linux neither answers its ARP requests nor takes its SYNs.
     a.cmd("/bin/ip route add local 10.0.0.0/24 dev lo")
