@@ -1065,7 +1065,9 @@ impl Engine {
             // sent itself: from the wire, Linux drops 127/8 as martian.
             // So for an address under a user's `local` route (AnyIP).
             let lo_net = frames::ipv4_dst(&frame).is_some_and(in_lo_net)
-                || frames::ip_dst(&frame).is_some_and(|to| is_anyip(&self.anyip, &self.config, to));
+                || (!self.anyip.is_empty()
+                    && frames::ip_dst(&frame)
+                        .is_some_and(|to| is_anyip(&self.anyip, &self.config, to)));
             self.iface.set_any_ip(lo_net);
             self.ingest(&frame);
             self.iface.set_any_ip(false);
