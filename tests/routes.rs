@@ -651,7 +651,8 @@ fn address_attributes_shape_routes(backend: Backend) {
 /// being that address, through a gateway route at the peer or an on-link one
 /// (the stack answers ARP for the address, `dev lo` route or not); the stack
 /// reaches it itself; a UDP socket bound to one (IPv4 `bind()` works) answers
-/// from it, one on 0.0.0.0 hears datagrams to any; IPv6 delivers too, though
+/// from it, one on 0.0.0.0 hears datagrams to any; an echo request is
+/// answered from the address asked; IPv6 delivers too, though
 /// its `bind()` fails (EADDRNOTAVAIL: Linux asks its address list) and
 /// neighbour solicitations for the prefix are not answered; a peer whose own
 /// address falls in such a prefix is a martian.
@@ -713,6 +714,18 @@ fn local_routes_take_their_prefix_in(backend: Backend) {
         (&buf[..n], from),
         (&b"back"[..], "10.6.0.9:7202".parse().unwrap())
     );
+    // Echo requests are answered from the address asked.
+    let pinger = vdestack::PingSocket::bind(&b, "0.0.0.0".parse().unwrap()).unwrap();
+    pinger.set_read_timeout(Some(wait)).unwrap();
+    let target: std::net::IpAddr = "10.5.0.7".parse().unwrap();
+    pinger
+        .send_to(
+            &vdestack::PingSocket::echo_request(false, 1, b"anyip"),
+            target,
+        )
+        .unwrap();
+    let (_, from) = pinger.recv_from(&mut buf).expect("an echo reply");
+    assert_eq!(from, target);
     // Neighbour solicitations for such an address go unanswered: a peer
     // that takes the prefix for on-link never reaches it.
     b.cmd("/bin/ip -6 route add fd06::/64 dev vde0")
