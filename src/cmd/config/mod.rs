@@ -395,7 +395,8 @@ pub struct NextHop {
     pub addr: IpAddr,
     /// The source address Linux would pick, if any address is usable.
     pub src: Option<IpAddr>,
-    /// The destination is one of the stack's own addresses (or in 127.0.0.0/8).
+    /// The destination is one of the stack's own addresses (or in 127.0.0.0/8,
+    /// or under a `local` route).
     pub local: bool,
 }
 
