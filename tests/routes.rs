@@ -6,7 +6,8 @@
 //! smoltcp's 8 address slots reaches a peer in each; IPv4 goes through an IPv6
 //! gateway (RFC 5549); `ip neigh flush` forgets learned neighbours; an
 //! address whose local-table entry was deleted is no longer the stack's to
-//! take packets for.
+//! take packets for; a `local` route makes every address of its prefix the
+//! stack's (AnyIP).
 //!
 //! Every test builds its own network in a temporary directory; nothing leaves the
 //! machine.
@@ -643,6 +644,105 @@ fn address_attributes_shape_routes(backend: Backend) {
     assert_eq!(from.ip(), "10.0.0.3".parse::<std::net::IpAddr>().unwrap());
 }
 
+/// A `local` route makes every address of its prefix the stack's (Linux's
+/// AnyIP; the kernel backend is the oracle): `ip route get` answers `local`
+/// from the address itself; a peer reaches a listener on 0.0.0.0 at such an
+/// address, the connection's local address (the source of what goes back)
+/// being that address, through a gateway route at the peer or an on-link one
+/// (the stack answers ARP for the address, `dev lo` route or not); the stack
+/// reaches it itself; a UDP socket bound to one (IPv4 `bind()` works) answers
+/// from it, one on 0.0.0.0 hears datagrams to any; an echo request is
+/// answered from the address asked; IPv6 delivers too, though
+/// its `bind()` fails (EADDRNOTAVAIL: Linux asks its address list) and
+/// neighbour solicitations for the prefix are not answered; a peer whose own
+/// address falls in such a prefix is a martian.
+fn local_routes_take_their_prefix_in(backend: Backend) {
+    let (a, b, _switch) = two_stacks(backend);
+    a.cmd(
+        "/bin/ip link set lo up; /bin/ip route add local 10.5.0.0/16 dev vde0; \
+         /bin/ip route add local 10.6.0.0/16 dev lo; \
+         /bin/ip -6 route add local fd05::/64 dev vde0",
+    )
+    .expect("configure a");
+    b.cmd(
+        "/bin/ip route add 10.5.0.0/16 via 10.0.0.1; /bin/ip route add 10.6.0.0/16 dev vde0; \
+         /bin/ip -6 route add fd05::/64 via fd00::1",
+    )
+    .expect("configure b");
+    assert_eq!(
+        a.cmd_output("/bin/ip route get 10.5.0.7").unwrap(),
+        "local 10.5.0.7 dev lo src 10.5.0.7 uid 0 \n    cache <local> \n"
+    );
+    let wait = Duration::from_secs(20);
+    let listener = vdestack::TcpListener::bind(&a, "0.0.0.0:7200").unwrap();
+    let listener6 = vdestack::TcpListener::bind(&a, "[::]:7201").unwrap();
+    let to: [(&Stack, SocketAddr, &vdestack::TcpListener); 5] = [
+        (&b, "10.5.0.7:7200".parse().unwrap(), &listener),
+        (&b, "10.6.0.7:7200".parse().unwrap(), &listener),
+        (&b, "[fd05::7]:7201".parse().unwrap(), &listener6),
+        (&a, "10.5.0.8:7200".parse().unwrap(), &listener),
+        (&a, "[fd05::8]:7201".parse().unwrap(), &listener6),
+    ];
+    for (from, addr, listener) in to {
+        let mut client = TcpStream::connect_timeout(from, &addr, wait)
+            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        let (mut conn, _) = listener.accept().unwrap();
+        assert_eq!(conn.local_addr().unwrap(), addr, "accepted on {addr}");
+        assert_eq!(client.peer_addr().unwrap(), addr);
+        common::ping_pong(&mut client, &mut conn, &addr.to_string());
+    }
+    let bound = UdpSocket::bind(&a, "10.6.0.9:7202").expect("IPv4 bind under the route");
+    let any = UdpSocket::bind(&a, "0.0.0.0:7203").unwrap();
+    let err = UdpSocket::bind(&a, "[fd05::9]:0").expect_err("IPv6 bind");
+    assert_eq!(errno(&err), libc::EADDRNOTAVAIL, "{err}");
+    let peer = UdpSocket::bind(&b, "0.0.0.0:7204").unwrap();
+    for s in [&bound, &any, &peer] {
+        s.set_read_timeout(Some(wait)).unwrap();
+    }
+    let mut buf = [0u8; 8];
+    peer.send_to(b"to any", "10.5.3.3:7203").unwrap();
+    let (n, from) = any.recv_from(&mut buf).expect("a datagram to 10.5.3.3");
+    assert_eq!(
+        (&buf[..n], from),
+        (&b"to any"[..], "10.0.0.2:7204".parse().unwrap())
+    );
+    peer.send_to(b"hello", "10.6.0.9:7202").unwrap();
+    let (_, from) = bound.recv_from(&mut buf).expect("a datagram to 10.6.0.9");
+    bound.send_to(b"back", from).unwrap();
+    let (n, from) = peer.recv_from(&mut buf).expect("the answer");
+    assert_eq!(
+        (&buf[..n], from),
+        (&b"back"[..], "10.6.0.9:7202".parse().unwrap())
+    );
+    // Echo requests are answered from the address asked.
+    let pinger = vdestack::PingSocket::bind(&b, "0.0.0.0".parse().unwrap()).unwrap();
+    pinger.set_read_timeout(Some(wait)).unwrap();
+    let target: std::net::IpAddr = "10.5.0.7".parse().unwrap();
+    pinger
+        .send_to(
+            &vdestack::PingSocket::echo_request(false, 1, b"anyip"),
+            target,
+        )
+        .unwrap();
+    let (_, from) = pinger.recv_from(&mut buf).expect("an echo reply");
+    assert_eq!(from, target);
+    // Neighbour solicitations for such an address go unanswered: a peer
+    // that takes the prefix for on-link never reaches it.
+    b.cmd("/bin/ip -6 route add fd06::/64 dev vde0")
+        .expect("an on-link IPv6 prefix");
+    a.cmd("/bin/ip -6 route add local fd06::/64 dev lo")
+        .expect("its local route");
+    let to: SocketAddr = "[fd06::7]:7201".parse().unwrap();
+    TcpStream::connect_timeout(&b, &to, Duration::from_secs(1))
+        .expect_err("no neighbour advertisement");
+    // A prefix holding the peer's own address makes its packets martians:
+    // Linux neither answers its ARP requests nor takes its SYNs.
+    a.cmd("/bin/ip route add local 10.0.0.0/24 dev lo")
+        .expect("the peer's prefix");
+    let to: SocketAddr = "10.0.0.9:7200".parse().unwrap();
+    TcpStream::connect_timeout(&b, &to, Duration::from_secs(1)).expect_err("a martian's connect");
+}
+
 on_both_backends! {
     multicast_local: super::multicast_through_the_local_table;
     deleted_local: super::deleted_local_entries;
@@ -650,4 +750,5 @@ on_both_backends! {
     reject_routes: super::reject_routes_refuse_local_traffic;
     reject_routes_answers: super::reject_routes_stop_answers;
     neighbours_flush: super::neighbours_flushed;
+    local_routes: super::local_routes_take_their_prefix_in;
 }

@@ -400,12 +400,7 @@ fn loopback(backend: Backend) {
         let mut client = TcpStream::connect(stack, target).unwrap();
         let (mut server, peer) = listener.accept().unwrap();
         assert_eq!(peer, client.local_addr().unwrap());
-        client.write_all(b"ping").unwrap();
-        let mut buf = [0u8; 4];
-        server.read_exact(&mut buf).unwrap();
-        server.write_all(b"pong").unwrap();
-        client.read_exact(&mut buf).unwrap();
-        assert_eq!(&buf, b"pong", "via {target}");
+        common::ping_pong(&mut client, &mut server, &format!("via {target}"));
     }
 }
 

@@ -198,6 +198,7 @@ mod transcript {
         local_readd,
         route_del_proto,
         local_dad_order,
+        anyip,
     );
 }
 
@@ -1033,6 +1034,78 @@ fn local_addresses_for_bind() {
     assert!(cfg.is_local_addr(ip("10.1.1.7")));
     ok(&mut cfg, "/bin/ip addr del 10.1.1.1/24 dev lo");
     assert!(!cfg.is_local_addr(ip("10.1.1.7")));
+}
+
+/// Both links up, 10.0.0.1/24 and fd00::1/64 on `vde0`, and a `local` route
+/// of each family through it.
+const ANYIP_SETUP: &str = "/bin/ip link set lo up; /bin/ip link set vde0 up; \
+     /bin/ip addr add 10.0.0.1/24 dev vde0; /bin/ip -6 addr add fd00::1/64 dev vde0 nodad; \
+     /bin/ip route add local 10.5.0.0/16 dev vde0; /bin/ip -6 route add local fd05::/64 dev vde0";
+
+/// A user's `local` route makes every address of its prefix the stack's, as
+/// on Linux (AnyIP; checked on Linux 6.18): IPv4 `bind()` works, lookups say
+/// `local` from the address itself; an IPv6 `bind()` still fails (Linux asks
+/// its address list) though the lookup says `local`. IPv4 looks the local
+/// and main tables up as one, so a longer route of the main table takes its
+/// part of the prefix; a `local` route of the main table works too; one of
+/// another table is not looked up.
+#[test]
+fn local_routes_make_their_prefix_local() {
+    let mut cfg = fresh();
+    assert!(!cfg.is_local_addr(ip("10.5.0.7")));
+    ok(&mut cfg, ANYIP_SETUP);
+    assert!(cfg.is_local_addr(ip("10.5.0.7")));
+    assert!(cfg.is_local_addr(ip("10.5.255.255")));
+    assert!(!cfg.is_local_addr(ip("10.6.0.7")));
+    assert!(
+        !cfg.is_local_addr(ip("fd05::7")),
+        "IPv6 bind: EADDRNOTAVAIL"
+    );
+    for (dst, src) in [("10.5.0.7", "10.5.0.7"), ("fd05::7", "fd00::1")] {
+        let hop = cfg.lookup(ip(dst)).unwrap();
+        assert!(hop.local, "{dst}");
+        assert_eq!((hop.dev, hop.src), (1, Some(ip(src))), "{dst}");
+    }
+    // A longer route of the main table takes its part.
+    ok(&mut cfg, "/bin/ip route add 10.5.1.0/24 via 10.0.0.254");
+    assert!(!cfg.is_local_addr(ip("10.5.1.7")));
+    assert!(!cfg.lookup(ip("10.5.1.7")).unwrap().local);
+    assert!(cfg.is_local_addr(ip("10.5.2.7")));
+    ok(
+        &mut cfg,
+        "/bin/ip route del 10.5.1.0/24; /bin/ip route del local 10.5.0.0/16 dev vde0",
+    );
+    assert!(!cfg.is_local_addr(ip("10.5.0.7")));
+    ok(
+        &mut cfg,
+        "/bin/ip route add local 10.5.0.0/16 dev lo table main",
+    );
+    assert!(cfg.is_local_addr(ip("10.5.0.7")));
+    ok(
+        &mut cfg,
+        "/bin/ip route del local 10.5.0.0/16 dev lo table main; \
+         /bin/ip route add local 10.5.0.0/16 dev vde0 table 100",
+    );
+    assert!(!cfg.is_local_addr(ip("10.5.0.7")));
+    // A route's `src` is the source of what the stack sends there.
+    ok(
+        &mut cfg,
+        "/bin/ip route add local 10.6.0.0/16 dev lo src 10.0.0.1; \
+         /bin/ip route add 10.9.0.0/16 via 10.0.0.254 src 10.6.0.7",
+    );
+    assert_eq!(
+        cfg.lookup(ip("10.6.0.9")).unwrap().src,
+        Some(ip("10.0.0.1"))
+    );
+    assert_eq!(
+        cfg.lookup(ip("10.9.0.9")).unwrap().src,
+        Some(ip("10.6.0.7"))
+    );
+    // A broadcast address under the prefix stays one.
+    ok(&mut cfg, "/bin/ip route add local 10.0.0.0/24 dev lo");
+    assert!(cfg.is_local_addr(ip("10.0.0.9")));
+    assert!(!cfg.is_local_addr(ip("10.0.0.255")));
+    assert!(cfg.is_broadcast(ip("10.0.0.255")));
 }
 
 // ---- generation ----

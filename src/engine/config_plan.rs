@@ -65,6 +65,12 @@ pub(super) struct Plan {
     pub detour_v4: Option<(Ipv4Address, Ipv4Address)>,
     /// Whether IPv6 prefixes are detoured.
     pub detour_v6: bool,
+    /// The prefixes of the user's `local` routes the lookup reads (`ip route
+    /// add local 10.5.0.0/16 dev lo`: Linux's AnyIP). The engine lets smoltcp
+    /// take the frames to an address under one, when the model's lookup ends
+    /// on that route (`NetConfig::is_anyip`), and send the connections'
+    /// frames from it, as for the addresses beyond its table.
+    pub anyip: Vec<IpCidr>,
 }
 
 impl Plan {
@@ -92,6 +98,11 @@ impl Plan {
             detours: Vec::new(),
             detour_v4: None,
             detour_v6: false,
+            anyip: config
+                .anyip_prefixes()
+                .into_iter()
+                .map(|(dst, len)| IpCidr::new(dst.into(), len))
+                .collect(),
         };
         let mut wire_addrs = Vec::new();
         let mut cidrs: Vec<(u8, IpCidr)> = Vec::new();
@@ -142,6 +153,7 @@ impl Plan {
         plan.beyond_table = beyond.iter().map(IpCidr::address).collect();
         let (detours, detour_v4) = super::detour::detour_routes(&fits, &beyond);
         plan.routes = gateway_routes(config, detour_v4.map(|(gateway, _)| gateway));
+        plan.routes.extend(anyip_routes(&plan, &fits));
         plan.detours = detours;
         // The made-up IPv4 next hop is handed to smoltcp only when a route uses it.
         plan.detour_v4 = detour_v4.filter(|(gateway, _)| {
@@ -165,6 +177,25 @@ impl Plan {
         }
         plan
     }
+}
+
+/// smoltcp's routes to the prefixes of `local` routes: smoltcp sends only
+/// where a prefix it holds or a route leads, so a packet the stack sends to
+/// an address under one goes through one of the stack's own addresses that
+/// smoltcp holds (`fits`), whose neighbour request the engine answers with
+/// the stack's own hardware address (`FrameIo::route`): the packet then comes
+/// back in through the loopback, as on Linux it is delivered locally.
+fn anyip_routes(plan: &Plan, fits: &[IpCidr]) -> Vec<(IpCidr, IpAddress)> {
+    let own = |v4: bool| {
+        fits.iter().map(IpCidr::address).find(|a| match a {
+            IpAddress::Ipv4(a) => v4 && plan.local_v4.contains(a),
+            IpAddress::Ipv6(a) => !v4 && !a.is_loopback() && plan.local_v6.contains(a),
+        })
+    };
+    plan.anyip
+        .iter()
+        .filter_map(|cidr| Some((*cidr, own(matches!(cidr, IpCidr::Ipv4(_)))?)))
+        .collect()
 }
 
 /// The on-link prefix of an address: its network bits and length.
@@ -323,8 +354,50 @@ mod tests {
                 detours: Vec::new(),
                 detour_v4: None,
                 detour_v6: false,
+                anyip: Vec::new(),
             }
         );
+    }
+
+    #[test]
+    fn local_routes_of_the_tables_looked_up_are_anyip_prefixes() {
+        let config = model(
+            "/bin/ip link set lo up; /bin/ip link set vde0 up; \
+             /bin/ip addr add 10.0.0.1/24 dev vde0; \
+             /bin/ip route add local 10.5.0.0/16 dev vde0; \
+             /bin/ip route add local 10.6.0.0/16 dev lo table main; \
+             /bin/ip route add local 10.7.0.0/16 dev vde0 table 100; \
+             /bin/ip -6 route add local fd05::/64 dev vde0; \
+             /bin/ip route add 10.5.1.0/24 via 10.0.0.254",
+        );
+        let plan = Plan::new(&config, fresh());
+        for prefix in ["10.5.0.0/16", "10.6.0.0/16", "fd05::/64"] {
+            assert!(
+                plan.anyip.contains(&cidr(prefix)),
+                "{prefix}: {:?}",
+                plan.anyip
+            );
+        }
+        assert_eq!(plan.anyip.len(), 3, "{:?}", plan.anyip);
+        assert!(
+            !plan.anyip.contains(&cidr("10.7.0.0/16")),
+            "table 100 is not looked up"
+        );
+        let addr = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(config.is_anyip(addr("10.5.0.7")));
+        assert!(config.is_anyip(addr("10.6.0.7")));
+        assert!(config.is_anyip(addr("fd05::7")));
+        assert!(!config.is_anyip(addr("10.7.0.7")));
+        // The main table's more specific route takes its part of the prefix.
+        assert!(!config.is_anyip(addr("10.5.1.7")));
+        // smoltcp holds none of them, but sends to them through an address
+        // of the stack's, whose neighbour answer comes back from the engine.
+        assert!(plan.addrs.unwrap().iter().all(|c| !plan.anyip.contains(c)));
+        assert!(plan.beyond_table.is_empty());
+        let own = IpAddress::v4(10, 0, 0, 1);
+        assert!(plan.routes.contains(&(cidr("10.5.0.0/16"), own)));
+        assert!(plan.routes.contains(&(cidr("10.6.0.0/16"), own)));
+        assert!(!plan.routes.iter().any(|(c, _)| *c == cidr("10.7.0.0/16")));
     }
 
     #[test]

@@ -263,7 +263,9 @@ impl Engine {
         let Some((target, asker)) = frames::arp_request(frame) else {
             return false;
         };
-        let ours = !target.is_loopback() && self.io.local_v4.contains(&target);
+        let ours = !target.is_loopback()
+            && (self.io.local_v4.contains(&target)
+                || super::is_anyip(&self.anyip, &self.config, IpAddr::V4(target)));
         let smoltcp_answers = self
             .iface
             .ip_addrs()

@@ -90,7 +90,7 @@ use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address,
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address,
     Ipv6Address,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -345,6 +345,8 @@ pub(crate) struct Engine {
     synced: Option<u64>,
     /// The stack's addresses beyond smoltcp's table (see `config_plan`).
     beyond_table: Vec<IpAddress>,
+    /// The prefixes of the user's `local` routes (AnyIP, see `config_plan`).
+    anyip: Vec<IpCidr>,
     /// The addresses whose local-table entry was deleted: what comes for
     /// them is dropped (see `config_plan`).
     not_taken_in: Vec<IpAddr>,
@@ -423,6 +425,7 @@ impl Engine {
             config,
             synced: None,
             beyond_table: Vec::new(),
+            anyip: Vec::new(),
             not_taken_in: Vec::new(),
             detours: detour::Detours::default(),
             neighbor_table: neighbors::NeighborTable::default(),
@@ -551,6 +554,7 @@ impl Engine {
         self.io.local_v4 = plan.local_v4;
         self.io.local_v6 = plan.local_v6;
         self.beyond_table = plan.beyond_table;
+        self.anyip = plan.anyip;
         self.not_taken_in = plan.not_taken_in;
         self.detours.v4 = plan.detour_v4;
         self.detours.v6 = plan.detour_v6;
@@ -593,13 +597,17 @@ impl Engine {
         if self.answer_arp_from_afar(frame) {
             return;
         }
-        if self.beyond_table.is_empty() {
+        if self.beyond_table.is_empty() && self.anyip.is_empty() {
             return self.ingest(frame);
+        }
+        if !self.anyip.is_empty() && self.martian_source(frame) {
+            return;
         }
         // For an address smoltcp does not hold, the engine answers neighbour
         // solicitations (smoltcp would not see them as its own) and lets
         // smoltcp take the packets (AnyIP) and ARP requests.
-        if let Some((target, asker)) = frames::neighbor_solicit(frame) {
+        let solicit = frames::neighbor_solicit(frame);
+        if let Some((target, asker)) = solicit {
             if self.beyond_table.contains(&target.into()) && !asker.is_unspecified() {
                 let mut answer = self.io.pool.pop().unwrap_or_default();
                 if frames::write_neighbor_answer(&mut answer, frame, self.io.mac, target, asker) {
@@ -613,9 +621,27 @@ impl Engine {
         let to = frames::ip_dst(frame)
             .or_else(|| frames::arp_request(frame).map(|(target, _)| target.into()));
         let beyond = to.is_some_and(|to| self.beyond_table.contains(&to.into()));
-        self.iface.set_any_ip(beyond);
+        // An address under a user's `local` route is the stack's for packets
+        // and ARP requests, as on Linux (its route lookup says `local`), but
+        // not for neighbour solicitations: Linux answers them only for the
+        // addresses of its list.
+        let anyip =
+            solicit.is_none() && to.is_some_and(|to| is_anyip(&self.anyip, &self.config, to));
+        self.iface.set_any_ip(beyond || anyip);
         self.ingest(frame);
         self.iface.set_any_ip(false);
+    }
+
+    /// Whether `frame` is an IPv4 packet, or an ARP request, from an address
+    /// a user's `local` route makes the stack's (a peer's, under `ip route
+    /// add local 10.0.0.0/24 dev lo`): Linux takes such a source for a
+    /// martian and drops the packet, and leaves the request unanswered
+    /// (checked on Linux 6.18).
+    fn martian_source(&self, frame: &[u8]) -> bool {
+        let from = frames::ip_src(frame)
+            .filter(IpAddr::is_ipv4)
+            .or_else(|| frames::arp_request(frame).map(|(_, asker)| asker.into()));
+        from.is_some_and(|from| is_anyip(&self.anyip, &self.config, from))
     }
 
     /// Whether `frame` is a packet to, or an ARP request for, an address
@@ -1037,7 +1063,11 @@ impl Engine {
             // interface takes 127.0.0.1 only, and drops a packet to any other
             // address unless told to take any (AnyIP). Only for what the stack
             // sent itself: from the wire, Linux drops 127/8 as martian.
-            let lo_net = frames::ipv4_dst(&frame).is_some_and(in_lo_net);
+            // So for an address under a user's `local` route (AnyIP).
+            let lo_net = frames::ipv4_dst(&frame).is_some_and(in_lo_net)
+                || (!self.anyip.is_empty()
+                    && frames::ip_dst(&frame)
+                        .is_some_and(|to| is_anyip(&self.anyip, &self.config, to)));
             self.iface.set_any_ip(lo_net);
             self.ingest(&frame);
             self.iface.set_any_ip(false);
@@ -1168,10 +1198,12 @@ impl Engine {
         self.io.last_tcp = None;
         // smoltcp sends from its own addresses only: a connection on 127.0.0.2
         // (local on Linux, see `receive_loopback`) needs AnyIP to send.
-        // So does one on an address beyond smoltcp's table (`config_plan`).
+        // So does one on an address beyond smoltcp's table (`config_plan`),
+        // or under a user's `local` route.
         let lo_net = entry.socket().local_endpoint().is_some_and(|l| {
             matches!(l.addr, IpAddress::Ipv4(v4) if in_lo_net(v4))
                 || self.beyond_table.contains(&l.addr)
+                || is_anyip(&self.anyip, &self.config, l.addr.into())
         });
         self.iface.set_any_ip(lo_net);
         for _ in 0..64 {
@@ -2022,6 +2054,14 @@ impl Drop for Engine {
         self.tcp = tcp_table::TcpTable::default();
         self.datagrams = datagram_sets::DatagramSets::default();
     }
+}
+
+/// Whether `addr` is the stack's by a user's `local` route (AnyIP): under one
+/// of its `prefixes` (a quick answer for most frames, which are under none),
+/// and so by the model's lookup (a more specific route may take it).
+fn is_anyip(prefixes: &[IpCidr], config: &NetConfig, addr: IpAddr) -> bool {
+    let ip = IpAddress::from(addr);
+    prefixes.iter().any(|p| p.contains_addr(&ip)) && config.is_anyip(addr)
 }
 
 /// Whether `addr` is in 127.0.0.0/8, which Linux's `lo` holds whole.

@@ -371,6 +371,18 @@ pub fn kernel_available(test: &str) -> bool {
     }
 }
 
+/// One exchange over a new connection: `ping` from the client, `pong` back
+/// from the accepted end; `what` names the connection in a failure.
+pub fn ping_pong(client: &mut vdestack::TcpStream, server: &mut vdestack::TcpStream, what: &str) {
+    use std::io::Read;
+    client.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    server.read_exact(&mut buf).unwrap();
+    server.write_all(b"pong").unwrap();
+    client.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"pong", "{what}");
+}
+
 /// A stack of `backend` on `vnl` with interface `vde0`.
 pub fn stack_on(backend: Backend, vnl: &str) -> vdestack::Stack {
     vdestack::Stack::builder()

@@ -22,8 +22,10 @@
 //! list); the engine keeps such an address in smoltcp's table for that.
 //!
 //! The local table's `multicast ff00::/8` entries are where IPv6 multicast
-//! leaves (see `lookup`); the table's user routes (`ip route add ... table
-//! local`) are listed only, as other tables' are.
+//! leaves (see `lookup`); of the table's user routes (`ip route add ... table
+//! local`), the `local` ones make the addresses of their prefix the stack's
+//! (Linux's AnyIP, `State::anyip_route`: lookups, IPv4 `bind()`, the engine),
+//! the others are listed only, as other tables' are.
 //!
 //! Read by `bind()` (through [`super::NetConfig::is_local_addr`]), the
 //! gateway and source checks of the route part, the lookups and `ip route
@@ -39,9 +41,11 @@ const IPV6_MULTICAST_METRIC: u32 = 256;
 impl State {
     /// Is `addr` in Linux's local table (see [`super::NetConfig::is_local_addr`])?
     /// An IPv6 address enters it once duplicate address detection is over,
-    /// and an address whose entry was deleted leaves it.
+    /// and an address whose entry was deleted leaves it; any address the
+    /// lookup finds under a user's `local` route is local too (AnyIP, see
+    /// [`State::anyip_route`]).
     pub(super) fn is_local(&self, addr: IpAddr) -> bool {
-        self.holds(addr, true) && !self.local_entry_gone(addr)
+        (self.holds(addr, true) && !self.local_entry_gone(addr)) || self.anyip_route(addr).is_some()
     }
 
     /// Is `addr` an address of the stack's, usable, whatever the local table
@@ -88,7 +92,8 @@ impl State {
 
     /// The source of a packet to `addr`, a local destination: the source of
     /// its local table entry (an IPv4 secondary's is the primary of its
-    /// subnet, a prefix of `lo`'s its address), else itself.
+    /// subnet, a prefix of `lo`'s its address), else itself; under a user's
+    /// `local` route, what that route gives ([`State::anyip_src`]).
     pub(super) fn local_src(&self, addr: IpAddr) -> Option<IpAddr> {
         let own = self.links.iter().find_map(|l| {
             let i = l.addrs.iter().position(|a| a.addr == addr)?;
@@ -99,6 +104,7 @@ impl State {
             })
         });
         own.or_else(|| self.lo_prefix_of(addr).map(|p| p.addr))
+            .or_else(|| self.anyip_src(addr))
     }
 
     /// The broadcast addresses Linux puts in its local table for up links: any

@@ -6,7 +6,10 @@
 use super::addrs::{v6_rank, SCOPE_LINK, SCOPE_UNIVERSE};
 use super::prefix::in_prefix;
 use super::routes::{in_multipath, siblings};
-use super::{IfAddr, Link, LinkKind, NextHop, NoRoute, Route, RouteType, State, MAIN_TABLE};
+use super::{
+    IfAddr, Link, LinkKind, NextHop, NoRoute, Route, RouteProto, RouteType, State, LOCAL_TABLE,
+    MAIN_TABLE,
+};
 use std::net::{IpAddr, Ipv6Addr};
 
 impl State {
@@ -139,6 +142,89 @@ impl State {
         best
     }
 
+    /// The user's `local` route that makes `dst` one of the stack's own
+    /// (Linux's "AnyIP": `ip route add local 10.5.0.0/16 dev lo`), if the
+    /// lookup ends on one. IPv4 looks the local and main tables up as one
+    /// (Linux merges them while no rule was added): the longest prefix wins,
+    /// at equal length the local table's, then the lower metric, so a more
+    /// specific route of the main table takes its part of the prefix. IPv6
+    /// looks the local table up first, where any match decides, then the
+    /// main table. The kernel's own entries take part: a broadcast address,
+    /// or an IPv6 multicast one, under the route stays what its entry says.
+    pub(super) fn anyip_route(&self, dst: IpAddr) -> Option<&Route> {
+        if dst.is_unspecified() {
+            return None;
+        }
+        let covers = |r: &&Route| in_prefix(dst, r.dst, r.prefix_len);
+        let kernel = self
+            .local_table
+            .iter()
+            .filter(covers)
+            .map(|r| r.prefix_len)
+            .max();
+        let local_in = |table: u32| {
+            self.routes
+                .iter()
+                .filter(move |r| r.table == table && r.kind == RouteType::Local)
+                .filter(covers)
+        };
+        // A main-table route at least as long (and, at equal length in the
+        // same table, of a lower metric) takes the destination.
+        let beaten = |user: &Route| {
+            self.best_route(dst).is_some_and(|m| {
+                m.prefix_len > user.prefix_len
+                    || (m.prefix_len == user.prefix_len
+                        && user.table == MAIN_TABLE
+                        && m.metric < user.metric)
+            })
+        };
+        let user = if dst.is_ipv4() {
+            pick_local(local_in(LOCAL_TABLE).chain(local_in(MAIN_TABLE)))?
+        } else {
+            match pick_local(local_in(LOCAL_TABLE)) {
+                // The local table decides, if it has an entry for `dst`.
+                Some(user) => {
+                    return Some(user).filter(|u| kernel.is_none_or(|k| k < u.prefix_len))
+                }
+                None if kernel.is_some() => return None,
+                None => pick_local(local_in(MAIN_TABLE))?,
+            }
+        };
+        let kernel_first = kernel.is_some_and(|k| k >= user.prefix_len);
+        (!kernel_first && !beaten(user)).then_some(user)
+    }
+
+    /// The source of a packet to `dst`, an address a user's `local` route
+    /// makes the stack's: the route's `src`, else, as Linux's output lookup
+    /// gives a local route, the destination itself for IPv4, and for IPv6
+    /// the source chosen for the route's link, or `::1` when no other is
+    /// usable (checked on Linux 6.18: `ip -6 route get` says `src ::1`).
+    pub(super) fn anyip_src(&self, dst: IpAddr) -> Option<IpAddr> {
+        let r = self.anyip_route(dst)?;
+        match (r.src, dst) {
+            (Some(src), _) => Some(src),
+            (None, IpAddr::V4(_)) => Some(dst),
+            (None, IpAddr::V6(d)) => self.pick_src_v6(r.dev, d).or_else(|| {
+                let loopback = IpAddr::V6(Ipv6Addr::LOCALHOST);
+                self.is_own(loopback).then_some(loopback)
+            }),
+        }
+    }
+
+    /// The prefixes of the user's `local` routes in the tables the lookup
+    /// reads (local and main), which hold the addresses
+    /// [`Self::anyip_route`] may find.
+    pub(super) fn anyip_prefixes(&self) -> Vec<(IpAddr, u8)> {
+        let mut out = Vec::new();
+        for r in &self.routes {
+            let looked_up = r.table == LOCAL_TABLE || r.table == MAIN_TABLE;
+            if looked_up && r.kind == RouteType::Local && !out.contains(&(r.dst, r.prefix_len)) {
+                out.push((r.dst, r.prefix_len));
+            }
+        }
+        out
+    }
+
     /// The nexthops of the multipath route `r` whose links are up, `r` first:
     /// the routes of the table that are its siblings (each nexthop is a route
     /// of its own: for IPv6 those through a gateway to its prefix with its
@@ -260,6 +346,26 @@ impl State {
     }
 }
 
+/// Of `local` routes covering a destination, the one a lookup ends on: the
+/// longest prefix, then the local table's, then the lowest metric, then the
+/// first in table order.
+fn pick_local<'a>(routes: impl Iterator<Item = &'a Route>) -> Option<&'a Route> {
+    let key = |r: &Route| {
+        (
+            r.prefix_len,
+            r.table == LOCAL_TABLE,
+            std::cmp::Reverse(r.metric),
+        )
+    };
+    let mut best: Option<&Route> = None;
+    for r in routes {
+        if best.is_none_or(|b| key(r) > key(b)) {
+            best = Some(r);
+        }
+    }
+    best
+}
+
 /// The scope an IPv4 route reaches: the universe through a gateway (or a
 /// device-only nexthop), the link for an on-link prefix.
 fn reach_of(r: &Route) -> u8 {
@@ -332,6 +438,13 @@ impl State {
             .max_by_key(|r| r.prefix_len)
     }
 
+    /// The table entry that makes `dst` local: the kernel's, else a user's
+    /// `local` route the lookup ends on.
+    fn local_route_for(&self, dst: IpAddr) -> Option<Route> {
+        self.local_entry(dst, RouteType::Local)
+            .or_else(|| self.anyip_route(dst).copied())
+    }
+
     fn route_get_v4(&self, q: &RouteQuery) -> Result<RouteAnswer, NoRoute> {
         let dst = q.dst;
         let lo = self.lo_index();
@@ -363,7 +476,7 @@ impl State {
             if from.is_some_and(|f| self.is_local(f)) {
                 return Err(NoRoute::Blackhole);
             }
-            let entry = self.local_entry(dst, RouteType::Local);
+            let entry = self.local_route_for(dst);
             return Ok(RouteAnswer {
                 src: None,
                 ..local(entry, None)
@@ -376,7 +489,7 @@ impl State {
         }
         // The stack's own addresses: local, even with `lo` down (Linux then
         // answers and drops the packets).
-        let local_entry = self.local_entry(dst, RouteType::Local);
+        let local_entry = self.local_route_for(dst);
         if let Some(entry) = local_entry.filter(|e| q.oif.is_none_or(|d| d == e.dev)) {
             let src = match self.lookup(dst) {
                 Ok(hop) if hop.local => hop.src,
@@ -411,6 +524,7 @@ impl State {
                     .find(|l| l.addrs.iter().any(|a| a.addr == f))
                     .map(|l| l.index)
                     .or_else(|| self.lo_prefix_of(f).map(|_| lo))
+                    .or_else(|| self.anyip_route(f).map(|r| r.dev))
             });
         let oif = q.oif.or(from_link);
         let routed = if from_link.is_some() {
@@ -474,15 +588,20 @@ impl State {
         // A packet coming in gets no source chosen.
         let input = q.iif.is_some();
         let local_entry = self
-            .local_entry(dst, RouteType::Local)
+            .local_route_for(dst)
             .filter(|e| q.oif.is_none_or(|d| d == e.dev));
         if let Some(entry) = local_entry {
-            // Even with `lo` down, as Linux answers.
+            // Even with `lo` down, as Linux answers. An address of the
+            // stack's is its own source.
+            let src = match entry.proto {
+                RouteProto::Kernel => Some(dst),
+                _ => self.local_src(dst),
+            };
             return Ok(RouteAnswer {
                 kind: RouteType::Local,
                 dev: lo,
                 via: None,
-                src: (!input).then_some(dst),
+                src: src.filter(|_| !input),
                 route: Some(entry),
                 local: true,
             });

@@ -299,9 +299,10 @@ pub struct Route {
     /// a gateway reachable, as a link-scope route does.
     pub universe: bool,
     /// The routing table the route is in (254, the main table, unless `ip route
-    /// ... table N` said otherwise). Lookups read only the main table, as a
-    /// namespace's default rules (`ip rule`) do after the local table; the
-    /// others are kept and listed only.
+    /// ... table N` said otherwise). Lookups read the main table, as a
+    /// namespace's default rules (`ip rule`) do after the local table, and
+    /// the `local` routes of the local table; the others are kept and listed
+    /// only.
     pub table: u32,
 }
 
@@ -428,7 +429,8 @@ pub struct NextHop {
     pub addr: IpAddr,
     /// The source address Linux would pick, if any address is usable.
     pub src: Option<IpAddr>,
-    /// The destination is one of the stack's own addresses (or in 127.0.0.0/8).
+    /// The destination is one of the stack's own addresses (or in 127.0.0.0/8,
+    /// or under a `local` route).
     pub local: bool,
 }
 
@@ -668,7 +670,7 @@ impl NetConfig {
     /// Every table's routes, as `ip route show table all` lists them (the
     /// kernel's local table entries included): IPv4 then IPv6, each family's
     /// tables in the order Linux lists them. Only the main table's are looked
-    /// up ([`Self::routes`]).
+    /// up ([`Self::routes`]), and the `local` routes of the local table.
     pub fn all_routes(&self) -> Vec<Route> {
         let mut all: Vec<Route> = self
             .state
@@ -682,8 +684,9 @@ impl NetConfig {
     }
 
     /// Where a packet to `dst` goes, decided as Linux would (and as `ip route get`
-    /// shows): the stack's own addresses, and the prefixes of `lo`'s addresses
-    /// (127.0.0.0/8), are local, which needs `lo` up; otherwise the longest
+    /// shows): the stack's own addresses, the prefixes of `lo`'s addresses
+    /// (127.0.0.0/8), and the addresses under a `local` route of the local or
+    /// main table (AnyIP), are local, which needs `lo` up; otherwise the longest
     /// matching route (connected prefixes and gateways alike; routes exist only on
     /// up links). An IPv4 route through `lo` delivers locally too. An IPv6
     /// multicast destination goes out of the first up link whose local-table
@@ -736,14 +739,30 @@ impl NetConfig {
     /// address inside the prefix of an address of `lo` (all of 127.0.0.0/8 once
     /// 127.0.0.1/8 is there); Linux installs such a prefix while `lo` is up and
     /// keeps it after `lo` goes down; not one whose local-table entry was
-    /// deleted (`ip route del`). IPv6: an address of an up link (Linux asks
-    /// its address list, not the table). The
+    /// deleted (`ip route del`); any address the lookup finds under a
+    /// `local` route of the local or main table (`ip route add local
+    /// 10.5.0.0/16 dev lo`, Linux's AnyIP). IPv6: an address of an up link
+    /// (Linux asks its address list, not the table: an address under a
+    /// `local` route is not one, though packets to it are delivered). The
     /// unspecified addresses are not "assigned"; callers handle wildcards.
     pub fn is_local_addr(&self, addr: IpAddr) -> bool {
         match addr {
             IpAddr::V4(_) => self.state.is_local(addr),
             IpAddr::V6(_) => self.state.is_own(addr),
         }
+    }
+
+    /// Whether a `local` route of the user's makes `addr` the stack's (Linux's
+    /// AnyIP): packets to it are delivered to the stack's sockets, IPv4 and
+    /// IPv6 alike, and a lookup answers `local`.
+    pub(crate) fn is_anyip(&self, addr: IpAddr) -> bool {
+        self.state.anyip_route(addr).is_some()
+    }
+
+    /// The prefixes of the `local` routes the lookup reads (in the local and
+    /// main tables): where [`NetConfig::is_anyip`] may answer yes.
+    pub(crate) fn anyip_prefixes(&self) -> Vec<(IpAddr, u8)> {
+        self.state.anyip_prefixes()
     }
 
     /// The stack's addresses, and broadcast addresses, whose local-table entry
