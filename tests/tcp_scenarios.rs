@@ -66,6 +66,8 @@ struct Seen {
     /// How many segments this side sent before that carried this one's first
     /// sequence number (0: the first transmission).
     again: usize,
+    /// When it reached the other side (its first copy; `None`: dropped).
+    arrived: Option<Duration>,
 }
 
 impl Seen {
@@ -161,6 +163,7 @@ struct Wire {
     fault: Box<dyn FnMut(&Seen) -> Fate>,
     /// SACK-permitted options are taken out of SYNs: neither side then does SACK.
     strip_sack: bool,
+
     /// A segment held back (`Fate::Behind`): its side, how many data segments
     /// it still waits for, its bytes.
     held: Option<(Side, usize, Vec<u8>)>,
@@ -223,9 +226,11 @@ impl Wire {
         };
         let mut fate = Fate::Deliver;
         let mut data = false;
+        let mut traced = None;
         if let Some(seen) = self.read(from, &mut frame) {
             fate = (self.fault)(&seen);
             data = seen.len > 0;
+            traced = Some(self.trace.len());
             self.trace.push(seen);
         }
         let send = |wire: &mut Wire, frame: Vec<u8>| {
@@ -239,6 +244,9 @@ impl Wire {
                 let batch = batch.as_nanos();
                 let nanos = arrival.as_nanos().div_ceil(batch) * batch;
                 arrival = Duration::from_nanos(nanos as u64);
+            }
+            if let Some(seen) = traced.and_then(|i| wire.trace.get_mut(i)) {
+                seen.arrived = seen.arrived.or(Some(arrival));
             }
             wire.in_flight.insert((arrival, wire.sent), (to, frame));
         };
@@ -291,6 +299,7 @@ impl Wire {
                 tcp.fill_checksum(&src, &dst);
             }
         }
+
         let tcp = TcpPacket::new_checked(&*ip.payload_mut()).ok()?;
         let repr = TcpRepr::parse(&tcp, &src, &dst, &ChecksumCapabilities::default())
             .expect("a valid TCP segment");
@@ -345,6 +354,7 @@ impl Wire {
                 })
                 .unwrap_or_default(),
             again,
+            arrived: None,
         })
     }
 
@@ -1006,6 +1016,129 @@ fn bulk_is_acknowledged_every_second_segment() {
     assert!(
         acks * 10 <= data * 6 && acks * 10 >= data * 4,
         "{acks} ACKs for {data} segments\n{}",
+        wire.dump()
+    );
+}
+
+/// How long after data segment `seen` (from b) arrived the first ACK from a
+/// that covers it left (`None`: it never arrived or was never acknowledged).
+fn ack_delay(wire: &Wire, seen: &Seen) -> Option<Duration> {
+    let end = seen.seq + seen.len as u32;
+    let arrived = seen.arrived?;
+    let ack = wire
+        .trace
+        .iter()
+        .find(|s| s.from == Side::A && s.at >= arrived && s.ack.is_some_and(|a| a >= end))?;
+    Some(ack.at - arrived)
+}
+
+/// In steady bulk (past slow start's quick ACKs, nothing lost or out of
+/// order) a stretches its bare ACKs (`engine/ack_stretch.rs`): each waits for
+/// the next while it stays within a quarter of a's window of the last one
+/// that left, and at most 1 ms (the delayed-ACK bound). On this 100 Mbit/s
+/// path that is about one ACK for eight segments, where smoltcp sends one for
+/// two; through a switch every ACK is a frame it carries. No segment waits
+/// past the bound for its acknowledgement, and the transfer keeps the link's
+/// rate.
+#[test]
+fn steady_bulk_stretches_acks() {
+    let mut wire = Wire::new(|_| Fate::Deliver);
+    let total = 3000 * MSS;
+    let done = transfer(&mut wire, total, LIMIT, |_| true).expect("done");
+    // Past the first 256 segments' quick ACKs, before the end.
+    let steady: Vec<&Seen> = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::B && s.len > 0)
+        .filter(|s| s.seq > (400 * MSS) as u32 && s.seq < (2900 * MSS) as u32)
+        .collect();
+    let (from, to) = (steady[0].at, steady[steady.len() - 1].at);
+    let acks = wire
+        .trace
+        .iter()
+        .filter(|s| s.from == Side::A && s.len == 0 && !s.syn && !s.fin)
+        .filter(|s| from <= s.at && s.at <= to)
+        .count();
+    assert!(
+        acks * 6 <= steady.len(),
+        "{acks} ACKs for {} segments\n{}",
+        steady.len(),
+        wire.dump()
+    );
+    let worst = steady
+        .iter()
+        .map(|s| ack_delay(&wire, s).expect("acknowledged"))
+        .max()
+        .expect("segments");
+    // The hold's bound, plus the segment before it, whose ACK smoltcp itself
+    // delays until a second one comes (121 us apart on this link).
+    assert!(
+        worst <= MS + Duration::from_micros(250),
+        "a segment acknowledged {worst:?} after it arrived\n{}",
+        wire.dump()
+    );
+    let rate = total as f64 / done.as_secs_f64() / 1e6;
+    assert!(rate >= 11.0, "{rate:.1} MB/s\n{}", wire.dump());
+}
+
+/// A sender that stops on a full segment waits for a's held ACK of it: at
+/// most the 1 ms bound, and once: a hold that ends with the sender silent
+/// stops stretching on the connection for the next 4 MiB (a sender whose
+/// window is below a's stretch would otherwise wait that long every round
+/// trip). b sends 600 segments as fast as it can, then 6 bursts of 10 full
+/// segments 20 ms apart; a reads everything as it comes.
+#[test]
+fn a_sender_that_waits_for_a_held_ack_waits_once() {
+    let mut wire = Wire::new(|_| Fate::Deliver);
+    // a's pump reads the frames that came in each quarter millisecond at
+    // once, and answers each batch with one ACK.
+    wire.batches_to_a = Some(MS / 4);
+    let (server, client) = wire.connect(5000 * MS).expect("connected");
+    let (bulk, burst, bursts) = (600 * MSS, 10 * MSS, 6);
+    let total = bulk + bursts * burst;
+    let data = vec![7u8; total];
+    let (mut sent, mut got) = (0, 0);
+    let start = wire.now;
+    let until = start + 200 * MS + bursts as u32 * 20 * MS + 100 * MS;
+    while wire.now < until && got < total {
+        let step = wire.now + MS;
+        wire.run_until(step, |w| {
+            let elapsed = (w.now - start).as_millis() as usize;
+            let due = if elapsed < 200 {
+                0
+            } else {
+                ((elapsed - 200) / 20 + 1).min(bursts)
+            };
+            let allowed = bulk + due * burst;
+            if sent < allowed {
+                sent += w.b.send(client, &data[sent..allowed]).unwrap_or(0);
+            }
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = w.a.recv(server, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+        });
+    }
+    assert_eq!(got, total, "all arrived\n{}", wire.dump());
+    let tails: Vec<Duration> = (0..=bursts)
+        .map(|k| {
+            let last = (bulk + k * burst - 1) / MSS;
+            let seen = wire
+                .first(|s| s.from == Side::B && s.carries(last * MSS + MSS - 1))
+                .expect("a burst's last segment");
+            ack_delay(&wire, seen).expect("acknowledged")
+        })
+        .collect();
+    let held = tails
+        .iter()
+        .filter(|&&d| d > Duration::from_micros(300))
+        .count();
+    assert!(
+        held <= 1 && tails.iter().all(|&d| d <= MS + Duration::from_micros(50)),
+        "the bursts' last segments acknowledged after {tails:?}\n{}",
         wire.dump()
     );
 }

@@ -48,6 +48,7 @@
 //!   polled for the sockets that changed or whose timer came due, and the pump
 //!   told which connections changed ([`Engine::take_touched`]).
 
+mod ack_stretch;
 mod config_plan;
 mod datagram_sets;
 mod detour;
@@ -247,6 +248,11 @@ struct Conn {
     quick_acks: u8,
     lossy: u16,
     unacknowledged: u8,
+    /// The last data segment that came was a full one (the largest yet), in
+    /// order, without FIN: the peer may be in the middle of bulk, where ACKs
+    /// are stretched ([`Conn::ack_stretch`]); `largest_in` is that size.
+    steady: bool,
+    largest_in: usize,
     /// The peer's FIN (a bare FIN segment) that came beyond a hole, which
     /// smoltcp drops: handed to it again once data fills the hole
     /// ([`Engine::keep_early_fin`]).
@@ -262,6 +268,18 @@ impl Conn {
             if let Some(ack) = segment.ack {
                 self.last_ack = Some((ack, segment.window));
             }
+        }
+    }
+
+    /// How far beyond the last ACK sent a bare ACK may wait for the next
+    /// ([`ack_stretch`]): a quarter of the receive ring (`ring` bytes) in
+    /// steady bulk; none in slow start, after a loss, or after a short
+    /// segment or a FIN.
+    fn ack_stretch(&self, ring: usize) -> usize {
+        if self.steady && self.quick_acks == 0 && self.lossy == 0 {
+            ring / 4
+        } else {
+            0
         }
     }
 
@@ -294,6 +312,8 @@ impl Conn {
             tx_pages: rings::TxPages::default(),
             last_ack: None,
             quick_acks: 0,
+            steady: false,
+            largest_in: 0,
             // A connection's first data is acknowledged as after a loss, every
             // second segment at once (Linux enters quick-ACK mode at the first
             // data: the sender is in slow start, and its window grows by what
@@ -872,6 +892,9 @@ impl Engine {
         let Some(entry) = self.tcp.get_mut(handle) else {
             return;
         };
+        entry.conn.largest_in = entry.conn.largest_in.max(tcp.data_len);
+        entry.conn.steady =
+            !answered && tcp.data_len > 0 && tcp.data_len >= entry.conn.largest_in && !tcp.fin;
         if answered {
             entry.conn.quick_acks = QUICK_ACKS;
             entry.conn.lossy = LOSSY_SEGMENTS;
@@ -1097,6 +1120,7 @@ impl Engine {
                 .expire(now, |port, how| ports.release(port, how));
         }
         self.io.resend_due();
+        self.io.release_held_acks();
         self.tcp.wake_due(now);
         self.poll_datagrams();
         self.poll_slaac();
@@ -1206,6 +1230,7 @@ impl Engine {
                 || is_anyip(&self.anyip, &self.config, l.addr.into())
         });
         self.iface.set_any_ip(lo_net);
+        self.io.ack_stretch = entry.conn.ack_stretch(entry.socket().recv_capacity());
         for _ in 0..64 {
             let mut port = Port::idle(&mut self.io);
             let result = self.iface.poll_egress(ts, &mut port, entry.set_mut());
@@ -1213,6 +1238,7 @@ impl Engine {
                 break;
             }
         }
+        self.io.ack_stretch = 0;
         self.iface.set_any_ip(false);
         entry.conn.note_sent(self.io.last_tcp.take());
         if let Phase::Connecting { next_hop, .. } = &mut entry.conn.phase {
@@ -1415,6 +1441,7 @@ impl Engine {
             self.tcp.next_deadline(),
             self.datagrams.next_deadline(),
             self.io.recovery.deadline(),
+            self.io.acks.deadline(),
             self.time_waits.next_expiry(),
             self.dhcp.as_ref().and_then(|c| c.deadline()),
             self.slaac.deadline(),
@@ -1966,6 +1993,7 @@ impl Engine {
             self.io.recovery.forget(&flow);
             self.io.ack_sequence.forget(&flow);
             self.io.sack.forget(&flow);
+            self.io.forget_acks(&flow);
         }
         if let Phase::Embryo(listener) = entry.conn.phase {
             self.embryos.remove(&(listener, handle));
@@ -2244,6 +2272,11 @@ fn from_endpoint(endpoint: IpEndpoint) -> SocketAddr {
 
 /// Frame buffers between smoltcp and the link, and the loopback path.
 struct FrameIo {
+    /// Bare ACKs held in steady bulk ([`ack_stretch`]), and the stretch the
+    /// connection being served allows (0: none).
+    acks: ack_stretch::StretchAcks,
+    ack_stretch: usize,
+    spare_acks: Vec<Vec<u8>>,
     mac: EthernetAddress,
     mtu: usize,
     /// The IPv6 MTU: the link's, or a router advertisement's smaller one
@@ -2283,6 +2316,9 @@ struct FrameIo {
 impl FrameIo {
     fn new(mac: EthernetAddress, mtu: usize) -> FrameIo {
         FrameIo {
+            acks: ack_stretch::StretchAcks::default(),
+            ack_stretch: 0,
+            spare_acks: Vec::new(),
             mac,
             mtu,
             mtu6: mtu,
@@ -2377,6 +2413,60 @@ impl FrameIo {
 
     /// Sends a frame smoltcp built where it belongs: back in (loopback), out, or
     /// nowhere (a down link).
+    /// Holds a bare ACK of a connection in steady bulk ([`ack_stretch`]), or
+    /// notes that `segment`'s acknowledgement leaves; gives `frame` back if it
+    /// goes now. An ACK with SACK blocks (`sacked`) always goes.
+    fn stretch(
+        &mut self,
+        segment: &frames::EgressSegment,
+        frame: Vec<u8>,
+        sacked: bool,
+    ) -> Option<Vec<u8>> {
+        let Some(ack) = segment.ack else {
+            return Some(frame);
+        };
+        let mut spare = std::mem::take(&mut self.spare_acks);
+        let bare = segment.len == 0 && !segment.syn && !segment.fin && !sacked;
+        let frame = if bare && self.ack_stretch > 0 {
+            let (flow, stretch, now) = (segment.flow, self.ack_stretch, self.now);
+            self.acks
+                .offer(flow, ack, segment.window, stretch, now, frame, &mut spare)
+        } else {
+            self.acks
+                .sent(segment.flow, ack, segment.window, &mut spare);
+            Some(frame)
+        };
+        for old in spare.drain(..) {
+            self.recycle(old);
+        }
+        self.spare_acks = spare;
+        frame
+    }
+
+    /// Drops what was held for a flow that ended.
+    fn forget_acks(&mut self, flow: &frames::Flow) {
+        let mut spare = std::mem::take(&mut self.spare_acks);
+        self.acks.forget(flow, &mut spare);
+        for old in spare.drain(..) {
+            self.recycle(old);
+        }
+        self.spare_acks = spare;
+    }
+
+    /// Sends the held ACKs whose time ran out.
+    fn release_held_acks(&mut self) {
+        let mut due = std::mem::take(&mut self.spare_acks);
+        self.acks.take_due(self.now, &mut due);
+        for frame in due.drain(..) {
+            if self.wire_up {
+                self.outbox.push_back(frame);
+            } else {
+                self.recycle(frame);
+            }
+        }
+        self.spare_acks = due;
+    }
+
     fn route(&mut self, frame: Vec<u8>) {
         let shape = self.shape_of(&frame);
         self.route_shaped(frame, shape);
@@ -2399,9 +2489,10 @@ impl FrameIo {
             if segment.rst {
                 self.recovery.forget(&segment.flow);
                 self.sack.forget(&segment.flow);
+                self.forget_acks(&segment.flow);
             } else {
                 let limit = self.ip_mtu(&frame) + 14;
-                self.sack.on_egress(&mut frame, limit);
+                let sacked = self.sack.on_egress(&mut frame, limit);
                 // Loopback loses nothing: its segments are not kept.
                 let wire = frames::dst_mac(&frame) != Some(self.mac);
                 let verdict =
@@ -2410,6 +2501,12 @@ impl FrameIo {
                 self.send_resent();
                 if verdict != recovery::Egress::Send {
                     return self.recycle(frame);
+                }
+                if wire {
+                    match self.stretch(&segment, frame, sacked) {
+                        Some(f) => frame = f,
+                        None => return,
+                    }
                 }
             }
         }

@@ -176,16 +176,16 @@ impl SackBlocks {
     /// Writes into the outgoing segment `frame` (data or not, but no SYN or
     /// RST) the blocks above its acknowledgement, if any, in place of the
     /// SACK option it has; `max_len` bounds the frame's length (the link's
-    /// MTU).
-    pub(crate) fn on_egress(&mut self, frame: &mut Vec<u8>, max_len: usize) {
+    /// MTU). True if it carries blocks.
+    pub(crate) fn on_egress(&mut self, frame: &mut Vec<u8>, max_len: usize) -> bool {
         if self.flows.is_empty() {
-            return;
+            return false;
         }
         let Some((key, ack)) = read_ack(frame) else {
-            return;
+            return false;
         };
         let Some(flow) = self.flows.get_mut(&key).filter(|f| f.permitted) else {
-            return;
+            return false;
         };
         flow.acked = Some(flow.acked.map_or(ack, |a| a.max(ack)));
         flow.ranges.retain(|&(_, r)| r > ack);
@@ -214,6 +214,7 @@ impl SackBlocks {
             }
         }
         write_sack(frame, &blocks[..count], max_len);
+        count > 0
     }
 }
 
