@@ -1274,7 +1274,10 @@ impl Engine {
             (a, b) => a.or(b),
         };
         let silence = self.tcp.neighbor_silence(handle);
-        let waits = smoltcp_at.filter(|&at| self.still_silent(at, silence));
+        // A socket that just sent found its neighbour: its next poll a second
+        // off is its retransmission timer (smoltcp's floor), not a silence.
+        let sent = self.io.segments_sent != segments_before;
+        let waits = smoltcp_at.filter(|&at| !sent && self.still_silent(at, silence));
         let owes_nothing = smoltcp_at.is_none_or(|at| at > self.now + TIME_WAIT_SETTLED);
         if owes_nothing && in_time_wait {
             return self.enter_time_wait(handle);

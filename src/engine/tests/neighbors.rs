@@ -111,3 +111,37 @@ fn a_static_neighbour_entry_is_used_kept_and_shown() {
         "10.0.0.2 dev vde0 lladdr 02:00:00:00:00:02 PERMANENT \n"
     );
 }
+
+/// A sender in the middle of a transfer knows its neighbour and does not ask
+/// for it again: smoltcp arms its retransmission timer at its one-second
+/// floor, so right after a send the socket's next poll is a second off, as
+/// it is for a socket that found its neighbour missing; the engine tells the
+/// two apart by the segment it just sent. (It took every sending socket for
+/// one waiting for its neighbour, and asked once a second.)
+#[test]
+fn a_sender_in_a_transfer_does_not_ask_for_its_neighbour_again() {
+    let mut w = Wire::new();
+    let (client, server) = connected(&mut w);
+    let chunk = vec![7u8; 64 * 1024];
+    let mut buf = vec![0u8; 3000];
+    let (mut asked, mut got) = (0, 0);
+    // 4 s of a flow the reader holds to 3 kB a millisecond.
+    for _ in 0..4000 {
+        let _ = w.b.tcp(client).send_slice(&chunk);
+        w.b.transmit(w.now);
+        while let Some(frame) = w.b.next_outgoing() {
+            asked += usize::from(frames::arp_request(&frame).is_some());
+            w.a.receive(w.now, &frame);
+        }
+        w.a.transmit(w.now);
+        while let Some(frame) = w.a.next_outgoing() {
+            w.b.receive(w.now, &frame);
+        }
+        if let Ok(n) = w.a.tcp(server).recv_slice(&mut buf) {
+            got += n;
+        }
+        w.now += MS;
+    }
+    assert!(got > 10_000_000, "the flow went on: {got} bytes");
+    assert_eq!(asked, 0, "ARP requests from the sender");
+}
