@@ -1162,10 +1162,12 @@ impl Recovery {
             && !flow.kept.is_empty()
         {
             flow.dup_acks += 1;
-            if !flow.sack_ok && flow.dup_acks == DUP_THRESH && flow.recover.is_none() {
-                if flow.kept.front().is_some_and(|k| k.released) {
-                    flow.kept.update(0, |front| front.lost = true);
-                }
+            if !flow.sack_ok
+                && flow.dup_acks == DUP_THRESH
+                && flow.recover.is_none()
+                && flow.kept.front().is_some_and(|k| k.released)
+            {
+                flow.kept.update(0, |front| front.lost = true);
             }
         }
         if let Some((left, right)) = dsack(&tcp.sacks, ack) {
@@ -1678,6 +1680,110 @@ mod tests {
             .filter(|v| v.data_len > 0)
             .map(|v| v.seq.0)
             .collect()
+    }
+
+    /// Every flow's counts are those a walk over its segments makes, and
+    /// RACK's walk, stopped at [`FlowState::rack_bound`], finds what a walk
+    /// over all of them finds.
+    fn assert_counts_walk(recovery: &Recovery) {
+        for flow in recovery.flows.values() {
+            let mut walked = Tally::default();
+            for kept in flow.kept.iter() {
+                walked.add(Tally::of(kept));
+            }
+            assert_eq!(flow.kept.tally, walked);
+            let whole_walk = flow
+                .rack_sent_at
+                .filter(|_| flow.sack_ok)
+                .and_then(|newest| {
+                    let wait = flow.rack_rtt + flow.reordering_window();
+                    flow.kept
+                        .iter()
+                        .filter(|k| k.released && !k.sacked && !k.lost && k.sent_at < newest)
+                        .map(|k| k.sent_at + wait)
+                        .min()
+                });
+            assert_eq!(flow.rack_at(), whole_walk);
+        }
+    }
+
+    /// Through held segments, holes SACKed around, losses found by count
+    /// and by time, retransmissions, timeouts and a reneging peer, the
+    /// scoreboard's counts stay those of a walk over it.
+    #[test]
+    fn the_scoreboard_counts_what_a_walk_counts() {
+        // Segment k of 1000 bytes starts at byte 1000 + 1000 k.
+        let at = |k: u32| 1000 + 1000 * k;
+        let mut recovery = Recovery::default();
+        let mut out = Vec::new();
+        let mut syn = incoming(1000, None);
+        syn.syn = true;
+        syn.sack_permitted = true;
+        recovery.on_ingress(&syn, Duration::ZERO, &mut out);
+        let mut now = 10 * MS;
+        let mut next = 0;
+        let mut send = |recovery: &mut Recovery, now: Duration, out: &mut Vec<Vec<u8>>| {
+            let (segment, frame) = outgoing(at(next) as i32, 1000);
+            next += 1;
+            recovery.on_egress(&segment, &frame, true, now, out);
+            assert_counts_walk(recovery);
+        };
+        // Thirty segments, five a millisecond: the window lets fourteen go,
+        // the rest are held.
+        for _ in 0..6 {
+            for _ in 0..5 {
+                send(&mut recovery, now, &mut out);
+            }
+            now += MS;
+        }
+        let ack = |recovery: &mut Recovery, now, ack: u32, blocks: &[(u32, u32)]| {
+            let mut view = incoming(ack as i32, None);
+            for (slot, &(left, right)) in view.sacks.iter_mut().zip(blocks) {
+                *slot = Some((at(left), at(right)));
+            }
+            recovery.on_ingress(&view, now, &mut Vec::new());
+            assert_counts_walk(recovery);
+        };
+        // Segment 3 lost: segments sent after it SACKed one at a time (RACK
+        // suspects it, then DupThresh finds it).
+        for right in 5..9 {
+            ack(&mut recovery, now, at(3), &[(4, right)]);
+            now += MS;
+        }
+        // Two holes more (10 and 12), SACKed around; time passes for RACK
+        // and the timer.
+        ack(&mut recovery, now, at(3), &[(11, 12), (13, 14), (4, 10)]);
+        for _ in 0..6 {
+            let Some(due) = recovery.deadline() else {
+                break;
+            };
+            now = now.max(due);
+            recovery.due(now, &mut out);
+            assert_counts_walk(&recovery);
+            send(&mut recovery, now, &mut out);
+        }
+        // The holes fill; then the peer acknowledges up to a segment it had
+        // SACKed and no further (reneging), and the timer fires.
+        now += MS;
+        ack(&mut recovery, now, at(10), &[(11, 12), (13, 14)]);
+        now += MS;
+        ack(&mut recovery, now, at(11), &[(13, 14)]);
+        now += MS;
+        ack(&mut recovery, now, at(13), &[]);
+        for _ in 0..4 {
+            let Some(due) = recovery.deadline() else {
+                break;
+            };
+            now = now.max(due);
+            recovery.due(now, &mut out);
+            assert_counts_walk(&recovery);
+        }
+        now += MS;
+        ack(&mut recovery, now, at(next), &[]);
+        let flow = recovery.flows.values().next().expect("the flow");
+        assert!(flow.kept.is_empty(), "{:?}", flow.kept);
+        assert_eq!(flow.kept.tally, Tally::default());
+        assert!(!out.is_empty());
     }
 
     /// The peer SACKed 1200..1300, then acknowledged up to 1200 and no
