@@ -1682,6 +1682,18 @@ mod tests {
             .collect()
     }
 
+    /// A flow whose peer's SYN (acknowledging 1000) offered SACK, at time
+    /// zero; and what recovery sent.
+    fn after_sack_syn() -> (Recovery, Vec<Vec<u8>>) {
+        let mut recovery = Recovery::default();
+        let mut out = Vec::new();
+        let mut syn = incoming(1000, None);
+        syn.syn = true;
+        syn.sack_permitted = true;
+        recovery.on_ingress(&syn, Duration::ZERO, &mut out);
+        (recovery, out)
+    }
+
     /// Every flow's counts are those a walk over its segments makes, and
     /// RACK's walk, stopped at [`FlowState::rack_bound`], finds what a walk
     /// over all of them finds.
@@ -1714,12 +1726,7 @@ mod tests {
     fn the_scoreboard_counts_what_a_walk_counts() {
         // Segment k of 1000 bytes starts at byte 1000 + 1000 k.
         let at = |k: u32| 1000 + 1000 * k;
-        let mut recovery = Recovery::default();
-        let mut out = Vec::new();
-        let mut syn = incoming(1000, None);
-        syn.syn = true;
-        syn.sack_permitted = true;
-        recovery.on_ingress(&syn, Duration::ZERO, &mut out);
+        let (mut recovery, mut out) = after_sack_syn();
         let mut now = 10 * MS;
         let mut next = 0;
         let mut send = |recovery: &mut Recovery, now: Duration, out: &mut Vec<Vec<u8>>| {
@@ -1744,6 +1751,16 @@ mod tests {
             recovery.on_ingress(&view, now, &mut Vec::new());
             assert_counts_walk(recovery);
         };
+        // Runs the next deadline; false if there is none.
+        let timer = |recovery: &mut Recovery, now: &mut Duration, out: &mut Vec<Vec<u8>>| {
+            let Some(due) = recovery.deadline() else {
+                return false;
+            };
+            *now = (*now).max(due);
+            recovery.due(*now, out);
+            assert_counts_walk(recovery);
+            true
+        };
         // Segment 3 lost: segments sent after it SACKed one at a time (RACK
         // suspects it, then DupThresh finds it).
         for right in 5..9 {
@@ -1754,12 +1771,9 @@ mod tests {
         // and the timer.
         ack(&mut recovery, now, at(3), &[(11, 12), (13, 14), (4, 10)]);
         for _ in 0..6 {
-            let Some(due) = recovery.deadline() else {
+            if !timer(&mut recovery, &mut now, &mut out) {
                 break;
-            };
-            now = now.max(due);
-            recovery.due(now, &mut out);
-            assert_counts_walk(&recovery);
+            }
             send(&mut recovery, now, &mut out);
         }
         // The holes fill; then the peer acknowledges up to a segment it had
@@ -1771,12 +1785,9 @@ mod tests {
         now += MS;
         ack(&mut recovery, now, at(13), &[]);
         for _ in 0..4 {
-            let Some(due) = recovery.deadline() else {
+            if !timer(&mut recovery, &mut now, &mut out) {
                 break;
-            };
-            now = now.max(due);
-            recovery.due(now, &mut out);
-            assert_counts_walk(&recovery);
+            }
         }
         now += MS;
         ack(&mut recovery, now, at(next), &[]);
@@ -1794,12 +1805,7 @@ mod tests {
     /// timeouts (the first left SACKed segments alone).
     #[test]
     fn an_acknowledgement_that_stops_at_a_sacked_segment_is_reneging() {
-        let mut recovery = Recovery::default();
-        let mut out = Vec::new();
-        let mut syn = incoming(1000, None);
-        syn.syn = true;
-        syn.sack_permitted = true;
-        recovery.on_ingress(&syn, Duration::ZERO, &mut out);
+        let (mut recovery, mut out) = after_sack_syn();
         let start = 10 * MS;
         for i in 0..4 {
             let (segment, frame) = outgoing(1000 + 100 * i, 100);
