@@ -469,6 +469,12 @@ mod tests {
         assert!(table.get(handles[42]).is_none() && table.get(again).is_some());
         assert!(table.remove(handles[42]).is_none());
         assert_eq!(table.len(), 100);
+        // Filed anew under another flow right after it was found under the
+        // old one: the old flow finds nothing, the new one finds it.
+        assert_eq!(table.lookup(&flow(40_007)), Some(handles[7]));
+        table.set_flow(handles[7], flow(50_007));
+        assert_eq!(table.lookup(&flow(40_007)), None);
+        assert_eq!(table.lookup(&flow(50_007)), Some(handles[7]));
     }
 
     #[test]
