@@ -4,10 +4,14 @@
 //! (the connection, loss recovery, the SACK ranges, the acknowledgement repair,
 //! TIME-WAIT), and std's SipHash, made to resist chosen keys at any length, took
 //! about 4% of a pump's CPU in a bulk transfer. A 4-tuple is a few integers: a
-//! multiply-and-fold per integer (as foldhash does), from a seed drawn at random
-//! for each table, mixes them as well for a table's purposes, so that a peer
-//! choosing its ports and addresses still cannot aim at one bucket without
-//! knowing the seed.
+//! multiply-and-fold per pair of them (as foldhash does), each of the pair
+//! first masked by one of two seeds drawn at random for each table, mixes them
+//! as well for a table's purposes, so that a peer choosing its ports and
+//! addresses still cannot aim at one bucket (nor make a factor zero) without
+//! knowing the seeds. One multiply per pair rather than per integer: the
+//! multiplies of a hash each wait for the one before, and an IPv4 4-tuple is
+//! six integers (each address's kind, the address, the port), where a lookup
+//! spent most of its time (perf, pumps in bulk).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -15,17 +19,21 @@ use std::hash::{BuildHasher, Hasher};
 /// A table keyed by flows (or any few integers), hashed by [`FlowHasher`].
 pub(crate) type FlowMap<K, V> = HashMap<K, V, FlowHashes>;
 
-/// Makes [`FlowHasher`]s from a seed drawn once per table.
+/// Makes [`FlowHasher`]s from two seeds drawn once per table.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FlowHashes {
     seed: u64,
+    pair_seed: u64,
 }
 
 impl Default for FlowHashes {
     fn default() -> FlowHashes {
         // std's random keys (drawn once per thread, then stepped per table).
-        let seed = std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64);
-        FlowHashes { seed: seed | 1 }
+        let keys = std::collections::hash_map::RandomState::new();
+        FlowHashes {
+            seed: keys.hash_one(0x5eed_u64) | 1,
+            pair_seed: keys.hash_one(0x5eed_u64 + 1) | 1,
+        }
     }
 }
 
@@ -35,16 +43,23 @@ impl BuildHasher for FlowHashes {
     fn build_hasher(&self) -> FlowHasher {
         FlowHasher {
             seed: self.seed,
+            pair_seed: self.pair_seed,
             state: self.seed,
+            pending: None,
         }
     }
 }
 
-/// Folds each integer written into its state with a 64 x 64 -> 128-bit multiply.
+/// Folds the integers written into its state two at a time, with one
+/// 64 x 64 -> 128-bit multiply for each pair.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FlowHasher {
     seed: u64,
+    /// Masks the second of a pair: secret, so that no key makes it zero.
+    pair_seed: u64,
     state: u64,
+    /// The first of a pair, written and not mixed yet.
+    pending: Option<u64>,
 }
 
 /// An odd constant with its bits spread (the fractional digits of pi).
@@ -59,7 +74,12 @@ fn fold_multiply(a: u64, b: u64) -> u64 {
 
 impl FlowHasher {
     fn mix(&mut self, value: u64) {
-        self.state = fold_multiply(self.state ^ value, MULTIPLIER);
+        match self.pending.take() {
+            None => self.pending = Some(value),
+            Some(first) => {
+                self.state = fold_multiply(self.state ^ first, value ^ self.pair_seed);
+            }
+        }
     }
 }
 
@@ -104,7 +124,12 @@ impl Hasher for FlowHasher {
     }
 
     fn finish(&self) -> u64 {
-        fold_multiply(self.state, self.seed)
+        // An odd one out is mixed with a constant in its pair's place.
+        let state = match self.pending {
+            Some(last) => fold_multiply(self.state ^ last, MULTIPLIER ^ self.pair_seed),
+            None => self.state,
+        };
+        fold_multiply(state, self.seed)
     }
 }
 

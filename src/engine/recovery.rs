@@ -124,6 +124,116 @@ impl Kept {
     }
 }
 
+/// What a walk over a flow's kept segments would count, kept up to date as
+/// they come, go and change marks: the questions asked for every segment in
+/// and out (anything on the wire? SACKed? lost? bytes in the pipe?) then need
+/// no walk over a window of up to a hundred segments.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    /// Segments on the wire (`released`), SACKed, and lost.
+    released: usize,
+    sacked: usize,
+    lost: usize,
+    /// Bytes (sequence space) in the pipe, on the wire, and held.
+    pipe: usize,
+    released_bytes: usize,
+    held_bytes: usize,
+}
+
+impl Tally {
+    /// What `kept` adds to the counts.
+    fn of(kept: &Kept) -> Tally {
+        let len = kept.len();
+        Tally {
+            released: usize::from(kept.released),
+            sacked: usize::from(kept.sacked),
+            lost: usize::from(kept.lost),
+            pipe: if kept.in_pipe() { len } else { 0 },
+            released_bytes: if kept.released { len } else { 0 },
+            held_bytes: if kept.released { 0 } else { len },
+        }
+    }
+
+    fn add(&mut self, other: Tally) {
+        self.released += other.released;
+        self.sacked += other.sacked;
+        self.lost += other.lost;
+        self.pipe += other.pipe;
+        self.released_bytes += other.released_bytes;
+        self.held_bytes += other.held_bytes;
+    }
+
+    fn sub(&mut self, other: Tally) {
+        self.released -= other.released;
+        self.sacked -= other.sacked;
+        self.lost -= other.lost;
+        self.pipe -= other.pipe;
+        self.released_bytes -= other.released_bytes;
+        self.held_bytes -= other.held_bytes;
+    }
+}
+
+/// A flow's kept segments in sequence order (RFC 6675's scoreboard), and their
+/// [`Tally`]. Its invariant: `tally` is the sum of [`Tally::of`] over
+/// `segments`; so a segment's marks change only through
+/// [`Scoreboard::update`], which keeps it.
+#[derive(Debug, Default)]
+struct Scoreboard {
+    segments: VecDeque<Kept>,
+    tally: Tally,
+}
+
+impl Scoreboard {
+    fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    fn iter(&self) -> std::collections::vec_deque::Iter<'_, Kept> {
+        self.segments.iter()
+    }
+
+    fn front(&self) -> Option<&Kept> {
+        self.segments.front()
+    }
+
+    fn push_back(&mut self, kept: Kept) {
+        self.tally.add(Tally::of(&kept));
+        self.segments.push_back(kept);
+    }
+
+    fn pop_front(&mut self) -> Option<Kept> {
+        let kept = self.segments.pop_front()?;
+        self.tally.sub(Tally::of(&kept));
+        Some(kept)
+    }
+
+    /// Changes segment `i` with `change`, and the counts with it.
+    fn update<T>(&mut self, i: usize, change: impl FnOnce(&mut Kept) -> T) -> T {
+        let kept = &mut self.segments[i];
+        self.tally.sub(Tally::of(kept));
+        let result = change(kept);
+        self.tally.add(Tally::of(kept));
+        result
+    }
+
+    /// Takes the segments out (the counts go with them).
+    fn into_segments(self) -> VecDeque<Kept> {
+        self.segments
+    }
+}
+
+impl std::ops::Index<usize> for Scoreboard {
+    type Output = Kept;
+
+    fn index(&self, i: usize) -> &Kept {
+        &self.segments[i]
+    }
+}
+
 /// The window before a recovery, and the retransmissions made in it that the
 /// peer has not reported as duplicates yet (Linux's `undo_marker` and
 /// `undo_retrans`).
@@ -185,7 +295,7 @@ struct FlowState {
     rack_sent_at: Option<Duration>,
     rack_rtt: Duration,
     /// The segments sent and not acknowledged, in sequence order.
-    kept: VecDeque<Kept>,
+    kept: Scoreboard,
     kept_bytes: usize,
     /// A round-trip measurement under way: the sequence number that ends it, and
     /// when its segment left. Dropped when anything is sent again (Karn).
@@ -289,18 +399,14 @@ impl FlowState {
 
     /// Bytes on the wire that count against the window (RFC 6675's pipe).
     fn pipe(&self) -> usize {
-        self.kept
-            .iter()
-            .filter(|k| k.in_pipe())
-            .map(Kept::len)
-            .sum()
+        self.kept.tally.pipe
     }
 
     /// Bytes on the wire and not cumulatively acknowledged, lost, SACKed or
     /// not: RFC 5681's FlightSize, which a reduction halves (SACKed bytes left
     /// out, a window of a few segments with three SACKed fell to a third).
     fn released_flight(&self) -> usize {
-        self.kept.iter().filter(|k| k.released).map(Kept::len).sum()
+        self.kept.tally.released_bytes
     }
 
     /// Bytes on the wire and not yet acknowledged: what smoltcp sent, less the
@@ -311,13 +417,7 @@ impl FlowState {
             (Some(end), Some(ack)) if end > ack => end - ack,
             _ => 0,
         };
-        let held: usize = self
-            .kept
-            .iter()
-            .filter(|k| !k.released)
-            .map(Kept::len)
-            .sum();
-        sent.saturating_sub(held)
+        sent.saturating_sub(self.kept.tally.held_bytes)
     }
 
     /// The retransmission timeout before backing off (RFC 6298 with Linux's
@@ -346,7 +446,7 @@ impl FlowState {
         let srtt = self.srtt?;
         // Without SACK a probe's answer tells nothing of the segments before
         // it (Linux probes SACK flows only).
-        if !self.sack_ok || self.probed || self.last_released().is_none() {
+        if !self.sack_ok || self.probed || self.nothing_released() {
             return None;
         }
         let mut wait = (srtt * 2).max(MIN_PROBE);
@@ -354,7 +454,7 @@ impl FlowState {
             // In recovery (see `probe_target`): from the last segment sent.
             return Some(self.last_sent.max(self.since) + wait);
         }
-        if self.kept.iter().filter(|k| k.released).count() == 1 {
+        if self.kept.tally.released == 1 {
             // A lone segment may wait for a delayed ACK (RFC 8985, 7.2).
             wait = wait.max(srtt * 3 / 2 + MIN_RTO);
         }
@@ -365,7 +465,7 @@ impl FlowState {
 
     /// A loss is being repaired, or the peer reported data beyond a hole.
     fn recovering(&self) -> bool {
-        self.recover.is_some() || self.kept.iter().any(|k| k.sacked)
+        self.recover.is_some() || self.kept.tally.sacked > 0
     }
 
     /// What a probe sends again: the last segment on the wire (RFC 8985's
@@ -396,7 +496,7 @@ impl FlowState {
     /// flight would wait for an acknowledgement that nothing can bring, as
     /// Linux's congestion window never falls below one segment).
     fn nothing_released(&self) -> bool {
-        self.last_released().is_none()
+        self.kept.tally.released == 0
     }
 
     /// The last segment on the wire: what a tail-loss probe sends again.
@@ -408,12 +508,31 @@ impl FlowState {
     /// window.
     fn rack_at(&self) -> Option<Duration> {
         let newest = self.rack_sent_at.filter(|_| self.sack_ok)?;
+        let bound = self.rack_bound(newest);
+        if bound == 0 {
+            return None;
+        }
         let wait = self.rack_rtt + self.reordering_window();
         self.kept
             .iter()
+            .take(bound)
             .filter(|k| k.released && !k.sacked && !k.lost && k.sent_at < newest)
             .map(|k| k.sent_at + wait)
             .min()
+    }
+
+    /// How many kept segments, from the first, RACK need look at: none after
+    /// them was sent before `newest` (when the newest segment delivered was
+    /// sent). Segments go on the wire for the first time in sequence order
+    /// and time never goes back, and a segment sent again only moves its
+    /// `sent_at` later: so after a segment sent once, at or after `newest`,
+    /// every one was sent at or after it too. In bulk without loss that is
+    /// the first segment, and RACK looks at none.
+    fn rack_bound(&self, newest: Duration) -> usize {
+        self.kept
+            .iter()
+            .position(|k| k.released && !k.again && k.sent_at >= newest)
+            .unwrap_or(self.kept.len())
     }
 
     /// When something is next due for this flow.
@@ -421,7 +540,7 @@ impl FlowState {
         if self.peer_window == 0 {
             return self.persist_at();
         }
-        if self.last_released().is_none() || self.expected.is_none() {
+        if self.nothing_released() || self.expected.is_none() {
             return None;
         }
         let rto = (self.backoffs < MAX_BACKOFFS)
@@ -441,13 +560,14 @@ impl FlowState {
     /// Puts kept segment `i` on the wire for the first time: the timer starts
     /// if nothing else was out, and a round trip may be timed.
     fn note_release(&mut self, i: usize, now: Duration) {
-        if !self.kept.iter().any(|k| k.released) {
+        if self.nothing_released() {
             self.since = now;
         }
-        let kept = &mut self.kept[i];
-        kept.released = true;
-        kept.sent_at = now;
-        let end = kept.end;
+        let end = self.kept.update(i, |kept| {
+            kept.released = true;
+            kept.sent_at = now;
+            kept.end
+        });
         self.last_new = now;
         self.last_sent = now;
         self.probed = false;
@@ -563,16 +683,26 @@ impl FlowState {
     /// Marks what is lost now (RFC 6675's DupThresh, RACK, NewReno).
     fn detect_losses(&mut self, now: Duration) {
         let mut sacked_above = 0;
-        let newest = self.rack_sent_at;
+        // Once reordering was seen, only time says lost (RFC 8985); and not
+        // by count with fewer than DupThresh SACKed in all.
+        let by_count_may = !self.reordering_seen && self.kept.tally.sacked >= DUP_THRESH;
+        // RACK needs SACK: without it, what was delivered after a hole is
+        // not known.
+        let newest = self.rack_sent_at.filter(|_| self.sack_ok);
         let wait = self.rack_rtt
-            + if !self.reordering_seen
-                && self.kept.iter().filter(|k| k.sacked).count() >= DUP_THRESH
-            {
+            + if by_count_may {
                 Duration::ZERO
             } else {
                 self.reordering_window()
             };
-        for kept in self.kept.iter_mut().rev() {
+        // Only RACK's suspects can be lost when no count can reach DupThresh.
+        let end = match newest {
+            _ if by_count_may => self.kept.len(),
+            Some(newest) => self.rack_bound(newest),
+            None => return,
+        };
+        for i in (0..end).rev() {
+            let kept = &self.kept[i];
             if kept.sacked {
                 sacked_above += 1;
                 continue;
@@ -580,14 +710,10 @@ impl FlowState {
             if kept.lost || !kept.released {
                 continue;
             }
-            // Once reordering was seen, only time says lost (RFC 8985).
-            let by_count = !self.reordering_seen && !kept.again && sacked_above >= DUP_THRESH;
-            // RACK needs SACK: without it, what was delivered after a hole is
-            // not known.
-            let by_time = self.sack_ok
-                && newest.is_some_and(|n| kept.sent_at < n && kept.sent_at + wait <= now);
+            let by_count = by_count_may && !kept.again && sacked_above >= DUP_THRESH;
+            let by_time = newest.is_some_and(|n| kept.sent_at < n && kept.sent_at + wait <= now);
             if by_count || by_time {
-                kept.lost = true;
+                self.kept.update(i, |kept| kept.lost = true);
             }
         }
     }
@@ -886,18 +1012,24 @@ impl Recovery {
 
     /// Files `key`'s deadline anew after its state changed.
     fn refile(&mut self, key: Flow) {
-        let Some(flow) = self.flows.get_mut(&key) else {
-            return;
-        };
+        if let Some(flow) = self.flows.get_mut(&key) {
+            Self::file(&mut self.due, key, flow);
+        }
+    }
+
+    /// Files `flow` (of `key`) in `due` anew after its state changed: what
+    /// [`Recovery::refile`] does, for a caller that holds the flow already
+    /// (one table lookup less for every segment).
+    fn file(due: &mut BTreeSet<(Duration, Flow)>, key: Flow, flow: &mut FlowState) {
         let at = flow.due_at();
         if flow.filed == at {
             return;
         }
         if let Some(old) = std::mem::replace(&mut flow.filed, at) {
-            self.due.remove(&(old, key));
+            due.remove(&(old, key));
         }
         if let Some(at) = at {
-            self.due.insert((at, key));
+            due.insert((at, key));
         }
     }
 
@@ -951,7 +1083,7 @@ impl Recovery {
             }
         }
         let advanced = flow.peer_ack.is_none_or(|last| ack > last);
-        let mut lost_before = flow.kept.iter().any(|k| k.lost);
+        let mut lost_before = flow.kept.tally.lost > 0;
         // Bytes this ACK reports delivered, cumulatively or SACKed (RFC
         // 6937's DeliveredData).
         let mut delivered = 0;
@@ -987,13 +1119,15 @@ impl Recovery {
                     self.spare.push(kept.frame);
                 }
             }
-            if let Some(front) = flow.kept.front_mut() {
-                if front.sacked && front.seq < front.data_end && front.data_end <= ack {
-                    // Its data is in, its FIN not: a receiver drops a FIN that
-                    // comes out of order (smoltcp does), so it goes again. A
-                    // bare FIN SACKed was kept: its ACK follows.
-                    front.sacked = false;
-                }
+            if flow
+                .kept
+                .front()
+                .is_some_and(|k| k.sacked && k.seq < k.data_end && k.data_end <= ack)
+            {
+                // Its data is in, its FIN not: a receiver drops a FIN that
+                // comes out of order (smoltcp does), so it goes again. A
+                // bare FIN SACKed was kept: its ACK follows.
+                flow.kept.update(0, |front| front.sacked = false);
             }
             // Linux's reneging check (`tcp_check_sack_reneging`): an
             // acknowledgement that stops at a segment the peer SACKed means
@@ -1013,8 +1147,8 @@ impl Recovery {
                     flow.prr = None;
                 } else if !flow.sack_ok {
                     // NewReno's partial acknowledgement: the next hole is lost.
-                    if let Some(front) = flow.kept.front_mut().filter(|k| k.released) {
-                        front.lost = true;
+                    if flow.kept.front().is_some_and(|k| k.released) {
+                        flow.kept.update(0, |front| front.lost = true);
                         lost_before = false;
                     }
                 }
@@ -1028,10 +1162,12 @@ impl Recovery {
             && !flow.kept.is_empty()
         {
             flow.dup_acks += 1;
-            if !flow.sack_ok && flow.dup_acks == DUP_THRESH && flow.recover.is_none() {
-                if let Some(front) = flow.kept.front_mut().filter(|k| k.released) {
-                    front.lost = true;
-                }
+            if !flow.sack_ok
+                && flow.dup_acks == DUP_THRESH
+                && flow.recover.is_none()
+                && flow.kept.front().is_some_and(|k| k.released)
+            {
+                flow.kept.update(0, |front| front.lost = true);
             }
         }
         if let Some((left, right)) = dsack(&tcp.sacks, ack) {
@@ -1057,16 +1193,17 @@ impl Recovery {
                     continue;
                 }
                 let (sent_at, again) = (kept.sent_at, kept.again);
-                let kept = &mut flow.kept[i];
-                kept.sacked = true;
-                kept.lost = false;
-                delivered += kept.len();
+                delivered += flow.kept.update(i, |kept| {
+                    kept.sacked = true;
+                    kept.lost = false;
+                    kept.len()
+                });
                 flow.delivered(sent_at, again, now);
             }
         }
         if !flow.kept.is_empty() {
             flow.detect_losses(now);
-            let lost_now = flow.kept.iter().any(|k| k.lost);
+            let lost_now = flow.kept.tally.lost > 0;
             if lost_now {
                 flow.enter_recovery();
             }
@@ -1076,12 +1213,15 @@ impl Recovery {
             Self::send_lost(flow, lost_now && !lost_before, now, out);
             Self::release(flow, now, out);
         }
-        self.refile(key);
+        Self::file(&mut self.due, key, flow);
     }
 
     /// Sends again the segments found lost, oldest first, while the window
     /// has room (one at least if `first`).
     fn send_lost(flow: &mut FlowState, first: bool, now: Duration, out: &mut Vec<Vec<u8>>) {
+        if flow.kept.tally.lost == 0 {
+            return;
+        }
         let mut first = first;
         for i in 0..flow.kept.len() {
             let kept = &flow.kept[i];
@@ -1100,6 +1240,9 @@ impl Recovery {
 
     /// Lets held segments go, in order, while the window has room.
     fn release(flow: &mut FlowState, now: Duration, out: &mut Vec<Vec<u8>>) {
+        if flow.kept.tally.released == flow.kept.len() {
+            return;
+        }
         for i in 0..flow.kept.len() {
             let kept = &flow.kept[i];
             if kept.released {
@@ -1131,15 +1274,16 @@ impl Recovery {
     /// this stack sends now.
     fn send_again(flow: &mut FlowState, i: usize, now: Duration, out: &mut Vec<Vec<u8>>) {
         let (expected, window) = (flow.expected, flow.our_window);
-        let kept = &mut flow.kept[i];
-        let mut frame = kept.frame.clone();
+        let mut frame = flow.kept[i].frame.clone();
         if let Some(ack) = expected {
             refresh(&mut frame, ack, window);
             flow.acked_out = Some((ack, window));
         }
-        kept.sent_at = now;
-        kept.again = true;
-        kept.lost = false;
+        flow.kept.update(i, |kept| {
+            kept.sent_at = now;
+            kept.again = true;
+            kept.lost = false;
+        });
         flow.last_sent = now;
         flow.timing = None;
         if let Some(undo) = flow.undo.as_mut() {
@@ -1169,11 +1313,11 @@ impl Recovery {
                 scales.syn_at = Some(now);
             }
         }
-        let verdict = match self.flows.get_mut(&segment.flow) {
-            Some(state) => state.on_egress(segment, frame, keep, now, &mut self.spare, out),
-            None => Egress::Send,
+        let Some(state) = self.flows.get_mut(&segment.flow) else {
+            return Egress::Send;
         };
-        self.refile(segment.flow);
+        let verdict = state.on_egress(segment, frame, keep, now, &mut self.spare, out);
+        Self::file(&mut self.due, segment.flow, state);
         verdict
     }
 
@@ -1209,11 +1353,15 @@ impl Recovery {
         state.timing = None;
         state.retransmitted = state.retransmitted.saturating_add(1);
         state.enter_recovery();
-        for kept in state.kept.iter_mut().filter(|k| k.seq < end && k.end > seq) {
-            kept.sent_at = now;
-            kept.again = true;
-            kept.lost = false;
-            kept.released = true;
+        for i in 0..state.kept.len() {
+            if state.kept[i].seq < end && state.kept[i].end > seq {
+                state.kept.update(i, |kept| {
+                    kept.sent_at = now;
+                    kept.again = true;
+                    kept.lost = false;
+                    kept.released = true;
+                });
+            }
         }
         Egress::Send
     }
@@ -1296,7 +1444,7 @@ impl Recovery {
             if let Some(at) = state.filed {
                 self.due.remove(&(at, *flow));
             }
-            for kept in state.kept {
+            for kept in state.kept.into_segments() {
                 if self.spare.len() < MAX_SPARE {
                     self.spare.push(kept.frame);
                 }
@@ -1354,12 +1502,14 @@ impl Recovery {
                 // The receiver dropped what it SACKed (RFC 2018 lets it
                 // renege; RFC 6675, 5.1), as its acknowledgement showed, or a
                 // second timeout in a row suggests: that goes again too.
-                for kept in flow.kept.iter_mut() {
-                    kept.sacked = false;
+                for i in 0..flow.kept.len() {
+                    flow.kept.update(i, |kept| kept.sacked = false);
                 }
             }
-            for kept in flow.kept.iter_mut().filter(|k| k.released && !k.sacked) {
-                kept.lost = true;
+            for i in 0..flow.kept.len() {
+                if flow.kept[i].released && !flow.kept[i].sacked {
+                    flow.kept.update(i, |kept| kept.lost = true);
+                }
             }
             flow.backoffs += 1;
             flow.since = now;
@@ -1532,6 +1682,121 @@ mod tests {
             .collect()
     }
 
+    /// A flow whose peer's SYN (acknowledging 1000) offered SACK, at time
+    /// zero; and what recovery sent.
+    fn after_sack_syn() -> (Recovery, Vec<Vec<u8>>) {
+        let mut recovery = Recovery::default();
+        let mut out = Vec::new();
+        let mut syn = incoming(1000, None);
+        syn.syn = true;
+        syn.sack_permitted = true;
+        recovery.on_ingress(&syn, Duration::ZERO, &mut out);
+        (recovery, out)
+    }
+
+    /// Every flow's counts are those a walk over its segments makes, and
+    /// RACK's walk, stopped at [`FlowState::rack_bound`], finds what a walk
+    /// over all of them finds.
+    fn assert_counts_walk(recovery: &Recovery) {
+        for flow in recovery.flows.values() {
+            let mut walked = Tally::default();
+            for kept in flow.kept.iter() {
+                walked.add(Tally::of(kept));
+            }
+            assert_eq!(flow.kept.tally, walked);
+            let whole_walk = flow
+                .rack_sent_at
+                .filter(|_| flow.sack_ok)
+                .and_then(|newest| {
+                    let wait = flow.rack_rtt + flow.reordering_window();
+                    flow.kept
+                        .iter()
+                        .filter(|k| k.released && !k.sacked && !k.lost && k.sent_at < newest)
+                        .map(|k| k.sent_at + wait)
+                        .min()
+                });
+            assert_eq!(flow.rack_at(), whole_walk);
+        }
+    }
+
+    /// Through held segments, holes SACKed around, losses found by count
+    /// and by time, retransmissions, timeouts and a reneging peer, the
+    /// scoreboard's counts stay those of a walk over it.
+    #[test]
+    fn the_scoreboard_counts_what_a_walk_counts() {
+        // Segment k of 1000 bytes starts at byte 1000 + 1000 k.
+        let at = |k: u32| 1000 + 1000 * k;
+        let (mut recovery, mut out) = after_sack_syn();
+        let mut now = 10 * MS;
+        let mut next = 0;
+        let mut send = |recovery: &mut Recovery, now: Duration, out: &mut Vec<Vec<u8>>| {
+            let (segment, frame) = outgoing(at(next) as i32, 1000);
+            next += 1;
+            recovery.on_egress(&segment, &frame, true, now, out);
+            assert_counts_walk(recovery);
+        };
+        // Thirty segments, five a millisecond: the window lets fourteen go,
+        // the rest are held.
+        for _ in 0..6 {
+            for _ in 0..5 {
+                send(&mut recovery, now, &mut out);
+            }
+            now += MS;
+        }
+        let ack = |recovery: &mut Recovery, now, ack: u32, blocks: &[(u32, u32)]| {
+            let mut view = incoming(ack as i32, None);
+            for (slot, &(left, right)) in view.sacks.iter_mut().zip(blocks) {
+                *slot = Some((at(left), at(right)));
+            }
+            recovery.on_ingress(&view, now, &mut Vec::new());
+            assert_counts_walk(recovery);
+        };
+        // Runs the next deadline; false if there is none.
+        let timer = |recovery: &mut Recovery, now: &mut Duration, out: &mut Vec<Vec<u8>>| {
+            let Some(due) = recovery.deadline() else {
+                return false;
+            };
+            *now = (*now).max(due);
+            recovery.due(*now, out);
+            assert_counts_walk(recovery);
+            true
+        };
+        // Segment 3 lost: segments sent after it SACKed one at a time (RACK
+        // suspects it, then DupThresh finds it).
+        for right in 5..9 {
+            ack(&mut recovery, now, at(3), &[(4, right)]);
+            now += MS;
+        }
+        // Two holes more (10 and 12), SACKed around; time passes for RACK
+        // and the timer.
+        ack(&mut recovery, now, at(3), &[(11, 12), (13, 14), (4, 10)]);
+        for _ in 0..6 {
+            if !timer(&mut recovery, &mut now, &mut out) {
+                break;
+            }
+            send(&mut recovery, now, &mut out);
+        }
+        // The holes fill; then the peer acknowledges up to a segment it had
+        // SACKed and no further (reneging), and the timer fires.
+        now += MS;
+        ack(&mut recovery, now, at(10), &[(11, 12), (13, 14)]);
+        now += MS;
+        ack(&mut recovery, now, at(11), &[(13, 14)]);
+        now += MS;
+        ack(&mut recovery, now, at(13), &[]);
+        for _ in 0..4 {
+            if !timer(&mut recovery, &mut now, &mut out) {
+                break;
+            }
+        }
+        now += MS;
+        ack(&mut recovery, now, at(next), &[]);
+        let flow = recovery.flows.values().next().expect("the flow");
+        assert!(flow.kept.is_empty(), "{:?}", flow.kept);
+        assert_eq!(flow.kept.tally, Tally::default());
+        assert!(!out.is_empty());
+    }
+
     /// The peer SACKed 1200..1300, then acknowledged up to 1200 and no
     /// further: it dropped what it SACKed (RFC 2018 lets a receiver renege;
     /// smoltcp's assembler, full of holes, drops segments). As Linux's
@@ -1540,12 +1805,7 @@ mod tests {
     /// timeouts (the first left SACKed segments alone).
     #[test]
     fn an_acknowledgement_that_stops_at_a_sacked_segment_is_reneging() {
-        let mut recovery = Recovery::default();
-        let mut out = Vec::new();
-        let mut syn = incoming(1000, None);
-        syn.syn = true;
-        syn.sack_permitted = true;
-        recovery.on_ingress(&syn, Duration::ZERO, &mut out);
+        let (mut recovery, mut out) = after_sack_syn();
         let start = 10 * MS;
         for i in 0..4 {
             let (segment, frame) = outgoing(1000 + 100 * i, 100);

@@ -30,6 +30,7 @@ use super::frames::Flow;
 use super::Conn;
 use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
@@ -127,6 +128,12 @@ pub(super) struct TcpTable {
     free: Vec<u32>,
     live: usize,
     flows: FlowMap<Flow, TcpHandle>,
+    /// The entry of `flows` [`TcpTable::lookup`] found last: a segment's
+    /// 4-tuple is looked up several times on its way in, and in bulk the
+    /// next segment is of the same flow, so a comparison answers where a
+    /// hash and a probe did. Its invariant: an entry `flows` holds (it is
+    /// forgotten wherever `flows` changes).
+    last_found: Cell<Option<(Flow, TcpHandle)>>,
     dirty: Vec<TcpHandle>,
     touched: Vec<TcpHandle>,
     waiting: Vec<TcpHandle>,
@@ -198,6 +205,7 @@ impl TcpTable {
         if let Some(flow) = entry.flow {
             if self.flows.get(&flow) == Some(&handle) {
                 self.flows.remove(&flow);
+                self.last_found.set(None);
             }
         }
         Some(entry)
@@ -241,11 +249,19 @@ impl TcpTable {
             }
         }
         self.flows.insert(flow, handle);
+        self.last_found.set(None);
     }
 
     /// The connection segments of `flow` are for.
     pub(super) fn lookup(&self, flow: &Flow) -> Option<TcpHandle> {
-        self.flows.get(flow).copied()
+        if let Some((last, handle)) = self.last_found.get() {
+            if last == *flow {
+                return Some(handle);
+            }
+        }
+        let handle = self.flows.get(flow).copied()?;
+        self.last_found.set(Some((*flow, handle)));
+        Some(handle)
     }
 
     /// Marks a connection for egress and a look at the next transmit.
@@ -453,6 +469,12 @@ mod tests {
         assert!(table.get(handles[42]).is_none() && table.get(again).is_some());
         assert!(table.remove(handles[42]).is_none());
         assert_eq!(table.len(), 100);
+        // Filed anew under another flow right after it was found under the
+        // old one: the old flow finds nothing, the new one finds it.
+        assert_eq!(table.lookup(&flow(40_007)), Some(handles[7]));
+        table.set_flow(handles[7], flow(50_007));
+        assert_eq!(table.lookup(&flow(40_007)), None);
+        assert_eq!(table.lookup(&flow(50_007)), Some(handles[7]));
     }
 
     #[test]
