@@ -401,6 +401,8 @@ pub(crate) struct Pump {
     /// control or an engine event: what makes the pump poll for a while after.
     acted: bool,
     conns: HashMap<u64, Conn>,
+    /// The last step wrote received bytes to an application's end.
+    woke_reader: bool,
     by_handle: HashMap<TcpHandle, u64>,
     /// The connections to serve at the next step (each once: `Conn::queued`):
     /// those mio reported, those the engine touched, those whose phase moved.
@@ -518,6 +520,7 @@ impl Pump {
             carried: 0,
             acted: false,
             conns: HashMap::new(),
+            woke_reader: false,
             by_handle: HashMap::new(),
             ready: Vec::new(),
             touched: Vec::new(),
@@ -589,6 +592,8 @@ impl Pump {
             Some(_) => self.now() + self.spin.window(),
             None => Duration::ZERO,
         };
+        // Whether the pump yielded since the last news (see below).
+        let mut yielded = false;
         loop {
             let now = self.now();
             let busy = self.engine.has_loopback()
@@ -611,6 +616,18 @@ impl Pump {
             {
                 timeout = Some(Duration::ZERO);
             }
+            // In bulk, after handing bytes to an application: the reader that
+            // write woke is most likely waiting for this CPU. Yielding it once
+            // lets it take them now, while the switch queues the next frames,
+            // and one look without sleeping then finds a batch where the pump
+            // would have slept and been woken (an interrupt through the
+            // hypervisor) for a smaller one (`idle.rs`).
+            let woke_reader = std::mem::take(&mut self.woke_reader);
+            if timeout != Some(Duration::ZERO) && !yielded && woke_reader && self.spin.heavy() {
+                yielded = true;
+                std::thread::yield_now();
+                timeout = Some(Duration::ZERO);
+            }
             let sleeps = timeout != Some(Duration::ZERO);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -625,6 +642,9 @@ impl Pump {
             if spinning && !news {
                 std::thread::yield_now();
                 continue;
+            }
+            if news {
+                yielded = false;
             }
             self.dispatch(&events);
             if !self.handle_controls() {
@@ -1505,7 +1525,7 @@ impl Pump {
                 }
             }) {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(_) => self.woke_reader = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     conn.app_writable = false;
                     if !conn.watches_writable {
