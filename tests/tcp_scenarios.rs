@@ -66,7 +66,8 @@ struct Seen {
     /// How many segments this side sent before that carried this one's first
     /// sequence number (0: the first transmission).
     again: usize,
-    /// When it reached the other side (its first copy; `None`: dropped).
+    /// When it reached the other side (its first copy; `None`: dropped, or
+    /// held back by `Fate::Behind`).
     arrived: Option<Duration>,
 }
 

@@ -2414,8 +2414,6 @@ impl FrameIo {
         (self.lo_up && in_lo_net(addr)) || self.local_v4.contains(&addr)
     }
 
-    /// Sends a frame smoltcp built where it belongs: back in (loopback), out, or
-    /// nowhere (a down link).
     /// Holds a bare ACK of a connection in steady bulk ([`ack_stretch`]), or
     /// notes that `segment`'s acknowledgement leaves; gives `frame` back if it
     /// goes now. An ACK with SACK blocks (`sacked`) always goes.
@@ -2439,10 +2437,7 @@ impl FrameIo {
                 .sent(segment.flow, ack, segment.window, &mut spare);
             Some(frame)
         };
-        for old in spare.drain(..) {
-            self.recycle(old);
-        }
-        self.spare_acks = spare;
+        self.recycle_spare_acks(spare);
         frame
     }
 
@@ -2450,6 +2445,12 @@ impl FrameIo {
     fn forget_acks(&mut self, flow: &frames::Flow) {
         let mut spare = std::mem::take(&mut self.spare_acks);
         self.acks.forget(flow, &mut spare);
+        self.recycle_spare_acks(spare);
+    }
+
+    /// Recycles the ACK frames `spare` took (superseded or forgotten), and
+    /// keeps the vector for the next time.
+    fn recycle_spare_acks(&mut self, mut spare: Vec<Vec<u8>>) {
         for old in spare.drain(..) {
             self.recycle(old);
         }
@@ -2470,6 +2471,8 @@ impl FrameIo {
         self.spare_acks = due;
     }
 
+    /// Sends a frame smoltcp built where it belongs: back in (loopback), out, or
+    /// nowhere (a down link).
     fn route(&mut self, frame: Vec<u8>) {
         let shape = self.shape_of(&frame);
         self.route_shaped(frame, shape);

@@ -400,9 +400,10 @@ pub(crate) struct Pump {
     /// The current turn of the loop sent a frame, served a socket, handled a
     /// control or an engine event: what makes the pump poll for a while after.
     acted: bool,
-    conns: HashMap<u64, Conn>,
-    /// The last step wrote received bytes to an application's end.
+    /// The last step wrote received bytes to an application's end (see
+    /// `Pump::serve`).
     woke_reader: bool,
+    conns: HashMap<u64, Conn>,
     by_handle: HashMap<TcpHandle, u64>,
     /// The connections to serve at the next step (each once: `Conn::queued`):
     /// those mio reported, those the engine touched, those whose phase moved.
@@ -519,8 +520,8 @@ impl Pump {
             spin,
             carried: 0,
             acted: false,
-            conns: HashMap::new(),
             woke_reader: false,
+            conns: HashMap::new(),
             by_handle: HashMap::new(),
             ready: Vec::new(),
             touched: Vec::new(),
