@@ -154,12 +154,12 @@ impl SpinWindow {
         }
     }
 
-    /// How long to poll after news: none while the link carries bulk traffic.
     /// The link carries bulk traffic (see [`SpinWindow::carried`]).
     pub(super) fn heavy(&self) -> bool {
         self.heavy
     }
 
+    /// How long to poll after news: none while the link carries bulk traffic.
     pub(super) fn window(&self) -> Duration {
         if self.heavy {
             Duration::ZERO
