@@ -26,6 +26,17 @@
 //! machine ran meanwhile, so each library's own processes are measured too
 //! (`getrusage`: this process for ours, the reference's program and the helpers
 //! it waited for), and their ratio printed.
+//!
+//! On a machine of two CPUs, where the kernel puts the switch decides much of
+//! our figure: the switch needs most of a CPU, and so do the two pumps and two
+//! applications of a transfer (ARCHITECTURE.md, "Bulk on a 2-core machine").
+//! So each round also runs our transfer with the switch pinned alone on one CPU
+//! and every thread of this process on another (unless
+//! `VDESTACK_BENCH_SKIP_PINNED` is set, or this process may run on one CPU
+//! only), against the same round's ceiling (pinned so, the ceiling's two ports
+//! would share a CPU): what the code reaches where the switch has a CPU of its
+//! own, apart from the placement of the moment. The library pins nothing; that
+//! line is the bench's.
 
 mod common;
 
@@ -114,8 +125,9 @@ fn busy_cpu_seconds() -> f64 {
 }
 
 /// `mib` MiB one way between two of our stacks.
-fn ours(mib: usize) -> Run {
+fn ours(mib: usize, placement: Placement) -> Run {
     let sw = Switch::start("ours", 2);
+    let _pinned = placement.apply(&sw);
     let vnl = format!("vde://{}", sw.path().display());
     let a = Stack::new(&vnl, None).unwrap();
     let b = Stack::new(&vnl, None).unwrap();
@@ -468,6 +480,108 @@ fn wait_for(fd: std::os::fd::RawFd, events: libc::c_short) {
     unsafe { libc::poll(&mut pfd, 1, 100) };
 }
 
+/// Where the threads of a measurement run.
+#[derive(Clone, Copy)]
+enum Placement {
+    /// Wherever the kernel puts them, as for every user of the library.
+    Kernel,
+    /// The switch alone on CPU `switch`, every thread of this process on CPU
+    /// `ours`.
+    SwitchAlone { switch: usize, ours: usize },
+}
+
+impl Placement {
+    /// The switch on one CPU and this process on another, if this process
+    /// may run on two and the pinned rounds are not skipped.
+    fn switch_alone() -> Option<Placement> {
+        if std::env::var_os("VDESTACK_BENCH_SKIP_PINNED").is_some() {
+            return None;
+        }
+        match allowed_cpus()[..] {
+            [switch, ours, ..] => Some(Placement::SwitchAlone { switch, ours }),
+            _ => None,
+        }
+    }
+
+    /// Pins `sw` and this process's threads (those to come too: they inherit
+    /// the mask of the thread that starts them) as this placement says, until
+    /// the value returned is dropped.
+    fn apply(self, sw: &Switch) -> Option<Pinned> {
+        let Placement::SwitchAlone { switch, ours } = self else {
+            return None;
+        };
+        let before = allowed_cpus();
+        set_affinity(sw.pid() as libc::pid_t, &[switch]).expect("pin the switch");
+        for tid in threads_of_this_process() {
+            // A thread that ended meanwhile (a pump thread whose wait ran out)
+            // needs nothing.
+            let _ = set_affinity(tid, &[ours]);
+        }
+        Some(Pinned { before })
+    }
+}
+
+/// This process's threads confined to one CPU; dropped, they may run where
+/// they could before.
+struct Pinned {
+    before: Vec<usize>,
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        for tid in threads_of_this_process() {
+            let _ = set_affinity(tid, &self.before);
+        }
+    }
+}
+
+/// The CPUs this thread may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity writes at
+    // most the size given into it.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        assert_eq!(
+            libc::sched_getaffinity(0, size, &mut set),
+            0,
+            "sched_getaffinity"
+        );
+        set
+    };
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: the index is below CPU_SETSIZE, the set's size.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+/// Lets thread (or process) `tid` run on `cpus` only.
+fn set_affinity(tid: libc::pid_t, cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET is given indices
+    // below CPU_SETSIZE (those allowed_cpus found), and sched_setaffinity reads
+    // the size given.
+    let done = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The thread ids of this process.
+fn threads_of_this_process() -> Vec<libc::pid_t> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -494,6 +608,8 @@ fn main() {
     let mut floor_runs = Vec::new();
     let mut ports_cpu = Vec::new();
     let mut ref_error = None;
+    let switch_alone = Placement::switch_alone();
+    let mut pinned_runs = Vec::new();
     // Interleaved, so that all see the same machine conditions.
     for _ in 0..runs {
         let (ceiling, cpu, ports) = switch_ceiling();
@@ -501,7 +617,10 @@ fn main() {
         ceiling_cpu.push(cpu);
         ports_cpu.push(ports);
         floor_runs.push(design_floor());
-        ours_runs.push(ours(mib));
+        ours_runs.push(ours(mib, Placement::Kernel));
+        if let Some(placement) = switch_alone {
+            pinned_runs.push(ours(mib, placement).mb_per_s);
+        }
         if std::env::var_os("VDESTACK_BENCH_SKIP_REFERENCE").is_some() {
             ref_error = Some("skipped (VDESTACK_BENCH_SKIP_REFERENCE)".into());
             continue;
@@ -544,6 +663,25 @@ fn main() {
         median(paired.clone())
     );
     println!("vdestack / design  : {:8.2}", ours.mb_per_s / floor);
+    if let Some(Placement::SwitchAlone { switch, ours }) = switch_alone {
+        // Against the same ceilings: pinned, its two ports would share a CPU.
+        let transfer = median(pinned_runs.clone());
+        let paired: Vec<f64> = pinned_runs
+            .iter()
+            .zip(&ceiling_runs)
+            .map(|(run, ceiling)| run / ceiling)
+            .collect();
+        println!(
+            "pinned     : {transfer:8.1} MB/s  (runs: {pinned_runs:.1?}) vdestack with the switch \
+             alone on CPU {switch}, this process on CPU {ours}"
+        );
+        println!("pinned / ceiling   : {:8.2}", transfer / ceiling);
+        println!(
+            "{:<19}: {:8.2}  (each run / its round's ceiling: {paired:.2?})",
+            "  paired, median",
+            median(paired.clone())
+        );
+    }
     if ref_runs.is_empty() {
         println!(
             "reference  : not measured: {}",

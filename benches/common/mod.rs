@@ -56,6 +56,12 @@ impl Switch {
         ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
     }
 
+    /// The switch's process id.
+    #[allow(dead_code)] // not every bench reads it
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The switch's directory, the locator `vde_open` takes.
     pub fn path(&self) -> PathBuf {
         self.dir.join("sw")
