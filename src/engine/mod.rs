@@ -523,9 +523,15 @@ impl Engine {
             addrs: self.iface.ip_addrs(),
         };
         let plan = Plan::new(&self.config, running);
+        // New addresses empty smoltcp's neighbour cache; Linux keeps its own.
+        let flushes = plan.addrs.is_some();
         self.apply_plan(plan);
-        self.fill_static_neighbors();
-        self.fill_detour_neighbors();
+        if flushes {
+            self.refill_neighbors();
+        } else {
+            self.fill_static_neighbors();
+            self.fill_detour_neighbors();
+        }
         // Addresses, routes or the link changed under every socket: each gets a
         // transmit, as a socket that found no route or no neighbour may now send.
         for handle in self.tcp.handles() {

@@ -11,6 +11,16 @@
 //! next transmit after the wire contradicted one. A static entry thus holds as
 //! Linux's `PERMANENT` does, with one difference: between the contradicting
 //! frame and the next transmit, smoltcp has the wire's word.
+//!
+//! smoltcp also empties its whole cache whenever its addresses change: a
+//! link-local address that passes duplicate address detection a second after
+//! the link came up, `ip addr add`, a DHCP lease. Linux keeps its neighbours
+//! then, and so does the stack: the neighbours seen on the wire that smoltcp
+//! would still know are handed back to it the same way. (A connection that
+//! sent right after such a change found its peer's address gone and, within
+//! the second of silence smoltcp keeps after any request, waited that second:
+//! one transfer in four or five of the throughput bench stalled a whole second
+//! when its stacks' link-local addresses became valid.)
 
 use super::{frames, Engine};
 use crate::cmd::{LinkKind, Neighbor, NeighborState};
@@ -103,21 +113,44 @@ impl NeighborTable {
     pub(super) fn fill_due(&self, now: Duration) -> bool {
         now >= self.next_fill
     }
+
+    /// The neighbours seen on the wire that smoltcp would still know.
+    fn known(&self, now: Duration) -> Vec<(IpAddr, EthernetAddress)> {
+        self.seen
+            .iter()
+            .filter(|(_, (_, at))| now.saturating_sub(*at) < FORGOTTEN)
+            .map(|(addr, (mac, _))| (*addr, *mac))
+            .collect()
+    }
 }
 
 impl Engine {
+    /// Hands smoltcp back the neighbours it knew before it emptied its cache
+    /// (its addresses changed, or `ip neigh flush` took some): those seen on
+    /// the wire, then the static entries, which win, then the made-up next
+    /// hops of the detours.
+    pub(super) fn refill_neighbors(&mut self) {
+        if let Some(ether) = self.ether_up() {
+            let learned = self.neighbor_table.known(self.now);
+            let statics = self.config.neighbors();
+            let learned: Vec<_> = learned
+                .into_iter()
+                .filter(|(addr, _)| !statics.iter().any(|n| n.dev == ether && n.addr == *addr))
+                .collect();
+            let mut frame = Vec::new();
+            for (addr, mac) in learned {
+                self.hand_neighbor(addr, mac, &mut frame);
+            }
+        }
+        self.fill_static_neighbors();
+        self.fill_detour_neighbors();
+    }
+
     /// Hands smoltcp the model's static entries of the Ethernet link (when it is
-    /// up), each as its neighbour's answer to one of smoltcp's addresses in
-    /// the same network (IPv4: smoltcp takes no other; IPv6: any it holds).
+    /// up).
     pub(super) fn fill_static_neighbors(&mut self) {
         self.neighbor_table.next_fill = self.now + REFILL;
-        let Some(ether) = self
-            .config
-            .links()
-            .iter()
-            .find(|l| l.kind == LinkKind::Ether && l.up)
-            .map(|l| l.index)
-        else {
+        let Some(ether) = self.ether_up() else {
             return;
         };
         let entries: Vec<(IpAddr, EthernetAddress)> = self
@@ -129,35 +162,50 @@ impl Engine {
             .collect();
         let mut frame = Vec::new();
         for (addr, mac) in entries {
-            let ours = self
-                .iface
-                .ip_addrs()
-                .iter()
-                .find_map(|cidr| match (cidr, addr) {
-                    (IpCidr::Ipv4(c), IpAddr::V4(a)) if c.contains_addr(&a) => {
-                        Some(IpAddress::Ipv4(c.address()))
-                    }
-                    (IpCidr::Ipv6(c), IpAddr::V6(_)) => Some(IpAddress::Ipv6(c.address())),
-                    _ => None,
-                });
-            frame.clear();
-            match (ours, addr) {
-                (Some(IpAddress::Ipv4(us)), IpAddr::V4(them)) => {
-                    frames::write_arp_reply_to(&mut frame, mac, them, self.io.mac, us);
-                }
-                (Some(IpAddress::Ipv6(us)), IpAddr::V6(them)) => {
-                    frames::write_neighbor_advert_to(&mut frame, (mac, them), (self.io.mac, us));
-                }
-                _ => continue,
-            }
-            self.ingest_ready(&frame);
+            self.hand_neighbor(addr, mac, &mut frame);
         }
+    }
+
+    /// The index of the Ethernet link, if it is up.
+    fn ether_up(&self) -> Option<u32> {
+        self.config
+            .links()
+            .iter()
+            .find(|l| l.kind == LinkKind::Ether && l.up)
+            .map(|l| l.index)
+    }
+
+    /// Hands smoltcp neighbour `addr`'s hardware address `mac` as that
+    /// neighbour's answer to one of smoltcp's addresses in the same network
+    /// (IPv4: smoltcp takes no other; IPv6: any it holds), built in `frame`.
+    fn hand_neighbor(&mut self, addr: IpAddr, mac: EthernetAddress, frame: &mut Vec<u8>) {
+        let ours = self
+            .iface
+            .ip_addrs()
+            .iter()
+            .find_map(|cidr| match (cidr, addr) {
+                (IpCidr::Ipv4(c), IpAddr::V4(a)) if c.contains_addr(&a) => {
+                    Some(IpAddress::Ipv4(c.address()))
+                }
+                (IpCidr::Ipv6(c), IpAddr::V6(_)) => Some(IpAddress::Ipv6(c.address())),
+                _ => None,
+            });
+        frame.clear();
+        match (ours, addr) {
+            (Some(IpAddress::Ipv4(us)), IpAddr::V4(them)) => {
+                frames::write_arp_reply_to(frame, mac, them, self.io.mac, us);
+            }
+            (Some(IpAddress::Ipv6(us)), IpAddr::V6(them)) => {
+                frames::write_neighbor_advert_to(frame, (mac, them), (self.io.mac, us));
+            }
+            _ => return,
+        }
+        self.ingest_ready(frame);
     }
 
     /// Forgets the learned neighbours `ip neigh flush` selected: from what
     /// `ip neigh show` lists and from smoltcp's cache (which smoltcp empties
-    /// only whole, so the static entries and the made-up next hops are handed
-    /// to it again; the others it learns anew when used).
+    /// only whole, so every other neighbour is handed to it again).
     pub(super) fn forget_flushed_neighbors(&mut self) {
         let flushed = self.config.take_flushed_neighbors();
         if flushed.is_empty() {
@@ -167,8 +215,7 @@ impl Engine {
             self.neighbor_table.seen.remove(addr);
         }
         self.iface.update_ip_addrs(|_| {});
-        self.fill_static_neighbors();
-        self.fill_detour_neighbors();
+        self.refill_neighbors();
     }
 
     /// What the engine observed that `ip` shows: the neighbours it saw on the

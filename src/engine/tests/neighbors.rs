@@ -145,3 +145,116 @@ fn a_sender_in_a_transfer_does_not_ask_for_its_neighbour_again() {
     assert!(got > 10_000_000, "the flow went on: {got} bytes");
     assert_eq!(asked, 0, "ARP requests from the sender");
 }
+
+/// How long after `b` sends `bytes` on `client` they reach `server` on `a`
+/// (at `peer`), with the ARP requests and neighbour solicitations for `peer`
+/// `b` sent meanwhile; at most 3 s of 1 ms steps.
+fn delivery(
+    w: &mut Wire,
+    (client, server): (TcpHandle, TcpHandle),
+    peer: IpAddr,
+    bytes: &[u8],
+) -> (Duration, usize) {
+    w.b.tcp(client).send_slice(bytes).unwrap();
+    let (start, mut asked, mut got) = (w.now, 0, 0);
+    let mut buf = vec![0u8; bytes.len()];
+    for _ in 0..3000 {
+        w.b.transmit(w.now);
+        while let Some(frame) = w.b.next_outgoing() {
+            let target = frames::arp_request(&frame)
+                .map(|(target, _)| IpAddr::V4(target))
+                .or_else(|| frames::neighbor_solicit(&frame).map(|(target, _)| IpAddr::V6(target)));
+            asked += usize::from(target == Some(peer));
+            w.a.receive(w.now, &frame);
+        }
+        w.a.transmit(w.now);
+        while let Some(frame) = w.a.next_outgoing() {
+            w.b.receive(w.now, &frame);
+        }
+        if let Ok(n) = w.a.tcp(server).recv_slice(&mut buf) {
+            got += n;
+        }
+        if got == bytes.len() {
+            return (w.now - start, asked);
+        }
+        w.now += MS;
+    }
+    panic!("{got} of {} bytes in 3 s", bytes.len());
+}
+
+/// An address added keeps the neighbours the stack knows, as on Linux:
+/// smoltcp empties its whole neighbour cache when its addresses change (as
+/// when a link-local address passes duplicate address detection, a second
+/// after the link came up), and a connection that sent right after found its
+/// peer gone and, within a second of its last request, waited a second for
+/// the next. Here the connection's ARP was 100 ms before the change.
+#[test]
+fn an_address_added_keeps_the_ipv4_neighbour_a_connection_uses() {
+    let mut w = Wire::new();
+    let conn = connected(&mut w);
+    w.run(100 * MS);
+    w.b.run_cmd("/bin/ip addr add 10.0.1.2/24 dev vde0")
+        .unwrap();
+    let peer = "10.0.0.1".parse().unwrap();
+    let (took, asked) = delivery(&mut w, conn, peer, b"hello");
+    assert!(took <= 5 * MS, "took {took:?}");
+    assert_eq!(asked, 0, "the neighbour was kept, not asked for again");
+}
+
+/// The same over IPv6, the neighbour solicited 100 ms before an IPv4 address
+/// is added (an IPv6 one is tentative for a second, and changes smoltcp's
+/// addresses only then, past the solicitation's silence).
+#[test]
+fn an_address_added_keeps_the_ipv6_neighbour_a_connection_uses() {
+    let mut w = Wire::new();
+    w.a.run_cmd("/bin/ip addr add fd00::1/64 dev vde0").unwrap();
+    w.b.run_cmd("/bin/ip addr add fd00::2/64 dev vde0").unwrap();
+    w.settle_dad();
+    listen_on(&mut w.a, addr("[::]:80"));
+    let client =
+        w.b.connect(addr("[fd00::1]:80"), None, &SocketOptions::default())
+            .unwrap();
+    w.run(MS);
+    let server = match Wire::events(&mut w.a).as_slice() {
+        [Event::Accepted { handle, .. }] => *handle,
+        other => panic!("{other:?}"),
+    };
+    w.run(100 * MS);
+    w.b.run_cmd("/bin/ip addr add 10.0.1.2/24 dev vde0")
+        .unwrap();
+    let peer = "fd00::1".parse().unwrap();
+    let (took, asked) = delivery(&mut w, (client, server), peer, b"hello");
+    assert!(took <= 5 * MS, "took {took:?}");
+    assert_eq!(asked, 0, "the neighbour was kept, not asked for again");
+}
+
+/// `ip neigh flush to ADDR` forgets that neighbour only, as on Linux: the
+/// connection to another goes on without asking for it again.
+#[test]
+fn flushing_one_neighbour_keeps_the_others() {
+    let mut w = Wire::new();
+    let conn = connected(&mut w);
+    w.run(100 * MS);
+    let mut answer = Vec::new();
+    frames::write_arp_reply_to(
+        &mut answer,
+        EthernetAddress([2, 0, 0, 0, 0, 9]),
+        "10.0.0.9".parse().unwrap(),
+        EthernetAddress([2, 0, 0, 0, 0, 2]),
+        "10.0.0.2".parse().unwrap(),
+    );
+    w.b.receive(w.now, &answer);
+    w.b.run_cmd("/bin/ip neigh flush to 10.0.0.9").unwrap();
+    let shown = w.b.run_cmd("/bin/ip neigh show").unwrap();
+    assert!(
+        !shown.contains("10.0.0.9") && shown.contains("10.0.0.1"),
+        "{shown}"
+    );
+    let peer = "10.0.0.1".parse().unwrap();
+    let (took, asked) = delivery(&mut w, conn, peer, b"hello");
+    assert!(took <= 5 * MS, "took {took:?}");
+    assert_eq!(
+        asked, 0,
+        "the other neighbour was kept, not asked for again"
+    );
+}
