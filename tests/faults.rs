@@ -521,9 +521,11 @@ fn kernel_bidir_throughput(faults: &[&str], len: u64) -> Result<[f64; 2], String
     };
     let _server = Namespace::run(&host(&sw_a, "10.0.0.1", "exec iperf3 -s -1 -B 10.0.0.1"))
         .map_err(|e| format!("unshare: {e}"))?;
-    // The client retries (bounded) until the server listens.
+    // The client retries (bounded) until the server listens. iperf3 3.12 may
+    // exit 0 with `-J` when its connection is refused, the error in its JSON.
     let client_cmd = format!(
-        "i=0; until out=$(iperf3 -c 10.0.0.1 --bidir -n {len} -J 2>&1); do \
+        "i=0; until out=$(iperf3 -c 10.0.0.1 --bidir -n {len} -J 2>&1) \
+             && ! printf '%s' \"$out\" | grep -q '\"error\"'; do \
            i=$((i+1)); [ $i -gt 100 ] && {{ printf '%s\\n' \"$out\"; exit 4; }}; sleep 0.05; done; \
          printf '%s\\n' \"$out\""
     );
