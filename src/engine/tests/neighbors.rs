@@ -126,24 +126,36 @@ fn a_sender_in_a_transfer_does_not_ask_for_its_neighbour_again() {
     let mut buf = vec![0u8; 3000];
     let (mut asked, mut got) = (0, 0);
     // 4 s of a flow the reader holds to 3 kB a millisecond.
+    let peer = "10.0.0.1".parse().unwrap();
     for _ in 0..4000 {
         let _ = w.b.tcp(client).send_slice(&chunk);
-        w.b.transmit(w.now);
-        while let Some(frame) = w.b.next_outgoing() {
-            asked += usize::from(frames::arp_request(&frame).is_some());
-            w.a.receive(w.now, &frame);
-        }
-        w.a.transmit(w.now);
-        while let Some(frame) = w.a.next_outgoing() {
-            w.b.receive(w.now, &frame);
-        }
+        asked += millisecond(&mut w, peer);
         if let Ok(n) = w.a.tcp(server).recv_slice(&mut buf) {
             got += n;
         }
-        w.now += MS;
     }
     assert!(got > 10_000_000, "the flow went on: {got} bytes");
-    assert_eq!(asked, 0, "ARP requests from the sender");
+    assert_eq!(asked, 0, "ARP requests from the sender for its peer");
+}
+
+/// One millisecond of the wire: `b`'s frames to `a`, and `a`'s back; how
+/// many of `b`'s asked for `peer`'s hardware address.
+fn millisecond(w: &mut Wire, peer: IpAddr) -> usize {
+    let mut asked = 0;
+    w.b.transmit(w.now);
+    while let Some(frame) = w.b.next_outgoing() {
+        let target = frames::arp_request(&frame)
+            .map(|(target, _)| IpAddr::V4(target))
+            .or_else(|| frames::neighbor_solicit(&frame).map(|(target, _)| IpAddr::V6(target)));
+        asked += usize::from(target == Some(peer));
+        w.a.receive(w.now, &frame);
+    }
+    w.a.transmit(w.now);
+    while let Some(frame) = w.a.next_outgoing() {
+        w.b.receive(w.now, &frame);
+    }
+    w.now += MS;
+    asked
 }
 
 /// How long after `b` sends `bytes` on `client` they reach `server` on `a`
@@ -159,25 +171,13 @@ fn delivery(
     let (start, mut asked, mut got) = (w.now, 0, 0);
     let mut buf = vec![0u8; bytes.len()];
     for _ in 0..3000 {
-        w.b.transmit(w.now);
-        while let Some(frame) = w.b.next_outgoing() {
-            let target = frames::arp_request(&frame)
-                .map(|(target, _)| IpAddr::V4(target))
-                .or_else(|| frames::neighbor_solicit(&frame).map(|(target, _)| IpAddr::V6(target)));
-            asked += usize::from(target == Some(peer));
-            w.a.receive(w.now, &frame);
-        }
-        w.a.transmit(w.now);
-        while let Some(frame) = w.a.next_outgoing() {
-            w.b.receive(w.now, &frame);
-        }
+        asked += millisecond(w, peer);
         if let Ok(n) = w.a.tcp(server).recv_slice(&mut buf) {
             got += n;
         }
         if got == bytes.len() {
             return (w.now - start, asked);
         }
-        w.now += MS;
     }
     panic!("{got} of {} bytes in 3 s", bytes.len());
 }
