@@ -527,11 +527,10 @@ impl Engine {
         let flushes = plan.addrs.is_some();
         self.apply_plan(plan);
         if flushes {
-            self.refill_neighbors();
-        } else {
-            self.fill_static_neighbors();
-            self.fill_detour_neighbors();
+            self.hand_back_learned_neighbors();
         }
+        self.fill_static_neighbors();
+        self.fill_detour_neighbors();
         // Addresses, routes or the link changed under every socket: each gets a
         // transmit, as a socket that found no route or no neighbour may now send.
         for handle in self.tcp.handles() {

@@ -125,25 +125,18 @@ impl NeighborTable {
 }
 
 impl Engine {
-    /// Hands smoltcp back the neighbours it knew before it emptied its cache
-    /// (its addresses changed, or `ip neigh flush` took some): those seen on
-    /// the wire, then the static entries, which win, then the made-up next
-    /// hops of the detours.
-    pub(super) fn refill_neighbors(&mut self) {
-        if let Some(ether) = self.ether_up() {
-            let learned = self.neighbor_table.known(self.now);
-            let statics = self.config.neighbors();
-            let learned: Vec<_> = learned
-                .into_iter()
-                .filter(|(addr, _)| !statics.iter().any(|n| n.dev == ether && n.addr == *addr))
-                .collect();
-            let mut frame = Vec::new();
-            for (addr, mac) in learned {
-                self.hand_neighbor(addr, mac, &mut frame);
-            }
+    /// Hands smoltcp back the neighbours seen on the wire that it would still
+    /// know, after it emptied its cache (its addresses changed, or `ip neigh
+    /// flush` took some). The static entries and the made-up next hops go
+    /// after them, and win.
+    pub(super) fn hand_back_learned_neighbors(&mut self) {
+        if self.ether_up().is_none() {
+            return;
         }
-        self.fill_static_neighbors();
-        self.fill_detour_neighbors();
+        let mut frame = Vec::new();
+        for (addr, mac) in self.neighbor_table.known(self.now) {
+            self.hand_neighbor(addr, mac, &mut frame);
+        }
     }
 
     /// Hands smoltcp the model's static entries of the Ethernet link (when it is
@@ -215,7 +208,9 @@ impl Engine {
             self.neighbor_table.seen.remove(addr);
         }
         self.iface.update_ip_addrs(|_| {});
-        self.refill_neighbors();
+        self.hand_back_learned_neighbors();
+        self.fill_static_neighbors();
+        self.fill_detour_neighbors();
     }
 
     /// What the engine observed that `ip` shows: the neighbours it saw on the
