@@ -258,3 +258,39 @@ fn flushing_one_neighbour_keeps_the_others() {
         "the other neighbour was kept, not asked for again"
     );
 }
+
+/// The address change every stack makes: its link-local address passes
+/// duplicate address detection a second after the link came up. A connection
+/// made within that second (its ARP half a second before) that sends right
+/// after goes on at once. (It waited a second: one throughput-bench transfer
+/// in four or five did.)
+#[test]
+fn a_connection_keeps_its_neighbour_when_the_link_local_address_becomes_valid() {
+    let engine = |n: u8| {
+        let mut engine = Engine::new(
+            NetConfig::new("vde0", [2, 0, 0, 0, 0, n]),
+            u64::from(n),
+            Duration::ZERO,
+        );
+        engine.set_accept_ra(false);
+        engine
+            .run_cmd(&format!(
+                "/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.{n}/24 dev vde0"
+            ))
+            .unwrap();
+        engine
+    };
+    let mut w = Wire {
+        a: engine(1),
+        b: engine(2),
+        now: Duration::ZERO,
+    };
+    w.run(500 * MS);
+    let conn = connected(&mut w);
+    // Past the end of duplicate address detection, at 1 s.
+    w.run(510 * MS);
+    let peer = "10.0.0.1".parse().unwrap();
+    let (took, asked) = delivery(&mut w, conn, peer, b"hello");
+    assert!(took <= 5 * MS, "took {took:?}");
+    assert_eq!(asked, 0, "the neighbour was kept, not asked for again");
+}
