@@ -84,16 +84,14 @@ impl NeighborTable {
     /// show` lists them, on link `dev`, in address order.
     pub(super) fn learned(&self, now: Duration, dev: u32) -> Vec<Neighbor> {
         let mut learned: Vec<Neighbor> = self
-            .seen
-            .iter()
-            .filter(|(_, (_, at))| now.saturating_sub(*at) < FORGOTTEN)
-            .map(|(addr, (mac, at))| {
-                let state = if now.saturating_sub(*at) < REACHABLE {
+            .known(now)
+            .map(|(addr, mac, at)| {
+                let state = if now.saturating_sub(at) < REACHABLE {
                     NeighborState::Reachable
                 } else {
                     NeighborState::Stale
                 };
-                Neighbor::new(dev, *addr, Some(mac.0), state)
+                Neighbor::new(dev, addr, Some(mac.0), state)
             })
             .collect();
         learned.sort_by_key(|n| n.addr);
@@ -105,7 +103,7 @@ impl NeighborTable {
     pub(super) fn mac_of(&self, addr: IpAddr, now: Duration) -> Option<EthernetAddress> {
         self.seen
             .get(&addr)
-            .filter(|(_, at)| now.saturating_sub(*at) < FORGOTTEN)
+            .filter(|(_, at)| still_known(*at, now))
             .map(|(mac, _)| *mac)
     }
 
@@ -114,14 +112,23 @@ impl NeighborTable {
         now >= self.next_fill
     }
 
-    /// The neighbours seen on the wire that smoltcp would still know.
-    fn known(&self, now: Duration) -> Vec<(IpAddr, EthernetAddress)> {
+    /// The neighbours seen on the wire that smoltcp would still know, and
+    /// when each was seen.
+    fn known(
+        &self,
+        now: Duration,
+    ) -> impl Iterator<Item = (IpAddr, EthernetAddress, Duration)> + '_ {
         self.seen
             .iter()
-            .filter(|(_, (_, at))| now.saturating_sub(*at) < FORGOTTEN)
-            .map(|(addr, (mac, _))| (*addr, *mac))
-            .collect()
+            .filter(move |(_, (_, at))| still_known(*at, now))
+            .map(|(addr, (mac, at))| (*addr, *mac, *at))
     }
+}
+
+/// Whether smoltcp would still know a neighbour seen at `at`: it forgets an
+/// entry a minute after it was filled.
+fn still_known(at: Duration, now: Duration) -> bool {
+    now.saturating_sub(at) < FORGOTTEN
 }
 
 impl Engine {
@@ -133,8 +140,9 @@ impl Engine {
         if self.ether_up().is_none() {
             return;
         }
+        let known: Vec<_> = self.neighbor_table.known(self.now).collect();
         let mut frame = Vec::new();
-        for (addr, mac) in self.neighbor_table.known(self.now) {
+        for (addr, mac, _) in known {
             self.hand_neighbor(addr, mac, &mut frame);
         }
     }
