@@ -8,6 +8,23 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 pub use vdestack::Backend;
 
+/// Held (shared) while a fixture starts processes: a `vde_switch`, or a
+/// kernel stack's helper, which is forked without an exec and holds a copy of
+/// every descriptor of the test process until it has closed those it does not
+/// keep. A test that needs a socket it closes to be gone at once (its port
+/// free again, as on Linux once no process holds the socket) holds it
+/// exclusively meanwhile ([`no_new_processes`]), since a copy made by another
+/// test's fixture at that moment would keep the socket open.
+static STARTING_PROCESSES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Keeps the fixtures of the other tests of this process from starting
+/// processes (and so from copying this test's descriptors) while held.
+pub fn no_new_processes() -> std::sync::RwLockWriteGuard<'static, ()> {
+    STARTING_PROCESSES
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);
 
@@ -206,6 +223,7 @@ impl Net {
 
     /// Two stacks as [`Net::new`] makes them, `a` on backend `ba` and `b` on `bb`.
     pub fn with_backends(wire: Wire, ba: Backend, bb: Backend) -> Net {
+        let starting = STARTING_PROCESSES.read().unwrap_or_else(|e| e.into_inner());
         let (vnl, switch, dir) = match wire {
             Wire::Switch => {
                 let switch = Switch::start();
@@ -225,6 +243,7 @@ impl Net {
         };
         let a = stack(ba).expect("stack a");
         let b = stack(bb).expect("stack b");
+        drop(starting);
         a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
             .expect("configure a");
         b.cmd("/sbin/ip link set vde0 up; /usr/bin/ip addr add 10.0.0.2/24 dev vde0")
