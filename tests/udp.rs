@@ -372,7 +372,9 @@ fn errors_of_bind_and_send(b: Backend) {
     socket.set_ttl(7).unwrap();
     assert_eq!(socket.ttl().unwrap(), 7);
     assert_eq!(errno(&socket.set_ttl(0).unwrap_err()), libc::EINVAL);
-    // Its port is free again once the socket is dropped.
+    // Its port is free again once the socket is dropped (and no process
+    // started by another test's fixture holds a copy: see `no_new_processes`).
+    let _alone = common::no_new_processes();
     drop(socket);
     UdpSocket::bind(&net.b, "0.0.0.0:7000").unwrap();
 }

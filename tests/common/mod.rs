@@ -25,6 +25,17 @@ pub fn no_new_processes() -> std::sync::RwLockWriteGuard<'static, ()> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
+/// Runs `start`, which starts a process (a spawn, or a stack whose kernel
+/// backend forks its helper), unless a test holds [`no_new_processes`]. When
+/// it returns, the copies of this process's descriptors it made are gone
+/// (closed at the exec, or by the helper before it said ready), except those
+/// of descriptors that are not close-on-exec, which a spawned program keeps:
+/// a test that makes such a socket holds [`no_new_processes`] from before.
+fn starting_processes<T>(start: impl FnOnce() -> T) -> T {
+    let _starting = STARTING_PROCESSES.read().unwrap_or_else(|e| e.into_inner());
+    start()
+}
+
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);
 
@@ -68,16 +79,18 @@ impl Switch {
     pub fn with_ports(ports: usize) -> Switch {
         let dir = TempDir::new("sw");
         let sock = dir.path().join("sw");
-        let child = Command::new("vde_switch")
-            .arg("-s")
-            .arg(&sock)
-            .arg("-n")
-            .arg(ports.max(32).to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("vde_switch (Debian package vde2) must be installed");
+        let child = starting_processes(|| {
+            Command::new("vde_switch")
+                .arg("-s")
+                .arg(&sock)
+                .arg("-n")
+                .arg(ports.max(32).to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+        })
+        .expect("vde_switch (Debian package vde2) must be installed");
         let ctl = sock.join("ctl");
         let deadline = Instant::now() + Duration::from_secs(10);
         // Readiness of an external process: its control socket listening (the file
@@ -223,7 +236,6 @@ impl Net {
 
     /// Two stacks as [`Net::new`] makes them, `a` on backend `ba` and `b` on `bb`.
     pub fn with_backends(wire: Wire, ba: Backend, bb: Backend) -> Net {
-        let starting = STARTING_PROCESSES.read().unwrap_or_else(|e| e.into_inner());
         let (vnl, switch, dir) = match wire {
             Wire::Switch => {
                 let switch = Switch::start();
@@ -236,14 +248,15 @@ impl Net {
             }
         };
         let stack = |backend| {
-            vdestack::Stack::builder()
-                .vnl(&vnl)
-                .backend(backend)
-                .build()
+            starting_processes(|| {
+                vdestack::Stack::builder()
+                    .vnl(&vnl)
+                    .backend(backend)
+                    .build()
+            })
         };
         let a = stack(ba).expect("stack a");
         let b = stack(bb).expect("stack b");
-        drop(starting);
         a.cmd("/bin/ip link set vde0 up; /bin/ip addr add 10.0.0.1/24 dev vde0")
             .expect("configure a");
         b.cmd("/sbin/ip link set vde0 up; /usr/bin/ip addr add 10.0.0.2/24 dev vde0")
@@ -296,17 +309,19 @@ impl Wirefilter {
                 p.display()
             );
         }
-        let mut child = Command::new("wirefilter")
-            .arg("-v")
-            .arg(format!("{}:{}", l.display(), r.display()))
-            .arg("-M")
-            .arg(&mgmt)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("wirefilter (Debian package vde2) must be installed");
+        let mut child = starting_processes(|| {
+            Command::new("wirefilter")
+                .arg("-v")
+                .arg(format!("{}:{}", l.display(), r.display()))
+                .arg("-M")
+                .arg(&mgmt)
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+        })
+        .expect("wirefilter (Debian package vde2) must be installed");
         // wirefilter binds its management socket after opening both plugs: the
         // socket appearing means the wire is in place.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -342,23 +357,27 @@ pub struct Namespace {
 impl Namespace {
     /// Whether `unshare -Urnp` works here.
     pub fn available() -> bool {
-        Command::new("unshare")
-            .args(["-Urnp", "--fork", "true"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+        starting_processes(|| {
+            Command::new("unshare")
+                .args(["-Urnp", "--fork", "true"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+        })
+        .is_ok_and(|s| s.success())
     }
 
     /// Runs `script` with `sh -c` inside fresh namespaces; its stdout is piped.
     pub fn run(script: &str) -> std::io::Result<Namespace> {
-        let child = Command::new("unshare")
-            .args(["-Urnp", "--fork", "--kill-child", "sh", "-c", script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
+        let child = starting_processes(|| {
+            Command::new("unshare")
+                .args(["-Urnp", "--fork", "--kill-child", "sh", "-c", script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        })?;
         Ok(Namespace { child })
     }
 
@@ -378,7 +397,7 @@ impl Drop for Namespace {
 /// user namespaces, or vdestack built without the feature `kernel-ns`), says so on
 /// stderr, past the test harness's capture, naming the skipped test and the cause.
 pub fn kernel_available(test: &str) -> bool {
-    match vdestack::Stack::builder().backend(Backend::Kernel).build() {
+    match starting_processes(|| vdestack::Stack::builder().backend(Backend::Kernel).build()) {
         Ok(_) => true,
         Err(e) => {
             let _ = writeln!(
@@ -404,10 +423,7 @@ pub fn ping_pong(client: &mut vdestack::TcpStream, server: &mut vdestack::TcpStr
 
 /// A stack of `backend` on `vnl` with interface `vde0`.
 pub fn stack_on(backend: Backend, vnl: &str) -> vdestack::Stack {
-    vdestack::Stack::builder()
-        .vnl(vnl)
-        .backend(backend)
-        .build()
+    starting_processes(|| vdestack::Stack::builder().vnl(vnl).backend(backend).build())
         .unwrap_or_else(|e| panic!("a {backend:?} stack on {vnl:?}: {e}"))
 }
 
@@ -556,12 +572,14 @@ while True:
 /// `/etc/resolv.conf`: here they reach that server and nothing leaves the
 /// machine. `None` (said on stderr) where such namespaces cannot be made.
 pub fn local_resolver(test: &str, dir: &TempDir, program: &[&str]) -> Option<Command> {
-    let ok = Command::new("unshare")
-        .args(["-Urnmp", "--fork", "true"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = starting_processes(|| {
+        Command::new("unshare")
+            .args(["-Urnmp", "--fork", "true"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+    })
+    .is_ok_and(|s| s.success());
     if !ok {
         eprintln!("SKIPPED {test}: no user, network and mount namespaces here (unshare -Urnm)");
         return None;
