@@ -455,7 +455,8 @@ fn rfc5549_with_a_kernel_peer() {
 
 /// `ip neigh show` lists what the stack learned from the wire beside its
 /// static entries, IPv4 ones first as Linux dumps them; `ip neigh flush`
-/// forgets the learned ones and keeps the permanent ones, as Linux does.
+/// forgets the learned ones and keeps the permanent ones, as Linux does; the
+/// link going down forgets them all.
 fn neighbours_flushed(backend: Backend) {
     let switch = Switch::start();
     let a = common::stack_on(backend, &switch.vnl());
@@ -519,6 +520,13 @@ fn neighbours_flushed(backend: Backend) {
     drop(listener.accept().unwrap());
     let shown = a.cmd_output("/bin/ip neigh show dev vde0").unwrap();
     assert!(shown.contains("10.0.0.2 lladdr "), "{shown}");
+    // A link taken down forgets every entry, permanent ones too.
+    a.cmd("/bin/ip link set vde0 down").expect("down");
+    let shown = a.cmd_output("/bin/ip neigh show dev vde0").unwrap();
+    assert_eq!(shown, "", "the neighbours of a link that went down");
+    a.cmd("/bin/ip link set vde0 up").expect("up");
+    let shown = a.cmd_output("/bin/ip neigh show dev vde0").unwrap();
+    assert_eq!(shown, "", "the neighbours of a link that came up again");
 }
 
 /// `ip route del local ADDR table local` takes the address's meaning away,

@@ -523,10 +523,13 @@ impl Engine {
             addrs: self.iface.ip_addrs(),
         };
         let plan = Plan::new(&self.config, running);
-        // New addresses empty smoltcp's neighbour cache; Linux keeps its own.
+        // New addresses empty smoltcp's neighbour cache; Linux keeps its own,
+        // but forgets them all when the link goes down.
         let flushes = plan.addrs.is_some();
         self.apply_plan(plan);
-        if flushes {
+        if !self.io.wire_up {
+            self.forget_all_neighbors();
+        } else if flushes {
             self.hand_back_learned_neighbors();
         }
         self.fill_static_neighbors();

@@ -20,7 +20,8 @@
 //! sent right after such a change found its peer's address gone and, within
 //! the second of silence smoltcp keeps after any request, waited that second:
 //! one transfer in four or five of the throughput bench stalled a whole second
-//! when its stacks' link-local addresses became valid.)
+//! when its stacks' link-local addresses became valid.) A link taken down
+//! forgets them all, static ones too, as Linux's does.
 
 use super::{frames, Engine};
 use crate::cmd::{LinkKind, Neighbor, NeighborState};
@@ -145,6 +146,15 @@ impl Engine {
         for (addr, mac, _) in known {
             self.hand_neighbor(addr, mac, &mut frame);
         }
+    }
+
+    /// Forgets every neighbour, learned or handed to smoltcp, as a link taken
+    /// down does on Linux (the model drops its static entries then): once up,
+    /// the stack asks again.
+    pub(super) fn forget_all_neighbors(&mut self) {
+        self.neighbor_table.seen.clear();
+        // smoltcp empties its cache only with its addresses.
+        self.iface.update_ip_addrs(|_| {});
     }
 
     /// Hands smoltcp the model's static entries of the Ethernet link (when it is

@@ -294,3 +294,34 @@ fn a_connection_keeps_its_neighbour_when_the_link_local_address_becomes_valid() 
     assert!(took <= 5 * MS, "took {took:?}");
     assert_eq!(asked, 0, "the neighbour was kept, not asked for again");
 }
+
+/// A link taken down forgets its neighbours, learned and static, as Linux's
+/// does (checked with `ip link set DEV down` on a veth, kernel 6.18): `ip
+/// neigh show` lists none, and once the link is up again a connection asks
+/// for its peer before it sends. (The learned ones were kept and handed back
+/// to smoltcp when the link came up.)
+#[test]
+fn a_link_taken_down_forgets_its_neighbours() {
+    let mut w = Wire::new();
+    let conn = connected(&mut w);
+    w.b.run_cmd("/bin/ip neigh add 10.0.0.7 lladdr 02:00:00:00:00:07 dev vde0")
+        .unwrap();
+    let shown = w.b.run_cmd("/bin/ip neigh show").unwrap();
+    assert!(
+        shown.contains("10.0.0.1 ") && shown.contains("10.0.0.7 "),
+        "{shown}"
+    );
+    w.b.run_cmd("/bin/ip link set vde0 down").unwrap();
+    w.run(MS);
+    assert_eq!(w.b.run_cmd("/bin/ip neigh show").unwrap(), "");
+    w.b.run_cmd("/bin/ip link set vde0 up").unwrap();
+    assert_eq!(w.b.run_cmd("/bin/ip neigh show").unwrap(), "");
+    let peer = "10.0.0.1".parse().unwrap();
+    let (_, asked) = delivery(&mut w, conn, peer, b"hello");
+    assert_eq!(asked, 1, "ARP requests for the peer after the link came up");
+    let shown = w.b.run_cmd("/bin/ip neigh show").unwrap();
+    assert_eq!(
+        shown,
+        "10.0.0.1 dev vde0 lladdr 02:00:00:00:00:01 REACHABLE \n"
+    );
+}
