@@ -182,6 +182,14 @@ fn delivery(
     panic!("{got} of {} bytes in 3 s", bytes.len());
 }
 
+/// `b` sends on `conn` and the bytes reach `a` (at `peer`) within 5 ms,
+/// without a request for `peer`: `b` kept its neighbour.
+fn delivered_at_once_from_a_kept_neighbour(w: &mut Wire, conn: (TcpHandle, TcpHandle), peer: &str) {
+    let (took, asked) = delivery(w, conn, peer.parse().unwrap(), b"hello");
+    assert!(took <= 5 * MS, "took {took:?}");
+    assert_eq!(asked, 0, "the neighbour was kept, not asked for again");
+}
+
 /// An address added keeps the neighbours the stack knows, as on Linux:
 /// smoltcp empties its whole neighbour cache when its addresses change (as
 /// when a link-local address passes duplicate address detection, a second
@@ -195,10 +203,7 @@ fn an_address_added_keeps_the_ipv4_neighbour_a_connection_uses() {
     w.run(100 * MS);
     w.b.run_cmd("/bin/ip addr add 10.0.1.2/24 dev vde0")
         .unwrap();
-    let peer = "10.0.0.1".parse().unwrap();
-    let (took, asked) = delivery(&mut w, conn, peer, b"hello");
-    assert!(took <= 5 * MS, "took {took:?}");
-    assert_eq!(asked, 0, "the neighbour was kept, not asked for again");
+    delivered_at_once_from_a_kept_neighbour(&mut w, conn, "10.0.0.1");
 }
 
 /// The same over IPv6, the neighbour solicited 100 ms before an IPv4 address
@@ -222,10 +227,7 @@ fn an_address_added_keeps_the_ipv6_neighbour_a_connection_uses() {
     w.run(100 * MS);
     w.b.run_cmd("/bin/ip addr add 10.0.1.2/24 dev vde0")
         .unwrap();
-    let peer = "fd00::1".parse().unwrap();
-    let (took, asked) = delivery(&mut w, (client, server), peer, b"hello");
-    assert!(took <= 5 * MS, "took {took:?}");
-    assert_eq!(asked, 0, "the neighbour was kept, not asked for again");
+    delivered_at_once_from_a_kept_neighbour(&mut w, (client, server), "fd00::1");
 }
 
 /// `ip neigh flush to ADDR` forgets that neighbour only, as on Linux: the
@@ -250,13 +252,7 @@ fn flushing_one_neighbour_keeps_the_others() {
         !shown.contains("10.0.0.9") && shown.contains("10.0.0.1"),
         "{shown}"
     );
-    let peer = "10.0.0.1".parse().unwrap();
-    let (took, asked) = delivery(&mut w, conn, peer, b"hello");
-    assert!(took <= 5 * MS, "took {took:?}");
-    assert_eq!(
-        asked, 0,
-        "the other neighbour was kept, not asked for again"
-    );
+    delivered_at_once_from_a_kept_neighbour(&mut w, conn, "10.0.0.1");
 }
 
 /// The address change every stack makes: its link-local address passes
@@ -289,10 +285,7 @@ fn a_connection_keeps_its_neighbour_when_the_link_local_address_becomes_valid() 
     let conn = connected(&mut w);
     // Past the end of duplicate address detection, at 1 s.
     w.run(510 * MS);
-    let peer = "10.0.0.1".parse().unwrap();
-    let (took, asked) = delivery(&mut w, conn, peer, b"hello");
-    assert!(took <= 5 * MS, "took {took:?}");
-    assert_eq!(asked, 0, "the neighbour was kept, not asked for again");
+    delivered_at_once_from_a_kept_neighbour(&mut w, conn, "10.0.0.1");
 }
 
 /// A link taken down forgets its neighbours, learned and static, as Linux's
